@@ -1,0 +1,272 @@
+import {
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+  ResourceNotFoundException,
+  UpdateTimeToLiveCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { TABLE_KEYS } from '../core/table.js';
+import {
+  ConditionFailedError,
+  type Condition,
+  type Page,
+  type QueryOptions,
+  type Store,
+  type StoreItem,
+  type UpdateSpec,
+} from '../ports/store.js';
+
+/** Builds DynamoDB expressions with generated placeholders so field names never clash with reserved words. */
+class Expr {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+  private n = 0;
+  name(field: string): string {
+    const key = `#n${this.n++}`;
+    this.names[key] = field;
+    return key;
+  }
+  value(v: unknown): string {
+    const key = `:v${this.n++}`;
+    this.values[key] = v;
+    return key;
+  }
+  condition(c: Condition | undefined): string | undefined {
+    if (!c) return undefined;
+    const clauses: string[] = [];
+    if (c.notExists) clauses.push(`attribute_not_exists(${this.name('pk')})`);
+    if (c.exists) clauses.push(`attribute_exists(${this.name('pk')})`);
+    if (c.version !== undefined) clauses.push(`${this.name('version')} = ${this.value(c.version)}`);
+    for (const [field, expected] of Object.entries(c.equals ?? {})) {
+      const f = this.name(field);
+      if (Array.isArray(expected)) {
+        clauses.push(`${f} IN (${expected.map((e) => this.value(e)).join(', ')})`);
+      } else {
+        clauses.push(`${f} = ${this.value(expected)}`);
+      }
+    }
+    for (const field of c.absent ?? []) clauses.push(`attribute_not_exists(${this.name(field)})`);
+    return clauses.length ? clauses.join(' AND ') : undefined;
+  }
+  get attributes() {
+    return {
+      ...(Object.keys(this.names).length ? { ExpressionAttributeNames: this.names } : {}),
+      ...(Object.keys(this.values).length ? { ExpressionAttributeValues: this.values } : {}),
+    };
+  }
+}
+
+const encodeCursor = (key: Record<string, unknown>) => Buffer.from(JSON.stringify(key)).toString('base64url');
+
+function decodeCursor(cursor: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new InvalidCursorError();
+}
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('Invalid pagination cursor');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+function conditionFailed(pk: string, sk: string, error: unknown): never {
+  if (error instanceof ConditionalCheckFailedException) {
+    const item = error.Item ? (unmarshall(error.Item as Record<string, AttributeValue>) as StoreItem) : undefined;
+    throw new ConditionFailedError(pk, sk, item);
+  }
+  throw error;
+}
+
+export class DynamoStore implements Store {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly table: string,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, {
+      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+    });
+  }
+
+  async get<T extends StoreItem>(pk: string, sk: string): Promise<T | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }));
+    return out.Item as T | undefined;
+  }
+
+  async put<T extends StoreItem>(item: T, condition?: Condition): Promise<void> {
+    const expr = new Expr();
+    const ConditionExpression = expr.condition(condition);
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...item, version: item.version ?? 1 },
+          ConditionExpression,
+          ...(ConditionExpression ? expr.attributes : {}),
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+    } catch (error) {
+      conditionFailed(item.pk, item.sk, error);
+    }
+  }
+
+  async update<T extends StoreItem>(pk: string, sk: string, spec: UpdateSpec, condition?: Condition): Promise<T> {
+    const expr = new Expr();
+    const sets = Object.entries(spec.set ?? {})
+      .filter(([, v]) => v !== undefined)
+      .map(([f, v]) => `${expr.name(f)} = ${expr.value(v)}`);
+    const adds = Object.entries(spec.add ?? {}).map(([f, v]) => `${expr.name(f)} ${expr.value(v)}`);
+    adds.push(`${expr.name('version')} ${expr.value(1)}`);
+    const removes = (spec.remove ?? []).map((f) => expr.name(f));
+    const parts = [
+      sets.length ? `SET ${sets.join(', ')}` : '',
+      `ADD ${adds.join(', ')}`,
+      removes.length ? `REMOVE ${removes.join(', ')}` : '',
+    ];
+    const ConditionExpression = expr.condition(condition ?? { exists: true });
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk, sk },
+          UpdateExpression: parts.filter(Boolean).join(' '),
+          ConditionExpression,
+          ...expr.attributes,
+          ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return out.Attributes as T;
+    } catch (error) {
+      conditionFailed(pk, sk, error);
+    }
+  }
+
+  async delete<T extends StoreItem>(pk: string, sk: string, condition?: Condition): Promise<T | undefined> {
+    const expr = new Expr();
+    const ConditionExpression = expr.condition(condition);
+    try {
+      const out = await this.doc.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { pk, sk },
+          ConditionExpression,
+          ...(ConditionExpression ? expr.attributes : {}),
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return out.Attributes as T | undefined;
+    } catch (error) {
+      conditionFailed(pk, sk, error);
+    }
+  }
+
+  async query<T extends StoreItem>(pk: string, options: QueryOptions = {}): Promise<Page<T>> {
+    const index = options.index ? TABLE_KEYS.indexes.find((i) => i.name === options.index) : undefined;
+    const pkField = index?.partitionKey ?? TABLE_KEYS.partitionKey;
+    const skField = index?.sortKey ?? TABLE_KEYS.sortKey;
+    const expr = new Expr();
+    let keyCondition = `${expr.name(pkField)} = ${expr.value(pk)}`;
+    if (options.prefix !== undefined && options.prefix !== '') {
+      keyCondition += ` AND begins_with(${expr.name(skField)}, ${expr.value(options.prefix)})`;
+    } else if (options.between) {
+      const f = expr.name(skField);
+      keyCondition += ` AND ${f} BETWEEN ${expr.value(options.between[0])} AND ${expr.value(options.between[1])}`;
+    }
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: index?.name,
+        KeyConditionExpression: keyCondition,
+        ...expr.attributes,
+        Limit: options.limit,
+        ScanIndexForward: options.ascending ?? true,
+        ExclusiveStartKey: options.cursor ? decodeCursor(options.cursor) : undefined,
+      }),
+    );
+    return {
+      items: (out.Items ?? []) as T[],
+      ...(out.LastEvaluatedKey ? { cursor: encodeCursor(out.LastEvaluatedKey) } : {}),
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.client.send(new DescribeTableCommand({ TableName: this.table }));
+  }
+}
+
+/** Creates the table when it is missing (local runtime and tests; the CDK stack owns it on AWS). */
+export async function ensureTable(client: DynamoDBClient, table: string): Promise<void> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: table }));
+    return;
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+  }
+  const attr = (name: string) => ({ AttributeName: name, AttributeType: 'S' as const });
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          attr(TABLE_KEYS.partitionKey),
+          attr(TABLE_KEYS.sortKey),
+          ...TABLE_KEYS.indexes.flatMap((i) => [attr(i.partitionKey), attr(i.sortKey)]),
+        ],
+        KeySchema: [
+          { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
+          { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
+        ],
+        GlobalSecondaryIndexes: TABLE_KEYS.indexes.map((i) => ({
+          IndexName: i.name,
+          KeySchema: [
+            { AttributeName: i.partitionKey, KeyType: 'HASH' as const },
+            { AttributeName: i.sortKey, KeyType: 'RANGE' as const },
+          ],
+          Projection: { ProjectionType: 'ALL' as const },
+        })),
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error;
+  }
+  // dynalite creates tables asynchronously: wait until ACTIVE.
+  for (let i = 0; i < 100; i++) {
+    const out = await client.send(new DescribeTableCommand({ TableName: table }));
+    const indexesActive = (out.Table?.GlobalSecondaryIndexes ?? []).every((g) => g.IndexStatus === 'ACTIVE');
+    if (out.Table?.TableStatus === 'ACTIVE' && indexesActive) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: table,
+        TimeToLiveSpecification: { AttributeName: TABLE_KEYS.ttlAttribute, Enabled: true },
+      }),
+    );
+  } catch {
+    // dynalite has no UpdateTimeToLive; expired items are then filtered by readers.
+  }
+}

@@ -1,0 +1,72 @@
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import type { BlobInfo, Blobs } from '../ports/blobs.js';
+
+/** Artifacts in a local folder, for the embedded runtime. Keys never escape the folder. */
+export class LocalBlobs implements Blobs {
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  private path(key: string): string {
+    const p = resolve(this.root, key);
+    if (p !== this.root && !p.startsWith(this.root + sep)) throw new Error(`Invalid key: ${key}`);
+    return p;
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    const p = this.path(key);
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, body);
+  }
+
+  async get(key: string): Promise<{ body: Uint8Array } | undefined> {
+    try {
+      return { body: await readFile(this.path(key)) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const p = this.path(key);
+    try {
+      await stat(p);
+    } catch {
+      return false;
+    }
+    await rm(p);
+    return true;
+  }
+
+  async list(prefix: string): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        if (e.isDirectory()) await walk(full);
+        else {
+          const key = relative(this.root, full).split(sep).join('/');
+          if (!key.startsWith(prefix)) continue;
+          const s = await stat(full);
+          out.push({ key, size: s.size, modifiedAt: s.mtime.toISOString() });
+        }
+      }
+    };
+    await walk(this.root);
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  async ping(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+  }
+}

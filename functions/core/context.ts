@@ -1,0 +1,26 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Config } from './config.js';
+import type { Blobs } from '../ports/blobs.js';
+import type { Queue } from '../ports/queue.js';
+import type { Scheduler } from '../ports/scheduler.js';
+import type { Secrets } from '../ports/secrets.js';
+import type { Store } from '../ports/store.js';
+
+/** Everything a handler may use. Built once per process (Lambda container or local runtime). */
+export interface AppContext {
+  config: Config;
+  store: Store;
+  queue: Queue;
+  scheduler: Scheduler;
+  secrets: Secrets;
+  blobs: Blobs;
+  logger: Logger;
+  /** Epoch milliseconds; injectable so tests control time. */
+  now: () => number;
+  /** When this process started, for `uptime`. */
+  startedAt: number;
+  /** Which adapters are wired: lambda (AWS), emulator (AWS_ENDPOINT_URL) or embedded. */
+  mode: 'lambda' | 'emulator' | 'embedded';
+  /** Extra dependency probes for /health (the node engine, the Novita API, ...). */
+  probes?: Record<string, () => Promise<void>>;
+}

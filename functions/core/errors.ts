@@ -1,0 +1,107 @@
+/** Errors that cross the HTTP boundary. Each route renders them in its documented style. */
+export type ErrorStyle = 'fastapi' | 'novita';
+
+export interface ValidationIssue {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    /** Machine-readable code, used by the Novita style (`INSTANCE_NOT_FOUND`). */
+    readonly code: string = defaultCode(status),
+    /** Extra structured details (Novita `details`) or extra top-level fields (FastAPI, e.g. `error_type`). */
+    readonly details?: Record<string, unknown>,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export class ValidationError extends HttpError {
+  constructor(
+    readonly issues: ValidationIssue[],
+    status = 422,
+  ) {
+    super(status, issues[0]?.msg ?? 'Invalid request', 'VALIDATION_ERROR');
+    this.name = 'ValidationError';
+  }
+}
+
+/** A domain conflict (a conditional write lost, a state that forbids the change). */
+export class ConflictError extends HttpError {
+  constructor(message: string, code = 'CONFLICT', details?: Record<string, unknown>) {
+    super(409, message, code, details);
+    this.name = 'ConflictError';
+  }
+}
+
+export class NotFoundError extends HttpError {
+  constructor(message: string, code = 'NOT_FOUND', details?: Record<string, unknown>) {
+    super(404, message, code, details);
+    this.name = 'NotFoundError';
+  }
+}
+
+function defaultCode(status: number): string {
+  switch (status) {
+    case 400:
+    case 422:
+      return 'VALIDATION_ERROR';
+    case 401:
+      return 'AUTHENTICATION_ERROR';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 405:
+      return 'METHOD_NOT_ALLOWED';
+    case 409:
+      return 'CONFLICT';
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 415:
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 429:
+      return 'RATE_LIMIT_EXCEEDED';
+    case 503:
+      return 'SERVICE_UNAVAILABLE';
+    default:
+      return status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST';
+  }
+}
+
+export interface ErrorBodyInput {
+  error: HttpError;
+  requestId: string;
+  now: Date;
+}
+
+/** The body for an error in the route's documented shape. */
+export function renderError(style: ErrorStyle, { error, requestId, now }: ErrorBodyInput): unknown {
+  if (style === 'novita') {
+    const details =
+      error instanceof ValidationError
+        ? {
+            field: error.issues[0]?.loc.filter((p) => p !== 'body' && p !== 'query' && p !== 'path').join('.'),
+            reason: error.issues[0]?.msg,
+            issues: error.issues,
+          }
+        : error.details;
+    return {
+      error: {
+        code: error.code,
+        message: error.message,
+        ...(details ? { details } : {}),
+        timestamp: now.toISOString(),
+        requestId,
+      },
+    };
+  }
+  if (error instanceof ValidationError) return { detail: error.issues };
+  return { detail: error.message, ...(error.details ?? {}) };
+}

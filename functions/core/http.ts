@@ -1,0 +1,226 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { AppContext } from './context.js';
+import { HttpError, ValidationError, renderError, type ErrorStyle } from './errors.js';
+import type { AnyRoute, ResponseOut } from './route.js';
+import { Router, styleForPath } from './router.js';
+import { parseOrThrow } from './validation.js';
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+/** A handler's explicit response: status, headers, or a raw body. Anything else returned is the JSON body. */
+export class Reply implements ResponseOut {
+  constructor(
+    readonly status: number,
+    readonly body?: unknown,
+    readonly headers?: Record<string, string>,
+    readonly raw?: Buffer | string,
+  ) {}
+}
+
+export const reply = (status: number, body?: unknown, headers?: Record<string, string>) =>
+  new Reply(status, body, headers);
+
+export const rawReply = (status: number, raw: Buffer | string, contentType: string, headers: Record<string, string> = {}) =>
+  new Reply(status, undefined, { 'content-type': contentType, ...headers }, raw);
+
+interface Internal {
+  requestId: string;
+  style: ErrorStyle;
+  startedAt: number;
+}
+
+const internals = new WeakMap<object, Internal>();
+
+function lowerHeaders(headers: HttpEvent['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) if (v !== undefined) out[k.toLowerCase()] = v;
+  return out;
+}
+
+function queryObject(event: HttpEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  new URLSearchParams(event.rawQueryString ?? '').forEach((v, k) => {
+    if (!(k in out)) out[k] = v;
+  });
+  return out;
+}
+
+function bodyBytes(event: HttpEvent): Buffer | undefined {
+  if (event.body === undefined || event.body === null || event.body === '') return undefined;
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
+}
+
+function isJson(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const media = contentType.split(';')[0]!.trim().toLowerCase();
+  return media === 'application/json' || media.endsWith('+json');
+}
+
+function toResult(out: unknown, route: AnyRoute): HttpResult {
+  const r: ResponseOut = out instanceof Reply ? out : { body: out };
+  const status = r.status ?? route.successStatus ?? 200;
+  if (r.raw !== undefined) {
+    const isText = typeof r.raw === 'string';
+    return {
+      statusCode: status,
+      headers: { ...r.headers },
+      body: isText ? (r.raw as string) : (r.raw as Buffer).toString('base64'),
+      isBase64Encoded: !isText,
+    };
+  }
+  if (status === 204 || r.body === undefined) return { statusCode: status, headers: { ...r.headers } };
+  return {
+    statusCode: status,
+    headers: { 'content-type': 'application/json', ...r.headers },
+    body: JSON.stringify(r.body),
+  };
+}
+
+async function checkApiKey(ctx: AppContext, headers: Record<string, string>): Promise<void> {
+  const expected = await cachedApiKey(ctx);
+  const given = /^Bearer\s+(.+)$/i.exec(headers['authorization'] ?? '')?.[1]?.trim();
+  const ok =
+    expected !== undefined &&
+    given !== undefined &&
+    given.length === expected.length &&
+    timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  if (!ok) throw new HttpError(401, 'Invalid or missing API key', 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
+}
+
+let apiKeyCache: { value: string | undefined; at: number } | undefined;
+async function cachedApiKey(ctx: AppContext): Promise<string | undefined> {
+  if (!apiKeyCache || ctx.now() - apiKeyCache.at > 60_000) {
+    apiKeyCache = { value: await ctx.secrets.get('api-key'), at: ctx.now() };
+  }
+  return apiKeyCache.value;
+}
+export const resetApiKeyCache = () => (apiKeyCache = undefined);
+
+export interface HttpHandlerOptions {
+  routes: AnyRoute[];
+  context: () => Promise<AppContext>;
+  corsOrigins: string[];
+}
+
+/**
+ * The middy pipeline every HTTP entry point runs, in Lambda and in the local runtime:
+ * request id → CORS → routing, auth, body parsing and validation → errors in the route's shape.
+ */
+export function createHttpHandler(options: HttpHandlerOptions) {
+  const router = new Router(options.routes);
+
+  const dispatch = async function dispatch(event: HttpEvent, lambdaContext: Context): Promise<HttpResult> {
+    const ctx = await options.context();
+    const internal = internals.get(lambdaContext)!;
+    const method = event.requestContext.http.method.toUpperCase();
+    const path = event.rawPath || event.requestContext.http.path;
+    const headers = lowerHeaders(event.headers);
+
+    if (method === 'OPTIONS') return { statusCode: 204, headers: {} };
+
+    const match = router.match(method === 'HEAD' ? 'GET' : method, path);
+    if (match.kind === 'none') throw new HttpError(404, `Not Found: ${method} ${path}`, 'NOT_FOUND');
+    if (match.kind === 'method') {
+      throw new HttpError(405, 'Method Not Allowed', 'METHOD_NOT_ALLOWED', undefined, {
+        allow: match.allowed.join(', '),
+      });
+    }
+    const { route } = match;
+    internal.style = route.errorStyle;
+
+    if (route.scope === 'user' && ctx.config.API_AUTH) await checkApiKey(ctx, headers);
+
+    const raw = bodyBytes(event);
+    if (raw && raw.length > ctx.config.MAX_BODY_BYTES && route.bodyType !== 'multipart') {
+      throw new HttpError(413, `Request body exceeds ${ctx.config.MAX_BODY_BYTES} bytes`, 'PAYLOAD_TOO_LARGE');
+    }
+    const params = route.params ? parseOrThrow(route.params, match.params, 'path') : match.params;
+    const query = route.query ? parseOrThrow(route.query, queryObject(event), 'query') : queryObject(event);
+
+    let body: unknown = undefined;
+    const bodyType = route.bodyType ?? (route.body ? 'json' : 'none');
+    if (bodyType === 'json') {
+      if (raw) {
+        if (!isJson(headers['content-type'])) {
+          throw new HttpError(415, 'Content-Type must be application/json', 'UNSUPPORTED_MEDIA_TYPE');
+        }
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch (error) {
+          throw new ValidationError(
+            [{ loc: ['body'], msg: `JSON decode error: ${(error as Error).message}`, type: 'json_invalid' }],
+            route.errorStyle === 'novita' ? 400 : 422,
+          );
+        }
+      }
+      if (route.body) body = parseOrThrow(route.body, body, 'body');
+    }
+
+    const out = await route.handler(
+      { params, query, body, headers, rawBody: raw, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp },
+      ctx,
+    );
+    const result = toResult(out, route);
+    if (method === 'HEAD') delete result.body;
+    return result;
+  };
+
+  async function tagResponse(request: middy.Request<HttpEvent, HttpResult, Error, Context>): Promise<void> {
+    const internal = internals.get(request.context);
+    if (!internal || !request.response) return;
+    request.response = {
+      ...request.response,
+      headers: { ...request.response.headers, 'x-request-id': internal.requestId },
+    };
+    const ctx = await options.context().catch(() => undefined);
+    ctx?.logger.info('request', {
+      requestId: internal.requestId,
+      method: request.event.requestContext.http.method,
+      path: request.event.rawPath,
+      status: request.response.statusCode,
+      durationMs: Date.now() - internal.startedAt,
+    });
+  }
+
+  return middy<HttpEvent, HttpResult>(dispatch)
+    .use({
+      before: async function assignRequestId(request) {
+        const requestId = request.event.requestContext?.requestId || randomUUID();
+        internals.set(request.context, {
+          requestId,
+          style: styleForPath(request.event.rawPath ?? ''),
+          startedAt: Date.now(),
+        });
+      },
+      after: tagResponse,
+      onError: tagResponse,
+    })
+    .use(httpCors({ origins: options.corsOrigins, credentials: false, exposeHeaders: 'x-request-id' }))
+    .use({
+      onError: async function mapError(request) {
+        const internal = internals.get(request.context) ?? {
+          requestId: randomUUID(),
+          style: 'fastapi' as ErrorStyle,
+          startedAt: Date.now(),
+        };
+        const ctx = await options.context().catch(() => undefined);
+        let error = request.error as unknown;
+        if (!(error instanceof HttpError)) {
+          ctx?.logger.error('unhandled error', { requestId: internal.requestId, error: error as Error });
+          error = new HttpError(500, 'Internal Server Error', 'INTERNAL_ERROR');
+        }
+        const httpError = error as HttpError;
+        request.response = {
+          statusCode: httpError.status,
+          headers: { 'content-type': 'application/json', ...httpError.headers },
+          body: JSON.stringify(
+            renderError(internal.style, { error: httpError, requestId: internal.requestId, now: new Date(ctx?.now() ?? Date.now()) }),
+          ),
+        };
+      },
+    });
+}

@@ -1,0 +1,77 @@
+import { OpenAPIRegistry, OpenApiGeneratorV31, extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import type { AnyRoute } from './route.js';
+
+extendZodWithOpenApi(z);
+
+const fastapiError = z.object({ detail: z.union([z.string(), z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() }))]) });
+const novitaError = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+    timestamp: z.string(),
+    requestId: z.string(),
+  }),
+});
+
+/** The OpenAPI 3.1 document, generated from the same route table the server runs. */
+export function buildOpenApi(routes: AnyRoute[], info: { version: string; serverUrl?: string }) {
+  const registry = new OpenAPIRegistry();
+  for (const r of routes) {
+    const errorSchema = r.errorStyle === 'novita' ? novitaError : fastapiError;
+    const errorContent = { 'application/json': { schema: errorSchema } };
+    const success = r.successStatus ?? 200;
+    const responses: Record<string, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {
+      [success]: {
+        description: success === 204 ? 'No Content' : 'Success',
+        ...(success === 204
+          ? {}
+          : r.produces
+            ? { content: { [r.produces]: { schema: z.string() } } }
+            : { content: { 'application/json': { schema: r.response ?? z.unknown() } } }),
+      },
+    };
+    for (const [status, description] of Object.entries(r.responses ?? {})) {
+      responses[status] = { description, content: errorContent };
+    }
+    if (r.params || r.query || r.body) {
+      responses[r.errorStyle === 'novita' ? 400 : 422] ??= { description: 'Validation error', content: errorContent };
+    }
+    const bodyType = r.bodyType ?? (r.body ? 'json' : 'none');
+    registry.registerPath({
+      method: r.method.toLowerCase() as 'get',
+      path: r.path,
+      summary: r.summary,
+      tags: r.tags,
+      operationId: `${r.method.toLowerCase()}_${r.path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '')}`,
+      request: {
+        ...(r.params ? { params: r.params as z.ZodObject } : {}),
+        ...(r.query ? { query: r.query as z.ZodObject } : {}),
+        ...(bodyType === 'json' && r.body ? { body: { content: { 'application/json': { schema: r.body } } } } : {}),
+        ...(bodyType === 'multipart'
+          ? { body: { content: { 'multipart/form-data': { schema: z.object({ file: z.string().openapi({ format: 'binary' }) }) } } } }
+          : {}),
+      },
+      responses,
+      ...(r.scope === 'public' ? { security: [] } : {}),
+    });
+  }
+  const generator = new OpenApiGeneratorV31(registry.definitions);
+  const doc = generator.generateDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'GPU Fleet Control Plane',
+      version: info.version,
+      description:
+        'One API for edge Jetson boards, on-prem GPU servers and rented cloud GPUs: containers, training jobs, model-aware scheduling, the Jetson fleet and cloud instances.',
+    },
+    ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
+  });
+  doc.components = {
+    ...doc.components,
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+  };
+  doc.security = [{ bearer: [] }];
+  return doc;
+}

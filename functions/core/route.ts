@@ -1,0 +1,80 @@
+import type { z } from 'zod';
+import type { AppContext } from './context.js';
+import type { ErrorStyle } from './errors.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/**
+ * Lambda groups: one function per group on AWS. The CDK stack creates one function per group
+ * and points every route of the group at it.
+ */
+export type RouteGroup = 'system' | 'orchestrator' | 'agent' | 'training' | 'cluster' | 'vision' | 'fleet' | 'novita';
+
+/** Who may call: public (health, docs), user (API key when auth is on), agent (node credential). */
+export type AuthScope = 'public' | 'user' | 'agent';
+
+export interface RequestIn<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  headers: Record<string, string>;
+  /** The raw body bytes, for multipart and binary routes. */
+  rawBody?: Buffer;
+  requestId: string;
+  sourceIp?: string;
+}
+
+export interface ResponseOut {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Binary or text body sent as is, with its content type in headers. */
+  raw?: Buffer | string;
+}
+
+export type Handler<P, Q, B> = (req: RequestIn<P, Q, B>, ctx: AppContext) => Promise<ResponseOut | unknown>;
+
+type Infer<S> = S extends z.ZodType ? z.output<S> : undefined;
+
+export interface RouteSpec<
+  PS extends z.ZodType | undefined = z.ZodType | undefined,
+  QS extends z.ZodType | undefined = z.ZodType | undefined,
+  BS extends z.ZodType | undefined = z.ZodType | undefined,
+> {
+  method: HttpMethod;
+  /** API Gateway style: `/jobs/{job_id}`. */
+  path: string;
+  group: RouteGroup;
+  summary: string;
+  tags: string[];
+  errorStyle: ErrorStyle;
+  scope: AuthScope;
+  params?: PS;
+  query?: QS;
+  body?: BS;
+  /** `json` (default when a body schema is given), `multipart`, `binary` or `none`. */
+  bodyType?: 'json' | 'multipart' | 'binary' | 'none';
+  /** Path parameters that may hold `/` (image ids like `host:5000/repo:tag`). Local router and `$default` only. */
+  greedy?: string[];
+  response?: z.ZodType;
+  successStatus?: number;
+  /** Extra documented responses for OpenAPI: status → description. */
+  responses?: Record<number, string>;
+  /** Content type of a non-JSON success response (HTML pages, images). */
+  produces?: string;
+  handler: Handler<Infer<PS>, Infer<QS>, Infer<BS>>;
+}
+
+/** A route with its types erased, as the router and generators see it. */
+export type AnyRoute = RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined> & {
+  handler: Handler<any, any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+};
+
+/** Declares a route; the schemas type the handler's request. */
+export function route<
+  PS extends z.ZodType | undefined = undefined,
+  QS extends z.ZodType | undefined = undefined,
+  BS extends z.ZodType | undefined = undefined,
+>(spec: RouteSpec<PS, QS, BS>): AnyRoute {
+  return spec as unknown as AnyRoute;
+}

@@ -1,0 +1,10 @@
+import type { AnyRoute } from './core/route.js';
+import { systemRoutes } from './system/routes.js';
+
+/**
+ * The route table: every route of the API, declared once. The CDK stack, the local runtime
+ * and /openapi.json are all generated from it.
+ */
+export const routes: AnyRoute[] = [...systemRoutes(() => routes)];
+
+export const routesOfGroup = (group: AnyRoute['group']) => routes.filter((r) => r.group === group);

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { rawReply, reply } from '../core/http.js';
+import { buildOpenApi } from '../core/openapi.js';
+import { route, type AnyRoute } from '../core/route.js';
+import { VERSION } from '../core/version.js';
+import { checkHealth } from './health.js';
+import { readDocsAsset, redocPage, swaggerPage } from './docs.js';
+import { NotFoundError } from '../core/errors.js';
+
+const healthResponse = z.object({
+  status: z.enum(['healthy', 'unhealthy']),
+  timestamp: z.string(),
+  uptime: z.number(),
+  version: z.string(),
+  service: z.string(),
+  database_connected: z.boolean(),
+  dependencies: z.record(z.string(), z.enum(['healthy', 'unhealthy'])),
+  errors: z.record(z.string(), z.string()).optional(),
+});
+
+/** Health and API reference. `all` returns the whole table, for the OpenAPI document. */
+export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
+  let openapi: unknown;
+  return [
+    route({
+      method: 'GET',
+      path: '/health',
+      group: 'system',
+      summary: 'Health of the API and every dependency (union of the documented health bodies)',
+      tags: ['Health'],
+      errorStyle: 'fastapi',
+      scope: 'public',
+      response: healthResponse,
+      responses: { 503: 'A dependency is unhealthy' },
+      handler: async (_req, ctx) => {
+        const report = await checkHealth(ctx);
+        return reply(report.status === 'healthy' ? 200 : 503, report);
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/openapi.json',
+      group: 'system',
+      summary: 'OpenAPI 3.1 document of every route',
+      tags: ['Docs'],
+      errorStyle: 'fastapi',
+      scope: 'public',
+      handler: async () => (openapi ??= buildOpenApi(all(), { version: VERSION })),
+    }),
+    route({
+      method: 'GET',
+      path: '/docs',
+      group: 'system',
+      summary: 'Swagger UI',
+      tags: ['Docs'],
+      errorStyle: 'fastapi',
+      scope: 'public',
+      produces: 'text/html',
+      handler: async () => rawReply(200, swaggerPage('/openapi.json'), 'text/html; charset=utf-8'),
+    }),
+    route({
+      method: 'GET',
+      path: '/redoc',
+      group: 'system',
+      summary: 'ReDoc',
+      tags: ['Docs'],
+      errorStyle: 'fastapi',
+      scope: 'public',
+      produces: 'text/html',
+      handler: async () => rawReply(200, redocPage('/openapi.json'), 'text/html; charset=utf-8'),
+    }),
+    route({
+      method: 'GET',
+      path: '/docs/assets/{name}',
+      group: 'system',
+      summary: 'Swagger UI and ReDoc static files',
+      tags: ['Docs'],
+      errorStyle: 'fastapi',
+      scope: 'public',
+      params: z.object({ name: z.string() }),
+      produces: 'text/javascript',
+      handler: async (req, ctx) => {
+        const asset = await readDocsAsset(req.params.name, ctx.config.DOCS_ASSETS_DIR);
+        if (!asset) throw new NotFoundError(`No such asset: ${req.params.name}`);
+        return rawReply(200, asset.body, asset.type, { 'cache-control': 'public, max-age=86400' });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoStore, ensureTable } from '../functions/adapters/dynamo-store.js';
+import { LocalBlobs } from '../functions/adapters/local-blobs.js';
+import { LocalSecrets } from '../functions/adapters/local-secrets.js';
+import { MemoryQueue } from '../functions/adapters/memory-queue.js';
+import { StoreScheduler } from '../functions/adapters/store-scheduler.js';
+import type { Config } from '../functions/core/config.js';
+import type { AppContext } from '../functions/core/context.js';
+import { createLogger } from '../functions/core/logger.js';
+import { startEmbeddedDynamo } from './embedded-dynamo.js';
+import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+
+/** The embedded adapters: dynalite, an in-process queue, table-backed schedules, a local folder. */
+export async function createEmbeddedContext(
+  config: Config,
+  options: { dataDir?: string; now?: () => number },
+): Promise<{ ctx: AppContext; stop: () => Promise<void> }> {
+  const dynamo = await startEmbeddedDynamo(options.dataDir ? join(options.dataDir, 'db') : undefined);
+  const client = new DynamoDBClient({
+    endpoint: dynamo.endpoint,
+    region: config.AWS_REGION,
+    // dynalite accepts any credentials; fixed ones keep the SDK from searching the machine for real ones.
+    credentials: { accessKeyId: 'embedded', secretAccessKey: 'embedded' },
+  });
+  await ensureTable(client, config.TABLE_NAME);
+  const store = new DynamoStore(client, config.TABLE_NAME);
+  const now = options.now ?? Date.now;
+  const scratch = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fleet-')));
+  const ctx: AppContext = {
+    config,
+    store,
+    queue: new MemoryQueue(now),
+    scheduler: new StoreScheduler(store, config.SCHEDULE_GROUP),
+    secrets: new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined),
+    blobs: new LocalBlobs(join(scratch, 'artifacts')),
+    logger: createLogger(config),
+    now,
+    startedAt: now(),
+    mode: 'embedded',
+  };
+  return {
+    ctx,
+    stop: async () => {
+      client.destroy();
+      await dynamo.stop();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { startRuntime } from './runtime.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: process.env.PORT ?? '8000' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'data-dir': { type: 'string', default: process.env.DATA_DIR ?? '.data' },
+    memory: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`Usage: npm start -- [--port 8000] [--host 127.0.0.1] [--data-dir .data] [--memory]
+
+  --host      address to bind (default 127.0.0.1; use 0.0.0.0 to accept other machines)
+  --data-dir  where embedded state lives between restarts
+  --memory    keep all state in memory (nothing written to disk)`);
+  process.exit(0);
+}
+
+const runtime = await startRuntime({
+  port: Number(values.port),
+  host: values.host,
+  dataDir: values.memory ? undefined : resolve(values['data-dir']!),
+});
+
+const mode = runtime.ctx.mode === 'embedded' ? 'embedded (dynalite, in-process queue and scheduler)' : `AWS APIs at ${runtime.ctx.config.AWS_ENDPOINT_URL}`;
+console.log(`GPU fleet control plane listening on ${runtime.url}
+  mode:     ${mode}
+  API docs: ${runtime.url}/docs  (ReDoc: ${runtime.url}/redoc, OpenAPI: ${runtime.url}/openapi.json)`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: shutting down`);
+    runtime.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  });
+}

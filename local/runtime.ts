@@ -1,0 +1,97 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { loadConfig } from '../functions/core/config.js';
+import type { AppContext } from '../functions/core/context.js';
+import { EVENTS_QUEUE } from '../functions/core/events.js';
+import { createHttpHandler } from '../functions/core/http.js';
+import { eventHandlers } from '../functions/event-handlers.js';
+import { routes } from '../functions/routes.js';
+import { createEmbeddedContext } from './embedded-context.js';
+import { EventPump } from './event-pump.js';
+import { createLocalServer } from './http-server.js';
+import { ScheduleDriver } from './schedule-driver.js';
+
+export interface RuntimeOptions {
+  port?: number;
+  host?: string;
+  /** Folder for state that survives restarts; none keeps everything in memory. */
+  dataDir?: string;
+  env?: Record<string, string | undefined>;
+  now?: () => number;
+  scheduleRefreshMs?: number;
+}
+
+export interface Runtime {
+  url: string;
+  ctx: AppContext;
+  driver: ScheduleDriver;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole control plane in one process: the HTTP API (the Lambda handlers behind a local
+ * server), the event worker, and the schedule driver. Embedded adapters by default; the AWS
+ * adapters at AWS_ENDPOINT_URL when it is set.
+ */
+export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+  const env = options.env ?? process.env;
+  const config = loadConfig(env);
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    let ctx: AppContext;
+    if (config.AWS_ENDPOINT_URL) {
+      const { createAwsContext, ensureAwsResources } = await import('../functions/core/aws-context.js');
+      ctx = createAwsContext(config, { mode: 'emulator', now: options.now });
+      await ensureAwsResources(ctx);
+    } else {
+      const embedded = await createEmbeddedContext(config, { dataDir: options.dataDir, now: options.now });
+      ctx = embedded.ctx;
+      stops.push(embedded.stop);
+    }
+    await ctx.queue.ensure({ name: EVENTS_QUEUE, visibilityTimeoutSeconds: 60, maxReceiveCount: 5 });
+
+    const handler = createHttpHandler({ routes, context: async () => ctx, corsOrigins: config.CORS_ORIGINS });
+    const server: Server = createLocalServer(handler);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => resolve());
+    });
+    stops.unshift(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+
+    const pump = new EventPump(ctx, eventHandlers);
+    pump.start();
+    stops.unshift(() => pump.stop());
+
+    const driver = new ScheduleDriver({
+      scheduler: ctx.scheduler,
+      now: ctx.now,
+      logger: ctx.logger,
+      refreshMs: options.scheduleRefreshMs,
+      fire: async (schedule) => {
+        await ctx.queue.send(EVENTS_QUEUE, schedule.payload);
+      },
+    });
+    driver.start();
+    stops.unshift(async () => driver.stop());
+
+    const address = server.address() as AddressInfo;
+    const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+    return {
+      url: `http://${host}:${address.port}`,
+      ctx,
+      driver,
+      stop: async () => {
+        for (const stop of stops) await stop();
+      },
+    };
+  } catch (error) {
+    for (const stop of stops) await stop().catch(() => undefined);
+    throw error;
+  }
+}
