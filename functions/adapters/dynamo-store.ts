@@ -73,7 +73,8 @@ const encodeCursor = (key: Record<string, unknown>) => Buffer.from(JSON.stringif
 function decodeCursor(cursor: string): Record<string, unknown> {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
   } catch {
     // fall through
   }
@@ -89,7 +90,9 @@ export class InvalidCursorError extends Error {
 
 function conditionFailed(pk: string, sk: string, error: unknown): never {
   if (error instanceof ConditionalCheckFailedException) {
-    const item = error.Item ? (unmarshall(error.Item as Record<string, AttributeValue>) as StoreItem) : undefined;
+    const item = error.Item
+      ? (unmarshall(error.Item as Record<string, AttributeValue>) as StoreItem)
+      : undefined;
     throw new ConditionFailedError(pk, sk, item);
   }
   throw error;
@@ -108,7 +111,9 @@ export class DynamoStore implements Store {
   }
 
   async get<T extends StoreItem>(pk: string, sk: string): Promise<T | undefined> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }));
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }),
+    );
     return out.Item as T | undefined;
   }
 
@@ -130,7 +135,12 @@ export class DynamoStore implements Store {
     }
   }
 
-  async update<T extends StoreItem>(pk: string, sk: string, spec: UpdateSpec, condition?: Condition): Promise<T> {
+  async update<T extends StoreItem>(
+    pk: string,
+    sk: string,
+    spec: UpdateSpec,
+    condition?: Condition,
+  ): Promise<T> {
     const expr = new Expr();
     const sets = Object.entries(spec.set ?? {})
       .filter(([, v]) => v !== undefined)

@@ -28,7 +28,12 @@ const GET_CONCURRENCY = 10;
 
 type SchedulerConfig = Pick<
   Config,
-  'AWS_REGION' | 'AWS_ENDPOINT_URL' | 'QUEUE_PREFIX' | 'SCHEDULE_GROUP' | 'SCHEDULE_TARGET_ARN' | 'SCHEDULE_ROLE_ARN'
+  | 'AWS_REGION'
+  | 'AWS_ENDPOINT_URL'
+  | 'QUEUE_PREFIX'
+  | 'SCHEDULE_GROUP'
+  | 'SCHEDULE_TARGET_ARN'
+  | 'SCHEDULE_ROLE_ARN'
 >;
 
 const isNotFound = (err: unknown) => err instanceof Error && err.name === 'ResourceNotFoundException';
@@ -82,7 +87,9 @@ export class EventBridgeScheduler implements Scheduler {
 
   async get(name: string): Promise<StoredSchedule | undefined> {
     try {
-      const out = await this.client.send(new GetScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }));
+      const out = await this.client.send(
+        new GetScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }),
+      );
       return toStored(out, this.config.SCHEDULE_GROUP);
     } catch (err) {
       if (isNotFound(err)) return undefined; // schedule or whole group missing
@@ -92,7 +99,9 @@ export class EventBridgeScheduler implements Scheduler {
 
   async delete(name: string): Promise<boolean> {
     try {
-      await this.client.send(new DeleteScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }));
+      await this.client.send(
+        new DeleteScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }),
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -152,15 +161,13 @@ export class EventBridgeScheduler implements Scheduler {
   targetArn(): Promise<string> {
     if (this.config.SCHEDULE_TARGET_ARN) return Promise.resolve(this.config.SCHEDULE_TARGET_ARN);
     // Local runtime against an emulator: nothing deployed the ARN into config, so ask SQS for it.
-    this.target ??= new SqsQueue(this.config, this.sqs)
-      .arn(EVENTS_QUEUE)
-      .catch((err: unknown) => {
-        this.target = undefined;
-        throw new Error(
-          `SCHEDULE_TARGET_ARN is unset and queue ${this.config.QUEUE_PREFIX}${EVENTS_QUEUE} was not found: ${String(err)}`,
-          { cause: err },
-        );
-      });
+    this.target ??= new SqsQueue(this.config, this.sqs).arn(EVENTS_QUEUE).catch((err: unknown) => {
+      this.target = undefined;
+      throw new Error(
+        `SCHEDULE_TARGET_ARN is unset and queue ${this.config.QUEUE_PREFIX}${EVENTS_QUEUE} was not found: ${String(err)}`,
+        { cause: err },
+      );
+    });
     return this.target;
   }
 

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { dlqName, type Queue, type QueueDefinition, type ReceiveOptions, type ReceivedMessage } from '../ports/queue.js';
+import {
+  dlqName,
+  type Queue,
+  type QueueDefinition,
+  type ReceiveOptions,
+  type ReceivedMessage,
+} from '../ports/queue.js';
 
 interface Entry {
   messageId: string;
@@ -53,7 +59,13 @@ export class MemoryQueue implements Queue {
     const q = this.q(queue);
     const now = this.now();
     const messageId = randomUUID();
-    q.entries.push({ messageId, body, sentAt: now, visibleAt: now + (options.delaySeconds ?? 0) * 1000, receiveCount: 0 });
+    q.entries.push({
+      messageId,
+      body,
+      sentAt: now,
+      visibleAt: now + (options.delaySeconds ?? 0) * 1000,
+      receiveCount: 0,
+    });
     for (const wake of q.waiters) wake();
     return messageId;
   }

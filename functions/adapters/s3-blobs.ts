@@ -86,7 +86,11 @@ export class S3Blobs implements Blobs {
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key) continue;
-        out.push({ key: o.Key, size: o.Size ?? 0, modifiedAt: (o.LastModified ?? new Date(0)).toISOString() });
+        out.push({
+          key: o.Key,
+          size: o.Size ?? 0,
+          modifiedAt: (o.LastModified ?? new Date(0)).toISOString(),
+        });
       }
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (ContinuationToken);

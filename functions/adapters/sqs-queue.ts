@@ -15,7 +15,13 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Config } from '../core/config.js';
-import { dlqName, type Queue, type QueueDefinition, type ReceivedMessage, type ReceiveOptions } from '../ports/queue.js';
+import {
+  dlqName,
+  type Queue,
+  type QueueDefinition,
+  type ReceivedMessage,
+  type ReceiveOptions,
+} from '../ports/queue.js';
 import { sqsClient } from './aws-clients.js';
 
 /** SQS's own defaults, written out so `ensure` converges a queue back to them. */
@@ -91,7 +97,9 @@ export class SqsQueue implements Queue {
 
   async send(queue: string, body: string, options: { delaySeconds?: number } = {}): Promise<string> {
     const out = await this.withUrl(queue, (QueueUrl) =>
-      this.client.send(new SendMessageCommand({ QueueUrl, MessageBody: body, DelaySeconds: options.delaySeconds })),
+      this.client.send(
+        new SendMessageCommand({ QueueUrl, MessageBody: body, DelaySeconds: options.delaySeconds }),
+      ),
     );
     if (!out.MessageId) throw new Error(`SQS send to ${queue} returned no MessageId`);
     return out.MessageId;
@@ -201,7 +209,9 @@ export class SqsQueue implements Queue {
   }
 
   async ping(): Promise<void> {
-    await this.client.send(new ListQueuesCommand({ QueueNamePrefix: this.config.QUEUE_PREFIX, MaxResults: 1 }));
+    await this.client.send(
+      new ListQueuesCommand({ QueueNamePrefix: this.config.QUEUE_PREFIX, MaxResults: 1 }),
+    );
   }
 
   /** The queue's URL, looked up once (a failed lookup is not cached). */
@@ -232,7 +242,9 @@ export class SqsQueue implements Queue {
   }
 
   private async queueArnByUrl(QueueUrl: string): Promise<string> {
-    const out = await this.client.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+    const out = await this.client.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
     const arn = out.Attributes?.QueueArn;
     if (!arn) throw new Error(`SQS returned no QueueArn for ${QueueUrl}`);
     return arn;

@@ -36,7 +36,12 @@ export class SsmSecrets implements Secrets {
 
   async put(name: string, value: string): Promise<void> {
     await this.client.send(
-      new PutParameterCommand({ Name: this.parameterName(name), Value: value, Type: 'SecureString', Overwrite: true }),
+      new PutParameterCommand({
+        Name: this.parameterName(name),
+        Value: value,
+        Type: 'SecureString',
+        Overwrite: true,
+      }),
     );
   }
 

@@ -1,0 +1,57 @@
+/**
+ * Every key of the single table, built in one place. docs/architecture.md lists the same design.
+ * `gsi1`/`gsi2` are sparse: an item appears in an index only while it carries that index's keys.
+ */
+export const keys = {
+  node: (nodeId: string) => ({ pk: `NODE#${nodeId}`, sk: 'META' }),
+  /** Uniqueness guard: one node per node name. */
+  nodeName: (name: string) => ({ pk: `NODENAME#${name}`, sk: 'NAME' }),
+  /** gsi1: all nodes by name. */
+  nodesIndex: (name: string) => ({ gsi1pk: 'NODES', gsi1sk: name }),
+
+  command: (commandId: string) => ({ pk: `CMD#${commandId}`, sk: 'META' }),
+  /** gsi1: a node's commands in issue order. */
+  nodeCommandsIndex: (nodeId: string, issuedAt: string, commandId: string) => ({
+    gsi1pk: `NODECMD#${nodeId}`,
+    gsi1sk: `${issuedAt}#${commandId}`,
+  }),
+
+  /** Desired state for one image. */
+  service: (imageId: string) => ({ pk: `SERVICE#${imageId}`, sk: 'META' }),
+  servicesIndex: (imageId: string) => ({ gsi1pk: 'SERVICES', gsi1sk: imageId }),
+
+  instance: (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'META' }),
+  /** gsi1: instances of an image; gsi2: instances on a node. */
+  instanceIndexes: (imageId: string, nodeId: string, instanceId: string) => ({
+    gsi1pk: `IMAGE#${imageId}`,
+    gsi1sk: instanceId,
+    gsi2pk: `NODEINST#${nodeId}`,
+    gsi2sk: instanceId,
+  }),
+
+  endpoint: (endpointId: string) => ({ pk: `ENDPOINT#${endpointId}`, sk: 'META' }),
+  endpointsIndex: (serviceName: string, endpointId: string) => ({ gsi1pk: 'ENDPOINTS', gsi1sk: `${serviceName}#${endpointId}` }),
+
+  job: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: 'META' }),
+  jobName: (name: string) => ({ pk: `JOBNAME#${name}`, sk: 'NAME' }),
+  /** gsi1: all jobs by creation; gsi2: jobs by status. */
+  jobIndexes: (createdAt: string, jobId: string, status: string) => ({
+    gsi1pk: 'JOBS',
+    gsi1sk: `${createdAt}#${jobId}`,
+    gsi2pk: `JOBSTATUS#${status}`,
+    gsi2sk: `${createdAt}#${jobId}`,
+  }),
+  run: (jobId: string, startedAt: string, runId: string) => ({ pk: `JOB#${jobId}`, sk: `RUN#${startedAt}#${runId}` }),
+  jobStats: () => ({ pk: 'STATS#jobs', sk: 'COUNTS' }),
+
+  task: (taskId: string) => ({ pk: `TASK#${taskId}`, sk: 'META' }),
+  /** gsi1 (sparse, queued tasks only): priority first, then FIFO. gsi2: all tasks by creation. */
+  taskIndexes: (taskId: string, createdAt: string) => ({ gsi2pk: 'TASKS', gsi2sk: `${createdAt}#${taskId}` }),
+  queuedIndex: (priority: number, enqueuedAt: string, taskId: string) => ({
+    gsi1pk: 'QUEUE',
+    // Higher priority first: invert so an ascending query reads the most urgent task first.
+    gsi1sk: `${String(999 - priority).padStart(3, '0')}#${enqueuedAt}#${taskId}`,
+  }),
+  model: (modelId: string) => ({ pk: `MODEL#${modelId}`, sk: 'META' }),
+  modelsIndex: (modelId: string) => ({ gsi1pk: 'MODELS', gsi1sk: modelId }),
+} as const;
