@@ -88,16 +88,6 @@ export class InvalidCursorError extends Error {
   }
 }
 
-function conditionFailed(pk: string, sk: string, error: unknown): never {
-  if (error instanceof ConditionalCheckFailedException) {
-    const item = error.Item
-      ? (unmarshall(error.Item as Record<string, AttributeValue>) as StoreItem)
-      : undefined;
-    throw new ConditionFailedError(pk, sk, item);
-  }
-  throw error;
-}
-
 export class DynamoStore implements Store {
   private readonly doc: DynamoDBDocumentClient;
 
@@ -108,6 +98,17 @@ export class DynamoStore implements Store {
     this.doc = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
     });
+  }
+
+  /** Turns a failed condition into a domain error carrying the stored item (read back where the engine does not return it, as dynalite). */
+  private async conditionFailed(pk: string, sk: string, error: unknown): Promise<never> {
+    if (error instanceof ConditionalCheckFailedException) {
+      const item = error.Item
+        ? (unmarshall(error.Item as Record<string, AttributeValue>) as StoreItem)
+        : await this.get(pk, sk);
+      throw new ConditionFailedError(pk, sk, item);
+    }
+    throw error;
   }
 
   async get<T extends StoreItem>(pk: string, sk: string): Promise<T | undefined> {
@@ -131,7 +132,7 @@ export class DynamoStore implements Store {
         }),
       );
     } catch (error) {
-      conditionFailed(item.pk, item.sk, error);
+      return this.conditionFailed(item.pk, item.sk, error);
     }
   }
 
@@ -168,7 +169,7 @@ export class DynamoStore implements Store {
       );
       return out.Attributes as T;
     } catch (error) {
-      conditionFailed(pk, sk, error);
+      return this.conditionFailed(pk, sk, error);
     }
   }
 
@@ -188,7 +189,7 @@ export class DynamoStore implements Store {
       );
       return out.Attributes as T | undefined;
     } catch (error) {
-      conditionFailed(pk, sk, error);
+      return this.conditionFailed(pk, sk, error);
     }
   }
 

@@ -214,8 +214,10 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           error = new HttpError(500, 'Internal Server Error', 'INTERNAL_ERROR');
         }
         const httpError = error as HttpError;
+        // The Novita API documents 400 for VALIDATION_ERROR where FastAPI uses 422.
+        const status = internal.style === 'novita' && httpError instanceof ValidationError ? 400 : httpError.status;
         request.response = {
-          statusCode: httpError.status,
+          statusCode: status,
           headers: { 'content-type': 'application/json', ...httpError.headers },
           body: JSON.stringify(
             renderError(internal.style, { error: httpError, requestId: internal.requestId, now: new Date(ctx?.now() ?? Date.now()) }),

@@ -7,8 +7,9 @@
 //     nothing queued), keeping one per model fleet-wide, and preloads queued-for models that are
 //     resident nowhere into free memory.
 //   load_balanced (ours): then gives every queued-for model a replica count proportional to its
-//     share of the queue (at least one), using free memory first and evicting surplus idle
-//     replicas of other models only when it must.
+//     share of the queue (at least one), using free memory first and evicting idle replicas of
+//     models above their target only when it must. A model's last replica with queued tasks is
+//     never surplus, so balancing never strands a queue.
 // Models with running tasks are never unloaded unless `force`; offline nodes are never touched.
 
 import type {
@@ -217,8 +218,8 @@ export function planRebalance(
 }
 
 /**
- * Replicas per queued-for model: one each, then the rest of the usable nodes by largest
- * remainder of queue share, capped by how many nodes the model fits on.
+ * Replicas per queued-for model: its share of the queue times the serving nodes, rounded, at
+ * least one, at most the nodes it fits on. No global budget: nodes may hold several models.
  */
 function replicaTargets(
   queued: readonly string[],
@@ -226,34 +227,12 @@ function replicaTargets(
   online: readonly NodeState[],
   mem: (m: string) => number,
 ): Map<string, number> {
-  const targets = new Map<string, number>();
-  const usable = online.filter((n) => n.maxConcurrency > 0);
-  const cap = new Map(queued.map((m) => [m, usable.filter((n) => n.capacityMb >= mem(m)).length] as const));
+  const serving = online.filter((n) => n.maxConcurrency > 0);
   const total = queued.reduce((s, m) => s + demandOf(m), 0);
-  let left = usable.length;
+  const targets = new Map<string, number>();
   for (const m of queued) {
-    const t = Math.min(1, cap.get(m) ?? 0, left);
-    targets.set(m, t);
-    left -= t;
-  }
-  if (left <= 0 || total === 0) return targets;
-  const pool = left;
-  const shares = queued.map((m) => {
-    const exact = (pool * demandOf(m)) / total;
-    return { m, floor: Math.floor(exact), rest: exact - Math.floor(exact) };
-  });
-  for (const s of shares) {
-    const add = Math.min(s.floor, (cap.get(s.m) ?? 0) - (targets.get(s.m) ?? 0), left);
-    targets.set(s.m, (targets.get(s.m) ?? 0) + add);
-    left -= add;
-  }
-  shares.sort((a, b) => b.rest - a.rest || (a.m < b.m ? -1 : a.m > b.m ? 1 : 0));
-  for (const s of shares) {
-    if (left <= 0) break;
-    if ((targets.get(s.m) ?? 0) < (cap.get(s.m) ?? 0)) {
-      targets.set(s.m, (targets.get(s.m) ?? 0) + 1);
-      left -= 1;
-    }
+    const fitsOn = serving.filter((n) => n.capacityMb >= mem(m)).length;
+    targets.set(m, Math.min(fitsOn, Math.max(1, Math.round((serving.length * demandOf(m)) / total))));
   }
   return targets;
 }

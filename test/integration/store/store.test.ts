@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoStore, ensureTable, InvalidCursorError } from '../../../functions/adapters/dynamo-store.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../../../functions/ports/store.js';
+import { startEmbeddedDynamo, type EmbeddedDynamo } from '../../../local/embedded-dynamo.js';
+
+interface Backend {
+  name: string;
+  setup(): Promise<{ client: DynamoDBClient; stop(): Promise<void> }>;
+}
+
+const moto = process.env.AWS_ENDPOINT_URL;
+if (!moto && process.env.CI === 'true') throw new Error('CI=true but AWS_ENDPOINT_URL is not set: the moto suite cannot be skipped');
+
+const backends: Backend[] = [
+  {
+    name: 'dynalite (embedded)',
+    async setup() {
+      const engine: EmbeddedDynamo = await startEmbeddedDynamo();
+      const client = new DynamoDBClient({
+        endpoint: engine.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      });
+      return { client, stop: async () => (client.destroy(), engine.stop()) };
+    },
+  },
+  {
+    name: 'moto (DynamoDB API)',
+    async setup() {
+      const client = new DynamoDBClient({
+        endpoint: moto,
+        region: process.env.AWS_REGION ?? 'us-east-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      });
+      return { client, stop: async () => client.destroy() };
+    },
+  },
+];
+
+describe.each(backends)('DynamoStore on $name', (backend) => {
+  const skip = backend.name.startsWith('moto') && !moto;
+  let store: DynamoStore;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    if (skip) return;
+    const { client, stop: s } = await backend.setup();
+    stop = s;
+    const table = `store-test-${randomUUID().slice(0, 8)}`;
+    await ensureTable(client, table);
+    store = new DynamoStore(client, table);
+  });
+  afterAll(async () => {
+    if (!skip) await stop();
+  });
+
+  it.skipIf(skip)('creates once: a second notExists put conflicts and returns the stored item', async () => {
+    await store.put({ pk: 'NODE#1', sk: 'META', name: 'a' }, { notExists: true });
+    const err = await store.put({ pk: 'NODE#1', sk: 'META', name: 'b' }, { notExists: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConditionFailedError);
+    expect((err as ConditionFailedError).current).toMatchObject({ name: 'a' });
+    expect(await store.get('NODE#1', 'META')).toMatchObject({ name: 'a', version: 1 });
+  });
+
+  it.skipIf(skip)('guards state transitions with version and field conditions', async () => {
+    await store.put({ pk: 'JOB#1', sk: 'META', status: 'pending' });
+    const updated = await store.update<StoreItem>('JOB#1', 'META', { set: { status: 'running' } }, { equals: { status: ['pending', 'retrying'] } });
+    expect(updated).toMatchObject({ status: 'running', version: 2 });
+    await expect(
+      store.update('JOB#1', 'META', { set: { status: 'running' } }, { equals: { status: 'pending' } }),
+    ).rejects.toBeInstanceOf(ConditionFailedError);
+    await expect(store.update('JOB#1', 'META', { set: { status: 'x' } }, { version: 1 })).rejects.toBeInstanceOf(ConditionFailedError);
+    expect(await store.update('JOB#1', 'META', { set: { status: 'completed' } }, { version: 2 })).toMatchObject({ status: 'completed', version: 3 });
+  });
+
+  it.skipIf(skip)('lets exactly one of many concurrent conditional updates win', async () => {
+    await store.put({ pk: 'TASK#1', sk: 'META', status: 'queued' });
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        store.update('TASK#1', 'META', { set: { status: 'placed', node: `n${i}` } }, { equals: { status: 'queued' } }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof ConditionFailedError)).toBe(true);
+  });
+
+  it.skipIf(skip)('does not create an item when updating a missing one', async () => {
+    await expect(store.update('NOPE', 'META', { set: { a: 1 } })).rejects.toBeInstanceOf(ConditionFailedError);
+    expect(await store.get('NOPE', 'META')).toBeUndefined();
+  });
+
+  it.skipIf(skip)('counts atomically under concurrency', async () => {
+    await store.put({ pk: 'STATS', sk: 'C', running: 0 });
+    await Promise.all(Array.from({ length: 20 }, () => store.update('STATS', 'C', { add: { running: 1 } })));
+    await Promise.all(Array.from({ length: 5 }, () => store.update('STATS', 'C', { add: { running: -1 } })));
+    expect(await store.get('STATS', 'C')).toMatchObject({ running: 15 });
+  });
+
+  it.skipIf(skip)('deletes conditionally and reports what it deleted', async () => {
+    await store.put({ pk: 'D', sk: 'META', status: 'running' });
+    await expect(store.delete('D', 'META', { equals: { status: 'pending' } })).rejects.toBeInstanceOf(ConditionFailedError);
+    expect(await store.delete('D', 'META', { equals: { status: 'running' } })).toMatchObject({ status: 'running' });
+    expect(await store.delete('D', 'META')).toBeUndefined();
+  });
+
+  it.skipIf(skip)('pages through a partition with cursors, in both orders, and by prefix', async () => {
+    for (let i = 0; i < 25; i++) {
+      await store.put({ pk: 'P', sk: `RUN#${String(i).padStart(3, '0')}`, i });
+    }
+    await store.put({ pk: 'P', sk: 'META' });
+    const seen: number[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await store.query<StoreItem & { i: number }>('P', { prefix: 'RUN#', limit: 10, cursor });
+      seen.push(...page.items.map((x) => x.i));
+      cursor = page.cursor;
+      pages++;
+    } while (cursor);
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    expect(pages).toBeGreaterThanOrEqual(3);
+    const newest = await store.query<StoreItem & { i: number }>('P', { prefix: 'RUN#', limit: 3, ascending: false });
+    expect(newest.items.map((x) => x.i)).toEqual([24, 23, 22]);
+    const between = await store.query<StoreItem & { i: number }>('P', { between: ['RUN#005', 'RUN#007'] });
+    expect(between.items.map((x) => x.i)).toEqual([5, 6, 7]);
+  });
+
+  it.skipIf(skip)('queries the secondary indexes and leaves items out of them when their keys are removed', async () => {
+    await store.put({ pk: 'TASK#a', sk: 'META', gsi1pk: 'QUEUE', gsi1sk: '500#2' });
+    await store.put({ pk: 'TASK#b', sk: 'META', gsi1pk: 'QUEUE', gsi1sk: '100#1' });
+    await store.put({ pk: 'TASK#c', sk: 'META', gsi1pk: 'QUEUE', gsi1sk: '500#1' });
+    const queued = await queryAll<StoreItem>(store, 'QUEUE', { index: 'gsi1' });
+    expect(queued.map((x) => x.pk)).toEqual(['TASK#b', 'TASK#c', 'TASK#a']);
+    await store.update('TASK#b', 'META', { remove: ['gsi1pk', 'gsi1sk'], set: { status: 'placed' } });
+    const after = await queryAll<StoreItem>(store, 'QUEUE', { index: 'gsi1' });
+    expect(after.map((x) => x.pk)).toEqual(['TASK#c', 'TASK#a']);
+  });
+
+  it.skipIf(skip)('rejects a forged cursor', async () => {
+    await expect(store.query('P', { cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(InvalidCursorError);
+  });
+
+  it.skipIf(skip)('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+});
