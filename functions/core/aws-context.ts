@@ -1,8 +1,37 @@
+import { dynamoDbClient } from '../adapters/aws-clients.js';
+import { DynamoStore, ensureTable } from '../adapters/dynamo-store.js';
+import { EventBridgeScheduler } from '../adapters/eventbridge-scheduler.js';
+import { S3Blobs } from '../adapters/s3-blobs.js';
+import { SqsQueue } from '../adapters/sqs-queue.js';
+import { SsmSecrets } from '../adapters/ssm-secrets.js';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
+import { EVENTS_QUEUE } from './events.js';
+import { createLogger } from './logger.js';
 
-// Placeholder until the AWS adapters land: the emulator mode is wired in the next commit.
-export function createAwsContext(_config: Config, _options: { mode: AppContext['mode']; now?: () => number }): AppContext {
-  throw new Error('AWS adapters not wired yet');
+/** The AWS adapters: real AWS in Lambda, or the emulator at AWS_ENDPOINT_URL (moto, LocalStack). */
+export function createAwsContext(config: Config, options: { mode: AppContext['mode']; now?: () => number }): AppContext {
+  const now = options.now ?? Date.now;
+  return {
+    config,
+    store: new DynamoStore(dynamoDbClient(config), config.TABLE_NAME),
+    queue: new SqsQueue(config),
+    scheduler: new EventBridgeScheduler(config),
+    secrets: new SsmSecrets(config),
+    blobs: new S3Blobs(config),
+    logger: createLogger(config),
+    now,
+    startedAt: now(),
+    mode: options.mode,
+  };
 }
-export async function ensureAwsResources(_ctx: AppContext): Promise<void> {}
+
+/**
+ * Creates what the CDK stack would have created (table, events queue, bucket), for a local
+ * runtime pointed at an emulator. Idempotent.
+ */
+export async function ensureAwsResources(ctx: AppContext): Promise<void> {
+  await ensureTable(dynamoDbClient(ctx.config), ctx.config.TABLE_NAME);
+  await ctx.queue.ensure({ name: EVENTS_QUEUE, visibilityTimeoutSeconds: 60, maxReceiveCount: 5 });
+  if (ctx.blobs instanceof S3Blobs) await ctx.blobs.ensure();
+}

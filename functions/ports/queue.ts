@@ -35,6 +35,8 @@ export interface Queue {
   /** Removes a queue and its dead-letter queue (a deregistered node's command queue). */
   remove(queue: string): Promise<void>;
   ping(): Promise<void>;
+  /** The queue's address for consumers outside this process (SQS URL); absent for in-process queues. */
+  url?(queue: string): Promise<string>;
 }
 
 export const dlqName = (queue: string) => `${queue}-dlq`;

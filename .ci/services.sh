@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Starts the services the integration suites need: a Docker-compatible engine (Podman's API
+# service) and an AWS API emulator (moto server). Needs podman, runc and .venv-aws (see .ci/run).
+#
+#   eval "$(.ci/services.sh)"      start both (or reuse running ones), print the exports
+#   .ci/services.sh stop           stop what an earlier start launched
+#   . .ci/services.sh              define services_start / services_stop / services_exports
+#
+# Settings: FLEET_ENGINE_SOCK (/tmp/fleet-engine.sock), MOTO_HOST (127.0.0.1), MOTO_PORT (4566),
+# SERVICES_WAIT_SECONDS (60). Logs and pid files live in .ci/state/.
+
+FLEET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FLEET_STATE="${FLEET_ROOT}/.ci/state"
+FLEET_ENGINE_SOCK="${FLEET_ENGINE_SOCK:-/tmp/fleet-engine.sock}"
+MOTO_HOST="${MOTO_HOST:-127.0.0.1}"
+MOTO_PORT="${MOTO_PORT:-4566}"
+SERVICES_WAIT_SECONDS="${SERVICES_WAIT_SECONDS:-60}"
+
+_svc_log() { echo "[services] $*" >&2; }
+
+# The default runtime (crun) fails on these hosts (hybrid cgroups, no CAP_SYS_RESOURCE): use runc + cgroupfs.
+services_write_containers_conf() {
+  mkdir -p "$FLEET_STATE"
+  cat >"$FLEET_STATE/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+}
+
+_engine_answers() { curl -fsS --max-time 2 --unix-socket "$FLEET_ENGINE_SOCK" http://d/_ping >/dev/null 2>&1; }
+_moto_answers() { curl -fsS --max-time 2 -o /dev/null "http://${MOTO_HOST}:${MOTO_PORT}/moto-api/" 2>/dev/null; }
+
+# Waits until "$1" (a function) succeeds, at most SERVICES_WAIT_SECONDS; fails early when pid $2 dies.
+_svc_wait() {
+  local check="$1" pid="$2" name="$3" deadline=$((SECONDS + SERVICES_WAIT_SECONDS))
+  until "$check"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      _svc_log "$name exited during start; its log:"
+      tail -n 30 "$FLEET_STATE/$name.log" >&2 || true
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      _svc_log "$name did not answer within ${SERVICES_WAIT_SECONDS}s; its log:"
+      tail -n 30 "$FLEET_STATE/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+_svc_start_engine() {
+  if _engine_answers; then
+    _svc_log "engine already answers on $FLEET_ENGINE_SOCK; reusing it"
+    return 0
+  fi
+  command -v podman >/dev/null || { _svc_log "podman is not installed (apt-get install podman runc)"; return 1; }
+  rm -f "$FLEET_ENGINE_SOCK" # a stale socket from a killed service would block the bind
+  # setsid + redirections: the service must not hold the caller's terminal or a $(...) pipe open.
+  CONTAINERS_CONF="$FLEET_STATE/containers.conf" setsid podman system service --time=0 \
+    "unix://$FLEET_ENGINE_SOCK" </dev/null >"$FLEET_STATE/engine.log" 2>&1 &
+  echo $! >"$FLEET_STATE/engine.pid"
+  _svc_wait _engine_answers "$!" engine
+}
+
+_svc_start_moto() {
+  if _moto_answers; then
+    _svc_log "moto already answers on ${MOTO_HOST}:${MOTO_PORT}; reusing it"
+    return 0
+  fi
+  local bin="$FLEET_ROOT/.venv-aws/bin/moto_server"
+  [[ -x "$bin" ]] || { _svc_log "$bin is missing (python3 -m venv .venv-aws && .venv-aws/bin/pip install 'moto[server]')"; return 1; }
+  setsid "$bin" -H "$MOTO_HOST" -p "$MOTO_PORT" </dev/null >"$FLEET_STATE/moto.log" 2>&1 &
+  echo $! >"$FLEET_STATE/moto.pid"
+  _svc_wait _moto_answers "$!" moto
+}
+
+services_exports() {
+  cat <<EOF
+export DOCKER_HOST=unix://${FLEET_ENGINE_SOCK}
+export AWS_ENDPOINT_URL=http://${MOTO_HOST}:${MOTO_PORT}
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1
+EOF
+}
+
+# Stops only the processes this script started (by their recorded pids).
+services_stop() {
+  local name pid
+  for name in engine moto; do
+    [[ -f "$FLEET_STATE/$name.pid" ]] || continue
+    pid="$(cat "$FLEET_STATE/$name.pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+      _svc_log "stopped $name (pid $pid)"
+    fi
+    rm -f "$FLEET_STATE/$name.pid"
+  done
+}
+
+services_start() {
+  command -v curl >/dev/null || { _svc_log "curl is needed to check the services"; return 1; }
+  services_write_containers_conf
+  # A failed start tears down what did start, so a retry begins clean.
+  if ! _svc_start_engine || ! _svc_start_moto; then
+    services_stop
+    return 1
+  fi
+  _svc_log "engine: unix://$FLEET_ENGINE_SOCK (log .ci/state/engine.log); moto: http://${MOTO_HOST}:${MOTO_PORT} (log .ci/state/moto.log)"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  set -euo pipefail
+  case "${1:-start}" in
+    start) services_start && services_exports ;;
+    stop) services_stop ;;
+    exports) services_exports ;;
+    *) echo "usage: $0 [start|stop|exports]" >&2; exit 2 ;;
+  esac
+fi
