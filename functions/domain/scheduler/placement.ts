@@ -15,6 +15,7 @@
 // Because of that monotonicity a (model, requirements) pair that failed once is skipped for the
 // rest of the plan, which keeps the cost near O(tasks log nodes) instead of O(tasks x nodes).
 
+import { compareStrings } from './compare.js';
 import { MinHeap } from './heap.js';
 import { DEFAULT_AGING_PER_MINUTE, effectivePriority, isTimedOut } from './priority.js';
 import type {
@@ -61,7 +62,11 @@ interface LoadedIndex {
 }
 
 const lessBusy = (a: BusyEntry, b: BusyEntry): boolean =>
-  a.ratio !== b.ratio ? a.ratio < b.ratio : a.spare !== b.spare ? a.spare > b.spare : a.node.order < b.node.order;
+  a.ratio !== b.ratio
+    ? a.ratio < b.ratio
+    : a.spare !== b.spare
+      ? a.spare > b.spare
+      : a.node.order < b.node.order;
 
 // Empty nodes first (nothing to unload), then nodes whose models nobody waits for, then best fit
 // so big GPUs stay free for big models.
@@ -97,12 +102,17 @@ export function nodeMatches(node: SchedNode, req: SchedRequirements | undefined)
   return true;
 }
 
-function assertUnique(ids: Iterable<string>, what: string): void {
-  const seen = new Set<string>();
-  for (const id of ids) {
-    if (seen.has(id)) throw new RangeError(`duplicate ${what} id: ${id}`);
-    seen.add(id);
-  }
+interface RankedTask {
+  readonly task: SchedTask;
+  readonly eff: number;
+  readonly enqueuedAt: number;
+}
+
+/** Effective priority first, then FIFO, then id. */
+function compareRank(a: RankedTask, b: RankedTask): number {
+  if (a.eff !== b.eff) return b.eff - a.eff;
+  if (a.enqueuedAt !== b.enqueuedAt) return a.enqueuedAt - b.enqueuedAt;
+  return compareStrings(a.task.id, b.task.id);
 }
 
 export function planPlacements(input: PlacementInput): PlacementPlan {
@@ -112,43 +122,30 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
   const drainAfterMs = options.drainAfterMs ?? DEFAULT_DRAIN_AFTER_MS;
   const headroomMb = options.memoryHeadroomMb ?? 0;
 
-  assertUnique(
-    input.nodes.map((n) => n.id),
-    'node',
-  );
-  assertUnique(
-    input.queue.map((t) => t.id),
-    'task',
-  );
-
   const modelMem = new Map<string, number>();
   for (const m of input.models) modelMem.set(m.id, m.gpuMemoryMb);
 
   // Timeouts first; what is left is the demand used to rank switch targets.
   const timedOut: string[] = [];
-  const live: { task: SchedTask; eff: number }[] = [];
+  const live: RankedTask[] = [];
   const demand = new Map<string, number>();
+  const taskIds = new Set<string>();
   for (const task of input.queue) {
+    if (taskIds.has(task.id)) throw new RangeError(`duplicate task id: ${task.id}`);
+    taskIds.add(task.id);
     if (isTimedOut(task, now)) {
       timedOut.push(task.id);
       continue;
     }
-    live.push({ task, eff: effectivePriority(task, now, aging) });
+    live.push({ task, eff: effectivePriority(task, now, aging), enqueuedAt: task.enqueuedAt });
     demand.set(task.model, (demand.get(task.model) ?? 0) + 1);
   }
-  live.sort((a, b) =>
-    a.eff !== b.eff
-      ? b.eff - a.eff
-      : a.task.enqueuedAt !== b.task.enqueuedAt
-        ? a.task.enqueuedAt - b.task.enqueuedAt
-        : a.task.id < b.task.id
-          ? -1
-          : a.task.id > b.task.id
-            ? 1
-            : 0,
-  );
+  live.sort(compareRank);
 
-  const byId = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const byId = [...input.nodes].sort((a, b) => compareStrings(a.id, b.id));
+  for (let i = 1; i < byId.length; i++) {
+    if (byId[i]!.id === byId[i - 1]!.id) throw new RangeError(`duplicate node id: ${byId[i]!.id}`);
+  }
   const nodes: NodeState[] = byId.map((src, order) => {
     let idleClass = 0;
     for (const m of src.loadedModels) idleClass = Math.max(idleClass, (demand.get(m) ?? 0) > 0 ? 2 : 1);
@@ -207,7 +204,8 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
       if (e === undefined) return undefined;
       const n = e.node;
       if (n.reservedFor !== null || n.running >= n.max || !n.loaded.has(idx.model)) heap.pop();
-      else if (e.version !== n.version) heap.replaceTop(busyEntry(n)); // keys only grow: refresh and retry
+      else if (e.version !== n.version)
+        heap.replaceTop(busyEntry(n)); // keys only grow: refresh and retry
       else return n;
     }
   }
@@ -218,7 +216,13 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
     if (heap !== undefined) return heap;
     heap = new MinHeap(betterSwitchTarget);
     for (const n of nodes) {
-      if (usable(n) && n.running === 0 && n.reservedFor === null && n.capacityMb >= memMb && nodeMatches(n.src, req))
+      if (
+        usable(n) &&
+        n.running === 0 &&
+        n.reservedFor === null &&
+        n.capacityMb >= memMb &&
+        nodeMatches(n.src, req)
+      )
         heap.push(n);
     }
     idleIndexes.set(key, heap);
@@ -257,9 +261,18 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
     }
     let best: NodeState | undefined;
     for (const n of nodes) {
-      if (!usable(n) || n.reservedFor !== null || n.capacityMb < memMb || !nodeMatches(n.src, task.requirements))
+      if (
+        !usable(n) ||
+        n.reservedFor !== null ||
+        n.capacityMb < memMb ||
+        !nodeMatches(n.src, task.requirements)
+      )
         continue;
-      if (best === undefined || n.running < best.running || (n.running === best.running && n.order < best.order))
+      if (
+        best === undefined ||
+        n.running < best.running ||
+        (n.running === best.running && n.order < best.order)
+      )
         best = n;
     }
     if (best === undefined) return undefined;
@@ -288,17 +301,13 @@ export function planPlacements(input: PlacementInput): PlacementPlan {
       }
       // Unknown model: its memory is unknown, so it can only run where it is already resident.
       const idle = memMb === undefined ? undefined : takeIdle(idleIndex(memMb, reqKey, task.requirements));
+      // An idle node already holding the model was offered by rule 1, so this is always a real switch.
       if (idle !== undefined) {
-        if (idle.loaded.has(task.model)) {
-          start(idle);
-          placements.push({ taskId: task.id, nodeId: idle.id });
-        } else {
-          const from = switchTo(idle, task.model);
-          start(idle);
-          placements.push({ taskId: task.id, nodeId: idle.id, switchModel: { from, to: task.model } });
-          for (const idx of loadedIndexesByModel.get(task.model) ?? []) {
-            if (idle.running < idle.max && nodeMatches(idle.src, idx.req)) idx.heap.push(busyEntry(idle));
-          }
+        const from = switchTo(idle, task.model);
+        start(idle);
+        placements.push({ taskId: task.id, nodeId: idle.id, switchModel: { from, to: task.model } });
+        for (const idx of loadedIndexesByModel.get(task.model) ?? []) {
+          if (idle.running < idle.max && nodeMatches(idle.src, idx.req)) idx.heap.push(busyEntry(idle));
         }
         continue;
       }

@@ -12,6 +12,7 @@
 //     never surplus, so balancing never strands a queue.
 // Models with running tasks are never unloaded unless `force`; offline nodes are never touched.
 
+import { compareStrings } from './compare.js';
 import type {
   RebalanceOperation,
   RebalanceOptions,
@@ -38,7 +39,7 @@ interface NodeState {
   usedMb: number;
 }
 
-const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byId = (a: { id: string }, b: { id: string }): number => compareStrings(a.id, b.id);
 
 export function planRebalance(
   nodes: readonly SchedNode[],
@@ -85,17 +86,21 @@ export function planRebalance(
   const free = (n: NodeState): number => n.capacityMb - n.usedMb;
   const evictable = (n: NodeState, m: string): boolean => force || (n.busy.get(m) ?? 0) === 0;
 
-  function unload(n: NodeState, m: string, reason: string): void {
+  /** Drops `m` from `n`; returns how many running tasks that interrupts. */
+  function removeResident(n: NodeState, m: string): number {
     const interrupted = n.busy.get(m) ?? 0;
     n.loaded.delete(m);
     n.busy.delete(m);
     n.usedMb -= mem(m);
     replicas.set(m, (replicas.get(m) ?? 0) - 1);
-    operations.push(
-      interrupted > 0
-        ? { type: 'unload', nodeId: n.id, model: m, reason, interruptsTasks: interrupted }
-        : { type: 'unload', nodeId: n.id, model: m, reason },
-    );
+    return interrupted;
+  }
+
+  function unload(n: NodeState, m: string, reason: string): void {
+    const interrupted = removeResident(n, m);
+    const op: RebalanceOperation = { type: 'unload', nodeId: n.id, model: m, reason };
+    if (interrupted > 0) op.interruptsTasks = interrupted;
+    operations.push(op);
   }
 
   function addResident(n: NodeState, m: string): void {
@@ -122,42 +127,37 @@ export function planRebalance(
   // Shared first phase: over-committed nodes.
   for (const n of online) {
     if (free(n) >= 0) continue;
+    // Only models of known size count towards usedMb, so only they can relieve it.
     const victims = [...n.loaded]
-      .filter((m) => evictable(n, m))
+      .filter((m) => memOf.has(m) && evictable(n, m))
       .sort(
         (a, b) =>
-          Number(demandOf(a) > 0) - Number(demandOf(b) > 0) || mem(b) - mem(a) || (a < b ? -1 : a > b ? 1 : 0),
+          Number(demandOf(a) > 0) - Number(demandOf(b) > 0) || mem(b) - mem(a) || compareStrings(a, b),
       );
     for (const m of victims) {
       if (free(n) >= 0) break;
-      const target =
-        demandOf(m) > 0 && (replicas.get(m) ?? 0) === 1 && memOf.has(m) ? roomiestFor(m, n) : undefined;
+      const target = demandOf(m) > 0 && (replicas.get(m) ?? 0) === 1 ? roomiestFor(m, n) : undefined;
       if (target === undefined) {
         unload(n, m, 'over-committed GPU memory');
         continue;
       }
-      const interrupted = n.busy.get(m) ?? 0;
-      n.loaded.delete(m);
-      n.busy.delete(m);
-      n.usedMb -= mem(m);
-      replicas.set(m, (replicas.get(m) ?? 0) - 1);
+      const interrupted = removeResident(n, m);
       addResident(target, m);
-      operations.push({
+      const op: RebalanceOperation = {
         type: 'move',
         fromNodeId: n.id,
         toNodeId: target.id,
         model: m,
-        reason:
-          interrupted > 0
-            ? `over-committed GPU memory; interrupts ${interrupted} task(s)`
-            : 'over-committed GPU memory',
-      });
+        reason: 'over-committed GPU memory',
+      };
+      if (interrupted > 0) op.interruptsTasks = interrupted;
+      operations.push(op);
     }
   }
 
-  const queuedModels = [...new Set(Object.keys(options.demand ?? {}))]
+  const queuedModels = Object.keys(options.demand ?? {})
     .filter((m) => demandOf(m) > 0 && memOf.has(m))
-    .sort((a, b) => demandOf(b) - demandOf(a) || (a < b ? -1 : a > b ? 1 : 0));
+    .sort((a, b) => demandOf(b) - demandOf(a) || compareStrings(a, b));
 
   if (strategy === 'memory_optimized') {
     for (const n of online) {
@@ -188,7 +188,7 @@ export function planRebalance(
           if (n.maxConcurrency <= 0 || n.loaded.has(m) || n.capacityMb < mem(m)) continue;
           const candidates = [...n.loaded]
             .filter((o) => surplus(o) && (n.busy.get(o) ?? 0) === 0)
-            .sort((a, b) => mem(b) - mem(a) || (a < b ? -1 : a > b ? 1 : 0));
+            .sort((a, b) => mem(b) - mem(a) || compareStrings(a, b));
           const evict: string[] = [];
           let room = free(n);
           for (const o of candidates) {
@@ -238,7 +238,10 @@ function replicaTargets(
 }
 
 /** Apply a plan to node snapshots (for previews and tests); returns new objects. */
-export function applyRebalance(nodes: readonly SchedNode[], operations: readonly RebalanceOperation[]): SchedNode[] {
+export function applyRebalance(
+  nodes: readonly SchedNode[],
+  operations: readonly RebalanceOperation[],
+): SchedNode[] {
   const loaded = new Map(nodes.map((n) => [n.id, new Set(n.loadedModels)] as const));
   for (const op of operations) {
     if (op.type === 'load') loaded.get(op.nodeId)?.add(op.model);

@@ -106,15 +106,26 @@ export interface SchedAssignment {
   taskId?: string;
 }
 
+/** `move` is the doc's `model_migration` (from_worker, to_worker, model). */
 export type RebalanceOperation =
   | { type: 'load'; nodeId: string; model: string; reason: string }
   | { type: 'unload'; nodeId: string; model: string; reason: string; interruptsTasks?: number }
-  | { type: 'move'; fromNodeId: string; toNodeId: string; model: string; reason: string };
+  | {
+      type: 'move';
+      fromNodeId: string;
+      toNodeId: string;
+      model: string;
+      reason: string;
+      interruptsTasks?: number;
+    };
 
 export interface RebalanceOptions {
   /** Queued tasks per model; drives replica targets. */
   demand?: Readonly<Record<string, number>>;
-  /** Allow unloading models that have running tasks (they are interrupted). Default false. */
+  /**
+   * Let the over-commit repair evict models that have running tasks (the operation says how many
+   * it interrupts). Balancing never interrupts tasks. Default false.
+   */
   force?: boolean;
   memoryHeadroomMb?: number;
 }
