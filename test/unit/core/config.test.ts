@@ -25,8 +25,14 @@ describe('loadConfig', () => {
   });
 
   it('names every invalid setting', () => {
-    expect(() => loadConfig({ AWS_ENDPOINT_URL: 'not a url', COMMAND_WAIT_MS: '30000', LOG_LEVEL: 'LOUD' })).toThrow(
-      /AWS_ENDPOINT_URL[\s\S]*COMMAND_WAIT_MS[\s\S]*LOG_LEVEL/,
-    );
+    const error = (() => {
+      try {
+        loadConfig({ AWS_ENDPOINT_URL: 'not a url', COMMAND_WAIT_MS: '30000', LOG_LEVEL: 'LOUD' });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    for (const name of ['AWS_ENDPOINT_URL', 'COMMAND_WAIT_MS', 'LOG_LEVEL']) expect(error).toContain(`${name}:`);
   });
 });
