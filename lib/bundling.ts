@@ -1,0 +1,101 @@
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OutputFormat, type BundlingOptions, type ICommandHooks } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { BuildOptions } from 'esbuild';
+import { DOCS_ASSETS } from '../functions/system/docs.js';
+
+/** The repository root: entries, package-lock.json and node_modules are resolved from here. */
+export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const LOCK_FILE = join(PROJECT_ROOT, 'package-lock.json');
+
+/** Where Lambda unpacks the code: the docs assets land under it. */
+export const LAMBDA_TASK_ROOT = '/var/task';
+export const DOCS_ASSETS_SUBDIR = 'docs-assets';
+
+/**
+ * How every function is bundled. The stack hands these to NodejsFunction and bench/bundles.ts to
+ * esbuild's API, so the benchmark measures what ships.
+ */
+export const BUNDLE = {
+  target: 'node24',
+  format: 'esm',
+  /** ESM output, so Lambda loads `index.mjs`. */
+  outFile: 'index.mjs',
+  minify: true,
+  sourceMap: true,
+  // Stack traces map to file and line without shipping the sources: a smaller asset and map to parse.
+  sourcesContent: false,
+  // Prefer ESM builds of dependencies: they tree-shake.
+  mainFields: ['module', 'main'],
+  // The nodejs24.x runtime ships SDK v3 and its @smithy packages; bundling them only adds cold-start bytes.
+  externalModules: ['@aws-sdk/*', '@smithy/*'],
+  // CommonJS dependencies bundled into ESM still call require(); give them one.
+  banner:
+    "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+} as const;
+
+/** Node flags the functions run with: stack traces in the logs point at the TypeScript sources. */
+export const NODE_OPTIONS = '--enable-source-maps';
+
+/** NodejsFunction's options for BUNDLE. */
+export function nodejsBundling(commandHooks?: ICommandHooks): BundlingOptions {
+  return {
+    target: BUNDLE.target,
+    format: OutputFormat.ESM,
+    minify: BUNDLE.minify,
+    sourceMap: BUNDLE.sourceMap,
+    sourcesContent: BUNDLE.sourcesContent,
+    mainFields: [...BUNDLE.mainFields],
+    externalModules: [...BUNDLE.externalModules],
+    banner: BUNDLE.banner,
+    // esbuild is a devDependency: bundle locally, never in Docker.
+    forceDockerBundling: false,
+    ...(commandHooks ? { commandHooks } : {}),
+  };
+}
+
+/** esbuild's API options for BUNDLE, equal to the CLI flags NodejsFunction passes. */
+export function esbuildOptions(entry: string, outfile: string): BuildOptions {
+  return {
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: BUNDLE.target,
+    format: BUNDLE.format,
+    minify: BUNDLE.minify,
+    sourcemap: BUNDLE.sourceMap,
+    sourcesContent: BUNDLE.sourcesContent,
+    mainFields: [...BUNDLE.mainFields],
+    external: [...BUNDLE.externalModules],
+    banner: { js: BUNDLE.banner },
+    absWorkingDir: PROJECT_ROOT,
+    logLevel: 'warning',
+  };
+}
+
+/**
+ * Copies Swagger UI and ReDoc next to the bundle (the system function serves them from
+ * DOCS_ASSETS_DIR). Paths are resolved through node_modules and made relative to the input
+ * folder, so the same commands work for local and Docker bundling.
+ */
+export function docsAssetsHooks(): ICommandHooks {
+  const require = createRequire(import.meta.url);
+  const sources = Object.entries(DOCS_ASSETS).map(([name, asset]) => {
+    const pkgDir = dirname(require.resolve(`${asset.pkg}/package.json`));
+    return { name, from: relative(PROJECT_ROOT, join(pkgDir, asset.file)) };
+  });
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir, outputDir) => [
+      `mkdir -p ${quote(join(outputDir, DOCS_ASSETS_SUBDIR))}`,
+      ...sources.map(
+        ({ name, from }) =>
+          `cp ${quote(join(inputDir, from))} ${quote(join(outputDir, DOCS_ASSETS_SUBDIR, name))}`,
+      ),
+    ],
+  };
+}

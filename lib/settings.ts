@@ -1,0 +1,63 @@
+import type { Construct } from 'constructs';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+
+/** Deployment settings, read from CDK context (cdk.json or `-c key=value`). */
+export interface Settings {
+  /** Origins the browser may call from; API Gateway answers preflight for them. */
+  corsOrigins: string[];
+  /** When true, user routes need `Authorization: Bearer <key>` (the key is SSM `<ssmPrefix>api-key`). */
+  apiAuth: boolean;
+  /** Prefix of every SQS queue this deployment owns, the events queue and agents' command queues. */
+  queuePrefix: string;
+  scheduleGroup: string;
+  /** SSM hierarchy the functions read: secrets and config. Must start and end with `/`. */
+  ssmPrefix: string;
+  logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  logRetention: RetentionDays;
+}
+
+const DEFAULTS: Settings = {
+  corsOrigins: ['http://localhost:3000', 'http://127.0.0.1:3000'],
+  apiAuth: true,
+  queuePrefix: 'fleet-',
+  scheduleGroup: 'fleet',
+  ssmPrefix: '/fleet/',
+  logLevel: 'INFO',
+  logRetention: RetentionDays.ONE_MONTH,
+};
+
+const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+
+/** `-c corsOrigins=a,b` arrives as a string, cdk.json gives an array: accept both. */
+function list(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = Array.isArray(value) ? value.map(String) : String(value).split(',');
+  return items.map((s) => s.trim()).filter(Boolean);
+}
+
+function bool(value: unknown): boolean | undefined {
+  if (value === undefined) return undefined;
+  return value === true || value === 'true' || value === '1';
+}
+
+export function readSettings(scope: Construct): Settings {
+  const ctx = (key: string): unknown => scope.node.tryGetContext(key);
+  const logLevel = ctx('logLevel') ?? DEFAULTS.logLevel;
+  if (!LOG_LEVELS.includes(logLevel as Settings['logLevel'])) {
+    throw new Error(`context logLevel must be one of ${LOG_LEVELS.join(', ')}, got ${String(logLevel)}`);
+  }
+  const ssmPrefix = String(ctx('ssmPrefix') ?? DEFAULTS.ssmPrefix);
+  if (!/^\/([\w.-]+\/)+$/.test(ssmPrefix))
+    throw new Error(`context ssmPrefix must look like /name/, got ${ssmPrefix}`);
+  const retentionDays = ctx('logRetentionDays');
+  return {
+    corsOrigins: list(ctx('corsOrigins')) ?? DEFAULTS.corsOrigins,
+    apiAuth: bool(ctx('apiAuth')) ?? DEFAULTS.apiAuth,
+    queuePrefix: String(ctx('queuePrefix') ?? DEFAULTS.queuePrefix),
+    scheduleGroup: String(ctx('scheduleGroup') ?? DEFAULTS.scheduleGroup),
+    ssmPrefix,
+    logLevel: logLevel as Settings['logLevel'],
+    logRetention:
+      retentionDays === undefined ? DEFAULTS.logRetention : (Number(retentionDays) as RetentionDays),
+  };
+}

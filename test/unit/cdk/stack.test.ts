@@ -1,0 +1,194 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { CfnElement } from 'aws-cdk-lib';
+import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TABLE_KEYS } from '../../../functions/core/table.js';
+import { routes } from '../../../functions/routes.js';
+import { DOCS_ASSETS } from '../../../functions/system/docs.js';
+import { apiGatewayPath, routeKeyOf } from '../../../lib/api.js';
+import { createControlPlane } from '../../../lib/app.js';
+import { DOCS_ASSETS_SUBDIR, PROJECT_ROOT } from '../../../lib/bundling.js';
+import { ROUTE_GROUPS } from '../../../lib/groups.js';
+import type { ControlPlaneStack } from '../../../lib/stack.js';
+
+// The context `cdk synth` gives the app: cdk.json's flags and settings, and asset metadata (a CLI default).
+const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
+  context: Record<string, unknown>;
+};
+const context = { ...cdkJson.context, 'aws:cdk:enable-asset-metadata': true };
+
+type Resource = { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> };
+
+let stack: ControlPlaneStack;
+let assembly: CloudAssembly;
+let template: Template;
+let resources: Record<string, Resource>;
+
+const logicalId = (element: CfnElement) =>
+  Stack.of(element).resolve(Stack.of(element).getLogicalId(element)) as string;
+const functionId = (group: keyof ControlPlaneStack['functions']) =>
+  logicalId(stack.functions[group].fn.node.defaultChild as CfnElement);
+
+beforeAll(() => {
+  // Prepare: the real app, with real esbuild bundling and cdk-nag registered, synthesised once.
+  const app = new App({ context });
+  stack = createControlPlane(app);
+  // Act: cdk-nag runs as a validation plugin here; unacknowledged findings throw.
+  assembly = app.synth();
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources as Record<string, Resource>;
+}, 120_000);
+
+describe('ControlPlaneStack', () => {
+  it('passes cdk-nag AwsSolutions with every finding acknowledged', () => {
+    const report = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8')) as {
+      pluginReports: { pluginName: string; violations: { ruleName: string; severity?: string }[] }[];
+    };
+    const open = report.pluginReports.flatMap((r) =>
+      r.violations.map((v) => `${r.pluginName}: ${v.ruleName} (${v.severity})`),
+    );
+    expect(open).toEqual([]);
+  });
+
+  it('builds the table from TABLE_KEYS: keys, GSIs, TTL, PITR, SSE, on demand, retained', () => {
+    const keys = (pk: string, sk: string) => [
+      { AttributeName: pk, KeyType: 'HASH' },
+      { AttributeName: sk, KeyType: 'RANGE' },
+    ];
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: Match.objectLike({
+        KeySchema: keys(TABLE_KEYS.partitionKey, TABLE_KEYS.sortKey),
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: TABLE_KEYS.ttlAttribute, Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
+        GlobalSecondaryIndexes: TABLE_KEYS.indexes.map((index) =>
+          Match.objectLike({ IndexName: index.name, KeySchema: keys(index.partitionKey, index.sortKey) }),
+        ),
+      }),
+    });
+  });
+
+  it('has one API route per entry of the route table, plus $default', () => {
+    const routeKeys = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::ApiGatewayV2::Route')
+      .map((r) => r.Properties.RouteKey);
+    const expected = new Set(routes.map(routeKeyOf));
+    expect(routeKeys.sort()).toEqual([...expected, '$default'].sort());
+  });
+
+  it('gives API Gateway route paths without a trailing slash', () => {
+    expect(apiGatewayPath('/api/nodes/')).toBe('/api/nodes');
+    expect(apiGatewayPath('/jobs/{job_id}')).toBe('/jobs/{job_id}');
+    expect(apiGatewayPath('/')).toBe('/');
+  });
+
+  it("points each route at its group's function and $default at the system function", () => {
+    const targetFunction = (routeKey: string) => {
+      const route = Object.values(resources).find(
+        (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.RouteKey === routeKey,
+      );
+      const target = route?.Properties.Target as { 'Fn::Join': [string, [string, { Ref: string }]] };
+      const integration = resources[target['Fn::Join'][1][1].Ref];
+      return (integration?.Properties.IntegrationUri as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    };
+    for (const route of routes) expect(targetFunction(routeKeyOf(route))).toBe(functionId(route.group));
+    expect(targetFunction('$default')).toBe(functionId('system'));
+  });
+
+  it('runs every function on nodejs24.x, arm64, with its own log group', () => {
+    for (const group of [...ROUTE_GROUPS, 'events'] as const) {
+      const fn = resources[functionId(group)];
+      expect(fn?.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        LoggingConfig: { LogGroup: expect.anything() },
+      });
+    }
+    expect(resources[functionId('orchestrator')]?.Properties.Timeout).toBe(29);
+  });
+
+  it('ships the docs assets inside the system bundle', () => {
+    const system = resources[functionId('system')];
+    expect(system?.Properties.Environment).toMatchObject({
+      Variables: { DOCS_ASSETS_DIR: '/var/task/docs-assets' },
+    });
+    const assetDir = join(assembly.directory, system?.Metadata?.['aws:asset:path'] as string);
+    expect(existsSync(join(assetDir, 'index.mjs'))).toBe(true);
+    for (const name of Object.keys(DOCS_ASSETS))
+      expect(existsSync(join(assetDir, DOCS_ASSETS_SUBDIR, name))).toBe(true);
+  });
+
+  it('gives the events queue an encrypted, TLS-only dead-letter queue after 5 receives', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'fleet-events',
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'fleet-events-dlq',
+      SqsManagedSseEnabled: true,
+    });
+    template.resourcePropertiesCountIs(
+      'AWS::SQS::QueuePolicy',
+      {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      },
+      2,
+    );
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: functionId('events') },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('blocks public access to the buckets and logs artifact access', () => {
+    const blocked = {
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    };
+    template.resourcePropertiesCountIs('AWS::S3::Bucket', { PublicAccessBlockConfiguration: blocked }, 2);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'artifacts/' }),
+    });
+  });
+
+  it('creates the schedule group and a role only Scheduler can assume to send to the events queue', () => {
+    template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: 'fleet' });
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Principal: { Service: 'scheduler.amazonaws.com' },
+            Condition: Match.anyValue(),
+          }),
+        ],
+      },
+    });
+  });
+
+  it('scopes runtime queue and schedule grants to the deployment prefix and group', () => {
+    const policy = JSON.stringify(
+      resources[
+        logicalId(stack.functions.agent.role.node.findChild('DefaultPolicy').node.defaultChild as CfnElement)
+      ],
+    );
+    expect(policy).toContain(':fleet-*');
+    expect(policy).toContain(':schedule/fleet/*');
+    expect(policy).toContain('"iam:PassedToService":"scheduler.amazonaws.com"');
+    expect(policy).not.toMatch(/"Action":"(sqs|scheduler|s3|dynamodb|ssm):\*"/);
+  });
+});
