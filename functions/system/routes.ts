@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { rawReply, reply } from '../core/http.js';
-import { buildOpenApi } from '../core/openapi.js';
 import { route, type AnyRoute } from '../core/route.js';
 import { VERSION } from '../core/version.js';
 import { checkHealth } from './health.js';
@@ -45,7 +44,14 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
       tags: ['Docs'],
       errorStyle: 'fastapi',
       scope: 'public',
-      handler: async () => (openapi ??= buildOpenApi(all(), { version: VERSION })),
+      handler: async () => {
+        // Loaded on first use: the generator is large and only this route needs it.
+        if (!openapi) {
+          const { buildOpenApi } = await import('../core/openapi.js');
+          openapi = buildOpenApi(all(), { version: VERSION });
+        }
+        return openapi;
+      },
     }),
     route({
       method: 'GET',
