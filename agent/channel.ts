@@ -1,0 +1,167 @@
+import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { CommandChannel as ChannelConfig } from '../functions/fleet/protocol.js';
+import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import type { ControlPlaneClient } from './client.js';
+import type { Logger } from './log.js';
+
+/** One received command; `ack` removes it from the channel (after its result was reported). */
+export interface Delivery {
+  receiptHandle: string;
+  /** A CommandEnvelope as JSON text. */
+  body: string;
+  ack(): Promise<void>;
+}
+
+/** Where commands come from: the control plane's long-poll route or the node's SQS queue. */
+export interface CommandChannel {
+  readonly type: ChannelConfig['type'];
+  /** Long-polls; resolves with zero or more deliveries, or rejects (the caller backs off). */
+  receive(signal: AbortSignal): Promise<Delivery[]>;
+  close(): void;
+}
+
+export interface HttpChannelOptions {
+  waitSeconds?: number;
+  max?: number;
+}
+
+export class HttpCommandChannel implements CommandChannel {
+  readonly type = 'http' as const;
+  constructor(
+    private readonly client: ControlPlaneClient,
+    private readonly options: HttpChannelOptions = {},
+  ) {}
+
+  async receive(signal: AbortSignal): Promise<Delivery[]> {
+    const messages = await this.client.pollCommands(this.options.waitSeconds ?? 20, this.options.max ?? 10, {
+      signal,
+    });
+    return messages.map((m) => ({
+      receiptHandle: m.receiptHandle,
+      body: m.body,
+      // The executor retries too; keep the product of both small.
+      ack: () => this.client.ack([m.receiptHandle], { attempts: 2 }),
+    }));
+  }
+
+  close(): void {}
+}
+
+export interface SqsChannelOptions {
+  queueUrl: string;
+  region: string;
+  endpoint?: string;
+  /** Injected in tests; otherwise built with credentials from the environment (default chain). */
+  client?: SQSClient;
+  waitSeconds?: number;
+  max?: number;
+  /** Longer than the slowest command to report, so a message is not redelivered mid-execution. */
+  visibilityTimeoutSeconds?: number;
+}
+
+export class SqsCommandChannel implements CommandChannel {
+  readonly type = 'sqs' as const;
+  private readonly sqs: SQSClient;
+
+  constructor(private readonly options: SqsChannelOptions) {
+    this.sqs =
+      options.client ??
+      new SQSClient({ region: options.region, ...(options.endpoint ? { endpoint: options.endpoint } : {}) });
+  }
+
+  async receive(signal: AbortSignal): Promise<Delivery[]> {
+    const out = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.options.queueUrl,
+        WaitTimeSeconds: this.options.waitSeconds ?? 20,
+        MaxNumberOfMessages: this.options.max ?? 10,
+        ...(this.options.visibilityTimeoutSeconds
+          ? { VisibilityTimeout: this.options.visibilityTimeoutSeconds }
+          : {}),
+      }),
+      { abortSignal: signal },
+    );
+    return (out.Messages ?? [])
+      .filter((m) => m.ReceiptHandle !== undefined)
+      .map((m) => ({
+        receiptHandle: m.ReceiptHandle!,
+        body: m.Body ?? '',
+        ack: async () => {
+          await this.sqs.send(
+            new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: m.ReceiptHandle! }),
+            { abortSignal: AbortSignal.timeout(15_000) },
+          );
+        },
+      }));
+  }
+
+  close(): void {
+    this.sqs.destroy();
+  }
+}
+
+export function createChannel(
+  config: ChannelConfig,
+  client: ControlPlaneClient,
+  sqsClient?: SQSClient,
+): CommandChannel {
+  if (config.type === 'http') return new HttpCommandChannel(client);
+  return new SqsCommandChannel({
+    queueUrl: config.queueUrl,
+    region: config.region,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    ...(sqsClient ? { client: sqsClient } : {}),
+  });
+}
+
+/** Same channel? Re-registration may move the node to another queue. */
+export function sameChannel(a: ChannelConfig, b: ChannelConfig): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export interface CommandLoopOptions {
+  /** Read every round: a re-registration may have moved the node to another channel. */
+  channel: () => CommandChannel;
+  dispatch: (delivery: Delivery) => Promise<void>;
+  /** Deliveries being handled; no new poll while this many run (backpressure). */
+  pending: () => number;
+  maxPending?: number;
+  logger: Logger;
+  backoff?: BackoffOptions;
+}
+
+/** Long-polls the channel and hands each delivery to the executor, backing off while the channel fails. */
+export async function runCommandLoop(options: CommandLoopOptions, signal: AbortSignal): Promise<void> {
+  const log = options.logger.child({ component: 'commands' });
+  const backoff = new Backoff(options.backoff ?? { baseMs: 1_000, maxMs: 60_000 });
+  const maxPending = options.maxPending ?? 8;
+  let failures = 0;
+  while (!signal.aborted) {
+    if (options.pending() >= maxPending) {
+      await sleep(200, signal);
+      continue;
+    }
+    const channel = options.channel();
+    try {
+      const deliveries = await channel.receive(signal);
+      if (failures > 0)
+        log.info('command channel reachable again', { channel: channel.type, after: failures });
+      failures = 0;
+      backoff.reset();
+      // In order: per-instance locks keep start-before-stop when both arrive in one batch.
+      for (const d of deliveries) void options.dispatch(d);
+    } catch (error) {
+      if (signal.aborted) break;
+      failures++;
+      const delayMs = backoff.next();
+      if (failures === 1 || failures % 10 === 0)
+        log.warn('receiving commands failed; backing off', {
+          channel: channel.type,
+          failures,
+          delayMs,
+          error,
+        });
+      await sleep(delayMs, signal);
+    }
+  }
+}

@@ -1,0 +1,296 @@
+import { request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import {
+  registerResponse,
+  type AgentEvent,
+  type CommandResult,
+  type HeartbeatRequest,
+  type RegisterRequest,
+  type RegisterResponse,
+} from '../functions/fleet/protocol.js';
+import { retry, type BackoffOptions } from './backoff.js';
+import { errorFields, type Logger } from './log.js';
+import { AGENT_VERSION } from './version.js';
+
+/** A message from GET /agent/commands: `body` is a CommandEnvelope, as JSON text (or already parsed). */
+export interface PolledMessage {
+  receiptHandle: string;
+  body: string;
+}
+
+const pollResponse = z.object({
+  messages: z
+    .array(
+      z.object({ receiptHandle: z.string(), body: z.union([z.string(), z.record(z.string(), z.unknown())]) }),
+    )
+    .default([]),
+});
+
+export class ControlPlaneError extends Error {
+  override name = 'ControlPlaneError';
+  constructor(
+    readonly op: string,
+    readonly status: number,
+    readonly body: string,
+    /** From Retry-After, in ms. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(`control plane ${op} answered ${status}${body ? `: ${body.slice(0, 300)}` : ''}`);
+  }
+
+  /** 408, 429 and 5xx are the server's trouble: try again. Other 4xx will not get better. */
+  get retryable(): boolean {
+    return this.status === 408 || this.status === 429 || this.status >= 500;
+  }
+}
+
+/** Network failures and timeouts are worth retrying; a bad answer or our own shutdown is not. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof ControlPlaneError) return error.retryable;
+  if (error instanceof z.ZodError) return false;
+  return true;
+}
+
+export interface ClientTimeouts {
+  registerMs: number;
+  heartbeatMs: number;
+  /** Added to the long-poll wait. */
+  pollExtraMs: number;
+  resultMs: number;
+  eventsMs: number;
+  ackMs: number;
+}
+
+export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = {
+  registerMs: 30_000,
+  heartbeatMs: 15_000,
+  pollExtraMs: 10_000,
+  resultMs: 30_000,
+  eventsMs: 30_000,
+  ackMs: 15_000,
+};
+
+export interface ClientOptions {
+  baseUrl: string;
+  logger: Logger;
+  /** Sent on register only (FLEET_API_KEY). */
+  apiKey?: string;
+  token?: string;
+  timeouts?: Partial<ClientTimeouts>;
+  backoff?: BackoffOptions;
+  dispatcher?: Dispatcher;
+  /**
+   * Called on a 401 to any token-authenticated call: register again (the server treats the same
+   * name idempotently) and store the new credential. Concurrent 401s share one re-registration.
+   */
+  reRegister?: () => Promise<void>;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Tries in all; Infinity keeps going until success or abort. */
+  attempts?: number;
+}
+
+/**
+ * The agent's side of the control-plane HTTP API. Every call has its own timeout; failures that
+ * may pass (network, 5xx, 429) are retried with capped exponential backoff and jitter; a 401
+ * triggers one re-registration and the call is repeated with the new token.
+ */
+export class ControlPlaneClient {
+  private token: string | undefined;
+  private readonly baseUrl: string;
+  private readonly timeouts: ClientTimeouts;
+  private readonly log: Logger;
+  private reRegistering: Promise<void> | null = null;
+
+  constructor(private readonly options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.timeouts = { ...DEFAULT_CLIENT_TIMEOUTS, ...options.timeouts };
+    this.token = options.token;
+    this.log = options.logger.child({ component: 'client' });
+  }
+
+  setToken(token: string): void {
+    this.token = token;
+  }
+
+  get hasToken(): boolean {
+    return this.token !== undefined;
+  }
+
+  setReRegister(fn: () => Promise<void>): void {
+    this.options.reRegister = fn;
+  }
+
+  async register(body: RegisterRequest, options: CallOptions = {}): Promise<RegisterResponse> {
+    const res = await this.withRetry('register', { attempts: Infinity, ...options }, (signal) =>
+      this.send('register', 'POST', '/agent/register', {
+        body,
+        auth: 'apiKey',
+        timeoutMs: this.timeouts.registerMs,
+        signal,
+      }),
+    );
+    const parsed = registerResponse.parse(res);
+    this.token = parsed.token;
+    return parsed;
+  }
+
+  async heartbeat(body: HeartbeatRequest, options: CallOptions = {}): Promise<void> {
+    await this.withRetry('heartbeat', { attempts: 1, ...options }, (signal) =>
+      this.send('heartbeat', 'POST', '/agent/heartbeat', {
+        body,
+        timeoutMs: this.timeouts.heartbeatMs,
+        signal,
+      }),
+    );
+  }
+
+  async pollCommands(waitSeconds: number, max: number, options: CallOptions = {}): Promise<PolledMessage[]> {
+    const res = await this.withRetry('commands.poll', { attempts: 1, ...options }, (signal) =>
+      this.send('commands.poll', 'GET', `/agent/commands?wait=${waitSeconds}&max=${max}`, {
+        timeoutMs: waitSeconds * 1000 + this.timeouts.pollExtraMs,
+        signal,
+      }),
+    );
+    return pollResponse.parse(res ?? {}).messages.map((m) => ({
+      receiptHandle: m.receiptHandle,
+      body: typeof m.body === 'string' ? m.body : JSON.stringify(m.body),
+    }));
+  }
+
+  async ack(receiptHandles: string[], options: CallOptions = {}): Promise<void> {
+    if (receiptHandles.length === 0) return;
+    await this.withRetry('commands.ack', { attempts: 5, ...options }, (signal) =>
+      this.send('commands.ack', 'POST', '/agent/commands/ack', {
+        body: { receiptHandles },
+        timeoutMs: this.timeouts.ackMs,
+        signal,
+      }),
+    );
+  }
+
+  async reportResult(commandId: string, result: CommandResult, options: CallOptions = {}): Promise<void> {
+    await this.withRetry('commands.result', { attempts: 8, ...options }, (signal) =>
+      this.send('commands.result', 'POST', `/agent/commands/${encodeURIComponent(commandId)}/result`, {
+        body: result,
+        timeoutMs: this.timeouts.resultMs,
+        signal,
+      }),
+    );
+  }
+
+  async postEvents(events: AgentEvent[], options: CallOptions = {}): Promise<void> {
+    // The contract takes at most 100 a request.
+    for (let i = 0; i < events.length; i += 100) {
+      const batch = events.slice(i, i + 100);
+      await this.withRetry('events', { attempts: 8, ...options }, (signal) =>
+        this.send('events', 'POST', '/agent/events', {
+          body: { events: batch },
+          timeoutMs: this.timeouts.eventsMs,
+          signal,
+        }),
+      );
+    }
+  }
+
+  private async withRetry<T>(
+    op: string,
+    options: CallOptions,
+    fn: (signal?: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    let reRegistered = false;
+    return retry(
+      async () => {
+        try {
+          return await fn(options.signal);
+        } catch (error) {
+          // One re-registration per call; a second 401 right after it is a real refusal.
+          if (
+            error instanceof ControlPlaneError &&
+            error.status === 401 &&
+            op !== 'register' &&
+            !reRegistered &&
+            this.options.reRegister
+          ) {
+            reRegistered = true;
+            this.log.warn('token refused; registering again', { op });
+            await this.reRegisterOnce();
+            return await fn(options.signal);
+          }
+          throw error;
+        }
+      },
+      {
+        ...this.options.backoff,
+        signal: options.signal,
+        maxAttempts: options.attempts ?? 1,
+        shouldRetry: (error) => !options.signal?.aborted && isRetryable(error),
+        minDelayMs: (error) => (error instanceof ControlPlaneError ? error.retryAfterMs : undefined),
+        onRetry: (error, attempt, delayMs) =>
+          this.log.warn('control plane call failed; retrying', {
+            op,
+            attempt,
+            delayMs,
+            error: errorFields(error),
+          }),
+      },
+    );
+  }
+
+  private reRegisterOnce(): Promise<void> {
+    this.reRegistering ??= (this.options.reRegister?.() ?? Promise.resolve()).finally(() => {
+      this.reRegistering = null;
+    });
+    return this.reRegistering;
+  }
+
+  private async send(
+    op: string,
+    method: 'GET' | 'POST',
+    path: string,
+    opts: { body?: unknown; auth?: 'token' | 'apiKey'; timeoutMs: number; signal?: AbortSignal },
+  ): Promise<unknown> {
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': `fleet-agent/${AGENT_VERSION}`,
+    };
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if ((opts.auth ?? 'token') === 'token') {
+      if (this.token) headers['authorization'] = `Bearer ${this.token}`;
+    } else if (this.options.apiKey) {
+      headers['authorization'] = `Bearer ${this.options.apiKey}`;
+    }
+    const timeout = AbortSignal.timeout(opts.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const res = await request(`${this.baseUrl}${path}`, {
+      method,
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal,
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
+    });
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      throw new ControlPlaneError(op, res.statusCode, text, retryAfterMs(res.headers['retry-after']));
+    }
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new ControlPlaneError(op, res.statusCode, `unparseable body: ${text.slice(0, 200)}`);
+    }
+  }
+}
+
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

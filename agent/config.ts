@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { registerRequest } from '../functions/fleet/protocol.js';
+import { isLogLevel, type LogLevel } from './log.js';
+
+export interface AgentConfig {
+  url: string;
+  nodeName: string;
+  labels: Record<string, string>;
+  cluster?: string;
+  stateDir: string;
+  /** Overrides the interval the control plane asks for. */
+  heartbeatSeconds?: number;
+  apiKey?: string;
+  logLevel: LogLevel;
+}
+
+export const USAGE = `Usage: fleet-agent [options]
+
+Registers this machine with the fleet control plane, runs the containers it is told to run and
+reports their state and the node's metrics.
+
+Options (flag > environment > config file > default):
+  --url <url>            control plane            FLEET_URL          (http://127.0.0.1:8000)
+  --name <name>          node name                FLEET_NODE_NAME    (hostname)
+  --labels k=v,k=v       node labels              FLEET_LABELS
+  --cluster <name>       cluster                  FLEET_CLUSTER
+  --state-dir <path>     registration + journal   FLEET_STATE_DIR    (~/.fleet-agent/<name>)
+  --heartbeat <seconds>  heartbeat interval       FLEET_HEARTBEAT    (the control plane's)
+  --config <file>        JSON file with the same keys (url, name, labels, cluster, stateDir,
+                         heartbeat, apiKey, logLevel)   FLEET_AGENT_CONFIG
+  --log-level <level>    debug|info|warn|error    FLEET_LOG_LEVEL    (info)
+  -h, --help             this text
+  -v, --version          agent version
+
+Environment only:
+  FLEET_API_KEY          sent as the bearer credential on registration
+  DOCKER_HOST            container engine (unix:///path or tcp://host:port); default
+                         /var/run/docker.sock, as the docker CLI does`;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const fileSchema = z
+  .object({
+    url: z.string().optional(),
+    name: z.string().optional(),
+    labels: z.union([z.string(), z.record(z.string(), z.string())]).optional(),
+    cluster: z.string().optional(),
+    stateDir: z.string().optional(),
+    heartbeat: z.union([z.number(), z.string()]).optional(),
+    apiKey: z.string().optional(),
+    logLevel: z.string().optional(),
+  })
+  .strict();
+
+/** `k=v,k2=v2` → record. Values may contain '='; an entry without one is an error. */
+export function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`label "${part}" is not key=value`);
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function positiveNumber(value: string | number, what: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(`${what} must be a positive number, got "${value}"`);
+  return n;
+}
+
+export type ParsedCli = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: AgentConfig };
+
+export interface LoadConfigDeps {
+  readFile?: (path: string) => string;
+  hostname?: () => string;
+  homedir?: () => string;
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadConfigDeps = {}): ParsedCli {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        url: { type: 'string' },
+        name: { type: 'string' },
+        labels: { type: 'string' },
+        cluster: { type: 'string' },
+        'state-dir': { type: 'string' },
+        heartbeat: { type: 'string' },
+        config: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  if (values['help']) return { kind: 'help' };
+  if (values['version']) return { kind: 'version' };
+
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const configPath = str(values['config']) ?? str(env['FLEET_AGENT_CONFIG']);
+  let file: z.infer<typeof fileSchema> = {};
+  if (configPath) {
+    const read = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(read(configPath));
+    } catch (error) {
+      throw new ConfigError(`config file ${configPath}: ${(error as Error).message}`);
+    }
+    const parsed = fileSchema.safeParse(raw);
+    if (!parsed.success)
+      throw new ConfigError(
+        `config file ${configPath}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      );
+    file = parsed.data;
+  }
+
+  const nodeName =
+    str(values['name']) ?? str(env['FLEET_NODE_NAME']) ?? file.name ?? (deps.hostname ?? hostname)();
+  const nameCheck = registerRequest.shape.nodeName.safeParse(nodeName);
+  if (!nameCheck.success) {
+    throw new ConfigError(
+      `node name "${nodeName}" is not valid (1-128 of letters, digits, . _ -, starting with a letter or digit); set --name`,
+    );
+  }
+
+  const labelsText = str(values['labels']) ?? str(env['FLEET_LABELS']);
+  const labels =
+    labelsText !== undefined
+      ? parseLabels(labelsText)
+      : typeof file.labels === 'string'
+        ? parseLabels(file.labels)
+        : (file.labels ?? {});
+
+  const heartbeat = str(values['heartbeat']) ?? str(env['FLEET_HEARTBEAT']) ?? file.heartbeat;
+  const logLevel = str(values['log-level']) ?? str(env['FLEET_LOG_LEVEL']) ?? file.logLevel ?? 'info';
+  if (!isLogLevel(logLevel))
+    throw new ConfigError(`log level "${logLevel}" is not one of debug, info, warn, error`);
+
+  const url = str(values['url']) ?? str(env['FLEET_URL']) ?? file.url ?? 'http://127.0.0.1:8000';
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+  } catch {
+    throw new ConfigError(`control plane URL "${url}" is not an http(s) URL`);
+  }
+
+  const stateDir =
+    str(values['state-dir']) ??
+    str(env['FLEET_STATE_DIR']) ??
+    file.stateDir ??
+    join((deps.homedir ?? homedir)(), '.fleet-agent', nodeName);
+  const config: AgentConfig = { url, nodeName, labels, stateDir: resolve(stateDir), logLevel };
+  const cluster = str(values['cluster']) ?? str(env['FLEET_CLUSTER']) ?? file.cluster;
+  if (cluster) config.cluster = cluster;
+  if (heartbeat !== undefined) config.heartbeatSeconds = positiveNumber(heartbeat, 'heartbeat');
+  const apiKey = str(env['FLEET_API_KEY']) ?? file.apiKey;
+  if (apiKey) config.apiKey = apiKey;
+  return { kind: 'run', config };
+}

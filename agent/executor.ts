@@ -1,0 +1,285 @@
+import {
+  commandEnvelope,
+  type Command,
+  type CommandEnvelope,
+  type CommandResult,
+} from '../functions/fleet/protocol.js';
+import { retry } from './backoff.js';
+import type { Delivery } from './channel.js';
+import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';
+import type { CommandJournal } from './journal.js';
+import { errorFields, type Logger } from './log.js';
+import { KeyedMutex } from './mutex.js';
+import type { TaskRunner } from './tasks.js';
+
+/** Hooks around command execution (Nomad's runner hooks, reduced to what the agent needs). */
+export interface ExecutorHooks {
+  /** About to stop or replace this container on purpose: the watcher must not report it as a crash. */
+  expectExit?(containerId: string): void;
+  /** After a result is known (executed now, or the stored one for a duplicate delivery). */
+  onResult?(envelope: CommandEnvelope, result: CommandResult, info: { duplicate: boolean; ms: number }): void;
+}
+
+export interface ResultReporter {
+  reportResult(commandId: string, result: CommandResult): Promise<void>;
+}
+
+export interface ExecutorOptions {
+  /** This node's id (from registration); envelopes for another node are refused. */
+  nodeId: () => string;
+  engine: EngineDriver;
+  journal: CommandJournal;
+  tasks: TaskRunner;
+  reporter: ResultReporter;
+  logger: Logger;
+  hooks?: ExecutorHooks;
+  mutex?: KeyedMutex;
+}
+
+/** The most log text a container.logs result carries; the end is kept. */
+const MAX_LOG_CHARS = 1024 * 1024;
+
+/**
+ * Executes command envelopes at most once each: results are journalled before they are reported,
+ * a repeated delivery re-reports the stored result, and the delivery is acknowledged only after
+ * the control plane accepted the result (so a lost report means a redelivery, not a lost result).
+ */
+export class CommandExecutor {
+  private readonly inFlight = new Map<string, Promise<CommandResult>>();
+  private readonly handling = new Set<Promise<void>>();
+  private readonly mutex: KeyedMutex;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ExecutorOptions) {
+    this.mutex = options.mutex ?? new KeyedMutex();
+    this.log = options.logger.child({ component: 'executor' });
+  }
+
+  get lock(): KeyedMutex {
+    return this.mutex;
+  }
+
+  get pending(): number {
+    return this.handling.size;
+  }
+
+  /** Handles a delivery in the background; see {@link handle}. */
+  dispatch(delivery: Delivery): Promise<void> {
+    const p = this.handle(delivery).catch((error: unknown) =>
+      this.log.error('command handling failed', { receiptHandle: delivery.receiptHandle, error }),
+    );
+    this.handling.add(p);
+    void p.finally(() => this.handling.delete(p));
+    return p;
+  }
+
+  /** Waits for deliveries being handled, at most `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.handling]),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  async handle(delivery: Delivery): Promise<void> {
+    let envelope: CommandEnvelope;
+    try {
+      envelope = commandEnvelope.parse(JSON.parse(delivery.body));
+    } catch (error) {
+      // Redelivering a message that cannot be read would only fail again: report if possible, drop.
+      const commandId = peekCommandId(delivery.body);
+      this.log.error('unreadable command envelope; dropping it', { commandId, error: errorFields(error) });
+      if (commandId) {
+        await this.report(commandId, {
+          status: 'failed',
+          output: {},
+          error: `invalid command envelope: ${shortError(error)}`,
+        }).catch(() => undefined);
+      }
+      await this.ack(delivery);
+      return;
+    }
+
+    const { commandId } = envelope;
+    const log = this.log.child({ commandId, type: envelope.command.type });
+    const started = Date.now();
+    let duplicate = false;
+    let result: CommandResult;
+    const stored = this.options.journal.get(commandId);
+    if (stored) {
+      duplicate = true;
+      result = stored.result;
+      log.info('duplicate delivery; re-reporting the stored result', { status: result.status });
+    } else {
+      let running = this.inFlight.get(commandId);
+      if (running) {
+        duplicate = true;
+        log.info('duplicate delivery while executing; waiting for the first');
+      } else {
+        running = this.executeAndRecord(envelope, log);
+        this.inFlight.set(commandId, running);
+        void running.finally(() => this.inFlight.delete(commandId)).catch(() => undefined);
+      }
+      result = await running;
+    }
+    this.options.hooks?.onResult?.(envelope, result, { duplicate, ms: Date.now() - started });
+
+    try {
+      await this.report(commandId, result);
+    } catch (error) {
+      log.error('result not reported; leaving the delivery to come back', { error });
+      return;
+    }
+    await this.options.journal
+      .markReported(commandId)
+      .catch((error: unknown) => log.warn('journal write failed', { error }));
+    await this.ack(delivery);
+  }
+
+  private async executeAndRecord(envelope: CommandEnvelope, log: Logger): Promise<CommandResult> {
+    log.info('executing command');
+    const result = await this.execute(envelope);
+    log[result.status === 'succeeded' ? 'info' : 'warn']('command done', {
+      status: result.status,
+      ...(result.error ? { error: result.error } : {}),
+    });
+    try {
+      await this.options.journal.record(envelope.commandId, envelope.command.type, result);
+    } catch (error) {
+      // Still report: the result is true; only a later duplicate would run it again.
+      log.error('journal write failed; a redelivery would execute again', { error });
+    }
+    return result;
+  }
+
+  /** Runs one command; never throws: failures become a `failed` result with the reason. */
+  async execute(envelope: CommandEnvelope): Promise<CommandResult> {
+    if (envelope.nodeId !== this.options.nodeId()) {
+      return {
+        status: 'failed',
+        output: {},
+        error: `command is for node ${envelope.nodeId}, this is ${this.options.nodeId()}`,
+      };
+    }
+    try {
+      const output = await this.run(envelope.command, envelope.commandId);
+      return { status: 'succeeded', output };
+    } catch (error) {
+      return {
+        status: 'failed',
+        output: { errorType: error instanceof Error ? error.name : 'Error' },
+        error: shortError(error),
+      };
+    }
+  }
+
+  private async run(command: Command, commandId: string): Promise<Record<string, unknown>> {
+    const { engine, tasks, hooks } = this.options;
+    switch (command.type) {
+      case 'container.start':
+        return this.mutex.run(command.spec.instanceId, async () => {
+          const { container, reused } = await ensureStarted(engine, command.spec, { commandId });
+          return { ...describe(container), reused };
+        });
+
+      case 'container.stop':
+        return this.mutex.run(command.instanceId, async () => {
+          const c = await engine.findByInstance(command.instanceId);
+          if (!c) return { found: false, instanceId: command.instanceId };
+          hooks?.expectExit?.(c.id);
+          await engine.stop(c.id, command.timeoutSeconds);
+          return { found: true, ...describe(await engine.inspect(c.id)) };
+        });
+
+      case 'container.remove':
+        return this.mutex.run(command.instanceId, async () => {
+          const c = await engine.findByInstance(command.instanceId);
+          if (!c) return { found: false, removed: false, instanceId: command.instanceId };
+          hooks?.expectExit?.(c.id);
+          await engine.remove(c.id, command.force);
+          return { found: true, removed: true, containerId: c.id, instanceId: command.instanceId };
+        });
+
+      case 'container.update':
+        return this.mutex.run(command.instanceId, async () => {
+          const c = await requireContainer(engine, command.instanceId);
+          const limits = {
+            ...(command.cpuLimit !== undefined ? { cpuLimit: command.cpuLimit } : {}),
+            ...(command.memoryLimitMb !== undefined ? { memoryLimitMb: command.memoryLimitMb } : {}),
+            ...(command.diskLimitGb !== undefined ? { diskLimitGb: command.diskLimitGb } : {}),
+          };
+          hooks?.expectExit?.(c.id); // the fallback recreates it
+          const outcome = await engine.updateLimits(c.id, limits, { commandId });
+          return { ...describe(outcome.container), method: outcome.method, previousContainerId: c.id };
+        });
+
+      case 'container.logs': {
+        const c = await requireContainer(engine, command.instanceId);
+        const text = await engine.logs(c.id, command.tail);
+        const truncated = text.length > MAX_LOG_CHARS;
+        return {
+          containerId: c.id,
+          instanceId: command.instanceId,
+          logs: truncated ? text.slice(-MAX_LOG_CHARS) : text,
+          truncated,
+        };
+      }
+
+      case 'task.run':
+        return { ...(await tasks.accept(command, commandId)) };
+
+      case 'task.cancel':
+        return { taskId: command.taskId, cancelled: tasks.cancel(command.taskId) };
+    }
+  }
+
+  private report(commandId: string, result: CommandResult): Promise<void> {
+    return this.options.reporter.reportResult(commandId, result);
+  }
+
+  private async ack(delivery: Delivery): Promise<void> {
+    try {
+      await retry(() => delivery.ack(), { maxAttempts: 3, baseMs: 500, maxMs: 5_000 });
+    } catch (error) {
+      // The message comes back; the journal makes that harmless.
+      this.log.warn('acknowledging the delivery failed; it will be redelivered', {
+        receiptHandle: delivery.receiptHandle,
+        error,
+      });
+    }
+  }
+}
+
+async function requireContainer(engine: EngineDriver, instanceId: string): Promise<ManagedContainer> {
+  const c = await engine.findByInstance(instanceId);
+  if (!c) throw new Error(`no container on this node for instance ${instanceId}`);
+  return c;
+}
+
+function describe(c: ManagedContainer): Record<string, unknown> {
+  return {
+    containerId: c.id,
+    name: c.name,
+    instanceId: c.instanceId,
+    state: c.state,
+    exitCode: c.exitCode,
+    ports: c.ports,
+    ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+  };
+}
+
+function shortError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.length > 2000 ? `${message.slice(0, 2000)}…` : message;
+}
+
+function peekCommandId(body: string): string | undefined {
+  try {
+    const id = (JSON.parse(body) as { commandId?: unknown } | null)?.commandId;
+    return typeof id === 'string' && id ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}

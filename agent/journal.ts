@@ -1,0 +1,158 @@
+import { rename } from 'node:fs/promises';
+import { z } from 'zod';
+import { commandResult, type CommandResult } from '../functions/fleet/protocol.js';
+import { readJsonFile, writeFileAtomic } from './state.js';
+
+const journalEntry = z.object({
+  commandId: z.string(),
+  type: z.string(),
+  result: commandResult,
+  completedAt: z.string(),
+  /** The control plane accepted the result; a duplicate delivery re-reports it anyway. */
+  reported: z.boolean().default(false),
+});
+export type JournalEntry = z.infer<typeof journalEntry>;
+
+const taskEntry = z.object({ taskId: z.string(), commandId: z.string(), startedAt: z.string() });
+export type TaskEntry = z.infer<typeof taskEntry>;
+
+const journalFile = z.object({
+  version: z.literal(1),
+  commands: z.array(journalEntry).default([]),
+  /** Container exits already reported, keyed `containerId@finishedAt`. */
+  exits: z.array(z.object({ key: z.string(), at: z.string() })).default([]),
+  /** task.run commands whose task has not reported task.finished yet. */
+  tasks: z.array(taskEntry).default([]),
+});
+
+export interface JournalOptions {
+  /** Commands kept; older ones are forgotten (a redelivery that old is not expected). */
+  maxCommands?: number;
+  maxExits?: number;
+  now?: () => Date;
+  /** Told when a corrupt journal was set aside. */
+  onCorrupt?: (path: string, error: unknown) => void;
+}
+
+/**
+ * What the agent must remember across restarts to execute each command at most once: executed
+ * command ids with their results, exits already reported, tasks in flight. One small JSON file,
+ * rewritten atomically on every change; writes are serialised so the last state always lands.
+ */
+export class CommandJournal {
+  private readonly commands = new Map<string, JournalEntry>();
+  private readonly exits = new Map<string, string>();
+  private readonly tasks = new Map<string, TaskEntry>();
+  private writing: Promise<void> = Promise.resolve();
+  private readonly maxCommands: number;
+  private readonly maxExits: number;
+  private readonly now: () => Date;
+
+  private constructor(
+    readonly path: string,
+    options: JournalOptions,
+  ) {
+    this.maxCommands = options.maxCommands ?? 1000;
+    this.maxExits = options.maxExits ?? 1000;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  static async open(path: string, options: JournalOptions = {}): Promise<CommandJournal> {
+    const journal = new CommandJournal(path, options);
+    let raw: unknown;
+    try {
+      raw = await readJsonFile(path);
+    } catch (error) {
+      raw = { corrupt: error };
+    }
+    if (raw !== null) {
+      const parsed = journalFile.safeParse(raw);
+      if (parsed.success) {
+        for (const e of parsed.data.commands) journal.commands.set(e.commandId, e);
+        for (const e of parsed.data.exits) journal.exits.set(e.key, e.at);
+        for (const t of parsed.data.tasks) journal.tasks.set(t.taskId, t);
+      } else {
+        // Keep the evidence, start empty: refusing to start would strand the node.
+        const aside = `${path}.corrupt-${Date.now()}`;
+        await rename(path, aside).catch(() => undefined);
+        options.onCorrupt?.(aside, parsed.error);
+      }
+    }
+    return journal;
+  }
+
+  get(commandId: string): JournalEntry | undefined {
+    return this.commands.get(commandId);
+  }
+
+  async record(commandId: string, type: string, result: CommandResult): Promise<JournalEntry> {
+    const entry: JournalEntry = {
+      commandId,
+      type,
+      result,
+      completedAt: this.now().toISOString(),
+      reported: false,
+    };
+    this.commands.delete(commandId);
+    this.commands.set(commandId, entry);
+    trim(this.commands, this.maxCommands);
+    await this.flush();
+    return entry;
+  }
+
+  async markReported(commandId: string): Promise<void> {
+    const entry = this.commands.get(commandId);
+    if (!entry || entry.reported) return;
+    entry.reported = true;
+    await this.flush();
+  }
+
+  hasExit(key: string): boolean {
+    return this.exits.has(key);
+  }
+
+  async recordExit(key: string): Promise<void> {
+    this.exits.set(key, this.now().toISOString());
+    trim(this.exits, this.maxExits);
+    await this.flush();
+  }
+
+  activeTasks(): TaskEntry[] {
+    return [...this.tasks.values()];
+  }
+
+  async taskStarted(taskId: string, commandId: string): Promise<void> {
+    this.tasks.set(taskId, { taskId, commandId, startedAt: this.now().toISOString() });
+    await this.flush();
+  }
+
+  async taskEnded(taskId: string): Promise<void> {
+    if (!this.tasks.delete(taskId)) return;
+    await this.flush();
+  }
+
+  /** Resolves once everything recorded so far is on disk. */
+  flush(): Promise<void> {
+    const write = async (): Promise<void> => {
+      const data = {
+        version: 1 as const,
+        commands: [...this.commands.values()],
+        exits: [...this.exits].map(([key, at]) => ({ key, at })),
+        tasks: [...this.tasks.values()],
+      };
+      await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`);
+    };
+    // Chain even after a failed write so one disk error does not wedge later writes.
+    const next = this.writing.then(write, write);
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function trim<K, V>(map: Map<K, V>, max: number): void {
+  // Maps iterate in insertion order: the first keys are the oldest.
+  for (const key of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(key);
+  }
+}

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseLabels } from '../../../agent/config.js';
+
+const deps = { hostname: () => 'gpu-box-1', homedir: () => '/home/op' };
+const run = (argv: string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}) => {
+  const parsed = loadConfig(argv, env, { ...deps, readFile: (p) => files[p] ?? '' });
+  if (parsed.kind !== 'run') throw new Error(parsed.kind);
+  return parsed.config;
+};
+
+describe('loadConfig', () => {
+  it('has defaults: local control plane, hostname, ~/.fleet-agent/<name>', () => {
+    expect(run([])).toEqual({
+      url: 'http://127.0.0.1:8000',
+      nodeName: 'gpu-box-1',
+      labels: {},
+      stateDir: '/home/op/.fleet-agent/gpu-box-1',
+      logLevel: 'info',
+    });
+  });
+
+  it('flag beats env beats config file', () => {
+    const files = {
+      '/etc/agent.json': JSON.stringify({
+        url: 'http://file:1',
+        name: 'from-file',
+        labels: { zone: 'a' },
+        heartbeat: 30,
+        apiKey: 'k',
+      }),
+    };
+    const env = { FLEET_URL: 'http://env:2', FLEET_AGENT_CONFIG: '/etc/agent.json' };
+    const c = run(['--url', 'http://flag:3', '--labels', 'gpu=h100,zone=b', '--cluster', 'edge'], env, files);
+    expect(c).toMatchObject({
+      url: 'http://flag:3',
+      nodeName: 'from-file',
+      labels: { gpu: 'h100', zone: 'b' },
+      cluster: 'edge',
+      heartbeatSeconds: 30,
+      apiKey: 'k',
+    });
+    expect(run([], env, files).url).toBe('http://env:2');
+  });
+
+  it('reads FLEET_API_KEY from the environment only', () => {
+    expect(run([], { FLEET_API_KEY: 'secret' }).apiKey).toBe('secret');
+  });
+
+  it('rejects bad input with a message that says what to fix', () => {
+    expect(() => run(['--name', 'has space'])).toThrow(/node name "has space" is not valid/);
+    expect(() => run(['--heartbeat', '0'])).toThrow(ConfigError);
+    expect(() => run(['--url', 'ftp://x'])).toThrow(/not an http\(s\) URL/);
+    expect(() => run(['--bogus'])).toThrow(ConfigError);
+    expect(() => run(['--config', '/x.json'], {}, { '/x.json': '{"unknown": 1}' })).toThrow(
+      /config file \/x.json/,
+    );
+  });
+
+  it('help and version', () => {
+    expect(loadConfig(['--help'], {}, deps)).toEqual({ kind: 'help' });
+    expect(loadConfig(['-v'], {}, deps)).toEqual({ kind: 'version' });
+  });
+
+  it('parseLabels keeps "=" inside values and refuses entries without one', () => {
+    expect(parseLabels('a=1, b=x=y,')).toEqual({ a: '1', b: 'x=y' });
+    expect(() => parseLabels('a')).toThrow(/not key=value/);
+  });
+});

@@ -1,0 +1,239 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AgentEvent, CommandEnvelope, CommandResult } from '../../../functions/fleet/protocol.js';
+import { LABELS } from '../../../functions/fleet/protocol.js';
+import type { Delivery } from '../../../agent/channel.js';
+import { CommandExecutor } from '../../../agent/executor.js';
+import { CommandJournal } from '../../../agent/journal.js';
+import { silentLogger } from '../../../agent/log.js';
+import { TaskRunner } from '../../../agent/tasks.js';
+import { FakeEngine } from './fake-engine.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'agent-exec-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const startEnvelope = (commandId: string, instanceId = 'inst-1'): CommandEnvelope => ({
+  commandId,
+  nodeId: 'node-id-1',
+  issuedAt: new Date().toISOString(),
+  command: {
+    type: 'container.start',
+    spec: {
+      instanceId,
+      imageId: 'localhost/fleet-test:busybox',
+      name: `svc-${instanceId}`,
+      kind: 'service',
+      env: {},
+      ports: [{ containerPort: 8080, hostPort: 0, protocol: 'tcp' }],
+      volumes: [],
+      labels: {},
+      restart: 'no',
+    },
+  },
+});
+
+function delivery(envelope: unknown, handle = 'rh-1'): Delivery & { acked: number } {
+  const d = {
+    receiptHandle: handle,
+    body: typeof envelope === 'string' ? envelope : JSON.stringify(envelope),
+    acked: 0,
+    ack: async () => {
+      d.acked++;
+    },
+  };
+  return d;
+}
+
+async function setup(options: { reportFails?: number } = {}) {
+  const engine = new FakeEngine();
+  const journal = await CommandJournal.open(join(dir, 'journal.json'));
+  const events: AgentEvent[] = [];
+  const reported: Array<{ commandId: string; result: CommandResult }> = [];
+  let failures = options.reportFails ?? 0;
+  const tasks = new TaskRunner({
+    engine,
+    journal,
+    events: { send: (e) => events.push(e) },
+    logger: silentLogger,
+  });
+  const expected: string[] = [];
+  const executor = new CommandExecutor({
+    nodeId: () => 'node-id-1',
+    engine,
+    journal,
+    tasks,
+    logger: silentLogger,
+    hooks: { expectExit: (id) => expected.push(id) },
+    reporter: {
+      reportResult: async (commandId, result) => {
+        if (failures-- > 0) throw new Error('control plane down');
+        reported.push({ commandId, result });
+      },
+    },
+  });
+  return { engine, journal, executor, reported, events, expected };
+}
+
+describe('CommandExecutor: at-most-once', () => {
+  it('executes a command once; a second delivery re-reports the stored result and is acked', async () => {
+    // Prepare
+    const { engine, executor, reported } = await setup();
+    const env = startEnvelope('cmd-1');
+    const first = delivery(env, 'rh-1');
+    const again = delivery(env, 'rh-2');
+    // Act
+    await executor.handle(first);
+    await executor.handle(again);
+    // Assess
+    expect(engine.calls.filter((c) => c.startsWith('createAndStart'))).toHaveLength(1);
+    expect(reported).toHaveLength(2);
+    expect(reported[1]).toEqual(reported[0]);
+    expect(reported[0]!.result).toMatchObject({
+      status: 'succeeded',
+      output: { reused: false, ports: [{ containerPort: 8080, hostPort: 40000 }] },
+    });
+    expect([first.acked, again.acked]).toEqual([1, 1]);
+  });
+
+  it('dedups across an agent restart through the journal file', async () => {
+    const a = await setup();
+    await a.executor.handle(delivery(startEnvelope('cmd-1')));
+    // A new agent process: same state dir, fresh memory; the engine still holds the container.
+    const b = await setup();
+    b.engine.containers.clear();
+    await b.executor.handle(delivery(startEnvelope('cmd-1')));
+    expect(b.engine.calls).toEqual([]);
+    expect(b.reported[0]!.result).toEqual(a.reported[0]!.result);
+  });
+
+  it('concurrent duplicates execute once', async () => {
+    const { engine, executor, reported } = await setup();
+    const env = startEnvelope('cmd-1');
+    await Promise.all([executor.handle(delivery(env, 'a')), executor.handle(delivery(env, 'b'))]);
+    expect(engine.calls.filter((c) => c.startsWith('createAndStart'))).toHaveLength(1);
+    expect(reported).toHaveLength(2);
+  });
+
+  it('does not ack when the result could not be reported; the redelivery reports the stored result', async () => {
+    const { engine, executor, reported } = await setup({ reportFails: 1 });
+    const first = delivery(startEnvelope('cmd-1'));
+    await executor.handle(first);
+    expect(first.acked).toBe(0);
+    const redelivered = delivery(startEnvelope('cmd-1'), 'rh-2');
+    await executor.handle(redelivered);
+    expect(redelivered.acked).toBe(1);
+    expect(reported).toHaveLength(1);
+    expect(engine.calls.filter((c) => c.startsWith('createAndStart'))).toHaveLength(1);
+  });
+
+  it('container.start reuses a container already carrying the instance label (agent died mid-start)', async () => {
+    const { engine, executor, reported } = await setup();
+    const orphan = engine.add({ instanceId: 'inst-1', state: 'created', running: false });
+    await executor.handle(delivery(startEnvelope('cmd-new')));
+    expect(engine.calls).not.toContain('createAndStart inst-1');
+    expect(engine.calls).toContain(`start ${orphan.id}`);
+    expect(reported[0]!.result).toMatchObject({
+      status: 'succeeded',
+      output: { containerId: orphan.id, reused: true },
+    });
+  });
+
+  it('a failing command becomes a failed result, still journalled and acked', async () => {
+    const { engine, executor, reported, journal } = await setup();
+    engine.failCreate = new Error('port is already allocated');
+    const d = delivery(startEnvelope('cmd-1'));
+    await executor.handle(d);
+    expect(reported[0]!.result).toMatchObject({ status: 'failed', error: 'port is already allocated' });
+    expect(journal.get('cmd-1')?.result.status).toBe('failed');
+    expect(d.acked).toBe(1);
+  });
+
+  it('drops an unreadable envelope after reporting it failed when it has a command id', async () => {
+    const { executor, reported } = await setup();
+    const d = delivery({ commandId: 'cmd-bad', nodeId: 'node-id-1', command: { type: 'container.explode' } });
+    await executor.handle(d);
+    expect(reported[0]).toMatchObject({ commandId: 'cmd-bad', result: { status: 'failed' } });
+    expect(d.acked).toBe(1);
+    const garbage = delivery('not json');
+    await executor.handle(garbage);
+    expect(garbage.acked).toBe(1);
+  });
+
+  it('refuses a command addressed to another node', async () => {
+    const { engine, executor, reported } = await setup();
+    await executor.handle(delivery({ ...startEnvelope('cmd-1'), nodeId: 'someone-else' }));
+    expect(reported[0]!.result).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/for node someone-else/),
+    });
+    expect(engine.calls).toEqual([]);
+  });
+});
+
+describe('CommandExecutor: container commands', () => {
+  it('stop and remove are idempotent and tell the watcher the exit is expected', async () => {
+    const { engine, executor, reported, expected } = await setup();
+    const c = engine.add({ instanceId: 'inst-1' });
+    const stop = {
+      commandId: 's1',
+      nodeId: 'node-id-1',
+      issuedAt: '',
+      command: { type: 'container.stop', instanceId: 'inst-1', timeoutSeconds: 1 },
+    };
+    await executor.handle(delivery(stop));
+    await executor.handle(
+      delivery({
+        ...stop,
+        commandId: 'r1',
+        command: { type: 'container.remove', instanceId: 'inst-1', force: true },
+      }),
+    );
+    await executor.handle(delivery({ ...stop, commandId: 's2' }));
+    expect(expected).toEqual([c.id, c.id]);
+    expect(reported.map((r) => r.result.output)).toMatchObject([
+      { found: true, state: 'exited', exitCode: 137 },
+      { found: true, removed: true },
+      { found: false },
+    ]);
+  });
+
+  it('logs and update fail clearly for an unknown instance', async () => {
+    const { executor, reported } = await setup();
+    const base = { nodeId: 'node-id-1', issuedAt: '' };
+    await executor.handle(
+      delivery({ ...base, commandId: 'l1', command: { type: 'container.logs', instanceId: 'ghost' } }),
+    );
+    await executor.handle(
+      delivery({
+        ...base,
+        commandId: 'u1',
+        command: { type: 'container.update', instanceId: 'ghost', cpuLimit: 1 },
+      }),
+    );
+    expect(reported.map((r) => r.result.error)).toEqual([
+      'no container on this node for instance ghost',
+      'no container on this node for instance ghost',
+    ]);
+  });
+
+  it('keeps a start before a stop for the same instance when both arrive in one batch', async () => {
+    const { engine, executor } = await setup();
+    const stop = {
+      commandId: 's1',
+      nodeId: 'node-id-1',
+      issuedAt: '',
+      command: { type: 'container.stop', instanceId: 'inst-1', timeoutSeconds: 1 },
+    };
+    await Promise.all([executor.dispatch(delivery(startEnvelope('c1'))), executor.dispatch(delivery(stop))]);
+    const c = [...engine.containers.values()][0]!;
+    expect(c.labels[LABELS.instance]).toBe('inst-1');
+    expect(c.state).toBe('exited');
+  });
+});

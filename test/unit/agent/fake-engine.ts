@@ -1,0 +1,161 @@
+import { LABELS, type ContainerSpec } from '../../../functions/fleet/protocol.js';
+import type {
+  ContainerStats,
+  EngineCapabilities,
+  EngineDriver,
+  EngineEvent,
+  ManagedContainer,
+  ResourceLimits,
+  StartOptions,
+  UpdateOutcome,
+} from '../../../agent/engine.js';
+import { containerLabels } from '../../../agent/engine.js';
+
+/** An in-memory engine for unit tests: records calls, keeps containers in a map. */
+export class FakeEngine implements EngineDriver {
+  readonly containers = new Map<string, ManagedContainer>();
+  readonly calls: string[] = [];
+  readonly logText = new Map<string, string>();
+  private seq = 0;
+  /** Host port handed out for a requested port 0. */
+  nextHostPort = 40000;
+  failCreate: Error | null = null;
+
+  constructor(readonly nodeName = 'node-1') {}
+
+  async capabilities(): Promise<EngineCapabilities> {
+    return {
+      name: 'fake',
+      version: '1',
+      apiVersion: '1.41',
+      storageDriver: 'overlay',
+      backingFilesystem: 'extfs',
+      diskLimit: { supported: false, reason: 'fake' },
+      gpuMode: 'none',
+      gpuRuntime: false,
+      runtimes: ['runc'],
+    };
+  }
+
+  async ping(): Promise<void> {}
+
+  async ensureImage(ref: string): Promise<{ pulled: boolean }> {
+    this.calls.push(`ensureImage ${ref}`);
+    return { pulled: false };
+  }
+
+  async createAndStart(spec: ContainerSpec, options: StartOptions = {}): Promise<ManagedContainer> {
+    this.calls.push(`createAndStart ${spec.instanceId}`);
+    if (this.failCreate) throw this.failCreate;
+    const id = `c${++this.seq}`;
+    const c: ManagedContainer = {
+      id,
+      name: spec.name,
+      instanceId: spec.instanceId,
+      kind: spec.kind,
+      imageId: spec.imageId,
+      state: 'running',
+      running: true,
+      exitCode: null,
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      restartCount: 0,
+      ports: spec.ports.map((p) => ({
+        containerPort: p.containerPort,
+        hostPort: p.hostPort || this.nextHostPort++,
+        protocol: p.protocol,
+      })),
+      labels: containerLabels(spec, { nodeName: this.nodeName, ...options }),
+    };
+    this.containers.set(id, c);
+    return { ...c };
+  }
+
+  /** Adds a container as if created earlier (e.g. by an agent that died mid-start). */
+  add(partial: Partial<ManagedContainer> & { instanceId: string }): ManagedContainer {
+    const id = partial.id ?? `c${++this.seq}`;
+    const c: ManagedContainer = {
+      id,
+      name: partial.name ?? `name-${id}`,
+      kind: 'service',
+      imageId: 'img',
+      state: 'running',
+      running: true,
+      exitCode: null,
+      startedAt: null,
+      finishedAt: null,
+      restartCount: 0,
+      ports: [],
+      labels: {
+        [LABELS.managed]: 'true',
+        [LABELS.node]: this.nodeName,
+        [LABELS.instance]: partial.instanceId,
+      },
+      ...partial,
+    };
+    this.containers.set(id, c);
+    return c;
+  }
+
+  /** Marks a container exited as the engine would. */
+  exit(id: string, exitCode: number, finishedAt = new Date().toISOString()): void {
+    const c = this.containers.get(id)!;
+    Object.assign(c, { state: 'exited', running: false, exitCode, finishedAt });
+  }
+
+  async findByInstance(instanceId: string): Promise<ManagedContainer | null> {
+    this.calls.push(`findByInstance ${instanceId}`);
+    const all = [...this.containers.values()].filter((c) => c.instanceId === instanceId);
+    const c = all.find((x) => x.running) ?? all[0];
+    return c ? { ...c } : null;
+  }
+
+  async inspect(id: string): Promise<ManagedContainer> {
+    const c = this.containers.get(id);
+    if (!c) throw Object.assign(new Error(`no such container ${id}`), { statusCode: 404 });
+    return { ...c };
+  }
+
+  async start(id: string): Promise<void> {
+    this.calls.push(`start ${id}`);
+    const c = this.containers.get(id)!;
+    Object.assign(c, { state: 'running', running: true, exitCode: null });
+  }
+
+  async stop(id: string): Promise<void> {
+    this.calls.push(`stop ${id}`);
+    const c = this.containers.get(id);
+    if (c?.running) this.exit(id, 137);
+  }
+
+  async remove(id: string): Promise<void> {
+    this.calls.push(`remove ${id}`);
+    this.containers.delete(id);
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    this.calls.push(`logs ${id} ${tail}`);
+    return this.logText.get(id) ?? '';
+  }
+
+  async updateLimits(id: string, limits: ResourceLimits): Promise<UpdateOutcome> {
+    this.calls.push(`updateLimits ${id} ${JSON.stringify(limits)}`);
+    return { container: await this.inspect(id), method: 'update' };
+  }
+
+  async list(): Promise<ManagedContainer[]> {
+    return [...this.containers.values()].map((c) => ({ ...c }));
+  }
+
+  async stats(): Promise<ContainerStats> {
+    return { cpuPercent: 1, memoryUsageMb: 2, memoryLimitMb: 3, memoryPercent: 4 };
+  }
+
+  async wait(): Promise<{ exitCode: number | null }> {
+    return { exitCode: 0 };
+  }
+
+  async watchEvents(_onEvent: (event: EngineEvent) => void, signal: AbortSignal): Promise<void> {
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+}

@@ -1,0 +1,68 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CommandJournal } from '../../../agent/journal.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'agent-journal-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('CommandJournal', () => {
+  it('remembers results across a reopen (agent restart)', async () => {
+    // Prepare
+    const path = join(dir, 'journal.json');
+    const first = await CommandJournal.open(path);
+    // Act
+    await first.record('cmd-1', 'container.start', { status: 'succeeded', output: { containerId: 'c1' } });
+    await first.markReported('cmd-1');
+    await first.recordExit('c1@2026-01-01T00:00:00Z');
+    await first.taskStarted('task-1', 'cmd-2');
+    const second = await CommandJournal.open(path);
+    // Assess
+    expect(second.get('cmd-1')).toMatchObject({
+      type: 'container.start',
+      reported: true,
+      result: { status: 'succeeded', output: { containerId: 'c1' } },
+    });
+    expect(second.get('cmd-unknown')).toBeUndefined();
+    expect(second.hasExit('c1@2026-01-01T00:00:00Z')).toBe(true);
+    expect(second.activeTasks()).toMatchObject([{ taskId: 'task-1', commandId: 'cmd-2' }]);
+  });
+
+  it('writes atomically: no temp files left, content is whole JSON after concurrent records', async () => {
+    const path = join(dir, 'journal.json');
+    const j = await CommandJournal.open(path);
+    await Promise.all(
+      Array.from({ length: 25 }, (_, i) =>
+        j.record(`cmd-${i}`, 'container.stop', { status: 'succeeded', output: {} }),
+      ),
+    );
+    const files = await readdir(dir);
+    expect(files).toEqual(['journal.json']);
+    const data = JSON.parse(await readFile(path, 'utf8')) as { commands: unknown[] };
+    expect(data.commands).toHaveLength(25);
+  });
+
+  it('stays small: forgets the oldest commands beyond maxCommands', async () => {
+    const j = await CommandJournal.open(join(dir, 'journal.json'), { maxCommands: 3 });
+    for (const id of ['a', 'b', 'c', 'd'])
+      await j.record(id, 'container.logs', { status: 'succeeded', output: {} });
+    expect(j.get('a')).toBeUndefined();
+    expect(j.get('d')).toBeDefined();
+  });
+
+  it('sets a corrupt journal aside and starts empty rather than refusing to start', async () => {
+    const path = join(dir, 'journal.json');
+    await writeFile(path, '{"version": 1, "commands": [tru');
+    let asidePath = '';
+    const j = await CommandJournal.open(path, { onCorrupt: (p) => (asidePath = p) });
+    expect(j.get('x')).toBeUndefined();
+    expect(asidePath).toMatch(/journal\.json\.corrupt-/);
+    expect((await readdir(dir)).some((f) => f.startsWith('journal.json.corrupt-'))).toBe(true);
+  });
+});
