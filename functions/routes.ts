@@ -8,3 +8,9 @@ import { systemRoutes } from './system/routes.js';
 export const routes: AnyRoute[] = [...systemRoutes(() => routes)];
 
 export const routesOfGroup = (group: AnyRoute['group']) => routes.filter((r) => r.group === group);
+
+// Fleet: node agents, the Nodes API, the orchestrator (containers, registry) over the fleet.
+import { agentRoutes } from './fleet/agent-routes.js';
+import { fleetNodeRoutes } from './fleet/routes.js';
+import { orchestratorRoutes } from './orchestrator/routes.js';
+routes.push(...agentRoutes(), ...fleetNodeRoutes(), ...orchestratorRoutes());

@@ -8,6 +8,7 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     'data-dir': { type: 'string', default: process.env.DATA_DIR ?? '.data' },
     memory: { type: 'boolean', default: false },
+    'no-agent': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -17,7 +18,8 @@ if (values.help) {
 
   --host      address to bind (default 127.0.0.1; use 0.0.0.0 to accept other machines)
   --data-dir  where embedded state lives between restarts
-  --memory    keep all state in memory (nothing written to disk)`);
+  --memory    keep all state in memory (nothing written to disk)
+  --no-agent  do not run the agent for this machine (it runs when a container engine answers)`);
   process.exit(0);
 }
 
@@ -32,13 +34,27 @@ console.log(`GPU fleet control plane listening on ${runtime.url}
   mode:     ${mode}
   API docs: ${runtime.url}/docs  (ReDoc: ${runtime.url}/redoc, OpenAPI: ${runtime.url}/openapi.json)`);
 
+let agent: { stop: () => Promise<void> } | undefined;
+if (!values['no-agent']) {
+  const { startLocalAgent } = await import('./local-agent.js');
+  const stateRoot = values.memory ? (await import('node:os')).tmpdir() : resolve(values['data-dir']!);
+  const started = await startLocalAgent(runtime.url, stateRoot);
+  if ('reason' in started) console.log(`  agent:    off (${started.reason}); run one with npm run agent`);
+  else {
+    agent = started;
+    console.log('  agent:    running for this machine');
+  }
+}
+
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: shutting down`);
-    runtime.stop().then(
+    Promise.resolve(agent?.stop())
+      .then(() => runtime.stop())
+      .then(
       () => process.exit(0),
       (error: unknown) => {
         console.error(error);

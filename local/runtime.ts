@@ -6,6 +6,7 @@ import { EVENTS_QUEUE } from '../functions/core/events.js';
 import { createHttpHandler } from '../functions/core/http.js';
 import { eventHandlers } from '../functions/event-handlers.js';
 import { routes } from '../functions/routes.js';
+import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
 import { createLocalServer } from './http-server.js';
@@ -49,6 +50,7 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
       stops.push(embedded.stop);
     }
     await ctx.queue.ensure({ name: EVENTS_QUEUE, visibilityTimeoutSeconds: 60, maxReceiveCount: 5 });
+    await ensureAppSchedules(ctx);
 
     const handler = createHttpHandler({ routes, context: async () => ctx, corsOrigins: config.CORS_ORIGINS });
     const server: Server = createLocalServer(handler);

@@ -55,3 +55,40 @@ export const keys = {
   model: (modelId: string) => ({ pk: `MODEL#${modelId}`, sk: 'META' }),
   modelsIndex: (modelId: string) => ({ gsi1pk: 'MODELS', gsi1sk: modelId }),
 } as const;
+
+/** Fleet and orchestrator keys (appended). */
+export const fleetKeys = {
+  /** One desired copy of an image: claimed with a conditional write so concurrent reconcilers place it once. */
+  serviceSlot: (imageId: string, ordinal: number) => ({ pk: `SERVICE#${imageId}`, sk: `SLOT#${String(ordinal).padStart(5, '0')}` }),
+  serviceSlotPrefix: 'SLOT#',
+  servicesPk: 'SERVICES',
+  nodesPk: 'NODES',
+  endpointsPk: 'ENDPOINTS',
+  /** gsi1 partition of an image's instances. */
+  imageInstancesPk: (imageId: string) => `IMAGE#${imageId}`,
+  /** gsi2 partition of a node's instances. */
+  nodeInstancesPk: (nodeId: string) => `NODEINST#${nodeId}`,
+  /** gsi1 partition of a node's commands. */
+  nodeCommandsPk: (nodeId: string) => `NODECMD#${nodeId}`,
+} as const;
+
+/** Cluster / vision task queue keys (appended). Tasks and models use `keys.task*` / `keys.model*` above. */
+export const clusterKeys = {
+  queuePk: 'QUEUE',
+  tasksPk: 'TASKS',
+  modelsPk: 'MODELS',
+  /**
+   * One concurrency slot of a node, held by the task running there. Claimed with a conditional
+   * put, so two placement runners never put more tasks on a node than it has slots.
+   * gsi1 (sparse, held slots only): every running task of the fleet in one query.
+   */
+  nodeSlot: (nodeId: string, slot: number) => ({ pk: `TASKSLOT#${nodeId}`, sk: `SLOT#${String(slot).padStart(3, '0')}` }),
+  heldSlotIndex: (nodeId: string, slot: number) => ({ gsi1pk: 'TASKSLOTS', gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}` }),
+  heldSlotsPk: 'TASKSLOTS',
+  /** Models the control plane has put on a node (its own view, ahead of the heartbeat); gsi1: all of them. */
+  nodeModels: (nodeId: string) => ({ pk: `NODEMODELS#${nodeId}`, sk: 'STATE', gsi1pk: 'NODEMODELS', gsi1sk: nodeId }),
+  nodeModelsPk: 'NODEMODELS',
+  /** One fleet sample per minute (GPU utilisation, memory) for /cluster/metrics. */
+  clusterSample: (minute: string) => ({ pk: 'CLUSTERSAMPLES', sk: minute }),
+  clusterSamplesPk: 'CLUSTERSAMPLES',
+} as const;

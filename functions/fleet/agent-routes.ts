@@ -1,0 +1,160 @@
+import { z } from 'zod';
+import { emit } from '../core/events.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { applyCommandResult, applyContainerStates, containerExited } from '../orchestrator/containers.js';
+import { authenticateAgent } from './auth.js';
+import { completeCommand, commandView } from './commands.js';
+import { nodeQueue, recordHeartbeat, registerNode, heartbeatIntervalSeconds } from './nodes.js';
+import {
+  agentEventsRequest,
+  commandResult,
+  heartbeatRequest,
+  registerRequest,
+  registerResponse,
+} from './protocol.js';
+import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from './wire.js';
+
+/** Largest event forwarded as is; bigger task files go to blob storage (SQS messages stop at 256 KiB). */
+const MAX_INLINE_EVENT_BYTES = 200 * 1024;
+
+const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
+  group: 'agent',
+  tags: ['Agent'],
+  errorStyle: 'fastapi',
+  scope: 'agent',
+};
+
+/** The node agent's side of the protocol (functions/fleet/protocol.ts). Every call but register carries the node's token. */
+export function agentRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      // Enrolment has no token yet: on a locked-down deployment it sits behind the API key like user routes.
+      scope: 'user',
+      method: 'POST',
+      path: '/agent/register',
+      summary:
+        'Register a node (idempotent by node name); returns its id, a fresh token and its command channel',
+      body: registerRequest,
+      response: registerResponse,
+      handler: async (req, ctx) => {
+        const r = await registerNode(ctx, req.body);
+        return {
+          nodeId: r.node.nodeId,
+          token: r.token,
+          channel: r.channel,
+          heartbeatIntervalSeconds: r.heartbeatIntervalSeconds,
+        };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/agent/heartbeat',
+      summary: 'Metrics and container states; keeps the node online',
+      body: heartbeatRequest,
+      response: heartbeatResponse,
+      handler: async (req, ctx) => {
+        const node = await authenticateAgent(ctx, req.headers);
+        const { node: updated, cameOnline } = await recordHeartbeat(ctx, node, req.body);
+        const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
+        // A node back (its orphans can go) or a copy dead (it needs a replacement).
+        if (cameOnline || died) await emit(ctx, { type: 'reconcile' });
+        return {
+          ok: true,
+          nodeId: node.nodeId,
+          status: 'online',
+          heartbeatIntervalSeconds: heartbeatIntervalSeconds(ctx),
+        };
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/agent/commands',
+      summary: "Long-polls the node's command queue (the HTTP channel, when the control plane runs embedded)",
+      query: pollQuery,
+      response: pollResponse,
+      handler: async (req, ctx) => {
+        const node = await authenticateAgent(ctx, req.headers);
+        const messages = await ctx.queue.receive(nodeQueue(node.nodeId), {
+          waitSeconds: req.query.wait,
+          maxMessages: req.query.max,
+        });
+        return { messages: messages.map((m) => ({ receiptHandle: m.receiptHandle, body: m.body })) };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/agent/commands/ack',
+      summary: 'Deletes delivered commands from the node queue',
+      body: ackRequest,
+      handler: async (req, ctx) => {
+        const node = await authenticateAgent(ctx, req.headers);
+        await ctx.queue.deleteBatch(nodeQueue(node.nodeId), req.body.receiptHandles);
+        return { ok: true, acknowledged: req.body.receiptHandles.length };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/agent/commands/{commandId}/result',
+      summary: "A command's outcome; a repeated report changes nothing",
+      params: z.object({ commandId: z.string().min(1) }),
+      body: commandResult,
+      handler: async (req, ctx) => {
+        const node = await authenticateAgent(ctx, req.headers);
+        const { command, first } = await completeCommand(ctx, node.nodeId, req.params.commandId, req.body);
+        // Every report re-applies (the transitions are conditional, so a repeat is a no-op): an
+        // agent retrying after a failure half-way through still gets the instance updated.
+        await applyCommandResult(ctx, command);
+        if (first) {
+          await emit(ctx, {
+            type: 'command.completed',
+            commandId: command.commandId,
+            nodeId: command.nodeId,
+            commandType: command.type,
+            status: command.status,
+            ...(command.instanceId ? { instanceId: command.instanceId } : {}),
+            output: command.output ?? {},
+            ...(command.error ? { error: command.error } : {}),
+          });
+        }
+        return { ...commandView(command), duplicate: !first };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/agent/events',
+      summary: 'Asynchronous happenings (container exits, task progress), forwarded as `agent.<type>` events',
+      body: agentEventsRequest,
+      handler: async (req, ctx) => {
+        const node = await authenticateAgent(ctx, req.headers);
+        for (const e of req.body.events) {
+          // The orchestrator's own copies are marked dead at once; everything is also forwarded.
+          if (e.type === 'container.exited') await containerExited(ctx, node.nodeId, e);
+          // `type` last: spreading the agent's event after it would put back the bare type.
+          let event: Record<string, unknown> = { nodeId: node.nodeId, ...e, type: `agent.${e.type}` };
+          if (
+            e.type === 'task.finished' &&
+            e.files.length &&
+            Buffer.byteLength(JSON.stringify(event)) > MAX_INLINE_EVENT_BYTES
+          ) {
+            const files = [];
+            for (const f of e.files) {
+              const blobKey = `agent-events/${node.nodeId}/${e.taskId}/${f.name}`;
+              const body = Buffer.from(f.base64, 'base64');
+              await ctx.blobs.put(blobKey, body, f.contentType);
+              files.push({ name: f.name, contentType: f.contentType, blobKey, size: body.length });
+            }
+            event = { ...event, files };
+          }
+          await emit(ctx, event as { type: string });
+        }
+        return { ok: true, accepted: req.body.events.length };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,258 @@
+import { randomBytes } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { fleetKeys, keys } from '../core/keys.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { hashToken, newToken } from './auth.js';
+import type {
+  CommandChannel,
+  Gpu,
+  HeartbeatRequest,
+  JetsonInfo,
+  NodeMetrics,
+  RegisterRequest,
+} from './protocol.js';
+
+/** Per-container numbers from the last heartbeat, kept on the node item (one write per heartbeat). */
+export interface ContainerSample {
+  state: string;
+  kind: string;
+  cpuPercent: number | null;
+  memoryPercent: number | null;
+  memoryUsageMb: number | null;
+}
+
+export interface NodeItem extends StoreItem {
+  nodeId: string;
+  nodeName: string;
+  hostname: string;
+  addresses: string[];
+  arch: string;
+  os: string;
+  cpuCount: number;
+  cpuModel?: string;
+  memoryMb: number;
+  diskGb: number;
+  gpus: Gpu[];
+  jetson?: JetsonInfo | null;
+  labels: Record<string, string>;
+  cluster?: string;
+  agentVersion: string;
+  engine?: { name: string; version: string; gpuRuntime: boolean };
+  /** SHA-256 of the agent's bearer token; the token itself is never stored. */
+  tokenHash: string;
+  registeredAt: string;
+  /** Stored view, flipped by heartbeats and the sweep; readers use `isOnline`. */
+  status: 'online' | 'offline';
+  lastHeartbeat?: string;
+  lastHeartbeatMs?: number;
+  metrics?: NodeMetrics;
+  loadedModels: string[];
+  containerStats: Record<string, ContainerSample>;
+}
+
+/** The node's command queue (logical name; the adapter adds the deployment prefix). */
+export const nodeQueue = (nodeId: string) => `node-${nodeId}`;
+
+/** Commands may wait for an image pull before the agent acknowledges them. */
+export const COMMAND_VISIBILITY_SECONDS = 120;
+export const COMMAND_MAX_RECEIVES = 5;
+
+export function heartbeatIntervalSeconds(ctx: AppContext): number {
+  return Math.max(1, Math.floor(ctx.config.NODE_OFFLINE_AFTER_SECONDS / 3));
+}
+
+/** Online is computed from the last heartbeat on every read; the stored status may lag until the sweep. */
+export function isOnline(node: Pick<NodeItem, 'lastHeartbeatMs'>, ctx: AppContext, now = ctx.now()): boolean {
+  return (
+    node.lastHeartbeatMs !== undefined &&
+    now - node.lastHeartbeatMs <= ctx.config.NODE_OFFLINE_AFTER_SECONDS * 1000
+  );
+}
+
+export async function getNode(ctx: AppContext, nodeId: string): Promise<NodeItem | undefined> {
+  const k = keys.node(nodeId);
+  return ctx.store.get<NodeItem>(k.pk, k.sk);
+}
+
+/** By node id, or by node name (the Fleet Commander API names nodes like `agx0`). */
+export async function resolveNode(ctx: AppContext, idOrName: string): Promise<NodeItem | undefined> {
+  const byId = await getNode(ctx, idOrName);
+  if (byId) return byId;
+  const guard = keys.nodeName(idOrName);
+  const named = await ctx.store
+    .get<StoreItem & { nodeId: string }>(guard.pk, guard.sk)
+    .catch(() => undefined);
+  return named ? getNode(ctx, named.nodeId) : undefined;
+}
+
+/** Every node, by name. */
+export async function listNodes(ctx: AppContext): Promise<NodeItem[]> {
+  return queryAll<NodeItem>(ctx.store, fleetKeys.nodesPk, { index: 'gsi1' });
+}
+
+/** SQS queue names allow letters, digits, `-` and `_`, 80 characters with prefix and `-dlq`. */
+function newNodeId(nodeName: string): string {
+  const base = nodeName.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40);
+  return `${base}-${randomBytes(4).toString('hex')}`;
+}
+
+export interface Registration {
+  node: NodeItem;
+  token: string;
+  channel: CommandChannel;
+  heartbeatIntervalSeconds: number;
+}
+
+/** The queue port gains `url()` in the SQS adapter; the embedded queue has none. */
+interface QueueWithUrl {
+  url(queue: string): Promise<string>;
+}
+const hasUrl = (queue: object): queue is QueueWithUrl =>
+  'url' in queue && typeof (queue as QueueWithUrl).url === 'function';
+
+async function channelFor(ctx: AppContext, queue: string): Promise<CommandChannel> {
+  if (ctx.mode === 'embedded' || !hasUrl(ctx.queue)) return { type: 'http' };
+  return {
+    type: 'sqs',
+    queueUrl: await ctx.queue.url(queue),
+    ...(ctx.config.AWS_ENDPOINT_URL ? { endpoint: ctx.config.AWS_ENDPOINT_URL } : {}),
+    region: ctx.config.AWS_REGION,
+  };
+}
+
+/**
+ * Registers a node, idempotent by node name: the same name keeps its node id (and its containers).
+ * Every call issues a fresh token, so a re-installed agent takes over and the old token stops working.
+ */
+export async function registerNode(ctx: AppContext, req: RegisterRequest): Promise<Registration> {
+  const guard = keys.nodeName(req.nodeName);
+  let nodeId = (await ctx.store.get<StoreItem & { nodeId: string }>(guard.pk, guard.sk))?.nodeId;
+  if (!nodeId) {
+    const candidate = newNodeId(req.nodeName);
+    try {
+      await ctx.store.put({ ...guard, nodeId: candidate, nodeName: req.nodeName }, { notExists: true });
+      nodeId = candidate;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+      // Two first registrations raced: the winner's id is the node's id.
+      nodeId = (await ctx.store.get<StoreItem & { nodeId: string }>(guard.pk, guard.sk))!.nodeId;
+    }
+  }
+
+  const queue = nodeQueue(nodeId);
+  await ctx.queue.ensure({
+    name: queue,
+    visibilityTimeoutSeconds: COMMAND_VISIBILITY_SECONDS,
+    maxReceiveCount: COMMAND_MAX_RECEIVES,
+  });
+
+  const token = newToken(nodeId);
+  const now = ctx.now();
+  const facts = {
+    nodeName: req.nodeName,
+    hostname: req.hostname,
+    addresses: req.addresses,
+    arch: req.arch,
+    os: req.os,
+    cpuCount: req.cpuCount,
+    cpuModel: req.cpuModel,
+    memoryMb: req.memoryMb,
+    diskGb: req.diskGb,
+    gpus: req.gpus,
+    jetson: req.jetson ?? null,
+    labels: req.labels,
+    cluster: req.cluster,
+    agentVersion: req.agentVersion,
+    engine: req.engine,
+    tokenHash: hashToken(token),
+    // Registering is a sign of life: the node is online until its heartbeats stop.
+    status: 'online' as const,
+    lastHeartbeat: new Date(now).toISOString(),
+    lastHeartbeatMs: now,
+    ...keys.nodesIndex(req.nodeName),
+  };
+  const k = keys.node(nodeId);
+  let node: NodeItem;
+  try {
+    node = await ctx.store.update<NodeItem>(k.pk, k.sk, { set: facts });
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    node = {
+      ...k,
+      nodeId,
+      ...facts,
+      registeredAt: new Date(now).toISOString(),
+      loadedModels: [],
+      containerStats: {},
+    };
+    await ctx.store.put(node, { notExists: true });
+  }
+  return {
+    node,
+    token,
+    channel: await channelFor(ctx, queue),
+    heartbeatIntervalSeconds: heartbeatIntervalSeconds(ctx),
+  };
+}
+
+/** Stores a heartbeat; says whether the node was offline before it. */
+export async function recordHeartbeat(
+  ctx: AppContext,
+  node: NodeItem,
+  hb: HeartbeatRequest,
+): Promise<{ node: NodeItem; cameOnline: boolean }> {
+  const now = ctx.now();
+  const wasOnline = node.status === 'online' && isOnline(node, ctx, now);
+  const containerStats: Record<string, ContainerSample> = {};
+  for (const c of hb.containers) {
+    containerStats[c.instanceId] = {
+      state: c.state,
+      kind: c.kind,
+      cpuPercent: c.stats?.cpuPercent ?? null,
+      memoryPercent: c.stats?.memoryPercent ?? null,
+      memoryUsageMb: c.stats?.memoryUsageMb ?? null,
+    };
+  }
+  const k = keys.node(node.nodeId);
+  const updated = await ctx.store.update<NodeItem>(k.pk, k.sk, {
+    set: {
+      metrics: hb.metrics,
+      loadedModels: hb.loadedModels,
+      containerStats,
+      status: 'online',
+      lastHeartbeat: new Date(now).toISOString(),
+      lastHeartbeatMs: now,
+    },
+  });
+  if (!wasOnline) await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
+  return { node: updated, cameOnline: !wasOnline };
+}
+
+/**
+ * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
+ * it an event others act on). Conditional on the heartbeat it judged, so a heartbeat that lands
+ * meanwhile wins.
+ */
+export async function sweepNodes(ctx: AppContext): Promise<string[]> {
+  const now = ctx.now();
+  const wentOffline: string[] = [];
+  for (const node of await listNodes(ctx)) {
+    if (node.status !== 'online' || isOnline(node, ctx, now)) continue;
+    const k = keys.node(node.nodeId);
+    try {
+      await ctx.store.update(
+        k.pk,
+        k.sk,
+        { set: { status: 'offline' } },
+        { equals: { status: 'online', lastHeartbeatMs: node.lastHeartbeatMs } },
+      );
+    } catch (error) {
+      if (error instanceof ConditionFailedError) continue;
+      throw error;
+    }
+    wentOffline.push(node.nodeId);
+    await emit(ctx, { type: 'node.offline', nodeId: node.nodeId, lastHeartbeat: node.lastHeartbeat });
+  }
+  return wentOffline;
+}

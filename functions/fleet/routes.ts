@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import type { AppContext } from '../core/context.js';
+import { NotFoundError } from '../core/errors.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
+
+const r1 = (n: number) => Math.round(n * 10) / 10;
+const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+function tegra(node: NodeItem): { gpuLoad?: number; temps: number[] } {
+  const t = node.metrics?.tegrastats as
+    { gpuLoadPercent?: unknown; temperatures?: Record<string, unknown> } | null | undefined;
+  const temps = Object.values(t?.temperatures ?? {}).filter((v): v is number => typeof v === 'number');
+  return { ...(typeof t?.gpuLoadPercent === 'number' ? { gpuLoad: t.gpuLoadPercent } : {}), temps };
+}
+
+/** The Fleet Commander node shape: percentages from the last heartbeat, status computed now. */
+export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now()) {
+  const m = node.metrics;
+  const gpus = m?.gpus ?? [];
+  const t = tegra(node);
+  const gpuUtil = gpus.flatMap((g) => ((g.utilizationGpu ?? null) === null ? [] : [g.utilizationGpu!]));
+  const gpuMem = gpus.flatMap((g) =>
+    g.memoryTotalMiB && g.memoryUsedMiB !== null ? [(g.memoryUsedMiB / g.memoryTotalMiB) * 100] : [],
+  );
+  const temps = [...gpus.flatMap((g) => (g.temperatureC === null ? [] : [g.temperatureC])), ...t.temps];
+  const memTotal = m?.memoryTotalMb ?? node.memoryMb;
+  const diskTotal = m?.diskTotalGb ?? node.diskGb;
+  return {
+    id: node.nodeId,
+    name: node.nodeName,
+    hostname: node.hostname,
+    ip: node.addresses[0] ?? null,
+    status: isOnline(node, ctx, now) ? 'online' : 'offline',
+    cluster: node.cluster ?? null,
+    cpu: r1(m?.cpuPercent ?? 0),
+    memory: memTotal && m?.memoryUsedMb != null ? r1((m.memoryUsedMb / memTotal) * 100) : 0,
+    gpu: r1(gpuUtil.length ? avg(gpuUtil) : (t.gpuLoad ?? 0)),
+    gpu_memory: r1(avg(gpuMem)),
+    temperature: temps.length ? r1(Math.max(...temps)) : null,
+    disk: diskTotal && m?.diskUsedGb != null ? r1((m.diskUsedGb / diskTotal) * 100) : 0,
+    last_seen: node.lastHeartbeat ?? null,
+  };
+}
+
+function jetpackView(node: NodeItem) {
+  const j = node.jetson;
+  if (!j) throw new NotFoundError(`Node ${node.nodeName} is not a Jetson`);
+  return {
+    jetpack_version: j.jetpack,
+    l4t_version: j.l4t,
+    cuda_version: j.cuda,
+    cudnn_version: j.cudnn,
+    node_id: node.nodeId,
+  };
+}
+
+const nodeOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  hostname: z.string(),
+  ip: z.string().nullable(),
+  status: z.enum(['online', 'offline']),
+  cluster: z.string().nullable(),
+  cpu: z.number(),
+  memory: z.number(),
+  gpu: z.number(),
+  gpu_memory: z.number(),
+  temperature: z.number().nullable(),
+  disk: z.number(),
+  last_seen: z.string().nullable(),
+});
+const jetpackOut = z.object({
+  jetpack_version: z.string().nullable(),
+  l4t_version: z.string().nullable(),
+  cuda_version: z.string().nullable(),
+  cudnn_version: z.string().nullable(),
+  node_id: z.string(),
+});
+
+const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
+  group: 'fleet',
+  tags: ['Nodes'],
+  errorStyle: 'fastapi',
+  scope: 'user',
+};
+
+/** Fleet Commander's Nodes API over the registered agents. */
+export function fleetNodeRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/nodes/',
+      summary: 'List all nodes',
+      response: z.object({ nodes: z.array(nodeOut) }),
+      handler: async (_req, ctx) => {
+        const now = ctx.now();
+        return { nodes: (await listNodes(ctx)).map((n) => nodeView(n, ctx, now)) };
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/nodes/jetpack',
+      summary: 'JetPack versions of the first online Jetson node (by name)',
+      response: jetpackOut,
+      responses: { 404: 'No Jetson node registered' },
+      handler: async (_req, ctx) => {
+        const now = ctx.now();
+        const jetsons = (await listNodes(ctx)).filter((n) => n.jetson);
+        const pick = jetsons.find((n) => isOnline(n, ctx, now)) ?? jetsons[0];
+        if (!pick) throw new NotFoundError('No Jetson node registered');
+        return jetpackView(pick);
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/nodes/{node_id}/jetpack',
+      summary: 'JetPack versions of one node (id or name)',
+      params: z.object({ node_id: z.string().min(1) }),
+      response: jetpackOut,
+      responses: { 404: 'Unknown node, or not a Jetson' },
+      handler: async (req, ctx) => {
+        const node = await resolveNode(ctx, req.params.node_id);
+        if (!node) throw new NotFoundError(`Node ${req.params.node_id} not found`);
+        return jetpackView(node);
+      },
+    }),
+  ];
+}

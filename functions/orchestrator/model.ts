@@ -1,0 +1,191 @@
+import type { AppContext } from '../core/context.js';
+import { fleetKeys, keys } from '../core/keys.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import type { InstanceStatus } from './plan.js';
+import type { InstanceResources, Reservation } from './resources.js';
+
+/** Desired state of one image: how many copies, with what limits, where. */
+export interface ServiceItem extends StoreItem {
+  imageId: string;
+  desiredCount: number;
+  resources: InstanceResources;
+  /** Container ports to publish (host port chosen by the engine). */
+  ports: number[];
+  env: Record<string, string>;
+  command?: string[];
+  /** Placement restricted to this node when set. */
+  nodeId?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PortBinding {
+  containerPort: number;
+  hostPort: number;
+  protocol: string;
+}
+
+/** One container the control plane asked a node to run for a service. */
+export interface InstanceItem extends StoreItem {
+  instanceId: string;
+  imageId: string;
+  nodeId: string;
+  name: string;
+  status: InstanceStatus;
+  /** The slot it was placed in (informational: the slot item is the truth). */
+  ordinal: number;
+  resources: InstanceResources;
+  reserve: Reservation;
+  containerPorts: number[];
+  ports: PortBinding[];
+  /** The engine's id, once the agent reports it. */
+  containerId?: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Epoch ms when the control plane first saw it running. */
+  runningSince?: number;
+  exitCode?: number | null;
+  lastError?: string;
+  startCommandId?: string;
+  lastCommandId?: string;
+  /**
+   * Epoch ms a container.update went out and has no result yet. Engines without in-place update
+   * recreate the container, so heartbeats meanwhile may show it exited or gone: not a death.
+   */
+  updatingSince?: number;
+}
+
+/** An update older than this no longer shields the instance (its command was lost). */
+export const UPDATE_SHIELD_MS = 5 * 60_000;
+
+export const isUpdating = (i: InstanceItem, now: number) =>
+  i.updatingSince !== undefined && now - i.updatingSince < UPDATE_SHIELD_MS;
+
+export interface SlotItem extends StoreItem {
+  imageId: string;
+  ordinal: number;
+  instanceId: string;
+  nodeId: string;
+  claimedAt: number;
+}
+
+/** Removed instances stay visible to lookups (idempotent DELETE) for a day, then TTL removes them. */
+export const REMOVED_TTL_SECONDS = 24 * 3600;
+
+export const instanceName = (instanceId: string) => `container-${instanceId}`;
+
+export async function getService(ctx: AppContext, imageId: string): Promise<ServiceItem | undefined> {
+  const k = keys.service(imageId);
+  return ctx.store.get<ServiceItem>(k.pk, k.sk);
+}
+
+export async function listServices(ctx: AppContext): Promise<ServiceItem[]> {
+  return queryAll<ServiceItem>(ctx.store, fleetKeys.servicesPk, { index: 'gsi1' });
+}
+
+export async function getInstance(ctx: AppContext, instanceId: string): Promise<InstanceItem | undefined> {
+  const k = keys.instance(instanceId);
+  return ctx.store.get<InstanceItem>(k.pk, k.sk);
+}
+
+/** Instances of an image; `removed` ones are left out unless asked for. */
+export async function imageInstances(
+  ctx: AppContext,
+  imageId: string,
+  withRemoved = false,
+): Promise<InstanceItem[]> {
+  const items = await queryAll<InstanceItem>(ctx.store, fleetKeys.imageInstancesPk(imageId), {
+    index: 'gsi1',
+  });
+  return withRemoved ? items : items.filter((i) => i.status !== 'removed');
+}
+
+export async function nodeInstances(
+  ctx: AppContext,
+  nodeId: string,
+  withRemoved = false,
+): Promise<InstanceItem[]> {
+  const items = await queryAll<InstanceItem>(ctx.store, fleetKeys.nodeInstancesPk(nodeId), { index: 'gsi2' });
+  return withRemoved ? items : items.filter((i) => i.status !== 'removed');
+}
+
+export async function allInstances(ctx: AppContext, services?: ServiceItem[]): Promise<InstanceItem[]> {
+  const list = services ?? (await listServices(ctx));
+  return (await Promise.all(list.map((s) => imageInstances(ctx, s.imageId)))).flat();
+}
+
+export async function serviceSlots(ctx: AppContext, imageId: string): Promise<SlotItem[]> {
+  return queryAll<SlotItem>(ctx.store, keys.service(imageId).pk, { prefix: fleetKeys.serviceSlotPrefix });
+}
+
+/**
+ * Moves an instance to a new status if it is still in one of `from`; false when another writer
+ * moved it first (that writer owns the follow-up).
+ */
+export async function transitionInstance(
+  ctx: AppContext,
+  instanceId: string,
+  from: InstanceStatus[],
+  to: InstanceStatus,
+  set: Partial<InstanceItem> = {},
+): Promise<InstanceItem | undefined> {
+  const k = keys.instance(instanceId);
+  const now = ctx.now();
+  try {
+    return await ctx.store.update<InstanceItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          ...set,
+          status: to,
+          updatedAt: new Date(now).toISOString(),
+          ...(to === 'removed' ? { expiresAt: Math.floor(now / 1000) + REMOVED_TTL_SECONDS } : {}),
+        },
+      },
+      { equals: { status: from } },
+    );
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return undefined;
+    throw error;
+  }
+}
+
+/** Deletes the slots that still point at the instance (a user's stop or delete gives the slot up). */
+export async function releaseSlotsOf(ctx: AppContext, imageId: string, instanceId: string): Promise<number> {
+  let released = 0;
+  for (const slot of await serviceSlots(ctx, imageId)) {
+    if (slot.instanceId !== instanceId) continue;
+    try {
+      await ctx.store.delete(slot.pk, slot.sk, { equals: { instanceId } });
+      released++;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  return released;
+}
+
+/** Adds `delta` to the desired count, never below zero; retries lost races on the version. */
+export async function adjustDesired(
+  ctx: AppContext,
+  imageId: string,
+  delta: number,
+): Promise<ServiceItem | undefined> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const service = await getService(ctx, imageId);
+    if (!service) return undefined;
+    const desiredCount = Math.max(0, service.desiredCount + delta);
+    try {
+      return await ctx.store.update<ServiceItem>(
+        service.pk,
+        service.sk,
+        { set: { desiredCount, updatedAt: new Date(ctx.now()).toISOString() } },
+        { version: service.version ?? 1 },
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  throw new Error(`Could not update the desired count of ${imageId}: too many concurrent changes`);
+}

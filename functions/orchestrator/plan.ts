@@ -1,0 +1,323 @@
+import type { Reservation } from './resources.js';
+
+/**
+ * The reconciler's planning step. Pure: the plan depends only on the input, so it is tested
+ * without a table, a queue or a clock.
+ *
+ * Desired state is a count per image. Each running copy holds a *slot* (image + ordinal); a slot
+ * is claimed with a conditional write (a new ordinal with notExists, a replacement with
+ * "still points at the old instance"), so two reconcilers that plan the same change at once
+ * place it once: the second write fails and its action is dropped.
+ *
+ * Per service, in image order:
+ *   1. more slots than desired → release the surplus: slots whose instance a user is stopping
+ *      first, then dead, then just-claimed, then healthy; the highest ordinal first within a rank;
+ *   2. every remaining dead slot (instance exited, failed, gone, or its node offline) → place a
+ *      replacement, the slot keeps its ordinal;
+ *   3. fewer slots than desired → place new ones at the lowest free ordinals;
+ *   4. instances no slot points at any more → retire (remove the container) when their node is
+ *      online, else mark them orphaned so they are removed when the node returns.
+ * Placement: online nodes (the service's pinned node only, when it has one) with enough free
+ * CPU, memory, disk and GPUs; the least loaded first (highest reserved fraction of CPU or memory),
+ * then the one running fewest copies of this image, then fewest containers, then by id.
+ */
+
+export type InstanceStatus =
+  'pending' | 'running' | 'stopping' | 'stopped' | 'exited' | 'failed' | 'orphaned' | 'removing' | 'removed';
+
+/** A container that exists, or may exist, and holds its reservation on the node. */
+export const OCCUPYING: ReadonlySet<InstanceStatus> = new Set([
+  'pending',
+  'running',
+  'stopping',
+  'removing',
+  'orphaned',
+]);
+/** Counts toward the desired count. */
+export const LIVE: ReadonlySet<InstanceStatus> = new Set(['pending', 'running']);
+/** A user's stop or delete is in progress: the reconciler leaves the slot to that flow. */
+const LOCKED: ReadonlySet<InstanceStatus> = new Set(['stopping', 'removing']);
+/** Unreferenced instances in these states need nothing more. */
+const SETTLED: ReadonlySet<InstanceStatus> = new Set(['stopped', 'stopping', 'removing', 'removed']);
+
+export interface PlanNode {
+  id: string;
+  online: boolean;
+  capacity: Reservation;
+}
+
+export interface PlanService {
+  imageId: string;
+  desiredCount: number;
+  reserve: Reservation;
+  /** Placement restricted to this node. */
+  nodeId?: string;
+}
+
+export interface PlanSlot {
+  imageId: string;
+  ordinal: number;
+  instanceId: string;
+  nodeId: string;
+  /** Epoch ms of the claim. */
+  claimedAt: number;
+}
+
+export interface PlanInstance {
+  instanceId: string;
+  imageId: string;
+  nodeId: string;
+  status: InstanceStatus;
+  reserve: Reservation;
+}
+
+export interface PlanInput {
+  now: number;
+  nodes: readonly PlanNode[];
+  /** The services to plan (all, or the one that changed). */
+  services: readonly PlanService[];
+  /** Slots of the planned services. */
+  slots: readonly PlanSlot[];
+  /** Every instance of every service: reservations of other images count against capacity too. */
+  instances: readonly PlanInstance[];
+  /**
+   * A slot whose instance record is not there yet is a placement in flight (the claim is written
+   * before the instance) for this long; after it the slot is dead.
+   */
+  inflightGraceMs?: number;
+}
+
+export type PlanAction =
+  /** Claim the slot (notExists, or `replaces` still in it), create the instance, send container.start. */
+  | { type: 'place'; imageId: string; ordinal: number; nodeId: string; replaces?: string }
+  /** Delete the slot if it still points at the instance. */
+  | { type: 'release'; imageId: string; ordinal: number; instanceId: string }
+  /** Send container.remove if the instance is still in `from`. */
+  | { type: 'retire'; imageId: string; instanceId: string; nodeId: string; from: InstanceStatus }
+  /** The node is offline: mark the instance for removal when it returns. */
+  | { type: 'orphan'; imageId: string; instanceId: string; nodeId: string; from: InstanceStatus };
+
+export interface Unplaced {
+  imageId: string;
+  /** The slot that stays empty or dead. */
+  ordinal: number;
+  reason: string;
+}
+
+export interface Plan {
+  actions: PlanAction[];
+  unplaced: Unplaced[];
+}
+
+export const DEFAULT_INFLIGHT_GRACE_MS = 30_000;
+
+type SlotState = 'healthy' | 'inflight' | 'locked' | 'dead';
+const RELEASE_RANK: Record<SlotState, number> = { locked: 0, dead: 1, inflight: 2, healthy: 3 };
+
+interface NodeLoad {
+  node: PlanNode;
+  used: Reservation;
+  containers: number;
+  perImage: Map<string, number>;
+}
+
+const add = (a: Reservation, b: Reservation): Reservation => ({
+  cpu: a.cpu + b.cpu,
+  memoryMb: a.memoryMb + b.memoryMb,
+  diskGb: a.diskGb + b.diskGb,
+  gpus: a.gpus + b.gpus,
+});
+
+const ZERO: Reservation = { cpu: 0, memoryMb: 0, diskGb: 0, gpus: 0 };
+// Float sums of "0.1"-style limits must not make an exact fit look over capacity.
+const EPS = 1e-9;
+
+function fits(load: NodeLoad, want: Reservation): boolean {
+  const cap = load.node.capacity;
+  const fitsOne = (used: number, asked: number, total: number) => asked <= 0 || used + asked <= total + EPS;
+  return (
+    fitsOne(load.used.cpu, want.cpu, cap.cpu) &&
+    fitsOne(load.used.memoryMb, want.memoryMb, cap.memoryMb) &&
+    fitsOne(load.used.diskGb, want.diskGb, cap.diskGb) &&
+    fitsOne(load.used.gpus, want.gpus, cap.gpus)
+  );
+}
+
+function loadFraction(load: NodeLoad): number {
+  const cap = load.node.capacity;
+  const cpu = cap.cpu > 0 ? load.used.cpu / cap.cpu : 0;
+  const mem = cap.memoryMb > 0 ? load.used.memoryMb / cap.memoryMb : 0;
+  return Math.max(cpu, mem);
+}
+
+function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
+  if (service.nodeId) {
+    const pinned = loads.get(service.nodeId);
+    if (!pinned) return `node ${service.nodeId} is unknown`;
+    if (!pinned.node.online) return `node ${service.nodeId} is offline`;
+    return `node ${service.nodeId} lacks free resources`;
+  }
+  const online = [...loads.values()].filter((l) => l.node.online);
+  if (!online.length) return 'no online node';
+  return 'no online node has enough free resources';
+}
+
+export function planReconcile(input: PlanInput): Plan {
+  const grace = input.inflightGraceMs ?? DEFAULT_INFLIGHT_GRACE_MS;
+  const actions: PlanAction[] = [];
+  const unplaced: Unplaced[] = [];
+
+  const loads = new Map<string, NodeLoad>();
+  for (const node of input.nodes)
+    loads.set(node.id, { node, used: { ...ZERO }, containers: 0, perImage: new Map() });
+  const occupy = (nodeId: string, imageId: string, reserve: Reservation) => {
+    const load = loads.get(nodeId);
+    if (!load) return;
+    load.used = add(load.used, reserve);
+    load.containers += 1;
+    load.perImage.set(imageId, (load.perImage.get(imageId) ?? 0) + 1);
+  };
+
+  const instances = new Map(input.instances.map((i) => [i.instanceId, i]));
+  for (const i of input.instances) if (OCCUPYING.has(i.status)) occupy(i.nodeId, i.imageId, i.reserve);
+  const services = [...input.services].sort((a, b) =>
+    a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0,
+  );
+  const byService = new Map<string, PlanSlot[]>();
+  for (const s of input.slots) {
+    const list = byService.get(s.imageId) ?? [];
+    list.push(s);
+    byService.set(s.imageId, list);
+  }
+  // A claimed slot whose instance is not written yet still reserves on its node.
+  const serviceReserve = new Map(services.map((s) => [s.imageId, s.reserve]));
+  for (const s of input.slots) {
+    if (!instances.has(s.instanceId) && input.now - s.claimedAt < grace) {
+      occupy(s.nodeId, s.imageId, serviceReserve.get(s.imageId) ?? ZERO);
+    }
+  }
+
+  const stateOf = (slot: PlanSlot): SlotState => {
+    const inst = instances.get(slot.instanceId);
+    if (!inst) return input.now - slot.claimedAt < grace ? 'inflight' : 'dead';
+    if (LOCKED.has(inst.status)) return 'locked';
+    if (LIVE.has(inst.status) && loads.get(inst.nodeId)?.node.online) return 'healthy';
+    return 'dead';
+  };
+
+  const choose = (service: PlanService): NodeLoad | undefined => {
+    let best: NodeLoad | undefined;
+    let bestKey: [number, number, number, string] | undefined;
+    for (const load of loads.values()) {
+      if (!load.node.online) continue;
+      if (service.nodeId && load.node.id !== service.nodeId) continue;
+      if (!fits(load, service.reserve)) continue;
+      const key: [number, number, number, string] = [
+        loadFraction(load),
+        load.perImage.get(service.imageId) ?? 0,
+        load.containers,
+        load.node.id,
+      ];
+      if (!bestKey || compareKeys(key, bestKey) < 0) {
+        best = load;
+        bestKey = key;
+      }
+    }
+    return best;
+  };
+
+  for (const service of services) {
+    const slots = [...(byService.get(service.imageId) ?? [])].sort((a, b) => a.ordinal - b.ordinal);
+    const states = new Map(slots.map((s) => [s.ordinal, stateOf(s)]));
+    const referenced = new Set<string>();
+
+    let kept = slots;
+    const surplus = slots.length - Math.max(0, service.desiredCount);
+    if (surplus > 0) {
+      const order = [...slots].sort(
+        (a, b) =>
+          RELEASE_RANK[states.get(a.ordinal)!] - RELEASE_RANK[states.get(b.ordinal)!] ||
+          b.ordinal - a.ordinal,
+      );
+      const released = new Set(order.slice(0, surplus).map((s) => s.ordinal));
+      for (const s of slots) {
+        if (released.has(s.ordinal))
+          actions.push({
+            type: 'release',
+            imageId: service.imageId,
+            ordinal: s.ordinal,
+            instanceId: s.instanceId,
+          });
+      }
+      kept = slots.filter((s) => !released.has(s.ordinal));
+    }
+
+    for (const slot of kept) {
+      if (states.get(slot.ordinal) !== 'dead') {
+        referenced.add(slot.instanceId);
+        continue;
+      }
+      const target = choose(service);
+      if (!target) {
+        // Nowhere to go: the slot keeps its dead instance until capacity appears.
+        referenced.add(slot.instanceId);
+        unplaced.push({ imageId: service.imageId, ordinal: slot.ordinal, reason: reason(service, loads) });
+        continue;
+      }
+      occupy(target.node.id, service.imageId, service.reserve);
+      actions.push({
+        type: 'place',
+        imageId: service.imageId,
+        ordinal: slot.ordinal,
+        nodeId: target.node.id,
+        replaces: slot.instanceId,
+      });
+    }
+
+    const used = new Set(slots.map((s) => s.ordinal));
+    let next = 0;
+    for (let missing = service.desiredCount - kept.length; missing > 0; missing--) {
+      while (used.has(next)) next++;
+      const ordinal = next++;
+      const target = choose(service);
+      if (!target) {
+        unplaced.push({ imageId: service.imageId, ordinal, reason: reason(service, loads) });
+        continue;
+      }
+      occupy(target.node.id, service.imageId, service.reserve);
+      actions.push({ type: 'place', imageId: service.imageId, ordinal, nodeId: target.node.id });
+    }
+
+    for (const inst of input.instances) {
+      if (inst.imageId !== service.imageId || referenced.has(inst.instanceId) || SETTLED.has(inst.status))
+        continue;
+      const online = loads.get(inst.nodeId)?.node.online ?? false;
+      if (online)
+        actions.push({
+          type: 'retire',
+          imageId: inst.imageId,
+          instanceId: inst.instanceId,
+          nodeId: inst.nodeId,
+          from: inst.status,
+        });
+      else if (inst.status !== 'orphaned') {
+        actions.push({
+          type: 'orphan',
+          imageId: inst.imageId,
+          instanceId: inst.instanceId,
+          nodeId: inst.nodeId,
+          from: inst.status,
+        });
+      }
+    }
+  }
+  return { actions, unplaced };
+}
+
+function compareKeys(a: [number, number, number, string], b: [number, number, number, string]): number {
+  for (let i = 0; i < 3; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (Math.abs(d) > EPS) return d;
+  }
+  return a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0;
+}

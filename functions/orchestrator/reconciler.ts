@@ -1,0 +1,258 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { fleetKeys, keys } from '../core/keys.js';
+import { dispatchCommand } from '../fleet/commands.js';
+import { isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import type { ContainerSpec } from '../fleet/protocol.js';
+import { ConditionFailedError } from '../ports/store.js';
+import {
+  allInstances,
+  instanceName,
+  listServices,
+  serviceSlots,
+  transitionInstance,
+  type InstanceItem,
+  type ServiceItem,
+  type SlotItem,
+} from './model.js';
+import { planReconcile, type PlanAction, type PlanInput, type PlanService, type Unplaced } from './plan.js';
+import { instanceEndpointsDown } from './registry.js';
+import { toReservation } from './resources.js';
+
+export interface Placed {
+  imageId: string;
+  ordinal: number;
+  instanceId: string;
+  nodeId: string;
+  commandId: string;
+}
+
+export interface ReconcileOutcome {
+  placed: Placed[];
+  released: number;
+  retired: string[];
+  orphaned: string[];
+  unplaced: Unplaced[];
+  /** Actions another writer got to first (their conditional write won). */
+  lost: number;
+}
+
+export interface FleetState {
+  nodes: NodeItem[];
+  services: ServiceItem[];
+  instances: InstanceItem[];
+  slots: SlotItem[];
+}
+
+export const toPlanService = (s: ServiceItem): PlanService => ({
+  imageId: s.imageId,
+  desiredCount: s.desiredCount,
+  reserve: toReservation(s.resources),
+  ...(s.nodeId ? { nodeId: s.nodeId } : {}),
+});
+
+/**
+ * Reads what the planner needs. Instances are read before slots: an instance is written after
+ * its slot is claimed, so every instance this view holds has its claim in the later slot view,
+ * and an instance is never retired for a claim this reader missed.
+ */
+export async function loadState(ctx: AppContext, imageId?: string): Promise<FleetState> {
+  const [nodes, services] = await Promise.all([listNodes(ctx), listServices(ctx)]);
+  const instances = await allInstances(ctx, services);
+  const planned = imageId ? services.filter((s) => s.imageId === imageId) : services;
+  const slots = (await Promise.all(planned.map((s) => serviceSlots(ctx, s.imageId)))).flat();
+  return { nodes, services, instances, slots };
+}
+
+export function planInput(ctx: AppContext, state: FleetState, planned: PlanService[]): PlanInput {
+  const now = ctx.now();
+  return {
+    now,
+    nodes: state.nodes.map((n) => ({
+      id: n.nodeId,
+      online: isOnline(n, ctx, now),
+      capacity: { cpu: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb, gpus: n.gpus.length },
+    })),
+    services: planned,
+    slots: state.slots.map((s) => ({
+      imageId: s.imageId,
+      ordinal: s.ordinal,
+      instanceId: s.instanceId,
+      nodeId: s.nodeId,
+      claimedAt: s.claimedAt,
+    })),
+    instances: state.instances.map((i) => ({
+      instanceId: i.instanceId,
+      imageId: i.imageId,
+      nodeId: i.nodeId,
+      status: i.status,
+      reserve: i.reserve,
+    })),
+  };
+}
+
+/** Docker-style short id: what the orchestrator API calls a container id. */
+const newInstanceId = () => randomBytes(6).toString('hex');
+
+export function startSpec(service: ServiceItem, instanceId: string): ContainerSpec {
+  const r = toReservation(service.resources);
+  return {
+    instanceId,
+    imageId: service.imageId,
+    name: instanceName(instanceId),
+    kind: 'service',
+    ...(service.command?.length ? { command: service.command } : {}),
+    env: service.env ?? {},
+    ports: (service.ports ?? []).map((containerPort) => ({
+      containerPort,
+      hostPort: 0,
+      protocol: 'tcp' as const,
+    })),
+    volumes: [],
+    ...(r.cpu ? { cpuLimit: r.cpu } : {}),
+    ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
+    ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
+    ...(r.gpus ? { gpus: r.gpus } : {}),
+    labels: {},
+    // The control plane replaces dead containers (maybe elsewhere); the engine must not restart them behind its back.
+    restart: 'no',
+  };
+}
+
+/** Plans and applies. Safe to run concurrently with itself: every write is conditional. */
+export async function reconcile(
+  ctx: AppContext,
+  options: { imageId?: string } = {},
+): Promise<ReconcileOutcome> {
+  const state = await loadState(ctx, options.imageId);
+  const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
+  const plan = planReconcile(planInput(ctx, state, planned.map(toPlanService)));
+  const outcome: ReconcileOutcome = {
+    placed: [],
+    released: 0,
+    retired: [],
+    orphaned: [],
+    unplaced: plan.unplaced,
+    lost: 0,
+  };
+  const services = new Map(state.services.map((s) => [s.imageId, s]));
+  for (const action of plan.actions) {
+    try {
+      await apply(ctx, action, services, outcome);
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+      outcome.lost++;
+    }
+  }
+  if (plan.unplaced.length) ctx.logger.info('reconcile left copies unplaced', { unplaced: plan.unplaced });
+  return outcome;
+}
+
+async function apply(
+  ctx: AppContext,
+  action: PlanAction,
+  services: Map<string, ServiceItem>,
+  outcome: ReconcileOutcome,
+): Promise<void> {
+  switch (action.type) {
+    case 'place': {
+      const service = services.get(action.imageId)!;
+      const instanceId = newInstanceId();
+      const commandId = randomUUID();
+      const now = ctx.now();
+      const slot = fleetKeys.serviceSlot(action.imageId, action.ordinal);
+      const claim = { instanceId, nodeId: action.nodeId, claimedAt: now };
+      // The claim decides who places this copy; everything after it is this writer's alone.
+      if (action.replaces) {
+        await ctx.store.update(slot.pk, slot.sk, { set: claim }, { equals: { instanceId: action.replaces } });
+      } else {
+        const item: SlotItem = { ...slot, imageId: action.imageId, ordinal: action.ordinal, ...claim };
+        await ctx.store.put(item, { notExists: true });
+      }
+      const at = new Date(now).toISOString();
+      const inst: InstanceItem = {
+        ...keys.instance(instanceId),
+        ...keys.instanceIndexes(action.imageId, action.nodeId, instanceId),
+        instanceId,
+        imageId: action.imageId,
+        nodeId: action.nodeId,
+        name: instanceName(instanceId),
+        status: 'pending',
+        ordinal: action.ordinal,
+        resources: service.resources,
+        reserve: toReservation(service.resources),
+        containerPorts: service.ports ?? [],
+        ports: [],
+        createdAt: at,
+        updatedAt: at,
+        startCommandId: commandId,
+        lastCommandId: commandId,
+      };
+      await ctx.store.put(inst, { notExists: true });
+      try {
+        await dispatchCommand(
+          ctx,
+          action.nodeId,
+          { type: 'container.start', spec: startSpec(service, instanceId) },
+          { commandId, instanceId },
+        );
+      } catch (error) {
+        // Undeliverable: fail it so the next pass replaces it instead of waiting on it forever.
+        await transitionInstance(ctx, instanceId, ['pending'], 'failed', {
+          lastError: `dispatch failed: ${(error as Error).message}`,
+        });
+        throw error;
+      }
+      outcome.placed.push({
+        imageId: action.imageId,
+        ordinal: action.ordinal,
+        instanceId,
+        nodeId: action.nodeId,
+        commandId,
+      });
+      return;
+    }
+    case 'release': {
+      const slot = fleetKeys.serviceSlot(action.imageId, action.ordinal);
+      await ctx.store.delete(slot.pk, slot.sk, { equals: { instanceId: action.instanceId } });
+      outcome.released++;
+      return;
+    }
+    case 'retire': {
+      const inst = await transitionInstance(ctx, action.instanceId, [action.from], 'removing');
+      if (!inst) return void outcome.lost++;
+      await instanceEndpointsDown(ctx, inst);
+      const commandId = await dispatchCommand(
+        ctx,
+        action.nodeId,
+        { type: 'container.remove', instanceId: action.instanceId, force: true },
+        { instanceId: action.instanceId },
+      );
+      await transitionInstance(ctx, action.instanceId, ['removing'], 'removing', {
+        lastCommandId: commandId,
+      });
+      outcome.retired.push(action.instanceId);
+      return;
+    }
+    case 'orphan': {
+      const inst = await transitionInstance(ctx, action.instanceId, [action.from], 'orphaned');
+      if (!inst) return void outcome.lost++;
+      await instanceEndpointsDown(ctx, inst);
+      outcome.orphaned.push(action.instanceId);
+      return;
+    }
+  }
+}
+
+/**
+ * The periodic safety net (a lost event, a node that went quiet): every minute the sweep flips
+ * silent nodes offline and asks for a full reconcile. Run once at startup; upsert is idempotent.
+ */
+export async function ensureReconcileSchedule(ctx: AppContext): Promise<void> {
+  await ctx.scheduler.upsert({
+    name: 'reconcile',
+    expression: 'rate(1 minute)',
+    payload: JSON.stringify({ type: 'nodes.sweep' }),
+    description: 'Marks silent nodes offline, then reconciles every image against its desired count',
+  });
+}

@@ -1,0 +1,297 @@
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../core/errors.js';
+import { reply } from '../core/http.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { commandView, getCommand } from '../fleet/commands.js';
+import {
+  deleteContainer,
+  instanceHealth,
+  listContainers,
+  listImageInstances,
+  listImages,
+  startContainers,
+  startOrReuse,
+  stopInstance,
+  updateResources,
+} from './containers.js';
+import {
+  deleteEndpoint,
+  endpointIn,
+  endpointOut,
+  endpointStatus,
+  listEndpoints,
+  setEndpointStatus,
+  upsertEndpoint,
+} from './registry.js';
+import { instanceResources, port } from './resources.js';
+import { detailedHealth, integrationTest, systemResources } from './system.js';
+
+/** Most copies one request may add. */
+export const MAX_COUNT = 100;
+
+const count = z
+  .number()
+  .int()
+  .min(1, 'count must be at least 1')
+  .max(MAX_COUNT, `count must be at most ${MAX_COUNT}`);
+
+/** Image references: `nginx:alpine`, `192.168.1.214:5000/sdxl-trt:r35.3.1`, `repo@sha256:...`. */
+const imageRef = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
+
+/** Not in the documented models: optional extensions this control plane needs to place and run copies. */
+const startExtensions = {
+  /** Container ports to publish; each running copy registers one endpoint per port. */
+  ports: z.array(port).max(32).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  command: z.array(z.string()).optional(),
+  /** Run on this node only (id or name); unknown → 422. */
+  node_id: z.string().min(1).optional(),
+};
+
+const startBody = z.object({
+  count: count.default(1),
+  resources: instanceResources.optional(),
+  ...startExtensions,
+});
+const startContainerBody = z.object({
+  count: count.default(1),
+  resources: instanceResources.extend({ image: imageRef }),
+  ...startExtensions,
+});
+
+const imageParams = z.object({ imageId: imageRef });
+
+/** FastAPI's bool query parsing. */
+const boolQuery = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], { error: 'Input should be a valid boolean' })
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const resourcesOut = z.record(z.string(), z.union([z.string(), z.number()]));
+const pendingOut = z.object({ status: z.literal('pending'), pending_commands: z.array(z.string()) });
+const changeResponses = {
+  202: 'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
+};
+
+const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
+  group: 'orchestrator',
+  tags: ['Orchestrator'],
+  errorStyle: 'fastapi',
+  scope: 'user',
+};
+
+/** The NVIDIA Orchestrator API, fleet-wide: containers run on the nodes' agents. */
+export function orchestratorRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      tags: ['Health'],
+      method: 'GET',
+      path: '/health/detailed',
+      summary: 'Table, node agents, managed containers and fleet resources',
+      responses: { 503: 'The table is unreachable' },
+      handler: async (_req, ctx) => {
+        const body = await detailedHealth(ctx);
+        return reply(body.status === 'ERROR' ? 503 : 200, body);
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Health'],
+      method: 'GET',
+      path: '/test/integration',
+      summary: 'Integration self-test against the table and the node agents',
+      handler: async (_req, ctx) => integrationTest(ctx),
+    }),
+    route({
+      ...common,
+      tags: ['Health'],
+      method: 'GET',
+      path: '/system/resources',
+      summary: 'Resources of every online node summed, or of one node (?node_id=)',
+      query: z.object({ node_id: z.string().min(1).optional() }),
+      handler: async (req, ctx) => systemResources(ctx, req.query.node_id),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/images',
+      summary: 'Images with their desired state and running counts',
+      response: z.object({
+        images: z.array(
+          z.object({
+            image: z.string(),
+            desired_count: z.number(),
+            current_running: z.number(),
+            total_instances: z.number(),
+            resources: resourcesOut,
+          }),
+        ),
+      }),
+      handler: async (_req, ctx) => listImages(ctx),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/start/container',
+      summary: 'Start, or reuse, a container of an image',
+      body: startContainerBody,
+      responses: { ...changeResponses, 409: 'No online node can run it' },
+      handler: async (req, ctx) => {
+        const { image, ...resources } = req.body.resources;
+        return startOrReuse(ctx, image, { ...req.body, resources });
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/containers',
+      summary: 'All managed containers',
+      handler: async (_req, ctx) => listContainers(ctx),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/containers/instances/{instanceId}/health',
+      summary: 'Health of one instance: healthy, warning (75-90%), critical (>90%) or stopped',
+      params: z.object({ instanceId: z.string().min(1) }),
+      response: z.object({
+        cpu_usage: z.number(),
+        memory_usage: z.number(),
+        disk_usage: z.number(),
+        status: z.enum(['healthy', 'warning', 'critical', 'stopped']),
+        errors: z.array(z.string()).nullable(),
+      }),
+      responses: { 404: 'Unknown instance' },
+      handler: async (req, ctx) => instanceHealth(ctx, req.params.instanceId),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/containers/{imageId}/instances',
+      summary: 'Instances of one image',
+      greedy: ['imageId'],
+      params: imageParams,
+      handler: async (req, ctx) => listImageInstances(ctx, req.params.imageId),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/containers/{imageId}/start',
+      summary: 'Start `count` more containers of an image',
+      greedy: ['imageId'],
+      params: imageParams,
+      // Every StartBody field is optional, the body itself too.
+      body: startBody.optional(),
+      response: z.object({ started: z.array(z.string()) }).or(pendingOut),
+      responses: { ...changeResponses, 409: 'No online node can run it' },
+      handler: async (req, ctx) => startContainers(ctx, req.params.imageId, req.body ?? { count: 1 }),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/containers/{imageId}/stop',
+      summary: 'Stop one instance (one copy fewer wanted)',
+      greedy: ['imageId'],
+      params: imageParams,
+      body: z.object({ instanceId: z.string().min(1) }),
+      response: z.object({ stopped: z.boolean() }).or(pendingOut),
+      responses: { ...changeResponses, 404: 'Unknown instance' },
+      handler: async (req, ctx) => stopInstance(ctx, req.params.imageId, req.body.instanceId),
+    }),
+    route({
+      ...common,
+      method: 'DELETE',
+      path: '/containers/{idOrName}',
+      summary: 'Delete a container by id, name or engine container id',
+      params: z.object({ idOrName: z.string().min(1) }),
+      query: z.object({ force: boolQuery.default(false) }),
+      response: z.object({ deleted: z.boolean(), container_id: z.string(), name: z.string() }).or(pendingOut),
+      responses: { ...changeResponses, 404: 'Unknown container', 409: 'Running and force is false' },
+      handler: async (req, ctx) => deleteContainer(ctx, req.params.idOrName, req.query.force),
+    }),
+    route({
+      ...common,
+      method: 'PUT',
+      path: '/containers/{imageId}/resources',
+      summary: 'New limits for an image and its running containers',
+      greedy: ['imageId'],
+      params: imageParams,
+      body: instanceResources.refine((r) => Object.values(r).some((v) => v !== undefined), {
+        message: 'at least one of cpu_limit, memory_limit, disk_limit is required',
+      }),
+      response: z.object({ updated: z.array(z.string()) }).or(pendingOut),
+      responses: { ...changeResponses, 404: 'Unknown image' },
+      handler: async (req, ctx) => updateResources(ctx, req.params.imageId, req.body),
+    }),
+    route({
+      ...common,
+      tags: ['Commands'],
+      method: 'GET',
+      path: '/commands/{command_id}',
+      summary: 'One command sent to a node agent, with its result once reported',
+      params: z.object({ command_id: z.string().min(1) }),
+      responses: { 404: 'Unknown command' },
+      handler: async (req, ctx) => {
+        const c = await getCommand(ctx, req.params.command_id);
+        if (!c) throw new NotFoundError(`Command ${req.params.command_id} not found`);
+        return commandView(c);
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Registry'],
+      method: 'GET',
+      path: '/registry/endpoints',
+      summary: 'Registered endpoints (?image_id= filters)',
+      query: z.object({ image_id: z.string().min(1).optional() }),
+      response: z.object({ endpoints: z.array(endpointOut) }),
+      handler: async (req, ctx) => ({ endpoints: await listEndpoints(ctx, req.query.image_id) }),
+    }),
+    route({
+      ...common,
+      tags: ['Registry'],
+      method: 'POST',
+      path: '/registry/endpoints',
+      summary: 'Register or update a service endpoint',
+      body: endpointIn,
+      response: endpointOut,
+      handler: async (req, ctx) => upsertEndpoint(ctx, req.body),
+    }),
+    route({
+      ...common,
+      tags: ['Registry'],
+      method: 'DELETE',
+      path: '/registry/endpoints/{endpoint_id}',
+      summary: 'Delete an endpoint',
+      params: z.object({ endpoint_id: z.string().min(1) }),
+      response: z.object({ ok: z.literal(true) }),
+      responses: { 404: 'Unknown endpoint' },
+      handler: async (req, ctx) => {
+        await deleteEndpoint(ctx, req.params.endpoint_id);
+        return { ok: true };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Registry'],
+      method: 'PUT',
+      path: '/registry/endpoints/{endpoint_id}/status',
+      summary: 'Set an endpoint UP or DOWN (`?status=`, or `{"status": ...}` in the body)',
+      params: z.object({ endpoint_id: z.string().min(1) }),
+      query: z.object({ status: endpointStatus.optional() }),
+      body: z.object({ status: endpointStatus }).optional(),
+      response: endpointOut,
+      responses: { 404: 'Unknown endpoint' },
+      handler: async (req, ctx) => {
+        const status = req.query.status ?? req.body?.status;
+        if (!status)
+          throw new ValidationError([{ loc: ['query', 'status'], msg: 'Field required', type: 'missing' }]);
+        return setEndpointStatus(ctx, req.params.endpoint_id, status);
+      },
+    }),
+  ];
+}

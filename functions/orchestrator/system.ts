@@ -1,0 +1,178 @@
+import type { AppContext } from '../core/context.js';
+import { ValidationError } from '../core/errors.js';
+import { isOnline, listNodes, resolveNode, type NodeItem } from '../fleet/nodes.js';
+import { allInstances } from './model.js';
+
+/**
+ * The orchestrator's host-level views, read across the fleet: "docker" is the nodes' engines
+ * (through their agents), "postgresql" is the table, system resources are the online nodes' sum.
+ */
+
+const r1 = (n: number) => Math.round(n * 10) / 10;
+
+interface Totals {
+  cores: number;
+  cpuPercent: number;
+  memTotalMb: number;
+  memUsedMb: number;
+  diskTotalGb: number;
+  diskUsedGb: number;
+  containersRunning: number;
+  containerCpu: number;
+  containerMemMb: number;
+}
+
+function totals(nodes: NodeItem[]): Totals {
+  const t: Totals = {
+    cores: 0,
+    cpuPercent: 0,
+    memTotalMb: 0,
+    memUsedMb: 0,
+    diskTotalGb: 0,
+    diskUsedGb: 0,
+    containersRunning: 0,
+    containerCpu: 0,
+    containerMemMb: 0,
+  };
+  let weightedCpu = 0;
+  for (const n of nodes) {
+    const m = n.metrics;
+    t.cores += n.cpuCount;
+    weightedCpu += n.cpuCount * (m?.cpuPercent ?? 0);
+    const memTotal = m?.memoryTotalMb ?? n.memoryMb;
+    t.memTotalMb += memTotal;
+    t.memUsedMb += Math.min(m?.memoryUsedMb ?? 0, memTotal);
+    const diskTotal = m?.diskTotalGb ?? n.diskGb;
+    t.diskTotalGb += diskTotal;
+    t.diskUsedGb += Math.min(m?.diskUsedGb ?? 0, diskTotal);
+    for (const s of Object.values(n.containerStats ?? {})) {
+      if (s.state !== 'running') continue;
+      t.containersRunning += 1;
+      t.containerCpu += s.cpuPercent ?? 0;
+      t.containerMemMb += s.memoryUsageMb ?? 0;
+    }
+  }
+  t.cpuPercent = t.cores ? weightedCpu / t.cores : 0;
+  return t;
+}
+
+const pct = (used: number, total: number) => (total > 0 ? r1((used / total) * 100) : 0);
+
+/** GET /system/resources: every online node summed, or one node (`?node_id=`, id or name). */
+export async function systemResources(ctx: AppContext, nodeRef?: string) {
+  let nodes: NodeItem[];
+  if (nodeRef !== undefined) {
+    const node = await resolveNode(ctx, nodeRef);
+    if (!node)
+      throw new ValidationError([
+        { loc: ['query', 'node_id'], msg: `Unknown node: ${nodeRef}`, type: 'value_error' },
+      ]);
+    nodes = [node];
+  } else {
+    const now = ctx.now();
+    nodes = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now));
+  }
+  const t = totals(nodes);
+  return {
+    system: {
+      cpu: {
+        total_cores: t.cores,
+        current_usage_percent: r1(t.cpuPercent),
+        available_cores: r1(t.cores * (1 - t.cpuPercent / 100)),
+      },
+      memory: {
+        total_gb: r1(t.memTotalMb / 1024),
+        available_gb: r1((t.memTotalMb - t.memUsedMb) / 1024),
+        usage_percent: pct(t.memUsedMb, t.memTotalMb),
+      },
+      disk: {
+        total_gb: r1(t.diskTotalGb),
+        free_gb: r1(t.diskTotalGb - t.diskUsedGb),
+        usage_percent: pct(t.diskUsedGb, t.diskTotalGb),
+      },
+    },
+    docker: {
+      containers_running: t.containersRunning,
+      total_cpu_usage: r1(t.containerCpu),
+      total_memory_usage_mb: Math.round(t.containerMemMb),
+    },
+  };
+}
+
+async function attempt<T>(
+  fn: () => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; error: string }> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (error) {
+    return { ok: false, error: (error as Error).message || String(error) };
+  }
+}
+
+/** GET /health/detailed. `ERROR` (503) when the table is unreachable, `DEGRADED` when no node is online. */
+export async function detailedHealth(ctx: AppContext) {
+  const now = ctx.now();
+  const db = await attempt(() => ctx.store.ping());
+  const nodes = await attempt(() => listNodes(ctx));
+  const containers = await attempt(() => allInstances(ctx));
+  const online = nodes.ok ? nodes.value.filter((n) => isOnline(n, ctx, now)) : [];
+  const t = totals(online);
+  const components = {
+    docker: !nodes.ok
+      ? { status: 'ERROR', message: nodes.error }
+      : online.length
+        ? { status: 'OK', message: `Connected: ${online.length} of ${nodes.value.length} nodes online` }
+        : {
+            status: 'WARNING',
+            message: nodes.value.length
+              ? `No node online (${nodes.value.length} registered)`
+              : 'No node registered',
+          },
+    postgresql: db.ok ? { status: 'OK', message: 'Connected' } : { status: 'ERROR', message: db.error },
+    container_manager: containers.ok
+      ? { status: 'OK', message: `Managing ${containers.value.length} containers` }
+      : { status: 'ERROR', message: containers.error },
+    system_resources: {
+      status: Math.max(t.cpuPercent, pct(t.memUsedMb, t.memTotalMb)) > 90 ? 'WARNING' : 'OK',
+      cpu_usage: `${r1(t.cpuPercent).toFixed(1)}%`,
+      memory_usage: `${pct(t.memUsedMb, t.memTotalMb).toFixed(1)}%`,
+    },
+  };
+  const states = Object.values(components).map((c) => c.status);
+  const status = states.includes('ERROR') ? 'ERROR' : states.every((s) => s === 'OK') ? 'OK' : 'DEGRADED';
+  return { status, timestamp: new Date(now).toISOString(), components };
+}
+
+/** GET /test/integration: each check really runs against the table and the nodes' last reports. */
+export async function integrationTest(ctx: AppContext) {
+  const now = ctx.now();
+  const db = await attempt(() => ctx.store.ping());
+  const nodes = await attempt(() => listNodes(ctx));
+  const containers = await attempt(() => allInstances(ctx));
+  const online = nodes.ok ? nodes.value.filter((n) => isOnline(n, ctx, now)) : [];
+  const t = totals(online);
+  const samples =
+    online.filter((n) => n.metrics).length +
+    online.reduce((k, n) => k + Object.keys(n.containerStats ?? {}).length, 0);
+  const pass = (message: string) => ({ status: 'PASS', message });
+  const fail = (message: string) => ({ status: 'FAIL', message });
+  const tests = {
+    docker_connection: !nodes.ok
+      ? fail(nodes.error)
+      : online.length
+        ? pass(`${online.length} node agent(s) connected`)
+        : fail('No node agent online'),
+    container_listing: containers.ok
+      ? pass(`Found ${containers.value.length} managed containers`)
+      : fail(containers.error),
+    postgresql: db.ok ? pass('Database connected') : fail(db.error),
+    system_resources: online.length
+      ? pass(`${t.cores} CPU cores, ${r1(t.memTotalMb / 1024)}GB RAM`)
+      : fail('No online node reports resources'),
+    health_monitoring: samples
+      ? pass(`Health data available: ${samples} recent records`)
+      : fail('No recent health data'),
+  };
+  const overall = Object.values(tests).every((x) => x.status === 'PASS') ? 'PASSED' : 'FAILED';
+  return { timestamp: new Date(now).toISOString(), tests, overall_status: overall };
+}
