@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   registerResponse,
   type AgentEvent,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { registerRequest } from '../functions/fleet/protocol.js';
 import { isLogLevel, type LogLevel } from './log.js';
 

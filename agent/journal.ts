@@ -1,5 +1,5 @@
 import { rename } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { commandResult, type CommandResult } from '../functions/fleet/protocol.js';
 import { readJsonFile, writeFileAtomic } from './state.js';
 

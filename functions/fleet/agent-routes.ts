@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyCommandResult, applyContainerStates, containerExited } from '../orchestrator/containers.js';

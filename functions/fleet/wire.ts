@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Agent HTTP shapes that protocol.ts does not carry yet (the HTTP command channel, heartbeat

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Resource strings as the orchestrator API writes them (`"0.5"`, `"512m"`, `"10g"`), parsed the

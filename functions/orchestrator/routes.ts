@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { NotFoundError, ValidationError } from '../core/errors.js';
 import { reply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { rawReply, reply } from '../core/http.js';
 import { route, type AnyRoute } from '../core/route.js';
 import { VERSION } from '../core/version.js';
