@@ -1,10 +1,19 @@
 import type { AppContext } from './core/context.js';
-import { ensureReconcileSchedule } from './orchestrator/reconciler.js';
+import type { ScheduleSpec } from './ports/scheduler.js';
 
 /**
- * The control plane's own recurring schedules (safety-net sweeps). Upserting is idempotent:
- * the local runtime calls this at every start; on AWS the first deploy's smoke call does.
+ * The control plane's own recurring schedules (safety-net sweeps), declared once: the CDK
+ * stack creates them on AWS, the local runtime upserts them at every start (idempotent).
  */
+export const APP_SCHEDULES: ScheduleSpec[] = [
+  {
+    name: 'reconcile',
+    expression: 'rate(1 minute)',
+    payload: JSON.stringify({ type: 'nodes.sweep' }),
+    description: 'Marks silent nodes offline, then reconciles every image against its desired count',
+  },
+];
+
 export async function ensureAppSchedules(ctx: AppContext): Promise<void> {
-  await ensureReconcileSchedule(ctx);
+  for (const spec of APP_SCHEDULES) await ctx.scheduler.upsert(spec);
 }

@@ -1,10 +1,11 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
+import { CfnSchedule, CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EVENTS_QUEUE } from '../functions/core/events.js';
 import { dlqName } from '../functions/ports/queue.js';
+import { APP_SCHEDULES } from '../functions/schedules.js';
 
 export interface MessagingProps {
   queuePrefix: string;
@@ -57,5 +58,20 @@ export class Messaging extends Construct {
       }),
     });
     this.events.grantSendMessages(this.schedulerRole);
+
+    // The app's own sweeps; schedules of jobs are created at runtime by the functions.
+    for (const spec of APP_SCHEDULES) {
+      const schedule = new CfnSchedule(this, `Schedule-${spec.name}`, {
+        name: spec.name,
+        groupName: props.scheduleGroup,
+        description: spec.description,
+        scheduleExpression: spec.expression,
+        scheduleExpressionTimezone: spec.timezone ?? 'UTC',
+        flexibleTimeWindow: { mode: 'OFF' },
+        state: 'ENABLED',
+        target: { arn: this.events.queueArn, roleArn: this.schedulerRole.roleArn, input: spec.payload },
+      });
+      schedule.addDependency(this.scheduleGroup);
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { APP_SCHEDULES } from '../../../functions/schedules.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
@@ -43,6 +44,18 @@ beforeAll(() => {
 }, 120_000);
 
 describe('ControlPlaneStack', () => {
+  it('creates every app schedule in the group, delivering its payload to the events queue', () => {
+    for (const spec of APP_SCHEDULES) {
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        Name: spec.name,
+        GroupName: 'fleet',
+        ScheduleExpression: spec.expression,
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: Match.objectLike({ Input: spec.payload }),
+      });
+    }
+  });
+
   it('passes cdk-nag AwsSolutions with every finding acknowledged', () => {
     const report = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8')) as {
       pluginReports: { pluginName: string; violations: { ruleName: string; severity?: string }[] }[];
