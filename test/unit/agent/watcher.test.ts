@@ -9,20 +9,33 @@ import { ExitWatcher } from '../../../agent/watcher.js';
 import { FakeEngine } from './fake-engine.js';
 
 let dir: string;
+// Journal writes a test set off (deliveries) must land before its folder goes.
+let inFlight: Promise<unknown>[] = [];
+let journals: CommandJournal[] = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'agent-watch-'));
+  inFlight = [];
+  journals = [];
 });
 afterEach(async () => {
+  await Promise.allSettled(inFlight);
+  await Promise.allSettled(journals.map((j) => j.flush()));
   await rm(dir, { recursive: true, force: true });
 });
 
-async function setup(engine = new FakeEngine()) {
+async function openJournal(): Promise<CommandJournal> {
   const journal = await CommandJournal.open(join(dir, 'journal.json'));
+  journals.push(journal);
+  return journal;
+}
+
+async function setup(engine = new FakeEngine()) {
+  const journal = await openJournal();
   const events: AgentEvent[] = [];
   // Delivered at once, as when the control plane accepts the POST.
   const send = (e: AgentEvent, onDelivered?: () => Promise<void> | void): void => {
     events.push(e);
-    void onDelivered?.();
+    inFlight.push(Promise.resolve(onDelivered?.()));
   };
   const watcher = new ExitWatcher({ engine, journal, events: { send }, logger: silentLogger });
   return { engine, journal, events, watcher };
@@ -69,7 +82,7 @@ describe('ExitWatcher', () => {
 
   it('journals an exit only once delivered, so an exit lost in a crash is sent again', async () => {
     const engine = new FakeEngine();
-    const journal = await CommandJournal.open(join(dir, 'journal.json'));
+    const journal = await openJournal();
     const sent: AgentEvent[] = [];
     const undelivered = new ExitWatcher({
       engine,
