@@ -910,12 +910,21 @@ export class DockerEngine implements EngineDriver {
       type: ['container'],
       label: [`${LABELS.managed}=true`, `${LABELS.node}=${this.options.nodeName}`],
     };
-    const stream = (await this.call('events', this.timeouts.inspectMs, (s) =>
-      this.docker.getEvents({
-        filters,
-        abortSignal: AbortSignal.any([s, signal]),
-      } as Docker.GetEventsOptions),
-    )) as NodeJS.ReadableStream & { destroy?: () => void };
+    // The deadline covers opening the stream only: tied to the stream itself, it cut every stream
+    // after inspectMs, and the watcher's back-off (reset only after 60 s up) kept it down ever longer.
+    const opening = new AbortController();
+    const stream = (await this.call('events', this.timeouts.inspectMs, async (s) => {
+      const onTimeout = (): void => opening.abort(s.reason);
+      s.addEventListener('abort', onTimeout, { once: true });
+      try {
+        return await this.docker.getEvents({
+          filters,
+          abortSignal: AbortSignal.any([opening.signal, signal]),
+        } as Docker.GetEventsOptions);
+      } finally {
+        s.removeEventListener('abort', onTimeout);
+      }
+    })) as NodeJS.ReadableStream & { destroy?: () => void };
     await new Promise<void>((resolve, reject) => {
       let buffered = '';
       const onAbortSignal = (): void => {

@@ -149,6 +149,12 @@ export async function registerNode(ctx: AppContext, req: RegisterRequest): Promi
 
   const token = newToken(nodeId);
   const now = ctx.now();
+  const k = keys.node(nodeId);
+  const before = await ctx.store.get<NodeItem>(k.pk, k.sk);
+  // A node that was offline (swept, or silent past NODE_OFFLINE_AFTER_SECONDS) and comes back by
+  // registering (its agent restarted) keeps the stored "offline" until its first heartbeat, so that
+  // heartbeat sees it come online: node.online, a reconcile that removes its orphans, endpoints UP.
+  const wasOnline = !before || (before.status === 'online' && isOnline(before, ctx, now));
   const facts = {
     nodeName: req.nodeName,
     hostname: req.hostname,
@@ -166,13 +172,12 @@ export async function registerNode(ctx: AppContext, req: RegisterRequest): Promi
     agentVersion: req.agentVersion,
     engine: req.engine,
     tokenHash: hashToken(token),
-    // Registering is a sign of life: the node is online until its heartbeats stop.
-    status: 'online' as const,
+    // Registering is a sign of life: readers see the node online (lastHeartbeatMs) until its heartbeats stop.
+    status: wasOnline ? ('online' as const) : ('offline' as const),
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
     ...keys.nodesIndex(req.nodeName),
   };
-  const k = keys.node(nodeId);
   let node: NodeItem;
   try {
     node = await ctx.store.update<NodeItem>(k.pk, k.sk, { set: facts });
