@@ -1,0 +1,354 @@
+/**
+ * Helpers for the end-to-end suites and bench/dispatch.ts: real agent processes (agent/main.ts
+ * under `node --import tsx`, or a bundle), HTTP calls, bounded polling, and engine queries by the
+ * agent's labels.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type Docker from 'dockerode';
+import { LABELS } from '../../functions/fleet/protocol.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A container command that runs until stopped and exits at once on SIGTERM (busybox sh as PID 1 ignores it). */
+export const RUN_UNTIL_TERM = ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 1; done"];
+
+export const MIB = 1024 * 1024;
+
+// ---------------------------------------------------------------- HTTP
+
+export interface Answer {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
+  body: any;
+  text: string;
+}
+
+export async function call(base: string, method: string, path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body !== undefined ? { 'content-type': 'application/json' } : {},
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return {
+    status: res.status,
+    body: parsed,
+    text: `${method} ${path} → ${res.status} ${text.slice(0, 2000)}`,
+  };
+}
+
+// ---------------------------------------------------------------- polling
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Retries `fn` until it returns without throwing; past `timeoutMs` rethrows its last error with
+ * what was being waited for.
+ */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 20_000,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() >= deadline) {
+      const message = last instanceof Error ? last.message : String(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${message}`, { cause: last });
+    }
+    await sleep(everyMs);
+  }
+}
+
+// ---------------------------------------------------------------- engine
+
+export interface EngineContainer {
+  id: string;
+  name: string;
+  state: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * Managed containers (stopped ones included) on the given nodes, optionally narrowed by more
+ * labels (`{ 'fleet.image': ref }`). Only the given node names count: other suites may share the engine.
+ */
+export async function engineContainers(
+  docker: Docker,
+  nodeNames: readonly string[],
+  labels: Record<string, string> = {},
+): Promise<EngineContainer[]> {
+  const filters = {
+    label: [`${LABELS.managed}=true`, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)],
+  };
+  const list = await docker.listContainers({ all: true, filters: JSON.stringify(filters) });
+  return list
+    .filter((c) => nodeNames.includes(c.Labels?.[LABELS.node] ?? ''))
+    .filter((c) => Object.entries(labels).every(([k, v]) => c.Labels?.[k] === v))
+    .map((c) => ({
+      id: c.Id,
+      name: (c.Names?.[0] ?? '').replace(/^\//, ''),
+      state: c.State,
+      labels: c.Labels ?? {},
+    }));
+}
+
+/** Force-removes every managed container of these nodes; returns how many. */
+export async function removeNodeContainers(docker: Docker, nodeNames: readonly string[]): Promise<number> {
+  let removed = 0;
+  for (const c of await engineContainers(docker, nodeNames)) {
+    try {
+      await docker.getContainer(c.id).remove({ force: true });
+      removed++;
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
+  }
+  return removed;
+}
+
+/** Tags `source` as `target` (repo:tag) unless the engine has it already. */
+export async function tagImage(docker: Docker, source: string, target: string): Promise<void> {
+  const colon = target.lastIndexOf(':');
+  const repo = target.slice(0, colon);
+  const tag = target.slice(colon + 1);
+  await docker.getImage(source).tag({ repo, tag });
+  await docker.getImage(target).inspect();
+}
+
+/** Removes a tag (the image stays while another name points at it). */
+export async function untagImage(docker: Docker, ref: string): Promise<void> {
+  await docker
+    .getImage(ref)
+    .remove({ noprune: true })
+    .catch(() => undefined);
+}
+
+// ---------------------------------------------------------------- agent processes
+
+export interface AgentProcessOptions {
+  url: string;
+  name: string;
+  stateDir: string;
+  /** Heartbeat interval; default: the one the control plane asks for. */
+  heartbeatSeconds?: number;
+  env?: NodeJS.ProcessEnv;
+  /** How node runs the agent; default `--import tsx agent/main.ts` from the repository root. */
+  entry?: string[];
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/**
+ * One agent as a separate OS process (so it can be SIGKILLed). Its JSON log lines are kept (the
+ * last few hundred) for failure messages; `start` resolves once the agent logs "agent running".
+ */
+export class AgentProcess {
+  child: ChildProcess | undefined;
+  nodeId = '';
+  readonly lines: string[] = [];
+  private exited: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly options: AgentProcessOptions) {}
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(timeoutMs = 45_000): Promise<string> {
+    if (this.alive) throw new Error(`agent ${this.name} is already running (pid ${this.pid})`);
+    const o = this.options;
+    const args = [
+      ...(o.entry ?? ['--import', 'tsx', 'agent/main.ts']),
+      '--url',
+      o.url,
+      '--name',
+      o.name,
+      '--state-dir',
+      o.stateDir,
+      ...(o.heartbeatSeconds !== undefined ? ['--heartbeat', String(o.heartbeatSeconds)] : []),
+      '--log-level',
+      o.logLevel ?? 'info',
+    ];
+    const child = spawn(process.execPath, args, {
+      cwd: REPO_ROOT,
+      env: o.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exited = once(child, 'exit').catch(() => undefined);
+    this.nodeId = '';
+    let running: ((nodeId: string) => void) | undefined;
+    const ready = new Promise<string>((resolve) => (running = resolve));
+    const onLine = (line: string) => {
+      if (!line.trim()) return;
+      this.lines.push(line);
+      if (this.lines.length > 400) this.lines.splice(0, this.lines.length - 400);
+      if (line.includes('"agent running"')) {
+        try {
+          const nodeId = (JSON.parse(line) as { nodeId?: string }).nodeId ?? '';
+          this.nodeId = nodeId;
+          running?.(nodeId);
+        } catch {
+          // not JSON; keep waiting
+        }
+      }
+    };
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let partial = '';
+      stream.on('data', (chunk: Buffer) => {
+        partial += chunk.toString();
+        const parts = partial.split('\n');
+        partial = parts.pop() ?? '';
+        for (const line of parts) onLine(line);
+      });
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        ready,
+        once(child, 'exit').then(([code, signal]) => {
+          throw new Error(`agent ${this.name} exited (${code ?? signal}) before running:\n${this.logTail()}`);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(new Error(`agent ${this.name} not running after ${timeoutMs} ms:\n${this.logTail()}`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends `signal` and waits for the process to be gone. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.alive) return;
+    const exited = this.exited;
+    this.child!.kill(signal);
+    await exited;
+  }
+
+  logTail(lines = 40): string {
+    return this.lines.slice(-lines).join('\n');
+  }
+}
+
+// ---------------------------------------------------------------- engine proxy
+
+/** What the proxy does with a container start request a hook claimed. */
+export type StartVerdict =
+  /** Pass it on as any other request. */
+  | { action: 'forward' }
+  /** Never let it reach the engine: the container stays created. The connection is cut. */
+  | { action: 'drop' }
+  /** Pass it on, hold the engine's answer, call `onAnswer` once it is there (the container runs), then cut the connection. */
+  | { action: 'hold'; onAnswer: () => Promise<void> };
+
+/**
+ * A pass-through proxy in front of the engine's unix socket, for agents whose DOCKER_HOST points
+ * at it. A hook sees every `POST /containers/{id}/start` before it goes on, so a test can stop an
+ * agent at an exact point of a start: before the request reaches the engine, or after the engine
+ * started the container but before the agent heard so.
+ */
+export class EngineProxy {
+  private server: Server | undefined;
+  private hook: ((containerId: string) => Promise<StartVerdict>) | undefined;
+
+  constructor(
+    /** Where the proxy listens. */
+    readonly path: string,
+    /** The engine's socket. */
+    readonly target: string,
+  ) {}
+
+  get dockerHost(): string {
+    return `unix://${this.path}`;
+  }
+
+  /** The hook sees start requests until it is replaced or cleared. */
+  onStart(hook: ((containerId: string) => Promise<StartVerdict>) | undefined): void {
+    this.hook = hook;
+  }
+
+  async listen(): Promise<void> {
+    const server = createServer((client) => this.connection(client));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => resolve());
+    });
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private connection(client: Socket): void {
+    const upstream = connect(this.target);
+    let holding: (() => Promise<void>) | undefined;
+    let chain = Promise.resolve();
+    const cut = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', () => undefined);
+    upstream.on('error', () => client.destroy());
+    upstream.on('data', (data: Buffer) => {
+      const onAnswer = holding;
+      if (!onAnswer) {
+        client.write(data);
+        return;
+      }
+      holding = undefined;
+      void onAnswer().finally(cut);
+    });
+    upstream.on('end', () => client.end());
+    // A client gone (killed) must not cancel a request already passed on: the engine answers first.
+    client.on('close', () => void chain.then(() => (holding ? undefined : upstream.end())));
+    client.on('data', (chunk: Buffer) => {
+      client.pause();
+      chain = chain
+        .then(async () => {
+          const hook = this.hook;
+          const m = hook && /^POST \S*\/containers\/([^/\s?]+)\/start[\s?]/m.exec(chunk.toString('latin1'));
+          const verdict: StartVerdict =
+            m && hook ? await hook(decodeURIComponent(m[1]!)) : { action: 'forward' };
+          if (verdict.action === 'drop') return cut();
+          if (verdict.action === 'hold') holding = verdict.onAnswer;
+          upstream.write(chunk);
+        })
+        .catch(() => cut())
+        .finally(() => client.resume());
+    });
+  }
+}
