@@ -92,3 +92,16 @@ export const clusterKeys = {
   clusterSample: (minute: string) => ({ pk: 'CLUSTERSAMPLES', sk: minute }),
   clusterSamplesPk: 'CLUSTERSAMPLES',
 } as const;
+
+/** Training job keys (appended). Jobs and runs use `keys.job*` / `keys.run` above. */
+export const trainingKeys = {
+  /** gsi1 partition of every job, by creation. */
+  jobsPk: 'JOBS',
+  /** gsi2 partition of the jobs in one status. */
+  jobStatusPk: (status: string) => `JOBSTATUS#${status}`,
+  /** Sort key prefix of a job's runs (same partition as the job). */
+  runPrefix: 'RUN#',
+  /** gsi1 (sparse, running runs only): every run in flight, by node, for capacity and node loss. */
+  activeRunIndex: (nodeId: string, instanceId: string) => ({ gsi1pk: 'TRAINRUNS', gsi1sk: `${nodeId}#${instanceId}` }),
+  activeRunsPk: 'TRAINRUNS',
+} as const;

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import type { AppContext } from '../core/context.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
+import type { EventEnvelope } from '../core/events.js';
+import { dispatchCommand, getCommand } from '../fleet/commands.js';
+import { outputName, outputUrl, putOutput } from './outputs.js';
+import { releaseSlot } from './slots.js';
+import {
+  ACTIVE,
+  closeQueued,
+  getTask,
+  markCancelledWhileActive,
+  markFinished,
+  recordProgress,
+  requestPlacement,
+  requeue,
+  type TaskItem,
+} from './tasks.js';
+
+/** What happens to a task after placement: agent events, cancellation, requeueing. */
+
+const progressEvent = z.object({
+  nodeId: z.string(),
+  taskId: z.string(),
+  progress: z.number().min(0).max(100),
+});
+
+/** `files` come inline (base64) or, for large events, already in blobs (`blobKey`) put there by the agent routes. */
+const finishedEvent = z.object({
+  nodeId: z.string(),
+  taskId: z.string(),
+  status: z.enum(['completed', 'failed', 'cancelled']),
+  result: z.record(z.string(), z.unknown()).optional(),
+  error: z.string().optional(),
+  files: z
+    .array(
+      z.union([
+        z.object({ name: z.string(), contentType: z.string(), base64: z.string() }),
+        z.object({ name: z.string(), contentType: z.string(), blobKey: z.string() }),
+      ]),
+    )
+    .default([]),
+});
+
+const commandCompletedEvent = z.object({
+  commandId: z.string(),
+  nodeId: z.string(),
+  commandType: z.string(),
+  status: z.string(),
+  error: z.string().optional(),
+});
+
+/** `agent.task.progress`: the first report marks the task running. */
+export async function onTaskProgress(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = progressEvent.parse(event);
+  const task = await getTask(ctx, e.taskId);
+  if (!task || task.nodeId !== e.nodeId || !ACTIVE.includes(task.status)) return;
+  await recordProgress(ctx, task, e.nodeId, e.progress);
+}
+
+/** `agent.task.finished`: files to outputs/, the outcome on the task, the slot freed, the queue moves. */
+export async function onTaskFinished(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = finishedEvent.parse(event);
+  const task = await getTask(ctx, e.taskId);
+  // A node the task was taken off (it went offline and came back) has nothing to say about it.
+  if (!task || task.nodeId !== e.nodeId) return;
+  if (ACTIVE.includes(task.status)) {
+    const outputs: string[] = [];
+    if (e.status === 'completed') {
+      for (const f of e.files) {
+        const name = outputName(task.taskId, f.name);
+        if ('base64' in f) await putOutput(ctx, name, Buffer.from(f.base64, 'base64'), f.contentType);
+        else {
+          const blob = await ctx.blobs.get(f.blobKey);
+          if (!blob) continue;
+          await putOutput(ctx, name, blob.body, f.contentType);
+          await ctx.blobs.delete(f.blobKey);
+        }
+        outputs.push(name);
+      }
+    }
+    const result =
+      e.result || outputs.length
+        ? { ...(e.result ?? {}), ...(outputs.length ? { images: outputs.map(outputUrl) } : {}) }
+        : undefined;
+    await markFinished(ctx, task, e.nodeId, {
+      status: e.status,
+      ...(result ? { result } : {}),
+      ...(e.error !== undefined
+        ? { error: e.error }
+        : e.status === 'cancelled'
+          ? { error: 'cancelled' }
+          : {}),
+      outputs,
+    });
+  }
+  // Also after a redelivery, or a cancel the API already recorded: the slot goes once the agent is done.
+  if (task.slot !== undefined) await releaseSlot(ctx, e.nodeId, task.slot, task.taskId);
+  await requestPlacement(ctx, 'finished');
+}
+
+/** `command.completed` for a task.run the agent refused: the task fails instead of waiting for its deadline. */
+export async function onCommandCompleted(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = commandCompletedEvent.safeParse(event);
+  if (!e.success || e.data.commandType !== 'task.run' || e.data.status !== 'failed') return;
+  const command = await getCommand(ctx, e.data.commandId);
+  if (command?.command.type !== 'task.run') return;
+  const task = await getTask(ctx, command.command.taskId);
+  if (
+    !task ||
+    task.nodeId !== e.data.nodeId ||
+    task.runCommandId !== e.data.commandId ||
+    !ACTIVE.includes(task.status)
+  )
+    return;
+  if (
+    await markFinished(ctx, task, e.data.nodeId, {
+      status: 'failed',
+      error: e.data.error ?? 'the agent could not start the task',
+    })
+  ) {
+    if (task.slot !== undefined) await releaseSlot(ctx, e.data.nodeId, task.slot, task.taskId);
+    await requestPlacement(ctx, 'run refused');
+  }
+}
+
+/**
+ * Cancels a queued task (it leaves the queue) or an active one (task.cancel goes to its node;
+ * the node keeps the slot until the agent confirms). Cancelling a cancelled task answers the
+ * same; a finished one is a 409.
+ */
+export async function cancelTask(ctx: AppContext, taskId: string): Promise<TaskItem> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const task = await getTask(ctx, taskId);
+    if (!task) throw new NotFoundError(`Task ${taskId} not found`);
+    if (task.status === 'cancelled') return task;
+    if (task.status === 'completed' || task.status === 'failed')
+      throw new ConflictError(`Task ${taskId} already ${task.status}`);
+    if (task.status === 'queued') {
+      const done = await closeQueued(ctx, taskId, 'cancelled', 'cancelled');
+      if (done) return done;
+      continue; // placed meanwhile: cancel it where it runs
+    }
+    const done = await markCancelledWhileActive(ctx, task);
+    if (!done) continue;
+    await dispatchCommand(ctx, task.nodeId!, { type: 'task.cancel', taskId });
+    return done;
+  }
+  throw new ConflictError(`Task ${taskId} changed while cancelling; try again`);
+}
+
+/** Takes every active task off a node (restart, forced unload); they finish elsewhere. */
+export async function requeueTasks(ctx: AppContext, tasks: TaskItem[], why: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const task of tasks) {
+    if (!task.nodeId || !ACTIVE.includes(task.status)) continue;
+    if (!(await requeue(ctx, task, task.nodeId, why))) continue;
+    if (task.slot !== undefined) await releaseSlot(ctx, task.nodeId, task.slot, task.taskId);
+    await dispatchCommand(ctx, task.nodeId, { type: 'task.cancel', taskId: task.taskId }).catch(
+      () => undefined,
+    );
+    out.push(task.taskId);
+  }
+  if (out.length) await requestPlacement(ctx, why);
+  return out;
+}

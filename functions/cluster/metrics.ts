@@ -1,0 +1,269 @@
+import type { AppContext } from '../core/context.js';
+import { clusterKeys } from '../core/keys.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import type { ModelSpec } from './catalogue.js';
+import { formatDuration, percent, round1 } from './format.js';
+import { tasksSince, type TaskItem } from './tasks.js';
+import type { Worker } from './workers.js';
+
+/**
+ * Figures computed from real records: task items (durations, outcomes) and fleet samples
+ * (GPU utilisation and memory from the nodes' heartbeats, one sample a minute, written by the
+ * scheduled placement run).
+ */
+
+export const TIMEFRAMES = {
+  '1h': 3_600_000,
+  '24h': 86_400_000,
+  '7d': 7 * 86_400_000,
+  '30d': 30 * 86_400_000,
+} as const;
+export type Timeframe = keyof typeof TIMEFRAMES;
+
+const SAMPLE_TTL_SECONDS = 31 * 24 * 3600;
+
+export interface Sample {
+  at: number;
+  /** Mean GPU utilisation of online nodes that report one, %. */
+  gpuUtilization: number | null;
+  /** GPU memory in use over GPU memory, online nodes, %. */
+  memoryUsedPercent: number | null;
+  /** Resident model memory that some queued or running task wants, %. */
+  efficiency: number | null;
+  onlineNodes: number;
+  runningTasks: number;
+  queuedTasks: number;
+}
+
+interface SampleItem extends StoreItem, Sample {}
+
+const mean = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+/** The fleet right now, from the last heartbeats. */
+export function takeSample(
+  workers: Worker[],
+  catalogue: ModelSpec[],
+  queuedModels: string[],
+  now: number,
+): Sample {
+  const online = workers.filter((w) => w.online);
+  const utils = online.map((w) => w.gpuUtilization).filter((u): u is number => u !== undefined);
+  let used = 0;
+  let total = 0;
+  for (const w of online) {
+    if (w.gpuMemoryUsedMb === undefined || w.gpuMemoryTotalMb <= 0) continue;
+    used += w.gpuMemoryUsedMb;
+    total += w.gpuMemoryTotalMb;
+  }
+  const memOf = new Map(catalogue.map((m) => [m.id, m.gpuMemoryMb] as const));
+  const wanted = new Set([...queuedModels, ...online.flatMap((w) => w.running.map((s) => s.model))]);
+  let resident = 0;
+  let useful = 0;
+  for (const w of online) {
+    for (const m of w.resident) {
+      const mb = memOf.get(m) ?? 0;
+      resident += mb;
+      if (wanted.has(m)) useful += mb;
+    }
+  }
+  return {
+    at: now,
+    gpuUtilization: utils.length ? round1(mean(utils)!) : null,
+    memoryUsedPercent: total > 0 ? percent(used, total) : null,
+    efficiency: resident > 0 ? percent(useful, resident) : null,
+    onlineNodes: online.length,
+    runningTasks: online.reduce((n, w) => n + w.running.length, 0),
+    queuedTasks: queuedModels.length,
+  };
+}
+
+const minuteKey = (ms: number) => new Date(ms).toISOString().slice(0, 16);
+
+/** One sample per minute; a second runner in the same minute writes nothing. */
+export async function recordSample(
+  ctx: AppContext,
+  workers: Worker[],
+  catalogue: ModelSpec[],
+  queue: TaskItem[],
+): Promise<void> {
+  const now = ctx.now();
+  const sample = takeSample(
+    workers,
+    catalogue,
+    queue.map((t) => t.model),
+    now,
+  );
+  try {
+    await ctx.store.put<SampleItem>(
+      {
+        ...clusterKeys.clusterSample(minuteKey(now)),
+        ...sample,
+        expiresAt: Math.floor(now / 1000) + SAMPLE_TTL_SECONDS,
+      },
+      { notExists: true },
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  }
+}
+
+export async function samplesSince(ctx: AppContext, fromMs: number): Promise<Sample[]> {
+  return queryAll<SampleItem>(ctx.store, clusterKeys.clusterSamplesPk, {
+    between: [minuteKey(fromMs), '\uffff'],
+  });
+}
+
+interface Stats {
+  average: number | null;
+  peak: number | null;
+  minimum: number | null;
+}
+
+function stats(xs: (number | null)[]): Stats {
+  const vs = xs.filter((x): x is number => x !== null);
+  if (!vs.length) return { average: null, peak: null, minimum: null };
+  return { average: round1(mean(vs)!), peak: round1(Math.max(...vs)), minimum: round1(Math.min(...vs)) };
+}
+
+/** Completions per minute bucket, the busiest bucket. */
+function peakPerMinute(tasks: TaskItem[]): number {
+  const buckets = new Map<number, number>();
+  for (const t of tasks) {
+    if (t.status !== 'completed' || t.completedAtMs === undefined) continue;
+    const b = Math.floor(t.completedAtMs / 60_000);
+    buckets.set(b, (buckets.get(b) ?? 0) + 1);
+  }
+  return buckets.size ? Math.max(...buckets.values()) : 0;
+}
+
+/** GET /cluster/metrics body: tasks created in the window, samples taken in it (plus one taken now). */
+export function clusterMetrics(timeframe: Timeframe, tasks: TaskItem[], samples: Sample[]) {
+  const completed = tasks.filter((t) => t.status === 'completed');
+  const failed = tasks.filter((t) => t.status === 'failed');
+  const response = mean(
+    completed
+      .filter((t) => t.completedAtMs !== undefined)
+      .map((t) => (t.completedAtMs! - t.createdAtMs) / 1000),
+  );
+  const gpu = stats(samples.map((s) => s.gpuUtilization));
+  const mem = stats(samples.map((s) => s.memoryUsedPercent));
+  const efficiency = mean(samples.map((s) => s.efficiency).filter((e): e is number => e !== null));
+  return {
+    timeframe,
+    metrics: {
+      total_tasks: tasks.length,
+      successful_tasks: completed.length,
+      failed_tasks: failed.length,
+      success_rate: percent(completed.length, completed.length + failed.length),
+      average_response_time: formatDuration(response ?? undefined),
+      peak_throughput: `${peakPerMinute(tasks)} tasks/min`,
+      gpu_utilization: gpu,
+      memory_usage: {
+        average: mem.average === null ? null : `${Math.round(mem.average)}%`,
+        peak: mem.peak === null ? null : `${Math.round(mem.peak)}%`,
+        efficiency: efficiency === null ? null : round1(efficiency),
+      },
+      samples: samples.length,
+    },
+  };
+}
+
+export async function loadClusterMetrics(ctx: AppContext, timeframe: Timeframe, live: Sample) {
+  const from = ctx.now() - TIMEFRAMES[timeframe];
+  const [tasks, samples] = await Promise.all([tasksSince(ctx, from), samplesSince(ctx, from)]);
+  return clusterMetrics(timeframe, tasks, [...samples, live]);
+}
+
+export interface WorkerStats {
+  completedToday: number;
+  averageDurationS: number | null;
+  successRate: number | null;
+  tasksPerHour: number;
+  averageResponseS: number | null;
+  errorRate: number | null;
+  performanceScore: number | null;
+  /** Per model: when the node last finished a task of it, and how long its server took to answer. */
+  lastUsed: Map<string, number>;
+  loadTimeS: Map<string, number>;
+}
+
+/** A node's record over the tasks given (the caller passes the last 24 h). */
+export function workerStats(
+  nodeId: string,
+  tasks: TaskItem[],
+  now: number,
+  fleetAverageDurationS: number | null,
+): WorkerStats {
+  const mine = tasks.filter((t) => t.nodeId === nodeId);
+  const done = mine.filter((t) => t.status === 'completed' && t.completedAtMs !== undefined);
+  const failed = mine.filter((t) => t.status === 'failed');
+  const midnight = new Date(now);
+  midnight.setUTCHours(0, 0, 0, 0);
+  const durations = done
+    .filter((t) => t.startedAtMs !== undefined)
+    .map((t) => (t.completedAtMs! - t.startedAtMs!) / 1000);
+  const averageDurationS = mean(durations);
+  const finished = done.length + failed.length;
+  const successRatio = finished ? done.length / finished : null;
+  const lastUsed = new Map<string, number>();
+  const loadTimeS = new Map<string, number>();
+  // Newest first: the first seen per model is the latest.
+  for (const t of [...mine].sort((a, b) => (b.completedAtMs ?? 0) - (a.completedAtMs ?? 0))) {
+    if (t.completedAtMs !== undefined && !lastUsed.has(t.model)) lastUsed.set(t.model, t.completedAtMs);
+    if (
+      t.switchedModel &&
+      t.serverReadyAtMs !== undefined &&
+      t.startedAtMs !== undefined &&
+      !loadTimeS.has(t.model)
+    )
+      loadTimeS.set(t.model, (t.serverReadyAtMs - t.startedAtMs) / 1000);
+  }
+  // 10 for a node that never fails and is at least as fast as the fleet average.
+  const speed =
+    averageDurationS && fleetAverageDurationS ? Math.min(1, fleetAverageDurationS / averageDurationS) : 1;
+  return {
+    completedToday: done.filter((t) => t.completedAtMs! >= midnight.getTime()).length,
+    averageDurationS,
+    successRate: successRatio === null ? null : round1(successRatio * 100),
+    tasksPerHour: done.filter((t) => now - t.completedAtMs! <= 3_600_000).length,
+    averageResponseS: mean(done.map((t) => (t.completedAtMs! - t.createdAtMs) / 1000)),
+    errorRate: successRatio === null ? null : Math.round((1 - successRatio) * 1000) / 1000,
+    performanceScore: successRatio === null ? null : round1(10 * successRatio * speed),
+    lastUsed,
+    loadTimeS,
+  };
+}
+
+export function fleetAverageDuration(tasks: TaskItem[]): number | null {
+  return mean(
+    tasks
+      .filter((t) => t.status === 'completed' && t.startedAtMs !== undefined && t.completedAtMs !== undefined)
+      .map((t) => (t.completedAtMs! - t.startedAtMs!) / 1000),
+  );
+}
+
+/** Mean run time of recent completions of one model, for wait estimates. */
+export function averageDurationOf(model: string, tasks: TaskItem[]): number | null {
+  return fleetAverageDuration(tasks.filter((t) => t.model === model));
+}
+
+/** Recent mean run times, per model and fleet-wide; refreshed at most every 30 s per process (submits read it). */
+let durationCache: { at: number; perModel: Map<string, number>; fleet: number | null } | undefined;
+export const resetDurationCache = (): void => {
+  durationCache = undefined;
+};
+
+export async function recentDurations(
+  ctx: AppContext,
+): Promise<{ perModel: Map<string, number>; fleet: number | null }> {
+  const now = Date.now();
+  if (durationCache && now - durationCache.at < 30_000) return durationCache;
+  const recent = await tasksSince(ctx, ctx.now() - 86_400_000);
+  const perModel = new Map<string, number>();
+  for (const m of new Set(recent.map((t) => t.model))) {
+    const d = averageDurationOf(m, recent);
+    if (d !== null) perModel.set(m, d);
+  }
+  durationCache = { at: now, perModel, fleet: fleetAverageDuration(recent) };
+  return durationCache;
+}

@@ -1,0 +1,354 @@
+import { randomUUID } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
+import {
+  planRebalance,
+  type RebalanceOperation,
+  type RebalanceStrategy,
+  type SchedAssignment,
+} from '../domain/scheduler/index.js';
+import { dispatchCommand } from '../fleet/commands.js';
+import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
+import { formatDuration } from './format.js';
+import { requeueTasks } from './lifecycle.js';
+import { heldSlots, type SlotItem } from './slots.js';
+import { getTask, queuedTasks, requestPlacement, tasksSince, type TaskItem } from './tasks.js';
+import { findWorker, loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
+import { workerStats } from './metrics.js';
+import { unknownModel } from './validation.js';
+
+/**
+ * Model placement by hand (assign, unload, switch, restart) and by plan (rebalance). Each
+ * checks everything first and changes nothing on a refusal; then it dispatches container
+ * commands to the agents and records the node's new models, which the scheduler uses at once.
+ */
+
+export interface FleetView {
+  workers: Worker[];
+  catalogue: ModelSpec[];
+  slots: SlotItem[];
+}
+
+export async function loadFleet(ctx: AppContext): Promise<FleetView> {
+  const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
+  return { workers: await loadWorkers(ctx, slots), catalogue, slots };
+}
+
+function requireWorker(view: FleetView, id: string): Worker {
+  const w = findWorker(view.workers, id);
+  if (!w) throw new NotFoundError(`Worker ${id} not found`);
+  return w;
+}
+
+function requireOnline(w: Worker): void {
+  if (!w.online) throw new ConflictError(`Worker ${w.id} is offline`);
+}
+
+function requireModel(view: FleetView, id: string, field: string): ModelSpec {
+  const m = view.catalogue.find((x) => x.id === id);
+  if (!m) throw unknownModel(field, id);
+  return m;
+}
+
+const memOf = (view: FleetView, id: string) => view.catalogue.find((m) => m.id === id)?.gpuMemoryMb ?? 0;
+
+async function startServer(ctx: AppContext, w: Worker, model: ModelSpec): Promise<void> {
+  await dispatchCommand(ctx, w.id, { type: 'container.start', spec: serverSpec(model, w.id) });
+}
+
+async function removeServer(ctx: AppContext, nodeId: string, model: string): Promise<void> {
+  await dispatchCommand(ctx, nodeId, {
+    type: 'container.remove',
+    instanceId: modelInstanceId(nodeId, model),
+    force: true,
+  });
+}
+
+/** Measured load time of the model (its last switch-in on any node), else the catalogue's guess. */
+async function loadEstimates(
+  ctx: AppContext,
+  view: FleetView,
+): Promise<(model: ModelSpec, nodeId?: string) => number> {
+  const recent = await tasksSince(ctx, ctx.now() - 86_400_000);
+  const measured = new Map<string, number>();
+  for (const w of view.workers) {
+    for (const [m, s] of workerStats(w.id, recent, ctx.now(), null).loadTimeS)
+      measured.set(`${w.id}\u0000${m}`, s);
+  }
+  return (model, nodeId) => measured.get(`${nodeId}\u0000${model.id}`) ?? model.loadSeconds;
+}
+
+export interface AssignInput {
+  model_name: string;
+  worker_ids: string[];
+  preload: boolean;
+  priority: 'low' | 'normal' | 'high' | 'critical';
+}
+
+/**
+ * Puts a model on workers. preload: its server starts now (`loading`); otherwise the scheduler
+ * treats it as resident there and the first task routed to the worker loads it (`queued`).
+ * When it does not fit next to what is resident, high and critical assignments evict idle
+ * models; lower ones are refused.
+ */
+export async function assignModel(ctx: AppContext, input: AssignInput) {
+  const view = await loadFleet(ctx);
+  const model = requireModel(view, input.model_name, 'model_name');
+  const estimate = await loadEstimates(ctx, view);
+  const plans: { w: Worker; evict: string[]; already: boolean }[] = [];
+  for (const id of [...new Set(input.worker_ids)]) {
+    const w = requireWorker(view, id);
+    requireOnline(w);
+    if (w.resident.includes(model.id)) {
+      plans.push({ w, evict: [], already: true });
+      continue;
+    }
+    if (w.gpuMemoryTotalMb < model.gpuMemoryMb)
+      throw new ConflictError(
+        `${model.id} needs ${model.gpuMemoryMb} MB of GPU memory; worker ${w.id} has ${w.gpuMemoryTotalMb} MB`,
+      );
+    let free = w.gpuMemoryTotalMb - w.resident.reduce((s, m) => s + memOf(view, m), 0);
+    const evict: string[] = [];
+    if (free < model.gpuMemoryMb) {
+      if (input.priority !== 'high' && input.priority !== 'critical')
+        throw new ConflictError(
+          `${model.id} does not fit next to ${w.resident.join(', ')} on worker ${w.id}; unload one, or assign with priority high`,
+        );
+      const busy = new Set(w.running.map((s) => s.model));
+      for (const m of [...w.resident]
+        .filter((m) => !busy.has(m))
+        .sort((a, b) => memOf(view, b) - memOf(view, a))) {
+        if (free >= model.gpuMemoryMb) break;
+        evict.push(m);
+        free += memOf(view, m);
+      }
+      if (free < model.gpuMemoryMb)
+        throw new ConflictError(`${model.id} does not fit on worker ${w.id} without stopping running tasks`);
+    }
+    plans.push({ w, evict, already: false });
+  }
+  const assignments = [];
+  for (const { w, evict, already } of plans) {
+    if (already) {
+      assignments.push({ worker_id: w.id, status: 'loaded', estimated_time: '0s' });
+      continue;
+    }
+    for (const m of evict) await removeServer(ctx, w.id, m);
+    if (input.preload) await startServer(ctx, w, model);
+    await setNodeModels(ctx, w.id, [...w.resident.filter((m) => !evict.includes(m)), model.id]);
+    assignments.push({
+      worker_id: w.id,
+      status: input.preload ? 'loading' : 'queued',
+      estimated_time: formatDuration(estimate(model, w.id)),
+      ...(evict.length ? { evicted_models: evict } : {}),
+    });
+  }
+  await requestPlacement(ctx, 'model assigned');
+  return {
+    assignment_id: `assign-${randomUUID().slice(0, 8)}`,
+    model_name: model.id,
+    priority: input.priority,
+    preload: input.preload,
+    assignments,
+  };
+}
+
+async function activeTasksOf(ctx: AppContext, slots: SlotItem[]): Promise<TaskItem[]> {
+  const out: TaskItem[] = [];
+  for (const s of slots) {
+    const t = await getTask(ctx, s.taskId);
+    if (t && t.nodeId === s.nodeId && (t.status === 'assigned' || t.status === 'running')) out.push(t);
+  }
+  return out;
+}
+
+/** Unloads a model from workers (all that hold it when none are named). Running tasks of it refuse, unless `force` requeues them. */
+export async function unloadModel(
+  ctx: AppContext,
+  input: { model_name: string; worker_ids?: string[] | undefined; force: boolean },
+) {
+  const view = await loadFleet(ctx);
+  const targets = input.worker_ids?.length
+    ? [...new Set(input.worker_ids)].map((id) => requireWorker(view, id))
+    : view.workers.filter(
+        (w) => w.resident.includes(input.model_name) || w.reported.includes(input.model_name),
+      );
+  if (!targets.length && !view.catalogue.some((m) => m.id === input.model_name))
+    throw unknownModel('model_name', input.model_name);
+  const busy = targets.filter((w) => w.running.some((s) => s.model === input.model_name));
+  if (busy.length && !input.force)
+    throw new ConflictError(
+      `${input.model_name} has running tasks on ${busy.map((w) => w.id).join(', ')}; pass force to requeue them`,
+    );
+  const affected: string[] = [];
+  const requeued: string[] = [];
+  for (const w of targets) {
+    if (!w.resident.includes(input.model_name) && !w.reported.includes(input.model_name)) continue;
+    const interrupted = await activeTasksOf(
+      ctx,
+      w.running.filter((s) => s.model === input.model_name),
+    );
+    requeued.push(...(await requeueTasks(ctx, interrupted, 'model unloaded')));
+    await removeServer(ctx, w.id, input.model_name);
+    await setNodeModels(
+      ctx,
+      w.id,
+      w.resident.filter((m) => m !== input.model_name),
+    );
+    affected.push(w.id);
+  }
+  return {
+    message: affected.length ? 'Model unload initiated' : 'Model not loaded on the given workers',
+    model_name: input.model_name,
+    affected_workers: affected,
+    ...(requeued.length ? { requeued_tasks: requeued } : {}),
+  };
+}
+
+/** Vision's switch: the node serves only `model` from now on. Refused while the node runs tasks. */
+export async function switchModel(ctx: AppContext, nodeIdOrName: string, modelId: string) {
+  const view = await loadFleet(ctx);
+  const w = findWorker(view.workers, nodeIdOrName);
+  if (!w) throw new NotFoundError(`Node ${nodeIdOrName} not found`);
+  const model = requireModel(view, modelId, 'model');
+  requireOnline(w);
+  if (w.running.length)
+    throw new ConflictError(`Node ${w.name} is busy with ${w.running.length} task(s); cancel them or wait`);
+  if (w.gpuMemoryTotalMb < model.gpuMemoryMb)
+    throw new ConflictError(
+      `${model.id} needs ${model.gpuMemoryMb} MB of GPU memory; node ${w.name} has ${w.gpuMemoryTotalMb} MB`,
+    );
+  const previous = [...new Set([...w.resident, ...w.reported])].filter((m) => m !== model.id);
+  for (const m of previous) await removeServer(ctx, w.id, m);
+  await startServer(ctx, w, model);
+  await setNodeModels(ctx, w.id, [model.id]);
+  await requestPlacement(ctx, 'model switched');
+  const estimate = await loadEstimates(ctx, view);
+  return {
+    node_id: w.name,
+    model: model.id,
+    status: previous.length || !w.reported.includes(model.id) ? 'switching' : 'loaded',
+    previous_models: previous,
+    estimated_time: formatDuration(estimate(model, w.id)),
+  };
+}
+
+/** Restarts a worker's serving stack: its tasks go back to the queue, its model servers go. */
+export async function restartWorker(ctx: AppContext, workerId: string) {
+  const view = await loadFleet(ctx);
+  const w = requireWorker(view, workerId);
+  requireOnline(w);
+  const requeued = await requeueTasks(ctx, await activeTasksOf(ctx, w.running), 'worker restart');
+  const models = [...new Set([...w.resident, ...w.reported])];
+  for (const m of models) await removeServer(ctx, w.id, m);
+  await setNodeModels(ctx, w.id, []);
+  await requestPlacement(ctx, 'worker restarted');
+  const estimate = await loadEstimates(ctx, view);
+  const downtime = Math.max(
+    30,
+    ...models.map((m) => {
+      const spec = view.catalogue.find((c) => c.id === m);
+      return spec ? estimate(spec, w.id) : 0;
+    }),
+  );
+  return {
+    message: 'Worker restart initiated',
+    worker_id: w.id,
+    estimated_downtime: formatDuration(downtime),
+    requeued_tasks: requeued,
+    unloaded_models: models,
+  };
+}
+
+function operationView(op: RebalanceOperation) {
+  if (op.type === 'move')
+    return {
+      type: 'model_migration',
+      from_worker: op.fromNodeId,
+      to_worker: op.toNodeId,
+      model: op.model,
+      reason: op.reason,
+      ...(op.interruptsTasks ? { interrupts_tasks: op.interruptsTasks } : {}),
+    };
+  if (op.type === 'load')
+    return { type: 'model_load', worker_id: op.nodeId, model: op.model, reason: op.reason };
+  return {
+    type: 'model_unload',
+    worker_id: op.nodeId,
+    model: op.model,
+    reason: op.reason,
+    ...(op.interruptsTasks ? { interrupts_tasks: op.interruptsTasks } : {}),
+  };
+}
+
+/** Plans with the scheduler module's planRebalance; a dry run returns the plan and changes nothing. */
+export async function rebalance(
+  ctx: AppContext,
+  input: { strategy: RebalanceStrategy; force: boolean; dry_run: boolean },
+) {
+  const view = await loadFleet(ctx);
+  const queue = await queuedTasks(ctx);
+  const demand: Record<string, number> = {};
+  for (const t of queue) demand[t.model] = (demand[t.model] ?? 0) + 1;
+  const assignments: SchedAssignment[] = view.slots.map((s) => ({
+    nodeId: s.nodeId,
+    model: s.model,
+    taskId: s.taskId,
+  }));
+  const plan = planRebalance(
+    view.workers.map(toSchedNode),
+    view.catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb })),
+    assignments,
+    input.strategy,
+    { demand, force: input.force },
+  );
+  const estimate = await loadEstimates(ctx, view);
+  // Nodes work in parallel; one node's loads run one after another.
+  const perNode = new Map<string, number>();
+  for (const op of plan.operations) {
+    if (op.type === 'unload') continue;
+    const node = op.type === 'move' ? op.toNodeId : op.nodeId;
+    const spec = view.catalogue.find((m) => m.id === op.model);
+    perNode.set(node, (perNode.get(node) ?? 0) + (spec ? estimate(spec, node) : 0));
+  }
+  const requeued: string[] = [];
+  if (!input.dry_run && plan.operations.length) {
+    const resident = new Map(view.workers.map((w) => [w.id, new Set(w.resident)] as const));
+    const workerById = new Map(view.workers.map((w) => [w.id, w] as const));
+    const unload = async (nodeId: string, model: string) => {
+      const interrupted = await activeTasksOf(
+        ctx,
+        view.slots.filter((s) => s.nodeId === nodeId && s.model === model),
+      );
+      requeued.push(...(await requeueTasks(ctx, interrupted, 'rebalance')));
+      await removeServer(ctx, nodeId, model);
+      resident.get(nodeId)?.delete(model);
+    };
+    const load = async (nodeId: string, model: string) => {
+      const spec = view.catalogue.find((m) => m.id === model);
+      if (spec) await startServer(ctx, workerById.get(nodeId)!, spec);
+      resident.get(nodeId)?.add(model);
+    };
+    for (const op of plan.operations) {
+      if (op.type === 'unload') await unload(op.nodeId, op.model);
+      else if (op.type === 'load') await load(op.nodeId, op.model);
+      else {
+        await unload(op.fromNodeId, op.model);
+        await load(op.toNodeId, op.model);
+      }
+    }
+    for (const nodeId of plan.affectedNodes)
+      await setNodeModels(ctx, nodeId, [...(resident.get(nodeId) ?? [])]);
+    await requestPlacement(ctx, 'rebalanced');
+  }
+  return {
+    rebalance_id: `rebal-${randomUUID().slice(0, 8)}`,
+    status: input.dry_run ? 'dry_run' : plan.operations.length ? 'initiated' : 'balanced',
+    strategy: plan.strategy,
+    dry_run: input.dry_run,
+    estimated_duration: formatDuration(Math.max(0, ...perNode.values())),
+    affected_workers: plan.affectedNodes,
+    operations: plan.operations.map(operationView),
+    ...(requeued.length ? { requeued_tasks: requeued } : {}),
+  };
+}

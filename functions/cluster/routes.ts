@@ -1,0 +1,403 @@
+import { z } from 'zod';
+import type { AppContext } from '../core/context.js';
+import { NotFoundError } from '../core/errors.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { REBALANCE_STRATEGIES } from '../domain/scheduler/index.js';
+import {
+  declareModel,
+  getModel,
+  isBuiltIn,
+  listModels,
+  modelDeclaration,
+  removeDeclaredModel,
+  MODEL_ID_PATTERN,
+} from './catalogue.js';
+import { formatDuration, formatMemory, formatUptime, round1 } from './format.js';
+import { cancelTask } from './lifecycle.js';
+import {
+  fleetAverageDuration,
+  loadClusterMetrics,
+  recentDurations,
+  takeSample,
+  TIMEFRAMES,
+  workerStats,
+  type Timeframe,
+} from './metrics.js';
+import { assignModel, loadFleet, rebalance, restartWorker, unloadModel } from './model-ops.js';
+import { allTasks, getTask, queuedTasks, queueOrder, submitTask, tasksSince } from './tasks.js';
+import {
+  imageParameterIssues,
+  clusterPriority,
+  submitTaskRequest,
+  throwIfIssues,
+  unknownModel,
+  CLUSTER_PRIORITIES,
+} from './validation.js';
+import {
+  assignmentsView,
+  catalogueView,
+  clusterTaskView,
+  taskListItem,
+  workerDetail,
+  workerListItem,
+} from './views.js';
+import { findWorker } from './workers.js';
+
+const common: Pick<RouteSpec, 'group' | 'errorStyle' | 'scope'> = {
+  group: 'cluster',
+  errorStyle: 'fastapi',
+  scope: 'user',
+};
+const DAY_MS = 86_400_000;
+
+const workerIdParams = z.object({ worker_id: z.string().min(1) });
+const taskIdParams = z.object({ task_id: z.string().min(1) });
+
+/** The Cluster Manager API over the shared task queue and the fleet's nodes. */
+export function clusterRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      tags: ['Cluster'],
+      method: 'GET',
+      path: '/cluster/status',
+      summary: 'Cluster status: workers, queue, GPU utilisation and memory',
+      handler: async (_req, ctx) => {
+        const view = await loadFleet(ctx);
+        const queued = await queuedTasks(ctx);
+        const online = view.workers.filter((w) => w.online);
+        const sample = takeSample(
+          view.workers,
+          view.catalogue,
+          queued.map((t) => t.model),
+          ctx.now(),
+        );
+        const total = online.reduce((s, w) => s + w.gpuMemoryTotalMb, 0);
+        const used = online.reduce((s, w) => s + (w.gpuMemoryUsedMb ?? 0), 0);
+        const clusters = [
+          ...new Set(view.workers.map((w) => w.node.cluster).filter((c): c is string => !!c)),
+        ];
+        const firstSeen = Math.min(
+          ...view.workers.map((w) => Date.parse(w.node.registeredAt)).filter(Number.isFinite),
+          ctx.startedAt,
+        );
+        const status =
+          view.workers.length === 0
+            ? 'no_workers'
+            : online.length === 0
+              ? 'down'
+              : online.length * 2 < view.workers.length
+                ? 'degraded'
+                : 'operational';
+        return {
+          cluster_id: clusters.length === 1 ? clusters[0] : ctx.config.SERVICE_NAME,
+          status,
+          total_workers: view.workers.length,
+          active_workers: online.length,
+          queued_tasks: queued.length,
+          running_tasks: view.slots.length,
+          gpu_utilization: sample.gpuUtilization ?? 0,
+          total_memory: formatMemory(total),
+          available_memory: formatMemory(Math.max(0, total - used)),
+          uptime: formatUptime(ctx.now() - firstSeen),
+        };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Workers'],
+      method: 'GET',
+      path: '/workers',
+      summary: 'Registered workers (fleet nodes) and their status',
+      query: z.object({
+        status: z.enum(['online', 'offline', 'busy', 'error']).optional(),
+        gpu_type: z.string().min(1).optional(),
+      }),
+      handler: async (req, ctx) => {
+        const view = await loadFleet(ctx);
+        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
+        const fleetAvg = fleetAverageDuration(recent);
+        const gpu = req.query.gpu_type?.toLowerCase();
+        const all = view.workers.map((w) =>
+          workerListItem(w, workerStats(w.id, recent, ctx.now(), fleetAvg)),
+        );
+        const workers = all.filter(
+          (w) =>
+            (!req.query.status || w.status === req.query.status) &&
+            (!gpu || (w.gpu_info.model ?? '').toLowerCase().includes(gpu)),
+        );
+        return {
+          workers,
+          total: all.length,
+          online: all.filter((w) => w.status !== 'offline').length,
+          offline: all.filter((w) => w.status === 'offline').length,
+        };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Workers'],
+      method: 'GET',
+      path: '/workers/{worker_id}',
+      summary: 'One worker: GPU, system, loaded models, task history and metrics from its task records',
+      params: workerIdParams,
+      responses: { 404: 'Unknown worker' },
+      handler: async (req, ctx) => {
+        const view = await loadFleet(ctx);
+        const w = findWorker(view.workers, req.params.worker_id);
+        if (!w) throw new NotFoundError(`Worker ${req.params.worker_id} not found`);
+        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
+        return workerDetail(
+          w,
+          workerStats(w.id, recent, ctx.now(), fleetAverageDuration(recent)),
+          view.catalogue,
+        );
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Workers'],
+      method: 'POST',
+      path: '/workers/{worker_id}/restart',
+      summary: "Restart a worker's serving stack: its tasks are requeued, its model servers removed",
+      params: workerIdParams,
+      responses: { 404: 'Unknown worker', 409: 'Worker offline' },
+      handler: async (req, ctx) => restartWorker(ctx, req.params.worker_id),
+    }),
+    route({
+      ...common,
+      tags: ['Tasks'],
+      method: 'POST',
+      path: '/tasks',
+      summary: 'Submit a task to the shared queue',
+      body: submitTaskRequest,
+      responses: { 422: 'Invalid parameters, unknown model, or parameters outside the model limits' },
+      handler: async (req, ctx) => {
+        const b = req.body;
+        const model = await getModel(ctx, b.model_name);
+        if (!model) throw unknownModel('model_name', b.model_name);
+        throwIfIssues(imageParameterIssues(model, b.parameters));
+        const task = await submitTask(ctx, {
+          source: 'cluster',
+          taskType: b.task_type,
+          model: model.id,
+          parameters: b.parameters,
+          priority: clusterPriority(b.priority),
+          priorityInput: b.priority,
+          ...(b.timeout !== undefined ? { timeoutSeconds: b.timeout } : {}),
+          ...(b.requirements
+            ? {
+                requirements: {
+                  ...(b.requirements.gpu_type ? { gpuType: b.requirements.gpu_type } : {}),
+                  ...(b.requirements.labels ? { labels: b.requirements.labels } : {}),
+                },
+              }
+            : {}),
+        });
+        return {
+          task_id: task.taskId,
+          status: task.status,
+          estimated_wait_time: await estimateWait(ctx, task.taskId, model.id),
+          assigned_worker: null,
+          created_at: task.createdAt,
+        };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Tasks'],
+      method: 'GET',
+      path: '/tasks/{task_id}',
+      summary: 'Status and result of a task (vision jobs included)',
+      params: taskIdParams,
+      responses: { 404: 'Unknown task' },
+      handler: async (req, ctx) => {
+        const t = await getTask(ctx, req.params.task_id);
+        if (!t) throw new NotFoundError(`Task ${req.params.task_id} not found`);
+        return clusterTaskView(t);
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Tasks'],
+      method: 'GET',
+      path: '/tasks',
+      summary: 'Tasks, newest first, filtered by status and worker',
+      query: z.object({
+        status: z.enum(['queued', 'assigned', 'running', 'completed', 'failed', 'cancelled']).optional(),
+        worker_id: z.string().min(1).optional(),
+        limit: z.coerce.number().int().min(1).max(1000).default(50),
+        offset: z.coerce.number().int().min(0).default(0),
+      }),
+      handler: async (req, ctx) => {
+        const { status, worker_id, limit, offset } = req.query;
+        const matching = (await allTasks(ctx)).filter(
+          (t) => (!status || t.status === status) && (!worker_id || t.nodeId === worker_id),
+        );
+        return {
+          tasks: matching.slice(offset, offset + limit).map(taskListItem),
+          total: matching.length,
+          limit,
+          offset,
+        };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Tasks'],
+      method: 'DELETE',
+      path: '/tasks/{task_id}',
+      summary: 'Cancel a queued or running task (a running one gets task.cancel on its node)',
+      params: taskIdParams,
+      responses: { 404: 'Unknown task', 409: 'Task already finished' },
+      handler: async (req, ctx) => {
+        const t = await cancelTask(ctx, req.params.task_id);
+        return { message: 'Task cancelled', task_id: t.taskId, status: t.status };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Models'],
+      method: 'POST',
+      path: '/models/assign',
+      summary: 'Assign a model to workers (preload starts its server now)',
+      body: z.object({
+        model_name: z.string().min(1),
+        worker_ids: z.array(z.string().min(1)).min(1).max(100),
+        preload: z.boolean().default(true),
+        priority: z.enum(CLUSTER_PRIORITIES).default('normal'),
+      }),
+      responses: {
+        404: 'Unknown worker',
+        409: 'Worker offline, or the model does not fit',
+        422: 'Unknown model',
+      },
+      handler: async (req, ctx) => assignModel(ctx, req.body),
+    }),
+    route({
+      ...common,
+      tags: ['Models'],
+      method: 'POST',
+      path: '/models/unload',
+      summary: 'Unload a model from workers (force requeues its running tasks)',
+      body: z.object({
+        model_name: z.string().min(1),
+        worker_ids: z.array(z.string().min(1)).max(100).optional(),
+        force: z.boolean().default(false),
+      }),
+      responses: { 404: 'Unknown worker', 409: 'The model has running tasks and force is false' },
+      handler: async (req, ctx) => unloadModel(ctx, req.body),
+    }),
+    route({
+      ...common,
+      tags: ['Models'],
+      method: 'GET',
+      path: '/models/assignments',
+      summary: 'Models per worker',
+      handler: async (_req, ctx) => {
+        const view = await loadFleet(ctx);
+        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
+        const loadTimes = new Map(
+          view.workers.map((w) => [w.id, workerStats(w.id, recent, ctx.now(), null).loadTimeS] as const),
+        );
+        return assignmentsView(view.workers, view.catalogue, loadTimes);
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Models'],
+      method: 'GET',
+      path: '/models/catalog',
+      summary: 'The model catalogue (ours): built-in models and declared ones',
+      handler: async (_req, ctx) => ({
+        models: (await listModels(ctx)).map((m) => catalogueView(m, isBuiltIn(m.id))),
+      }),
+    }),
+    route({
+      ...common,
+      tags: ['Models'],
+      method: 'PUT',
+      path: '/models/catalog/{model_id}',
+      summary: 'Declare a model (ours): its server image, API port and protocol, GPU memory, limits',
+      params: z.object({ model_id: z.string().regex(MODEL_ID_PATTERN) }),
+      body: modelDeclaration,
+      handler: async (req, ctx) =>
+        catalogueView(
+          await declareModel(ctx, { ...req.body, id: req.params.model_id }),
+          isBuiltIn(req.params.model_id),
+        ),
+    }),
+    route({
+      ...common,
+      tags: ['Models'],
+      method: 'DELETE',
+      path: '/models/catalog/{model_id}',
+      summary: 'Remove a declaration (ours); a built-in model of that id shows again',
+      params: z.object({ model_id: z.string().min(1) }),
+      responses: { 404: 'No declaration of that id' },
+      handler: async (req, ctx) => {
+        if (!(await removeDeclaredModel(ctx, req.params.model_id)))
+          throw new NotFoundError(`No declared model ${req.params.model_id}`);
+        return { deleted: req.params.model_id, built_in: isBuiltIn(req.params.model_id) };
+      },
+    }),
+    route({
+      ...common,
+      tags: ['Cluster'],
+      method: 'POST',
+      path: '/cluster/rebalance',
+      summary: 'Rebalance models across workers (memory_optimized, load_balanced); dry_run only plans',
+      body: z.object({
+        strategy: z
+          .enum(REBALANCE_STRATEGIES as unknown as ['memory_optimized', 'load_balanced'])
+          .default('memory_optimized'),
+        force: z.boolean().default(false),
+        dry_run: z.boolean().default(false),
+      }),
+      handler: async (req, ctx) => rebalance(ctx, req.body),
+    }),
+    route({
+      ...common,
+      tags: ['Cluster'],
+      method: 'GET',
+      path: '/cluster/metrics',
+      summary: 'Task outcomes and throughput from task records; GPU and memory from per-minute fleet samples',
+      query: z.object({
+        timeframe: z.enum(Object.keys(TIMEFRAMES) as [Timeframe, ...Timeframe[]]).default('24h'),
+      }),
+      handler: async (req, ctx) => {
+        const view = await loadFleet(ctx);
+        const queued = await queuedTasks(ctx);
+        const live = takeSample(
+          view.workers,
+          view.catalogue,
+          queued.map((t) => t.model),
+          ctx.now(),
+        );
+        return loadClusterMetrics(ctx, req.query.timeframe, live);
+      },
+    }),
+  ];
+}
+
+/**
+ * Queue position over free slots, times the model's recent mean run time: zero when a slot is
+ * free for it now.
+ */
+async function estimateWait(ctx: AppContext, taskId: string, model: string): Promise<string> {
+  const [view, queued, durations] = await Promise.all([
+    loadFleet(ctx),
+    queuedTasks(ctx),
+    recentDurations(ctx),
+  ]);
+  const order = queueOrder(queued, ctx.now());
+  const position = order.findIndex((t) => t.taskId === taskId) + 1;
+  if (position <= 0) return '0s';
+  const online = view.workers.filter((w) => w.online && w.maxConcurrency > 0);
+  const slots = online.reduce((s, w) => s + w.maxConcurrency, 0);
+  const free = online.reduce((s, w) => s + Math.max(0, w.maxConcurrency - w.running.length), 0);
+  const mean = durations.perModel.get(model) ?? durations.fleet ?? 30;
+  if (slots === 0) return formatDuration(position * mean)!;
+  const waves = Math.ceil(Math.max(0, position - free) / slots);
+  return formatDuration(round1(waves * mean))!;
+}

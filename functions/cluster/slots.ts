@@ -1,0 +1,79 @@
+import type { AppContext } from '../core/context.js';
+import { clusterKeys } from '../core/keys.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+
+/**
+ * Node concurrency guard: a node with max concurrency N has slots 0..N-1; a task holds one while
+ * it is assigned or running. A slot is claimed with a conditional put (the item must not exist),
+ * so however many placement runners race, a node never holds more tasks than slots. Held slots
+ * carry gsi1 keys: one query lists every task running in the fleet.
+ */
+export interface SlotItem extends StoreItem {
+  nodeId: string;
+  slot: number;
+  taskId: string;
+  model: string;
+  claimedAtMs: number;
+  /** When the task counts as lost if its node said nothing (copied from the task, so a check needs no task read). */
+  deadlineMs?: number;
+}
+
+export async function heldSlots(ctx: AppContext): Promise<SlotItem[]> {
+  return queryAll<SlotItem>(ctx.store, clusterKeys.heldSlotsPk, { index: 'gsi1' });
+}
+
+/** Claims the first free slot of `candidates`; undefined when all are taken. */
+export async function claimSlot(
+  ctx: AppContext,
+  nodeId: string,
+  candidates: number[],
+  taskId: string,
+  model: string,
+  deadlineMs?: number,
+): Promise<number | undefined> {
+  for (const slot of candidates) {
+    try {
+      await ctx.store.put<SlotItem>(
+        {
+          ...clusterKeys.nodeSlot(nodeId, slot),
+          ...clusterKeys.heldSlotIndex(nodeId, slot),
+          nodeId,
+          slot,
+          taskId,
+          model,
+          claimedAtMs: ctx.now(),
+          ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+        },
+        { notExists: true },
+      );
+      return slot;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  return undefined;
+}
+
+/** Frees the slot only while `taskId` holds it (a later holder is left alone). */
+export async function releaseSlot(
+  ctx: AppContext,
+  nodeId: string,
+  slot: number,
+  taskId: string,
+): Promise<boolean> {
+  const k = clusterKeys.nodeSlot(nodeId, slot);
+  try {
+    return (await ctx.store.delete(k.pk, k.sk, { equals: { taskId } })) !== undefined;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    throw error;
+  }
+}
+
+/** Free slot numbers of a node, lowest first. */
+export function freeSlots(maxConcurrency: number, held: readonly SlotItem[]): number[] {
+  const taken = new Set(held.map((s) => s.slot));
+  const out: number[] = [];
+  for (let i = 0; i < maxConcurrency; i++) if (!taken.has(i)) out.push(i);
+  return out;
+}

@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { clusterKeys, keys } from '../core/keys.js';
+import { planPlacements, type SchedTask } from '../domain/scheduler/index.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+
+/**
+ * One task record serves both APIs: a cluster task (POST /tasks) and a vision job
+ * (POST /api/vision/generate) are the same item in the same queue. Every transition is a
+ * single conditional write on `status` (and the node it is on), so concurrent runners,
+ * redelivered events and API calls never apply one transition twice.
+ *
+ *   queued ──place──> assigned ──progress──> running ──finished──> completed | failed | cancelled
+ *     │  ^                │                     │
+ *     │  └──requeue (node offline, restart, forced unload)
+ *     └──cancel / queue timeout──> cancelled | failed
+ */
+
+export type TaskStatus = 'queued' | 'assigned' | 'running' | 'completed' | 'failed' | 'cancelled';
+export const ACTIVE: TaskStatus[] = ['assigned', 'running'];
+export const TERMINAL: TaskStatus[] = ['completed', 'failed', 'cancelled'];
+
+/** Finished tasks stay a little longer than the longest metrics window (30 d). */
+const FINISHED_TTL_SECONDS = 31 * 24 * 3600;
+
+export interface TaskItem extends StoreItem {
+  taskId: string;
+  /** Which API submitted it (views differ, the queue does not). */
+  source: 'cluster' | 'vision';
+  taskType: string;
+  model: string;
+  parameters: Record<string, unknown>;
+  /** Normalised (-1..2); `priorityInput` is what the caller sent. */
+  priority: number;
+  priorityInput: string | number;
+  requirements?: { gpuType?: string; labels?: Record<string, string> };
+  status: TaskStatus;
+  createdAt: string;
+  createdAtMs: number;
+  /** Deadline from submission (queue + run), when the caller gave one. */
+  timeoutSeconds?: number;
+  /** What the agent gets when no deadline is set. */
+  runTimeoutSeconds: number;
+  attempts: number;
+  nodeId?: string;
+  slot?: number;
+  assignedAtMs?: number;
+  runCommandId?: string;
+  /** The placement that put it on its node switched the node's model. */
+  switchedModel?: boolean;
+  startedAt?: string;
+  startedAtMs?: number;
+  /** First progress >= 30: the agent's model server answered (load time = this - start). */
+  serverReadyAtMs?: number;
+  completedAt?: string;
+  completedAtMs?: number;
+  progress: number;
+  result?: Record<string, unknown>;
+  error?: string;
+  /** Output file names (under blobs `outputs/`). */
+  outputs?: string[];
+  /** Nodes it was taken off (offline, restart), oldest first. */
+  requeuedFrom?: string[];
+}
+
+export const DEFAULT_RUN_TIMEOUT_SECONDS = 600;
+
+export interface NewTask {
+  source: TaskItem['source'];
+  taskType: string;
+  model: string;
+  parameters: Record<string, unknown>;
+  priority: number;
+  priorityInput: string | number;
+  timeoutSeconds?: number;
+  runTimeoutSeconds?: number;
+  requirements?: TaskItem['requirements'];
+}
+
+export async function getTask(ctx: AppContext, taskId: string): Promise<TaskItem | undefined> {
+  const k = keys.task(taskId);
+  return ctx.store.get<TaskItem>(k.pk, k.sk);
+}
+
+/** Asks for a placement run; `requestedAt` lets a run that started later answer for it. */
+export async function requestPlacement(ctx: AppContext, reason: string): Promise<void> {
+  await emit(ctx, { type: 'placement.run', reason, requestedAt: Date.now() });
+}
+
+export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskItem> {
+  const taskId = randomUUID();
+  const now = ctx.now();
+  const createdAt = new Date(now).toISOString();
+  const item: TaskItem = {
+    ...keys.task(taskId),
+    ...keys.taskIndexes(taskId, createdAt),
+    ...keys.queuedIndex(input.priority, createdAt, taskId),
+    taskId,
+    source: input.source,
+    taskType: input.taskType,
+    model: input.model,
+    parameters: input.parameters,
+    priority: input.priority,
+    priorityInput: input.priorityInput,
+    ...(input.requirements ? { requirements: input.requirements } : {}),
+    status: 'queued',
+    createdAt,
+    createdAtMs: now,
+    ...(input.timeoutSeconds !== undefined ? { timeoutSeconds: input.timeoutSeconds } : {}),
+    runTimeoutSeconds: input.runTimeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
+    attempts: 0,
+    progress: 0,
+  };
+  await ctx.store.put(item, { notExists: true });
+  await requestPlacement(ctx, 'submitted');
+  return item;
+}
+
+/** Every queued task (gsi1 QUEUE is sparse: only queued tasks carry it). */
+export async function queuedTasks(ctx: AppContext): Promise<TaskItem[]> {
+  return queryAll<TaskItem>(ctx.store, clusterKeys.queuePk, { index: 'gsi1' });
+}
+
+/** Tasks created in [fromMs, now], newest first (gsi2 TASKS, sorted by creation). */
+export async function tasksSince(ctx: AppContext, fromMs: number): Promise<TaskItem[]> {
+  const from = new Date(Math.max(0, fromMs)).toISOString();
+  return queryAll<TaskItem>(ctx.store, clusterKeys.tasksPk, {
+    index: 'gsi2',
+    between: [from, '\uffff'],
+    ascending: false,
+  });
+}
+
+export async function allTasks(ctx: AppContext): Promise<TaskItem[]> {
+  return queryAll<TaskItem>(ctx.store, clusterKeys.tasksPk, { index: 'gsi2', ascending: false });
+}
+
+export const toSchedTask = (t: TaskItem): SchedTask => ({
+  id: t.taskId,
+  model: t.model,
+  priority: t.priority,
+  enqueuedAt: t.createdAtMs,
+  ...(t.timeoutSeconds !== undefined ? { timeoutMs: t.timeoutSeconds * 1000 } : {}),
+  ...(t.requirements
+    ? {
+        requirements: {
+          ...(t.requirements.gpuType ? { gpuType: t.requirements.gpuType } : {}),
+          ...(t.requirements.labels ? { labels: t.requirements.labels } : {}),
+        },
+      }
+    : {}),
+});
+
+/**
+ * The queue in the order the scheduler serves it (effective priority, then FIFO): planning
+ * against no nodes leaves every live task in `stillQueued`, in scheduling order.
+ */
+export function queueOrder(queued: readonly TaskItem[], now: number): TaskItem[] {
+  const byId = new Map(queued.map((t) => [t.taskId, t] as const));
+  const plan = planPlacements({ nodes: [], models: [], queue: queued.map(toSchedTask), now });
+  return plan.stillQueued.map((id) => byId.get(id)!);
+}
+
+/** 1-based; undefined when the task is not queued. */
+export async function queuePosition(ctx: AppContext, taskId: string): Promise<number | undefined> {
+  const order = queueOrder(await queuedTasks(ctx), ctx.now());
+  const i = order.findIndex((t) => t.taskId === taskId);
+  return i < 0 ? undefined : i + 1;
+}
+
+/** Run timeout the agent gets: what is left of the deadline, else the default. */
+export function runTimeoutFor(t: TaskItem, now: number): number {
+  if (t.timeoutSeconds === undefined) return t.runTimeoutSeconds;
+  return Math.max(1, Math.ceil((t.createdAtMs + t.timeoutSeconds * 1000 - now) / 1000));
+}
+
+/** When an active task counts as lost if the agent has said nothing (its own timeout plus slack). */
+export function runDeadlineMs(t: TaskItem): number | undefined {
+  if (t.assignedAtMs === undefined) return undefined;
+  const budget =
+    t.timeoutSeconds !== undefined
+      ? t.createdAtMs + t.timeoutSeconds * 1000
+      : t.assignedAtMs + t.runTimeoutSeconds * 1000;
+  return budget + 60_000;
+}
+
+async function conditional<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return undefined;
+    throw error;
+  }
+}
+
+const finishedFields = (ctx: AppContext) => {
+  const now = ctx.now();
+  return {
+    completedAt: new Date(now).toISOString(),
+    completedAtMs: now,
+    expiresAt: Math.floor(now / 1000) + FINISHED_TTL_SECONDS,
+  };
+};
+
+/** queued → assigned. Undefined when another writer changed the task first. */
+export async function markAssigned(
+  ctx: AppContext,
+  taskId: string,
+  nodeId: string,
+  slot: number,
+  switchedModel: boolean,
+): Promise<TaskItem | undefined> {
+  const k = keys.task(taskId);
+  return conditional(() =>
+    ctx.store.update<TaskItem>(
+      k.pk,
+      k.sk,
+      {
+        set: { status: 'assigned', nodeId, slot, assignedAtMs: ctx.now(), switchedModel, progress: 0 },
+        add: { attempts: 1 },
+        remove: ['gsi1pk', 'gsi1sk', 'startedAt', 'startedAtMs', 'serverReadyAtMs'],
+      },
+      { equals: { status: 'queued' } },
+    ),
+  );
+}
+
+export async function setRunCommand(
+  ctx: AppContext,
+  taskId: string,
+  nodeId: string,
+  commandId: string,
+): Promise<void> {
+  const k = keys.task(taskId);
+  await conditional(() =>
+    ctx.store.update(
+      k.pk,
+      k.sk,
+      { set: { runCommandId: commandId } },
+      { equals: { nodeId, status: ACTIVE } },
+    ),
+  );
+}
+
+/** assigned|running on `nodeId` → queued again, keeping its place (priority and age). */
+export async function requeue(
+  ctx: AppContext,
+  task: TaskItem,
+  nodeId: string,
+  why: string,
+): Promise<TaskItem | undefined> {
+  const k = keys.task(task.taskId);
+  return conditional(() =>
+    ctx.store.update<TaskItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          status: 'queued',
+          progress: 0,
+          ...keys.queuedIndex(task.priority, task.createdAt, task.taskId),
+          requeuedFrom: [...(task.requeuedFrom ?? []), nodeId],
+          lastRequeueReason: why,
+        },
+        remove: [
+          'nodeId',
+          'slot',
+          'assignedAtMs',
+          'runCommandId',
+          'switchedModel',
+          'startedAt',
+          'startedAtMs',
+          'serverReadyAtMs',
+        ],
+      },
+      { equals: { status: ACTIVE, nodeId } },
+    ),
+  );
+}
+
+/** Progress from the agent; the first report marks the start. Stale nodes are ignored. */
+export async function recordProgress(
+  ctx: AppContext,
+  task: TaskItem,
+  nodeId: string,
+  progress: number,
+): Promise<TaskItem | undefined> {
+  const now = ctx.now();
+  const set: Record<string, unknown> = {
+    status: 'running',
+    progress: Math.max(task.status === 'running' ? task.progress : 0, progress),
+  };
+  if (task.startedAtMs === undefined)
+    Object.assign(set, { startedAt: new Date(now).toISOString(), startedAtMs: now });
+  if (task.serverReadyAtMs === undefined && progress >= 30) set.serverReadyAtMs = now;
+  const k = keys.task(task.taskId);
+  return conditional(() =>
+    ctx.store.update<TaskItem>(k.pk, k.sk, { set }, { equals: { status: ACTIVE, nodeId } }),
+  );
+}
+
+export interface Outcome {
+  status: 'completed' | 'failed' | 'cancelled';
+  result?: Record<string, unknown>;
+  error?: string;
+  outputs?: string[];
+}
+
+/** assigned|running on `nodeId` → terminal. */
+export async function markFinished(
+  ctx: AppContext,
+  task: TaskItem,
+  nodeId: string,
+  outcome: Outcome,
+): Promise<TaskItem | undefined> {
+  const k = keys.task(task.taskId);
+  const now = ctx.now();
+  return conditional(() =>
+    ctx.store.update<TaskItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          status: outcome.status,
+          ...finishedFields(ctx),
+          ...(task.startedAtMs === undefined
+            ? { startedAt: new Date(now).toISOString(), startedAtMs: now }
+            : {}),
+          ...(outcome.status === 'completed' ? { progress: 100 } : {}),
+          ...(outcome.result !== undefined ? { result: outcome.result } : {}),
+          ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+          ...(outcome.outputs?.length ? { outputs: outcome.outputs } : {}),
+        },
+      },
+      { equals: { status: ACTIVE, nodeId } },
+    ),
+  );
+}
+
+/** queued → failed or cancelled (never placed). */
+export async function closeQueued(
+  ctx: AppContext,
+  taskId: string,
+  status: 'failed' | 'cancelled',
+  error?: string,
+): Promise<TaskItem | undefined> {
+  const k = keys.task(taskId);
+  return conditional(() =>
+    ctx.store.update<TaskItem>(
+      k.pk,
+      k.sk,
+      { set: { status, ...finishedFields(ctx), ...(error ? { error } : {}) }, remove: ['gsi1pk', 'gsi1sk'] },
+      { equals: { status: 'queued' } },
+    ),
+  );
+}
+
+/**
+ * assigned|running → cancelled at once (the API answers `cancelled`); the node keeps its slot
+ * until the agent confirms, so nothing else starts on a GPU that is still busy.
+ */
+export async function markCancelledWhileActive(
+  ctx: AppContext,
+  task: TaskItem,
+): Promise<TaskItem | undefined> {
+  const k = keys.task(task.taskId);
+  return conditional(() =>
+    ctx.store.update<TaskItem>(
+      k.pk,
+      k.sk,
+      { set: { status: 'cancelled', error: 'cancelled', ...finishedFields(ctx) } },
+      { equals: { status: ACTIVE, nodeId: task.nodeId } },
+    ),
+  );
+}

@@ -1,0 +1,151 @@
+import type { AppContext } from '../core/context.js';
+import { clusterKeys } from '../core/keys.js';
+import type { SchedNode } from '../domain/scheduler/index.js';
+import { isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import { queryAll, type StoreItem } from '../ports/store.js';
+import type { SlotItem } from './slots.js';
+
+/**
+ * Workers are fleet nodes (the fleet's node records), seen through what the scheduler needs:
+ * GPU memory, resident models, running tasks, concurrency.
+ */
+
+/** Node label that sets how many tasks a node runs at once (default 1: one generation per GPU). */
+export const MAX_CONCURRENCY_LABEL = 'max-concurrency';
+
+/**
+ * How long the control plane's own record of a node's models wins over the heartbeat after it
+ * changed them: the agent loads a model while it runs the task, so a heartbeat sent meanwhile
+ * still shows the old one.
+ */
+export const MODEL_SETTLE_MS = 60_000;
+
+export interface NodeModelsItem extends StoreItem {
+  nodeId: string;
+  models: string[];
+  updatedAtMs: number;
+}
+
+export interface Worker {
+  node: NodeItem;
+  id: string;
+  name: string;
+  online: boolean;
+  gpuType: string | undefined;
+  gpuMemoryTotalMb: number;
+  gpuMemoryUsedMb: number | undefined;
+  gpuUtilization: number | undefined;
+  temperature: number | undefined;
+  driverVersion: string | undefined;
+  maxConcurrency: number;
+  /** Models resident as the scheduler sees them. */
+  resident: string[];
+  /** Models the last heartbeat saw running. */
+  reported: string[];
+  running: SlotItem[];
+}
+
+const sum = (xs: (number | null | undefined)[]): number | undefined => {
+  const vs = xs.filter((x): x is number => typeof x === 'number');
+  return vs.length ? vs.reduce((a, b) => a + b, 0) : undefined;
+};
+
+export function maxConcurrencyOf(node: NodeItem): number {
+  const raw = node.labels?.[MAX_CONCURRENCY_LABEL];
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(n) && n >= 0 && n <= 64 ? n : 1;
+}
+
+/** The control plane's record while it is fresh, else the heartbeat. */
+export function residentModels(node: NodeItem, record: NodeModelsItem | undefined): string[] {
+  if (!record) return [...(node.loadedModels ?? [])].sort();
+  const heartbeatAfterSettle =
+    node.lastHeartbeatMs !== undefined && node.lastHeartbeatMs >= record.updatedAtMs + MODEL_SETTLE_MS;
+  return [...(heartbeatAfterSettle ? (node.loadedModels ?? []) : record.models)].sort();
+}
+
+export function toWorker(
+  ctx: AppContext,
+  node: NodeItem,
+  record: NodeModelsItem | undefined,
+  running: SlotItem[],
+  now = ctx.now(),
+): Worker {
+  // The latest heartbeat's GPUs, else the registration's.
+  const gpus = node.metrics?.gpus?.length ? node.metrics.gpus : (node.gpus ?? []);
+  const total = sum(gpus.map((g) => g.memoryTotalMiB));
+  const utils = gpus.map((g) => g.utilizationGpu).filter((u): u is number => typeof u === 'number');
+  const temps = gpus.map((g) => g.temperatureC).filter((t): t is number => typeof t === 'number');
+  // Jetsons share system memory with the GPU: nvidia-smi reports none, the board's RAM is the budget.
+  const unified = !!node.jetson || (gpus.length > 0 && total === undefined);
+  return {
+    node,
+    id: node.nodeId,
+    name: node.nodeName,
+    online: isOnline(node, ctx, now),
+    gpuType: gpus[0]?.name ?? (node.jetson ? (node.jetson.model ?? 'NVIDIA Jetson') : undefined),
+    gpuMemoryTotalMb: total ?? (unified ? node.memoryMb : 0),
+    gpuMemoryUsedMb:
+      sum(gpus.map((g) => g.memoryUsedMiB)) ??
+      (unified ? (node.metrics?.memoryUsedMb ?? undefined) : undefined),
+    gpuUtilization: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : undefined,
+    temperature: temps.length ? Math.max(...temps) : undefined,
+    driverVersion: gpus.find((g) => g.driverVersion)?.driverVersion ?? undefined,
+    maxConcurrency: maxConcurrencyOf(node),
+    resident: residentModels(node, record),
+    reported: [...(node.loadedModels ?? [])].sort(),
+    running,
+  };
+}
+
+export async function nodeModelRecords(ctx: AppContext): Promise<Map<string, NodeModelsItem>> {
+  const items = await queryAll<NodeModelsItem>(ctx.store, clusterKeys.nodeModelsPk, { index: 'gsi1' });
+  return new Map(items.map((i) => [i.nodeId, i] as const));
+}
+
+export async function getNodeModels(ctx: AppContext, nodeId: string): Promise<NodeModelsItem | undefined> {
+  const k = clusterKeys.nodeModels(nodeId);
+  return ctx.store.get<NodeModelsItem>(k.pk, k.sk);
+}
+
+/** Records what the control plane just told the node to serve. */
+export async function setNodeModels(ctx: AppContext, nodeId: string, models: string[]): Promise<void> {
+  await ctx.store.put<NodeModelsItem>({
+    ...clusterKeys.nodeModels(nodeId),
+    nodeId,
+    models: [...new Set(models)].sort(),
+    updatedAtMs: ctx.now(),
+  });
+}
+
+/** Every worker with its running tasks (held slots). */
+export async function loadWorkers(ctx: AppContext, slots: SlotItem[]): Promise<Worker[]> {
+  const [nodes, records] = await Promise.all([listNodes(ctx), nodeModelRecords(ctx)]);
+  const now = ctx.now();
+  const byNode = new Map<string, SlotItem[]>();
+  for (const s of slots) {
+    const list = byNode.get(s.nodeId);
+    if (list) list.push(s);
+    else byNode.set(s.nodeId, [s]);
+  }
+  return nodes.map((n) => toWorker(ctx, n, records.get(n.nodeId), byNode.get(n.nodeId) ?? [], now));
+}
+
+export function toSchedNode(w: Worker): SchedNode {
+  return {
+    id: w.id,
+    online: w.online,
+    gpuMemoryTotalMb: w.gpuMemoryTotalMb,
+    ...(w.gpuMemoryUsedMb !== undefined ? { gpuMemoryUsedMb: w.gpuMemoryUsedMb } : {}),
+    loadedModels: w.resident,
+    runningTasks: w.running.length,
+    maxConcurrency: w.maxConcurrency,
+    ...(w.gpuType !== undefined ? { gpuType: w.gpuType } : {}),
+    labels: w.node.labels ?? {},
+  };
+}
+
+/** By node id or node name (Fleet Commander names nodes like `agx0`). */
+export function findWorker(workers: Worker[], idOrName: string): Worker | undefined {
+  return workers.find((w) => w.id === idOrName) ?? workers.find((w) => w.name === idOrName);
+}
