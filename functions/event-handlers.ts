@@ -6,3 +6,29 @@ export const eventHandlers: Record<string, EventHandler> = {};
 // Orchestrator: reconcile, nodes.sweep.
 import { orchestratorEventHandlers } from './orchestrator/events.js';
 Object.assign(eventHandlers, orchestratorEventHandlers);
+
+// Task queue: placement.run, agent.task.*, node.online/offline, command.completed. Chained after
+// any handler already registered for a type, so both run.
+import { clusterEventHandlers } from './cluster/events.js';
+for (const [type, handler] of Object.entries(clusterEventHandlers)) {
+  const before = eventHandlers[type];
+  eventHandlers[type] = before
+    ? async (event, ctx) => {
+        await before(event, ctx);
+        await handler(event, ctx);
+      }
+    : handler;
+}
+
+// Training jobs: job.fire, job.launch, jobs.repair, webhook.deliver, and their share of
+// agent.container.exited, command.completed and node.offline. Chained like the task queue's.
+import { trainingEventHandlers } from './training/events.js';
+for (const [type, handler] of Object.entries(trainingEventHandlers)) {
+  const before = eventHandlers[type];
+  eventHandlers[type] = before
+    ? async (event, ctx) => {
+        await before(event, ctx);
+        await handler(event, ctx);
+      }
+    : handler;
+}

@@ -14,3 +14,12 @@ import { agentRoutes } from './fleet/agent-routes.js';
 import { fleetNodeRoutes } from './fleet/routes.js';
 import { orchestratorRoutes } from './orchestrator/routes.js';
 routes.push(...agentRoutes(), ...fleetNodeRoutes(), ...orchestratorRoutes());
+
+// Cluster Manager API and Vision API over one shared task queue.
+import { clusterRoutes } from './cluster/routes.js';
+import { visionRoutes } from './vision/routes.js';
+routes.push(...clusterRoutes(), ...visionRoutes());
+
+// Training Job Orchestrator API.
+import { trainingRoutes } from './training/routes.js';
+routes.push(...trainingRoutes());

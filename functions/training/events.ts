@@ -1,0 +1,117 @@
+import * as z from 'zod';
+import type { AppContext } from '../core/context.js';
+import type { EventEnvelope, EventHandler } from '../core/events.js';
+import { activeRuns, getRun, parseInstanceId } from './model.js';
+import { deliver, deliverEvent } from './notify.js';
+import { repairJobs } from './repair.js';
+import { endAttempt, fireJob, launchRun } from './runs.js';
+import { retryScheduleName } from './schedules.js';
+
+/**
+ * Event types training consumes. All idempotent (SQS delivers at least once).
+ *
+ *   job.fire                {job_id, slot?}        the job's schedule (no slot), POST /jobs without
+ *                                                  schedule and POST /retry (explicit slot)
+ *   job.launch              {job_id, run, via?}    a retry after its backoff, a run waiting for a node
+ *   jobs.repair             {}                     the training-repair schedule, every 5 minutes
+ *   agent.container.exited  {nodeId, instanceId, kind, exitCode, logTail}   re-emitted by the agent routes
+ *   command.completed       {commandType, status, instanceId, nodeId, error?}   a refused container.start
+ *   node.offline            {nodeId}               the fleet's sweep: runs there are lost
+ *   webhook.deliver         {url, format, payload, attempt, delivery_id}
+ */
+
+const fire = z.object({ job_id: z.string(), slot: z.iso.datetime().optional() });
+const launch = z.object({ job_id: z.string(), run: z.string(), via: z.string().optional() });
+const exited = z.object({
+  nodeId: z.string(),
+  instanceId: z.string(),
+  kind: z.string(),
+  exitCode: z.number().int().nullable(),
+  logTail: z.string().default(''),
+});
+const commandCompleted = z.object({
+  nodeId: z.string(),
+  commandType: z.string(),
+  status: z.string(),
+  instanceId: z.string().optional(),
+  error: z.string().optional(),
+});
+const nodeOffline = z.object({ nodeId: z.string() });
+
+/** Parses an event's fields; a malformed one can never succeed, so it is logged and dropped. */
+function parse<S extends z.ZodType>(
+  schema: S,
+  event: EventEnvelope,
+  ctx: AppContext,
+): z.output<S> | undefined {
+  const result = schema.safeParse(event);
+  if (result.success) return result.data;
+  ctx.logger.error('dropping malformed training event', { type: event.type, issues: result.error.issues });
+  return undefined;
+}
+
+async function onExited(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = parse(exited, event, ctx);
+  if (!e || e.kind !== 'run') return;
+  const ref = parseInstanceId(e.instanceId);
+  if (!ref) return;
+  const run = await getRun(ctx, ref.jobId, ref.slot, ref.attempt);
+  // Only the node it was started on speaks for it; a repeat finds it closed.
+  if (!run || run.nodeId !== e.nodeId) return;
+  await endAttempt(ctx, run, {
+    exitCode: e.exitCode,
+    logTail: e.logTail,
+    ...(e.exitCode === null ? { reason: 'exit code unknown' } : {}),
+  });
+}
+
+async function onCommandCompleted(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = parse(commandCompleted, event, ctx);
+  if (!e || e.commandType !== 'container.start' || e.status !== 'failed' || !e.instanceId) return;
+  const ref = parseInstanceId(e.instanceId);
+  if (!ref) return;
+  const run = await getRun(ctx, ref.jobId, ref.slot, ref.attempt);
+  if (!run || run.nodeId !== e.nodeId) return;
+  await endAttempt(ctx, run, {
+    exitCode: null,
+    logTail: '',
+    reason: `container.start failed on node ${e.nodeId}: ${e.error ?? 'no reason given'}`,
+  });
+}
+
+async function onNodeOffline(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = parse(nodeOffline, event, ctx);
+  if (!e) return;
+  for (const run of await activeRuns(ctx, e.nodeId)) {
+    await endAttempt(ctx, run, {
+      exitCode: null,
+      logTail: '',
+      reason: `node ${e.nodeId} went offline during the run`,
+    });
+  }
+}
+
+export const trainingEventHandlers: Record<string, EventHandler> = {
+  'job.fire': async (event, ctx) => {
+    const e = parse(fire, event, ctx);
+    if (e) await fireJob(ctx, e.job_id, e.slot);
+  },
+  'job.launch': async (event, ctx) => {
+    const e = parse(launch, event, ctx);
+    if (!e) return;
+    const outcome = await launchRun(ctx, e.job_id, e.run);
+    // A one-time retry schedule has done its work once the run is on its way (or moot).
+    if (e.via === 'schedule' && outcome !== 'early') await ctx.scheduler.delete(retryScheduleName(e.job_id));
+  },
+  'jobs.repair': async (_event, ctx) => {
+    const report = await repairJobs(ctx);
+    ctx.logger.info('training repair sweep', { ...report });
+  },
+  'agent.container.exited': onExited,
+  'command.completed': onCommandCompleted,
+  'node.offline': onNodeOffline,
+  'webhook.deliver': async (event, ctx) => {
+    const e = parse(deliverEvent, event, ctx);
+    if (e) await deliver(ctx, e);
+  },
+};

@@ -1,0 +1,156 @@
+import type { AppContext } from '../core/context.js';
+import { dispatchCommand, getCommand } from '../fleet/commands.js';
+import { getNode, isOnline, listNodes, nodeQueue } from '../fleet/nodes.js';
+import type { CommandEnvelope, ContainerSpec } from '../fleet/protocol.js';
+import { ConditionFailedError } from '../ports/store.js';
+import { activeRuns } from './model.js';
+
+/** What a run reserves on its node, in the orchestrator's planning units. */
+export interface RunAsk {
+  gpus: number;
+  cpu: number;
+  memoryMb: number;
+  diskGb: number;
+}
+
+export type Placement = { nodeId: string } | { reason: string };
+
+/**
+ * How training reaches the fleet: node choice and command dispatch, nothing else. The domain
+ * depends on this interface only, so tests and the bench put their own in front of the fleet.
+ */
+export interface RunLauncher {
+  /** An online node with the free capacity asked; nodes in `avoid` only when nothing else fits. */
+  choose(ask: RunAsk, avoid: readonly string[]): Promise<Placement>;
+  /**
+   * Sends container.start once per commandId. Called again for the same id (a redelivered
+   * event, the repair sweep) it sends nothing new, unless `resendPendingOlderThanMs` says the
+   * first send looks lost: the agent executes a command id at most once, so a resend is safe.
+   */
+  start(
+    nodeId: string,
+    spec: ContainerSpec,
+    commandId: string,
+    resendPendingOlderThanMs?: number,
+  ): Promise<void>;
+  /** Removes a run's container; queued until the node is back when it is away. */
+  remove(nodeId: string, instanceId: string): Promise<void>;
+  /** Whether the node still heartbeats. */
+  alive(nodeId: string): Promise<boolean>;
+}
+
+const EPS = 1e-9;
+
+/** The fleet behind the interface: node registry, heartbeats, command queues. */
+export function fleetLauncher(ctx: AppContext): RunLauncher {
+  return {
+    async choose(ask, avoid) {
+      const now = ctx.now();
+      const nodes = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now));
+      if (!nodes.length) return { reason: 'no online node' };
+      const used = new Map<string, RunAsk & { runs: number }>();
+      for (const run of await activeRuns(ctx)) {
+        if (!run.nodeId) continue;
+        const u = used.get(run.nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
+        const r = run.reserve ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0 };
+        used.set(run.nodeId, {
+          gpus: u.gpus + r.gpus,
+          cpu: u.cpu + r.cpu,
+          memoryMb: u.memoryMb + r.memoryMb,
+          diskGb: u.diskGb + r.diskGb,
+          runs: u.runs + 1,
+        });
+      }
+      const fits = (asked: number, usedNow: number, total: number) =>
+        asked <= 0 || usedNow + asked <= total + EPS;
+      const candidates = nodes
+        .map((n) => ({ n, u: used.get(n.nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 } }))
+        .filter(
+          ({ n, u }) =>
+            fits(ask.gpus, u.gpus, n.gpus.length) &&
+            fits(ask.cpu, u.cpu, n.cpuCount) &&
+            fits(ask.memoryMb, u.memoryMb, n.memoryMb) &&
+            fits(ask.diskGb, u.diskGb, n.diskGb),
+        )
+        .sort(
+          (a, b) =>
+            Number(avoid.includes(a.n.nodeId)) - Number(avoid.includes(b.n.nodeId)) ||
+            a.u.runs - b.u.runs ||
+            b.n.gpus.length - b.u.gpus - (a.n.gpus.length - a.u.gpus) ||
+            a.n.nodeId.localeCompare(b.n.nodeId),
+        );
+      const best = candidates[0];
+      if (best) return { nodeId: best.n.nodeId };
+      return { reason: `no online node has the free capacity asked (${describeAsk(ask)})` };
+    },
+
+    async start(nodeId, spec, commandId, resendPendingOlderThanMs) {
+      const existing = await getCommand(ctx, commandId);
+      if (!existing) {
+        try {
+          await dispatchCommand(
+            ctx,
+            nodeId,
+            { type: 'container.start', spec },
+            { commandId, instanceId: spec.instanceId },
+          );
+        } catch (error) {
+          if (!(error instanceof ConditionFailedError)) throw error; // dispatched concurrently
+        }
+        return;
+      }
+      const age = ctx.now() - Date.parse(existing.issuedAt);
+      if (
+        existing.status !== 'pending' ||
+        resendPendingOlderThanMs === undefined ||
+        age < resendPendingOlderThanMs
+      )
+        return;
+      const envelope: CommandEnvelope = {
+        commandId,
+        nodeId,
+        issuedAt: existing.issuedAt,
+        command: existing.command,
+      };
+      await ctx.queue.send(nodeQueue(nodeId), JSON.stringify(envelope));
+    },
+
+    async remove(nodeId, instanceId) {
+      await dispatchCommand(
+        ctx,
+        nodeId,
+        { type: 'container.remove', instanceId, force: true },
+        { instanceId },
+      );
+    },
+
+    async alive(nodeId) {
+      const node = await getNode(ctx, nodeId);
+      return node !== undefined && isOnline(node, ctx);
+    },
+  };
+}
+
+export function describeAsk(ask: RunAsk): string {
+  const parts = [`${ask.gpus} GPU${ask.gpus === 1 ? '' : 's'}`];
+  if (ask.cpu) parts.push(`${ask.cpu} CPUs`);
+  if (ask.memoryMb) parts.push(`${ask.memoryMb} MB memory`);
+  if (ask.diskGb) parts.push(`${ask.diskGb} GB disk`);
+  return parts.join(', ');
+}
+
+const launchers = new WeakMap<AppContext, RunLauncher>();
+
+export function launcherFor(ctx: AppContext): RunLauncher {
+  let l = launchers.get(ctx);
+  if (!l) {
+    l = fleetLauncher(ctx);
+    launchers.set(ctx, l);
+  }
+  return l;
+}
+
+/** Tests and benches: put another launcher in front of the fleet for one context. */
+export function useLauncher(ctx: AppContext, launcher: RunLauncher): void {
+  launchers.set(ctx, launcher);
+}

@@ -1,0 +1,514 @@
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { keys, trainingKeys } from '../core/keys.js';
+import { toReservation } from '../orchestrator/resources.js';
+import { LABELS, type ContainerSpec } from '../fleet/protocol.js';
+import { ConditionFailedError, type Condition, type UpdateSpec } from '../ports/store.js';
+import { latestFiring } from './cron.js';
+import { launcherFor, type RunAsk } from './launcher.js';
+import {
+  getJob,
+  getRun,
+  instanceIdOf,
+  parseRunKey,
+  runItemKey,
+  runKey,
+  skipItemKey,
+  type JobItem,
+  type RunItem,
+} from './model.js';
+import { notifyStatus } from './notify.js';
+import { jobScheduleName, retryScheduleName } from './schedules.js';
+import { trainingSettings } from './settings.js';
+import {
+  canTransition,
+  decideAfterAttempt,
+  lastLines,
+  type AttemptOutcome,
+  type JobStatus,
+} from './state.js';
+
+/**
+ * The run lifecycle: firing → run record → node → container.start → exit → next attempt or end.
+ *
+ * No transactions: every step is one conditional write, and every step can run again. A firing
+ * is keyed by its scheduled time (`slot`) and a run by slot and attempt number, so a duplicated
+ * `job.fire`, `job.launch` or `container.exited` finds its work done, or half done and finishes
+ * it, and never starts a second run or a second retry.
+ */
+
+/** SQS delays stop at 15 minutes; later launches go through a one-time schedule. */
+export const MAX_QUEUE_DELAY_SECONDS = 900;
+/** How late a scheduled firing may be handled and still count as that firing. */
+const FIRING_LOOKBACK_MS = 60 * 60_000;
+/** Log lines kept on a run. */
+const RUN_LOG_LINES = 50;
+const CHECKPOINT_MOUNT = '/checkpoints';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const isConditionFailed = (e: unknown) => e instanceof ConditionFailedError;
+
+/**
+ * One conditional status change of a job, with its status index and notification. The stored
+ * status must still be `job.status`, plus whatever `condition` adds. Undefined when it lost.
+ */
+export async function transitionJob(
+  ctx: AppContext,
+  job: JobItem,
+  to: JobStatus,
+  spec: UpdateSpec = {},
+  condition: Condition = {},
+): Promise<JobItem | undefined> {
+  const changed = job.status !== to;
+  if (changed && !canTransition(job.status, to))
+    throw new Error(`job ${job.jobId}: ${job.status} → ${to} is not a transition`);
+  const k = keys.job(job.jobId);
+  let updated: JobItem;
+  try {
+    updated = await ctx.store.update<JobItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          ...spec.set,
+          status: to,
+          updatedAt: iso(ctx.now()),
+          ...(changed ? keys.jobIndexes(job.createdAt, job.jobId, to) : {}),
+        },
+        ...(spec.remove ? { remove: spec.remove } : {}),
+        add: { ...spec.add, ...(changed ? { statusSeq: 1 } : {}) },
+      },
+      { ...condition, equals: { ...condition.equals, status: job.status } },
+    );
+  } catch (error) {
+    if (isConditionFailed(error)) return undefined;
+    throw error;
+  }
+  await notifyStatus(ctx, job.status, updated);
+  return updated;
+}
+
+/** The firing a schedule delivery stands for: the latest cron time at or just before now. */
+export function firingSlot(job: JobItem, now: number): string | undefined {
+  if (!job.schedule) return undefined;
+  const latest = latestFiring(job.schedule, job.timezone, new Date(now));
+  if (!latest || now - latest.getTime() > FIRING_LOOKBACK_MS) return undefined;
+  return latest.toISOString();
+}
+
+function reservation(job: JobItem): RunAsk {
+  const r = toReservation(job.resources);
+  return { gpus: r.gpus, cpu: r.cpu, memoryMb: r.memoryMb, diskGb: r.diskGb };
+}
+
+async function ensureRunItem(
+  ctx: AppContext,
+  job: JobItem,
+  slot: string,
+  attempt: number,
+  notBefore: number,
+  avoid: string[] = [],
+): Promise<void> {
+  const item: RunItem = {
+    ...runItemKey(job.jobId, slot, attempt),
+    jobId: job.jobId,
+    slot,
+    attempt,
+    instanceId: instanceIdOf(job.jobId, slot, attempt),
+    status: 'pending',
+    notBefore,
+    reserve: reservation(job),
+    ...(avoid.length ? { avoid } : {}),
+    createdAt: iso(ctx.now()),
+  };
+  try {
+    await ctx.store.put(item, { notExists: true });
+  } catch (error) {
+    if (!isConditionFailed(error)) throw error;
+  }
+}
+
+/** A firing while the previous run still goes: recorded once, as a skipped run. */
+async function recordSkip(ctx: AppContext, job: JobItem, slot: string): Promise<void> {
+  try {
+    await ctx.store.put(
+      {
+        ...skipItemKey(job.jobId, slot),
+        jobId: job.jobId,
+        slot,
+        attempt: 0,
+        instanceId: '',
+        status: 'skipped',
+        notBefore: 0,
+        error: `previous run ${job.currentRun ?? ''} still active`,
+        createdAt: iso(ctx.now()),
+      } satisfies RunItem,
+      { notExists: true },
+    );
+  } catch (error) {
+    if (isConditionFailed(error)) return; // this firing was recorded already
+    throw error;
+  }
+  const k = keys.job(job.jobId);
+  await ctx.store.update(k.pk, k.sk, { add: { skippedFirings: 1 } }).catch((error: unknown) => {
+    if (!isConditionFailed(error)) throw error;
+  });
+  ctx.logger.info('job firing skipped: previous run still active', { jobId: job.jobId, slot });
+}
+
+/**
+ * Handles one firing: a schedule delivery (slot derived from the cron) or an explicit one
+ * (creation of an unscheduled job, POST /retry).
+ */
+export async function fireJob(ctx: AppContext, jobId: string, explicitSlot?: string): Promise<void> {
+  for (let tries = 0; tries < 5; tries++) {
+    const job = await getJob(ctx, jobId);
+    if (!job) {
+      // A schedule that outlived its job (deleted between the two writes): remove it.
+      if (!explicitSlot) await ctx.scheduler.delete(jobScheduleName(jobId));
+      return;
+    }
+    const slot = explicitSlot ?? firingSlot(job, ctx.now());
+    if (!slot) {
+      ctx.logger.warn('job firing matches no recent schedule time; ignored', { jobId });
+      return;
+    }
+    if (job.currentSlot && job.currentSlot >= slot) {
+      // The same firing again (or an older one late): finish what the first delivery started.
+      if (job.currentSlot === slot) await resumeJob(ctx, job);
+      return;
+    }
+    if (job.runActive) return recordSkip(ctx, job, slot);
+    const key = runKey(slot, 1);
+    const claimed = await transitionJob(
+      ctx,
+      job,
+      'pending',
+      {
+        set: {
+          currentSlot: slot,
+          currentRun: key,
+          runActive: true,
+          retryCount: 0,
+          errorMessage: null,
+          completedAt: null,
+        },
+        ...(job.requestedSlot && job.requestedSlot <= slot ? { remove: ['requestedSlot'] } : {}),
+      },
+      { version: job.version },
+    );
+    if (!claimed) continue; // changed under us: look again
+    await ensureRunItem(ctx, claimed, slot, 1, ctx.now());
+    await launchRun(ctx, jobId, key);
+    return;
+  }
+  throw new Error(`job ${jobId}: firing kept conflicting`);
+}
+
+export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string): ContainerSpec {
+  const r = toReservation(job.resources);
+  const mount = job.checkpointPath ?? CHECKPOINT_MOUNT;
+  return {
+    instanceId: run.instanceId,
+    imageId: job.image,
+    name: run.instanceId,
+    kind: 'run',
+    command: job.command,
+    env: {
+      ...job.env,
+      CHECKPOINT_DIR: mount,
+      TRAINING_JOB_ID: job.jobId,
+      TRAINING_ATTEMPT: String(run.attempt),
+    },
+    ports: [],
+    volumes: [{ hostPath: `${checkpointRoot}/${job.jobId}`, containerPath: mount, readOnly: false }],
+    ...(r.cpu ? { cpuLimit: r.cpu } : {}),
+    ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
+    ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
+    ...(r.gpus ? { gpus: r.gpus } : {}),
+    labels: { [LABELS.run]: run.instanceId, 'fleet.job': job.jobId },
+    // Retries are the control plane's: it may place the next attempt elsewhere.
+    restart: 'no',
+  };
+}
+
+const startCommandId = (run: RunItem) => `start-${run.instanceId}`;
+
+/** Queues a launch now or later: an SQS delay up to 15 minutes, a one-time schedule beyond. */
+export async function scheduleLaunch(
+  ctx: AppContext,
+  jobId: string,
+  key: string,
+  delaySeconds: number,
+): Promise<void> {
+  const event = { type: 'job.launch', job_id: jobId, run: key };
+  if (delaySeconds <= MAX_QUEUE_DELAY_SECONDS) {
+    await emit(ctx, event, delaySeconds > 0 ? Math.ceil(delaySeconds) : undefined);
+    return;
+  }
+  const at = new Date(Math.ceil((ctx.now() + delaySeconds * 1000) / 1000) * 1000);
+  await ctx.scheduler.upsert({
+    name: retryScheduleName(jobId),
+    expression: `at(${at.toISOString().slice(0, 19)})`,
+    timezone: 'UTC',
+    payload: JSON.stringify({ ...event, via: 'schedule' }),
+    description: `Retry of training job ${jobId}`,
+  });
+}
+
+export type LaunchOutcome = 'started' | 'waiting' | 'early' | 'stale';
+
+/**
+ * Starts the run the job is on, if it is still pending: a node, the run claimed for it
+ * (pending → running), the job marked running, then container.start. Safe to call again at
+ * any point; the run's conditional claim lets one caller through.
+ */
+export async function launchRun(ctx: AppContext, jobId: string, key: string): Promise<LaunchOutcome> {
+  const job = await getJob(ctx, jobId);
+  if (!job || job.currentRun !== key || !job.runActive) return 'stale';
+  const { slot, attempt } = parseRunKey(key);
+  let run = await getRun(ctx, jobId, slot, attempt);
+  if (!run) {
+    await ensureRunItem(ctx, job, slot, attempt, ctx.now());
+    run = (await getRun(ctx, jobId, slot, attempt))!;
+  }
+  if (run.status === 'running') {
+    await markStarted(ctx, job, run);
+    return 'started';
+  }
+  if (run.status !== 'pending') {
+    await settleJob(ctx, run);
+    return 'stale';
+  }
+  const now = ctx.now();
+  if (run.notBefore > now + 1000) {
+    await scheduleLaunch(ctx, jobId, key, (run.notBefore - now) / 1000);
+    return 'early';
+  }
+  const settings = trainingSettings(ctx);
+  const launcher = launcherFor(ctx);
+  const placement = await launcher.choose(run.reserve ?? reservation(job), run.avoid ?? []);
+  const k = runItemKey(jobId, slot, attempt);
+  if ('reason' in placement) {
+    await ctx.store
+      .update(
+        k.pk,
+        k.sk,
+        { set: { waiting: placement.reason, checkedAt: now } },
+        { equals: { status: 'pending' } },
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailed(error)) throw error;
+      });
+    await scheduleLaunch(ctx, jobId, key, settings.placementRetrySeconds);
+    return 'waiting';
+  }
+  let claimed: RunItem;
+  try {
+    claimed = await ctx.store.update<RunItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          status: 'running',
+          nodeId: placement.nodeId,
+          startedAt: iso(now),
+          ...trainingKeys.activeRunIndex(placement.nodeId, run.instanceId),
+        },
+        remove: ['waiting'],
+      },
+      { equals: { status: 'pending' } },
+    );
+  } catch (error) {
+    if (isConditionFailed(error)) return 'stale'; // another launcher won
+    throw error;
+  }
+  await markStarted(ctx, job, claimed);
+  return 'started';
+}
+
+/** A claimed run: the job goes running (or the run is cancelled if the job moved on), then the container starts. */
+async function markStarted(
+  ctx: AppContext,
+  job: JobItem,
+  run: RunItem,
+  resendPendingOlderThanMs?: number,
+): Promise<void> {
+  const key = runKey(run.slot, run.attempt);
+  let current: JobItem | undefined = job;
+  if (job.status === 'pending' || job.status === 'retrying') {
+    current = await transitionJob(
+      ctx,
+      job,
+      'running',
+      { set: { startedAt: run.startedAt ?? iso(ctx.now()), completedAt: null } },
+      { equals: { currentRun: key, runActive: true } },
+    );
+    if (!current) current = await getJob(ctx, job.jobId);
+  }
+  if (!current || current.currentRun !== key || current.status !== 'running') {
+    // Deleted or reset while we placed it: the container must not start.
+    await finishRun(ctx, run, 'cancelled', {
+      exitCode: null,
+      logTail: '',
+      reason: 'job changed before the run started',
+    });
+    return;
+  }
+  await launcherFor(ctx).start(
+    run.nodeId!,
+    containerSpec(current, run, trainingSettings(ctx).checkpointRoot),
+    startCommandId(run),
+    resendPendingOlderThanMs,
+  );
+}
+
+/** running → final, off the active index. Returns the run as stored after, or undefined if it was not running there. */
+async function finishRun(
+  ctx: AppContext,
+  run: RunItem,
+  status: 'succeeded' | 'failed' | 'cancelled',
+  outcome: AttemptOutcome,
+): Promise<RunItem | undefined> {
+  const k = runItemKey(run.jobId, run.slot, run.attempt);
+  // Bounded: items stop at 400 KB, and the tail is for people, not archives.
+  const logTail = lastLines(outcome.logTail, RUN_LOG_LINES).slice(-16_384);
+  try {
+    return await ctx.store.update<RunItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          status,
+          endedAt: iso(ctx.now()),
+          exitCode: outcome.exitCode,
+          logTail,
+          ...(outcome.reason ? { error: outcome.reason } : {}),
+        },
+        remove: ['gsi1pk', 'gsi1sk'],
+      },
+      { equals: { status: 'running', nodeId: run.nodeId } },
+    );
+  } catch (error) {
+    if (!isConditionFailed(error)) throw error;
+    return undefined;
+  }
+}
+
+/**
+ * An attempt ended (exit reported, start refused, node lost). The run is closed first, the job
+ * follows; a repeat finds the run closed and only completes the job's side if that was missed.
+ */
+export async function endAttempt(ctx: AppContext, run: RunItem, outcome: AttemptOutcome): Promise<void> {
+  const closed = await finishRun(ctx, run, outcome.exitCode === 0 ? 'succeeded' : 'failed', outcome);
+  const final = closed ?? (await getRun(ctx, run.jobId, run.slot, run.attempt));
+  if (!final || final.status === 'running' || final.status === 'pending') return;
+  await settleJob(ctx, final);
+  if (closed && run.nodeId) {
+    // The exited container has told what it had to; remove it (queued while the node is away).
+    await launcherFor(ctx)
+      .remove(run.nodeId, run.instanceId)
+      .catch((error: unknown) =>
+        ctx.logger.warn('could not queue removal of a run container', {
+          instanceId: run.instanceId,
+          error: error as Error,
+        }),
+      );
+  }
+}
+
+/** Moves the job on from a closed run it is still on: completed, failed, or retrying with the next attempt queued. */
+export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
+  if (run.status === 'cancelled') return;
+  const job = await getJob(ctx, run.jobId);
+  const key = runKey(run.slot, run.attempt);
+  if (!job || job.currentRun !== key || job.status !== 'running') return;
+  const settings = trainingSettings(ctx);
+  const outcome: AttemptOutcome = {
+    exitCode: run.exitCode ?? null,
+    logTail: run.logTail ?? '',
+    ...(run.error ? { reason: run.error } : {}),
+  };
+  const decision = decideAfterAttempt(job, run.attempt, outcome, settings.retry);
+  const on = { equals: { currentRun: key } };
+  const now = ctx.now();
+  switch (decision.kind) {
+    case 'complete':
+      await transitionJob(
+        ctx,
+        job,
+        'completed',
+        { set: { completedAt: iso(now), errorMessage: null, runActive: false } },
+        on,
+      );
+      return;
+    case 'fail':
+      await transitionJob(
+        ctx,
+        job,
+        'failed',
+        { set: { completedAt: iso(now), errorMessage: decision.errorMessage, runActive: false } },
+        on,
+      );
+      return;
+    case 'retry': {
+      const next = runKey(run.slot, decision.attempt);
+      const moved = await transitionJob(
+        ctx,
+        job,
+        'retrying',
+        { set: { retryCount: decision.retryCount, currentRun: next, errorMessage: decision.errorMessage } },
+        on,
+      );
+      if (!moved) return;
+      // The node that failed it goes last in line for the next attempt.
+      const avoid = run.nodeId ? [run.nodeId] : [];
+      await ensureRunItem(ctx, moved, run.slot, decision.attempt, now + decision.delaySeconds * 1000, avoid);
+      await scheduleLaunch(ctx, job.jobId, next, decision.delaySeconds);
+      return;
+    }
+  }
+}
+
+/**
+ * Brings a job's current run forward from wherever it stopped (a duplicate delivery, the repair
+ * sweep). `graceMs`: a pending run is only launched once its start time is this far past, so the
+ * sweep does not race the delayed launch already queued for it.
+ */
+export async function resumeJob(
+  ctx: AppContext,
+  job: JobItem,
+  graceMs = 0,
+  resendPendingOlderThanMs?: number,
+): Promise<void> {
+  if (!job.runActive || !job.currentRun) return;
+  const { slot, attempt } = parseRunKey(job.currentRun);
+  const run = await getRun(ctx, job.jobId, slot, attempt);
+  if (!run) {
+    await launchRun(ctx, job.jobId, job.currentRun);
+    return;
+  }
+  if (run.status === 'pending') {
+    // A run waiting for a node re-queues its own launch: leave that chain alone while it is alive.
+    const now = ctx.now();
+    const waitingChain =
+      run.checkedAt !== undefined &&
+      now - run.checkedAt < trainingSettings(ctx).placementRetrySeconds * 1000 + graceMs;
+    if (!waitingChain && run.notBefore + graceMs <= now) await launchRun(ctx, job.jobId, job.currentRun);
+    return;
+  }
+  if (run.status === 'running') {
+    const launcher = launcherFor(ctx);
+    if (run.nodeId && !(await launcher.alive(run.nodeId))) {
+      await endAttempt(ctx, run, {
+        exitCode: null,
+        logTail: '',
+        reason: `node ${run.nodeId} went offline during the run`,
+      });
+      return;
+    }
+    await markStarted(ctx, job, run, resendPendingOlderThanMs);
+    return;
+  }
+  await settleJob(ctx, run);
+}
