@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { clusterKeys, keys } from '../core/keys.js';
 import { LABELS, type ContainerSpec } from '../fleet/protocol.js';
@@ -29,7 +29,8 @@ const modelFields = z.object({
   port: z.number().int().min(1).max(65535),
   protocol: z.enum(MODEL_PROTOCOLS),
   path: z.string().startsWith('/').default('/generate'),
-  gpuMemoryMb: z.number().int().positive(),
+  /** 0: a CPU model server; it asks the engine for no GPU and fits on any node, GPU or not. */
+  gpuMemoryMb: z.number().int().nonnegative(),
   /** Weights on disk, for `size`; GPU memory when unknown. */
   sizeMb: z.number().int().positive().optional(),
   maxWidth: z.number().int().positive().optional(),
@@ -202,7 +203,8 @@ export function serverSpec(model: ModelSpec, nodeId: string): ContainerSpec {
     env: { MODEL_ID: model.id, ...model.env },
     ports: [{ containerPort: model.port, hostPort: 0, protocol: 'tcp' }],
     volumes: [],
-    gpus: 'all',
+    // A GPU request on a node without a GPU runtime is refused, so only models that need one ask.
+    ...(model.gpuMemoryMb > 0 ? { gpus: 'all' as const } : {}),
     labels: { [LABELS.model]: model.id },
     restart: 'on-failure',
   };

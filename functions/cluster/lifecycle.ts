@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { EventEnvelope } from '../core/events.js';

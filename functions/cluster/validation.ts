@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError, type ValidationIssue } from '../core/errors.js';
 import { fromClusterPriority, fromVisionPriority, type ClusterPriority } from '../domain/scheduler/index.js';
 import { DEFAULT_VISION_MODEL, type ModelSpec } from './catalogue.js';

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { getModel, listModels } from '../cluster/catalogue.js';
 import { formatMemory } from '../cluster/format.js';
 import { cancelTask } from '../cluster/lifecycle.js';
