@@ -75,6 +75,21 @@ describe('model catalogue', () => {
       ports: [{ containerPort: 8080, hostPort: 0 }],
     });
   });
+
+  it('lets a CPU model (gpuMemoryMb 0) be declared; its server asks for no GPU', () => {
+    const cpu = modelSpec.parse({
+      id: 'cpu-sd',
+      kind: 'image',
+      image: 'srv:1',
+      port: 8080,
+      protocol: 'vision-generate',
+      gpuMemoryMb: 0,
+    });
+    const spec = serverSpec(cpu, 'node-1');
+    expect(containerSpec.parse(spec)).toEqual(spec);
+    expect(spec.gpus).toBeUndefined();
+    expect(modelSpec.safeParse({ ...cpu, gpuMemoryMb: -1 }).success).toBe(false);
+  });
 });
 
 describe('formatting', () => {

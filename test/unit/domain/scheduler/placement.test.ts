@@ -40,6 +40,23 @@ function plan(input: Omit<PlacementInput, 'models' | 'now'> & { now?: number }) 
   return result;
 }
 
+describe('CPU models (0 MB of GPU memory)', () => {
+  it('switch onto nodes without GPU memory; GPU models never do', () => {
+    const withCpu: SchedModel[] = [...models, { id: 'CPU', gpuMemoryMb: 0 }];
+    const nodes = [node('n1', { gpuMemoryTotalMb: 0, maxConcurrency: 1 })];
+    const full: PlacementInput = {
+      models: withCpu,
+      now: NOW,
+      nodes,
+      queue: [task('t1', 'A'), task('t2', 'CPU', { enqueuedAt: NOW + 1 })],
+    };
+    const result = planPlacements(full);
+    checkPlan(full, result);
+    expect(result.placements).toEqual([{ taskId: 't2', nodeId: 'n1', switchModel: { from: [], to: 'CPU' } }]);
+    expect(result.stillQueued).toEqual(['t1']);
+  });
+});
+
 describe('rule 1: model already resident', () => {
   it('prefers the least busy node with the model and a free slot', () => {
     // Prepare
