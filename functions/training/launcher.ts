@@ -1,6 +1,13 @@
 import type { AppContext } from '../core/context.js';
-import { dispatchCommand, getCommand } from '../fleet/commands.js';
-import { getNode, isOnline, listNodes, nodeQueue } from '../fleet/nodes.js';
+import { dispatchCommand, getCommand, type CommandItem } from '../fleet/commands.js';
+import {
+  getNode,
+  heartbeatIntervalSeconds,
+  isOnline,
+  listNodes,
+  nodeQueue,
+  type NodeItem,
+} from '../fleet/nodes.js';
 import type { CommandEnvelope, ContainerSpec } from '../fleet/protocol.js';
 import { ConditionFailedError } from '../ports/store.js';
 import { activeRuns } from './model.js';
@@ -37,6 +44,12 @@ export interface RunLauncher {
   remove(nodeId: string, instanceId: string): Promise<void>;
   /** Whether the node still heartbeats. */
   alive(nodeId: string): Promise<boolean>;
+  /**
+   * Whether the run's container is known to be gone from its node (removed behind the agent, the
+   * engine's state lost): its start succeeded, yet a heartbeat sent well after lists no container
+   * of it, so no exit will ever be reported. False while unsure. Launchers that cannot tell omit it.
+   */
+  gone?(nodeId: string, instanceId: string, commandId: string): Promise<boolean>;
 }
 
 const EPS = 1e-9;
@@ -128,7 +141,32 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
       const node = await getNode(ctx, nodeId);
       return node !== undefined && isOnline(node, ctx);
     },
+
+    async gone(nodeId, instanceId, commandId) {
+      const start = await getCommand(ctx, commandId);
+      const node = start?.status === 'succeeded' ? await getNode(ctx, nodeId) : undefined;
+      return containerGone(start, node, instanceId, heartbeatIntervalSeconds(ctx));
+    },
   };
+}
+
+/**
+ * The decision behind `gone`, pure: the start succeeded, the node's last heartbeat was sent well
+ * after that (one sampled before the start may arrive after its result), and it lists no
+ * container of the instance. Exited containers are listed until the control plane removes them,
+ * so absent means gone.
+ */
+export function containerGone(
+  start: Pick<CommandItem, 'status' | 'completedAt'> | undefined,
+  node: Pick<NodeItem, 'lastHeartbeatMs' | 'containerStats'> | undefined,
+  instanceId: string,
+  heartbeatSeconds: number,
+): boolean {
+  if (start?.status !== 'succeeded' || !start.completedAt) return false;
+  if (!node?.lastHeartbeatMs) return false;
+  const graceMs = Math.max(10_000, 2 * heartbeatSeconds * 1000);
+  if (node.lastHeartbeatMs < Date.parse(start.completedAt) + graceMs) return false;
+  return !Object.hasOwn(node.containerStats ?? {}, instanceId);
 }
 
 export function describeAsk(ask: RunAsk): string {

@@ -507,6 +507,15 @@ export async function resumeJob(
       });
       return;
     }
+    if (run.nodeId && (await launcher.gone?.(run.nodeId, run.instanceId, startCommandId(run)))) {
+      // No exit will be reported for a container that no longer exists: count it as a failed attempt.
+      await endAttempt(ctx, run, {
+        exitCode: null,
+        logTail: '',
+        reason: `the run's container is gone from node ${run.nodeId} (removed outside the control plane)`,
+      });
+      return;
+    }
     await markStarted(ctx, job, run, resendPendingOlderThanMs);
     return;
   }

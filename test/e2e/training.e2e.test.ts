@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { emit } from '../../functions/core/events.js';
 import { LABELS } from '../../functions/fleet/protocol.js';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
@@ -235,6 +236,47 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
       expect(await mine({ 'fleet.job': id })).toEqual([]),
     );
   }, 90_000);
+
+  it('a run container removed behind the agent counts as a failed attempt; the retry runs', async () => {
+    const id = await createJob({ command: UNTIL_RELEASED, schedule: null, max_retries: 1 });
+    await statusOf(id, 'running', 60_000);
+    const [c] = await eventually('the run container running', async () => {
+      const found = await mine({ 'fleet.job': id });
+      expect(found.map((x) => x.state)).toEqual(['running']);
+      return found;
+    });
+
+    // Gone without an exit report; the repair sweep (every 5 minutes) is run now instead of waited for.
+    await docker.getContainer(c!.id).remove({ force: true });
+    await eventually(
+      'the lost attempt failed and the retry running',
+      async () => {
+        await emit(rt.ctx, { type: 'jobs.repair' });
+        const runs = await runsOf(id);
+        expect(runs.runs.map((r: Record<string, unknown>) => [r.attempt, r.status])).toEqual([
+          [2, 'running'],
+          [1, 'failed'],
+        ]);
+        return runs;
+      },
+      60_000,
+      1000,
+    );
+    const job = await jobOf(id);
+    expect(job).toMatchObject({ status: 'running', retry_count: 1 });
+    expect(job.error_message).toMatch(/^Attempt failed: the run's container is gone from node /);
+    await eventually('the retry’s container running', async () => {
+      const found = await mine({ 'fleet.job': id });
+      expect(found.map((x) => [x.state, x.id === c!.id])).toEqual([['running', false]]);
+    });
+    expect(await readFile(checkpointFile(id, 'started'), 'utf8')).toBe('1\n2\n');
+
+    await writeFile(checkpointFile(id, 'release'), '');
+    expect(await statusOf(id, 'completed', 30_000)).toMatchObject({ retry_count: 1, error_message: null });
+    await eventually('the job’s containers removed', async () =>
+      expect(await mine({ 'fleet.job': id })).toEqual([]),
+    );
+  }, 120_000);
 
   it('deleting a scheduled job removes its schedule from the scheduler', async () => {
     const id = await createJob({ command: ['true'], schedule: '0 2 * * *', timezone: 'Europe/Berlin' });
