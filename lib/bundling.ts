@@ -1,8 +1,14 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutputFormat, type BundlingOptions, type ICommandHooks } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { BuildOptions } from 'esbuild';
+import { buildOpenApi } from '../functions/core/openapi.js';
+import type { AnyRoute } from '../functions/core/route.js';
+import { VERSION } from '../functions/core/version.js';
+import { OPENAPI_FILE, OPENAPI_PREBUILT } from '../functions/system/openapi-file.js';
 import { DOCS_ASSETS } from '../functions/system/docs.js';
 
 /** The repository root: entries, package-lock.json and node_modules are resolved from here. */
@@ -33,6 +39,9 @@ export const BUNDLE = {
   // CommonJS dependencies bundled into ESM still call require(); give them one.
   banner:
     "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  // /openapi.json ships prebuilt beside the docs assets (written at synth from the same route
+  // table), so the generator and the whole of zod it needs stay out of the bundles.
+  define: { [OPENAPI_PREBUILT]: '"true"' },
 } as const;
 
 /** Node flags the functions run with: stack traces in the logs point at the TypeScript sources. */
@@ -49,6 +58,7 @@ export function nodejsBundling(commandHooks?: ICommandHooks): BundlingOptions {
     mainFields: [...BUNDLE.mainFields],
     externalModules: [...BUNDLE.externalModules],
     banner: BUNDLE.banner,
+    define: { ...BUNDLE.define },
     // esbuild is a devDependency: bundle locally, never in Docker.
     forceDockerBundling: false,
     ...(commandHooks ? { commandHooks } : {}),
@@ -70,17 +80,26 @@ export function esbuildOptions(entry: string, outfile: string): BuildOptions {
     mainFields: [...BUNDLE.mainFields],
     external: [...BUNDLE.externalModules],
     banner: { js: BUNDLE.banner },
+    define: { ...BUNDLE.define },
     absWorkingDir: PROJECT_ROOT,
     logLevel: 'warning',
   };
 }
 
+/** Writes the OpenAPI document of `routes` into a fresh temp folder; returns the file's path. */
+export function writeOpenApiFile(routes: AnyRoute[]): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'fleet-openapi-')), OPENAPI_FILE);
+  writeFileSync(file, JSON.stringify(buildOpenApi(routes, { version: VERSION })));
+  return file;
+}
+
 /**
- * Copies Swagger UI and ReDoc next to the bundle (the system function serves them from
- * DOCS_ASSETS_DIR). Paths are resolved through node_modules and made relative to the input
- * folder, so the same commands work for local and Docker bundling.
+ * Copies Swagger UI, ReDoc and the prebuilt OpenAPI document (`openapiFile`, absolute) next to
+ * the bundle (the system function serves them from DOCS_ASSETS_DIR). Package paths are resolved
+ * through node_modules and made relative to the input folder, so the same commands work for
+ * local and Docker bundling.
  */
-export function docsAssetsHooks(): ICommandHooks {
+export function docsAssetsHooks(openapiFile: string): ICommandHooks {
   const require = createRequire(import.meta.url);
   const sources = Object.entries(DOCS_ASSETS).map(([name, asset]) => {
     const pkgDir = dirname(require.resolve(`${asset.pkg}/package.json`));
@@ -96,6 +115,7 @@ export function docsAssetsHooks(): ICommandHooks {
         ({ name, from }) =>
           `cp ${quote(join(inputDir, from))} ${quote(join(outputDir, DOCS_ASSETS_SUBDIR, name))}`,
       ),
+      `cp ${quote(openapiFile)} ${quote(join(outputDir, DOCS_ASSETS_SUBDIR, OPENAPI_FILE))}`,
     ],
   };
 }

@@ -7,7 +7,7 @@ import type { Construct } from 'constructs';
 import type { Config } from '../functions/core/config.js';
 import type { AnyRoute, RouteGroup } from '../functions/core/route.js';
 import { Api } from './api.js';
-import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks } from './bundling.js';
+import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
 import { ControlPlaneFunction } from './function.js';
 import { EVENTS_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
@@ -54,6 +54,7 @@ export class ControlPlaneStack extends Stack {
     } satisfies Partial<Record<keyof Config, string>>;
     const shared = { logLevel: settings.logLevel, logRetention: settings.logRetention };
 
+    const openapiFile = writeOpenApiFile(props.routes);
     const http = byGroup((group) => {
       const isSystem = group === 'system';
       return new ControlPlaneFunction(this, `${pascal(group)}Function`, {
@@ -63,7 +64,7 @@ export class ControlPlaneStack extends Stack {
         environment: isSystem
           ? { ...environment, DOCS_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}` }
           : environment,
-        ...(isSystem ? { commandHooks: docsAssetsHooks() } : {}),
+        ...(isSystem ? { commandHooks: docsAssetsHooks(openapiFile) } : {}),
       });
     });
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { OPENAPI_FILE } from './openapi-file.js';
 
 /** Swagger UI and ReDoc, served from their npm packages: no CDN. */
 export const DOCS_ASSETS: Record<string, { pkg: string; file: string; type: string }> = {
@@ -16,7 +17,10 @@ function packageDir(pkg: string): string {
 
 const cache = new Map<string, Buffer>();
 
-export async function readDocsAsset(name: string, assetsDir?: string): Promise<{ body: Buffer; type: string } | undefined> {
+export async function readDocsAsset(
+  name: string,
+  assetsDir?: string,
+): Promise<{ body: Buffer; type: string } | undefined> {
   const asset = DOCS_ASSETS[name];
   if (!asset) return undefined;
   let body = cache.get(name);
@@ -26,6 +30,12 @@ export async function readDocsAsset(name: string, assetsDir?: string): Promise<{
     cache.set(name, body);
   }
   return { body, type: asset.type };
+}
+
+/** The OpenAPI document written at synth beside the docs assets (Lambda bundles only). */
+export async function readPrebuiltOpenApi(assetsDir: string | undefined): Promise<unknown> {
+  if (!assetsDir) throw new Error('DOCS_ASSETS_DIR is unset: the prebuilt OpenAPI document cannot be found');
+  return JSON.parse(await readFile(join(assetsDir, OPENAPI_FILE), 'utf8'));
 }
 
 export const swaggerPage = (specUrl: string) => `<!doctype html>

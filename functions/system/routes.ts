@@ -3,7 +3,7 @@ import { rawReply, reply } from '../core/http.js';
 import { route, type AnyRoute } from '../core/route.js';
 import { VERSION } from '../core/version.js';
 import { checkHealth } from './health.js';
-import { readDocsAsset, redocPage, swaggerPage } from './docs.js';
+import { readDocsAsset, readPrebuiltOpenApi, redocPage, swaggerPage } from './docs.js';
 import { NotFoundError } from '../core/errors.js';
 
 const healthResponse = z.object({
@@ -44,11 +44,16 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
       tags: ['Docs'],
       errorStyle: 'fastapi',
       scope: 'public',
-      handler: async () => {
-        // Loaded on first use: the generator is large and only this route needs it.
+      handler: async (_req, ctx) => {
         if (!openapi) {
-          const { buildOpenApi } = await import('../core/openapi.js');
-          openapi = buildOpenApi(all(), { version: VERSION });
+          // Bundles replace this test with true (lib/bundling.ts) and drop the else branch, and the
+          // generator with it; unbundled, the document is generated on first use.
+          if (process.env.FLEET_OPENAPI_PREBUILT === 'true') {
+            openapi = await readPrebuiltOpenApi(ctx.config.DOCS_ASSETS_DIR);
+          } else {
+            const { buildOpenApi } = await import('../core/openapi.js');
+            openapi = buildOpenApi(all(), { version: VERSION });
+          }
         }
         return openapi;
       },
