@@ -302,7 +302,7 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
     expect(gone.body).toEqual({ detail: `Job ${id} not found`, error_type: 'JobNotFoundError' });
   });
 
-  it('an every-minute schedule fires on its own and its container runs on the engine', async () => {
+  it('an every-minute schedule fires on its own, its container runs on the engine, a firing during the run is skipped', async () => {
     const id = await createJob({ command: UNTIL_RELEASED, schedule: '* * * * *', max_retries: 0 });
     expect(await jobOf(id)).toMatchObject({ status: 'pending', schedule: '* * * * *', started_at: null });
     expect(await rt.ctx.scheduler.get(`job-${id}`)).toMatchObject({ expression: 'cron(* * * * ? *)' });
@@ -336,6 +336,29 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
     ]);
     expect(await readFile(checkpointFile(id, 'started'), 'utf8')).toBe('1\n');
 
+    // Still running at the next minute: that firing is recorded as skipped, no second container.
+    const skipped = await eventually(
+      'the next firing skipped',
+      async () => {
+        const runs = (await runsOf(id)).runs as Record<string, unknown>[];
+        const skip = runs.find((r) => r.status === 'skipped');
+        expect(skip, JSON.stringify(runs)).toBeDefined();
+        return skip!;
+      },
+      80_000,
+      500,
+    );
+    expect(skipped).toMatchObject({
+      attempt: null,
+      node_id: null,
+      scheduled_at: expect.stringMatching(/:00$/),
+      error: expect.stringContaining('still active'),
+    });
+    expect(String(skipped.scheduled_at) > running.runs[0].scheduled_at).toBe(true);
+    expect((await jobOf(id)).skipped_firings).toBeGreaterThanOrEqual(1);
+    expect((await mine({ 'fleet.job': id })).map((x) => x.id)).toEqual([c!.id]);
+    expect(await readFile(checkpointFile(id, 'started'), 'utf8')).toBe('1\n');
+
     await writeFile(checkpointFile(id, 'release'), '');
     await statusOf(id, 'completed', 30_000);
     const done = (await runsOf(id)).runs.find(
@@ -354,5 +377,5 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
     await eventually('the job’s containers removed', async () =>
       expect(await mine({ 'fleet.job': id })).toEqual([]),
     );
-  }, 150_000);
+  }, 240_000);
 });
