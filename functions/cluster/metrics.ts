@@ -247,23 +247,35 @@ export function averageDurationOf(model: string, tasks: TaskItem[]): number | nu
   return fleetAverageDuration(tasks.filter((t) => t.model === model));
 }
 
-/** Recent mean run times, per model and fleet-wide; refreshed at most every 30 s per process (submits read it). */
-let durationCache: { at: number; perModel: Map<string, number>; fleet: number | null } | undefined;
+type Durations = { perModel: Map<string, number>; fleet: number | null };
+
+/**
+ * Recent mean run times, per model and fleet-wide; refreshed at most every 30 s per context
+ * (submits read it). Concurrent misses share one read: a burst of submits would otherwise each
+ * read a day of tasks.
+ */
+let durationCache = new WeakMap<AppContext, { at: number; value: Promise<Durations> }>();
 export const resetDurationCache = (): void => {
-  durationCache = undefined;
+  durationCache = new WeakMap();
 };
 
-export async function recentDurations(
-  ctx: AppContext,
-): Promise<{ perModel: Map<string, number>; fleet: number | null }> {
+export async function recentDurations(ctx: AppContext): Promise<Durations> {
   const now = Date.now();
-  if (durationCache && now - durationCache.at < 30_000) return durationCache;
-  const recent = await tasksSince(ctx, ctx.now() - 86_400_000);
-  const perModel = new Map<string, number>();
-  for (const m of new Set(recent.map((t) => t.model))) {
-    const d = averageDurationOf(m, recent);
-    if (d !== null) perModel.set(m, d);
-  }
-  durationCache = { at: now, perModel, fleet: fleetAverageDuration(recent) };
-  return durationCache;
+  const cached = durationCache.get(ctx);
+  if (cached && now - cached.at < 30_000) return cached.value;
+  const value = (async () => {
+    const recent = await tasksSince(ctx, ctx.now() - 86_400_000);
+    const perModel = new Map<string, number>();
+    for (const m of new Set(recent.map((t) => t.model))) {
+      const d = averageDurationOf(m, recent);
+      if (d !== null) perModel.set(m, d);
+    }
+    return { perModel, fleet: fleetAverageDuration(recent) };
+  })();
+  durationCache.set(ctx, { at: now, value });
+  // A failed read is not cached.
+  value.catch(() => {
+    if (durationCache.get(ctx)?.value === value) durationCache.delete(ctx);
+  });
+  return value;
 }

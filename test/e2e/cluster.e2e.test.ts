@@ -435,16 +435,20 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
       );
     }, 90_000);
 
-    /** Fills both nodes with held tasks of the model each has loaded (no switch), running on their servers. */
+    /** Fills both nodes with held tasks of a model a free node has loaded (rule 1: no switch), held on their servers. */
     const occupyBoth = async (tag: string) => {
       const held: string[] = [];
-      for (const a of agents) {
-        const model = (await serverOf(a.name)).model!;
-        const id = await submit(model, { gate: `${runId}-${tag}-${a.name}` });
-        gates.set(id, `${runId}-${tag}-${a.name}`);
+      const busy = new Set<string>();
+      for (let i = 0; i < agents.length; i++) {
+        const free = agents.find((a) => !busy.has(a.nodeId))!;
+        const gate = `${runId}-${tag}-${i}`;
+        const id = await submit((await serverOf(free.name)).model!, { gate });
+        gates.set(id, gate);
         held.push(id);
-        const t = await waitFor(id, 'running');
-        expect(t.nodeId).toBe(a.nodeId);
+        const on = await heldOnServer(id);
+        expect(busy.has(on.nodeId)).toBe(false);
+        expect((await record(id)).switchedModel ?? false).toBe(false);
+        busy.add(on.nodeId);
       }
       return held;
     };

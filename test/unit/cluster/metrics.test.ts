@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { clusterMetrics, workerStats, type Sample } from '../../../functions/cluster/metrics.js';
+import {
+  clusterMetrics,
+  recentDurations,
+  resetDurationCache,
+  workerStats,
+  type Sample,
+} from '../../../functions/cluster/metrics.js';
+import type { AppContext } from '../../../functions/core/context.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
 
 const T0 = Date.parse('2026-05-30T10:00:00Z');
@@ -108,5 +115,57 @@ describe('worker stats', () => {
       successRate: null,
       performanceScore: null,
     });
+  });
+});
+
+describe('recent durations for wait estimates', () => {
+  /** A context whose store answers task queries slowly, counting them. */
+  function slowContext(tasks: TaskItem[]) {
+    const calls = { n: 0 };
+    const ctx = {
+      now: () => T0 + 60_000,
+      store: {
+        query: async () => {
+          calls.n++;
+          await new Promise((r) => setTimeout(r, 20));
+          return { items: tasks };
+        },
+      },
+    } as unknown as AppContext;
+    return { ctx, calls };
+  }
+
+  it('reads once for a burst of concurrent callers, and once per context', async () => {
+    resetDurationCache();
+    const done = task('t1', { startedAtMs: T0, completedAtMs: T0 + 4_000 });
+    const a = slowContext([done]);
+    const b = slowContext([]);
+    const results = await Promise.all([
+      ...Array.from({ length: 10 }, () => recentDurations(a.ctx)),
+      recentDurations(b.ctx),
+    ]);
+    expect(a.calls.n).toBe(1);
+    expect(b.calls.n).toBe(1);
+    expect(results[0]!.perModel.get('llama-2-7b')).toBe(4);
+    expect(results[10]!.fleet).toBeNull();
+    await recentDurations(a.ctx);
+    expect(a.calls.n).toBe(1);
+  });
+
+  it('does not keep a failed read', async () => {
+    resetDurationCache();
+    let fail = true;
+    const ctx = {
+      now: () => T0,
+      store: {
+        query: async () => {
+          if (fail) throw new Error('store down');
+          return { items: [] };
+        },
+      },
+    } as unknown as AppContext;
+    await expect(recentDurations(ctx)).rejects.toThrow('store down');
+    fail = false;
+    await expect(recentDurations(ctx)).resolves.toMatchObject({ fleet: null });
   });
 });
