@@ -32,3 +32,16 @@ for (const [type, handler] of Object.entries(trainingEventHandlers)) {
       }
     : handler;
 }
+
+// Novita GPU instances: novita.instance.poll, novita.migration.schedule / .run,
+// novita.webhook.deliver. Chained like the training ones.
+import { novitaEventHandlers } from './novita/events.js';
+for (const [type, handler] of Object.entries(novitaEventHandlers)) {
+  const before = eventHandlers[type];
+  eventHandlers[type] = before
+    ? async (event, ctx) => {
+        await before(event, ctx);
+        await handler(event, ctx);
+      }
+    : handler;
+}

@@ -15,6 +15,11 @@ import { fleetNodeRoutes } from './fleet/routes.js';
 import { orchestratorRoutes } from './orchestrator/routes.js';
 routes.push(...agentRoutes(), ...fleetNodeRoutes(), ...orchestratorRoutes());
 
+// Fleet Commander clusters and vault.
+import { fleetClusterRoutes } from './fleet/clusters.js';
+import { vaultRoutes } from './fleet/vault.js';
+routes.push(...fleetClusterRoutes(), ...vaultRoutes());
+
 // Cluster Manager API and Vision API over one shared task queue.
 import { clusterRoutes } from './cluster/routes.js';
 import { visionRoutes } from './vision/routes.js';
@@ -23,3 +28,7 @@ routes.push(...clusterRoutes(), ...visionRoutes());
 // Training Job Orchestrator API.
 import { trainingRoutes } from './training/routes.js';
 routes.push(...trainingRoutes());
+
+// Novita GPU Instance API: managed cloud instances, metrics, spot migration.
+import { novitaRoutes } from './novita/routes.js';
+routes.push(...novitaRoutes());

@@ -1,5 +1,7 @@
 import type { AppContext } from './core/context.js';
 import type { ScheduleSpec } from './ports/scheduler.js';
+import { loadConfig } from './core/config.js';
+import { novitaSchedules } from './novita/schedules.js';
 
 /**
  * The control plane's own recurring schedules (safety-net sweeps), declared once: the CDK
@@ -12,6 +14,8 @@ export const APP_SCHEDULES: ScheduleSpec[] = [
     payload: JSON.stringify({ type: 'nodes.sweep' }),
     description: 'Marks silent nodes offline, then reconciles every image against its desired count',
   },
+  // Novita spot migration, every NOVITA_MIGRATION_INTERVAL_MINUTES (15).
+  ...novitaSchedules(loadConfig().NOVITA_MIGRATION_INTERVAL_MINUTES),
 ];
 
 export async function ensureAppSchedules(ctx: AppContext): Promise<void> {

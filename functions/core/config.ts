@@ -39,6 +39,35 @@ export const configSchema = z.object({
   /** Folder holding the Swagger UI and ReDoc files; resolved from node_modules when unset. */
   DOCS_ASSETS_DIR: z.string().optional(),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+
+  // Novita GPU instances (functions/novita). The API key is the `novita-api-key` secret, never a variable.
+  /** Base URL of the Novita GPU instance API (a test double on loopback in the suites). */
+  NOVITA_BASE_URL: z.string().url().default('https://api.novita.ai/gpu-instance/openapi/v1'),
+  /** Per call to Novita; a slow upstream must not hold a request near API Gateway's 29 s. */
+  NOVITA_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(10_000),
+  /** `onDemand` or `spot`: which price the product choice compares and the billing mode asked. */
+  NOVITA_BILLING_MODE: z.enum(['onDemand', 'spot']).default('onDemand'),
+  /** An instance not running this long after creation is failed with STARTUP_TIMEOUT. */
+  NOVITA_STARTUP_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(600),
+  /** Delay between two status reads of a starting instance. */
+  NOVITA_POLL_SECONDS: z.coerce.number().int().positive().max(900).default(10),
+  /** How long product lists and templates are reused before Novita is asked again. */
+  NOVITA_CACHE_SECONDS: z.coerce.number().int().min(0).default(300),
+  NOVITA_MIGRATION_ENABLED: bool.default(true),
+  /** The spot migration schedule's period (the CDK stack and the local runtime read it at start). */
+  NOVITA_MIGRATION_INTERVAL_MINUTES: z.coerce.number().int().positive().max(1440).default(15),
+  /** Scheduled runs only plan (a trigger can still ask for dryRun: false). */
+  NOVITA_MIGRATION_DRY_RUN: bool.default(false),
+  NOVITA_MIGRATION_MAX_CONCURRENT: z.coerce.number().int().positive().max(50).default(5),
+  /** Try an instance whose migration failed again on the next run. */
+  NOVITA_MIGRATION_RETRY_FAILED: bool.default(true),
+  /** First webhook retry delay; doubles per attempt (SQS caps a delay at 900 s). */
+  NOVITA_WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().int().positive().default(5),
+  NOVITA_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().positive().max(20).default(6),
+  /** Per-IP limits of the Novita routes: creation and status queries per minute, the rest per hour. */
+  NOVITA_RATE_LIMIT_CREATE_PER_MINUTE: z.coerce.number().int().positive().default(10),
+  NOVITA_RATE_LIMIT_STATUS_PER_MINUTE: z.coerce.number().int().positive().default(100),
+  NOVITA_RATE_LIMIT_GENERAL_PER_HOUR: z.coerce.number().int().positive().default(1000),
 });
 
 export type Config = z.output<typeof configSchema>;

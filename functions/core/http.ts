@@ -4,7 +4,7 @@ import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { AppContext } from './context.js';
 import { HttpError, ValidationError, renderError, type ErrorStyle } from './errors.js';
-import type { AnyRoute, ResponseOut } from './route.js';
+import type { AnyRoute, HookOut, ResponseOut } from './route.js';
 import { Router, styleForPath } from './router.js';
 import { parseOrThrow } from './validation.js';
 
@@ -31,6 +31,8 @@ interface Internal {
   requestId: string;
   style: ErrorStyle;
   startedAt: number;
+  /** What the route's hook returned, applied to the final response. */
+  hook?: HookOut;
 }
 
 const internals = new WeakMap<object, Internal>();
@@ -133,6 +135,10 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     internal.style = route.errorStyle;
 
     if (route.scope === 'user' && ctx.config.API_AUTH) await checkApiKey(ctx, headers);
+    if (route.hook) {
+      const hookIn = { method, path, headers, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp };
+      internal.hook = (await route.hook(hookIn, ctx)) ?? undefined;
+    }
 
     const raw = bodyBytes(event);
     if (raw && raw.length > ctx.config.MAX_BODY_BYTES && route.bodyType !== 'multipart') {
@@ -174,9 +180,14 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     if (!internal || !request.response) return;
     request.response = {
       ...request.response,
-      headers: { ...request.response.headers, 'x-request-id': internal.requestId },
+      headers: { ...internal.hook?.headers, ...request.response.headers, 'x-request-id': internal.requestId },
     };
     const ctx = await options.context().catch(() => undefined);
+    if (internal.hook?.done) {
+      await internal.hook
+        .done(request.response.statusCode ?? 200, Date.now() - internal.startedAt)
+        .catch((error: unknown) => ctx?.logger.warn('route hook failed after the response', { error: error as Error }));
+    }
     ctx?.logger.info('request', {
       requestId: internal.requestId,
       method: request.event.requestContext.http.method,
@@ -199,7 +210,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       after: tagResponse,
       onError: tagResponse,
     })
-    .use(httpCors({ origins: options.corsOrigins, credentials: false, exposeHeaders: 'x-request-id' }))
+    .use(httpCors({ origins: options.corsOrigins, credentials: false, exposeHeaders: 'x-request-id, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset' }))
     .use({
       onError: async function mapError(request) {
         const internal = internals.get(request.context) ?? {

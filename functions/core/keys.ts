@@ -105,3 +105,52 @@ export const trainingKeys = {
   activeRunIndex: (nodeId: string, instanceId: string) => ({ gsi1pk: 'TRAINRUNS', gsi1sk: `${nodeId}#${instanceId}` }),
   activeRunsPk: 'TRAINRUNS',
 } as const;
+
+/** Novita GPU instance keys (appended). */
+export const novitaKeys = {
+  /** A managed Novita instance (our id, which maps to Novita's). */
+  instance: (instanceId: string) => ({ pk: `NOVITAINST#${instanceId}`, sk: 'META' }),
+  /** gsi1: every managed instance by creation; gsi2: those in one status. */
+  instanceIndexes: (createdAt: string, instanceId: string, status: string) => ({
+    gsi1pk: 'NOVITAINSTANCES',
+    gsi1sk: `${createdAt}#${instanceId}`,
+    gsi2pk: `NOVITAINSTSTATUS#${status}`,
+    gsi2sk: `${createdAt}#${instanceId}`,
+  }),
+  instancesPk: 'NOVITAINSTANCES',
+  instanceStatusPk: (status: string) => `NOVITAINSTSTATUS#${status}`,
+  /** One spot migration execution; gsi1: all by queue time; gsi2: those in one status. */
+  migration: (jobId: string) => ({ pk: `NOVITAMIG#${jobId}`, sk: 'META' }),
+  migrationIndexes: (queuedAt: string, jobId: string, status: string) => ({
+    gsi1pk: 'NOVITAMIGRATIONS',
+    gsi1sk: `${queuedAt}#${jobId}`,
+    gsi2pk: `NOVITAMIGSTATUS#${status}`,
+    gsi2sk: `${queuedAt}#${jobId}`,
+  }),
+  migrationsPk: 'NOVITAMIGRATIONS',
+  migrationStatusPk: (status: string) => `NOVITAMIGSTATUS#${status}`,
+  /** The one migration in flight: written with attribute_not_exists, deleted by its holder. */
+  migrationLock: () => ({ pk: 'NOVITAMIGRATION', sk: 'LOCK' }),
+  /** Counters: `REQUESTS` (Novita routes) and `MIGRATIONS` (finished executions). */
+  stats: (name: 'REQUESTS' | 'MIGRATIONS') => ({ pk: 'NOVITASTATS', sk: name }),
+  /** One rate-limit window of one client and bucket; gone by TTL after the window. */
+  rateWindow: (bucket: string, ip: string, windowStart: number) => ({
+    pk: `NOVITARATE#${bucket}#${ip}`,
+    sk: String(windowStart),
+  }),
+} as const;
+
+/** Fleet Commander clusters and vault credentials (appended). */
+export const clusterGroupKeys = {
+  cluster: (clusterId: string) => ({ pk: `FLEETCLUSTER#${clusterId}`, sk: 'META' }),
+  /** Uniqueness guard: one cluster per name. */
+  clusterName: (name: string) => ({ pk: `FLEETCLUSTERNAME#${name}`, sk: 'NAME' }),
+  /** gsi1: every cluster by name. */
+  clustersIndex: (name: string) => ({ gsi1pk: 'FLEETCLUSTERS', gsi1sk: name }),
+  clustersPk: 'FLEETCLUSTERS',
+  /** A credential's metadata, keyed by its unique name; the password is a secret `vault/<id>`. */
+  credential: (name: string) => ({ pk: `CRED#${name}`, sk: 'META' }),
+  /** gsi1: every credential by id (list, and delete by id). */
+  credentialsIndex: (credId: string) => ({ gsi1pk: 'CREDS', gsi1sk: credId }),
+  credentialsPk: 'CREDS',
+} as const;

@@ -32,6 +32,21 @@ export interface ResponseOut {
   raw?: Buffer | string;
 }
 
+/** What a route hook sees: the request before its body is parsed or validated. */
+export interface HookIn {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  requestId: string;
+  sourceIp?: string;
+}
+
+/** A hook's answer: headers for the response (error or not), and a callback with the final status. */
+export interface HookOut {
+  headers?: Record<string, string>;
+  done?: (status: number, durationMs: number) => Promise<void>;
+}
+
 export type Handler<P, Q, B> = (req: RequestIn<P, Q, B>, ctx: AppContext) => Promise<ResponseOut | unknown>;
 
 type Infer<S> = S extends z.ZodType ? z.output<S> : undefined;
@@ -63,6 +78,11 @@ export interface RouteSpec<
   /** Content type of a non-JSON success response (HTML pages, images). */
   produces?: string;
   handler: Handler<Infer<PS>, Infer<QS>, Infer<BS>>;
+  /**
+   * Runs after routing and auth, before parsing and validation (rate limits, request counts).
+   * It may throw an HttpError; its headers are added to whatever the response turns out to be.
+   */
+  hook?: (req: HookIn, ctx: AppContext) => Promise<HookOut | void>;
 }
 
 /** A route with its types erased, as the router and generators see it. */

@@ -1,5 +1,4 @@
 import { httpEntry } from '../core/lambda.js';
-// Pulls in the whole route table until routes are declared per group: see functions/routes.ts.
-import { routesOfGroup } from '../routes.js';
+import { novitaRoutes } from '../novita/routes.js';
 
-export const handler = httpEntry(routesOfGroup('novita'));
+export const handler = httpEntry(novitaRoutes());

@@ -1,7 +1,17 @@
 import type { AppContext } from '../core/context.js';
 import { VERSION } from '../core/version.js';
+import { migrationHealth, novitaApiProbe } from '../novita/health.js';
 
-export type DependencyState = 'healthy' | 'unhealthy';
+/** `not_configured`: an optional dependency with no settings (Novita without a key); not a failure. */
+export type DependencyState = 'healthy' | 'unhealthy' | 'not_configured';
+
+export interface MigrationServiceHealth {
+  enabled: boolean;
+  lastExecution: string | null;
+  nextExecution: string | null;
+  status: string;
+  recentErrors: number;
+}
 
 export interface HealthReport {
   status: 'healthy' | 'unhealthy';
@@ -11,6 +21,8 @@ export interface HealthReport {
   service: string;
   database_connected: boolean;
   dependencies: Record<string, DependencyState>;
+  /** Novita spot migration (the Novita document's health body). */
+  migrationService?: MigrationServiceHealth;
   errors?: Record<string, string>;
 }
 
@@ -38,11 +50,13 @@ async function probe(fn: () => Promise<void>): Promise<string | undefined> {
  * one failure makes the whole report unhealthy (503).
  */
 export async function checkHealth(ctx: AppContext): Promise<HealthReport> {
+  const novita = await novitaApiProbe(ctx).catch(() => undefined);
   const probes: Record<string, () => Promise<void>> = {
     database: () => ctx.store.ping(),
     queue: () => ctx.queue.ping(),
     scheduler: () => ctx.scheduler.ping(),
     artifacts: () => ctx.blobs.ping(),
+    ...(novita ? { novitaApi: novita } : {}),
     ...ctx.probes,
   };
   const names = Object.keys(probes);
@@ -53,7 +67,10 @@ export async function checkHealth(ctx: AppContext): Promise<HealthReport> {
     dependencies[name] = results[i] === undefined ? 'healthy' : 'unhealthy';
     if (results[i] !== undefined) errors[name] = results[i]!;
   });
-  const healthy = Object.values(dependencies).every((d) => d === 'healthy');
+  if (!novita && !('novitaApi' in dependencies)) dependencies.novitaApi = 'not_configured';
+  const healthy = Object.values(dependencies).every((d) => d !== 'unhealthy');
+  // Informational: a failed migration run does not make the API unhealthy.
+  const migrationService = await migrationHealth(ctx).catch(() => undefined);
   if (!healthy) ctx.logger.warn('health check failed', { errors });
   return {
     status: healthy ? 'healthy' : 'unhealthy',
@@ -63,6 +80,7 @@ export async function checkHealth(ctx: AppContext): Promise<HealthReport> {
     service: ctx.config.SERVICE_NAME,
     database_connected: dependencies.database === 'healthy',
     dependencies,
+    ...(migrationService ? { migrationService } : {}),
     ...(healthy ? {} : { errors }),
   };
 }

@@ -13,7 +13,16 @@ const healthResponse = z.object({
   version: z.string(),
   service: z.string(),
   database_connected: z.boolean(),
-  dependencies: z.record(z.string(), z.enum(['healthy', 'unhealthy'])),
+  dependencies: z.record(z.string(), z.enum(['healthy', 'unhealthy', 'not_configured'])),
+  migrationService: z
+    .object({
+      enabled: z.boolean(),
+      lastExecution: z.string().nullable(),
+      nextExecution: z.string().nullable(),
+      status: z.string(),
+      recentErrors: z.number(),
+    })
+    .optional(),
   errors: z.record(z.string(), z.string()).optional(),
 });
 

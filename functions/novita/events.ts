@@ -1,0 +1,60 @@
+import * as z from 'zod';
+import type { AppContext } from '../core/context.js';
+import { ConflictError } from '../core/errors.js';
+import type { EventEnvelope, EventHandler } from '../core/events.js';
+import { novitaKeys } from '../core/keys.js';
+import { queryAll } from '../ports/store.js';
+import { POLL_EVENT } from './instances.js';
+import { pollInstance, revivePolls } from './lifecycle.js';
+import { RUN_EVENT, runMigration, triggerMigration } from './migration.js';
+import { SCHEDULE_EVENT } from './schedules.js';
+import type { NovitaInstanceItem } from './model.js';
+import { WEBHOOK_EVENT, deliver, deliverEvent } from './webhooks.js';
+
+/**
+ * Event types the Novita area consumes, all idempotent:
+ *
+ *   novita.instance.poll        {instanceId}            one status read of a starting instance
+ *   novita.migration.schedule   {}                      the novita-spot-migration schedule
+ *   novita.migration.run        {jobId}                 a queued migration execution
+ *   novita.webhook.deliver      {url, payload, attempt, deliveryId}
+ */
+
+function parse<S extends z.ZodType>(schema: S, event: EventEnvelope, ctx: AppContext): z.output<S> | undefined {
+  const result = schema.safeParse(event);
+  if (result.success) return result.data;
+  ctx.logger.error('dropping malformed novita event', { type: event.type, issues: result.error.issues });
+  return undefined;
+}
+
+const byInstance = z.object({ instanceId: z.string().min(1) });
+const byJob = z.object({ jobId: z.string().min(1) });
+
+async function onSchedule(ctx: AppContext): Promise<void> {
+  if (!ctx.config.NOVITA_MIGRATION_ENABLED) return;
+  const managed = await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' });
+  const revived = await revivePolls(ctx, managed);
+  if (revived) ctx.logger.info('re-queued quiet instance watches', { revived });
+  try {
+    await triggerMigration(ctx, { dryRun: ctx.config.NOVITA_MIGRATION_DRY_RUN, triggeredBy: 'schedule' });
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+    ctx.logger.info('scheduled migration skipped: one is in progress');
+  }
+}
+
+export const novitaEventHandlers: Record<string, EventHandler> = {
+  [POLL_EVENT]: async (event, ctx) => {
+    const e = parse(byInstance, event, ctx);
+    if (e) await pollInstance(ctx, e.instanceId);
+  },
+  [SCHEDULE_EVENT]: async (_event, ctx) => onSchedule(ctx),
+  [RUN_EVENT]: async (event, ctx) => {
+    const e = parse(byJob, event, ctx);
+    if (e) await runMigration(ctx, e.jobId);
+  },
+  [WEBHOOK_EVENT]: async (event, ctx) => {
+    const e = parse(deliverEvent, event, ctx);
+    if (e) await deliver(ctx, e);
+  },
+};

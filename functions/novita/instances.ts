@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { emit } from '../core/events.js';
+import { novitaKeys } from '../core/keys.js';
+import { queryAll } from '../ports/store.js';
+import type { NovitaProduct, NovitaTemplate } from './cloud.js';
+import { noteCache } from './metrics.js';
+import { asHttp, getInstanceItem, isoNow, type NovitaInstanceItem } from './model.js';
+import { chooseProduct } from './products.js';
+import { novitaCloud } from './settings.js';
+import type { InstanceStatus } from './status.js';
+
+export const POLL_EVENT = 'novita.instance.poll';
+
+/** How long Novita typically takes to bring an instance up; only the estimate in the answer. */
+const TYPICAL_STARTUP_MS = 5 * 60_000;
+
+export interface CreateInput {
+  name: string;
+  productName: string;
+  templateId: string;
+  gpuNum: number;
+  rootfsSize: number;
+  region: string;
+  webhookUrl?: string;
+}
+
+const caches = new WeakMap<AppContext, Map<string, { value: unknown; until: number }>>();
+
+/** Products and templates change rarely: reuse them for NOVITA_CACHE_SECONDS. Misses are not cached. */
+async function cached<T>(ctx: AppContext, key: string, load: () => Promise<T>): Promise<T> {
+  let cache = caches.get(ctx);
+  if (!cache) caches.set(ctx, (cache = new Map()));
+  const hit = cache.get(key);
+  if (hit && hit.until > ctx.now()) {
+    noteCache(ctx, true);
+    return hit.value as T;
+  }
+  noteCache(ctx, false);
+  const value = await load();
+  if (value !== undefined && ctx.config.NOVITA_CACHE_SECONDS > 0) {
+    cache.set(key, { value, until: ctx.now() + ctx.config.NOVITA_CACHE_SECONDS * 1000 });
+  }
+  return value;
+}
+
+const invalid = (field: string, msg: string, type: string) =>
+  new ValidationError([{ loc: ['body', field], msg, type }], 400);
+
+export async function createInstance(ctx: AppContext, input: CreateInput) {
+  const cloud = novitaCloud(ctx);
+  const billingMode = ctx.config.NOVITA_BILLING_MODE;
+  let products: NovitaProduct[];
+  let template: NovitaTemplate | undefined;
+  try {
+    products = await cached(ctx, `products|${input.productName}|${input.gpuNum}`, () =>
+      cloud.listProducts({ productName: input.productName, gpuNum: input.gpuNum }),
+    );
+    template = await cached(ctx, `template|${input.templateId}`, () => cloud.getTemplate(input.templateId));
+  } catch (error) {
+    throw asHttp(error);
+  }
+  const choice = chooseProduct(products, { productName: input.productName, region: input.region, billingMode });
+  if (choice.kind === 'unknown') {
+    const known = choice.known.slice(0, 20);
+    throw invalid(
+      'productName',
+      `Unknown product "${input.productName}"${known.length ? `; similar products: ${known.join(', ')}` : ''}`,
+      'unknown_product',
+    );
+  }
+  if (choice.kind === 'wrong-region') {
+    throw invalid(
+      'region',
+      `Product "${input.productName}" is not offered in ${input.region}; regions: ${choice.regions.join(', ') || 'none'}`,
+      'unknown_region',
+    );
+  }
+  if (choice.kind === 'unavailable') {
+    throw new HttpError(503, `No "${input.productName}" can be deployed in ${input.region} now`, 'NOVITA_API_ERROR', {
+      reason: 'INSUFFICIENT_RESOURCE',
+      productName: input.productName,
+      region: input.region,
+    });
+  }
+  const product = choice.product;
+  if (
+    (product.minRootFS !== undefined && input.rootfsSize < product.minRootFS) ||
+    (product.maxRootFS !== undefined && input.rootfsSize > product.maxRootFS)
+  ) {
+    throw invalid(
+      'rootfsSize',
+      `rootfsSize must be between ${product.minRootFS ?? 1} and ${product.maxRootFS ?? 'unbounded'} GB for ${product.name}`,
+      'out_of_range',
+    );
+  }
+  if (!template) throw invalid('templateId', `Unknown template "${input.templateId}"`, 'unknown_template');
+
+  // Written before Novita is asked, so a crash after the create leaves a record the poller
+  // (and the migration sweep) can find and fail, not an instance nobody knows.
+  const instanceId = `inst-${randomBytes(6).toString('hex')}`;
+  const createdAt = isoNow(ctx);
+  const item: NovitaInstanceItem = {
+    ...novitaKeys.instance(instanceId),
+    ...novitaKeys.instanceIndexes(createdAt, instanceId, 'creating'),
+    version: 1,
+    instanceId,
+    name: input.name,
+    status: 'creating',
+    productId: product.id,
+    productName: product.name,
+    templateId: template.id,
+    gpuNum: input.gpuNum,
+    rootfsSize: input.rootfsSize,
+    region: input.region,
+    billingMode,
+    price: choice.price,
+    ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
+    createdAt,
+  };
+  await ctx.store.put(item, { notExists: true });
+  let novitaId: string;
+  try {
+    ({ id: novitaId } = await cloud.createInstance({
+      name: input.name,
+      productId: product.id,
+      gpuNum: input.gpuNum,
+      rootfsSize: input.rootfsSize,
+      imageUrl: template.imageUrl,
+      ...(template.imageAuth ? { imageAuth: template.imageAuth } : {}),
+      ...(template.ports ? { ports: template.ports } : {}),
+      ...(template.envs ? { envs: template.envs } : {}),
+      ...(template.command ? { command: template.command } : {}),
+      clusterId: input.region,
+      kind: 'gpu',
+      billingMode,
+    }));
+  } catch (error) {
+    // Novita refused: nothing was created, so nothing stays.
+    await ctx.store.delete(item.pk, item.sk, { absent: ['novitaInstanceId'] }).catch((e: unknown) =>
+      ctx.logger.warn('could not remove a refused instance record; the poller fails it', { instanceId, error: e as Error }),
+    );
+    throw asHttp(error);
+  }
+  await ctx.store.update(item.pk, item.sk, { set: { novitaInstanceId: novitaId } });
+  await emit(ctx, { type: POLL_EVENT, instanceId }, ctx.config.NOVITA_POLL_SECONDS);
+  ctx.logger.info('novita instance created', { instanceId, novitaInstanceId: novitaId, productId: product.id });
+  return {
+    instanceId,
+    status: 'creating' as const,
+    message: 'Instance creation initiated',
+    estimatedReadyTime: new Date(ctx.now() + TYPICAL_STARTUP_MS).toISOString(),
+  };
+}
+
+export async function requireInstance(ctx: AppContext, instanceId: string): Promise<NovitaInstanceItem> {
+  const item = await getInstanceItem(ctx, instanceId);
+  if (!item) throw new NotFoundError(`Instance ${instanceId} not found`, 'INSTANCE_NOT_FOUND', { instanceId });
+  return item;
+}
+
+/** Newest first; `total` counts every match, `limit`/`offset` cut the page. */
+export async function listInstances(
+  ctx: AppContext,
+  q: { status?: InstanceStatus; limit: number; offset: number },
+): Promise<{ items: NovitaInstanceItem[]; total: number }> {
+  const all = q.status
+    ? await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instanceStatusPk(q.status), { index: 'gsi2', ascending: false })
+    : await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1', ascending: false });
+  return { items: all.slice(q.offset, q.offset + q.limit), total: all.length };
+}

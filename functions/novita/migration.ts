@@ -1,0 +1,466 @@
+import { randomBytes } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { ConflictError } from '../core/errors.js';
+import { emit } from '../core/events.js';
+import { novitaKeys } from '../core/keys.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import type { NovitaInstance } from './cloud.js';
+import { POLL_EVENT } from './instances.js';
+import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';
+import { novitaCloud } from './settings.js';
+import { isSpotReclaimed, mapNovitaStatus } from './status.js';
+
+/**
+ * Spot migration. One execution at a time: the lock item is written with attribute_not_exists
+ * when a run is queued (manual trigger or the schedule) and deleted by its holder when the run
+ * ends; a holder that died is replaced once its lease is over. Each instance is claimed with a
+ * conditional write on its version before Novita's migrate is called, so two runs never
+ * migrate one instance twice, and a migrated instance carries `migratedTo` for good.
+ */
+
+export const RUN_EVENT = 'novita.migration.run';
+export { MIGRATION_SCHEDULE, SCHEDULE_EVENT } from './schedules.js';
+const LEASE_MS = 15 * 60_000;
+const PAGE_SIZE = 100;
+const MAX_PAGES = 100;
+/** Executions are kept this long (TTL). */
+const KEEP_S = 30 * 86_400;
+
+export type ExecutionStatus = 'queued' | 'running' | 'completed' | 'failed';
+
+export interface MigrationSummary {
+  totalInstances: number;
+  exitedInstances: number;
+  eligibleInstances: number;
+  migratedInstances: number;
+  skippedInstances: number;
+  errorCount: number;
+}
+
+export interface MigrationItem extends StoreItem {
+  jobId: string;
+  status: ExecutionStatus;
+  triggeredBy: 'schedule' | 'manual';
+  dryRun: boolean;
+  maxMigrations?: number;
+  queuedAt: string;
+  startedAt?: string;
+  completedAt?: string;
+  duration?: number;
+  summary?: MigrationSummary;
+  errors: { instanceId?: string; code: string; message: string }[];
+  /** Dry runs: what a real run would migrate. */
+  plan?: { instanceId: string; novitaInstanceId: string; name: string }[];
+  migrations?: { instanceId: string; newInstanceId: string }[];
+}
+
+interface LockItem extends StoreItem {
+  jobId: string;
+  leaseUntil: number;
+}
+
+interface MigrationStats extends StoreItem {
+  totalExecutions?: number;
+  successfulExecutions?: number;
+  failedExecutions?: number;
+  totalInstancesProcessed?: number;
+  totalMigrations?: number;
+  totalDurationMs?: number;
+}
+
+const lockKey = novitaKeys.migrationLock();
+
+async function acquireLock(ctx: AppContext, jobId: string): Promise<string | undefined> {
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      await ctx.store.put<LockItem>(
+        { ...lockKey, jobId, leaseUntil: ctx.now() + LEASE_MS, expiresAt: Math.ceil((ctx.now() + LEASE_MS) / 1000) + 3600 },
+        { notExists: true },
+      );
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+    const held = await ctx.store.get<LockItem>(lockKey.pk, lockKey.sk);
+    if (held && held.leaseUntil > ctx.now()) return held.jobId;
+    // The holder's lease ran out (it died): take over, unless someone else just did.
+    if (held) await ctx.store.delete(lockKey.pk, lockKey.sk, { equals: { jobId: held.jobId } }).catch(() => undefined);
+  }
+  const held = await ctx.store.get<LockItem>(lockKey.pk, lockKey.sk);
+  return held?.jobId ?? 'unknown';
+}
+
+async function releaseLock(ctx: AppContext, jobId: string): Promise<void> {
+  await ctx.store.delete(lockKey.pk, lockKey.sk, { equals: { jobId } }).catch((error: unknown) => {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  });
+}
+
+export async function migrationInFlight(ctx: AppContext): Promise<string | undefined> {
+  const held = await ctx.store.get<LockItem>(lockKey.pk, lockKey.sk);
+  return held && held.leaseUntil > ctx.now() ? held.jobId : undefined;
+}
+
+async function setExecution(ctx: AppContext, exec: MigrationItem, set: Partial<MigrationItem>, from: ExecutionStatus[]) {
+  const status = set.status ?? exec.status;
+  const idx = novitaKeys.migrationIndexes(exec.queuedAt, exec.jobId, status);
+  return ctx.store.update<MigrationItem>(
+    exec.pk,
+    exec.sk,
+    { set: { ...set, gsi2pk: idx.gsi2pk, gsi2sk: idx.gsi2sk } },
+    { equals: { status: from } },
+  );
+}
+
+/** Queues one execution (POST /api/migration/trigger and the schedule). 409 while one is in flight. */
+export async function triggerMigration(
+  ctx: AppContext,
+  options: { dryRun: boolean; maxMigrations?: number; triggeredBy: 'schedule' | 'manual' },
+) {
+  const jobId = `migration-job-${randomBytes(6).toString('hex')}`;
+  const holder = await acquireLock(ctx, jobId);
+  if (holder) {
+    throw new ConflictError('A migration job is already in progress', 'MIGRATION_JOB_CONFLICT', { runningJobId: holder });
+  }
+  const queuedAt = isoNow(ctx);
+  const exec: MigrationItem = {
+    ...novitaKeys.migration(jobId),
+    ...novitaKeys.migrationIndexes(queuedAt, jobId, 'queued'),
+    version: 1,
+    expiresAt: Math.floor(ctx.now() / 1000) + KEEP_S,
+    jobId,
+    status: 'queued',
+    triggeredBy: options.triggeredBy,
+    dryRun: options.dryRun,
+    ...(options.maxMigrations !== undefined ? { maxMigrations: options.maxMigrations } : {}),
+    queuedAt,
+    errors: [],
+  };
+  try {
+    await ctx.store.put(exec, { notExists: true });
+    await emit(ctx, { type: RUN_EVENT, jobId });
+  } catch (error) {
+    // Nothing will run it: free the lock and record why, so the next trigger can go.
+    await setExecution(ctx, exec, { status: 'failed', completedAt: isoNow(ctx), errors: [{ code: 'MIGRATION_ERROR', message: 'could not queue the job' }] }, ['queued']).catch(() => undefined);
+    await releaseLock(ctx, jobId);
+    throw error;
+  }
+  return {
+    jobId,
+    status: 'queued' as const,
+    message: 'Migration job queued for execution',
+    estimatedStartTime: new Date(ctx.now() + 1000).toISOString(),
+    dryRun: options.dryRun,
+  };
+}
+
+async function listAllNovita(ctx: AppContext): Promise<NovitaInstance[]> {
+  const cloud = novitaCloud(ctx);
+  const all: NovitaInstance[] = [];
+  for (let pageNum = 1; pageNum <= MAX_PAGES; pageNum++) {
+    const page = await cloud.listInstances({ pageNum, pageSize: PAGE_SIZE });
+    all.push(...page);
+    if (page.length < PAGE_SIZE) break;
+  }
+  return all;
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}
+
+type MigrateResult = { ok: true; newInstanceId: string } | { ok: false; skipped: true } | { ok: false; message: string };
+
+async function migrateOne(ctx: AppContext, exec: MigrationItem, item: NovitaInstanceItem): Promise<MigrateResult> {
+  const claim = item.migrationClaim;
+  if (claim && claim.jobId !== exec.jobId && ctx.now() - Date.parse(claim.at) < LEASE_MS) return { ok: false, skipped: true };
+  try {
+    item = await ctx.store.update<NovitaInstanceItem>(
+      item.pk,
+      item.sk,
+      { set: { migrationClaim: { jobId: exec.jobId, at: isoNow(ctx) } } },
+      { version: item.version ?? 0, absent: ['migratedTo'] },
+    );
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return { ok: false, skipped: true };
+    throw error;
+  }
+  let newNovitaId: string;
+  try {
+    ({ id: newNovitaId } = await novitaCloud(ctx).migrateInstance(item.novitaInstanceId!));
+  } catch (error) {
+    await ctx.store.update(item.pk, item.sk, {
+      remove: ['migrationClaim'],
+      ...(ctx.config.NOVITA_MIGRATION_RETRY_FAILED ? {} : { set: { migrationFailedAt: isoNow(ctx) } }),
+    });
+    return { ok: false, message: (error as Error).message };
+  }
+  const newId = `inst-${randomBytes(6).toString('hex')}`;
+  const now = isoNow(ctx);
+  const fresh: NovitaInstanceItem = {
+    ...novitaKeys.instance(newId),
+    ...novitaKeys.instanceIndexes(now, newId, 'starting'),
+    version: 1,
+    instanceId: newId,
+    name: item.name,
+    status: 'starting',
+    novitaInstanceId: newNovitaId,
+    productId: item.productId,
+    productName: item.productName,
+    templateId: item.templateId,
+    gpuNum: item.gpuNum,
+    rootfsSize: item.rootfsSize,
+    region: item.region,
+    billingMode: item.billingMode,
+    price: item.price,
+    ...(item.webhookUrl ? { webhookUrl: item.webhookUrl } : {}),
+    createdAt: now,
+    originalInstanceId: item.instanceId,
+    migration: {
+      jobId: exec.jobId,
+      reason: 'spot_reclaim',
+      triggeredBy: exec.triggeredBy === 'schedule' ? 'automatic_migration' : 'manual_trigger',
+      startedAt: now,
+    },
+  };
+  await ctx.store.put(fresh, { notExists: true });
+  await ctx.store.update(item.pk, item.sk, { set: { migratedTo: newId }, remove: ['migrationClaim'] });
+  await emit(ctx, { type: POLL_EVENT, instanceId: newId }, ctx.config.NOVITA_POLL_SECONDS);
+  ctx.logger.info('novita instance migrated', { instanceId: item.instanceId, newInstanceId: newId, jobId: exec.jobId });
+  return { ok: true, newInstanceId: newId };
+}
+
+/** The `novita.migration.run` event. Idempotent: a finished execution is left alone. */
+export async function runMigration(ctx: AppContext, jobId: string): Promise<void> {
+  const k = novitaKeys.migration(jobId);
+  let exec = await ctx.store.get<MigrationItem>(k.pk, k.sk);
+  if (!exec || exec.status === 'completed' || exec.status === 'failed') return;
+  const startedAt = exec.startedAt ?? isoNow(ctx);
+  exec = await setExecution(ctx, exec, { status: 'running', startedAt }, ['queued', 'running']);
+  const summary: MigrationSummary = {
+    totalInstances: 0,
+    exitedInstances: 0,
+    eligibleInstances: 0,
+    migratedInstances: 0,
+    skippedInstances: 0,
+    errorCount: 0,
+  };
+  const errors: MigrationItem['errors'] = [];
+  const plan: NonNullable<MigrationItem['plan']> = [];
+  const migrations: NonNullable<MigrationItem['migrations']> = [];
+  let fatal: string | undefined;
+  try {
+    const [novita, managed] = await Promise.all([
+      listAllNovita(ctx),
+      queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' }),
+    ]);
+    // Novita id → the live record (a migrated-away record keeps the old id too).
+    const byNovitaId = new Map<string, NovitaInstanceItem>();
+    for (const m of managed) if (m.novitaInstanceId && !m.migratedTo) byNovitaId.set(m.novitaInstanceId, m);
+    const eligible: NovitaInstanceItem[] = [];
+    for (const n of novita) {
+      summary.totalInstances++;
+      const item = byNovitaId.get(n.id);
+      if (item && !exec.dryRun) await refreshStatus(ctx, item, n);
+      if (n.status !== 'exited') continue;
+      summary.exitedInstances++;
+      const ok =
+        item &&
+        isSpotReclaimed(n) &&
+        (ctx.config.NOVITA_MIGRATION_RETRY_FAILED || !item.migrationFailedAt) &&
+        item.status !== 'creating' &&
+        item.status !== 'starting';
+      if (!ok) {
+        summary.skippedInstances++;
+        continue;
+      }
+      summary.eligibleInstances++;
+      eligible.push(item);
+    }
+    const limit = exec.maxMigrations ?? Number.POSITIVE_INFINITY;
+    const chosen = eligible.slice(0, limit);
+    summary.skippedInstances += eligible.length - chosen.length;
+    if (exec.dryRun) {
+      for (const i of chosen) plan.push({ instanceId: i.instanceId, novitaInstanceId: i.novitaInstanceId!, name: i.name });
+    } else {
+      await mapLimit(chosen, ctx.config.NOVITA_MIGRATION_MAX_CONCURRENT, async (item) => {
+        const r = await migrateOne(ctx, exec!, item).catch((error: unknown) => ({ ok: false as const, message: (error as Error).message }));
+        if (r.ok) {
+          summary.migratedInstances++;
+          migrations.push({ instanceId: item.instanceId, newInstanceId: r.newInstanceId });
+        } else if ('skipped' in r) {
+          summary.skippedInstances++;
+        } else {
+          summary.errorCount++;
+          errors.push({ instanceId: item.instanceId, code: 'MIGRATION_ERROR', message: r.message });
+        }
+      });
+    }
+  } catch (error) {
+    fatal = (error as Error).message;
+    summary.errorCount++;
+    errors.push({ code: 'MIGRATION_ERROR', message: fatal });
+  }
+  const failed = !!fatal || (summary.errorCount > 0 && summary.migratedInstances === 0);
+  const completedAt = isoNow(ctx);
+  const duration = Date.parse(completedAt) - Date.parse(startedAt);
+  try {
+    await setExecution(
+      ctx,
+      exec,
+      {
+        status: failed ? 'failed' : 'completed',
+        completedAt,
+        duration,
+        summary,
+        errors,
+        ...(exec.dryRun ? { plan } : { migrations }),
+      },
+      ['running'],
+    );
+    const s = novitaKeys.stats('MIGRATIONS');
+    await ctx.store.update(
+      s.pk,
+      s.sk,
+      {
+        add: {
+          totalExecutions: 1,
+          successfulExecutions: failed ? 0 : 1,
+          failedExecutions: failed ? 1 : 0,
+          totalInstancesProcessed: summary.totalInstances,
+          totalMigrations: summary.migratedInstances,
+          totalDurationMs: duration,
+        },
+      },
+      {},
+    );
+  } catch (error) {
+    // Another delivery finished it first.
+    if (!(error instanceof ConditionFailedError)) throw error;
+  } finally {
+    await releaseLock(ctx, jobId);
+  }
+  ctx.logger.info('novita migration finished', { jobId, dryRun: exec.dryRun, ...summary });
+}
+
+/** Keeps a settled instance's status in line with Novita (starting ones belong to the poller). */
+async function refreshStatus(ctx: AppContext, item: NovitaInstanceItem, n: NovitaInstance): Promise<void> {
+  const mapped = mapNovitaStatus(n.status);
+  if (!mapped || item.status === 'creating' || item.status === 'starting' || item.status === 'failed') return;
+  if (mapped === item.status && item.novitaStatus === n.status) return;
+  if (mapped === 'creating' || mapped === 'starting') return;
+  await ctx.store
+    .update(item.pk, item.sk, { set: { ...statusFields(item, mapped), novitaStatus: n.status } }, { equals: { status: item.status } })
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    });
+  item.status = mapped;
+}
+
+// ---- reads ----------------------------------------------------------------------------------
+
+function nextExecution(ctx: AppContext, lastScheduled?: MigrationItem): string | null {
+  if (!ctx.config.NOVITA_MIGRATION_ENABLED) return null;
+  const period = ctx.config.NOVITA_MIGRATION_INTERVAL_MINUTES * 60_000;
+  const now = ctx.now();
+  if (!lastScheduled) return new Date(Math.ceil((now + 1) / period) * period).toISOString();
+  const base = Date.parse(lastScheduled.queuedAt);
+  const steps = Math.max(1, Math.ceil((now - base) / period));
+  return new Date(base + steps * period).toISOString();
+}
+
+export function executionView(e: MigrationItem) {
+  return {
+    jobId: e.jobId,
+    status: e.status,
+    triggeredBy: e.triggeredBy,
+    dryRun: e.dryRun,
+    queuedAt: e.queuedAt,
+    startedAt: e.startedAt ?? null,
+    completedAt: e.completedAt ?? null,
+    duration: e.duration ?? null,
+    summary: e.summary ?? {
+      totalInstances: 0,
+      exitedInstances: 0,
+      eligibleInstances: 0,
+      migratedInstances: 0,
+      skippedInstances: 0,
+      errorCount: 0,
+    },
+    errors: e.errors,
+    ...(e.plan ? { plan: e.plan } : {}),
+    ...(e.migrations ? { migrations: e.migrations } : {}),
+  };
+}
+
+async function recentExecutions(ctx: AppContext, limit: number): Promise<MigrationItem[]> {
+  const page = await ctx.store.query<MigrationItem>(novitaKeys.migrationsPk, { index: 'gsi1', ascending: false, limit });
+  return page.items;
+}
+
+export async function migrationStatus(ctx: AppContext) {
+  const s = novitaKeys.stats('MIGRATIONS');
+  const [stats, recent] = await Promise.all([ctx.store.get<MigrationStats>(s.pk, s.sk), recentExecutions(ctx, 50)]);
+  const last = recent[0];
+  const lastScheduled = recent.find((e) => e.triggeredBy === 'schedule');
+  const total = stats?.totalExecutions ?? 0;
+  return {
+    enabled: ctx.config.NOVITA_MIGRATION_ENABLED,
+    lastExecution: last
+      ? {
+          jobId: last.jobId,
+          startedAt: last.startedAt ?? null,
+          completedAt: last.completedAt ?? null,
+          duration: last.duration ?? null,
+          status: last.status,
+        }
+      : null,
+    nextExecution: nextExecution(ctx, lastScheduled),
+    statistics: {
+      totalExecutions: total,
+      successfulExecutions: stats?.successfulExecutions ?? 0,
+      failedExecutions: stats?.failedExecutions ?? 0,
+      totalInstancesProcessed: stats?.totalInstancesProcessed ?? 0,
+      totalMigrations: stats?.totalMigrations ?? 0,
+      averageExecutionTime: total ? Math.round((stats?.totalDurationMs ?? 0) / total) : 0,
+    },
+    configuration: {
+      intervalMinutes: ctx.config.NOVITA_MIGRATION_INTERVAL_MINUTES,
+      maxConcurrent: ctx.config.NOVITA_MIGRATION_MAX_CONCURRENT,
+      dryRunMode: ctx.config.NOVITA_MIGRATION_DRY_RUN,
+      retryFailed: ctx.config.NOVITA_MIGRATION_RETRY_FAILED,
+    },
+  };
+}
+
+export async function migrationHistory(
+  ctx: AppContext,
+  q: { limit: number; offset: number; status?: ExecutionStatus },
+): Promise<{ items: MigrationItem[]; total: number }> {
+  const all = q.status
+    ? await queryAll<MigrationItem>(ctx.store, novitaKeys.migrationStatusPk(q.status), { index: 'gsi2', ascending: false })
+    : await queryAll<MigrationItem>(ctx.store, novitaKeys.migrationsPk, { index: 'gsi1', ascending: false });
+  return { items: all.slice(q.offset, q.offset + q.limit), total: all.length };
+}
+
+/** The `migrationService` block of /health. */
+export async function migrationHealth(ctx: AppContext) {
+  const recent = await recentExecutions(ctx, 50);
+  const finished = recent.find((e) => e.status === 'completed' || e.status === 'failed');
+  const dayAgo = ctx.now() - 86_400_000;
+  const recentErrors = recent
+    .filter((e) => Date.parse(e.queuedAt) >= dayAgo)
+    .reduce((n, e) => n + (e.summary?.errorCount ?? (e.status === 'failed' ? 1 : 0)), 0);
+  const enabled = ctx.config.NOVITA_MIGRATION_ENABLED;
+  return {
+    enabled,
+    lastExecution: finished?.completedAt ?? null,
+    nextExecution: nextExecution(ctx, recent.find((e) => e.triggeredBy === 'schedule')),
+    status: !enabled ? 'disabled' : finished?.status === 'failed' ? 'degraded' : 'healthy',
+    recentErrors,
+  };
+}

@@ -1,0 +1,147 @@
+import { HttpError } from '../core/errors.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { createInstance, listInstances, requireInstance } from './instances.js';
+import { computeMetrics, countRequest } from './metrics.js';
+import { executionView, migrationHistory, migrationStatus, triggerMigration } from './migration.js';
+import { instanceSummary, instanceView } from './model.js';
+import { rateHeaders, takeToken, type RateBucket } from './ratelimit.js';
+import {
+  createBody,
+  createResponse,
+  historyQuery,
+  historyResponse,
+  instanceParams,
+  instanceResponse,
+  listQuery,
+  listResponse,
+  metricsResponse,
+  statusResponse,
+  triggerBody,
+  triggerResponse,
+} from './schemas.js';
+
+/**
+ * Per-IP rate limit and request counting, before the body is even parsed (so malformed floods
+ * count too). The X-RateLimit-* headers go on every answer, errors included.
+ */
+function limited(bucket: RateBucket): NonNullable<RouteSpec['hook']> {
+  return async (req, ctx) => {
+    const verdict = await takeToken(ctx, bucket, req.sourceIp ?? 'unknown');
+    const headers = rateHeaders(verdict);
+    if (!verdict.allowed) {
+      await countRequest(ctx, 429, 0).catch(() => undefined);
+      throw new HttpError(
+        429,
+        `Rate limit exceeded: ${verdict.limit} requests per ${bucket === 'general' ? 'hour' : 'minute'}`,
+        'RATE_LIMIT_EXCEEDED',
+        { limit: verdict.limit, retryAfter: verdict.retryAfterSeconds },
+        { ...headers, 'retry-after': String(verdict.retryAfterSeconds) },
+      );
+    }
+    return { headers, done: (status, durationMs) => countRequest(ctx, status, durationMs) };
+  };
+}
+
+const common = (tag: string, bucket: RateBucket): Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope' | 'hook'> => ({
+  group: 'novita',
+  tags: [tag],
+  errorStyle: 'novita',
+  scope: 'user',
+  hook: limited(bucket),
+});
+
+const limits = { 429: 'Rate limit exceeded (X-RateLimit-* headers)' };
+
+/** The Novita GPU Instance API (docs: novita-gpu-instance-api.md). */
+export function novitaRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common('Novita instances', 'create'),
+      method: 'POST',
+      path: '/api/instances',
+      summary: 'Create a Novita GPU instance: cheapest deployable product of that name in the region, then watched until running',
+      body: createBody,
+      response: createResponse,
+      successStatus: 201,
+      responses: {
+        ...limits,
+        401: 'The configured Novita API key is missing or refused',
+        502: 'Novita answered with an error',
+        503: 'Novita unreachable, throttling, or out of capacity',
+      },
+      handler: async (req, ctx) => createInstance(ctx, req.body),
+    }),
+    route({
+      ...common('Novita instances', 'status'),
+      method: 'GET',
+      path: '/api/instances',
+      summary: 'Managed instances, newest first',
+      query: listQuery,
+      response: listResponse,
+      responses: limits,
+      handler: async (req, ctx) => {
+        const { limit, offset, status } = req.query;
+        const { items, total } = await listInstances(ctx, { status, limit, offset });
+        return { instances: items.map(instanceSummary), total, limit, offset };
+      },
+    }),
+    route({
+      ...common('Novita instances', 'status'),
+      method: 'GET',
+      path: '/api/instances/{instanceId}',
+      summary: 'One instance: status, port mappings and connection details',
+      params: instanceParams,
+      response: instanceResponse,
+      responses: { ...limits, 404: 'INSTANCE_NOT_FOUND' },
+      handler: async (req, ctx) => instanceView(await requireInstance(ctx, req.params.instanceId)),
+    }),
+    route({
+      ...common('Novita metrics', 'general'),
+      method: 'GET',
+      path: '/api/metrics',
+      summary: 'Request, instance, job, cache and process metrics',
+      response: metricsResponse,
+      responses: limits,
+      handler: async (_req, ctx) => computeMetrics(ctx),
+    }),
+    route({
+      ...common('Novita migration', 'status'),
+      method: 'GET',
+      path: '/api/migration/status',
+      summary: 'The spot migration service: last and next execution, statistics, configuration',
+      response: statusResponse,
+      responses: limits,
+      handler: async (_req, ctx) => migrationStatus(ctx),
+    }),
+    route({
+      ...common('Novita migration', 'general'),
+      method: 'POST',
+      path: '/api/migration/trigger',
+      summary: 'Queue a migration of reclaimed spot instances now (dryRun: plan only)',
+      body: triggerBody,
+      response: triggerResponse,
+      successStatus: 202,
+      responses: { ...limits, 409: 'MIGRATION_JOB_CONFLICT: a migration job is in progress' },
+      handler: async (req, ctx) =>
+        triggerMigration(ctx, {
+          dryRun: req.body?.dryRun ?? ctx.config.NOVITA_MIGRATION_DRY_RUN,
+          ...(req.body?.maxMigrations !== undefined ? { maxMigrations: req.body.maxMigrations } : {}),
+          triggeredBy: 'manual',
+        }),
+    }),
+    route({
+      ...common('Novita migration', 'general'),
+      method: 'GET',
+      path: '/api/migration/history',
+      summary: 'Migration executions, newest first, with their summaries',
+      query: historyQuery,
+      response: historyResponse,
+      responses: limits,
+      handler: async (req, ctx) => {
+        const { limit, offset, status } = req.query;
+        const { items, total } = await migrationHistory(ctx, { limit, offset, status });
+        return { executions: items.map(executionView), total, limit, offset };
+      },
+    }),
+  ];
+}
