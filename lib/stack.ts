@@ -192,4 +192,10 @@ function grantControlPlane(role: Role, data: Data, messaging: Messaging, setting
     ],
     `Read-only on the deployment's SSM hierarchy ${settings.ssmPrefix}: the operator-created SecureString ${settings.ssmPrefix}api-key and config parameters.`,
   );
+  // The vault's passwords: SecureStrings created and deleted at runtime, one per credential.
+  allow(
+    ['ssm:PutParameter', 'ssm:DeleteParameter'],
+    [`arn:${partition}:ssm:${region}:${account}:parameter${ssmPath}/vault/*`],
+    `Vault credentials are SecureString parameters named by ids made at runtime; limited to ${settings.ssmPrefix}vault/.`,
+  );
 }

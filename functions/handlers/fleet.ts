@@ -1,4 +1,6 @@
 import { httpEntry } from '../core/lambda.js';
+import { fleetClusterRoutes } from '../fleet/clusters.js';
 import { fleetNodeRoutes } from '../fleet/routes.js';
+import { vaultRoutes } from '../fleet/vault.js';
 
-export const handler = httpEntry(fleetNodeRoutes());
+export const handler = httpEntry([...fleetNodeRoutes(), ...fleetClusterRoutes(), ...vaultRoutes()]);

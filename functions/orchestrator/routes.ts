@@ -25,6 +25,7 @@ import {
 } from './registry.js';
 import { instanceResources, port } from './resources.js';
 import { detailedHealth, integrationTest, systemResources } from './system.js';
+import { boolQuery } from '../core/query.js';
 
 /** Most copies one request may add. */
 export const MAX_COUNT = 100;
@@ -65,10 +66,6 @@ const startContainerBody = z.object({
 
 const imageParams = z.object({ imageId: imageRef });
 
-/** FastAPI's bool query parsing. */
-const boolQuery = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], { error: 'Input should be a valid boolean' })
-  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 
 const resourcesOut = z.record(z.string(), z.union([z.string(), z.number()]));
 const pendingOut = z.object({ status: z.literal('pending'), pending_commands: z.array(z.string()) });
