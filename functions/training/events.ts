@@ -1,11 +1,13 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import type { EventEnvelope, EventHandler } from '../core/events.js';
+import { getNode } from '../fleet/nodes.js';
 import { activeRuns, getRun, parseInstanceId } from './model.js';
 import { deliver, deliverEvent } from './notify.js';
 import { repairJobs } from './repair.js';
 import { endAttempt, fireJob, launchRun } from './runs.js';
 import { retryScheduleName } from './schedules.js';
+import { removeStrayRunContainers } from './strays.js';
 
 /**
  * Event types training consumes. All idempotent (SQS delivers at least once).
@@ -17,6 +19,7 @@ import { retryScheduleName } from './schedules.js';
  *   agent.container.exited  {nodeId, instanceId, kind, exitCode, logTail}   re-emitted by the agent routes
  *   command.completed       {commandType, status, instanceId, nodeId, error?}   a refused container.start
  *   node.offline            {nodeId}               the fleet's sweep: runs there are lost
+ *   node.online             {nodeId}               back: containers of runs that ended meanwhile go
  *   webhook.deliver         {url, format, payload, attempt, delivery_id}
  */
 
@@ -37,6 +40,7 @@ const commandCompleted = z.object({
   error: z.string().optional(),
 });
 const nodeOffline = z.object({ nodeId: z.string() });
+/** node.online has the same fields. */
 
 /** Parses an event's fields; a malformed one can never succeed, so it is logged and dropped. */
 function parse<S extends z.ZodType>(
@@ -91,6 +95,14 @@ async function onNodeOffline(event: EventEnvelope, ctx: AppContext): Promise<voi
   }
 }
 
+async function onNodeOnline(event: EventEnvelope, ctx: AppContext): Promise<void> {
+  const e = parse(nodeOffline, event, ctx);
+  if (!e) return;
+  const node = await getNode(ctx, e.nodeId);
+  // Its first heartbeat back is stored: what it lists of runs closed while it was away is stray.
+  if (node) await removeStrayRunContainers(ctx, node, 0);
+}
+
 export const trainingEventHandlers: Record<string, EventHandler> = {
   'job.fire': async (event, ctx) => {
     const e = parse(fire, event, ctx);
@@ -110,6 +122,7 @@ export const trainingEventHandlers: Record<string, EventHandler> = {
   'agent.container.exited': onExited,
   'command.completed': onCommandCompleted,
   'node.offline': onNodeOffline,
+  'node.online': onNodeOnline,
   'webhook.deliver': async (event, ctx) => {
     const e = parse(deliverEvent, event, ctx);
     if (e) await deliver(ctx, e);

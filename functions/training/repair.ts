@@ -2,8 +2,10 @@ import type { AppContext } from '../core/context.js';
 import { keys, trainingKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll } from '../ports/store.js';
 import type { ScheduleSpec, StoredSchedule } from '../ports/scheduler.js';
+import { isOnline, listNodes } from '../fleet/nodes.js';
 import { activeRuns, getRun, parseRunKey, runKey, type JobItem } from './model.js';
 import { endAttempt, fireJob, resumeJob } from './runs.js';
+import { removeStrayRunContainers } from './strays.js';
 import {
   JOB_SCHEDULE_PREFIX,
   jobScheduleName,
@@ -19,7 +21,8 @@ import {
  *     scheduler, are synced; `job-*` schedules without a job are deleted;
  *   - firings asked for and never claimed are fired; runs stuck between steps are moved on; runs
  *     on nodes gone offline count as failed attempts; active runs no job is on are cancelled;
- *   - one-time retry schedules no longer needed are deleted.
+ *   - one-time retry schedules no longer needed are deleted;
+ *   - containers of ended runs that online nodes still report are removed (again).
  */
 
 /** Gives queued events (a delayed launch, a firing just asked for) this long before the sweep steps in. */
@@ -34,6 +37,7 @@ export interface RepairReport {
   firingsRequested: string[];
   runsResumed: string[];
   runsCancelled: string[];
+  strayContainersRemoved: string[];
   errors: number;
 }
 
@@ -52,6 +56,7 @@ export async function repairJobs(ctx: AppContext): Promise<RepairReport> {
     firingsRequested: [],
     runsResumed: [],
     runsCancelled: [],
+    strayContainersRemoved: [],
     errors: 0,
   };
   const guarded = async (what: string, fn: () => Promise<void>) => {
@@ -146,6 +151,14 @@ export async function repairJobs(ctx: AppContext): Promise<RepairReport> {
       // Closed as failed (its job has moved on, so nothing follows) and its container removed.
       await endAttempt(ctx, fresh, { exitCode: null, logTail: '', reason: 'no job is on this run any more' });
       report.runsCancelled.push(run.instanceId);
+    });
+  }
+
+  // Containers of ended runs still on online nodes: their removal is queued again.
+  for (const node of await listNodes(ctx)) {
+    if (!isOnline(node, ctx, now)) continue;
+    await guarded(`stray containers on ${node.nodeId}`, async () => {
+      report.strayContainersRemoved.push(...(await removeStrayRunContainers(ctx, node, GRACE_MS)));
     });
   }
   return report;

@@ -20,7 +20,7 @@ import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
-import { AgentProcess, call, engineContainers, eventually, removeNodeContainers } from './harness.js';
+import { AgentProcess, call, engineContainers, eventually, removeNodeContainers, sleep } from './harness.js';
 
 /** A node is offline after this many seconds without a heartbeat; the agent beats every second. */
 const OFFLINE_AFTER_S = 6;
@@ -277,6 +277,72 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
       expect(await mine({ 'fleet.job': id })).toEqual([]),
     );
   }, 120_000);
+
+  it('an agent SIGKILLed during a run: the attempt fails, the retry runs once it is back, alone', async () => {
+    const id = await createJob({ command: UNTIL_RELEASED, schedule: null, max_retries: 1 });
+    await statusOf(id, 'running', 60_000);
+    const [old] = await eventually('the run container running', async () => {
+      const found = await mine({ 'fleet.job': id });
+      expect(found.map((x) => x.state)).toEqual(['running']);
+      return found;
+    });
+    const nodeId = agent.nodeId;
+
+    // Silent past NODE_OFFLINE_AFTER_SECONDS; the every-minute sweep is fired now instead of waited for.
+    await agent.kill('SIGKILL');
+    const killedAt = Date.now();
+    await eventually(
+      'the node offline',
+      async () => {
+        const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
+        expect(nodes.find((n) => n.id === nodeId)?.status).toBe('offline');
+      },
+      (OFFLINE_AFTER_S + 10) * 1000,
+      250,
+    );
+    await emit(rt.ctx, { type: 'nodes.sweep' });
+    const retrying = await statusOf(id, 'retrying', 20_000);
+    expect(retrying).toMatchObject({
+      retry_count: 1,
+      error_message: `Attempt failed: node ${nodeId} went offline during the run`,
+    });
+    // No node for attempt 2 meanwhile; the old container trains on, out of reach.
+    expect((await runsOf(id)).runs[0]).toMatchObject({ attempt: 2, status: 'pending', node_id: null });
+    expect((await mine({ 'fleet.job': id })).map((x) => [x.id, x.state])).toEqual([[old!.id, 'running']]);
+
+    // The killed agent's last long poll (up to 20 s) may still be open on the server and takes the
+    // next command, the old container's removal included: restart once it has surely ended.
+    await sleep(Math.max(0, killedAt + 21_000 - Date.now()));
+    expect(await agent.start()).toBe(nodeId);
+
+    // Back: attempt 2 runs on it, and the old container is removed.
+    await eventually(
+      'only the retry’s container on the engine',
+      async () => {
+        const found = await mine({ 'fleet.job': id });
+        expect(
+          found.map((x) => [x.state, x.id === old!.id]),
+          agent.logTail(10),
+        ).toEqual([['running', false]]);
+      },
+      40_000,
+      500,
+    );
+    await expect(docker.getContainer(old!.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(
+      (await runsOf(id)).runs.map((r: Record<string, unknown>) => [r.attempt, r.status, r.node_id]),
+    ).toEqual([
+      [2, 'running', nodeId],
+      [1, 'failed', nodeId],
+    ]);
+
+    await writeFile(checkpointFile(id, 'release'), '');
+    await statusOf(id, 'completed', 30_000);
+    expect(await readFile(checkpointFile(id, 'started'), 'utf8')).toBe('1\n2\n');
+    await eventually('the job’s containers removed', async () =>
+      expect(await mine({ 'fleet.job': id })).toEqual([]),
+    );
+  }, 150_000);
 
   it('deleting a scheduled job removes its schedule from the scheduler', async () => {
     const id = await createJob({ command: ['true'], schedule: '0 2 * * *', timezone: 'Europe/Berlin' });

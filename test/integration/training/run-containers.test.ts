@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emit } from '../../../functions/core/events.js';
 import type { CommandEnvelope } from '../../../functions/fleet/protocol.js';
 import { repairJobs } from '../../../functions/training/repair.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
@@ -93,5 +94,92 @@ describe('a run container lost from its node (embedded runtime, scripted agent)'
       [1, 'failed', null],
     ]);
     expect(runs[1]!.error).toMatch(/container is gone from node/);
+  });
+});
+
+/**
+ * A run closed because its node went offline leaves its container there, still training. The
+ * removal queued for it can be lost (the dead agent's last long poll took it); when the node is
+ * back, what its heartbeat lists of ended runs is removed again, so the retry does not train
+ * next to it on the same checkpoint folder. On an injected clock.
+ */
+describe('containers of runs that ended while their node was away (embedded runtime, scripted agent)', () => {
+  let clock = Date.parse('2026-03-10T01:00:00.000Z');
+  let rt: Runtime;
+  let agent: ScriptedAgent;
+
+  beforeAll(async () => {
+    rt = await startTrainingRuntime(
+      { ...embeddedEnv, NODE_OFFLINE_AFTER_SECONDS: '30' },
+      { now: () => clock },
+    );
+    overrideTrainingSettings(rt.ctx, { retry: { baseSeconds: 1, maxSeconds: 1 }, placementRetrySeconds: 1 });
+    agent = new ScriptedAgent(rt.url, 'gpu-away', { gpus: 1 });
+    await agent.register();
+    expect((await agent.heartbeat()).status).toBe(200);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await rt?.stop();
+  });
+
+  const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
+  const commandsFor = (instanceId: string, type: string) =>
+    agent.seen.filter(
+      (e) =>
+        e.command.type === type &&
+        (e.command.type === 'container.start'
+          ? e.command.spec.instanceId
+          : (e.command as { instanceId?: string }).instanceId) === instanceId,
+    );
+
+  it('queues the removal again when the node is back, and the retry runs alone', async () => {
+    // Prepare: attempt 1 running on the node
+    const { job_id: id } = (
+      await api('POST', '/jobs', jobBody({ schedule: null, max_retries: 1, resources: { gpus: 1 } }))
+    ).body;
+    const first = await eventually(async () => {
+      await agent.serveOnce();
+      const s = agent.seen.find(
+        (e) => e.command.type === 'container.start' && e.command.spec.env.TRAINING_JOB_ID === id,
+      );
+      expect(s).toBeDefined();
+      return s as CommandEnvelope & { command: { type: 'container.start' } };
+    });
+    const old = first.command.spec.instanceId;
+
+    // The node falls silent past NODE_OFFLINE_AFTER_SECONDS: the attempt is lost, the job retries
+    clock += 31_000;
+    await emit(rt.ctx, { type: 'nodes.sweep' });
+    await eventually(async () => expect((await api('GET', `/jobs/${id}`)).body.status).toBe('retrying'));
+    // The removal queued for the old container never reaches the agent (taken, never executed)
+    const lost = await eventually(async () => {
+      const got = await agent.poll();
+      expect(got.map((g) => g.envelope.command.type)).toContain('container.remove');
+      return got;
+    });
+    await agent.ack(lost.map((g) => g.receiptHandle));
+    expect(agent.containers.has(old)).toBe(true);
+
+    // Act: the node is back; its first heartbeat still lists the old container
+    clock += 1000;
+    expect((await agent.heartbeat()).status).toBe(200);
+
+    // Assess: the old container is removed, attempt 2 runs, and only it
+    await eventually(async () => {
+      await agent.serveOnce();
+      expect(agent.containers.has(old)).toBe(false);
+      const runs = (await api('GET', `/jobs/${id}/runs`)).body.runs as Record<string, unknown>[];
+      expect(runs.map((r) => [r.attempt, r.status])).toEqual([
+        [2, 'running'],
+        [1, 'failed'],
+      ]);
+    });
+    expect(commandsFor(old, 'container.remove')).toHaveLength(1);
+    const running = [...agent.containers.values()].filter((c) => c.kind === 'run').map((c) => c.instanceId);
+    expect(running).toEqual([old.replace(/-a1$/, '-a2')]);
+
+    // The repair sweep leaves a running run's container alone
+    expect((await repairJobs(rt.ctx)).strayContainersRemoved).toEqual([]);
   });
 });
