@@ -368,6 +368,32 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
         const onEngine = await engineContainers(docker, [agentOf(n.id).name], { [LABELS.kind]: 'model' });
         expect(onEngine.map((c) => [c.state, c.labels[LABELS.model]])).toEqual([['running', n.model]]);
       }
+      // Both APIs' views of the fleet say the same.
+      const loaded: Record<string, string[]> = {};
+      for (const n of nodes) (loaded[n.model!] ??= []).push(agentOf(n.id).name);
+      await eventually('the vision status to show the loaded models', async () => {
+        const status = await api('GET', '/api/vision/status');
+        expect(status.status, status.text).toBe(200);
+        expect(status.body).toMatchObject({
+          online_nodes: 2,
+          busy_nodes: 0,
+          offline_nodes: 0,
+          queue_length: 0,
+        });
+        const got = Object.fromEntries(
+          Object.entries(status.body.models_loaded as Record<string, string[]>).map(([m, ns]) => [
+            m,
+            [...ns].sort(),
+          ]),
+        );
+        expect(got).toEqual(Object.fromEntries(Object.entries(loaded).map(([m, ns]) => [m, ns.sort()])));
+      });
+      const workers = (await api('GET', '/workers')).body.workers as {
+        worker_id: string;
+        loaded_models: string[];
+      }[];
+      for (const n of nodes)
+        expect(workers.find((w) => w.worker_id === n.id)?.loaded_models).toEqual([n.model]);
       const list = await api('GET', '/tasks?status=completed&limit=100');
       expect(list.body.total).toBe(models.length);
     }, 300_000);
