@@ -264,8 +264,8 @@ export async function runMigration(ctx: AppContext, jobId: string): Promise<void
     const eligible: NovitaInstanceItem[] = [];
     for (const n of novita) {
       summary.totalInstances++;
-      const item = byNovitaId.get(n.id);
-      if (item && !exec.dryRun) await refreshStatus(ctx, item, n);
+      let item = byNovitaId.get(n.id);
+      if (item && !exec.dryRun) item = await refreshStatus(ctx, item, n);
       if (n.status !== 'exited') continue;
       summary.exitedInstances++;
       const ok =
@@ -348,17 +348,23 @@ export async function runMigration(ctx: AppContext, jobId: string): Promise<void
 }
 
 /** Keeps a settled instance's status in line with Novita (starting ones belong to the poller). */
-async function refreshStatus(ctx: AppContext, item: NovitaInstanceItem, n: NovitaInstance): Promise<void> {
+async function refreshStatus(ctx: AppContext, item: NovitaInstanceItem, n: NovitaInstance): Promise<NovitaInstanceItem> {
   const mapped = mapNovitaStatus(n.status);
-  if (!mapped || item.status === 'creating' || item.status === 'starting' || item.status === 'failed') return;
-  if (mapped === item.status && item.novitaStatus === n.status) return;
-  if (mapped === 'creating' || mapped === 'starting') return;
-  await ctx.store
-    .update(item.pk, item.sk, { set: { ...statusFields(item, mapped), novitaStatus: n.status } }, { equals: { status: item.status } })
-    .catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    });
-  item.status = mapped;
+  if (!mapped || item.status === 'creating' || item.status === 'starting' || item.status === 'failed') return item;
+  if (mapped === 'creating' || mapped === 'starting') return item;
+  if (mapped === item.status && item.novitaStatus === n.status) return item;
+  try {
+    return await ctx.store.update<NovitaInstanceItem>(
+      item.pk,
+      item.sk,
+      { set: { ...statusFields(item, mapped), novitaStatus: n.status } },
+      { equals: { status: item.status } },
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    // Changed meanwhile: the claim's version check will see the current item.
+    return (await ctx.store.get<NovitaInstanceItem>(item.pk, item.sk)) ?? item;
+  }
 }
 
 // ---- reads ----------------------------------------------------------------------------------
