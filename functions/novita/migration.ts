@@ -274,7 +274,7 @@ export async function runMigration(ctx: AppContext, jobId: string): Promise<void
         (ctx.config.NOVITA_MIGRATION_RETRY_FAILED || !item.migrationFailedAt) &&
         item.status !== 'creating' &&
         item.status !== 'starting';
-      if (!ok) {
+      if (!ok || !item) {
         summary.skippedInstances++;
         continue;
       }
