@@ -16,6 +16,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
 import { LABELS } from '../../functions/fleet/protocol.js';
+import { repairJobs } from '../../functions/training/repair.js';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
@@ -270,6 +271,12 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
       expect(found.map((x) => [x.state, x.id === c!.id])).toEqual([['running', false]]);
     });
     expect(await readFile(checkpointFile(id, 'started'), 'utf8')).toBe('1\n2\n');
+
+    // Past the heartbeat grace (10 s here), a sweep leaves the retry alone: its heartbeats list it.
+    await sleep(12_000);
+    const report = await repairJobs(rt.ctx);
+    expect(report).toMatchObject({ errors: 0, runsCancelled: [], strayContainersRemoved: [] });
+    expect((await runsOf(id)).runs[0]).toMatchObject({ attempt: 2, status: 'running' });
 
     await writeFile(checkpointFile(id, 'release'), '');
     expect(await statusOf(id, 'completed', 30_000)).toMatchObject({ retry_count: 1, error_message: null });
