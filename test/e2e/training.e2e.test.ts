@@ -6,7 +6,8 @@
  * test can read what a container wrote and tell a waiting container to finish.
  *
  * Everything goes through the HTTP API, plus the engine (dockerode, by the agent's labels) and
- * the runtime's scheduler port. Containers are found by label fleet.node = this suite's node
+ * the runtime's scheduler port; the periodic sweeps (nodes.sweep, jobs.repair) are fired when a
+ * test needs them instead of waited for. The agent is SIGKILLed and restarted once. Containers are found by label fleet.node = this suite's node
  * name, so other suites sharing the engine are never counted nor touched; afterAll removes them.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
