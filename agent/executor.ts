@@ -202,6 +202,15 @@ export class CommandExecutor {
           return { found: true, removed: true, containerId: c.id, instanceId: command.instanceId };
         });
 
+      case 'container.restart':
+        return this.mutex.run(command.instanceId, async () => {
+          const c = await requireContainer(engine, command.instanceId);
+          hooks?.expectExit?.(c.id);
+          if (c.state === 'running') await engine.stop(c.id, command.timeoutSeconds);
+          await engine.start(c.id);
+          return describe(await engine.inspect(c.id));
+        });
+
       case 'container.update':
         return this.mutex.run(command.instanceId, async () => {
           const c = await requireContainer(engine, command.instanceId);

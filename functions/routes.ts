@@ -15,10 +15,11 @@ import { fleetNodeRoutes } from './fleet/routes.js';
 import { orchestratorRoutes } from './orchestrator/routes.js';
 routes.push(...agentRoutes(), ...fleetNodeRoutes(), ...orchestratorRoutes());
 
-// Fleet Commander clusters and vault.
+// Fleet Commander clusters, swarm (services over the orchestrator's desired counts) and vault.
 import { fleetClusterRoutes } from './fleet/clusters.js';
+import { swarmRoutes } from './fleet/swarm.js';
 import { vaultRoutes } from './fleet/vault.js';
-routes.push(...fleetClusterRoutes(), ...vaultRoutes());
+routes.push(...fleetClusterRoutes(), ...swarmRoutes(), ...vaultRoutes());
 
 // Cluster Manager API and Vision API over one shared task queue.
 import { clusterRoutes } from './cluster/routes.js';

@@ -154,3 +154,9 @@ export const clusterGroupKeys = {
   credentialsIndex: (credId: string) => ({ gsi1pk: 'CREDS', gsi1sk: credId }),
   credentialsPk: 'CREDS',
 } as const;
+
+/** Swarm API names of services (appended); the service itself is `keys.service(imageId)`. */
+export const swarmKeys = {
+  /** Uniqueness guard: one service per name, pointing at its image. */
+  serviceName: (name: string) => ({ pk: `SVCNAME#${name}`, sk: 'NAME' }),
+} as const;

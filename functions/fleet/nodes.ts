@@ -35,7 +35,10 @@ export interface NodeItem extends StoreItem {
   diskGb: number;
   gpus: Gpu[];
   jetson?: JetsonInfo | null;
+  /** As the agent declares them (replaced on every registration). */
   labels: Record<string, string>;
+  /** Set through the API (Swarm node labels; null removes the agent's); win over the agent's and survive re-registration. */
+  labelOverrides?: Record<string, string | null>;
   cluster?: string;
   agentVersion: string;
   engine?: { name: string; version: string; gpuRuntime: boolean };
@@ -49,6 +52,16 @@ export interface NodeItem extends StoreItem {
   metrics?: NodeMetrics;
   loadedModels: string[];
   containerStats: Record<string, ContainerSample>;
+}
+
+/** The labels placement and views use: the agent's, with the API's on top. */
+export function nodeLabels(n: Pick<NodeItem, 'labels' | 'labelOverrides'>): Record<string, string> {
+  const labels = { ...(n.labels ?? {}) };
+  for (const [k, v] of Object.entries(n.labelOverrides ?? {})) {
+    if (v === null) delete labels[k];
+    else labels[k] = v;
+  }
+  return labels;
 }
 
 /** The node's command queue (logical name; the adapter adds the deployment prefix). */

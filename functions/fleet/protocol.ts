@@ -162,6 +162,8 @@ export const command = z.discriminatedUnion('type', [
     diskLimitGb: z.number().positive().optional(),
   }),
   z.object({ type: z.literal('container.logs'), instanceId: z.string(), tail: z.number().int().positive().default(100) }),
+  /** Stops (if running) and starts the same container: same id, same limits, same ports. */
+  z.object({ type: z.literal('container.restart'), instanceId: z.string(), timeoutSeconds: z.number().int().default(10) }),
   /** Runs an inference task against the node's model server and reports progress and result as events. */
   z.object({
     type: z.literal('task.run'),

@@ -1,6 +1,7 @@
 import { httpEntry } from '../core/lambda.js';
 import { fleetClusterRoutes } from '../fleet/clusters.js';
 import { fleetNodeRoutes } from '../fleet/routes.js';
+import { swarmRoutes } from '../fleet/swarm.js';
 import { vaultRoutes } from '../fleet/vault.js';
 
-export const handler = httpEntry([...fleetNodeRoutes(), ...fleetClusterRoutes(), ...vaultRoutes()]);
+export const handler = httpEntry([...fleetNodeRoutes(), ...fleetClusterRoutes(), ...swarmRoutes(), ...vaultRoutes()]);

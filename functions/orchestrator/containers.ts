@@ -179,7 +179,7 @@ export async function instanceHealth(ctx: AppContext, instanceId: string) {
 // ---------------------------------------------------------------- waiting
 
 /** 200 with the body once every command is done; past COMMAND_WAIT_MS, 202 with what is still pending. */
-async function settle(
+export async function settle(
   ctx: AppContext,
   commandIds: string[],
   done: (commands: CommandItem[]) => Promise<unknown>,
@@ -191,7 +191,7 @@ async function settle(
   return done(outcome.done);
 }
 
-function failures(commands: CommandItem[]) {
+export function failures(commands: CommandItem[]) {
   return commands
     .filter((c) => c.status === 'failed')
     .map((c) => ({ id: c.instanceId ?? c.commandId, error: c.error ?? 'failed' }));
@@ -220,7 +220,7 @@ async function nodeIdFor(
 }
 
 /** The service as it will be after this request; not written yet. */
-function nextService(
+export function nextService(
   ctx: AppContext,
   imageId: string,
   current: ServiceItem | undefined,
@@ -239,6 +239,11 @@ function nextService(
     env: input.env ?? current?.env ?? {},
     ...((input.command ?? current?.command) ? { command: input.command ?? current?.command } : {}),
     ...((nodeId ?? current?.nodeId) ? { nodeId: nodeId ?? current?.nodeId } : {}),
+    // What the Swarm API set stays with the image whichever API changes its count.
+    ...(current?.constraints ? { constraints: current.constraints } : {}),
+    ...(current?.volumes ? { volumes: current.volumes } : {}),
+    ...(current?.hostPorts ? { hostPorts: current.hostPorts } : {}),
+    ...(current?.serviceName ? { serviceName: current.serviceName } : {}),
     createdAt: current?.createdAt ?? at,
     updatedAt: at,
     ...(current?.version !== undefined ? { version: current.version } : {}),
@@ -271,7 +276,7 @@ async function saveService(ctx: AppContext, next: ServiceItem, existed: boolean)
 }
 
 /** Read, check, write the service; concurrent requests for the same image retry on the version. */
-async function changeService(
+export async function changeService(
   ctx: AppContext,
   imageId: string,
   decide: (current: ServiceItem | undefined) => Promise<{ next: ServiceItem; wanted: number } | undefined>,
@@ -467,6 +472,31 @@ export async function deleteContainer(ctx: AppContext, idOrName: string, force: 
   );
 }
 
+/** Restarts a running copy in place (same container, same slot); heartbeats meanwhile are not a death. */
+export async function restartContainer(ctx: AppContext, idOrName: string): Promise<unknown> {
+  const inst = await findContainer(ctx, idOrName);
+  if (!inst || inst.status === 'removed') throw new NotFoundError(`Container ${idOrName} not found`);
+  if (inst.status !== 'running')
+    throw new ConflictError(`Container ${inst.name} is ${engineStatus(inst.status)}: only a running container restarts`);
+  await setInstance(ctx, inst.instanceId, { updatingSince: ctx.now() });
+  const commandId = await dispatchCommand(
+    ctx,
+    inst.nodeId,
+    { type: 'container.restart', instanceId: inst.instanceId, timeoutSeconds: 10 },
+    { instanceId: inst.instanceId },
+  );
+  return settle(
+    ctx,
+    [commandId],
+    async (commands) => {
+      const failed = failures(commands);
+      if (failed.length) throw new HttpError(500, `Failed to restart ${inst.name}: ${failed[0]!.error}`);
+      return { restarted: true, container_id: inst.instanceId, name: inst.name };
+    },
+    { container_id: inst.instanceId, name: inst.name },
+  );
+}
+
 // ---------------------------------------------------------------- resources
 
 /** PUT /containers/{imageId}/resources: new limits for the image and every running copy. */
@@ -598,6 +628,11 @@ export async function applyCommandResult(ctx: AppContext, command: CommandItem):
       );
       const node = updated?.status === 'running' ? await getNode(ctx, updated.nodeId) : undefined;
       if (updated && node) await registerInstanceEndpoints(ctx, updated, node);
+      return;
+    }
+    case 'container.restart': {
+      const set = ok ? engineFacts(command.output).set : { lastError: command.error ?? 'restart failed' };
+      await setInstance(ctx, instanceId, set, ['updatingSince']);
       return;
     }
     default:

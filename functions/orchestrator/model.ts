@@ -9,12 +9,20 @@ export interface ServiceItem extends StoreItem {
   imageId: string;
   desiredCount: number;
   resources: InstanceResources;
-  /** Container ports to publish (host port chosen by the engine). */
+  /** Container ports to publish (host port chosen by the engine unless `hostPorts` fixes it). */
   ports: number[];
+  /** Fixed host ports by container port (Swarm `published_port`): one copy per node then. */
+  hostPorts?: Record<string, number>;
   env: Record<string, string>;
   command?: string[];
   /** Placement restricted to this node when set. */
   nodeId?: string;
+  /** Swarm-style placement constraints (`node.labels.cluster==vision`), all of which must hold. */
+  constraints?: string[];
+  /** Host folders mounted into every copy. */
+  volumes?: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  /** The name a Swarm API client gave it; unique (guard item). */
+  serviceName?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -1,3 +1,4 @@
+import { satisfies, type Constraint, type NodeFacts } from './constraints.js';
 import type { Reservation } from './resources.js';
 
 /**
@@ -17,7 +18,7 @@ import type { Reservation } from './resources.js';
  *   3. fewer slots than desired → place new ones at the lowest free ordinals;
  *   4. instances no slot points at any more → retire (remove the container) when their node is
  *      online, else mark them orphaned so they are removed when the node returns.
- * Placement: online nodes (the service's pinned node only, when it has one) with enough free
+ * Placement: online nodes (the pinned node only, when it has one; those meeting its constraints) with enough free
  * CPU, memory, disk and GPUs; the least loaded first (highest reserved fraction of CPU or memory),
  * then the one running fewest copies of this image, then fewest containers, then by id.
  */
@@ -44,6 +45,8 @@ export interface PlanNode {
   id: string;
   online: boolean;
   capacity: Reservation;
+  /** What placement constraints are checked against. */
+  facts?: NodeFacts;
 }
 
 export interface PlanService {
@@ -52,6 +55,10 @@ export interface PlanService {
   reserve: Reservation;
   /** Placement restricted to this node. */
   nodeId?: string;
+  /** Placement restricted to nodes that satisfy all of these. */
+  constraints?: readonly Constraint[];
+  /** At most one copy per node (the copies publish fixed host ports). */
+  onePerNode?: boolean;
 }
 
 export interface PlanSlot {
@@ -150,6 +157,10 @@ function loadFraction(load: NodeLoad): number {
   return Math.max(cpu, mem);
 }
 
+/** A node with no recorded facts satisfies no constraint. */
+const eligible = (node: PlanNode, service: PlanService) =>
+  !service.constraints?.length || (node.facts !== undefined && satisfies(node.facts, service.constraints));
+
 function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   if (service.nodeId) {
     const pinned = loads.get(service.nodeId);
@@ -159,6 +170,8 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   }
   const online = [...loads.values()].filter((l) => l.node.online);
   if (!online.length) return 'no online node';
+  if (service.constraints?.length && !online.some((l) => eligible(l.node, service)))
+    return 'no online node satisfies the placement constraints';
   return 'no online node has enough free resources';
 }
 
@@ -197,11 +210,13 @@ export function planReconcile(input: PlanInput): Plan {
     }
   }
 
-  const stateOf = (slot: PlanSlot): SlotState => {
+  const stateOf = (slot: PlanSlot, service: PlanService): SlotState => {
     const inst = instances.get(slot.instanceId);
     if (!inst) return input.now - slot.claimedAt < grace ? 'inflight' : 'dead';
     if (LOCKED.has(inst.status)) return 'locked';
-    if (LIVE.has(inst.status) && loads.get(inst.nodeId)?.node.online) return 'healthy';
+    const node = loads.get(inst.nodeId)?.node;
+    // A copy on a node that no longer meets the constraints (its labels changed) moves.
+    if (LIVE.has(inst.status) && node?.online && eligible(node, service)) return 'healthy';
     return 'dead';
   };
 
@@ -211,6 +226,8 @@ export function planReconcile(input: PlanInput): Plan {
     for (const load of loads.values()) {
       if (!load.node.online) continue;
       if (service.nodeId && load.node.id !== service.nodeId) continue;
+      if (!eligible(load.node, service)) continue;
+      if (service.onePerNode && (load.perImage.get(service.imageId) ?? 0) > 0) continue;
       if (!fits(load, service.reserve)) continue;
       const key: [number, number, number, string] = [
         loadFraction(load),
@@ -228,7 +245,7 @@ export function planReconcile(input: PlanInput): Plan {
 
   for (const service of services) {
     const slots = [...(byService.get(service.imageId) ?? [])].sort((a, b) => a.ordinal - b.ordinal);
-    const states = new Map(slots.map((s) => [s.ordinal, stateOf(s)]));
+    const states = new Map(slots.map((s) => [s.ordinal, stateOf(s, service)]));
     const referenced = new Set<string>();
 
     let kept = slots;

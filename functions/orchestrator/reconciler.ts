@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { dispatchCommand } from '../fleet/commands.js';
-import { isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
 import type { ContainerSpec } from '../fleet/protocol.js';
 import { ConditionFailedError } from '../ports/store.js';
 import {
@@ -16,6 +16,7 @@ import {
   type SlotItem,
 } from './model.js';
 import { planReconcile, type PlanAction, type PlanInput, type PlanService, type Unplaced } from './plan.js';
+import { parseConstraint } from './constraints.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation } from './resources.js';
 
@@ -49,6 +50,16 @@ export const toPlanService = (s: ServiceItem): PlanService => ({
   desiredCount: s.desiredCount,
   reserve: toReservation(s.resources),
   ...(s.nodeId ? { nodeId: s.nodeId } : {}),
+  ...(Object.keys(s.hostPorts ?? {}).length ? { onePerNode: true } : {}),
+  // Stored constraints were validated when written; one that no longer parses matches nothing.
+  ...(s.constraints?.length
+    ? {
+        constraints: s.constraints.map((c) => {
+          const parsed = parseConstraint(c);
+          return typeof parsed === 'string' ? { field: 'id', op: '==' as const, value: '' } : parsed;
+        }),
+      }
+    : {}),
 });
 
 /**
@@ -72,6 +83,7 @@ export function planInput(ctx: AppContext, state: FleetState, planned: PlanServi
       id: n.nodeId,
       online: isOnline(n, ctx, now),
       capacity: { cpu: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb, gpus: n.gpus.length },
+      facts: { id: n.nodeId, hostname: n.hostname, labels: nodeLabels(n), arch: n.arch, os: n.os },
     })),
     services: planned,
     slots: state.slots.map((s) => ({
@@ -105,10 +117,10 @@ export function startSpec(service: ServiceItem, instanceId: string): ContainerSp
     env: service.env ?? {},
     ports: (service.ports ?? []).map((containerPort) => ({
       containerPort,
-      hostPort: 0,
+      hostPort: service.hostPorts?.[String(containerPort)] ?? 0,
       protocol: 'tcp' as const,
     })),
-    volumes: [],
+    volumes: service.volumes ?? [],
     ...(r.cpu ? { cpuLimit: r.cpu } : {}),
     ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
     ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),

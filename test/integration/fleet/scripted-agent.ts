@@ -49,6 +49,7 @@ export interface AgentOptions {
   address?: string;
   /** Answer container.start with a failure. */
   failStarts?: boolean;
+  labels?: Record<string, string>;
 }
 
 let nextPort = 32000;
@@ -97,7 +98,7 @@ export class ScriptedAgent {
       diskGb: 100,
       gpus,
       jetson: this.options.jetson ?? null,
-      labels: {},
+      labels: this.options.labels ?? {},
       cluster: 'vision',
       agentVersion: 'test',
     };
@@ -209,6 +210,17 @@ export class ScriptedAgent {
         return { status: 'succeeded', output: {} };
       case 'container.update':
         return { status: 'succeeded', output: { recreated: false } };
+      case 'container.logs': {
+        const ct = this.containers.get(c.instanceId);
+        if (!ct) return { status: 'failed', output: {}, error: `no container for instance ${c.instanceId}` };
+        return { status: 'succeeded', output: { logs: `${ct.name} line 1\n${ct.name} line 2\n`, truncated: false } };
+      }
+      case 'container.restart': {
+        const ct = this.containers.get(c.instanceId);
+        if (!ct) return { status: 'failed', output: {}, error: `no container for instance ${c.instanceId}` };
+        Object.assign(ct, { state: 'running', exitCode: null, startedAt: new Date().toISOString() });
+        return { status: 'succeeded', output: { containerId: ct.containerId, ports: ct.ports } };
+      }
       default:
         return { status: 'failed', output: {}, error: `unsupported ${c.type}` };
     }

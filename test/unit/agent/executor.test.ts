@@ -204,6 +204,34 @@ describe('CommandExecutor: container commands', () => {
     ]);
   });
 
+  it('restart stops and starts the same container, expecting its exit; an unknown instance fails', async () => {
+    // Prepare
+    const { engine, executor, reported, expected } = await setup();
+    const c = engine.add({ instanceId: 'inst-1' });
+    const base = { nodeId: 'node-id-1', issuedAt: '' };
+    // Act
+    await executor.handle(
+      delivery({ ...base, commandId: 'rs1', command: { type: 'container.restart', instanceId: 'inst-1' } }),
+    );
+    await executor.handle(
+      delivery({ ...base, commandId: 'rs2', command: { type: 'container.restart', instanceId: 'ghost' } }),
+    );
+    // Assess
+    expect(expected).toEqual([c.id]);
+    expect(engine.calls.filter((call) => call.startsWith('stop') || call.startsWith('start '))).toEqual([
+      `stop ${c.id}`,
+      `start ${c.id}`,
+    ]);
+    expect(reported[0]!.result).toMatchObject({
+      status: 'succeeded',
+      output: { containerId: c.id, state: 'running' },
+    });
+    expect(reported[1]!.result).toMatchObject({
+      status: 'failed',
+      error: 'no container on this node for instance ghost',
+    });
+  });
+
   it('logs and update fail clearly for an unknown instance', async () => {
     const { executor, reported } = await setup();
     const base = { nodeId: 'node-id-1', issuedAt: '' };

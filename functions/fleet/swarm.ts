@@ -1,0 +1,343 @@
+import { createHash } from 'node:crypto';
+import * as z from 'zod';
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
+import { keys } from '../core/keys.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
+import { allInstances, listServices } from '../orchestrator/model.js';
+import { instanceResources, port } from '../orchestrator/resources.js';
+import {
+  checkConstraints,
+  containerLogs,
+  createNamedService,
+  deleteNamedService,
+  scaleNamedService,
+  serviceLogs,
+  serviceView,
+} from '../orchestrator/services.js';
+import { isOnline, listNodes, nodeLabels, resolveNode, type NodeItem } from './nodes.js';
+
+/**
+ * Fleet Commander's Swarm API over the shared model. No Docker Swarm runs: the control plane is
+ * the one manager, every agent's node a worker, a service the desired count of its image (the
+ * same record the orchestrator API changes), and constraints match the nodes' labels.
+ */
+
+const MAX_REPLICAS = 100;
+const labelKey = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'label keys: letters, digits, ".", "_", "-"');
+const imageRef = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
+
+const serviceBody = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, ".", "_", "-"; at most 63'),
+    image: imageRef,
+    replicas: z.number().int().min(0).max(MAX_REPLICAS).default(1),
+    mode: z
+      .literal('replicated', { error: 'only "replicated" services are supported' })
+      .default('replicated'),
+    ports: z
+      .array(z.object({ target_port: port, published_port: z.union([port, z.literal(0)]).optional() }))
+      .max(32)
+      .default([]),
+    env: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'env entries are NAME=value'))
+      .max(256)
+      .default([]),
+    mounts: z
+      .array(
+        z.object({
+          source: z.string().startsWith('/', 'mount sources are absolute host paths'),
+          target: z.string().startsWith('/', 'mount targets are absolute container paths'),
+          read_only: z.boolean().default(false),
+        }),
+      )
+      .max(32)
+      .default([]),
+    constraints: z.array(z.string()).max(32).default([]),
+    resources: z
+      .object({
+        gpu: z.number().int().min(0).max(16).optional(),
+        cpu_limit: instanceResources.shape.cpu_limit,
+        memory_limit: instanceResources.shape.memory_limit,
+      })
+      .default({}),
+  })
+  .superRefine((b, ctx) => {
+    const published = b.ports.map((p) => p.published_port ?? 0).filter((p) => p > 0);
+    if (new Set(published).size !== published.length)
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'published ports must differ' });
+  });
+
+const serviceOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+  replicas: z.number(),
+  running: z.number(),
+  mode: z.literal('replicated'),
+});
+
+function swarmNodeView(n: NodeItem, ctx: AppContext, now: number) {
+  return {
+    id: n.nodeId,
+    hostname: n.nodeName,
+    status: isOnline(n, ctx, now) ? ('ready' as const) : ('down' as const),
+    availability: 'active' as const,
+    role: 'worker' as const,
+    labels: nodeLabels(n),
+  };
+}
+
+const swarmNodeOut = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  status: z.enum(['ready', 'down']),
+  availability: z.literal('active'),
+  role: z.literal('worker'),
+  labels: z.record(z.string(), z.string()),
+});
+
+const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
+  group: 'fleet',
+  tags: ['Swarm'],
+  errorStyle: 'fastapi',
+  scope: 'user',
+};
+const serviceParams = z.object({ service_id: z.string().min(1) });
+const containerParams = z.object({ container_id: z.string().min(1) });
+const tailQuery = z.object({ tail: z.coerce.number().int().min(1).max(10_000).default(100) });
+
+export function swarmRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/status',
+      summary: 'The fleet as a swarm: the control plane manages, every node works',
+      handler: async (req, ctx) => {
+        const nodes = await listNodes(ctx);
+        return {
+          is_manager: true,
+          // Stable per deployment: its table and region.
+          swarm_id: createHash('sha256')
+            .update(`${ctx.config.AWS_REGION}/${ctx.config.TABLE_NAME}`)
+            .digest('hex')
+            .slice(0, 25),
+          manager_addr: req.headers.host ?? null,
+          nodes_count: nodes.length,
+          managers_count: 0,
+          workers_count: nodes.length,
+        };
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/nodes',
+      summary: 'Nodes with their labels (the agent’s, with labels set here on top)',
+      response: z.array(swarmNodeOut),
+      handler: async (_req, ctx) => {
+        const now = ctx.now();
+        return (await listNodes(ctx)).map((n) => swarmNodeView(n, ctx, now));
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/nodes/{node_id}/labels',
+      summary: 'Set node labels (null removes one); services whose constraints no longer hold move',
+      params: z.object({ node_id: z.string().min(1) }),
+      body: z.object({ labels: z.record(labelKey, z.string().max(256).nullable()) }),
+      response: swarmNodeOut,
+      responses: { 404: 'Unknown node' },
+      handler: async (req, ctx) => {
+        const node = await resolveNode(ctx, req.params.node_id);
+        if (!node) throw new NotFoundError(`Node ${req.params.node_id} not found`);
+        // null is kept as a removal, so a label the agent declares stays removed after it re-registers.
+        const overrides = { ...(node.labelOverrides ?? {}), ...req.body.labels };
+        const k = keys.node(node.nodeId);
+        const updated = await ctx.store.update<NodeItem>(
+          k.pk,
+          k.sk,
+          { set: { labelOverrides: overrides } },
+          { exists: true },
+        );
+        await emit(ctx, { type: 'reconcile' });
+        return swarmNodeView(updated, ctx, ctx.now());
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/services',
+      summary: 'Services: every image with a desired count, named or not',
+      response: z.array(serviceOut),
+      handler: async (_req, ctx) => {
+        const services = (await listServices(ctx)).filter((s) => s.desiredCount > 0 || s.serviceName);
+        return Promise.all(services.map((s) => serviceView(ctx, s)));
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/services',
+      summary: 'Create a named service; waits for its copies like the orchestrator’s starts',
+      body: serviceBody,
+      successStatus: 201,
+      responses: {
+        202: 'Agents have not answered yet: pending command ids',
+        409: 'Name or image taken, or no node can run it',
+      },
+      handler: async (req, ctx) => {
+        const b = req.body;
+        checkConstraints(b.constraints, ['body', 'constraints']);
+        const env = Object.fromEntries(
+          b.env.map((e) => {
+            const i = e.indexOf('=');
+            return [e.slice(0, i), e.slice(i + 1)];
+          }),
+        );
+        return createNamedService(ctx, {
+          name: b.name,
+          imageId: b.image,
+          replicas: b.replicas,
+          ports: b.ports.map((p) => ({ containerPort: p.target_port, hostPort: p.published_port ?? 0 })),
+          env,
+          volumes: b.mounts.map((m) => ({
+            hostPath: m.source,
+            containerPath: m.target,
+            readOnly: m.read_only,
+          })),
+          constraints: b.constraints,
+          resources: {
+            ...(b.resources.cpu_limit ? { cpu_limit: b.resources.cpu_limit } : {}),
+            ...(b.resources.memory_limit ? { memory_limit: b.resources.memory_limit } : {}),
+            ...(b.resources.gpu ? { gpus: b.resources.gpu } : {}),
+          },
+        });
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/services/{service_id}/scale',
+      summary: 'Set the number of copies (id or name)',
+      params: serviceParams,
+      body: z.object({ replicas: z.number().int().min(0).max(MAX_REPLICAS) }),
+      responses: { 404: 'Unknown service', 409: 'No node can run more copies' },
+      handler: async (req, ctx) => scaleNamedService(ctx, req.params.service_id, req.body.replicas),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/services/{service_id}/logs',
+      summary: 'The last lines of every copy, read from its node',
+      params: serviceParams,
+      query: tailQuery,
+      responses: { 404: 'Unknown service' },
+      handler: async (req, ctx) => serviceLogs(ctx, req.params.service_id, req.query.tail),
+    }),
+    route({
+      ...common,
+      method: 'DELETE',
+      path: '/api/swarm/services/{service_id}',
+      summary: 'Delete a service: its copies are removed and its name freed',
+      params: serviceParams,
+      responses: { 404: 'Unknown service' },
+      handler: async (req, ctx) => ({
+        status: 'deleted',
+        ...(await deleteNamedService(ctx, req.params.service_id)),
+      }),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/containers',
+      summary: 'Every container the control plane runs, fleet-wide',
+      handler: async (_req, ctx) => {
+        const [instances, nodes] = await Promise.all([allInstances(ctx), listNodes(ctx)]);
+        const now = ctx.now();
+        return {
+          containers: instances.map((i) => ({
+            id: i.instanceId,
+            name: i.name,
+            image: i.imageId,
+            status: i.status,
+            node_id: i.nodeId,
+            ports: Object.fromEntries(
+              i.ports
+                .filter((p) => p.hostPort)
+                .map((p) => [`${p.containerPort}/${p.protocol || 'tcp'}`, p.hostPort]),
+            ),
+          })),
+          total: instances.length,
+          server: `control plane (${nodes.filter((n) => isOnline(n, ctx, now)).length} of ${nodes.length} nodes online)`,
+        };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/containers/{container_id}/restart',
+      summary: 'Restart a running container in place',
+      params: containerParams,
+      responses: { 404: 'Unknown container', 409: 'Not running' },
+      handler: async (req, ctx) => restartContainer(ctx, req.params.container_id),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/containers/{container_id}/stop',
+      summary: 'Stop a container: one copy fewer wanted (as POST /containers/{imageId}/stop)',
+      params: containerParams,
+      responses: { 404: 'Unknown container' },
+      handler: async (req, ctx) => {
+        const inst = await findContainer(ctx, req.params.container_id);
+        if (!inst || inst.status === 'removed')
+          throw new NotFoundError(`Container ${req.params.container_id} not found`);
+        return stopInstance(ctx, inst.imageId, inst.instanceId);
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/containers/{container_id}/start',
+      summary: 'Start a container: a running one answers at once; a stopped copy gave up its place',
+      params: containerParams,
+      responses: { 404: 'Unknown container', 409: 'Stopped: scale its service up instead' },
+      handler: async (req, ctx) => {
+        const inst = await findContainer(ctx, req.params.container_id);
+        if (!inst || inst.status === 'removed')
+          throw new NotFoundError(`Container ${req.params.container_id} not found`);
+        if (inst.status === 'running' || inst.status === 'pending')
+          return { started: true, container_id: inst.instanceId, status: inst.status };
+        throw new ConflictError(
+          `Container ${inst.name} is ${inst.status}: stopped copies are not restarted; scale ${inst.imageId} up (POST /api/swarm/services/{service_id}/scale) for a new one`,
+        );
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/containers/{container_id}/logs',
+      summary: 'The last lines of one container, read from its node',
+      params: containerParams,
+      query: tailQuery,
+      responses: { 404: 'Unknown container' },
+      handler: async (req, ctx) => {
+        const inst = await findContainer(ctx, req.params.container_id);
+        if (!inst || inst.status === 'removed')
+          throw new NotFoundError(`Container ${req.params.container_id} not found`);
+        return containerLogs(ctx, inst, req.query.tail);
+      },
+    }),
+  ];
+}

@@ -1,0 +1,235 @@
+import { createHash } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { swarmKeys } from '../core/keys.js';
+import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
+import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { parseConstraint } from './constraints.js';
+import { changeService, failures, nextService, settle } from './containers.js';
+import { getService, imageInstances, listServices, type InstanceItem, type ServiceItem } from './model.js';
+import { reconcile } from './reconciler.js';
+import type { InstanceResources } from './resources.js';
+
+/**
+ * Named services (the Fleet Commander Swarm API) over the orchestrator's desired state: a service
+ * is the desired count of one image, with a unique name, placement constraints, mounts and fixed
+ * host ports. The reconciler runs it like any other image, so both APIs see the same copies.
+ */
+export interface NamedServiceInput {
+  name: string;
+  imageId: string;
+  replicas: number;
+  /** Container port → fixed host port (0: the engine picks one). */
+  ports: { containerPort: number; hostPort: number }[];
+  env: Record<string, string>;
+  volumes: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  constraints: string[];
+  resources: InstanceResources;
+}
+
+/** Stable, opaque id of the service of an image (Swarm ids are opaque too). */
+export const serviceId = (imageId: string) =>
+  `svc-${createHash('sha256').update(imageId).digest('hex').slice(0, 16)}`;
+
+/** Refuses constraints that do not parse, naming each one's position. */
+export function checkConstraints(constraints: string[], loc: (string | number)[]): void {
+  const issues = constraints.flatMap((c, i) => {
+    const parsed = parseConstraint(c);
+    return typeof parsed === 'string'
+      ? [{ loc: [...loc, i], msg: `${c}: ${parsed}`, type: 'value_error' }]
+      : [];
+  });
+  if (issues.length) throw new ValidationError(issues);
+}
+
+/** By id (`svc-…`) or by name. */
+export async function findService(ctx: AppContext, ref: string): Promise<ServiceItem | undefined> {
+  const guard = swarmKeys.serviceName(ref);
+  const named = await ctx.store.get<StoreItem & { imageId: string }>(guard.pk, guard.sk);
+  if (named) {
+    const s = await getService(ctx, named.imageId);
+    if (s?.serviceName === ref) return s;
+  }
+  return (await listServices(ctx)).find((s) => serviceId(s.imageId) === ref);
+}
+
+/** Claims the name for the image; a guard left by a create that never wrote its service is taken over. */
+async function claimName(ctx: AppContext, name: string, imageId: string): Promise<void> {
+  const guard = swarmKeys.serviceName(name);
+  try {
+    await ctx.store.put({ ...guard, imageId }, { notExists: true });
+    return;
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  }
+  const held = await ctx.store.get<StoreItem & { imageId: string }>(guard.pk, guard.sk);
+  const owner = held && (await getService(ctx, held.imageId));
+  if (held && owner?.serviceName === name && owner.desiredCount > 0)
+    throw new ConflictError(`A service named ${name} exists`);
+  try {
+    await ctx.store.put(
+      { ...guard, imageId },
+      held ? { equals: { imageId: held.imageId } } : { notExists: true },
+    );
+  } catch (error) {
+    if (error instanceof ConditionFailedError) throw new ConflictError(`A service named ${name} exists`);
+    throw error;
+  }
+}
+
+async function releaseName(ctx: AppContext, name: string, imageId: string): Promise<void> {
+  const guard = swarmKeys.serviceName(name);
+  await ctx.store.delete(guard.pk, guard.sk, { equals: { imageId } }).catch((error: unknown) => {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  });
+}
+
+/** The name guard first, then the service; then the reconciler places the copies and the call waits for them. */
+export async function createNamedService(ctx: AppContext, input: NamedServiceInput): Promise<unknown> {
+  await claimName(ctx, input.name, input.imageId);
+  try {
+    await changeService(ctx, input.imageId, async (current) => {
+      if (current && current.desiredCount > 0)
+        throw new ConflictError(
+          `Image ${input.imageId} already runs as ${current.serviceName ?? 'an orchestrator service'} (${current.desiredCount} wanted): scale or delete that one`,
+        );
+      const base = nextService(ctx, input.imageId, current, input.replicas, {
+        resources: input.resources,
+        ports: input.ports.map((p) => p.containerPort),
+        env: input.env,
+      });
+      const hostPorts = Object.fromEntries(
+        input.ports.filter((p) => p.hostPort > 0).map((p) => [String(p.containerPort), p.hostPort]),
+      );
+      const next: ServiceItem = {
+        ...base,
+        resources: input.resources,
+        serviceName: input.name,
+        constraints: input.constraints,
+        volumes: input.volumes,
+        hostPorts,
+      };
+      return { next, wanted: input.replicas };
+    });
+  } catch (error) {
+    await releaseName(ctx, input.name, input.imageId);
+    throw error;
+  }
+  return placeAndWait(ctx, input.imageId);
+}
+
+/** Runs the reconciler for the image and waits for the starts it sent (202 past COMMAND_WAIT_MS). */
+async function placeAndWait(ctx: AppContext, imageId: string): Promise<unknown> {
+  const outcome = await reconcile(ctx, { imageId });
+  const placed = outcome.placed.filter((p) => p.imageId === imageId);
+  const service = await getService(ctx, imageId);
+  const view = async () => (service ? serviceView(ctx, service) : undefined);
+  return settle(
+    ctx,
+    placed.map((p) => p.commandId),
+    async (commands) => ({
+      ...(await view()),
+      ...(failures(commands).length ? { failed: failures(commands) } : {}),
+    }),
+    { id: serviceId(imageId) },
+  );
+}
+
+export async function scaleNamedService(ctx: AppContext, ref: string, replicas: number): Promise<unknown> {
+  const found = await findService(ctx, ref);
+  if (!found) throw new NotFoundError(`Service ${ref} not found`);
+  await changeService(ctx, found.imageId, async (current) => {
+    if (!current) throw new NotFoundError(`Service ${ref} not found`);
+    const more = replicas - current.desiredCount;
+    return {
+      next: { ...current, desiredCount: replicas, updatedAt: new Date(ctx.now()).toISOString() },
+      wanted: Math.max(0, more),
+    };
+  });
+  return placeAndWait(ctx, found.imageId);
+}
+
+/** Every copy removed (the reconciler retires them) and the name freed; the image keeps no desired count. */
+export async function deleteNamedService(
+  ctx: AppContext,
+  ref: string,
+): Promise<{ id: string; name: string }> {
+  const found = await findService(ctx, ref);
+  if (!found) throw new NotFoundError(`Service ${ref} not found`);
+  const name = found.serviceName ?? found.imageId;
+  await changeService(ctx, found.imageId, async (current) => {
+    if (!current) return undefined;
+    const { serviceName: _name, constraints: _c, volumes: _v, hostPorts: _h, ...rest } = current;
+    return { next: { ...rest, desiredCount: 0, updatedAt: new Date(ctx.now()).toISOString() }, wanted: 0 };
+  });
+  if (found.serviceName) await releaseName(ctx, found.serviceName, found.imageId);
+  await reconcile(ctx, { imageId: found.imageId });
+  return { id: serviceId(found.imageId), name };
+}
+
+export async function serviceView(ctx: AppContext, s: ServiceItem) {
+  const instances = await imageInstances(ctx, s.imageId);
+  return {
+    id: serviceId(s.imageId),
+    name: s.serviceName ?? s.imageId,
+    image: s.imageId,
+    replicas: s.desiredCount,
+    running: instances.filter((i) => i.status === 'running').length,
+    mode: 'replicated' as const,
+  };
+}
+
+/** Asks each copy's node for its last `tail` lines; one entry per copy, with its logs or why not. */
+async function readLogs(ctx: AppContext, copies: InstanceItem[], tail: number) {
+  const sent = await Promise.all(
+    copies.map(async (instance) => ({
+      instance,
+      commandId: await dispatchCommand(ctx, instance.nodeId, {
+        type: 'container.logs',
+        instanceId: instance.instanceId,
+        tail,
+      }),
+    })),
+  );
+  return {
+    commandIds: sent.map((s) => s.commandId),
+    collect: (commands: CommandItem[]) =>
+      sent.map(({ instance, commandId }) => {
+        const c = commands.find((x) => x.commandId === commandId);
+        const output = c?.output as { logs?: unknown } | undefined;
+        return {
+          container_id: instance.instanceId,
+          node_id: instance.nodeId,
+          ...(c?.status === 'succeeded' && typeof output?.logs === 'string'
+            ? { logs: output.logs }
+            : { error: c?.error ?? 'no logs' }),
+        };
+      }),
+  };
+}
+
+/** The last `tail` lines of every running or exited copy of a service. */
+export async function serviceLogs(ctx: AppContext, ref: string, tail: number): Promise<unknown> {
+  const found = await findService(ctx, ref);
+  if (!found) throw new NotFoundError(`Service ${ref} not found`);
+  const copies = (await imageInstances(ctx, found.imageId)).filter(
+    (i) => i.status === 'running' || i.status === 'exited',
+  );
+  const { commandIds, collect } = await readLogs(ctx, copies, tail);
+  return settle(ctx, commandIds, async (commands) => ({
+    id: serviceId(found.imageId),
+    name: found.serviceName ?? found.imageId,
+    logs: collect(commands),
+  }));
+}
+
+/** The last `tail` lines of one copy. */
+export async function containerLogs(ctx: AppContext, inst: InstanceItem, tail: number): Promise<unknown> {
+  const { commandIds, collect } = await readLogs(ctx, [inst], tail);
+  return settle(ctx, commandIds, async (commands) => {
+    const [entry] = collect(commands);
+    if (entry && 'error' in entry)
+      throw new HttpError(502, `Could not read the logs of ${inst.name}: ${entry.error}`);
+    return { id: inst.instanceId, name: inst.name, logs: entry?.logs ?? '' };
+  });
+}
