@@ -138,14 +138,15 @@ export class TaskRunner {
       this.progress(taskId, 30);
 
       const path = command.request.path.startsWith('/') ? command.request.path : `/${command.request.path}`;
-      const remaining = Math.max(1_000, command.timeoutSeconds * 1000 - (Date.now() - started));
       const res = await request(`${base}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(command.request.body ?? {}),
         signal,
-        headersTimeout: remaining,
-        bodyTimeout: remaining,
+        // The deadline (`signal`) alone bounds the call: undici's timers set to the same time
+        // raced it and won ("Headers Timeout Error"); 0 turns them off (their default is 300 s).
+        headersTimeout: 0,
+        bodyTimeout: 0,
       });
       const text = await res.body.text();
       if (res.statusCode < 200 || res.statusCode >= 300) {

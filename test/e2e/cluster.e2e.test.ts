@@ -533,6 +533,45 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
       });
     }, 120_000);
 
+    it('fails a task past its timeout (aborted on its node) and one whose server image is missing; the nodes stay usable', async () => {
+      // Timeout: the agent gets what is left of the deadline and aborts the request to the server.
+      const gate = `${runId}-timeout`;
+      const res = await api('POST', '/tasks', {
+        task_type: 'image_generation',
+        model_name: X,
+        parameters: { prompt: 'never released', width: 64, height: 64, steps: 2, gate },
+        timeout: 4,
+      });
+      expect(res.status, res.text).toBe(200);
+      const late = res.body.task_id as string;
+      gates.set(late, gate);
+      const node = await heldOnServer(late);
+      const failed = await waitFor(late, 'failed', 30_000);
+      expect(failed.error).toMatch(/timed out after \d+ s/);
+      expect((await serverState(node.name)).aborted).toContain(gate);
+
+      // A model whose image the engine does not have (and no registry to pull from).
+      const missing = 'e2e-painter-missing';
+      const decl = await api('PUT', `/models/catalog/${missing}`, {
+        kind: 'image',
+        image: `localhost/${runId}-no-such-image:1`,
+        port: MODEL_SERVER_PORT,
+        protocol: 'vision-generate',
+        gpuMemoryMb: 0,
+      });
+      expect(decl.status, decl.text).toBe(200);
+      const broken = await submit(missing, { via: 'vision' });
+      const t = await waitFor(broken, 'failed', 90_000);
+      expect(t.error).toMatch(/no-such-image/);
+      const job = await api('GET', `/api/vision/jobs/${broken}`);
+      expect(job.body).toMatchObject({ status: 'failed', error: t.error });
+
+      // Both nodes still take work.
+      const after = await Promise.all([submit(X), submit(Y, { via: 'vision' })]);
+      for (const id of after) await waitFor(id, 'completed');
+      expect((await api('DELETE', `/models/catalog/${missing}`)).status).toBe(200);
+    }, 150_000);
+
     it('a task whose agent is SIGKILLed mid-task is requeued when the node goes offline and finishes on the other node', async () => {
       const gate = `${runId}-kill`;
       const id = await submit(X, { gate });

@@ -34,7 +34,13 @@ beforeEach(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
 });
+/** Runners and journals of the current test: wound down, their writes on disk, before the folder goes. */
+const runners: TaskRunner[] = [];
+const journals: CommandJournal[] = [];
+
 afterEach(async () => {
+  await Promise.all(runners.splice(0).map((r) => r.shutdown(2_000)));
+  await Promise.allSettled(journals.splice(0).map((j) => j.flush()));
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   await rm(dir, { recursive: true, force: true });
@@ -71,6 +77,8 @@ async function setup() {
     logger: silentLogger,
     readyPollMs: 20,
   });
+  runners.push(runner);
+  journals.push(journal);
   const finished = () =>
     new Promise<Extract<AgentEvent, { type: 'task.finished' }>>((resolve) => {
       const t = setInterval(() => {
@@ -88,14 +96,12 @@ describe('TaskRunner', () => {
   it('starts the model server, waits for its port, posts the request, reports progress and files', async () => {
     // Prepare
     handler = (_req, _body, res) =>
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            seed: 7,
-            images: [{ name: 'out.png', contentType: 'image/png', base64: 'iVBORw0KGgo=' }],
-          }),
-        );
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          seed: 7,
+          images: [{ name: 'out.png', contentType: 'image/png', base64: 'iVBORw0KGgo=' }],
+        }),
+      );
     const { engine, journal, events, runner, finished } = await setup();
     // Act
     const accepted = await runner.accept(command(), 'cmd-1');
@@ -153,6 +159,16 @@ describe('TaskRunner', () => {
     const done = await finished();
     expect(done).toMatchObject({ status: 'cancelled', error: 'cancelled' });
     expect(runner.cancel('task-1')).toBe(false);
+  });
+
+  it('a task past its deadline fails as timed out, and the request to the server is aborted', async () => {
+    let aborted = false;
+    handler = (req) => req.socket.once('close', () => (aborted = true)); // never answers
+    const { runner, finished } = await setup();
+    await runner.accept(command({ timeoutSeconds: 1 }), 'cmd-1');
+    const done = await finished();
+    expect(done).toMatchObject({ status: 'failed', error: 'timed out after 1 s' });
+    await expect.poll(() => aborted).toBe(true);
   });
 
   it('reports failed with the status when the model server errors', async () => {
