@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import {
   NovitaApiError,
   NovitaKeyMissingError,
@@ -118,7 +117,10 @@ export function parseInstance(raw: unknown): NovitaInstance | undefined {
   };
 }
 
-/** The undici adapter for the real Novita API (`Authorization: Bearer <key>`). */
+/**
+ * The HTTP adapter for the real Novita API (`Authorization: Bearer <key>`), over Node's fetch (undici
+ * inside the runtime: nothing added to the bundle).
+ */
 export class HttpNovitaCloud implements NovitaCloud {
   private readonly base: string;
 
@@ -129,9 +131,12 @@ export class HttpNovitaCloud implements NovitaCloud {
   private async call(method: 'GET' | 'POST', path: string, body?: unknown, notFoundOk = false): Promise<Json | undefined> {
     const key = await this.options.apiKey();
     if (!key) throw new NovitaKeyMissingError(this.options.secretName);
-    let res: Awaited<ReturnType<typeof request>>;
+    let res: Response;
+    let text: string;
     try {
-      res = await request(`${this.base}${path}`, {
+      // One deadline for the answer and its body.
+      const signal = AbortSignal.timeout(this.options.timeoutMs);
+      res = await fetch(`${this.base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${key}`,
@@ -139,27 +144,25 @@ export class HttpNovitaCloud implements NovitaCloud {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        headersTimeout: this.options.timeoutMs,
-        bodyTimeout: this.options.timeoutMs,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal,
       });
+      text = await res.text().catch(() => '');
     } catch (error) {
-      // undici's messages name the host at most, never the headers.
+      // fetch's messages name the host at most, never the headers.
       throw new NovitaApiError(0, `Novita API unreachable: ${(error as Error).message}`);
     }
-    const text = await res.body.text().catch(() => '');
     let json: Json | undefined;
     try {
       json = text ? obj(JSON.parse(text)) : undefined;
     } catch {
       json = undefined;
     }
-    if (res.statusCode >= 200 && res.statusCode < 300) return json ?? {};
-    if (notFoundOk && res.statusCode === 404) return undefined;
+    if (res.status >= 200 && res.status < 300) return json ?? {};
+    if (notFoundOk && res.status === 404) return undefined;
     const code = str(json?.reason) ?? str(json?.code) ?? str(obj(json?.error)?.code);
-    const message = str(json?.message) ?? str(obj(json?.error)?.message) ?? `HTTP ${res.statusCode}`;
-    const retryAfter = num(res.headers['retry-after']);
-    throw new NovitaApiError(res.statusCode, `Novita API ${method} ${path.split('?')[0]}: ${message}`, code, retryAfter);
+    const message = str(json?.message) ?? str(obj(json?.error)?.message) ?? `HTTP ${res.status}`;
+    const retryAfter = num(res.headers.get('retry-after') ?? undefined);
+    throw new NovitaApiError(res.status, `Novita API ${method} ${path.split('?')[0]}: ${message}`, code, retryAfter);
   }
 
   async listProducts(filter: { productName?: string; gpuNum?: number }): Promise<NovitaProduct[]> {

@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
@@ -96,7 +95,7 @@ export const retryDelaySeconds = (ctx: AppContext, attempt: number) =>
 export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boolean> {
   let failure: string;
   try {
-    const res = await request(event.url, {
+    const res = await fetch(event.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -105,13 +104,11 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
         'x-delivery-id': event.deliveryId,
       },
       body: JSON.stringify(event.payload),
-      headersTimeout: WEBHOOK_TIMEOUT_MS,
-      bodyTimeout: WEBHOOK_TIMEOUT_MS,
       signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
     });
-    await res.body.dump().catch(() => undefined);
-    if (res.statusCode >= 200 && res.statusCode < 300) return true;
-    failure = `HTTP ${res.statusCode}`;
+    await res.body?.cancel().catch(() => undefined);
+    if (res.status >= 200 && res.status < 300) return true;
+    failure = `HTTP ${res.status}`;
   } catch (error) {
     failure = (error as Error).message;
   }
