@@ -533,6 +533,58 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
       });
     }, 120_000);
 
+    it('switches and unloads a model by hand: the engine follows, and the next task uses the new server', async () => {
+      const [a, b] = agents as [AgentProcess, AgentProcess];
+      const before = (await serverOf(a.name)).model!;
+      const target = before === X ? Y : X;
+      // b is busy, so a task of `target` can only go to a.
+      const gate = `${runId}-switch`;
+      const busy = await submit((await serverOf(b.name)).model!, { gate });
+      gates.set(busy, gate);
+      expect((await heldOnServer(busy)).nodeId).toBe(b.nodeId);
+
+      const sw = await api('POST', `/api/vision/models/switch/${a.name}`, { model: target });
+      expect(sw.status, sw.text).toBe(200);
+      expect(sw.body).toMatchObject({
+        node_id: a.name,
+        model: target,
+        status: 'switching',
+        previous_models: [before],
+      });
+      const server = await eventually(
+        `${a.name} serving ${target} only`,
+        async () => {
+          const onEngine = await engineContainers(docker, [a.name], { [LABELS.kind]: 'model' });
+          expect(onEngine.map((c) => [c.state, c.labels[LABELS.model]])).toEqual([['running', target]]);
+          return onEngine[0]!;
+        },
+        30_000,
+        250,
+      );
+      const id = await submit(target, { via: 'vision' });
+      const t = await waitFor(id, 'completed');
+      expect(t).toMatchObject({ nodeId: a.nodeId, attempts: 1 });
+      expect(t.switchedModel ?? false).toBe(false);
+      // Answered by the server the switch started (its hostname is the container id's start).
+      expect(String(t.result!.server).split('@')[0]).toBe(server.id.slice(0, 12));
+
+      const unload = await api('POST', '/models/unload', { model_name: target, worker_ids: [a.nodeId] });
+      expect(unload.status, unload.text).toBe(200);
+      expect(unload.body).toMatchObject({ model_name: target, affected_workers: [a.nodeId] });
+      await eventually(`${a.name} without a model server`, async () => {
+        expect(await engineContainers(docker, [a.name], { [LABELS.kind]: 'model' })).toEqual([]);
+      });
+      const worker = await api('GET', `/workers/${a.nodeId}`);
+      expect(worker.body.loaded_models).toEqual([]);
+
+      // A task for a's old model now loads it there again (rule 2 on an empty node).
+      const back = await submit(before);
+      const r = await waitFor(back, 'completed');
+      expect(r).toMatchObject({ nodeId: a.nodeId, switchedModel: true });
+      await release(busy);
+      await waitFor(busy, 'completed');
+    }, 120_000);
+
     it('fails a task past its timeout (aborted on its node) and one whose server image is missing; the nodes stay usable', async () => {
       // Timeout: the agent gets what is left of the deadline and aborts the request to the server.
       const gate = `${runId}-timeout`;
