@@ -1,5 +1,8 @@
-/** Errors that cross the HTTP boundary. Each route renders them in its documented style. */
-export type ErrorStyle = 'fastapi' | 'novita';
+/**
+ * Errors that cross the HTTP boundary. Each route renders them in its documented style: FastAPI's
+ * `detail`; the same with the training document's `error_type` beside it; or the Novita `error`.
+ */
+export type ErrorStyle = 'fastapi' | 'training' | 'novita';
 
 export interface ValidationIssue {
   loc: (string | number)[];
@@ -87,7 +90,9 @@ export function renderError(style: ErrorStyle, { error, requestId, now }: ErrorB
     const details =
       error instanceof ValidationError
         ? {
-            field: error.issues[0]?.loc.filter((p) => p !== 'body' && p !== 'query' && p !== 'path').join('.'),
+            field: error.issues[0]?.loc
+              .filter((p) => p !== 'body' && p !== 'query' && p !== 'path')
+              .join('.'),
             reason: error.issues[0]?.msg,
             issues: error.issues,
           }
@@ -102,6 +107,29 @@ export function renderError(style: ErrorStyle, { error, requestId, now }: ErrorB
       },
     };
   }
-  if (error instanceof ValidationError) return { detail: error.issues };
-  return { detail: error.message, ...(error.details ?? {}) };
+  const body =
+    error instanceof ValidationError
+      ? { detail: error.issues }
+      : { detail: error.message, ...(error.details ?? {}) };
+  if (style === 'training' && !('error_type' in body)) return { ...body, error_type: errorType(error) };
+  return body;
+}
+
+/** The training document's `error_type` for errors that do not name their own. */
+function errorType(error: HttpError): string {
+  if (error instanceof ValidationError) return 'ValidationError';
+  switch (error.status) {
+    case 404:
+      return 'NotFoundError';
+    case 405:
+      return 'MethodNotAllowedError';
+    case 409:
+      return 'ConflictError';
+    case 413:
+      return 'PayloadTooLargeError';
+    case 415:
+      return 'UnsupportedMediaTypeError';
+    default:
+      return error.status >= 500 ? 'InternalServerError' : 'HTTPError';
+  }
 }

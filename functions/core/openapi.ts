@@ -4,7 +4,13 @@ import type { AnyRoute } from './route.js';
 
 extendZodWithOpenApi(z);
 
-const fastapiError = z.object({ detail: z.union([z.string(), z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() }))]) });
+const fastapiError = z.object({
+  detail: z.union([
+    z.string(),
+    z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() })),
+  ]),
+});
+const trainingError = fastapiError.extend({ error_type: z.string() });
 const novitaError = z.object({
   error: z.object({
     code: z.string(),
@@ -19,10 +25,14 @@ const novitaError = z.object({
 export function buildOpenApi(routes: AnyRoute[], info: { version: string; serverUrl?: string }) {
   const registry = new OpenAPIRegistry();
   for (const r of routes) {
-    const errorSchema = r.errorStyle === 'novita' ? novitaError : fastapiError;
+    const errorSchema =
+      r.errorStyle === 'novita' ? novitaError : r.errorStyle === 'training' ? trainingError : fastapiError;
     const errorContent = { 'application/json': { schema: errorSchema } };
     const success = r.successStatus ?? 200;
-    const responses: Record<string, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {
+    const responses: Record<
+      string,
+      { description: string; content?: Record<string, { schema: z.ZodType }> }
+    > = {
       [success]: {
         description: success === 204 ? 'No Content' : 'Success',
         ...(success === 204
@@ -36,7 +46,10 @@ export function buildOpenApi(routes: AnyRoute[], info: { version: string; server
       responses[status] = { description, content: errorContent };
     }
     if (r.params || r.query || r.body) {
-      responses[r.errorStyle === 'novita' ? 400 : 422] ??= { description: 'Validation error', content: errorContent };
+      responses[r.errorStyle === 'novita' ? 400 : 422] ??= {
+        description: 'Validation error',
+        content: errorContent,
+      };
     }
     const bodyType = r.bodyType ?? (r.body ? 'json' : 'none');
     registry.registerPath({
@@ -44,13 +57,26 @@ export function buildOpenApi(routes: AnyRoute[], info: { version: string; server
       path: r.path,
       summary: r.summary,
       tags: r.tags,
-      operationId: `${r.method.toLowerCase()}_${r.path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '')}`,
+      operationId: `${r.method.toLowerCase()}_${r.path
+        .replace(/[{}]/g, '')
+        .replace(/[^A-Za-z0-9]+/g, '_')
+        .replace(/^_|_$/g, '')}`,
       request: {
         ...(r.params ? { params: r.params as z.ZodObject } : {}),
         ...(r.query ? { query: r.query as z.ZodObject } : {}),
-        ...(bodyType === 'json' && r.body ? { body: { content: { 'application/json': { schema: r.body } } } } : {}),
+        ...(bodyType === 'json' && r.body
+          ? { body: { content: { 'application/json': { schema: r.body } } } }
+          : {}),
         ...(bodyType === 'multipart'
-          ? { body: { content: { 'multipart/form-data': { schema: z.object({ file: z.string().openapi({ format: 'binary' }) }) } } } }
+          ? {
+              body: {
+                content: {
+                  'multipart/form-data': {
+                    schema: z.object({ file: z.string().openapi({ format: 'binary' }) }),
+                  },
+                },
+              },
+            }
           : {}),
       },
       responses,

@@ -74,5 +74,6 @@ export class Router {
 
 /** The error shape for a path no route claims: the Novita routes have their own. */
 export function styleForPath(path: string): ErrorStyle {
-  return /^\/api\/(instances|metrics|migration)(\/|$)/.test(path) ? 'novita' : 'fastapi';
+  if (/^\/api\/(instances|metrics|migration)(\/|$)/.test(path)) return 'novita';
+  return /^\/(jobs|stats)(\/|$)/.test(path) ? 'training' : 'fastapi';
 }

@@ -26,7 +26,7 @@ import {
 const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
   group: 'training',
   tags: ['Training jobs'],
-  errorStyle: 'fastapi',
+  errorStyle: 'training',
   scope: 'user',
 };
 

@@ -134,6 +134,23 @@ describe('Training Job Orchestrator API (embedded runtime)', () => {
     expect(res.status).toBe(422);
     expect(res.body.detail[0].loc).toEqual(loc);
     expect(res.body.detail[0].msg).toContain(msg);
+    expect(res.body.error_type).toBe('ValidationError');
+  });
+
+  it("gives every error of the training paths an error_type, the pipeline's too", async () => {
+    const bad = await fetch(`${rt.url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{',
+    });
+    const wrongMethod = await api('PATCH', '/jobs');
+    const unknown = await api('GET', '/jobs/train-00000000/nothing');
+    expect(bad.status).toBe(422);
+    expect(await bad.json()).toMatchObject({ detail: expect.any(Array), error_type: 'ValidationError' });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.body).toEqual({ detail: expect.any(String), error_type: 'MethodNotAllowedError' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({ detail: expect.any(String), error_type: 'NotFoundError' });
   });
 
   it('refuses a second job of the same name with 409', async () => {

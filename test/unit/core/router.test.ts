@@ -46,11 +46,14 @@ describe('Router', () => {
     expect(router.match('GET', '/containers/').kind).toBe('found');
   });
 
-  it('picks the Novita error style for its paths only', () => {
+  it('picks the Novita and training error styles for their paths only', () => {
     expect(styleForPath('/api/instances/x')).toBe('novita');
     expect(styleForPath('/api/metrics')).toBe('novita');
     expect(styleForPath('/api/migration/status')).toBe('novita');
     expect(styleForPath('/api/nodes/')).toBe('fastapi');
-    expect(styleForPath('/jobs')).toBe('fastapi');
+    expect(styleForPath('/jobs')).toBe('training');
+    expect(styleForPath('/jobs/train-1/runs')).toBe('training');
+    expect(styleForPath('/stats')).toBe('training');
+    expect(styleForPath('/jobsx')).toBe('fastapi');
   });
 });
