@@ -40,6 +40,28 @@ export const configSchema = z.object({
   DOCS_ASSETS_DIR: z.string().optional(),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
 
+  // Training jobs (functions/training/settings.ts turns these into its settings).
+  /** Comma-separated receivers of job status notifications; `slack+https://…` (or hooks.slack.com) gets Slack's `{text}`. */
+  TRAINING_WEBHOOK_URLS: z
+    .string()
+    .default('')
+    .refine(
+      (list) =>
+        list
+          .split(',')
+          .map((e) => e.trim().replace(/^slack\+/, ''))
+          .filter(Boolean)
+          .every((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol)),
+      'every entry must be an http(s) URL, optionally prefixed slack+',
+    ),
+  /** Host folder under which each job gets `<root>/<job_id>`, mounted at its checkpoint_path. */
+  TRAINING_CHECKPOINT_ROOT: z.string().startsWith('/').default('/var/lib/fleet/checkpoints'),
+  /** First retry delay of a failed run; doubles per retry up to the maximum. */
+  TRAINING_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
+  TRAINING_RETRY_MAX_SECONDS: z.coerce.number().positive().default(6 * 3600),
+  /** How soon a run no node has room for is tried again. */
+  TRAINING_PLACEMENT_RETRY_SECONDS: z.coerce.number().int().positive().default(30),
+
   // Novita GPU instances (functions/novita). The API key is the `novita-api-key` secret, never a variable.
   /** Base URL of the Novita GPU instance API (a test double on loopback in the suites). */
   NOVITA_BASE_URL: z.string().url().default('https://api.novita.ai/gpu-instance/openapi/v1'),
