@@ -1,7 +1,9 @@
 import type { AppContext } from './core/context.js';
 import type { ScheduleSpec } from './ports/scheduler.js';
 import { loadConfig } from './core/config.js';
+import { PLACEMENT_SCHEDULES } from './cluster/placement.js';
 import { novitaSchedules } from './novita/schedules.js';
+import { TRAINING_SCHEDULES } from './training/schedules.js';
 
 /**
  * The control plane's own recurring schedules (safety-net sweeps), declared once: the CDK
@@ -14,6 +16,9 @@ export const APP_SCHEDULES: ScheduleSpec[] = [
     payload: JSON.stringify({ type: 'nodes.sweep' }),
     description: 'Marks silent nodes offline, then reconciles every image against its desired count',
   },
+  // Task queue safety net (every minute) and training repair sweep (every 5 minutes).
+  ...PLACEMENT_SCHEDULES,
+  ...TRAINING_SCHEDULES,
   // Novita spot migration, every NOVITA_MIGRATION_INTERVAL_MINUTES (15).
   ...novitaSchedules(loadConfig().NOVITA_MIGRATION_INTERVAL_MINUTES),
 ];

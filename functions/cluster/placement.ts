@@ -1,3 +1,4 @@
+import type { ScheduleSpec } from '../ports/scheduler.js';
 import type { AppContext } from '../core/context.js';
 import { clusterKeys } from '../core/keys.js';
 import { planPlacements, type Placement, type SchedModel } from '../domain/scheduler/index.js';
@@ -76,14 +77,18 @@ const emptyReport = (skipped: boolean): PlacementReport => ({
   stillQueued: 0,
 });
 
-/** The safety net: a run every minute catches lost events, timeouts and silent nodes. */
-export async function ensurePlacementSchedule(ctx: AppContext): Promise<void> {
-  await ctx.scheduler.upsert({
+/** The safety net: a run every minute catches lost events, timeouts and silent nodes (in APP_SCHEDULES). */
+export const PLACEMENT_SCHEDULES: ScheduleSpec[] = [
+  {
     name: PLACEMENT_SCHEDULE,
     expression: 'rate(1 minute)',
     payload: JSON.stringify({ type: 'placement.run', reason: 'schedule', sample: true }),
     description: 'Places queued inference tasks, requeues tasks of offline nodes, records a fleet sample',
-  });
+  },
+];
+
+export async function ensurePlacementSchedule(ctx: AppContext): Promise<void> {
+  for (const spec of PLACEMENT_SCHEDULES) await ctx.scheduler.upsert(spec);
 }
 
 /** The request the model server gets for this task, by the model's protocol. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventHandlers } from '../../../functions/event-handlers.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
+import { APP_SCHEDULES } from '../../../functions/schedules.js';
 
 const moto = process.env.AWS_ENDPOINT_URL;
 if (!moto && process.env.CI === 'true') throw new Error('CI=true but AWS_ENDPOINT_URL is not set: the emulator suite cannot be skipped');
@@ -108,6 +109,20 @@ describe('local runtime state', () => {
       await rt.stop();
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('holds every app schedule after start: sweeps, task placement, training repair, spot migration', async () => {
+    const rt = await startRuntime({ port: 0, env: { ...quiet, AWS_ENDPOINT_URL: undefined } });
+    try {
+      for (const spec of APP_SCHEDULES) {
+        const stored = await rt.ctx.scheduler.get(spec.name);
+        expect(stored, spec.name).toMatchObject({ expression: spec.expression, payload: spec.payload });
+      }
+      const types = APP_SCHEDULES.map((s) => (JSON.parse(s.payload) as { type: string }).type);
+      expect(types).toEqual(expect.arrayContaining(['nodes.sweep', 'placement.run', 'jobs.repair']));
+    } finally {
+      await rt.stop();
     }
   });
 
