@@ -98,6 +98,7 @@ export async function runAgent(
     baseUrl: config.url,
     logger: log,
     ...(config.apiKey ? { apiKey: config.apiKey } : {}),
+    ...(config.joinToken ? { joinToken: config.joinToken } : {}),
   });
 
   let channel: CommandChannel | null = null;

@@ -75,6 +75,8 @@ export interface ClientOptions {
   logger: Logger;
   /** Sent on register only (FLEET_API_KEY). */
   apiKey?: string;
+  /** Sent on register only, when there is no API key (FLEET_JOIN_TOKEN). */
+  joinToken?: string;
   token?: string;
   timeouts?: Partial<ClientTimeouts>;
   backoff?: BackoffOptions;
@@ -259,8 +261,8 @@ export class ControlPlaneClient {
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if ((opts.auth ?? 'token') === 'token') {
       if (this.token) headers['authorization'] = `Bearer ${this.token}`;
-    } else if (this.options.apiKey) {
-      headers['authorization'] = `Bearer ${this.options.apiKey}`;
+    } else if (this.options.apiKey ?? this.options.joinToken) {
+      headers['authorization'] = `Bearer ${this.options.apiKey ?? this.options.joinToken}`;
     }
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;

@@ -15,6 +15,8 @@ export interface AgentConfig {
   /** Overrides the interval the control plane asks for. */
   heartbeatSeconds?: number;
   apiKey?: string;
+  /** Join token (GET /api/swarm/join-token): the registration credential when there is no API key. */
+  joinToken?: string;
   logLevel: LogLevel;
 }
 
@@ -30,8 +32,9 @@ Options (flag > environment > config file > default):
   --cluster <name>       cluster                  FLEET_CLUSTER
   --state-dir <path>     registration + journal   FLEET_STATE_DIR    (~/.fleet-agent/<name>)
   --heartbeat <seconds>  heartbeat interval       FLEET_HEARTBEAT    (the control plane's)
+  --join-token <token>   registration credential  FLEET_JOIN_TOKEN   (from GET /api/swarm/join-token)
   --config <file>        JSON file with the same keys (url, name, labels, cluster, stateDir,
-                         heartbeat, apiKey, logLevel)   FLEET_AGENT_CONFIG
+                         heartbeat, apiKey, joinToken, logLevel)   FLEET_AGENT_CONFIG
   --log-level <level>    debug|info|warn|error    FLEET_LOG_LEVEL    (info)
   -h, --help             this text
   -v, --version          agent version
@@ -54,6 +57,7 @@ const fileSchema = z
     stateDir: z.string().optional(),
     heartbeat: z.union([z.number(), z.string()]).optional(),
     apiKey: z.string().optional(),
+    joinToken: z.string().optional(),
     logLevel: z.string().optional(),
   })
   .strict();
@@ -101,6 +105,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
         cluster: { type: 'string' },
         'state-dir': { type: 'string' },
         heartbeat: { type: 'string' },
+        'join-token': { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -173,5 +178,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
   if (heartbeat !== undefined) config.heartbeatSeconds = positiveNumber(heartbeat, 'heartbeat');
   const apiKey = str(env['FLEET_API_KEY']) ?? file.apiKey;
   if (apiKey) config.apiKey = apiKey;
+  const joinToken = str(values['join-token']) ?? str(env['FLEET_JOIN_TOKEN']) ?? file.joinToken;
+  if (joinToken) config.joinToken = joinToken;
   return { kind: 'run', config };
 }

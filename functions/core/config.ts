@@ -90,6 +90,28 @@ export const configSchema = z.object({
   NOVITA_RATE_LIMIT_CREATE_PER_MINUTE: z.coerce.number().int().positive().default(10),
   NOVITA_RATE_LIMIT_STATUS_PER_MINUTE: z.coerce.number().int().positive().default(100),
   NOVITA_RATE_LIMIT_GENERAL_PER_HOUR: z.coerce.number().int().positive().default(1000),
+
+  // Swarm join tokens (functions/fleet/join-tokens.ts).
+  /** How long a join token from GET /api/swarm/join-token lets nodes register. */
+  JOIN_TOKEN_TTL_SECONDS: z.coerce.number().int().positive().max(30 * 24 * 3600).default(24 * 3600),
+
+  // AI assistant (functions/fleet/ai*.ts): Amazon Bedrock Runtime's Converse API.
+  AI_ENABLED: bool.default(true),
+  /** Bedrock model (or inference profile) id the assistant converses with. */
+  AI_MODEL_ID: z.string().min(1).default('anthropic.claude-3-haiku-20240307-v1:0'),
+  /** Bedrock's region; AWS_REGION when unset. */
+  AI_REGION: z.string().optional(),
+  /** Bedrock Runtime endpoint override (a test double); emulators (AWS_ENDPOINT_URL) do not serve Bedrock. */
+  AI_ENDPOINT_URL: z.string().url().optional(),
+  /** Per model call, below API Gateway's 29 s. */
+  AI_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(20_000),
+  AI_MAX_TOKENS: z.coerce.number().int().positive().max(8192).default(1024),
+
+  // WebSocket API (functions/realtime).
+  /** Local runtime: how often /ws/metrics and /ws/doctor push (on AWS the `live-push` schedule fires every minute). */
+  WS_PUSH_INTERVAL_SECONDS: z.coerce.number().int().positive().max(3600).default(5),
+  /** API Gateway Management API endpoint of the WebSocket stage (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`); set by the stack. */
+  WS_CALLBACK_URL: z.string().url().optional(),
 });
 
 export type Config = z.output<typeof configSchema>;

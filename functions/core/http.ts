@@ -82,7 +82,7 @@ function toResult(out: unknown, route: AnyRoute): HttpResult {
   };
 }
 
-async function checkApiKey(ctx: AppContext, headers: Record<string, string>): Promise<void> {
+async function checkApiKey(ctx: AppContext, headers: Record<string, string>, altAuth?: AnyRoute['altAuth']): Promise<void> {
   const expected = await cachedApiKey(ctx);
   const given = /^Bearer\s+(.+)$/i.exec(headers['authorization'] ?? '')?.[1]?.trim();
   const ok =
@@ -90,7 +90,8 @@ async function checkApiKey(ctx: AppContext, headers: Record<string, string>): Pr
     given !== undefined &&
     given.length === expected.length &&
     timingSafeEqual(Buffer.from(given), Buffer.from(expected));
-  if (!ok) throw new HttpError(401, 'Invalid or missing API key', 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
+  if (!ok && !(altAuth && (await altAuth(headers, ctx))))
+    throw new HttpError(401, 'Invalid or missing API key', 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
 }
 
 let apiKeyCache: { value: string | undefined; at: number } | undefined;
@@ -134,7 +135,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     const { route } = match;
     internal.style = route.errorStyle;
 
-    if (route.scope === 'user' && ctx.config.API_AUTH) await checkApiKey(ctx, headers);
+    if (route.scope === 'user' && ctx.config.API_AUTH) await checkApiKey(ctx, headers, route.altAuth);
     if (route.hook) {
       const hookIn = { method, path, headers, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp };
       internal.hook = (await route.hook(hookIn, ctx)) ?? undefined;

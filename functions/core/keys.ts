@@ -160,3 +160,18 @@ export const swarmKeys = {
   /** Uniqueness guard: one service per name, pointing at its image. */
   serviceName: (name: string) => ({ pk: `SVCNAME#${name}`, sk: 'NAME' }),
 } as const;
+
+/** Swarm join tokens (appended): keyed by the token's SHA-256, gone by TTL (`expiresAt`). */
+export const joinTokenKeys = {
+  joinToken: (sha256: string) => ({ pk: `JOINTOKEN#${sha256}`, sk: 'META' }),
+} as const;
+
+/** WebSocket connections (appended): one record per live connection, gone by TTL if never removed. */
+export const realtimeKeys = {
+  connection: (connectionId: string) => ({ pk: `WSCONN#${connectionId}`, sk: 'META' }),
+  /** gsi1: the connections of one channel (`metrics`, `doctor`, `logs#<nodeId>`), for fan-out. */
+  channelIndex: (channel: string, connectionId: string) => ({ gsi1pk: `WSCHANNEL#${channel}`, gsi1sk: connectionId }),
+  channelPk: (channel: string) => `WSCHANNEL#${channel}`,
+  /** API Gateway closes a WebSocket after 2 hours at most; a record a little older is surely dead. */
+  connectionTtlSeconds: 2 * 3600 + 600,
+} as const;

@@ -83,6 +83,11 @@ export interface RouteSpec<
    * It may throw an HttpError; its headers are added to whatever the response turns out to be.
    */
   hook?: (req: HookIn, ctx: AppContext) => Promise<HookOut | void>;
+  /**
+   * Scope 'user' with API_AUTH=true: another credential this route takes in place of the API key
+   * (a join token on /agent/register). True lets the request through.
+   */
+  altAuth?: (headers: Record<string, string>, ctx: AppContext) => Promise<boolean>;
 }
 
 /** A route with its types erased, as the router and generators see it. */

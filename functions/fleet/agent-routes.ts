@@ -4,6 +4,7 @@ import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyCommandResult, applyContainerStates, containerExited } from '../orchestrator/containers.js';
 import { authenticateAgent } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
+import { joinTokenAuth } from './join-tokens.js';
 import { nodeQueue, recordHeartbeat, registerNode, heartbeatIntervalSeconds } from './nodes.js';
 import {
   agentEventsRequest,
@@ -29,8 +30,10 @@ export function agentRoutes(): AnyRoute[] {
   return [
     route({
       ...common,
-      // Enrolment has no token yet: on a locked-down deployment it sits behind the API key like user routes.
+      // Enrolment has no token yet: on a locked-down deployment it sits behind the API key like user
+      // routes, or a join token (GET /api/swarm/join-token) so nodes need not hold the API key.
       scope: 'user',
+      altAuth: joinTokenAuth,
       method: 'POST',
       path: '/agent/register',
       summary:

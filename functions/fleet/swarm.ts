@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { ConflictError, NotFoundError } from '../core/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
+import { reply } from '../core/http.js';
 import { keys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
@@ -17,6 +18,7 @@ import {
   serviceLogs,
   serviceView,
 } from '../orchestrator/services.js';
+import { issueJoinToken } from './join-tokens.js';
 import { isOnline, listNodes, nodeLabels, resolveNode, type NodeItem } from './nodes.js';
 
 /**
@@ -147,6 +149,31 @@ export function swarmRoutes(): AnyRoute[] {
       handler: async (_req, ctx) => {
         const now = ctx.now();
         return (await listNodes(ctx)).map((n) => swarmNodeView(n, ctx, now));
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/join-token',
+      summary:
+        'A join token: lets nodes register (POST /agent/register) without the API key until it expires; issuing one revokes none',
+      query: z.object({ role: z.enum(['worker', 'manager']).default('worker') }),
+      response: z.object({ token: z.string(), role: z.literal('worker') }),
+      responses: { 422: 'role=manager: the control plane is the only manager' },
+      handler: async (req, ctx) => {
+        // No node can manage: the control plane holds all state, so a manager token would promise what nothing does.
+        if (req.query.role === 'manager') {
+          throw new ValidationError([
+            {
+              loc: ['query', 'role'],
+              msg: 'The control plane is the only manager: nodes join as workers (role=worker)',
+              type: 'value_error',
+            },
+          ]);
+        }
+        const { token } = await issueJoinToken(ctx, 'worker');
+        // A credential: never cached by a proxy or the browser.
+        return reply(200, { token, role: 'worker' as const }, { 'cache-control': 'no-store' });
       },
     }),
     route({
