@@ -87,6 +87,8 @@ export interface PlanInput {
   slots: readonly PlanSlot[];
   /** Every instance of every service: reservations of other images count against capacity too. */
   instances: readonly PlanInstance[];
+  /** Capacity other workloads hold on nodes (training runs): placement counts it, nothing else. */
+  held?: readonly { nodeId: string; reserve: Reservation }[];
   /**
    * A slot whose instance record is not there yet is a placement in flight (the claim is written
    * before the instance) for this long; after it the slot is dead.
@@ -193,6 +195,7 @@ export function planReconcile(input: PlanInput): Plan {
 
   const instances = new Map(input.instances.map((i) => [i.instanceId, i]));
   for (const i of input.instances) if (OCCUPYING.has(i.status)) occupy(i.nodeId, i.imageId, i.reserve);
+  for (const h of input.held ?? []) occupy(h.nodeId, '', h.reserve);
   const services = [...input.services].sort((a, b) =>
     a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0,
   );

@@ -18,7 +18,8 @@ import {
 import { planReconcile, type PlanAction, type PlanInput, type PlanService, type Unplaced } from './plan.js';
 import { parseConstraint } from './constraints.js';
 import { instanceEndpointsDown } from './registry.js';
-import { toReservation } from './resources.js';
+import { toReservation, type Reservation } from './resources.js';
+import { activeRuns } from '../training/model.js';
 
 export interface Placed {
   imageId: string;
@@ -43,6 +44,8 @@ export interface FleetState {
   services: ServiceItem[];
   instances: InstanceItem[];
   slots: SlotItem[];
+  /** What training runs hold on their nodes: one capacity model for both workloads. */
+  held: { nodeId: string; reserve: Reservation }[];
 }
 
 export const toPlanService = (s: ServiceItem): PlanService => ({
@@ -72,7 +75,8 @@ export async function loadState(ctx: AppContext, imageId?: string): Promise<Flee
   const instances = await allInstances(ctx, services);
   const planned = imageId ? services.filter((s) => s.imageId === imageId) : services;
   const slots = (await Promise.all(planned.map((s) => serviceSlots(ctx, s.imageId)))).flat();
-  return { nodes, services, instances, slots };
+  const held = (await activeRuns(ctx)).flatMap((r) => (r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : []));
+  return { nodes, services, instances, slots, held };
 }
 
 export function planInput(ctx: AppContext, state: FleetState, planned: PlanService[]): PlanInput {
@@ -100,6 +104,7 @@ export function planInput(ctx: AppContext, state: FleetState, planned: PlanServi
       status: i.status,
       reserve: i.reserve,
     })),
+    held: state.held,
   };
 }
 

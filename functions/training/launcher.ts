@@ -11,6 +11,8 @@ import {
 import type { CommandEnvelope, ContainerSpec } from '../fleet/protocol.js';
 import { ConditionFailedError } from '../ports/store.js';
 import { activeRuns } from './model.js';
+import { allInstances } from '../orchestrator/model.js';
+import { OCCUPYING } from '../orchestrator/plan.js';
 
 /** What a run reserves on its node, in the orchestrator's planning units. */
 export interface RunAsk {
@@ -62,17 +64,22 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
       const nodes = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now));
       if (!nodes.length) return { reason: 'no online node' };
       const used = new Map<string, RunAsk & { runs: number }>();
-      for (const run of await activeRuns(ctx)) {
-        if (!run.nodeId) continue;
-        const u = used.get(run.nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
-        const r = run.reserve ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0 };
-        used.set(run.nodeId, {
+      const hold = (nodeId: string, r: RunAsk, runs: number) => {
+        const u = used.get(nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
+        used.set(nodeId, {
           gpus: u.gpus + r.gpus,
           cpu: u.cpu + r.cpu,
           memoryMb: u.memoryMb + r.memoryMb,
           diskGb: u.diskGb + r.diskGb,
-          runs: u.runs + 1,
+          runs: u.runs + runs,
         });
+      };
+      for (const run of await activeRuns(ctx)) {
+        if (run.nodeId) hold(run.nodeId, run.reserve ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0 }, 1);
+      }
+      // The orchestrator's copies hold capacity on the same nodes: one capacity model for both.
+      for (const inst of await allInstances(ctx)) {
+        if (OCCUPYING.has(inst.status)) hold(inst.nodeId, inst.reserve, 0);
       }
       const fits = (asked: number, usedNow: number, total: number) =>
         asked <= 0 || usedNow + asked <= total + EPS;
