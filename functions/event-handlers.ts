@@ -45,3 +45,16 @@ for (const [type, handler] of Object.entries(novitaEventHandlers)) {
       }
     : handler;
 }
+
+// WebSocket API: the /ws/logs lines of node and container happenings, the live-push schedule and
+// first frames on AWS. Chained last and never throwing, so a push never redelivers an event.
+import { realtimeEventHandlers } from './realtime/events.js';
+for (const [type, handler] of Object.entries(realtimeEventHandlers)) {
+  const before = eventHandlers[type];
+  eventHandlers[type] = before
+    ? async (event, ctx) => {
+        await before(event, ctx);
+        await handler(event, ctx);
+      }
+    : handler;
+}

@@ -9,6 +9,7 @@ import type { Config } from '../functions/core/config.js';
 import type { AppContext } from '../functions/core/context.js';
 import { createLogger } from '../functions/core/logger.js';
 import { startEmbeddedDynamo } from './embedded-dynamo.js';
+import { LocalSockets } from './websocket-server.js';
 import { tmpdir } from 'node:os';
 import { mkdtemp } from 'node:fs/promises';
 
@@ -39,6 +40,7 @@ export async function createEmbeddedContext(
     now,
     startedAt: now(),
     mode: 'embedded',
+    connections: new LocalSockets(),
   };
   return {
     ctx,

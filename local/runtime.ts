@@ -11,6 +11,7 @@ import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
 import { createLocalServer } from './http-server.js';
 import { ScheduleDriver } from './schedule-driver.js';
+import { LocalSockets, attachWebSockets } from './websocket-server.js';
 
 export interface RuntimeOptions {
   port?: number;
@@ -65,6 +66,12 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
           server.closeAllConnections();
         }),
     );
+
+    // WebSockets on the same port; closed before the HTTP server, which does not track upgraded sockets.
+    const sockets = ctx.connections instanceof LocalSockets ? ctx.connections : new LocalSockets();
+    ctx.connections = sockets;
+    const webSockets = attachWebSockets(server, ctx, sockets);
+    stops.unshift(() => webSockets.stop());
 
     const pump = new EventPump(ctx, eventHandlers);
     pump.start();

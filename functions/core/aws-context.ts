@@ -1,5 +1,6 @@
 import { dynamoDbClient } from '../adapters/aws-clients.js';
 import { DynamoStore, ensureTable } from '../adapters/dynamo-store.js';
+import { ApiGatewayConnections } from '../adapters/apigw-connections.js';
 import { EventBridgeScheduler } from '../adapters/eventbridge-scheduler.js';
 import { S3Blobs } from '../adapters/s3-blobs.js';
 import { SqsQueue } from '../adapters/sqs-queue.js';
@@ -23,6 +24,8 @@ export function createAwsContext(config: Config, options: { mode: AppContext['mo
     now,
     startedAt: now(),
     mode: options.mode,
+    // Only the functions that push get the stage's callback URL (and the grant to post to it).
+    ...(config.WS_CALLBACK_URL ? { connections: new ApiGatewayConnections(config.WS_CALLBACK_URL, config.AWS_REGION) } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Config } from './config.js';
+import type { ConnectionSender } from '../ports/connections.js';
 import type { Blobs } from '../ports/blobs.js';
 import type { Queue } from '../ports/queue.js';
 import type { Scheduler } from '../ports/scheduler.js';
@@ -23,4 +24,6 @@ export interface AppContext {
   mode: 'lambda' | 'emulator' | 'embedded';
   /** Extra dependency probes for /health (the node engine, the Novita API, ...). */
   probes?: Record<string, () => Promise<void>>;
+  /** Pushes frames to WebSocket connections; absent where no WebSocket API is wired (publishing is then a no-op). */
+  connections?: ConnectionSender;
 }

@@ -42,6 +42,8 @@ export function agentRoutes(): AnyRoute[] {
       response: registerResponse,
       handler: async (req, ctx) => {
         const r = await registerNode(ctx, req.body);
+        // For the node's /ws/logs stream (no token in it: only the id and name).
+        await emit(ctx, { type: 'node.registered', nodeId: r.node.nodeId, nodeName: r.node.nodeName });
         return {
           nodeId: r.node.nodeId,
           token: r.token,

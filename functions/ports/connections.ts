@@ -1,0 +1,19 @@
+/**
+ * Pushes text frames to live WebSocket connections, by connection id. The API Gateway
+ * Management API is the AWS adapter; the local runtime's `ws` server is the embedded one.
+ * The connection records themselves live in the table (functions/realtime/connections.ts).
+ */
+export interface ConnectionSender {
+  /** Delivers one text frame; throws GoneConnectionError when the peer is no longer there. */
+  send(connectionId: string, data: string): Promise<void>;
+  /** Closes a connection (the close code only where the runtime can set one: locally). */
+  close(connectionId: string, code: number, reason: string): Promise<void>;
+}
+
+/** The connection is gone (API Gateway's GoneException, a closed socket): its record can go. */
+export class GoneConnectionError extends Error {
+  constructor(readonly connectionId: string) {
+    super(`Connection ${connectionId} is gone`);
+    this.name = 'GoneConnectionError';
+  }
+}

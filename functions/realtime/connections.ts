@@ -1,0 +1,103 @@
+import type { AppContext } from '../core/context.js';
+import { realtimeKeys } from '../core/keys.js';
+import { GoneConnectionError } from '../ports/connections.js';
+import { queryAll, type StoreItem } from '../ports/store.js';
+
+/** The streams of the WebSocket API; `logs` is per node. */
+export type ChannelName = 'metrics' | 'logs' | 'doctor';
+
+export interface Subscription {
+  channel: ChannelName;
+  /** The node of a `logs` subscription (its id, resolved from the id or name given). */
+  nodeId?: string;
+}
+
+export interface ConnectionItem extends StoreItem {
+  connectionId: string;
+  channel: ChannelName;
+  nodeId?: string;
+  connectedAt: string;
+}
+
+/** The fan-out partition of a subscription: `metrics`, `doctor`, `logs#<nodeId>`. */
+export const channelKey = (s: Subscription) => (s.channel === 'logs' ? `logs#${s.nodeId}` : s.channel);
+
+export async function saveConnection(ctx: AppContext, connectionId: string, sub: Subscription): Promise<ConnectionItem> {
+  const now = ctx.now();
+  const item: ConnectionItem = {
+    ...realtimeKeys.connection(connectionId),
+    ...realtimeKeys.channelIndex(channelKey(sub), connectionId),
+    connectionId,
+    channel: sub.channel,
+    ...(sub.nodeId ? { nodeId: sub.nodeId } : {}),
+    connectedAt: new Date(now).toISOString(),
+    expiresAt: Math.floor(now / 1000) + realtimeKeys.connectionTtlSeconds,
+  };
+  await ctx.store.put(item);
+  return item;
+}
+
+export async function getConnection(ctx: AppContext, connectionId: string): Promise<ConnectionItem | undefined> {
+  const k = realtimeKeys.connection(connectionId);
+  return ctx.store.get<ConnectionItem>(k.pk, k.sk);
+}
+
+/** Idempotent: a disconnect and a failed send may both remove the same record. */
+export async function removeConnection(ctx: AppContext, connectionId: string): Promise<void> {
+  const k = realtimeKeys.connection(connectionId);
+  await ctx.store.delete(k.pk, k.sk);
+}
+
+export async function channelConnections(ctx: AppContext, channel: string): Promise<ConnectionItem[]> {
+  const nowS = Math.floor(ctx.now() / 1000);
+  const items = await queryAll<ConnectionItem>(ctx.store, realtimeKeys.channelPk(channel), { index: 'gsi1' });
+  // TTL deletion lags by up to days: an expired record is treated as gone already.
+  return items.filter((c) => c.expiresAt === undefined || c.expiresAt > nowS);
+}
+
+export interface FanOut {
+  delivered: number;
+  /** Connections found gone and removed. */
+  pruned: number;
+}
+
+/**
+ * Sends one frame to one connection; a gone connection loses its record. Other send errors are
+ * logged and swallowed: one bad connection must not stop the others' deliveries.
+ */
+export async function sendTo(ctx: AppContext, connectionId: string, message: object): Promise<'sent' | 'gone' | 'failed'> {
+  if (!ctx.connections) return 'failed';
+  try {
+    await ctx.connections.send(connectionId, JSON.stringify(message));
+    return 'sent';
+  } catch (error) {
+    if (error instanceof GoneConnectionError) {
+      await removeConnection(ctx, connectionId).catch((e: unknown) =>
+        ctx.logger.warn('could not remove a gone connection', { connectionId, error: e as Error }),
+      );
+      return 'gone';
+    }
+    ctx.logger.warn('websocket send failed', { connectionId, error: error as Error });
+    return 'failed';
+  }
+}
+
+/**
+ * The publisher: one frame to every connection of a channel, in parallel, pruning the dead ones.
+ * A function as message is called only when someone listens (building a frame costs reads).
+ */
+export async function broadcast(
+  ctx: AppContext,
+  channel: string,
+  message: object | (() => Promise<object>),
+): Promise<FanOut> {
+  if (!ctx.connections) return { delivered: 0, pruned: 0 };
+  const targets = await channelConnections(ctx, channel);
+  if (!targets.length) return { delivered: 0, pruned: 0 };
+  const frame = typeof message === 'function' ? await message() : message;
+  const outcomes = await Promise.all(targets.map((c) => sendTo(ctx, c.connectionId, frame)));
+  return {
+    delivered: outcomes.filter((o) => o === 'sent').length,
+    pruned: outcomes.filter((o) => o === 'gone').length,
+  };
+}

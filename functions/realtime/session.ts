@@ -1,0 +1,145 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { getNode, resolveNode } from '../fleet/nodes.js';
+import {
+  broadcast,
+  channelKey,
+  getConnection,
+  removeConnection,
+  saveConnection,
+  type ChannelName,
+  type Subscription,
+} from './connections.js';
+import { doctorMessage, metricsMessage, type LogLevel, type LogMessage } from './messages.js';
+
+/** What a connect request carries, in either runtime. */
+export interface ConnectRequest {
+  /** `/ws/metrics`, `/ws/logs/<node>`, `/ws/doctor`; or `/ws` (or API Gateway's `/`) with `?channel=`. */
+  path: string;
+  query: Record<string, string | undefined>;
+  headers: Record<string, string | undefined>;
+}
+
+/** A refused connect: API Gateway answers `status` to the handshake; the local server closes with `closeCode`. */
+export interface Refusal {
+  ok: false;
+  status: 400 | 401 | 404;
+  closeCode: 4400 | 4401 | 4404;
+  reason: string;
+}
+export type Opened = { ok: true; subscription: Subscription } | Refusal;
+
+const CHANNELS: readonly ChannelName[] = ['metrics', 'logs', 'doctor'];
+const refuse = (status: Refusal['status'], reason: string): Refusal => ({
+  ok: false,
+  status,
+  closeCode: (4000 + status) as Refusal['closeCode'],
+  // A close reason may hold 123 bytes at most.
+  reason: Buffer.from(reason).subarray(0, 120).toString(),
+});
+
+/** The spec's paths, or the single-URL form API Gateway WebSocket APIs need (`?channel=logs&node_id=`). */
+export function parseChannel(req: ConnectRequest): { channel: ChannelName; node?: string } | Refusal {
+  const segments = req.path
+    .split('?')[0]!
+    .split('/')
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
+  if (segments[0] === 'ws') segments.shift();
+  const named = segments[0] ?? req.query.channel;
+  if (!named) return refuse(400, 'No channel: connect to /ws/metrics, /ws/logs/{node_id} or /ws/doctor (or ?channel=)');
+  if (!CHANNELS.includes(named as ChannelName) || segments.length > (named === 'logs' ? 2 : 1))
+    return refuse(404, `Unknown channel ${named.slice(0, 40)}: use metrics, logs or doctor`);
+  const channel = named as ChannelName;
+  if (channel !== 'logs') return { channel };
+  const node = segments[1] ?? req.query.node_id;
+  if (!node) return refuse(400, 'The logs channel needs a node: /ws/logs/{node_id} or ?node_id=');
+  return { channel, node };
+}
+
+let apiKeyCache: { value: string | undefined; at: number } | undefined;
+
+/** As user routes: `Authorization: Bearer <key>`, or `?token=<key>` since browsers cannot set WebSocket headers. */
+async function authorised(ctx: AppContext, req: ConnectRequest): Promise<boolean> {
+  if (!ctx.config.API_AUTH) return true;
+  if (!apiKeyCache || ctx.now() - apiKeyCache.at > 60_000) {
+    apiKeyCache = { value: await ctx.secrets.get('api-key'), at: ctx.now() };
+  }
+  const expected = apiKeyCache.value;
+  const header = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+  const given = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim() ?? req.query.token;
+  return (
+    expected !== undefined &&
+    given !== undefined &&
+    given.length === expected.length &&
+    timingSafeEqual(Buffer.from(given), Buffer.from(expected))
+  );
+}
+export const resetWsApiKeyCache = () => (apiKeyCache = undefined);
+
+/** Validates a connect, then records the connection under its channel. Nothing is written on a refusal. */
+export async function openConnection(ctx: AppContext, connectionId: string, req: ConnectRequest): Promise<Opened> {
+  if (!(await authorised(ctx, req))) return refuse(401, 'Invalid or missing API key');
+  const parsed = parseChannel(req);
+  if ('ok' in parsed) return parsed;
+  let subscription: Subscription = { channel: parsed.channel };
+  if (parsed.node !== undefined) {
+    const node = await resolveNode(ctx, parsed.node);
+    if (!node) return refuse(404, `Node ${parsed.node.slice(0, 80)} not found`);
+    subscription = { channel: 'logs', nodeId: node.nodeId };
+  }
+  await saveConnection(ctx, connectionId, subscription);
+  return { ok: true, subscription };
+}
+
+export const closeConnection = removeConnection;
+
+/** The first frame of a connection: the current metrics or health, or a log line saying what is streamed. */
+export async function snapshot(ctx: AppContext, sub: Subscription): Promise<object> {
+  if (sub.channel === 'metrics') return metricsMessage(ctx);
+  if (sub.channel === 'doctor') return doctorMessage(ctx);
+  const node = await getNode(ctx, sub.nodeId!);
+  return logMessage(ctx, sub.nodeId!, node?.nodeName ?? sub.nodeId!, 'info', `Streaming the logs of node ${node?.nodeName ?? sub.nodeId}`);
+}
+
+/**
+ * Sends a connection its snapshot (on AWS from the events worker, once `$connect` has returned:
+ * API Gateway refuses posts to a connection before that). Unknown connection: nothing to do.
+ */
+export async function sendSnapshot(ctx: AppContext, connectionId: string): Promise<void> {
+  const conn = await getConnection(ctx, connectionId);
+  if (!conn || !ctx.connections) return;
+  // Not pruned on failure: a connection still completing its handshake looks gone; TTL and the next fan-out clean up.
+  await ctx.connections.send(connectionId, JSON.stringify(await snapshot(ctx, conn)));
+}
+
+/** The periodic push of `/ws/metrics` and `/ws/doctor`; each frame is built only when someone listens. */
+export async function pushPeriodic(ctx: AppContext): Promise<void> {
+  await broadcast(ctx, channelKey({ channel: 'metrics' }), () => metricsMessage(ctx));
+  await broadcast(ctx, channelKey({ channel: 'doctor' }), () => doctorMessage(ctx));
+}
+
+function logMessage(ctx: AppContext, nodeId: string, nodeName: string, level: LogLevel, message: string): LogMessage {
+  return { type: 'log', node_id: nodeId, node_name: nodeName, timestamp: new Date(ctx.now()).toISOString(), level, message };
+}
+
+/**
+ * The Notifier: one line on a node's `/ws/logs` stream. Never throws: a happening is recorded
+ * whether or not anyone watches, and a push failure must not fail (and redeliver) its event.
+ */
+export async function notifyNodeLog(ctx: AppContext, nodeId: string, level: LogLevel, message: string): Promise<void> {
+  try {
+    await broadcast(ctx, channelKey({ channel: 'logs', nodeId }), async () => {
+      const node = await getNode(ctx, nodeId);
+      return logMessage(ctx, nodeId, node?.nodeName ?? nodeId, level, message);
+    });
+  } catch (error) {
+    ctx.logger.warn('node log push failed', { nodeId, error: error as Error });
+  }
+}
