@@ -33,3 +33,7 @@ routes.push(...trainingRoutes());
 // Novita GPU Instance API: managed cloud instances, metrics, spot migration.
 import { novitaRoutes } from './novita/routes.js';
 routes.push(...novitaRoutes());
+
+// Fleet Commander AI Assistant API: Bedrock's Converse API over the fleet's recorded state.
+import { aiRoutes } from './fleet/ai-routes.js';
+routes.push(...aiRoutes());

@@ -20,7 +20,10 @@ export interface JoinTokenItem extends StoreItem {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
-export async function issueJoinToken(ctx: AppContext, role: 'worker'): Promise<{ token: string; expiresAt: number }> {
+export async function issueJoinToken(
+  ctx: AppContext,
+  role: 'worker',
+): Promise<{ token: string; expiresAt: number }> {
   const token = `${JOIN_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
   const now = ctx.now();
   const expiresAt = Math.floor(now / 1000) + ctx.config.JOIN_TOKEN_TTL_SECONDS;

@@ -1,7 +1,8 @@
 import { httpEntry } from '../core/lambda.js';
+import { aiRoutes } from '../fleet/ai-routes.js';
 import { fleetClusterRoutes } from '../fleet/clusters.js';
 import { fleetNodeRoutes } from '../fleet/routes.js';
 import { swarmRoutes } from '../fleet/swarm.js';
 import { vaultRoutes } from '../fleet/vault.js';
 
-export const handler = httpEntry([...fleetNodeRoutes(), ...fleetClusterRoutes(), ...swarmRoutes(), ...vaultRoutes()]);
+export const handler = httpEntry([...fleetNodeRoutes(), ...fleetClusterRoutes(), ...swarmRoutes(), ...vaultRoutes(), ...aiRoutes()]);

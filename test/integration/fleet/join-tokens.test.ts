@@ -78,7 +78,10 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
     expect(withoutKey.status).toBe(401);
     expect(withoutKey.body).toEqual({ detail: 'Invalid or missing API key' });
     expect(first.status).toBe(200);
-    expect(first.body).toEqual({ token: expect.stringMatching(/^FLEETJT-1-[A-Za-z0-9_-]{43}$/), role: 'worker' });
+    expect(first.body).toEqual({
+      token: expect.stringMatching(/^FLEETJT-1-[A-Za-z0-9_-]{43}$/),
+      role: 'worker',
+    });
     expect(second.body.token).not.toBe(first.body.token);
     expect(defaulted.body.role).toBe('worker');
     // Both stay live: a new token revokes nothing.
@@ -114,16 +117,32 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
     expect(wrongKey.status).toBe(401);
     expect(withKey.status).toBe(200);
     expect(withToken.status).toBe(200);
-    expect(withToken.body).toMatchObject({ nodeId: expect.stringMatching(/^reg-token-/), channel: { type: 'http' } });
+    expect(withToken.body).toMatchObject({
+      nodeId: expect.stringMatching(/^reg-token-/),
+      channel: { type: 'http' },
+    });
     expect(again.status).toBe(200);
     // The node's own credential works for agent calls; the join token is no agent credential.
     const node = withToken.body as { token: string };
-    const beat = { metrics: { cpuPercent: 1, memoryUsedMb: 1, memoryTotalMb: 2, diskUsedGb: 1, diskTotalGb: 2, gpus: [] }, containers: [] };
-    expect((await call(rt.url, 'POST', '/agent/heartbeat', beat, { authorization: `Bearer ${node.token}` })).status).toBe(200);
-    expect((await call(rt.url, 'POST', '/agent/heartbeat', beat, { authorization: `Bearer ${token}` })).status).toBe(401);
+    const beat = {
+      metrics: { cpuPercent: 1, memoryUsedMb: 1, memoryTotalMb: 2, diskUsedGb: 1, diskTotalGb: 2, gpus: [] },
+      containers: [],
+    };
+    expect(
+      (await call(rt.url, 'POST', '/agent/heartbeat', beat, { authorization: `Bearer ${node.token}` }))
+        .status,
+    ).toBe(200);
+    expect(
+      (await call(rt.url, 'POST', '/agent/heartbeat', beat, { authorization: `Bearer ${token}` })).status,
+    ).toBe(401);
     // Nor does it open user routes.
-    expect((await call(rt.url, 'GET', '/api/swarm/nodes', undefined, { authorization: `Bearer ${token}` })).status).toBe(401);
-    expect((await call(rt.url, 'GET', '/api/swarm/join-token', undefined, { authorization: `Bearer ${token}` })).status).toBe(401);
+    expect(
+      (await call(rt.url, 'GET', '/api/swarm/nodes', undefined, { authorization: `Bearer ${token}` })).status,
+    ).toBe(401);
+    expect(
+      (await call(rt.url, 'GET', '/api/swarm/join-token', undefined, { authorization: `Bearer ${token}` }))
+        .status,
+    ).toBe(401);
   });
 
   it('refuses forged tokens: right prefix, wrong secret; a tampered live one', async () => {
@@ -150,7 +169,12 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
     const logger = createLogger({ level: 'debug', write: (l) => lines.push(l) });
     const stateDir = await mkdtemp(join(tmpdir(), 'jt-agent-'));
     try {
-      const client = new ControlPlaneClient({ baseUrl: rt.url, logger, joinToken: token, backoff: { baseMs: 1, maxMs: 5 } });
+      const client = new ControlPlaneClient({
+        baseUrl: rt.url,
+        logger,
+        joinToken: token,
+        backoff: { baseMs: 1, maxMs: 5 },
+      });
       const registrar = new Registrar({
         client,
         stateDir,

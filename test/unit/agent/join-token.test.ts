@@ -18,9 +18,9 @@ describe('agent join token configuration', () => {
     const env = { FLEET_AGENT_CONFIG: '/a.json' };
     expect(run([], env, files).joinToken).toBe('FLEETJT-1-file');
     expect(run([], { ...env, FLEET_JOIN_TOKEN: 'FLEETJT-1-env' }, files).joinToken).toBe('FLEETJT-1-env');
-    expect(run(['--join-token', 'FLEETJT-1-flag'], { ...env, FLEET_JOIN_TOKEN: 'FLEETJT-1-env' }, files).joinToken).toBe(
-      'FLEETJT-1-flag',
-    );
+    expect(
+      run(['--join-token', 'FLEETJT-1-flag'], { ...env, FLEET_JOIN_TOKEN: 'FLEETJT-1-env' }, files).joinToken,
+    ).toBe('FLEETJT-1-flag');
     expect(run([]).joinToken).toBeUndefined();
     expect(USAGE).toContain('FLEET_JOIN_TOKEN');
   });
@@ -38,7 +38,12 @@ describe('ControlPlaneClient with a join token', () => {
         seen.push({ url: req.url ?? '', auth: req.headers.authorization });
         const body =
           req.url === '/agent/register'
-            ? { nodeId: 'n-1', token: 'n-1.node-secret', channel: { type: 'http' }, heartbeatIntervalSeconds: 10 }
+            ? {
+                nodeId: 'n-1',
+                token: 'n-1.node-secret',
+                channel: { type: 'http' },
+                heartbeatIntervalSeconds: 10,
+              }
             : {};
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       });
@@ -64,7 +69,14 @@ describe('ControlPlaneClient with a join token', () => {
     labels: {},
     agentVersion: 't',
   };
-  const metrics = { cpuPercent: 1, memoryUsedMb: 1, memoryTotalMb: 2, diskUsedGb: 1, diskTotalGb: 2, gpus: [] };
+  const metrics = {
+    cpuPercent: 1,
+    memoryUsedMb: 1,
+    memoryTotalMb: 2,
+    diskUsedGb: 1,
+    diskTotalGb: 2,
+    gpus: [],
+  };
 
   it('sends it on registration only, then the node token; logs neither', async () => {
     const lines: string[] = [];
@@ -81,7 +93,12 @@ describe('ControlPlaneClient with a join token', () => {
 
   it('prefers the API key when both are set', async () => {
     const logger = createLogger({ level: 'error', write: () => undefined });
-    const client = new ControlPlaneClient({ baseUrl: base, logger, apiKey: 'the-key', joinToken: 'FLEETJT-1-secret' });
+    const client = new ControlPlaneClient({
+      baseUrl: base,
+      logger,
+      apiKey: 'the-key',
+      joinToken: 'FLEETJT-1-secret',
+    });
     await client.register(registerBody);
     expect(seen[0]).toEqual({ url: '/agent/register', auth: 'Bearer the-key' });
   });
