@@ -198,4 +198,12 @@ function grantControlPlane(role: Role, data: Data, messaging: Messaging, setting
     [`arn:${partition}:ssm:${region}:${account}:parameter${ssmPath}/vault/*`],
     `Vault credentials are SecureString parameters named by ids made at runtime; limited to ${settings.ssmPrefix}vault/.`,
   );
+
+  // BedrockChatModel (AI assistant): Converse is authorised as InvokeModel. Foundation models have no
+  // account; a cross-region inference profile routes to the model in other regions.
+  allow(
+    ['bedrock:InvokeModel'],
+    [`arn:${partition}:bedrock:*::foundation-model/*`, `arn:${partition}:bedrock:*:${account}:inference-profile/*`],
+    'The assistant model is a setting (AI_MODEL_ID) and inference profiles invoke it in several regions; InvokeModel only, on foundation models and this account\'s inference profiles.',
+  );
 }
