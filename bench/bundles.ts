@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { BUNDLE, NODE_OPTIONS, PROJECT_ROOT, esbuildOptions } from '../lib/bundling.js';
-import { EVENTS_ENTRY, ROUTE_GROUPS, groupEntry } from '../lib/groups.js';
+import { EVENTS_ENTRY, ROUTE_GROUPS, WEBSOCKET_ENTRY, groupEntry } from '../lib/groups.js';
 
 const AIM_KB = 500;
 const AIM_INIT_MS = 150;
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
   const entries = [
     ...ROUTE_GROUPS.map((g) => ({ name: g, entry: groupEntry(g) })),
     { name: 'events', entry: EVENTS_ENTRY },
+    { name: 'websocket', entry: WEBSOCKET_ENTRY },
   ];
   const rows: Row[] = [];
   for (const { name, entry } of entries) {

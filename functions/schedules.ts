@@ -21,6 +21,13 @@ export const APP_SCHEDULES: ScheduleSpec[] = [
   ...TRAINING_SCHEDULES,
   // Novita spot migration, every NOVITA_MIGRATION_INTERVAL_MINUTES (15).
   ...novitaSchedules(loadConfig().NOVITA_MIGRATION_INTERVAL_MINUTES),
+  // WebSocket API: /ws/metrics and /ws/doctor frames every minute on AWS (the local runtime's timer pushes off Lambda).
+  {
+    name: 'live-push',
+    expression: 'rate(1 minute)',
+    payload: JSON.stringify({ type: 'ws.push' }),
+    description: 'Pushes metrics and health frames to the WebSocket connections of /ws/metrics and /ws/doctor',
+  },
 ];
 
 export async function ensureAppSchedules(ctx: AppContext): Promise<void> {

@@ -20,6 +20,8 @@ void complete;
 /** The Lambda entry file of a group, relative to the repository root. */
 export const groupEntry = (group: RouteGroup) => `functions/handlers/${group}.ts`;
 export const EVENTS_ENTRY = 'functions/handlers/events.ts';
+/** The WebSocket API's `$connect` / `$disconnect` function. */
+export const WEBSOCKET_ENTRY = 'functions/handlers/websocket.ts';
 
 /** CloudFormation-friendly id: `novita` → `Novita`. */
 export const pascal = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

@@ -10,9 +10,10 @@ import { Api } from './api.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
 import { ControlPlaneFunction } from './function.js';
-import { EVENTS_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
+import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
 import { Messaging } from './messaging.js';
 import { readSettings, type Settings } from './settings.js';
+import { WebSocket } from './websocket.js';
 
 export interface ControlPlaneStackProps extends StackProps {
   /** The route table (functions/routes.ts): one API Gateway route per entry. */
@@ -27,7 +28,8 @@ const EVENTS_TIMEOUT = Duration.seconds(60);
  * worker on its queue, and the table, bucket, schedule group and parameters they share.
  */
 export class ControlPlaneStack extends Stack {
-  readonly functions: Record<RouteGroup | 'events', ControlPlaneFunction>;
+  readonly functions: Record<RouteGroup | 'events' | 'websocket', ControlPlaneFunction>;
+  readonly webSocket: WebSocket;
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
@@ -78,7 +80,13 @@ export class ControlPlaneStack extends Stack {
     events.fn.addEventSource(
       new SqsEventSource(messaging.events, { batchSize: 10, reportBatchItemFailures: true }),
     );
-    this.functions = { ...http, events };
+    const websocket = new ControlPlaneFunction(this, 'WebSocketFunction', {
+      ...shared,
+      entry: WEBSOCKET_ENTRY,
+      description: 'Control plane WebSocket API: $connect (API key, channel) and $disconnect',
+      environment,
+    });
+    this.functions = { ...http, events, websocket };
 
     // Every function gets the same grants: the system function is the `$default` target and may
     // run any route's handler, and every handler receives the full AppContext.
@@ -91,7 +99,16 @@ export class ControlPlaneStack extends Stack {
       logRetention: settings.logRetention,
     });
 
+    // Only the events worker pushes (log lines, the live-push schedule, first frames after $connect).
+    this.webSocket = new WebSocket(this, 'WebSocket', { handler: websocket.fn, logRetention: settings.logRetention });
+    events.fn.addEnvironment('WS_CALLBACK_URL', this.webSocket.callbackUrl);
+    grantManageConnections(events.role, this.webSocket);
+
     new CfnOutput(this, 'ApiUrl', { value: api.stage.url });
+    new CfnOutput(this, 'WebSocketUrl', {
+      value: this.webSocket.stage.url,
+      description: 'wss URL of the WebSocket API: ?channel=metrics, ?channel=logs&node_id=<id or name>, ?channel=doctor (&token=<api key> when API_AUTH is on)',
+    });
     new CfnOutput(this, 'ApiKeyParameter', {
       value: data.apiKeyParameterName,
       description:
@@ -206,4 +223,18 @@ function grantControlPlane(role: Role, data: Data, messaging: Messaging, setting
     [`arn:${partition}:bedrock:*::foundation-model/*`, `arn:${partition}:bedrock:*:${account}:inference-profile/*`],
     'The assistant model is a setting (AI_MODEL_ID) and inference profiles invoke it in several regions; InvokeModel only, on foundation models and this account\'s inference profiles.',
   );
+}
+
+/** Post to and delete the connections of the WebSocket stage, nothing else of API Gateway. */
+function grantManageConnections(role: Role, webSocket: WebSocket): void {
+  const stack = Stack.of(role);
+  const resource = webSocket.connectionsArn();
+  role.addToPrincipalPolicy(
+    new PolicyStatement({ effect: Effect.ALLOW, actions: ['execute-api:ManageConnections'], resources: [resource] }),
+  );
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${flattenCfnReference(stack.resolve(resource))}]`,
+    reason:
+      'Connection ids are made by API Gateway at connect time; the grant covers the @connections of the one WebSocket API stage only.',
+  });
 }

@@ -197,7 +197,10 @@ describe('WebSocket API: /ws/logs of a node (embedded runtime, scripted agent)',
     expect(JSON.stringify(byName.frames)).not.toContain('hunter2');
     expect(JSON.stringify(byName.frames)).not.toContain(agent.token);
 
-    const removed = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
+    // The reconciler may already have replaced the dead copy: remove whichever copy is listed now.
+    const listed = (await call(rt.url, 'GET', '/containers')).body.containers as { id: string; image: string }[];
+    const victim = listed.find((c) => c.image === 'nginx:alpine')!;
+    const removed = await call(rt.url, 'DELETE', `/containers/${victim.id}?force=true`);
     expect(removed.status).toBe(200);
     await byName.next((f) => /^Container .* removed$/.test(f.message));
 

@@ -90,6 +90,8 @@ describe('ControlPlaneStack', () => {
   it('has one API route per entry of the route table, plus $default', () => {
     const routeKeys = Object.values(resources)
       .filter((r) => r.Type === 'AWS::ApiGatewayV2::Route')
+      // The WebSocket API's $connect/$disconnect are asserted in their own describe below.
+      .filter((r) => !JSON.stringify(r.Properties.ApiId).includes(logicalId(stack.webSocket.api.node.defaultChild as CfnElement)))
       .map((r) => r.Properties.RouteKey);
     const expected = new Set(routes.map(routeKeyOf));
     expect(routeKeys.sort()).toEqual([...expected, '$default'].sort());
@@ -203,5 +205,53 @@ describe('ControlPlaneStack', () => {
     expect(policy).toContain(':schedule/fleet/*');
     expect(policy).toContain('"iam:PassedToService":"scheduler.amazonaws.com"');
     expect(policy).not.toMatch(/"Action":"(sqs|scheduler|s3|dynamodb|ssm):\*"/);
+  });
+});
+
+describe('ControlPlaneStack WebSocket API', () => {
+  const policyOf = (group: keyof ControlPlaneStack['functions']) =>
+    JSON.stringify(
+      resources[logicalId(stack.functions[group].role.node.findChild('DefaultPolicy').node.defaultChild as CfnElement)],
+    );
+
+  it('has a WebSocket API whose $connect and $disconnect go to the websocket function', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'WEBSOCKET' });
+    for (const routeKey of ['$connect', '$disconnect']) template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey });
+    const integrations = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::ApiGatewayV2::Integration' && JSON.stringify(r.Properties).includes(functionId('websocket')),
+    );
+    expect(integrations).toHaveLength(2);
+    expect(resources[functionId('websocket')]?.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+  });
+
+  it('deploys the live stage with access logs (no query string: ?token= stays out) and throttling', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: 'live',
+      AutoDeploy: true,
+      AccessLogSettings: Match.objectLike({ Format: Match.not(Match.stringLikeRegexp('querystring')) }),
+      DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
+    });
+  });
+
+  it('lets only the events worker manage connections, on the stage\'s @connections only', () => {
+    const events = policyOf('events');
+    expect(events).toContain('"Action":"execute-api:ManageConnections"');
+    expect(events).toContain('/live/*/@connections/*');
+    for (const group of [...ROUTE_GROUPS, 'websocket'] as const) expect(policyOf(group)).not.toContain('execute-api:');
+    const env = (resources[functionId('events')]?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(JSON.stringify(env.WS_CALLBACK_URL)).toContain('/live');
+  });
+
+  it('outputs the wss URL', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(JSON.stringify(outputs.WebSocketUrl?.Value)).toContain('wss://');
+  });
+
+  it('creates the live-push schedule every minute', () => {
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      Name: 'live-push',
+      ScheduleExpression: 'rate(1 minute)',
+      Target: Match.objectLike({ Input: JSON.stringify({ type: 'ws.push' }) }),
+    });
   });
 });
