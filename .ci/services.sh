@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Starts the services the integration suites need: a Docker-compatible engine (Podman's API
-# service) and an AWS API emulator (moto server). Needs podman, runc and .venv-aws (see .ci/run).
+# service), an AWS API emulator (moto server) and a Docker Registry (HTTP API v2, Debian's
+# docker-registry). Needs podman, runc, docker-registry and .venv-aws (see .ci/run).
 #
 #   eval "$(.ci/services.sh)"      start both (or reuse running ones), print the exports
 #   .ci/services.sh stop           stop what an earlier start launched
 #   . .ci/services.sh              define services_start / services_stop / services_exports
 #
 # Settings: FLEET_ENGINE_SOCK (/tmp/fleet-engine.sock), MOTO_HOST (127.0.0.1), MOTO_PORT (4566),
-# SERVICES_WAIT_SECONDS (60). Logs and pid files live in .ci/state/.
+# REGISTRY_ADDR (127.0.0.1:5000), SERVICES_WAIT_SECONDS (60). Logs and pid files live in .ci/state/.
 
 FLEET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FLEET_STATE="${FLEET_ROOT}/.ci/state"
 FLEET_ENGINE_SOCK="${FLEET_ENGINE_SOCK:-/tmp/fleet-engine.sock}"
 MOTO_HOST="${MOTO_HOST:-127.0.0.1}"
 MOTO_PORT="${MOTO_PORT:-4566}"
+REGISTRY_ADDR="${REGISTRY_ADDR:-127.0.0.1:5000}"
 SERVICES_WAIT_SECONDS="${SERVICES_WAIT_SECONDS:-60}"
 
 _svc_log() { echo "[services] $*" >&2; }
@@ -30,6 +32,33 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 EOF
 }
+
+# The registry of the build suites: plain HTTP on loopback, storage under .ci/state, no auth.
+# Podman pushes to it over HTTP only when it is listed as insecure: registries.conf below, passed
+# through CONTAINERS_REGISTRIES_CONF to the engine (and to the suites, for podman CLI calls).
+services_write_registry_conf() {
+  mkdir -p "$FLEET_STATE/registry"
+  cat >"$FLEET_STATE/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $FLEET_STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  cat >"$FLEET_STATE/registries.conf" <<EOF
+unqualified-search-registries = []
+[[registry]]
+location = "$REGISTRY_ADDR"
+insecure = true
+EOF
+}
+
+_registry_answers() { curl -fsS --max-time 2 -o /dev/null "http://${REGISTRY_ADDR}/v2/" 2>/dev/null; }
 
 _engine_answers() { curl -fsS --max-time 2 --unix-socket "$FLEET_ENGINE_SOCK" http://d/_ping >/dev/null 2>&1; }
 _moto_answers() { curl -fsS --max-time 2 -o /dev/null "http://${MOTO_HOST}:${MOTO_PORT}/moto-api/" 2>/dev/null; }
@@ -60,7 +89,8 @@ _svc_start_engine() {
   command -v podman >/dev/null || { _svc_log "podman is not installed (apt-get install podman runc)"; return 1; }
   rm -f "$FLEET_ENGINE_SOCK" # a stale socket from a killed service would block the bind
   # setsid + redirections: the service must not hold the caller's terminal or a $(...) pipe open.
-  CONTAINERS_CONF="$FLEET_STATE/containers.conf" setsid podman system service --time=0 \
+  CONTAINERS_CONF="$FLEET_STATE/containers.conf" CONTAINERS_REGISTRIES_CONF="$FLEET_STATE/registries.conf" \
+    setsid podman system service --time=0 \
     "unix://$FLEET_ENGINE_SOCK" </dev/null >"$FLEET_STATE/engine.log" 2>&1 &
   echo $! >"$FLEET_STATE/engine.pid"
   _svc_wait _engine_answers "$!" engine
@@ -78,6 +108,17 @@ _svc_start_moto() {
   _svc_wait _moto_answers "$!" moto
 }
 
+_svc_start_registry() {
+  if _registry_answers; then
+    _svc_log "registry already answers on ${REGISTRY_ADDR}; reusing it"
+    return 0
+  fi
+  command -v docker-registry >/dev/null || { _svc_log "docker-registry is not installed (apt-get install docker-registry)"; return 1; }
+  setsid docker-registry serve "$FLEET_STATE/registry.yml" </dev/null >"$FLEET_STATE/registry.log" 2>&1 &
+  echo $! >"$FLEET_STATE/registry.pid"
+  _svc_wait _registry_answers "$!" registry
+}
+
 services_exports() {
   cat <<EOF
 export DOCKER_HOST=unix://${FLEET_ENGINE_SOCK}
@@ -85,13 +126,15 @@ export AWS_ENDPOINT_URL=http://${MOTO_HOST}:${MOTO_PORT}
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1
+export REGISTRY_URL=http://${REGISTRY_ADDR}
+export CONTAINERS_REGISTRIES_CONF=${FLEET_STATE}/registries.conf
 EOF
 }
 
 # Stops only the processes this script started (by their recorded pids).
 services_stop() {
   local name pid
-  for name in engine moto; do
+  for name in engine moto registry; do
     [[ -f "$FLEET_STATE/$name.pid" ]] || continue
     pid="$(cat "$FLEET_STATE/$name.pid")"
     if kill -0 "$pid" 2>/dev/null; then
@@ -107,12 +150,13 @@ services_stop() {
 services_start() {
   command -v curl >/dev/null || { _svc_log "curl is needed to check the services"; return 1; }
   services_write_containers_conf
+  services_write_registry_conf
   # A failed start tears down what did start, so a retry begins clean.
-  if ! _svc_start_engine || ! _svc_start_moto; then
+  if ! _svc_start_engine || ! _svc_start_moto || ! _svc_start_registry; then
     services_stop
     return 1
   fi
-  _svc_log "engine: unix://$FLEET_ENGINE_SOCK (log .ci/state/engine.log); moto: http://${MOTO_HOST}:${MOTO_PORT} (log .ci/state/moto.log)"
+  _svc_log "engine: unix://$FLEET_ENGINE_SOCK (log .ci/state/engine.log); moto: http://${MOTO_HOST}:${MOTO_PORT} (log .ci/state/moto.log); registry: http://${REGISTRY_ADDR} (log .ci/state/registry.log)"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -169,6 +169,7 @@ export async function runAgent(
     logger: log,
     hooks: { expectExit: (id) => watcher.expectExit(id) },
     mutex,
+    ...(config.buildRoot ? { buildRoot: config.buildRoot } : {}),
   });
   const heartbeat = new Heartbeat({
     send: (request, s) => client.heartbeat(request, { signal: s }),

@@ -18,6 +18,8 @@ export interface AgentConfig {
   /** Join token (GET /api/swarm/join-token): the registration credential when there is no API key. */
   joinToken?: string;
   logLevel: LogLevel;
+  /** Folder under which image.build may take its build contexts (POST /api/build/build). Unset: no builds. */
+  buildRoot?: string;
 }
 
 export const USAGE = `Usage: fleet-agent [options]
@@ -36,6 +38,8 @@ Options (flag > environment > config file > default):
   --config <file>        JSON file with the same keys (url, name, labels, cluster, stateDir,
                          heartbeat, apiKey, joinToken, logLevel)   FLEET_AGENT_CONFIG
   --log-level <level>    debug|info|warn|error    FLEET_LOG_LEVEL    (info)
+  --build-root <dir>     let the control plane build images from folders under <dir>
+                         (POST /api/build/build)  FLEET_BUILD_ROOT   (off)
   -h, --help             this text
   -v, --version          agent version
 
@@ -59,6 +63,7 @@ const fileSchema = z
     apiKey: z.string().optional(),
     joinToken: z.string().optional(),
     logLevel: z.string().optional(),
+    buildRoot: z.string().optional(),
   })
   .strict();
 
@@ -108,6 +113,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
         'join-token': { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
+        'build-root': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -180,5 +186,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
   if (apiKey) config.apiKey = apiKey;
   const joinToken = str(values['join-token']) ?? str(env['FLEET_JOIN_TOKEN']) ?? file.joinToken;
   if (joinToken) config.joinToken = joinToken;
+  const buildRoot = str(values['build-root']) ?? str(env['FLEET_BUILD_ROOT']) ?? file.buildRoot;
+  if (buildRoot) config.buildRoot = resolve(buildRoot);
   return { kind: 'run', config };
 }

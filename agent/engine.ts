@@ -1,4 +1,4 @@
-import { access, constants } from 'node:fs/promises';
+import { access, constants, readdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type Docker from 'dockerode';
 import { LABELS, type ContainerSpec } from '../functions/fleet/protocol.js';
@@ -113,6 +113,19 @@ export interface EngineDriver {
   wait(id: string, signal?: AbortSignal): Promise<{ exitCode: number | null }>;
   /** Streams this node's managed container events until the stream ends or `signal` aborts. */
   watchEvents(onEvent: (event: EngineEvent) => void, signal: AbortSignal): Promise<void>;
+  /** Builds a context folder (tarred as is, .dockerignore honoured) and tags the image `tag`. */
+  buildImage(input: ImageBuildInput): Promise<{ imageId: string; log: string[] }>;
+  /** Pushes `ref` to its registry; `insecure` lets Podman use plain HTTP. */
+  pushImage(ref: string, options: { insecure: boolean; timeoutMs: number }): Promise<{ digest: string | null; log: string[] }>;
+}
+
+export interface ImageBuildInput {
+  contextDir: string;
+  /** The Dockerfile, relative to contextDir. */
+  dockerfile: string;
+  tag: string;
+  buildArgs: Record<string, string>;
+  timeoutMs: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,6 +149,19 @@ export class EngineTimeoutError extends EngineError {
 
 export class ContainerNotFoundError extends EngineError {
   override name = 'ContainerNotFoundError';
+}
+
+/** A build or push the engine reported as failed, with the output it streamed up to there. */
+export class ImageStreamError extends EngineError {
+  override name = 'ImageStreamError';
+  constructor(
+    op: string,
+    message: string,
+    readonly log: string[],
+    statusCode?: number,
+  ) {
+    super(op, message, statusCode);
+  }
 }
 
 /** diskLimitGb was asked for and the engine cannot enforce it: the command fails rather than run unlimited. */
@@ -955,6 +981,73 @@ export class DockerEngine implements EngineDriver {
     });
   }
 
+  async buildImage(input: ImageBuildInput): Promise<{ imageId: string; log: string[] }> {
+    const src = await readdir(input.contextDir);
+    const log: string[] = [];
+    let imageId: string | undefined;
+    const events = await this.call('image.build', input.timeoutMs, async (s) => {
+      const stream = (await this.docker.buildImage(
+        { context: input.contextDir, src },
+        {
+          t: input.tag,
+          dockerfile: input.dockerfile,
+          buildargs: input.buildArgs,
+          rm: true,
+          forcerm: true,
+          abortSignal: s,
+        } as Docker.ImageBuildOptions,
+      )) as NodeJS.ReadableStream;
+      return this.followImageStream(stream, log);
+    });
+    for (const e of events) imageId = e.aux?.ID ?? imageId;
+    const failed = events.find((e) => e.error);
+    if (failed) throw new ImageStreamError('image.build', `build failed: ${failed.error}`, log);
+    // Podman streams the id as its last line; inspecting the tag is the one answer both engines agree on.
+    const inspected = await this.call('image.inspect', this.timeouts.inspectMs, (s) =>
+      this.docker.getImage(input.tag).inspect({ abortSignal: s } as Docker.ImageInspectOptions),
+    );
+    return { imageId: inspected.Id ?? imageId ?? '', log };
+  }
+
+  async pushImage(
+    ref: string,
+    options: { insecure: boolean; timeoutMs: number },
+  ): Promise<{ digest: string | null; log: string[] }> {
+    const { repo, tag } = splitImageRef(ref);
+    const log: string[] = [];
+    const events = await this.call('image.push', options.timeoutMs, async (s) => {
+      // tlsVerify is Podman's compat query (Docker ignores it and trusts 127.0.0.0/8 and its insecure-registries).
+      const stream = (await this.docker.getImage(repo).push({
+        tag,
+        ...(options.insecure ? { tlsVerify: false } : {}),
+        authconfig: {},
+        abortSignal: s,
+      } as Docker.ImagePushOptions)) as NodeJS.ReadableStream;
+      return this.followImageStream(stream, log);
+    });
+    const failed = events.find((e) => e.error);
+    if (failed) throw new ImageStreamError('image.push', `push failed: ${failed.error}`, log);
+    const digest =
+      events.map((e) => e.aux?.Digest ?? /digest: (sha256:[0-9a-f]{64})/.exec(e.status ?? '')?.[1]).find(Boolean) ??
+      null;
+    return { digest, log };
+  }
+
+  /** Collects a build/push progress stream: its events, and its text lines into `log`. */
+  private followImageStream(stream: NodeJS.ReadableStream, log: string[]): Promise<ImageStreamEvent[]> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null, events: ImageStreamEvent[]) => (err ? reject(err) : resolve(events ?? [])),
+        (e: ImageStreamEvent) => {
+          const text = e.stream ?? e.error ?? (e.status ? `${e.status}${e.progress ? ` ${e.progress}` : ''}` : '');
+          for (const line of text.split('\n')) if (line.trim()) log.push(line);
+          if (log.length > 2000) log.splice(0, log.length - 2000);
+        },
+      );
+    });
+  }
+
   private emitEvent(line: string, onEvent: (event: EngineEvent) => void): void {
     let raw: {
       Type?: string;
@@ -984,6 +1077,23 @@ interface LooseDocker {
   ping(options: { abortSignal: AbortSignal }): Promise<unknown>;
   version(options: { abortSignal: AbortSignal }): Promise<Docker.DockerVersion>;
   info(options: { abortSignal: AbortSignal }): Promise<DockerInfo>;
+}
+
+interface ImageStreamEvent {
+  stream?: string;
+  status?: string;
+  progress?: string;
+  error?: string;
+  aux?: { ID?: string; Digest?: string };
+}
+
+/** `host:5000/a/b:tag` → repo `host:5000/a/b`, tag `tag` (latest when none; a port is not a tag). */
+export function splitImageRef(ref: string): { repo: string; tag: string } {
+  const at = ref.indexOf('@');
+  const base = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = base.lastIndexOf(':');
+  if (colon > base.lastIndexOf('/')) return { repo: base.slice(0, colon), tag: base.slice(colon + 1) };
+  return { repo: base, tag: 'latest' };
 }
 
 interface DockerInfo {

@@ -7,6 +7,7 @@ import {
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
 import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';
+import { buildAndPush } from './image-build.js';
 import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
 import { KeyedMutex } from './mutex.js';
@@ -34,6 +35,8 @@ export interface ExecutorOptions {
   logger: Logger;
   hooks?: ExecutorHooks;
   mutex?: KeyedMutex;
+  /** image.build builds only folders under this root (--build-root); unset: builds are refused. */
+  buildRoot?: string;
 }
 
 /** The most log text a container.logs result carries; the end is kept. */
@@ -241,6 +244,12 @@ export class CommandExecutor {
 
       case 'task.cancel':
         return { taskId: command.taskId, cancelled: tasks.cancel(command.taskId) };
+
+      case 'image.build':
+        // One build per tag at a time: two would race for the same reference.
+        return this.mutex.run(`image:${command.image}`, async () => ({
+          ...(await buildAndPush(engine, command, this.options.buildRoot)),
+        }));
     }
   }
 

@@ -37,3 +37,7 @@ routes.push(...novitaRoutes());
 // Fleet Commander AI Assistant API: Bedrock's Converse API over the fleet's recorded state.
 import { aiRoutes } from './fleet/ai-routes.js';
 routes.push(...aiRoutes());
+
+// Fleet Commander Build API: images built and pushed by node agents, deployed as swarm services.
+import { buildRoutes } from './build/routes.js';
+routes.push(...buildRoutes());

@@ -112,6 +112,16 @@ export const configSchema = z.object({
   WS_PUSH_INTERVAL_SECONDS: z.coerce.number().int().positive().max(3600).default(5),
   /** API Gateway Management API endpoint of the WebSocket stage (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`); set by the stack. */
   WS_CALLBACK_URL: z.string().url().optional(),
+
+  // Build API (functions/build): images built by node agents, pushed to and listed from this registry.
+  /** Docker Registry HTTP API v2 base (`http://127.0.0.1:5000`); http:// means an insecure (plain HTTP) registry. Credentials: the `registry-auth` secret (`user:password`). */
+  REGISTRY_URL: z
+    .string()
+    .url()
+    .refine((u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).pathname === '/', 'an http(s) URL of the registry host, no path (http://host:5000)')
+    .optional(),
+  /** Per registry call, below API Gateway's 29 s. */
+  REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(10_000),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -175,6 +175,21 @@ export const command = z.discriminatedUnion('type', [
     timeoutSeconds: z.number().int().positive().default(600),
   }),
   z.object({ type: z.literal('task.cancel'), taskId: z.string() }),
+  /**
+   * Builds the folder of `dockerfilePath` (the build context, inside the agent's --build-root),
+   * tags it `image` and pushes it; refused unless the agent was started with --build-root.
+   */
+  z.object({
+    type: z.literal('image.build'),
+    /** `<registry>/<name>:<tag>`. */
+    image: z.string().min(1).max(512),
+    dockerfilePath: z.string().min(1).max(4096),
+    buildArgs: z.record(z.string(), z.string()).default({}),
+    push: z.boolean().default(true),
+    /** The registry speaks plain HTTP: Podman pushes with tlsVerify=false (Docker allows 127.0.0.0/8 anyway). */
+    insecureRegistry: z.boolean().default(false),
+    timeoutSeconds: z.number().int().positive().max(4 * 3600).default(3600),
+  }),
 ]);
 export type Command = z.infer<typeof command>;
 

@@ -43,6 +43,18 @@ export function requireEngine(): ServiceStatus {
   return requireService('DOCKER_HOST', 'container engine', servicesHint);
 }
 
+/** The Docker Registry (HTTP API v2) the build suites push to. Throws under CI when REGISTRY_URL is unset. */
+export function requireRegistry(): ServiceStatus {
+  return requireService('REGISTRY_URL', 'image registry', servicesHint);
+}
+
+/** Engine and registry both: builds need the first, pushes the second. */
+export function requireEngineAndRegistry(): ServiceStatus {
+  const engine = requireEngine();
+  const registry = requireRegistry();
+  return engine.available ? registry : engine;
+}
+
 type SuiteBody = () => void;
 
 /** `describe` that runs only when the service is there; a skipped suite's name carries the reason. */

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -263,5 +263,111 @@ describe('CommandExecutor: container commands', () => {
     const c = [...engine.containers.values()][0]!;
     expect(c.labels[LABELS.instance]).toBe('inst-1');
     expect(c.state).toBe('exited');
+  });
+});
+
+describe('CommandExecutor: image.build', () => {
+  async function buildSetup(buildRoot: string | undefined) {
+    const engine = new FakeEngine();
+    const journal = await CommandJournal.open(join(dir, 'journal-build.json'));
+    const reported: Array<{ commandId: string; result: CommandResult }> = [];
+    const executor = new CommandExecutor({
+      nodeId: () => 'node-id-1',
+      engine,
+      journal,
+      tasks: new TaskRunner({ engine, journal, events: { send: () => undefined }, logger: silentLogger }),
+      logger: silentLogger,
+      ...(buildRoot !== undefined ? { buildRoot } : {}),
+      reporter: { reportResult: async (commandId, result) => void reported.push({ commandId, result }) },
+    });
+    return { engine, executor, reported };
+  }
+  const buildEnvelope = (commandId: string, dockerfilePath: string, extra: Record<string, unknown> = {}): CommandEnvelope => ({
+    commandId,
+    nodeId: 'node-id-1',
+    issuedAt: new Date().toISOString(),
+    command: {
+      type: 'image.build',
+      image: '127.0.0.1:5000/team/app:v1',
+      dockerfilePath,
+      buildArgs: { GREETING: 'hi' },
+      push: true,
+      insecureRegistry: true,
+      timeoutSeconds: 60,
+      ...extra,
+    } as CommandEnvelope['command'],
+  });
+  let root: string;
+  beforeEach(async () => {
+    root = join(dir, 'builds');
+    await mkdir(join(root, 'app', 'sub'), { recursive: true });
+    await writeFile(join(root, 'app', 'Dockerfile'), 'FROM base\nARG GREETING\n');
+    await writeFile(join(dir, 'Dockerfile'), 'FROM outside\n');
+    await symlink(join(dir, 'Dockerfile'), join(root, 'app', 'sub', 'Dockerfile'));
+  });
+
+  it('builds the Dockerfile’s folder with the build args, tags and pushes it', async () => {
+    const { engine, executor, reported } = await buildSetup(root);
+    await executor.handle(delivery(buildEnvelope('b-1', 'app/Dockerfile')));
+    expect(reported[0]!.result.status, reported[0]!.result.error).toBe('succeeded');
+    expect(engine.builds).toEqual([
+      expect.objectContaining({ contextDir: await realpath(join(root, 'app')), dockerfile: 'Dockerfile', tag: '127.0.0.1:5000/team/app:v1', buildArgs: { GREETING: 'hi' } }),
+    ]);
+    expect(engine.pushes).toEqual([{ ref: '127.0.0.1:5000/team/app:v1', insecure: true }]);
+    const out = reported[0]!.result.output;
+    expect(out).toMatchObject({ image: '127.0.0.1:5000/team/app:v1', imageId: engine.images.get('127.0.0.1:5000/team/app:v1'), pushed: true });
+    expect(out['digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(out['logTail']).toContain('Step 1/1 : FROM base');
+  });
+
+  it('a build delivered twice builds and pushes once, re-reporting the same result', async () => {
+    const { engine, executor, reported } = await buildSetup(root);
+    const env = buildEnvelope('b-2', join(root, 'app', 'Dockerfile'));
+    await executor.handle(delivery(env, 'rh-1'));
+    await executor.handle(delivery(env, 'rh-2'));
+    expect(engine.calls.filter((c) => c.startsWith('buildImage') || c.startsWith('pushImage'))).toEqual([
+      'buildImage 127.0.0.1:5000/team/app:v1',
+      'pushImage 127.0.0.1:5000/team/app:v1',
+    ]);
+    expect(reported).toHaveLength(2);
+    expect(reported[1]).toEqual(reported[0]);
+  });
+
+  it('is refused without a build root, saying how to enable builds', async () => {
+    const { engine, executor, reported } = await buildSetup(undefined);
+    await executor.handle(delivery(buildEnvelope('b-3', 'app/Dockerfile')));
+    expect(reported[0]!.result).toMatchObject({ status: 'failed', output: { errorType: 'BuildDisabledError' } });
+    expect(reported[0]!.result.error).toMatch(/--build-root/);
+    expect(engine.builds).toHaveLength(0);
+  });
+
+  it('refuses Dockerfiles outside the root: absolute, by "..", through a symlink, or missing', async () => {
+    const { engine, executor, reported } = await buildSetup(root);
+    const paths = [join(dir, 'Dockerfile'), '../Dockerfile', 'app/sub/Dockerfile', 'app/none/Dockerfile', 'app'];
+    for (const [i, p] of paths.entries()) await executor.handle(delivery(buildEnvelope(`p-${i}`, p)));
+    expect(reported.map((r) => r.result.output['errorType'])).toEqual(paths.map(() => 'BuildPathError'));
+    expect(reported.map((r) => r.result.error)).toEqual([
+      expect.stringMatching(/outside the build root/),
+      expect.stringMatching(/outside the build root/),
+      expect.stringMatching(/outside the build root/),
+      expect.stringMatching(/does not exist/),
+      expect.stringMatching(/not a file/),
+    ]);
+    expect(engine.builds).toHaveLength(0);
+  });
+
+  it('a failing build is not pushed and reports the build output; a failing push says the image was built', async () => {
+    const { engine, executor, reported } = await buildSetup(root);
+    engine.failBuild = 'RUN exited with 3';
+    await executor.handle(delivery(buildEnvelope('f-1', 'app/Dockerfile')));
+    expect(reported[0]!.result).toMatchObject({ status: 'failed', output: { errorType: 'BuildFailedError' } });
+    expect(reported[0]!.result.error).toContain('RUN exited with 3');
+    expect(engine.pushes).toHaveLength(0);
+
+    engine.failBuild = null;
+    engine.failPush = 'connection refused';
+    await executor.handle(delivery(buildEnvelope('f-2', 'app/Dockerfile')));
+    expect(reported[1]!.result).toMatchObject({ status: 'failed', output: { errorType: 'PushFailedError' } });
+    expect(reported[1]!.result.error).toMatch(/was built \(sha256:[0-9a-f]+\) but not pushed: push failed: connection refused/);
   });
 });

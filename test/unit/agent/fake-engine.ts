@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { LABELS, type ContainerSpec } from '../../../functions/fleet/protocol.js';
 import type {
   ContainerStats,
@@ -9,7 +12,7 @@ import type {
   StartOptions,
   UpdateOutcome,
 } from '../../../agent/engine.js';
-import { containerLabels } from '../../../agent/engine.js';
+import { containerLabels, ImageStreamError, type ImageBuildInput } from '../../../agent/engine.js';
 
 /** An in-memory engine for unit tests: records calls, keeps containers in a map. */
 export class FakeEngine implements EngineDriver {
@@ -157,5 +160,35 @@ export class FakeEngine implements EngineDriver {
 
   async watchEvents(_onEvent: (event: EngineEvent) => void, signal: AbortSignal): Promise<void> {
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+
+  // Image builds: the Dockerfile is read from the real context folder, so path checks are real.
+  /** Tag → image id of what buildImage produced. */
+  readonly images = new Map<string, string>();
+  readonly builds: ImageBuildInput[] = [];
+  readonly pushes: { ref: string; insecure: boolean }[] = [];
+  /** The next build fails with this, after streaming `failLog`. */
+  failBuild: string | null = null;
+  failPush: string | null = null;
+
+  async buildImage(input: ImageBuildInput): Promise<{ imageId: string; log: string[] }> {
+    this.calls.push(`buildImage ${input.tag}`);
+    this.builds.push(input);
+    const dockerfile = await readFile(join(input.contextDir, input.dockerfile), 'utf8');
+    const log = [`Step 1/1 : ${dockerfile.split('\n')[0]}`];
+    if (this.failBuild) throw new ImageStreamError('image.build', `build failed: ${this.failBuild}`, [...log, this.failBuild]);
+    // Same content and args, same id: as a layer cache would answer a rebuild.
+    const imageId = `sha256:${createHash('sha256').update(dockerfile).update(JSON.stringify(input.buildArgs)).digest('hex')}`;
+    this.images.set(input.tag, imageId);
+    return { imageId, log: [...log, `Successfully tagged ${input.tag}`] };
+  }
+
+  async pushImage(ref: string, options: { insecure: boolean; timeoutMs: number }): Promise<{ digest: string | null; log: string[] }> {
+    this.calls.push(`pushImage ${ref}`);
+    if (this.failPush) throw new ImageStreamError('image.push', `push failed: ${this.failPush}`, [this.failPush]);
+    const id = this.images.get(ref);
+    if (!id) throw new Error(`no such image: ${ref}`);
+    this.pushes.push({ ref, insecure: options.insecure });
+    return { digest: `sha256:${createHash('sha256').update(id).digest('hex')}`, log: [`The push refers to repository [${ref}]`] };
   }
 }
