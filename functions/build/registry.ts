@@ -78,7 +78,8 @@ export class RegistryClient {
   async tags(name: string): Promise<string[]> {
     const path = `/v2/${name.split('/').map(encodeURIComponent).join('/')}/tags/list?n=${this.pageSize}`;
     const pages = await this.pages(path, `the tags of ${name}`, true);
-    return pages.flatMap((p) => (p.body as { tags?: string[] | null }).tags ?? []);
+    // Registry order is kept; a tag repeated across pages is listed once.
+    return [...new Set(pages.flatMap((p) => (p.body as { tags?: string[] | null }).tags ?? []))];
   }
 
   async images(): Promise<RegistryImage[]> {
