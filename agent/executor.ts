@@ -11,6 +11,7 @@ import { buildAndPush } from './image-build.js';
 import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
 import { KeyedMutex } from './mutex.js';
+import { scanNetwork, type ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
 
 /** Hooks around command execution (Nomad's runner hooks, reduced to what the agent needs). */
@@ -37,6 +38,8 @@ export interface ExecutorOptions {
   mutex?: KeyedMutex;
   /** image.build builds only folders under this root (--build-root); unset: builds are refused. */
   buildRoot?: string;
+  /** network.scan's probe and lookup settings (tests shorten them, or point at their own ARP table). */
+  networkScan?: ScanOptions;
 }
 
 /** The most log text a container.logs result carries; the end is kept. */
@@ -250,6 +253,10 @@ export class CommandExecutor {
         return this.mutex.run(`image:${command.image}`, async () => ({
           ...(await buildAndPush(engine, command, this.options.buildRoot)),
         }));
+
+      case 'network.scan':
+        // Read-only: a redelivery may scan again, which changes nothing.
+        return { ...(await scanNetwork(command.subnet, command.ports, this.options.networkScan)) };
     }
   }
 

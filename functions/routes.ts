@@ -41,3 +41,7 @@ routes.push(...aiRoutes());
 // Fleet Commander Build API: images built and pushed by node agents, deployed as swarm services.
 import { buildRoutes } from './build/routes.js';
 routes.push(...buildRoutes());
+
+// Fleet Commander Network API: LAN scans run by a node's agent (join and auto-join are not served).
+import { networkRoutes } from './fleet/network-routes.js';
+routes.push(...networkRoutes());

@@ -122,6 +122,10 @@ export const configSchema = z.object({
     .optional(),
   /** Per registry call, below API Gateway's 29 s. */
   REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(10_000),
+
+  // Network API (functions/fleet/network.ts): LAN scans run by a node's agent.
+  /** GET /api/network/scan?refresh=false answers the stored scan of the subnet while it is younger than this. */
+  NETWORK_SCAN_CACHE_SECONDS: z.coerce.number().int().min(0).default(600),
 });
 
 export type Config = z.output<typeof configSchema>;

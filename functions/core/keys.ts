@@ -175,3 +175,11 @@ export const realtimeKeys = {
   /** API Gateway closes a WebSocket after 2 hours at most; a record a little older is surely dead. */
   connectionTtlSeconds: 2 * 3600 + 600,
 } as const;
+
+/** Network scans (appended): the last scan of each subnet, and which subnet was scanned last. */
+export const networkKeys = {
+  /** One item per subnet (canonical CIDR): the scan in flight or last done, and the last devices found. */
+  scan: (cidr: string) => ({ pk: `NETSCAN#${cidr}`, sk: 'META' }),
+  /** Points at the subnet of the latest scan started, for GET /api/network/scan-status. */
+  latest: () => ({ pk: 'NETSCAN', sk: 'LATEST' }),
+} as const;

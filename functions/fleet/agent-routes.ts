@@ -5,6 +5,7 @@ import { applyCommandResult, applyContainerStates, containerExited } from '../or
 import { authenticateAgent } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
 import { joinTokenAuth } from './join-tokens.js';
+import { applyNetworkScanResult } from './network.js';
 import { nodeQueue, recordHeartbeat, registerNode, heartbeatIntervalSeconds } from './nodes.js';
 import {
   agentEventsRequest,
@@ -114,6 +115,7 @@ export function agentRoutes(): AnyRoute[] {
         // Every report re-applies (the transitions are conditional, so a repeat is a no-op): an
         // agent retrying after a failure half-way through still gets the instance updated.
         await applyCommandResult(ctx, command);
+        await applyNetworkScanResult(ctx, command);
         if (first) {
           await emit(ctx, {
             type: 'command.completed',

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { NETWORK_SCAN } from './network-wire.js';
 
 /**
  * The wire contract between the control plane and the node agent. Both sides import these
@@ -189,6 +190,16 @@ export const command = z.discriminatedUnion('type', [
     /** The registry speaks plain HTTP: Podman pushes with tlsVerify=false (Docker allows 127.0.0.0/8 anyway). */
     insecureRegistry: z.boolean().default(false),
     timeoutSeconds: z.number().int().positive().max(4 * 3600).default(3600),
+  }),
+  /** TCP connect probes of `ports` on every address of `subnet` (IPv4, /22 at most), MACs from ARP. */
+  z.object({
+    type: z.literal('network.scan'),
+    subnet: z.string().min(1).max(64),
+    ports: z
+      .array(z.number().int().min(1).max(65535))
+      .min(1)
+      .max(NETWORK_SCAN.maxPorts)
+      .default([...NETWORK_SCAN.defaultPorts]),
   }),
 ]);
 export type Command = z.infer<typeof command>;

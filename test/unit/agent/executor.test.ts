@@ -371,3 +371,75 @@ describe('CommandExecutor: image.build', () => {
     expect(reported[1]!.result.error).toMatch(/was built \(sha256:[0-9a-f]+\) but not pushed: push failed: connection refused/);
   });
 });
+
+describe('CommandExecutor: network.scan', () => {
+  let server: import('node:net').Server;
+  let port: number;
+  beforeEach(async () => {
+    const { createServer } = await import('node:net');
+    server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve));
+    port = (server.address() as import('node:net').AddressInfo).port;
+  });
+  afterEach(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  async function scanSetup() {
+    const engine = new FakeEngine();
+    const journal = await CommandJournal.open(join(dir, 'journal-scan.json'));
+    const reported: Array<{ commandId: string; result: CommandResult }> = [];
+    const executor = new CommandExecutor({
+      nodeId: () => 'node-id-1',
+      engine,
+      journal,
+      tasks: new TaskRunner({ engine, journal, events: { send: () => undefined }, logger: silentLogger }),
+      logger: silentLogger,
+      networkScan: { arpPath: join(dir, 'no-arp'), reverse: async () => [] },
+      reporter: { reportResult: async (commandId, result) => void reported.push({ commandId, result }) },
+    });
+    return { engine, executor, reported };
+  }
+  const scanEnvelope = (commandId: string, subnet: string, ports: number[]): CommandEnvelope => ({
+    commandId,
+    nodeId: 'node-id-1',
+    issuedAt: new Date().toISOString(),
+    command: { type: 'network.scan', subnet, ports },
+  });
+
+  it('scans and reports the devices; a redelivery re-reports the stored scan, touching no container', async () => {
+    const { engine, executor, reported } = await scanSetup();
+    const env = scanEnvelope('s-1', '127.0.0.0/30', [port]);
+    const first = delivery(env, 'rh-1');
+    const again = delivery(env, 'rh-2');
+    await executor.handle(first);
+    await executor.handle(again);
+    expect(reported).toHaveLength(2);
+    expect(reported[0]!.result.status, reported[0]!.result.error).toBe('succeeded');
+    expect(reported[0]!.result.output).toMatchObject({
+      subnet: '127.0.0.0/30',
+      scanned: 2,
+      devices: [{ ip: '127.0.0.2', hostname: null, mac: null, vendor: null, isJetson: false, ports: [port] }],
+    });
+    // The stored result, not a second scan (same start time).
+    expect(reported[1]!.result).toEqual(reported[0]!.result);
+    expect(first.acked + again.acked).toBe(2);
+    expect(engine.calls).toEqual([]);
+  });
+
+  it('a subnet over /22 fails with NetworkScanError, whatever the control plane checked', async () => {
+    const { executor, reported } = await scanSetup();
+    await executor.handle(delivery(scanEnvelope('s-2', '10.0.0.0/16', [22])));
+    expect(reported[0]!.result).toMatchObject({ status: 'failed', output: { errorType: 'NetworkScanError' } });
+    expect(reported[0]!.result.error).toMatch(/65536 addresses/);
+  });
+
+  it('ports default to 22, 80, 443, 5000, 8080, 8188, 8765', async () => {
+    const { command } = await import('../../../functions/fleet/protocol.js');
+    expect(command.parse({ type: 'network.scan', subnet: '192.168.1.0/24' })).toEqual({
+      type: 'network.scan',
+      subnet: '192.168.1.0/24',
+      ports: [22, 80, 443, 5000, 8080, 8188, 8765],
+    });
+  });
+});
