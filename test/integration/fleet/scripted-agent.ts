@@ -12,6 +12,7 @@ import {
   type RegisterRequest,
   type RegisterResponse,
 } from '../../../functions/fleet/protocol.js';
+import { scanNetwork, type ScanOptions } from '../../../agent/network-scan.js';
 
 export interface HttpAnswer<T = unknown> {
   status: number;
@@ -50,7 +51,11 @@ export interface AgentOptions {
   /** Answer container.start with a failure. */
   failStarts?: boolean;
   labels?: Record<string, string>;
+  /** network.scan runs the agent's real scanner with these settings. */
+  networkScan?: ScanOptions;
 }
+
+export type ScriptedResult = { status: 'succeeded' | 'failed'; output: Record<string, unknown>; error?: string };
 
 let nextPort = 32000;
 
@@ -169,11 +174,7 @@ export class ScriptedAgent {
   }
 
   /** What a real engine would do with the command; returns the result to report. */
-  execute(env: CommandEnvelope): {
-    status: 'succeeded' | 'failed';
-    output: Record<string, unknown>;
-    error?: string;
-  } {
+  execute(env: CommandEnvelope): ScriptedResult | Promise<ScriptedResult> {
     const c = env.command;
     switch (c.type) {
       case 'container.start': {
@@ -221,6 +222,11 @@ export class ScriptedAgent {
         Object.assign(ct, { state: 'running', exitCode: null, startedAt: new Date().toISOString() });
         return { status: 'succeeded', output: { containerId: ct.containerId, ports: ct.ports } };
       }
+      case 'network.scan':
+        return scanNetwork(c.subnet, c.ports, this.options.networkScan).then(
+          (output) => ({ status: 'succeeded' as const, output: { ...output } }),
+          (error: Error) => ({ status: 'failed' as const, output: { errorType: error.name }, error: error.message }),
+        );
       default:
         return { status: 'failed', output: {}, error: `unsupported ${c.type}` };
     }
@@ -231,7 +237,7 @@ export class ScriptedAgent {
     const got = await this.poll(wait);
     for (const { envelope } of got) {
       this.seen.push(envelope);
-      const r = await this.result(envelope.commandId, this.execute(envelope));
+      const r = await this.result(envelope.commandId, await this.execute(envelope));
       if (r.status !== 200) throw new Error(`result: ${r.status} ${JSON.stringify(r.body)}`);
     }
     if (got.length) await this.ack(got.map((g) => g.receiptHandle));
