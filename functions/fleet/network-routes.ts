@@ -20,13 +20,13 @@ const subnet = z
 const ports = z
   .string()
   .regex(/^\d{1,5}(,\d{1,5})*$/, 'comma-separated TCP ports, e.g. 22,8080')
+  .default(NETWORK_SCAN.defaultPorts.join(','))
   .transform((text) => [...new Set(text.split(',').map(Number))].sort((a, b) => a - b))
   .pipe(
     z
       .array(z.number().int().min(1, 'ports are 1 to 65535').max(65535, 'ports are 1 to 65535'))
       .max(NETWORK_SCAN.maxPorts, `at most ${NETWORK_SCAN.maxPorts} ports`),
-  )
-  .default([...NETWORK_SCAN.defaultPorts]);
+  );
 
 const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
   group: 'fleet',

@@ -140,7 +140,7 @@ async function startScan(ctx: AppContext, input: ScanInput, current: ScanItem | 
     // Another call started one a moment ago: follow it instead of scanning twice.
     const winner = await getScan(ctx, input.subnet.cidr);
     if (winner?.status === 'scanning' && samePorts(winner.ports, input.ports)) return winner;
-    throw error;
+    throw new ConflictError(`Another scan of ${input.subnet.cidr} started at the same moment: try again`, 'SCAN_RACE');
   }
   await ctx.store.put<LatestItem>({ ...networkKeys.latest(), subnet: input.subnet.cidr });
   try {
