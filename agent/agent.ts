@@ -170,6 +170,8 @@ export async function runAgent(
     hooks: { expectExit: (id) => watcher.expectExit(id) },
     mutex,
     ...(config.buildRoot ? { buildRoot: config.buildRoot } : {}),
+    allowExec: config.allowExec === true,
+    stateDir: config.stateDir,
   });
   const heartbeat = new Heartbeat({
     send: (request, s) => client.heartbeat(request, { signal: s }),
@@ -187,7 +189,11 @@ export async function runAgent(
     channel: registration.channel.type,
     engine: caps.name,
     engineVersion: caps.version,
+    allowExec: config.allowExec === true,
   });
+  if (config.allowExec) {
+    log.warn('remote command execution is enabled (--allow-exec): the control plane may run shell commands on this host');
+  }
   deps.onReady?.({ nodeId: registration.nodeId, engine: caps });
   await Promise.all([
     events.run(signal),

@@ -20,6 +20,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** Folder under which image.build may take its build contexts (POST /api/build/build). Unset: no builds. */
   buildRoot?: string;
+  /** Lets the control plane run shell commands on this host (host.exec, POST /api/ssh/exec-node). Off unless asked for. */
+  allowExec?: boolean;
 }
 
 export const USAGE = `Usage: fleet-agent [options]
@@ -36,10 +38,12 @@ Options (flag > environment > config file > default):
   --heartbeat <seconds>  heartbeat interval       FLEET_HEARTBEAT    (the control plane's)
   --join-token <token>   registration credential  FLEET_JOIN_TOKEN   (from GET /api/swarm/join-token)
   --config <file>        JSON file with the same keys (url, name, labels, cluster, stateDir,
-                         heartbeat, apiKey, joinToken, logLevel)   FLEET_AGENT_CONFIG
+                         heartbeat, apiKey, joinToken, logLevel, allowExec)   FLEET_AGENT_CONFIG
   --log-level <level>    debug|info|warn|error    FLEET_LOG_LEVEL    (info)
   --build-root <dir>     let the control plane build images from folders under <dir>
                          (POST /api/build/build)  FLEET_BUILD_ROOT   (off)
+  --allow-exec           let the control plane run shell commands on this host
+                         (POST /api/ssh/exec-node)  FLEET_ALLOW_EXEC=true   (off)
   -h, --help             this text
   -v, --version          agent version
 
@@ -64,6 +68,7 @@ const fileSchema = z
     joinToken: z.string().optional(),
     logLevel: z.string().optional(),
     buildRoot: z.string().optional(),
+    allowExec: z.boolean().optional(),
   })
   .strict();
 
@@ -86,6 +91,14 @@ function positiveNumber(value: string | number, what: string): number {
   if (!Number.isFinite(n) || n <= 0)
     throw new ConfigError(`${what} must be a positive number, got "${value}"`);
   return n;
+}
+
+/** An explicit yes or no: a typo must not switch remote execution on (or off) silently. */
+function explicitFlag(value: string, what: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(v)) return true;
+  if (['false', '0', 'no'].includes(v)) return false;
+  throw new ConfigError(`${what} must be true or false, got "${value}"`);
 }
 
 export type ParsedCli = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: AgentConfig };
@@ -114,6 +127,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
         config: { type: 'string' },
         'log-level': { type: 'string' },
         'build-root': { type: 'string' },
+        'allow-exec': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -188,5 +202,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
   if (joinToken) config.joinToken = joinToken;
   const buildRoot = str(values['build-root']) ?? str(env['FLEET_BUILD_ROOT']) ?? file.buildRoot;
   if (buildRoot) config.buildRoot = resolve(buildRoot);
+  const execEnv = str(env['FLEET_ALLOW_EXEC']);
+  const allowExec =
+    values['allow-exec'] === true ||
+    (execEnv !== undefined ? explicitFlag(execEnv, 'FLEET_ALLOW_EXEC') : file.allowExec === true);
+  if (allowExec) config.allowExec = true;
   return { kind: 'run', config };
 }

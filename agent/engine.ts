@@ -71,6 +71,22 @@ export interface EngineCapabilities {
   gpuRuntime: boolean;
   /** OCI runtimes the engine lists (runc, nvidia...). */
   runtimes: string[];
+  /** Where the engine keeps images and containers (DockerRootDir; Podman's graph root). */
+  rootDir: string | null;
+}
+
+/** The engine's own disk accounting (`docker system df`), in bytes. */
+export interface EngineDiskUsage {
+  layersSizeBytes: number;
+  images: { count: number; sizeBytes: number; reclaimableBytes: number };
+  containers: { count: number; sizeBytes: number; reclaimableBytes: number };
+  volumes: { count: number; sizeBytes: number };
+  buildCacheBytes: number;
+}
+
+export interface ImagePruneOutcome {
+  imagesDeleted: string[];
+  spaceReclaimedBytes: number;
 }
 
 export interface EngineEvent {
@@ -113,6 +129,9 @@ export interface EngineDriver {
   wait(id: string, signal?: AbortSignal): Promise<{ exitCode: number | null }>;
   /** Streams this node's managed container events until the stream ends or `signal` aborts. */
   watchEvents(onEvent: (event: EngineEvent) => void, signal: AbortSignal): Promise<void>;
+  /** Removes dangling images (untagged and used by no container); nothing else. */
+  pruneDanglingImages(): Promise<ImagePruneOutcome>;
+  diskUsage(): Promise<EngineDiskUsage>;
   /** Builds a context folder (tarred as is, .dockerignore honoured) and tags the image `tag`. */
   buildImage(input: ImageBuildInput): Promise<{ imageId: string; log: string[] }>;
   /** Pushes `ref` to its registry; `insecure` lets Podman use plain HTTP. */
@@ -526,6 +545,44 @@ export function diskLimitSupport(info: {
   return { supported: false, reason: `the engine reports ${described}` };
 }
 
+/** What GET /system/df answers; Docker and Podman fill different parts, and either may send null lists. */
+export interface RawDiskUsage {
+  LayersSize?: number;
+  Images?: Array<{ Size?: number; SharedSize?: number; Containers?: number }> | null;
+  Containers?: Array<{ SizeRw?: number; State?: string }> | null;
+  Volumes?: Array<{ UsageData?: { Size?: number } | null }> | null;
+  BuildCache?: Array<{ Size?: number }> | null;
+}
+
+const bytes = (n: number | undefined): number => (typeof n === 'number' && n > 0 ? n : 0);
+const sum = <T>(list: readonly T[], f: (x: T) => number): number => list.reduce((a, x) => a + f(x), 0);
+
+/**
+ * `docker system df` from the raw answer: images unused by any container and the writable layers
+ * of containers that do not run are what a prune could reclaim (the CLI's RECLAIMABLE column).
+ * Unknown sizes (-1, missing) count as 0.
+ */
+export function summarizeDiskUsage(raw: RawDiskUsage): EngineDiskUsage {
+  const images = raw.Images ?? [];
+  const containers = raw.Containers ?? [];
+  const volumes = raw.Volumes ?? [];
+  return {
+    layersSizeBytes: bytes(raw.LayersSize),
+    images: {
+      count: images.length,
+      sizeBytes: sum(images, (i) => bytes(i.Size)),
+      reclaimableBytes: sum(images, (i) => (i.Containers ? 0 : bytes(i.Size) - bytes(i.SharedSize))),
+    },
+    containers: {
+      count: containers.length,
+      sizeBytes: sum(containers, (c) => bytes(c.SizeRw)),
+      reclaimableBytes: sum(containers, (c) => (c.State === 'running' ? 0 : bytes(c.SizeRw))),
+    },
+    volumes: { count: volumes.length, sizeBytes: sum(volumes, (v) => bytes(v.UsageData?.Size)) },
+    buildCacheBytes: sum(raw.BuildCache ?? [], (b) => bytes(b.Size)),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // dockerode implementation
 
@@ -540,6 +597,9 @@ export interface EngineTimeouts {
   statsMs: number;
   updateMs: number;
   pullMs: number;
+  /** docker system df walks every layer: slow on a full disk. */
+  diskUsageMs: number;
+  pruneMs: number;
 }
 
 export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = {
@@ -553,6 +613,8 @@ export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = {
   statsMs: 10_000,
   updateMs: 15_000,
   pullMs: 15 * 60_000,
+  diskUsageMs: 60_000,
+  pruneMs: 120_000,
 };
 
 export interface DockerEngineOptions {
@@ -664,6 +726,7 @@ export class DockerEngine implements EngineDriver {
       gpuMode,
       gpuRuntime: gpuMode !== 'none',
       runtimes,
+      rootDir: info.DockerRootDir || null,
     };
     this.log.info('engine capabilities', { ...caps });
     return caps;
@@ -981,6 +1044,22 @@ export class DockerEngine implements EngineDriver {
     });
   }
 
+  async pruneDanglingImages(): Promise<ImagePruneOutcome> {
+    const out = await this.call('image.prune', this.timeouts.pruneMs, (s) =>
+      this.loose.pruneImages({ filters: { dangling: ['true'] }, abortSignal: s }),
+    );
+    return {
+      imagesDeleted: (out.ImagesDeleted ?? []).flatMap((d) => (d.Deleted ? [d.Deleted] : [])),
+      spaceReclaimedBytes: bytes(out.SpaceReclaimed),
+    };
+  }
+
+  async diskUsage(): Promise<EngineDiskUsage> {
+    return summarizeDiskUsage(
+      await this.call('system.df', this.timeouts.diskUsageMs, (s) => this.loose.df({ abortSignal: s })),
+    );
+  }
+
   async buildImage(input: ImageBuildInput): Promise<{ imageId: string; log: string[] }> {
     const src = await readdir(input.contextDir);
     const log: string[] = [];
@@ -1077,6 +1156,11 @@ interface LooseDocker {
   ping(options: { abortSignal: AbortSignal }): Promise<unknown>;
   version(options: { abortSignal: AbortSignal }): Promise<Docker.DockerVersion>;
   info(options: { abortSignal: AbortSignal }): Promise<DockerInfo>;
+  df(options: { abortSignal: AbortSignal }): Promise<RawDiskUsage>;
+  pruneImages(options: {
+    filters: Record<string, string[]>;
+    abortSignal: AbortSignal;
+  }): Promise<{ ImagesDeleted?: Array<{ Deleted?: string; Untagged?: string }> | null; SpaceReclaimed?: number }>;
 }
 
 interface ImageStreamEvent {
@@ -1097,6 +1181,7 @@ export function splitImageRef(ref: string): { repo: string; tag: string } {
 }
 
 interface DockerInfo {
+  DockerRootDir?: string;
   Driver?: string;
   DriverStatus?: Array<[string, string]>;
   Runtimes?: Record<string, unknown>;

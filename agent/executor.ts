@@ -1,15 +1,19 @@
 import {
   commandEnvelope,
+  HOST_EXEC,
   type Command,
   type CommandEnvelope,
   type CommandResult,
 } from '../functions/fleet/protocol.js';
+import { EXEC_DISABLED } from '../functions/fleet/wire.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
 import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';
 import { buildAndPush } from './image-build.js';
+import { runHostCommand } from './host-exec.js';
 import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
+import { auditDisk, pruneEngine } from './maintenance.js';
 import { KeyedMutex } from './mutex.js';
 import { scanNetwork, type ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
@@ -40,6 +44,22 @@ export interface ExecutorOptions {
   buildRoot?: string;
   /** network.scan's probe and lookup settings (tests shorten them, or point at their own ARP table). */
   networkScan?: ScanOptions;
+  /** host.exec runs only when the agent was started with --allow-exec (FLEET_ALLOW_EXEC=true). */
+  allowExec?: boolean;
+  /** The agent's state folder, whose filesystem disk.audit reports. */
+  stateDir?: string;
+  /** host.exec's cap per output stream (tests lower it). */
+  maxExecOutputBytes?: number;
+}
+
+/** host.exec on an agent without --allow-exec; the control plane answers 403 with this message. */
+export class ExecDisabledError extends Error {
+  override name = EXEC_DISABLED;
+  constructor() {
+    super(
+      'remote command execution is disabled on this node: start its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it',
+    );
+  }
 }
 
 /** The most log text a container.logs result carries; the end is kept. */
@@ -257,6 +277,32 @@ export class CommandExecutor {
       case 'network.scan':
         // Read-only: a redelivery may scan again, which changes nothing.
         return { ...(await scanNetwork(command.subnet, command.ports, this.options.networkScan)) };
+      case 'engine.prune':
+        return {
+          ...(await pruneEngine({
+            engine,
+            journal: this.options.journal,
+            lock: (key, fn) => this.mutex.run(key, fn),
+          })),
+        };
+
+      case 'disk.audit':
+        return { ...(await auditDisk({ engine, stateDir: this.options.stateDir ?? null })) };
+
+      case 'host.exec': {
+        if (!this.options.allowExec) throw new ExecDisabledError();
+        // Bounds again: the envelope may come from a control plane that does not check them.
+        const timeoutSeconds = Math.min(Math.max(command.timeoutSeconds, 1), HOST_EXEC.maxTimeoutSeconds);
+        return {
+          ...(await runHostCommand(command.command, {
+            timeoutMs: timeoutSeconds * 1000,
+            maxOutputBytes: Math.min(
+              this.options.maxExecOutputBytes ?? HOST_EXEC.maxOutputBytes,
+              HOST_EXEC.maxOutputBytes,
+            ),
+          })),
+        };
+      }
     }
   }
 

@@ -10,6 +10,8 @@ const journalEntry = z.object({
   completedAt: z.string(),
   /** The control plane accepted the result; a duplicate delivery re-reports it anyway. */
   reported: z.boolean().default(false),
+  /** The output was dropped once reported (too big to keep): the control plane holds it. */
+  outputDropped: z.boolean().optional(),
 });
 export type JournalEntry = z.infer<typeof journalEntry>;
 
@@ -24,6 +26,13 @@ const journalFile = z.object({
   /** task.run commands whose task has not reported task.finished yet. */
   tasks: z.array(taskEntry).default([]),
 });
+
+/**
+ * Outputs bigger than this (log text, a host.exec's stdout) are kept only until the control plane
+ * accepted them: the journal is rewritten on every change, and it holds no command output longer
+ * than it must. A later duplicate re-reports the result without it, which the control plane ignores.
+ */
+export const MAX_REPORTED_OUTPUT_CHARS = 4 * 1024;
 
 export interface JournalOptions {
   /** Commands kept; older ones are forgotten (a redelivery that old is not expected). */
@@ -104,6 +113,10 @@ export class CommandJournal {
     const entry = this.commands.get(commandId);
     if (!entry || entry.reported) return;
     entry.reported = true;
+    if (JSON.stringify(entry.result.output).length > MAX_REPORTED_OUTPUT_CHARS) {
+      entry.result = { ...entry.result, output: {} };
+      entry.outputDropped = true;
+    }
     await this.flush();
   }
 

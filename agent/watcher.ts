@@ -22,6 +22,10 @@ export interface ExitWatcherOptions {
 
 const EXITED = new Set(['exited', 'dead']);
 
+/** How an exit is keyed in the journal: one container can exit many times (restarts). */
+export const exitKey = (c: Pick<ManagedContainer, 'id' | 'finishedAt'>): string =>
+  `${c.id}@${c.finishedAt ?? 'unknown'}`;
+
 /**
  * Reports managed containers that exited (container.exited with exit code and last log lines).
  * Two sources: the engine's event stream (die) for promptness, and a periodic scan of containers
@@ -78,7 +82,7 @@ export class ExitWatcher {
 
   /** Reports one exit unless already reported, expected, or of a kind nobody acts on. */
   private async consider(c: ManagedContainer, eventExitCode: number | null): Promise<boolean> {
-    const key = `${c.id}@${c.finishedAt ?? 'unknown'}`;
+    const key = exitKey(c);
     if (this.options.journal.hasExit(key) || this.busy.has(key) || this.pending.has(key)) return false;
     this.busy.add(key);
     try {

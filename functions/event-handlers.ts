@@ -58,3 +58,8 @@ for (const [type, handler] of Object.entries(realtimeEventHandlers)) {
       }
     : handler;
 }
+
+// Fleet Commander maintenance: the daily maintenance.run (acts only while maintenance is started);
+// a type of its own, nothing to chain.
+import { maintenanceEventHandlers } from './fleet/maintenance.js';
+Object.assign(eventHandlers, maintenanceEventHandlers);

@@ -45,3 +45,8 @@ routes.push(...buildRoutes());
 // Fleet Commander Network API: LAN scans run by a node's agent (join and auto-join are not served).
 import { networkRoutes } from './fleet/network-routes.js';
 routes.push(...networkRoutes());
+// Fleet Commander Maintenance API (problems, daily run, quick fixes, disk audit) and SSH API
+// (commands run by the node's agent), over the same nodes and containers.
+import { maintenanceRoutes } from './fleet/maintenance-routes.js';
+import { sshRoutes } from './fleet/ssh.js';
+routes.push(...maintenanceRoutes(), ...sshRoutes());

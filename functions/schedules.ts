@@ -2,6 +2,7 @@ import type { AppContext } from './core/context.js';
 import type { ScheduleSpec } from './ports/scheduler.js';
 import { loadConfig } from './core/config.js';
 import { PLACEMENT_SCHEDULES } from './cluster/placement.js';
+import { MAINTENANCE_SCHEDULES } from './fleet/maintenance-schedule.js';
 import { novitaSchedules } from './novita/schedules.js';
 import { TRAINING_SCHEDULES } from './training/schedules.js';
 
@@ -21,6 +22,8 @@ export const APP_SCHEDULES: ScheduleSpec[] = [
   ...TRAINING_SCHEDULES,
   // Novita spot migration, every NOVITA_MIGRATION_INTERVAL_MINUTES (15).
   ...novitaSchedules(loadConfig().NOVITA_MIGRATION_INTERVAL_MINUTES),
+  // Fleet Commander maintenance, daily at 06:00 UTC (acts only while started).
+  ...MAINTENANCE_SCHEDULES,
   // WebSocket API: /ws/metrics and /ws/doctor frames every minute on AWS (the local runtime's timer pushes off Lambda).
   {
     name: 'live-push',

@@ -183,3 +183,15 @@ export const networkKeys = {
   /** Points at the subnet of the latest scan started, for GET /api/network/scan-status. */
   latest: () => ({ pk: 'NETSCAN', sk: 'LATEST' }),
 } as const;
+
+/** Fleet Commander maintenance (appended): one partition holds the switch, the run lock and the open problems. */
+export const maintenanceKeys = {
+  pk: 'MAINTENANCE',
+  /** Whether the daily run acts, and what the last run did. */
+  state: () => ({ pk: 'MAINTENANCE', sk: 'STATE' }),
+  /** The run in flight: written with attribute_not_exists, deleted by its holder, taken over after its lease. */
+  lock: () => ({ pk: 'MAINTENANCE', sk: 'LOCK' }),
+  /** A problem seen and not yet gone, keyed by its stable id (a hash of node and type): when it was first seen. */
+  problem: (problemId: string) => ({ pk: 'MAINTENANCE', sk: `PROBLEM#${problemId}` }),
+  problemPrefix: 'PROBLEM#',
+} as const;

@@ -18,6 +18,11 @@ import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from './wire.j
 
 /** Largest event forwarded as is; bigger task files go to blob storage (SQS messages stop at 256 KiB). */
 const MAX_INLINE_EVENT_BYTES = 200 * 1024;
+/**
+ * Largest command output carried on command.completed; bigger ones (log text, a host.exec's
+ * stdout) stay in the command record only (GET /commands/{id}), so the event always fits SQS.
+ */
+const MAX_EVENT_OUTPUT_CHARS = 16 * 1024;
 
 const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
   group: 'agent',
@@ -117,6 +122,8 @@ export function agentRoutes(): AnyRoute[] {
         await applyCommandResult(ctx, command);
         await applyNetworkScanResult(ctx, command);
         if (first) {
+          const output = command.output ?? {};
+          const small = JSON.stringify(output).length <= MAX_EVENT_OUTPUT_CHARS;
           await emit(ctx, {
             type: 'command.completed',
             commandId: command.commandId,
@@ -124,7 +131,8 @@ export function agentRoutes(): AnyRoute[] {
             commandType: command.type,
             status: command.status,
             ...(command.instanceId ? { instanceId: command.instanceId } : {}),
-            output: command.output ?? {},
+            output: small ? output : {},
+            ...(small ? {} : { outputOmitted: true }),
             ...(command.error ? { error: command.error } : {}),
           });
         }

@@ -151,6 +151,15 @@ export const containerSpec = z.object({
 });
 export type ContainerSpec = z.infer<typeof containerSpec>;
 
+/** Bounds of host.exec; the agent enforces them too, whatever the control plane sent. */
+export const HOST_EXEC = {
+  defaultTimeoutSeconds: 30,
+  maxTimeoutSeconds: 120,
+  /** Per stream; the end of the output is kept. */
+  maxOutputBytes: 64 * 1024,
+  maxCommandChars: 16 * 1024,
+} as const;
+
 export const command = z.discriminatedUnion('type', [
   z.object({ type: z.literal('container.start'), spec: containerSpec }),
   z.object({ type: z.literal('container.stop'), instanceId: z.string(), timeoutSeconds: z.number().int().default(10) }),
@@ -200,6 +209,19 @@ export const command = z.discriminatedUnion('type', [
       .min(1)
       .max(NETWORK_SCAN.maxPorts)
       .default([...NETWORK_SCAN.defaultPorts]),
+  }),
+  /**
+   * Removes this node's stopped containers that carry the agent's labels (exits already reported)
+   * and the engine's dangling images; nothing else.
+   */
+  z.object({ type: z.literal('engine.prune') }),
+  /** Filesystem usage of the engine's root and the agent's state folder, and the engine's own disk usage. */
+  z.object({ type: z.literal('disk.audit') }),
+  /** Runs `/bin/sh -c command` on the host; refused unless the agent was started with --allow-exec. */
+  z.object({
+    type: z.literal('host.exec'),
+    command: z.string().min(1).max(HOST_EXEC.maxCommandChars),
+    timeoutSeconds: z.number().int().min(1).max(HOST_EXEC.maxTimeoutSeconds).default(HOST_EXEC.defaultTimeoutSeconds),
   }),
 ]);
 export type Command = z.infer<typeof command>;

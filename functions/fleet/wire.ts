@@ -2,7 +2,8 @@ import * as z from 'zod';
 
 /**
  * Agent HTTP shapes that protocol.ts does not carry yet (the HTTP command channel, heartbeat
- * answer, container.start output). Schemas only, so the agent can import them as well.
+ * answer, the outputs of container.start, engine.prune, disk.audit and host.exec). Schemas only,
+ * so the agent can import them as well.
  */
 
 /** GET /agent/commands?wait=&max= */
@@ -47,3 +48,72 @@ export const containerStartOutput = z.looseObject({
     .optional(),
   startedAt: z.string().optional(),
 });
+
+/** A succeeded engine.prune's `output`. */
+export const enginePruneOutput = z.object({
+  containersRemoved: z.array(
+    z.object({
+      containerId: z.string(),
+      name: z.string(),
+      instanceId: z.string(),
+      kind: z.string(),
+      state: z.string(),
+    }),
+  ),
+  /** Stopped managed containers left alone, and why (an exit not reported yet, a refusal by the engine). */
+  containersSkipped: z.array(z.object({ containerId: z.string(), name: z.string(), reason: z.string() })),
+  imagesDeleted: z.array(z.string()),
+  spaceReclaimedBytes: z.number(),
+});
+export type EnginePruneOutput = z.infer<typeof enginePruneOutput>;
+
+/** A succeeded disk.audit's `output`. */
+export const diskAuditOutput = z.object({
+  /** statfs of the engine's root folder and of the agent's state folder; `error` when one cannot be read. */
+  filesystems: z.array(
+    z.object({
+      role: z.enum(['engine_root', 'state_dir']),
+      path: z.string().nullable(),
+      totalBytes: z.number().optional(),
+      usedBytes: z.number().optional(),
+      /** Free to unprivileged users (f_bavail). */
+      freeBytes: z.number().optional(),
+      usedPercent: z.number().optional(),
+      error: z.string().optional(),
+    }),
+  ),
+  /** The engine's own accounting (docker system df); null with `engineError` when it failed. */
+  engine: z
+    .object({
+      name: z.string(),
+      rootDir: z.string().nullable(),
+      layersSizeBytes: z.number(),
+      images: z.object({ count: z.number(), sizeBytes: z.number(), reclaimableBytes: z.number() }),
+      containers: z.object({ count: z.number(), sizeBytes: z.number(), reclaimableBytes: z.number() }),
+      volumes: z.object({ count: z.number(), sizeBytes: z.number() }),
+      buildCacheBytes: z.number(),
+    })
+    .nullable(),
+  engineError: z.string().optional(),
+});
+export type DiskAuditOutput = z.infer<typeof diskAuditOutput>;
+
+/**
+ * A host.exec's `output`. The command ran (whatever its exit status, or killed at its timeout):
+ * the result is `succeeded`; `failed` means it never ran (refused, or the shell could not start).
+ */
+export const hostExecOutput = z.object({
+  stdout: z.string(),
+  stderr: z.string(),
+  /** The exit code, or 128 + the signal number when a signal ended it (as a shell reports it). */
+  exitStatus: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
+  /** Output beyond HOST_EXEC.maxOutputBytes was dropped from the start of that stream. */
+  truncated: z.object({ stdout: z.boolean(), stderr: z.boolean() }),
+  durationMs: z.number(),
+});
+export type HostExecOutput = z.infer<typeof hostExecOutput>;
+
+/** `output.errorType` of a host.exec the agent refused because it was not started with --allow-exec. */
+export const EXEC_DISABLED = 'ExecDisabledError';

@@ -1,122 +1,16 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import {
-  agentEventsRequest,
-  commandResult,
-  heartbeatRequest,
-  LABELS,
-  registerRequest,
-  type AgentEvent,
-  type CommandEnvelope,
-  type CommandResult,
-  type HeartbeatRequest,
-  type RegisterRequest,
-} from '../../../functions/fleet/protocol.js';
+import { LABELS, type CommandEnvelope } from '../../../functions/fleet/protocol.js';
 import { runAgent } from '../../../agent/agent.js';
 import { createLogger } from '../../../agent/log.js';
 import { ensureBusyboxImage } from '../../harness/images.js';
 import { describeWithEngine, engine as dockerClient, uniqueName } from '../../harness/services.js';
+import { FakeControlPlane } from './fake-control-plane.js';
 
-/**
- * The whole agent (runAgent) against a stand-in control plane that speaks the contract in
- * functions/fleet/protocol.ts (validating every body with its schemas) and the real engine.
- */
-class FakeControlPlane {
-  server!: Server;
-  url = '';
-  token = 'token-1';
-  registrations: RegisterRequest[] = [];
-  heartbeats: HeartbeatRequest[] = [];
-  results: Array<{ commandId: string; result: CommandResult }> = [];
-  events: AgentEvent[] = [];
-  acks: string[] = [];
-  queue: Array<{ receiptHandle: string; body: string }> = [];
-  unauthorized: string[] = [];
-  invalid: string[] = [];
-  private seq = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => this.route(req, body, res));
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((r) => this.server.close(r));
-  }
-
-  send(envelope: CommandEnvelope): void {
-    this.queue.push({ receiptHandle: `rh-${++this.seq}`, body: JSON.stringify(envelope) });
-  }
-
-  private json(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  }
-
-  private route(req: IncomingMessage, body: string, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', this.url);
-    const parse = <T>(schema: { safeParse(v: unknown): { success: boolean; data?: T } }): T | undefined => {
-      const r = schema.safeParse(JSON.parse(body || '{}'));
-      if (!r.success) this.invalid.push(`${url.pathname}: ${body.slice(0, 200)}`);
-      return r.data;
-    };
-    if (url.pathname === '/agent/register' && req.method === 'POST') {
-      const r = parse<RegisterRequest>(registerRequest);
-      if (r) this.registrations.push(r);
-      this.token = `token-${this.registrations.length}`;
-      return this.json(res, 200, {
-        nodeId: 'node-e2e',
-        token: this.token,
-        channel: { type: 'http' },
-        heartbeatIntervalSeconds: 1,
-      });
-    }
-    if (req.headers.authorization !== `Bearer ${this.token}`) {
-      this.unauthorized.push(url.pathname);
-      return this.json(res, 401, { message: 'unknown token' });
-    }
-    if (url.pathname === '/agent/heartbeat') {
-      const h = parse<HeartbeatRequest>(heartbeatRequest);
-      if (h) this.heartbeats.push(h);
-      return this.json(res, 200, {});
-    }
-    if (url.pathname === '/agent/commands' && req.method === 'GET') {
-      const max = Number(url.searchParams.get('max') ?? 10);
-      const answer = () => this.json(res, 200, { messages: this.queue.splice(0, max) });
-      // A short long-poll: answer when something is queued or after 300 ms.
-      if (this.queue.length > 0) return answer();
-      setTimeout(answer, 300);
-      return;
-    }
-    if (url.pathname === '/agent/commands/ack') {
-      this.acks.push(...(JSON.parse(body) as { receiptHandles: string[] }).receiptHandles);
-      return this.json(res, 200, {});
-    }
-    const result = /^\/agent\/commands\/([^/]+)\/result$/.exec(url.pathname);
-    if (result) {
-      const r = parse<CommandResult>(commandResult);
-      if (r) this.results.push({ commandId: decodeURIComponent(result[1]!), result: r });
-      return this.json(res, 200, {});
-    }
-    if (url.pathname === '/agent/events') {
-      const e = parse<{ events: AgentEvent[] }>(agentEventsRequest);
-      if (e) this.events.push(...e.events);
-      return this.json(res, 200, {});
-    }
-    this.json(res, 404, { message: 'no route' });
-  }
-}
-
+/** The whole agent (runAgent) against the stand-in control plane and the real engine. */
 describeWithEngine('agent end to end (stand-in control plane, real engine)', () => {
   const nodeName = uniqueName('agent-e2e');
   const cp = new FakeControlPlane();

@@ -7,12 +7,16 @@
 import { randomBytes } from 'node:crypto';
 import {
   commandEnvelope,
+  HOST_EXEC,
   type CommandEnvelope,
   type ContainerState,
+  type NodeMetrics,
   type RegisterRequest,
   type RegisterResponse,
 } from '../../../functions/fleet/protocol.js';
 import { scanNetwork, type ScanOptions } from '../../../agent/network-scan.js';
+import { ExecDisabledError } from '../../../agent/executor.js';
+import { runHostCommand } from '../../../agent/host-exec.js';
 
 export interface HttpAnswer<T = unknown> {
   status: number;
@@ -53,6 +57,8 @@ export interface AgentOptions {
   labels?: Record<string, string>;
   /** network.scan runs the agent's real scanner with these settings. */
   networkScan?: ScanOptions;
+  /** host.exec runs the command for real (the agent's own runner), as an agent started with --allow-exec. */
+  allowExec?: boolean;
 }
 
 export type ScriptedResult = { status: 'succeeded' | 'failed'; output: Record<string, unknown>; error?: string };
@@ -65,6 +71,10 @@ export class ScriptedAgent {
   registration?: RegisterResponse;
   readonly containers = new Map<string, SimContainer>();
   readonly seen: CommandEnvelope[] = [];
+  /** Heartbeat metrics over the defaults (disk 30 of 100 GB, memory 4 GiB used, no GPUs). */
+  metrics: Partial<NodeMetrics> = {};
+  /** What the next disk.audit reports as the engine's root. */
+  engineRoot = '/var/lib/docker';
   private running = false;
   private loop?: Promise<void>;
 
@@ -135,6 +145,7 @@ export class ScriptedAgent {
           diskUsedGb: 30,
           diskTotalGb: 100,
           gpus: [],
+          ...this.metrics,
         },
         containers,
         loadedModels: [],
@@ -227,6 +238,55 @@ export class ScriptedAgent {
           (output) => ({ status: 'succeeded' as const, output: { ...output } }),
           (error: Error) => ({ status: 'failed' as const, output: { errorType: error.name }, error: error.message }),
         );
+      case 'engine.prune': {
+        // As the agent: stopped containers go, running ones stay.
+        const removed = [...this.containers.values()].filter((ct) => ct.state === 'exited');
+        for (const ct of removed) this.containers.delete(ct.instanceId);
+        return {
+          status: 'succeeded',
+          output: {
+            containersRemoved: removed.map((ct) => ({
+              containerId: ct.containerId,
+              name: ct.name,
+              instanceId: ct.instanceId,
+              kind: ct.kind,
+              state: ct.state,
+            })),
+            containersSkipped: [],
+            imagesDeleted: ['sha256:dangling'],
+            spaceReclaimedBytes: 1_000_000,
+          },
+        };
+      }
+      case 'disk.audit':
+        return {
+          status: 'succeeded',
+          output: {
+            filesystems: [
+              { role: 'engine_root', path: this.engineRoot, totalBytes: 100e9, usedBytes: 30e9, freeBytes: 70e9, usedPercent: 30 },
+              { role: 'state_dir', path: '/home/op/.fleet-agent', error: 'cannot read it from the agent: EACCES' },
+            ],
+            engine: {
+              name: 'docker',
+              rootDir: this.engineRoot,
+              layersSizeBytes: 5e9,
+              images: { count: 3, sizeBytes: 5e9, reclaimableBytes: 1e9 },
+              containers: { count: this.containers.size, sizeBytes: 1e6, reclaimableBytes: 0 },
+              volumes: { count: 0, sizeBytes: 0 },
+              buildCacheBytes: 0,
+            },
+          },
+        };
+      case 'host.exec': {
+        if (!this.options.allowExec) {
+          const refused = new ExecDisabledError();
+          return { status: 'failed', output: { errorType: refused.name }, error: refused.message };
+        }
+        return runHostCommand(c.command, {
+          timeoutMs: c.timeoutSeconds * 1000,
+          maxOutputBytes: HOST_EXEC.maxOutputBytes,
+        }).then((output) => ({ status: 'succeeded' as const, output: { ...output } }));
+      }
       default:
         return { status: 'failed', output: {}, error: `unsupported ${c.type}` };
     }

@@ -56,6 +56,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('remote execution stays off unless asked for explicitly', () => {
+    expect(run([]).allowExec).toBeUndefined();
+    expect(run(['--allow-exec']).allowExec).toBe(true);
+    expect(run([], { FLEET_ALLOW_EXEC: 'true' }).allowExec).toBe(true);
+    expect(run([], { FLEET_ALLOW_EXEC: 'false' }).allowExec).toBeUndefined();
+    const files = { '/a.json': JSON.stringify({ allowExec: true }) };
+    expect(run(['--config', '/a.json'], {}, files).allowExec).toBe(true);
+    // The environment's explicit "false" wins over the file; the flag wins over both.
+    expect(run(['--config', '/a.json'], { FLEET_ALLOW_EXEC: '0' }, files).allowExec).toBeUndefined();
+    expect(run(['--allow-exec'], { FLEET_ALLOW_EXEC: 'no' }).allowExec).toBe(true);
+    // A typo is an error, not a silent on or off.
+    expect(() => run([], { FLEET_ALLOW_EXEC: 'ture' })).toThrow(/FLEET_ALLOW_EXEC must be true or false, got "ture"/);
+  });
+
   it('help and version', () => {
     expect(loadConfig(['--help'], {}, deps)).toEqual({ kind: 'help' });
     expect(loadConfig(['-v'], {}, deps)).toEqual({ kind: 'version' });

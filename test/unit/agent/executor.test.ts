@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { CommandExecutor } from '../../../agent/executor.js';
 import { CommandJournal } from '../../../agent/journal.js';
 import { silentLogger } from '../../../agent/log.js';
 import { TaskRunner } from '../../../agent/tasks.js';
+import { exitKey } from '../../../agent/watcher.js';
 import { FakeEngine } from './fake-engine.js';
 
 let dir: string;
@@ -51,7 +53,9 @@ function delivery(envelope: unknown, handle = 'rh-1'): Delivery & { acked: numbe
   return d;
 }
 
-async function setup(options: { reportFails?: number } = {}) {
+async function setup(
+  options: { reportFails?: number; allowExec?: boolean; stateDir?: string; maxExecOutputBytes?: number } = {},
+) {
   const engine = new FakeEngine();
   const journal = await CommandJournal.open(join(dir, 'journal.json'));
   const events: AgentEvent[] = [];
@@ -71,6 +75,9 @@ async function setup(options: { reportFails?: number } = {}) {
     tasks,
     logger: silentLogger,
     hooks: { expectExit: (id) => expected.push(id) },
+    ...(options.allowExec !== undefined ? { allowExec: options.allowExec } : {}),
+    ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
+    ...(options.maxExecOutputBytes !== undefined ? { maxExecOutputBytes: options.maxExecOutputBytes } : {}),
     reporter: {
       reportResult: async (commandId, result) => {
         if (failures-- > 0) throw new Error('control plane down');
@@ -443,3 +450,184 @@ describe('CommandExecutor: network.scan', () => {
     });
   });
 });
+const envelopeOf = (commandId: string, command: Record<string, unknown>) => ({
+  commandId,
+  nodeId: 'node-id-1',
+  issuedAt: new Date().toISOString(),
+  command,
+});
+
+describe('CommandExecutor: engine.prune', () => {
+  it('removes stopped managed containers whose exit is reported, and dangling images; nothing else', async () => {
+    // Prepare
+    const { engine, executor, reported, journal } = await setup();
+    const running = engine.add({ instanceId: 'run-1' });
+    const exited = engine.add({ instanceId: 'svc-1', state: 'exited', running: false, exitCode: 1, finishedAt: 't1' });
+    const dead = engine.add({ instanceId: 'svc-2', state: 'dead', running: false, finishedAt: 't2' });
+    const created = engine.add({ instanceId: 'svc-3', state: 'created', running: false });
+    const unreported = engine.add({ instanceId: 'run-2', kind: 'run', state: 'exited', running: false, finishedAt: 't3' });
+    const refused = engine.add({ instanceId: 'svc-4', state: 'exited', running: false, finishedAt: 't4' });
+    for (const c of [exited, dead, refused]) await journal.recordExit(exitKey(c));
+    engine.refuseRemove.add(refused.id);
+    engine.danglingImages = ['sha256:aaa', 'sha256:bbb'];
+    // Act
+    await executor.handle(delivery(envelopeOf('p1', { type: 'engine.prune' })));
+    // Assess
+    const result = reported[0]!.result;
+    expect(result.status).toBe('succeeded');
+    expect(result.output).toEqual({
+      containersRemoved: [
+        { containerId: exited.id, name: exited.name, instanceId: 'svc-1', kind: 'service', state: 'exited' },
+        { containerId: dead.id, name: dead.name, instanceId: 'svc-2', kind: 'service', state: 'dead' },
+      ],
+      containersSkipped: [
+        { containerId: unreported.id, name: unreported.name, reason: 'its exit is not reported yet' },
+        { containerId: refused.id, name: refused.name, reason: `the engine refused: cannot remove ${refused.id}` },
+      ],
+      imagesDeleted: ['sha256:aaa', 'sha256:bbb'],
+      spaceReclaimedBytes: 2000,
+    });
+    expect([...engine.containers.keys()].sort()).toEqual([running.id, created.id, unreported.id, refused.id].sort());
+    // Never forced: a container the engine restarted meanwhile is refused, not killed.
+    expect(engine.calls.filter((c) => c.startsWith('remove'))).toEqual([
+      `remove ${exited.id}`,
+      `remove ${dead.id}`,
+      `remove ${refused.id}`,
+    ]);
+  });
+
+  it('waits for a start of the same instance, and keeps what that start made running', async () => {
+    const { engine, executor, reported, journal } = await setup();
+    const old = engine.add({ instanceId: 'inst-1', state: 'exited', running: false, finishedAt: 't1' });
+    await journal.recordExit(exitKey(old));
+    // Both in one batch: the start (reusing the stopped container) holds the instance's lock first.
+    await Promise.all([
+      executor.dispatch(delivery(startEnvelope('s1', 'inst-1'), 'a')),
+      executor.dispatch(delivery(envelopeOf('p1', { type: 'engine.prune' }), 'b')),
+    ]);
+    expect(engine.containers.get(old.id)?.state).toBe('running');
+    expect(reported.find((r) => r.commandId === 'p1')!.result.output).toMatchObject({
+      containersRemoved: [],
+      containersSkipped: [{ containerId: old.id, reason: 'running again' }],
+    });
+  });
+
+  it('a prune delivered twice runs once', async () => {
+    const { engine, executor, reported } = await setup();
+    const env = envelopeOf('p1', { type: 'engine.prune' });
+    await executor.handle(delivery(env, 'a'));
+    await executor.handle(delivery(env, 'b'));
+    expect(engine.calls.filter((c) => c === 'pruneDanglingImages')).toHaveLength(1);
+    expect(reported).toHaveLength(2);
+  });
+});
+
+describe('CommandExecutor: disk.audit', () => {
+  it('reports statfs of the engine root and the state folder, and the engine’s own usage', async () => {
+    const { engine, executor, reported } = await setup({ stateDir: dir });
+    engine.rootDir = join(dir, 'no-such-folder');
+    await executor.handle(delivery(envelopeOf('d1', { type: 'disk.audit' })));
+    const out = reported[0]!.result.output as {
+      filesystems: { role: string; path: string; totalBytes?: number; usedPercent?: number; error?: string }[];
+      engine: unknown;
+    };
+    expect(reported[0]!.result.status).toBe('succeeded');
+    expect(out.filesystems[0]).toEqual({
+      role: 'engine_root',
+      path: join(dir, 'no-such-folder'),
+      error: 'cannot read it from the agent: ENOENT',
+    });
+    expect(out.filesystems[1]).toMatchObject({ role: 'state_dir', path: dir });
+    expect(out.filesystems[1]!.totalBytes).toBeGreaterThan(0);
+    expect(out.filesystems[1]!.usedPercent).toBeGreaterThanOrEqual(0);
+    expect(out.filesystems[1]!.usedPercent).toBeLessThanOrEqual(100);
+    expect(out.engine).toMatchObject({ name: 'fake', rootDir: join(dir, 'no-such-folder'), images: { count: 1 } });
+  });
+});
+
+describe('CommandExecutor: host.exec', () => {
+  const exec = (commandId: string, command: string, timeoutSeconds = 30) =>
+    envelopeOf(commandId, { type: 'host.exec', command, timeoutSeconds });
+
+  it('refuses without --allow-exec, saying how to allow it', async () => {
+    const { executor, reported } = await setup();
+    const marker = join(dir, 'ran');
+    await executor.handle(delivery(exec('x1', `touch ${marker}`)));
+    expect(reported[0]!.result).toEqual({
+      status: 'failed',
+      output: { errorType: 'ExecDisabledError' },
+      error:
+        'remote command execution is disabled on this node: start its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it',
+    });
+    await expect(readFile(marker)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('runs /bin/sh -c with the exit status and both outputs', async () => {
+    const { executor, reported } = await setup({ allowExec: true });
+    await executor.handle(delivery(exec('x1', 'echo out; echo err >&2; exit 7')));
+    expect(reported[0]!.result).toMatchObject({
+      status: 'succeeded',
+      output: {
+        stdout: 'out\n',
+        stderr: 'err\n',
+        exitStatus: 7,
+        signal: null,
+        timedOut: false,
+        truncated: { stdout: false, stderr: false },
+      },
+    });
+  });
+
+  it('runs a command delivered twice once', async () => {
+    const { executor, reported } = await setup({ allowExec: true });
+    const file = join(dir, 'count');
+    const env = exec('x1', `echo run >> ${file}`);
+    await executor.handle(delivery(env, 'a'));
+    await executor.handle(delivery(env, 'b'));
+    await Promise.all([executor.handle(delivery(env, 'c')), executor.handle(delivery(env, 'd'))]);
+    expect(await readFile(file, 'utf8')).toBe('run\n');
+    expect(reported).toHaveLength(4);
+  });
+
+  it('kills the command and what it started at the timeout', async () => {
+    const { executor, reported } = await setup({ allowExec: true });
+    const child = join(dir, 'child.pid');
+    const started = Date.now();
+    await executor.handle(delivery(exec('x1', `sleep 30 & echo $! > ${child}; echo waiting; wait`, 1)));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(reported[0]!.result).toMatchObject({
+      status: 'succeeded',
+      output: { stdout: 'waiting\n', timedOut: true, signal: 'SIGKILL', exitStatus: 137 },
+    });
+    const pid = Number(await readFile(child, 'utf8'));
+    // The background sleep was in the command's process group: gone too.
+    await expect.poll(() => alive(pid), { timeout: 2_000 }).toBe(false);
+  });
+
+  it('keeps the end of each output past the cap', async () => {
+    const { executor, reported } = await setup({ allowExec: true, maxExecOutputBytes: 1024 });
+    await executor.handle(
+      delivery(exec('x1', 'i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done; echo tail >&2')),
+    );
+    const out = reported[0]!.result.output as { stdout: string; stderr: string; truncated: { stdout: boolean; stderr: boolean } };
+    expect(Buffer.byteLength(out.stdout)).toBeLessThanOrEqual(1024);
+    expect(out.stdout.endsWith('line-499\n')).toBe(true);
+    expect(out.stdout.startsWith('line-')).toBe(false);
+    expect(out.truncated).toEqual({ stdout: true, stderr: false });
+    expect(out.stderr).toBe('tail\n');
+  });
+});
+
+/** Running, not a zombie waiting for a parent (where init does not reap, one can linger). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

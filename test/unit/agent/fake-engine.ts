@@ -5,6 +5,8 @@ import { LABELS, type ContainerSpec } from '../../../functions/fleet/protocol.js
 import type {
   ContainerStats,
   EngineCapabilities,
+  EngineDiskUsage,
+  ImagePruneOutcome,
   EngineDriver,
   EngineEvent,
   ManagedContainer,
@@ -23,6 +25,12 @@ export class FakeEngine implements EngineDriver {
   /** Host port handed out for a requested port 0. */
   nextHostPort = 40000;
   failCreate: Error | null = null;
+  /** Ids of dangling images the next prune removes. */
+  danglingImages: string[] = [];
+  /** What the engine says its root is; null like an engine that does not say. */
+  rootDir: string | null = '/var/lib/fake-engine';
+  /** Containers remove() refuses, as an engine refuses a running one without force. */
+  readonly refuseRemove = new Set<string>();
 
   constructor(readonly nodeName = 'node-1') {}
 
@@ -37,6 +45,7 @@ export class FakeEngine implements EngineDriver {
       gpuMode: 'none',
       gpuRuntime: false,
       runtimes: ['runc'],
+      rootDir: this.rootDir,
     };
   }
 
@@ -131,8 +140,9 @@ export class FakeEngine implements EngineDriver {
     if (c?.running) this.exit(id, 137);
   }
 
-  async remove(id: string): Promise<void> {
-    this.calls.push(`remove ${id}`);
+  async remove(id: string, force = false): Promise<void> {
+    this.calls.push(`remove ${id}${force ? ' force' : ''}`);
+    if (this.refuseRemove.has(id)) throw Object.assign(new Error(`cannot remove ${id}`), { statusCode: 409 });
     this.containers.delete(id);
   }
 
@@ -156,6 +166,23 @@ export class FakeEngine implements EngineDriver {
 
   async wait(): Promise<{ exitCode: number | null }> {
     return { exitCode: 0 };
+  }
+
+  async pruneDanglingImages(): Promise<ImagePruneOutcome> {
+    this.calls.push('pruneDanglingImages');
+    const imagesDeleted = this.danglingImages.splice(0);
+    return { imagesDeleted, spaceReclaimedBytes: imagesDeleted.length * 1000 };
+  }
+
+  async diskUsage(): Promise<EngineDiskUsage> {
+    this.calls.push('diskUsage');
+    return {
+      layersSizeBytes: 0,
+      images: { count: 1, sizeBytes: 2000, reclaimableBytes: 0 },
+      containers: { count: this.containers.size, sizeBytes: 0, reclaimableBytes: 0 },
+      volumes: { count: 0, sizeBytes: 0 },
+      buildCacheBytes: 0,
+    };
   }
 
   async watchEvents(_onEvent: (event: EngineEvent) => void, signal: AbortSignal): Promise<void> {

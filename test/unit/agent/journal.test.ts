@@ -56,6 +56,22 @@ describe('CommandJournal', () => {
     expect(j.get('d')).toBeDefined();
   });
 
+  it('drops a big output once the control plane has it, keeping the outcome', async () => {
+    const path = join(dir, 'journal.json');
+    const j = await CommandJournal.open(path);
+    const big = { stdout: 'x'.repeat(10_000), exitStatus: 0 };
+    await j.record('exec-1', 'host.exec', { status: 'succeeded', output: big });
+    await j.record('stop-1', 'container.stop', { status: 'succeeded', output: { found: true } });
+    // Not reported yet: a redelivery must report the real output.
+    expect(j.get('exec-1')!.result.output).toEqual(big);
+    await j.markReported('exec-1');
+    await j.markReported('stop-1');
+    const reopened = await CommandJournal.open(path);
+    expect(reopened.get('exec-1')).toMatchObject({ reported: true, outputDropped: true, result: { status: 'succeeded', output: {} } });
+    expect(reopened.get('stop-1')!.result.output).toEqual({ found: true });
+    expect((await readFile(path, 'utf8')).includes('xxxx')).toBe(false);
+  });
+
   it('sets a corrupt journal aside and starts empty rather than refusing to start', async () => {
     const path = join(dir, 'journal.json');
     await writeFile(path, '{"version": 1, "commands": [tru');

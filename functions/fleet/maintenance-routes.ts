@@ -1,0 +1,110 @@
+import * as z from 'zod';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import {
+  currentProblems,
+  diskAudit,
+  FIX_TYPES,
+  maintenanceStatus,
+  problemView,
+  quickFix,
+  runMaintenance,
+  setMaintenanceEnabled,
+} from './maintenance.js';
+
+const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
+  group: 'fleet',
+  tags: ['Maintenance'],
+  errorStyle: 'fastapi',
+  scope: 'user',
+};
+
+const statusOut = z.object({
+  enabled: z.boolean(),
+  running: z.boolean(),
+  last_run: z.string().nullable(),
+  next_run: z.string().nullable(),
+  problems_count: z.number().int(),
+});
+
+const problemOut = z.object({
+  id: z.string(),
+  node_id: z.string(),
+  type: z.enum(['node_offline', 'disk_space', 'high_memory', 'gpu_temperature', 'container_exited']),
+  severity: z.enum(['warning', 'critical']),
+  message: z.string(),
+  detected_at: z.string(),
+  auto_fixable: z.boolean(),
+});
+
+const waits = {
+  202: 'The agents have not answered within COMMAND_WAIT_MS: pending command ids (GET /commands/{command_id})',
+};
+
+/** Fleet Commander's Maintenance API (functions/fleet/maintenance.ts). */
+export function maintenanceRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/maintenance/status',
+      summary:
+        'Whether the daily run (06:00 UTC) is on, whether one runs now, the last and next run, open problems',
+      response: statusOut,
+      handler: async (_req, ctx) => maintenanceStatus(ctx),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/maintenance/problems',
+      summary:
+        'Problems detected now from the nodes’ records: offline, disk ≥ 80 % (≥ 90 % critical), memory ≥ 90 %, GPU ≥ 85 °C, managed containers down',
+      response: z.object({ problems: z.array(problemOut) }),
+      handler: async (_req, ctx) => ({ problems: (await currentProblems(ctx)).problems.map(problemView) }),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/maintenance/start',
+      summary: 'Turn the daily maintenance run on',
+      response: statusOut,
+      handler: async (_req, ctx) => setMaintenanceEnabled(ctx, true),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/maintenance/stop',
+      summary: 'Turn the daily maintenance run off (a run in progress finishes)',
+      response: statusOut,
+      handler: async (_req, ctx) => setMaintenanceEnabled(ctx, false),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/maintenance/run-now',
+      summary:
+        'Detect problems and apply the automatic fixes now, waiting for the agents up to COMMAND_WAIT_MS',
+      responses: { 409: 'A maintenance run is already in progress' },
+      handler: async (_req, ctx) => runMaintenance(ctx, 'manual'),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/maintenance/quick-fix',
+      summary:
+        'One fix on one node: docker_cleanup (stopped fleet containers and dangling images) or restart_exited (replace the orchestrator’s exited copies)',
+      body: z.object({ node_id: z.string().min(1), fix_type: z.enum(FIX_TYPES) }),
+      responses: { ...waits, 404: 'Unknown node', 409: 'Node offline, or no node can take the replacements' },
+      handler: async (req, ctx) => quickFix(ctx, req.body.node_id, req.body.fix_type),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/maintenance/disk/audit',
+      summary:
+        'Filesystem usage of the engine root and the agent state folder, and the engine’s own disk usage, of one node or every online node',
+      body: z.object({ node_id: z.string().min(1).optional() }).optional(),
+      responses: { ...waits, 404: 'Unknown node', 409: 'Node offline' },
+      handler: async (req, ctx) => diskAudit(ctx, req.body?.node_id),
+    }),
+  ];
+}
