@@ -4,6 +4,7 @@ import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
 import type { EventHandler } from '../core/events.js';
 import { reply } from '../core/http.js';
 import { maintenanceKeys } from '../core/keys.js';
+import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
 import { settle } from '../orchestrator/containers.js';
 import {
   allInstances,
@@ -265,15 +266,8 @@ interface StateItem extends StoreItem {
   lastRunTrigger?: 'schedule' | 'manual';
 }
 
-interface LockItem extends StoreItem {
-  runId: string;
-  trigger: 'schedule' | 'manual';
-  startedAt: string;
-  leaseUntil: number;
-}
-
-/** A run waits COMMAND_WAIT_MS at most for its fixes; a holder silent past this died. */
-const LEASE_MS = 5 * 60_000;
+/** One run at a time. A run waits COMMAND_WAIT_MS at most for its fixes; a holder silent past the lease died. */
+const RUN_LOCK: LeaseSpec = { key: maintenanceKeys.lock(), field: 'runId', leaseMs: 5 * 60_000 };
 
 async function getState(ctx: AppContext): Promise<StateItem | undefined> {
   const k = maintenanceKeys.state();
@@ -300,54 +294,12 @@ async function saveState(ctx: AppContext, set: Partial<StateItem>): Promise<Stat
   }
 }
 
-async function heldLock(ctx: AppContext): Promise<LockItem | undefined> {
-  const k = maintenanceKeys.lock();
-  const held = await ctx.store.get<LockItem>(k.pk, k.sk);
-  return held && held.leaseUntil > ctx.now() ? held : undefined;
-}
-
-/** Takes the run lock; returns the holder's run id when another run holds it. */
-async function acquireLock(
-  ctx: AppContext,
-  runId: string,
-  trigger: LockItem['trigger'],
-): Promise<string | undefined> {
-  const k = maintenanceKeys.lock();
-  for (let tries = 0; tries < 2; tries++) {
-    const now = ctx.now();
-    try {
-      await ctx.store.put<LockItem>(
-        {
-          ...k,
-          runId,
-          trigger,
-          startedAt: new Date(now).toISOString(),
-          leaseUntil: now + LEASE_MS,
-          expiresAt: Math.ceil((now + LEASE_MS) / 1000) + 3600,
-        },
-        { notExists: true },
-      );
-      return undefined;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
-    const held = await ctx.store.get<LockItem>(k.pk, k.sk);
-    if (held && held.leaseUntil > ctx.now()) return held.runId;
-    // The holder's lease ran out (it died): take over, unless someone else just did.
-    if (held) await ctx.store.delete(k.pk, k.sk, { equals: { runId: held.runId } }).catch(() => undefined);
-  }
-  return (await ctx.store.get<LockItem>(k.pk, k.sk))?.runId ?? 'unknown';
-}
-
-async function releaseLock(ctx: AppContext, runId: string): Promise<void> {
-  const k = maintenanceKeys.lock();
-  await ctx.store.delete(k.pk, k.sk, { equals: { runId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
-}
-
 export async function maintenanceStatus(ctx: AppContext) {
-  const [state, lock, { problems }] = await Promise.all([getState(ctx), heldLock(ctx), currentProblems(ctx)]);
+  const [state, lock, { problems }] = await Promise.all([
+    getState(ctx),
+    heldLease(ctx, RUN_LOCK),
+    currentProblems(ctx),
+  ]);
   const enabled = state?.enabled ?? false;
   return {
     enabled,
@@ -516,10 +468,10 @@ export async function quickFix(ctx: AppContext, nodeRef: string, fix: FixType): 
 /** One run: detection, then every automatic fix of an online node at once, waited for together. */
 export async function runMaintenance(ctx: AppContext, trigger: 'schedule' | 'manual') {
   const runId = randomUUID();
-  const holder = await acquireLock(ctx, runId, trigger);
+  const startedAt = new Date(ctx.now()).toISOString();
+  const holder = await acquireLease(ctx, RUN_LOCK, runId, { trigger, startedAt });
   if (holder)
     throw new ConflictError(`A maintenance run is already in progress (${holder})`, 'MAINTENANCE_RUNNING');
-  const startedAt = new Date(ctx.now()).toISOString();
   try {
     const { nodes, problems } = await currentProblems(ctx);
     const byId = new Map(nodes.map((n) => [n.nodeId, n]));
@@ -575,7 +527,7 @@ export async function runMaintenance(ctx: AppContext, trigger: 'schedule' | 'man
       fixes,
     };
   } finally {
-    await releaseLock(ctx, runId);
+    await releaseLease(ctx, RUN_LOCK, runId);
   }
 }
 

@@ -3,6 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
+import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import type { NovitaInstance } from './cloud.js';
 import { POLL_EVENT } from './instances.js';
@@ -54,11 +55,6 @@ export interface MigrationItem extends StoreItem {
   migrations?: { instanceId: string; newInstanceId: string }[];
 }
 
-interface LockItem extends StoreItem {
-  jobId: string;
-  leaseUntil: number;
-}
-
 interface MigrationStats extends StoreItem {
   totalExecutions?: number;
   successfulExecutions?: number;
@@ -68,37 +64,15 @@ interface MigrationStats extends StoreItem {
   totalDurationMs?: number;
 }
 
-const lockKey = novitaKeys.migrationLock();
+/** One execution at a time; a holder silent past the lease died. */
+const LOCK: LeaseSpec = { key: novitaKeys.migrationLock(), field: 'jobId', leaseMs: LEASE_MS };
 
-async function acquireLock(ctx: AppContext, jobId: string): Promise<string | undefined> {
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      await ctx.store.put<LockItem>(
-        { ...lockKey, jobId, leaseUntil: ctx.now() + LEASE_MS, expiresAt: Math.ceil((ctx.now() + LEASE_MS) / 1000) + 3600 },
-        { notExists: true },
-      );
-      return undefined;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
-    const held = await ctx.store.get<LockItem>(lockKey.pk, lockKey.sk);
-    if (held && held.leaseUntil > ctx.now()) return held.jobId;
-    // The holder's lease ran out (it died): take over, unless someone else just did.
-    if (held) await ctx.store.delete(lockKey.pk, lockKey.sk, { equals: { jobId: held.jobId } }).catch(() => undefined);
-  }
-  const held = await ctx.store.get<LockItem>(lockKey.pk, lockKey.sk);
-  return held?.jobId ?? 'unknown';
-}
-
-async function releaseLock(ctx: AppContext, jobId: string): Promise<void> {
-  await ctx.store.delete(lockKey.pk, lockKey.sk, { equals: { jobId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
-}
+const acquireLock = (ctx: AppContext, jobId: string) => acquireLease(ctx, LOCK, jobId);
+const releaseLock = (ctx: AppContext, jobId: string) => releaseLease(ctx, LOCK, jobId);
 
 export async function migrationInFlight(ctx: AppContext): Promise<string | undefined> {
-  const held = await ctx.store.get<LockItem>(lockKey.pk, lockKey.sk);
-  return held && held.leaseUntil > ctx.now() ? held.jobId : undefined;
+  const held = await heldLease(ctx, LOCK);
+  return held ? String(held['jobId']) : undefined;
 }
 
 async function setExecution(ctx: AppContext, exec: MigrationItem, set: Partial<MigrationItem>, from: ExecutionStatus[]) {
