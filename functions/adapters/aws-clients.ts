@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Config } from '../core/config.js';
 
 /** The settings a client depends on; everything else in Config is irrelevant to it. */
@@ -37,11 +37,15 @@ export function sqsClient(config: AwsClientConfig): SQSClient {
   return cached('sqs', config, () => new SQSClient(baseClientOptions(config)));
 }
 
-export function schedulerClient(config: AwsClientConfig): SchedulerClient {
+// S3, SSM and Scheduler load on first use: each SDK costs 60-100 ms of cold start, and most
+// requests touch only DynamoDB and SQS.
+export async function schedulerClient(config: AwsClientConfig): Promise<SchedulerClient> {
+  const { SchedulerClient } = await import('@aws-sdk/client-scheduler');
   return cached('scheduler', config, () => new SchedulerClient(baseClientOptions(config)));
 }
 
-export function ssmClient(config: AwsClientConfig): SSMClient {
+export async function ssmClient(config: AwsClientConfig): Promise<SSMClient> {
+  const { SSMClient } = await import('@aws-sdk/client-ssm');
   return cached('ssm', config, () => new SSMClient(baseClientOptions(config)));
 }
 
@@ -49,7 +53,8 @@ export function dynamoDbClient(config: AwsClientConfig): DynamoDBClient {
   return cached('dynamodb', config, () => new DynamoDBClient(baseClientOptions(config)));
 }
 
-export function s3Client(config: AwsClientConfig): S3Client {
+export async function s3Client(config: AwsClientConfig): Promise<S3Client> {
+  const { S3Client } = await import('@aws-sdk/client-s3');
   return cached(
     's3',
     config,

@@ -1,8 +1,4 @@
-import {
-  BedrockRuntimeClient,
-  ConverseCommand,
-  type ConverseCommandOutput,
-} from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient, ConverseCommandOutput } from '@aws-sdk/client-bedrock-runtime';
 import type { Config } from '../core/config.js';
 import {
   ModelUnavailableError,
@@ -28,27 +24,38 @@ const TIMEOUT = new Set(['ModelTimeoutException', 'TimeoutError', 'AbortError'])
 
 /** Amazon Bedrock Runtime's Converse API behind the ChatModel port. */
 export class BedrockChatModel implements ChatModel {
-  private readonly client: BedrockRuntimeClient;
+  private apiPromise?: Promise<{
+    client: BedrockRuntimeClient;
+    m: typeof import('@aws-sdk/client-bedrock-runtime');
+  }>;
 
-  constructor(private readonly settings: BedrockSettings) {
-    const region = settings.AI_REGION ?? settings.AWS_REGION;
-    // The SDK would follow AWS_ENDPOINT_URL to an emulator that serves no Bedrock: name the endpoint.
-    const endpoint =
-      settings.AI_ENDPOINT_URL ??
-      (settings.AWS_ENDPOINT_URL ? `https://bedrock-runtime.${region}.amazonaws.com` : undefined);
-    this.client = new BedrockRuntimeClient({
-      region,
-      ...(endpoint ? { endpoint } : {}),
-      // One retry: the request waits behind API Gateway's 29 s.
-      maxAttempts: 2,
-    });
+  constructor(private readonly settings: BedrockSettings) {}
+
+  /** The SDK loads on first use: the fleet function carries the AI routes, few requests call them. */
+  private api() {
+    return (this.apiPromise ??= (async () => {
+      const m = await import('@aws-sdk/client-bedrock-runtime');
+      const region = this.settings.AI_REGION ?? this.settings.AWS_REGION;
+      // The SDK would follow AWS_ENDPOINT_URL to an emulator that serves no Bedrock: name the endpoint.
+      const endpoint =
+        this.settings.AI_ENDPOINT_URL ??
+        (this.settings.AWS_ENDPOINT_URL ? `https://bedrock-runtime.${region}.amazonaws.com` : undefined);
+      const client = new m.BedrockRuntimeClient({
+        region,
+        ...(endpoint ? { endpoint } : {}),
+        // One retry: the request waits behind API Gateway's 29 s.
+        maxAttempts: 2,
+      });
+      return { client, m };
+    })());
   }
 
   async converse(request: ChatRequest): Promise<ChatReply> {
     let out: ConverseCommandOutput;
     try {
-      out = await this.client.send(
-        new ConverseCommand({
+      const { client, m } = await this.api();
+      out = await client.send(
+        new m.ConverseCommand({
           modelId: this.settings.AI_MODEL_ID,
           system: [{ text: request.system }],
           messages: request.messages.map((m) => ({ role: m.role, content: [{ text: m.text }] })),
@@ -83,7 +90,7 @@ export class BedrockChatModel implements ChatModel {
   }
 
   destroy(): void {
-    this.client.destroy();
+    void this.apiPromise?.then(({ client }) => client.destroy());
   }
 }
 

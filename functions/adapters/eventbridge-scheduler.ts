@@ -1,20 +1,12 @@
-import {
-  CreateScheduleCommand,
-  CreateScheduleGroupCommand,
-  DeleteScheduleCommand,
-  GetScheduleCommand,
-  GetScheduleGroupCommand,
-  ListSchedulesCommand,
-  UpdateScheduleCommand,
-  type CreateScheduleInput,
-  type GetScheduleOutput,
-  type SchedulerClient,
-} from '@aws-sdk/client-scheduler';
+import type { CreateScheduleInput, GetScheduleOutput, SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Config } from '../core/config.js';
 import type { ScheduleSpec, Scheduler, StoredSchedule } from '../ports/scheduler.js';
 import { schedulerClient, sqsClient } from './aws-clients.js';
 import { SqsQueue } from './sqs-queue.js';
+
+/** Loaded on first use with its client (see aws-clients.ts). */
+type Sdk = typeof import('@aws-sdk/client-scheduler');
 
 /** Logical name of the queue firings land in when SCHEDULE_TARGET_ARN is not configured. */
 export const EVENTS_QUEUE = 'events';
@@ -45,12 +37,23 @@ export class EventBridgeScheduler implements Scheduler {
 
   constructor(
     private readonly config: SchedulerConfig,
-    private readonly client: SchedulerClient = schedulerClient(config),
+    private readonly injected?: SchedulerClient,
     /** Only used to find the events queue's ARN when SCHEDULE_TARGET_ARN is unset. */
     private readonly sqs: SQSClient = sqsClient(config),
   ) {}
 
+  private apiPromise?: Promise<{ client: SchedulerClient; m: Sdk }>;
+
+  /** The client and the SDK's commands, loaded on first use. */
+  private api(): Promise<{ client: SchedulerClient; m: Sdk }> {
+    return (this.apiPromise ??= (async () => ({
+      client: this.injected ?? (await schedulerClient(this.config)),
+      m: await import('@aws-sdk/client-scheduler'),
+    }))());
+  }
+
   async upsert(spec: ScheduleSpec): Promise<void> {
+    const { client, m } = await this.api();
     await this.ensureGroup();
     const input: CreateScheduleInput = {
       Name: spec.name,
@@ -67,18 +70,18 @@ export class EventBridgeScheduler implements Scheduler {
       },
     };
     try {
-      await this.client.send(new CreateScheduleCommand(input));
+      await client.send(new m.CreateScheduleCommand(input));
     } catch (err) {
       if (isConflict(err)) {
         // UpdateSchedule replaces every field, so the stored schedule ends up exactly as specified.
-        await this.client.send(new UpdateScheduleCommand(input));
+        await client.send(new m.UpdateScheduleCommand(input));
         return;
       }
       if (isNotFound(err)) {
         // The group vanished after we ensured it (deleted by hand, emulator reset): recreate once.
         this.group = undefined;
         await this.ensureGroup();
-        await this.client.send(new CreateScheduleCommand(input));
+        await client.send(new m.CreateScheduleCommand(input));
         return;
       }
       throw err;
@@ -86,9 +89,10 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   async get(name: string): Promise<StoredSchedule | undefined> {
+    const { client, m } = await this.api();
     try {
-      const out = await this.client.send(
-        new GetScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }),
+      const out = await client.send(
+        new m.GetScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }),
       );
       return toStored(out, this.config.SCHEDULE_GROUP);
     } catch (err) {
@@ -98,10 +102,9 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   async delete(name: string): Promise<boolean> {
+    const { client, m } = await this.api();
     try {
-      await this.client.send(
-        new DeleteScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }),
-      );
+      await client.send(new m.DeleteScheduleCommand({ Name: name, GroupName: this.config.SCHEDULE_GROUP }));
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -110,12 +113,13 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   async list(prefix?: string): Promise<StoredSchedule[]> {
+    const { client, m } = await this.api();
     const names: string[] = [];
     let NextToken: string | undefined;
     try {
       do {
-        const page = await this.client.send(
-          new ListSchedulesCommand({
+        const page = await client.send(
+          new m.ListSchedulesCommand({
             GroupName: this.config.SCHEDULE_GROUP,
             NamePrefix: prefix || undefined,
             NextToken,
@@ -141,8 +145,9 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   async ping(): Promise<void> {
+    const { client, m } = await this.api();
     try {
-      await this.client.send(new GetScheduleGroupCommand({ Name: this.config.SCHEDULE_GROUP }));
+      await client.send(new m.GetScheduleGroupCommand({ Name: this.config.SCHEDULE_GROUP }));
     } catch (err) {
       if (!isNotFound(err)) throw err; // the service answered; the group appears on first upsert
     }
@@ -172,16 +177,17 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   private async createGroupIfMissing(): Promise<void> {
+    const { client, m } = await this.api();
     const Name = this.config.SCHEDULE_GROUP;
     // Look before creating: moto's CreateScheduleGroup replaces an existing group, dropping its schedules.
     try {
-      await this.client.send(new GetScheduleGroupCommand({ Name }));
+      await client.send(new m.GetScheduleGroupCommand({ Name }));
       return;
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
     try {
-      await this.client.send(new CreateScheduleGroupCommand({ Name }));
+      await client.send(new m.CreateScheduleGroupCommand({ Name }));
     } catch (err) {
       if (!isConflict(err)) throw err; // created concurrently: fine
     }

@@ -1,17 +1,10 @@
-import {
-  CreateBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type BucketLocationConstraint,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../core/config.js';
 import type { BlobInfo, Blobs } from '../ports/blobs.js';
 import { s3Client } from './aws-clients.js';
+
+/** Loaded on first use with its client (see aws-clients.ts). */
+type Sdk = typeof import('@aws-sdk/client-s3');
 
 const statusOf = (err: unknown) =>
   (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
@@ -23,8 +16,18 @@ const isMissing = (err: unknown) =>
 export class S3Blobs implements Blobs {
   constructor(
     private readonly config: Pick<Config, 'AWS_REGION' | 'AWS_ENDPOINT_URL' | 'ARTIFACTS_BUCKET'>,
-    private readonly client: S3Client = s3Client(config),
+    private readonly injected?: S3Client,
   ) {}
+
+  private apiPromise?: Promise<{ client: S3Client; m: Sdk }>;
+
+  /** The client and the SDK's commands, loaded on first use. */
+  private api(): Promise<{ client: S3Client; m: Sdk }> {
+    return (this.apiPromise ??= (async () => ({
+      client: this.injected ?? (await s3Client(this.config)),
+      m: await import('@aws-sdk/client-s3'),
+    }))());
+  }
 
   private get bucket(): string {
     return this.config.ARTIFACTS_BUCKET;
@@ -32,10 +35,11 @@ export class S3Blobs implements Blobs {
 
   /** Creates the bucket if missing. For emulators and tests: deployments create it with the stack. */
   async ensure(): Promise<void> {
+    const { client, m } = await this.api();
     const region = this.config.AWS_REGION;
     try {
-      await this.client.send(
-        new CreateBucketCommand({
+      await client.send(
+        new m.CreateBucketCommand({
           Bucket: this.bucket,
           // us-east-1 is the one region that rejects an explicit location constraint.
           ...(region === 'us-east-1'
@@ -49,14 +53,21 @@ export class S3Blobs implements Blobs {
   }
 
   async put(key: string, body: Uint8Array, contentType?: string): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    const { client, m } = await this.api();
+    await client.send(
+      new m.PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+      }),
     );
   }
 
   async get(key: string): Promise<{ body: Uint8Array; contentType?: string } | undefined> {
+    const { client, m } = await this.api();
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await client.send(new m.GetObjectCommand({ Bucket: this.bucket, Key: key }));
       const body = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
       return out.ContentType ? { body, contentType: out.ContentType } : { body };
     } catch (err) {
@@ -66,23 +77,29 @@ export class S3Blobs implements Blobs {
   }
 
   async delete(key: string): Promise<boolean> {
+    const { client, m } = await this.api();
     // DeleteObject succeeds whether or not the key exists, so ask first to answer the port's question.
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      await client.send(new m.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       if (isMissing(err)) return false;
       throw err;
     }
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    await client.send(new m.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     return true;
   }
 
   async list(prefix: string): Promise<BlobInfo[]> {
+    const { client, m } = await this.api();
     const out: BlobInfo[] = [];
     let ContinuationToken: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken }),
+      const page = await client.send(
+        new m.ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix || undefined,
+          ContinuationToken,
+        }),
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key) continue;
@@ -98,6 +115,7 @@ export class S3Blobs implements Blobs {
   }
 
   async ping(): Promise<void> {
-    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    const { client, m } = await this.api();
+    await client.send(new m.HeadBucketCommand({ Bucket: this.bucket }));
   }
 }

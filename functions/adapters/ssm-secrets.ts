@@ -1,13 +1,10 @@
-import {
-  DeleteParameterCommand,
-  GetParameterCommand,
-  GetParametersByPathCommand,
-  PutParameterCommand,
-  type SSMClient,
-} from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Config } from '../core/config.js';
 import type { Secrets } from '../ports/secrets.js';
 import { ssmClient } from './aws-clients.js';
+
+/** Loaded on first use with its client (see aws-clients.ts). */
+type Sdk = typeof import('@aws-sdk/client-ssm');
 
 const isNotFound = (err: unknown) => err instanceof Error && err.name === 'ParameterNotFound';
 
@@ -15,17 +12,28 @@ const isNotFound = (err: unknown) => err instanceof Error && err.name === 'Param
 export class SsmSecrets implements Secrets {
   constructor(
     private readonly config: Pick<Config, 'AWS_REGION' | 'AWS_ENDPOINT_URL' | 'SECRETS_PREFIX'>,
-    private readonly client: SSMClient = ssmClient(config),
+    private readonly injected?: SSMClient,
   ) {}
+
+  private apiPromise?: Promise<{ client: SSMClient; m: Sdk }>;
+
+  /** The client and the SDK's commands, loaded on first use. */
+  private api(): Promise<{ client: SSMClient; m: Sdk }> {
+    return (this.apiPromise ??= (async () => ({
+      client: this.injected ?? (await ssmClient(this.config)),
+      m: await import('@aws-sdk/client-ssm'),
+    }))());
+  }
 
   parameterName(name: string): string {
     return `${this.config.SECRETS_PREFIX}${name}`;
   }
 
   async get(name: string): Promise<string | undefined> {
+    const { client, m } = await this.api();
     try {
-      const out = await this.client.send(
-        new GetParameterCommand({ Name: this.parameterName(name), WithDecryption: true }),
+      const out = await client.send(
+        new m.GetParameterCommand({ Name: this.parameterName(name), WithDecryption: true }),
       );
       return out.Parameter?.Value;
     } catch (err) {
@@ -35,8 +43,9 @@ export class SsmSecrets implements Secrets {
   }
 
   async put(name: string, value: string): Promise<void> {
-    await this.client.send(
-      new PutParameterCommand({
+    const { client, m } = await this.api();
+    await client.send(
+      new m.PutParameterCommand({
         Name: this.parameterName(name),
         Value: value,
         Type: 'SecureString',
@@ -46,14 +55,16 @@ export class SsmSecrets implements Secrets {
   }
 
   async delete(name: string): Promise<void> {
+    const { client, m } = await this.api();
     try {
-      await this.client.send(new DeleteParameterCommand({ Name: this.parameterName(name) }));
+      await client.send(new m.DeleteParameterCommand({ Name: this.parameterName(name) }));
     } catch (err) {
       if (!isNotFound(err)) throw err; // deleting what is not there is done already
     }
   }
 
   async list(): Promise<string[]> {
+    const { client, m } = await this.api();
     const prefix = this.config.SECRETS_PREFIX;
     // GetParametersByPath takes a hierarchy path: the prefix up to its last '/', then filter by the rest.
     const path = prefix.slice(0, prefix.lastIndexOf('/') + 1) || '/';
@@ -61,8 +72,13 @@ export class SsmSecrets implements Secrets {
     let NextToken: string | undefined;
     do {
       // WithDecryption false: listing needs no kms:Decrypt, and the values are dropped below anyway.
-      const page = await this.client.send(
-        new GetParametersByPathCommand({ Path: path, Recursive: true, WithDecryption: false, NextToken }),
+      const page = await client.send(
+        new m.GetParametersByPathCommand({
+          Path: path,
+          Recursive: true,
+          WithDecryption: false,
+          NextToken,
+        }),
       );
       for (const p of page.Parameters ?? []) {
         if (p.Name?.startsWith(prefix)) names.push(p.Name.slice(prefix.length));

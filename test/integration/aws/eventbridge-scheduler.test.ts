@@ -47,7 +47,7 @@ describeWithMoto('EventBridgeScheduler against the AWS emulator', () => {
       target: eventsArn,
     });
 
-    const raw = await schedulerClient(config).send(
+    const raw = await (await schedulerClient(config)).send(
       new GetScheduleCommand({ Name: 'nightly-backup', GroupName: config.SCHEDULE_GROUP }),
     );
     expect(raw.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
@@ -125,7 +125,7 @@ describeWithMoto('EventBridgeScheduler against the AWS emulator', () => {
       group: explicit.SCHEDULE_GROUP,
       target: 'arn:aws:sqs:us-east-1:123456789012:fleet-events',
     });
-    const raw = await schedulerClient(explicit).send(
+    const raw = await (await schedulerClient(explicit)).send(
       new GetScheduleCommand({ Name: 'explicit', GroupName: explicit.SCHEDULE_GROUP }),
     );
     expect(raw.Target?.RoleArn).toBe('arn:aws:iam::123456789012:role/scheduler');

@@ -22,7 +22,7 @@ describeWithMoto('SsmSecrets against the AWS emulator', () => {
     await secrets.put('api-key', 's3cr3t-value');
     expect(await secrets.get('api-key')).toBe('s3cr3t-value');
 
-    const raw = await ssmClient(config).send(
+    const raw = await (await ssmClient(config)).send(
       new GetParameterCommand({ Name: `${config.SECRETS_PREFIX}api-key` }),
     );
     expect(raw.Parameter?.Type).toBe('SecureString');
