@@ -22,8 +22,8 @@ import { LABELS } from '../../functions/fleet/protocol.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
 import {
-  awsEndpoint,
   describeWith,
+  emulatorDeployment,
   engine as dockerClient,
   requireEngine,
   requireMoto,
@@ -192,15 +192,7 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
         AWS_ENDPOINT_URL: undefined,
       };
       if (mode.moto) {
-        Object.assign(env, {
-          AWS_ENDPOINT_URL: awsEndpoint(),
-          AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
-          TABLE_NAME: runId,
-          QUEUE_PREFIX: `${runId}-`,
-          SCHEDULE_GROUP: runId,
-          ARTIFACTS_BUCKET: runId,
-          SECRETS_PREFIX: `/${runId}/`,
-        });
+        Object.assign(env, emulatorDeployment(runId));
       }
       rt = await startRuntime({ port: 0, env });
       expect(rt.ctx.mode).toBe(mode.moto ? 'emulator' : 'embedded');

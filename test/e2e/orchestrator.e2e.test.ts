@@ -18,9 +18,9 @@ import { LABELS } from '../../functions/fleet/protocol.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
-  awsEndpoint,
   describeWith,
   dockerOptions,
+  emulatorDeployment,
   engine as dockerClient,
   requireEngine,
   requireMoto,
@@ -127,15 +127,7 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
         AWS_ENDPOINT_URL: undefined,
       };
       if (mode.moto) {
-        Object.assign(env, {
-          AWS_ENDPOINT_URL: awsEndpoint(),
-          AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
-          TABLE_NAME: runId,
-          QUEUE_PREFIX: `${runId}-`,
-          SCHEDULE_GROUP: runId,
-          ARTIFACTS_BUCKET: runId,
-          SECRETS_PREFIX: `/${runId}/`,
-        });
+        Object.assign(env, emulatorDeployment(runId));
       }
       rt = await startRuntime({ port: 0, env });
       expect(rt.ctx.mode).toBe(mode.moto ? 'emulator' : 'embedded');

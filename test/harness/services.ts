@@ -121,3 +121,23 @@ export function dockerOptions(dockerHost = process.env.DOCKER_HOST): Docker.Dock
 export function engine(): Docker {
   return new Docker(dockerOptions());
 }
+
+/** Table, queues, schedule group, bucket and secrets path of one suite's own deployment. */
+export function deploymentNames(id: string) {
+  return {
+    TABLE_NAME: id,
+    QUEUE_PREFIX: `${id}-`,
+    SCHEDULE_GROUP: id,
+    ARTIFACTS_BUCKET: id,
+    SECRETS_PREFIX: `/${id}/`,
+  };
+}
+
+/** The runtime settings for the emulator at AWS_ENDPOINT_URL, with names of the suite's own. */
+export function emulatorDeployment(id: string) {
+  return {
+    AWS_ENDPOINT_URL: awsEndpoint(),
+    AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+    ...deploymentNames(id),
+  };
+}

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterGroupKeys } from '../../../functions/core/keys.js';
 import { secretName } from '../../../functions/fleet/vault.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { awsEndpoint, describeWith, requireMoto, uniqueName } from '../../harness/services.js';
+import { describeWith, emulatorDeployment, requireMoto, uniqueName } from '../../harness/services.js';
 import { call, ScriptedAgent } from './scripted-agent.js';
 
 const quiet = { ...process.env, LOG_LEVEL: 'SILENT', NODE_OFFLINE_AFTER_SECONDS: '2' };
@@ -153,15 +153,7 @@ describe.each(modes)('Fleet Commander vault: $name', (mode) => {
         LOG_LEVEL: 'DEBUG',
         AWS_ENDPOINT_URL: undefined,
       };
-      if (mode.moto)
-        Object.assign(env, {
-          AWS_ENDPOINT_URL: awsEndpoint(),
-          TABLE_NAME: id,
-          QUEUE_PREFIX: `${id}-`,
-          SCHEDULE_GROUP: id,
-          ARTIFACTS_BUCKET: id,
-          SECRETS_PREFIX: `/${id}/`,
-        });
+      if (mode.moto) Object.assign(env, emulatorDeployment(id));
       // Capture what the runtime logs (JSON lines on stdout), to prove the password never appears there.
       process.stdout.write = ((chunk: string | Uint8Array) => {
         logs += chunk.toString();

@@ -1,7 +1,7 @@
 /** Shared pieces of the Novita suites: a runtime pointed at the fake Novita, HTTP calls that keep every answer. */
 import { randomBytes } from 'node:crypto';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { uniqueName } from '../../harness/services.js';
+import { deploymentNames, uniqueName } from '../../harness/services.js';
 import { NOVITA_KEY_SECRET } from '../../../functions/novita/settings.js';
 import { FakeNovita } from './fake-novita.js';
 
@@ -41,11 +41,7 @@ export async function startNovitaRig(
     env: {
       LOG_LEVEL: 'SILENT',
       AWS_ENDPOINT_URL: undefined,
-      TABLE_NAME: id,
-      QUEUE_PREFIX: `${id}-`,
-      SCHEDULE_GROUP: id,
-      ARTIFACTS_BUCKET: id,
-      SECRETS_PREFIX: `/${id}/`,
+      ...deploymentNames(id),
       NOVITA_BASE_URL: fake.url,
       NOVITA_POLL_SECONDS: '1',
       NOVITA_WEBHOOK_RETRY_BASE_SECONDS: '1',

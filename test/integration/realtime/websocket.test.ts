@@ -1,9 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { emit } from '../../../functions/core/events.js';
-import { channelConnections, getConnection, saveConnection } from '../../../functions/realtime/connections.js';
+import {
+  channelConnections,
+  getConnection,
+  saveConnection,
+} from '../../../functions/realtime/connections.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { describeWithMoto, uniqueName } from '../../harness/services.js';
+import { describeWithMoto, emulatorDeployment, uniqueName } from '../../harness/services.js';
 import { call, eventually, ScriptedAgent } from '../fleet/scripted-agent.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames are loosely typed JSON
@@ -52,7 +56,15 @@ function heartbeatWith(agent: ScriptedAgent, metrics: Record<string, unknown>) {
     'POST',
     '/agent/heartbeat',
     {
-      metrics: { cpuPercent: 20, memoryUsedMb: 4096, memoryTotalMb: 16_384, diskUsedGb: 30, diskTotalGb: 100, gpus: [], ...metrics },
+      metrics: {
+        cpuPercent: 20,
+        memoryUsedMb: 4096,
+        memoryTotalMb: 16_384,
+        diskUsedGb: 30,
+        diskTotalGb: 100,
+        gpus: [],
+        ...metrics,
+      },
       containers: [],
       loadedModels: [],
     },
@@ -120,7 +132,9 @@ describe('WebSocket API: metrics, doctor, refusals, pruning (embedded runtime)',
     await heartbeatWith(disky, { diskUsedGb: 95 });
     const client = open('/ws/doctor');
 
-    const frame = await client.next((f) => f.type === 'doctor' && f.problems.some((p: Frame) => p.node === 'disky'));
+    const frame = await client.next(
+      (f) => f.type === 'doctor' && f.problems.some((p: Frame) => p.node === 'disky'),
+    );
     expect(frame.health).toMatchObject({ status: 'healthy', database_connected: true });
     expect(frame.status).toBe('degraded');
     expect(frame.problems).toContainEqual(
@@ -189,7 +203,14 @@ describe('WebSocket API: /ws/logs of a node (embedded runtime, scripted agent)',
     await byId.next((f) => /^Container .* started$/.test(f.message));
 
     const res = await agent.events([
-      { type: 'container.exited', instanceId, kind: 'service', exitCode: 137, logTail: 'SECRET=hunter2', at: new Date().toISOString() },
+      {
+        type: 'container.exited',
+        instanceId,
+        kind: 'service',
+        exitCode: 137,
+        logTail: 'SECRET=hunter2',
+        at: new Date().toISOString(),
+      },
     ]);
     expect(res.status).toBe(200);
     const exited = await byName.next((f) => /exited with code 137/.test(f.message));
@@ -197,19 +218,30 @@ describe('WebSocket API: /ws/logs of a node (embedded runtime, scripted agent)',
     expect(JSON.stringify(byName.frames)).not.toContain('hunter2');
     expect(JSON.stringify(byName.frames)).not.toContain(agent.token);
 
-    // The reconciler may already have replaced the dead copy: remove whichever copy is listed now.
-    const listed = (await call(rt.url, 'GET', '/containers')).body.containers as { id: string; image: string }[];
-    const victim = listed.find((c) => c.image === 'nginx:alpine')!;
-    const removed = await call(rt.url, 'DELETE', `/containers/${victim.id}?force=true`);
-    expect(removed.status).toBe(200);
+    // The reconciler replaces the dead copy and retires it meanwhile: remove the running one.
+    await eventually(async () => {
+      const listed = (await call(rt.url, 'GET', '/containers')).body.containers as {
+        id: string;
+        image: string;
+        status: string;
+      }[];
+      const victim = listed.find((c) => c.image === 'nginx:alpine' && c.status === 'running');
+      expect(victim).toBeDefined();
+      const removed = await call(rt.url, 'DELETE', `/containers/${victim!.id}?force=true`);
+      expect(removed.status).toBe(200);
+    });
     await byName.next((f) => /^Container .* removed$/.test(f.message));
 
     // Silent past NODE_OFFLINE_AFTER_SECONDS, then swept (the minute schedule, fired here).
     await agent.stop();
-    await eventually(async () => {
-      await emit(rt.ctx, { type: 'nodes.sweep' });
-      await byName.next((f) => f.message.startsWith('Node went offline'), 500);
-    }, 15_000, 500);
+    await eventually(
+      async () => {
+        await emit(rt.ctx, { type: 'nodes.sweep' });
+        await byName.next((f) => f.message.startsWith('Node went offline'), 500);
+      },
+      15_000,
+      500,
+    );
     await agent.heartbeat();
     const online = await byName.next((f) => f.message === 'Node came online');
     expect(online.level).toBe('info');
@@ -260,12 +292,7 @@ describeWithMoto('WebSocket API connection store on moto (emulator mode)', () =>
       port: 0,
       env: {
         ...env,
-        AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
-        TABLE_NAME: id,
-        QUEUE_PREFIX: `${id}-`,
-        SCHEDULE_GROUP: id,
-        ARTIFACTS_BUCKET: id,
-        SECRETS_PREFIX: `/${id}/`,
+        ...emulatorDeployment(id),
       },
     });
   }, 60_000);
