@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { imageRef } from '../orchestrator/resources.js';
 import { buildAndDeploy, buildImage, deployImage } from './build.js';
 import { RegistryClient } from './registry.js';
 
@@ -12,13 +13,15 @@ const imageName = z
     /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/,
     'lowercase letters and digits, separated by ".", "_", "__", "-" or "/" (e.g. my-service or team/my-service)',
   );
-const tag = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'letters, digits, "_", ".", "-"; at most 128, not starting with "." or "-"');
-const serviceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, ".", "_", "-"; at most 63');
-const imageRef = z
+const tag = z
   .string()
-  .min(1)
-  .max(512)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+    'letters, digits, "_", ".", "-"; at most 128, not starting with "." or "-"',
+  );
+const serviceName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, ".", "_", "-"; at most 63');
 
 const buildFields = z.object({
   image_name: imageName,
@@ -30,7 +33,10 @@ const buildFields = z.object({
     .max(4096)
     .refine((p) => !p.includes('\0'), 'contains a NUL byte'),
   build_args: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'build arg names: letters, digits, "_"'), z.string().max(64 * 1024))
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'build arg names: letters, digits, "_"'),
+      z.string().max(64 * 1024),
+    )
     .refine((r) => Object.keys(r).length <= 100, 'at most 100 build args')
     .default({}),
   /** The node whose agent builds (id or name); default: the first online node by name. */
@@ -40,7 +46,10 @@ const buildFields = z.object({
 const deployFields = z.object({
   service_name: serviceName,
   /** Places the copies on nodes labelled cluster=<cluster> (agent --labels, or POST /api/swarm/nodes/{id}/labels). */
-  cluster: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, ".", "_", "-"').optional(),
+  cluster: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, ".", "_", "-"')
+    .optional(),
   replicas: z.number().int().min(0).max(MAX_REPLICAS).default(1),
 });
 
@@ -88,7 +97,10 @@ export function buildRoutes(): AnyRoute[] {
         images: z.array(z.object({ name: z.string(), tags: z.array(z.string()), full_image: z.string() })),
         registry: z.string(),
       }),
-      responses: { 502: 'The registry answered an error', 503: 'Registry unreachable, or REGISTRY_URL not set' },
+      responses: {
+        502: 'The registry answered an error',
+        503: 'Registry unreachable, or REGISTRY_URL not set',
+      },
       handler: async (_req, ctx) => {
         const client = await RegistryClient.fromContext(ctx);
         return { images: await client.images(), registry: client.host };
@@ -109,7 +121,8 @@ export function buildRoutes(): AnyRoute[] {
       ...common,
       method: 'POST',
       path: '/api/build/deploy',
-      summary: 'Create the named swarm service of an image, or scale it; cluster adds node.labels.cluster==<cluster>',
+      summary:
+        'Create the named swarm service of an image, or scale it; cluster adds node.labels.cluster==<cluster>',
       body: deployBody,
       responses: {
         202: 'Agents have not answered yet: pending command ids',

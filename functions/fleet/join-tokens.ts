@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { joinTokenKeys } from '../core/keys.js';
 import type { StoreItem } from '../ports/store.js';
+import { hashToken } from './auth.js';
 
 /**
  * Join tokens: bootstrap credentials that let a node register (POST /agent/register) where the
@@ -18,8 +19,6 @@ export interface JoinTokenItem extends StoreItem {
   expiresAt: number;
 }
 
-const hash = (token: string) => createHash('sha256').update(token).digest('hex');
-
 export async function issueJoinToken(
   ctx: AppContext,
   role: 'worker',
@@ -28,7 +27,7 @@ export async function issueJoinToken(
   const now = ctx.now();
   const expiresAt = Math.floor(now / 1000) + ctx.config.JOIN_TOKEN_TTL_SECONDS;
   const item: JoinTokenItem = {
-    ...joinTokenKeys.joinToken(hash(token)),
+    ...joinTokenKeys.joinToken(hashToken(token)),
     role,
     issuedAt: new Date(now).toISOString(),
     expiresAt,
@@ -40,7 +39,7 @@ export async function issueJoinToken(
 /** Whether the bearer credential is a live join token. Looked up by its hash, so nothing secret is compared. */
 export async function isLiveJoinToken(ctx: AppContext, token: string): Promise<boolean> {
   if (!token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 200) return false;
-  const k = joinTokenKeys.joinToken(hash(token));
+  const k = joinTokenKeys.joinToken(hashToken(token));
   const item = await ctx.store.get<JoinTokenItem>(k.pk, k.sk);
   return item !== undefined && item.expiresAt * 1000 > ctx.now();
 }

@@ -8,7 +8,7 @@ import { keys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
 import { allInstances, listServices } from '../orchestrator/model.js';
-import { instanceResources, port } from '../orchestrator/resources.js';
+import { imageRef, instanceResources, port } from '../orchestrator/resources.js';
 import {
   checkConstraints,
   containerLogs,
@@ -31,11 +31,6 @@ const MAX_REPLICAS = 100;
 const labelKey = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'label keys: letters, digits, ".", "_", "-"');
-const imageRef = z
-  .string()
-  .min(1)
-  .max(512)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
 
 const serviceBody = z
   .object({

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
+import { urlOrigin } from '../core/urls.js';
 
 /**
  * Instance notifications to the instance's webhookUrl. Each is a `novita.webhook.deliver`
@@ -20,14 +21,6 @@ export const deliverEvent = z.object({
   payload: z.looseObject({ event: z.string(), instanceId: z.string() }),
 });
 export type DeliverEvent = z.infer<typeof deliverEvent>;
-
-const origin = (url: string) => {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return 'invalid URL';
-  }
-};
 
 export function readyPayload(item: NovitaInstanceItem) {
   return {
@@ -68,7 +61,11 @@ export function migratedPayload(item: NovitaInstanceItem) {
 }
 
 /** Queues one notification when the instance has a webhook. Never throws: the transition stands. */
-export async function notify(ctx: AppContext, item: NovitaInstanceItem, payload: { event: string; instanceId: string }): Promise<void> {
+export async function notify(
+  ctx: AppContext,
+  item: NovitaInstanceItem,
+  payload: { event: string; instanceId: string },
+): Promise<void> {
   if (!item.webhookUrl) return;
   const event: DeliverEvent = {
     type: WEBHOOK_EVENT,
@@ -82,7 +79,7 @@ export async function notify(ctx: AppContext, item: NovitaInstanceItem, payload:
   } catch (error) {
     ctx.logger.error('could not queue an instance notification', {
       instanceId: item.instanceId,
-      receiver: origin(item.webhookUrl),
+      receiver: urlOrigin(item.webhookUrl),
       error: error as Error,
     });
   }
@@ -112,7 +109,12 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
   } catch (error) {
     failure = (error as Error).message;
   }
-  const log = { receiver: origin(event.url), deliveryId: event.deliveryId, attempt: event.attempt, failure };
+  const log = {
+    receiver: urlOrigin(event.url),
+    deliveryId: event.deliveryId,
+    attempt: event.attempt,
+    failure,
+  };
   if (event.attempt >= ctx.config.NOVITA_WEBHOOK_MAX_ATTEMPTS) {
     ctx.logger.error('giving up on an instance notification', log);
     return false;

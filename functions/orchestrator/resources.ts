@@ -64,6 +64,13 @@ export const cpuCap = z
   .string()
   .refine((s) => parseCpu(s) !== undefined, 'cpu must be a number of cores, e.g. "0.5"');
 
+/** Image references: `nginx:alpine`, `192.168.1.214:5000/sdxl-trt:r35.3.1`, `repo@sha256:...`. */
+export const imageRef = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
+
 export const port = z
   .number()
   .int()

@@ -23,7 +23,7 @@ import {
   setEndpointStatus,
   upsertEndpoint,
 } from './registry.js';
-import { instanceResources, port } from './resources.js';
+import { imageRef, instanceResources, port } from './resources.js';
 import { detailedHealth, integrationTest, systemResources } from './system.js';
 import { boolQuery } from '../core/query.js';
 
@@ -35,13 +35,6 @@ const count = z
   .int()
   .min(1, 'count must be at least 1')
   .max(MAX_COUNT, `count must be at most ${MAX_COUNT}`);
-
-/** Image references: `nginx:alpine`, `192.168.1.214:5000/sdxl-trt:r35.3.1`, `repo@sha256:...`. */
-const imageRef = z
-  .string()
-  .min(1)
-  .max(512)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
 
 /** Not in the documented models: optional extensions this control plane needs to place and run copies. */
 const startExtensions = {
@@ -65,7 +58,6 @@ const startContainerBody = z.object({
 });
 
 const imageParams = z.object({ imageId: imageRef });
-
 
 const resourcesOut = z.record(z.string(), z.union([z.string(), z.number()]));
 const pendingOut = z.object({ status: z.literal('pending'), pending_commands: z.array(z.string()) });

@@ -5,6 +5,7 @@ import { emit } from '../core/events.js';
 import { apiTime, type JobItem } from './model.js';
 import { trainingSettings, type WebhookTarget } from './settings.js';
 import type { JobStatus } from './state.js';
+import { urlOrigin } from '../core/urls.js';
 
 /**
  * Status notifications. Every status change emits one `webhook.deliver` event per receiver;
@@ -84,15 +85,6 @@ export function deliveryBody(format: WebhookTarget['format'], payload: Notificat
   return JSON.stringify(format === 'slack' ? { text: slackText(payload) } : payload);
 }
 
-/** Receiver URLs can hold credentials (Slack's do): logs name the origin only. */
-const origin = (url: string) => {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return 'invalid URL';
-  }
-};
-
 /** Queues one delivery per receiver. Never throws: a notification must not undo a transition. */
 export async function notifyStatus(ctx: AppContext, previous: JobStatus, job: JobItem): Promise<void> {
   if (previous === job.status) return;
@@ -125,7 +117,7 @@ export async function notifyStatus(ctx: AppContext, previous: JobStatus, job: Jo
     } catch (error) {
       ctx.logger.error('could not queue a job notification', {
         jobId: job.jobId,
-        receiver: origin(target.url),
+        receiver: urlOrigin(target.url),
         error: error as Error,
       });
     }
@@ -163,14 +155,14 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
   }
   if (event.attempt >= settings.webhookMaxAttempts) {
     ctx.logger.error('giving up on a job notification', {
-      receiver: origin(event.url),
+      receiver: urlOrigin(event.url),
       deliveryId: event.delivery_id,
       failure,
     });
     return false;
   }
   ctx.logger.warn('job notification failed; will retry', {
-    receiver: origin(event.url),
+    receiver: urlOrigin(event.url),
     attempt: event.attempt,
     failure,
   });
