@@ -12,11 +12,11 @@ import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { AnyRoute, RouteGroup } from '../functions/core/route.js';
+import type { AnyRoute, RouteGroup, TableRoute } from '../functions/core/route.js';
 import { pascal } from './groups.js';
 
 export interface ApiProps {
-  routes: AnyRoute[];
+  routes: readonly TableRoute[];
   functions: Record<RouteGroup, IFunction>;
   corsOrigins: string[];
   logRetention: RetentionDays;

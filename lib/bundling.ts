@@ -87,7 +87,7 @@ export function esbuildOptions(entry: string, outfile: string): BuildOptions {
 }
 
 /** Writes the OpenAPI document of `routes` into a fresh temp folder; returns the file's path. */
-export function writeOpenApiFile(routes: AnyRoute[]): string {
+export function writeOpenApiFile(routes: readonly AnyRoute[]): string {
   const file = join(mkdtempSync(join(tmpdir(), 'fleet-openapi-')), OPENAPI_FILE);
   writeFileSync(file, JSON.stringify(buildOpenApi(routes, { version: VERSION })));
   return file;

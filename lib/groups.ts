@@ -1,24 +1,7 @@
 import type { RouteGroup } from '../functions/core/route.js';
+import { ROUTE_GROUPS, groupEntry } from '../functions/groups/index.js';
 
-/** Every route group, one Lambda function each. RouteGroup is only a type, so the list lives here. */
-export const ROUTE_GROUPS = [
-  'system',
-  'orchestrator',
-  'agent',
-  'training',
-  'cluster',
-  'vision',
-  'fleet',
-  'novita',
-] as const satisfies readonly RouteGroup[];
-
-// Fails to compile when a group is added to RouteGroup but not to the list above.
-type Missing = Exclude<RouteGroup, (typeof ROUTE_GROUPS)[number]>;
-const complete: [Missing] extends [never] ? true : Missing = true;
-void complete;
-
-/** The Lambda entry file of a group, relative to the repository root. */
-export const groupEntry = (group: RouteGroup) => `functions/handlers/${group}.ts`;
+export { ROUTE_GROUPS, groupEntry };
 export const EVENTS_ENTRY = 'functions/handlers/events.ts';
 /** The WebSocket API's `$connect` / `$disconnect` function. */
 export const WEBSOCKET_ENTRY = 'functions/handlers/websocket.ts';

@@ -5,7 +5,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import type { Construct } from 'constructs';
 import type { Config } from '../functions/core/config.js';
-import type { AnyRoute, RouteGroup } from '../functions/core/route.js';
+import type { RouteGroup, TableRoute } from '../functions/core/route.js';
 import { Api } from './api.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
@@ -17,7 +17,7 @@ import { WebSocket } from './websocket.js';
 
 export interface ControlPlaneStackProps extends StackProps {
   /** The route table (functions/routes.ts): one API Gateway route per entry. */
-  routes: AnyRoute[];
+  routes: readonly TableRoute[];
 }
 
 /** A batch of events may reconcile several nodes; well under the queue's visibility timeout. */

@@ -67,8 +67,7 @@ const buildOut = z.object({
   command_id: z.string(),
 });
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Build'],
   errorStyle: 'fastapi',
   scope: 'user',

@@ -43,8 +43,7 @@ import {
 } from './views.js';
 import { findWorker } from './workers.js';
 
-const common: Pick<RouteSpec, 'group' | 'errorStyle' | 'scope'> = {
-  group: 'cluster',
+const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
   errorStyle: 'fastapi',
   scope: 'user',
 };

@@ -22,7 +22,7 @@ const novitaError = z.object({
 });
 
 /** The OpenAPI 3.1 document, generated from the same route table the server runs. */
-export function buildOpenApi(routes: AnyRoute[], info: { version: string; serverUrl?: string }) {
+export function buildOpenApi(routes: readonly AnyRoute[], info: { version: string; serverUrl?: string }) {
   const registry = new OpenAPIRegistry();
   for (const r of routes) {
     const errorSchema =

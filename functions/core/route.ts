@@ -5,8 +5,8 @@ import type { ErrorStyle } from './errors.js';
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**
- * Lambda groups: one function per group on AWS. The CDK stack creates one function per group
- * and points every route of the group at it.
+ * Lambda groups: one function per group on AWS. Each is declared once, with its routes, in
+ * `functions/groups/<group>.ts`; the CDK stack, the local runtime and /openapi.json derive from those.
  */
 export type RouteGroup = 'system' | 'orchestrator' | 'agent' | 'training' | 'cluster' | 'vision' | 'fleet' | 'novita';
 
@@ -59,7 +59,6 @@ export interface RouteSpec<
   method: HttpMethod;
   /** API Gateway style: `/jobs/{job_id}`. */
   path: string;
-  group: RouteGroup;
   summary: string;
   tags: string[];
   errorStyle: ErrorStyle;
@@ -94,6 +93,9 @@ export interface RouteSpec<
 export type AnyRoute = RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined> & {
   handler: Handler<any, any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
+
+/** A route of the table: declared in a group, which names the Lambda function that serves it. */
+export type TableRoute = AnyRoute & { readonly group: RouteGroup };
 
 /** Declares a route; the schemas type the handler's request. */
 export function route<

@@ -24,8 +24,7 @@ const MAX_INLINE_EVENT_BYTES = 200 * 1024;
  */
 const MAX_EVENT_OUTPUT_CHARS = 16 * 1024;
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'agent',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Agent'],
   errorStyle: 'fastapi',
   scope: 'agent',

@@ -40,8 +40,7 @@ const troubleshootBody = z.object({
 });
 const answerOut = z.object({ response: z.string(), suggestions: z.array(z.string()) });
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['AI'],
   errorStyle: 'fastapi',
   scope: 'user',

@@ -192,8 +192,7 @@ async function deleteCluster(ctx: AppContext, clusterId: string): Promise<Cluste
   return c;
 }
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Clusters'],
   errorStyle: 'fastapi',
   scope: 'user',

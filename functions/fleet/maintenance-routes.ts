@@ -11,8 +11,7 @@ import {
   setMaintenanceEnabled,
 } from './maintenance.js';
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Maintenance'],
   errorStyle: 'fastapi',
   scope: 'user',

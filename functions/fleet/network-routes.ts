@@ -28,8 +28,7 @@ const ports = z
       .max(NETWORK_SCAN.maxPorts, `at most ${NETWORK_SCAN.maxPorts} ports`),
   );
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Network'],
   errorStyle: 'fastapi',
   scope: 'user',

@@ -78,8 +78,7 @@ const jetpackOut = z.object({
   node_id: z.string(),
 });
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Nodes'],
   errorStyle: 'fastapi',
   scope: 'user',

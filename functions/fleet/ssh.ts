@@ -70,7 +70,6 @@ export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody
 export function sshRoutes(): AnyRoute[] {
   return [
     route({
-      group: 'fleet',
       tags: ['SSH'],
       errorStyle: 'fastapi',
       scope: 'user',

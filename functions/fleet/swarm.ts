@@ -102,8 +102,7 @@ const swarmNodeOut = z.object({
   labels: z.record(z.string(), z.string()),
 });
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Swarm'],
   errorStyle: 'fastapi',
   scope: 'user',

@@ -121,8 +121,7 @@ export async function deleteCredential(ctx: AppContext, credId: string): Promise
   return found;
 }
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'fleet',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Vault'],
   errorStyle: 'fastapi',
   scope: 'user',

@@ -42,8 +42,7 @@ function limited(bucket: RateBucket): NonNullable<RouteSpec['hook']> {
   };
 }
 
-const common = (tag: string, bucket: RateBucket): Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope' | 'hook'> => ({
-  group: 'novita',
+const common = (tag: string, bucket: RateBucket): Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope' | 'hook'> => ({
   tags: [tag],
   errorStyle: 'novita',
   scope: 'user',

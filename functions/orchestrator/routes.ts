@@ -65,8 +65,7 @@ const changeResponses = {
   202: 'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
 };
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'orchestrator',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Orchestrator'],
   errorStyle: 'fastapi',
   scope: 'user',

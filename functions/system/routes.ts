@@ -27,13 +27,12 @@ const healthResponse = z.object({
 });
 
 /** Health and API reference. `all` returns the whole table, for the OpenAPI document. */
-export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
+export function systemRoutes(all: () => Promise<readonly AnyRoute[]>): AnyRoute[] {
   let openapi: unknown;
   return [
     route({
       method: 'GET',
       path: '/health',
-      group: 'system',
       summary: 'Health of the API and every dependency (union of the documented health bodies)',
       tags: ['Health'],
       errorStyle: 'fastapi',
@@ -48,7 +47,6 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
     route({
       method: 'GET',
       path: '/openapi.json',
-      group: 'system',
       summary: 'OpenAPI 3.1 document of every route',
       tags: ['Docs'],
       errorStyle: 'fastapi',
@@ -61,7 +59,7 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
             openapi = await readPrebuiltOpenApi(ctx.config.DOCS_ASSETS_DIR);
           } else {
             const { buildOpenApi } = await import('../core/openapi.js');
-            openapi = buildOpenApi(all(), { version: VERSION });
+            openapi = buildOpenApi([...(await all())], { version: VERSION });
           }
         }
         return openapi;
@@ -70,7 +68,6 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
     route({
       method: 'GET',
       path: '/docs',
-      group: 'system',
       summary: 'Swagger UI',
       tags: ['Docs'],
       errorStyle: 'fastapi',
@@ -81,7 +78,6 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
     route({
       method: 'GET',
       path: '/redoc',
-      group: 'system',
       summary: 'ReDoc',
       tags: ['Docs'],
       errorStyle: 'fastapi',
@@ -92,7 +88,6 @@ export function systemRoutes(all: () => AnyRoute[]): AnyRoute[] {
     route({
       method: 'GET',
       path: '/docs/assets/{name}',
-      group: 'system',
       summary: 'Swagger UI and ReDoc static files',
       tags: ['Docs'],
       errorStyle: 'fastapi',

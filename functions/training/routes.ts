@@ -23,8 +23,7 @@ import {
   statsResponse,
 } from './schemas.js';
 
-const common: Pick<RouteSpec, 'group' | 'tags' | 'errorStyle' | 'scope'> = {
-  group: 'training',
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Training jobs'],
   errorStyle: 'training',
   scope: 'user',

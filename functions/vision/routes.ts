@@ -51,8 +51,7 @@ export const IMAGE_TASK_TYPE = 'image_generation';
 export const LORA_MAX_BYTES = 50 * 1024 * 1024;
 const LORA_EXTENSIONS = ['.safetensors', '.pt', '.ckpt', '.bin'];
 
-const common: Pick<RouteSpec, 'group' | 'errorStyle' | 'scope' | 'tags'> = {
-  group: 'vision',
+const common: Pick<RouteSpec, 'errorStyle' | 'scope' | 'tags'> = {
   errorStyle: 'fastapi',
   scope: 'user',
   tags: ['Vision'],

@@ -15,7 +15,6 @@ const routes = [
   route({
     method: 'POST',
     path: '/widgets',
-    group: 'system',
     summary: 'create',
     tags: [],
     errorStyle: 'fastapi',
@@ -30,7 +29,6 @@ const routes = [
   route({
     method: 'GET',
     path: '/widgets/{name}',
-    group: 'system',
     summary: 'get',
     tags: [],
     errorStyle: 'fastapi',
@@ -46,7 +44,6 @@ const routes = [
   route({
     method: 'POST',
     path: '/api/instances',
-    group: 'novita',
     summary: 'novita-style create',
     tags: [],
     errorStyle: 'novita',
@@ -57,7 +54,6 @@ const routes = [
   route({
     method: 'GET',
     path: '/boom',
-    group: 'system',
     summary: 'fails',
     tags: [],
     errorStyle: 'fastapi',

@@ -1,11 +1,13 @@
 import { APP_SCHEDULES } from '../../../functions/schedules.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnElement } from 'aws-cdk-lib';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RouteGroupDef } from '../../../functions/core/route-group.js';
 import { TABLE_KEYS } from '../../../functions/core/table.js';
 import { routes } from '../../../functions/routes.js';
 import { DOCS_ASSETS } from '../../../functions/system/docs.js';
@@ -27,6 +29,10 @@ let stack: ControlPlaneStack;
 let assembly: CloudAssembly;
 let template: Template;
 let resources: Record<string, Resource>;
+let outdir: string | undefined;
+afterAll(() => {
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
 
 const logicalId = (element: CfnElement) =>
   Stack.of(element).resolve(Stack.of(element).getLogicalId(element)) as string;
@@ -35,7 +41,11 @@ const functionId = (group: keyof ControlPlaneStack['functions']) =>
 
 beforeAll(() => {
   // Prepare: the real app, with real esbuild bundling and cdk-nag registered, synthesised once.
-  const app = new App({ context });
+  // Inside the repository, so the bundles' external @aws-sdk imports resolve from node_modules as on Lambda.
+  const cache = join(PROJECT_ROOT, 'node_modules', '.cache');
+  mkdirSync(cache, { recursive: true });
+  outdir = mkdtempSync(join(cache, 'cdk-stack-test-'));
+  const app = new App({ context, outdir });
   stack = createControlPlane(app);
   // Act: cdk-nag runs as a validation plugin here; unacknowledged findings throw.
   assembly = app.synth();
@@ -91,7 +101,12 @@ describe('ControlPlaneStack', () => {
     const routeKeys = Object.values(resources)
       .filter((r) => r.Type === 'AWS::ApiGatewayV2::Route')
       // The WebSocket API's $connect/$disconnect are asserted in their own describe below.
-      .filter((r) => !JSON.stringify(r.Properties.ApiId).includes(logicalId(stack.webSocket.api.node.defaultChild as CfnElement)))
+      .filter(
+        (r) =>
+          !JSON.stringify(r.Properties.ApiId).includes(
+            logicalId(stack.webSocket.api.node.defaultChild as CfnElement),
+          ),
+      )
       .map((r) => r.Properties.RouteKey);
     const expected = new Set(routes.map(routeKeyOf));
     expect(routeKeys.sort()).toEqual([...expected, '$default'].sort());
@@ -115,6 +130,45 @@ describe('ControlPlaneStack', () => {
     for (const route of routes) expect(targetFunction(routeKeyOf(route))).toBe(functionId(route.group));
     expect(targetFunction('$default')).toBe(functionId('system'));
   });
+
+  it('routes in each bundled asset exactly the routes API Gateway integrates with its function', async () => {
+    // Prepare: what the template sends where (route key → function logical id), HTTP API only.
+    const wsApi = logicalId(stack.webSocket.api.node.defaultChild as CfnElement);
+    const integratedWith = new Map<string, string>();
+    for (const r of Object.values(resources)) {
+      if (r.Type !== 'AWS::ApiGatewayV2::Route' || JSON.stringify(r.Properties.ApiId).includes(wsApi))
+        continue;
+      const target = r.Properties.Target as { 'Fn::Join': [string, [string, { Ref: string }]] };
+      const uri = resources[target['Fn::Join'][1][1].Ref]?.Properties.IntegrationUri as {
+        'Fn::GetAtt': [string];
+      };
+      integratedWith.set(r.Properties.RouteKey as string, uri['Fn::GetAtt'][0]);
+    }
+    const keysOf = (rs: readonly { method: string; path: string }[]) =>
+      new Set(rs.map((r) => routeKeyOf({ method: r.method as 'GET', path: r.path })));
+
+    for (const group of ROUTE_GROUPS) {
+      // Act: load the asset that ships (not the sources) and ask its router what it serves.
+      const fn = resources[functionId(group)];
+      const asset = join(assembly.directory, fn?.Metadata?.['aws:asset:path'] as string, 'index.mjs');
+      const bundle = (await import(pathToFileURL(asset).href)) as { group: RouteGroupDef; handler: unknown };
+      const served = keysOf(await bundle.group.served());
+
+      // Assert: every key sent to this function is routed by its bundle...
+      expect(bundle.group.name).toBe(group);
+      expect(typeof bundle.handler).toBe('function');
+      for (const [key, target] of integratedWith) {
+        if (target === functionId(group) && key !== '$default')
+          expect(served.has(key), `${key} in ${group}`).toBe(true);
+      }
+      // ...and no bundle routes a key the template sends elsewhere, but the `$default` target's,
+      // which serves the whole table (paths with a trailing slash or a raw `/` in an id reach it).
+      if (group === 'system') expect([...served].sort()).toEqual([...keysOf(routes)].sort());
+      else
+        for (const key of served)
+          expect(integratedWith.get(key), `${key} served by ${group}`).toBe(functionId(group));
+    }
+  }, 60_000);
 
   it('runs every function on nodejs24.x, arm64, with its own log group', () => {
     for (const group of [...ROUTE_GROUPS, 'events'] as const) {
@@ -211,17 +265,25 @@ describe('ControlPlaneStack', () => {
 describe('ControlPlaneStack WebSocket API', () => {
   const policyOf = (group: keyof ControlPlaneStack['functions']) =>
     JSON.stringify(
-      resources[logicalId(stack.functions[group].role.node.findChild('DefaultPolicy').node.defaultChild as CfnElement)],
+      resources[
+        logicalId(stack.functions[group].role.node.findChild('DefaultPolicy').node.defaultChild as CfnElement)
+      ],
     );
 
   it('has a WebSocket API whose $connect and $disconnect go to the websocket function', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'WEBSOCKET' });
-    for (const routeKey of ['$connect', '$disconnect']) template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey });
+    for (const routeKey of ['$connect', '$disconnect'])
+      template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey });
     const integrations = Object.values(resources).filter(
-      (r) => r.Type === 'AWS::ApiGatewayV2::Integration' && JSON.stringify(r.Properties).includes(functionId('websocket')),
+      (r) =>
+        r.Type === 'AWS::ApiGatewayV2::Integration' &&
+        JSON.stringify(r.Properties).includes(functionId('websocket')),
     );
     expect(integrations).toHaveLength(2);
-    expect(resources[functionId('websocket')]?.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+    expect(resources[functionId('websocket')]?.Properties).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+    });
   });
 
   it('deploys the live stage with access logs (no query string: ?token= stays out) and throttling', () => {
@@ -233,12 +295,15 @@ describe('ControlPlaneStack WebSocket API', () => {
     });
   });
 
-  it('lets only the events worker manage connections, on the stage\'s @connections only', () => {
+  it("lets only the events worker manage connections, on the stage's @connections only", () => {
     const events = policyOf('events');
     expect(events).toContain('"Action":"execute-api:ManageConnections"');
     expect(events).toContain('/live/*/@connections/*');
-    for (const group of [...ROUTE_GROUPS, 'websocket'] as const) expect(policyOf(group)).not.toContain('execute-api:');
-    const env = (resources[functionId('events')]?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    for (const group of [...ROUTE_GROUPS, 'websocket'] as const)
+      expect(policyOf(group)).not.toContain('execute-api:');
+    const env = (
+      resources[functionId('events')]?.Properties.Environment as { Variables: Record<string, unknown> }
+    ).Variables;
     expect(JSON.stringify(env.WS_CALLBACK_URL)).toContain('/live');
   });
 

@@ -3,7 +3,7 @@ import { route, type AnyRoute } from '../../../functions/core/route.js';
 import { Router, styleForPath } from '../../../functions/core/router.js';
 
 const r = (method: AnyRoute['method'], path: string, greedy?: string[]): AnyRoute =>
-  route({ method, path, group: 'system', summary: path, tags: [], errorStyle: 'fastapi', scope: 'public', greedy, handler: async () => path });
+  route({ method, path, summary: path, tags: [], errorStyle: 'fastapi', scope: 'public', greedy, handler: async () => path });
 
 describe('Router', () => {
   const router = new Router([

@@ -1,0 +1,27 @@
+import { buildRoutes } from '../build/routes.js';
+import { defineRouteGroup } from '../core/route-group.js';
+import { aiRoutes } from '../fleet/ai-routes.js';
+import { fleetClusterRoutes } from '../fleet/clusters.js';
+import { maintenanceRoutes } from '../fleet/maintenance-routes.js';
+import { networkRoutes } from '../fleet/network-routes.js';
+import { fleetNodeRoutes } from '../fleet/routes.js';
+import { sshRoutes } from '../fleet/ssh.js';
+import { swarmRoutes } from '../fleet/swarm.js';
+import { vaultRoutes } from '../fleet/vault.js';
+
+/**
+ * The Fleet Commander API: nodes, clusters, swarm services, vault, AI assistant, builds, network
+ * scans, maintenance and SSH.
+ */
+export const group = defineRouteGroup('fleet', [
+  ...fleetNodeRoutes(),
+  ...fleetClusterRoutes(),
+  ...swarmRoutes(),
+  ...vaultRoutes(),
+  ...aiRoutes(),
+  ...buildRoutes(),
+  ...networkRoutes(),
+  ...maintenanceRoutes(),
+  ...sshRoutes(),
+]);
+export const handler = group.handler;

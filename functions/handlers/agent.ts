@@ -1,4 +1,0 @@
-import { httpEntry } from '../core/lambda.js';
-import { agentRoutes } from '../fleet/agent-routes.js';
-
-export const handler = httpEntry(agentRoutes());

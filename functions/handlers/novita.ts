@@ -1,4 +1,0 @@
-import { httpEntry } from '../core/lambda.js';
-import { novitaRoutes } from '../novita/routes.js';
-
-export const handler = httpEntry(novitaRoutes());

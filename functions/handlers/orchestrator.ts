@@ -1,4 +1,0 @@
-import { httpEntry } from '../core/lambda.js';
-import { orchestratorRoutes } from '../orchestrator/routes.js';
-
-export const handler = httpEntry(orchestratorRoutes());

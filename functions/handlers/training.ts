@@ -1,4 +1,0 @@
-import { httpEntry } from '../core/lambda.js';
-import { trainingRoutes } from '../training/routes.js';
-
-export const handler = httpEntry(trainingRoutes());
