@@ -42,7 +42,6 @@ export const keys = {
     gsi2sk: `${createdAt}#${jobId}`,
   }),
   run: (jobId: string, startedAt: string, runId: string) => ({ pk: `JOB#${jobId}`, sk: `RUN#${startedAt}#${runId}` }),
-  jobStats: () => ({ pk: 'STATS#jobs', sk: 'COUNTS' }),
 
   task: (taskId: string) => ({ pk: `TASK#${taskId}`, sk: 'META' }),
   /** gsi1 (sparse, queued tasks only): priority first, then FIFO. gsi2: all tasks by creation. */
