@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { CommandChannel as ChannelConfig } from '../functions/fleet/protocol.js';
+import type { CommandChannel as ChannelConfig } from '../protocol/messages.js';
 import { Backoff, sleep } from './backoff.js';
 import { createChannel, runCommandLoop, sameChannel, type CommandChannel } from './channel.js';
 import { ControlPlaneClient } from './client.js';

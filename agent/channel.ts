@@ -1,5 +1,5 @@
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { CommandChannel as ChannelConfig } from '../functions/fleet/protocol.js';
+import type { CommandChannel as ChannelConfig } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ControlPlaneClient } from './client.js';
 import type { Logger } from './log.js';

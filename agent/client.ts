@@ -7,7 +7,7 @@ import {
   type HeartbeatRequest,
   type RegisterRequest,
   type RegisterResponse,
-} from '../functions/fleet/protocol.js';
+} from '../protocol/messages.js';
 import { retry, type BackoffOptions } from './backoff.js';
 import { errorFields, type Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';

@@ -3,7 +3,7 @@ import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as z from 'zod';
-import { registerRequest } from '../functions/fleet/protocol.js';
+import { registerRequest } from '../protocol/messages.js';
 import { isLogLevel, type LogLevel } from './log.js';
 
 export interface AgentConfig {

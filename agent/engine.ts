@@ -1,7 +1,7 @@
 import { access, constants, readdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type Docker from 'dockerode';
-import { LABELS, type ContainerSpec } from '../functions/fleet/protocol.js';
+import { LABELS, type ContainerSpec } from '../protocol/messages.js';
 import type { Logger } from './log.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { AgentEvent } from '../functions/fleet/protocol.js';
+import type { AgentEvent } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { Logger } from './log.js';
 

@@ -4,8 +4,8 @@ import {
   type Command,
   type CommandEnvelope,
   type CommandResult,
-} from '../functions/fleet/protocol.js';
-import { EXEC_DISABLED } from '../functions/fleet/wire.js';
+} from '../protocol/messages.js';
+import { EXEC_DISABLED } from '../protocol/agent-api.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
 import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';

@@ -1,7 +1,7 @@
-import type { ContainerState, HeartbeatRequest, NodeMetrics } from '../functions/fleet/protocol.js';
+import type { ContainerState, HeartbeatRequest, NodeMetrics } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ContainerStats, EngineDriver, ManagedContainer } from './engine.js';
-import { LABELS } from '../functions/fleet/protocol.js';
+import { LABELS } from '../protocol/messages.js';
 import type { Logger } from './log.js';
 
 export interface HeartbeatOptions {

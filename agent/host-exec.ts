@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import type { HostExecOutput } from '../functions/fleet/wire.js';
+import type { HostExecOutput } from '../protocol/agent-api.js';
 
 /**
  * Runs one shell command on the host for host.exec: `/bin/sh -c`, no stdin, its own process

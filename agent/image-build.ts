@@ -1,7 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { BUILD_ERRORS, type ImageBuildOutput } from '../functions/fleet/build-wire.js';
-import type { Command } from '../functions/fleet/protocol.js';
+import { BUILD_ERRORS, type ImageBuildOutput } from '../protocol/build.js';
+import type { Command } from '../protocol/messages.js';
 import { ImageStreamError, type EngineDriver } from './engine.js';
 
 type ImageBuildCommand = Extract<Command, { type: 'image.build' }>;

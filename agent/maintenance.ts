@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import type { DiskAuditOutput, EnginePruneOutput } from '../functions/fleet/wire.js';
+import type { DiskAuditOutput, EnginePruneOutput } from '../protocol/agent-api.js';
 import { diskFromStatfs } from './collectors/system.js';
 import { engineMessage, type EngineDriver } from './engine.js';
 import type { CommandJournal } from './journal.js';

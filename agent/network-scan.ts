@@ -8,7 +8,7 @@ import {
   parseCidr,
   type NetworkScanOutput,
   type ScannedDevice,
-} from '../functions/fleet/network-wire.js';
+} from '../protocol/network.js';
 
 /**
  * network.scan: TCP connect probes over a small IPv4 subnet, MACs from the kernel's ARP table,

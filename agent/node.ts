@@ -2,7 +2,7 @@ import { collectJetsonInfo, type JetsonInfo as CollectedJetson } from './collect
 import { collectNvidiaGpus, NvidiaSmiError, type GpuInfo } from './collectors/nvidia-smi.js';
 import { collectSystemInfo, type SystemInfo } from './collectors/system.js';
 import { collectTegrastatsOnce, type TegrastatsSample } from './collectors/tegrastats.js';
-import type { Gpu, JetsonInfo, NodeMetrics, RegisterRequest } from '../functions/fleet/protocol.js';
+import type { Gpu, JetsonInfo, NodeMetrics, RegisterRequest } from '../protocol/messages.js';
 import type { EngineCapabilities } from './engine.js';
 import type { Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';

@@ -1,4 +1,4 @@
-import type { RegisterRequest, RegisterResponse } from '../functions/fleet/protocol.js';
+import type { RegisterRequest, RegisterResponse } from '../protocol/messages.js';
 import type { ControlPlaneClient } from './client.js';
 import type { Logger } from './log.js';
 import { loadRegistration, saveRegistration, type StoredRegistration } from './state.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as z from 'zod';
-import { commandChannel } from '../functions/fleet/protocol.js';
+import { commandChannel } from '../protocol/messages.js';
 
 /**
  * Writes a file so readers see the old content or the new, never a torn mix: write a temp file

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { LABELS, type AgentEvent, type Command, type ContainerSpec } from '../functions/fleet/protocol.js';
+import { LABELS, type AgentEvent, type Command, type ContainerSpec } from '../protocol/messages.js';
 import { sleep } from './backoff.js';
 import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';
 import type { EventSink } from './events.js';

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { BedrockChatModel } from '../functions/adapters/bedrock-chat-model.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoStore, ensureTable } from '../functions/adapters/dynamo-store.js';
 import { LocalBlobs } from '../functions/adapters/local-blobs.js';
@@ -41,6 +42,7 @@ export async function createEmbeddedContext(
     startedAt: now(),
     mode: 'embedded',
     connections: new LocalSockets(),
+    chatModel: new BedrockChatModel(config),
   };
   return {
     ctx,

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
 import { Reply } from '../core/http.js';
-import { BUILD_ERRORS, imageBuildOutput } from '../fleet/build-wire.js';
+import { BUILD_ERRORS, imageBuildOutput } from '../../protocol/build.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from '../fleet/nodes.js';
 import { settle } from '../orchestrator/containers.js';

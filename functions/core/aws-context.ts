@@ -1,6 +1,7 @@
 import { dynamoDbClient } from '../adapters/aws-clients.js';
 import { DynamoStore, ensureTable } from '../adapters/dynamo-store.js';
 import { ApiGatewayConnections } from '../adapters/apigw-connections.js';
+import { BedrockChatModel } from '../adapters/bedrock-chat-model.js';
 import { EventBridgeScheduler } from '../adapters/eventbridge-scheduler.js';
 import { S3Blobs } from '../adapters/s3-blobs.js';
 import { SqsQueue } from '../adapters/sqs-queue.js';
@@ -24,6 +25,7 @@ export function createAwsContext(config: Config, options: { mode: AppContext['mo
     now,
     startedAt: now(),
     mode: options.mode,
+    chatModel: new BedrockChatModel(config),
     // Only the functions that push get the stage's callback URL (and the grant to post to it).
     ...(config.WS_CALLBACK_URL ? { connections: new ApiGatewayConnections(config.WS_CALLBACK_URL, config.AWS_REGION) } : {}),
   };

@@ -2,6 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Config } from './config.js';
 import type { ConnectionSender } from '../ports/connections.js';
 import type { Blobs } from '../ports/blobs.js';
+import type { ChatModel } from '../ports/chat-model.js';
 import type { Queue } from '../ports/queue.js';
 import type { Scheduler } from '../ports/scheduler.js';
 import type { Secrets } from '../ports/secrets.js';
@@ -26,4 +27,6 @@ export interface AppContext {
   probes?: Record<string, () => Promise<void>>;
   /** Pushes frames to WebSocket connections; absent where no WebSocket API is wired (publishing is then a no-op). */
   connections?: ConnectionSender;
+  /** The AI assistant's model (Bedrock's Converse API); absent where none is wired. */
+  chatModel?: ChatModel;
 }

@@ -13,8 +13,8 @@ import {
   heartbeatRequest,
   registerRequest,
   registerResponse,
-} from './protocol.js';
-import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from './wire.js';
+} from '../../protocol/messages.js';
+import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 
 /** Largest event forwarded as is; bigger task files go to blob storage (SQS messages stop at 256 KiB). */
 const MAX_INLINE_EVENT_BYTES = 200 * 1024;
@@ -30,7 +30,7 @@ const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   scope: 'agent',
 };
 
-/** The node agent's side of the protocol (functions/fleet/protocol.ts). Every call but register carries the node's token. */
+/** The node agent's side of the protocol (protocol/messages.ts). Every call but register carries the node's token. */
 export function agentRoutes(): AnyRoute[] {
   return [
     route({

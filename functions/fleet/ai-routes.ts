@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { BedrockChatModel } from '../adapters/bedrock-chat-model.js';
 import type { AppContext } from '../core/context.js';
 import { HttpError, NotFoundError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
@@ -7,21 +6,10 @@ import { ModelUnavailableError, type ChatModel } from '../ports/chat-model.js';
 import { ask, fleetContext, nodeContext } from './ai.js';
 import { resolveNode } from './nodes.js';
 
-const models = new WeakMap<AppContext, ChatModel>();
-
-/** This context's model: Bedrock's Converse API (AI_MODEL_ID, AI_REGION, AI_ENDPOINT_URL) unless a test set one. */
-export function chatModel(ctx: AppContext): ChatModel {
-  let model = models.get(ctx);
-  if (!model) {
-    model = new BedrockChatModel(ctx.config);
-    models.set(ctx, model);
-  }
-  return model;
-}
-
-/** Tests and benches: another model for one context. */
-export function useChatModel(ctx: AppContext, model: ChatModel): void {
-  models.set(ctx, model);
+/** This context's model; 503 where none is wired. */
+function chatModel(ctx: AppContext): ChatModel {
+  if (!ctx.chatModel) throw new HttpError(503, 'The AI assistant has no model configured');
+  return ctx.chatModel;
 }
 
 const text = (max: number) =>

@@ -1,20 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { HttpError } from '../core/errors.js';
 import { keys } from '../core/keys.js';
+import { hashToken } from '../core/tokens.js';
 import type { NodeItem } from './nodes.js';
-
-/**
- * Agent credentials: `<nodeId>.<secret>`. The node id in front lets one GetItem find the node;
- * only the SHA-256 of the whole token is stored, so a table dump reveals no credential.
- */
-export function newToken(nodeId: string): string {
-  return `${nodeId}.${randomBytes(32).toString('base64url')}`;
-}
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
 
 function unauthorized(message: string): HttpError {
   return new HttpError(401, message, 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });

@@ -4,7 +4,7 @@ import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 import { nodeQueue } from './nodes.js';
-import type { Command, CommandEnvelope, CommandResult } from './protocol.js';
+import type { Command, CommandEnvelope, CommandResult } from '../../protocol/messages.js';
 
 export type CommandStatus = 'pending' | 'succeeded' | 'failed';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { joinTokenKeys } from '../core/keys.js';
 import type { StoreItem } from '../ports/store.js';
-import { hashToken } from './auth.js';
+import { hashToken } from '../core/tokens.js';
 
 /**
  * Join tokens: bootstrap credentials that let a node register (POST /agent/register) where the

@@ -18,7 +18,7 @@ import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.j
 import { dispatchCommand, waitForCommands, type CommandItem } from './commands.js';
 import { MAINTENANCE_RUN_EVENT, nextMaintenanceRun } from './maintenance-schedule.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
-import { diskAuditOutput, enginePruneOutput, type DiskAuditOutput } from './wire.js';
+import { diskAuditOutput, enginePruneOutput, type DiskAuditOutput } from '../../protocol/agent-api.js';
 
 /**
  * Fleet Commander maintenance over the shared model. Problems are computed from the records on

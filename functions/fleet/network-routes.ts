@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { boolQuery } from '../core/query.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { CidrError, NETWORK_SCAN, parseCidr, type Cidr } from './network-wire.js';
+import { CidrError, NETWORK_SCAN, parseCidr, type Cidr } from '../../protocol/network.js';
 import { scanStatus, scanSubnet } from './network.js';
 
 const subnet = z

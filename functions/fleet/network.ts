@@ -11,7 +11,7 @@ import {
   parseCidr,
   type Cidr,
   type ScannedDevice,
-} from './network-wire.js';
+} from '../../protocol/network.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
 
 /**

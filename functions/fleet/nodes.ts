@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
-import { hashToken, newToken } from './auth.js';
+import { hashToken, newToken } from '../core/tokens.js';
 import type {
   CommandChannel,
   Gpu,
@@ -11,7 +11,7 @@ import type {
   JetsonInfo,
   NodeMetrics,
   RegisterRequest,
-} from './protocol.js';
+} from '../../protocol/messages.js';
 
 /** Per-container numbers from the last heartbeat, kept on the node item (one write per heartbeat). */
 export interface ContainerSample {

@@ -5,8 +5,8 @@ import { route, type AnyRoute } from '../core/route.js';
 import { settle } from '../orchestrator/containers.js';
 import { dispatchCommand } from './commands.js';
 import { isOnline, resolveNode } from './nodes.js';
-import { HOST_EXEC } from './protocol.js';
-import { EXEC_DISABLED, hostExecOutput } from './wire.js';
+import { HOST_EXEC } from '../../protocol/messages.js';
+import { EXEC_DISABLED, hostExecOutput } from '../../protocol/agent-api.js';
 
 /**
  * Fleet Commander's SSH API without SSH: the node's agent runs the command (host.exec), so no

@@ -4,7 +4,7 @@ import { ConflictError } from '../core/errors.js';
 import type { EventEnvelope, EventHandler } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll } from '../ports/store.js';
-import { POLL_EVENT } from './instances.js';
+import { POLL_EVENT } from './model.js';
 import { pollInstance, revivePolls } from './lifecycle.js';
 import { RUN_EVENT, runMigration, triggerMigration } from './migration.js';
 import { SCHEDULE_EVENT } from './schedules.js';

@@ -10,8 +10,7 @@ import { asHttp, getInstanceItem, isoNow, type NovitaInstanceItem } from './mode
 import { chooseProduct } from './products.js';
 import { novitaCloud } from './settings.js';
 import type { InstanceStatus } from './status.js';
-
-export const POLL_EVENT = 'novita.instance.poll';
+import { POLL_EVENT } from './model.js';
 
 /** How long Novita typically takes to bring an instance up; only the estimate in the answer. */
 const TYPICAL_STARTUP_MS = 5 * 60_000;

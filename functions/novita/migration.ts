@@ -6,7 +6,7 @@ import { novitaKeys } from '../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import type { NovitaInstance } from './cloud.js';
-import { POLL_EVENT } from './instances.js';
+import { POLL_EVENT } from './model.js';
 import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';
 import { isSpotReclaimed, mapNovitaStatus } from './status.js';

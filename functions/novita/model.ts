@@ -5,6 +5,9 @@ import type { StoreItem } from '../ports/store.js';
 import { NovitaApiError, type NovitaInstance, type NovitaPortMapping } from './cloud.js';
 import type { InstanceStatus } from './status.js';
 
+/** The self-re-queuing event that follows a new instance until it runs or fails. */
+export const POLL_EVENT = 'novita.instance.poll';
+
 export interface ConnectionDetails {
   ssh?: string;
   jupyter?: string;

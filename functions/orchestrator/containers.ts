@@ -12,8 +12,8 @@ import {
   resolveNode,
   type NodeItem,
 } from '../fleet/nodes.js';
-import type { AgentEvent, ContainerState } from '../fleet/protocol.js';
-import { containerStartOutput } from '../fleet/wire.js';
+import type { AgentEvent, ContainerState } from '../../protocol/messages.js';
+import { containerStartOutput } from '../../protocol/agent-api.js';
 import { ConditionFailedError } from '../ports/store.js';
 import {
   adjustDesired,

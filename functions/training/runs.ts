@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { keys, trainingKeys } from '../core/keys.js';
 import { toReservation } from '../orchestrator/resources.js';
-import { LABELS, type ContainerSpec } from '../fleet/protocol.js';
+import { LABELS, type ContainerSpec } from '../../protocol/messages.js';
 import { ConditionFailedError, type Condition, type UpdateSpec } from '../ports/store.js';
 import { latestFiring } from './cron.js';
 import { launcherFor, type RunAsk } from './launcher.js';

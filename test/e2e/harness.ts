@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
-import { LABELS } from '../../functions/fleet/protocol.js';
+import { LABELS } from '../../protocol/messages.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

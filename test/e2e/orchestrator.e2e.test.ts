@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
-import { LABELS } from '../../functions/fleet/protocol.js';
+import { LABELS } from '../../protocol/messages.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {

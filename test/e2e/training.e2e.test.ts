@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
-import { LABELS } from '../../functions/fleet/protocol.js';
+import { LABELS } from '../../protocol/messages.js';
 import { repairJobs } from '../../functions/training/repair.js';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';

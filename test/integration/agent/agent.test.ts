@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LABELS, type CommandEnvelope } from '../../../functions/fleet/protocol.js';
+import { LABELS, type CommandEnvelope } from '../../../protocol/messages.js';
 import { runAgent } from '../../../agent/agent.js';
 import { createLogger } from '../../../agent/log.js';
 import { ensureBusyboxImage } from '../../harness/images.js';

@@ -8,7 +8,7 @@ import {
   LABELS,
   type AgentEvent,
   type ContainerSpec,
-} from '../../../functions/fleet/protocol.js';
+} from '../../../protocol/messages.js';
 import {
   DiskLimitUnsupportedError,
   DockerEngine,

@@ -10,11 +10,11 @@ import {
   type CommandResult,
   type HeartbeatRequest,
   type RegisterRequest,
-} from '../../../functions/fleet/protocol.js';
+} from '../../../protocol/messages.js';
 
 /**
  * A stand-in control plane for suites that run the whole agent (runAgent) against the real
- * engine: it speaks the contract in functions/fleet/protocol.ts, validating every body with its
+ * engine: it speaks the contract in protocol/messages.ts, validating every body with its
  * schemas, and queues the commands a test sends.
  */
 export class FakeControlPlane {

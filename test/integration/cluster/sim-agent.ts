@@ -12,7 +12,7 @@ import {
   commandEnvelope,
   type CommandEnvelope,
   type ContainerState,
-} from '../../../functions/fleet/protocol.js';
+} from '../../../protocol/messages.js';
 
 /** A valid 1x1 PNG. */
 export const PNG_1x1 = Buffer.from(

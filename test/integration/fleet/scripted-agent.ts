@@ -13,7 +13,7 @@ import {
   type NodeMetrics,
   type RegisterRequest,
   type RegisterResponse,
-} from '../../../functions/fleet/protocol.js';
+} from '../../../protocol/messages.js';
 import { scanNetwork, type ScanOptions } from '../../../agent/network-scan.js';
 import { ExecDisabledError } from '../../../agent/executor.js';
 import { runHostCommand } from '../../../agent/host-exec.js';

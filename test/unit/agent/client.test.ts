@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RegisterRequest } from '../../../functions/fleet/protocol.js';
+import type { RegisterRequest } from '../../../protocol/messages.js';
 import { ControlPlaneClient, ControlPlaneError } from '../../../agent/client.js';
 import { silentLogger } from '../../../agent/log.js';
 

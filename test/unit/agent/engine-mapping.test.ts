@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { containerSpec, LABELS, type ContainerSpec } from '../../../functions/fleet/protocol.js';
+import { containerSpec, LABELS, type ContainerSpec } from '../../../protocol/messages.js';
 import {
   buildCreateOptions,
   computeStats,

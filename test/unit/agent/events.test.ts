@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentEvent } from '../../../functions/fleet/protocol.js';
+import type { AgentEvent } from '../../../protocol/messages.js';
 import { EventReporter } from '../../../agent/events.js';
 import { silentLogger } from '../../../agent/log.js';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LABELS, type ContainerSpec } from '../../../functions/fleet/protocol.js';
+import { LABELS, type ContainerSpec } from '../../../protocol/messages.js';
 import type {
   ContainerStats,
   EngineCapabilities,

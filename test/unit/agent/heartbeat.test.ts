@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { HeartbeatRequest, NodeMetrics } from '../../../functions/fleet/protocol.js';
-import { LABELS } from '../../../functions/fleet/protocol.js';
+import type { HeartbeatRequest, NodeMetrics } from '../../../protocol/messages.js';
+import { LABELS } from '../../../protocol/messages.js';
 import { Heartbeat } from '../../../agent/heartbeat.js';
 import { silentLogger } from '../../../agent/log.js';
 import { FakeEngine } from './fake-engine.js';

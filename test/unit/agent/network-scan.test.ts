@@ -10,7 +10,7 @@ import {
   scanNetwork,
   vendorOf,
 } from '../../../agent/network-scan.js';
-import { cidrContains, CidrError, hostAddresses, parseCidr } from '../../../functions/fleet/network-wire.js';
+import { cidrContains, CidrError, hostAddresses, parseCidr } from '../../../protocol/network.js';
 
 describe('parseCidr', () => {
   it('clears host bits and sizes the subnet', () => {

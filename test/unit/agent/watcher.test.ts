@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LABELS, type AgentEvent } from '../../../functions/fleet/protocol.js';
+import { LABELS, type AgentEvent } from '../../../protocol/messages.js';
 import { CommandJournal } from '../../../agent/journal.js';
 import { silentLogger } from '../../../agent/log.js';
 import { ExitWatcher } from '../../../agent/watcher.js';

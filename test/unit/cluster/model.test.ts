@@ -18,7 +18,7 @@ import {
   residentModels,
   type NodeModelsItem,
 } from '../../../functions/cluster/workers.js';
-import { containerSpec, LABELS } from '../../../functions/fleet/protocol.js';
+import { containerSpec, LABELS } from '../../../protocol/messages.js';
 import type { NodeItem } from '../../../functions/fleet/nodes.js';
 
 describe('model catalogue', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashToken, newToken } from '../../../functions/fleet/auth.js';
+import { hashToken, newToken } from '../../../functions/core/tokens.js';
 import { engineStatus, healthLevel, portsView } from '../../../functions/orchestrator/containers.js';
 
 describe('healthLevel (documented thresholds)', () => {

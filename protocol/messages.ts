@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { NETWORK_SCAN } from './network-wire.js';
+import { NETWORK_SCAN } from './network.js';
 
 /**
  * The wire contract between the control plane and the node agent. Both sides import these
