@@ -1,13 +1,7 @@
 import { request, type Dispatcher } from 'undici';
 import * as z from 'zod';
-import {
-  registerResponse,
-  type AgentEvent,
-  type CommandResult,
-  type HeartbeatRequest,
-  type RegisterRequest,
-  type RegisterResponse,
-} from '../protocol/messages.js';
+import { registerResponse, type AgentEvent, type HeartbeatRequest, type RegisterRequest, type RegisterResponse } from '../protocol/messages.js';
+import { type CommandResult } from '../protocol/commands.js';
 import { retry, type BackoffOptions } from './backoff.js';
 import { errorFields, type Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';

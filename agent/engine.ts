@@ -1,7 +1,8 @@
 import { access, constants, readdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type Docker from 'dockerode';
-import { LABELS, type ContainerSpec } from '../protocol/messages.js';
+import { LABELS } from '../protocol/messages.js';
+import { type ContainerSpec } from '../protocol/commands.js';
 import type { Logger } from './log.js';
 
 /**

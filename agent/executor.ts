@@ -3,8 +3,11 @@ import {
   HOST_EXEC,
   type Command,
   type CommandEnvelope,
+  type CommandOf,
+  type CommandOutput,
   type CommandResult,
-} from '../protocol/messages.js';
+  type CommandType,
+} from '../protocol/commands.js';
 import { EXEC_DISABLED } from '../protocol/agent-api.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
@@ -17,6 +20,10 @@ import { auditDisk, pruneEngine } from './maintenance.js';
 import { KeyedMutex } from './mutex.js';
 import { scanNetwork, type ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
+
+type CommandHandlers = {
+  [T in CommandType]: (command: CommandOf<T>, commandId: string) => Promise<CommandOutput<T>>;
+};
 
 /** Hooks around command execution (Nomad's runner hooks, reduced to what the agent needs). */
 export interface ExecutorHooks {
@@ -201,110 +208,117 @@ export class CommandExecutor {
     }
   }
 
-  private async run(command: Command, commandId: string): Promise<Record<string, unknown>> {
-    const { engine, tasks, hooks } = this.options;
-    switch (command.type) {
-      case 'container.start':
-        return this.mutex.run(command.spec.instanceId, async () => {
-          const { container, reused } = await ensureStarted(engine, command.spec, { commandId });
-          return { ...describe(container), reused };
-        });
-
-      case 'container.stop':
-        return this.mutex.run(command.instanceId, async () => {
-          const c = await engine.findByInstance(command.instanceId);
-          if (!c) return { found: false, instanceId: command.instanceId };
-          hooks?.expectExit?.(c.id);
-          await engine.stop(c.id, command.timeoutSeconds);
-          return { found: true, ...describe(await engine.inspect(c.id)) };
-        });
-
-      case 'container.remove':
-        return this.mutex.run(command.instanceId, async () => {
-          const c = await engine.findByInstance(command.instanceId);
-          if (!c) return { found: false, removed: false, instanceId: command.instanceId };
-          hooks?.expectExit?.(c.id);
-          await engine.remove(c.id, command.force);
-          return { found: true, removed: true, containerId: c.id, instanceId: command.instanceId };
-        });
-
-      case 'container.restart':
-        return this.mutex.run(command.instanceId, async () => {
-          const c = await requireContainer(engine, command.instanceId);
-          hooks?.expectExit?.(c.id);
-          if (c.state === 'running') await engine.stop(c.id, command.timeoutSeconds);
-          await engine.start(c.id);
-          return describe(await engine.inspect(c.id));
-        });
-
-      case 'container.update':
-        return this.mutex.run(command.instanceId, async () => {
-          const c = await requireContainer(engine, command.instanceId);
-          const limits = {
-            ...(command.cpuLimit !== undefined ? { cpuLimit: command.cpuLimit } : {}),
-            ...(command.memoryLimitMb !== undefined ? { memoryLimitMb: command.memoryLimitMb } : {}),
-            ...(command.diskLimitGb !== undefined ? { diskLimitGb: command.diskLimitGb } : {}),
-          };
-          hooks?.expectExit?.(c.id); // the fallback recreates it
-          const outcome = await engine.updateLimits(c.id, limits, { commandId });
-          return { ...describe(outcome.container), method: outcome.method, previousContainerId: c.id };
-        });
-
-      case 'container.logs': {
-        const c = await requireContainer(engine, command.instanceId);
-        const text = await engine.logs(c.id, command.tail);
-        const truncated = text.length > MAX_LOG_CHARS;
-        return {
-          containerId: c.id,
-          instanceId: command.instanceId,
-          logs: truncated ? text.slice(-MAX_LOG_CHARS) : text,
-          truncated,
-        };
-      }
-
-      case 'task.run':
-        return { ...(await tasks.accept(command, commandId)) };
-
-      case 'task.cancel':
-        return { taskId: command.taskId, cancelled: tasks.cancel(command.taskId) };
-
-      case 'image.build':
-        // One build per tag at a time: two would race for the same reference.
-        return this.mutex.run(`image:${command.image}`, async () => ({
-          ...(await buildAndPush(engine, command, this.options.buildRoot)),
-        }));
-
-      case 'network.scan':
-        // Read-only: a redelivery may scan again, which changes nothing.
-        return { ...(await scanNetwork(command.subnet, command.ports, this.options.networkScan)) };
-      case 'engine.prune':
-        return {
-          ...(await pruneEngine({
-            engine,
-            journal: this.options.journal,
-            lock: (key, fn) => this.mutex.run(key, fn),
-          })),
-        };
-
-      case 'disk.audit':
-        return { ...(await auditDisk({ engine, stateDir: this.options.stateDir ?? null })) };
-
-      case 'host.exec': {
-        if (!this.options.allowExec) throw new ExecDisabledError();
-        // Bounds again: the envelope may come from a control plane that does not check them.
-        const timeoutSeconds = Math.min(Math.max(command.timeoutSeconds, 1), HOST_EXEC.maxTimeoutSeconds);
-        return {
-          ...(await runHostCommand(command.command, {
-            timeoutMs: timeoutSeconds * 1000,
-            maxOutputBytes: Math.min(
-              this.options.maxExecOutputBytes ?? HOST_EXEC.maxOutputBytes,
-              HOST_EXEC.maxOutputBytes,
-            ),
-          })),
-        };
-      }
-    }
+  private run(command: Command, commandId: string): Promise<Record<string, unknown>> {
+    const handle = this.handlers[command.type] as (
+      c: Command,
+      id: string,
+    ) => Promise<Record<string, unknown>>;
+    return handle(command, commandId);
   }
+
+  /** The agent's half of every command of protocol/commands.ts; the compiler checks none is missing. */
+  private readonly handlers: CommandHandlers = {
+    'container.start': (command, commandId) =>
+      this.mutex.run(command.spec.instanceId, async () => {
+        const { container, reused } = await ensureStarted(this.options.engine, command.spec, { commandId });
+        return { ...describe(container), reused };
+      }),
+
+    'container.stop': (command) =>
+      this.mutex.run(command.instanceId, async () => {
+        const { engine, hooks } = this.options;
+        const c = await engine.findByInstance(command.instanceId);
+        if (!c) return { found: false as const, instanceId: command.instanceId };
+        hooks?.expectExit?.(c.id);
+        await engine.stop(c.id, command.timeoutSeconds);
+        return { found: true as const, ...describe(await engine.inspect(c.id)) };
+      }),
+
+    'container.remove': (command) =>
+      this.mutex.run(command.instanceId, async () => {
+        const { engine, hooks } = this.options;
+        const c = await engine.findByInstance(command.instanceId);
+        if (!c) return { found: false, removed: false, instanceId: command.instanceId };
+        hooks?.expectExit?.(c.id);
+        await engine.remove(c.id, command.force);
+        return { found: true, removed: true, containerId: c.id, instanceId: command.instanceId };
+      }),
+
+    'container.restart': (command) =>
+      this.mutex.run(command.instanceId, async () => {
+        const { engine, hooks } = this.options;
+        const c = await requireContainer(engine, command.instanceId);
+        hooks?.expectExit?.(c.id);
+        if (c.state === 'running') await engine.stop(c.id, command.timeoutSeconds);
+        await engine.start(c.id);
+        return describe(await engine.inspect(c.id));
+      }),
+
+    'container.update': (command, commandId) =>
+      this.mutex.run(command.instanceId, async () => {
+        const { engine, hooks } = this.options;
+        const c = await requireContainer(engine, command.instanceId);
+        const limits = {
+          ...(command.cpuLimit !== undefined ? { cpuLimit: command.cpuLimit } : {}),
+          ...(command.memoryLimitMb !== undefined ? { memoryLimitMb: command.memoryLimitMb } : {}),
+          ...(command.diskLimitGb !== undefined ? { diskLimitGb: command.diskLimitGb } : {}),
+        };
+        hooks?.expectExit?.(c.id); // the fallback recreates it
+        const outcome = await engine.updateLimits(c.id, limits, { commandId });
+        return { ...describe(outcome.container), method: outcome.method, previousContainerId: c.id };
+      }),
+
+    'container.logs': async (command) => {
+      const { engine } = this.options;
+      const c = await requireContainer(engine, command.instanceId);
+      const text = await engine.logs(c.id, command.tail);
+      const truncated = text.length > MAX_LOG_CHARS;
+      return {
+        containerId: c.id,
+        instanceId: command.instanceId,
+        logs: truncated ? text.slice(-MAX_LOG_CHARS) : text,
+        truncated,
+      };
+    },
+
+    'task.run': (command, commandId) => this.options.tasks.accept(command, commandId),
+
+    'task.cancel': async (command) => ({
+      taskId: command.taskId,
+      cancelled: this.options.tasks.cancel(command.taskId),
+    }),
+
+    // One build per tag at a time: two would race for the same reference.
+    'image.build': (command) =>
+      this.mutex.run(`image:${command.image}`, () =>
+        buildAndPush(this.options.engine, command, this.options.buildRoot),
+      ),
+
+    // Read-only: a redelivery may scan again, which changes nothing.
+    'network.scan': (command) => scanNetwork(command.subnet, command.ports, this.options.networkScan),
+
+    'engine.prune': () =>
+      pruneEngine({
+        engine: this.options.engine,
+        journal: this.options.journal,
+        lock: (key, fn) => this.mutex.run(key, fn),
+      }),
+
+    'disk.audit': () => auditDisk({ engine: this.options.engine, stateDir: this.options.stateDir ?? null }),
+
+    'host.exec': async (command) => {
+      if (!this.options.allowExec) throw new ExecDisabledError();
+      // Bounds again: the envelope may come from a control plane that does not check them.
+      const timeoutSeconds = Math.min(Math.max(command.timeoutSeconds, 1), HOST_EXEC.maxTimeoutSeconds);
+      return runHostCommand(command.command, {
+        timeoutMs: timeoutSeconds * 1000,
+        maxOutputBytes: Math.min(
+          this.options.maxExecOutputBytes ?? HOST_EXEC.maxOutputBytes,
+          HOST_EXEC.maxOutputBytes,
+        ),
+      });
+    },
+  };
 
   private report(commandId: string, result: CommandResult): Promise<void> {
     return this.options.reporter.reportResult(commandId, result);
@@ -329,7 +343,7 @@ async function requireContainer(engine: EngineDriver, instanceId: string): Promi
   return c;
 }
 
-function describe(c: ManagedContainer): Record<string, unknown> {
+function describe(c: ManagedContainer) {
   return {
     containerId: c.id,
     name: c.name,

@@ -1,7 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { BUILD_ERRORS, type ImageBuildOutput } from '../protocol/build.js';
-import type { Command } from '../protocol/messages.js';
+import type { Command } from '../protocol/commands.js';
 import { ImageStreamError, type EngineDriver } from './engine.js';
 
 type ImageBuildCommand = Extract<Command, { type: 'image.build' }>;

@@ -1,6 +1,6 @@
 import { rename } from 'node:fs/promises';
 import * as z from 'zod';
-import { commandResult, type CommandResult } from '../protocol/messages.js';
+import { commandResult, type CommandResult } from '../protocol/commands.js';
 import { readJsonFile, writeFileAtomic } from './state.js';
 
 const journalEntry = z.object({

@@ -1,5 +1,6 @@
 import { request } from 'undici';
-import { LABELS, type AgentEvent, type Command, type ContainerSpec } from '../protocol/messages.js';
+import { LABELS, type AgentEvent } from '../protocol/messages.js';
+import { type Command, type ContainerSpec } from '../protocol/commands.js';
 import { sleep } from './backoff.js';
 import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';
 import type { EventSink } from './events.js';

@@ -1,4 +1,4 @@
-import type { ContainerSpec } from '../protocol/messages.js';
+import type { ContainerSpec } from '../protocol/commands.js';
 import { Backoff, sleep } from './backoff.js';
 import type { EngineDriver, EngineEvent, ManagedContainer } from './engine.js';
 import type { EventSink } from './events.js';

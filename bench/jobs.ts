@@ -7,7 +7,7 @@
 // Run: npx tsx bench/jobs.ts [firings] [jobs] [rounds]
 
 import { performance } from 'node:perf_hooks';
-import type { ContainerSpec } from '../protocol/messages.js';
+import type { ContainerSpec } from '../protocol/commands.js';
 import { trainingEventHandlers } from '../functions/training/events.js';
 import { useLauncher, type Placement, type RunLauncher } from '../functions/training/launcher.js';
 import { startRuntime, type Runtime } from '../local/runtime.js';

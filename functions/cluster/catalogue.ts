@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { clusterKeys, keys } from '../core/keys.js';
-import { LABELS, type ContainerSpec } from '../../protocol/messages.js';
+import { LABELS } from '../../protocol/messages.js';
+import { type ContainerSpec } from '../../protocol/commands.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 
 /**

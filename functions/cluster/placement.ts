@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { clusterKeys } from '../core/keys.js';
 import { planPlacements, type Placement, type SchedModel } from '../domain/scheduler/index.js';
 import { dispatchCommand } from '../fleet/commands.js';
-import type { Command } from '../../protocol/messages.js';
+import type { Command } from '../../protocol/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { recordSample } from './metrics.js';
 import { claimSlot, freeSlots, heldSlots, releaseSlot, type SlotItem } from './slots.js';

@@ -1,19 +1,14 @@
 import * as z from 'zod';
 import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { applyCommandResult, applyContainerStates, containerExited } from '../orchestrator/containers.js';
+import { applyResult } from '../command-appliers.js';
+import { applyContainerStates, containerExited } from '../orchestrator/containers.js';
 import { authenticateAgent } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
 import { joinTokenAuth } from './join-tokens.js';
-import { applyNetworkScanResult } from './network.js';
 import { nodeQueue, recordHeartbeat, registerNode, heartbeatIntervalSeconds } from './nodes.js';
-import {
-  agentEventsRequest,
-  commandResult,
-  heartbeatRequest,
-  registerRequest,
-  registerResponse,
-} from '../../protocol/messages.js';
+import { agentEventsRequest, heartbeatRequest, registerRequest, registerResponse } from '../../protocol/messages.js';
+import { commandResult } from '../../protocol/commands.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 
 /** Largest event forwarded as is; bigger task files go to blob storage (SQS messages stop at 256 KiB). */
@@ -118,8 +113,7 @@ export function agentRoutes(): AnyRoute[] {
         const { command, first } = await completeCommand(ctx, node.nodeId, req.params.commandId, req.body);
         // Every report re-applies (the transitions are conditional, so a repeat is a no-op): an
         // agent retrying after a failure half-way through still gets the instance updated.
-        await applyCommandResult(ctx, command);
-        await applyNetworkScanResult(ctx, command);
+        await applyResult(ctx, command);
         if (first) {
           const output = command.output ?? {};
           const small = JSON.stringify(output).length <= MAX_EVENT_OUTPUT_CHARS;

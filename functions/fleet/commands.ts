@@ -4,14 +4,21 @@ import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 import { nodeQueue } from './nodes.js';
-import type { Command, CommandEnvelope, CommandResult } from '../../protocol/messages.js';
+import type * as z from 'zod';
+import type {
+  COMMANDS,
+  Command,
+  CommandEnvelope,
+  CommandResult,
+  CommandType,
+} from '../../protocol/commands.js';
 
 export type CommandStatus = 'pending' | 'succeeded' | 'failed';
 
 export interface CommandItem extends StoreItem {
   commandId: string;
   nodeId: string;
-  type: Command['type'];
+  type: CommandType;
   status: CommandStatus;
   issuedAt: string;
   completedAt?: string;
@@ -21,6 +28,13 @@ export interface CommandItem extends StoreItem {
   instanceId?: string;
   command: Command;
 }
+
+/** A command's record as completed, with a succeeded output parsed by its declared schema. */
+export type CompletedCommand<T extends CommandType> = CommandItem & {
+  type: T;
+  /** Undefined when the command failed, or its output does not match its declaration. */
+  parsed?: z.output<(typeof COMMANDS)[T]['output']>;
+};
 
 /** Command records are kept a week for GET /commands/{id}, then TTL removes them. */
 const COMMAND_TTL_SECONDS = 7 * 24 * 3600;

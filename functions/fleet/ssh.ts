@@ -5,7 +5,7 @@ import { route, type AnyRoute } from '../core/route.js';
 import { settle } from '../orchestrator/containers.js';
 import { dispatchCommand } from './commands.js';
 import { isOnline, resolveNode } from './nodes.js';
-import { HOST_EXEC } from '../../protocol/messages.js';
+import { HOST_EXEC } from '../../protocol/commands.js';
 import { EXEC_DISABLED, hostExecOutput } from '../../protocol/agent-api.js';
 
 /**

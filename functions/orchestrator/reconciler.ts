@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { dispatchCommand } from '../fleet/commands.js';
 import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
-import type { ContainerSpec } from '../../protocol/messages.js';
+import type { ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError } from '../ports/store.js';
 import {
   allInstances,

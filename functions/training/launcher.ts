@@ -8,7 +8,7 @@ import {
   nodeQueue,
   type NodeItem,
 } from '../fleet/nodes.js';
-import type { CommandEnvelope, ContainerSpec } from '../../protocol/messages.js';
+import type { CommandEnvelope, ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { allInstances } from '../orchestrator/model.js';

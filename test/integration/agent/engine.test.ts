@@ -3,12 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import {
-  containerSpec,
-  LABELS,
-  type AgentEvent,
-  type ContainerSpec,
-} from '../../../protocol/messages.js';
+import { LABELS, type AgentEvent } from '../../../protocol/messages.js';
+import { containerSpec, type ContainerSpec } from '../../../protocol/commands.js';
 import {
   DiskLimitUnsupportedError,
   DockerEngine,

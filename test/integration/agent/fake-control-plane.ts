@@ -1,16 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  agentEventsRequest,
-  commandResult,
-  heartbeatRequest,
-  registerRequest,
-  type AgentEvent,
-  type CommandEnvelope,
-  type CommandResult,
-  type HeartbeatRequest,
-  type RegisterRequest,
-} from '../../../protocol/messages.js';
+import { agentEventsRequest, heartbeatRequest, registerRequest, type AgentEvent, type HeartbeatRequest, type RegisterRequest } from '../../../protocol/messages.js';
+import { commandResult, type CommandEnvelope, type CommandResult } from '../../../protocol/commands.js';
 
 /**
  * A stand-in control plane for suites that run the whole agent (runAgent) against the real

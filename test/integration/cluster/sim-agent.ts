@@ -7,12 +7,8 @@
  * replaces it end to end.
  */
 import { modelInstanceId } from '../../../functions/cluster/catalogue.js';
-import {
-  LABELS,
-  commandEnvelope,
-  type CommandEnvelope,
-  type ContainerState,
-} from '../../../protocol/messages.js';
+import { LABELS, type ContainerState } from '../../../protocol/messages.js';
+import { commandEnvelope, type CommandEnvelope } from '../../../protocol/commands.js';
 
 /** A valid 1x1 PNG. */
 export const PNG_1x1 = Buffer.from(

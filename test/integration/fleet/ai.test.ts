@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { CommandEnvelope } from '../../../protocol/messages.js';
+import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { FakeBedrock } from './fake-bedrock.js';
 import { call, eventually, ScriptedAgent } from './scripted-agent.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
 import { transitionInstance } from '../../../functions/orchestrator/model.js';
-import type { CommandEnvelope } from '../../../protocol/messages.js';
+import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from './scripted-agent.js';
 

@@ -5,15 +5,8 @@
  * replaces it end to end.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  commandEnvelope,
-  HOST_EXEC,
-  type CommandEnvelope,
-  type ContainerState,
-  type NodeMetrics,
-  type RegisterRequest,
-  type RegisterResponse,
-} from '../../../protocol/messages.js';
+import { type ContainerState, type NodeMetrics, type RegisterRequest, type RegisterResponse } from '../../../protocol/messages.js';
+import { commandEnvelope, HOST_EXEC, type CommandEnvelope } from '../../../protocol/commands.js';
 import { scanNetwork, type ScanOptions } from '../../../agent/network-scan.js';
 import { ExecDisabledError } from '../../../agent/executor.js';
 import { runHostCommand } from '../../../agent/host-exec.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandEnvelope } from '../../../protocol/messages.js';
+import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from './scripted-agent.js';
 

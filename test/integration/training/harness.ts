@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ContainerSpec } from '../../../protocol/messages.js';
+import type { ContainerSpec } from '../../../protocol/commands.js';
 import {
   useLauncher,
   type Placement,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandEnvelope } from '../../../protocol/messages.js';
+import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { sign, SIGNING_SECRET } from '../../../functions/training/notify.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
-import type { CommandEnvelope } from '../../../protocol/messages.js';
+import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { repairJobs } from '../../../functions/training/repair.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';

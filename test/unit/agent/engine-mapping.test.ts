@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { containerSpec, LABELS, type ContainerSpec } from '../../../protocol/messages.js';
+import { LABELS } from '../../../protocol/messages.js';
+import { containerSpec, type ContainerSpec } from '../../../protocol/commands.js';
 import {
   buildCreateOptions,
   computeStats,

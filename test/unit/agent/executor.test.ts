@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AgentEvent, CommandEnvelope, CommandResult } from '../../../protocol/messages.js';
+import type { AgentEvent } from '../../../protocol/messages.js';
+import type { CommandEnvelope, CommandResult } from '../../../protocol/commands.js';
 import { LABELS } from '../../../protocol/messages.js';
 import type { Delivery } from '../../../agent/channel.js';
 import { CommandExecutor } from '../../../agent/executor.js';
@@ -442,7 +443,7 @@ describe('CommandExecutor: network.scan', () => {
   });
 
   it('ports default to 22, 80, 443, 5000, 8080, 8188, 8765', async () => {
-    const { command } = await import('../../../protocol/messages.js');
+    const { command } = await import('../../../protocol/commands.js');
     expect(command.parse({ type: 'network.scan', subnet: '192.168.1.0/24' })).toEqual({
       type: 'network.scan',
       subnet: '192.168.1.0/24',

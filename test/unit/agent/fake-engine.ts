@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LABELS, type ContainerSpec } from '../../../protocol/messages.js';
+import { LABELS } from '../../../protocol/messages.js';
+import { type ContainerSpec } from '../../../protocol/commands.js';
 import type {
   ContainerStats,
   EngineCapabilities,

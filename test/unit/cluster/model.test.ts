@@ -18,7 +18,8 @@ import {
   residentModels,
   type NodeModelsItem,
 } from '../../../functions/cluster/workers.js';
-import { containerSpec, LABELS } from '../../../protocol/messages.js';
+import { LABELS } from '../../../protocol/messages.js';
+import { containerSpec } from '../../../protocol/commands.js';
 import type { NodeItem } from '../../../functions/fleet/nodes.js';
 
 describe('model catalogue', () => {
