@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Scheduler, StoredSchedule } from '../functions/ports/scheduler.js';
-import { parseExpression, type Trigger } from './schedule-expression.js';
+import { parseExpression, type Trigger } from '../functions/core/schedule-expressions.js';
 
 interface Tracked {
   schedule: StoredSchedule;

@@ -1,5 +1,5 @@
 import type { ScheduleSpec } from '../ports/scheduler.js';
-import { nextFiring, scheduleExpression } from '../training/cron.js';
+import { nextFiring, scheduleExpression } from '../core/schedule-expressions.js';
 
 export const MAINTENANCE_SCHEDULE = 'fleet-maintenance';
 export const MAINTENANCE_RUN_EVENT = 'maintenance.run';

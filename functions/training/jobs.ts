@@ -3,7 +3,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js
 import { emit } from '../core/events.js';
 import { keys, trainingKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
-import { CronError, validateCron } from './cron.js';
+import { CronError, validateCron } from '../core/schedule-expressions.js';
 import { getJob, jobRuns, newJobId, type JobItem, type RunItem } from './model.js';
 import { jobScheduleName, retryScheduleName, trySyncJobSchedule } from './schedules.js';
 import type { JobCreate, JobUpdate } from './schemas.js';

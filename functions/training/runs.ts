@@ -5,7 +5,7 @@ import { toReservation } from '../orchestrator/resources.js';
 import { LABELS } from '../../protocol/messages.js';
 import { type ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError, type Condition, type UpdateSpec } from '../ports/store.js';
-import { latestFiring } from './cron.js';
+import { latestFiring } from '../core/schedule-expressions.js';
 import { launcherFor, type RunAsk } from './launcher.js';
 import {
   getJob,

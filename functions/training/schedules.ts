@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { keys } from '../core/keys.js';
 import { ConditionFailedError } from '../ports/store.js';
 import type { ScheduleSpec } from '../ports/scheduler.js';
-import { scheduleExpression } from './cron.js';
+import { scheduleExpression } from '../core/schedule-expressions.js';
 import { getJob, type JobItem } from './model.js';
 
 /**

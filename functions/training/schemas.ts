@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { instanceResources } from '../orchestrator/resources.js';
-import { canonicalTimeZone, CronError, validateCron } from './cron.js';
+import { canonicalTimeZone, CronError, validateCron } from '../core/schedule-expressions.js';
 import { JOB_STATUSES } from './state.js';
 
 /** Request and response shapes of the Training Job Orchestrator API. */
