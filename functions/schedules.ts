@@ -12,7 +12,7 @@ import { TRAINING_SCHEDULES } from './training/schedules.js';
  */
 export const APP_SCHEDULES: ScheduleSpec[] = [
   {
-    name: 'reconcile',
+    name: 'nodes-sweep',
     expression: 'rate(1 minute)',
     payload: JSON.stringify({ type: 'nodes.sweep' }),
     description: 'Marks silent nodes offline, then reconciles every image against its desired count',

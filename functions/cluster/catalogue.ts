@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
-import { clusterKeys, keys } from '../core/keys.js';
+import { taskQueueKeys, keys } from '../core/keys.js';
 import { LABELS } from '../../protocol/messages.js';
 import { type ContainerSpec } from '../../protocol/commands.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
@@ -149,7 +149,7 @@ interface ModelItem extends StoreItem {
 
 /** Defaults overlaid by stored declarations (same id: the declaration wins), sorted by id. */
 export async function listModels(ctx: AppContext): Promise<ModelSpec[]> {
-  const declared = await queryAll<ModelItem>(ctx.store, clusterKeys.modelsPk, { index: 'gsi1' });
+  const declared = await queryAll<ModelItem>(ctx.store, taskQueueKeys.modelsPk, { index: 'gsi1' });
   const byId = new Map<string, ModelSpec>(DEFAULT_MODELS.map((m) => [m.id, m]));
   for (const item of declared) byId.set(item.model.id, item.model);
   return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { clusterKeys } from '../core/keys.js';
+import { taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import type { ModelSpec } from './catalogue.js';
 import { formatDuration, percent, round1 } from './format.js';
@@ -96,7 +96,7 @@ export async function recordSample(
   try {
     await ctx.store.put<SampleItem>(
       {
-        ...clusterKeys.clusterSample(minuteKey(now)),
+        ...taskQueueKeys.clusterSample(minuteKey(now)),
         ...sample,
         expiresAt: Math.floor(now / 1000) + SAMPLE_TTL_SECONDS,
       },
@@ -108,7 +108,7 @@ export async function recordSample(
 }
 
 export async function samplesSince(ctx: AppContext, fromMs: number): Promise<Sample[]> {
-  return queryAll<SampleItem>(ctx.store, clusterKeys.clusterSamplesPk, {
+  return queryAll<SampleItem>(ctx.store, taskQueueKeys.clusterSamplesPk, {
     between: [minuteKey(fromMs), '\uffff'],
   });
 }

@@ -6,7 +6,7 @@ import {
   type RebalanceOperation,
   type RebalanceStrategy,
   type SchedAssignment,
-} from '../domain/scheduler/index.js';
+} from '../task-planner/index.js';
 import { dispatchCommand } from '../fleet/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { formatDuration } from './format.js';

@@ -1,7 +1,7 @@
 import type { ScheduleSpec } from '../ports/scheduler.js';
 import type { AppContext } from '../core/context.js';
-import { clusterKeys } from '../core/keys.js';
-import { planPlacements, type Placement, type SchedModel } from '../domain/scheduler/index.js';
+import { taskQueueKeys } from '../core/keys.js';
+import { planPlacements, type Placement, type SchedModel } from '../task-planner/index.js';
 import { dispatchCommand } from '../fleet/commands.js';
 import type { Command } from '../../protocol/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
@@ -262,7 +262,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       continue;
     }
     const held: SlotItem = {
-      ...clusterKeys.nodeSlot(p.nodeId, slot),
+      ...taskQueueKeys.nodeSlot(p.nodeId, slot),
       nodeId: p.nodeId,
       slot,
       taskId: task.taskId,

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { REBALANCE_STRATEGIES } from '../domain/scheduler/index.js';
+import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import {
   declareModel,
   getModel,

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { clusterKeys } from '../core/keys.js';
+import { taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 
 /**
@@ -19,7 +19,7 @@ export interface SlotItem extends StoreItem {
 }
 
 export async function heldSlots(ctx: AppContext): Promise<SlotItem[]> {
-  return queryAll<SlotItem>(ctx.store, clusterKeys.heldSlotsPk, { index: 'gsi1' });
+  return queryAll<SlotItem>(ctx.store, taskQueueKeys.heldSlotsPk, { index: 'gsi1' });
 }
 
 /** Claims the first free slot of `candidates`; undefined when all are taken. */
@@ -35,8 +35,8 @@ export async function claimSlot(
     try {
       await ctx.store.put<SlotItem>(
         {
-          ...clusterKeys.nodeSlot(nodeId, slot),
-          ...clusterKeys.heldSlotIndex(nodeId, slot),
+          ...taskQueueKeys.nodeSlot(nodeId, slot),
+          ...taskQueueKeys.heldSlotIndex(nodeId, slot),
           nodeId,
           slot,
           taskId,
@@ -61,7 +61,7 @@ export async function releaseSlot(
   slot: number,
   taskId: string,
 ): Promise<boolean> {
-  const k = clusterKeys.nodeSlot(nodeId, slot);
+  const k = taskQueueKeys.nodeSlot(nodeId, slot);
   try {
     return (await ctx.store.delete(k.pk, k.sk, { equals: { taskId } })) !== undefined;
   } catch (error) {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { clusterKeys, keys } from '../core/keys.js';
-import { planPlacements, type SchedTask } from '../domain/scheduler/index.js';
+import { taskQueueKeys, keys } from '../core/keys.js';
+import { planPlacements, type SchedTask } from '../task-planner/index.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 
 /**
@@ -119,13 +119,13 @@ export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskI
 
 /** Every queued task (gsi1 QUEUE is sparse: only queued tasks carry it). */
 export async function queuedTasks(ctx: AppContext): Promise<TaskItem[]> {
-  return queryAll<TaskItem>(ctx.store, clusterKeys.queuePk, { index: 'gsi1' });
+  return queryAll<TaskItem>(ctx.store, taskQueueKeys.queuePk, { index: 'gsi1' });
 }
 
 /** Tasks created in [fromMs, now], newest first (gsi2 TASKS, sorted by creation). */
 export async function tasksSince(ctx: AppContext, fromMs: number): Promise<TaskItem[]> {
   const from = new Date(Math.max(0, fromMs)).toISOString();
-  return queryAll<TaskItem>(ctx.store, clusterKeys.tasksPk, {
+  return queryAll<TaskItem>(ctx.store, taskQueueKeys.tasksPk, {
     index: 'gsi2',
     between: [from, '\uffff'],
     ascending: false,
@@ -133,7 +133,7 @@ export async function tasksSince(ctx: AppContext, fromMs: number): Promise<TaskI
 }
 
 export async function allTasks(ctx: AppContext): Promise<TaskItem[]> {
-  return queryAll<TaskItem>(ctx.store, clusterKeys.tasksPk, { index: 'gsi2', ascending: false });
+  return queryAll<TaskItem>(ctx.store, taskQueueKeys.tasksPk, { index: 'gsi2', ascending: false });
 }
 
 export const toSchedTask = (t: TaskItem): SchedTask => ({

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ValidationError, type ValidationIssue } from '../core/errors.js';
-import { fromClusterPriority, fromVisionPriority, type ClusterPriority } from '../domain/scheduler/index.js';
+import { fromClusterPriority, fromVisionPriority, type ClusterPriority } from '../task-planner/index.js';
 import { DEFAULT_VISION_MODEL, type ModelSpec } from './catalogue.js';
 
 /** Pure request checks shared by the cluster and vision APIs. Everything here throws before anything is written. */
@@ -53,7 +53,7 @@ export const generateRequest = z.object({
   model: z.string().min(1).default(DEFAULT_VISION_MODEL),
   lora: z.string().min(1).nullable().default(null),
   lora_strength: z.number().min(-4).max(4).default(0.8),
-  /** Higher first; clamped onto the cluster's four tiers (domain/scheduler/priority.ts). */
+  /** Higher first; clamped onto the cluster's four tiers (task-planner/priority.ts). */
   priority: z.number().int().default(0),
   scheduler: z.enum(SCHEDULERS).default('euler'),
 });

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
-import { clusterKeys } from '../core/keys.js';
-import type { SchedNode } from '../domain/scheduler/index.js';
+import { taskQueueKeys } from '../core/keys.js';
+import type { SchedNode } from '../task-planner/index.js';
 import { isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { SlotItem } from './slots.js';
@@ -99,19 +99,19 @@ export function toWorker(
 }
 
 export async function nodeModelRecords(ctx: AppContext): Promise<Map<string, NodeModelsItem>> {
-  const items = await queryAll<NodeModelsItem>(ctx.store, clusterKeys.nodeModelsPk, { index: 'gsi1' });
+  const items = await queryAll<NodeModelsItem>(ctx.store, taskQueueKeys.nodeModelsPk, { index: 'gsi1' });
   return new Map(items.map((i) => [i.nodeId, i] as const));
 }
 
 export async function getNodeModels(ctx: AppContext, nodeId: string): Promise<NodeModelsItem | undefined> {
-  const k = clusterKeys.nodeModels(nodeId);
+  const k = taskQueueKeys.nodeModels(nodeId);
   return ctx.store.get<NodeModelsItem>(k.pk, k.sk);
 }
 
 /** Records what the control plane just told the node to serve. */
 export async function setNodeModels(ctx: AppContext, nodeId: string, models: string[]): Promise<void> {
   await ctx.store.put<NodeModelsItem>({
-    ...clusterKeys.nodeModels(nodeId),
+    ...taskQueueKeys.nodeModels(nodeId),
     nodeId,
     models: [...new Set(models)].sort(),
     updatedAtMs: ctx.now(),

@@ -71,8 +71,8 @@ export const fleetKeys = {
   nodeCommandsPk: (nodeId: string) => `NODECMD#${nodeId}`,
 } as const;
 
-/** Cluster / vision task queue keys (appended). Tasks and models use `keys.task*` / `keys.model*` above. */
-export const clusterKeys = {
+/** The task queue of the Cluster Manager and Vision APIs. Tasks and models use `keys.task*` / `keys.model*` above. */
+export const taskQueueKeys = {
   queuePk: 'QUEUE',
   tasksPk: 'TASKS',
   modelsPk: 'MODELS',
@@ -139,8 +139,8 @@ export const novitaKeys = {
   }),
 } as const;
 
-/** Fleet Commander clusters and vault credentials (appended). */
-export const clusterGroupKeys = {
+/** Fleet Commander clusters (groups of nodes) and vault credentials. */
+export const fleetClusterKeys = {
   cluster: (clusterId: string) => ({ pk: `FLEETCLUSTER#${clusterId}`, sk: 'META' }),
   /** Uniqueness guard: one cluster per name. */
   clusterName: (name: string) => ({ pk: `FLEETCLUSTERNAME#${name}`, sk: 'NAME' }),

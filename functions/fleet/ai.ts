@@ -1,12 +1,12 @@
 import type { AppContext } from '../core/context.js';
-import { clusterKeys, fleetKeys, keys, trainingKeys } from '../core/keys.js';
+import { taskQueueKeys, fleetKeys, keys, trainingKeys } from '../core/keys.js';
 import type { TaskItem } from '../cluster/tasks.js';
 import { listServices, nodeInstances } from '../orchestrator/model.js';
 import type { ChatModel, ChatReply } from '../ports/chat-model.js';
 import type { JobItem, RunItem } from '../training/model.js';
 import type { CommandItem } from './commands.js';
 import { isOnline, listNodes, nodeLabels, type NodeItem } from './nodes.js';
-import { nodeView } from './routes.js';
+import { nodeView } from './node-routes.js';
 
 /**
  * The AI assistant's domain: it grounds a question in the fleet's recorded state (a node's last
@@ -137,7 +137,7 @@ async function recentFailures(ctx: AppContext, nodeId: string) {
       ascending: false,
       limit: 50,
     }),
-    ctx.store.query<TaskItem>(clusterKeys.tasksPk, { index: 'gsi2', ascending: false, limit: 200 }),
+    ctx.store.query<TaskItem>(taskQueueKeys.tasksPk, { index: 'gsi2', ascending: false, limit: 200 }),
     recentRuns(ctx),
   ]);
   const failed = [
@@ -200,7 +200,7 @@ export async function fleetContext(ctx: AppContext) {
   const [nodes, services, tasks] = await Promise.all([
     listNodes(ctx),
     listServices(ctx),
-    ctx.store.query<TaskItem>(clusterKeys.tasksPk, { index: 'gsi2', ascending: false, limit: 100 }),
+    ctx.store.query<TaskItem>(taskQueueKeys.tasksPk, { index: 'gsi2', ascending: false, limit: 100 }),
   ]);
   const online = nodes.filter((n) => isOnline(n, ctx, now)).length;
   return {

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
-import { clusterGroupKeys } from '../core/keys.js';
+import { fleetClusterKeys } from '../core/keys.js';
 import { boolQuery } from '../core/query.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
-import { nodeView } from './routes.js';
+import { nodeView } from './node-routes.js';
 
 /**
  * Fleet Commander's Clusters API: named groups of nodes with a manager. A cluster is one item
@@ -106,7 +106,7 @@ async function resolveMembers(ctx: AppContext, refs: string[], field: string): P
 }
 
 async function getCluster(ctx: AppContext, clusterId: string): Promise<ClusterItem> {
-  const k = clusterGroupKeys.cluster(clusterId);
+  const k = fleetClusterKeys.cluster(clusterId);
   const found = await ctx.store.get<ClusterItem>(k.pk, k.sk);
   if (!found) throw new NotFoundError(`Cluster ${clusterId} not found`);
   return found;
@@ -127,14 +127,14 @@ export async function createCluster(
     managerNodeId = manager!;
   }
   const clusterId = randomUUID();
-  const guard = clusterGroupKeys.clusterName(body.name);
+  const guard = fleetClusterKeys.clusterName(body.name);
   try {
     await ctx.store.put({ ...guard, clusterId }, { notExists: true });
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
     // A guard whose cluster was never written (a crash between the two writes) is taken over.
     const held = await ctx.store.get<StoreItem & { clusterId: string }>(guard.pk, guard.sk);
-    const owner = held && (await ctx.store.get(clusterGroupKeys.cluster(held.clusterId).pk, 'META'));
+    const owner = held && (await ctx.store.get(fleetClusterKeys.cluster(held.clusterId).pk, 'META'));
     if (!held || owner) throw new ConflictError(`A cluster named ${body.name} already exists`);
     await ctx.store
       .put({ ...guard, clusterId }, { equals: { clusterId: held.clusterId } })
@@ -145,8 +145,8 @@ export async function createCluster(
       });
   }
   const item: ClusterItem = {
-    ...clusterGroupKeys.cluster(clusterId),
-    ...clusterGroupKeys.clustersIndex(body.name),
+    ...fleetClusterKeys.cluster(clusterId),
+    ...fleetClusterKeys.clustersIndex(body.name),
     clusterId,
     name: body.name,
     clusterType: body.cluster_type,
@@ -185,7 +185,7 @@ async function deleteCluster(ctx: AppContext, clusterId: string): Promise<Cluste
   const c = await getCluster(ctx, clusterId);
   // The cluster first: a crash before the guard goes leaves a guard the next create takes over.
   await ctx.store.delete(c.pk, c.sk);
-  const guard = clusterGroupKeys.clusterName(c.name);
+  const guard = fleetClusterKeys.clusterName(c.name);
   await ctx.store.delete(guard.pk, guard.sk, { equals: { clusterId } }).catch((error: unknown) => {
     if (!(error instanceof ConditionFailedError)) throw error;
   });
@@ -211,7 +211,7 @@ export function fleetClusterRoutes(): AnyRoute[] {
       handler: async (_req, ctx) => {
         const now = ctx.now();
         const [clusters, nodes] = await Promise.all([
-          queryAll<ClusterItem>(ctx.store, clusterGroupKeys.clustersPk, { index: 'gsi1' }),
+          queryAll<ClusterItem>(ctx.store, fleetClusterKeys.clustersPk, { index: 'gsi1' }),
           nodesById(ctx),
         ]);
         return clusters.map((c) => view(c, nodes, ctx, now));

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { reply } from '../core/http.js';
-import { clusterGroupKeys } from '../core/keys.js';
+import { fleetClusterKeys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 
@@ -59,7 +59,7 @@ export async function saveCredential(
   ctx: AppContext,
   body: z.output<typeof credentialBody>,
 ): Promise<{ item: CredentialItem; created: boolean }> {
-  const k = clusterGroupKeys.credential(body.name);
+  const k = fleetClusterKeys.credential(body.name);
   const now = new Date(ctx.now()).toISOString();
   for (let attempt = 0; ; attempt++) {
     const existing = await ctx.store.get<CredentialItem>(k.pk, k.sk);
@@ -82,7 +82,7 @@ export async function saveCredential(
     await ctx.secrets.put(secretName(credId), body.password);
     const item: CredentialItem = {
       ...k,
-      ...clusterGroupKeys.credentialsIndex(credId),
+      ...fleetClusterKeys.credentialsIndex(credId),
       credId,
       name: body.name,
       username: body.username,
@@ -102,7 +102,7 @@ export async function saveCredential(
 }
 
 async function findById(ctx: AppContext, credId: string): Promise<CredentialItem | undefined> {
-  const page = await ctx.store.query<CredentialItem>(clusterGroupKeys.credentialsPk, {
+  const page = await ctx.store.query<CredentialItem>(fleetClusterKeys.credentialsPk, {
     index: 'gsi1',
     between: [credId, credId],
     limit: 1,
@@ -136,7 +136,7 @@ export function vaultRoutes(): AnyRoute[] {
       summary: 'List credentials (never their passwords)',
       response: z.array(credentialOut),
       handler: async (_req, ctx) => {
-        const items = await queryAll<CredentialItem>(ctx.store, clusterGroupKeys.credentialsPk, {
+        const items = await queryAll<CredentialItem>(ctx.store, fleetClusterKeys.credentialsPk, {
           index: 'gsi1',
         });
         return items.sort((a, b) => a.name.localeCompare(b.name)).map(view);

@@ -4,7 +4,7 @@ import { aiRoutes } from '../fleet/ai-routes.js';
 import { fleetClusterRoutes } from '../fleet/clusters.js';
 import { maintenanceRoutes } from '../fleet/maintenance-routes.js';
 import { networkRoutes } from '../fleet/network-routes.js';
-import { fleetNodeRoutes } from '../fleet/routes.js';
+import { fleetNodeRoutes } from '../fleet/node-routes.js';
 import { sshRoutes } from '../fleet/ssh.js';
 import { swarmRoutes } from '../fleet/swarm.js';
 import { vaultRoutes } from '../fleet/vault.js';

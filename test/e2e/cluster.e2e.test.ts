@@ -17,7 +17,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTask } from '../../functions/cluster/tasks.js';
 import { emit } from '../../functions/core/events.js';
-import { compareStrings } from '../../functions/domain/scheduler/compare.js';
+import { compareStrings } from '../../functions/task-planner/compare.js';
 import { LABELS } from '../../protocol/messages.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';

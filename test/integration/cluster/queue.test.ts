@@ -6,7 +6,7 @@ import {
   planPlacements,
   type SchedNode,
   type SchedTask,
-} from '../../../functions/domain/scheduler/index.js';
+} from '../../../functions/task-planner/index.js';
 import { runPlacement } from '../../../functions/cluster/placement.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { PNG_1x1, SimAgent, call, eventually, type SimOptions } from './sim-agent.js';

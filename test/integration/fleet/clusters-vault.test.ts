@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterGroupKeys } from '../../../functions/core/keys.js';
+import { fleetClusterKeys } from '../../../functions/core/keys.js';
 import { secretName } from '../../../functions/fleet/vault.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { describeWith, emulatorDeployment, requireMoto, uniqueName } from '../../harness/services.js';
@@ -124,7 +124,7 @@ describe('Fleet Commander clusters (embedded runtime)', () => {
   });
 
   it('takes over a name guard whose cluster was never written (a crash between the writes)', async () => {
-    const guard = clusterGroupKeys.clusterName('orphaned');
+    const guard = fleetClusterKeys.clusterName('orphaned');
     await rt.ctx.store.put({ ...guard, clusterId: 'never-written' }, { notExists: true });
     const created = await api('POST', '/api/clusters/', { name: 'orphaned' });
     expect(created.status).toBe(201);
@@ -193,7 +193,7 @@ describe.each(modes)('Fleet Commander vault: $name', (mode) => {
       expect(replaced.body).toMatchObject({ id: saved.body.id, username: 'ubuntu' });
       expect(listed.body).toEqual([{ ...saved.body, username: 'ubuntu' }]);
       expect(await rt.ctx.secrets.get(secretName(saved.body.id))).toBe(`${secret}-2`);
-      const stored = await rt.ctx.store.get(clusterGroupKeys.credential('jetson-default').pk, 'META');
+      const stored = await rt.ctx.store.get(fleetClusterKeys.credential('jetson-default').pk, 'META');
       expect(JSON.stringify(stored)).not.toContain(secret);
       for (const res of [saved, replaced, listed]) expect(JSON.stringify(res.body)).not.toContain(secret);
 

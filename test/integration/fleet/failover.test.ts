@@ -150,8 +150,8 @@ describe('pending commands, offline nodes and failover (embedded runtime)', () =
     const { ensureReconcileSchedule } = await import('../../../functions/orchestrator/reconciler.js');
     await ensureReconcileSchedule(rt.ctx);
     await ensureReconcileSchedule(rt.ctx);
-    const s = await rt.ctx.scheduler.get('reconcile');
-    expect(s).toMatchObject({ name: 'reconcile', expression: 'rate(1 minute)', enabled: true });
+    const s = await rt.ctx.scheduler.get('nodes-sweep');
+    expect(s).toMatchObject({ name: 'nodes-sweep', expression: 'rate(1 minute)', enabled: true });
     expect(JSON.parse(s!.payload)).toEqual({ type: 'nodes.sweep' });
   });
 });

@@ -43,7 +43,7 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
   beforeAll(async () => {
     rt = await startRuntime({ port: 0, env, scheduleRefreshMs: 200 });
     // The minute sweep would replace the exited copy this suite makes by hand before the quick fix does.
-    await rt.ctx.scheduler.delete('reconcile');
+    await rt.ctx.scheduler.delete('nodes-sweep');
     a = new ScriptedAgent(rt.url, 'agx0', { allowExec: true, address: '192.168.1.182', cpuCount: 8 });
     b = new ScriptedAgent(rt.url, 'agx1', { address: '192.168.1.183' });
     gone = new ScriptedAgent(rt.url, 'agx2', { address: '192.168.1.184' });

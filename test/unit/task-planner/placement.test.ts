@@ -5,7 +5,7 @@ import {
   type SchedModel,
   type SchedNode,
   type SchedTask,
-} from '../../../../functions/domain/scheduler/index.js';
+} from '../../../functions/task-planner/index.js';
 import { checkPlan, simulate } from './support.js';
 
 const NOW = 1_000_000;

@@ -1,12 +1,12 @@
 // Times planPlacements on 10 000 queued tasks over 1 000 nodes.
-// Run: npx tsx bench/scheduler-domain.ts [tasks] [nodes]
+// Run: npx tsx bench/task-planner.ts [tasks] [nodes]
 
 import {
   planPlacements,
   type SchedModel,
   type SchedNode,
   type SchedTask,
-} from '../functions/domain/scheduler/index.js';
+} from '../functions/task-planner/index.js';
 
 const TASKS = Number(process.argv[2] ?? 10_000);
 const NODES = Number(process.argv[3] ?? 1_000);

@@ -6,7 +6,7 @@ import {
   fromVisionPriority,
   isTimedOut,
   normalizePriority,
-} from '../../../../functions/domain/scheduler/index.js';
+} from '../../../functions/task-planner/index.js';
 
 describe('priority mapping', () => {
   it('maps cluster tiers and vision integers onto one order, defaults meeting at 0', () => {

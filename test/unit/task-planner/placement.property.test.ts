@@ -4,7 +4,7 @@ import {
   planPlacements,
   type SchedNode,
   type SchedTask,
-} from '../../../../functions/domain/scheduler/index.js';
+} from '../../../functions/task-planner/index.js';
 import { checkPlan, modelsArb, nodesArb, NOW, optionsArb, simulate, tasksArb } from './support.js';
 
 const scenario = (taskOpts: Parameters<typeof tasksArb>[1] = {}) =>

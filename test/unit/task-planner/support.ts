@@ -14,7 +14,7 @@ import {
   type SchedModel,
   type SchedNode,
   type SchedTask,
-} from '../../../../functions/domain/scheduler/index.js';
+} from '../../../functions/task-planner/index.js';
 
 interface SimNode {
   src: SchedNode;

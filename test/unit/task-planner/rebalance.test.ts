@@ -8,7 +8,7 @@ import {
   type SchedAssignment,
   type SchedModel,
   type SchedNode,
-} from '../../../../functions/domain/scheduler/index.js';
+} from '../../../functions/task-planner/index.js';
 import { modelsArb, nodesArb } from './support.js';
 
 function node(id: string, over: Partial<SchedNode> = {}): SchedNode {
