@@ -39,6 +39,7 @@ export function toProtocolGpu(g: GpuInfo): Gpu {
     temperatureC: g.temperatureC,
     powerDrawW: g.powerDrawW,
     powerLimitW: g.powerLimitW,
+    clockSmMHz: g.clockSmMHz,
     driverVersion: g.driverVersion,
   };
 }

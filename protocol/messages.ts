@@ -37,6 +37,8 @@ export const gpuSchema = z.object({
   temperatureC: z.number().nullable(),
   powerDrawW: z.number().nullable(),
   powerLimitW: z.number().nullable(),
+  /** SM clock (MHz); older agents leave it out. */
+  clockSmMHz: z.number().nullable().optional(),
   driverVersion: z.string().nullable().optional(),
 });
 export type Gpu = z.infer<typeof gpuSchema>;

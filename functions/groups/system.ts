@@ -1,8 +1,14 @@
 import { defineRouteGroup } from '../core/route-group.js';
+import { observabilityRoutes } from '../observability/routes.js';
 import { systemRoutes } from '../system/routes.js';
 
 const table = async () => (await import('../routes.js')).routes;
 
-/** Health and the API reference; also API Gateway's `$default` target, so it routes the whole table. */
-export const group = defineRouteGroup('system', systemRoutes(table), { fallback: table });
+/**
+ * Health, the API reference and the Prometheus scrape endpoint; also API Gateway's `$default`
+ * target, so it routes the whole table.
+ */
+export const group = defineRouteGroup('system', [...systemRoutes(table), ...observabilityRoutes()], {
+  fallback: table,
+});
 export const handler = group.handler;

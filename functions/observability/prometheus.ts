@@ -1,0 +1,202 @@
+import { Gauge, Registry } from 'prom-client';
+import type { AppContext } from '../core/context.js';
+import { allInstances } from '../orchestrator/model.js';
+import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
+import { queuedTasks, tasksSince } from '../cluster/tasks.js';
+import { jobStats } from '../training/jobs.js';
+import { PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW } from '../task-planner/priority.js';
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+
+/**
+ * The DCGM exporter's names and labels for per-GPU readings, so the community Grafana dashboards
+ * built on dcgm-exporter (e.g. NVIDIA's "NVIDIA DCGM Exporter Dashboard", id 12239) show this fleet
+ * as they are. Units as DCGM reports them: percent, MiB, Celsius, watts, MHz.
+ */
+const DCGM = {
+  DCGM_FI_DEV_GPU_UTIL: 'GPU utilization (in %).',
+  DCGM_FI_DEV_MEM_COPY_UTIL: 'Memory utilization (in %).',
+  DCGM_FI_DEV_FB_USED: 'Framebuffer memory used (in MiB).',
+  DCGM_FI_DEV_FB_FREE: 'Framebuffer memory free (in MiB).',
+  DCGM_FI_DEV_GPU_TEMP: 'GPU temperature (in C).',
+  DCGM_FI_DEV_POWER_USAGE: 'Power draw (in W).',
+  DCGM_FI_DEV_SM_CLOCK: 'SM clock frequency (in MHz).',
+} as const;
+const GPU_LABELS = ['gpu', 'UUID', 'device', 'modelName', 'Hostname', 'node_id', 'node', 'cluster'] as const;
+const NODE_LABELS = ['node_id', 'node', 'Hostname', 'cluster'] as const;
+
+/** The bucket of a normalised task priority (-1..2) as the Cluster Manager names it. */
+function priorityName(p: number): string {
+  if (p >= PRIORITY_CRITICAL) return 'critical';
+  if (p >= PRIORITY_HIGH) return 'high';
+  if (p <= PRIORITY_LOW) return 'low';
+  return 'normal';
+}
+
+type Labels<K extends readonly string[]> = Record<K[number], string>;
+
+function nodeLabelValues(n: NodeItem): Labels<typeof NODE_LABELS> {
+  return {
+    node_id: n.nodeId,
+    node: n.nodeName,
+    Hostname: n.hostname,
+    cluster: n.cluster ?? nodeLabels(n)['cluster'] ?? '',
+  };
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/**
+ * The fleet in the Prometheus text format, from the stored records only (no call reaches an
+ * agent): per GPU the DCGM exporter's metrics, Jetson readings from tegrastats, node CPU,
+ * memory, disk and up/down, and the control plane's own state (nodes, containers, the task
+ * queue, tasks of the last 24 hours, training jobs). Readings of offline nodes are left out, as
+ * an exporter on a dead host would be; `fleet_node_up` says which.
+ */
+export async function renderMetrics(ctx: AppContext): Promise<{ contentType: string; body: string }> {
+  const registry = new Registry();
+  const gauge = <K extends readonly string[]>(name: string, help: string, labelNames: K) =>
+    new Gauge<K[number]>({ name, help, labelNames: [...labelNames], registers: [registry] });
+
+  const now = ctx.now();
+  const [nodes, instances, queued, recent, jobs] = await Promise.all([
+    listNodes(ctx),
+    allInstances(ctx),
+    queuedTasks(ctx),
+    tasksSince(ctx, now - 24 * 3600_000),
+    jobStats(ctx),
+  ]);
+
+  const up = gauge('fleet_node_up', 'Whether the node heartbeats (1) or is offline (0).', NODE_LABELS);
+  const lastBeat = gauge(
+    'fleet_node_last_heartbeat_timestamp_seconds',
+    'When the node last heartbeat (Unix time).',
+    NODE_LABELS,
+  );
+  const cpu = gauge('fleet_node_cpu_percent', 'Host CPU utilisation (in %).', NODE_LABELS);
+  const memUsed = gauge('fleet_node_memory_used_bytes', 'Host memory in use.', NODE_LABELS);
+  const memTotal = gauge('fleet_node_memory_total_bytes', 'Host memory.', NODE_LABELS);
+  const diskUsed = gauge('fleet_node_disk_used_bytes', 'Engine root filesystem in use.', NODE_LABELS);
+  const diskTotal = gauge('fleet_node_disk_total_bytes', 'Engine root filesystem size.', NODE_LABELS);
+  const dcgm = Object.fromEntries(
+    Object.entries(DCGM).map(([name, help]) => [name, gauge(name, help, GPU_LABELS)]),
+  ) as Record<keyof typeof DCGM, Gauge<(typeof GPU_LABELS)[number]>>;
+  const jetsonGpu = gauge(
+    'fleet_jetson_gpu_load_percent',
+    'Jetson GPU (GR3D) load from tegrastats (in %).',
+    NODE_LABELS,
+  );
+  const jetsonGpuFreq = gauge(
+    'fleet_jetson_gpu_frequency_mhz',
+    'Jetson GPU (GR3D) clock from tegrastats (in MHz).',
+    NODE_LABELS,
+  );
+  const jetsonEmc = gauge(
+    'fleet_jetson_emc_percent',
+    'Jetson memory controller (EMC) load from tegrastats (in %).',
+    NODE_LABELS,
+  );
+  const jetsonRam = gauge(
+    'fleet_jetson_ram_used_bytes',
+    'Jetson RAM in use from tegrastats (CPU and GPU share it).',
+    NODE_LABELS,
+  );
+  const jetsonTemp = gauge('fleet_jetson_temperature_celsius', 'Jetson thermal zone from tegrastats.', [
+    ...NODE_LABELS,
+    'zone',
+  ] as const);
+  const jetsonPower = gauge(
+    'fleet_jetson_power_milliwatts',
+    'Jetson power rail, current reading from tegrastats.',
+    [...NODE_LABELS, 'rail'] as const,
+  );
+
+  const byState = new Map<string, number>();
+  for (const n of nodes) {
+    const labels = nodeLabelValues(n);
+    const online = isOnline(n, ctx, now);
+    byState.set(online ? 'online' : 'offline', (byState.get(online ? 'online' : 'offline') ?? 0) + 1);
+    up.set(labels, online ? 1 : 0);
+    if (n.lastHeartbeatMs) lastBeat.set(labels, Math.floor(n.lastHeartbeatMs / 1000));
+    const m = n.metrics;
+    if (!online || !m) continue;
+    const set = (g: Gauge<(typeof NODE_LABELS)[number]>, v: number | null | undefined, scale = 1) => {
+      if (typeof v === 'number') g.set(labels, v * scale);
+    };
+    set(cpu, m.cpuPercent);
+    set(memUsed, m.memoryUsedMb, MIB);
+    set(memTotal, m.memoryTotalMb, MIB);
+    set(diskUsed, m.diskUsedGb, GIB);
+    set(diskTotal, m.diskTotalGb, GIB);
+    for (const g of m.gpus) {
+      const gl = {
+        ...labels,
+        gpu: String(g.index),
+        UUID: g.uuid ?? '',
+        device: `nvidia${g.index}`,
+        modelName: g.name,
+      };
+      const put = (name: keyof typeof DCGM, v: number | null | undefined) => {
+        if (typeof v === 'number') dcgm[name].set(gl, v);
+      };
+      put('DCGM_FI_DEV_GPU_UTIL', g.utilizationGpu);
+      put('DCGM_FI_DEV_MEM_COPY_UTIL', g.utilizationMemory);
+      put('DCGM_FI_DEV_FB_USED', g.memoryUsedMiB);
+      put('DCGM_FI_DEV_FB_FREE', g.memoryFreeMiB);
+      put('DCGM_FI_DEV_GPU_TEMP', g.temperatureC);
+      put('DCGM_FI_DEV_POWER_USAGE', g.powerDrawW);
+      put('DCGM_FI_DEV_SM_CLOCK', g.clockSmMHz);
+    }
+    const t = m.tegrastats;
+    if (t) {
+      const gpuLoad = num(t['gpuLoadPercent']);
+      if (gpuLoad !== undefined) jetsonGpu.set(labels, gpuLoad);
+      const gpuFreq = num(t['gpuFreqMHz']);
+      if (gpuFreq !== undefined) jetsonGpuFreq.set(labels, gpuFreq);
+      const emc = num(t['emcPercent']);
+      if (emc !== undefined) jetsonEmc.set(labels, emc);
+      const ram = num(t['ramUsedMB']);
+      if (ram !== undefined) jetsonRam.set(labels, ram * MIB);
+      for (const [zone, c] of Object.entries((t['temperatures'] ?? {}) as Record<string, unknown>)) {
+        const v = num(c);
+        if (v !== undefined) jetsonTemp.set({ ...labels, zone }, v);
+      }
+      for (const [rail, r] of Object.entries(
+        (t['powerRails'] ?? {}) as Record<string, { currentMw?: unknown }>,
+      )) {
+        const v = num(r?.currentMw);
+        if (v !== undefined) jetsonPower.set({ ...labels, rail }, v);
+      }
+    }
+  }
+
+  const nodesGauge = gauge('fleet_nodes', 'Nodes by state.', ['state'] as const);
+  for (const state of ['online', 'offline']) nodesGauge.set({ state }, byState.get(state) ?? 0);
+
+  const containers = gauge('fleet_containers', 'Service containers (orchestrator copies) by state.', [
+    'state',
+  ] as const);
+  const counts = new Map<string, number>();
+  for (const i of instances) counts.set(i.status, (counts.get(i.status) ?? 0) + 1);
+  for (const [state, n] of counts) containers.set({ state }, n);
+
+  const depth = gauge('fleet_task_queue_depth', 'Queued inference tasks and vision jobs by priority.', [
+    'priority',
+  ] as const);
+  for (const p of ['low', 'normal', 'high', 'critical']) depth.set({ priority: p }, 0);
+  for (const t of queued) depth.inc({ priority: priorityName(t.priority) });
+
+  const tasks = gauge('fleet_tasks_last_24h', 'Tasks created in the last 24 hours, by status.', [
+    'status',
+  ] as const);
+  for (const s of ['queued', 'assigned', 'running', 'completed', 'failed', 'cancelled'])
+    tasks.set({ status: s }, 0);
+  for (const t of recent) tasks.inc({ status: t.status });
+
+  const trainingJobs = gauge('fleet_training_jobs', 'Training jobs by status.', ['status'] as const);
+  for (const [status, n] of Object.entries(jobs))
+    if (status !== 'total_jobs') trainingJobs.set({ status }, n);
+
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}

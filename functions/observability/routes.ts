@@ -1,0 +1,39 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { rawReply } from '../core/http.js';
+import type { AppContext } from '../core/context.js';
+import { route, type AnyRoute } from '../core/route.js';
+import { renderMetrics } from './prometheus.js';
+
+/** The Secrets port name of the token a Prometheus server may scrape with instead of an API key. */
+export const SCRAPE_TOKEN_SECRET = 'metrics-scrape-token';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** `Authorization: Bearer <scrape token>`, compared by digest so the token's length does not leak. */
+async function scrapeTokenAuth(headers: Record<string, string>, ctx: AppContext): Promise<boolean> {
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(headers['authorization'] ?? '')?.[1];
+  if (!given) return false;
+  const token = await ctx.secrets.get(SCRAPE_TOKEN_SECRET);
+  return token !== undefined && token !== '' && timingSafeEqual(digest(token), digest(given));
+}
+
+/** Prometheus scrape endpoint. */
+export function observabilityRoutes(): AnyRoute[] {
+  return [
+    route({
+      method: 'GET',
+      path: '/metrics',
+      summary:
+        'The fleet in the Prometheus text format: DCGM exporter names per GPU, Jetson, nodes, queue, jobs',
+      tags: ['Observability'],
+      errorStyle: 'fastapi',
+      scope: 'user',
+      altAuth: scrapeTokenAuth,
+      produces: 'text/plain',
+      handler: async (_req, ctx) => {
+        const { body, contentType } = await renderMetrics(ctx);
+        return rawReply(200, body, contentType, { 'cache-control': 'no-store' });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,204 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseNvidiaSmi } from '../../../agent/collectors/nvidia-smi.js';
+import { parseTegrastats } from '../../../agent/collectors/tegrastats.js';
+import { toProtocolGpu } from '../../../agent/node.js';
+import { SCRAPE_TOKEN_SECRET } from '../../../functions/observability/routes.js';
+import { startRuntime, type Runtime } from '../../../local/runtime.js';
+import { AgentProcess } from '../../e2e/harness.js';
+import { describeWithEngine } from '../../harness/services.js';
+import { ScriptedAgent, call, eventually } from '../fleet/scripted-agent.js';
+
+const API_KEY = 'metrics-suite-admin-key-0123456789';
+const fixture = (path: string) => readFile(new URL(`../../fixtures/agent/${path}`, import.meta.url), 'utf8');
+
+interface Sample {
+  labels?: Record<string, string>;
+  value: string;
+}
+interface Family {
+  name: string;
+  type: string;
+  metrics: Sample[];
+}
+
+const env = {
+  ...process.env,
+  LOG_LEVEL: 'SILENT',
+  AWS_ENDPOINT_URL: undefined,
+  API_AUTH: 'true',
+  NODE_OFFLINE_AFTER_SECONDS: '30',
+};
+
+describe('GET /metrics (Prometheus text format, embedded runtime)', () => {
+  let rt: Runtime;
+  let families: Map<string, Family>;
+  const gpuServer = (rtUrl: string) => new ScriptedAgent(rtUrl, 'gpu-8x');
+  let gpuAgent: ScriptedAgent;
+  let jetson: ScriptedAgent;
+  let gpus: ReturnType<typeof toProtocolGpu>[];
+  let tegra: NonNullable<ReturnType<typeof parseTegrastats>>;
+
+  const scrape = async (authorization?: string) =>
+    fetch(`${rt.url}/metrics`, { headers: authorization ? { authorization } : {} });
+  // With API_AUTH on, registration takes the API key.
+  const register = async (agent: ScriptedAgent) => {
+    const res = await call(rt.url, 'POST', '/agent/register', agent.registerBody(), {
+      authorization: `Bearer ${API_KEY}`,
+    });
+    expect(res.status).toBe(200);
+    agent.nodeId = res.body.nodeId;
+    agent.token = res.body.token;
+  };
+  const samples = (name: string) => families.get(name)?.metrics ?? [];
+  const valueFor = (name: string, labels: Record<string, string>) =>
+    samples(name).find((s) => Object.entries(labels).every(([k, v]) => s.labels?.[k] === v))?.value;
+
+  beforeAll(async () => {
+    rt = await startRuntime({ port: 0, env });
+    await rt.ctx.secrets.put('api-key', API_KEY);
+    await rt.ctx.secrets.put(SCRAPE_TOKEN_SECRET, 'scrape-token-for-prometheus');
+
+    // A simulated fleet: an 8-GPU server and a Jetson, their readings made by the agent's own
+    // collectors from recorded nvidia-smi and tegrastats output.
+    gpus = parseNvidiaSmi(await fixture('nvidia-smi/multi-gpu.csv')).map(toProtocolGpu);
+    const line = (await fixture('tegrastats/orin-jp5.txt')).split('\n').find((l) => l.includes('GR3D'))!;
+    tegra = parseTegrastats(line)!;
+    gpuAgent = gpuServer(rt.url);
+    await register(gpuAgent);
+    gpuAgent.metrics = { gpus };
+    expect((await gpuAgent.heartbeat()).status).toBe(200);
+    jetson = new ScriptedAgent(rt.url, 'orin-1', {
+      jetson: { l4t: '35.4.1', jetpack: '5.1.2', cuda: '11.4', cudnn: '8.6', model: 'Jetson AGX Orin' },
+    });
+    await register(jetson);
+    jetson.metrics = { tegrastats: { ...tegra } };
+    expect((await jetson.heartbeat()).status).toBe(200);
+
+    const res = await scrape(`Bearer ${API_KEY}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const parsed = parsePrometheusTextFormat(await res.text()) as Family[];
+    families = new Map(parsed.map((f) => [f.name, f]));
+  }, 60_000);
+
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  it('answers 401 without a key, and takes the scrape token in place of one', async () => {
+    expect((await scrape()).status).toBe(401);
+    expect((await scrape('Bearer not-the-token')).status).toBe(401);
+    const res = await scrape('Bearer scrape-token-for-prometheus');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('DCGM_FI_DEV_GPU_UTIL');
+  });
+
+  it('gives every GPU the DCGM exporter names and labels, with the values the heartbeat carried', () => {
+    // Readings nvidia-smi printed as [N/A] are left out, as the DCGM exporter leaves out blank fields.
+    const fields = {
+      DCGM_FI_DEV_GPU_UTIL: 'utilizationGpu',
+      DCGM_FI_DEV_MEM_COPY_UTIL: 'utilizationMemory',
+      DCGM_FI_DEV_FB_USED: 'memoryUsedMiB',
+      DCGM_FI_DEV_FB_FREE: 'memoryFreeMiB',
+      DCGM_FI_DEV_GPU_TEMP: 'temperatureC',
+      DCGM_FI_DEV_POWER_USAGE: 'powerDrawW',
+      DCGM_FI_DEV_SM_CLOCK: 'clockSmMHz',
+    } as const;
+    expect(gpus).toHaveLength(4);
+    for (const [name, field] of Object.entries(fields)) {
+      expect(families.get(name)?.type).toBe('GAUGE');
+      expect(samples(name)).toHaveLength(gpus.filter((g) => typeof g[field] === 'number').length);
+      for (const g of gpus) {
+        const labels = {
+          gpu: String(g.index),
+          UUID: g.uuid!,
+          device: `nvidia${g.index}`,
+          modelName: g.name,
+          Hostname: 'gpu-8x.local',
+          node: 'gpu-8x',
+        };
+        const value = valueFor(name, labels);
+        expect(value === undefined ? null : Number(value), `${name} of GPU ${g.index}`).toBe(
+          g[field] ?? null,
+        );
+      }
+    }
+    // Spot check against the recorded output: GPU 0 of multi-gpu.csv at 87 %, 61,234 MiB used, 1,410 MHz.
+    expect(valueFor('DCGM_FI_DEV_GPU_UTIL', { gpu: '0', node: 'gpu-8x' })).toBe('87');
+    expect(valueFor('DCGM_FI_DEV_FB_USED', { gpu: '0', node: 'gpu-8x' })).toBe('61234');
+    expect(valueFor('DCGM_FI_DEV_SM_CLOCK', { gpu: '0', node: 'gpu-8x' })).toBe('1410');
+  });
+
+  it("gives the Jetson's tegrastats readings names of their own", () => {
+    const node = { node: 'orin-1' };
+    expect(Number(valueFor('fleet_jetson_gpu_load_percent', node))).toBe(tegra.gpuLoadPercent);
+    expect(Number(valueFor('fleet_jetson_ram_used_bytes', node))).toBe(tegra.ramUsedMB * 1024 * 1024);
+    const zones = Object.entries(tegra.temperatures).filter(([, c]) => c !== null);
+    expect(zones.length).toBeGreaterThan(0);
+    for (const [zone, c] of zones)
+      expect(Number(valueFor('fleet_jetson_temperature_celsius', { ...node, zone }))).toBe(c);
+    const rails = Object.entries(tegra.powerRails);
+    expect(rails.length).toBeGreaterThan(0);
+    for (const [rail, r] of rails)
+      expect(Number(valueFor('fleet_jetson_power_milliwatts', { ...node, rail }))).toBe(r.currentMw);
+    expect(samples('DCGM_FI_DEV_GPU_UTIL').some((s) => s.labels?.node === 'orin-1')).toBe(false);
+  });
+
+  it('reports nodes up, host readings in bytes, and the control plane state', () => {
+    expect(valueFor('fleet_node_up', { node: 'gpu-8x' })).toBe('1');
+    expect(valueFor('fleet_node_up', { node: 'orin-1' })).toBe('1');
+    expect(Number(valueFor('fleet_node_memory_used_bytes', { node: 'gpu-8x' }))).toBe(4096 * 1024 * 1024);
+    expect(Number(valueFor('fleet_node_disk_total_bytes', { node: 'gpu-8x' }))).toBe(100 * 1024 ** 3);
+    expect(valueFor('fleet_nodes', { state: 'online' })).toBe('2');
+    expect(valueFor('fleet_nodes', { state: 'offline' })).toBe('0');
+    expect(
+      samples('fleet_task_queue_depth')
+        .map((s) => s.labels?.priority)
+        .sort(),
+    ).toEqual(['critical', 'high', 'low', 'normal']);
+    expect(samples('fleet_training_jobs').length).toBeGreaterThan(0);
+  });
+});
+
+describeWithEngine('GET /metrics with a real agent on the engine', () => {
+  let rt: Runtime;
+  let agent: AgentProcess;
+  let stateDir: string;
+  beforeAll(async () => {
+    rt = await startRuntime({ port: 0, env: { ...env, API_AUTH: 'false' } });
+    stateDir = await mkdtemp(join(tmpdir(), 'fleet-metrics-agent-'));
+    agent = new AgentProcess({
+      url: rt.url,
+      name: 'metrics-real-agent',
+      stateDir,
+      heartbeatSeconds: 1,
+      env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
+    });
+    await agent.start();
+  }, 60_000);
+  afterAll(async () => {
+    await agent?.kill('SIGTERM');
+    await rt?.stop();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('shows the node up with the host readings its heartbeat sent', async () => {
+    const text = await eventually(async () => {
+      const body = await (await fetch(`${rt.url}/metrics`)).text();
+      if (!/fleet_node_cpu_percent\{[^}]*node="metrics-real-agent"/.test(body))
+        throw new Error('no readings yet');
+      return body;
+    }, 30_000);
+    const families = parsePrometheusTextFormat(text) as Family[];
+    const of = (name: string) =>
+      families.find((f) => f.name === name)?.metrics.find((m) => m.labels?.node === 'metrics-real-agent')
+        ?.value;
+    expect(of('fleet_node_up')).toBe('1');
+    expect(Number(of('fleet_node_memory_total_bytes'))).toBeGreaterThan(0);
+    expect(Number(of('fleet_node_disk_total_bytes'))).toBeGreaterThan(0);
+  }, 60_000);
+});
