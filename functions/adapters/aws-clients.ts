@@ -54,7 +54,12 @@ export async function ssmClient(config: AwsClientConfig): Promise<SSMClient> {
 // AssumeRole the SDK's credential providers use, without another package.
 export async function stsClient(config: AwsClientConfig): Promise<STSClient> {
   const { STSClient } = await import('@aws-sdk/nested-clients/sts');
-  return cached('sts', config, () => new STSClient(baseClientOptions(config)));
+  // Nested clients resolve no credentials of their own: the default chain, as the SQS client has it.
+  return cached(
+    'sts',
+    config,
+    () => new STSClient({ ...baseClientOptions(config), credentials: sqsClient(config).config.credentials }),
+  );
 }
 
 export function dynamoDbClient(config: AwsClientConfig): DynamoDBClient {
