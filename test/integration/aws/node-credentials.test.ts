@@ -1,0 +1,327 @@
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
+import type { AwsCredentialIdentity } from '@smithy/types';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureRole, iamCall, xmlField } from '../../../functions/adapters/emulator-iam.js';
+import { StsNodeCredentials } from '../../../functions/adapters/sts-node-credentials.js';
+import { sessionNameFor } from '../../../functions/fleet/queue-credentials.js';
+import {
+  AGENT_QUEUE_ACTIONS,
+  agentQueuePolicy,
+  nodeQueuesArnPattern,
+  queueArnFromUrl,
+} from '../../../functions/fleet/queue-policy.js';
+import type { QueueCredentials } from '../../../functions/ports/node-credentials.js';
+import { OwnMoto, requireMotoServer } from '../../harness/own-moto.js';
+import { describeWith } from '../../harness/services.js';
+
+const REGION = 'us-east-1';
+const PREFIX = 'nc-';
+const LIFETIME_SECONDS = 900;
+
+/**
+ * Node credentials under IAM enforcement, on a moto server of this suite's own: the agent role
+ * and its policy as lib/agent-identity.ts defines them, assumed by a stand-in for the agent
+ * function's role through the adapter the function runs (StsNodeCredentials).
+ */
+describeWith(requireMotoServer(), 'node queue credentials under IAM enforcement (own moto)', () => {
+  const moto = new OwnMoto();
+  const config = () => ({ AWS_ENDPOINT_URL: moto.url, AWS_REGION: REGION });
+  let account = '';
+  let admin: AwsCredentialIdentity;
+  let agentRoleArn = '';
+  let functionRoleArn = '';
+  const queues: Record<'a' | 'b' | 'events', string> = { a: '', b: '', events: '' };
+  let credsA: QueueCredentials;
+  let vendedAt = 0;
+  const clients: { destroy(): void }[] = [];
+
+  /** Error bodies as moto sent them, by the SQS client that got them. */
+  const errorBodies = new WeakMap<object, string>();
+  const sqsAs = (c: AwsCredentialIdentity) => {
+    const client = new SQSClient({ region: REGION, endpoint: moto.url, credentials: c });
+    // moto refuses SQS's JSON protocol with an XML AccessDenied the SDK cannot parse: keep the raw text.
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const response = out.response as { statusCode?: number; body?: AsyncIterable<Uint8Array> };
+        if ((response.statusCode ?? 200) >= 400 && response.body) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of response.body) chunks.push(Buffer.from(chunk));
+          const text = Buffer.concat(chunks).toString();
+          errorBodies.set(client, text);
+          response.body = Readable.from([Buffer.from(text)]);
+        }
+        return out;
+      },
+      { step: 'deserialize', priority: 'low', name: 'keepErrorBody' },
+    );
+    clients.push(client);
+    return client;
+  };
+  const asIdentity = (c: QueueCredentials): AwsCredentialIdentity => ({
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    sessionToken: c.sessionToken,
+  });
+  /** Refused by IAM, as moto words it (its 403 body for SQS, or the SDK's parsed error elsewhere). */
+  const denied = async (what: string, client: object, p: Promise<unknown>) => {
+    const error = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error, `${what} should be refused`).toBeInstanceOf(Error);
+    const text = `${(error as Error).name}: ${(error as Error).message} ${errorBodies.get(client) ?? ''}`;
+    expect(text, what).toMatch(/AccessDenied.*is not authorized to perform/s);
+    errorBodies.delete(client);
+  };
+
+  beforeAll(async () => {
+    await moto.start();
+    // Setup before enforcement: anything goes.
+    const setup: AwsCredentialIdentity = { accessKeyId: 'AKIASETUP', secretAccessKey: 'setup' };
+    const user = await iamCall(config(), 'CreateUser', { UserName: 'operator' }, setup);
+    const userArn = xmlField(user, 'Arn')!;
+    account = userArn.split(':')[4]!;
+    await iamCall(
+      config(),
+      'PutUserPolicy',
+      {
+        UserName: 'operator',
+        PolicyName: 'all',
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+        }),
+      },
+      setup,
+    );
+    const key = await iamCall(config(), 'CreateAccessKey', { UserName: 'operator' }, setup);
+    admin = {
+      accessKeyId: xmlField(key, 'AccessKeyId')!,
+      secretAccessKey: xmlField(key, 'SecretAccessKey')!,
+    };
+
+    // The agent function's role: moto cannot be Lambda, so the operator assumes it in Lambda's place.
+    functionRoleArn = `arn:aws:iam::${account}:role/${PREFIX}agent-function`;
+    agentRoleArn = `arn:aws:iam::${account}:role/${PREFIX}agent`;
+    await ensureRole(
+      config(),
+      {
+        name: `${PREFIX}agent-function`,
+        trustPolicy: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { AWS: userArn }, Action: 'sts:AssumeRole' }],
+        },
+        // What lib/agent-identity.ts adds to the agent function's role.
+        policies: {
+          vend: {
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: agentRoleArn }],
+          },
+        },
+      },
+      setup,
+    );
+    // The agent role as lib/agent-identity.ts defines it. moto matches trust principals literally
+    // (AWS maps a role session to its role), so the function's session ARN is listed beside the role.
+    await ensureRole(
+      config(),
+      {
+        name: `${PREFIX}agent`,
+        trustPolicy: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: {
+                AWS: [
+                  functionRoleArn,
+                  `arn:aws:sts::${account}:assumed-role/${PREFIX}agent-function/agent-function`,
+                ],
+              },
+              Action: 'sts:AssumeRole',
+            },
+          ],
+        },
+        policies: { NodeQueues: agentQueuePolicy(nodeQueuesArnPattern('aws', REGION, account, PREFIX)) },
+      },
+      setup,
+    );
+    const sqs = sqsAs(setup);
+    for (const [k, name] of [
+      ['a', 'node-a'],
+      ['b', 'node-b'],
+      ['events', 'events'],
+    ] as const) {
+      queues[k] = (await sqs.send(new CreateQueueCommand({ QueueName: `${PREFIX}${name}` }))).QueueUrl!;
+      for (const body of ['one', 'two'])
+        await sqs.send(new SendMessageCommand({ QueueUrl: queues[k], MessageBody: body }));
+    }
+
+    await moto.enforceIam(true);
+
+    // The agent function at work: its role's session vends node A's credentials.
+    const operatorSts = new STSClient({ region: REGION, endpoint: moto.url, credentials: admin });
+    clients.push(operatorSts);
+    const fn = (
+      await operatorSts.send(
+        new AssumeRoleCommand({ RoleArn: functionRoleArn, RoleSessionName: 'agent-function' }),
+      )
+    ).Credentials!;
+    const functionSts = new STSClient({
+      region: REGION,
+      endpoint: moto.url,
+      credentials: {
+        accessKeyId: fn.AccessKeyId!,
+        secretAccessKey: fn.SecretAccessKey!,
+        sessionToken: fn.SessionToken!,
+      },
+    });
+    clients.push(functionSts);
+    const vendor = new StsNodeCredentials(
+      { ...config(), AGENT_ROLE_ARN: agentRoleArn, AGENT_CREDENTIALS_SECONDS: LIFETIME_SECONDS },
+      functionSts,
+    );
+    vendedAt = Date.now();
+    credsA = await vendor.forQueue(queues.a, sessionNameFor('a'));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.destroy();
+    await moto.enforceIam(false).catch(() => undefined);
+    await moto.stop();
+  });
+
+  it("lets node A's credentials receive, extend and delete node A's commands", async () => {
+    const sqs = sqsAs(asIdentity(credsA));
+    const got = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.a, MaxNumberOfMessages: 10, VisibilityTimeout: 60 }),
+    );
+    expect(got.Messages?.map((m) => m.Body).sort()).toEqual(['one', 'two']);
+    const [first, second] = got.Messages!;
+    await sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: queues.a,
+        ReceiptHandle: first!.ReceiptHandle!,
+        VisibilityTimeout: 120,
+      }),
+    );
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: queues.a, ReceiptHandle: second!.ReceiptHandle! }));
+    const left = await sqsAs(admin).send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queues.a,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    expect(left.Attributes).toEqual({
+      ApproximateNumberOfMessages: '0',
+      ApproximateNumberOfMessagesNotVisible: '1',
+    });
+  });
+
+  it('refuses them everything else the agent role does not allow', async () => {
+    const sqs = sqsAs(asIdentity(credsA));
+    await denied(
+      'send to its own queue',
+      sqs,
+      sqs.send(new SendMessageCommand({ QueueUrl: queues.a, MessageBody: 'x' })),
+    );
+    await denied(
+      'receive from the events queue',
+      sqs,
+      sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.events })),
+    );
+    await denied(
+      'read its queue attributes',
+      sqs,
+      sqs.send(new GetQueueAttributesCommand({ QueueUrl: queues.a, AttributeNames: ['All'] })),
+    );
+    await denied('create a queue', sqs, sqs.send(new CreateQueueCommand({ QueueName: `${PREFIX}node-c` })));
+  });
+
+  it('lets only the agent function assume the agent role', async () => {
+    // The operator may do anything by its own policy, but the role's trust policy does not name it.
+    const sts = new STSClient({ region: REGION, endpoint: moto.url, credentials: admin });
+    clients.push(sts);
+    await denied(
+      'the operator assuming the agent role',
+      sts,
+      sts.send(new AssumeRoleCommand({ RoleArn: agentRoleArn, RoleSessionName: 'node-x' })),
+    );
+  });
+
+  it("narrows node A's session to node A's queue: node B's and the events queue are out of reach", async () => {
+    // What STS received for node A's session, and the role's policy as IAM holds it.
+    const sessions = (await moto.data()).sts?.AssumedRole ?? [];
+    const session = sessions.find((s) => s.session_name === sessionNameFor('a'));
+    expect(session?.role_arn).toBe(agentRoleArn);
+    const sessionPolicy = JSON.parse(String(session?.policy)) as object;
+    const rolePolicy = JSON.parse(
+      decodeURIComponent(
+        xmlField(
+          await iamCall(
+            config(),
+            'GetRolePolicy',
+            { RoleName: `${PREFIX}agent`, PolicyName: 'NodeQueues' },
+            admin,
+          ),
+          'PolicyDocument',
+        )!,
+      ),
+    ) as object;
+    const decide = async (action: string, queueUrl: string, withSession: boolean) => {
+      const result = await runSimulation(
+        {
+          request: {
+            principal: `arn:aws:sts::${account}:assumed-role/${PREFIX}agent/${sessionNameFor('a')}`,
+            action,
+            resource: { resource: queueArnFromUrl(queueUrl, agentRoleArn, REGION), accountId: account },
+            contextVariables: {},
+          },
+          identityPolicies: [{ name: 'NodeQueues', policy: rolePolicy }],
+          ...(withSession ? { sessionPolicy } : {}),
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+        },
+        {},
+      );
+      if (result.resultType !== 'single') throw new Error(`simulation: ${JSON.stringify(result)}`);
+      return result.result.analysis.result;
+    };
+    for (const action of AGENT_QUEUE_ACTIONS) {
+      expect(await decide(action, queues.a, true), `${action} on A`).toBe('Allowed');
+      expect(await decide(action, queues.b, true), `${action} on B`).toBe('ImplicitlyDenied');
+      expect(await decide(action, queues.events, true), `${action} on events`).toBe('ImplicitlyDenied');
+      // The session policy is what keeps B out: the role alone reaches every node queue.
+      expect(await decide(action, queues.b, false), `${action} on B, role only`).toBe('Allowed');
+    }
+    expect(await decide('sqs:SendMessage', queues.a, true)).toBe('ImplicitlyDenied');
+  });
+
+  it("(moto's gap) moto applies the role's policies but not the session policy, so there A's credentials reach B", async () => {
+    // moto/iam/access_control.py collects a session's role policies only. On AWS this call is
+    // refused by the session policy checked above; when moto starts honouring session policies
+    // this assertion fails, and the check above can move onto moto itself.
+    const got = await sqsAs(asIdentity(credsA)).send(
+      new ReceiveMessageCommand({ QueueUrl: queues.b, MaxNumberOfMessages: 1, VisibilityTimeout: 0 }),
+    );
+    expect(got.Messages).toHaveLength(1);
+  });
+
+  it('vends credentials for the configured lifetime', () => {
+    const expires = Date.parse(credsA.expiration);
+    expect(expires).toBeGreaterThanOrEqual(vendedAt + LIFETIME_SECONDS * 1000 - 1000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + LIFETIME_SECONDS * 1000 + 1000);
+  });
+});
