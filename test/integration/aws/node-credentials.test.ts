@@ -10,8 +10,11 @@ import {
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import type { AwsCredentialIdentity } from '@smithy/types';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRole, iamCall, xmlField } from '../../../functions/adapters/emulator-iam.js';
 import { StsNodeCredentials } from '../../../functions/adapters/sts-node-credentials.js';
 import { sessionNameFor } from '../../../functions/fleet/queue-credentials.js';
@@ -22,8 +25,11 @@ import {
   queueArnFromUrl,
 } from '../../../functions/fleet/queue-policy.js';
 import type { QueueCredentials } from '../../../functions/ports/node-credentials.js';
+import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
+import { startRuntime, type Runtime } from '../../../local/runtime.js';
+import { AgentProcess, call, eventually } from '../../e2e/harness.js';
 import { OwnMoto, requireMotoServer } from '../../harness/own-moto.js';
-import { describeWith } from '../../harness/services.js';
+import { deploymentNames, describeWith, requireEngine, uniqueName } from '../../harness/services.js';
 
 const REGION = 'us-east-1';
 const PREFIX = 'nc-';
@@ -323,5 +329,197 @@ describeWith(requireMotoServer(), 'node queue credentials under IAM enforcement 
     const expires = Date.parse(credsA.expiration);
     expect(expires).toBeGreaterThanOrEqual(vendedAt + LIFETIME_SECONDS * 1000 - 1000);
     expect(expires).toBeLessThanOrEqual(Date.now() + LIFETIME_SECONDS * 1000 + 1000);
+  });
+});
+
+const engineAndMoto = (() => {
+  const moto = requireMotoServer();
+  return moto.available ? requireEngine() : moto;
+})();
+
+/**
+ * The whole path with a real agent process: registered against the emulator-mode runtime, it has
+ * no AWS keys in its environment, and its moto enforces IAM, so a command arrives over SQS only
+ * with the credentials the runtime vended (POST /agent/credentials).
+ */
+describeWith(
+  engineAndMoto,
+  'a real agent with no AWS keys receives commands over SQS (own moto, IAM on)',
+  () => {
+    const moto = new OwnMoto();
+    const id = uniqueName('ncagent');
+    let rt: Runtime | undefined;
+    let agent: AgentProcess | undefined;
+    let stateRoot = '';
+    let agentRoleArn = '';
+    const saved = { key: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+
+    beforeAll(async () => {
+      await moto.start();
+      const config = { AWS_ENDPOINT_URL: moto.url, AWS_REGION: REGION };
+      const setup: AwsCredentialIdentity = { accessKeyId: 'AKIASETUP', secretAccessKey: 'setup' };
+      const userArn = xmlField(await iamCall(config, 'CreateUser', { UserName: 'runtime' }, setup), 'Arn')!;
+      const account = userArn.split(':')[4]!;
+      await iamCall(
+        config,
+        'PutUserPolicy',
+        {
+          UserName: 'runtime',
+          PolicyName: 'all',
+          PolicyDocument: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+          }),
+        },
+        setup,
+      );
+      const key = await iamCall(config, 'CreateAccessKey', { UserName: 'runtime' }, setup);
+      // The runtime plays the agent function: its identity is the one the agent role trusts.
+      agentRoleArn = await ensureRole(
+        config,
+        {
+          name: `${id}-agent`,
+          trustPolicy: {
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Principal: { AWS: userArn }, Action: 'sts:AssumeRole' }],
+          },
+          policies: {
+            NodeQueues: agentQueuePolicy(
+              nodeQueuesArnPattern('aws', REGION, account, deploymentNames(id).QUEUE_PREFIX),
+            ),
+          },
+        },
+        setup,
+      );
+      // The SDK in this process (the runtime's adapters) takes its keys from the environment.
+      process.env.AWS_ACCESS_KEY_ID = xmlField(key, 'AccessKeyId')!;
+      process.env.AWS_SECRET_ACCESS_KEY = xmlField(key, 'SecretAccessKey')!;
+      rt = await startRuntime({
+        port: 0,
+        env: {
+          ...process.env,
+          LOG_LEVEL: 'SILENT',
+          AWS_ENDPOINT_URL: moto.url,
+          AWS_REGION: REGION,
+          ...deploymentNames(id),
+          AGENT_ROLE_ARN: agentRoleArn,
+          AGENT_CREDENTIALS_SECONDS: '900',
+        },
+      });
+      expect(rt.ctx.mode).toBe('emulator');
+      await moto.enforceIam(true);
+
+      stateRoot = await mkdtemp(join(tmpdir(), `${id}-`));
+      // No AWS variable reaches the agent; IMDS is off so a regression could not reach past loopback.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+      agent = new AgentProcess({
+        url: rt.url,
+        name: `${id}-node`,
+        stateDir: join(stateRoot, 'agent'),
+        env: {
+          ...env,
+          AWS_EC2_METADATA_DISABLED: 'true',
+          FLEET_API_KEY: '',
+          FLEET_URL: '',
+          FLEET_NODE_NAME: '',
+        },
+      });
+      await agent.start();
+    }, 120_000);
+
+    afterAll(async () => {
+      await agent?.kill('SIGTERM');
+      await rt?.stop();
+      await moto.enforceIam(false).catch(() => undefined);
+      await moto.stop();
+      if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+      process.env.AWS_ACCESS_KEY_ID = saved.key;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+    });
+
+    it('registers on the sqs channel, is vended credentials for its queue, and runs a command sent there', async () => {
+      const nodeId = agent!.nodeId;
+      expect(agent!.lines.some((l) => l.includes('"agent running"') && l.includes('"channel":"sqs"'))).toBe(
+        true,
+      );
+
+      const commandId = await dispatchCommand(rt!.ctx, nodeId, {
+        type: 'task.cancel',
+        taskId: 'no-such-task',
+      });
+      const done = await eventually(
+        `command ${commandId} reported by the agent`,
+        async () => {
+          const c = await getCommand(rt!.ctx, commandId);
+          if (c?.status === 'pending') throw new Error('still pending');
+          return c;
+        },
+        45_000,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\n${agent!.logTail()}`);
+      });
+      expect(done).toMatchObject({
+        status: 'succeeded',
+        output: { taskId: 'no-such-task', cancelled: false },
+      });
+
+      // The runtime assumed the agent role for this node, with a session policy naming its queue only.
+      const sessions = ((await moto.data()).sts?.AssumedRole ?? []).filter(
+        (s) => s.session_name === sessionNameFor(nodeId),
+      );
+      expect(sessions.length).toBeGreaterThanOrEqual(1);
+      const queueUrl = await rt!.ctx.queue.url!(`node-${nodeId}`);
+      for (const s of sessions) {
+        expect(s.role_arn).toBe(agentRoleArn);
+        expect(JSON.parse(String(s.policy))).toEqual({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Action: [...AGENT_QUEUE_ACTIONS],
+              Resource: queueArnFromUrl(queueUrl, agentRoleArn, REGION),
+            },
+          ],
+        });
+      }
+    });
+
+    it('answers the credentials route only with the node token', async () => {
+      const res = await call(rt!.url, 'POST', '/agent/credentials');
+      expect(res.status, res.text).toBe(401);
+      expect(res.body).toEqual({ detail: 'Missing agent token' });
+    });
+  },
+);
+
+/** Embedded, commands come over HTTP: there is nothing to vend, and the route says so. */
+describe('POST /agent/credentials on the embedded runtime', () => {
+  let rt: Runtime | undefined;
+  afterAll(async () => rt?.stop());
+
+  it('answers 409 in the FastAPI shape and vends nothing', async () => {
+    rt = await startRuntime({ port: 0, env: { LOG_LEVEL: 'SILENT', NODE_OFFLINE_AFTER_SECONDS: '30' } });
+    expect(rt.ctx.mode).toBe('embedded');
+    const reg = await call(rt.url, 'POST', '/agent/register', {
+      nodeName: 'embedded-node',
+      hostname: 'h',
+      arch: 'x64',
+      os: 'linux',
+      cpuCount: 1,
+      memoryMb: 1024,
+      diskGb: 10,
+      agentVersion: 'test',
+    });
+    expect(reg.status, reg.text).toBe(200);
+    expect(reg.body.channel).toEqual({ type: 'http' });
+    const res = await fetch(`${rt.url}/agent/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${reg.body.token}` },
+    });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toEqual({
+      detail:
+        'This control plane delivers commands over HTTP (GET /agent/commands); it vends no queue credentials',
+    });
   });
 });
