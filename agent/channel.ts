@@ -71,6 +71,10 @@ const CREDENTIAL_ERRORS = new Set([
   'AccessDenied',
   'AccessDeniedException',
 ]);
+const isCredentialError = (error: unknown) =>
+  error instanceof Error &&
+  (CREDENTIAL_ERRORS.has(error.name) ||
+    (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403);
 
 export class SqsCommandChannel implements CommandChannel {
   readonly type = 'sqs' as const;
@@ -104,7 +108,7 @@ export class SqsCommandChannel implements CommandChannel {
       );
     } catch (error) {
       // The SDK keeps an identity until it nears expiry: a new client asks the provider again.
-      if (error instanceof Error && CREDENTIAL_ERRORS.has(error.name) && !this.options.client) {
+      if (isCredentialError(error) && !this.options.client) {
         this.options.credentials.invalidate();
         this.sqs.destroy();
         this.sqs = this.newClient();

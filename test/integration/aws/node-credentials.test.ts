@@ -25,6 +25,8 @@ import {
   queueArnFromUrl,
 } from '../../../functions/fleet/queue-policy.js';
 import type { QueueCredentials } from '../../../functions/ports/node-credentials.js';
+import { SqsCommandChannel } from '../../../agent/channel.js';
+import { vendedCredentials } from '../../../agent/credentials.js';
 import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { AgentProcess, call, eventually } from '../../e2e/harness.js';
@@ -234,6 +236,32 @@ describeWith(requireMotoServer(), 'node queue credentials under IAM enforcement 
       ApproximateNumberOfMessages: '0',
       ApproximateNumberOfMessagesNotVisible: '1',
     });
+  });
+
+  it('the agent channel asks for new credentials when SQS refuses the ones it holds', async () => {
+    await sqsAs(admin).send(new SendMessageCommand({ QueueUrl: queues.a, MessageBody: 'three' }));
+    const handed: string[] = [];
+    const channel = new SqsCommandChannel({
+      queueUrl: queues.a,
+      region: REGION,
+      endpoint: moto.url,
+      waitSeconds: 0,
+      // First a key IAM does not know (revoked, say), then node A's.
+      credentials: vendedCredentials(async () => {
+        const c = handed.length === 0 ? { ...credsA, accessKeyId: 'ASIAREVOKED' } : credsA;
+        handed.push(c.accessKeyId);
+        return { ...c, region: REGION, queueUrl: queues.a };
+      }),
+    });
+    try {
+      await expect(channel.receive(AbortSignal.timeout(10_000))).rejects.toThrow();
+      const deliveries = await channel.receive(AbortSignal.timeout(10_000));
+      expect(deliveries.map((d) => d.body)).toEqual(['three']);
+      await deliveries[0]!.ack();
+      expect(handed).toEqual(['ASIAREVOKED', credsA.accessKeyId]);
+    } finally {
+      channel.close();
+    }
   });
 
   it('refuses them everything else the agent role does not allow', async () => {
