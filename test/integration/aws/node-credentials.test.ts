@@ -31,7 +31,15 @@ import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.j
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { AgentProcess, call, eventually } from '../../e2e/harness.js';
 import { OwnMoto, requireMotoServer } from '../../harness/own-moto.js';
-import { deploymentNames, describeWith, requireEngine, uniqueName } from '../../harness/services.js';
+import {
+  awsEndpoint,
+  deploymentNames,
+  describeWith,
+  describeWithMoto,
+  emulatorDeployment,
+  requireEngine,
+  uniqueName,
+} from '../../harness/services.js';
 
 const REGION = 'us-east-1';
 const PREFIX = 'nc-';
@@ -461,8 +469,13 @@ describeWith(
       await moto.enforceIam(false).catch(() => undefined);
       await moto.stop();
       if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
-      process.env.AWS_ACCESS_KEY_ID = saved.key;
-      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+      for (const [name, value] of [
+        ['AWS_ACCESS_KEY_ID', saved.key],
+        ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     });
 
     it('registers on the sqs channel, is vended credentials for its queue, and runs a command sent there', async () => {
@@ -549,5 +562,68 @@ describe('POST /agent/credentials on the embedded runtime', () => {
       detail:
         'This control plane delivers commands over HTTP (GET /agent/commands); it vends no queue credentials',
     });
+  });
+});
+
+/** `npm start` with AWS_ENDPOINT_URL and no AGENT_ROLE_ARN: the runtime creates the agent role itself. */
+describeWithMoto('emulator mode without AGENT_ROLE_ARN', () => {
+  const id = uniqueName('ncemu');
+  let rt: Runtime | undefined;
+  afterAll(async () => rt?.stop());
+
+  it('creates the agent role on the emulator and vends a registered node credentials for its queue', async () => {
+    rt = await startRuntime({
+      port: 0,
+      env: { ...process.env, LOG_LEVEL: 'SILENT', ...emulatorDeployment(id), AGENT_ROLE_ARN: undefined },
+    });
+    const config = { AWS_ENDPOINT_URL: awsEndpoint(), AWS_REGION: REGION };
+    const role = await iamCall(config, 'GetRole', { RoleName: `${id}-agent` });
+    const roleArn = xmlField(role, 'Arn')!;
+    const account = roleArn.split(':')[4]!;
+    const policy = JSON.parse(
+      decodeURIComponent(
+        xmlField(
+          await iamCall(config, 'GetRolePolicy', { RoleName: `${id}-agent`, PolicyName: 'node-queues' }),
+          'PolicyDocument',
+        )!,
+      ),
+    ) as unknown;
+    expect(policy).toEqual(agentQueuePolicy(nodeQueuesArnPattern('aws', REGION, account, `${id}-`)));
+
+    const reg = await call(rt.url, 'POST', '/agent/register', {
+      nodeName: 'emu-node',
+      hostname: 'h',
+      arch: 'x64',
+      os: 'linux',
+      cpuCount: 1,
+      memoryMb: 1024,
+      diskGb: 10,
+      agentVersion: 'test',
+    });
+    expect(reg.status, reg.text).toBe(200);
+    expect(reg.body.channel.type).toBe('sqs');
+    const res = await fetch(`${rt.url}/agent/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${reg.body.token}` },
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, string>;
+    expect(Object.keys(body).sort()).toEqual(
+      [
+        'accessKeyId',
+        'endpoint',
+        'expiration',
+        'queueUrl',
+        'region',
+        'secretAccessKey',
+        'sessionToken',
+      ].sort(),
+    );
+    expect(body).toMatchObject({
+      queueUrl: reg.body.channel.queueUrl,
+      region: REGION,
+      endpoint: awsEndpoint(),
+    });
+    expect(Date.parse(body.expiration!)).toBeGreaterThan(Date.now());
   });
 });
