@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { REFRESH_BEFORE_EXPIRY_MS, vendedCredentials } from '../../../agent/credentials.js';
-import type { QueueCredentialsResponse } from '../../../functions/fleet/protocol.js';
+import type { QueueCredentialsResponse } from '../../../protocol/messages.js';
 
 const HOUR = 3600_000;
 
