@@ -70,6 +70,7 @@ export const registerRequest = z.object({
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 
+/** `sqs`: the node's own queue, read with credentials from POST /agent/credentials (a node holds no AWS keys). */
 export const commandChannel = z.discriminatedUnion('type', [
   z.object({ type: z.literal('http') }),
   z.object({ type: z.literal('sqs'), queueUrl: z.string(), endpoint: z.string().optional(), region: z.string() }),
