@@ -26,7 +26,14 @@ export async function vendQueueCredentials(
     );
   }
   const queueUrl = await ctx.queue.url(nodeQueue(nodeId));
-  const c = await ctx.nodeCredentials.forQueue(queueUrl, sessionNameFor(nodeId));
+  let c;
+  try {
+    c = await ctx.nodeCredentials.forQueue(queueUrl, sessionNameFor(nodeId));
+  } catch (error) {
+    // A role or trust policy out of step with the stack, or STS throttling: the agent retries a 503.
+    ctx.logger.error('vending node queue credentials failed', { nodeId, error: error as Error });
+    throw new HttpError(503, 'Queue credentials are unavailable; try again later', 'UNAVAILABLE');
+  }
   return {
     ...c,
     region: ctx.config.AWS_REGION,
@@ -44,7 +51,10 @@ export function queueCredentialsRoute(common: Pick<RouteSpec, 'tags' | 'errorSty
     summary:
       "Short-lived AWS credentials that may only receive, delete and extend the messages of the node's own queue (the sqs channel)",
     response: queueCredentials,
-    responses: { 409: 'The control plane runs embedded: commands come over GET /agent/commands' },
+    responses: {
+      409: 'The control plane runs embedded: commands come over GET /agent/commands',
+      503: 'No agent role is configured, or STS did not answer',
+    },
     handler: async (req, ctx) => {
       const node = await authenticateAgent(ctx, req.headers);
       return vendQueueCredentials(ctx, node.nodeId);

@@ -28,6 +28,7 @@ import {
 import type { QueueCredentials } from '../../../functions/ports/node-credentials.js';
 import { SqsCommandChannel } from '../../../agent/channel.js';
 import { vendedCredentials } from '../../../agent/credentials.js';
+import { loadRegistration } from '../../../agent/state.js';
 import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { AgentProcess, call, eventually } from '../../e2e/harness.js';
@@ -412,6 +413,7 @@ describeWith(
     let agent: AgentProcess | undefined;
     let stateRoot = '';
     let agentRoleArn = '';
+    let trust: object = {};
     const saved = { key: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
 
     beforeAll(async () => {
@@ -435,14 +437,15 @@ describeWith(
       );
       const key = await iamCall(config, 'CreateAccessKey', { UserName: 'runtime' }, setup);
       // The runtime plays the agent function: its identity is the one the agent role trusts.
+      trust = {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: userArn }, Action: 'sts:AssumeRole' }],
+      };
       agentRoleArn = await ensureRole(
         config,
         {
           name: `${id}-agent`,
-          trustPolicy: {
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Allow', Principal: { AWS: userArn }, Action: 'sts:AssumeRole' }],
-          },
+          trustPolicy: trust,
           policies: {
             NodeQueues: agentQueuePolicy(
               nodeQueuesArnPattern('aws', REGION, account, deploymentNames(id).QUEUE_PREFIX),
@@ -547,6 +550,46 @@ describeWith(
           ],
         });
       }
+    });
+
+    it('answers 503 while STS refuses the control plane, and vends again once it accepts', async () => {
+      const token = (await loadRegistration(join(stateRoot, 'agent')))!.token;
+      const vend = () =>
+        fetch(`${rt!.url}/agent/credentials`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+      const config = { AWS_ENDPOINT_URL: moto.url, AWS_REGION: REGION };
+      const roleName = `${id}-agent`;
+      const others = {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { AWS: 'arn:aws:iam::123456789012:user/someone-else' },
+            Action: 'sts:AssumeRole',
+          },
+        ],
+      };
+      await iamCall(config, 'UpdateAssumeRolePolicy', {
+        RoleName: roleName,
+        PolicyDocument: JSON.stringify(others),
+      });
+      try {
+        const refused = await vend();
+        expect(refused.status).toBe(503);
+        expect(await refused.json()).toEqual({
+          detail: 'Queue credentials are unavailable; try again later',
+        });
+      } finally {
+        await iamCall(config, 'UpdateAssumeRolePolicy', {
+          RoleName: roleName,
+          PolicyDocument: JSON.stringify(trust),
+        });
+      }
+      const again = await vend();
+      expect(again.status).toBe(200);
+      expect(Object.keys((await again.json()) as object)).toContain('sessionToken');
     });
 
     it('answers the credentials route only with the node token', async () => {
