@@ -2,6 +2,7 @@ import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk
 import type { CommandChannel as ChannelConfig } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ControlPlaneClient } from './client.js';
+import { vendedCredentials, type VendedCredentialsProvider } from './credentials.js';
 import type { Logger } from './log.js';
 
 /** One received command; `ack` removes it from the channel (after its result was reported). */
@@ -51,7 +52,9 @@ export interface SqsChannelOptions {
   queueUrl: string;
   region: string;
   endpoint?: string;
-  /** Injected in tests; otherwise built with credentials from the environment (default chain). */
+  /** Vended by the control plane (POST /agent/credentials); the node's environment is never asked. */
+  credentials: VendedCredentialsProvider;
+  /** Injected in tests; otherwise built with `credentials`. */
   client?: SQSClient;
   waitSeconds?: number;
   max?: number;
@@ -59,28 +62,59 @@ export interface SqsChannelOptions {
   visibilityTimeoutSeconds?: number;
 }
 
+/** SQS refused the credentials themselves (expired, revoked, or narrowed to another queue). */
+const CREDENTIAL_ERRORS = new Set([
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'AccessDenied',
+  'AccessDeniedException',
+]);
+const isCredentialError = (error: unknown) =>
+  error instanceof Error &&
+  (CREDENTIAL_ERRORS.has(error.name) ||
+    (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403);
+
 export class SqsCommandChannel implements CommandChannel {
   readonly type = 'sqs' as const;
-  private readonly sqs: SQSClient;
+  private sqs: SQSClient;
 
   constructor(private readonly options: SqsChannelOptions) {
-    this.sqs =
-      options.client ??
-      new SQSClient({ region: options.region, ...(options.endpoint ? { endpoint: options.endpoint } : {}) });
+    this.sqs = options.client ?? this.newClient();
+  }
+
+  private newClient(): SQSClient {
+    return new SQSClient({
+      region: this.options.region,
+      ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
+      credentials: this.options.credentials,
+    });
   }
 
   async receive(signal: AbortSignal): Promise<Delivery[]> {
-    const out = await this.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: this.options.queueUrl,
-        WaitTimeSeconds: this.options.waitSeconds ?? 20,
-        MaxNumberOfMessages: this.options.max ?? 10,
-        ...(this.options.visibilityTimeoutSeconds
-          ? { VisibilityTimeout: this.options.visibilityTimeoutSeconds }
-          : {}),
-      }),
-      { abortSignal: signal },
-    );
+    let out;
+    try {
+      out = await this.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.options.queueUrl,
+          WaitTimeSeconds: this.options.waitSeconds ?? 20,
+          MaxNumberOfMessages: this.options.max ?? 10,
+          ...(this.options.visibilityTimeoutSeconds
+            ? { VisibilityTimeout: this.options.visibilityTimeoutSeconds }
+            : {}),
+        }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      // The SDK keeps an identity until it nears expiry: a new client asks the provider again.
+      if (isCredentialError(error) && !this.options.client) {
+        this.options.credentials.invalidate();
+        this.sqs.destroy();
+        this.sqs = this.newClient();
+      }
+      throw error;
+    }
     return (out.Messages ?? [])
       .filter((m) => m.ReceiptHandle !== undefined)
       .map((m) => ({
@@ -110,6 +144,7 @@ export function createChannel(
     queueUrl: config.queueUrl,
     region: config.region,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    credentials: vendedCredentials(() => client.queueCredentials()),
     ...(sqsClient ? { client: sqsClient } : {}),
   });
 }

@@ -1,6 +1,14 @@
 import { request, type Dispatcher } from 'undici';
 import * as z from 'zod';
-import { registerResponse, type AgentEvent, type HeartbeatRequest, type RegisterRequest, type RegisterResponse } from '../protocol/messages.js';
+import {
+  queueCredentials,
+  registerResponse,
+  type AgentEvent,
+  type HeartbeatRequest,
+  type QueueCredentialsResponse,
+  type RegisterRequest,
+  type RegisterResponse,
+} from '../protocol/messages.js';
 import { type CommandResult } from '../protocol/commands.js';
 import { retry, type BackoffOptions } from './backoff.js';
 import { errorFields, type Logger } from './log.js';
@@ -53,6 +61,7 @@ export interface ClientTimeouts {
   resultMs: number;
   eventsMs: number;
   ackMs: number;
+  credentialsMs: number;
 }
 
 export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = {
@@ -62,6 +71,7 @@ export const DEFAULT_CLIENT_TIMEOUTS: ClientTimeouts = {
   resultMs: 30_000,
   eventsMs: 30_000,
   ackMs: 15_000,
+  credentialsMs: 15_000,
 };
 
 export interface ClientOptions {
@@ -165,6 +175,17 @@ export class ControlPlaneClient {
         signal,
       }),
     );
+  }
+
+  /** Short-lived credentials for the node's own command queue (the sqs channel). */
+  async queueCredentials(options: CallOptions = {}): Promise<QueueCredentialsResponse> {
+    const res = await this.withRetry('credentials', { attempts: 3, ...options }, (signal) =>
+      this.send('credentials', 'POST', '/agent/credentials', {
+        timeoutMs: this.timeouts.credentialsMs,
+        signal,
+      }),
+    );
+    return queueCredentials.parse(res);
   }
 
   async reportResult(commandId: string, result: CommandResult, options: CallOptions = {}): Promise<void> {

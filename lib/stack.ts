@@ -6,6 +6,7 @@ import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js'
 import type { Construct } from 'constructs';
 import type { Config } from '../functions/core/config.js';
 import type { RouteGroup, TableRoute } from '../functions/core/route.js';
+import { AgentIdentity } from './agent-identity.js';
 import { Api } from './api.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
@@ -87,6 +88,10 @@ export class ControlPlaneStack extends Stack {
       environment,
     });
     this.functions = { ...http, events, websocket };
+
+    // Nodes authenticate to the control plane only; the agent function vends their queue credentials.
+    const agentIdentity = new AgentIdentity(this, 'AgentIdentity', { queuePrefix: settings.queuePrefix, vendedBy: http.agent.role });
+    http.agent.fn.addEnvironment('AGENT_ROLE_ARN', agentIdentity.role.roleArn);
 
     // Every function gets the same grants: the system function is the `$default` target and may
     // run any route's handler, and every handler receives the full AppContext.

@@ -5,7 +5,7 @@ import * as z from 'zod';
  * schemas; nothing else crosses between them.
  *
  * Flow: the agent registers (POST /agent/register) and gets a node id, a credential and its
- * command channel; it heartbeats (POST /agent/heartbeat) with metrics and container states;
+ * command channel (its SQS queue: the agent reads it with credentials from POST /agent/credentials); it heartbeats (POST /agent/heartbeat) with metrics and container states;
  * it receives commands (its SQS queue, or GET /agent/commands when the control plane is
  * embedded), executes each at most once, reports the result (POST /agent/commands/{id}/result)
  * and acknowledges the delivery. Asynchronous happenings (a container exited, task progress)
@@ -72,11 +72,28 @@ export const registerRequest = z.object({
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 
+/** `sqs`: the node's own queue, read with credentials from POST /agent/credentials (a node holds no AWS keys). */
 export const commandChannel = z.discriminatedUnion('type', [
   z.object({ type: z.literal('http') }),
   z.object({ type: z.literal('sqs'), queueUrl: z.string(), endpoint: z.string().optional(), region: z.string() }),
 ]);
 export type CommandChannel = z.infer<typeof commandChannel>;
+
+/**
+ * POST /agent/credentials: short-lived AWS credentials for the node's own queue (the sqs channel),
+ * vended by the control plane so a node needs no AWS identity of its own. Ask again before `expiration`.
+ */
+export const queueCredentials = z.object({
+  accessKeyId: z.string(),
+  secretAccessKey: z.string(),
+  sessionToken: z.string(),
+  /** ISO 8601. */
+  expiration: z.string(),
+  region: z.string(),
+  queueUrl: z.string(),
+  endpoint: z.string().optional(),
+});
+export type QueueCredentialsResponse = z.infer<typeof queueCredentials>;
 
 export const registerResponse = z.object({
   nodeId: z.string(),

@@ -123,6 +123,15 @@ export const configSchema = z.object({
   /** Per registry call, below API Gateway's 29 s. */
   REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(10_000),
 
+  // Node identity (functions/fleet/queue-credentials.ts): agents hold no AWS keys of their own.
+  /** Role whose short-lived credentials, narrowed to one node's queue, POST /agent/credentials vends. Created on an emulator when unset; required on AWS for the SQS channel. */
+  AGENT_ROLE_ARN: z
+    .string()
+    .regex(/^arn:[\w-]+:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
+    .optional(),
+  /** Lifetime of vended node credentials: STS's minimum is 900 s, and a Lambda role assuming another (role chaining) gets at most 1 h. */
+  AGENT_CREDENTIALS_SECONDS: z.coerce.number().int().min(900).max(3600).default(3600),
+
   // Network API (functions/fleet/network.ts): LAN scans run by a node's agent.
   /** GET /api/network/scan?refresh=false answers the stored scan of the subnet while it is younger than this. */
   NETWORK_SCAN_CACHE_SECONDS: z.coerce.number().int().min(0).default(600),

@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { ConnectionSender } from '../ports/connections.js';
 import type { Blobs } from '../ports/blobs.js';
 import type { ChatModel } from '../ports/chat-model.js';
+import type { NodeCredentials } from '../ports/node-credentials.js';
 import type { Queue } from '../ports/queue.js';
 import type { Scheduler } from '../ports/scheduler.js';
 import type { Secrets } from '../ports/secrets.js';
@@ -25,6 +26,8 @@ export interface AppContext {
   mode: 'lambda' | 'emulator' | 'embedded';
   /** Extra dependency probes for /health (the node engine, the Novita API, ...). */
   probes?: Record<string, () => Promise<void>>;
+  /** Vends agents credentials for their own command queue; absent when embedded (commands come over HTTP). */
+  nodeCredentials?: NodeCredentials;
   /** Pushes frames to WebSocket connections; absent where no WebSocket API is wired (publishing is then a no-op). */
   connections?: ConnectionSender;
   /** The AI assistant's model (Bedrock's Converse API); absent where none is wired. */

@@ -7,6 +7,7 @@ import { authenticateAgent } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
 import { joinTokenAuth } from './join-tokens.js';
 import { nodeQueue, recordHeartbeat, registerNode, heartbeatIntervalSeconds } from './nodes.js';
+import { queueCredentialsRoute } from './queue-credentials.js';
 import { agentEventsRequest, heartbeatRequest, registerRequest, registerResponse } from '../../protocol/messages.js';
 import { commandResult } from '../../protocol/commands.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
@@ -73,6 +74,7 @@ export function agentRoutes(): AnyRoute[] {
         };
       },
     }),
+    queueCredentialsRoute(common),
     route({
       ...common,
       method: 'GET',

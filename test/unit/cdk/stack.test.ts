@@ -320,3 +320,75 @@ describe('ControlPlaneStack WebSocket API', () => {
     });
   });
 });
+
+describe('ControlPlaneStack agent identity', () => {
+  const agentRoleId = () => {
+    const ids = Object.entries(resources)
+      .filter(([, r]) => r.Type === 'AWS::IAM::Role' && String(r.Properties.Description).startsWith("Node agents'"))
+      .map(([id]) => id);
+    expect(ids).toHaveLength(1);
+    return ids[0]!;
+  };
+  const roleOf = (group: keyof ControlPlaneStack['functions']) =>
+    logicalId(stack.functions[group].role.node.defaultChild as CfnElement);
+  /** Statements of the policies attached to a role, by the role's logical id. */
+  const statementsOf = (roleId: string) =>
+    Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`))
+      .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement);
+
+  it("creates an agent role only the agent function's role may assume, reaching the node queues only, for at most 1 h", () => {
+    const role = resources[agentRoleId()]!;
+    expect(role.Properties.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: { 'Fn::GetAtt': [roleOf('agent'), 'Arn'] } } },
+      ],
+    });
+    expect(role.Properties.MaxSessionDuration).toBe(3600);
+    expect(role.Properties.Policies).toEqual([
+      {
+        PolicyName: 'NodeQueues',
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              // CDK sorts the actions.
+              Action: ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:ReceiveMessage'],
+              Resource: {
+                'Fn::Join': [
+                  '',
+                  [
+                    'arn:',
+                    { Ref: 'AWS::Partition' },
+                    ':sqs:',
+                    { Ref: 'AWS::Region' },
+                    ':',
+                    { Ref: 'AWS::AccountId' },
+                    ':fleet-node-*',
+                  ],
+                ],
+              },
+            },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('lets the agent function, and no other, assume the agent role, and gives it the role ARN', () => {
+    const assumes = (group: keyof ControlPlaneStack['functions']) =>
+      statementsOf(roleOf(group)).filter((s) => s.Action === 'sts:AssumeRole');
+    expect(assumes('agent')).toEqual([
+      { Effect: 'Allow', Action: 'sts:AssumeRole', Resource: { 'Fn::GetAtt': [agentRoleId(), 'Arn'] } },
+    ]);
+    for (const group of Object.keys(stack.functions) as (keyof ControlPlaneStack['functions'])[]) {
+      if (group !== 'agent') expect(assumes(group)).toEqual([]);
+    }
+    const env = (group: keyof ControlPlaneStack['functions']) =>
+      (resources[functionId(group)]?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env('agent').AGENT_ROLE_ARN).toEqual({ 'Fn::GetAtt': [agentRoleId(), 'Arn'] });
+    expect(env('fleet').AGENT_ROLE_ARN).toBeUndefined();
+  });
+});
