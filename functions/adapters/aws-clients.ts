@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import type { STSClient } from '@aws-sdk/nested-clients/sts';
+import type { STSClient } from '@aws-sdk/client-sts';
 import type { Config } from '../core/config.js';
 
 /** The settings a client depends on; everything else in Config is irrelevant to it. */
@@ -53,7 +53,7 @@ export async function ssmClient(config: AwsClientConfig): Promise<SSMClient> {
 // STS (the agent route that vends node credentials) is the SDK's own nested STS client: the same
 // AssumeRole the SDK's credential providers use, without another package.
 export async function stsClient(config: AwsClientConfig): Promise<STSClient> {
-  const { STSClient } = await import('@aws-sdk/nested-clients/sts');
+  const { STSClient } = await import('@aws-sdk/client-sts');
   // Nested clients resolve no credentials of their own: the default chain, as the SQS client has it.
   return cached(
     'sts',

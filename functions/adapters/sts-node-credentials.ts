@@ -1,4 +1,4 @@
-import type { STSClient } from '@aws-sdk/nested-clients/sts';
+import type { STSClient } from '@aws-sdk/client-sts';
 import type { Config } from '../core/config.js';
 import { nodeSessionPolicy, queueArnFromUrl } from '../fleet/queue-policy.js';
 import type { NodeCredentials, QueueCredentials } from '../ports/node-credentials.js';
@@ -21,7 +21,7 @@ export class StsNodeCredentials implements NodeCredentials {
 
   async forQueue(queueUrl: string, sessionName: string): Promise<QueueCredentials> {
     const client = this.injected ?? (await stsClient(this.config));
-    const { AssumeRoleCommand } = await import('@aws-sdk/nested-clients/sts');
+    const { AssumeRoleCommand } = await import('@aws-sdk/client-sts');
     const queueArn = queueArnFromUrl(queueUrl, this.config.AGENT_ROLE_ARN, this.config.AWS_REGION);
     const out = await client.send(
       new AssumeRoleCommand({

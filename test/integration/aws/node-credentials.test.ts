@@ -7,7 +7,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { mkdtemp, rm } from 'node:fs/promises';
