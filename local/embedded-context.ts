@@ -26,7 +26,15 @@ export async function createEmbeddedContext(
     // dynalite accepts any credentials; fixed ones keep the SDK from searching the machine for real ones.
     credentials: { accessKeyId: 'embedded', secretAccessKey: 'embedded' },
   });
-  await ensureTable(client, config.TABLE_NAME);
+  const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
+  try {
+    await secrets.open();
+    await ensureTable(client, config.TABLE_NAME);
+  } catch (error) {
+    client.destroy();
+    await dynamo.stop();
+    throw error;
+  }
   const store = new DynamoStore(client, config.TABLE_NAME);
   const now = options.now ?? Date.now;
   const scratch = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fleet-')));
@@ -35,7 +43,7 @@ export async function createEmbeddedContext(
     store,
     queue: new MemoryQueue(now),
     scheduler: new StoreScheduler(store, config.SCHEDULE_GROUP),
-    secrets: new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined),
+    secrets,
     blobs: new LocalBlobs(join(scratch, 'artifacts')),
     logger: createLogger(config),
     now,

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
+import { SecretsFileError } from '../functions/adapters/local-secrets.js';
 import { startRuntime } from './runtime.js';
 
 const { values } = parseArgs({
@@ -27,6 +28,10 @@ const runtime = await startRuntime({
   port: Number(values.port),
   host: values.host,
   dataDir: values.memory ? undefined : resolve(values['data-dir']!),
+}).catch((error: unknown) => {
+  // A damaged data folder is the operator's to repair: say what and where, without a stack.
+  console.error(error instanceof SecretsFileError ? error.message : error);
+  process.exit(1);
 });
 
 const mode = runtime.ctx.mode === 'embedded' ? 'embedded (dynalite, in-process queue and scheduler)' : `AWS APIs at ${runtime.ctx.config.AWS_ENDPOINT_URL}`;

@@ -1,6 +1,7 @@
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
 import type { BlobInfo, Blobs } from '../ports/blobs.js';
+import { isTempName, writeFileAtomic } from './atomic-file.js';
 
 /** Artifacts in a local folder, for the embedded runtime. Keys never escape the folder. */
 export class LocalBlobs implements Blobs {
@@ -17,9 +18,7 @@ export class LocalBlobs implements Blobs {
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
-    const p = this.path(key);
-    await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, body);
+    await writeFileAtomic(this.path(key), body);
   }
 
   async get(key: string): Promise<{ body: Uint8Array } | undefined> {
@@ -54,7 +53,7 @@ export class LocalBlobs implements Blobs {
       for (const e of entries) {
         const full = join(dir, e.name);
         if (e.isDirectory()) await walk(full);
-        else {
+        else if (!isTempName(e.name)) {
           const key = relative(this.root, full).split(sep).join('/');
           if (!key.startsWith(prefix)) continue;
           const s = await stat(full);
