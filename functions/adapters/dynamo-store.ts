@@ -18,8 +18,10 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { TABLE_KEYS } from '../core/table.js';
+import { checkItem, checkUpdateValues, keyFits, tooLarge } from './item-limits.js';
 import {
   ConditionFailedError,
+  UnstorableError,
   type Condition,
   type Page,
   type QueryOptions,
@@ -111,7 +113,20 @@ export class DynamoStore implements Store {
     throw error;
   }
 
+  /** The engine's own refusal of an item's size (an update can grow an item past it) as the typed error. */
+  private static sizeRefused(error: unknown): never {
+    if (
+      error instanceof Error &&
+      error.name === 'ValidationException' &&
+      /size.*exceeded/i.test(error.message)
+    )
+      throw tooLarge();
+    throw error;
+  }
+
   async get<T extends StoreItem>(pk: string, sk: string): Promise<T | undefined> {
+    // A key past DynamoDB's sizes names nothing stored (the engine would refuse the read).
+    if (!keyFits(pk, sk)) return undefined;
     const out = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }),
     );
@@ -119,19 +134,22 @@ export class DynamoStore implements Store {
   }
 
   async put<T extends StoreItem>(item: T, condition?: Condition): Promise<void> {
+    const stored = { ...item, version: item.version ?? 1 };
+    checkItem(stored);
     const expr = new Expr();
     const ConditionExpression = expr.condition(condition);
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: { ...item, version: item.version ?? 1 },
+          Item: stored,
           ConditionExpression,
           ...(ConditionExpression ? expr.attributes : {}),
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
     } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) DynamoStore.sizeRefused(error);
       return this.conditionFailed(item.pk, item.sk, error);
     }
   }
@@ -142,6 +160,9 @@ export class DynamoStore implements Store {
     spec: UpdateSpec,
     condition?: Condition,
   ): Promise<T> {
+    if (!keyFits(pk, sk))
+      throw new UnstorableError('key_too_long', 'A name or id in this request is too long to be a key');
+    checkUpdateValues(Object.fromEntries(Object.entries(spec.set ?? {}).filter(([, v]) => v !== undefined)));
     const expr = new Expr();
     const sets = Object.entries(spec.set ?? {})
       .filter(([, v]) => v !== undefined)
@@ -169,11 +190,18 @@ export class DynamoStore implements Store {
       );
       return out.Attributes as T;
     } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) DynamoStore.sizeRefused(error);
       return this.conditionFailed(pk, sk, error);
     }
   }
 
   async delete<T extends StoreItem>(pk: string, sk: string, condition?: Condition): Promise<T | undefined> {
+    if (!keyFits(pk, sk)) {
+      // Nothing is stored there: a guard that needs an item fails as it would on a missing one.
+      if (condition && (condition.exists || condition.version !== undefined || condition.equals))
+        throw new ConditionFailedError(pk, sk);
+      return undefined;
+    }
     const expr = new Expr();
     const ConditionExpression = expr.condition(condition);
     try {
@@ -194,6 +222,10 @@ export class DynamoStore implements Store {
   }
 
   async query<T extends StoreItem>(pk: string, options: QueryOptions = {}): Promise<Page<T>> {
+    // No stored key can be that long, or start with a prefix that long.
+    if (!keyFits(pk, options.prefix || undefined)) return { items: [] };
+    // Bounds come from ids in requests: one past the key size matches no stored key.
+    if (options.between && !options.between.every((b) => keyFits(pk, b))) return { items: [] };
     const index = options.index ? TABLE_KEYS.indexes.find((i) => i.name === options.index) : undefined;
     const pkField = index?.partitionKey ?? TABLE_KEYS.partitionKey;
     const skField = index?.sortKey ?? TABLE_KEYS.sortKey;

@@ -1,10 +1,12 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { AppContext } from './context.js';
 import { HttpError, ValidationError, renderError, type ErrorStyle } from './errors.js';
+import { findLimitIssue, sameSecret } from './limits.js';
 import type { AnyRoute, HookOut, ResponseOut } from './route.js';
+import { UnstorableError } from '../ports/store.js';
 import { Router, styleForPath } from './router.js';
 import { parseOrThrow } from './validation.js';
 
@@ -85,11 +87,7 @@ function toResult(out: unknown, route: AnyRoute): HttpResult {
 async function checkApiKey(ctx: AppContext, headers: Record<string, string>, altAuth?: AnyRoute['altAuth']): Promise<void> {
   const expected = await cachedApiKey(ctx);
   const given = /^Bearer\s+(.+)$/i.exec(headers['authorization'] ?? '')?.[1]?.trim();
-  const ok =
-    expected !== undefined &&
-    given !== undefined &&
-    given.length === expected.length &&
-    timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  const ok = expected !== undefined && given !== undefined && sameSecret(given, expected);
   if (!ok && !(altAuth && (await altAuth(headers, ctx))))
     throw new HttpError(401, 'Invalid or missing API key', 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
 }
@@ -102,6 +100,12 @@ async function cachedApiKey(ctx: AppContext): Promise<string | undefined> {
   return apiKeyCache.value;
 }
 export const resetApiKeyCache = () => (apiKeyCache = undefined);
+
+/** A write the store refused before sending it: too large is 413, the rest is the request's fault as a validation error. */
+function unstorable(error: UnstorableError): HttpError {
+  if (error.reason === 'item_too_large') return new HttpError(413, error.message, 'PAYLOAD_TOO_LARGE');
+  return new ValidationError([{ loc: ['body'], msg: error.message, type: error.reason }]);
+}
 
 export interface HttpHandlerOptions {
   routes: AnyRoute[];
@@ -163,6 +167,8 @@ export function createHttpHandler(options: HttpHandlerOptions) {
             route.errorStyle === 'novita' ? 400 : 422,
           );
         }
+        const issue = findLimitIssue(body);
+        if (issue) throw new ValidationError([{ loc: ['body', ...issue.path], msg: issue.msg, type: issue.type }]);
       }
       if (route.body) body = parseOrThrow(route.body, body, 'body');
     }
@@ -221,6 +227,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         };
         const ctx = await options.context().catch(() => undefined);
         let error = request.error as unknown;
+        if (error instanceof UnstorableError) error = unstorable(error);
         if (!(error instanceof HttpError)) {
           ctx?.logger.error('unhandled error', { requestId: internal.requestId, error: error as Error });
           error = new HttpError(500, 'Internal Server Error', 'INTERNAL_ERROR');

@@ -1,5 +1,6 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ValidationError, type ValidationIssue } from './errors.js';
+import { hasControlCharacters } from './limits.js';
 
 export type Location = 'body' | 'query' | 'path';
 
@@ -19,4 +20,14 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, loc
   const result = schema.safeParse(value);
   if (!result.success) throw new ValidationError(toIssues(location, result.error));
   return result.data;
+}
+
+/**
+ * A free-form name: normalised to Unicode NFC (so one name has one spelling, and one guard record),
+ * refused when it holds control, zero-width or bidirectional-override characters.
+ */
+export function displayName<S extends z.ZodString>(schema: S) {
+  return schema
+    .normalize('NFC')
+    .refine((s) => !hasControlCharacters(s), 'Names must not contain control, zero-width or bidirectional-override characters');
 }

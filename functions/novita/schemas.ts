@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { displayName } from '../core/validation.js';
 import { INSTANCE_STATUSES } from './status.js';
 
 const required = (what: string, type: string) => ({
@@ -6,7 +7,7 @@ const required = (what: string, type: string) => ({
 });
 
 export const createBody = z.object({
-  name: z.string(required('Instance name', 'string')).trim().min(1, 'Instance name must not be empty').max(255),
+  name: displayName(z.string(required('Instance name', 'string')).trim().min(1, 'Instance name must not be empty').max(255)),
   productName: z.string(required('Product name', 'string')).trim().min(1, 'Product name must not be empty').max(255),
   templateId: z.string(required('Template ID', 'string')).trim().min(1, 'Template ID must not be empty').max(255),
   gpuNum: z.number(required('gpuNum', 'number')).int().min(1, 'gpuNum must be between 1 and 8').max(8, 'gpuNum must be between 1 and 8').default(1),

@@ -82,6 +82,20 @@ export class ConditionFailedError extends Error {
   }
 }
 
+/**
+ * A write the table cannot hold: past DynamoDB's 400 KB item size, nesting limit, number range,
+ * or key size. Checked before the write; the HTTP pipeline answers 413 (size) or 422/400.
+ */
+export class UnstorableError extends Error {
+  constructor(
+    readonly reason: 'item_too_large' | 'too_deep' | 'number_out_of_range' | 'key_too_long',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnstorableError';
+  }
+}
+
 /** Reads every page of a query; for small partitions only. */
 export async function queryAll<T extends StoreItem>(
   store: Store,

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../core/limits.js';
 import type { AppContext } from '../core/context.js';
 import { getNode, resolveNode } from '../fleet/nodes.js';
 import {
@@ -74,12 +74,7 @@ async function authorised(ctx: AppContext, req: ConnectRequest): Promise<boolean
   const expected = apiKeyCache.value;
   const header = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
   const given = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim() ?? req.query.token;
-  return (
-    expected !== undefined &&
-    given !== undefined &&
-    given.length === expected.length &&
-    timingSafeEqual(Buffer.from(given), Buffer.from(expected))
-  );
+  return expected !== undefined && given !== undefined && sameSecret(given, expected);
 }
 export const resetWsApiKeyCache = () => (apiKeyCache = undefined);
 

@@ -21,7 +21,8 @@ export async function readDocsAsset(
   name: string,
   assetsDir?: string,
 ): Promise<{ body: Buffer; type: string } | undefined> {
-  const asset = DOCS_ASSETS[name];
+  // Own keys only: `constructor` or `__proto__` name no asset.
+  const asset = Object.hasOwn(DOCS_ASSETS, name) ? DOCS_ASSETS[name] : undefined;
   if (!asset) return undefined;
   let body = cache.get(name);
   if (!body) {

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { displayName } from '../core/validation.js';
 import { instanceResources } from '../orchestrator/resources.js';
 import { canonicalTimeZone, CronError, validateCron } from '../core/schedule-expressions.js';
 import { JOB_STATUSES } from './state.js';
@@ -40,7 +41,7 @@ const env = z
   .describe('Extra environment variables of the training container');
 
 const fields = {
-  name: z.string().trim().min(1).max(255),
+  name: displayName(z.string().trim().min(1).max(255)),
   image: z.string().trim().min(1).max(512),
   command: z.array(z.string()).min(1, 'command needs at least one element'),
   schedule: schedule.nullable(),

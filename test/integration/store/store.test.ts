@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStore, ensureTable, InvalidCursorError } from '../../../functions/adapters/dynamo-store.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../../../functions/ports/store.js';
+import { ConditionFailedError, queryAll, UnstorableError, type StoreItem } from '../../../functions/ports/store.js';
 import { startEmbeddedDynamo, type EmbeddedDynamo } from '../../../local/embedded-dynamo.js';
 
 interface Backend {
@@ -144,5 +144,36 @@ describe.each(backends)('DynamoStore on $name', (backend) => {
 
   it.skipIf(skip)('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  it.skipIf(skip)('refuses what DynamoDB cannot hold with a typed error before the write, and stores what it can', async () => {
+    const reason = async (write: Promise<unknown>) =>
+      write.then(
+        () => 'stored',
+        (e: unknown) => (e instanceof UnstorableError ? e.reason : String(e)),
+      );
+    // Under 400 KB is stored (moto counts a little more than DynamoDB: its own refusal maps to the same error).
+    expect(await reason(store.put({ pk: 'BIG', sk: 'A', blob: 'x'.repeat(390 * 1024) }))).toBe('stored');
+    expect(await reason(store.put({ pk: 'BIG', sk: 'B', blob: 'x'.repeat(400 * 1024) }))).toBe('item_too_large');
+    expect(await reason(store.put({ pk: 'BIG', sk: 'C', list: Array(140_000).fill(1) }))).toBe('item_too_large');
+    expect(await reason(store.update('BIG', 'A', { set: { more: 'y'.repeat(401 * 1024) } }))).toBe('item_too_large');
+    // An update that grows the item past the limit is refused by the engine, mapped to the same error.
+    expect(await reason(store.update('BIG', 'A', { set: { more: 'y'.repeat(20 * 1024) } }))).toBe('item_too_large');
+    expect((await store.get<StoreItem & { more?: string }>('BIG', 'A'))?.more).toBeUndefined();
+
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    expect(await reason(store.put({ pk: 'DEEP', sk: 'A', deep }))).toBe('too_deep');
+    expect(await reason(store.put({ pk: 'NUM', sk: 'A', n: 2 ** 60 }))).toBe('number_out_of_range');
+    expect(await reason(store.put({ pk: 'NUM', sk: 'A', n: 1e-200 }))).toBe('number_out_of_range');
+    expect(await reason(store.put({ pk: 'K'.repeat(2049), sk: 'A' }))).toBe('key_too_long');
+    expect(await reason(store.put({ pk: 'K', sk: 'é'.repeat(513) }))).toBe('key_too_long');
+    expect(await reason(store.put({ pk: 'K', sk: 'A', gsi1pk: 'G', gsi1sk: '' }))).toBe('key_too_long');
+    // Reads of keys no item can have find nothing.
+    expect(await store.get('K'.repeat(3000), 'A')).toBeUndefined();
+    expect((await store.query('K'.repeat(3000))).items).toEqual([]);
+    expect((await store.query('CREDS', { index: 'gsi1', between: ['x'.repeat(2000), 'x'.repeat(2000)] })).items).toEqual([]);
+    expect(await store.delete('K'.repeat(3000), 'A')).toBeUndefined();
+    await expect(store.delete('K'.repeat(3000), 'A', { exists: true })).rejects.toBeInstanceOf(ConditionFailedError);
   });
 });
