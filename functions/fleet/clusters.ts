@@ -3,6 +3,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { fleetClusterKeys } from '../core/keys.js';
+import { claimName, releaseName } from '../core/name-guard.js';
 import { boolQuery } from '../core/query.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
@@ -127,23 +128,13 @@ export async function createCluster(
     managerNodeId = manager!;
   }
   const clusterId = randomUUID();
-  const guard = fleetClusterKeys.clusterName(body.name);
-  try {
-    await ctx.store.put({ ...guard, clusterId }, { notExists: true });
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-    // A guard whose cluster was never written (a crash between the two writes) is taken over.
-    const held = await ctx.store.get<StoreItem & { clusterId: string }>(guard.pk, guard.sk);
-    const owner = held && (await ctx.store.get(fleetClusterKeys.cluster(held.clusterId).pk, 'META'));
-    if (!held || owner) throw new ConflictError(`A cluster named ${body.name} already exists`);
-    await ctx.store
-      .put({ ...guard, clusterId }, { equals: { clusterId: held.clusterId } })
-      .catch((e: unknown) => {
-        throw e instanceof ConditionFailedError
-          ? new ConflictError(`A cluster named ${body.name} already exists`)
-          : e;
-      });
-  }
+  const claim = await claimName<StoreItem & { clusterId: string }>(ctx, {
+    key: fleetClusterKeys.clusterName(body.name),
+    owner: { clusterId },
+    alive: async (held) =>
+      (await ctx.store.get(fleetClusterKeys.cluster(held.clusterId).pk, 'META')) !== undefined,
+    conflict: () => new ConflictError(`A cluster named ${body.name} already exists`),
+  });
   const item: ClusterItem = {
     ...fleetClusterKeys.cluster(clusterId),
     ...fleetClusterKeys.clustersIndex(body.name),
@@ -155,7 +146,16 @@ export async function createCluster(
     createdAt: new Date(ctx.now()).toISOString(),
     version: 1,
   };
-  await ctx.store.put(item, { notExists: true });
+  try {
+    await ctx.store.put(item, { notExists: true });
+  } catch (error) {
+    await claim.release();
+    throw error;
+  }
+  if (!(await claim.bind())) {
+    await ctx.store.delete(item.pk, item.sk);
+    throw new ConflictError(`A cluster named ${body.name} already exists`);
+  }
   return item;
 }
 
@@ -185,10 +185,7 @@ async function deleteCluster(ctx: AppContext, clusterId: string): Promise<Cluste
   const c = await getCluster(ctx, clusterId);
   // The cluster first: a crash before the guard goes leaves a guard the next create takes over.
   await ctx.store.delete(c.pk, c.sk);
-  const guard = fleetClusterKeys.clusterName(c.name);
-  await ctx.store.delete(guard.pk, guard.sk, { equals: { clusterId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
+  await releaseName(ctx, fleetClusterKeys.clusterName(c.name), { clusterId });
   return c;
 }
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { claimName, releaseName } from '../core/name-guard.js';
 import { swarmKeys } from '../core/keys.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import type { StoreItem } from '../ports/store.js';
 import { parseConstraint } from './constraints.js';
 import { changeService, failures, nextService, settle } from './containers.js';
 import { getService, imageInstances, listServices, type InstanceItem, type ServiceItem } from './model.js';
@@ -53,40 +54,29 @@ export async function findService(ctx: AppContext, ref: string): Promise<Service
   return (await listServices(ctx)).find((s) => serviceId(s.imageId) === ref);
 }
 
-/** Claims the name for the image; a guard left by a create that never wrote its service is taken over. */
-async function claimName(ctx: AppContext, name: string, imageId: string): Promise<void> {
-  const guard = swarmKeys.serviceName(name);
-  try {
-    await ctx.store.put({ ...guard, imageId }, { notExists: true });
-    return;
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  }
-  const held = await ctx.store.get<StoreItem & { imageId: string }>(guard.pk, guard.sk);
-  const owner = held && (await getService(ctx, held.imageId));
-  if (held && owner?.serviceName === name && owner.desiredCount > 0)
-    throw new ConflictError(`A service named ${name} exists`);
-  try {
-    await ctx.store.put(
-      { ...guard, imageId },
-      held ? { equals: { imageId: held.imageId } } : { notExists: true },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) throw new ConflictError(`A service named ${name} exists`);
-    throw error;
-  }
-}
-
-async function releaseName(ctx: AppContext, name: string, imageId: string): Promise<void> {
-  const guard = swarmKeys.serviceName(name);
-  await ctx.store.delete(guard.pk, guard.sk, { equals: { imageId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
+/** The name guard of a service, bound to its image once the service is written (core/name-guard.ts). */
+function claimServiceName(ctx: AppContext, name: string, imageId: string) {
+  return claimName<StoreItem & { imageId: string }>(ctx, {
+    key: swarmKeys.serviceName(name),
+    owner: { imageId },
+    // A named service holds its name at any count; only its delete takes the name off.
+    alive: async (held) => (await getService(ctx, held.imageId))?.serviceName === name,
+    conflict: () => new ConflictError(`A service named ${name} exists`),
   });
 }
 
-/** The name guard first, then the service; then the reconciler places the copies and the call waits for them. */
+/** Takes the name off the image's service and leaves it no copies (only while it bears `name`, when given). */
+async function unnameService(ctx: AppContext, imageId: string, name?: string): Promise<void> {
+  await changeService(ctx, imageId, async (current) => {
+    if (!current || (name !== undefined && current.serviceName !== name)) return undefined;
+    const { serviceName: _name, constraints: _c, volumes: _v, hostPorts: _h, ...rest } = current;
+    return { next: { ...rest, desiredCount: 0, updatedAt: new Date(ctx.now()).toISOString() }, wanted: 0 };
+  });
+}
+
+/** The name guard first, then the service, then the guard bound; then the reconciler places the copies and the call waits for them. */
 export async function createNamedService(ctx: AppContext, input: NamedServiceInput): Promise<unknown> {
-  await claimName(ctx, input.name, input.imageId);
+  const claim = await claimServiceName(ctx, input.name, input.imageId);
   try {
     await changeService(ctx, input.imageId, async (current) => {
       if (current && current.desiredCount > 0)
@@ -112,8 +102,12 @@ export async function createNamedService(ctx: AppContext, input: NamedServiceInp
       return { next, wanted: input.replicas };
     });
   } catch (error) {
-    await releaseName(ctx, input.name, input.imageId);
+    await claim.release();
     throw error;
+  }
+  if (!(await claim.bind())) {
+    await unnameService(ctx, input.imageId, input.name);
+    throw new ConflictError(`A service named ${input.name} exists`);
   }
   return placeAndWait(ctx, input.imageId);
 }
@@ -157,12 +151,9 @@ export async function deleteNamedService(
   const found = await findService(ctx, ref);
   if (!found) throw new NotFoundError(`Service ${ref} not found`);
   const name = found.serviceName ?? found.imageId;
-  await changeService(ctx, found.imageId, async (current) => {
-    if (!current) return undefined;
-    const { serviceName: _name, constraints: _c, volumes: _v, hostPorts: _h, ...rest } = current;
-    return { next: { ...rest, desiredCount: 0, updatedAt: new Date(ctx.now()).toISOString() }, wanted: 0 };
-  });
-  if (found.serviceName) await releaseName(ctx, found.serviceName, found.imageId);
+  await unnameService(ctx, found.imageId);
+  if (found.serviceName)
+    await releaseName(ctx, swarmKeys.serviceName(found.serviceName), { imageId: found.imageId });
   await reconcile(ctx, { imageId: found.imageId });
   return { id: serviceId(found.imageId), name };
 }

@@ -2,6 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { keys, trainingKeys } from '../core/keys.js';
+import { claimName, releaseName, type NameClaim } from '../core/name-guard.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { CronError, validateCron } from '../core/schedule-expressions.js';
 import { getJob, jobRuns, newJobId, type JobItem, type RunItem } from './model.js';
@@ -37,44 +38,22 @@ export async function requireJob(ctx: AppContext, jobId: string): Promise<JobIte
   return job;
 }
 
-/**
- * Claims a job name. A guard left by a create or delete that died half-way (its job is gone, or
- * is another name now) is taken over; a live one is a duplicate.
- */
-async function claimName(ctx: AppContext, name: string, jobId: string): Promise<void> {
-  const guard = keys.jobName(name);
-  try {
-    await ctx.store.put<NameGuard>({ ...guard, jobId, name }, { notExists: true });
-    return;
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  }
-  const held = await ctx.store.get<NameGuard>(guard.pk, guard.sk);
-  if (held) {
-    const owner = await getJob(ctx, held.jobId);
-    if (owner && owner.name === name) throw duplicate(name);
-  }
-  try {
-    await ctx.store.put<NameGuard>(
-      { ...guard, jobId, name },
-      held ? { equals: { jobId: held.jobId }, version: held.version } : { notExists: true },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) throw duplicate(name);
-    throw error;
-  }
-}
-
-async function releaseName(ctx: AppContext, name: string, jobId: string): Promise<void> {
-  const guard = keys.jobName(name);
-  await ctx.store.delete(guard.pk, guard.sk, { equals: { jobId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
+/** Claims a job name (core/name-guard.ts): a live job of that name, or a create in flight, is a duplicate. */
+function claimJobName(ctx: AppContext, name: string, jobId: string): Promise<NameClaim> {
+  return claimName<NameGuard>(ctx, {
+    key: keys.jobName(name),
+    owner: { jobId, name },
+    alive: async (held) => (await getJob(ctx, held.jobId))?.name === name,
+    conflict: () => duplicate(name),
   });
 }
 
+const releaseJobName = (ctx: AppContext, name: string, jobId: string) =>
+  releaseName(ctx, keys.jobName(name), { jobId });
+
 export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobItem> {
   const jobId = newJobId();
-  await claimName(ctx, input.name, jobId);
+  const claim = await claimJobName(ctx, input.name, jobId);
   const now = iso(ctx.now());
   const job: JobItem = {
     ...keys.job(jobId),
@@ -107,8 +86,12 @@ export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobI
   try {
     await ctx.store.put(job, { notExists: true });
   } catch (error) {
-    await releaseName(ctx, input.name, jobId).catch(() => undefined);
+    await claim.release().catch(() => undefined);
     throw error;
+  }
+  if (!(await claim.bind())) {
+    await ctx.store.delete(job.pk, job.sk);
+    throw duplicate(input.name);
   }
   if (job.schedule) return trySyncJobSchedule(ctx, job);
   await requestFiring(ctx, jobId, now);
@@ -147,7 +130,7 @@ export async function updateJob(ctx: AppContext, jobId: string, patch: JobUpdate
   checkMergedSchedule(schedule, timezone);
   const scheduleChanged = schedule !== job.schedule || timezone !== job.timezone;
   const renamed = patch.name !== undefined && patch.name !== job.name;
-  if (renamed) await claimName(ctx, patch.name!, jobId);
+  const claim = renamed ? await claimJobName(ctx, patch.name!, jobId) : undefined;
 
   const set: Partial<JobItem> = {
     ...(patch.name !== undefined ? { name: patch.name } : {}),
@@ -171,7 +154,7 @@ export async function updateJob(ctx: AppContext, jobId: string, patch: JobUpdate
       { version: job.version },
     );
   } catch (error) {
-    if (renamed) await releaseName(ctx, patch.name!, jobId).catch(() => undefined);
+    await claim?.release().catch(() => undefined);
     if (!(error instanceof ConditionFailedError)) throw error;
     const now = await getJob(ctx, jobId);
     if (!now) throw notFound(jobId);
@@ -180,7 +163,14 @@ export async function updateJob(ctx: AppContext, jobId: string, patch: JobUpdate
       error_type: 'ConcurrentUpdateError',
     });
   }
-  if (renamed) await releaseName(ctx, job.name, jobId).catch(() => undefined);
+  if (claim && !(await claim.bind())) {
+    // The new name was taken over meanwhile (a claim past its lease): the job keeps its old name.
+    await ctx.store
+      .update(k.pk, k.sk, { set: { name: job.name } }, { equals: { name: patch.name } })
+      .catch(() => undefined);
+    throw duplicate(patch.name!);
+  }
+  if (renamed) await releaseJobName(ctx, job.name, jobId).catch(() => undefined);
   if (scheduleChanged) updated = await trySyncJobSchedule(ctx, updated);
   return updated;
 }
@@ -206,7 +196,7 @@ export async function deleteJob(ctx: AppContext, jobId: string): Promise<void> {
       error: error as Error,
     });
   }
-  await releaseName(ctx, job.name, jobId).catch(() => undefined);
+  await releaseJobName(ctx, job.name, jobId).catch(() => undefined);
   for (const run of await jobRuns(ctx, jobId)) await ctx.store.delete(run.pk, run.sk).catch(() => undefined);
 }
 
