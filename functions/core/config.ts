@@ -39,6 +39,8 @@ export const configSchema = z.object({
   /** Folder holding the Swagger UI and ReDoc files; resolved from node_modules when unset. */
   DOCS_ASSETS_DIR: z.string().optional(),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** First wait before a copy that failed or exited is replaced; doubles per failure in a row, up to 5 minutes. */
+  RESTART_BACKOFF_SECONDS: z.coerce.number().min(0).max(300).default(10),
 
   // Training jobs (functions/training/settings.ts turns these into its settings).
   /** Comma-separated receivers of job status notifications; `slack+https://…` (or hooks.slack.com) gets Slack's `{text}`. */

@@ -75,6 +75,12 @@ function gpuTemperatures(node: NodeItem): { label: string; celsius: number }[] {
 }
 
 const EXITED: ReadonlySet<string> = new Set(['exited', 'failed']);
+
+/** `, backing off (crash_loop, attempt 3) until <iso>` for a copy waiting out its restart backoff. */
+const backoffNote = (i: InstanceItem) =>
+  i.backoff
+    ? `, backing off (${i.backoff.reason}, attempt ${i.backoff.attempt}) until ${new Date(i.backoff.nextTryAt).toISOString()}`
+    : '';
 const STOPPED_ENGINE_STATES: ReadonlySet<string> = new Set(['exited', 'dead']);
 
 function listed(names: string[], max = 5): string {
@@ -157,7 +163,7 @@ export function detectProblems(
       const names = [
         ...copies.map(
           (i) =>
-            `${i.name} (${i.imageId}, ${i.status === 'failed' ? 'failed to start' : `exited${i.exitCode != null ? ` with code ${i.exitCode}` : ''}`})`,
+            `${i.name} (${i.imageId}, ${i.status === 'failed' ? 'failed to start' : `exited${i.exitCode != null ? ` with code ${i.exitCode}` : ''}`}${backoffNote(i)})`,
         ),
         ...models.map(([instanceId]) => `model server ${instanceId}`),
       ];
@@ -399,7 +405,7 @@ async function startRestartExited(ctx: AppContext, node: NodeItem): Promise<Star
     const ordinals = new Map(
       mine.map((i) => [i.instanceId, before.find((s) => s.instanceId === i.instanceId)?.ordinal]),
     );
-    const { unplaced } = await reconcile(ctx, { imageId });
+    const { unplaced } = await reconcile(ctx, { imageId, retryNow: true });
     const after = await serviceSlots(ctx, imageId);
     for (const inst of mine) {
       const ordinal = ordinals.get(inst.instanceId);

@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js
 import { reply } from '../core/http.js';
 import { keys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
+import { backoffView, findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
 import { allInstances, listServices } from '../orchestrator/model.js';
 import { imageRef, instanceResources, port } from '../orchestrator/resources.js';
 import {
@@ -291,7 +291,8 @@ export function swarmRoutes(): AnyRoute[] {
             id: i.instanceId,
             name: i.name,
             image: i.imageId,
-            status: i.status,
+            status: backoffView(i) ? 'backoff' : i.status,
+            ...(backoffView(i) ? { backoff: backoffView(i) } : {}),
             node_id: i.nodeId,
             ports: Object.fromEntries(
               i.ports

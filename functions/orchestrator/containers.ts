@@ -32,7 +32,8 @@ import {
   type PortBinding,
   type ServiceItem,
 } from './model.js';
-import { LIVE, planReconcile, type InstanceStatus } from './plan.js';
+import { isPullFailure } from './backoff.js';
+import { BACKING_OFF, LIVE, planReconcile, type InstanceStatus } from './plan.js';
 import { loadState, planInput, reconcile, toPlanService, type Placed } from './reconciler.js';
 import { deleteInstanceEndpoints, instanceEndpointsDown, registerInstanceEndpoints } from './registry.js';
 import { resourcesView, toReservation, type InstanceResources } from './resources.js';
@@ -64,12 +65,25 @@ export function portsView(ports: PortBinding[]): Record<string, string> {
 
 const resourcesOut = resourcesView;
 
+/** A dead copy waiting out its restart backoff: why, how many failures in a row, when it is tried again. */
+export function backoffView(i: InstanceItem) {
+  return i.backoff && BACKING_OFF.has(i.status)
+    ? {
+        reason: i.backoff.reason,
+        attempt: i.backoff.attempt,
+        next_try_at: new Date(i.backoff.nextTryAt).toISOString(),
+      }
+    : undefined;
+}
+
 export function containerView(i: InstanceItem) {
+  const backoff = backoffView(i);
   return {
     id: i.instanceId,
     name: i.name,
     image: i.imageId,
-    status: engineStatus(i.status),
+    status: backoff ? 'backoff' : engineStatus(i.status),
+    ...(backoff ? { backoff } : {}),
     ports: portsView(i.ports),
     created_at: i.createdAt,
     resources: resourcesOut(i.resources),
@@ -291,6 +305,22 @@ export async function changeService(
   throw new ConflictError(`Image ${imageId} is changing concurrently; retry`);
 }
 
+/**
+ * Every copy a start asked for failed. An image no node could pull is the request's to fix (422);
+ * any other failure is the engine's (502). Either way the desired count stays: the copies are
+ * retried with backoff (orchestrator/backoff.ts) until the image is scaled down or deleted.
+ */
+async function startFailed(ctx: AppContext, imageId: string, errors: string[]): Promise<HttpError> {
+  const desired = (await getService(ctx, imageId))?.desiredCount ?? 0;
+  const pull = errors.every(isPullFailure);
+  return new HttpError(
+    pull ? 422 : 502,
+    `Failed to start ${imageId}: ${errors.join('; ')}. The desired count stays ${desired}: the copies are retried with backoff (10 s doubling to 5 min); scale the image down or delete it to stop them`,
+    pull ? 'IMAGE_PULL_FAILED' : 'START_FAILED',
+    { reason: pull ? 'image_pull_failed' : 'start_failed', desired_count: desired },
+  );
+}
+
 /** POST /containers/{imageId}/start: `count` more copies. */
 export async function startContainers(ctx: AppContext, imageId: string, input: StartInput): Promise<unknown> {
   const nodeId = await nodeIdFor(ctx, input.node_id, ['body', 'node_id']);
@@ -306,8 +336,7 @@ export async function startContainers(ctx: AppContext, imageId: string, input: S
     async (commands) => {
       const failed = failures(commands);
       const ok = started.filter((id) => !failed.some((f) => f.id === id));
-      if (!ok.length && failed.length)
-        throw new HttpError(500, `Failed to start ${imageId}: ${failed.map((f) => f.error).join('; ')}`);
+      if (!ok.length && failed.length) throw await startFailed(ctx, imageId, failed.map((f) => f.error));
       return {
         started: ok,
         ...(failed.length ? { failed } : {}),
@@ -360,8 +389,7 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
     placed.map((p) => p.commandId),
     async (commands) => {
       const mine = commands.find((c) => c.commandId === first.commandId);
-      if (mine?.status === 'failed')
-        throw new HttpError(500, `Failed to start ${imageId}: ${mine.error ?? 'unknown error'}`);
+      if (mine?.status === 'failed') throw await startFailed(ctx, imageId, [mine.error ?? 'unknown error']);
       const inst = (await getInstance(ctx, first.instanceId))!;
       return {
         ok: true,

@@ -1,6 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import type { Backoff } from './backoff.js';
 import type { InstanceStatus } from './plan.js';
 import type { InstanceResources, Reservation } from './resources.js';
 
@@ -61,6 +62,8 @@ export interface InstanceItem extends StoreItem {
    * recreate the container, so heartbeats meanwhile may show it exited or gone: not a death.
    */
   updatingSince?: number;
+  /** Dead (failed or exited) and waiting before its replacement (orchestrator/backoff.ts). */
+  backoff?: Backoff;
 }
 
 /** An update older than this no longer shields the instance (its command was lost). */
@@ -75,6 +78,11 @@ export interface SlotItem extends StoreItem {
   instanceId: string;
   nodeId: string;
   claimedAt: number;
+  /** Failures in a row of the copies this slot held (restart backoff). */
+  failures?: number;
+  /** Epoch ms before which the dead copy `backoffFor` is not replaced. */
+  backoffUntil?: number;
+  backoffFor?: string;
 }
 
 /** Removed instances stay visible to lookups (idempotent DELETE) for a day, then TTL removes them. */

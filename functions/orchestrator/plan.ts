@@ -14,7 +14,8 @@ import type { Reservation } from './resources.js';
  *   1. more slots than desired → release the surplus: slots whose instance a user is stopping
  *      first, then dead, then just-claimed, then healthy; the highest ordinal first within a rank;
  *   2. every remaining dead slot (instance exited, failed, gone, or its node offline) → place a
- *      replacement, the slot keeps its ordinal;
+ *      replacement, the slot keeps its ordinal; a copy that failed or exited waits out its
+ *      slot's backoff first;
  *   3. fewer slots than desired → place new ones at the lowest free ordinals;
  *   4. instances no slot points at any more → retire (remove the container) when their node is
  *      online, else mark them orphaned so they are removed when the node returns.
@@ -38,6 +39,8 @@ export const OCCUPYING: ReadonlySet<InstanceStatus> = new Set([
 export const LIVE: ReadonlySet<InstanceStatus> = new Set(['pending', 'running']);
 /** A user's stop or delete is in progress: the reconciler leaves the slot to that flow. */
 const LOCKED: ReadonlySet<InstanceStatus> = new Set(['stopping', 'removing']);
+/** A dead copy in these states waits out its slot's backoff before it is replaced. */
+export const BACKING_OFF: ReadonlySet<InstanceStatus> = new Set(['failed', 'exited']);
 /** Unreferenced instances in these states need nothing more. */
 const SETTLED: ReadonlySet<InstanceStatus> = new Set(['stopped', 'stopping', 'removing', 'removed']);
 
@@ -68,6 +71,8 @@ export interface PlanSlot {
   nodeId: string;
   /** Epoch ms of the claim. */
   claimedAt: number;
+  /** Its dead copy is not replaced before this (restart backoff, orchestrator/backoff.ts). */
+  backoffUntil?: number;
 }
 
 export interface PlanInstance {
@@ -275,6 +280,22 @@ export function planReconcile(input: PlanInput): Plan {
     for (const slot of kept) {
       if (states.get(slot.ordinal) !== 'dead') {
         referenced.add(slot.instanceId);
+        continue;
+      }
+      const dead = instances.get(slot.instanceId);
+      if (
+        slot.backoffUntil !== undefined &&
+        slot.backoffUntil > input.now &&
+        dead &&
+        BACKING_OFF.has(dead.status)
+      ) {
+        // The copy failed or exited: it stays in its slot until its backoff ends.
+        referenced.add(slot.instanceId);
+        unplaced.push({
+          imageId: service.imageId,
+          ordinal: slot.ordinal,
+          reason: `backing off until ${new Date(slot.backoffUntil).toISOString()}`,
+        });
         continue;
       }
       const target = choose(service);

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
+import { emit } from '../core/events.js';
 import { dispatchCommand } from '../fleet/commands.js';
 import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
@@ -15,7 +16,15 @@ import {
   type ServiceItem,
   type SlotItem,
 } from './model.js';
-import { planReconcile, type PlanAction, type PlanInput, type PlanService, type Unplaced } from './plan.js';
+import { nextBackoff } from './backoff.js';
+import {
+  BACKING_OFF,
+  planReconcile,
+  type PlanAction,
+  type PlanInput,
+  type PlanService,
+  type Unplaced,
+} from './plan.js';
 import { parseConstraint } from './constraints.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation, type Reservation } from './resources.js';
@@ -79,7 +88,12 @@ export async function loadState(ctx: AppContext, imageId?: string): Promise<Flee
   return { nodes, services, instances, slots, held };
 }
 
-export function planInput(ctx: AppContext, state: FleetState, planned: PlanService[]): PlanInput {
+export function planInput(
+  ctx: AppContext,
+  state: FleetState,
+  planned: PlanService[],
+  options: { retryNow?: boolean } = {},
+): PlanInput {
   const now = ctx.now();
   return {
     now,
@@ -96,6 +110,9 @@ export function planInput(ctx: AppContext, state: FleetState, planned: PlanServi
       instanceId: s.instanceId,
       nodeId: s.nodeId,
       claimedAt: s.claimedAt,
+      ...(!options.retryNow && s.backoffFor === s.instanceId && s.backoffUntil !== undefined
+        ? { backoffUntil: s.backoffUntil }
+        : {}),
     })),
     instances: state.instances.map((i) => ({
       instanceId: i.instanceId,
@@ -139,11 +156,13 @@ export function startSpec(service: ServiceItem, instanceId: string): ContainerSp
 /** Plans and applies. Safe to run concurrently with itself: every write is conditional. */
 export async function reconcile(
   ctx: AppContext,
-  options: { imageId?: string } = {},
+  /** `retryNow`: a person asked for the dead copies back (a quick fix): their backoff is skipped. */
+  options: { imageId?: string; retryNow?: boolean } = {},
 ): Promise<ReconcileOutcome> {
   const state = await loadState(ctx, options.imageId);
+  await recordBackoffs(ctx, state);
   const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
-  const plan = planReconcile(planInput(ctx, state, planned.map(toPlanService)));
+  const plan = planReconcile(planInput(ctx, state, planned.map(toPlanService), options));
   const outcome: ReconcileOutcome = {
     placed: [],
     released: 0,
@@ -163,6 +182,51 @@ export async function reconcile(
   }
   if (plan.unplaced.length) ctx.logger.info('reconcile left copies unplaced', { unplaced: plan.unplaced });
   return outcome;
+}
+
+/**
+ * For each slot whose copy failed or exited and has no backoff yet: the failures in a row and the
+ * time its replacement may start, on the slot (conditional on it still holding that copy) and on
+ * the copy (for the views and maintenance); a reconcile is queued for when the wait ends.
+ */
+async function recordBackoffs(ctx: AppContext, state: FleetState): Promise<void> {
+  const instances = new Map(state.instances.map((i) => [i.instanceId, i]));
+  for (const slot of state.slots) {
+    const inst = instances.get(slot.instanceId);
+    if (!inst || !BACKING_OFF.has(inst.status) || slot.backoffFor === inst.instanceId) continue;
+    const diedAt = Date.parse(inst.updatedAt);
+    const backoff = nextBackoff({
+      previousFailures: slot.failures ?? 0,
+      status: inst.status as 'failed' | 'exited',
+      error: inst.lastError,
+      runningSince: inst.runningSince,
+      diedAt: Number.isFinite(diedAt) ? Math.min(diedAt, ctx.now()) : ctx.now(),
+      baseMs: ctx.config.RESTART_BACKOFF_SECONDS * 1000,
+    });
+    const k = fleetKeys.serviceSlot(slot.imageId, slot.ordinal);
+    try {
+      await ctx.store.update(
+        k.pk,
+        k.sk,
+        { set: { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId } },
+        { equals: { instanceId: inst.instanceId } },
+      );
+    } catch (error) {
+      if (error instanceof ConditionFailedError) continue; // replaced meanwhile
+      throw error;
+    }
+    Object.assign(slot, { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId });
+    const ik = keys.instance(inst.instanceId);
+    await ctx.store
+      .update(ik.pk, ik.sk, { set: { backoff } }, { equals: { status: inst.status } })
+      .catch((error: unknown) => {
+        if (!(error instanceof ConditionFailedError)) throw error;
+      });
+    inst.backoff = backoff;
+    ctx.logger.info('copy backing off', { imageId: inst.imageId, instanceId: inst.instanceId, ...backoff });
+    const wait = Math.ceil((backoff.nextTryAt - ctx.now()) / 1000);
+    if (wait > 0) await emit(ctx, { type: 'reconcile', imageId: inst.imageId }, wait);
+  }
 }
 
 async function apply(

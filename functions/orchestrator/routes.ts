@@ -61,6 +61,12 @@ const imageParams = z.object({ imageId: imageRef });
 
 const resourcesOut = z.record(z.string(), z.union([z.string(), z.number()]));
 const pendingOut = z.object({ status: z.literal('pending'), pending_commands: z.array(z.string()) });
+/** Every copy a start asked for failed; the desired count stays and the copies retry with backoff. */
+const startFailures = {
+  422: 'No node could pull the image (`IMAGE_PULL_FAILED`)',
+  502: 'The engine could not start the container (`START_FAILED`)',
+};
+
 const changeResponses = {
   202: 'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
 };
@@ -127,7 +133,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/start/container',
       summary: 'Start, or reuse, a container of an image',
       body: startContainerBody,
-      responses: { ...changeResponses, 409: 'No online node can run it' },
+      responses: { ...changeResponses, ...startFailures, 409: 'No online node can run it' },
       handler: async (req, ctx) => {
         const { image, ...resources } = req.body.resources;
         return startOrReuse(ctx, image, { ...req.body, resources });
@@ -175,7 +181,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       // Every StartBody field is optional, the body itself too.
       body: startBody.optional(),
       response: z.object({ started: z.array(z.string()) }).or(pendingOut),
-      responses: { ...changeResponses, 409: 'No online node can run it' },
+      responses: { ...changeResponses, ...startFailures, 409: 'No online node can run it' },
       handler: async (req, ctx) => startContainers(ctx, req.params.imageId, req.body ?? { count: 1 }),
     }),
     route({

@@ -124,6 +124,8 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
         LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'SILENT',
         NODE_OFFLINE_AFTER_SECONDS: String(OFFLINE_AFTER_S),
         COMMAND_WAIT_MS: String(COMMAND_WAIT_MS),
+        // A dead copy's replacement waits out its restart backoff (10 s by default, doubling).
+        RESTART_BACKOFF_SECONDS: '1',
         AWS_ENDPOINT_URL: undefined,
       };
       if (mode.moto) {

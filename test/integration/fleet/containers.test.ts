@@ -9,6 +9,8 @@ const env = {
   AWS_ENDPOINT_URL: undefined,
   NODE_OFFLINE_AFTER_SECONDS: '2',
   COMMAND_WAIT_MS: '5000',
+  // A dead copy's replacement waits out its restart backoff (10 s by default).
+  RESTART_BACKOFF_SECONDS: '1',
 };
 
 const SDXL = '192.168.1.214:5000/sdxl-trt:r35.3.1';
@@ -341,7 +343,17 @@ describe('orchestrator containers over a fleet of agents (embedded runtime)', ()
       status: string;
     }[];
     expect(eps.find((e) => e.id.startsWith(dead))?.status).toBe('DOWN');
-    // The event's reconcile places a replacement and removes the dead container.
+    // The copy backs off (crash_loop), then a reconcile places a replacement and removes the dead container.
+    await eventually(async () =>
+      expect(
+        ((await get('/containers')).body.containers as { id: string; status: string }[]).find(
+          (x) => x.id === dead,
+        ),
+      ).toMatchObject({
+        status: 'backoff',
+        backoff: { reason: 'crash_loop', attempt: 1 },
+      }),
+    );
     await eventually(async () => expect(starts('crashy:1')).toHaveLength(2));
     await eventually(async () => {
       const img = ((await get('/images')).body.images as { image: string }[]).find(

@@ -47,6 +47,8 @@ const env = {
   NODE_OFFLINE_AFTER_SECONDS: '2',
   COMMAND_WAIT_MS: '5000',
   WS_PUSH_INTERVAL_SECONDS: '1',
+  // A dead copy's replacement waits out its restart backoff (10 s by default).
+  RESTART_BACKOFF_SECONDS: '1',
 };
 const wsUrl = (rt: Runtime, path: string) => `${rt.url.replace(/^http/, 'ws')}${path}`;
 
@@ -218,7 +220,7 @@ describe('WebSocket API: /ws/logs of a node (embedded runtime, scripted agent)',
     expect(JSON.stringify(byName.frames)).not.toContain('hunter2');
     expect(JSON.stringify(byName.frames)).not.toContain(agent.token);
 
-    // The reconciler replaces the dead copy and retires it meanwhile: remove the running one.
+    // The reconciler replaces the dead copy after its backoff and retires it meanwhile: remove the running one.
     await eventually(async () => {
       const listed = (await call(rt.url, 'GET', '/containers')).body.containers as {
         id: string;
