@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandEnvelope } from '../../../functions/fleet/protocol.js';
+import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { getInstance } from '../../../functions/orchestrator/model.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from './scripted-agent.js';
