@@ -39,7 +39,7 @@ export const configSchema = z.object({
   /** Folder holding the Swagger UI and ReDoc files; resolved from node_modules when unset. */
   DOCS_ASSETS_DIR: z.string().optional(),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
-  /** First wait before a copy that failed or exited is replaced; doubles per failure in a row, up to 5 minutes. */
+  /** First wait before a copy that failed or exited is replaced; doubles per failure in a row, up to 5 minutes; 0: at once. */
   RESTART_BACKOFF_SECONDS: z.coerce.number().min(0).max(300).default(10),
 
   // Training jobs (functions/training/settings.ts turns these into its settings).

@@ -12,6 +12,8 @@ const env = {
   NODE_OFFLINE_AFTER_SECONDS: '2',
   // The `slow` agent never answers: calls that wait for it answer 202 after this.
   COMMAND_WAIT_MS: '2500',
+  // Copies pruned or exited here are replaced at once (the backoff has its own suite, backoff.test.ts).
+  RESTART_BACKOFF_SECONDS: '0',
 };
 
 type Problem = {
