@@ -1,0 +1,67 @@
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { startStack } from './stack.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: process.env.PORT ?? '8000' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'cdk-out': { type: 'string' },
+    'keep-resources': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`Usage: npm run start:stack -- [--port 8000] [--host 127.0.0.1] [--cdk-out cdk.out] [--keep-resources]
+
+Runs the synthesized CDK stack on the AWS emulator at AWS_ENDPOINT_URL: the template's table,
+queues, schedules, bucket and parameters are created there (names prefixed per start), and each
+API route runs the bundled function the template integrates it with.
+
+  --cdk-out         run this cloud assembly instead of synthesizing the app
+  --keep-resources  leave the emulator resources in place on exit`);
+  process.exit(0);
+}
+
+if (!process.env.AWS_ENDPOINT_URL) {
+  console.error('start:stack needs AWS_ENDPOINT_URL (moto or LocalStack), e.g. AWS_ENDPOINT_URL=http://127.0.0.1:4566 npm run start:stack');
+  process.exit(1);
+}
+process.env.AWS_ACCESS_KEY_ID ??= 'test';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+
+const stack = await startStack({
+  port: Number(values.port),
+  host: values.host,
+  cdkOut: values['cdk-out'] ? resolve(values['cdk-out']) : undefined,
+  keepResources: values['keep-resources'],
+  log: (line) => console.error(line),
+});
+
+const fns = Object.values(stack.functions).map((f) => `    ${f.options.logicalId} (${f.options.memoryMb} MB, ${f.options.timeoutSeconds} s)`);
+console.log(`GPU fleet control plane stack ${stack.assembly.stackName}, running locally (names prefixed ${stack.prefix})
+  HTTP API:      ${stack.url}
+  WebSocket API: ${stack.wsUrl}
+  AWS APIs:      ${process.env.AWS_ENDPOINT_URL}
+  API key:       ${stack.apiKey ? `in SSM at ${stack.outputs.ApiKeyParameter ?? '(see outputs)'}; send Authorization: Bearer <key>` : 'off'}
+  functions:
+${fns.join('\n')}
+  outputs:
+${Object.entries(stack.outputs).map(([k, v]) => `    ${k}: ${v}`).join('\n')}`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: shutting down`);
+    stack.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  });
+}
