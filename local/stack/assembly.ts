@@ -13,7 +13,10 @@ export interface LoadedAssembly {
  * Synthesizes the control plane app in this process, as `cdk synth` does: cdk.json's context,
  * `overrides` on top (per-start names), NodejsFunction bundles built with the local esbuild.
  */
-export async function synthesize(outdir: string, overrides: Record<string, unknown> = {}): Promise<LoadedAssembly> {
+export async function synthesize(
+  outdir: string,
+  overrides: Record<string, unknown> = {},
+): Promise<LoadedAssembly> {
   // Loaded here: the CDK libraries take seconds to import and --cdk-out does not need them.
   const [{ App }, { createControlPlane, STACK_NAME }, { PROJECT_ROOT }] = await Promise.all([
     import('aws-cdk-lib'),

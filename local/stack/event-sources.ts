@@ -129,7 +129,9 @@ export class SqsEventSource {
       await this.sqs.send(
         new DeleteMessageBatchCommand({
           QueueUrl: o.queueUrl,
-          Entries: succeeded.slice(i, i + 10).map((r, n) => ({ Id: String(n), ReceiptHandle: r.receiptHandle })),
+          Entries: succeeded
+            .slice(i, i + 10)
+            .map((r, n) => ({ Id: String(n), ReceiptHandle: r.receiptHandle })),
         }),
       );
     }

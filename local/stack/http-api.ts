@@ -59,7 +59,11 @@ const compareRank = (a: number[], b: number[]) => {
 };
 
 /** Path parameters when `route` matches the raw (still percent-encoded) path segments. */
-function matchRoute(route: CompiledRoute, method: string, parts: string[]): Record<string, string> | undefined {
+function matchRoute(
+  route: CompiledRoute,
+  method: string,
+  parts: string[],
+): Record<string, string> | undefined {
   if (route.method !== 'ANY' && route.method !== method) return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < route.segments.length; i++) {
@@ -180,7 +184,14 @@ export function createHttpApi(options: HttpApiOptions) {
 
     const selected = select(method, rawPath);
     if (!selected) {
-      send(res, 404, { 'content-type': JSON_TYPE }, JSON.stringify({ message: 'Not Found' }), requestId, origin);
+      send(
+        res,
+        404,
+        { 'content-type': JSON_TYPE },
+        JSON.stringify({ message: 'Not Found' }),
+        requestId,
+        origin,
+      );
       return;
     }
 
@@ -189,7 +200,14 @@ export function createHttpApi(options: HttpApiOptions) {
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
       if (size > (options.maxBodyBytes ?? MAX_BODY)) {
-        send(res, 413, { 'content-type': JSON_TYPE }, JSON.stringify({ message: 'Request Entity Too Large' }), requestId, origin);
+        send(
+          res,
+          413,
+          { 'content-type': JSON_TYPE },
+          JSON.stringify({ message: 'Request Entity Too Large' }),
+          requestId,
+          origin,
+        );
         return;
       }
       chunks.push(chunk as Buffer);
@@ -203,16 +221,24 @@ export function createHttpApi(options: HttpApiOptions) {
       const name = req.rawHeaders[i]!.toLowerCase();
       const value = req.rawHeaders[i + 1]!;
       if (name === 'cookie') {
-        cookies.push(...value.split(';').map((c) => c.trim()).filter(Boolean));
+        cookies.push(
+          ...value
+            .split(';')
+            .map((c) => c.trim())
+            .filter(Boolean),
+        );
         continue;
       }
       headers[name] = name in headers ? `${headers[name]},${value}` : value;
     }
     const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
-    headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${sourceIp}` : sourceIp;
+    headers['x-forwarded-for'] = headers['x-forwarded-for']
+      ? `${headers['x-forwarded-for']}, ${sourceIp}`
+      : sourceIp;
     headers['x-forwarded-port'] = String(req.socket.localPort ?? '');
     headers['x-forwarded-proto'] = 'http';
-    headers['x-amzn-trace-id'] ??= `Root=1-${Math.floor(started.getTime() / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
+    headers['x-amzn-trace-id'] ??=
+      `Root=1-${Math.floor(started.getTime() / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
 
     const query: Record<string, string> = {};
     for (const pair of rawQueryString.split('&')) {
@@ -261,7 +287,9 @@ export function createHttpApi(options: HttpApiOptions) {
     let timer: NodeJS.Timeout | undefined;
     const result = await Promise.race([
       options.invoke(route.functionLogicalId, event),
-      new Promise<'integration-timeout'>((resolve) => (timer = setTimeout(() => resolve('integration-timeout'), route.timeoutMs))),
+      new Promise<'integration-timeout'>(
+        (resolve) => (timer = setTimeout(() => resolve('integration-timeout'), route.timeoutMs)),
+      ),
     ]);
     clearTimeout(timer);
 

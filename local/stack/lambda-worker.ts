@@ -40,7 +40,8 @@ registerHooks({
     try {
       return nextResolve(specifier, context);
     } catch (error) {
-      if (/^@(aws-sdk|smithy)\//.test(specifier)) return nextResolve(specifier, { ...context, parentURL: runtimeParent });
+      if (/^@(aws-sdk|smithy)\//.test(specifier))
+        return nextResolve(specifier, { ...context, parentURL: runtimeParent });
       throw error;
     }
   },
@@ -52,18 +53,27 @@ function toError(error: unknown): { errorType: string; errorMessage: string; tra
   return { errorType: 'Error', errorMessage: String(error), trace: [] };
 }
 
-type Handler = (event: unknown, context: unknown, callback?: (error: unknown, result?: unknown) => void) => unknown;
+type Handler = (
+  event: unknown,
+  context: unknown,
+  callback?: (error: unknown, result?: unknown) => void,
+) => unknown;
 
 async function init(): Promise<Handler> {
   const dot = setup.handler.lastIndexOf('.');
   const file = setup.handler.slice(0, dot);
   const exportName = setup.handler.slice(dot + 1);
-  const path = ['.mjs', '.js', '.cjs'].map((ext) => join(setup.assetDir, file + ext)).find((p) => existsSync(p));
-  if (!path) throw Object.assign(new Error(`Cannot find module '${file}'`), { name: 'Runtime.ImportModuleError' });
+  const path = ['.mjs', '.js', '.cjs']
+    .map((ext) => join(setup.assetDir, file + ext))
+    .find((p) => existsSync(p));
+  if (!path)
+    throw Object.assign(new Error(`Cannot find module '${file}'`), { name: 'Runtime.ImportModuleError' });
   const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   const fn = mod[exportName];
   if (typeof fn !== 'function')
-    throw Object.assign(new Error(`${setup.handler} is undefined or not exported`), { name: 'Runtime.HandlerNotFound' });
+    throw Object.assign(new Error(`${setup.handler} is undefined or not exported`), {
+      name: 'Runtime.HandlerNotFound',
+    });
   return fn as Handler;
 }
 
@@ -85,8 +95,11 @@ async function run(handler: Handler, invocation: Invocation): Promise<unknown> {
   // Callback-style handlers (three parameters) answer through the callback; others by their promise.
   if (handler.length >= 3) {
     return new Promise((resolve, reject) => {
-      const result = handler(invocation.event, context, (error, value) => (error ? reject(error) : resolve(value)));
-      if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(resolve, reject);
+      const result = handler(invocation.event, context, (error, value) =>
+        error ? reject(error) : resolve(value),
+      );
+      if (result && typeof (result as Promise<unknown>).then === 'function')
+        (result as Promise<unknown>).then(resolve, reject);
     });
   }
   return handler(invocation.event, context);
@@ -104,7 +117,9 @@ port.on('message', (message: Invocation) => {
   if (message.type !== 'invoke' || !handler) return;
   void run(handler, message).then(
     // Lambda returns the result serialized as JSON: what cannot be serialized does not come back.
-    (value) => port.postMessage({ type: 'result', id: message.id, ok: true, value: JSON.stringify(value ?? null) }),
-    (error: unknown) => port.postMessage({ type: 'result', id: message.id, ok: false, error: toError(error) }),
+    (value) =>
+      port.postMessage({ type: 'result', id: message.id, ok: true, value: JSON.stringify(value ?? null) }),
+    (error: unknown) =>
+      port.postMessage({ type: 'result', id: message.id, ok: false, error: toError(error) }),
   );
 });

@@ -55,10 +55,20 @@ export class LambdaFunction {
 
   constructor(readonly options: LambdaFunctionOptions) {}
 
+  /** Execution environments alive now. */
+  get environments(): number {
+    return this.instances.size;
+  }
+
   async invoke(event: unknown): Promise<InvokeResult> {
     const requestId = randomUUID();
     if (this.stopped)
-      return { ok: false, requestId, timedOut: false, error: { errorType: 'ServiceException', errorMessage: 'function stopped' } };
+      return {
+        ok: false,
+        requestId,
+        timedOut: false,
+        error: { errorType: 'ServiceException', errorMessage: 'function stopped' },
+      };
     const instance = await this.acquire();
     try {
       await instance.ready;
@@ -96,13 +106,20 @@ export class LambdaFunction {
         });
       }, timeoutMs);
       instance.pending = { id, resolve, requestId, timer };
-      instance.worker.postMessage({ type: 'invoke', id, event, awsRequestId: requestId, deadlineMs: Date.now() + timeoutMs });
+      instance.worker.postMessage({
+        type: 'invoke',
+        id,
+        event,
+        awsRequestId: requestId,
+        deadlineMs: Date.now() + timeoutMs,
+      });
     });
   }
 
   /** An idle environment, a new one while under the limit, or the next one freed. */
   private async acquire(): Promise<Instance> {
     for (;;) {
+      if (this.stopped) throw new Error(`function ${this.options.functionName} stopped`);
       for (const instance of this.instances) {
         if (!instance.busy) {
           instance.busy = true;
@@ -141,21 +158,24 @@ export class LambdaFunction {
     const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     ready.catch(() => undefined);
     const instance: Instance = { worker, busy: false, ready };
-    worker.on('message', (message: { type: string; id?: number; ok?: boolean; value?: string; error?: LambdaError }) => {
-      if (message.type === 'ready') settle?.resolve();
-      else if (message.type === 'init-error') settle?.reject(message.error!);
-      else if (message.type === 'result') {
-        const pending = instance.pending;
-        if (!pending || pending.id !== message.id) return;
-        clearTimeout(pending.timer);
-        instance.pending = undefined;
-        pending.resolve(
-          message.ok
-            ? { ok: true, payload: message.value!, requestId: pending.requestId }
-            : { ok: false, error: message.error!, requestId: pending.requestId, timedOut: false },
-        );
-      }
-    });
+    worker.on(
+      'message',
+      (message: { type: string; id?: number; ok?: boolean; value?: string; error?: LambdaError }) => {
+        if (message.type === 'ready') settle?.resolve();
+        else if (message.type === 'init-error') settle?.reject(message.error!);
+        else if (message.type === 'result') {
+          const pending = instance.pending;
+          if (!pending || pending.id !== message.id) return;
+          clearTimeout(pending.timer);
+          instance.pending = undefined;
+          pending.resolve(
+            message.ok
+              ? { ok: true, payload: message.value!, requestId: pending.requestId }
+              : { ok: false, error: message.error!, requestId: pending.requestId, timedOut: false },
+          );
+        }
+      },
+    );
     const crashed = (error: LambdaError) => {
       settle?.reject(error);
       const pending = instance.pending;
@@ -167,9 +187,18 @@ export class LambdaFunction {
       this.instances.delete(instance);
     };
     worker.on('error', (error) =>
-      crashed({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: runtime exited: ${error.message}`, trace: (error.stack ?? '').split('\n') }),
+      crashed({
+        errorType: 'Runtime.ExitError',
+        errorMessage: `RequestId: runtime exited: ${error.message}`,
+        trace: (error.stack ?? '').split('\n'),
+      }),
     );
-    worker.on('exit', (code) => crashed({ errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with error: exit status ${code}` }));
+    worker.on('exit', (code) =>
+      crashed({
+        errorType: 'Runtime.ExitError',
+        errorMessage: `Runtime exited with error: exit status ${code}`,
+      }),
+    );
     this.instances.add(instance);
     return instance;
   }

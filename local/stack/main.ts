@@ -25,7 +25,9 @@ API route runs the bundled function the template integrates it with.
 }
 
 if (!process.env.AWS_ENDPOINT_URL) {
-  console.error('start:stack needs AWS_ENDPOINT_URL (moto or LocalStack), e.g. AWS_ENDPOINT_URL=http://127.0.0.1:4566 npm run start:stack');
+  console.error(
+    'start:stack needs AWS_ENDPOINT_URL (moto or LocalStack), e.g. AWS_ENDPOINT_URL=http://127.0.0.1:4566 npm run start:stack',
+  );
   process.exit(1);
 }
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
@@ -39,7 +41,9 @@ const stack = await startStack({
   log: (line) => console.error(line),
 });
 
-const fns = Object.values(stack.functions).map((f) => `    ${f.options.logicalId} (${f.options.memoryMb} MB, ${f.options.timeoutSeconds} s)`);
+const fns = Object.values(stack.functions).map(
+  (f) => `    ${f.options.logicalId} (${f.options.memoryMb} MB, ${f.options.timeoutSeconds} s)`,
+);
 console.log(`GPU fleet control plane stack ${stack.assembly.stackName}, running locally (names prefixed ${stack.prefix})
   HTTP API:      ${stack.url}
   WebSocket API: ${stack.wsUrl}
@@ -48,7 +52,9 @@ console.log(`GPU fleet control plane stack ${stack.assembly.stackName}, running 
   functions:
 ${fns.join('\n')}
   outputs:
-${Object.entries(stack.outputs).map(([k, v]) => `    ${k}: ${v}`).join('\n')}`);
+${Object.entries(stack.outputs)
+  .map(([k, v]) => `    ${k}: ${v}`)
+  .join('\n')}`);
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -63,7 +63,8 @@ export function createResolver(
     accountId: '123456789012',
   },
 ): Resolver {
-  const partition = pseudoParameters.partition ?? (pseudoParameters.region.startsWith('cn-') ? 'aws-cn' : 'aws');
+  const partition =
+    pseudoParameters.partition ?? (pseudoParameters.region.startsWith('cn-') ? 'aws-cn' : 'aws');
   const pseudo: Required<PseudoParameters> = {
     region: pseudoParameters.region,
     accountId: pseudoParameters.accountId,
@@ -105,7 +106,9 @@ export function createResolver(
     if (!resource) throw new UnresolvableError(`Fn::GetAtt ${logicalId}.${attribute}: no such resource`);
     const value = resource.attributes?.[attribute] ?? (attribute === 'Arn' ? resource.arn : undefined);
     if (value === undefined)
-      throw new UnresolvableError(`Fn::GetAtt ${logicalId}.${attribute}: attribute unknown for ${template.Resources[logicalId]?.Type}`);
+      throw new UnresolvableError(
+        `Fn::GetAtt ${logicalId}.${attribute}: attribute unknown for ${template.Resources[logicalId]?.Type}`,
+      );
     return value;
   };
 

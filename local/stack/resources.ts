@@ -28,7 +28,12 @@ import {
   ListQueuesCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { DeleteParametersCommand, GetParametersByPathCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  DeleteParametersCommand,
+  GetParametersByPathCommand,
+  PutParameterCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
 import { createResolver, type PhysicalResource, type Resolver, type Template } from './resolver.js';
 
 export interface EmulatorTarget {
@@ -97,7 +102,11 @@ export function physicalNames(
       }
       case 'AWS::SSM::Parameter': {
         const name = literal(p.Name) ?? `/${generated}`;
-        physical[id] = { ref: name, arn: arn('ssm', `parameter/${name.replace(/^\//, '')}`), attributes: { Type: String(p.Type ?? 'String') } };
+        physical[id] = {
+          ref: name,
+          arn: arn('ssm', `parameter/${name.replace(/^\//, '')}`),
+          attributes: { Type: String(p.Type ?? 'String') },
+        };
         break;
       }
       case 'AWS::Scheduler::ScheduleGroup': {
@@ -113,7 +122,11 @@ export function physicalNames(
       }
       case 'AWS::IAM::Role': {
         const name = literal(p.RoleName) ?? clip(generated, 64);
-        physical[id] = { ref: name, arn: arn('iam', `role/${name}`, false), attributes: { RoleId: `AROA${apiIdOf(prefix, id).toUpperCase()}` } };
+        physical[id] = {
+          ref: name,
+          arn: arn('iam', `role/${name}`, false),
+          attributes: { RoleId: `AROA${apiIdOf(prefix, id).toUpperCase()}` },
+        };
         break;
       }
       case 'AWS::Lambda::Function': {
@@ -129,7 +142,13 @@ export function physicalNames(
       case 'AWS::ApiGatewayV2::Api': {
         const apiId = apiIdOf(prefix, id);
         const scheme = p.ProtocolType === 'WEBSOCKET' ? 'wss' : 'https';
-        physical[id] = { ref: apiId, attributes: { ApiId: apiId, ApiEndpoint: `${scheme}://${apiId}.execute-api.${region}.${urlSuffix}` } };
+        physical[id] = {
+          ref: apiId,
+          attributes: {
+            ApiId: apiId,
+            ApiEndpoint: `${scheme}://${apiId}.execute-api.${region}.${urlSuffix}`,
+          },
+        };
         break;
       }
       case 'AWS::ApiGatewayV2::Stage':
@@ -150,7 +169,8 @@ function queueOrder(template: Template): string[] {
   const visit = (id: string, seen: Set<string>) => {
     if (ordered.includes(id) || seen.has(id)) return;
     seen.add(id);
-    for (const [other] of queues) if (other !== id && refersTo(template.Resources[id]!.Properties, other)) visit(other, seen);
+    for (const [other] of queues)
+      if (other !== id && refersTo(template.Resources[id]!.Properties, other)) visit(other, seen);
     ordered.push(id);
   };
   for (const [id] of queues) visit(id, new Set());
@@ -187,7 +207,13 @@ export async function createResources(
   const s3 = new S3Client({ ...base, forcePathStyle: true });
   const ssm = new SSMClient(base);
   const scheduler = new SchedulerClient(base);
-  const created: { queues: string[]; tables: string[]; buckets: string[]; parameters: string[]; groups: string[] } = {
+  const created: {
+    queues: string[];
+    tables: string[];
+    buckets: string[];
+    parameters: string[];
+    groups: string[];
+  } = {
     queues: [],
     tables: [],
     buckets: [],
@@ -211,13 +237,18 @@ export async function createResources(
     if (props.RedriveAllowPolicy) attributes.RedriveAllowPolicy = JSON.stringify(props.RedriveAllowPolicy);
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
     created.queues.push(QueueUrl!);
-    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
     const arn = Attributes!.QueueArn!;
     queueArns[id] = arn;
     physical[id] = { ref: QueueUrl!, arn, attributes: { QueueName: name, QueueUrl: QueueUrl! } };
     if (created.queues.length === 1) {
       accountId = arn.split(':')[4] || DEFAULT_ACCOUNT;
-      physical = { ...physicalNames(template, prefix, target.region, accountId), ...pick(physical, Object.keys(queueArns)) };
+      physical = {
+        ...physicalNames(template, prefix, target.region, accountId),
+        ...pick(physical, Object.keys(queueArns)),
+      };
       resolver = createResolver(template, physical, { region: target.region, accountId });
     }
   }
@@ -254,7 +285,9 @@ export async function createResources(
     created.buckets.push(Bucket);
     const versioning = p.VersioningConfiguration as { Status?: 'Enabled' | 'Suspended' } | undefined;
     if (versioning?.Status)
-      await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: versioning.Status } }));
+      await s3.send(
+        new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: versioning.Status } }),
+      );
   }
 
   for (const [id, resource] of of('AWS::SSM::Parameter')) {
@@ -279,7 +312,9 @@ export async function createResources(
   }
   for (const [id, resource] of of('AWS::Scheduler::Schedule')) {
     const p = resolver.resolve<Record<string, unknown>>(resource.Properties ?? {});
-    await scheduler.send(new CreateScheduleCommand({ ...(p as unknown as CreateScheduleCommandInput), Name: physical[id]!.ref }));
+    await scheduler.send(
+      new CreateScheduleCommand({ ...(p as unknown as CreateScheduleCommandInput), Name: physical[id]!.ref }),
+    );
   }
 
   const remove: CreatedResources['remove'] = async (names) => {
@@ -293,16 +328,22 @@ export async function createResources(
     // Queues the functions created (agents' command queues) share the deployment's prefix.
     const queueUrls = new Set(created.queues);
     if (names.queuePrefix) {
-      const listed = await sqs.send(new ListQueuesCommand({ QueueNamePrefix: names.queuePrefix })).catch(() => undefined);
+      const listed = await sqs
+        .send(new ListQueuesCommand({ QueueNamePrefix: names.queuePrefix }))
+        .catch(() => undefined);
       for (const url of listed?.QueueUrls ?? []) queueUrls.add(url);
     }
     for (const QueueUrl of queueUrls) await quietly(() => sqs.send(new DeleteQueueCommand({ QueueUrl })));
-    for (const TableName of created.tables) await quietly(() => dynamo.send(new DeleteTableCommand({ TableName })));
+    for (const TableName of created.tables)
+      await quietly(() => dynamo.send(new DeleteTableCommand({ TableName })));
     for (const Bucket of created.buckets) {
       await quietly(async () => {
         for (;;) {
           const page = await s3.send(new ListObjectVersionsCommand({ Bucket }));
-          const objects = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map((v) => ({ Key: v.Key!, VersionId: v.VersionId }));
+          const objects = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map((v) => ({
+            Key: v.Key!,
+            VersionId: v.VersionId,
+          }));
           if (!objects.length) break;
           await s3.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: objects } }));
         }
@@ -314,7 +355,9 @@ export async function createResources(
       await quietly(async () => {
         let NextToken: string | undefined;
         do {
-          const page = await ssm.send(new GetParametersByPathCommand({ Path: names.ssmPrefix, Recursive: true, NextToken }));
+          const page = await ssm.send(
+            new GetParametersByPathCommand({ Path: names.ssmPrefix, Recursive: true, NextToken }),
+          );
           for (const p of page.Parameters ?? []) parameters.add(p.Name!);
           NextToken = page.NextToken;
         } while (NextToken);

@@ -85,7 +85,8 @@ const byType = (resources: Record<string, TemplateResource>, type: string) =>
  */
 export async function startStack(options: StackOptions = {}): Promise<RunningStack> {
   const endpoint = process.env.AWS_ENDPOINT_URL;
-  if (!endpoint) throw new Error('AWS_ENDPOINT_URL is unset: start:stack runs on an AWS emulator (moto, LocalStack)');
+  if (!endpoint)
+    throw new Error('AWS_ENDPOINT_URL is unset: start:stack runs on an AWS emulator (moto, LocalStack)');
   const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const host = options.host ?? '127.0.0.1';
   const prefix = options.prefix ?? newPrefix();
@@ -140,7 +141,10 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       apiIds.reduce(
         (v, apiId) =>
           v.replace(
-            new RegExp(`(https|http|wss|ws)://${apiId}\\.execute-api\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?`, 'g'),
+            new RegExp(
+              `(https|http|wss|ws)://${apiId}\\.execute-api\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?`,
+              'g',
+            ),
             (_, scheme: string) => `${scheme.startsWith('ws') ? 'ws' : 'http'}://${local}`,
           ),
         value,
@@ -150,7 +154,11 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     stops.push(() =>
       options.keepResources
         ? undefined
-        : created.remove({ queuePrefix: deploymentSetting('QUEUE_PREFIX'), scheduleGroups: groups, ssmPrefix: deploymentSetting('SECRETS_PREFIX') }),
+        : created.remove({
+            queuePrefix: deploymentSetting('QUEUE_PREFIX'),
+            scheduleGroups: groups,
+            ssmPrefix: deploymentSetting('SECRETS_PREFIX'),
+          }),
     );
     const { physical, resolver } = created;
     for (const [id] of byType(resources, 'AWS::ApiGatewayV2::Api')) apiIds.push(physical[id]!.ref);
@@ -217,7 +225,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     /** The function an ARN, a Lambda invocation URI or a name points at. */
     const functionOf = (value: unknown): string | undefined => {
       const text = String(value);
-      for (const [arn, id] of byArn) if (text === arn || text.includes(`${arn}/`) || text === physical[id]!.ref) return id;
+      for (const [arn, id] of byArn)
+        if (text === arn || text.includes(`${arn}/`) || text === physical[id]!.ref) return id;
       return undefined;
     };
     const invoke = (id: string, event: unknown): Promise<InvokeResult> => {
@@ -246,13 +255,19 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       byType(resources, 'AWS::ApiGatewayV2::Route')
         .map(([, r]) => resolver.resolve<Record<string, unknown>>(r.Properties ?? {}))
         .filter((p) => p.ApiId === apiId)
-        .map((p) => ({ routeKey: String(p.RouteKey), integration: integrations.get(String(p.Target ?? '').replace(/^integrations\//, '')) }));
+        .map((p) => ({
+          routeKey: String(p.RouteKey),
+          integration: integrations.get(String(p.Target ?? '').replace(/^integrations\//, '')),
+        }));
     const stageOf = (apiId: string) =>
       byType(resources, 'AWS::ApiGatewayV2::Stage')
         .map(([, r]) => resolver.resolve<Record<string, unknown>>(r.Properties ?? {}))
         .find((p) => p.ApiId === apiId)?.StageName as string | undefined;
 
-    const apis = byType(resources, 'AWS::ApiGatewayV2::Api').map(([id, r]) => ({ id, props: resolver.resolve<Record<string, unknown>>(r.Properties ?? {}) }));
+    const apis = byType(resources, 'AWS::ApiGatewayV2::Api').map(([id, r]) => ({
+      id,
+      props: resolver.resolve<Record<string, unknown>>(r.Properties ?? {}),
+    }));
     const httpApi = apis.find((a) => a.props.ProtocolType === 'HTTP');
     const wsApi = apis.find((a) => a.props.ProtocolType === 'WEBSOCKET');
     let httpHandler: ReturnType<typeof createHttpApi> | undefined;
@@ -263,9 +278,16 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       const routes: HttpRoute[] = [];
       for (const route of routesOf(apiId)) {
         const target = route.integration;
-        if (!target?.functionId) throw new Error(`HTTP route ${route.routeKey} has no Lambda integration the local stack can run`);
-        if (target.payload !== '2.0') throw new Error(`HTTP route ${route.routeKey}: payload format ${target.payload} is not served`);
-        routes.push({ routeKey: route.routeKey, functionLogicalId: target.functionId, payloadFormatVersion: target.payload, timeoutMs: target.timeoutMs });
+        if (!target?.functionId)
+          throw new Error(`HTTP route ${route.routeKey} has no Lambda integration the local stack can run`);
+        if (target.payload !== '2.0')
+          throw new Error(`HTTP route ${route.routeKey}: payload format ${target.payload} is not served`);
+        routes.push({
+          routeKey: route.routeKey,
+          functionLogicalId: target.functionId,
+          payloadFormatVersion: target.payload,
+          timeoutMs: target.timeoutMs,
+        });
       }
       httpHandler = createHttpApi({
         apiId,
@@ -282,7 +304,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       const apiId = physical[wsApi.id]!.ref;
       wsStage = stageOf(apiId) ?? 'live';
       const routes: Record<string, string> = {};
-      for (const route of routesOf(apiId)) if (route.integration?.functionId) routes[route.routeKey] = route.integration.functionId;
+      for (const route of routesOf(apiId))
+        if (route.integration?.functionId) routes[route.routeKey] = route.integration.functionId;
       webSocket = createWebSocketApi({
         apiId,
         stage: wsStage,
@@ -312,11 +335,15 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     let apiKey: string | undefined;
     if (Object.values(environments).some((env) => env.API_AUTH === 'true')) {
       const outputName = assembly.template.Outputs?.ApiKeyParameter?.Value;
-      const name = outputName ? resolver.resolveString(outputName) : `${deploymentSetting('SECRETS_PREFIX') ?? '/'}api-key`;
+      const name = outputName
+        ? resolver.resolveString(outputName)
+        : `${deploymentSetting('SECRETS_PREFIX') ?? '/'}api-key`;
       apiKey = options.apiKey ?? randomBytes(24).toString('base64url');
       const ssm = new SSMClient({ region, endpoint });
       // What the operator does once per deployment (CloudFormation cannot create SecureStrings).
-      await ssm.send(new PutParameterCommand({ Name: name, Value: apiKey, Type: 'SecureString', Overwrite: true }));
+      await ssm.send(
+        new PutParameterCommand({ Name: name, Value: apiKey, Type: 'SecureString', Overwrite: true }),
+      );
       ssm.destroy();
     }
 
@@ -326,10 +353,14 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       const p = resolver.resolve<Record<string, unknown>>(resource.Properties ?? {});
       if (p.Enabled === false) continue;
       const sourceArn = String(p.EventSourceArn ?? '');
-      const queueId = Object.keys(physical).find((id) => physical[id]!.arn === sourceArn && resources[id]!.Type === 'AWS::SQS::Queue');
+      const queueId = Object.keys(physical).find(
+        (id) => physical[id]!.arn === sourceArn && resources[id]!.Type === 'AWS::SQS::Queue',
+      );
       const functionId = functionOf(p.FunctionName);
       if (!queueId || !functionId) {
-        log(`event source ${sourceArn} → ${String(p.FunctionName)}: only SQS queues of this stack are polled`);
+        log(
+          `event source ${sourceArn} → ${String(p.FunctionName)}: only SQS queues of this stack are polled`,
+        );
         continue;
       }
       const source = new SqsEventSource({
@@ -340,8 +371,12 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         endpoint,
         batchSize: Number(p.BatchSize ?? 10),
         maximumBatchingWindowSeconds: Number(p.MaximumBatchingWindowInSeconds ?? 0),
-        reportBatchItemFailures: ((p.FunctionResponseTypes as string[] | undefined) ?? []).includes('ReportBatchItemFailures'),
-        concurrency: Number((p.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2),
+        reportBatchItemFailures: ((p.FunctionResponseTypes as string[] | undefined) ?? []).includes(
+          'ReportBatchItemFailures',
+        ),
+        concurrency: Number(
+          (p.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2,
+        ),
         invoke,
         onError: (error) => log(`event source ${sourceArn}: ${String(error)}`),
       });
@@ -372,7 +407,10 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       const urls = new Map<string, string>();
       driver = new ScheduleDriver({
         scheduler: {
-          list: async () => (await Promise.all(schedulers.map((s) => s.list()))).flat().map((s) => ({ ...s, name: `${s.group}/${s.name}` })),
+          list: async () =>
+            (await Promise.all(schedulers.map((s) => s.list())))
+              .flat()
+              .map((s) => ({ ...s, name: `${s.group}/${s.name}` })),
           upsert: () => Promise.reject(new Error('read-only')),
           get: () => Promise.reject(new Error('read-only')),
           delete: () => Promise.reject(new Error('read-only')),
@@ -382,10 +420,13 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         fire: async (schedule) => {
           const arn = schedule.target;
           const [, , service, , account, name] = arn.split(':');
-          if (service !== 'sqs' || !name) throw new Error(`schedule ${schedule.name}: target ${arn} is not an SQS queue`);
+          if (service !== 'sqs' || !name)
+            throw new Error(`schedule ${schedule.name}: target ${arn} is not an SQS queue`);
           let url = urls.get(arn);
           if (!url) {
-            url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))).QueueUrl!;
+            url = (
+              await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))
+            ).QueueUrl!;
             urls.set(arn, url);
           }
           await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: schedule.payload }));

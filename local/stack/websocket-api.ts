@@ -43,7 +43,13 @@ export function createWebSocketApi(options: WebSocketApiOptions) {
   };
   const selection = /^\$request\.body\.(.+)$/.exec(options.routeSelectionExpression ?? '')?.[1];
 
-  const context = (connectionId: string, routeKey: string, eventType: string, c: Pick<Connection, 'connectedAt' | 'sourceIp' | 'userAgent'>, host: string) => {
+  const context = (
+    connectionId: string,
+    routeKey: string,
+    eventType: string,
+    c: Pick<Connection, 'connectedAt' | 'sourceIp' | 'userAgent'>,
+    host: string,
+  ) => {
     const now = Date.now();
     return {
       routeKey,
@@ -63,7 +69,9 @@ export function createWebSocketApi(options: WebSocketApiOptions) {
   };
 
   const refuse = (socket: Duplex, status: number) => {
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+    );
   };
 
   /** True when the upgrade request was for this API's stage. */
@@ -102,7 +110,9 @@ export function createWebSocketApi(options: WebSocketApiOptions) {
         options.invoke(target, {
           headers,
           multiValueHeaders,
-          ...(Object.keys(query).length ? { queryStringParameters: query, multiValueQueryStringParameters: multiQuery } : {}),
+          ...(Object.keys(query).length
+            ? { queryStringParameters: query, multiValueQueryStringParameters: multiQuery }
+            : {}),
           requestContext: context(connectionId, '$connect', 'CONNECT', info, host),
           isBase64Encoded: false,
         }),
@@ -115,7 +125,15 @@ export function createWebSocketApi(options: WebSocketApiOptions) {
       connections.set(connectionId, connection);
       ws.on('message', (data, isBinary) => {
         connection.lastActiveAt = Date.now();
-        void track(frame(connectionId, connection, host, isBinary ? (data as Buffer).toString('base64') : data.toString(), isBinary));
+        void track(
+          frame(
+            connectionId,
+            connection,
+            host,
+            isBinary ? (data as Buffer).toString('base64') : data.toString(),
+            isBinary,
+          ),
+        );
       });
       ws.on('close', (code, reason) => {
         connections.delete(connectionId);
@@ -138,7 +156,13 @@ export function createWebSocketApi(options: WebSocketApiOptions) {
     });
   };
 
-  const frame = async (connectionId: string, c: Connection, host: string, body: string, isBase64Encoded: boolean) => {
+  const frame = async (
+    connectionId: string,
+    c: Connection,
+    host: string,
+    body: string,
+    isBase64Encoded: boolean,
+  ) => {
     let routeKey = '$default';
     if (selection && !isBase64Encoded) {
       try {
