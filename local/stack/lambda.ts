@@ -49,6 +49,8 @@ export class LambdaFunction {
   private stopped = false;
   /** Execution environments started (each one ran the init phase once). */
   initCount = 0;
+  /** Invocations handed to this function. */
+  invocations = 0;
   /** The most invocations that ran at the same time. */
   peakConcurrency = 0;
   private running = 0;
@@ -62,6 +64,7 @@ export class LambdaFunction {
 
   async invoke(event: unknown): Promise<InvokeResult> {
     const requestId = randomUUID();
+    this.invocations++;
     if (this.stopped)
       return {
         ok: false,
