@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
+import type { AppContext } from '../../functions/core/context.js';
 import { LABELS } from '../../protocol/messages.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -350,5 +351,86 @@ export class EngineProxy {
         .catch(() => cut())
         .finally(() => client.resume());
     });
+  }
+}
+
+// ---------------------------------------------------------------- control plane under test
+
+/**
+ * Which control plane the moto modes of the end-to-end suites run: `local` (default) is the local
+ * runtime (every route in this process), `stack` is the synthesized CDK stack run by start:stack
+ * (each route in the bundle of its own function, as deployed). FLEET_E2E_RUNTIME=stack selects it.
+ */
+export const E2E_RUNTIME: 'local' | 'stack' = process.env.FLEET_E2E_RUNTIME === 'stack' ? 'stack' : 'local';
+
+export interface ControlPlane {
+  url: string;
+  /** The WebSocket API's URL (the stack only; the local runtime serves /ws on `url`). */
+  wsUrl?: string;
+  /** The same table, queues, bucket and schedules the control plane uses, from this process. */
+  ctx: AppContext;
+  kind: 'local' | 'stack';
+  stop(): Promise<void>;
+}
+
+// Settings the template gives the functions: never taken from the suite's environment.
+const DEPLOYMENT_KEYS = new Set([
+  'AWS_ENDPOINT_URL',
+  'AWS_REGION',
+  'TABLE_NAME',
+  'QUEUE_PREFIX',
+  'SCHEDULE_GROUP',
+  'SCHEDULE_TARGET_ARN',
+  'SCHEDULE_ROLE_ARN',
+  'ARTIFACTS_BUCKET',
+  'SECRETS_PREFIX',
+  'API_AUTH',
+  'CORS_ORIGINS',
+  'WS_CALLBACK_URL',
+  'DOCS_ASSETS_DIR',
+]);
+
+/**
+ * Starts the control plane a suite runs against. `stack: true` (or FLEET_E2E_RUNTIME=stack for a
+ * suite's moto mode) runs the synthesized stack on moto, with API auth off (the suites' agents
+ * and calls carry no key) and the suite's settings (NODE_OFFLINE_AFTER_SECONDS...) added to every
+ * function's environment; otherwise the local runtime with `env`.
+ */
+export async function startControlPlane(options: {
+  env: Record<string, string | undefined>;
+  moto: boolean;
+  stack?: boolean;
+}): Promise<ControlPlane> {
+  if (!(options.stack ?? (options.moto && E2E_RUNTIME === 'stack'))) {
+    const { startRuntime } = await import('../../local/runtime.js');
+    const rt = await startRuntime({ port: 0, env: options.env });
+    return { url: rt.url, ctx: rt.ctx, kind: 'local', stop: () => rt.stop() };
+  }
+  const [{ startStack }, { configSchema, loadConfig }, { createAwsContext }] = await Promise.all([
+    import('../../local/stack/stack.js'),
+    import('../../functions/core/config.js'),
+    import('../../functions/core/aws-context.js'),
+  ]);
+  const environment: Record<string, string> = {
+    // Nothing leaves the machine: no Bedrock, no Novita cloud.
+    AI_ENABLED: 'false',
+    NOVITA_BASE_URL: 'http://127.0.0.1:9/v1',
+  };
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = options.env[key];
+    if (value !== undefined && !DEPLOYMENT_KEYS.has(key)) environment[key] = value;
+  }
+  const stack = await startStack({ port: 0, context: { apiAuth: false }, environment, maxConcurrency: 4 });
+  try {
+    // The events function's environment holds every name the functions use.
+    const events =
+      Object.values(stack.functions).find((f) => f.options.env.WS_CALLBACK_URL) ??
+      Object.values(stack.functions)[0]!;
+    const config = loadConfig({ ...events.options.env, LOG_LEVEL: 'SILENT', WS_CALLBACK_URL: undefined });
+    const ctx = createAwsContext(config, { mode: 'emulator' });
+    return { url: stack.url, wsUrl: stack.wsUrl, ctx, kind: 'stack', stop: () => stack.stop() };
+  } catch (error) {
+    await stack.stop();
+    throw error;
   }
 }
