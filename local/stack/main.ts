@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { startStack } from './stack.js';
@@ -8,18 +9,23 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     'cdk-out': { type: 'string' },
     'keep-resources': { type: 'boolean', default: false },
+    context: { type: 'string', short: 'c', multiple: true, default: [] },
+    'outputs-file': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (values.help) {
-  console.log(`Usage: npm run start:stack -- [--port 8000] [--host 127.0.0.1] [--cdk-out cdk.out] [--keep-resources]
+  console.log(`Usage: npm run start:stack -- [--port 8000] [--host 127.0.0.1] [--cdk-out cdk.out] [-c key=value ...]
+                                [--outputs-file outputs.json] [--keep-resources]
 
 Runs the synthesized CDK stack on the AWS emulator at AWS_ENDPOINT_URL: the template's table,
 queues, schedules, bucket and parameters are created there (names prefixed per start), and each
 API route runs the bundled function the template integrates it with.
 
   --cdk-out         run this cloud assembly instead of synthesizing the app
+  -c key=value      synth context over cdk.json's, as with cdk (e.g. -c apiAuth=false)
+  --outputs-file    write the stack outputs as cdk deploy --outputs-file does (the suites read it)
   --keep-resources  leave the emulator resources in place on exit`);
   process.exit(0);
 }
@@ -33,7 +39,19 @@ if (!process.env.AWS_ENDPOINT_URL) {
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
 
+const context = Object.fromEntries(
+  (values.context ?? []).map((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) {
+      console.error(`-c ${pair}: expected key=value`);
+      process.exit(1);
+    }
+    return [pair.slice(0, eq), pair.slice(eq + 1)];
+  }),
+);
+
 const stack = await startStack({
+  context,
   port: Number(values.port),
   host: values.host,
   cdkOut: values['cdk-out'] ? resolve(values['cdk-out']) : undefined,
@@ -55,6 +73,12 @@ ${fns.join('\n')}
 ${Object.entries(stack.outputs)
   .map(([k, v]) => `    ${k}: ${v}`)
   .join('\n')}`);
+
+if (values['outputs-file'])
+  writeFileSync(
+    values['outputs-file'],
+    JSON.stringify({ [stack.assembly.stackName]: stack.outputs }, null, 2),
+  );
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

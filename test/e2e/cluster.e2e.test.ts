@@ -19,7 +19,6 @@ import { getTask } from '../../functions/cluster/tasks.js';
 import { emit } from '../../functions/core/events.js';
 import { compareStrings } from '../../functions/task-planner/compare.js';
 import { LABELS } from '../../protocol/messages.js';
-import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
 import {
   describeWith,
@@ -30,7 +29,16 @@ import {
   uniqueName,
   type ServiceStatus,
 } from '../harness/services.js';
-import { AgentProcess, call, engineContainers, eventually, removeNodeContainers } from './harness.js';
+import {
+  AgentProcess,
+  call,
+  engineContainers,
+  eventually,
+  removeNodeContainers,
+  startControlPlane,
+  E2E_RUNTIME,
+  type ControlPlane,
+} from './harness.js';
 
 /** A node is offline after this many seconds without a heartbeat; agents beat every second. */
 const OFFLINE_AFTER_S = 6;
@@ -53,7 +61,7 @@ interface Mode {
 const modes: Mode[] = [
   { name: 'embedded control plane, HTTP command channel', moto: false, status: engineStatus },
   {
-    name: 'control plane on moto, SQS command queues, S3 artifacts',
+    name: `${E2E_RUNTIME === 'stack' ? 'the synthesized stack (start:stack)' : 'control plane'} on moto, SQS command queues, S3 artifacts`,
     moto: true,
     status: both(engineStatus, motoStatus),
   },
@@ -73,7 +81,7 @@ beforeAll(async () => {
 describe.each(modes)('task queue end to end: $name', (mode) => {
   describeWith(mode.status, 'local runtime, two real agents, a model server on Podman', () => {
     const runId = uniqueName(mode.moto ? 'e2e-cq-sqs' : 'e2e-cq-emb');
-    let rt: Runtime;
+    let rt: ControlPlane;
     let stateRoot: string;
     let agents: AgentProcess[] = [];
     const nodeNames = [`${runId}-a`, `${runId}-b`];
@@ -194,7 +202,7 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
       if (mode.moto) {
         Object.assign(env, emulatorDeployment(runId));
       }
-      rt = await startRuntime({ port: 0, env });
+      rt = await startControlPlane({ env, moto: mode.moto });
       expect(rt.ctx.mode).toBe(mode.moto ? 'emulator' : 'embedded');
       stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
       agents = nodeNames.map(

@@ -15,7 +15,6 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
 import { LABELS } from '../../protocol/messages.js';
-import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
   describeWith,
@@ -41,6 +40,9 @@ import {
   untagImage,
   type EngineContainer,
   type StartVerdict,
+  startControlPlane,
+  E2E_RUNTIME,
+  type ControlPlane,
 } from './harness.js';
 
 /** A node is offline after this many seconds without a heartbeat; agents beat every second. */
@@ -73,7 +75,11 @@ interface Mode {
 
 const modes: Mode[] = [
   { name: 'embedded control plane, HTTP command channel', moto: false, status: engineStatus },
-  { name: 'control plane on moto, SQS command queues', moto: true, status: both(engineStatus, motoStatus) },
+  {
+    name: `${E2E_RUNTIME === 'stack' ? 'the synthesized stack (start:stack)' : 'control plane'} on moto, SQS command queues`,
+    moto: true,
+    status: both(engineStatus, motoStatus),
+  },
 ];
 
 let docker: Docker;
@@ -92,7 +98,7 @@ afterAll(async () => {
 describe.each(modes)('orchestrator end to end: $name', (mode) => {
   describeWith(mode.status, 'local runtime, two real agents, Podman', () => {
     const runId = uniqueName(mode.moto ? 'e2e-sqs' : 'e2e-emb');
-    let rt: Runtime;
+    let rt: ControlPlane;
     let stateRoot: string;
     let agents: AgentProcess[] = [];
     let proxy: EngineProxy;
@@ -131,7 +137,7 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
       if (mode.moto) {
         Object.assign(env, emulatorDeployment(runId));
       }
-      rt = await startRuntime({ port: 0, env });
+      rt = await startControlPlane({ env, moto: mode.moto });
       expect(rt.ctx.mode).toBe(mode.moto ? 'emulator' : 'embedded');
       stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
       // The agents reach the engine through a pass-through proxy: the SIGKILL tests stop one mid-start with it.
