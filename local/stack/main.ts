@@ -10,13 +10,14 @@ const { values } = parseArgs({
     'cdk-out': { type: 'string' },
     'keep-resources': { type: 'boolean', default: false },
     context: { type: 'string', short: 'c', multiple: true, default: [] },
+    env: { type: 'string', short: 'e', multiple: true, default: [] },
     'outputs-file': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (values.help) {
-  console.log(`Usage: npm run start:stack -- [--port 8000] [--host 127.0.0.1] [--cdk-out cdk.out] [-c key=value ...]
+  console.log(`Usage: npm run start:stack -- [--port 8000] [--host 127.0.0.1] [--cdk-out cdk.out] [-c key=value ...] [-e KEY=VALUE ...]
                                 [--outputs-file outputs.json] [--keep-resources]
 
 Runs the synthesized CDK stack on the AWS emulator at AWS_ENDPOINT_URL: the template's table,
@@ -25,6 +26,7 @@ API route runs the bundled function the template integrates it with.
 
   --cdk-out         run this cloud assembly instead of synthesizing the app
   -c key=value      synth context over cdk.json's, as with cdk (e.g. -c apiAuth=false)
+  -e KEY=VALUE      a variable added to every function's environment (e.g. -e LOG_LEVEL=DEBUG)
   --outputs-file    write the stack outputs as cdk deploy --outputs-file does (the suites read it)
   --keep-resources  leave the emulator resources in place on exit`);
   process.exit(0);
@@ -39,19 +41,23 @@ if (!process.env.AWS_ENDPOINT_URL) {
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
 
-const context = Object.fromEntries(
-  (values.context ?? []).map((pair) => {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) {
-      console.error(`-c ${pair}: expected key=value`);
-      process.exit(1);
-    }
-    return [pair.slice(0, eq), pair.slice(eq + 1)];
-  }),
-);
+const pairs = (flag: string, list: string[] = []) =>
+  Object.fromEntries(
+    list.map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) {
+        console.error(`${flag} ${pair}: expected key=value`);
+        process.exit(1);
+      }
+      return [pair.slice(0, eq), pair.slice(eq + 1)];
+    }),
+  );
+const context = pairs('-c', values.context);
+const environment = pairs('-e', values.env);
 
 const stack = await startStack({
   context,
+  environment,
   port: Number(values.port),
   host: values.host,
   cdkOut: values['cdk-out'] ? resolve(values['cdk-out']) : undefined,

@@ -401,7 +401,10 @@ export async function startControlPlane(options: {
   moto: boolean;
   stack?: boolean;
 }): Promise<ControlPlane> {
-  if (!(options.stack ?? (options.moto && E2E_RUNTIME === 'stack'))) {
+  const wantsStack = options.stack ?? (options.moto && E2E_RUNTIME === 'stack');
+  if (wantsStack && process.env.FLEET_E2E_STACK_OUTPUTS)
+    return deployedControlPlane(process.env.FLEET_E2E_STACK_OUTPUTS);
+  if (!wantsStack) {
     const { startRuntime } = await import('../../local/runtime.js');
     const rt = await startRuntime({ port: 0, env: options.env });
     return { url: rt.url, ctx: rt.ctx, kind: 'local', stop: () => rt.stop() };
@@ -433,4 +436,41 @@ export async function startControlPlane(options: {
     await stack.stop();
     throw error;
   }
+}
+
+/**
+ * A deployed stack, from the file `cdk deploy --outputs-file` (or `start:stack --outputs-file`)
+ * wrote: the API and WebSocket URLs from its outputs; the context reads the table and bucket of
+ * its outputs and the queue prefix, schedule group and SSM prefix of cdk.json (the deploy's
+ * settings). The suite's own settings (NODE_OFFLINE_AFTER_SECONDS...) are the deployment's to set.
+ */
+async function deployedControlPlane(outputsFile: string): Promise<ControlPlane> {
+  const [{ readFileSync }, { loadConfig }, { createAwsContext }] = await Promise.all([
+    import('node:fs'),
+    import('../../functions/core/config.js'),
+    import('../../functions/core/aws-context.js'),
+  ]);
+  const stacks = JSON.parse(readFileSync(outputsFile, 'utf8')) as Record<string, Record<string, string>>;
+  const outputs = Object.values(stacks)[0];
+  if (!outputs?.ApiUrl) throw new Error(`${outputsFile}: no stack with an ApiUrl output`);
+  const settings = (
+    JSON.parse(readFileSync(`${REPO_ROOT}/cdk.json`, 'utf8')) as { context: Record<string, unknown> }
+  ).context;
+  const config = loadConfig({
+    AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
+    AWS_REGION: process.env.AWS_REGION,
+    TABLE_NAME: outputs.TableName,
+    ARTIFACTS_BUCKET: outputs.ArtifactsBucket,
+    QUEUE_PREFIX: String(process.env.FLEET_E2E_QUEUE_PREFIX ?? settings.queuePrefix),
+    SCHEDULE_GROUP: String(process.env.FLEET_E2E_SCHEDULE_GROUP ?? settings.scheduleGroup),
+    SECRETS_PREFIX: String(process.env.FLEET_E2E_SSM_PREFIX ?? settings.ssmPrefix),
+    LOG_LEVEL: 'SILENT',
+  });
+  return {
+    url: outputs.ApiUrl.replace(/\/+$/, ''),
+    wsUrl: outputs.WebSocketUrl,
+    ctx: createAwsContext(config, { mode: 'emulator' }),
+    kind: 'stack',
+    stop: async () => undefined,
+  };
 }
