@@ -8,6 +8,7 @@ export interface Template {
   Parameters?: Record<string, { Type: string; Default?: unknown }>;
   Resources: Record<string, TemplateResource>;
   Outputs?: Record<string, { Value: unknown; Description?: string }>;
+  Conditions?: Record<string, unknown>;
 }
 
 export interface TemplateResource {
@@ -75,7 +76,7 @@ export function createResolver(
       pseudoParameters.stackId ??
       `arn:${partition}:cloudformation:${pseudoParameters.region}:${pseudoParameters.accountId}:stack/local/local`,
   };
-  const conditions = (template as { Conditions?: Record<string, unknown> }).Conditions ?? {};
+  const conditions = template.Conditions ?? {};
 
   const ref = (name: string): unknown => {
     switch (name) {
