@@ -19,6 +19,7 @@ interface WorkerSetup {
   logStreamName: string;
   /** A folder whose node_modules stands for the runtime's own (the AWS SDK the bundles leave out). */
   runtimeModulesDir: string;
+  callbackHandlers: boolean;
 }
 
 interface Invocation {
@@ -31,6 +32,10 @@ interface Invocation {
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
+
+// NODE_OPTIONS is the function's setting; of its flags, source maps are the one a thread can honour.
+if (/(^|\s)--enable-source-maps(\s|$)/.test(process.env.NODE_OPTIONS ?? ''))
+  process.setSourceMapsEnabled(true);
 
 // The nodejs runtimes ship the AWS SDK v3 outside the bundle (/var/runtime/node_modules): a bare
 // @aws-sdk/* or @smithy/* the bundle cannot resolve is looked up from the runtime's folder instead.
@@ -92,8 +97,9 @@ async function run(handler: Handler, invocation: Invocation): Promise<unknown> {
     fail: () => undefined,
     succeed: () => undefined,
   };
-  // Callback-style handlers (three parameters) answer through the callback; others by their promise.
-  if (handler.length >= 3) {
+  // Callback-style handlers (three parameters) answer through the callback on the runtimes that
+  // still support them; from nodejs24.x Lambda calls every handler as an async one.
+  if (handler.length >= 3 && setup.callbackHandlers) {
     return new Promise((resolve, reject) => {
       const result = handler(invocation.event, context, (error, value) =>
         error ? reject(error) : resolve(value),

@@ -16,6 +16,8 @@ export interface LambdaFunctionOptions {
   /** Concurrent execution environments at most; further invocations wait for a free one. */
   maxConcurrency: number;
   runtimeModulesDir: string;
+  /** `nodejs22.x`...: before nodejs24.x, Lambda answers callback-style handlers through the callback. */
+  runtime: string;
 }
 
 export interface LambdaError {
@@ -153,6 +155,7 @@ export class LambdaFunction {
         logGroupName: `/aws/lambda/${o.functionName}`,
         logStreamName: `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[$LATEST]${randomUUID().replace(/-/g, '')}`,
         runtimeModulesDir: o.runtimeModulesDir,
+        callbackHandlers: Number(/^nodejs(\d+)/.exec(o.runtime)?.[1] ?? 24) < 24,
       },
       // The function's memory setting bounds the heap, as it bounds the sandbox on Lambda.
       resourceLimits: { maxOldGenerationSizeMb: o.memoryMb },

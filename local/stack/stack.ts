@@ -218,6 +218,7 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         timeoutSeconds,
         maxConcurrency: options.maxConcurrency ?? 10,
         runtimeModulesDir: PROJECT_ROOT,
+        runtime: String(resolver.resolve(p.Runtime ?? 'nodejs24.x')),
       });
     }
     stops.push(() => Promise.all(Object.values(functions).map((f) => f.stop())).then(() => undefined));

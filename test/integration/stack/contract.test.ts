@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
@@ -24,7 +25,7 @@ import { REPO_ROOT, eventually } from '../../e2e/harness.js';
 
 const FIXTURE = join(REPO_ROOT, 'test/fixtures/lambda-contract/index.mjs');
 const FN = 'ContractFunction';
-const TIMEOUT_S = 2;
+const TIMEOUT_S = 4;
 
 /** `at(yyyy-mm-ddThh:mm:ss)` in UTC, `ms` from now. */
 const atIn = (ms: number) => `at(${new Date(Date.now() + ms).toISOString().slice(0, 19)})`;
@@ -434,9 +435,18 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
       [1, 2, 3].map((n) => sequential[0].invocations - 1 + n),
     );
 
+    // Three invocations held at a barrier until all three are in flight: they run at the same time.
+    const waiting: ServerResponse[] = [];
+    const barrier = createServer((_req, res) => {
+      waiting.push(res);
+      if (waiting.length === 3) for (const r of waiting) r.end('go');
+    });
+    await new Promise<void>((resolve) => barrier.listen(0, '127.0.0.1', resolve));
+    const gate = encodeURIComponent(`http://127.0.0.1:${(barrier.address() as AddressInfo).port}/`);
     const parallel = await Promise.all(
-      Array.from({ length: 3 }, () => send(`${stack.url}/echo/par?sleep=500`, 'GET', {}).then(json)),
+      Array.from({ length: 3 }, () => send(`${stack.url}/echo/par?gate=${gate}`, 'GET', {}).then(json)),
     );
+    barrier.close();
     const ids = new Set(parallel.map((p) => p.instance.initId));
     expect(ids.size).toBe(3);
     expect(parallel.every((p) => p.instance.maxActive === 1)).toBe(true);
