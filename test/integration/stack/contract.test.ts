@@ -4,7 +4,7 @@
  * WebSocket API, fed by an SQS event source with a dead-letter queue, and a schedule group.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,182 +21,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startStack, type RunningStack } from '../../../local/stack/stack.js';
 import { describeWithMoto, uniqueName } from '../../harness/services.js';
-import { REPO_ROOT, eventually } from '../../e2e/harness.js';
-
-const FIXTURE = join(REPO_ROOT, 'test/fixtures/lambda-contract/index.mjs');
-const FN = 'ContractFunction';
-const TIMEOUT_S = 4;
-
-/** `at(yyyy-mm-ddThh:mm:ss)` in UTC, `ms` from now. */
-const atIn = (ms: number) => `at(${new Date(Date.now() + ms).toISOString().slice(0, 19)})`;
-
-function template(scheduleAt: string) {
-  const getAtt = (id: string, attr = 'Arn') => ({ 'Fn::GetAtt': [id, attr] });
-  const integration = (api: string, extra: Record<string, unknown> = {}) => ({
-    Type: 'AWS::ApiGatewayV2::Integration',
-    Properties: {
-      ApiId: { Ref: api },
-      IntegrationType: 'AWS_PROXY',
-      IntegrationUri: getAtt(FN),
-      PayloadFormatVersion: '2.0',
-      ...extra,
-    },
-  });
-  const route = (api: string, key: string, target: string) => ({
-    Type: 'AWS::ApiGatewayV2::Route',
-    Properties: {
-      ApiId: { Ref: api },
-      RouteKey: key,
-      Target: { 'Fn::Join': ['', ['integrations/', { Ref: target }]] },
-    },
-  });
-  const httpRoutes = [
-    'GET /echo/{id}',
-    'GET /echo/fixed',
-    'ANY /files/{proxy+}',
-    'POST /upload',
-    'GET /fail',
-    'GET /plain',
-    'GET /binary',
-    '$default',
-  ];
-  return {
-    Resources: {
-      Probe: { Type: 'AWS::SQS::Queue', Properties: {} },
-      Fired: { Type: 'AWS::SQS::Queue', Properties: {} },
-      WorkDlq: { Type: 'AWS::SQS::Queue', Properties: { MessageRetentionPeriod: 600 } },
-      Work: {
-        Type: 'AWS::SQS::Queue',
-        Properties: {
-          VisibilityTimeout: 3,
-          RedrivePolicy: { deadLetterTargetArn: getAtt('WorkDlq'), maxReceiveCount: 2 },
-        },
-      },
-      Group: { Type: 'AWS::Scheduler::ScheduleGroup', Properties: {} },
-      Schedule: {
-        Type: 'AWS::Scheduler::Schedule',
-        Properties: {
-          GroupName: { Ref: 'Group' },
-          ScheduleExpression: scheduleAt,
-          ScheduleExpressionTimezone: 'UTC',
-          FlexibleTimeWindow: { Mode: 'OFF' },
-          Target: {
-            Arn: getAtt('Fired'),
-            RoleArn: 'arn:aws:iam::123456789012:role/scheduler',
-            Input: '{"fired":"template"}',
-          },
-        },
-      },
-      [FN]: {
-        Type: 'AWS::Lambda::Function',
-        Properties: {
-          Code: {
-            S3Bucket: { 'Fn::Sub': 'cdk-assets-${AWS::AccountId}-${AWS::Region}' },
-            S3Key: 'fixture.zip',
-          },
-          Handler: 'index.handler',
-          MemorySize: 256,
-          Timeout: TIMEOUT_S,
-          Runtime: 'nodejs24.x',
-          Environment: {
-            Variables: {
-              PROBE_QUEUE_URL: { Ref: 'Probe' },
-              WS_CALLBACK_URL: {
-                'Fn::Join': [
-                  '',
-                  [
-                    'https://',
-                    { Ref: 'WsApi' },
-                    '.execute-api.',
-                    { Ref: 'AWS::Region' },
-                    '.',
-                    { Ref: 'AWS::URLSuffix' },
-                    '/live',
-                  ],
-                ],
-              },
-              FROM_SUB: {
-                'Fn::Sub': [
-                  '${AWS::Partition}:${Name}:${Work.QueueName}:${!Literal}',
-                  { Name: { 'Fn::Select': [1, { 'Fn::Split': ['/', 'a/b/c'] }] } },
-                ],
-              },
-            },
-          },
-        },
-      },
-      Mapping: {
-        Type: 'AWS::Lambda::EventSourceMapping',
-        Properties: {
-          EventSourceArn: getAtt('Work'),
-          FunctionName: { Ref: FN },
-          BatchSize: 5,
-          MaximumBatchingWindowInSeconds: 1,
-          FunctionResponseTypes: ['ReportBatchItemFailures'],
-        },
-      },
-      HttpApi: {
-        Type: 'AWS::ApiGatewayV2::Api',
-        Properties: {
-          Name: 'contract',
-          ProtocolType: 'HTTP',
-          CorsConfiguration: {
-            AllowOrigins: ['http://app.example'],
-            AllowMethods: ['GET', 'POST'],
-            AllowHeaders: ['content-type'],
-            ExposeHeaders: ['x-request-id'],
-            MaxAge: 600,
-          },
-        },
-      },
-      HttpIntegration: integration('HttpApi'),
-      SlowIntegration: integration('HttpApi', { TimeoutInMillis: 500 }),
-      ...Object.fromEntries(
-        httpRoutes.map((key, i) => [`HttpRoute${i}`, route('HttpApi', key, 'HttpIntegration')]),
-      ),
-      SlowRoute: route('HttpApi', 'GET /slow', 'SlowIntegration'),
-      HttpStage: {
-        Type: 'AWS::ApiGatewayV2::Stage',
-        Properties: { ApiId: { Ref: 'HttpApi' }, StageName: '$default' },
-      },
-      WsApi: {
-        Type: 'AWS::ApiGatewayV2::Api',
-        Properties: {
-          Name: 'contract-ws',
-          ProtocolType: 'WEBSOCKET',
-          RouteSelectionExpression: '$request.body.action',
-        },
-      },
-      WsIntegration: integration('WsApi', { PayloadFormatVersion: undefined }),
-      WsConnect: route('WsApi', '$connect', 'WsIntegration'),
-      WsDisconnect: route('WsApi', '$disconnect', 'WsIntegration'),
-      WsPush: route('WsApi', 'push', 'WsIntegration'),
-      WsStage: {
-        Type: 'AWS::ApiGatewayV2::Stage',
-        Properties: { ApiId: { Ref: 'WsApi' }, StageName: 'live' },
-      },
-    },
-    Outputs: {
-      ApiUrl: {
-        Value: {
-          'Fn::Join': [
-            '',
-            [
-              'https://',
-              { Ref: 'HttpApi' },
-              '.execute-api.',
-              { Ref: 'AWS::Region' },
-              '.',
-              { Ref: 'AWS::URLSuffix' },
-              '/',
-            ],
-          ],
-        },
-      },
-      WorkQueue: { Value: { Ref: 'Work' } },
-    },
-  };
-}
+import { eventually } from '../../e2e/harness.js';
+import { atIn, FN, TIMEOUT_S, writeContractAssembly } from '../../fixtures/lambda-contract/assembly.js';
 
 interface Raw {
   status: number;
@@ -234,6 +60,7 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
   let sqs: SQSClient;
   /** Notes the fixture left on the probe queue, in arrival order. */
   const notes: Report[] = [];
+  const awsForCalls: string[] = [];
   const collect = async () => {
     const out = await sqs.send(
       new ReceiveMessageCommand({
@@ -264,10 +91,17 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'stack-contract-'));
-    mkdirSync(join(dir, 'asset.fixture'));
-    copyFileSync(FIXTURE, join(dir, 'asset.fixture', 'index.mjs'));
-    writeFileSync(join(dir, 'Contract.template.json'), JSON.stringify(template(atIn(8_000))));
+    writeContractAssembly(dir, atIn(8_000));
     stack = await startStack({
+      // Where the IAM check interposes: the endpoint and credentials each function's SDK gets.
+      awsFor: (id) => {
+        awsForCalls.push(id);
+        return {
+          endpoint: process.env.AWS_ENDPOINT_URL!,
+          accessKeyId: 'contract-key',
+          secretAccessKey: 'contract-secret',
+        };
+      },
       cdkOut: dir,
       port: 0,
       prefix: uniqueName('stc'),
@@ -297,7 +131,10 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
       FROM_SUB: `aws:b:${stack.physical.Work!.attributes!.QueueName}:\${Literal}`,
+      AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
+      AWS_ACCESS_KEY_ID: 'contract-key',
     });
+    expect(awsForCalls).toEqual([FN]);
   });
 
   it('builds payload format 2.0 events as API Gateway does, and a context with the remaining time', async () => {
@@ -634,6 +471,18 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
     await eventually('the pushed frame and the refusal', () => expect(frames).toHaveLength(2));
     expect(frames).toContainEqual({ pushed: 'hello', connectionId });
     expect(frames).toContainEqual({ message: 'Forbidden', connectionId, requestId: expect.any(String) });
+
+    const info = await send(
+      `${stack.wsUrl.replace('ws:', 'http:')}/@connections/${encodeURIComponent(connectionId)}`,
+      'GET',
+      {},
+    );
+    expect(info.status).toBe(200);
+    expect(json(info)).toMatchObject({
+      ConnectedAt: expect.any(String),
+      LastActiveAt: expect.any(String),
+      Identity: { SourceIp: '127.0.0.1' },
+    });
 
     ws.close(1000);
     const disconnect = await noteWhere(
