@@ -38,6 +38,8 @@ interface Instance {
 }
 
 const WORKER_URL = new URL('./lambda-worker.ts', import.meta.url);
+/** A synchronous invocation's response may be 6 MB at most (Lambda quotas). */
+const MAX_RESPONSE_BYTES = 6_291_556;
 
 /**
  * One Lambda function: a pool of execution environments (worker threads with the function's own
@@ -174,10 +176,17 @@ export class LambdaFunction {
           if (!pending || pending.id !== message.id) return;
           clearTimeout(pending.timer);
           instance.pending = undefined;
+          const tooLarge = message.ok && Buffer.byteLength(message.value!) > MAX_RESPONSE_BYTES;
+          const error: LambdaError | undefined = tooLarge
+            ? {
+                errorType: 'Function.ResponseSizeTooLarge',
+                errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+              }
+            : message.error;
           pending.resolve(
-            message.ok
+            message.ok && !tooLarge
               ? { ok: true, payload: message.value!, requestId: pending.requestId }
-              : { ok: false, error: message.error!, requestId: pending.requestId, timedOut: false },
+              : { ok: false, error: error!, requestId: pending.requestId, timedOut: false },
           );
         }
       },

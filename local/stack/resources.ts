@@ -325,6 +325,10 @@ export async function createResources(
         // already gone, or never made
       }
     };
+    // Only names of this start: an assembly synthesized elsewhere may name resources (fleet-events,
+    // /fleet/) that other users of the shared emulator have; those stay.
+    const ours = (name: string) => name.toLowerCase().replace(/^\//, '').startsWith(prefix.toLowerCase());
+    const queueName = (url: string) => url.slice(url.lastIndexOf('/') + 1);
     // Queues the functions created (agents' command queues) share the deployment's prefix.
     const queueUrls = new Set(created.queues);
     if (names.queuePrefix) {
@@ -333,10 +337,11 @@ export async function createResources(
         .catch(() => undefined);
       for (const url of listed?.QueueUrls ?? []) queueUrls.add(url);
     }
-    for (const QueueUrl of queueUrls) await quietly(() => sqs.send(new DeleteQueueCommand({ QueueUrl })));
-    for (const TableName of created.tables)
+    for (const QueueUrl of [...queueUrls].filter((url) => ours(queueName(url))))
+      await quietly(() => sqs.send(new DeleteQueueCommand({ QueueUrl })));
+    for (const TableName of created.tables.filter(ours))
       await quietly(() => dynamo.send(new DeleteTableCommand({ TableName })));
-    for (const Bucket of created.buckets) {
+    for (const Bucket of created.buckets.filter(ours)) {
       await quietly(async () => {
         for (;;) {
           const page = await s3.send(new ListObjectVersionsCommand({ Bucket }));
@@ -363,11 +368,11 @@ export async function createResources(
         } while (NextToken);
       });
     }
-    const all = [...parameters];
+    const all = [...parameters].filter(ours);
     for (let i = 0; i < all.length; i += 10)
       await quietly(() => ssm.send(new DeleteParametersCommand({ Names: all.slice(i, i + 10) })));
     // Deleting a group deletes its schedules, those the functions made included.
-    for (const Name of new Set([...created.groups, ...names.scheduleGroups]))
+    for (const Name of new Set([...created.groups, ...names.scheduleGroups].filter(ours)))
       await quietly(() => scheduler.send(new DeleteScheduleGroupCommand({ Name })));
     for (const client of [sqs, dynamo, s3, ssm, scheduler]) client.destroy();
   };

@@ -91,7 +91,7 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'stack-contract-'));
-    writeContractAssembly(dir, atIn(8_000));
+    writeContractAssembly(dir, atIn(20_000));
     stack = await startStack({
       // Where the IAM check interposes: the endpoint and credentials each function's SDK gets.
       awsFor: (id) => {
@@ -231,6 +231,11 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
     const failed = await send(`${stack.url}/fail`, 'GET', {});
     expect(failed.status).toBe(500);
     expect(json(failed)).toEqual({ message: 'Internal Server Error' });
+
+    // Over Lambda's 6 MB response quota: the invocation fails, API Gateway answers 500.
+    const huge = await send(`${stack.url}/huge`, 'GET', {});
+    expect(huge.status).toBe(500);
+    expect(json(huge)).toEqual({ message: 'Internal Server Error' });
 
     const late = await send(`${stack.url}/slow`, 'GET', {});
     expect(late.status).toBe(503);
@@ -397,7 +402,7 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
       new CreateScheduleCommand({
         Name: 'runtime-once',
         GroupName: stack.physical.Group!.ref,
-        ScheduleExpression: atIn(2_000),
+        ScheduleExpression: atIn(5_000),
         ScheduleExpressionTimezone: 'UTC',
         FlexibleTimeWindow: { Mode: 'OFF' },
         Target: {
@@ -427,10 +432,10 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
         }
         expect(fired.sort()).toEqual(['{"fired":"runtime"}', '{"fired":"template"}']);
       },
-      30_000,
+      45_000,
       0,
     );
-  });
+  }, 60_000);
 
   it('runs $connect (refusing on a non-2xx answer), routes frames by action, pushes through the Management API, runs $disconnect', async () => {
     const refused = await new Promise<number>((resolve, reject) => {
