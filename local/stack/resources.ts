@@ -34,6 +34,7 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { ensureRole, iamCall } from '../../functions/adapters/emulator-iam.js';
 import { createResolver, type PhysicalResource, type Resolver, type Template } from './resolver.js';
 
 export interface EmulatorTarget {
@@ -207,18 +208,13 @@ export async function createResources(
   const s3 = new S3Client({ ...base, forcePathStyle: true });
   const ssm = new SSMClient(base);
   const scheduler = new SchedulerClient(base);
-  const created: {
-    queues: string[];
-    tables: string[];
-    buckets: string[];
-    parameters: string[];
-    groups: string[];
-  } = {
-    queues: [],
-    tables: [],
-    buckets: [],
-    parameters: [],
-    groups: [],
+  const created = {
+    queues: [] as string[],
+    tables: [] as string[],
+    buckets: [] as string[],
+    parameters: [] as string[],
+    groups: [] as string[],
+    roles: [] as { name: string; policies: string[] }[],
   };
 
   const of = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
@@ -305,6 +301,29 @@ export async function createResources(
     created.parameters.push(Name);
   }
 
+  // Roles with their trust and policies (inline ones and the AWS::IAM::Policy resources attached to
+  // them): what the functions' calls would be checked against, and what STS assumes on the emulator.
+  const iam = { AWS_ENDPOINT_URL: target.endpoint, AWS_REGION: target.region };
+  const attached = of('AWS::IAM::Policy').map(([, r]) =>
+    resolver.resolve<Record<string, unknown>>(r.Properties ?? {}),
+  );
+  for (const [id, resource] of of('AWS::IAM::Role')) {
+    const p = resolver.resolve<Record<string, unknown>>(resource.Properties ?? {});
+    const name = physical[id]!.ref;
+    const policies: Record<string, object> = {};
+    for (const inline of (p.Policies as { PolicyName: string; PolicyDocument: object }[] | undefined) ?? [])
+      policies[inline.PolicyName] = inline.PolicyDocument;
+    for (const policy of attached)
+      if (((policy.Roles as string[] | undefined) ?? []).includes(name))
+        policies[String(policy.PolicyName)] = policy.PolicyDocument as object;
+    physical[id]!.arn = await ensureRole(iam, {
+      name,
+      trustPolicy: p.AssumeRolePolicyDocument as object,
+      policies,
+    });
+    created.roles.push({ name, policies: Object.keys(policies) });
+  }
+
   for (const [id] of of('AWS::Scheduler::ScheduleGroup')) {
     const Name = physical[id]!.ref;
     await scheduler.send(new CreateScheduleGroupCommand({ Name }));
@@ -374,6 +393,11 @@ export async function createResources(
     // Deleting a group deletes its schedules, those the functions made included.
     for (const Name of new Set([...created.groups, ...names.scheduleGroups].filter(ours)))
       await quietly(() => scheduler.send(new DeleteScheduleGroupCommand({ Name })));
+    for (const role of created.roles.filter((r) => ours(r.name))) {
+      for (const PolicyName of role.policies)
+        await quietly(() => iamCall(iam, 'DeleteRolePolicy', { RoleName: role.name, PolicyName }));
+      await quietly(() => iamCall(iam, 'DeleteRole', { RoleName: role.name }));
+    }
     for (const client of [sqs, dynamo, s3, ssm, scheduler]) client.destroy();
   };
 

@@ -10,6 +10,7 @@ import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TABLE_KEYS } from '../../../functions/core/table.js';
+import { iamCall, xmlField } from '../../../functions/adapters/emulator-iam.js';
 import { APP_SCHEDULES } from '../../../functions/schedules.js';
 import { startStack, type RunningStack } from '../../../local/stack/stack.js';
 import { describeWithMoto } from '../../harness/services.js';
@@ -40,7 +41,7 @@ describeWithMoto('start:stack: the synthesized control plane on moto', () => {
     await stack?.stop();
   }, 60_000);
 
-  it("creates the template's table, queues, schedules, bucket and parameters under its own prefix", async () => {
+  it("creates the template's table, queues, schedules, bucket, parameters and roles under its own prefix", async () => {
     const dynamo = new DynamoDBClient(endpoint());
     const TableName = stack.outputs.TableName!;
     expect(TableName.startsWith(stack.prefix)).toBe(true);
@@ -99,6 +100,25 @@ describeWithMoto('start:stack: the synthesized control plane on moto', () => {
     );
     expect(key.Parameter).toMatchObject({ Type: 'SecureString', Value: stack.apiKey });
     ssm.destroy();
+
+    // Every role, with its trust and the policies the template attaches to it.
+    const iam = { AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL, AWS_REGION: endpoint().region };
+    const roles = Object.entries(stack.assembly.template.Resources).filter(
+      ([, r]) => r.Type === 'AWS::IAM::Role',
+    );
+    expect(roles.length).toBeGreaterThan(10);
+    for (const [id] of roles) {
+      const name = stack.physical[id]!.ref;
+      expect(xmlField(await iamCall(iam, 'GetRole', { RoleName: name }), 'Arn')).toBe(
+        stack.physical[id]!.arn,
+      );
+      const attached = Object.values(stack.assembly.template.Resources)
+        .filter((r) => r.Type === 'AWS::IAM::Policy')
+        .filter((r) => JSON.stringify(r.Properties?.Roles).includes(`"${id}"`))
+        .map((r) => String(r.Properties?.PolicyName));
+      const listed = await iamCall(iam, 'ListRolePolicies', { RoleName: name });
+      for (const policy of attached) expect(listed).toContain(`<member>${policy}</member>`);
+    }
   });
 
   it('refuses user routes without the API key, as the deployed functions do', async () => {
