@@ -11,7 +11,8 @@ import {
 import { EXEC_DISABLED } from '../protocol/agent-api.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
-import { ensureStarted, type EngineDriver, type ManagedContainer } from './engine.js';
+import { ensureStarted } from './engine/startup.js';
+import type { EngineDriver, ManagedContainer } from './engine/types.js';
 import { buildAndPush } from './image-build.js';
 import { runHostCommand } from './host-exec.js';
 import type { CommandJournal } from './journal.js';

@@ -1,6 +1,6 @@
 import type { ContainerState, HeartbeatRequest, NodeMetrics } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
-import type { ContainerStats, EngineDriver, ManagedContainer } from './engine.js';
+import type { ContainerStats, EngineDriver, ManagedContainer } from './engine/types.js';
 import { LABELS } from '../protocol/messages.js';
 import type { Logger } from './log.js';
 

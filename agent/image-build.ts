@@ -2,7 +2,8 @@ import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { BUILD_ERRORS, type ImageBuildOutput } from '../protocol/build.js';
 import type { Command } from '../protocol/commands.js';
-import { ImageStreamError, type EngineDriver } from './engine.js';
+import { ImageStreamError } from './engine/errors.js';
+import type { EngineDriver } from './engine/types.js';
 
 type ImageBuildCommand = Extract<Command, { type: 'image.build' }>;
 

@@ -1,7 +1,8 @@
 import { statfs } from 'node:fs/promises';
 import type { DiskAuditOutput, EnginePruneOutput } from '../protocol/agent-api.js';
 import { diskFromStatfs } from './collectors/system.js';
-import { engineMessage, type EngineDriver } from './engine.js';
+import { engineMessage } from './engine/errors.js';
+import type { EngineDriver } from './engine/types.js';
 import type { CommandJournal } from './journal.js';
 import { exitKey } from './watcher.js';
 

@@ -3,7 +3,7 @@ import { collectNvidiaGpus, NvidiaSmiError, type GpuInfo } from './collectors/nv
 import { collectSystemInfo, type SystemInfo } from './collectors/system.js';
 import { collectTegrastatsOnce, type TegrastatsSample } from './collectors/tegrastats.js';
 import type { Gpu, JetsonInfo, NodeMetrics, RegisterRequest } from '../protocol/messages.js';
-import type { EngineCapabilities } from './engine.js';
+import type { EngineCapabilities } from './engine/types.js';
 import type { Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';
 

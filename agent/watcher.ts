@@ -1,6 +1,6 @@
 import type { ContainerSpec } from '../protocol/commands.js';
 import { Backoff, sleep } from './backoff.js';
-import type { EngineDriver, EngineEvent, ManagedContainer } from './engine.js';
+import type { EngineDriver, EngineEvent, ManagedContainer } from './engine/types.js';
 import type { EventSink } from './events.js';
 import type { CommandJournal } from './journal.js';
 import type { Logger } from './log.js';

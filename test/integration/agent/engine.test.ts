@@ -5,13 +5,9 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS, type AgentEvent } from '../../../protocol/messages.js';
 import { containerSpec, type ContainerSpec } from '../../../protocol/commands.js';
-import {
-  DiskLimitUnsupportedError,
-  DockerEngine,
-  EngineError,
-  ensureStarted,
-  GpuUnsupportedError,
-} from '../../../agent/engine.js';
+import { DockerEngine } from '../../../agent/engine/docker.js';
+import { DiskLimitUnsupportedError, EngineError, GpuUnsupportedError } from '../../../agent/engine/errors.js';
+import { ensureStarted } from '../../../agent/engine/startup.js';
 import { CommandJournal } from '../../../agent/journal.js';
 import { silentLogger } from '../../../agent/log.js';
 import { ExitWatcher } from '../../../agent/watcher.js';

@@ -14,8 +14,10 @@ import type {
   ResourceLimits,
   StartOptions,
   UpdateOutcome,
-} from '../../../agent/engine.js';
-import { containerLabels, ImageStreamError, type ImageBuildInput } from '../../../agent/engine.js';
+  ImageBuildInput,
+} from '../../../agent/engine/types.js';
+import { containerLabels } from '../../../agent/engine/create-options.js';
+import { ImageStreamError } from '../../../agent/engine/errors.js';
 
 /** An in-memory engine for unit tests: records calls, keeps containers in a map. */
 export class FakeEngine implements EngineDriver {

@@ -1,19 +1,14 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { LABELS } from '../../../protocol/messages.js';
-import { containerSpec, type ContainerSpec } from '../../../protocol/commands.js';
+import { LABELS } from '../../../../protocol/messages.js';
+import { containerSpec, type ContainerSpec } from '../../../../protocol/commands.js';
 import {
   buildCreateOptions,
-  computeStats,
   createOptionsFromInspect,
-  demuxLogs,
-  DiskLimitUnsupportedError,
-  diskLimitSupport,
-  GpuUnsupportedError,
   portsFromInspect,
-  summarizeDiskUsage,
   type CreateContext,
-} from '../../../agent/engine.js';
+} from '../../../../agent/engine/create-options.js';
+import { DiskLimitUnsupportedError, GpuUnsupportedError } from '../../../../agent/engine/errors.js';
 
 const spec = (overrides: Partial<ContainerSpec> = {}): ContainerSpec =>
   containerSpec.parse({
@@ -145,17 +140,6 @@ describe('disk limit', () => {
     expect(o.HostConfig?.StorageOpt).toEqual({ size: '20G' });
   });
 
-  it('reads support from docker info', () => {
-    expect(
-      diskLimitSupport({ Driver: 'overlay', DriverStatus: [['Backing Filesystem', 'extfs']] }).supported,
-    ).toBe(false);
-    expect(
-      diskLimitSupport({ Driver: 'overlay2', DriverStatus: [['Backing Filesystem', 'xfs']] }).supported,
-    ).toBe(true);
-    expect(diskLimitSupport({ Driver: 'btrfs' }).supported).toBe(true);
-    expect(diskLimitSupport({ Driver: 'vfs' }).reason).toMatch(/vfs/);
-  });
-
   it('an update that changes the disk limit fails the same way', () => {
     const info = inspectInfo();
     expect(() =>
@@ -237,109 +221,5 @@ describe('createOptionsFromInspect (recreate fallback)', () => {
     expect(portsFromInspect(inspectInfo())).toEqual([
       { containerPort: 8080, hostPort: 41234, protocol: 'tcp' },
     ]);
-  });
-});
-
-describe('computeStats', () => {
-  it("uses Docker's precpu sample when present", () => {
-    const { stats } = computeStats({
-      cpu_stats: {
-        cpu_usage: { total_usage: 2_000_000_000 },
-        system_cpu_usage: 20_000_000_000,
-        online_cpus: 4,
-      },
-      precpu_stats: { cpu_usage: { total_usage: 1_000_000_000 }, system_cpu_usage: 10_000_000_000 },
-      memory_stats: {
-        usage: 300 * 1024 * 1024,
-        limit: 1024 * 1024 * 1024,
-        stats: { inactive_file: 100 * 1024 * 1024 },
-      },
-    });
-    expect(stats).toEqual({ cpuPercent: 40, memoryUsageMb: 200, memoryLimitMb: 1024, memoryPercent: 19.53 });
-  });
-
-  it("falls back to the caller's previous sample when precpu is empty (Podman), null without one", () => {
-    const raw = {
-      cpu_stats: {
-        cpu_usage: { total_usage: 57_136_518, percpu_usage: [1, 2] },
-        system_cpu_usage: 634_258_345_322,
-        online_cpus: 2,
-      },
-      precpu_stats: { cpu_usage: { total_usage: 0 } },
-      memory_stats: { usage: 634_880, limit: 67_108_864 },
-    };
-    const first = computeStats(raw);
-    expect(first.stats.cpuPercent).toBeNull();
-    expect(first.stats.memoryLimitMb).toBe(64);
-    const later = computeStats(
-      {
-        ...raw,
-        cpu_stats: {
-          ...raw.cpu_stats,
-          cpu_usage: { total_usage: 57_136_518 + 500_000_000 },
-          system_cpu_usage: 634_258_345_322 + 2_000_000_000,
-        },
-      },
-      first.sample!,
-    );
-    expect(later.stats.cpuPercent).toBe(50);
-  });
-});
-
-describe('demuxLogs', () => {
-  const frame = (type: number, text: string): Buffer => {
-    const payload = Buffer.from(text);
-    const header = Buffer.alloc(8);
-    header[0] = type;
-    header.writeUInt32BE(payload.length, 4);
-    return Buffer.concat([header, payload]);
-  };
-
-  it('splits the multiplexed stream and keeps the order in combined', () => {
-    const out = demuxLogs(Buffer.concat([frame(1, 'hello\n'), frame(2, 'err\n'), frame(1, 'line 2\n')]));
-    expect(out.stdout).toBe('hello\nline 2\n');
-    expect(out.stderr).toBe('err\n');
-    expect(out.combined).toBe('hello\nerr\nline 2\n');
-  });
-
-  it('returns a TTY log as is', () => {
-    expect(demuxLogs(Buffer.from('plain text\n')).combined).toBe('plain text\n');
-  });
-});
-
-describe('summarizeDiskUsage (docker system df)', () => {
-  it('counts unused images and stopped containers as reclaimable, unknown sizes as 0', () => {
-    const usage = summarizeDiskUsage({
-      LayersSize: 3000,
-      Images: [
-        { Size: 1000, SharedSize: 200, Containers: 1 },
-        { Size: 500, SharedSize: 100, Containers: 0 },
-        { Size: 300, SharedSize: -1, Containers: 0 },
-      ],
-      Containers: [
-        { SizeRw: 10, State: 'running' },
-        { SizeRw: 20, State: 'exited' },
-        { State: 'created' },
-      ],
-      Volumes: [{ UsageData: { Size: 50 } }, { UsageData: { Size: -1 } }, { UsageData: null }],
-      BuildCache: [{ Size: 7 }],
-    });
-    expect(usage).toEqual({
-      layersSizeBytes: 3000,
-      images: { count: 3, sizeBytes: 1800, reclaimableBytes: 700 },
-      containers: { count: 3, sizeBytes: 30, reclaimableBytes: 20 },
-      volumes: { count: 3, sizeBytes: 50 },
-      buildCacheBytes: 7,
-    });
-  });
-
-  it('reads an answer with null lists (Podman sends some)', () => {
-    expect(summarizeDiskUsage({ Images: null, Containers: null, Volumes: null, BuildCache: null })).toEqual({
-      layersSizeBytes: 0,
-      images: { count: 0, sizeBytes: 0, reclaimableBytes: 0 },
-      containers: { count: 0, sizeBytes: 0, reclaimableBytes: 0 },
-      volumes: { count: 0, sizeBytes: 0 },
-      buildCacheBytes: 0,
-    });
   });
 });
