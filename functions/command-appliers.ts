@@ -1,7 +1,7 @@
 import type { AppContext } from './core/context.js';
 import type { CommandItem, CompletedCommand } from './fleet/commands.js';
 import { applyNetworkScanResult } from './fleet/network.js';
-import { applyCommandResult } from './orchestrator/containers.js';
+import { applyCommandResult } from './orchestrator/observation.js';
 import { COMMANDS, type CommandType } from '../protocol/commands.js';
 
 export type Applier<T extends CommandType> = (ctx: AppContext, command: CompletedCommand<T>) => Promise<void>;

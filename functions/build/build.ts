@@ -4,7 +4,7 @@ import { Reply } from '../core/http.js';
 import { BUILD_ERRORS, imageBuildOutput } from '../../protocol/build.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from '../fleet/nodes.js';
-import { settle } from '../orchestrator/containers.js';
+import { settle } from '../orchestrator/settle.js';
 import { createNamedService, findService, scaleNamedService } from '../orchestrator/services.js';
 import { registryTarget } from './registry.js';
 

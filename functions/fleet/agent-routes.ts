@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyResult } from '../command-appliers.js';
-import { applyContainerStates, containerExited } from '../orchestrator/containers.js';
+import { applyContainerStates, containerExited } from '../orchestrator/observation.js';
 import { authenticateAgent } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
 import { joinTokenAuth } from './join-tokens.js';

@@ -5,7 +5,7 @@ import type { EventHandler } from '../core/events.js';
 import { reply } from '../core/http.js';
 import { maintenanceKeys } from '../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
-import { settle } from '../orchestrator/containers.js';
+import { settle } from '../orchestrator/settle.js';
 import {
   allInstances,
   getInstance,

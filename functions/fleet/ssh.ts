@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
 import { route, type AnyRoute } from '../core/route.js';
-import { settle } from '../orchestrator/containers.js';
+import { settle } from '../orchestrator/settle.js';
 import { dispatchCommand } from './commands.js';
 import { isOnline, resolveNode } from './nodes.js';
 import { HOST_EXEC } from '../../protocol/commands.js';

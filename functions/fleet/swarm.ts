@@ -6,7 +6,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js
 import { reply } from '../core/http.js';
 import { keys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { backoffView, findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
+import { findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
+import { backoffView } from '../orchestrator/views.js';
 import { allInstances, listServices } from '../orchestrator/model.js';
 import { imageRef, instanceResources, port } from '../orchestrator/resources.js';
 import {

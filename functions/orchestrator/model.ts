@@ -167,6 +167,25 @@ export async function transitionInstance(
   }
 }
 
+/** Sets fields of an instance whatever its status (and removes `remove`); undefined when the update is refused. */
+export async function setInstance(
+  ctx: AppContext,
+  instanceId: string,
+  set: Partial<InstanceItem>,
+  remove: string[] = [],
+): Promise<InstanceItem | undefined> {
+  const k = keys.instance(instanceId);
+  try {
+    return await ctx.store.update<InstanceItem>(k.pk, k.sk, {
+      set: { ...set, updatedAt: new Date(ctx.now()).toISOString() },
+      remove,
+    });
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    return undefined;
+  }
+}
+
 /** Deletes the slots that still point at the instance (a user's stop or delete gives the slot up). */
 export async function releaseSlotsOf(ctx: AppContext, imageId: string, instanceId: string): Promise<number> {
   let released = 0;

@@ -5,10 +5,6 @@ import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { commandView, getCommand } from '../fleet/commands.js';
 import {
   deleteContainer,
-  instanceHealth,
-  listContainers,
-  listImageInstances,
-  listImages,
   startContainers,
   startOrReuse,
   stopInstance,
@@ -23,6 +19,7 @@ import {
   setEndpointStatus,
   upsertEndpoint,
 } from './registry.js';
+import { instanceHealth, listContainers, listImageInstances, listImages } from './views.js';
 import { imageRef, instanceResources, port } from './resources.js';
 import { detailedHealth, integrationTest, systemResources } from './system.js';
 import { boolQuery } from '../core/query.js';

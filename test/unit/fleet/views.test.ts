@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashToken, newToken } from '../../../functions/core/tokens.js';
-import { engineStatus, healthLevel, portsView } from '../../../functions/orchestrator/containers.js';
+import { engineStatus, healthLevel, portsView } from '../../../functions/orchestrator/views.js';
 
 describe('healthLevel (documented thresholds)', () => {
   it.each([

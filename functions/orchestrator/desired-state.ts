@@ -1,0 +1,91 @@
+import type { AppContext } from '../core/context.js';
+import { ConflictError } from '../core/errors.js';
+import { keys } from '../core/keys.js';
+import { ConditionFailedError } from '../ports/store.js';
+import { getService, type ServiceItem } from './model.js';
+import { planReconcile } from './plan.js';
+import { loadState, planInput, toPlanService } from './reconciler.js';
+import type { InstanceResources } from './resources.js';
+
+/** Desired state of an image (its ServiceItem): computed, checked against capacity, written on its version. */
+
+export interface StartInput {
+  count: number;
+  resources?: InstanceResources;
+  ports?: number[];
+  env?: Record<string, string>;
+  command?: string[];
+  node_id?: string;
+}
+
+/** The service as it will be after this request; not written yet. */
+export function nextService(
+  ctx: AppContext,
+  imageId: string,
+  current: ServiceItem | undefined,
+  desiredCount: number,
+  input: Omit<StartInput, 'count'>,
+  nodeId?: string,
+): ServiceItem {
+  const at = new Date(ctx.now()).toISOString();
+  return {
+    ...keys.service(imageId),
+    ...keys.servicesIndex(imageId),
+    imageId,
+    desiredCount,
+    resources: { ...(current?.resources ?? {}), ...(input.resources ?? {}) },
+    ports: input.ports ?? current?.ports ?? [],
+    env: input.env ?? current?.env ?? {},
+    ...((input.command ?? current?.command) ? { command: input.command ?? current?.command } : {}),
+    ...((nodeId ?? current?.nodeId) ? { nodeId: nodeId ?? current?.nodeId } : {}),
+    // What the Swarm API set stays with the image whichever API changes its count.
+    ...(current?.constraints ? { constraints: current.constraints } : {}),
+    ...(current?.volumes ? { volumes: current.volumes } : {}),
+    ...(current?.hostPorts ? { hostPorts: current.hostPorts } : {}),
+    ...(current?.serviceName ? { serviceName: current.serviceName } : {}),
+    createdAt: current?.createdAt ?? at,
+    updatedAt: at,
+    ...(current?.version !== undefined ? { version: current.version } : {}),
+  };
+}
+
+/** Refuses a start nothing can run, before anything is written (the request changes nothing). */
+async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Promise<void> {
+  if (wanted <= 0) return;
+  const state = await loadState(ctx, next.imageId);
+  const plan = planReconcile(planInput(ctx, state, [toPlanService(next)]));
+  const places = plan.actions.filter((a) => a.type === 'place').length;
+  if (places === 0) {
+    const why = plan.unplaced[0]?.reason ?? 'no online node';
+    throw new ConflictError(`Cannot start ${next.imageId}: ${why}`, 'NO_CAPACITY');
+  }
+}
+
+/** Writes the service: created if new, else replaced if nobody changed it since it was read. False when someone did. */
+async function saveService(ctx: AppContext, next: ServiceItem, existed: boolean): Promise<boolean> {
+  const { version, ...item } = next;
+  try {
+    if (existed) await ctx.store.put({ ...item, version: (version ?? 1) + 1 }, { version: version ?? 1 });
+    else await ctx.store.put(item, { notExists: true });
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    throw error;
+  }
+}
+
+/** Read, check, write the service; concurrent requests for the same image retry on the version. */
+export async function changeService(
+  ctx: AppContext,
+  imageId: string,
+  decide: (current: ServiceItem | undefined) => Promise<{ next: ServiceItem; wanted: number } | undefined>,
+): Promise<ServiceItem | undefined> {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const current = await getService(ctx, imageId);
+    const change = await decide(current);
+    if (!change) return undefined;
+    await preflight(ctx, change.next, change.wanted);
+    if (await saveService(ctx, change.next, current !== undefined)) return change.next;
+  }
+  throw new ConflictError(`Image ${imageId} is changing concurrently; retry`);
+}

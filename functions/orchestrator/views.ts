@@ -1,0 +1,165 @@
+import type { AppContext } from '../core/context.js';
+import { NotFoundError } from '../core/errors.js';
+import { getNode, isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import {
+  allInstances,
+  getInstance,
+  imageInstances,
+  listServices,
+  type InstanceItem,
+  type PortBinding,
+} from './model.js';
+import { BACKING_OFF, type InstanceStatus } from './plan.js';
+import { resourcesView } from './resources.js';
+
+/** What the Containers API shows of images and their copies. */
+
+/** Docker's words for our states, since the documented clients test for `running`. */
+const ENGINE_STATUS: Record<InstanceStatus, string> = {
+  pending: 'created',
+  running: 'running',
+  stopping: 'running',
+  stopped: 'exited',
+  exited: 'exited',
+  failed: 'dead',
+  orphaned: 'unknown',
+  removing: 'removing',
+  removed: 'removed',
+};
+export const engineStatus = (s: InstanceStatus) => ENGINE_STATUS[s];
+
+/** `{"80/tcp": "8080"}` */
+export function portsView(ports: PortBinding[]): Record<string, string> {
+  return Object.fromEntries(
+    ports
+      .filter((p) => p.hostPort)
+      .map((p) => [`${p.containerPort}/${p.protocol || 'tcp'}`, String(p.hostPort)]),
+  );
+}
+
+const resourcesOut = resourcesView;
+
+/** A dead copy waiting out its restart backoff: why, how many failures in a row, when it is tried again. */
+export function backoffView(i: InstanceItem) {
+  return i.backoff && BACKING_OFF.has(i.status)
+    ? {
+        reason: i.backoff.reason,
+        attempt: i.backoff.attempt,
+        next_try_at: new Date(i.backoff.nextTryAt).toISOString(),
+      }
+    : undefined;
+}
+
+export function containerView(i: InstanceItem) {
+  const backoff = backoffView(i);
+  return {
+    id: i.instanceId,
+    name: i.name,
+    image: i.imageId,
+    status: backoff ? 'backoff' : engineStatus(i.status),
+    ...(backoff ? { backoff } : {}),
+    ports: portsView(i.ports),
+    created_at: i.createdAt,
+    resources: resourcesOut(i.resources),
+    node_id: i.nodeId,
+  };
+}
+
+export function endpointUrl(i: InstanceItem, node: NodeItem | undefined): string | null {
+  const p = i.ports.find((b) => b.hostPort);
+  if (!p || !node) return null;
+  const host = node.addresses[0] ?? node.hostname;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${p.hostPort}`;
+}
+
+export async function listContainers(ctx: AppContext) {
+  const instances = await allInstances(ctx);
+  instances.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  return { containers: instances.map(containerView), total: instances.length };
+}
+
+export async function listImageInstances(ctx: AppContext, imageId: string) {
+  const instances = await imageInstances(ctx, imageId);
+  const nodes = new Map<string, NodeItem | undefined>();
+  for (const id of new Set(instances.map((i) => i.nodeId))) nodes.set(id, await getNode(ctx, id));
+  return {
+    instances: instances.map((i) => ({
+      id: i.instanceId,
+      status: engineStatus(i.status),
+      endpoint: endpointUrl(i, nodes.get(i.nodeId)),
+      resources: resourcesOut(i.resources),
+      node_id: i.nodeId,
+    })),
+  };
+}
+
+export async function listImages(ctx: AppContext) {
+  const [nodes, services] = await Promise.all([listNodes(ctx), listServices(ctx)]);
+  const state = { nodes, services, instances: await allInstances(ctx, services) };
+  const now = ctx.now();
+  const online = new Set(state.nodes.filter((n) => isOnline(n, ctx, now)).map((n) => n.nodeId));
+  return {
+    images: state.services
+      .map((s) => {
+        const mine = state.instances.filter((i) => i.imageId === s.imageId);
+        return {
+          image: s.imageId,
+          desired_count: s.desiredCount,
+          current_running: mine.filter((i) => i.status === 'running' && online.has(i.nodeId)).length,
+          total_instances: mine.length,
+          resources: resourcesOut(s.resources),
+        };
+      })
+      .sort((a, b) => (a.image < b.image ? -1 : 1)),
+  };
+}
+
+/** Health thresholds of the documented HealthResponse. */
+export function healthLevel(cpu: number, memory: number): 'healthy' | 'warning' | 'critical' {
+  const worst = Math.max(cpu, memory);
+  if (worst > 90) return 'critical';
+  if (worst >= 75) return 'warning';
+  return 'healthy';
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+export async function instanceHealth(ctx: AppContext, instanceId: string) {
+  const inst = await getInstance(ctx, instanceId);
+  if (!inst || inst.status === 'removed') throw new NotFoundError(`Instance ${instanceId} not found`);
+  const node = await getNode(ctx, inst.nodeId);
+  const sample = node?.containerStats?.[instanceId];
+  const cpu = round(sample?.cpuPercent ?? 0);
+  const memory = round(sample?.memoryPercent ?? 0);
+  if (inst.status !== 'running') {
+    const why =
+      inst.status === 'exited'
+        ? [
+            `Container exited${inst.exitCode !== undefined && inst.exitCode !== null ? ` with code ${inst.exitCode}` : ''}${inst.lastError ? `: ${inst.lastError}` : ''}`,
+          ]
+        : inst.status === 'failed'
+          ? [`Container failed to start${inst.lastError ? `: ${inst.lastError}` : ''}`]
+          : null;
+    return { cpu_usage: 0.0, memory_usage: 0.0, disk_usage: 0.0, status: 'stopped' as const, errors: why };
+  }
+  if (!node || !isOnline(node, ctx)) {
+    return {
+      cpu_usage: cpu,
+      memory_usage: memory,
+      disk_usage: 0.0,
+      status: 'critical' as const,
+      errors: [`Node ${inst.nodeId} is offline (last heartbeat ${node?.lastHeartbeat ?? 'never'})`],
+    };
+  }
+  const status = healthLevel(cpu, memory);
+  const errors: string[] = [];
+  if (cpu >= 75) errors.push(`High CPU usage: ${cpu}%`);
+  if (memory >= 75) errors.push(`High memory usage: ${memory}%`);
+  return {
+    cpu_usage: cpu,
+    memory_usage: memory,
+    disk_usage: 0.0,
+    status,
+    errors: errors.length ? errors : null,
+  };
+}
