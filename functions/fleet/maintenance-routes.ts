@@ -1,15 +1,9 @@
 import * as z from 'zod';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import {
-  currentProblems,
-  diskAudit,
-  FIX_TYPES,
-  maintenanceStatus,
-  problemView,
-  quickFix,
-  runMaintenance,
-  setMaintenanceEnabled,
-} from './maintenance.js';
+import { maintenanceStatus, runMaintenance, setMaintenanceEnabled } from './maintenance.js';
+import { diskAudit } from './maintenance-disk-audit.js';
+import { quickFix } from './maintenance-fixes.js';
+import { currentProblems, FIX_TYPES, problemView } from './maintenance-problems.js';
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Maintenance'],

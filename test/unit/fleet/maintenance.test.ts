@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detectProblems, problemId } from '../../../functions/fleet/maintenance.js';
+import { detectProblems, problemId } from '../../../functions/fleet/maintenance-problems.js';
 import { MAINTENANCE_SCHEDULES, nextMaintenanceRun } from '../../../functions/fleet/maintenance-schedule.js';
 import type { NodeItem } from '../../../functions/fleet/nodes.js';
 import type { InstanceItem } from '../../../functions/orchestrator/model.js';
