@@ -8,7 +8,7 @@ import { CronError, validateCron } from '../core/schedule-expressions.js';
 import { getJob, jobRuns, newJobId, type JobItem, type RunItem } from './model.js';
 import { jobScheduleName, retryScheduleName, trySyncJobSchedule } from './schedules.js';
 import type { JobCreate, JobUpdate } from './schemas.js';
-import { transitionJob } from './runs.js';
+import { transitionJob } from './run-records.js';
 import { JOB_STATUSES, type JobStatus } from './state.js';
 
 /** The API's side of jobs: create, change, delete, retry, list, count. */

@@ -1,33 +1,22 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { keys, trainingKeys } from '../core/keys.js';
-import { toReservation } from '../orchestrator/resources.js';
-import { LABELS } from '../../protocol/messages.js';
-import { type ContainerSpec } from '../../protocol/commands.js';
-import { ConditionFailedError, type Condition, type UpdateSpec } from '../ports/store.js';
+import { trainingKeys } from '../core/keys.js';
 import { latestFiring } from '../core/schedule-expressions.js';
-import { launcherFor, type RunAsk } from './launcher.js';
+import { launcherFor } from './launcher.js';
+import { getJob, getRun, parseRunKey, runItemKey, runKey, type JobItem, type RunItem } from './model.js';
+import { containerSpec, startCommandId } from './run-container.js';
 import {
-  getJob,
-  getRun,
-  instanceIdOf,
-  parseRunKey,
-  runItemKey,
-  runKey,
-  skipItemKey,
-  type JobItem,
-  type RunItem,
-} from './model.js';
-import { notifyStatus } from './notify.js';
+  ensureRunItem,
+  finishRun,
+  isConditionFailed,
+  iso,
+  recordSkip,
+  reservation,
+  transitionJob,
+} from './run-records.js';
 import { jobScheduleName, retryScheduleName } from './schedules.js';
 import { trainingSettings } from './settings.js';
-import {
-  canTransition,
-  decideAfterAttempt,
-  lastLines,
-  type AttemptOutcome,
-  type JobStatus,
-} from './state.js';
+import { decideAfterAttempt, type AttemptOutcome } from './state.js';
 
 /**
  * The run lifecycle: firing → run record → node → container.start → exit → next attempt or end.
@@ -42,52 +31,6 @@ import {
 export const MAX_QUEUE_DELAY_SECONDS = 900;
 /** How late a scheduled firing may be handled and still count as that firing. */
 const FIRING_LOOKBACK_MS = 60 * 60_000;
-/** Log lines kept on a run. */
-const RUN_LOG_LINES = 50;
-const CHECKPOINT_MOUNT = '/checkpoints';
-
-const iso = (ms: number) => new Date(ms).toISOString();
-const isConditionFailed = (e: unknown) => e instanceof ConditionFailedError;
-
-/**
- * One conditional status change of a job, with its status index and notification. The stored
- * status must still be `job.status`, plus whatever `condition` adds. Undefined when it lost.
- */
-export async function transitionJob(
-  ctx: AppContext,
-  job: JobItem,
-  to: JobStatus,
-  spec: UpdateSpec = {},
-  condition: Condition = {},
-): Promise<JobItem | undefined> {
-  const changed = job.status !== to;
-  if (changed && !canTransition(job.status, to))
-    throw new Error(`job ${job.jobId}: ${job.status} → ${to} is not a transition`);
-  const k = keys.job(job.jobId);
-  let updated: JobItem;
-  try {
-    updated = await ctx.store.update<JobItem>(
-      k.pk,
-      k.sk,
-      {
-        set: {
-          ...spec.set,
-          status: to,
-          updatedAt: iso(ctx.now()),
-          ...(changed ? keys.jobIndexes(job.createdAt, job.jobId, to) : {}),
-        },
-        ...(spec.remove ? { remove: spec.remove } : {}),
-        add: { ...spec.add, ...(changed ? { statusSeq: 1 } : {}) },
-      },
-      { ...condition, equals: { ...condition.equals, status: job.status } },
-    );
-  } catch (error) {
-    if (isConditionFailed(error)) return undefined;
-    throw error;
-  }
-  await notifyStatus(ctx, job.status, updated);
-  return updated;
-}
 
 /** The firing a schedule delivery stands for: the latest cron time at or just before now. */
 export function firingSlot(job: JobItem, now: number): string | undefined {
@@ -95,66 +38,6 @@ export function firingSlot(job: JobItem, now: number): string | undefined {
   const latest = latestFiring(job.schedule, job.timezone, new Date(now));
   if (!latest || now - latest.getTime() > FIRING_LOOKBACK_MS) return undefined;
   return latest.toISOString();
-}
-
-function reservation(job: JobItem): RunAsk {
-  const r = toReservation(job.resources);
-  return { gpus: r.gpus, cpu: r.cpu, memoryMb: r.memoryMb, diskGb: r.diskGb };
-}
-
-async function ensureRunItem(
-  ctx: AppContext,
-  job: JobItem,
-  slot: string,
-  attempt: number,
-  notBefore: number,
-  avoid: string[] = [],
-): Promise<void> {
-  const item: RunItem = {
-    ...runItemKey(job.jobId, slot, attempt),
-    jobId: job.jobId,
-    slot,
-    attempt,
-    instanceId: instanceIdOf(job.jobId, slot, attempt),
-    status: 'pending',
-    notBefore,
-    reserve: reservation(job),
-    ...(avoid.length ? { avoid } : {}),
-    createdAt: iso(ctx.now()),
-  };
-  try {
-    await ctx.store.put(item, { notExists: true });
-  } catch (error) {
-    if (!isConditionFailed(error)) throw error;
-  }
-}
-
-/** A firing while the previous run still goes: recorded once, as a skipped run. */
-async function recordSkip(ctx: AppContext, job: JobItem, slot: string): Promise<void> {
-  try {
-    await ctx.store.put(
-      {
-        ...skipItemKey(job.jobId, slot),
-        jobId: job.jobId,
-        slot,
-        attempt: 0,
-        instanceId: '',
-        status: 'skipped',
-        notBefore: 0,
-        error: `previous run ${job.currentRun ?? ''} still active`,
-        createdAt: iso(ctx.now()),
-      } satisfies RunItem,
-      { notExists: true },
-    );
-  } catch (error) {
-    if (isConditionFailed(error)) return; // this firing was recorded already
-    throw error;
-  }
-  const k = keys.job(job.jobId);
-  await ctx.store.update(k.pk, k.sk, { add: { skippedFirings: 1 } }).catch((error: unknown) => {
-    if (!isConditionFailed(error)) throw error;
-  });
-  ctx.logger.info('job firing skipped: previous run still active', { jobId: job.jobId, slot });
 }
 
 /**
@@ -205,35 +88,6 @@ export async function fireJob(ctx: AppContext, jobId: string, explicitSlot?: str
   }
   throw new Error(`job ${jobId}: firing kept conflicting`);
 }
-
-export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string): ContainerSpec {
-  const r = toReservation(job.resources);
-  const mount = job.checkpointPath ?? CHECKPOINT_MOUNT;
-  return {
-    instanceId: run.instanceId,
-    imageId: job.image,
-    name: run.instanceId,
-    kind: 'run',
-    command: job.command,
-    env: {
-      ...job.env,
-      CHECKPOINT_DIR: mount,
-      TRAINING_JOB_ID: job.jobId,
-      TRAINING_ATTEMPT: String(run.attempt),
-    },
-    ports: [],
-    volumes: [{ hostPath: `${checkpointRoot}/${job.jobId}`, containerPath: mount, readOnly: false }],
-    ...(r.cpu ? { cpuLimit: r.cpu } : {}),
-    ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
-    ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
-    ...(r.gpus ? { gpus: r.gpus } : {}),
-    labels: { [LABELS.run]: run.instanceId, 'fleet.job': job.jobId },
-    // Retries are the control plane's: it may place the next attempt elsewhere.
-    restart: 'no',
-  };
-}
-
-const startCommandId = (run: RunItem) => `start-${run.instanceId}`;
 
 /** Queues a launch now or later: an SQS delay up to 15 minutes, a one-time schedule beyond. */
 export async function scheduleLaunch(
@@ -362,38 +216,6 @@ async function markStarted(
     startCommandId(run),
     resendPendingOlderThanMs,
   );
-}
-
-/** running → final, off the active index. Returns the run as stored after, or undefined if it was not running there. */
-async function finishRun(
-  ctx: AppContext,
-  run: RunItem,
-  status: 'succeeded' | 'failed' | 'cancelled',
-  outcome: AttemptOutcome,
-): Promise<RunItem | undefined> {
-  const k = runItemKey(run.jobId, run.slot, run.attempt);
-  // Bounded: items stop at 400 KB, and the tail is for people, not archives.
-  const logTail = lastLines(outcome.logTail, RUN_LOG_LINES).slice(-16_384);
-  try {
-    return await ctx.store.update<RunItem>(
-      k.pk,
-      k.sk,
-      {
-        set: {
-          status,
-          endedAt: iso(ctx.now()),
-          exitCode: outcome.exitCode,
-          logTail,
-          ...(outcome.reason ? { error: outcome.reason } : {}),
-        },
-        remove: ['gsi1pk', 'gsi1sk'],
-      },
-      { equals: { status: 'running', nodeId: run.nodeId } },
-    );
-  } catch (error) {
-    if (!isConditionFailed(error)) throw error;
-    return undefined;
-  }
 }
 
 /**

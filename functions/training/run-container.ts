@@ -1,0 +1,37 @@
+import { toReservation } from '../orchestrator/resources.js';
+import type { ContainerSpec } from '../../protocol/commands.js';
+import { LABELS } from '../../protocol/messages.js';
+import type { JobItem, RunItem } from './model.js';
+
+/** The container a run's attempt starts, and the id of the command that starts it. */
+
+const CHECKPOINT_MOUNT = '/checkpoints';
+
+export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string): ContainerSpec {
+  const r = toReservation(job.resources);
+  const mount = job.checkpointPath ?? CHECKPOINT_MOUNT;
+  return {
+    instanceId: run.instanceId,
+    imageId: job.image,
+    name: run.instanceId,
+    kind: 'run',
+    command: job.command,
+    env: {
+      ...job.env,
+      CHECKPOINT_DIR: mount,
+      TRAINING_JOB_ID: job.jobId,
+      TRAINING_ATTEMPT: String(run.attempt),
+    },
+    ports: [],
+    volumes: [{ hostPath: `${checkpointRoot}/${job.jobId}`, containerPath: mount, readOnly: false }],
+    ...(r.cpu ? { cpuLimit: r.cpu } : {}),
+    ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
+    ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
+    ...(r.gpus ? { gpus: r.gpus } : {}),
+    labels: { [LABELS.run]: run.instanceId, 'fleet.job': job.jobId },
+    // Retries are the control plane's: it may place the next attempt elsewhere.
+    restart: 'no',
+  };
+}
+
+export const startCommandId = (run: RunItem) => `start-${run.instanceId}`;
