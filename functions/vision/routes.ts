@@ -1,8 +1,6 @@
-import { randomInt } from 'node:crypto';
 import * as z from 'zod';
-import { getModel, listModels } from '../cluster/catalogue.js';
+import { listModels } from '../cluster/catalogue.js';
 import { formatMemory } from '../cluster/format.js';
-import { cancelTask } from '../cluster/lifecycle.js';
 import { loadFleet, switchModel } from '../cluster/model-ops.js';
 import { parseMultipart } from '../cluster/multipart.js';
 import {
@@ -13,43 +11,14 @@ import {
   getOutput,
   listOutputs,
 } from '../cluster/outputs.js';
-import {
-  ACTIVE,
-  allTasks,
-  getTask,
-  queuedTasks,
-  queueOrder,
-  submitTask,
-  type TaskItem,
-} from '../cluster/tasks.js';
-import {
-  ASPECT_RATIOS,
-  SCHEDULERS,
-  assertSafeFilename,
-  generateRequest,
-  isSafeFilename,
-  modelLimitIssues,
-  throwIfIssues,
-  unknownModel,
-  visionPriority,
-} from '../cluster/validation.js';
-import { fromVisionStatus, visionJobView, visionStatus, type VisionStatus } from '../cluster/views.js';
-import type { Worker } from '../cluster/workers.js';
-import type { AppContext } from '../core/context.js';
+import { ASPECT_RATIOS, SCHEDULERS, assertSafeFilename, isSafeFilename } from '../cluster/validation.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { rawReply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { visionJobRoutes } from './job-routes.js';
+import { findLora, listLoras, LORA_EXTENSIONS, LORA_MAX_BYTES } from './loras.js';
 
-/**
- * Fleet Commander's Vision API (Smart Scheduler). A job is a task of the shared queue
- * (task type `image_generation`); the scheduler module places it, the agent runs it, and the
- * image lands in blobs under outputs/.
- */
-
-export const IMAGE_TASK_TYPE = 'image_generation';
-/** Largest LoRA accepted. On AWS the API Gateway + Lambda payload limit (~6 MB) is lower still. */
-export const LORA_MAX_BYTES = 50 * 1024 * 1024;
-const LORA_EXTENSIONS = ['.safetensors', '.pt', '.ckpt', '.bin'];
+/** Fleet Commander's Vision API: its jobs (job-routes), models, LoRAs and outputs. */
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope' | 'tags'> = {
   errorStyle: 'fastapi',
@@ -57,254 +26,11 @@ const common: Pick<RouteSpec, 'errorStyle' | 'scope' | 'tags'> = {
   tags: ['Vision'],
 };
 
-const jobParams = z.object({ job_id: z.string().min(1) });
 const filenameParams = z.object({ filename: z.string() });
-
-const isImageJob = (t: TaskItem) => t.taskType === IMAGE_TASK_TYPE;
-
-function nameResolver(workers: Worker[]): (id: string) => string {
-  const names = new Map(workers.map((w) => [w.id, w.name] as const));
-  return (id) => names.get(id) ?? id;
-}
-
-interface LoraInfo {
-  name: string;
-  filename: string;
-  size: number;
-  uploaded_at: string;
-}
-
-async function listLoras(ctx: AppContext): Promise<LoraInfo[]> {
-  return (await ctx.blobs.list(LORAS_PREFIX))
-    .map((b) => {
-      const filename = b.key.slice(LORAS_PREFIX.length);
-      const ext = LORA_EXTENSIONS.find((e) => filename.toLowerCase().endsWith(e));
-      return {
-        name: ext ? filename.slice(0, -ext.length) : filename,
-        filename,
-        size: b.size,
-        uploaded_at: b.modifiedAt,
-      };
-    })
-    .filter((l) => !l.filename.includes('/'));
-}
-
-/** By name (`detail_enhancer`) or file name (`detail_enhancer.safetensors`). */
-function findLora(loras: LoraInfo[], name: string): LoraInfo | undefined {
-  return loras.find((l) => l.name === name) ?? loras.find((l) => l.filename === name);
-}
 
 export function visionRoutes(): AnyRoute[] {
   return [
-    route({
-      ...common,
-      method: 'GET',
-      path: '/api/vision/status',
-      summary:
-        'Vision cluster: nodes online, busy, switching models, offline; queue length; models loaded where',
-      handler: async (_req, ctx) => {
-        const view = await loadFleet(ctx);
-        const queued = await queuedTasks(ctx);
-        const online = view.workers.filter((w) => w.online);
-        // Switching: running a task whose placement switched the model, before the server answered.
-        const switching = new Set<string>();
-        for (const s of view.slots) {
-          const t = await getTask(ctx, s.taskId);
-          if (
-            t &&
-            t.nodeId === s.nodeId &&
-            ACTIVE.includes(t.status) &&
-            t.switchedModel &&
-            t.serverReadyAtMs === undefined
-          )
-            switching.add(s.nodeId);
-        }
-        const modelsLoaded: Record<string, string[]> = {};
-        for (const w of online) for (const m of w.resident) (modelsLoaded[m] ??= []).push(w.name);
-        return {
-          online_nodes: online.length,
-          busy_nodes: online.filter((w) => w.running.length > 0).length,
-          switching_nodes: online.filter((w) => switching.has(w.id)).length,
-          offline_nodes: view.workers.length - online.length,
-          queue_length: queued.length,
-          models_loaded: modelsLoaded,
-        };
-      },
-    }),
-    route({
-      ...common,
-      method: 'POST',
-      path: '/api/vision/generate',
-      summary: 'Queue an image generation job',
-      body: generateRequest,
-      responses: {
-        422: 'Invalid parameters: unknown model or LoRA, size not a multiple of 8 or over the model limit, steps out of range',
-      },
-      handler: async (req, ctx) => {
-        const b = req.body;
-        const model = await getModel(ctx, b.model);
-        if (!model) throw unknownModel('model', b.model);
-        if (model.kind !== 'image')
-          throw new ValidationError([
-            { loc: ['body', 'model'], msg: `${model.id} is not an image model`, type: 'value_error' },
-          ]);
-        throwIfIssues(modelLimitIssues(model, b));
-        let loraKey: string | null = null;
-        if (b.lora !== null) {
-          const lora = findLora(await listLoras(ctx), b.lora);
-          if (!lora)
-            throw new ValidationError([
-              { loc: ['body', 'lora'], msg: `Unknown LoRA: ${b.lora}`, type: 'value_error' },
-            ]);
-          loraKey = LORAS_PREFIX + lora.filename;
-        }
-        const { priority, model: modelId, ...params } = b;
-        const task = await submitTask(ctx, {
-          source: 'vision',
-          taskType: IMAGE_TASK_TYPE,
-          model: modelId,
-          // Drawn here when not given, so the result can always say which seed made the image.
-          parameters: { ...params, seed: b.seed ?? randomInt(0, 2 ** 32 - 1), lora_key: loraKey },
-          priority: visionPriority(priority),
-          priorityInput: priority,
-        });
-        const order = queueOrder(await queuedTasks(ctx), ctx.now());
-        const position = order.findIndex((t) => t.taskId === task.taskId) + 1;
-        return {
-          job_id: task.taskId,
-          status: 'queued',
-          queue_position: position || null,
-          target_model: model.id,
-        };
-      },
-    }),
-    route({
-      ...common,
-      method: 'GET',
-      path: '/api/vision/jobs/{job_id}',
-      summary:
-        'Job status: queue position while queued, progress and node while processing, result when done',
-      params: jobParams,
-      responses: { 404: 'Unknown job' },
-      handler: async (req, ctx) => {
-        const t = await getTask(ctx, req.params.job_id);
-        if (!t) throw new NotFoundError(`Job ${req.params.job_id} not found`);
-        let position: number | undefined;
-        if (t.status === 'queued') {
-          const order = queueOrder(await queuedTasks(ctx), ctx.now());
-          position = order.findIndex((q) => q.taskId === t.taskId) + 1 || undefined;
-        }
-        const view = t.nodeId ? await loadFleet(ctx) : undefined;
-        return visionJobView(t, nameResolver(view?.workers ?? []), position);
-      },
-    }),
-    route({
-      ...common,
-      method: 'GET',
-      path: '/api/vision/jobs',
-      summary: 'Image jobs, newest first',
-      query: z.object({
-        status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']).optional(),
-        limit: z.coerce.number().int().min(1).max(1000).default(50),
-        offset: z.coerce.number().int().min(0).default(0),
-      }),
-      handler: async (req, ctx) => {
-        const wanted = req.query.status ? fromVisionStatus(req.query.status as VisionStatus) : undefined;
-        const jobs = (await allTasks(ctx)).filter(
-          (t) => isImageJob(t) && (!wanted || wanted.includes(t.status)),
-        );
-        const page = jobs.slice(req.query.offset, req.query.offset + req.query.limit);
-        const order = page.some((t) => t.status === 'queued')
-          ? queueOrder(await queuedTasks(ctx), ctx.now())
-          : [];
-        const positions = new Map(order.map((t, i) => [t.taskId, i + 1] as const));
-        const names = nameResolver(page.some((t) => t.nodeId) ? (await loadFleet(ctx)).workers : []);
-        return {
-          jobs: page.map((t) => ({
-            ...visionJobView(t, names, positions.get(t.taskId)),
-            prompt: t.parameters.prompt ?? null,
-          })),
-          total: jobs.length,
-          limit: req.query.limit,
-          offset: req.query.offset,
-        };
-      },
-    }),
-    route({
-      ...common,
-      method: 'POST',
-      path: '/api/vision/jobs/{job_id}/cancel',
-      summary: 'Cancel a job (a running one gets task.cancel on its node)',
-      params: jobParams,
-      responses: { 404: 'Unknown job', 409: 'Job already finished' },
-      handler: async (req, ctx) => {
-        const t = await cancelTask(ctx, req.params.job_id);
-        return { job_id: t.taskId, status: visionStatus(t.status), message: 'Job cancelled' };
-      },
-    }),
-    route({
-      ...common,
-      method: 'POST',
-      path: '/api/vision/jobs/stop-all',
-      summary: 'Cancel every queued and processing image job',
-      handler: async (_req, ctx) => {
-        const live = (await allTasks(ctx)).filter(
-          (t) => isImageJob(t) && (t.status === 'queued' || ACTIVE.includes(t.status)),
-        );
-        const cancelled: string[] = [];
-        for (const t of live) {
-          try {
-            await cancelTask(ctx, t.taskId);
-            cancelled.push(t.taskId);
-          } catch (error) {
-            // Finished meanwhile: nothing to stop.
-            if (!(error instanceof ConflictError || error instanceof NotFoundError)) throw error;
-          }
-        }
-        return {
-          message: `Stopped ${cancelled.length} job(s)`,
-          cancelled: cancelled.length,
-          job_ids: cancelled,
-        };
-      },
-    }),
-    route({
-      ...common,
-      method: 'GET',
-      path: '/api/vision/queue',
-      summary:
-        'The shared queue in scheduling order (priority with aging, then FIFO), and what is processing',
-      handler: async (_req, ctx) => {
-        const order = queueOrder(await queuedTasks(ctx), ctx.now());
-        const view = await loadFleet(ctx);
-        const names = nameResolver(view.workers);
-        const processing = [];
-        for (const s of view.slots) {
-          const t = await getTask(ctx, s.taskId);
-          if (t && ACTIVE.includes(t.status) && t.nodeId === s.nodeId)
-            processing.push({
-              job_id: t.taskId,
-              model: t.model,
-              node_id: names(s.nodeId),
-              progress: t.progress,
-              task_type: t.taskType,
-            });
-        }
-        return {
-          queue: order.map((t, i) => ({
-            position: i + 1,
-            job_id: t.taskId,
-            model: t.model,
-            priority: t.priorityInput,
-            task_type: t.taskType,
-            prompt: t.parameters.prompt ?? null,
-            created_at: t.createdAt,
-          })),
-          length: order.length,
-          processing,
-        };
-      },
-    }),
+    ...visionJobRoutes(),
     route({
       ...common,
       method: 'GET',
