@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { migrationHealth } from './migration.js';
+import { migrationHealth } from './migration-views.js';
 import { novitaCloud, novitaConfigured } from './settings.js';
 
 /**

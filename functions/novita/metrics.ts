@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
-import type { MigrationItem } from './migration.js';
+import type { MigrationItem } from './migration-model.js';
 import type { NovitaInstanceItem } from './model.js';
 import { INSTANCE_STATUSES } from './status.js';
 

@@ -2,7 +2,8 @@ import { HttpError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { createInstance, listInstances, requireInstance } from './instances.js';
 import { computeMetrics, countRequest } from './metrics.js';
-import { executionView, migrationHistory, migrationStatus, triggerMigration } from './migration.js';
+import { triggerMigration } from './migration.js';
+import { executionView, migrationHistory, migrationStatus } from './migration-views.js';
 import { instanceSummary, instanceView } from './model.js';
 import { rateHeaders, takeToken, type RateBucket } from './ratelimit.js';
 import {
