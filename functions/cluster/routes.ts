@@ -3,15 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
-import {
-  declareModel,
-  getModel,
-  isBuiltIn,
-  listModels,
-  modelDeclaration,
-  removeDeclaredModel,
-  MODEL_ID_PATTERN,
-} from './catalogue.js';
+import { getModel } from './catalogue.js';
 import { formatDuration, formatMemory, formatUptime, round1 } from './format.js';
 import { cancelTask } from './lifecycle.js';
 import {
@@ -23,7 +15,8 @@ import {
   workerStats,
   type Timeframe,
 } from './metrics.js';
-import { assignModel, loadFleet, rebalance, restartWorker, unloadModel } from './model-ops.js';
+import { loadFleet, rebalance, restartWorker } from './model-ops.js';
+import { clusterModelRoutes } from './model-routes.js';
 import { allTasks, getTask, queuedTasks, queueOrder, submitTask, tasksSince } from './tasks.js';
 import {
   imageParameterIssues,
@@ -31,16 +24,8 @@ import {
   submitTaskRequest,
   throwIfIssues,
   unknownModel,
-  CLUSTER_PRIORITIES,
 } from './validation.js';
-import {
-  assignmentsView,
-  catalogueView,
-  clusterTaskView,
-  taskListItem,
-  workerDetail,
-  workerListItem,
-} from './views.js';
+import { clusterTaskView, taskListItem, workerDetail, workerListItem } from './views.js';
 import { findWorker } from './workers.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
@@ -254,92 +239,7 @@ export function clusterRoutes(): AnyRoute[] {
         return { message: 'Task cancelled', task_id: t.taskId, status: t.status };
       },
     }),
-    route({
-      ...common,
-      tags: ['Models'],
-      method: 'POST',
-      path: '/models/assign',
-      summary: 'Assign a model to workers (preload starts its server now)',
-      body: z.object({
-        model_name: z.string().min(1),
-        worker_ids: z.array(z.string().min(1)).min(1).max(100),
-        preload: z.boolean().default(true),
-        priority: z.enum(CLUSTER_PRIORITIES).default('normal'),
-      }),
-      responses: {
-        404: 'Unknown worker',
-        409: 'Worker offline, or the model does not fit',
-        422: 'Unknown model',
-      },
-      handler: async (req, ctx) => assignModel(ctx, req.body),
-    }),
-    route({
-      ...common,
-      tags: ['Models'],
-      method: 'POST',
-      path: '/models/unload',
-      summary: 'Unload a model from workers (force requeues its running tasks)',
-      body: z.object({
-        model_name: z.string().min(1),
-        worker_ids: z.array(z.string().min(1)).max(100).optional(),
-        force: z.boolean().default(false),
-      }),
-      responses: { 404: 'Unknown worker', 409: 'The model has running tasks and force is false' },
-      handler: async (req, ctx) => unloadModel(ctx, req.body),
-    }),
-    route({
-      ...common,
-      tags: ['Models'],
-      method: 'GET',
-      path: '/models/assignments',
-      summary: 'Models per worker',
-      handler: async (_req, ctx) => {
-        const view = await loadFleet(ctx);
-        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
-        const loadTimes = new Map(
-          view.workers.map((w) => [w.id, workerStats(w.id, recent, ctx.now(), null).loadTimeS] as const),
-        );
-        return assignmentsView(view.workers, view.catalogue, loadTimes);
-      },
-    }),
-    route({
-      ...common,
-      tags: ['Models'],
-      method: 'GET',
-      path: '/models/catalog',
-      summary: 'The model catalogue (ours): built-in models and declared ones',
-      handler: async (_req, ctx) => ({
-        models: (await listModels(ctx)).map((m) => catalogueView(m, isBuiltIn(m.id))),
-      }),
-    }),
-    route({
-      ...common,
-      tags: ['Models'],
-      method: 'PUT',
-      path: '/models/catalog/{model_id}',
-      summary: 'Declare a model (ours): its server image, API port and protocol, GPU memory, limits',
-      params: z.object({ model_id: z.string().regex(MODEL_ID_PATTERN) }),
-      body: modelDeclaration,
-      handler: async (req, ctx) =>
-        catalogueView(
-          await declareModel(ctx, { ...req.body, id: req.params.model_id }),
-          isBuiltIn(req.params.model_id),
-        ),
-    }),
-    route({
-      ...common,
-      tags: ['Models'],
-      method: 'DELETE',
-      path: '/models/catalog/{model_id}',
-      summary: 'Remove a declaration (ours); a built-in model of that id shows again',
-      params: z.object({ model_id: z.string().min(1) }),
-      responses: { 404: 'No declaration of that id' },
-      handler: async (req, ctx) => {
-        if (!(await removeDeclaredModel(ctx, req.params.model_id)))
-          throw new NotFoundError(`No declared model ${req.params.model_id}`);
-        return { deleted: req.params.model_id, built_in: isBuiltIn(req.params.model_id) };
-      },
-    }),
+    ...clusterModelRoutes(),
     route({
       ...common,
       tags: ['Cluster'],
