@@ -8,7 +8,7 @@ import {
   getConnection,
   saveConnection,
 } from '../../../functions/realtime/connections.js';
-import { notifyNodeLog, parseChannel } from '../../../functions/realtime/session.js';
+import { notifyNodeLog } from '../../../functions/realtime/session.js';
 import { createEmbeddedContext } from '../../../local/embedded-context.js';
 
 /** Records what was sent; `gone` ids answer GoneConnectionError, `broken` ids a transient error. */
@@ -79,22 +79,5 @@ describe('WebSocket fan-out (dynalite table, fake sender)', () => {
     const item = await saveConnection(ctx, 'old-1', { channel: 'doctor' });
     await ctx.store.put({ ...item, expiresAt: Math.floor(ctx.now() / 1000) - 1 });
     expect((await channelConnections(ctx, 'doctor')).map((c) => c.connectionId)).toEqual(['doctor-1']);
-  });
-});
-
-describe('WebSocket channel parsing', () => {
-  const req = (path: string, query: Record<string, string> = {}) => ({ path, query, headers: {} });
-  it('maps the spec paths and the single-URL query form to the same channels', () => {
-    expect(parseChannel(req('/ws/metrics'))).toEqual({ channel: 'metrics' });
-    expect(parseChannel(req('/ws/doctor'))).toEqual({ channel: 'doctor' });
-    expect(parseChannel(req('/ws/logs/agx%200'))).toEqual({ channel: 'logs', node: 'agx 0' });
-    expect(parseChannel(req('/', { channel: 'logs', node_id: 'agx0' }))).toEqual({ channel: 'logs', node: 'agx0' });
-    expect(parseChannel(req('/', { channel: 'metrics' }))).toEqual({ channel: 'metrics' });
-  });
-  it('refuses what names no stream', () => {
-    expect(parseChannel(req('/ws'))).toMatchObject({ ok: false, status: 400, closeCode: 4400 });
-    expect(parseChannel(req('/ws/logs'))).toMatchObject({ ok: false, status: 400, closeCode: 4400 });
-    expect(parseChannel(req('/ws/nope'))).toMatchObject({ ok: false, status: 404, closeCode: 4404 });
-    expect(parseChannel(req('/ws/metrics/extra'))).toMatchObject({ ok: false, status: 404 });
   });
 });
