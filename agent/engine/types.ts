@@ -2,8 +2,8 @@ import type { ContainerSpec } from '../../protocol/commands.js';
 
 /**
  * The container engine behind a small driver interface (Nomad's task driver, reduced): the
- * executor, heartbeat, watcher and task runner speak only {@link EngineDriver}; {@link DockerEngine}
- * implements it over dockerode for Docker and Podman's Docker-compatible API.
+ * executor, heartbeat, watcher and task runner speak only {@link EngineDriver}; `DockerEngine`
+ * (docker.ts) implements it over dockerode for Docker and Podman's Docker-compatible API.
  */
 
 export type ContainerKind = ContainerSpec['kind'];
