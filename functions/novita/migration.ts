@@ -21,7 +21,6 @@ import { isSpotReclaimed, mapNovitaStatus } from './status.js';
  */
 
 export const RUN_EVENT = 'novita.migration.run';
-export { MIGRATION_SCHEDULE, SCHEDULE_EVENT } from './schedules.js';
 const LEASE_MS = 15 * 60_000;
 const PAGE_SIZE = 100;
 const MAX_PAGES = 100;
