@@ -3,6 +3,7 @@ import * as z from 'zod';
 import {
   queueCredentials,
   registerResponse,
+  rotateTokenResponse,
   type AgentEvent,
   type HeartbeatRequest,
   type QueueCredentialsResponse,
@@ -129,18 +130,48 @@ export class ControlPlaneClient {
     this.options.reRegister = fn;
   }
 
+  /**
+   * Registers with the node's own credential when it has one (an existing node re-registers as
+   * itself), else, or when that one is refused, with the API key or the join token (which only
+   * creates nodes).
+   */
   async register(body: RegisterRequest, options: CallOptions = {}): Promise<RegisterResponse> {
-    const res = await this.withRetry('register', { attempts: Infinity, ...options }, (signal) =>
-      this.send('register', 'POST', '/agent/register', {
-        body,
-        auth: 'apiKey',
+    const bootstrap = this.options.apiKey ?? this.options.joinToken;
+    const attempt = (bearer: string | undefined) =>
+      this.withRetry('register', { attempts: Infinity, ...options }, (signal) =>
+        this.send('register', 'POST', '/agent/register', {
+          body,
+          bearer,
+          timeoutMs: this.timeouts.registerMs,
+          signal,
+        }),
+      );
+    let res: unknown;
+    if (this.token) {
+      try {
+        res = await attempt(this.token);
+      } catch (error) {
+        if (!(error instanceof ControlPlaneError && error.status === 401) || !bootstrap) throw error;
+        this.log.warn('node credential refused on registration; using the bootstrap credential');
+        res = await attempt(bootstrap);
+      }
+    } else res = await attempt(bootstrap);
+    const parsed = registerResponse.parse(res);
+    this.token = parsed.token;
+    return parsed;
+  }
+
+  /** Replaces the node's credential (POST /agent/token/rotate); the old one stops working at once. */
+  async rotateToken(options: CallOptions = {}): Promise<string> {
+    const res = await this.withRetry('token.rotate', { attempts: 1, ...options }, (signal) =>
+      this.send('token.rotate', 'POST', '/agent/token/rotate', {
         timeoutMs: this.timeouts.registerMs,
         signal,
       }),
     );
-    const parsed = registerResponse.parse(res);
+    const parsed = rotateTokenResponse.parse(res);
     this.token = parsed.token;
-    return parsed;
+    return parsed.token;
   }
 
   async heartbeat(body: HeartbeatRequest, options: CallOptions = {}): Promise<void> {
@@ -267,18 +298,16 @@ export class ControlPlaneClient {
     op: string,
     method: 'GET' | 'POST',
     path: string,
-    opts: { body?: unknown; auth?: 'token' | 'apiKey'; timeoutMs: number; signal?: AbortSignal },
+    /** `bearer`: this credential instead of the node token (registration). */
+    opts: { body?: unknown; bearer?: string; timeoutMs: number; signal?: AbortSignal },
   ): Promise<unknown> {
     const headers: Record<string, string> = {
       accept: 'application/json',
       'user-agent': `fleet-agent/${AGENT_VERSION}`,
     };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    if ((opts.auth ?? 'token') === 'token') {
-      if (this.token) headers['authorization'] = `Bearer ${this.token}`;
-    } else if (this.options.apiKey ?? this.options.joinToken) {
-      headers['authorization'] = `Bearer ${this.options.apiKey ?? this.options.joinToken}`;
-    }
+    const bearer = 'bearer' in opts ? opts.bearer : this.token;
+    if (bearer) headers['authorization'] = `Bearer ${bearer}`;
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const res = await request(`${this.baseUrl}${path}`, {

@@ -16,9 +16,9 @@ export interface RegistrarOptions {
 
 /**
  * Registers the node and keeps {nodeId, token, channel} in the state folder. Registering again
- * with the same name is idempotent on the server, so the agent registers on every start (to
- * refresh its facts) and whenever its token is refused; a stored registration lets it start
- * during a control-plane outage.
+ * with the same name and the node's own credential is idempotent on the server, so the agent
+ * registers on every start (to refresh its facts) and whenever its token is refused; a stored
+ * registration lets it start during a control-plane outage.
  */
 export class Registrar {
   private current: StoredRegistration | null = null;
@@ -37,6 +37,8 @@ export class Registrar {
     const stored = await loadRegistration(this.options.stateDir);
     const usable =
       stored && stored.url === this.options.url && stored.nodeName === this.options.nodeName ? stored : null;
+    // An existing node re-registers as itself: a join token only creates nodes.
+    if (usable) this.options.client.setToken(usable.token);
     try {
       // With credentials in hand, a few tries suffice; without, nothing works until it succeeds.
       return await this.register(signal, usable ? 3 : Infinity);
@@ -47,7 +49,6 @@ export class Registrar {
         error,
       });
       this.current = usable;
-      this.options.client.setToken(usable.token);
       return usable;
     }
   }
@@ -55,6 +56,16 @@ export class Registrar {
   /** Used on a 401: a fresh token under the same node name. */
   async reRegister(): Promise<void> {
     await this.register(undefined, 5);
+  }
+
+  /** Replaces the node's credential and stores the new one before using it. */
+  async rotateToken(): Promise<void> {
+    const current = this.registration;
+    const token = await this.options.client.rotateToken();
+    const next = { ...current, token };
+    await saveRegistration(this.options.stateDir, next);
+    this.current = next;
+    this.log.info('credential rotated', { nodeId: current.nodeId });
   }
 
   private async register(signal: AbortSignal | undefined, attempts: number): Promise<StoredRegistration> {

@@ -25,6 +25,18 @@ export const LABELS = {
   model: 'fleet.model',
 } as const;
 
+/**
+ * Ids a node sends back that become parts of storage keys (task ids): one path segment, no
+ * traversal. The control plane issues them as UUIDs.
+ */
+export const wireId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an id: letters, digits, ".", "_", ":", "-"; no path separators')
+  .refine((s) => !s.includes('..'), 'an id may not contain ".."');
+
+/** A file a task produced: its name is the model server's, kept only as a hint (never a storage key). */
+const taskFile = z.object({ name: z.string().max(1024), contentType: z.string().max(1024), base64: z.string() });
+
 export const gpuSchema = z.object({
   index: z.number().int(),
   uuid: z.string().nullable(),
@@ -104,6 +116,9 @@ export const registerResponse = z.object({
 });
 export type RegisterResponse = z.infer<typeof registerResponse>;
 
+/** POST /agent/token/rotate: the node's new credential; the one presented stops working. */
+export const rotateTokenResponse = z.object({ nodeId: z.string(), token: z.string() });
+
 export const containerStats = z.object({
   cpuPercent: z.number().nullable(),
   memoryUsageMb: z.number().nullable(),
@@ -157,14 +172,14 @@ export const agentEvent = z.discriminatedUnion('type', [
     logTail: z.string().default(''),
     at: z.string(),
   }),
-  z.object({ type: z.literal('task.progress'), taskId: z.string(), progress: z.number().min(0).max(100), at: z.string() }),
+  z.object({ type: z.literal('task.progress'), taskId: wireId, progress: z.number().min(0).max(100), at: z.string() }),
   z.object({
     type: z.literal('task.finished'),
-    taskId: z.string(),
+    taskId: wireId,
     status: z.enum(['completed', 'failed', 'cancelled']),
     result: z.record(z.string(), z.unknown()).optional(),
     /** Files produced (images), uploaded separately as base64 here for the embedded case. */
-    files: z.array(z.object({ name: z.string(), contentType: z.string(), base64: z.string() })).default([]),
+    files: z.array(taskFile).default([]),
     error: z.string().optional(),
     at: z.string(),
   }),

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { EventEnvelope } from '../core/events.js';
 import { dispatchCommand, getCommand } from '../fleet/commands.js';
-import { outputName, outputUrl, putOutput } from './outputs.js';
+import { agentEventBlobKey, outputName, outputUrl, putOutput } from './outputs.js';
 import { releaseSlot } from './slots.js';
 import {
   ACTIVE,
@@ -69,11 +69,13 @@ export async function onTaskFinished(event: EventEnvelope, ctx: AppContext): Pro
     if (e.status === 'completed') {
       for (const f of e.files) {
         const name = outputName(task.taskId, f.name);
-        if ('base64' in f) await putOutput(ctx, name, Buffer.from(f.base64, 'base64'), f.contentType);
+        if ('base64' in f) await putOutput(ctx, name, Buffer.from(f.base64, 'base64'));
         else {
+          // Only what the agent routes parked for this node and task.
+          if (!f.blobKey.startsWith(agentEventBlobKey(e.nodeId, task.taskId, 0).slice(0, -1))) continue;
           const blob = await ctx.blobs.get(f.blobKey);
           if (!blob) continue;
-          await putOutput(ctx, name, blob.body, f.contentType);
+          await putOutput(ctx, name, blob.body);
           await ctx.blobs.delete(f.blobKey);
         }
         outputs.push(name);

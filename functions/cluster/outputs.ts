@@ -6,6 +6,10 @@ import { isSafeFilename } from './validation.js';
 export const OUTPUTS_PREFIX = 'outputs/';
 export const LORAS_PREFIX = 'loras/';
 
+/** Where the agent routes park a large task event's file until the task's handler moves it to outputs/. */
+export const agentEventBlobKey = (nodeId: string, taskId: string, index: number) =>
+  `agent-events/${nodeId}/${taskId}/${index}`;
+
 export const outputUrl = (filename: string) => `/api/vision/outputs/${encodeURIComponent(filename)}`;
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -20,6 +24,7 @@ const CONTENT_TYPES: Record<string, string> = {
   wav: 'audio/wav',
 };
 
+/** From the name's extension only: a node or model server never chooses how a stored file is served. */
 export function contentTypeOf(filename: string): string {
   const ext = filename.split('.').pop()?.toLowerCase() ?? '';
   return CONTENT_TYPES[ext] ?? 'application/octet-stream';
@@ -68,21 +73,17 @@ export async function listOutputs(ctx: AppContext): Promise<OutputFile[]> {
     );
 }
 
-export async function putOutput(
-  ctx: AppContext,
-  filename: string,
-  body: Uint8Array,
-  contentType?: string,
-): Promise<void> {
-  await ctx.blobs.put(OUTPUTS_PREFIX + filename, body, contentType ?? contentTypeOf(filename));
+export async function putOutput(ctx: AppContext, filename: string, body: Uint8Array): Promise<void> {
+  await ctx.blobs.put(OUTPUTS_PREFIX + filename, body, contentTypeOf(filename));
 }
 
+/** The content type comes from the allowlist by extension, whatever was stored with the blob. */
 export async function getOutput(
   ctx: AppContext,
   filename: string,
 ): Promise<{ body: Uint8Array; contentType: string } | undefined> {
   const blob = await ctx.blobs.get(OUTPUTS_PREFIX + filename);
-  return blob ? { body: blob.body, contentType: blob.contentType ?? contentTypeOf(filename) } : undefined;
+  return blob ? { body: blob.body, contentType: contentTypeOf(filename) } : undefined;
 }
 
 export async function deleteOutput(ctx: AppContext, filename: string): Promise<boolean> {

@@ -163,6 +163,9 @@ export const swarmKeys = {
 /** Swarm join tokens (appended): keyed by the token's SHA-256, gone by TTL (`expiresAt`). */
 export const joinTokenKeys = {
   joinToken: (sha256: string) => ({ pk: `JOINTOKEN#${sha256}`, sk: 'META' }),
+  /** gsi1: every join token by its public id (listing, revocation by id). */
+  joinTokensIndex: (id: string) => ({ gsi1pk: 'JOINTOKENS', gsi1sk: id }),
+  joinTokensPk: 'JOINTOKENS',
 } as const;
 
 /** WebSocket connections (appended): one record per live connection, gone by TTL if never removed. */

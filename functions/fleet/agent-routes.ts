@@ -3,12 +3,29 @@ import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyResult } from '../command-appliers.js';
 import { applyContainerStates, containerExited } from '../orchestrator/observation.js';
-import { authenticateAgent } from './auth.js';
+import type { AppContext } from '../core/context.js';
+import { reply } from '../core/http.js';
+import { agentEventBlobKey } from '../cluster/outputs.js';
+import { getTask } from '../cluster/tasks.js';
+import { authenticateAgent, nodeOfCredential } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
-import { joinTokenAuth } from './join-tokens.js';
-import { nodeQueue, recordHeartbeat, registerNode, heartbeatIntervalSeconds } from './nodes.js';
+import { bearerOf, isLiveJoinToken, JOIN_TOKEN_PREFIX } from './join-tokens.js';
+import {
+  nodeQueue,
+  recordHeartbeat,
+  registerNode,
+  heartbeatIntervalSeconds,
+  rotateNodeToken,
+  type RegistrationAccess,
+} from './nodes.js';
 import { queueCredentialsRoute } from './queue-credentials.js';
-import { agentEventsRequest, heartbeatRequest, registerRequest, registerResponse } from '../../protocol/messages.js';
+import {
+  agentEventsRequest,
+  heartbeatRequest,
+  registerRequest,
+  registerResponse,
+  rotateTokenResponse,
+} from '../../protocol/messages.js';
 import { commandResult } from '../../protocol/commands.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 
@@ -26,23 +43,44 @@ const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   scope: 'agent',
 };
 
+/**
+ * The credential a registration comes with. The dispatcher has already refused anything that is
+ * neither the API key nor one of these where API_AUTH is on; what remains is the API key (or no
+ * auth at all), which may register any node.
+ */
+async function registrationAccess(
+  ctx: AppContext,
+  headers: Record<string, string>,
+): Promise<RegistrationAccess> {
+  const bearer = bearerOf(headers);
+  if (!bearer) return { kind: 'admin' };
+  if (bearer.startsWith(JOIN_TOKEN_PREFIX)) {
+    return (await isLiveJoinToken(ctx, bearer)) ? { kind: 'join', token: bearer } : { kind: 'admin' };
+  }
+  const node = await nodeOfCredential(ctx, bearer);
+  return node ? { kind: 'node', nodeId: node.nodeId, tokenHash: node.tokenHash } : { kind: 'admin' };
+}
+
 /** The node agent's side of the protocol (protocol/messages.ts). Every call but register carries the node's token. */
 export function agentRoutes(): AnyRoute[] {
   return [
     route({
       ...common,
-      // Enrolment has no token yet: on a locked-down deployment it sits behind the API key like user
-      // routes, or a join token (GET /api/swarm/join-token) so nodes need not hold the API key.
+      // Enrolment: the API key, a join token (new nodes only) or the node's own credential (that node only).
       scope: 'user',
-      altAuth: joinTokenAuth,
+      altAuth: async (headers, ctx) => (await registrationAccess(ctx, headers)).kind !== 'admin',
       method: 'POST',
       path: '/agent/register',
       summary:
-        'Register a node (idempotent by node name); returns its id, a fresh token and its command channel',
+        'Register a node by name; returns its id, a fresh token and its command channel. A join token only creates nodes (an existing name is a 409); an existing node re-registers with its own credential or the API key',
       body: registerRequest,
       response: registerResponse,
+      responses: {
+        403: 'The node credential belongs to another node',
+        409: 'Join token given for a name that is already registered',
+      },
       handler: async (req, ctx) => {
-        const r = await registerNode(ctx, req.body);
+        const r = await registerNode(ctx, req.body, await registrationAccess(ctx, req.headers));
         // For the node's /ws/logs stream (no token in it: only the id and name).
         await emit(ctx, { type: 'node.registered', nodeId: r.node.nodeId, nodeName: r.node.nodeName });
         return {
@@ -51,6 +89,21 @@ export function agentRoutes(): AnyRoute[] {
           channel: r.channel,
           heartbeatIntervalSeconds: r.heartbeatIntervalSeconds,
         };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/agent/token/rotate',
+      summary: "Replaces the node's credential with a fresh one; the one presented stops working at once",
+      response: rotateTokenResponse,
+      handler: async (req, ctx) => {
+        const node = await authenticateAgent(ctx, req.headers);
+        return reply(
+          200,
+          { nodeId: node.nodeId, token: await rotateNodeToken(ctx, node) },
+          { 'cache-control': 'no-store' },
+        );
       },
     }),
     route({
@@ -152,11 +205,14 @@ export function agentRoutes(): AnyRoute[] {
             e.files.length &&
             Buffer.byteLength(JSON.stringify(event)) > MAX_INLINE_EVENT_BYTES
           ) {
+            // Only a task placed on this node gets its files stored; the key is built from checked
+            // ids and the file's position, never from a name the node chose.
+            const task = await getTask(ctx, e.taskId);
             const files = [];
-            for (const f of e.files) {
-              const blobKey = `agent-events/${node.nodeId}/${e.taskId}/${f.name}`;
+            for (const [i, f] of (task?.nodeId === node.nodeId ? e.files : []).entries()) {
+              const blobKey = agentEventBlobKey(node.nodeId, e.taskId, i);
               const body = Buffer.from(f.base64, 'base64');
-              await ctx.blobs.put(blobKey, body, f.contentType);
+              await ctx.blobs.put(blobKey, body, 'application/octet-stream');
               files.push({ name: f.name, contentType: f.contentType, blobKey, size: body.length });
             }
             event = { ...event, files };

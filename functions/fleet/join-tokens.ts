@@ -1,51 +1,145 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { joinTokenKeys } from '../core/keys.js';
-import type { StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { hashToken } from '../core/tokens.js';
 
 /**
  * Join tokens: bootstrap credentials that let a node register (POST /agent/register) where the
- * API key is required, without handing the API key to every machine. Only the SHA-256 is stored;
- * a token is reusable by any number of nodes until it expires, and issuing another one revokes
- * nothing (several may be live at once, like Docker Swarm's, but each expires on its own).
+ * API key is required, without handing the API key to every machine. A join token only creates
+ * nodes: an existing node re-registers with its own credential or the API key. Only the SHA-256
+ * is stored; each token has a public id (listing, revocation), an expiry no later than
+ * JOIN_TOKEN_TTL_SECONDS and optionally a number of uses.
  */
 export const JOIN_TOKEN_PREFIX = 'FLEETJT-1-';
 
 export interface JoinTokenItem extends StoreItem {
+  id: string;
   role: 'worker';
   issuedAt: string;
   /** Epoch seconds: DynamoDB TTL deletes it, and readers check it (dynalite has no TTL). */
   expiresAt: number;
+  /** Nodes created with it so far. */
+  uses: number;
+  /** Absent: any number of nodes until it expires. */
+  maxUses?: number;
 }
+
+export interface JoinTokenOptions {
+  /** Shorter than JOIN_TOKEN_TTL_SECONDS, never longer. */
+  ttlSeconds?: number;
+  maxUses?: number;
+}
+
+export interface JoinTokenView {
+  id: string;
+  role: 'worker';
+  issued_at: string;
+  expires_at: string;
+  uses: number;
+  max_uses: number | null;
+}
+
+export const joinTokenView = (t: JoinTokenItem): JoinTokenView => ({
+  id: t.id,
+  role: t.role,
+  issued_at: t.issuedAt,
+  expires_at: new Date(t.expiresAt * 1000).toISOString(),
+  uses: t.uses ?? 0,
+  max_uses: t.maxUses ?? null,
+});
 
 export async function issueJoinToken(
   ctx: AppContext,
   role: 'worker',
-): Promise<{ token: string; expiresAt: number }> {
+  options: JoinTokenOptions = {},
+): Promise<{ token: string; item: JoinTokenItem }> {
   const token = `${JOIN_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const id = `jt-${randomBytes(8).toString('hex')}`;
   const now = ctx.now();
-  const expiresAt = Math.floor(now / 1000) + ctx.config.JOIN_TOKEN_TTL_SECONDS;
+  const ttl = Math.min(options.ttlSeconds ?? Infinity, ctx.config.JOIN_TOKEN_TTL_SECONDS);
   const item: JoinTokenItem = {
     ...joinTokenKeys.joinToken(hashToken(token)),
+    ...joinTokenKeys.joinTokensIndex(id),
+    id,
     role,
     issuedAt: new Date(now).toISOString(),
-    expiresAt,
+    expiresAt: Math.floor(now / 1000) + ttl,
+    uses: 0,
+    ...(options.maxUses !== undefined ? { maxUses: options.maxUses } : {}),
   };
   await ctx.store.put(item, { notExists: true });
-  return { token, expiresAt };
+  return { token, item };
 }
 
-/** Whether the bearer credential is a live join token. Looked up by its hash, so nothing secret is compared. */
-export async function isLiveJoinToken(ctx: AppContext, token: string): Promise<boolean> {
-  if (!token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 200) return false;
+const isLive = (t: JoinTokenItem, now: number) =>
+  t.expiresAt * 1000 > now && (t.maxUses === undefined || (t.uses ?? 0) < t.maxUses);
+
+/** The live join token a bearer credential is, looked up by its hash so nothing secret is compared. */
+export async function findLiveJoinToken(ctx: AppContext, token: string): Promise<JoinTokenItem | undefined> {
+  if (!token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 200) return undefined;
   const k = joinTokenKeys.joinToken(hashToken(token));
   const item = await ctx.store.get<JoinTokenItem>(k.pk, k.sk);
-  return item !== undefined && item.expiresAt * 1000 > ctx.now();
+  return item && isLive(item, ctx.now()) ? item : undefined;
 }
 
-/** The route's extra credential: `Authorization: Bearer FLEETJT-1-...`. */
-export async function joinTokenAuth(headers: Record<string, string>, ctx: AppContext): Promise<boolean> {
-  const given = /^Bearer\s+(\S+)\s*$/i.exec(headers['authorization'] ?? '')?.[1];
-  return given !== undefined && isLiveJoinToken(ctx, given);
+export async function isLiveJoinToken(ctx: AppContext, token: string): Promise<boolean> {
+  return (await findLiveJoinToken(ctx, token)) !== undefined;
 }
+
+/**
+ * Takes one use of the token for a node it creates; false when it expired, was revoked or is used
+ * up meanwhile. Conditional on the count read, so two registrations cannot share the last use.
+ */
+export async function consumeJoinTokenUse(
+  ctx: AppContext,
+  token: string,
+): Promise<JoinTokenItem | undefined> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const item = await findLiveJoinToken(ctx, token);
+    if (!item) return undefined;
+    try {
+      return await ctx.store.update<JoinTokenItem>(
+        item.pk,
+        item.sk,
+        { add: { uses: 1 } },
+        { exists: true, equals: { uses: item.uses ?? 0 } },
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  return undefined;
+}
+
+/** Gives a use back when the node it was taken for was not created after all. */
+export async function refundJoinTokenUse(ctx: AppContext, item: JoinTokenItem): Promise<void> {
+  await ctx.store
+    .update(item.pk, item.sk, { add: { uses: -1 } }, { exists: true })
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    });
+}
+
+/** Unexpired tokens, used up or not, oldest first (expired ones linger until DynamoDB's TTL removes them). */
+export async function listJoinTokens(ctx: AppContext): Promise<JoinTokenItem[]> {
+  const now = ctx.now();
+  const all = await queryAll<JoinTokenItem>(ctx.store, joinTokenKeys.joinTokensPk, { index: 'gsi1' });
+  return all.filter((t) => t.expiresAt * 1000 > now).sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
+}
+
+/** Revokes at once: the token stops registering nodes; nodes it created keep their own credentials. */
+export async function revokeJoinToken(ctx: AppContext, id: string): Promise<JoinTokenItem | undefined> {
+  const page = await ctx.store.query<JoinTokenItem>(joinTokenKeys.joinTokensPk, {
+    index: 'gsi1',
+    prefix: id,
+    limit: 5,
+  });
+  const item = page.items.find((t) => t.id === id);
+  if (!item) return undefined;
+  return ctx.store.delete<JoinTokenItem>(item.pk, item.sk);
+}
+
+/** The bearer credential of a request, when there is one. */
+export const bearerOf = (headers: Record<string, string>): string | undefined =>
+  /^Bearer\s+(\S+)\s*$/i.exec(headers['authorization'] ?? '')?.[1];

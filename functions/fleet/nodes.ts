@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
+import { ConflictError, HttpError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { hashToken, newToken } from '../core/tokens.js';
+import { consumeJoinTokenUse, refundJoinTokenUse } from './join-tokens.js';
 import type {
   CommandChannel,
   Gpu,
@@ -135,19 +137,52 @@ async function channelFor(ctx: AppContext, queue: string): Promise<CommandChanne
 }
 
 /**
- * Registers a node, idempotent by node name: the same name keeps its node id (and its containers).
- * Every call issues a fresh token, so a re-installed agent takes over and the old token stops working.
+ * Who registers: the API key (or a deployment without API_AUTH) may create or re-register any
+ * node; a join token only creates nodes; a node's own credential only re-registers that node.
  */
-export async function registerNode(ctx: AppContext, req: RegisterRequest): Promise<Registration> {
+export type RegistrationAccess =
+  { kind: 'admin' } | { kind: 'join'; token: string } | { kind: 'node'; nodeId: string; tokenHash: string };
+
+const credentialSuperseded = () =>
+  new HttpError(401, 'Invalid agent token', 'AUTHENTICATION_ERROR', undefined, {
+    'www-authenticate': 'Bearer',
+  });
+
+/**
+ * Registers a node, idempotent by node name: the same name keeps its node id (and its containers).
+ * Every call issues a fresh token, so the previous one stops working.
+ */
+export async function registerNode(
+  ctx: AppContext,
+  req: RegisterRequest,
+  access: RegistrationAccess = { kind: 'admin' },
+): Promise<Registration> {
   const guard = keys.nodeName(req.nodeName);
   let nodeId = (await ctx.store.get<StoreItem & { nodeId: string }>(guard.pk, guard.sk))?.nodeId;
+  if (access.kind === 'node' && nodeId !== access.nodeId) {
+    throw new HttpError(
+      403,
+      `This node credential belongs to another node: it cannot register ${req.nodeName}`,
+    );
+  }
+  if (nodeId && access.kind === 'join') throw nameTaken(req.nodeName);
   if (!nodeId) {
+    const use = access.kind === 'join' ? await consumeJoinTokenUse(ctx, access.token) : undefined;
+    if (access.kind === 'join' && !use) {
+      throw new HttpError(401, 'Join token expired, revoked or used up', 'AUTHENTICATION_ERROR', undefined, {
+        'www-authenticate': 'Bearer',
+      });
+    }
     const candidate = newNodeId(req.nodeName);
     try {
       await ctx.store.put({ ...guard, nodeId: candidate, nodeName: req.nodeName }, { notExists: true });
       nodeId = candidate;
     } catch (error) {
       if (!(error instanceof ConditionFailedError)) throw error;
+      if (use) {
+        await refundJoinTokenUse(ctx, use);
+        throw nameTaken(req.nodeName);
+      }
       // Two first registrations raced: the winner's id is the node's id.
       nodeId = (await ctx.store.get<StoreItem & { nodeId: string }>(guard.pk, guard.sk))!.nodeId;
     }
@@ -193,9 +228,12 @@ export async function registerNode(ctx: AppContext, req: RegisterRequest): Promi
   };
   let node: NodeItem;
   try {
-    node = await ctx.store.update<NodeItem>(k.pk, k.sk, { set: facts });
+    // A node re-registering as itself: only while its credential is still the stored one.
+    const condition = access.kind === 'node' ? { equals: { tokenHash: access.tokenHash } } : undefined;
+    node = await ctx.store.update<NodeItem>(k.pk, k.sk, { set: facts }, condition);
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
+    if (access.kind === 'node') throw credentialSuperseded();
     node = {
       ...k,
       nodeId,
@@ -212,6 +250,33 @@ export async function registerNode(ctx: AppContext, req: RegisterRequest): Promi
     channel: await channelFor(ctx, queue),
     heartbeatIntervalSeconds: heartbeatIntervalSeconds(ctx),
   };
+}
+
+const nameTaken = (name: string) =>
+  new ConflictError(
+    `Node name ${name} is already registered: re-registering a node needs its own credential or the API key`,
+    'NODE_EXISTS',
+  );
+
+/**
+ * A node's own credential rotation: a fresh token replaces the one presented, which stops working
+ * at once. Conditional on that token still being the stored one.
+ */
+export async function rotateNodeToken(ctx: AppContext, node: NodeItem): Promise<string> {
+  const token = newToken(node.nodeId);
+  const k = keys.node(node.nodeId);
+  try {
+    await ctx.store.update(
+      k.pk,
+      k.sk,
+      { set: { tokenHash: hashToken(token) } },
+      { equals: { tokenHash: node.tokenHash } },
+    );
+  } catch (error) {
+    if (error instanceof ConditionFailedError) throw credentialSuperseded();
+    throw error;
+  }
+  return token;
 }
 
 /** Stores a heartbeat; says whether the node was offline before it. */

@@ -19,7 +19,7 @@ import {
   serviceLogs,
   serviceView,
 } from '../orchestrator/services.js';
-import { issueJoinToken } from './join-tokens.js';
+import { issueJoinToken, joinTokenView, listJoinTokens, revokeJoinToken } from './join-tokens.js';
 import { isOnline, listNodes, nodeLabels, resolveNode, type NodeItem } from './nodes.js';
 
 /**
@@ -103,6 +103,15 @@ const swarmNodeOut = z.object({
   labels: z.record(z.string(), z.string()),
 });
 
+const joinTokenOut = z.object({
+  id: z.string(),
+  role: z.literal('worker'),
+  issued_at: z.string(),
+  expires_at: z.string(),
+  uses: z.number(),
+  max_uses: z.number().nullable(),
+});
+
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Swarm'],
   errorStyle: 'fastapi',
@@ -151,10 +160,23 @@ export function swarmRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/swarm/join-token',
       summary:
-        'A join token: lets nodes register (POST /agent/register) without the API key until it expires; issuing one revokes none',
-      query: z.object({ role: z.enum(['worker', 'manager']).default('worker') }),
-      response: z.object({ token: z.string(), role: z.literal('worker') }),
-      responses: { 422: 'role=manager: the control plane is the only manager' },
+        'A join token: lets new nodes register (POST /agent/register) without the API key until it expires, is revoked or is used up; issuing one revokes none',
+      query: z.object({
+        role: z.enum(['worker', 'manager']).default('worker'),
+        /** At most JOIN_TOKEN_TTL_SECONDS. */
+        ttl_seconds: z.coerce.number().int().min(60).optional(),
+        max_uses: z.coerce.number().int().min(1).max(100_000).optional(),
+      }),
+      response: z.object({
+        token: z.string(),
+        role: z.literal('worker'),
+        id: z.string(),
+        expires_at: z.string(),
+        max_uses: z.number().nullable(),
+      }),
+      responses: {
+        422: 'role=manager (the control plane is the only manager), or a TTL above JOIN_TOKEN_TTL_SECONDS',
+      },
       handler: async (req, ctx) => {
         // No node can manage: the control plane holds all state, so a manager token would promise what nothing does.
         if (req.query.role === 'manager') {
@@ -166,9 +188,55 @@ export function swarmRoutes(): AnyRoute[] {
             },
           ]);
         }
-        const { token } = await issueJoinToken(ctx, 'worker');
+        const ttl = req.query.ttl_seconds;
+        if (ttl !== undefined && ttl > ctx.config.JOIN_TOKEN_TTL_SECONDS) {
+          throw new ValidationError([
+            {
+              loc: ['query', 'ttl_seconds'],
+              msg: `ttl_seconds may not exceed JOIN_TOKEN_TTL_SECONDS (${ctx.config.JOIN_TOKEN_TTL_SECONDS})`,
+              type: 'less_than_equal',
+            },
+          ]);
+        }
+        const { token, item } = await issueJoinToken(ctx, 'worker', {
+          ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+          ...(req.query.max_uses !== undefined ? { maxUses: req.query.max_uses } : {}),
+        });
+        const view = joinTokenView(item);
         // A credential: never cached by a proxy or the browser.
-        return reply(200, { token, role: 'worker' as const }, { 'cache-control': 'no-store' });
+        return reply(
+          200,
+          {
+            token,
+            role: 'worker' as const,
+            id: view.id,
+            expires_at: view.expires_at,
+            max_uses: view.max_uses,
+          },
+          { 'cache-control': 'no-store' },
+        );
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/join-tokens',
+      summary: 'Unexpired join tokens (never the tokens themselves): id, expiry, uses',
+      response: z.object({ tokens: z.array(joinTokenOut) }),
+      handler: async (_req, ctx) => ({ tokens: (await listJoinTokens(ctx)).map(joinTokenView) }),
+    }),
+    route({
+      ...common,
+      method: 'DELETE',
+      path: '/api/swarm/join-tokens/{token_id}',
+      summary: 'Revoke a join token at once; nodes it created keep their own credentials',
+      params: z.object({ token_id: z.string().regex(/^jt-[0-9a-f]{16}$/, 'a join token id (jt-…)') }),
+      response: joinTokenOut,
+      responses: { 404: 'No such join token' },
+      handler: async (req, ctx) => {
+        const gone = await revokeJoinToken(ctx, req.params.token_id);
+        if (!gone) throw new NotFoundError(`Join token ${req.params.token_id} not found`);
+        return joinTokenView(gone);
       },
     }),
     route({

@@ -165,8 +165,11 @@ export function visionRoutes(): AnyRoute[] {
         assertSafeFilename(req.params.filename);
         const out = await getOutput(ctx, req.params.filename);
         if (!out) throw new NotFoundError(`Output ${req.params.filename} not found`);
+        // Files come from model servers: never sniffed into something else, never a page that runs script.
         return rawReply(200, Buffer.from(out.body), out.contentType, {
           'cache-control': 'private, max-age=3600',
+          'x-content-type-options': 'nosniff',
+          'content-security-policy': "default-src 'none'; sandbox",
         });
       },
     }),

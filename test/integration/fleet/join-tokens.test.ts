@@ -81,6 +81,9 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
     expect(first.body).toEqual({
       token: expect.stringMatching(/^FLEETJT-1-[A-Za-z0-9_-]{43}$/),
       role: 'worker',
+      id: expect.stringMatching(/^jt-[0-9a-f]{16}$/),
+      expires_at: expect.any(String),
+      max_uses: null,
     });
     expect(second.body.token).not.toBe(first.body.token);
     expect(defaulted.body.role).toBe('worker');

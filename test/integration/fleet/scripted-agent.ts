@@ -112,8 +112,9 @@ export class ScriptedAgent {
     };
   }
 
-  async register(): Promise<RegisterResponse> {
-    const res = await call<RegisterResponse>(this.base, 'POST', '/agent/register', this.registerBody());
+  /** `headers`: the credential to register with (API key, join token, a node token); none by default. */
+  async register(headers: Record<string, string> = {}): Promise<RegisterResponse> {
+    const res = await call<RegisterResponse>(this.base, 'POST', '/agent/register', this.registerBody(), headers);
     if (res.status !== 200) throw new Error(`register: ${res.status} ${JSON.stringify(res.body)}`);
     this.registration = res.body;
     this.nodeId = res.body.nodeId;

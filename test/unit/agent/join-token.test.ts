@@ -30,12 +30,22 @@ describe('ControlPlaneClient with a join token', () => {
   let server: Server;
   let base: string;
   const seen: { url: string; auth: string | undefined }[] = [];
+  let refuseNodeTokens = false;
   beforeEach(async () => {
     seen.length = 0;
+    refuseNodeTokens = false;
     server = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
         seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+        if (
+          refuseNodeTokens &&
+          req.url === '/agent/register' &&
+          !req.headers.authorization?.includes('FLEETJT')
+        ) {
+          res.writeHead(401, { 'content-type': 'application/json' }).end('{"detail":"Invalid agent token"}');
+          return;
+        }
         const body =
           req.url === '/agent/register'
             ? {
@@ -101,5 +111,24 @@ describe('ControlPlaneClient with a join token', () => {
     });
     await client.register(registerBody);
     expect(seen[0]).toEqual({ url: '/agent/register', auth: 'Bearer the-key' });
+  });
+
+  it("re-registers with the node's own credential first, the bootstrap one only when that is refused", async () => {
+    const logger = createLogger({ level: 'error', write: () => undefined });
+    const client = new ControlPlaneClient({ baseUrl: base, logger, joinToken: 'FLEETJT-1-secret' });
+    client.setToken('n-1.stored');
+    await client.register(registerBody);
+    expect(seen).toEqual([{ url: '/agent/register', auth: 'Bearer n-1.stored' }]);
+
+    // The stored credential refused (the control plane lost the node): the join token creates it anew.
+    seen.length = 0;
+    refuseNodeTokens = true;
+    client.setToken('n-1.stale');
+    const reg = await client.register(registerBody);
+    expect(seen).toEqual([
+      { url: '/agent/register', auth: 'Bearer n-1.stale' },
+      { url: '/agent/register', auth: 'Bearer FLEETJT-1-secret' },
+    ]);
+    expect(reg.token).toBe('n-1.node-secret');
   });
 });
