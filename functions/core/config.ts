@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { parseAllowlist, staticUrlRefusal } from './outbound.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -41,6 +42,20 @@ export const configSchema = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** First wait before a copy that failed or exited is replaced; doubles per failure in a row, up to 5 minutes; 0: at once. */
   RESTART_BACKOFF_SECONDS: z.coerce.number().min(0).max(300).default(10),
+  /**
+   * Hosts, addresses and CIDR ranges outbound requests (webhooks) may reach although they are
+   * loopback, private, link-local, metadata or multicast: `127.0.0.1,10.0.0.0/8,hooks.lan`.
+   */
+  OUTBOUND_ALLOWLIST: z
+    .string()
+    .default('')
+    .superRefine((list, ctx) => {
+      try {
+        parseAllowlist(list);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
 
   // Training jobs (functions/training/settings.ts turns these into its settings).
   /** Comma-separated receivers of job status notifications; `slack+https://…` (or hooks.slack.com) gets Slack's `{text}`. */
@@ -139,12 +154,26 @@ export const configSchema = z.object({
   NETWORK_SCAN_CACHE_SECONDS: z.coerce.number().int().min(0).default(600),
 });
 
+/** Webhook receivers named by address (or `localhost`) are checked at start; names are resolved at delivery. */
+const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
+  try {
+    parseAllowlist(c.OUTBOUND_ALLOWLIST);
+  } catch {
+    return; // reported on the field itself
+  }
+  for (const entry of c.TRAINING_WEBHOOK_URLS.split(',')) {
+    const url = entry.trim().replace(/^slack\+/, '');
+    const why = url ? staticUrlRefusal(url, c.OUTBOUND_ALLOWLIST) : undefined;
+    if (why) ctx.addIssue({ code: 'custom', path: ['TRAINING_WEBHOOK_URLS'], message: `${url}: ${why}` });
+  }
+});
+
 export type Config = z.output<typeof configSchema>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty variable means unset, as shells and .env files commonly write it.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const result = configSchema.safeParse(present);
+  const result = checkedConfigSchema.safeParse(present);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new Error(`Invalid configuration:\n${lines.join('\n')}`);

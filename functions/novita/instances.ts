@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { checkOutboundUrl, OutboundRefusedError } from '../core/outbound.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll } from '../ports/store.js';
@@ -48,6 +49,15 @@ const invalid = (field: string, msg: string, type: string) =>
   new ValidationError([{ loc: ['body', field], msg, type }], 400);
 
 export async function createInstance(ctx: AppContext, input: CreateInput) {
+  // Before anything else: a receiver the control plane may not reach is a bad request.
+  if (input.webhookUrl) {
+    try {
+      await checkOutboundUrl(input.webhookUrl, ctx.config.OUTBOUND_ALLOWLIST);
+    } catch (error) {
+      if (!(error instanceof OutboundRefusedError)) throw error;
+      throw invalid('webhookUrl', `webhookUrl refused: ${error.message}`, 'forbidden_destination');
+    }
+  }
   const cloud = novitaCloud(ctx);
   const billingMode = ctx.config.NOVITA_BILLING_MODE;
   let products: NovitaProduct[];

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
+import { outboundRequest, OutboundRefusedError } from '../core/outbound.js';
 import { urlOrigin } from '../core/urls.js';
 
 /**
@@ -92,7 +93,7 @@ export const retryDelaySeconds = (ctx: AppContext, attempt: number) =>
 export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boolean> {
   let failure: string;
   try {
-    const res = await fetch(event.url, {
+    const res = await outboundRequest(event.url, ctx.config.OUTBOUND_ALLOWLIST, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -101,12 +102,23 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
         'x-delivery-id': event.deliveryId,
       },
       body: JSON.stringify(event.payload),
-      signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
+      timeoutMs: WEBHOOK_TIMEOUT_MS,
     });
-    await res.body?.cancel().catch(() => undefined);
     if (res.status >= 200 && res.status < 300) return true;
-    failure = `HTTP ${res.status}`;
+    failure =
+      res.status >= 300 && res.status < 400
+        ? `HTTP ${res.status} (redirects are not followed)`
+        : `HTTP ${res.status}`;
   } catch (error) {
+    if (error instanceof OutboundRefusedError) {
+      // The same destination would be refused again: no retry.
+      ctx.logger.error('instance notification refused', {
+        receiver: urlOrigin(event.url),
+        deliveryId: event.deliveryId,
+        reason: error.message,
+      });
+      return false;
+    }
     failure = (error as Error).message;
   }
   const log = {

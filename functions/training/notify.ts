@@ -5,6 +5,7 @@ import { emit } from '../core/events.js';
 import { apiTime, type JobItem } from './model.js';
 import { trainingSettings, type WebhookTarget } from './settings.js';
 import type { JobStatus } from './state.js';
+import { outboundRequest, OutboundRefusedError } from '../core/outbound.js';
 import { urlOrigin } from '../core/urls.js';
 
 /**
@@ -134,7 +135,7 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
   const timestamp = Math.floor(ctx.now() / 1000);
   let failure: string;
   try {
-    const res = await fetch(event.url, {
+    const res = await outboundRequest(event.url, ctx.config.OUTBOUND_ALLOWLIST, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -145,12 +146,23 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
         'x-fleet-delivery': event.delivery_id,
       },
       body,
-      signal: AbortSignal.timeout(settings.webhookTimeoutMs),
+      timeoutMs: settings.webhookTimeoutMs,
     });
-    await res.body?.cancel().catch(() => undefined);
-    if (res.ok) return true;
-    failure = `HTTP ${res.status}`;
+    if (res.status >= 200 && res.status < 300) return true;
+    failure =
+      res.status >= 300 && res.status < 400
+        ? `HTTP ${res.status} (redirects are not followed)`
+        : `HTTP ${res.status}`;
   } catch (error) {
+    if (error instanceof OutboundRefusedError) {
+      // The same destination would be refused again: no retry.
+      ctx.logger.error('job notification refused', {
+        receiver: urlOrigin(event.url),
+        deliveryId: event.delivery_id,
+        reason: error.message,
+      });
+      return false;
+    }
     failure = (error as Error).message;
   }
   if (event.attempt >= settings.webhookMaxAttempts) {

@@ -48,6 +48,8 @@ export async function startNovitaRig(
       NOVITA_RATE_LIMIT_CREATE_PER_MINUTE: '1000',
       NOVITA_RATE_LIMIT_STATUS_PER_MINUTE: '10000',
       NOVITA_RATE_LIMIT_GENERAL_PER_HOUR: '10000',
+      // The suites' webhook receivers listen on loopback.
+      OUTBOUND_ALLOWLIST: '127.0.0.1',
       ...env,
     },
   });

@@ -41,6 +41,8 @@ export function startTrainingRuntime(
     scheduleRefreshMs: options.scheduleRefreshMs ?? 200,
     ...(options.now ? { now: options.now } : {}),
     env: {
+      // The suites' webhook receivers listen on loopback.
+      OUTBOUND_ALLOWLIST: '127.0.0.1',
       ...env,
       TABLE_NAME: id,
       QUEUE_PREFIX: `${id}-`,
