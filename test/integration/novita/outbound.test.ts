@@ -1,7 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deliver as deliverInstanceWebhook, WEBHOOK_EVENT } from '../../../functions/novita/webhooks.js';
+import {
+  deliver as deliverInstanceWebhook,
+  WEBHOOK_EVENT,
+  type DeliverEvent,
+} from '../../../functions/novita/webhooks.js';
 import { deliver as deliverJobWebhook, type Notification } from '../../../functions/training/notify.js';
 import { createBody, startNovitaRig, webhookReceiver, type NovitaRig } from './harness.js';
 
@@ -27,7 +31,7 @@ async function redirector(
   };
 }
 
-const instanceEvent = (url: string) => ({
+const instanceEvent = (url: string): DeliverEvent => ({
   type: WEBHOOK_EVENT,
   url,
   deliveryId: 'inst-1.instance.ready',
