@@ -1,24 +1,85 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
-import type { HttpEvent, HttpResult } from '../functions/core/http.js';
+import type { AppContext } from '../functions/core/context.js';
+import { checkApiKey, type HttpEvent, type HttpResult } from '../functions/core/http.js';
+import type { AnyRoute } from '../functions/core/route.js';
+import { Router } from '../functions/core/router.js';
 
-/** Bodies past this are refused before any handler runs (the handlers enforce the API's own 1 MiB limit). */
+/** Bodies past this are refused before any handler runs (multipart routes parse with their own, smaller limits). */
 const HARD_LIMIT = 64 * 1024 * 1024;
 
 const TEXT_TYPES = /^(application\/(json|x-www-form-urlencoded|xml)|text\/)|\+json/i;
 
 class TooLarge extends Error {}
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > HARD_LIMIT) throw new TooLarge();
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/**
+ * Decides, from the request line and headers alone, whether the body is worth reading: an
+ * unauthenticated or unroutable request gets its answer without it, and a body is read up to
+ * the route's limit only.
+ */
+export type BodyGate = (
+  method: string,
+  rawPath: string,
+  headers: Record<string, string>,
+) => Promise<{ read: false } | { read: true; maxBytes: number }>;
+
+/**
+ * The gate of the route table: no body is read for a path no route claims or a request that
+ * fails the route's API key check (the handler then answers 404, 405 or 401 in the route's
+ * shape); other bodies up to MAX_BODY_BYTES, multipart ones up to HARD_LIMIT.
+ */
+export function routeGate(routes: AnyRoute[], ctx: () => Promise<AppContext>): BodyGate {
+  const router = new Router(routes);
+  return async (method, rawPath, headers) => {
+    if (method === 'OPTIONS' || method === 'GET' || method === 'HEAD') return { read: false };
+    const match = router.match(method, rawPath);
+    if (match.kind !== 'found') return { read: false };
+    const c = await ctx();
+    if (match.route.scope === 'user' && c.config.API_AUTH) {
+      try {
+        await checkApiKey(c, headers, match.route.altAuth);
+      } catch {
+        return { read: false };
+      }
+    }
+    return {
+      read: true,
+      maxBytes: match.route.bodyType === 'multipart' ? HARD_LIMIT : c.config.MAX_BODY_BYTES,
+    };
+  };
+}
+
+/**
+ * Reads at most `limit` bytes, plus one to tell "exactly the limit" from "more": a longer body
+ * comes back cut at limit + 1 (the handler answers 413 in the route's shape). Past HARD_LIMIT
+ * (routes of their own limits) it throws.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; cut: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (error: Error | undefined, cut = false) => {
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+      if (error) reject(error);
+      else resolve({ body: Buffer.concat(chunks), cut });
+    };
+    // Paused, not destroyed: the answer still goes out on this connection.
+    const onData = (c: Buffer) => {
+      if (size + c.length <= limit) {
+        size += c.length;
+        chunks.push(c);
+        return;
+      }
+      req.pause();
+      if (limit >= HARD_LIMIT) return done(new TooLarge());
+      chunks.push(c.subarray(0, limit + 1 - size));
+      done(undefined, true);
+    };
+    const onEnd = () => done(undefined);
+    const onError = (error: Error) => done(error);
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
 }
 
 /** An API Gateway HTTP API (payload 2.0) event for a Node request, as Lambda would receive it. */
@@ -83,23 +144,51 @@ function lambdaContext(): Context {
 export type LambdaHttpHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
 
 /** Serves HTTP by calling the same handler that runs in Lambda. */
-export function createLocalServer(handler: LambdaHttpHandler): Server {
+export function createLocalServer(handler: LambdaHttpHandler, gate?: BodyGate): Server {
   return createServer(async (req: IncomingMessage, res: ServerResponse) => {
     try {
-      let body: Buffer;
-      try {
-        body = await readBody(req);
-      } catch (error) {
-        if (!(error instanceof TooLarge)) throw error;
-        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-        res.end(JSON.stringify({ detail: 'Request body too large' }));
-        req.destroy();
-        return;
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers))
+        if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+      const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+      const decision = gate
+        ? await gate(req.method ?? 'GET', rawPath, headers)
+        : { read: true as const, maxBytes: HARD_LIMIT };
+      let body: Buffer = Buffer.alloc(0);
+      // The rest of the body is never read: the connection closes after the answer.
+      let unread = !decision.read;
+      if (decision.read) {
+        const limit = Math.min(decision.maxBytes, HARD_LIMIT);
+        const declared = Number(headers['content-length'] ?? 0);
+        try {
+          if (declared > limit) {
+            // Larger than allowed before a byte is read: the handler sees limit + 1 bytes' worth.
+            if (limit >= HARD_LIMIT) throw new TooLarge();
+            body = Buffer.alloc(limit + 1);
+            unread = true;
+          } else {
+            const read = await readBody(req, limit);
+            body = read.body;
+            unread = read.cut;
+          }
+        } catch (error) {
+          if (!(error instanceof TooLarge)) throw error;
+          res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+          res.on('finish', () => req.destroy());
+          res.end(JSON.stringify({ detail: 'Request body too large' }));
+          return;
+        }
       }
       const result = await handler(toEvent(req, body), lambdaContext());
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
-      res.writeHead(result.statusCode ?? 200, headers);
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(result.headers ?? {})) out[k] = String(v);
+      const hasBody =
+        Number(headers['content-length'] ?? 0) > 0 || headers['transfer-encoding'] !== undefined;
+      if (unread && hasBody && !req.complete) {
+        out.connection = 'close';
+        res.on('finish', () => req.destroy());
+      }
+      res.writeHead(result.statusCode ?? 200, out);
       if (result.body === undefined) res.end();
       else res.end(result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body);
     } catch (error) {

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { loadConfig } from '../functions/core/config.js';
+import { awsCredentialsInEnv, loadConfig } from '../functions/core/config.js';
 import type { AppContext } from '../functions/core/context.js';
 import { EVENTS_QUEUE } from '../functions/core/events.js';
 import { createHttpHandler } from '../functions/core/http.js';
@@ -9,7 +9,7 @@ import { routes } from '../functions/routes.js';
 import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
-import { createLocalServer } from './http-server.js';
+import { createLocalServer, routeGate } from './http-server.js';
 import { ScheduleDriver } from './schedule-driver.js';
 import { LocalSockets, attachWebSockets } from './websocket-server.js';
 
@@ -38,6 +38,9 @@ export interface Runtime {
 export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
   const env = options.env ?? process.env;
   const config = loadConfig(env);
+  // No AWS credentials and no endpoint: the SDK's credential chain must not go asking the
+  // instance metadata service (shared config files still work).
+  if (!config.AWS_ENDPOINT_URL && !awsCredentialsInEnv(process.env)) process.env.AWS_EC2_METADATA_DISABLED ??= 'true';
   const stops: (() => Promise<void>)[] = [];
   try {
     let ctx: AppContext;
@@ -54,7 +57,7 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     await ensureAppSchedules(ctx);
 
     const handler = createHttpHandler({ routes, context: async () => ctx, corsOrigins: config.CORS_ORIGINS });
-    const server: Server = createLocalServer(handler);
+    const server: Server = createLocalServer(handler, routeGate(routes, async () => ctx));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => resolve());

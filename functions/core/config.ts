@@ -123,6 +123,8 @@ export const configSchema = z.object({
   /** Per model call, below API Gateway's 29 s. */
   AI_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(20_000),
   AI_MAX_TOKENS: z.coerce.number().int().positive().max(8192).default(1024),
+  /** Derived by loadConfig, not a setting: the environment names AWS credentials (keys, a profile, a role). */
+  AWS_CREDENTIALS_IN_ENV: bool.default(false),
 
   // WebSocket API (functions/realtime).
   /** Local runtime: how often /ws/metrics and /ws/doctor push (on AWS the `live-push` schedule fires every minute). */
@@ -170,9 +172,24 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
 
 export type Config = z.output<typeof configSchema>;
 
+/** Variables by which the AWS SDK's credential chain finds credentials without asking the network. */
+const CREDENTIAL_VARIABLES = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_PROFILE',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+  'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+];
+
+export const awsCredentialsInEnv = (env: Record<string, string | undefined>): boolean =>
+  CREDENTIAL_VARIABLES.some((v) => !!env[v]);
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty variable means unset, as shells and .env files commonly write it.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const present: Record<string, string | undefined> = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
+  present.AWS_CREDENTIALS_IN_ENV = String(awsCredentialsInEnv(env));
   const result = checkedConfigSchema.safeParse(present);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);

@@ -84,7 +84,7 @@ function toResult(out: unknown, route: AnyRoute): HttpResult {
   };
 }
 
-async function checkApiKey(ctx: AppContext, headers: Record<string, string>, altAuth?: AnyRoute['altAuth']): Promise<void> {
+export async function checkApiKey(ctx: AppContext, headers: Record<string, string>, altAuth?: AnyRoute['altAuth']): Promise<void> {
   const expected = await cachedApiKey(ctx);
   const given = /^Bearer\s+(.+)$/i.exec(headers['authorization'] ?? '')?.[1]?.trim();
   const ok = expected !== undefined && given !== undefined && sameSecret(given, expected);
