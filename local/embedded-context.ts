@@ -50,7 +50,10 @@ export async function createEmbeddedContext(
     startedAt: now(),
     mode: 'embedded',
     connections: new LocalSockets(),
-    chatModel: new BedrockChatModel(config),
+    // Without credentials or an endpoint the SDK would only go looking on the network: no model (the AI routes say so).
+    ...(config.AI_ENDPOINT_URL || config.AWS_CREDENTIALS_IN_ENV
+      ? { chatModel: new BedrockChatModel(config) }
+      : {}),
   };
   return {
     ctx,

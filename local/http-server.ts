@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
 import type { AppContext } from '../functions/core/context.js';
-import { checkApiKey, type HttpEvent, type HttpResult } from '../functions/core/http.js';
+import { authorize } from '../functions/core/access.js';
+import type { HttpEvent, HttpResult } from '../functions/core/http.js';
 import type { AnyRoute } from '../functions/core/route.js';
 import { Router } from '../functions/core/router.js';
 
@@ -27,7 +28,7 @@ export type BodyGate = (
 /**
  * The gate of the route table: no body is read for a path no route claims or a request that
  * fails the route's API key check (the handler then answers 404, 405 or 401 in the route's
- * shape); other bodies up to MAX_BODY_BYTES, multipart ones up to HARD_LIMIT.
+ * shape, 403 for a role too weak); other bodies up to MAX_BODY_BYTES, multipart ones up to HARD_LIMIT.
  */
 export function routeGate(routes: AnyRoute[], ctx: () => Promise<AppContext>): BodyGate {
   const router = new Router(routes);
@@ -36,9 +37,9 @@ export function routeGate(routes: AnyRoute[], ctx: () => Promise<AppContext>): B
     const match = router.match(method, rawPath);
     if (match.kind !== 'found') return { read: false };
     const c = await ctx();
-    if (match.route.scope === 'user' && c.config.API_AUTH) {
+    if (match.route.scope === 'user') {
       try {
-        await checkApiKey(c, headers, match.route.altAuth);
+        await authorize(c, headers, match.route);
       } catch {
         return { read: false };
       }

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { actorOf, assertRole, authenticate, recordAudit, resetBootstrapKeyCache, type Principal } from './access.js';
 import type { AppContext } from './context.js';
 import { HttpError, ValidationError, renderError, type ErrorStyle } from './errors.js';
-import { findLimitIssue, sameSecret } from './limits.js';
+import { findLimitIssue } from './limits.js';
 import type { AnyRoute, HookOut, ResponseOut } from './route.js';
 import { UnstorableError } from '../ports/store.js';
 import { Router, styleForPath } from './router.js';
@@ -35,6 +36,10 @@ interface Internal {
   startedAt: number;
   /** What the route's hook returned, applied to the final response. */
   hook?: HookOut;
+  /** For the audit log. */
+  route?: AnyRoute;
+  params?: Record<string, string>;
+  principal?: Principal;
 }
 
 const internals = new WeakMap<object, Internal>();
@@ -84,22 +89,8 @@ function toResult(out: unknown, route: AnyRoute): HttpResult {
   };
 }
 
-export async function checkApiKey(ctx: AppContext, headers: Record<string, string>, altAuth?: AnyRoute['altAuth']): Promise<void> {
-  const expected = await cachedApiKey(ctx);
-  const given = /^Bearer\s+(.+)$/i.exec(headers['authorization'] ?? '')?.[1]?.trim();
-  const ok = expected !== undefined && given !== undefined && sameSecret(given, expected);
-  if (!ok && !(altAuth && (await altAuth(headers, ctx))))
-    throw new HttpError(401, 'Invalid or missing API key', 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
-}
-
-let apiKeyCache: { value: string | undefined; at: number } | undefined;
-async function cachedApiKey(ctx: AppContext): Promise<string | undefined> {
-  if (!apiKeyCache || ctx.now() - apiKeyCache.at > 60_000) {
-    apiKeyCache = { value: await ctx.secrets.get('api-key'), at: ctx.now() };
-  }
-  return apiKeyCache.value;
-}
-export const resetApiKeyCache = () => (apiKeyCache = undefined);
+/** Tests that change the `api-key` secret: the next call reads it again. */
+export const resetApiKeyCache = () => resetBootstrapKeyCache();
 
 /** A write the store refused before sending it: too large is 413, the rest is the request's fault as a validation error. */
 function unstorable(error: UnstorableError): HttpError {
@@ -139,7 +130,12 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     const { route } = match;
     internal.style = route.errorStyle;
 
-    if (route.scope === 'user' && ctx.config.API_AUTH) await checkApiKey(ctx, headers, route.altAuth);
+    internal.route = route;
+    internal.params = match.params;
+    if (route.scope === 'user') {
+      internal.principal = await authenticate(ctx, headers, route);
+      assertRole(internal.principal, route);
+    }
     if (route.hook) {
       const hookIn = { method, path, headers, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp };
       internal.hook = (await route.hook(hookIn, ctx)) ?? undefined;
@@ -174,7 +170,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     }
 
     const out = await route.handler(
-      { params, query, body, headers, rawBody: raw, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp },
+      { params, query, body, headers, rawBody: raw, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp, principal: internal.principal },
       ctx,
     );
     const result = toResult(out, route);
@@ -194,6 +190,19 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       await internal.hook
         .done(request.response.statusCode ?? 200, Date.now() - internal.startedAt)
         .catch((error: unknown) => ctx?.logger.warn('route hook failed after the response', { error: error as Error }));
+    }
+    // Every state-changing user call, refused or not, in the audit log.
+    const method = request.event.requestContext.http.method.toUpperCase();
+    if (ctx && internal.route?.scope === 'user' && !['GET', 'HEAD', 'OPTIONS'].includes(method)) {
+      await recordAudit(ctx, {
+        requestId: internal.requestId,
+        actor: actorOf(internal.principal),
+        method,
+        route: internal.route.path,
+        path: request.event.rawPath,
+        targets: internal.params ?? {},
+        status: request.response.statusCode ?? 200,
+      }).catch((error: unknown) => ctx.logger.error('audit record failed', { error: error as Error }));
     }
     ctx?.logger.info('request', {
       requestId: internal.requestId,

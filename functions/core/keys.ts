@@ -197,3 +197,13 @@ export const maintenanceKeys = {
   problem: (problemId: string) => ({ pk: 'MAINTENANCE', sk: `PROBLEM#${problemId}` }),
   problemPrefix: 'PROBLEM#',
 } as const;
+
+/** Access control (appended): API keys by id (listing on gsi1), the audit log in one partition by time. */
+export const accessKeys = {
+  apiKey: (keyId: string) => ({ pk: `APIKEY#${keyId}`, sk: 'META' }),
+  apiKeysIndex: (createdAt: string, keyId: string) => ({ gsi1pk: 'APIKEYS', gsi1sk: `${createdAt}#${keyId}` }),
+  apiKeysPk: 'APIKEYS',
+  auditPk: 'AUDIT',
+  /** Time first: a query reads a time range, newest first. */
+  audit: (at: string, requestId: string) => ({ pk: 'AUDIT', sk: `${at}#${requestId}` }),
+} as const;

@@ -1,5 +1,6 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import * as z from 'zod';
+import { requiredRole } from './access.js';
 import type { AnyRoute } from './route.js';
 
 extendZodWithOpenApi(z);
@@ -80,7 +81,12 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
           : {}),
       },
       responses,
-      ...(r.scope === 'public' ? { security: [] } : {}),
+      // OpenAPI 3.1 lets a bearer requirement name roles: the least role a key needs.
+      ...(r.scope === 'public'
+        ? { security: [] }
+        : r.scope === 'agent'
+          ? { security: [{ agentToken: [] }] }
+          : { security: [{ bearer: [requiredRole(r)] }], 'x-required-role': requiredRole(r) }),
     });
   }
   const generator = new OpenApiGeneratorV31(registry.definitions);
@@ -96,7 +102,19 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
   });
   doc.components = {
     ...doc.components,
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    securitySchemes: {
+      bearer: {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'An API key; each operation names the least role it needs (viewer < operator < admin). POST /agent/register also takes a join token or the node’s own credential.',
+      },
+      agentToken: {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'A node credential from POST /agent/register',
+      },
+    },
   };
   doc.security = [{ bearer: [] }];
   return doc;

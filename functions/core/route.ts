@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { Principal, Role } from './access.js';
 import type { AppContext } from './context.js';
 import type { ErrorStyle } from './errors.js';
 
@@ -22,6 +23,8 @@ export interface RequestIn<P, Q, B> {
   rawBody?: Buffer;
   requestId: string;
   sourceIp?: string;
+  /** Who calls (scope 'user'): a key with its role, a route's own credential, or anonymous. */
+  principal?: Principal;
 }
 
 export interface ResponseOut {
@@ -63,6 +66,8 @@ export interface RouteSpec<
   tags: string[];
   errorStyle: ErrorStyle;
   scope: AuthScope;
+  /** Scope 'user': the least role a key needs; GET routes default to viewer, the rest to operator. */
+  role?: Role;
   params?: PS;
   query?: QS;
   body?: BS;

@@ -37,10 +37,12 @@ const MAX_INLINE_EVENT_BYTES = 200 * 1024;
  */
 const MAX_EVENT_OUTPUT_CHARS = 16 * 1024;
 
-const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope' | 'hook'> = {
   tags: ['Agent'],
   errorStyle: 'fastapi',
   scope: 'agent',
+  // The node's credential before its body is parsed: a stranger learns nothing from validation.
+  hook: async (req, ctx) => void (await authenticateAgent(ctx, req.headers)),
 };
 
 /**
@@ -68,6 +70,8 @@ export function agentRoutes(): AnyRoute[] {
       ...common,
       // Enrolment: the API key, a join token (new nodes only) or the node's own credential (that node only).
       scope: 'user',
+      role: 'admin',
+      hook: undefined,
       altAuth: async (headers, ctx) => (await registrationAccess(ctx, headers)).kind !== 'admin',
       method: 'POST',
       path: '/agent/register',

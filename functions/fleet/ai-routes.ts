@@ -6,9 +6,13 @@ import { ModelUnavailableError, type ChatModel } from '../ports/chat-model.js';
 import { ask, fleetContext, nodeContext } from './ai.js';
 import { resolveNode } from './nodes.js';
 
-/** This context's model; 503 where none is wired. */
+/** This context's model; 503 where none is wired (the embedded runtime without credentials or an endpoint). */
 function chatModel(ctx: AppContext): ChatModel {
-  if (!ctx.chatModel) throw new HttpError(503, 'The AI assistant has no model configured');
+  if (!ctx.chatModel)
+    throw new HttpError(
+      503,
+      'No AI model is configured: give the control plane AWS credentials for Bedrock (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and AI_MODEL_ID, or AI_ENDPOINT_URL',
+    );
   return ctx.chatModel;
 }
 
@@ -47,18 +51,6 @@ async function node(ctx: AppContext, nodeId: string) {
 /** Asks the model; whatever goes wrong upstream is a 503 in our words, logged without the prompt. */
 async function answer(ctx: AppContext, state: unknown, request: string, nodeId?: string) {
   if (!ctx.config.AI_ENABLED) throw new HttpError(503, 'The AI assistant is disabled (AI_ENABLED=false)');
-  // Embedded without credentials or an endpoint, the SDK would only go looking on the network.
-  if (
-    ctx.mode === 'embedded' &&
-    !models.has(ctx) &&
-    !ctx.config.AI_ENDPOINT_URL &&
-    !ctx.config.AWS_CREDENTIALS_IN_ENV
-  ) {
-    throw new HttpError(
-      503,
-      'No AI model is configured: give the control plane AWS credentials for Bedrock (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and AI_MODEL_ID, or AI_ENDPOINT_URL',
-    );
-  }
   try {
     const { answer: a, reply } = await ask(ctx, chatModel(ctx), state, request);
     ctx.logger.info('ai answer', {

@@ -21,11 +21,17 @@ export async function nodeOfCredential(ctx: AppContext, token: string): Promise<
   return node;
 }
 
+/** One request's headers → its node: the check before the body is parsed serves the handler too. */
+const verified = new WeakMap<Record<string, string>, NodeItem>();
+
 /** The node a bearer token belongs to; 401 otherwise. For every route with scope 'agent'. */
 export async function authenticateAgent(ctx: AppContext, headers: Record<string, string>): Promise<NodeItem> {
+  const known = verified.get(headers);
+  if (known) return known;
   const token = /^Bearer\s+(\S+)\s*$/i.exec(headers['authorization'] ?? '')?.[1];
   if (!token) throw unauthorized('Missing agent token');
   const node = await nodeOfCredential(ctx, token);
   if (!node) throw unauthorized('Invalid agent token');
+  verified.set(headers, node);
   return node;
 }

@@ -75,6 +75,7 @@ export function sshRoutes(): AnyRoute[] {
       scope: 'user',
       method: 'POST',
       path: '/api/ssh/exec-node',
+      role: 'admin',
       summary:
         'Run a shell command on a node through its agent (/bin/sh -c, timeout 30 s by default, at most 120; 64 KiB of each output, the end kept)',
       body: execBody,

@@ -159,6 +159,7 @@ export function swarmRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/api/swarm/join-token',
+      role: 'admin',
       summary:
         'A join token: lets new nodes register (POST /agent/register) without the API key until it expires, is revoked or is used up; issuing one revokes none',
       query: z.object({
@@ -221,6 +222,7 @@ export function swarmRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/api/swarm/join-tokens',
+      role: 'admin',
       summary: 'Unexpired join tokens (never the tokens themselves): id, expiry, uses',
       response: z.object({ tokens: z.array(joinTokenOut) }),
       handler: async (_req, ctx) => ({ tokens: (await listJoinTokens(ctx)).map(joinTokenView) }),
@@ -229,6 +231,7 @@ export function swarmRoutes(): AnyRoute[] {
       ...common,
       method: 'DELETE',
       path: '/api/swarm/join-tokens/{token_id}',
+      role: 'admin',
       summary: 'Revoke a join token at once; nodes it created keep their own credentials',
       params: z.object({ token_id: z.string().regex(/^jt-[0-9a-f]{16}$/, 'a join token id (jt-…)') }),
       response: joinTokenOut,

@@ -121,10 +121,11 @@ export async function deleteCredential(ctx: AppContext, credId: string): Promise
   return found;
 }
 
-const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope' | 'role'> = {
   tags: ['Vault'],
   errorStyle: 'fastapi',
   scope: 'user',
+  role: 'admin',
 };
 
 export function vaultRoutes(): AnyRoute[] {

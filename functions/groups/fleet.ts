@@ -1,4 +1,5 @@
 import { buildRoutes } from '../build/routes.js';
+import { accessRoutes } from '../fleet/access-routes.js';
 import { defineRouteGroup } from '../core/route-group.js';
 import { aiRoutes } from '../fleet/ai-routes.js';
 import { fleetClusterRoutes } from '../fleet/clusters.js';
@@ -11,7 +12,7 @@ import { vaultRoutes } from '../fleet/vault.js';
 
 /**
  * The Fleet Commander API: nodes, clusters, swarm services, vault, AI assistant, builds, network
- * scans, maintenance and SSH.
+ * scans, maintenance and SSH; API keys and the audit log.
  */
 export const group = defineRouteGroup('fleet', [
   ...fleetNodeRoutes(),
@@ -23,5 +24,6 @@ export const group = defineRouteGroup('fleet', [
   ...networkRoutes(),
   ...maintenanceRoutes(),
   ...sshRoutes(),
+  ...accessRoutes(),
 ]);
 export const handler = group.handler;

@@ -1,4 +1,4 @@
-import { sameSecret } from '../core/limits.js';
+import { keyPrincipal, resetBootstrapKeyCache } from '../core/access.js';
 import type { AppContext } from '../core/context.js';
 import { getNode, resolveNode } from '../fleet/nodes.js';
 import {
@@ -63,20 +63,14 @@ export function parseChannel(req: ConnectRequest): { channel: ChannelName; node?
   return { channel, node };
 }
 
-let apiKeyCache: { value: string | undefined; at: number } | undefined;
-
-/** As user routes: `Authorization: Bearer <key>`, or `?token=<key>` since browsers cannot set WebSocket headers. */
+/** As user routes: `Authorization: Bearer <key>`, or `?token=<key>` since browsers cannot set WebSocket headers. Any role may watch. */
 async function authorised(ctx: AppContext, req: ConnectRequest): Promise<boolean> {
   if (!ctx.config.API_AUTH) return true;
-  if (!apiKeyCache || ctx.now() - apiKeyCache.at > 60_000) {
-    apiKeyCache = { value: await ctx.secrets.get('api-key'), at: ctx.now() };
-  }
-  const expected = apiKeyCache.value;
   const header = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
   const given = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim() ?? req.query.token;
-  return expected !== undefined && given !== undefined && sameSecret(given, expected);
+  return (await keyPrincipal(ctx, given)) !== undefined;
 }
-export const resetWsApiKeyCache = () => (apiKeyCache = undefined);
+export const resetWsApiKeyCache = () => resetBootstrapKeyCache();
 
 /** Validates a connect, then records the connection under its channel. Nothing is written on a refusal. */
 export async function openConnection(ctx: AppContext, connectionId: string, req: ConnectRequest): Promise<Opened> {
