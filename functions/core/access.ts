@@ -4,30 +4,14 @@ import { HttpError } from './errors.js';
 import { sameSecret } from './limits.js';
 import { accessKeys } from './keys.js';
 import type { AnyRoute } from './route.js';
+import { allows, requiredRole, type Principal, type Role } from './roles.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 
 /**
- * Who may call what. API keys carry a role: `viewer` (every GET and the WebSocket streams),
- * `operator` (also what starts, stops, scales and submits), `admin` (also keys, audit, vault,
- * host exec, join tokens, maintenance switch). The key in the secrets store (`api-key`) is the
+ * Who may call what (roles in ./roles.ts). The key in the secrets store (`api-key`) is the
  * bootstrap admin key; others are issued by POST /api/keys and stored as SHA-256 only.
  */
-export type Role = 'viewer' | 'operator' | 'admin';
-export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
-const rank = (r: Role) => ROLES.indexOf(r);
-export const allows = (have: Role, need: Role) => rank(have) >= rank(need);
-
-/** A route's role: declared, or by method (reads for viewers, the rest for operators). */
-export function requiredRole(route: Pick<AnyRoute, 'method' | 'role'>): Role {
-  return route.role ?? (route.method === 'GET' ? 'viewer' : 'operator');
-}
-
-export type Principal =
-  | { type: 'key'; keyId: string; name: string; role: Role }
-  /** A route's own credential (a join token or node credential on /agent/register). */
-  | { type: 'route-credential' }
-  /** API_AUTH=false: nobody is asked. */
-  | { type: 'anonymous' };
+export { allows, requiredRole, ROLES, type Principal, type Role } from './roles.js';
 
 export const BOOTSTRAP_KEY_ID = 'bootstrap';
 export const API_KEY_PREFIX = 'FLEETAK-1-';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Principal, Role } from './access.js';
+import type { Principal, Role } from './roles.js';
 import type { AppContext } from './context.js';
 import type { ErrorStyle } from './errors.js';
 
