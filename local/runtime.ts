@@ -40,7 +40,8 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
   const config = loadConfig(env);
   // No AWS credentials and no endpoint: the SDK's credential chain must not go asking the
   // instance metadata service (shared config files still work).
-  if (!config.AWS_ENDPOINT_URL && !awsCredentialsInEnv(process.env)) process.env.AWS_EC2_METADATA_DISABLED ??= 'true';
+  if (!config.AWS_ENDPOINT_URL && !awsCredentialsInEnv(process.env))
+    process.env.AWS_EC2_METADATA_DISABLED ??= 'true';
   const stops: (() => Promise<void>)[] = [];
   try {
     let ctx: AppContext;
@@ -57,7 +58,10 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     await ensureAppSchedules(ctx);
 
     const handler = createHttpHandler({ routes, context: async () => ctx, corsOrigins: config.CORS_ORIGINS });
-    const server: Server = createLocalServer(handler, routeGate(routes, async () => ctx));
+    const server: Server = createLocalServer(
+      handler,
+      routeGate(routes, async () => ctx),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => resolve());
