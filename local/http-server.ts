@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Context } from 'aws-lambda';
 import type { AppContext } from '../functions/core/context.js';
 import { authorize } from '../functions/core/access.js';
+import { authenticateAgent } from '../functions/fleet/auth.js';
 import type { HttpEvent, HttpResult } from '../functions/core/http.js';
 import type { AnyRoute } from '../functions/core/route.js';
 import { Router } from '../functions/core/router.js';
@@ -27,7 +28,7 @@ export type BodyGate = (
 
 /**
  * The gate of the route table: no body is read for a path no route claims or a request that
- * fails the route's API key check (the handler then answers 404, 405 or 401 in the route's
+ * fails the route's API key or node credential check (the handler then answers 404, 405 or 401 in the route's
  * shape, 403 for a role too weak); other bodies up to MAX_BODY_BYTES, multipart ones up to HARD_LIMIT.
  */
 export function routeGate(routes: AnyRoute[], ctx: () => Promise<AppContext>): BodyGate {
@@ -37,12 +38,11 @@ export function routeGate(routes: AnyRoute[], ctx: () => Promise<AppContext>): B
     const match = router.match(method, rawPath);
     if (match.kind !== 'found') return { read: false };
     const c = await ctx();
-    if (match.route.scope === 'user') {
-      try {
-        await authorize(c, headers, match.route);
-      } catch {
-        return { read: false };
-      }
+    try {
+      if (match.route.scope === 'user') await authorize(c, headers, match.route);
+      else if (match.route.scope === 'agent') await authenticateAgent(c, headers);
+    } catch {
+      return { read: false };
     }
     return {
       read: true,

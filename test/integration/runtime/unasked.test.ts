@@ -79,6 +79,13 @@ describe('local HTTP server: the key before the body, MAX_BODY_BYTES read at mos
       headers: { 'content-length': String(50 * 1024 * 1024) },
     });
     expect(declared.status).toBe(401);
+    // Agent routes: the node credential first, too.
+    const agent = await partialPost(rt.url, '/agent/events', {
+      first: 32 * 1024,
+      headers: { authorization: 'Bearer not-a-node.token' },
+    });
+    expect(agent.status).toBe(401);
+    expect(JSON.parse(agent.body)).toEqual({ detail: 'Invalid agent token' });
     // Novita routes keep their own shape.
     const novita = await partialPost(rt.url, '/api/instances', { first: 16 * 1024 });
     expect(novita.status).toBe(401);
