@@ -103,7 +103,10 @@ export async function consumeJoinTokenUse(
         item.pk,
         item.sk,
         { add: { uses: 1 } },
-        { exists: true, equals: { uses: item.uses ?? 0 } },
+        // Tokens issued before uses were counted carry no count yet.
+        item.uses === undefined
+          ? { exists: true, absent: ['uses'] }
+          : { exists: true, equals: { uses: item.uses } },
       );
     } catch (error) {
       if (!(error instanceof ConditionFailedError)) throw error;

@@ -7,7 +7,10 @@ import { createLogger } from '../../../agent/log.js';
 import { Registrar } from '../../../agent/register.js';
 import { statePaths } from '../../../agent/state.js';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
+import { joinTokenKeys } from '../../../functions/core/keys.js';
+import { hashToken } from '../../../functions/core/tokens.js';
 import { dispatchCommand } from '../../../functions/fleet/commands.js';
+import { JOIN_TOKEN_PREFIX } from '../../../functions/fleet/join-tokens.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, ScriptedAgent } from './scripted-agent.js';
 
@@ -221,6 +224,22 @@ describe('node identity (embedded runtime, API_AUTH=true)', () => {
     expect(late.status).toBe(401);
     expect((await new ScriptedAgent(rt.url, 'late-2').register(bearer(long.token))).nodeId).toMatch(
       /^late-2-/,
+    );
+  });
+
+  it('a join token issued before uses were counted still creates nodes', async () => {
+    const token = `${JOIN_TOKEN_PREFIX}${'L'.repeat(43)}`;
+    await rt.ctx.store.put({
+      ...joinTokenKeys.joinToken(hashToken(token)),
+      role: 'worker',
+      issuedAt: new Date(Date.now() + clockOffsetMs).toISOString(),
+      expiresAt: Math.floor((Date.now() + clockOffsetMs) / 1000) + 600,
+    });
+    expect((await new ScriptedAgent(rt.url, 'legacy-1').register(bearer(token))).nodeId).toMatch(
+      /^legacy-1-/,
+    );
+    expect((await new ScriptedAgent(rt.url, 'legacy-2').register(bearer(token))).nodeId).toMatch(
+      /^legacy-2-/,
     );
   });
 
