@@ -174,7 +174,8 @@ export const AUDIT_RETENTION_DAYS = 90;
 
 export interface AuditEntry {
   requestId: string;
-  actor: { type: Principal['type']; id?: string; name?: string; role?: Role };
+  /** `node`: an agent call recorded by its route (credential rotation). */
+  actor: { type: Principal['type'] | 'node'; id?: string; name?: string; role?: Role };
   method: string;
   route: string;
   path: string;

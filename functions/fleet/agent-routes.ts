@@ -3,6 +3,7 @@ import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyResult } from '../command-appliers.js';
 import { applyContainerStates, containerExited } from '../orchestrator/observation.js';
+import { recordAudit } from '../core/access.js';
 import type { AppContext } from '../core/context.js';
 import { reply } from '../core/http.js';
 import { agentEventBlobKey } from '../cluster/outputs.js';
@@ -103,11 +104,18 @@ export function agentRoutes(): AnyRoute[] {
       response: rotateTokenResponse,
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        return reply(
-          200,
-          { nodeId: node.nodeId, token: await rotateNodeToken(ctx, node) },
-          { 'cache-control': 'no-store' },
-        );
+        const token = await rotateNodeToken(ctx, node);
+        // A credential change is in the audit log, like the user calls.
+        await recordAudit(ctx, {
+          requestId: req.requestId,
+          actor: { type: 'node', id: node.nodeId, name: node.nodeName },
+          method: 'POST',
+          route: '/agent/token/rotate',
+          path: '/agent/token/rotate',
+          targets: { node_id: node.nodeId },
+          status: 200,
+        });
+        return reply(200, { nodeId: node.nodeId, token }, { 'cache-control': 'no-store' });
       },
     }),
     route({

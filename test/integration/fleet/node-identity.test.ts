@@ -283,6 +283,15 @@ describe('node identity (embedded runtime, API_AUTH=true)', () => {
       expect(stored.token.startsWith(`${first.nodeId}.`)).toBe(true);
       expect((await heartbeat(second.token)).status).toBe(401);
       expect((await heartbeat(stored.token)).status).toBe(200);
+      const audit = await call(rt.url, 'GET', '/api/audit?limit=500', undefined, asAdmin);
+      expect(audit.body.entries).toContainEqual(
+        expect.objectContaining({
+          route: '/agent/token/rotate',
+          actor: { type: 'node', id: first.nodeId, name: 'real-identity' },
+          targets: { node_id: first.nodeId },
+          outcome: 'ok',
+        }),
+      );
 
       // Another machine with only the join token cannot claim the name.
       const error = await agentFor(otherDir)
