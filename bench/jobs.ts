@@ -71,6 +71,7 @@ async function finishAll(rt: Runtime, launcher: TimingLauncher, done: Set<string
           kind: 'run',
           exitCode: 0,
           logTail: '',
+          at: new Date().toISOString(),
         },
         rt.ctx,
       );

@@ -1,24 +1,53 @@
-import type { EventHandler } from './core/events.js';
-import { clusterEventHandlers } from './cluster/events.js';
-import { maintenanceEventHandlers } from './fleet/maintenance.js';
-import { novitaEventHandlers } from './novita/events.js';
-import { orchestratorEventHandlers } from './orchestrator/events.js';
-import { realtimeEventHandlers } from './realtime/events.js';
-import { trainingEventHandlers } from './training/events.js';
+import type * as z from 'zod';
+import type { AppEventSchemas, AreaEventHandlers, EventHandler } from './core/events.js';
+import { clusterEventHandlers, clusterEvents } from './cluster/events.js';
+import { fleetEvents } from './fleet/events.js';
+import { maintenanceEventHandlers, maintenanceEvents } from './fleet/maintenance.js';
+import { novitaEventHandlers, novitaEvents } from './novita/events.js';
+import { orchestratorEventHandlers, orchestratorEvents } from './orchestrator/events.js';
+import { realtimeEventHandlers, realtimeEvents } from './realtime/events.js';
+import { trainingEventHandlers, trainingEvents } from './training/events.js';
+
+/**
+ * Every internal event's schema, joined from the areas that declare them; the compiler fails
+ * when a type declared in AppEventSchemas has no schema here.
+ */
+export const EVENT_SCHEMAS = {
+  ...fleetEvents,
+  ...orchestratorEvents,
+  ...clusterEvents,
+  ...trainingEvents,
+  ...novitaEvents,
+  ...maintenanceEvents,
+  ...realtimeEvents,
+} satisfies { [T in keyof AppEventSchemas]: AppEventSchemas[T] };
 
 /** Every event type the workers handle. Areas register their handlers here. */
 export const eventHandlers: Record<string, EventHandler> = {};
 
-/** Adds an area's handlers; a type another area handles already runs both, in registration order. */
-function register(handlers: Record<string, EventHandler>): void {
-  for (const [type, handler] of Object.entries(handlers)) {
+/**
+ * Adds an area's handlers; a type another area handles already runs both, in registration order.
+ * Each message is parsed by its type's schema first: a malformed one can never succeed, so it is
+ * logged and dropped instead of going round to the dead-letter queue.
+ */
+function register(handlers: AreaEventHandlers): void {
+  for (const [type, handler] of Object.entries(handlers) as [keyof AppEventSchemas, EventHandler][]) {
+    const schema: z.ZodType = EVENT_SCHEMAS[type];
+    const parsed: EventHandler = async (event, ctx) => {
+      const fields = schema.safeParse(event);
+      if (!fields.success) {
+        ctx.logger.error('dropping malformed event', { type, issues: fields.error.issues });
+        return;
+      }
+      await handler({ ...(fields.data as object), type }, ctx);
+    };
     const before = eventHandlers[type];
     eventHandlers[type] = before
       ? async (event, ctx) => {
           await before(event, ctx);
-          await handler(event, ctx);
+          await parsed(event, ctx);
         }
-      : handler;
+      : parsed;
   }
 }
 

@@ -1,22 +1,40 @@
-import type { EventHandler } from '../core/events.js';
+import * as z from 'zod';
+import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { onCommandCompleted, onTaskFinished, onTaskProgress } from './lifecycle.js';
 import { runPlacement } from './placement.js';
+
+/**
+ * One placement pass: produced here on submit, finish, cancel confirm and model changes, and by
+ * the placement-run schedule (`sample`: also record the fleet sample of the minute).
+ */
+export const placementRun = z.object({
+  reason: z.string().optional(),
+  requestedAt: z.number().optional(),
+  sample: z.boolean().optional(),
+});
+
+export const clusterEvents = { 'placement.run': placementRun } satisfies AreaEvents;
+
+declare module '../core/events.js' {
+  interface AppEventSchemas {
+    'placement.run': typeof placementRun;
+  }
+}
 
 /**
  * Event types the task queue consumes. All idempotent (SQS delivers at least once): every
  * change is a conditional write on the task's status and node.
  *
- *   placement.run          {reason, requestedAt?, sample?}  produced here on submit, finish,
- *                          cancel confirm, model changes; by the rate(1 minute) schedule
+ *   placement.run          see above
  *   agent.task.progress    re-emitted agent events (fleet agent routes)
  *   agent.task.finished
  *   node.online / offline  the fleet's node signals: capacity changed, tasks to requeue
  *   command.completed      a task.run the agent refused fails its task
  */
-export const clusterEventHandlers: Record<string, EventHandler> = {
+export const clusterEventHandlers: AreaEventHandlers = {
   'placement.run': async (event, ctx) => {
     await runPlacement(ctx, {
-      ...(typeof event.requestedAt === 'number' ? { requestedAt: event.requestedAt } : {}),
+      ...(event.requestedAt !== undefined ? { requestedAt: event.requestedAt } : {}),
       sample: event.sample === true,
     });
   },

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import type { EventEnvelope } from '../core/events.js';
+import type { AppEvent } from '../core/events.js';
 import { dispatchCommand, getCommand } from '../fleet/commands.js';
 import { agentEventBlobKey, outputName, outputUrl, putOutput } from './outputs.js';
 import { releaseSlot } from './slots.js';
@@ -19,48 +19,15 @@ import {
 
 /** What happens to a task after placement: agent events, cancellation, requeueing. */
 
-const progressEvent = z.object({
-  nodeId: z.string(),
-  taskId: z.string(),
-  progress: z.number().min(0).max(100),
-});
-
-/** `files` come inline (base64) or, for large events, already in blobs (`blobKey`) put there by the agent routes. */
-const finishedEvent = z.object({
-  nodeId: z.string(),
-  taskId: z.string(),
-  status: z.enum(['completed', 'failed', 'cancelled']),
-  result: z.record(z.string(), z.unknown()).optional(),
-  error: z.string().optional(),
-  files: z
-    .array(
-      z.union([
-        z.object({ name: z.string(), contentType: z.string(), base64: z.string() }),
-        z.object({ name: z.string(), contentType: z.string(), blobKey: z.string() }),
-      ]),
-    )
-    .default([]),
-});
-
-const commandCompletedEvent = z.object({
-  commandId: z.string(),
-  nodeId: z.string(),
-  commandType: z.string(),
-  status: z.string(),
-  error: z.string().optional(),
-});
-
 /** `agent.task.progress`: the first report marks the task running. */
-export async function onTaskProgress(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = progressEvent.parse(event);
+export async function onTaskProgress(e: AppEvent<'agent.task.progress'>, ctx: AppContext): Promise<void> {
   const task = await getTask(ctx, e.taskId);
   if (!task || task.nodeId !== e.nodeId || !ACTIVE.includes(task.status)) return;
   await recordProgress(ctx, task, e.nodeId, e.progress);
 }
 
 /** `agent.task.finished`: files to outputs/, the outcome on the task, the slot freed, the queue moves. */
-export async function onTaskFinished(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = finishedEvent.parse(event);
+export async function onTaskFinished(e: AppEvent<'agent.task.finished'>, ctx: AppContext): Promise<void> {
   const task = await getTask(ctx, e.taskId);
   // A node the task was taken off (it went offline and came back) has nothing to say about it.
   if (!task || task.nodeId !== e.nodeId) return;
@@ -102,26 +69,25 @@ export async function onTaskFinished(event: EventEnvelope, ctx: AppContext): Pro
 }
 
 /** `command.completed` for a task.run the agent refused: the task fails instead of waiting for its deadline. */
-export async function onCommandCompleted(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = commandCompletedEvent.safeParse(event);
-  if (!e.success || e.data.commandType !== 'task.run' || e.data.status !== 'failed') return;
-  const command = await getCommand(ctx, e.data.commandId);
+export async function onCommandCompleted(e: AppEvent<'command.completed'>, ctx: AppContext): Promise<void> {
+  if (e.commandType !== 'task.run' || e.status !== 'failed') return;
+  const command = await getCommand(ctx, e.commandId);
   if (command?.command.type !== 'task.run') return;
   const task = await getTask(ctx, command.command.taskId);
   if (
     !task ||
-    task.nodeId !== e.data.nodeId ||
-    task.runCommandId !== e.data.commandId ||
+    task.nodeId !== e.nodeId ||
+    task.runCommandId !== e.commandId ||
     !ACTIVE.includes(task.status)
   )
     return;
   if (
-    await markFinished(ctx, task, e.data.nodeId, {
+    await markFinished(ctx, task, e.nodeId, {
       status: 'failed',
-      error: e.data.error ?? 'the agent could not start the task',
+      error: e.error ?? 'the agent could not start the task',
     })
   ) {
-    if (task.slot !== undefined) await releaseSlot(ctx, e.data.nodeId, task.slot, task.taskId);
+    if (task.slot !== undefined) await releaseSlot(ctx, e.nodeId, task.slot, task.taskId);
     await requestPlacement(ctx, 'run refused');
   }
 }

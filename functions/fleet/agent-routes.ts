@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { emit } from '../core/events.js';
+import { emit, type AppEventInput } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyResult } from '../command-appliers.js';
 import { applyContainerStates, containerExited } from '../orchestrator/observation.js';
@@ -181,7 +181,7 @@ export function agentRoutes(): AnyRoute[] {
         // Every report re-applies (the transitions are conditional, so a repeat is a no-op): an
         // agent retrying after a failure half-way through still gets the instance updated.
         await applyResult(ctx, command);
-        if (first) {
+        if (first && command.status !== 'pending') {
           const output = command.output ?? {};
           const small = JSON.stringify(output).length <= MAX_EVENT_OUTPUT_CHARS;
           await emit(ctx, {
@@ -229,7 +229,8 @@ export function agentRoutes(): AnyRoute[] {
             }
             event = { ...event, files };
           }
-          await emit(ctx, event as { type: string });
+          // Checked by the agent.* schemas (functions/fleet/events.ts) before any handler sees it.
+          await emit(ctx, event as AppEventInput<`agent.${typeof e.type}`>);
         }
         return { ok: true, accepted: req.body.events.length };
       },

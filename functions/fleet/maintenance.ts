@@ -1,7 +1,8 @@
+import * as z from 'zod';
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
-import type { EventHandler } from '../core/events.js';
+import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { maintenanceKeys } from '../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
@@ -146,8 +147,19 @@ export async function runMaintenance(ctx: AppContext, trigger: 'schedule' | 'man
   }
 }
 
-/** The daily schedule's event: a run when maintenance is started, nothing otherwise. */
-export const maintenanceEventHandlers: Record<string, EventHandler> = {
+/** The daily schedule's event (fleet-maintenance). */
+export const maintenanceRun = z.looseObject({});
+
+export const maintenanceEvents = { [MAINTENANCE_RUN_EVENT]: maintenanceRun } satisfies AreaEvents;
+
+declare module '../core/events.js' {
+  interface AppEventSchemas {
+    'maintenance.run': typeof maintenanceRun;
+  }
+}
+
+/** A run when maintenance is started, nothing otherwise. */
+export const maintenanceEventHandlers: AreaEventHandlers = {
   [MAINTENANCE_RUN_EVENT]: async (_event, ctx) => {
     if (!(await getState(ctx))?.enabled) {
       ctx.logger.info('maintenance is stopped; scheduled run skipped');

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
-import type { EventEnvelope, EventHandler } from '../core/events.js';
+import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll } from '../ports/store.js';
 import { POLL_EVENT } from './model.js';
@@ -20,15 +20,25 @@ import { WEBHOOK_EVENT, deliver, deliverEvent } from './webhooks.js';
  *   novita.webhook.deliver      {url, payload, attempt, deliveryId}
  */
 
-function parse<S extends z.ZodType>(schema: S, event: EventEnvelope, ctx: AppContext): z.output<S> | undefined {
-  const result = schema.safeParse(event);
-  if (result.success) return result.data;
-  ctx.logger.error('dropping malformed novita event', { type: event.type, issues: result.error.issues });
-  return undefined;
-}
-
 const byInstance = z.object({ instanceId: z.string().min(1) });
 const byJob = z.object({ jobId: z.string().min(1) });
+const migrationSchedule = z.looseObject({});
+
+export const novitaEvents = {
+  [POLL_EVENT]: byInstance,
+  [SCHEDULE_EVENT]: migrationSchedule,
+  [RUN_EVENT]: byJob,
+  [WEBHOOK_EVENT]: deliverEvent,
+} satisfies AreaEvents;
+
+declare module '../core/events.js' {
+  interface AppEventSchemas {
+    'novita.instance.poll': typeof byInstance;
+    'novita.migration.schedule': typeof migrationSchedule;
+    'novita.migration.run': typeof byJob;
+    'novita.webhook.deliver': typeof deliverEvent;
+  }
+}
 
 async function onSchedule(ctx: AppContext): Promise<void> {
   if (!ctx.config.NOVITA_MIGRATION_ENABLED) return;
@@ -43,18 +53,9 @@ async function onSchedule(ctx: AppContext): Promise<void> {
   }
 }
 
-export const novitaEventHandlers: Record<string, EventHandler> = {
-  [POLL_EVENT]: async (event, ctx) => {
-    const e = parse(byInstance, event, ctx);
-    if (e) await pollInstance(ctx, e.instanceId);
-  },
+export const novitaEventHandlers: AreaEventHandlers = {
+  [POLL_EVENT]: async (e, ctx) => void (await pollInstance(ctx, e.instanceId)),
   [SCHEDULE_EVENT]: async (_event, ctx) => onSchedule(ctx),
-  [RUN_EVENT]: async (event, ctx) => {
-    const e = parse(byJob, event, ctx);
-    if (e) await runMigration(ctx, e.jobId);
-  },
-  [WEBHOOK_EVENT]: async (event, ctx) => {
-    const e = parse(deliverEvent, event, ctx);
-    if (e) await deliver(ctx, e);
-  },
+  [RUN_EVENT]: async (e, ctx) => void (await runMigration(ctx, e.jobId)),
+  [WEBHOOK_EVENT]: async (e, ctx) => void (await deliver(ctx, e)),
 };

@@ -1,18 +1,34 @@
-import type { EventHandler } from '../core/events.js';
+import * as z from 'zod';
+import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { emit } from '../core/events.js';
 import { sweepNodes } from '../fleet/nodes.js';
 import { nodeInstances } from './model.js';
 import { reconcile } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
 
+/** Plan and apply, for one image or all. */
+export const reconcileEvent = z.object({ imageId: z.string().optional() });
+/** The periodic sweep (the nodes-sweep schedule). */
+export const nodesSweep = z.looseObject({});
+
+export const orchestratorEvents = {
+  reconcile: reconcileEvent,
+  'nodes.sweep': nodesSweep,
+} satisfies AreaEvents;
+
+declare module '../core/events.js' {
+  interface AppEventSchemas {
+    reconcile: typeof reconcileEvent;
+    'nodes.sweep': typeof nodesSweep;
+  }
+}
+
 /** Event types the orchestrator consumes. All idempotent: SQS delivers at least once. */
-export const orchestratorEventHandlers: Record<string, EventHandler> = {
-  /** `{type:'reconcile', imageId?}`: plan and apply, for one image or all. */
+export const orchestratorEventHandlers: AreaEventHandlers = {
   reconcile: async (event, ctx) => {
-    const imageId = typeof event.imageId === 'string' ? event.imageId : undefined;
-    await reconcile(ctx, imageId ? { imageId } : {});
+    await reconcile(ctx, event.imageId ? { imageId: event.imageId } : {});
   },
-  /** The periodic sweep: silent nodes go offline (their endpoints DOWN), then a full reconcile moves their copies. */
+  /** Silent nodes go offline (their endpoints DOWN), then a full reconcile moves their copies. */
   'nodes.sweep': async (_event, ctx) => {
     for (const nodeId of await sweepNodes(ctx)) {
       for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);

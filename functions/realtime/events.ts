@@ -1,17 +1,21 @@
-import type { EventHandler } from '../core/events.js';
+import * as z from 'zod';
+import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { keys } from '../core/keys.js';
 import { getCommand } from '../fleet/commands.js';
 import type { InstanceItem } from '../orchestrator/model.js';
 import type { AppContext } from '../core/context.js';
 import { notifyNodeLog, pushPeriodic, sendSnapshot } from './session.js';
 
-const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-
 /** A container's name for a log line: from its command, else its instance record, else its id. */
-async function containerName(ctx: AppContext, instanceId: string | undefined, commandId?: string): Promise<string> {
+async function containerName(
+  ctx: AppContext,
+  instanceId: string | undefined,
+  commandId?: string,
+): Promise<string> {
   if (commandId) {
     const cmd = await getCommand(ctx, commandId).catch(() => undefined);
-    if (cmd?.command.type === 'container.start') return `${cmd.command.spec.name} (${cmd.command.spec.imageId})`;
+    if (cmd?.command.type === 'container.start')
+      return `${cmd.command.spec.name} (${cmd.command.spec.imageId})`;
   }
   if (!instanceId) return 'container';
   const k = keys.instance(instanceId);
@@ -19,47 +23,83 @@ async function containerName(ctx: AppContext, instanceId: string | undefined, co
   return inst ? `${inst.name} (${inst.imageId})` : instanceId;
 }
 
-const KIND_LABEL: Record<string, string> = { service: 'Container', run: 'Job run container', model: 'Model server container' };
+const KIND_LABEL: Record<string, string> = {
+  service: 'Container',
+  run: 'Job run container',
+  model: 'Model server container',
+};
 
 /**
  * The `/ws/logs` producers: the happenings the control plane already records as events (agent
  * events, command results, online/offline transitions), as log lines of their node. Each only
  * pushes (never throws); the domain handlers of the same types run before it.
  */
-export const realtimeEventHandlers: Record<string, EventHandler> = {
+/** The live-push schedule (AWS): metrics and doctor frames to every subscriber. */
+export const wsPush = z.looseObject({});
+/** Sent by `$connect` on AWS, delayed: the first frame of a new connection. */
+export const wsConnected = z.object({ connectionId: z.string().min(1) });
+
+export const realtimeEvents = { 'ws.push': wsPush, 'ws.connected': wsConnected } satisfies AreaEvents;
+
+declare module '../core/events.js' {
+  interface AppEventSchemas {
+    'ws.push': typeof wsPush;
+    'ws.connected': typeof wsConnected;
+  }
+}
+
+export const realtimeEventHandlers: AreaEventHandlers = {
   'node.registered': async (e, ctx) => {
-    await notifyNodeLog(ctx, String(e.nodeId), 'info', `Node ${str(e.nodeName) ?? e.nodeId} registered`);
+    await notifyNodeLog(ctx, e.nodeId, 'info', `Node ${e.nodeName || e.nodeId} registered`);
   },
   'node.online': async (e, ctx) => {
-    await notifyNodeLog(ctx, String(e.nodeId), 'info', 'Node came online');
+    await notifyNodeLog(ctx, e.nodeId, 'info', 'Node came online');
   },
   'node.offline': async (e, ctx) => {
-    const last = str(e.lastHeartbeat);
-    await notifyNodeLog(ctx, String(e.nodeId), 'warning', `Node went offline${last ? ` (last heartbeat ${last})` : ''}`);
+    const last = e.lastHeartbeat;
+    await notifyNodeLog(
+      ctx,
+      e.nodeId,
+      'warning',
+      `Node went offline${last ? ` (last heartbeat ${last})` : ''}`,
+    );
   },
   'command.completed': async (e, ctx) => {
-    const nodeId = String(e.nodeId);
+    const nodeId = e.nodeId;
     const ok = e.status === 'succeeded';
-    const error = str(e.error);
-    const failed = (what: string) => notifyNodeLog(ctx, nodeId, 'error', `${what} failed${error ? `: ${error}` : ''}`);
-    const instanceId = str(e.instanceId);
-    const commandId = str(e.commandId);
+    const error = e.error;
+    const failed = (what: string) =>
+      notifyNodeLog(ctx, nodeId, 'error', `${what} failed${error ? `: ${error}` : ''}`);
+    const instanceId = e.instanceId;
+    const commandId = e.commandId;
     switch (e.commandType) {
       case 'container.start': {
         const name = await containerName(ctx, instanceId, commandId);
-        return ok ? notifyNodeLog(ctx, nodeId, 'info', `Container ${name} started`) : failed(`Starting container ${name}`);
+        return ok
+          ? notifyNodeLog(ctx, nodeId, 'info', `Container ${name} started`)
+          : failed(`Starting container ${name}`);
       }
       case 'container.stop':
       case 'container.remove':
       case 'container.restart':
       case 'container.update': {
-        const verb = { 'container.stop': 'stopped', 'container.remove': 'removed', 'container.restart': 'restarted', 'container.update': 'updated' }[e.commandType];
+        const verb = {
+          'container.stop': 'stopped',
+          'container.remove': 'removed',
+          'container.restart': 'restarted',
+          'container.update': 'updated',
+        }[e.commandType];
         const name = await containerName(ctx, instanceId);
-        return ok ? notifyNodeLog(ctx, nodeId, 'info', `Container ${name} ${verb}`) : failed(`Container ${name} ${e.commandType.slice(10)}`);
+        return ok
+          ? notifyNodeLog(ctx, nodeId, 'info', `Container ${name} ${verb}`)
+          : failed(`Container ${name} ${e.commandType.slice(10)}`);
       }
       case 'task.run': {
         const cmd = commandId ? await getCommand(ctx, commandId).catch(() => undefined) : undefined;
-        const task = cmd?.command.type === 'task.run' ? `Task ${cmd.command.taskId} (model ${cmd.command.model})` : 'Task';
+        const task =
+          cmd?.command.type === 'task.run'
+            ? `Task ${cmd.command.taskId} (model ${cmd.command.model})`
+            : 'Task';
         return ok ? notifyNodeLog(ctx, nodeId, 'info', `${task} started`) : failed(`${task}`);
       }
       default:
@@ -67,35 +107,35 @@ export const realtimeEventHandlers: Record<string, EventHandler> = {
     }
   },
   'agent.container.exited': async (e, ctx) => {
-    const code = typeof e.exitCode === 'number' ? e.exitCode : null;
-    const name = await containerName(ctx, str(e.instanceId));
-    const label = KIND_LABEL[String(e.kind)] ?? 'Container';
+    const code = e.exitCode;
+    const name = await containerName(ctx, e.instanceId);
+    const label = KIND_LABEL[e.kind] ?? 'Container';
     await notifyNodeLog(
       ctx,
-      String(e.nodeId),
+      e.nodeId,
       code === 0 ? 'info' : 'error',
       `${label} ${name} exited ${code === null ? '(no exit code)' : `with code ${code}`}`,
     );
   },
   'agent.task.finished': async (e, ctx) => {
-    const status = String(e.status);
-    const error = str(e.error);
+    const status = e.status;
+    const error = e.error;
     await notifyNodeLog(
       ctx,
-      String(e.nodeId),
+      e.nodeId,
       status === 'completed' ? 'info' : status === 'cancelled' ? 'warning' : 'error',
-      `Task ${String(e.taskId)} ${status}${error ? `: ${error}` : ''}`,
+      `Task ${e.taskId} ${status}${error ? `: ${error}` : ''}`,
     );
   },
-  /** The `live-push` schedule. Off Lambda the local runtime's timer pushes instead, more often. */
+  /** Off Lambda the local runtime's timer pushes instead, more often. */
   'ws.push': async (_e, ctx) => {
     if (ctx.mode !== 'lambda') return;
-    await pushPeriodic(ctx).catch((error: unknown) => ctx.logger.warn('websocket push failed', { error: error as Error }));
+    await pushPeriodic(ctx).catch((error: unknown) =>
+      ctx.logger.warn('websocket push failed', { error: error as Error }),
+    );
   },
-  /** Sent by `$connect` on AWS, delayed: the first frame of a new connection. */
   'ws.connected': async (e, ctx) => {
-    const connectionId = str(e.connectionId);
-    if (!connectionId) return;
+    const connectionId = e.connectionId;
     await sendSnapshot(ctx, connectionId).catch((error: unknown) =>
       ctx.logger.warn('websocket snapshot failed', { connectionId, error: error as Error }),
     );

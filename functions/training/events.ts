@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
-import type { EventEnvelope, EventHandler } from '../core/events.js';
+import type { AppEvent, AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { getNode } from '../fleet/nodes.js';
 import { activeRuns, getRun, parseInstanceId } from './model.js';
 import { deliver, deliverEvent } from './notify.js';
@@ -23,40 +23,28 @@ import { removeStrayRunContainers } from './strays.js';
  *   webhook.deliver         {url, format, payload, attempt, delivery_id}
  */
 
-const fire = z.object({ job_id: z.string(), slot: z.iso.datetime().optional() });
-const launch = z.object({ job_id: z.string(), run: z.string(), via: z.string().optional() });
-const exited = z.object({
-  nodeId: z.string(),
-  instanceId: z.string(),
-  kind: z.string(),
-  exitCode: z.number().int().nullable(),
-  logTail: z.string().default(''),
-});
-const commandCompleted = z.object({
-  nodeId: z.string(),
-  commandType: z.string(),
-  status: z.string(),
-  instanceId: z.string().optional(),
-  error: z.string().optional(),
-});
-const nodeOffline = z.object({ nodeId: z.string() });
-/** node.online has the same fields. */
+export const jobFire = z.object({ job_id: z.string(), slot: z.iso.datetime().optional() });
+export const jobLaunch = z.object({ job_id: z.string(), run: z.string(), via: z.string().optional() });
+export const jobsRepair = z.looseObject({});
 
-/** Parses an event's fields; a malformed one can never succeed, so it is logged and dropped. */
-function parse<S extends z.ZodType>(
-  schema: S,
-  event: EventEnvelope,
-  ctx: AppContext,
-): z.output<S> | undefined {
-  const result = schema.safeParse(event);
-  if (result.success) return result.data;
-  ctx.logger.error('dropping malformed training event', { type: event.type, issues: result.error.issues });
-  return undefined;
+export const trainingEvents = {
+  'job.fire': jobFire,
+  'job.launch': jobLaunch,
+  'jobs.repair': jobsRepair,
+  'webhook.deliver': deliverEvent,
+} satisfies AreaEvents;
+
+declare module '../core/events.js' {
+  interface AppEventSchemas {
+    'job.fire': typeof jobFire;
+    'job.launch': typeof jobLaunch;
+    'jobs.repair': typeof jobsRepair;
+    'webhook.deliver': typeof deliverEvent;
+  }
 }
 
-async function onExited(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = parse(exited, event, ctx);
-  if (!e || e.kind !== 'run') return;
+async function onExited(e: AppEvent<'agent.container.exited'>, ctx: AppContext): Promise<void> {
+  if (e.kind !== 'run') return;
   const ref = parseInstanceId(e.instanceId);
   if (!ref) return;
   const run = await getRun(ctx, ref.jobId, ref.slot, ref.attempt);
@@ -69,9 +57,8 @@ async function onExited(event: EventEnvelope, ctx: AppContext): Promise<void> {
   });
 }
 
-async function onCommandCompleted(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = parse(commandCompleted, event, ctx);
-  if (!e || e.commandType !== 'container.start' || e.status !== 'failed' || !e.instanceId) return;
+async function onCommandCompleted(e: AppEvent<'command.completed'>, ctx: AppContext): Promise<void> {
+  if (e.commandType !== 'container.start' || e.status !== 'failed' || !e.instanceId) return;
   const ref = parseInstanceId(e.instanceId);
   if (!ref) return;
   const run = await getRun(ctx, ref.jobId, ref.slot, ref.attempt);
@@ -83,9 +70,7 @@ async function onCommandCompleted(event: EventEnvelope, ctx: AppContext): Promis
   });
 }
 
-async function onNodeOffline(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = parse(nodeOffline, event, ctx);
-  if (!e) return;
+async function onNodeOffline(e: AppEvent<'node.offline'>, ctx: AppContext): Promise<void> {
   for (const run of await activeRuns(ctx, e.nodeId)) {
     await endAttempt(ctx, run, {
       exitCode: null,
@@ -95,22 +80,17 @@ async function onNodeOffline(event: EventEnvelope, ctx: AppContext): Promise<voi
   }
 }
 
-async function onNodeOnline(event: EventEnvelope, ctx: AppContext): Promise<void> {
-  const e = parse(nodeOffline, event, ctx);
-  if (!e) return;
+async function onNodeOnline(e: AppEvent<'node.online'>, ctx: AppContext): Promise<void> {
   const node = await getNode(ctx, e.nodeId);
   // Its first heartbeat back is stored: what it lists of runs closed while it was away is stray.
   if (node) await removeStrayRunContainers(ctx, node, 0);
 }
 
-export const trainingEventHandlers: Record<string, EventHandler> = {
-  'job.fire': async (event, ctx) => {
-    const e = parse(fire, event, ctx);
-    if (e) await fireJob(ctx, e.job_id, e.slot);
+export const trainingEventHandlers: AreaEventHandlers = {
+  'job.fire': async (e, ctx) => {
+    await fireJob(ctx, e.job_id, e.slot);
   },
-  'job.launch': async (event, ctx) => {
-    const e = parse(launch, event, ctx);
-    if (!e) return;
+  'job.launch': async (e, ctx) => {
     const outcome = await launchRun(ctx, e.job_id, e.run);
     // A one-time retry schedule has done its work once the run is on its way (or moot).
     if (e.via === 'schedule' && outcome !== 'early') await ctx.scheduler.delete(retryScheduleName(e.job_id));
@@ -123,8 +103,7 @@ export const trainingEventHandlers: Record<string, EventHandler> = {
   'command.completed': onCommandCompleted,
   'node.offline': onNodeOffline,
   'node.online': onNodeOnline,
-  'webhook.deliver': async (event, ctx) => {
-    const e = parse(deliverEvent, event, ctx);
-    if (e) await deliver(ctx, e);
+  'webhook.deliver': async (e, ctx) => {
+    await deliver(ctx, e);
   },
 };

@@ -96,7 +96,7 @@ export async function scheduleLaunch(
   key: string,
   delaySeconds: number,
 ): Promise<void> {
-  const event = { type: 'job.launch', job_id: jobId, run: key };
+  const event = { type: 'job.launch' as const, job_id: jobId, run: key };
   if (delaySeconds <= MAX_QUEUE_DELAY_SECONDS) {
     await emit(ctx, event, delaySeconds > 0 ? Math.ceil(delaySeconds) : undefined);
     return;
