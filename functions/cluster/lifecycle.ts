@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { AppEvent } from '../core/events.js';
