@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
-import { outboundRequest, OutboundRefusedError } from '../core/outbound.js';
+import { deliverWebhook } from '../core/webhooks.js';
 import { urlOrigin } from '../core/urls.js';
 
 /**
@@ -90,48 +90,17 @@ export const retryDelaySeconds = (ctx: AppContext, attempt: number) =>
   Math.min(900, ctx.config.NOVITA_WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 1));
 
 /** One delivery attempt; on failure the next is queued with a delay, up to the configured count. */
-export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boolean> {
-  let failure: string;
-  try {
-    const res = await outboundRequest(event.url, ctx.config.OUTBOUND_ALLOWLIST, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'gpu-fleet-control-plane',
-        'x-novita-event': String(event.payload.event),
-        'x-delivery-id': event.deliveryId,
-      },
-      body: JSON.stringify(event.payload),
-      timeoutMs: WEBHOOK_TIMEOUT_MS,
-    });
-    if (res.status >= 200 && res.status < 300) return true;
-    failure =
-      res.status >= 300 && res.status < 400
-        ? `HTTP ${res.status} (redirects are not followed)`
-        : `HTTP ${res.status}`;
-  } catch (error) {
-    if (error instanceof OutboundRefusedError) {
-      // The same destination would be refused again: no retry.
-      ctx.logger.error('instance notification refused', {
-        receiver: urlOrigin(event.url),
-        deliveryId: event.deliveryId,
-        reason: error.message,
-      });
-      return false;
-    }
-    failure = (error as Error).message;
-  }
-  const log = {
-    receiver: urlOrigin(event.url),
+export function deliver(ctx: AppContext, event: DeliverEvent): Promise<boolean> {
+  return deliverWebhook(ctx, {
+    what: 'instance notification',
+    url: event.url,
     deliveryId: event.deliveryId,
     attempt: event.attempt,
-    failure,
-  };
-  if (event.attempt >= ctx.config.NOVITA_WEBHOOK_MAX_ATTEMPTS) {
-    ctx.logger.error('giving up on an instance notification', log);
-    return false;
-  }
-  ctx.logger.warn('instance notification failed; will retry', log);
-  await emit(ctx, { ...event, attempt: event.attempt + 1 }, retryDelaySeconds(ctx, event.attempt));
-  return false;
+    maxAttempts: ctx.config.NOVITA_WEBHOOK_MAX_ATTEMPTS,
+    headers: { 'x-novita-event': String(event.payload.event), 'x-delivery-id': event.deliveryId },
+    body: JSON.stringify(event.payload),
+    timeoutMs: WEBHOOK_TIMEOUT_MS,
+    retryDelaySeconds: (attempt) => retryDelaySeconds(ctx, attempt),
+    retry: (delay) => emit(ctx, { ...event, attempt: event.attempt + 1 }, delay),
+  });
 }

@@ -5,7 +5,7 @@ import { emit } from '../core/events.js';
 import { apiTime, type JobItem } from './model.js';
 import { trainingSettings, type WebhookTarget } from './settings.js';
 import type { JobStatus } from './state.js';
-import { outboundRequest, OutboundRefusedError } from '../core/outbound.js';
+import { deliverWebhook } from '../core/webhooks.js';
 import { urlOrigin } from '../core/urls.js';
 
 /**
@@ -133,51 +133,21 @@ export async function deliver(ctx: AppContext, event: DeliverEvent): Promise<boo
   const settings = trainingSettings(ctx);
   const body = deliveryBody(event.format, event.payload);
   const timestamp = Math.floor(ctx.now() / 1000);
-  let failure: string;
-  try {
-    const res = await outboundRequest(event.url, ctx.config.OUTBOUND_ALLOWLIST, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'gpu-fleet-control-plane',
-        [SIGNATURE_HEADER]: sign(await signingKey(ctx), timestamp, body),
-        [TIMESTAMP_HEADER]: String(timestamp),
-        'x-fleet-event': event.payload.event,
-        'x-fleet-delivery': event.delivery_id,
-      },
-      body,
-      timeoutMs: settings.webhookTimeoutMs,
-    });
-    if (res.status >= 200 && res.status < 300) return true;
-    failure =
-      res.status >= 300 && res.status < 400
-        ? `HTTP ${res.status} (redirects are not followed)`
-        : `HTTP ${res.status}`;
-  } catch (error) {
-    if (error instanceof OutboundRefusedError) {
-      // The same destination would be refused again: no retry.
-      ctx.logger.error('job notification refused', {
-        receiver: urlOrigin(event.url),
-        deliveryId: event.delivery_id,
-        reason: error.message,
-      });
-      return false;
-    }
-    failure = (error as Error).message;
-  }
-  if (event.attempt >= settings.webhookMaxAttempts) {
-    ctx.logger.error('giving up on a job notification', {
-      receiver: urlOrigin(event.url),
-      deliveryId: event.delivery_id,
-      failure,
-    });
-    return false;
-  }
-  ctx.logger.warn('job notification failed; will retry', {
-    receiver: urlOrigin(event.url),
+  return deliverWebhook(ctx, {
+    what: 'job notification',
+    url: event.url,
+    deliveryId: event.delivery_id,
     attempt: event.attempt,
-    failure,
+    maxAttempts: settings.webhookMaxAttempts,
+    headers: {
+      [SIGNATURE_HEADER]: sign(await signingKey(ctx), timestamp, body),
+      [TIMESTAMP_HEADER]: String(timestamp),
+      'x-fleet-event': event.payload.event,
+      'x-fleet-delivery': event.delivery_id,
+    },
+    body,
+    timeoutMs: settings.webhookTimeoutMs,
+    retryDelaySeconds: redeliverySeconds,
+    retry: (delay) => emit(ctx, { ...event, attempt: event.attempt + 1 }, delay),
   });
-  await emit(ctx, { ...event, attempt: event.attempt + 1 }, redeliverySeconds(event.attempt));
-  return false;
 }
