@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ContainerSpec } from '../protocol/commands.js';
 import { trainingEventHandlers } from '../functions/training/events.js';
-import { useLauncher, type Placement, type RunLauncher } from '../functions/training/launcher.js';
+import type { Placement, RunLauncher } from '../functions/ports/run-launcher.js';
 import { startRuntime, type Runtime } from '../local/runtime.js';
 
 const FIRINGS = Number(process.argv[2] ?? 30);
@@ -94,7 +94,7 @@ async function startBenchRuntime(): Promise<{ rt: Runtime; launcher: TimingLaunc
     env: { LOG_LEVEL: 'SILENT', AWS_ENDPOINT_URL: undefined, TABLE_NAME: `bench-${Date.now()}` },
   });
   const launcher = new TimingLauncher();
-  useLauncher(rt.ctx, launcher);
+  rt.ctx.launcher = launcher;
   return { rt, launcher };
 }
 

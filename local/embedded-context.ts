@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { createNovitaCloud } from '../functions/adapters/http-novita-cloud.js';
 import { BedrockChatModel } from '../functions/adapters/bedrock-chat-model.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoStore, ensureTable } from '../functions/adapters/dynamo-store.js';
@@ -50,6 +51,7 @@ export async function createEmbeddedContext(
     startedAt: now(),
     mode: 'embedded',
     connections: new LocalSockets(),
+    novita: createNovitaCloud(config, secrets, now),
     // Without credentials or an endpoint the SDK would only go looking on the network: no model (the AI routes say so).
     ...(config.AI_ENDPOINT_URL || config.AWS_CREDENTIALS_IN_ENV
       ? { chatModel: new BedrockChatModel(config) }

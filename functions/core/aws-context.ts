@@ -2,6 +2,7 @@ import { dynamoDbClient } from '../adapters/aws-clients.js';
 import { DynamoStore, ensureTable } from '../adapters/dynamo-store.js';
 import { ApiGatewayConnections } from '../adapters/apigw-connections.js';
 import { BedrockChatModel } from '../adapters/bedrock-chat-model.js';
+import { createNovitaCloud } from '../adapters/http-novita-cloud.js';
 import { EventBridgeScheduler } from '../adapters/eventbridge-scheduler.js';
 import { S3Blobs } from '../adapters/s3-blobs.js';
 import { SqsQueue } from '../adapters/sqs-queue.js';
@@ -16,18 +17,20 @@ import { createLogger } from './logger.js';
 /** The AWS adapters: real AWS in Lambda, or the emulator at AWS_ENDPOINT_URL (moto, LocalStack). */
 export function createAwsContext(config: Config, options: { mode: AppContext['mode']; now?: () => number }): AppContext {
   const now = options.now ?? Date.now;
+  const secrets = new SsmSecrets(config);
   return {
     config,
     store: new DynamoStore(dynamoDbClient(config), config.TABLE_NAME),
     queue: new SqsQueue(config),
     scheduler: new EventBridgeScheduler(config),
-    secrets: new SsmSecrets(config),
+    secrets,
     blobs: new S3Blobs(config),
     logger: createLogger(config),
     now,
     startedAt: now(),
     mode: options.mode,
     chatModel: new BedrockChatModel(config),
+    novita: createNovitaCloud(config, secrets, now),
     ...(config.AGENT_ROLE_ARN
       ? { nodeCredentials: new StsNodeCredentials({ ...config, AGENT_ROLE_ARN: config.AGENT_ROLE_ARN }) }
       : {}),

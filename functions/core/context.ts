@@ -3,6 +3,8 @@ import type { Config } from './config.js';
 import type { ConnectionSender } from '../ports/connections.js';
 import type { Blobs } from '../ports/blobs.js';
 import type { ChatModel } from '../ports/chat-model.js';
+import type { NovitaCloud } from '../ports/novita-cloud.js';
+import type { RunLauncher } from '../ports/run-launcher.js';
 import type { NodeCredentials } from '../ports/node-credentials.js';
 import type { Queue } from '../ports/queue.js';
 import type { Scheduler } from '../ports/scheduler.js';
@@ -32,4 +34,8 @@ export interface AppContext {
   connections?: ConnectionSender;
   /** The AI assistant's model (Bedrock's Converse API); absent where none is wired. */
   chatModel?: ChatModel;
+  /** Novita's cloud API (the HTTP adapter at NOVITA_BASE_URL). */
+  novita: NovitaCloud;
+  /** How training runs reach the fleet; the fleet itself unless set (tests and the bench put their own). */
+  launcher?: RunLauncher;
 }

@@ -5,7 +5,7 @@ import { checkOutboundUrl, OutboundRefusedError } from '../core/outbound.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll } from '../ports/store.js';
-import type { NovitaProduct, NovitaTemplate } from './cloud.js';
+import type { NovitaProduct, NovitaTemplate } from '../ports/novita-cloud.js';
 import { noteCache } from './metrics.js';
 import { asHttp, getInstanceItem, isoNow, type NovitaInstanceItem } from './model.js';
 import { chooseProduct } from './products.js';

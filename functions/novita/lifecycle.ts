@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { ConditionFailedError } from '../ports/store.js';
-import type { NovitaInstance } from './cloud.js';
+import type { NovitaInstance } from '../ports/novita-cloud.js';
 import { POLL_EVENT } from './model.js';
 import { connectionDetails, getInstanceItem, isoNow, statusFields, type NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';

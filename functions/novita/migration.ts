@@ -5,7 +5,7 @@ import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
 import { ConditionFailedError, queryAll } from '../ports/store.js';
-import type { NovitaInstance } from './cloud.js';
+import type { NovitaInstance } from '../ports/novita-cloud.js';
 import type { ExecutionStatus, MigrationItem, MigrationSummary } from './migration-model.js';
 import { POLL_EVENT } from './model.js';
 import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';

@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { HttpError } from '../core/errors.js';
 import { novitaKeys } from '../core/keys.js';
 import type { StoreItem } from '../ports/store.js';
-import { NovitaApiError, type NovitaInstance, type NovitaPortMapping } from './cloud.js';
+import { NovitaApiError, type NovitaInstance, type NovitaPortMapping } from '../ports/novita-cloud.js';
 import type { InstanceStatus } from './status.js';
 
 /** The self-re-queuing event that follows a new instance until it runs or fails. */

@@ -1,4 +1,4 @@
-import type { NovitaProduct } from './cloud.js';
+import type { NovitaProduct } from '../ports/novita-cloud.js';
 
 export type ProductChoice =
   | { kind: 'chosen'; product: NovitaProduct; price: number }

@@ -1,4 +1,5 @@
 import type { AppContext } from '../core/context.js';
+import type { Placement, RunAsk, RunLauncher } from '../ports/run-launcher.js';
 import { dispatchCommand, getCommand, type CommandItem } from '../fleet/commands.js';
 import {
   getNode,
@@ -13,46 +14,6 @@ import { ConditionFailedError } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { allInstances } from '../orchestrator/model.js';
 import { OCCUPYING } from '../orchestrator/plan.js';
-
-/** What a run reserves on its node, in the orchestrator's planning units. */
-export interface RunAsk {
-  gpus: number;
-  cpu: number;
-  memoryMb: number;
-  diskGb: number;
-}
-
-export type Placement = { nodeId: string } | { reason: string };
-
-/**
- * How training reaches the fleet: node choice and command dispatch, nothing else. The domain
- * depends on this interface only, so tests and the bench put their own in front of the fleet.
- */
-export interface RunLauncher {
-  /** An online node with the free capacity asked; nodes in `avoid` only when nothing else fits. */
-  choose(ask: RunAsk, avoid: readonly string[]): Promise<Placement>;
-  /**
-   * Sends container.start once per commandId. Called again for the same id (a redelivered
-   * event, the repair sweep) it sends nothing new, unless `resendPendingOlderThanMs` says the
-   * first send looks lost: the agent executes a command id at most once, so a resend is safe.
-   */
-  start(
-    nodeId: string,
-    spec: ContainerSpec,
-    commandId: string,
-    resendPendingOlderThanMs?: number,
-  ): Promise<void>;
-  /** Removes a run's container; queued until the node is back when it is away. */
-  remove(nodeId: string, instanceId: string): Promise<void>;
-  /** Whether the node still heartbeats. */
-  alive(nodeId: string): Promise<boolean>;
-  /**
-   * Whether the run's container is known to be gone from its node (removed behind the agent, the
-   * engine's state lost): its start succeeded, yet a heartbeat sent well after lists no container
-   * of it, so no exit will ever be reported. False while unsure. Launchers that cannot tell omit it.
-   */
-  gone?(nodeId: string, instanceId: string, commandId: string): Promise<boolean>;
-}
 
 const EPS = 1e-9;
 
@@ -184,18 +145,5 @@ export function describeAsk(ask: RunAsk): string {
   return parts.join(', ');
 }
 
-const launchers = new WeakMap<AppContext, RunLauncher>();
-
-export function launcherFor(ctx: AppContext): RunLauncher {
-  let l = launchers.get(ctx);
-  if (!l) {
-    l = fleetLauncher(ctx);
-    launchers.set(ctx, l);
-  }
-  return l;
-}
-
-/** Tests and benches: put another launcher in front of the fleet for one context. */
-export function useLauncher(ctx: AppContext, launcher: RunLauncher): void {
-  launchers.set(ctx, launcher);
-}
+/** This context's launcher: the fleet, unless the context carries another (tests, the bench). */
+export const launcherFor = (ctx: AppContext): RunLauncher => (ctx.launcher ??= fleetLauncher(ctx));

@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { keys } from '../core/keys.js';
 import { toReservation } from '../orchestrator/resources.js';
 import { ConditionFailedError, type Condition, type UpdateSpec } from '../ports/store.js';
-import type { RunAsk } from './launcher.js';
+import type { RunAsk } from '../ports/run-launcher.js';
 import { instanceIdOf, runItemKey, skipItemKey, type JobItem, type RunItem } from './model.js';
 import { notifyStatus } from './notify.js';
 import { canTransition, lastLines, type AttemptOutcome, type JobStatus } from './state.js';

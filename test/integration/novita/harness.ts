@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { deploymentNames, uniqueName } from '../../harness/services.js';
-import { NOVITA_KEY_SECRET } from '../../../functions/novita/settings.js';
+import { NOVITA_KEY_SECRET } from '../../../functions/ports/novita-cloud.js';
 import { FakeNovita } from './fake-novita.js';
 
 export { eventually } from '../fleet/scripted-agent.js';

@@ -5,12 +5,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ContainerSpec } from '../../../protocol/commands.js';
-import {
-  useLauncher,
-  type Placement,
-  type RunAsk,
-  type RunLauncher,
-} from '../../../functions/training/launcher.js';
+import type { Placement, RunAsk, RunLauncher } from '../../../functions/ports/run-launcher.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { uniqueName } from '../../harness/services.js';
 
@@ -91,7 +86,7 @@ export class RecordingLauncher implements RunLauncher {
   }
 
   install(rt: Runtime): this {
-    useLauncher(rt.ctx, this);
+    rt.ctx.launcher = this;
     return this;
   }
 }

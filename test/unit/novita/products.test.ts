@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { NovitaProduct } from '../../../functions/novita/cloud.js';
-import { parseInstance, parseProduct, parseTemplate } from '../../../functions/novita/http-cloud.js';
+import type { NovitaProduct } from '../../../functions/ports/novita-cloud.js';
+import { parseInstance, parseProduct, parseTemplate } from '../../../functions/adapters/http-novita-cloud.js';
 import { chooseProduct } from '../../../functions/novita/products.js';
 
 const product = (over: Partial<NovitaProduct>): NovitaProduct => ({

@@ -1,5 +1,6 @@
 import {
   NovitaApiError,
+  NOVITA_KEY_SECRET,
   NovitaKeyMissingError,
   type NovitaCloud,
   type NovitaCreate,
@@ -7,7 +8,8 @@ import {
   type NovitaPortMapping,
   type NovitaProduct,
   type NovitaTemplate,
-} from './cloud.js';
+} from '../ports/novita-cloud.js';
+import type { Secrets } from '../ports/secrets.js';
 
 export interface HttpNovitaOptions {
   baseUrl: string;
@@ -211,4 +213,29 @@ export class HttpNovitaCloud implements NovitaCloud {
   async ping(): Promise<void> {
     await this.call('GET', '/gpu/instances?pageSize=1&pageNum=1');
   }
+}
+
+const KEY_CACHE_MS = 60_000;
+
+/**
+ * The Novita client of a context: the HTTP adapter at NOVITA_BASE_URL, reading the key through
+ * the Secrets port at most once a minute, so a rotation takes effect without a restart.
+ */
+export function createNovitaCloud(
+  config: { NOVITA_BASE_URL: string; NOVITA_TIMEOUT_MS: number },
+  secrets: Secrets,
+  now: () => number,
+): NovitaCloud {
+  let cached: { value: string | undefined; at: number } | undefined;
+  return new HttpNovitaCloud({
+    baseUrl: config.NOVITA_BASE_URL,
+    apiKey: async () => {
+      if (!cached || now() - cached.at > KEY_CACHE_MS || !cached.value) {
+        cached = { value: await secrets.get(NOVITA_KEY_SECRET), at: now() };
+      }
+      return cached.value;
+    },
+    secretName: NOVITA_KEY_SECRET,
+    timeoutMs: config.NOVITA_TIMEOUT_MS,
+  });
 }

@@ -67,6 +67,9 @@ export interface NovitaInstance {
   spotReclaimTime?: string;
 }
 
+/** The Secrets port name of the Novita API key (SSM SecureString `<SECRETS_PREFIX>novita-api-key`). */
+export const NOVITA_KEY_SECRET = 'novita-api-key';
+
 export interface NovitaCloud {
   listProducts(filter: { productName?: string; gpuNum?: number }): Promise<NovitaProduct[]>;
   getTemplate(templateId: string): Promise<NovitaTemplate | undefined>;

@@ -1,0 +1,41 @@
+import type { ContainerSpec } from '../../protocol/commands.js';
+
+/** What a run reserves on its node, in the orchestrator's planning units. */
+export interface RunAsk {
+  gpus: number;
+  cpu: number;
+  memoryMb: number;
+  diskGb: number;
+}
+
+export type Placement = { nodeId: string } | { reason: string };
+
+/**
+ * How training reaches the fleet: node choice and command dispatch, nothing else. The domain
+ * depends on this interface only, so tests and the bench put their own in front of the fleet.
+ */
+export interface RunLauncher {
+  /** An online node with the free capacity asked; nodes in `avoid` only when nothing else fits. */
+  choose(ask: RunAsk, avoid: readonly string[]): Promise<Placement>;
+  /**
+   * Sends container.start once per commandId. Called again for the same id (a redelivered
+   * event, the repair sweep) it sends nothing new, unless `resendPendingOlderThanMs` says the
+   * first send looks lost: the agent executes a command id at most once, so a resend is safe.
+   */
+  start(
+    nodeId: string,
+    spec: ContainerSpec,
+    commandId: string,
+    resendPendingOlderThanMs?: number,
+  ): Promise<void>;
+  /** Removes a run's container; queued until the node is back when it is away. */
+  remove(nodeId: string, instanceId: string): Promise<void>;
+  /** Whether the node still heartbeats. */
+  alive(nodeId: string): Promise<boolean>;
+  /**
+   * Whether the run's container is known to be gone from its node (removed behind the agent, the
+   * engine's state lost): its start succeeded, yet a heartbeat sent well after lists no container
+   * of it, so no exit will ever be reported. False while unsure. Launchers that cannot tell omit it.
+   */
+  gone?(nodeId: string, instanceId: string, commandId: string): Promise<boolean>;
+}
