@@ -167,7 +167,7 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
       (_, j) =>
         new SimNode(rt.url, `node-${String(i + j).padStart(5, '0')}`, collectors, jetson, {
           runMs: 0,
-          pollWaitSeconds: 5,
+          pollWaitSeconds: 1,
         }),
     );
     await Promise.all(
@@ -186,7 +186,7 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
     nodes,
     settle,
     stop: async () => {
-      for (const n of nodes) await n.stop();
+      await Promise.all(nodes.map((n) => n.stop()));
       await rt.stop();
       restoreLogs();
     },
@@ -280,7 +280,7 @@ export async function measureBusy(fleet: Fleet, tasks: number, containers: numbe
     );
     return { perTask, submit, placement, perContainerCommand, containerStart };
   } finally {
-    for (const n of fleet.nodes) await n.stop();
+    await Promise.all(fleet.nodes.map((n) => n.stop()));
   }
 }
 
