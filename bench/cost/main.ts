@@ -50,8 +50,8 @@ function table(r: CostReport): string {
     ...Object.entries(r.items)
       .filter(([, v]) => v > 0)
       .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `  ${k.padEnd(32)} ${usd(v).padStart(10)}`),
-    `  ${'total'.padEnd(32)} ${usd(r.per_node_month_usd).padStart(10)}`,
+      .map(([k, v]) => `  ${k.padEnd(46)} ${usd(v).padStart(10)}`),
+    `  ${'total'.padEnd(46)} ${usd(r.per_node_month_usd).padStart(10)}`,
     '',
     'units per operation          read   write  (index)  calls   sqs  http  lambda  log bytes',
   ];

@@ -210,6 +210,13 @@ export class MeteredStore implements Store {
     return this.inner.ping(); // DescribeTable: a control-plane call, not billed
   }
 
+  /** Sizes of the items the meter last saw whose partition key starts with `prefix`. */
+  itemSizes(prefix: string): number[] {
+    const out: number[] = [];
+    for (const [id, k] of this.known) if (id.startsWith(prefix)) out.push(k.size);
+    return out;
+  }
+
   /** Bytes the table and its index copies hold, as the meter saw them, with DynamoDB's 100-byte per-item overhead. */
   storedBytes(): number {
     let total = 0;
