@@ -25,11 +25,15 @@ import {
 import { APP_SCHEDULES } from '../../functions/schedules.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { call } from '../../test/integration/cluster/sim-agent.js';
-import { LAMBDA_PLATFORM_LOG_BYTES, PRICES, SECONDS_PER_MONTH } from './prices.js';
+import {
+  LAMBDA_MEMORY_MB,
+  LAMBDA_SYSTEM_LOG_BYTES,
+  LAMBDA_SYSTEM_LOG_LEVEL,
+} from '../../lib/lambda-settings.js';
+import { PRICES, SECONDS_PER_MONTH } from './prices.js';
 import { SimNode, fixtureCollectors, type Hardware } from './sim-node.js';
 
-/** lib/function.ts: every function gets 1024 MB; the stack sets no other size for any group. */
-export const LAMBDA_MEMORY_MB = 1024;
+const LAMBDA_PLATFORM_LOG_BYTES = LAMBDA_SYSTEM_LOG_BYTES[LAMBDA_SYSTEM_LOG_LEVEL];
 /** The agent's SQS command channel long-polls 20 s (agent/channel.ts). */
 const COMMAND_POLL_SECONDS = 20;
 export const BUSY_PER_NODE_PER_DAY = { tasks: 1000, containerCommands: 100 };
@@ -394,7 +398,7 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
       notes: [
         'us-east-1 list prices, no free tier (bench/cost/prices.ts)',
         `Lambda ${LAMBDA_MEMORY_MB} MB arm64; duration measured on the embedded runtime (dynalite), each operation alone`,
-        `Lambda platform log lines estimated at ${LAMBDA_PLATFORM_LOG_BYTES} bytes an invocation`,
+        `Lambda system log level ${LAMBDA_SYSTEM_LOG_LEVEL}: its own lines estimated at ${LAMBDA_PLATFORM_LOG_BYTES} bytes an invocation`,
         'each event handled counts as one Lambda invocation (SQS batches of up to 10 would share one)',
         `the agent's SQS command channel: one receive every ${COMMAND_POLL_SECONDS} s; the events queue poller is a per-deployment cost, left out`,
         'storage: the items after registration and one heartbeat; task history is not counted',

@@ -56,10 +56,4 @@ export const ANCHORS = [
   },
 ] as const;
 
-/**
- * What Lambda writes per invocation by itself in the text log format: START (~70 bytes), END
- * (~55) and REPORT (~150-190) lines. An estimate from the documented line formats, not a measurement.
- */
-export const LAMBDA_PLATFORM_LOG_BYTES = 300;
-
 export const SECONDS_PER_MONTH = 30 * 24 * 3600;
