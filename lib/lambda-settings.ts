@@ -21,3 +21,25 @@ export const LAMBDA_SYSTEM_LOG_BYTES: Record<'DEBUG' | 'INFO' | 'WARN', number> 
   INFO: 300,
   WARN: 0,
 };
+
+/** Functions whose memory a deployment may set: the route groups, the events worker, the WebSocket function. */
+export type FunctionName = string;
+
+/**
+ * `agent=512,events=768`: memory per function, from `-c lambdaMemory=...` (cdk) or
+ * `npm run cost -- --memory ...`. Functions not named keep LAMBDA_MEMORY_MB.
+ */
+export function parseLambdaMemory(value: unknown, known: readonly string[]): Record<FunctionName, number> {
+  if (value === undefined || value === '') return {};
+  const out: Record<string, number> = {};
+  for (const part of String(value).split(',')) {
+    const [name, mb] = part.split('=').map((s) => s.trim());
+    const n = Number(mb);
+    if (!name || !known.includes(name))
+      throw new Error(`lambdaMemory: unknown function ${String(name)} (one of ${known.join(', ')})`);
+    if (!Number.isInteger(n) || n < 128 || n > 10_240)
+      throw new Error(`lambdaMemory: ${name} needs whole MB from 128 to 10240, got ${String(mb)}`);
+    out[name] = n;
+  }
+  return out;
+}

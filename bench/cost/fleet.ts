@@ -23,6 +23,9 @@ import {
   type MeteredStore,
 } from '../../functions/metering/metered-ports.js';
 import { APP_SCHEDULES } from '../../functions/schedules.js';
+import type { TableRoute } from '../../functions/core/route.js';
+import { Router } from '../../functions/core/router.js';
+import { routes } from '../../functions/routes.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { call } from '../../test/integration/cluster/sim-agent.js';
 import {
@@ -47,7 +50,8 @@ export interface CostOptions {
   containerSamples?: number;
   /** Extra runtime settings. */
   env?: Record<string, string>;
-  lambda?: Partial<LambdaMetering>;
+  /** Memory (MB) per function, as the stack's `lambdaMemory` setting; the rest LAMBDA_MEMORY_MB. */
+  memory?: Record<string, number>;
 }
 
 /** Units of one operation, the fields a reader compares. */
@@ -127,10 +131,18 @@ export interface Fleet {
 /** Starts the runtime with every port metered and registers `count` simulated nodes (one heartbeat each). */
 export async function startFleet(options: CostOptions): Promise<Fleet> {
   const meter = new Meter();
-  const lambda: LambdaMetering = {
-    memoryMb: options.lambda?.memoryMb ?? LAMBDA_MEMORY_MB,
-    platformLogBytes: options.lambda?.platformLogBytes ?? LAMBDA_PLATFORM_LOG_BYTES,
+  const memory = options.memory ?? {};
+  const router = new Router(routes);
+  const memoryOf = (group: string | undefined) => (group && memory[group]) || LAMBDA_MEMORY_MB;
+  const platformLogBytes = LAMBDA_PLATFORM_LOG_BYTES;
+  const http: LambdaMetering = {
+    memoryMb: (event) => {
+      const match = router.match(event.requestContext.http.method, event.rawPath);
+      return memoryOf(match.kind === 'found' ? (match.route as TableRoute).group : 'system');
+    },
+    platformLogBytes,
   };
+  const eventsFn = { memoryMb: memoryOf('events'), platformLogBytes };
   let store: MeteredStore | undefined;
   let events: MemoryQueue | undefined;
   const id = randomUUID().slice(0, 8);
@@ -145,8 +157,8 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
           events = ctx.queue as MemoryQueue;
           store = meterContext(ctx, meter);
         },
-        http: (handler) => meterHttpHandler(handler, meter, lambda),
-        events: (handlers) => meterEventHandlers(handlers, meter, lambda),
+        http: (handler) => meterHttpHandler(handler, meter, http),
+        events: (handlers) => meterEventHandlers(handlers, meter, eventsFn),
       },
     });
   } catch (error) {
@@ -397,7 +409,13 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
       operations_per_node_month: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, round(v, 1)])),
       notes: [
         'us-east-1 list prices, no free tier (bench/cost/prices.ts)',
-        `Lambda ${LAMBDA_MEMORY_MB} MB arm64; duration measured on the embedded runtime (dynalite), each operation alone`,
+        `Lambda ${LAMBDA_MEMORY_MB} MB arm64${
+          Object.keys(options.memory ?? {}).length
+            ? ` except ${Object.entries(options.memory!)
+                .map(([k, v]) => `${k} ${v} MB`)
+                .join(', ')}`
+            : ''
+        }; duration measured on the embedded runtime (dynalite), each operation alone, not scaled by the CPU share a memory size gets`,
         `Lambda system log level ${LAMBDA_SYSTEM_LOG_LEVEL}: its own lines estimated at ${LAMBDA_PLATFORM_LOG_BYTES} bytes an invocation`,
         'each event handled counts as one Lambda invocation (SQS batches of up to 10 would share one)',
         `the agent's SQS command channel: one receive every ${COMMAND_POLL_SECONDS} s; the events queue poller is a per-deployment cost, left out`,

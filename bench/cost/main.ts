@@ -3,6 +3,8 @@
  * what one node costs a month on AWS, measured from the code's own calls (bench/cost/fleet.ts).
  */
 import { parseArgs } from 'node:util';
+import { ROUTE_GROUPS } from '../../functions/groups/index.js';
+import { parseLambdaMemory } from '../../lib/lambda-settings.js';
 import { runCostModel, type CostReport } from './fleet.js';
 
 const { values } = parseArgs({
@@ -14,6 +16,8 @@ const { values } = parseArgs({
     tasks: { type: 'string', default: '20' },
     containers: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
+    /** `agent=512,events=768`: the stack's lambdaMemory setting. */
+    memory: { type: 'string', default: '' },
   },
 });
 
@@ -36,6 +40,7 @@ const report = await runCostModel({
   hardware: values.jetson ? { kind: 'jetson' } : { kind: 'gpu', gpus: positive('gpus', values.gpus) },
   taskSamples: positive('tasks', values.tasks),
   containerSamples: positive('containers', values.containers),
+  memory: parseLambdaMemory(values.memory, [...ROUTE_GROUPS, 'events', 'websocket']),
 });
 
 if (values.json) console.log(JSON.stringify(report, null, 2));

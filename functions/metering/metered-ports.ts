@@ -394,8 +394,8 @@ export function meterContext(ctx: AppContext, meter: Meter, options: MeteredStor
 }
 
 export interface LambdaMetering {
-  /** The function's memory (lib/function.ts: 1024 MB unless the stack sets another). */
-  memoryMb: number;
+  /** The function's memory (lib/function.ts: 1024 MB unless the stack sets another); for HTTP, per request's function. */
+  memoryMb: number | ((event: HttpEvent) => number);
   /** START, END and REPORT lines Lambda itself writes per invocation (text log format). */
   platformLogBytes?: number;
 }
@@ -405,13 +405,15 @@ function chargeInvocation(
   kind: string,
   startedAt: number,
   lambda: LambdaMetering,
-  http = false,
+  event?: HttpEvent,
 ): void {
   const billedMs = Math.max(1, Math.ceil(performance.now() - startedAt));
+  const memoryMb =
+    typeof lambda.memoryMb === 'number' ? lambda.memoryMb : event ? lambda.memoryMb(event) : 1024;
   meter.add(kind, {
-    ...(http ? { httpRequests: 1 } : {}),
+    ...(event ? { httpRequests: 1 } : {}),
     lambdaInvocations: 1,
-    lambdaGbSeconds: (lambda.memoryMb / 1024) * (billedMs / 1000),
+    lambdaGbSeconds: (memoryMb / 1024) * (billedMs / 1000),
     logBytes: lambda.platformLogBytes ?? 0,
   });
 }
@@ -434,7 +436,7 @@ export function meterHttpHandler(handler: HttpHandler, meter: Meter, lambda: Lam
       try {
         return await handler(event, context);
       } finally {
-        chargeInvocation(meter, 'http', startedAt, lambda, true);
+        chargeInvocation(meter, 'http', startedAt, lambda, event);
       }
     });
 }
@@ -443,7 +445,7 @@ export function meterHttpHandler(handler: HttpHandler, meter: Meter, lambda: Lam
 export function meterEventHandlers(
   handlers: Record<string, EventHandler>,
   meter: Meter,
-  lambda: LambdaMetering,
+  lambda: LambdaMetering & { memoryMb: number },
 ): Record<string, EventHandler> {
   return Object.fromEntries(
     Object.entries(handlers).map(([type, handler]) => [
