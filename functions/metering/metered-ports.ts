@@ -60,7 +60,7 @@ export function tableIndexes(): IndexShape[] {
 interface Known {
   size: number;
   /** Per index: its key and the size of the projected copy, when the item sits on it. */
-  indexes: Record<string, { key: string; size: number } | undefined>;
+  indexes: Record<string, { key: string; size: number; copy: string } | undefined>;
 }
 
 export interface MeteredStoreOptions {
@@ -83,12 +83,14 @@ export class MeteredStore implements Store {
     this.consistentGet = options.consistentGet ?? true;
   }
 
-  private projected(item: StoreItem, index: IndexShape): number {
+  /** The index's copy of an item: its size, and its content to tell whether a write changed it. */
+  private projected(item: StoreItem, index: IndexShape): { size: number; copy: string } {
     const p = index.projection;
-    if (p.type === 'ALL') return itemSize(item);
     const keep = new Set([TABLE_KEYS.partitionKey, TABLE_KEYS.sortKey, index.partitionKey, index.sortKey]);
     if (p.type === 'INCLUDE') for (const a of p.attributes) keep.add(a);
-    return itemSize(Object.fromEntries(Object.entries(item).filter(([k]) => keep.has(k))));
+    const copy =
+      p.type === 'ALL' ? item : Object.fromEntries(Object.entries(item).filter(([k]) => keep.has(k)));
+    return { size: itemSize(copy), copy: JSON.stringify(copy) };
   }
 
   private describe(item: StoreItem): Known {
@@ -98,7 +100,7 @@ export class MeteredStore implements Store {
       const sk = item[index.sortKey];
       indexes[index.name] =
         typeof pk === 'string' && typeof sk === 'string'
-          ? { key: `${pk}\u0000${sk}`, size: this.projected(item, index) }
+          ? { key: `${pk}\u0000${sk}`, ...this.projected(item, index) }
           : undefined;
     }
     return { size: itemSize(item), indexes };
@@ -122,7 +124,8 @@ export class MeteredStore implements Store {
     for (const { name } of this.indexes) {
       const b = before?.indexes[name];
       const a = after?.indexes[name];
-      if (b && a && b.key === a.key) index += writeUnits(a.size);
+      // Same key: one write of the copy, none when the write left every projected attribute as it was.
+      if (b && a && b.key === a.key) index += b.copy === a.copy ? 0 : writeUnits(a.size);
       else {
         if (b) index += writeUnits(b.size);
         if (a) index += writeUnits(a.size);

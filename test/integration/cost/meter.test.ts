@@ -6,7 +6,12 @@ import { DynamoStore, ensureTable } from '../../../functions/adapters/dynamo-sto
 import { MemoryQueue } from '../../../functions/adapters/memory-queue.js';
 import { itemSize } from '../../../functions/metering/item-size.js';
 import { Meter } from '../../../functions/metering/meter.js';
-import { MeteredQueue, MeteredStore, operationLabel } from '../../../functions/metering/metered-ports.js';
+import {
+  MeteredQueue,
+  MeteredStore,
+  operationLabel,
+  tableIndexes,
+} from '../../../functions/metering/metered-ports.js';
 import { ConditionFailedError } from '../../../functions/ports/store.js';
 import { startEmbeddedDynamo, type EmbeddedDynamo } from '../../../local/embedded-dynamo.js';
 
@@ -86,6 +91,23 @@ describe('metered store over dynalite', () => {
     meter.reset();
     await s.delete('N#1', 'META');
     expect(meter.total()).toMatchObject({ writeUnits: 3 + 3, indexWriteUnits: 3 });
+  });
+
+  it('charges a KEYS_ONLY index only when its keys or copy change', async () => {
+    const meter = new Meter();
+    const s = new MeteredStore(store, meter, {
+      indexes: tableIndexes().map((i) =>
+        i.name === 'gsi1' ? { ...i, projection: { type: 'KEYS_ONLY' } } : i,
+      ),
+    });
+    await s.put({ pk: 'K#1', sk: 'META', gsi1pk: 'KEYS', gsi1sk: 'a', blob: pad(1500) });
+    expect(meter.total()).toMatchObject({ writeUnits: 2 + 1, indexWriteUnits: 1 });
+    meter.reset();
+    await s.update('K#1', 'META', { set: { blob: pad(1600) } });
+    expect(meter.total()).toMatchObject({ writeUnits: 2, indexWriteUnits: 0 });
+    meter.reset();
+    await s.update('K#1', 'META', { set: { gsi1sk: 'b' } });
+    expect(meter.total()).toMatchObject({ writeUnits: 2 + 2, indexWriteUnits: 2 });
   });
 
   it("agrees with dynalite's own consumed capacity for the table write", async () => {
