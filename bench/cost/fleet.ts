@@ -174,14 +174,30 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
       await new Promise((r) => setTimeout(r, 5));
   };
 
+  const nodes: SimNode[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await rt.stop();
+    restoreLogs();
+  };
+  try {
+    await registerNodes(rt.url, options, nodes);
+    await settle();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { rt, meter, store: store!, nodes, settle, stop };
+}
+
+async function registerNodes(url: string, options: CostOptions, nodes: SimNode[]): Promise<void> {
   const collectors = await fixtureCollectors(options.hardware);
   const jetson = options.hardware.kind === 'jetson';
-  const nodes: SimNode[] = [];
   for (let i = 0; i < options.nodes; i += 10) {
     const batch = Array.from(
       { length: Math.min(10, options.nodes - i) },
       (_, j) =>
-        new SimNode(rt.url, `node-${String(i + j).padStart(5, '0')}`, collectors, jetson, {
+        new SimNode(url, `node-${String(i + j).padStart(5, '0')}`, collectors, jetson, {
           runMs: 0,
           pollWaitSeconds: 1,
         }),
@@ -194,19 +210,6 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
     );
     nodes.push(...batch);
   }
-  await settle();
-  return {
-    rt,
-    meter,
-    store: store!,
-    nodes,
-    settle,
-    stop: async () => {
-      await Promise.all(nodes.map((n) => n.stop()));
-      await rt.stop();
-      restoreLogs();
-    },
-  };
 }
 
 /** One heartbeat from every node, one after another; units per heartbeat. */

@@ -145,6 +145,8 @@ export class SimNode extends SimAgent {
     this.nodeId = res.nodeId;
     this.token = res.token;
     this.heartbeatIntervalSeconds = res.heartbeatIntervalSeconds;
+    // The background loop (busy profile) beats at the interval the control plane asked for.
+    this.options.heartbeatMs = res.heartbeatIntervalSeconds * 1000;
   }
 
   override async heartbeat(): Promise<number> {
