@@ -14,7 +14,14 @@ import { randomUUID } from 'node:crypto';
 import type { MemoryQueue } from '../../functions/adapters/memory-queue.js';
 import { EVENTS_QUEUE } from '../../functions/core/events.js';
 import { parseExpression } from '../../functions/core/schedule-expressions.js';
-import { Meter, addUnits, zeroUnits, type MeterEntry, type Units } from '../../functions/metering/meter.js';
+import {
+  Meter,
+  UNLABELLED,
+  addUnits,
+  zeroUnits,
+  type MeterEntry,
+  type Units,
+} from '../../functions/metering/meter.js';
 import {
   meterContext,
   meterEventHandlers,
@@ -109,10 +116,14 @@ export function operationUnits(u: Units, per = 1): OperationUnits {
  * - empty receives are left out: the events queue's poller is a per-deployment cost, and an idle
  *   node's command channel is charged at its long-poll rate instead;
  * - on AWS the agent receives and deletes its commands on its own SQS queue, so the embedded
- *   long-poll and ack routes count only their SQS calls (no API request, Lambda or table read).
+ *   long-poll and ack routes count only their SQS calls (no API request, Lambda or table read);
+ * - the local server's body gate (local/http-server.ts routeGate) checks a request's credential
+ *   before any handler runs, outside every operation; API Gateway has no such step (the handler
+ *   checks it again, and that read is counted), so unlabelled table and SSM reads are left out.
  */
 export function awsCharged(e: MeterEntry): boolean {
   if (e.kind === 'sqs.receive.empty') return false;
+  if (e.label === UNLABELLED && (e.kind.startsWith('dynamo.') || e.kind.startsWith('ssm.'))) return false;
   if (e.label === 'GET /agent/commands') return e.kind === 'sqs.receive';
   if (e.label === 'POST /agent/commands/ack') return e.kind.startsWith('sqs.');
   return true;
