@@ -1,12 +1,19 @@
 import { join } from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import {
+  ApplicationLogLevel,
+  Architecture,
+  LoggingFormat,
+  Runtime,
+  SystemLogLevel,
+} from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { ICommandHooks } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { LOCK_FILE, NODE_OPTIONS, PROJECT_ROOT, nodejsBundling } from './bundling.js';
+import { LAMBDA_MEMORY_MB, LAMBDA_SYSTEM_LOG_LEVEL } from './lambda-settings.js';
 
 export const SERVICE_NAME = 'gpu-fleet-control-plane';
 export const METRICS_NAMESPACE = 'GpuFleet';
@@ -58,12 +65,16 @@ export class ControlPlaneFunction extends Construct {
       depsLockFilePath: LOCK_FILE,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      // CPU scales with memory: 1 GB keeps cold starts and JSON/zod work short for a few cents more.
-      memorySize: props.memorySize ?? 1024,
+      memorySize: props.memorySize ?? LAMBDA_MEMORY_MB,
       timeout: props.timeout ?? HTTP_TIMEOUT,
       description: props.description,
       role: this.role,
       logGroup: this.logGroup,
+      // JSON format so Lambda filters by level: its own START/REPORT lines dropped (lambda-settings.ts),
+      // the application's lines kept from the deployment's log level up (Powertools writes JSON with a level).
+      loggingFormat: LoggingFormat.JSON,
+      systemLogLevelV2: SystemLogLevel[LAMBDA_SYSTEM_LOG_LEVEL],
+      applicationLogLevelV2: ApplicationLogLevel[props.logLevel as keyof typeof ApplicationLogLevel],
       bundling: nodejsBundling(props.commandHooks),
       environment: {
         ...props.environment,

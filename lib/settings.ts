@@ -1,5 +1,7 @@
 import type { Construct } from 'constructs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { ROUTE_GROUPS } from '../functions/groups/index.js';
+import { parseLambdaMemory } from './lambda-settings.js';
 
 /** Deployment settings, read from CDK context (cdk.json or `-c key=value`). */
 export interface Settings {
@@ -14,6 +16,8 @@ export interface Settings {
   ssmPrefix: string;
   logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   logRetention: RetentionDays;
+  /** Memory (MB) per function, `-c lambdaMemory=agent=512,events=768`; the rest get LAMBDA_MEMORY_MB. */
+  lambdaMemory: Record<string, number>;
 }
 
 const DEFAULTS: Settings = {
@@ -24,7 +28,11 @@ const DEFAULTS: Settings = {
   ssmPrefix: '/fleet/',
   logLevel: 'INFO',
   logRetention: RetentionDays.ONE_MONTH,
+  lambdaMemory: {},
 };
+
+/** The functions a deployment may size: every route group, the events worker and the WebSocket function. */
+export const SIZABLE_FUNCTIONS = [...ROUTE_GROUPS, 'events', 'websocket'] as const;
 
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 
@@ -59,5 +67,6 @@ export function readSettings(scope: Construct): Settings {
     logLevel: logLevel as Settings['logLevel'],
     logRetention:
       retentionDays === undefined ? DEFAULTS.logRetention : (Number(retentionDays) as RetentionDays),
+    lambdaMemory: parseLambdaMemory(ctx('lambdaMemory'), SIZABLE_FUNCTIONS),
   };
 }

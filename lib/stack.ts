@@ -64,6 +64,7 @@ export class ControlPlaneStack extends Stack {
         ...shared,
         entry: groupEntry(group),
         description: `Control plane HTTP routes: ${group}`,
+        memorySize: settings.lambdaMemory[group],
         environment: isSystem
           ? { ...environment, DOCS_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}` }
           : environment,
@@ -75,6 +76,7 @@ export class ControlPlaneStack extends Stack {
       ...shared,
       entry: EVENTS_ENTRY,
       description: 'Control plane events worker (schedule firings, reconcile requests, agent results)',
+      memorySize: settings.lambdaMemory.events,
       environment,
       timeout: EVENTS_TIMEOUT,
     });
@@ -85,6 +87,7 @@ export class ControlPlaneStack extends Stack {
       ...shared,
       entry: WEBSOCKET_ENTRY,
       description: 'Control plane WebSocket API: $connect (API key, channel) and $disconnect',
+      memorySize: settings.lambdaMemory.websocket,
       environment,
     });
     this.functions = { ...http, events, websocket };

@@ -9,8 +9,9 @@ import { routes } from '../functions/routes.js';
 import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
-import { createLocalServer, routeGate } from './http-server.js';
+import { createLocalServer, routeGate, type LambdaHttpHandler } from './http-server.js';
 import { ScheduleDriver } from './schedule-driver.js';
+import type { EventHandler } from '../functions/core/events.js';
 import { LocalSockets, attachWebSockets } from './websocket-server.js';
 
 export interface RuntimeOptions {
@@ -21,6 +22,15 @@ export interface RuntimeOptions {
   env?: Record<string, string | undefined>;
   now?: () => number;
   scheduleRefreshMs?: number;
+  /** Wraps the ports, the HTTP handler and the event handlers (the cost meter: bench/cost). */
+  instrument?: Instrument;
+}
+
+export interface Instrument {
+  /** Called once the context is complete, before anything serves: may replace its ports in place. */
+  context?(ctx: AppContext): void;
+  http?(handler: LambdaHttpHandler): LambdaHttpHandler;
+  events?(handlers: Record<string, EventHandler>): Record<string, EventHandler>;
 }
 
 export interface Runtime {
@@ -57,7 +67,12 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     await ctx.queue.ensure({ name: EVENTS_QUEUE, visibilityTimeoutSeconds: 60, maxReceiveCount: 5 });
     await ensureAppSchedules(ctx);
 
-    const handler = createHttpHandler({ routes, context: async () => ctx, corsOrigins: config.CORS_ORIGINS });
+    const sockets = ctx.connections instanceof LocalSockets ? ctx.connections : new LocalSockets();
+    ctx.connections = sockets;
+    options.instrument?.context?.(ctx);
+
+    const plain = createHttpHandler({ routes, context: async () => ctx, corsOrigins: config.CORS_ORIGINS });
+    const handler: LambdaHttpHandler = options.instrument?.http?.(plain) ?? plain;
     const server: Server = createLocalServer(
       handler,
       routeGate(routes, async () => ctx),
@@ -75,12 +90,10 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     );
 
     // WebSockets on the same port; closed before the HTTP server, which does not track upgraded sockets.
-    const sockets = ctx.connections instanceof LocalSockets ? ctx.connections : new LocalSockets();
-    ctx.connections = sockets;
     const webSockets = attachWebSockets(server, ctx, sockets);
     stops.unshift(() => webSockets.stop());
 
-    const pump = new EventPump(ctx, eventHandlers);
+    const pump = new EventPump(ctx, options.instrument?.events?.(eventHandlers) ?? eventHandlers);
     pump.start();
     stops.unshift(() => pump.stop());
 

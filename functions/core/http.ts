@@ -9,6 +9,7 @@ import { findLimitIssue } from './limits.js';
 import type { AnyRoute, HookOut, ResponseOut } from './route.js';
 import { UnstorableError } from '../ports/store.js';
 import { Router, styleForPath } from './router.js';
+import { logRequest } from './request-log.js';
 import { parseOrThrow } from './validation.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -204,7 +205,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         status: request.response.statusCode ?? 200,
       }).catch((error: unknown) => ctx.logger.error('audit record failed', { error: error as Error }));
     }
-    ctx?.logger.info('request', {
+    if (ctx) logRequest(ctx.logger, {
       requestId: internal.requestId,
       method: request.event.requestContext.http.method,
       path: request.event.rawPath,

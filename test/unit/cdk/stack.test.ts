@@ -183,6 +183,16 @@ describe('ControlPlaneStack', () => {
     expect(resources[functionId('orchestrator')]?.Properties.Timeout).toBe(29);
   });
 
+  it("logs JSON, without Lambda's START/REPORT lines, the application's from INFO up", () => {
+    for (const group of [...ROUTE_GROUPS, 'events'] as const) {
+      expect(resources[functionId(group)]?.Properties.LoggingConfig).toMatchObject({
+        LogFormat: 'JSON',
+        SystemLogLevel: 'WARN',
+        ApplicationLogLevel: 'INFO',
+      });
+    }
+  });
+
   it('ships the docs assets inside the system bundle', () => {
     const system = resources[functionId('system')];
     expect(system?.Properties.Environment).toMatchObject({
