@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import type { Placement, RunAsk, RunLauncher } from '../ports/run-launcher.js';
+import type { RunAsk, RunLauncher } from '../ports/run-launcher.js';
 import { dispatchCommand, getCommand, type CommandItem } from '../fleet/commands.js';
 import {
   getNode,
@@ -9,7 +9,7 @@ import {
   nodeQueue,
   type NodeItem,
 } from '../fleet/nodes.js';
-import type { CommandEnvelope, ContainerSpec } from '../../protocol/commands.js';
+import type { CommandEnvelope } from '../../protocol/commands.js';
 import { ConditionFailedError } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { allInstances } from '../orchestrator/model.js';
