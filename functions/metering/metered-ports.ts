@@ -30,7 +30,7 @@ import {
   type StoreItem,
   type UpdateSpec,
 } from '../ports/store.js';
-import { itemSize } from './item-size.js';
+import { itemSize } from '../core/item-size.js';
 import type { Meter } from './meter.js';
 
 const KB = 1024;

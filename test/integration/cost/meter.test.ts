@@ -4,7 +4,7 @@ import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStore, ensureTable } from '../../../functions/adapters/dynamo-store.js';
 import { MemoryQueue } from '../../../functions/adapters/memory-queue.js';
-import { itemSize } from '../../../functions/metering/item-size.js';
+import { itemSize } from '../../../functions/core/item-size.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import {
   MeteredQueue,
