@@ -43,16 +43,43 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
             : { content: { 'application/json': { schema: r.response ?? z.unknown() } } }),
       },
     };
-    for (const [status, description] of Object.entries(r.responses ?? {})) {
-      responses[status] = { description, content: errorContent };
+    for (const [status, declared] of Object.entries(r.responses ?? {})) {
+      responses[status] =
+        typeof declared === 'string'
+          ? { description: declared, content: errorContent }
+          : {
+              description: declared.description,
+              content: { 'application/json': { schema: declared.schema } },
+            };
     }
-    if (r.params || r.query || r.body) {
+    const bodyType = r.bodyType ?? (r.body ? 'json' : 'none');
+    // What the pipeline (functions/core/http.ts) answers before any handler runs.
+    if (r.params || r.query || r.body || bodyType !== 'none') {
       responses[r.errorStyle === 'novita' ? 400 : 422] ??= {
         description: 'Validation error',
         content: errorContent,
       };
     }
-    const bodyType = r.bodyType ?? (r.body ? 'json' : 'none');
+    if (r.scope !== 'public') {
+      responses[401] ??= {
+        description:
+          r.scope === 'agent'
+            ? 'Missing or invalid node credential'
+            : 'Missing or invalid API key (API_AUTH=true)',
+        content: errorContent,
+      };
+    }
+    if (bodyType !== 'none') {
+      responses[413] ??= {
+        description: 'The body exceeds MAX_BODY_BYTES, or the item the store’s limit',
+        content: errorContent,
+      };
+    }
+    if (bodyType === 'json') {
+      responses[415] ??= { description: 'Content-Type is not application/json', content: errorContent };
+    }
+    // A body the schema needs (no `undefined` accepted) is a required request body.
+    const bodyRequired = bodyType === 'multipart' || (!!r.body && !r.body.safeParse(undefined).success);
     registry.registerPath({
       method: r.method.toLowerCase() as 'get',
       path: r.path,
@@ -66,11 +93,12 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
         ...(r.params ? { params: r.params as z.ZodObject } : {}),
         ...(r.query ? { query: r.query as z.ZodObject } : {}),
         ...(bodyType === 'json' && r.body
-          ? { body: { content: { 'application/json': { schema: r.body } } } }
+          ? { body: { required: bodyRequired, content: { 'application/json': { schema: r.body } } } }
           : {}),
         ...(bodyType === 'multipart'
           ? {
               body: {
+                required: true,
                 content: {
                   'multipart/form-data': {
                     schema: z.object({ file: z.string().openapi({ format: 'binary' }) }),

@@ -9,7 +9,8 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
  * Lambda groups: one function per group on AWS. Each is declared once, with its routes, in
  * `functions/groups/<group>.ts`; the CDK stack, the local runtime and /openapi.json derive from those.
  */
-export type RouteGroup = 'system' | 'orchestrator' | 'agent' | 'training' | 'cluster' | 'vision' | 'fleet' | 'novita';
+export type RouteGroup =
+  'system' | 'orchestrator' | 'agent' | 'training' | 'cluster' | 'vision' | 'fleet' | 'novita';
 
 /** Who may call: public (health, docs), user (API key when auth is on), agent (node credential). */
 export type AuthScope = 'public' | 'user' | 'agent';
@@ -50,6 +51,12 @@ export interface HookOut {
   done?: (status: number, durationMs: number) => Promise<void>;
 }
 
+/** A documented response whose body is not the route's error shape. */
+export interface DocumentedResponse {
+  description: string;
+  schema: z.ZodType;
+}
+
 export type Handler<P, Q, B> = (req: RequestIn<P, Q, B>, ctx: AppContext) => Promise<ResponseOut | unknown>;
 
 type Infer<S> = S extends z.ZodType ? z.output<S> : undefined;
@@ -77,8 +84,11 @@ export interface RouteSpec<
   greedy?: string[];
   response?: z.ZodType;
   successStatus?: number;
-  /** Extra documented responses for OpenAPI: status → description. */
-  responses?: Record<number, string>;
+  /**
+   * Extra documented responses for OpenAPI: status → description (an error in the route's error shape),
+   * or a description with the body's schema (a 202 and other non-error answers).
+   */
+  responses?: Record<number, string | DocumentedResponse>;
   /** Content type of a non-JSON success response (HTML pages, images). */
   produces?: string;
   handler: Handler<Infer<PS>, Infer<QS>, Infer<BS>>;

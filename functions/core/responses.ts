@@ -1,0 +1,13 @@
+import * as z from 'zod';
+import type { DocumentedResponse } from './route.js';
+
+/** What a call that waits for agents answers past COMMAND_WAIT_MS; routes may add fields (command_id, image). */
+export const pendingCommandsBody = z.looseObject({
+  status: z.literal('pending'),
+  pending_commands: z.array(z.string()).describe('Command ids to follow with GET /commands/{command_id}'),
+});
+
+/** A documented 202 whose body is the pending command ids. */
+export function pending202(description: string, schema: z.ZodType = pendingCommandsBody): DocumentedResponse {
+  return { description, schema };
+}
