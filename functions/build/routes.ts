@@ -3,6 +3,7 @@ import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { imageRef } from '../orchestrator/resources.js';
 import { buildAndDeploy, buildImage, deployImage } from './build.js';
 import { RegistryClient } from './registry.js';
+import { pending202, pendingCommandsBody } from '../core/responses.js';
 
 const MAX_REPLICAS = 100;
 // Docker's distribution reference grammar: lowercase path components joined by separators.
@@ -73,10 +74,10 @@ const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   scope: 'user',
 };
 
-const pending202 =
+const buildPending =
   'The build outlived COMMAND_WAIT_MS: command_id and pending_commands; follow it with GET /commands/{command_id} (output.imageId, output.logTail once succeeded)';
 const buildResponses = {
-  202: pending202,
+  202: pending202(buildPending, pendingCommandsBody.extend({ command_id: z.string(), image: z.string() })),
   403: 'The node’s agent has no --build-root, or the Dockerfile is outside it',
   404: 'Unknown node',
   409: 'The node is offline, or no node is online',
@@ -124,7 +125,7 @@ export function buildRoutes(): AnyRoute[] {
         'Create the named swarm service of an image, or scale it; cluster adds node.labels.cluster==<cluster>',
       body: deployBody,
       responses: {
-        202: 'Agents have not answered yet: pending command ids',
+        202: pending202('Agents have not answered yet: pending command ids'),
         409: 'The service runs another image or elsewhere, or no node can run it',
       },
       handler: async (req, ctx) => deployImage(ctx, req.body),
@@ -137,7 +138,15 @@ export function buildRoutes(): AnyRoute[] {
       body: buildAndDeployBody,
       responses: {
         ...buildResponses,
-        202: `${pending202}; nothing is deployed yet: POST /api/build/deploy once it succeeded`,
+        202: pending202(
+          `${buildPending}; nothing is deployed yet: POST /api/build/deploy once it succeeded`,
+          pendingCommandsBody.extend({
+            command_id: z.string(),
+            image: z.string(),
+            deployed: z.literal(false),
+            deploy: z.string(),
+          }),
+        ),
       },
       handler: async (req, ctx) => buildAndDeploy(ctx, req.body),
     }),

@@ -4,6 +4,7 @@ import { maintenanceStatus, runMaintenance, setMaintenanceEnabled } from './main
 import { diskAudit } from './maintenance-disk-audit.js';
 import { quickFix } from './maintenance-fixes.js';
 import { currentProblems, FIX_TYPES, problemView } from './maintenance-problems.js';
+import { pending202 } from '../core/responses.js';
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Maintenance'],
@@ -30,7 +31,9 @@ const problemOut = z.object({
 });
 
 const waits = {
-  202: 'The agents have not answered within COMMAND_WAIT_MS: pending command ids (GET /commands/{command_id})',
+  202: pending202(
+    'The agents have not answered within COMMAND_WAIT_MS: pending command ids (GET /commands/{command_id})',
+  ),
 };
 
 /** Fleet Commander's Maintenance API (functions/fleet/maintenance.ts). */

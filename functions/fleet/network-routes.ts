@@ -11,7 +11,10 @@ const subnet = z
     try {
       return parseCidr(text);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: error instanceof CidrError ? error.message : 'invalid subnet' });
+      ctx.addIssue({
+        code: 'custom',
+        message: error instanceof CidrError ? error.message : 'invalid subnet',
+      });
       return z.NEVER;
     }
   });
@@ -63,7 +66,18 @@ export function networkRoutes(): AnyRoute[] {
       }),
       response: z.object({ devices: z.array(device), scan_time: z.string() }),
       responses: {
-        202: 'The scan outlived COMMAND_WAIT_MS: {"status":"scanning","command_id",...}; follow GET /api/network/scan-status, then GET /api/network/scan',
+        202: {
+          description:
+            'The scan outlived COMMAND_WAIT_MS; follow GET /api/network/scan-status, then GET /api/network/scan',
+          schema: z.object({
+            status: z.literal('scanning'),
+            command_id: z.string(),
+            subnet: z.string(),
+            node_id: z.string(),
+            started_at: z.string(),
+            follow: z.string(),
+          }),
+        },
         404: 'Unknown node_id',
         409: 'The node is offline, or no node is online',
         422: 'Not an IPv4 subnet, or larger than /22',

@@ -7,6 +7,7 @@ import { dispatchCommand } from './commands.js';
 import { isOnline, resolveNode } from './nodes.js';
 import { HOST_EXEC } from '../../protocol/commands.js';
 import { EXEC_DISABLED, hostExecOutput } from '../../protocol/agent-api.js';
+import { pending202 } from '../core/responses.js';
 
 /**
  * Fleet Commander's SSH API without SSH: the node's agent runs the command (host.exec), so no
@@ -87,7 +88,9 @@ export function sshRoutes(): AnyRoute[] {
         exit_status: z.number().int().nullable(),
       }),
       responses: {
-        202: 'The agent has not answered within COMMAND_WAIT_MS: the pending command id (GET /commands/{command_id})',
+        202: pending202(
+          'The agent has not answered within COMMAND_WAIT_MS: the pending command id (GET /commands/{command_id})',
+        ),
         403: 'The node’s agent was not started with --allow-exec',
         404: 'Unknown node',
         409: 'Node offline',

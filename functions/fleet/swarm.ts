@@ -21,6 +21,7 @@ import {
 } from '../orchestrator/services.js';
 import { issueJoinToken, joinTokenView, listJoinTokens, revokeJoinToken } from './join-tokens.js';
 import { isOnline, listNodes, nodeLabels, resolveNode, type NodeItem } from './nodes.js';
+import { pending202 } from '../core/responses.js';
 
 /**
  * Fleet Commander's Swarm API over the shared model. No Docker Swarm runs: the control plane is
@@ -120,6 +121,13 @@ const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
 const serviceParams = z.object({ service_id: z.string().min(1) });
 const containerParams = z.object({ container_id: z.string().min(1) });
 const tailQuery = z.object({ tail: z.coerce.number().int().min(1).max(10_000).default(100) });
+
+/** Calls that wait for agents: 202 past COMMAND_WAIT_MS. */
+const waits = {
+  202: pending202(
+    'Agents have not answered within COMMAND_WAIT_MS: pending command ids (GET /commands/{command_id})',
+  ),
+};
 
 export function swarmRoutes(): AnyRoute[] {
   return [
@@ -286,7 +294,7 @@ export function swarmRoutes(): AnyRoute[] {
       body: serviceBody,
       successStatus: 201,
       responses: {
-        202: 'Agents have not answered yet: pending command ids',
+        202: pending202('Agents have not answered yet: pending command ids'),
         409: 'Name or image taken, or no node can run it',
       },
       handler: async (req, ctx) => {
@@ -325,7 +333,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'Set the number of copies (id or name)',
       params: serviceParams,
       body: z.object({ replicas: z.number().int().min(0).max(MAX_REPLICAS) }),
-      responses: { 404: 'Unknown service', 409: 'No node can run more copies' },
+      responses: { ...waits, 404: 'Unknown service', 409: 'No node can run more copies' },
       handler: async (req, ctx) => scaleNamedService(ctx, req.params.service_id, req.body.replicas),
     }),
     route({
@@ -335,7 +343,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'The last lines of every copy, read from its node',
       params: serviceParams,
       query: tailQuery,
-      responses: { 404: 'Unknown service' },
+      responses: { ...waits, 404: 'Unknown service', 502: 'A node could not read the logs' },
       handler: async (req, ctx) => serviceLogs(ctx, req.params.service_id, req.query.tail),
     }),
     route({
@@ -383,7 +391,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/containers/{container_id}/restart',
       summary: 'Restart a running container in place',
       params: containerParams,
-      responses: { 404: 'Unknown container', 409: 'Not running' },
+      responses: { ...waits, 404: 'Unknown container', 409: 'Not running' },
       handler: async (req, ctx) => restartContainer(ctx, req.params.container_id),
     }),
     route({
@@ -392,7 +400,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/containers/{container_id}/stop',
       summary: 'Stop a container: one copy fewer wanted (as POST /containers/{imageId}/stop)',
       params: containerParams,
-      responses: { 404: 'Unknown container' },
+      responses: { ...waits, 404: 'Unknown container' },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
         if (!inst || inst.status === 'removed')
@@ -425,7 +433,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'The last lines of one container, read from its node',
       params: containerParams,
       query: tailQuery,
-      responses: { 404: 'Unknown container' },
+      responses: { ...waits, 404: 'Unknown container', 502: 'The node could not read the logs' },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
         if (!inst || inst.status === 'removed')

@@ -23,6 +23,7 @@ import { instanceHealth, listContainers, listImageInstances, listImages } from '
 import { imageRef, instanceResources, port } from './resources.js';
 import { detailedHealth, integrationTest, systemResources } from './system.js';
 import { boolQuery } from '../core/query.js';
+import { pending202 } from '../core/responses.js';
 
 /** Most copies one request may add. */
 export const MAX_COUNT = 100;
@@ -65,7 +66,9 @@ const startFailures = {
 };
 
 const changeResponses = {
-  202: 'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
+  202: pending202(
+    'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
+  ),
 };
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
