@@ -151,6 +151,7 @@ export function vaultRoutes(): AnyRoute[] {
       body: credentialBody,
       response: credentialOut,
       successStatus: 201,
+      responses: { 200: { description: 'Replaced the credential of that name', schema: credentialOut } },
       handler: async (req, ctx) => {
         const { item, created } = await saveCredential(ctx, req.body);
         return reply(created ? 201 : 200, view(item));

@@ -94,6 +94,7 @@ export function systemRoutes(all: () => Promise<readonly AnyRoute[]>): AnyRoute[
       scope: 'public',
       params: z.object({ name: z.string() }),
       produces: 'text/javascript',
+      responses: { 404: 'No such asset' },
       handler: async (req, ctx) => {
         const asset = await readDocsAsset(req.params.name, ctx.config.DOCS_ASSETS_DIR);
         if (!asset) throw new NotFoundError(`No such asset: ${req.params.name}`);
