@@ -1,0 +1,191 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { inCi } from '../../harness/services.js';
+
+/**
+ * schemathesis (pinned in .ci/run, in .venv-aws beside moto) over /openapi.json of `npm start`
+ * (embedded, API_AUTH=true, an admin key): every check, a fixed seed, at least MIN_CASES cases.
+ * No agent runs, so calls that wait for one answer 202 after COMMAND_WAIT_MS (kept short here).
+ */
+const REPO = new URL('../../..', import.meta.url).pathname;
+const ST = join(REPO, '.venv-aws', 'bin', 'st');
+const API_KEY = 'fuzz-admin-key-0123456789abcdef';
+const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
+/** Examples per operation: about 50 cases per operation across the phases, ≥ 5,000 in all. */
+const MAX_EXAMPLES = Number(process.env.FUZZ_MAX_EXAMPLES ?? 40);
+const MIN_CASES = 5000;
+/** The whole run's bound, inside the test's own timeout. */
+const MAX_SECONDS = 900;
+
+function stStatus(): { available: boolean; reason: string } {
+  if (existsSync(ST)) return { available: true, reason: '' };
+  const reason = `${ST} is missing (.venv-aws/bin/pip install 'schemathesis==4.32.5', as .ci/run does)`;
+  if (inCi) throw new Error(`CI=true and ${reason}. CI must run the fuzz suite, not skip it.`);
+  return { available: false, reason };
+}
+
+async function startRuntime(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'local/main.ts', '--data-dir', dataDir, '--port', '0', '--no-agent'],
+    {
+      cwd: REPO,
+      env: {
+        ...process.env,
+        AWS_ENDPOINT_URL: '',
+        REGISTRY_URL: '',
+        LOG_LEVEL: 'SILENT',
+        API_AUTH: 'true',
+        COMMAND_WAIT_MS: '200',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]!);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`npm start exited ${code} before listening:\n${out}`)));
+  });
+  // Keep draining the pipes so the runtime never blocks on a full one.
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return { child, url };
+}
+
+interface Interaction {
+  request: { method: string; uri: string };
+  response: { status_code: number } | null;
+}
+interface Check {
+  name: string;
+  status: 'success' | 'failure' | 'skip' | 'error';
+}
+interface Recorder {
+  label: string;
+  cases?: Record<string, unknown>;
+  interactions?: Record<string, Interaction>;
+  checks?: Record<string, Check[]>;
+}
+
+/** Totals of one run, from schemathesis' NDJSON event stream. */
+function summarise(ndjson: string) {
+  const statuses = new Map<number, number>();
+  const failures = new Map<string, number>();
+  const serverErrors: string[] = [];
+  const operations = new Set<string>();
+  let cases = 0;
+  let seconds = 0;
+  for (const line of ndjson.split('\n')) {
+    if (!line.trim()) continue;
+    const event = JSON.parse(line) as Record<string, Record<string, unknown>>;
+    if (event['EngineFinished']) seconds = Number(event['EngineFinished']['running_time']);
+    const finished = event['ScenarioFinished'];
+    if (!finished) continue;
+    const recorder = finished['recorder'] as Recorder;
+    if (!recorder.label.startsWith('Stateful')) operations.add(recorder.label);
+    cases += Object.keys(recorder.cases ?? {}).length;
+    for (const interaction of Object.values(recorder.interactions ?? {})) {
+      const status = interaction.response?.status_code;
+      if (status === undefined) continue;
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      if (status === 500) serverErrors.push(`${interaction.request.method} ${interaction.request.uri}`);
+    }
+    for (const list of Object.values(recorder.checks ?? {}))
+      for (const check of list)
+        if (check.status === 'failure') failures.set(check.name, (failures.get(check.name) ?? 0) + 1);
+  }
+  return { cases, operations: operations.size, statuses, failures, serverErrors, seconds };
+}
+
+const st = stStatus();
+const describeFuzz = st.available ? describe : describe.skip;
+
+describeFuzz(
+  st.available ? 'schemathesis over /openapi.json' : `schemathesis [skipped: ${st.reason}]`,
+  () => {
+    let runtime: { child: ChildProcess; url: string } | undefined;
+    let dataDir: string | undefined;
+
+    afterAll(async () => {
+      if (runtime && runtime.child.exitCode === null && runtime.child.signalCode === null) {
+        const exited = once(runtime.child, 'exit');
+        runtime.child.kill('SIGTERM');
+        await exited;
+      }
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it(
+      `${MIN_CASES}+ seeded cases, every check: no 500, bodies, status codes and content types as documented`,
+      async () => {
+        dataDir = await mkdtemp(join(tmpdir(), 'fuzz-'));
+        await writeFile(join(dataDir, 'secrets.json'), JSON.stringify({ 'api-key': API_KEY }), {
+          mode: 0o600,
+        });
+        runtime = await startRuntime(dataDir);
+        const reportDir = join(dataDir, 'report');
+
+        const child = spawn(
+          ST,
+          [
+            'run',
+            `${runtime.url}/openapi.json`,
+            '--header',
+            `Authorization: Bearer ${API_KEY}`,
+            '--checks',
+            'all',
+            '--max-examples',
+            String(MAX_EXAMPLES),
+            '--seed',
+            String(SEED),
+            '--workers',
+            '2',
+            '--no-shrink',
+            '--request-timeout',
+            '10',
+            '--report',
+            'ndjson',
+            '--report-dir',
+            reportDir,
+          ],
+          { cwd: dataDir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let output = '';
+        child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), MAX_SECONDS * 1000);
+        const [code] = (await once(child, 'exit')) as [number | null];
+        clearTimeout(timer);
+
+        const files = (await readdir(reportDir).catch(() => [])).filter((f) => f.endsWith('.ndjson'));
+        expect(files, `no NDJSON report (exit ${code}):\n${output.slice(-4000)}`).toHaveLength(1);
+        const run = summarise(await readFile(join(reportDir, files[0]!), 'utf8'));
+        const failed = Object.fromEntries(run.failures);
+        console.log(
+          `schemathesis: ${run.cases} cases, ${run.operations} operations, ${run.serverErrors.length} × 500, ` +
+            `${run.seconds.toFixed(0)} s; statuses ${JSON.stringify(Object.fromEntries(run.statuses))}; failed checks ${JSON.stringify(failed)}`,
+        );
+
+        const detail = output.slice(-6000);
+        expect(run.serverErrors, detail).toEqual([]);
+        expect(run.failures.get('response_schema_conformance') ?? 0, detail).toBe(0);
+        expect(run.failures.get('status_code_conformance') ?? 0, detail).toBe(0);
+        expect(run.failures.get('content_type_conformance') ?? 0, detail).toBe(0);
+        expect(run.cases).toBeGreaterThanOrEqual(MIN_CASES);
+        expect(run.operations).toBeGreaterThanOrEqual(100);
+      },
+      (MAX_SECONDS + 120) * 1000,
+    );
+  },
+);
