@@ -112,6 +112,18 @@ const joinTokenOut = z.object({
   uses: z.number(),
   max_uses: z.number().nullable(),
 });
+/** A service once its starts settled; `failed` lists the copies that could not start. */
+const settledServiceOut = serviceOut.extend({
+  failed: z.array(z.object({ id: z.string(), error: z.string() })).optional(),
+});
+/** One copy's last lines, or why its node could not read them. */
+const copyLogsOut = z.object({
+  container_id: z.string(),
+  node_id: z.string(),
+  logs: z.string().optional(),
+  error: z.string().optional(),
+});
+const backoffOut = z.object({ reason: z.string(), attempt: z.number().int(), next_try_at: z.string() });
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Swarm'],
@@ -136,6 +148,14 @@ export function swarmRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/swarm/status',
       summary: 'The fleet as a swarm: the control plane manages, every node works',
+      response: z.object({
+        is_manager: z.literal(true),
+        swarm_id: z.string(),
+        manager_addr: z.string().nullable(),
+        nodes_count: z.number().int(),
+        managers_count: z.number().int(),
+        workers_count: z.number().int(),
+      }),
       handler: async (req, ctx) => {
         const nodes = await listNodes(ctx);
         return {
@@ -292,6 +312,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/services',
       summary: 'Create a named service; waits for its copies like the orchestrator’s starts',
       body: serviceBody,
+      response: settledServiceOut,
       successStatus: 201,
       responses: {
         202: pending202('Agents have not answered yet: pending command ids'),
@@ -333,6 +354,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'Set the number of copies (id or name)',
       params: serviceParams,
       body: z.object({ replicas: z.number().int().min(0).max(MAX_REPLICAS) }),
+      response: settledServiceOut,
       responses: { ...waits, 404: 'Unknown service', 409: 'No node can run more copies' },
       handler: async (req, ctx) => scaleNamedService(ctx, req.params.service_id, req.body.replicas),
     }),
@@ -343,6 +365,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'The last lines of every copy, read from its node',
       params: serviceParams,
       query: tailQuery,
+      response: z.object({ id: z.string(), name: z.string(), logs: z.array(copyLogsOut) }),
       responses: { ...waits, 404: 'Unknown service', 502: 'A node could not read the logs' },
       handler: async (req, ctx) => serviceLogs(ctx, req.params.service_id, req.query.tail),
     }),
@@ -352,6 +375,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/services/{service_id}',
       summary: 'Delete a service: its copies are removed and its name freed',
       params: serviceParams,
+      response: z.object({ status: z.literal('deleted'), id: z.string(), name: z.string() }),
       responses: { 404: 'Unknown service' },
       handler: async (req, ctx) => ({
         status: 'deleted',
@@ -363,6 +387,21 @@ export function swarmRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/swarm/containers',
       summary: 'Every container the control plane runs, fleet-wide',
+      response: z.object({
+        containers: z.array(
+          z.object({
+            id: z.string(),
+            name: z.string(),
+            image: z.string(),
+            status: z.string(),
+            backoff: backoffOut.optional(),
+            node_id: z.string(),
+            ports: z.record(z.string(), z.number()),
+          }),
+        ),
+        total: z.number().int(),
+        server: z.string(),
+      }),
       handler: async (_req, ctx) => {
         const [instances, nodes] = await Promise.all([allInstances(ctx), listNodes(ctx)]);
         const now = ctx.now();
@@ -391,6 +430,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/containers/{container_id}/restart',
       summary: 'Restart a running container in place',
       params: containerParams,
+      response: z.object({ restarted: z.literal(true), container_id: z.string(), name: z.string() }),
       responses: { ...waits, 404: 'Unknown container', 409: 'Not running' },
       handler: async (req, ctx) => restartContainer(ctx, req.params.container_id),
     }),
@@ -400,6 +440,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/containers/{container_id}/stop',
       summary: 'Stop a container: one copy fewer wanted (as POST /containers/{imageId}/stop)',
       params: containerParams,
+      response: z.object({ stopped: z.boolean() }),
       responses: { ...waits, 404: 'Unknown container' },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
@@ -414,6 +455,11 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/containers/{container_id}/start',
       summary: 'Start a container: a running one answers at once; a stopped copy gave up its place',
       params: containerParams,
+      response: z.object({
+        started: z.literal(true),
+        container_id: z.string(),
+        status: z.enum(['running', 'pending']),
+      }),
       responses: { 404: 'Unknown container', 409: 'Stopped: scale its service up instead' },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
@@ -433,6 +479,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'The last lines of one container, read from its node',
       params: containerParams,
       query: tailQuery,
+      response: z.object({ id: z.string(), name: z.string(), logs: z.string() }),
       responses: { ...waits, 404: 'Unknown container', 502: 'The node could not read the logs' },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
