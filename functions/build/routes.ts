@@ -68,6 +68,23 @@ const buildOut = z.object({
   command_id: z.string(),
 });
 
+/** The named service deployed: its view, what was done and where it may run. */
+const deployOut = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+  replicas: z.number().int(),
+  running: z.number().int(),
+  action: z.enum(['created', 'scaled']),
+  cluster: z.string().nullable(),
+  constraints: z.array(z.string()),
+});
+const deployPendingOut = pendingCommandsBody.extend({
+  action: z.enum(['created', 'scaled']),
+  cluster: z.string().nullable(),
+  constraints: z.array(z.string()),
+});
+
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Build'],
   errorStyle: 'fastapi',
@@ -124,8 +141,10 @@ export function buildRoutes(): AnyRoute[] {
       summary:
         'Create the named swarm service of an image, or scale it; cluster adds node.labels.cluster==<cluster>',
       body: deployBody,
+      response: deployOut,
       responses: {
-        202: pending202('Agents have not answered yet: pending command ids'),
+        201: { description: 'Created the service', schema: deployOut },
+        202: pending202('Agents have not answered yet: pending command ids', deployPendingOut),
         409: 'The service runs another image or elsewhere, or no node can run it',
       },
       handler: async (req, ctx) => deployImage(ctx, req.body),
@@ -136,16 +155,24 @@ export function buildRoutes(): AnyRoute[] {
       path: '/api/build/build-and-deploy',
       summary: 'Build and push, then deploy the pushed image; a failed build deploys nothing',
       body: buildAndDeployBody,
+      response: z.object({ build: buildOut, deploy: deployOut }),
       responses: {
         ...buildResponses,
+        201: {
+          description: 'Built, and created the service',
+          schema: z.object({ build: buildOut, deploy: deployOut }),
+        },
         202: pending202(
-          `${buildPending}; nothing is deployed yet: POST /api/build/deploy once it succeeded`,
-          pendingCommandsBody.extend({
-            command_id: z.string(),
-            image: z.string(),
-            deployed: z.literal(false),
-            deploy: z.string(),
-          }),
+          `${buildPending}; nothing is deployed yet: POST /api/build/deploy once it succeeded. Or built, and the deploy's agents have not answered yet`,
+          z.union([
+            pendingCommandsBody.extend({
+              command_id: z.string(),
+              image: z.string(),
+              deployed: z.literal(false),
+              deploy: z.string(),
+            }),
+            z.object({ build: buildOut, deploy: deployPendingOut }),
+          ]),
         ),
       },
       handler: async (req, ctx) => buildAndDeploy(ctx, req.body),
