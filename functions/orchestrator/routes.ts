@@ -65,6 +65,28 @@ const startFailures = {
   502: 'The engine could not start the container (`START_FAILED`)',
 };
 
+const portsOut = z.record(z.string(), z.string()).describe('"<container port>/<protocol>" → host port');
+const containerOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+  status: z.string(),
+  backoff: z.object({ reason: z.string(), attempt: z.number().int(), next_try_at: z.string() }).optional(),
+  ports: portsOut,
+  created_at: z.string(),
+  resources: resourcesOut,
+  node_id: z.string(),
+});
+const startedOut = z.object({
+  ok: z.literal(true),
+  action: z.enum(['created', 'reused']),
+  image: z.string(),
+  container_id: z.string(),
+  name: z.string(),
+  status: z.string(),
+  ports: portsOut,
+});
+
 const changeResponses = {
   202: pending202(
     'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
@@ -133,6 +155,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/start/container',
       summary: 'Start, or reuse, a container of an image',
       body: startContainerBody,
+      response: startedOut,
       responses: { ...changeResponses, ...startFailures, 409: 'No online node can run it' },
       handler: async (req, ctx) => {
         const { image, ...resources } = req.body.resources;
@@ -144,6 +167,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/containers',
       summary: 'All managed containers',
+      response: z.object({ containers: z.array(containerOut), total: z.number().int() }),
       handler: async (_req, ctx) => listContainers(ctx),
     }),
     route({
@@ -169,6 +193,17 @@ export function orchestratorRoutes(): AnyRoute[] {
       summary: 'Instances of one image',
       greedy: ['imageId'],
       params: imageParams,
+      response: z.object({
+        instances: z.array(
+          z.object({
+            id: z.string(),
+            status: z.string(),
+            endpoint: z.string().nullable(),
+            resources: resourcesOut,
+            node_id: z.string(),
+          }),
+        ),
+      }),
       handler: async (req, ctx) => listImageInstances(ctx, req.params.imageId),
     }),
     route({
@@ -228,6 +263,17 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/commands/{command_id}',
       summary: 'One command sent to a node agent, with its result once reported',
       params: z.object({ command_id: z.string().min(1) }),
+      response: z.object({
+        command_id: z.string(),
+        node_id: z.string(),
+        type: z.string(),
+        status: z.enum(['pending', 'succeeded', 'failed']),
+        instance_id: z.string().nullable(),
+        issued_at: z.string(),
+        completed_at: z.string().nullable(),
+        output: z.unknown().describe('What the agent reported; its shape depends on the command type'),
+        error: z.string().nullable(),
+      }),
       responses: { 404: 'Unknown command' },
       handler: async (req, ctx) => {
         const c = await getCommand(ctx, req.params.command_id);
