@@ -87,6 +87,24 @@ const startedOut = z.object({
   ports: portsOut,
 });
 
+const componentOut = z.object({ status: z.enum(['OK', 'WARNING', 'ERROR']), message: z.string() });
+const detailedHealthOut = z.object({
+  status: z.enum(['OK', 'DEGRADED', 'ERROR']),
+  timestamp: z.string(),
+  components: z.object({
+    docker: componentOut,
+    postgresql: componentOut,
+    container_manager: componentOut,
+    system_resources: z.object({
+      status: z.enum(['OK', 'WARNING']),
+      cpu_usage: z.string(),
+      memory_usage: z.string(),
+    }),
+  }),
+});
+const checkOut = z.object({ status: z.enum(['PASS', 'FAIL']), message: z.string() });
+const usage = { usage_percent: z.number() };
+
 const changeResponses = {
   202: pending202(
     'Agents have not answered within COMMAND_WAIT_MS: {"status":"pending","pending_commands":[...]}',
@@ -108,7 +126,10 @@ export function orchestratorRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/health/detailed',
       summary: 'Table, node agents, managed containers and fleet resources',
-      responses: { 503: 'The table is unreachable' },
+      response: detailedHealthOut,
+      responses: {
+        503: { description: 'The table is unreachable (status ERROR)', schema: detailedHealthOut },
+      },
       handler: async (_req, ctx) => {
         const body = await detailedHealth(ctx);
         return reply(body.status === 'ERROR' ? 503 : 200, body);
@@ -120,6 +141,17 @@ export function orchestratorRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/test/integration',
       summary: 'Integration self-test against the table and the node agents',
+      response: z.object({
+        timestamp: z.string(),
+        tests: z.object({
+          docker_connection: checkOut,
+          container_listing: checkOut,
+          postgresql: checkOut,
+          system_resources: checkOut,
+          health_monitoring: checkOut,
+        }),
+        overall_status: z.enum(['PASSED', 'FAILED']),
+      }),
       handler: async (_req, ctx) => integrationTest(ctx),
     }),
     route({
@@ -129,6 +161,22 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/system/resources',
       summary: 'Resources of every online node summed, or of one node (?node_id=)',
       query: z.object({ node_id: z.string().min(1).optional() }),
+      response: z.object({
+        system: z.object({
+          cpu: z.object({
+            total_cores: z.number(),
+            current_usage_percent: z.number(),
+            available_cores: z.number(),
+          }),
+          memory: z.object({ total_gb: z.number(), available_gb: z.number(), ...usage }),
+          disk: z.object({ total_gb: z.number(), free_gb: z.number(), ...usage }),
+        }),
+        docker: z.object({
+          containers_running: z.number().int(),
+          total_cpu_usage: z.number(),
+          total_memory_usage_mb: z.number(),
+        }),
+      }),
       handler: async (req, ctx) => systemResources(ctx, req.query.node_id),
     }),
     route({
