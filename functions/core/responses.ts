@@ -11,3 +11,16 @@ export const pendingCommandsBody = z.looseObject({
 export function pending202(description: string, schema: z.ZodType = pendingCommandsBody): DocumentedResponse {
   return { description, schema };
 }
+
+/** A command sent to a node's agent, as GET /commands/{command_id} shows it (functions/fleet/commands.ts commandView). */
+export const commandOut = z.object({
+  command_id: z.string(),
+  node_id: z.string(),
+  type: z.string(),
+  status: z.enum(['pending', 'succeeded', 'failed']),
+  instance_id: z.string().nullable(),
+  issued_at: z.string(),
+  completed_at: z.string().nullable(),
+  output: z.unknown().describe('What the agent reported; its shape depends on the command type'),
+  error: z.string().nullable(),
+});

@@ -23,7 +23,7 @@ import { instanceHealth, listContainers, listImageInstances, listImages } from '
 import { imageRef, instanceResources, port } from './resources.js';
 import { detailedHealth, integrationTest, systemResources } from './system.js';
 import { boolQuery } from '../core/query.js';
-import { pending202 } from '../core/responses.js';
+import { commandOut, pending202 } from '../core/responses.js';
 
 /** Most copies one request may add. */
 export const MAX_COUNT = 100;
@@ -311,17 +311,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/commands/{command_id}',
       summary: 'One command sent to a node agent, with its result once reported',
       params: z.object({ command_id: z.string().min(1) }),
-      response: z.object({
-        command_id: z.string(),
-        node_id: z.string(),
-        type: z.string(),
-        status: z.enum(['pending', 'succeeded', 'failed']),
-        instance_id: z.string().nullable(),
-        issued_at: z.string(),
-        completed_at: z.string().nullable(),
-        output: z.unknown().describe('What the agent reported; its shape depends on the command type'),
-        error: z.string().nullable(),
-      }),
+      response: commandOut,
       responses: { 404: 'Unknown command' },
       handler: async (req, ctx) => {
         const c = await getCommand(ctx, req.params.command_id);
