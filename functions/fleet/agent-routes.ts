@@ -29,6 +29,7 @@ import {
 } from '../../protocol/messages.js';
 import { commandResult } from '../../protocol/commands.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
+import { commandOut } from '../core/responses.js';
 
 /** Largest event forwarded as is; bigger task files go to blob storage (SQS messages stop at 256 KiB). */
 const MAX_INLINE_EVENT_BYTES = 200 * 1024;
@@ -162,6 +163,7 @@ export function agentRoutes(): AnyRoute[] {
       path: '/agent/commands/ack',
       summary: 'Deletes delivered commands from the node queue',
       body: ackRequest,
+      response: z.object({ ok: z.literal(true), acknowledged: z.number().int() }),
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
         await ctx.queue.deleteBatch(nodeQueue(node.nodeId), req.body.receiptHandles);
@@ -175,6 +177,7 @@ export function agentRoutes(): AnyRoute[] {
       summary: "A command's outcome; a repeated report changes nothing",
       params: z.object({ commandId: z.string().min(1) }),
       body: commandResult,
+      response: commandOut.extend({ duplicate: z.boolean() }),
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
         const { command, first } = await completeCommand(ctx, node.nodeId, req.params.commandId, req.body);
@@ -205,6 +208,7 @@ export function agentRoutes(): AnyRoute[] {
       path: '/agent/events',
       summary: 'Asynchronous happenings (container exits, task progress), forwarded as `agent.<type>` events',
       body: agentEventsRequest,
+      response: z.object({ ok: z.literal(true), accepted: z.number().int() }),
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
         for (const e of req.body.events) {
