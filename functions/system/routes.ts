@@ -51,6 +51,11 @@ export function systemRoutes(all: () => Promise<readonly AnyRoute[]>): AnyRoute[
       tags: ['Docs'],
       errorStyle: 'fastapi',
       scope: 'public',
+      response: z.looseObject({
+        openapi: z.string(),
+        info: z.looseObject({ title: z.string(), version: z.string() }),
+        paths: z.record(z.string(), z.unknown()),
+      }),
       handler: async (_req, ctx) => {
         if (!openapi) {
           // Bundles replace this test with true (lib/bundling.ts) and drop the else branch, and the
