@@ -34,9 +34,9 @@ function agentOutput<T>(
   schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
 ): T {
   if (!command || command.status === 'failed')
-    throw new HttpError(500, `${what} failed on ${node.nodeName}: ${command?.error ?? 'no result'}`);
+    throw new HttpError(502, `${what} failed on ${node.nodeName}: ${command?.error ?? 'no result'}`);
   const out = schema.safeParse(command.output ?? {});
-  if (!out.success) throw new HttpError(500, `${what} on ${node.nodeName}: the agent's result is unreadable`);
+  if (!out.success) throw new HttpError(502, `${what} on ${node.nodeName}: the agent's result is unreadable`);
   return out.data;
 }
 
@@ -136,7 +136,7 @@ async function startRestartExited(ctx: AppContext, node: NodeItem): Promise<Star
         const first = replaced[0]!;
         const detail = `Cannot replace the exited containers of ${node.nodeName}: ${'error' in first ? first.error : 'unknown'}`;
         if (replaced.every((r) => r.status === 'unplaced')) throw new ConflictError(detail, 'NO_CAPACITY');
-        throw new HttpError(500, detail);
+        throw new HttpError(502, detail);
       }
       return { ...head, status: ok === replaced.length ? 'completed' : 'partial', replaced };
     },
