@@ -4,7 +4,7 @@ import { maintenanceStatus, runMaintenance, setMaintenanceEnabled } from './main
 import { diskAudit } from './maintenance-disk-audit.js';
 import { quickFix } from './maintenance-fixes.js';
 import { currentProblems, FIX_TYPES, problemView } from './maintenance-problems.js';
-import { pending202 } from '../core/responses.js';
+import { pending202, pendingCommandsBody } from '../core/responses.js';
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Maintenance'],
@@ -28,6 +28,39 @@ const problemOut = z.object({
   message: z.string(),
   detected_at: z.string(),
   auto_fixable: z.boolean(),
+});
+
+const fixType = z.enum(FIX_TYPES);
+/** One fix's outcome: its own fields (removed containers, replacements) as the fix type has them. */
+const fixOut = z.looseObject({
+  node_id: z.string(),
+  fix_type: fixType,
+  status: z.enum(['completed', 'partial', 'pending', 'failed']),
+  error: z.string().optional(),
+  pending_commands: z.array(z.string()).optional(),
+});
+const bytes = z.number().nullable();
+const auditOut = z.object({
+  node_id: z.string(),
+  name: z.string(),
+  command_id: z.string(),
+  status: z.enum(['pending', 'completed', 'failed']),
+  error: z.string().optional(),
+  filesystems: z
+    .array(
+      z.object({
+        role: z.string(),
+        path: z.string(),
+        total_bytes: bytes,
+        used_bytes: bytes,
+        free_bytes: bytes,
+        used_percent: bytes,
+        error: z.string().optional(),
+      }),
+    )
+    .optional(),
+  engine: z.looseObject({ name: z.string() }).nullish(),
+  engine_error: z.string().optional(),
 });
 
 const waits = {
@@ -81,6 +114,14 @@ export function maintenanceRoutes(): AnyRoute[] {
       path: '/api/maintenance/run-now',
       summary:
         'Detect problems and apply the automatic fixes now, waiting for the agents up to COMMAND_WAIT_MS',
+      response: z.object({
+        run_id: z.string(),
+        trigger: z.string(),
+        started_at: z.string(),
+        finished_at: z.string(),
+        problems: z.array(problemOut),
+        fixes: z.array(fixOut),
+      }),
       responses: { 409: 'A maintenance run is already in progress' },
       handler: async (_req, ctx) => runMaintenance(ctx, 'manual'),
     }),
@@ -90,8 +131,14 @@ export function maintenanceRoutes(): AnyRoute[] {
       path: '/api/maintenance/quick-fix',
       summary:
         'One fix on one node: docker_cleanup (stopped fleet containers and dangling images) or restart_exited (replace the orchestrator’s exited copies)',
-      body: z.object({ node_id: z.string().min(1), fix_type: z.enum(FIX_TYPES) }),
-      responses: { ...waits, 404: 'Unknown node', 409: 'Node offline, or no node can take the replacements' },
+      body: z.object({ node_id: z.string().min(1), fix_type: fixType }),
+      response: fixOut,
+      responses: {
+        ...waits,
+        404: 'Unknown node',
+        409: 'Node offline, or no node can take the replacements',
+        502: 'The agent could not apply the fix, or answered an unreadable result',
+      },
       handler: async (req, ctx) => quickFix(ctx, req.body.node_id, req.body.fix_type),
     }),
     route({
@@ -101,7 +148,16 @@ export function maintenanceRoutes(): AnyRoute[] {
       summary:
         'Filesystem usage of the engine root and the agent state folder, and the engine’s own disk usage, of one node or every online node',
       body: z.object({ node_id: z.string().min(1).optional() }).optional(),
-      responses: { ...waits, 404: 'Unknown node', 409: 'Node offline' },
+      response: z.object({ nodes: z.array(auditOut) }),
+      responses: {
+        ...waits,
+        202: pending202(
+          'Some agents have not answered within COMMAND_WAIT_MS: their nodes show status pending',
+          pendingCommandsBody.extend({ nodes: z.array(auditOut) }),
+        ),
+        404: 'Unknown node',
+        409: 'Node offline',
+      },
       handler: async (req, ctx) => diskAudit(ctx, req.body?.node_id),
     }),
   ];
