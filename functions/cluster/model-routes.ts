@@ -14,6 +14,7 @@ import { assignModel, loadFleet, unloadModel } from './model-ops.js';
 import { tasksSince } from './tasks.js';
 import { CLUSTER_PRIORITIES } from './validation.js';
 import { assignmentsView, catalogueView } from './views.js';
+import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
   errorStyle: 'fastapi',
@@ -36,6 +37,7 @@ export function clusterModelRoutes(): AnyRoute[] {
         preload: z.boolean().default(true),
         priority: z.enum(CLUSTER_PRIORITIES).default('normal'),
       }),
+      response: S.assignOut,
       responses: {
         404: 'Unknown worker',
         409: 'Worker offline, or the model does not fit',
@@ -54,6 +56,7 @@ export function clusterModelRoutes(): AnyRoute[] {
         worker_ids: z.array(z.string().min(1)).max(100).optional(),
         force: z.boolean().default(false),
       }),
+      response: S.unloadOut,
       responses: { 404: 'Unknown worker', 409: 'The model has running tasks and force is false' },
       handler: async (req, ctx) => unloadModel(ctx, req.body),
     }),
@@ -63,6 +66,7 @@ export function clusterModelRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/models/assignments',
       summary: 'Models per worker',
+      response: S.assignmentsOut,
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
@@ -78,6 +82,7 @@ export function clusterModelRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/models/catalog',
       summary: 'The model catalogue (ours): built-in models and declared ones',
+      response: z.object({ models: z.array(S.catalogueModelOut) }),
       handler: async (_req, ctx) => ({
         models: (await listModels(ctx)).map((m) => catalogueView(m, isBuiltIn(m.id))),
       }),
@@ -90,6 +95,7 @@ export function clusterModelRoutes(): AnyRoute[] {
       summary: 'Declare a model (ours): its server image, API port and protocol, GPU memory, limits',
       params: z.object({ model_id: z.string().regex(MODEL_ID_PATTERN) }),
       body: modelDeclaration,
+      response: S.catalogueModelOut,
       handler: async (req, ctx) =>
         catalogueView(
           await declareModel(ctx, { ...req.body, id: req.params.model_id }),
@@ -103,6 +109,7 @@ export function clusterModelRoutes(): AnyRoute[] {
       path: '/models/catalog/{model_id}',
       summary: 'Remove a declaration (ours); a built-in model of that id shows again',
       params: z.object({ model_id: z.string().min(1) }),
+      response: z.object({ deleted: z.string(), built_in: z.boolean() }),
       responses: { 404: 'No declaration of that id' },
       handler: async (req, ctx) => {
         if (!(await removeDeclaredModel(ctx, req.params.model_id)))

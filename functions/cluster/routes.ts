@@ -27,6 +27,7 @@ import {
 } from './validation.js';
 import { clusterTaskView, taskListItem, workerDetail, workerListItem } from './views.js';
 import { findWorker } from './workers.js';
+import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
   errorStyle: 'fastapi',
@@ -46,6 +47,7 @@ export function clusterRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/cluster/status',
       summary: 'Cluster status: workers, queue, GPU utilisation and memory',
+      response: S.clusterStatusOut,
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         const queued = await queuedTasks(ctx);
@@ -97,6 +99,7 @@ export function clusterRoutes(): AnyRoute[] {
         status: z.enum(['online', 'offline', 'busy', 'error']).optional(),
         gpu_type: z.string().min(1).optional(),
       }),
+      response: S.workersOut,
       handler: async (req, ctx) => {
         const view = await loadFleet(ctx);
         const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
@@ -125,6 +128,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/workers/{worker_id}',
       summary: 'One worker: GPU, system, loaded models, task history and metrics from its task records',
       params: workerIdParams,
+      response: S.workerDetailOut,
       responses: { 404: 'Unknown worker' },
       handler: async (req, ctx) => {
         const view = await loadFleet(ctx);
@@ -145,6 +149,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/workers/{worker_id}/restart',
       summary: "Restart a worker's serving stack: its tasks are requeued, its model servers removed",
       params: workerIdParams,
+      response: S.workerRestartOut,
       responses: { 404: 'Unknown worker', 409: 'Worker offline' },
       handler: async (req, ctx) => restartWorker(ctx, req.params.worker_id),
     }),
@@ -155,6 +160,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/tasks',
       summary: 'Submit a task to the shared queue',
       body: submitTaskRequest,
+      response: S.taskSubmittedOut,
       responses: { 422: 'Invalid parameters, unknown model, or parameters outside the model limits' },
       handler: async (req, ctx) => {
         const b = req.body;
@@ -194,6 +200,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/tasks/{task_id}',
       summary: 'Status and result of a task (vision jobs included)',
       params: taskIdParams,
+      response: S.taskOut,
       responses: { 404: 'Unknown task' },
       handler: async (req, ctx) => {
         const t = await getTask(ctx, req.params.task_id);
@@ -213,6 +220,7 @@ export function clusterRoutes(): AnyRoute[] {
         limit: z.coerce.number().int().min(1).max(1000).default(50),
         offset: z.coerce.number().int().min(0).default(0),
       }),
+      response: S.tasksOut,
       handler: async (req, ctx) => {
         const { status, worker_id, limit, offset } = req.query;
         const matching = (await allTasks(ctx)).filter(
@@ -233,6 +241,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/tasks/{task_id}',
       summary: 'Cancel a queued or running task (a running one gets task.cancel on its node)',
       params: taskIdParams,
+      response: S.taskCancelledOut,
       responses: { 404: 'Unknown task', 409: 'Task already finished' },
       handler: async (req, ctx) => {
         const t = await cancelTask(ctx, req.params.task_id);
@@ -253,6 +262,7 @@ export function clusterRoutes(): AnyRoute[] {
         force: z.boolean().default(false),
         dry_run: z.boolean().default(false),
       }),
+      response: S.rebalanceOut,
       handler: async (req, ctx) => rebalance(ctx, req.body),
     }),
     route({
@@ -264,6 +274,7 @@ export function clusterRoutes(): AnyRoute[] {
       query: z.object({
         timeframe: z.enum(Object.keys(TIMEFRAMES) as [Timeframe, ...Timeframe[]]).default('24h'),
       }),
+      response: S.clusterMetricsOut,
       handler: async (req, ctx) => {
         const view = await loadFleet(ctx);
         const queued = await queuedTasks(ctx);
