@@ -24,6 +24,7 @@ import { fromVisionStatus, visionJobView, visionStatus, type VisionStatus } from
 import type { Worker } from '../cluster/workers.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import * as S from './schemas.js';
 import { findLora, listLoras } from './loras.js';
 
 /**
@@ -58,6 +59,7 @@ export function visionJobRoutes(): AnyRoute[] {
       path: '/api/vision/status',
       summary:
         'Vision cluster: nodes online, busy, switching models, offline; queue length; models loaded where',
+      response: S.visionStatusOut,
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         const queued = await queuedTasks(ctx);
@@ -93,6 +95,7 @@ export function visionJobRoutes(): AnyRoute[] {
       path: '/api/vision/generate',
       summary: 'Queue an image generation job',
       body: generateRequest,
+      response: S.generatedOut,
       responses: {
         422: 'Invalid parameters: unknown model or LoRA, size not a multiple of 8 or over the model limit, steps out of range',
       },
@@ -141,6 +144,7 @@ export function visionJobRoutes(): AnyRoute[] {
       summary:
         'Job status: queue position while queued, progress and node while processing, result when done',
       params: jobParams,
+      response: S.jobOut,
       responses: { 404: 'Unknown job' },
       handler: async (req, ctx) => {
         const t = await getTask(ctx, req.params.job_id);
@@ -164,6 +168,7 @@ export function visionJobRoutes(): AnyRoute[] {
         limit: z.coerce.number().int().min(1).max(1000).default(50),
         offset: z.coerce.number().int().min(0).default(0),
       }),
+      response: S.jobsOut,
       handler: async (req, ctx) => {
         const wanted = req.query.status ? fromVisionStatus(req.query.status as VisionStatus) : undefined;
         const jobs = (await allTasks(ctx)).filter(
@@ -192,6 +197,7 @@ export function visionJobRoutes(): AnyRoute[] {
       path: '/api/vision/jobs/{job_id}/cancel',
       summary: 'Cancel a job (a running one gets task.cancel on its node)',
       params: jobParams,
+      response: S.jobCancelledOut,
       responses: { 404: 'Unknown job', 409: 'Job already finished' },
       handler: async (req, ctx) => {
         const t = await cancelTask(ctx, req.params.job_id);
@@ -203,6 +209,7 @@ export function visionJobRoutes(): AnyRoute[] {
       method: 'POST',
       path: '/api/vision/jobs/stop-all',
       summary: 'Cancel every queued and processing image job',
+      response: S.stopAllOut,
       handler: async (_req, ctx) => {
         const live = (await allTasks(ctx)).filter(
           (t) => isImageJob(t) && (t.status === 'queued' || ACTIVE.includes(t.status)),
@@ -230,6 +237,7 @@ export function visionJobRoutes(): AnyRoute[] {
       path: '/api/vision/queue',
       summary:
         'The shared queue in scheduling order (priority with aging, then FIFO), and what is processing',
+      response: S.queueOut,
       handler: async (_req, ctx) => {
         const order = queueOrder(await queuedTasks(ctx), ctx.now());
         const view = await loadFleet(ctx);

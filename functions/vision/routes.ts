@@ -15,6 +15,7 @@ import { ASPECT_RATIOS, SCHEDULERS, assertSafeFilename, isSafeFilename } from '.
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { rawReply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import * as S from './schemas.js';
 import { visionJobRoutes } from './job-routes.js';
 import { findLora, listLoras, LORA_EXTENSIONS, LORA_MAX_BYTES } from './loras.js';
 
@@ -36,6 +37,7 @@ export function visionRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/vision/models/available',
       summary: 'Image models of the catalogue and the nodes they are loaded on',
+      response: S.availableModelsOut,
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         const online = view.workers.filter((w) => w.online);
@@ -62,6 +64,7 @@ export function visionRoutes(): AnyRoute[] {
       summary: 'Switch the model a node serves (refused while it runs jobs)',
       params: z.object({ node_id: z.string().min(1) }),
       body: z.object({ model: z.string().min(1) }),
+      response: S.switchOut,
       responses: { 404: 'Unknown node', 409: 'Node offline or busy', 422: 'Unknown model' },
       handler: async (req, ctx) => switchModel(ctx, req.params.node_id, req.body.model),
     }),
@@ -70,6 +73,7 @@ export function visionRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/vision/loras',
       summary: 'Uploaded LoRAs',
+      response: S.lorasOut,
       handler: async (_req, ctx) => {
         const loras = await listLoras(ctx);
         return { loras, total: loras.length };
@@ -81,6 +85,7 @@ export function visionRoutes(): AnyRoute[] {
       path: '/api/vision/loras/upload',
       summary: `Upload a LoRA (multipart: file, name; at most ${LORA_MAX_BYTES / 1024 / 1024} MiB)`,
       bodyType: 'multipart',
+      response: S.loraUploadedOut,
       responses: {
         400: 'Bad name or file',
         409: 'A LoRA of that name exists',
@@ -132,6 +137,7 @@ export function visionRoutes(): AnyRoute[] {
         limit: z.coerce.number().int().min(1).max(500).default(50),
         offset: z.coerce.number().int().min(0).default(0),
       }),
+      response: S.galleryOut,
       handler: async (req, ctx) => {
         const images = (await listOutputs(ctx)).filter((o) => contentTypeOf(o.filename).startsWith('image/'));
         const page = images.slice(req.query.offset, req.query.offset + req.query.limit);
@@ -148,6 +154,7 @@ export function visionRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/vision/outputs',
       summary: 'Output files, newest first',
+      response: S.outputsOut,
       handler: async (_req, ctx) => {
         const outputs = await listOutputs(ctx);
         return { outputs, total: outputs.length };
@@ -179,6 +186,7 @@ export function visionRoutes(): AnyRoute[] {
       path: '/api/vision/outputs/{filename}',
       summary: 'Delete one output file',
       params: filenameParams,
+      response: S.outputDeletedOut,
       responses: { 400: 'Invalid file name', 404: 'No such file' },
       handler: async (req, ctx) => {
         assertSafeFilename(req.params.filename);
@@ -192,6 +200,7 @@ export function visionRoutes(): AnyRoute[] {
       method: 'POST',
       path: '/api/vision/outputs/clear',
       summary: 'Delete every output file',
+      response: S.outputsClearedOut,
       handler: async (_req, ctx) => {
         const deleted = await clearOutputs(ctx);
         return { message: `Deleted ${deleted} output(s)`, deleted };
@@ -202,6 +211,7 @@ export function visionRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/vision/schedulers',
       summary: 'Sampler schedulers a job may name',
+      response: S.schedulersOut,
       handler: async () => ({ schedulers: [...SCHEDULERS] }),
     }),
     route({
@@ -209,6 +219,7 @@ export function visionRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/vision/aspect-ratios',
       summary: 'Preset sizes (multiples of 64, about one megapixel)',
+      response: S.aspectRatiosOut,
       handler: async () => ({ ratios: ASPECT_RATIOS.map((r) => ({ ...r })) }),
     }),
   ];
