@@ -38,7 +38,13 @@ async function startRuntime(dataDir: string): Promise<{ child: ChildProcess; url
       env: {
         ...process.env,
         AWS_ENDPOINT_URL: '',
+        // Dependencies left unconfigured, so their routes answer their declared 503 and nothing
+        // leaves the machine: no registry, no Bedrock (no Novita key either: no secret set).
         REGISTRY_URL: '',
+        AI_ENABLED: 'false',
+        // And were one called anyway, it would stay on loopback.
+        NOVITA_BASE_URL: 'http://127.0.0.1:9/v1',
+        AI_ENDPOINT_URL: 'http://127.0.0.1:9',
         LOG_LEVEL: 'SILENT',
         API_AUTH: 'true',
         COMMAND_WAIT_MS: '200',
