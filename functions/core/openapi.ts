@@ -145,5 +145,26 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
     },
   };
   doc.security = [{ bearer: [] }];
+  boundNumbers(doc);
   return doc;
+}
+
+/** What the pipeline and the store take (functions/core/limits.ts): ±2^53−1. */
+const SAFE = Number.MAX_SAFE_INTEGER;
+
+/** States the number range every request is held to on each number schema that states none. */
+function boundNumbers(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(boundNumbers);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const schema = node as Record<string, unknown>;
+  const types = Array.isArray(schema['type']) ? (schema['type'] as unknown[]) : [schema['type']];
+  if (types.includes('integer') || types.includes('number')) {
+    if (schema['maximum'] === undefined && schema['exclusiveMaximum'] === undefined) schema['maximum'] = SAFE;
+    if (schema['minimum'] === undefined && schema['exclusiveMinimum'] === undefined)
+      schema['minimum'] = -SAFE;
+  }
+  Object.values(schema).forEach(boundNumbers);
 }
