@@ -69,6 +69,12 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
         content: errorContent,
       };
     }
+    if (r.scope === 'user' && requiredRole(r) !== 'viewer') {
+      responses[403] ??= {
+        description: `The API key's role is below ${requiredRole(r)} (API_AUTH=true)`,
+        content: errorContent,
+      };
+    }
     if (bodyType !== 'none') {
       responses[413] ??= {
         description: 'The body exceeds MAX_BODY_BYTES, or the item the store’s limit',
