@@ -103,6 +103,22 @@ export function accessRoutes(): AnyRoute[] {
         limit: z.coerce.number().int().min(1).max(500).default(100),
         cursor: z.string().min(1).max(2048).optional(),
       }),
+      response: z.object({
+        entries: z.array(
+          z.object({
+            at: z.string(),
+            request_id: z.string(),
+            actor: z.looseObject({ type: z.string() }),
+            method: z.string(),
+            route: z.string(),
+            path: z.string(),
+            targets: z.record(z.string(), z.string()),
+            status: z.number().int(),
+            outcome: z.enum(['ok', 'denied', 'failed']),
+          }),
+        ),
+        cursor: z.string().nullable().describe('Pass as ?cursor= for the next page; null on the last'),
+      }),
       handler: async (req, ctx) => {
         const page = await queryAudit(ctx, {
           limit: req.query.limit,
