@@ -39,7 +39,13 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
         ...(success === 204
           ? {}
           : r.produces
-            ? { content: { [r.produces]: { schema: z.string() } } }
+            ? {
+                content: Object.fromEntries(
+                  [r.produces]
+                    .flat()
+                    .map((type) => [type, { schema: z.string().openapi({ format: 'binary' }) }]),
+                ),
+              }
             : { content: { 'application/json': { schema: r.response ?? z.unknown() } } }),
       },
     };

@@ -89,8 +89,8 @@ export interface RouteSpec<
    * or a description with the body's schema (a 202 and other non-error answers).
    */
   responses?: Record<number, string | DocumentedResponse>;
-  /** Content type of a non-JSON success response (HTML pages, images). */
-  produces?: string;
+  /** Content type(s) of a non-JSON success response (HTML pages, images): one, or each it may be. */
+  produces?: string | readonly string[];
   handler: Handler<Infer<PS>, Infer<QS>, Infer<BS>>;
   /**
    * Runs after routing and auth, before parsing and validation (rate limits, request counts).
