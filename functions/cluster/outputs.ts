@@ -24,6 +24,11 @@ const CONTENT_TYPES: Record<string, string> = {
   wav: 'audio/wav',
 };
 
+/** Every content type an output is served with. */
+export const OUTPUT_CONTENT_TYPES = [
+  ...new Set([...Object.values(CONTENT_TYPES), 'application/octet-stream']),
+];
+
 /** From the name's extension only: a node or model server never chooses how a stored file is served. */
 export function contentTypeOf(filename: string): string {
   const ext = filename.split('.').pop()?.toLowerCase() ?? '';

@@ -3,7 +3,7 @@ import { rawReply, reply } from '../core/http.js';
 import { route, type AnyRoute } from '../core/route.js';
 import { VERSION } from '../core/version.js';
 import { checkHealth } from './health.js';
-import { readDocsAsset, readPrebuiltOpenApi, redocPage, swaggerPage } from './docs.js';
+import { DOCS_ASSETS, readDocsAsset, readPrebuiltOpenApi, redocPage, swaggerPage } from './docs.js';
 import { NotFoundError } from '../core/errors.js';
 
 const healthResponse = z.object({
@@ -98,7 +98,7 @@ export function systemRoutes(all: () => Promise<readonly AnyRoute[]>): AnyRoute[
       errorStyle: 'fastapi',
       scope: 'public',
       params: z.object({ name: z.string() }),
-      produces: 'text/javascript',
+      produces: [...new Set(Object.values(DOCS_ASSETS).map((a) => a.type))],
       responses: { 404: 'No such asset' },
       handler: async (req, ctx) => {
         const asset = await readDocsAsset(req.params.name, ctx.config.DOCS_ASSETS_DIR);

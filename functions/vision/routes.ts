@@ -10,6 +10,7 @@ import {
   deleteOutput,
   getOutput,
   listOutputs,
+  OUTPUT_CONTENT_TYPES,
 } from '../cluster/outputs.js';
 import { ASPECT_RATIOS, SCHEDULERS, assertSafeFilename, isSafeFilename } from '../cluster/validation.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
@@ -166,7 +167,7 @@ export function visionRoutes(): AnyRoute[] {
       path: '/api/vision/outputs/{filename}',
       summary: 'One output file',
       params: filenameParams,
-      produces: 'image/png',
+      produces: OUTPUT_CONTENT_TYPES,
       responses: { 400: 'Invalid file name', 404: 'No such file' },
       handler: async (req, ctx) => {
         assertSafeFilename(req.params.filename);
