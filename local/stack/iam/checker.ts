@@ -1,0 +1,352 @@
+/**
+ * The AWS call checker: every AWS call a function of the synthesized stack makes is checked against
+ * that function's own role before the emulator sees it.
+ *
+ *   const checker = await startAwsCallChecker({ upstream, template, resolve, region, account });
+ *   // each function's workers: AWS_ENDPOINT_URL = checker.endpoint, and its own keys:
+ *   const { accessKeyId, secretAccessKey } = checker.credentialsFor('FleetFunctionFE311912');
+ *   ...
+ *   checker.denials()   // what a suite asserts empty; formatDenials() names function, action, resource
+ *   await checker.stop();
+ *
+ * It is an HTTP proxy on 127.0.0.1. The access key id of a request's SigV4 credential names the
+ * function; the request is described as IAM sees it (service, action, resource ARNs: requests.ts),
+ * and each (action, resource) is evaluated with @cloud-copilot/iam-simulate against the identity
+ * policies the template attaches to the function's role (roles.ts) and the resource policy, if the
+ * template has one, of the queue, bucket or role it touches. An allowed call is forwarded unchanged
+ * to `upstream` (moto); a denied one never reaches it and is answered with the AccessDenied error of
+ * its protocol, and recorded. Calls the checker cannot describe, or that come with an unknown key,
+ * are denied and recorded the same way: nothing passes unchecked.
+ *
+ * `checkManagementApiCall(functionLogicalId, connectionArn)` checks execute-api:ManageConnections for
+ * the WebSocket Management API, which the stack runtime serves itself (build the ARN with
+ * `connectionArn()`); `callerOf(headers)` tells which function signed a request it received.
+ *
+ * What it does not check: SCPs and permission boundaries (none in the template), KMS key policies,
+ * session policies, condition keys only AWS knows at request time (source IP, VPC endpoint, tags of
+ * resources); see docs/architecture.md, "Permissions: checked locally".
+ */
+import { createHash } from 'node:crypto';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { describeRequest, signingScope, type Authorization, type DescribedRequest } from './requests.js';
+import {
+  functionIdentities,
+  resourcePolicies,
+  resourcePolicyFor,
+  type CfnTemplate,
+  type FunctionIdentity,
+  type Resolve,
+} from './roles.js';
+
+export interface AwsCallCheckerOptions {
+  /** The emulator the allowed calls go to, e.g. http://127.0.0.1:4566. */
+  upstream: string;
+  /** The synthesized CloudFormation template (cdk.out/<stack>.template.json, parsed). */
+  template: CfnTemplate;
+  /** Resolves the template's intrinsics to the emulator's concrete names and ARNs. */
+  resolve: Resolve;
+  region: string;
+  /** The account of the emulator's resources (moto: 123456789012). */
+  account: string;
+  /** Services served elsewhere than `upstream` (e.g. `{ bedrock: 'http://127.0.0.1:9000' }` for a model double). */
+  serviceUpstreams?: Record<string, string>;
+}
+
+/** One authorisation of one call, as decided. */
+export interface CheckedCall {
+  function: string;
+  service: string;
+  operation: string;
+  action: string;
+  resource: string;
+  allowed: boolean;
+  /** Why it was denied: no statement allows it, a statement denies it, or the call was not understood. */
+  reason?: string;
+}
+
+export interface AwsCallChecker {
+  /** What the functions get as AWS_ENDPOINT_URL. */
+  endpoint: string;
+  /** Credentials that identify a function to the checker (any secret works with the emulator). */
+  credentialsFor(functionLogicalId: string): { accessKeyId: string; secretAccessKey: string };
+  /** The function a SigV4-signed request came from, by its access key id. */
+  callerOf(headers: Record<string, string | string[] | undefined>, url?: string): string | undefined;
+  /** execute-api:ManageConnections for a Management API call the stack runtime serves itself. */
+  checkManagementApiCall(functionLogicalId: string, connectionArn: string): Promise<CheckedCall>;
+  /** Every authorisation decided so far, in order. */
+  calls(): CheckedCall[];
+  /** The denied ones. */
+  denials(): CheckedCall[];
+  stop(): Promise<void>;
+}
+
+/** `arn:aws:execute-api:<region>:<account>:<apiId>/<stage>/<METHOD>/@connections/<id>`. */
+export function connectionArn(p: {
+  region: string;
+  account: string;
+  apiId: string;
+  stage: string;
+  method: 'POST' | 'GET' | 'DELETE';
+  connectionId: string;
+}): string {
+  return `arn:aws:execute-api:${p.region}:${p.account}:${p.apiId}/${p.stage}/${p.method}/@connections/${p.connectionId}`;
+}
+
+/** One line per denial: what a failing suite prints. */
+export function formatDenials(denials: CheckedCall[]): string {
+  return denials
+    .map((d) => `${d.function}: ${d.action} on ${d.resource} (${d.operation}): ${d.reason ?? 'denied'}`)
+    .join('\n');
+}
+
+/** A 20-character AWS-looking access key id, stable per function. */
+function accessKeyFor(functionLogicalId: string): string {
+  const digest = createHash('sha256').update(functionLogicalId).digest('hex').toUpperCase();
+  return `AKIA${digest.replace(/[^A-Z0-9]/g, '').slice(0, 16)}`;
+}
+
+export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promise<AwsCallChecker> {
+  const { account, region } = options;
+  const identities = functionIdentities(options.template, options.resolve, account);
+  const guards = resourcePolicies(options.template, options.resolve);
+  const byKey = new Map([...identities.keys()].map((id) => [accessKeyFor(id), id]));
+  const log: CheckedCall[] = [];
+  const decisions = new Map<string, Promise<{ allowed: boolean; reason?: string }>>();
+
+  const decide = (identity: FunctionIdentity, auth: Authorization) => {
+    const key = JSON.stringify([identity.functionLogicalId, auth.action, auth.resource, auth.context ?? {}]);
+    let decision = decisions.get(key);
+    if (!decision) {
+      decision = simulate(identity, auth);
+      decisions.set(key, decision);
+    }
+    return decision;
+  };
+
+  const simulate = async (
+    identity: FunctionIdentity,
+    auth: Authorization,
+  ): Promise<{ allowed: boolean; reason?: string }> => {
+    const resourcePolicy = resourcePolicyFor(guards, auth.action, auth.resource);
+    const result = await runSimulation(
+      {
+        request: {
+          principal: identity.principalArn,
+          action: auth.action,
+          resource: { resource: auth.resource, accountId: account },
+          contextVariables: {
+            // Lambda reaches AWS over TLS, as the template's deny-insecure-transport policies expect.
+            'aws:SecureTransport': 'true',
+            'aws:PrincipalArn': identity.roleArn,
+            'aws:PrincipalAccount': account,
+            'aws:RequestedRegion': region,
+            ...auth.context,
+          },
+        },
+        identityPolicies: identity.identityPolicies,
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        ...(resourcePolicy ? { resourcePolicy } : {}),
+      },
+      {},
+    );
+    if (result.resultType === 'error')
+      return { allowed: false, reason: `not evaluable: ${result.errors.message}` };
+    if (result.overallResult === 'Allowed') return { allowed: true };
+    return {
+      allowed: false,
+      reason:
+        result.overallResult === 'ExplicitlyDenied'
+          ? 'a Deny statement matches'
+          : `no statement of ${identity.roleLogicalId}'s policies allows it`,
+    };
+  };
+
+  const record = (call: CheckedCall) => {
+    log.push(call);
+    return call;
+  };
+
+  /** Decides every authorisation of a described call; the call passes only if all are allowed. */
+  const check = async (fn: string, described: DescribedRequest): Promise<CheckedCall[]> => {
+    const identity = identities.get(fn);
+    const out: CheckedCall[] = [];
+    for (const auth of described.authorizations) {
+      const base = {
+        function: fn,
+        service: described.service,
+        operation: described.operation,
+        action: auth.action,
+        resource: auth.resource,
+      };
+      if (!identity) {
+        out.push(record({ ...base, allowed: false, reason: 'no such function in the template' }));
+        continue;
+      }
+      const { allowed, reason } = await decide(identity, auth);
+      out.push(record({ ...base, allowed, ...(reason ? { reason } : {}) }));
+    }
+    return out;
+  };
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void handle(req, Buffer.concat(chunks), res).catch((error: unknown) => {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`AWS call checker: ${(error as Error).message}`);
+      });
+    });
+  });
+
+  const handle = async (req: IncomingMessage, body: Buffer, res: ServerResponse) => {
+    const raw = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body };
+    const described = describeRequest(raw, account);
+    const fn =
+      byKey.get(('accessKeyId' in described ? described.accessKeyId : undefined) ?? '') ?? '(unknown caller)';
+    if ('error' in described) {
+      const call = record({
+        function: fn,
+        service: described.service ?? 'unknown',
+        operation: 'unknown',
+        action: `${described.service ?? 'unknown'}:?`,
+        resource: req.url ?? '/',
+        allowed: false,
+        reason: described.error,
+      });
+      return deny(res, raw.method, described.service, call);
+    }
+    if (!byKey.has(described.accessKeyId)) {
+      const call = record({
+        function: fn,
+        service: described.service,
+        operation: described.operation,
+        action: described.authorizations[0]?.action ?? `${described.service}:${described.operation}`,
+        resource: described.authorizations[0]?.resource ?? '*',
+        allowed: false,
+        reason: `access key ${described.accessKeyId} is not one the checker gave a function`,
+      });
+      return deny(res, raw.method, described.service, call);
+    }
+    const decided = await check(fn, described);
+    const denied = decided.find((c) => !c.allowed);
+    if (denied) return deny(res, raw.method, described.service, denied);
+    await forward(options.serviceUpstreams?.[described.service] ?? options.upstream, raw, res);
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    credentialsFor(functionLogicalId) {
+      if (!identities.has(functionLogicalId))
+        throw new Error(`${functionLogicalId} is not an AWS::Lambda::Function of the template`);
+      return { accessKeyId: accessKeyFor(functionLogicalId), secretAccessKey: 'checked-locally' };
+    },
+    callerOf(headers, url = '/') {
+      const scope = signingScope({ headers, url });
+      return scope ? byKey.get(scope.accessKeyId) : undefined;
+    },
+    async checkManagementApiCall(functionLogicalId, connectionArnValue) {
+      const [call] = await check(functionLogicalId, {
+        service: 'execute-api',
+        operation: 'ManageConnections',
+        accessKeyId: accessKeyFor(functionLogicalId),
+        region,
+        authorizations: [{ action: 'execute-api:ManageConnections', resource: connectionArnValue }],
+      });
+      return call!;
+    },
+    calls: () => [...log],
+    denials: () => log.filter((c) => !c.allowed),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Sends the request on unchanged (Host and signature included) and streams the answer back. */
+function forward(
+  upstream: string,
+  req: { method: string; url: string; headers: IncomingMessage['headers']; body: Buffer },
+  res: ServerResponse,
+): Promise<void> {
+  const target = new URL(upstream);
+  return new Promise((resolve, reject) => {
+    const out = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port || 80,
+        method: req.method,
+        path: req.url,
+        headers: forwardedHeaders(req.headers, req.body.length),
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        answer.on('end', resolve);
+        answer.on('error', reject);
+      },
+    );
+    out.on('error', reject);
+    out.end(req.body);
+  });
+}
+
+/** The body is buffered: it goes with its length, and without waiting for a 100 Continue. */
+function forwardedHeaders(headers: IncomingMessage['headers'], length: number): IncomingMessage['headers'] {
+  const out: IncomingMessage['headers'] = { ...headers, 'content-length': String(length) };
+  delete out['transfer-encoding'];
+  delete out.expect;
+  return out;
+}
+
+/** The AccessDenied answer of the request's protocol, so the SDK raises what AWS would make it raise. */
+function deny(res: ServerResponse, method: string, service: string | undefined, call: CheckedCall): void {
+  const message = `User: ${call.function} is not authorized to perform: ${call.action} on resource: ${call.resource} (checked locally: ${call.reason ?? 'denied'})`;
+  const requestId = createHash('sha1').update(`${Date.now()}${Math.random()}`).digest('hex').slice(0, 32);
+  const xml = (body: string) => {
+    res.writeHead(403, { 'content-type': 'application/xml', 'x-amz-request-id': requestId });
+    res.end(method === 'HEAD' ? undefined : body);
+  };
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  switch (service) {
+    case 's3':
+      return xml(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>${escape(message)}</Message><RequestId>${requestId}</RequestId></Error>`,
+      );
+    case 'sts':
+      return xml(
+        `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>${escape(message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+      );
+    case 'scheduler':
+    case 'bedrock':
+      // REST JSON: the error type travels in x-amzn-ErrorType.
+      res.writeHead(403, {
+        'content-type': 'application/json',
+        'x-amzn-errortype': 'AccessDeniedException',
+        'x-amzn-requestid': requestId,
+      });
+      return void res.end(JSON.stringify({ message, Message: message }));
+    default:
+      // JSON 1.0/1.1 (DynamoDB, SQS, SSM): 400 with __type, as those services answer AccessDenied.
+      res.writeHead(400, {
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amzn-requestid': requestId,
+        // SQS's JSON protocol also names the query-protocol code, which the SDK prefers when present.
+        ...(service === 'sqs' ? { 'x-amzn-query-error': 'AccessDenied;Sender' } : {}),
+      });
+      return void res.end(
+        JSON.stringify({ __type: 'com.amazon.coral.service#AccessDeniedException', message }),
+      );
+  }
+}
