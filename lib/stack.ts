@@ -13,7 +13,8 @@ import { Data } from './data.js';
 import { ControlPlaneFunction } from './function.js';
 import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
 import { Messaging } from './messaging.js';
-import { readSettings, type Settings } from './settings.js';
+import { FUNCTION_CAPABILITIES, grantCapabilities, type FunctionName } from './permissions.js';
+import { readSettings } from './settings.js';
 import { WebSocket } from './websocket.js';
 
 export interface ControlPlaneStackProps extends StackProps {
@@ -96,9 +97,10 @@ export class ControlPlaneStack extends Stack {
     const agentIdentity = new AgentIdentity(this, 'AgentIdentity', { queuePrefix: settings.queuePrefix, vendedBy: http.agent.role });
     http.agent.fn.addEnvironment('AGENT_ROLE_ARN', agentIdentity.role.roleArn);
 
-    // Every function gets the same grants: the system function is the `$default` target and may
-    // run any route's handler, and every handler receives the full AppContext.
-    for (const f of Object.values(this.functions)) grantControlPlane(f.role, data, messaging, settings);
+    // Each function only what its code paths call (lib/permissions.ts), checked locally by
+    // `npm run start:stack` against every call the suites make.
+    for (const [name, f] of Object.entries(this.functions))
+      grantCapabilities(f.role, FUNCTION_CAPABILITIES[name as FunctionName], { data, messaging, settings });
 
     const api = new Api(this, 'Api', {
       routes: props.routes,
@@ -126,111 +128,6 @@ export class ControlPlaneStack extends Stack {
     new CfnOutput(this, 'ArtifactsBucket', { value: data.artifacts.bucketName });
     new CfnOutput(this, 'TableName', { value: data.table.tableName });
   }
-}
-
-/**
- * Least privilege, resource by resource: the calls the adapters in functions/adapters make. Each
- * wildcard is acknowledged for cdk-nag (AwsSolutions-IAM5) on this role only, with its reason.
- */
-function grantControlPlane(role: Role, data: Data, messaging: Messaging, settings: Settings): void {
-  const stack = Stack.of(role);
-  const { region, account, partition } = stack;
-  const allow = (actions: string[], resources: string[], wildcardReason?: string) => {
-    role.addToPrincipalPolicy(new PolicyStatement({ effect: Effect.ALLOW, actions, resources }));
-    for (const resource of resources) {
-      const rendered = flattenCfnReference(stack.resolve(resource));
-      if (wildcardReason && rendered.includes('*')) {
-        Validations.of(role).acknowledge({
-          id: `AwsSolutions-IAM5[Resource::${rendered}]`,
-          reason: wildcardReason,
-        });
-      }
-    }
-  };
-
-  // DynamoStore: item reads and writes, queries on the GSIs, DescribeTable for /health.
-  allow(
-    ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
-    [data.table.tableArn, `${data.table.tableArn}/index/*`],
-    'Queries on the GSIs of the one control-plane table (gsi1, gsi2 and any added later): index ARNs of this table only.',
-  );
-  allow(['dynamodb:DescribeTable'], [data.table.tableArn]);
-
-  // SqsQueue: the events queue and the agents' command queues, created at runtime under the prefix.
-  allow(
-    [
-      'sqs:CreateQueue',
-      'sqs:DeleteQueue',
-      'sqs:GetQueueUrl',
-      'sqs:GetQueueAttributes',
-      'sqs:SetQueueAttributes',
-      'sqs:SendMessage',
-      'sqs:ReceiveMessage',
-      'sqs:DeleteMessage',
-      'sqs:ChangeMessageVisibility',
-    ],
-    [`arn:${partition}:sqs:${region}:${account}:${settings.queuePrefix}*`],
-    `Agents' per-node command queues are created and removed at runtime, so their names are unknown at deploy time; the grant is limited to this deployment's queue prefix "${settings.queuePrefix}" in this account and region.`,
-  );
-  // EventBridgeScheduler: schedules of our group only; the group itself belongs to the stack.
-  allow(
-    [
-      'scheduler:CreateSchedule',
-      'scheduler:UpdateSchedule',
-      'scheduler:DeleteSchedule',
-      'scheduler:GetSchedule',
-    ],
-    [`arn:${partition}:scheduler:${region}:${account}:schedule/${settings.scheduleGroup}/*`],
-    `Schedules are created at runtime (one per user schedule) with names unknown at deploy time; limited to the stack's schedule group "${settings.scheduleGroup}".`,
-  );
-  allow(['scheduler:GetScheduleGroup'], [messaging.scheduleGroup.attrArn]);
-  // ListQueues (the /health probe, filtered by prefix) and ListSchedules (filtered by group) have no
-  // resource-level permissions in IAM: "*" is the only resource they accept.
-  allow(
-    ['sqs:ListQueues', 'scheduler:ListSchedules'],
-    ['*'],
-    'sqs:ListQueues and scheduler:ListSchedules support no resource-level permissions; they are read-only list calls and the only actions on "*".',
-  );
-  role.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: ['iam:PassRole'],
-      resources: [messaging.schedulerRole.roleArn],
-      conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
-    }),
-  );
-
-  // S3Blobs: objects of the artifacts bucket; ListBucket also authorises HeadBucket (/health).
-  allow(
-    ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
-    [data.artifacts.arnForObjects('*')],
-    'Artifact keys (run outputs, checkpoints, uploads) are chosen at runtime; objects of the one artifacts bucket only.',
-  );
-  allow(['s3:ListBucket'], [data.artifacts.bucketArn]);
-
-  // SsmSecrets: read the deployment's hierarchy (the API key the operator creates, config).
-  const ssmPath = settings.ssmPrefix.replace(/\/$/, '');
-  allow(
-    ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'],
-    [
-      `arn:${partition}:ssm:${region}:${account}:parameter${ssmPath}`,
-      `arn:${partition}:ssm:${region}:${account}:parameter${ssmPath}/*`,
-    ],
-    `Read-only on the deployment's SSM hierarchy ${settings.ssmPrefix}: the operator-created SecureString ${settings.ssmPrefix}api-key and config parameters.`,
-  );
-  // The vault's passwords: SecureStrings created and deleted at runtime, one per credential.
-  allow(
-    ['ssm:PutParameter', 'ssm:DeleteParameter'],
-    [`arn:${partition}:ssm:${region}:${account}:parameter${ssmPath}/vault/*`],
-    `Vault credentials are SecureString parameters named by ids made at runtime; limited to ${settings.ssmPrefix}vault/.`,
-  );
-
-  // BedrockChatModel (AI assistant): Converse is authorised as InvokeModel. Foundation models have no
-  // account; a cross-region inference profile routes to the model in other regions.
-  allow(
-    ['bedrock:InvokeModel'],
-    [`arn:${partition}:bedrock:*::foundation-model/*`, `arn:${partition}:bedrock:*:${account}:inference-profile/*`],
-    'The assistant model is a setting (AI_MODEL_ID) and inference profiles invoke it in several regions; InvokeModel only, on foundation models and this account\'s inference profiles.',
-  );
 }
 
 /** Post to and delete the connections of the WebSocket stage, nothing else of API Gateway. */

@@ -15,6 +15,7 @@ import { apiGatewayPath, routeKeyOf } from '../../../lib/api.js';
 import { createControlPlane } from '../../../lib/app.js';
 import { DOCS_ASSETS_SUBDIR, PROJECT_ROOT } from '../../../lib/bundling.js';
 import { ROUTE_GROUPS } from '../../../lib/groups.js';
+import type { FunctionName } from '../../../lib/permissions.js';
 import type { ControlPlaneStack } from '../../../lib/stack.js';
 
 // The context `cdk synth` gives the app: cdk.json's flags and settings, and asset metadata (a CLI default).
@@ -38,6 +39,44 @@ const logicalId = (element: CfnElement) =>
   Stack.of(element).resolve(Stack.of(element).getLogicalId(element)) as string;
 const functionId = (group: keyof ControlPlaneStack['functions']) =>
   logicalId(stack.functions[group].fn.node.defaultChild as CfnElement);
+
+const FUNCTIONS: FunctionName[] = [...ROUTE_GROUPS, 'events', 'websocket'];
+const ITEMS = [
+  'dynamodb:DeleteItem',
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:Query',
+  'dynamodb:UpdateItem',
+];
+const ARTIFACTS = ['s3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject'];
+
+type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
+/** A function's role statements, its log group's aside. */
+const policyStatements = (group: FunctionName): Statement[] =>
+  (
+    resources[
+      logicalId(stack.functions[group].role.node.findChild('DefaultPolicy').node.defaultChild as CfnElement)
+    ]?.Properties.PolicyDocument as { Statement: Statement[] }
+  ).Statement.filter((st) => ![st.Action].flat().every((a) => a.startsWith('logs:')));
+const actionsOf = (group: FunctionName) =>
+  [...new Set(policyStatements(group).flatMap((st) => [st.Action].flat()))].sort();
+/** Renders Fn::Join / Ref / Fn::GetAtt as text: `arn:${AWS::Partition}:ssm:...`. */
+const render = (v: unknown): string => {
+  if (typeof v === 'string') return v;
+  const o = v as Record<string, unknown>;
+  if ('Ref' in o) return `\${${String(o.Ref)}}`;
+  if ('Fn::GetAtt' in o) return `\${${(o['Fn::GetAtt'] as string[]).join('.')}}`;
+  if ('Fn::Join' in o) {
+    const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+    return parts.map(render).join(sep);
+  }
+  return JSON.stringify(v);
+};
+/** The resources a function may call `action` on. */
+const grants = (group: FunctionName, action: string) =>
+  policyStatements(group)
+    .filter((st) => [st.Action].flat().includes(action))
+    .flatMap((st) => [st.Resource].flat().map(render));
 
 beforeAll(() => {
   // Prepare: the real app, with real esbuild bundling and cdk-nag registered, synthesised once.
@@ -260,15 +299,184 @@ describe('ControlPlaneStack', () => {
   });
 
   it('scopes runtime queue and schedule grants to the deployment prefix and group', () => {
-    const policy = JSON.stringify(
-      resources[
-        logicalId(stack.functions.agent.role.node.findChild('DefaultPolicy').node.defaultChild as CfnElement)
-      ],
+    const statements = (group: FunctionName) => JSON.stringify(policyStatements(group));
+    expect(statements('agent')).toContain(':fleet-node-*');
+    expect(statements('training')).toContain(':schedule/fleet/*');
+    expect(statements('training')).toContain('"iam:PassedToService":"scheduler.amazonaws.com"');
+    for (const group of FUNCTIONS)
+      expect(statements(group)).not.toMatch(/"(sqs|scheduler|s3|dynamodb|ssm|bedrock):\*"/);
+  });
+});
+
+describe('ControlPlaneStack least privilege', () => {
+  // The actions each role grants (its log group's aside), as read from the template: a change here
+  // is a change of what a function may do on AWS, to be reviewed with its code paths.
+  const EXPECTED: Record<FunctionName, string[]> = {
+    system: [
+      'bedrock:InvokeModel',
+      'dynamodb:DeleteItem',
+      'dynamodb:DescribeTable',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+      'iam:PassRole',
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+      'scheduler:CreateSchedule',
+      'scheduler:DeleteSchedule',
+      'scheduler:GetScheduleGroup',
+      'scheduler:UpdateSchedule',
+      'sqs:CreateQueue',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ListQueues',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+      'sqs:SetQueueAttributes',
+      'ssm:DeleteParameter',
+      'ssm:GetParameter',
+      'ssm:PutParameter',
+    ],
+    agent: [
+      ...ITEMS,
+      's3:PutObject',
+      'sqs:CreateQueue',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+      'sqs:SetQueueAttributes',
+      'ssm:GetParameter',
+    ],
+    orchestrator: [
+      ...ITEMS,
+      'dynamodb:DescribeTable',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+      'ssm:GetParameter',
+    ],
+    fleet: [
+      ...ITEMS,
+      'bedrock:InvokeModel',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+      'ssm:DeleteParameter',
+      'ssm:GetParameter',
+      'ssm:PutParameter',
+    ],
+    cluster: [...ITEMS, ...ARTIFACTS, 'sqs:GetQueueUrl', 'sqs:SendMessage', 'ssm:GetParameter'],
+    vision: [...ITEMS, ...ARTIFACTS, 'sqs:GetQueueUrl', 'sqs:SendMessage', 'ssm:GetParameter'],
+    training: [
+      ...ITEMS,
+      'iam:PassRole',
+      'scheduler:CreateSchedule',
+      'scheduler:DeleteSchedule',
+      'scheduler:GetScheduleGroup',
+      'scheduler:UpdateSchedule',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+      'ssm:GetParameter',
+    ],
+    novita: [...ITEMS, 'sqs:GetQueueUrl', 'sqs:SendMessage', 'ssm:GetParameter'],
+    events: [
+      ...ITEMS,
+      ...ARTIFACTS,
+      'dynamodb:DescribeTable',
+      'execute-api:ManageConnections',
+      'iam:PassRole',
+      'scheduler:CreateSchedule',
+      'scheduler:DeleteSchedule',
+      'scheduler:GetSchedule',
+      'scheduler:GetScheduleGroup',
+      'scheduler:ListSchedules',
+      'scheduler:UpdateSchedule',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ListQueues',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+      'ssm:GetParameter',
+      'ssm:PutParameter',
+    ],
+    websocket: [...ITEMS, 'sqs:GetQueueUrl', 'sqs:SendMessage', 'ssm:GetParameter'],
+  };
+
+  it('grants each function exactly the actions its code paths call', () => {
+    for (const group of FUNCTIONS)
+      expect({ group, actions: actionsOf(group) }).toEqual({ group, actions: [...EXPECTED[group]].sort() });
+  });
+
+  it('lets only the fleet function write or delete vault parameters, and call Bedrock', () => {
+    for (const group of FUNCTIONS) {
+      const vault = grants(group, 'ssm:PutParameter').some((r) => r.endsWith(':parameter/fleet/vault/*'));
+      expect({ group, vault }).toEqual({ group, vault: group === 'fleet' || group === 'system' });
+      expect({ group, bedrock: actionsOf(group).includes('bedrock:InvokeModel') }).toEqual({
+        group,
+        bedrock: group === 'fleet' || group === 'system',
+      });
+    }
+    expect(grants('fleet', 'ssm:DeleteParameter')).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/vault\/\*$/),
+    ]);
+  });
+
+  it('lets only the events worker create the webhook signing key, at its own name and nowhere else', () => {
+    expect(grants('events', 'ssm:PutParameter')).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/webhook-signing-key$/),
+    ]);
+    for (const group of FUNCTIONS.filter((g) => g !== 'events' && g !== 'system'))
+      expect({
+        group,
+        put: grants(group, 'ssm:PutParameter').some((r) => r.includes('webhook-signing-key')),
+      }).toEqual({ group, put: false });
+  });
+
+  it('lets only the agent function create node queues, and nobody delete a queue or list parameters', () => {
+    for (const group of FUNCTIONS) {
+      expect({ group, create: actionsOf(group).includes('sqs:CreateQueue') }).toEqual({
+        group,
+        create: group === 'agent' || group === 'system',
+      });
+      expect(actionsOf(group)).not.toContain('sqs:DeleteQueue');
+      expect(actionsOf(group)).not.toContain('ssm:GetParametersByPath');
+    }
+    expect(grants('agent', 'sqs:CreateQueue')).toEqual([expect.stringMatching(/:fleet-node-\*$/)]);
+  });
+
+  it('reads only named parameters: the API key for user routes and $connect, the Novita key, the registry auth', () => {
+    expect(grants('websocket', 'ssm:GetParameter')).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/api-key$/),
+    ]);
+    expect(grants('novita', 'ssm:GetParameter').sort()).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/api-key$/),
+      expect.stringMatching(/:parameter\/fleet\/novita-api-key$/),
+    ]);
+    expect(grants('events', 'ssm:GetParameter').sort()).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/novita-api-key$/),
+      expect.stringMatching(/:parameter\/fleet\/webhook-signing-key$/),
+    ]);
+  });
+
+  it('gives the system function ($default: the whole table) the union of the HTTP groups', () => {
+    const union = new Set(ROUTE_GROUPS.filter((g) => g !== 'system').flatMap((g) => actionsOf(g)));
+    expect(actionsOf('system')).toEqual(
+      [
+        ...new Set([
+          ...union,
+          'dynamodb:DescribeTable',
+          'sqs:ListQueues',
+          's3:ListBucket',
+          'scheduler:GetScheduleGroup',
+        ]),
+      ].sort(),
     );
-    expect(policy).toContain(':fleet-*');
-    expect(policy).toContain(':schedule/fleet/*');
-    expect(policy).toContain('"iam:PassedToService":"scheduler.amazonaws.com"');
-    expect(policy).not.toMatch(/"Action":"(sqs|scheduler|s3|dynamodb|ssm):\*"/);
   });
 });
 
