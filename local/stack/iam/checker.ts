@@ -27,8 +27,15 @@
  * resources); see docs/architecture.md, "Permissions: checked locally".
  */
 import { createHash } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from 'node:http';
+import { createServer as createHttp2Server } from 'node:http2';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { describeRequest, signingScope, type Authorization, type DescribedRequest } from './requests.js';
 import {
@@ -191,7 +198,7 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
     return out;
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: Incoming, res: Outgoing) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -200,10 +207,33 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
         res.end(`AWS call checker: ${(error as Error).message}`);
       });
     });
+  };
+  // HTTP/1.1 for most SDK clients; cleartext HTTP/2 for those that default to it (Bedrock Runtime).
+  const http1 = createHttpServer(onRequest);
+  const http2 = createHttp2Server((req, res) => onRequest(req, res));
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.once('data', (first) => {
+      socket.pause();
+      if (first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) {
+        http2.emit('connection', replay(socket, first));
+      } else {
+        socket.unshift(first);
+        http1.emit('connection', socket);
+        socket.resume();
+      }
+    });
   });
 
-  const handle = async (req: IncomingMessage, body: Buffer, res: ServerResponse) => {
-    const raw = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body };
+  const handle = async (req: Incoming, body: Buffer, res: Outgoing) => {
+    const raw = {
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: plainHeaders(req.headers),
+      body,
+    };
     const described = describeRequest(raw, account);
     const fn =
       byKey.get(('accessKeyId' in described ? described.accessKeyId : undefined) ?? '') ?? '(unknown caller)';
@@ -268,17 +298,67 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
     denials: () => log.filter((c) => !c.allowed),
     stop: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
   };
 }
 
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+
+/**
+ * The socket as a stream that starts with the bytes already read. The HTTP/2 session reads its
+ * socket natively, past anything unshifted, so it gets this JS stream instead.
+ */
+function replay(socket: Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk: Buffer, _encoding, done) => void socket.write(chunk, done),
+    final: (done) => void socket.end(done),
+    destroy: (error, done) => {
+      socket.destroy(error ?? undefined);
+      done(error);
+    },
+  });
+  duplex.push(first);
+  socket.on('data', (chunk: Buffer) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on('end', () => duplex.push(null));
+  socket.on('error', (error) => duplex.destroy(error));
+  return duplex;
+}
+
+/** What the handler needs of an HTTP/1.1 or an HTTP/2 compatibility request and response. */
+interface Incoming {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  method?: string;
+  url?: string;
+  headers: IncomingHttpHeaders;
+}
+interface Outgoing extends NodeJS.WritableStream {
+  headersSent: boolean;
+  writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
+}
+
+/** HTTP/2 pseudo-headers out, `:authority` as Host: what the HTTP/1.1 upstream and the parser expect. */
+function plainHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) out[k] = v;
+  const authority = headers[':authority'];
+  if (!out.host && typeof authority === 'string') out.host = authority;
+  return out;
+}
+
+/** Headers HTTP/2 forbids in a response; harmless to drop for HTTP/1.1 (Node frames the body itself). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
+
 /** Sends the request on unchanged (Host and signature included) and streams the answer back. */
 function forward(
   upstream: string,
-  req: { method: string; url: string; headers: IncomingMessage['headers']; body: Buffer },
-  res: ServerResponse,
+  req: { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer },
+  res: Outgoing,
 ): Promise<void> {
   const target = new URL(upstream);
   return new Promise((resolve, reject) => {
@@ -291,7 +371,9 @@ function forward(
         headers: forwardedHeaders(req.headers, req.body.length),
       },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const headers = { ...answer.headers };
+        for (const h of HOP_BY_HOP) delete headers[h];
+        res.writeHead(answer.statusCode ?? 502, headers);
         answer.pipe(res);
         answer.on('end', resolve);
         answer.on('error', reject);
@@ -303,20 +385,21 @@ function forward(
 }
 
 /** The body is buffered: it goes with its length, and without waiting for a 100 Continue. */
-function forwardedHeaders(headers: IncomingMessage['headers'], length: number): IncomingMessage['headers'] {
-  const out: IncomingMessage['headers'] = { ...headers, 'content-length': String(length) };
+function forwardedHeaders(headers: IncomingHttpHeaders, length: number): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = { ...headers, 'content-length': String(length) };
   delete out['transfer-encoding'];
   delete out.expect;
   return out;
 }
 
 /** The AccessDenied answer of the request's protocol, so the SDK raises what AWS would make it raise. */
-function deny(res: ServerResponse, method: string, service: string | undefined, call: CheckedCall): void {
+function deny(res: Outgoing, method: string, service: string | undefined, call: CheckedCall): void {
   const message = `User: ${call.function} is not authorized to perform: ${call.action} on resource: ${call.resource} (checked locally: ${call.reason ?? 'denied'})`;
   const requestId = createHash('sha1').update(`${Date.now()}${Math.random()}`).digest('hex').slice(0, 32);
   const xml = (body: string) => {
     res.writeHead(403, { 'content-type': 'application/xml', 'x-amz-request-id': requestId });
-    res.end(method === 'HEAD' ? undefined : body);
+    if (method === 'HEAD') res.end();
+    else res.end(body);
   };
   const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   switch (service) {
