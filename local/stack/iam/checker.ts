@@ -42,9 +42,11 @@ import {
   functionIdentities,
   resourcePolicies,
   resourcePolicyFor,
+  roleIdentities,
+  sessionPrincipal,
   type CfnTemplate,
-  type FunctionIdentity,
   type Resolve,
+  type RoleIdentity,
 } from './roles.js';
 
 export interface AwsCallCheckerOptions {
@@ -59,6 +61,12 @@ export interface AwsCallCheckerOptions {
   account: string;
   /** Services served elsewhere than `upstream` (e.g. `{ bedrock: 'http://127.0.0.1:9000' }` for a model double). */
   serviceUpstreams?: Record<string, string>;
+  /**
+   * Calls signed with a key that is neither a function's nor a session a checked AssumeRole vended:
+   * denied (default), or forwarded unchecked and recorded as such (callers that are not functions,
+   * such as agents with keys of their own, when they share the endpoint).
+   */
+  unknownKeys?: 'deny' | 'forward';
 }
 
 /** One authorisation of one call, as decided. */
@@ -71,6 +79,8 @@ export interface CheckedCall {
   allowed: boolean;
   /** Why it was denied: no statement allows it, a statement denies it, or the call was not understood. */
   reason?: string;
+  /** Forwarded without a decision: the key was neither a function's nor a checked session's (unknownKeys: 'forward'). */
+  unchecked?: true;
 }
 
 export interface AwsCallChecker {
@@ -78,7 +88,7 @@ export interface AwsCallChecker {
   endpoint: string;
   /** Credentials that identify a function to the checker (any secret works with the emulator). */
   credentialsFor(functionLogicalId: string): { accessKeyId: string; secretAccessKey: string };
-  /** The function a SigV4-signed request came from, by its access key id. */
+  /** The function (or vended session) a SigV4-signed request came from, by its access key id. */
   callerOf(headers: Record<string, string | string[] | undefined>, url?: string): string | undefined;
   /** execute-api:ManageConnections for a Management API call the stack runtime serves itself. */
   checkManagementApiCall(functionLogicalId: string, connectionArn: string): Promise<CheckedCall>;
@@ -86,6 +96,8 @@ export interface AwsCallChecker {
   calls(): CheckedCall[];
   /** The denied ones. */
   denials(): CheckedCall[];
+  /** Calls forwarded unchecked (unknownKeys: 'forward'). */
+  unchecked(): CheckedCall[];
   stop(): Promise<void>;
 }
 
@@ -114,33 +126,60 @@ function accessKeyFor(functionLogicalId: string): string {
   return `AKIA${digest.replace(/[^A-Z0-9]/g, '').slice(0, 16)}`;
 }
 
+/** Who signed a request: a function's role, or a session of a template role that a checked AssumeRole vended. */
+interface Principal {
+  /** What calls() records as `function`: the function's logical id, or `<role> session <name>`. */
+  label: string;
+  identity: RoleIdentity;
+  principalArn: string;
+  /** The `Policy` of the AssumeRole that made the session: it narrows the role's policies. */
+  sessionPolicy?: unknown;
+  /** When the session's credentials expire (epoch ms). */
+  expiresAt?: number;
+}
+
+const xmlField = (xml: string, name: string) => xml.match(new RegExp(`<${name}>([^<]*)</${name}>`))?.[1];
+
 export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promise<AwsCallChecker> {
   const { account, region } = options;
-  const identities = functionIdentities(options.template, options.resolve, account);
+  const roles = roleIdentities(options.template, options.resolve);
+  const identities = functionIdentities(options.template, options.resolve, account, roles);
   const guards = resourcePolicies(options.template, options.resolve);
-  const byKey = new Map([...identities.keys()].map((id) => [accessKeyFor(id), id]));
+  const byKey = new Map<string, Principal>(
+    [...identities.values()].map((f) => [
+      accessKeyFor(f.functionLogicalId),
+      { label: f.functionLogicalId, identity: f, principalArn: f.principalArn },
+    ]),
+  );
   const log: CheckedCall[] = [];
   const decisions = new Map<string, Promise<{ allowed: boolean; reason?: string }>>();
 
-  const decide = (identity: FunctionIdentity, auth: Authorization) => {
-    const key = JSON.stringify([identity.functionLogicalId, auth.action, auth.resource, auth.context ?? {}]);
+  const decide = (principal: Principal, auth: Authorization) => {
+    const key = JSON.stringify([
+      principal.label,
+      principal.principalArn,
+      auth.action,
+      auth.resource,
+      auth.context ?? {},
+    ]);
     let decision = decisions.get(key);
     if (!decision) {
-      decision = simulate(identity, auth);
+      decision = simulate(principal, auth);
       decisions.set(key, decision);
     }
     return decision;
   };
 
   const simulate = async (
-    identity: FunctionIdentity,
+    principal: Principal,
     auth: Authorization,
   ): Promise<{ allowed: boolean; reason?: string }> => {
+    const { identity } = principal;
     const resourcePolicy = resourcePolicyFor(guards, auth.action, auth.resource);
     const result = await runSimulation(
       {
         request: {
-          principal: identity.principalArn,
+          principal: principal.principalArn,
           action: auth.action,
           resource: { resource: auth.resource, accountId: account },
           contextVariables: {
@@ -156,18 +195,21 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
         serviceControlPolicies: [],
         resourceControlPolicies: [],
         ...(resourcePolicy ? { resourcePolicy } : {}),
+        ...(principal.sessionPolicy ? { sessionPolicy: principal.sessionPolicy } : {}),
       },
       {},
     );
-    if (result.resultType === 'error')
-      return { allowed: false, reason: `not evaluable: ${result.errors.message}` };
+    if (result.resultType === 'error') {
+      const { message, ...details } = result.errors;
+      return { allowed: false, reason: `not evaluable: ${message} ${JSON.stringify(details)}` };
+    }
     if (result.overallResult === 'Allowed') return { allowed: true };
     return {
       allowed: false,
       reason:
         result.overallResult === 'ExplicitlyDenied'
           ? 'a Deny statement matches'
-          : `no statement of ${identity.roleLogicalId}'s policies allows it`,
+          : `no statement of ${identity.roleLogicalId}'s policies${principal.sessionPolicy ? ' and the session policy' : ''} allows it`,
     };
   };
 
@@ -177,25 +219,42 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
   };
 
   /** Decides every authorisation of a described call; the call passes only if all are allowed. */
-  const check = async (fn: string, described: DescribedRequest): Promise<CheckedCall[]> => {
-    const identity = identities.get(fn);
+  const check = async (principal: Principal, described: DescribedRequest): Promise<CheckedCall[]> => {
     const out: CheckedCall[] = [];
     for (const auth of described.authorizations) {
       const base = {
-        function: fn,
+        function: principal.label,
         service: described.service,
         operation: described.operation,
         action: auth.action,
         resource: auth.resource,
       };
-      if (!identity) {
-        out.push(record({ ...base, allowed: false, reason: 'no such function in the template' }));
+      if (principal.expiresAt !== undefined && Date.now() >= principal.expiresAt) {
+        const at = new Date(principal.expiresAt).toISOString();
+        out.push(record({ ...base, allowed: false, reason: `the session's credentials expired at ${at}` }));
         continue;
       }
-      const { allowed, reason } = await decide(identity, auth);
+      const { allowed, reason } = await decide(principal, auth);
       out.push(record({ ...base, allowed, ...(reason ? { reason } : {}) }));
     }
     return out;
+  };
+
+  /** A checked AssumeRole of a template role: its credentials become a principal of their own. */
+  const learnSession = (params: URLSearchParams, answer: string) => {
+    const identity = roles.get(params.get('RoleArn') ?? '');
+    const accessKeyId = xmlField(answer, 'AccessKeyId');
+    if (!identity || !accessKeyId) return;
+    const session = params.get('RoleSessionName') ?? 'session';
+    const policy = params.get('Policy');
+    const expiration = Date.parse(xmlField(answer, 'Expiration') ?? '');
+    byKey.set(accessKeyId, {
+      label: `${identity.roleLogicalId} session ${session}`,
+      identity,
+      principalArn: sessionPrincipal(account, identity.roleArn, session),
+      ...(policy ? { sessionPolicy: JSON.parse(policy) as unknown } : {}),
+      ...(Number.isFinite(expiration) ? { expiresAt: expiration } : {}),
+    });
   };
 
   const onRequest = (req: Incoming, res: Outgoing) => {
@@ -234,37 +293,60 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
       headers: plainHeaders(req.headers),
       body,
     };
+    const upstream = (service: string | undefined) =>
+      options.serviceUpstreams?.[service ?? ''] ?? options.upstream;
     const described = describeRequest(raw, account);
-    const fn =
-      byKey.get(('accessKeyId' in described ? described.accessKeyId : undefined) ?? '') ?? '(unknown caller)';
+    const accessKeyId = 'accessKeyId' in described ? described.accessKeyId : undefined;
+    const principal = byKey.get(accessKeyId ?? '');
+    if (!principal && options.unknownKeys === 'forward') {
+      // Not a function's key nor a checked session's: the caller's own business (an agent's keys).
+      const service = described.service ?? 'unknown';
+      record({
+        function: '(not a function)',
+        service,
+        operation: 'operation' in described ? described.operation : 'unknown',
+        action: 'authorizations' in described ? (described.authorizations[0]?.action ?? '') : `${service}:?`,
+        resource: 'authorizations' in described ? (described.authorizations[0]?.resource ?? '*') : raw.url,
+        allowed: true,
+        unchecked: true,
+      });
+      return forward(upstream(described.service), raw, res);
+    }
+    const who = principal?.label ?? '(unknown caller)';
     if ('error' in described) {
       const call = record({
-        function: fn,
+        function: who,
         service: described.service ?? 'unknown',
         operation: 'unknown',
         action: `${described.service ?? 'unknown'}:?`,
-        resource: req.url ?? '/',
+        resource: raw.url,
         allowed: false,
         reason: described.error,
       });
       return deny(res, raw.method, described.service, call);
     }
-    if (!byKey.has(described.accessKeyId)) {
+    if (!principal) {
       const call = record({
-        function: fn,
+        function: who,
         service: described.service,
         operation: described.operation,
         action: described.authorizations[0]?.action ?? `${described.service}:${described.operation}`,
         resource: described.authorizations[0]?.resource ?? '*',
         allowed: false,
-        reason: `access key ${described.accessKeyId} is not one the checker gave a function`,
+        reason: `access key ${described.accessKeyId} is not one the checker gave a function or saw vended`,
       });
       return deny(res, raw.method, described.service, call);
     }
-    const decided = await check(fn, described);
+    const decided = await check(principal, described);
     const denied = decided.find((c) => !c.allowed);
     if (denied) return deny(res, raw.method, described.service, denied);
-    await forward(options.serviceUpstreams?.[described.service] ?? options.upstream, raw, res);
+    if (described.service === 'sts' && described.operation === 'AssumeRole') {
+      const params = new URLSearchParams(raw.body.toString('utf8'));
+      return forward(upstream(described.service), raw, res, (status, answer) => {
+        if (status === 200) learnSession(params, answer.toString('utf8'));
+      });
+    }
+    await forward(upstream(described.service), raw, res);
   };
 
   await new Promise<void>((resolve, reject) => {
@@ -282,10 +364,19 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
     },
     callerOf(headers, url = '/') {
       const scope = signingScope({ headers, url });
-      return scope ? byKey.get(scope.accessKeyId) : undefined;
+      return scope ? byKey.get(scope.accessKeyId)?.label : undefined;
     },
     async checkManagementApiCall(functionLogicalId, connectionArnValue) {
-      const [call] = await check(functionLogicalId, {
+      const principal = byKey.get(accessKeyFor(functionLogicalId));
+      const base = {
+        function: functionLogicalId,
+        service: 'execute-api',
+        operation: 'ManageConnections',
+        action: 'execute-api:ManageConnections',
+        resource: connectionArnValue,
+      };
+      if (!principal) return record({ ...base, allowed: false, reason: 'no such function in the template' });
+      const [call] = await check(principal, {
         service: 'execute-api',
         operation: 'ManageConnections',
         accessKeyId: accessKeyFor(functionLogicalId),
@@ -296,6 +387,7 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
     },
     calls: () => [...log],
     denials: () => log.filter((c) => !c.allowed),
+    unchecked: () => log.filter((c) => c.unchecked),
     stop: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
@@ -354,11 +446,15 @@ function plainHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 /** Headers HTTP/2 forbids in a response; harmless to drop for HTTP/1.1 (Node frames the body itself). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
 
-/** Sends the request on unchanged (Host and signature included) and streams the answer back. */
+/**
+ * Sends the request on unchanged (Host and signature included) and streams the answer back;
+ * `seen` also gets the whole answer (STS: the credentials an AssumeRole vended).
+ */
 function forward(
   upstream: string,
   req: { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer },
   res: Outgoing,
+  seen?: (status: number, body: Buffer) => void,
 ): Promise<void> {
   const target = new URL(upstream);
   return new Promise((resolve, reject) => {
@@ -374,8 +470,13 @@ function forward(
         const headers = { ...answer.headers };
         for (const h of HOP_BY_HOP) delete headers[h];
         res.writeHead(answer.statusCode ?? 502, headers);
+        const chunks: Buffer[] = [];
+        if (seen) answer.on('data', (c: Buffer) => chunks.push(c));
         answer.pipe(res);
-        answer.on('end', resolve);
+        answer.on('end', () => {
+          seen?.(answer.statusCode ?? 502, Buffer.concat(chunks));
+          resolve();
+        });
         answer.on('error', reject);
       },
     );

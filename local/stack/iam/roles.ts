@@ -16,13 +16,16 @@ export interface PolicyDocument {
   Statement: unknown[];
 }
 
-export interface FunctionIdentity {
-  functionLogicalId: string;
+export interface RoleIdentity {
   roleLogicalId: string;
   roleArn: string;
+  identityPolicies: { name: string; policy: PolicyDocument }[];
+}
+
+export interface FunctionIdentity extends RoleIdentity {
+  functionLogicalId: string;
   /** The principal a Lambda invocation signs as: the role's session named after the function. */
   principalArn: string;
-  identityPolicies: { name: string; policy: PolicyDocument }[];
 }
 
 /** Resource policies by the ARN of the resource they guard (queue, bucket, role trust policy). */
@@ -50,23 +53,14 @@ function asDocument(value: unknown, where: string): PolicyDocument {
   return { Version: doc.Version ?? '2012-10-17', Statement: doc.Statement };
 }
 
-/** Every AWS::Lambda::Function of the template with the policies of its role, by function logical id. */
-export function functionIdentities(
-  template: CfnTemplate,
-  resolve: Resolve,
-  account: string,
-): Map<string, FunctionIdentity> {
+/** Every AWS::IAM::Role of the template with its identity policies, by role ARN. */
+export function roleIdentities(template: CfnTemplate, resolve: Resolve): Map<string, RoleIdentity> {
   const resources = template.Resources;
-  const out = new Map<string, FunctionIdentity>();
-  for (const [functionLogicalId, fn] of Object.entries(resources)) {
-    if (fn.Type !== 'AWS::Lambda::Function') continue;
-    const roleLogicalId = roleOfFunction(fn.Properties?.Role);
-    if (!roleLogicalId || resources[roleLogicalId]?.Type !== 'AWS::IAM::Role')
-      throw new Error(
-        `${functionLogicalId}: its Role is not a role of this template (${JSON.stringify(fn.Properties?.Role)})`,
-      );
-    const role = resources[roleLogicalId]?.Properties ?? {};
-    const identityPolicies: FunctionIdentity['identityPolicies'] = [];
+  const out = new Map<string, RoleIdentity>();
+  for (const [roleLogicalId, r] of Object.entries(resources)) {
+    if (r.Type !== 'AWS::IAM::Role') continue;
+    const role = r.Properties ?? {};
+    const identityPolicies: RoleIdentity['identityPolicies'] = [];
     for (const [i, inline] of (
       (role.Policies as { PolicyName?: unknown; PolicyDocument: unknown }[] | undefined) ?? []
     ).entries()) {
@@ -75,34 +69,56 @@ export function functionIdentities(
         policy: asDocument(resolve(inline.PolicyDocument), `${roleLogicalId} inline policy ${i}`),
       });
     }
-    // Managed policies from outside the template cannot be read here: refuse rather than under-grant silently.
+    const managedArns = (role.ManagedPolicyArns as unknown[] | undefined) ?? [];
     const managedHere = new Set<string>();
-    for (const [id, r] of Object.entries(resources)) {
-      if (r.Type !== 'AWS::IAM::Policy' && r.Type !== 'AWS::IAM::ManagedPolicy') continue;
-      const attached = ((r.Properties?.Roles as unknown[] | undefined) ?? []).some(
+    for (const [id, p] of Object.entries(resources)) {
+      if (p.Type !== 'AWS::IAM::Policy' && p.Type !== 'AWS::IAM::ManagedPolicy') continue;
+      const attached = ((p.Properties?.Roles as unknown[] | undefined) ?? []).some(
         (x) => refTo(x) === roleLogicalId,
       );
-      const viaRole = ((role.ManagedPolicyArns as unknown[] | undefined) ?? []).some((x) => refTo(x) === id);
+      const viaRole = managedArns.some((x) => refTo(x) === id);
       if (!attached && !viaRole) continue;
-      if (r.Type === 'AWS::IAM::ManagedPolicy') managedHere.add(id);
-      identityPolicies.push({ name: id, policy: asDocument(resolve(r.Properties?.PolicyDocument), id) });
+      if (p.Type === 'AWS::IAM::ManagedPolicy') managedHere.add(id);
+      identityPolicies.push({ name: id, policy: asDocument(resolve(p.Properties?.PolicyDocument), id) });
     }
-    const external = ((role.ManagedPolicyArns as unknown[] | undefined) ?? []).filter(
-      (x) => !managedHere.has(refTo(x) ?? ''),
-    );
+    // Managed policies from outside the template cannot be read here: refuse rather than under-grant silently.
+    const external = managedArns.filter((x) => !managedHere.has(refTo(x) ?? ''));
     if (external.length > 0)
       throw new Error(
         `${roleLogicalId}: managed policies from outside the template cannot be checked: ${JSON.stringify(external)}`,
       );
     const roleArn = String(resolve({ 'Fn::GetAtt': [roleLogicalId, 'Arn'] }));
-    const roleName = roleArn.split('/').pop() ?? roleLogicalId;
+    out.set(roleArn, { roleLogicalId, roleArn, identityPolicies });
+  }
+  return out;
+}
+
+/** The principal of a session of a role: `arn:aws:sts::<account>:assumed-role/<name>/<session>`. */
+export const sessionPrincipal = (account: string, roleArn: string, session: string) =>
+  `arn:aws:sts::${account}:assumed-role/${roleArn.split('/').pop()}/${session}`;
+
+/** Every AWS::Lambda::Function of the template with the policies of its role, by function logical id. */
+export function functionIdentities(
+  template: CfnTemplate,
+  resolve: Resolve,
+  account: string,
+  roles: Map<string, RoleIdentity> = roleIdentities(template, resolve),
+): Map<string, FunctionIdentity> {
+  const resources = template.Resources;
+  const byLogicalId = new Map([...roles.values()].map((r) => [r.roleLogicalId, r]));
+  const out = new Map<string, FunctionIdentity>();
+  for (const [functionLogicalId, fn] of Object.entries(resources)) {
+    if (fn.Type !== 'AWS::Lambda::Function') continue;
+    const role = byLogicalId.get(roleOfFunction(fn.Properties?.Role) ?? '');
+    if (!role)
+      throw new Error(
+        `${functionLogicalId}: its Role is not a role of this template (${JSON.stringify(fn.Properties?.Role)})`,
+      );
     const functionName = String(resolve({ Ref: functionLogicalId }) ?? functionLogicalId);
     out.set(functionLogicalId, {
+      ...role,
       functionLogicalId,
-      roleLogicalId,
-      roleArn,
-      principalArn: `arn:aws:sts::${account}:assumed-role/${roleName}/${functionName}`,
-      identityPolicies,
+      principalArn: sessionPrincipal(account, role.roleArn, functionName),
     });
   }
   return out;

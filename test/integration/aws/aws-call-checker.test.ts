@@ -23,7 +23,14 @@ import {
   DeleteScheduleGroupCommand,
   SchedulerClient,
 } from '@aws-sdk/client-scheduler';
-import { DeleteQueueCommand, GetQueueUrlCommand, ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteQueueCommand,
+  GetQueueUrlCommand,
+  ListQueuesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { DeleteParametersCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -540,7 +547,7 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
   });
 
   describe('STS, Bedrock and the Management API', () => {
-    it('checks AssumeRole against the identity policy and the role trust policy', async () => {
+    it('checks AssumeRole against the identity and trust policies, then the vended session against the role and its session policy', async () => {
       // A role the fleet function may assume (as an agent-credentials role would be), added to a copy.
       const t = structuredClone(template);
       const fleetRole = logicalIdOf('AWS::IAM::Role', 'FleetFunctionRole');
@@ -557,6 +564,22 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
               },
             ],
           },
+          // What a node's session may do at most; the session policy narrows it to the node's own queue.
+          Policies: [
+            {
+              PolicyName: 'node-queues',
+              PolicyDocument: {
+                Version: '2012-10-17',
+                Statement: [
+                  {
+                    Effect: 'Allow',
+                    Action: ['sqs:ReceiveMessage', 'sqs:GetQueueUrl'],
+                    Resource: `arn:aws:sqs:${region}:${account}:${id}-node-*`,
+                  },
+                ],
+              },
+            },
+          ],
         },
       };
       t.Resources.TestNodeRolePolicy = {
@@ -586,10 +609,37 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
       try {
         const roleArn = `arn:aws:iam::${account}:role/TestNodeRole`;
         const fleet = new STSClient(as('Fleet', c).client);
+        const own = arn.queue('node-a');
+        const sessionPolicy = {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:GetQueueUrl'], Resource: own }],
+        };
         const assumed = await fleet.send(
-          new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'node-a', DurationSeconds: 900 }),
+          new AssumeRoleCommand({
+            RoleArn: roleArn,
+            RoleSessionName: 'node-a',
+            DurationSeconds: 900,
+            Policy: JSON.stringify(sessionPolicy),
+          }),
         );
-        expect(assumed.Credentials?.AccessKeyId).toBeTruthy();
+        const vended = assumed.Credentials!;
+        const node = new SQSClient({
+          region,
+          endpoint: c.endpoint,
+          credentials: {
+            accessKeyId: vended.AccessKeyId!,
+            secretAccessKey: vended.SecretAccessKey!,
+            sessionToken: vended.SessionToken!,
+          },
+        });
+        const url = (name: string) => `${upstream}/${account}/${id}-${name}`;
+        await node.send(new ReceiveMessageCommand({ QueueUrl: url('node-a'), WaitTimeSeconds: 0 }));
+        await expect(
+          node.send(new ReceiveMessageCommand({ QueueUrl: url('node-b'), WaitTimeSeconds: 0 })),
+        ).rejects.toMatchObject({ name: 'AccessDenied' });
+        await expect(
+          node.send(new SendMessageCommand({ QueueUrl: url('node-a'), MessageBody: 'x' })),
+        ).rejects.toMatchObject({ name: 'AccessDenied' });
         const agent = new STSClient(as('Agent', c).client);
         await expect(
           agent.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'x' })),
@@ -601,7 +651,16 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
               (x) =>
                 `${x.function.replace(/Function[0-9A-F]{8}$/, '')} ${x.action} ${x.resource} ${x.allowed}`,
             ),
-        ).toEqual([`Fleet sts:AssumeRole ${roleArn} true`, `Agent sts:AssumeRole ${roleArn} false`]);
+        ).toEqual([
+          `Fleet sts:AssumeRole ${roleArn} true`,
+          `TestNodeRole session node-a sqs:ReceiveMessage ${own} true`,
+          `TestNodeRole session node-a sqs:ReceiveMessage ${arn.queue('node-b')} false`,
+          `TestNodeRole session node-a sqs:SendMessage ${own} false`,
+          `Agent sts:AssumeRole ${roleArn} false`,
+        ]);
+        expect(c.denials()[0]?.reason).toBe(
+          "no statement of TestNodeRole's policies and the session policy allows it",
+        );
       } finally {
         await c.stop();
       }
@@ -705,6 +764,33 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
           reason: 'DynamoDB operation ListGlobalTables is not one the checker knows',
         }),
       ]);
+    });
+
+    it("forwards other callers' calls unchecked only when told to, and records them as unchecked", async () => {
+      const c = await startAwsCallChecker({
+        upstream,
+        template,
+        resolve,
+        region,
+        account,
+        unknownKeys: 'forward',
+      });
+      try {
+        const stranger = new DynamoDBClient({ region, endpoint: c.endpoint, credentials: admin });
+        const out = await stranger.send(new DescribeTableCommand({ TableName: id }));
+        expect(out.Table?.TableName).toBe(id);
+        expect(c.denials()).toEqual([]);
+        expect(c.unchecked()).toEqual([
+          expect.objectContaining({
+            function: '(not a function)',
+            action: 'dynamodb:DescribeTable',
+            resource: arn.table(),
+            unchecked: true,
+          }),
+        ]);
+      } finally {
+        await c.stop();
+      }
     });
 
     it('names function, action and resource of each denial for a failing suite', () => {
