@@ -4,7 +4,7 @@ import { Effect, PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import { REGISTRY_AUTH_SECRET } from '../functions/build/registry.js';
 import type { RouteGroup } from '../functions/core/route.js';
-import { nodeQueue } from '../functions/fleet/nodes.js';
+import { nodeQueuesArnPattern } from '../functions/fleet/queue-policy.js';
 import { secretName } from '../functions/fleet/vault.js';
 import { NOVITA_KEY_SECRET } from '../functions/novita/settings.js';
 import { SIGNING_SECRET } from '../functions/training/notify.js';
@@ -142,8 +142,8 @@ export function grantCapabilities(
     }
   };
   const table = data.table.tableArn;
-  const nodeQueues = `arn:${partition}:sqs:${region}:${account}:${settings.queuePrefix}${nodeQueue('*')}`;
-  const nodeQueuesReason = `Each node's command queue (and its dead-letter queue) is created at registration, named by a node id made at runtime; limited to "${settings.queuePrefix}${nodeQueue('*')}" in this account and region.`;
+  const nodeQueues = nodeQueuesArnPattern(partition, region, account, settings.queuePrefix);
+  const nodeQueuesReason = `Each node's command queue (and its dead-letter queue) is created at registration, named by a node id made at runtime; limited to "${settings.queuePrefix}node-*" in this account and region.`;
   const schedules = `arn:${partition}:scheduler:${region}:${account}:schedule/${settings.scheduleGroup}/*`;
   const schedulesReason = `Schedules are created at runtime (one per job, retry or sweep) with names unknown at deploy time; limited to the stack's schedule group "${settings.scheduleGroup}".`;
   const parameter = (name: string) =>

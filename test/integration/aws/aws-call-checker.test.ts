@@ -32,12 +32,13 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DeleteParametersCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/nested-clients/sts';
+import { STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStore, ensureTable } from '../../../functions/adapters/dynamo-store.js';
 import { EventBridgeScheduler } from '../../../functions/adapters/eventbridge-scheduler.js';
 import { S3Blobs } from '../../../functions/adapters/s3-blobs.js';
+import { StsNodeCredentials } from '../../../functions/adapters/sts-node-credentials.js';
 import { SqsQueue } from '../../../functions/adapters/sqs-queue.js';
 import { SsmSecrets } from '../../../functions/adapters/ssm-secrets.js';
 import type { AppContext } from '../../../functions/core/context.js';
@@ -547,90 +548,22 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
   });
 
   describe('STS, Bedrock and the Management API', () => {
-    it('checks AssumeRole against the identity and trust policies, then the vended session against the role and its session policy', async () => {
-      // A role the fleet function may assume (as an agent-credentials role would be), added to a copy.
-      const t = structuredClone(template);
-      const fleetRole = logicalIdOf('AWS::IAM::Role', 'FleetFunctionRole');
-      t.Resources.TestNodeRole = {
-        Type: 'AWS::IAM::Role',
-        Properties: {
-          AssumeRolePolicyDocument: {
-            Version: '2012-10-17',
-            Statement: [
-              {
-                Effect: 'Allow',
-                Principal: { AWS: { 'Fn::GetAtt': [fleetRole, 'Arn'] } },
-                Action: 'sts:AssumeRole',
-              },
-            ],
-          },
-          // What a node's session may do at most; the session policy narrows it to the node's own queue.
-          Policies: [
-            {
-              PolicyName: 'node-queues',
-              PolicyDocument: {
-                Version: '2012-10-17',
-                Statement: [
-                  {
-                    Effect: 'Allow',
-                    Action: ['sqs:ReceiveMessage', 'sqs:GetQueueUrl'],
-                    Resource: `arn:aws:sqs:${region}:${account}:${id}-node-*`,
-                  },
-                ],
-              },
-            },
-          ],
-        },
-      };
-      t.Resources.TestNodeRolePolicy = {
-        Type: 'AWS::IAM::Policy',
-        Properties: {
-          PolicyName: 'assume',
-          Roles: [{ Ref: fleetRole }],
-          PolicyDocument: {
-            Version: '2012-10-17',
-            Statement: [
-              {
-                Effect: 'Allow',
-                Action: 'sts:AssumeRole',
-                Resource: { 'Fn::GetAtt': ['TestNodeRole', 'Arn'] },
-              },
-            ],
-          },
-        },
-      };
-      const c = await startAwsCallChecker({
-        upstream,
-        template: t,
-        resolve: templateResolver(t, names),
-        region,
-        account,
-      });
-      try {
-        const roleArn = `arn:aws:iam::${account}:role/TestNodeRole`;
-        const fleet = new STSClient(as('Fleet', c).client);
-        const own = arn.queue('node-a');
-        const sessionPolicy = {
-          Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:GetQueueUrl'], Resource: own }],
-        };
-        const assumed = await fleet.send(
-          new AssumeRoleCommand({
-            RoleArn: roleArn,
-            RoleSessionName: 'node-a',
-            DurationSeconds: 900,
-            Policy: JSON.stringify(sessionPolicy),
-          }),
-        );
-        const vended = assumed.Credentials!;
+    it("checks the agent function's AssumeRole of the agent role, then each node's vended session against the role and its session policy", async () => {
+      const agentRole = resolve({
+        'Fn::GetAtt': [logicalIdOf('AWS::IAM::Role', 'AgentIdentityRole'), 'Arn'],
+      }) as string;
+      const vend = (fn: Fn) =>
+        new StsNodeCredentials(
+          { ...as(fn).config, AGENT_ROLE_ARN: agentRole, AGENT_CREDENTIALS_SECONDS: 900 },
+          new STSClient(as(fn).client),
+        ).forQueue(`${upstream}/${account}/${id}-node-a`, 'node-a');
+      const { calls, error } = await during(async () => {
+        const vended = await vend('Agent');
+        const { accessKeyId, secretAccessKey, sessionToken } = vended;
         const node = new SQSClient({
           region,
-          endpoint: c.endpoint,
-          credentials: {
-            accessKeyId: vended.AccessKeyId!,
-            secretAccessKey: vended.SecretAccessKey!,
-            sessionToken: vended.SessionToken!,
-          },
+          endpoint: checker.endpoint,
+          credentials: { accessKeyId, secretAccessKey, sessionToken },
         });
         const url = (name: string) => `${upstream}/${account}/${id}-${name}`;
         await node.send(new ReceiveMessageCommand({ QueueUrl: url('node-a'), WaitTimeSeconds: 0 }));
@@ -640,30 +573,19 @@ describeWithMoto('AWS call checker: the calls of the adapters, checked against t
         await expect(
           node.send(new SendMessageCommand({ QueueUrl: url('node-a'), MessageBody: 'x' })),
         ).rejects.toMatchObject({ name: 'AccessDenied' });
-        const agent = new STSClient(as('Agent', c).client);
-        await expect(
-          agent.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'x' })),
-        ).rejects.toMatchObject({ name: 'AccessDenied' });
-        expect(
-          c
-            .calls()
-            .map(
-              (x) =>
-                `${x.function.replace(/Function[0-9A-F]{8}$/, '')} ${x.action} ${x.resource} ${x.allowed}`,
-            ),
-        ).toEqual([
-          `Fleet sts:AssumeRole ${roleArn} true`,
-          `TestNodeRole session node-a sqs:ReceiveMessage ${own} true`,
-          `TestNodeRole session node-a sqs:ReceiveMessage ${arn.queue('node-b')} false`,
-          `TestNodeRole session node-a sqs:SendMessage ${own} false`,
-          `Agent sts:AssumeRole ${roleArn} false`,
-        ]);
-        expect(c.denials()[0]?.reason).toBe(
-          "no statement of TestNodeRole's policies and the session policy allows it",
-        );
-      } finally {
-        await c.stop();
-      }
+        await expect(vend('Fleet')).rejects.toMatchObject({ name: 'AccessDenied' });
+      });
+      expect(error).toBeUndefined();
+      const session = `${logicalIdOf('AWS::IAM::Role', 'AgentIdentityRole')} session node-a`;
+      expect(brief(calls)).toEqual([
+        `Agent AssumeRole sts:AssumeRole ${agentRole} allow`,
+        `${session} ReceiveMessage sqs:ReceiveMessage ${arn.queue('node-a')} allow`,
+        // The role reaches every node queue; the session policy narrows it to node A's.
+        `${session} ReceiveMessage sqs:ReceiveMessage ${arn.queue('node-b')} DENY`,
+        `${session} SendMessage sqs:SendMessage ${arn.queue('node-a')} DENY`,
+        `Fleet AssumeRole sts:AssumeRole ${agentRole} DENY`,
+      ]);
+      expect(calls[2]?.reason).toMatch(/policies and the session policy allows it$/);
     });
 
     it('checks Bedrock calls against the fleet role and forwards them to the model double', async () => {

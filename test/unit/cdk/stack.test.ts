@@ -343,6 +343,7 @@ describe('ControlPlaneStack least privilege', () => {
     ],
     agent: [
       ...ITEMS,
+      'sts:AssumeRole',
       's3:PutObject',
       'sqs:CreateQueue',
       'sqs:DeleteMessage',
@@ -464,8 +465,13 @@ describe('ControlPlaneStack least privilege', () => {
     ]);
   });
 
-  it('gives the system function ($default: the whole table) the union of the HTTP groups', () => {
-    const union = new Set(ROUTE_GROUPS.filter((g) => g !== 'system').flatMap((g) => actionsOf(g)));
+  it('gives the system function ($default: the whole table) the union of the HTTP groups, but not the agent role', () => {
+    // The agent role trusts the agent function's role alone: credentials are vended at /agent/credentials only.
+    const union = new Set(
+      ROUTE_GROUPS.filter((g) => g !== 'system')
+        .flatMap((g) => actionsOf(g))
+        .filter((a) => a !== 'sts:AssumeRole'),
+    );
     expect(actionsOf('system')).toEqual(
       [
         ...new Set([
@@ -542,7 +548,9 @@ describe('ControlPlaneStack WebSocket API', () => {
 describe('ControlPlaneStack agent identity', () => {
   const agentRoleId = () => {
     const ids = Object.entries(resources)
-      .filter(([, r]) => r.Type === 'AWS::IAM::Role' && String(r.Properties.Description).startsWith("Node agents'"))
+      .filter(
+        ([, r]) => r.Type === 'AWS::IAM::Role' && String(r.Properties.Description).startsWith("Node agents'"),
+      )
       .map(([id]) => id);
     expect(ids).toHaveLength(1);
     return ids[0]!;
@@ -552,7 +560,9 @@ describe('ControlPlaneStack agent identity', () => {
   /** Statements of the policies attached to a role, by the role's logical id. */
   const statementsOf = (roleId: string) =>
     Object.values(resources)
-      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`))
+      .filter(
+        (r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`),
+      )
       .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement);
 
   it("creates an agent role only the agent function's role may assume, reaching the node queues only, for at most 1 h", () => {
@@ -560,7 +570,11 @@ describe('ControlPlaneStack agent identity', () => {
     expect(role.Properties.AssumeRolePolicyDocument).toEqual({
       Version: '2012-10-17',
       Statement: [
-        { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: { 'Fn::GetAtt': [roleOf('agent'), 'Arn'] } } },
+        {
+          Effect: 'Allow',
+          Action: 'sts:AssumeRole',
+          Principal: { AWS: { 'Fn::GetAtt': [roleOf('agent'), 'Arn'] } },
+        },
       ],
     });
     expect(role.Properties.MaxSessionDuration).toBe(3600);
@@ -605,7 +619,8 @@ describe('ControlPlaneStack agent identity', () => {
       if (group !== 'agent') expect(assumes(group)).toEqual([]);
     }
     const env = (group: keyof ControlPlaneStack['functions']) =>
-      (resources[functionId(group)]?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      (resources[functionId(group)]?.Properties.Environment as { Variables: Record<string, unknown> })
+        .Variables;
     expect(env('agent').AGENT_ROLE_ARN).toEqual({ 'Fn::GetAtt': [agentRoleId(), 'Arn'] });
     expect(env('fleet').AGENT_ROLE_ARN).toBeUndefined();
   });
