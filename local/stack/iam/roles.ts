@@ -109,11 +109,13 @@ export function functionIdentities(
   const out = new Map<string, FunctionIdentity>();
   for (const [functionLogicalId, fn] of Object.entries(resources)) {
     if (fn.Type !== 'AWS::Lambda::Function') continue;
-    const role = byLogicalId.get(roleOfFunction(fn.Properties?.Role) ?? '');
-    if (!role)
-      throw new Error(
-        `${functionLogicalId}: its Role is not a role of this template (${JSON.stringify(fn.Properties?.Role)})`,
-      );
+    // A function whose role the template does not define may do nothing the checker can vouch for.
+    const roleLogicalId = roleOfFunction(fn.Properties?.Role);
+    const role = byLogicalId.get(roleLogicalId ?? '') ?? {
+      roleLogicalId: `${functionLogicalId} (no role of this template)`,
+      roleArn: `arn:aws:iam::${account}:role/${roleLogicalId ?? functionLogicalId}`,
+      identityPolicies: [],
+    };
     const functionName = String(resolve({ Ref: functionLogicalId }) ?? functionLogicalId);
     out.set(functionLogicalId, {
       ...role,
