@@ -16,15 +16,20 @@
  * template has one, of the queue, bucket or role it touches. An allowed call is forwarded unchanged
  * to `upstream` (moto); a denied one never reaches it and is answered with the AccessDenied error of
  * its protocol, and recorded. Calls the checker cannot describe, or that come with an unknown key,
- * are denied and recorded the same way: nothing passes unchecked.
+ * are denied and recorded the same way: nothing passes unchecked (unless `unknownKeys: 'forward'`
+ * says that callers other than functions, such as agents with keys of their own, may pass, each
+ * recorded as unchecked). The credentials a checked AssumeRole of a template role vends (the
+ * agents' queue credentials) are checked in turn: that role's policies narrowed by the session
+ * policy, until they expire.
  *
  * `checkManagementApiCall(functionLogicalId, connectionArn)` checks execute-api:ManageConnections for
  * the WebSocket Management API, which the stack runtime serves itself (build the ARN with
  * `connectionArn()`); `callerOf(headers)` tells which function signed a request it received.
  *
  * What it does not check: SCPs and permission boundaries (none in the template), KMS key policies,
- * session policies, condition keys only AWS knows at request time (source IP, VPC endpoint, tags of
- * resources); see docs/architecture.md, "Permissions: checked locally".
+ * condition keys only AWS knows at request time (source IP, VPC endpoint, tags of resources), and
+ * the Lambda service's own calls (logs, event source polling); see docs/architecture.md,
+ * "Permissions: checked locally".
  */
 import { createHash } from 'node:crypto';
 import {
