@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { functionAssetDir, readAssembly, synthesize, type LoadedAssembly } from 
 import { SqsEventSource } from './event-sources.js';
 import { createHttpApi, type CorsConfiguration, type HttpRoute } from './http-api.js';
 import { LambdaFunction, type InvokeResult } from './lambda.js';
+import { connectionArn, startAwsCallChecker, type AwsCallChecker } from './iam/checker.js';
 import { createResources } from './resources.js';
 import type { PhysicalResource, Resolver, TemplateResource } from './resolver.js';
 import { createWebSocketApi } from './websocket-api.js';
@@ -38,8 +39,13 @@ export interface StackOptions {
   prefix?: string;
   /** Variables added to every function's environment, over the template's (test knobs). */
   environment?: Record<string, string>;
-  /** Where each function's AWS SDK calls go; default the emulator with this process's credentials. */
+  /** Where each function's AWS SDK calls go; default the permission checker in front of the emulator. */
   awsFor?: (functionLogicalId: string) => AwsAccess;
+  /**
+   * Check every AWS call of a function against its role in the template (local/stack/iam); default
+   * true, unless awsFor sends the calls elsewhere. Off, calls go to the emulator with this process's credentials.
+   */
+  checkPermissions?: boolean;
   /** Concurrent execution environments per function (default 10). */
   maxConcurrency?: number;
   /** The API key created in SSM when the functions check one; default a random key. */
@@ -64,6 +70,8 @@ export interface RunningStack {
   physical: Record<string, PhysicalResource>;
   resolver: Resolver;
   functions: Record<string, LambdaFunction>;
+  /** The permission checker the functions' AWS calls go through (absent with checkPermissions: false). */
+  checker?: AwsCallChecker;
   eventSources: SqsEventSource[];
   driver?: ScheduleDriver;
   stop(): Promise<void>;
@@ -163,9 +171,26 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     const { physical, resolver } = created;
     for (const [id] of byType(resources, 'AWS::ApiGatewayV2::Api')) apiIds.push(physical[id]!.ref);
 
+    // ---------------------------------------------------------------- permissions
+    // Every AWS call of a function goes through the checker, which evaluates it against that
+    // function's role in the template before the emulator sees it (local/stack/iam).
+    const checker = !(options.checkPermissions ?? !options.awsFor)
+      ? undefined
+      : await startAwsCallChecker({
+          upstream: endpoint,
+          template: assembly.template,
+          resolve: (value) => resolver.resolve(value),
+          region,
+          account: resolver.pseudo.accountId,
+        });
+    if (checker) stops.push(() => checker.stop());
+
     // ---------------------------------------------------------------- functions
     const access =
       options.awsFor ??
+      (checker
+        ? (id: string): AwsAccess => ({ endpoint: checker.endpoint, ...checker.credentialsFor(id) })
+        : undefined) ??
       (() => ({
         endpoint,
         accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'test',
@@ -313,6 +338,23 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         routes,
         routeSelectionExpression: wsApi.props.RouteSelectionExpression as string | undefined,
         invoke,
+        ...(checker
+          ? {
+              authorize: async (req: IncomingMessage, connectionId: string) => {
+                const method = (req.method ?? 'POST') as 'POST' | 'GET' | 'DELETE';
+                const arn = connectionArn({
+                  region,
+                  account: resolver.pseudo.accountId,
+                  apiId,
+                  stage: wsStage,
+                  method,
+                  connectionId,
+                });
+                const caller = checker.callerOf(req.headers, req.url) ?? '(unknown caller)';
+                return (await checker.checkManagementApiCall(caller, arn)).allowed;
+              },
+            }
+          : {}),
       });
       stops.push(() => webSocket?.stop());
     }
@@ -454,6 +496,7 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       physical,
       resolver,
       functions,
+      ...(checker ? { checker } : {}),
       eventSources,
       driver,
       stop: stopAll,

@@ -13,6 +13,8 @@ export interface WebSocketApiOptions {
   /** `$request.body.action` and the like: the field of a JSON frame that names its route. */
   routeSelectionExpression?: string;
   invoke: (functionLogicalId: string, event: unknown) => Promise<InvokeResult>;
+  /** execute-api:ManageConnections for a Management API call (the permission checker); allowed when absent. */
+  authorize?: (req: IncomingMessage, connectionId: string) => Promise<boolean>;
 }
 
 interface Connection {
@@ -190,6 +192,15 @@ export function createWebSocketApi(options: WebSocketApiOptions) {
     const connectionId = decodeURIComponent(m[1]!);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (options.authorize && !(await options.authorize(req, connectionId))) {
+      res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException' });
+      res.end(
+        JSON.stringify({
+          message: `not authorized to perform: execute-api:ManageConnections on ${connectionId}`,
+        }),
+      );
+      return true;
+    }
     const c = connections.get(connectionId);
     if (!c || c.ws.readyState !== WebSocket.OPEN) {
       res.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });

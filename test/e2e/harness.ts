@@ -409,11 +409,13 @@ export async function startControlPlane(options: {
     const rt = await startRuntime({ port: 0, env: options.env });
     return { url: rt.url, ctx: rt.ctx, kind: 'local', stop: () => rt.stop() };
   }
-  const [{ startStack }, { configSchema, loadConfig }, { createAwsContext }] = await Promise.all([
-    import('../../local/stack/stack.js'),
-    import('../../functions/core/config.js'),
-    import('../../functions/core/aws-context.js'),
-  ]);
+  const [{ startStack }, { configSchema, loadConfig }, { createAwsContext }, { formatDenials }] =
+    await Promise.all([
+      import('../../local/stack/stack.js'),
+      import('../../functions/core/config.js'),
+      import('../../functions/core/aws-context.js'),
+      import('../../local/stack/iam/checker.js'),
+    ]);
   const environment: Record<string, string> = {
     // Nothing leaves the machine: no Bedrock, no Novita cloud.
     AI_ENABLED: 'false',
@@ -429,9 +431,22 @@ export async function startControlPlane(options: {
     const events =
       Object.values(stack.functions).find((f) => f.options.env.WS_CALLBACK_URL) ??
       Object.values(stack.functions)[0]!;
-    const config = loadConfig({ ...events.options.env, LOG_LEVEL: 'SILENT', WS_CALLBACK_URL: undefined });
+    // The suite's own context talks to the emulator directly, not through the functions' permission checker.
+    const config = loadConfig({
+      ...events.options.env,
+      AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
+      LOG_LEVEL: 'SILENT',
+      WS_CALLBACK_URL: undefined,
+    });
     const ctx = createAwsContext(config, { mode: 'emulator' });
-    return { url: stack.url, wsUrl: stack.wsUrl, ctx, kind: 'stack', stop: () => stack.stop() };
+    // A call a function's role does not allow fails the suite, naming function, action and resource.
+    const stop = async () => {
+      const denials = stack.checker?.denials() ?? [];
+      await stack.stop();
+      if (denials.length)
+        throw new Error(`AWS calls the functions' roles do not allow:\n${formatDenials(denials)}`);
+    };
+    return { url: stack.url, wsUrl: stack.wsUrl, ctx, kind: 'stack', stop };
   } catch (error) {
     await stack.stop();
     throw error;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TABLE_KEYS } from '../../../functions/core/table.js';
 import { iamCall, xmlField } from '../../../functions/adapters/emulator-iam.js';
 import { APP_SCHEDULES } from '../../../functions/schedules.js';
+import { formatDenials } from '../../../local/stack/iam/checker.js';
 import { startStack, type RunningStack } from '../../../local/stack/stack.js';
 import { describeWithMoto } from '../../harness/services.js';
 
@@ -189,4 +190,12 @@ describeWithMoto('start:stack: the synthesized control plane on moto', () => {
     }
     expect(failures).toEqual([]);
   }, 300_000);
+
+  it("makes only AWS calls the calling function's role allows (checked by the permission checker)", () => {
+    const calls = stack.checker!.calls();
+    // The sweep reached the table, the parameters and the health probes through the checker.
+    for (const action of ['dynamodb:Query', 'ssm:GetParameter', 'dynamodb:DescribeTable', 'sqs:ListQueues'])
+      expect(calls.map((c) => c.action)).toContain(action);
+    expect(formatDenials(stack.checker!.denials())).toBe('');
+  });
 });
