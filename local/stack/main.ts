@@ -9,6 +9,7 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     'cdk-out': { type: 'string' },
     'keep-resources': { type: 'boolean', default: false },
+    'no-permission-check': { type: 'boolean', default: false },
     context: { type: 'string', short: 'c', multiple: true, default: [] },
     env: { type: 'string', short: 'e', multiple: true, default: [] },
     'outputs-file': { type: 'string' },
@@ -18,17 +19,19 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(`Usage: npm run start:stack -- [--port 8000] [--host 127.0.0.1] [--cdk-out cdk.out] [-c key=value ...] [-e KEY=VALUE ...]
-                                [--outputs-file outputs.json] [--keep-resources]
+                                [--outputs-file outputs.json] [--keep-resources] [--no-permission-check]
 
 Runs the synthesized CDK stack on the AWS emulator at AWS_ENDPOINT_URL: the template's table,
 queues, schedules, bucket and parameters are created there (names prefixed per start), and each
-API route runs the bundled function the template integrates it with.
+API route runs the bundled function the template integrates it with. Every AWS call of a function
+is checked against its role in the template; a denied one is refused and printed.
 
   --cdk-out         run this cloud assembly instead of synthesizing the app
   -c key=value      synth context over cdk.json's, as with cdk (e.g. -c apiAuth=false)
   -e KEY=VALUE      a variable added to every function's environment (e.g. -e LOG_LEVEL=DEBUG)
   --outputs-file    write the stack outputs as cdk deploy --outputs-file does (the suites read it)
-  --keep-resources  leave the emulator resources in place on exit`);
+  --keep-resources  leave the emulator resources in place on exit
+  --no-permission-check  send the functions' AWS calls to the emulator unchecked`);
   process.exit(0);
 }
 
@@ -62,6 +65,7 @@ const stack = await startStack({
   host: values.host,
   cdkOut: values['cdk-out'] ? resolve(values['cdk-out']) : undefined,
   keepResources: values['keep-resources'],
+  checkPermissions: !values['no-permission-check'],
   log: (line) => console.error(line),
 });
 

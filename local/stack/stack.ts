@@ -13,7 +13,7 @@ import { functionAssetDir, readAssembly, synthesize, type LoadedAssembly } from 
 import { SqsEventSource } from './event-sources.js';
 import { createHttpApi, type CorsConfiguration, type HttpRoute } from './http-api.js';
 import { LambdaFunction, type InvokeResult } from './lambda.js';
-import { connectionArn, startAwsCallChecker, type AwsCallChecker } from './iam/checker.js';
+import { connectionArn, formatDenials, startAwsCallChecker, type AwsCallChecker } from './iam/checker.js';
 import { createResources } from './resources.js';
 import type { PhysicalResource, Resolver, TemplateResource } from './resolver.js';
 import { createWebSocketApi } from './websocket-api.js';
@@ -182,6 +182,7 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
           resolve: (value) => resolver.resolve(value),
           region,
           account: resolver.pseudo.accountId,
+          onDenial: (call) => log(`AWS call denied: ${formatDenials([call])}`),
         });
     if (checker) stops.push(() => checker.stop());
 

@@ -72,6 +72,8 @@ export interface AwsCallCheckerOptions {
    * such as agents with keys of their own, when they share the endpoint).
    */
   unknownKeys?: 'deny' | 'forward';
+  /** Told of each denial as it happens (the stack logs it). */
+  onDenial?: (call: CheckedCall) => void;
 }
 
 /** One authorisation of one call, as decided. */
@@ -220,6 +222,7 @@ export async function startAwsCallChecker(options: AwsCallCheckerOptions): Promi
 
   const record = (call: CheckedCall) => {
     log.push(call);
+    if (!call.allowed) options.onDenial?.(call);
     return call;
   };
 
