@@ -7,6 +7,7 @@ import type { RouteGroup } from '../functions/core/route.js';
 import { nodeQueuesArnPattern } from '../functions/fleet/queue-policy.js';
 import { secretName } from '../functions/fleet/vault.js';
 import { NOVITA_KEY_SECRET } from '../functions/novita/settings.js';
+import { SCRAPE_TOKEN_SECRET } from '../functions/observability/routes.js';
 import { SIGNING_SECRET } from '../functions/training/notify.js';
 import type { Data } from './data.js';
 import type { Messaging } from './messaging.js';
@@ -44,6 +45,8 @@ export type Capability =
   | 'api-key'
   | 'novita-key'
   | 'registry-auth'
+  /** The token a Prometheus server may scrape /metrics with instead of an API key. */
+  | 'scrape-token'
   /** The training webhook signing key: read, and created on first delivery. */
   | 'webhook-signing-key'
   /** Vault credentials: written and deleted, never read back by the control plane. */
@@ -108,7 +111,10 @@ const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
 };
 
 const HTTP_GROUPS = ['agent', 'orchestrator', 'fleet', 'cluster', 'vision', 'training', 'novita'] as const;
-const SYSTEM: Capability[] = [...new Set<Capability>(['health', ...HTTP_GROUPS.flatMap((g) => OWN[g])])];
+// Its own: /health probes everything, /metrics takes a scrape token.
+const SYSTEM: Capability[] = [
+  ...new Set<Capability>(['health', 'scrape-token', ...HTTP_GROUPS.flatMap((g) => OWN[g])]),
+];
 
 export const FUNCTION_CAPABILITIES: Record<FunctionName, readonly Capability[]> = { ...OWN, system: SYSTEM };
 
@@ -238,6 +244,9 @@ export function grantCapabilities(
         break;
       case 'registry-auth':
         allow(['ssm:GetParameter'], [parameter(REGISTRY_AUTH_SECRET)]);
+        break;
+      case 'scrape-token':
+        allow(['ssm:GetParameter'], [parameter(SCRAPE_TOKEN_SECRET)]);
         break;
       case 'webhook-signing-key':
         // The key is made on first delivery (CloudFormation cannot create SecureStrings), so the one

@@ -451,7 +451,7 @@ describe('ControlPlaneStack least privilege', () => {
     expect(grants('agent', 'sqs:CreateQueue')).toEqual([expect.stringMatching(/:fleet-node-\*$/)]);
   });
 
-  it('reads only named parameters: the API key for user routes and $connect, the Novita key, the registry auth', () => {
+  it('reads only named parameters: the API key for user routes and $connect, the Novita key, the registry auth, the scrape token', () => {
     expect(grants('websocket', 'ssm:GetParameter')).toEqual([
       expect.stringMatching(/:parameter\/fleet\/api-key$/),
     ]);
@@ -459,6 +459,12 @@ describe('ControlPlaneStack least privilege', () => {
       expect.stringMatching(/:parameter\/fleet\/api-key$/),
       expect.stringMatching(/:parameter\/fleet\/novita-api-key$/),
     ]);
+    expect(grants('system', 'ssm:GetParameter')).toContainEqual(
+      expect.stringMatching(/:parameter\/fleet\/metrics-scrape-token$/),
+    );
+    expect(grants('fleet', 'ssm:GetParameter')).not.toContainEqual(
+      expect.stringMatching(/metrics-scrape-token$/),
+    );
     expect(grants('events', 'ssm:GetParameter').sort()).toEqual([
       expect.stringMatching(/:parameter\/fleet\/novita-api-key$/),
       expect.stringMatching(/:parameter\/fleet\/webhook-signing-key$/),
