@@ -62,7 +62,8 @@ export type FunctionName = RouteGroup | 'events' | 'websocket';
  * route table (functions/groups/system.ts), so it gets the union of the HTTP groups: see SYSTEM.
  */
 const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
-  // Registration creates the node's queue; the long poll reads it; uploads store outputs.
+  // Registration creates the node's queue; the HTTP long poll reads it; task files are parked in the
+  // bucket. (Its sts:AssumeRole of the agent role is granted with that role: lib/agent-identity.ts.)
   agent: ['store', 'api-key', 'emit', 'command-nodes', 'register-nodes', 'poll-nodes', 'write-artifacts'],
   // /api/system/* probes the table only.
   orchestrator: ['store', 'api-key', 'emit', 'command-nodes', 'table-status'],
