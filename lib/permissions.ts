@@ -6,7 +6,7 @@ import { REGISTRY_AUTH_SECRET } from '../functions/build/registry.js';
 import type { RouteGroup } from '../functions/core/route.js';
 import { nodeQueuesArnPattern } from '../functions/fleet/queue-policy.js';
 import { secretName } from '../functions/fleet/vault.js';
-import { NOVITA_KEY_SECRET } from '../functions/novita/settings.js';
+import { NOVITA_KEY_SECRET } from '../functions/ports/novita-cloud.js';
 import { SCRAPE_TOKEN_SECRET } from '../functions/observability/routes.js';
 import { SIGNING_SECRET } from '../functions/training/notify.js';
 import type { Data } from './data.js';
