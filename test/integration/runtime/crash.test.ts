@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startLocalProcess } from '../../harness/local-process.js';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,34 +34,13 @@ interface Started {
   url: string;
 }
 
-async function start(dataDir: string): Promise<Started> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'local/main.ts', '--data-dir', dataDir, '--port', '0', '--no-agent'],
-    {
-      cwd: new URL('../../..', import.meta.url).pathname,
-      env: {
-        ...process.env,
-        AWS_ENDPOINT_URL: '',
-        LOG_LEVEL: 'SILENT',
-        API_AUTH: 'true',
-        COMMAND_WAIT_MS: '1000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`npm start exited ${code} before listening:\n${out}`)));
+function start(dataDir: string): Promise<Started> {
+  return startLocalProcess(dataDir, {
+    AWS_ENDPOINT_URL: '',
+    LOG_LEVEL: 'SILENT',
+    API_AUTH: 'true',
+    COMMAND_WAIT_MS: '1000',
   });
-  return { child, url };
 }
 
 async function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {

@@ -1,3 +1,4 @@
+import { startLocalProcess } from '../../harness/local-process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -29,44 +30,20 @@ function stStatus(): { available: boolean; reason: string } {
   return { available: false, reason };
 }
 
-async function startRuntime(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'local/main.ts', '--data-dir', dataDir, '--port', '0', '--no-agent'],
-    {
-      cwd: REPO,
-      env: {
-        ...process.env,
-        AWS_ENDPOINT_URL: '',
-        // Dependencies left unconfigured, so their routes answer their declared 503 and nothing
-        // leaves the machine: no registry, no Bedrock (no Novita key either: no secret set).
-        REGISTRY_URL: '',
-        AI_ENABLED: 'false',
-        // And were one called anyway, it would stay on loopback.
-        NOVITA_BASE_URL: 'http://127.0.0.1:9/v1',
-        AI_ENDPOINT_URL: 'http://127.0.0.1:9',
-        LOG_LEVEL: 'SILENT',
-        API_AUTH: 'true',
-        COMMAND_WAIT_MS: '200',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`npm start exited ${code} before listening:\n${out}`)));
+function startRuntime(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  return startLocalProcess(dataDir, {
+    AWS_ENDPOINT_URL: '',
+    // Dependencies left unconfigured, so their routes answer their declared 503 and nothing
+    // leaves the machine: no registry, no Bedrock (no Novita key either: no secret set).
+    REGISTRY_URL: '',
+    AI_ENABLED: 'false',
+    // And were one called anyway, it would stay on loopback.
+    NOVITA_BASE_URL: 'http://127.0.0.1:9/v1',
+    AI_ENDPOINT_URL: 'http://127.0.0.1:9',
+    LOG_LEVEL: 'SILENT',
+    API_AUTH: 'true',
+    COMMAND_WAIT_MS: '200',
   });
-  // Keep draining the pipes so the runtime never blocks on a full one.
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return { child, url };
 }
 
 interface Interaction {
