@@ -30,27 +30,30 @@ export const eventHandlers: Record<string, EventHandler> = {};
  * Each message is parsed by its type's schema first: a malformed one can never succeed, so it is
  * logged and dropped instead of going round to the dead-letter queue.
  */
+const chains = new Map<string, EventHandler[]>();
+
 function register(handlers: AreaEventHandlers): void {
   for (const [type, handler] of Object.entries(handlers) as [keyof AppEventSchemas, EventHandler][]) {
+    const chain = chains.get(type);
+    if (chain) {
+      chain.push(handler);
+      continue;
+    }
+    const list = [handler];
+    chains.set(type, list);
     const schema: z.ZodType = EVENT_SCHEMAS[type];
-    const parsed: EventHandler = async (event, ctx) => {
+    // Parsed once per message, whichever areas handle the type.
+    eventHandlers[type] = async (event, ctx) => {
       const fields = schema.safeParse(event);
       if (!fields.success) {
         ctx.logger.error('dropping malformed event', { type, issues: fields.error.issues });
         return;
       }
-      await handler({ ...(fields.data as object), type }, ctx);
+      const parsed = { ...(fields.data as object), type };
+      for (const h of list) await h(parsed, ctx);
     };
-    const before = eventHandlers[type];
-    eventHandlers[type] = before
-      ? async (event, ctx) => {
-          await before(event, ctx);
-          await parsed(event, ctx);
-        }
-      : parsed;
   }
 }
-
 // Orchestrator: reconcile, nodes.sweep.
 register(orchestratorEventHandlers);
 // Task queue: placement.run, agent.task.*, and their share of node.online/offline, command.completed.
