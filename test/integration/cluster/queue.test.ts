@@ -544,6 +544,10 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
 
       for (let i = 0; i < 3; i++) await generate(X);
       await eventually(async () => expect((await api('GET', '/tasks?status=completed')).body.total).toBe(3));
+      // A task is marked completed before its node's slot is released: wait for the release too.
+      await eventually(async () =>
+        expect((await api('GET', `/workers/${a.nodeId}`)).body.status).toBe('online'),
+      );
       const worker = await api('GET', `/workers/${a.nodeId}`);
       expect(worker.body).toMatchObject({
         worker_id: a.nodeId,
