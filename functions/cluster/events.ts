@@ -13,11 +13,23 @@ export const placementRun = z.object({
   sample: z.boolean().optional(),
 });
 
-export const clusterEvents = { 'placement.run': placementRun } satisfies AreaEvents;
+/** A rebalance that changes placements has begun (for the Cluster Manager's `/ws` stream). */
+export const rebalanceStarted = z.object({
+  rebalanceId: z.string(),
+  strategy: z.string(),
+  affectedWorkers: z.array(z.string()),
+  operations: z.number().int().nonnegative(),
+});
+
+export const clusterEvents = {
+  'placement.run': placementRun,
+  'cluster.rebalance.started': rebalanceStarted,
+} satisfies AreaEvents;
 
 declare module '../core/events.js' {
   interface AppEventSchemas {
     'placement.run': typeof placementRun;
+    'cluster.rebalance.started': typeof rebalanceStarted;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   type RebalanceStrategy,
   type SchedAssignment,
 } from '../task-planner/index.js';
+import { emit } from '../core/events.js';
 import { dispatchCommand } from '../fleet/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { formatDuration } from './format.js';
@@ -312,7 +313,15 @@ export async function rebalance(
     perNode.set(node, (perNode.get(node) ?? 0) + (spec ? estimate(spec, node) : 0));
   }
   const requeued: string[] = [];
+  const rebalanceId = `rebal-${randomUUID().slice(0, 8)}`;
   if (!input.dry_run && plan.operations.length) {
+    await emit(ctx, {
+      type: 'cluster.rebalance.started',
+      rebalanceId,
+      strategy: plan.strategy,
+      affectedWorkers: plan.affectedNodes,
+      operations: plan.operations.length,
+    });
     const resident = new Map(view.workers.map((w) => [w.id, new Set(w.resident)] as const));
     const workerById = new Map(view.workers.map((w) => [w.id, w] as const));
     const unload = async (nodeId: string, model: string) => {
@@ -342,7 +351,7 @@ export async function rebalance(
     await requestPlacement(ctx, 'rebalanced');
   }
   return {
-    rebalance_id: `rebal-${randomUUID().slice(0, 8)}`,
+    rebalance_id: rebalanceId,
     status: input.dry_run ? 'dry_run' : plan.operations.length ? 'initiated' : 'balanced',
     strategy: plan.strategy,
     dry_run: input.dry_run,

@@ -19,6 +19,7 @@ import {
   rotateNodeToken,
   type RegistrationAccess,
 } from './nodes.js';
+import { emitHeartbeatSignals } from './heartbeat-signals.js';
 import { queueCredentialsRoute } from './queue-credentials.js';
 import {
   agentEventsRequest,
@@ -130,6 +131,7 @@ export function agentRoutes(): AnyRoute[] {
         const node = await authenticateAgent(ctx, req.headers);
         const { node: updated, cameOnline } = await recordHeartbeat(ctx, node, req.body);
         const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
+        await emitHeartbeatSignals(ctx, node, req.body);
         // A node back (its orphans can go) or a copy dead (it needs a replacement).
         if (cameOnline || died) await emit(ctx, { type: 'reconcile' });
         return {

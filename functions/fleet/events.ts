@@ -61,7 +61,20 @@ export const agentTaskFinished = z.object({
   at: z.string(),
 });
 
+/** A GPU of the node crossed the temperature threshold (once per crossing, from its heartbeat). */
+export const nodeGpuAlert = z.object({
+  nodeId,
+  thresholdC: z.number(),
+  gpus: z.array(
+    z.object({ label: z.string(), temperatureC: z.number(), index: z.number().int().optional() }),
+  ),
+});
+/** A model server the node's heartbeat reports loaded for the first time. */
+export const nodeModelLoaded = z.object({ nodeId, model: z.string() });
+
 export const fleetEvents = {
+  'node.gpu.alert': nodeGpuAlert,
+  'node.model.loaded': nodeModelLoaded,
   'node.registered': nodeRegistered,
   'node.online': nodeOnline,
   'node.offline': nodeOffline,
@@ -73,6 +86,8 @@ export const fleetEvents = {
 
 declare module '../core/events.js' {
   interface AppEventSchemas {
+    'node.gpu.alert': typeof nodeGpuAlert;
+    'node.model.loaded': typeof nodeModelLoaded;
     'node.registered': typeof nodeRegistered;
     'node.online': typeof nodeOnline;
     'node.offline': typeof nodeOffline;

@@ -44,11 +44,15 @@ const percent = (used: number | null | undefined, total: number | null | undefin
   used != null && total ? (used / total) * 100 : null;
 
 /** GPU readings of the last heartbeat: nvidia-smi's per GPU, and tegrastats' GPU zone on a Jetson. */
-function gpuTemperatures(node: NodeItem): { label: string; celsius: number }[] {
-  const out = (node.metrics?.gpus ?? []).flatMap((g) =>
-    g.temperatureC === null ? [] : [{ label: `GPU ${g.index} (${g.name})`, celsius: g.temperatureC }],
+export function gpuTemperatures(
+  metrics: NodeItem['metrics'],
+): { label: string; celsius: number; index?: number }[] {
+  const out: { label: string; celsius: number; index?: number }[] = (metrics?.gpus ?? []).flatMap((g) =>
+    g.temperatureC === null
+      ? []
+      : [{ label: `GPU ${g.index} (${g.name})`, celsius: g.temperatureC, index: g.index }],
   );
-  const zones = (node.metrics?.tegrastats as { temperatures?: Record<string, unknown> } | null | undefined)
+  const zones = (metrics?.tegrastats as { temperatures?: Record<string, unknown> } | null | undefined)
     ?.temperatures;
   for (const [zone, value] of Object.entries(zones ?? {})) {
     if (/^gpu\d*$/i.test(zone) && typeof value === 'number')
@@ -129,7 +133,7 @@ export function detectProblems(
     if (memory !== null && memory >= THRESHOLDS.memoryPercent) {
       add('high_memory', 'warning', `Memory usage at ${Math.round(memory)}% on ${name}`);
     }
-    const hot = gpuTemperatures(node).filter((t) => t.celsius >= THRESHOLDS.gpuTemperatureC);
+    const hot = gpuTemperatures(node.metrics).filter((t) => t.celsius >= THRESHOLDS.gpuTemperatureC);
     if (hot.length) {
       const max = Math.max(...hot.map((t) => t.celsius));
       add(

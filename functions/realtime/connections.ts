@@ -3,8 +3,8 @@ import { realtimeKeys } from '../core/keys.js';
 import { GoneConnectionError } from '../ports/connections.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 
-/** The streams of the WebSocket API; `logs` is per node. */
-export type ChannelName = 'metrics' | 'logs' | 'doctor';
+/** The streams of the WebSocket API; `logs` is per node; `cluster` is the Cluster Manager's bare `/ws`. */
+export type ChannelName = 'metrics' | 'logs' | 'doctor' | 'cluster';
 
 export interface Subscription {
   channel: ChannelName;
@@ -22,7 +22,11 @@ export interface ConnectionItem extends StoreItem {
 /** The fan-out partition of a subscription: `metrics`, `doctor`, `logs#<nodeId>`. */
 export const channelKey = (s: Subscription) => (s.channel === 'logs' ? `logs#${s.nodeId}` : s.channel);
 
-export async function saveConnection(ctx: AppContext, connectionId: string, sub: Subscription): Promise<ConnectionItem> {
+export async function saveConnection(
+  ctx: AppContext,
+  connectionId: string,
+  sub: Subscription,
+): Promise<ConnectionItem> {
   const now = ctx.now();
   const item: ConnectionItem = {
     ...realtimeKeys.connection(connectionId),
@@ -37,7 +41,10 @@ export async function saveConnection(ctx: AppContext, connectionId: string, sub:
   return item;
 }
 
-export async function getConnection(ctx: AppContext, connectionId: string): Promise<ConnectionItem | undefined> {
+export async function getConnection(
+  ctx: AppContext,
+  connectionId: string,
+): Promise<ConnectionItem | undefined> {
   const k = realtimeKeys.connection(connectionId);
   return ctx.store.get<ConnectionItem>(k.pk, k.sk);
 }
@@ -65,7 +72,11 @@ export interface FanOut {
  * Sends one frame to one connection; a gone connection loses its record. Other send errors are
  * logged and swallowed: one bad connection must not stop the others' deliveries.
  */
-export async function sendTo(ctx: AppContext, connectionId: string, message: object): Promise<'sent' | 'gone' | 'failed'> {
+export async function sendTo(
+  ctx: AppContext,
+  connectionId: string,
+  message: object,
+): Promise<'sent' | 'gone' | 'failed'> {
   if (!ctx.connections) return 'failed';
   try {
     await ctx.connections.send(connectionId, JSON.stringify(message));

@@ -4,6 +4,13 @@ import { keys } from '../core/keys.js';
 import { getCommand } from '../fleet/commands.js';
 import type { InstanceItem } from '../orchestrator/model.js';
 import type { AppContext } from '../core/context.js';
+import {
+  gpuAlert,
+  modelLoaded,
+  rebalanceStarted,
+  taskFinished,
+  workerStatusChanged,
+} from './cluster-stream.js';
 import { notifyNodeLog, pushPeriodic, sendSnapshot } from './session.js';
 
 /** A container's name for a log line: from its command, else its instance record, else its id. */
@@ -51,9 +58,11 @@ declare module '../core/events.js' {
 export const realtimeEventHandlers: AreaEventHandlers = {
   'node.registered': async (e, ctx) => {
     await notifyNodeLog(ctx, e.nodeId, 'info', `Node ${e.nodeName || e.nodeId} registered`);
+    await workerStatusChanged(ctx, e.nodeId, 'online', null);
   },
   'node.online': async (e, ctx) => {
     await notifyNodeLog(ctx, e.nodeId, 'info', 'Node came online');
+    await workerStatusChanged(ctx, e.nodeId, 'online', 'offline');
   },
   'node.offline': async (e, ctx) => {
     const last = e.lastHeartbeat;
@@ -63,7 +72,22 @@ export const realtimeEventHandlers: AreaEventHandlers = {
       'warning',
       `Node went offline${last ? ` (last heartbeat ${last})` : ''}`,
     );
+    await workerStatusChanged(ctx, e.nodeId, 'offline', 'online', last);
   },
+  'node.gpu.alert': async (e, ctx) => {
+    await notifyNodeLog(
+      ctx,
+      e.nodeId,
+      'warning',
+      `GPU temperature at or above ${e.thresholdC} °C: ${e.gpus.map((g) => `${g.label} ${Math.round(g.temperatureC)} °C`).join(', ')}`,
+    );
+    await gpuAlert(ctx, e);
+  },
+  'node.model.loaded': async (e, ctx) => {
+    await notifyNodeLog(ctx, e.nodeId, 'info', `Model ${e.model} loaded`);
+    await modelLoaded(ctx, e);
+  },
+  'cluster.rebalance.started': async (e, ctx) => rebalanceStarted(ctx, e),
   'command.completed': async (e, ctx) => {
     const nodeId = e.nodeId;
     const ok = e.status === 'succeeded';
@@ -126,6 +150,7 @@ export const realtimeEventHandlers: AreaEventHandlers = {
       status === 'completed' ? 'info' : status === 'cancelled' ? 'warning' : 'error',
       `Task ${e.taskId} ${status}${error ? `: ${error}` : ''}`,
     );
+    await taskFinished(ctx, e);
   },
   /** Off Lambda the local runtime's timer pushes instead, more often. */
   'ws.push': async (_e, ctx) => {

@@ -83,7 +83,12 @@ export async function doctorMessage(ctx: AppContext): Promise<DoctorMessage> {
       });
     }
     if (v.disk >= DISK_PROBLEM_PERCENT) {
-      problems.push({ ...who, check: 'disk', level: 'warning', message: `Disk ${v.disk}% full on ${node.nodeName}` });
+      problems.push({
+        ...who,
+        check: 'disk',
+        level: 'warning',
+        message: `Disk ${v.disk}% full on ${node.nodeName}`,
+      });
     }
   }
   const status = health.status === 'unhealthy' ? 'unhealthy' : problems.length ? 'degraded' : 'healthy';

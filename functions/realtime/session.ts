@@ -10,11 +10,12 @@ import {
   type ChannelName,
   type Subscription,
 } from './connections.js';
+import { clusterHello } from './cluster-stream.js';
 import { doctorMessage, metricsMessage, type LogLevel, type LogMessage } from './messages.js';
 
 /** What a connect request carries, in either runtime. */
 export interface ConnectRequest {
-  /** `/ws/metrics`, `/ws/logs/<node>`, `/ws/doctor`; or `/ws` (or API Gateway's `/`) with `?channel=`. */
+  /** `/ws/metrics`, `/ws/logs/<node>`, `/ws/doctor`, `/ws` (the cluster events); or API Gateway's `/` with `?channel=`. */
   path: string;
   query: Record<string, string | undefined>;
   headers: Record<string, string | undefined>;
@@ -29,7 +30,7 @@ export interface Refusal {
 }
 export type Opened = { ok: true; subscription: Subscription } | Refusal;
 
-const CHANNELS: readonly ChannelName[] = ['metrics', 'logs', 'doctor'];
+const CHANNELS: readonly ChannelName[] = ['metrics', 'logs', 'doctor', 'cluster'];
 const refuse = (status: Refusal['status'], reason: string): Refusal => ({
   ok: false,
   status,
@@ -38,7 +39,10 @@ const refuse = (status: Refusal['status'], reason: string): Refusal => ({
   reason: Buffer.from(reason).subarray(0, 120).toString(),
 });
 
-/** The spec's paths, or the single-URL form API Gateway WebSocket APIs need (`?channel=logs&node_id=`). */
+/**
+ * The spec's paths, or the single-URL form API Gateway WebSocket APIs need (`?channel=logs&node_id=`).
+ * No channel at all is the Cluster Manager's `/ws` event stream.
+ */
 export function parseChannel(req: ConnectRequest): { channel: ChannelName; node?: string } | Refusal {
   const segments = req.path
     .split('?')[0]!
@@ -52,10 +56,12 @@ export function parseChannel(req: ConnectRequest): { channel: ChannelName; node?
       }
     });
   if (segments[0] === 'ws') segments.shift();
-  const named = segments[0] ?? req.query.channel;
-  if (!named) return refuse(400, 'No channel: connect to /ws/metrics, /ws/logs/{node_id} or /ws/doctor (or ?channel=)');
+  const named = segments[0] ?? req.query.channel ?? 'cluster';
   if (!CHANNELS.includes(named as ChannelName) || segments.length > (named === 'logs' ? 2 : 1))
-    return refuse(404, `Unknown channel ${named.slice(0, 40)}: use metrics, logs or doctor`);
+    return refuse(
+      404,
+      `Unknown channel ${named.slice(0, 40)}: use /ws, /ws/metrics, /ws/logs/{node_id} or /ws/doctor`,
+    );
   const channel = named as ChannelName;
   if (channel !== 'logs') return { channel };
   const node = segments[1] ?? req.query.node_id;
@@ -73,7 +79,11 @@ async function authorised(ctx: AppContext, req: ConnectRequest): Promise<boolean
 export const resetWsApiKeyCache = () => resetBootstrapKeyCache();
 
 /** Validates a connect, then records the connection under its channel. Nothing is written on a refusal. */
-export async function openConnection(ctx: AppContext, connectionId: string, req: ConnectRequest): Promise<Opened> {
+export async function openConnection(
+  ctx: AppContext,
+  connectionId: string,
+  req: ConnectRequest,
+): Promise<Opened> {
   if (!(await authorised(ctx, req))) return refuse(401, 'Invalid or missing API key');
   const parsed = parseChannel(req);
   if ('ok' in parsed) return parsed;
@@ -93,8 +103,15 @@ export const closeConnection = removeConnection;
 export async function snapshot(ctx: AppContext, sub: Subscription): Promise<object> {
   if (sub.channel === 'metrics') return metricsMessage(ctx);
   if (sub.channel === 'doctor') return doctorMessage(ctx);
+  if (sub.channel === 'cluster') return clusterHello(ctx);
   const node = await getNode(ctx, sub.nodeId!);
-  return logMessage(ctx, sub.nodeId!, node?.nodeName ?? sub.nodeId!, 'info', `Streaming the logs of node ${node?.nodeName ?? sub.nodeId}`);
+  return logMessage(
+    ctx,
+    sub.nodeId!,
+    node?.nodeName ?? sub.nodeId!,
+    'info',
+    `Streaming the logs of node ${node?.nodeName ?? sub.nodeId}`,
+  );
 }
 
 /**
@@ -114,15 +131,33 @@ export async function pushPeriodic(ctx: AppContext): Promise<void> {
   await broadcast(ctx, channelKey({ channel: 'doctor' }), () => doctorMessage(ctx));
 }
 
-function logMessage(ctx: AppContext, nodeId: string, nodeName: string, level: LogLevel, message: string): LogMessage {
-  return { type: 'log', node_id: nodeId, node_name: nodeName, timestamp: new Date(ctx.now()).toISOString(), level, message };
+function logMessage(
+  ctx: AppContext,
+  nodeId: string,
+  nodeName: string,
+  level: LogLevel,
+  message: string,
+): LogMessage {
+  return {
+    type: 'log',
+    node_id: nodeId,
+    node_name: nodeName,
+    timestamp: new Date(ctx.now()).toISOString(),
+    level,
+    message,
+  };
 }
 
 /**
  * The Notifier: one line on a node's `/ws/logs` stream. Never throws: a happening is recorded
  * whether or not anyone watches, and a push failure must not fail (and redeliver) its event.
  */
-export async function notifyNodeLog(ctx: AppContext, nodeId: string, level: LogLevel, message: string): Promise<void> {
+export async function notifyNodeLog(
+  ctx: AppContext,
+  nodeId: string,
+  level: LogLevel,
+  message: string,
+): Promise<void> {
   try {
     await broadcast(ctx, channelKey({ channel: 'logs', nodeId }), async () => {
       const node = await getNode(ctx, nodeId);

@@ -13,8 +13,9 @@ describe('WebSocket channel parsing', () => {
     });
     expect(parseChannel(req('/', { channel: 'metrics' }))).toEqual({ channel: 'metrics' });
   });
-  it('refuses what names no stream', () => {
-    expect(parseChannel(req('/ws'))).toMatchObject({ ok: false, status: 400, closeCode: 4400 });
+  it('the bare /ws is the cluster event stream; refuses what names no known stream', () => {
+    expect(parseChannel(req('/ws'))).toEqual({ channel: 'cluster' });
+    expect(parseChannel(req('/', {}))).toEqual({ channel: 'cluster' });
     expect(parseChannel(req('/ws/logs'))).toMatchObject({ ok: false, status: 400, closeCode: 4400 });
     expect(parseChannel(req('/ws/nope'))).toMatchObject({ ok: false, status: 404, closeCode: 4404 });
     expect(parseChannel(req('/ws/metrics/extra'))).toMatchObject({ ok: false, status: 404 });
