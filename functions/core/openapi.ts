@@ -1,6 +1,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import * as z from 'zod';
 import { requiredRole } from './access.js';
+import { invalidInputStatus } from './documents.js';
 import type { AnyRoute } from './route.js';
 
 extendZodWithOpenApi(z);
@@ -49,6 +50,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
             : { content: { 'application/json': { schema: r.response ?? z.unknown() } } }),
       },
     };
+    const invalid = invalidInputStatus(r.path);
     for (const [status, declared] of Object.entries(r.responses ?? {})) {
       responses[status] =
         typeof declared === 'string'
@@ -58,10 +60,12 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
               content: { 'application/json': { schema: declared.schema } },
             };
     }
+    // A declared "invalid ..." 422 is answered with the document's status (a handler's own 422s stay).
+    if (invalid !== 422 && responses[422] && !responses[invalid]) responses[invalid] = responses[422];
     const bodyType = r.bodyType ?? (r.body ? 'json' : 'none');
     // What the pipeline (functions/core/http.ts) answers before any handler runs.
     if (r.params || r.query || r.body || bodyType !== 'none') {
-      responses[r.errorStyle === 'novita' ? 400 : 422] ??= {
+      responses[invalid] ??= {
         description: 'Validation error',
         content: errorContent,
       };

@@ -1,4 +1,5 @@
 import type { AnyRoute, HttpMethod } from './route.js';
+import { documentOf } from './documents.js';
 import type { ErrorStyle } from './errors.js';
 
 interface Compiled {
@@ -48,7 +49,9 @@ export class Router {
   constructor(readonly routes: AnyRoute[]) {
     this.compiled = routes
       .map(compile)
-      .sort((a, b) => a.greedyCount - b.greedyCount || b.weight - a.weight || b.names.length - a.names.length);
+      .sort(
+        (a, b) => a.greedyCount - b.greedyCount || b.weight - a.weight || b.names.length - a.names.length,
+      );
   }
 
   match(method: string, rawPath: string): Match {
@@ -72,8 +75,8 @@ export class Router {
   }
 }
 
-/** The error shape for a path no route claims: the Novita routes have their own. */
+/** The error shape for a path no route claims: the Novita and training documents have their own. */
 export function styleForPath(path: string): ErrorStyle {
-  if (/^\/api\/(instances|metrics|migration)(\/|$)/.test(path)) return 'novita';
-  return /^\/(jobs|stats)(\/|$)/.test(path) ? 'training' : 'fastapi';
+  const doc = documentOf(path);
+  return doc === 'novita' ? 'novita' : doc === 'training' ? 'training' : 'fastapi';
 }

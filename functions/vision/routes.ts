@@ -97,7 +97,7 @@ export function visionRoutes(): AnyRoute[] {
         const form = await parseMultipart(req.rawBody, req.headers['content-type'], LORA_MAX_BYTES);
         const file = form.files.find((f) => f.field === 'file');
         if (!file)
-          throw new ValidationError([{ loc: ['body', 'file'], msg: 'Field required', type: 'missing' }]);
+          throw new ValidationError([{ loc: ['body', 'file'], msg: 'field required', type: 'value_error.missing' }]);
         const ext = LORA_EXTENSIONS.find((e) => file.filename.toLowerCase().endsWith(e));
         if (!ext)
           throw new ValidationError(

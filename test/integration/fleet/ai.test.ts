@@ -274,7 +274,7 @@ describe('AI Assistant API (embedded runtime, Bedrock Converse test double)', ()
     }
   });
 
-  it('refuses bad requests before calling the model: 422 for a missing or empty message, 404 for an unknown node', async () => {
+  it('refuses bad requests before calling the model: 400 for a missing or empty message, 404 for an unknown node', async () => {
     const calls = fake.calls.length;
     const missing = await api('POST', '/api/ai/chat', {});
     const empty = await api('POST', '/api/ai/chat', { message: '   ' });
@@ -284,14 +284,14 @@ describe('AI Assistant API (embedded runtime, Bedrock Converse test double)', ()
     const unknownChat = await api('POST', '/api/ai/chat', { message: 'hi', context: { node_id: 'ghost' } });
     const unknownTs = await api('POST', '/api/ai/troubleshoot', { node_id: 'ghost', issue: 'x' });
 
-    expect(missing.status).toBe(422);
+    expect(missing.status).toBe(400);
     expect(missing.body.detail[0]).toMatchObject({ loc: ['body', 'message'] });
-    expect(empty.status).toBe(422);
+    expect(empty.status).toBe(400);
     expect(empty.body.detail[0]).toMatchObject({ loc: ['body', 'message'], msg: 'must not be empty' });
-    expect(notString.status).toBe(422);
-    expect(noNode.status).toBe(422);
+    expect(notString.status).toBe(400);
+    expect(noNode.status).toBe(400);
     expect(noNode.body.detail[0].loc).toEqual(['body', 'node_id']);
-    expect(emptyIssue.status).toBe(422);
+    expect(emptyIssue.status).toBe(400);
     expect(unknownChat.status).toBe(404);
     expect(unknownChat.body).toEqual({ detail: 'Node ghost not found' });
     expect(unknownTs.status).toBe(404);

@@ -64,19 +64,19 @@ describe('Fleet Commander clusters (embedded runtime)', () => {
     );
   });
 
-  it('refuses bad input with 422 or 409 and changes nothing', async () => {
+  it('refuses bad input with 400 or 409 and changes nothing', async () => {
     const before = (await api('GET', '/api/clusters/')).body;
     const unknownNode = await api('POST', '/api/clusters/', { name: 'c2', node_ids: ['agx0', 'nope'] });
-    expect(unknownNode.status).toBe(422);
+    expect(unknownNode.status).toBe(400);
     expect(unknownNode.body.detail[0]).toMatchObject({ loc: ['body', 'node_ids', 1], type: 'value_error' });
     const foreignManager = await api('POST', '/api/clusters/', {
       name: 'c3',
       node_ids: ['agx0'],
       manager_node_id: 'agx1',
     });
-    expect(foreignManager.status).toBe(422);
+    expect(foreignManager.status).toBe(400);
     const badType = await api('POST', '/api/clusters/', { name: 'c4', cluster_type: 'mesh' });
-    expect(badType.status).toBe(422);
+    expect(badType.status).toBe(400);
     const duplicate = await api('POST', '/api/clusters/', { name: 'vision' });
     expect(duplicate.status).toBe(409);
     expect(typeof duplicate.body.detail).toBe('string');
@@ -117,7 +117,7 @@ describe('Fleet Commander clusters (embedded runtime)', () => {
     expect(deleted.body).toMatchObject({ status: 'deleted', id: c.id, name: 'temp' });
     expect((await api('GET', `/api/clusters/${c.id}/status`)).status).toBe(404);
     expect((await api('DELETE', `/api/clusters/${c.id}`)).status).toBe(404);
-    expect((await api('DELETE', `/api/clusters/${c.id}?cleanup_swarm=maybe`)).status).toBe(422);
+    expect((await api('DELETE', `/api/clusters/${c.id}?cleanup_swarm=maybe`)).status).toBe(400);
     expect((await api('POST', '/api/clusters/', { name: 'temp' })).status).toBe(201);
     const nodes = (await api('GET', '/api/nodes/')).body.nodes as { name: string }[];
     expect(nodes.map((n) => n.name)).toEqual(expect.arrayContaining(['agx0', 'agx1', 'agx2']));
@@ -211,7 +211,7 @@ describe.each(modes)('Fleet Commander vault: $name', (mode) => {
       }
     });
 
-    it('refuses bad input with 422 and stores nothing', async () => {
+    it('refuses bad input with 400 and stores nothing', async () => {
       for (const body of [
         { name: 'x', username: 'u' },
         { name: '', username: 'u', password: 'p' },
@@ -219,7 +219,7 @@ describe.each(modes)('Fleet Commander vault: $name', (mode) => {
         { name: 'x', username: 'u', password: 'p', extra: true },
       ]) {
         const res = await api('POST', '/api/vault/', body);
-        expect(res.status, JSON.stringify(body)).toBe(422);
+        expect(res.status, JSON.stringify(body)).toBe(400);
         expect(Array.isArray(res.body.detail)).toBe(true);
       }
       expect((await api('GET', '/api/vault/')).body).toEqual([]);

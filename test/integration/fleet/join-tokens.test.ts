@@ -92,10 +92,10 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
     expect((await register('jt-b', { authorization: `Bearer ${second.body.token}` })).status).toBe(200);
   });
 
-  it('refuses role=manager and unknown roles with 422: the control plane is the only manager', async () => {
+  it('refuses role=manager and unknown roles with 400: the control plane is the only manager', async () => {
     const manager = await issue('manager');
     const bogus = await issue('admin');
-    expect(manager.status).toBe(422);
+    expect(manager.status).toBe(400);
     expect(manager.body.detail).toEqual([
       {
         loc: ['query', 'role'],
@@ -103,7 +103,7 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
         type: 'value_error',
       },
     ]);
-    expect(bogus.status).toBe(422);
+    expect(bogus.status).toBe(400);
     expect(bogus.body.detail[0].loc).toEqual(['query', 'role']);
   });
 

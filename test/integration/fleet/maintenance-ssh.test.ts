@@ -267,7 +267,7 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
     });
   });
 
-  it('quick-fix refuses unknown nodes (404), unknown fixes (422) and offline nodes (409)', async () => {
+  it('quick-fix refuses unknown nodes (404), unknown fixes (400) and offline nodes (409)', async () => {
     const unknown = await api('POST', '/api/maintenance/quick-fix', {
       node_id: 'nope',
       fix_type: 'docker_cleanup',
@@ -275,10 +275,10 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
     expect(unknown.status).toBe(404);
     expect(unknown.body).toEqual({ detail: 'Node nope not found' });
     const badFix = await api('POST', '/api/maintenance/quick-fix', { node_id: 'agx0', fix_type: 'reboot' });
-    expect(badFix.status).toBe(422);
+    expect(badFix.status).toBe(400);
     expect(badFix.body.detail[0]).toMatchObject({ loc: ['body', 'fix_type'], type: expect.any(String) });
     const missing = await api('POST', '/api/maintenance/quick-fix', { fix_type: 'docker_cleanup' });
-    expect(missing.status).toBe(422);
+    expect(missing.status).toBe(400);
     expect(missing.body.detail[0].loc).toEqual(['body', 'node_id']);
     const offline = await api('POST', '/api/maintenance/quick-fix', {
       node_id: 'agx2',
@@ -410,7 +410,7 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
     const offline = await api('POST', '/api/maintenance/disk/audit', { node_id: gone.nodeId });
     expect(offline.status).toBe(409);
     expect(offline.body.detail).toMatch(/^Node agx2 is offline/);
-    expect((await api('POST', '/api/maintenance/disk/audit', { node_id: '' })).status).toBe(422);
+    expect((await api('POST', '/api/maintenance/disk/audit', { node_id: '' })).status).toBe(400);
   });
 
   it('exec-node runs the command through the agent, for real, and answers as documented', async () => {
@@ -487,7 +487,7 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
     });
   });
 
-  it('exec-node: unknown node 404, offline node 409, invalid bodies 422', async () => {
+  it('exec-node: unknown node 404, offline node 409, invalid bodies 400', async () => {
     const unknown = await api('POST', '/api/ssh/exec-node', { node_id: 'nope', command: 'ls' });
     expect(unknown.status).toBe(404);
     expect(unknown.body).toEqual({ detail: 'Node nope not found' });
@@ -506,7 +506,7 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
     const sent = commandsOf(a, 'host.exec').length;
     for (const [body, loc] of cases) {
       const res = await api('POST', '/api/ssh/exec-node', body);
-      expect(res.status, JSON.stringify(body)).toBe(422);
+      expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.detail[0].loc).toEqual(loc);
     }
     expect(commandsOf(a, 'host.exec')).toHaveLength(sent);

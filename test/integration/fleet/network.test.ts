@@ -83,7 +83,7 @@ describe('Network API: scans by a node’s agent (embedded runtime, real scanner
     expect((await api('/api/network/scan-status')).body.status).toBe('idle');
   });
 
-  it('422 for subnets over /22, non-IPv4 subnets, bad refresh and ports; nothing is sent', async () => {
+  it('400 for subnets over /22, non-IPv4 subnets, bad refresh and ports; nothing is sent', async () => {
     for (const agent of [scanner, far, slow]) {
       await agent.register();
       await agent.heartbeat();
@@ -104,7 +104,7 @@ describe('Network API: scans by a node’s agent (embedded runtime, real scanner
     ];
     for (const [query, field, msg] of bad) {
       const res = await api(`/api/network/scan?${query}`);
-      expect(res.status, query).toBe(422);
+      expect(res.status, query).toBe(400);
       expect(res.body.detail[0].loc.slice(0, 2), query).toEqual(['query', field]);
       expect(res.body.detail[0].msg, query).toMatch(msg);
     }

@@ -112,14 +112,14 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
     expect((await api('GET', '/api/swarm/services')).body).toEqual([res.body]);
   });
 
-  it('refuses bad services with 422 or 409 and changes nothing', async () => {
+  it('refuses bad services with 400 or 409 and changes nothing', async () => {
     const before = (await api('GET', '/api/swarm/services')).body;
     const cases: [unknown, number][] = [
-      [{ name: 'g', image: 'nginx:alpine', mode: 'global' }, 422],
-      [{ name: 'c', image: 'nginx:alpine', constraints: ['cluster==vision'] }, 422],
-      [{ name: 'e', image: 'nginx:alpine', env: ['no-equals'] }, 422],
-      [{ name: 'm', image: 'nginx:alpine', mounts: [{ source: 'rel', target: '/x' }] }, 422],
-      [{ name: 'p', image: 'nginx:alpine', ports: [{ target_port: 70000 }] }, 422],
+      [{ name: 'g', image: 'nginx:alpine', mode: 'global' }, 400],
+      [{ name: 'c', image: 'nginx:alpine', constraints: ['cluster==vision'] }, 400],
+      [{ name: 'e', image: 'nginx:alpine', env: ['no-equals'] }, 400],
+      [{ name: 'm', image: 'nginx:alpine', mounts: [{ source: 'rel', target: '/x' }] }, 400],
+      [{ name: 'p', image: 'nginx:alpine', ports: [{ target_port: 70000 }] }, 400],
       [{ name: 'vision-sdxl', image: 'nginx:alpine' }, 409],
       [{ name: 'other', image: SDXL }, 409],
       [{ name: 'nowhere', image: 'nginx:alpine', constraints: ['node.labels.cluster==edge'] }, 409],
@@ -168,7 +168,7 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
     const down = await api('POST', `/api/swarm/services/${scaled.body.id}/scale`, { replicas: 1 });
     expect(down.status).toBe(200);
     await eventually(async () => expect(runningOn(SDXL)).toHaveLength(1));
-    expect((await api('POST', '/api/swarm/services/vision-sdxl/scale', { replicas: -1 })).status).toBe(422);
+    expect((await api('POST', '/api/swarm/services/vision-sdxl/scale', { replicas: -1 })).status).toBe(400);
   });
 
   it('moves a copy when its node loses the label its service needs', async () => {

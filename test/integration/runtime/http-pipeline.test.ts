@@ -100,10 +100,10 @@ describe('HTTP pipeline', () => {
     const res = await post('/widgets', JSON.stringify({ name: 'w2', size: 99 }));
     expect(res.status).toBe(422);
     const body = (await res.json()) as { detail: { loc: unknown[]; msg: string; type: string }[] };
-    expect(body.detail[0]).toMatchObject({ loc: ['body', 'size'], type: 'too_big' });
+    expect(body.detail[0]).toMatchObject({ loc: ['body', 'size'], type: 'value_error.number.not_le' });
     expect(widgets.has('w2')).toBe(false);
     const missing = await post('/widgets', JSON.stringify({ size: 1 }));
-    expect(((await missing.json()) as { detail: unknown[] }).detail[0]).toMatchObject({ loc: ['body', 'name'], msg: 'Field required', type: 'missing' });
+    expect(((await missing.json()) as { detail: unknown[] }).detail[0]).toMatchObject({ loc: ['body', 'name'], msg: 'field required', type: 'value_error.missing' });
   });
 
   it('answers a missing body, malformed JSON and a wrong content type clearly', async () => {
@@ -112,7 +112,7 @@ describe('HTTP pipeline', () => {
     expect(((await none.json()) as { detail: unknown[] }).detail[0]).toMatchObject({ loc: ['body'] });
     const bad = await post('/widgets', '{"name": ');
     expect(bad.status).toBe(422);
-    expect(((await bad.json()) as { detail: unknown[] }).detail[0]).toMatchObject({ type: 'json_invalid' });
+    expect(((await bad.json()) as { detail: unknown[] }).detail[0]).toMatchObject({ type: 'value_error.jsondecode' });
     const wrong = await post('/widgets', 'name=w', 'application/x-www-form-urlencoded');
     expect(wrong.status).toBe(415);
     expect(await wrong.json()).toEqual({ detail: 'Content-Type must be application/json' });

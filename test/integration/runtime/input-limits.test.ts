@@ -98,7 +98,7 @@ describe('input limits (embedded runtime, API_AUTH=true)', () => {
       '/tasks',
       `{"task_type":"generate","model_name":"sdxl-turbo","parameters":{"a":${'['.repeat(1000)}${']'.repeat(1000)}}}`,
     );
-    expect(res.status).toBe(422);
+    expect(res.status).toBe(400);
     expect(res.body.detail[0].type).toBe('too_deep');
     expect((await send('GET', '/health')).status).toBe(200);
   });
@@ -183,7 +183,7 @@ describe('input limits (embedded runtime, API_AUTH=true)', () => {
       );
     for (const name of ['bad\u0000name', 'bad\u0007', 'evil\u202Egnp.exe', 'zero\u200Bwidth', 'c1\u0085']) {
       const res = await job(name);
-      expect(res.status, JSON.stringify(name)).toBe(422);
+      expect(res.status, JSON.stringify(name)).toBe(400);
       expect(res.body).toMatchObject({
         error_type: 'ValidationError',
         detail: [{ loc: ['body', 'name'], msg: expect.stringMatching(/control/) }],

@@ -117,7 +117,7 @@ describe('Training Job Orchestrator API (embedded runtime)', () => {
   });
 
   it.each([
-    [{ name: undefined }, ['body', 'name'], 'Field required'],
+    [{ name: undefined }, ['body', 'name'], 'field required'],
     [
       { schedule: '61 2 * * *' },
       ['body', 'schedule'],
@@ -129,9 +129,9 @@ describe('Training Job Orchestrator API (embedded runtime)', () => {
     [{ max_retries: -1 }, ['body', 'max_retries'], ''],
     [{ command: [] }, ['body', 'command'], 'command needs at least one element'],
     [{ checkpoint_path: 'relative/dir' }, ['body', 'checkpoint_path'], 'absolute path'],
-  ])('refuses %j with 422 saying why', async (override, loc, msg) => {
+  ])('refuses %j with 400 saying why', async (override, loc, msg) => {
     const res = await api('POST', '/jobs', jobBody(override));
-    expect(res.status).toBe(422);
+    expect(res.status).toBe(400);
     expect(res.body.detail[0].loc).toEqual(loc);
     expect(res.body.detail[0].msg).toContain(msg);
     expect(res.body.error_type).toBe('ValidationError');
@@ -145,7 +145,7 @@ describe('Training Job Orchestrator API (embedded runtime)', () => {
     });
     const wrongMethod = await api('PATCH', '/jobs');
     const unknown = await api('GET', '/jobs/train-00000000/nothing');
-    expect(bad.status).toBe(422);
+    expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ detail: expect.any(Array), error_type: 'ValidationError' });
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.body).toEqual({ detail: expect.any(String), error_type: 'MethodNotAllowedError' });
@@ -201,9 +201,9 @@ describe('Training Job Orchestrator API (embedded runtime)', () => {
     expect(pending.jobs.every((j: { status: string }) => j.status === 'pending')).toBe(true);
     expect(pending.jobs.length).toBe(pending.total);
     expect((await api('GET', '/jobs')).body.page_size).toBe(50);
-    expect((await api('GET', '/jobs?status_filter=sleeping')).status).toBe(422);
-    expect((await api('GET', '/jobs?page=0')).status).toBe(422);
-    expect((await api('GET', '/jobs?page_size=101')).status).toBe(422);
+    expect((await api('GET', '/jobs?status_filter=sleeping')).status).toBe(400);
+    expect((await api('GET', '/jobs?page=0')).status).toBe(400);
+    expect((await api('GET', '/jobs?page_size=101')).status).toBe(400);
   });
 
   it('updates a job, renames it (freeing the old name) and refuses a taken name', async () => {
@@ -227,7 +227,7 @@ describe('Training Job Orchestrator API (embedded runtime)', () => {
     expect(taken.status).toBe(409);
     expect(taken.body.error_type).toBe('DuplicateJobNameError');
     const bad = await api('PUT', `/jobs/${a.job_id}`, { schedule: 'every day' });
-    expect(bad.status).toBe(422);
+    expect(bad.status).toBe(400);
     expect(bad.body.detail[0].loc).toEqual(['body', 'schedule']);
   });
 

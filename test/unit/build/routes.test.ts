@@ -58,7 +58,7 @@ describe('Build API validation and dispatch', () => {
     expect(unknown.status, unknown.text).toBe(404);
   });
 
-  it('refuses bad bodies with 422 naming the field, and sends nothing', async () => {
+  it('refuses bad bodies with 400 naming the field, and sends nothing', async () => {
     const reg = await api('POST', '/agent/register', registration('build-unit-a'));
     expect(reg.status, reg.text).toBe(200);
     nodeId = reg.body.nodeId;
@@ -79,7 +79,7 @@ describe('Build API validation and dispatch', () => {
     ];
     for (const [path, body, loc] of cases) {
       const res = await api('POST', path, body);
-      expect(res.status, `${JSON.stringify(body)}: ${res.text}`).toBe(422);
+      expect(res.status, `${JSON.stringify(body)}: ${res.text}`).toBe(400);
       expect((res.body.detail as { loc: unknown[] }[]).map((d) => d.loc), res.text).toContainEqual(loc);
     }
     expect(await nodeCommands(rt.ctx, nodeId)).toEqual([]);
