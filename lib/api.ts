@@ -12,6 +12,7 @@ import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from '../functions/core/cors.js';
 import type { AnyRoute, RouteGroup, TableRoute } from '../functions/core/route.js';
 import { pascal } from './groups.js';
 
@@ -80,17 +81,10 @@ export class Api extends Construct {
       defaultIntegration: integrationOf('system'),
       corsPreflight: {
         allowOrigins: props.corsOrigins,
-        allowMethods: [
-          CorsHttpMethod.GET,
-          CorsHttpMethod.POST,
-          CorsHttpMethod.PUT,
-          CorsHttpMethod.PATCH,
-          CorsHttpMethod.DELETE,
-          CorsHttpMethod.OPTIONS,
-        ],
-        allowHeaders: ['authorization', 'content-type', 'x-request-id'],
-        exposeHeaders: ['x-request-id'],
-        maxAge: Duration.hours(1),
+        allowMethods: CORS_ALLOW_METHODS.map((m) => CorsHttpMethod[m]),
+        allowHeaders: [...CORS_ALLOW_HEADERS],
+        exposeHeaders: [...CORS_EXPOSE_HEADERS],
+        maxAge: Duration.seconds(CORS_MAX_AGE_SECONDS),
       },
     });
     // The unscoped permission covers `stage/method/path`; `$default` invokes as `stage/$default`.

@@ -4,6 +4,7 @@ import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { actorOf, assertRole, authenticate, recordAudit, resetBootstrapKeyCache, type Principal } from './access.js';
 import type { AppContext } from './context.js';
+import { CORS_EXPOSE_HEADERS, preflightHeaders } from './cors.js';
 import { invalidInputStatus } from './documents.js';
 import { HttpError, ValidationError, renderError, type ErrorStyle } from './errors.js';
 import { findLimitIssue } from './limits.js';
@@ -120,7 +121,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     const path = event.rawPath || event.requestContext.http.path;
     const headers = lowerHeaders(event.headers);
 
-    if (method === 'OPTIONS') return { statusCode: 204, headers: {} };
+    if (method === 'OPTIONS') return { statusCode: 204, headers: preflightHeaders() };
 
     const match = router.match(method === 'HEAD' ? 'GET' : method, path);
     if (match.kind === 'none') throw new HttpError(404, `Not Found: ${method} ${path}`, 'NOT_FOUND');
@@ -228,7 +229,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       after: tagResponse,
       onError: tagResponse,
     })
-    .use(httpCors({ origins: options.corsOrigins, credentials: false, exposeHeaders: 'x-request-id, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset' }))
+    .use(httpCors({ origins: options.corsOrigins, credentials: false, exposeHeaders: CORS_EXPOSE_HEADERS.join(', ') }))
     .use({
       onError: async function mapError(request) {
         const internal = internals.get(request.context) ?? {

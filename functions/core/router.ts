@@ -22,7 +22,9 @@ function compile(route: AnyRoute): Compiled {
   const names: string[] = [];
   let weight = 0;
   let greedyCount = 0;
+  // A documented trailing slash is optional, as a missing one is: `/api/nodes` and `/api/nodes/` both match.
   const pattern = route.path
+    .replace(/(.)\/$/, '$1')
     .split('/')
     .map((segment) => {
       const m = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(segment);

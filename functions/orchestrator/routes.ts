@@ -93,7 +93,7 @@ const detailedHealthOut = z.object({
   timestamp: z.string(),
   components: z.object({
     docker: componentOut,
-    postgresql: componentOut,
+    database: componentOut,
     container_manager: componentOut,
     system_resources: z.object({
       status: z.enum(['OK', 'WARNING']),
@@ -146,7 +146,7 @@ export function orchestratorRoutes(): AnyRoute[] {
         tests: z.object({
           docker_connection: checkOut,
           container_listing: checkOut,
-          postgresql: checkOut,
+          database: checkOut,
           system_resources: checkOut,
           health_monitoring: checkOut,
         }),

@@ -5,7 +5,7 @@ import { allInstances } from './model.js';
 
 /**
  * The orchestrator's host-level views, read across the fleet: "docker" is the nodes' engines
- * (through their agents), "postgresql" is the table, system resources are the online nodes' sum.
+ * (through their agents), "database" is the table (the document names PostgreSQL; there is none), system resources are the online nodes' sum.
  */
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
@@ -109,6 +109,14 @@ async function attempt<T>(
   }
 }
 
+/** The store this control plane really has (the NVIDIA document names PostgreSQL; there is none). */
+export function storeName(ctx: AppContext): string {
+  const table = ctx.config.TABLE_NAME;
+  if (ctx.mode === 'embedded') return `DynamoDB table ${table} (embedded dynalite)`;
+  if (ctx.mode === 'emulator') return `DynamoDB table ${table} (emulator)`;
+  return `DynamoDB table ${table}`;
+}
+
 /** GET /health/detailed. `ERROR` (503) when the table is unreachable, `DEGRADED` when no node is online. */
 export async function detailedHealth(ctx: AppContext) {
   const now = ctx.now();
@@ -128,7 +136,7 @@ export async function detailedHealth(ctx: AppContext) {
               ? `No node online (${nodes.value.length} registered)`
               : 'No node registered',
           },
-    postgresql: db.ok ? { status: 'OK', message: 'Connected' } : { status: 'ERROR', message: db.error },
+    database: db.ok ? { status: 'OK', message: `Connected: ${storeName(ctx)}` } : { status: 'ERROR', message: db.error },
     container_manager: containers.ok
       ? { status: 'OK', message: `Managing ${containers.value.length} containers` }
       : { status: 'ERROR', message: containers.error },
@@ -165,7 +173,7 @@ export async function integrationTest(ctx: AppContext) {
     container_listing: containers.ok
       ? pass(`Found ${containers.value.length} managed containers`)
       : fail(containers.error),
-    postgresql: db.ok ? pass('Database connected') : fail(db.error),
+    database: db.ok ? pass(`Database connected: ${storeName(ctx)}`) : fail(db.error),
     system_resources: online.length
       ? pass(`${t.cores} CPU cores, ${r1(t.memTotalMb / 1024)}GB RAM`)
       : fail('No online node reports resources'),

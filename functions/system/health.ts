@@ -68,6 +68,8 @@ export async function checkHealth(ctx: AppContext): Promise<HealthReport> {
     if (results[i] !== undefined) errors[name] = results[i]!;
   });
   if (!novita && !('novitaApi' in dependencies)) dependencies.novitaApi = 'not_configured';
+  // The Novita document's cache of instance state is the table: it is as healthy as the table.
+  dependencies.cache = dependencies.database!;
   const healthy = Object.values(dependencies).every((d) => d !== 'unhealthy');
   // Informational: a failed migration run does not make the API unhealthy.
   const migrationService = await migrationHealth(ctx).catch(() => undefined);

@@ -400,11 +400,14 @@ describe('orchestrator containers over a fleet of agents (embedded runtime)', ()
     expect(detailed.status).toBe('OK');
     expect(Object.keys(detailed.components)).toEqual([
       'docker',
-      'postgresql',
+      'database',
       'container_manager',
       'system_resources',
     ]);
-    expect(detailed.components.postgresql).toEqual({ status: 'OK', message: 'Connected' });
+    expect(detailed.components.database).toEqual({
+      status: 'OK',
+      message: expect.stringMatching(/^Connected: DynamoDB table \S+ \(embedded dynalite\)$/),
+    });
     expect(detailed.components.container_manager.message).toMatch(/^Managing \d+ containers$/);
     expect(detailed.components.system_resources.cpu_usage).toBe('20.0%');
     const test = (await get('/test/integration')).body;

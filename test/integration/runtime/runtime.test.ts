@@ -54,7 +54,7 @@ describe.each(modes)('local runtime, $name', (mode) => {
       status: 'healthy',
       version: '1.0.0',
       database_connected: true,
-      dependencies: { database: 'healthy', queue: 'healthy', scheduler: 'healthy', artifacts: 'healthy' },
+      dependencies: { database: 'healthy', queue: 'healthy', scheduler: 'healthy', artifacts: 'healthy', cache: 'healthy' },
     });
     expect(typeof body.uptime).toBe('number');
     const spec = (await (await fetch(`${runtime.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };

@@ -3,7 +3,16 @@ import { route, type AnyRoute } from '../../../functions/core/route.js';
 import { Router, styleForPath } from '../../../functions/core/router.js';
 
 const r = (method: AnyRoute['method'], path: string, greedy?: string[]): AnyRoute =>
-  route({ method, path, summary: path, tags: [], errorStyle: 'fastapi', scope: 'public', greedy, handler: async () => path });
+  route({
+    method,
+    path,
+    summary: path,
+    tags: [],
+    errorStyle: 'fastapi',
+    scope: 'public',
+    greedy,
+    handler: async () => path,
+  });
 
 describe('Router', () => {
   const router = new Router([
@@ -30,6 +39,16 @@ describe('Router', () => {
   it('decodes percent-encoded parameters', () => {
     const m = router.match('POST', '/containers/192.168.1.214%3A5000%2Fsdxl-trt%3Ar35.3.1/start');
     expect(m).toMatchObject({ kind: 'found', params: { imageId: '192.168.1.214:5000/sdxl-trt:r35.3.1' } });
+  });
+
+  it('matches a path with or without its trailing slash, whichever the template has', () => {
+    const slashed = new Router([r('GET', '/api/nodes/'), r('GET', '/workers'), r('GET', '/')]);
+    for (const path of ['/api/nodes/', '/api/nodes'])
+      expect(slashed.match('GET', path)).toMatchObject({ kind: 'found', route: { path: '/api/nodes/' } });
+    for (const path of ['/workers', '/workers/'])
+      expect(slashed.match('GET', path)).toMatchObject({ kind: 'found', route: { path: '/workers' } });
+    expect(slashed.match('GET', '/')).toMatchObject({ kind: 'found', route: { path: '/' } });
+    expect(slashed.match('GET', '/api/nodes//')).toEqual({ kind: 'none' });
   });
 
   it('keeps non-greedy parameters to one segment', () => {
