@@ -177,11 +177,11 @@ export async function loadClusterMetrics(ctx: AppContext, timeframe: Timeframe, 
 export interface WorkerStats {
   completedToday: number;
   averageDurationS: number | null;
-  successRate: number | null;
+  successRate: number;
   tasksPerHour: number;
   averageResponseS: number | null;
-  errorRate: number | null;
-  performanceScore: number | null;
+  errorRate: number;
+  performanceScore: number;
   /** Per model: when the node last finished a task of it, and how long its server took to answer. */
   lastUsed: Map<string, number>;
   loadTimeS: Map<string, number>;
@@ -218,17 +218,19 @@ export function workerStats(
     )
       loadTimeS.set(t.model, (t.serverReadyAtMs - t.startedAtMs) / 1000);
   }
-  // 10 for a node that never fails and is at least as fast as the fleet average.
+  // 10 for a node that never fails and is at least as fast as the fleet average. A node with
+  // nothing finished in the window has failed nothing and been slow at nothing: 10, 100 %, 0.
   const speed =
     averageDurationS && fleetAverageDurationS ? Math.min(1, fleetAverageDurationS / averageDurationS) : 1;
+  const ratio = successRatio ?? 1;
   return {
     completedToday: done.filter((t) => t.completedAtMs! >= midnight.getTime()).length,
     averageDurationS,
-    successRate: successRatio === null ? null : round1(successRatio * 100),
+    successRate: round1(ratio * 100),
     tasksPerHour: done.filter((t) => now - t.completedAtMs! <= 3_600_000).length,
     averageResponseS: mean(done.map((t) => (t.completedAtMs! - t.createdAtMs) / 1000)),
-    errorRate: successRatio === null ? null : Math.round((1 - successRatio) * 1000) / 1000,
-    performanceScore: successRatio === null ? null : round1(10 * successRatio * speed),
+    errorRate: Math.round((1 - ratio) * 1000) / 1000,
+    performanceScore: round1(10 * ratio * speed),
     lastUsed,
     loadTimeS,
   };

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
+import { resolveNode } from '../fleet/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel } from './catalogue.js';
@@ -113,11 +114,12 @@ export function clusterRoutes(): AnyRoute[] {
             (!req.query.status || w.status === req.query.status) &&
             (!gpu || (w.gpu_info.model ?? '').toLowerCase().includes(gpu)),
         );
+        // Counts of the list returned, filters applied.
         return {
           workers,
-          total: all.length,
-          online: all.filter((w) => w.status !== 'offline').length,
-          offline: all.filter((w) => w.status === 'offline').length,
+          total: workers.length,
+          online: workers.filter((w) => w.status !== 'offline').length,
+          offline: workers.filter((w) => w.status === 'offline').length,
         };
       },
     }),
@@ -223,8 +225,10 @@ export function clusterRoutes(): AnyRoute[] {
       response: S.tasksOut,
       handler: async (req, ctx) => {
         const { status, worker_id, limit, offset } = req.query;
+        // A worker by its id or its name; an unknown one has no tasks.
+        const nodeId = worker_id === undefined ? undefined : ((await resolveNode(ctx, worker_id))?.nodeId ?? worker_id);
         const matching = (await allTasks(ctx)).filter(
-          (t) => (!status || t.status === status) && (!worker_id || t.nodeId === worker_id),
+          (t) => (!status || t.status === status) && (!nodeId || t.nodeId === nodeId),
         );
         return {
           tasks: matching.slice(offset, offset + limit).map(taskListItem),

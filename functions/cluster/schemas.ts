@@ -38,7 +38,8 @@ const workerItem = z.looseObject({
   current_tasks: z.number().int(),
   max_concurrency: z.number().int(),
   last_heartbeat: z.string().nullable(),
-  performance_score: z.number().nullable(),
+  /** 0-10: success rate times speed against the fleet average over 24 h; 10 with nothing finished. */
+  performance_score: z.number(),
 });
 
 export const workersOut = z.object({
@@ -55,10 +56,21 @@ export const workerDetailOut = z.looseObject({
   gpu_info: gpuInfo,
   system_info: z.looseObject({}),
   loaded_models: z.array(z.looseObject({ name: z.string() })),
-  current_tasks: z.array(z.string()),
+  /** A count, as in the list; the ids are in `current_task_ids`. */
+  current_tasks: z.number().int(),
+  current_task_ids: z.array(z.string()),
   last_heartbeat: z.string().nullable(),
-  task_history: z.looseObject({ completed_today: z.number().int() }),
-  metrics: z.looseObject({}),
+  performance_score: z.number(),
+  task_history: z.looseObject({
+    completed_today: z.number().int(),
+    average_duration: z.string(),
+    success_rate: z.number(),
+  }),
+  metrics: z.looseObject({
+    tasks_per_hour: z.number().int(),
+    average_response_time: z.string(),
+    error_rate: z.number(),
+  }),
 });
 
 export const workerRestartOut = z.object({

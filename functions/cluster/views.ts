@@ -142,16 +142,18 @@ export function workerDetail(w: Worker, stats: WorkerStats, catalogue: ModelSpec
       load_time: formatDuration(stats.loadTimeS.get(m)),
       last_used: iso(stats.lastUsed.get(m)),
     })),
-    current_tasks: w.running.map((s) => s.taskId),
+    current_tasks: w.running.length,
+    current_task_ids: w.running.map((s) => s.taskId),
     last_heartbeat: node.lastHeartbeat ?? null,
+    performance_score: stats.performanceScore,
     task_history: {
       completed_today: stats.completedToday,
-      average_duration: formatDuration(stats.averageDurationS ?? undefined),
+      average_duration: formatDuration(stats.averageDurationS ?? 0),
       success_rate: stats.successRate,
     },
     metrics: {
       tasks_per_hour: stats.tasksPerHour,
-      average_response_time: formatDuration(stats.averageResponseS ?? undefined),
+      average_response_time: formatDuration(stats.averageResponseS ?? 0),
       error_rate: stats.errorRate,
     },
   };

@@ -556,7 +556,27 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
         system_info: { cpu: 'AMD Ryzen 9 7950X', ram_total: '64GB', os: 'Ubuntu 22.04' },
         task_history: { completed_today: 3, success_rate: 100 },
         metrics: { tasks_per_hour: 3, error_rate: 0 },
+        current_tasks: 0,
+        current_task_ids: [],
+        performance_score: 10,
       });
+      expect(worker.body.task_history.average_duration).toMatch(/^\d+(\.\d)?s$/);
+      // A worker by its name as well as its id; the list's counts are those of the filtered list.
+      const byName = await api('GET', '/tasks?worker_id=gpu-m');
+      expect(byName.body.total).toBe(3);
+      expect(byName.body.tasks.map((t: { assigned_worker: string }) => t.assigned_worker)).toEqual([
+        a.nodeId,
+        a.nodeId,
+        a.nodeId,
+      ]);
+      expect((await api('GET', '/tasks?worker_id=no-such-worker')).body.total).toBe(0);
+      const offlineOnly = await api('GET', '/workers?status=offline');
+      expect(offlineOnly.body).toMatchObject({ total: offlineOnly.body.workers.length, online: 0 });
+      const onlineOnly = await api('GET', '/workers?status=online');
+      expect(onlineOnly.body.total).toBe(onlineOnly.body.workers.length);
+      expect(onlineOnly.body.workers.map((w: { performance_score: number }) => typeof w.performance_score)).not.toContain(
+        'object',
+      );
       const metrics = await api('GET', '/cluster/metrics?timeframe=1h');
       expect(metrics.body).toMatchObject({
         timeframe: '1h',

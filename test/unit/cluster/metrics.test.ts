@@ -110,10 +110,13 @@ describe('worker stats', () => {
     });
     expect(s.loadTimeS.get('llama-2-7b')).toBe(1.5);
     expect(s.lastUsed.get('llama-2-7b')).toBe(T0 + 4_000);
+    // Nothing finished: nothing failed and nothing slow, so the figures are those of a clean record.
     expect(workerStats('idle', tasks, now, 1.5)).toMatchObject({
       completedToday: 0,
-      successRate: null,
-      performanceScore: null,
+      averageDurationS: null,
+      successRate: 100,
+      errorRate: 0,
+      performanceScore: 10,
     });
   });
 });
