@@ -166,8 +166,9 @@ export function swarmRoutes(): AnyRoute[] {
             .digest('hex')
             .slice(0, 25),
           manager_addr: req.headers.host ?? null,
-          nodes_count: nodes.length,
-          managers_count: 0,
+          // The control plane is the one manager (it answers is_manager); every node is a worker.
+          nodes_count: nodes.length + 1,
+          managers_count: 1,
           workers_count: nodes.length,
         };
       },

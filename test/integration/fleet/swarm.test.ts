@@ -54,8 +54,8 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
     expect(status.status).toBe(200);
     expect(status.body).toMatchObject({
       is_manager: true,
-      nodes_count: 3,
-      managers_count: 0,
+      nodes_count: 4,
+      managers_count: 1,
       workers_count: 3,
     });
     expect(status.body.swarm_id).toMatch(/^[0-9a-f]{25}$/);
