@@ -2,6 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { clusterMembership } from './cluster-membership.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
@@ -15,7 +16,8 @@ function tegra(node: NodeItem): { gpuLoad?: number; temps: number[] } {
 }
 
 /** The Fleet Commander node shape: percentages from the last heartbeat, status computed now. */
-export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now()) {
+/** `clusters`: membership through `/api/clusters/` (clusterMembership), which wins over the agent's own setting. */
+export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now(), clusters?: Map<string, string>) {
   const m = node.metrics;
   const gpus = m?.gpus ?? [];
   const t = tegra(node);
@@ -32,7 +34,7 @@ export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now()) {
     hostname: node.hostname,
     ip: node.addresses[0] ?? null,
     status: isOnline(node, ctx, now) ? 'online' : 'offline',
-    cluster: node.cluster ?? null,
+    cluster: clusters?.get(node.nodeId) ?? node.cluster ?? null,
     cpu: r1(m?.cpuPercent ?? 0),
     memory: memTotal && m?.memoryUsedMb != null ? r1((m.memoryUsedMb / memTotal) * 100) : 0,
     gpu: r1(gpuUtil.length ? avg(gpuUtil) : (t.gpuLoad ?? 0)),
@@ -95,7 +97,8 @@ export function fleetNodeRoutes(): AnyRoute[] {
       response: z.object({ nodes: z.array(nodeOut) }),
       handler: async (_req, ctx) => {
         const now = ctx.now();
-        return { nodes: (await listNodes(ctx)).map((n) => nodeView(n, ctx, now)) };
+        const [nodes, clusters] = await Promise.all([listNodes(ctx), clusterMembership(ctx)]);
+        return { nodes: nodes.map((n) => nodeView(n, ctx, now, clusters)) };
       },
     }),
     route({

@@ -62,6 +62,15 @@ describe('Fleet Commander clusters (embedded runtime)', () => {
         is_manager: node_id === 'agx0',
       })),
     );
+    // /api/nodes/ shows the cluster a node was put in here.
+    const nodes = (await api('GET', '/api/nodes/')).body.nodes as { name: string; cluster: string | null }[];
+    expect(
+      nodes.filter((n) => ['agx0', 'agx1', 'agx2'].includes(n.name)).map((n) => [n.name, n.cluster]).sort(),
+    ).toEqual([
+      ['agx0', 'vision'],
+      ['agx1', 'vision'],
+      ['agx2', 'vision'],
+    ]);
   });
 
   it('refuses bad input with 400 or 409 and changes nothing', async () => {
