@@ -6,6 +6,17 @@ import { build } from 'esbuild';
  * try/catch: they stay external, and the bundle runs without them.
  */
 const outfile = process.argv[2] ?? 'dist/agent.mjs';
+// The runtime check goes first, as plain old syntax: the bundle's own code may not run on the Node.js it refuses.
+const check = await build({
+  entryPoints: ['agent/runtime-check.ts'],
+  bundle: true,
+  platform: 'node',
+  format: 'iife',
+  target: 'es2017',
+  minify: true,
+  write: false,
+  logLevel: 'warning',
+});
 await build({
   entryPoints: ['agent/main.ts'],
   bundle: true,
@@ -15,7 +26,9 @@ await build({
   minify: true,
   outfile,
   external: ['cpu-features', '*.node'],
-  banner: { js: "import{createRequire}from'module';const require=createRequire(import.meta.url);" },
+  banner: {
+    js: `${check.outputFiles[0]!.text.trim()}\nimport{createRequire}from'module';const require=createRequire(import.meta.url);`,
+  },
   logLevel: 'warning',
 });
 console.log(`bundled ${outfile}`);

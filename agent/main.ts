@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// First: defines __dirname for CommonJS dependencies when this runs as a single-file bundle.
+// First: refuses a Node.js older than the agent needs, with one clear line.
+import './runtime-check.js';
+// Then: defines __dirname for CommonJS dependencies when this runs as a single-file bundle.
 import './bundle-shim.js';
 import { runAgent } from './agent.js';
 import { ConfigError, loadConfig, USAGE } from './config.js';

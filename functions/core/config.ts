@@ -39,6 +39,8 @@ export const configSchema = z.object({
   COMMAND_WAIT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
   /** Folder holding the Swagger UI and ReDoc files; resolved from node_modules when unset. */
   DOCS_ASSETS_DIR: z.string().optional(),
+  /** Folder of what install.sh downloads (agent.mjs, node-<arch>.tar.gz, agent-image-<arch>.tar); `dist` when unset. */
+  INSTALL_ASSETS_DIR: z.string().optional(),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** First wait before a copy that failed or exited is replaced; doubles per failure in a row, up to 5 minutes; 0: at once. */
   RESTART_BACKOFF_SECONDS: z.coerce.number().min(0).max(300).default(10),

@@ -19,6 +19,8 @@ import {
   serviceLogs,
   serviceView,
 } from '../orchestrator/services.js';
+import { registerRequest } from '../../protocol/messages.js';
+import { baseUrlOf, installCommand } from '../system/install.js';
 import { issueJoinToken, joinTokenView, listJoinTokens, revokeJoinToken } from './join-tokens.js';
 import { isOnline, listNodes, nodeLabels, resolveNode, type NodeItem } from './nodes.js';
 import { pending202 } from '../core/responses.js';
@@ -196,6 +198,8 @@ export function swarmRoutes(): AnyRoute[] {
         /** At most JOIN_TOKEN_TTL_SECONDS. */
         ttl_seconds: z.coerce.number().int().min(60).optional(),
         max_uses: z.coerce.number().int().min(1).max(100_000).optional(),
+        /** Node name written into install_command (--name). */
+        name: registerRequest.shape.nodeName.optional(),
       }),
       response: z.object({
         token: z.string(),
@@ -203,6 +207,8 @@ export function swarmRoutes(): AnyRoute[] {
         id: z.string(),
         expires_at: z.string(),
         max_uses: z.number().nullable(),
+        /** The line to paste on a node: `curl -fsSL <url>/install.sh | sudo sh -s -- --token <token> [--name <name>]`. */
+        install_command: z.string(),
       }),
       responses: {
         422: 'role=manager (the control plane is the only manager), or a TTL above JOIN_TOKEN_TTL_SECONDS',
@@ -242,6 +248,7 @@ export function swarmRoutes(): AnyRoute[] {
             id: view.id,
             expires_at: view.expires_at,
             max_uses: view.max_uses,
+            install_command: installCommand(baseUrlOf(req.headers), token, req.query.name),
           },
           { 'cache-control': 'no-store' },
         );

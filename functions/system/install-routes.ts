@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises';
+import * as z from 'zod';
+import { NotFoundError } from '../core/errors.js';
+import { rawReply } from '../core/http.js';
+import { route, type AnyRoute } from '../core/route.js';
+import {
+  agentBundle,
+  agentImage,
+  assetsDir,
+  baseUrlOf,
+  INSTALL_ARCHES,
+  type InstallArch,
+  installScript,
+  nodeArchive,
+} from './install.js';
+
+const common = { tags: ['Install'], errorStyle: 'fastapi' as const, scope: 'public' as const };
+const INSTALL_FILES = [
+  'agent.mjs',
+  ...INSTALL_ARCHES.map((a) => `node-${a}.tar.gz` as const),
+  ...INSTALL_ARCHES.map((a) => `agent-image-${a}.tar` as const),
+] as [string, ...string[]];
+
+/** The one-line node install: the script and what it downloads (public: none of it is secret). */
+export function installRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      method: 'GET',
+      path: '/install.sh',
+      summary:
+        'The node installer: `curl -fsSL <url>/install.sh | sudo sh -s -- --token <join token> [--name <node>]` (flags: --token, --name, --url, --cluster, --labels, --uninstall)',
+      produces: 'text/x-shellscript',
+      handler: async (req, ctx) =>
+        rawReply(
+          200,
+          await installScript(baseUrlOf(req.headers), ctx.config.INSTALL_ASSETS_DIR),
+          'text/x-shellscript; charset=utf-8',
+          { 'cache-control': 'no-store' },
+        ),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/install/{file}',
+      summary:
+        "What install.sh downloads: agent.mjs (npm run build:agent), node-<arch>.tar.gz (the pinned `node` package's runtime), agent-image-<arch>.tar (npm run build:agent-image); arch is x86_64 or aarch64",
+      params: z.object({ file: z.enum(INSTALL_FILES) }),
+      produces: ['text/javascript', 'application/gzip', 'application/x-tar'],
+      responses: {
+        404: 'That file is not on this control plane (not built, or no runtime for that architecture)',
+      },
+      handler: async (req, ctx) => {
+        const dir = assetsDir(ctx.config.INSTALL_ASSETS_DIR);
+        const name = req.params.file;
+        if (name === 'agent.mjs') {
+          const file = await agentBundle(dir);
+          if (!file) throw new NotFoundError('The agent bundle is not built here: run npm run build:agent');
+          return rawReply(200, await readFile(file), 'text/javascript; charset=utf-8', {
+            'cache-control': 'no-store',
+          });
+        }
+        const [, kind, arch] = /^(node|agent-image)-(x86_64|aarch64)\./.exec(name)! as unknown as [
+          string,
+          string,
+          InstallArch,
+        ];
+        if (kind === 'node') {
+          const file = await nodeArchive(dir, arch);
+          if (!file)
+            throw new NotFoundError(
+              `No Node.js runtime for ${arch} here: put node-${arch}.tar.gz (npm pack of the pinned node-linux-* package) in the install assets folder`,
+            );
+          return rawReply(200, await readFile(file), 'application/gzip');
+        }
+        const file = await agentImage(dir, arch);
+        if (!file)
+          throw new NotFoundError(
+            `The agent image for ${arch} is not built here: run npm run build:agent-image`,
+          );
+        return rawReply(200, await readFile(file), 'application/x-tar');
+      },
+    }),
+  ];
+}

@@ -1,0 +1,365 @@
+#!/bin/sh
+# Installs the fleet agent on this host as a systemd service, with the Node.js runtime it needs.
+# Served by the control plane at GET /install.sh, which fills in its own URL below:
+#   curl -fsSL <url>/install.sh | sudo sh -s -- --token <join token> [--name <node name>]
+# Flags are a stable interface (other tools call this script): see usage below.
+set -eu
+
+FLEET_URL_DEFAULT='@FLEET_URL@'
+AGENT_USER=fleet-agent
+SERVICE=fleet-agent
+CONTAINER=fleet-agent
+IMAGE_REF=localhost/fleet-agent:latest
+MIN_GLIBC=2.28
+
+usage() {
+	cat <<'EOF'
+Usage: install.sh [options]
+
+Installs (or upgrades in place) the fleet agent as the systemd service fleet-agent, with its own
+user, a Node.js runtime of its own under /opt/fleet-agent and its state in /var/lib/fleet-agent.
+Where the host cannot run it (no systemd, glibc older than 2.28) it runs the agent container
+image instead (docker or podman, --restart=always).
+
+  --token <token>        join token (GET /api/swarm/join-token); needed on first install
+  --name <name>          node name (default: this host's name)
+  --url <url>            control plane URL (default: the one this script was served from)
+  --cluster <name>       cluster to join
+  --labels k=v,k=v       node labels
+  --uninstall            remove everything this script added
+  --engine-socket <path> container engine socket (default: the first of /var/run/docker.sock,
+                         /run/docker.sock, /run/podman/podman.sock that exists)
+  --mode auto|systemd|container
+                         how to run the agent (default auto: systemd where the host can)
+  --root <dir>           install into the root filesystem at <dir> (image builds, tests):
+                         files, user and unit are written there; nothing is started
+  -h, --help             this text
+EOF
+}
+
+say() { printf 'fleet-agent install: %s\n' "$*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+TOKEN=''
+NAME=''
+URL=''
+CLUSTER=''
+LABELS=''
+UNINSTALL=0
+ENGINE_SOCKET=''
+MODE=auto
+ROOT=''
+
+need_value() {
+	if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi
+}
+
+while [ "$#" -gt 0 ]; do
+	case "$1" in
+	--token) need_value "$@"; TOKEN=$2; shift 2 ;;
+	--name) need_value "$@"; NAME=$2; shift 2 ;;
+	--url) need_value "$@"; URL=$2; shift 2 ;;
+	--cluster) need_value "$@"; CLUSTER=$2; shift 2 ;;
+	--labels) need_value "$@"; LABELS=$2; shift 2 ;;
+	--engine-socket) need_value "$@"; ENGINE_SOCKET=$2; shift 2 ;;
+	--mode) need_value "$@"; MODE=$2; shift 2 ;;
+	--root) need_value "$@"; ROOT=$2; shift 2 ;;
+	--uninstall) UNINSTALL=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+done
+
+case "$MODE" in auto | systemd | container) ;; *) die "--mode must be auto, systemd or container" ;; esac
+if [ -z "$URL" ]; then
+	case "$FLEET_URL_DEFAULT" in @*) die "--url is required (this copy of the script was not served by a control plane)" ;; esac
+	URL=$FLEET_URL_DEFAULT
+fi
+URL=${URL%/}
+case "$URL" in http://* | https://*) ;; *) die "--url must be an http(s) URL, got $URL" ;; esac
+if [ -n "$ROOT" ]; then
+	ROOT=$(cd "$ROOT" && pwd) || die "--root $ROOT is not a folder"
+	[ "$ROOT" != / ] || ROOT=''
+fi
+
+OPT=$ROOT/opt/fleet-agent
+ETC=$ROOT/etc/fleet-agent
+STATE=$ROOT/var/lib/fleet-agent
+UNIT=$ROOT/etc/systemd/system/$SERVICE.service
+MANIFEST=$OPT/installed
+PODMAN_DROPIN_DIR=$ROOT/etc/systemd/system/podman.socket.d
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (pipe it to sudo sh)"
+
+# --- what this host is ---------------------------------------------------------------------------
+
+arch() {
+	case "$(uname -m)" in
+	x86_64 | amd64) echo x86_64 ;;
+	aarch64 | arm64) echo aarch64 ;;
+	*) die "unsupported architecture $(uname -m): the agent runs on x86_64 and aarch64" ;;
+	esac
+}
+
+os_name() {
+	if [ -r /etc/os-release ]; then
+		# shellcheck disable=SC1091
+		(. /etc/os-release && echo "${PRETTY_NAME:-${NAME:-linux}}")
+	else
+		uname -s
+	fi
+}
+
+# glibc version as "major.minor", empty when the C library is not glibc.
+glibc_version() {
+	v=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc \([0-9]*\.[0-9]*\).*/\1/p')
+	[ -n "$v" ] || v=$(ldd --version 2>/dev/null | sed -n '1s/.* \([0-9][0-9]*\.[0-9][0-9]*\)$/\1/p')
+	echo "$v"
+}
+
+# True when version $1 >= $2 (major.minor).
+version_at_least() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, "."); split(b, y, "."); exit !((x[1] > y[1]) || (x[1] == y[1] && x[2] >= y[2])) }'
+}
+
+has_systemd() { [ -d /run/systemd/system ]; }
+
+find_engine_socket() {
+	if [ -n "$ENGINE_SOCKET" ]; then
+		[ -S "$ENGINE_SOCKET" ] || die "no engine socket at $ENGINE_SOCKET"
+		echo "$ENGINE_SOCKET"
+		return
+	fi
+	for s in /var/run/docker.sock /run/docker.sock /run/podman/podman.sock; do
+		if [ -S "$s" ]; then
+			echo "$s"
+			return
+		fi
+	done
+	die "no container engine found (no /var/run/docker.sock nor /run/podman/podman.sock): install Docker Engine or Podman (systemctl enable --now podman.socket) first, or name it with --engine-socket"
+}
+
+fetch() { # url file
+	if command -v curl >/dev/null 2>&1; then
+		curl -fsSL --retry 3 -o "$2" "$1"
+	elif command -v wget >/dev/null 2>&1; then
+		wget -q -O "$2" "$1"
+	else
+		die "neither curl nor wget is installed"
+	fi
+}
+
+engine_cli() {
+	for c in docker podman; do
+		if command -v "$c" >/dev/null 2>&1; then
+			echo "$c"
+			return
+		fi
+	done
+	die "the host cannot run the agent as a service and has no docker or podman command to run its container image"
+}
+
+# --- uninstall ----------------------------------------------------------------------------------
+
+uninstall() {
+	if [ -z "$ROOT" ] && has_systemd && [ -f "$UNIT" ]; then
+		systemctl disable --now "$SERVICE" >/dev/null 2>&1 || true
+	fi
+	if [ -f "$MANIFEST" ] && grep -q '^mode=container$' "$MANIFEST"; then
+		cli=$(engine_cli)
+		"$cli" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+		"$cli" volume rm "$CONTAINER-state" >/dev/null 2>&1 || true
+		"$cli" rmi "$IMAGE_REF" >/dev/null 2>&1 || true
+	fi
+	rm -f "$UNIT"
+	if [ -f "$PODMAN_DROPIN_DIR/fleet-agent.conf" ]; then
+		rm -f "$PODMAN_DROPIN_DIR/fleet-agent.conf"
+		rmdir "$PODMAN_DROPIN_DIR" 2>/dev/null || true
+		[ -n "$ROOT" ] || ! has_systemd || { systemctl daemon-reload && systemctl restart podman.socket; } || true
+	fi
+	[ -n "$ROOT" ] || ! has_systemd || systemctl daemon-reload || true
+	if [ -f "$MANIFEST" ] && grep -q '^user_created=1$' "$MANIFEST"; then
+		userdel ${ROOT:+--root "$ROOT"} "$AGENT_USER" 2>/dev/null || true
+		groupdel ${ROOT:+--root "$ROOT"} "$AGENT_USER" 2>/dev/null || true
+	fi
+	if [ -f "$MANIFEST" ]; then
+		group=$(sed -n 's/^group_created=//p' "$MANIFEST")
+		[ -z "$group" ] || groupdel ${ROOT:+--root "$ROOT"} "$group" 2>/dev/null || true
+	fi
+	rm -rf "$OPT" "$ETC" "$STATE"
+	say "removed the fleet agent"
+}
+
+if [ "$UNINSTALL" -eq 1 ]; then
+	uninstall
+	exit 0
+fi
+
+# --- install or upgrade -------------------------------------------------------------------------
+
+ARCH=$(arch)
+GLIBC=$(glibc_version)
+SOCKET=$(find_engine_socket)
+say "host: $(os_name), $ARCH, glibc ${GLIBC:-none}, engine socket $SOCKET"
+
+if [ "$MODE" = auto ]; then
+	MODE=systemd
+	if [ -z "$GLIBC" ] || ! version_at_least "$GLIBC" "$MIN_GLIBC"; then
+		say "this host's C library (glibc ${GLIBC:-none}) is older than the $MIN_GLIBC Node.js 24 needs: running the agent container image instead"
+		MODE=container
+	elif [ -z "$ROOT" ] && ! has_systemd; then
+		say "this host does not run systemd: running the agent container image instead"
+		MODE=container
+	fi
+fi
+
+if [ -z "$TOKEN" ] && ! [ -f "$ETC/agent.env" ] && ! [ -f "$MANIFEST" ]; then
+	die "--token is required on a first install (GET /api/swarm/join-token gives one)"
+fi
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+# Writes the agent's settings; an upgrade without --token keeps the earlier file (the node then
+# holds its own credential in the state folder).
+write_env() { # file state-dir docker-host
+	if [ -z "$TOKEN" ] && [ -f "$1" ]; then
+		return
+	fi
+	umask 077
+	{
+		echo "FLEET_URL=$URL"
+		[ -z "$NAME" ] || echo "FLEET_NODE_NAME=$NAME"
+		[ -z "$CLUSTER" ] || echo "FLEET_CLUSTER=$CLUSTER"
+		[ -z "$LABELS" ] || echo "FLEET_LABELS=$LABELS"
+		[ -z "$TOKEN" ] || echo "FLEET_JOIN_TOKEN=$TOKEN"
+		echo "FLEET_STATE_DIR=$2"
+		echo "DOCKER_HOST=unix://$3"
+	} >"$1.new"
+	mv "$1.new" "$1"
+	umask 022
+}
+
+install_container() {
+	cli=$(engine_cli)
+	say "downloading the agent image for $ARCH"
+	fetch "$URL/install/agent-image-$ARCH.tar" "$TMP/image.tar"
+	"$cli" load -i "$TMP/image.tar" >/dev/null
+	mkdir -p "$OPT" "$ETC"
+	write_env "$ETC/agent.env" /var/lib/fleet-agent /var/run/docker.sock
+	"$cli" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+	"$cli" run -d --name "$CONTAINER" --restart=always --network host \
+		--env-file "$ETC/agent.env" \
+		-v "$SOCKET:/var/run/docker.sock" \
+		-v "$CONTAINER-state:/var/lib/fleet-agent" \
+		"$IMAGE_REF" >/dev/null
+	printf 'mode=container\nuser_created=0\n' >"$MANIFEST"
+	say "the agent runs in the container $CONTAINER ($cli logs -f $CONTAINER)"
+}
+
+install_systemd() {
+	say "downloading the agent and the Node.js runtime for $ARCH"
+	fetch "$URL/install/agent.mjs" "$TMP/agent.mjs"
+	fetch "$URL/install/node-$ARCH.tar.gz" "$TMP/node.tar.gz"
+	mkdir -p "$TMP/node"
+	tar -xzf "$TMP/node.tar.gz" -C "$TMP/node"
+	[ -x "$TMP/node/bin/node" ] || die "the runtime archive holds no bin/node"
+	"$TMP/node/bin/node" --version >/dev/null 2>&1 || die "the downloaded Node.js does not run on this host"
+
+	user_created=0
+	restart_podman_socket=0
+	group_created=''
+	if [ -f "$MANIFEST" ]; then
+		grep -q '^user_created=1$' "$MANIFEST" && user_created=1
+		group_created=$(sed -n 's/^group_created=//p' "$MANIFEST")
+	fi
+	if ! grep -q "^$AGENT_USER:" "$ROOT/etc/passwd" 2>/dev/null; then
+		useradd ${ROOT:+--root "$ROOT"} --system --user-group --no-create-home \
+			--home-dir /var/lib/fleet-agent --shell /usr/sbin/nologin "$AGENT_USER"
+		user_created=1
+	fi
+	# The engine socket's group lets the agent drive the engine without being root.
+	supplementary=''
+	if [ "$(stat -L -c %g "$SOCKET")" != 0 ]; then
+		sock_group=$(stat -L -c %G "$SOCKET")
+		if [ "$sock_group" = UNKNOWN ] || ! grep -q "^$sock_group:" "$ROOT/etc/group"; then
+			[ "$sock_group" != UNKNOWN ] || sock_group=fleet-engine
+			groupadd ${ROOT:+--root "$ROOT"} --system --gid "$(stat -L -c %g "$SOCKET")" "$sock_group"
+			group_created=$sock_group
+		fi
+		usermod ${ROOT:+--root "$ROOT"} -a -G "$sock_group" "$AGENT_USER"
+		supplementary="SupplementaryGroups=$sock_group"
+	elif [ "$SOCKET" = /run/podman/podman.sock ]; then
+		# Rootful Podman's socket is root's alone: its socket unit hands it to the agent's group.
+		mkdir -p "$PODMAN_DROPIN_DIR"
+		printf '[Socket]\nSocketGroup=%s\nSocketMode=0660\n' "$AGENT_USER" >"$PODMAN_DROPIN_DIR/fleet-agent.conf"
+		restart_podman_socket=1
+	else
+		die "only root can open the engine socket $SOCKET: give it a group (Docker Engine's is docker) and run again"
+	fi
+
+	# Replace the files whole: a running service keeps its open copies until the restart below.
+	mkdir -p "$OPT/bin" "$ETC" "$STATE"
+	cp "$TMP/node/bin/node" "$OPT/bin/node.new" && mv "$OPT/bin/node.new" "$OPT/bin/node"
+	cp "$TMP/agent.mjs" "$OPT/agent.mjs.new" && mv "$OPT/agent.mjs.new" "$OPT/agent.mjs"
+	chmod 755 "$OPT/bin/node"
+	chmod 644 "$OPT/agent.mjs"
+	chown "$AGENT_USER:$AGENT_USER" "$STATE" 2>/dev/null ||
+		chown "$(awk -F: -v u="$AGENT_USER" '$1 == u { print $3 ":" $4 }' "$ROOT/etc/passwd")" "$STATE"
+	chmod 700 "$STATE"
+	write_env "$ETC/agent.env" /var/lib/fleet-agent "$SOCKET"
+	chmod 600 "$ETC/agent.env"
+
+	mkdir -p "$(dirname "$UNIT")"
+	cat >"$UNIT" <<EOF
+[Unit]
+Description=Fleet agent (control plane $URL)
+Documentation=$URL/docs
+Wants=network-online.target
+After=network-online.target docker.service podman.socket
+
+[Service]
+Type=simple
+User=$AGENT_USER
+Group=$AGENT_USER
+${supplementary}
+EnvironmentFile=/etc/fleet-agent/agent.env
+ExecStart=/opt/fleet-agent/bin/node /opt/fleet-agent/agent.mjs
+Restart=on-failure
+RestartSec=5
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=fleet-agent
+NoNewPrivileges=true
+ProtectSystem=full
+ReadWritePaths=/var/lib/fleet-agent
+
+[Install]
+WantedBy=multi-user.target
+EOF
+	printf 'mode=systemd\nuser_created=%s\ngroup_created=%s\nversion=%s\n' "$user_created" "$group_created" \
+		"$("$OPT/bin/node" "$OPT/agent.mjs" --version)" >"$MANIFEST"
+
+	if [ -n "$ROOT" ]; then
+		say "installed into $ROOT (nothing started: --root)"
+		return
+	fi
+	systemctl daemon-reload
+	[ "$restart_podman_socket" -eq 0 ] || systemctl restart podman.socket
+	systemctl enable "$SERVICE" >/dev/null 2>&1
+	systemctl restart "$SERVICE"
+	say "the agent runs as the service $SERVICE (journalctl -u $SERVICE -f)"
+}
+
+if [ -f "$MANIFEST" ]; then
+	previous=$(sed -n 's/^mode=//p' "$MANIFEST")
+	if [ -n "$previous" ] && [ "$previous" != "$MODE" ]; then
+		die "the agent is installed here as $previous; run with --uninstall first to switch to $MODE"
+	fi
+	say "upgrading the agent in place"
+fi
+
+if [ "$MODE" = container ]; then install_container; else install_systemd; fi
