@@ -4,6 +4,8 @@
 #   curl -fsSL <url>/install.sh | sudo sh -s -- --token <join token> [--name <node name>]
 # Flags are a stable interface (other tools call this script): see usage below.
 set -eu
+# Files for every user to read (the agent's user among them), whatever umask sudo passed on.
+umask 022
 
 FLEET_URL_DEFAULT='@FLEET_URL@'
 AGENT_USER=fleet-agent
@@ -28,11 +30,13 @@ image instead (docker or podman, --restart=always).
   --labels k=v,k=v       node labels
   --uninstall            remove everything this script added
   --engine-socket <path> container engine socket (default: the first of /var/run/docker.sock,
-                         /run/docker.sock, /run/podman/podman.sock that exists)
+                         /run/docker.sock, /run/podman/podman.sock that exists; under --root
+                         when given)
   --mode auto|systemd|container
                          how to run the agent (default auto: systemd where the host can)
   --root <dir>           install into the root filesystem at <dir> (image builds, tests):
                          files, user and unit are written there; nothing is started
+                         (with --mode container the container still runs on this host)
   -h, --help             this text
 EOF
 }
@@ -127,14 +131,15 @@ version_at_least() {
 
 has_systemd() { [ -d /run/systemd/system ]; }
 
+# The engine socket's path as the agent sees it (inside --root when given).
 find_engine_socket() {
 	if [ -n "$ENGINE_SOCKET" ]; then
-		[ -S "$ENGINE_SOCKET" ] || die "no engine socket at $ENGINE_SOCKET"
+		[ -S "$ROOT$ENGINE_SOCKET" ] || die "no engine socket at $ROOT$ENGINE_SOCKET"
 		echo "$ENGINE_SOCKET"
 		return
 	fi
 	for s in /var/run/docker.sock /run/docker.sock /run/podman/podman.sock; do
-		if [ -S "$s" ]; then
+		if [ -S "$ROOT$s" ]; then
 			echo "$s"
 			return
 		fi
@@ -189,7 +194,13 @@ uninstall() {
 		group=$(sed -n 's/^group_created=//p' "$MANIFEST")
 		[ -z "$group" ] || groupdel ${ROOT:+--root "$ROOT"} "$group" 2>/dev/null || true
 	fi
+	new_dirs=''
+	[ ! -f "$MANIFEST" ] || new_dirs=$(sed -n 's/^new_dirs=//p' "$MANIFEST")
 	rm -rf "$OPT" "$ETC" "$STATE"
+	# Deepest first; rmdir leaves any that something else has filled since.
+	for d in $(echo "$new_dirs" | tr ' ' '\n' | sort -r); do
+		rmdir "$ROOT$d" 2>/dev/null || true
+	done
 	say "removed the fleet agent"
 }
 
@@ -243,20 +254,34 @@ write_env() { # file state-dir docker-host
 	umask 022
 }
 
+# Parent folders that do not exist yet (relative to the root), kept in the manifest so --uninstall
+# removes them again and no folder that was there before.
+NEW_DIRS=''
+note_new_dirs() {
+	if [ -f "$MANIFEST" ]; then
+		NEW_DIRS=$(sed -n 's/^new_dirs=//p' "$MANIFEST")
+		return
+	fi
+	for d in /opt /var /var/lib /etc/systemd /etc/systemd/system; do
+		[ -d "$ROOT$d" ] || NEW_DIRS="$NEW_DIRS $d"
+	done
+}
+
 install_container() {
 	cli=$(engine_cli)
 	say "downloading the agent image for $ARCH"
 	fetch "$URL/install/agent-image-$ARCH.tar" "$TMP/image.tar"
 	"$cli" load -i "$TMP/image.tar" >/dev/null
+	note_new_dirs
 	mkdir -p "$OPT" "$ETC"
 	write_env "$ETC/agent.env" /var/lib/fleet-agent /var/run/docker.sock
 	"$cli" rm -f "$CONTAINER" >/dev/null 2>&1 || true
 	"$cli" run -d --name "$CONTAINER" --restart=always --network host \
 		--env-file "$ETC/agent.env" \
-		-v "$SOCKET:/var/run/docker.sock" \
+		-v "$ROOT$SOCKET:/var/run/docker.sock" \
 		-v "$CONTAINER-state:/var/lib/fleet-agent" \
 		"$IMAGE_REF" >/dev/null
-	printf 'mode=container\nuser_created=0\n' >"$MANIFEST"
+	printf 'mode=container\nuser_created=0\nnew_dirs=%s\n' "$NEW_DIRS" >"$MANIFEST"
 	say "the agent runs in the container $CONTAINER ($cli logs -f $CONTAINER)"
 }
 
@@ -283,11 +308,14 @@ install_systemd() {
 	fi
 	# The engine socket's group lets the agent drive the engine without being root.
 	supplementary=''
-	if [ "$(stat -L -c %g "$SOCKET")" != 0 ]; then
-		sock_group=$(stat -L -c %G "$SOCKET")
-		if [ "$sock_group" = UNKNOWN ] || ! grep -q "^$sock_group:" "$ROOT/etc/group"; then
+	if [ "$(stat -L -c %g "$ROOT$SOCKET")" != 0 ]; then
+		sock_gid=$(stat -L -c %g "$ROOT$SOCKET")
+		# The group's name where the agent runs (under --root: that root's, not this host's).
+		sock_group=$(awk -F: -v g="$sock_gid" '$3 == g { print $1; exit }' "$ROOT/etc/group")
+		if [ -z "$sock_group" ]; then
+			sock_group=$(stat -L -c %G "$ROOT$SOCKET")
 			[ "$sock_group" != UNKNOWN ] || sock_group=fleet-engine
-			groupadd ${ROOT:+--root "$ROOT"} --system --gid "$(stat -L -c %g "$SOCKET")" "$sock_group"
+			groupadd ${ROOT:+--root "$ROOT"} --system --gid "$sock_gid" "$sock_group"
 			group_created=$sock_group
 		fi
 		usermod ${ROOT:+--root "$ROOT"} -a -G "$sock_group" "$AGENT_USER"
@@ -302,7 +330,8 @@ install_systemd() {
 	fi
 
 	# Replace the files whole: a running service keeps its open copies until the restart below.
-	mkdir -p "$OPT/bin" "$ETC" "$STATE"
+	note_new_dirs
+	mkdir -p "$OPT/bin" "$ETC" "$STATE" "$(dirname "$UNIT")"
 	cp "$TMP/node/bin/node" "$OPT/bin/node.new" && mv "$OPT/bin/node.new" "$OPT/bin/node"
 	cp "$TMP/agent.mjs" "$OPT/agent.mjs.new" && mv "$OPT/agent.mjs.new" "$OPT/agent.mjs"
 	chmod 755 "$OPT/bin/node"
@@ -313,7 +342,6 @@ install_systemd() {
 	write_env "$ETC/agent.env" /var/lib/fleet-agent "$SOCKET"
 	chmod 600 "$ETC/agent.env"
 
-	mkdir -p "$(dirname "$UNIT")"
 	cat >"$UNIT" <<EOF
 [Unit]
 Description=Fleet agent (control plane $URL)
@@ -340,7 +368,7 @@ ReadWritePaths=/var/lib/fleet-agent
 [Install]
 WantedBy=multi-user.target
 EOF
-	printf 'mode=systemd\nuser_created=%s\ngroup_created=%s\nversion=%s\n' "$user_created" "$group_created" \
+	printf 'mode=systemd\nuser_created=%s\ngroup_created=%s\nnew_dirs=%s\nversion=%s\n' "$user_created" "$group_created" "$NEW_DIRS" \
 		"$("$OPT/bin/node" "$OPT/agent.mjs" --version)" >"$MANIFEST"
 
 	if [ -n "$ROOT" ]; then
