@@ -94,8 +94,8 @@ export function writeOpenApiFile(routes: readonly AnyRoute[]): string {
 }
 
 /**
- * Copies Swagger UI, ReDoc and the prebuilt OpenAPI document (`openapiFile`, absolute) next to
- * the bundle (the system function serves them from DOCS_ASSETS_DIR). Package paths are resolved
+ * Copies Swagger UI, ReDoc, the prebuilt OpenAPI document (`openapiFile`, absolute) and
+ * install/install.sh next to the bundle (the system function serves them from DOCS_ASSETS_DIR). Package paths are resolved
  * through node_modules and made relative to the input folder, so the same commands work for
  * local and Docker bundling.
  */
@@ -116,6 +116,8 @@ export function docsAssetsHooks(openapiFile: string): ICommandHooks {
           `cp ${quote(join(inputDir, from))} ${quote(join(outputDir, DOCS_ASSETS_SUBDIR, name))}`,
       ),
       `cp ${quote(openapiFile)} ${quote(join(outputDir, DOCS_ASSETS_SUBDIR, OPENAPI_FILE))}`,
+      // GET /install.sh (functions/system/install.ts reads it from INSTALL_ASSETS_DIR).
+      `cp ${quote(join(inputDir, 'install/install.sh'))} ${quote(join(outputDir, DOCS_ASSETS_SUBDIR, 'install.sh'))}`,
     ],
   };
 }

@@ -67,7 +67,12 @@ export class ControlPlaneStack extends Stack {
         description: `Control plane HTTP routes: ${group}`,
         memorySize: settings.lambdaMemory[group],
         environment: isSystem
-          ? { ...environment, DOCS_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}` }
+          ? {
+              ...environment,
+              DOCS_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}`,
+              // install.sh travels with the docs assets; the agent and runtime files are not bundled.
+              INSTALL_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}`,
+            }
           : environment,
         ...(isSystem ? { commandHooks: docsAssetsHooks(openapiFile) } : {}),
       });

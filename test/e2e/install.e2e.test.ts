@@ -402,12 +402,16 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
       (await api('/api/swarm/join-tokens')).body as { tokens: { uses: number }[] }
     ).tokens.reduce((n, t) => n + t.uses, 0);
     const envBefore = await readFile(join(root, 'etc/fleet-agent/agent.env'), 'utf8');
+    // A newer agent on the control plane: the upgrade must install it.
+    const newer = `${await readFile(join(assets, 'agent.mjs'), 'utf8')}\n// a newer build\n`;
+    await writeFile(join(assets, 'agent.mjs'), newer);
     const second = await sh(
       `curl -fsSL ${server.url}/install.sh | sh -s -- --root ${root} --engine-socket /run/engine.sock`,
     );
     expect(second.code, second.out).toBe(0);
     expect(second.out).toContain('upgrading the agent in place');
     expect(await readFile(join(root, 'etc/fleet-agent/agent.env'), 'utf8')).toBe(envBefore);
+    expect(await readFile(join(root, 'opt/fleet-agent/agent.mjs'), 'utf8')).toBe(newer);
     const passwd = await readFile(join(root, 'etc/passwd'), 'utf8');
     expect(passwd.split('\n').filter((l) => l.startsWith('fleet-agent:'))).toHaveLength(1);
     const manifest = await readFile(join(root, 'opt/fleet-agent/installed'), 'utf8');
@@ -454,12 +458,21 @@ describe('the agent container image (hosts without systemd or with an old glibc)
       .catch(() => undefined);
   });
 
-  it('install.sh --mode container loads it from the control plane and runs it with the socket mounted, --restart=always', async () => {
+  it('on a host with glibc 2.27 (JetPack 4) install.sh says so, loads the image from the control plane and runs it with the socket mounted, --restart=always', async () => {
+    // The host's C library as JetPack 4 reports it: a getconf first on PATH that answers 2.27.
+    const shim = join(dir, 'glibc-2.27');
+    await mkdir(shim, { recursive: true });
+    await writeFile(join(shim, 'getconf'), '#!/bin/sh\necho "glibc 2.27"\n', { mode: 0o755 });
     const t = await joinToken(name);
-    const res = await sh(
-      asRoot(t.install_command, `--mode container --root ${root} --engine-socket /run/engine.sock`),
-    );
+    const res = await sh(asRoot(t.install_command, `--root ${root} --engine-socket /run/engine.sock`), {
+      ...SCRIPT_ENV,
+      PATH: `${shim}:${SCRIPT_ENV.PATH}`,
+    });
     expect(res.code, res.out).toBe(0);
+    expect(res.out).toContain(
+      "this host's C library (glibc 2.27) is older than the 2.28 Node.js 24 needs: running the agent container image instead",
+    );
+    expect(await readFile(join(root, 'opt/fleet-agent/installed'), 'utf8')).toContain('mode=container');
 
     const info = await docker.getContainer('fleet-agent').inspect();
     expect(info.Config.Image).toBe(AGENT_IMAGE);

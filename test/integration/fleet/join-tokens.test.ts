@@ -84,6 +84,7 @@ describe('Swarm join tokens (embedded runtime, API_AUTH=true)', () => {
       id: expect.stringMatching(/^jt-[0-9a-f]{16}$/),
       expires_at: expect.any(String),
       max_uses: null,
+      install_command: `curl -fsSL ${rt.url}/install.sh | sudo sh -s -- --token '${first.body.token}'`,
     });
     expect(second.body.token).not.toBe(first.body.token);
     expect(defaulted.body.role).toBe('worker');
