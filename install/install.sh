@@ -291,8 +291,11 @@ install_systemd() {
 	fetch "$URL/install/node-$ARCH.tar.gz" "$TMP/node.tar.gz"
 	mkdir -p "$TMP/node"
 	tar -xzf "$TMP/node.tar.gz" -C "$TMP/node"
-	[ -x "$TMP/node/bin/node" ] || die "the runtime archive holds no bin/node"
-	"$TMP/node/bin/node" --version >/dev/null 2>&1 || die "the downloaded Node.js does not run on this host"
+	# bin/node, or package/bin/node as npm pack gives the registry's node-linux-<arch> package.
+	node_bin=$TMP/node/bin/node
+	[ -x "$node_bin" ] || node_bin=$TMP/node/package/bin/node
+	[ -x "$node_bin" ] || die "the runtime archive holds no bin/node"
+	"$node_bin" --version >/dev/null 2>&1 || die "the downloaded Node.js does not run on this host"
 
 	user_created=0
 	restart_podman_socket=0
@@ -332,7 +335,7 @@ install_systemd() {
 	# Replace the files whole: a running service keeps its open copies until the restart below.
 	note_new_dirs
 	mkdir -p "$OPT/bin" "$ETC" "$STATE" "$(dirname "$UNIT")"
-	cp "$TMP/node/bin/node" "$OPT/bin/node.new" && mv "$OPT/bin/node.new" "$OPT/bin/node"
+	cp "$node_bin" "$OPT/bin/node.new" && mv "$OPT/bin/node.new" "$OPT/bin/node"
 	cp "$TMP/agent.mjs" "$OPT/agent.mjs.new" && mv "$OPT/agent.mjs.new" "$OPT/agent.mjs"
 	chmod 755 "$OPT/bin/node"
 	chmod 644 "$OPT/agent.mjs"
