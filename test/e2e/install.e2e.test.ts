@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import {
   chmod,
@@ -15,6 +16,7 @@ import {
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +36,11 @@ const API_KEY = 'install-test-key-0123456789abcdef';
 const ENGINE_SOCKET = (process.env.DOCKER_HOST ?? 'unix:///tmp/fleet-engine.sock').replace(/^unix:\/\//, '');
 /** The engine socket's group in the scratch root: no group on this machine has it. */
 const ENGINE_GID = 4242;
+// The podman CLI (image build, and install.sh where no docker CLI is installed) needs the engine
+// settings .ci/services.sh wrote for the shared engine (runc, cgroupfs): crun fails on these machines.
+const CI_CONTAINERS_CONF = fileURLToPath(new URL('../../.ci/state/containers.conf', import.meta.url));
+if (!process.env.CONTAINERS_CONF && existsSync(CI_CONTAINERS_CONF))
+  process.env.CONTAINERS_CONF = CI_CONTAINERS_CONF;
 const SCRIPT_ENV = {
   PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
   DOCKER_HOST: `unix://${ENGINE_SOCKET}`,
