@@ -318,14 +318,15 @@ describe('GET /install.sh and what it downloads', () => {
     expect(unknown.status).toBe(422);
   });
 
-  it('the join token answers with the line to paste; a bad name is a 422', async () => {
+  it("the join token answers with the line to paste; a bad name is a 400 (the fleet routes' status)", async () => {
     const t = await joinToken('gpu-01');
     expect(t.install_command).toBe(
       `curl -fsSL ${server.url}/install.sh | sudo sh -s -- --token '${t.token}' --name 'gpu-01'`,
     );
     const bad = await api('/api/swarm/join-token?name=bad%20name');
-    expect(bad.status).toBe(422);
-    expect(JSON.stringify(bad.body)).toContain('name');
+    expect(bad.status).toBe(400);
+    expect(bad.body).toHaveProperty('detail');
+    expect(JSON.stringify(bad.body.detail)).toContain('name');
   });
 });
 
