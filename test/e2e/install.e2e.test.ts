@@ -413,6 +413,17 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
     // A newer agent on the control plane: the upgrade must install it.
     const newer = `${await readFile(join(assets, 'agent.mjs'), 'utf8')}\n// a newer build\n`;
     await writeFile(join(assets, 'agent.mjs'), newer);
+    // And a runtime from the assets folder in the layout `npm pack node-linux-<arch>` gives
+    // (package/bin/node), as an operator provides the architecture this machine cannot serve.
+    const arch = process.arch === 'x64' ? 'x86_64' : 'aarch64';
+    const pack = join(dir, 'npm-pack');
+    await mkdir(join(pack, 'package/bin'), { recursive: true });
+    await copyFile(process.execPath, join(pack, 'package/bin/node'));
+    await chmod(join(pack, 'package/bin/node'), 0o755);
+    await run('sh', [
+      '-c',
+      `tar -C ${pack} -cf - package | gzip -1 > ${join(assets, `node-${arch}.tar.gz`)}`,
+    ]);
     const second = await sh(
       `curl -fsSL ${server.url}/install.sh | sh -s -- --root ${root} --engine-socket /run/engine.sock`,
     );
@@ -420,6 +431,13 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
     expect(second.out).toContain('upgrading the agent in place');
     expect(await readFile(join(root, 'etc/fleet-agent/agent.env'), 'utf8')).toBe(envBefore);
     expect(await readFile(join(root, 'opt/fleet-agent/agent.mjs'), 'utf8')).toBe(newer);
+    const served = await fetch(`${server.url}/install/node-${arch}.tar.gz`);
+    expect(
+      Buffer.from(await served.arrayBuffer()).equals(await readFile(join(assets, `node-${arch}.tar.gz`))),
+    ).toBe(true);
+    expect((await stat(join(root, 'opt/fleet-agent/bin/node'))).size).toBe(
+      (await stat(process.execPath)).size,
+    );
     const passwd = await readFile(join(root, 'etc/passwd'), 'utf8');
     expect(passwd.split('\n').filter((l) => l.startsWith('fleet-agent:'))).toHaveLength(1);
     const manifest = await readFile(join(root, 'opt/fleet-agent/installed'), 'utf8');
