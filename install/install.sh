@@ -232,7 +232,8 @@ if [ -z "$TOKEN" ] && ! [ -f "$ETC/agent.env" ] && ! [ -f "$MANIFEST" ]; then
 fi
 
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT INT TERM
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
 
 # Writes the agent's settings; an upgrade without --token keeps the earlier file (the node then
 # holds its own credential in the state folder).
