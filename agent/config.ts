@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as z from 'zod';
 import { registerRequest } from '../protocol/messages.js';
-import { isLogLevel, type LogLevel } from './log.js';
+import { isLogFormat, isLogLevel, type LogFormat, type LogLevel } from './log.js';
 
 export interface AgentConfig {
   url: string;
@@ -18,6 +18,8 @@ export interface AgentConfig {
   /** Join token (GET /api/swarm/join-token): the registration credential when there is no API key. */
   joinToken?: string;
   logLevel: LogLevel;
+  /** json (one object a line, the control plane's fields) or text (the same, for a person). */
+  logFormat?: LogFormat;
   /** Folder under which image.build may take its build contexts (POST /api/build/build). Unset: no builds. */
   buildRoot?: string;
   /** Lets the control plane run shell commands on this host (host.exec, POST /api/ssh/exec-node). Off unless asked for. */
@@ -38,8 +40,9 @@ Options (flag > environment > config file > default):
   --heartbeat <seconds>  heartbeat interval       FLEET_HEARTBEAT    (the control plane's)
   --join-token <token>   registration credential  FLEET_JOIN_TOKEN   (from GET /api/swarm/join-token)
   --config <file>        JSON file with the same keys (url, name, labels, cluster, stateDir,
-                         heartbeat, apiKey, joinToken, logLevel, allowExec)   FLEET_AGENT_CONFIG
+                         heartbeat, apiKey, joinToken, logLevel, logFormat, allowExec)   FLEET_AGENT_CONFIG
   --log-level <level>    debug|info|warn|error    FLEET_LOG_LEVEL    (info)
+  --log-format <format>  json|text                FLEET_LOG_FORMAT   (json)
   --build-root <dir>     let the control plane build images from folders under <dir>
                          (POST /api/build/build)  FLEET_BUILD_ROOT   (off)
   --allow-exec           let the control plane run shell commands on this host
@@ -67,6 +70,7 @@ const fileSchema = z
     apiKey: z.string().optional(),
     joinToken: z.string().optional(),
     logLevel: z.string().optional(),
+    logFormat: z.string().optional(),
     buildRoot: z.string().optional(),
     allowExec: z.boolean().optional(),
   })
@@ -126,6 +130,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
         'join-token': { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         'build-root': { type: 'string' },
         'allow-exec': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -178,6 +183,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
   const logLevel = str(values['log-level']) ?? str(env['FLEET_LOG_LEVEL']) ?? file.logLevel ?? 'info';
   if (!isLogLevel(logLevel))
     throw new ConfigError(`log level "${logLevel}" is not one of debug, info, warn, error`);
+  const logFormat = str(values['log-format']) ?? str(env['FLEET_LOG_FORMAT']) ?? file.logFormat ?? 'json';
+  if (!isLogFormat(logFormat)) throw new ConfigError(`log format "${logFormat}" is not one of json, text`);
 
   const url = str(values['url']) ?? str(env['FLEET_URL']) ?? file.url ?? 'http://127.0.0.1:8000';
   try {
@@ -192,7 +199,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
     str(env['FLEET_STATE_DIR']) ??
     file.stateDir ??
     join((deps.homedir ?? homedir)(), '.fleet-agent', nodeName);
-  const config: AgentConfig = { url, nodeName, labels, stateDir: resolve(stateDir), logLevel };
+  const config: AgentConfig = { url, nodeName, labels, stateDir: resolve(stateDir), logLevel, logFormat };
   const cluster = str(values['cluster']) ?? str(env['FLEET_CLUSTER']) ?? file.cluster;
   if (cluster) config.cluster = cluster;
   if (heartbeat !== undefined) config.heartbeatSeconds = positiveNumber(heartbeat, 'heartbeat');

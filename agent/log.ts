@@ -1,4 +1,10 @@
-/** Structured JSON logs, one object a line: `{"time","level","msg",...fields}`. */
+import { AGENT_SERVICE, redact, type LogLevelName } from '../protocol/log.js';
+
+/**
+ * Structured logs in the control plane's format (protocol/log.ts): one JSON object a line,
+ * `{"timestamp","level","message","service",...fields}`, commandId on a command's lines, secret
+ * fields redacted. `format: 'text'` prints the same line for a person: `timestamp LEVEL message k=v`.
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
 
@@ -35,8 +41,12 @@ function normalise(fields: LogFields): LogFields {
   return out;
 }
 
+export type LogFormat = 'json' | 'text';
+export const isLogFormat = (value: string): value is LogFormat => value === 'json' || value === 'text';
+
 export interface LoggerOptions {
   level?: LogLevel;
+  format?: LogFormat;
   fields?: LogFields;
   write?: (line: string) => void;
   now?: () => Date;
@@ -48,18 +58,33 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const now = options.now ?? (() => new Date());
   const base = options.fields ?? {};
 
+  const format = options.format ?? 'json';
+
+  function render(level: LogLevel, msg: string, fields: LogFields): string {
+    const head = {
+      timestamp: now().toISOString(),
+      level: level.toUpperCase() as LogLevelName,
+      message: msg,
+      service: AGENT_SERVICE,
+    };
+    const rest = redact({ ...base, ...normalise(fields) }) as LogFields;
+    if (format === 'json') return JSON.stringify({ ...head, ...rest });
+    const pairs = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    return [head.timestamp, head.level.padEnd(5), msg, ...pairs].join(' ');
+  }
+
   function emit(level: LogLevel, msg: string, fields?: LogFields): void {
     if (RANK[level] < min) return;
     let line: string;
     try {
-      line = JSON.stringify({ time: now().toISOString(), level, msg, ...base, ...normalise(fields ?? {}) });
+      line = render(level, msg, fields ?? {});
     } catch {
       // A cyclic field must not take the agent down.
       line = JSON.stringify({
-        time: now().toISOString(),
-        level,
-        msg,
-        ...base,
+        timestamp: now().toISOString(),
+        level: level.toUpperCase(),
+        message: msg,
+        service: AGENT_SERVICE,
         fieldsError: 'unserialisable',
       });
     }

@@ -26,7 +26,7 @@ if (parsed.kind === 'version') {
 }
 
 const config = parsed.config;
-const log = createLogger({ level: config.logLevel, fields: { node: config.nodeName } });
+const log = createLogger({ level: config.logLevel, format: config.logFormat, fields: { node: config.nodeName } });
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {

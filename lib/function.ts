@@ -4,6 +4,7 @@ import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
+  type CfnFunction,
   LoggingFormat,
   Runtime,
   SystemLogLevel,
@@ -14,9 +15,10 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { LOCK_FILE, NODE_OPTIONS, PROJECT_ROOT, nodejsBundling } from './bundling.js';
 import { LAMBDA_MEMORY_MB, LAMBDA_SYSTEM_LOG_LEVEL } from './lambda-settings.js';
+import { EMF_NAMESPACE } from '../functions/observability/counters.js';
 
 export const SERVICE_NAME = 'gpu-fleet-control-plane';
-export const METRICS_NAMESPACE = 'GpuFleet';
+export const METRICS_NAMESPACE = EMF_NAMESPACE;
 
 /** API Gateway gives up on an integration after 29 s: an HTTP function may not run longer. */
 export const HTTP_TIMEOUT = Duration.seconds(29);
@@ -86,6 +88,9 @@ export class ControlPlaneFunction extends Construct {
         NODE_OPTIONS,
       },
     });
+    // Active X-Ray tracing, set on the resource itself: CDK's \`tracing\` prop would also add its own
+    // xray grant to the role; the grant is the 'trace' capability (lib/permissions.ts) instead.
+    (this.fn.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
     // The role must carry its log permissions before the function exists, or early logs are lost.
     this.fn.node.addDependency(this.role);
   }

@@ -52,7 +52,9 @@ export type Capability =
   /** Vault credentials: written and deleted, never read back by the control plane. */
   | 'vault'
   /** The AI assistant's model (Bedrock Converse). */
-  | 'assistant';
+  | 'assistant'
+  /** X-Ray active tracing: Lambda's X-Ray daemon sends the function's segments with the role's credentials. */
+  | 'trace';
 
 export type FunctionName = RouteGroup | 'events' | 'websocket';
 
@@ -117,7 +119,21 @@ const SYSTEM: Capability[] = [
   ...new Set<Capability>(['health', 'scrape-token', ...HTTP_GROUPS.flatMap((g) => OWN[g])]),
 ];
 
-export const FUNCTION_CAPABILITIES: Record<FunctionName, readonly Capability[]> = { ...OWN, system: SYSTEM };
+const traced = (caps: Capability[]): Capability[] => [...caps, 'trace'];
+
+/** Every function is traced (functions/core/lambda.ts). */
+export const FUNCTION_CAPABILITIES: Record<FunctionName, readonly Capability[]> = {
+  agent: traced(OWN.agent),
+  orchestrator: traced(OWN.orchestrator),
+  fleet: traced(OWN.fleet),
+  cluster: traced(OWN.cluster),
+  vision: traced(OWN.vision),
+  training: traced(OWN.training),
+  novita: traced(OWN.novita),
+  events: traced(OWN.events),
+  websocket: traced(OWN.websocket),
+  system: traced(SYSTEM),
+};
 
 interface Resources {
   data: Data;
@@ -272,6 +288,13 @@ export function grantCapabilities(
             `arn:${partition}:bedrock:*:${account}:inference-profile/*`,
           ],
           "The assistant model is a setting (AI_MODEL_ID) and inference profiles invoke it in several regions; InvokeModel only, on foundation models and this account's inference profiles.",
+        );
+        break;
+      case 'trace':
+        allow(
+          ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+          ['*'],
+          'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions: "*" is the only resource they accept.',
         );
         break;
     }

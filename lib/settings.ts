@@ -18,6 +18,16 @@ export interface Settings {
   logRetention: RetentionDays;
   /** Memory (MB) per function, `-c lambdaMemory=agent=512,events=768`; the rest get LAMBDA_MEMORY_MB. */
   lambdaMemory: Record<string, number>;
+  /** Alarm when more nodes than this are offline, `-c offlineNodesAlarm=2`. */
+  offlineNodesAlarm: number;
+  /** Alarm when the oldest event is older than this (seconds), `-c eventsQueueAgeAlarm=300`. */
+  eventsQueueAgeAlarm: number;
+  /** Existing SNS topic the alarms notify, `-c alarmTopicArn=arn:...`. */
+  alarmTopicArn?: string;
+  /** Or an address: the stack creates an encrypted topic and subscribes it, `-c alarmEmail=ops@example.com`. */
+  alarmEmail?: string;
+  /** Stored counters (/metrics) flushed at most this often per function instance, `-c metricsFlushSeconds=10`. */
+  metricsFlushSeconds: number;
 }
 
 const DEFAULTS: Settings = {
@@ -29,7 +39,17 @@ const DEFAULTS: Settings = {
   logLevel: 'INFO',
   logRetention: RetentionDays.ONE_MONTH,
   lambdaMemory: {},
+  offlineNodesAlarm: 0,
+  eventsQueueAgeAlarm: 300,
+  metricsFlushSeconds: 10,
 };
+
+function nonNegative(value: unknown, key: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`context ${key} must be a number >= 0, got ${String(value)}`);
+  return n;
+}
 
 /** The functions a deployment may size: every route group, the events worker and the WebSocket function. */
 export const SIZABLE_FUNCTIONS = [...ROUTE_GROUPS, 'events', 'websocket'] as const;
@@ -68,5 +88,10 @@ export function readSettings(scope: Construct): Settings {
     logRetention:
       retentionDays === undefined ? DEFAULTS.logRetention : (Number(retentionDays) as RetentionDays),
     lambdaMemory: parseLambdaMemory(ctx('lambdaMemory'), SIZABLE_FUNCTIONS),
+    offlineNodesAlarm: nonNegative(ctx('offlineNodesAlarm'), 'offlineNodesAlarm', DEFAULTS.offlineNodesAlarm),
+    eventsQueueAgeAlarm: nonNegative(ctx('eventsQueueAgeAlarm'), 'eventsQueueAgeAlarm', DEFAULTS.eventsQueueAgeAlarm),
+    metricsFlushSeconds: nonNegative(ctx('metricsFlushSeconds'), 'metricsFlushSeconds', DEFAULTS.metricsFlushSeconds),
+    ...(ctx('alarmTopicArn') ? { alarmTopicArn: String(ctx('alarmTopicArn')) } : {}),
+    ...(ctx('alarmEmail') ? { alarmEmail: String(ctx('alarmEmail')) } : {}),
   };
 }

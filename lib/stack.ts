@@ -13,6 +13,7 @@ import { Data } from './data.js';
 import { ControlPlaneFunction } from './function.js';
 import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
 import { Messaging } from './messaging.js';
+import { Monitoring } from './monitoring.js';
 import { FUNCTION_CAPABILITIES, grantCapabilities, type FunctionName } from './permissions.js';
 import { readSettings } from './settings.js';
 import { WebSocket } from './websocket.js';
@@ -32,6 +33,7 @@ const EVENTS_TIMEOUT = Duration.seconds(60);
 export class ControlPlaneStack extends Stack {
   readonly functions: Record<RouteGroup | 'events' | 'websocket', ControlPlaneFunction>;
   readonly webSocket: WebSocket;
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
@@ -55,6 +57,7 @@ export class ControlPlaneStack extends Stack {
       SECRETS_PREFIX: settings.ssmPrefix,
       CORS_ORIGINS: settings.corsOrigins.join(','),
       API_AUTH: String(settings.apiAuth),
+      METRICS_FLUSH_SECONDS: String(settings.metricsFlushSeconds),
     } satisfies Partial<Record<keyof Config, string>>;
     const shared = { logLevel: settings.logLevel, logRetention: settings.logRetention };
 
@@ -118,6 +121,17 @@ export class ControlPlaneStack extends Stack {
     this.webSocket = new WebSocket(this, 'WebSocket', { handler: websocket.fn, logRetention: settings.logRetention });
     events.fn.addEnvironment('WS_CALLBACK_URL', this.webSocket.callbackUrl);
     grantManageConnections(events.role, this.webSocket);
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      functions: this.functions,
+      api,
+      messaging,
+      data,
+      offlineNodesThreshold: settings.offlineNodesAlarm,
+      eventsQueueAgeSeconds: settings.eventsQueueAgeAlarm,
+      ...(settings.alarmTopicArn ? { alarmTopicArn: settings.alarmTopicArn } : {}),
+      ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
+    });
 
     new CfnOutput(this, 'ApiUrl', { value: api.stage.url });
     new CfnOutput(this, 'WebSocketUrl', {

@@ -6,6 +6,7 @@ import { dispatchCommand } from '../fleet/commands.js';
 import type { Command } from '../../protocol/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { recordSample } from './metrics.js';
+import { countPlacement } from '../observability/counters.js';
 import { claimSlot, freeSlots, heldSlots, releaseSlot, type SlotItem } from './slots.js';
 import {
   closeQueued,
@@ -29,6 +30,11 @@ import { loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.
  * conditional write, so runners may overlap (Lambda, a retry, the schedule) and a task is still
  * placed once and a node never takes more tasks than its slots.
  */
+
+const counted = (ctx: AppContext, outcome: Parameters<typeof countPlacement>[1]) =>
+  countPlacement(ctx, outcome).catch((error: unknown) =>
+    ctx.logger.warn('placement count failed', { error: error as Error }),
+  );
 
 export const PLACEMENT_SCHEDULE = 'placement-run';
 
@@ -259,6 +265,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     );
     if (slot === undefined) {
       report.lost++;
+      await counted(ctx, 'lost');
       continue;
     }
     const held: SlotItem = {
@@ -287,6 +294,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       });
       await releaseSlot(ctx, p.nodeId, slot, task.taskId);
       report.failed.push(task.taskId);
+      await counted(ctx, 'failed');
       continue;
     }
     if (p.switchModel) {
@@ -312,9 +320,11 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     if (commandId === undefined) {
       if (await requeue(ctx, assigned, p.nodeId, 'dispatch failed'))
         await releaseSlot(ctx, p.nodeId, slot, task.taskId);
+      await counted(ctx, 'requeued');
       continue;
     }
     await setRunCommand(ctx, task.taskId, p.nodeId, commandId);
+    await counted(ctx, 'placed');
     report.placed.push({
       taskId: task.taskId,
       nodeId: p.nodeId,

@@ -4,6 +4,7 @@ import { emit } from '../core/events.js';
 import { taskQueueKeys, keys } from '../core/keys.js';
 import { planPlacements, type SchedTask } from '../task-planner/index.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { countTaskFinished } from '../observability/counters.js';
 
 /**
  * One task record serves both APIs: a cluster task (POST /tasks) and a vision job
@@ -316,7 +317,7 @@ export async function markFinished(
 ): Promise<TaskItem | undefined> {
   const k = keys.task(task.taskId);
   const now = ctx.now();
-  return conditional(() =>
+  const finished = await conditional(() =>
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -336,6 +337,11 @@ export async function markFinished(
       { equals: { status: ACTIVE, nodeId } },
     ),
   );
+  if (finished)
+    await countTaskFinished(ctx, outcome.status, Math.max(0, (now - task.createdAtMs) / 1000)).catch(
+      (error: unknown) => ctx.logger.warn('task count failed', { taskId: task.taskId, error: error as Error }),
+    );
+  return finished;
 }
 
 /** queued → failed or cancelled (never placed). */

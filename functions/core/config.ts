@@ -33,6 +33,10 @@ export const configSchema = z.object({
   API_AUTH: bool.default(false),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
   SERVICE_NAME: z.string().default('gpu-fleet-control-plane'),
+  /** Stored counters (/metrics) are flushed when this much time passed since the last flush; 0: every event. */
+  METRICS_FLUSH_SECONDS: z.coerce.number().min(0).max(300).default(0),
+  /** Emit the counters as CloudWatch EMF lines (always on in Lambda). */
+  METRICS_EMF: bool.default(false),
   /** A node is offline when its last heartbeat is older than this. */
   NODE_OFFLINE_AFTER_SECONDS: z.coerce.number().int().positive().default(30),
   /** How long a call that changes containers waits for agents before answering 202 (below API Gateway's 29 s). */

@@ -1,4 +1,6 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { withLogContext } from './log-context.js';
+import { annotateTrace, traceSpan } from './tracing.js';
 import * as z from 'zod';
 import type { AppContext } from './context.js';
 
@@ -60,7 +62,17 @@ export async function processEventBatch(
         ctx.logger.warn('no handler for event type', { type: parsed.data.type, messageId: record.messageId });
         continue;
       }
-      await handler(parsed.data, ctx);
+      const data = parsed.data as { type: string; commandId?: unknown };
+      const ids = {
+        requestId: record.messageId,
+        ...(typeof data.commandId === 'string' ? { commandId: data.commandId } : {}),
+      };
+      await withLogContext(ids, () =>
+        traceSpan(`event ${data.type}`, async () => {
+          annotateTrace({ ...ids, eventType: data.type });
+          await handler(parsed.data, ctx);
+        }),
+      );
     } catch (error) {
       ctx.logger.error('event failed', { messageId: record.messageId, error: error as Error });
       failures.push({ itemIdentifier: record.messageId });

@@ -12,7 +12,10 @@ import type { AnyRoute, HookOut, ResponseOut } from './route.js';
 import { UnstorableError } from '../ports/store.js';
 import { Router, styleForPath } from './router.js';
 import { logRequest } from './request-log.js';
+import { countHttpRequest } from '../observability/counters.js';
 import { parseOrThrow } from './validation.js';
+import { addToLogContext, currentLogContext, withLogContext } from './log-context.js';
+import { annotateTrace } from './tracing.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -132,6 +135,12 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     }
     const { route } = match;
     internal.style = route.errorStyle;
+    annotateTrace({ route: `${method} ${route.path}` });
+    // A command's result call: its lines and trace carry the command id.
+    if (match.params['commandId']) {
+      addToLogContext({ commandId: match.params['commandId'] });
+      annotateTrace({ commandId: match.params['commandId'] });
+    }
 
     internal.route = route;
     internal.params = match.params;
@@ -207,6 +216,16 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         status: request.response.statusCode ?? 200,
       }).catch((error: unknown) => ctx.logger.error('audit record failed', { error: error as Error }));
     }
+    if (ctx) {
+      // By route template; a path no route claims is one series, whatever was asked.
+      await countHttpRequest(
+        ctx,
+        request.event.requestContext.http.method.toUpperCase(),
+        internal.route?.path ?? 'unmatched',
+        request.response.statusCode ?? 200,
+        Date.now() - internal.startedAt,
+      ).catch((error: unknown) => ctx.logger.warn('request count failed', { error: error as Error }));
+    }
     if (ctx) logRequest(ctx.logger, {
       requestId: internal.requestId,
       method: request.event.requestContext.http.method,
@@ -216,10 +235,10 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     });
   }
 
-  return middy<HttpEvent, HttpResult>(dispatch)
+  const handler = middy<HttpEvent, HttpResult>(dispatch)
     .use({
       before: async function assignRequestId(request) {
-        const requestId = request.event.requestContext?.requestId || randomUUID();
+        const requestId = currentLogContext().requestId ?? randomUUID();
         internals.set(request.context, {
           requestId,
           style: styleForPath(request.event.rawPath ?? ''),
@@ -259,4 +278,11 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         };
       },
     });
+
+  // Every log line and trace of the request carries its id (API Gateway's, or a new one locally).
+  return (event: HttpEvent, context: Context): Promise<HttpResult> => {
+    const requestId = event.requestContext?.requestId || randomUUID();
+    annotateTrace({ requestId });
+    return withLogContext({ requestId }, () => handler(event, context));
+  };
 }

@@ -207,3 +207,13 @@ export const accessKeys = {
   /** Time first: a query reads a time range, newest first. */
   audit: (at: string, requestId: string) => ({ pk: 'AUDIT', sk: `${at}#${requestId}` }),
 } as const;
+
+/** The control plane's own counters (functions/observability/counters.ts): one small item each, one partition. */
+export const observabilityKeys = {
+  pk: 'METRICS',
+  http: (method: string, route: string) => `HTTP#${method} ${route}`,
+  command: (type: string) => `CMD#${type}`,
+  task: (outcome: string) => `TASK#${outcome}`,
+  placements: 'PLACEMENTS',
+  novitaCache: 'NOVITACACHE',
+} as const;

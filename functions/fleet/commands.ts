@@ -4,6 +4,8 @@ import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 import { nodeQueue } from './nodes.js';
+import { countCommandResult } from '../observability/counters.js';
+import { annotateTrace } from '../core/tracing.js';
 import type * as z from 'zod';
 import type {
   COMMANDS,
@@ -71,6 +73,9 @@ export async function dispatchCommand(
   await ctx.store.put(item, { notExists: true });
   const envelope: CommandEnvelope = { commandId, nodeId, issuedAt, command };
   await ctx.queue.send(nodeQueue(nodeId), JSON.stringify(envelope));
+  // The API call (or event) that issued it is found by the command id in X-Ray and the logs.
+  annotateTrace({ commandId });
+  ctx.logger.info('command dispatched', { commandId, nodeId, type: command.type });
   return commandId;
 }
 
@@ -149,6 +154,12 @@ export async function completeCommand(
       },
       { equals: { status: 'pending' } },
     );
+    await countCommandResult(
+      ctx,
+      command.type,
+      command.status,
+      Math.max(0, (ctx.now() - Date.parse(command.issuedAt)) / 1000),
+    ).catch((error: unknown) => ctx.logger.warn('command count failed', { commandId, error: error as Error }));
     return { command, first: true };
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;

@@ -34,10 +34,10 @@ async function cached<T>(ctx: AppContext, key: string, load: () => Promise<T>): 
   if (!cache) caches.set(ctx, (cache = new Map()));
   const hit = cache.get(key);
   if (hit && hit.until > ctx.now()) {
-    noteCache(ctx, true);
+    await noteCache(ctx, true);
     return hit.value as T;
   }
-  noteCache(ctx, false);
+  await noteCache(ctx, false);
   const value = await load();
   if (value !== undefined && ctx.config.NOVITA_CACHE_SECONDS > 0) {
     cache.set(key, { value, until: ctx.now() + ctx.config.NOVITA_CACHE_SECONDS * 1000 });

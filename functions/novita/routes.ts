@@ -1,7 +1,7 @@
 import { HttpError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { createInstance, listInstances, requireInstance } from './instances.js';
-import { computeMetrics, countRequest } from './metrics.js';
+import { computeMetrics } from './metrics.js';
 import { triggerMigration } from './migration.js';
 import { executionView, migrationHistory, migrationStatus } from './migration-views.js';
 import { instanceSummary, instanceView } from './model.js';
@@ -22,15 +22,14 @@ import {
 } from './schemas.js';
 
 /**
- * Per-IP rate limit and request counting, before the body is even parsed (so malformed floods
- * count too). The X-RateLimit-* headers go on every answer, errors included.
+ * Per-IP rate limit, before the body is even parsed (so malformed floods are refused too; every
+ * request is counted by the HTTP pipeline). The X-RateLimit-* headers go on every answer, errors included.
  */
 function limited(bucket: RateBucket): NonNullable<RouteSpec['hook']> {
   return async (req, ctx) => {
     const verdict = await takeToken(ctx, bucket, req.sourceIp ?? 'unknown');
     const headers = rateHeaders(verdict);
     if (!verdict.allowed) {
-      await countRequest(ctx, 429, 0).catch(() => undefined);
       throw new HttpError(
         429,
         `Rate limit exceeded: ${verdict.limit} requests per ${bucket === 'general' ? 'hour' : 'minute'}`,
@@ -39,7 +38,7 @@ function limited(bucket: RateBucket): NonNullable<RouteSpec['hook']> {
         { ...headers, 'retry-after': String(verdict.retryAfterSeconds) },
       );
     }
-    return { headers, done: (status, durationMs) => countRequest(ctx, status, durationMs) };
+    return { headers };
   };
 }
 

@@ -1,9 +1,11 @@
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { allInstances } from '../orchestrator/model.js';
 import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
 import { queuedTasks, tasksSince } from '../cluster/tasks.js';
 import { jobStats } from '../training/jobs.js';
+import { detectProblems } from '../fleet/maintenance-problems.js';
+import { cumulativeBuckets, histogramSum, readCounters, type CounterItem } from './counters.js';
 import { PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW } from '../task-planner/priority.js';
 
 const MIB = 1024 * 1024;
@@ -60,12 +62,13 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
     new Gauge<K[number]>({ name, help, labelNames: [...labelNames], registers: [registry] });
 
   const now = ctx.now();
-  const [nodes, instances, queued, recent, jobs] = await Promise.all([
+  const [nodes, instances, queued, recent, jobs, counters] = await Promise.all([
     listNodes(ctx),
     allInstances(ctx),
     queuedTasks(ctx),
     tasksSince(ctx, now - 24 * 3600_000),
     jobStats(ctx),
+    readCounters(ctx),
   ]);
 
   const up = gauge('fleet_node_up', 'Whether the node heartbeats (1) or is offline (0).', NODE_LABELS);
@@ -198,5 +201,86 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
   for (const [status, n] of Object.entries(jobs))
     if (status !== 'total_jobs') trainingJobs.set({ status }, n);
 
+  const problems = gauge('fleet_problems', 'Open maintenance problems by type and severity.', [
+    'type',
+    'severity',
+  ] as const);
+  for (const p of detectProblems(nodes, instances, (n) => isOnline(n, ctx, now)))
+    problems.inc({ type: p.type, severity: p.severity });
+
+  // The stored counters: every instance of the API adds to the same items.
+  const counter = <K extends readonly string[]>(name: string, help: string, labelNames: K) =>
+    new Counter<K[number]>({ name, help, labelNames: [...labelNames], registers: [registry] });
+  const http = counter('fleet_http_requests_total', 'API requests by route template and status.', [
+    'method',
+    'route',
+    'status',
+  ] as const);
+  const httpSeconds = counter(
+    'fleet_http_request_duration_seconds_total',
+    'Time spent answering API requests, by route template.',
+    ['method', 'route'] as const,
+  );
+  for (const r of counters.http) {
+    for (const [status, n] of r.byStatus) http.inc({ method: r.method, route: r.route, status: String(status) }, n);
+    httpSeconds.inc({ method: r.method, route: r.route }, r.durationMs / 1000);
+  }
+  const commands = counter('fleet_commands_total', 'Node commands with a result, by type and outcome.', [
+    'type',
+    'status',
+  ] as const);
+  for (const [type, item] of counters.commands)
+    for (const status of ['succeeded', 'failed']) commands.inc({ type, status }, Number(item[status] ?? 0));
+  histogram(
+    registry,
+    'fleet_command_duration_seconds',
+    'Node commands: from issue to the agent\'s result.',
+    'type',
+    counters.commands,
+  );
+  histogram(
+    registry,
+    'fleet_task_duration_seconds',
+    'Inference tasks and vision jobs: from submission to their outcome.',
+    'outcome',
+    counters.tasks,
+  );
+  const placements = counter('fleet_placements_total', 'Placement decisions on queued tasks by outcome.', [
+    'outcome',
+  ] as const);
+  for (const [outcome, n] of Object.entries(counters.placements)) placements.inc({ outcome }, n);
+
   return { contentType: registry.contentType, body: await registry.metrics() };
+}
+
+/** A histogram from stored bucket counts (prom-client's Histogram only observes in-process). */
+function histogram(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+  items: Map<string, CounterItem>,
+): void {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: () => ({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      values: [...items].flatMap(([value, item]) => {
+        const buckets = cumulativeBuckets(item);
+        return [
+          ...buckets.map((b) => ({ metricName: `${name}_bucket`, labels: { [label]: value, le: b.le }, value: b.count })),
+          { metricName: `${name}_sum`, labels: { [label]: value }, value: histogramSum(item) },
+          { metricName: `${name}_count`, labels: { [label]: value }, value: buckets.at(-1)!.count },
+        ];
+      }),
+    }),
+    reset: () => undefined,
+  };
+  registry.registerMetric(metric as unknown as Metric);
 }

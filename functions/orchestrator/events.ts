@@ -5,6 +5,7 @@ import { sweepNodes } from '../fleet/nodes.js';
 import { nodeInstances } from './model.js';
 import { reconcile } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
+import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
 /** Plan and apply, for one image or all. */
 export const reconcileEvent = z.object({ imageId: z.string().optional() });
@@ -34,5 +35,8 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
       for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);
     }
     await emit(ctx, { type: 'reconcile' });
+    await publishFleetGauges(ctx).catch((error: unknown) =>
+      ctx.logger.warn('fleet gauges failed', { error: error as Error }),
+    );
   },
 };

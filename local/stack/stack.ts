@@ -223,6 +223,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
         AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
         AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${name}`,
         AWS_EXECUTION_ENV: `AWS_Lambda_${String(resolver.resolve(p.Runtime ?? 'nodejs24.x'))}`,
+        // No X-Ray daemon here: Powertools' tracer stays off (the grant is still checked from the template).
+        POWERTOOLS_TRACE_ENABLED: 'false',
         LAMBDA_TASK_ROOT: assetDir,
         _HANDLER: handler,
         // The SDK's endpoint and credentials: the emulator, or whatever awsFor interposes.

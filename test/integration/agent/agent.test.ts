@@ -286,6 +286,6 @@ describeWithEngine('agent end to end (stand-in control plane, real engine)', () 
     const info = await docker.getContainer(String(output['containerId'])).inspect();
     expect(info.State.Running).toBe(true);
     expect(cp.invalid).toEqual([]);
-    expect(logs.some((l) => l.includes('"msg":"agent stopped"'))).toBe(true);
+    expect(logs.some((l) => l.includes('"message":"agent stopped"'))).toBe(true);
   });
 });
