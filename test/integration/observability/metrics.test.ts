@@ -8,8 +8,9 @@ import { parseTegrastats } from '../../../agent/collectors/tegrastats.js';
 import { toProtocolGpu } from '../../../agent/node.js';
 import { SCRAPE_TOKEN_SECRET } from '../../../functions/observability/routes.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { AgentProcess } from '../../e2e/harness.js';
-import { describeWithEngine } from '../../harness/services.js';
+import { AgentProcess, RUN_UNTIL_TERM, removeNodeContainers } from '../../e2e/harness.js';
+import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../../harness/images.js';
+import { describeWithEngine, engine as dockerClient, uniqueName } from '../../harness/services.js';
 import { ScriptedAgent, call, eventually } from '../fleet/scripted-agent.js';
 
 const API_KEY = 'metrics-suite-admin-key-0123456789';
@@ -168,20 +169,32 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
   let rt: Runtime;
   let agent: AgentProcess;
   let stateDir: string;
+  let docker: ReturnType<typeof dockerClient>;
+  const nodeName = uniqueName('metrics-agent');
+  const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
+  const parse = (text: string) => new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
+  const sample = (families: Map<string, Family>, name: string, labels: Record<string, string>) =>
+    families
+      .get(name)
+      ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value;
+
   beforeAll(async () => {
-    rt = await startRuntime({ port: 0, env: { ...env, API_AUTH: 'false' } });
+    docker = dockerClient();
+    await ensureBusyboxImage(docker);
+    rt = await startRuntime({ port: 0, env: { ...env, API_AUTH: 'false', COMMAND_WAIT_MS: '20000' } });
     stateDir = await mkdtemp(join(tmpdir(), 'fleet-metrics-agent-'));
     agent = new AgentProcess({
       url: rt.url,
-      name: 'metrics-real-agent',
+      name: nodeName,
       stateDir,
       heartbeatSeconds: 1,
       env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
     });
     await agent.start();
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await agent?.kill('SIGTERM');
+    if (docker) await removeNodeContainers(docker, [nodeName]);
     await rt?.stop();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
@@ -189,16 +202,81 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
   it('shows the node up with the host readings its heartbeat sent', async () => {
     const text = await eventually(async () => {
       const body = await (await fetch(`${rt.url}/metrics`)).text();
-      if (!/fleet_node_cpu_percent\{[^}]*node="metrics-real-agent"/.test(body))
-        throw new Error('no readings yet');
+      if (!new RegExp(`fleet_node_cpu_percent\\{[^}]*node="${nodeName}"`).test(body)) throw new Error('no readings yet');
       return body;
     }, 30_000);
     const families = parsePrometheusTextFormat(text) as Family[];
     const of = (name: string) =>
-      families.find((f) => f.name === name)?.metrics.find((m) => m.labels?.node === 'metrics-real-agent')
-        ?.value;
+      families.find((f) => f.name === name)?.metrics.find((m) => m.labels?.node === nodeName)?.value;
     expect(of('fleet_node_up')).toBe('1');
     expect(Number(of('fleet_node_memory_total_bytes'))).toBeGreaterThan(0);
     expect(Number(of('fleet_node_disk_total_bytes'))).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('counts a container start: the request by route template, the command and its latency, the agent result', async () => {
+    const started = await api('POST', `/containers/${BUSYBOX_IMAGE}/start`, { count: 1, command: RUN_UNTIL_TERM });
+    expect(started.status, `${JSON.stringify(started.body)}\n${agent.logTail()}`).toBe(200);
+    const [instanceId] = started.body.started as string[];
+
+    const text = await (await fetch(`${rt.url}/metrics`)).text();
+    const families = parse(text);
+    // The route template, never the raw path (the image reference would make a series per image).
+    const starts = { method: 'POST', route: '/containers/{imageId}/start' };
+    expect(sample(families, 'fleet_http_requests_total', { ...starts, status: '200' })).toBe('1');
+    const routes = families.get('fleet_http_requests_total')!.metrics.map((m) => m.labels!.route!);
+    expect(routes.some((r) => r.includes('fleet-test'))).toBe(false);
+    expect(Number(sample(families, 'fleet_http_requests_total', { route: '/agent/heartbeat', status: '200' }))).toBeGreaterThan(0);
+    expect(Number(sample(families, 'fleet_http_request_duration_seconds_total', starts))).toBeGreaterThan(0);
+
+    // One container.start, with its result: issue → result in the histogram, cumulative buckets.
+    const type = { type: 'container.start' };
+    expect(sample(families, 'fleet_commands_total', { ...type, status: 'succeeded' })).toBe('1');
+    expect(families.get('fleet_command_duration_seconds')?.type).toBe('HISTOGRAM');
+    // parse-prometheus-text-format folds a labelled histogram into one bucket map (it keeps count
+    // and sum of unlabelled ones only), so its series are read from the text itself.
+    const series = (suffix: string) =>
+      [...text.matchAll(new RegExp(`^fleet_command_duration_seconds_${suffix}\\{([^}]*)\\} (\\S+)$`, 'gm'))]
+        .filter((m) => m[1]!.includes('type="container.start"'))
+        .map((m) => ({ labels: m[1]!, value: Number(m[2]) }));
+    expect(series('count')).toEqual([{ labels: 'type="container.start"', value: 1 }]);
+    expect(series('sum')[0]!.value).toBeGreaterThan(0);
+    const buckets = series('bucket');
+    expect(buckets).toHaveLength(11);
+    expect(buckets.at(-1)).toEqual({ labels: 'type="container.start",le="+Inf"', value: 1 });
+    const counts = buckets.map((b) => b.value);
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+
+    // The agent's lines: the control plane's field names, the command id on the command's lines.
+    const lines = agent.lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) {
+      expect(Object.keys(l).slice(0, 4)).toEqual(['timestamp', 'level', 'message', 'service']);
+      expect(['DEBUG', 'INFO', 'WARN', 'ERROR']).toContain(l['level']);
+    }
+    const executing = lines.filter((l) => l['message'] === 'executing command' && l['type'] === 'container.start');
+    expect(executing).toHaveLength(1);
+    expect(executing[0]!['commandId']).toMatch(/^[0-9a-f-]{36}$/);
+
+    const stopped = await api('POST', `/containers/${BUSYBOX_IMAGE}/stop`, { instanceId });
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
+  }, 90_000);
+
+  it('/api/metrics counts every request /metrics counts (and the scrape itself)', async () => {
+    await agent.kill('SIGTERM'); // no more heartbeats between the two reads
+    const families = parse(await (await fetch(`${rt.url}/metrics`)).text());
+    const all = families.get('fleet_http_requests_total')!.metrics;
+    const total = all.reduce((n, m) => n + Number(m.value), 0);
+    const failed = all.filter((m) => Number(m.labels!.status) >= 400).reduce((n, m) => n + Number(m.value), 0);
+    const novita = await api('GET', '/api/metrics');
+    expect(novita.status).toBe(200);
+    // The scrape above is counted once its answer is written, before this call.
+    expect(novita.body.requests).toMatchObject({ total: total + 1, failed, successful: total + 1 - failed });
+    expect(novita.body.requests.total).toBeGreaterThan(3);
   }, 60_000);
 });

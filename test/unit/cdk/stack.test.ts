@@ -310,6 +310,37 @@ describe('ControlPlaneStack', () => {
   });
 });
 
+describe('ControlPlaneStack observability', () => {
+  it('traces every function with X-Ray, granted only the two actions the daemon calls', () => {
+    for (const group of FUNCTIONS) {
+      const fn = resources[functionId(group)]!;
+      expect(fn.Properties['TracingConfig'], group).toEqual({ Mode: 'Active' });
+      expect(grants(group, 'xray:PutTraceSegments'), group).toEqual(['*']);
+      expect(grants(group, 'xray:PutTelemetryRecords'), group).toEqual(['*']);
+      expect(actionsOf(group).filter((a) => a.startsWith('xray:')), group).toEqual(TRACE);
+    }
+  });
+
+  it('alarms on errors and throttles of every function, and has the fleet dashboard', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
+    for (const metric of ['Errors', 'Throttles'])
+      expect(alarms.filter((a) => a.Properties['MetricName'] === metric)).toHaveLength(FUNCTIONS.length);
+    for (const metric of ['NodesOffline', 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible'])
+      expect(alarms.filter((a) => a.Properties['MetricName'] === metric), metric).toHaveLength(1);
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    // No topic unless alarmTopicArn or alarmEmail is set.
+    template.resourceCountIs('AWS::SNS::Topic', 0);
+  });
+
+  it('flushes the stored counters at most every 10 s per function instance', () => {
+    for (const group of FUNCTIONS) {
+      const env = (resources[functionId(group)]!.Properties['Environment'] as { Variables: Record<string, unknown> })
+        .Variables;
+      expect(env['METRICS_FLUSH_SECONDS'], group).toBe('10');
+    }
+  });
+});
+
 describe('ControlPlaneStack least privilege', () => {
   // The actions each role grants (its log group's aside), as read from the template: a change here
   // is a change of what a function may do on AWS, to be reviewed with its code paths.
