@@ -16,7 +16,16 @@ describe('loadConfig', () => {
       labels: {},
       stateDir: '/home/op/.fleet-agent/gpu-box-1',
       logLevel: 'info',
+      logFormat: 'json',
     });
+  });
+
+  it('takes the log format from the flag, FLEET_LOG_FORMAT or the config file, and refuses others', () => {
+    expect(run(['--log-format', 'text']).logFormat).toBe('text');
+    expect(run([], { FLEET_LOG_FORMAT: 'text' }).logFormat).toBe('text');
+    expect(run(['--config', '/a.json'], {}, { '/a.json': '{"logFormat": "text"}' }).logFormat).toBe('text');
+    expect(run(['--log-format', 'json'], { FLEET_LOG_FORMAT: 'text' }).logFormat).toBe('json');
+    expect(() => run(['--log-format', 'xml'])).toThrow(/log format "xml" is not one of json, text/);
   });
 
   it('flag beats env beats config file', () => {
