@@ -33,8 +33,11 @@ export const configSchema = z.object({
   API_AUTH: bool.default(false),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
   SERVICE_NAME: z.string().default('gpu-fleet-control-plane'),
-  /** Stored counters (/metrics) are flushed when this much time passed since the last flush; 0: every event. */
-  METRICS_FLUSH_SECONDS: z.coerce.number().min(0).max(300).default(0),
+  /**
+   * Stored counters (/metrics) are flushed when this much time passed since the process's last
+   * flush (0: every event); a read of /metrics or /api/metrics flushes the reading process first.
+   */
+  METRICS_FLUSH_SECONDS: z.coerce.number().min(0).max(300).default(10),
   /** Emit the counters as CloudWatch EMF lines (always on in Lambda). */
   METRICS_EMF: bool.default(false),
   /** A node is offline when its last heartbeat is older than this. */

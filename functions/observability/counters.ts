@@ -7,8 +7,10 @@ import { queryAll, type StoreItem } from '../ports/store.js';
  * The control plane's own counters. On Lambda many instances serve the same API, so a
  * process-local counter would show one instance's share: every event adds to a small stored
  * counter item instead (an atomic ADD, one update per item touched). Events are buffered per
- * process and flushed when METRICS_FLUSH_SECONDS have passed since the last flush (0: at once),
- * so a busy instance writes each item at most once per interval however many requests it serves.
+ * process and flushed when METRICS_FLUSH_SECONDS (10 s) have passed since the last flush (0: at
+ * once), so a busy instance writes each item at most once per interval however many requests it
+ * serves; a read flushes its own process first, so a single process (the local runtime) is exact.
+ * What an instance buffered is lost if Lambda retires it before its next request.
  * On AWS each event is also an EMF value (Powertools' metrics), written to the function's log
  * with the flush: CloudWatch turns it into a metric without an API call.
  */
@@ -155,8 +157,9 @@ export interface StoredCounters {
 
 const n = (v: unknown) => (typeof v === 'number' ? v : 0);
 
-/** Every stored counter item: one query of one partition. */
+/** Every stored counter item (this process's buffer flushed first): one query of one partition. */
 export async function readCounters(ctx: AppContext): Promise<StoredCounters> {
+  await flushCounters(ctx);
   const items = await queryAll<CounterItem>(ctx.store, observabilityKeys.pk, {});
   const out: StoredCounters = {
     http: [],

@@ -44,7 +44,7 @@ describe('stored counters (dynalite)', () => {
   });
 
   it('writes one small ADD per event when the flush interval is 0, summed across instances', async () => {
-    const a = await context({});
+    const a = await context({ METRICS_FLUSH_SECONDS: '0' });
     // A second "instance" of the API over the same table: a context of its own, the same store.
     const b = { ...a.ctx, config: { ...a.ctx.config } } as AppContext;
     await countHttpRequest(a.ctx, 'GET', '/api/nodes/{nodeId}', 200, 12);
@@ -60,14 +60,15 @@ describe('stored counters (dynalite)', () => {
     expect(JSON.stringify(item).length).toBeLessThan(200);
   });
 
-  it('buffers per process when METRICS_FLUSH_SECONDS is set: one write per item per interval', async () => {
-    const { ctx, updates } = await context({ METRICS_FLUSH_SECONDS: '300' });
+  it('buffers per process by default (10 s): one write per item per interval, a read flushes first', async () => {
+    const { ctx, updates } = await context({});
     for (let i = 0; i < 50; i++) await countHttpRequest(ctx, 'POST', '/agent/heartbeat', 200, 2);
     // The first event of the process flushes (no flush yet); the next 49 wait for the interval.
     expect(updates()).toBe(1);
-    await flushCounters(ctx);
-    expect(updates()).toBe(2);
     const counters = await readCounters(ctx);
+    expect(updates()).toBe(2);
+    await flushCounters(ctx); // nothing left: no write
+    expect(updates()).toBe(2);
     expect(counters.http.find((r) => r.route === '/agent/heartbeat')?.byStatus.get(200)).toBe(50);
   });
 
@@ -96,7 +97,7 @@ describe('stored counters (dynalite)', () => {
   });
 
   it('writes the counters as CloudWatch EMF on the flush where EMF is on, with no API call', async () => {
-    const { ctx } = await context({ METRICS_EMF: 'true', SERVICE_NAME: 'emf-test' });
+    const { ctx } = await context({ METRICS_EMF: 'true', SERVICE_NAME: 'emf-test', METRICS_FLUSH_SECONDS: '0' });
     const lines: string[] = [];
     process.stdout.write = ((chunk: string | Uint8Array) => {
       lines.push(...String(chunk).split('\n').filter(Boolean));
