@@ -69,7 +69,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     };
     const rest = redact({ ...base, ...normalise(fields) }) as LogFields;
     if (format === 'json') return JSON.stringify({ ...head, ...rest });
-    const pairs = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    const pairs = Object.entries(rest).map(
+      ([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
+    );
     return [head.timestamp, head.level.padEnd(5), msg, ...pairs].join(' ');
   }
 

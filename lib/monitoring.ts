@@ -134,13 +134,19 @@ export class Monitoring extends Construct {
 
     alarm(
       'EventsDeadLetters',
-      props.messaging.deadLetters.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: 'Maximum' }),
+      props.messaging.deadLetters.metricApproximateNumberOfMessagesVisible({
+        period: FIVE_MINUTES,
+        statistic: 'Maximum',
+      }),
       0,
       'Events failed five times and wait in the dead-letter queue for a person.',
     );
     alarm(
       'EventsQueueAge',
-      props.messaging.events.metricApproximateAgeOfOldestMessage({ period: FIVE_MINUTES, statistic: 'Maximum' }),
+      props.messaging.events.metricApproximateAgeOfOldestMessage({
+        period: FIVE_MINUTES,
+        statistic: 'Maximum',
+      }),
       props.eventsQueueAgeSeconds,
       `The oldest event has waited more than ${props.eventsQueueAgeSeconds} s: the events worker is behind or failing.`,
     );
@@ -167,12 +173,18 @@ export class Monitoring extends Construct {
         [
           new SingleValueWidget({
             title: 'Nodes',
-            metrics: [fleetMetric('NodesOnline', 'Maximum', Duration.minutes(1)), fleetMetric('NodesOffline', 'Maximum', Duration.minutes(1))],
+            metrics: [
+              fleetMetric('NodesOnline', 'Maximum', Duration.minutes(1)),
+              fleetMetric('NodesOffline', 'Maximum', Duration.minutes(1)),
+            ],
             width: 6,
           }),
           new GraphWidget({
             title: 'Nodes online / offline',
-            left: [fleetMetric('NodesOnline', 'Maximum', Duration.minutes(1)), fleetMetric('NodesOffline', 'Maximum', Duration.minutes(1))],
+            left: [
+              fleetMetric('NodesOnline', 'Maximum', Duration.minutes(1)),
+              fleetMetric('NodesOffline', 'Maximum', Duration.minutes(1)),
+            ],
             width: 9,
           }),
           new GraphWidget({
@@ -187,22 +199,41 @@ export class Monitoring extends Construct {
             title: 'Queue depth',
             left: [
               fleetMetric('TaskQueueDepth', 'Maximum', Duration.minutes(1)),
-              props.messaging.events.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), label: 'Events queue' }),
-              props.messaging.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), label: 'Events DLQ' }),
+              props.messaging.events.metricApproximateNumberOfMessagesVisible({
+                period: Duration.minutes(1),
+                label: 'Events queue',
+              }),
+              props.messaging.deadLetters.metricApproximateNumberOfMessagesVisible({
+                period: Duration.minutes(1),
+                label: 'Events DLQ',
+              }),
             ],
-            right: [props.messaging.events.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), label: 'Oldest event (s)' })],
+            right: [
+              props.messaging.events.metricApproximateAgeOfOldestMessage({
+                period: Duration.minutes(1),
+                label: 'Oldest event (s)',
+              }),
+            ],
             width: 8,
           }),
           new GraphWidget({
             title: 'Task latency, submit → outcome (s)',
-            left: ['p50', 'p90', 'p99'].map((s) => fleetMetric('TaskLatency', s).with({ label: `Task ${s}` })),
+            left: ['p50', 'p90', 'p99'].map((s) =>
+              fleetMetric('TaskLatency', s).with({ label: `Task ${s}` }),
+            ),
             right: [fleetMetric('TasksCompleted'), fleetMetric('TasksFailed')],
             width: 8,
           }),
           new GraphWidget({
             title: 'Command latency, issue → agent result (s)',
-            left: ['p50', 'p90', 'p99'].map((s) => fleetMetric('CommandLatency', s).with({ label: `Command ${s}` })),
-            right: [fleetMetric('CommandsSucceeded'), fleetMetric('CommandsFailed'), fleetMetric('Placements')],
+            left: ['p50', 'p90', 'p99'].map((s) =>
+              fleetMetric('CommandLatency', s).with({ label: `Command ${s}` }),
+            ),
+            right: [
+              fleetMetric('CommandsSucceeded'),
+              fleetMetric('CommandsFailed'),
+              fleetMetric('Placements'),
+            ],
             width: 8,
           }),
         ],

@@ -47,7 +47,8 @@ const DEFAULTS: Settings = {
 function nonNegative(value: unknown, key: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`context ${key} must be a number >= 0, got ${String(value)}`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`context ${key} must be a number >= 0, got ${String(value)}`);
   return n;
 }
 
@@ -89,8 +90,16 @@ export function readSettings(scope: Construct): Settings {
       retentionDays === undefined ? DEFAULTS.logRetention : (Number(retentionDays) as RetentionDays),
     lambdaMemory: parseLambdaMemory(ctx('lambdaMemory'), SIZABLE_FUNCTIONS),
     offlineNodesAlarm: nonNegative(ctx('offlineNodesAlarm'), 'offlineNodesAlarm', DEFAULTS.offlineNodesAlarm),
-    eventsQueueAgeAlarm: nonNegative(ctx('eventsQueueAgeAlarm'), 'eventsQueueAgeAlarm', DEFAULTS.eventsQueueAgeAlarm),
-    metricsFlushSeconds: nonNegative(ctx('metricsFlushSeconds'), 'metricsFlushSeconds', DEFAULTS.metricsFlushSeconds),
+    eventsQueueAgeAlarm: nonNegative(
+      ctx('eventsQueueAgeAlarm'),
+      'eventsQueueAgeAlarm',
+      DEFAULTS.eventsQueueAgeAlarm,
+    ),
+    metricsFlushSeconds: nonNegative(
+      ctx('metricsFlushSeconds'),
+      'metricsFlushSeconds',
+      DEFAULTS.metricsFlushSeconds,
+    ),
     ...(ctx('alarmTopicArn') ? { alarmTopicArn: String(ctx('alarmTopicArn')) } : {}),
     ...(ctx('alarmEmail') ? { alarmEmail: String(ctx('alarmEmail')) } : {}),
   };

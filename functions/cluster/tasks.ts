@@ -339,7 +339,8 @@ export async function markFinished(
   );
   if (finished)
     await countTaskFinished(ctx, outcome.status, Math.max(0, (now - task.createdAtMs) / 1000)).catch(
-      (error: unknown) => ctx.logger.warn('task count failed', { taskId: task.taskId, error: error as Error }),
+      (error: unknown) =>
+        ctx.logger.warn('task count failed', { taskId: task.taskId, error: error as Error }),
     );
   return finished;
 }

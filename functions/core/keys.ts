@@ -130,7 +130,7 @@ export const novitaKeys = {
   migrationStatusPk: (status: string) => `NOVITAMIGSTATUS#${status}`,
   /** The one migration in flight: written with attribute_not_exists, deleted by its holder. */
   migrationLock: () => ({ pk: 'NOVITAMIGRATION', sk: 'LOCK' }),
-  /** Counters: `REQUESTS` (Novita routes) and `MIGRATIONS` (finished executions). */
+  /** Counters: `MIGRATIONS` (finished executions); requests are the control plane's counters (observabilityKeys). */
   stats: (name: 'REQUESTS' | 'MIGRATIONS') => ({ pk: 'NOVITASTATS', sk: name }),
   /** One rate-limit window of one client and bucket; gone by TTL after the window. */
   rateWindow: (bucket: string, ip: string, windowStart: number) => ({

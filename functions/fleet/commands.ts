@@ -159,7 +159,9 @@ export async function completeCommand(
       command.type,
       command.status,
       Math.max(0, (ctx.now() - Date.parse(command.issuedAt)) / 1000),
-    ).catch((error: unknown) => ctx.logger.warn('command count failed', { commandId, error: error as Error }));
+    ).catch((error: unknown) =>
+      ctx.logger.warn('command count failed', { commandId, error: error as Error }),
+    );
     return { command, first: true };
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;

@@ -96,15 +96,25 @@ export function countHttpRequest(
   status: number,
   durationMs: number,
 ): Promise<void> {
-  return count(ctx, observabilityKeys.http(method, route), { [`s${status}`]: 1, ms: Math.max(0, Math.round(durationMs)) }, [
-    ['HttpRequests', MetricUnit.Count, 1],
-    ...(status >= 500 ? [['Http5xx', MetricUnit.Count, 1] as EmfValue] : []),
-    ...(status >= 400 && status < 500 ? [['Http4xx', MetricUnit.Count, 1] as EmfValue] : []),
-  ]);
+  return count(
+    ctx,
+    observabilityKeys.http(method, route),
+    { [`s${status}`]: 1, ms: Math.max(0, Math.round(durationMs)) },
+    [
+      ['HttpRequests', MetricUnit.Count, 1],
+      ...(status >= 500 ? [['Http5xx', MetricUnit.Count, 1] as EmfValue] : []),
+      ...(status >= 400 && status < 500 ? [['Http4xx', MetricUnit.Count, 1] as EmfValue] : []),
+    ],
+  );
 }
 
 /** A command's first result: issue → result latency, by command type and outcome. */
-export function countCommandResult(ctx: AppContext, type: string, status: string, seconds: number): Promise<void> {
+export function countCommandResult(
+  ctx: AppContext,
+  type: string,
+  status: string,
+  seconds: number,
+): Promise<void> {
   return count(ctx, observabilityKeys.command(type), { ...observe(seconds), [status]: 1 }, [
     ['CommandLatency', MetricUnit.Seconds, seconds],
     [status === 'succeeded' ? 'CommandsSucceeded' : 'CommandsFailed', MetricUnit.Count, 1],
@@ -120,7 +130,10 @@ export function countTaskFinished(ctx: AppContext, outcome: string, seconds: num
 }
 
 /** A placement decision on a task: placed, lost to a concurrent run, failed, or requeued after a failed dispatch. */
-export function countPlacement(ctx: AppContext, outcome: 'placed' | 'lost' | 'failed' | 'requeued'): Promise<void> {
+export function countPlacement(
+  ctx: AppContext,
+  outcome: 'placed' | 'lost' | 'failed' | 'requeued',
+): Promise<void> {
   return count(ctx, observabilityKeys.placements, { [outcome]: 1 }, [
     [outcome === 'placed' ? 'Placements' : 'PlacementsNotPlaced', MetricUnit.Count, 1],
   ]);
@@ -175,8 +188,14 @@ export async function readCounters(ctx: AppContext): Promise<StoredCounters> {
     if (kind === 'HTTP') {
       const space = rest.indexOf(' ');
       const byStatus = new Map<number, number>();
-      for (const [k, v] of Object.entries(item)) if (/^s\d{3}$/.test(k)) byStatus.set(Number(k.slice(1)), n(v));
-      out.http.push({ method: rest.slice(0, space), route: rest.slice(space + 1), byStatus, durationMs: n(item['ms']) });
+      for (const [k, v] of Object.entries(item))
+        if (/^s\d{3}$/.test(k)) byStatus.set(Number(k.slice(1)), n(v));
+      out.http.push({
+        method: rest.slice(0, space),
+        route: rest.slice(space + 1),
+        byStatus,
+        durationMs: n(item['ms']),
+      });
     } else if (kind === 'CMD') out.commands.set(rest, item);
     else if (kind === 'TASK') out.tasks.set(rest, item);
     else if (item.sk === observabilityKeys.placements)

@@ -222,7 +222,8 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
     ['method', 'route'] as const,
   );
   for (const r of counters.http) {
-    for (const [status, n] of r.byStatus) http.inc({ method: r.method, route: r.route, status: String(status) }, n);
+    for (const [status, n] of r.byStatus)
+      http.inc({ method: r.method, route: r.route, status: String(status) }, n);
     httpSeconds.inc({ method: r.method, route: r.route }, r.durationMs / 1000);
   }
   const commands = counter('fleet_commands_total', 'Node commands with a result, by type and outcome.', [
@@ -234,7 +235,7 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
   histogram(
     registry,
     'fleet_command_duration_seconds',
-    'Node commands: from issue to the agent\'s result.',
+    "Node commands: from issue to the agent's result.",
     'type',
     counters.commands,
   );
@@ -274,7 +275,11 @@ function histogram(
       values: [...items].flatMap(([value, item]) => {
         const buckets = cumulativeBuckets(item);
         return [
-          ...buckets.map((b) => ({ metricName: `${name}_bucket`, labels: { [label]: value, le: b.le }, value: b.count })),
+          ...buckets.map((b) => ({
+            metricName: `${name}_bucket`,
+            labels: { [label]: value, le: b.le },
+            value: b.count,
+          })),
           { metricName: `${name}_sum`, labels: { [label]: value }, value: histogramSum(item) },
           { metricName: `${name}_count`, labels: { [label]: value }, value: buckets.at(-1)!.count },
         ];

@@ -97,7 +97,11 @@ describe('stored counters (dynalite)', () => {
   });
 
   it('writes the counters as CloudWatch EMF on the flush where EMF is on, with no API call', async () => {
-    const { ctx } = await context({ METRICS_EMF: 'true', SERVICE_NAME: 'emf-test', METRICS_FLUSH_SECONDS: '0' });
+    const { ctx } = await context({
+      METRICS_EMF: 'true',
+      SERVICE_NAME: 'emf-test',
+      METRICS_FLUSH_SECONDS: '0',
+    });
     const lines: string[] = [];
     process.stdout.write = ((chunk: string | Uint8Array) => {
       lines.push(...String(chunk).split('\n').filter(Boolean));
@@ -109,8 +113,11 @@ describe('stored counters (dynalite)', () => {
     const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((d) => '_aws' in d);
     expect(docs).toHaveLength(2);
     const [http, command] = docs as Record<string, unknown>[];
-    const directive = (http!['_aws'] as { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] })
-      .CloudWatchMetrics[0]!;
+    const directive = (
+      http!['_aws'] as {
+        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+      }
+    ).CloudWatchMetrics[0]!;
     expect(directive.Namespace).toBe('GpuFleet');
     expect(directive.Dimensions).toEqual([['service']]);
     expect(directive.Metrics.map((m) => m.Name).sort()).toEqual(['Http5xx', 'HttpRequests']);

@@ -172,11 +172,11 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
   let docker: ReturnType<typeof dockerClient>;
   const nodeName = uniqueName('metrics-agent');
   const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
-  const parse = (text: string) => new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
+  const parse = (text: string) =>
+    new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
   const sample = (families: Map<string, Family>, name: string, labels: Record<string, string>) =>
-    families
-      .get(name)
-      ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value;
+    families.get(name)?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
+      ?.value;
 
   beforeAll(async () => {
     docker = dockerClient();
@@ -202,7 +202,8 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
   it('shows the node up with the host readings its heartbeat sent', async () => {
     const text = await eventually(async () => {
       const body = await (await fetch(`${rt.url}/metrics`)).text();
-      if (!new RegExp(`fleet_node_cpu_percent\\{[^}]*node="${nodeName}"`).test(body)) throw new Error('no readings yet');
+      if (!new RegExp(`fleet_node_cpu_percent\\{[^}]*node="${nodeName}"`).test(body))
+        throw new Error('no readings yet');
       return body;
     }, 30_000);
     const families = parsePrometheusTextFormat(text) as Family[];
@@ -214,7 +215,10 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
   }, 60_000);
 
   it('counts a container start: the request by route template, the command and its latency, the agent result', async () => {
-    const started = await api('POST', `/containers/${BUSYBOX_IMAGE}/start`, { count: 1, command: RUN_UNTIL_TERM });
+    const started = await api('POST', `/containers/${BUSYBOX_IMAGE}/start`, {
+      count: 1,
+      command: RUN_UNTIL_TERM,
+    });
     expect(started.status, `${JSON.stringify(started.body)}\n${agent.logTail()}`).toBe(200);
     const [instanceId] = started.body.started as string[];
 
@@ -225,7 +229,9 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
     expect(sample(families, 'fleet_http_requests_total', { ...starts, status: '200' })).toBe('1');
     const routes = families.get('fleet_http_requests_total')!.metrics.map((m) => m.labels!.route!);
     expect(routes.some((r) => r.includes('fleet-test'))).toBe(false);
-    expect(Number(sample(families, 'fleet_http_requests_total', { route: '/agent/heartbeat', status: '200' }))).toBeGreaterThan(0);
+    expect(
+      Number(sample(families, 'fleet_http_requests_total', { route: '/agent/heartbeat', status: '200' })),
+    ).toBeGreaterThan(0);
     expect(Number(sample(families, 'fleet_http_request_duration_seconds_total', starts))).toBeGreaterThan(0);
 
     // One container.start, with its result: issue → result in the histogram, cumulative buckets.
@@ -259,7 +265,9 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
       expect(Object.keys(l).slice(0, 4)).toEqual(['timestamp', 'level', 'message', 'service']);
       expect(['DEBUG', 'INFO', 'WARN', 'ERROR']).toContain(l['level']);
     }
-    const executing = lines.filter((l) => l['message'] === 'executing command' && l['type'] === 'container.start');
+    const executing = lines.filter(
+      (l) => l['message'] === 'executing command' && l['type'] === 'container.start',
+    );
     expect(executing).toHaveLength(1);
     expect(executing[0]!['commandId']).toMatch(/^[0-9a-f-]{36}$/);
 
@@ -272,7 +280,9 @@ describeWithEngine('GET /metrics with a real agent on the engine', () => {
     const families = parse(await (await fetch(`${rt.url}/metrics`)).text());
     const all = families.get('fleet_http_requests_total')!.metrics;
     const total = all.reduce((n, m) => n + Number(m.value), 0);
-    const failed = all.filter((m) => Number(m.labels!.status) >= 400).reduce((n, m) => n + Number(m.value), 0);
+    const failed = all
+      .filter((m) => Number(m.labels!.status) >= 400)
+      .reduce((n, m) => n + Number(m.value), 0);
     const novita = await api('GET', '/api/metrics');
     expect(novita.status).toBe(200);
     // The scrape above is counted once its answer is written, before this call.

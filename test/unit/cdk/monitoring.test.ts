@@ -38,7 +38,10 @@ function synth(extra: Partial<MonitoringProps> = {}) {
     functions: { agent: fn('Agent'), events: fn('EventsFunction') },
     api: { api: new HttpApi(stack, 'Api', { createDefaultStage: false }) },
     messaging: {
-      events: new Queue(stack, 'Events', { ...queue, deadLetterQueue: { queue: deadLetters, maxReceiveCount: 5 } }),
+      events: new Queue(stack, 'Events', {
+        ...queue,
+        deadLetterQueue: { queue: deadLetters, maxReceiveCount: 5 },
+      }),
       deadLetters,
     },
     data: {
@@ -100,8 +103,13 @@ describe('Monitoring (alarms and the fleet dashboard)', () => {
   it('alarms on the API 5xx rate as a share of requests', () => {
     const rate = alarms.find((a) => Array.isArray(a.Properties['Metrics']))!;
     expect(rate.Properties).toMatchObject({ Threshold: 5, EvaluationPeriods: 3, DatapointsToAlarm: 2 });
-    const metrics = rate.Properties['Metrics'] as { Expression?: string; MetricStat?: { Metric: { MetricName: string } } }[];
-    expect(metrics.find((m) => m.Expression)?.Expression).toBe('IF(requests > 0, 100 * errors / requests, 0)');
+    const metrics = rate.Properties['Metrics'] as {
+      Expression?: string;
+      MetricStat?: { Metric: { MetricName: string } };
+    }[];
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe(
+      'IF(requests > 0, 100 * errors / requests, 0)',
+    );
     expect(metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.MetricName] : [])).sort()).toEqual([
       '5xx',
       'Count',
@@ -115,7 +123,17 @@ describe('Monitoring (alarms and the fleet dashboard)', () => {
     }[];
     expect(dashboards).toHaveLength(1);
     const body = JSON.stringify(dashboards[0]!.Properties.DashboardBody);
-    for (const metric of ['NodesOnline', 'NodesOffline', 'GpuUtilization', 'TaskQueueDepth', 'TaskLatency', 'CommandLatency', 'HttpRequests', 'Invocations', 'ConsumedWriteCapacityUnits'])
+    for (const metric of [
+      'NodesOnline',
+      'NodesOffline',
+      'GpuUtilization',
+      'TaskQueueDepth',
+      'TaskLatency',
+      'CommandLatency',
+      'HttpRequests',
+      'Invocations',
+      'ConsumedWriteCapacityUnits',
+    ])
       expect(body, metric).toContain(metric);
   });
 
@@ -129,9 +147,16 @@ describe('Monitoring notifications', () => {
     const { template, own } = synth({ alarmEmail: 'ops@example.com' });
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
-    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
     });
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Alarm[];
     for (const a of alarms) {
@@ -146,6 +171,8 @@ describe('Monitoring notifications', () => {
     const { template } = synth({ alarmTopicArn: arn });
     template.resourceCountIs('AWS::SNS::Topic', 0);
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Alarm[];
-    expect(alarms.every((a) => JSON.stringify(a.Properties['AlarmActions']) === JSON.stringify([arn]))).toBe(true);
+    expect(alarms.every((a) => JSON.stringify(a.Properties['AlarmActions']) === JSON.stringify([arn]))).toBe(
+      true,
+    );
   });
 });

@@ -317,7 +317,10 @@ describe('ControlPlaneStack observability', () => {
       expect(fn.Properties['TracingConfig'], group).toEqual({ Mode: 'Active' });
       expect(grants(group, 'xray:PutTraceSegments'), group).toEqual(['*']);
       expect(grants(group, 'xray:PutTelemetryRecords'), group).toEqual(['*']);
-      expect(actionsOf(group).filter((a) => a.startsWith('xray:')), group).toEqual(TRACE);
+      expect(
+        actionsOf(group).filter((a) => a.startsWith('xray:')),
+        group,
+      ).toEqual(TRACE);
     }
   });
 
@@ -325,8 +328,15 @@ describe('ControlPlaneStack observability', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
     for (const metric of ['Errors', 'Throttles'])
       expect(alarms.filter((a) => a.Properties['MetricName'] === metric)).toHaveLength(FUNCTIONS.length);
-    for (const metric of ['NodesOffline', 'ApproximateAgeOfOldestMessage', 'ApproximateNumberOfMessagesVisible'])
-      expect(alarms.filter((a) => a.Properties['MetricName'] === metric), metric).toHaveLength(1);
+    for (const metric of [
+      'NodesOffline',
+      'ApproximateAgeOfOldestMessage',
+      'ApproximateNumberOfMessagesVisible',
+    ])
+      expect(
+        alarms.filter((a) => a.Properties['MetricName'] === metric),
+        metric,
+      ).toHaveLength(1);
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     // No topic unless alarmTopicArn or alarmEmail is set.
     template.resourceCountIs('AWS::SNS::Topic', 0);
@@ -334,8 +344,9 @@ describe('ControlPlaneStack observability', () => {
 
   it('flushes the stored counters at most every 10 s per function instance', () => {
     for (const group of FUNCTIONS) {
-      const env = (resources[functionId(group)]!.Properties['Environment'] as { Variables: Record<string, unknown> })
-        .Variables;
+      const env = (
+        resources[functionId(group)]!.Properties['Environment'] as { Variables: Record<string, unknown> }
+      ).Variables;
       expect(env['METRICS_FLUSH_SECONDS'], group).toBe('10');
     }
   });
@@ -444,7 +455,10 @@ describe('ControlPlaneStack least privilege', () => {
 
   it('grants each function exactly the actions its code paths call', () => {
     for (const group of FUNCTIONS)
-      expect({ group, actions: actionsOf(group) }).toEqual({ group, actions: [...EXPECTED[group], ...TRACE].sort() });
+      expect({ group, actions: actionsOf(group) }).toEqual({
+        group,
+        actions: [...EXPECTED[group], ...TRACE].sort(),
+      });
   });
 
   it('lets only the fleet function write or delete vault parameters, and call Bedrock', () => {

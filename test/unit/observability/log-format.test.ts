@@ -111,7 +111,11 @@ describe('one log format for the control plane and the agent', () => {
       node: 'gpu-1',
     });
     expect(lines[1]).toMatchObject({ level: 'INFO', commandId: 'cmd-1', type: 'container.start' });
-    expect(lines[2]).toMatchObject({ level: 'WARN', authorization: REDACTED, nested: { password: REDACTED, keep: 'visible' } });
+    expect(lines[2]).toMatchObject({
+      level: 'WARN',
+      authorization: REDACTED,
+      nested: { password: REDACTED, keep: 'visible' },
+    });
     expect(out.join('\n')).not.toMatch(/hunter2|node-token-abc|fleet-key-0123456789|AKIASECRET/);
   });
 
