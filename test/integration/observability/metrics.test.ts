@@ -163,6 +163,36 @@ describe('GET /metrics (Prometheus text format, embedded runtime)', () => {
     ).toEqual(['critical', 'high', 'low', 'normal']);
     expect(samples('fleet_training_jobs').length).toBeGreaterThan(0);
   });
+
+  it("agrees with the Cluster Manager's /cluster/metrics and queue on tasks", async () => {
+    const auth = { authorization: `Bearer ${API_KEY}` };
+    for (const priority of [0, 2]) {
+      const res = await call(
+        rt.url,
+        'POST',
+        '/api/vision/generate',
+        { prompt: 'a lighthouse at dusk', model: 'SDXL_4GB_FP8.safetensors', priority, steps: 10 },
+        auth,
+      );
+      expect(res.status).toBe(200);
+    }
+    const scraped = new Map(
+      (parsePrometheusTextFormat(await (await scrape(`Bearer ${API_KEY}`)).text()) as Family[]).map((f) => [
+        f.name,
+        f,
+      ]),
+    );
+    const byStatus = (status: string) =>
+      Number(scraped.get('fleet_tasks_last_24h')!.metrics.find((m) => m.labels?.status === status)!.value);
+    const sum = (name: string) => scraped.get(name)!.metrics.reduce((n, m) => n + Number(m.value), 0);
+    const cluster = (await call(rt.url, 'GET', '/cluster/metrics?timeframe=24h', undefined, auth)).body;
+    expect(cluster.metrics.total_tasks).toBe(sum('fleet_tasks_last_24h'));
+    expect(cluster.metrics.successful_tasks).toBe(byStatus('completed'));
+    expect(cluster.metrics.failed_tasks).toBe(byStatus('failed'));
+    // The two tasks: queued, or placed on the simulated GPU server (which never runs them).
+    expect(byStatus('queued') + byStatus('assigned') + byStatus('running')).toBe(2);
+    expect(sum('fleet_task_queue_depth')).toBe(byStatus('queued'));
+  });
 });
 
 describeWithEngine('GET /metrics with a real agent on the engine', () => {
