@@ -233,13 +233,13 @@ program
       const { instances } = await client.get<{ instances: ContainerRow[] }>(
         `/containers/${enc(image)}/instances`,
       );
-      const started =
-        res.body?.started ?? res.commands?.map((c) => (c.output as { instanceId?: string })?.instanceId);
-      const rows = instances.filter(
-        (i) => !started || started.includes(i.id) || started.includes(undefined as never),
+      // A settled start names its copies; after a 202 the image's live copies are shown.
+      const started = res.body?.started;
+      const rows = instances.filter((i) =>
+        started ? started.includes(i.id) : i.status === 'running' || i.status === 'pending',
       );
       if (json) return printJson({ image, started: rows });
-      console.log(table(rows, ['id', 'name', 'status', 'node_id', 'ports']));
+      console.log(table(rows, ['id', 'status', 'node_id', 'ports']));
     },
   );
 
@@ -283,7 +283,7 @@ program
     for (const c of targets) {
       const res = await client.act<{ stopped?: boolean }>(
         'POST',
-        `/containers/${enc(c.image)}/stop`,
+        `/containers/${enc(o.image ?? c.image)}/stop`,
         { instanceId: c.id },
         { text: `stopping ${c.name}`, timeoutMs },
       );
@@ -357,6 +357,7 @@ async function followLogs(
 ): Promise<void> {
   const seen = new Map<string, string[]>();
   let stop = false;
+  let last = false;
   process.once('SIGINT', () => (stop = true));
   for (;;) {
     for (const s of await sources()) {
@@ -364,8 +365,12 @@ async function followLogs(
       for (const l of newLines(seen.get(s.id) ?? [], lines)) console.log(o.prefix ? `${s.name} | ${l}` : l);
       seen.set(s.id, lines);
     }
-    if (!o.follow || stop) return;
-    if (o.until && (await o.until())) return;
+    if (!o.follow || stop || last) return;
+    // Once the source has ended, one more read for the lines written since the previous one.
+    if (o.until && (await o.until())) {
+      last = true;
+      continue;
+    }
     await sleep(1000);
     if (stop) return;
   }
@@ -422,9 +427,9 @@ program
       stdout?: string;
       stderr?: string;
       exit_status?: number | null;
-      exitCode?: number | null;
+      exitStatus?: number | null;
     };
-    const code = out.exit_status ?? out.exitCode ?? null;
+    const code = out.exit_status ?? out.exitStatus ?? null;
     if (json)
       printJson({ node_id: node.id, stdout: out.stdout ?? '', stderr: out.stderr ?? '', exit_status: code });
     else {
@@ -448,6 +453,7 @@ interface RunRow {
   status: string;
   attempt: number | null;
   exit_code: number | null;
+  log_tail?: string | null;
   [k: string]: unknown;
 }
 
@@ -576,8 +582,9 @@ jobs
         'GET',
         `/api/swarm/containers/${enc(id)}/logs?tail=${o.tail}`,
       );
-      // A finished run's container may be gone: nothing more to read.
-      if (r.status === 404 || r.status === 502) return '';
+      // A run's container is not a service copy: what it printed is the run's log_tail once it ended.
+      if (r.status === 404 || r.status === 502)
+        return (await runs()).find((x) => x.run_id === id)?.log_tail ?? '';
       if (r.status >= 400) throw new CliError(errorMessage(r.body), EXIT.error);
       if (r.status === 202 && r.body.pending_commands) {
         const [c] = await client.settle(r.body.pending_commands, timeoutMs, 'the node to read the logs');
