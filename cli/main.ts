@@ -465,7 +465,7 @@ jobs
   .option('--status <status>', 'only jobs in this status')
   .action(async (o: { status?: string }) => {
     const { client, json } = await session();
-    const body = await client.get<{ jobs: JobRow[] }>(`/jobs${o.status ? `?status=${enc(o.status)}` : ''}`);
+    const body = await client.get<{ jobs: JobRow[] }>(`/jobs${o.status ? `?status_filter=${enc(o.status)}` : ''}`);
     if (json) return printJson(body);
     console.log(table(body.jobs, ['job_id', 'name', 'status', 'schedule', 'next_run', 'image']));
   });
