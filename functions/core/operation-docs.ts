@@ -565,7 +565,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       'Queues an inference task for `model_name` (see GET /models/catalog). Priority `low`, `normal` (default), `high` or `critical`; older tasks age up. `timeout` in seconds (at most 7 days). The scheduler prefers workers that already hold the model. Follow with GET /tasks/{task_id}.',
     request: {
       task_type: 'generate',
-      model_name: 'llama-3.1-8b',
+      model_name: 'llama-2-7b',
       parameters: { prompt: 'Summarise the fleet status', max_tokens: 256 },
       priority: 'normal',
       timeout: 600,
@@ -594,12 +594,12 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   'POST /models/assign': {
     description:
       'Assigns a model to workers; with `preload` (default true) its server starts on them now rather than at the first task.',
-    request: { model_name: 'llama-3.1-8b', worker_ids: ['gpu-01'], preload: true, priority: 'normal' },
+    request: { model_name: 'llama-2-7b', worker_ids: ['gpu-01'], preload: true, priority: 'normal' },
   },
   'POST /models/unload': {
     description:
       'Unloads a model from the given workers (or all); `force` requeues its running tasks instead of refusing (409).',
-    request: { model_name: 'llama-3.1-8b', worker_ids: ['gpu-01'], force: false },
+    request: { model_name: 'llama-2-7b', worker_ids: ['gpu-01'], force: false },
   },
   'GET /models/assignments': { description: 'Which models each worker has loaded or is loading.' },
   'GET /models/catalog': {
