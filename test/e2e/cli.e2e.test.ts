@@ -290,4 +290,30 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     ).json()) as { tokens: { max_uses: number | null }[] };
     expect(tokens.map((t) => t.max_uses)).toContain(1);
   });
+
+  it('fleet tasks submit queues a task; --wait gives up at --timeout with exit 7 while no worker serves it', async () => {
+    const out = await fleet([
+      '--timeout',
+      '2',
+      'tasks',
+      'submit',
+      '--model',
+      'llama-2-7b',
+      '--param',
+      'prompt="hi"',
+      '--wait',
+    ]);
+    expect(out.code).toBe(7);
+    expect(out.stderr).toMatch(/task \S+ still queued after 2 s/);
+    const { tasks } = await json<{ tasks: { model_name: string; status: string }[] }>(['tasks', 'list']);
+    expect(tasks.map((t) => [t.model_name, t.status])).toEqual([['llama-2-7b', 'queued']]);
+    const unknown = await fleet(['tasks', 'submit', '--model', 'no-such-model']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown model');
+  });
+
+  it('fleet instances lists the managed cloud instances (none here)', async () => {
+    const out = await json<{ instances: unknown[] }>(['instances']);
+    expect(out.instances).toEqual([]);
+  });
 });
