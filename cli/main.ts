@@ -2,7 +2,7 @@ import { Command as Program, CommanderError, InvalidArgumentError, Option } from
 import * as z from 'zod';
 import { cpuLimit, imageRef, memoryLimit } from '../functions/orchestrator/resources.js';
 import { jobCreate } from '../functions/training/schemas.js';
-import { Client, assertCommands, errorMessage, makeUi, type Command } from './client.js';
+import { Client, assertCommands, makeUi, type Command } from './client.js';
 import { configPath, resolveTarget, writeSaved } from './config.js';
 import { CliError, EXIT } from './errors.js';
 import { details, newLines, printJson, shellJoin, table } from './output.js';
@@ -362,6 +362,8 @@ async function followLogs(
   for (;;) {
     for (const s of await sources()) {
       const lines = splitLines(await read(s.id));
+      // An empty read (a container between states) must not make the next one look all new.
+      if (!lines.length) continue;
       for (const l of newLines(seen.get(s.id) ?? [], lines)) console.log(o.prefix ? `${s.name} | ${l}` : l);
       seen.set(s.id, lines);
     }
@@ -465,7 +467,9 @@ jobs
   .option('--status <status>', 'only jobs in this status')
   .action(async (o: { status?: string }) => {
     const { client, json } = await session();
-    const body = await client.get<{ jobs: JobRow[] }>(`/jobs${o.status ? `?status_filter=${enc(o.status)}` : ''}`);
+    const body = await client.get<{ jobs: JobRow[] }>(
+      `/jobs${o.status ? `?status_filter=${enc(o.status)}` : ''}`,
+    );
     if (json) return printJson(body);
     console.log(table(body.jobs, ['job_id', 'name', 'status', 'schedule', 'next_run', 'image']));
   });
@@ -577,20 +581,17 @@ jobs
     }
     if (!run) throw new CliError(`job ${jobId} has no run yet`, o.follow ? EXIT.timeout : EXIT.notFound);
     const runId = run.run_id;
-    const read = async (id: string) => {
-      const r = await client.request<{ logs?: string; pending_commands?: string[] }>(
-        'GET',
-        `/api/swarm/containers/${enc(id)}/logs?tail=${o.tail}`,
-      );
-      // A run's container is not a service copy: what it printed is the run's log_tail once it ended.
-      if (r.status === 404 || r.status === 502)
-        return (await runs()).find((x) => x.run_id === id)?.log_tail ?? '';
-      if (r.status >= 400) throw new CliError(errorMessage(r.body), EXIT.error);
-      if (r.status === 202 && r.body.pending_commands) {
-        const [c] = await client.settle(r.body.pending_commands, timeoutMs, 'the node to read the logs');
-        return String((c?.output as { logs?: unknown })?.logs ?? '');
-      }
-      return r.body.logs ?? '';
+    // Live from the node while the run runs, the kept last lines once it ended (GET …/runs/{run_id}/logs).
+    const read = async (id: string): Promise<string> => {
+      const path = `/jobs/${enc(jobId)}/runs/${enc(id)}/logs?tail=${o.tail}`;
+      const r = await client.ok<{ logs?: string; pending_commands?: string[] }>('GET', path);
+      if (r.status !== 202 || !r.body.pending_commands) return r.body.logs ?? '';
+      const [c] = await client.settle(r.body.pending_commands, timeoutMs, 'the node to read the logs');
+      const logs = (c?.output as { logs?: unknown } | undefined)?.logs;
+      if (c?.status === 'succeeded' && typeof logs === 'string') return logs;
+      // The container ended meanwhile: the run keeps its last lines.
+      const again = await client.ok<{ logs?: string }>('GET', path);
+      return again.status === 200 ? (again.body.logs ?? '') : '';
     };
     if (json) return printJson({ job_id: jobId, run_id: runId, logs: await read(runId) });
     let last = run;

@@ -716,7 +716,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       env: { WANDB_MODE: 'offline' },
     },
     response: {
-      job_id: 'job-3f2a9c1b',
+      job_id: 'train-3f2a9c1b',
       name: 'resnet50-nightly',
       image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
       command: ['python', 'train.py', '--epochs', '10'],
@@ -741,26 +741,37 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   },
   'GET /jobs/{job_id}': {
     description: 'A job with its status, schedule, next run, retries and last run.',
-    params: { job_id: 'job-3f2a9c1b' },
+    params: { job_id: 'train-3f2a9c1b' },
   },
   'PUT /jobs/{job_id}': {
     description:
       'Updates the fields given; the schedule follows a new cron or time zone. 409 while the job runs.',
-    params: { job_id: 'job-3f2a9c1b' },
+    params: { job_id: 'train-3f2a9c1b' },
     request: { schedule: '30 3 * * 1-5', max_retries: 1 },
   },
   'DELETE /jobs/{job_id}': {
     description: 'Deletes a job with its schedule and run history. 409 while it runs.',
-    params: { job_id: 'job-3f2a9c1b' },
+    params: { job_id: 'train-3f2a9c1b' },
   },
   'POST /jobs/{job_id}/retry': {
     description: 'Runs a failed job again now, with its retry count reset. 409 when the job is not failed.',
-    params: { job_id: 'job-3f2a9c1b' },
+    params: { job_id: 'train-3f2a9c1b' },
   },
   'GET /jobs/{job_id}/runs': {
     description:
       'Runs, newest first: each attempt with its node, start, end, exit code and, once ended, the last lines it printed (`log_tail`); skipped firings (the previous run was still going) too.',
-    params: { job_id: 'job-3f2a9c1b' },
+    params: { job_id: 'train-3f2a9c1b' },
+  },
+  'GET /jobs/{job_id}/runs/{run_id}/logs': {
+    description: `The output of one run (\`run_id\` from GET /jobs/{job_id}/runs): while it runs, the last \`tail\` lines (default 100, at most 10000) read from its container on its node (\`source: node\`); once it ended, the last 50 lines kept with the run (\`source: log_tail\`). \`fleet jobs logs JOB -f\` follows it. ${WAITS}`,
+    params: { job_id: 'train-3f2a9c1b', run_id: 'train-3f2a9c1b-20260115020000000-a1' },
+    response: {
+      job_id: 'train-3f2a9c1b',
+      run_id: 'train-3f2a9c1b-20260115020000000-a1',
+      status: 'running',
+      source: 'node',
+      logs: 'epoch 1 loss 0.912\nepoch 2 loss 0.604\n',
+    },
   },
   'GET /stats': { description: 'How many jobs are in each status.' },
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LABELS } from '../../protocol/messages.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { startLocalProcess } from '../harness/local-process.js';
 import { describeWith, engine, requireEngine, uniqueName } from '../harness/services.js';
@@ -228,7 +229,7 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect((await running()).length).toBe(0);
   });
 
-  it('fleet jobs create runs a training job once; jobs logs -f prints its output and ends with the run', async () => {
+  it('fleet jobs create runs a job once; jobs logs -f prints its output live from the node, then ends with the run', async () => {
     const name = uniqueName('cli-job');
     const created = await json<{ job_id: string; name: string }>([
       'jobs',
@@ -242,19 +243,35 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
       '--',
       'sh',
       '-c',
-      'echo epoch 1 loss 0.9; sleep 2; echo epoch 2 loss 0.5',
+      'echo epoch 1 loss 0.9; while [ ! -d /tmp/release ]; do sleep 1; done; echo epoch 2 loss 0.5',
     ]);
     expect(created.name).toBe(name);
-    const logs = await fleet(['jobs', 'logs', created.job_id, '-f']);
-    expect(logs.code, logs.stderr).toBe(0);
-    expect(logs.stdout).toContain('epoch 1 loss 0.9');
-    expect(logs.stdout).toContain('epoch 2 loss 0.5');
-    const runs = await json<{ runs: { status: string; exit_code: number | null }[] }>([
-      'jobs',
-      'runs',
-      created.job_id,
-    ]);
+    const child = spawn(process.execPath, [bundle, 'jobs', 'logs', created.job_id, '-f'], {
+      env: cliEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    let errText = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // The run waits for /tmp/release: its first line can only have come live from the node.
+    await eventually('the first epoch, live', () => expect(text).toContain('epoch 1 loss 0.9'), 60_000);
+    const during = await json<{ runs: { status: string }[] }>(['jobs', 'runs', created.job_id]);
+    expect(during.runs.map((r) => r.status)).toEqual(['running']);
+    const [container] = await engineContainers(docker, [nodeName], { [LABELS.kind]: 'run' }).then((cs) =>
+      cs.filter((c) => c.state === 'running'),
+    );
+    const exec = await docker.getContainer(container!.id).exec({ Cmd: ['mkdir', '/tmp/release'] });
+    await exec.start({ Detach: true });
+    expect(await exited, errText).toBe(0);
+    expect(text.split('\n').filter(Boolean)).toEqual(['epoch 1 loss 0.9', 'epoch 2 loss 0.5']);
+    expect(errText).toMatch(/succeeded \(exit 0\)/);
+    const runs = await json<{
+      runs: { status: string; exit_code: number | null; log_tail: string | null }[];
+    }>(['jobs', 'runs', created.job_id]);
     expect(runs.runs.map((r) => [r.status, r.exit_code])).toEqual([['succeeded', 0]]);
+    expect(runs.runs[0]!.log_tail).toContain('epoch 2 loss 0.5');
     const list = await fleet(['jobs', 'list']);
     expect(list.stdout).toContain(name);
   });
