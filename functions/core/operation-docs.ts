@@ -222,6 +222,17 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   'GET /containers/{imageId}/instances': {
     description: 'The copies of one image (URL-encode the reference: `nginx%3Aalpine`).',
     params: { imageId: 'nginx:alpine' },
+    response: {
+      instances: [
+        {
+          id: '3f2a9c1b7d4e',
+          status: 'running',
+          endpoint: '10.0.0.21:32768',
+          resources: { cpu_limit: '0.5', memory_limit: '512m' },
+          node_id: 'gpu-01-5b1c7e0a',
+        },
+      ],
+    },
   },
   'POST /containers/{imageId}/start': {
     description: `Raises the image’s desired count by \`count\` (default 1) and starts that many copies. ${RESOURCES} Without \`resources\` the image keeps the limits it had. ${WAITS}`,
@@ -350,10 +361,27 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   'GET /api/swarm/nodes': {
     description:
       'Nodes with their effective labels: the agent’s own, with those set by POST …/labels on top.',
+    response: [
+      {
+        id: 'gpu-01-5b1c7e0a',
+        hostname: 'gpu-01',
+        status: 'ready',
+        availability: 'active',
+        role: 'worker',
+        labels: { rack: 'a', gpu: 'h100' },
+      },
+    ],
   },
   'GET /api/swarm/join-token': {
     description:
       'Issues a join token (shown once): an agent started with it (`FLEET_JOIN_TOKEN`) registers a new node without the API key. It lasts JOIN_TOKEN_TTL_SECONDS (24 h) or `ttl_seconds` (at least 60), and serves `max_uses` nodes when set. `fleet join-command` prints the agent line with one.',
+    response: {
+      token: 'fjt_…shown once…',
+      role: 'worker',
+      id: 'jt-0123456789abcdef',
+      expires_at: '2026-01-16T10:00:00Z',
+      max_uses: 1,
+    },
   },
   'GET /api/swarm/join-tokens': {
     description: 'Unexpired join tokens: id, expiry, uses and limit; never the tokens themselves.',
@@ -371,6 +399,9 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   'GET /api/swarm/services': {
     description:
       'Services: every image with a desired count, named (POST /api/swarm/services) or not (POST /start/container), with running and wanted copies.',
+    response: [
+      { id: 'a1b2c3d4e5f6', name: 'web', image: 'nginx:alpine', replicas: 2, running: 2, mode: 'replicated' },
+    ],
   },
   'POST /api/swarm/services': {
     description: `Creates a named service: \`replicas\` copies (default 1) of \`image\`, placed where \`constraints\` (\`node.labels.<k>==<v>\`, \`!=\`) hold. \`resources.cpu_limit\` is in cores (\`"0.5"\`), \`resources.memory_limit\` a size (\`"512m"\`, \`"1g"\`), \`resources.gpu\` a GPU count. A \`published_port\` of 0 or none picks a free host port. 201 once its copies run; ${WAITS} 409 when the name or image is taken.`,
@@ -383,11 +414,27 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       constraints: ['node.labels.zone==lab-a'],
       resources: { cpu_limit: '0.5', memory_limit: '256m' },
     },
+    response: {
+      id: 'a1b2c3d4e5f6',
+      name: 'web',
+      image: 'nginx:alpine',
+      replicas: 2,
+      running: 2,
+      mode: 'replicated',
+    },
   },
   'POST /api/swarm/services/{service_id}/scale': {
     description: `Sets the copies of a service (id, name or, for unnamed ones, the id GET /api/swarm/services shows) to \`replicas\` (0 to 100). ${WAITS}`,
     params: { service_id: 'web' },
     request: { replicas: 3 },
+    response: {
+      id: 'a1b2c3d4e5f6',
+      name: 'web',
+      image: 'nginx:alpine',
+      replicas: 3,
+      running: 3,
+      mode: 'replicated',
+    },
   },
   'GET /api/swarm/services/{service_id}/logs': {
     description: `The last \`tail\` lines (default 100, at most 10000) of every copy of a service, read from their nodes. ${WAITS}`,
@@ -417,8 +464,12 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   'GET /api/swarm/containers/{container_id}/logs': {
     description: `The last \`tail\` lines (default 100) of one copy, read from its node. ${WAITS}`,
     params: { container_id: '3f2a9c1b7d4e' },
+    response: {
+      id: '3f2a9c1b7d4e',
+      name: 'container-3f2a9c1b7d4e',
+      logs: '10.0.0.5 - - [15/Jan/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 615\n',
+    },
   },
-
   // ------------------------------------------------------------------ vault, AI, build
   'GET /api/vault/': {
     description: 'Stored credentials (registry logins and the like): names and users, never passwords.',
@@ -585,6 +636,20 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     description:
       'A task’s status (`queued`, `assigned`, `running`, `completed`, `failed`, `cancelled`), worker, timings and result.',
     params: { task_id: 'task-20260115-abc123' },
+    response: {
+      task_id: 'task-20260115-abc123',
+      status: 'completed',
+      task_type: 'generate',
+      model_name: 'llama-2-7b',
+      assigned_worker: 'gpu-01-5b1c7e0a',
+      created_at: '2026-01-15T10:00:00Z',
+      started_at: '2026-01-15T10:00:01Z',
+      completed_at: '2026-01-15T10:00:04Z',
+      duration: '3.2s',
+      result: { text: 'All 12 nodes are online.' },
+      error: null,
+      attempts: 1,
+    },
   },
   'DELETE /tasks/{task_id}': {
     description:
@@ -761,6 +826,28 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     description:
       'Runs, newest first: each attempt with its node, start, end, exit code and, once ended, the last lines it printed (`log_tail`); skipped firings (the previous run was still going) too.',
     params: { job_id: 'train-3f2a9c1b' },
+    response: {
+      job_id: 'train-3f2a9c1b',
+      runs: [
+        {
+          run_id: 'train-3f2a9c1b-20260115020000000-a1',
+          job_id: 'train-3f2a9c1b',
+          attempt: 1,
+          status: 'succeeded',
+          node_id: 'gpu-01-5b1c7e0a',
+          scheduled_at: '2026-01-15T02:00:00Z',
+          started_at: '2026-01-15T02:00:04Z',
+          ended_at: '2026-01-15T03:12:40Z',
+          exit_code: 0,
+          error: null,
+          waiting_reason: null,
+          log_tail: 'epoch 10 loss 0.081\ntraining done\n',
+        },
+      ],
+      total: 1,
+      page: 1,
+      page_size: 20,
+    },
   },
   'GET /jobs/{job_id}/runs/{run_id}/logs': {
     description: `The output of one run (\`run_id\` from GET /jobs/{job_id}/runs): while it runs, the last \`tail\` lines (default 100, at most 10000) read from its container on its node (\`source: node\`); once it ended, the last 50 lines kept with the run (\`source: log_tail\`). \`fleet jobs logs JOB -f\` follows it. ${WAITS}`,
@@ -773,7 +860,10 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       logs: 'epoch 1 loss 0.912\nepoch 2 loss 0.604\n',
     },
   },
-  'GET /stats': { description: 'How many jobs are in each status.' },
+  'GET /stats': {
+    description: 'How many jobs are in each status.',
+    response: { total_jobs: 12, pending: 3, running: 2, completed: 6, failed: 1, retrying: 0 },
+  },
 
   // ------------------------------------------------------------------ Novita
   'POST /api/instances': {
