@@ -2,7 +2,7 @@ import { Command as Program, CommanderError, InvalidArgumentError, Option } from
 import * as z from 'zod';
 import { cpuLimit, imageRef, memoryLimit } from '../functions/orchestrator/resources.js';
 import { jobCreate } from '../functions/training/schemas.js';
-import { Client, assertCommands, makeUi, type Command } from './client.js';
+import { Client, assertCommands, makeUi } from './client.js';
 import { configPath, resolveTarget, writeSaved } from './config.js';
 import { CliError, EXIT } from './errors.js';
 import { details, newLines, printJson, shellJoin, table } from './output.js';
@@ -455,7 +455,6 @@ interface RunRow {
   status: string;
   attempt: number | null;
   exit_code: number | null;
-  log_tail?: string | null;
   [k: string]: unknown;
 }
 
@@ -755,8 +754,5 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.error;
   }
 }
-
-// Silences an unused-type warning in bundles that drop the Command type.
-export type { Command };
 
 process.exitCode = await main(process.argv);
