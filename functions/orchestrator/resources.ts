@@ -41,10 +41,12 @@ export function parseCpu(text: string): number | undefined {
 
 export const MAX_CPU_CORES = 1024;
 
-export const cpuLimit = z.string().refine((s) => {
-  const c = parseCpu(s);
-  return c !== undefined && c <= MAX_CPU_CORES;
-}, `cpu_limit must be a number of cores between 0 and ${MAX_CPU_CORES}, e.g. "0.5"`)
+export const cpuLimit = z
+  .string()
+  .refine((s) => {
+    const c = parseCpu(s);
+    return c !== undefined && c <= MAX_CPU_CORES;
+  }, `cpu_limit must be a number of cores between 0 and ${MAX_CPU_CORES}, e.g. "0.5"`)
   .describe('CPU limit in cores, as a decimal string: "0.5" is half a core, "2" two cores');
 
 export const memoryLimit = z
