@@ -714,20 +714,23 @@ program
   .description('print the one line that joins a new node to the fleet (issues a join token; admin key)')
   .option('--ttl <seconds>', 'token lifetime (default JOIN_TOKEN_TTL_SECONDS, 24 h)', positiveInt)
   .option('--max-uses <n>', 'nodes the token may register', positiveInt)
-  .action(async (o: { ttl?: number; maxUses?: number }) => {
+  .option('--name <node>', 'the new node’s name (default: its hostname)')
+  .action(async (o: { ttl?: number; maxUses?: number; name?: string }) => {
     const { client, json } = await session();
     const q = new URLSearchParams({ role: 'worker' });
     if (o.ttl !== undefined) q.set('ttl_seconds', String(o.ttl));
     if (o.maxUses !== undefined) q.set('max_uses', String(o.maxUses));
-    const t = await client.get<{ token: string; id: string; expires_at: string; max_uses: number | null }>(
-      `/api/swarm/join-token?${q}`,
-    );
-    const line = `FLEET_JOIN_TOKEN=${t.token} node agent.mjs --url ${client.target.url} --name "$(hostname)"`;
-    if (json) return printJson({ ...t, command: line });
-    console.error(
-      `# join token ${t.id}, valid until ${t.expires_at}; agent.mjs: npm run build:agent (dist/agent.mjs)`,
-    );
-    console.log(line);
+    if (o.name !== undefined) q.set('name', o.name);
+    const t = await client.get<{
+      token: string;
+      id: string;
+      expires_at: string;
+      max_uses: number | null;
+      install_command: string;
+    }>(`/api/swarm/join-token?${q}`);
+    if (json) return printJson(t);
+    console.error(`# join token ${t.id}, valid until ${t.expires_at}; run this on the new node:`);
+    console.log(t.install_command);
   });
 
 // ------------------------------------------------------------------ entry

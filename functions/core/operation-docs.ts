@@ -61,6 +61,16 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       'Prometheus text format (version 0.0.4): GPU metrics under the DCGM exporter’s names (`DCGM_FI_DEV_GPU_UTIL` in %, `DCGM_FI_DEV_FB_USED` in MiB, `DCGM_FI_DEV_GPU_TEMP` in °C), Jetson and node gauges, queue lengths and job counts. With API_AUTH=true it takes the API key or the scrape token.',
   },
 
+  'GET /install.sh': {
+    description:
+      'Public. The POSIX sh node installer, with this control plane’s URL as its default `--url`: `curl -fsSL <url>/install.sh | sudo sh -s -- --token <join token> [--name <node>]` installs the agent as a systemd service (or its container image where the host cannot run it). The join token’s `install_command` and `fleet join-command` give the whole line.',
+  },
+  'GET /install/{file}': {
+    description:
+      'Public. What install.sh downloads: `agent.mjs` (npm run build:agent), `node-<arch>.tar.gz` (the pinned Node.js runtime) and `agent-image-<arch>.tar` (npm run build:agent-image), `<arch>` x86_64 or aarch64; 404 for one not built here.',
+    params: { file: 'agent.mjs' },
+  },
+
   // ------------------------------------------------------------------ agent
   'POST /agent/register': {
     description:
@@ -374,13 +384,15 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   },
   'GET /api/swarm/join-token': {
     description:
-      'Issues a join token (shown once): an agent started with it (`FLEET_JOIN_TOKEN`) registers a new node without the API key. It lasts JOIN_TOKEN_TTL_SECONDS (24 h) or `ttl_seconds` (at least 60), and serves `max_uses` nodes when set. `fleet join-command` prints the agent line with one.',
+      'Issues a join token (shown once): an agent started with it (`FLEET_JOIN_TOKEN`) registers a new node without the API key. It lasts JOIN_TOKEN_TTL_SECONDS (24 h) or `ttl_seconds` (at least 60), and serves `max_uses` nodes when set. `install_command` is the line to paste on the new node (`name` adds `--name`); `fleet join-command` prints it.',
     response: {
-      token: 'fjt_…shown once…',
+      token: 'FLEETJT-1-…shown once…',
       role: 'worker',
       id: 'jt-0123456789abcdef',
       expires_at: '2026-01-16T10:00:00Z',
       max_uses: 1,
+      install_command:
+        "curl -fsSL https://api.example.com/install.sh | sudo sh -s -- --token 'FLEETJT-1-…' --name 'gpu-02'",
     },
   },
   'GET /api/swarm/join-tokens': {

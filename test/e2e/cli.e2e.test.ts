@@ -296,11 +296,13 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect(logs.stderr).toMatch(/exit 3/);
   });
 
-  it('fleet join-command prints an agent line with a fresh join token', async () => {
-    const out = await fleet(['join-command', '--max-uses', '1']);
+  it('fleet join-command prints the install line with a fresh join token', async () => {
+    const out = await fleet(['join-command', '--max-uses', '1', '--name', 'gpu-02']);
     expect(out.code, out.stderr).toBe(0);
     expect(out.stdout.trim()).toMatch(
-      new RegExp(`^FLEET_JOIN_TOKEN=\\S+ node agent\\.mjs --url ${url.replace(/\./g, '\\.')} --name`),
+      new RegExp(
+        `^curl -fsSL ${url.replace(/\./g, '\\.')}/install\\.sh \\| sudo sh -s -- --token '\\S+' --name 'gpu-02'$`,
+      ),
     );
     const { tokens } = (await (
       await fetch(`${url}/api/swarm/join-tokens`, { headers: { authorization: `Bearer ${API_KEY}` } })
