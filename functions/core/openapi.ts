@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { requiredRole } from './access.js';
 import { invalidInputStatus } from './documents.js';
 import type { AnyRoute } from './route.js';
+import { OPERATION_DOCS, PENDING_EXAMPLE, docKey } from './operation-docs.js';
 
 extendZodWithOpenApi(z);
 
@@ -162,6 +163,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
   };
   doc.security = [{ bearer: [] }];
   boundNumbers(doc);
+  describeOperations(doc as unknown as { paths?: Record<string, Record<string, OperationObject>> });
   return doc;
 }
 
@@ -183,4 +185,42 @@ function boundNumbers(node: unknown): void {
       schema['minimum'] = -SAFE;
   }
   Object.values(schema).forEach(boundNumbers);
+}
+
+interface MediaObject {
+  schema?: unknown;
+  example?: unknown;
+}
+interface OperationObject {
+  description?: string;
+  parameters?: { name: string; in: string; example?: unknown }[];
+  requestBody?: { content?: Record<string, MediaObject> };
+  responses?: Record<string, { content?: Record<string, MediaObject> }>;
+}
+
+/**
+ * Adds each operation's description and examples (functions/core/operation-docs.ts): the request
+ * example is what Swagger's "Try it out" starts from; a 202 of pending commands gets its example.
+ */
+function describeOperations(doc: { paths?: Record<string, Record<string, OperationObject>> }): void {
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item)) {
+      const d = OPERATION_DOCS[docKey(method, path)];
+      if (d) op.description = d.description;
+      for (const p of op.parameters ?? []) {
+        const example = d?.params?.[p.name];
+        if (p.in === 'path' && example !== undefined) p.example = example;
+      }
+      const body = op.requestBody?.content?.['application/json'];
+      if (body && d?.request !== undefined) body.example = d.request;
+      for (const [status, r] of Object.entries(op.responses ?? {})) {
+        const json = r.content?.['application/json'];
+        if (!json) continue;
+        if (status === '202' && JSON.stringify(json.schema ?? {}).includes('pending_commands'))
+          json.example ??= PENDING_EXAMPLE;
+        else if (status === '202' && d?.accepted !== undefined) json.example ??= d.accepted;
+        else if (status.startsWith('2') && d?.response !== undefined) json.example ??= d.response;
+      }
+    }
+  }
 }

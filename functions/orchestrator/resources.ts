@@ -41,20 +41,25 @@ export function parseCpu(text: string): number | undefined {
 
 export const MAX_CPU_CORES = 1024;
 
-export const cpuLimit = z.string().refine((s) => {
-  const c = parseCpu(s);
-  return c !== undefined && c <= MAX_CPU_CORES;
-}, `cpu_limit must be a number of cores between 0 and ${MAX_CPU_CORES}, e.g. "0.5"`);
+export const cpuLimit = z
+  .string()
+  .refine((s) => {
+    const c = parseCpu(s);
+    return c !== undefined && c <= MAX_CPU_CORES;
+  }, `cpu_limit must be a number of cores between 0 and ${MAX_CPU_CORES}, e.g. "0.5"`)
+  .describe('CPU limit in cores, as a decimal string: "0.5" is half a core, "2" two cores');
 
 export const memoryLimit = z
   .string()
   .refine((s) => parseSize(s) !== undefined, 'memory_limit must be a size such as "512m" or "1g"')
-  .refine((s) => (parseSize(s) ?? MIN_MEMORY_BYTES) >= MIN_MEMORY_BYTES, 'memory_limit must be at least 6m');
+  .refine((s) => (parseSize(s) ?? MIN_MEMORY_BYTES) >= MIN_MEMORY_BYTES, 'memory_limit must be at least 6m')
+  .describe('Memory limit: a number with a binary unit b, k, m, g, t ("512m", "1g"); at least 6m');
 
 export const diskLimit = z
   .string()
   .refine((s) => parseSize(s) !== undefined, 'disk_limit must be a size such as "10g"')
-  .refine((s) => (parseSize(s) ?? 1) > 0, 'disk_limit must be greater than 0');
+  .refine((s) => (parseSize(s) ?? 1) > 0, 'disk_limit must be greater than 0')
+  .describe('Writable layer size limit ("10g"), where the engine’s storage driver supports one');
 
 /** Same grammar as memory_limit, for the registry's `caps.mem`. */
 export const memCap = z
@@ -69,7 +74,8 @@ export const imageRef = z
   .string()
   .min(1)
   .max(512)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'invalid image reference')
+  .describe('Image reference: "nginx:alpine", "registry.lab:5000/trainer:v1" or "repo@sha256:…"');
 
 export const port = z
   .number()
@@ -82,7 +88,7 @@ export const instanceResources = z.object({
   cpu_limit: cpuLimit.optional(),
   memory_limit: memoryLimit.optional(),
   disk_limit: diskLimit.optional(),
-  gpus: z.number().int().min(0).max(16).optional(),
+  gpus: z.number().int().min(0).max(16).optional().describe('Whole GPUs per copy (0 to 16); default 0'),
 });
 export type InstanceResources = z.infer<typeof instanceResources>;
 

@@ -176,5 +176,6 @@ export function runView(r: RunItem) {
     exit_code: r.exitCode ?? null,
     error: r.error ?? null,
     waiting_reason: r.status === 'pending' ? (r.waiting ?? null) : null,
+    log_tail: r.logTail ?? null,
   };
 }

@@ -11,6 +11,8 @@ import {
   updateJob,
 } from './jobs.js';
 import { jobView, runView } from './model.js';
+import { runLogs, runLogsOut, runLogsParams, runLogsQuery } from './run-logs.js';
+import { pending202 } from '../core/responses.js';
 import {
   jobCreate,
   jobIdParams,
@@ -121,6 +123,20 @@ export function trainingRoutes(): AnyRoute[] {
           page_size,
         };
       },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/jobs/{job_id}/runs/{run_id}/logs',
+      summary: 'Output of one run: live from its node while it runs, the kept last lines once it ended',
+      params: runLogsParams,
+      query: runLogsQuery,
+      response: runLogsOut,
+      responses: {
+        202: pending202('The node has not answered within COMMAND_WAIT_MS: the pending command id'),
+        404: 'No such job or run',
+      },
+      handler: async (req, ctx) => runLogs(ctx, req.params.job_id, req.params.run_id, req.query.tail),
     }),
     route({
       ...common,

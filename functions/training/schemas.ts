@@ -154,6 +154,10 @@ export const runResponse = z.object({
   exit_code: z.number().int().nullable(),
   error: z.string().nullable(),
   waiting_reason: z.string().nullable(),
+  log_tail: z
+    .string()
+    .nullable()
+    .describe('The last 50 lines the run printed, kept when it ended (null while it runs)'),
 });
 
 export const runListResponse = z.object({
