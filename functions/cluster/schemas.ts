@@ -37,6 +37,7 @@ const workerItem = z.looseObject({
   loaded_models: z.array(z.string()),
   current_tasks: z.number().int(),
   max_concurrency: z.number().int(),
+  cordoned: z.boolean().describe('No new task or model is placed here (POST /api/nodes/{node_id}/cordon)'),
   last_heartbeat: z.string().nullable(),
   /** 0-10: success rate times speed against the fleet average over 24 h; 10 with nothing finished. */
   performance_score: z.number(),
@@ -53,6 +54,7 @@ export const workerDetailOut = z.looseObject({
   worker_id: z.string(),
   name: z.string(),
   status: workerStatus,
+  cordoned: z.boolean(),
   gpu_info: gpuInfo,
   system_info: z.looseObject({}),
   loaded_models: z.array(z.looseObject({ name: z.string() })),

@@ -1,3 +1,4 @@
+import { isCordoned } from '../fleet/nodes.js';
 import type { ModelSpec } from './catalogue.js';
 import { formatDuration, formatMemory, round1 } from './format.js';
 import type { WorkerStats } from './metrics.js';
@@ -115,6 +116,7 @@ export function workerListItem(w: Worker, stats: WorkerStats) {
     loaded_models: w.resident,
     current_tasks: w.running.length,
     max_concurrency: w.maxConcurrency,
+    cordoned: isCordoned(w.node),
     last_heartbeat: w.node.lastHeartbeat ?? null,
     performance_score: stats.performanceScore,
   };
@@ -126,6 +128,7 @@ export function workerDetail(w: Worker, stats: WorkerStats, catalogue: ModelSpec
     worker_id: w.id,
     name: w.name,
     status: workerStatus(w),
+    cordoned: isCordoned(node),
     gpu_info: { ...gpuInfo(w), driver_version: w.driverVersion ?? null },
     system_info: {
       cpu: node.cpuModel ?? `${node.cpuCount} cores`,

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
 import type { SchedNode } from '../task-planner/index.js';
-import { isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import { isCordoned, isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { SlotItem } from './slots.js';
 
@@ -134,7 +134,8 @@ export async function loadWorkers(ctx: AppContext, slots: SlotItem[]): Promise<W
 export function toSchedNode(w: Worker): SchedNode {
   return {
     id: w.id,
-    online: w.online,
+    // A cordoned node takes no new task nor model; what it runs stays unless it is drained.
+    online: w.online && !isCordoned(w.node),
     gpuMemoryTotalMb: w.gpuMemoryTotalMb,
     ...(w.gpuMemoryUsedMb !== undefined ? { gpuMemoryUsedMb: w.gpuMemoryUsedMb } : {}),
     loadedModels: w.resident,

@@ -1,9 +1,19 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
+import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { clusterMembership } from './cluster-membership.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
+import { drainNode, retireNode } from './drain.js';
+import {
+  isCordoned,
+  isDraining,
+  isOnline,
+  listNodes,
+  resolveNode,
+  setCordon,
+  type NodeItem,
+} from './nodes.js';
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
 const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
@@ -42,6 +52,8 @@ export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now(), clust
     temperature: temps.length ? r1(Math.max(...temps)) : null,
     disk: diskTotal && m?.diskUsedGb != null ? r1((m.diskUsedGb / diskTotal) * 100) : 0,
     last_seen: node.lastHeartbeat ?? null,
+    cordoned: isCordoned(node),
+    draining: isDraining(node),
   };
 }
 
@@ -71,6 +83,8 @@ const nodeOut = z.object({
   temperature: z.number().nullable(),
   disk: z.number(),
   last_seen: z.string().nullable(),
+  cordoned: z.boolean().describe('No new placements (services, tasks, models, training runs) on this node'),
+  draining: z.boolean().describe('Cordoned by a drain: what runs here keeps being moved elsewhere'),
 });
 const jetpackOut = z.object({
   jetpack_version: z.string().nullable(),
@@ -79,6 +93,47 @@ const jetpackOut = z.object({
   cudnn_version: z.string().nullable(),
   node_id: z.string(),
 });
+
+const nodeParams = z.object({ node_id: z.string().min(1).max(200).describe('Node id or node name') });
+const unknownNode = (id: string) => new NotFoundError(`Node ${id} not found`);
+async function mustNode(ctx: AppContext, idOrName: string): Promise<NodeItem> {
+  const node = await resolveNode(ctx, idOrName);
+  if (!node) throw unknownNode(idOrName);
+  return node;
+}
+
+const movedOut = z.object({
+  kind: z.enum(['service', 'task', 'training_run']),
+  id: z.string().describe('Container id (service copy), task id or training job id'),
+  image: z.string().optional(),
+  to_node: z.string().nullable().describe('Where the replacement went; null while it waits in a queue'),
+  replacement: z.string().nullable().describe('The replacement container id, or the next training run'),
+});
+const notMovedOut = z.object({
+  kind: z.enum(['service', 'task', 'training_run']),
+  id: z.string(),
+  reason: z.string(),
+});
+const drainFields = {
+  node_id: z.string(),
+  name: z.string(),
+  moved: z.array(movedOut),
+  not_moved: z.array(notMovedOut),
+};
+const drainOut = z
+  .object(drainFields)
+  .describe(
+    'Service copies get a replacement on another node and are removed here once it is placed; inference tasks go back to the queue and their run here is cancelled; training runs end their attempt here and the retry runs elsewhere (it counts as an attempt). What has nowhere to go stays, listed in `not_moved` with the reason, and moves on a later reconcile while the node stays draining.',
+  );
+const retireOut = z
+  .object({
+    ...drainFields,
+    stopped: z.array(z.string()).describe('Containers removed from the host (stop=true)'),
+    left_on_host: z.array(z.string()).describe('Containers left running on the host, no longer managed'),
+  })
+  .describe(
+    'Its work moves as by a drain. Its containers stay on the host (the control plane forgets them) unless `stop=true`, which removes them first and needs the node online. The node can join again with a new join token.',
+  );
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Nodes'],
@@ -115,6 +170,72 @@ export function fleetNodeRoutes(): AnyRoute[] {
         if (!pick) throw new NotFoundError('No Jetson node registered');
         return jetpackView(pick);
       },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/nodes/{node_id}/cordon',
+      summary: 'Cordon a node (id or name): nothing new is placed on it; what runs there stays',
+      role: 'operator',
+      params: nodeParams,
+      response: nodeOut,
+      responses: { 404: 'Unknown node' },
+      handler: async (req, ctx) => {
+        const node = await mustNode(ctx, req.params.node_id);
+        // A drained node stays draining: cordon does not undo the move.
+        const updated = await setCordon(ctx, node.nodeId, { cordoned: true, draining: isDraining(node) });
+        if (!updated) throw unknownNode(req.params.node_id);
+        return nodeView(updated, ctx);
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/nodes/{node_id}/uncordon',
+      summary: 'Uncordon a node (id or name): it takes new placements again, and a drain stops',
+      role: 'operator',
+      params: nodeParams,
+      response: nodeOut,
+      responses: { 404: 'Unknown node' },
+      handler: async (req, ctx) => {
+        const node = await mustNode(ctx, req.params.node_id);
+        const updated = await setCordon(ctx, node.nodeId, { cordoned: false });
+        if (!updated) throw unknownNode(req.params.node_id);
+        await emit(ctx, { type: 'reconcile' });
+        await emit(ctx, { type: 'placement.run', reason: 'node uncordoned', requestedAt: Date.now() });
+        return nodeView(updated, ctx);
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/nodes/{node_id}/drain',
+      summary:
+        'Drain a node (id or name): cordon it, then move its service copies, inference tasks and training runs elsewhere',
+      role: 'operator',
+      params: nodeParams,
+      response: drainOut,
+      responses: { 404: 'Unknown node', 409: 'The node was removed meanwhile' },
+      handler: async (req, ctx) => drainNode(ctx, await mustNode(ctx, req.params.node_id)),
+    }),
+    route({
+      ...common,
+      method: 'DELETE',
+      path: '/api/nodes/{node_id}',
+      summary:
+        'Retire a node (id or name): revoke its credential, remove its queue and records, clear its problems',
+      role: 'operator',
+      params: nodeParams,
+      query: z.object({
+        stop: z
+          .enum(['true', 'false'])
+          .default('false')
+          .describe('Remove its containers from the host before retiring it (the node must be online)'),
+      }),
+      response: retireOut,
+      responses: { 404: 'Unknown node', 409: 'stop=true on an offline node' },
+      handler: async (req, ctx) =>
+        retireNode(ctx, await mustNode(ctx, req.params.node_id), { stop: req.query.stop === 'true' }),
     }),
     route({
       ...common,

@@ -54,6 +54,11 @@ export interface NodeItem extends StoreItem {
   metrics?: NodeMetrics;
   loadedModels: string[];
   containerStats: Record<string, ContainerSample>;
+  /** Set through the API: no new placements here (kept across re-registration; uncordon clears it). */
+  cordoned?: boolean;
+  cordonedAt?: string;
+  /** Cordoned by a drain: what runs here keeps being moved elsewhere until uncordoned. */
+  draining?: boolean;
 }
 
 /** The labels placement and views use: the agent's, with the API's on top. */
@@ -338,4 +343,63 @@ export async function sweepNodes(ctx: AppContext): Promise<string[]> {
     await emit(ctx, { type: 'node.offline', nodeId: node.nodeId, lastHeartbeat: node.lastHeartbeat });
   }
   return wentOffline;
+}
+
+// ---------------------------------------------------------------- cordon and retire
+
+/** Cordoned (or draining): nothing new is placed on the node. */
+export const isCordoned = (n: Pick<NodeItem, 'cordoned'>): boolean => n.cordoned === true;
+/** Draining: what runs on the node is moved elsewhere. */
+export const isDraining = (n: Pick<NodeItem, 'draining'>): boolean => n.draining === true;
+
+/** Online and not cordoned: may take new work. */
+export const isSchedulable = (n: NodeItem, ctx: AppContext, now = ctx.now()): boolean =>
+  !isCordoned(n) && isOnline(n, ctx, now);
+
+/** Cordons (optionally for a drain) or uncordons; undefined when the node is gone. */
+export async function setCordon(
+  ctx: AppContext,
+  nodeId: string,
+  state: { cordoned: boolean; draining?: boolean },
+): Promise<NodeItem | undefined> {
+  const k = keys.node(nodeId);
+  const set = state.cordoned
+    ? { cordoned: true, draining: state.draining === true, cordonedAt: new Date(ctx.now()).toISOString() }
+    : { cordoned: false, draining: false };
+  try {
+    return await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true });
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Removes a node's registry side: its record (so its credential stops working at once), its name
+ * (free for a new join) and its command queue. Conditional on the credential read, so a node that
+ * re-registered meanwhile keeps its record. False when another caller got there first.
+ */
+export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promise<boolean> {
+  const k = keys.node(node.nodeId);
+  try {
+    await ctx.store.delete(k.pk, k.sk, { equals: { tokenHash: node.tokenHash } });
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    throw error;
+  }
+  const guard = keys.nodeName(node.nodeName);
+  await ctx.store.delete(guard.pk, guard.sk, { equals: { nodeId: node.nodeId } }).catch((error: unknown) => {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  });
+  await ctx.queue.remove(nodeQueue(node.nodeId));
+  return true;
+}
+
+/** Nodes silent longer than NODE_RETIRE_AFTER_SECONDS (0: never), for the sweep to retire. */
+export async function nodesToRetire(ctx: AppContext, now = ctx.now()): Promise<NodeItem[]> {
+  const after = ctx.config.NODE_RETIRE_AFTER_SECONDS;
+  if (!after) return [];
+  return (await listNodes(ctx)).filter(
+    (n) => now - (n.lastHeartbeatMs ?? Date.parse(n.registeredAt)) > after * 1000,
+  );
 }

@@ -22,7 +22,15 @@ import {
 import { registerRequest } from '../../protocol/messages.js';
 import { baseUrlOf, installCommand } from '../system/install.js';
 import { issueJoinToken, joinTokenView, listJoinTokens, revokeJoinToken } from './join-tokens.js';
-import { isOnline, listNodes, nodeLabels, resolveNode, type NodeItem } from './nodes.js';
+import {
+  isCordoned,
+  isDraining,
+  isOnline,
+  listNodes,
+  nodeLabels,
+  resolveNode,
+  type NodeItem,
+} from './nodes.js';
 import { pending202 } from '../core/responses.js';
 
 /**
@@ -91,7 +99,12 @@ function swarmNodeView(n: NodeItem, ctx: AppContext, now: number) {
     id: n.nodeId,
     hostname: n.nodeName,
     status: isOnline(n, ctx, now) ? ('ready' as const) : ('down' as const),
-    availability: 'active' as const,
+    // Docker Swarm's words: drain (moving its work away), pause (no new work), active.
+    availability: isDraining(n)
+      ? ('drain' as const)
+      : isCordoned(n)
+        ? ('pause' as const)
+        : ('active' as const),
     role: 'worker' as const,
     labels: nodeLabels(n),
   };
@@ -101,7 +114,7 @@ const swarmNodeOut = z.object({
   id: z.string(),
   hostname: z.string(),
   status: z.enum(['ready', 'down']),
-  availability: z.literal('active'),
+  availability: z.enum(['active', 'pause', 'drain']),
   role: z.literal('worker'),
   labels: z.record(z.string(), z.string()),
 });

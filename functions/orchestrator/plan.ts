@@ -17,9 +17,11 @@ import type { Reservation } from './resources.js';
  *      replacement, the slot keeps its ordinal; a copy that failed or exited waits out its
  *      slot's backoff first;
  *   3. fewer slots than desired → place new ones at the lowest free ordinals;
+ *   2b. a running copy on a draining node → a replacement on another node (the old copy is then
+ *      unreferenced and retired by step 4); with nowhere to go it stays and is reported unplaced;
  *   4. instances no slot points at any more → retire (remove the container) when their node is
  *      online, else mark them orphaned so they are removed when the node returns.
- * Placement: online nodes (the pinned node only, when it has one; those meeting its constraints) with enough free
+ * Placement: online, uncordoned nodes (the pinned node only, when it has one; those meeting its constraints) with enough free
  * CPU, memory, disk and GPUs; the least loaded first (highest reserved fraction of CPU or memory),
  * then the one running fewest copies of this image, then fewest containers, then by id.
  */
@@ -50,6 +52,10 @@ export interface PlanNode {
   capacity: Reservation;
   /** What placement constraints are checked against. */
   facts?: NodeFacts;
+  /** Cordoned: takes no new copies; what runs there stays. */
+  cordoned?: boolean;
+  /** Draining (cordoned too): its copies move to other nodes, each retired once its replacement is placed. */
+  draining?: boolean;
 }
 
 export interface PlanService {
@@ -125,8 +131,8 @@ export interface Plan {
 
 export const DEFAULT_INFLIGHT_GRACE_MS = 30_000;
 
-type SlotState = 'healthy' | 'inflight' | 'locked' | 'dead';
-const RELEASE_RANK: Record<SlotState, number> = { locked: 0, dead: 1, inflight: 2, healthy: 3 };
+type SlotState = 'healthy' | 'inflight' | 'locked' | 'dead' | 'draining';
+const RELEASE_RANK: Record<SlotState, number> = { locked: 0, dead: 1, draining: 2, inflight: 3, healthy: 4 };
 
 interface NodeLoad {
   node: PlanNode;
@@ -173,10 +179,11 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
     const pinned = loads.get(service.nodeId);
     if (!pinned) return `node ${service.nodeId} is unknown`;
     if (!pinned.node.online) return `node ${service.nodeId} is offline`;
+    if (pinned.node.cordoned || pinned.node.draining) return `node ${service.nodeId} is cordoned`;
     return `node ${service.nodeId} lacks free resources`;
   }
-  const online = [...loads.values()].filter((l) => l.node.online);
-  if (!online.length) return 'no online node';
+  const online = [...loads.values()].filter((l) => l.node.online && !l.node.cordoned && !l.node.draining);
+  if (!online.length) return 'no online node that is not cordoned';
   if (service.constraints?.length && !online.some((l) => eligible(l.node, service)))
     return 'no online node satisfies the placement constraints';
   return 'no online node has enough free resources';
@@ -224,7 +231,8 @@ export function planReconcile(input: PlanInput): Plan {
     if (LOCKED.has(inst.status)) return 'locked';
     const node = loads.get(inst.nodeId)?.node;
     // A copy on a node that no longer meets the constraints (its labels changed) moves.
-    if (LIVE.has(inst.status) && node?.online && eligible(node, service)) return 'healthy';
+    if (LIVE.has(inst.status) && node?.online && eligible(node, service))
+      return node.draining ? 'draining' : 'healthy';
     return 'dead';
   };
 
@@ -232,7 +240,7 @@ export function planReconcile(input: PlanInput): Plan {
     let best: NodeLoad | undefined;
     let bestKey: [number, number, number, string] | undefined;
     for (const load of loads.values()) {
-      if (!load.node.online) continue;
+      if (!load.node.online || load.node.cordoned || load.node.draining) continue;
       if (service.nodeId && load.node.id !== service.nodeId) continue;
       if (!eligible(load.node, service)) continue;
       if (service.onePerNode && (load.perImage.get(service.imageId) ?? 0) > 0) continue;
@@ -278,7 +286,30 @@ export function planReconcile(input: PlanInput): Plan {
     }
 
     for (const slot of kept) {
-      if (states.get(slot.ordinal) !== 'dead') {
+      const state = states.get(slot.ordinal);
+      if (state === 'draining') {
+        // A running copy on a draining node moves only where a replacement can go; else it stays.
+        const target = choose(service);
+        if (!target) {
+          referenced.add(slot.instanceId);
+          unplaced.push({
+            imageId: service.imageId,
+            ordinal: slot.ordinal,
+            reason: `draining: ${reason(service, loads)}`,
+          });
+          continue;
+        }
+        occupy(target.node.id, service.imageId, service.reserve);
+        actions.push({
+          type: 'place',
+          imageId: service.imageId,
+          ordinal: slot.ordinal,
+          nodeId: target.node.id,
+          replaces: slot.instanceId,
+        });
+        continue;
+      }
+      if (state !== 'dead') {
         referenced.add(slot.instanceId);
         continue;
       }

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { emit } from '../core/events.js';
 import { dispatchCommand } from '../fleet/commands.js';
-import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
+import { isCordoned, isDraining, isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError } from '../ports/store.js';
 import {
@@ -84,7 +84,9 @@ export async function loadState(ctx: AppContext, imageId?: string): Promise<Flee
   const instances = await allInstances(ctx, services);
   const planned = imageId ? services.filter((s) => s.imageId === imageId) : services;
   const slots = (await Promise.all(planned.map((s) => serviceSlots(ctx, s.imageId)))).flat();
-  const held = (await activeRuns(ctx)).flatMap((r) => (r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : []));
+  const held = (await activeRuns(ctx)).flatMap((r) =>
+    r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : [],
+  );
   return { nodes, services, instances, slots, held };
 }
 
@@ -100,6 +102,8 @@ export function planInput(
     nodes: state.nodes.map((n) => ({
       id: n.nodeId,
       online: isOnline(n, ctx, now),
+      ...(isCordoned(n) ? { cordoned: true } : {}),
+      ...(isDraining(n) ? { draining: true } : {}),
       capacity: { cpu: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb, gpus: n.gpus.length },
       facts: { id: n.nodeId, hostname: n.hostname, labels: nodeLabels(n), arch: n.arch, os: n.os },
     })),
@@ -215,7 +219,11 @@ async function recordBackoffs(ctx: AppContext, state: FleetState): Promise<void>
       if (error instanceof ConditionFailedError) continue; // replaced meanwhile
       throw error;
     }
-    Object.assign(slot, { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId });
+    Object.assign(slot, {
+      failures: backoff.attempt,
+      backoffUntil: backoff.nextTryAt,
+      backoffFor: inst.instanceId,
+    });
     const ik = keys.instance(inst.instanceId);
     await ctx.store
       .update(ik.pk, ik.sk, { set: { backoff } }, { equals: { status: inst.status } })

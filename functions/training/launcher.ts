@@ -5,6 +5,7 @@ import {
   getNode,
   heartbeatIntervalSeconds,
   isOnline,
+  isSchedulable,
   listNodes,
   nodeQueue,
   type NodeItem,
@@ -22,8 +23,8 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
   return {
     async choose(ask, avoid) {
       const now = ctx.now();
-      const nodes = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now));
-      if (!nodes.length) return { reason: 'no online node' };
+      const nodes = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
+      if (!nodes.length) return { reason: 'no online node that is not cordoned' };
       const used = new Map<string, RunAsk & { runs: number }>();
       const hold = (nodeId: string, r: RunAsk, runs: number) => {
         const u = used.get(nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
