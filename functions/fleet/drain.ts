@@ -6,7 +6,7 @@ import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.j
 import { getTask, requeue } from '../cluster/tasks.js';
 import { heldSlots, releaseSlot } from '../cluster/slots.js';
 import { LIVE } from '../orchestrator/plan.js';
-import { nodeInstances } from '../orchestrator/model.js';
+import { nodeInstances, releaseSlotsOf, transitionInstance } from '../orchestrator/model.js';
 import { reconcile } from '../orchestrator/reconciler.js';
 import { instanceEndpointsDown } from '../orchestrator/registry.js';
 import { activeRuns, getJob, runKey, type RunItem } from '../training/model.js';
@@ -215,10 +215,11 @@ export async function retireNode(
   report.moved.push(...tasks.moved, ...ended.moved);
   report.not_moved.push(...tasks.notMoved, ...ended.notMoved);
 
-  // Forgotten copies leave their slots dead: the reconcile below replaces them elsewhere.
+  // Forgotten copies (removed, kept a day for the views) free their slots: the reconcile below places the count again elsewhere.
   for (const inst of instances) {
     await instanceEndpointsDown(ctx, inst);
-    await ctx.store.delete(inst.pk, inst.sk);
+    await transitionInstance(ctx, inst.instanceId, [inst.status], 'removed');
+    await releaseSlotsOf(ctx, inst.imageId, inst.instanceId);
   }
   await deleteByKey(ctx, taskQueueKeys.nodeModels(node.nodeId));
   const problems = await queryAll<StoreItem & { nodeId?: string }>(ctx.store, maintenanceKeys.pk, {
