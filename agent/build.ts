@@ -1,4 +1,5 @@
-import { build } from 'esbuild';
+import { readFile } from 'node:fs/promises';
+import { build, type Plugin } from 'esbuild';
 
 /**
  * Bundles the agent into one ES module file that runs with a bare `node dist/agent.mjs`.
@@ -17,6 +18,39 @@ const check = await build({
   write: false,
   logLevel: 'warning',
 });
+
+/**
+ * Requires that only some engines or commands need, made lazy: docker-modem's SSH transport
+ * (ssh2 sets up a WebAssembly module and its crypto tables when loaded) and dockerode's BuildKit
+ * session (gRPC and protobuf). Bundled CommonJS modules run on first require, so moving the
+ * require into the function keeps them out of an agent that never uses them.
+ */
+const LAZY: { file: RegExp; from: string; to: string }[] = [
+  {
+    file: /docker-modem[\\/]lib[\\/]modem\.js$/,
+    from: "ssh = require('./ssh'),",
+    to: "ssh = function () { return require('./ssh').apply(this, arguments); },",
+  },
+  {
+    file: /dockerode[\\/]lib[\\/]docker\.js$/,
+    from: "withSession = require('./session'),",
+    to: "withSession = function () { return require('./session').apply(this, arguments); },",
+  },
+];
+
+const lazyRequires: Plugin = {
+  name: 'lazy-requires',
+  setup(b) {
+    b.onLoad({ filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker)\.js$/ }, async (args) => {
+      const rule = LAZY.find((r) => r.file.test(args.path));
+      const source = await readFile(args.path, 'utf8');
+      if (!rule) return { contents: source, loader: 'js' };
+      if (!source.includes(rule.from)) throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
+      return { contents: source.replace(rule.from, rule.to), loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: ['agent/main.ts'],
   bundle: true,
@@ -24,8 +58,11 @@ await build({
   format: 'esm',
   target: 'node24',
   minify: true,
+  // ASCII only: V8 keeps a script with any other character as two bytes per character.
+  charset: 'ascii',
   outfile,
   external: ['cpu-features', '*.node'],
+  plugins: [lazyRequires],
   banner: {
     js: `${check.outputFiles[0]!.text.trim()}\nimport{createRequire}from'module';const require=createRequire(import.meta.url);`,
   },

@@ -1,8 +1,9 @@
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { CommandChannel as ChannelConfig } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ControlPlaneClient } from './client.js';
-import { vendedCredentials, type VendedCredentialsProvider } from './credentials.js';
+import { vendedCredentials } from './credentials.js';
+import type { SqsChannelOptions } from './sqs-channel.js';
 import type { Logger } from './log.js';
 
 /** One received command; `ack` removes it from the channel (after its result was reported). */
@@ -48,89 +49,26 @@ export class HttpCommandChannel implements CommandChannel {
   close(): void {}
 }
 
-export interface SqsChannelOptions {
-  queueUrl: string;
-  region: string;
-  endpoint?: string;
-  /** Vended by the control plane (POST /agent/credentials); the node's environment is never asked. */
-  credentials: VendedCredentialsProvider;
-  /** Injected in tests; otherwise built with `credentials`. */
-  client?: SQSClient;
-  waitSeconds?: number;
-  max?: number;
-  /** Longer than the slowest command to report, so a message is not redelivered mid-execution. */
-  visibilityTimeoutSeconds?: number;
-}
-
-/** SQS refused the credentials themselves (expired, revoked, or narrowed to another queue). */
-const CREDENTIAL_ERRORS = new Set([
-  'ExpiredToken',
-  'ExpiredTokenException',
-  'InvalidClientTokenId',
-  'UnrecognizedClientException',
-  'AccessDenied',
-  'AccessDeniedException',
-]);
-const isCredentialError = (error: unknown) =>
-  error instanceof Error &&
-  (CREDENTIAL_ERRORS.has(error.name) ||
-    (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403);
-
-export class SqsCommandChannel implements CommandChannel {
+/**
+ * The SQS channel, loaded on first use: the AWS SDK is a fifth of the bundle and an agent on the
+ * HTTP channel (the embedded runtime) never needs it.
+ */
+class DeferredSqsChannel implements CommandChannel {
   readonly type = 'sqs' as const;
-  private sqs: SQSClient;
+  private inner?: Promise<CommandChannel>;
+  constructor(private readonly options: SqsChannelOptions) {}
 
-  constructor(private readonly options: SqsChannelOptions) {
-    this.sqs = options.client ?? this.newClient();
-  }
-
-  private newClient(): SQSClient {
-    return new SQSClient({
-      region: this.options.region,
-      ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
-      credentials: this.options.credentials,
-    });
+  private load(): Promise<CommandChannel> {
+    this.inner ??= import('./sqs-channel.js').then((m) => new m.SqsCommandChannel(this.options));
+    return this.inner;
   }
 
   async receive(signal: AbortSignal): Promise<Delivery[]> {
-    let out;
-    try {
-      out = await this.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: this.options.queueUrl,
-          WaitTimeSeconds: this.options.waitSeconds ?? 20,
-          MaxNumberOfMessages: this.options.max ?? 10,
-          ...(this.options.visibilityTimeoutSeconds
-            ? { VisibilityTimeout: this.options.visibilityTimeoutSeconds }
-            : {}),
-        }),
-        { abortSignal: signal },
-      );
-    } catch (error) {
-      // The SDK keeps an identity until it nears expiry: a new client asks the provider again.
-      if (isCredentialError(error) && !this.options.client) {
-        this.options.credentials.invalidate();
-        this.sqs.destroy();
-        this.sqs = this.newClient();
-      }
-      throw error;
-    }
-    return (out.Messages ?? [])
-      .filter((m) => m.ReceiptHandle !== undefined)
-      .map((m) => ({
-        receiptHandle: m.ReceiptHandle!,
-        body: m.Body ?? '',
-        ack: async () => {
-          await this.sqs.send(
-            new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: m.ReceiptHandle! }),
-            { abortSignal: AbortSignal.timeout(15_000) },
-          );
-        },
-      }));
+    return (await this.load()).receive(signal);
   }
 
   close(): void {
-    this.sqs.destroy();
+    void this.inner?.then((c) => c.close());
   }
 }
 
@@ -140,7 +78,7 @@ export function createChannel(
   sqsClient?: SQSClient,
 ): CommandChannel {
   if (config.type === 'http') return new HttpCommandChannel(client);
-  return new SqsCommandChannel({
+  return new DeferredSqsChannel({
     queueUrl: config.queueUrl,
     region: config.region,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),

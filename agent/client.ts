@@ -1,4 +1,4 @@
-import { request, type Dispatcher } from 'undici';
+import { call } from './http.js';
 import * as z from 'zod';
 import {
   queueCredentials,
@@ -85,7 +85,6 @@ export interface ClientOptions {
   token?: string;
   timeouts?: Partial<ClientTimeouts>;
   backoff?: BackoffOptions;
-  dispatcher?: Dispatcher;
   /**
    * Called on a 401 to any token-authenticated call: register again (the server treats the same
    * name idempotently) and store the new credential. Concurrent 401s share one re-registration.
@@ -310,16 +309,13 @@ export class ControlPlaneClient {
     if (bearer) headers['authorization'] = `Bearer ${bearer}`;
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    const res = await request(`${this.baseUrl}${path}`, {
+    const res = await call(`${this.baseUrl}${path}`, {
       method,
       headers,
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
       signal,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}),
     });
-    const text = await res.body.text();
+    const text = res.text;
     if (res.statusCode < 200 || res.statusCode >= 300) {
       throw new ControlPlaneError(op, res.statusCode, text, retryAfterMs(res.headers['retry-after']));
     }

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { call } from './http.js';
 import { LABELS, type AgentEvent } from '../protocol/messages.js';
 import { type Command, type ContainerSpec } from '../protocol/commands.js';
 import { sleep } from './backoff.js';
@@ -140,17 +140,14 @@ export class TaskRunner {
       this.progress(taskId, 30);
 
       const path = command.request.path.startsWith('/') ? command.request.path : `/${command.request.path}`;
-      const res = await request(`${base}${path}`, {
+      // The deadline (`signal`) alone bounds the call.
+      const res = await call(`${base}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(command.request.body ?? {}),
         signal,
-        // The deadline (`signal`) alone bounds the call: undici's timers set to the same time
-        // raced it and won ("Headers Timeout Error"); 0 turns them off (their default is 300 s).
-        headersTimeout: 0,
-        bodyTimeout: 0,
       });
-      const text = await res.body.text();
+      const text = res.text;
       if (res.statusCode < 200 || res.statusCode >= 300) {
         throw new Error(`model server answered ${res.statusCode}: ${text.slice(0, 500)}`);
       }
@@ -220,11 +217,10 @@ export class TaskRunner {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal);
       try {
-        const res = await request(`${base}/`, {
+        await call(`${base}/`, {
           method: 'GET',
           signal: AbortSignal.any([signal, AbortSignal.timeout(2_000)]),
         });
-        await res.body.dump();
         return; // any HTTP answer, even 404, means the server is up
       } catch {
         throwIfAborted(signal);

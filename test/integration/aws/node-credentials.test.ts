@@ -26,7 +26,7 @@ import {
   queueArnFromUrl,
 } from '../../../functions/fleet/queue-policy.js';
 import type { QueueCredentials } from '../../../functions/ports/node-credentials.js';
-import { SqsCommandChannel } from '../../../agent/channel.js';
+import { SqsCommandChannel } from '../../../agent/sqs-channel.js';
 import { vendedCredentials } from '../../../agent/credentials.js';
 import { loadRegistration } from '../../../agent/state.js';
 import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
