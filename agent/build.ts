@@ -45,7 +45,8 @@ const lazyRequires: Plugin = {
       const rule = LAZY.find((r) => r.file.test(args.path));
       const source = await readFile(args.path, 'utf8');
       if (!rule) return { contents: source, loader: 'js' };
-      if (!source.includes(rule.from)) throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
+      if (!source.includes(rule.from))
+        throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
       return { contents: source.replace(rule.from, rule.to), loader: 'js' };
     });
   },

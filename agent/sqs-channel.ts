@@ -89,4 +89,3 @@ export class SqsCommandChannel implements CommandChannel {
     this.sqs.destroy();
   }
 }
-
