@@ -182,8 +182,10 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
     if (pinned.node.cordoned || pinned.node.draining) return `node ${service.nodeId} is cordoned`;
     return `node ${service.nodeId} lacks free resources`;
   }
-  const online = [...loads.values()].filter((l) => l.node.online && !l.node.cordoned && !l.node.draining);
-  if (!online.length) return 'no online node that is not cordoned';
+  const up = [...loads.values()].filter((l) => l.node.online);
+  if (!up.length) return 'no online node';
+  const online = up.filter((l) => !l.node.cordoned && !l.node.draining);
+  if (!online.length) return 'every online node is cordoned';
   if (service.constraints?.length && !online.some((l) => eligible(l.node, service)))
     return 'no online node satisfies the placement constraints';
   return 'no online node has enough free resources';

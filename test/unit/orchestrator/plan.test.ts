@@ -164,6 +164,55 @@ describe('planReconcile', () => {
     ]);
   });
 
+  it('places nothing on a cordoned node, and leaves the copies already there', () => {
+    const plan = planReconcile(
+      input({
+        nodes: [{ ...node('a'), cordoned: true }, node('b')],
+        services: [service('web', 3), service('pinned', 1, res(), 'a')],
+        slots: [slot('web', 0, 'i0', 'a')],
+        instances: [inst('i0', 'web', 'a')],
+      }),
+    );
+    expect(plan.actions).toEqual([
+      { type: 'place', imageId: 'web', ordinal: 1, nodeId: 'b' },
+      { type: 'place', imageId: 'web', ordinal: 2, nodeId: 'b' },
+    ]);
+    expect(plan.unplaced).toEqual([{ imageId: 'pinned', ordinal: 0, reason: 'node a is cordoned' }]);
+  });
+
+  it('moves the running copies of a draining node: replacement elsewhere, then the old one retired', () => {
+    const plan = planReconcile(
+      input({
+        nodes: [{ ...node('a'), cordoned: true, draining: true }, node('b')],
+        services: [service('web', 1, res(1, 256))],
+        slots: [slot('web', 0, 'i0', 'a')],
+        instances: [inst('i0', 'web', 'a', 'running', res(1, 256))],
+      }),
+    );
+    expect(plan.actions).toEqual([
+      { type: 'place', imageId: 'web', ordinal: 0, nodeId: 'b', replaces: 'i0' },
+      { type: 'retire', imageId: 'web', instanceId: 'i0', nodeId: 'a', from: 'running' },
+    ]);
+  });
+
+  it('keeps a draining copy where it is while no other node can take it, saying why', () => {
+    const plan = planReconcile(
+      input({
+        nodes: [
+          { ...node('a'), cordoned: true, draining: true },
+          { ...node('b'), cordoned: true },
+        ],
+        services: [service('web', 1)],
+        slots: [slot('web', 0, 'i0', 'a')],
+        instances: [inst('i0', 'web', 'a')],
+      }),
+    );
+    expect(plan.actions).toEqual([]);
+    expect(plan.unplaced).toEqual([
+      { imageId: 'web', ordinal: 0, reason: 'draining: every online node is cordoned' },
+    ]);
+  });
+
   it('keeps a dead copy in its slot while nothing can take it', () => {
     const plan = planReconcile(
       input({
