@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
  */
 
 // Required, not imported: an ESM import of node:http reads every export for its namespace, and
-// its lazy `WebSocket` getters load Node's own undici (17 MB resident for nothing).
+// its lazy `WebSocket` getters load Node's own undici (13 MB more resident than a require).
 const require = createRequire(import.meta.url);
 const { Agent: HttpAgent, request: httpRequest } = require('node:http') as typeof Http;
 const { Agent: HttpsAgent, request: httpsRequest } = require('node:https') as typeof Https;
