@@ -177,7 +177,7 @@ describe('cordon, drain and retire nodes (embedded runtime, scripted agents)', (
     expect(await byName('stop-b')).toBeDefined();
   });
 
-  it('answers 404 for unknown nodes and 422 for bad input, changing nothing', async () => {
+  it('answers 404 for unknown nodes and 400 for bad input, changing nothing', async () => {
     const before = await nodes();
     for (const [method, path] of [
       ['POST', '/api/nodes/no-such-node/cordon'],
@@ -190,7 +190,7 @@ describe('cordon, drain and retire nodes (embedded runtime, scripted agents)', (
       expect(res.body.detail).toMatch(/no-such-node not found/);
     }
     const bad = await call(rt.url, 'DELETE', `/api/nodes/${before[0]!.id}?stop=maybe`);
-    expect(bad.status).toBe(422);
+    expect(bad.status).toBe(400);
     expect(Array.isArray(bad.body.detail)).toBe(true);
     expect(await nodes()).toEqual(
       before.map((n) => ({
@@ -210,7 +210,7 @@ describe('cordon, drain and retire nodes (embedded runtime, scripted agents)', (
     expect(Object.keys(doc.paths['/api/nodes/{node_id}/uncordon'])).toEqual(['post']);
     expect(Object.keys(doc.paths['/api/nodes/{node_id}/drain'])).toEqual(['post']);
     const del = doc.paths['/api/nodes/{node_id}'].delete;
-    expect(Object.keys(del.responses)).toEqual(expect.arrayContaining(['200', '404', '409', '422']));
+    expect(Object.keys(del.responses)).toEqual(expect.arrayContaining(['200', '400', '404', '409']));
     expect(del.parameters.map((p: { name: string }) => p.name)).toEqual(
       expect.arrayContaining(['node_id', 'stop']),
     );

@@ -56,8 +56,8 @@ describe('training runs on a drained node (embedded runtime, scripted agents)', 
     expect(res.body.not_moved).toEqual([]);
 
     // The old container is removed from the drained node; the next attempt starts on the other one.
-    await eventually(() => expect(first.containers.has(instanceId)).toBe(false));
-    await eventually(() => expect(startsOf(other, id)).toHaveLength(1), 15_000);
+    await eventually(async () => expect(first.containers.has(instanceId)).toBe(false));
+    await eventually(async () => expect(startsOf(other, id)).toHaveLength(1), 15_000);
     expect(startsOf(first, id)).toHaveLength(1);
     const job = (await api('GET', `/jobs/${id}`)).body;
     expect(job.retry_count).toBe(1);
