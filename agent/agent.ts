@@ -193,9 +193,7 @@ export async function runAgent(
     allowExec: config.allowExec === true,
   });
   if (config.allowExec) {
-    log.warn(
-      'remote command execution is enabled (--allow-exec): the control plane may run shell commands on this host',
-    );
+    log.warn('remote command execution is enabled (--allow-exec): the control plane may run shell commands on this host');
   }
   deps.onReady?.({ nodeId: registration.nodeId, engine: caps });
   await Promise.all([

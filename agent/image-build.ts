@@ -14,9 +14,7 @@ const LOG_TAIL_CHARS = 16 * 1024;
 export class BuildDisabledError extends Error {
   override name = BUILD_ERRORS.disabled;
   constructor() {
-    super(
-      'image builds are disabled on this node: start its agent with --build-root <dir> (or FLEET_BUILD_ROOT) to allow builds of folders under it',
-    );
+    super('image builds are disabled on this node: start its agent with --build-root <dir> (or FLEET_BUILD_ROOT) to allow builds of folders under it');
   }
 }
 
@@ -84,8 +82,7 @@ export async function buildAndPush(
     if (error instanceof ImageStreamError) log.push(...error.log);
     throw new BuildFailedError(`${(error as Error).message}\n${logTail(log.slice(-15))}`.trim());
   }
-  if (!command.push)
-    return { image: command.image, imageId, pushed: false, digest: null, logTail: logTail(log) };
+  if (!command.push) return { image: command.image, imageId, pushed: false, digest: null, logTail: logTail(log) };
   try {
     const pushed = await engine.pushImage(command.image, {
       insecure: command.insecureRegistry,
@@ -95,8 +92,6 @@ export async function buildAndPush(
     return { image: command.image, imageId, pushed: true, digest: pushed.digest, logTail: logTail(log) };
   } catch (error) {
     if (error instanceof ImageStreamError) log.push(...error.log);
-    throw new PushFailedError(
-      `${command.image} was built (${imageId}) but not pushed: ${(error as Error).message}`,
-    );
+    throw new PushFailedError(`${command.image} was built (${imageId}) but not pushed: ${(error as Error).message}`);
   }
 }

@@ -123,11 +123,7 @@ async function hostnameOf(
   }
 }
 
-export async function scanNetwork(
-  subnet: string,
-  ports: number[],
-  options: ScanOptions = {},
-): Promise<NetworkScanOutput> {
+export async function scanNetwork(subnet: string, ports: number[], options: ScanOptions = {}): Promise<NetworkScanOutput> {
   let cidr;
   try {
     cidr = parseCidr(subnet);
@@ -168,11 +164,5 @@ export async function scanNetwork(
     });
   });
   devices.sort((a, b) => ipv4ToNumber(a.ip)! - ipv4ToNumber(b.ip)!);
-  return {
-    subnet: cidr.cidr,
-    devices,
-    scanned: hosts.length,
-    startedAt,
-    finishedAt: new Date().toISOString(),
-  };
+  return { subnet: cidr.cidr, devices, scanned: hosts.length, startedAt, finishedAt: new Date().toISOString() };
 }
