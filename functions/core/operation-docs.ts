@@ -327,8 +327,52 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
           temperature: 61,
           disk: 22.9,
           last_seen: '2026-01-15T10:00:00Z',
+          cordoned: false,
+          draining: false,
         },
       ],
+    },
+  },
+  'POST /api/nodes/{node_id}/cordon': {
+    description:
+      'No new placements on the node (service copies, container starts, inference tasks and model servers, training runs); what runs there stays. The node is named by id or name. Operator role.',
+    params: { node_id: 'gpu-01' },
+  },
+  'POST /api/nodes/{node_id}/uncordon': {
+    description: 'The node takes new placements again; a drain in progress stops. Operator role.',
+    params: { node_id: 'gpu-01' },
+  },
+  'POST /api/nodes/{node_id}/drain': {
+    description:
+      'Cordons the node, then moves what runs there: service copies get a replacement elsewhere and are removed here once it is placed, inference tasks go back to the queue (cancelled here), training runs end their attempt here and retry elsewhere. Answers with `moved` and `not_moved` (with the reason); what could not move keeps moving on later reconciles while the node drains. Operator role.',
+    params: { node_id: 'gpu-01' },
+    response: {
+      node_id: 'gpu-01-5b1c7e0a',
+      name: 'gpu-01',
+      moved: [
+        {
+          kind: 'service',
+          id: '3f9a1c2b7d4e',
+          image: 'nginx:latest',
+          to_node: 'gpu-02-9d2e4f1a',
+          replacement: '8b2d6e0f1a3c',
+        },
+        { kind: 'task', id: 'task-7c1e9a2b', to_node: null, replacement: null },
+      ],
+      not_moved: [],
+    },
+  },
+  'DELETE /api/nodes/{node_id}': {
+    description:
+      'Retires the node: its work moves as by a drain, then its credential, command queue, records and open problems are removed. Its containers stay on the host unless `stop=true`, which removes them first and needs the node online (else 409). Operator role.',
+    params: { node_id: 'gpu-01' },
+    response: {
+      node_id: 'gpu-01-5b1c7e0a',
+      name: 'gpu-01',
+      moved: [],
+      not_moved: [],
+      stopped: [],
+      left_on_host: ['3f9a1c2b7d4e'],
     },
   },
   'GET /api/nodes/jetpack': {
