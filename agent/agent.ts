@@ -173,6 +173,12 @@ export async function runAgent(
     ...(config.buildRoot ? { buildRoot: config.buildRoot } : {}),
     allowExec: config.allowExec === true,
     stateDir: config.stateDir,
+    hostInstall: {
+      fetchCredential: (commandId) => client.installCredential(commandId, { signal }),
+      reportSteps: (commandId, steps) => client.installSteps(commandId, steps, { signal }),
+      controlPlaneUrl: config.url,
+      ...(config.installBundle ? { bundlePath: config.installBundle } : {}),
+    },
   });
   const heartbeat = new Heartbeat({
     send: (request, s) => client.heartbeat(request, { signal: s }),

@@ -11,6 +11,7 @@ import {
   type RegisterResponse,
 } from '../protocol/messages.js';
 import { type CommandResult } from '../protocol/commands.js';
+import { installCredential, type InstallCredential, type InstallStepReport } from '../protocol/install.js';
 import { retry, type BackoffOptions } from './backoff.js';
 import { errorFields, type Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';
@@ -222,6 +223,27 @@ export class ControlPlaneClient {
     await this.withRetry('commands.result', { attempts: 8, ...options }, (signal) =>
       this.send('commands.result', 'POST', `/agent/commands/${encodeURIComponent(commandId)}/result`, {
         body: result,
+        timeoutMs: this.timeouts.resultMs,
+        signal,
+      }),
+    );
+  }
+
+  /** host.install's login and join token, for that command only (never stored, never logged). */
+  async installCredential(commandId: string, options: CallOptions = {}): Promise<InstallCredential> {
+    const res = await this.withRetry('install.credential', { attempts: 3, ...options }, (signal) =>
+      this.send('install.credential', 'POST', `/agent/install/${encodeURIComponent(commandId)}/credential`, {
+        timeoutMs: this.timeouts.resultMs,
+        signal,
+      }),
+    );
+    return installCredential.parse(res);
+  }
+
+  async installSteps(commandId: string, steps: InstallStepReport[], options: CallOptions = {}): Promise<void> {
+    await this.withRetry('install.steps', { attempts: 2, ...options }, (signal) =>
+      this.send('install.steps', 'POST', `/agent/install/${encodeURIComponent(commandId)}/steps`, {
+        body: { steps },
         timeoutMs: this.timeouts.resultMs,
         signal,
       }),

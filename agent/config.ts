@@ -24,6 +24,8 @@ export interface AgentConfig {
   buildRoot?: string;
   /** Lets the control plane run shell commands on this host (host.exec, POST /api/ssh/exec-node). Off unless asked for. */
   allowExec?: boolean;
+  /** The agent bundle host.install copies to new hosts (FLEET_AGENT_BUNDLE); default: this agent's own bundle. */
+  installBundle?: string;
 }
 
 export const USAGE = `Usage: fleet-agent [options]
@@ -52,6 +54,8 @@ Options (flag > environment > config file > default):
 
 Environment only:
   FLEET_API_KEY          sent as the bearer credential on registration
+  FLEET_AGENT_BUNDLE     the agent bundle copied to hosts onboarded over SSH
+                         (default: this agent's own bundle, else dist/agent.mjs)
   DOCKER_HOST            container engine (unix:///path or tcp://host:port); default
                          /var/run/docker.sock, as the docker CLI does`;
 
@@ -214,5 +218,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
     values['allow-exec'] === true ||
     (execEnv !== undefined ? explicitFlag(execEnv, 'FLEET_ALLOW_EXEC') : file.allowExec === true);
   if (allowExec) config.allowExec = true;
+  const installBundle = str(env['FLEET_AGENT_BUNDLE']);
+  if (installBundle) config.installBundle = resolve(installBundle);
   return { kind: 'run', config };
 }

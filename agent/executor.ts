@@ -15,6 +15,7 @@ import { ensureStarted } from './engine/startup.js';
 import type { EngineDriver, ManagedContainer } from './engine/types.js';
 import { buildAndPush } from './image-build.js';
 import { runHostCommand } from './host-exec.js';
+import { installHost, type HostInstallDeps } from './host-install.js';
 import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
 import { auditDisk, pruneEngine } from './maintenance.js';
@@ -58,6 +59,8 @@ export interface ExecutorOptions {
   stateDir?: string;
   /** host.exec's cap per output stream (tests lower it). */
   maxExecOutputBytes?: number;
+  /** host.install's connection to the control plane and what it copies; unset: installs are refused. */
+  hostInstall?: Omit<HostInstallDeps, 'logger'>;
 }
 
 /** host.exec on an agent without --allow-exec; the control plane answers 403 with this message. */
@@ -319,6 +322,14 @@ export class CommandExecutor {
         ),
       });
     },
+
+    // One install per host at a time; a redelivery after a crash installs again, which replaces the first.
+    'host.install': (command, commandId) =>
+      this.mutex.run(`install:${command.host}:${command.port}`, () => {
+        const deps = this.options.hostInstall;
+        if (!deps) throw new Error('this agent is not set up to install other hosts');
+        return installHost(command, commandId, { ...deps, logger: this.log });
+      }),
   };
 
   private report(commandId: string, result: CommandResult): Promise<void> {

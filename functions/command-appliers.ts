@@ -1,5 +1,6 @@
 import type { AppContext } from './core/context.js';
 import type { CommandItem, CompletedCommand } from './fleet/commands.js';
+import { applyHostInstallResult } from './fleet/install-queue.js';
 import { applyNetworkScanResult } from './fleet/network.js';
 import { applyCommandResult } from './orchestrator/observation.js';
 import { COMMANDS, type CommandType } from '../protocol/commands.js';
@@ -20,6 +21,7 @@ export const COMMAND_APPLIERS: { [T in CommandType]?: Applier<T> } = {
   'container.update': applyCommandResult,
   'container.restart': applyCommandResult,
   'network.scan': applyNetworkScanResult,
+  'host.install': applyHostInstallResult,
 };
 
 /** Applies a reported result through its command's applier, if it has one. */

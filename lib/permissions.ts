@@ -51,6 +51,10 @@ export type Capability =
   | 'webhook-signing-key'
   /** Vault credentials: written and deleted, never read back by the control plane. */
   | 'vault'
+  /** The inline logins of swarm join-remote jobs (`install/<jobId>`): written, and deleted when the job ends. */
+  | 'install-secret'
+  /** An installing agent's login (vault or inline) for the install it runs; inline ones deleted when the job ends. */
+  | 'install-login'
   /** The AI assistant's model (Bedrock Converse). */
   | 'assistant'
   /** X-Ray active tracing: Lambda's X-Ray daemon sends the function's segments with the role's credentials. */
@@ -66,11 +70,21 @@ export type FunctionName = RouteGroup | 'events' | 'websocket';
 const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
   // Registration creates the node's queue; the HTTP long poll reads it; task files are parked in the
   // bucket. (Its sts:AssumeRole of the agent role is granted with that role: lib/agent-identity.ts.)
-  agent: ['store', 'api-key', 'emit', 'command-nodes', 'register-nodes', 'poll-nodes', 'write-artifacts'],
+  // It also hands an installing agent the login of its install (host.install), and ends the job.
+  agent: [
+    'store',
+    'api-key',
+    'emit',
+    'command-nodes',
+    'register-nodes',
+    'poll-nodes',
+    'write-artifacts',
+    'install-login',
+  ],
   // /api/system/* probes the table only.
   orchestrator: ['store', 'api-key', 'emit', 'command-nodes', 'table-status'],
   // Vault, the assistant and image builds (registry credentials) live here only.
-  fleet: ['store', 'api-key', 'emit', 'command-nodes', 'vault', 'assistant', 'registry-auth'],
+  fleet: ['store', 'api-key', 'emit', 'command-nodes', 'vault', 'install-secret', 'assistant', 'registry-auth'],
   cluster: [
     'store',
     'api-key',
@@ -276,6 +290,25 @@ export function grantCapabilities(
           ['ssm:PutParameter', 'ssm:DeleteParameter'],
           [parameter(secretName('*'))],
           `Vault credentials are SecureString parameters named by ids made at runtime; limited to ${settings.ssmPrefix}${secretName('*')}.`,
+        );
+        break;
+      case 'install-secret':
+        allow(
+          ['ssm:PutParameter', 'ssm:DeleteParameter'],
+          [parameter('install/*')],
+          `Inline install logins are SecureString parameters named by job ids made at runtime; limited to ${settings.ssmPrefix}install/*.`,
+        );
+        break;
+      case 'install-login':
+        allow(
+          ['ssm:GetParameter'],
+          [parameter(secretName('*')), parameter('install/*')],
+          'An installing agent gets the login of the install it runs; the credential is named by the job, made at runtime.',
+        );
+        allow(
+          ['ssm:DeleteParameter'],
+          [parameter('install/*')],
+          `Inline install logins are deleted when their job ends; limited to ${settings.ssmPrefix}install/*.`,
         );
         break;
       case 'assistant':

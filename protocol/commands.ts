@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { containerStartOutput, diskAuditOutput, enginePruneOutput, hostExecOutput } from './agent-api.js';
 import { imageBuildOutput } from './build.js';
+import { hostInstallOutput, INSTALL_NAME } from './install.js';
 import { NETWORK_SCAN, networkScanOutput } from './network.js';
 
 /**
@@ -183,6 +184,29 @@ export const COMMANDS = {
         .default(HOST_EXEC.defaultTimeoutSeconds),
     },
     hostExecOutput,
+  ),
+  /**
+   * Installs the agent on another host over SSH (the Install Queue). The login and the join
+   * token are fetched by the agent for this command id (POST /agent/install/{id}/credential),
+   * never carried here. `hostKey`: the key stored for the host (trust on first use); absent, the
+   * one presented is accepted and reported.
+   */
+  'host.install': declare(
+    'host.install',
+    {
+      jobId: z.string().min(1).max(64),
+      host: z.string().min(1).max(253),
+      port: z.number().int().min(1).max(65535).default(22),
+      cluster: z.string().max(128).optional(),
+      /** The new node's name; default: the host's own hostname. */
+      nodeName: z.string().regex(INSTALL_NAME).optional(),
+      hostKey: z.string().max(16 * 1024).optional(),
+      /** The control plane as the host must reach it; default: the URL this agent uses. */
+      controlPlaneUrl: z.string().url().optional(),
+      /** How long to wait for the new agent to register. */
+      joinTimeoutSeconds: z.number().int().min(5).max(900).default(120),
+    },
+    hostInstallOutput,
   ),
 } as const;
 

@@ -165,6 +165,16 @@ export const configSchema = z.object({
   // Network API (functions/fleet/network.ts): LAN scans run by a node's agent.
   /** GET /api/network/scan?refresh=false answers the stored scan of the subnet while it is younger than this. */
   NETWORK_SCAN_CACHE_SECONDS: z.coerce.number().int().min(0).default(600),
+
+  // Install Queue (functions/fleet/install-queue.ts): hosts onboarded over SSH by a node's agent.
+  /** Installs one node's agent runs at once; further jobs for it wait `queued`. */
+  INSTALL_CONCURRENCY_PER_NODE: z.coerce.number().int().min(1).max(32).default(2),
+  /** How long the installing agent waits for the new agent to register. */
+  INSTALL_JOIN_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(900).default(120),
+  /** The vault credential (id or name) POST /api/network/auto-join-all uses when the request names none. */
+  AUTO_JOIN_CREDENTIAL: z.string().min(1).optional(),
+  /** The control plane URL new hosts are given; default: the URL the installing agent uses. */
+  INSTALL_CONTROL_PLANE_URL: z.string().url().optional(),
 });
 
 /** Webhook receivers named by address (or `localhost`) are checked at start; names are resolved at delivery. */

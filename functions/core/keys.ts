@@ -217,3 +217,13 @@ export const observabilityKeys = {
   placements: 'PLACEMENTS',
   novitaCache: 'NOVITACACHE',
 } as const;
+
+/** The Install Queue (appended): one item per job, listed on gsi1 by creation; host keys trusted on first use. */
+export const installKeys = {
+  job: (jobId: string) => ({ pk: `INSTALLJOB#${jobId}`, sk: 'META' }),
+  /** gsi1: every job by creation (the queue's order). */
+  jobsIndex: (createdAt: string, jobId: string) => ({ gsi1pk: 'INSTALLJOBS', gsi1sk: `${createdAt}#${jobId}` }),
+  jobsPk: 'INSTALLJOBS',
+  /** The SSH host key first seen at `host:port`; a different one is refused until this is deleted. */
+  hostKey: (host: string, port: number) => ({ pk: `HOSTKEY#${host.toLowerCase()}:${port}`, sk: 'META' }),
+} as const;

@@ -47,7 +47,7 @@ const device = z.object({
   ports: z.array(z.number().int()),
 });
 
-/** The Network API's scans (join and auto-join need SSH installation and are not served). */
+/** The Network API's scans (join and auto-join: functions/fleet/install-routes.ts). */
 export function networkRoutes(): AnyRoute[] {
   return [
     route({

@@ -101,7 +101,7 @@ export async function saveCredential(
   }
 }
 
-async function findById(ctx: AppContext, credId: string): Promise<CredentialItem | undefined> {
+export async function findCredentialById(ctx: AppContext, credId: string): Promise<CredentialItem | undefined> {
   const page = await ctx.store.query<CredentialItem>(fleetClusterKeys.credentialsPk, {
     index: 'gsi1',
     between: [credId, credId],
@@ -112,7 +112,7 @@ async function findById(ctx: AppContext, credId: string): Promise<CredentialItem
 
 /** The secret first, then the item: a crash between leaves a listed credential a retry deletes. */
 export async function deleteCredential(ctx: AppContext, credId: string): Promise<CredentialItem> {
-  const found = await findById(ctx, credId);
+  const found = await findCredentialById(ctx, credId);
   if (!found) throw new NotFoundError(`Credential ${credId} not found`);
   await ctx.secrets.delete(secretName(found.credId));
   await ctx.store.delete(found.pk, found.sk, { equals: { credId } }).catch((error: unknown) => {

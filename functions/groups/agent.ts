@@ -1,6 +1,7 @@
 import { defineRouteGroup } from '../core/route-group.js';
 import { agentRoutes } from '../fleet/agent-routes.js';
+import { installAgentRoutes } from '../fleet/install-routes.js';
 
-/** What node agents call: registration, heartbeats, command polls and results, events. */
-export const group = defineRouteGroup('agent', agentRoutes());
+/** What node agents call: registration, heartbeats, command polls and results, events, host installs' logins and steps. */
+export const group = defineRouteGroup('agent', [...agentRoutes(), ...installAgentRoutes()]);
 export const handler = group.handler;

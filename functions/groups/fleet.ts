@@ -6,13 +6,14 @@ import { fleetClusterRoutes } from '../fleet/clusters.js';
 import { maintenanceRoutes } from '../fleet/maintenance-routes.js';
 import { networkRoutes } from '../fleet/network-routes.js';
 import { fleetNodeRoutes } from '../fleet/node-routes.js';
+import { installRoutes } from '../fleet/install-routes.js';
 import { sshRoutes } from '../fleet/ssh.js';
 import { swarmRoutes } from '../fleet/swarm.js';
 import { vaultRoutes } from '../fleet/vault.js';
 
 /**
  * The Fleet Commander API: nodes, clusters, swarm services, vault, AI assistant, builds, network
- * scans, maintenance and SSH; API keys and the audit log.
+ * scans, the install queue (onboarding over SSH), maintenance and SSH; API keys and the audit log.
  */
 export const group = defineRouteGroup('fleet', [
   ...fleetNodeRoutes(),
@@ -22,6 +23,7 @@ export const group = defineRouteGroup('fleet', [
   ...aiRoutes(),
   ...buildRoutes(),
   ...networkRoutes(),
+  ...installRoutes(),
   ...maintenanceRoutes(),
   ...sshRoutes(),
   ...accessRoutes(),
