@@ -262,6 +262,8 @@ export interface Delivery {
   env: Record<string, string>;
   bundlePath: string;
   nodeBinary: string;
+  /** This agent's pid: on its own host it must not stop itself. */
+  selfPid: number;
 }
 
 /**
@@ -309,6 +311,7 @@ set -e
 cd ${shQuote(dir)}
 if [ -f agent.pid ]; then
   old=$(cat agent.pid)
+  if [ "$old" = "${d.selfPid}" ]; then echo "this host is the installing node itself: its agent would replace itself" >&2; exit 3; fi
   if kill -0 "$old" 2>/dev/null; then
     kill "$old"; i=0
     while kill -0 "$old" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
@@ -416,7 +419,7 @@ export async function installHost(command: Command, commandId: string, deps: Hos
       DOCKER_HOST: checked.dockerHost,
       ...(command.cluster ? { FLEET_CLUSTER: command.cluster } : {}),
     };
-    const started = await deliverAgent(conn, { home: checked.home, nodeName, env, bundlePath, nodeBinary }, async (n, s, d) => {
+    const started = await deliverAgent(conn, { home: checked.home, nodeName, env, bundlePath, nodeBinary, selfPid: process.pid }, async (n, s, d) => {
       current = n;
       await step(n, s, d);
     });

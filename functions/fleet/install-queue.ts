@@ -93,8 +93,27 @@ async function requireJob(ctx: AppContext, jobId: string): Promise<InstallJobIte
   return job;
 }
 
+/** Every job, oldest first; a running one whose node went offline or that outlived its time is ended `failed` first. */
 export async function listJobs(ctx: AppContext): Promise<InstallJobItem[]> {
-  return queryAll<InstallJobItem>(ctx.store, installKeys.jobsPk, { index: 'gsi1' });
+  const jobs = await queryAll<InstallJobItem>(ctx.store, installKeys.jobsPk, { index: 'gsi1' });
+  const out: InstallJobItem[] = [];
+  for (const job of jobs) out.push(ACTIVE.includes(job.state) ? ((await reapIfLost(ctx, job)) ?? job) : job);
+  return out;
+}
+
+/** A running job whose result can no longer come: its node is offline, or it ran past the join timeout plus 10 minutes. */
+async function reapIfLost(ctx: AppContext, job: InstallJobItem): Promise<InstallJobItem | undefined> {
+  const node = job.nodeId ? await getNode(ctx, job.nodeId) : undefined;
+  const limitMs = (ctx.config.INSTALL_JOIN_TIMEOUT_SECONDS + 600) * 1000;
+  const error =
+    !node || !isOnline(node, ctx)
+      ? `node ${node?.nodeName ?? job.nodeId} went offline during the install`
+      : ctx.now() - Date.parse(job.startedAt ?? job.createdAt) > limitMs
+        ? `no result from node ${node.nodeName} within ${limitMs / 1000} s`
+        : undefined;
+  if (!error) return undefined;
+  await finish(ctx, job, { state: 'failed', step: job.step ?? 'connect', error });
+  return getJob(ctx, job.jobId);
 }
 
 /** A vault credential by id, or by name. */
@@ -109,14 +128,21 @@ export async function resolveCredential(ctx: AppContext, ref: string): Promise<C
 
 /** The node asked for (online); else the first online node with an address in the host's /24; else the first online. */
 async function installerNode(ctx: AppContext, host: string, ref: string | undefined): Promise<NodeItem> {
+  // Never the host itself: its agent would replace itself half-way through.
+  const jobs = await queryAll<InstallJobItem>(ctx.store, installKeys.jobsPk, { index: 'gsi1' });
+  const isTarget = (n: NodeItem) =>
+    (n.addresses ?? []).includes(host) || jobs.some((j) => j.host === host && j.joinedNodeId === n.nodeId);
   if (ref !== undefined) {
     const node = await resolveNode(ctx, ref);
     if (!node) throw new NotFoundError(`Node ${ref} not found`);
     if (!isOnline(node, ctx)) throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot install`, 'NODE_OFFLINE');
+    if (isTarget(node)) throw new ConflictError(`Node ${node.nodeName} is ${host} itself: another node must install it`, 'NODE_IS_TARGET');
     return node;
   }
   const now = ctx.now();
-  const online = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now)).sort((a, b) => a.nodeName.localeCompare(b.nodeName));
+  const online = (await listNodes(ctx))
+    .filter((n) => isOnline(n, ctx, now) && !isTarget(n))
+    .sort((a, b) => a.nodeName.localeCompare(b.nodeName));
   let subnet;
   try {
     subnet = parseCidr(`${host}/24`);
