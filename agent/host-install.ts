@@ -58,7 +58,10 @@ const nodeArch: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
 /** `ssh-ed25519 AAAA...` from the raw key blob the server presented. */
 export function openSshKey(blob: Buffer): string {
   const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
-  const type = len > 0 && len < 64 && blob.length >= 4 + len ? blob.subarray(4, 4 + len).toString('ascii') : 'ssh-unknown';
+  const type =
+    len > 0 && len < 64 && blob.length >= 4 + len
+      ? blob.subarray(4, 4 + len).toString('ascii')
+      : 'ssh-unknown';
   return `${type} ${blob.toString('base64')}`;
 }
 
@@ -122,7 +125,9 @@ const sftpOf = (conn: Client) =>
   new Promise<SFTPWrapper>((res, rej) => conn.sftp((err, s) => (err ? rej(err) : res(s))));
 
 const fastPut = (sftp: SFTPWrapper, local: string, remote: string) =>
-  new Promise<void>((res, rej) => sftp.fastPut(local, remote, { mode: 0o755 }, (err) => (err ? rej(err) : res())));
+  new Promise<void>((res, rej) =>
+    sftp.fastPut(local, remote, { mode: 0o755 }, (err) => (err ? rej(err) : res())),
+  );
 
 const writeRemote = (sftp: SFTPWrapper, remote: string, data: string, mode: number) =>
   new Promise<void>((res, rej) => sftp.writeFile(remote, data, { mode }, (err) => (err ? rej(err) : res())));
@@ -131,10 +136,16 @@ const rename = (sftp: SFTPWrapper, from: string, to: string) =>
   new Promise<void>((res, rej) => sftp.ext_openssh_rename(from, to, (err) => (err ? rej(err) : res())));
 
 const readRemote = (sftp: SFTPWrapper, remote: string) =>
-  new Promise<string | null>((res) => sftp.readFile(remote, (err, data) => res(err ? null : data.toString('utf8'))));
+  new Promise<string | null>((res) =>
+    sftp.readFile(remote, (err, data) => res(err ? null : data.toString('utf8'))),
+  );
 
 /** Reasons a person can act on, for the errors a connection and login give. */
-function connectReason(error: Error & { level?: string; code?: string }, target: string, user: string): string {
+function connectReason(
+  error: Error & { level?: string; code?: string },
+  target: string,
+  user: string,
+): string {
   if (error.level === 'client-authentication')
     return `authentication failed for user ${user} on ${target}: wrong username or password`;
   if (error.level === 'client-timeout') return `timed out connecting to ${target}`;
@@ -154,7 +165,11 @@ function connectReason(error: Error & { level?: string; code?: string }, target:
 }
 
 /** Opens the session, refusing a host key other than the stored one. */
-function connect(command: Command, cred: InstallCredential, timeoutMs: number): Promise<{ conn: Client; hostKey: string }> {
+function connect(
+  command: Command,
+  cred: InstallCredential,
+  timeoutMs: number,
+): Promise<{ conn: Client; hostKey: string }> {
   const target = `${command.host}:${command.port}`;
   return new Promise((res, rej) => {
     const conn = new Client();
@@ -216,7 +231,11 @@ interface Checked {
 async function checkHost(conn: Client): Promise<Checked> {
   // A login shell: DOCKER_HOST and PATH as the user set them in their profile.
   const out = await exec(conn, 'sh -l -s', CHECK_SCRIPT);
-  if (out.code !== 0) throw new InstallStepError('check', `the host check script failed (exit ${out.code}): ${out.stderr.slice(-500)}`);
+  if (out.code !== 0)
+    throw new InstallStepError(
+      'check',
+      `the host check script failed (exit ${out.code}): ${out.stderr.slice(-500)}`,
+    );
   const kv = new Map<string, string>();
   const denied: string[] = [];
   for (const line of out.stdout.split('\n')) {
@@ -235,7 +254,8 @@ async function checkHost(conn: Client): Promise<Checked> {
     engine: socket ? `${/podman/.test(socket) ? 'podman' : 'docker'} at ${socket}` : null,
     sudo: kv.get('sudo') ?? 'absent',
   });
-  if (kv.get('kernel') !== 'Linux') throw new InstallStepError('check', `the host runs ${facts.os}: the agent runs on Linux only`);
+  if (kv.get('kernel') !== 'Linux')
+    throw new InstallStepError('check', `the host runs ${facts.os}: the agent runs on Linux only`);
   const want = nodeArch[process.arch] ?? process.arch;
   if (facts.arch !== want)
     throw new InstallStepError(
@@ -250,7 +270,8 @@ async function checkHost(conn: Client): Promise<Checked> {
         : 'no Docker or Podman engine found (DOCKER_HOST, /var/run/docker.sock, the Podman sockets): install one first',
     );
   const home = kv.get('home') ?? '';
-  if (!home.startsWith('/')) throw new InstallStepError('check', 'the login has no home folder to install into');
+  if (!home.startsWith('/'))
+    throw new InstallStepError('check', 'the login has no home folder to install into');
   return { facts, home, dockerHost: socket };
 }
 
@@ -279,12 +300,16 @@ export async function deliverAgent(
   const dir = `${d.home}/${REMOTE_DIR}`;
   await step('upload', 'running');
   try {
-    const mk = await exec(conn, `mkdir -p ${shQuote(`${dir}/bin`)} && chmod 700 ${shQuote(dir)} && (sha256sum ${shQuote(`${dir}/bin/node`)} 2>/dev/null || true)`);
+    const mk = await exec(
+      conn,
+      `mkdir -p ${shQuote(`${dir}/bin`)} && chmod 700 ${shQuote(dir)} && (sha256sum ${shQuote(`${dir}/bin/node`)} 2>/dev/null || true)`,
+    );
     if (mk.code !== 0) throw new Error(`could not create ${dir}: ${mk.stderr.trim()}`);
     const sftp = await sftpOf(conn);
     try {
       const localSum = await sha256File(d.nodeBinary);
-      const runtime = mk.stdout.split(/\s/)[0] === localSum ? 'Node runtime already there' : 'Node runtime copied';
+      const runtime =
+        mk.stdout.split(/\s/)[0] === localSum ? 'Node runtime already there' : 'Node runtime copied';
       if (runtime === 'Node runtime copied') {
         await fastPut(sftp, d.nodeBinary, `${dir}/bin/node.tmp`);
         await rename(sftp, `${dir}/bin/node.tmp`, `${dir}/bin/node`);
@@ -327,7 +352,10 @@ echo "pid=$!"
   const started = /started=(\d+)/.exec(out.stdout);
   const pid = /pid=(\d+)/.exec(out.stdout);
   if (out.code !== 0 || !started || !pid)
-    throw new InstallStepError('start', `could not start the agent (exit ${out.code}): ${out.stderr.trim().slice(-500)}`);
+    throw new InstallStepError(
+      'start',
+      `could not start the agent (exit ${out.code}): ${out.stderr.trim().slice(-500)}`,
+    );
   await step('start', 'ok', `agent started (pid ${pid[1]}), log ${dir}/agent.log`);
   return { startedAt: Number(started[1]), pid: Number(pid[1]) };
 }
@@ -350,7 +378,8 @@ async function awaitRegistration(
         try {
           const r = JSON.parse(text) as { nodeId?: unknown; nodeName?: unknown; registeredAt?: unknown };
           const at = Date.parse(String(r.registeredAt)) / 1000;
-          if (typeof r.nodeId === 'string' && r.nodeName === nodeName && at >= started.startedAt - 1) return r.nodeId;
+          if (typeof r.nodeId === 'string' && r.nodeName === nodeName && at >= started.startedAt - 1)
+            return r.nodeId;
         } catch {
           // Being written: read again.
         }
@@ -358,8 +387,13 @@ async function awaitRegistration(
       const alive = await exec(conn, `kill -0 ${started.pid} 2>/dev/null && echo alive || echo gone`);
       if (!alive.stdout.includes('alive') || Date.now() > deadline) {
         const tail = await exec(conn, `tail -n 5 ${shQuote(`${dir}/agent.log`)} 2>/dev/null`);
-        const why = alive.stdout.includes('alive') ? `not registered within ${Math.round(timeoutMs / 1000)} s` : 'the agent exited';
-        throw new InstallStepError('register', `${why}; last log lines: ${tail.stdout.trim().slice(-1200) || '(none)'}`);
+        const why = alive.stdout.includes('alive')
+          ? `not registered within ${Math.round(timeoutMs / 1000)} s`
+          : 'the agent exited';
+        throw new InstallStepError(
+          'register',
+          `${why}; last log lines: ${tail.stdout.trim().slice(-1200) || '(none)'}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -370,7 +404,11 @@ async function awaitRegistration(
 
 // ------------------------------------------------------------------ the command
 
-export async function installHost(command: Command, commandId: string, deps: HostInstallDeps): Promise<HostInstallOutput> {
+export async function installHost(
+  command: Command,
+  commandId: string,
+  deps: HostInstallDeps,
+): Promise<HostInstallOutput> {
   const log = deps.logger.child({ component: 'host-install', commandId, host: command.host });
   const steps: InstallStepReport[] = [];
   const step = async (name: InstallStep, status: InstallStepReport['status'], detail = '') => {
@@ -379,13 +417,17 @@ export async function installHost(command: Command, commandId: string, deps: Hos
     if (i >= 0) steps[i] = report;
     else steps.push(report);
     log.info('install step', { step: name, status });
-    await deps.reportSteps(commandId, [...steps]).catch((error: unknown) => log.warn('step report failed', { error }));
+    await deps
+      .reportSteps(commandId, [...steps])
+      .catch((error: unknown) => log.warn('step report failed', { error }));
   };
 
   const bundlePath = deps.bundlePath ?? defaultBundlePath();
   const nodeBinary = deps.nodeBinary ?? process.execPath;
   if (!existsSync(bundlePath))
-    throw new Error(`no agent bundle at ${bundlePath} to install: build it (npm run build:agent) or set FLEET_AGENT_BUNDLE`);
+    throw new Error(
+      `no agent bundle at ${bundlePath} to install: build it (npm run build:agent) or set FLEET_AGENT_BUNDLE`,
+    );
 
   // Fetched for this command only; kept in this scope, never logged or reported.
   const cred = await deps.fetchCredential(commandId);
@@ -396,14 +438,22 @@ export async function installHost(command: Command, commandId: string, deps: Hos
   try {
     await step('connect', 'running', `${cred.username}@${command.host}:${command.port}`);
     ({ conn, hostKey } = await connect(command, cred, deps.connectTimeoutMs ?? 20_000));
-    await step('connect', 'ok', `${command.hostKey ? 'host key matches the stored one' : 'host key trusted on first use'}: ${fingerprint(hostKey)}`);
+    await step(
+      'connect',
+      'ok',
+      `${command.hostKey ? 'host key matches the stored one' : 'host key trusted on first use'}: ${fingerprint(hostKey)}`,
+    );
 
     current = 'check';
     await step('check', 'running');
     const checked = await checkHost(conn);
     facts = checked.facts;
     const nodeName = command.nodeName ?? checked.facts.hostname.split('.')[0]!;
-    if (!INSTALL_NAME.test(nodeName)) throw new InstallStepError('check', `the host's name "${nodeName}" is not a usable node name: give one`);
+    if (!INSTALL_NAME.test(nodeName))
+      throw new InstallStepError(
+        'check',
+        `the host's name "${nodeName}" is not a usable node name: give one`,
+      );
     await step(
       'check',
       'ok',
@@ -419,14 +469,24 @@ export async function installHost(command: Command, commandId: string, deps: Hos
       DOCKER_HOST: checked.dockerHost,
       ...(command.cluster ? { FLEET_CLUSTER: command.cluster } : {}),
     };
-    const started = await deliverAgent(conn, { home: checked.home, nodeName, env, bundlePath, nodeBinary, selfPid: process.pid }, async (n, s, d) => {
-      current = n;
-      await step(n, s, d);
-    });
+    const started = await deliverAgent(
+      conn,
+      { home: checked.home, nodeName, env, bundlePath, nodeBinary, selfPid: process.pid },
+      async (n, s, d) => {
+        current = n;
+        await step(n, s, d);
+      },
+    );
 
     current = 'register';
     await step('register', 'running');
-    const nodeId = await awaitRegistration(conn, checked.home, nodeName, started, command.joinTimeoutSeconds * 1000);
+    const nodeId = await awaitRegistration(
+      conn,
+      checked.home,
+      nodeName,
+      started,
+      command.joinTimeoutSeconds * 1000,
+    );
     await step('register', 'ok', `registered as node ${nodeName} (${nodeId})`);
     return { outcome: 'joined', steps, facts, hostKey, nodeId, nodeName };
   } catch (error) {

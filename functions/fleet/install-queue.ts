@@ -5,7 +5,13 @@ import { reply, type Reply } from '../core/http.js';
 import { installKeys, networkKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { cidrContains, parseCidr } from '../../protocol/network.js';
-import { hostInstallOutput, type HostFacts, type InstallCredential, type InstallStep, type InstallStepReport } from '../../protocol/install.js';
+import {
+  hostInstallOutput,
+  type HostFacts,
+  type InstallCredential,
+  type InstallStep,
+  type InstallStepReport,
+} from '../../protocol/install.js';
 import { dispatchCommand, getCommand, type CommandItem } from './commands.js';
 import { issueJoinToken } from './join-tokens.js';
 import { getNode, isOnline, listNodes, resolveNode, type NodeItem } from './nodes.js';
@@ -135,8 +141,13 @@ async function installerNode(ctx: AppContext, host: string, ref: string | undefi
   if (ref !== undefined) {
     const node = await resolveNode(ctx, ref);
     if (!node) throw new NotFoundError(`Node ${ref} not found`);
-    if (!isOnline(node, ctx)) throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot install`, 'NODE_OFFLINE');
-    if (isTarget(node)) throw new ConflictError(`Node ${node.nodeName} is ${host} itself: another node must install it`, 'NODE_IS_TARGET');
+    if (!isOnline(node, ctx))
+      throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot install`, 'NODE_OFFLINE');
+    if (isTarget(node))
+      throw new ConflictError(
+        `Node ${node.nodeName} is ${host} itself: another node must install it`,
+        'NODE_IS_TARGET',
+      );
     return node;
   }
   const now = ctx.now();
@@ -149,8 +160,10 @@ async function installerNode(ctx: AppContext, host: string, ref: string | undefi
   } catch {
     subnet = undefined; // a name: no subnet to prefer
   }
-  const node = (subnet && online.find((n) => (n.addresses ?? []).some((a) => cidrContains(subnet, a)))) ?? online[0];
-  if (!node) throw new ConflictError('No node is online to install from: start an agent on that network', 'NO_NODE');
+  const node =
+    (subnet && online.find((n) => (n.addresses ?? []).some((a) => cidrContains(subnet, a)))) ?? online[0];
+  if (!node)
+    throw new ConflictError('No node is online to install from: start an agent on that network', 'NO_NODE');
   return node;
 }
 
@@ -167,12 +180,17 @@ export interface QueueInput {
 
 /** Queues one install and starts it when its node has room. */
 export async function queueInstall(ctx: AppContext, input: QueueInput): Promise<InstallJobItem> {
-  const credential = input.credentialId !== undefined ? await resolveCredential(ctx, input.credentialId) : undefined;
+  const credential =
+    input.credentialId !== undefined ? await resolveCredential(ctx, input.credentialId) : undefined;
   if (!credential && !input.inline) throw new HttpError(400, 'credential_id is required');
   const busy = (await listJobs(ctx)).find(
     (j) => j.host === input.host && j.port === input.port && !FINISHED.includes(j.state),
   );
-  if (busy) throw new ConflictError(`${input.host} already has an install in progress (job ${busy.jobId})`, 'INSTALL_IN_PROGRESS');
+  if (busy)
+    throw new ConflictError(
+      `${input.host} already has an install in progress (job ${busy.jobId})`,
+      'INSTALL_IN_PROGRESS',
+    );
   const node = await installerNode(ctx, input.host, input.nodeRef);
   const jobId = randomUUID();
   const now = ctx.now();
@@ -218,7 +236,11 @@ async function startJob(ctx: AppContext, job: InstallJobItem): Promise<boolean> 
     await ctx.store.update(
       job.pk,
       job.sk,
-      { set: { state: 'connecting', commandId, startedAt: now, updatedAt: now, steps: [] }, add: { attempts: 1 }, remove: ['error', 'step', 'finishedAt'] },
+      {
+        set: { state: 'connecting', commandId, startedAt: now, updatedAt: now, steps: [] },
+        add: { attempts: 1 },
+        remove: ['error', 'step', 'finishedAt'],
+      },
       { equals: { state: 'queued', version: job.version } },
     );
   } catch (error) {
@@ -239,13 +261,19 @@ async function startJob(ctx: AppContext, job: InstallJobItem): Promise<boolean> 
         ...(job.cluster ? { cluster: job.cluster } : {}),
         ...(job.nodeName ? { nodeName: job.nodeName } : {}),
         ...(known ? { hostKey: known.key } : {}),
-        ...(ctx.config.INSTALL_CONTROL_PLANE_URL ? { controlPlaneUrl: ctx.config.INSTALL_CONTROL_PLANE_URL } : {}),
+        ...(ctx.config.INSTALL_CONTROL_PLANE_URL
+          ? { controlPlaneUrl: ctx.config.INSTALL_CONTROL_PLANE_URL }
+          : {}),
         joinTimeoutSeconds: ctx.config.INSTALL_JOIN_TIMEOUT_SECONDS,
       },
       { commandId },
     );
   } catch (error) {
-    await finish(ctx, { ...job, commandId }, { state: 'failed', step: 'connect', error: `could not send the install to node ${job.nodeId}` });
+    await finish(
+      ctx,
+      { ...job, commandId },
+      { state: 'failed', step: 'connect', error: `could not send the install to node ${job.nodeId}` },
+    );
     throw error;
   }
   return true;
@@ -290,26 +318,40 @@ export async function applyHostInstallResult(ctx: AppContext, command: CommandIt
   const job = await getJob(ctx, command.command.jobId);
   if (!job || job.commandId !== command.commandId || !ACTIVE.includes(job.state)) return;
   if (command.status === 'failed') {
-    await finish(ctx, job, { state: 'failed', step: job.step ?? 'connect', error: command.error ?? 'the agent could not run the install' });
+    await finish(ctx, job, {
+      state: 'failed',
+      step: job.step ?? 'connect',
+      error: command.error ?? 'the agent could not run the install',
+    });
     return;
   }
   const out = hostInstallOutput.safeParse(command.output ?? {});
   if (!out.success) {
-    await finish(ctx, job, { state: 'failed', step: 'register', error: 'the agent answered an unreadable install result' });
+    await finish(ctx, job, {
+      state: 'failed',
+      step: 'register',
+      error: 'the agent answered an unreadable install result',
+    });
     return;
   }
   const o = out.data;
   if (o.hostKey) {
     const hk = installKeys.hostKey(job.host, job.port);
     await ctx.store
-      .put({ ...hk, host: job.host, port: job.port, key: o.hostKey, firstSeen: iso(ctx.now()) }, { notExists: true })
+      .put(
+        { ...hk, host: job.host, port: job.port, key: o.hostKey, firstSeen: iso(ctx.now()) },
+        { notExists: true },
+      )
       .catch((error: unknown) => {
         if (!(error instanceof ConditionFailedError)) throw error; // trusted already: never replaced here
       });
   }
   const set = { steps: o.steps, ...(o.facts ? { facts: o.facts } : {}) };
   if (o.outcome === 'joined' && o.nodeId && (await getNode(ctx, o.nodeId))) {
-    await finish(ctx, job, { state: 'joined', set: { ...set, joinedNodeId: o.nodeId, joinedNodeName: o.nodeName } });
+    await finish(ctx, job, {
+      state: 'joined',
+      set: { ...set, joinedNodeId: o.nodeId, joinedNodeName: o.nodeName },
+    });
   } else {
     await finish(ctx, job, {
       state: 'failed',
@@ -323,7 +365,12 @@ export async function applyHostInstallResult(ctx: AppContext, command: CommandIt
 /** The running host.install command `commandId` of this node, and its job; 404 for anything else. */
 async function runningInstall(ctx: AppContext, node: NodeItem, commandId: string) {
   const command = await getCommand(ctx, commandId);
-  if (!command || command.nodeId !== node.nodeId || command.command.type !== 'host.install' || command.status !== 'pending')
+  if (
+    !command ||
+    command.nodeId !== node.nodeId ||
+    command.command.type !== 'host.install' ||
+    command.status !== 'pending'
+  )
     throw new NotFoundError(`No install ${commandId} is running on this node`);
   const job = await getJob(ctx, command.command.jobId);
   if (!job || job.commandId !== commandId || !ACTIVE.includes(job.state))
@@ -332,7 +379,11 @@ async function runningInstall(ctx: AppContext, node: NodeItem, commandId: string
 }
 
 /** POST /agent/install/{commandId}/credential: the login and a one-use join token, for the node running that install only. */
-export async function installCredentialFor(ctx: AppContext, node: NodeItem, commandId: string): Promise<InstallCredential> {
+export async function installCredentialFor(
+  ctx: AppContext,
+  node: NodeItem,
+  commandId: string,
+): Promise<InstallCredential> {
   const job = await runningInstall(ctx, node, commandId);
   let username: string;
   let password: string | undefined;
@@ -354,7 +405,12 @@ export async function installCredentialFor(ctx: AppContext, node: NodeItem, comm
 }
 
 /** POST /agent/install/{commandId}/steps: progress; `installing` once the host answered. */
-export async function recordInstallSteps(ctx: AppContext, node: NodeItem, commandId: string, steps: InstallStepReport[]): Promise<void> {
+export async function recordInstallSteps(
+  ctx: AppContext,
+  node: NodeItem,
+  commandId: string,
+  steps: InstallStepReport[],
+): Promise<void> {
   const job = await runningInstall(ctx, node, commandId);
   const connected = steps.some((s) => s.name === 'connect' && s.status === 'ok');
   const last = steps.at(-1);
@@ -380,7 +436,11 @@ export async function recordInstallSteps(ctx: AppContext, node: NodeItem, comman
 /** Puts a failed job back in the queue (on its node if still online, else on another). */
 export async function retryJob(ctx: AppContext, jobId: string): Promise<InstallJobItem> {
   const job = await requireJob(ctx, jobId);
-  if (job.state !== 'failed') throw new ConflictError(`Install job ${jobId} is ${job.state}: only failed jobs are retried`, 'NOT_FAILED');
+  if (job.state !== 'failed')
+    throw new ConflictError(
+      `Install job ${jobId} is ${job.state}: only failed jobs are retried`,
+      'NOT_FAILED',
+    );
   if (job.inline)
     throw new ConflictError(
       `Install job ${jobId} had an inline credential, deleted when it failed: call POST /api/swarm/join-remote again`,
@@ -392,7 +452,10 @@ export async function retryJob(ctx: AppContext, jobId: string): Promise<InstallJ
     await ctx.store.update(
       job.pk,
       job.sk,
-      { set: { state: 'queued', nodeId: node.nodeId, updatedAt: now, steps: [] }, remove: ['error', 'step', 'finishedAt', 'commandId'] },
+      {
+        set: { state: 'queued', nodeId: node.nodeId, updatedAt: now, steps: [] },
+        remove: ['error', 'step', 'finishedAt', 'commandId'],
+      },
       { equals: { state: 'failed', version: job.version } },
     );
   } catch (error) {
@@ -436,7 +499,12 @@ export async function queueView(ctx: AppContext) {
   const jobs = await listJobs(ctx);
   const counts = { queued: 0, connecting: 0, installing: 0, joined: 0, failed: 0 };
   for (const j of jobs) counts[j.state]++;
-  return { jobs: jobs.map(jobView), total: jobs.length, counts, concurrency_per_node: ctx.config.INSTALL_CONCURRENCY_PER_NODE };
+  return {
+    jobs: jobs.map(jobView),
+    total: jobs.length,
+    counts,
+    concurrency_per_node: ctx.config.INSTALL_CONCURRENCY_PER_NODE,
+  };
 }
 
 export async function jobDetail(ctx: AppContext, jobId: string) {
@@ -465,15 +533,20 @@ interface ScanDevice {
 }
 
 /** POST /api/network/auto-join-all: queues the last scan's Jetsons and GPU servers that are not in the fleet and have SSH open. */
-export async function autoJoinAll(ctx: AppContext, body: { credential_id?: string | undefined; cluster?: string | undefined; node_id?: string | undefined }) {
+export async function autoJoinAll(
+  ctx: AppContext,
+  body: { credential_id?: string | undefined; cluster?: string | undefined; node_id?: string | undefined },
+) {
   const ref = body.credential_id ?? ctx.config.AUTO_JOIN_CREDENTIAL;
   if (!ref) throw new HttpError(400, 'No credential: give credential_id, or set AUTO_JOIN_CREDENTIAL');
   const credential = await resolveCredential(ctx, ref);
   const l = networkKeys.latest();
   const latest = await ctx.store.get<StoreItem & { subnet: string }>(l.pk, l.sk);
   const scanKey = latest && networkKeys.scan(latest.subnet);
-  const scan = scanKey && (await ctx.store.get<StoreItem & { devices?: ScanDevice[] }>(scanKey.pk, scanKey.sk));
-  if (!scan?.devices) throw new ConflictError('No completed network scan yet: GET /api/network/scan first', 'NO_SCAN');
+  const scan =
+    scanKey && (await ctx.store.get<StoreItem & { devices?: ScanDevice[] }>(scanKey.pk, scanKey.sk));
+  if (!scan?.devices)
+    throw new ConflictError('No completed network scan yet: GET /api/network/scan first', 'NO_SCAN');
   const nodes = await listNodes(ctx);
   const inFleet = new Set(nodes.flatMap((n) => n.addresses ?? []));
   const jetsonAddresses = new Set(nodes.filter((n) => n.jetson).flatMap((n) => n.addresses ?? []));
@@ -482,7 +555,11 @@ export async function autoJoinAll(ctx: AppContext, body: { credential_id?: strin
   const skipped: { ip: string; reason: string }[] = [];
   for (const d of scan.devices) {
     const busy = jobs.find((j) => j.host === d.ip && j.port === 22 && !FINISHED.includes(j.state));
-    const looksRight = d.isJetson || jetsonAddresses.has(d.ip) || d.vendor === 'NVIDIA' || GPU_SERVER_NAME.test(d.hostname ?? '');
+    const looksRight =
+      d.isJetson ||
+      jetsonAddresses.has(d.ip) ||
+      d.vendor === 'NVIDIA' ||
+      GPU_SERVER_NAME.test(d.hostname ?? '');
     const reason = inFleet.has(d.ip)
       ? 'already in the fleet'
       : !d.ports.includes(22)
@@ -497,7 +574,13 @@ export async function autoJoinAll(ctx: AppContext, body: { credential_id?: strin
       continue;
     }
     try {
-      const job = await queueInstall(ctx, { host: d.ip, port: 22, credentialId: credential.credId, cluster: body.cluster, nodeRef: body.node_id });
+      const job = await queueInstall(ctx, {
+        host: d.ip,
+        port: 22,
+        credentialId: credential.credId,
+        cluster: body.cluster,
+        nodeRef: body.node_id,
+      });
       queued.push({ ip: d.ip, job_id: job.jobId, state: job.state });
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
@@ -511,7 +594,8 @@ export async function autoJoinAll(ctx: AppContext, body: { credential_id?: strin
 function joinFailure(job: InstallJobItem): HttpError {
   const why = `Node ${job.host} did not join: ${job.step ? `${job.step}: ` : ''}${job.error ?? 'failed'}`;
   const details = { job_id: job.jobId, step: job.step ?? null };
-  if (job.step === 'connect' && /authentication failed/.test(job.error ?? '')) return new HttpError(401, why, 'AUTHENTICATION_ERROR', details);
+  if (job.step === 'connect' && /authentication failed/.test(job.error ?? ''))
+    return new HttpError(401, why, 'AUTHENTICATION_ERROR', details);
   if (job.step === 'connect' && /timed out|unreachable|refused|does not resolve/.test(job.error ?? ''))
     return new HttpError(504, why, 'GATEWAY_TIMEOUT', details);
   return new HttpError(502, why, 'INSTALL_FAILED', details);
@@ -534,7 +618,13 @@ async function waitForJob(ctx: AppContext, jobId: string): Promise<InstallJobIte
 /** POST /api/swarm/join-remote: an install with an inline login; the document's answer once the node is online, else 202 with the job. */
 export async function joinRemote(
   ctx: AppContext,
-  body: { node_ip: string; username: string; password: string; cluster?: string | undefined; node_id?: string | undefined },
+  body: {
+    node_ip: string;
+    username: string;
+    password: string;
+    cluster?: string | undefined;
+    node_id?: string | undefined;
+  },
 ): Promise<unknown> {
   const queued = await queueInstall(ctx, {
     host: body.node_ip,

@@ -1,7 +1,12 @@
 import * as z from 'zod';
 import { reply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { INSTALL_NAME, INSTALL_STEPS, installCredential, installStepsRequest } from '../../protocol/install.js';
+import {
+  INSTALL_NAME,
+  INSTALL_STEPS,
+  installCredential,
+  installStepsRequest,
+} from '../../protocol/install.js';
 import { authenticateAgent } from './auth.js';
 import {
   autoJoinAll,
@@ -24,7 +29,11 @@ const host = z
   .min(1)
   .max(253)
   .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'an IPv4 address or a host name');
-const cluster = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, ".", "_" and "-"');
+const cluster = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, ".", "_" and "-"');
 const sshPort = z.number().int().min(1).max(65535).default(22);
 const nodeRef = z.string().min(1).max(128);
 
@@ -49,7 +58,13 @@ export const installJob = z.object({
   error: z.string().nullable(),
   steps: z.array(step),
   facts: z
-    .object({ arch: z.string(), os: z.string(), hostname: z.string(), engine: z.string().nullable(), sudo: z.string() })
+    .object({
+      arch: z.string(),
+      os: z.string(),
+      hostname: z.string(),
+      engine: z.string().nullable(),
+      sudo: z.string(),
+    })
     .nullable(),
   joined_node_id: z.string().nullable(),
   joined_node_name: z.string().nullable(),
@@ -93,7 +108,10 @@ export function installRoutes(): AnyRoute[] {
         .strict(),
       response: installJob,
       successStatus: 201,
-      responses: { 404: 'Unknown credential or node', 409: 'An install of that host is in progress, or no node is online' },
+      responses: {
+        404: 'Unknown credential or node',
+        409: 'An install of that host is in progress, or no node is online',
+      },
       handler: async (req, ctx) =>
         reply(
           201,
@@ -126,7 +144,8 @@ export function installRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/api/install-queue/queue/{job_id}',
-      summary: 'One install job: queued, connecting, installing, joined, or failed with the step and the reason',
+      summary:
+        'One install job: queued, connecting, installing, joined, or failed with the step and the reason',
       params: jobIdParams,
       response: installJob,
       responses: { 404: 'Unknown job' },
@@ -183,7 +202,8 @@ export function installRoutes(): AnyRoute[] {
       tags: ['Network'],
       method: 'POST',
       path: '/api/network/join',
-      summary: 'Join a host to the fleet: queues an install over SSH with a vault credential (the Install Queue’s job)',
+      summary:
+        'Join a host to the fleet: queues an install over SSH with a vault credential (the Install Queue’s job)',
       body: z
         .object({
           ip: host,
@@ -196,7 +216,10 @@ export function installRoutes(): AnyRoute[] {
         .strict(),
       response: installJob,
       successStatus: 201,
-      responses: { 404: 'Unknown credential or node', 409: 'An install of that host is in progress, or no node is online' },
+      responses: {
+        404: 'Unknown credential or node',
+        409: 'An install of that host is in progress, or no node is online',
+      },
       handler: async (req, ctx) =>
         reply(
           201,
@@ -262,7 +285,12 @@ export function installRoutes(): AnyRoute[] {
       responses: {
         202: {
           description: 'Still installing; follow GET /api/install-queue/queue/{job_id}',
-          schema: z.object({ status: z.literal('installing'), message: z.string(), job_id: z.string(), state: z.string() }),
+          schema: z.object({
+            status: z.literal('installing'),
+            message: z.string(),
+            job_id: z.string(),
+            state: z.string(),
+          }),
         },
         401: 'The host refused the login',
         409: 'An install of that host is in progress, or no node is online',
@@ -297,7 +325,9 @@ export function installAgentRoutes(): AnyRoute[] {
       responses: { 404: 'No such install running on this node' },
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        return reply(200, await installCredentialFor(ctx, node, req.params.commandId), { 'cache-control': 'no-store' });
+        return reply(200, await installCredentialFor(ctx, node, req.params.commandId), {
+          'cache-control': 'no-store',
+        });
       },
     }),
     route({

@@ -52,7 +52,9 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), `${runId}-`));
     await chmod(root, 0o755);
-    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', join(root, 'agent.mjs')], { cwd: REPO_ROOT });
+    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', join(root, 'agent.mjs')], {
+      cwd: REPO_ROOT,
+    });
 
     await server.start();
     await user.create();
@@ -78,17 +80,29 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
       name: `${runId}-installer`,
       stateDir: join(root, 'installer-state'),
       heartbeatSeconds: 1,
-      env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '', FLEET_AGENT_BUNDLE: join(root, 'agent.mjs') },
+      env: {
+        ...process.env,
+        FLEET_API_KEY: '',
+        FLEET_URL: '',
+        FLEET_NODE_NAME: '',
+        FLEET_AGENT_BUNDLE: join(root, 'agent.mjs'),
+      },
     });
     await installer.start();
-    const saved = await api('POST', '/api/vault/', { name: credName, username: user.name, password: 'wrong-password' });
+    const saved = await api('POST', '/api/vault/', {
+      name: credName,
+      username: user.name,
+      password: 'wrong-password',
+    });
     expect(saved.status, saved.text).toBe(201);
     credId = saved.body.id;
   }, 180_000);
 
   afterAll(async () => {
     // The installed agent runs as the login: stop it by its pid file before the login goes.
-    const pid = Number((await readFile(join(user.home, '.fleet-agent', 'agent.pid'), 'utf8').catch(() => '')).trim());
+    const pid = Number(
+      (await readFile(join(user.home, '.fleet-agent', 'agent.pid'), 'utf8').catch(() => '')).trim(),
+    );
     if (pid > 0) {
       try {
         process.kill(pid, 'SIGTERM');
@@ -108,7 +122,10 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     const missing = await api('POST', '/api/install-queue/queue', { credential_id: credId });
     expect(missing.status).toBe(422);
     expect(typeof missing.body.detail === 'string' || Array.isArray(missing.body.detail)).toBe(true);
-    const unknown = await api('POST', '/api/install-queue/queue', { host: address, credential_id: 'no-such-cred' });
+    const unknown = await api('POST', '/api/install-queue/queue', {
+      host: address,
+      credential_id: 'no-such-cred',
+    });
     expect(unknown.status).toBe(404);
     expect(unknown.body).toEqual({ detail: 'Credential no-such-cred not found' });
     expect((await api('GET', '/api/install-queue/queue/no-such-job')).status).toBe(404);
@@ -117,9 +134,20 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
 
   it('a wrong password ends failed at connect; with the right one a retry installs the agent, which registers', async () => {
     const name = `${runId}-host`;
-    const queued = await api('POST', '/api/install-queue/queue', { host: address, credential_id: credId, cluster: 'vision', name });
+    const queued = await api('POST', '/api/install-queue/queue', {
+      host: address,
+      credential_id: credId,
+      cluster: 'vision',
+      name,
+    });
     expect(queued.status, queued.text).toBe(201);
-    expect(queued.body).toMatchObject({ host: address, port: 22, cluster: 'vision', node_id: installer.nodeId, attempts: 1 });
+    expect(queued.body).toMatchObject({
+      host: address,
+      port: 22,
+      cluster: 'vision',
+      node_id: installer.nodeId,
+      attempts: 1,
+    });
     expect(['queued', 'connecting', 'installing', 'failed']).toContain(queued.body.state);
     const jobId = queued.body.job_id as string;
 
@@ -132,13 +160,21 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     const afterBulk = await jobEnds(jobId);
     expect(afterBulk).toMatchObject({ state: 'failed', attempts: 2 });
 
-    expect((await api('POST', '/api/vault/', { name: credName, username: user.name, password: rightPassword })).status).toBe(200);
+    expect(
+      (await api('POST', '/api/vault/', { name: credName, username: user.name, password: rightPassword }))
+        .status,
+    ).toBe(200);
     const retried = await api('POST', `/api/install-queue/queue/${jobId}/retry`);
     expect(retried.status, retried.text).toBe(200);
     expect(retried.body.attempts).toBe(3);
 
     const joined = await jobEnds(jobId);
-    expect(joined, JSON.stringify(joined)).toMatchObject({ state: 'joined', error: null, step: null, joined_node_name: name });
+    expect(joined, JSON.stringify(joined)).toMatchObject({
+      state: 'joined',
+      error: null,
+      step: null,
+      joined_node_name: name,
+    });
     expect(joined.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
       ['connect', 'ok'],
       ['check', 'ok'],
@@ -146,14 +182,23 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
       ['start', 'ok'],
       ['register', 'ok'],
     ]);
-    expect(joined.facts).toMatchObject({ arch: 'x86_64', sudo: 'absent', engine: `docker at ${proxy.dockerHost}` });
+    expect(joined.facts).toMatchObject({
+      arch: 'x86_64',
+      sudo: 'absent',
+      engine: `docker at ${proxy.dockerHost}`,
+    });
     // No password anywhere in what the API shows.
     const all = (await api('GET', '/api/install-queue/queue')).text;
     expect(all).not.toContain(rightPassword);
     expect(all).not.toContain('FLEETJT-1-');
 
     const node = await eventually('the new node online', async () => {
-      const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; name?: string; status: string; cluster: string | null }[];
+      const nodes = (await api('GET', '/api/nodes/')).body.nodes as {
+        id: string;
+        name?: string;
+        status: string;
+        cluster: string | null;
+      }[];
       const n = nodes.find((x) => x.id === joined.joined_node_id);
       expect(n?.status).toBe('online');
       return n!;
@@ -173,7 +218,12 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
   }, 60_000);
 
   it('swarm join-remote: a wrong inline password is a 401; the right one answers the document’s shape once the node is online', async () => {
-    const refused = await api('POST', '/api/swarm/join-remote', { node_ip: address, username: user.name, password: 'nope', cluster: 'vision' });
+    const refused = await api('POST', '/api/swarm/join-remote', {
+      node_ip: address,
+      username: user.name,
+      password: 'nope',
+      cluster: 'vision',
+    });
     expect(refused.status, refused.text).toBe(401);
     expect(refused.body.detail).toMatch(/^Node 127\.\S+ did not join: connect: authentication failed/);
 
@@ -208,13 +258,23 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     await server.stop();
     await server.newHostKey();
     await server.start();
-    const queued = await api('POST', '/api/install-queue/queue', { host: address, credential_id: credId, name: `${runId}-host` });
+    const queued = await api('POST', '/api/install-queue/queue', {
+      host: address,
+      credential_id: credId,
+      name: `${runId}-host`,
+    });
     expect(queued.status, queued.text).toBe(201);
     const failed = await jobEnds(queued.body.job_id);
     expect(failed).toMatchObject({ state: 'failed', step: 'connect' });
-    expect(failed.error).toMatch(/^host key changed: 127\.\S+:22 presented SHA256:\S+, but SHA256:\S+ is stored for it; refused/);
+    expect(failed.error).toMatch(
+      /^host key changed: 127\.\S+:22 presented SHA256:\S+, but SHA256:\S+ is stored for it; refused/,
+    );
 
-    expect((await api('DELETE', `/api/install-queue/host-keys/${address}`)).body).toEqual({ status: 'deleted', host: address, port: 22 });
+    expect((await api('DELETE', `/api/install-queue/host-keys/${address}`)).body).toEqual({
+      status: 'deleted',
+      host: address,
+      port: 22,
+    });
     const retried = await api('POST', `/api/install-queue/queue/${queued.body.job_id}/retry`);
     expect(retried.status, retried.text).toBe(200);
     expect((await jobEnds(queued.body.job_id)).state).toBe('joined');
@@ -226,7 +286,10 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     const auto = await api('POST', '/api/network/auto-join-all', { credential_id: credId });
     expect(auto.status, auto.text).toBe(200);
     expect(auto.body.queued).toEqual([]);
-    expect(auto.body.skipped).toContainEqual({ ip: address, reason: 'does not look like a Jetson or a GPU server' });
+    expect(auto.body.skipped).toContainEqual({
+      ip: address,
+      reason: 'does not look like a Jetson or a GPU server',
+    });
     expect((await api('POST', '/api/network/auto-join-all', {})).status).toBe(400);
 
     const before = (await api('GET', '/api/install-queue/queue')).body;
