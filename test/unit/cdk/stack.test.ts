@@ -396,6 +396,7 @@ describe('ControlPlaneStack least privilege', () => {
       'sqs:ReceiveMessage',
       'sqs:SendMessage',
       'sqs:SetQueueAttributes',
+      'ssm:DeleteParameter',
       'ssm:GetParameter',
     ],
     orchestrator: [
@@ -471,8 +472,20 @@ describe('ControlPlaneStack least privilege', () => {
       });
     }
     expect(grants('fleet', 'ssm:DeleteParameter')).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/install\/\*$/),
       expect.stringMatching(/:parameter\/fleet\/vault\/\*$/),
     ]);
+  });
+
+  it('lets the agent function read vault logins for installs, and delete only inline install logins', () => {
+    expect(grants('agent', 'ssm:GetParameter')).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/:parameter\/fleet\/vault\/\*$/),
+        expect.stringMatching(/:parameter\/fleet\/install\/\*$/),
+      ]),
+    );
+    expect(grants('agent', 'ssm:DeleteParameter')).toEqual([expect.stringMatching(/:parameter\/fleet\/install\/\*$/)]);
+    expect(grants('agent', 'ssm:PutParameter')).toEqual([]);
   });
 
   it('lets only the events worker create the webhook signing key, at its own name and nowhere else', () => {
