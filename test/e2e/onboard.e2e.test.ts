@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -72,6 +73,7 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
         LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'SILENT',
         COMMAND_WAIT_MS: '25000',
         INSTALL_JOIN_TIMEOUT_SECONDS: '90',
+        INSTALL_CONCURRENCY_PER_NODE: '1',
         AWS_ENDPOINT_URL: undefined,
       },
     });
@@ -279,6 +281,42 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     expect(retried.status, retried.text).toBe(200);
     expect((await jobEnds(queued.body.job_id)).state).toBe('joined');
   }, 300_000);
+
+  it('one install at a time per node (INSTALL_CONCURRENCY_PER_NODE=1): the next waits queued until the first ends', async () => {
+    // A host that accepts TCP and never speaks SSH holds the first install in `connecting`.
+    const holder = loopbackPair().address;
+    const sockets: Socket[] = [];
+    let accepted!: () => void;
+    const connected = new Promise<void>((resolve) => (accepted = resolve));
+    const tarpit = createServer((s) => {
+      sockets.push(s);
+      accepted();
+    });
+    await new Promise<void>((resolve) => tarpit.listen(22, holder, resolve));
+    try {
+      const first = await api('POST', '/api/install-queue/queue', { host: holder, credential_id: credId });
+      expect(first.body.state).toBe('connecting');
+      await connected;
+      const second = await api('POST', '/api/install-queue/queue', { host: silent, credential_id: credId });
+      expect(second.status, second.text).toBe(201);
+      expect(second.body).toMatchObject({ state: 'queued', attempts: 0 });
+      expect((await job(first.body.job_id)).state).toBe('connecting');
+      expect((await api('GET', '/api/install-queue/queue')).body.counts).toMatchObject({
+        connecting: 1,
+        queued: 1,
+      });
+
+      for (const s of sockets) s.destroy();
+      const firstEnd = await jobEnds(first.body.job_id);
+      expect(firstEnd).toMatchObject({ state: 'failed', step: 'connect' });
+      const secondEnd = await jobEnds(second.body.job_id);
+      expect(secondEnd).toMatchObject({ state: 'failed', step: 'connect', attempts: 1 });
+      expect(secondEnd.error).toMatch(/connection refused/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => tarpit.close(resolve));
+    }
+  }, 120_000);
 
   it('auto-join-all skips what is not a Jetson or GPU server; DELETE clears the finished jobs', async () => {
     const scan = await api('GET', `/api/network/scan?subnet=${address}/31&ports=22&refresh=true`);
