@@ -239,6 +239,7 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     const jobId = res.body.job_id as string;
     const done = await jobEnds(jobId);
     expect(done.state, JSON.stringify(done)).toBe('joined');
+    if (res.status === 202) expect(res.body).toMatchObject({ status: 'installing', job_id: jobId });
     if (res.status === 200) {
       expect(res.body).toEqual({
         status: 'success',
