@@ -71,7 +71,7 @@ export function jobView(j: InstallJobItem) {
     cluster: j.cluster ?? null,
     node_name: j.nodeName ?? null,
     credential_id: j.credentialId ?? null,
-    node_id: j.nodeId ?? null,
+    installer_node_id: j.nodeId ?? null,
     state: j.state,
     step: j.step ?? null,
     error: j.error ?? null,

@@ -51,7 +51,7 @@ export const installJob = z.object({
   node_name: z.string().nullable(),
   credential_id: z.string().nullable(),
   /** The node whose agent installs. */
-  node_id: z.string().nullable(),
+  installer_node_id: z.string().nullable(),
   state: z.enum(['queued', 'connecting', 'installing', 'joined', 'failed']),
   /** The step running, or the one that failed. */
   step: z.enum(INSTALL_STEPS).nullable(),

@@ -147,7 +147,7 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
       host: address,
       port: 22,
       cluster: 'vision',
-      node_id: installer.nodeId,
+      installer_node_id: installer.nodeId,
       attempts: 1,
     });
     expect(['queued', 'connecting', 'installing', 'failed']).toContain(queued.body.state);
