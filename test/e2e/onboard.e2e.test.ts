@@ -13,6 +13,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getJob } from '../../functions/fleet/install-queue.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { requireEngine, uniqueName, describeWith } from '../harness/services.js';
 import { loopbackPair, requireSshd, Sshd, TestUser } from '../harness/sshd.js';
@@ -295,10 +296,39 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     });
     await new Promise<void>((resolve) => tarpit.listen(22, holder, resolve));
     try {
-      const first = await api('POST', '/api/install-queue/queue', { host: holder, credential_id: credId });
+      const first = await api('POST', '/api/install-queue/queue', {
+        host: holder,
+        credential_id: credId,
+        node_id: installer.name,
+      });
       expect(first.body.state).toBe('connecting');
       await connected;
-      const second = await api('POST', '/api/install-queue/queue', { host: silent, credential_id: credId });
+      // The login goes only to the node running that install: not to another node, not without a token.
+      const commandId = (await getJob(rt.ctx, first.body.job_id))!.commandId!;
+      const tokenOf = async (stateDir: string) =>
+        (JSON.parse(await readFile(join(stateDir, 'registration.json'), 'utf8')) as { token: string }).token;
+      const ask = (token?: string) =>
+        fetch(`${rt.url}/agent/install/${commandId}/credential`, {
+          method: 'POST',
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        });
+      const other = await ask(await tokenOf(join(user.home, '.fleet-agent', `${runId}-host`)));
+      expect(other.status).toBe(404);
+      expect(await other.text()).not.toContain(rightPassword);
+      expect((await ask()).status).toBe(401);
+      const own = await ask(await tokenOf(join(root, 'installer-state')));
+      expect(own.status).toBe(200);
+      expect(own.headers.get('cache-control')).toBe('no-store');
+      expect(await own.json()).toEqual({
+        username: user.name,
+        password: rightPassword,
+        joinToken: expect.stringMatching(/^FLEETJT-1-/),
+      });
+      const second = await api('POST', '/api/install-queue/queue', {
+        host: silent,
+        credential_id: credId,
+        node_id: installer.name,
+      });
       expect(second.status, second.text).toBe(201);
       expect(second.body).toMatchObject({ state: 'queued', attempts: 0 });
       expect((await job(first.body.job_id)).state).toBe('connecting');
