@@ -226,4 +226,6 @@ export const installKeys = {
   jobsPk: 'INSTALLJOBS',
   /** The SSH host key first seen at `host:port`; a different one is refused until this is deleted. */
   hostKey: (host: string, port: number) => ({ pk: `HOSTKEY#${host.toLowerCase()}:${port}`, sk: 'META' }),
+  /** One of a node's INSTALL_CONCURRENCY_PER_NODE install slots, held by the job running in it. */
+  slot: (nodeId: string, n: number) => ({ pk: `INSTALLSLOT#${nodeId}`, sk: `SLOT#${String(n).padStart(2, '0')}` }),
 } as const;

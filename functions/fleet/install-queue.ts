@@ -44,6 +44,8 @@ export interface InstallJobItem extends StoreItem {
   /** The node whose agent runs (or last ran) the install. */
   nodeId?: string;
   commandId?: string;
+  /** The node's install slot it runs in (`SLOT#nn`), while it runs. */
+  slot?: string;
   state: InstallState;
   step?: InstallStep;
   error?: string;
@@ -219,17 +221,72 @@ export async function queueInstall(ctx: AppContext, input: QueueInput): Promise<
   return (await getJob(ctx, jobId)) ?? job;
 }
 
-/** Starts queued jobs of a node, oldest first, while fewer than INSTALL_CONCURRENCY_PER_NODE run there. */
+interface SlotItem extends StoreItem {
+  nodeId: string;
+  jobId: string;
+  claimedAtMs: number;
+}
+
+/** A claimed slot whose job has not moved on within this is taken to be left by a crash. */
+const SLOT_CLAIM_GRACE_MS = 60_000;
+
+/**
+ * Claims a free install slot of the node for the job (a conditional put, so concurrent pumps never
+ * run more than INSTALL_CONCURRENCY_PER_NODE). A slot left by a job that no longer runs in it
+ * (a crash between writes) is taken over, on condition that it still names that job.
+ */
+async function claimSlot(ctx: AppContext, nodeId: string, jobId: string): Promise<string | undefined> {
+  for (let n = 0; n < ctx.config.INSTALL_CONCURRENCY_PER_NODE; n++) {
+    const k = installKeys.slot(nodeId, n);
+    const item: SlotItem = { ...k, nodeId, jobId, claimedAtMs: ctx.now() };
+    try {
+      await ctx.store.put(item, { notExists: true });
+      return k.sk;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+    const held = await ctx.store.get<SlotItem>(k.pk, k.sk);
+    if (!held) continue; // released meanwhile: the next pump takes it
+    const holder = await getJob(ctx, held.jobId);
+    const running =
+      holder && ACTIVE.includes(holder.state) && holder.slot === k.sk && holder.nodeId === nodeId;
+    const starting = holder?.state === 'queued' && ctx.now() - held.claimedAtMs < SLOT_CLAIM_GRACE_MS;
+    if (running || starting) continue;
+    try {
+      await ctx.store.put(item, { equals: { jobId: held.jobId } });
+      return k.sk;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  return undefined;
+}
+
+async function releaseSlot(
+  ctx: AppContext,
+  nodeId: string,
+  slot: string | undefined,
+  jobId: string,
+): Promise<void> {
+  if (!slot) return;
+  await ctx.store
+    .delete(installKeys.slot(nodeId, 0).pk, slot, { equals: { jobId } })
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionFailedError)) throw error; // taken over already
+    });
+}
+
+/** Starts queued jobs of a node, oldest first, each in a free slot of its INSTALL_CONCURRENCY_PER_NODE. */
 export async function pumpNode(ctx: AppContext, nodeId: string): Promise<void> {
-  const jobs = (await listJobs(ctx)).filter((j) => j.nodeId === nodeId);
-  let active = jobs.filter((j) => ACTIVE.includes(j.state)).length;
-  for (const job of jobs.filter((j) => j.state === 'queued')) {
-    if (active >= ctx.config.INSTALL_CONCURRENCY_PER_NODE) return;
-    if (await startJob(ctx, job)) active++;
+  const queued = (await listJobs(ctx)).filter((j) => j.nodeId === nodeId && j.state === 'queued');
+  for (const job of queued) {
+    const slot = await claimSlot(ctx, nodeId, job.jobId);
+    if (!slot) return;
+    if (!(await startJob(ctx, job, slot))) await releaseSlot(ctx, nodeId, slot, job.jobId);
   }
 }
 
-async function startJob(ctx: AppContext, job: InstallJobItem): Promise<boolean> {
+async function startJob(ctx: AppContext, job: InstallJobItem, slot: string): Promise<boolean> {
   const commandId = randomUUID();
   const now = iso(ctx.now());
   try {
@@ -237,11 +294,11 @@ async function startJob(ctx: AppContext, job: InstallJobItem): Promise<boolean> 
       job.pk,
       job.sk,
       {
-        set: { state: 'connecting', commandId, startedAt: now, updatedAt: now, steps: [] },
+        set: { state: 'connecting', commandId, slot, startedAt: now, updatedAt: now, steps: [] },
         add: { attempts: 1 },
         remove: ['error', 'step', 'finishedAt'],
       },
-      { equals: { state: 'queued', version: job.version } },
+      { equals: { state: 'queued', version: job.version, nodeId: job.nodeId } },
     );
   } catch (error) {
     if (error instanceof ConditionFailedError) return false; // another pump started it
@@ -271,7 +328,7 @@ async function startJob(ctx: AppContext, job: InstallJobItem): Promise<boolean> 
   } catch (error) {
     await finish(
       ctx,
-      { ...job, commandId },
+      { ...job, commandId, slot },
       { state: 'failed', step: 'connect', error: `could not send the install to node ${job.nodeId}` },
     );
     throw error;
@@ -299,7 +356,7 @@ async function finish(
           ...(end.error ? { error: end.error } : {}),
           ...end.set,
         },
-        ...(end.state === 'joined' ? { remove: ['error', 'step'] } : {}),
+        remove: end.state === 'joined' ? ['error', 'step', 'slot'] : ['slot'],
       },
       { equals: { commandId: job.commandId, state: ACTIVE } },
     );
@@ -308,7 +365,10 @@ async function finish(
     throw error;
   }
   if (job.inline) await ctx.secrets.delete(inlineSecretName(job.jobId)).catch(() => undefined);
-  if (job.nodeId) await pumpNode(ctx, job.nodeId);
+  if (job.nodeId) {
+    await releaseSlot(ctx, job.nodeId, job.slot, job.jobId);
+    await pumpNode(ctx, job.nodeId);
+  }
   return true;
 }
 
@@ -454,7 +514,7 @@ export async function retryJob(ctx: AppContext, jobId: string): Promise<InstallJ
       job.sk,
       {
         set: { state: 'queued', nodeId: node.nodeId, updatedAt: now, steps: [] },
-        remove: ['error', 'step', 'finishedAt', 'commandId'],
+        remove: ['error', 'step', 'finishedAt', 'commandId', 'slot'],
       },
       { equals: { state: 'failed', version: job.version } },
     );

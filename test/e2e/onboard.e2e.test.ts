@@ -349,6 +349,51 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
     }
   }, 120_000);
 
+  it('two installs asked at the same moment on one node: one runs, the other waits its slot', async () => {
+    const pits = [loopbackPair().address, loopbackPair().address].map((address) => {
+      const sockets: Socket[] = [];
+      let released = false;
+      const server = createServer((socket) => (released ? socket.destroy() : sockets.push(socket)));
+      return {
+        address,
+        server,
+        release: () => {
+          released = true;
+          for (const socket of sockets) socket.destroy();
+        },
+      };
+    });
+    await Promise.all(
+      pits.map((p) => new Promise<void>((resolve) => p.server.listen(22, p.address, resolve))),
+    );
+    try {
+      const answers = await Promise.all(
+        pits.map((p) =>
+          api('POST', '/api/install-queue/queue', {
+            host: p.address,
+            credential_id: credId,
+            node_id: installer.name,
+          }),
+        ),
+      );
+      expect(answers.map((a) => a.status)).toEqual([201, 201]);
+      const ids = answers.map((a) => a.body.job_id as string);
+      const states = await Promise.all(ids.map(async (id) => (await job(id)).state as string));
+      expect(states.sort()).toEqual(['connecting', 'queued']);
+      for (const p of pits) p.release();
+      const ends = await Promise.all(ids.map((id) => jobEnds(id)));
+      expect(ends.map((e) => [e.state, e.step, e.attempts])).toEqual([
+        ['failed', 'connect', 1],
+        ['failed', 'connect', 1],
+      ]);
+    } finally {
+      for (const p of pits) {
+        p.release();
+        await new Promise((resolve) => p.server.close(resolve));
+      }
+    }
+  }, 120_000);
+
   it('auto-join-all skips what is not a Jetson or GPU server; DELETE clears the finished jobs', async () => {
     const scan = await api('GET', `/api/network/scan?subnet=${address}/31&ports=22&refresh=true`);
     expect(scan.status, scan.text).toBe(200);
