@@ -112,6 +112,7 @@ function exec(conn: Client, command: string, stdin?: string): Promise<Exec> {
       if (err) return rej(err);
       let stdout = '';
       let stderr = '';
+      ch.on('error', rej);
       ch.on('data', (d: Buffer) => (stdout += d.toString()));
       ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       ch.on('close', (code: number | null) => res({ code, stdout, stderr }));
@@ -121,8 +122,11 @@ function exec(conn: Client, command: string, stdin?: string): Promise<Exec> {
   });
 }
 
+// Failures come back through the callbacks; a stray 'error' event must not end the agent.
 const sftpOf = (conn: Client) =>
-  new Promise<SFTPWrapper>((res, rej) => conn.sftp((err, s) => (err ? rej(err) : res(s))));
+  new Promise<SFTPWrapper>((res, rej) =>
+    conn.sftp((err, s) => (err ? rej(err) : res(s.on('error', () => undefined)))),
+  );
 
 const fastPut = (sftp: SFTPWrapper, local: string, remote: string) =>
   new Promise<void>((res, rej) =>
@@ -175,8 +179,22 @@ function connect(
     const conn = new Client();
     let presented: string | undefined;
     let changed = false;
-    conn.once('ready', () => res({ conn, hostKey: presented! }));
-    conn.once('error', (error: Error & { level?: string; code?: string }) => {
+    let settled = false;
+    conn.once('ready', () => {
+      settled = true;
+      res({ conn, hostKey: presented! });
+    });
+    // A connection the host closes before SSH is up may end with no 'error' at all.
+    conn.once('close', () => {
+      if (settled) return;
+      settled = true;
+      rej(new InstallStepError('connect', `${target} closed the connection before SSH was ready`));
+    });
+    // `on`, not `once`: ssh2 may emit a second error (lost before handshake, a session dropped
+    // later), and an error without a listener would take the whole agent down.
+    conn.on('error', (error: Error & { level?: string; code?: string }) => {
+      if (settled) return;
+      settled = true;
       conn.end();
       if (changed && presented && command.hostKey) {
         rej(
@@ -487,6 +505,8 @@ export async function installHost(
       started,
       command.joinTimeoutSeconds * 1000,
     );
+    // Used up: the agent re-registers with its own credential from now on.
+    await exec(conn, `sed -i '/^FLEET_JOIN_TOKEN=/d' ${shQuote(`${checked.home}/${REMOTE_DIR}/agent.env`)}`);
     await step('register', 'ok', `registered as node ${nodeName} (${nodeId})`);
     return { outcome: 'joined', steps, facts, hostKey, nodeId, nodeName };
   } catch (error) {

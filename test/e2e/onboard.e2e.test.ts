@@ -207,6 +207,10 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
       return n!;
     });
     expect(node.cluster).toBe('vision');
+    // The used join token does not stay on the host.
+    const env = await readFile(join(user.home, '.fleet-agent', 'agent.env'), 'utf8');
+    expect(env).toContain(`FLEET_NODE_NAME='${name}'`);
+    expect(env).not.toContain('FLEET_JOIN_TOKEN');
     // A second install of the same host waits for nothing: it is not in progress.
     const jobs = (await api('GET', '/api/install-queue/queue')).body;
     expect(jobs.counts).toMatchObject({ joined: 1, failed: 0, queued: 0 });
@@ -382,6 +386,8 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
       expect(states.sort()).toEqual(['connecting', 'queued']);
       for (const p of pits) p.release();
       const ends = await Promise.all(ids.map((id) => jobEnds(id)));
+      // The installing agent lived through both (ssh2 reports a lost connection twice).
+      expect(installer.alive).toBe(true);
       expect(ends.map((e) => [e.state, e.step, e.attempts])).toEqual([
         ['failed', 'connect', 1],
         ['failed', 'connect', 1],
