@@ -123,7 +123,7 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
 
   it('refuses bad input in the documented shape and changes nothing', async () => {
     const missing = await api('POST', '/api/install-queue/queue', { credential_id: credId });
-    expect(missing.status).toBe(422);
+    expect(missing.status).toBe(400);
     expect(typeof missing.body.detail === 'string' || Array.isArray(missing.body.detail)).toBe(true);
     const unknown = await api('POST', '/api/install-queue/queue', {
       host: address,
