@@ -591,6 +591,66 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     description: 'The latest scan: idle (none yet), scanning, completed or failed.',
   },
 
+  // ------------------------------------------------------------------ onboarding over SSH (install queue)
+  'POST /api/install-queue/queue': {
+    description:
+      'Queues an install of the agent on `host` over SSH with a vault credential (id or name). A node’s agent on the host’s network runs it (`node_id`, else one with an address in the host’s /24), at most INSTALL_CONCURRENCY_PER_NODE at once; follow the job with GET /api/install-queue/queue/{job_id}. Admin only.',
+    request: { host: '192.168.1.182', credential_id: 'jetson-default', cluster: 'vision' },
+  },
+  'GET /api/install-queue/queue': {
+    description: 'Every install job, oldest first, with its state, steps and the count per state. Admin only.',
+  },
+  'GET /api/install-queue/queue/{job_id}': {
+    description:
+      'One install job: queued, connecting, installing, joined (with the new node) or failed with the step (connect, check, upload, start, register) and the reason. Admin only.',
+    params: { job_id: '3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a' },
+  },
+  'POST /api/install-queue/queue/{job_id}/retry': {
+    description: 'Queues a failed job again (409 for any other state, or a join-remote job whose inline login is gone). Admin only.',
+    params: { job_id: '3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a' },
+  },
+  'POST /api/install-queue/queue/retry-failed': {
+    description: 'Queues every failed job again; those that cannot be retried are listed with the reason. Admin only.',
+  },
+  'DELETE /api/install-queue/queue': {
+    description: 'Deletes the finished (joined and failed) jobs; queued and running ones stay. Admin only.',
+  },
+  'DELETE /api/install-queue/host-keys/{host}': {
+    description:
+      'Forgets the SSH host key trusted on first use for `host` (`port`, default 22), after a legitimate change such as a reinstall: until then an install that meets another key fails with "host key changed". Admin only.',
+    params: { host: '192.168.1.182' },
+  },
+  'POST /api/network/join': {
+    description: 'Joins a host to the fleet: the Install Queue’s job for `ip` with a vault credential. Admin only.',
+    request: { ip: '192.168.1.182', credential_id: 'jetson-default' },
+  },
+  'POST /api/network/auto-join-all': {
+    description:
+      'Queues an install for every host of the last scan that looks like a Jetson or a GPU server, is not in the fleet and has SSH open; the others are listed with the reason. The credential defaults to AUTO_JOIN_CREDENTIAL (400 when neither is given). Admin only.',
+    request: { credential_id: 'jetson-default', cluster: 'vision' },
+  },
+  'POST /api/swarm/join-remote': {
+    description:
+      'Installs the agent on `node_ip` over SSH with a login given inline (kept as a SecureString while the job runs, then deleted). Answers once the node registered; past COMMAND_WAIT_MS 202 with the job to follow. A refused login is 401, an unreachable host 504, a later step 502. Admin only.',
+    request: { node_ip: '192.168.1.182', username: 'nvidia', password: 'nvidia', cluster: 'vision' },
+    accepted: {
+      status: 'installing',
+      message: 'Node 192.168.1.182 is being installed; follow GET /api/install-queue/queue/3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a',
+      job_id: '3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a',
+      state: 'installing',
+    },
+  },
+  'POST /agent/install/{commandId}/credential': {
+    description:
+      'Agent only: the SSH login and a one-use join token of the host.install this node runs, while it runs; 404 for any other node or command.',
+    params: { commandId: 'cmd-7f3c2a9e1b4d' },
+  },
+  'POST /agent/install/{commandId}/steps': {
+    description: 'Agent only: the steps of a running host.install so far.',
+    params: { commandId: 'cmd-7f3c2a9e1b4d' },
+    request: { steps: [{ name: 'connect', status: 'ok', detail: 'host key trusted on first use', at: '2026-01-15T10:00:00Z' }] },
+  },
+
   // ------------------------------------------------------------------ maintenance, ssh, keys
   'GET /api/maintenance/status': {
     description:
