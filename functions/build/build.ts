@@ -68,7 +68,7 @@ function buildError(c: CommandItem | undefined, node: NodeItem, image: string): 
     case BUILD_ERRORS.push:
       return new HttpError(502, `The push of ${image} failed on ${node.nodeName}: ${reason}`);
     default:
-      return new HttpError(500, `The build of ${image} could not run on ${node.nodeName}: ${reason}`);
+      return new HttpError(502, `The build of ${image} could not run on ${node.nodeName}: ${reason}`);
   }
 }
 
