@@ -10,6 +10,7 @@ import type {
   ImagePruneOutcome,
   EngineDriver,
   EngineEvent,
+  LogTail,
   ManagedContainer,
   ResourceLimits,
   StartOptions,
@@ -24,6 +25,8 @@ export class FakeEngine implements EngineDriver {
   readonly containers = new Map<string, ManagedContainer>();
   readonly calls: string[] = [];
   readonly logText = new Map<string, string>();
+  /** stderr lines of a container, kept apart from logText (its stdout). */
+  readonly stderrText = new Map<string, string>();
   private seq = 0;
   /** Host port handed out for a requested port 0. */
   nextHostPort = 40000;
@@ -152,6 +155,12 @@ export class FakeEngine implements EngineDriver {
   async logs(id: string, tail: number): Promise<string> {
     this.calls.push(`logs ${id} ${tail}`);
     return this.logText.get(id) ?? '';
+  }
+
+  async logTail(id: string, tail: number): Promise<LogTail> {
+    const text = await this.logs(id, tail);
+    const stderr = this.stderrText.get(id) ?? '';
+    return { text: text + stderr, stdout: text, stderr };
   }
 
   async updateLimits(id: string, limits: ResourceLimits): Promise<UpdateOutcome> {
