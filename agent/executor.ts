@@ -11,6 +11,7 @@ import {
 import { EXEC_DISABLED } from '../protocol/agent-api.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
+import { DiskLimitUnsupportedError, EngineError, GpuUnsupportedError } from './engine/errors.js';
 import { ensureStarted } from './engine/startup.js';
 import type { EngineDriver, ManagedContainer } from './engine/types.js';
 import { buildAndPush } from './image-build.js';
@@ -204,9 +205,21 @@ export class CommandExecutor {
       return {
         status: 'failed',
         output: { errorType: error instanceof Error ? error.name : 'Error' },
-        error: shortError(error),
+        error: await this.describeError(error),
       };
     }
+  }
+
+  /** What the engine said names the engine and its version: the same call fails differently on each. */
+  private async describeError(error: unknown): Promise<string> {
+    const message = shortError(error);
+    const fromEngine =
+      error instanceof EngineError ||
+      error instanceof DiskLimitUnsupportedError ||
+      error instanceof GpuUnsupportedError;
+    if (!fromEngine) return message;
+    const caps = await this.options.engine.capabilities().catch(() => null);
+    return caps ? `${engineTitle(caps)}: ${message}` : message;
   }
 
   private run(command: Command, commandId: string): Promise<Record<string, unknown>> {
@@ -354,6 +367,11 @@ function describe(c: ManagedContainer) {
     ports: c.ports,
     ...(c.startedAt ? { startedAt: c.startedAt } : {}),
   };
+}
+
+/** "Docker Engine 20.10.24" or "Podman 4.3.1". */
+export function engineTitle(caps: { name: string; version: string }): string {
+  return `${caps.name === 'podman' ? 'Podman' : 'Docker Engine'} ${caps.version}`;
 }
 
 function shortError(error: unknown): string {

@@ -25,6 +25,8 @@ export const containerSpec = z.object({
       z.object({
         containerPort: z.number().int(),
         hostPort: z.number().int().default(0),
+        /** Host address to bind; the agent binds 127.0.0.1 when none is given. */
+        hostIp: z.union([z.ipv4(), z.ipv6()]).optional(),
         protocol: z.enum(['tcp', 'udp']).default('tcp'),
       }),
     )

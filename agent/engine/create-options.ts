@@ -23,6 +23,9 @@ export interface CreateContext {
 
 const MIB = 1024 * 1024;
 
+/** Where published ports bind when a start names no host address. */
+export const DEFAULT_HOST_IP = '127.0.0.1';
+
 /** `cpuLimit` in CPUs → NanoCpus (1 CPU = 1e9). */
 export function nanoCpus(cpuLimit: number): number {
   return Math.round(cpuLimit * 1e9);
@@ -83,8 +86,9 @@ export function buildCreateOptions(spec: ContainerSpec, ctx: CreateContext): Doc
   for (const p of spec.ports) {
     const key = `${p.containerPort}/${p.protocol}`;
     exposed[key] = {};
-    // HostPort "0": the engine picks a free port; the real one is read back from inspect.
-    (bindings[key] ??= []).push({ HostIp: '', HostPort: String(p.hostPort) });
+    // HostPort "0": the engine picks a free port; the real one is read back from inspect. Loopback
+    // unless the start named an address: a published port is not for the whole network by default.
+    (bindings[key] ??= []).push({ HostIp: p.hostIp ?? DEFAULT_HOST_IP, HostPort: String(p.hostPort) });
   }
 
   const hostConfig: Docker.HostConfig = {
