@@ -40,6 +40,11 @@ export const containerSpec = z.object({
   memoryLimitMb: z.number().positive().optional(),
   diskLimitGb: z.number().positive().optional(),
   gpus: z.union([z.literal('all'), z.number().int().nonnegative()]).optional(),
+  /** Which GPUs (indexes or UUIDs, as nvidia-smi lists them) instead of a count. */
+  gpuDeviceIds: z
+    .array(z.string().regex(/^[A-Za-z0-9-]{1,64}$/))
+    .max(16)
+    .optional(),
   labels: z.record(z.string(), z.string()).default({}),
   /** Start again on failure (services) or never (training runs report their exit). */
   restart: z.enum(['no', 'on-failure', 'always']).default('no'),
