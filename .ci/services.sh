@@ -139,7 +139,8 @@ EOF
 _svc_start_dockerd() {
   if _dockerd_answers; then
     _svc_log "dockerd already answers on $FLEET_DOCKERD_SOCK; reusing it"
-    return 0
+    services_load_dockerd_images
+    return
   fi
   [[ -x /usr/sbin/dockerd ]] || { _svc_log "/usr/sbin/dockerd is missing (apt-get install docker.io)"; return 1; }
   services_write_nvidia_standins
@@ -153,7 +154,25 @@ _svc_start_dockerd() {
     --add-runtime "nvidia=$FLEET_STATE/nvidia-bin/nvidia-runtime" \
     </dev/null >"$FLEET_STATE/dockerd.log" 2>&1 &
   echo $! >"$FLEET_STATE/dockerd.pid"
-  _svc_wait _dockerd_answers "$!" dockerd
+  _svc_wait _dockerd_answers "$!" dockerd || return 1
+  services_load_dockerd_images
+}
+
+# The busybox test image (test/harness/images.ts builds the same one) imported offline into dockerd:
+# no registry is reachable, and suites then find it there already.
+services_load_dockerd_images() {
+  local ref="localhost/fleet-test:busybox" dir
+  if /usr/bin/docker -H "unix://$FLEET_DOCKERD_SOCK" image inspect "$ref" >/dev/null 2>&1; then return 0; fi
+  dir="$(mktemp -d)"
+  mkdir -p "$dir/rootfs/bin" "$dir/rootfs/tmp" "$dir/rootfs/etc" "$dir/rootfs/proc" "$dir/rootfs/sys" \
+    "$dir/rootfs/dev" "$dir/rootfs/www"
+  cp "${BUSYBOX_PATH:-/bin/busybox}" "$dir/rootfs/bin/busybox"
+  for applet in sh echo sleep cat httpd ls mkdir wget true env; do ln -s busybox "$dir/rootfs/bin/$applet"; done
+  tar -C "$dir/rootfs" -cf "$dir/rootfs.tar" .
+  /usr/bin/docker -H "unix://$FLEET_DOCKERD_SOCK" import "$dir/rootfs.tar" "$ref" >/dev/null
+  local rc=$?
+  rm -rf "$dir"
+  return $rc
 }
 
 _svc_start_moto() {
