@@ -20,6 +20,7 @@ import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
 import { auditDisk, pruneEngine } from './maintenance.js';
 import { KeyedMutex } from './mutex.js';
+import { checkSpec, DEFAULT_POLICY, type NodePolicy } from './policy.js';
 import { scanNetwork, type ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
 
@@ -59,6 +60,10 @@ export interface ExecutorOptions {
   stateDir?: string;
   /** host.exec's cap per output stream (tests lower it). */
   maxExecOutputBytes?: number;
+  /** What this node lets containers do (mounts, privileges); DEFAULT_POLICY when unset. */
+  policy?: NodePolicy;
+  /** The engine socket this agent drives (DOCKER_HOST), refused as a mount like the usual ones. */
+  engineSocket?: string;
 }
 
 /** host.exec on an agent without --allow-exec; the control plane answers 403 with this message. */
@@ -234,6 +239,8 @@ export class CommandExecutor {
   private readonly handlers: CommandHandlers = {
     'container.start': (command, commandId) =>
       this.mutex.run(command.spec.instanceId, async () => {
+        // Before the engine sees it: the policy is the node owner's, whatever the command says.
+        checkSpec(command.spec, this.options.policy ?? DEFAULT_POLICY, this.options.engineSocket);
         const { container, reused } = await ensureStarted(this.options.engine, command.spec, { commandId });
         return { ...describe(container), reused };
       }),

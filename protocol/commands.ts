@@ -46,6 +46,14 @@ export const containerSpec = z.object({
     .max(16)
     .optional(),
   labels: z.record(z.string(), z.string()).default({}),
+  /** Host-level access; each needs the node's own policy to allow it (agent/policy.ts). */
+  privileged: z.boolean().optional(),
+  network: z.literal('host').optional(),
+  pid: z.literal('host').optional(),
+  capAdd: z
+    .array(z.string().regex(/^[A-Za-z_]{1,64}$/))
+    .max(64)
+    .optional(),
   /** Start again on failure (services) or never (training runs report their exit). */
   restart: z.enum(['no', 'on-failure', 'always']).default('no'),
 });

@@ -127,6 +127,11 @@ export function buildCreateOptions(spec: ContainerSpec, ctx: CreateContext): Doc
     hostConfig.Binds = spec.volumes.map((v) => `${v.hostPath}:${v.containerPath}${v.readOnly ? ':ro' : ''}`);
   }
   if (storageOpt) hostConfig.StorageOpt = storageOpt;
+  // Only reached when the node's policy allowed them (agent/policy.ts, checked by the executor).
+  if (spec.privileged) hostConfig.Privileged = true;
+  if (spec.network === 'host') hostConfig.NetworkMode = 'host';
+  if (spec.pid === 'host') hostConfig.PidMode = 'host';
+  if (spec.capAdd?.length) hostConfig.CapAdd = spec.capAdd;
   const env = { ...spec.env };
   if (wantsGpus(spec)) {
     // Jetson's iGPU (and Podman's compat API, which ignores DeviceRequests) go through the nvidia
