@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { isAbsolute, normalize, resolve, sep } from 'node:path';
 import type { ContainerSpec } from '../protocol/commands.js';
 
@@ -98,7 +99,8 @@ export function checkSpec(spec: ContainerSpec, policy: NodePolicy, engineSocket?
         'host-paths',
         "mounting the host's root folder / is never allowed: it hands over the host",
       );
-    if (sockets.some((s) => under(s, path))) {
+    // Any unix socket counts: the engine's may sit anywhere (a proxy, a rootless Podman).
+    if (sockets.some((s) => under(s, path)) || isSocket(path)) {
       if (policy.allowEngineSocket) continue;
       throw new NodePolicyError(
         'engine-socket',
@@ -110,6 +112,14 @@ export function checkSpec(spec: ContainerSpec, policy: NodePolicy, engineSocket?
       'host-paths',
       `host path ${path} is outside the folders this node allows (${policy.allowHostPaths.join(', ') || 'none'}); the node owner adds it with --allow-host-paths (FLEET_ALLOW_HOST_PATHS)`,
     );
+  }
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false; // not there (yet): the folder rules decide
   }
 }
 

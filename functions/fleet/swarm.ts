@@ -343,6 +343,7 @@ export function swarmRoutes(): AnyRoute[] {
       responses: {
         202: pending202('Agents have not answered yet: pending command ids'),
         409: 'Name or image taken, or no node can run it',
+        422: 'The node refused every copy (its own policy: a mount of /, the engine socket or a host path it does not allow; or a limit it cannot enforce); nothing was kept',
       },
       handler: async (req, ctx) => {
         const b = req.body;

@@ -1,7 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
-import { START_REFUSALS } from '../../protocol/agent-api.js';
 import { resolveNode } from '../fleet/nodes.js';
 import { isPullFailure } from './backoff.js';
 import { changeService, nextService, type StartInput } from './desired-state.js';
@@ -24,7 +23,7 @@ import { instanceEndpointsDown } from './registry.js';
 import { toReservation, type InstanceResources } from './resources.js';
 import { failures, settle } from './settle.js';
 import { engineStatus, portsView } from './views.js';
-import { startRefused } from './observation.js';
+import { allRefused, startRefused } from './observation.js';
 
 /** The Containers API's use cases: start, stop, delete, restart copies of an image, change their limits. */
 
@@ -70,12 +69,6 @@ async function startFailed(ctx: AppContext, imageId: string, commands: CommandIt
     pull ? 'IMAGE_PULL_FAILED' : 'START_FAILED',
     { reason: pull ? 'image_pull_failed' : 'start_failed', desired_count: desired },
   );
-}
-
-/** Every failed command of these was refused by its node (START_REFUSALS). */
-function allRefused(commands: CommandItem[]): boolean {
-  const failed = commands.filter((c) => c.status === 'failed');
-  return failed.length > 0 && failed.every((c) => START_REFUSALS.includes(String(c.output?.['errorType'])));
 }
 
 /** POST /containers/{imageId}/start: `count` more copies. */

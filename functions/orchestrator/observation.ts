@@ -281,6 +281,12 @@ async function chaseStray(
  * not kept as a dead one to replace. It gives its place back (one copy fewer wanted), and an image
  * that no start wants any more shows no service.
  */
+/** Every failed command of these was refused by its node (START_REFUSALS), and one did fail. */
+export function allRefused(commands: CommandItem[]): boolean {
+  const failed = commands.filter((c) => c.status === 'failed');
+  return failed.length > 0 && failed.every((c) => START_REFUSALS.includes(String(c.output?.['errorType'])));
+}
+
 export async function startRefused(ctx: AppContext, instanceId: string, error: string): Promise<void> {
   const gone = await transitionInstance(ctx, instanceId, ['pending'], 'removed', { lastError: error });
   if (!gone) return;

@@ -409,6 +409,29 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
       expect(await mine({ [LABELS.image]: IMAGES.refused })).toEqual([]);
     });
 
+    it("a service mounting / or the engine socket is refused by the nodes' own policy; the API key cannot widen it", async () => {
+      const socket = dockerOptions().socketPath!;
+      for (const [source, rule] of [
+        ['/', /refused by this node's policy \(host-paths\).*root folder/],
+        [socket, /refused by this node's policy \(engine-socket\).*--allow-engine-socket/],
+        ['/etc', /refused by this node's policy \(host-paths\).*--allow-host-paths/],
+      ] as const) {
+        const name = uniqueName('policy');
+        const res = await api('POST', '/api/swarm/services', {
+          name,
+          image: IMAGES.refused,
+          replicas: 1,
+          mounts: [{ source, target: '/host' }],
+        });
+        expect(res.status, `${res.text}\n${agentLogs()}`).toBe(422);
+        expect(res.body.detail).toMatch(rule);
+        expect(res.body.detail).toMatch(/Nothing was kept/);
+        const services = (await api('GET', '/api/swarm/services')).body as { name: string; image: string }[];
+        expect(services.filter((s) => s.name === name || s.image === IMAGES.refused)).toEqual([]);
+      }
+      expect(await mine({ [LABELS.image]: IMAGES.refused })).toEqual([]);
+    });
+
     it('two agents with different node names on one machine share the load', async () => {
       const res = await api('POST', `/containers/${IMAGES.spread}/start`, {
         count: 4,
