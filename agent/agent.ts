@@ -73,7 +73,9 @@ export async function runAgent(
   signal: AbortSignal,
   deps: AgentDeps = {},
 ): Promise<void> {
-  const log = deps.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, fields: { node: config.nodeName } });
+  const log =
+    deps.logger ??
+    createLogger({ level: config.logLevel, format: config.logFormat, fields: { node: config.nodeName } });
   const collectors = deps.collectors ?? defaultCollectors;
   log.info('agent starting', {
     version: AGENT_VERSION,

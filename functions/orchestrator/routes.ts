@@ -375,7 +375,9 @@ export function orchestratorRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const status = req.query.status ?? req.body?.status;
         if (!status)
-          throw new ValidationError([{ loc: ['query', 'status'], msg: 'field required', type: 'value_error.missing' }]);
+          throw new ValidationError([
+            { loc: ['query', 'status'], msg: 'field required', type: 'value_error.missing' },
+          ]);
         return setEndpointStatus(ctx, req.params.endpoint_id, status);
       },
     }),
