@@ -107,7 +107,8 @@ _svc_start_engine() {
 # (DeviceRequests), and a runtime named "nvidia" wraps runc. Both record the OCI config they were
 # given (GPU env, hooks) under nvidia-records/ by container id, then the container runs as usual.
 services_write_nvidia_standins() {
-  local bin="$FLEET_STATE/nvidia-bin" records="$FLEET_STATE/nvidia-records"
+  # Beside dockerd's data, not in a checkout: another checkout reusing this dockerd finds the same records.
+  local bin="$FLEET_DOCKERD_ROOT/nvidia-bin" records="$FLEET_DOCKERD_ROOT/nvidia-records"
   mkdir -p "$bin" "$records"
   cat >"$bin/nvidia-container-runtime-hook" <<EOF
 #!/bin/sh
@@ -147,11 +148,11 @@ _svc_start_dockerd() {
   rm -f "$FLEET_DOCKERD_SOCK"
   mkdir -p "$FLEET_DOCKERD_ROOT/data" "$FLEET_DOCKERD_ROOT/exec"
   # No iptables (the host's rules are not ours) and a bridge on a private range of its own.
-  PATH="$FLEET_STATE/nvidia-bin:$PATH" setsid /usr/sbin/dockerd \
+  PATH="$FLEET_DOCKERD_ROOT/nvidia-bin:$PATH" setsid /usr/sbin/dockerd \
     --data-root "$FLEET_DOCKERD_ROOT/data" --exec-root "$FLEET_DOCKERD_ROOT/exec" \
     --host "unix://$FLEET_DOCKERD_SOCK" --pidfile "$FLEET_DOCKERD_ROOT/dockerd.pid" \
     --iptables=false --bip 172.31.250.1/24 \
-    --add-runtime "nvidia=$FLEET_STATE/nvidia-bin/nvidia-runtime" \
+    --add-runtime "nvidia=$FLEET_DOCKERD_ROOT/nvidia-bin/nvidia-runtime" \
     </dev/null >"$FLEET_STATE/dockerd.log" 2>&1 &
   echo $! >"$FLEET_STATE/dockerd.pid"
   _svc_wait _dockerd_answers "$!" dockerd || return 1
@@ -202,7 +203,7 @@ services_exports() {
   cat <<EOF
 export DOCKER_HOST=unix://${FLEET_ENGINE_SOCK}
 export FLEET_DOCKERD_HOST=unix://${FLEET_DOCKERD_SOCK}
-export FLEET_NVIDIA_RECORDS=${FLEET_STATE}/nvidia-records
+export FLEET_NVIDIA_RECORDS=${FLEET_DOCKERD_ROOT}/nvidia-records
 export AWS_ENDPOINT_URL=http://${MOTO_HOST}:${MOTO_PORT}
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
