@@ -17,6 +17,7 @@ import { buildRegisterRequest, collectNodeMetrics, defaultCollectors, type Colle
 import { Registrar } from './register.js';
 import { statePaths } from './state.js';
 import { TaskRunner } from './tasks.js';
+import { DEFAULT_POLICY } from './policy.js';
 import { AGENT_VERSION } from './version.js';
 import { ExitWatcher } from './watcher.js';
 
@@ -72,7 +73,9 @@ export async function runAgent(
   signal: AbortSignal,
   deps: AgentDeps = {},
 ): Promise<void> {
-  const log = deps.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, fields: { node: config.nodeName } });
+  const log =
+    deps.logger ??
+    createLogger({ level: config.logLevel, format: config.logFormat, fields: { node: config.nodeName } });
   const collectors = deps.collectors ?? defaultCollectors;
   log.info('agent starting', {
     version: AGENT_VERSION,
@@ -83,6 +86,7 @@ export async function runAgent(
 
   const jetson = await collectors.jetson().catch(() => null);
   const docker = deps.docker ?? new Docker();
+  const engineSocket = (docker.modem as { socketPath?: string }).socketPath;
   const engine = new DockerEngine(docker, {
     nodeName: config.nodeName,
     logger: log,
@@ -179,6 +183,8 @@ export async function runAgent(
       controlPlaneUrl: config.url,
       ...(config.installBundle ? { bundlePath: config.installBundle } : {}),
     },
+    policy: config.policy ?? DEFAULT_POLICY,
+    ...(engineSocket ? { engineSocket } : {}),
   });
   const heartbeat = new Heartbeat({
     send: (request, s) => client.heartbeat(request, { signal: s }),
@@ -199,7 +205,9 @@ export async function runAgent(
     allowExec: config.allowExec === true,
   });
   if (config.allowExec) {
-    log.warn('remote command execution is enabled (--allow-exec): the control plane may run shell commands on this host');
+    log.warn(
+      'remote command execution is enabled (--allow-exec): the control plane may run shell commands on this host',
+    );
   }
   deps.onReady?.({ nodeId: registration.nodeId, engine: caps });
   await Promise.all([

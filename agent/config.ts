@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import * as z from 'zod';
 import { registerRequest } from '../protocol/messages.js';
 import { isLogFormat, isLogLevel, type LogFormat, type LogLevel } from './log.js';
+import { DEFAULT_POLICY, type NodePolicy } from './policy.js';
 
 export interface AgentConfig {
   url: string;
@@ -26,6 +27,8 @@ export interface AgentConfig {
   allowExec?: boolean;
   /** The agent bundle host.install copies to new hosts (FLEET_AGENT_BUNDLE); default: this agent's own bundle. */
   installBundle?: string;
+  /** What containers may do on this node (mounts, privileges); only the node's owner sets it. */
+  policy?: NodePolicy;
 }
 
 export const USAGE = `Usage: fleet-agent [options]
@@ -49,6 +52,14 @@ Options (flag > environment > config file > default):
                          (POST /api/build/build)  FLEET_BUILD_ROOT   (off)
   --allow-exec           let the control plane run shell commands on this host
                          (POST /api/ssh/exec-node)  FLEET_ALLOW_EXEC=true   (off)
+  Node policy (the control plane cannot change it; all off by default):
+  --allow-host-paths p,p host folders containers may bind-mount  FLEET_ALLOW_HOST_PATHS
+                         (default /var/lib/fleet/checkpoints; / is never allowed)
+  --allow-engine-socket  let containers mount the engine socket   FLEET_ALLOW_ENGINE_SOCKET=true
+  --allow-privileged     let containers run privileged            FLEET_ALLOW_PRIVILEGED=true
+  --allow-host-network   let containers use the host network      FLEET_ALLOW_HOST_NETWORK=true
+  --allow-host-pid       let containers use the host PID space    FLEET_ALLOW_HOST_PID=true
+  --allow-capabilities c,c  capabilities containers may add (ALL: any)  FLEET_ALLOW_CAPABILITIES
   -h, --help             this text
   -v, --version          agent version
 
@@ -77,6 +88,17 @@ const fileSchema = z
     logFormat: z.string().optional(),
     buildRoot: z.string().optional(),
     allowExec: z.boolean().optional(),
+    policy: z
+      .object({
+        allowHostPaths: z.array(z.string()).optional(),
+        allowEngineSocket: z.boolean().optional(),
+        allowPrivileged: z.boolean().optional(),
+        allowHostNetwork: z.boolean().optional(),
+        allowHostPid: z.boolean().optional(),
+        allowCapabilities: z.array(z.string()).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -109,6 +131,50 @@ function explicitFlag(value: string, what: string): boolean {
   throw new ConfigError(`${what} must be true or false, got "${value}"`);
 }
 
+const list = (text: string) =>
+  text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+
+/** flag > env > config file > off, for each rule of the node policy. */
+function loadPolicy(
+  values: Record<string, string | boolean | undefined>,
+  env: NodeJS.ProcessEnv,
+  file: Partial<NodePolicy>,
+): NodePolicy {
+  const flag = (name: string, variable: string, fromFile: boolean | undefined): boolean => {
+    if (values[name] === true) return true;
+    const v = env[variable];
+    if (v !== undefined && v !== '') return explicitFlag(v, variable);
+    return fromFile === true;
+  };
+  const listOf = (name: string, variable: string, fromFile: string[] | undefined, fallback: string[]) => {
+    const v = values[name];
+    if (typeof v === 'string' && v !== '') return list(v);
+    const e = env[variable];
+    if (e !== undefined && e !== '') return list(e);
+    return fromFile ?? fallback;
+  };
+  const allowHostPaths = listOf(
+    'allow-host-paths',
+    'FLEET_ALLOW_HOST_PATHS',
+    file.allowHostPaths,
+    DEFAULT_POLICY.allowHostPaths,
+  ).map((p) => {
+    if (!p.startsWith('/')) throw new ConfigError(`allowed host path "${p}" is not absolute`);
+    return resolve(p);
+  });
+  return {
+    allowHostPaths,
+    allowEngineSocket: flag('allow-engine-socket', 'FLEET_ALLOW_ENGINE_SOCKET', file.allowEngineSocket),
+    allowPrivileged: flag('allow-privileged', 'FLEET_ALLOW_PRIVILEGED', file.allowPrivileged),
+    allowHostNetwork: flag('allow-host-network', 'FLEET_ALLOW_HOST_NETWORK', file.allowHostNetwork),
+    allowHostPid: flag('allow-host-pid', 'FLEET_ALLOW_HOST_PID', file.allowHostPid),
+    allowCapabilities: listOf('allow-capabilities', 'FLEET_ALLOW_CAPABILITIES', file.allowCapabilities, []),
+  };
+}
+
 export type ParsedCli = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: AgentConfig };
 
 export interface LoadConfigDeps {
@@ -137,6 +203,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
         'log-format': { type: 'string' },
         'build-root': { type: 'string' },
         'allow-exec': { type: 'boolean' },
+        'allow-host-paths': { type: 'string' },
+        'allow-engine-socket': { type: 'boolean' },
+        'allow-privileged': { type: 'boolean' },
+        'allow-host-network': { type: 'boolean' },
+        'allow-host-pid': { type: 'boolean' },
+        'allow-capabilities': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -203,7 +275,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
     str(env['FLEET_STATE_DIR']) ??
     file.stateDir ??
     join((deps.homedir ?? homedir)(), '.fleet-agent', nodeName);
-  const config: AgentConfig = { url, nodeName, labels, stateDir: resolve(stateDir), logLevel, logFormat };
+  const config: AgentConfig = {
+    url,
+    nodeName,
+    labels,
+    stateDir: resolve(stateDir),
+    logLevel,
+    logFormat,
+    policy: loadPolicy(values, env, file.policy ?? {}),
+  };
   const cluster = str(values['cluster']) ?? str(env['FLEET_CLUSTER']) ?? file.cluster;
   if (cluster) config.cluster = cluster;
   if (heartbeat !== undefined) config.heartbeatSeconds = positiveNumber(heartbeat, 'heartbeat');

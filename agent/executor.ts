@@ -11,6 +11,7 @@ import {
 import { EXEC_DISABLED } from '../protocol/agent-api.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
+import { DiskLimitUnsupportedError, EngineError, GpuUnsupportedError } from './engine/errors.js';
 import { ensureStarted } from './engine/startup.js';
 import type { EngineDriver, ManagedContainer } from './engine/types.js';
 import { buildAndPush } from './image-build.js';
@@ -20,6 +21,7 @@ import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
 import { auditDisk, pruneEngine } from './maintenance.js';
 import { KeyedMutex } from './mutex.js';
+import { checkSpec, DEFAULT_POLICY, type NodePolicy } from './policy.js';
 import { scanNetwork, type ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
 
@@ -61,6 +63,10 @@ export interface ExecutorOptions {
   maxExecOutputBytes?: number;
   /** host.install's connection to the control plane and what it copies; unset: installs are refused. */
   hostInstall?: Omit<HostInstallDeps, 'logger'>;
+  /** What this node lets containers do (mounts, privileges); DEFAULT_POLICY when unset. */
+  policy?: NodePolicy;
+  /** The engine socket this agent drives (DOCKER_HOST), refused as a mount like the usual ones. */
+  engineSocket?: string;
 }
 
 /** host.exec on an agent without --allow-exec; the control plane answers 403 with this message. */
@@ -207,9 +213,21 @@ export class CommandExecutor {
       return {
         status: 'failed',
         output: { errorType: error instanceof Error ? error.name : 'Error' },
-        error: shortError(error),
+        error: await this.describeError(error),
       };
     }
+  }
+
+  /** What the engine said names the engine and its version: the same call fails differently on each. */
+  private async describeError(error: unknown): Promise<string> {
+    const message = shortError(error);
+    const fromEngine =
+      error instanceof EngineError ||
+      error instanceof DiskLimitUnsupportedError ||
+      error instanceof GpuUnsupportedError;
+    if (!fromEngine) return message;
+    const caps = await this.options.engine.capabilities().catch(() => null);
+    return caps ? `${engineTitle(caps)}: ${message}` : message;
   }
 
   private run(command: Command, commandId: string): Promise<Record<string, unknown>> {
@@ -224,6 +242,8 @@ export class CommandExecutor {
   private readonly handlers: CommandHandlers = {
     'container.start': (command, commandId) =>
       this.mutex.run(command.spec.instanceId, async () => {
+        // Before the engine sees it: the policy is the node owner's, whatever the command says.
+        checkSpec(command.spec, this.options.policy ?? DEFAULT_POLICY, this.options.engineSocket);
         const { container, reused } = await ensureStarted(this.options.engine, command.spec, { commandId });
         return { ...describe(container), reused };
       }),
@@ -365,6 +385,11 @@ function describe(c: ManagedContainer) {
     ports: c.ports,
     ...(c.startedAt ? { startedAt: c.startedAt } : {}),
   };
+}
+
+/** "Docker Engine 20.10.24" or "Podman 4.3.1". */
+export function engineTitle(caps: { name: string; version: string }): string {
+  return `${caps.name === 'podman' ? 'Podman' : 'Docker Engine'} ${caps.version}`;
 }
 
 function shortError(error: unknown): string {

@@ -117,3 +117,14 @@ export type HostExecOutput = z.infer<typeof hostExecOutput>;
 
 /** `output.errorType` of a host.exec the agent refused because it was not started with --allow-exec. */
 export const EXEC_DISABLED = 'ExecDisabledError';
+
+/**
+ * `output.errorType` of a container.start the node refused for what was asked, not for a passing
+ * fault: retrying the same request there can only fail again (a disk limit the storage driver
+ * cannot enforce, GPUs without a GPU runtime, the node's own policy).
+ */
+export const START_REFUSALS: readonly string[] = [
+  'DiskLimitUnsupportedError',
+  'GpuUnsupportedError',
+  'NodePolicyError',
+];

@@ -26,6 +26,8 @@ export const containerSpec = z.object({
       z.object({
         containerPort: z.number().int(),
         hostPort: z.number().int().default(0),
+        /** Host address to bind; the agent binds 127.0.0.1 when none is given. */
+        hostIp: z.union([z.ipv4(), z.ipv6()]).optional(),
         protocol: z.enum(['tcp', 'udp']).default('tcp'),
       }),
     )
@@ -39,7 +41,20 @@ export const containerSpec = z.object({
   memoryLimitMb: z.number().positive().optional(),
   diskLimitGb: z.number().positive().optional(),
   gpus: z.union([z.literal('all'), z.number().int().nonnegative()]).optional(),
+  /** Which GPUs (indexes or UUIDs, as nvidia-smi lists them) instead of a count. */
+  gpuDeviceIds: z
+    .array(z.string().regex(/^[A-Za-z0-9-]{1,64}$/))
+    .max(16)
+    .optional(),
   labels: z.record(z.string(), z.string()).default({}),
+  /** Host-level access; each needs the node's own policy to allow it (agent/policy.ts). */
+  privileged: z.boolean().optional(),
+  network: z.literal('host').optional(),
+  pid: z.literal('host').optional(),
+  capAdd: z
+    .array(z.string().regex(/^[A-Za-z_]{1,64}$/))
+    .max(64)
+    .optional(),
   /** Start again on failure (services) or never (training runs report their exit). */
   restart: z.enum(['no', 'on-failure', 'always']).default('no'),
 });

@@ -23,6 +23,9 @@ export interface CreateContext {
 
 const MIB = 1024 * 1024;
 
+/** Where published ports bind when a start names no host address. */
+export const DEFAULT_HOST_IP = '127.0.0.1';
+
 /** `cpuLimit` in CPUs → NanoCpus (1 CPU = 1e9). */
 export function nanoCpus(cpuLimit: number): number {
   return Math.round(cpuLimit * 1e9);
@@ -32,10 +35,33 @@ export function memoryBytes(memoryLimitMb: number): number {
   return Math.round(memoryLimitMb * MIB);
 }
 
-/** Docker's `--gpus all` / `--gpus N`, with the driver named as most clients send it. */
-export function gpuDeviceRequests(gpus: number | 'all' | undefined): Docker.DeviceRequest[] | undefined {
+type GpuAsk = Pick<ContainerSpec, 'gpus' | 'gpuDeviceIds'>;
+
+const wantsGpus = (s: GpuAsk) => (s.gpuDeviceIds?.length ?? 0) > 0 || (s.gpus !== undefined && s.gpus !== 0);
+
+/**
+ * Docker's `--gpus all` / `--gpus N` / `--gpus '"device=0,1"'` (ids with Count 0), with the driver
+ * named as most clients send it.
+ */
+export function gpuDeviceRequests(
+  gpus: number | 'all' | undefined,
+  deviceIds?: string[],
+): Docker.DeviceRequest[] | undefined {
+  if (deviceIds && deviceIds.length > 0)
+    return [{ Driver: 'nvidia', Count: 0, DeviceIDs: deviceIds, Capabilities: [['gpu']], Options: {} }];
   if (gpus === undefined || gpus === 0) return undefined;
   return [{ Driver: 'nvidia', Count: gpus === 'all' ? -1 : gpus, Capabilities: [['gpu']], Options: {} }];
+}
+
+/**
+ * NVIDIA_VISIBLE_DEVICES for the nvidia runtime, as Docker's own nvidia driver sets it for
+ * DeviceRequests: the ids, else the first N indexes, else all.
+ */
+export function nvidiaVisibleDevices(ask: GpuAsk): string | undefined {
+  if (ask.gpuDeviceIds && ask.gpuDeviceIds.length > 0) return ask.gpuDeviceIds.join(',');
+  if (ask.gpus === 'all') return 'all';
+  if (ask.gpus === undefined || ask.gpus === 0) return undefined;
+  return Array.from({ length: ask.gpus }, (_, i) => String(i)).join(',');
 }
 
 /** Every label the agent owns; a spec cannot override them (they are how the agent finds its containers). */
@@ -68,14 +94,17 @@ export function storageOptFor(
   return { size: `${diskLimitGb}G` };
 }
 
-function assertGpuMode(gpus: number | 'all' | undefined, mode: GpuMode): void {
-  if (gpus === undefined || gpus === 0 || mode !== 'none') return;
-  throw new GpuUnsupportedError(gpus, 'the engine reports no NVIDIA runtime (nvidia-container-toolkit)');
+function assertGpuMode(ask: GpuAsk, mode: GpuMode): void {
+  if (!wantsGpus(ask) || mode !== 'none') return;
+  throw new GpuUnsupportedError(
+    ask.gpuDeviceIds?.length ? ask.gpuDeviceIds.length : (ask.gpus ?? 0),
+    'the engine reports no NVIDIA runtime (nvidia-container-toolkit)',
+  );
 }
 
 /** Maps a ContainerSpec to dockerode's create options. Throws rather than drop a limit it cannot apply. */
 export function buildCreateOptions(spec: ContainerSpec, ctx: CreateContext): Docker.ContainerCreateOptions {
-  assertGpuMode(spec.gpus, ctx.gpuMode);
+  assertGpuMode(spec, ctx.gpuMode);
   const storageOpt = storageOptFor(spec.diskLimitGb, ctx.diskLimit);
 
   const exposed: Record<string, object> = {};
@@ -83,8 +112,9 @@ export function buildCreateOptions(spec: ContainerSpec, ctx: CreateContext): Doc
   for (const p of spec.ports) {
     const key = `${p.containerPort}/${p.protocol}`;
     exposed[key] = {};
-    // HostPort "0": the engine picks a free port; the real one is read back from inspect.
-    (bindings[key] ??= []).push({ HostIp: '', HostPort: String(p.hostPort) });
+    // HostPort "0": the engine picks a free port; the real one is read back from inspect. Loopback
+    // unless the start named an address: a published port is not for the whole network by default.
+    (bindings[key] ??= []).push({ HostIp: p.hostIp ?? DEFAULT_HOST_IP, HostPort: String(p.hostPort) });
   }
 
   const hostConfig: Docker.HostConfig = {
@@ -97,16 +127,25 @@ export function buildCreateOptions(spec: ContainerSpec, ctx: CreateContext): Doc
     hostConfig.Binds = spec.volumes.map((v) => `${v.hostPath}:${v.containerPath}${v.readOnly ? ':ro' : ''}`);
   }
   if (storageOpt) hostConfig.StorageOpt = storageOpt;
-  if (spec.gpus !== undefined && spec.gpus !== 0) {
-    // Jetson's iGPU (and Podman's compat API, which ignores DeviceRequests) go through the nvidia runtime.
-    if (ctx.gpuMode === 'nvidia-runtime') hostConfig.Runtime = 'nvidia';
-    else hostConfig.DeviceRequests = gpuDeviceRequests(spec.gpus);
+  // Only reached when the node's policy allowed them (agent/policy.ts, checked by the executor).
+  if (spec.privileged) hostConfig.Privileged = true;
+  if (spec.network === 'host') hostConfig.NetworkMode = 'host';
+  if (spec.pid === 'host') hostConfig.PidMode = 'host';
+  if (spec.capAdd?.length) hostConfig.CapAdd = spec.capAdd;
+  const env = { ...spec.env };
+  if (wantsGpus(spec)) {
+    // Jetson's iGPU (and Podman's compat API, which ignores DeviceRequests) go through the nvidia
+    // runtime, which picks the GPUs from NVIDIA_VISIBLE_DEVICES (one the spec set itself wins).
+    if (ctx.gpuMode === 'nvidia-runtime') {
+      hostConfig.Runtime = 'nvidia';
+      env['NVIDIA_VISIBLE_DEVICES'] ??= nvidiaVisibleDevices(spec)!;
+    } else hostConfig.DeviceRequests = gpuDeviceRequests(spec.gpus, spec.gpuDeviceIds);
   }
 
   const options: Docker.ContainerCreateOptions = {
     name: spec.name,
     Image: spec.imageId,
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: containerLabels(spec, ctx),
     HostConfig: hostConfig,
   };

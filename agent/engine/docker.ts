@@ -20,7 +20,7 @@ import {
 } from './errors.js';
 import { watchEngineEvents } from './events.js';
 import { DockerImages } from './images.js';
-import { demuxLogs } from './logs.js';
+import { orderedTail, parseStampedLogs, type LogTail } from './logs.js';
 import { nvidiaHookOnPath } from './startup.js';
 import { computeStats, type CpuSample, type RawStats } from './stats.js';
 import type {
@@ -49,6 +49,8 @@ export interface DockerEngineOptions {
   /** Grace period when the update fallback stops a container to recreate it (Docker's default 10 s). */
   recreateStopSeconds?: number;
 }
+
+const LOG_MARGIN_LINES = 32;
 
 // Status codes with which engines say "this route does not exist here" (Podman 4.3 says 404).
 const UPDATE_UNSUPPORTED = new Set([404, 405, 501]);
@@ -272,10 +274,26 @@ export class DockerEngine implements EngineDriver {
   }
 
   async logs(id: string, tail: number): Promise<string> {
+    return (await this.logTail(id, tail)).text;
+  }
+
+  async logTail(id: string, tail: number): Promise<LogTail> {
+    // A few lines more than asked: the engine cuts its tail in its own order, which may have put a
+    // line of the other stream just before the cut.
     const buffer = await engineCall('container.logs', this.timeouts.logsMs, (s) =>
-      this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false, abortSignal: s }),
+      this.docker.getContainer(id).logs({
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        tail: tail + LOG_MARGIN_LINES,
+        follow: false,
+        abortSignal: s,
+      }),
     );
-    return demuxLogs(Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer))).combined;
+    return orderedTail(
+      parseStampedLogs(Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer))),
+      tail,
+    );
   }
 
   async updateLimits(id: string, limits: ResourceLimits, options: StartOptions = {}): Promise<UpdateOutcome> {

@@ -1,4 +1,7 @@
 import type { ContainerSpec } from '../../protocol/commands.js';
+import type { LogTail } from './logs.js';
+
+export type { LogTail } from './logs.js';
 
 /**
  * The container engine behind a small driver interface (Nomad's task driver, reduced): the
@@ -117,7 +120,10 @@ export interface EngineDriver {
   start(id: string): Promise<void>;
   stop(id: string, timeoutSeconds: number): Promise<void>;
   remove(id: string, force: boolean): Promise<void>;
+  /** The last `tail` lines, both streams ordered by the engine's timestamps. */
   logs(id: string, tail: number): Promise<string>;
+  /** The same, with each stream's own last lines apart (their interleaving is not always knowable). */
+  logTail(id: string, tail: number): Promise<LogTail>;
   updateLimits(id: string, limits: ResourceLimits, options?: StartOptions): Promise<UpdateOutcome>;
   /** Containers carrying fleet.managed=true and fleet.node=<this node>, stopped ones included. */
   list(): Promise<ManagedContainer[]>;

@@ -6,7 +6,12 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js
 import { reply } from '../core/http.js';
 import { keys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { findContainer, restartContainer, stopInstance } from '../orchestrator/containers.js';
+import {
+  findContainer,
+  restartContainer,
+  STOP_TIMEOUT_MAX_SECONDS,
+  stopInstance,
+} from '../orchestrator/containers.js';
 import { backoffView } from '../orchestrator/views.js';
 import { allInstances, listServices } from '../orchestrator/model.js';
 import { imageRef, instanceResources, port } from '../orchestrator/resources.js';
@@ -338,6 +343,7 @@ export function swarmRoutes(): AnyRoute[] {
       responses: {
         202: pending202('Agents have not answered yet: pending command ids'),
         409: 'Name or image taken, or no node can run it',
+        422: 'The node refused every copy (its own policy: a mount of /, the engine socket or a host path it does not allow; or a limit it cannot enforce); nothing was kept',
       },
       handler: async (req, ctx) => {
         const b = req.body;
@@ -461,13 +467,15 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/containers/{container_id}/stop',
       summary: 'Stop a container: one copy fewer wanted (as POST /containers/{imageId}/stop)',
       params: containerParams,
+      /** Seconds between SIGTERM and SIGKILL, as `docker stop -t`. */
+      query: z.object({ timeout: z.coerce.number().int().min(0).max(STOP_TIMEOUT_MAX_SECONDS).optional() }),
       response: z.object({ stopped: z.boolean() }),
       responses: { ...waits, 404: 'Unknown container' },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
         if (!inst || inst.status === 'removed')
           throw new NotFoundError(`Container ${req.params.container_id} not found`);
-        return stopInstance(ctx, inst.imageId, inst.instanceId);
+        return stopInstance(ctx, inst.imageId, inst.instanceId, req.query.timeout);
       },
     }),
     route({

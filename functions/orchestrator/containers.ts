@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
-import { dispatchCommand } from '../fleet/commands.js';
+import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
 import { resolveNode } from '../fleet/nodes.js';
 import { isPullFailure } from './backoff.js';
 import { changeService, nextService, type StartInput } from './desired-state.js';
@@ -23,6 +23,7 @@ import { instanceEndpointsDown } from './registry.js';
 import { toReservation, type InstanceResources } from './resources.js';
 import { failures, settle } from './settle.js';
 import { engineStatus, portsView } from './views.js';
+import { allRefused, startRefused } from './observation.js';
 
 /** The Containers API's use cases: start, stop, delete, restart copies of an image, change their limits. */
 
@@ -38,12 +39,29 @@ async function nodeIdFor(
 }
 
 /**
- * Every copy a start asked for failed. An image no node could pull is the request's to fix (422);
- * any other failure is the engine's (502). Either way the desired count stays: the copies are
- * retried with backoff (orchestrator/backoff.ts) until the image is scaled down or deleted.
+ * Every copy a start asked for failed. A start the node refused for what was asked (a disk limit it
+ * cannot enforce, its own policy) keeps nothing: its copies gave their places back (422). An image
+ * no node could pull is the request's to fix (422); any other failure is the engine's (502), and
+ * then the desired count stays: the copies are retried with backoff (orchestrator/backoff.ts) until
+ * the image is scaled down or deleted.
  */
-async function startFailed(ctx: AppContext, imageId: string, errors: string[]): Promise<HttpError> {
+async function startFailed(ctx: AppContext, imageId: string, commands: CommandItem[]): Promise<HttpError> {
+  const errors = failures(commands).map((f) => f.error);
+  const refused = allRefused(commands);
+  if (refused) {
+    // The result's applier does the same; doing it here too means the answer says where things ended.
+    for (const c of commands.filter((c) => c.status === 'failed' && c.instanceId))
+      await startRefused(ctx, c.instanceId!, c.error ?? 'start refused');
+  }
   const desired = (await getService(ctx, imageId))?.desiredCount ?? 0;
+  if (refused) {
+    return new HttpError(
+      422,
+      `The node refused to start ${imageId}: ${errors.join('; ')}. Nothing was kept: the desired count is ${desired}`,
+      'START_REFUSED',
+      { reason: 'start_refused', desired_count: desired },
+    );
+  }
   const pull = errors.every(isPullFailure);
   return new HttpError(
     pull ? 422 : 502,
@@ -68,12 +86,7 @@ export async function startContainers(ctx: AppContext, imageId: string, input: S
     async (commands) => {
       const failed = failures(commands);
       const ok = started.filter((id) => !failed.some((f) => f.id === id));
-      if (!ok.length && failed.length)
-        throw await startFailed(
-          ctx,
-          imageId,
-          failed.map((f) => f.error),
-        );
+      if (!ok.length && failed.length) throw await startFailed(ctx, imageId, commands);
       return {
         started: ok,
         ...(failed.length ? { failed } : {}),
@@ -126,7 +139,7 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
     placed.map((p) => p.commandId),
     async (commands) => {
       const mine = commands.find((c) => c.commandId === first.commandId);
-      if (mine?.status === 'failed') throw await startFailed(ctx, imageId, [mine.error ?? 'unknown error']);
+      if (mine?.status === 'failed') throw await startFailed(ctx, imageId, [mine]);
       const inst = (await getInstance(ctx, first.instanceId))!;
       return {
         ok: true,
@@ -162,7 +175,15 @@ async function giveUpSlot(ctx: AppContext, inst: InstanceItem): Promise<void> {
 const STOPPABLE: InstanceStatus[] = ['pending', 'running', 'exited', 'failed', 'orphaned'];
 
 /** POST /containers/{imageId}/stop */
-export async function stopInstance(ctx: AppContext, imageId: string, instanceId: string): Promise<unknown> {
+/** The longest stop grace a request may ask for; the agent's engine call waits this plus its margin. */
+export const STOP_TIMEOUT_MAX_SECONDS = 600;
+
+export async function stopInstance(
+  ctx: AppContext,
+  imageId: string,
+  instanceId: string,
+  timeoutSeconds = 10,
+): Promise<unknown> {
   let inst = await getInstance(ctx, instanceId);
   if (!inst || inst.imageId !== imageId || inst.status === 'removed') {
     throw new NotFoundError(`Instance ${instanceId} not found for image ${imageId}`);
@@ -178,7 +199,7 @@ export async function stopInstance(ctx: AppContext, imageId: string, instanceId:
     const commandId = await dispatchCommand(
       ctx,
       inst.nodeId,
-      { type: 'container.stop', instanceId, timeoutSeconds: 10 },
+      { type: 'container.stop', instanceId, timeoutSeconds },
       { instanceId },
     );
     inst =

@@ -16,6 +16,8 @@ export interface StartInput {
   env?: Record<string, string>;
   command?: string[];
   node_id?: string;
+  /** Host address the copies' published ports bind to (default 127.0.0.1, chosen by the agent). */
+  host_ip?: string;
 }
 
 /** The service as it will be after this request; not written yet. */
@@ -28,16 +30,20 @@ export function nextService(
   nodeId?: string,
 ): ServiceItem {
   const at = new Date(ctx.now()).toISOString();
+  // Settings come from the copies still wanted; an image nothing wants starts afresh, so a later
+  // start never picks up the ports, limits or env of one that was stopped.
+  const base = current && current.desiredCount > 0 ? current : undefined;
   return {
     ...keys.service(imageId),
     ...keys.servicesIndex(imageId),
     imageId,
     desiredCount,
-    resources: { ...(current?.resources ?? {}), ...(input.resources ?? {}) },
-    ports: input.ports ?? current?.ports ?? [],
-    env: input.env ?? current?.env ?? {},
-    ...((input.command ?? current?.command) ? { command: input.command ?? current?.command } : {}),
-    ...((nodeId ?? current?.nodeId) ? { nodeId: nodeId ?? current?.nodeId } : {}),
+    resources: { ...(base?.resources ?? {}), ...(input.resources ?? {}) },
+    ports: input.ports ?? base?.ports ?? [],
+    env: input.env ?? base?.env ?? {},
+    ...((input.command ?? base?.command) ? { command: input.command ?? base?.command } : {}),
+    ...((nodeId ?? base?.nodeId) ? { nodeId: nodeId ?? base?.nodeId } : {}),
+    ...((input.host_ip ?? base?.hostIp) ? { hostIp: input.host_ip ?? base?.hostIp } : {}),
     // What the Swarm API set stays with the image whichever API changes its count.
     ...(current?.constraints ? { constraints: current.constraints } : {}),
     ...(current?.volumes ? { volumes: current.volumes } : {}),

@@ -14,6 +14,8 @@ export interface ServiceItem extends StoreItem {
   ports: number[];
   /** Fixed host ports by container port (Swarm `published_port`): one copy per node then. */
   hostPorts?: Record<string, number>;
+  /** Host address published ports bind to (the agent binds 127.0.0.1 when unset). */
+  hostIp?: string;
   env: Record<string, string>;
   command?: string[];
   /** Placement restricted to this node when set. */

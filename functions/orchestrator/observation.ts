@@ -4,13 +4,16 @@ import { keys } from '../core/keys.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
 import { getNode, heartbeatIntervalSeconds, type NodeItem } from '../fleet/nodes.js';
 import type { AgentEvent, ContainerState } from '../../protocol/messages.js';
-import { containerStartOutput } from '../../protocol/agent-api.js';
+import { containerStartOutput, START_REFUSALS } from '../../protocol/agent-api.js';
 import { ConditionFailedError } from '../ports/store.js';
 import {
+  adjustDesired,
   getInstance,
   getService,
   isUpdating,
   nodeInstances,
+  releaseSlotsOf,
+  serviceSlots,
   setInstance,
   transitionInstance,
   type InstanceItem,
@@ -29,6 +32,10 @@ export async function applyCommandResult(ctx: AppContext, command: CommandItem):
   const ok = command.status === 'succeeded';
   switch (command.type) {
     case 'container.start': {
+      if (!ok && START_REFUSALS.includes(String(command.output?.['errorType']))) {
+        await startRefused(ctx, instanceId, command.error ?? 'start refused');
+        return;
+      }
       if (!ok) {
         const failed = await transitionInstance(ctx, instanceId, ['pending'], 'failed', {
           lastError: command.error ?? 'start failed',
@@ -267,6 +274,29 @@ async function chaseStray(
       await transitionInstance(ctx, inst.instanceId, ['removing'], 'removing', { lastCommandId: commandId });
     }
   }
+}
+
+/**
+ * The node refused the start for what was asked: a retry would fail the same way, so the copy is
+ * not kept as a dead one to replace. It gives its place back (one copy fewer wanted), and an image
+ * that no start wants any more shows no service.
+ */
+/** Every failed command of these was refused by its node (START_REFUSALS), and one did fail. */
+export function allRefused(commands: CommandItem[]): boolean {
+  const failed = commands.filter((c) => c.status === 'failed');
+  return failed.length > 0 && failed.every((c) => START_REFUSALS.includes(String(c.output?.['errorType'])));
+}
+
+export async function startRefused(ctx: AppContext, instanceId: string, error: string): Promise<void> {
+  const gone = await transitionInstance(ctx, instanceId, ['pending'], 'removed', { lastError: error });
+  if (!gone) return;
+  const held = (await serviceSlots(ctx, gone.imageId)).some((s) => s.instanceId === instanceId);
+  if (held) {
+    // Desired first: a reconciler in between sees one slot too many and releases the locked one.
+    await adjustDesired(ctx, gone.imageId, -1);
+    await releaseSlotsOf(ctx, gone.imageId, instanceId);
+  }
+  await deleteInstanceEndpoints(ctx, gone).catch(() => undefined);
 }
 
 /** container.exited for a service copy: dead now, replaced by the next reconcile. */

@@ -84,7 +84,9 @@ export async function loadState(ctx: AppContext, imageId?: string): Promise<Flee
   const instances = await allInstances(ctx, services);
   const planned = imageId ? services.filter((s) => s.imageId === imageId) : services;
   const slots = (await Promise.all(planned.map((s) => serviceSlots(ctx, s.imageId)))).flat();
-  const held = (await activeRuns(ctx)).flatMap((r) => (r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : []));
+  const held = (await activeRuns(ctx)).flatMap((r) =>
+    r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : [],
+  );
   return { nodes, services, instances, slots, held };
 }
 
@@ -143,6 +145,7 @@ export function startSpec(service: ServiceItem, instanceId: string): ContainerSp
       containerPort,
       hostPort: service.hostPorts?.[String(containerPort)] ?? 0,
       protocol: 'tcp' as const,
+      ...(service.hostIp ? { hostIp: service.hostIp } : {}),
     })),
     volumes: service.volumes ?? [],
     ...(r.cpu ? { cpuLimit: r.cpu } : {}),
@@ -217,7 +220,11 @@ async function recordBackoffs(ctx: AppContext, state: FleetState): Promise<void>
       if (error instanceof ConditionFailedError) continue; // replaced meanwhile
       throw error;
     }
-    Object.assign(slot, { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId });
+    Object.assign(slot, {
+      failures: backoff.attempt,
+      backoffUntil: backoff.nextTryAt,
+      backoffFor: inst.instanceId,
+    });
     const ik = keys.instance(inst.instanceId);
     await ctx.store
       .update(ik.pk, ik.sk, { set: { backoff } }, { equals: { status: inst.status } })

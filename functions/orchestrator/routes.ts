@@ -9,6 +9,7 @@ import {
   startOrReuse,
   stopInstance,
   updateResources,
+  STOP_TIMEOUT_MAX_SECONDS,
 } from './containers.js';
 import {
   deleteEndpoint,
@@ -42,6 +43,8 @@ const startExtensions = {
   command: z.array(z.string()).optional(),
   /** Run on this node only (id or name); unknown → 422. */
   node_id: z.string().min(1).optional(),
+  /** Host address published ports bind to; 127.0.0.1 when not given (0.0.0.0: every interface). */
+  host_ip: z.union([z.ipv4(), z.ipv6()]).optional(),
 };
 
 const startBody = z.object({
@@ -274,10 +277,15 @@ export function orchestratorRoutes(): AnyRoute[] {
       summary: 'Stop one instance (one copy fewer wanted)',
       greedy: ['imageId'],
       params: imageParams,
-      body: z.object({ instanceId: z.string().min(1) }),
+      body: z.object({
+        instanceId: z.string().min(1),
+        /** Seconds between SIGTERM and SIGKILL (the engine's default is 10). */
+        timeout: z.number().int().min(0).max(STOP_TIMEOUT_MAX_SECONDS).optional(),
+      }),
       response: z.object({ stopped: z.boolean() }).or(pendingOut),
       responses: { ...changeResponses, 404: 'Unknown instance' },
-      handler: async (req, ctx) => stopInstance(ctx, req.params.imageId, req.body.instanceId),
+      handler: async (req, ctx) =>
+        stopInstance(ctx, req.params.imageId, req.body.instanceId, req.body.timeout),
     }),
     route({
       ...common,
@@ -367,7 +375,9 @@ export function orchestratorRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const status = req.query.status ?? req.body?.status;
         if (!status)
-          throw new ValidationError([{ loc: ['query', 'status'], msg: 'field required', type: 'value_error.missing' }]);
+          throw new ValidationError([
+            { loc: ['query', 'status'], msg: 'field required', type: 'value_error.missing' },
+          ]);
         return setEndpointStatus(ctx, req.params.endpoint_id, status);
       },
     }),

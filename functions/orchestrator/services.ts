@@ -9,6 +9,7 @@ import { parseConstraint } from './constraints.js';
 import { changeService, nextService } from './desired-state.js';
 import { failures, settle } from './settle.js';
 import { getService, imageInstances, listServices, type InstanceItem, type ServiceItem } from './model.js';
+import { allRefused, startRefused } from './observation.js';
 import { reconcile } from './reconciler.js';
 import type { InstanceResources } from './resources.js';
 
@@ -110,11 +111,11 @@ export async function createNamedService(ctx: AppContext, input: NamedServiceInp
     await unnameService(ctx, input.imageId, input.name);
     throw new ConflictError(`A service named ${input.name} exists`);
   }
-  return placeAndWait(ctx, input.imageId);
+  return placeAndWait(ctx, input.imageId, input.name);
 }
 
 /** Runs the reconciler for the image and waits for the starts it sent (202 past COMMAND_WAIT_MS). */
-async function placeAndWait(ctx: AppContext, imageId: string): Promise<unknown> {
+async function placeAndWait(ctx: AppContext, imageId: string, created?: string): Promise<unknown> {
   const outcome = await reconcile(ctx, { imageId });
   const placed = outcome.placed.filter((p) => p.imageId === imageId);
   const service = await getService(ctx, imageId);
@@ -122,10 +123,27 @@ async function placeAndWait(ctx: AppContext, imageId: string): Promise<unknown> 
   return settle(
     ctx,
     placed.map((p) => p.commandId),
-    async (commands) => ({
-      ...(await view()),
-      ...(failures(commands).length ? { failed: failures(commands) } : {}),
-    }),
+    async (commands) => {
+      // A new service whose every copy its node refused for what was asked (its policy, a limit it
+      // cannot enforce): nothing is kept, and the answer says why.
+      if (created && commands.every((c) => c.status === 'failed') && allRefused(commands)) {
+        for (const c of commands)
+          if (c.instanceId) await startRefused(ctx, c.instanceId, c.error ?? 'refused');
+        await unnameService(ctx, imageId, created);
+        await releaseName(ctx, swarmKeys.serviceName(created), { imageId });
+        throw new HttpError(
+          422,
+          `The node refused to run service ${created}: ${failures(commands)
+            .map((f) => f.error)
+            .join('; ')}. Nothing was kept`,
+          'START_REFUSED',
+        );
+      }
+      return {
+        ...(await view()),
+        ...(failures(commands).length ? { failed: failures(commands) } : {}),
+      };
+    },
     { id: serviceId(imageId) },
   );
 }

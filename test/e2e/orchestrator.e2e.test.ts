@@ -65,6 +65,7 @@ const IMAGES = {
   crash: `${TAG_REPO}:crash`,
   killFailover: `${TAG_REPO}:kill-failover`,
   killRestart: `${TAG_REPO}:kill-restart`,
+  refused: `${TAG_REPO}:refused`,
 };
 
 interface Mode {
@@ -381,6 +382,54 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
         ),
       ).toMatchObject({ desired_count: 0, current_running: 0, total_instances: 0 });
       expect(await mine({ [LABELS.image]: IMAGES.main })).toEqual([]);
+    });
+
+    it('a start the node refuses (a disk limit its storage cannot enforce) leaves no desired count and no service', async () => {
+      // Neither engine here can enforce a size limit (overlay on ext4): both agents refuse.
+      const res = await api('POST', `/containers/${IMAGES.refused}/start`, {
+        count: 1,
+        resources: { disk_limit: '1g' },
+        command: RUN_UNTIL_TERM,
+      });
+      expect(res.status, `${res.text}\n${agentLogs()}`).toBe(422);
+      expect(res.text).toMatch(/refused to start/);
+      expect(res.text).toMatch(/diskLimitGb=1 cannot be enforced/);
+      // A reconcile after the refusal places nothing again.
+      await emit(rt.ctx, { type: 'reconcile', imageId: IMAGES.refused });
+      const image = ((await api('GET', '/images')).body.images as { image: string }[]).find(
+        (i) => i.image === IMAGES.refused,
+      );
+      expect(image ?? { desired_count: 0, current_running: 0 }).toMatchObject({
+        desired_count: 0,
+        current_running: 0,
+      });
+      expect((await instancesOf(IMAGES.refused)).filter((i) => i.status !== 'removed')).toEqual([]);
+      const services = (await api('GET', '/api/swarm/services')).body as { image: string }[];
+      expect(services.filter((s) => s.image === IMAGES.refused)).toEqual([]);
+      expect(await mine({ [LABELS.image]: IMAGES.refused })).toEqual([]);
+    });
+
+    it("a service mounting / or the engine socket is refused by the nodes' own policy; the API key cannot widen it", async () => {
+      const socket = dockerOptions().socketPath!;
+      for (const [source, rule] of [
+        ['/', /refused by this node's policy \(host-paths\).*root folder/],
+        [socket, /refused by this node's policy \(engine-socket\).*--allow-engine-socket/],
+        ['/etc', /refused by this node's policy \(host-paths\).*--allow-host-paths/],
+      ] as const) {
+        const name = uniqueName('policy');
+        const res = await api('POST', '/api/swarm/services', {
+          name,
+          image: IMAGES.refused,
+          replicas: 1,
+          mounts: [{ source, target: '/host' }],
+        });
+        expect(res.status, `${res.text}\n${agentLogs()}`).toBe(422);
+        expect(res.body.detail).toMatch(rule);
+        expect(res.body.detail).toMatch(/Nothing was kept/);
+        const services = (await api('GET', '/api/swarm/services')).body as { name: string; image: string }[];
+        expect(services.filter((s) => s.name === name || s.image === IMAGES.refused)).toEqual([]);
+      }
+      expect(await mine({ [LABELS.image]: IMAGES.refused })).toEqual([]);
     });
 
     it('two agents with different node names on one machine share the load', async () => {

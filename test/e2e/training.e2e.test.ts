@@ -119,7 +119,14 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
       name: nodeName,
       stateDir: join(root, 'agent'),
       heartbeatSeconds: 1,
-      env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
+      // The node's owner lets containers mount the checkpoint root (the agent's policy refuses other host paths).
+      env: {
+        ...process.env,
+        FLEET_API_KEY: '',
+        FLEET_URL: '',
+        FLEET_NODE_NAME: '',
+        FLEET_ALLOW_HOST_PATHS: checkpointRoot,
+      },
     });
     await agent.start();
     await eventually('the node online', async () => {

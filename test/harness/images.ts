@@ -15,7 +15,7 @@ const run = promisify(execFile);
 export const BUSYBOX_IMAGE = 'localhost/fleet-test:busybox';
 const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'httpd', 'ls', 'mkdir', 'wget', 'true', 'env'];
 
-/** How an image got into the engine: its own API, or the podman CLI as a fallback. */
+/** How an image got into the engine: its own API, or the engine's CLI (podman, docker) as a fallback. */
 export type ImportMethod = 'api' | 'podman-cli';
 
 /** Writes a tar of a busybox root filesystem; returns its path (in a temp folder the caller removes). */
@@ -62,7 +62,11 @@ export async function importImage(docker: Docker, tar: string, ref: string): Pro
     return 'api';
   } catch (apiError) {
     try {
-      await run('podman', ['import', tar, ref]);
+      // The engine's own CLI: Debian's docker (by full path: another may come first on PATH) for dockerd.
+      const podman = ((await docker.version()).Components ?? []).some((c) => /podman/i.test(c.Name));
+      const socket = (docker.modem as { socketPath?: string }).socketPath;
+      if (podman || !socket) await run('podman', ['import', tar, ref]);
+      else await run('/usr/bin/docker', ['-H', `unix://${socket}`, 'import', tar, ref]);
     } catch (cliError) {
       throw new AggregateError([apiError, cliError], `could not import ${tar} as ${ref}`);
     }

@@ -71,7 +71,11 @@ describeWithEngine('agent end to end (stand-in control plane, real engine)', () 
   it('registers with facts from the collectors and stores its credential', async () => {
     await expect.poll(() => cp.registrations.length, { timeout: 20_000 }).toBe(1);
     const r = cp.registrations[0]!;
-    expect(r).toMatchObject({ nodeName, labels: { zone: 'test' }, engine: { gpuRuntime: false } });
+    // A GPU runtime only where the engine has one: the Docker Engine pass registers a stand-in `nvidia`.
+    const engineInfo = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+    const podman = ((await docker.version()).Components ?? []).some((c) => /podman/i.test(c.Name));
+    const gpuRuntime = !podman && Object.keys(engineInfo.Runtimes ?? {}).includes('nvidia');
+    expect(r).toMatchObject({ nodeName, labels: { zone: 'test' }, engine: { gpuRuntime } });
     expect(r.cpuCount).toBeGreaterThan(0);
     expect(r.memoryMb).toBeGreaterThan(0);
     // Written right after the response arrives.

@@ -175,8 +175,12 @@ describeWithEngine('agent engine driver', () => {
       }),
     );
     await expect.poll(() => driver.logs(c.id, 100), { timeout: 10_000 }).toContain('oops');
-    const tail = await driver.logs(c.id, 3);
-    expect(tail.trim().split('\n')).toEqual(['line 4', 'line 5', 'oops']);
+    // Written in one burst: the engine's stamps cannot order the streams, so they are kept apart.
+    const tail = await driver.logTail(c.id, 3);
+    expect(tail.text.trim().split('\n')).toEqual(['line 4', 'line 5', 'oops']);
+    expect(tail.stdout.trim().split('\n')).toEqual(['line 3', 'line 4', 'line 5']);
+    expect(tail.stderr).toBe('oops\n');
+    expect(await driver.logs(c.id, 3)).toBe(tail.text);
 
     await driver.stop(c.id, 1);
     const stopped = await driver.inspect(c.id);
@@ -259,8 +263,10 @@ describeWithEngine('agent engine driver', () => {
     });
     const tail = (mine()[0] as { logTail: string }).logTail.trim().split('\n');
     expect(tail).toHaveLength(50);
+    // The error line ends the tail on every engine, whatever order the engine stamped it in.
     expect(tail.at(-1)).toBe('failing');
     expect(tail[0]).toBe('step 12');
+    expect(tail.slice(0, -1)).toEqual(Array.from({ length: 49 }, (_, i) => `step ${i + 12}`));
 
     // A restarted agent (fresh watcher, same journal) scans and does not report it again.
     controller.abort();

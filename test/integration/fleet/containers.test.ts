@@ -423,6 +423,54 @@ describe('orchestrator containers over a fleet of agents (embedded runtime)', ()
     expect((await get(`/system/resources?node_id=gpu1`)).body.system.cpu.total_cores).toBe(8);
   });
 
+  it('binds to the host address a start names, stops with the asked timeout, and a later start inherits nothing', async () => {
+    const image = 'inherit:1';
+    const first = await call(rt.url, 'POST', `/containers/${image}/start`, {
+      count: 1,
+      resources: { cpu_limit: '0.25', memory_limit: '128m' },
+      ports: [8080],
+      env: { MODE: 'first' },
+      host_ip: '0.0.0.0',
+    });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(starts(image)[0]!.command).toMatchObject({
+      spec: {
+        cpuLimit: 0.25,
+        memoryLimitMb: 128,
+        env: { MODE: 'first' },
+        ports: [{ containerPort: 8080, hostPort: 0, protocol: 'tcp', hostIp: '0.0.0.0' }],
+      },
+    });
+    const bad = await call(rt.url, 'POST', `/containers/${image}/start`, { host_ip: 'everywhere' });
+    expect(bad.status).toBe(422);
+    expect(bad.body.detail[0].loc).toEqual(['body', 'host_ip']);
+
+    const stop = await call(rt.url, 'POST', `/containers/${image}/stop`, {
+      instanceId: first.body.started[0],
+      timeout: 2,
+    });
+    expect(stop.status, JSON.stringify(stop.body)).toBe(200);
+    const stops = agent.seen.filter(
+      (e) => e.command.type === 'container.stop' && e.command.instanceId === first.body.started[0],
+    );
+    expect(stops.map((e) => (e.command as { timeoutSeconds: number }).timeoutSeconds)).toEqual([2]);
+    const tooLong = await call(rt.url, 'POST', `/containers/${image}/stop`, {
+      instanceId: first.body.started[0],
+      timeout: 601,
+    });
+    expect(tooLong.status).toBe(422);
+
+    // Nothing wanted any more: the next start is only what it says (no ports, limits, env, address).
+    const second = await call(rt.url, 'POST', `/containers/${image}/start`, { count: 1 });
+    expect(second.status, JSON.stringify(second.body)).toBe(200);
+    const spec = (starts(image).at(-1)!.command as { spec: Record<string, unknown> }).spec;
+    expect(spec).toMatchObject({ ports: [], env: {} });
+    expect(spec).not.toHaveProperty('cpuLimit');
+    expect(spec).not.toHaveProperty('memoryLimitMb');
+    const view = (await get('/images')).body.images.find((i: { image: string }) => i.image === image);
+    expect(view).toMatchObject({ desired_count: 1, resources: {} });
+  });
+
   it('adds up concurrent starts of the same image', async () => {
     const results = await Promise.all(
       [1, 2, 3].map(() => call(rt.url, 'POST', '/containers/busy:1/start', { count: 1 })),

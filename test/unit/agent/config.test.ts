@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseLabels } from '../../../agent/config.js';
+import { DEFAULT_POLICY } from '../../../agent/policy.js';
 
 const deps = { hostname: () => 'gpu-box-1', homedir: () => '/home/op' };
 const run = (argv: string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}) => {
@@ -17,6 +18,7 @@ describe('loadConfig', () => {
       stateDir: '/home/op/.fleet-agent/gpu-box-1',
       logLevel: 'info',
       logFormat: 'json',
+      policy: DEFAULT_POLICY,
     });
   });
 
@@ -26,6 +28,46 @@ describe('loadConfig', () => {
     expect(run(['--config', '/a.json'], {}, { '/a.json': '{"logFormat": "text"}' }).logFormat).toBe('text');
     expect(run(['--log-format', 'json'], { FLEET_LOG_FORMAT: 'text' }).logFormat).toBe('json');
     expect(() => run(['--log-format', 'xml'])).toThrow(/log format "xml" is not one of json, text/);
+  });
+
+  it('node policy: off by default, set by flag > env > config file, never widened by anything else', () => {
+    expect(DEFAULT_POLICY).toEqual({
+      allowHostPaths: ['/var/lib/fleet/checkpoints'],
+      allowEngineSocket: false,
+      allowPrivileged: false,
+      allowHostNetwork: false,
+      allowHostPid: false,
+      allowCapabilities: [],
+    });
+    const files = {
+      '/etc/agent.json': JSON.stringify({
+        policy: { allowHostPaths: ['/data'], allowPrivileged: true, allowCapabilities: ['NET_ADMIN'] },
+      }),
+    };
+    expect(run(['--config', '/etc/agent.json'], {}, files).policy).toEqual({
+      ...DEFAULT_POLICY,
+      allowHostPaths: ['/data'],
+      allowPrivileged: true,
+      allowCapabilities: ['NET_ADMIN'],
+    });
+    const env = { FLEET_ALLOW_HOST_PATHS: '/srv/a, /srv/b/', FLEET_ALLOW_PRIVILEGED: 'false' };
+    expect(run(['--config', '/etc/agent.json'], env, files).policy).toMatchObject({
+      allowHostPaths: ['/srv/a', '/srv/b'],
+      allowPrivileged: false,
+    });
+    expect(
+      run(['--allow-host-paths', '/x', '--allow-engine-socket', '--allow-host-pid'], env, files).policy,
+    ).toMatchObject({
+      allowHostPaths: ['/x'],
+      allowEngineSocket: true,
+      allowHostPid: true,
+      allowHostNetwork: false,
+    });
+    expect(() => run([], { FLEET_ALLOW_ENGINE_SOCKET: 'yes please' })).toThrow(ConfigError);
+    expect(() => run(['--allow-host-paths', 'relative/dir'])).toThrow(/not absolute/);
+    expect(() =>
+      run(['--config', '/etc/p.json'], {}, { '/etc/p.json': JSON.stringify({ policy: { allowAll: true } }) }),
+    ).toThrow(ConfigError);
   });
 
   it('flag beats env beats config file', () => {
@@ -76,7 +118,9 @@ describe('loadConfig', () => {
     expect(run(['--config', '/a.json'], { FLEET_ALLOW_EXEC: '0' }, files).allowExec).toBeUndefined();
     expect(run(['--allow-exec'], { FLEET_ALLOW_EXEC: 'no' }).allowExec).toBe(true);
     // A typo is an error, not a silent on or off.
-    expect(() => run([], { FLEET_ALLOW_EXEC: 'ture' })).toThrow(/FLEET_ALLOW_EXEC must be true or false, got "ture"/);
+    expect(() => run([], { FLEET_ALLOW_EXEC: 'ture' })).toThrow(
+      /FLEET_ALLOW_EXEC must be true or false, got "ture"/,
+    );
   });
 
   it('help and version', () => {

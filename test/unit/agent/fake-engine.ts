@@ -10,6 +10,7 @@ import type {
   ImagePruneOutcome,
   EngineDriver,
   EngineEvent,
+  LogTail,
   ManagedContainer,
   ResourceLimits,
   StartOptions,
@@ -24,6 +25,8 @@ export class FakeEngine implements EngineDriver {
   readonly containers = new Map<string, ManagedContainer>();
   readonly calls: string[] = [];
   readonly logText = new Map<string, string>();
+  /** stderr lines of a container, kept apart from logText (its stdout). */
+  readonly stderrText = new Map<string, string>();
   private seq = 0;
   /** Host port handed out for a requested port 0. */
   nextHostPort = 40000;
@@ -154,6 +157,12 @@ export class FakeEngine implements EngineDriver {
     return this.logText.get(id) ?? '';
   }
 
+  async logTail(id: string, tail: number): Promise<LogTail> {
+    const text = await this.logs(id, tail);
+    const stderr = this.stderrText.get(id) ?? '';
+    return { text: text + stderr, stdout: text, stderr };
+  }
+
   async updateLimits(id: string, limits: ResourceLimits): Promise<UpdateOutcome> {
     this.calls.push(`updateLimits ${id} ${JSON.stringify(limits)}`);
     return { container: await this.inspect(id), method: 'update' };
@@ -206,19 +215,27 @@ export class FakeEngine implements EngineDriver {
     this.builds.push(input);
     const dockerfile = await readFile(join(input.contextDir, input.dockerfile), 'utf8');
     const log = [`Step 1/1 : ${dockerfile.split('\n')[0]}`];
-    if (this.failBuild) throw new ImageStreamError('image.build', `build failed: ${this.failBuild}`, [...log, this.failBuild]);
+    if (this.failBuild)
+      throw new ImageStreamError('image.build', `build failed: ${this.failBuild}`, [...log, this.failBuild]);
     // Same content and args, same id: as a layer cache would answer a rebuild.
     const imageId = `sha256:${createHash('sha256').update(dockerfile).update(JSON.stringify(input.buildArgs)).digest('hex')}`;
     this.images.set(input.tag, imageId);
     return { imageId, log: [...log, `Successfully tagged ${input.tag}`] };
   }
 
-  async pushImage(ref: string, options: { insecure: boolean; timeoutMs: number }): Promise<{ digest: string | null; log: string[] }> {
+  async pushImage(
+    ref: string,
+    options: { insecure: boolean; timeoutMs: number },
+  ): Promise<{ digest: string | null; log: string[] }> {
     this.calls.push(`pushImage ${ref}`);
-    if (this.failPush) throw new ImageStreamError('image.push', `push failed: ${this.failPush}`, [this.failPush]);
+    if (this.failPush)
+      throw new ImageStreamError('image.push', `push failed: ${this.failPush}`, [this.failPush]);
     const id = this.images.get(ref);
     if (!id) throw new Error(`no such image: ${ref}`);
     this.pushes.push({ ref, insecure: options.insecure });
-    return { digest: `sha256:${createHash('sha256').update(id).digest('hex')}`, log: [`The push refers to repository [${ref}]`] };
+    return {
+      digest: `sha256:${createHash('sha256').update(id).digest('hex')}`,
+      log: [`The push refers to repository [${ref}]`],
+    };
   }
 }

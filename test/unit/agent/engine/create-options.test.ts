@@ -61,20 +61,20 @@ describe('buildCreateOptions', () => {
     );
   });
 
-  it('binds ports, host port 0 letting the engine pick', () => {
+  it('binds ports to loopback unless the start names an address, host port 0 letting the engine pick', () => {
     const o = buildCreateOptions(
       spec({
         ports: [
           { containerPort: 8080, hostPort: 0, protocol: 'tcp' },
-          { containerPort: 53, hostPort: 5353, protocol: 'udp' },
+          { containerPort: 53, hostPort: 5353, protocol: 'udp', hostIp: '0.0.0.0' },
         ],
       }),
       ctx,
     );
     expect(o.ExposedPorts).toEqual({ '8080/tcp': {}, '53/udp': {} });
     expect(o.HostConfig?.PortBindings).toEqual({
-      '8080/tcp': [{ HostIp: '', HostPort: '0' }],
-      '53/udp': [{ HostIp: '', HostPort: '5353' }],
+      '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '0' }],
+      '53/udp': [{ HostIp: '0.0.0.0', HostPort: '5353' }],
     });
   });
 
