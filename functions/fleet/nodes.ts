@@ -389,11 +389,6 @@ export async function recordHeartbeat(
     };
   }
   const fresh = { metrics: hb.metrics, loadedModels: hb.loadedModels, containerStats };
-  let sample = stored;
-  if (metricsDue(ctx, stored, fresh, now)) {
-    sample = { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now };
-    await ctx.store.put(sample);
-  }
   const beat: LiveRecord = {
     ...lk,
     nodeId: node.nodeId,
@@ -401,10 +396,15 @@ export async function recordHeartbeat(
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
   };
-  await ctx.store.put(beat);
+  const due = metricsDue(ctx, stored, fresh, now);
+  const sample: MetricsRecord = due
+    ? { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now }
+    : { ...stored!, ...fresh };
+  // Two items, written side by side: the liveness record does not wait for the metrics.
+  await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
   if (!wasOnline) await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
   // Readers of this heartbeat's node see what it reported, stored or not.
-  return { node: assemble(node, beat, { ...sample!, ...fresh }), cameOnline: !wasOnline };
+  return { node: assemble(node, beat, sample), cameOnline: !wasOnline };
 }
 
 /**
