@@ -146,9 +146,12 @@ async function main(): Promise<object> {
     counter.on = true;
     const [, windowS] = await seconds(() =>
       pool(picked, 16, async (nodeId) => {
-        const res = await call(fleet.rt.url, 'POST', '/agent/heartbeat', body, {
-          authorization: `Bearer ${tokens.get(nodeId)!}`,
-        });
+        const beat = () =>
+          call(fleet.rt.url, 'POST', '/agent/heartbeat', body, {
+            authorization: `Bearer ${tokens.get(nodeId)!}`,
+          });
+        // A reset connection (a loaded machine) is retried once, as the agent would at its next beat.
+        const res = await beat().catch(beat);
         if (res.status !== 200) throw new Error(`heartbeat ${nodeId}: ${res.status}`);
       }),
     );
