@@ -124,7 +124,8 @@ export async function sendSnapshot(ctx: AppContext, connectionId: string): Promi
   const conn = await getConnection(ctx, connectionId);
   if (!conn || !ctx.connections) return;
   // Not pruned on failure: a connection still completing its handshake looks gone; TTL and the next fan-out clean up.
-  for (const frame of await snapshot(ctx, conn)) await ctx.connections.send(connectionId, JSON.stringify(frame));
+  for (const frame of await snapshot(ctx, conn))
+    await ctx.connections.send(connectionId, JSON.stringify(frame));
 }
 
 /** The periodic push of `/ws/metrics` and `/ws/doctor`; each frame is built only when someone listens. */
