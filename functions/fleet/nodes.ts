@@ -371,7 +371,9 @@ export async function recordHeartbeat(
   ctx: AppContext,
   node: NodeItem,
   hb: HeartbeatRequest,
-): Promise<{ node: NodeItem; cameOnline: boolean }> {
+  /** Stores the sample whatever it moved, when this says so of the node as it was (a signal fired on it). */
+  mustStore?: (before: NodeItem) => boolean,
+): Promise<{ node: NodeItem; before: NodeItem; cameOnline: boolean }> {
   const now = ctx.now();
   const lk = liveKey(node.nodeId);
   const mk = metricsKey(node.nodeId);
@@ -396,7 +398,8 @@ export async function recordHeartbeat(
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
   };
-  const due = metricsDue(ctx, stored, fresh, now);
+  const before = assemble(node, live, stored);
+  const due = metricsDue(ctx, stored, fresh, now) || (mustStore?.(before) ?? false);
   const sample: MetricsRecord = due
     ? { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now }
     : { ...stored!, ...fresh };
@@ -404,7 +407,7 @@ export async function recordHeartbeat(
   await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
   if (!wasOnline) await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
   // Readers of this heartbeat's node see what it reported, stored or not.
-  return { node: assemble(node, beat, sample), cameOnline: !wasOnline };
+  return { node: assemble(node, beat, sample), before, cameOnline: !wasOnline };
 }
 
 /**
