@@ -71,8 +71,12 @@ export function attachWebSockets(server: Server, ctx: AppContext, sockets: Local
       });
       ws.on('error', () => ws.terminate());
       void snapshot(ctx, subscription)
-        .then((frame) => sockets.send(connectionId, JSON.stringify(frame)))
-        .catch((error: unknown) => ctx.logger.debug('websocket snapshot not sent', { error: error as Error }));
+        .then(async (frames) => {
+          for (const frame of frames) await sockets.send(connectionId, JSON.stringify(frame));
+        })
+        .catch((error: unknown) =>
+          ctx.logger.debug('websocket snapshot not sent', { error: error as Error }),
+        );
     });
   };
   server.on('upgrade', onUpgrade);

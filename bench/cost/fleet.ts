@@ -246,6 +246,14 @@ export async function measureSweeps(fleet: Fleet): Promise<Record<string, Units>
   return out;
 }
 
+/** Fires one app schedule as EventBridge Scheduler would and waits for what follows (not metered apart). */
+export async function fireSchedule(fleet: Fleet, name: string): Promise<void> {
+  const s = APP_SCHEDULES.find((x) => x.name === name);
+  if (!s) throw new Error(`no schedule ${name}`);
+  await fleet.rt.ctx.queue.send(EVENTS_QUEUE, s.payload);
+  await fleet.settle();
+}
+
 export interface BusySample {
   perTask: Units;
   submit: Units;
@@ -382,19 +390,6 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
       addUnits(month, busy.perContainerCommand, ops.container_commands);
     }
     const items = price(month, storedBytes / n);
-    if (busy) {
-      // The submit route's wait estimate reads every task of the last 24 hours (cluster/metrics.ts
-      // recentDurations), cached 30 s per warm container: a history the short sample cannot build,
-      // so it is modelled from the measured task item size, one warm container assumed.
-      const sizes = fleet.store.itemSizes('TASK#');
-      const taskBytes = sizes.reduce((s, b) => s + b, 0) / Math.max(1, sizes.length);
-      const history = n * BUSY_PER_NODE_PER_DAY.tasks;
-      const readsPerFleetMonth = (SECONDS_PER_MONTH / 30) * Math.ceil((history * taskBytes) / 4096) * 0.5;
-      ops['task history reads (per fleet, every 30 s)'] = SECONDS_PER_MONTH / 30;
-      ops['task history items read each time'] = history;
-      items['DynamoDB reads: 24 h task history (modelled)'] =
-        (readsPerFleetMonth / n) * PRICES.dynamoPerReadUnit;
-    }
     const total = Object.values(items).reduce((s, v) => s + v, 0);
     return {
       nodes: n,
@@ -436,7 +431,7 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
         'storage: the items after registration and one heartbeat; task history is not counted',
         ...(options.profile === 'busy'
           ? [
-              'busy: units per task and per container command measured on a sample run one at a time; the 24 h task history read of the submit route is modelled (the sample cannot build a day of history)',
+              'busy: units per task and per container command measured on a sample run one at a time, after one scheduled placement run (its fleet sample answers the wait estimates)',
             ]
           : []),
       ],

@@ -3,6 +3,7 @@ import { taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import type { ModelSpec } from './catalogue.js';
 import { formatDuration, percent, round1 } from './format.js';
+import { readDurations, type Durations } from './task-stats.js';
 import { tasksSince, type TaskItem } from './tasks.js';
 import type { Worker } from './workers.js';
 
@@ -31,6 +32,8 @@ export interface Sample {
   /** Resident model memory that some queued or running task wants, %. */
   efficiency: number | null;
   onlineNodes: number;
+  /** Task slots of the online nodes (absent in samples written before it was added). */
+  slots?: number;
   runningTasks: number;
   queuedTasks: number;
 }
@@ -72,6 +75,7 @@ export function takeSample(
     memoryUsedPercent: total > 0 ? percent(used, total) : null,
     efficiency: resident > 0 ? percent(useful, resident) : null,
     onlineNodes: online.length,
+    slots: online.reduce((n, w) => n + w.maxConcurrency, 0),
     runningTasks: online.reduce((n, w) => n + w.running.length, 0),
     queuedTasks: queuedModels.length,
   };
@@ -249,10 +253,19 @@ export function averageDurationOf(model: string, tasks: TaskItem[]): number | nu
   return fleetAverageDuration(tasks.filter((t) => t.model === model));
 }
 
-type Durations = { perModel: Map<string, number>; fleet: number | null };
+/** The latest per-minute fleet sample, when it is younger than `maxAgeMs`. */
+export async function latestSample(ctx: AppContext, maxAgeMs: number): Promise<Sample | undefined> {
+  const page = await ctx.store.query<SampleItem>(taskQueueKeys.clusterSamplesPk, {
+    ascending: false,
+    limit: 1,
+  });
+  const latest = page.items[0];
+  return latest && ctx.now() - latest.at <= maxAgeMs ? latest : undefined;
+}
 
 /**
- * Recent mean run times, per model and fleet-wide; refreshed at most every 30 s per context
+ * Recent mean run times (today and yesterday, from the task-stats counters), per model and
+ * fleet-wide; refreshed at most every 30 s per context
  * (submits read it). Concurrent misses share one read: a burst of submits would otherwise each
  * read a day of tasks.
  */
@@ -265,15 +278,7 @@ export async function recentDurations(ctx: AppContext): Promise<Durations> {
   const now = Date.now();
   const cached = durationCache.get(ctx);
   if (cached && now - cached.at < 30_000) return cached.value;
-  const value = (async () => {
-    const recent = await tasksSince(ctx, ctx.now() - 86_400_000);
-    const perModel = new Map<string, number>();
-    for (const m of new Set(recent.map((t) => t.model))) {
-      const d = averageDurationOf(m, recent);
-      if (d !== null) perModel.set(m, d);
-    }
-    return { perModel, fleet: fleetAverageDuration(recent) };
-  })();
+  const value = readDurations(ctx);
   durationCache.set(ctx, { at: now, value });
   // A failed read is not cached.
   value.catch(() => {

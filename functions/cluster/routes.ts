@@ -10,6 +10,7 @@ import { cancelTask } from './lifecycle.js';
 import {
   fleetAverageDuration,
   loadClusterMetrics,
+  latestSample,
   recentDurations,
   takeSample,
   TIMEFRAMES,
@@ -294,22 +295,35 @@ export function clusterRoutes(): AnyRoute[] {
   ];
 }
 
+/** How old the per-minute fleet sample may be for a wait estimate (the scheduled run writes one a minute). */
+const CAPACITY_SAMPLE_MAX_AGE_MS = 3 * 60_000;
+
+/** Online task slots and how many are free: the latest fleet sample, else (no recent sample) the fleet itself. */
+async function capacity(ctx: AppContext): Promise<{ slots: number; free: number }> {
+  const sample = await latestSample(ctx, CAPACITY_SAMPLE_MAX_AGE_MS);
+  if (sample?.slots !== undefined)
+    return { slots: sample.slots, free: Math.max(0, sample.slots - sample.runningTasks) };
+  const online = (await loadFleet(ctx)).workers.filter((w) => w.online && w.maxConcurrency > 0);
+  return {
+    slots: online.reduce((s, w) => s + w.maxConcurrency, 0),
+    free: online.reduce((s, w) => s + Math.max(0, w.maxConcurrency - w.running.length), 0),
+  };
+}
+
 /**
  * Queue position over free slots, times the model's recent mean run time: zero when a slot is
- * free for it now.
+ * free for it now. Reads the queue, one fleet sample and the task-stats counters: nothing that
+ * grows with the fleet.
  */
 async function estimateWait(ctx: AppContext, taskId: string, model: string): Promise<string> {
-  const [view, queued, durations] = await Promise.all([
-    loadFleet(ctx),
+  const [{ slots, free }, queued, durations] = await Promise.all([
+    capacity(ctx),
     queuedTasks(ctx),
     recentDurations(ctx),
   ]);
   const order = queueOrder(queued, ctx.now());
   const position = order.findIndex((t) => t.taskId === taskId) + 1;
   if (position <= 0) return '0s';
-  const online = view.workers.filter((w) => w.online && w.maxConcurrency > 0);
-  const slots = online.reduce((s, w) => s + w.maxConcurrency, 0);
-  const free = online.reduce((s, w) => s + Math.max(0, w.maxConcurrency - w.running.length), 0);
   const mean = durations.perModel.get(model) ?? durations.fleet ?? 30;
   if (slots === 0) return formatDuration(position * mean)!;
   const waves = Math.ceil(Math.max(0, position - free) / slots);

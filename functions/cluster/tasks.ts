@@ -5,6 +5,7 @@ import { taskQueueKeys, keys } from '../core/keys.js';
 import { planPlacements, type SchedTask } from '../task-planner/index.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
+import { recordCompletion } from './task-stats.js';
 
 /**
  * One task record serves both APIs: a cluster task (POST /tasks) and a vision job
@@ -342,6 +343,13 @@ export async function markFinished(
       (error: unknown) =>
         ctx.logger.warn('task count failed', { taskId: task.taskId, error: error as Error }),
     );
+  // Wait estimates read these counters, not the tasks (task-stats.ts).
+  if (
+    finished?.status === 'completed' &&
+    finished.startedAtMs !== undefined &&
+    finished.completedAtMs !== undefined
+  )
+    await recordCompletion(ctx, finished.model, (finished.completedAtMs - finished.startedAtMs) / 1000);
   return finished;
 }
 

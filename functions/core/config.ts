@@ -41,9 +41,17 @@ export const configSchema = z.object({
   /** Emit the counters as CloudWatch EMF lines (always on in Lambda). */
   METRICS_EMF: bool.default(false),
   /** A node is offline when its last heartbeat is older than this. */
-  NODE_OFFLINE_AFTER_SECONDS: z.coerce.number().int().positive().default(30),
+  NODE_OFFLINE_AFTER_SECONDS: z.coerce.number().int().positive().default(90),
   /** The nodes sweep retires a node silent longer than this (default 7 days); 0: never. */
   NODE_RETIRE_AFTER_SECONDS: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  /** How often agents heartbeat; never more than a third of NODE_OFFLINE_AFTER_SECONDS (two beats may be lost). */
+  NODE_HEARTBEAT_SECONDS: z.coerce.number().int().positive().default(30),
+  /**
+   * Node metrics are stored apart from liveness: a sample that moved at all is stored at most this
+   * often; one that moved past NODE_METRICS_THRESHOLD_PERCENT, or whose containers or models changed, at once.
+   */
+  NODE_METRICS_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
+  NODE_METRICS_THRESHOLD_PERCENT: z.coerce.number().min(0).max(100).default(10),
   /** How long a call that changes containers waits for agents before answering 202 (below API Gateway's 29 s). */
   COMMAND_WAIT_MS: z.coerce.number().int().min(0).max(25_000).default(20_000),
   /** Folder holding the Swagger UI and ReDoc files; resolved from node_modules when unset. */

@@ -6,8 +6,12 @@ export const keys = {
   node: (nodeId: string) => ({ pk: `NODE#${nodeId}`, sk: 'META' }),
   /** Uniqueness guard: one node per node name. */
   nodeName: (name: string) => ({ pk: `NODENAME#${name}`, sk: 'NAME' }),
-  /** gsi1: all nodes by name. */
+  /** gsi1: all nodes by name (written at registration and label changes only, never by heartbeats). */
   nodesIndex: (name: string) => ({ gsi1pk: 'NODES', gsi1sk: name }),
+  /** A node's liveness (status, last heartbeat): small, rewritten every beat, on no index. */
+  nodeLive: (nodeId: string, shard: number) => ({ pk: `NODESTATE#${shard}`, sk: `${nodeId}#LIVE` }),
+  /** A node's last stored metrics sample (metrics, models, containers): on no index. */
+  nodeMetrics: (nodeId: string, shard: number) => ({ pk: `NODESTATE#${shard}`, sk: `${nodeId}#METRICS` }),
 
   command: (commandId: string) => ({ pk: `CMD#${commandId}`, sk: 'META' }),
   /** gsi1: a node's commands in issue order. */
@@ -62,6 +66,10 @@ export const fleetKeys = {
   serviceSlotPrefix: 'SLOT#',
   servicesPk: 'SERVICES',
   nodesPk: 'NODES',
+  /** Liveness and metrics records of the nodes in one shard: `<nodeId>#LIVE`, `<nodeId>#METRICS`, side by side. */
+  nodeStatePk: (shard: number) => `NODESTATE#${shard}`,
+  nodeStatePrefix: (nodeId: string) => `${nodeId}#`,
+  nodeLiveSuffix: '#LIVE',
   endpointsPk: 'ENDPOINTS',
   /** gsi1 partition of an image's instances. */
   imageInstancesPk: (imageId: string) => `IMAGE#${imageId}`,

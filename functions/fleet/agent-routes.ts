@@ -19,7 +19,7 @@ import {
   rotateNodeToken,
   type RegistrationAccess,
 } from './nodes.js';
-import { emitHeartbeatSignals } from './heartbeat-signals.js';
+import { emitHeartbeatSignals, heartbeatSignals } from './heartbeat-signals.js';
 import { queueCredentialsRoute } from './queue-credentials.js';
 import {
   agentEventsRequest,
@@ -129,9 +129,19 @@ export function agentRoutes(): AnyRoute[] {
       response: heartbeatResponse,
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        const { node: updated, cameOnline } = await recordHeartbeat(ctx, node, req.body);
+        // Signals compare with the node as stored before this beat; one that fires stores the beat's sample.
+        const {
+          node: updated,
+          before,
+          cameOnline,
+        } = await recordHeartbeat(
+          ctx,
+          node,
+          req.body,
+          (was) => heartbeatSignals(was, req.body).hot.length > 0,
+        );
         const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
-        await emitHeartbeatSignals(ctx, node, req.body);
+        await emitHeartbeatSignals(ctx, before, req.body);
         // A node back (its orphans can go) or a copy dead (it needs a replacement).
         if (cameOnline || died) await emit(ctx, { type: 'reconcile' });
         return {

@@ -4,6 +4,14 @@ import { ConflictError, HttpError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import {
+  SHARDS,
+  liveKey,
+  metricsDue,
+  metricsKey,
+  type LiveRecord,
+  type MetricsRecord,
+} from './node-records.js';
 import { hashToken, newToken } from '../core/tokens.js';
 import { consumeJoinTokenUse, refundJoinTokenUse } from './join-tokens.js';
 import type {
@@ -79,7 +87,8 @@ export const COMMAND_VISIBILITY_SECONDS = 120;
 export const COMMAND_MAX_RECEIVES = 5;
 
 export function heartbeatIntervalSeconds(ctx: AppContext): number {
-  return Math.max(1, Math.floor(ctx.config.NODE_OFFLINE_AFTER_SECONDS / 3));
+  const third = Math.max(1, Math.floor(ctx.config.NODE_OFFLINE_AFTER_SECONDS / 3));
+  return Math.min(ctx.config.NODE_HEARTBEAT_SECONDS, third);
 }
 
 /** Online is computed from the last heartbeat on every read; the stored status may lag until the sweep. */
@@ -90,9 +99,58 @@ export function isOnline(node: Pick<NodeItem, 'lastHeartbeatMs'>, ctx: AppContex
   );
 }
 
-export async function getNode(ctx: AppContext, nodeId: string): Promise<NodeItem | undefined> {
+/**
+ * A node as readers see it: its META record with its liveness and last stored sample on top
+ * (node-records.ts). Records written before the split carry those fields on META itself.
+ */
+function assemble(meta: NodeItem, live?: LiveRecord, sample?: MetricsRecord): NodeItem {
+  const node: NodeItem = {
+    ...meta,
+    status: live?.status ?? meta.status ?? 'offline',
+    loadedModels: sample?.loadedModels ?? meta.loadedModels ?? [],
+    containerStats: sample?.containerStats ?? meta.containerStats ?? {},
+  };
+  const beat = live ?? meta;
+  if (beat.lastHeartbeatMs !== undefined) {
+    node.lastHeartbeatMs = beat.lastHeartbeatMs;
+    node.lastHeartbeat = beat.lastHeartbeat;
+  }
+  const metrics = sample?.metrics ?? meta.metrics;
+  if (metrics) node.metrics = metrics;
+  return node;
+}
+
+/** The META record alone (credential checks, label changes). */
+export async function getNodeRecord(ctx: AppContext, nodeId: string): Promise<NodeItem | undefined> {
   const k = keys.node(nodeId);
   return ctx.store.get<NodeItem>(k.pk, k.sk);
+}
+
+export async function getNode(ctx: AppContext, nodeId: string): Promise<NodeItem | undefined> {
+  const meta = await getNodeRecord(ctx, nodeId);
+  return meta ? withState(ctx, meta) : undefined;
+}
+
+/** A node's liveness and metrics records: one eventually consistent query (they sit side by side). */
+async function stateOf(
+  ctx: AppContext,
+  nodeId: string,
+): Promise<{ live?: LiveRecord; sample?: MetricsRecord }> {
+  const { items } = await ctx.store.query<LiveRecord | MetricsRecord>(liveKey(nodeId).pk, {
+    prefix: fleetKeys.nodeStatePrefix(nodeId),
+  });
+  const out: { live?: LiveRecord; sample?: MetricsRecord } = {};
+  for (const r of items) {
+    if (r.sk.endsWith(fleetKeys.nodeLiveSuffix)) out.live = r as LiveRecord;
+    else out.sample = r as MetricsRecord;
+  }
+  return out;
+}
+
+/** A META record with its liveness and metrics read and put on top. */
+export async function withState(ctx: AppContext, meta: NodeItem): Promise<NodeItem> {
+  const { live, sample } = await stateOf(ctx, meta.nodeId);
+  return assemble(meta, live, sample);
 }
 
 /** By node id, or by node name (the Fleet Commander API names nodes like `agx0`). */
@@ -106,9 +164,29 @@ export async function resolveNode(ctx: AppContext, idOrName: string): Promise<No
   return named ? getNode(ctx, named.nodeId) : undefined;
 }
 
-/** Every node, by name. */
+/** Every node's liveness and metrics records, by node id. */
+async function allState(
+  ctx: AppContext,
+): Promise<{ live: Map<string, LiveRecord>; sample: Map<string, MetricsRecord> }> {
+  const shards = await Promise.all(
+    SHARDS.map((s) => queryAll<LiveRecord | MetricsRecord>(ctx.store, fleetKeys.nodeStatePk(s))),
+  );
+  const live = new Map<string, LiveRecord>();
+  const sample = new Map<string, MetricsRecord>();
+  for (const r of shards.flat()) {
+    if (r.sk.endsWith(fleetKeys.nodeLiveSuffix)) live.set(r.nodeId, r as LiveRecord);
+    else sample.set(r.nodeId, r as MetricsRecord);
+  }
+  return { live, sample };
+}
+
+/** Every node, by name: the node index and one query per shard for liveness and metrics together. */
 export async function listNodes(ctx: AppContext): Promise<NodeItem[]> {
-  return queryAll<NodeItem>(ctx.store, fleetKeys.nodesPk, { index: 'gsi1' });
+  const [metas, { live, sample }] = await Promise.all([
+    queryAll<NodeItem>(ctx.store, fleetKeys.nodesPk, { index: 'gsi1' }),
+    allState(ctx),
+  ]);
+  return metas.map((m) => assemble(m, live.get(m.nodeId), sample.get(m.nodeId)));
 }
 
 /** SQS queue names allow letters, digits, `-` and `_`, 80 characters with prefix and `-dlq`. */
@@ -203,7 +281,7 @@ export async function registerNode(
   const token = newToken(nodeId);
   const now = ctx.now();
   const k = keys.node(nodeId);
-  const before = await ctx.store.get<NodeItem>(k.pk, k.sk);
+  const before = await getNode(ctx, nodeId);
   // A node that was offline (swept, or silent past NODE_OFFLINE_AFTER_SECONDS) and comes back by
   // registering (its agent restarted) keeps the stored "offline" until its first heartbeat, so that
   // heartbeat sees it come online: node.online, a reconcile that removes its orphans, endpoints UP.
@@ -225,11 +303,15 @@ export async function registerNode(
     agentVersion: req.agentVersion,
     engine: req.engine,
     tokenHash: hashToken(token),
-    // Registering is a sign of life: readers see the node online (lastHeartbeatMs) until its heartbeats stop.
-    status: wasOnline ? ('online' as const) : ('offline' as const),
+    ...keys.nodesIndex(req.nodeName),
+  };
+  // Registering is a sign of life: readers see the node online (lastHeartbeatMs) until its heartbeats stop.
+  const live: LiveRecord = {
+    ...liveKey(nodeId),
+    nodeId,
+    status: wasOnline ? 'online' : 'offline',
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
-    ...keys.nodesIndex(req.nodeName),
   };
   let node: NodeItem;
   try {
@@ -244,13 +326,15 @@ export async function registerNode(
       nodeId,
       ...facts,
       registeredAt: new Date(now).toISOString(),
+      status: live.status,
       loadedModels: [],
       containerStats: {},
     };
     await ctx.store.put(node, { notExists: true });
   }
+  await ctx.store.put(live);
   return {
-    node,
+    node: assemble(node, live),
     token,
     channel: await channelFor(ctx, queue),
     heartbeatIntervalSeconds: heartbeatIntervalSeconds(ctx),
@@ -284,14 +368,23 @@ export async function rotateNodeToken(ctx: AppContext, node: NodeItem): Promise<
   return token;
 }
 
-/** Stores a heartbeat; says whether the node was offline before it. */
+/**
+ * Stores a heartbeat: the liveness record every time (one write unit), the metrics sample only
+ * when it moved (node-records.ts metricsDue). Says whether the node was offline before it.
+ */
 export async function recordHeartbeat(
   ctx: AppContext,
   node: NodeItem,
   hb: HeartbeatRequest,
-): Promise<{ node: NodeItem; cameOnline: boolean }> {
+  /** Stores the sample whatever it moved, when this says so of the node as it was (a signal fired on it). */
+  mustStore?: (before: NodeItem) => boolean,
+): Promise<{ node: NodeItem; before: NodeItem; cameOnline: boolean }> {
   const now = ctx.now();
-  const wasOnline = node.status === 'online' && isOnline(node, ctx, now);
+  const lk = liveKey(node.nodeId);
+  const mk = metricsKey(node.nodeId);
+  const { live, sample: stored } = await stateOf(ctx, node.nodeId);
+  const prior = live ?? node;
+  const wasOnline = prior.status === 'online' && isOnline(prior, ctx, now);
   const containerStats: Record<string, ContainerSample> = {};
   for (const c of hb.containers) {
     containerStats[c.instanceId] = {
@@ -302,45 +395,49 @@ export async function recordHeartbeat(
       memoryUsageMb: c.stats?.memoryUsageMb ?? null,
     };
   }
-  const k = keys.node(node.nodeId);
-  const updated = await ctx.store.update<NodeItem>(k.pk, k.sk, {
-    set: {
-      metrics: hb.metrics,
-      loadedModels: hb.loadedModels,
-      containerStats,
-      status: 'online',
-      lastHeartbeat: new Date(now).toISOString(),
-      lastHeartbeatMs: now,
-    },
-  });
+  const fresh = { metrics: hb.metrics, loadedModels: hb.loadedModels, containerStats };
+  const beat: LiveRecord = {
+    ...lk,
+    nodeId: node.nodeId,
+    status: 'online',
+    lastHeartbeat: new Date(now).toISOString(),
+    lastHeartbeatMs: now,
+  };
+  const before = assemble(node, live, stored);
+  const due = metricsDue(ctx, stored, fresh, now) || (mustStore?.(before) ?? false);
+  const sample: MetricsRecord = due
+    ? { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now }
+    : { ...stored!, ...fresh };
+  // Two items, written side by side: the liveness record does not wait for the metrics.
+  await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
   if (!wasOnline) await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
-  return { node: updated, cameOnline: !wasOnline };
+  // Readers of this heartbeat's node see what it reported, stored or not.
+  return { node: assemble(node, beat, sample), before, cameOnline: !wasOnline };
 }
 
 /**
  * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
- * it an event others act on). Conditional on the heartbeat it judged, so a heartbeat that lands
- * meanwhile wins.
+ * it an event others act on). Reads only the liveness records. Conditional on the heartbeat it
+ * judged, so a heartbeat that lands meanwhile wins.
  */
 export async function sweepNodes(ctx: AppContext): Promise<string[]> {
   const now = ctx.now();
   const wentOffline: string[] = [];
-  for (const node of await listNodes(ctx)) {
-    if (node.status !== 'online' || isOnline(node, ctx, now)) continue;
-    const k = keys.node(node.nodeId);
+  for (const live of (await allState(ctx)).live.values()) {
+    if (live.status !== 'online' || isOnline(live, ctx, now)) continue;
     try {
       await ctx.store.update(
-        k.pk,
-        k.sk,
+        live.pk,
+        live.sk,
         { set: { status: 'offline' } },
-        { equals: { status: 'online', lastHeartbeatMs: node.lastHeartbeatMs } },
+        { equals: { status: 'online', lastHeartbeatMs: live.lastHeartbeatMs } },
       );
     } catch (error) {
       if (error instanceof ConditionFailedError) continue;
       throw error;
     }
-    wentOffline.push(node.nodeId);
-    await emit(ctx, { type: 'node.offline', nodeId: node.nodeId, lastHeartbeat: node.lastHeartbeat });
+    wentOffline.push(live.nodeId);
+    await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
   }
   return wentOffline;
 }
@@ -367,7 +464,8 @@ export async function setCordon(
     ? { cordoned: true, draining: state.draining === true, cordonedAt: new Date(ctx.now()).toISOString() }
     : { cordoned: false, draining: false };
   try {
-    return await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true });
+    // Cordon state is registry state: it lives on META, and readers get the node with its liveness.
+    return await withState(ctx, await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true }));
   } catch (error) {
     if (error instanceof ConditionFailedError) return undefined;
     throw error;
@@ -391,6 +489,8 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
   await ctx.store.delete(guard.pk, guard.sk, { equals: { nodeId: node.nodeId } }).catch((error: unknown) => {
     if (!(error instanceof ConditionFailedError)) throw error;
   });
+  // Its liveness and metrics records go with it (they live in the sharded state partitions).
+  for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId)]) await ctx.store.delete(key.pk, key.sk);
   await ctx.queue.remove(nodeQueue(node.nodeId));
   return true;
 }
@@ -402,4 +502,20 @@ export async function nodesToRetire(ctx: AppContext, now = ctx.now()): Promise<N
   return (await listNodes(ctx)).filter(
     (n) => now - (n.lastHeartbeatMs ?? Date.parse(n.registeredAt)) > after * 1000,
   );
+}
+
+/** Sets the API's label overrides on a node (META only); the node as readers see it. */
+export async function setNodeLabelOverrides(
+  ctx: AppContext,
+  nodeId: string,
+  overrides: Record<string, string | null>,
+): Promise<NodeItem> {
+  const k = keys.node(nodeId);
+  const meta = await ctx.store.update<NodeItem>(
+    k.pk,
+    k.sk,
+    { set: { labelOverrides: overrides } },
+    { exists: true },
+  );
+  return withState(ctx, meta);
 }

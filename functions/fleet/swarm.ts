@@ -4,7 +4,6 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { reply } from '../core/http.js';
-import { keys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import {
   findContainer,
@@ -34,6 +33,7 @@ import {
   listNodes,
   nodeLabels,
   resolveNode,
+  setNodeLabelOverrides,
   type NodeItem,
 } from './nodes.js';
 import { pending202 } from '../core/responses.js';
@@ -310,13 +310,7 @@ export function swarmRoutes(): AnyRoute[] {
         if (!node) throw new NotFoundError(`Node ${req.params.node_id} not found`);
         // null is kept as a removal, so a label the agent declares stays removed after it re-registers.
         const overrides = { ...(node.labelOverrides ?? {}), ...req.body.labels };
-        const k = keys.node(node.nodeId);
-        const updated = await ctx.store.update<NodeItem>(
-          k.pk,
-          k.sk,
-          { set: { labelOverrides: overrides } },
-          { exists: true },
-        );
+        const updated = await setNodeLabelOverrides(ctx, node.nodeId, overrides);
         await emit(ctx, { type: 'reconcile' });
         return swarmNodeView(updated, ctx, ctx.now());
       },

@@ -90,7 +90,15 @@ export async function changeService(
     const current = await getService(ctx, imageId);
     const change = await decide(current);
     if (!change) return undefined;
-    await preflight(ctx, change.next, change.wanted);
+    try {
+      await preflight(ctx, change.next, change.wanted);
+    } catch (error) {
+      // Planned from a service another request changed meanwhile (its copies already hold the
+      // slots this plan counted on): read it again rather than refuse.
+      const now = await getService(ctx, imageId);
+      if (error instanceof ConflictError && now?.version !== current?.version) continue;
+      throw error;
+    }
     if (await saveService(ctx, change.next, current !== undefined)) return change.next;
   }
   throw new ConflictError(`Image ${imageId} is changing concurrently; retry`);

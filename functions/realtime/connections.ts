@@ -100,13 +100,21 @@ export async function sendTo(
 export async function broadcast(
   ctx: AppContext,
   channel: string,
-  message: object | (() => Promise<object>),
+  message: object | (() => Promise<object | object[]>),
 ): Promise<FanOut> {
   if (!ctx.connections) return { delivered: 0, pruned: 0 };
   const targets = await channelConnections(ctx, channel);
   if (!targets.length) return { delivered: 0, pruned: 0 };
-  const frame = typeof message === 'function' ? await message() : message;
-  const outcomes = await Promise.all(targets.map((c) => sendTo(ctx, c.connectionId, frame)));
+  const built = typeof message === 'function' ? await message() : message;
+  // A message too large for one frame comes as several, sent in order to each connection.
+  const frames = Array.isArray(built) ? built : [built];
+  const outcomes = await Promise.all(
+    targets.map(async (c) => {
+      let outcome: Awaited<ReturnType<typeof sendTo>> = 'sent';
+      for (const frame of frames) if ((outcome = await sendTo(ctx, c.connectionId, frame)) !== 'sent') break;
+      return outcome;
+    }),
+  );
   return {
     delivered: outcomes.filter((o) => o === 'sent').length,
     pruned: outcomes.filter((o) => o === 'gone').length,

@@ -21,20 +21,40 @@ export interface MetricsMessage {
   type: 'metrics';
   nodes: Record<string, NodeMetricsEntry>;
   timestamp: string;
+  /** Present when the fleet takes more than one frame: this frame's place (1-based) and the count. */
+  part?: number;
+  parts?: number;
 }
+
+/** API Gateway's WebSocket message limit is 128 KB; a frame of /ws/metrics stays under this. */
+export const MAX_FRAME_BYTES = 120 * 1024;
 
 /** MiB, not the REST view's percentage: the WebSocket example shows `"gpu_memory": 4096`. */
 function gpuMemoryMiB(node: NodeItem): number {
   return (node.metrics?.gpus ?? []).reduce((sum, g) => sum + (g.memoryUsedMiB ?? 0), 0);
 }
 
-/** `/ws/metrics`: every node by name, with the numbers of `GET /api/nodes/`. */
-export async function metricsMessage(ctx: AppContext): Promise<MetricsMessage> {
+/**
+ * `/ws/metrics`: every node by name, with the numbers of `GET /api/nodes/`; one frame while the
+ * fleet fits MAX_FRAME_BYTES (about 1,100 nodes), else consecutive frames of the same shape, each
+ * with `part` and `parts`, that together name every node once.
+ */
+export async function metricsFrames(ctx: AppContext, maxBytes = MAX_FRAME_BYTES): Promise<MetricsMessage[]> {
   const now = ctx.now();
-  const nodes: Record<string, NodeMetricsEntry> = {};
+  const timestamp = new Date(now).toISOString();
+  const frames: Record<string, NodeMetricsEntry>[] = [{}];
+  // The envelope with the largest part numbers, and a comma per entry.
+  const envelope = JSON.stringify({
+    type: 'metrics',
+    nodes: {},
+    timestamp,
+    part: 999_999,
+    parts: 999_999,
+  }).length;
+  let size = envelope;
   for (const node of await listNodes(ctx)) {
     const v = nodeView(node, ctx, now);
-    nodes[node.nodeName] = {
+    const entry: NodeMetricsEntry = {
       cpu: v.cpu,
       memory: v.memory,
       gpu: v.gpu,
@@ -43,8 +63,16 @@ export async function metricsMessage(ctx: AppContext): Promise<MetricsMessage> {
       disk: v.disk,
       status: v.status as 'online' | 'offline',
     };
+    const bytes = Buffer.byteLength(JSON.stringify({ [node.nodeName]: entry })) - 1;
+    if (size + bytes > maxBytes && Object.keys(frames.at(-1)!).length) {
+      frames.push({});
+      size = envelope;
+    }
+    frames.at(-1)![node.nodeName] = entry;
+    size += bytes;
   }
-  return { type: 'metrics', nodes, timestamp: new Date(now).toISOString() };
+  if (frames.length === 1) return [{ type: 'metrics', nodes: frames[0]!, timestamp }];
+  return frames.map((nodes, i) => ({ type: 'metrics', nodes, timestamp, part: i + 1, parts: frames.length }));
 }
 
 export interface NodeProblem {

@@ -11,7 +11,7 @@ import {
   type Subscription,
 } from './connections.js';
 import { clusterHello } from './cluster-stream.js';
-import { doctorMessage, metricsMessage, type LogLevel, type LogMessage } from './messages.js';
+import { doctorMessage, metricsFrames, type LogLevel, type LogMessage } from './messages.js';
 
 /** What a connect request carries, in either runtime. */
 export interface ConnectRequest {
@@ -99,19 +99,21 @@ export async function openConnection(
 
 export const closeConnection = removeConnection;
 
-/** The first frame of a connection: the current metrics or health, or a log line saying what is streamed. */
-export async function snapshot(ctx: AppContext, sub: Subscription): Promise<object> {
-  if (sub.channel === 'metrics') return metricsMessage(ctx);
-  if (sub.channel === 'doctor') return doctorMessage(ctx);
-  if (sub.channel === 'cluster') return clusterHello(ctx);
+/** The first frames of a connection: the current metrics or health, or a log line saying what is streamed. */
+export async function snapshot(ctx: AppContext, sub: Subscription): Promise<object[]> {
+  if (sub.channel === 'metrics') return metricsFrames(ctx);
+  if (sub.channel === 'doctor') return [await doctorMessage(ctx)];
+  if (sub.channel === 'cluster') return [await clusterHello(ctx)];
   const node = await getNode(ctx, sub.nodeId!);
-  return logMessage(
-    ctx,
-    sub.nodeId!,
-    node?.nodeName ?? sub.nodeId!,
-    'info',
-    `Streaming the logs of node ${node?.nodeName ?? sub.nodeId}`,
-  );
+  return [
+    logMessage(
+      ctx,
+      sub.nodeId!,
+      node?.nodeName ?? sub.nodeId!,
+      'info',
+      `Streaming the logs of node ${node?.nodeName ?? sub.nodeId}`,
+    ),
+  ];
 }
 
 /**
@@ -122,12 +124,13 @@ export async function sendSnapshot(ctx: AppContext, connectionId: string): Promi
   const conn = await getConnection(ctx, connectionId);
   if (!conn || !ctx.connections) return;
   // Not pruned on failure: a connection still completing its handshake looks gone; TTL and the next fan-out clean up.
-  await ctx.connections.send(connectionId, JSON.stringify(await snapshot(ctx, conn)));
+  for (const frame of await snapshot(ctx, conn))
+    await ctx.connections.send(connectionId, JSON.stringify(frame));
 }
 
 /** The periodic push of `/ws/metrics` and `/ws/doctor`; each frame is built only when someone listens. */
 export async function pushPeriodic(ctx: AppContext): Promise<void> {
-  await broadcast(ctx, channelKey({ channel: 'metrics' }), () => metricsMessage(ctx));
+  await broadcast(ctx, channelKey({ channel: 'metrics' }), () => metricsFrames(ctx));
   await broadcast(ctx, channelKey({ channel: 'doctor' }), () => doctorMessage(ctx));
 }
 

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
-import { keys } from '../../../functions/core/keys.js';
 import { eventHandlers } from '../../../functions/event-handlers.js';
 import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
-import type { NodeItem } from '../../../functions/fleet/nodes.js';
+import { getNode } from '../../../functions/fleet/nodes.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from './scripted-agent.js';
 
@@ -25,10 +24,8 @@ describe('agent protocol over HTTP (embedded runtime)', () => {
     await rt?.stop();
   });
 
-  const storedNode = async (nodeId: string) => {
-    const k = keys.node(nodeId);
-    return (await rt.ctx.store.get<NodeItem>(k.pk, k.sk))!;
-  };
+  // As stored: the node's records (META, liveness, metrics) read through the nodes module.
+  const storedNode = async (nodeId: string) => (await getNode(rt.ctx, nodeId))!;
 
   it('registers idempotently by node name: same node id, a fresh token, the old token refused', async () => {
     // Prepare

@@ -7,6 +7,7 @@ import {
   type Sample,
 } from '../../../functions/cluster/metrics.js';
 import type { AppContext } from '../../../functions/core/context.js';
+import { TASK_STATS_SHARDS } from '../../../functions/cluster/task-stats.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
 
 const T0 = Date.parse('2026-05-30T10:00:00Z');
@@ -122,37 +123,47 @@ describe('worker stats', () => {
 });
 
 describe('recent durations for wait estimates', () => {
-  /** A context whose store answers task queries slowly, counting them. */
-  function slowContext(tasks: TaskItem[]) {
+  /** A context whose store answers the task-stats queries slowly, counting them; shard 0 holds `stats`. */
+  function slowContext(stats: Record<string, unknown>[]) {
     const calls = { n: 0 };
     const ctx = {
       now: () => T0 + 60_000,
       store: {
-        query: async () => {
+        query: async (pk: string) => {
           calls.n++;
           await new Promise((r) => setTimeout(r, 20));
-          return { items: tasks };
+          return { items: pk === 'TASKSTATS#0' ? stats : [] };
         },
       },
     } as unknown as AppContext;
     return { ctx, calls };
   }
 
-  it('reads once for a burst of concurrent callers, and once per context', async () => {
+  it('reads the counters once for a burst of concurrent callers, and once per context', async () => {
     resetDurationCache();
-    const done = task('t1', { startedAtMs: T0, completedAtMs: T0 + 4_000 });
-    const a = slowContext([done]);
+    // One completion of 4 s, as recordCompletion counts it.
+    const day = {
+      pk: 'TASKSTATS#0',
+      sk: 'd',
+      count: 1,
+      seconds: 4,
+      'count:llama-2-7b': 1,
+      'seconds:llama-2-7b': 4,
+    };
+    const a = slowContext([day]);
     const b = slowContext([]);
     const results = await Promise.all([
       ...Array.from({ length: 10 }, () => recentDurations(a.ctx)),
       recentDurations(b.ctx),
     ]);
-    expect(a.calls.n).toBe(1);
-    expect(b.calls.n).toBe(1);
+    // One query per counter shard, whatever the number of callers.
+    expect(a.calls.n).toBe(TASK_STATS_SHARDS);
+    expect(b.calls.n).toBe(TASK_STATS_SHARDS);
     expect(results[0]!.perModel.get('llama-2-7b')).toBe(4);
+    expect(results[0]!.fleet).toBe(4);
     expect(results[10]!.fleet).toBeNull();
     await recentDurations(a.ctx);
-    expect(a.calls.n).toBe(1);
+    expect(a.calls.n).toBe(TASK_STATS_SHARDS);
   });
 
   it('does not keep a failed read', async () => {

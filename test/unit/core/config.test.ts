@@ -9,7 +9,10 @@ describe('loadConfig', () => {
       QUEUE_PREFIX: 'fleet-',
       API_AUTH: false,
       CORS_ORIGINS: ['http://localhost:3000', 'http://127.0.0.1:3000'],
-      NODE_OFFLINE_AFTER_SECONDS: 30,
+      NODE_OFFLINE_AFTER_SECONDS: 90,
+      NODE_HEARTBEAT_SECONDS: 30,
+      NODE_METRICS_INTERVAL_SECONDS: 60,
+      NODE_METRICS_THRESHOLD_PERCENT: 10,
       COMMAND_WAIT_MS: 20_000,
       MAX_BODY_BYTES: 1_048_576,
     });

@@ -1,0 +1,217 @@
+/**
+ * `npm run bench:scale -- [--nodes 100000] [--sample 1000] [--gpus 1] [--json]`: the fleet at scale,
+ * through the embedded runtime with every port metered (bench/cost/fleet.ts).
+ *
+ * Loads `--nodes` node records (META, liveness, metrics: what registration and a heartbeat of a
+ * simulated H100 node store), then measures:
+ * - heartbeats in a sampled window: `--sample` nodes picked at random each send one real heartbeat
+ *   (HTTP, their own credential); every write is counted by partition key (table and GSI keys), and
+ *   the window stands for the fleet's heartbeat rate (nodes / interval per second), so a key's
+ *   writes per second = its writes in the window x rate / sample;
+ * - units per heartbeat at the full fleet against the 10 registered nodes alone;
+ * - the node sweep and a placement run at the full fleet (duration on dynalite, units);
+ * - the /ws/metrics frames (count, largest);
+ * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
+ */
+import { parseArgs } from 'node:util';
+import { keys } from '../functions/core/keys.js';
+import { hashToken, newToken } from '../functions/core/tokens.js';
+import { liveKey, metricsKey, type LiveRecord, type MetricsRecord } from '../functions/fleet/node-records.js';
+import { getNode, sweepNodes, type NodeItem } from '../functions/fleet/nodes.js';
+import { runPlacement, resetPlacementRunner } from '../functions/cluster/placement.js';
+import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
+import type { Store, StoreItem } from '../functions/ports/store.js';
+import { call } from '../test/integration/cluster/sim-agent.js';
+import { collectNodeMetrics } from '../agent/node.js';
+import { silentLogger } from '../agent/log.js';
+import { fixtureCollectors } from './cost/sim-node.js';
+import { awsCharged, operationUnits, startFleet, measureHeartbeat, type Fleet } from './cost/fleet.js';
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '100000' },
+    sample: { type: 'string', default: '1000' },
+    gpus: { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const N = Number(values.nodes);
+const SAMPLE = Math.min(Number(values.sample), N);
+const GPUS = Number(values.gpus);
+const EVENTS_TIMEOUT_S = 60; // lib/stack.ts EVENTS_TIMEOUT
+const API_DEFAULT_RPS = 10_000;
+const KEY_LIMIT_WPS = 1_000;
+
+/** Counts writes per partition key: the table's and each GSI key the written item carries. */
+class KeyCounter {
+  counts = new Map<string, number>();
+  on = false;
+  wrap(store: Store): Store {
+    const count = (item: Partial<StoreItem> | undefined, pk: string) => {
+      if (!this.on) return;
+      for (const k of [
+        `table ${pk}`,
+        ...(['gsi1pk', 'gsi2pk'] as const).map((g) => item?.[g] && `${g} ${String(item[g])}`),
+      ])
+        if (k) this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+    };
+    return new Proxy(store, {
+      get: (target, prop, receiver) => {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop === 'put')
+          return async (item: StoreItem, c?: unknown) => {
+            await (v as Store['put']).call(target, item, c as never);
+            count(item, item.pk);
+          };
+        if (prop === 'update')
+          return async (pk: string, sk: string, spec: unknown, c?: unknown) => {
+            const out = await (v as Store['update']).call(target, pk, sk, spec as never, c as never);
+            count(out, pk);
+            return out;
+          };
+        return (v as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+  }
+}
+
+async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+const seconds = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
+  const t = performance.now();
+  const out = await fn();
+  return [out, Math.round(performance.now() - t) / 1000];
+};
+
+async function main(): Promise<object> {
+  const fleet: Fleet = await startFleet({
+    nodes: 10,
+    profile: 'idle',
+    hardware: { kind: 'gpu', gpus: GPUS },
+  });
+  try {
+    const ctx = fleet.rt.ctx;
+    const interval = fleet.nodes[0]!.heartbeatIntervalSeconds;
+    const small = operationUnits(await measureHeartbeat(fleet));
+
+    // The template: a registered node's records after its heartbeats.
+    const template = (await getNode(ctx, fleet.nodes[0]!.nodeId))!;
+    const lk = liveKey(template.nodeId);
+    const mk = metricsKey(template.nodeId);
+    const live = (await ctx.store.get<LiveRecord>(lk.pk, lk.sk))!;
+    const sample = (await ctx.store.get<MetricsRecord>(mk.pk, mk.sk))!;
+    const meta = (await ctx.store.get<NodeItem>(keys.node(template.nodeId).pk, 'META'))!;
+    const tokens = new Map<string, string>();
+    const ids = Array.from({ length: N }, (_, i) => `scale-${String(i).padStart(6, '0')}`);
+    const [, loadS] = await seconds(() =>
+      pool(ids, 64, async (nodeId) => {
+        const token = newToken(nodeId);
+        tokens.set(nodeId, token);
+        const now = ctx.now();
+        await ctx.store.put({
+          ...meta,
+          ...keys.node(nodeId),
+          ...keys.nodesIndex(nodeId),
+          nodeId,
+          nodeName: nodeId,
+          tokenHash: hashToken(token),
+        });
+        await ctx.store.put({ ...live, ...liveKey(nodeId), nodeId, lastHeartbeatMs: now });
+        await ctx.store.put({ ...sample, ...metricsKey(nodeId), nodeId });
+      }),
+    );
+
+    // Heartbeats in a sampled window.
+    const counter = new KeyCounter();
+    ctx.store = counter.wrap(ctx.store);
+    const body = {
+      metrics: await collectNodeMetrics(
+        await fixtureCollectors({ kind: 'gpu', gpus: GPUS }),
+        { jetson: false },
+        silentLogger,
+      ),
+      containers: [],
+      loadedModels: [],
+    };
+    const picked = [...ids].sort(() => Math.random() - 0.5).slice(0, SAMPLE);
+    fleet.meter.reset();
+    counter.on = true;
+    const [, windowS] = await seconds(() =>
+      pool(picked, 16, async (nodeId) => {
+        const beat = () =>
+          call(fleet.rt.url, 'POST', '/agent/heartbeat', body, {
+            authorization: `Bearer ${tokens.get(nodeId)!}`,
+          });
+        // A reset connection (a loaded machine) is retried once, as the agent would at its next beat.
+        const res = await beat().catch(beat);
+        if (res.status !== 200) throw new Error(`heartbeat ${nodeId}: ${res.status}`);
+      }),
+    );
+    counter.on = false;
+    await fleet.settle();
+    const large = operationUnits(fleet.meter.total(awsCharged), SAMPLE);
+    const beatsPerSecond = N / interval;
+    const perKey = [...counter.counts]
+      .map(([key, n]) => ({ key, writes_per_second: Math.round((n * beatsPerSecond) / SAMPLE) }))
+      .sort((a, b) => b.writes_per_second - a.writes_per_second);
+
+    // Sweep and placement at the full fleet.
+    fleet.meter.reset();
+    const [wentOffline, sweepS] = await seconds(() => fleet.meter.within('sweep', () => sweepNodes(ctx)));
+    const sweepUnits = operationUnits(fleet.meter.total(awsCharged));
+    resetPlacementRunner();
+    fleet.meter.reset();
+    const [, placementS] = await seconds(() => fleet.meter.within('placement', () => runPlacement(ctx, {})));
+    const placementUnits = operationUnits(fleet.meter.total(awsCharged));
+    const [frames, framesS] = await seconds(() => metricsFrames(ctx));
+    const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
+
+    const report = {
+      nodes: N,
+      gpus: GPUS,
+      heartbeat_interval_seconds: interval,
+      load_seconds: loadS,
+      heartbeat_window: {
+        sampled_beats: SAMPLE,
+        seconds: windowS,
+        fleet_beats_per_second: Math.round(beatsPerSecond),
+      },
+      heartbeat_units: { at_10_nodes: small, at_full_fleet: large },
+      hottest_partition_keys: perKey.slice(0, 5),
+      partition_key_limit_met: (perKey[0]?.writes_per_second ?? 0) <= KEY_LIMIT_WPS,
+      api_requests_per_second: { heartbeats: Math.round(beatsPerSecond), default_limit: API_DEFAULT_RPS },
+      sweep: {
+        seconds: sweepS,
+        went_offline: wentOffline.length,
+        units: sweepUnits,
+        timeout_seconds: EVENTS_TIMEOUT_S,
+      },
+      placement_run: { seconds: placementS, units: placementUnits, timeout_seconds: EVENTS_TIMEOUT_S },
+      ws_metrics: {
+        frames: frames.length,
+        largest_bytes: Math.max(...frameBytes),
+        limit_bytes: MAX_FRAME_BYTES,
+        build_seconds: framesS,
+      },
+      notes: [
+        'durations on dynalite in one process on a shared 2-core machine: indicative only; units are exact',
+        'per-key writes/s extrapolate the sampled window to the fleet rate (nodes / interval); a beat whose metrics did not move writes only its liveness record',
+      ],
+    };
+    return report;
+  } finally {
+    await fleet.stop();
+  }
+}
+
+// After the fleet stops: the runtime's log capture swallows output while it runs.
+const report = await main();
+console.log(JSON.stringify(report, null, values.json ? 2 : 1));

@@ -1,0 +1,112 @@
+/**
+ * How a node is stored: three records, so that what changes every heartbeat is small and on no index.
+ * - META (`NODE#<id>`/`META`): what registration declares, the credential hash, labels; on gsi1
+ *   `NODES` by name. Written at registration and label changes, never by a heartbeat.
+ * - LIVE (`NODESTATE#<shard>`/`LIVE#<id>`): status and last heartbeat, about 150 bytes, one write
+ *   unit a beat.
+ * - METRICS (`NODESTATE#<shard>`/`METRICS#<id>`): the last stored sample (metrics, models,
+ *   containers), rewritten only when it moved (see `metricsDue`).
+ * The shard spreads what heartbeats write over NODE_SHARDS partition keys: at 100,000 nodes beating
+ * every 30 s, 3,333 liveness writes a second plus at most as many metrics writes, under 1,000 per key.
+ * One query per shard reads both record kinds of every node in it.
+ */
+import type { AppContext } from '../core/context.js';
+import { keys } from '../core/keys.js';
+import type { StoreItem } from '../ports/store.js';
+import type { NodeMetrics } from '../../protocol/messages.js';
+
+export const NODE_SHARDS = 8;
+
+/** FNV-1a of the node id: a stable shard for the life of the node. */
+export function nodeShard(nodeId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < nodeId.length; i++) {
+    h ^= nodeId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % NODE_SHARDS;
+}
+
+export const SHARDS = Array.from({ length: NODE_SHARDS }, (_, i) => i);
+
+export const liveKey = (nodeId: string) => keys.nodeLive(nodeId, nodeShard(nodeId));
+export const metricsKey = (nodeId: string) => keys.nodeMetrics(nodeId, nodeShard(nodeId));
+
+export interface LiveRecord extends StoreItem {
+  nodeId: string;
+  status: 'online' | 'offline';
+  lastHeartbeat: string;
+  lastHeartbeatMs: number;
+}
+
+export interface MetricsSample {
+  metrics?: NodeMetrics;
+  loadedModels: string[];
+  containerStats: Record<
+    string,
+    {
+      state: string;
+      kind: string;
+      cpuPercent: number | null;
+      memoryPercent: number | null;
+      memoryUsageMb: number | null;
+    }
+  >;
+}
+
+export interface MetricsRecord extends StoreItem, MetricsSample {
+  nodeId: string;
+  storedAtMs: number;
+}
+
+/** Below this a change is noise and never stored (percent of the larger value, at least of 100). */
+const NOISE_PERCENT = 1;
+
+/** The sample's numbers by path, and what must match exactly (models, container states, GPU ids). */
+function flatten(sample: MetricsSample): { numbers: Map<string, number>; shape: string } {
+  const numbers = new Map<string, number>();
+  const shape: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (typeof v === 'number') numbers.set(path, v);
+    else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    else if (v && typeof v === 'object')
+      for (const k of Object.keys(v).sort()) walk((v as Record<string, unknown>)[k], `${path}.${k}`);
+    else shape.push(`${path}=${String(v)}`);
+  };
+  walk(sample.metrics ?? null, 'm');
+  walk(sample.containerStats, 'c');
+  shape.push(`models=${[...sample.loadedModels].sort().join(',')}`);
+  shape.push(`containers=${Object.keys(sample.containerStats).sort().join(',')}`);
+  return { numbers, shape: shape.join('\n') };
+}
+
+/** The largest change between two samples in percent (of the larger value, at least of 100); Infinity when their shape differs. */
+export function sampleChange(before: MetricsSample, after: MetricsSample): number {
+  const a = flatten(before);
+  const b = flatten(after);
+  if (a.shape !== b.shape || a.numbers.size !== b.numbers.size) return Infinity;
+  let most = 0;
+  for (const [path, x] of a.numbers) {
+    const y = b.numbers.get(path);
+    if (y === undefined) return Infinity;
+    most = Math.max(most, (Math.abs(x - y) / Math.max(Math.abs(x), Math.abs(y), 100)) * 100);
+  }
+  return most;
+}
+
+/**
+ * Whether a heartbeat's sample is stored: at once when its containers or models changed or a number
+ * moved past NODE_METRICS_THRESHOLD_PERCENT; after NODE_METRICS_INTERVAL_SECONDS when it moved past
+ * noise; never when it is the stored one again.
+ */
+export function metricsDue(
+  ctx: AppContext,
+  stored: MetricsRecord | undefined,
+  sample: MetricsSample,
+  now: number,
+): boolean {
+  if (!stored) return true;
+  const change = sampleChange(stored, sample);
+  if (change > ctx.config.NODE_METRICS_THRESHOLD_PERCENT) return true;
+  return change > NOISE_PERCENT && now - stored.storedAtMs >= ctx.config.NODE_METRICS_INTERVAL_SECONDS * 1000;
+}
