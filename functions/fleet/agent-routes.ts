@@ -29,6 +29,7 @@ import {
   rotateTokenResponse,
 } from '../../protocol/messages.js';
 import { commandResult } from '../../protocol/commands.js';
+import { recordMetricHistory } from './metric-history.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 import { commandOut } from '../core/responses.js';
 
@@ -130,6 +131,7 @@ export function agentRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
         const { node: updated, cameOnline } = await recordHeartbeat(ctx, node, req.body);
+        await recordMetricHistory(ctx, node, req.body.metrics);
         const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
         await emitHeartbeatSignals(ctx, node, req.body);
         // A node back (its orphans can go) or a copy dead (it needs a replacement).
