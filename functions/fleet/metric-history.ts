@@ -9,7 +9,7 @@ import type { NodeItem } from './nodes.js';
  * Metric history of each node: 1-minute points kept 24 h and 5-minute points kept 30 days.
  *
  * Cost: a heartbeat writes only when it is the first of its minute (told from the node's previous
- * heartbeat, no read), as one attribute of an hour item (60 points, ~2 KB); the first heartbeat of
+ * heartbeat, no read) or the node's first, as one attribute of an hour item (60 points, ~2 KB); the first heartbeat of
  * a 5-minute bucket also writes the average of the bucket before into a 6-hour item (72 points).
  * Reads query a day in 25 items, 30 days in 121.
  */
@@ -108,7 +108,8 @@ export async function recordMetricHistory(
     const now = ctx.now();
     const prev = node.lastHeartbeatMs;
     const minute = floorTo(now, MINUTE_MS);
-    if (prev !== undefined && floorTo(prev, MINUTE_MS) === minute) return;
+    // Registration also stamps lastHeartbeatMs: a node's first metrics are kept whatever the minute.
+    if (prev !== undefined && node.metrics && floorTo(prev, MINUTE_MS) === minute) return;
     const hour = floorTo(now, HOUR_MS);
     const fine = await writePoint(
       ctx,

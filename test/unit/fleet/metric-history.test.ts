@@ -45,7 +45,11 @@ describe('metric history (dynalite table)', () => {
     let prev: number | undefined = node.lastHeartbeatMs;
     for (let t = from; t < from + minutes * MIN; t += 20_000) {
       now = t;
-      await recordMetricHistory(ctx, { ...node, lastHeartbeatMs: prev } as NodeItem, metrics((t - T0) / MIN));
+      await recordMetricHistory(
+        ctx,
+        { ...node, lastHeartbeatMs: prev, metrics: prev === undefined ? undefined : metrics(0) } as NodeItem,
+        metrics((t - T0) / MIN),
+      );
       prev = t;
     }
     node.lastHeartbeatMs = prev;
@@ -89,6 +93,19 @@ describe('metric history (dynalite table)', () => {
     const some = await readMetricHistory(ctx, node.nodeId, T0 + 30 * MIN, T0 + 40 * MIN, 60);
     expect(some.map((p) => p.cpu)).toEqual([30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
     expect(await readMetricHistory(ctx, 'n-none', T0, T0 + 70 * MIN, 60)).toEqual([]);
+  });
+
+  it("keeps a node's first metrics even in its registration minute", async () => {
+    now = T0 + 300 * MIN + 5_000;
+    const fresh = {
+      ...node,
+      nodeId: 'n-new',
+      lastHeartbeatMs: T0 + 300 * MIN,
+      metrics: undefined,
+    } as unknown as NodeItem;
+    await recordMetricHistory(ctx, fresh, metrics(7));
+    const pts = await readMetricHistory(ctx, 'n-new', T0 + 300 * MIN, T0 + 301 * MIN, 60);
+    expect(pts.map((p) => p.cpu)).toEqual([7]);
   });
 
   it('writes nothing for a second heartbeat in the same minute, and no average across a gap', async () => {
