@@ -16,6 +16,8 @@ export async function loadEndpoints(): Promise<void> {
   try {
     const res = await fetch('config.json', { cache: 'no-store' });
     if (res.ok) Object.assign(endpoints, (await res.json()) as Partial<typeof endpoints>);
+    // The stack's ApiUrl ends with a slash; paths start with one.
+    endpoints.apiUrl = endpoints.apiUrl.replace(/\/+$/, '');
   } catch {
     // Same origin.
   }
