@@ -3,7 +3,7 @@
  * one real agent as another (agent/main.ts on Podman), and Debian's chromium driven by
  * playwright-core. A person's path through it: sign in with a key; the node appears with live
  * numbers; start a container from the form (after the form refuses a bad limit) and see it
- * running; scale it; stop a copy; create a training job and see its run and output; open the
+ * running, its command shown pending until it settles; scale it; stop a copy; create a training job and see its run and output; open the
  * node's charts; a viewer key is offered no write button. Every page is screenshot (to
  * CONSOLE_SCREENSHOTS_DIR, docs/screenshots when refreshing the README's) and checked by axe-core:
  * no serious or critical violation.
@@ -111,6 +111,8 @@ describeWith(
         LOG_LEVEL: 'SILENT',
         API_AUTH: 'true',
         WS_PUSH_INTERVAL_SECONDS: '1',
+        // Calls answer 202 at once: the console must show their commands until they settle.
+        COMMAND_WAIT_MS: '0',
       });
       agent = new AgentProcess({
         url: server.url,
@@ -182,6 +184,13 @@ describeWith(
 
       await form.getByLabel('Memory limit').fill('64m');
       await form.getByRole('button', { name: 'Start' }).click();
+      // The start answered 202: its command is shown pending, then settled.
+      const pending = page.getByRole('complementary', { name: 'Pending commands' }).locator('li');
+      await pending.first().waitFor();
+      expect(await pending.first().textContent()).toContain(`Start ${BUSYBOX_IMAGE}`);
+      await expect
+        .poll(() => pending.first().getAttribute('data-status'), { timeout: 30_000 })
+        .toBe('succeeded');
       const running = page.locator('tr[data-container]', { has: page.locator('.status-running') });
       await expect.poll(() => running.count(), { timeout: 30_000 }).toBe(1);
       expect(await running.first().textContent()).toContain('cpu_limit 0.25, memory_limit 64m');
