@@ -49,7 +49,7 @@ export function metricHistoryRoutes(): AnyRoute[] {
         fields: z.array(z.string()),
         points: z.array(pointOut),
       }),
-      responses: { 404: 'Unknown node', 422: 'Bad range or step' },
+      responses: { 404: 'Unknown node', 400: 'Bad range or step' },
       handler: async (req, ctx) => {
         const now = ctx.now();
         const until = req.query.until ? Date.parse(req.query.until) : now;

@@ -34,15 +34,15 @@ describe('metric history route (embedded runtime)', () => {
     expect(byName.body).toMatchObject({ node_id: agent.nodeId, step: 300, points: [] });
   });
 
-  it('refuses a bad range or step with 422 and an unknown node with 404', async () => {
+  it('refuses a bad range or step with 400 and an unknown node with 404', async () => {
     const now = Date.now();
     const iso = (ms: number) => new Date(ms).toISOString();
     const cases: [string, number, string][] = [
-      [`since=${iso(now)}&until=${iso(now - 60_000)}`, 422, 'since must be before until'],
-      [`since=${iso(now - 31 * 86_400_000)}`, 422, 'A range spans 30 days at most'],
-      [`since=${iso(now - 2 * 86_400_000)}&step=60`, 422, '1-minute points are kept 24 h'],
-      ['step=120', 422, 'step is 60 or 300'],
-      ['since=yesterday', 422, ''],
+      [`since=${iso(now)}&until=${iso(now - 60_000)}`, 400, 'since must be before until'],
+      [`since=${iso(now - 31 * 86_400_000)}`, 400, 'A range spans 30 days at most'],
+      [`since=${iso(now - 2 * 86_400_000)}&step=60`, 400, '1-minute points are kept 24 h'],
+      ['step=120', 400, 'step is 60 or 300'],
+      ['since=yesterday', 400, ''],
     ];
     for (const [query, status, message] of cases) {
       const res = await call(rt.url, 'GET', `/api/nodes/${agent.nodeId}/metrics?${query}`);
