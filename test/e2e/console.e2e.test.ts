@@ -3,7 +3,7 @@
  * one real agent as another (agent/main.ts on Podman), and Debian's chromium driven by
  * playwright-core. A person's path through it: sign in with a key; the node appears with live
  * numbers; start a container from the form (after the form refuses a bad limit) and see it
- * running, its command shown pending until it settles; scale it; stop a copy; create a training job and see its run and output; open the
+ * running, its command shown pending until it settles; scale it; stop a copy; create a training job and see its run and output (live while it runs); open the
  * node's charts; a viewer key is offered no write button. Every page is screenshot (to
  * CONSOLE_SCREENSHOTS_DIR, docs/screenshots when refreshing the README's) and checked by axe-core:
  * no serious or critical violation.
@@ -28,6 +28,7 @@ import {
   uniqueName,
   type ServiceStatus,
 } from '../harness/services.js';
+import { LABELS } from '../../protocol/messages.js';
 import { AgentProcess, removeNodeContainers, REPO_ROOT } from './harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
@@ -168,7 +169,7 @@ describeWith(
       expect(await row.locator('[data-metric="gpu_memory"]').textContent()).toMatch(/MiB$/);
       await record(page, 'fleet');
       await context.close();
-    });
+    }, 120_000);
 
     it('starts a container from the form (a bad limit is refused first), scales it and stops a copy', async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
@@ -213,7 +214,7 @@ describeWith(
       expect(engineRunning).toHaveLength(1);
       expect(errors).toEqual([]);
       await page.context().close();
-    });
+    }, 120_000);
 
     it('creates a training job with the cron helper showing next runs, and shows its run and output', async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
@@ -247,10 +248,33 @@ describeWith(
           timeout: 15_000,
         })
         .toBe('completed');
+      // A run still running: its output is read from its node while it runs.
+      await form.getByLabel('Name').fill(`${nodeName}-live`);
+      await form.getByLabel('Max retries').fill('0');
+      await form
+        .getByLabel('Command')
+        .fill("echo started-live; trap 'echo stopping; exit 0' TERM; while true; do sleep 1; done");
+      await form.getByRole('button', { name: 'Create job' }).click();
+      await page.getByRole('heading', { name: `Runs of ${nodeName}-live` }).waitFor();
+      await expect
+        .poll(() => page.getByTestId('live-output').textContent(), { timeout: 30_000 })
+        .toMatch(/^started-live\s*$/);
+      // The test ends it: SIGTERM to its container, as a stop would.
+      const runId = (await runs.first().getAttribute('data-run'))!;
+      const [container] = await docker.listContainers({
+        filters: { label: [`${LABELS.instance}=${runId}`] },
+      });
+      await docker.getContainer(container!.Id).stop({ t: 10 });
+      await expect
+        .poll(() => runs.first().locator('.status').textContent(), { timeout: 60_000 })
+        .toBe('succeeded');
+      await expect
+        .poll(() => runs.first().locator('pre').textContent(), { timeout: 15_000 })
+        .toBe('started-live\nstopping');
       await record(page, 'training');
       expect(errors).toEqual([]);
       await page.context().close();
-    });
+    }, 120_000);
 
     it("opens the node's page with charts of its stored history", async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
@@ -274,7 +298,7 @@ describeWith(
       await record(page, 'node');
       expect(errors).toEqual([]);
       await page.context().close();
-    });
+    }, 120_000);
 
     it('shows the other pages', async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
@@ -293,7 +317,7 @@ describeWith(
       }
       expect(errors).toEqual([]);
       await page.context().close();
-    });
+    }, 120_000);
 
     it('offers a viewer key no write action', async () => {
       const { page } = await signIn(viewerKey);
@@ -328,6 +352,6 @@ describeWith(
       ).toBe(403);
       expect(checked.length).toBeGreaterThanOrEqual(12);
       await page.context().close();
-    });
+    }, 120_000);
   },
 );
