@@ -58,8 +58,10 @@ export function metricHistoryRoutes(): AnyRoute[] {
           new ValidationError([{ loc: ['query', field], msg, type: 'value_error' }]);
         if (since >= until) throw bad('since', 'since must be before until');
         if (until - since > COARSE_KEEP_MS) throw bad('since', 'A range spans 30 days at most');
-        const step = req.query.step ?? (now - since <= FINE_KEEP_MS ? 60 : 300);
-        if (step === 60 && now - since > FINE_KEEP_MS + 60_000)
+        // A minute's slack: "the last 24 h" computed by a client a moment ago still reads 1-minute points.
+        const fine = now - since <= FINE_KEEP_MS + 60_000;
+        const step = req.query.step ?? (fine ? 60 : 300);
+        if (step === 60 && !fine)
           throw bad('step', '1-minute points are kept 24 h: use step=300 for older ranges');
         const node = await resolveNode(ctx, req.params.node_id);
         if (!node) throw new NotFoundError(`Node ${req.params.node_id} not found`);

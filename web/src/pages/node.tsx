@@ -32,18 +32,24 @@ interface Run {
   exit_code: number | null;
 }
 
+/** 1-minute points are kept a day, 5-minute averages 30 days. */
 const RANGES = [
-  { label: 'Last hour', ms: 3_600_000 },
-  { label: 'Last day', ms: 86_400_000 },
-  { label: 'Last 7 days', ms: 7 * 86_400_000 },
+  { label: 'Last hour', ms: 3_600_000, step: 60 },
+  { label: 'Last day', ms: 86_400_000, step: 60 },
+  { label: 'Last 7 days', ms: 7 * 86_400_000, step: 300 },
 ];
 
 function Charts({ nodeId }: { nodeId: string }) {
   const [range, setRange] = useState(RANGES[0]!);
-  const since = useMemo(() => new Date(Date.now() - range.ms).toISOString(), [range]);
+  // The window moves each minute (a new point a minute): its start is computed again, not reused.
+  const [minute, setMinute] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => setMinute((m) => m + 1), 60_000);
+    return () => clearInterval(timer);
+  }, []);
+  const since = useMemo(() => new Date(Date.now() - range.ms).toISOString(), [range, minute]);
   const h = useApi<History>(
-    `/api/nodes/${encodeURIComponent(nodeId)}/metrics?since=${encodeURIComponent(since)}`,
-    60_000,
+    `/api/nodes/${encodeURIComponent(nodeId)}/metrics?since=${encodeURIComponent(since)}&step=${range.step}`,
   );
   const { times, gpu, host } = useMemo(() => {
     const pts = h.data?.points ?? [];
