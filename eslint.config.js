@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'cdk.out/', 'dist/', '.data/', '.venv-aws/'] },
+  { ignores: ['node_modules/', 'cdk.out/', 'dist/', 'web/dist/', '.data/', '.venv-aws/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

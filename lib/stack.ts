@@ -34,6 +34,8 @@ export class ControlPlaneStack extends Stack {
   readonly functions: Record<RouteGroup | 'events' | 'websocket', ControlPlaneFunction>;
   readonly webSocket: WebSocket;
   readonly monitoring: Monitoring;
+  /** The HTTP API's URL (the `ApiUrl` output). */
+  readonly apiUrl: string;
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
@@ -102,7 +104,10 @@ export class ControlPlaneStack extends Stack {
     this.functions = { ...http, events, websocket };
 
     // Nodes authenticate to the control plane only; the agent function vends their queue credentials.
-    const agentIdentity = new AgentIdentity(this, 'AgentIdentity', { queuePrefix: settings.queuePrefix, vendedBy: http.agent.role });
+    const agentIdentity = new AgentIdentity(this, 'AgentIdentity', {
+      queuePrefix: settings.queuePrefix,
+      vendedBy: http.agent.role,
+    });
     http.agent.fn.addEnvironment('AGENT_ROLE_ARN', agentIdentity.role.roleArn);
 
     // Each function only what its code paths call (lib/permissions.ts), checked locally by
@@ -118,7 +123,10 @@ export class ControlPlaneStack extends Stack {
     });
 
     // Only the events worker pushes (log lines, the live-push schedule, first frames after $connect).
-    this.webSocket = new WebSocket(this, 'WebSocket', { handler: websocket.fn, logRetention: settings.logRetention });
+    this.webSocket = new WebSocket(this, 'WebSocket', {
+      handler: websocket.fn,
+      logRetention: settings.logRetention,
+    });
     events.fn.addEnvironment('WS_CALLBACK_URL', this.webSocket.callbackUrl);
     grantManageConnections(events.role, this.webSocket);
 
@@ -133,10 +141,12 @@ export class ControlPlaneStack extends Stack {
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
     });
 
+    this.apiUrl = api.stage.url;
     new CfnOutput(this, 'ApiUrl', { value: api.stage.url });
     new CfnOutput(this, 'WebSocketUrl', {
       value: this.webSocket.stage.url,
-      description: 'wss URL of the WebSocket API: ?channel=metrics, ?channel=logs&node_id=<id or name>, ?channel=doctor (&token=<api key> when API_AUTH is on)',
+      description:
+        'wss URL of the WebSocket API: ?channel=metrics, ?channel=logs&node_id=<id or name>, ?channel=doctor (&token=<api key> when API_AUTH is on)',
     });
     new CfnOutput(this, 'ApiKeyParameter', {
       value: data.apiKeyParameterName,
@@ -154,7 +164,11 @@ function grantManageConnections(role: Role, webSocket: WebSocket): void {
   const stack = Stack.of(role);
   const resource = webSocket.connectionsArn();
   role.addToPrincipalPolicy(
-    new PolicyStatement({ effect: Effect.ALLOW, actions: ['execute-api:ManageConnections'], resources: [resource] }),
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['execute-api:ManageConnections'],
+      resources: [resource],
+    }),
   );
   Validations.of(role).acknowledge({
     id: `AwsSolutions-IAM5[Resource::${flattenCfnReference(stack.resolve(resource))}]`,

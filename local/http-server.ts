@@ -144,10 +144,14 @@ function lambdaContext(): Context {
 
 export type LambdaHttpHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
 
+/** Answers a request itself (the console's files) or returns false to let the API have it. */
+export type StaticFiles = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
 /** Serves HTTP by calling the same handler that runs in Lambda. */
-export function createLocalServer(handler: LambdaHttpHandler, gate?: BodyGate): Server {
+export function createLocalServer(handler: LambdaHttpHandler, gate?: BodyGate, statics?: StaticFiles): Server {
   return createServer(async (req: IncomingMessage, res: ServerResponse) => {
     try {
+      if (statics && (await statics(req, res))) return;
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;

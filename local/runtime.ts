@@ -10,6 +10,7 @@ import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
 import { createLocalServer, routeGate, type LambdaHttpHandler } from './http-server.js';
+import { consoleStatic } from './console-static.js';
 import { ScheduleDriver } from './schedule-driver.js';
 import type { EventHandler } from '../functions/core/events.js';
 import { LocalSockets, attachWebSockets } from './websocket-server.js';
@@ -76,6 +77,7 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     const server: Server = createLocalServer(
       handler,
       routeGate(routes, async () => ctx),
+      consoleStatic(),
     );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -237,3 +237,14 @@ export const installKeys = {
   /** One of a node's INSTALL_CONCURRENCY_PER_NODE install slots, held by the job running in it. */
   slot: (nodeId: string, n: number) => ({ pk: `INSTALLSLOT#${nodeId}`, sk: `SLOT#${String(n).padStart(2, '0')}` }),
 } as const;
+
+const utcHour = (ms: number) => new Date(ms).toISOString().slice(0, 13);
+
+/**
+ * Metric history (appended): one partition a node; an item an hour of 1-minute points (`M1#`) and
+ * an item six hours of 5-minute points (`M5#`), named by their start (UTC hour) so ranges read in order.
+ */
+export const metricHistoryKeys = {
+  fine: (nodeId: string, hourStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M1#${utcHour(hourStartMs)}` }),
+  coarse: (nodeId: string, spanStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M5#${utcHour(spanStartMs)}` }),
+} as const;

@@ -384,6 +384,15 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       'L4T, JetPack, CUDA and cuDNN versions of one node (id or name); 404 when it is not a Jetson.',
     params: { node_id: 'jetson-01' },
   },
+  'GET /api/nodes/{node_id}/metrics': {
+    description:
+      'Stored metric history of one node (id or name), oldest first: `step=60` gives 1-minute points (kept 24 h), `step=300` 5-minute averages (kept 30 days); by default 60 when `since` is within 24 h. `since` defaults to an hour before `until`, `until` to now; a range spans 30 days at most. Percentages, except `gpu_memory_mib` (MiB) and `temperature` (°C); null where the node has no such sensor.',
+    params: { node_id: 'jetson-01' },
+  },
+  'GET /api/whoami': {
+    description:
+      "The calling key's name, id and role (viewer, operator or admin), so a client offers only what the role may do; with API auth off, an anonymous admin.",
+  },
   'GET /api/clusters/': { description: 'Clusters: named groups of nodes, with their members and manager.' },
   'POST /api/clusters/': {
     description:

@@ -43,6 +43,19 @@ export function accessRoutes(): AnyRoute[] {
   return [
     route({
       ...common,
+      role: 'viewer',
+      method: 'GET',
+      path: '/api/whoami',
+      summary: "The caller's key: its name and role (what a client may offer); admin when API auth is off",
+      response: z.object({ name: z.string(), key_id: z.string().nullable(), role: z.enum(ROLES), auth: z.boolean() }),
+      handler: async (req, ctx) => {
+        const p = req.principal;
+        if (p?.type === 'key') return { name: p.name, key_id: p.keyId, role: p.role, auth: ctx.config.API_AUTH };
+        return { name: 'anonymous', key_id: null, role: 'admin' as const, auth: ctx.config.API_AUTH };
+      },
+    }),
+    route({
+      ...common,
       method: 'POST',
       path: '/api/keys',
       summary:

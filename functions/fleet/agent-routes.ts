@@ -29,6 +29,7 @@ import {
   rotateTokenResponse,
 } from '../../protocol/messages.js';
 import { commandResult } from '../../protocol/commands.js';
+import { recordMetricHistory } from './metric-history.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 import { commandOut } from '../core/responses.js';
 
@@ -140,6 +141,8 @@ export function agentRoutes(): AnyRoute[] {
           req.body,
           (was) => heartbeatSignals(was, req.body).hot.length > 0,
         );
+        // History reads the node as it was before this beat (its last beat's minute).
+        await recordMetricHistory(ctx, before, req.body.metrics);
         const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
         await emitHeartbeatSignals(ctx, before, req.body);
         // A node back (its orphans can go) or a copy dead (it needs a replacement).

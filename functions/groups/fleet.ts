@@ -3,6 +3,7 @@ import { accessRoutes } from '../fleet/access-routes.js';
 import { defineRouteGroup } from '../core/route-group.js';
 import { aiRoutes } from '../fleet/ai-routes.js';
 import { fleetClusterRoutes } from '../fleet/clusters.js';
+import { metricHistoryRoutes } from '../fleet/metric-history-routes.js';
 import { maintenanceRoutes } from '../fleet/maintenance-routes.js';
 import { networkRoutes } from '../fleet/network-routes.js';
 import { fleetNodeRoutes } from '../fleet/node-routes.js';
@@ -17,6 +18,7 @@ import { vaultRoutes } from '../fleet/vault.js';
  */
 export const group = defineRouteGroup('fleet', [
   ...fleetNodeRoutes(),
+  ...metricHistoryRoutes(),
   ...fleetClusterRoutes(),
   ...swarmRoutes(),
   ...vaultRoutes(),

@@ -1,0 +1,2 @@
+/** Stylesheets are bundled by esbuild into assets/app.css. */
+declare module '*.css';

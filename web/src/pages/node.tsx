@@ -1,0 +1,266 @@
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { api } from '../api.js';
+import { Chart, type Series } from '../chart.js';
+import { useAction, useApi, useStream } from '../hooks.js';
+import { Can, Empty, ErrorNote, Facts, fmt, Records, Section, Status } from '../ui.js';
+import type { NodeRow } from './fleet.js';
+
+interface History {
+  step: number;
+  points: ({ t: string } & Record<
+    'cpu' | 'memory' | 'gpu' | 'gpu_memory' | 'gpu_memory_mib' | 'temperature' | 'disk',
+    number | null
+  >)[];
+}
+interface Worker {
+  gpu_info: Record<string, unknown>;
+  system_info: Record<string, unknown>;
+  loaded_models: unknown[];
+}
+interface LogFrame {
+  type: 'log';
+  timestamp: string;
+  level: string;
+  message: string;
+}
+interface Run {
+  run_id: string;
+  job_id: string;
+  status: string;
+  node_id: string | null;
+  started_at: string | null;
+  exit_code: number | null;
+}
+
+/** 1-minute points are kept a day, 5-minute averages 30 days. */
+const RANGES = [
+  { label: 'Last hour', ms: 3_600_000, step: 60 },
+  { label: 'Last day', ms: 86_400_000, step: 60 },
+  { label: 'Last 7 days', ms: 7 * 86_400_000, step: 300 },
+];
+
+function Charts({ nodeId }: { nodeId: string }) {
+  const [range, setRange] = useState(RANGES[0]!);
+  // The window moves each minute (a new point a minute): its start is computed again, not reused.
+  const [minute, setMinute] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => setMinute((m) => m + 1), 60_000);
+    return () => clearInterval(timer);
+  }, []);
+  const since = useMemo(() => new Date(Date.now() - range.ms).toISOString(), [range, minute]);
+  const h = useApi<History>(
+    `/api/nodes/${encodeURIComponent(nodeId)}/metrics?since=${encodeURIComponent(since)}&step=${range.step}`,
+  );
+  const { times, gpu, host } = useMemo(() => {
+    const pts = h.data?.points ?? [];
+    const col = (k: keyof History['points'][number]) => pts.map((p) => p[k] as number | null);
+    const gpu: Series[] = [
+      { label: 'GPU util', values: col('gpu'), color: '#2563eb', unit: '%' },
+      { label: 'GPU memory', values: col('gpu_memory'), color: '#9333ea', unit: '%' },
+      { label: 'Temperature', values: col('temperature'), color: '#dc2626', unit: '°C' },
+    ];
+    const host: Series[] = [
+      { label: 'CPU', values: col('cpu'), color: '#059669', unit: '%' },
+      { label: 'Memory', values: col('memory'), color: '#d97706', unit: '%' },
+      { label: 'Disk', values: col('disk'), color: '#4b5563', unit: '%' },
+    ];
+    return { times: pts.map((p) => Date.parse(p.t) / 1000), gpu, host };
+  }, [h.data]);
+  return (
+    <Section
+      title="Metrics"
+      actions={
+        <div class="segmented" role="group" aria-label="Range">
+          {RANGES.map((r) => (
+            <button key={r.label} type="button" aria-pressed={r === range} onClick={() => setRange(r)}>
+              {r.label}
+            </button>
+          ))}
+        </div>
+      }
+    >
+      <ErrorNote error={h.error} />
+      {times.length ? (
+        <div class="charts" data-testid="charts" data-points={times.length}>
+          <Chart title="GPU" times={times} series={gpu} />
+          <Chart title="Host" times={times} series={host} />
+        </div>
+      ) : (
+        <Empty
+          text={
+            h.loading ? 'Loading history…' : 'No history yet: a point is kept each minute the node reports.'
+          }
+        />
+      )}
+      <p class="muted small">
+        {h.data ? `${h.data.points.length} points, one every ${h.data.step / 60} min` : null}
+      </p>
+    </Section>
+  );
+}
+
+function Logs({ nodeId }: { nodeId: string }) {
+  const [lines, setLines] = useState<LogFrame[]>([]);
+  const extra = useMemo(() => ({ node_id: nodeId }), [nodeId]);
+  const { connected } = useStream<LogFrame>('logs', extra, (f) => {
+    if (f.type === 'log') setLines((l) => [...l.slice(-199), f]);
+  });
+  return (
+    <Section
+      title="Live log"
+      actions={<span class={`live ${connected ? 'on' : 'off'}`}>{connected ? 'live' : 'reconnecting'}</span>}
+    >
+      <pre class="log" aria-label="Node log lines">
+        {lines.map((l) => `${l.timestamp.slice(11, 19)} ${l.level.padEnd(7)} ${l.message}`).join('\n') ||
+          'Waiting for lines…'}
+      </pre>
+    </Section>
+  );
+}
+
+function Labels({
+  nodeId,
+  labels,
+  reload,
+}: {
+  nodeId: string;
+  labels: Record<string, string>;
+  reload: () => void;
+}) {
+  const [key, setKey] = useState('');
+  const [value, setValue] = useState('');
+  const act = useAction();
+  const set = (labels: Record<string, string | null>) =>
+    act.run(
+      'Set labels',
+      () => api('POST', `/api/swarm/nodes/${encodeURIComponent(nodeId)}/labels`, { labels }),
+      reload,
+    );
+  return (
+    <Section title="Labels">
+      <ErrorNote error={act.error} />
+      {Object.keys(labels).length ? (
+        <ul class="tags">
+          {Object.entries(labels).map(([k, v]) => (
+            <li key={k} class="tag">
+              {k}={v}
+              <Can need="operator">
+                <button
+                  type="button"
+                  class="link"
+                  aria-label={`Remove label ${k}`}
+                  onClick={() => set({ [k]: null })}
+                >
+                  ×
+                </button>
+              </Can>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <Empty text="No labels." />
+      )}
+      <Can need="operator">
+        <form
+          class="inline"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (key.trim()) set({ [key.trim()]: value });
+          }}
+        >
+          <label>
+            Key <input value={key} onInput={(e) => setKey(e.currentTarget.value)} />
+          </label>
+          <label>
+            Value <input value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+          </label>
+          <button type="submit" disabled={!!act.busy}>
+            Set label
+          </button>
+        </form>
+      </Can>
+    </Section>
+  );
+}
+
+export function NodePage({ nodeId }: { nodeId: string }) {
+  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
+  const swarm = useApi<{ id: string; labels: Record<string, string> }[]>('/api/swarm/nodes', 60_000);
+  const containers = useApi<{ containers: { node_id: string }[] }>('/containers', 15_000);
+  const worker = useApi<Worker>(`/workers/${encodeURIComponent(nodeId)}`, 30_000);
+  const models = useApi<{ assignments: { worker_id?: string; node_id?: string }[] }>(
+    '/models/assignments',
+    30_000,
+  );
+  const jetpack = useApi<Record<string, string | null>>(`/api/nodes/${encodeURIComponent(nodeId)}/jetpack`);
+  const [runs, setRuns] = useState<Run[]>();
+  useEffect(() => {
+    let live = true;
+    void api<{ jobs: { job_id: string }[] }>('GET', '/jobs?page_size=10')
+      .then((j) =>
+        Promise.all(j.jobs.slice(0, 10).map((x) => api<{ runs: Run[] }>('GET', `/jobs/${x.job_id}/runs`))),
+      )
+      .then((all) => live && setRuns(all.flatMap((r) => r.runs).filter((r) => r.node_id === nodeId)))
+      .catch(() => live && setRuns([]));
+    return () => void (live = false);
+  }, [nodeId]);
+
+  const node = nodes.data?.nodes.find((n) => n.id === nodeId || n.name === nodeId);
+  if (!node)
+    return nodes.loading ? <p>Loading…</p> : <ErrorNote error={nodes.error ?? `Node ${nodeId} not found`} />;
+  const labels = swarm.data?.find((n) => n.id === node.id)?.labels ?? {};
+  return (
+    <>
+      <h1>
+        {node.name} <Status value={node.status} />
+      </h1>
+      <p class="muted">
+        {node.hostname} · {node.ip ?? 'no address'} · last seen {node.last_seen ?? 'never'} · GPU{' '}
+        {fmt(node.gpu)} · CPU {fmt(node.cpu)} · memory {fmt(node.memory)} · disk {fmt(node.disk)}
+      </p>
+      <Charts nodeId={node.id} />
+      <div class="grid2">
+        <Section title="Containers">
+          <Records
+            rows={
+              (containers.data?.containers ?? []).filter((c) => c.node_id === node.id) as unknown as Record<
+                string,
+                unknown
+              >[]
+            }
+            columns={['name', 'image', 'status', 'ports', 'created_at']}
+            empty="No containers on this node."
+          />
+        </Section>
+        <Section title="Model servers">
+          <Records
+            rows={
+              (models.data?.assignments ?? []).filter(
+                (a) => (a.worker_id ?? a.node_id) === node.id,
+              ) as unknown as Record<string, unknown>[]
+            }
+            empty="No model loaded here."
+          />
+        </Section>
+        <Section title="Training runs">
+          <Records
+            rows={runs as unknown as Record<string, unknown>[]}
+            columns={['run_id', 'status', 'started_at', 'exit_code']}
+            empty={runs ? 'No recent run on this node.' : 'Loading…'}
+          />
+        </Section>
+        <Section title="Hardware and driver">
+          <Facts
+            data={
+              worker.data
+                ? { ...worker.data.gpu_info, ...worker.data.system_info, ...(jetpack.data ?? {}) }
+                : undefined
+            }
+          />
+        </Section>
+        <Labels nodeId={node.id} labels={labels} reload={swarm.reload} />
+        <Logs nodeId={node.id} />
+      </div>
+    </>
+  );
+}

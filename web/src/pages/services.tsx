@@ -1,0 +1,345 @@
+import { useState } from 'preact/hooks';
+import { api } from '../api.js';
+import { useAction, useApi } from '../hooks.js';
+import { Can, Empty, ErrorNote, Note, Section, Status } from '../ui.js';
+
+interface Service {
+  id: string;
+  name: string;
+  image: string;
+  replicas: number;
+  running: number;
+  mode: string;
+}
+interface Container {
+  id: string;
+  name: string;
+  image: string;
+  status: string;
+  ports: Record<string, string>;
+  node_id: string;
+  resources: Record<string, string | number>;
+}
+
+// The API's own rules (functions/orchestrator/resources.ts), checked before sending.
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
+const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([bkmgtp])?(i?b)?\s*$/i;
+const UNIT: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+  p: 1024 ** 5,
+};
+
+export interface StartForm {
+  image: string;
+  count: string;
+  cpu: string;
+  memory: string;
+  gpus: string;
+  ports: string;
+  command: string;
+}
+
+/** Field → message for what the API would refuse; empty when the form can be sent. */
+export function validateStart(f: StartForm): Partial<Record<keyof StartForm, string>> {
+  const e: Partial<Record<keyof StartForm, string>> = {};
+  if (!f.image.trim()) e.image = 'An image is required';
+  else if (f.image.length > 512 || !IMAGE.test(f.image.trim()))
+    e.image = 'Not an image reference (e.g. nginx:alpine)';
+  const count = Number(f.count);
+  if (!Number.isInteger(count) || count < 1 || count > 100) e.count = 'A whole number from 1 to 100';
+  if (f.cpu.trim()) {
+    const c = Number(f.cpu);
+    if (!/^\s*\d+(\.\d+)?\s*$/.test(f.cpu) || !(c > 0) || c > 1024)
+      e.cpu = 'Cores, a number above 0 (e.g. 0.5)';
+  }
+  if (f.memory.trim()) {
+    const m = SIZE.exec(f.memory);
+    const bytes = m ? Number(m[1]) * UNIT[(m[2] ?? 'b').toLowerCase()]! : NaN;
+    if (!m || Number.isNaN(bytes)) e.memory = 'A size such as 512m or 1g';
+    else if (bytes < 6 * 1024 ** 2) e.memory = 'At least 6m';
+  }
+  if (f.gpus.trim()) {
+    const g = Number(f.gpus);
+    if (!Number.isInteger(g) || g < 0 || g > 16) e.gpus = 'A whole number from 0 to 16';
+  }
+  if (f.ports.trim()) {
+    const ps = f.ports.split(',').map((p) => p.trim());
+    if (ps.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535))
+      e.ports = 'Ports from 1 to 65535, comma-separated';
+    else if (ps.length > 32) e.ports = 'At most 32 ports';
+  }
+  return e;
+}
+
+function startBody(f: StartForm) {
+  return {
+    count: Number(f.count),
+    resources: {
+      image: f.image.trim(),
+      ...(f.cpu.trim() ? { cpu_limit: f.cpu.trim() } : {}),
+      ...(f.memory.trim() ? { memory_limit: f.memory.trim() } : {}),
+      ...(f.gpus.trim() ? { gpus: Number(f.gpus) } : {}),
+    },
+    ...(f.ports.trim() ? { ports: f.ports.split(',').map((p) => Number(p.trim())) } : {}),
+    ...(f.command.trim() ? { command: ['sh', '-c', f.command.trim()] } : {}),
+  };
+}
+
+const FIELDS: { name: keyof StartForm; label: string; hint: string }[] = [
+  { name: 'image', label: 'Image', hint: 'e.g. nginx:alpine' },
+  { name: 'count', label: 'Count', hint: '1 to 100 copies' },
+  { name: 'cpu', label: 'CPU limit (cores)', hint: 'e.g. 0.5; empty: no limit' },
+  { name: 'memory', label: 'Memory limit', hint: 'e.g. 512m or 1g' },
+  { name: 'gpus', label: 'GPUs', hint: '0 to 16' },
+  { name: 'ports', label: 'Ports', hint: 'container ports, e.g. 80, 443' },
+  { name: 'command', label: 'Command', hint: 'optional, run with sh -c' },
+];
+
+function StartContainer({ done }: { done: () => void }) {
+  const [f, setF] = useState<StartForm>({
+    image: '',
+    count: '1',
+    cpu: '',
+    memory: '',
+    gpus: '',
+    ports: '',
+    command: '',
+  });
+  const [tried, setTried] = useState(false);
+  const act = useAction();
+  const errors = validateStart(f);
+  const show = tried ? errors : {};
+  const submit = (e: Event) => {
+    e.preventDefault();
+    setTried(true);
+    if (Object.keys(errors).length) return;
+    void act.run(`Start ${f.image.trim()}`, () => api('POST', '/start/container', startBody(f)), done);
+  };
+  return (
+    <Section title="Start containers">
+      <form class="form" onSubmit={submit} noValidate aria-label="Start containers">
+        {FIELDS.map(({ name, label, hint }) => (
+          <div class="field" key={name}>
+            <label for={`start-${name}`}>{label}</label>
+            <input
+              id={`start-${name}`}
+              name={name}
+              value={f[name]}
+              aria-invalid={show[name] ? 'true' : undefined}
+              aria-describedby={`start-${name}-hint`}
+              onInput={(e) => setF({ ...f, [name]: e.currentTarget.value })}
+            />
+            <small id={`start-${name}-hint`} class={show[name] ? 'field-error' : 'muted'}>
+              {show[name] ?? hint}
+            </small>
+          </div>
+        ))}
+        <button type="submit" disabled={!!act.busy}>
+          {act.busy ? 'Starting…' : 'Start'}
+        </button>
+      </form>
+      <ErrorNote error={act.error} />
+      <Note text={act.note} />
+    </Section>
+  );
+}
+
+function Scale({ s, done }: { s: Service; done: () => void }) {
+  const [n, setN] = useState(String(s.replicas));
+  const act = useAction();
+  const id = encodeURIComponent(s.id);
+  return (
+    <>
+      <form
+        class="inline"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void act.run(
+            `Scale ${s.name} to ${n}`,
+            () => api('POST', `/api/swarm/services/${id}/scale`, { replicas: Number(n) }),
+            done,
+          );
+        }}
+      >
+        <label>
+          <span class="sr-only">Copies of {s.name}</span>
+          <input
+            type="number"
+            min={0}
+            max={100}
+            value={n}
+            class="narrow"
+            onInput={(e) => setN(e.currentTarget.value)}
+          />
+        </label>
+        <button type="submit" disabled={!!act.busy}>
+          {act.busy ? 'Scaling…' : 'Scale'}
+        </button>
+        <button
+          type="button"
+          class="danger"
+          disabled={!!act.busy}
+          onClick={() =>
+            confirm(`Remove ${s.name} and its copies?`) &&
+            void act.run(`Remove ${s.name}`, () => api('DELETE', `/api/swarm/services/${id}`), done)
+          }
+        >
+          Remove
+        </button>
+      </form>
+      <ErrorNote error={act.error} />
+      <Note text={act.note} />
+    </>
+  );
+}
+
+function ContainerActions({ c, done }: { c: Container; done: () => void }) {
+  const act = useAction();
+  return (
+    <>
+      <button
+        type="button"
+        disabled={!!act.busy || c.status !== 'running'}
+        onClick={() =>
+          act.run(
+            `Stop ${c.name}`,
+            () => api('POST', `/containers/${encodeURIComponent(c.image)}/stop`, { instanceId: c.id }),
+            done,
+          )
+        }
+      >
+        {act.busy?.startsWith('Stop') ? 'Stopping…' : 'Stop'}
+      </button>
+      <button
+        type="button"
+        class="danger"
+        disabled={!!act.busy}
+        onClick={() =>
+          act.run(
+            `Remove ${c.name}`,
+            () => api('DELETE', `/containers/${encodeURIComponent(c.id)}?force=true`),
+            done,
+          )
+        }
+      >
+        Remove
+      </button>
+      <ErrorNote error={act.error} />
+      <Note text={act.note} />
+    </>
+  );
+}
+
+export function ServicesPage() {
+  const services = useApi<Service[]>('/api/swarm/services', 10_000);
+  const containers = useApi<{ containers: Container[] }>('/containers', 5_000);
+  const reload = () => {
+    services.reload();
+    containers.reload();
+  };
+  return (
+    <>
+      <Can need="operator">
+        <StartContainer done={reload} />
+      </Can>
+      <Section title="Services">
+        <ErrorNote error={services.error} />
+        {services.data?.length ? (
+          <div class="table-wrap">
+            <table data-testid="services">
+              <thead>
+                <tr>
+                  <th scope="col">Service</th>
+                  <th scope="col">Image</th>
+                  <th scope="col">Running / wanted</th>
+                  <Can need="operator">
+                    <th scope="col">Actions</th>
+                  </Can>
+                </tr>
+              </thead>
+              <tbody>
+                {services.data.map((s) => (
+                  <tr key={s.id} data-service={s.image}>
+                    <td>{s.name}</td>
+                    <td>
+                      <code>{s.image}</code>
+                    </td>
+                    <td data-testid="replicas">
+                      {s.running} / {s.replicas}
+                    </td>
+                    <Can need="operator">
+                      <td>
+                        <Scale s={s} done={reload} />
+                      </td>
+                    </Can>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ) : (
+          <Empty text={services.loading ? 'Loading…' : 'No service yet.'} />
+        )}
+      </Section>
+      <Section title="Containers">
+        <ErrorNote error={containers.error} />
+        {containers.data?.containers.length ? (
+          <div class="table-wrap">
+            <table data-testid="containers">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Image</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Node</th>
+                  <th scope="col">Ports</th>
+                  <th scope="col">Limits</th>
+                  <Can need="operator">
+                    <th scope="col">Actions</th>
+                  </Can>
+                </tr>
+              </thead>
+              <tbody>
+                {containers.data.containers.map((c) => (
+                  <tr key={c.id} data-container={c.id}>
+                    <td>{c.name}</td>
+                    <td>
+                      <code>{c.image}</code>
+                    </td>
+                    <td>
+                      <Status value={c.status} />
+                    </td>
+                    <td>
+                      <a href={`#/node/${encodeURIComponent(c.node_id)}`}>{c.node_id}</a>
+                    </td>
+                    <td>
+                      {Object.entries(c.ports)
+                        .map(([k, v]) => `${k}→${v}`)
+                        .join(', ') || '–'}
+                    </td>
+                    <td class="small">
+                      {Object.entries(c.resources)
+                        .map(([k, v]) => `${k} ${v}`)
+                        .join(', ') || '–'}
+                    </td>
+                    <Can need="operator">
+                      <td>
+                        <ContainerActions c={c} done={reload} />
+                      </td>
+                    </Can>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ) : (
+          <Empty text={containers.loading ? 'Loading…' : 'No container yet.'} />
+        )}
+      </Section>
+    </>
+  );
+}
