@@ -34,8 +34,10 @@ export const BUNDLE = {
   sourcesContent: false,
   // Prefer ESM builds of dependencies: they tree-shake.
   mainFields: ['module', 'main'],
-  // The nodejs24.x runtime ships SDK v3 and its @smithy packages; bundling them only adds cold-start bytes.
-  externalModules: ['@aws-sdk/*', '@smithy/*'],
+  // The nodejs24.x runtime ships SDK v3 and its @smithy packages; bundling them only adds cold-start
+  // bytes. Only what our code imports itself stays external: another library's own @smithy
+  // dependency (the X-Ray SDK's v2 service-error-classification) is bundled, at the version it needs.
+  externalModules: ['@aws-sdk/*', '@smithy/signature-v4', '@smithy/types'],
   // CommonJS dependencies bundled into ESM still call require(); give them one.
   banner:
     "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",

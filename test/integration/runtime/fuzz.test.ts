@@ -65,6 +65,7 @@ interface Recorder {
 function summarise(ndjson: string) {
   const statuses = new Map<number, number>();
   const failures = new Map<string, number>();
+  const failedAt = new Map<string, string[]>();
   /** Every verdict of a check, failed or not: a check that never ran proves nothing. */
   const ran = new Map<string, number>();
   const serverErrors: string[] = [];
@@ -86,13 +87,18 @@ function summarise(ndjson: string) {
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       if (status === 500) serverErrors.push(`${interaction.request.method} ${interaction.request.uri}`);
     }
-    for (const list of Object.values(recorder.checks ?? {}))
+    for (const [caseId, list] of Object.entries(recorder.checks ?? {}))
       for (const check of list) {
         ran.set(check.name, (ran.get(check.name) ?? 0) + 1);
-        if (check.status === 'failure') failures.set(check.name, (failures.get(check.name) ?? 0) + 1);
+        if (check.status !== 'failure') continue;
+        failures.set(check.name, (failures.get(check.name) ?? 0) + 1);
+        // Where: the operation and the status it answered, for the assertion's message.
+        const i = recorder.interactions?.[caseId];
+        const where = `${i ? `${i.request.method} ${new URL(i.request.uri).pathname}` : recorder.label} → ${i?.response?.status_code ?? '?'}`;
+        failedAt.set(check.name, [...(failedAt.get(check.name) ?? []), where]);
       }
   }
-  return { cases, operations: operations.size, statuses, failures, ran, serverErrors, seconds };
+  return { cases, operations: operations.size, statuses, failures, failedAt, ran, serverErrors, seconds };
 }
 
 const st = stStatus();
@@ -172,7 +178,10 @@ describeFuzz(
           'content_type_conformance',
         ]) {
           expect(run.ran.get(check) ?? 0, `${check} never ran`).toBeGreaterThan(1000);
-          expect(run.failures.get(check) ?? 0, `${check} failed:\n${detail}`).toBe(0);
+          expect(
+            run.failures.get(check) ?? 0,
+            `${check} failed at ${JSON.stringify(run.failedAt.get(check))}:\n${detail}`,
+          ).toBe(0);
         }
         expect(run.cases).toBeGreaterThanOrEqual(MIN_CASES);
         expect(run.operations).toBeGreaterThanOrEqual(100);
