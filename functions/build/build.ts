@@ -96,7 +96,7 @@ export async function buildImage(ctx: AppContext, input: BuildInput): Promise<Bu
       if (!c || c.status !== 'succeeded') throw buildError(c, node, image);
       const parsed = imageBuildOutput.safeParse(c.output ?? {});
       if (!parsed.success || !parsed.data.pushed)
-        throw new HttpError(500, `The agent of ${node.nodeName} answered an unreadable build result`);
+        throw new HttpError(502, `The agent of ${node.nodeName} answered an unreadable build result`);
       return {
         image,
         image_id: parsed.data.imageId,

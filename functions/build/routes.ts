@@ -99,7 +99,7 @@ const buildResponses = {
   404: 'Unknown node',
   409: 'The node is offline, or no node is online',
   422: 'Invalid body, or the build failed (detail holds the last lines)',
-  502: 'Built, but the registry refused the push',
+  502: 'Built, but the registry refused the push; or the node could not run the build',
   503: 'REGISTRY_URL is not set',
 };
 

@@ -293,6 +293,7 @@ export function installRoutes(): AnyRoute[] {
           }),
         },
         401: 'The host refused the login',
+        404: 'The installing node named is unknown',
         409: 'An install of that host is in progress, or no node is online',
         502: 'The install failed at a step (the detail names it)',
         504: 'The host could not be reached over SSH',

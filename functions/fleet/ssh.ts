@@ -46,11 +46,11 @@ export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody
             403,
             `Remote execution is disabled on node ${node.nodeName}: restart its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it`,
           );
-        throw new HttpError(500, `The command could not run on ${node.nodeName}: ${c?.error ?? 'no result'}`);
+        throw new HttpError(502, `The command could not run on ${node.nodeName}: ${c?.error ?? 'no result'}`);
       }
       const out = hostExecOutput.safeParse(c.output ?? {});
       if (!out.success)
-        throw new HttpError(500, `The agent of ${node.nodeName} answered an unreadable result`);
+        throw new HttpError(502, `The agent of ${node.nodeName} answered an unreadable result`);
       if (out.data.timedOut)
         throw new HttpError(
           504,
@@ -94,6 +94,7 @@ export function sshRoutes(): AnyRoute[] {
         403: 'The node’s agent was not started with --allow-exec',
         404: 'Unknown node',
         409: 'Node offline',
+        502: 'The node could not run the command (the detail has its error)',
         504: 'The command ran past its timeout and was killed',
       },
       handler: async (req, ctx) => execOnNode(ctx, req.body),

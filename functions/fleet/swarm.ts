@@ -452,7 +452,12 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'Restart a running container in place',
       params: containerParams,
       response: z.object({ restarted: z.literal(true), container_id: z.string(), name: z.string() }),
-      responses: { ...waits, 404: 'Unknown container', 409: 'Not running' },
+      responses: {
+        ...waits,
+        404: 'Unknown container',
+        409: 'Not running',
+        502: 'The node failed to restart it',
+      },
       handler: async (req, ctx) => restartContainer(ctx, req.params.container_id),
     }),
     route({
@@ -464,7 +469,12 @@ export function swarmRoutes(): AnyRoute[] {
       /** Seconds between SIGTERM and SIGKILL, as `docker stop -t`. */
       query: z.object({ timeout: z.coerce.number().int().min(0).max(STOP_TIMEOUT_MAX_SECONDS).optional() }),
       response: z.object({ stopped: z.boolean() }),
-      responses: { ...waits, 404: 'Unknown container' },
+      responses: {
+        ...waits,
+        404: 'Unknown container',
+        409: 'Being removed, or changed concurrently (retry)',
+        502: 'The node failed to stop it',
+      },
       handler: async (req, ctx) => {
         const inst = await findContainer(ctx, req.params.container_id);
         if (!inst || inst.status === 'removed')

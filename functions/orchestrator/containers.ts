@@ -208,7 +208,7 @@ export async function stopInstance(
   }
   return settle(ctx, [inst.lastCommandId!], async (commands) => {
     const failed = failures(commands);
-    if (failed.length) throw new HttpError(500, `Failed to stop ${instanceId}: ${failed[0]!.error}`);
+    if (failed.length) throw new HttpError(502, `Failed to stop ${instanceId}: ${failed[0]!.error}`);
     return { stopped: true };
   });
 }
@@ -251,7 +251,7 @@ export async function deleteContainer(ctx: AppContext, idOrName: string, force: 
     [commandId],
     async (commands) => {
       const failed = failures(commands);
-      if (failed.length) throw new HttpError(500, `Failed to delete ${inst.name}: ${failed[0]!.error}`);
+      if (failed.length) throw new HttpError(502, `Failed to delete ${inst.name}: ${failed[0]!.error}`);
       return { deleted: true, container_id: inst.instanceId, name: inst.name };
     },
     { container_id: inst.instanceId, name: inst.name },
@@ -278,7 +278,7 @@ export async function restartContainer(ctx: AppContext, idOrName: string): Promi
     [commandId],
     async (commands) => {
       const failed = failures(commands);
-      if (failed.length) throw new HttpError(500, `Failed to restart ${inst.name}: ${failed[0]!.error}`);
+      if (failed.length) throw new HttpError(502, `Failed to restart ${inst.name}: ${failed[0]!.error}`);
       return { restarted: true, container_id: inst.instanceId, name: inst.name };
     },
     { container_id: inst.instanceId, name: inst.name },

@@ -283,7 +283,12 @@ export function orchestratorRoutes(): AnyRoute[] {
         timeout: z.number().int().min(0).max(STOP_TIMEOUT_MAX_SECONDS).optional(),
       }),
       response: z.object({ stopped: z.boolean() }).or(pendingOut),
-      responses: { ...changeResponses, 404: 'Unknown instance' },
+      responses: {
+        ...changeResponses,
+        404: 'Unknown instance',
+        409: 'The instance is being removed, or changed concurrently (retry)',
+        502: 'The node failed to stop it (the detail has its error)',
+      },
       handler: async (req, ctx) =>
         stopInstance(ctx, req.params.imageId, req.body.instanceId, req.body.timeout),
     }),
@@ -295,7 +300,12 @@ export function orchestratorRoutes(): AnyRoute[] {
       params: z.object({ idOrName: z.string().min(1) }),
       query: z.object({ force: boolQuery.default(false) }),
       response: z.object({ deleted: z.boolean(), container_id: z.string(), name: z.string() }).or(pendingOut),
-      responses: { ...changeResponses, 404: 'Unknown container', 409: 'Running and force is false' },
+      responses: {
+        ...changeResponses,
+        404: 'Unknown container',
+        409: 'Running and force is false, or changed concurrently (retry)',
+        502: 'The node failed to remove it',
+      },
       handler: async (req, ctx) => deleteContainer(ctx, req.params.idOrName, req.query.force),
     }),
     route({

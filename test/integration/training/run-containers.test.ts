@@ -19,7 +19,8 @@ describe('a run container lost from its node (embedded runtime, scripted agent)'
   let agent: ScriptedAgent;
 
   beforeAll(async () => {
-    rt = await startTrainingRuntime(embeddedEnv, { now: () => clock });
+    // Heartbeats every 10 s: the grace before an unlisted container counts as gone is two of them.
+    rt = await startTrainingRuntime({ ...embeddedEnv, NODE_HEARTBEAT_SECONDS: '10' }, { now: () => clock });
     overrideTrainingSettings(rt.ctx, { retry: { baseSeconds: 1, maxSeconds: 1 } });
     agent = new ScriptedAgent(rt.url, 'gpu-lost', { gpus: 1 });
     await agent.register();
