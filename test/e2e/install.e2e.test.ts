@@ -197,11 +197,11 @@ async function startAsUnit(root: string): Promise<{
   );
   let log = '';
   const exited = once(child, 'exit');
-  // The agent's own line once it registered and runs: {"msg":"agent running","nodeId":…}.
+  // The agent's own line once it registered and runs: {"message":"agent running","nodeId":…}.
   const running = new Promise<{ nodeId: string }>((resolve, reject) => {
     const onData = (d: Buffer) => {
       log += d.toString();
-      const line = log.split('\n').find((l) => l.includes('"msg":"agent running"'));
+      const line = log.split('\n').find((l) => l.includes('"message":"agent running"'));
       if (line) resolve(JSON.parse(line) as { nodeId: string });
     };
     child.stdout!.on('data', onData);
