@@ -85,7 +85,15 @@ describeWith(status, 'the synthesized stack on moto (start:stack), two real agen
           name,
           stateDir: join(stateRoot, name),
           heartbeatSeconds: 1,
-          env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '', FLEET_LABELS: '' },
+          env: {
+            ...process.env,
+            FLEET_API_KEY: '',
+            FLEET_URL: '',
+            FLEET_NODE_NAME: '',
+            FLEET_LABELS: '',
+            // The node's own policy lets runs mount this suite's checkpoint root (not the default one).
+            FLEET_ALLOW_HOST_PATHS: checkpointRoot,
+          },
         }),
     );
     await Promise.all(agents.map((a) => a.start(90_000)));
