@@ -47,6 +47,16 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
     await rt?.stop();
   });
 
+  /** Silent past NODE_OFFLINE_AFTER_SECONDS: the sweep (fired here, not waited for) flips the worker. */
+  const wentOffline = (nodeId: string) =>
+    eventually(async () => {
+      await emit(rt.ctx, { type: 'nodes.sweep' });
+      const seen = frames.some(
+        (f) =>
+          f.event === 'worker_status_changed' && f.data.worker_id === nodeId && f.data.status === 'offline',
+      );
+      if (!seen) throw new Error('not offline yet');
+    }, 15_000);
   const submit = (prompt: string) =>
     call(rt.url, 'POST', '/tasks', {
       task_type: 'image_generation',
@@ -92,18 +102,7 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
     // The first worker leaves (silent past NODE_OFFLINE_AFTER_SECONDS), so the task goes to b.
     const a = agents[0]!;
     await a.stop();
-    await eventually(async () => {
-      await emit(rt.ctx, { type: 'nodes.sweep' });
-      if (
-        !frames.some(
-          (f) =>
-            f.event === 'worker_status_changed' &&
-            f.data.worker_id === a.nodeId &&
-            f.data.status === 'offline',
-        )
-      )
-        throw new Error('not offline yet');
-    }, 15_000);
+    await wentOffline(a.nodeId);
     const submitted = await submit('a storm');
     const taskId: string = submitted.body.task_id;
     await eventually(() => {
@@ -169,18 +168,7 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
     });
 
     // Silent past NODE_OFFLINE_AFTER_SECONDS: the sweep flips it.
-    await eventually(async () => {
-      await emit(rt.ctx, { type: 'nodes.sweep' });
-      if (
-        !frames.some(
-          (f) =>
-            f.event === 'worker_status_changed' &&
-            f.data.worker_id === c.nodeId &&
-            f.data.status === 'offline',
-        )
-      )
-        throw new Error('not offline yet');
-    }, 15_000);
+    await wentOffline(c.nodeId);
     expect(frames.filter((f) => f.event === 'gpu_alert' && f.data.worker_id === c.nodeId)).toHaveLength(1);
   });
 
