@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import type { AppContext } from '../core/context.js';
 import { reply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import {
@@ -84,6 +85,39 @@ const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope' | 'role'> = {
 
 const jobIdParams = z.object({ job_id: z.string().min(1).max(64) });
 
+/** What an install asks beside its host: the same in the Install Queue and in Network join. */
+const installFields = {
+  credential_id: z.string().min(1).max(128),
+  cluster: cluster.optional(),
+  /** SSH port; default 22. */
+  port: sshPort,
+  /** The new node's name; default: the host's hostname. */
+  name: z.string().regex(INSTALL_NAME).optional(),
+  /** The node whose agent installs (id or name); default: one with an address in the host's /24, else the first online. */
+  node_id: nodeRef.optional(),
+};
+const queueResponses = {
+  404: 'Unknown credential or node',
+  409: 'An install of that host is in progress, or no node is online',
+};
+
+/** Queues one install and answers its job (201). */
+const queued = async (ctx: AppContext, targetHost: string, b: InstallFields) =>
+  reply(
+    201,
+    jobView(
+      await queueInstall(ctx, {
+        host: targetHost,
+        port: b.port,
+        cluster: b.cluster,
+        nodeName: b.name,
+        credentialId: b.credential_id,
+        nodeRef: b.node_id,
+      }),
+    ),
+  );
+type InstallFields = z.output<z.ZodObject<typeof installFields>>;
+
 /** The Install Queue API, the Network API's join and auto-join, and the Swarm API's join-remote. */
 export function installRoutes(): AnyRoute[] {
   return [
@@ -93,39 +127,11 @@ export function installRoutes(): AnyRoute[] {
       path: '/api/install-queue/queue',
       summary:
         'Queue an install of the agent on a host over SSH with a vault credential; a node’s agent on its network runs it (INSTALL_CONCURRENCY_PER_NODE at a time)',
-      body: z
-        .object({
-          host,
-          credential_id: z.string().min(1).max(128),
-          cluster: cluster.optional(),
-          /** SSH port; default 22. */
-          port: sshPort,
-          /** The new node's name; default: the host's hostname. */
-          name: z.string().regex(INSTALL_NAME).optional(),
-          /** The node whose agent installs (id or name); default: one with an address in the host's /24, else the first online. */
-          node_id: nodeRef.optional(),
-        })
-        .strict(),
+      body: z.object({ host, ...installFields }).strict(),
       response: installJob,
       successStatus: 201,
-      responses: {
-        404: 'Unknown credential or node',
-        409: 'An install of that host is in progress, or no node is online',
-      },
-      handler: async (req, ctx) =>
-        reply(
-          201,
-          jobView(
-            await queueInstall(ctx, {
-              host: req.body.host,
-              port: req.body.port,
-              cluster: req.body.cluster,
-              nodeName: req.body.name,
-              credentialId: req.body.credential_id,
-              nodeRef: req.body.node_id,
-            }),
-          ),
-        ),
+      responses: queueResponses,
+      handler: async (req, ctx) => queued(ctx, req.body.host, req.body),
     }),
     route({
       ...common,
@@ -204,36 +210,11 @@ export function installRoutes(): AnyRoute[] {
       path: '/api/network/join',
       summary:
         'Join a host to the fleet: queues an install over SSH with a vault credential (the Install Queue’s job)',
-      body: z
-        .object({
-          ip: host,
-          credential_id: z.string().min(1).max(128),
-          cluster: cluster.optional(),
-          port: sshPort,
-          name: z.string().regex(INSTALL_NAME).optional(),
-          node_id: nodeRef.optional(),
-        })
-        .strict(),
+      body: z.object({ ip: host, ...installFields }).strict(),
       response: installJob,
       successStatus: 201,
-      responses: {
-        404: 'Unknown credential or node',
-        409: 'An install of that host is in progress, or no node is online',
-      },
-      handler: async (req, ctx) =>
-        reply(
-          201,
-          jobView(
-            await queueInstall(ctx, {
-              host: req.body.ip,
-              port: req.body.port,
-              cluster: req.body.cluster,
-              nodeName: req.body.name,
-              credentialId: req.body.credential_id,
-              nodeRef: req.body.node_id,
-            }),
-          ),
-        ),
+      responses: queueResponses,
+      handler: async (req, ctx) => queued(ctx, req.body.ip, req.body),
     }),
     route({
       ...common,
