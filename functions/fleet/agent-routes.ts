@@ -19,7 +19,7 @@ import {
   rotateNodeToken,
   type RegistrationAccess,
 } from './nodes.js';
-import { emitHeartbeatSignals, heartbeatSignals } from './heartbeat-signals.js';
+import { emitHeartbeatSignals, heartbeatSignals, type HeartbeatSignals } from './heartbeat-signals.js';
 import { queueCredentialsRoute } from './queue-credentials.js';
 import {
   agentEventsRequest,
@@ -131,6 +131,7 @@ export function agentRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
         // Signals compare with the node as stored before this beat; one that fires stores the beat's sample.
+        let signals: HeartbeatSignals | undefined;
         const {
           node: updated,
           before,
@@ -139,12 +140,12 @@ export function agentRoutes(): AnyRoute[] {
           ctx,
           node,
           req.body,
-          (was) => heartbeatSignals(was, req.body).hot.length > 0,
+          (was) => (signals = heartbeatSignals(was, req.body)).hot.length > 0,
         );
         // History reads the node as it was before this beat (its last beat's minute).
         await recordMetricHistory(ctx, before, req.body.metrics);
         const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
-        await emitHeartbeatSignals(ctx, before, req.body);
+        await emitHeartbeatSignals(ctx, node.nodeId, signals ?? heartbeatSignals(before, req.body));
         // A node back (its orphans can go) or a copy dead (it needs a replacement).
         if (cameOnline || died) await emit(ctx, { type: 'reconcile' });
         return {

@@ -22,16 +22,18 @@ export function heartbeatSignals(before: NodeItem, hb: HeartbeatRequest) {
   return { hot, threshold, loaded };
 }
 
+export type HeartbeatSignals = ReturnType<typeof heartbeatSignals>;
+
+/** The events of a beat's signals (computed once, when the beat was stored). */
 export async function emitHeartbeatSignals(
   ctx: AppContext,
-  before: NodeItem,
-  hb: HeartbeatRequest,
+  nodeId: string,
+  { hot, threshold, loaded }: HeartbeatSignals,
 ): Promise<void> {
-  const { hot, threshold, loaded } = heartbeatSignals(before, hb);
   if (hot.length)
     await emit(ctx, {
       type: 'node.gpu.alert',
-      nodeId: before.nodeId,
+      nodeId,
       thresholdC: threshold,
       gpus: hot.map((t) => ({
         label: t.label,
@@ -39,5 +41,5 @@ export async function emitHeartbeatSignals(
         ...(t.index !== undefined ? { index: t.index } : {}),
       })),
     });
-  for (const model of loaded) await emit(ctx, { type: 'node.model.loaded', nodeId: before.nodeId, model });
+  for (const model of loaded) await emit(ctx, { type: 'node.model.loaded', nodeId, model });
 }
