@@ -31,11 +31,28 @@ export const LABELS = {
  */
 export const wireId = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an id: letters, digits, ".", "_", ":", "-"; no path separators')
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
+    'an id: letters, digits, ".", "_", ":", "-"; no path separators',
+  )
   .refine((s) => !s.includes('..'), 'an id may not contain ".."');
 
 /** A file a task produced: its name is the model server's, kept only as a hint (never a storage key). */
-const taskFile = z.object({ name: z.string().max(1024), contentType: z.string().max(1024), base64: z.string() });
+const taskFile = z.object({
+  name: z.string().max(1024),
+  contentType: z.string().max(1024),
+  base64: z.string(),
+});
+
+/**
+ * Physical ceilings far above any machine, so fleet-wide sums stay exact numbers (below 2^53)
+ * even at 100,000 nodes.
+ */
+const MAX_GPU_MIB = 10_000_000;
+const MAX_CPUS = 16_384;
+const MAX_MEMORY_MB = 1_000_000_000;
+const MAX_DISK_GB = 10_000_000;
+const MAX_GPUS = 64;
 
 export const gpuSchema = z.object({
   index: z.number().int(),
@@ -43,9 +60,9 @@ export const gpuSchema = z.object({
   name: z.string(),
   utilizationGpu: z.number().nullable(),
   utilizationMemory: z.number().nullable(),
-  memoryTotalMiB: z.number().nullable(),
-  memoryUsedMiB: z.number().nullable(),
-  memoryFreeMiB: z.number().nullable(),
+  memoryTotalMiB: z.number().max(MAX_GPU_MIB).nullable(),
+  memoryUsedMiB: z.number().max(MAX_GPU_MIB).nullable(),
+  memoryFreeMiB: z.number().max(MAX_GPU_MIB).nullable(),
   temperatureC: z.number().nullable(),
   powerDrawW: z.number().nullable(),
   powerLimitW: z.number().nullable(),
@@ -65,29 +82,40 @@ export const jetsonSchema = z.object({
 export type JetsonInfo = z.infer<typeof jetsonSchema>;
 
 export const registerRequest = z.object({
-  nodeName: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ -'),
+  nodeName: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, . _ -'),
   hostname: z.string(),
   addresses: z.array(z.string()).default([]),
   arch: z.string(),
   os: z.string(),
-  cpuCount: z.number().int().positive(),
+  cpuCount: z.number().int().positive().max(MAX_CPUS),
   cpuModel: z.string().optional(),
-  memoryMb: z.number().nonnegative(),
-  diskGb: z.number().nonnegative(),
-  gpus: z.array(gpuSchema).default([]),
+  memoryMb: z.number().nonnegative().max(MAX_MEMORY_MB),
+  diskGb: z.number().nonnegative().max(MAX_DISK_GB),
+  gpus: z.array(gpuSchema).max(MAX_GPUS).default([]),
   jetson: jetsonSchema.nullable().optional(),
   labels: z.record(z.string(), z.string()).default({}),
   cluster: z.string().optional(),
   agentVersion: z.string(),
   /** Engine facts the control plane plans around (Podman lacks container update, for one). */
-  engine: z.object({ name: z.string(), version: z.string(), gpuRuntime: z.boolean().default(false) }).optional(),
+  engine: z
+    .object({ name: z.string(), version: z.string(), gpuRuntime: z.boolean().default(false) })
+    .optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 
 /** `sqs`: the node's own queue, read with credentials from POST /agent/credentials (a node holds no AWS keys). */
 export const commandChannel = z.discriminatedUnion('type', [
   z.object({ type: z.literal('http') }),
-  z.object({ type: z.literal('sqs'), queueUrl: z.string(), endpoint: z.string().optional(), region: z.string() }),
+  z.object({
+    type: z.literal('sqs'),
+    queueUrl: z.string(),
+    endpoint: z.string().optional(),
+    region: z.string(),
+  }),
 ]);
 export type CommandChannel = z.infer<typeof commandChannel>;
 
@@ -137,7 +165,9 @@ export const containerState = z.object({
   state: z.string(),
   exitCode: z.number().int().nullable().optional(),
   startedAt: z.string().nullable().optional(),
-  ports: z.array(z.object({ containerPort: z.number().int(), hostPort: z.number().int(), protocol: z.string() })).default([]),
+  ports: z
+    .array(z.object({ containerPort: z.number().int(), hostPort: z.number().int(), protocol: z.string() }))
+    .default([]),
   stats: containerStats.nullable().optional(),
   labels: z.record(z.string(), z.string()).default({}),
 });
@@ -145,11 +175,11 @@ export type ContainerState = z.infer<typeof containerState>;
 
 export const nodeMetrics = z.object({
   cpuPercent: z.number().nullable(),
-  memoryUsedMb: z.number().nullable(),
-  memoryTotalMb: z.number().nullable(),
-  diskUsedGb: z.number().nullable(),
-  diskTotalGb: z.number().nullable(),
-  gpus: z.array(gpuSchema).default([]),
+  memoryUsedMb: z.number().max(MAX_MEMORY_MB).nullable(),
+  memoryTotalMb: z.number().max(MAX_MEMORY_MB).nullable(),
+  diskUsedGb: z.number().max(MAX_DISK_GB).nullable(),
+  diskTotalGb: z.number().max(MAX_DISK_GB).nullable(),
+  gpus: z.array(gpuSchema).max(MAX_GPUS).default([]),
   /** The parsed tegrastats line on a Jetson. */
   tegrastats: z.record(z.string(), z.unknown()).nullable().optional(),
 });
@@ -172,7 +202,12 @@ export const agentEvent = z.discriminatedUnion('type', [
     logTail: z.string().default(''),
     at: z.string(),
   }),
-  z.object({ type: z.literal('task.progress'), taskId: wireId, progress: z.number().min(0).max(100), at: z.string() }),
+  z.object({
+    type: z.literal('task.progress'),
+    taskId: wireId,
+    progress: z.number().min(0).max(100),
+    at: z.string(),
+  }),
   z.object({
     type: z.literal('task.finished'),
     taskId: wireId,

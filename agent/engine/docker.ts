@@ -290,10 +290,13 @@ export class DockerEngine implements EngineDriver {
         abortSignal: s,
       }),
     );
-    return orderedTail(
-      parseStampedLogs(Buffer.isBuffer(buffer) ? buffer : Buffer.from(String(buffer))),
-      tail,
-    );
+    // A container removed while its logs are read can answer a JSON object instead of a stream.
+    const raw = Buffer.isBuffer(buffer)
+      ? buffer
+      : typeof buffer === 'string'
+        ? Buffer.from(buffer)
+        : Buffer.alloc(0);
+    return orderedTail(parseStampedLogs(raw), tail);
   }
 
   async updateLimits(id: string, limits: ResourceLimits, options: StartOptions = {}): Promise<UpdateOutcome> {
