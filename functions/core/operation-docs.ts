@@ -469,7 +469,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     ],
   },
   'POST /api/swarm/services': {
-    description: `Creates a named service: \`replicas\` copies (default 1) of \`image\`, placed where \`constraints\` (\`node.labels.<k>==<v>\`, \`!=\`) hold. \`resources.cpu_limit\` is in cores (\`"0.5"\`), \`resources.memory_limit\` a size (\`"512m"\`, \`"1g"\`), \`resources.gpu\` a GPU count. A \`published_port\` of 0 or none picks a free host port. 201 once its copies run; ${WAITS} 409 when the name or image is taken.`,
+    description: `Creates a named service: \`replicas\` copies (default 1) of \`image\`, placed where \`constraints\` (\`node.labels.<k>==<v>\`, \`!=\`) hold. \`resources.cpu_limit\` is in cores (\`"0.5"\`), \`resources.memory_limit\` a size (\`"512m"\`, \`"1g"\`), \`resources.gpu\` a GPU count. A \`published_port\` of 0 or none picks a free host port. \`mode: "global"\` runs one copy on each online, uncordoned node meeting the constraints (\`replicas\` is then ignored; nodes that gain or lose eligibility gain or lose their copy). 201 once its copies run; ${WAITS} 409 when the name or image is taken.`,
     request: {
       name: 'web',
       image: 'nginx:alpine',
@@ -489,7 +489,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     },
   },
   'POST /api/swarm/services/{service_id}/scale': {
-    description: `Sets the copies of a service (id, name or, for unnamed ones, the id GET /api/swarm/services shows) to \`replicas\` (0 to 100). ${WAITS}`,
+    description: `Sets the copies of a service (id, name or, for unnamed ones, the id GET /api/swarm/services shows) to \`replicas\` (0 to 100); a global service cannot be scaled (400). ${WAITS}`,
     params: { service_id: 'web' },
     request: { replicas: 3 },
     response: {

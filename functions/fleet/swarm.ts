@@ -55,7 +55,7 @@ const serviceBody = z
     image: imageRef,
     replicas: z.number().int().min(0).max(MAX_REPLICAS).default(1),
     mode: z
-      .literal('replicated', { error: 'only "replicated" services are supported' })
+      .enum(['replicated', 'global'], { error: 'mode is "replicated" or "global"' })
       .default('replicated'),
     ports: z
       .array(z.object({ target_port: port, published_port: z.union([port, z.literal(0)]).optional() }))
@@ -96,7 +96,7 @@ const serviceOut = z.object({
   image: z.string(),
   replicas: z.number(),
   running: z.number(),
-  mode: z.literal('replicated'),
+  mode: z.enum(['replicated', 'global']),
 });
 
 function swarmNodeView(n: NodeItem, ctx: AppContext, now: number) {
@@ -352,6 +352,7 @@ export function swarmRoutes(): AnyRoute[] {
           name: b.name,
           imageId: b.image,
           replicas: b.replicas,
+          global: b.mode === 'global',
           ports: b.ports.map((p) => ({ containerPort: p.target_port, hostPort: p.published_port ?? 0 })),
           env,
           volumes: b.mounts.map((m) => ({

@@ -49,6 +49,8 @@ export function nextService(
     ...(current?.volumes ? { volumes: current.volumes } : {}),
     ...(current?.hostPorts ? { hostPorts: current.hostPorts } : {}),
     ...(current?.serviceName ? { serviceName: current.serviceName } : {}),
+    // Stopping a global service (count 0) ends its global mode; any other change keeps it.
+    ...(current?.global && desiredCount > 0 ? { global: true } : {}),
     createdAt: current?.createdAt ?? at,
     updatedAt: at,
     ...(current?.version !== undefined ? { version: current.version } : {}),

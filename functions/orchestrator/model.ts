@@ -24,6 +24,11 @@ export interface ServiceItem extends StoreItem {
   constraints?: string[];
   /** Host folders mounted into every copy. */
   volumes?: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  /**
+   * Swarm's global mode: one copy on each eligible node. The planner counts the nodes; the
+   * reconciler keeps `desiredCount` at that count for the views.
+   */
+  global?: boolean;
   /** The name a Swarm API client gave it; unique (guard item). */
   serviceName?: string;
   createdAt: string;

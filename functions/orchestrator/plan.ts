@@ -68,6 +68,8 @@ export interface PlanService {
   constraints?: readonly Constraint[];
   /** At most one copy per node (the copies publish fixed host ports). */
   onePerNode?: boolean;
+  /** Swarm's global mode: one copy on each eligible node; `desiredCount` is ignored (see globalCount). */
+  global?: boolean;
 }
 
 export interface PlanSlot {
@@ -191,6 +193,18 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   return 'no online node has enough free resources';
 }
 
+/** Nodes a global service runs on: online, taking work, meeting its pin and constraints. */
+export function globalCount(nodes: readonly PlanNode[], service: PlanService): number {
+  return nodes.filter(
+    (n) =>
+      n.online &&
+      !n.cordoned &&
+      !n.draining &&
+      (!service.nodeId || n.id === service.nodeId) &&
+      eligible(n, service),
+  ).length;
+}
+
 export function planReconcile(input: PlanInput): Plan {
   const grace = input.inflightGraceMs ?? DEFAULT_INFLIGHT_GRACE_MS;
   const actions: PlanAction[] = [];
@@ -210,9 +224,9 @@ export function planReconcile(input: PlanInput): Plan {
   const instances = new Map(input.instances.map((i) => [i.instanceId, i]));
   for (const i of input.instances) if (OCCUPYING.has(i.status)) occupy(i.nodeId, i.imageId, i.reserve);
   for (const h of input.held ?? []) occupy(h.nodeId, '', h.reserve);
-  const services = [...input.services].sort((a, b) =>
-    a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0,
-  );
+  const services = [...input.services]
+    .map((s) => (s.global ? { ...s, onePerNode: true, desiredCount: globalCount(input.nodes, s) } : s))
+    .sort((a, b) => (a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0));
   const byService = new Map<string, PlanSlot[]>();
   for (const s of input.slots) {
     const list = byService.get(s.imageId) ?? [];

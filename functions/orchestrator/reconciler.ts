@@ -19,6 +19,7 @@ import {
 import { nextBackoff } from './backoff.js';
 import {
   BACKING_OFF,
+  globalCount,
   planReconcile,
   type PlanAction,
   type PlanInput,
@@ -63,6 +64,7 @@ export const toPlanService = (s: ServiceItem): PlanService => ({
   reserve: toReservation(s.resources),
   ...(s.nodeId ? { nodeId: s.nodeId } : {}),
   ...(Object.keys(s.hostPorts ?? {}).length ? { onePerNode: true } : {}),
+  ...(s.global ? { global: true } : {}),
   // Stored constraints were validated when written; one that no longer parses matches nothing.
   ...(s.constraints?.length
     ? {
@@ -167,7 +169,9 @@ export async function reconcile(
   const state = await loadState(ctx, options.imageId);
   await recordBackoffs(ctx, state);
   const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
-  const plan = planReconcile(planInput(ctx, state, planned.map(toPlanService), options));
+  const input = planInput(ctx, state, planned.map(toPlanService), options);
+  await refreshGlobalCounts(ctx, input, planned);
+  const plan = planReconcile(input);
   const outcome: ReconcileOutcome = {
     placed: [],
     released: 0,
@@ -187,6 +191,29 @@ export async function reconcile(
   }
   if (plan.unplaced.length) ctx.logger.info('reconcile left copies unplaced', { unplaced: plan.unplaced });
   return outcome;
+}
+
+/** Keeps a global service's stored count at the number of nodes it runs on, for every view. */
+async function refreshGlobalCounts(
+  ctx: AppContext,
+  input: PlanInput,
+  services: ServiceItem[],
+): Promise<void> {
+  for (const s of services) {
+    if (!s.global) continue;
+    const count = globalCount(input.nodes, toPlanService(s));
+    if (count === s.desiredCount) continue;
+    const { version, ...item } = s;
+    try {
+      await ctx.store.put(
+        { ...item, desiredCount: count, version: (version ?? 1) + 1 },
+        { version: version ?? 1 },
+      );
+    } catch (error) {
+      // Changed meanwhile: the next reconcile counts again.
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
 }
 
 /**

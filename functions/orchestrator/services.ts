@@ -28,6 +28,8 @@ export interface NamedServiceInput {
   volumes: { hostPath: string; containerPath: string; readOnly: boolean }[];
   constraints: string[];
   resources: InstanceResources;
+  /** One copy on each eligible node instead of `replicas`. */
+  global?: boolean;
 }
 
 /** Stable, opaque id of the service of an image (Swarm ids are opaque too). */
@@ -71,7 +73,7 @@ function claimServiceName(ctx: AppContext, name: string, imageId: string) {
 async function unnameService(ctx: AppContext, imageId: string, name?: string): Promise<void> {
   await changeService(ctx, imageId, async (current) => {
     if (!current || (name !== undefined && current.serviceName !== name)) return undefined;
-    const { serviceName: _name, constraints: _c, volumes: _v, hostPorts: _h, ...rest } = current;
+    const { serviceName: _name, constraints: _c, volumes: _v, hostPorts: _h, global: _g, ...rest } = current;
     return { next: { ...rest, desiredCount: 0, updatedAt: new Date(ctx.now()).toISOString() }, wanted: 0 };
   });
 }
@@ -85,7 +87,9 @@ export async function createNamedService(ctx: AppContext, input: NamedServiceInp
         throw new ConflictError(
           `Image ${input.imageId} already runs as ${current.serviceName ?? 'an orchestrator service'} (${current.desiredCount} wanted): scale or delete that one`,
         );
-      const base = nextService(ctx, input.imageId, current, input.replicas, {
+      // A global service's count is the reconciler's (one per eligible node); 1 marks it wanted until then.
+      const count = input.global ? 1 : input.replicas;
+      const base = nextService(ctx, input.imageId, current, count, {
         resources: input.resources,
         ports: input.ports.map((p) => p.containerPort),
         env: input.env,
@@ -100,8 +104,10 @@ export async function createNamedService(ctx: AppContext, input: NamedServiceInp
         constraints: input.constraints,
         volumes: input.volumes,
         hostPorts,
+        ...(input.global ? { global: true } : {}),
       };
-      return { next, wanted: input.replicas };
+      // Nothing to check before a global service: with no eligible node it simply runs nowhere yet.
+      return { next, wanted: input.global ? 0 : input.replicas };
     });
   } catch (error) {
     await claim.release();
@@ -151,6 +157,14 @@ async function placeAndWait(ctx: AppContext, imageId: string, created?: string):
 export async function scaleNamedService(ctx: AppContext, ref: string, replicas: number): Promise<unknown> {
   const found = await findService(ctx, ref);
   if (!found) throw new NotFoundError(`Service ${ref} not found`);
+  if (found.global)
+    throw new ValidationError([
+      {
+        loc: ['body', 'replicas'],
+        msg: `Service ${ref} is global: it runs one copy on each eligible node and cannot be scaled`,
+        type: 'value_error',
+      },
+    ]);
   await changeService(ctx, found.imageId, async (current) => {
     if (!current) throw new NotFoundError(`Service ${ref} not found`);
     const more = replicas - current.desiredCount;
@@ -185,7 +199,7 @@ export async function serviceView(ctx: AppContext, s: ServiceItem) {
     image: s.imageId,
     replicas: s.desiredCount,
     running: instances.filter((i) => i.status === 'running').length,
-    mode: 'replicated' as const,
+    mode: s.global ? ('global' as const) : ('replicated' as const),
   };
 }
 

@@ -136,7 +136,9 @@ export async function detailedHealth(ctx: AppContext) {
               ? `No node online (${nodes.value.length} registered)`
               : 'No node registered',
           },
-    database: db.ok ? { status: 'OK', message: `Connected: ${storeName(ctx)}` } : { status: 'ERROR', message: db.error },
+    database: db.ok
+      ? { status: 'OK', message: `Connected: ${storeName(ctx)}` }
+      : { status: 'ERROR', message: db.error },
     container_manager: containers.ok
       ? { status: 'OK', message: `Managing ${containers.value.length} containers` }
       : { status: 'ERROR', message: containers.error },

@@ -115,7 +115,7 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
   it('refuses bad services with 400 or 409 and changes nothing', async () => {
     const before = (await api('GET', '/api/swarm/services')).body;
     const cases: [unknown, number][] = [
-      [{ name: 'g', image: 'nginx:alpine', mode: 'global' }, 400],
+      [{ name: 'g', image: 'nginx:alpine', mode: 'mirrored' }, 400],
       [{ name: 'c', image: 'nginx:alpine', constraints: ['cluster==vision'] }, 400],
       [{ name: 'e', image: 'nginx:alpine', env: ['no-equals'] }, 400],
       [{ name: 'm', image: 'nginx:alpine', mounts: [{ source: 'rel', target: '/x' }] }, 400],
@@ -189,9 +189,13 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
   });
 
   it('reads logs of a service and of a container, restarts one in place, stops it', async () => {
-    const logs = await api('GET', '/api/swarm/services/vision-sdxl/logs?tail=5');
-    expect(logs.status).toBe(200);
-    expect(logs.body.logs).toHaveLength(1);
+    // The moved copy's replacement may still be starting: its service lists it once it runs.
+    const logs = await eventually(async () => {
+      const res = await api('GET', '/api/swarm/services/vision-sdxl/logs?tail=5');
+      expect(res.status).toBe(200);
+      expect(res.body.logs).toHaveLength(1);
+      return res;
+    });
     expect(logs.body.logs[0].logs).toContain('line 1');
     const containers = await api('GET', '/api/swarm/containers');
     const mine = (
@@ -224,6 +228,48 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
     expect((await api('POST', `/api/swarm/containers/${id}/start`)).status).toBe(409);
     expect((await api('POST', `/api/swarm/containers/${id}/restart`)).status).toBe(409);
     expect((await api('POST', '/api/swarm/containers/nope/restart')).status).toBe(404);
+  });
+
+  it('runs a global service on each eligible node, following labels; it cannot be scaled', async () => {
+    const AGENT = 'registry.local/fleet-node-exporter:1.8';
+    // Only agx1 carries gpu=h100 (set through the API above).
+    const res = await api('POST', '/api/swarm/services', {
+      name: 'exporter',
+      image: AGENT,
+      mode: 'global',
+      replicas: 7,
+      constraints: ['node.labels.gpu==h100'],
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ name: 'exporter', mode: 'global', replicas: 1, running: 1 });
+    expect(runningOn(AGENT)).toEqual(['b']);
+
+    // A node that gains the label gains a copy.
+    expect(
+      (await api('POST', `/api/swarm/nodes/${agents.a.nodeId}/labels`, { labels: { gpu: 'h100' } })).status,
+    ).toBe(200);
+    await eventually(async () => expect(runningOn(AGENT)).toEqual(['a', 'b']), 10_000);
+    await eventually(async () => {
+      const listed = ((await api('GET', '/api/swarm/services')).body as { name: string }[]).find(
+        (s) => s.name === 'exporter',
+      );
+      expect(listed).toMatchObject({ mode: 'global', replicas: 2, running: 2 });
+    });
+
+    const scale = await api('POST', '/api/swarm/services/exporter/scale', { replicas: 5 });
+    expect(scale.status).toBe(400);
+    expect(scale.body.detail[0]).toMatchObject({ loc: ['body', 'replicas'], type: 'value_error' });
+    expect(runningOn(AGENT)).toEqual(['a', 'b']);
+
+    // A node that loses it loses its copy, and nothing moves elsewhere.
+    expect(
+      (await api('POST', `/api/swarm/nodes/${agents.a.nodeId}/labels`, { labels: { gpu: null } })).status,
+    ).toBe(200);
+    await eventually(async () => expect(runningOn(AGENT)).toEqual(['b']), 10_000);
+    expect(starts(AGENT).filter((s) => s.nodeId === agents.c.nodeId)).toEqual([]);
+
+    expect((await api('DELETE', '/api/swarm/services/exporter')).status).toBe(200);
+    await eventually(async () => expect(runningOn(AGENT)).toEqual([]));
   });
 
   it('deletes a service: its copies go, its name is free again', async () => {

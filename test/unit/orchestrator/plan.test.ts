@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   OCCUPYING,
+  globalCount,
   planReconcile,
   type InstanceStatus,
   type Plan,
@@ -466,5 +467,59 @@ describe('planReconcile properties', () => {
         expect(planReconcile(state)).toEqual(planReconcile(structuredClone(state)));
       }),
     );
+  });
+});
+
+describe('global services', () => {
+  const nodes = [node('a'), node('b'), node('c', res(4, 8192), false), { ...node('d'), cordoned: true }];
+  const global = { ...service('exporter', 99), global: true };
+
+  it('places one copy on each online node taking work, whatever the count says', () => {
+    const plan = planReconcile(input({ nodes, services: [global] }));
+    expect(
+      of(plan, 'place')
+        .map((a) => (a as { nodeId: string }).nodeId)
+        .sort(),
+    ).toEqual(['a', 'b']);
+    expect(plan.unplaced).toEqual([]);
+  });
+
+  it('releases the copy of a node that went offline instead of moving it', () => {
+    const plan = planReconcile(
+      input({
+        nodes,
+        services: [global],
+        slots: [
+          slot('exporter', 0, 'i-a', 'a'),
+          slot('exporter', 1, 'i-b', 'b'),
+          slot('exporter', 2, 'i-c', 'c'),
+        ],
+        instances: [inst('i-a', 'exporter', 'a'), inst('i-b', 'exporter', 'b'), inst('i-c', 'exporter', 'c')],
+      }),
+    );
+    expect(of(plan, 'place')).toEqual([]);
+    expect(of(plan, 'release')).toEqual([
+      { type: 'release', imageId: 'exporter', ordinal: 2, instanceId: 'i-c' },
+    ]);
+  });
+
+  it('counts only the nodes meeting its constraints', () => {
+    const labelled = nodes.map((n): PlanNode => ({
+      ...n,
+      facts: {
+        id: n.id,
+        hostname: n.id,
+        labels: (n.id === 'b' ? { gpu: 'h100' } : {}) as Record<string, string>,
+        arch: 'x86_64',
+        os: 'linux',
+      },
+    }));
+    const constrained = {
+      ...global,
+      constraints: [{ field: 'labels.gpu', op: '==' as const, value: 'h100' }],
+    };
+    expect(globalCount(labelled, constrained)).toBe(1);
+    const plan = planReconcile(input({ nodes: labelled, services: [constrained] }));
+    expect(of(plan, 'place').map((a) => (a as { nodeId: string }).nodeId)).toEqual(['b']);
   });
 });
