@@ -47,7 +47,7 @@ export function checkConstraints(constraints: string[], loc: (string | number)[]
   if (issues.length) throw new ValidationError(issues);
 }
 
-/** By id (`svc-…`) or by name. */
+/** By id (`svc-…`), by name, or (an unnamed one, started through POST /start/container) by the image it shows as its name. */
 export async function findService(ctx: AppContext, ref: string): Promise<ServiceItem | undefined> {
   const guard = swarmKeys.serviceName(ref);
   const named = await ctx.store.get<StoreItem & { imageId: string }>(guard.pk, guard.sk);
@@ -55,7 +55,11 @@ export async function findService(ctx: AppContext, ref: string): Promise<Service
     const s = await getService(ctx, named.imageId);
     if (s?.serviceName === ref) return s;
   }
-  return (await listServices(ctx)).find((s) => serviceId(s.imageId) === ref);
+  const all = await listServices(ctx);
+  return (
+    all.find((s) => serviceId(s.imageId) === ref) ??
+    all.find((s) => !s.serviceName && s.imageId === ref && s.desiredCount > 0)
+  );
 }
 
 /** The name guard of a service, bound to its image once the service is written (core/name-guard.ts). */

@@ -272,6 +272,26 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
     await eventually(async () => expect(runningOn(AGENT)).toEqual([]));
   });
 
+  it('addresses a service started through the orchestrator API by the name it shows', async () => {
+    const IMAGE = 'registry.local/team/metrics-sidecar:2';
+    const started = await api('POST', '/start/container', { count: 1, resources: { image: IMAGE } });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const listed = ((await api('GET', '/api/swarm/services')).body as { name: string; id: string }[]).find(
+      (s) => s.name === IMAGE,
+    );
+    expect(listed).toBeDefined();
+    const path = `/api/swarm/services/${encodeURIComponent(IMAGE)}`;
+    const scaled = await api('POST', `${path}/scale`, { replicas: 2 });
+    expect(scaled.status, JSON.stringify(scaled.body)).toBe(200);
+    expect(scaled.body).toMatchObject({ id: listed!.id, name: IMAGE, replicas: 2, running: 2 });
+    const logs = await api('GET', `${path}/logs?tail=1`);
+    expect(logs.status).toBe(200);
+    expect(logs.body.logs).toHaveLength(2);
+    expect((await api('DELETE', path)).status).toBe(200);
+    await eventually(async () => expect(runningOn(IMAGE)).toEqual([]));
+    expect((await api('POST', `${path}/scale`, { replicas: 1 })).status).toBe(404);
+  });
+
   it('deletes a service: its copies go, its name is free again', async () => {
     const del = await api('DELETE', '/api/swarm/services/vision-sdxl');
     expect(del.status).toBe(200);
