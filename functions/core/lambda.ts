@@ -55,6 +55,11 @@ export function httpEntry(routes: AnyRoute[]) {
   );
 }
 
+/** A Lambda entry point for the WebSocket API's routes, traced like the others. */
+export function websocketEntry<E, R>(fn: (event: E) => Promise<R>) {
+  return middy(fn).use(captureLambdaHandler(tracer, { captureResponse: false }));
+}
+
 /** A Lambda entry point for the events queue (SQS event source with reportBatchItemFailures). */
 export function eventsEntry(handlers: Record<string, EventHandler>) {
   return middy(async function handleEvents(event: SQSEvent) {

@@ -15,7 +15,7 @@ export const installTraceSink = (s: TraceSink | undefined): void => {
   sink = s;
 };
 
-/** Searchable X-Ray annotations: requestId, commandId, route, eventType. */
+/** Searchable X-Ray annotations: requestId, commandId, connectionId, route, eventType. */
 export function annotateTrace(fields: Record<string, string | undefined>): void {
   if (!sink) return;
   for (const [k, v] of Object.entries(fields)) if (v) sink.annotate(k, v);

@@ -1,6 +1,7 @@
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { emit } from '../core/events.js';
-import { lambdaContext } from '../core/lambda.js';
+import { lambdaContext, websocketEntry } from '../core/lambda.js';
+import { annotateTrace } from '../core/tracing.js';
 import { closeConnection, openConnection } from '../realtime/session.js';
 
 /** `$connect` events also carry the handshake's query and headers (absent from the aws-lambda type). */
@@ -15,9 +16,10 @@ export type WebSocketEvent = APIGatewayProxyWebsocketEventV2 & {
  * removes it. A refused connect answers the handshake with 400/401/404 (API Gateway cannot set a
  * close code). The first frame is sent by the events worker once the handshake is done.
  */
-export async function handler(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> {
+export async function handleWebSocket(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> {
   const ctx = await lambdaContext();
-  const { connectionId, routeKey } = event.requestContext;
+  const { connectionId, routeKey, requestId } = event.requestContext;
+  annotateTrace({ requestId, connectionId, route: `WS ${routeKey}` });
   if (routeKey === '$connect') {
     const opened = await openConnection(ctx, connectionId, {
       path: '/',
@@ -36,3 +38,5 @@ export async function handler(event: WebSocketEvent): Promise<APIGatewayProxyRes
   // Client frames are not part of the API: the stream is one way.
   return { statusCode: 400, body: 'This API only pushes; messages from clients are ignored' };
 }
+
+export const handler = websocketEntry(handleWebSocket);
