@@ -4,7 +4,7 @@ import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ControlPlaneClient } from './client.js';
 import { vendedCredentials } from './credentials.js';
 import type { SqsChannelOptions } from './sqs-channel.js';
-import type { Logger } from './log.js';
+import { inNewOperation, type Logger } from './log.js';
 
 /** One received command; `ack` removes it from the channel (after its result was reported). */
 export interface Delivery {
@@ -116,13 +116,13 @@ export async function runCommandLoop(options: CommandLoopOptions, signal: AbortS
     }
     const channel = options.channel();
     try {
-      const deliveries = await channel.receive(signal);
+      const deliveries = await inNewOperation(() => channel.receive(signal));
       if (failures > 0)
         log.info('command channel reachable again', { channel: channel.type, after: failures });
       failures = 0;
       backoff.reset();
       // In order: per-instance locks keep start-before-stop when both arrive in one batch.
-      for (const d of deliveries) void options.dispatch(d);
+      for (const d of deliveries) void inNewOperation(() => options.dispatch(d));
     } catch (error) {
       if (signal.aborted) break;
       failures++;

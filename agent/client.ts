@@ -13,7 +13,7 @@ import {
 import { type CommandResult } from '../protocol/commands.js';
 import { installCredential, type InstallCredential, type InstallStepReport } from '../protocol/install.js';
 import { retry, type BackoffOptions } from './backoff.js';
-import { errorFields, type Logger } from './log.js';
+import { currentRequestId, errorFields, type Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';
 
 /** A message from GET /agent/commands: `body` is a CommandEnvelope, as JSON text (or already parsed). */
@@ -240,7 +240,11 @@ export class ControlPlaneClient {
     return installCredential.parse(res);
   }
 
-  async installSteps(commandId: string, steps: InstallStepReport[], options: CallOptions = {}): Promise<void> {
+  async installSteps(
+    commandId: string,
+    steps: InstallStepReport[],
+    options: CallOptions = {},
+  ): Promise<void> {
     await this.withRetry('install.steps', { attempts: 2, ...options }, (signal) =>
       this.send('install.steps', 'POST', `/agent/install/${encodeURIComponent(commandId)}/steps`, {
         body: { steps },
@@ -325,6 +329,8 @@ export class ControlPlaneClient {
     const headers: Record<string, string> = {
       accept: 'application/json',
       'user-agent': `fleet-agent/${AGENT_VERSION}`,
+      // The control plane logs it beside its own id, so both sides' lines of one call match.
+      'x-request-id': currentRequestId(),
     };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     const bearer = 'bearer' in opts ? opts.bearer : this.token;

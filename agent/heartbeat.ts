@@ -2,7 +2,7 @@ import type { ContainerState, HeartbeatRequest, NodeMetrics } from '../protocol/
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ContainerStats, EngineDriver, ManagedContainer } from './engine/types.js';
 import { LABELS } from '../protocol/messages.js';
-import type { Logger } from './log.js';
+import { inNewOperation, type Logger } from './log.js';
 
 export interface HeartbeatOptions {
   send: (request: HeartbeatRequest, signal: AbortSignal) => Promise<void>;
@@ -87,22 +87,26 @@ export class Heartbeat {
   async run(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff(this.options.backoff ?? { baseMs: 1_000, maxMs: 60_000 });
     while (!signal.aborted) {
-      let wait: number;
-      try {
-        await this.beat(signal);
-        if (this.failures > 0) this.log.info('heartbeat delivered again', { after: this.failures });
-        this.failures = 0;
-        backoff.reset();
-        wait = this.options.intervalMs();
-      } catch (error) {
-        if (signal.aborted) break;
-        this.failures++;
-        wait = backoff.next();
-        // Loud on the first failure, then every tenth, so an outage does not flood the log.
-        if (this.failures === 1 || this.failures % 10 === 0) {
-          this.log.warn('heartbeat failed; backing off', { failures: this.failures, retryInMs: wait, error });
+      // One operation per beat: its lines and its request share one id.
+      const wait = await inNewOperation(async (): Promise<number | undefined> => {
+        try {
+          await this.beat(signal);
+          if (this.failures > 0) this.log.info('heartbeat delivered again', { after: this.failures });
+          this.failures = 0;
+          backoff.reset();
+          return this.options.intervalMs();
+        } catch (error) {
+          if (signal.aborted) return undefined;
+          this.failures++;
+          const retryInMs = backoff.next();
+          // Loud on the first failure, then every tenth, so an outage does not flood the log.
+          if (this.failures === 1 || this.failures % 10 === 0) {
+            this.log.warn('heartbeat failed; backing off', { failures: this.failures, retryInMs, error });
+          }
+          return retryInMs;
         }
-      }
+      });
+      if (wait === undefined) break;
       await sleep(wait, signal);
     }
   }

@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import { AGENT_SERVICE, redact, type LogLevelName } from '../protocol/log.js';
 
 /**
@@ -16,6 +18,29 @@ export interface Logger {
   /** A logger that adds `fields` to every line (component, commandId...). */
   child(fields: LogFields): Logger;
 }
+
+/**
+ * The operation a line belongs to: each round of a loop (a heartbeat, a poll, an engine event)
+ * runs in a scope with its own requestId, sent to the control plane as `x-request-id` so its
+ * lines can be matched; a command's lines add its commandId. Lines outside any round (start-up,
+ * shutdown) carry the process's own id.
+ */
+const scope = new AsyncLocalStorage<LogFields>();
+const PROCESS_REQUEST_ID = `agent-${randomUUID()}`;
+
+/** Runs `fn` as one operation: every line logged inside it (awaits included) carries `fields`. */
+export function inLogScope<T>(fields: LogFields, fn: () => T): T {
+  return scope.run({ ...scope.getStore(), ...fields }, fn);
+}
+
+/** A new operation with a fresh requestId. */
+export const inNewOperation = <T>(fn: () => T): T => inLogScope({ requestId: randomUUID() }, fn);
+
+/** The requestId of the current operation (the process's outside any). */
+export const currentRequestId = (): string => {
+  const id = scope.getStore()?.['requestId'];
+  return typeof id === 'string' ? id : PROCESS_REQUEST_ID;
+};
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -67,9 +92,16 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       message: msg,
       service: AGENT_SERVICE,
     };
-    const rest = redact({ ...base, ...normalise(fields) }) as LogFields;
+    const rest = redact({
+      requestId: PROCESS_REQUEST_ID,
+      ...scope.getStore(),
+      ...base,
+      ...normalise(fields),
+    }) as LogFields;
     if (format === 'json') return JSON.stringify({ ...head, ...rest });
-    const pairs = Object.entries(rest).map(
+    // For a person the ids go last: they matter when matching lines, not when reading one.
+    const { requestId, ...own } = rest;
+    const pairs = Object.entries({ ...own, requestId }).map(
       ([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
     );
     return [head.timestamp, head.level.padEnd(5), msg, ...pairs].join(' ');

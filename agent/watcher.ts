@@ -3,7 +3,7 @@ import { Backoff, sleep } from './backoff.js';
 import type { EngineDriver, EngineEvent, ManagedContainer } from './engine/types.js';
 import type { EventSink } from './events.js';
 import type { CommandJournal } from './journal.js';
-import type { Logger } from './log.js';
+import { inNewOperation, type Logger } from './log.js';
 
 export interface ExitWatcherOptions {
   engine: EngineDriver;
@@ -127,11 +127,13 @@ export class ExitWatcher {
 
   private async pollLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      try {
-        await this.reconcile();
-      } catch (error) {
-        this.log.warn('scanning containers failed', { error });
-      }
+      await inNewOperation(async () => {
+        try {
+          await this.reconcile();
+        } catch (error) {
+          this.log.warn('scanning containers failed', { error });
+        }
+      });
       await sleep(this.options.pollMs ?? 5_000, signal);
     }
   }
@@ -141,7 +143,10 @@ export class ExitWatcher {
     while (!signal.aborted) {
       const opened = Date.now();
       try {
-        await this.options.engine.watchEvents((event) => void this.onEvent(event), signal);
+        await this.options.engine.watchEvents(
+          (event) => void inNewOperation(() => this.onEvent(event)),
+          signal,
+        );
       } catch (error) {
         if (signal.aborted) break;
         this.log.warn('engine event stream failed', { error });

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { actorOf, assertRole, authenticate, recordAudit, resetBootstrapKeyCache, type Principal } from './access.js';
+import {
+  actorOf,
+  assertRole,
+  authenticate,
+  recordAudit,
+  resetBootstrapKeyCache,
+  type Principal,
+} from './access.js';
 import type { AppContext } from './context.js';
 import { CORS_EXPOSE_HEADERS, preflightHeaders } from './cors.js';
 import { invalidInputStatus } from './documents.js';
@@ -33,8 +40,12 @@ export class Reply implements ResponseOut {
 export const reply = (status: number, body?: unknown, headers?: Record<string, string>) =>
   new Reply(status, body, headers);
 
-export const rawReply = (status: number, raw: Buffer | string, contentType: string, headers: Record<string, string> = {}) =>
-  new Reply(status, undefined, { 'content-type': contentType, ...headers }, raw);
+export const rawReply = (
+  status: number,
+  raw: Buffer | string,
+  contentType: string,
+  headers: Record<string, string> = {},
+) => new Reply(status, undefined, { 'content-type': contentType, ...headers }, raw);
 
 interface Internal {
   requestId: string;
@@ -49,6 +60,12 @@ interface Internal {
 }
 
 const internals = new WeakMap<object, Internal>();
+
+/** The caller's `x-request-id`, when it is a plain id (it is logged, so nothing else is taken). */
+function clientRequestId(headers: HttpEvent['headers']): string | undefined {
+  const raw = Object.entries(headers ?? {}).find(([k]) => k.toLowerCase() === 'x-request-id')?.[1];
+  return raw && /^[A-Za-z0-9._:-]{1,128}$/.test(raw) ? raw : undefined;
+}
 
 function lowerHeaders(headers: HttpEvent['headers']): Record<string, string> {
   const out: Record<string, string> = {};
@@ -149,13 +166,23 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       assertRole(internal.principal, route);
     }
     if (route.hook) {
-      const hookIn = { method, path, headers, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp };
+      const hookIn = {
+        method,
+        path,
+        headers,
+        requestId: internal.requestId,
+        sourceIp: event.requestContext.http.sourceIp,
+      };
       internal.hook = (await route.hook(hookIn, ctx)) ?? undefined;
     }
 
     const raw = bodyBytes(event);
     if (raw && raw.length > ctx.config.MAX_BODY_BYTES && route.bodyType !== 'multipart') {
-      throw new HttpError(413, `Request body exceeds ${ctx.config.MAX_BODY_BYTES} bytes`, 'PAYLOAD_TOO_LARGE');
+      throw new HttpError(
+        413,
+        `Request body exceeds ${ctx.config.MAX_BODY_BYTES} bytes`,
+        'PAYLOAD_TOO_LARGE',
+      );
     }
     const params = route.params ? parseOrThrow(route.params, match.params, 'path') : match.params;
     const query = route.query ? parseOrThrow(route.query, queryObject(event), 'query') : queryObject(event);
@@ -171,18 +198,34 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           body = JSON.parse(raw.toString('utf8'));
         } catch (error) {
           throw new ValidationError(
-            [{ loc: ['body'], msg: `JSON decode error: ${(error as Error).message}`, type: 'value_error.jsondecode' }],
+            [
+              {
+                loc: ['body'],
+                msg: `JSON decode error: ${(error as Error).message}`,
+                type: 'value_error.jsondecode',
+              },
+            ],
             invalidInputStatus(route.path),
           );
         }
         const issue = findLimitIssue(body);
-        if (issue) throw new ValidationError([{ loc: ['body', ...issue.path], msg: issue.msg, type: issue.type }]);
+        if (issue)
+          throw new ValidationError([{ loc: ['body', ...issue.path], msg: issue.msg, type: issue.type }]);
       }
       if (route.body) body = parseOrThrow(route.body, body, 'body');
     }
 
     const out = await route.handler(
-      { params, query, body, headers, rawBody: raw, requestId: internal.requestId, sourceIp: event.requestContext.http.sourceIp, principal: internal.principal },
+      {
+        params,
+        query,
+        body,
+        headers,
+        rawBody: raw,
+        requestId: internal.requestId,
+        sourceIp: event.requestContext.http.sourceIp,
+        principal: internal.principal,
+      },
       ctx,
     );
     const result = toResult(out, route);
@@ -201,7 +244,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     if (internal.hook?.done) {
       await internal.hook
         .done(request.response.statusCode ?? 200, Date.now() - internal.startedAt)
-        .catch((error: unknown) => ctx?.logger.warn('route hook failed after the response', { error: error as Error }));
+        .catch((error: unknown) =>
+          ctx?.logger.warn('route hook failed after the response', { error: error as Error }),
+        );
     }
     // Every state-changing user call, refused or not, in the audit log.
     const method = request.event.requestContext.http.method.toUpperCase();
@@ -226,13 +271,14 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         Date.now() - internal.startedAt,
       ).catch((error: unknown) => ctx.logger.warn('request count failed', { error: error as Error }));
     }
-    if (ctx) logRequest(ctx.logger, {
-      requestId: internal.requestId,
-      method: request.event.requestContext.http.method,
-      path: request.event.rawPath,
-      status: request.response.statusCode,
-      durationMs: Date.now() - internal.startedAt,
-    });
+    if (ctx)
+      logRequest(ctx.logger, {
+        requestId: internal.requestId,
+        method: request.event.requestContext.http.method,
+        path: request.event.rawPath,
+        status: request.response.statusCode,
+        durationMs: Date.now() - internal.startedAt,
+      });
   }
 
   const handler = middy<HttpEvent, HttpResult>(dispatch)
@@ -248,7 +294,13 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       after: tagResponse,
       onError: tagResponse,
     })
-    .use(httpCors({ origins: options.corsOrigins, credentials: false, exposeHeaders: CORS_EXPOSE_HEADERS.join(', ') }))
+    .use(
+      httpCors({
+        origins: options.corsOrigins,
+        credentials: false,
+        exposeHeaders: CORS_EXPOSE_HEADERS.join(', '),
+      }),
+    )
     .use({
       onError: async function mapError(request) {
         const internal = internals.get(request.context) ?? {
@@ -273,7 +325,11 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           statusCode: status,
           headers: { 'content-type': 'application/json', ...httpError.headers },
           body: JSON.stringify(
-            renderError(internal.style, { error: httpError, requestId: internal.requestId, now: new Date(ctx?.now() ?? Date.now()) }),
+            renderError(internal.style, {
+              error: httpError,
+              requestId: internal.requestId,
+              now: new Date(ctx?.now() ?? Date.now()),
+            }),
           ),
         };
       },
@@ -283,6 +339,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   return (event: HttpEvent, context: Context): Promise<HttpResult> => {
     const requestId = event.requestContext?.requestId || randomUUID();
     annotateTrace({ requestId });
-    return withLogContext({ requestId }, () => handler(event, context));
+    const client = clientRequestId(event.headers);
+    return withLogContext({ requestId, ...(client ? { clientRequestId: client } : {}) }, () =>
+      handler(event, context),
+    );
   };
 }

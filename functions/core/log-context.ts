@@ -9,6 +9,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface LogContext {
   requestId?: string;
   commandId?: string;
+  /** The caller's own id for the call (`x-request-id`; the agent sends one per operation). */
+  clientRequestId?: string;
 }
 
 const storage = new AsyncLocalStorage<LogContext>();

@@ -22,6 +22,7 @@ class FleetLogFormatter extends LogFormatter {
         service: attributes.serviceName,
         ...(ids.requestId ? { requestId: ids.requestId } : {}),
         ...(ids.commandId ? { commandId: ids.commandId } : {}),
+        ...(ids.clientRequestId ? { clientRequestId: ids.clientRequestId } : {}),
         ...(attributes.xRayTraceId ? { xray_trace_id: attributes.xRayTraceId } : {}),
       },
     }).addAttributes(redact(additional) as LogAttributes);

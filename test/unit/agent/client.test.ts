@@ -3,13 +3,19 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RegisterRequest } from '../../../protocol/messages.js';
 import { ControlPlaneClient, ControlPlaneError } from '../../../agent/client.js';
-import { silentLogger } from '../../../agent/log.js';
+import { inLogScope, silentLogger } from '../../../agent/log.js';
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
 let server: Server;
 let base: string;
 let handler: Handler;
-const requests: Array<{ method: string; url: string; auth: string | undefined; body: string }> = [];
+const requests: Array<{
+  method: string;
+  url: string;
+  auth: string | undefined;
+  body: string;
+  requestId?: string | string[];
+}> = [];
 
 beforeEach(async () => {
   requests.length = 0;
@@ -17,7 +23,13 @@ beforeEach(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      requests.push({ method: req.method ?? '', url: req.url ?? '', auth: req.headers.authorization, body });
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        auth: req.headers.authorization,
+        body,
+        requestId: req.headers['x-request-id'],
+      });
       handler(req, body, res);
     });
   });
@@ -61,19 +73,24 @@ describe('ControlPlaneClient', () => {
     };
     const client = new ControlPlaneClient({ baseUrl: `${base}/`, apiKey: 'key-123', logger: silentLogger });
     const reg = await client.register(registerBody);
-    await client.heartbeat({
-      metrics: {
-        cpuPercent: null,
-        memoryUsedMb: null,
-        memoryTotalMb: null,
-        diskUsedGb: null,
-        diskTotalGb: null,
-        gpus: [],
-      },
-      containers: [],
-      loadedModels: [],
-    });
+    await inLogScope({ requestId: 'beat-42' }, () =>
+      client.heartbeat({
+        metrics: {
+          cpuPercent: null,
+          memoryUsedMb: null,
+          memoryTotalMb: null,
+          diskUsedGb: null,
+          diskTotalGb: null,
+          gpus: [],
+        },
+        containers: [],
+        loadedModels: [],
+      }),
+    );
     expect(reg.nodeId).toBe('n-1');
+    // Each call names the operation it belongs to, so the control plane's lines can be matched.
+    expect(requests[0]!.requestId).toMatch(/^agent-/);
+    expect(requests[1]!.requestId).toBe('beat-42');
     expect(requests.map((r) => [r.url, r.auth])).toEqual([
       ['/agent/register', 'Bearer key-123'],
       ['/agent/heartbeat', 'Bearer tok-1'],

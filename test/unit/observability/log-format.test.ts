@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger as agentLogger } from '../../../agent/log.js';
+import { createLogger as agentLogger, currentRequestId, inNewOperation } from '../../../agent/log.js';
 import { loadConfig } from '../../../functions/core/config.js';
 import { withLogContext } from '../../../functions/core/log-context.js';
 import { createLogger as controlPlaneLogger } from '../../../functions/core/logger.js';
@@ -108,6 +108,8 @@ describe('one log format for the control plane and the agent', () => {
       level: 'DEBUG',
       message: 'polling',
       service: 'fleet-agent',
+      // Outside any operation: the process's own id.
+      requestId: expect.stringMatching(/^agent-[0-9a-f-]{36}$/),
       node: 'gpu-1',
     });
     expect(lines[1]).toMatchObject({ level: 'INFO', commandId: 'cmd-1', type: 'container.start' });
@@ -125,6 +127,39 @@ describe('one log format for the control plane and the agent', () => {
     const log = agentLogger({ level: 'warn', format: 'text', write: (l) => out.push(l), now });
     log.info('dropped');
     log.error('pull failed', { image: 'busybox', token: 'secret-token' });
-    expect(out).toEqual([`2026-01-02T03:04:05.000Z ERROR pull failed image=busybox token=${REDACTED}`]);
+    expect(out).toHaveLength(1);
+    const [line] = out;
+    expect(
+      line!.startsWith(`2026-01-02T03:04:05.000Z ERROR pull failed image=busybox token=${REDACTED} `),
+    ).toBe(true);
+    expect(line).toMatch(/ requestId=agent-[0-9a-f-]{36}$/);
+  });
+
+  it('agent: each operation has its own requestId on every line, awaits included; commands add theirs', async () => {
+    const out: string[] = [];
+    const log = agentLogger({ write: (l) => out.push(l) });
+    const tick = () => new Promise((r) => setImmediate(r));
+    const ids = await Promise.all(
+      ['a', 'b'].map((n) =>
+        inNewOperation(async () => {
+          log.info('beat', { n });
+          await tick();
+          log.child({ commandId: `cmd-${n}` }).info('executing', { n });
+          return currentRequestId();
+        }),
+      ),
+    );
+    const lines = out.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(4);
+    expect(new Set(ids).size).toBe(2);
+    for (const l of lines) expect(l['requestId']).toBe(ids[l['n'] === 'a' ? 0 : 1]);
+    expect(lines.filter((l) => l['commandId']).map((l) => l['commandId'])).toEqual(['cmd-a', 'cmd-b']);
+  });
+
+  it('control plane: the caller’s x-request-id is logged beside the request’s own id', () => {
+    const [line] = controlPlaneLines((log) =>
+      withLogContext({ requestId: 'req-2', clientRequestId: 'agent-op-7' }, () => log.info('heartbeat')),
+    );
+    expect(line).toMatchObject({ requestId: 'req-2', clientRequestId: 'agent-op-7' });
   });
 });
