@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { LogFormatter, LogItem, Logger } from '@aws-lambda-powertools/logger';
 import type { LogAttributes } from '@aws-lambda-powertools/logger/types';
 import { redact } from '../../protocol/log.js';
@@ -5,6 +6,9 @@ import type { Config } from './config.js';
 import { currentLogContext } from './log-context.js';
 
 type Unformatted = Parameters<LogFormatter['formatAttributes']>[0];
+
+/** Lines outside any request or event (start-up, a Lambda's init) carry the process's own id. */
+const PROCESS_REQUEST_ID = `process-${randomUUID()}`;
 
 /**
  * The agent's field names (protocol/log.ts): `timestamp`, `level`, `message`, `service`, then the
@@ -20,7 +24,7 @@ class FleetLogFormatter extends LogFormatter {
         level: attributes.logLevel,
         message: attributes.message,
         service: attributes.serviceName,
-        ...(ids.requestId ? { requestId: ids.requestId } : {}),
+        requestId: ids.requestId ?? PROCESS_REQUEST_ID,
         ...(ids.commandId ? { commandId: ids.commandId } : {}),
         ...(ids.clientRequestId ? { clientRequestId: ids.clientRequestId } : {}),
         ...(attributes.xRayTraceId ? { xray_trace_id: attributes.xRayTraceId } : {}),

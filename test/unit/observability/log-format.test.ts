@@ -53,7 +53,8 @@ describe('one log format for the control plane and the agent', () => {
     expect(lines).toHaveLength(3);
     for (const l of lines) expect(Object.keys(l).slice(0, 4)).toEqual(HEAD);
     expect(lines[0]).toMatchObject({ level: 'INFO', message: 'outside', service: 'gpu-fleet-control-plane' });
-    expect(lines[0]).not.toHaveProperty('requestId');
+    // Outside any request: the process's own id, so no line is without one.
+    expect(lines[0]!['requestId']).toMatch(/^process-[0-9a-f-]{36}$/);
     expect(lines[1]).toMatchObject({ level: 'WARN', requestId: 'req-1', route: '/x' });
     expect(lines[2]).toMatchObject({ level: 'ERROR', requestId: 'req-1', commandId: 'cmd-9' });
     expect(new Date(String(lines[0]!['timestamp'])).toISOString()).toBe(lines[0]!['timestamp']);
