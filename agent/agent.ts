@@ -7,6 +7,7 @@ import { ControlPlaneClient } from './client.js';
 import type { AgentConfig } from './config.js';
 import { DockerEngine } from './engine/docker.js';
 import type { EngineCapabilities, EngineDriver } from './engine/types.js';
+import { OutputFollower } from './follow.js';
 import { EventReporter } from './events.js';
 import { CommandExecutor } from './executor.js';
 import { Heartbeat } from './heartbeat.js';
@@ -165,6 +166,7 @@ export async function runAgent(
     logger: log,
     withLock: (key, fn) => mutex.run(key, fn),
   });
+  const follower = new OutputFollower({ engine, events, logger: log });
   const executor = new CommandExecutor({
     nodeId: () => registrar.registration.nodeId,
     engine,
@@ -173,6 +175,7 @@ export async function runAgent(
     reporter: { reportResult: (id, result) => client.reportResult(id, result) },
     logger: log,
     hooks: { expectExit: (id) => watcher.expectExit(id) },
+    follower,
     mutex,
     ...(config.buildRoot ? { buildRoot: config.buildRoot } : {}),
     allowExec: config.allowExec === true,
@@ -228,6 +231,7 @@ export async function runAgent(
   log.info('agent stopping; containers keep running');
   await tasks.shutdown(5_000);
   await executor.drain(10_000);
+  follower.stopAll();
   await events.flush(5_000);
   (channel as CommandChannel | null)?.close();
   await journal.flush().catch(() => undefined);

@@ -41,7 +41,9 @@ export class EventReporter implements EventSink {
   send(event: AgentEvent, onDelivered?: () => Promise<void> | void): void {
     this.queue.push(onDelivered ? { event, onDelivered } : { event });
     if (this.queue.length > this.maxQueued) {
-      const progress = this.queue.findIndex((q) => q.event.type === 'task.progress');
+      const progress = this.queue.findIndex(
+        (q) => q.event.type === 'task.progress' || q.event.type === 'container.output',
+      );
       const dropped = this.queue.splice(progress >= 0 ? progress : 0, 1);
       this.log.warn('event queue full; dropped one', { type: dropped[0]?.event.type });
     }

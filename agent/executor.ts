@@ -11,6 +11,7 @@ import {
 import { EXEC_DISABLED } from '../protocol/agent-api.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
+import type { OutputFollower } from './follow.js';
 import { DiskLimitUnsupportedError, EngineError, GpuUnsupportedError } from './engine/errors.js';
 import { ensureStarted } from './engine/startup.js';
 import type { EngineDriver, ManagedContainer } from './engine/types.js';
@@ -63,6 +64,8 @@ export interface ExecutorOptions {
   maxExecOutputBytes?: number;
   /** host.install's connection to the control plane and what it copies; unset: installs are refused. */
   hostInstall?: Omit<HostInstallDeps, 'logger'>;
+  /** container.follow's streams; unset: follows are refused. */
+  follower?: OutputFollower;
   /** What this node lets containers do (mounts, privileges); DEFAULT_POLICY when unset. */
   policy?: NodePolicy;
   /** The engine socket this agent drives (DOCKER_HOST), refused as a mount like the usual ones. */
@@ -302,6 +305,21 @@ export class CommandExecutor {
         instanceId: command.instanceId,
         logs: truncated ? text.slice(-MAX_LOG_CHARS) : text,
         truncated,
+      };
+    },
+
+    'container.follow': async (command) => {
+      const { engine, follower } = this.options;
+      if (!follower) throw new Error('this agent does not follow container output');
+      const c = await requireContainer(engine, command.instanceId);
+      const { started, until } = follower.follow(command.instanceId, c.id, command.seconds);
+      const logs = command.tail ? await engine.logs(c.id, command.tail) : '';
+      return {
+        containerId: c.id,
+        instanceId: command.instanceId,
+        started,
+        until: new Date(until).toISOString(),
+        logs: logs.slice(-MAX_LOG_CHARS),
       };
     },
 

@@ -119,6 +119,27 @@ export const COMMANDS = {
     { instanceId: z.string(), tail: z.number().int().positive().default(100) },
     z.object({ containerId: z.string(), instanceId: z.string(), logs: z.string(), truncated: z.boolean() }),
   ),
+  /**
+   * Streams the container's new output lines as `container.output` events for `seconds` (a lease the
+   * control plane renews while someone watches); a repeat only extends the lease. Answers the last
+   * `tail` lines, for the subscriber that asked.
+   */
+  'container.follow': declare(
+    'container.follow',
+    {
+      instanceId: z.string(),
+      seconds: z.number().int().min(10).max(900).default(120),
+      tail: z.number().int().min(0).max(1000).default(50),
+    },
+    z.object({
+      containerId: z.string(),
+      instanceId: z.string(),
+      /** false: it was already followed, and only the lease moved. */
+      started: z.boolean(),
+      until: z.string(),
+      logs: z.string(),
+    }),
+  ),
   /** Stops (if running) and starts the same container: same id, same limits, same ports. */
   'container.restart': declare(
     'container.restart',

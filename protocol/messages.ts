@@ -202,6 +202,15 @@ export const agentEvent = z.discriminatedUnion('type', [
     logTail: z.string().default(''),
     at: z.string(),
   }),
+  /** New output lines of a followed container (container.follow), batched and rate-limited by the agent. */
+  z.object({
+    type: z.literal('container.output'),
+    instanceId: z.string(),
+    lines: z.array(z.string().max(4096)).max(200),
+    /** Lines left out since the last batch: the container wrote faster than the agent forwards. */
+    dropped: z.number().int().min(0).max(2 ** 31).default(0),
+    at: z.string(),
+  }),
   z.object({
     type: z.literal('task.progress'),
     taskId: wireId,

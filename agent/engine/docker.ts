@@ -20,6 +20,7 @@ import {
 } from './errors.js';
 import { watchEngineEvents } from './events.js';
 import { DockerImages } from './images.js';
+import { followContainerLogs } from './follow.js';
 import { orderedTail, parseStampedLogs, type LogTail } from './logs.js';
 import { nvidiaHookOnPath } from './startup.js';
 import { computeStats, type CpuSample, type RawStats } from './stats.js';
@@ -275,6 +276,10 @@ export class DockerEngine implements EngineDriver {
 
   async logs(id: string, tail: number): Promise<string> {
     return (await this.logTail(id, tail)).text;
+  }
+
+  followLogs(id: string, onLine: (line: string) => void, signal: AbortSignal): Promise<void> {
+    return followContainerLogs(this.docker, id, onLine, signal);
   }
 
   async logTail(id: string, tail: number): Promise<LogTail> {

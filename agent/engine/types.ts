@@ -124,6 +124,8 @@ export interface EngineDriver {
   logs(id: string, tail: number): Promise<string>;
   /** The same, with each stream's own last lines apart (their interleaving is not always knowable). */
   logTail(id: string, tail: number): Promise<LogTail>;
+  /** New output lines from now on, until the log ends or `signal` aborts; absent where the driver cannot follow. */
+  followLogs?(id: string, onLine: (line: string) => void, signal: AbortSignal): Promise<void>;
   updateLimits(id: string, limits: ResourceLimits, options?: StartOptions): Promise<UpdateOutcome>;
   /** Containers carrying fleet.managed=true and fleet.node=<this node>, stopped ones included. */
   list(): Promise<ManagedContainer[]>;

@@ -182,6 +182,9 @@ export const realtimeKeys = {
   /** gsi1: the connections of one channel (`metrics`, `doctor`, `logs#<nodeId>`), for fan-out. */
   channelIndex: (channel: string, connectionId: string) => ({ gsi1pk: `WSCHANNEL#${channel}`, gsi1sk: connectionId }),
   channelPk: (channel: string) => `WSCHANNEL#${channel}`,
+  /** One item per followed container (`?container=` subscriptions): when its agent lease is next renewed. */
+  followPk: 'WSFOLLOW',
+  follow: (nodeId: string, instanceId: string) => ({ pk: 'WSFOLLOW', sk: `${nodeId}#${instanceId}` }),
   /** API Gateway closes a WebSocket after 2 hours at most; a record a little older is surely dead. */
   connectionTtlSeconds: 2 * 3600 + 600,
 } as const;

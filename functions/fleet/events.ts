@@ -32,6 +32,14 @@ export const agentContainerExited = z.object({
   logTail: z.string().default(''),
   at: z.string(),
 });
+/** New output lines of a followed container (container.follow), for its `/ws/logs` subscribers. */
+export const agentContainerOutput = z.object({
+  nodeId,
+  instanceId: z.string(),
+  lines: z.array(z.string()),
+  dropped: z.number().int().min(0).default(0),
+  at: z.string(),
+});
 export const agentTaskProgress = z.object({
   nodeId,
   taskId: z.string(),
@@ -80,6 +88,7 @@ export const fleetEvents = {
   'node.offline': nodeOffline,
   'command.completed': commandCompleted,
   'agent.container.exited': agentContainerExited,
+  'agent.container.output': agentContainerOutput,
   'agent.task.progress': agentTaskProgress,
   'agent.task.finished': agentTaskFinished,
 } satisfies AreaEvents;
@@ -93,6 +102,7 @@ declare module '../core/events.js' {
     'node.offline': typeof nodeOffline;
     'command.completed': typeof commandCompleted;
     'agent.container.exited': typeof agentContainerExited;
+    'agent.container.output': typeof agentContainerOutput;
     'agent.task.progress': typeof agentTaskProgress;
     'agent.task.finished': typeof agentTaskFinished;
   }

@@ -10,17 +10,21 @@ export interface Subscription {
   channel: ChannelName;
   /** The node of a `logs` subscription (its id, resolved from the id or name given). */
   nodeId?: string;
+  /** A `logs` subscription that opted in to one container's output (`?container=`), by instance id. */
+  instanceId?: string;
 }
 
 export interface ConnectionItem extends StoreItem {
   connectionId: string;
   channel: ChannelName;
   nodeId?: string;
+  instanceId?: string;
   connectedAt: string;
 }
 
 /** The fan-out partition of a subscription: `metrics`, `doctor`, `logs#<nodeId>`. */
-export const channelKey = (s: Subscription) => (s.channel === 'logs' ? `logs#${s.nodeId}` : s.channel);
+export const channelKey = (s: Subscription) =>
+  s.channel !== 'logs' ? s.channel : s.instanceId ? `output#${s.nodeId}#${s.instanceId}` : `logs#${s.nodeId}`;
 
 export async function saveConnection(
   ctx: AppContext,
@@ -34,6 +38,7 @@ export async function saveConnection(
     connectionId,
     channel: sub.channel,
     ...(sub.nodeId ? { nodeId: sub.nodeId } : {}),
+    ...(sub.instanceId ? { instanceId: sub.instanceId } : {}),
     connectedAt: new Date(now).toISOString(),
     expiresAt: Math.floor(now / 1000) + realtimeKeys.connectionTtlSeconds,
   };

@@ -11,6 +11,7 @@ import {
   taskFinished,
   workerStatusChanged,
 } from './cluster-stream.js';
+import { onContainerOutput } from './output.js';
 import { notifyNodeLog, pushPeriodic, sendSnapshot } from './session.js';
 
 /** A container's name for a log line: from its command, else its instance record, else its id. */
@@ -56,6 +57,7 @@ declare module '../core/events.js' {
 }
 
 export const realtimeEventHandlers: AreaEventHandlers = {
+  'agent.container.output': onContainerOutput,
   'node.registered': async (e, ctx) => {
     await notifyNodeLog(ctx, e.nodeId, 'info', `Node ${e.nodeName || e.nodeId} registered`);
     await workerStatusChanged(ctx, e.nodeId, 'online', null);

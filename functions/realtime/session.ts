@@ -11,6 +11,7 @@ import {
   type Subscription,
 } from './connections.js';
 import { clusterHello } from './cluster-stream.js';
+import { outputSnapshot, renewFollows } from './output.js';
 import { doctorMessage, metricsFrames, type LogLevel, type LogMessage } from './messages.js';
 
 /** What a connect request carries, in either runtime. */
@@ -43,7 +44,9 @@ const refuse = (status: Refusal['status'], reason: string): Refusal => ({
  * The spec's paths, or the single-URL form API Gateway WebSocket APIs need (`?channel=logs&node_id=`).
  * No channel at all is the Cluster Manager's `/ws` event stream.
  */
-export function parseChannel(req: ConnectRequest): { channel: ChannelName; node?: string } | Refusal {
+export function parseChannel(
+  req: ConnectRequest,
+): { channel: ChannelName; node?: string; container?: string } | Refusal {
   const segments = req.path
     .split('?')[0]!
     .split('/')
@@ -66,7 +69,10 @@ export function parseChannel(req: ConnectRequest): { channel: ChannelName; node?
   if (channel !== 'logs') return { channel };
   const node = segments[1] ?? req.query.node_id;
   if (!node) return refuse(400, 'The logs channel needs a node: /ws/logs/{node_id} or ?node_id=');
-  return { channel, node };
+  const container = req.query.container;
+  if (container !== undefined && !/^[\w.:@-]{1,128}$/.test(container))
+    return refuse(400, 'container must be a container (instance) id');
+  return { channel, node, ...(container ? { container } : {}) };
 }
 
 /** As user routes: `Authorization: Bearer <key>`, or `?token=<key>` since browsers cannot set WebSocket headers. Any role may watch. */
@@ -92,6 +98,12 @@ export async function openConnection(
     const node = await resolveNode(ctx, parsed.node);
     if (!node) return refuse(404, `Node ${parsed.node.slice(0, 80)} not found`);
     subscription = { channel: 'logs', nodeId: node.nodeId };
+    if (parsed.container !== undefined) {
+      // Opt-in to one container's output: it must be one this node reports.
+      if (!node.containerStats?.[parsed.container])
+        return refuse(404, `Container ${parsed.container} not found on node ${node.nodeName}`.slice(0, 120));
+      subscription = { ...subscription, instanceId: parsed.container };
+    }
   }
   await saveConnection(ctx, connectionId, subscription);
   return { ok: true, subscription };
@@ -104,6 +116,7 @@ export async function snapshot(ctx: AppContext, sub: Subscription): Promise<obje
   if (sub.channel === 'metrics') return metricsFrames(ctx);
   if (sub.channel === 'doctor') return [await doctorMessage(ctx)];
   if (sub.channel === 'cluster') return [await clusterHello(ctx)];
+  if (sub.instanceId) return outputSnapshot(ctx, sub);
   const node = await getNode(ctx, sub.nodeId!);
   return [
     logMessage(
@@ -132,6 +145,7 @@ export async function sendSnapshot(ctx: AppContext, connectionId: string): Promi
 export async function pushPeriodic(ctx: AppContext): Promise<void> {
   await broadcast(ctx, channelKey({ channel: 'metrics' }), () => metricsFrames(ctx));
   await broadcast(ctx, channelKey({ channel: 'doctor' }), () => doctorMessage(ctx));
+  await renewFollows(ctx);
 }
 
 function logMessage(
