@@ -5,6 +5,11 @@
  * example. Keyed `METHOD path` as in the route table; test/unit/core/openapi.test.ts holds every
  * operation to an entry and every example to its schema.
  */
+import { FLEET_RESPONSE_EXAMPLES } from './response-examples-fleet.js';
+import { JOB_RESPONSE_EXAMPLES } from './response-examples-jobs.js';
+import { OPS_RESPONSE_EXAMPLES } from './response-examples-ops.js';
+import { WORKLOAD_RESPONSE_EXAMPLES } from './response-examples-workloads.js';
+
 export interface OperationDoc {
   description: string;
   /** The request body example (JSON bodies). */
@@ -1033,3 +1038,16 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
 
 /** The key of an operation in OPERATION_DOCS. */
 export const docKey = (method: string, path: string) => `${method.toUpperCase()} ${path}`;
+
+// ------------------------------------------------------------------ response examples (console, issue 13)
+// The operations whose entries above carry no `response` get theirs from these tables.
+const RESPONSE_EXAMPLES = {
+  ...FLEET_RESPONSE_EXAMPLES,
+  ...OPS_RESPONSE_EXAMPLES,
+  ...WORKLOAD_RESPONSE_EXAMPLES,
+  ...JOB_RESPONSE_EXAMPLES,
+};
+for (const [key, response] of Object.entries(RESPONSE_EXAMPLES)) {
+  const entry = OPERATION_DOCS[key];
+  if (entry && entry.response === undefined) entry.response = response;
+}

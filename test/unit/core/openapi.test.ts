@@ -128,6 +128,13 @@ describe('/openapi.json descriptions and examples', () => {
     expect(missing.map((o) => o.id)).toEqual([]);
   });
 
+  it('gives every operation with a JSON success body a response example', () => {
+    const missing = routes
+      .filter((r) => r.response && OPERATION_DOCS[`${r.method} ${r.path}`]?.response === undefined)
+      .map((r) => `${r.method} ${r.path}`);
+    expect(missing).toEqual([]);
+  });
+
   it('holds each response example to the route’s response schema', () => {
     const problems = routes.flatMap((r) => {
       const example = OPERATION_DOCS[`${r.method} ${r.path}`]?.response;
