@@ -29,7 +29,9 @@ import {
   type ServiceStatus,
 } from '../harness/services.js';
 import { LABELS } from '../../protocol/messages.js';
-import { AgentProcess, removeNodeContainers, REPO_ROOT } from './harness.js';
+import { NOVITA_KEY_SECRET } from '../../functions/ports/novita-cloud.js';
+import { FakeNovita } from '../integration/novita/fake-novita.js';
+import { AgentProcess, removeNodeContainers, REPO_ROOT, untagImage } from './harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
 const ADMIN_KEY = `console-admin-${Math.random().toString(36).slice(2)}-key`;
@@ -59,6 +61,8 @@ describeWith(
     let browser: Browser;
     let viewerKey: string;
     let nodeId: string;
+    let novita: FakeNovita;
+    const built: string[] = [];
 
     const call = async (method: string, path: string, body?: unknown, key = ADMIN_KEY) => {
       const res = await fetch(server.url + path, {
@@ -104,9 +108,21 @@ describeWith(
       await ensureBusyboxImage(docker);
       await mkdir(shots, { recursive: true });
       dataDir = await mkdtemp(join(tmpdir(), 'console-e2e-'));
-      await writeFile(join(dataDir, 'secrets.json'), JSON.stringify({ 'api-key': ADMIN_KEY }), {
-        mode: 0o600,
-      });
+      // Novita's cloud is the one double: a fake on loopback, as in the Novita suites.
+      const novitaKey = `nv-console-${Math.random().toString(36).slice(2)}`;
+      novita = await new FakeNovita(novitaKey).start();
+      await writeFile(
+        join(dataDir, 'secrets.json'),
+        JSON.stringify({ 'api-key': ADMIN_KEY, [NOVITA_KEY_SECRET]: novitaKey }),
+        { mode: 0o600 },
+      );
+      // A build context under the agent's build root, for the Builds page.
+      const buildRoot = join(dataDir, 'builds');
+      await mkdir(join(buildRoot, 'app'), { recursive: true });
+      await writeFile(
+        join(buildRoot, 'app', 'Dockerfile'),
+        `FROM ${BUSYBOX_IMAGE}\nRUN echo console-build-step > /built\n`,
+      );
       server = await startLocalProcess(dataDir, {
         AWS_ENDPOINT_URL: '',
         LOG_LEVEL: 'SILENT',
@@ -114,13 +130,16 @@ describeWith(
         WS_PUSH_INTERVAL_SECONDS: '1',
         // Calls answer 202 at once: the console must show their commands until they settle.
         COMMAND_WAIT_MS: '0',
+        NOVITA_BASE_URL: novita.url,
+        NOVITA_POLL_SECONDS: '1',
+        REGISTRY_URL: process.env.REGISTRY_URL,
       });
       agent = new AgentProcess({
         url: server.url,
         name: nodeName,
         stateDir: join(dataDir, 'agent'),
         heartbeatSeconds: 1,
-        env: { ...process.env, FLEET_API_KEY: ADMIN_KEY },
+        env: { ...process.env, FLEET_API_KEY: ADMIN_KEY, FLEET_BUILD_ROOT: buildRoot },
       });
       nodeId = await agent.start();
       const viewer = await call('POST', '/api/keys', { name: 'console viewer', role: 'viewer' });
@@ -132,7 +151,11 @@ describeWith(
     afterAll(async () => {
       await browser?.close();
       await agent?.kill('SIGTERM');
-      if (docker) await removeNodeContainers(docker, [nodeName]);
+      if (docker) {
+        await removeNodeContainers(docker, [nodeName]);
+        for (const ref of built) await untagImage(docker, ref);
+      }
+      await novita?.stop();
       if (server && server.child.exitCode === null) {
         const exited = once(server.child, 'exit');
         server.child.kill('SIGTERM');
@@ -203,7 +226,27 @@ describeWith(
       await expect
         .poll(() => service.getByTestId('replicas').textContent(), { timeout: 15_000 })
         .toBe('2 / 2');
+      // A copy's output, live over the logs channel: what its process prints appears as it prints it.
+      const watched = running.first();
+      const instanceId = (await watched.getAttribute('data-container'))!;
+      await watched.getByRole('button', { name: /^Output of/ }).click();
+      const output = page.getByTestId('container-output');
+      await expect.poll(() => output.getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      const [copy] = await docker.listContainers({
+        filters: { label: [`${LABELS.instance}=${instanceId}`] },
+      });
+      const exec = await docker.getContainer(copy!.Id).exec({
+        Cmd: ['sh', '-c', '{ echo hello-from-the-copy; echo second-line; } > /proc/1/fd/1'],
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const printed = await exec.start({});
+      await new Promise((done) => printed.on('end', done).resume());
+      await expect
+        .poll(() => output.textContent(), { timeout: 30_000 })
+        .toBe('hello-from-the-copy\nsecond-line');
       await record(page, 'services');
+      await watched.getByRole('button', { name: /^Output of/ }).click();
 
       await running.first().getByRole('button', { name: 'Stop' }).click();
       await expect.poll(() => running.count(), { timeout: 30_000 }).toBe(1);
@@ -300,15 +343,145 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
+    it('shows the inference queue by priority, tasks by state and the model servers of the node, live', async () => {
+      const { page, errors } = await signIn(ADMIN_KEY);
+      await page.getByRole('link', { name: 'Inference', exact: true }).click();
+      await expect
+        .poll(() => page.getByTestId('cluster-live').textContent(), { timeout: 15_000 })
+        .toMatch(/^live/);
+      const server = page.getByTestId('model-servers').locator(`tr[data-worker="${nodeName}"]`);
+      await server.waitFor();
+      expect(await server.textContent()).toContain('none loaded');
+      expect(await server.getByRole('button', { name: /^(Load|Switch)$/ }).count()).toBe(1);
+      // Two tasks for a model no node has room for: they wait in the queue, the higher priority first.
+      const declared = await call('PUT', '/models/catalog/console-model-nowhere', {
+        kind: 'text',
+        image: BUSYBOX_IMAGE,
+        port: 8000,
+        protocol: 'text-generate',
+        path: '/generate',
+        gpuMemoryMb: 900_000,
+      });
+      expect(declared.status, JSON.stringify(declared.body)).toBe(200);
+      const form = page.getByRole('form', { name: 'Submit a task' });
+      for (const [priority, prompt] of [
+        ['low', 'a low one'],
+        ['high', 'a high one'],
+      ] as const) {
+        await form.getByLabel('Model').fill('console-model-nowhere');
+        await form.getByLabel('Priority').selectOption(priority);
+        await form.getByLabel('Prompt').fill(prompt);
+        await form.getByRole('button', { name: 'Submit' }).click();
+        await expect.poll(() => form.getByRole('button', { name: 'Submit' }).isEnabled()).toBe(true);
+      }
+      await expect
+        .poll(() => page.getByTestId('task-counts').locator('[data-state="queued"] strong').textContent(), {
+          timeout: 15_000,
+        })
+        .toBe('2');
+      await expect.poll(() => page.getByTestId('queue-length').textContent()).toMatch(/^2 waiting/);
+      const queue = await call('GET', '/api/vision/queue');
+      expect((queue.body.queue as { position: number }[]).map((q) => q.position)).toEqual([1, 2]);
+      const queued = page.getByRole('region', { name: 'Task queue by priority' }).locator('tbody tr');
+      expect(await queued.count()).toBe(2);
+      expect(await queued.first().locator('td').nth(1).textContent()).toMatch(/high|1|2/);
+      await record(page, 'inference');
+      // Cancelled through the API: the page follows without a reload.
+      for (const t of (await call('GET', '/tasks')).body.tasks as { task_id: string }[])
+        expect((await call('DELETE', `/tasks/${t.task_id}`)).status).toBe(200);
+      await expect
+        .poll(
+          () => page.getByTestId('task-counts').locator('[data-state="cancelled"] strong').textContent(),
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe('2');
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }, 120_000);
+
+    it('shows Novita instances with a timeline of their state changes', async () => {
+      const created = await call('POST', '/api/instances', {
+        name: `${nodeName}-gpu`,
+        productName: 'RTX 4090 24GB',
+        templateId: 'template-123',
+      });
+      expect(created.status).toBe(201);
+      const { page, errors } = await signIn(ADMIN_KEY);
+      await page.getByRole('link', { name: 'Cloud GPUs', exact: true }).click();
+      const row = page.locator(`tr[data-instance="${created.body.instanceId as string}"]`);
+      await expect.poll(() => row.locator('.status').textContent(), { timeout: 30_000 }).toBe('running');
+      await row.getByRole('button', { name: `Timeline of ${nodeName}-gpu` }).click();
+      const steps = page.getByTestId('timeline').locator('li');
+      await expect.poll(() => steps.count(), { timeout: 15_000 }).toBe(2);
+      expect((await steps.allTextContents()).map((t) => t.replace(/^\S+ \S+ /, ''))).toEqual([
+        'created Created · RTX 4090 24GB',
+        'running Running',
+      ]);
+      await record(page, 'cloud-gpus');
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }, 120_000);
+
+    it('creates a cluster from the form, removes its member and adds it back', async () => {
+      const { page, errors } = await signIn(ADMIN_KEY);
+      await page.getByRole('link', { name: 'Clusters', exact: true }).click();
+      const form = page.getByRole('form', { name: 'Create a cluster' });
+      await form.getByLabel('Name').fill(`${nodeName}-lab`);
+      await form.getByRole('checkbox', { name: nodeName }).check();
+      await form.getByRole('button', { name: 'Create cluster' }).click();
+      const members = page.getByTestId('members').locator('tbody tr');
+      await expect.poll(() => members.count(), { timeout: 15_000 }).toBe(1);
+      expect(await members.first().textContent()).toContain('manager');
+      await expect
+        .poll(() => page.getByTestId('members-count').textContent(), { timeout: 15_000 })
+        .toContain('1 of 1 online');
+      await record(page, 'clusters');
+      await members
+        .first()
+        .getByRole('button', { name: `Remove ${nodeName}` })
+        .click();
+      await expect.poll(() => members.count(), { timeout: 15_000 }).toBe(0);
+      const add = page.getByRole('form', { name: 'Add a node' });
+      await add.getByLabel('Add node').selectOption({ label: nodeName });
+      await add.getByRole('button', { name: 'Add' }).click();
+      await expect.poll(() => members.count(), { timeout: 15_000 }).toBe(1);
+      const clusters = (await call('GET', '/api/clusters/')).body as unknown as {
+        name: string;
+        node_ids: string[];
+      }[];
+      // The cluster API names its members by node name.
+      expect(clusters.find((c) => c.name === `${nodeName}-lab`)?.node_ids).toEqual([nodeName]);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }, 120_000);
+
+    it("builds an image on the node's agent and shows the build's output", async () => {
+      const { page, errors } = await signIn(ADMIN_KEY);
+      await page.getByRole('link', { name: 'Builds', exact: true }).click();
+      const form = page.getByRole('form', { name: 'Build an image' });
+      const repo = `console-e2e/${nodeName}`;
+      await form.getByLabel('Image name').fill(repo);
+      await form.getByLabel('Tag').fill('v1');
+      await form.getByLabel(/^Dockerfile/).fill('app/Dockerfile');
+      await form.getByRole('button', { name: 'Build' }).click();
+      const build = page.getByTestId('builds').locator('li').first();
+      await expect.poll(() => build.locator('.status').textContent(), { timeout: 120_000 }).toBe('succeeded');
+      built.push(`${new URL(process.env.REGISTRY_URL!).host}/${repo}:v1`);
+      expect(await build.getByTestId('build-output').textContent()).toContain('console-build-step');
+      const registry = page.getByRole('region', { name: /^Registry images/ });
+      await expect.poll(() => registry.textContent(), { timeout: 15_000 }).toContain(repo);
+      await record(page, 'builds');
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }, 180_000);
+
     it('shows the other pages', async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
       for (const [link, name] of [
-        ['Inference', 'inference'],
-        ['Cloud GPUs', 'cloud-gpus'],
         ['Maintenance', 'maintenance'],
         ['Vault', 'vault'],
-        ['Clusters', 'clusters'],
-        ['Builds', 'builds'],
       ] as const) {
         await page.getByRole('link', { name: link, exact: true }).click();
         await page.locator('section.card').first().waitFor();
@@ -326,7 +499,7 @@ describeWith(
       expect(nav).not.toContain('Vault');
       expect(nav).toContain('Services');
       const writes =
-        /^(Start|Scale|Stop|Remove|Create job|Set label|Run now|Turn on|Turn off|Submit|Clean up|Restart exited)$/;
+        /^(Start|Scale|Stop|Remove|Create job|Set label|Run now|Turn on|Turn off|Submit|Clean up|Restart exited|Load|Switch|Unload|Create cluster|Delete cluster|Add|Build)$/;
       await page.locator(`tr[data-node="${nodeName}"]`).waitFor();
       expect(await page.getByRole('button', { name: writes }).count()).toBe(0);
 
@@ -336,7 +509,7 @@ describeWith(
       expect(await page.getByRole('button', { name: writes }).count()).toBe(0);
       await record(page, 'services-viewer');
 
-      for (const link of ['Training', 'Maintenance', 'Inference']) {
+      for (const link of ['Training', 'Maintenance', 'Inference', 'Clusters', 'Builds', 'Cloud GPUs']) {
         await page.getByRole('link', { name: link, exact: true }).click();
         await page.locator('section.card').first().waitFor();
         await page.waitForLoadState('networkidle');

@@ -14,14 +14,11 @@ import { FleetPage } from './pages/fleet.js';
 import { NodePage } from './pages/node.js';
 import { ServicesPage } from './pages/services.js';
 import { TrainingPage } from './pages/training.js';
-import {
-  BuildsPage,
-  CloudPage,
-  ClustersPage,
-  InferencePage,
-  MaintenancePage,
-  VaultPage,
-} from './pages/more.js';
+import { MaintenancePage, VaultPage } from './pages/more.js';
+import { InferencePage } from './pages/inference.js';
+import { CloudPage } from './pages/cloud.js';
+import { ClustersPage } from './pages/clusters.js';
+import { BuildsPage } from './pages/builds.js';
 import { PendingPanel, SessionContext } from './ui.js';
 import './style.css';
 
@@ -136,7 +133,7 @@ function App() {
   else if (page === 'cloud') body = <CloudPage />;
   else if (page === 'maintenance') body = <MaintenancePage />;
   else if (page === 'vault' && who.role === 'admin') body = <VaultPage />;
-  else if (page === 'clusters') body = <ClustersPage />;
+  else if (page === 'clusters') body = <ClustersPage clusterId={arg} />;
   else if (page === 'builds') body = <BuildsPage />;
   else body = <FleetPage />;
 

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useAction, useApi } from '../hooks.js';
+import { ContainerOutput } from '../output.js';
 import { Can, Empty, ErrorNote, Note, Section, Status } from '../ui.js';
 
 interface Service {
@@ -241,6 +242,8 @@ export function ServicesPage() {
     services.reload();
     containers.reload();
   };
+  const [watching, setWatching] = useState<string>();
+  const watched = containers.data?.containers.find((c) => c.id === watching);
   return (
     <>
       <Can need="operator">
@@ -298,6 +301,7 @@ export function ServicesPage() {
                   <th scope="col">Node</th>
                   <th scope="col">Ports</th>
                   <th scope="col">Limits</th>
+                  <th scope="col">Output</th>
                   <Can need="operator">
                     <th scope="col">Actions</th>
                   </Can>
@@ -326,6 +330,16 @@ export function ServicesPage() {
                         .map(([k, v]) => `${k} ${v}`)
                         .join(', ') || '–'}
                     </td>
+                    <td>
+                      <button
+                        type="button"
+                        aria-pressed={watching === c.id}
+                        aria-label={`Output of ${c.name}`}
+                        onClick={() => setWatching(watching === c.id ? undefined : c.id)}
+                      >
+                        {watching === c.id ? 'Hide' : 'Show'}
+                      </button>
+                    </td>
                     <Can need="operator">
                       <td>
                         <ContainerActions c={c} done={reload} />
@@ -340,6 +354,14 @@ export function ServicesPage() {
           <Empty text={containers.loading ? 'Loading…' : 'No container yet.'} />
         )}
       </Section>
+      {watched ? (
+        <Section title={`Output of ${watched.name}`}>
+          <p class="muted">
+            Live from node <code>{watched.node_id}</code>: the last lines, then each new one.
+          </p>
+          <ContainerOutput nodeId={watched.node_id} instanceId={watched.id} testId="container-output" />
+        </Section>
+      ) : null}
     </>
   );
 }

@@ -1,7 +1,8 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, isPending } from '../api.js';
+import { useMemo, useState } from 'preact/hooks';
+import { api } from '../api.js';
 import { CronError, nextFiring, validateCron } from '../../../functions/core/schedule-expressions.js';
-import { useAction, useApi, type Command } from '../hooks.js';
+import { useAction, useApi } from '../hooks.js';
+import { ContainerOutput } from '../output.js';
 import { Can, Empty, ErrorNote, Note, Section, Status } from '../ui.js';
 
 interface Job {
@@ -156,48 +157,6 @@ function CreateJob({ done }: { done: (id?: string) => void }) {
   );
 }
 
-/** A running run's last lines, read from its node every 2 s (a 202 is followed to its command's output). */
-function LiveOutput({ jobId, runId }: { jobId: string; runId: string }) {
-  const [logs, setLogs] = useState<string>();
-  useEffect(() => {
-    let live = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = async (): Promise<string | undefined> => {
-      const out = await api<{ logs: string } | { status: 'pending'; pending_commands: string[] }>(
-        'GET',
-        `/jobs/${encodeURIComponent(jobId)}/runs/${encodeURIComponent(runId)}/logs?tail=200`,
-      );
-      if (!isPending(out)) return out.logs;
-      for (let i = 0; i < 20 && live; i++) {
-        const c = await api<Command & { output: { logs?: string } | null }>(
-          'GET',
-          `/commands/${out.pending_commands[0]}`,
-        );
-        if (c.status !== 'pending') return c.output?.logs;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-      return undefined;
-    };
-    const tick = () =>
-      void read()
-        .then((l) => live && l !== undefined && setLogs(l))
-        .catch(() => undefined)
-        .finally(() => {
-          if (live) timer = setTimeout(tick, 2000);
-        });
-    tick();
-    return () => {
-      live = false;
-      clearTimeout(timer);
-    };
-  }, [jobId, runId]);
-  return (
-    <pre class="log" aria-label={`Live output of ${runId}`} data-testid="live-output">
-      {logs || 'Waiting for output…'}
-    </pre>
-  );
-}
-
 function JobRuns({ job }: { job: Job }) {
   const runs = useApi<{ runs: Run[] }>(`/jobs/${encodeURIComponent(job.job_id)}/runs`, 3_000);
   return (
@@ -217,7 +176,9 @@ function JobRuns({ job }: { job: Job }) {
                 {r.waiting_reason ? <span class="muted"> · {r.waiting_reason}</span> : null}
                 {r.error ? <span class="error-inline"> · {r.error}</span> : null}
               </div>
-              {r.status === 'running' ? <LiveOutput jobId={job.job_id} runId={r.run_id} /> : null}
+              {r.status === 'running' && r.node_id ? (
+                <ContainerOutput nodeId={r.node_id} instanceId={r.run_id} />
+              ) : null}
               {r.log_tail ? (
                 <pre class="log" aria-label={`Output of ${r.run_id}`}>
                   {r.log_tail}

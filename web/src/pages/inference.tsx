@@ -1,0 +1,414 @@
+import { useState } from 'preact/hooks';
+import { api } from '../api.js';
+import { useAction, useApi, useStream } from '../hooks.js';
+import { Can, Empty, ErrorNote, Note, Records, Section, Status } from '../ui.js';
+
+type Row = Record<string, unknown>;
+interface ClusterStatus {
+  status: string;
+  total_workers: number;
+  active_workers: number;
+  queued_tasks: number;
+  running_tasks: number;
+  gpu_utilization: number;
+  total_memory: string | null;
+  available_memory: string | null;
+}
+interface Assignment {
+  worker_id: string;
+  name: string;
+  online: boolean;
+  models: { name: string; status: string; memory_usage: string | null; load_time: string | null }[];
+}
+interface Worker {
+  worker_id: string;
+  name: string;
+  status: string;
+  loaded_models: string[];
+  current_tasks: number;
+}
+interface CatalogModel {
+  id: string;
+  kind: 'image' | 'text';
+  type: string;
+  gpu_memory_mb: number;
+}
+interface QueueView {
+  queue: {
+    position: number;
+    job_id: string;
+    model: string;
+    priority: unknown;
+    task_type: string;
+    created_at: string;
+  }[];
+  length: number;
+  processing: { job_id: string; model: string; node_id: string; progress: number; task_type: string }[];
+}
+interface TaskRow {
+  task_id: string;
+  status: string;
+  task_type: string;
+  model_name: string;
+  assigned_worker: string | null;
+  duration: string | null;
+  created_at: string;
+}
+const TASK_STATES = ['queued', 'assigned', 'running', 'completed', 'failed', 'cancelled'] as const;
+
+function SubmitTask({ models, done }: { models: CatalogModel[]; done: () => void }) {
+  const [model, setModel] = useState('');
+  const [type, setType] = useState('inference');
+  const [priority, setPriority] = useState('normal');
+  const [prompt, setPrompt] = useState('');
+  const act = useAction();
+  return (
+    <Section title="Submit a task">
+      <form
+        class="form"
+        aria-label="Submit a task"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (!model.trim()) return;
+          void act.run(
+            `Submit ${type}`,
+            () =>
+              api('POST', '/tasks', {
+                task_type: type,
+                model_name: model.trim(),
+                priority,
+                parameters: prompt ? { prompt } : {},
+              }),
+            done,
+          );
+        }}
+      >
+        <div class="field">
+          <label for="task-model">Model</label>
+          <input
+            id="task-model"
+            list="task-models"
+            value={model}
+            required
+            onInput={(e) => setModel(e.currentTarget.value)}
+          />
+          <datalist id="task-models">
+            {models.map((m) => (
+              <option key={m.id} value={m.id} />
+            ))}
+          </datalist>
+        </div>
+        <div class="field">
+          <label for="task-type">Task type</label>
+          <input id="task-type" value={type} onInput={(e) => setType(e.currentTarget.value)} />
+        </div>
+        <div class="field">
+          <label for="task-priority">Priority</label>
+          <select id="task-priority" value={priority} onChange={(e) => setPriority(e.currentTarget.value)}>
+            {['low', 'normal', 'high', 'critical'].map((p) => (
+              <option key={p}>{p}</option>
+            ))}
+          </select>
+        </div>
+        <div class="field wide">
+          <label for="task-prompt">Prompt</label>
+          <input id="task-prompt" value={prompt} onInput={(e) => setPrompt(e.currentTarget.value)} />
+        </div>
+        <button type="submit" disabled={!!act.busy}>
+          Submit
+        </button>
+      </form>
+      <ErrorNote error={act.error} />
+      <Note text={act.note} />
+    </Section>
+  );
+}
+
+/** A node's model servers, with load, unload and (image models) switch. */
+function ModelServers({
+  workers,
+  assignments,
+  catalog,
+  reload,
+}: {
+  workers: Worker[] | undefined;
+  assignments: Assignment[];
+  catalog: CatalogModel[];
+  reload: () => void;
+}) {
+  const act = useAction();
+  const [pick, setPick] = useState<Record<string, string>>({});
+  if (!workers) return <Empty text="Loading…" />;
+  if (!workers.length) return <Empty text="No worker registered." />;
+  // Every worker; the models of those with servers come with their load state.
+  const rows: Assignment[] = workers.map(
+    (w) =>
+      assignments.find((a) => a.worker_id === w.worker_id) ?? {
+        worker_id: w.worker_id,
+        name: w.name,
+        online: w.status !== 'offline',
+        models: w.loaded_models.map((m) => ({
+          name: m,
+          status: 'loaded',
+          memory_usage: null,
+          load_time: null,
+        })),
+      },
+  );
+  return (
+    <>
+      <ErrorNote error={act.error} />
+      <Note text={act.note} />
+      <div class="table-wrap">
+        <table data-testid="model-servers">
+          <thead>
+            <tr>
+              <th scope="col">Node</th>
+              <th scope="col">Status</th>
+              <th scope="col">Model servers</th>
+              <Can need="operator">
+                <th scope="col">Load or switch</th>
+              </Can>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((a) => {
+              const chosen = pick[a.worker_id] ?? catalog[0]?.id ?? '';
+              const image = catalog.find((m) => m.id === chosen)?.kind === 'image';
+              return (
+                <tr key={a.worker_id} data-worker={a.name}>
+                  <td>
+                    <a href={`#/node/${encodeURIComponent(a.worker_id)}`}>{a.name}</a>
+                  </td>
+                  <td>
+                    <Status value={a.online ? 'online' : 'offline'} />
+                  </td>
+                  <td>
+                    {a.models.length ? (
+                      <ul class="tags">
+                        {a.models.map((m) => (
+                          <li key={m.name} class="tag" data-model={m.name}>
+                            {m.name} <Status value={m.status} />
+                            {m.memory_usage ? <span class="muted"> {m.memory_usage}</span> : null}
+                            <Can need="operator">
+                              <button
+                                type="button"
+                                aria-label={`Unload ${m.name} from ${a.name}`}
+                                disabled={!!act.busy}
+                                onClick={() =>
+                                  act.run(
+                                    `Unload ${m.name}`,
+                                    () =>
+                                      api('POST', '/models/unload', {
+                                        model_name: m.name,
+                                        worker_ids: [a.worker_id],
+                                      }),
+                                    reload,
+                                  )
+                                }
+                              >
+                                Unload
+                              </button>
+                            </Can>
+                          </li>
+                        ))}
+                      </ul>
+                    ) : (
+                      <span class="muted">none loaded</span>
+                    )}
+                  </td>
+                  <Can need="operator">
+                    <td>
+                      <span class="inline">
+                        <label class="sr-only" for={`model-${a.worker_id}`}>
+                          Model for {a.name}
+                        </label>
+                        <select
+                          id={`model-${a.worker_id}`}
+                          value={chosen}
+                          onChange={(e) => setPick({ ...pick, [a.worker_id]: e.currentTarget.value })}
+                        >
+                          {catalog.map((m) => (
+                            <option key={m.id} value={m.id}>
+                              {m.id} ({m.kind}, {Math.round(m.gpu_memory_mb / 1024)} GB)
+                            </option>
+                          ))}
+                        </select>
+                        <button
+                          type="button"
+                          disabled={!!act.busy || !chosen || !a.online}
+                          onClick={() =>
+                            act.run(
+                              image ? `Switch ${a.name} to ${chosen}` : `Load ${chosen} on ${a.name}`,
+                              () =>
+                                image
+                                  ? api(
+                                      'POST',
+                                      `/api/vision/models/switch/${encodeURIComponent(a.worker_id)}`,
+                                      {
+                                        model: chosen,
+                                      },
+                                    )
+                                  : api('POST', '/models/assign', {
+                                      model_name: chosen,
+                                      worker_ids: [a.worker_id],
+                                      preload: true,
+                                    }),
+                              reload,
+                            )
+                          }
+                        >
+                          {image ? 'Switch' : 'Load'}
+                        </button>
+                      </span>
+                    </td>
+                  </Can>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+export function InferencePage() {
+  const status = useApi<ClusterStatus>('/cluster/status', 15_000);
+  const queue = useApi<QueueView>('/api/vision/queue', 15_000);
+  const tasks = useApi<{ tasks: TaskRow[]; total: number }>('/tasks?limit=100', 15_000);
+  const models = useApi<{ assignments: Assignment[] }>('/models/assignments', 15_000);
+  const workers = useApi<{ workers: Worker[] }>('/workers', 15_000);
+  const catalog = useApi<{ models: CatalogModel[] }>('/models/catalog', 120_000);
+  const gallery = useApi<Row>('/api/vision/gallery', 60_000);
+  const images = (Object.values(gallery.data ?? {}).find(Array.isArray) ?? []) as Row[];
+  const reload = () => {
+    status.reload();
+    queue.reload();
+    tasks.reload();
+    models.reload();
+    workers.reload();
+  };
+  // The cluster event stream (task finished, worker status, model loaded): each event refreshes the views.
+  const [events, setEvents] = useState(0);
+  const stream = useStream<{ event?: string }>('cluster', {}, (f) => {
+    if (f.event && f.event !== 'connected') {
+      setEvents((n) => n + 1);
+      reload();
+    }
+  });
+  const counts = Object.fromEntries(
+    TASK_STATES.map((s) => [s, (tasks.data?.tasks ?? []).filter((t) => t.status === s).length]),
+  );
+  const s = status.data;
+  return (
+    <>
+      <Section
+        title="Queue and workers"
+        actions={
+          <span class={`live ${stream.connected ? 'on' : 'off'}`} data-testid="cluster-live">
+            {stream.connected ? `live · ${events} events` : 'reconnecting'}
+          </span>
+        }
+      >
+        <ErrorNote error={status.error} />
+        {s ? (
+          <dl class="facts" data-testid="cluster-status">
+            <div>
+              <dt>status</dt>
+              <dd>
+                <Status value={s.status} />
+              </dd>
+            </div>
+            <div>
+              <dt>workers</dt>
+              <dd>
+                {s.active_workers} active of {s.total_workers}
+              </dd>
+            </div>
+            <div>
+              <dt>tasks</dt>
+              <dd>
+                {s.queued_tasks} queued · {s.running_tasks} running
+              </dd>
+            </div>
+            <div>
+              <dt>GPU utilisation</dt>
+              <dd>{s.gpu_utilization}%</dd>
+            </div>
+            <div>
+              <dt>GPU memory</dt>
+              <dd>
+                {s.available_memory ?? '–'} free of {s.total_memory ?? '–'}
+              </dd>
+            </div>
+          </dl>
+        ) : (
+          <Empty text="Loading…" />
+        )}
+      </Section>
+      <Section title="Model servers per node">
+        <ErrorNote error={models.error ?? workers.error ?? catalog.error} />
+        <ModelServers
+          workers={workers.data?.workers}
+          assignments={models.data?.assignments ?? []}
+          catalog={catalog.data?.models ?? []}
+          reload={reload}
+        />
+      </Section>
+      <Can need="operator">
+        <SubmitTask models={catalog.data?.models ?? []} done={reload} />
+      </Can>
+      <Section title="Task queue by priority">
+        <ErrorNote error={queue.error} />
+        <p class="muted" data-testid="queue-length">
+          {queue.data
+            ? `${queue.data.length} waiting · ${queue.data.processing.length} processing`
+            : 'Loading…'}
+        </p>
+        {queue.data?.processing.length ? (
+          <ul class="runs" aria-label="Processing">
+            {queue.data.processing.map((p) => (
+              <li key={p.job_id}>
+                <Status value="running" /> <code>{p.job_id}</code> {p.task_type} · {p.model} on {p.node_id}{' '}
+                <progress max={100} value={p.progress} aria-label={`Progress of ${p.job_id}`} /> {p.progress}%
+              </li>
+            ))}
+          </ul>
+        ) : null}
+        <Records
+          rows={queue.data?.queue as Row[] | undefined}
+          columns={['position', 'priority', 'job_id', 'task_type', 'model', 'created_at']}
+          empty="Nothing waiting."
+        />
+      </Section>
+      <Section title="Tasks by state">
+        <ErrorNote error={tasks.error} />
+        <ul class="tags" data-testid="task-counts">
+          {TASK_STATES.map((st) => (
+            <li key={st} class="tag" data-state={st}>
+              {st} <strong>{counts[st]}</strong>
+            </li>
+          ))}
+        </ul>
+        <Records
+          rows={tasks.data?.tasks as Row[] | undefined}
+          columns={[
+            'task_id',
+            'status',
+            'task_type',
+            'model_name',
+            'assigned_worker',
+            'duration',
+            'created_at',
+          ]}
+          empty="No task."
+        />
+      </Section>
+      <Section title="Vision gallery">
+        <ErrorNote error={gallery.error} />
+        <Records rows={images} empty="No generated image yet." />
+      </Section>
+    </>
+  );
+}
