@@ -171,10 +171,13 @@ export function BuildsPage() {
       <Section title={`Registry images${images.data?.registry ? ` (${images.data.registry})` : ''}`}>
         <ErrorNote error={images.error} />
         <Records
-          rows={images.data?.images}
+          rows={images.data?.images.slice(0, 25)}
           columns={['name', 'tags', 'full_image']}
           empty="No image in the registry."
         />
+        {(images.data?.images.length ?? 0) > 25 ? (
+          <p class="muted">and {images.data!.images.length - 25} more repositories</p>
+        ) : null}
       </Section>
     </>
   );

@@ -30,6 +30,13 @@ interface Execution {
   errors?: { instanceId: string; code: string; message: string }[];
   migrations?: { instanceId: string; newInstanceId: string }[];
 }
+interface MigrationStatus {
+  enabled: boolean;
+  lastExecution: { jobId: string; completedAt: string | null; status: string } | null;
+  nextExecution: string | null;
+  statistics: { totalExecutions: number; totalMigrations: number; failedExecutions: number };
+  configuration: { intervalMinutes: number; maxConcurrent: number; dryRunMode: boolean };
+}
 interface Step {
   at: string;
   what: string;
@@ -110,7 +117,7 @@ function InstanceTimeline({ id, executions }: { id: string; executions: Executio
 
 export function CloudPage() {
   const instances = useApi<{ instances: Instance[]; total: number }>('/api/instances', 15_000);
-  const migration = useApi<Record<string, unknown>>('/api/migration/status', 30_000);
+  const migration = useApi<MigrationStatus>('/api/migration/status', 30_000);
   const history = useApi<{ executions: Execution[] }>('/api/migration/history', 60_000);
   const [open, setOpen] = useState<string>();
   const executions = history.data?.executions ?? [];
@@ -166,7 +173,23 @@ export function CloudPage() {
       {open ? <InstanceTimeline id={open} executions={executions} /> : null}
       <Section title="Spot migration">
         <ErrorNote error={migration.error} />
-        <Facts data={migration.data} />
+        {migration.data ? (
+          <Facts
+            data={{
+              enabled: migration.data.enabled,
+              every: `${migration.data.configuration.intervalMinutes} min${migration.data.configuration.dryRunMode ? ' (dry run)' : ''}`,
+              at_most_at_once: migration.data.configuration.maxConcurrent,
+              last_run: migration.data.lastExecution
+                ? `${migration.data.lastExecution.completedAt ?? 'running'} (${migration.data.lastExecution.status})`
+                : 'never',
+              next_run: migration.data.nextExecution,
+              runs: `${migration.data.statistics.totalExecutions} (${migration.data.statistics.failedExecutions} failed)`,
+              migrations: migration.data.statistics.totalMigrations,
+            }}
+          />
+        ) : (
+          <Empty text="Loading…" />
+        )}
       </Section>
       <Section title="Migrations">
         <ErrorNote error={history.error} />
