@@ -13,6 +13,24 @@ describe('WebSocket channel parsing', () => {
     });
     expect(parseChannel(req('/', { channel: 'metrics' }))).toEqual({ channel: 'metrics' });
   });
+  it('takes the container opt-in of a logs subscription, and refuses a malformed container id', () => {
+    expect(parseChannel(req('/ws/logs/agx0', { container: '3f2a9c1b7d4e' }))).toEqual({
+      channel: 'logs',
+      node: 'agx0',
+      container: '3f2a9c1b7d4e',
+    });
+    expect(
+      parseChannel(req('/', { channel: 'logs', node_id: 'agx0', container: 'job-1-20260115-a1' })),
+    ).toEqual({
+      channel: 'logs',
+      node: 'agx0',
+      container: 'job-1-20260115-a1',
+    });
+    expect(parseChannel(req('/ws/logs/agx0', { container: '../x y' }))).toMatchObject({
+      ok: false,
+      closeCode: 4400,
+    });
+  });
   it('the bare /ws is the cluster event stream; refuses what names no known stream', () => {
     expect(parseChannel(req('/ws'))).toEqual({ channel: 'cluster' });
     expect(parseChannel(req('/', {}))).toEqual({ channel: 'cluster' });
