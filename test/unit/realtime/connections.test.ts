@@ -50,10 +50,7 @@ describe('WebSocket fan-out (dynalite table, fake sender)', () => {
     expect(sender.sent).toEqual([{ connectionId: 'ok-1', data: '{"type":"metrics","n":1}' }]);
     expect(await getConnection(ctx, 'gone-1')).toBeUndefined();
     expect(await getConnection(ctx, 'broken-1')).toMatchObject({ channel: 'metrics' });
-    expect((await channelConnections(ctx, 'metrics')).map((c) => c.connectionId).sort()).toEqual([
-      'broken-1',
-      'ok-1',
-    ]);
+    expect((await channelConnections(ctx, 'metrics')).map((c) => c.connectionId).sort()).toEqual(['broken-1', 'ok-1']);
   });
 
   it('builds a lazy frame only when the channel has listeners', async () => {
@@ -75,12 +72,7 @@ describe('WebSocket fan-out (dynalite table, fake sender)', () => {
     await expect(notifyNodeLog(ctx, 'node-b', 'info', 'ignored')).resolves.toBeUndefined();
     const got = sender.sent.slice(before);
     expect(got.map((s) => s.connectionId)).toEqual(['logs-a']);
-    expect(JSON.parse(got[0]!.data)).toMatchObject({
-      type: 'log',
-      node_id: 'node-a',
-      level: 'info',
-      message: 'Container x started',
-    });
+    expect(JSON.parse(got[0]!.data)).toMatchObject({ type: 'log', node_id: 'node-a', level: 'info', message: 'Container x started' });
   });
 
   it('ignores expired records (TTL deletion lags)', async () => {
