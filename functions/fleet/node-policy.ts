@@ -35,7 +35,7 @@ export function refusalAcross(
     byReason.set(refusal, [...(byReason.get(refusal) ?? []), node.nodeName]);
   }
   const reasons = [...byReason].map(([reason, names]) => `${names.join(', ')}: ${reason}`);
-  return `No node that could run ${what} allows it; nothing was kept. ${reasons.join('; ')}`;
+  return `No node that could run ${what} allows it: ${reasons.join('; ')}. Nothing was kept`;
 }
 
 /** 422 START_REFUSED when every candidate's policy refuses `spec`: queueing it would only have it refused. */

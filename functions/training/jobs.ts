@@ -59,7 +59,7 @@ export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobI
   // Its runs mount the job's checkpoint folder: refused up front where no node's owner allows it.
   const folder = checkpointFolder(trainingSettings(ctx).checkpointRoot, jobId);
   const refusal = await launcherFor(ctx).refusal?.({ volumes: [{ hostPath: folder }] });
-  if (refusal) throw new HttpError(422, refusal, 'START_REFUSED');
+  if (refusal) throw new HttpError(422, refusal, 'START_REFUSED', { error_type: 'StartRefusedError' });
   const claim = await claimJobName(ctx, input.name, jobId);
   const now = iso(ctx.now());
   const job: JobItem = {

@@ -23,7 +23,9 @@ export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string
       TRAINING_ATTEMPT: String(run.attempt),
     },
     ports: [],
-    volumes: [{ hostPath: checkpointFolder(checkpointRoot, job.jobId), containerPath: mount, readOnly: false }],
+    volumes: [
+      { hostPath: checkpointFolder(checkpointRoot, job.jobId), containerPath: mount, readOnly: false },
+    ],
     ...(r.cpu ? { cpuLimit: r.cpu } : {}),
     ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
     ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
