@@ -8,9 +8,10 @@ import type { Config } from '../functions/core/config.js';
 import type { RouteGroup, TableRoute } from '../functions/core/route.js';
 import { AgentIdentity } from './agent-identity.js';
 import { Api } from './api.js';
+import { ApiFirewall } from './firewall.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
-import { ControlPlaneFunction } from './function.js';
+import { ControlPlaneFunction, reserveConcurrency } from './function.js';
 import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
 import { Messaging } from './messaging.js';
 import { Monitoring } from './monitoring.js';
@@ -120,7 +121,16 @@ export class ControlPlaneStack extends Stack {
       functions: byGroup((group) => http[group].fn),
       corsOrigins: settings.corsOrigins,
       logRetention: settings.logRetention,
+      throttle: { rateLimit: settings.apiThrottleRate, burstLimit: settings.apiThrottleBurst },
     });
+    const firewall = settings.apiWaf
+      ? new ApiFirewall(this, 'ApiFirewall', {
+          api: api.api,
+          rateLimit: settings.wafRateLimit,
+          ...(settings.wafWebAclArn ? { webAclArn: settings.wafWebAclArn } : {}),
+        })
+      : undefined;
+    reserveConcurrency(this.functions, settings.reservedConcurrency);
 
     // Only the events worker pushes (log lines, the live-push schedule, first frames after $connect).
     this.webSocket = new WebSocket(this, 'WebSocket', {
@@ -141,8 +151,9 @@ export class ControlPlaneStack extends Stack {
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
     });
 
-    this.apiUrl = api.stage.url;
-    new CfnOutput(this, 'ApiUrl', { value: api.stage.url });
+    // Behind the firewall, callers are given its URL.
+    this.apiUrl = firewall?.url ?? api.stage.url;
+    new CfnOutput(this, 'ApiUrl', { value: this.apiUrl });
     new CfnOutput(this, 'WebSocketUrl', {
       value: this.webSocket.stage.url,
       description:
