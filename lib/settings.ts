@@ -43,6 +43,12 @@ export interface Settings {
   wafRateLimit: number;
   /** An existing web ACL (CLOUDFRONT scope, us-east-1) to use instead of creating one, `-c wafWebAclArn=arn:...`. */
   wafWebAclArn?: string;
+  /**
+   * Signed-in users beside API keys (functions/core/jwt.ts): `-c jwtIssuer=https://cognito-idp.<region>.amazonaws.com/<pool>`
+   * (or any OIDC issuer), with `jwtAudience`, `jwtRoleClaim`, `jwtRoleMap`, `jwtJwksUrl` as the
+   * JWT_* settings of the functions.
+   */
+  jwt?: { issuer: string; audience?: string; roleClaim?: string; roleMap?: string; jwksUrl?: string };
 }
 
 const DEFAULTS: Settings = {
@@ -85,6 +91,21 @@ function wafRateLimit(value: unknown): number {
   if (n < 10 || n > 2_000_000_000)
     throw new Error(`context wafRateLimit must be from 10 to 2000000000, got ${String(value)}`);
   return n;
+}
+
+function jwtSettings(ctx: (key: string) => unknown): NonNullable<Settings['jwt']> {
+  const issuer = String(ctx('jwtIssuer'));
+  if (!/^https:\/\/[^/]/.test(issuer))
+    throw new Error(`context jwtIssuer must be an https URL, got ${issuer}`);
+  const opt = (key: string, name: keyof NonNullable<Settings['jwt']>) =>
+    ctx(key) ? { [name]: String(ctx(key)) } : {};
+  return {
+    issuer,
+    ...opt('jwtAudience', 'audience'),
+    ...opt('jwtRoleClaim', 'roleClaim'),
+    ...opt('jwtRoleMap', 'roleMap'),
+    ...opt('jwtJwksUrl', 'jwksUrl'),
+  };
 }
 
 /** The functions a deployment may size: every route group, the events worker and the WebSocket function. */
@@ -141,6 +162,7 @@ export function readSettings(scope: Construct): Settings {
     apiWaf: bool(ctx('apiWaf')) ?? DEFAULTS.apiWaf,
     wafRateLimit: wafRateLimit(ctx('wafRateLimit')),
     ...(ctx('wafWebAclArn') ? { wafWebAclArn: String(ctx('wafWebAclArn')) } : {}),
+    ...(ctx('jwtIssuer') ? { jwt: jwtSettings(ctx) } : {}),
     ...(ctx('alarmTopicArn') ? { alarmTopicArn: String(ctx('alarmTopicArn')) } : {}),
     ...(ctx('alarmEmail') ? { alarmEmail: String(ctx('alarmEmail')) } : {}),
   };

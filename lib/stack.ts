@@ -16,7 +16,7 @@ import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './gr
 import { Messaging } from './messaging.js';
 import { Monitoring } from './monitoring.js';
 import { FUNCTION_CAPABILITIES, grantCapabilities, type FunctionName } from './permissions.js';
-import { readSettings } from './settings.js';
+import { readSettings, type Settings } from './settings.js';
 import { WebSocket } from './websocket.js';
 
 export interface ControlPlaneStackProps extends StackProps {
@@ -61,6 +61,7 @@ export class ControlPlaneStack extends Stack {
       CORS_ORIGINS: settings.corsOrigins.join(','),
       API_AUTH: String(settings.apiAuth),
       METRICS_FLUSH_SECONDS: String(settings.metricsFlushSeconds),
+      ...jwtEnvironment(settings.jwt),
     } satisfies Partial<Record<keyof Config, string>>;
     const shared = { logLevel: settings.logLevel, logRetention: settings.logRetention };
 
@@ -168,6 +169,18 @@ export class ControlPlaneStack extends Stack {
     new CfnOutput(this, 'ArtifactsBucket', { value: data.artifacts.bucketName });
     new CfnOutput(this, 'TableName', { value: data.table.tableName });
   }
+}
+
+/** The JWT_* settings of the functions, when signed-in users are configured. */
+function jwtEnvironment(jwt: Settings['jwt']): Partial<Record<keyof Config, string>> {
+  if (!jwt) return {};
+  return {
+    JWT_ISSUER: jwt.issuer,
+    ...(jwt.audience ? { JWT_AUDIENCE: jwt.audience } : {}),
+    ...(jwt.roleClaim ? { JWT_ROLE_CLAIM: jwt.roleClaim } : {}),
+    ...(jwt.roleMap ? { JWT_ROLE_MAP: jwt.roleMap } : {}),
+    ...(jwt.jwksUrl ? { JWT_JWKS_URL: jwt.jwksUrl } : {}),
+  };
 }
 
 /** Post to and delete the connections of the WebSocket stage, nothing else of API Gateway. */
