@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { resetJwksCache } from '../../../functions/core/jwt.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { jwks, signJwt, testKey, type TestKey } from '../../harness/jwt.js';
@@ -179,6 +180,23 @@ describe('JWT sign-in (embedded runtime, JWKS on loopback)', () => {
     // Known keys are served from the cache.
     await call(rt.url, 'GET', '/api/whoami', undefined, bearer(signJwt(rotated, claims())));
     expect(fetches).toBe(before + 1);
+  });
+
+  it('a signed-in user may open the WebSocket streams (?token=); a refused token is closed 4401', async () => {
+    const ws = (token: string) => {
+      const socket = new WebSocket(`${rt.url.replace(/^http/, 'ws')}/ws/metrics?token=${token}`);
+      socket.on('error', () => undefined);
+      const frame = new Promise<{ type: string }>((resolve) =>
+        socket.once('message', (data) => resolve(JSON.parse(String(data)) as { type: string })),
+      );
+      const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+      return { socket, frame, closed };
+    };
+    const ok = ws(signJwt(rsa, claims()));
+    expect((await ok.frame).type).toBe('metrics');
+    ok.socket.close();
+    await ok.closed;
+    expect(await ws(signJwt(stranger, claims())).closed).toBe(4401);
   });
 
   it('API keys keep working beside tokens', async () => {
