@@ -123,6 +123,7 @@ export async function runAgent(
           ...(config.cluster ? { cluster: config.cluster } : {}),
           engine: caps,
           jetson,
+          policy: { ...(config.policy ?? DEFAULT_POLICY), ...(engineSocket ? { engineSocket } : {}) },
         },
         collectors,
         log,

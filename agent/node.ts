@@ -3,6 +3,7 @@ import { collectNvidiaGpus, NvidiaSmiError, type GpuInfo } from './collectors/nv
 import { collectSystemInfo, type SystemInfo } from './collectors/system.js';
 import { collectTegrastatsOnce, type TegrastatsSample } from './collectors/tegrastats.js';
 import type { Gpu, JetsonInfo, NodeMetrics, RegisterRequest } from '../protocol/messages.js';
+import type { ReportedPolicy } from '../protocol/policy.js';
 import type { EngineCapabilities } from './engine/types.js';
 import type { Logger } from './log.js';
 import { AGENT_VERSION } from './version.js';
@@ -70,6 +71,8 @@ export interface NodeFactsInput {
   cluster?: string;
   engine?: EngineCapabilities;
   jetson?: CollectedJetson | null;
+  /** The policy in force, reported so the control plane places only what this node allows. */
+  policy?: ReportedPolicy;
 }
 
 /** RegisterRequest from the collectors: system identity, GPUs, Jetson versions, engine facts. */
@@ -99,6 +102,7 @@ export async function buildRegisterRequest(
   };
   if (system.cpuModel) request.cpuModel = system.cpuModel;
   if (input.cluster) request.cluster = input.cluster;
+  if (input.policy) request.policy = input.policy;
   if (input.engine) {
     request.engine = {
       name: input.engine.name,

@@ -12,7 +12,12 @@ import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from '../functions/core/cors.js';
+import {
+  CORS_ALLOW_HEADERS,
+  CORS_ALLOW_METHODS,
+  CORS_EXPOSE_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+} from '../functions/core/cors.js';
 import type { AnyRoute, RouteGroup, TableRoute } from '../functions/core/route.js';
 import { pascal } from './groups.js';
 
@@ -21,6 +26,8 @@ export interface ApiProps {
   functions: Record<RouteGroup, IFunction>;
   corsOrigins: string[];
   logRetention: RetentionDays;
+  /** Stage throttling: steady requests per second and the burst above it. */
+  throttle: { rateLimit: number; burstLimit: number };
 }
 
 // HTTP API context variables: one JSON line per request.
@@ -119,6 +126,8 @@ export class Api extends Construct {
     this.stage = new HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       autoDeploy: true,
+      // Every route inherits it; API Gateway answers 429 past it, before any function runs.
+      throttle: props.throttle,
       accessLogSettings: {
         destination: new LogGroupLogDestination(this.accessLogs),
         format: AccessLogFormat.custom(ACCESS_LOG_FORMAT),

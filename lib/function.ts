@@ -5,6 +5,7 @@ import {
   ApplicationLogLevel,
   Architecture,
   type CfnFunction,
+  type IFunction,
   LoggingFormat,
   Runtime,
   SystemLogLevel,
@@ -93,5 +94,17 @@ export class ControlPlaneFunction extends Construct {
     (this.fn.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
     // The role must carry its log permissions before the function exists, or early logs are lost.
     this.fn.node.addDependency(this.role);
+  }
+}
+
+/** Reserves (and caps) concurrency for the named functions (the `reservedConcurrency` setting). */
+export function reserveConcurrency(
+  functions: Record<string, { fn: IFunction }>,
+  reserved: Record<string, number>,
+): void {
+  for (const [name, count] of Object.entries(reserved)) {
+    const f = functions[name];
+    if (!f) throw new Error(`reservedConcurrency: no function named ${name}`);
+    (f.fn.node.defaultChild as CfnFunction).reservedConcurrentExecutions = count;
   }
 }

@@ -43,3 +43,23 @@ export function parseLambdaMemory(value: unknown, known: readonly string[]): Rec
   }
   return out;
 }
+
+/**
+ * `-c reservedConcurrency=agent=50,events=10`: concurrency reserved for (and capped at) each named
+ * function, so a flood on one route group cannot take the account's pool from the others (agents'
+ * heartbeats, the events worker). Unnamed functions share the unreserved pool.
+ */
+export function parseReservedConcurrency(value: unknown, known: readonly string[]): Record<string, number> {
+  if (value === undefined || value === '') return {};
+  const out: Record<string, number> = {};
+  for (const part of String(value).split(',')) {
+    const [name, count] = part.split('=').map((s) => s.trim());
+    const n = Number(count);
+    if (!name || !known.includes(name))
+      throw new Error(`reservedConcurrency: unknown function ${String(name)} (one of ${known.join(', ')})`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`reservedConcurrency: ${name} needs a whole number >= 0, got ${String(count)}`);
+    out[name] = n;
+  }
+  return out;
+}

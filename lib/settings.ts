@@ -1,7 +1,7 @@
 import type { Construct } from 'constructs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ROUTE_GROUPS } from '../functions/groups/index.js';
-import { parseLambdaMemory } from './lambda-settings.js';
+import { parseLambdaMemory, parseReservedConcurrency } from './lambda-settings.js';
 
 /** Deployment settings, read from CDK context (cdk.json or `-c key=value`). */
 export interface Settings {
@@ -28,6 +28,27 @@ export interface Settings {
   alarmEmail?: string;
   /** Stored counters (/metrics) flushed at most this often per function instance, `-c metricsFlushSeconds=10`. */
   metricsFlushSeconds: number;
+  /** HTTP API stage throttling: steady requests per second, `-c apiThrottleRate=500`. */
+  apiThrottleRate: number;
+  /** HTTP API stage throttling: the burst above the steady rate, `-c apiThrottleBurst=1000`. */
+  apiThrottleBurst: number;
+  /** Concurrency reserved for (and capped at) named functions, `-c reservedConcurrency=agent=50,events=10`. */
+  reservedConcurrency: Record<string, number>;
+  /**
+   * `-c apiWaf=true`: a WAF web ACL with a rate-based rule in front of the HTTP API. WAF cannot be
+   * attached to an HTTP API, so the API is served through a CloudFront distribution that carries it.
+   */
+  apiWaf: boolean;
+  /** Requests one client address may make in any 5 minutes before the web ACL blocks it, `-c wafRateLimit=2000`. */
+  wafRateLimit: number;
+  /** An existing web ACL (CLOUDFRONT scope, us-east-1) to use instead of creating one, `-c wafWebAclArn=arn:...`. */
+  wafWebAclArn?: string;
+  /**
+   * Signed-in users beside API keys (functions/core/jwt.ts): `-c jwtIssuer=https://cognito-idp.<region>.amazonaws.com/<pool>`
+   * (or any OIDC issuer), with `jwtAudience`, `jwtRoleClaim`, `jwtRoleMap`, `jwtJwksUrl` as the
+   * JWT_* settings of the functions.
+   */
+  jwt?: { issuer: string; audience?: string; roleClaim?: string; roleMap?: string; jwksUrl?: string };
 }
 
 const DEFAULTS: Settings = {
@@ -42,6 +63,12 @@ const DEFAULTS: Settings = {
   offlineNodesAlarm: 0,
   eventsQueueAgeAlarm: 300,
   metricsFlushSeconds: 10,
+  // About 5000 nodes heartbeating every 10 s, with room for users; API Gateway's account default is 10000/5000.
+  apiThrottleRate: 500,
+  apiThrottleBurst: 1000,
+  reservedConcurrency: {},
+  apiWaf: false,
+  wafRateLimit: 2000,
 };
 
 function nonNegative(value: unknown, key: string, fallback: number): number {
@@ -50,6 +77,35 @@ function nonNegative(value: unknown, key: string, fallback: number): number {
   if (!Number.isFinite(n) || n < 0)
     throw new Error(`context ${key} must be a number >= 0, got ${String(value)}`);
   return n;
+}
+
+function wholeNumber(value: unknown, key: string, fallback: number): number {
+  const n = nonNegative(value, key, fallback);
+  if (!Number.isInteger(n)) throw new Error(`context ${key} must be a whole number, got ${String(value)}`);
+  return n;
+}
+
+/** WAF's rate-based rules count 10 to 2,000,000,000 requests per evaluation window. */
+function wafRateLimit(value: unknown): number {
+  const n = wholeNumber(value, 'wafRateLimit', DEFAULTS.wafRateLimit);
+  if (n < 10 || n > 2_000_000_000)
+    throw new Error(`context wafRateLimit must be from 10 to 2000000000, got ${String(value)}`);
+  return n;
+}
+
+function jwtSettings(ctx: (key: string) => unknown): NonNullable<Settings['jwt']> {
+  const issuer = String(ctx('jwtIssuer'));
+  if (!/^https:\/\/[^/]/.test(issuer))
+    throw new Error(`context jwtIssuer must be an https URL, got ${issuer}`);
+  const opt = (key: string, name: keyof NonNullable<Settings['jwt']>) =>
+    ctx(key) ? { [name]: String(ctx(key)) } : {};
+  return {
+    issuer,
+    ...opt('jwtAudience', 'audience'),
+    ...opt('jwtRoleClaim', 'roleClaim'),
+    ...opt('jwtRoleMap', 'roleMap'),
+    ...opt('jwtJwksUrl', 'jwksUrl'),
+  };
 }
 
 /** The functions a deployment may size: every route group, the events worker and the WebSocket function. */
@@ -100,6 +156,13 @@ export function readSettings(scope: Construct): Settings {
       'metricsFlushSeconds',
       DEFAULTS.metricsFlushSeconds,
     ),
+    apiThrottleRate: nonNegative(ctx('apiThrottleRate'), 'apiThrottleRate', DEFAULTS.apiThrottleRate),
+    apiThrottleBurst: wholeNumber(ctx('apiThrottleBurst'), 'apiThrottleBurst', DEFAULTS.apiThrottleBurst),
+    reservedConcurrency: parseReservedConcurrency(ctx('reservedConcurrency'), SIZABLE_FUNCTIONS),
+    apiWaf: bool(ctx('apiWaf')) ?? DEFAULTS.apiWaf,
+    wafRateLimit: wafRateLimit(ctx('wafRateLimit')),
+    ...(ctx('wafWebAclArn') ? { wafWebAclArn: String(ctx('wafWebAclArn')) } : {}),
+    ...(ctx('jwtIssuer') ? { jwt: jwtSettings(ctx) } : {}),
     ...(ctx('alarmTopicArn') ? { alarmTopicArn: String(ctx('alarmTopicArn')) } : {}),
     ...(ctx('alarmEmail') ? { alarmEmail: String(ctx('alarmEmail')) } : {}),
   };

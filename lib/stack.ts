@@ -8,14 +8,15 @@ import type { Config } from '../functions/core/config.js';
 import type { RouteGroup, TableRoute } from '../functions/core/route.js';
 import { AgentIdentity } from './agent-identity.js';
 import { Api } from './api.js';
+import { ApiFirewall } from './firewall.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
-import { ControlPlaneFunction } from './function.js';
+import { ControlPlaneFunction, reserveConcurrency } from './function.js';
 import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
 import { Messaging } from './messaging.js';
 import { Monitoring } from './monitoring.js';
 import { FUNCTION_CAPABILITIES, grantCapabilities, type FunctionName } from './permissions.js';
-import { readSettings } from './settings.js';
+import { readSettings, type Settings } from './settings.js';
 import { WebSocket } from './websocket.js';
 
 export interface ControlPlaneStackProps extends StackProps {
@@ -60,6 +61,7 @@ export class ControlPlaneStack extends Stack {
       CORS_ORIGINS: settings.corsOrigins.join(','),
       API_AUTH: String(settings.apiAuth),
       METRICS_FLUSH_SECONDS: String(settings.metricsFlushSeconds),
+      ...jwtEnvironment(settings.jwt),
     } satisfies Partial<Record<keyof Config, string>>;
     const shared = { logLevel: settings.logLevel, logRetention: settings.logRetention };
 
@@ -120,7 +122,16 @@ export class ControlPlaneStack extends Stack {
       functions: byGroup((group) => http[group].fn),
       corsOrigins: settings.corsOrigins,
       logRetention: settings.logRetention,
+      throttle: { rateLimit: settings.apiThrottleRate, burstLimit: settings.apiThrottleBurst },
     });
+    const firewall = settings.apiWaf
+      ? new ApiFirewall(this, 'ApiFirewall', {
+          api: api.api,
+          rateLimit: settings.wafRateLimit,
+          ...(settings.wafWebAclArn ? { webAclArn: settings.wafWebAclArn } : {}),
+        })
+      : undefined;
+    reserveConcurrency(this.functions, settings.reservedConcurrency);
 
     // Only the events worker pushes (log lines, the live-push schedule, first frames after $connect).
     this.webSocket = new WebSocket(this, 'WebSocket', {
@@ -141,8 +152,9 @@ export class ControlPlaneStack extends Stack {
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
     });
 
-    this.apiUrl = api.stage.url;
-    new CfnOutput(this, 'ApiUrl', { value: api.stage.url });
+    // Behind the firewall, callers are given its URL.
+    this.apiUrl = firewall?.url ?? api.stage.url;
+    new CfnOutput(this, 'ApiUrl', { value: this.apiUrl });
     new CfnOutput(this, 'WebSocketUrl', {
       value: this.webSocket.stage.url,
       description:
@@ -157,6 +169,18 @@ export class ControlPlaneStack extends Stack {
     new CfnOutput(this, 'ArtifactsBucket', { value: data.artifacts.bucketName });
     new CfnOutput(this, 'TableName', { value: data.table.tableName });
   }
+}
+
+/** The JWT_* settings of the functions, when signed-in users are configured. */
+function jwtEnvironment(jwt: Settings['jwt']): Partial<Record<keyof Config, string>> {
+  if (!jwt) return {};
+  return {
+    JWT_ISSUER: jwt.issuer,
+    ...(jwt.audience ? { JWT_AUDIENCE: jwt.audience } : {}),
+    ...(jwt.roleClaim ? { JWT_ROLE_CLAIM: jwt.roleClaim } : {}),
+    ...(jwt.roleMap ? { JWT_ROLE_MAP: jwt.roleMap } : {}),
+    ...(jwt.jwksUrl ? { JWT_JWKS_URL: jwt.jwksUrl } : {}),
+  };
 }
 
 /** Post to and delete the connections of the WebSocket stage, nothing else of API Gateway. */

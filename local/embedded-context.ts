@@ -24,8 +24,8 @@ export async function createEmbeddedContext(
   const client = new DynamoDBClient({
     endpoint: dynamo.endpoint,
     region: config.AWS_REGION,
-    // dynalite accepts any credentials; fixed ones keep the SDK from searching the machine for real ones.
-    credentials: { accessKeyId: 'embedded', secretAccessKey: 'embedded' },
+    // Its own, made at start (they also keep the SDK from searching the machine for real ones).
+    credentials: dynamo.credentials,
   });
   const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
   try {

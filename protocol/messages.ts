@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { reportedPolicy } from './policy.js';
 
 /**
  * The wire contract between the control plane and the node agent. Both sides import these
@@ -104,6 +105,12 @@ export const registerRequest = z.object({
   engine: z
     .object({ name: z.string(), version: z.string(), gpuRuntime: z.boolean().default(false) })
     .optional(),
+  /**
+   * What this node lets containers do (protocol/policy.ts). It is fixed for the agent's life and
+   * the agent registers on every start, so each registration carries the one in force; older
+   * agents leave it out (the control plane then leaves the judgement to the node).
+   */
+  policy: reportedPolicy.optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 

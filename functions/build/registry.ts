@@ -1,5 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { HttpError } from '../core/errors.js';
+import { outboundRequest, staticUrlRefusal } from '../core/outbound.js';
 
 /**
  * A Docker Registry HTTP API v2 client: the catalogue and each repository's tags, following the
@@ -27,8 +28,43 @@ export function registryTarget(ctx: AppContext): RegistryTarget {
       'No image registry is configured: set REGISTRY_URL to a Docker Registry HTTP API v2 (e.g. http://127.0.0.1:5000); credentials, if it needs any, go in the registry-auth secret as user:password',
       'REGISTRY_NOT_CONFIGURED',
     );
+  // A setting like a webhook: a registry on loopback, a private range or the metadata address is
+  // reached only when OUTBOUND_ALLOWLIST names it (the address it resolves to is checked again per call).
+  const refused = staticUrlRefusal(raw, ctx.config.OUTBOUND_ALLOWLIST);
+  if (refused)
+    throw new HttpError(503, `REGISTRY_URL ${raw} is refused: ${refused}`, 'REGISTRY_NOT_CONFIGURED');
   const url = new URL(raw);
   return { url, host: url.host, insecure: url.protocol === 'http:' };
+}
+
+const REGISTRY_MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * fetch through the outbound checks: the address connected to is checked against
+ * OUTBOUND_ALLOWLIST (no DNS rebinding to a refused address), and a redirect is an error.
+ */
+export function outboundFetch(allowlist: string, timeoutMs: number): typeof fetch {
+  return async (input, init) => {
+    const url = input instanceof URL ? input.href : typeof input === 'string' ? input : input.url;
+    const headers = Object.fromEntries(new Headers(init?.headers).entries());
+    const res = await outboundRequest(url, allowlist, {
+      method: 'GET',
+      headers,
+      timeoutMs,
+      maxBodyBytes: REGISTRY_MAX_BODY_BYTES,
+    }).catch((error: unknown) => {
+      const e = error as Error;
+      if (e.name === 'AbortError' || e.name === 'TimeoutError')
+        throw Object.assign(new Error('timed out'), { name: 'TimeoutError' });
+      throw new TypeError('fetch failed', { cause: { code: (e as { code?: string }).code ?? e.message } });
+    });
+    if (res.status >= 300 && res.status < 400)
+      throw new TypeError('fetch failed', { cause: { code: `redirect (HTTP ${res.status}) not followed` } });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(res.headers))
+      if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
+    return new Response(res.body ?? '', { status: res.status, headers: out });
+  };
 }
 
 export interface RegistryImage {
@@ -41,6 +77,8 @@ export interface RegistryClientOptions {
   /** Entries per page asked for (`n`); the registry may answer fewer. */
   pageSize?: number;
   fetch?: typeof fetch;
+  /** OUTBOUND_ALLOWLIST for the default fetch. */
+  allowlist?: string;
 }
 
 /** Beyond this many pages a registry is assumed to loop. */
@@ -57,12 +95,20 @@ export class RegistryClient {
     options: RegistryClientOptions = {},
   ) {
     this.pageSize = options.pageSize ?? 100;
-    this.fetchFn = options.fetch ?? fetch;
+    this.fetchFn = options.fetch ?? outboundFetch(options.allowlist ?? '', timeoutMs);
   }
 
   static async fromContext(ctx: AppContext, options: RegistryClientOptions = {}): Promise<RegistryClient> {
     const target = registryTarget(ctx);
-    return new RegistryClient(target, await ctx.secrets.get(REGISTRY_AUTH_SECRET), ctx.config.REGISTRY_TIMEOUT_MS, options);
+    return new RegistryClient(
+      target,
+      await ctx.secrets.get(REGISTRY_AUTH_SECRET),
+      ctx.config.REGISTRY_TIMEOUT_MS,
+      {
+        allowlist: ctx.config.OUTBOUND_ALLOWLIST,
+        ...options,
+      },
+    );
   }
 
   get host(): string {
@@ -89,7 +135,9 @@ export class RegistryClient {
     for (let i = 0; i < names.length; i += 8) {
       const batch = names.slice(i, i + 8);
       const tags = await Promise.all(batch.map((n) => this.tags(n)));
-      batch.forEach((name, j) => out.push({ name, tags: tags[j]!, full_image: `${this.target.host}/${name}` }));
+      batch.forEach((name, j) =>
+        out.push({ name, tags: tags[j]!, full_image: `${this.target.host}/${name}` }),
+      );
     }
     return out;
   }
@@ -107,7 +155,11 @@ export class RegistryClient {
       try {
         body = await res.json();
       } catch {
-        throw new HttpError(502, `The registry at ${this.target.host} answered ${what} with something that is not JSON`, 'REGISTRY_ERROR');
+        throw new HttpError(
+          502,
+          `The registry at ${this.target.host} answered ${what} with something that is not JSON`,
+          'REGISTRY_ERROR',
+        );
       }
       out.push({ body });
       next = nextLink(res.headers.get('link'), next);
@@ -121,14 +173,22 @@ export class RegistryClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.auth) headers.authorization = `Basic ${Buffer.from(this.auth).toString('base64')}`;
     try {
-      return await this.fetchFn(url, { headers, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.fetchFn(url, {
+        headers,
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why =
         (error as Error).name === 'TimeoutError'
           ? `no answer within ${this.timeoutMs} ms`
           : (cause?.code ?? cause?.message ?? (error as Error).message);
-      throw new HttpError(503, `The registry at ${this.target.host} is unreachable (${why}) while reading ${what}`, 'REGISTRY_UNAVAILABLE');
+      throw new HttpError(
+        503,
+        `The registry at ${this.target.host} is unreachable (${why}) while reading ${what}`,
+        'REGISTRY_UNAVAILABLE',
+      );
     }
   }
 
@@ -140,7 +200,11 @@ export class RegistryClient {
         'REGISTRY_ERROR',
       );
     const reason = /"message"\s*:\s*"([^"]{1,200})"/.exec(text)?.[1];
-    return new HttpError(502, `The registry at ${this.target.host} answered HTTP ${status} reading ${what}${reason ? `: ${reason}` : ''}`, 'REGISTRY_ERROR');
+    return new HttpError(
+      502,
+      `The registry at ${this.target.host} answered HTTP ${status} reading ${what}${reason ? `: ${reason}` : ''}`,
+      'REGISTRY_ERROR',
+    );
   }
 }
 

@@ -4,6 +4,7 @@ import { HttpError } from './errors.js';
 import { sameSecret } from './limits.js';
 import { accessKeys } from './keys.js';
 import type { AnyRoute } from './route.js';
+import { JwtError, looksLikeJwt, verifyJwt } from './jwt.js';
 import { allows, requiredRole, type Principal, type Role } from './roles.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 
@@ -48,7 +49,6 @@ export const apiKeyView = (k: ApiKeyItem): ApiKeyView => ({
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
-
 let bootstrapCache: { value: string | undefined; at: number } | undefined;
 async function bootstrapKey(ctx: AppContext): Promise<string | undefined> {
   if (!bootstrapCache || ctx.now() - bootstrapCache.at > 60_000) {
@@ -86,22 +86,46 @@ const unauthorized = () =>
     'www-authenticate': 'Bearer',
   });
 
-/** Who calls a user-scope route: 401 without a valid key (or the route's own credential). */
+/**
+ * The key or signed-in user a bearer credential is, or undefined. A JWT is taken only when an
+ * issuer is configured (JWT_ISSUER); one that names no role is a 403, any other fault undefined.
+ */
+export async function bearerPrincipal(
+  ctx: AppContext,
+  given: string | undefined,
+): Promise<Extract<Principal, { type: 'key' | 'user' }> | undefined> {
+  if (given && ctx.config.JWT_ISSUER && given.length <= 16_384 && looksLikeJwt(given)) {
+    try {
+      return { type: 'user', ...(await verifyJwt(ctx.config, given, ctx.now())) };
+    } catch (error) {
+      if (!(error instanceof JwtError)) {
+        ctx.logger.warn('the JWT issuer keys could not be read', { error });
+        return undefined;
+      }
+      if (error.status === 403) throw new HttpError(403, `Signed in, but ${error.message}`, 'FORBIDDEN');
+      ctx.logger.info('bearer JWT refused', { reason: error.message });
+      return undefined;
+    }
+  }
+  return keyPrincipal(ctx, given);
+}
+
+/** Who calls a user-scope route: 401 without a valid key or token (or the route's own credential). */
 export async function authenticate(
   ctx: AppContext,
   headers: Record<string, string>,
   route: Pick<AnyRoute, 'altAuth'>,
 ): Promise<Principal> {
   if (!ctx.config.API_AUTH) return { type: 'anonymous' };
-  const key = await keyPrincipal(ctx, bearer(headers));
+  const key = await bearerPrincipal(ctx, bearer(headers));
   if (key) return key;
   if (route.altAuth && (await route.altAuth(headers, ctx))) return { type: 'route-credential' };
   throw unauthorized();
 }
 
-/** 403 when a key's role is below the route's. */
+/** 403 when a key's or user's role is below the route's. */
 export function assertRole(principal: Principal, route: Pick<AnyRoute, 'method' | 'role' | 'path'>): void {
-  if (principal.type !== 'key') return;
+  if (principal.type !== 'key' && principal.type !== 'user') return;
   const need = requiredRole(route);
   if (!allows(principal.role, need)) {
     throw new HttpError(
@@ -193,7 +217,9 @@ export const actorOf = (p: Principal | undefined): AuditItem['actor'] =>
     ? { type: 'anonymous' }
     : p.type === 'key'
       ? { type: 'key', id: p.keyId, name: p.name, role: p.role }
-      : { type: p.type };
+      : p.type === 'user'
+        ? { type: 'user', id: p.subject, name: p.name, role: p.role }
+        : { type: p.type };
 
 export async function recordAudit(ctx: AppContext, entry: AuditEntry): Promise<void> {
   const at = new Date(ctx.now()).toISOString();

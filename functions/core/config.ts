@@ -31,6 +31,28 @@ export const configSchema = z.object({
     ),
   /** When true every non-public route needs `Authorization: Bearer <api key>`; the key lives in SSM. */
   API_AUTH: bool.default(false),
+  /**
+   * Signed-in users (functions/core/jwt.ts): a bearer JWT whose `iss` is this issuer (Cognito's
+   * `https://cognito-idp.<region>.amazonaws.com/<pool id>`, or any OIDC issuer), signed by a key
+   * of its JWKS, is let in with the role JWT_ROLE_CLAIM maps to. Unset: API keys only.
+   */
+  JWT_ISSUER: z.string().url().optional(),
+  /** The `aud` (or Cognito access tokens' `client_id`) a token must carry; unset: not checked. */
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Where the issuer's keys are: a JWKS URL (default `<issuer>/.well-known/jwks.json`), outbound-checked like webhooks. */
+  JWT_JWKS_URL: z.string().url().optional(),
+  /** Or a JWKS file on this machine (read instead of the URL). */
+  JWT_JWKS_FILE: z.string().min(1).optional(),
+  /** The claim holding the caller's role or groups (a string or a list). */
+  JWT_ROLE_CLAIM: z.string().min(1).default('cognito:groups'),
+  /** `group=role` pairs (`fleet-admins=admin,fleet-ops=operator`); a claim value that is a role's own name maps to it. */
+  JWT_ROLE_MAP: z
+    .string()
+    .default('')
+    .refine(
+      (text) => text.split(',').every((pair) => !pair.trim() || /^[^=]+=\s*(viewer|operator|admin)\s*$/.test(pair.trim())),
+      'value=viewer|operator|admin pairs, comma-separated',
+    ),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
   SERVICE_NAME: z.string().default('gpu-fleet-control-plane'),
   /**

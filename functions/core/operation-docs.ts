@@ -315,7 +315,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   // ------------------------------------------------------------------ nodes and clusters
   'GET /api/nodes/': {
     description:
-      'Every registered node. `cpu`, `memory`, `gpu` (utilisation), `gpu_memory` and `disk` are percentages (0-100) from the last heartbeat; `temperature` is the hottest GPU in °C; `status` is `online` while heartbeats arrive.',
+      'Every registered node. `cpu`, `memory`, `gpu` (utilisation), `gpu_memory` and `disk` are percentages (0-100) from the last heartbeat; `temperature` is the hottest GPU in °C; `status` is `online` while heartbeats arrive; `policy` is what the node\'s owner lets containers do there, as its agent reported it (null for an agent that reports none).',
     response: {
       nodes: [
         {
@@ -334,6 +334,14 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
           last_seen: '2026-01-15T10:00:00Z',
           cordoned: false,
           draining: false,
+          policy: {
+            allow_host_paths: ['/var/lib/fleet/checkpoints', '/data/datasets'],
+            allow_engine_socket: false,
+            allow_privileged: false,
+            allow_host_network: false,
+            allow_host_pid: false,
+            allow_capabilities: [],
+          },
         },
       ],
     },

@@ -187,6 +187,15 @@ function guardedLookup(allow: OutboundAllowlist, trustedName: boolean): LookupFu
 export interface OutboundResponse {
   status: number;
   headers: IncomingHttpHeaders;
+  /** The body as text, when `maxBodyBytes` asked for it. */
+  body?: string;
+}
+
+export class OutboundBodyTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`the answer is larger than ${limit} bytes`);
+    this.name = 'OutboundBodyTooLargeError';
+  }
 }
 
 /**
@@ -197,7 +206,14 @@ export interface OutboundResponse {
 export async function outboundRequest(
   url: string,
   allowlist: string,
-  init: { method: 'POST' | 'GET'; headers?: Record<string, string>; body?: string; timeoutMs: number },
+  init: {
+    method: 'POST' | 'GET';
+    headers?: Record<string, string>;
+    body?: string;
+    timeoutMs: number;
+    /** Read the answer's body, up to this many bytes (more is an OutboundBodyTooLargeError); else it is discarded. */
+    maxBodyBytes?: number;
+  },
 ): Promise<OutboundResponse> {
   const early = staticUrlRefusal(url, allowlist, false);
   if (early) throw new OutboundRefusedError(early);
@@ -219,9 +235,30 @@ export async function outboundRequest(
         signal: AbortSignal.timeout(init.timeoutMs),
       },
       (res) => {
-        res.resume();
-        res.on('error', () => undefined);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers });
+        const limit = init.maxBodyBytes;
+        if (limit === undefined) {
+          res.resume();
+          res.on('error', () => undefined);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers });
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limit) {
+            req.destroy();
+            reject(new OutboundBodyTooLargeError(limit));
+          } else chunks.push(chunk);
+        });
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
       },
     );
     req.on('error', reject);

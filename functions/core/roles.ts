@@ -15,6 +15,8 @@ export function requiredRole(route: { method: string; role?: Role }): Role {
 
 export type Principal =
   | { type: 'key'; keyId: string; name: string; role: Role }
+  /** A signed-in user: a JWT of the configured issuer (functions/core/jwt.ts). */
+  | { type: 'user'; subject: string; name: string; role: Role }
   /** A route's own credential (a join token or node credential on /agent/register). */
   | { type: 'route-credential' }
   /** API_AUTH=false: nobody is asked. */

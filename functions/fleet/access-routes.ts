@@ -36,7 +36,11 @@ const createKeyBody = z.object({
 });
 
 const who = (p: Principal | undefined) =>
-  p?.type === 'key' ? `${p.name} (${p.keyId})` : (p?.type ?? 'anonymous');
+  p?.type === 'key'
+    ? `${p.name} (${p.keyId})`
+    : p?.type === 'user'
+      ? `${p.name} (user ${p.subject})`
+      : (p?.type ?? 'anonymous');
 
 /** API keys with a role, and the audit log of every state-changing call. */
 export function accessRoutes(): AnyRoute[] {
@@ -47,10 +51,18 @@ export function accessRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/whoami',
       summary: "The caller's key: its name and role (what a client may offer); admin when API auth is off",
-      response: z.object({ name: z.string(), key_id: z.string().nullable(), role: z.enum(ROLES), auth: z.boolean() }),
+      response: z.object({
+        name: z.string(),
+        key_id: z.string().nullable(),
+        role: z.enum(ROLES),
+        auth: z.boolean(),
+      }),
       handler: async (req, ctx) => {
         const p = req.principal;
-        if (p?.type === 'key') return { name: p.name, key_id: p.keyId, role: p.role, auth: ctx.config.API_AUTH };
+        if (p?.type === 'key')
+          return { name: p.name, key_id: p.keyId, role: p.role, auth: ctx.config.API_AUTH };
+        if (p?.type === 'user')
+          return { name: p.name, key_id: null, role: p.role, auth: ctx.config.API_AUTH };
         return { name: 'anonymous', key_id: null, role: 'admin' as const, auth: ctx.config.API_AUTH };
       },
     }),

@@ -54,6 +54,21 @@ export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now(), clust
     last_seen: node.lastHeartbeat ?? null,
     cordoned: isCordoned(node),
     draining: isDraining(node),
+    policy: policyView(node),
+  };
+}
+
+/** The node's own policy as its agent reported it; null for an agent that reports none. */
+function policyView(node: NodeItem) {
+  const p = node.policy;
+  if (!p) return null;
+  return {
+    allow_host_paths: p.allowHostPaths,
+    allow_engine_socket: p.allowEngineSocket,
+    allow_privileged: p.allowPrivileged,
+    allow_host_network: p.allowHostNetwork,
+    allow_host_pid: p.allowHostPid,
+    allow_capabilities: p.allowCapabilities,
   };
 }
 
@@ -85,6 +100,19 @@ const nodeOut = z.object({
   last_seen: z.string().nullable(),
   cordoned: z.boolean().describe('No new placements (services, tasks, models, training runs) on this node'),
   draining: z.boolean().describe('Cordoned by a drain: what runs here keeps being moved elsewhere'),
+  policy: z
+    .object({
+      allow_host_paths: z.array(z.string()),
+      allow_engine_socket: z.boolean(),
+      allow_privileged: z.boolean(),
+      allow_host_network: z.boolean(),
+      allow_host_pid: z.boolean(),
+      allow_capabilities: z.array(z.string()),
+    })
+    .nullable()
+    .describe(
+      "What the node's owner lets containers do there (set on the node; the control plane places only what it allows). Null: the agent reports none and judges each start itself",
+    ),
 });
 const jetpackOut = z.object({
   jetpack_version: z.string().nullable(),

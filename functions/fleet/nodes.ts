@@ -22,6 +22,7 @@ import type {
   NodeMetrics,
   RegisterRequest,
 } from '../../protocol/messages.js';
+import type { ReportedPolicy } from '../../protocol/policy.js';
 
 /** Per-container numbers from the last heartbeat, kept on the node item (one write per heartbeat). */
 export interface ContainerSample {
@@ -52,6 +53,8 @@ export interface NodeItem extends StoreItem {
   cluster?: string;
   agentVersion: string;
   engine?: { name: string; version: string; gpuRuntime: boolean };
+  /** What the node lets containers do, as its agent reported it at its last registration. */
+  policy?: ReportedPolicy;
   /** SHA-256 of the agent's bearer token; the token itself is never stored. */
   tokenHash: string;
   registeredAt: string;
@@ -302,6 +305,7 @@ export async function registerNode(
     cluster: req.cluster,
     agentVersion: req.agentVersion,
     engine: req.engine,
+    policy: req.policy,
     tokenHash: hashToken(token),
     ...keys.nodesIndex(req.nodeName),
   };
@@ -317,7 +321,9 @@ export async function registerNode(
   try {
     // A node re-registering as itself: only while its credential is still the stored one.
     const condition = access.kind === 'node' ? { equals: { tokenHash: access.tokenHash } } : undefined;
-    node = await ctx.store.update<NodeItem>(k.pk, k.sk, { set: facts }, condition);
+    // An agent that reports no policy (an older one) leaves no stale policy behind.
+    const update = { set: facts, ...(req.policy ? {} : { remove: ['policy'] }) };
+    node = await ctx.store.update<NodeItem>(k.pk, k.sk, update, condition);
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
     if (access.kind === 'node') throw credentialSuperseded();

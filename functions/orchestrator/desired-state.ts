@@ -4,7 +4,9 @@ import { keys } from '../core/keys.js';
 import { ConditionFailedError } from '../ports/store.js';
 import { getService, type ServiceItem } from './model.js';
 import { planReconcile } from './plan.js';
-import { loadState, planInput, toPlanService } from './reconciler.js';
+import { loadState, planInput, startSpec, toPlanService } from './reconciler.js';
+import { satisfies } from './constraints.js';
+import { refuseUnlessAllowed } from '../fleet/node-policy.js';
 import type { InstanceResources } from './resources.js';
 
 /** Desired state of an image (its ServiceItem): computed, checked against capacity, written on its version. */
@@ -61,7 +63,29 @@ export function nextService(
 async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Promise<void> {
   if (wanted <= 0) return;
   const state = await loadState(ctx, next.imageId);
-  const plan = planReconcile(planInput(ctx, state, [toPlanService(next)]));
+  const service = toPlanService(next, state.nodes);
+  const input = planInput(ctx, state, [service]);
+  if (service.refusedBy) {
+    // Nodes that could take it by state and constraints, but whose owners do not allow it: a 422.
+    const candidates = new Set(
+      input.nodes
+        .filter(
+          (n) =>
+            n.online &&
+            !n.cordoned &&
+            !n.draining &&
+            (!service.nodeId || n.id === service.nodeId) &&
+            (!service.constraints?.length || (n.facts && satisfies(n.facts, service.constraints))),
+        )
+        .map((n) => n.id),
+    );
+    refuseUnlessAllowed(
+      state.nodes.filter((n) => candidates.has(n.nodeId)),
+      startSpec(next, 'policy-check'),
+      next.serviceName ?? next.imageId,
+    );
+  }
+  const plan = planReconcile(input);
   const places = plan.actions.filter((a) => a.type === 'place').length;
   if (places === 0) {
     const why = plan.unplaced[0]?.reason ?? 'no online node';

@@ -70,6 +70,8 @@ export interface PlanService {
   onePerNode?: boolean;
   /** Swarm's global mode: one copy on each eligible node; `desiredCount` is ignored (see globalCount). */
   global?: boolean;
+  /** Nodes whose own policy refuses its containers (fleet/node-policy.ts): never placed there. */
+  refusedBy?: ReadonlySet<string>;
 }
 
 export interface PlanSlot {
@@ -190,10 +192,15 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   if (!online.length) return 'every online node is cordoned';
   if (service.constraints?.length && !online.some((l) => eligible(l.node, service)))
     return 'no online node satisfies the placement constraints';
+  if (
+    service.refusedBy?.size &&
+    online.every((l) => !eligible(l.node, service) || service.refusedBy?.has(l.node.id))
+  )
+    return "every online node's own policy refuses its containers";
   return 'no online node has enough free resources';
 }
 
-/** Nodes a global service runs on: online, taking work, meeting its pin and constraints. */
+/** Nodes a global service runs on: online, taking work, meeting its pin and constraints, and whose policy allows it. */
 export function globalCount(nodes: readonly PlanNode[], service: PlanService): number {
   return nodes.filter(
     (n) =>
@@ -201,7 +208,8 @@ export function globalCount(nodes: readonly PlanNode[], service: PlanService): n
       !n.cordoned &&
       !n.draining &&
       (!service.nodeId || n.id === service.nodeId) &&
-      eligible(n, service),
+      eligible(n, service) &&
+      !service.refusedBy?.has(n.id),
   ).length;
 }
 
@@ -259,6 +267,7 @@ export function planReconcile(input: PlanInput): Plan {
       if (!load.node.online || load.node.cordoned || load.node.draining) continue;
       if (service.nodeId && load.node.id !== service.nodeId) continue;
       if (!eligible(load.node, service)) continue;
+      if (service.refusedBy?.has(load.node.id)) continue;
       if (service.onePerNode && (load.perImage.get(service.imageId) ?? 0) > 0) continue;
       if (!fits(load, service.reserve)) continue;
       const key: [number, number, number, string] = [

@@ -30,6 +30,7 @@ import { parseConstraint } from './constraints.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation, type Reservation } from './resources.js';
 import { activeRuns } from '../training/model.js';
+import { policyRefusalOn } from '../fleet/node-policy.js';
 
 export interface Placed {
   imageId: string;
@@ -58,7 +59,9 @@ export interface FleetState {
   held: { nodeId: string; reserve: Reservation }[];
 }
 
-export const toPlanService = (s: ServiceItem): PlanService => ({
+/** `nodes`: those whose own policy refuses the service's containers are left out of its placement. */
+export const toPlanService = (s: ServiceItem, nodes: readonly NodeItem[] = []): PlanService => ({
+  ...refusedBy(s, nodes),
   imageId: s.imageId,
   desiredCount: s.desiredCount,
   reserve: toReservation(s.resources),
@@ -75,6 +78,13 @@ export const toPlanService = (s: ServiceItem): PlanService => ({
       }
     : {}),
 });
+
+function refusedBy(s: ServiceItem, nodes: readonly NodeItem[]): { refusedBy?: Set<string> } {
+  if (!s.volumes?.length) return {}; // nothing else a service asks is ruled on by a policy
+  const spec = startSpec(s, 'policy-check');
+  const refused = new Set(nodes.filter((n) => policyRefusalOn(n, spec)).map((n) => n.nodeId));
+  return refused.size ? { refusedBy: refused } : {};
+}
 
 /**
  * Reads what the planner needs. Instances are read before slots: an instance is written after
@@ -169,7 +179,12 @@ export async function reconcile(
   const state = await loadState(ctx, options.imageId);
   await recordBackoffs(ctx, state);
   const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
-  const input = planInput(ctx, state, planned.map(toPlanService), options);
+  const input = planInput(
+    ctx,
+    state,
+    planned.map((s) => toPlanService(s, state.nodes)),
+    options,
+  );
   await refreshGlobalCounts(ctx, input, planned);
   const plan = planReconcile(input);
   const outcome: ReconcileOutcome = {
@@ -201,7 +216,10 @@ async function refreshGlobalCounts(
 ): Promise<void> {
   for (const s of services) {
     if (!s.global) continue;
-    const count = globalCount(input.nodes, toPlanService(s));
+    const count = globalCount(
+      input.nodes,
+      input.services.find((p) => p.imageId === s.imageId) ?? toPlanService(s),
+    );
     if (count === s.desiredCount) continue;
     const { version, ...item } = s;
     try {

@@ -1,4 +1,5 @@
 import type { ContainerSpec } from '../../protocol/commands.js';
+import type { PolicySubject } from '../../protocol/policy.js';
 
 /** What a run reserves on its node, in the orchestrator's planning units. */
 export interface RunAsk {
@@ -15,8 +16,16 @@ export type Placement = { nodeId: string } | { reason: string };
  * depends on this interface only, so tests and the bench put their own in front of the fleet.
  */
 export interface RunLauncher {
-  /** An online node with the free capacity asked; nodes in `avoid` only when nothing else fits. */
-  choose(ask: RunAsk, avoid: readonly string[]): Promise<Placement>;
+  /**
+   * An online node with the free capacity asked whose own policy allows `spec` (when given);
+   * nodes in `avoid` only when nothing else fits.
+   */
+  choose(ask: RunAsk, avoid: readonly string[], spec?: PolicySubject): Promise<Placement>;
+  /**
+   * Why no node that could take `spec` now would run it (each one's own policy refuses it), or
+   * undefined when one would or none can be judged yet. Launchers that cannot tell omit it.
+   */
+  refusal?(spec: PolicySubject): Promise<string | undefined>;
   /**
    * Sends container.start once per commandId. Called again for the same id (a redelivered
    * event, the repair sweep) it sends nothing new, unless `resendPendingOlderThanMs` says the

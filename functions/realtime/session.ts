@@ -1,4 +1,4 @@
-import { keyPrincipal, resetBootstrapKeyCache } from '../core/access.js';
+import { bearerPrincipal, resetBootstrapKeyCache } from '../core/access.js';
 import type { AppContext } from '../core/context.js';
 import { getNode, resolveNode } from '../fleet/nodes.js';
 import {
@@ -75,12 +75,12 @@ export function parseChannel(
   return { channel, node, ...(container ? { container } : {}) };
 }
 
-/** As user routes: `Authorization: Bearer <key>`, or `?token=<key>` since browsers cannot set WebSocket headers. Any role may watch. */
+/** As user routes: `Authorization: Bearer <key or JWT>`, or `?token=<key or JWT>` since browsers cannot set WebSocket headers. Any role may watch. */
 async function authorised(ctx: AppContext, req: ConnectRequest): Promise<boolean> {
   if (!ctx.config.API_AUTH) return true;
   const header = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
   const given = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim() ?? req.query.token;
-  return (await keyPrincipal(ctx, given)) !== undefined;
+  return (await bearerPrincipal(ctx, given).catch(() => undefined)) !== undefined;
 }
 export const resetWsApiKeyCache = () => resetBootstrapKeyCache();
 

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
+import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { keys, trainingKeys } from '../core/keys.js';
 import { claimName, releaseName, type NameClaim } from '../core/name-guard.js';
@@ -10,6 +10,9 @@ import { jobScheduleName, retryScheduleName, trySyncJobSchedule } from './schedu
 import type { JobCreate, JobUpdate } from './schemas.js';
 import { transitionJob } from './run-records.js';
 import { JOB_STATUSES, type JobStatus } from './state.js';
+import { launcherFor } from './launcher.js';
+import { checkpointFolder } from './run-container.js';
+import { trainingSettings } from './settings.js';
 
 /** The API's side of jobs: create, change, delete, retry, list, count. */
 
@@ -53,6 +56,10 @@ const releaseJobName = (ctx: AppContext, name: string, jobId: string) =>
 
 export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobItem> {
   const jobId = newJobId();
+  // Its runs mount the job's checkpoint folder: refused up front where no node's owner allows it.
+  const folder = checkpointFolder(trainingSettings(ctx).checkpointRoot, jobId);
+  const refusal = await launcherFor(ctx).refusal?.({ volumes: [{ hostPath: folder }] });
+  if (refusal) throw new HttpError(422, refusal, 'START_REFUSED', { error_type: 'StartRefusedError' });
   const claim = await claimJobName(ctx, input.name, jobId);
   const now = iso(ctx.now());
   const job: JobItem = {

@@ -15,16 +15,19 @@ import { ConditionFailedError } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { allInstances } from '../orchestrator/model.js';
 import { OCCUPYING } from '../orchestrator/plan.js';
+import { policyRefusalOn, refusalAcross } from '../fleet/node-policy.js';
 
 const EPS = 1e-9;
 
 /** The fleet behind the interface: node registry, heartbeats, command queues. */
 export function fleetLauncher(ctx: AppContext): RunLauncher {
   return {
-    async choose(ask, avoid) {
+    async choose(ask, avoid, spec) {
       const now = ctx.now();
-      const nodes = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
-      if (!nodes.length) return { reason: 'no online node that is not cordoned' };
+      const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
+      if (!schedulable.length) return { reason: 'no online node that is not cordoned' };
+      const nodes = spec ? schedulable.filter((n) => !policyRefusalOn(n, spec)) : schedulable;
+      if (!nodes.length) return { reason: "every online node's own policy refuses the run's container" };
       const used = new Map<string, RunAsk & { runs: number }>();
       const hold = (nodeId: string, r: RunAsk, runs: number) => {
         const u = used.get(nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
@@ -64,6 +67,12 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
       const best = candidates[0];
       if (best) return { nodeId: best.n.nodeId };
       return { reason: `no online node has the free capacity asked (${describeAsk(ask)})` };
+    },
+
+    async refusal(spec) {
+      const now = ctx.now();
+      const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
+      return refusalAcross(schedulable, spec, 'its runs');
     },
 
     async start(nodeId, spec, commandId, resendPendingOlderThanMs) {

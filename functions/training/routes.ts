@@ -42,7 +42,10 @@ export function trainingRoutes(): AnyRoute[] {
       body: jobCreate,
       response: jobResponse,
       successStatus: 201,
-      responses: { 409: 'A job with this name exists', 422: 'Invalid field (cron, time zone, ...)' },
+      responses: {
+        409: 'A job with this name exists',
+        422: 'Invalid field (cron, time zone, ...), or START_REFUSED: every node that could run it refuses its checkpoint folder by its own policy; nothing was kept',
+      },
       handler: async (req, ctx) => jobView(await createJob(ctx, req.body)),
     }),
     route({

@@ -23,7 +23,9 @@ export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string
       TRAINING_ATTEMPT: String(run.attempt),
     },
     ports: [],
-    volumes: [{ hostPath: `${checkpointRoot}/${job.jobId}`, containerPath: mount, readOnly: false }],
+    volumes: [
+      { hostPath: checkpointFolder(checkpointRoot, job.jobId), containerPath: mount, readOnly: false },
+    ],
     ...(r.cpu ? { cpuLimit: r.cpu } : {}),
     ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
     ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
@@ -33,5 +35,8 @@ export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string
     restart: 'no',
   };
 }
+
+/** The host folder a job's runs keep their checkpoints in (each node's policy must allow it). */
+export const checkpointFolder = (checkpointRoot: string, jobId: string) => `${checkpointRoot}/${jobId}`;
 
 export const startCommandId = (run: RunItem) => `start-${run.instanceId}`;

@@ -56,6 +56,8 @@ describeWith(status, 'Build API end to end: local runtime, a real agent, Podman,
         COMMAND_WAIT_MS: '25000',
         AWS_ENDPOINT_URL: undefined,
         REGISTRY_URL: process.env.REGISTRY_URL,
+        // The suite's registry is on this machine: the operator names it as outbound-allowed.
+        OUTBOUND_ALLOWLIST: new URL(process.env.REGISTRY_URL!).hostname,
       },
     });
     agent = new AgentProcess({

@@ -42,7 +42,7 @@ describe('metered store over dynalite', () => {
     client = new DynamoDBClient({
       endpoint: engine.endpoint,
       region: 'us-east-1',
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      credentials: engine.credentials,
     });
     await ensureTable(client, table);
     store = new DynamoStore(client, table);

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allows, requiredRole, type Role } from '../../../functions/core/access.js';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
@@ -5,14 +8,17 @@ import type { AnyRoute } from '../../../functions/core/route.js';
 import { routes } from '../../../functions/routes.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, ScriptedAgent } from '../fleet/scripted-agent.js';
+import { jwks, signJwt, testKey } from '../../harness/jwt.js';
 
 const BOOTSTRAP = 'matrix-bootstrap-key-0123456789';
-type Credential = 'none' | Role | 'node' | 'join';
-const CREDENTIALS: Credential[] = ['none', 'viewer', 'operator', 'admin', 'node', 'join'];
+type Credential = 'none' | Role | 'node' | 'join' | 'user-operator';
+/** `user-operator`: a signed-in user (a JWT of the configured issuer) whose group maps to operator. */
+const CREDENTIALS: Credential[] = ['none', 'viewer', 'operator', 'admin', 'node', 'join', 'user-operator'];
+const ISSUER = 'https://issuer.matrix.test/';
 
 /**
  * Every operation of the route table, called with no key, a viewer, an operator and an admin
- * key, a node credential and a join token, answers exactly what its declared role says: 401
+ * key, a node credential, a join token and a signed-in user's JWT (operator), answers exactly what its declared role says: 401
  * without a credential it takes, 403 (in the route's error shape) for a role below its own,
  * anything else (it was let in) otherwise. The OpenAPI document names the same role.
  */
@@ -20,12 +26,32 @@ describe('authorization matrix (embedded runtime, API_AUTH=true)', () => {
   let rt: Runtime;
   const keys: Partial<Record<Credential, string>> = {};
   let nodeCount = 0;
+  let jwksDir: string | undefined;
 
   beforeAll(async () => {
     // A bare environment: no registry, no Novita key, no model, nothing reached outside.
+    const issuerKey = testKey('matrix');
+    jwksDir = await mkdtemp(join(tmpdir(), 'matrix-jwks-'));
+    await writeFile(join(jwksDir, 'jwks.json'), JSON.stringify(jwks(issuerKey)));
     rt = await startRuntime({
       port: 0,
-      env: { AWS_ENDPOINT_URL: undefined, API_AUTH: 'true', LOG_LEVEL: 'SILENT', COMMAND_WAIT_MS: '100' },
+      env: {
+        AWS_ENDPOINT_URL: undefined,
+        API_AUTH: 'true',
+        LOG_LEVEL: 'SILENT',
+        COMMAND_WAIT_MS: '100',
+        JWT_ISSUER: ISSUER,
+        JWT_JWKS_FILE: join(jwksDir, 'jwks.json'),
+        JWT_ROLE_MAP: 'fleet-ops=operator',
+      },
+    });
+    const now = Math.floor(Date.now() / 1000);
+    keys['user-operator'] = signJwt(issuerKey, {
+      iss: ISSUER,
+      sub: 'matrix-user',
+      'cognito:groups': ['fleet-ops'],
+      iat: now,
+      exp: now + 3600,
     });
     await rt.ctx.secrets.put('api-key', BOOTSTRAP);
     resetApiKeyCache();
@@ -37,7 +63,10 @@ describe('authorization matrix (embedded runtime, API_AUTH=true)', () => {
     }
     keys.join = (await call(rt.url, 'GET', '/api/swarm/join-token', undefined, auth(BOOTSTRAP))).body.token;
   });
-  afterAll(async () => rt?.stop());
+  afterAll(async () => {
+    await rt?.stop();
+    if (jwksDir) await rm(jwksDir, { recursive: true, force: true });
+  });
 
   function auth(key: string | undefined): Record<string, string> {
     return key ? { authorization: `Bearer ${key}` } : {};
@@ -64,6 +93,7 @@ describe('authorization matrix (embedded runtime, API_AUTH=true)', () => {
   const concrete = (r: AnyRoute) => r.path.replace(/\{([A-Za-z_]+)\}/g, 'matrix-probe');
 
   function expected(r: AnyRoute, c: Credential): 'in' | 401 | 403 {
+    if (c === 'user-operator') return expected(r, 'operator');
     if (r.scope === 'agent') return c === 'node' ? 'in' : 401;
     if (c === 'none') return 401;
     // Registration is the one route that takes these credentials (/metrics takes its scrape token).
@@ -86,7 +116,7 @@ describe('authorization matrix (embedded runtime, API_AUTH=true)', () => {
     const mismatches: string[] = [];
     for (const r of protectedRoutes) {
       for (const c of CREDENTIALS) {
-        const key = c === 'node' ? await nodeToken() : keys[c as Role | 'join'];
+        const key = c === 'node' ? await nodeToken() : keys[c as Exclude<Credential, 'node'>];
         const body = r.method === 'GET' || r.method === 'DELETE' ? undefined : {};
         const res = await probe(r.method, concrete(r), body, auth(key));
         const want = expected(r, c);

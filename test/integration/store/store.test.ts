@@ -21,7 +21,7 @@ const backends: Backend[] = [
       const client = new DynamoDBClient({
         endpoint: engine.endpoint,
         region: 'us-east-1',
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+        credentials: engine.credentials,
       });
       return { client, stop: async () => (client.destroy(), engine.stop()) };
     },

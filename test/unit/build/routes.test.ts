@@ -19,7 +19,12 @@ const registration = (nodeName: string) => ({
   diskGb: 10,
   agentVersion: 'test',
 });
-const good = { image_name: 'team/app', tag: 'v1', dockerfile_path: 'app/Dockerfile', build_args: { GREETING: 'hi' } };
+const good = {
+  image_name: 'team/app',
+  tag: 'v1',
+  dockerfile_path: 'app/Dockerfile',
+  build_args: { GREETING: 'hi' },
+};
 
 describe('Build API without a registry configured', () => {
   let rt: Runtime;
@@ -40,13 +45,44 @@ describe('Build API without a registry configured', () => {
   });
 });
 
+describe('Build API with a registry on loopback that OUTBOUND_ALLOWLIST does not name', () => {
+  let rt: Runtime;
+  beforeAll(async () => {
+    rt = await startRuntime({
+      port: 0,
+      env: { ...base, REGISTRY_URL: 'http://127.0.0.1:5999', OUTBOUND_ALLOWLIST: '' },
+    });
+  });
+  afterAll(() => rt?.stop());
+
+  it('answers 503 naming the refusal, and sends no build to any node', async () => {
+    const reg = await call(rt.url, 'POST', '/agent/register', registration('build-unit-refused'));
+    expect(reg.status, reg.text).toBe(200);
+    for (const [method, path, body] of [
+      ['GET', '/api/build/registry/images', undefined],
+      ['POST', '/api/build/build', good],
+    ] as const) {
+      const res = await call(rt.url, method, path, body);
+      expect(res.status, res.text).toBe(503);
+      expect(res.body.detail).toBe(
+        'REGISTRY_URL http://127.0.0.1:5999 is refused: 127.0.0.1 is a loopback address (OUTBOUND_ALLOWLIST may name it)',
+      );
+    }
+    expect(await nodeCommands(rt.ctx, reg.body.nodeId)).toEqual([]);
+  });
+});
+
 describe('Build API validation and dispatch', () => {
   let rt: Runtime;
   let nodeId: string;
   const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
 
   beforeAll(async () => {
-    rt = await startRuntime({ port: 0, env: { ...base, REGISTRY_URL: 'http://127.0.0.1:5999' } });
+    // A registry on loopback: OUTBOUND_ALLOWLIST must name it.
+    rt = await startRuntime({
+      port: 0,
+      env: { ...base, REGISTRY_URL: 'http://127.0.0.1:5999', OUTBOUND_ALLOWLIST: '127.0.0.1' },
+    });
   });
   afterAll(() => rt?.stop());
 
@@ -80,7 +116,10 @@ describe('Build API validation and dispatch', () => {
     for (const [path, body, loc] of cases) {
       const res = await api('POST', path, body);
       expect(res.status, `${JSON.stringify(body)}: ${res.text}`).toBe(400);
-      expect((res.body.detail as { loc: unknown[] }[]).map((d) => d.loc), res.text).toContainEqual(loc);
+      expect(
+        (res.body.detail as { loc: unknown[] }[]).map((d) => d.loc),
+        res.text,
+      ).toContainEqual(loc);
     }
     expect(await nodeCommands(rt.ctx, nodeId)).toEqual([]);
     expect((await api('GET', '/api/swarm/services')).body).toEqual([]);

@@ -523,3 +523,42 @@ describe('global services', () => {
     expect(of(plan, 'place').map((a) => (a as { nodeId: string }).nodeId)).toEqual(['b']);
   });
 });
+
+describe("placement and the nodes' own policies", () => {
+  it('places copies only on nodes whose policy does not refuse them', () => {
+    const plan = planReconcile(
+      input({
+        nodes: [node('a'), node('b'), node('c')],
+        services: [{ ...service('img', 3), refusedBy: new Set(['a', 'c']) }],
+      }),
+    );
+    expect(of(plan, 'place').map((a) => (a as { nodeId: string }).nodeId)).toEqual(['b', 'b', 'b']);
+    expect(plan.unplaced).toEqual([]);
+  });
+
+  it('runs a global service only on the nodes whose policy allows it', () => {
+    const refusing = { ...service('exporter', 99), global: true, refusedBy: new Set(['b']) };
+    const nodes = [node('a'), node('b'), node('c')];
+    expect(globalCount(nodes, refusing)).toBe(2);
+    const plan = planReconcile(input({ nodes, services: [refusing] }));
+    expect(
+      of(plan, 'place')
+        .map((a) => (a as { nodeId: string }).nodeId)
+        .sort(),
+    ).toEqual(['a', 'c']);
+    expect(plan.unplaced).toEqual([]);
+  });
+
+  it('leaves a copy unplaced, saying why, when every online node refuses it', () => {
+    const plan = planReconcile(
+      input({
+        nodes: [node('a'), node('b'), node('c', res(4, 8192), false)],
+        services: [{ ...service('img', 1), refusedBy: new Set(['a', 'b']) }],
+      }),
+    );
+    expect(plan.actions).toEqual([]);
+    expect(plan.unplaced).toEqual([
+      { imageId: 'img', ordinal: 0, reason: "every online node's own policy refuses its containers" },
+    ]);
+  });
+});
