@@ -147,8 +147,8 @@ export const FLEET_RESPONSE_EXAMPLES: Record<string, unknown> = {
     cudnn_version: '8.6',
     node_id: 'jetson-01-2b7d4f9e',
   },
-  'POST /api/nodes/{node_id}/cordon': { ...node, cordoned: true, draining: false },
-  'POST /api/nodes/{node_id}/uncordon': { ...node, cordoned: false, draining: false },
+  'POST /api/nodes/{node_id}/cordon': { ...node, cordoned: true, draining: false, policy: null },
+  'POST /api/nodes/{node_id}/uncordon': { ...node, cordoned: false, draining: false, policy: null },
   'GET /api/nodes/{node_id}/jetpack': {
     jetpack_version: '6.0',
     l4t_version: '36.3.0',
