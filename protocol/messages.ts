@@ -81,6 +81,9 @@ export const jetsonSchema = z.object({
 });
 export type JetsonInfo = z.infer<typeof jetsonSchema>;
 
+export const NODE_DRIVERS = ['container', 'process'] as const;
+export type NodeDriver = (typeof NODE_DRIVERS)[number];
+
 export const registerRequest = z.object({
   nodeName: z
     .string()
@@ -104,6 +107,11 @@ export const registerRequest = z.object({
   engine: z
     .object({ name: z.string(), version: z.string(), gpuRuntime: z.boolean().default(false) })
     .optional(),
+  /**
+   * What runs a start: `container` (Docker/Podman; older agents leave it out) or `process` (the
+   * start's command as a process group, no image: hosts without a container engine).
+   */
+  driver: z.enum(NODE_DRIVERS).optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 

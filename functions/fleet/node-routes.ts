@@ -54,6 +54,7 @@ export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now(), clust
     last_seen: node.lastHeartbeat ?? null,
     cordoned: isCordoned(node),
     draining: isDraining(node),
+    driver: node.driver ?? 'container',
   };
 }
 

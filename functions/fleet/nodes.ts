@@ -19,6 +19,7 @@ import type {
   Gpu,
   HeartbeatRequest,
   JetsonInfo,
+  NodeDriver,
   NodeMetrics,
   RegisterRequest,
 } from '../../protocol/messages.js';
@@ -52,6 +53,8 @@ export interface NodeItem extends StoreItem {
   cluster?: string;
   agentVersion: string;
   engine?: { name: string; version: string; gpuRuntime: boolean };
+  /** What runs a start there (protocol NODE_DRIVERS); absent on records of older agents: container. */
+  driver?: NodeDriver;
   /** SHA-256 of the agent's bearer token; the token itself is never stored. */
   tokenHash: string;
   registeredAt: string;
@@ -302,6 +305,7 @@ export async function registerNode(
     cluster: req.cluster,
     agentVersion: req.agentVersion,
     engine: req.engine,
+    driver: req.driver ?? 'container',
     tokenHash: hashToken(token),
     ...keys.nodesIndex(req.nodeName),
   };
@@ -450,6 +454,17 @@ export const isCordoned = (n: Pick<NodeItem, 'cordoned'>): boolean => n.cordoned
 export const isDraining = (n: Pick<NodeItem, 'draining'>): boolean => n.draining === true;
 
 /** Online and not cordoned: may take new work. */
+/**
+ * Whether the node can run a start: a process node (no container engine) runs only starts that
+ * give a command, and never a model server (it forwards tasks to a container's published port).
+ */
+export function canRun(
+  n: Pick<NodeItem, 'driver'>,
+  start: { command?: readonly string[] | undefined },
+): boolean {
+  return n.driver !== 'process' || (start.command?.length ?? 0) > 0;
+}
+
 export const isSchedulable = (n: NodeItem, ctx: AppContext, now = ctx.now()): boolean =>
   !isCordoned(n) && isOnline(n, ctx, now);
 

@@ -56,6 +56,8 @@ export interface PlanNode {
   cordoned?: boolean;
   /** Draining (cordoned too): its copies move to other nodes, each retired once its replacement is placed. */
   draining?: boolean;
+  /** A process node (no container engine): runs only services that give a command. */
+  processOnly?: boolean;
 }
 
 export interface PlanService {
@@ -70,6 +72,8 @@ export interface PlanService {
   onePerNode?: boolean;
   /** Swarm's global mode: one copy on each eligible node; `desiredCount` is ignored (see globalCount). */
   global?: boolean;
+  /** It gives a command, so a process node can run it. */
+  hasCommand?: boolean;
 }
 
 export interface PlanSlot {
@@ -174,7 +178,8 @@ function loadFraction(load: NodeLoad): number {
 
 /** A node with no recorded facts satisfies no constraint. */
 const eligible = (node: PlanNode, service: PlanService) =>
-  !service.constraints?.length || (node.facts !== undefined && satisfies(node.facts, service.constraints));
+  (!node.processOnly || service.hasCommand === true) &&
+  (!service.constraints?.length || (node.facts !== undefined && satisfies(node.facts, service.constraints)));
 
 function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   if (service.nodeId) {
@@ -190,6 +195,8 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   if (!online.length) return 'every online node is cordoned';
   if (service.constraints?.length && !online.some((l) => eligible(l.node, service)))
     return 'no online node satisfies the placement constraints';
+  if (!online.some((l) => eligible(l.node, service)))
+    return 'no online node can run it: process nodes (no container engine) run only services that give a command';
   return 'no online node has enough free resources';
 }
 

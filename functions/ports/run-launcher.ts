@@ -8,6 +8,11 @@ export interface RunAsk {
   diskGb: number;
 }
 
+/** What about the start decides where it can run: a process node runs only runs that give a command. */
+export interface RunStart {
+  command?: readonly string[] | undefined;
+}
+
 export type Placement = { nodeId: string } | { reason: string };
 
 /**
@@ -16,7 +21,7 @@ export type Placement = { nodeId: string } | { reason: string };
  */
 export interface RunLauncher {
   /** An online node with the free capacity asked; nodes in `avoid` only when nothing else fits. */
-  choose(ask: RunAsk, avoid: readonly string[]): Promise<Placement>;
+  choose(ask: RunAsk, avoid: readonly string[], start?: RunStart): Promise<Placement>;
   /**
    * Sends container.start once per commandId. Called again for the same id (a redelivered
    * event, the repair sweep) it sends nothing new, unless `resendPendingOlderThanMs` says the

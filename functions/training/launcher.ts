@@ -5,6 +5,7 @@ import {
   getNode,
   heartbeatIntervalSeconds,
   isOnline,
+  canRun,
   isSchedulable,
   listNodes,
   nodeQueue,
@@ -21,10 +22,16 @@ const EPS = 1e-9;
 /** The fleet behind the interface: node registry, heartbeats, command queues. */
 export function fleetLauncher(ctx: AppContext): RunLauncher {
   return {
-    async choose(ask, avoid) {
+    async choose(ask, avoid, start = {}) {
       const now = ctx.now();
-      const nodes = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
-      if (!nodes.length) return { reason: 'no online node that is not cordoned' };
+      const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
+      if (!schedulable.length) return { reason: 'no online node that is not cordoned' };
+      const nodes = schedulable.filter((n) => canRun(n, start));
+      if (!nodes.length)
+        return {
+          reason:
+            'no online node can run it: process nodes (no container engine) run only jobs that give a command',
+        };
       const used = new Map<string, RunAsk & { runs: number }>();
       const hold = (nodeId: string, r: RunAsk, runs: number) => {
         const u = used.get(nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };

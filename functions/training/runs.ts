@@ -142,7 +142,9 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
   }
   const settings = trainingSettings(ctx);
   const launcher = launcherFor(ctx);
-  const placement = await launcher.choose(run.reserve ?? reservation(job), run.avoid ?? []);
+  const placement = await launcher.choose(run.reserve ?? reservation(job), run.avoid ?? [], {
+    command: job.command,
+  });
   const k = runItemKey(jobId, slot, attempt);
   if ('reason' in placement) {
     await ctx.store
