@@ -13,7 +13,13 @@ import {
   type MetricsRecord,
 } from './node-records.js';
 import { hashToken, newToken } from '../core/tokens.js';
-import { consumeJoinTokenUse, refundJoinTokenUse } from './join-tokens.js';
+import {
+  consumeJoinTokenUse,
+  refundJoinTokenUse,
+  type CloudNodeFacts,
+  type JoinTokenItem,
+} from './join-tokens.js';
+import { linkInstanceNode } from '../novita/join.js';
 import type {
   CommandChannel,
   Gpu,
@@ -55,6 +61,8 @@ export interface NodeItem extends StoreItem {
   engine?: { name: string; version: string; gpuRuntime: boolean };
   /** What runs a start there (protocol NODE_DRIVERS); absent on records of older agents: container. */
   driver?: NodeDriver;
+  /** A rented cloud instance (joined with its instance's join token): which, its price, spot or not. */
+  cloud?: CloudNodeFacts;
   /** SHA-256 of the agent's bearer token; the token itself is never stored. */
   tokenHash: string;
   registeredAt: string;
@@ -252,6 +260,7 @@ export async function registerNode(
     );
   }
   if (nodeId && access.kind === 'join') throw nameTaken(req.nodeName);
+  let joined: JoinTokenItem | undefined;
   if (!nodeId) {
     const use = access.kind === 'join' ? await consumeJoinTokenUse(ctx, access.token) : undefined;
     if (access.kind === 'join' && !use) {
@@ -259,6 +268,14 @@ export async function registerNode(
         'www-authenticate': 'Bearer',
       });
     }
+    if (use?.nodeName !== undefined && use.nodeName !== req.nodeName) {
+      await refundJoinTokenUse(ctx, use);
+      throw new HttpError(
+        403,
+        `This join token registers the node ${use.nodeName} only, not ${req.nodeName}`,
+      );
+    }
+    joined = use;
     const candidate = newNodeId(req.nodeName);
     try {
       await ctx.store.put({ ...guard, nodeId: candidate, nodeName: req.nodeName }, { notExists: true });
@@ -333,8 +350,10 @@ export async function registerNode(
       status: live.status,
       loadedModels: [],
       containerStats: {},
+      ...(joined?.cloud ? { cloud: joined.cloud } : {}),
     };
     await ctx.store.put(node, { notExists: true });
+    if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
   await ctx.store.put(live);
   return {
