@@ -929,6 +929,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       created_at: '2026-01-15T10:00:00Z',
       updated_at: '2026-01-15T10:00:00Z',
       skipped_firings: 0,
+      preemption_count: 0,
     },
   },
   'GET /jobs': {
@@ -972,6 +973,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
           error: null,
           waiting_reason: null,
           log_tail: 'epoch 10 loss 0.081\ntraining done\n',
+          preempted: false,
         },
       ],
       total: 1,

@@ -64,6 +64,8 @@ export interface NovitaInstanceItem extends StoreItem {
   /** Rented by a burst for this training job (functions/training/burst.ts). */
   burstFor?: string;
   terminatedAt?: string;
+  /** Its spot reclaim was reported (once) to what ran on its node. */
+  reclaimedAt?: string;
 }
 
 export const isoNow = (ctx: AppContext) => new Date(ctx.now()).toISOString();

@@ -47,6 +47,8 @@ export interface JobItem extends StoreItem {
   /** True from a firing's claim until its last attempt settles. */
   runActive: boolean;
   skippedFirings: number;
+  /** Attempts ended by a rented node taken back: retried without counting against maxRetries. */
+  preemptionCount?: number;
 }
 
 /**
@@ -71,6 +73,8 @@ export interface RunItem extends StoreItem {
   exitCode?: number | null;
   logTail?: string;
   error?: string;
+  /** Ended because its rented node was taken back. */
+  preempted?: boolean;
   /** Why a pending run has not started yet (no node with the capacity). */
   waiting?: string;
   /** Epoch ms of the last placement try that found no node. */
@@ -159,6 +163,7 @@ export function jobView(j: JobItem) {
     created_at: apiTime(j.createdAt),
     updated_at: apiTime(j.updatedAt),
     skipped_firings: j.skippedFirings,
+    preemption_count: j.preemptionCount ?? 0,
   };
 }
 export type JobView = ReturnType<typeof jobView>;
@@ -177,5 +182,6 @@ export function runView(r: RunItem) {
     error: r.error ?? null,
     waiting_reason: r.status === 'pending' ? (r.waiting ?? null) : null,
     log_tail: r.logTail ?? null,
+    preempted: r.preempted === true,
   };
 }

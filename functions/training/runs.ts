@@ -16,6 +16,7 @@ import {
 } from './run-records.js';
 import { jobScheduleName, retryScheduleName } from './schedules.js';
 import { trainingSettings } from './settings.js';
+import { getNode } from '../fleet/nodes.js';
 import { decideAfterAttempt, type AttemptOutcome } from './state.js';
 
 /**
@@ -253,6 +254,7 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
     exitCode: run.exitCode ?? null,
     logTail: run.logTail ?? '',
     ...(run.error ? { reason: run.error } : {}),
+    ...(run.preempted ? { preempted: true } : {}),
   };
   const decision = decideAfterAttempt(job, run.attempt, outcome, settings.retry);
   const on = { equals: { currentRun: key } };
@@ -282,7 +284,14 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
         ctx,
         job,
         'retrying',
-        { set: { retryCount: decision.retryCount, currentRun: next, errorMessage: decision.errorMessage } },
+        {
+          set: {
+            retryCount: decision.retryCount,
+            currentRun: next,
+            errorMessage: decision.errorMessage,
+            ...(decision.preempted ? { preemptionCount: (job.preemptionCount ?? 0) + 1 } : {}),
+          },
+        },
         on,
       );
       if (!moved) return;
@@ -325,11 +334,7 @@ export async function resumeJob(
   if (run.status === 'running') {
     const launcher = launcherFor(ctx);
     if (run.nodeId && !(await launcher.alive(run.nodeId))) {
-      await endAttempt(ctx, run, {
-        exitCode: null,
-        logTail: '',
-        reason: `node ${run.nodeId} went offline during the run`,
-      });
+      await endAttempt(ctx, run, await nodeLostOutcome(ctx, run.nodeId));
       return;
     }
     if (run.nodeId && (await launcher.gone?.(run.nodeId, run.instanceId, startCommandId(run)))) {
@@ -345,4 +350,17 @@ export async function resumeJob(
     return;
   }
   await settleJob(ctx, run);
+}
+
+/** A run's node stopped answering: a rented node (a cloud instance) going away is a preemption. */
+export async function nodeLostOutcome(ctx: AppContext, nodeId: string): Promise<AttemptOutcome> {
+  const node = await getNode(ctx, nodeId);
+  return node?.cloud
+    ? {
+        exitCode: null,
+        logTail: '',
+        reason: `rented node ${nodeId} (instance ${node.cloud.instanceId}) went offline during the run`,
+        preempted: true,
+      }
+    : { exitCode: null, logTail: '', reason: `node ${nodeId} went offline during the run` };
 }

@@ -133,6 +133,12 @@ export const jobResponse = z.object({
   created_at: time,
   updated_at: time,
   skipped_firings: z.number().int().describe('Firings skipped because the previous run was still going'),
+  preemption_count: z
+    .number()
+    .int()
+    .describe(
+      'Attempts ended by a rented node taken back (spot reclaim); retried, not counted in retry_count',
+    ),
 });
 
 export const jobListResponse = z.object({
@@ -158,6 +164,7 @@ export const runResponse = z.object({
     .string()
     .nullable()
     .describe('The last 50 lines the run printed, kept when it ended (null while it runs)'),
+  preempted: z.boolean().describe('Ended because its rented node was taken back'),
 });
 
 export const runListResponse = z.object({

@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -96,7 +97,7 @@ export class FakeNovita {
   /** Run each instance's startup command locally once it runs; `env` is the instance's base environment. */
   runStartup: { env: (instanceId: string) => NodeJS.ProcessEnv } | undefined;
   /** The startup process of each instance (by Novita id) and its output. */
-  readonly processes = new Map<string, { child: ChildProcess; output: string[] }>();
+  readonly processes = new Map<string, { child: ChildProcess; output: string[]; home?: string }>();
   private server?: Server;
 
   /** The key it accepts; change it to play a revoked key. */
@@ -115,10 +116,23 @@ export class FakeNovita {
     const p = this.processes.get(id);
     if (!p) return;
     this.processes.delete(id);
-    try {
-      process.kill(-p.child.pid!, 'SIGKILL');
-    } catch {
-      // gone already
+    const targets = [-p.child.pid!];
+    // Processes the agent started in sessions of their own live under the instance's folder.
+    if (p.home) {
+      for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+        try {
+          if (readlinkSync(`/proc/${pid}/cwd`).startsWith(`${p.home}/`)) targets.push(Number(pid));
+        } catch {
+          // gone, or not ours to read
+        }
+      }
+    }
+    for (const target of targets) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
   }
 
@@ -135,7 +149,7 @@ export class FakeNovita {
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     child.on('error', () => undefined);
-    this.processes.set(inst.id, { child, output });
+    this.processes.set(inst.id, { child, output, ...(env['FLEET_AGENT_HOME'] ? { home: env['FLEET_AGENT_HOME'] } : {}) });
   }
 
   async stop(): Promise<void> {
