@@ -37,6 +37,8 @@ export interface CreateOptions {
   baseUrl?: string;
   /** A burst's: the training job it is rented for. */
   burstFor?: string;
+  /** Refuse when the cheapest offer costs more per hour. */
+  maxPricePerHour?: number;
 }
 
 const caches = new WeakMap<AppContext, Map<string, { value: unknown; until: number }>>();
@@ -111,6 +113,9 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
     });
   }
   const product = choice.product;
+  if (options.maxPricePerHour !== undefined && choice.price > options.maxPricePerHour) {
+    throw new HttpError(409, `The cheapest "${product.name}" in ${input.region} costs ${choice.price} per hour, above the most allowed (${options.maxPricePerHour})`, 'PRICE_ABOVE_LIMIT');
+  }
   if (
     (product.minRootFS !== undefined && input.rootfsSize < product.minRootFS) ||
     (product.maxRootFS !== undefined && input.rootfsSize > product.maxRootFS)

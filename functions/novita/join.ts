@@ -1,5 +1,7 @@
 import type { AppContext } from '../core/context.js';
-import { novitaKeys } from '../core/keys.js';
+import { keys, novitaKeys } from '../core/keys.js';
+import type { NovitaInstanceItem } from './model.js';
+import { novitaCloud } from './settings.js';
 import { ConditionFailedError } from '../ports/store.js';
 
 /**
@@ -58,5 +60,32 @@ export async function linkInstanceNode(
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
     ctx.logger.warn('a node joined for an instance that is gone', { instanceId, nodeId });
+  }
+}
+
+/**
+ * Gives a rented instance back: deleted at Novita, recorded as terminated, its node cordoned (it
+ * goes offline and the nodes sweep retires it). Idempotent: the record is marked first, once.
+ */
+export async function terminateInstance(ctx: AppContext, item: NovitaInstanceItem, why: string): Promise<void> {
+  try {
+    await ctx.store.update(item.pk, item.sk, { set: { terminatedAt: new Date(ctx.now()).toISOString() } }, { absent: ['terminatedAt'] });
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return;
+    throw error;
+  }
+  if (item.nodeId) {
+    const k = keys.node(item.nodeId);
+    await ctx.store.update(k.pk, k.sk, { set: { cordoned: true, cordonedAt: new Date(ctx.now()).toISOString() } }, { exists: true }).catch((error: unknown) => {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    });
+  }
+  if (!item.novitaInstanceId) return;
+  try {
+    await novitaCloud(ctx).deleteInstance(item.novitaInstanceId);
+    ctx.logger.info('rented instance terminated', { instanceId: item.instanceId, why });
+  } catch (error) {
+    // Recorded as terminated either way: a failed delete is for a person to see in the log.
+    ctx.logger.error('could not delete a rented instance at Novita', { instanceId: item.instanceId, why, error: (error as Error).message });
   }
 }

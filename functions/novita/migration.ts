@@ -11,6 +11,7 @@ import { POLL_EVENT } from './model.js';
 import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';
 import { setCordon } from '../fleet/nodes.js';
+import { terminateInstance } from './join.js';
 import { isSpotReclaimed, mapNovitaStatus } from './status.js';
 
 /**
@@ -324,4 +325,6 @@ async function reportReclaim(ctx: AppContext, item: NovitaInstanceItem): Promise
   // Its heartbeats may linger a moment: nothing new is placed there meanwhile.
   await setCordon(ctx, item.nodeId!, { cordoned: true });
   await emit(ctx, { type: 'cloud.instance.reclaimed', instanceId: item.instanceId, nodeId: item.nodeId! });
+  // A burst's instance is given back at once; the run rents another if it still needs one.
+  if (item.burstFor) await terminateInstance(ctx, item, 'spot reclaim');
 }

@@ -120,6 +120,8 @@ export function instanceView(item: NovitaInstanceItem) {
     ...(item.originalInstanceId ? { originalInstanceId: item.originalInstanceId } : {}),
     ...(item.migratedTo ? { migratedTo: item.migratedTo } : {}),
     ...(item.joinFleet ? { joinFleet: true, pricePerHour: item.price, spot: item.billingMode === 'spot' } : {}),
+    ...(item.burstFor ? { burstFor: item.burstFor } : {}),
+    ...(item.terminatedAt ? { terminatedAt: item.terminatedAt } : {}),
   };
 }
 

@@ -57,6 +57,10 @@ export const instanceResponse = z.object({
   joinFleet: z.boolean().optional(),
   pricePerHour: z.number().optional(),
   spot: z.boolean().optional(),
+  /** The training job a burst rented it for. */
+  burstFor: z.string().optional(),
+  /** When the control plane gave it back (burst: the job ended or its node was lost). */
+  terminatedAt: z.string().optional(),
   /** The node it registered as (join_fleet); null until it has. */
   node: z.object({ id: z.string(), name: z.string(), status: z.string() }).nullable().optional(),
 });

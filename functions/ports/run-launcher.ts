@@ -11,6 +11,8 @@ export interface RunAsk {
 /** What about the start decides where it can run: a process node runs only runs that give a command. */
 export interface RunStart {
   command?: readonly string[] | undefined;
+  /** Only this node (by name) may take it: a burst job's own rented node. */
+  onlyNodeName?: string;
 }
 
 export type Placement = { nodeId: string } | { reason: string };

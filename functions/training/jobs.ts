@@ -80,6 +80,7 @@ export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobI
     statusSeq: 1,
     runActive: false,
     skippedFirings: 0,
+    ...(input.cloud ? { cloud: input.cloud } : {}),
     // No schedule: it runs once, now. Recorded first so the sweep fires it if the event is lost.
     ...(input.schedule ? {} : { requestedSlot: now }),
   };

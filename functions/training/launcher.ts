@@ -26,11 +26,15 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
       const now = ctx.now();
       const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
       if (!schedulable.length) return { reason: 'no online node that is not cordoned' };
-      const nodes = schedulable.filter((n) => canRun(n, start));
+      const nodes = schedulable.filter(
+        (n) => canRun(n, start) && (start.onlyNodeName === undefined || n.nodeName === start.onlyNodeName),
+      );
       if (!nodes.length)
         return {
           reason:
-            'no online node can run it: process nodes (no container engine) run only jobs that give a command',
+            start.onlyNodeName !== undefined
+              ? 'it runs on its own rented node only (cloud.always)'
+              : 'no online node can run it: process nodes (no container engine) run only jobs that give a command',
         };
       const used = new Map<string, RunAsk & { runs: number }>();
       const hold = (nodeId: string, r: RunAsk, runs: number) => {

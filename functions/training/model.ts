@@ -4,6 +4,7 @@ import { keys, trainingKeys } from '../core/keys.js';
 import type { InstanceResources } from '../orchestrator/resources.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { JobStatus } from './state.js';
+import type { CloudBurst } from './schemas.js';
 
 /** `train-` and 8 hex digits, as the API documents (`train-a1b2c3d4`). */
 export const newJobId = () => `train-${randomBytes(4).toString('hex')}`;
@@ -49,6 +50,10 @@ export interface JobItem extends StoreItem {
   skippedFirings: number;
   /** Attempts ended by a rented node taken back: retried without counting against maxRetries. */
   preemptionCount?: number;
+  /** Burst: rent a cloud instance that joins when the fleet has no room. */
+  cloud?: CloudBurst;
+  /** The instance rented for its current attempt (functions/training/burst.ts). */
+  burstInstanceId?: string;
 }
 
 /**
@@ -163,6 +168,7 @@ export function jobView(j: JobItem) {
     created_at: apiTime(j.createdAt),
     updated_at: apiTime(j.updatedAt),
     skipped_firings: j.skippedFirings,
+    cloud: j.cloud ?? null,
     preemption_count: j.preemptionCount ?? 0,
   };
 }

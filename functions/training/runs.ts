@@ -17,6 +17,7 @@ import {
 import { jobScheduleName, retryScheduleName } from './schedules.js';
 import { trainingSettings } from './settings.js';
 import { getNode } from '../fleet/nodes.js';
+import { burst, releaseBurst } from './burst.js';
 import { decideAfterAttempt, type AttemptOutcome } from './state.js';
 
 /**
@@ -143,16 +144,19 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
   }
   const settings = trainingSettings(ctx);
   const launcher = launcherFor(ctx);
+  // `cloud.always`: only the job's own rented node takes it.
   const placement = await launcher.choose(run.reserve ?? reservation(job), run.avoid ?? [], {
     command: job.command,
+    ...(job.cloud?.always ? { onlyNodeName: job.burstInstanceId ?? '' } : {}),
   });
   const k = runItemKey(jobId, slot, attempt);
   if ('reason' in placement) {
+    const waiting = job.cloud ? await burst(ctx, job, run, placement.reason) : placement.reason;
     await ctx.store
       .update(
         k.pk,
         k.sk,
-        { set: { waiting: placement.reason, checkedAt: now } },
+        { set: { waiting, checkedAt: now } },
         { equals: { status: 'pending' } },
       )
       .catch((error: unknown) => {
@@ -268,6 +272,7 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
         { set: { completedAt: iso(now), errorMessage: null, runActive: false } },
         on,
       );
+      await releaseBurst(ctx, job);
       return;
     case 'fail':
       await transitionJob(
@@ -277,6 +282,7 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
         { set: { completedAt: iso(now), errorMessage: decision.errorMessage, runActive: false } },
         on,
       );
+      await releaseBurst(ctx, job);
       return;
     case 'retry': {
       const next = runKey(run.slot, decision.attempt);
