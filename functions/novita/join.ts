@@ -67,18 +67,34 @@ export async function linkInstanceNode(
  * Gives a rented instance back: deleted at Novita, recorded as terminated, its node cordoned (it
  * goes offline and the nodes sweep retires it). Idempotent: the record is marked first, once.
  */
-export async function terminateInstance(ctx: AppContext, item: NovitaInstanceItem, why: string): Promise<void> {
+export async function terminateInstance(
+  ctx: AppContext,
+  item: NovitaInstanceItem,
+  why: string,
+): Promise<void> {
   try {
-    await ctx.store.update(item.pk, item.sk, { set: { terminatedAt: new Date(ctx.now()).toISOString() } }, { absent: ['terminatedAt'] });
+    await ctx.store.update(
+      item.pk,
+      item.sk,
+      { set: { terminatedAt: new Date(ctx.now()).toISOString() } },
+      { absent: ['terminatedAt'] },
+    );
   } catch (error) {
     if (error instanceof ConditionFailedError) return;
     throw error;
   }
   if (item.nodeId) {
     const k = keys.node(item.nodeId);
-    await ctx.store.update(k.pk, k.sk, { set: { cordoned: true, cordonedAt: new Date(ctx.now()).toISOString() } }, { exists: true }).catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    });
+    await ctx.store
+      .update(
+        k.pk,
+        k.sk,
+        { set: { cordoned: true, cordonedAt: new Date(ctx.now()).toISOString() } },
+        { exists: true },
+      )
+      .catch((error: unknown) => {
+        if (!(error instanceof ConditionFailedError)) throw error;
+      });
   }
   if (!item.novitaInstanceId) return;
   try {
@@ -86,6 +102,10 @@ export async function terminateInstance(ctx: AppContext, item: NovitaInstanceIte
     ctx.logger.info('rented instance terminated', { instanceId: item.instanceId, why });
   } catch (error) {
     // Recorded as terminated either way: a failed delete is for a person to see in the log.
-    ctx.logger.error('could not delete a rented instance at Novita', { instanceId: item.instanceId, why, error: (error as Error).message });
+    ctx.logger.error('could not delete a rented instance at Novita', {
+      instanceId: item.instanceId,
+      why,
+      error: (error as Error).message,
+    });
   }
 }

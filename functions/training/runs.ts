@@ -153,12 +153,7 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
   if ('reason' in placement) {
     const waiting = job.cloud ? await burst(ctx, job, run, placement.reason) : placement.reason;
     await ctx.store
-      .update(
-        k.pk,
-        k.sk,
-        { set: { waiting, checkedAt: now } },
-        { equals: { status: 'pending' } },
-      )
+      .update(k.pk, k.sk, { set: { waiting, checkedAt: now } }, { equals: { status: 'pending' } })
       .catch((error: unknown) => {
         if (!isConditionFailed(error)) throw error;
       });
