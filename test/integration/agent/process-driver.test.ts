@@ -21,13 +21,10 @@ import { createLogger } from '../../../agent/log.js';
 const spec = (over: Partial<ContainerSpec> & { instanceId: string }): ContainerSpec =>
   containerSpec.parse({ imageId: 'ignored:latest', name: over.instanceId, kind: 'run', ...over });
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** A process that is not gone nor a zombie waiting to be reaped. */
+const alive = async (pid: number) => {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 };
 
 describe('process driver', () => {
@@ -115,11 +112,11 @@ describe('process driver', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    expect(alive(childPid)).toBe(true);
+    expect(await alive(childPid)).toBe(true);
     await engine.stop(c.id, 5);
     const after = await engine.inspect(c.id);
     expect(after).toMatchObject({ state: 'exited', exitCode: 0 });
-    expect(alive(childPid)).toBe(false);
+    expect(await alive(childPid)).toBe(false);
 
     await engine.start(c.id);
     expect(await engine.inspect(c.id)).toMatchObject({ state: 'running', restartCount: 1 });
