@@ -6,6 +6,7 @@ import { createChannel, runCommandLoop, sameChannel, type CommandChannel } from 
 import { ControlPlaneClient } from './client.js';
 import type { AgentConfig } from './config.js';
 import { DockerEngine } from './engine/docker.js';
+import { ProcessEngine } from './engine/process.js';
 import type { EngineCapabilities, EngineDriver } from './engine/types.js';
 import { OutputFollower } from './follow.js';
 import { EventReporter } from './events.js';
@@ -82,17 +83,34 @@ export async function runAgent(
     version: AGENT_VERSION,
     url: config.url,
     stateDir: config.stateDir,
-    engine: deps.docker ? 'client given by the caller' : describeEngineEndpoint(),
+    engine:
+      config.driver === 'process'
+        ? 'process driver'
+        : deps.docker
+          ? 'client given by the caller'
+          : describeEngineEndpoint(),
   });
 
   const jetson = await collectors.jetson().catch(() => null);
-  const docker = deps.docker ?? new Docker();
-  const engineSocket = (docker.modem as { socketPath?: string }).socketPath;
-  const engine = new DockerEngine(docker, {
-    nodeName: config.nodeName,
-    logger: log,
-    jetson: jetson !== null,
-  });
+  let engine: EngineDriver;
+  let engineSocket: string | undefined;
+  if (config.driver === 'process') {
+    const gpus = await collectors.gpus().catch(() => []);
+    engine = new ProcessEngine({
+      nodeName: config.nodeName,
+      root: statePaths(config.stateDir).processes,
+      logger: log,
+      gpuCount: gpus.length,
+    });
+  } else {
+    const docker = deps.docker ?? new Docker();
+    engineSocket = (docker.modem as { socketPath?: string }).socketPath;
+    engine = new DockerEngine(docker, {
+      nodeName: config.nodeName,
+      logger: log,
+      jetson: jetson !== null,
+    });
+  }
   const caps = await waitForEngine(engine, signal, log);
   if (!caps) return;
 

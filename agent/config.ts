@@ -29,6 +29,8 @@ export interface AgentConfig {
   installBundle?: string;
   /** What containers may do on this node (mounts, privileges); only the node's owner sets it. */
   policy?: NodePolicy;
+  /** `container` (Docker/Podman) or `process` (commands as process groups, for hosts without an engine). */
+  driver?: 'container' | 'process';
 }
 
 export const USAGE = `Usage: fleet-agent [options]
@@ -52,6 +54,8 @@ Options (flag > environment > config file > default):
                          (POST /api/build/build)  FLEET_BUILD_ROOT   (off)
   --allow-exec           let the control plane run shell commands on this host
                          (POST /api/ssh/exec-node)  FLEET_ALLOW_EXEC=true   (off)
+  --driver <driver>      container|process: process runs each start's command as a
+                         process group (hosts without an engine)  FLEET_DRIVER  (container)
   Node policy (the control plane cannot change it; all off by default):
   --allow-host-paths p,p host folders containers may bind-mount  FLEET_ALLOW_HOST_PATHS
                          (default /var/lib/fleet/checkpoints; / is never allowed)
@@ -88,6 +92,7 @@ const fileSchema = z
     logFormat: z.string().optional(),
     buildRoot: z.string().optional(),
     allowExec: z.boolean().optional(),
+    driver: z.enum(['container', 'process']).optional(),
     policy: z
       .object({
         allowHostPaths: z.array(z.string()).optional(),
@@ -203,6 +208,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
         'log-format': { type: 'string' },
         'build-root': { type: 'string' },
         'allow-exec': { type: 'boolean' },
+        driver: { type: 'string' },
         'allow-host-paths': { type: 'string' },
         'allow-engine-socket': { type: 'boolean' },
         'allow-privileged': { type: 'boolean' },
@@ -298,6 +304,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
     values['allow-exec'] === true ||
     (execEnv !== undefined ? explicitFlag(execEnv, 'FLEET_ALLOW_EXEC') : file.allowExec === true);
   if (allowExec) config.allowExec = true;
+  const driver = str(values['driver']) ?? str(env['FLEET_DRIVER']) ?? file.driver;
+  if (driver !== undefined) {
+    if (driver !== 'container' && driver !== 'process')
+      throw new ConfigError(`driver "${driver}" is not one of container, process`);
+    config.driver = driver;
+  }
   const installBundle = str(env['FLEET_AGENT_BUNDLE']);
   if (installBundle) config.installBundle = resolve(installBundle);
   return { kind: 'run', config };

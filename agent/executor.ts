@@ -14,6 +14,7 @@ import type { Delivery } from './channel.js';
 import type { OutputFollower } from './follow.js';
 import { DiskLimitUnsupportedError, EngineError, GpuUnsupportedError } from './engine/errors.js';
 import { ensureStarted } from './engine/startup.js';
+import { ProcessDriverRefusal } from './engine/process.js';
 import type { EngineDriver, ManagedContainer } from './engine/types.js';
 import { buildAndPush } from './image-build.js';
 import { runHostCommand } from './host-exec.js';
@@ -227,6 +228,7 @@ export class CommandExecutor {
     const fromEngine =
       error instanceof EngineError ||
       error instanceof DiskLimitUnsupportedError ||
+      error instanceof ProcessDriverRefusal ||
       error instanceof GpuUnsupportedError;
     if (!fromEngine) return message;
     const caps = await this.options.engine.capabilities().catch(() => null);
@@ -407,6 +409,7 @@ function describe(c: ManagedContainer) {
 
 /** "Docker Engine 20.10.24" or "Podman 4.3.1". */
 export function engineTitle(caps: { name: string; version: string }): string {
+  if (caps.name === 'process') return 'process driver';
   return `${caps.name === 'podman' ? 'Podman' : 'Docker Engine'} ${caps.version}`;
 }
 

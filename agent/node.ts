@@ -109,6 +109,7 @@ export async function buildRegisterRequest(
       version: input.engine.version,
       gpuRuntime: input.engine.gpuRuntime,
     };
+    request.driver = input.engine.name === 'process' ? 'process' : 'container';
   }
   return request;
 }

@@ -60,8 +60,12 @@ export const storedRegistration = z.object({
 export type StoredRegistration = z.infer<typeof storedRegistration>;
 
 /** Paths under the agent's state folder. */
-export function statePaths(stateDir: string): { registration: string; journal: string } {
-  return { registration: join(stateDir, 'registration.json'), journal: join(stateDir, 'journal.json') };
+export function statePaths(stateDir: string): { registration: string; journal: string; processes: string } {
+  return {
+    registration: join(stateDir, 'registration.json'),
+    journal: join(stateDir, 'journal.json'),
+    processes: join(stateDir, 'processes'),
+  };
 }
 
 /** The last registration, or null when none was stored or it is unreadable (then register afresh). */

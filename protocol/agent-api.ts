@@ -127,4 +127,5 @@ export const START_REFUSALS: readonly string[] = [
   'DiskLimitUnsupportedError',
   'GpuUnsupportedError',
   'NodePolicyError',
+  'ProcessDriverRefusal',
 ];

@@ -82,6 +82,9 @@ export const jetsonSchema = z.object({
 });
 export type JetsonInfo = z.infer<typeof jetsonSchema>;
 
+export const NODE_DRIVERS = ['container', 'process'] as const;
+export type NodeDriver = (typeof NODE_DRIVERS)[number];
+
 export const registerRequest = z.object({
   nodeName: z
     .string()
@@ -111,6 +114,11 @@ export const registerRequest = z.object({
    * agents leave it out (the control plane then leaves the judgement to the node).
    */
   policy: reportedPolicy.optional(),
+  /**
+   * What runs a start: `container` (Docker/Podman; older agents leave it out) or `process` (the
+   * start's command as a process group, no image: hosts without a container engine).
+   */
+  driver: z.enum(NODE_DRIVERS).optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 
@@ -215,7 +223,12 @@ export const agentEvent = z.discriminatedUnion('type', [
     instanceId: z.string(),
     lines: z.array(z.string().max(4096)).max(200),
     /** Lines left out since the last batch: the container wrote faster than the agent forwards. */
-    dropped: z.number().int().min(0).max(2 ** 31).default(0),
+    dropped: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31)
+      .default(0),
     at: z.string(),
   }),
   z.object({

@@ -210,6 +210,10 @@ export class HttpNovitaCloud implements NovitaCloud {
     return { id: str(json?.id) ?? str(json?.instanceId) ?? instanceId };
   }
 
+  async deleteInstance(instanceId: string): Promise<void> {
+    await this.call('POST', '/gpu/instance/delete', { instanceId });
+  }
+
   async ping(): Promise<void> {
     await this.call('GET', '/gpu/instances?pageSize=1&pageNum=1');
   }

@@ -135,7 +135,8 @@ export function toSchedNode(w: Worker): SchedNode {
   return {
     id: w.id,
     // A cordoned node takes no new task nor model; what it runs stays unless it is drained.
-    online: w.online && !isCordoned(w.node),
+    // A process node runs no model server (tasks are forwarded to a container's published port).
+    online: w.online && !isCordoned(w.node) && w.node.driver !== 'process',
     gpuMemoryTotalMb: w.gpuMemoryTotalMb,
     ...(w.gpuMemoryUsedMb !== undefined ? { gpuMemoryUsedMb: w.gpuMemoryUsedMb } : {}),
     loadedModels: w.resident,

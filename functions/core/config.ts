@@ -203,6 +203,12 @@ export const configSchema = z.object({
   INSTALL_JOIN_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(900).default(120),
   /** The vault credential (id or name) POST /api/network/auto-join-all uses when the request names none. */
   AUTO_JOIN_CREDENTIAL: z.string().min(1).optional(),
+  /** Burst (training jobs with `cloud`): the Novita template rented instances start from; unset: no bursts. */
+  CLOUD_BURST_TEMPLATE_ID: z.string().min(1).optional(),
+  /** At most this many rented burst instances at a time. */
+  CLOUD_BURST_MAX_INSTANCES: z.coerce.number().int().min(0).default(2),
+  /** Spend cap per UTC day for bursts, in Novita's price units; each instance counts at least one hour. */
+  CLOUD_BURST_MAX_SPEND_PER_DAY: z.coerce.number().min(0).default(1_000_000),
   /** The control plane URL new hosts are given; default: the URL the installing agent uses. */
   INSTALL_CONTROL_PLANE_URL: z.string().url().optional(),
 });

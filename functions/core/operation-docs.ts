@@ -315,7 +315,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   // ------------------------------------------------------------------ nodes and clusters
   'GET /api/nodes/': {
     description:
-      'Every registered node. `cpu`, `memory`, `gpu` (utilisation), `gpu_memory` and `disk` are percentages (0-100) from the last heartbeat; `temperature` is the hottest GPU in °C; `status` is `online` while heartbeats arrive; `policy` is what the node\'s owner lets containers do there, as its agent reported it (null for an agent that reports none).',
+      'Every registered node. `cpu`, `memory`, `gpu` (utilisation), `gpu_memory` and `disk` are percentages (0-100) from the last heartbeat; `temperature` is the hottest GPU in °C; `status` is `online` while heartbeats arrive; `policy` is what the node\'s owner lets containers do there, as its agent reported it (null for an agent that reports none). `driver`: `container` (Docker/Podman) or `process` (no container engine: runs only starts that give a command, no model servers). `cloud_instance`: the rented instance a node is (its id, price per hour in Novita’s units, spot or not), else null.',
     response: {
       nodes: [
         {
@@ -342,6 +342,8 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
             allow_host_pid: false,
             allow_capabilities: [],
           },
+          driver: 'container',
+          cloud_instance: null,
         },
       ],
     },
@@ -906,7 +908,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   // ------------------------------------------------------------------ training
   'POST /jobs': {
     description:
-      'Creates a training job. With `schedule` (5-field cron, read in `timezone`, default UTC) it fires on the cron; without one it runs once, now. A failed run is retried up to `max_retries` times (default 3) with backoff. `resources`: `cpu_limit` in cores, `memory_limit` a size (`"8g"`), `gpus` a count. The checkpoint folder is mounted at `checkpoint_path` (and in CHECKPOINT_DIR).',
+      'Creates a training job. With `schedule` (5-field cron, read in `timezone`, default UTC) it fires on the cron; without one it runs once, now. A failed run is retried up to `max_retries` times (default 3) with backoff. `resources`: `cpu_limit` in cores, `memory_limit` a size (`"8g"`), `gpus` a count. The checkpoint folder is mounted at `checkpoint_path` (and in CHECKPOINT_DIR). `cloud` (`product`, `region`, `max_price_per_hour`, `spot`, `always`): when no fleet node has room for a run (or always), a Novita instance is rented that joins the fleet and takes it, and is terminated when the job ends; CLOUD_BURST_MAX_INSTANCES and CLOUD_BURST_MAX_SPEND_PER_DAY cap bursts, and a refused burst is the run’s `waiting_reason`. A run ended by a rented node taken back (spot reclaim) is a preemption: retried at once, counted in `preemption_count`, not in `retry_count`.',
     request: {
       name: 'resnet50-nightly',
       image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
@@ -937,6 +939,8 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       created_at: '2026-01-15T10:00:00Z',
       updated_at: '2026-01-15T10:00:00Z',
       skipped_firings: 0,
+      cloud: null,
+      preemption_count: 0,
     },
   },
   'GET /jobs': {
@@ -980,6 +984,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
           error: null,
           waiting_reason: null,
           log_tail: 'epoch 10 loss 0.081\ntraining done\n',
+          preempted: false,
         },
       ],
       total: 1,
@@ -1006,7 +1011,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   // ------------------------------------------------------------------ Novita
   'POST /api/instances': {
     description:
-      'Creates a Novita GPU instance: the cheapest deployable product named `productName` in `region` (default CN-HK-01), `gpuNum` GPUs (default 1), a root disk of `rootfsSize` GB (default 60). It is watched until running; `webhookUrl` gets its status changes. 503 while no Novita key is set.',
+      'Creates a Novita GPU instance: the cheapest deployable product named `productName` in `region` (default CN-HK-01), `gpuNum` GPUs (default 1), a root disk of `rootfsSize` GB (default 60). It is watched until running; `webhookUrl` gets its status changes. 503 while no Novita key is set. `join_fleet: true` (with `cluster` and `labels`) makes the instance’s startup command fetch and run the agent with the process driver and a join token for that instance only (one use, its node name only): it registers as a node named after the instance (`inst-…`); `spot` picks spot billing for this instance.',
     request: {
       name: 'finetune-1',
       productName: 'RTX 4090 24GB',
@@ -1019,7 +1024,8 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     description: 'Managed instances, newest first; filter by status, page with limit and offset.',
   },
   'GET /api/instances/{instanceId}': {
-    description: 'One instance: status, port mappings, connection details and cost per hour.',
+    description:
+      'One instance: status, port mappings, connection details and cost per hour. A `join_fleet` instance also shows `pricePerHour`, `spot`, `node` (the node it registered as, null until then), `burstFor` (the training job a burst rented it for) and `terminatedAt`.',
     params: { instanceId: 'inst-0123456789' },
   },
   'GET /api/metrics': {

@@ -24,6 +24,8 @@ const job = {
   created_at: '2026-01-10T09:00:00Z',
   updated_at: '2026-01-15T03:12:40Z',
   skipped_firings: 0,
+  cloud: null,
+  preemption_count: 0,
 };
 const instance = {
   id: 'inst-4f2a9c1b7d3e',

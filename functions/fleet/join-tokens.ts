@@ -23,12 +23,29 @@ export interface JoinTokenItem extends StoreItem {
   uses: number;
   /** Absent: any number of nodes until it expires. */
   maxUses?: number;
+  /** Scoped to one node name (a rented instance's token): any other name is refused. */
+  nodeName?: string;
+  /** The rented instance the node is (written on the node it creates). */
+  cloud?: CloudNodeFacts;
+}
+
+/** What a node that is a rented cloud instance carries: which instance, its price and billing. */
+export interface CloudNodeFacts {
+  provider: 'novita';
+  instanceId: string;
+  /** Per hour, in the provider's price units (as its product list gives them). */
+  pricePerHour: number;
+  spot: boolean;
+  productName: string;
+  region: string;
 }
 
 export interface JoinTokenOptions {
   /** Shorter than JOIN_TOKEN_TTL_SECONDS, never longer. */
   ttlSeconds?: number;
   maxUses?: number;
+  nodeName?: string;
+  cloud?: CloudNodeFacts;
 }
 
 export interface JoinTokenView {
@@ -67,6 +84,8 @@ export async function issueJoinToken(
     expiresAt: Math.floor(now / 1000) + ttl,
     uses: 0,
     ...(options.maxUses !== undefined ? { maxUses: options.maxUses } : {}),
+    ...(options.nodeName ? { nodeName: options.nodeName } : {}),
+    ...(options.cloud ? { cloud: options.cloud } : {}),
   };
   await ctx.store.put(item, { notExists: true });
   return { token, item };

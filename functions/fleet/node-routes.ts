@@ -55,6 +55,17 @@ export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now(), clust
     cordoned: isCordoned(node),
     draining: isDraining(node),
     policy: policyView(node),
+    driver: node.driver ?? 'container',
+    cloud_instance: node.cloud
+      ? {
+          provider: node.cloud.provider,
+          id: node.cloud.instanceId,
+          price_per_hour: node.cloud.pricePerHour,
+          spot: node.cloud.spot,
+          product: node.cloud.productName,
+          region: node.cloud.region,
+        }
+      : null,
   };
 }
 

@@ -13,12 +13,19 @@ import {
   type MetricsRecord,
 } from './node-records.js';
 import { hashToken, newToken } from '../core/tokens.js';
-import { consumeJoinTokenUse, refundJoinTokenUse } from './join-tokens.js';
+import {
+  consumeJoinTokenUse,
+  refundJoinTokenUse,
+  type CloudNodeFacts,
+  type JoinTokenItem,
+} from './join-tokens.js';
+import { linkInstanceNode } from '../novita/join.js';
 import type {
   CommandChannel,
   Gpu,
   HeartbeatRequest,
   JetsonInfo,
+  NodeDriver,
   NodeMetrics,
   RegisterRequest,
 } from '../../protocol/messages.js';
@@ -55,6 +62,10 @@ export interface NodeItem extends StoreItem {
   engine?: { name: string; version: string; gpuRuntime: boolean };
   /** What the node lets containers do, as its agent reported it at its last registration. */
   policy?: ReportedPolicy;
+  /** What runs a start there (protocol NODE_DRIVERS); absent on records of older agents: container. */
+  driver?: NodeDriver;
+  /** A rented cloud instance (joined with its instance's join token): which, its price, spot or not. */
+  cloud?: CloudNodeFacts;
   /** SHA-256 of the agent's bearer token; the token itself is never stored. */
   tokenHash: string;
   registeredAt: string;
@@ -252,6 +263,7 @@ export async function registerNode(
     );
   }
   if (nodeId && access.kind === 'join') throw nameTaken(req.nodeName);
+  let joined: JoinTokenItem | undefined;
   if (!nodeId) {
     const use = access.kind === 'join' ? await consumeJoinTokenUse(ctx, access.token) : undefined;
     if (access.kind === 'join' && !use) {
@@ -259,6 +271,14 @@ export async function registerNode(
         'www-authenticate': 'Bearer',
       });
     }
+    if (use?.nodeName !== undefined && use.nodeName !== req.nodeName) {
+      await refundJoinTokenUse(ctx, use);
+      throw new HttpError(
+        403,
+        `This join token registers the node ${use.nodeName} only, not ${req.nodeName}`,
+      );
+    }
+    joined = use;
     const candidate = newNodeId(req.nodeName);
     try {
       await ctx.store.put({ ...guard, nodeId: candidate, nodeName: req.nodeName }, { notExists: true });
@@ -306,6 +326,7 @@ export async function registerNode(
     agentVersion: req.agentVersion,
     engine: req.engine,
     policy: req.policy,
+    driver: req.driver ?? 'container',
     tokenHash: hashToken(token),
     ...keys.nodesIndex(req.nodeName),
   };
@@ -335,8 +356,10 @@ export async function registerNode(
       status: live.status,
       loadedModels: [],
       containerStats: {},
+      ...(joined?.cloud ? { cloud: joined.cloud } : {}),
     };
     await ctx.store.put(node, { notExists: true });
+    if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
   await ctx.store.put(live);
   return {
@@ -456,6 +479,17 @@ export const isCordoned = (n: Pick<NodeItem, 'cordoned'>): boolean => n.cordoned
 export const isDraining = (n: Pick<NodeItem, 'draining'>): boolean => n.draining === true;
 
 /** Online and not cordoned: may take new work. */
+/**
+ * Whether the node can run a start: a process node (no container engine) runs only starts that
+ * give a command, and never a model server (it forwards tasks to a container's published port).
+ */
+export function canRun(
+  n: Pick<NodeItem, 'driver'>,
+  start: { command?: readonly string[] | undefined },
+): boolean {
+  return n.driver !== 'process' || (start.command?.length ?? 0) > 0;
+}
+
 export const isSchedulable = (n: NodeItem, ctx: AppContext, now = ctx.now()): boolean =>
   !isCordoned(n) && isOnline(n, ctx, now);
 

@@ -23,12 +23,16 @@ import { WEBHOOK_EVENT, deliver, deliverEvent } from './webhooks.js';
 const byInstance = z.object({ instanceId: z.string().min(1) });
 const byJob = z.object({ jobId: z.string().min(1) });
 const migrationSchedule = z.looseObject({});
+/** A joined instance's spot reclaim, seen by the migration service: what ran on its node moves. */
+export const instanceReclaimed = z.object({ instanceId: z.string().min(1), nodeId: z.string().min(1) });
+export const RECLAIMED_EVENT = 'cloud.instance.reclaimed';
 
 export const novitaEvents = {
   [POLL_EVENT]: byInstance,
   [SCHEDULE_EVENT]: migrationSchedule,
   [RUN_EVENT]: byJob,
   [WEBHOOK_EVENT]: deliverEvent,
+  [RECLAIMED_EVENT]: instanceReclaimed,
 } satisfies AreaEvents;
 
 declare module '../core/events.js' {
@@ -37,6 +41,7 @@ declare module '../core/events.js' {
     'novita.migration.schedule': typeof migrationSchedule;
     'novita.migration.run': typeof byJob;
     'novita.webhook.deliver': typeof deliverEvent;
+    'cloud.instance.reclaimed': typeof instanceReclaimed;
   }
 }
 

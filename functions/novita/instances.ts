@@ -12,6 +12,8 @@ import { chooseProduct } from './products.js';
 import { novitaCloud } from './settings.js';
 import type { InstanceStatus } from './status.js';
 import { POLL_EVENT } from './model.js';
+import { issueJoinToken } from '../fleet/join-tokens.js';
+import { joinEnvs, startupCommand } from './join.js';
 
 /** How long Novita typically takes to bring an instance up; only the estimate in the answer. */
 const TYPICAL_STARTUP_MS = 5 * 60_000;
@@ -24,6 +26,19 @@ export interface CreateInput {
   rootfsSize: number;
   region: string;
   webhookUrl?: string;
+  join_fleet?: boolean | undefined;
+  cluster?: string | undefined;
+  labels?: Record<string, string> | undefined;
+  spot?: boolean | undefined;
+}
+
+export interface CreateOptions {
+  /** The control plane URL a joining instance is given (INSTALL_CONTROL_PLANE_URL wins). */
+  baseUrl?: string;
+  /** A burst's: the training job it is rented for. */
+  burstFor?: string;
+  /** Refuse when the cheapest offer costs more per hour. */
+  maxPricePerHour?: number;
 }
 
 const caches = new WeakMap<AppContext, Map<string, { value: unknown; until: number }>>();
@@ -48,7 +63,7 @@ async function cached<T>(ctx: AppContext, key: string, load: () => Promise<T>): 
 const invalid = (field: string, msg: string, type: string) =>
   new ValidationError([{ loc: ['body', field], msg, type }], 400);
 
-export async function createInstance(ctx: AppContext, input: CreateInput) {
+export async function createInstance(ctx: AppContext, input: CreateInput, options: CreateOptions = {}) {
   // Before anything else: a receiver the control plane may not reach is a bad request.
   if (input.webhookUrl) {
     try {
@@ -59,7 +74,11 @@ export async function createInstance(ctx: AppContext, input: CreateInput) {
     }
   }
   const cloud = novitaCloud(ctx);
-  const billingMode = ctx.config.NOVITA_BILLING_MODE;
+  const billingMode = input.spot === undefined ? ctx.config.NOVITA_BILLING_MODE : input.spot ? 'spot' : 'onDemand';
+  const joinUrl = ctx.config.INSTALL_CONTROL_PLANE_URL?.replace(/\/+$/, '') ?? options.baseUrl;
+  if (input.join_fleet && !joinUrl) {
+    throw invalid('join_fleet', 'join_fleet needs the control plane URL instances reach (INSTALL_CONTROL_PLANE_URL)', 'no_control_plane_url');
+  }
   let products: NovitaProduct[];
   let template: NovitaTemplate | undefined;
   try {
@@ -94,6 +113,9 @@ export async function createInstance(ctx: AppContext, input: CreateInput) {
     });
   }
   const product = choice.product;
+  if (options.maxPricePerHour !== undefined && choice.price > options.maxPricePerHour) {
+    throw new HttpError(409, `The cheapest "${product.name}" in ${input.region} costs ${choice.price} per hour, above the most allowed (${options.maxPricePerHour})`, 'PRICE_ABOVE_LIMIT');
+  }
   if (
     (product.minRootFS !== undefined && input.rootfsSize < product.minRootFS) ||
     (product.maxRootFS !== undefined && input.rootfsSize > product.maxRootFS)
@@ -110,6 +132,22 @@ export async function createInstance(ctx: AppContext, input: CreateInput) {
   // (and the migration sweep) can find and fail, not an instance nobody knows.
   const instanceId = `inst-${randomBytes(6).toString('hex')}`;
   const createdAt = isoNow(ctx);
+  // A join token for this one instance: one use, its node name only, gone when the startup window is.
+  const join = input.join_fleet
+    ? await issueJoinToken(ctx, 'worker', {
+        maxUses: 1,
+        ttlSeconds: ctx.config.NOVITA_STARTUP_TIMEOUT_SECONDS + 600,
+        nodeName: instanceId,
+        cloud: {
+          provider: 'novita',
+          instanceId,
+          pricePerHour: choice.price,
+          spot: billingMode === 'spot',
+          productName: product.name,
+          region: input.region,
+        },
+      })
+    : undefined;
   const item: NovitaInstanceItem = {
     ...novitaKeys.instance(instanceId),
     ...novitaKeys.instanceIndexes(createdAt, instanceId, 'creating'),
@@ -126,6 +164,16 @@ export async function createInstance(ctx: AppContext, input: CreateInput) {
     billingMode,
     price: choice.price,
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
+    ...(join
+      ? {
+          joinFleet: true,
+          nodeName: instanceId,
+          joinTokenId: join.item.id,
+          ...(input.cluster ? { cluster: input.cluster } : {}),
+          ...(input.labels ? { labels: input.labels } : {}),
+        }
+      : {}),
+    ...(options.burstFor ? { burstFor: options.burstFor } : {}),
     createdAt,
   };
   await ctx.store.put(item, { notExists: true });
@@ -139,8 +187,24 @@ export async function createInstance(ctx: AppContext, input: CreateInput) {
       imageUrl: template.imageUrl,
       ...(template.imageAuth ? { imageAuth: template.imageAuth } : {}),
       ...(template.ports ? { ports: template.ports } : {}),
-      ...(template.envs ? { envs: template.envs } : {}),
-      ...(template.command ? { command: template.command } : {}),
+      ...(join
+        ? {
+            envs: [
+              ...(template.envs ?? []),
+              ...joinEnvs({
+                url: joinUrl!,
+                nodeName: instanceId,
+                token: join.token,
+                ...(input.cluster ? { cluster: input.cluster } : {}),
+                ...(input.labels ? { labels: input.labels } : {}),
+              }),
+            ],
+            command: startupCommand(),
+          }
+        : {
+            ...(template.envs ? { envs: template.envs } : {}),
+            ...(template.command ? { command: template.command } : {}),
+          }),
       clusterId: input.region,
       kind: 'gpu',
       billingMode,

@@ -10,6 +10,8 @@ import type { ExecutionStatus, MigrationItem, MigrationSummary } from './migrati
 import { POLL_EVENT } from './model.js';
 import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';
+import { setCordon } from '../fleet/nodes.js';
+import { terminateInstance } from './join.js';
 import { isSpotReclaimed, mapNovitaStatus } from './status.js';
 
 /**
@@ -205,6 +207,13 @@ export async function runMigration(ctx: AppContext, jobId: string): Promise<void
       if (item && !exec.dryRun) item = await refreshStatus(ctx, item, n);
       if (n.status !== 'exited') continue;
       summary.exitedInstances++;
+      if (item?.joinFleet) {
+        // A fleet node: what ran there moves to another node; the instance is not migrated
+        // (a migration keeps no new data on the system disk, the agent's registration included).
+        if (item.nodeId && isSpotReclaimed(n) && !exec.dryRun) await reportReclaim(ctx, item);
+        summary.skippedInstances++;
+        continue;
+      }
       const ok =
         item &&
         isSpotReclaimed(n) &&
@@ -302,4 +311,20 @@ async function refreshStatus(ctx: AppContext, item: NovitaInstanceItem, n: Novit
     // Changed meanwhile: the claim's version check will see the current item.
     return (await ctx.store.get<NovitaInstanceItem>(item.pk, item.sk)) ?? item;
   }
+}
+
+/** Once per instance: the reclaim goes to the areas that had work on its node. */
+async function reportReclaim(ctx: AppContext, item: NovitaInstanceItem): Promise<void> {
+  try {
+    await ctx.store.update(item.pk, item.sk, { set: { reclaimedAt: isoNow(ctx) } }, { absent: ['reclaimedAt'] });
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return;
+    throw error;
+  }
+  ctx.logger.warn('a fleet node’s spot instance was reclaimed', { instanceId: item.instanceId, nodeId: item.nodeId });
+  // Its heartbeats may linger a moment: nothing new is placed there meanwhile.
+  await setCordon(ctx, item.nodeId!, { cordoned: true });
+  await emit(ctx, { type: 'cloud.instance.reclaimed', instanceId: item.instanceId, nodeId: item.nodeId! });
+  // A burst's instance is given back at once; the run rents another if it still needs one.
+  if (item.burstFor) await terminateInstance(ctx, item, 'spot reclaim');
 }

@@ -53,6 +53,19 @@ export interface NovitaInstanceItem extends StoreItem {
   /** A migration in progress: `{jobId, at}`, so two runs never migrate it twice. */
   migrationClaim?: { jobId: string; at: string };
   migrationFailedAt?: string;
+  /** join_fleet: the node name it registers as, and the node once it has. */
+  joinFleet?: boolean;
+  nodeName?: string;
+  nodeId?: string;
+  joinedAt?: string;
+  cluster?: string;
+  labels?: Record<string, string>;
+  joinTokenId?: string;
+  /** Rented by a burst for this training job (functions/training/burst.ts). */
+  burstFor?: string;
+  terminatedAt?: string;
+  /** Its spot reclaim was reported (once) to what ran on its node. */
+  reclaimedAt?: string;
 }
 
 export const isoNow = (ctx: AppContext) => new Date(ctx.now()).toISOString();
@@ -106,6 +119,9 @@ export function instanceView(item: NovitaInstanceItem) {
     ...(item.error ? { error: item.error } : {}),
     ...(item.originalInstanceId ? { originalInstanceId: item.originalInstanceId } : {}),
     ...(item.migratedTo ? { migratedTo: item.migratedTo } : {}),
+    ...(item.joinFleet ? { joinFleet: true, pricePerHour: item.price, spot: item.billingMode === 'spot' } : {}),
+    ...(item.burstFor ? { burstFor: item.burstFor } : {}),
+    ...(item.terminatedAt ? { terminatedAt: item.terminatedAt } : {}),
   };
 }
 

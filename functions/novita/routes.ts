@@ -1,4 +1,6 @@
 import { HttpError } from '../core/errors.js';
+import { getNode, isOnline } from '../fleet/nodes.js';
+import { baseUrlOf } from '../system/install.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { createInstance, listInstances, requireInstance } from './instances.js';
 import { computeMetrics } from './metrics.js';
@@ -68,7 +70,7 @@ export function novitaRoutes(): AnyRoute[] {
         502: 'Novita answered with an error',
         503: 'Novita unreachable, throttling, or out of capacity',
       },
-      handler: async (req, ctx) => createInstance(ctx, req.body),
+      handler: async (req, ctx) => createInstance(ctx, req.body, { baseUrl: baseUrlOf(req.headers) }),
     }),
     route({
       ...common('Novita instances', 'status'),
@@ -92,7 +94,15 @@ export function novitaRoutes(): AnyRoute[] {
       params: instanceParams,
       response: instanceResponse,
       responses: { ...limits, 404: 'INSTANCE_NOT_FOUND' },
-      handler: async (req, ctx) => instanceView(await requireInstance(ctx, req.params.instanceId)),
+      handler: async (req, ctx) => {
+        const item = await requireInstance(ctx, req.params.instanceId);
+        if (!item.joinFleet) return instanceView(item);
+        const node = item.nodeId ? await getNode(ctx, item.nodeId) : undefined;
+        return {
+          ...instanceView(item),
+          node: node ? { id: node.nodeId, name: node.nodeName, status: isOnline(node, ctx) ? 'online' : 'offline' } : null,
+        };
+      },
     }),
     route({
       ...common('Novita metrics', 'general'),

@@ -14,6 +14,15 @@ export const createBody = z.object({
   rootfsSize: z.number(required('rootfsSize', 'number')).int().min(10, 'rootfsSize must be at least 10 GB').max(6144, 'rootfsSize must be at most 6144 GB').default(60),
   region: z.string(required('region', 'string')).trim().min(1).max(64).default('CN-HK-01'),
   webhookUrl: z.url({ protocol: /^https?$/, error: 'webhookUrl must be an http(s) URL' }).max(2048).optional(),
+  /** The instance runs the agent (process driver) and registers as a node named after the instance. */
+  join_fleet: z.boolean({ error: 'join_fleet must be a boolean' }).optional(),
+  cluster: z.string().trim().min(1).max(128).optional(),
+  labels: z
+    .record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label keys: letters, digits, . _ / -'), z.string().max(256).regex(/^[^,=]*$/, 'label values may not hold , or ='))
+    .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels')
+    .optional(),
+  /** Spot billing for this instance (default: NOVITA_BILLING_MODE). */
+  spot: z.boolean({ error: 'spot must be a boolean' }).optional(),
 });
 
 export const createResponse = z.object({
@@ -45,6 +54,15 @@ export const instanceResponse = z.object({
   error: z.object({ code: z.string(), message: z.string() }).optional(),
   originalInstanceId: z.string().optional(),
   migratedTo: z.string().optional(),
+  joinFleet: z.boolean().optional(),
+  pricePerHour: z.number().optional(),
+  spot: z.boolean().optional(),
+  /** The training job a burst rented it for. */
+  burstFor: z.string().optional(),
+  /** When the control plane gave it back (burst: the job ended or its node was lost). */
+  terminatedAt: z.string().optional(),
+  /** The node it registered as (join_fleet); null until it has. */
+  node: z.object({ id: z.string(), name: z.string(), status: z.string() }).nullable().optional(),
 });
 
 const page = (max: number, def: number) => ({

@@ -56,6 +56,8 @@ export interface PlanNode {
   cordoned?: boolean;
   /** Draining (cordoned too): its copies move to other nodes, each retired once its replacement is placed. */
   draining?: boolean;
+  /** A process node (no container engine): runs only services that give a command. */
+  processOnly?: boolean;
 }
 
 export interface PlanService {
@@ -72,6 +74,8 @@ export interface PlanService {
   global?: boolean;
   /** Nodes whose own policy refuses its containers (fleet/node-policy.ts): never placed there. */
   refusedBy?: ReadonlySet<string>;
+  /** It gives a command, so a process node can run it. */
+  hasCommand?: boolean;
 }
 
 export interface PlanSlot {
@@ -176,7 +180,8 @@ function loadFraction(load: NodeLoad): number {
 
 /** A node with no recorded facts satisfies no constraint. */
 const eligible = (node: PlanNode, service: PlanService) =>
-  !service.constraints?.length || (node.facts !== undefined && satisfies(node.facts, service.constraints));
+  (!node.processOnly || service.hasCommand === true) &&
+  (!service.constraints?.length || (node.facts !== undefined && satisfies(node.facts, service.constraints)));
 
 function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
   if (service.nodeId) {
@@ -197,6 +202,8 @@ function reason(service: PlanService, loads: Map<string, NodeLoad>): string {
     online.every((l) => !eligible(l.node, service) || service.refusedBy?.has(l.node.id))
   )
     return "every online node's own policy refuses its containers";
+  if (!online.some((l) => eligible(l.node, service)))
+    return 'no online node can run it: process nodes (no container engine) run only services that give a command';
   return 'no online node has enough free resources';
 }
 

@@ -68,6 +68,7 @@ export const toPlanService = (s: ServiceItem, nodes: readonly NodeItem[] = []): 
   ...(s.nodeId ? { nodeId: s.nodeId } : {}),
   ...(Object.keys(s.hostPorts ?? {}).length ? { onePerNode: true } : {}),
   ...(s.global ? { global: true } : {}),
+  ...(s.command?.length ? { hasCommand: true } : {}),
   // Stored constraints were validated when written; one that no longer parses matches nothing.
   ...(s.constraints?.length
     ? {
@@ -116,6 +117,7 @@ export function planInput(
       online: isOnline(n, ctx, now),
       ...(isCordoned(n) ? { cordoned: true } : {}),
       ...(isDraining(n) ? { draining: true } : {}),
+      ...(n.driver === 'process' ? { processOnly: true } : {}),
       capacity: { cpu: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb, gpus: n.gpus.length },
       facts: { id: n.nodeId, hostname: n.hostname, labels: nodeLabels(n), arch: n.arch, os: n.os },
     })),

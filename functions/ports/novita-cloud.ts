@@ -79,6 +79,8 @@ export interface NovitaCloud {
   listInstances(page: { pageNum: number; pageSize: number }): Promise<NovitaInstance[]>;
   /** Returns the instance id after the migration (Novita's answer, or the same id). */
   migrateInstance(instanceId: string): Promise<{ id: string }>;
+  /** Terminates and removes the instance (POST /gpu/instance/delete). */
+  deleteInstance(instanceId: string): Promise<void>;
   /** A cheap authenticated call, for /health. */
   ping(): Promise<void>;
 }

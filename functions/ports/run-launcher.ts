@@ -9,6 +9,15 @@ export interface RunAsk {
   diskGb: number;
 }
 
+/** What about the start decides where it can run: a process node runs only runs that give a command. */
+export interface RunStart {
+  command?: readonly string[] | undefined;
+  /** Only this node (by name) may take it: a burst job's own rented node. */
+  onlyNodeName?: string;
+  /** The container it starts, judged against each node's own policy. */
+  spec?: PolicySubject;
+}
+
 export type Placement = { nodeId: string } | { reason: string };
 
 /**
@@ -17,10 +26,10 @@ export type Placement = { nodeId: string } | { reason: string };
  */
 export interface RunLauncher {
   /**
-   * An online node with the free capacity asked whose own policy allows `spec` (when given);
-   * nodes in `avoid` only when nothing else fits.
+   * An online node with the free capacity asked that can run `start` (its driver, its own policy
+   * for `start.spec`, its pin); nodes in `avoid` only when nothing else fits.
    */
-  choose(ask: RunAsk, avoid: readonly string[], spec?: PolicySubject): Promise<Placement>;
+  choose(ask: RunAsk, avoid: readonly string[], start?: RunStart): Promise<Placement>;
   /**
    * Why no node that could take `spec` now would run it (each one's own policy refuses it), or
    * undefined when one would or none can be judged yet. Launchers that cannot tell omit it.

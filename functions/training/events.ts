@@ -5,7 +5,7 @@ import { getNode } from '../fleet/nodes.js';
 import { activeRuns, getRun, parseInstanceId } from './model.js';
 import { deliver, deliverEvent } from './notify.js';
 import { repairJobs } from './repair.js';
-import { endAttempt, fireJob, launchRun } from './runs.js';
+import { endAttempt, fireJob, launchRun, nodeLostOutcome } from './runs.js';
 import { retryScheduleName } from './schedules.js';
 import { removeStrayRunContainers } from './strays.js';
 
@@ -72,10 +72,18 @@ async function onCommandCompleted(e: AppEvent<'command.completed'>, ctx: AppCont
 
 async function onNodeOffline(e: AppEvent<'node.offline'>, ctx: AppContext): Promise<void> {
   for (const run of await activeRuns(ctx, e.nodeId)) {
+    await endAttempt(ctx, run, await nodeLostOutcome(ctx, e.nodeId));
+  }
+}
+
+/** The migration service saw the rented node's instance exited after a spot reclaim. */
+async function onInstanceReclaimed(e: AppEvent<'cloud.instance.reclaimed'>, ctx: AppContext): Promise<void> {
+  for (const run of await activeRuns(ctx, e.nodeId)) {
     await endAttempt(ctx, run, {
       exitCode: null,
       logTail: '',
-      reason: `node ${e.nodeId} went offline during the run`,
+      reason: `the instance ${e.instanceId} of rented node ${e.nodeId} was reclaimed (spot)`,
+      preempted: true,
     });
   }
 }
@@ -102,6 +110,7 @@ export const trainingEventHandlers: AreaEventHandlers = {
   'agent.container.exited': onExited,
   'command.completed': onCommandCompleted,
   'node.offline': onNodeOffline,
+  'cloud.instance.reclaimed': onInstanceReclaimed,
   'node.online': onNodeOnline,
   'webhook.deliver': async (e, ctx) => {
     await deliver(ctx, e);

@@ -1,3 +1,4 @@
+import { releaseBurst } from './burst.js';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
 import { emit } from '../core/events.js';
@@ -87,6 +88,7 @@ export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobI
     statusSeq: 1,
     runActive: false,
     skippedFirings: 0,
+    ...(input.cloud ? { cloud: input.cloud } : {}),
     // No schedule: it runs once, now. Recorded first so the sweep fires it if the event is lost.
     ...(input.schedule ? {} : { requestedSlot: now }),
   };
@@ -204,6 +206,10 @@ export async function deleteJob(ctx: AppContext, jobId: string): Promise<void> {
     });
   }
   await releaseJobName(ctx, job.name, jobId).catch(() => undefined);
+  // A rented instance waiting for this job goes back with it.
+  await releaseBurst(ctx, job).catch((error: unknown) =>
+    ctx.logger.warn('could not give back the job’s rented instance', { jobId, error: error as Error }),
+  );
   for (const run of await jobRuns(ctx, jobId)) await ctx.store.delete(run.pk, run.sk).catch(() => undefined);
 }
 

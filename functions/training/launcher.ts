@@ -5,6 +5,7 @@ import {
   getNode,
   heartbeatIntervalSeconds,
   isOnline,
+  canRun,
   isSchedulable,
   listNodes,
   nodeQueue,
@@ -22,11 +23,22 @@ const EPS = 1e-9;
 /** The fleet behind the interface: node registry, heartbeats, command queues. */
 export function fleetLauncher(ctx: AppContext): RunLauncher {
   return {
-    async choose(ask, avoid, spec) {
+    async choose(ask, avoid, start = {}) {
       const now = ctx.now();
       const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
       if (!schedulable.length) return { reason: 'no online node that is not cordoned' };
-      const nodes = spec ? schedulable.filter((n) => !policyRefusalOn(n, spec)) : schedulable;
+      const runnable = schedulable.filter(
+        (n) => canRun(n, start) && (start.onlyNodeName === undefined || n.nodeName === start.onlyNodeName),
+      );
+      if (!runnable.length)
+        return {
+          reason:
+            start.onlyNodeName !== undefined
+              ? 'it runs on its own rented node only (cloud.always)'
+              : 'no online node can run it: process nodes (no container engine) run only jobs that give a command',
+        };
+      const spec = start.spec;
+      const nodes = spec ? runnable.filter((n) => !policyRefusalOn(n, spec)) : runnable;
       if (!nodes.length) return { reason: "every online node's own policy refuses the run's container" };
       const used = new Map<string, RunAsk & { runs: number }>();
       const hold = (nodeId: string, r: RunAsk, runs: number) => {

@@ -4,6 +4,7 @@ import { keys, trainingKeys } from '../core/keys.js';
 import type { InstanceResources } from '../orchestrator/resources.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { JobStatus } from './state.js';
+import type { CloudBurst } from './schemas.js';
 
 /** `train-` and 8 hex digits, as the API documents (`train-a1b2c3d4`). */
 export const newJobId = () => `train-${randomBytes(4).toString('hex')}`;
@@ -47,6 +48,12 @@ export interface JobItem extends StoreItem {
   /** True from a firing's claim until its last attempt settles. */
   runActive: boolean;
   skippedFirings: number;
+  /** Attempts ended by a rented node taken back: retried without counting against maxRetries. */
+  preemptionCount?: number;
+  /** Burst: rent a cloud instance that joins when the fleet has no room. */
+  cloud?: CloudBurst;
+  /** The instance rented for its current attempt (functions/training/burst.ts). */
+  burstInstanceId?: string;
 }
 
 /**
@@ -71,6 +78,8 @@ export interface RunItem extends StoreItem {
   exitCode?: number | null;
   logTail?: string;
   error?: string;
+  /** Ended because its rented node was taken back. */
+  preempted?: boolean;
   /** Why a pending run has not started yet (no node with the capacity). */
   waiting?: string;
   /** Epoch ms of the last placement try that found no node. */
@@ -159,6 +168,8 @@ export function jobView(j: JobItem) {
     created_at: apiTime(j.createdAt),
     updated_at: apiTime(j.updatedAt),
     skipped_firings: j.skippedFirings,
+    cloud: j.cloud ?? null,
+    preemption_count: j.preemptionCount ?? 0,
   };
 }
 export type JobView = ReturnType<typeof jobView>;
@@ -177,5 +188,6 @@ export function runView(r: RunItem) {
     error: r.error ?? null,
     waiting_reason: r.status === 'pending' ? (r.waiting ?? null) : null,
     log_tail: r.logTail ?? null,
+    preempted: r.preempted === true,
   };
 }

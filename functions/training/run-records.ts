@@ -136,6 +136,7 @@ export async function finishRun(
           exitCode: outcome.exitCode,
           logTail,
           ...(outcome.reason ? { error: outcome.reason } : {}),
+          ...(outcome.preempted ? { preempted: true } : {}),
         },
         remove: ['gsi1pk', 'gsi1sk'],
       },

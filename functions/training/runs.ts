@@ -16,6 +16,8 @@ import {
 } from './run-records.js';
 import { jobScheduleName, retryScheduleName } from './schedules.js';
 import { trainingSettings } from './settings.js';
+import { getNode } from '../fleet/nodes.js';
+import { burst, releaseBurst } from './burst.js';
 import { decideAfterAttempt, type AttemptOutcome } from './state.js';
 
 /**
@@ -142,20 +144,17 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
   }
   const settings = trainingSettings(ctx);
   const launcher = launcherFor(ctx);
-  const placement = await launcher.choose(
-    run.reserve ?? reservation(job),
-    run.avoid ?? [],
-    containerSpec(job, run, settings.checkpointRoot),
-  );
+  // `cloud.always`: only the job's own rented node takes it.
+  const placement = await launcher.choose(run.reserve ?? reservation(job), run.avoid ?? [], {
+    command: job.command,
+    spec: containerSpec(job, run, settings.checkpointRoot),
+    ...(job.cloud?.always ? { onlyNodeName: job.burstInstanceId ?? '' } : {}),
+  });
   const k = runItemKey(jobId, slot, attempt);
   if ('reason' in placement) {
+    const waiting = job.cloud ? await burst(ctx, job, run, placement.reason) : placement.reason;
     await ctx.store
-      .update(
-        k.pk,
-        k.sk,
-        { set: { waiting: placement.reason, checkedAt: now } },
-        { equals: { status: 'pending' } },
-      )
+      .update(k.pk, k.sk, { set: { waiting, checkedAt: now } }, { equals: { status: 'pending' } })
       .catch((error: unknown) => {
         if (!isConditionFailed(error)) throw error;
       });
@@ -255,6 +254,7 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
     exitCode: run.exitCode ?? null,
     logTail: run.logTail ?? '',
     ...(run.error ? { reason: run.error } : {}),
+    ...(run.preempted ? { preempted: true } : {}),
   };
   const decision = decideAfterAttempt(job, run.attempt, outcome, settings.retry);
   const on = { equals: { currentRun: key } };
@@ -268,6 +268,7 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
         { set: { completedAt: iso(now), errorMessage: null, runActive: false } },
         on,
       );
+      await releaseBurst(ctx, job);
       return;
     case 'fail':
       await transitionJob(
@@ -277,6 +278,7 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
         { set: { completedAt: iso(now), errorMessage: decision.errorMessage, runActive: false } },
         on,
       );
+      await releaseBurst(ctx, job);
       return;
     case 'retry': {
       const next = runKey(run.slot, decision.attempt);
@@ -284,7 +286,14 @@ export async function settleJob(ctx: AppContext, run: RunItem): Promise<void> {
         ctx,
         job,
         'retrying',
-        { set: { retryCount: decision.retryCount, currentRun: next, errorMessage: decision.errorMessage } },
+        {
+          set: {
+            retryCount: decision.retryCount,
+            currentRun: next,
+            errorMessage: decision.errorMessage,
+            ...(decision.preempted ? { preemptionCount: (job.preemptionCount ?? 0) + 1 } : {}),
+          },
+        },
         on,
       );
       if (!moved) return;
@@ -327,11 +336,7 @@ export async function resumeJob(
   if (run.status === 'running') {
     const launcher = launcherFor(ctx);
     if (run.nodeId && !(await launcher.alive(run.nodeId))) {
-      await endAttempt(ctx, run, {
-        exitCode: null,
-        logTail: '',
-        reason: `node ${run.nodeId} went offline during the run`,
-      });
+      await endAttempt(ctx, run, await nodeLostOutcome(ctx, run.nodeId));
       return;
     }
     if (run.nodeId && (await launcher.gone?.(run.nodeId, run.instanceId, startCommandId(run)))) {
@@ -347,4 +352,17 @@ export async function resumeJob(
     return;
   }
   await settleJob(ctx, run);
+}
+
+/** A run's node stopped answering: a rented node (a cloud instance) going away is a preemption. */
+export async function nodeLostOutcome(ctx: AppContext, nodeId: string): Promise<AttemptOutcome> {
+  const node = await getNode(ctx, nodeId);
+  return node?.cloud
+    ? {
+        exitCode: null,
+        logTail: '',
+        reason: `rented node ${nodeId} (instance ${node.cloud.instanceId}) went offline during the run`,
+        preempted: true,
+      }
+    : { exitCode: null, logTail: '', reason: `node ${nodeId} went offline during the run` };
 }

@@ -40,6 +40,22 @@ const env = z
   .refine((e) => !('CHECKPOINT_DIR' in e), 'CHECKPOINT_DIR is set by the orchestrator')
   .describe('Extra environment variables of the training container');
 
+/** Rent a cloud GPU that joins the fleet when no fleet node has room (or always). */
+export const cloudBurst = z
+  .object({
+    product: z.string().trim().min(1).max(255).describe('Novita product name (RTX 4090 24GB)'),
+    region: z.string().trim().min(1).max(64).default('CN-HK-01'),
+    max_price_per_hour: z
+      .number()
+      .positive()
+      .describe('The most the instance may cost per hour, in Novita’s price units (as /products lists them)'),
+    spot: z.boolean().default(true),
+    always: z.boolean().default(false).describe('Rent even when a fleet node has room'),
+  })
+  .strict()
+  .describe('Burst to a rented Novita instance that joins the fleet; terminated when the job ends');
+export type CloudBurst = z.output<typeof cloudBurst>;
+
 const fields = {
   name: displayName(z.string().trim().min(1).max(255)),
   image: z.string().trim().min(1).max(512),
@@ -78,6 +94,7 @@ export const jobCreate = z
     checkpoint_path: fields.checkpoint_path.optional().default(null),
     resources: fields.resources.optional().default({}),
     env: fields.env.optional().default({}),
+    cloud: cloudBurst.optional(),
   })
   .superRefine(checkSchedule);
 export type JobCreate = z.output<typeof jobCreate>;
@@ -133,6 +150,13 @@ export const jobResponse = z.object({
   created_at: time,
   updated_at: time,
   skipped_firings: z.number().int().describe('Firings skipped because the previous run was still going'),
+  cloud: cloudBurst.nullable(),
+  preemption_count: z
+    .number()
+    .int()
+    .describe(
+      'Attempts ended by a rented node taken back (spot reclaim); retried, not counted in retry_count',
+    ),
 });
 
 export const jobListResponse = z.object({
@@ -158,6 +182,7 @@ export const runResponse = z.object({
     .string()
     .nullable()
     .describe('The last 50 lines the run printed, kept when it ended (null while it runs)'),
+  preempted: z.boolean().describe('Ended because its rented node was taken back'),
 });
 
 export const runListResponse = z.object({

@@ -42,11 +42,20 @@ export interface AttemptOutcome {
   logTail: string;
   /** Why there is no exit code. */
   reason?: string;
+  /** Its rented node was taken back (spot reclaim, the instance lost): retried, never counted against max_retries. */
+  preempted?: boolean;
 }
 
 export type Decision =
   | { kind: 'complete' }
-  | { kind: 'retry'; retryCount: number; attempt: number; delaySeconds: number; errorMessage: string }
+  | {
+      kind: 'retry';
+      retryCount: number;
+      attempt: number;
+      delaySeconds: number;
+      errorMessage: string;
+      preempted?: boolean;
+    }
   | { kind: 'fail'; errorMessage: string };
 
 /** Lines of log kept in error_message. */
@@ -55,7 +64,7 @@ export const ERROR_LOG_LINES = 20;
 export function errorMessage(outcome: AttemptOutcome, lines = ERROR_LOG_LINES): string {
   const head =
     outcome.exitCode === null
-      ? `Attempt failed: ${outcome.reason ?? 'no exit code'}`
+      ? `${outcome.preempted ? 'Preempted' : 'Attempt failed'}: ${outcome.reason ?? 'no exit code'}`
       : `Container exited with code ${outcome.exitCode}`;
   const tail = lastLines(outcome.logTail, lines);
   return tail ? `${head}. Last log lines:\n${tail}` : head;
@@ -75,6 +84,17 @@ export function decideAfterAttempt(
 ): Decision {
   if (outcome.exitCode === 0) return { kind: 'complete' };
   const message = errorMessage(outcome);
+  if (outcome.preempted) {
+    // At once, wherever there is room; the run resumes from its checkpoint folder.
+    return {
+      kind: 'retry',
+      retryCount: job.retryCount,
+      attempt: attempt + 1,
+      delaySeconds: 0,
+      errorMessage: message,
+      preempted: true,
+    };
+  }
   if (job.retryCount >= job.maxRetries) return { kind: 'fail', errorMessage: message };
   const retryCount = job.retryCount + 1;
   return {

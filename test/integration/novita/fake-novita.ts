@@ -2,9 +2,15 @@
  * A test double of the Novita GPU instance API (v1) as a real HTTP server on 127.0.0.1, in the
  * documented shapes: `{data: [...]}` products, `{template: {Id, ...}}`, create → `{id}`, get with
  * a status progression, `{instances}` pages, migrate, 401 on a bad key, 400
- * INSUFFICIENT_RESOURCE, 429 with Retry-After. Tests steer it through its fields.
+ * INSUFFICIENT_RESOURCE, 429 with Retry-After, delete. Tests steer it through its fields.
+ *
+ * With `runStartup` set, an instance that reaches `running` runs its create's `command` (with its
+ * `envs`) as a local process group, as the instance's container would: a real agent started by a
+ * join_fleet startup command joins the control plane. A reclaim or a delete kills that group.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -36,6 +42,8 @@ export interface FakeInstance {
   spotStatus: string;
   spotReclaimTime: string;
   migrations: number;
+  command?: string;
+  envs?: { key: string; value: string }[];
 }
 
 export interface SeenRequest {
@@ -86,6 +94,10 @@ export class FakeNovita {
   migrateDelayMs = 0;
   /** Answer this many next migrate calls with 503. */
   failMigrateNext = 0;
+  /** Run each instance's startup command locally once it runs; `env` is the instance's base environment. */
+  runStartup: { env: (instanceId: string) => NodeJS.ProcessEnv } | undefined;
+  /** The startup process of each instance (by Novita id) and its output. */
+  readonly processes = new Map<string, { child: ChildProcess; output: string[]; home?: string }>();
   private server?: Server;
 
   /** The key it accepts; change it to play a revoked key. */
@@ -99,7 +111,49 @@ export class FakeNovita {
     return this;
   }
 
+  /** The instance's container goes away: its processes with it. */
+  kill(id: string): void {
+    const p = this.processes.get(id);
+    if (!p) return;
+    this.processes.delete(id);
+    const targets = [-p.child.pid!];
+    // Processes the agent started in sessions of their own live under the instance's folder.
+    if (p.home) {
+      for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+        try {
+          if (readlinkSync(`/proc/${pid}/cwd`).startsWith(`${p.home}/`)) targets.push(Number(pid));
+        } catch {
+          // gone, or not ours to read
+        }
+      }
+    }
+    for (const target of targets) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+
+  private startup(inst: FakeInstance): void {
+    if (!this.runStartup || !inst.command || this.processes.has(inst.id)) return;
+    const env: NodeJS.ProcessEnv = { ...this.runStartup.env(inst.id) };
+    for (const e of inst.envs ?? []) env[e.key] = e.value;
+    const child = spawn('/bin/sh', ['-c', inst.command], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const output: string[] = [];
+    const keep = (chunk: Buffer) => {
+      output.push(...chunk.toString().split('\n').filter(Boolean));
+      if (output.length > 300) output.splice(0, output.length - 300);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    child.on('error', () => undefined);
+    this.processes.set(inst.id, { child, output, ...(env['FLEET_AGENT_HOME'] ? { home: env['FLEET_AGENT_HOME'] } : {}) });
+  }
+
   async stop(): Promise<void> {
+    for (const id of [...this.processes.keys()]) this.kill(id);
     await new Promise<void>((resolve) => {
       this.server?.close(() => resolve());
       this.server?.closeAllConnections();
@@ -132,6 +186,11 @@ export class FakeNovita {
   reclaim(id: string): void {
     const inst = this.instances.get(id)!;
     Object.assign(inst, { status: 'exited', ahead: [], spotStatus: 'reclaimed', spotReclaimTime: '1704067200' });
+    this.kill(id);
+  }
+
+  deletes(): SeenRequest[] {
+    return this.seen.filter((r) => r.method === 'POST' && r.path.endsWith('/gpu/instance/delete'));
   }
 
   creates(): SeenRequest[] {
@@ -247,6 +306,8 @@ export class FakeNovita {
           spotStatus: b.billingMode === 'spot' ? 'running' : '',
           spotReclaimTime: '0',
           migrations: 0,
+          ...(typeof b.command === 'string' ? { command: b.command } : {}),
+          ...(Array.isArray(b.envs) ? { envs: b.envs as { key: string; value: string }[] } : {}),
         });
         return send(200, { id });
       }
@@ -255,6 +316,7 @@ export class FakeNovita {
         if (!inst) return send(404, { code: 404, reason: 'NOT_FOUND', message: 'instance not found', metadata: {} });
         const answer = this.view(inst);
         if (inst.ahead.length) inst.status = inst.ahead.shift()!;
+        if (inst.status === 'running') this.startup(inst);
         return send(200, answer);
       }
       case 'GET /gpu/instances': {
@@ -275,6 +337,13 @@ export class FakeNovita {
         // Migrated in place: same id, started again elsewhere.
         Object.assign(inst, { status: 'migrating', ahead: ['pulling', 'running'], spotStatus: 'running', spotReclaimTime: '0' });
         inst.migrations++;
+        return send(200, {});
+      }
+      case 'POST /gpu/instance/delete': {
+        const inst = this.instances.get(String(b.instanceId ?? ''));
+        if (!inst) return send(404, { code: 404, reason: 'NOT_FOUND', message: 'instance not found', metadata: {} });
+        Object.assign(inst, { status: 'removed', ahead: [] });
+        this.kill(inst.id);
         return send(200, {});
       }
       default:

@@ -29,13 +29,13 @@ export interface NovitaRig {
 /** The embedded runtime with names of its own, its Novita key in the secrets file, the fake as Novita. */
 export async function startNovitaRig(
   env: Record<string, string | undefined> = {},
-  options: { now?: () => number } = {},
+  options: { now?: () => number; port?: number } = {},
 ): Promise<NovitaRig> {
   const apiKey = `nv-test-${randomBytes(16).toString('hex')}`;
   const fake = await new FakeNovita(apiKey).start();
   const id = uniqueName('nv');
   const rt = await startRuntime({
-    port: 0,
+    port: options.port ?? 0,
     scheduleRefreshMs: 60_000,
     ...(options.now ? { now: options.now } : {}),
     env: {

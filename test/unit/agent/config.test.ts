@@ -107,6 +107,16 @@ describe('loadConfig', () => {
     );
   });
 
+  it('the driver: container unless process is asked for; anything else is an error', () => {
+    expect(run([]).driver).toBeUndefined();
+    expect(run(['--driver', 'process']).driver).toBe('process');
+    expect(run([], { FLEET_DRIVER: 'process' }).driver).toBe('process');
+    expect(run(['--driver', 'container'], { FLEET_DRIVER: 'process' }).driver).toBe('container');
+    const files = { '/d.json': JSON.stringify({ driver: 'process' }) };
+    expect(run(['--config', '/d.json'], {}, files).driver).toBe('process');
+    expect(() => run(['--driver', 'exec'])).toThrow(/driver "exec" is not one of container, process/);
+  });
+
   it('remote execution stays off unless asked for explicitly', () => {
     expect(run([]).allowExec).toBeUndefined();
     expect(run(['--allow-exec']).allowExec).toBe(true);

@@ -102,6 +102,25 @@ describe('planReconcile', () => {
     expect(none.unplaced[0]?.reason).toBe('no online node');
   });
 
+  it('places on a process node only services that give a command', () => {
+    const proc: PlanNode = { ...node('p'), processOnly: true };
+    const image = planReconcile(input({ nodes: [proc], services: [service('web', 1)] }));
+    expect(of(image, 'place')).toEqual([]);
+    expect(image.unplaced[0]?.reason).toBe(
+      'no online node can run it: process nodes (no container engine) run only services that give a command',
+    );
+    const withCommand = planReconcile(
+      input({ nodes: [proc, node('c')], services: [{ ...service('job', 2), hasCommand: true }] }),
+    );
+    expect(
+      of(withCommand, 'place')
+        .map((a) => 'nodeId' in a && a.nodeId)
+        .sort(),
+    ).toEqual(['c', 'p']);
+    const mixed = planReconcile(input({ nodes: [proc, node('c')], services: [service('web', 2)] }));
+    expect(of(mixed, 'place').map((a) => 'nodeId' in a && a.nodeId)).toEqual(['c', 'c']);
+  });
+
   it('fills memory exactly, then stops', () => {
     const plan = planReconcile(
       input({ nodes: [node('a', res(4, 1024))], services: [service('m', 3, res(0, 512))] }),

@@ -57,6 +57,18 @@ describe('after an attempt', () => {
     });
   });
 
+  it('retries a preemption at once without spending a retry, even with none left', () => {
+    const lost = { exitCode: null, logTail: '', reason: 'instance reclaimed', preempted: true };
+    expect(decideAfterAttempt({ retryCount: 3, maxRetries: 3 }, 4, lost, policy)).toEqual({
+      kind: 'retry',
+      retryCount: 3,
+      attempt: 5,
+      delaySeconds: 0,
+      errorMessage: 'Preempted: instance reclaimed',
+      preempted: true,
+    });
+  });
+
   it('fails once max_retries retries are used, with the exit code and the last log lines', () => {
     const logTail = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join('\n') + '\n';
     const d = decideAfterAttempt({ retryCount: 3, maxRetries: 3 }, 4, { exitCode: 2, logTail }, policy);

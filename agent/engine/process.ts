@@ -1,0 +1,607 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ContainerSpec } from '../../protocol/commands.js';
+import { LABELS } from '../../protocol/messages.js';
+import type { Logger } from '../log.js';
+import { writeFileAtomic } from '../state.js';
+import { ContainerNotFoundError, DiskLimitUnsupportedError, EngineError } from './errors.js';
+import type { LogTail } from './logs.js';
+import type {
+  ContainerStats,
+  EngineCapabilities,
+  EngineDiskUsage,
+  EngineDriver,
+  EngineEvent,
+  ImageBuildInput,
+  ImagePruneOutcome,
+  ManagedContainer,
+  ResourceLimits,
+  StartOptions,
+  UpdateOutcome,
+} from './types.js';
+
+/**
+ * The process driver (Nomad's `exec`, reduced): for hosts without a container engine, such as a
+ * rented cloud instance that is itself a container. A "container" here is a process group: the
+ * spec's `command` run detached (its own session, so the group is killed as one), stdout and
+ * stderr in files under the state folder, its exit code written by a small sh wrapper so an exit
+ * while the agent was down is still known. The image is not used.
+ *
+ * Limits: memory is enforced by the agent (the group's resident memory summed from /proc, the
+ * group killed with SIGKILL past it, exit 137 as the kernel's OOM kill gives); CPU is booked by
+ * placement only; a disk limit is refused. GPUs: CUDA_VISIBLE_DEVICES from the ask. Volumes are
+ * the host folders themselves: env values naming a volume's container path get its host path.
+ * Ports cannot be remapped: a port is published on its own number.
+ */
+
+/** Raised for what a process node cannot run (no command, a remapped port): a refusal, not a dead copy. */
+export class ProcessDriverRefusal extends Error {
+  override name = 'ProcessDriverRefusal';
+}
+
+interface ProcessMeta {
+  id: string;
+  name: string;
+  instanceId: string;
+  kind: ContainerSpec['kind'];
+  imageId: string;
+  labels: Record<string, string>;
+  spec: ContainerSpec;
+  env: Record<string, string>;
+  cwd: string;
+  state: 'created' | 'running' | 'exited';
+  pid: number | null;
+  /** /proc/<pid>/stat start time, so a reused pid is never taken for ours. */
+  startTicks: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  exitCode: number | null;
+  restartCount: number;
+  memoryLimitMb: number | null;
+  cpuLimit: number | null;
+  oomKilled?: boolean;
+}
+
+export interface ProcessEngineOptions {
+  nodeName: string;
+  /** Folder holding one sub-folder per process (meta, logs, exit code). */
+  root: string;
+  logger: Logger;
+  /** Whether the host has GPUs the processes can use. */
+  gpuCount?: number;
+  /** How often running groups are checked (memory limit, exits of groups started before a restart). */
+  watchMs?: number;
+}
+
+// $1: the exit file. A trapped TERM/INT/HUP waits for the command, so its own status is recorded.
+const WRAPPER = 'f=$1; shift; trap : TERM INT HUP; "$@"; echo $? > "$f"';
+const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LD_LIBRARY_PATH'];
+
+export class ProcessEngine implements EngineDriver {
+  private readonly log: Logger;
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly exits = new EventEmitter();
+  private readonly cpuSamples = new Map<string, { ticks: number; at: number }>();
+  private watchTimer: NodeJS.Timeout | null = null;
+  /** Running groups that are not our children (started before a restart): their exits are polled. */
+  private readonly following = new Set<string>();
+
+  constructor(private readonly options: ProcessEngineOptions) {
+    this.log = options.logger.child({ component: 'process-driver' });
+    this.exits.setMaxListeners(0);
+  }
+
+  async ping(): Promise<void> {
+    await mkdir(this.options.root, { recursive: true, mode: 0o700 });
+  }
+
+  async capabilities(): Promise<EngineCapabilities> {
+    const gpus = (this.options.gpuCount ?? 0) > 0;
+    return {
+      name: 'process',
+      version: process.version,
+      apiVersion: '1',
+      storageDriver: 'none',
+      backingFilesystem: null,
+      diskLimit: { supported: false, reason: 'the process driver has no per-process disk quota' },
+      gpuMode: 'none',
+      gpuRuntime: gpus,
+      runtimes: [],
+      rootDir: this.options.root,
+    };
+  }
+
+  async ensureImage(): Promise<{ pulled: boolean }> {
+    return { pulled: false };
+  }
+
+  async createAndStart(spec: ContainerSpec, options: StartOptions = {}): Promise<ManagedContainer> {
+    if (!spec.command?.length) {
+      throw new ProcessDriverRefusal(
+        `this node runs processes (no container engine): the start of ${spec.imageId} gives no command`,
+      );
+    }
+    if (spec.diskLimitGb !== undefined) {
+      throw new DiskLimitUnsupportedError(
+        spec.diskLimitGb,
+        'the process driver has no per-process disk quota',
+      );
+    }
+    const remapped = spec.ports.find((p) => p.hostPort !== 0 && p.hostPort !== p.containerPort);
+    if (remapped) {
+      throw new ProcessDriverRefusal(
+        `a process cannot have port ${remapped.containerPort} published as ${remapped.hostPort}`,
+      );
+    }
+    const existing = await this.findByInstance(spec.instanceId);
+    if (existing) {
+      if (existing.running) return existing;
+      await this.remove(existing.id, true);
+    }
+    const id = `proc-${randomUUID().replaceAll('-', '')}`;
+    const dir = this.dir(id);
+    const cwd = join(dir, 'work');
+    await mkdir(cwd, { recursive: true, mode: 0o700 });
+    const env: Record<string, string> = {};
+    for (const k of BASE_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+    for (const [k, v] of Object.entries(spec.env)) env[k] = hostPathOf(v, spec.volumes);
+    for (const v of spec.volumes) await mkdir(v.hostPath, { recursive: true });
+    const gpus = gpuVisible(spec);
+    if (gpus !== null) env['CUDA_VISIBLE_DEVICES'] = env['NVIDIA_VISIBLE_DEVICES'] = gpus;
+    const meta: ProcessMeta = {
+      id,
+      name: spec.name,
+      instanceId: spec.instanceId,
+      kind: spec.kind,
+      imageId: spec.imageId,
+      labels: {
+        ...spec.labels,
+        [LABELS.managed]: 'true',
+        [LABELS.node]: this.options.nodeName,
+        [LABELS.instance]: spec.instanceId,
+        [LABELS.image]: spec.imageId,
+        [LABELS.kind]: spec.kind,
+        ...(options.commandId ? { [LABELS.command]: options.commandId } : {}),
+        ...(options.model ? { [LABELS.model]: options.model } : {}),
+      },
+      spec,
+      env,
+      cwd,
+      state: 'created',
+      pid: null,
+      startTicks: null,
+      startedAt: null,
+      finishedAt: null,
+      exitCode: null,
+      restartCount: 0,
+      memoryLimitMb: spec.memoryLimitMb ?? null,
+      cpuLimit: spec.cpuLimit ?? null,
+    };
+    await this.save(meta);
+    await this.start(id);
+    return this.inspect(id);
+  }
+
+  async findByInstance(instanceId: string): Promise<ManagedContainer | null> {
+    const all = await this.list();
+    return all.find((c) => c.instanceId === instanceId) ?? null;
+  }
+
+  async inspect(id: string): Promise<ManagedContainer> {
+    return toManaged(await this.refresh(await this.load(id)));
+  }
+
+  async start(id: string): Promise<void> {
+    const meta = await this.refresh(await this.load(id));
+    if (meta.state === 'running') return;
+    const dir = this.dir(id);
+    const exitFile = join(dir, 'exit');
+    await rm(exitFile, { force: true });
+    const out = await open(join(dir, 'stdout.log'), 'a', 0o600);
+    const err = await open(join(dir, 'stderr.log'), 'a', 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn('/bin/sh', ['-c', WRAPPER, 'fleet-process', exitFile, ...meta.spec.command!], {
+        cwd: meta.cwd,
+        env: meta.env,
+        detached: true,
+        stdio: ['ignore', out.fd, err.fd],
+      });
+      await once(child, 'spawn');
+    } catch (error) {
+      throw new EngineError('process.start', `could not start ${meta.spec.command![0]}: ${String(error)}`);
+    } finally {
+      await out.close();
+      await err.close();
+    }
+    // Listened to at once: a command may end before the record below is written.
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    child.unref();
+    const pid = child.pid!;
+    this.children.set(id, child);
+    const started = meta.startedAt !== null;
+    Object.assign(meta, {
+      state: 'running',
+      pid,
+      startTicks: await startTicks(pid),
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      exitCode: null,
+      oomKilled: false,
+      restartCount: meta.restartCount + (started ? 1 : 0),
+    });
+    await this.save(meta);
+    void exited.then(([code, signal]) => {
+      this.children.delete(id);
+      return this.finish(id, code ?? (signal ? 128 + signalNumber(signal) : null));
+    });
+    this.ensureWatch();
+  }
+
+  async stop(id: string, timeoutSeconds: number): Promise<void> {
+    const meta = await this.refresh(await this.load(id));
+    if (meta.state !== 'running' || meta.pid === null) return;
+    const exited = this.waitExit(id);
+    killGroup(meta.pid, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(meta.pid!, 'SIGKILL'), Math.max(0, timeoutSeconds) * 1000);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async remove(id: string, force: boolean): Promise<void> {
+    const meta = await this.refresh(await this.load(id));
+    if (meta.state === 'running') {
+      if (!force) throw new EngineError('container.remove', `process ${id} is running; stop it first`, 409);
+      await this.stop(id, 0);
+    }
+    await rm(this.dir(id), { recursive: true, force: true });
+    this.cpuSamples.delete(id);
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    return (await this.logTail(id, tail)).text;
+  }
+
+  /** No stamps on a process's lines: each stream's tail, stdout then stderr. */
+  async logTail(id: string, tail: number): Promise<LogTail> {
+    await this.load(id);
+    const read = async (name: string) => lastLines(await readTail(join(this.dir(id), name)), tail);
+    const [stdout, stderr] = await Promise.all([read('stdout.log'), read('stderr.log')]);
+    const text = lastLines([stdout, stderr].filter(Boolean).join('\n'), tail);
+    return { text, stdout, stderr };
+  }
+
+  async updateLimits(id: string, limits: ResourceLimits): Promise<UpdateOutcome> {
+    if (limits.diskLimitGb !== undefined) {
+      throw new DiskLimitUnsupportedError(
+        limits.diskLimitGb,
+        'the process driver has no per-process disk quota',
+      );
+    }
+    const meta = await this.load(id);
+    if (limits.memoryLimitMb !== undefined) meta.memoryLimitMb = limits.memoryLimitMb;
+    if (limits.cpuLimit !== undefined) meta.cpuLimit = limits.cpuLimit;
+    await this.save(meta);
+    return { container: await this.inspect(id), method: 'update' };
+  }
+
+  async list(): Promise<ManagedContainer[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.options.root);
+    } catch {
+      return [];
+    }
+    const out: ManagedContainer[] = [];
+    for (const name of names.filter((n) => n.startsWith('proc-'))) {
+      const meta = await this.load(name).catch(() => null);
+      if (meta) out.push(toManaged(await this.refresh(meta)));
+    }
+    return out;
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    const meta = await this.load(id);
+    if (meta.state !== 'running' || meta.pid === null) {
+      return {
+        cpuPercent: null,
+        memoryUsageMb: null,
+        memoryLimitMb: meta.memoryLimitMb,
+        memoryPercent: null,
+      };
+    }
+    const usage = await groupUsage(meta.pid);
+    const now = Date.now();
+    const before = this.cpuSamples.get(id);
+    this.cpuSamples.set(id, { ticks: usage.cpuTicks, at: now });
+    const cpuPercent =
+      before && now > before.at
+        ? (((usage.cpuTicks - before.ticks) / CLOCK_TICKS) * 100_000) / (now - before.at)
+        : null;
+    const memoryUsageMb = usage.rssBytes / (1024 * 1024);
+    return {
+      cpuPercent: cpuPercent === null ? null : Math.max(0, cpuPercent),
+      memoryUsageMb,
+      memoryLimitMb: meta.memoryLimitMb,
+      memoryPercent: meta.memoryLimitMb ? (memoryUsageMb / meta.memoryLimitMb) * 100 : null,
+    };
+  }
+
+  async wait(id: string, signal?: AbortSignal): Promise<{ exitCode: number | null }> {
+    const exited = this.waitExit(id, signal);
+    const meta = await this.refresh(await this.load(id));
+    if (meta.state !== 'running') return { exitCode: meta.exitCode };
+    return exited;
+  }
+
+  async watchEvents(onEvent: (event: EngineEvent) => void, signal: AbortSignal): Promise<void> {
+    const listener = (event: EngineEvent) => onEvent(event);
+    this.exits.on('die', listener);
+    try {
+      if (!signal.aborted) await once(signal, 'abort');
+    } finally {
+      this.exits.off('die', listener);
+      if (this.exits.listenerCount('die') === 0 && this.watchTimer) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = null;
+      }
+    }
+  }
+
+  async pruneDanglingImages(): Promise<ImagePruneOutcome> {
+    return { imagesDeleted: [], spaceReclaimedBytes: 0 };
+  }
+
+  async diskUsage(): Promise<EngineDiskUsage> {
+    const list = await this.list();
+    const stopped = list.filter((c) => !c.running).length;
+    return {
+      layersSizeBytes: 0,
+      images: { count: 0, sizeBytes: 0, reclaimableBytes: 0 },
+      containers: { count: list.length, sizeBytes: 0, reclaimableBytes: stopped },
+      volumes: { count: 0, sizeBytes: 0 },
+      buildCacheBytes: 0,
+    };
+  }
+
+  buildImage(input: ImageBuildInput): Promise<{ imageId: string; log: string[] }> {
+    return Promise.reject(
+      new EngineError('image.build', `this node has no container engine to build ${input.tag}`, 501),
+    );
+  }
+
+  pushImage(ref: string): Promise<{ digest: string | null; log: string[] }> {
+    return Promise.reject(
+      new EngineError('image.push', `this node has no container engine to push ${ref}`, 501),
+    );
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private dir(id: string): string {
+    if (!/^proc-[0-9a-f]{32}$/.test(id))
+      throw new ContainerNotFoundError('process.inspect', `no process ${id}`, 404);
+    return join(this.options.root, id);
+  }
+
+  private async load(id: string): Promise<ProcessMeta> {
+    try {
+      return JSON.parse(await readFile(join(this.dir(id), 'meta.json'), 'utf8')) as ProcessMeta;
+    } catch (error) {
+      if (error instanceof ContainerNotFoundError) throw error;
+      throw new ContainerNotFoundError('process.inspect', `no process ${id}`, 404, { cause: error });
+    }
+  }
+
+  private save(meta: ProcessMeta): Promise<void> {
+    return writeFileAtomic(join(this.dir(meta.id), 'meta.json'), JSON.stringify(meta));
+  }
+
+  private waitExit(id: string, signal?: AbortSignal): Promise<{ exitCode: number | null }> {
+    return new Promise((resolve, reject) => {
+      const onDie = (event: EngineEvent) => {
+        if (event.containerId !== id) return;
+        this.exits.off('die', onDie);
+        resolve({ exitCode: event.exitCode });
+      };
+      this.exits.on('die', onDie);
+      signal?.addEventListener('abort', () => {
+        this.exits.off('die', onDie);
+        reject(signal.reason as Error);
+      });
+    });
+  }
+
+  /** A group started before the agent restarted is not our child: its liveness is read from /proc. */
+  private async refresh(meta: ProcessMeta): Promise<ProcessMeta> {
+    if (meta.state !== 'running' || meta.pid === null || this.children.has(meta.id)) return meta;
+    if (await alive(meta.pid, meta.startTicks)) {
+      this.following.add(meta.id);
+      this.ensureWatch();
+      return meta;
+    }
+    return (await this.finish(meta.id, null)) ?? meta;
+  }
+
+  private finishing = new Map<string, Promise<ProcessMeta | null>>();
+
+  /** Records the exit once (the wrapper's exit file wins over what the agent saw) and announces it. */
+  private finish(id: string, observed: number | null): Promise<ProcessMeta | null> {
+    const inFlight = this.finishing.get(id);
+    if (inFlight) return inFlight;
+    const done = (async () => {
+      const meta = await this.load(id).catch(() => null);
+      if (!meta || meta.state !== 'running') return meta;
+      const written = await readFile(join(this.dir(id), 'exit'), 'utf8').catch(() => '');
+      const code = /^\d+\s*$/.test(written) ? Number(written) : observed;
+      // The group may outlive its leader (a daemonised child): it goes with it.
+      if (meta.pid !== null) killGroup(meta.pid, 'SIGKILL');
+      Object.assign(meta, {
+        state: 'exited',
+        exitCode: meta.oomKilled ? 137 : code,
+        finishedAt: new Date().toISOString(),
+      });
+      await this.save(meta);
+      this.following.delete(id);
+      this.exits.emit('die', {
+        action: 'die',
+        containerId: id,
+        exitCode: meta.exitCode,
+        labels: meta.labels,
+      } satisfies EngineEvent);
+      return meta;
+    })().finally(() => this.finishing.delete(id));
+    this.finishing.set(id, done);
+    return done;
+  }
+
+  private ensureWatch(): void {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => void this.check(), this.options.watchMs ?? 1_000);
+    this.watchTimer.unref();
+  }
+
+  /** The memory limit, and exits of groups that are not our children. */
+  private async check(): Promise<void> {
+    let running = 0;
+    for (const c of await this.list().catch(() => [])) {
+      if (!c.running && this.following.delete(c.id)) {
+        // Ended behind our back (another reader recorded it first): still news to our waiters.
+        this.exits.emit('die', { action: 'die', containerId: c.id, exitCode: c.exitCode, labels: c.labels });
+      }
+      if (!c.running) continue;
+      running++;
+      const meta = await this.load(c.id).catch(() => null);
+      if (!meta?.memoryLimitMb || meta.pid === null) continue;
+      const usage = await groupUsage(meta.pid);
+      if (usage.rssBytes > meta.memoryLimitMb * 1024 * 1024) {
+        this.log.warn('process group over its memory limit; killed', {
+          instanceId: meta.instanceId,
+          rssMb: Math.round(usage.rssBytes / 1024 / 1024),
+          limitMb: meta.memoryLimitMb,
+        });
+        meta.oomKilled = true;
+        await this.save(meta);
+        killGroup(meta.pid, 'SIGKILL');
+      }
+    }
+    if (running === 0 && this.watchTimer && this.exits.listenerCount('die') === 0) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = null;
+    }
+  }
+}
+
+function toManaged(meta: ProcessMeta): ManagedContainer {
+  return {
+    id: meta.id,
+    name: meta.name,
+    instanceId: meta.instanceId,
+    kind: meta.kind,
+    imageId: meta.imageId,
+    state: meta.state,
+    running: meta.state === 'running',
+    exitCode: meta.exitCode,
+    startedAt: meta.startedAt,
+    finishedAt: meta.finishedAt,
+    restartCount: meta.restartCount,
+    ports: meta.spec.ports.map((p) => ({
+      containerPort: p.containerPort,
+      hostPort: p.containerPort,
+      protocol: p.protocol,
+    })),
+    labels: meta.labels,
+  };
+}
+
+/** An env value naming a volume's container path (or a path below it) gets the host path. */
+export function hostPathOf(value: string, volumes: ContainerSpec['volumes']): string {
+  for (const v of volumes) {
+    const at = v.containerPath.replace(/\/+$/, '');
+    if (value === at || value === `${at}/`) return v.hostPath;
+    if (value.startsWith(`${at}/`)) return `${v.hostPath.replace(/\/+$/, '')}${value.slice(at.length)}`;
+  }
+  return value;
+}
+
+/** CUDA_VISIBLE_DEVICES for the ask; null leaves the host's GPUs as they are. */
+export function gpuVisible(spec: Pick<ContainerSpec, 'gpus' | 'gpuDeviceIds'>): string | null {
+  if (spec.gpuDeviceIds?.length) return spec.gpuDeviceIds.join(',');
+  if (spec.gpus === undefined || spec.gpus === 'all') return null;
+  return Array.from({ length: spec.gpus }, (_, i) => String(i)).join(',');
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // gone already
+  }
+}
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+const signalNumber = (signal: NodeJS.Signals) => SIGNALS[signal] ?? 15;
+
+/** Linux's USER_HZ. */
+const CLOCK_TICKS = 100;
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces). */
+async function statFields(pid: number | string): Promise<string[] | null> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (!text) return null;
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+async function startTicks(pid: number): Promise<string | null> {
+  return (await statFields(pid))?.[19] ?? null;
+}
+
+async function alive(pid: number, ticks: string | null): Promise<boolean> {
+  const fields = await statFields(pid);
+  if (!fields || fields[0] === 'Z') return false;
+  return ticks === null || fields[19] === ticks;
+}
+
+/** Resident memory and CPU ticks of every process whose group is `pgid`. */
+async function groupUsage(pgid: number): Promise<{ rssBytes: number; cpuTicks: number }> {
+  let rssBytes = 0;
+  let cpuTicks = 0;
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = await statFields(entry);
+    if (!f || Number(f[2]) !== pgid) continue;
+    cpuTicks += Number(f[11]) + Number(f[12]);
+    rssBytes += Number(f[21]) * 4096;
+  }
+  return { rssBytes, cpuTicks };
+}
+
+const TAIL_BYTES = 256 * 1024;
+
+async function readTail(path: string): Promise<string> {
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
+  if (size === 0) return '';
+  const handle = await open(path, 'r');
+  try {
+    const length = Math.min(size, TAIL_BYTES);
+    const { buffer } = await handle.read(Buffer.alloc(length), 0, length, size - length);
+    return buffer.toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  const lines = text.replace(/\n$/, '').split('\n');
+  return text ? lines.slice(-n).join('\n') : '';
+}
