@@ -45,7 +45,13 @@ export async function installScript(baseUrl: string, dir: string | undefined): P
   );
   // A header-derived URL goes into a single-quoted sh string: nothing in it may end the quote.
   const safe = /^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(baseUrl) ? baseUrl : '@FLEET_URL@';
-  return scriptText.replace("FLEET_URL_DEFAULT='@FLEET_URL@'", `FLEET_URL_DEFAULT='${safe}'`);
+  // The pinned runtime's version: what the script downloads from a Node.js mirror when this
+  // control plane has no runtime for the host's architecture (aarch64 here, typically).
+  const version = pinnedNode()?.version;
+  const pinned = version && /^\d+\.\d+\.\d+$/.test(version) ? version : '@NODE_VERSION@';
+  return scriptText
+    .replace("FLEET_URL_DEFAULT='@FLEET_URL@'", `FLEET_URL_DEFAULT='${safe}'`)
+    .replace("NODE_VERSION_DEFAULT='@NODE_VERSION@'", `NODE_VERSION_DEFAULT='${pinned}'`);
 }
 
 const fileIfThere = async (path: string) =>
