@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
  */
 export const INSTALL_ARCHES = ['x86_64', 'aarch64'] as const;
 export type InstallArch = (typeof INSTALL_ARCHES)[number];
+/** The install files' key prefix in INSTALL_ASSETS_BUCKET (on AWS; lib/install-assets.ts writes them). */
+export const INSTALL_ASSETS_PREFIX = 'install/';
 
 const SCRIPT = fileURLToPath(new URL('../../install/install.sh', import.meta.url));
 const run = promisify(execFile);

@@ -279,7 +279,7 @@ describe('ControlPlaneStack', () => {
       IgnorePublicAcls: true,
       RestrictPublicBuckets: true,
     };
-    template.resourcePropertiesCountIs('AWS::S3::Bucket', { PublicAccessBlockConfiguration: blocked }, 2);
+    template.resourcePropertiesCountIs('AWS::S3::Bucket', { PublicAccessBlockConfiguration: blocked }, 3);
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: { Status: 'Enabled' },
       LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'artifacts/' }),
@@ -484,7 +484,9 @@ describe('ControlPlaneStack least privilege', () => {
         expect.stringMatching(/:parameter\/fleet\/install\/\*$/),
       ]),
     );
-    expect(grants('agent', 'ssm:DeleteParameter')).toEqual([expect.stringMatching(/:parameter\/fleet\/install\/\*$/)]);
+    expect(grants('agent', 'ssm:DeleteParameter')).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/install\/\*$/),
+    ]);
     expect(grants('agent', 'ssm:PutParameter')).toEqual([]);
   });
 
