@@ -412,6 +412,7 @@ ${supplementary}
 EnvironmentFile=/etc/fleet-agent/agent.env
 # Memory over speed (agent/node-flags.ts says why each).
 Environment=MALLOC_ARENA_MAX=1
+Environment=NODE_COMPILE_CACHE=/var/lib/fleet-agent/compile-cache
 ExecStart=/opt/fleet-agent/bin/node --max-semi-space-size=1 --max-old-space-size=128 --v8-pool-size=1 --no-opt --no-maglev --optimize-for-size /opt/fleet-agent/agent.mjs
 Restart=on-failure
 RestartSec=5
@@ -425,8 +426,16 @@ ReadWritePaths=/var/lib/fleet-agent
 [Install]
 WantedBy=multi-user.target
 EOF
+	# The first run writes V8's code cache of the bundle, so the service's starts skip parsing it
+	# (agent/node-flags.ts); the service's user owns it.
+	rm -rf "$STATE/compile-cache"
+	version=$(NODE_COMPILE_CACHE="$STATE/compile-cache" "$OPT/bin/node" "$OPT/agent.mjs" --version)
+	if [ -d "$STATE/compile-cache" ]; then
+		chown -R "$AGENT_USER:$AGENT_USER" "$STATE/compile-cache" 2>/dev/null ||
+			chown -R "$(awk -F: -v u="$AGENT_USER" '$1 == u { print $3 ":" $4 }' "$ROOT/etc/passwd")" "$STATE/compile-cache"
+	fi
 	printf 'mode=systemd\nuser_created=%s\ngroup_created=%s\nnew_dirs=%s\nversion=%s\n' "$user_created" "$group_created" "$NEW_DIRS" \
-		"$("$OPT/bin/node" "$OPT/agent.mjs" --version)" >"$MANIFEST"
+		"$version" >"$MANIFEST"
 
 	if [ -n "$ROOT" ]; then
 		say "installed into $ROOT (nothing started: --root)"

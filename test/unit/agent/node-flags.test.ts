@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../../agent/node-flags.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, COMPILE_CACHE } from '../../../agent/node-flags.js';
 
 const run = promisify(execFile);
 const file = (path: string) => readFile(fileURLToPath(new URL(`../../../${path}`, import.meta.url)), 'utf8');
@@ -21,7 +21,10 @@ describe("the agent's Node.js flags: one declaration, used wherever it is instal
       .split('\n')
       .filter((l) => l.startsWith('Environment='))
       .map((l) => l.slice('Environment='.length));
-    expect(environment).toEqual(Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`));
+    expect(environment).toEqual([
+      ...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`),
+      `NODE_COMPILE_CACHE=/var/lib/fleet-agent/${COMPILE_CACHE}`,
+    ]);
   });
 
   it("the image's entrypoint has the same flags and its ENV the same environment", async () => {
@@ -32,8 +35,10 @@ describe("the agent's Node.js flags: one declaration, used wherever it is instal
       ...AGENT_NODE_FLAGS,
       '/opt/fleet-agent/agent.mjs',
     ]);
-    for (const [k, v] of Object.entries(AGENT_ENV))
-      expect(containerfile).toMatch(new RegExp(`^\\s+${k}=${v}$`, 'm'));
+    const env = { ...AGENT_ENV, NODE_COMPILE_CACHE: `/var/lib/fleet-agent/${COMPILE_CACHE}` };
+    // ENV's continued lines: `    NAME=value \`, the last without the backslash.
+    for (const [k, v] of Object.entries(env))
+      expect(containerfile).toMatch(new RegExp(`^\\s+${k}=${v}( \\\\)?$`, 'm'));
   });
 
   it('this Node.js accepts every flag (an unknown V8 flag would be ignored with a warning, a bad Node option refused)', async () => {
