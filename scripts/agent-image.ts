@@ -160,18 +160,18 @@ export async function buildAgentManifest(options: {
   foreign?: Partial<Record<InstallArch, ForeignInputs>>;
 }): Promise<{ images: string[]; platforms: string[] }> {
   const tag = options.tag ?? AGENT_IMAGE;
+  for (const arch of options.arches)
+    if (arch !== localArch() && !options.foreign?.[arch])
+      throw new Error(
+        `${arch} is not this machine's architecture: give its Node.js archive and a root filesystem with its libraries (--node-${arch}, --sysroot-${arch})`,
+      );
   const images: string[] = [];
   for (const arch of options.arches) {
     const context = await mkdtemp(join(tmpdir(), 'fleet-agent-image-'));
     try {
       if (arch === localArch()) await agentRootfs(join(context, 'rootfs'));
       else {
-        const inputs = options.foreign?.[arch];
-        if (!inputs)
-          throw new Error(
-            `${arch} is not this machine's architecture: give its Node.js archive and a root filesystem with its libraries (--node-${arch}, --sysroot-${arch})`,
-          );
-        await foreignRootfs(join(context, 'rootfs'), inputs);
+        await foreignRootfs(join(context, 'rootfs'), options.foreign![arch]!);
       }
       const image = `${tag}-${arch}`;
       await run(
