@@ -1,5 +1,5 @@
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { Config } from '../core/config.js';
+import type { InstallFiles } from '../ports/install-files.js';
 import { s3Client } from './aws-clients.js';
 import { Sha256 } from './sha256.js';
 
@@ -21,6 +21,8 @@ export async function presignedGetUrl(
   expiresIn = 900,
 ): Promise<string> {
   const client = await s3Client(config);
+  // Loaded here: only the install route signs URLs.
+  const { SignatureV4 } = await import('@smithy/signature-v4');
   const base = config.AWS_ENDPOINT_URL
     ? new URL(`${config.AWS_ENDPOINT_URL.replace(/\/+$/, '')}/${bucket}/`)
     : new URL(`https://${bucket}.s3.${config.AWS_REGION}.amazonaws.com/`);
@@ -64,5 +66,20 @@ export async function objectExists(config: S3Config, bucket: string, key: string
     if (status === 404 || (err as Error).name === 'NotFound' || (err as Error).name === 'NoSuchKey')
       return false;
     throw err;
+  }
+}
+
+/** Install files as objects `<prefix><file>` of `bucket` (INSTALL_ASSETS_BUCKET), by presigned URL. */
+export class S3InstallFiles implements InstallFiles {
+  constructor(
+    private readonly config: S3Config,
+    private readonly bucket: string,
+    private readonly prefix: string,
+  ) {}
+
+  async downloadUrl(file: string, seconds: number): Promise<string | undefined> {
+    const key = `${this.prefix}${file}`;
+    if (!(await objectExists(this.config, this.bucket, key))) return undefined;
+    return presignedGetUrl(this.config, this.bucket, key, seconds);
   }
 }

@@ -9,7 +9,6 @@ import {
   assetsDir,
   baseUrlOf,
   INSTALL_ARCHES,
-  INSTALL_ASSETS_PREFIX,
   type InstallArch,
   installScript,
   nodeArchive,
@@ -57,18 +56,12 @@ export function installRoutes(): AnyRoute[] {
       },
       handler: async (req, ctx) => {
         const name = req.params.file;
-        const bucket = ctx.config.INSTALL_ASSETS_BUCKET;
         // On AWS the files are objects (a runtime or an image is far past Lambda's 6 MB answer):
         // a short-lived presigned redirect, which curl -L and wget follow.
-        if (bucket) {
-          const { objectExists, presignedGetUrl } = await import('../adapters/s3-presign.js');
-          const key = `${INSTALL_ASSETS_PREFIX}${name}`;
-          if (!(await objectExists(ctx.config, bucket, key)))
-            throw new NotFoundError(`${name} is not among this control plane's install files`);
-          return rawReply(302, '', 'text/plain; charset=utf-8', {
-            location: await presignedGetUrl(ctx.config, bucket, key, INSTALL_URL_SECONDS),
-            'cache-control': 'no-store',
-          });
+        if (ctx.installFiles) {
+          const location = await ctx.installFiles.downloadUrl(name, INSTALL_URL_SECONDS);
+          if (!location) throw new NotFoundError(`${name} is not among this control plane's install files`);
+          return rawReply(302, '', 'text/plain; charset=utf-8', { location, 'cache-control': 'no-store' });
         }
         const dir = assetsDir(ctx.config.INSTALL_ASSETS_DIR);
         if (name === 'agent.mjs') {

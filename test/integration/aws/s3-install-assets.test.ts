@@ -2,7 +2,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { resetAwsClients } from '../../../functions/adapters/aws-clients.js';
 import { S3Blobs } from '../../../functions/adapters/s3-blobs.js';
-import { objectExists, presignedGetUrl } from '../../../functions/adapters/s3-presign.js';
+import { objectExists, presignedGetUrl, S3InstallFiles } from '../../../functions/adapters/s3-presign.js';
+import { createAwsContext } from '../../../functions/core/aws-context.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import { NotFoundError } from '../../../functions/core/errors.js';
 import type { Reply } from '../../../functions/core/http.js';
@@ -44,14 +45,15 @@ function expectedSignature(url: URL, secret: string): string {
 describeWithMoto('install files in S3, served by presigned redirect', () => {
   const config = testConfig();
   const bucket = config.ARTIFACTS_BUCKET;
-  const withBucket = { ...config, INSTALL_ASSETS_BUCKET: bucket };
+  const installFiles = new S3InstallFiles(config, bucket, INSTALL_ASSETS_PREFIX);
   // Past Lambda's 6 MB answer: what the redirect exists for.
   const runtime = randomBytes(7 * 1024 * 1024);
   const bundle = Buffer.from('#!/usr/bin/env node\nconsole.log("agent")\n');
   const route = installRoutes().find((r) => r.path === '/install/{file}')!;
-  const get = (file: string, cfg = withBucket) =>
+  const get = (file: string) =>
     route.handler({ params: { file }, query: {}, body: undefined, headers: {}, requestId: 'r-1' }, {
-      config: cfg,
+      config,
+      installFiles,
     } as unknown as AppContext) as Promise<Reply>;
 
   beforeAll(async () => {
@@ -80,6 +82,13 @@ describeWithMoto('install files in S3, served by presigned redirect', () => {
     const res = await fetch(url);
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer()).equals(bundle)).toBe(true);
+  });
+
+  it('createAwsContext wires the install files from INSTALL_ASSETS_BUCKET, and none without it', () => {
+    expect(
+      createAwsContext({ ...config, INSTALL_ASSETS_BUCKET: bucket }, { mode: 'emulator' }).installFiles,
+    ).toBeInstanceOf(S3InstallFiles);
+    expect(createAwsContext(config, { mode: 'emulator' }).installFiles).toBeUndefined();
   });
 
   it('objectExists tells a present key from a missing one', async () => {
