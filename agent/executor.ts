@@ -18,6 +18,7 @@ import type { EngineDriver, ManagedContainer } from './engine/types.js';
 import type { HostInstallDeps } from './host-install.js';
 import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
+import { auditDisk, pruneEngine } from './maintenance.js';
 import { KeyedMutex } from './mutex.js';
 import { checkSpec, DEFAULT_POLICY, type NodePolicy } from './policy.js';
 import type { ScanOptions } from './network-scan.js';
@@ -327,8 +328,8 @@ export class CommandExecutor {
       cancelled: this.options.tasks.cancel(command.taskId),
     }),
 
-    // Commands only some nodes run load their modules on first use: ssh2 alone sets up a 16 MB
-    // WebAssembly memory, and an idle agent needs none of them.
+    // Commands only some nodes run load their modules on first use (ssh2 alone sets up a 16 MB
+    // WebAssembly memory): an idle agent needs none of them.
     // One build per tag at a time: two would race for the same reference.
     'image.build': (command) =>
       this.mutex.run(`image:${command.image}`, async () =>
@@ -343,18 +344,16 @@ export class CommandExecutor {
         this.options.networkScan,
       ),
 
-    'engine.prune': async () =>
-      (await import('./maintenance.js')).pruneEngine({
+    // Loaded with the executor: small, and a prune lists its candidates before a start queued
+    // behind it can change them (an import's await would let the start run first).
+    'engine.prune': () =>
+      pruneEngine({
         engine: this.options.engine,
         journal: this.options.journal,
         lock: (key, fn) => this.mutex.run(key, fn),
       }),
 
-    'disk.audit': async () =>
-      (await import('./maintenance.js')).auditDisk({
-        engine: this.options.engine,
-        stateDir: this.options.stateDir ?? null,
-      }),
+    'disk.audit': () => auditDisk({ engine: this.options.engine, stateDir: this.options.stateDir ?? null }),
 
     'host.exec': async (command) => {
       if (!this.options.allowExec) throw new ExecDisabledError();
