@@ -158,7 +158,10 @@ try {
       toRunning.push(Date.parse(info.State.StartedAt) - sentAt);
       toAnswer.push(answeredAt - sentAt);
     }
-    const del = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
+    // Not timed. A 409 (the instance changed under the delete: the agent's result or a heartbeat) says retry.
+    let del = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
+    for (let retry = 0; del.status === 409 && retry < 5; retry++)
+      del = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
     if (del.status !== 200) throw new Error(`delete ${i}: ${del.text}`);
   }
   toRunning.sort((a, b) => a - b);
