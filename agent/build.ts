@@ -26,6 +26,13 @@ const check = await build({
  * require into the function keeps them out of an agent that never uses them.
  */
 const LAZY: { file: RegExp; from: string; to: string }[] = [
+  // docker-modem's redirect wrapper of node:https: loading https initialises OpenSSL (5 MB resident)
+  // for an engine reached over a unix socket. A prototype that loads it on first lookup.
+  {
+    file: /docker-modem[\\/]lib[\\/]http\.js$/,
+    from: "var nativeHttps = require('https'),",
+    to: "var nativeHttps = new Proxy({}, { get: function (_, key) { return require('https')[key]; } }),",
+  },
   {
     file: /docker-modem[\\/]lib[\\/]modem\.js$/,
     from: "ssh = require('./ssh'),",
@@ -41,7 +48,7 @@ const LAZY: { file: RegExp; from: string; to: string }[] = [
 const lazyRequires: Plugin = {
   name: 'lazy-requires',
   setup(b) {
-    b.onLoad({ filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker)\.js$/ }, async (args) => {
+    b.onLoad({ filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker|http)\.js$/ }, async (args) => {
       const rule = LAZY.find((r) => r.file.test(args.path));
       const source = await readFile(args.path, 'utf8');
       if (!rule) return { contents: source, loader: 'js' };

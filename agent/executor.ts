@@ -16,15 +16,13 @@ import { DiskLimitUnsupportedError, EngineError, GpuUnsupportedError } from './e
 import { ensureStarted } from './engine/startup.js';
 import { ProcessDriverRefusal } from './engine/process.js';
 import type { EngineDriver, ManagedContainer } from './engine/types.js';
-import { buildAndPush } from './image-build.js';
-import { runHostCommand } from './host-exec.js';
-import { installHost, type HostInstallDeps } from './host-install.js';
+import type { HostInstallDeps } from './host-install.js';
 import type { CommandJournal } from './journal.js';
 import { errorFields, type Logger } from './log.js';
 import { auditDisk, pruneEngine } from './maintenance.js';
 import { KeyedMutex } from './mutex.js';
 import { checkSpec, DEFAULT_POLICY, type NodePolicy } from './policy.js';
-import { scanNetwork, type ScanOptions } from './network-scan.js';
+import type { ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
 
 type CommandHandlers = {
@@ -332,15 +330,24 @@ export class CommandExecutor {
       cancelled: this.options.tasks.cancel(command.taskId),
     }),
 
+    // Commands only some nodes run load their modules on first use (ssh2 alone sets up a 16 MB
+    // WebAssembly memory): an idle agent needs none of them.
     // One build per tag at a time: two would race for the same reference.
     'image.build': (command) =>
-      this.mutex.run(`image:${command.image}`, () =>
-        buildAndPush(this.options.engine, command, this.options.buildRoot),
+      this.mutex.run(`image:${command.image}`, async () =>
+        (await import('./image-build.js')).buildAndPush(this.options.engine, command, this.options.buildRoot),
       ),
 
     // Read-only: a redelivery may scan again, which changes nothing.
-    'network.scan': (command) => scanNetwork(command.subnet, command.ports, this.options.networkScan),
+    'network.scan': async (command) =>
+      (await import('./network-scan.js')).scanNetwork(
+        command.subnet,
+        command.ports,
+        this.options.networkScan,
+      ),
 
+    // Loaded with the executor: small, and a prune lists its candidates before a start queued
+    // behind it can change them (an import's await would let the start run first).
     'engine.prune': () =>
       pruneEngine({
         engine: this.options.engine,
@@ -354,6 +361,7 @@ export class CommandExecutor {
       if (!this.options.allowExec) throw new ExecDisabledError();
       // Bounds again: the envelope may come from a control plane that does not check them.
       const timeoutSeconds = Math.min(Math.max(command.timeoutSeconds, 1), HOST_EXEC.maxTimeoutSeconds);
+      const { runHostCommand } = await import('./host-exec.js');
       return runHostCommand(command.command, {
         timeoutMs: timeoutSeconds * 1000,
         maxOutputBytes: Math.min(
@@ -365,9 +373,10 @@ export class CommandExecutor {
 
     // One install per host at a time; a redelivery after a crash installs again, which replaces the first.
     'host.install': (command, commandId) =>
-      this.mutex.run(`install:${command.host}:${command.port}`, () => {
+      this.mutex.run(`install:${command.host}:${command.port}`, async () => {
         const deps = this.options.hostInstall;
         if (!deps) throw new Error('this agent is not set up to install other hosts');
+        const { installHost } = await import('./host-install.js');
         return installHost(command, commandId, { ...deps, logger: this.log });
       }),
   };

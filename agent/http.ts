@@ -13,7 +13,6 @@ import { createRequire } from 'node:module';
 // its lazy `WebSocket` getters load Node's own undici (13 MB more resident than a require).
 const require = createRequire(import.meta.url);
 const { Agent: HttpAgent, request: httpRequest } = require('node:http') as typeof Http;
-const { Agent: HttpsAgent, request: httpsRequest } = require('node:https') as typeof Https;
 
 export interface HttpAnswer {
   statusCode: number;
@@ -29,37 +28,40 @@ export interface HttpCall {
   signal?: AbortSignal;
 }
 
-const agents = {
-  http: new HttpAgent({ keepAlive: true, maxSockets: 16 }),
-  https: new HttpsAgent({ keepAlive: true, maxSockets: 16 }),
-};
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+// node:https on the first https URL only: loading it initialises OpenSSL (about 5 MB resident),
+// which an agent of a control plane on plain HTTP (the embedded runtime on a LAN) never needs.
+let https: { agent: Http.Agent; request: typeof Https.request } | undefined;
+function httpsClient() {
+  if (!https) {
+    const { Agent, request } = require('node:https') as typeof Https;
+    https = { agent: new Agent({ keepAlive: true, maxSockets: 16 }), request };
+  }
+  return https;
+}
 
 export function call(url: string, options: HttpCall): Promise<HttpAnswer> {
   const target = new URL(url);
   const secure = target.protocol === 'https:';
-  const send = secure ? httpsRequest : httpRequest;
+  const client = secure ? httpsClient() : { agent: httpAgent, request: httpRequest };
   const headers: Record<string, string> = { ...options.headers };
   if (options.body !== undefined) headers['content-length'] = String(Buffer.byteLength(options.body));
   return new Promise<HttpAnswer>((resolve, reject) => {
     const signal = options.signal;
     if (signal?.aborted) return reject(signal.reason as Error);
-    const req = send(
-      target,
-      { method: options.method, headers, agent: secure ? agents.https : agents.http },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve({
-            statusCode: res.statusCode ?? 0,
-            headers: res.headers,
-            text: Buffer.concat(chunks).toString('utf8'),
-          });
+    const req = client.request(target, { method: options.method, headers, agent: client.agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve({
+          statusCode: res.statusCode ?? 0,
+          headers: res.headers,
+          text: Buffer.concat(chunks).toString('utf8'),
         });
-        res.on('error', fail);
-      },
-    );
+      });
+      res.on('error', fail);
+    });
     function fail(error: Error) {
       signal?.removeEventListener('abort', onAbort);
       reject(signal?.aborted ? (signal.reason as Error) : error);

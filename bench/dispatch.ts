@@ -17,7 +17,9 @@
 // bare `node` (--agent tsx runs the sources under tsx instead, which costs more memory).
 //
 // Run: eval "$(bash .ci/services.sh)"; npx tsx bench/dispatch.ts [--starts 50] [--idle-seconds 60]
-//        [--agent bundle|tsx] [--node-args='--max-semi-space-size=1']
+//        [--agent bundle|tsx] [--node-args='--max-semi-space-size=1'] [--bare]
+// The agent runs with the flags, environment and warmed code cache it is installed with (agent/node-flags.ts);
+// --bare runs it with none (a plain `node agent.mjs`), --node-args adds to them.
 // Prints figures; asserts nothing.
 
 import { execFile } from 'node:child_process';
@@ -25,6 +27,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import { AGENT_ENV, AGENT_NODE_FLAGS, COMPILE_CACHE } from '../agent/node-flags.js';
 import { heartbeatIntervalSeconds } from '../functions/fleet/nodes.js';
 import { startRuntime } from '../local/runtime.js';
 import { ensureBusyboxImage } from '../test/harness/images.js';
@@ -47,12 +50,17 @@ const { values } = parseArgs({
     agent: { type: 'string', default: 'bundle' },
     /** Extra node options for the agent process, e.g. --node-args=--max-semi-space-size=1 */
     'node-args': { type: 'string', default: '' },
+    /** Without the installed flags and environment (agent/node-flags.ts). */
+    bare: { type: 'boolean', default: false },
   },
 });
 const STARTS = Number(values.starts);
 const IDLE_SECONDS = Number(values['idle-seconds']);
 const AGENT_FORM = values.agent === 'tsx' ? 'tsx' : 'bundle';
-const NODE_ARGS = values['node-args'].split(' ').filter(Boolean);
+const NODE_ARGS = [
+  ...(values.bare ? [] : AGENT_NODE_FLAGS),
+  ...values['node-args'].split(' ').filter(Boolean),
+];
 
 if (!process.env.DOCKER_HOST) {
   console.error('DOCKER_HOST is unset: start the engine with eval "$(bash .ci/services.sh)"');
@@ -97,6 +105,11 @@ if (AGENT_FORM === 'bundle') {
   const bundle = join(scratch, 'agent.mjs');
   await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', bundle], { cwd: REPO_ROOT });
   entry = [...NODE_ARGS, bundle];
+  // As install.sh leaves it: the code cache written by one `--version` run before the service starts.
+  if (!values.bare)
+    await run(process.execPath, [...NODE_ARGS, bundle, '--version'], {
+      env: { ...process.env, NODE_COMPILE_CACHE: join(scratch, 'state', COMPILE_CACHE) },
+    });
 } else {
   entry = [...NODE_ARGS, '--import', 'tsx', 'agent/main.ts'];
 }
@@ -110,7 +123,13 @@ const agent = new AgentProcess({
   name: nodeName,
   stateDir: join(scratch, 'state'),
   entry,
-  env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
+  env: {
+    ...process.env,
+    ...(values.bare ? {} : { ...AGENT_ENV, NODE_COMPILE_CACHE: join(scratch, 'state', COMPILE_CACHE) }),
+    FLEET_API_KEY: '',
+    FLEET_URL: '',
+    FLEET_NODE_NAME: '',
+  },
 });
 
 try {
@@ -139,7 +158,10 @@ try {
       toRunning.push(Date.parse(info.State.StartedAt) - sentAt);
       toAnswer.push(answeredAt - sentAt);
     }
-    const del = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
+    // Not timed. A 409 (the instance changed under the delete: the agent's result or a heartbeat) says retry.
+    let del = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
+    for (let retry = 0; del.status === 409 && retry < 5; retry++)
+      del = await call(rt.url, 'DELETE', `/containers/${instanceId}?force=true`);
     if (del.status !== 200) throw new Error(`delete ${i}: ${del.text}`);
   }
   toRunning.sort((a, b) => a - b);
@@ -166,7 +188,13 @@ try {
   const last = samples.at(-1)!;
   const engineName = engineVersion.Components?.[0]?.Name ?? 'engine';
   console.log(
-    `dispatch bench: embedded local runtime, one agent (${AGENT_FORM === 'bundle' ? 'bundled agent/main.ts under bare node' : 'agent/main.ts under tsx'}, node ${process.version}${NODE_ARGS.length ? ` ${NODE_ARGS.join(' ')}` : ''}), ${engineName} ${engineVersion.Version ?? '?'}, image ${image}`,
+    `dispatch bench: embedded local runtime, one agent (${AGENT_FORM === 'bundle' ? 'bundled agent/main.ts under node' : 'agent/main.ts under tsx'}, node ${process.version}${NODE_ARGS.length ? ` ${NODE_ARGS.join(' ')}` : ''}${
+      values.bare
+        ? ''
+        : `, ${Object.entries(AGENT_ENV)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`
+    }), ${engineName} ${engineVersion.Version ?? '?'}, image ${image}`,
   );
   console.log(
     `\nAPI call → container running: ${STARTS} sequential POST /containers/{image}/start {count:1}, each deleted before the next (1 warm-up not counted)`,

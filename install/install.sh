@@ -8,6 +8,9 @@ set -eu
 umask 022
 
 FLEET_URL_DEFAULT='@FLEET_URL@'
+# The Node.js version the control plane pins (its `node` package), filled in where it serves this.
+NODE_VERSION_DEFAULT='@NODE_VERSION@'
+NODE_MIRROR_DEFAULT=https://nodejs.org/dist
 AGENT_USER=fleet-agent
 SERVICE=fleet-agent
 CONTAINER=fleet-agent
@@ -32,6 +35,11 @@ image instead (docker or podman, --restart=always).
   --engine-socket <path> container engine socket (default: the first of /var/run/docker.sock,
                          /run/docker.sock, /run/podman/podman.sock that exists; under --root
                          when given)
+  --node-mirror <url>    where official Node.js builds are downloaded from when the control
+                         plane has no runtime for this architecture (default
+                         $FLEET_NODE_MIRROR, else https://nodejs.org/dist); checked against
+                         the mirror's SHASUMS256.txt
+  --node-version <v>     that build's version (default: the control plane's pinned one)
   --mode auto|systemd|container
                          how to run the agent (default auto: systemd where the host can)
   --root <dir>           install into the root filesystem at <dir> (image builds, tests):
@@ -56,6 +64,8 @@ UNINSTALL=0
 ENGINE_SOCKET=''
 MODE=auto
 ROOT=''
+NODE_MIRROR=${FLEET_NODE_MIRROR:-$NODE_MIRROR_DEFAULT}
+NODE_VERSION=''
 
 need_value() {
 	if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi
@@ -71,6 +81,8 @@ while [ "$#" -gt 0 ]; do
 	--engine-socket) need_value "$@"; ENGINE_SOCKET=$2; shift 2 ;;
 	--mode) need_value "$@"; MODE=$2; shift 2 ;;
 	--root) need_value "$@"; ROOT=$2; shift 2 ;;
+	--node-mirror) need_value "$@"; NODE_MIRROR=$2; shift 2 ;;
+	--node-version) need_value "$@"; NODE_VERSION=$2; shift 2 ;;
 	--uninstall) UNINSTALL=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
@@ -84,6 +96,12 @@ if [ -z "$URL" ]; then
 fi
 URL=${URL%/}
 case "$URL" in http://* | https://*) ;; *) die "--url must be an http(s) URL, got $URL" ;; esac
+NODE_MIRROR=${NODE_MIRROR%/}
+case "$NODE_MIRROR" in http://* | https://*) ;; *) die "--node-mirror must be an http(s) URL, got $NODE_MIRROR" ;; esac
+if [ -z "$NODE_VERSION" ]; then
+	case "$NODE_VERSION_DEFAULT" in @*) ;; *) NODE_VERSION=$NODE_VERSION_DEFAULT ;; esac
+fi
+NODE_VERSION=${NODE_VERSION#v}
 if [ -n "$ROOT" ]; then
 	ROOT=$(cd "$ROOT" && pwd) || die "--root $ROOT is not a folder"
 	[ "$ROOT" != / ] || ROOT=''
@@ -155,6 +173,36 @@ fetch() { # url file
 	else
 		die "neither curl nor wget is installed"
 	fi
+}
+
+sha256_of() { # file
+	if command -v sha256sum >/dev/null 2>&1; then
+		sha256sum "$1" | cut -d ' ' -f 1
+	elif command -v shasum >/dev/null 2>&1; then
+		shasum -a 256 "$1" | cut -d ' ' -f 1
+	else
+		die "neither sha256sum nor shasum is installed: cannot check the Node.js download"
+	fi
+}
+
+# The Node.js runtime into $TMP/node.tar.gz: the control plane's copy for this architecture, else the
+# official build from the mirror, refused unless it matches the mirror's SHASUMS256.txt.
+fetch_runtime() {
+	if fetch "$URL/install/node-$ARCH.tar.gz" "$TMP/node.tar.gz" 2>/dev/null; then
+		return
+	fi
+	[ -n "$NODE_VERSION" ] || die "the control plane has no Node.js runtime for $ARCH: name the version to download with --node-version"
+	case "$ARCH" in x86_64) node_arch=x64 ;; aarch64) node_arch=arm64 ;; esac
+	file=node-v$NODE_VERSION-linux-$node_arch.tar.gz
+	say "the control plane has no Node.js runtime for $ARCH: downloading $file from $NODE_MIRROR"
+	fetch "$NODE_MIRROR/v$NODE_VERSION/SHASUMS256.txt" "$TMP/SHASUMS256.txt" ||
+		die "could not download $NODE_MIRROR/v$NODE_VERSION/SHASUMS256.txt"
+	expected=$(awk -v f="$file" '$2 == f { print $1; exit }' "$TMP/SHASUMS256.txt")
+	[ -n "$expected" ] || die "$NODE_MIRROR/v$NODE_VERSION/SHASUMS256.txt does not list $file"
+	fetch "$NODE_MIRROR/v$NODE_VERSION/$file" "$TMP/node.tar.gz" || die "could not download $NODE_MIRROR/v$NODE_VERSION/$file"
+	actual=$(sha256_of "$TMP/node.tar.gz")
+	[ "$actual" = "$expected" ] || die "$file does not match its SHA-256 in SHASUMS256.txt (got $actual, want $expected): not installed"
+	say "$file matches SHASUMS256.txt"
 }
 
 engine_cli() {
@@ -289,12 +337,15 @@ install_container() {
 install_systemd() {
 	say "downloading the agent and the Node.js runtime for $ARCH"
 	fetch "$URL/install/agent.mjs" "$TMP/agent.mjs"
-	fetch "$URL/install/node-$ARCH.tar.gz" "$TMP/node.tar.gz"
+	fetch_runtime
 	mkdir -p "$TMP/node"
 	tar -xzf "$TMP/node.tar.gz" -C "$TMP/node"
-	# bin/node, or package/bin/node as npm pack gives the registry's node-linux-<arch> package.
+	# bin/node; package/bin/node as npm pack gives the registry's node-linux-<arch> package;
+	# node-v<version>-linux-<arch>/bin/node as the official builds hold it.
 	node_bin=$TMP/node/bin/node
 	[ -x "$node_bin" ] || node_bin=$TMP/node/package/bin/node
+	[ -x "$node_bin" ] || node_bin=$(find "$TMP/node" -path '*/bin/node' -type f | head -n 1)
+	[ -n "$node_bin" ] || die "the runtime archive holds no bin/node"
 	[ -x "$node_bin" ] || die "the runtime archive holds no bin/node"
 	"$node_bin" --version >/dev/null 2>&1 || die "the downloaded Node.js does not run on this host"
 
@@ -359,7 +410,10 @@ User=$AGENT_USER
 Group=$AGENT_USER
 ${supplementary}
 EnvironmentFile=/etc/fleet-agent/agent.env
-ExecStart=/opt/fleet-agent/bin/node /opt/fleet-agent/agent.mjs
+# Memory over speed (agent/node-flags.ts says why each).
+Environment=MALLOC_ARENA_MAX=1
+Environment=NODE_COMPILE_CACHE=/var/lib/fleet-agent/compile-cache
+ExecStart=/opt/fleet-agent/bin/node --max-semi-space-size=1 --max-old-space-size=128 --v8-pool-size=1 --no-opt --no-maglev --optimize-for-size /opt/fleet-agent/agent.mjs
 Restart=on-failure
 RestartSec=5
 StandardOutput=journal
@@ -372,8 +426,16 @@ ReadWritePaths=/var/lib/fleet-agent
 [Install]
 WantedBy=multi-user.target
 EOF
+	# The first run writes V8's code cache of the bundle, so the service's starts skip parsing it
+	# (agent/node-flags.ts); the service's user owns it.
+	rm -rf "$STATE/compile-cache"
+	version=$(NODE_COMPILE_CACHE="$STATE/compile-cache" "$OPT/bin/node" "$OPT/agent.mjs" --version)
+	if [ -d "$STATE/compile-cache" ]; then
+		chown -R "$AGENT_USER:$AGENT_USER" "$STATE/compile-cache" 2>/dev/null ||
+			chown -R "$(awk -F: -v u="$AGENT_USER" '$1 == u { print $3 ":" $4 }' "$ROOT/etc/passwd")" "$STATE/compile-cache"
+	fi
 	printf 'mode=systemd\nuser_created=%s\ngroup_created=%s\nnew_dirs=%s\nversion=%s\n' "$user_created" "$group_created" "$NEW_DIRS" \
-		"$("$OPT/bin/node" "$OPT/agent.mjs" --version)" >"$MANIFEST"
+		"$version" >"$MANIFEST"
 
 	if [ -n "$ROOT" ]; then
 		say "installed into $ROOT (nothing started: --root)"

@@ -1,5 +1,6 @@
 import { Stack, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 // cdk-nag's own rendering of a policy resource, so acknowledgements match its finding ids.
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import { REGISTRY_AUTH_SECRET } from '../functions/build/registry.js';
@@ -9,6 +10,7 @@ import { secretName } from '../functions/fleet/vault.js';
 import { NOVITA_KEY_SECRET } from '../functions/ports/novita-cloud.js';
 import { SCRAPE_TOKEN_SECRET } from '../functions/observability/routes.js';
 import { SIGNING_SECRET } from '../functions/training/notify.js';
+import { INSTALL_ASSETS_PREFIX } from '../functions/system/install.js';
 import type { Data } from './data.js';
 import type { Messaging } from './messaging.js';
 import type { Settings } from './settings.js';
@@ -37,6 +39,8 @@ export type Capability =
   | 'unschedule'
   /** Scheduler.list (and the GetSchedule it makes per schedule). */
   | 'read-schedules'
+  /** GET /install/{file}: HeadObject and a presigned GetObject of the install bucket's files. */
+  | 'install-assets'
   | 'read-artifacts'
   | 'write-artifacts'
   /** Blobs.delete asks HeadObject first (authorised as GetObject). */
@@ -84,7 +88,16 @@ const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
   // /api/system/* probes the table only.
   orchestrator: ['store', 'api-key', 'emit', 'command-nodes', 'table-status'],
   // Vault, the assistant and image builds (registry credentials) live here only.
-  fleet: ['store', 'api-key', 'emit', 'command-nodes', 'vault', 'install-secret', 'assistant', 'registry-auth'],
+  fleet: [
+    'store',
+    'api-key',
+    'emit',
+    'command-nodes',
+    'vault',
+    'install-secret',
+    'assistant',
+    'registry-auth',
+  ],
   cluster: [
     'store',
     'api-key',
@@ -130,7 +143,7 @@ const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
 const HTTP_GROUPS = ['agent', 'orchestrator', 'fleet', 'cluster', 'vision', 'training', 'novita'] as const;
 // Its own: /health probes everything, /metrics takes a scrape token.
 const SYSTEM: Capability[] = [
-  ...new Set<Capability>(['health', 'scrape-token', ...HTTP_GROUPS.flatMap((g) => OWN[g])]),
+  ...new Set<Capability>(['health', 'scrape-token', 'install-assets', ...HTTP_GROUPS.flatMap((g) => OWN[g])]),
 ];
 
 const traced = (caps: Capability[]): Capability[] => [...caps, 'trace'];
@@ -153,6 +166,8 @@ interface Resources {
   data: Data;
   messaging: Messaging;
   settings: Settings;
+  /** The install files' bucket (lib/install-assets.ts). */
+  installAssets?: IBucket;
 }
 
 /**
@@ -162,7 +177,7 @@ interface Resources {
 export function grantCapabilities(
   role: Role,
   capabilities: readonly Capability[],
-  { data, messaging, settings }: Resources,
+  { data, messaging, settings, installAssets }: Resources,
 ): void {
   const stack = Stack.of(role);
   const { region, account, partition } = stack;
@@ -256,6 +271,16 @@ export function grantCapabilities(
           ['*'],
           'scheduler:ListSchedules (filtered by the stack\'s group) supports no resource-level permissions: "*" is the only resource it accepts.',
         );
+        break;
+      case 'install-assets':
+        if (!installAssets) throw new Error('install-assets needs the install bucket');
+        allow(
+          ['s3:GetObject'],
+          [installAssets.arnForObjects(`${INSTALL_ASSETS_PREFIX}*`)],
+          'install.sh downloads (agent bundle, runtimes, images) under install/ of the install bucket only.',
+        );
+        // A missing file is a 404 only with ListBucket; the bucket holds install files only.
+        allow(['s3:ListBucket'], [installAssets.bucketArn]);
         break;
       case 'read-artifacts':
         allow(['s3:GetObject'], [objects], objectsReason);

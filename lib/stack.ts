@@ -11,6 +11,7 @@ import { Api } from './api.js';
 import { ApiFirewall } from './firewall.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
+import { InstallAssetsBucket } from './install-assets.js';
 import { ControlPlaneFunction, reserveConcurrency } from './function.js';
 import { EVENTS_ENTRY, WEBSOCKET_ENTRY, byGroup, groupEntry, pascal } from './groups.js';
 import { Messaging } from './messaging.js';
@@ -37,12 +38,15 @@ export class ControlPlaneStack extends Stack {
   readonly monitoring: Monitoring;
   /** The HTTP API's URL (the `ApiUrl` output). */
   readonly apiUrl: string;
+  /** Where the install files live (filled by the InstallAssetsStack). */
+  readonly installAssets: InstallAssetsBucket;
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
     const settings = readSettings(this);
 
     const data = new Data(this, 'Data', { ssmPrefix: settings.ssmPrefix });
+    this.installAssets = new InstallAssetsBucket(this, 'InstallAssets', { accessLogs: data.accessLogs });
     const messaging = new Messaging(this, 'Messaging', {
       queuePrefix: settings.queuePrefix,
       scheduleGroup: settings.scheduleGroup,
@@ -77,8 +81,9 @@ export class ControlPlaneStack extends Stack {
           ? {
               ...environment,
               DOCS_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}`,
-              // install.sh travels with the docs assets; the agent and runtime files are not bundled.
+              // install.sh travels with the docs assets; the agent, runtimes and images are objects.
               INSTALL_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}`,
+              INSTALL_ASSETS_BUCKET: this.installAssets.bucket.bucketName,
             }
           : environment,
         ...(isSystem ? { commandHooks: docsAssetsHooks(openapiFile) } : {}),
@@ -115,7 +120,12 @@ export class ControlPlaneStack extends Stack {
     // Each function only what its code paths call (lib/permissions.ts), checked locally by
     // `npm run start:stack` against every call the suites make.
     for (const [name, f] of Object.entries(this.functions))
-      grantCapabilities(f.role, FUNCTION_CAPABILITIES[name as FunctionName], { data, messaging, settings });
+      grantCapabilities(f.role, FUNCTION_CAPABILITIES[name as FunctionName], {
+        data,
+        messaging,
+        settings,
+        installAssets: this.installAssets.bucket,
+      });
 
     const api = new Api(this, 'Api', {
       routes: props.routes,

@@ -1,37 +1,14 @@
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { Config } from '../core/config.js';
 import { stsClient } from './aws-clients.js';
+import { Sha256 } from './sha256.js';
 
 /**
  * IAM on an emulator (moto, LocalStack), for what the CDK stack would create: the agent role of
  * the local emulator mode, and the roles and users of the permission suites. IAM's Query API
  * signed with the SDK's own SigV4 signer; only here, so the Lambda bundles carry no IAM client.
  */
-
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: Data): BinaryLike =>
-  typeof d === 'string'
-    ? d
-    : d instanceof ArrayBuffer
-      ? new Uint8Array(d)
-      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** SHA-256 and HMAC-SHA-256 from node:crypto in the shape the signer takes. */
-class Sha256 {
-  private readonly hash;
-  constructor(secret?: Data) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: Data): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {}
-}
 
 export class IamCallError extends Error {
   constructor(

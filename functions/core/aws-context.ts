@@ -5,6 +5,8 @@ import { BedrockChatModel } from '../adapters/bedrock-chat-model.js';
 import { createNovitaCloud } from '../adapters/http-novita-cloud.js';
 import { EventBridgeScheduler } from '../adapters/eventbridge-scheduler.js';
 import { S3Blobs } from '../adapters/s3-blobs.js';
+import { S3InstallFiles } from '../adapters/s3-presign.js';
+import { INSTALL_ASSETS_PREFIX } from '../system/install.js';
 import { SqsQueue } from '../adapters/sqs-queue.js';
 import { SsmSecrets } from '../adapters/ssm-secrets.js';
 import { StsNodeCredentials } from '../adapters/sts-node-credentials.js';
@@ -15,7 +17,10 @@ import { EVENTS_QUEUE } from './events.js';
 import { createLogger } from './logger.js';
 
 /** The AWS adapters: real AWS in Lambda, or the emulator at AWS_ENDPOINT_URL (moto, LocalStack). */
-export function createAwsContext(config: Config, options: { mode: AppContext['mode']; now?: () => number }): AppContext {
+export function createAwsContext(
+  config: Config,
+  options: { mode: AppContext['mode']; now?: () => number },
+): AppContext {
   const now = options.now ?? Date.now;
   const secrets = new SsmSecrets(config);
   return {
@@ -34,8 +39,13 @@ export function createAwsContext(config: Config, options: { mode: AppContext['mo
     ...(config.AGENT_ROLE_ARN
       ? { nodeCredentials: new StsNodeCredentials({ ...config, AGENT_ROLE_ARN: config.AGENT_ROLE_ARN }) }
       : {}),
+    ...(config.INSTALL_ASSETS_BUCKET
+      ? { installFiles: new S3InstallFiles(config, config.INSTALL_ASSETS_BUCKET, INSTALL_ASSETS_PREFIX) }
+      : {}),
     // Only the functions that push get the stage's callback URL (and the grant to post to it).
-    ...(config.WS_CALLBACK_URL ? { connections: new ApiGatewayConnections(config.WS_CALLBACK_URL, config.AWS_REGION) } : {}),
+    ...(config.WS_CALLBACK_URL
+      ? { connections: new ApiGatewayConnections(config.WS_CALLBACK_URL, config.AWS_REGION) }
+      : {}),
   };
 }
 
@@ -64,10 +74,14 @@ async function ensureAgentRole(ctx: AppContext): Promise<void> {
     name: `${config.QUEUE_PREFIX}agent`.slice(0, 64),
     trustPolicy: {
       Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' }],
+      Statement: [
+        { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'sts:AssumeRole' },
+      ],
     },
     policies: {
-      'node-queues': agentQueuePolicy(nodeQueuesArnPattern('aws', config.AWS_REGION, account, config.QUEUE_PREFIX)),
+      'node-queues': agentQueuePolicy(
+        nodeQueuesArnPattern('aws', config.AWS_REGION, account, config.QUEUE_PREFIX),
+      ),
     },
   });
   ctx.nodeCredentials = new StsNodeCredentials({ ...config, AGENT_ROLE_ARN: roleArn });

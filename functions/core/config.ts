@@ -65,7 +65,11 @@ export const configSchema = z.object({
   /** A node is offline when its last heartbeat is older than this. */
   NODE_OFFLINE_AFTER_SECONDS: z.coerce.number().int().positive().default(90),
   /** The nodes sweep retires a node silent longer than this (default 7 days); 0: never. */
-  NODE_RETIRE_AFTER_SECONDS: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+  NODE_RETIRE_AFTER_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(7 * 24 * 3600),
   /** How often agents heartbeat; never more than a third of NODE_OFFLINE_AFTER_SECONDS (two beats may be lost). */
   NODE_HEARTBEAT_SECONDS: z.coerce.number().int().positive().default(30),
   /**
@@ -80,7 +84,13 @@ export const configSchema = z.object({
   DOCS_ASSETS_DIR: z.string().optional(),
   /** Folder of what install.sh downloads (agent.mjs, node-<arch>.tar.gz, agent-image-<arch>.tar); `dist` when unset. */
   INSTALL_ASSETS_DIR: z.string().optional(),
-  MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Where the install files live on AWS (objects `install/<file>`); GET /install/{file} redirects there. */
+  INSTALL_ASSETS_BUCKET: z.string().optional(),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** First wait before a copy that failed or exited is replaced; doubles per failure in a row, up to 5 minutes; 0: at once. */
   RESTART_BACKOFF_SECONDS: z.coerce.number().min(0).max(300).default(10),
   /**
@@ -116,7 +126,10 @@ export const configSchema = z.object({
   TRAINING_CHECKPOINT_ROOT: z.string().startsWith('/').default('/var/lib/fleet/checkpoints'),
   /** First retry delay of a failed run; doubles per retry up to the maximum. */
   TRAINING_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
-  TRAINING_RETRY_MAX_SECONDS: z.coerce.number().positive().default(6 * 3600),
+  TRAINING_RETRY_MAX_SECONDS: z.coerce
+    .number()
+    .positive()
+    .default(6 * 3600),
   /** How soon a run no node has room for is tried again. */
   TRAINING_PLACEMENT_RETRY_SECONDS: z.coerce.number().int().positive().default(30),
 
@@ -151,7 +164,12 @@ export const configSchema = z.object({
 
   // Swarm join tokens (functions/fleet/join-tokens.ts).
   /** How long a join token from GET /api/swarm/join-token lets nodes register. */
-  JOIN_TOKEN_TTL_SECONDS: z.coerce.number().int().positive().max(30 * 24 * 3600).default(24 * 3600),
+  JOIN_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(30 * 24 * 3600)
+    .default(24 * 3600),
 
   // AI assistant (functions/fleet/ai*.ts): Amazon Bedrock Runtime's Converse API.
   AI_ENABLED: bool.default(true),
@@ -178,7 +196,10 @@ export const configSchema = z.object({
   REGISTRY_URL: z
     .string()
     .url()
-    .refine((u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).pathname === '/', 'an http(s) URL of the registry host, no path (http://host:5000)')
+    .refine(
+      (u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).pathname === '/',
+      'an http(s) URL of the registry host, no path (http://host:5000)',
+    )
     .optional(),
   /** Per registry call, below API Gateway's 29 s. */
   REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(10_000),
@@ -187,7 +208,10 @@ export const configSchema = z.object({
   /** Role whose short-lived credentials, narrowed to one node's queue, POST /agent/credentials vends. Created on an emulator when unset; required on AWS for the SQS channel. */
   AGENT_ROLE_ARN: z
     .string()
-    .regex(/^arn:[\w-]+:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
+    .regex(
+      /^arn:[\w-]+:iam::\d{12}:role\/[\w+=,.@/-]+$/,
+      'an IAM role ARN (arn:aws:iam::<account>:role/<name>)',
+    )
     .optional(),
   /** Lifetime of vended node credentials: STS's minimum is 900 s, and a Lambda role assuming another (role chaining) gets at most 1 h. */
   AGENT_CREDENTIALS_SECONDS: z.coerce.number().int().min(900).max(3600).default(3600),

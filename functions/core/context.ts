@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { ConnectionSender } from '../ports/connections.js';
 import type { Blobs } from '../ports/blobs.js';
 import type { ChatModel } from '../ports/chat-model.js';
+import type { InstallFiles } from '../ports/install-files.js';
 import type { NovitaCloud } from '../ports/novita-cloud.js';
 import type { RunLauncher } from '../ports/run-launcher.js';
 import type { NodeCredentials } from '../ports/node-credentials.js';
@@ -38,4 +39,6 @@ export interface AppContext {
   novita: NovitaCloud;
   /** How training runs reach the fleet; the fleet itself unless set (tests and the bench put their own). */
   launcher?: RunLauncher;
+  /** install.sh's downloads on AWS (INSTALL_ASSETS_BUCKET); absent: served from INSTALL_ASSETS_DIR. */
+  installFiles?: InstallFiles;
 }

@@ -14,6 +14,9 @@ import {
   nodeArchive,
 } from './install.js';
 
+/** How long a redirect to an install file stays valid: a slow link still gets the runtime. */
+const INSTALL_URL_SECONDS = 900;
+
 const common = { tags: ['Install'], errorStyle: 'fastapi' as const, scope: 'public' as const };
 const INSTALL_FILES = [
   'agent.mjs',
@@ -48,11 +51,19 @@ export function installRoutes(): AnyRoute[] {
       params: z.object({ file: z.enum(INSTALL_FILES) }),
       produces: ['text/javascript', 'application/gzip', 'application/x-tar'],
       responses: {
+        302: 'On AWS: a presigned S3 URL of the file, valid 15 minutes',
         404: 'That file is not on this control plane (not built, or no runtime for that architecture)',
       },
       handler: async (req, ctx) => {
-        const dir = assetsDir(ctx.config.INSTALL_ASSETS_DIR);
         const name = req.params.file;
+        // On AWS the files are objects (a runtime or an image is far past Lambda's 6 MB answer):
+        // a short-lived presigned redirect, which curl -L and wget follow.
+        if (ctx.installFiles) {
+          const location = await ctx.installFiles.downloadUrl(name, INSTALL_URL_SECONDS);
+          if (!location) throw new NotFoundError(`${name} is not among this control plane's install files`);
+          return rawReply(302, '', 'text/plain; charset=utf-8', { location, 'cache-control': 'no-store' });
+        }
+        const dir = assetsDir(ctx.config.INSTALL_ASSETS_DIR);
         if (name === 'agent.mjs') {
           const file = await agentBundle(dir);
           if (!file) throw new NotFoundError('The agent bundle is not built here: run npm run build:agent');

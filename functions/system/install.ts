@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
  */
 export const INSTALL_ARCHES = ['x86_64', 'aarch64'] as const;
 export type InstallArch = (typeof INSTALL_ARCHES)[number];
+/** The install files' key prefix in INSTALL_ASSETS_BUCKET (on AWS; lib/install-assets.ts writes them). */
+export const INSTALL_ASSETS_PREFIX = 'install/';
 
 const SCRIPT = fileURLToPath(new URL('../../install/install.sh', import.meta.url));
 const run = promisify(execFile);
@@ -45,7 +47,13 @@ export async function installScript(baseUrl: string, dir: string | undefined): P
   );
   // A header-derived URL goes into a single-quoted sh string: nothing in it may end the quote.
   const safe = /^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(baseUrl) ? baseUrl : '@FLEET_URL@';
-  return scriptText.replace("FLEET_URL_DEFAULT='@FLEET_URL@'", `FLEET_URL_DEFAULT='${safe}'`);
+  // The pinned runtime's version: what the script downloads from a Node.js mirror when this
+  // control plane has no runtime for the host's architecture (aarch64 here, typically).
+  const version = pinnedNode()?.version;
+  const pinned = version && /^\d+\.\d+\.\d+$/.test(version) ? version : '@NODE_VERSION@';
+  return scriptText
+    .replace("FLEET_URL_DEFAULT='@FLEET_URL@'", `FLEET_URL_DEFAULT='${safe}'`)
+    .replace("NODE_VERSION_DEFAULT='@NODE_VERSION@'", `NODE_VERSION_DEFAULT='${pinned}'`);
 }
 
 const fileIfThere = async (path: string) =>

@@ -22,6 +22,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalProcess } from '../harness/local-process.js';
 import { AGENT_IMAGE, buildAgentImage, copyLibraries } from '../../scripts/agent-image.js';
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 
 /**
  * The one-line install against `npm start` in a child process: the line the join token answers
@@ -362,7 +363,9 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
     const unit = keyValues(unitText);
     expect(unit.get('User')).toBe('fleet-agent');
     expect(unit.get('SupplementaryGroups')).toBe('fleet-engine');
-    expect(unit.get('ExecStart')).toBe('/opt/fleet-agent/bin/node /opt/fleet-agent/agent.mjs');
+    expect(unit.get('ExecStart')).toBe(
+      ['/opt/fleet-agent/bin/node', ...AGENT_NODE_FLAGS, '/opt/fleet-agent/agent.mjs'].join(' '),
+    );
     expect(unit.get('Restart')).toBe('on-failure');
     expect(unit.get('StandardOutput')).toBe('journal');
     expect(unit.get('WantedBy')).toBe('multi-user.target');

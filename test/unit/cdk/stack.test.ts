@@ -12,7 +12,7 @@ import { TABLE_KEYS } from '../../../functions/core/table.js';
 import { routes } from '../../../functions/routes.js';
 import { DOCS_ASSETS } from '../../../functions/system/docs.js';
 import { apiGatewayPath, routeKeyOf } from '../../../lib/api.js';
-import { createControlPlane } from '../../../lib/app.js';
+import { CONSOLE_STACK_NAME, createControlPlane, STACK_NAME } from '../../../lib/app.js';
 import { DOCS_ASSETS_SUBDIR, PROJECT_ROOT } from '../../../lib/bundling.js';
 import { ROUTE_GROUPS } from '../../../lib/groups.js';
 import type { FunctionName } from '../../../lib/permissions.js';
@@ -22,7 +22,12 @@ import type { ControlPlaneStack } from '../../../lib/stack.js';
 const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as {
   context: Record<string, unknown>;
 };
-const context = { ...cdkJson.context, 'aws:cdk:enable-asset-metadata': true };
+const context = {
+  ...cdkJson.context,
+  'aws:cdk:enable-asset-metadata': true,
+  // The install files' asset (agent bundle, runtime archive) is built and checked by install-assets.test.ts.
+  'aws:cdk:bundling-stacks': [STACK_NAME, CONSOLE_STACK_NAME],
+};
 
 type Resource = { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> };
 
@@ -279,7 +284,7 @@ describe('ControlPlaneStack', () => {
       IgnorePublicAcls: true,
       RestrictPublicBuckets: true,
     };
-    template.resourcePropertiesCountIs('AWS::S3::Bucket', { PublicAccessBlockConfiguration: blocked }, 2);
+    template.resourcePropertiesCountIs('AWS::S3::Bucket', { PublicAccessBlockConfiguration: blocked }, 3);
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: { Status: 'Enabled' },
       LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'artifacts/' }),
@@ -484,7 +489,9 @@ describe('ControlPlaneStack least privilege', () => {
         expect.stringMatching(/:parameter\/fleet\/install\/\*$/),
       ]),
     );
-    expect(grants('agent', 'ssm:DeleteParameter')).toEqual([expect.stringMatching(/:parameter\/fleet\/install\/\*$/)]);
+    expect(grants('agent', 'ssm:DeleteParameter')).toEqual([
+      expect.stringMatching(/:parameter\/fleet\/install\/\*$/),
+    ]);
     expect(grants('agent', 'ssm:PutParameter')).toEqual([]);
   });
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { baseUrlOf, installCommand, installScript, shQuote } from '../../../functions/system/install.js';
+import {
+  baseUrlOf,
+  installCommand,
+  installScript,
+  pinnedNode,
+  shQuote,
+} from '../../../functions/system/install.js';
 
 describe('install helpers', () => {
   it('the base URL is the one the caller reached, https behind API Gateway or a proxy', () => {
@@ -33,5 +39,13 @@ describe('install helpers', () => {
     const hostile = await installScript("http://x';reboot;'", undefined);
     expect(hostile).toContain("FLEET_URL_DEFAULT='@FLEET_URL@'");
     expect(hostile).not.toContain('reboot');
+  });
+
+  it("the script gets the pinned node package's version, for a mirror download where no runtime is served", async () => {
+    const { version } = pinnedNode()!;
+    expect(version).toMatch(/^\d+\.\d+\.\d+$/);
+    const served = await installScript('https://fleet.example.com', undefined);
+    expect(served).toContain(`NODE_VERSION_DEFAULT='${version}'`);
+    expect(served).not.toContain('@NODE_VERSION@');
   });
 });

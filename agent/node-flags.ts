@@ -1,0 +1,30 @@
+/**
+ * How the agent's Node.js runs wherever it is installed: install.sh's systemd unit, the agent
+ * image's entrypoint and bench:dispatch use these (test/unit/agent/node-flags.test.ts holds the
+ * first two to them). Each trades speed the agent does not need (it waits on the network and the
+ * engine) for resident memory:
+ *   --max-semi-space-size=1   young generation of 1 MB semi-spaces (the default grows to 16 MB)
+ *   --max-old-space-size=128  a heap limit well above a command burst's (the idle heap is ~10 MB)
+ *   --v8-pool-size=1          one V8 worker thread instead of one per core, each with its stack and malloc arena
+ *   --no-opt --no-maglev      no optimizing compilers: their code (7 MB of the binary) is never paged
+ *                             in and their compile zones never grow the malloc heap
+ *   --optimize-for-size       V8's memory-over-speed choices (smaller inline caches, eager shrinking)
+ * The interpreter and baseline compiler stay: --jitless (and --lite-mode) refuse WebAssembly and
+ * regular expression compilation. MALLOC_ARENA_MAX=1: one glibc malloc arena for all threads.
+ * NODE_COMPILE_CACHE (COMPILE_CACHE, in the state folder): V8's code cache of the bundle, written on
+ * the first start (install.sh warms it with `--version`); later starts deserialize the bundle
+ * instead of parsing its 1.6 MB, whose parser zones (13 MB of malloc) would stay in glibc's heap.
+ */
+export const AGENT_NODE_FLAGS = [
+  '--max-semi-space-size=1',
+  '--max-old-space-size=128',
+  '--v8-pool-size=1',
+  '--no-opt',
+  '--no-maglev',
+  '--optimize-for-size',
+] as const;
+
+export const AGENT_ENV = { MALLOC_ARENA_MAX: '1' } as const;
+
+/** NODE_COMPILE_CACHE's folder inside the agent's state folder. */
+export const COMPILE_CACHE = 'compile-cache';
