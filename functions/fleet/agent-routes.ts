@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { emit, type AppEventInput } from '../core/events.js';
+import { clientSignal } from '../core/client-signal.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyResult } from '../command-appliers.js';
 import { applyContainerStates, containerExited } from '../orchestrator/observation.js';
@@ -166,10 +167,19 @@ export function agentRoutes(): AnyRoute[] {
       response: pollResponse,
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        const messages = await ctx.queue.receive(nodeQueue(node.nodeId), {
+        const queue = nodeQueue(node.nodeId);
+        const signal = clientSignal();
+        const messages = await ctx.queue.receive(queue, {
           waitSeconds: req.query.wait,
           maxMessages: req.query.max,
+          ...(signal ? { signal } : {}),
         });
+        // The agent went away while waiting (killed): what it can no longer read goes back at once,
+        // rather than after the visibility timeout (120 s).
+        if (signal?.aborted && messages.length) {
+          await Promise.all(messages.map((m) => ctx.queue.changeVisibility(queue, m.receiptHandle, 0)));
+          return { messages: [] };
+        }
         return { messages: messages.map((m) => ({ receiptHandle: m.receiptHandle, body: m.body })) };
       },
     }),
