@@ -107,6 +107,8 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
 
   it(`${TARGET_KILLS}+ kills during ${TARGET_COMMANDS}+ commands: one outcome each, desired state, no duplicates, no strays`, async () => {
     const random = seededRandom(SEED);
+    // Read once: an agent being restarted has no id until it runs again.
+    const nodeIds = agents.map((a) => a.nodeId);
     const expected = new Map(IMAGES.map((i) => [i, 0]));
     const stoppedByUs = new Set<string>();
     const deletedByUs = new Set<string>();
@@ -119,8 +121,8 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
     const commands = async () =>
       (
         await Promise.all(
-          agents.map((a) =>
-            queryAll<CommandItem>(rt.ctx.store, fleetKeys.nodeCommandsPk(a.nodeId), { index: 'gsi1' }),
+          nodeIds.map((id) =>
+            queryAll<CommandItem>(rt.ctx.store, fleetKeys.nodeCommandsPk(id), { index: 'gsi1' }),
           ),
         )
       ).flat();
@@ -222,7 +224,8 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
       while (kills < TARGET_KILLS || issued < TARGET_COMMANDS) {
         await sleep(1000);
         issued = (await commands()).length;
-        if (process.env.CHAOS_VERBOSE) console.log(`chaos-agents: ${kills} kills, ${calls} calls, ${issued} commands`);
+        if (process.env.CHAOS_VERBOSE)
+          console.log(`chaos-agents: ${kills} kills, ${calls} calls, ${issued} commands`);
       }
       flowing = false;
     })();
@@ -260,14 +263,20 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
       async () => {
         const all = await commands();
         const pending = all.filter((c) => c.status === 'pending');
-        expect(pending.map((c) => `${c.type} ${c.commandId}`), agentLogs()).toEqual([]);
+        expect(
+          pending.map((c) => `${c.type} ${c.commandId}`),
+          agentLogs(),
+        ).toEqual([]);
         for (const c of all) expect(c.completedAt, c.commandId).toEqual(expect.any(String));
 
         const onEngine = await engineContainers(docker, nodeNames);
         const byInstance = new Map<string, number>();
         for (const c of onEngine)
           byInstance.set(c.labels[LABELS.instance]!, (byInstance.get(c.labels[LABELS.instance]!) ?? 0) + 1);
-        expect([...byInstance].filter(([, n]) => n > 1), 'instances with two containers').toEqual([]);
+        expect(
+          [...byInstance].filter(([, n]) => n > 1),
+          'instances with two containers',
+        ).toEqual([]);
 
         for (const image of IMAGES) {
           // The records themselves: the API's view says `exited` for stopped and dead alike.
@@ -282,7 +291,10 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
                 : ['running', 'removed'];
             expect(want, `${image} instance ${i.instanceId} is ${i.status}`).toContain(i.status);
           }
-          const images = (await api('GET', '/images')).body.images as { image: string; desired_count: number }[];
+          const images = (await api('GET', '/images')).body.images as {
+            image: string;
+            desired_count: number;
+          }[];
           expect(images.find((i) => i.image === image)?.desired_count ?? 0, `${image} desired`).toBe(
             expected.get(image),
           );
@@ -299,7 +311,8 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
         for (const c of onEngine) {
           const id = c.labels[LABELS.instance]!;
           expect(deletedByUs.has(id), `deleted instance ${id} still on the engine`).toBe(false);
-          if (c.state !== 'running') expect(stoppedByUs.has(id), `stray ${c.state} container of ${id}`).toBe(true);
+          if (c.state !== 'running')
+            expect(stoppedByUs.has(id), `stray ${c.state} container of ${id}`).toBe(true);
         }
         for (const id of stoppedByUs) expect(byInstance.get(id), `stopped instance ${id}`).toBe(1);
         return all;
@@ -311,7 +324,8 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
       throw error;
     });
     const outcomes = new Map<string, number>();
-    for (const c of settled) outcomes.set(`${c.type} ${c.status}`, (outcomes.get(`${c.type} ${c.status}`) ?? 0) + 1);
+    for (const c of settled)
+      outcomes.set(`${c.type} ${c.status}`, (outcomes.get(`${c.type} ${c.status}`) ?? 0) + 1);
     console.log(`chaos-agents: outcomes ${JSON.stringify(Object.fromEntries(outcomes))}`);
     expect(settled.length).toBeGreaterThanOrEqual(TARGET_COMMANDS);
   }, 600_000);
