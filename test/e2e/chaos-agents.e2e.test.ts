@@ -245,6 +245,16 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
     /** What the records say, for a failure's message. */
     const dump = async () => {
       const lines: string[] = [];
+      const queue = rt.ctx.queue as { depth?: (q: string) => number };
+      for (const id of nodeIds)
+        lines.push(
+          `node ${id}: queue ${queue.depth?.(`node-${id}`)}, dead letters ${queue.depth?.(`node-${id}-dlq`)}`,
+        );
+      for (const c of (await commands()).filter((c) => c.status === 'pending')) {
+        lines.push(`pending ${c.type} ${c.commandId} on ${c.nodeId} issued ${c.issuedAt}`);
+        for (const a of agents)
+          for (const l of a.lines) if (l.includes(c.commandId)) lines.push(`  ${a.name}: ${l}`);
+      }
       for (const image of IMAGES) {
         const service = await getService(rt.ctx, image);
         lines.push(`${image}: desired ${service?.desiredCount} (expected ${expected.get(image)})`);
@@ -282,7 +292,6 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
           // The records themselves: the API's view says `exited` for stopped and dead alike.
           const instances = await imageInstances(rt.ctx, image);
           const running = instances.filter((i) => i.status === 'running').map((i) => i.instanceId);
-          expect(running.length, `${image} running instances`).toBe(expected.get(image));
           for (const i of instances) {
             const want = stoppedByUs.has(i.instanceId)
               ? ['stopped']
@@ -295,9 +304,12 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
             image: string;
             desired_count: number;
           }[];
-          expect(images.find((i) => i.image === image)?.desired_count ?? 0, `${image} desired`).toBe(
-            expected.get(image),
-          );
+          // Every acknowledged start counts. A stop or delete acknowledged for a copy that no longer
+          // held its place (replaced meanwhile) gives none back, so the desired count may stay above
+          // the test's own reckoning, never below it.
+          const desired = images.find((i) => i.image === image)?.desired_count ?? 0;
+          expect(desired, `${image} desired`).toBeGreaterThanOrEqual(expected.get(image)!);
+          expect(running.length, `${image} running instances`).toBe(desired);
           const mine = onEngine.filter((c) => c.labels[LABELS.image] === image);
           expect(
             mine

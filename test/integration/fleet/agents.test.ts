@@ -106,6 +106,26 @@ describe('agent protocol over HTTP (embedded runtime)', () => {
     expect(await agent.poll(0)).toEqual([]);
   });
 
+  it('a command delivered COMMAND_MAX_RECEIVES times without a result ends failed with the reason', async () => {
+    const agent = new ScriptedAgent(rt.url, 'dying-node');
+    await agent.register();
+    const commandId = await dispatchCommand(rt.ctx, agent.nodeId, {
+      type: 'container.restart',
+      instanceId: 'x',
+      timeoutSeconds: 1,
+    });
+    // Each delivery's agent dies before reporting; each restart registers and is handed it again.
+    let deliveries = 0;
+    for (let i = 0; i < 8; i++) {
+      deliveries += (await agent.poll(0)).length;
+      await agent.register();
+    }
+    expect(deliveries).toBe(5);
+    expect(await agent.poll(0)).toEqual([]);
+    const stored = (await call(rt.url, 'GET', `/commands/${commandId}`)).body;
+    expect(stored).toMatchObject({ status: 'failed', error: expect.stringMatching(/delivered 5 times/) });
+  });
+
   it('delivers commands on the long-poll, redelivers unacked ones, and takes each result once', async () => {
     // Prepare
     const agent = new ScriptedAgent(rt.url, 'cmd-node');
