@@ -7,7 +7,8 @@
  * control plane does not account for.
  *
  * Seeded: CHAOS_SEED repeats a run's choices (the seed is printed). CHAOS_COMMANDS and
- * CHAOS_KILLS set the volume (defaults 500 agent commands, 20 kills).
+ * CHAOS_KILLS set the volume (defaults 150 agent commands, 20 kills: about 3 minutes on a loaded
+ * 2-core machine; the issue's 500 is CHAOS_COMMANDS=500).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -41,7 +42,7 @@ import {
 import { seededRandom } from './chaos-random.js';
 
 const run = promisify(execFile);
-const TARGET_COMMANDS = Number(process.env.CHAOS_COMMANDS ?? 500);
+const TARGET_COMMANDS = Number(process.env.CHAOS_COMMANDS ?? 150);
 const TARGET_KILLS = Number(process.env.CHAOS_KILLS ?? 20);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** Copies wanted of one image at most: the two nodes share one small machine. */
@@ -304,11 +305,9 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
             image: string;
             desired_count: number;
           }[];
-          // Every acknowledged start counts. A stop or delete acknowledged for a copy that no longer
-          // held its place (replaced meanwhile) gives none back, so the desired count may stay above
-          // the test's own reckoning, never below it.
+          // Every acknowledged start adds its copies, every acknowledged stop or delete of a running copy takes one.
           const desired = images.find((i) => i.image === image)?.desired_count ?? 0;
-          expect(desired, `${image} desired`).toBeGreaterThanOrEqual(expected.get(image)!);
+          expect(desired, `${image} desired`).toBe(expected.get(image));
           expect(running.length, `${image} running instances`).toBe(desired);
           const mine = onEngine.filter((c) => c.labels[LABELS.image] === image);
           expect(
