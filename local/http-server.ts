@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
 import type { AppContext } from '../functions/core/context.js';
+import { withClientSignal } from '../functions/core/client-signal.js';
 import { authorize } from '../functions/core/access.js';
 import { authenticateAgent } from '../functions/fleet/auth.js';
 import type { HttpEvent, HttpResult } from '../functions/core/http.js';
@@ -184,7 +185,12 @@ export function createLocalServer(handler: LambdaHttpHandler, gate?: BodyGate, s
           return;
         }
       }
-      const result = await handler(toEvent(req, body), lambdaContext());
+      // A client gone before its answer (an agent killed mid long-poll) aborts what the handler waits on.
+      const gone = new AbortController();
+      res.on('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
+      const result = await withClientSignal(gone.signal, () => handler(toEvent(req, body), lambdaContext()));
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(result.headers ?? {})) out[k] = String(v);
       const hasBody =

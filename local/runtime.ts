@@ -2,10 +2,11 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { awsCredentialsInEnv, loadConfig } from '../functions/core/config.js';
 import type { AppContext } from '../functions/core/context.js';
-import { EVENTS_QUEUE } from '../functions/core/events.js';
+import { emit, EVENTS_QUEUE } from '../functions/core/events.js';
 import { createHttpHandler } from '../functions/core/http.js';
 import { eventHandlers } from '../functions/event-handlers.js';
 import { routes } from '../functions/routes.js';
+import { redeliverPendingCommands } from '../functions/fleet/commands.js';
 import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
@@ -64,8 +65,12 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
       const embedded = await createEmbeddedContext(config, { dataDir: options.dataDir, now: options.now });
       ctx = embedded.ctx;
       stops.push(embedded.stop);
+      // The in-process queue starts empty: commands a previous run recorded and never saw settled go out again.
+      await redeliverPendingCommands(ctx);
     }
     await ctx.queue.ensure({ name: EVENTS_QUEUE, visibilityTimeoutSeconds: 60, maxReceiveCount: 5 });
+    // Events in flight died with a previous run's in-process queue: one full reconcile catches up.
+    if (!config.AWS_ENDPOINT_URL) await emit(ctx, { type: 'reconcile' });
     await ensureAppSchedules(ctx);
 
     const sockets = ctx.connections instanceof LocalSockets ? ctx.connections : new LocalSockets();

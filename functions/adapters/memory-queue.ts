@@ -138,6 +138,19 @@ export class MemoryQueue implements Queue {
     if (entry) entry.visibleAt = this.now() + timeoutSeconds * 1000;
   }
 
+  async releaseInFlight(queue: string): Promise<number> {
+    const now = this.now();
+    let released = 0;
+    for (const entry of this.queues.get(queue)?.entries ?? []) {
+      if (entry.receiptHandle === undefined || entry.visibleAt <= now) continue;
+      entry.visibleAt = now;
+      entry.receiptHandle = undefined;
+      released++;
+    }
+    if (released) for (const wake of this.q(queue).waiters) wake();
+    return released;
+  }
+
   async remove(queue: string): Promise<void> {
     this.queues.delete(queue);
     this.queues.delete(dlqName(queue));

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { emit, type AppEventInput } from '../core/events.js';
+import { clientSignal } from '../core/client-signal.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { applyResult } from '../command-appliers.js';
 import { applyContainerStates, containerExited } from '../orchestrator/observation.js';
@@ -12,6 +13,7 @@ import { authenticateAgent, nodeOfCredential } from './auth.js';
 import { completeCommand, commandView } from './commands.js';
 import { bearerOf, isLiveJoinToken, JOIN_TOKEN_PREFIX } from './join-tokens.js';
 import {
+  COMMAND_MAX_RECEIVES,
   nodeQueue,
   recordHeartbeat,
   registerNode,
@@ -28,7 +30,8 @@ import {
   registerResponse,
   rotateTokenResponse,
 } from '../../protocol/messages.js';
-import { commandResult } from '../../protocol/commands.js';
+import { commandEnvelope, commandResult, type CommandResult } from '../../protocol/commands.js';
+import { dlqName } from '../ports/queue.js';
 import { recordMetricHistory } from './metric-history.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 import { commandOut } from '../core/responses.js';
@@ -166,10 +169,20 @@ export function agentRoutes(): AnyRoute[] {
       response: pollResponse,
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        const messages = await ctx.queue.receive(nodeQueue(node.nodeId), {
+        const queue = nodeQueue(node.nodeId);
+        await failDeadLetters(ctx, node.nodeId);
+        const signal = clientSignal();
+        const messages = await ctx.queue.receive(queue, {
           waitSeconds: req.query.wait,
           maxMessages: req.query.max,
+          ...(signal ? { signal } : {}),
         });
+        // The agent went away while waiting (killed): what it can no longer read goes back at once,
+        // rather than after the visibility timeout (120 s).
+        if (signal?.aborted && messages.length) {
+          await Promise.all(messages.map((m) => ctx.queue.changeVisibility(queue, m.receiptHandle, 0)));
+          return { messages: [] };
+        }
         return { messages: messages.map((m) => ({ receiptHandle: m.receiptHandle, body: m.body })) };
       },
     }),
@@ -196,25 +209,7 @@ export function agentRoutes(): AnyRoute[] {
       response: commandOut.extend({ duplicate: z.boolean() }),
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        const { command, first } = await completeCommand(ctx, node.nodeId, req.params.commandId, req.body);
-        // Every report re-applies (the transitions are conditional, so a repeat is a no-op): an
-        // agent retrying after a failure half-way through still gets the instance updated.
-        await applyResult(ctx, command);
-        if (first && command.status !== 'pending') {
-          const output = command.output ?? {};
-          const small = JSON.stringify(output).length <= MAX_EVENT_OUTPUT_CHARS;
-          await emit(ctx, {
-            type: 'command.completed',
-            commandId: command.commandId,
-            nodeId: command.nodeId,
-            commandType: command.type,
-            status: command.status,
-            ...(command.instanceId ? { instanceId: command.instanceId } : {}),
-            output: small ? output : {},
-            ...(small ? {} : { outputOmitted: true }),
-            ...(command.error ? { error: command.error } : {}),
-          });
-        }
+        const { command, first } = await takeResult(ctx, node.nodeId, req.params.commandId, req.body);
         return { ...commandView(command), duplicate: !first };
       },
     }),
@@ -256,4 +251,53 @@ export function agentRoutes(): AnyRoute[] {
       },
     }),
   ];
+}
+
+/** Stores a command's result and applies it; the first report also emits `command.completed`. */
+async function takeResult(ctx: AppContext, nodeId: string, commandId: string, result: CommandResult) {
+  const { command, first } = await completeCommand(ctx, nodeId, commandId, result);
+  // Every report re-applies (the transitions are conditional, so a repeat is a no-op): an
+  // agent retrying after a failure half-way through still gets the instance updated.
+  await applyResult(ctx, command);
+  if (first && command.status !== 'pending') {
+    const output = command.output ?? {};
+    const small = JSON.stringify(output).length <= MAX_EVENT_OUTPUT_CHARS;
+    await emit(ctx, {
+      type: 'command.completed',
+      commandId: command.commandId,
+      nodeId: command.nodeId,
+      commandType: command.type,
+      status: command.status,
+      ...(command.instanceId ? { instanceId: command.instanceId } : {}),
+      output: small ? output : {},
+      ...(small ? {} : { outputOmitted: true }),
+      ...(command.error ? { error: command.error } : {}),
+    });
+  }
+  return { command, first };
+}
+
+/**
+ * Commands the node's queue gave up on (received COMMAND_MAX_RECEIVES times, never acknowledged:
+ * the agent died running each delivery) end `failed` with the reason, rather than pending forever.
+ */
+async function failDeadLetters(ctx: AppContext, nodeId: string): Promise<void> {
+  const dlq = dlqName(nodeQueue(nodeId));
+  for (const m of await ctx.queue.receive(dlq, { maxMessages: 10 })) {
+    let body: unknown;
+    try {
+      body = JSON.parse(m.body);
+    } catch {
+      body = undefined;
+    }
+    const envelope = commandEnvelope.safeParse(body);
+    if (envelope.success && envelope.data.nodeId === nodeId) {
+      await takeResult(ctx, nodeId, envelope.data.commandId, {
+        status: 'failed',
+        output: {},
+        error: `not completed: delivered ${COMMAND_MAX_RECEIVES} times, and its node never reported a result (its agent stopped while running it each time)`,
+      }).catch((error: unknown) => ctx.logger.warn('dead command not settled', { error: error as Error }));
+    }
+    await ctx.queue.delete(dlq, m.receiptHandle);
+  }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import { nodeQueue } from './nodes.js';
 import { countCommandResult } from '../observability/counters.js';
 import { annotateTrace } from '../core/tracing.js';
@@ -124,6 +124,34 @@ export async function nodeCommands(ctx: AppContext, nodeId: string, limit = 50):
     limit,
   });
   return page.items;
+}
+
+/**
+ * Puts every pending command's envelope on its node's queue again; how many. For a queue that
+ * kept nothing across a restart (the embedded runtime's, in memory): a command recorded but never
+ * delivered, or delivered to an agent that died with it, would otherwise stay pending forever.
+ * The agent's journal makes a second delivery of one it did run harmless.
+ */
+export async function redeliverPendingCommands(ctx: AppContext): Promise<number> {
+  const nodeIds = (
+    await queryAll<StoreItem & { nodeId: string }>(ctx.store, fleetKeys.nodesPk, { index: 'gsi1' })
+  ).map((n) => n.nodeId);
+  let sent = 0;
+  for (const nodeId of nodeIds) {
+    const all = await queryAll<CommandItem>(ctx.store, fleetKeys.nodeCommandsPk(nodeId), { index: 'gsi1' });
+    for (const c of all.filter((c) => c.status === 'pending')) {
+      const envelope: CommandEnvelope = {
+        commandId: c.commandId,
+        nodeId,
+        issuedAt: c.issuedAt,
+        command: c.command,
+      };
+      await ctx.queue.send(nodeQueue(nodeId), JSON.stringify(envelope));
+      sent++;
+    }
+  }
+  if (sent) ctx.logger.info('pending commands redelivered', { commands: sent });
+  return sent;
 }
 
 /**

@@ -300,6 +300,9 @@ export async function registerNode(
     visibilityTimeoutSeconds: COMMAND_VISIBILITY_SECONDS,
     maxReceiveCount: COMMAND_MAX_RECEIVES,
   });
+  // The agent registers on every start: commands its killed predecessor took are delivered again now.
+  const released = await ctx.queue.releaseInFlight?.(queue);
+  if (released) ctx.logger.info('in-flight commands released', { nodeId, released });
 
   const token = newToken(nodeId);
   const now = ctx.now();

@@ -240,8 +240,10 @@ export class MeteredQueue implements Queue {
     private readonly meter: Meter,
   ) {
     if (inner.url) this.url = (queue: string) => inner.url!(queue);
+    if (inner.releaseInFlight) this.releaseInFlight = (queue: string) => inner.releaseInFlight!(queue);
   }
   url?: (queue: string) => Promise<string>;
+  releaseInFlight?: (queue: string) => Promise<number>;
 
   async ensure(definition: QueueDefinition): Promise<void> {
     this.meter.add('sqs.ensure', { sqsRequests: 1 });

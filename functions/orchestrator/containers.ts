@@ -163,9 +163,17 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
 
 // ---------------------------------------------------------------- stopping, deleting
 
-/** The slot goes with the user's intent: one copy fewer wanted, this one's ordinal free. */
-async function giveUpSlot(ctx: AppContext, inst: InstanceItem): Promise<void> {
-  const held = (await serviceSlots(ctx, inst.imageId)).some((s) => s.instanceId === inst.instanceId);
+/** Whether the copy holds a place of its service (a replaced or surplus copy holds none). */
+const holdsSlot = async (ctx: AppContext, inst: InstanceItem) =>
+  (await serviceSlots(ctx, inst.imageId)).some((s) => s.instanceId === inst.instanceId);
+
+/**
+ * The slot goes with the user's intent: one copy fewer wanted, this one's ordinal free. `held` is
+ * read before the copy is locked: once it is `stopping`, a reconciler that sees another stop's
+ * lower desired count may release this copy's slot as the surplus, and reading it then would
+ * lose this stop's own decrement.
+ */
+async function giveUpSlot(ctx: AppContext, inst: InstanceItem, held: boolean): Promise<void> {
   if (!held) return;
   // Desired first: a reconciler in between sees one slot too many and releases the locked one.
   await adjustDesired(ctx, inst.imageId, -1);
@@ -191,10 +199,11 @@ export async function stopInstance(
   if (inst.status === 'stopped') return { stopped: true };
   if (inst.status === 'removing') throw new ConflictError(`Instance ${instanceId} is being removed`);
   if (inst.status !== 'stopping') {
+    const held = await holdsSlot(ctx, inst);
     const locked = await transitionInstance(ctx, instanceId, STOPPABLE, 'stopping');
     if (!locked) throw new ConflictError(`Instance ${instanceId} changed concurrently; retry`);
     inst = locked;
-    await giveUpSlot(ctx, inst);
+    await giveUpSlot(ctx, inst, held);
     await instanceEndpointsDown(ctx, inst);
     const commandId = await dispatchCommand(
       ctx,
@@ -235,9 +244,10 @@ export async function deleteContainer(ctx: AppContext, idOrName: string, force: 
   if (!force && (inst.status === 'pending' || inst.status === 'running' || inst.status === 'stopping')) {
     throw new ConflictError(`Container ${inst.name} is running: stop it first or delete with force=true`);
   }
+  const held = await holdsSlot(ctx, inst);
   const locked = await transitionInstance(ctx, inst.instanceId, [inst.status], 'removing');
   if (!locked) throw new ConflictError(`Container ${inst.name} changed concurrently; retry`);
-  await giveUpSlot(ctx, locked);
+  await giveUpSlot(ctx, locked, held);
   await instanceEndpointsDown(ctx, locked);
   const commandId = await dispatchCommand(
     ctx,

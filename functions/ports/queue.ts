@@ -32,6 +32,12 @@ export interface Queue {
   delete(queue: string, receiptHandle: string): Promise<void>;
   deleteBatch(queue: string, receiptHandles: string[]): Promise<void>;
   changeVisibility(queue: string, receiptHandle: string, timeoutSeconds: number): Promise<void>;
+  /**
+   * Makes every message in flight visible again; how many. In-process queues only: an agent that
+   * registers anew (restarted) holds none of its node's in-flight commands, which its killed
+   * predecessor received. SQS has no such call: there they come back after the visibility timeout.
+   */
+  releaseInFlight?(queue: string): Promise<number>;
   /** Removes a queue and its dead-letter queue (a deregistered node's command queue). */
   remove(queue: string): Promise<void>;
   ping(): Promise<void>;

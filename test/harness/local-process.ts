@@ -10,10 +10,12 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export async function startLocalProcess(
   dataDir: string,
   env: Record<string, string | undefined>,
+  /** A fixed port (a restart on the same data keeps its agents' URL); default: a free one. */
+  port = 0,
 ): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'local/main.ts', '--data-dir', dataDir, '--port', '0', '--no-agent'],
+    ['--import', 'tsx', 'local/main.ts', '--data-dir', dataDir, '--port', String(port), '--no-agent'],
     { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

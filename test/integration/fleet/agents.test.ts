@@ -79,6 +79,53 @@ describe('agent protocol over HTTP (embedded runtime)', () => {
     expect(locs).toEqual(expect.arrayContaining(['body.nodeName', 'body.cpuCount']));
   });
 
+  it("a killed agent's commands come back at once: its open long poll takes none, a re-registration releases what it took", async () => {
+    const agent = new ScriptedAgent(rt.url, 'killed-node');
+    await agent.register();
+    // A long poll whose client goes away (the agent killed) before any command arrives.
+    const gone = new AbortController();
+    const dead = fetch(`${rt.url}/agent/commands?wait=20`, { headers: agent.auth, signal: gone.signal });
+    dead.catch(() => undefined);
+    // Nothing outside the server tells when the poll waits there: give it a moment to arrive.
+    await new Promise((r) => setTimeout(r, 300));
+    gone.abort();
+    await dead.catch(() => undefined);
+    const first = await dispatchCommand(rt.ctx, agent.nodeId, {
+      type: 'container.logs',
+      instanceId: 'a',
+      tail: 1,
+    });
+    const [got] = await agent.poll(5);
+    expect(got?.envelope.commandId).toBe(first);
+    // Taken and never acknowledged (the agent died with it): its restart registers, and gets it again.
+    expect(await agent.poll(0)).toEqual([]);
+    await agent.register();
+    const [again] = await agent.poll(5);
+    expect(again?.envelope.commandId).toBe(first);
+    expect((await agent.ack([again!.receiptHandle])).status).toBe(200);
+    expect(await agent.poll(0)).toEqual([]);
+  });
+
+  it('a command delivered COMMAND_MAX_RECEIVES times without a result ends failed with the reason', async () => {
+    const agent = new ScriptedAgent(rt.url, 'dying-node');
+    await agent.register();
+    const commandId = await dispatchCommand(rt.ctx, agent.nodeId, {
+      type: 'container.restart',
+      instanceId: 'x',
+      timeoutSeconds: 1,
+    });
+    // Each delivery's agent dies before reporting; each restart registers and is handed it again.
+    let deliveries = 0;
+    for (let i = 0; i < 8; i++) {
+      deliveries += (await agent.poll(0)).length;
+      await agent.register();
+    }
+    expect(deliveries).toBe(5);
+    expect(await agent.poll(0)).toEqual([]);
+    const stored = (await call(rt.url, 'GET', `/commands/${commandId}`)).body;
+    expect(stored).toMatchObject({ status: 'failed', error: expect.stringMatching(/delivered 5 times/) });
+  });
+
   it('delivers commands on the long-poll, redelivers unacked ones, and takes each result once', async () => {
     // Prepare
     const agent = new ScriptedAgent(rt.url, 'cmd-node');

@@ -18,6 +18,27 @@ describe('MemoryQueue', () => {
     expect(await q.receive('q')).toEqual([]);
   });
 
+  it('releases what is in flight at once (a node whose agent restarted), leaving delayed messages delayed', async () => {
+    let now = 1_000_000;
+    const q = new MemoryQueue(() => now);
+    await q.ensure({ name: 'q', visibilityTimeoutSeconds: 120 });
+    await q.send('q', 'taken');
+    await q.send('q', 'later', { delaySeconds: 60 });
+    const [taken] = await q.receive('q');
+    expect(taken?.body).toBe('taken');
+    expect(await q.receive('q')).toEqual([]);
+    expect(await q.releaseInFlight('q')).toBe(1);
+    const [again] = await q.receive('q');
+    expect(again).toMatchObject({ messageId: taken!.messageId, receiveCount: 2 });
+    // The old receipt no longer deletes it; the new one does.
+    await q.delete('q', taken!.receiptHandle);
+    expect(q.depth('q')).toBe(2);
+    await q.delete('q', again!.receiptHandle);
+    expect(await q.releaseInFlight('q')).toBe(0);
+    now += 61_000;
+    expect((await q.receive('q')).map((m) => m.body)).toEqual(['later']);
+  });
+
   it('moves a message to the dead-letter queue after maxReceiveCount receives', async () => {
     let now = 0;
     const q = new MemoryQueue(() => now);

@@ -5,6 +5,15 @@ import { useAction, useApi, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, Facts, fmt, Records, Section, Status } from '../ui.js';
 import type { NodeRow } from './fleet.js';
 
+/** A copy waiting out its restart or pull backoff (GET /containers `backoff`): why, which attempt, when next. */
+interface Backoff {
+  reason: string;
+  attempt: number;
+  next_try_at: string;
+}
+const backoffText = (b: Backoff | undefined) =>
+  b ? `${b.reason.replace(/_/g, ' ')}, attempt ${b.attempt}, next try ${b.next_try_at}` : '';
+
 interface History {
   step: number;
   points: ({ t: string } & Record<
@@ -186,7 +195,7 @@ function Labels({
 export function NodePage({ nodeId }: { nodeId: string }) {
   const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
   const swarm = useApi<{ id: string; labels: Record<string, string> }[]>('/api/swarm/nodes', 60_000);
-  const containers = useApi<{ containers: { node_id: string }[] }>('/containers', 15_000);
+  const containers = useApi<{ containers: { node_id: string; backoff?: Backoff }[] }>('/containers', 15_000);
   const worker = useApi<Worker>(`/workers/${encodeURIComponent(nodeId)}`, 30_000);
   const models = useApi<{ assignments: { worker_id?: string; node_id?: string }[] }>(
     '/models/assignments',
@@ -223,12 +232,14 @@ export function NodePage({ nodeId }: { nodeId: string }) {
         <Section title="Containers">
           <Records
             rows={
-              (containers.data?.containers ?? []).filter((c) => c.node_id === node.id) as unknown as Record<
+              (containers.data?.containers ?? [])
+                .filter((c) => c.node_id === node.id)
+                .map((c) => ({ ...c, backoff: backoffText(c.backoff) })) as unknown as Record<
                 string,
                 unknown
               >[]
             }
-            columns={['name', 'image', 'status', 'ports', 'created_at']}
+            columns={['name', 'image', 'status', 'backoff', 'ports', 'created_at']}
             empty="No containers on this node."
           />
         </Section>
