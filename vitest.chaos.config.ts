@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The agents chaos run (`npm run test:chaos`): two agents SIGKILLed at random while commands flow.
+ * Kept out of `npm test` while it still fails at its full size (README, Robustness: "Chaos").
+ */
+export default defineConfig({
+  test: {
+    include: ['test/**/*.chaos.ts'],
+    fileParallelism: false,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    reporters: ['default'],
+  },
+});
