@@ -73,7 +73,12 @@ export async function onCommandCompleted(e: AppEvent<'command.completed'>, ctx: 
   const command = await getCommand(ctx, e.commandId);
   if (command?.command.type !== 'task.run') return;
   const task = await getTask(ctx, command.command.taskId);
-  if (!task || task.nodeId !== e.nodeId || task.runCommandId !== e.commandId || !ACTIVE.includes(task.status))
+  if (
+    !task ||
+    task.nodeId !== e.nodeId ||
+    task.runCommandId !== e.commandId ||
+    !ACTIVE.includes(task.status)
+  )
     return;
   if (
     await markFinished(ctx, task, e.nodeId, {

@@ -227,8 +227,7 @@ export function clusterRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const { status, worker_id, limit, offset } = req.query;
         // A worker by its id or its name; an unknown one has no tasks.
-        const nodeId =
-          worker_id === undefined ? undefined : ((await resolveNode(ctx, worker_id))?.nodeId ?? worker_id);
+        const nodeId = worker_id === undefined ? undefined : ((await resolveNode(ctx, worker_id))?.nodeId ?? worker_id);
         const matching = (await allTasks(ctx)).filter(
           (t) => (!status || t.status === status) && (!nodeId || t.nodeId === nodeId),
         );

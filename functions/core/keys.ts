@@ -34,10 +34,7 @@ export const keys = {
   }),
 
   endpoint: (endpointId: string) => ({ pk: `ENDPOINT#${endpointId}`, sk: 'META' }),
-  endpointsIndex: (serviceName: string, endpointId: string) => ({
-    gsi1pk: 'ENDPOINTS',
-    gsi1sk: `${serviceName}#${endpointId}`,
-  }),
+  endpointsIndex: (serviceName: string, endpointId: string) => ({ gsi1pk: 'ENDPOINTS', gsi1sk: `${serviceName}#${endpointId}` }),
 
   job: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: 'META' }),
   jobName: (name: string) => ({ pk: `JOBNAME#${name}`, sk: 'NAME' }),
@@ -48,10 +45,7 @@ export const keys = {
     gsi2pk: `JOBSTATUS#${status}`,
     gsi2sk: `${createdAt}#${jobId}`,
   }),
-  run: (jobId: string, startedAt: string, runId: string) => ({
-    pk: `JOB#${jobId}`,
-    sk: `RUN#${startedAt}#${runId}`,
-  }),
+  run: (jobId: string, startedAt: string, runId: string) => ({ pk: `JOB#${jobId}`, sk: `RUN#${startedAt}#${runId}` }),
 
   task: (taskId: string) => ({ pk: `TASK#${taskId}`, sk: 'META' }),
   /** gsi1 (sparse, queued tasks only): priority first, then FIFO. gsi2: all tasks by creation. */
@@ -68,10 +62,7 @@ export const keys = {
 /** Fleet and orchestrator keys (appended). */
 export const fleetKeys = {
   /** One desired copy of an image: claimed with a conditional write so concurrent reconcilers place it once. */
-  serviceSlot: (imageId: string, ordinal: number) => ({
-    pk: `SERVICE#${imageId}`,
-    sk: `SLOT#${String(ordinal).padStart(5, '0')}`,
-  }),
+  serviceSlot: (imageId: string, ordinal: number) => ({ pk: `SERVICE#${imageId}`, sk: `SLOT#${String(ordinal).padStart(5, '0')}` }),
   serviceSlotPrefix: 'SLOT#',
   servicesPk: 'SERVICES',
   nodesPk: 'NODES',
@@ -85,10 +76,7 @@ export const fleetKeys = {
    */
   nodeFree: (nodeId: string, shard: number) => ({ pk: `NODEFREE#${shard}`, sk: nodeId }),
   nodeFreePk: (shard: number) => `NODEFREE#${shard}`,
-  nodeFreeModelIndex: (nodeId: string, model: string) => ({
-    gsi1pk: `NODEFREEMODEL#${model}`,
-    gsi1sk: nodeId,
-  }),
+  nodeFreeModelIndex: (nodeId: string, model: string) => ({ gsi1pk: `NODEFREEMODEL#${model}`, gsi1sk: nodeId }),
   nodeFreeModelPk: (model: string) => `NODEFREEMODEL#${model}`,
   endpointsPk: 'ENDPOINTS',
   /** gsi1 partition of an image's instances. */
@@ -109,22 +97,11 @@ export const taskQueueKeys = {
    * put, so two placement runners never put more tasks on a node than it has slots.
    * gsi1 (sparse, held slots only): every running task of the fleet in one query.
    */
-  nodeSlot: (nodeId: string, slot: number) => ({
-    pk: `TASKSLOT#${nodeId}`,
-    sk: `SLOT#${String(slot).padStart(3, '0')}`,
-  }),
-  heldSlotIndex: (nodeId: string, slot: number) => ({
-    gsi1pk: 'TASKSLOTS',
-    gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}`,
-  }),
+  nodeSlot: (nodeId: string, slot: number) => ({ pk: `TASKSLOT#${nodeId}`, sk: `SLOT#${String(slot).padStart(3, '0')}` }),
+  heldSlotIndex: (nodeId: string, slot: number) => ({ gsi1pk: 'TASKSLOTS', gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}` }),
   heldSlotsPk: 'TASKSLOTS',
   /** Models the control plane has put on a node (its own view, ahead of the heartbeat); gsi1: all of them. */
-  nodeModels: (nodeId: string) => ({
-    pk: `NODEMODELS#${nodeId}`,
-    sk: 'STATE',
-    gsi1pk: 'NODEMODELS',
-    gsi1sk: nodeId,
-  }),
+  nodeModels: (nodeId: string) => ({ pk: `NODEMODELS#${nodeId}`, sk: 'STATE', gsi1pk: 'NODEMODELS', gsi1sk: nodeId }),
   nodeModelsPk: 'NODEMODELS',
   /** One fleet sample per minute (GPU utilisation, memory) for /cluster/metrics. */
   clusterSample: (minute: string) => ({ pk: 'CLUSTERSAMPLES', sk: minute }),
@@ -140,10 +117,7 @@ export const trainingKeys = {
   /** Sort key prefix of a job's runs (same partition as the job). */
   runPrefix: 'RUN#',
   /** gsi1 (sparse, running runs only): every run in flight, by node, for capacity and node loss. */
-  activeRunIndex: (nodeId: string, instanceId: string) => ({
-    gsi1pk: 'TRAINRUNS',
-    gsi1sk: `${nodeId}#${instanceId}`,
-  }),
+  activeRunIndex: (nodeId: string, instanceId: string) => ({ gsi1pk: 'TRAINRUNS', gsi1sk: `${nodeId}#${instanceId}` }),
   activeRunsPk: 'TRAINRUNS',
 } as const;
 
@@ -214,10 +188,7 @@ export const joinTokenKeys = {
 export const realtimeKeys = {
   connection: (connectionId: string) => ({ pk: `WSCONN#${connectionId}`, sk: 'META' }),
   /** gsi1: the connections of one channel (`metrics`, `doctor`, `logs#<nodeId>`), for fan-out. */
-  channelIndex: (channel: string, connectionId: string) => ({
-    gsi1pk: `WSCHANNEL#${channel}`,
-    gsi1sk: connectionId,
-  }),
+  channelIndex: (channel: string, connectionId: string) => ({ gsi1pk: `WSCHANNEL#${channel}`, gsi1sk: connectionId }),
   channelPk: (channel: string) => `WSCHANNEL#${channel}`,
   /** One item per followed container (`?container=` subscriptions): when its agent lease is next renewed. */
   followPk: 'WSFOLLOW',
@@ -249,10 +220,7 @@ export const maintenanceKeys = {
 /** Access control (appended): API keys by id (listing on gsi1), the audit log in one partition by time. */
 export const accessKeys = {
   apiKey: (keyId: string) => ({ pk: `APIKEY#${keyId}`, sk: 'META' }),
-  apiKeysIndex: (createdAt: string, keyId: string) => ({
-    gsi1pk: 'APIKEYS',
-    gsi1sk: `${createdAt}#${keyId}`,
-  }),
+  apiKeysIndex: (createdAt: string, keyId: string) => ({ gsi1pk: 'APIKEYS', gsi1sk: `${createdAt}#${keyId}` }),
   apiKeysPk: 'APIKEYS',
   auditPk: 'AUDIT',
   /** Time first: a query reads a time range, newest first. */
@@ -273,18 +241,12 @@ export const observabilityKeys = {
 export const installKeys = {
   job: (jobId: string) => ({ pk: `INSTALLJOB#${jobId}`, sk: 'META' }),
   /** gsi1: every job by creation (the queue's order). */
-  jobsIndex: (createdAt: string, jobId: string) => ({
-    gsi1pk: 'INSTALLJOBS',
-    gsi1sk: `${createdAt}#${jobId}`,
-  }),
+  jobsIndex: (createdAt: string, jobId: string) => ({ gsi1pk: 'INSTALLJOBS', gsi1sk: `${createdAt}#${jobId}` }),
   jobsPk: 'INSTALLJOBS',
   /** The SSH host key first seen at `host:port`; a different one is refused until this is deleted. */
   hostKey: (host: string, port: number) => ({ pk: `HOSTKEY#${host.toLowerCase()}:${port}`, sk: 'META' }),
   /** One of a node's INSTALL_CONCURRENCY_PER_NODE install slots, held by the job running in it. */
-  slot: (nodeId: string, n: number) => ({
-    pk: `INSTALLSLOT#${nodeId}`,
-    sk: `SLOT#${String(n).padStart(2, '0')}`,
-  }),
+  slot: (nodeId: string, n: number) => ({ pk: `INSTALLSLOT#${nodeId}`, sk: `SLOT#${String(n).padStart(2, '0')}` }),
 } as const;
 
 const utcHour = (ms: number) => new Date(ms).toISOString().slice(0, 13);
@@ -294,12 +256,6 @@ const utcHour = (ms: number) => new Date(ms).toISOString().slice(0, 13);
  * an item six hours of 5-minute points (`M5#`), named by their start (UTC hour) so ranges read in order.
  */
 export const metricHistoryKeys = {
-  fine: (nodeId: string, hourStartMs: number) => ({
-    pk: `NODEMETRICS#${nodeId}`,
-    sk: `M1#${utcHour(hourStartMs)}`,
-  }),
-  coarse: (nodeId: string, spanStartMs: number) => ({
-    pk: `NODEMETRICS#${nodeId}`,
-    sk: `M5#${utcHour(spanStartMs)}`,
-  }),
+  fine: (nodeId: string, hourStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M1#${utcHour(hourStartMs)}` }),
+  coarse: (nodeId: string, spanStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M5#${utcHour(spanStartMs)}` }),
 } as const;
