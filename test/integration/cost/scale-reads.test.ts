@@ -96,14 +96,35 @@ describe('reads per operation independent of the fleet size', () => {
     }
   }, 180_000);
 
-  it('the scheduled sweep fans out one invocation per shard', async () => {
+  it('the scheduled sweep runs in one invocation while the fleet fits its budget, and fans out past it', async () => {
     fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    await loadNodeRecords(fleet, 100, 'fan');
-    fleet.meter.reset();
-    await fleet.rt.ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
-    await fleet.settle();
-    const shardRuns = fleet.meter.total((e) => e.label === 'event nodes.sweep.shard').lambdaInvocations;
-    expect(shardRuns).toBe(SHARDS.length);
-    expect(fleet.meter.total((e) => e.label === 'event nodes.sweep').lambdaInvocations).toBe(1);
+    const ctx = fleet.rt.ctx;
+    const { ids } = await loadNodeRecords(fleet, 100, 'fan');
+    const invocations = async (payload: object) => {
+      fleet!.meter.reset();
+      await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep', ...payload }));
+      await fleet!.settle();
+      const count = (label: string) => fleet!.meter.total((e) => e.label === label).lambdaInvocations;
+      return { root: count('event nodes.sweep'), shards: count('event nodes.sweep.shard') };
+    };
+    // 102 nodes, 204 records: one invocation.
+    expect(await invocations({})).toEqual({ root: 1, shards: 0 });
+
+    const silent = ids.filter((_, i) => i % 7 === 0);
+    for (const id of silent) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now() - 600_000 } });
+    }
+    // 40 records an invocation: the rest of the fleet goes on in shard invocations, and every
+    // silent node is found whichever invocation reads it.
+    const fanned = await invocations({ budget: 40 });
+    expect(fanned.root).toBe(1);
+    expect(fanned.shards).toBeGreaterThanOrEqual(Math.ceil(204 / 40) - 1);
+    for (const id of silent) {
+      const k = liveKey(id);
+      expect((await ctx.store.get<{ status: string } & { pk: string; sk: string }>(k.pk, k.sk))?.status).toBe(
+        'offline',
+      );
+    }
   }, 120_000);
 });
