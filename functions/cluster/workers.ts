@@ -167,7 +167,7 @@ export interface Candidates {
  * the fleet: free nodes with a queued model resident (one gsi1 page per model), the nodes holding
  * slots running a queued model (a page: the plan waits for them rather than switch another node), the nodes
  * named in `include`, then, only when those cannot take every queued task, a page of free nodes
- * from the shards (from a random one, so concurrent runs spread). Every candidate is read and
+ * from the shards. Every candidate is read and
  * checked; index entries of nodes that cannot take a task (gone, offline, cordoned, full) are
  * dropped. What it reads grows with the queue's models and the page, never with the fleet.
  */
@@ -235,9 +235,10 @@ export async function loadCandidates(
   if (shortfall > 0) {
     const limit = Math.min(CANDIDATE_PAGE, shortfall + 1);
     const ids: string[] = [];
-    const start = Math.floor(Math.random() * NODE_SHARDS);
-    for (let i = 0; i < NODE_SHARDS && ids.length < limit; i++)
-      ids.push(...(await page(fleetKeys.nodeFreePk((start + i) % NODE_SHARDS), limit - ids.length)));
+    // Shards in order: the same inputs read the same candidates. Runners that race for one node
+    // lose a conditional slot claim, and the task goes in the next run.
+    for (let shard = 0; shard < NODE_SHARDS && ids.length < limit; shard++)
+      ids.push(...(await page(fleetKeys.nodeFreePk(shard), limit - ids.length)));
     await readNodes(ids);
   }
   return { workers: [...workers.values()], read };
