@@ -246,8 +246,9 @@ export async function loadCandidates(
 
 /**
  * Brings the free-capacity index in line with the whole fleet (the scheduled placement run, which
- * reads it anyway): entries for nodes that may take a task and have none, none for those that
- * cannot. Writes only what drifted (a lost write, a node from before the index).
+ * reads it anyway): an entry under its resident model for each node that may take a task, none for
+ * those that cannot. Writes only what drifted (a lost write, a node from before the index, a model
+ * the node loaded or dropped on its own).
  */
 export async function syncFreeIndex(
   ctx: AppContext,
@@ -264,7 +265,8 @@ export async function syncFreeIndex(
   for (const w of workers) {
     if (!w.online || isCordoned(w.node) || w.running.length >= w.maxConcurrency) continue;
     free.add(w.id);
-    if (indexed.has(w.id)) continue;
+    // Missing, or under another model than the node now has resident (heartbeats do not write the index).
+    if (indexed.has(w.id) && indexed.get(w.id)!.model === w.resident[0]) continue;
     await markFree(ctx, w.id, w.resident[0] ? { model: w.resident[0] } : {});
     added++;
   }

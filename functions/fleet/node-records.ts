@@ -152,23 +152,3 @@ export async function clearFree(ctx: AppContext, nodeId: string): Promise<void> 
   const k = freeKey(nodeId);
   await ctx.store.delete(k.pk, k.sk);
 }
-
-/** A free node's model changed (a heartbeat saw another resident): its entry follows, if it has one. */
-export async function setFreeModel(
-  ctx: AppContext,
-  nodeId: string,
-  model: string | undefined,
-): Promise<void> {
-  const k = freeKey(nodeId);
-  const set = model ? { model, ...fleetKeys.nodeFreeModelIndex(nodeId, model) } : {};
-  try {
-    await ctx.store.update(
-      k.pk,
-      k.sk,
-      { set, ...(model ? {} : { remove: ['model', 'gsi1pk', 'gsi1sk'] }) },
-      { exists: true },
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  }
-}

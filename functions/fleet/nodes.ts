@@ -11,7 +11,6 @@ import {
   liveKey,
   markFree,
   metricsDue,
-  setFreeModel,
   metricsKey,
   type LiveRecord,
   type MetricsRecord,
@@ -445,9 +444,6 @@ export async function recordHeartbeat(
   // Two items, written side by side: the liveness record does not wait for the metrics.
   await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
   const model = [...hb.loadedModels].sort()[0];
-  // The free-capacity index finds a node by its resident model: it follows the heartbeat's.
-  if (due && [...(stored?.loadedModels ?? [])].sort()[0] !== model)
-    await setFreeModel(ctx, node.nodeId, model);
   if (!wasOnline) {
     if (!node.cordoned) await markFree(ctx, node.nodeId, { keep: true, ...(model ? { model } : {}) });
     await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
