@@ -2,7 +2,7 @@
 // simulated over HTTP (register, heartbeat, long-poll commands, post events with the image),
 // tasks submitted over HTTP through both APIs, two models so placements switch. Prints tasks/min
 // from the first submit to the last completion.
-// Run: npx tsx bench/scheduler.ts [tasks=400] [nodes=8] [slotsPerNode=2] [runMs=50] [eventWorkers=4]
+// Run: npx tsx bench/scheduler.ts [tasks=400] [nodes=8] [slotsPerNode=2] [runMs=50] [eventWorkers=1]
 // (eventWorkers: event batches handled at once, as Lambda runs several for the events queue).
 import { eventHandlers } from '../functions/event-handlers.js';
 import { startRuntime } from '../local/runtime.js';
@@ -12,7 +12,7 @@ const TASKS = Number(process.argv[2] ?? 400);
 const NODES = Number(process.argv[3] ?? 8);
 const SLOTS = Number(process.argv[4] ?? 2);
 const RUN_MS = Number(process.argv[5] ?? 50);
-const EVENT_WORKERS = Number(process.argv[6] ?? 4);
+const EVENT_WORKERS = Number(process.argv[6] ?? 1);
 const SUBMITTERS = 16;
 const MODELS = ['SDXL_4GB_FP8.safetensors', 'RealVisXL_V5_Turbo.safetensors'];
 
