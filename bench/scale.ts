@@ -9,16 +9,17 @@
  *   the window stands for the fleet's heartbeat rate (nodes / interval per second), so a key's
  *   writes per second = its writes in the window x rate / sample;
  * - units per heartbeat at the full fleet against the 10 registered nodes alone;
- * - the node sweep and a placement run at the full fleet (duration on dynalite, units);
+ * - the node sweep at the full fleet in its bounded invocations (records each read, duration on
+ *   dynalite, units) and the placement of one submitted task (units: it reads candidates from the
+ *   free-capacity index, not the fleet);
  * - the /ws/metrics frames (count, largest);
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
 import { parseArgs } from 'node:util';
-import { keys } from '../functions/core/keys.js';
-import { hashToken, newToken } from '../functions/core/tokens.js';
-import { liveKey, metricsKey, type LiveRecord, type MetricsRecord } from '../functions/fleet/node-records.js';
-import { getNode, sweepNodes, type NodeItem } from '../functions/fleet/nodes.js';
-import { runPlacement, resetPlacementRunner } from '../functions/cluster/placement.js';
+import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/fleet/nodes.js';
+import { SHARDS } from '../functions/fleet/node-records.js';
+import { loadNodeRecords } from './cost/load-nodes.js';
+import { resetPlacementRunner } from '../functions/cluster/placement.js';
 import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
 import type { Store, StoreItem } from '../functions/ports/store.js';
 import { call } from '../test/integration/cluster/sim-agent.js';
@@ -102,32 +103,7 @@ async function main(): Promise<object> {
     const interval = fleet.nodes[0]!.heartbeatIntervalSeconds;
     const small = operationUnits(await measureHeartbeat(fleet));
 
-    // The template: a registered node's records after its heartbeats.
-    const template = (await getNode(ctx, fleet.nodes[0]!.nodeId))!;
-    const lk = liveKey(template.nodeId);
-    const mk = metricsKey(template.nodeId);
-    const live = (await ctx.store.get<LiveRecord>(lk.pk, lk.sk))!;
-    const sample = (await ctx.store.get<MetricsRecord>(mk.pk, mk.sk))!;
-    const meta = (await ctx.store.get<NodeItem>(keys.node(template.nodeId).pk, 'META'))!;
-    const tokens = new Map<string, string>();
-    const ids = Array.from({ length: N }, (_, i) => `scale-${String(i).padStart(6, '0')}`);
-    const [, loadS] = await seconds(() =>
-      pool(ids, 64, async (nodeId) => {
-        const token = newToken(nodeId);
-        tokens.set(nodeId, token);
-        const now = ctx.now();
-        await ctx.store.put({
-          ...meta,
-          ...keys.node(nodeId),
-          ...keys.nodesIndex(nodeId),
-          nodeId,
-          nodeName: nodeId,
-          tokenHash: hashToken(token),
-        });
-        await ctx.store.put({ ...live, ...liveKey(nodeId), nodeId, lastHeartbeatMs: now });
-        await ctx.store.put({ ...sample, ...metricsKey(nodeId), nodeId });
-      }),
-    );
+    const [{ ids, tokens }, loadS] = await seconds(() => loadNodeRecords(fleet, N));
 
     // Heartbeats in a sampled window.
     const counter = new KeyCounter();
@@ -163,14 +139,43 @@ async function main(): Promise<object> {
       .map(([key, n]) => ({ key, writes_per_second: Math.round((n * beatsPerSecond) / SAMPLE) }))
       .sort((a, b) => b.writes_per_second - a.writes_per_second);
 
-    // Sweep and placement at the full fleet.
+    // The sweep at the full fleet, one bounded invocation at a time (as nodes.sweep.shard runs it).
     fleet.meter.reset();
-    const [wentOffline, sweepS] = await seconds(() => fleet.meter.within('sweep', () => sweepNodes(ctx)));
+    const invocations: { read: number; seconds: number }[] = [];
+    let wentOffline = 0;
+    const [, sweepS] = await seconds(() =>
+      fleet.meter.within('sweep', async () => {
+        for (const shard of SHARDS) {
+          let cursor: string | undefined;
+          do {
+            const [part, s] = await seconds(() => sweepShard(ctx, shard, cursor));
+            invocations.push({ read: part.read, seconds: s });
+            wentOffline += part.wentOffline.length;
+            cursor = part.cursor;
+          } while (cursor);
+        }
+      }),
+    );
     const sweepUnits = operationUnits(fleet.meter.total(awsCharged));
+    // One task placed on an event (what a submit triggers), against the full fleet's free-capacity index.
+    await fleet.settle();
     resetPlacementRunner();
     fleet.meter.reset();
-    const [, placementS] = await seconds(() => fleet.meter.within('placement', () => runPlacement(ctx, {})));
-    const placementUnits = operationUnits(fleet.meter.total(awsCharged));
+    const [submitted, placementS] = await seconds(async () => {
+      const res = await call(fleet.rt.url, 'POST', '/tasks', {
+        task_type: 'image_generation',
+        model_name: 'SDXL_4GB_FP8.safetensors',
+        parameters: { prompt: 'scale', width: 512, height: 512 },
+        priority: 'normal',
+      });
+      await fleet.settle();
+      return res;
+    });
+    if (submitted.status !== 200) throw new Error(`POST /tasks: ${submitted.status}`);
+    const placementUnits = operationUnits(
+      fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
+    );
+    const task = await call(fleet.rt.url, 'GET', `/tasks/${String(submitted.body.task_id)}`);
     const [frames, framesS] = await seconds(() => metricsFrames(ctx));
     const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
 
@@ -190,11 +195,20 @@ async function main(): Promise<object> {
       api_requests_per_second: { heartbeats: Math.round(beatsPerSecond), default_limit: API_DEFAULT_RPS },
       sweep: {
         seconds: sweepS,
-        went_offline: wentOffline.length,
+        invocations: invocations.length,
+        largest_invocation_records: Math.max(...invocations.map((i) => i.read)),
+        records_per_invocation_limit: SWEEP_ITEMS_PER_INVOCATION,
+        slowest_invocation_seconds: Math.max(...invocations.map((i) => i.seconds)),
+        went_offline: wentOffline,
         units: sweepUnits,
         timeout_seconds: EVENTS_TIMEOUT_S,
       },
-      placement_run: { seconds: placementS, units: placementUnits, timeout_seconds: EVENTS_TIMEOUT_S },
+      task_placement: {
+        seconds: placementS,
+        task_status: task.body.status,
+        units: placementUnits,
+        timeout_seconds: EVENTS_TIMEOUT_S,
+      },
       ws_metrics: {
         frames: frames.length,
         largest_bytes: Math.max(...frameBytes),

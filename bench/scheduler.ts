@@ -2,7 +2,8 @@
 // simulated over HTTP (register, heartbeat, long-poll commands, post events with the image),
 // tasks submitted over HTTP through both APIs, two models so placements switch. Prints tasks/min
 // from the first submit to the last completion.
-// Run: npx tsx bench/scheduler.ts [tasks=400] [nodes=8] [slotsPerNode=2] [runMs=50]
+// Run: npx tsx bench/scheduler.ts [tasks=400] [nodes=8] [slotsPerNode=2] [runMs=50] [eventWorkers=1]
+// (eventWorkers: event batches handled at once, as Lambda runs several for the events queue).
 import { eventHandlers } from '../functions/event-handlers.js';
 import { startRuntime } from '../local/runtime.js';
 import { SimAgent, call } from '../test/integration/cluster/sim-agent.js';
@@ -11,6 +12,7 @@ const TASKS = Number(process.argv[2] ?? 400);
 const NODES = Number(process.argv[3] ?? 8);
 const SLOTS = Number(process.argv[4] ?? 2);
 const RUN_MS = Number(process.argv[5] ?? 50);
+const EVENT_WORKERS = Number(process.argv[6] ?? 1);
 const SUBMITTERS = 16;
 const MODELS = ['SDXL_4GB_FP8.safetensors', 'RealVisXL_V5_Turbo.safetensors'];
 
@@ -32,7 +34,11 @@ for (const type of ['placement.run', 'agent.task.progress', 'agent.task.finished
   };
 }
 
-const rt = await startRuntime({ port: 0, env: { LOG_LEVEL: 'SILENT', AWS_ENDPOINT_URL: undefined } });
+const rt = await startRuntime({
+  port: 0,
+  env: { LOG_LEVEL: 'SILENT', AWS_ENDPOINT_URL: undefined },
+  eventWorkers: EVENT_WORKERS,
+});
 const agents: SimAgent[] = [];
 try {
   for (let i = 0; i < NODES; i++) {
@@ -88,7 +94,9 @@ try {
   const loads = agents.reduce((n, a) => n + a.loads, 0);
   const runs = agents.reduce((n, a) => n + a.runs.length, 0);
 
-  console.log(`${TASKS} tasks, ${NODES} nodes x ${SLOTS} slots, ${RUN_MS} ms per task, 2 models (70/30)`);
+  console.log(
+    `${TASKS} tasks, ${NODES} nodes x ${SLOTS} slots, ${RUN_MS} ms per task, 2 models (70/30), ${EVENT_WORKERS} event workers`,
+  );
   console.log(
     `submitted in ${(submittedMs / 1000).toFixed(2)} s (${Math.round((TASKS / submittedMs) * 60_000)} submits/min)`,
   );

@@ -26,6 +26,11 @@ export interface RuntimeOptions {
   scheduleRefreshMs?: number;
   /** Wraps the ports, the HTTP handler and the event handlers (the cost meter: bench/cost). */
   instrument?: Instrument;
+  /**
+   * Event batches handled at once (default 1), as Lambda runs several for one SQS queue: the
+   * handlers are idempotent and conditional, so they may overlap.
+   */
+  eventWorkers?: number;
 }
 
 export interface Instrument {
@@ -100,9 +105,12 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     const webSockets = attachWebSockets(server, ctx, sockets);
     stops.unshift(() => webSockets.stop());
 
-    const pump = new EventPump(ctx, options.instrument?.events?.(eventHandlers) ?? eventHandlers);
-    pump.start();
-    stops.unshift(() => pump.stop());
+    const handlers = options.instrument?.events?.(eventHandlers) ?? eventHandlers;
+    for (let i = 0; i < Math.max(1, options.eventWorkers ?? 1); i++) {
+      const pump = new EventPump(ctx, handlers);
+      pump.start();
+      stops.unshift(() => pump.stop());
+    }
 
     const driver = new ScheduleDriver({
       scheduler: ctx.scheduler,

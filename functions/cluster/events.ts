@@ -52,7 +52,7 @@ export const clusterEventHandlers: AreaEventHandlers = {
   },
   'agent.task.progress': onTaskProgress,
   'agent.task.finished': onTaskFinished,
-  'node.online': async (_event, ctx) => void (await runPlacement(ctx)),
-  'node.offline': async (_event, ctx) => void (await runPlacement(ctx)),
+  'node.online': async (event, ctx) => void (await runPlacement(ctx, { include: [event.nodeId] })),
+  'node.offline': async (event, ctx) => void (await runPlacement(ctx, { include: [event.nodeId] })),
   'command.completed': onCommandCompleted,
 };

@@ -21,7 +21,15 @@ import {
   toSchedTask,
   type TaskItem,
 } from './tasks.js';
-import { loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
+import {
+  loadCandidates,
+  loadWorkers,
+  setNodeModels,
+  syncFreeIndex,
+  toSchedNode,
+  type Worker,
+} from './workers.js';
+import { clearFree } from '../fleet/node-records.js';
 
 /**
  * The placement runner (`placement.run`): repairs held slots (tasks on offline nodes go back to
@@ -68,6 +76,8 @@ export interface PlacementReport {
   /** Placements another runner got to first. */
   lost: number;
   stillQueued: number;
+  /** A quick run's reads for its candidates (lookups of the free-capacity index, nodes read). */
+  candidates?: { lookups: number; nodes: number };
 }
 
 const emptyReport = (skipped: boolean): PlacementReport => ({
@@ -137,7 +147,10 @@ async function repairSlots(
     if (await releaseSlot(ctx, s.nodeId, s.slot, s.taskId)) out.released++;
   };
   for (const s of slots) {
-    const online = workers.get(s.nodeId)?.online ?? false;
+    const known = workers.get(s.nodeId);
+    // A quick pass reads only candidates: a node it did not read counts as online (its going
+    // offline runs a pass that reads it; the scheduled pass reads every node).
+    const online = known ? known.online : !full;
     if (!full && online && (s.deadlineMs === undefined || now <= s.deadlineMs)) {
       out.live.push(s);
       continue;
@@ -194,6 +207,8 @@ export interface RunOptions {
   sample?: boolean;
   /** Read the task of every held slot (default: on the scheduled run). */
   fullRepair?: boolean;
+  /** Nodes a quick run reads whatever the free-capacity index says (one that just went offline). */
+  include?: string[];
 }
 
 export async function runPlacement(ctx: AppContext, options: RunOptions = {}): Promise<PlacementReport> {
@@ -203,15 +218,36 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const report = emptyReport(false);
   const now = ctx.now();
 
+  const full = options.fullRepair ?? options.sample ?? false;
   const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
-  let workers = await loadWorkers(ctx, []);
-  const repair = await repairSlots(
-    ctx,
-    slots,
-    new Map(workers.map((w) => [w.id, w] as const)),
-    now,
-    options.fullRepair ?? options.sample ?? false,
-  );
+  // The scheduled run reads the whole fleet (repairs every slot, rebuilds the free-capacity index);
+  // a run on an event reads the queue and then only candidates (workers.ts loadCandidates).
+  let queue: TaskItem[] | undefined;
+  let workers: Worker[];
+  const candidatesFor = async (tasks: TaskItem[], include?: string[]) => {
+    const demand = new Map<string, number>();
+    for (const t of tasks) demand.set(t.model, (demand.get(t.model) ?? 0) + 1);
+    const c = await loadCandidates(ctx, { demand, slots, ...(include ? { include } : {}) });
+    report.candidates = {
+      lookups: (report.candidates?.lookups ?? 0) + c.read.lookups,
+      nodes: (report.candidates?.nodes ?? 0) + c.read.nodes,
+    };
+    return c.workers;
+  };
+  if (full) workers = await loadWorkers(ctx, []);
+  else {
+    queue = await queuedTasks(ctx);
+    workers = await candidatesFor(queue, options.include);
+  }
+  const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
+  if (!full && repair.requeued.length) {
+    // Tasks back in the queue need candidates of their own (their node just left).
+    queue = await queuedTasks(ctx);
+    const requeued = new Set(repair.requeued);
+    const known = new Set(workers.map((w) => w.id));
+    const more = await candidatesFor(queue.filter((t) => requeued.has(t.taskId)));
+    workers = [...workers, ...more.filter((w) => !known.has(w.id))];
+  }
   report.requeued = repair.requeued;
   report.failed = repair.failed;
   report.releasedSlots = repair.released;
@@ -226,15 +262,15 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const workerById = new Map(workers.map((w) => [w.id, w] as const));
   const modelById = new Map(catalogue.map((m) => [m.id, m] as const));
 
-  // Nothing can start without a free slot; the queue read is the run's main cost, so skip it.
-  // Queue timeouts are then enforced by the next run with capacity, or the scheduled one.
-  const full = options.fullRepair ?? options.sample ?? false;
+  if (full) await syncFreeIndex(ctx, workers);
+  // Nothing can start without a free slot. Queue timeouts are then enforced by the next run with
+  // capacity, or the scheduled one.
   if (!full && !workers.some((w) => w.online && w.running.length < w.maxConcurrency)) {
     report.planned = false;
     return report;
   }
   // Read after the repair, so requeued tasks are in it.
-  const queue = await queuedTasks(ctx);
+  if (queue === undefined || (full && repair.requeued.length)) queue = await queuedTasks(ctx);
   const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
   const models: SchedModel[] = catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb }));
   const plan = planPlacements({
@@ -278,6 +314,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       deadlineMs,
     };
     worker.running = [...worker.running, held];
+    if (worker.running.length >= worker.maxConcurrency) await clearFree(ctx, p.nodeId);
     const assigned = await markAssigned(ctx, task.taskId, p.nodeId, slot, p.switchModel !== undefined);
     if (!assigned) {
       await releaseSlot(ctx, p.nodeId, slot, task.taskId);

@@ -1,6 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { markFree } from '../fleet/node-records.js';
 
 /**
  * Node concurrency guard: a node with max concurrency N has slots 0..N-1; a task holds one while
@@ -63,7 +64,11 @@ export async function releaseSlot(
 ): Promise<boolean> {
   const k = taskQueueKeys.nodeSlot(nodeId, slot);
   try {
-    return (await ctx.store.delete(k.pk, k.sk, { equals: { taskId } })) !== undefined;
+    const held = await ctx.store.delete<SlotItem>(k.pk, k.sk, { equals: { taskId } });
+    if (held === undefined) return false;
+    // A slot is free again: back in the free-capacity index, with the model the task left resident.
+    await markFree(ctx, nodeId, { model: held.model });
+    return true;
   } catch (error) {
     if (error instanceof ConditionFailedError) return false;
     throw error;

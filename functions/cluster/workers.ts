@@ -1,7 +1,8 @@
 import type { AppContext } from '../core/context.js';
-import { taskQueueKeys } from '../core/keys.js';
+import { fleetKeys, taskQueueKeys } from '../core/keys.js';
 import type { SchedNode } from '../task-planner/index.js';
-import { isCordoned, isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import { getNode, isCordoned, isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import { NODE_SHARDS, clearFree, markFree, type FreeRecord } from '../fleet/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { SlotItem } from './slots.js';
 
@@ -150,4 +151,129 @@ export function toSchedNode(w: Worker): SchedNode {
 /** By node id or node name (Fleet Commander names nodes like `agx0`). */
 export function findWorker(workers: Worker[], idOrName: string): Worker | undefined {
   return workers.find((w) => w.id === idOrName) ?? workers.find((w) => w.name === idOrName);
+}
+
+/** The most free nodes one lookup of the free-capacity index reads. */
+export const CANDIDATE_PAGE = 16;
+
+export interface Candidates {
+  workers: Worker[];
+  /** Lookups of the free-capacity index and nodes read: what a placement paid for its candidates. */
+  read: { lookups: number; nodes: number };
+}
+
+/**
+ * The workers a placement considers, from the free-capacity index (fleet/node-records.ts) instead of
+ * the fleet: free nodes with a queued model resident (one gsi1 page per model), the nodes holding
+ * slots running a queued model (a page: the plan waits for them rather than switch another node), the nodes
+ * named in `include`, then, only when those cannot take every queued task, a page of free nodes
+ * from the shards. Every candidate is read and
+ * checked; index entries of nodes that cannot take a task (gone, offline, cordoned, full) are
+ * dropped. What it reads grows with the queue's models and the page, never with the fleet.
+ */
+export async function loadCandidates(
+  ctx: AppContext,
+  input: { demand: Map<string, number>; slots: SlotItem[]; include?: string[] },
+): Promise<Candidates> {
+  const read = { lookups: 0, nodes: 0 };
+  const now = ctx.now();
+  const bySlotNode = new Map<string, SlotItem[]>();
+  for (const s of input.slots) {
+    const list = bySlotNode.get(s.nodeId);
+    if (list) list.push(s);
+    else bySlotNode.set(s.nodeId, [s]);
+  }
+  const fromIndex = new Set<string>();
+  const workers = new Map<string, Worker>();
+  const readNodes = async (ids: Iterable<string>) => {
+    const fresh = [...new Set(ids)].filter((id) => !workers.has(id));
+    read.nodes += fresh.length;
+    const loaded = await Promise.all(
+      fresh.map(async (id) => {
+        const [node, record] = await Promise.all([getNode(ctx, id), getNodeModels(ctx, id)]);
+        return [id, node, record] as const;
+      }),
+    );
+    const stale: string[] = [];
+    for (const [id, node, record] of loaded) {
+      const w = node && toWorker(ctx, node, record, bySlotNode.get(id) ?? [], now);
+      if (w) workers.set(id, w);
+      if (
+        fromIndex.has(id) &&
+        (!w || !w.online || isCordoned(w.node) || w.running.length >= w.maxConcurrency)
+      )
+        stale.push(id);
+    }
+    await Promise.all(stale.map((id) => clearFree(ctx, id)));
+  };
+  const page = async (pk: string, limit: number, index?: 'gsi1') => {
+    read.lookups++;
+    const { items } = await ctx.store.query<FreeRecord>(pk, { limit, ...(index ? { index } : {}) });
+    for (const r of items) fromIndex.add(r.nodeId);
+    return items.map((r) => r.nodeId);
+  };
+
+  const models = [...input.demand.keys()];
+  const byModel = await Promise.all(
+    models.map((m) => page(fleetKeys.nodeFreeModelPk(m), CANDIDATE_PAGE, 'gsi1')),
+  );
+  // Busy nodes running a queued model: the plan waits for them rather than switch another node.
+  const busy = [...bySlotNode.keys()]
+    .filter((id) => bySlotNode.get(id)!.some((s) => input.demand.has(s.model)))
+    .slice(0, CANDIDATE_PAGE);
+  await readNodes([...byModel.flat(), ...busy, ...(input.include ?? [])]);
+
+  // Tasks no free node with their model resident can take: they need a node that switches.
+  let shortfall = 0;
+  for (const [model, count] of input.demand) {
+    let room = 0;
+    for (const w of workers.values())
+      if (w.online && !isCordoned(w.node) && w.resident.includes(model))
+        room += Math.max(0, w.maxConcurrency - w.running.length);
+    shortfall += Math.max(0, Math.min(count, CANDIDATE_PAGE) - room);
+  }
+  if (shortfall > 0) {
+    const limit = Math.min(CANDIDATE_PAGE, shortfall + 1);
+    const ids: string[] = [];
+    // Shards in order: the same inputs read the same candidates. Runners that race for one node
+    // lose a conditional slot claim, and the task goes in the next run.
+    for (let shard = 0; shard < NODE_SHARDS && ids.length < limit; shard++)
+      ids.push(...(await page(fleetKeys.nodeFreePk(shard), limit - ids.length)));
+    await readNodes(ids);
+  }
+  return { workers: [...workers.values()], read };
+}
+
+/**
+ * Brings the free-capacity index in line with the whole fleet (the scheduled placement run, which
+ * reads it anyway): an entry under its resident model for each node that may take a task, none for
+ * those that cannot. Writes only what drifted (a lost write, a node from before the index, a model
+ * the node loaded or dropped on its own).
+ */
+export async function syncFreeIndex(
+  ctx: AppContext,
+  workers: Worker[],
+): Promise<{ added: number; removed: number }> {
+  const indexed = new Map<string, FreeRecord>();
+  const shards = await Promise.all(
+    Array.from({ length: NODE_SHARDS }, (_, s) => queryAll<FreeRecord>(ctx.store, fleetKeys.nodeFreePk(s))),
+  );
+  for (const r of shards.flat()) indexed.set(r.nodeId, r);
+  let added = 0;
+  let removed = 0;
+  const free = new Set<string>();
+  for (const w of workers) {
+    if (!w.online || isCordoned(w.node) || w.running.length >= w.maxConcurrency) continue;
+    free.add(w.id);
+    // Missing, or under another model than the node now has resident (heartbeats do not write the index).
+    if (indexed.has(w.id) && indexed.get(w.id)!.model === w.resident[0]) continue;
+    await markFree(ctx, w.id, w.resident[0] ? { model: w.resident[0] } : {});
+    added++;
+  }
+  for (const id of indexed.keys()) {
+    if (free.has(id)) continue;
+    await clearFree(ctx, id);
+    removed++;
+  }
+  return { added, removed };
 }

@@ -70,6 +70,14 @@ export const fleetKeys = {
   nodeStatePk: (shard: number) => `NODESTATE#${shard}`,
   nodeStatePrefix: (nodeId: string) => `${nodeId}#`,
   nodeLiveSuffix: '#LIVE',
+  /**
+   * The free-capacity index: a node that may take a task (online, not cordoned, a free slot as last
+   * known) in one of the shards; gsi1 by its resident model. Placement reads candidates, not the fleet.
+   */
+  nodeFree: (nodeId: string, shard: number) => ({ pk: `NODEFREE#${shard}`, sk: nodeId }),
+  nodeFreePk: (shard: number) => `NODEFREE#${shard}`,
+  nodeFreeModelIndex: (nodeId: string, model: string) => ({ gsi1pk: `NODEFREEMODEL#${model}`, gsi1sk: nodeId }),
+  nodeFreeModelPk: (model: string) => `NODEFREEMODEL#${model}`,
   endpointsPk: 'ENDPOINTS',
   /** gsi1 partition of an image's instances. */
   imageInstancesPk: (imageId: string) => `IMAGE#${imageId}`,

@@ -11,8 +11,8 @@
  * One query per shard reads both record kinds of every node in it.
  */
 import type { AppContext } from '../core/context.js';
-import { keys } from '../core/keys.js';
-import type { StoreItem } from '../ports/store.js';
+import { fleetKeys, keys } from '../core/keys.js';
+import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 import type { NodeMetrics } from '../../protocol/messages.js';
 
 export const NODE_SHARDS = 8;
@@ -109,4 +109,46 @@ export function metricsDue(
   const change = sampleChange(stored, sample);
   if (change > ctx.config.NODE_METRICS_THRESHOLD_PERCENT) return true;
   return change > NOISE_PERCENT && now - stored.storedAtMs >= ctx.config.NODE_METRICS_INTERVAL_SECONDS * 1000;
+}
+
+/**
+ * The free-capacity index (`NODEFREE#<shard>`/`<nodeId>`, gsi1 `NODEFREEMODEL#<model>`): a hint of
+ * the nodes that may take a task, so a placement reads a page of candidates instead of the fleet.
+ * The fleet writes it where liveness and cordon change (register, back online, offline, cordon,
+ * retire); the task queue where slots change. Placement checks every candidate it reads and drops
+ * stale entries; the scheduled placement run rebuilds what drifted from the whole fleet.
+ */
+export interface FreeRecord extends StoreItem {
+  nodeId: string;
+  /** The model the node last served (what a release leaves resident), for model-affine lookups. */
+  model?: string;
+}
+
+export const freeKey = (nodeId: string) => fleetKeys.nodeFree(nodeId, nodeShard(nodeId));
+
+/**
+ * Marks a node free. `keep`: only when it has no entry yet (an existing one keeps its model).
+ */
+export async function markFree(
+  ctx: AppContext,
+  nodeId: string,
+  options: { model?: string; keep?: boolean } = {},
+): Promise<void> {
+  const item: FreeRecord = {
+    ...freeKey(nodeId),
+    nodeId,
+    ...(options.model
+      ? { model: options.model, ...fleetKeys.nodeFreeModelIndex(nodeId, options.model) }
+      : {}),
+  };
+  try {
+    await ctx.store.put(item, options.keep ? { notExists: true } : undefined);
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+  }
+}
+
+export async function clearFree(ctx: AppContext, nodeId: string): Promise<void> {
+  const k = freeKey(nodeId);
+  await ctx.store.delete(k.pk, k.sk);
 }

@@ -6,7 +6,10 @@ import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
 import {
   SHARDS,
+  clearFree,
+  freeKey,
   liveKey,
+  markFree,
   metricsDue,
   metricsKey,
   type LiveRecord,
@@ -365,6 +368,7 @@ export async function registerNode(
     if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
   await ctx.store.put(live);
+  if (live.status === 'online' && !node.cordoned) await markFree(ctx, nodeId, { keep: true });
   return {
     node: assemble(node, live),
     token,
@@ -442,7 +446,11 @@ export async function recordHeartbeat(
     : { ...stored!, ...fresh };
   // Two items, written side by side: the liveness record does not wait for the metrics.
   await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
-  if (!wasOnline) await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
+  const model = [...hb.loadedModels].sort()[0];
+  if (!wasOnline) {
+    if (!node.cordoned) await markFree(ctx, node.nodeId, { keep: true, ...(model ? { model } : {}) });
+    await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
+  }
   // Readers of this heartbeat's node see what it reported, stored or not.
   return { node: assemble(node, beat, sample), before, cameOnline: !wasOnline };
 }
@@ -453,25 +461,78 @@ export async function recordHeartbeat(
  * judged, so a heartbeat that lands meanwhile wins.
  */
 export async function sweepNodes(ctx: AppContext): Promise<string[]> {
-  const now = ctx.now();
   const wentOffline: string[] = [];
-  for (const live of (await allState(ctx)).live.values()) {
-    if (live.status !== 'online' || isOnline(live, ctx, now)) continue;
-    try {
-      await ctx.store.update(
-        live.pk,
-        live.sk,
-        { set: { status: 'offline' } },
-        { equals: { status: 'online', lastHeartbeatMs: live.lastHeartbeatMs } },
-      );
-    } catch (error) {
-      if (error instanceof ConditionFailedError) continue;
-      throw error;
-    }
-    wentOffline.push(live.nodeId);
-    await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
+  for (const shard of SHARDS) {
+    let cursor: string | undefined;
+    do {
+      const part = await sweepShard(ctx, shard, cursor);
+      wentOffline.push(...part.wentOffline);
+      cursor = part.cursor;
+    } while (cursor);
   }
   return wentOffline;
+}
+
+/** Records one sweep invocation reads at most: the events function's timeout holds at any fleet size. */
+export const SWEEP_ITEMS_PER_INVOCATION = 10_000;
+const SWEEP_PAGE_ITEMS = 1_000;
+
+export interface ShardSweep {
+  /** Records read (liveness and metrics: they share the shard's partition). */
+  read: number;
+  wentOffline: string[];
+  /** Nodes silent past NODE_RETIRE_AFTER_SECONDS (their liveness records), for the caller to retire. */
+  toRetire: LiveRecord[];
+  /** Where the next invocation goes on; absent when the shard is done. */
+  cursor?: string;
+}
+
+/**
+ * One invocation's share of the sweep: up to `budget` records of one shard from `cursor`, so a
+ * fleet of any size is swept by invocations of bounded work (one chain per shard, each link under
+ * the function's timeout). Flips silent online nodes offline, conditional on the heartbeat it
+ * judged so a heartbeat that lands meanwhile wins, and names those silent past retirement.
+ */
+export async function sweepShard(
+  ctx: AppContext,
+  shard: number,
+  cursor?: string,
+  budget = SWEEP_ITEMS_PER_INVOCATION,
+): Promise<ShardSweep> {
+  const now = ctx.now();
+  const retireAfter = ctx.config.NODE_RETIRE_AFTER_SECONDS;
+  const out: ShardSweep = { read: 0, wentOffline: [], toRetire: [] };
+  let next = cursor;
+  do {
+    const page = await ctx.store.query<LiveRecord | MetricsRecord>(fleetKeys.nodeStatePk(shard), {
+      limit: Math.min(SWEEP_PAGE_ITEMS, budget - out.read),
+      ...(next ? { cursor: next } : {}),
+    });
+    out.read += page.items.length;
+    next = page.cursor;
+    for (const r of page.items) {
+      if (!r.sk.endsWith(fleetKeys.nodeLiveSuffix)) continue;
+      const live = r as LiveRecord;
+      if (retireAfter && now - live.lastHeartbeatMs > retireAfter * 1000) out.toRetire.push(live);
+      if (live.status !== 'online' || isOnline(live, ctx, now)) continue;
+      try {
+        await ctx.store.update(
+          live.pk,
+          live.sk,
+          { set: { status: 'offline' } },
+          { equals: { status: 'online', lastHeartbeatMs: live.lastHeartbeatMs } },
+        );
+      } catch (error) {
+        if (error instanceof ConditionFailedError) continue;
+        throw error;
+      }
+      out.wentOffline.push(live.nodeId);
+      await clearFree(ctx, live.nodeId);
+      await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
+    }
+  } while (next && out.read < budget);
+  if (next) out.cursor = next;
+  return out;
 }
 
 // ---------------------------------------------------------------- cordon and retire
@@ -508,7 +569,14 @@ export async function setCordon(
     : { cordoned: false, draining: false };
   try {
     // Cordon state is registry state: it lives on META, and readers get the node with its liveness.
-    return await withState(ctx, await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true }));
+    const node = await withState(
+      ctx,
+      await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true }),
+    );
+    const model = [...node.loadedModels].sort()[0];
+    if (state.cordoned) await clearFree(ctx, nodeId);
+    else await markFree(ctx, nodeId, { keep: true, ...(model ? { model } : {}) });
+    return node;
   } catch (error) {
     if (error instanceof ConditionFailedError) return undefined;
     throw error;
@@ -533,18 +601,10 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
     if (!(error instanceof ConditionFailedError)) throw error;
   });
   // Its liveness and metrics records go with it (they live in the sharded state partitions).
-  for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId)]) await ctx.store.delete(key.pk, key.sk);
+  for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId), freeKey(node.nodeId)])
+    await ctx.store.delete(key.pk, key.sk);
   await ctx.queue.remove(nodeQueue(node.nodeId));
   return true;
-}
-
-/** Nodes silent longer than NODE_RETIRE_AFTER_SECONDS (0: never), for the sweep to retire. */
-export async function nodesToRetire(ctx: AppContext, now = ctx.now()): Promise<NodeItem[]> {
-  const after = ctx.config.NODE_RETIRE_AFTER_SECONDS;
-  if (!after) return [];
-  return (await listNodes(ctx)).filter(
-    (n) => now - (n.lastHeartbeatMs ?? Date.parse(n.registeredAt)) > after * 1000,
-  );
 }
 
 /** Sets the API's label overrides on a node (META only); the node as readers see it. */

@@ -2,7 +2,9 @@ import * as z from 'zod';
 import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { emit } from '../core/events.js';
 import { retireSilentNodes } from '../fleet/drain.js';
-import { nodesToRetire, sweepNodes } from '../fleet/nodes.js';
+import { SWEEP_ITEMS_PER_INVOCATION, getNode, sweepShard } from '../fleet/nodes.js';
+import type { AppContext } from '../core/context.js';
+import { SHARDS } from '../fleet/node-records.js';
 import { nodeInstances } from './model.js';
 import { reconcile } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
@@ -11,17 +13,27 @@ import { publishFleetGauges } from '../observability/fleet-gauges.js';
 /** Plan and apply, for one image or all. */
 export const reconcileEvent = z.object({ imageId: z.string().optional() });
 /** The periodic sweep (the nodes-sweep schedule). */
-export const nodesSweep = z.looseObject({});
+/** Records one invocation reads (default SWEEP_ITEMS_PER_INVOCATION); passed on to its continuations. */
+const budget = z.number().int().positive().optional();
+export const nodesSweep = z.looseObject({ budget });
+/** One shard's part of the sweep, from `cursor` when an earlier invocation ran out of budget. */
+export const nodesSweepShard = z.object({
+  shard: z.number().int().nonnegative(),
+  cursor: z.string().optional(),
+  budget,
+});
 
 export const orchestratorEvents = {
   reconcile: reconcileEvent,
   'nodes.sweep': nodesSweep,
+  'nodes.sweep.shard': nodesSweepShard,
 } satisfies AreaEvents;
 
 declare module '../core/events.js' {
   interface AppEventSchemas {
     reconcile: typeof reconcileEvent;
     'nodes.sweep': typeof nodesSweep;
+    'nodes.sweep.shard': typeof nodesSweepShard;
   }
 }
 
@@ -31,17 +43,55 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
     await reconcile(ctx, event.imageId ? { imageId: event.imageId } : {});
   },
   /**
-   * Silent nodes go offline (their endpoints DOWN), nodes silent past NODE_RETIRE_AFTER_SECONDS are
-   * retired, then a full reconcile moves their copies.
+   * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than
+   * that fans the rest out (`nodes.sweep.shard`, one chain per shard). Then the minute's full reconcile.
    */
-  'nodes.sweep': async (_event, ctx) => {
-    for (const nodeId of await sweepNodes(ctx)) {
-      for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);
-    }
-    await retireSilentNodes(ctx, await nodesToRetire(ctx));
+  'nodes.sweep': async (event, ctx) => {
+    await sweepFrom(ctx, 0, undefined, event.budget, true);
     await emit(ctx, { type: 'reconcile' });
     await publishFleetGauges(ctx).catch((error: unknown) =>
       ctx.logger.warn('fleet gauges failed', { error: error as Error }),
     );
   },
+  /** One shard's part of a sweep that outgrew one invocation, from where the last one stopped. */
+  'nodes.sweep.shard': async (event, ctx) => {
+    await sweepFrom(ctx, event.shard, event.cursor, event.budget, false);
+  },
 };
+
+/**
+ * Silent nodes go offline (their endpoints DOWN), nodes silent past NODE_RETIRE_AFTER_SECONDS are
+ * retired, a reconcile moves their copies. Reads at most `budget` records: what is left goes on in
+ * `nodes.sweep.shard` invocations (this shard from its cursor; with `fanOut`, each shard not begun).
+ */
+async function sweepFrom(
+  ctx: AppContext,
+  first: number,
+  cursor: string | undefined,
+  budget = SWEEP_ITEMS_PER_INVOCATION,
+  fanOut: boolean,
+): Promise<void> {
+  let left = budget;
+  let changed = false;
+  const shards = fanOut ? SHARDS.slice(first) : [first];
+  for (const [i, shard] of shards.entries()) {
+    const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left);
+    left -= part.read;
+    for (const nodeId of part.wentOffline) {
+      for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);
+    }
+    const silent = await Promise.all(part.toRetire.map((l) => getNode(ctx, l.nodeId)));
+    const retired = await retireSilentNodes(
+      ctx,
+      silent.filter((n) => n !== undefined),
+    );
+    changed ||= part.wentOffline.length > 0 || retired.length > 0;
+    const rest = shards.slice(i + 1);
+    if (part.cursor || (left <= 0 && rest.length)) {
+      if (part.cursor) await emit(ctx, { type: 'nodes.sweep.shard', shard, cursor: part.cursor, budget });
+      for (const s of rest) await emit(ctx, { type: 'nodes.sweep.shard', shard: s, budget });
+      break;
+    }
+  }
+  if (changed && !fanOut) await emit(ctx, { type: 'reconcile' });
+}

@@ -51,14 +51,20 @@ describe('units per operation (the cost model)', () => {
     // A submit and a container start each write one audit record (a state-changing user call);
     // the fixed floor of the sharded node list (9 queries) shows in small fleets.
     expect(m.task_submit).toEqual({ read_units: 3, write_units: 4, index_write_units: 2 });
-    expect(m.task_placement).toEqual({ read_units: 13, write_units: 9.5, index_write_units: 5.25 });
+    // A placement reads the queue, the held slots, the catalogue and its candidates from the
+    // free-capacity index (13 read units when it read every node). Which runs find the resident
+    // node's slot free again moves a lookup (0.5) between runs; the free-capacity index adds the
+    // writes of a node leaving it when full and coming back on release.
+    expect(m.task_placement.read_units).toBeLessThanOrEqual(8);
+    expect(m.task_placement.write_units).toBeLessThanOrEqual(12);
+    expect(m.task_placement.index_write_units).toBeLessThanOrEqual(6);
     expect(m.container_start).toEqual({ read_units: 15.5, write_units: 9, index_write_units: 4 });
   }, 120_000);
 
-  it('a heartbeat and a task submit flat from 10 to 50 nodes; placement and container start reads still grow', async () => {
+  it('a heartbeat, a task submit and a task placement flat from 10 to 50 nodes; container start reads still grow', async () => {
     const small = await measure(10, 1, 3, 1);
     const large = await measure(50, 1, 3, 1);
-    for (const op of ['task_submit', 'task_placement', 'container_start'] as const) {
+    for (const op of ['task_submit', 'container_start'] as const) {
       expect(large[op].write_units).toBe(small[op].write_units);
       expect(large[op].index_write_units).toBe(small[op].index_write_units);
     }
@@ -66,14 +72,17 @@ describe('units per operation (the cost model)', () => {
     // estimate reads the latest fleet sample and the task-stats counters, not the nodes or a day of tasks).
     expect(large.heartbeat).toEqual(small.heartbeat);
     expect(large.task_submit.read_units).toBe(small.task_submit.read_units);
-    // Not yet flat: a placement reads every node's records once, a container start twice
-    // (the reconciler's node list): 0.225-0.275 read units per added node as measured.
-    const perAddedNode = (f: (m: typeof small) => number) => (f(large) - f(small)) / 40;
-    for (const op of ['task_placement', 'container_start'] as const) {
-      const slope = perAddedNode((m) => m[op].read_units);
-      // 0.3 before the node records were split (the whole node item per read).
-      expect(slope).toBeGreaterThan(0);
-      expect(slope).toBeLessThanOrEqual(0.3);
-    }
+    // A placement reads candidates from the free-capacity index (here the node with the model
+    // resident), not the fleet: flat.
+    // (The node list cost 0.25 read units per node: 10 over these 40.)
+    expect(Math.abs(large.task_placement.read_units - small.task_placement.read_units)).toBeLessThanOrEqual(
+      1,
+    );
+    // Not yet flat: a container start reads every node's records twice (the reconciler's node
+    // list): 0.225-0.275 read units per added node as measured.
+    const slope = (large.container_start.read_units - small.container_start.read_units) / 40;
+    // 0.3 before the node records were split (the whole node item per read).
+    expect(slope).toBeGreaterThan(0);
+    expect(slope).toBeLessThanOrEqual(0.3);
   }, 300_000);
 });

@@ -1,0 +1,130 @@
+/**
+ * Issue 16: what a placement and a sweep invocation read does not grow with the fleet. Node records
+ * are loaded straight into the store (bench/cost/load-nodes.ts) around a fleet of registered
+ * simulated nodes; every port is metered. Counts, never timings.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
+import { call } from '../cluster/sim-agent.js';
+import { EVENTS_QUEUE } from '../../../functions/core/events.js';
+import { SHARDS, freeKey, liveKey } from '../../../functions/fleet/node-records.js';
+import { sweepShard } from '../../../functions/fleet/nodes.js';
+import { queryAll } from '../../../functions/ports/store.js';
+import { fleetKeys } from '../../../functions/core/keys.js';
+
+describe('reads per operation independent of the fleet size', () => {
+  let fleet: Fleet | undefined;
+  afterEach(async () => {
+    await fleet?.stop();
+    fleet = undefined;
+  });
+
+  /** One task submitted and placed on the event its submit sends; the placement's units. */
+  async function placementAt(extra: number) {
+    fleet = await startFleet({ nodes: 2, profile: 'busy', hardware: { kind: 'gpu', gpus: 1 } });
+    await loadNodeRecords(fleet, extra, 'reads');
+    await fleet.settle();
+    fleet.meter.reset();
+    const res = await call(fleet.rt.url, 'POST', '/tasks', {
+      task_type: 'image_generation',
+      model_name: 'SDXL_4GB_FP8.safetensors',
+      parameters: { prompt: 'reads', width: 512, height: 512 },
+      priority: 'normal',
+    });
+    expect(res.status).toBe(200);
+    await fleet.settle();
+    const units = operationUnits(
+      fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
+    );
+    const task = await call(fleet.rt.url, 'GET', `/tasks/${String(res.body.task_id)}`);
+    await fleet.stop();
+    fleet = undefined;
+    return { units, status: task.body.status as string };
+  }
+
+  it('a task placement reads the same at 100 and at 800 nodes (candidates from the free-capacity index)', async () => {
+    const small = await placementAt(98);
+    const large = await placementAt(798);
+    expect(small.status).toBe('assigned');
+    expect(large.status).toBe('assigned');
+    expect(large.units.dynamo_calls).toBe(small.units.dynamo_calls);
+    expect(large.units.read_units).toBe(small.units.read_units);
+    // The queue, the held slots, the catalogue, the index (by model, then a page of a shard), and
+    // the two candidates it read: far from the 800 nodes' records.
+    expect(large.units.read_units).toBeLessThanOrEqual(10);
+  }, 180_000);
+
+  it('a sweep invocation reads at most its budget; the chain of one shard covers it and flips silent nodes offline', async () => {
+    fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    const { ids } = await loadNodeRecords(fleet, 400, 'sweep');
+    // Every tenth node went silent ten minutes ago.
+    const silent = ids.filter((_, i) => i % 10 === 0);
+    for (const id of silent) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now() - 600_000 } });
+    }
+    const budget = 40;
+    const wentOffline: string[] = [];
+    let records = 0;
+    let invocations = 0;
+    for (const shard of SHARDS) {
+      const inShard = (await queryAll(ctx.store, fleetKeys.nodeStatePk(shard))).length;
+      let cursor: string | undefined;
+      let chain = 0;
+      do {
+        const part = await sweepShard(ctx, shard, cursor, budget);
+        expect(part.read).toBeLessThanOrEqual(budget);
+        records += part.read;
+        wentOffline.push(...part.wentOffline);
+        cursor = part.cursor;
+        chain++;
+      } while (cursor);
+      // A page that ends exactly at the budget may leave one empty link.
+      expect(chain).toBeLessThanOrEqual(Math.ceil(inShard / budget) + 1);
+      invocations += chain;
+    }
+    // Liveness and metrics of 401 nodes, each read once.
+    expect(records).toBe(2 * 401);
+    expect(invocations).toBeGreaterThanOrEqual(Math.ceil(802 / budget));
+    expect(wentOffline.sort()).toEqual([...silent].sort());
+    // A node gone offline leaves the free-capacity index.
+    for (const id of silent) {
+      const k = freeKey(id);
+      expect(await ctx.store.get(k.pk, k.sk)).toBeUndefined();
+    }
+  }, 180_000);
+
+  it('the scheduled sweep runs in one invocation while the fleet fits its budget, and fans out past it', async () => {
+    fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    const { ids } = await loadNodeRecords(fleet, 100, 'fan');
+    const invocations = async (payload: object) => {
+      fleet!.meter.reset();
+      await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep', ...payload }));
+      await fleet!.settle();
+      const count = (label: string) => fleet!.meter.total((e) => e.label === label).lambdaInvocations;
+      return { root: count('event nodes.sweep'), shards: count('event nodes.sweep.shard') };
+    };
+    // 102 nodes, 204 records: one invocation.
+    expect(await invocations({})).toEqual({ root: 1, shards: 0 });
+
+    const silent = ids.filter((_, i) => i % 7 === 0);
+    for (const id of silent) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now() - 600_000 } });
+    }
+    // 40 records an invocation: the rest of the fleet goes on in shard invocations, and every
+    // silent node is found whichever invocation reads it.
+    const fanned = await invocations({ budget: 40 });
+    expect(fanned.root).toBe(1);
+    expect(fanned.shards).toBeGreaterThanOrEqual(Math.ceil(204 / 40) - 1);
+    for (const id of silent) {
+      const k = liveKey(id);
+      expect((await ctx.store.get<{ status: string } & { pk: string; sk: string }>(k.pk, k.sk))?.status).toBe(
+        'offline',
+      );
+    }
+  }, 120_000);
+});
