@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
+import { ConflictError, HttpError, NotFoundError, ForbiddenError, UpstreamError } from '../core/errors.js';
 import { Reply } from '../core/http.js';
 import { BUILD_ERRORS, imageBuildOutput } from '../../protocol/build.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
@@ -57,18 +57,17 @@ function buildError(c: CommandItem | undefined, node: NodeItem, image: string): 
   const reason = c?.error ?? 'no result';
   switch (c?.output?.['errorType']) {
     case BUILD_ERRORS.disabled:
-      return new HttpError(
-        403,
+      return new ForbiddenError(
         `Image builds are disabled on node ${node.nodeName}: restart its agent with --build-root <dir> (or FLEET_BUILD_ROOT=<dir>) to allow builds of folders under <dir>`,
       );
     case BUILD_ERRORS.path:
-      return new HttpError(403, `Node ${node.nodeName} refused the build context: ${reason}`);
+      return new ForbiddenError(`Node ${node.nodeName} refused the build context: ${reason}`);
     case BUILD_ERRORS.build:
       return new HttpError(422, `The build of ${image} failed on ${node.nodeName}: ${reason}`);
     case BUILD_ERRORS.push:
-      return new HttpError(502, `The push of ${image} failed on ${node.nodeName}: ${reason}`);
+      return new UpstreamError(`The push of ${image} failed on ${node.nodeName}: ${reason}`);
     default:
-      return new HttpError(502, `The build of ${image} could not run on ${node.nodeName}: ${reason}`);
+      return new UpstreamError(`The build of ${image} could not run on ${node.nodeName}: ${reason}`);
   }
 }
 
@@ -96,7 +95,7 @@ export async function buildImage(ctx: AppContext, input: BuildInput): Promise<Bu
       if (!c || c.status !== 'succeeded') throw buildError(c, node, image);
       const parsed = imageBuildOutput.safeParse(c.output ?? {});
       if (!parsed.success || !parsed.data.pushed)
-        throw new HttpError(502, `The agent of ${node.nodeName} answered an unreadable build result`);
+        throw new UpstreamError(`The agent of ${node.nodeName} answered an unreadable build result`);
       return {
         image,
         image_id: parsed.data.imageId,

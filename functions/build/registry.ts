@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { HttpError } from '../core/errors.js';
+import { HttpError, UnavailableError, UpstreamError } from '../core/errors.js';
 import { outboundRequest, staticUrlRefusal } from '../core/outbound.js';
 
 /**
@@ -23,8 +23,7 @@ export interface RegistryTarget {
 export function registryTarget(ctx: AppContext): RegistryTarget {
   const raw = ctx.config.REGISTRY_URL;
   if (!raw)
-    throw new HttpError(
-      503,
+    throw new UnavailableError(
       'No image registry is configured: set REGISTRY_URL to a Docker Registry HTTP API v2 (e.g. http://127.0.0.1:5000); credentials, if it needs any, go in the registry-auth secret as user:password',
       'REGISTRY_NOT_CONFIGURED',
     );
@@ -32,7 +31,7 @@ export function registryTarget(ctx: AppContext): RegistryTarget {
   // reached only when OUTBOUND_ALLOWLIST names it (the address it resolves to is checked again per call).
   const refused = staticUrlRefusal(raw, ctx.config.OUTBOUND_ALLOWLIST);
   if (refused)
-    throw new HttpError(503, `REGISTRY_URL ${raw} is refused: ${refused}`, 'REGISTRY_NOT_CONFIGURED');
+    throw new UnavailableError(`REGISTRY_URL ${raw} is refused: ${refused}`, 'REGISTRY_NOT_CONFIGURED');
   const url = new URL(raw);
   return { url, host: url.host, insecure: url.protocol === 'http:' };
 }
@@ -155,8 +154,7 @@ export class RegistryClient {
       try {
         body = await res.json();
       } catch {
-        throw new HttpError(
-          502,
+        throw new UpstreamError(
           `The registry at ${this.target.host} answered ${what} with something that is not JSON`,
           'REGISTRY_ERROR',
         );
@@ -184,8 +182,7 @@ export class RegistryClient {
         (error as Error).name === 'TimeoutError'
           ? `no answer within ${this.timeoutMs} ms`
           : (cause?.code ?? cause?.message ?? (error as Error).message);
-      throw new HttpError(
-        503,
+      throw new UnavailableError(
         `The registry at ${this.target.host} is unreachable (${why}) while reading ${what}`,
         'REGISTRY_UNAVAILABLE',
       );
@@ -194,14 +191,12 @@ export class RegistryClient {
 
   private upstreamError(status: number, what: string, text: string): HttpError {
     if (status === 401 || status === 403)
-      return new HttpError(
-        502,
+      return new UpstreamError(
         `The registry at ${this.target.host} refused ${this.auth ? 'the credentials in the registry-auth secret' : 'anonymous access (set the registry-auth secret to user:password)'} (HTTP ${status}) reading ${what}`,
         'REGISTRY_ERROR',
       );
     const reason = /"message"\s*:\s*"([^"]{1,200})"/.exec(text)?.[1];
-    return new HttpError(
-      502,
+    return new UpstreamError(
       `The registry at ${this.target.host} answered HTTP ${status} reading ${what}${reason ? `: ${reason}` : ''}`,
       'REGISTRY_ERROR',
     );

@@ -35,18 +35,111 @@ export class ValidationError extends HttpError {
   }
 }
 
-/** A domain conflict (a conditional write lost, a state that forbids the change). */
-export class ConflictError extends HttpError {
+/**
+ * What domain code throws: the kind of failure in the domain's words. The status each kind is
+ * answered with is chosen here, once; the pipeline renders it in the route's style.
+ */
+const DOMAIN_STATUS = {
+  /** The caller has no valid credential for this. */
+  unauthenticated: 401,
+  /** The credential is valid, the act is not allowed (a node's policy, a role). */
+  forbidden: 403,
+  not_found: 404,
+  /** A conditional write lost, or a state that forbids the change. */
+  conflict: 409,
+  /** A node's agent or an outside service answered a failure, or nothing readable. */
+  upstream: 502,
+  /** A dependency or feature is not available now; trying later may work. */
+  unavailable: 503,
+  /** The work ran past its time on the node or the outside service. */
+  timed_out: 504,
+} as const;
+
+export type DomainErrorKind = keyof typeof DOMAIN_STATUS;
+
+export abstract class DomainError extends HttpError {
+  constructor(
+    readonly kind: DomainErrorKind,
+    message: string,
+    code: string = defaultCode(DOMAIN_STATUS[kind]),
+    details?: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ) {
+    super(DOMAIN_STATUS[kind], message, code, details, headers);
+  }
+}
+
+export class UnauthenticatedError extends DomainError {
+  constructor(
+    message: string,
+    code?: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ) {
+    super('unauthenticated', message, code, details, headers);
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  constructor(
+    message: string,
+    code?: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ) {
+    super('forbidden', message, code, details, headers);
+    this.name = 'ForbiddenError';
+  }
+}
+
+export class NotFoundError extends DomainError {
+  constructor(message: string, code = 'NOT_FOUND', details?: Record<string, unknown>) {
+    super('not_found', message, code, details);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ConflictError extends DomainError {
   constructor(message: string, code = 'CONFLICT', details?: Record<string, unknown>) {
-    super(409, message, code, details);
+    super('conflict', message, code, details);
     this.name = 'ConflictError';
   }
 }
 
-export class NotFoundError extends HttpError {
-  constructor(message: string, code = 'NOT_FOUND', details?: Record<string, unknown>) {
-    super(404, message, code, details);
-    this.name = 'NotFoundError';
+export class UpstreamError extends DomainError {
+  constructor(
+    message: string,
+    code?: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ) {
+    super('upstream', message, code, details, headers);
+    this.name = 'UpstreamError';
+  }
+}
+
+export class UnavailableError extends DomainError {
+  constructor(
+    message: string,
+    code?: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ) {
+    super('unavailable', message, code, details, headers);
+    this.name = 'UnavailableError';
+  }
+}
+
+export class TimedOutError extends DomainError {
+  constructor(
+    message: string,
+    code?: string,
+    details?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ) {
+    super('timed_out', message, code, details, headers);
+    this.name = 'TimedOutError';
   }
 }
 

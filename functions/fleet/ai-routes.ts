@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
-import { HttpError, NotFoundError } from '../core/errors.js';
+import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { ModelUnavailableError, type ChatModel } from '../ports/chat-model.js';
 import { ask, fleetContext, nodeContext } from './ai.js';
@@ -9,8 +9,7 @@ import { resolveNode } from './nodes.js';
 /** This context's model; 503 where none is wired (the embedded runtime without credentials or an endpoint). */
 function chatModel(ctx: AppContext): ChatModel {
   if (!ctx.chatModel)
-    throw new HttpError(
-      503,
+    throw new UnavailableError(
       'No AI model is configured: give the control plane AWS credentials for Bedrock (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and AI_MODEL_ID, or AI_ENDPOINT_URL',
     );
   return ctx.chatModel;
@@ -50,7 +49,7 @@ async function node(ctx: AppContext, nodeId: string) {
 
 /** Asks the model; whatever goes wrong upstream is a 503 in our words, logged without the prompt. */
 async function answer(ctx: AppContext, state: unknown, request: string, nodeId?: string) {
-  if (!ctx.config.AI_ENABLED) throw new HttpError(503, 'The AI assistant is disabled (AI_ENABLED=false)');
+  if (!ctx.config.AI_ENABLED) throw new UnavailableError('The AI assistant is disabled (AI_ENABLED=false)');
   try {
     const { answer: a, reply } = await ask(ctx, chatModel(ctx), state, request);
     ctx.logger.info('ai answer', {
@@ -67,8 +66,7 @@ async function answer(ctx: AppContext, state: unknown, request: string, nodeId?:
       reason: error.reason,
       why: error.message,
     });
-    throw new HttpError(
-      503,
+    throw new UnavailableError(
       error.message,
       'SERVICE_UNAVAILABLE',
       undefined,

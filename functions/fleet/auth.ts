@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { HttpError } from '../core/errors.js';
+import { HttpError, UnauthenticatedError } from '../core/errors.js';
 import { keys } from '../core/keys.js';
 import { hashToken } from '../core/tokens.js';
 import type { NodeItem } from './nodes.js';
 
 function unauthorized(message: string): HttpError {
-  return new HttpError(401, message, 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
+  return new UnauthenticatedError(message, 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
 }
 
 /** The node a credential belongs to, or undefined; the hashes are compared in constant time. */

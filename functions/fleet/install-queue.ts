@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
+import { ConflictError, HttpError, NotFoundError, TimedOutError, UnauthenticatedError, UpstreamError } from '../core/errors.js';
 import { reply, type Reply } from '../core/http.js';
 import { installKeys, networkKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
@@ -655,10 +655,10 @@ function joinFailure(job: InstallJobItem): HttpError {
   const why = `Node ${job.host} did not join: ${job.step ? `${job.step}: ` : ''}${job.error ?? 'failed'}`;
   const details = { job_id: job.jobId, step: job.step ?? null };
   if (job.step === 'connect' && /authentication failed/.test(job.error ?? ''))
-    return new HttpError(401, why, 'AUTHENTICATION_ERROR', details);
+    return new UnauthenticatedError(why, 'AUTHENTICATION_ERROR', details);
   if (job.step === 'connect' && /timed out|unreachable|refused|does not resolve/.test(job.error ?? ''))
-    return new HttpError(504, why, 'GATEWAY_TIMEOUT', details);
-  return new HttpError(502, why, 'INSTALL_FAILED', details);
+    return new TimedOutError(why, 'GATEWAY_TIMEOUT', details);
+  return new UpstreamError(why, 'INSTALL_FAILED', details);
 }
 
 /** Waits for a job to end, up to COMMAND_WAIT_MS. */

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
+import { ConflictError, NotFoundError, UpstreamError } from '../core/errors.js';
 import { getInstance, nodeInstances, serviceSlots, type InstanceItem } from '../orchestrator/model.js';
 import { reconcile } from '../orchestrator/reconciler.js';
 import { settle } from '../orchestrator/settle.js';
@@ -34,9 +34,9 @@ function agentOutput<T>(
   schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
 ): T {
   if (!command || command.status === 'failed')
-    throw new HttpError(502, `${what} failed on ${node.nodeName}: ${command?.error ?? 'no result'}`);
+    throw new UpstreamError(`${what} failed on ${node.nodeName}: ${command?.error ?? 'no result'}`);
   const out = schema.safeParse(command.output ?? {});
-  if (!out.success) throw new HttpError(502, `${what} on ${node.nodeName}: the agent's result is unreadable`);
+  if (!out.success) throw new UpstreamError(`${what} on ${node.nodeName}: the agent's result is unreadable`);
   return out.data;
 }
 
@@ -136,7 +136,7 @@ async function startRestartExited(ctx: AppContext, node: NodeItem): Promise<Star
         const first = replaced[0]!;
         const detail = `Cannot replace the exited containers of ${node.nodeName}: ${'error' in first ? first.error : 'unknown'}`;
         if (replaced.every((r) => r.status === 'unplaced')) throw new ConflictError(detail, 'NO_CAPACITY');
-        throw new HttpError(502, detail);
+        throw new UpstreamError(detail);
       }
       return { ...head, status: ok === replaced.length ? 'completed' : 'partial', replaced };
     },

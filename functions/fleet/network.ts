@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
+import { ConflictError, NotFoundError, UpstreamError } from '../core/errors.js';
 import { reply, type Reply } from '../core/http.js';
 import { networkKeys } from '../core/keys.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
@@ -207,9 +207,9 @@ export async function scanSubnet(ctx: AppContext, input: ScanInput): Promise<unk
   // The result route applied it already; again here in case that report is still on its way.
   await applyNetworkScanResult(ctx, command);
   if (command.status !== 'succeeded')
-    throw new HttpError(502, `The scan of ${scan.subnet} failed on node ${scan.nodeId}: ${command.error ?? 'no reason given'}`);
+    throw new UpstreamError(`The scan of ${scan.subnet} failed on node ${scan.nodeId}: ${command.error ?? 'no reason given'}`);
   const out = networkScanOutput.safeParse(command.output ?? {});
-  if (!out.success) throw new HttpError(502, `The agent of node ${scan.nodeId} answered an unreadable scan result`);
+  if (!out.success) throw new UpstreamError(`The agent of node ${scan.nodeId} answered an unreadable scan result`);
   return scanView(ctx, out.data.devices, isoSeconds(Date.parse(command.completedAt ?? '') || ctx.now()));
 }
 

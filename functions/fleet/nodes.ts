@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError } from '../core/errors.js';
+import { ConflictError, ForbiddenError, UnauthenticatedError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
@@ -244,7 +244,7 @@ export type RegistrationAccess =
   { kind: 'admin' } | { kind: 'join'; token: string } | { kind: 'node'; nodeId: string; tokenHash: string };
 
 const credentialSuperseded = () =>
-  new HttpError(401, 'Invalid agent token', 'AUTHENTICATION_ERROR', undefined, {
+  new UnauthenticatedError('Invalid agent token', 'AUTHENTICATION_ERROR', undefined, {
     'www-authenticate': 'Bearer',
   });
 
@@ -260,8 +260,7 @@ export async function registerNode(
   const guard = keys.nodeName(req.nodeName);
   let nodeId = (await ctx.store.get<StoreItem & { nodeId: string }>(guard.pk, guard.sk))?.nodeId;
   if (access.kind === 'node' && nodeId !== access.nodeId) {
-    throw new HttpError(
-      403,
+    throw new ForbiddenError(
       `This node credential belongs to another node: it cannot register ${req.nodeName}`,
     );
   }
@@ -270,7 +269,7 @@ export async function registerNode(
   if (!nodeId) {
     const use = access.kind === 'join' ? await consumeJoinTokenUse(ctx, access.token) : undefined;
     if (access.kind === 'join' && !use) {
-      throw new HttpError(401, 'Join token expired, revoked or used up', 'AUTHENTICATION_ERROR', undefined, {
+      throw new UnauthenticatedError('Join token expired, revoked or used up', 'AUTHENTICATION_ERROR', undefined, {
         'www-authenticate': 'Bearer',
       });
     }

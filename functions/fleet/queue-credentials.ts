@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError } from '../core/errors.js';
+import { ConflictError, UnavailableError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { authenticateAgent } from './auth.js';
 import { nodeQueue } from './nodes.js';
@@ -19,8 +19,7 @@ export async function vendQueueCredentials(
     );
   }
   if (!ctx.nodeCredentials) {
-    throw new HttpError(
-      503,
+    throw new UnavailableError(
       'Node credentials are not configured (AGENT_ROLE_ARN is unset)',
       'NOT_CONFIGURED',
     );
@@ -32,7 +31,7 @@ export async function vendQueueCredentials(
   } catch (error) {
     // A role or trust policy out of step with the stack, or STS throttling: the agent retries a 503.
     ctx.logger.error('vending node queue credentials failed', { nodeId, error: error as Error });
-    throw new HttpError(503, 'Queue credentials are unavailable; try again later', 'UNAVAILABLE');
+    throw new UnavailableError('Queue credentials are unavailable; try again later', 'UNAVAILABLE');
   }
   return {
     ...c,

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
+import { ConflictError, NotFoundError, ForbiddenError, TimedOutError, UpstreamError } from '../core/errors.js';
 import { route, type AnyRoute } from '../core/route.js';
 import { settle } from '../orchestrator/settle.js';
 import { dispatchCommand } from './commands.js';
@@ -42,18 +42,16 @@ export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody
     async ([c]) => {
       if (!c || c.status === 'failed') {
         if (c?.output?.['errorType'] === EXEC_DISABLED)
-          throw new HttpError(
-            403,
+          throw new ForbiddenError(
             `Remote execution is disabled on node ${node.nodeName}: restart its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it`,
           );
-        throw new HttpError(502, `The command could not run on ${node.nodeName}: ${c?.error ?? 'no result'}`);
+        throw new UpstreamError(`The command could not run on ${node.nodeName}: ${c?.error ?? 'no result'}`);
       }
       const out = hostExecOutput.safeParse(c.output ?? {});
       if (!out.success)
-        throw new HttpError(502, `The agent of ${node.nodeName} answered an unreadable result`);
+        throw new UpstreamError(`The agent of ${node.nodeName} answered an unreadable result`);
       if (out.data.timedOut)
-        throw new HttpError(
-          504,
+        throw new TimedOutError(
           `The command timed out after ${body.timeout} s on ${node.nodeName} and was killed; its output so far: GET /commands/${commandId}`,
         );
       return {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { NotFoundError, ValidationError, UnavailableError } from '../core/errors.js';
 import { checkOutboundUrl, OutboundRefusedError } from '../core/outbound.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
@@ -106,7 +106,7 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
     );
   }
   if (choice.kind === 'unavailable') {
-    throw new HttpError(503, `No "${input.productName}" can be deployed in ${input.region} now`, 'NOVITA_API_ERROR', {
+    throw new UnavailableError(`No "${input.productName}" can be deployed in ${input.region} now`, 'NOVITA_API_ERROR', {
       reason: 'INSUFFICIENT_RESOURCE',
       productName: input.productName,
       region: input.region,

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { HttpError } from '../core/errors.js';
+import { HttpError, UnauthenticatedError } from '../core/errors.js';
 import { novitaKeys } from '../core/keys.js';
 import type { StoreItem } from '../ports/store.js';
 import { NovitaApiError, type NovitaInstance, type NovitaPortMapping } from '../ports/novita-cloud.js';
@@ -147,7 +147,7 @@ export function novitaHttpError(error: NovitaApiError): HttpError {
   if (error.status === 401 || error.status === 403) {
     const message =
       error.code === 'KEY_MISSING' ? error.message : 'The Novita API rejected the configured API key';
-    return new HttpError(401, message, 'AUTHENTICATION_ERROR', details);
+    return new UnauthenticatedError(message, 'AUTHENTICATION_ERROR', details);
   }
   const unavailable =
     error.status === 0 ||

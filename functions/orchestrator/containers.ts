@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { ConflictError, HttpError, NotFoundError, ValidationError, UpstreamError } from '../core/errors.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
 import { resolveNode } from '../fleet/nodes.js';
 import { isPullFailure } from './backoff.js';
@@ -217,7 +217,7 @@ export async function stopInstance(
   }
   return settle(ctx, [inst.lastCommandId!], async (commands) => {
     const failed = failures(commands);
-    if (failed.length) throw new HttpError(502, `Failed to stop ${instanceId}: ${failed[0]!.error}`);
+    if (failed.length) throw new UpstreamError(`Failed to stop ${instanceId}: ${failed[0]!.error}`);
     return { stopped: true };
   });
 }
@@ -261,7 +261,7 @@ export async function deleteContainer(ctx: AppContext, idOrName: string, force: 
     [commandId],
     async (commands) => {
       const failed = failures(commands);
-      if (failed.length) throw new HttpError(502, `Failed to delete ${inst.name}: ${failed[0]!.error}`);
+      if (failed.length) throw new UpstreamError(`Failed to delete ${inst.name}: ${failed[0]!.error}`);
       return { deleted: true, container_id: inst.instanceId, name: inst.name };
     },
     { container_id: inst.instanceId, name: inst.name },
@@ -288,7 +288,7 @@ export async function restartContainer(ctx: AppContext, idOrName: string): Promi
     [commandId],
     async (commands) => {
       const failed = failures(commands);
-      if (failed.length) throw new HttpError(502, `Failed to restart ${inst.name}: ${failed[0]!.error}`);
+      if (failed.length) throw new UpstreamError(`Failed to restart ${inst.name}: ${failed[0]!.error}`);
       return { restarted: true, container_id: inst.instanceId, name: inst.name };
     },
     { container_id: inst.instanceId, name: inst.name },

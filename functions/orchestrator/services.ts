@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
+import { ConflictError, HttpError, NotFoundError, ValidationError, UpstreamError } from '../core/errors.js';
 import { claimName, releaseName } from '../core/name-guard.js';
 import { swarmKeys } from '../core/keys.js';
 import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
@@ -257,7 +257,7 @@ export async function containerLogs(ctx: AppContext, inst: InstanceItem, tail: n
   return settle(ctx, commandIds, async (commands) => {
     const [entry] = collect(commands);
     if (entry && 'error' in entry)
-      throw new HttpError(502, `Could not read the logs of ${inst.name}: ${entry.error}`);
+      throw new UpstreamError(`Could not read the logs of ${inst.name}: ${entry.error}`);
     return { id: inst.instanceId, name: inst.name, logs: entry?.logs ?? '' };
   });
 }
