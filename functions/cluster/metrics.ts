@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { queryAll, type StoreItem, putIfAbsent } from '../ports/store.js';
 import type { ModelSpec } from './catalogue.js';
 import { formatDuration, percent, round1 } from './format.js';
 import { readDurations, type Durations } from './task-stats.js';
@@ -97,18 +97,11 @@ export async function recordSample(
     queue.map((t) => t.model),
     now,
   );
-  try {
-    await ctx.store.put<SampleItem>(
-      {
-        ...taskQueueKeys.clusterSample(minuteKey(now)),
-        ...sample,
-        expiresAt: Math.floor(now / 1000) + SAMPLE_TTL_SECONDS,
-      },
-      { notExists: true },
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  }
+  await putIfAbsent(ctx.store, {
+    ...taskQueueKeys.clusterSample(minuteKey(now)),
+    ...sample,
+    expiresAt: Math.floor(now / 1000) + SAMPLE_TTL_SECONDS,
+  });
 }
 
 export async function samplesSince(ctx: AppContext, fromMs: number): Promise<Sample[]> {

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, putIfAbsent } from '../ports/store.js';
 import { markFree } from '../fleet/node-records.js';
 
 /**
@@ -33,24 +33,19 @@ export async function claimSlot(
   deadlineMs?: number,
 ): Promise<number | undefined> {
   for (const slot of candidates) {
-    try {
-      await ctx.store.put<SlotItem>(
-        {
-          ...taskQueueKeys.nodeSlot(nodeId, slot),
-          ...taskQueueKeys.heldSlotIndex(nodeId, slot),
-          nodeId,
-          slot,
-          taskId,
-          model,
-          claimedAtMs: ctx.now(),
-          ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-        },
-        { notExists: true },
-      );
+    if (
+      await putIfAbsent(ctx.store, {
+        ...taskQueueKeys.nodeSlot(nodeId, slot),
+        ...taskQueueKeys.heldSlotIndex(nodeId, slot),
+        nodeId,
+        slot,
+        taskId,
+        model,
+        claimedAtMs: ctx.now(),
+        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      })
+    )
       return slot;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
   }
   return undefined;
 }

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { taskQueueKeys, keys } from '../core/keys.js';
 import { planPlacements, type SchedTask } from '../task-planner/index.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { conditional, queryAll, type StoreItem } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
 import { recordCompletion } from './task-stats.js';
 
@@ -187,15 +187,6 @@ export function runDeadlineMs(t: TaskItem): number | undefined {
   return budget + 60_000;
 }
 
-async function conditional<T>(fn: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return undefined;
-    throw error;
-  }
-}
-
 const finishedFields = (ctx: AppContext) => {
   const now = ctx.now();
   return {
@@ -214,7 +205,7 @@ export async function markAssigned(
   switchedModel: boolean,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(taskId);
-  return conditional(() =>
+  return conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -235,7 +226,7 @@ export async function setRunCommand(
   commandId: string,
 ): Promise<void> {
   const k = keys.task(taskId);
-  await conditional(() =>
+  await conditional(
     ctx.store.update(
       k.pk,
       k.sk,
@@ -253,7 +244,7 @@ export async function requeue(
   why: string,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(task.taskId);
-  return conditional(() =>
+  return conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -297,9 +288,7 @@ export async function recordProgress(
     Object.assign(set, { startedAt: new Date(now).toISOString(), startedAtMs: now });
   if (task.serverReadyAtMs === undefined && progress >= 30) set.serverReadyAtMs = now;
   const k = keys.task(task.taskId);
-  return conditional(() =>
-    ctx.store.update<TaskItem>(k.pk, k.sk, { set }, { equals: { status: ACTIVE, nodeId } }),
-  );
+  return conditional(ctx.store.update<TaskItem>(k.pk, k.sk, { set }, { equals: { status: ACTIVE, nodeId } }));
 }
 
 export interface Outcome {
@@ -318,7 +307,7 @@ export async function markFinished(
 ): Promise<TaskItem | undefined> {
   const k = keys.task(task.taskId);
   const now = ctx.now();
-  const finished = await conditional(() =>
+  const finished = await conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -361,7 +350,7 @@ export async function closeQueued(
   error?: string,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(taskId);
-  return conditional(() =>
+  return conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -380,7 +369,7 @@ export async function markCancelledWhileActive(
   task: TaskItem,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(task.taskId);
-  return conditional(() =>
+  return conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,

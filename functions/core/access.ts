@@ -6,7 +6,7 @@ import { accessKeys } from './keys.js';
 import type { AnyRoute } from './route.js';
 import { JwtError, looksLikeJwt, verifyJwt } from './jwt.js';
 import { allows, requiredRole, type Principal, type Role } from './roles.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { conditional, type StoreItem } from '../ports/store.js';
 
 /**
  * Who may call what (roles in ./roles.ts). The key in the secrets store (`api-key`) is the
@@ -184,12 +184,7 @@ export async function listApiKeys(ctx: AppContext): Promise<ApiKeyItem[]> {
 /** Deletes the key record: the next call with it is a 401. */
 export async function revokeApiKey(ctx: AppContext, keyId: string): Promise<ApiKeyItem | undefined> {
   const k = accessKeys.apiKey(keyId);
-  try {
-    return await ctx.store.delete<ApiKeyItem>(k.pk, k.sk, { exists: true });
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return undefined;
-    throw error;
-  }
+  return conditional(ctx.store.delete<ApiKeyItem>(k.pk, k.sk, { exists: true }));
 }
 
 // The audit log: every state-changing user call, kept AUDIT_RETENTION_DAYS (DynamoDB TTL).

@@ -1,4 +1,4 @@
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { type StoreItem, deleteIf, putIfAbsent } from '../ports/store.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -24,21 +24,16 @@ export async function acquireLease(
   const { key, field } = lease;
   for (let tries = 0; tries < 2; tries++) {
     const now = ctx.now();
-    try {
-      await ctx.store.put<LeaseItem>(
-        {
-          ...key,
-          ...extra,
-          [field]: holder,
-          leaseUntil: now + lease.leaseMs,
-          expiresAt: Math.ceil((now + lease.leaseMs) / 1000) + 3600,
-        },
-        { notExists: true },
-      );
+    if (
+      await putIfAbsent(ctx.store, {
+        ...key,
+        ...extra,
+        [field]: holder,
+        leaseUntil: now + lease.leaseMs,
+        expiresAt: Math.ceil((now + lease.leaseMs) / 1000) + 3600,
+      })
+    )
       return undefined;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
     const held = await ctx.store.get<LeaseItem>(key.pk, key.sk);
     if (held && held.leaseUntil > ctx.now()) return String(held[field]);
     // The holder's lease ran out (it died): take over, unless someone else just did.
@@ -50,11 +45,7 @@ export async function acquireLease(
 
 /** Gives the lease back, if `holder` still holds it. */
 export async function releaseLease(ctx: AppContext, lease: LeaseSpec, holder: string): Promise<void> {
-  await ctx.store
-    .delete(lease.key.pk, lease.key.sk, { equals: { [lease.field]: holder } })
-    .catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    });
+  await deleteIf(ctx.store, lease.key.pk, lease.key.sk, { equals: { [lease.field]: holder } });
 }
 
 /** The lease item while its lease runs, else undefined. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, type StoreItem, deleteIf } from '../ports/store.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -89,9 +89,7 @@ export async function claimName<G extends StoreItem>(
       }
     },
     release: async () => {
-      await ctx.store.delete(key.pk, key.sk, { equals: { claim } }).catch((error: unknown) => {
-        if (!(error instanceof ConditionFailedError)) throw error;
-      });
+      await deleteIf(ctx.store, key.pk, key.sk, { equals: { claim } });
     },
   };
 }
@@ -102,7 +100,5 @@ export async function releaseName(
   key: { pk: string; sk: string },
   owner: Record<string, unknown>,
 ): Promise<void> {
-  await ctx.store.delete(key.pk, key.sk, { equals: owner }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
+  await deleteIf(ctx.store, key.pk, key.sk, { equals: owner });
 }

@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { keys, maintenanceKeys, taskQueueKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import { getTask, requeue } from '../cluster/tasks.js';
 import { heldSlots, releaseSlot } from '../cluster/slots.js';
 import { LIVE } from '../orchestrator/plan.js';
@@ -235,9 +235,7 @@ export async function retireNode(
 }
 
 async function deleteByKey(ctx: AppContext, k: { pk: string; sk: string }): Promise<void> {
-  await ctx.store.delete(k.pk, k.sk).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
+  await deleteIf(ctx.store, k.pk, k.sk);
 }
 
 /** The sweep's part: nodes silent past NODE_RETIRE_AFTER_SECONDS are retired (containers left alone). */

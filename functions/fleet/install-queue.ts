@@ -3,7 +3,15 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError, TimedOutError, UnauthenticatedError, UpstreamError } from '../core/errors.js';
 import { reply, type Reply } from '../core/http.js';
 import { installKeys, networkKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import {
+  ConditionFailedError,
+  queryAll,
+  type StoreItem,
+  deleteIf,
+  putIfAbsent,
+  updateIf,
+  putIf,
+} from '../ports/store.js';
 import { cidrContains, parseCidr } from '../../protocol/network.js';
 import {
   hostInstallOutput,
@@ -239,12 +247,7 @@ async function claimSlot(ctx: AppContext, nodeId: string, jobId: string): Promis
   for (let n = 0; n < ctx.config.INSTALL_CONCURRENCY_PER_NODE; n++) {
     const k = installKeys.slot(nodeId, n);
     const item: SlotItem = { ...k, nodeId, jobId, claimedAtMs: ctx.now() };
-    try {
-      await ctx.store.put(item, { notExists: true });
-      return k.sk;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    if (await putIfAbsent(ctx.store, item)) return k.sk;
     const held = await ctx.store.get<SlotItem>(k.pk, k.sk);
     if (!held) continue; // released meanwhile: the next pump takes it
     const holder = await getJob(ctx, held.jobId);
@@ -252,12 +255,7 @@ async function claimSlot(ctx: AppContext, nodeId: string, jobId: string): Promis
       holder && ACTIVE.includes(holder.state) && holder.slot === k.sk && holder.nodeId === nodeId;
     const starting = holder?.state === 'queued' && ctx.now() - held.claimedAtMs < SLOT_CLAIM_GRACE_MS;
     if (running || starting) continue;
-    try {
-      await ctx.store.put(item, { equals: { jobId: held.jobId } });
-      return k.sk;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    if (await putIf(ctx.store, item, { equals: { jobId: held.jobId } })) return k.sk;
   }
   return undefined;
 }
@@ -269,11 +267,7 @@ async function releaseSlot(
   jobId: string,
 ): Promise<void> {
   if (!slot) return;
-  await ctx.store
-    .delete(installKeys.slot(nodeId, 0).pk, slot, { equals: { jobId } })
-    .catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error; // taken over already
-    });
+  await deleteIf(ctx.store, installKeys.slot(nodeId, 0).pk, slot, { equals: { jobId } }); // taken over already
 }
 
 /** Starts queued jobs of a node, oldest first, each in a free slot of its INSTALL_CONCURRENCY_PER_NODE. */
@@ -289,21 +283,18 @@ export async function pumpNode(ctx: AppContext, nodeId: string): Promise<void> {
 async function startJob(ctx: AppContext, job: InstallJobItem, slot: string): Promise<boolean> {
   const commandId = randomUUID();
   const now = iso(ctx.now());
-  try {
-    await ctx.store.update(
-      job.pk,
-      job.sk,
-      {
-        set: { state: 'connecting', commandId, slot, startedAt: now, updatedAt: now, steps: [] },
-        add: { attempts: 1 },
-        remove: ['error', 'step', 'finishedAt'],
-      },
-      { equals: { state: 'queued', version: job.version, nodeId: job.nodeId } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return false; // another pump started it
-    throw error;
-  }
+  const written = await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: { state: 'connecting', commandId, slot, startedAt: now, updatedAt: now, steps: [] },
+      add: { attempts: 1 },
+      remove: ['error', 'step', 'finishedAt'],
+    },
+    { equals: { state: 'queued', version: job.version, nodeId: job.nodeId } },
+  );
+  if (!written) return false; // another pump started it
   const hk = installKeys.hostKey(job.host, job.port);
   const known = await ctx.store.get<StoreItem & { key: string }>(hk.pk, hk.sk);
   try {
@@ -343,27 +334,24 @@ async function finish(
   end: { state: 'joined' | 'failed'; step?: InstallStep; error?: string; set?: Record<string, unknown> },
 ): Promise<boolean> {
   const now = iso(ctx.now());
-  try {
-    await ctx.store.update(
-      job.pk,
-      job.sk,
-      {
-        set: {
-          state: end.state,
-          finishedAt: now,
-          updatedAt: now,
-          ...(end.step ? { step: end.step } : {}),
-          ...(end.error ? { error: end.error } : {}),
-          ...end.set,
-        },
-        remove: end.state === 'joined' ? ['error', 'step', 'slot'] : ['slot'],
+  const written = await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: {
+        state: end.state,
+        finishedAt: now,
+        updatedAt: now,
+        ...(end.step ? { step: end.step } : {}),
+        ...(end.error ? { error: end.error } : {}),
+        ...end.set,
       },
-      { equals: { commandId: job.commandId, state: ACTIVE } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return false; // applied already, or a retry took over
-    throw error;
-  }
+      remove: end.state === 'joined' ? ['error', 'step', 'slot'] : ['slot'],
+    },
+    { equals: { commandId: job.commandId, state: ACTIVE } },
+  );
+  if (!written) return false; // applied already, or a retry took over
   if (job.inline) await ctx.secrets.delete(inlineSecretName(job.jobId)).catch(() => undefined);
   if (job.nodeId) {
     await releaseSlot(ctx, job.nodeId, job.slot, job.jobId);
@@ -397,14 +385,14 @@ export async function applyHostInstallResult(ctx: AppContext, command: CommandIt
   const o = out.data;
   if (o.hostKey) {
     const hk = installKeys.hostKey(job.host, job.port);
-    await ctx.store
-      .put(
-        { ...hk, host: job.host, port: job.port, key: o.hostKey, firstSeen: iso(ctx.now()) },
-        { notExists: true },
-      )
-      .catch((error: unknown) => {
-        if (!(error instanceof ConditionFailedError)) throw error; // trusted already: never replaced here
-      });
+    // Trusted already: never replaced here.
+    await putIfAbsent(ctx.store, {
+      ...hk,
+      host: job.host,
+      port: job.port,
+      key: o.hostKey,
+      firstSeen: iso(ctx.now()),
+    });
   }
   const set = { steps: o.steps, ...(o.facts ? { facts: o.facts } : {}) };
   if (o.outcome === 'joined' && o.nodeId && (await getNode(ctx, o.nodeId))) {
@@ -474,23 +462,21 @@ export async function recordInstallSteps(
   const job = await runningInstall(ctx, node, commandId);
   const connected = steps.some((s) => s.name === 'connect' && s.status === 'ok');
   const last = steps.at(-1);
-  await ctx.store
-    .update(
-      job.pk,
-      job.sk,
-      {
-        set: {
-          steps,
-          updatedAt: iso(ctx.now()),
-          ...(connected ? { state: 'installing' } : {}),
-          ...(last ? { step: last.name } : {}),
-        },
+  // Ended meanwhile: nothing to record.
+  await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: {
+        steps,
+        updatedAt: iso(ctx.now()),
+        ...(connected ? { state: 'installing' } : {}),
+        ...(last ? { step: last.name } : {}),
       },
-      { equals: { commandId, state: ACTIVE } },
-    )
-    .catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error; // ended meanwhile
-    });
+    },
+    { equals: { commandId, state: ACTIVE } },
+  );
 }
 
 /** Puts a failed job back in the queue (on its node if still online, else on another). */
@@ -544,12 +530,8 @@ export async function retryFailed(ctx: AppContext) {
 export async function clearFinished(ctx: AppContext) {
   const cleared: string[] = [];
   for (const job of (await listJobs(ctx)).filter((j) => FINISHED.includes(j.state))) {
-    try {
-      await ctx.store.delete(job.pk, job.sk, { equals: { state: job.state, version: job.version } });
-      cleared.push(job.jobId);
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error; // retried meanwhile: it stays
-    }
+    if (await deleteIf(ctx.store, job.pk, job.sk, { equals: { state: job.state, version: job.version } }))
+      cleared.push(job.jobId); // retried meanwhile: it stays
   }
   const remaining = (await listJobs(ctx)).length;
   return { status: 'cleared' as const, cleared: cleared.length, job_ids: cleared, remaining };

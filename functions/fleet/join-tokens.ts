@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { joinTokenKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, updateIf } from '../ports/store.js';
 import { hashToken } from '../core/tokens.js';
 
 /**
@@ -136,11 +136,7 @@ export async function consumeJoinTokenUse(
 
 /** Gives a use back when the node it was taken for was not created after all. */
 export async function refundJoinTokenUse(ctx: AppContext, item: JoinTokenItem): Promise<void> {
-  await ctx.store
-    .update(item.pk, item.sk, { add: { uses: -1 } }, { exists: true })
-    .catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    });
+  await updateIf(ctx.store, item.pk, item.sk, { add: { uses: -1 } }, { exists: true });
 }
 
 /** Unexpired tokens, used up or not, oldest first (expired ones linger until DynamoDB's TTL removes them). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { maintenanceKeys } from '../core/keys.js';
 import { allInstances, type InstanceItem } from '../orchestrator/model.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import { isOnline, listNodes, type NodeItem } from './nodes.js';
 
 /**
@@ -229,9 +229,7 @@ export async function currentProblems(
   const open = new Set(detected.map((p) => p.id));
   for (const r of stored) {
     if (open.has(r.problemId)) continue;
-    await ctx.store.delete(r.pk, r.sk, { equals: { detectedAt: r.detectedAt } }).catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    });
+    await deleteIf(ctx.store, r.pk, r.sk, { equals: { detectedAt: r.detectedAt } });
   }
   return { nodes, problems };
 }

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { metricHistoryKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { queryAll, type StoreItem, updateIf } from '../ports/store.js';
 import type { NodeMetrics } from '../../protocol/messages.js';
 import { nodeView } from './node-routes.js';
 import type { NodeItem } from './nodes.js';
@@ -78,20 +78,16 @@ async function writePoint(
   keepMs: number,
   spanMs: number,
 ): Promise<HistoryItem | undefined> {
-  try {
-    return await ctx.store.update<HistoryItem>(
-      key.pk,
-      key.sk,
-      {
-        set: { nodeId, start, [`p${index}`]: point, expiresAt: Math.floor((start + spanMs + keepMs) / 1000) },
-      },
-      // Created by the first point; a second heartbeat racing in the same minute writes nothing.
-      { absent: [`p${index}`] },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return undefined;
-    throw error;
-  }
+  return updateIf<HistoryItem>(
+    ctx.store,
+    key.pk,
+    key.sk,
+    {
+      set: { nodeId, start, [`p${index}`]: point, expiresAt: Math.floor((start + spanMs + keepMs) / 1000) },
+    },
+    // Created by the first point; a second heartbeat racing in the same minute writes nothing.
+    { absent: [`p${index}`] },
+  );
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError, UpstreamError } from '../core/errors.js';
 import { reply, type Reply } from '../core/http.js';
 import { networkKeys } from '../core/keys.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, type StoreItem, updateIf } from '../ports/store.js';
 import { dispatchCommand, waitForCommands, type CommandItem } from './commands.js';
 import {
   cidrContains,
@@ -158,11 +158,7 @@ async function startScan(ctx: AppContext, input: ScanInput, current: ScanItem | 
 }
 
 async function markFailed(ctx: AppContext, item: ScanItem, reason: string): Promise<void> {
-  await ctx.store
-    .update(item.pk, item.sk, { set: { status: 'failed', error: reason, completedAt: isoSeconds(ctx.now()) } }, { equals: { commandId: item.commandId } })
-    .catch((error: unknown) => {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    });
+  await updateIf(ctx.store, item.pk, item.sk, { set: { status: 'failed', error: reason, completedAt: isoSeconds(ctx.now()) } }, { equals: { commandId: item.commandId } });
 }
 
 /**
@@ -240,12 +236,8 @@ export async function applyNetworkScanResult(ctx: AppContext, command: CommandIt
         completedAt: isoSeconds(doneMs),
         error: out ? 'the agent answered an unreadable scan result' : (command.error ?? 'failed'),
       };
-  try {
-    await ctx.store.update(k.pk, k.sk, { set, ...(out?.success ? { remove: ['error'] } : {}) }, { equals: { commandId: command.commandId } });
-  } catch (error) {
-    // A newer scan of the subnet took over: this result is not its.
-    if (!(error instanceof ConditionFailedError)) throw error;
-  }
+  // A newer scan of the subnet took over: this result is not its.
+  await updateIf(ctx.store, k.pk, k.sk, { set, ...(out?.success ? { remove: ['error'] } : {}) }, { equals: { commandId: command.commandId } });
 }
 
 /** GET /api/network/scan-status: the latest scan started, of any subnet. */

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, ForbiddenError, UnauthenticatedError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, deleteIf, updateIf } from '../ports/store.js';
 import {
   SHARDS,
   clearFree,
@@ -589,16 +589,9 @@ export async function setCordon(
  */
 export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promise<boolean> {
   const k = keys.node(node.nodeId);
-  try {
-    await ctx.store.delete(k.pk, k.sk, { equals: { tokenHash: node.tokenHash } });
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return false;
-    throw error;
-  }
+  if (!(await deleteIf(ctx.store, k.pk, k.sk, { equals: { tokenHash: node.tokenHash } }))) return false;
   const guard = keys.nodeName(node.nodeName);
-  await ctx.store.delete(guard.pk, guard.sk, { equals: { nodeId: node.nodeId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
+  await deleteIf(ctx.store, guard.pk, guard.sk, { equals: { nodeId: node.nodeId } });
   // Its liveness and metrics records go with it (they live in the sharded state partitions).
   for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId), freeKey(node.nodeId)])
     await ctx.store.delete(key.pk, key.sk);

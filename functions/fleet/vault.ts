@@ -5,7 +5,7 @@ import { NotFoundError } from '../core/errors.js';
 import { reply } from '../core/http.js';
 import { fleetClusterKeys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 
 /**
  * Fleet Commander's Vault: named node credentials. The password lives only in the Secrets port
@@ -115,9 +115,7 @@ export async function deleteCredential(ctx: AppContext, credId: string): Promise
   const found = await findCredentialById(ctx, credId);
   if (!found) throw new NotFoundError(`Credential ${credId} not found`);
   await ctx.secrets.delete(secretName(found.credId));
-  await ctx.store.delete(found.pk, found.sk, { equals: { credId } }).catch((error: unknown) => {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  });
+  await deleteIf(ctx.store, found.pk, found.sk, { equals: { credId } });
   return found;
 }
 

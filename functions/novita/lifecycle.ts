@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { ConditionFailedError, updateIf } from '../ports/store.js';
 import type { NovitaInstance } from '../ports/novita-cloud.js';
 import { POLL_EVENT } from './model.js';
 import { connectionDetails, getInstanceItem, isoNow, statusFields, type NovitaInstanceItem } from './model.js';
@@ -89,23 +89,20 @@ export async function pollInstance(ctx: AppContext, instanceId: string): Promise
   if (outcome?.kind === 'failed') return failInstance(ctx, item, outcome.code, outcome.message);
   if (timedOut) return failInstance(ctx, item, 'STARTUP_TIMEOUT', timeoutMessage(limitS));
   const status = outcome?.kind === 'waiting' ? outcome.status : item.status;
-  try {
-    await ctx.store.update(
-      item.pk,
-      item.sk,
-      {
-        set: {
-          ...statusFields(item, status),
-          lastPolledAt: isoNow(ctx),
-          ...(novita ? { novitaStatus: novita.status } : {}),
-        },
+  const written = await updateIf(
+    ctx.store,
+    item.pk,
+    item.sk,
+    {
+      set: {
+        ...statusFields(item, status),
+        lastPolledAt: isoNow(ctx),
+        ...(novita ? { novitaStatus: novita.status } : {}),
       },
-      { equals: { status: STARTING } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return;
-    throw error;
-  }
+    },
+    { equals: { status: STARTING } },
+  );
+  if (!written) return;
   await nextPoll(ctx, instanceId);
 }
 

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, updateIf, deleteIf } from '../ports/store.js';
 import type { Backoff } from './backoff.js';
 import type { InstanceStatus } from './plan.js';
 import type { InstanceResources, Reservation } from './resources.js';
@@ -154,24 +154,20 @@ export async function transitionInstance(
 ): Promise<InstanceItem | undefined> {
   const k = keys.instance(instanceId);
   const now = ctx.now();
-  try {
-    return await ctx.store.update<InstanceItem>(
-      k.pk,
-      k.sk,
-      {
-        set: {
-          ...set,
-          status: to,
-          updatedAt: new Date(now).toISOString(),
-          ...(to === 'removed' ? { expiresAt: Math.floor(now / 1000) + REMOVED_TTL_SECONDS } : {}),
-        },
+  return updateIf<InstanceItem>(
+    ctx.store,
+    k.pk,
+    k.sk,
+    {
+      set: {
+        ...set,
+        status: to,
+        updatedAt: new Date(now).toISOString(),
+        ...(to === 'removed' ? { expiresAt: Math.floor(now / 1000) + REMOVED_TTL_SECONDS } : {}),
       },
-      { equals: { status: from } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return undefined;
-    throw error;
-  }
+    },
+    { equals: { status: from } },
+  );
 }
 
 /** Sets fields of an instance whatever its status (and removes `remove`); undefined when the update is refused. */
@@ -182,15 +178,10 @@ export async function setInstance(
   remove: string[] = [],
 ): Promise<InstanceItem | undefined> {
   const k = keys.instance(instanceId);
-  try {
-    return await ctx.store.update<InstanceItem>(k.pk, k.sk, {
-      set: { ...set, updatedAt: new Date(ctx.now()).toISOString() },
-      remove,
-    });
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-    return undefined;
-  }
+  return updateIf<InstanceItem>(ctx.store, k.pk, k.sk, {
+    set: { ...set, updatedAt: new Date(ctx.now()).toISOString() },
+    remove,
+  });
 }
 
 /** Deletes the slots that still point at the instance (a user's stop or delete gives the slot up). */
@@ -198,12 +189,7 @@ export async function releaseSlotsOf(ctx: AppContext, imageId: string, instanceI
   let released = 0;
   for (const slot of await serviceSlots(ctx, imageId)) {
     if (slot.instanceId !== instanceId) continue;
-    try {
-      await ctx.store.delete(slot.pk, slot.sk, { equals: { instanceId } });
-      released++;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    if (await deleteIf(ctx.store, slot.pk, slot.sk, { equals: { instanceId } })) released++;
   }
   return released;
 }

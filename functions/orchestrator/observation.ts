@@ -5,7 +5,7 @@ import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
 import { getNode, heartbeatIntervalSeconds, type NodeItem } from '../fleet/nodes.js';
 import type { AgentEvent, ContainerState } from '../../protocol/messages.js';
 import { containerStartOutput, START_REFUSALS } from '../../protocol/agent-api.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { putIfAbsent } from '../ports/store.js';
 import {
   adjustDesired,
   getInstance,
@@ -226,12 +226,7 @@ export async function applyContainerStates(
       updatedAt: at,
       lastError: 'unknown to the control plane',
     };
-    try {
-      await ctx.store.put(tombstone, { notExists: true });
-    } catch (error) {
-      if (error instanceof ConditionFailedError) continue;
-      throw error;
-    }
+    if (!(await putIfAbsent(ctx.store, tombstone))) continue;
     await dispatchCommand(
       ctx,
       node.nodeId,

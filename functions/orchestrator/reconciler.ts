@@ -5,7 +5,7 @@ import { emit } from '../core/events.js';
 import { dispatchCommand } from '../fleet/commands.js';
 import { isCordoned, isDraining, isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { ConditionFailedError, updateIf } from '../ports/store.js';
 import {
   allInstances,
   instanceName,
@@ -256,28 +256,21 @@ async function recordBackoffs(ctx: AppContext, state: FleetState): Promise<void>
       baseMs: ctx.config.RESTART_BACKOFF_SECONDS * 1000,
     });
     const k = fleetKeys.serviceSlot(slot.imageId, slot.ordinal);
-    try {
-      await ctx.store.update(
-        k.pk,
-        k.sk,
-        { set: { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId } },
-        { equals: { instanceId: inst.instanceId } },
-      );
-    } catch (error) {
-      if (error instanceof ConditionFailedError) continue; // replaced meanwhile
-      throw error;
-    }
+    const written = await updateIf(
+      ctx.store,
+      k.pk,
+      k.sk,
+      { set: { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId } },
+      { equals: { instanceId: inst.instanceId } },
+    );
+    if (!written) continue; // replaced meanwhile
     Object.assign(slot, {
       failures: backoff.attempt,
       backoffUntil: backoff.nextTryAt,
       backoffFor: inst.instanceId,
     });
     const ik = keys.instance(inst.instanceId);
-    await ctx.store
-      .update(ik.pk, ik.sk, { set: { backoff } }, { equals: { status: inst.status } })
-      .catch((error: unknown) => {
-        if (!(error instanceof ConditionFailedError)) throw error;
-      });
+    await updateIf(ctx.store, ik.pk, ik.sk, { set: { backoff } }, { equals: { status: inst.status } });
     inst.backoff = backoff;
     ctx.logger.info('copy backing off', { imageId: inst.imageId, instanceId: inst.instanceId, ...backoff });
     const wait = Math.ceil((backoff.nextTryAt - ctx.now()) / 1000);

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { getNode, isOnline, type NodeItem } from '../fleet/nodes.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, conditional } from '../ports/store.js';
 import { getInstance, type InstanceItem } from './model.js';
 import { cpuCap, memCap, port } from './resources.js';
 
@@ -159,11 +159,7 @@ async function forInstanceEndpoints(
   const ports = new Set([...inst.ports.map((p) => p.containerPort), ...inst.containerPorts]);
   for (const p of ports) {
     const k = keys.endpoint(autoId(inst.instanceId, p));
-    try {
-      await fn(k);
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    await conditional(fn(k));
   }
 }
 

@@ -82,6 +82,53 @@ export class ConditionFailedError extends Error {
   }
 }
 
+export const isConditionFailed = (error: unknown): error is ConditionFailedError =>
+  error instanceof ConditionFailedError;
+
+/**
+ * Conditional writes whose lost condition is an outcome, not an error (other errors pass through).
+ * `conditional` wraps any write: its result, or undefined when the condition did not hold.
+ */
+export async function conditional<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (error) {
+    if (isConditionFailed(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Puts the item when the condition holds; false when it did not. */
+export async function putIf(store: Store, item: StoreItem, condition: Condition): Promise<boolean> {
+  return (await conditional(store.put(item, condition).then(() => true))) ?? false;
+}
+
+/** Puts the item when no item has its key yet; false when one had. */
+export function putIfAbsent(store: Store, item: StoreItem): Promise<boolean> {
+  return putIf(store, item, { notExists: true });
+}
+
+/** Updates when the condition holds: the new item, or undefined when it did not. */
+export function updateIf<T extends StoreItem>(
+  store: Store,
+  pk: string,
+  sk: string,
+  spec: UpdateSpec,
+  condition?: Condition,
+): Promise<T | undefined> {
+  return conditional(store.update<T>(pk, sk, spec, condition));
+}
+
+/** Deletes when the condition holds (the item gone, or absent already); false when it did not. */
+export async function deleteIf(
+  store: Store,
+  pk: string,
+  sk: string,
+  condition?: Condition,
+): Promise<boolean> {
+  return (await conditional(store.delete(pk, sk, condition).then(() => true))) ?? false;
+}
+
 /**
  * A write the table cannot hold: past DynamoDB's 400 KB item size, nesting limit, number range,
  * or key size. Checked before the write; the HTTP pipeline answers 413 (size) or 422/400.

@@ -12,7 +12,7 @@ import {
   type NodeItem,
 } from '../fleet/nodes.js';
 import type { CommandEnvelope } from '../../protocol/commands.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { conditional } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { allInstances } from '../orchestrator/model.js';
 import { OCCUPYING } from '../orchestrator/plan.js';
@@ -90,16 +90,15 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
     async start(nodeId, spec, commandId, resendPendingOlderThanMs) {
       const existing = await getCommand(ctx, commandId);
       if (!existing) {
-        try {
-          await dispatchCommand(
+        // dispatched concurrently
+        await conditional(
+          dispatchCommand(
             ctx,
             nodeId,
             { type: 'container.start', spec },
             { commandId, instanceId: spec.instanceId },
-          );
-        } catch (error) {
-          if (!(error instanceof ConditionFailedError)) throw error; // dispatched concurrently
-        }
+          ),
+        );
         return;
       }
       const age = ctx.now() - Date.parse(existing.issuedAt);
