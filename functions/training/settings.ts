@@ -4,7 +4,7 @@ import type { RetryPolicy } from './state.js';
 
 /**
  * Training settings, derived from the TRAINING_* variables of the typed configuration
- * (functions/core/config.ts); a test or a bench may override them per context.
+ * (functions/core/config.ts) of the context; a test or a bench may override them per context.
  */
 export interface WebhookTarget {
   url: string;
@@ -52,22 +52,45 @@ export const loadTrainingSettings = (env: Record<string, string | undefined> = p
   trainingSettingsOf(loadConfig(env));
 
 const fromConfig = new WeakMap<Config, TrainingSettings>();
-const overrides = new WeakMap<AppContext, Partial<TrainingSettings>>();
 
-/** The settings in force for this context: its configuration's, with any override on top. */
+/** The settings in force for this context: its configuration's (derived once per configuration). */
 export function trainingSettings(ctx: AppContext): TrainingSettings {
-  let base = fromConfig.get(ctx.config);
-  if (!base) {
-    base = trainingSettingsOf(ctx.config);
-    fromConfig.set(ctx.config, base);
+  let settings = fromConfig.get(ctx.config);
+  if (!settings) {
+    settings = trainingSettingsOf(ctx.config);
+    fromConfig.set(ctx.config, settings);
   }
-  const own = overrides.get(ctx);
-  return own ? { ...base, ...own } : base;
+  return settings;
 }
 
-/** Tests and benches: replace some settings for one context. */
-export function overrideTrainingSettings(ctx: AppContext, settings: Partial<TrainingSettings>): void {
-  overrides.set(ctx, { ...overrides.get(ctx), ...settings });
+/**
+ * Tests and benches: replace some settings for one context. They are written into the context's
+ * configuration (a new object), so the context stays the one place a handler's settings come from.
+ */
+export function overrideTrainingSettings(
+  ctx: AppContext,
+  settings: Partial<Pick<TrainingSettings, 'webhooks' | 'checkpointRoot' | 'retry' | 'placementRetrySeconds'>>,
+): void {
+  ctx.config = {
+    ...ctx.config,
+    ...(settings.webhooks
+      ? {
+          TRAINING_WEBHOOK_URLS: settings.webhooks
+            .map((w) => (w.format === 'slack' ? `slack+${w.url}` : w.url))
+            .join(','),
+        }
+      : {}),
+    ...(settings.checkpointRoot !== undefined ? { TRAINING_CHECKPOINT_ROOT: settings.checkpointRoot } : {}),
+    ...(settings.retry
+      ? {
+          TRAINING_RETRY_BASE_SECONDS: settings.retry.baseSeconds,
+          TRAINING_RETRY_MAX_SECONDS: settings.retry.maxSeconds,
+        }
+      : {}),
+    ...(settings.placementRetrySeconds !== undefined
+      ? { TRAINING_PLACEMENT_RETRY_SECONDS: settings.placementRetrySeconds }
+      : {}),
+  };
 }
 
 
