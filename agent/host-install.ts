@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import type { Client } from 'ssh2';
 import type { CommandOf } from '../protocol/commands.js';
 import {
-  hostFacts,
   INSTALL_NAME,
   type HostFacts,
   type HostInstallOutput,
@@ -14,6 +13,18 @@ import {
   type InstallStepReport,
 } from '../protocol/install.js';
 import type { Logger } from './log.js';
+import {
+  connect as openSession,
+  exec,
+  fastPut,
+  fingerprint,
+  readRemote,
+  rename,
+  sftpOf,
+  SshConnectError,
+  writeRemote,
+} from './ssh-session.js';
+import { checkHost as runHostCheck, HostCheckError } from './host-check.js';
 
 /**
  * host.install: onboards another machine over SSH. Login and join token are fetched for the
@@ -53,24 +64,6 @@ export class InstallStepError extends Error {
 /** Where the agent lives on the host, under the login's home. */
 const REMOTE_DIR = '.fleet-agent';
 
-const nodeArch: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
-
-/** `ssh-ed25519 AAAA...` from the raw key blob the server presented. */
-export function openSshKey(blob: Buffer): string {
-  const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
-  const type =
-    len > 0 && len < 64 && blob.length >= 4 + len
-      ? blob.subarray(4, 4 + len).toString('ascii')
-      : 'ssh-unknown';
-  return `${type} ${blob.toString('base64')}`;
-}
-
-/** OpenSSH's `SHA256:...` fingerprint of a key in OpenSSH form. */
-export function fingerprint(openSsh: string): string {
-  const b64 = openSsh.split(' ')[1] ?? '';
-  return `SHA256:${createHash('sha256').update(Buffer.from(b64, 'base64')).digest('base64').replace(/=+$/, '')}`;
-}
-
 /** Single-quoted for sh and for an env file sourced by sh. */
 export const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
@@ -98,200 +91,17 @@ export function defaultBundlePath(): string {
   return resolve(dirname(self), '..', 'dist', 'agent.mjs');
 }
 
-// ------------------------------------------------------------------ SSH plumbing
-
-interface Exec {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(conn: Client, command: string, stdin?: string): Promise<Exec> {
-  return new Promise((res, rej) => {
-    conn.exec(command, (err, ch: ClientChannel) => {
-      if (err) return rej(err);
-      let stdout = '';
-      let stderr = '';
-      ch.on('error', rej);
-      ch.on('data', (d: Buffer) => (stdout += d.toString()));
-      ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      ch.on('close', (code: number | null) => res({ code, stdout, stderr }));
-      if (stdin !== undefined) ch.end(stdin);
-      else ch.end();
-    });
+/** Opens the session; a refused connection or login fails the connect step. */
+const connect = (command: Command, cred: InstallCredential, timeoutMs: number) =>
+  openSession(command, cred, timeoutMs).catch((error: unknown) => {
+    throw error instanceof SshConnectError ? new InstallStepError('connect', error.message) : error;
   });
-}
 
-// Failures come back through the callbacks; a stray 'error' event must not end the agent.
-const sftpOf = (conn: Client) =>
-  new Promise<SFTPWrapper>((res, rej) =>
-    conn.sftp((err, s) => (err ? rej(err) : res(s.on('error', () => undefined)))),
-  );
-
-const fastPut = (sftp: SFTPWrapper, local: string, remote: string) =>
-  new Promise<void>((res, rej) =>
-    sftp.fastPut(local, remote, { mode: 0o755 }, (err) => (err ? rej(err) : res())),
-  );
-
-const writeRemote = (sftp: SFTPWrapper, remote: string, data: string, mode: number) =>
-  new Promise<void>((res, rej) => sftp.writeFile(remote, data, { mode }, (err) => (err ? rej(err) : res())));
-
-const rename = (sftp: SFTPWrapper, from: string, to: string) =>
-  new Promise<void>((res, rej) => sftp.ext_openssh_rename(from, to, (err) => (err ? rej(err) : res())));
-
-const readRemote = (sftp: SFTPWrapper, remote: string) =>
-  new Promise<string | null>((res) =>
-    sftp.readFile(remote, (err, data) => res(err ? null : data.toString('utf8'))),
-  );
-
-/** Reasons a person can act on, for the errors a connection and login give. */
-function connectReason(
-  error: Error & { level?: string; code?: string },
-  target: string,
-  user: string,
-): string {
-  if (error.level === 'client-authentication')
-    return `authentication failed for user ${user} on ${target}: wrong username or password`;
-  if (error.level === 'client-timeout') return `timed out connecting to ${target}`;
-  switch (error.code) {
-    case 'ECONNREFUSED':
-      return `connection refused by ${target}: is SSH running there?`;
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return `${target} is unreachable from this node`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `${target}: the name does not resolve`;
-    case 'ETIMEDOUT':
-      return `timed out connecting to ${target}`;
-  }
-  return `could not connect to ${target}: ${error.message}`;
-}
-
-/** Opens the session, refusing a host key other than the stored one. */
-function connect(
-  command: Command,
-  cred: InstallCredential,
-  timeoutMs: number,
-): Promise<{ conn: Client; hostKey: string }> {
-  const target = `${command.host}:${command.port}`;
-  return new Promise((res, rej) => {
-    const conn = new Client();
-    let presented: string | undefined;
-    let changed = false;
-    let settled = false;
-    conn.once('ready', () => {
-      settled = true;
-      res({ conn, hostKey: presented! });
-    });
-    // A connection the host closes before SSH is up may end with no 'error' at all.
-    conn.once('close', () => {
-      if (settled) return;
-      settled = true;
-      rej(new InstallStepError('connect', `${target} closed the connection before SSH was ready`));
-    });
-    // `on`, not `once`: ssh2 may emit a second error (lost before handshake, a session dropped
-    // later), and an error without a listener would take the whole agent down.
-    conn.on('error', (error: Error & { level?: string; code?: string }) => {
-      if (settled) return;
-      settled = true;
-      conn.end();
-      if (changed && presented && command.hostKey) {
-        rej(
-          new InstallStepError(
-            'connect',
-            `host key changed: ${target} presented ${fingerprint(presented)}, but ${fingerprint(command.hostKey)} is stored for it; refused (remove the stored key with DELETE /api/install-queue/host-keys/${command.host}?port=${command.port} if the change is expected)`,
-          ),
-        );
-      } else rej(new InstallStepError('connect', connectReason(error, target, cred.username)));
-    });
-    conn.connect({
-      host: command.host,
-      port: command.port,
-      username: cred.username,
-      password: cred.password,
-      tryKeyboard: false,
-      readyTimeout: timeoutMs,
-      hostVerifier: (key: Buffer) => {
-        presented = openSshKey(key);
-        if (!command.hostKey) return true;
-        changed = presented.split(' ')[1] !== command.hostKey.split(' ')[1];
-        return !changed;
-      },
-    });
+/** Checks the host; a host the agent cannot run on fails the check step. */
+const checkHost = (conn: Client) =>
+  runHostCheck(conn).catch((error: unknown) => {
+    throw error instanceof HostCheckError ? new InstallStepError('check', error.message) : error;
   });
-}
-
-// ------------------------------------------------------------------ host check
-
-const CHECK_SCRIPT = `
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -s)"
-echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
-( . /etc/os-release 2>/dev/null; echo "os=\${PRETTY_NAME:-unknown}" )
-echo "home=$HOME"
-if [ "$(id -u)" = 0 ]; then echo sudo=root
-elif command -v sudo >/dev/null 2>&1; then if sudo -n true 2>/dev/null; then echo sudo=passwordless; else echo sudo=password; fi
-else echo sudo=absent; fi
-case "$DOCKER_HOST" in tcp://*) echo "engine_socket=$DOCKER_HOST" ;; esac
-for s in "\${DOCKER_HOST#unix://}" /var/run/docker.sock /run/podman/podman.sock "\${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/podman/podman.sock"; do
-  [ -n "$s" ] && [ -S "$s" ] || continue
-  if [ -w "$s" ] && [ -r "$s" ]; then echo "engine_socket=unix://$s"; else echo "engine_socket_denied=unix://$s"; fi
-done
-`;
-
-interface Checked {
-  facts: HostFacts;
-  home: string;
-  dockerHost: string;
-}
-
-async function checkHost(conn: Client): Promise<Checked> {
-  // A login shell: DOCKER_HOST and PATH as the user set them in their profile.
-  const out = await exec(conn, 'sh -l -s', CHECK_SCRIPT);
-  if (out.code !== 0)
-    throw new InstallStepError(
-      'check',
-      `the host check script failed (exit ${out.code}): ${out.stderr.slice(-500)}`,
-    );
-  const kv = new Map<string, string>();
-  const denied: string[] = [];
-  for (const line of out.stdout.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const k = line.slice(0, eq);
-    const v = line.slice(eq + 1).trim();
-    if (k === 'engine_socket_denied') denied.push(v);
-    else if (!kv.has(k)) kv.set(k, v);
-  }
-  const socket = kv.get('engine_socket') ?? null;
-  const facts = hostFacts.parse({
-    arch: kv.get('arch') ?? 'unknown',
-    os: `${kv.get('os') ?? 'unknown'} (${kv.get('kernel') ?? 'unknown'})`,
-    hostname: kv.get('hostname') ?? '',
-    engine: socket ? `${/podman/.test(socket) ? 'podman' : 'docker'} at ${socket}` : null,
-    sudo: kv.get('sudo') ?? 'absent',
-  });
-  if (kv.get('kernel') !== 'Linux')
-    throw new InstallStepError('check', `the host runs ${facts.os}: the agent runs on Linux only`);
-  const want = nodeArch[process.arch] ?? process.arch;
-  if (facts.arch !== want)
-    throw new InstallStepError(
-      'check',
-      `the host is ${facts.arch} and this node carries a Node runtime for ${want} only: install it with the agent installer script`,
-    );
-  if (!socket)
-    throw new InstallStepError(
-      'check',
-      denied.length
-        ? `the container engine socket ${denied.join(', ')} is not usable by this login (add the user to the docker group, or log in as root)`
-        : 'no Docker or Podman engine found (DOCKER_HOST, /var/run/docker.sock, the Podman sockets): install one first',
-    );
-  const home = kv.get('home') ?? '';
-  if (!home.startsWith('/'))
-    throw new InstallStepError('check', 'the login has no home folder to install into');
-  return { facts, home, dockerHost: socket };
-}
 
 // ------------------------------------------------------------------ delivery
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { fingerprint, openSshKey, shQuote } from '../../../agent/host-install.js';
+import { shQuote } from '../../../agent/host-install.js';
+import { fingerprint, openSshKey } from '../../../agent/ssh-session.js';
 
 const run = promisify(execFile);
 
