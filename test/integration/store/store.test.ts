@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStore, ensureTable, InvalidCursorError } from '../../../functions/adapters/dynamo-store.js';
-import { ConditionFailedError, queryAll, UnstorableError, type StoreItem } from '../../../functions/ports/store.js';
+import {
+  conditional,
+  ConditionFailedError,
+  deleteIf,
+  putIf,
+  putIfAbsent,
+  queryAll,
+  UnstorableError,
+  updateIf,
+  type StoreItem,
+} from '../../../functions/ports/store.js';
 import { startEmbeddedDynamo, type EmbeddedDynamo } from '../../../local/embedded-dynamo.js';
 
 interface Backend {
@@ -176,4 +186,51 @@ describe.each(backends)('DynamoStore on $name', (backend) => {
     expect(await store.delete('K'.repeat(3000), 'A')).toBeUndefined();
     await expect(store.delete('K'.repeat(3000), 'A', { exists: true })).rejects.toBeInstanceOf(ConditionFailedError);
   });
+
+  it.skipIf(skip)(
+    'conditional writes answer whether their condition held; other errors still throw',
+    async () => {
+      // Prepare
+      const item = { pk: 'HELPER#1', sk: 'META', state: 'queued' };
+
+      // Act and assess: created once, then refused without an exception.
+      expect(await putIfAbsent(store, item)).toBe(true);
+      expect(await putIfAbsent(store, { ...item, state: 'other' })).toBe(false);
+      expect(await putIf(store, { ...item, state: 'running' }, { equals: { state: 'done' } })).toBe(false);
+      expect(await store.get('HELPER#1', 'META')).toMatchObject({ state: 'queued' });
+
+      // An update that holds returns the new item; one that does not returns undefined and changes nothing.
+      expect(
+        await updateIf<StoreItem>(
+          store,
+          'HELPER#1',
+          'META',
+          { set: { state: 'running' } },
+          { equals: { state: 'queued' } },
+        ),
+      ).toMatchObject({ state: 'running' });
+      expect(
+        await updateIf(
+          store,
+          'HELPER#1',
+          'META',
+          { set: { state: 'done' } },
+          { equals: { state: 'queued' } },
+        ),
+      ).toBeUndefined();
+      expect(await store.get('HELPER#1', 'META')).toMatchObject({ state: 'running' });
+
+      // A delete: false when the condition fails, true when it holds (and again when the item is gone already).
+      expect(await deleteIf(store, 'HELPER#1', 'META', { equals: { state: 'queued' } })).toBe(false);
+      expect(await deleteIf(store, 'HELPER#1', 'META', { equals: { state: 'running' } })).toBe(true);
+      expect(await deleteIf(store, 'HELPER#1', 'META')).toBe(true);
+      expect(await store.get('HELPER#1', 'META')).toBeUndefined();
+
+      // `conditional` wraps any write; an error that is not a lost condition is not swallowed.
+      expect(await conditional(store.put(item, { exists: true }))).toBeUndefined();
+      await expect(conditional(store.put({ pk: 'K'.repeat(2049), sk: 'A' }))).rejects.toBeInstanceOf(
+        UnstorableError,
+      );
+    },
+  );
 });
