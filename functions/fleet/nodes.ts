@@ -275,8 +275,7 @@ export async function registerNode(
     }
     if (use?.nodeName !== undefined && use.nodeName !== req.nodeName) {
       await refundJoinTokenUse(ctx, use);
-      throw new HttpError(
-        403,
+      throw new ForbiddenError(
         `This join token registers the node ${use.nodeName} only, not ${req.nodeName}`,
       );
     }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { NotFoundError, ValidationError, UnavailableError } from '../core/errors.js';
+import { ConflictError, NotFoundError, ValidationError, UnavailableError } from '../core/errors.js';
 import { checkOutboundUrl, OutboundRefusedError } from '../core/outbound.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
@@ -114,7 +114,7 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
   }
   const product = choice.product;
   if (options.maxPricePerHour !== undefined && choice.price > options.maxPricePerHour) {
-    throw new HttpError(409, `The cheapest "${product.name}" in ${input.region} costs ${choice.price} per hour, above the most allowed (${options.maxPricePerHour})`, 'PRICE_ABOVE_LIMIT');
+    throw new ConflictError(`The cheapest "${product.name}" in ${input.region} costs ${choice.price} per hour, above the most allowed (${options.maxPricePerHour})`, 'PRICE_ABOVE_LIMIT');
   }
   if (
     (product.minRootFS !== undefined && input.rootfsSize < product.minRootFS) ||
