@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, ForbiddenError, UnauthenticatedError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem, deleteIf, updateIf } from '../ports/store.js';
+import { ConditionFailedError, queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import {
   SHARDS,
   clearFree,
