@@ -1,5 +1,6 @@
 import { releaseBurst } from './burst.js';
 import type { AppContext } from '../core/context.js';
+import { clearCheckpoint } from './checkpoints.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { keys, trainingKeys } from '../core/keys.js';
@@ -211,6 +212,10 @@ export async function deleteJob(ctx: AppContext, jobId: string): Promise<void> {
     ctx.logger.warn('could not give back the job’s rented instance', { jobId, error: error as Error }),
   );
   for (const run of await jobRuns(ctx, jobId)) await ctx.store.delete(run.pk, run.sk).catch(() => undefined);
+  // Its checkpoint goes with it.
+  await clearCheckpoint(ctx, jobId).catch((error: unknown) =>
+    ctx.logger.warn('checkpoint delete failed', { jobId, error: error as Error }),
+  );
 }
 
 /** POST /retry: a failed job starts over, retry count reset, running now. */
