@@ -79,8 +79,7 @@ export function checkpointRoutes(): AnyRoute[] {
 }
 
 const agentJobParams = z.object({ job_id: z.string().min(1).max(64) });
-const chunkParams = agentJobParams.extend({ hash: chunkHash });
-const chunkQuery = z.object({ instance_id: z.string().min(1).max(128) });
+const chunkParams = agentJobParams.extend({ instance_id: z.string().min(1).max(128), hash: chunkHash });
 const runOnly = {
   403: 'The run is not the job’s attempt in flight on this node',
   404: 'No such job',
@@ -146,11 +145,10 @@ export function checkpointAgentRoutes(): AnyRoute[] {
     route({
       ...common,
       method: 'PUT',
-      path: '/agent/checkpoints/{job_id}/chunks/{hash}',
+      path: '/agent/checkpoints/{job_id}/runs/{instance_id}/chunks/{hash}',
       summary:
         'Store one chunk (embedded runtime; on S3 the agent gets presigned URLs instead); its body must hash to its name',
       params: chunkParams,
-      query: chunkQuery,
       bodyType: 'binary',
       response: z.object({ hash: z.string(), size: z.number().int() }),
       responses: runOnly,
@@ -161,7 +159,7 @@ export function checkpointAgentRoutes(): AnyRoute[] {
           node.nodeId,
           req.params.job_id,
           req.params.hash,
-          req.query.instance_id,
+          req.params.instance_id,
           req.rawBody,
         );
       },
@@ -169,10 +167,9 @@ export function checkpointAgentRoutes(): AnyRoute[] {
     route({
       ...common,
       method: 'GET',
-      path: '/agent/checkpoints/{job_id}/chunks/{hash}',
+      path: '/agent/checkpoints/{job_id}/runs/{instance_id}/chunks/{hash}',
       summary: 'Fetch one chunk (embedded runtime)',
       params: chunkParams,
-      query: chunkQuery,
       produces: 'application/octet-stream',
       responses: { ...runOnly, 404: 'No such job or chunk' },
       handler: async (req, ctx) => {
@@ -182,7 +179,7 @@ export function checkpointAgentRoutes(): AnyRoute[] {
           node.nodeId,
           req.params.job_id,
           req.params.hash,
-          req.query.instance_id,
+          req.params.instance_id,
         );
         return rawReply(200, body, 'application/octet-stream');
       },

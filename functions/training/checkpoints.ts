@@ -94,7 +94,7 @@ async function transfer(
   }
   return {
     hash,
-    url: `/agent/checkpoints/${jobId}/chunks/${hash}?instance_id=${encodeURIComponent(instanceId)}`,
+    url: `/agent/checkpoints/${jobId}/runs/${encodeURIComponent(instanceId)}/chunks/${hash}`,
     headers: {},
   };
 }

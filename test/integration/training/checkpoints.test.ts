@@ -121,7 +121,9 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
       const sync = new CheckpointSync({ api: counted, logger, root: join(root, 'node-a') });
       const placed = sync.place(spec1);
       const dirA = join(root, 'node-a', jobId);
-      expect(placed.volumes).toEqual([{ hostPath: dirA, containerPath: '/checkpoints/resnet50', readOnly: false }]);
+      expect(placed.volumes).toEqual([
+        { hostPath: dirA, containerPath: '/checkpoints/resnet50', readOnly: false },
+      ]);
 
       // Nothing stored yet: the restore writes nothing.
       expect(await sync.restore(placed)).toEqual({ files: 0, bytes: 0 });
@@ -207,7 +209,7 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
       const badHash = await call(
         rt.url,
         'GET',
-        `/agent/checkpoints/${jobId}/chunks/..%2Fmanifest.json?instance_id=${spec1.instanceId}`,
+        `/agent/checkpoints/${jobId}/runs/${spec1.instanceId}/chunks/..%2Fmanifest.json`,
         undefined,
         agent.auth,
       );
