@@ -141,6 +141,7 @@ export class CheckpointSync {
       instanceId: t.instanceId,
       files: manifest.files.length,
       bytes,
+      presigned: access.downloads.some((d) => /^https?:\/\//.test(d.url)),
     });
     return { files: manifest.files.length, bytes };
   }

@@ -1,6 +1,7 @@
 /**
- * Checkpoints that follow the job, end to end: the local runtime (embedded: the artifacts store is
- * its folder, chunks travel through the agent routes), TWO real agents as child processes and
+ * Checkpoints that follow the job, end to end: the control plane embedded (the artifacts store is
+ * its folder, chunks travel through the agent routes) and on moto (S3: the agents get presigned
+ * URLs; FLEET_E2E_RUNTIME=stack runs the synthesized stack), TWO real agents as child processes and
  * Podman. Each agent keeps checkpoints in a folder of its own (FLEET_CHECKPOINT_ROOT), so node B
  * can only see what attempt 1 wrote on node A through the store.
  *
@@ -13,13 +14,28 @@ import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
-import { overrideTrainingSettings } from '../../functions/training/settings.js';
-import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
-import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
-import { AgentProcess, call, engineContainers, eventually, removeNodeContainers } from './harness.js';
+import {
+  describeWith,
+  engine as dockerClient,
+  emulatorDeployment,
+  requireEngine,
+  requireMoto,
+  uniqueName,
+  type ServiceStatus,
+} from '../harness/services.js';
+import {
+  AgentProcess,
+  call,
+  E2E_RUNTIME,
+  engineContainers,
+  eventually,
+  removeNodeContainers,
+  startControlPlane,
+  type ControlPlane,
+} from './harness.js';
 
 const OFFLINE_AFTER_S = 6;
 
@@ -38,14 +54,26 @@ const TRAIN = [
   ].join('; '),
 ];
 
-describeWith(
-  requireEngine(),
-  'checkpoints follow the job: two real agents, Podman, the local runtime',
-  () => {
-    const runId = uniqueName('e2e-ckpt');
+const engineStatus = requireEngine();
+const motoStatus = requireMoto();
+const modes: { name: string; moto: boolean; status: ServiceStatus }[] = [
+  { name: 'embedded, chunks through the agent routes', moto: false, status: engineStatus },
+  {
+    name: `${E2E_RUNTIME === 'stack' ? 'the synthesized stack' : 'control plane'} on moto, presigned S3 URLs`,
+    moto: true,
+    status:
+      engineStatus.available && motoStatus.available
+        ? { available: true, reason: '' }
+        : { available: false, reason: [engineStatus.reason, motoStatus.reason].filter(Boolean).join('; ') },
+  },
+];
+
+describe.each(modes)('checkpoints follow the job: $name', (mode) => {
+  describeWith(mode.status, 'two real agents, Podman', () => {
+    const runId = uniqueName(mode.moto ? 'e2e-ckpt-s3' : 'e2e-ckpt');
     const names = [`${runId}-a`, `${runId}-b`];
     let docker: Docker;
-    let rt: Runtime;
+    let rt: ControlPlane;
     let root: string;
     const agents: AgentProcess[] = [];
     const dirOf = (node: 'a' | 'b', jobId: string) => join(root, `ckpt-${node}`, jobId);
@@ -84,24 +112,22 @@ describeWith(
       await ensureBusyboxImage(docker);
       root = await mkdtemp(join(tmpdir(), `${runId}-`));
       await Promise.all(['ckpt-a', 'ckpt-b', 'control-plane-root'].map((d) => mkdir(join(root, d))));
-      rt = await startRuntime({
-        port: 0,
-        env: {
-          ...process.env,
-          LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'SILENT',
-          NODE_OFFLINE_AFTER_SECONDS: String(OFFLINE_AFTER_S),
-          AWS_ENDPOINT_URL: undefined,
-        },
-      });
-      expect(rt.ctx.mode).toBe('embedded');
-      overrideTrainingSettings(rt.ctx, {
-        retry: { baseSeconds: 1, maxSeconds: 2 },
+      const env: Record<string, string | undefined> = {
+        ...process.env,
+        LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'SILENT',
+        NODE_OFFLINE_AFTER_SECONDS: String(OFFLINE_AFTER_S),
+        TRAINING_RETRY_BASE_SECONDS: '1',
+        TRAINING_RETRY_MAX_SECONDS: '2',
+        TRAINING_PLACEMENT_RETRY_SECONDS: '1',
+        TRAINING_CHECKPOINT_SYNC_SECONDS: '1',
+        TRAINING_WEBHOOK_URLS: '',
         // The control plane's path is neither node's: each agent puts the folder under its own root.
-        checkpointRoot: join(root, 'control-plane-root'),
-        checkpointSyncSeconds: 1,
-        placementRetrySeconds: 1,
-        webhooks: [],
-      });
+        TRAINING_CHECKPOINT_ROOT: join(root, 'control-plane-root'),
+        AWS_ENDPOINT_URL: undefined,
+        ...(mode.moto ? emulatorDeployment(runId) : {}),
+      };
+      rt = await startControlPlane({ env, moto: mode.moto });
+      expect(rt.ctx.mode).toBe(mode.moto ? 'emulator' : 'embedded');
       agents.push(agentOf('a'));
       await agents[0]!.start();
       await online(agents[0]!.nodeId, 'online');
@@ -193,11 +219,14 @@ describeWith(
         ['resumed-a2', 2],
         ['step', 2],
       ]);
-      expect(b.lines.some((l) => l.includes('"checkpoint restored"'))).toBe(true);
+      const restored = b.lines.find((l) => l.includes('"checkpoint restored"'));
+      expect(restored, logs()).toBeDefined();
+      // Fetched with presigned S3 URLs on moto, through the agent routes when embedded.
+      expect(JSON.parse(restored!)).toMatchObject({ jobId: id, files: 3, presigned: mode.moto });
 
       // Deleting the job takes its checkpoint along.
       expect((await api('DELETE', `/jobs/${id}`)).status).toBe(204);
       expect(await rt.ctx.blobs.list(`checkpoints/${id}/`)).toEqual([]);
     }, 240_000);
-  },
-);
+  });
+});
