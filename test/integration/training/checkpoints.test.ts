@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -275,8 +275,20 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
       const sync3 = new CheckpointSync({ api: clientOf(agent), logger, root: join(root, 'node-a') });
       await sync3.restore(sync3.place(s));
       await writeFile(join(root, 'node-a', job2, 'step'), '1\n');
+      await mkdir(join(root, 'node-a', job2, 'sub'));
+      await writeFile(join(root, 'node-a', job2, 'sub', 'x'), 'nested\n');
       expect(await sync3.sync(s.instanceId)).toBe('stored');
-      expect((await rt.ctx.blobs.list(`checkpoints/${job2}/`)).length).toBe(2);
+      // Two chunks and the manifest.
+      expect((await rt.ctx.blobs.list(`checkpoints/${job2}/`)).length).toBe(3);
+
+      // A folder a container replaced by a link is not written through on restore.
+      const outside = join(root, 'outside');
+      await mkdir(outside);
+      await mkdir(join(root, 'node-c', job2), { recursive: true });
+      await symlink(outside, join(root, 'node-c', job2, 'sub'));
+      const syncC = new CheckpointSync({ api: clientOf(agent), logger, root: join(root, 'node-c') });
+      await expect(syncC.restore(syncC.place(s))).rejects.toThrow('not a folder');
+      expect(await readdir(outside)).toEqual([]);
       await agent.events([
         {
           type: 'container.exited',
