@@ -76,6 +76,7 @@ export interface CheckpointSyncOptions {
   root?: string;
 }
 
+const UPLOADS_PER_REQUEST = 5_000;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const printOf = (files: { name: string; size: number; chunks: string[] }[]) =>
   JSON.stringify(files.map((f) => [f.name, f.size, f.chunks]).sort());
@@ -278,11 +279,16 @@ export class CheckpointSync {
         for (const [index, hash] of f.chunks.entries())
           at.set(hash, { name, index, size: Math.min(t.chunkBytes, f.size - index * t.chunkBytes) });
       }
-      const { uploads } = await api.checkpointUploads(jobId, {
-        instanceId: t.instanceId,
-        totalBytes,
-        chunks: [...at].map(([hash, c]) => ({ hash, size: c.size })),
-      });
+      // In batches: one request carries at most UPLOADS_PER_REQUEST chunks.
+      const wanted = [...at].map(([hash, c]) => ({ hash, size: c.size }));
+      const uploads: ChunkTransfer[] = [];
+      for (let i = 0; i === 0 || i < wanted.length; i += UPLOADS_PER_REQUEST) {
+        const batch = wanted.slice(i, i + UPLOADS_PER_REQUEST);
+        uploads.push(
+          ...(await api.checkpointUploads(jobId, { instanceId: t.instanceId, totalBytes, chunks: batch }))
+            .uploads,
+        );
+      }
       for (const u of uploads) {
         const c = at.get(u.hash);
         if (!c) continue;

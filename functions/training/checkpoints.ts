@@ -49,7 +49,13 @@ export const chunkBytesOf = (ctx: AppContext) =>
 export async function readManifest(ctx: AppContext, jobId: string): Promise<CheckpointManifest | null> {
   const blob = await ctx.blobs.get(manifestKey(jobId));
   if (!blob) return null;
-  const parsed = checkpointManifest.safeParse(JSON.parse(Buffer.from(blob.body).toString('utf8')));
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(blob.body).toString('utf8'));
+  } catch {
+    json = undefined;
+  }
+  const parsed = checkpointManifest.safeParse(json);
   if (!parsed.success) {
     ctx.logger.error('checkpoint manifest unreadable; treated as none', { jobId });
     return null;
