@@ -249,11 +249,7 @@ export class ControlPlaneClient {
     return installCredential.parse(res);
   }
 
-  async installSteps(
-    commandId: string,
-    steps: InstallStepReport[],
-    options: CallOptions = {},
-  ): Promise<void> {
+  async installSteps(commandId: string, steps: InstallStepReport[], options: CallOptions = {}): Promise<void> {
     await this.withRetry('install.steps', { attempts: 2, ...options }, (signal) =>
       this.send('install.steps', 'POST', `/agent/install/${encodeURIComponent(commandId)}/steps`, {
         body: { steps },

@@ -239,10 +239,7 @@ export const COMMANDS = {
       cluster: z.string().max(128).optional(),
       /** The new node's name; default: the host's own hostname. */
       nodeName: z.string().regex(INSTALL_NAME).optional(),
-      hostKey: z
-        .string()
-        .max(16 * 1024)
-        .optional(),
+      hostKey: z.string().max(16 * 1024).optional(),
       /** The control plane as the host must reach it; default: the URL this agent uses. */
       controlPlaneUrl: z.string().url().optional(),
       /** How long to wait for the new agent to register. */

@@ -43,8 +43,7 @@ export function parseCidr(text: string, maxAddresses: number = NETWORK_SCAN.maxA
   const [ip, prefixText, ...rest] = text.trim().split('/');
   if (rest.length || ip === undefined) throw new CidrError(`${text} is not an IPv4 subnet (a.b.c.d/n)`);
   const addr = ipv4ToNumber(ip);
-  if (addr === undefined)
-    throw new CidrError(`${text} is not an IPv4 subnet (a.b.c.d/n); IPv6 is not scanned`);
+  if (addr === undefined) throw new CidrError(`${text} is not an IPv4 subnet (a.b.c.d/n); IPv6 is not scanned`);
   const prefix = prefixText === undefined ? 32 : /^\d{1,2}$/.test(prefixText) ? Number(prefixText) : NaN;
   if (!(prefix >= 0 && prefix <= 32)) throw new CidrError(`${text}: the prefix length must be 0 to 32`);
   const size = 2 ** (32 - prefix);

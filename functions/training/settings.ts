@@ -54,9 +54,8 @@ export function trainingSettingsOf(config: Config): TrainingSettings {
 }
 
 /** From an environment, through the one typed configuration module. */
-export const loadTrainingSettings = (
-  env: Record<string, string | undefined> = process.env,
-): TrainingSettings => trainingSettingsOf(loadConfig(env));
+export const loadTrainingSettings = (env: Record<string, string | undefined> = process.env): TrainingSettings =>
+  trainingSettingsOf(loadConfig(env));
 
 const fromConfig = new WeakMap<Config, TrainingSettings>();
 const overrides = new WeakMap<AppContext, Partial<TrainingSettings>>();
@@ -76,3 +75,5 @@ export function trainingSettings(ctx: AppContext): TrainingSettings {
 export function overrideTrainingSettings(ctx: AppContext, settings: Partial<TrainingSettings>): void {
   overrides.set(ctx, { ...overrides.get(ctx), ...settings });
 }
+
+
