@@ -12,7 +12,7 @@ import {
 import type { ContainerSpec } from '../protocol/commands.js';
 import { sleep } from './backoff.js';
 import { ControlPlaneError } from './client.js';
-import type { Logger } from './log.js';
+import { inNewOperation, type Logger } from './log.js';
 
 /**
  * Keeps a training run's checkpoint folder in the artifacts store: restored before the container
@@ -223,7 +223,8 @@ export class CheckpointSync {
     while (!signal.aborted) {
       await sleep(t.spec.syncSeconds * 1000, signal);
       if (signal.aborted) return;
-      const outcome = await this.syncOnce(t);
+      // Each round is an operation of its own: its lines and calls share one requestId.
+      const outcome = await inNewOperation(() => this.syncOnce(t));
       if (outcome === 'gone') {
         this.runs.delete(t.instanceId);
         return;

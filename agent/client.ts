@@ -327,6 +327,7 @@ export class ControlPlaneClient {
     const presigned = /^https?:\/\//.test(t.url);
     return this.withRetry('checkpoint.chunk', { attempts: 3, ...options }, async (signal) => {
       const headers: Record<string, string> = { 'user-agent': `fleet-agent/${AGENT_VERSION}`, ...t.headers };
+      if (!presigned) headers['x-request-id'] = currentRequestId();
       if (body) headers['content-type'] = 'application/octet-stream';
       if (!presigned && this.token) headers['authorization'] = `Bearer ${this.token}`;
       const timeout = AbortSignal.timeout(this.timeouts.resultMs * 4);
