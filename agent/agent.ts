@@ -142,7 +142,11 @@ export async function runAgent(
           ...(config.cluster ? { cluster: config.cluster } : {}),
           engine: caps,
           jetson,
-          policy: { ...(config.policy ?? DEFAULT_POLICY), ...(engineSocket ? { engineSocket } : {}) },
+          policy: {
+            ...(config.policy ?? DEFAULT_POLICY),
+            ...(engineSocket ? { engineSocket } : {}),
+            ...(config.checkpointRoot ? { checkpointRoot: config.checkpointRoot } : {}),
+          },
         },
         collectors,
         log,

@@ -60,7 +60,12 @@ export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobI
   const jobId = newJobId();
   // Its runs mount the job's checkpoint folder: refused up front where no node's owner allows it.
   const folder = checkpointFolder(trainingSettings(ctx).checkpointRoot, jobId);
-  const refusal = await launcherFor(ctx).refusal?.({ volumes: [{ hostPath: folder }] });
+  // A node with a checkpoint root of its own mounts the folder there (agent/checkpoints.ts).
+  const mount = input.checkpoint_path ?? '/checkpoints';
+  const refusal = await launcherFor(ctx).refusal?.({
+    volumes: [{ hostPath: folder, containerPath: mount }],
+    checkpoint: { jobId, containerPath: mount },
+  });
   if (refusal) throw new HttpError(422, refusal, 'START_REFUSED', { error_type: 'StartRefusedError' });
   const claim = await claimJobName(ctx, input.name, jobId);
   const now = iso(ctx.now());
