@@ -170,6 +170,31 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       'Agent only, for the job’s attempt in flight on this node (403 otherwise): the stored manifest (or null) and where to fetch each chunk: presigned S3 URLs valid TRAINING_CHECKPOINT_URL_SECONDS, or this API’s chunk route when embedded.',
     params: { job_id: 'train-3f2a9c1b' },
     request: { instanceId: 'train-3f2a9c1b-20260115020000000-a2' },
+    response: {
+      chunkBytes: 8388608,
+      maxBytes: 21474836480,
+      manifest: {
+        jobId: 'train-3f2a9c1b',
+        chunkBytes: 8388608,
+        updatedAt: '2026-01-15T02:10:00.000Z',
+        files: [
+          {
+            name: 'step',
+            size: 2,
+            chunks: ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'],
+            attempt: 1,
+            updatedAt: '2026-01-15T02:10:00.000Z',
+          },
+        ],
+      },
+      downloads: [
+        {
+          hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+          url: 'https://fleet-artifacts.s3.us-east-1.amazonaws.com/checkpoints/train-3f2a9c1b/chunks/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-Signature=…',
+          headers: {},
+        },
+      ],
+    },
   },
   'POST /agent/checkpoints/{job_id}/uploads': {
     description:
@@ -179,6 +204,15 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       instanceId: 'train-3f2a9c1b-20260115020000000-a2',
       totalBytes: 2,
       chunks: [{ hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', size: 2 }],
+    },
+    response: {
+      uploads: [
+        {
+          hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+          url: '/agent/checkpoints/train-3f2a9c1b/runs/train-3f2a9c1b-20260115020000000-a2/chunks/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+          headers: {},
+        },
+      ],
     },
   },
   'PUT /agent/checkpoints/{job_id}/manifest': {
@@ -196,6 +230,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
         },
       ],
     },
+    response: { files: 1, totalBytes: 2, updatedAt: '2026-01-15T02:31:00.000Z' },
   },
   'PUT /agent/checkpoints/{job_id}/runs/{instance_id}/chunks/{hash}': {
     description:
@@ -205,6 +240,7 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
       instance_id: 'train-3f2a9c1b-20260115020000000-a2',
       hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
     },
+    response: { hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', size: 2 },
   },
   'GET /agent/checkpoints/{job_id}/runs/{instance_id}/chunks/{hash}': {
     description: 'Agent only, embedded runtime: one stored chunk’s bytes.',
