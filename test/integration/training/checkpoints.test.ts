@@ -95,7 +95,7 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
       );
       expect(s).toBeDefined();
       return (s!.command as { spec: ContainerSpec }).spec;
-    });
+    }, 30_000);
   const createJob = async () => {
     const res = await api(
       'POST',
@@ -307,39 +307,43 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
     120_000,
   );
 
-  it.skipIf(mode.skip || !mode.presigned)('hands out presigned URLs on S3, never credentials', async () => {
-    const jobId = await createJob();
-    const spec = await startOf(jobId, 1);
-    const res = await call(
-      rt.url,
-      'POST',
-      `/agent/checkpoints/${jobId}/uploads`,
-      {
-        instanceId: spec.instanceId,
-        totalBytes: 3,
-        chunks: [{ hash: 'a'.repeat(64), size: 3 }],
-      },
-      agent.auth,
-    );
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-    const url = new URL(res.body.uploads[0].url);
-    expect(url.origin).toBe(new URL(process.env.AWS_ENDPOINT_URL!).origin);
-    expect(url.pathname.endsWith(`/checkpoints/${jobId}/chunks/${'a'.repeat(64)}`)).toBe(true);
-    expect(url.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
-    expect(Number(url.searchParams.get('X-Amz-Expires'))).toBe(900);
-    // A signature and the signer's key id, never a secret.
-    expect(Object.keys(res.body)).toEqual(['uploads']);
-    expect([...url.searchParams.keys()].every((k) => k.toLowerCase().startsWith('x-amz-'))).toBe(true);
-    expect(JSON.stringify(res.body)).not.toMatch(/secret|sessionToken/i);
-    await agent.events([
-      {
-        type: 'container.exited',
-        instanceId: spec.instanceId,
-        kind: 'run',
-        exitCode: 0,
-        logTail: 'ok',
-        at: new Date().toISOString(),
-      },
-    ]);
-  });
+  it.skipIf(mode.skip || !mode.presigned)(
+    'hands out presigned URLs on S3, never credentials',
+    async () => {
+      const jobId = await createJob();
+      const spec = await startOf(jobId, 1);
+      const res = await call(
+        rt.url,
+        'POST',
+        `/agent/checkpoints/${jobId}/uploads`,
+        {
+          instanceId: spec.instanceId,
+          totalBytes: 3,
+          chunks: [{ hash: 'a'.repeat(64), size: 3 }],
+        },
+        agent.auth,
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const url = new URL(res.body.uploads[0].url);
+      expect(url.origin).toBe(new URL(process.env.AWS_ENDPOINT_URL!).origin);
+      expect(url.pathname.endsWith(`/checkpoints/${jobId}/chunks/${'a'.repeat(64)}`)).toBe(true);
+      expect(url.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
+      expect(Number(url.searchParams.get('X-Amz-Expires'))).toBe(900);
+      // A signature and the signer's key id, never a secret.
+      expect(Object.keys(res.body)).toEqual(['uploads']);
+      expect([...url.searchParams.keys()].every((k) => k.toLowerCase().startsWith('x-amz-'))).toBe(true);
+      expect(JSON.stringify(res.body)).not.toMatch(/secret|sessionToken/i);
+      await agent.events([
+        {
+          type: 'container.exited',
+          instanceId: spec.instanceId,
+          kind: 'run',
+          exitCode: 0,
+          logTail: 'ok',
+          at: new Date().toISOString(),
+        },
+      ]);
+    },
+    60_000,
+  );
 });
