@@ -22,6 +22,7 @@ import { TaskRunner } from './tasks.js';
 import { DEFAULT_POLICY } from './policy.js';
 import { AGENT_VERSION } from './version.js';
 import { ExitWatcher } from './watcher.js';
+import { CheckpointSync } from './checkpoints.js';
 
 export interface AgentDeps {
   /** Defaults to dockerode's own resolution: DOCKER_HOST, else /var/run/docker.sock. */
@@ -141,7 +142,11 @@ export async function runAgent(
           ...(config.cluster ? { cluster: config.cluster } : {}),
           engine: caps,
           jetson,
-          policy: { ...(config.policy ?? DEFAULT_POLICY), ...(engineSocket ? { engineSocket } : {}) },
+          policy: {
+            ...(config.policy ?? DEFAULT_POLICY),
+            ...(engineSocket ? { engineSocket } : {}),
+            ...(config.checkpointRoot ? { checkpointRoot: config.checkpointRoot } : {}),
+          },
         },
         collectors,
         log,
@@ -171,11 +176,17 @@ export async function runAgent(
     logger: log,
   });
   const mutex = new KeyedMutex();
+  const checkpoints = new CheckpointSync({
+    api: client,
+    logger: log,
+    ...(config.checkpointRoot ? { root: config.checkpointRoot } : {}),
+  });
   const watcher = new ExitWatcher({
     engine,
     journal,
     events,
     logger: log,
+    beforeRunExit: async (c) => void (await checkpoints.finish(c.instanceId, c.labels)),
     ...(deps.watchPollMs ? { pollMs: deps.watchPollMs } : {}),
   });
   const tasks = new TaskRunner({
@@ -207,6 +218,7 @@ export async function runAgent(
     },
     policy: config.policy ?? DEFAULT_POLICY,
     ...(engineSocket ? { engineSocket } : {}),
+    checkpoints,
   });
   const heartbeat = new Heartbeat({
     send: (request, s) => client.heartbeat(request, { signal: s }),
@@ -216,6 +228,8 @@ export async function runAgent(
     intervalMs: () => (config.heartbeatSeconds ?? registrar.registration.heartbeatIntervalSeconds) * 1000,
   });
 
+  const resumed = checkpoints.resume(await engine.list().catch(() => []));
+  if (resumed > 0) log.info('checkpoint sync resumed for running training runs', { count: resumed });
   const orphans = await tasks.reportOrphans();
   if (orphans > 0) log.warn('reported tasks lost to the last restart as failed', { count: orphans });
 
@@ -248,6 +262,7 @@ export async function runAgent(
   ]);
 
   log.info('agent stopping; containers keep running');
+  checkpoints.close();
   await tasks.shutdown(5_000);
   await executor.drain(10_000);
   follower.stopAll();

@@ -31,6 +31,8 @@ export interface AgentConfig {
   policy?: NodePolicy;
   /** `container` (Docker/Podman) or `process` (commands as process groups, for hosts without an engine). */
   driver?: 'container' | 'process';
+  /** This node's folder for training checkpoints (FLEET_CHECKPOINT_ROOT); unset: the control plane's path. */
+  checkpointRoot?: string;
 }
 
 export const USAGE = `Usage: fleet-agent [options]
@@ -71,6 +73,9 @@ Environment only:
   FLEET_API_KEY          sent as the bearer credential on registration
   FLEET_AGENT_BUNDLE     the agent bundle copied to hosts onboarded over SSH
                          (default: this agent's own bundle, else dist/agent.mjs)
+  FLEET_CHECKPOINT_ROOT  this node's folder for training checkpoints, <root>/<job_id> per job
+                         (default: the control plane's TRAINING_CHECKPOINT_ROOT); must be
+                         under --allow-host-paths
   DOCKER_HOST            container engine (unix:///path or tcp://host:port); default
                          /var/run/docker.sock, as the docker CLI does`;
 
@@ -312,5 +317,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, deps: LoadCon
   }
   const installBundle = str(env['FLEET_AGENT_BUNDLE']);
   if (installBundle) config.installBundle = resolve(installBundle);
+  const checkpointRoot = str(env['FLEET_CHECKPOINT_ROOT']);
+  if (checkpointRoot) config.checkpointRoot = resolve(checkpointRoot);
   return { kind: 'run', config };
 }

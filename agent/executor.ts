@@ -24,6 +24,7 @@ import { KeyedMutex } from './mutex.js';
 import { checkSpec, DEFAULT_POLICY, type NodePolicy } from './policy.js';
 import type { ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
+import type { CheckpointSync } from './checkpoints.js';
 
 type CommandHandlers = {
   [T in CommandType]: (command: CommandOf<T>, commandId: string) => Promise<CommandOutput<T>>;
@@ -69,6 +70,8 @@ export interface ExecutorOptions {
   policy?: NodePolicy;
   /** The engine socket this agent drives (DOCKER_HOST), refused as a mount like the usual ones. */
   engineSocket?: string;
+  /** Training runs' checkpoint folders: restored before the start, then uploaded while they run. */
+  checkpoints?: CheckpointSync;
 }
 
 /** host.exec on an agent without --allow-exec; the control plane answers 403 with this message. */
@@ -245,10 +248,26 @@ export class CommandExecutor {
   private readonly handlers: CommandHandlers = {
     'container.start': (command, commandId) =>
       this.mutex.run(command.spec.instanceId, async () => {
+        const { checkpoints, engine } = this.options;
+        const spec = checkpoints?.place(command.spec) ?? command.spec;
         // Before the engine sees it: the policy is the node owner's, whatever the command says.
-        checkSpec(command.spec, this.options.policy ?? DEFAULT_POLICY, this.options.engineSocket);
-        const { container, reused } = await ensureStarted(this.options.engine, command.spec, { commandId });
-        return { ...describe(container), reused };
+        checkSpec(spec, this.options.policy ?? DEFAULT_POLICY, this.options.engineSocket);
+        // Restored only before the container exists: a redelivery must not write under a running one.
+        if (checkpoints && spec.checkpoint && !(await engine.findByInstance(spec.instanceId))) {
+          await checkpoints.restore(spec).catch((error: unknown) => {
+            throw new Error(
+              `checkpoint restore failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          });
+        }
+        try {
+          const { container, reused } = await ensureStarted(engine, spec, { commandId });
+          if (spec.checkpoint) checkpoints?.track(spec);
+          return { ...describe(container), reused };
+        } catch (error) {
+          checkpoints?.forget(spec.instanceId);
+          throw error;
+        }
       }),
 
     'container.stop': (command) =>

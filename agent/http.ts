@@ -18,12 +18,14 @@ export interface HttpAnswer {
   statusCode: number;
   headers: Http.IncomingHttpHeaders;
   text: string;
+  /** The body as received (checkpoint chunks are binary). */
+  bytes: Buffer;
 }
 
 export interface HttpCall {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Uint8Array;
   /** Ends the call (connect, headers and body): its reason is what the call rejects with. */
   signal?: AbortSignal;
 }
@@ -54,10 +56,12 @@ export function call(url: string, options: HttpCall): Promise<HttpAnswer> {
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         signal?.removeEventListener('abort', onAbort);
+        const bytes = Buffer.concat(chunks);
         resolve({
           statusCode: res.statusCode ?? 0,
           headers: res.headers,
-          text: Buffer.concat(chunks).toString('utf8'),
+          text: bytes.toString('utf8'),
+          bytes,
         });
       });
       res.on('error', fail);

@@ -15,6 +15,8 @@ export interface ExitWatcherOptions {
   logLines?: number;
   /** Kinds whose exits the control plane acts on; model servers are the task runner's business. */
   kinds?: ReadonlyArray<ContainerSpec['kind']>;
+  /** Runs before a run container's exit is reported (its last checkpoint upload), so a retry elsewhere finds it. */
+  beforeRunExit?: (c: ManagedContainer) => Promise<void>;
   /** How long an exit announced through expectExit stays expected. */
   expectTtlMs?: number;
   now?: () => Date;
@@ -87,6 +89,13 @@ export class ExitWatcher {
     this.busy.add(key);
     try {
       const expected = (this.expected.get(c.id) ?? 0) >= Date.now();
+      if (c.kind === 'run' && this.options.beforeRunExit) {
+        await this.options
+          .beforeRunExit(c)
+          .catch((error: unknown) =>
+            this.log.warn('work before reporting a run exit failed', { containerId: c.id, error }),
+          );
+      }
       const kinds = this.options.kinds ?? ['run', 'service'];
       if (expected || !kinds.includes(c.kind)) {
         await this.options.journal.recordExit(key);

@@ -84,6 +84,9 @@ const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
     'poll-nodes',
     'write-artifacts',
     'install-login',
+    // Checkpoints: manifests read and written, chunks listed, fetched, presigned and dropped.
+    'read-artifacts',
+    'delete-artifacts',
   ],
   // /api/system/* probes the table only.
   orchestrator: ['store', 'api-key', 'emit', 'command-nodes', 'table-status'],
@@ -117,7 +120,17 @@ const OWN: Record<Exclude<FunctionName, 'system'>, Capability[]> = {
     'delete-artifacts',
   ],
   // Job schedules are created and removed with their jobs; runs launch through node commands.
-  training: ['store', 'api-key', 'emit', 'command-nodes', 'schedule', 'unschedule'],
+  // Checkpoints are listed and cleared here (and go with their job).
+  training: [
+    'store',
+    'api-key',
+    'emit',
+    'command-nodes',
+    'schedule',
+    'unschedule',
+    'read-artifacts',
+    'delete-artifacts',
+  ],
   // Novita's cloud API is the work; AWS is the table and the events queue.
   novita: ['store', 'api-key', 'emit', 'novita-key'],
   // Every event handler: retries and repairs schedules, delivers signed webhooks, cleans outputs,

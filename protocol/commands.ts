@@ -3,6 +3,7 @@ import { containerStartOutput, diskAuditOutput, enginePruneOutput, hostExecOutpu
 import { imageBuildOutput } from './build.js';
 import { hostInstallOutput, INSTALL_NAME } from './install.js';
 import { NETWORK_SCAN, networkScanOutput } from './network.js';
+import { checkpointSpec } from './checkpoints.js';
 
 /**
  * The agent commands, declared once: each entry names a command, the schema of what the control
@@ -57,6 +58,8 @@ export const containerSpec = z.object({
     .optional(),
   /** Start again on failure (services) or never (training runs report their exit). */
   restart: z.enum(['no', 'on-failure', 'always']).default('no'),
+  /** A training run's checkpoint folder, synced to the artifacts store by the agent. */
+  checkpoint: checkpointSpec.optional(),
 });
 export type ContainerSpec = z.infer<typeof containerSpec>;
 

@@ -22,7 +22,11 @@ export const nodePolicy = z.object({
 export type NodePolicy = z.infer<typeof nodePolicy>;
 
 /** The policy as the agent reports it: the rules, plus the socket of the engine it drives. */
-export const reportedPolicy = nodePolicy.extend({ engineSocket: z.string().max(4096).optional() });
+export const reportedPolicy = nodePolicy.extend({
+  engineSocket: z.string().max(4096).optional(),
+  /** The node's own checkpoint root (FLEET_CHECKPOINT_ROOT): a run's checkpoint folder is `<it>/<job_id>` there. */
+  checkpointRoot: z.string().max(4096).optional(),
+});
 export type ReportedPolicy = z.infer<typeof reportedPolicy>;
 
 /** The training checkpoint root the control plane mounts by default (TRAINING_CHECKPOINT_ROOT). */
@@ -54,7 +58,9 @@ export interface PolicyRefusal {
 
 /** What of a container spec the policy rules on. */
 export type PolicySubject = Pick<ContainerSpec, 'privileged' | 'network' | 'pid' | 'capAdd'> & {
-  volumes: readonly { hostPath: string }[];
+  volumes: readonly { hostPath: string; containerPath?: string }[];
+  /** A training run's checkpoint folder: a node with a checkpoint root of its own mounts it there. */
+  checkpoint?: { jobId: string; containerPath: string } | undefined;
 };
 
 export interface PolicyCheckOptions {

@@ -61,7 +61,8 @@ export class LocalBlobs implements Blobs {
         }
       }
     };
-    await walk(this.root);
+    // Only the folder the prefix names is walked: the keys of other areas are never read.
+    await walk(this.path(prefix.slice(0, prefix.lastIndexOf('/') + 1)));
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }
 

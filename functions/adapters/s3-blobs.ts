@@ -1,6 +1,6 @@
 import type { BucketLocationConstraint, S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../core/config.js';
-import type { BlobInfo, Blobs } from '../ports/blobs.js';
+import type { BlobInfo, Blobs, PresignedUrl } from '../ports/blobs.js';
 import { s3Client } from './aws-clients.js';
 
 /** Loaded on first use with its client (see aws-clients.ts). */
@@ -112,6 +112,49 @@ export class S3Blobs implements Blobs {
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (ContinuationToken);
     return out;
+  }
+
+  /**
+   * A SigV4 query-signed URL for this one key, signed with the function's own (temporary)
+   * credentials: its holder can do that one request until it expires, and nothing else.
+   */
+  async presign(method: 'GET' | 'PUT', key: string, expiresSeconds: number): Promise<PresignedUrl> {
+    const { client } = await this.api();
+    const { SignatureV4 } = await import('@smithy/signature-v4');
+    const region = await client.config.region();
+    const path = key.split('/').map(encodeURIComponent).join('/');
+    const endpoint = this.config.AWS_ENDPOINT_URL?.replace(/\/+$/, '');
+    const url = new URL(
+      endpoint
+        ? `${endpoint}/${this.bucket}/${path}`
+        : `https://${this.bucket}.s3.${region}.amazonaws.com/${path}`,
+    );
+    const signer = new SignatureV4({
+      service: 's3',
+      region,
+      credentials: client.config.credentials,
+      sha256: client.config.sha256,
+      uriEscapePath: false,
+      applyChecksum: false,
+    });
+    const signed = await signer.presign(
+      {
+        method,
+        protocol: url.protocol,
+        hostname: url.hostname,
+        ...(url.port ? { port: Number(url.port) } : {}),
+        path: url.pathname,
+        query: {},
+        // The body is not known when signing: S3's documented marker for presigned uploads.
+        headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      },
+      { expiresIn: expiresSeconds },
+    );
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(signed.query ?? {}))
+      for (const one of Array.isArray(v) ? v : [v]) if (one !== null) query.append(k, one);
+    url.search = query.toString();
+    return { url: url.toString(), headers: {} };
   }
 
   async ping(): Promise<void> {

@@ -124,6 +124,12 @@ export const configSchema = z.object({
     ),
   /** Host folder under which each job gets `<root>/<job_id>`, mounted at its checkpoint_path. */
   TRAINING_CHECKPOINT_ROOT: z.string().startsWith('/').default('/var/lib/fleet/checkpoints'),
+  /** How often the agent uploads a running job's changed checkpoint files to the artifacts store. */
+  TRAINING_CHECKPOINT_SYNC_SECONDS: z.coerce.number().int().positive().default(60),
+  /** Largest checkpoint stored per job (sum of its files); a bigger one is refused and the listing says why. */
+  TRAINING_CHECKPOINT_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 ** 3),
+  /** Lifetime of the presigned URLs a node gets for its run's checkpoint chunks (S3). */
+  TRAINING_CHECKPOINT_URL_SECONDS: z.coerce.number().int().min(60).max(3600).default(900),
   /** First retry delay of a failed run; doubles per retry up to the maximum. */
   TRAINING_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
   TRAINING_RETRY_MAX_SECONDS: z.coerce

@@ -112,6 +112,14 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
         ...(bodyType === 'json' && r.body
           ? { body: { required: bodyRequired, content: { 'application/json': { schema: r.body } } } }
           : {}),
+        ...(bodyType === 'binary'
+          ? {
+              body: {
+                required: true,
+                content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+              },
+            }
+          : {}),
         ...(bodyType === 'multipart'
           ? {
               body: {

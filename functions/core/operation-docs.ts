@@ -165,6 +165,92 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     },
   },
 
+  'POST /agent/checkpoints/{job_id}/restore': {
+    description:
+      'Agent only, for the job’s attempt in flight on this node (403 otherwise): the stored manifest (or null) and where to fetch each chunk: presigned S3 URLs valid TRAINING_CHECKPOINT_URL_SECONDS, or this API’s chunk route when embedded.',
+    params: { job_id: 'train-3f2a9c1b' },
+    request: { instanceId: 'train-3f2a9c1b-20260115020000000-a2' },
+    response: {
+      chunkBytes: 8388608,
+      maxBytes: 21474836480,
+      manifest: {
+        jobId: 'train-3f2a9c1b',
+        chunkBytes: 8388608,
+        updatedAt: '2026-01-15T02:10:00.000Z',
+        files: [
+          {
+            name: 'step',
+            size: 2,
+            chunks: ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'],
+            attempt: 1,
+            updatedAt: '2026-01-15T02:10:00.000Z',
+          },
+        ],
+      },
+      downloads: [
+        {
+          hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+          url: 'https://fleet-artifacts.s3.us-east-1.amazonaws.com/checkpoints/train-3f2a9c1b/chunks/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-Signature=…',
+          headers: {},
+        },
+      ],
+    },
+  },
+  'POST /agent/checkpoints/{job_id}/uploads': {
+    description:
+      'Agent only: where to upload the chunks (SHA-256 named) the store lacks; 413 when `totalBytes` is over TRAINING_CHECKPOINT_MAX_BYTES (the job’s checkpoint listing then says so).',
+    params: { job_id: 'train-3f2a9c1b' },
+    request: {
+      instanceId: 'train-3f2a9c1b-20260115020000000-a2',
+      totalBytes: 2,
+      chunks: [{ hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', size: 2 }],
+    },
+    response: {
+      uploads: [
+        {
+          hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+          url: '/agent/checkpoints/train-3f2a9c1b/runs/train-3f2a9c1b-20260115020000000-a2/chunks/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+          headers: {},
+        },
+      ],
+    },
+  },
+  'PUT /agent/checkpoints/{job_id}/manifest': {
+    description:
+      'Agent only: stores the manifest of an upload once every chunk it names is stored at its size (409 otherwise), so a cut upload never replaces the stored checkpoint; unchanged files keep the attempt that wrote them.',
+    params: { job_id: 'train-3f2a9c1b' },
+    request: {
+      instanceId: 'train-3f2a9c1b-20260115020000000-a2',
+      chunkBytes: 1048576,
+      files: [
+        {
+          name: 'step',
+          size: 2,
+          chunks: ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'],
+        },
+      ],
+    },
+    response: { files: 1, totalBytes: 2, updatedAt: '2026-01-15T02:31:00.000Z' },
+  },
+  'PUT /agent/checkpoints/{job_id}/runs/{instance_id}/chunks/{hash}': {
+    description:
+      'Agent only, embedded runtime: one chunk’s bytes (application/octet-stream, at most MAX_BODY_BYTES); 422 unless they hash to `hash`.',
+    params: {
+      job_id: 'train-3f2a9c1b',
+      instance_id: 'train-3f2a9c1b-20260115020000000-a2',
+      hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    },
+    response: { hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', size: 2 },
+  },
+  'GET /agent/checkpoints/{job_id}/runs/{instance_id}/chunks/{hash}': {
+    description: 'Agent only, embedded runtime: one stored chunk’s bytes.',
+    params: {
+      job_id: 'train-3f2a9c1b',
+      instance_id: 'train-3f2a9c1b-20260115020000000-a2',
+      hash: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    },
+  },
+
   // ------------------------------------------------------------------ orchestrator
   'GET /health/detailed': {
     description:
@@ -622,7 +708,8 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     request: { host: '192.168.1.182', credential_id: 'jetson-default', cluster: 'vision' },
   },
   'GET /api/install-queue/queue': {
-    description: 'Every install job, oldest first, with its state, steps and the count per state. Admin only.',
+    description:
+      'Every install job, oldest first, with its state, steps and the count per state. Admin only.',
   },
   'GET /api/install-queue/queue/{job_id}': {
     description:
@@ -630,11 +717,13 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     params: { job_id: '3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a' },
   },
   'POST /api/install-queue/queue/{job_id}/retry': {
-    description: 'Queues a failed job again (409 for any other state, or a join-remote job whose inline login is gone). Admin only.',
+    description:
+      'Queues a failed job again (409 for any other state, or a join-remote job whose inline login is gone). Admin only.',
     params: { job_id: '3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a' },
   },
   'POST /api/install-queue/queue/retry-failed': {
-    description: 'Queues every failed job again; those that cannot be retried are listed with the reason. Admin only.',
+    description:
+      'Queues every failed job again; those that cannot be retried are listed with the reason. Admin only.',
   },
   'DELETE /api/install-queue/queue': {
     description: 'Deletes the finished (joined and failed) jobs; queued and running ones stay. Admin only.',
@@ -645,7 +734,8 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     params: { host: '192.168.1.182' },
   },
   'POST /api/network/join': {
-    description: 'Joins a host to the fleet: the Install Queue’s job for `ip` with a vault credential. Admin only.',
+    description:
+      'Joins a host to the fleet: the Install Queue’s job for `ip` with a vault credential. Admin only.',
     request: { ip: '192.168.1.182', credential_id: 'jetson-default' },
   },
   'POST /api/network/auto-join-all': {
@@ -659,7 +749,8 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     request: { node_ip: '192.168.1.182', username: 'nvidia', password: 'nvidia', cluster: 'vision' },
     accepted: {
       status: 'installing',
-      message: 'Node 192.168.1.182 is being installed; follow GET /api/install-queue/queue/3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a',
+      message:
+        'Node 192.168.1.182 is being installed; follow GET /api/install-queue/queue/3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a',
       job_id: '3f1c2a9e-1b4d-4c5e-9f7a-2b8c6d0e1f3a',
       state: 'installing',
     },
@@ -672,7 +763,16 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   'POST /agent/install/{commandId}/steps': {
     description: 'Agent only: the steps of a running host.install so far.',
     params: { commandId: 'cmd-7f3c2a9e1b4d' },
-    request: { steps: [{ name: 'connect', status: 'ok', detail: 'host key trusted on first use', at: '2026-01-15T10:00:00Z' }] },
+    request: {
+      steps: [
+        {
+          name: 'connect',
+          status: 'ok',
+          detail: 'host key trusted on first use',
+          at: '2026-01-15T10:00:00Z',
+        },
+      ],
+    },
   },
 
   // ------------------------------------------------------------------ maintenance, ssh, keys
@@ -958,6 +1058,27 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   },
   'DELETE /jobs/{job_id}': {
     description: 'Deletes a job with its schedule and run history. 409 while it runs.',
+    params: { job_id: 'train-3f2a9c1b' },
+  },
+  'GET /jobs/{job_id}/checkpoint': {
+    description:
+      'The job’s checkpoint as stored in the artifacts store: each file of its run’s CHECKPOINT_DIR with its size, when its content was stored and the attempt that wrote it. Agents upload changed files every TRAINING_CHECKPOINT_SYNC_SECONDS and after the run ends, and restore them before the next attempt starts, on whichever node. `error` says why the last upload was refused (over `max_bytes`).',
+    params: { job_id: 'train-3f2a9c1b' },
+    response: {
+      job_id: 'train-3f2a9c1b',
+      files: [
+        { name: 'model/weights.pt', size: 104857600, updated_at: '2026-01-15T02:10:00.000Z', attempt: 1 },
+        { name: 'step', size: 2, updated_at: '2026-01-15T02:31:00.000Z', attempt: 2 },
+      ],
+      total_bytes: 104857602,
+      max_bytes: 21474836480,
+      updated_at: '2026-01-15T02:31:00.000Z',
+      error: null,
+    },
+  },
+  'DELETE /jobs/{job_id}/checkpoint': {
+    description:
+      'Clears the job’s stored checkpoint: its next attempt starts from an empty folder. 409 while it runs. Deleting the job also deletes it.',
     params: { job_id: 'train-3f2a9c1b' },
   },
   'POST /jobs/{job_id}/retry': {

@@ -7,13 +7,26 @@ import { policyRefusal, type PolicySubject, type ReportedPolicy } from '../../pr
  * no policy (an older agent) is left to judge for itself.
  */
 
+/** The spec as the node's agent mounts it: the checkpoint folder under the node's own root (agent/checkpoints.ts). */
+function onNode(spec: PolicySubject, policy: ReportedPolicy): PolicySubject {
+  const cp = spec.checkpoint;
+  if (!cp || !policy.checkpointRoot) return spec;
+  const folder = `${policy.checkpointRoot.replace(/\/+$/, '')}/${cp.jobId}`;
+  return {
+    ...spec,
+    volumes: spec.volumes.map((v) => (v.containerPath === cp.containerPath ? { ...v, hostPath: folder } : v)),
+  };
+}
+
 /** Why `node` would refuse `spec` (its message names the rule and the flag), or undefined. */
 export function policyRefusalOn(
   node: { policy?: ReportedPolicy | undefined },
   spec: PolicySubject,
 ): string | undefined {
   if (!node.policy) return undefined;
-  const refusal = policyRefusal(spec, node.policy, { engineSocket: node.policy.engineSocket });
+  const refusal = policyRefusal(onNode(spec, node.policy), node.policy, {
+    engineSocket: node.policy.engineSocket,
+  });
   return refusal && `refused by this node's policy (${refusal.rule}): ${refusal.message}`;
 }
 

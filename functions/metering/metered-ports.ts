@@ -318,10 +318,14 @@ export class MeteredScheduler implements Scheduler {
 }
 
 export class MeteredBlobs implements Blobs {
+  /** Signing is local: no request, nothing to charge. */
+  readonly presign?: Blobs['presign'];
   constructor(
     private readonly inner: Blobs,
     private readonly meter: Meter,
-  ) {}
+  ) {
+    if (inner.presign) this.presign = inner.presign.bind(inner);
+  }
   put(key: string, body: Uint8Array, contentType?: string): Promise<void> {
     this.meter.add('s3.put', { s3WriteRequests: 1, s3BytesIn: body.byteLength });
     return this.inner.put(key, body, contentType);

@@ -11,4 +11,15 @@ export interface Blobs {
   delete(key: string): Promise<boolean>;
   list(prefix: string): Promise<BlobInfo[]>;
   ping(): Promise<void>;
+  /**
+   * A URL that lets its holder GET or PUT this one key for `expiresSeconds`, without credentials
+   * of its own (S3 presigned URLs). Absent where the store has no such URLs (the local folder).
+   */
+  presign?(method: 'GET' | 'PUT', key: string, expiresSeconds: number): Promise<PresignedUrl>;
+}
+
+export interface PresignedUrl {
+  url: string;
+  /** Headers the request must carry as signed. */
+  headers: Record<string, string>;
 }

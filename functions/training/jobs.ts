@@ -1,5 +1,6 @@
 import { releaseBurst } from './burst.js';
 import type { AppContext } from '../core/context.js';
+import { clearCheckpoint } from './checkpoints.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { keys, trainingKeys } from '../core/keys.js';
@@ -59,7 +60,12 @@ export async function createJob(ctx: AppContext, input: JobCreate): Promise<JobI
   const jobId = newJobId();
   // Its runs mount the job's checkpoint folder: refused up front where no node's owner allows it.
   const folder = checkpointFolder(trainingSettings(ctx).checkpointRoot, jobId);
-  const refusal = await launcherFor(ctx).refusal?.({ volumes: [{ hostPath: folder }] });
+  // A node with a checkpoint root of its own mounts the folder there (agent/checkpoints.ts).
+  const mount = input.checkpoint_path ?? '/checkpoints';
+  const refusal = await launcherFor(ctx).refusal?.({
+    volumes: [{ hostPath: folder, containerPath: mount }],
+    checkpoint: { jobId, containerPath: mount },
+  });
   if (refusal) throw new HttpError(422, refusal, 'START_REFUSED', { error_type: 'StartRefusedError' });
   const claim = await claimJobName(ctx, input.name, jobId);
   const now = iso(ctx.now());
@@ -211,6 +217,10 @@ export async function deleteJob(ctx: AppContext, jobId: string): Promise<void> {
     ctx.logger.warn('could not give back the job’s rented instance', { jobId, error: error as Error }),
   );
   for (const run of await jobRuns(ctx, jobId)) await ctx.store.delete(run.pk, run.sk).catch(() => undefined);
+  // Its checkpoint goes with it.
+  await clearCheckpoint(ctx, jobId).catch((error: unknown) =>
+    ctx.logger.warn('checkpoint delete failed', { jobId, error: error as Error }),
+  );
 }
 
 /** POST /retry: a failed job starts over, retry count reset, running now. */

@@ -2,12 +2,17 @@ import { toReservation } from '../orchestrator/resources.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
 import { LABELS } from '../../protocol/messages.js';
 import type { JobItem, RunItem } from './model.js';
+import type { TrainingSettings } from './settings.js';
 
 /** The container a run's attempt starts, and the id of the command that starts it. */
 
 const CHECKPOINT_MOUNT = '/checkpoints';
 
-export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string): ContainerSpec {
+export function containerSpec(
+  job: JobItem,
+  run: RunItem,
+  settings: Pick<TrainingSettings, 'checkpointRoot' | 'checkpointSyncSeconds'>,
+): ContainerSpec {
   const r = toReservation(job.resources);
   const mount = job.checkpointPath ?? CHECKPOINT_MOUNT;
   return {
@@ -24,8 +29,15 @@ export function containerSpec(job: JobItem, run: RunItem, checkpointRoot: string
     },
     ports: [],
     volumes: [
-      { hostPath: checkpointFolder(checkpointRoot, job.jobId), containerPath: mount, readOnly: false },
+      { hostPath: checkpointFolder(settings.checkpointRoot, job.jobId), containerPath: mount, readOnly: false },
     ],
+    // The agent restores this folder from the artifacts store before the start and uploads it while it runs.
+    checkpoint: {
+      jobId: job.jobId,
+      attempt: run.attempt,
+      containerPath: mount,
+      syncSeconds: settings.checkpointSyncSeconds,
+    },
     ...(r.cpu ? { cpuLimit: r.cpu } : {}),
     ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
     ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),

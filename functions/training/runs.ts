@@ -147,7 +147,7 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
   // `cloud.always`: only the job's own rented node takes it.
   const placement = await launcher.choose(run.reserve ?? reservation(job), run.avoid ?? [], {
     command: job.command,
-    spec: containerSpec(job, run, settings.checkpointRoot),
+    spec: containerSpec(job, run, settings),
     ...(job.cloud?.always ? { onlyNodeName: job.burstInstanceId ?? '' } : {}),
   });
   const k = runItemKey(jobId, slot, attempt);
@@ -215,7 +215,7 @@ async function markStarted(
   }
   await launcherFor(ctx).start(
     run.nodeId!,
-    containerSpec(current, run, trainingSettings(ctx).checkpointRoot),
+    containerSpec(current, run, trainingSettings(ctx)),
     startCommandId(run),
     resendPendingOlderThanMs,
   );

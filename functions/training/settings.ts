@@ -14,6 +14,9 @@ export interface WebhookTarget {
 export interface TrainingSettings {
   webhooks: WebhookTarget[];
   checkpointRoot: string;
+  checkpointSyncSeconds: number;
+  checkpointMaxBytes: number;
+  checkpointUrlSeconds: number;
   retry: RetryPolicy;
   placementRetrySeconds: number;
   /** Per delivery attempt; a dead receiver must not hold the events worker long. */
@@ -40,6 +43,9 @@ export function trainingSettingsOf(config: Config): TrainingSettings {
   return {
     webhooks: parseWebhookTargets(config.TRAINING_WEBHOOK_URLS),
     checkpointRoot: config.TRAINING_CHECKPOINT_ROOT.replace(/\/+$/, ''),
+    checkpointSyncSeconds: config.TRAINING_CHECKPOINT_SYNC_SECONDS,
+    checkpointMaxBytes: config.TRAINING_CHECKPOINT_MAX_BYTES,
+    checkpointUrlSeconds: config.TRAINING_CHECKPOINT_URL_SECONDS,
     retry: { baseSeconds: config.TRAINING_RETRY_BASE_SECONDS, maxSeconds: config.TRAINING_RETRY_MAX_SECONDS },
     placementRetrySeconds: config.TRAINING_PLACEMENT_RETRY_SECONDS,
     webhookTimeoutMs: 3000,

@@ -393,7 +393,8 @@ describe('ControlPlaneStack least privilege', () => {
     agent: [
       ...ITEMS,
       'sts:AssumeRole',
-      's3:PutObject',
+      // Task files, and training checkpoints (manifests, chunks listed, presigned, dropped).
+      ...ARTIFACTS,
       'sqs:CreateQueue',
       'sqs:DeleteMessage',
       'sqs:GetQueueAttributes',
@@ -424,6 +425,10 @@ describe('ControlPlaneStack least privilege', () => {
     vision: [...ITEMS, ...ARTIFACTS, 'sqs:GetQueueUrl', 'sqs:SendMessage', 'ssm:GetParameter'],
     training: [
       ...ITEMS,
+      // Checkpoints listed and cleared.
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:ListBucket',
       'iam:PassRole',
       'scheduler:CreateSchedule',
       'scheduler:DeleteSchedule',
