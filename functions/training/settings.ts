@@ -54,8 +54,9 @@ export function trainingSettingsOf(config: Config): TrainingSettings {
 }
 
 /** From an environment, through the one typed configuration module. */
-export const loadTrainingSettings = (env: Record<string, string | undefined> = process.env): TrainingSettings =>
-  trainingSettingsOf(loadConfig(env));
+export const loadTrainingSettings = (
+  env: Record<string, string | undefined> = process.env,
+): TrainingSettings => trainingSettingsOf(loadConfig(env));
 
 const fromConfig = new WeakMap<Config, TrainingSettings>();
 
@@ -75,7 +76,12 @@ export function trainingSettings(ctx: AppContext): TrainingSettings {
  */
 export function overrideTrainingSettings(
   ctx: AppContext,
-  settings: Partial<Pick<TrainingSettings, 'webhooks' | 'checkpointRoot' | 'retry' | 'placementRetrySeconds'>>,
+  settings: Partial<
+    Pick<
+      TrainingSettings,
+      'webhooks' | 'checkpointRoot' | 'checkpointMaxBytes' | 'retry' | 'placementRetrySeconds'
+    >
+  >,
 ): void {
   ctx.config = {
     ...ctx.config,
@@ -87,6 +93,9 @@ export function overrideTrainingSettings(
         }
       : {}),
     ...(settings.checkpointRoot !== undefined ? { TRAINING_CHECKPOINT_ROOT: settings.checkpointRoot } : {}),
+    ...(settings.checkpointMaxBytes !== undefined
+      ? { TRAINING_CHECKPOINT_MAX_BYTES: settings.checkpointMaxBytes }
+      : {}),
     ...(settings.retry
       ? {
           TRAINING_RETRY_BASE_SECONDS: settings.retry.baseSeconds,
@@ -98,5 +107,3 @@ export function overrideTrainingSettings(
       : {}),
   };
 }
-
-
