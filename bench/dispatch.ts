@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { AGENT_ENV, AGENT_NODE_FLAGS, COMPILE_CACHE } from '../agent/node-flags.js';
-import { heartbeatIntervalSeconds } from '../functions/fleet/nodes.js';
+import { heartbeatIntervalSeconds } from '../functions/nodes/nodes.js';
 import { startRuntime } from '../local/runtime.js';
 import { ensureBusyboxImage } from '../test/harness/images.js';
 import { engine as dockerClient } from '../test/harness/services.js';

@@ -16,8 +16,8 @@
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
 import { parseArgs } from 'node:util';
-import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/fleet/nodes.js';
-import { SHARDS } from '../functions/fleet/node-records.js';
+import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/nodes/nodes.js';
+import { SHARDS } from '../functions/nodes/node-records.js';
 import { loadNodeRecords } from './cost/load-nodes.js';
 import { resetPlacementRunner } from '../functions/cluster/placement.js';
 import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';

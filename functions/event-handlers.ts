@@ -1,8 +1,8 @@
 import type * as z from 'zod';
 import type { AppEventSchemas, AreaEventHandlers, EventHandler } from './core/events.js';
 import { clusterEventHandlers, clusterEvents } from './cluster/events.js';
-import { fleetEvents } from './fleet/events.js';
-import { maintenanceEventHandlers, maintenanceEvents } from './fleet/maintenance.js';
+import { fleetEvents } from './nodes/events.js';
+import { maintenanceEventHandlers, maintenanceEvents } from './commander/maintenance/maintenance.js';
 import { novitaEventHandlers, novitaEvents } from './novita/events.js';
 import { orchestratorEventHandlers, orchestratorEvents } from './orchestrator/events.js';
 import { realtimeEventHandlers, realtimeEvents } from './realtime/events.js';

@@ -2,7 +2,7 @@ import type { AppContext } from './core/context.js';
 import type { ScheduleSpec } from './ports/scheduler.js';
 import { loadConfig } from './core/config.js';
 import { PLACEMENT_SCHEDULES } from './cluster/placement.js';
-import { MAINTENANCE_SCHEDULES } from './fleet/maintenance-schedule.js';
+import { MAINTENANCE_SCHEDULES } from './commander/maintenance/schedule.js';
 import { novitaSchedules } from './novita/schedules.js';
 import { TRAINING_SCHEDULES } from './training/schedules.js';
 

@@ -3,7 +3,7 @@ import { Effect, PolicyDocument, PolicyStatement, Role, type IRole } from 'aws-c
 // cdk-nag's own rendering of a policy resource, so the acknowledgement matches its finding id.
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import { Construct } from 'constructs';
-import { agentQueuePolicy, nodeQueuesArnPattern } from '../functions/fleet/queue-policy.js';
+import { agentQueuePolicy, nodeQueuesArnPattern } from '../functions/nodes/queue-policy.js';
 
 export interface AgentIdentityProps {
   /** The deployment's queue prefix: the role reaches `<queuePrefix>node-*` only. */

@@ -3,10 +3,10 @@ import { Effect, PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 // cdk-nag's own rendering of a policy resource, so acknowledgements match its finding ids.
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
-import { REGISTRY_AUTH_SECRET } from '../functions/build/registry.js';
+import { REGISTRY_AUTH_SECRET } from '../functions/commander/build/registry.js';
 import type { RouteGroup } from '../functions/core/route.js';
-import { nodeQueuesArnPattern } from '../functions/fleet/queue-policy.js';
-import { secretName } from '../functions/fleet/vault.js';
+import { nodeQueuesArnPattern } from '../functions/nodes/queue-policy.js';
+import { secretName } from '../functions/commander/vault.js';
 import { NOVITA_KEY_SECRET } from '../functions/ports/novita-cloud.js';
 import { SCRAPE_TOKEN_SECRET } from '../functions/observability/routes.js';
 import { SIGNING_SECRET } from '../functions/training/notify.js';

@@ -4,7 +4,7 @@ import type { Context } from 'aws-lambda';
 import type { AppContext } from '../functions/core/context.js';
 import { withClientSignal } from '../functions/core/client-signal.js';
 import { authorize } from '../functions/core/access.js';
-import { authenticateAgent } from '../functions/fleet/auth.js';
+import { authenticateAgent } from '../functions/nodes/auth.js';
 import type { HttpEvent, HttpResult } from '../functions/core/http.js';
 import type { AnyRoute } from '../functions/core/route.js';
 import { Router } from '../functions/core/router.js';

@@ -6,7 +6,7 @@ import { emit, EVENTS_QUEUE } from '../functions/core/events.js';
 import { createHttpHandler } from '../functions/core/http.js';
 import { eventHandlers } from '../functions/event-handlers.js';
 import { routes } from '../functions/routes.js';
-import { redeliverPendingCommands } from '../functions/fleet/commands.js';
+import { redeliverPendingCommands } from '../functions/nodes/commands.js';
 import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';

@@ -9,7 +9,7 @@ import { checkpointSpec } from './checkpoints.js';
  * The agent commands, declared once: each entry names a command, the schema of what the control
  * plane sends and the schema of what a succeeded result's `output` carries. The agent's executor
  * must handle every entry (agent/commands.ts, checked by the compiler) and the control plane
- * applies results through its appliers keyed by the same names (functions/fleet/command-results.ts).
+ * applies results through its appliers keyed by the same names (functions/agent-api/command-appliers.ts).
  * A new command is an entry here plus those two halves.
  */
 

@@ -12,8 +12,8 @@ import {
   type FreeRecord,
   type LiveRecord,
   type MetricsRecord,
-} from '../../functions/fleet/node-records.js';
-import type { NodeItem } from '../../functions/fleet/nodes.js';
+} from '../../functions/nodes/node-records.js';
+import type { NodeItem } from '../../functions/nodes/nodes.js';
 import type { Fleet } from './fleet.js';
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {

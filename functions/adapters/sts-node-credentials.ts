@@ -1,6 +1,6 @@
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { Config } from '../core/config.js';
-import { nodeSessionPolicy, queueArnFromUrl } from '../fleet/queue-policy.js';
+import { nodeSessionPolicy, queueArnFromUrl } from '../nodes/queue-policy.js';
 import type { NodeCredentials, QueueCredentials } from '../ports/node-credentials.js';
 import { stsClient } from './aws-clients.js';
 

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { AppEvent } from '../core/events.js';
-import { dispatchCommand, getCommand } from '../fleet/commands.js';
+import { dispatchCommand, getCommand } from '../nodes/commands.js';
 import { agentEventBlobKey, outputName, outputUrl, putOutput } from './outputs.js';
 import { releaseSlot } from './slots.js';
 import {

@@ -8,7 +8,7 @@ import {
   type SchedAssignment,
 } from '../task-planner/index.js';
 import { emit } from '../core/events.js';
-import { dispatchCommand } from '../fleet/commands.js';
+import { dispatchCommand } from '../nodes/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { formatDuration } from './format.js';
 import { requeueTasks } from './lifecycle.js';

@@ -2,7 +2,7 @@ import type { ScheduleSpec } from '../ports/scheduler.js';
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
 import { planPlacements, type Placement, type SchedModel } from '../task-planner/index.js';
-import { dispatchCommand } from '../fleet/commands.js';
+import { dispatchCommand } from '../nodes/commands.js';
 import type { Command } from '../../protocol/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { recordSample } from './metrics.js';
@@ -29,7 +29,7 @@ import {
   toSchedNode,
   type Worker,
 } from './workers.js';
-import { clearFree } from '../fleet/node-records.js';
+import { clearFree } from '../nodes/node-records.js';
 
 /**
  * The placement runner (`placement.run`): repairs held slots (tasks on offline nodes go back to

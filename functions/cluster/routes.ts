@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
-import { resolveNode } from '../fleet/nodes.js';
+import { resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel } from './catalogue.js';

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem, putIfAbsent } from '../ports/store.js';
-import { markFree } from '../fleet/node-records.js';
+import { markFree } from '../nodes/node-records.js';
 
 /**
  * Node concurrency guard: a node with max concurrency N has slots 0..N-1; a task holds one while

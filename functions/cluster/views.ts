@@ -1,4 +1,4 @@
-import { isCordoned } from '../fleet/nodes.js';
+import { isCordoned } from '../nodes/nodes.js';
 import type { ModelSpec } from './catalogue.js';
 import { formatDuration, formatMemory, round1 } from './format.js';
 import type { WorkerStats } from './metrics.js';

@@ -1,8 +1,8 @@
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, taskQueueKeys } from '../core/keys.js';
 import type { SchedNode } from '../task-planner/index.js';
-import { getNode, isCordoned, isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
-import { NODE_SHARDS, clearFree, markFree, type FreeRecord } from '../fleet/node-records.js';
+import { getNode, isCordoned, isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
+import { NODE_SHARDS, clearFree, markFree, type FreeRecord } from '../nodes/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { SlotItem } from './slots.js';
 
@@ -163,7 +163,7 @@ export interface Candidates {
 }
 
 /**
- * The workers a placement considers, from the free-capacity index (fleet/node-records.ts) instead of
+ * The workers a placement considers, from the free-capacity index (nodes/node-records.ts) instead of
  * the fleet: free nodes with a queued model resident (one gsi1 page per model), the nodes holding
  * slots running a queued model (a page: the plan waits for them rather than switch another node), the nodes
  * named in `include`, then, only when those cannot take every queued task, a page of free nodes

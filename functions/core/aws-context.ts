@@ -10,7 +10,7 @@ import { INSTALL_ASSETS_PREFIX } from '../system/install.js';
 import { SqsQueue } from '../adapters/sqs-queue.js';
 import { SsmSecrets } from '../adapters/ssm-secrets.js';
 import { StsNodeCredentials } from '../adapters/sts-node-credentials.js';
-import { agentQueuePolicy, nodeQueuesArnPattern } from '../fleet/queue-policy.js';
+import { agentQueuePolicy, nodeQueuesArnPattern } from '../nodes/queue-policy.js';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
 import { EVENTS_QUEUE } from './events.js';

@@ -168,7 +168,7 @@ export const configSchema = z.object({
   NOVITA_RATE_LIMIT_STATUS_PER_MINUTE: z.coerce.number().int().positive().default(100),
   NOVITA_RATE_LIMIT_GENERAL_PER_HOUR: z.coerce.number().int().positive().default(1000),
 
-  // Swarm join tokens (functions/fleet/join-tokens.ts).
+  // Swarm join tokens (functions/nodes/join-tokens.ts).
   /** How long a join token from GET /api/swarm/join-token lets nodes register. */
   JOIN_TOKEN_TTL_SECONDS: z.coerce
     .number()
@@ -177,7 +177,7 @@ export const configSchema = z.object({
     .max(30 * 24 * 3600)
     .default(24 * 3600),
 
-  // AI assistant (functions/fleet/ai*.ts): Amazon Bedrock Runtime's Converse API.
+  // AI assistant (functions/commander/ai*.ts): Amazon Bedrock Runtime's Converse API.
   AI_ENABLED: bool.default(true),
   /** Bedrock model (or inference profile) id the assistant converses with. */
   AI_MODEL_ID: z.string().min(1).default('anthropic.claude-3-haiku-20240307-v1:0'),
@@ -197,7 +197,7 @@ export const configSchema = z.object({
   /** API Gateway Management API endpoint of the WebSocket stage (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`); set by the stack. */
   WS_CALLBACK_URL: z.string().url().optional(),
 
-  // Build API (functions/build): images built by node agents, pushed to and listed from this registry.
+  // Build API (functions/commander/build): images built by node agents, pushed to and listed from this registry.
   /** Docker Registry HTTP API v2 base (`http://127.0.0.1:5000`); http:// means an insecure (plain HTTP) registry. Credentials: the `registry-auth` secret (`user:password`). */
   REGISTRY_URL: z
     .string()
@@ -210,7 +210,7 @@ export const configSchema = z.object({
   /** Per registry call, below API Gateway's 29 s. */
   REGISTRY_TIMEOUT_MS: z.coerce.number().int().positive().max(25_000).default(10_000),
 
-  // Node identity (functions/fleet/queue-credentials.ts): agents hold no AWS keys of their own.
+  // Node identity (functions/agent-api/queue-credentials.ts): agents hold no AWS keys of their own.
   /** Role whose short-lived credentials, narrowed to one node's queue, POST /agent/credentials vends. Created on an emulator when unset; required on AWS for the SQS channel. */
   AGENT_ROLE_ARN: z
     .string()
@@ -222,11 +222,11 @@ export const configSchema = z.object({
   /** Lifetime of vended node credentials: STS's minimum is 900 s, and a Lambda role assuming another (role chaining) gets at most 1 h. */
   AGENT_CREDENTIALS_SECONDS: z.coerce.number().int().min(900).max(3600).default(3600),
 
-  // Network API (functions/fleet/network.ts): LAN scans run by a node's agent.
+  // Network API (functions/commander/network.ts): LAN scans run by a node's agent.
   /** GET /api/network/scan?refresh=false answers the stored scan of the subnet while it is younger than this. */
   NETWORK_SCAN_CACHE_SECONDS: z.coerce.number().int().min(0).default(600),
 
-  // Install Queue (functions/fleet/install-queue.ts): hosts onboarded over SSH by a node's agent.
+  // Install Queue (functions/commander/install-queue.ts): hosts onboarded over SSH by a node's agent.
   /** Installs one node's agent runs at once; further jobs for it wait `queued`. */
   INSTALL_CONCURRENCY_PER_NODE: z.coerce.number().int().min(1).max(32).default(2),
   /** How long the installing agent waits for the new agent to register. */

@@ -22,7 +22,7 @@ export interface OperationDoc {
   accepted?: unknown;
 }
 
-/** Said once for every call that waits for agents (functions/orchestrator/settle.ts). */
+/** Said once for every call that waits for agents (functions/nodes/settle.ts). */
 const WAITS =
   'Waits for the agents up to COMMAND_WAIT_MS (20 s by default); past that it answers 202 with `pending_commands`, each to follow with GET /commands/{command_id}.';
 const RESOURCES =

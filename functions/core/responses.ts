@@ -12,7 +12,7 @@ export function pending202(description: string, schema: z.ZodType = pendingComma
   return { description, schema };
 }
 
-/** A command sent to a node's agent, as GET /commands/{command_id} shows it (functions/fleet/commands.ts commandView). */
+/** A command sent to a node's agent, as GET /commands/{command_id} shows it (functions/nodes/commands.ts commandView). */
 export const commandOut = z.object({
   command_id: z.string(),
   node_id: z.string(),

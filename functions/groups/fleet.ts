@@ -1,16 +1,16 @@
-import { buildRoutes } from '../build/routes.js';
-import { accessRoutes } from '../fleet/access-routes.js';
+import { buildRoutes } from '../commander/build/routes.js';
+import { accessRoutes } from '../commander/access-routes.js';
 import { defineRouteGroup } from '../core/route-group.js';
-import { aiRoutes } from '../fleet/ai-routes.js';
-import { fleetClusterRoutes } from '../fleet/clusters.js';
-import { metricHistoryRoutes } from '../fleet/metric-history-routes.js';
-import { maintenanceRoutes } from '../fleet/maintenance-routes.js';
-import { networkRoutes } from '../fleet/network-routes.js';
-import { fleetNodeRoutes } from '../fleet/node-routes.js';
-import { installRoutes } from '../fleet/install-routes.js';
-import { sshRoutes } from '../fleet/ssh.js';
-import { swarmRoutes } from '../fleet/swarm.js';
-import { vaultRoutes } from '../fleet/vault.js';
+import { aiRoutes } from '../commander/ai-routes.js';
+import { fleetClusterRoutes } from '../commander/clusters.js';
+import { metricHistoryRoutes } from '../nodes/metric-history-routes.js';
+import { maintenanceRoutes } from '../commander/maintenance/routes.js';
+import { networkRoutes } from '../commander/network-routes.js';
+import { fleetNodeRoutes } from '../nodes/routes.js';
+import { installRoutes } from '../commander/install-routes.js';
+import { sshRoutes } from '../commander/ssh.js';
+import { swarmRoutes } from '../commander/swarm.js';
+import { vaultRoutes } from '../commander/vault.js';
 
 /**
  * The Fleet Commander API: nodes, clusters, swarm services, vault, AI assistant, builds, network

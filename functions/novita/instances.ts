@@ -12,7 +12,7 @@ import { chooseProduct } from './products.js';
 import { novitaCloud } from './settings.js';
 import type { InstanceStatus } from './status.js';
 import { POLL_EVENT } from './model.js';
-import { issueJoinToken } from '../fleet/join-tokens.js';
+import { issueJoinToken } from '../nodes/join-tokens.js';
 import { joinEnvs, startupCommand } from './join.js';
 
 /** How long Novita typically takes to bring an instance up; only the estimate in the answer. */

@@ -10,7 +10,7 @@ import type { ExecutionStatus, MigrationItem, MigrationSummary } from './migrati
 import { POLL_EVENT } from './model.js';
 import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';
-import { setCordon } from '../fleet/nodes.js';
+import { setCordon } from '../nodes/nodes.js';
 import { terminateInstance } from './join.js';
 import { isSpotReclaimed, mapNovitaStatus } from './status.js';
 

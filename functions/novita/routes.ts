@@ -1,5 +1,5 @@
 import { HttpError } from '../core/errors.js';
-import { getNode, isOnline } from '../fleet/nodes.js';
+import { getNode, isOnline } from '../nodes/nodes.js';
 import { baseUrlOf } from '../system/install.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { createInstance, listInstances, requireInstance } from './instances.js';

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { isOnline, listNodes } from '../fleet/nodes.js';
+import { isOnline, listNodes } from '../nodes/nodes.js';
 import { queuedTasks } from '../cluster/tasks.js';
 import { emitFleetGauges, emfEnabled } from './counters.js';
 

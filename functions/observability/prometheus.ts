@@ -1,10 +1,10 @@
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { allInstances } from '../orchestrator/model.js';
-import { isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
+import { isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
 import { queuedTasks, tasksSince } from '../cluster/tasks.js';
 import { jobStats } from '../training/jobs.js';
-import { detectProblems } from '../fleet/maintenance-problems.js';
+import { detectProblems } from '../commander/maintenance/problems.js';
 import { cumulativeBuckets, histogramSum, readCounters, type CounterItem } from './counters.js';
 import { PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW } from '../task-planner/priority.js';
 

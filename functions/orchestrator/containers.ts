@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError, UpstreamError } from '../core/errors.js';
-import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
-import { resolveNode } from '../fleet/nodes.js';
+import { dispatchCommand, type CommandItem } from '../nodes/commands.js';
+import { resolveNode } from '../nodes/nodes.js';
 import { isPullFailure } from './backoff.js';
 import { changeService, nextService, type StartInput } from './desired-state.js';
 import {
@@ -21,7 +21,7 @@ import { LIVE, type InstanceStatus } from './plan.js';
 import { reconcile, type Placed } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation, type InstanceResources } from './resources.js';
-import { failures, settle } from './settle.js';
+import { failures, settle } from '../nodes/settle.js';
 import { engineStatus, portsView } from './views.js';
 import { allRefused, startRefused } from './observation.js';
 

@@ -6,7 +6,7 @@ import { getService, type ServiceItem } from './model.js';
 import { planReconcile } from './plan.js';
 import { loadState, planInput, startSpec, toPlanService } from './reconciler.js';
 import { satisfies } from './constraints.js';
-import { refuseUnlessAllowed } from '../fleet/node-policy.js';
+import { refuseUnlessAllowed } from '../nodes/node-policy.js';
 import type { InstanceResources } from './resources.js';
 
 /** Desired state of an image (its ServiceItem): computed, checked against capacity, written on its version. */

@@ -1,10 +1,10 @@
 import * as z from 'zod';
 import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { emit } from '../core/events.js';
-import { retireSilentNodes } from '../fleet/drain.js';
-import { SWEEP_ITEMS_PER_INVOCATION, getNode, sweepShard } from '../fleet/nodes.js';
+import { retireSilentNodes } from '../nodes/drain.js';
+import { SWEEP_ITEMS_PER_INVOCATION, getNode, sweepShard } from '../nodes/nodes.js';
 import type { AppContext } from '../core/context.js';
-import { SHARDS } from '../fleet/node-records.js';
+import { SHARDS } from '../nodes/node-records.js';
 import { nodeInstances } from './model.js';
 import { reconcile } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';

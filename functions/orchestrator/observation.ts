@@ -1,8 +1,8 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { keys } from '../core/keys.js';
-import { dispatchCommand, type CommandItem } from '../fleet/commands.js';
-import { getNode, heartbeatIntervalSeconds, type NodeItem } from '../fleet/nodes.js';
+import { dispatchCommand, type CommandItem } from '../nodes/commands.js';
+import { getNode, heartbeatIntervalSeconds, type NodeItem } from '../nodes/nodes.js';
 import type { AgentEvent, ContainerState } from '../../protocol/messages.js';
 import { containerStartOutput, START_REFUSALS } from '../../protocol/agent-api.js';
 import { putIfAbsent } from '../ports/store.js';

@@ -72,7 +72,7 @@ export interface PlanService {
   onePerNode?: boolean;
   /** Swarm's global mode: one copy on each eligible node; `desiredCount` is ignored (see globalCount). */
   global?: boolean;
-  /** Nodes whose own policy refuses its containers (fleet/node-policy.ts): never placed there. */
+  /** Nodes whose own policy refuses its containers (nodes/node-policy.ts): never placed there. */
   refusedBy?: ReadonlySet<string>;
   /** It gives a command, so a process node can run it. */
   hasCommand?: boolean;

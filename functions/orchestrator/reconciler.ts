@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { emit } from '../core/events.js';
-import { dispatchCommand } from '../fleet/commands.js';
-import { isCordoned, isDraining, isOnline, listNodes, nodeLabels, type NodeItem } from '../fleet/nodes.js';
+import { dispatchCommand } from '../nodes/commands.js';
+import { isCordoned, isDraining, isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError, updateIf } from '../ports/store.js';
 import {
@@ -30,7 +30,7 @@ import { parseConstraint } from './constraints.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation, type Reservation } from './resources.js';
 import { activeRuns } from '../training/model.js';
-import { policyRefusalOn } from '../fleet/node-policy.js';
+import { policyRefusalOn } from '../nodes/node-policy.js';
 
 export interface Placed {
   imageId: string;

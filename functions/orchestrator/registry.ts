@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { getNode, isOnline, type NodeItem } from '../fleet/nodes.js';
+import { getNode, isOnline, type NodeItem } from '../nodes/nodes.js';
 import { ConditionFailedError, queryAll, type StoreItem, conditional } from '../ports/store.js';
 import { getInstance, type InstanceItem } from './model.js';
 import { cpuCap, memCap, port } from './resources.js';

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { NotFoundError, ValidationError } from '../core/errors.js';
 import { reply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { commandView, getCommand } from '../fleet/commands.js';
+import { commandView, getCommand } from '../nodes/commands.js';
 import {
   deleteContainer,
   startContainers,

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from '../fleet/nodes.js';
+import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { allInstances } from './model.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
-import { getNode, isOnline, listNodes, type NodeItem } from '../fleet/nodes.js';
+import { getNode, isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
 import {
   allInstances,
   getInstance,

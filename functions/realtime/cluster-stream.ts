@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import type { AppEvent } from '../core/events.js';
 import { formatDuration } from '../cluster/format.js';
 import { getTask } from '../cluster/tasks.js';
-import { getNode } from '../fleet/nodes.js';
+import { getNode } from '../nodes/nodes.js';
 import { broadcast, channelKey } from './connections.js';
 
 /**

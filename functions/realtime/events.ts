@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { keys } from '../core/keys.js';
-import { getCommand } from '../fleet/commands.js';
+import { getCommand } from '../nodes/commands.js';
 import type { InstanceItem } from '../orchestrator/model.js';
 import type { AppContext } from '../core/context.js';
 import {

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
-import { listNodes, type NodeItem } from '../fleet/nodes.js';
-import { nodeView } from '../fleet/node-routes.js';
+import { listNodes, type NodeItem } from '../nodes/nodes.js';
+import { nodeView } from '../nodes/routes.js';
 import { checkHealth, type HealthReport } from '../system/health.js';
 
 /** Disk use at or past this is a doctor problem. */

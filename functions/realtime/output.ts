@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import type { AppEvent } from '../core/events.js';
 import { realtimeKeys } from '../core/keys.js';
-import { dispatchCommand, waitForCommands } from '../fleet/commands.js';
+import { dispatchCommand, waitForCommands } from '../nodes/commands.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import { broadcast, channelConnections, channelKey, type Subscription } from './connections.js';
 

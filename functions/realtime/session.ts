@@ -1,6 +1,6 @@
 import { bearerPrincipal, resetBootstrapKeyCache } from '../core/access.js';
 import type { AppContext } from '../core/context.js';
-import { getNode, resolveNode } from '../fleet/nodes.js';
+import { getNode, resolveNode } from '../nodes/nodes.js';
 import {
   broadcast,
   channelKey,

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { HttpError } from '../core/errors.js';
 import { keys, novitaKeys } from '../core/keys.js';
-import { getNode, isOnline, isCordoned } from '../fleet/nodes.js';
+import { getNode, isOnline, isCordoned } from '../nodes/nodes.js';
 import { createInstance } from '../novita/instances.js';
 import { terminateInstance } from '../novita/join.js';
 import { getInstanceItem, type NovitaInstanceItem } from '../novita/model.js';

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { rawReply, reply } from '../core/http.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { authenticateAgent } from '../fleet/auth.js';
+import { authenticateAgent } from '../nodes/auth.js';
 import {
   chunkHash,
   checkpointCommitRequest,

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import type { AppEvent, AreaEventHandlers, AreaEvents } from '../core/events.js';
-import { getNode } from '../fleet/nodes.js';
+import { getNode } from '../nodes/nodes.js';
 import { activeRuns, getRun, parseInstanceId } from './model.js';
 import { deliver, deliverEvent } from './notify.js';
 import { repairJobs } from './repair.js';

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import type { RunAsk, RunLauncher } from '../ports/run-launcher.js';
-import { dispatchCommand, getCommand, type CommandItem } from '../fleet/commands.js';
+import { dispatchCommand, getCommand, type CommandItem } from '../nodes/commands.js';
 import {
   getNode,
   heartbeatIntervalSeconds,
@@ -10,13 +10,13 @@ import {
   listNodes,
   nodeQueue,
   type NodeItem,
-} from '../fleet/nodes.js';
+} from '../nodes/nodes.js';
 import type { CommandEnvelope } from '../../protocol/commands.js';
 import { conditional } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { allInstances } from '../orchestrator/model.js';
 import { OCCUPYING } from '../orchestrator/plan.js';
-import { policyRefusalOn, refusalAcross } from '../fleet/node-policy.js';
+import { policyRefusalOn, refusalAcross } from '../nodes/node-policy.js';
 
 const EPS = 1e-9;
 

@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { keys, trainingKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll } from '../ports/store.js';
 import type { ScheduleSpec, StoredSchedule } from '../ports/scheduler.js';
-import { isOnline, listNodes } from '../fleet/nodes.js';
+import { isOnline, listNodes } from '../nodes/nodes.js';
 import { activeRuns, getRun, parseRunKey, runKey, type JobItem } from './model.js';
 import { endAttempt, fireJob, resumeJob } from './runs.js';
 import { removeStrayRunContainers } from './strays.js';

@@ -1,8 +1,8 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
-import { dispatchCommand } from '../fleet/commands.js';
-import { settle } from '../orchestrator/settle.js';
+import { dispatchCommand } from '../nodes/commands.js';
+import { settle } from '../nodes/settle.js';
 import { getRun, parseInstanceId } from './model.js';
 
 export const runLogsParams = z.object({

@@ -16,7 +16,7 @@ import {
 } from './run-records.js';
 import { jobScheduleName, retryScheduleName } from './schedules.js';
 import { trainingSettings } from './settings.js';
-import { getNode } from '../fleet/nodes.js';
+import { getNode } from '../nodes/nodes.js';
 import { burst, releaseBurst } from './burst.js';
 import { decideAfterAttempt, type AttemptOutcome } from './state.js';
 

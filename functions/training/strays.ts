@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import type { NodeItem } from '../fleet/nodes.js';
+import type { NodeItem } from '../nodes/nodes.js';
 import { launcherFor } from './launcher.js';
 import { getRun, parseInstanceId, type RunItem } from './model.js';
 

@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fleetKeys } from '../../functions/core/keys.js';
-import type { CommandItem } from '../../functions/fleet/commands.js';
+import type { CommandItem } from '../../functions/nodes/commands.js';
 import { imageInstances, getService, serviceSlots } from '../../functions/orchestrator/model.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { LABELS } from '../../protocol/messages.js';

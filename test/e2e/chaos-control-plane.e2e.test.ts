@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fleetKeys } from '../../functions/core/keys.js';
-import type { CommandItem } from '../../functions/fleet/commands.js';
+import type { CommandItem } from '../../functions/nodes/commands.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { startRuntime } from '../../local/runtime.js';
 import { LABELS } from '../../protocol/messages.js';

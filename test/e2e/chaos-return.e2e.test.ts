@@ -15,7 +15,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
 import { fleetKeys } from '../../functions/core/keys.js';
-import type { CommandItem } from '../../functions/fleet/commands.js';
+import type { CommandItem } from '../../functions/nodes/commands.js';
 import { getInstance } from '../../functions/orchestrator/model.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { LABELS } from '../../protocol/messages.js';

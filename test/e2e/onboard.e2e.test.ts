@@ -13,7 +13,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getJob } from '../../functions/fleet/install-queue.js';
+import { getJob } from '../../functions/commander/install-queue.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { requireEngine, uniqueName, describeWith } from '../harness/services.js';
 import { loopbackPair, requireSshd, Sshd, TestUser } from '../harness/sshd.js';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { MAINTENANCE_SCHEDULE } from '../../functions/fleet/maintenance-schedule.js';
+import { MAINTENANCE_SCHEDULE } from '../../functions/commander/maintenance/schedule.js';
 import { LABELS } from '../../protocol/messages.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';

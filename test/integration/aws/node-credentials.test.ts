@@ -17,19 +17,19 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRole, iamCall, xmlField } from '../../../functions/adapters/emulator-iam.js';
 import { StsNodeCredentials } from '../../../functions/adapters/sts-node-credentials.js';
-import { sessionNameFor } from '../../../functions/fleet/queue-credentials.js';
+import { sessionNameFor } from '../../../functions/agent-api/queue-credentials.js';
 import {
   AGENT_QUEUE_ACTIONS,
   agentQueuePolicy,
   nodeQueuesArnPattern,
   nodeSessionPolicy,
   queueArnFromUrl,
-} from '../../../functions/fleet/queue-policy.js';
+} from '../../../functions/nodes/queue-policy.js';
 import type { QueueCredentials } from '../../../functions/ports/node-credentials.js';
 import { SqsCommandChannel } from '../../../agent/sqs-channel.js';
 import { vendedCredentials } from '../../../agent/credentials.js';
 import { loadRegistration } from '../../../agent/state.js';
-import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
+import { dispatchCommand, getCommand } from '../../../functions/nodes/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { AgentProcess, call, eventually } from '../../e2e/harness.js';
 import { OwnMoto, requireMotoServer } from '../../harness/own-moto.js';

@@ -8,8 +8,8 @@ import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../ben
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../cluster/sim-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { SHARDS, freeKey, liveKey } from '../../../functions/fleet/node-records.js';
-import { sweepShard } from '../../../functions/fleet/nodes.js';
+import { SHARDS, freeKey, liveKey } from '../../../functions/nodes/node-records.js';
+import { sweepShard } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { fleetKeys } from '../../../functions/core/keys.js';
 

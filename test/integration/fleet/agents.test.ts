@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
 import { eventHandlers } from '../../../functions/event-handlers.js';
-import { dispatchCommand, getCommand } from '../../../functions/fleet/commands.js';
-import { getNode } from '../../../functions/fleet/nodes.js';
+import { dispatchCommand, getCommand } from '../../../functions/nodes/commands.js';
+import { getNode } from '../../../functions/nodes/nodes.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from './scripted-agent.js';
 

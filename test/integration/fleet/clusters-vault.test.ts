@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetClusterKeys } from '../../../functions/core/keys.js';
-import { secretName } from '../../../functions/fleet/vault.js';
+import { secretName } from '../../../functions/commander/vault.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { describeWith, emulatorDeployment, requireMoto, uniqueName } from '../../harness/services.js';
 import { call, ScriptedAgent } from './scripted-agent.js';

@@ -6,7 +6,7 @@ import { ControlPlaneClient } from '../../../agent/client.js';
 import { createLogger } from '../../../agent/log.js';
 import { Registrar } from '../../../agent/register.js';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
-import { JOIN_TOKEN_PREFIX } from '../../../functions/fleet/join-tokens.js';
+import { JOIN_TOKEN_PREFIX } from '../../../functions/nodes/join-tokens.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, ScriptedAgent } from './scripted-agent.js';
 

@@ -9,8 +9,8 @@ import { statePaths } from '../../../agent/state.js';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
 import { joinTokenKeys } from '../../../functions/core/keys.js';
 import { hashToken } from '../../../functions/core/tokens.js';
-import { dispatchCommand } from '../../../functions/fleet/commands.js';
-import { JOIN_TOKEN_PREFIX } from '../../../functions/fleet/join-tokens.js';
+import { dispatchCommand } from '../../../functions/nodes/commands.js';
+import { JOIN_TOKEN_PREFIX } from '../../../functions/nodes/join-tokens.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, ScriptedAgent } from './scripted-agent.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findLiveJoinToken, issueJoinToken } from '../../../functions/fleet/join-tokens.js';
+import { findLiveJoinToken, issueJoinToken } from '../../../functions/nodes/join-tokens.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import { AgentProcess, REPO_ROOT } from '../../e2e/harness.js';
 import { createBody, eventually, startNovitaRig, type NovitaRig } from './harness.js';

@@ -12,7 +12,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { realtimeKeys } from '../../../functions/core/keys.js';
-import { getNode } from '../../../functions/fleet/nodes.js';
+import { getNode } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { LABELS } from '../../../protocol/messages.js';

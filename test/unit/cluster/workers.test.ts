@@ -5,7 +5,7 @@ import {
   residentModels,
   type NodeModelsItem,
 } from '../../../functions/cluster/workers.js';
-import type { NodeItem } from '../../../functions/fleet/nodes.js';
+import type { NodeItem } from '../../../functions/nodes/nodes.js';
 
 const node = (over: Partial<NodeItem>): NodeItem => ({ labels: {}, loadedModels: [], ...over }) as NodeItem;
 

@@ -1,0 +1,696 @@
+import { randomUUID } from 'node:crypto';
+import type { AppContext } from '../core/context.js';
+import { ConflictError, HttpError, NotFoundError, TimedOutError, UnauthenticatedError, UpstreamError } from '../core/errors.js';
+import { reply, type Reply } from '../core/http.js';
+import { installKeys, networkKeys } from '../core/keys.js';
+import {
+  ConditionFailedError,
+  queryAll,
+  type StoreItem,
+  deleteIf,
+  putIfAbsent,
+  updateIf,
+  putIf,
+} from '../ports/store.js';
+import { cidrContains, parseCidr } from '../../protocol/network.js';
+import {
+  hostInstallOutput,
+  type HostFacts,
+  type InstallCredential,
+  type InstallStep,
+  type InstallStepReport,
+} from '../../protocol/install.js';
+import { dispatchCommand, getCommand, type CommandItem } from '../nodes/commands.js';
+import { issueJoinToken } from '../nodes/join-tokens.js';
+import { getNode, isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { findCredentialById, secretName, type CredentialItem } from './vault.js';
+import { fleetClusterKeys } from '../core/keys.js';
+
+/**
+ * The Install Queue: hosts onboarded over SSH. The control plane cannot reach a LAN, so an online
+ * agent on the host's network runs host.install (agent/host-install.ts), at most
+ * INSTALL_CONCURRENCY_PER_NODE at a time per node; the rest wait `queued`. The agent fetches the
+ * login for the command (POST /agent/install/{id}/credential) and reports its steps as it goes;
+ * the result ends the job `joined` (the new node is registered) or `failed` with the step and reason.
+ */
+
+export type InstallState = 'queued' | 'connecting' | 'installing' | 'joined' | 'failed';
+const ACTIVE: InstallState[] = ['connecting', 'installing'];
+const FINISHED: InstallState[] = ['joined', 'failed'];
+
+export interface InstallJobItem extends StoreItem {
+  jobId: string;
+  host: string;
+  port: number;
+  cluster?: string;
+  nodeName?: string;
+  /** A vault credential; absent for an inline one (secret `install/<jobId>` while the job lives). */
+  credentialId?: string;
+  inline?: { username: string };
+  /** The node asked for; else chosen at each start. */
+  requestedNodeId?: string;
+  /** The node whose agent runs (or last ran) the install. */
+  nodeId?: string;
+  commandId?: string;
+  /** The node's install slot it runs in (`SLOT#nn`), while it runs. */
+  slot?: string;
+  state: InstallState;
+  step?: InstallStep;
+  error?: string;
+  steps: InstallStepReport[];
+  facts?: HostFacts;
+  joinedNodeId?: string;
+  joinedNodeName?: string;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** The inline password of a swarm join-remote job; deleted when the job ends. */
+export const inlineSecretName = (jobId: string) => `install/${jobId}`;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function jobView(j: InstallJobItem) {
+  return {
+    job_id: j.jobId,
+    host: j.host,
+    port: j.port,
+    cluster: j.cluster ?? null,
+    node_name: j.nodeName ?? null,
+    credential_id: j.credentialId ?? null,
+    installer_node_id: j.nodeId ?? null,
+    state: j.state,
+    step: j.step ?? null,
+    error: j.error ?? null,
+    steps: j.steps.map((s) => ({ name: s.name, status: s.status, detail: s.detail, at: s.at })),
+    facts: j.facts ?? null,
+    joined_node_id: j.joinedNodeId ?? null,
+    joined_node_name: j.joinedNodeName ?? null,
+    attempts: j.attempts,
+    created_at: j.createdAt,
+    updated_at: j.updatedAt,
+    started_at: j.startedAt ?? null,
+    finished_at: j.finishedAt ?? null,
+  };
+}
+export type JobView = ReturnType<typeof jobView>;
+
+export async function getJob(ctx: AppContext, jobId: string): Promise<InstallJobItem | undefined> {
+  const k = installKeys.job(jobId);
+  return ctx.store.get<InstallJobItem>(k.pk, k.sk);
+}
+
+async function requireJob(ctx: AppContext, jobId: string): Promise<InstallJobItem> {
+  const job = await getJob(ctx, jobId);
+  if (!job) throw new NotFoundError(`Install job ${jobId} not found`);
+  return job;
+}
+
+/** Every job, oldest first; a running one whose node went offline or that outlived its time is ended `failed` first. */
+export async function listJobs(ctx: AppContext): Promise<InstallJobItem[]> {
+  const jobs = await queryAll<InstallJobItem>(ctx.store, installKeys.jobsPk, { index: 'gsi1' });
+  const out: InstallJobItem[] = [];
+  for (const job of jobs) out.push(ACTIVE.includes(job.state) ? ((await reapIfLost(ctx, job)) ?? job) : job);
+  return out;
+}
+
+/** A running job whose result can no longer come: its node is offline, or it ran past the join timeout plus 10 minutes. */
+async function reapIfLost(ctx: AppContext, job: InstallJobItem): Promise<InstallJobItem | undefined> {
+  const node = job.nodeId ? await getNode(ctx, job.nodeId) : undefined;
+  const limitMs = (ctx.config.INSTALL_JOIN_TIMEOUT_SECONDS + 600) * 1000;
+  const error =
+    !node || !isOnline(node, ctx)
+      ? `node ${node?.nodeName ?? job.nodeId} went offline during the install`
+      : ctx.now() - Date.parse(job.startedAt ?? job.createdAt) > limitMs
+        ? `no result from node ${node.nodeName} within ${limitMs / 1000} s`
+        : undefined;
+  if (!error) return undefined;
+  await finish(ctx, job, { state: 'failed', step: job.step ?? 'connect', error });
+  return getJob(ctx, job.jobId);
+}
+
+/** A vault credential by id, or by name. */
+export async function resolveCredential(ctx: AppContext, ref: string): Promise<CredentialItem> {
+  const byId = await findCredentialById(ctx, ref);
+  if (byId) return byId;
+  const k = fleetClusterKeys.credential(ref);
+  const byName = await ctx.store.get<CredentialItem>(k.pk, k.sk);
+  if (byName) return byName;
+  throw new NotFoundError(`Credential ${ref} not found`);
+}
+
+/** The node asked for (online); else the first online node with an address in the host's /24; else the first online. */
+async function installerNode(ctx: AppContext, host: string, ref: string | undefined): Promise<NodeItem> {
+  // Never the host itself: its agent would replace itself half-way through.
+  const jobs = await queryAll<InstallJobItem>(ctx.store, installKeys.jobsPk, { index: 'gsi1' });
+  const isTarget = (n: NodeItem) =>
+    (n.addresses ?? []).includes(host) || jobs.some((j) => j.host === host && j.joinedNodeId === n.nodeId);
+  if (ref !== undefined) {
+    const node = await resolveNode(ctx, ref);
+    if (!node) throw new NotFoundError(`Node ${ref} not found`);
+    if (!isOnline(node, ctx))
+      throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot install`, 'NODE_OFFLINE');
+    if (isTarget(node))
+      throw new ConflictError(
+        `Node ${node.nodeName} is ${host} itself: another node must install it`,
+        'NODE_IS_TARGET',
+      );
+    return node;
+  }
+  const now = ctx.now();
+  const online = (await listNodes(ctx))
+    .filter((n) => isOnline(n, ctx, now) && !isTarget(n))
+    .sort((a, b) => a.nodeName.localeCompare(b.nodeName));
+  let subnet;
+  try {
+    subnet = parseCidr(`${host}/24`);
+  } catch {
+    subnet = undefined; // a name: no subnet to prefer
+  }
+  const node =
+    (subnet && online.find((n) => (n.addresses ?? []).some((a) => cidrContains(subnet, a)))) ?? online[0];
+  if (!node)
+    throw new ConflictError('No node is online to install from: start an agent on that network', 'NO_NODE');
+  return node;
+}
+
+export interface QueueInput {
+  host: string;
+  port: number;
+  cluster?: string | undefined;
+  nodeName?: string | undefined;
+  credentialId?: string | undefined;
+  /** swarm join-remote: stored as a secret for the job's life. */
+  inline?: { username: string; password: string } | undefined;
+  nodeRef?: string | undefined;
+}
+
+/** Queues one install and starts it when its node has room. */
+export async function queueInstall(ctx: AppContext, input: QueueInput): Promise<InstallJobItem> {
+  const credential =
+    input.credentialId !== undefined ? await resolveCredential(ctx, input.credentialId) : undefined;
+  if (!credential && !input.inline) throw new HttpError(400, 'credential_id is required');
+  const busy = (await listJobs(ctx)).find(
+    (j) => j.host === input.host && j.port === input.port && !FINISHED.includes(j.state),
+  );
+  if (busy)
+    throw new ConflictError(
+      `${input.host} already has an install in progress (job ${busy.jobId})`,
+      'INSTALL_IN_PROGRESS',
+    );
+  const node = await installerNode(ctx, input.host, input.nodeRef);
+  const jobId = randomUUID();
+  const now = ctx.now();
+  if (input.inline) await ctx.secrets.put(inlineSecretName(jobId), input.inline.password);
+  const job: InstallJobItem = {
+    ...installKeys.job(jobId),
+    ...installKeys.jobsIndex(iso(now), jobId),
+    jobId,
+    host: input.host,
+    port: input.port,
+    ...(input.cluster ? { cluster: input.cluster } : {}),
+    ...(input.nodeName ? { nodeName: input.nodeName } : {}),
+    ...(credential ? { credentialId: credential.credId } : {}),
+    ...(input.inline ? { inline: { username: input.inline.username } } : {}),
+    ...(input.nodeRef !== undefined ? { requestedNodeId: node.nodeId } : {}),
+    nodeId: node.nodeId,
+    state: 'queued',
+    steps: [],
+    attempts: 0,
+    createdAt: iso(now),
+    updatedAt: iso(now),
+    version: 1,
+  };
+  await ctx.store.put(job, { notExists: true });
+  await pumpNode(ctx, node.nodeId);
+  return (await getJob(ctx, jobId)) ?? job;
+}
+
+interface SlotItem extends StoreItem {
+  nodeId: string;
+  jobId: string;
+  claimedAtMs: number;
+}
+
+/** A claimed slot whose job has not moved on within this is taken to be left by a crash. */
+const SLOT_CLAIM_GRACE_MS = 60_000;
+
+/**
+ * Claims a free install slot of the node for the job (a conditional put, so concurrent pumps never
+ * run more than INSTALL_CONCURRENCY_PER_NODE). A slot left by a job that no longer runs in it
+ * (a crash between writes) is taken over, on condition that it still names that job.
+ */
+async function claimSlot(ctx: AppContext, nodeId: string, jobId: string): Promise<string | undefined> {
+  for (let n = 0; n < ctx.config.INSTALL_CONCURRENCY_PER_NODE; n++) {
+    const k = installKeys.slot(nodeId, n);
+    const item: SlotItem = { ...k, nodeId, jobId, claimedAtMs: ctx.now() };
+    if (await putIfAbsent(ctx.store, item)) return k.sk;
+    const held = await ctx.store.get<SlotItem>(k.pk, k.sk);
+    if (!held) continue; // released meanwhile: the next pump takes it
+    const holder = await getJob(ctx, held.jobId);
+    const running =
+      holder && ACTIVE.includes(holder.state) && holder.slot === k.sk && holder.nodeId === nodeId;
+    const starting = holder?.state === 'queued' && ctx.now() - held.claimedAtMs < SLOT_CLAIM_GRACE_MS;
+    if (running || starting) continue;
+    if (await putIf(ctx.store, item, { equals: { jobId: held.jobId } })) return k.sk;
+  }
+  return undefined;
+}
+
+async function releaseSlot(
+  ctx: AppContext,
+  nodeId: string,
+  slot: string | undefined,
+  jobId: string,
+): Promise<void> {
+  if (!slot) return;
+  await deleteIf(ctx.store, installKeys.slot(nodeId, 0).pk, slot, { equals: { jobId } }); // taken over already
+}
+
+/** Starts queued jobs of a node, oldest first, each in a free slot of its INSTALL_CONCURRENCY_PER_NODE. */
+export async function pumpNode(ctx: AppContext, nodeId: string): Promise<void> {
+  const queued = (await listJobs(ctx)).filter((j) => j.nodeId === nodeId && j.state === 'queued');
+  for (const job of queued) {
+    const slot = await claimSlot(ctx, nodeId, job.jobId);
+    if (!slot) return;
+    if (!(await startJob(ctx, job, slot))) await releaseSlot(ctx, nodeId, slot, job.jobId);
+  }
+}
+
+async function startJob(ctx: AppContext, job: InstallJobItem, slot: string): Promise<boolean> {
+  const commandId = randomUUID();
+  const now = iso(ctx.now());
+  const written = await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: { state: 'connecting', commandId, slot, startedAt: now, updatedAt: now, steps: [] },
+      add: { attempts: 1 },
+      remove: ['error', 'step', 'finishedAt'],
+    },
+    { equals: { state: 'queued', version: job.version, nodeId: job.nodeId } },
+  );
+  if (!written) return false; // another pump started it
+  const hk = installKeys.hostKey(job.host, job.port);
+  const known = await ctx.store.get<StoreItem & { key: string }>(hk.pk, hk.sk);
+  try {
+    await dispatchCommand(
+      ctx,
+      job.nodeId!,
+      {
+        type: 'host.install',
+        jobId: job.jobId,
+        host: job.host,
+        port: job.port,
+        ...(job.cluster ? { cluster: job.cluster } : {}),
+        ...(job.nodeName ? { nodeName: job.nodeName } : {}),
+        ...(known ? { hostKey: known.key } : {}),
+        ...(ctx.config.INSTALL_CONTROL_PLANE_URL
+          ? { controlPlaneUrl: ctx.config.INSTALL_CONTROL_PLANE_URL }
+          : {}),
+        joinTimeoutSeconds: ctx.config.INSTALL_JOIN_TIMEOUT_SECONDS,
+      },
+      { commandId },
+    );
+  } catch (error) {
+    await finish(
+      ctx,
+      { ...job, commandId, slot },
+      { state: 'failed', step: 'connect', error: `could not send the install to node ${job.nodeId}` },
+    );
+    throw error;
+  }
+  return true;
+}
+
+/** Ends a job (conditional on its command), drops an inline secret, and lets the node's next job start. */
+async function finish(
+  ctx: AppContext,
+  job: InstallJobItem,
+  end: { state: 'joined' | 'failed'; step?: InstallStep; error?: string; set?: Record<string, unknown> },
+): Promise<boolean> {
+  const now = iso(ctx.now());
+  const written = await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: {
+        state: end.state,
+        finishedAt: now,
+        updatedAt: now,
+        ...(end.step ? { step: end.step } : {}),
+        ...(end.error ? { error: end.error } : {}),
+        ...end.set,
+      },
+      remove: end.state === 'joined' ? ['error', 'step', 'slot'] : ['slot'],
+    },
+    { equals: { commandId: job.commandId, state: ACTIVE } },
+  );
+  if (!written) return false; // applied already, or a retry took over
+  if (job.inline) await ctx.secrets.delete(inlineSecretName(job.jobId)).catch(() => undefined);
+  if (job.nodeId) {
+    await releaseSlot(ctx, job.nodeId, job.slot, job.jobId);
+    await pumpNode(ctx, job.nodeId);
+  }
+  return true;
+}
+
+/** Command-result hook: ends the job of a host.install (and stores the host key on first use). */
+export async function applyHostInstallResult(ctx: AppContext, command: CommandItem): Promise<void> {
+  if (command.command.type !== 'host.install' || command.status === 'pending') return;
+  const job = await getJob(ctx, command.command.jobId);
+  if (!job || job.commandId !== command.commandId || !ACTIVE.includes(job.state)) return;
+  if (command.status === 'failed') {
+    await finish(ctx, job, {
+      state: 'failed',
+      step: job.step ?? 'connect',
+      error: command.error ?? 'the agent could not run the install',
+    });
+    return;
+  }
+  const out = hostInstallOutput.safeParse(command.output ?? {});
+  if (!out.success) {
+    await finish(ctx, job, {
+      state: 'failed',
+      step: 'register',
+      error: 'the agent answered an unreadable install result',
+    });
+    return;
+  }
+  const o = out.data;
+  if (o.hostKey) {
+    const hk = installKeys.hostKey(job.host, job.port);
+    // Trusted already: never replaced here.
+    await putIfAbsent(ctx.store, {
+      ...hk,
+      host: job.host,
+      port: job.port,
+      key: o.hostKey,
+      firstSeen: iso(ctx.now()),
+    });
+  }
+  const set = { steps: o.steps, ...(o.facts ? { facts: o.facts } : {}) };
+  if (o.outcome === 'joined' && o.nodeId && (await getNode(ctx, o.nodeId))) {
+    await finish(ctx, job, {
+      state: 'joined',
+      set: { ...set, joinedNodeId: o.nodeId, joinedNodeName: o.nodeName },
+    });
+  } else {
+    await finish(ctx, job, {
+      state: 'failed',
+      step: o.failedStep ?? 'register',
+      error: o.reason ?? `the agent reported node ${o.nodeId ?? '?'}, which is not registered`,
+      set,
+    });
+  }
+}
+
+/** The running host.install command `commandId` of this node, and its job; 404 for anything else. */
+async function runningInstall(ctx: AppContext, node: NodeItem, commandId: string) {
+  const command = await getCommand(ctx, commandId);
+  if (
+    !command ||
+    command.nodeId !== node.nodeId ||
+    command.command.type !== 'host.install' ||
+    command.status !== 'pending'
+  )
+    throw new NotFoundError(`No install ${commandId} is running on this node`);
+  const job = await getJob(ctx, command.command.jobId);
+  if (!job || job.commandId !== commandId || !ACTIVE.includes(job.state))
+    throw new NotFoundError(`No install ${commandId} is running on this node`);
+  return job;
+}
+
+/** POST /agent/install/{commandId}/credential: the login and a one-use join token, for the node running that install only. */
+export async function installCredentialFor(
+  ctx: AppContext,
+  node: NodeItem,
+  commandId: string,
+): Promise<InstallCredential> {
+  const job = await runningInstall(ctx, node, commandId);
+  let username: string;
+  let password: string | undefined;
+  if (job.inline) {
+    username = job.inline.username;
+    password = await ctx.secrets.get(inlineSecretName(job.jobId));
+  } else {
+    const cred = job.credentialId ? await findCredentialById(ctx, job.credentialId) : undefined;
+    if (!cred) throw new NotFoundError(`The credential of install job ${job.jobId} was deleted`);
+    username = cred.username;
+    password = await ctx.secrets.get(secretName(cred.credId));
+  }
+  if (password === undefined) throw new NotFoundError(`The password of install job ${job.jobId} is gone`);
+  const { token } = await issueJoinToken(ctx, 'worker', {
+    maxUses: 1,
+    ttlSeconds: ctx.config.INSTALL_JOIN_TIMEOUT_SECONDS + 600,
+  });
+  return { username, password, joinToken: token };
+}
+
+/** POST /agent/install/{commandId}/steps: progress; `installing` once the host answered. */
+export async function recordInstallSteps(
+  ctx: AppContext,
+  node: NodeItem,
+  commandId: string,
+  steps: InstallStepReport[],
+): Promise<void> {
+  const job = await runningInstall(ctx, node, commandId);
+  const connected = steps.some((s) => s.name === 'connect' && s.status === 'ok');
+  const last = steps.at(-1);
+  // Ended meanwhile: nothing to record.
+  await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: {
+        steps,
+        updatedAt: iso(ctx.now()),
+        ...(connected ? { state: 'installing' } : {}),
+        ...(last ? { step: last.name } : {}),
+      },
+    },
+    { equals: { commandId, state: ACTIVE } },
+  );
+}
+
+/** Puts a failed job back in the queue (on its node if still online, else on another). */
+export async function retryJob(ctx: AppContext, jobId: string): Promise<InstallJobItem> {
+  const job = await requireJob(ctx, jobId);
+  if (job.state !== 'failed')
+    throw new ConflictError(
+      `Install job ${jobId} is ${job.state}: only failed jobs are retried`,
+      'NOT_FAILED',
+    );
+  if (job.inline)
+    throw new ConflictError(
+      `Install job ${jobId} had an inline credential, deleted when it failed: call POST /api/swarm/join-remote again`,
+      'CREDENTIAL_GONE',
+    );
+  const node = await installerNode(ctx, job.host, job.requestedNodeId);
+  const now = iso(ctx.now());
+  try {
+    await ctx.store.update(
+      job.pk,
+      job.sk,
+      {
+        set: { state: 'queued', nodeId: node.nodeId, updatedAt: now, steps: [] },
+        remove: ['error', 'step', 'finishedAt', 'commandId', 'slot'],
+      },
+      { equals: { state: 'failed', version: job.version } },
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    throw new ConflictError(`Install job ${jobId} changed meanwhile: try again`, 'RACE');
+  }
+  await pumpNode(ctx, node.nodeId);
+  return requireJob(ctx, jobId);
+}
+
+export async function retryFailed(ctx: AppContext) {
+  const retried: JobView[] = [];
+  const skipped: { job_id: string; host: string; reason: string }[] = [];
+  for (const job of (await listJobs(ctx)).filter((j) => j.state === 'failed')) {
+    try {
+      retried.push(jobView(await retryJob(ctx, job.jobId)));
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      skipped.push({ job_id: job.jobId, host: job.host, reason: error.message });
+    }
+  }
+  return { retried, skipped };
+}
+
+/** Deletes the joined and failed jobs; queued and running ones stay. */
+export async function clearFinished(ctx: AppContext) {
+  const cleared: string[] = [];
+  for (const job of (await listJobs(ctx)).filter((j) => FINISHED.includes(j.state))) {
+    if (await deleteIf(ctx.store, job.pk, job.sk, { equals: { state: job.state, version: job.version } }))
+      cleared.push(job.jobId); // retried meanwhile: it stays
+  }
+  const remaining = (await listJobs(ctx)).length;
+  return { status: 'cleared' as const, cleared: cleared.length, job_ids: cleared, remaining };
+}
+
+export async function queueView(ctx: AppContext) {
+  const jobs = await listJobs(ctx);
+  const counts = { queued: 0, connecting: 0, installing: 0, joined: 0, failed: 0 };
+  for (const j of jobs) counts[j.state]++;
+  return {
+    jobs: jobs.map(jobView),
+    total: jobs.length,
+    counts,
+    concurrency_per_node: ctx.config.INSTALL_CONCURRENCY_PER_NODE,
+  };
+}
+
+export async function jobDetail(ctx: AppContext, jobId: string) {
+  return jobView(await requireJob(ctx, jobId));
+}
+
+/** Forgets the stored host key, so the next install trusts whatever key the host presents. */
+export async function forgetHostKey(ctx: AppContext, host: string, port: number) {
+  const k = installKeys.hostKey(host, port);
+  const old = await ctx.store.delete<StoreItem & { key: string }>(k.pk, k.sk);
+  if (!old) throw new NotFoundError(`No host key is stored for ${host}:${port}`);
+  return { status: 'deleted' as const, host, port };
+}
+
+// ------------------------------------------------------------------ Network and Swarm entry points
+
+/** Hostnames and vendors of GPU servers worth onboarding, beside Jetsons. */
+const GPU_SERVER_NAME = /gpu|dgx|cuda|rtx|a100|h100|h200|l40|spark/i;
+
+interface ScanDevice {
+  ip: string;
+  hostname: string | null;
+  vendor: string | null;
+  isJetson: boolean;
+  ports: number[];
+}
+
+/** POST /api/network/auto-join-all: queues the last scan's Jetsons and GPU servers that are not in the fleet and have SSH open. */
+export async function autoJoinAll(
+  ctx: AppContext,
+  body: { credential_id?: string | undefined; cluster?: string | undefined; node_id?: string | undefined },
+) {
+  const ref = body.credential_id ?? ctx.config.AUTO_JOIN_CREDENTIAL;
+  if (!ref) throw new HttpError(400, 'No credential: give credential_id, or set AUTO_JOIN_CREDENTIAL');
+  const credential = await resolveCredential(ctx, ref);
+  const l = networkKeys.latest();
+  const latest = await ctx.store.get<StoreItem & { subnet: string }>(l.pk, l.sk);
+  const scanKey = latest && networkKeys.scan(latest.subnet);
+  const scan =
+    scanKey && (await ctx.store.get<StoreItem & { devices?: ScanDevice[] }>(scanKey.pk, scanKey.sk));
+  if (!scan?.devices)
+    throw new ConflictError('No completed network scan yet: GET /api/network/scan first', 'NO_SCAN');
+  const nodes = await listNodes(ctx);
+  const inFleet = new Set(nodes.flatMap((n) => n.addresses ?? []));
+  const jetsonAddresses = new Set(nodes.filter((n) => n.jetson).flatMap((n) => n.addresses ?? []));
+  const jobs = await listJobs(ctx);
+  const queued: { ip: string; job_id: string; state: InstallState }[] = [];
+  const skipped: { ip: string; reason: string }[] = [];
+  for (const d of scan.devices) {
+    const busy = jobs.find((j) => j.host === d.ip && j.port === 22 && !FINISHED.includes(j.state));
+    const looksRight =
+      d.isJetson ||
+      jetsonAddresses.has(d.ip) ||
+      d.vendor === 'NVIDIA' ||
+      GPU_SERVER_NAME.test(d.hostname ?? '');
+    const reason = inFleet.has(d.ip)
+      ? 'already in the fleet'
+      : !d.ports.includes(22)
+        ? 'SSH (port 22) is not open'
+        : !looksRight
+          ? 'does not look like a Jetson or a GPU server'
+          : busy
+            ? `an install is already ${busy.state} (job ${busy.jobId})`
+            : null;
+    if (reason) {
+      skipped.push({ ip: d.ip, reason });
+      continue;
+    }
+    try {
+      const job = await queueInstall(ctx, {
+        host: d.ip,
+        port: 22,
+        credentialId: credential.credId,
+        cluster: body.cluster,
+        nodeRef: body.node_id,
+      });
+      queued.push({ ip: d.ip, job_id: job.jobId, state: job.state });
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      skipped.push({ ip: d.ip, reason: error.message });
+    }
+  }
+  return { subnet: scan.subnet as string, queued, skipped };
+}
+
+/** How a failed join-remote answers: the document's 401 for a refused login, 504 for an SSH timeout. */
+function joinFailure(job: InstallJobItem): HttpError {
+  const why = `Node ${job.host} did not join: ${job.step ? `${job.step}: ` : ''}${job.error ?? 'failed'}`;
+  const details = { job_id: job.jobId, step: job.step ?? null };
+  if (job.step === 'connect' && /authentication failed/.test(job.error ?? ''))
+    return new UnauthenticatedError(why, 'AUTHENTICATION_ERROR', details);
+  if (job.step === 'connect' && /timed out|unreachable|refused|does not resolve/.test(job.error ?? ''))
+    return new TimedOutError(why, 'GATEWAY_TIMEOUT', details);
+  return new UpstreamError(why, 'INSTALL_FAILED', details);
+}
+
+/** Waits for a job to end, up to COMMAND_WAIT_MS. */
+async function waitForJob(ctx: AppContext, jobId: string): Promise<InstallJobItem | undefined> {
+  const deadline = Date.now() + ctx.config.COMMAND_WAIT_MS;
+  let delay = 200;
+  for (;;) {
+    const job = await getJob(ctx, jobId);
+    if (!job || FINISHED.includes(job.state)) return job;
+    const left = deadline - Date.now();
+    if (left <= 0) return job;
+    await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+    delay = Math.min(delay * 1.5, 1000);
+  }
+}
+
+/** POST /api/swarm/join-remote: an install with an inline login; the document's answer once the node is online, else 202 with the job. */
+export async function joinRemote(
+  ctx: AppContext,
+  body: {
+    node_ip: string;
+    username: string;
+    password: string;
+    cluster?: string | undefined;
+    node_id?: string | undefined;
+  },
+): Promise<unknown> {
+  const queued = await queueInstall(ctx, {
+    host: body.node_ip,
+    port: 22,
+    cluster: body.cluster,
+    inline: { username: body.username, password: body.password },
+    nodeRef: body.node_id,
+  });
+  const job = (await waitForJob(ctx, queued.jobId)) ?? queued;
+  if (job.state === 'failed') throw joinFailure(job);
+  if (job.state === 'joined') {
+    const node = job.joinedNodeId ? await getNode(ctx, job.joinedNodeId) : undefined;
+    return {
+      status: 'success' as const,
+      message: `Node ${job.host} joined swarm successfully`,
+      node_id: job.joinedNodeId!,
+      cluster: node?.cluster ?? job.cluster ?? null,
+      job_id: job.jobId,
+    };
+  }
+  return reply(202, {
+    status: 'installing' as const,
+    message: `Node ${job.host} is being installed; follow GET /api/install-queue/queue/${job.jobId}`,
+    job_id: job.jobId,
+    state: job.state,
+  }) as Reply;
+}

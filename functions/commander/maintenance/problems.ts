@@ -1,0 +1,247 @@
+import { createHash } from 'node:crypto';
+import type { AppContext } from '../../core/context.js';
+import { maintenanceKeys } from '../../core/keys.js';
+import { allInstances, type InstanceItem } from '../../orchestrator/model.js';
+import { ConditionFailedError, queryAll, type StoreItem, deleteIf } from '../../ports/store.js';
+import { isOnline, listNodes, type NodeItem } from '../../nodes/nodes.js';
+
+/**
+ * Maintenance problems: computed from the records on every read (node heartbeats, container
+ * instances); what is stored is only when each was first seen, under a stable id (a hash of node
+ * and type), so repeated detections never duplicate.
+ */
+
+// ---------------------------------------------------------------- detection (pure)
+
+export const THRESHOLDS = {
+  diskWarningPercent: 80,
+  diskCriticalPercent: 90,
+  memoryPercent: 90,
+  gpuTemperatureC: 85,
+} as const;
+
+export type ProblemType =
+  'node_offline' | 'disk_space' | 'high_memory' | 'gpu_temperature' | 'container_exited';
+export type Severity = 'warning' | 'critical';
+export const FIX_TYPES = ['docker_cleanup', 'restart_exited'] as const;
+export type FixType = (typeof FIX_TYPES)[number];
+
+export interface DetectedProblem {
+  id: string;
+  nodeId: string;
+  nodeName: string;
+  type: ProblemType;
+  severity: Severity;
+  message: string;
+  /** The quick fix a run applies for it; none when a person must act. */
+  fix?: FixType;
+}
+
+export const problemId = (nodeId: string, type: ProblemType) =>
+  `prob-${createHash('sha256').update(`${nodeId}#${type}`).digest('hex').slice(0, 24)}`;
+
+const percent = (used: number | null | undefined, total: number | null | undefined) =>
+  used != null && total ? (used / total) * 100 : null;
+
+/** GPU readings of the last heartbeat: nvidia-smi's per GPU, and tegrastats' GPU zone on a Jetson. */
+export function gpuTemperatures(
+  metrics: NodeItem['metrics'],
+): { label: string; celsius: number; index?: number }[] {
+  const out: { label: string; celsius: number; index?: number }[] = (metrics?.gpus ?? []).flatMap((g) =>
+    g.temperatureC === null
+      ? []
+      : [{ label: `GPU ${g.index} (${g.name})`, celsius: g.temperatureC, index: g.index }],
+  );
+  const zones = (metrics?.tegrastats as { temperatures?: Record<string, unknown> } | null | undefined)
+    ?.temperatures;
+  for (const [zone, value] of Object.entries(zones ?? {})) {
+    if (/^gpu\d*$/i.test(zone) && typeof value === 'number')
+      out.push({ label: `tegrastats ${zone}`, celsius: value });
+  }
+  return out;
+}
+
+export const EXITED: ReadonlySet<string> = new Set(['exited', 'failed']);
+
+/** `, backing off (crash_loop, attempt 3) until <iso>` for a copy waiting out its restart backoff. */
+const backoffNote = (i: InstanceItem) =>
+  i.backoff
+    ? `, backing off (${i.backoff.reason}, attempt ${i.backoff.attempt}) until ${new Date(i.backoff.nextTryAt).toISOString()}`
+    : '';
+const STOPPED_ENGINE_STATES: ReadonlySet<string> = new Set(['exited', 'dead']);
+
+function listed(names: string[], max = 5): string {
+  return names.length > max
+    ? `${names.slice(0, max).join(', ')} and ${names.length - max} more`
+    : names.join(', ');
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { critical: 0, warning: 1 };
+const TYPE_RANK: Record<ProblemType, number> = {
+  node_offline: 0,
+  disk_space: 1,
+  high_memory: 2,
+  gpu_temperature: 3,
+  container_exited: 4,
+};
+
+/**
+ * What is wrong now, from the records: a node whose heartbeats stopped (nothing else is judged
+ * from its stale readings), disk and memory usage and GPU temperatures of its last heartbeat, and
+ * managed containers that died: the orchestrator's copies exited or failed (`restart_exited`
+ * replaces them), model servers the heartbeat reports stopped. Training runs end by exiting, so
+ * their exits are not problems.
+ */
+export function detectProblems(
+  nodes: NodeItem[],
+  instances: InstanceItem[],
+  online: (node: NodeItem) => boolean,
+): DetectedProblem[] {
+  const problems: DetectedProblem[] = [];
+  for (const node of nodes) {
+    const name = node.nodeName;
+    const add = (type: ProblemType, severity: Severity, message: string, fix?: FixType) =>
+      problems.push({
+        id: problemId(node.nodeId, type),
+        nodeId: node.nodeId,
+        nodeName: name,
+        type,
+        severity,
+        message,
+        ...(fix ? { fix } : {}),
+      });
+
+    if (!online(node)) {
+      add(
+        'node_offline',
+        'critical',
+        `Node ${name} is offline: no heartbeat since ${node.lastHeartbeat ?? 'registration'}`,
+      );
+      continue;
+    }
+    const m = node.metrics;
+    const disk = percent(m?.diskUsedGb, m?.diskTotalGb ?? node.diskGb);
+    if (disk !== null && disk >= THRESHOLDS.diskWarningPercent) {
+      add(
+        'disk_space',
+        disk >= THRESHOLDS.diskCriticalPercent ? 'critical' : 'warning',
+        `Disk usage at ${Math.round(disk)}% on ${name} (${m!.diskUsedGb} of ${m!.diskTotalGb ?? node.diskGb} GB)`,
+        'docker_cleanup',
+      );
+    }
+    const memory = percent(m?.memoryUsedMb, m?.memoryTotalMb ?? node.memoryMb);
+    if (memory !== null && memory >= THRESHOLDS.memoryPercent) {
+      add('high_memory', 'warning', `Memory usage at ${Math.round(memory)}% on ${name}`);
+    }
+    const hot = gpuTemperatures(node.metrics).filter((t) => t.celsius >= THRESHOLDS.gpuTemperatureC);
+    if (hot.length) {
+      const max = Math.max(...hot.map((t) => t.celsius));
+      add(
+        'gpu_temperature',
+        'warning',
+        `GPU temperature at ${Math.round(max)} °C on ${name}: ${listed(hot.map((t) => `${t.label} ${Math.round(t.celsius)} °C`))}`,
+      );
+    }
+    const copies = instances.filter((i) => i.nodeId === node.nodeId && EXITED.has(i.status));
+    const models = Object.entries(node.containerStats ?? {}).filter(
+      ([, c]) => c.kind === 'model' && STOPPED_ENGINE_STATES.has(c.state),
+    );
+    if (copies.length || models.length) {
+      const names = [
+        ...copies.map(
+          (i) =>
+            `${i.name} (${i.imageId}, ${i.status === 'failed' ? 'failed to start' : `exited${i.exitCode != null ? ` with code ${i.exitCode}` : ''}`}${backoffNote(i)})`,
+        ),
+        ...models.map(([instanceId]) => `model server ${instanceId}`),
+      ];
+      const n = names.length;
+      add(
+        'container_exited',
+        'warning',
+        `${n} managed container${n === 1 ? '' : 's'} ${n === 1 ? 'is' : 'are'} down on ${name}: ${listed(names)}`,
+        copies.length ? 'restart_exited' : undefined,
+      );
+    }
+  }
+  return problems.sort(
+    (a, b) =>
+      SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] ||
+      (a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0) ||
+      TYPE_RANK[a.type] - TYPE_RANK[b.type],
+  );
+}
+
+// ---------------------------------------------------------------- problems as stored
+
+interface ProblemRecord extends StoreItem {
+  problemId: string;
+  nodeId: string;
+  type: ProblemType;
+  detectedAt: string;
+}
+
+export interface ProblemView {
+  id: string;
+  node_id: string;
+  type: ProblemType;
+  severity: Severity;
+  message: string;
+  detected_at: string;
+  auto_fixable: boolean;
+}
+
+/**
+ * Detects, then makes the stored records match: a new problem is recorded with the time it was
+ * first seen (a concurrent reader's record wins), a problem gone is forgotten (if it comes back,
+ * it is new again). Nothing is written when nothing changed.
+ */
+export async function currentProblems(
+  ctx: AppContext,
+): Promise<{ nodes: NodeItem[]; problems: (DetectedProblem & { detectedAt: string })[] }> {
+  const [nodes, instances, stored] = await Promise.all([
+    listNodes(ctx),
+    allInstances(ctx),
+    queryAll<ProblemRecord>(ctx.store, maintenanceKeys.pk, { prefix: maintenanceKeys.problemPrefix }),
+  ]);
+  const now = ctx.now();
+  const detected = detectProblems(nodes, instances, (n) => isOnline(n, ctx, now));
+  const known = new Map(stored.map((r) => [r.problemId, r]));
+  const problems = [];
+  for (const p of detected) {
+    let record = known.get(p.id);
+    if (!record) {
+      record = {
+        ...maintenanceKeys.problem(p.id),
+        problemId: p.id,
+        nodeId: p.nodeId,
+        type: p.type,
+        detectedAt: new Date(now).toISOString(),
+      };
+      try {
+        await ctx.store.put(record, { notExists: true });
+      } catch (error) {
+        if (!(error instanceof ConditionFailedError)) throw error;
+        record = (await ctx.store.get<ProblemRecord>(record.pk, record.sk)) ?? record;
+      }
+    }
+    problems.push({ ...p, detectedAt: record.detectedAt });
+  }
+  const open = new Set(detected.map((p) => p.id));
+  for (const r of stored) {
+    if (open.has(r.problemId)) continue;
+    await deleteIf(ctx.store, r.pk, r.sk, { equals: { detectedAt: r.detectedAt } });
+  }
+  return { nodes, problems };
+}
+
+export function problemView(p: DetectedProblem & { detectedAt: string }): ProblemView {
+  return {
+    id: p.id,
+    node_id: p.nodeId,
+    type: p.type,
+    severity: p.severity,
+    message: p.message,
+    detected_at: p.detectedAt,
+    auto_fixable: p.fix !== undefined,
+  };
+}

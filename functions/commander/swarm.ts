@@ -1,0 +1,526 @@
+import { createHash } from 'node:crypto';
+import * as z from 'zod';
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
+import { reply } from '../core/http.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import {
+  findContainer,
+  restartContainer,
+  STOP_TIMEOUT_MAX_SECONDS,
+  stopInstance,
+} from '../orchestrator/containers.js';
+import { backoffView } from '../orchestrator/views.js';
+import { allInstances, listServices } from '../orchestrator/model.js';
+import { imageRef, instanceResources, port } from '../orchestrator/resources.js';
+import {
+  checkConstraints,
+  containerLogs,
+  createNamedService,
+  deleteNamedService,
+  scaleNamedService,
+  serviceLogs,
+  serviceView,
+} from '../orchestrator/services.js';
+import { registerRequest } from '../../protocol/messages.js';
+import { baseUrlOf, installCommand } from '../system/install.js';
+import { issueJoinToken, joinTokenView, listJoinTokens, revokeJoinToken } from '../nodes/join-tokens.js';
+import {
+  isCordoned,
+  isDraining,
+  isOnline,
+  listNodes,
+  nodeLabels,
+  resolveNode,
+  setNodeLabelOverrides,
+  type NodeItem,
+} from '../nodes/nodes.js';
+import { pending202 } from '../core/responses.js';
+
+/**
+ * Fleet Commander's Swarm API over the shared model. No Docker Swarm runs: the control plane is
+ * the one manager, every agent's node a worker, a service the desired count of its image (the
+ * same record the orchestrator API changes), and constraints match the nodes' labels.
+ */
+
+const MAX_REPLICAS = 100;
+const labelKey = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'label keys: letters, digits, ".", "_", "-"');
+
+const serviceBody = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, ".", "_", "-"; at most 63'),
+    image: imageRef,
+    replicas: z.number().int().min(0).max(MAX_REPLICAS).default(1),
+    mode: z
+      .enum(['replicated', 'global'], { error: 'mode is "replicated" or "global"' })
+      .default('replicated'),
+    ports: z
+      .array(z.object({ target_port: port, published_port: z.union([port, z.literal(0)]).optional() }))
+      .max(32)
+      .default([]),
+    env: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'env entries are NAME=value'))
+      .max(256)
+      .default([]),
+    mounts: z
+      .array(
+        z.object({
+          source: z.string().startsWith('/', 'mount sources are absolute host paths'),
+          target: z.string().startsWith('/', 'mount targets are absolute container paths'),
+          read_only: z.boolean().default(false),
+        }),
+      )
+      .max(32)
+      .default([]),
+    constraints: z.array(z.string()).max(32).default([]),
+    resources: z
+      .object({
+        gpu: z.number().int().min(0).max(16).optional(),
+        cpu_limit: instanceResources.shape.cpu_limit,
+        memory_limit: instanceResources.shape.memory_limit,
+      })
+      .default({}),
+  })
+  .superRefine((b, ctx) => {
+    const published = b.ports.map((p) => p.published_port ?? 0).filter((p) => p > 0);
+    if (new Set(published).size !== published.length)
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'published ports must differ' });
+  });
+
+const serviceOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+  replicas: z.number(),
+  running: z.number(),
+  mode: z.enum(['replicated', 'global']),
+});
+
+function swarmNodeView(n: NodeItem, ctx: AppContext, now: number) {
+  return {
+    id: n.nodeId,
+    hostname: n.nodeName,
+    status: isOnline(n, ctx, now) ? ('ready' as const) : ('down' as const),
+    // Docker Swarm's words: drain (moving its work away), pause (no new work), active.
+    availability: isDraining(n)
+      ? ('drain' as const)
+      : isCordoned(n)
+        ? ('pause' as const)
+        : ('active' as const),
+    role: 'worker' as const,
+    labels: nodeLabels(n),
+  };
+}
+
+const swarmNodeOut = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  status: z.enum(['ready', 'down']),
+  availability: z.enum(['active', 'pause', 'drain']),
+  role: z.literal('worker'),
+  labels: z.record(z.string(), z.string()),
+});
+
+const joinTokenOut = z.object({
+  id: z.string(),
+  role: z.literal('worker'),
+  issued_at: z.string(),
+  expires_at: z.string(),
+  uses: z.number(),
+  max_uses: z.number().nullable(),
+});
+/** A service once its starts settled; `failed` lists the copies that could not start. */
+const settledServiceOut = serviceOut.extend({
+  failed: z.array(z.object({ id: z.string(), error: z.string() })).optional(),
+});
+/** One copy's last lines, or why its node could not read them. */
+const copyLogsOut = z.object({
+  container_id: z.string(),
+  node_id: z.string(),
+  logs: z.string().optional(),
+  error: z.string().optional(),
+});
+const backoffOut = z.object({ reason: z.string(), attempt: z.number().int(), next_try_at: z.string() });
+
+const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
+  tags: ['Swarm'],
+  errorStyle: 'fastapi',
+  scope: 'user',
+};
+const serviceParams = z.object({ service_id: z.string().min(1) });
+const containerParams = z.object({ container_id: z.string().min(1) });
+const tailQuery = z.object({ tail: z.coerce.number().int().min(1).max(10_000).default(100) });
+
+/** Calls that wait for agents: 202 past COMMAND_WAIT_MS. */
+const waits = {
+  202: pending202(
+    'Agents have not answered within COMMAND_WAIT_MS: pending command ids (GET /commands/{command_id})',
+  ),
+};
+
+export function swarmRoutes(): AnyRoute[] {
+  return [
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/status',
+      summary: 'The fleet as a swarm: the control plane manages, every node works',
+      response: z.object({
+        is_manager: z.literal(true),
+        swarm_id: z.string(),
+        manager_addr: z.string().nullable(),
+        nodes_count: z.number().int(),
+        managers_count: z.number().int(),
+        workers_count: z.number().int(),
+      }),
+      handler: async (req, ctx) => {
+        const nodes = await listNodes(ctx);
+        return {
+          is_manager: true,
+          // Stable per deployment: its table and region.
+          swarm_id: createHash('sha256')
+            .update(`${ctx.config.AWS_REGION}/${ctx.config.TABLE_NAME}`)
+            .digest('hex')
+            .slice(0, 25),
+          manager_addr: req.headers.host ?? null,
+          // The control plane is the one manager (it answers is_manager); every node is a worker.
+          nodes_count: nodes.length + 1,
+          managers_count: 1,
+          workers_count: nodes.length,
+        };
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/nodes',
+      summary: 'Nodes with their labels (the agent’s, with labels set here on top)',
+      response: z.array(swarmNodeOut),
+      handler: async (_req, ctx) => {
+        const now = ctx.now();
+        return (await listNodes(ctx)).map((n) => swarmNodeView(n, ctx, now));
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/join-token',
+      role: 'admin',
+      summary:
+        'A join token: lets new nodes register (POST /agent/register) without the API key until it expires, is revoked or is used up; issuing one revokes none',
+      query: z.object({
+        role: z.enum(['worker', 'manager']).default('worker'),
+        /** At most JOIN_TOKEN_TTL_SECONDS. */
+        ttl_seconds: z.coerce.number().int().min(60).optional(),
+        max_uses: z.coerce.number().int().min(1).max(100_000).optional(),
+        /** Node name written into install_command (--name). */
+        name: registerRequest.shape.nodeName.optional(),
+      }),
+      response: z.object({
+        token: z.string(),
+        role: z.literal('worker'),
+        id: z.string(),
+        expires_at: z.string(),
+        max_uses: z.number().nullable(),
+        /** The line to paste on a node: `curl -fsSL <url>/install.sh | sudo sh -s -- --token <token> [--name <name>]`. */
+        install_command: z.string(),
+      }),
+      responses: {
+        422: 'role=manager (the control plane is the only manager), or a TTL above JOIN_TOKEN_TTL_SECONDS',
+      },
+      handler: async (req, ctx) => {
+        // No node can manage: the control plane holds all state, so a manager token would promise what nothing does.
+        if (req.query.role === 'manager') {
+          throw new ValidationError([
+            {
+              loc: ['query', 'role'],
+              msg: 'The control plane is the only manager: nodes join as workers (role=worker)',
+              type: 'value_error',
+            },
+          ]);
+        }
+        const ttl = req.query.ttl_seconds;
+        if (ttl !== undefined && ttl > ctx.config.JOIN_TOKEN_TTL_SECONDS) {
+          throw new ValidationError([
+            {
+              loc: ['query', 'ttl_seconds'],
+              msg: `ttl_seconds may not exceed JOIN_TOKEN_TTL_SECONDS (${ctx.config.JOIN_TOKEN_TTL_SECONDS})`,
+              type: 'less_than_equal',
+            },
+          ]);
+        }
+        const { token, item } = await issueJoinToken(ctx, 'worker', {
+          ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+          ...(req.query.max_uses !== undefined ? { maxUses: req.query.max_uses } : {}),
+        });
+        const view = joinTokenView(item);
+        // A credential: never cached by a proxy or the browser.
+        return reply(
+          200,
+          {
+            token,
+            role: 'worker' as const,
+            id: view.id,
+            expires_at: view.expires_at,
+            max_uses: view.max_uses,
+            install_command: installCommand(baseUrlOf(req.headers), token, req.query.name),
+          },
+          { 'cache-control': 'no-store' },
+        );
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/join-tokens',
+      role: 'admin',
+      summary: 'Unexpired join tokens (never the tokens themselves): id, expiry, uses',
+      response: z.object({ tokens: z.array(joinTokenOut) }),
+      handler: async (_req, ctx) => ({ tokens: (await listJoinTokens(ctx)).map(joinTokenView) }),
+    }),
+    route({
+      ...common,
+      method: 'DELETE',
+      path: '/api/swarm/join-tokens/{token_id}',
+      role: 'admin',
+      summary: 'Revoke a join token at once; nodes it created keep their own credentials',
+      params: z.object({ token_id: z.string().regex(/^jt-[0-9a-f]{16}$/, 'a join token id (jt-…)') }),
+      response: joinTokenOut,
+      responses: { 404: 'No such join token' },
+      handler: async (req, ctx) => {
+        const gone = await revokeJoinToken(ctx, req.params.token_id);
+        if (!gone) throw new NotFoundError(`Join token ${req.params.token_id} not found`);
+        return joinTokenView(gone);
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/nodes/{node_id}/labels',
+      summary: 'Set node labels (null removes one); services whose constraints no longer hold move',
+      params: z.object({ node_id: z.string().min(1) }),
+      body: z.object({ labels: z.record(labelKey, z.string().max(256).nullable()) }),
+      response: swarmNodeOut,
+      responses: { 404: 'Unknown node' },
+      handler: async (req, ctx) => {
+        const node = await resolveNode(ctx, req.params.node_id);
+        if (!node) throw new NotFoundError(`Node ${req.params.node_id} not found`);
+        // null is kept as a removal, so a label the agent declares stays removed after it re-registers.
+        const overrides = { ...(node.labelOverrides ?? {}), ...req.body.labels };
+        const updated = await setNodeLabelOverrides(ctx, node.nodeId, overrides);
+        await emit(ctx, { type: 'reconcile' });
+        return swarmNodeView(updated, ctx, ctx.now());
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/services',
+      summary: 'Services: every image with a desired count, named or not',
+      response: z.array(serviceOut),
+      handler: async (_req, ctx) => {
+        const services = (await listServices(ctx)).filter((s) => s.desiredCount > 0 || s.serviceName);
+        return Promise.all(services.map((s) => serviceView(ctx, s)));
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/services',
+      summary: 'Create a named service; waits for its copies like the orchestrator’s starts',
+      body: serviceBody,
+      response: settledServiceOut,
+      successStatus: 201,
+      responses: {
+        202: pending202('Agents have not answered yet: pending command ids'),
+        409: 'Name or image taken, or no node can run it',
+        422: 'The node refused every copy (its own policy: a mount of /, the engine socket or a host path it does not allow; or a limit it cannot enforce); nothing was kept',
+      },
+      handler: async (req, ctx) => {
+        const b = req.body;
+        checkConstraints(b.constraints, ['body', 'constraints']);
+        const env = Object.fromEntries(
+          b.env.map((e) => {
+            const i = e.indexOf('=');
+            return [e.slice(0, i), e.slice(i + 1)];
+          }),
+        );
+        return createNamedService(ctx, {
+          name: b.name,
+          imageId: b.image,
+          replicas: b.replicas,
+          global: b.mode === 'global',
+          ports: b.ports.map((p) => ({ containerPort: p.target_port, hostPort: p.published_port ?? 0 })),
+          env,
+          volumes: b.mounts.map((m) => ({
+            hostPath: m.source,
+            containerPath: m.target,
+            readOnly: m.read_only,
+          })),
+          constraints: b.constraints,
+          resources: {
+            ...(b.resources.cpu_limit ? { cpu_limit: b.resources.cpu_limit } : {}),
+            ...(b.resources.memory_limit ? { memory_limit: b.resources.memory_limit } : {}),
+            ...(b.resources.gpu ? { gpus: b.resources.gpu } : {}),
+          },
+        });
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/services/{service_id}/scale',
+      summary: 'Set the number of copies (id or name)',
+      params: serviceParams,
+      body: z.object({ replicas: z.number().int().min(0).max(MAX_REPLICAS) }),
+      response: settledServiceOut,
+      responses: { ...waits, 404: 'Unknown service', 409: 'No node can run more copies' },
+      handler: async (req, ctx) => scaleNamedService(ctx, req.params.service_id, req.body.replicas),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/services/{service_id}/logs',
+      summary: 'The last lines of every copy, read from its node',
+      params: serviceParams,
+      query: tailQuery,
+      response: z.object({ id: z.string(), name: z.string(), logs: z.array(copyLogsOut) }),
+      responses: { ...waits, 404: 'Unknown service', 502: 'A node could not read the logs' },
+      handler: async (req, ctx) => serviceLogs(ctx, req.params.service_id, req.query.tail),
+    }),
+    route({
+      ...common,
+      method: 'DELETE',
+      path: '/api/swarm/services/{service_id}',
+      summary: 'Delete a service: its copies are removed and its name freed',
+      params: serviceParams,
+      response: z.object({ status: z.literal('deleted'), id: z.string(), name: z.string() }),
+      responses: { 404: 'Unknown service' },
+      handler: async (req, ctx) => ({
+        status: 'deleted',
+        ...(await deleteNamedService(ctx, req.params.service_id)),
+      }),
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/containers',
+      summary: 'Every container the control plane runs, fleet-wide',
+      response: z.object({
+        containers: z.array(
+          z.object({
+            id: z.string(),
+            name: z.string(),
+            image: z.string(),
+            status: z.string(),
+            backoff: backoffOut.optional(),
+            node_id: z.string(),
+            ports: z.record(z.string(), z.number()),
+          }),
+        ),
+        total: z.number().int(),
+        server: z.string(),
+      }),
+      handler: async (_req, ctx) => {
+        const [instances, nodes] = await Promise.all([allInstances(ctx), listNodes(ctx)]);
+        const now = ctx.now();
+        return {
+          containers: instances.map((i) => ({
+            id: i.instanceId,
+            name: i.name,
+            image: i.imageId,
+            status: backoffView(i) ? 'backoff' : i.status,
+            ...(backoffView(i) ? { backoff: backoffView(i) } : {}),
+            node_id: i.nodeId,
+            ports: Object.fromEntries(
+              i.ports
+                .filter((p) => p.hostPort)
+                .map((p) => [`${p.containerPort}/${p.protocol || 'tcp'}`, p.hostPort]),
+            ),
+          })),
+          total: instances.length,
+          server: `control plane (${nodes.filter((n) => isOnline(n, ctx, now)).length} of ${nodes.length} nodes online)`,
+        };
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/containers/{container_id}/restart',
+      summary: 'Restart a running container in place',
+      params: containerParams,
+      response: z.object({ restarted: z.literal(true), container_id: z.string(), name: z.string() }),
+      responses: {
+        ...waits,
+        404: 'Unknown container',
+        409: 'Not running',
+        502: 'The node failed to restart it',
+      },
+      handler: async (req, ctx) => restartContainer(ctx, req.params.container_id),
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/containers/{container_id}/stop',
+      summary: 'Stop a container: one copy fewer wanted (as POST /containers/{imageId}/stop)',
+      params: containerParams,
+      /** Seconds between SIGTERM and SIGKILL, as `docker stop -t`. */
+      query: z.object({ timeout: z.coerce.number().int().min(0).max(STOP_TIMEOUT_MAX_SECONDS).optional() }),
+      response: z.object({ stopped: z.boolean() }),
+      responses: {
+        ...waits,
+        404: 'Unknown container',
+        409: 'Being removed, or changed concurrently (retry)',
+        502: 'The node failed to stop it',
+      },
+      handler: async (req, ctx) => {
+        const inst = await findContainer(ctx, req.params.container_id);
+        if (!inst || inst.status === 'removed')
+          throw new NotFoundError(`Container ${req.params.container_id} not found`);
+        return stopInstance(ctx, inst.imageId, inst.instanceId, req.query.timeout);
+      },
+    }),
+    route({
+      ...common,
+      method: 'POST',
+      path: '/api/swarm/containers/{container_id}/start',
+      summary: 'Start a container: a running one answers at once; a stopped copy gave up its place',
+      params: containerParams,
+      response: z.object({
+        started: z.literal(true),
+        container_id: z.string(),
+        status: z.enum(['running', 'pending']),
+      }),
+      responses: { 404: 'Unknown container', 409: 'Stopped: scale its service up instead' },
+      handler: async (req, ctx) => {
+        const inst = await findContainer(ctx, req.params.container_id);
+        if (!inst || inst.status === 'removed')
+          throw new NotFoundError(`Container ${req.params.container_id} not found`);
+        if (inst.status === 'running' || inst.status === 'pending')
+          return { started: true, container_id: inst.instanceId, status: inst.status };
+        throw new ConflictError(
+          `Container ${inst.name} is ${inst.status}: stopped copies are not restarted; scale ${inst.imageId} up (POST /api/swarm/services/{service_id}/scale) for a new one`,
+        );
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/swarm/containers/{container_id}/logs',
+      summary: 'The last lines of one container, read from its node',
+      params: containerParams,
+      query: tailQuery,
+      response: z.object({ id: z.string(), name: z.string(), logs: z.string() }),
+      responses: { ...waits, 404: 'Unknown container', 502: 'The node could not read the logs' },
+      handler: async (req, ctx) => {
+        const inst = await findContainer(ctx, req.params.container_id);
+        if (!inst || inst.status === 'removed')
+          throw new NotFoundError(`Container ${req.params.container_id} not found`);
+        return containerLogs(ctx, inst, req.query.tail);
+      },
+    }),
+  ];
+}

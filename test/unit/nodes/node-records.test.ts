@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import {
+  NODE_SHARDS,
+  metricsDue,
+  nodeShard,
+  sampleChange,
+  type MetricsRecord,
+  type MetricsSample,
+} from '../../../functions/nodes/node-records.js';
+import type { AppContext } from '../../../functions/core/context.js';
+
+const gpu = (util: number, memUsed: number) => ({
+  index: 0,
+  uuid: 'GPU-1',
+  name: 'NVIDIA H100',
+  utilizationGpu: util,
+  utilizationMemory: 0,
+  memoryTotalMiB: 81_559,
+  memoryUsedMiB: memUsed,
+  memoryFreeMiB: 81_559 - memUsed,
+  temperatureC: 35,
+  powerDrawW: 70,
+  powerLimitW: 700,
+});
+
+const sample = (util: number, memUsed = 0, extra: Partial<MetricsSample> = {}): MetricsSample => ({
+  metrics: {
+    cpuPercent: 2,
+    memoryUsedMb: 10_000,
+    memoryTotalMb: 200_000,
+    diskUsedGb: 100,
+    diskTotalGb: 1_000,
+    gpus: [gpu(util, memUsed)],
+  },
+  loadedModels: [],
+  containerStats: {},
+  ...extra,
+});
+
+const ctx = {
+  config: { NODE_METRICS_INTERVAL_SECONDS: 60, NODE_METRICS_THRESHOLD_PERCENT: 10 },
+} as AppContext;
+const stored = (s: MetricsSample, at: number): MetricsRecord => ({
+  pk: 'p',
+  sk: 's',
+  nodeId: 'n',
+  storedAtMs: at,
+  ...s,
+});
+
+describe('node records', () => {
+  it('measures the largest change in percent of the larger value, at least of 100', () => {
+    expect(sampleChange(sample(0), sample(0))).toBe(0);
+    expect(sampleChange(sample(0), sample(5))).toBe(5);
+    // 4,000 MiB more used: free falls 41,559 -> 37,559, 9.6 % of the larger value.
+    expect(sampleChange(sample(0, 40_000), sample(0, 44_000))).toBeCloseTo(9.62, 1);
+  });
+
+  it('counts a change of models, containers or GPUs as a change of shape', () => {
+    expect(sampleChange(sample(0), sample(0, 0, { loadedModels: ['sdxl'] }))).toBe(Infinity);
+    const container = {
+      state: 'running',
+      kind: 'service',
+      cpuPercent: 1,
+      memoryPercent: 1,
+      memoryUsageMb: 10,
+    };
+    expect(sampleChange(sample(0), sample(0, 0, { containerStats: { i1: container } }))).toBe(Infinity);
+    expect(
+      sampleChange(
+        sample(0, 0, { containerStats: { i1: container } }),
+        sample(0, 0, { containerStats: { i1: { ...container, state: 'exited' } } }),
+      ),
+    ).toBe(Infinity);
+  });
+
+  it('stores at once past the threshold, after the interval past noise, never the same sample again', () => {
+    const before = stored(sample(0), 0);
+    expect(metricsDue(ctx, undefined, sample(0), 0)).toBe(true);
+    expect(metricsDue(ctx, before, sample(0), 10 * 60_000)).toBe(false);
+    expect(metricsDue(ctx, before, sample(50), 1_000)).toBe(true);
+    expect(metricsDue(ctx, before, sample(5), 30_000)).toBe(false);
+    expect(metricsDue(ctx, before, sample(5), 60_000)).toBe(true);
+    // Below the 1 % noise floor: never.
+    expect(metricsDue(ctx, before, sample(0.5), 10 * 60_000)).toBe(false);
+  });
+
+  it('spreads node ids over every shard, the same shard every time', () => {
+    const counts = new Array<number>(NODE_SHARDS).fill(0);
+    for (let i = 0; i < 8_000; i++) counts[nodeShard(`node-${i}-${(i * 2654435761) % 65_536}`)]!++;
+    expect(counts.every((c) => c > 800 && c < 1_200)).toBe(true);
+    expect(nodeShard('gpu-a-1f2e3d4c')).toBe(nodeShard('gpu-a-1f2e3d4c'));
+  });
+});
