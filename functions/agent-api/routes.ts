@@ -92,6 +92,8 @@ export function agentRoutes(): AnyRoute[] {
       },
       handler: async (req, ctx) => {
         const r = await registerNode(ctx, req.body, await registrationAccess(ctx, req.headers));
+        // An agent that starts again may have died running a command: its next poll looks at once.
+        deadLetterChecks.delete(r.node.nodeId);
         // For the node's /ws/logs stream (no token in it: only the id and name).
         await emit(ctx, { type: 'node.registered', nodeId: r.node.nodeId, nodeName: r.node.nodeName });
         return {
@@ -277,13 +279,21 @@ async function takeResult(ctx: AppContext, nodeId: string, commandId: string, re
   return { command, first };
 }
 
+const DEAD_LETTER_CHECK_MS = 5 * 60_000;
+const deadLetterChecks = new Map<string, number>();
+
 /**
  * Commands the node's queue gave up on (received COMMAND_MAX_RECEIVES times, never acknowledged:
  * the agent died running each delivery) end `failed` with the reason, rather than pending forever.
  */
 async function failDeadLetters(ctx: AppContext, nodeId: string): Promise<void> {
+  // A look at most every few minutes per node and process: each look is a queue request, paid per node.
+  const now = ctx.now();
+  if ((deadLetterChecks.get(nodeId) ?? 0) > now) return;
+  deadLetterChecks.set(nodeId, now + DEAD_LETTER_CHECK_MS);
   const dlq = dlqName(nodeQueue(nodeId));
-  for (const m of await ctx.queue.receive(dlq, { maxMessages: 10 })) {
+  // No wait: a long poll here would hold the agent's own poll back.
+  for (const m of await ctx.queue.receive(dlq, { maxMessages: 10, waitSeconds: 0 })) {
     let body: unknown;
     try {
       body = JSON.parse(m.body);
