@@ -140,6 +140,8 @@ describe.each(DOCUMENTS)('the examples of %s, as written', (file) => {
         AI_MODEL_ID: 'anthropic.claude-3-haiku-20240307-v1:0',
         AI_ENDPOINT_URL: bedrock.url,
         AUTO_JOIN_CREDENTIAL: 'jetson-default',
+        // The build examples use the suite's registry, on loopback: outbound calls there are allowed by name.
+        OUTBOUND_ALLOWLIST: new URL(process.env.REGISTRY_URL ?? 'http://127.0.0.1').hostname,
       },
     });
     // The credential the onboarding examples name (`cred-uuid`), stored in the vault.

@@ -133,6 +133,8 @@ describeWith(
         NOVITA_BASE_URL: novita.url,
         NOVITA_POLL_SECONDS: '1',
         REGISTRY_URL: process.env.REGISTRY_URL,
+        // The suite's registry is on loopback: outbound calls there must be allowed by name.
+        OUTBOUND_ALLOWLIST: new URL(process.env.REGISTRY_URL ?? 'http://127.0.0.1').hostname,
       });
       agent = new AgentProcess({
         url: server.url,
