@@ -164,6 +164,15 @@ export async function applyContainerStates(
     const c = reported.get(inst.instanceId);
     if (!LIVE.has(inst.status)) {
       if (c) await chaseStray(ctx, inst, c, now - missingGraceMs);
+      else if (
+        inst.status === 'removing' &&
+        inst.lastError &&
+        Date.parse(inst.updatedAt) <= now - missingGraceMs
+      ) {
+        // Its remove failed (or was given up on), yet the container is gone after all: removed.
+        const removed = await transitionInstance(ctx, inst.instanceId, ['removing'], 'removed');
+        if (removed) await deleteInstanceEndpoints(ctx, removed);
+      }
       continue;
     }
     if (c?.state === 'running') {
@@ -258,6 +267,15 @@ async function chaseStray(
       );
       await transitionInstance(ctx, inst.instanceId, ['stopping'], 'stopping', { lastCommandId: commandId });
     }
+  } else if (inst.status === 'removing' && inst.lastError) {
+    // Its remove failed (or was given up on after the agent died running it): asked again, once a grace period.
+    const commandId = await dispatchCommand(
+      ctx,
+      inst.nodeId,
+      { type: 'container.remove', instanceId: inst.instanceId, force: true },
+      { instanceId: inst.instanceId },
+    );
+    await transitionInstance(ctx, inst.instanceId, ['removing'], 'removing', { lastCommandId: commandId });
   } else if (inst.status === 'removed') {
     if (await transitionInstance(ctx, inst.instanceId, ['removed'], 'removing')) {
       const commandId = await dispatchCommand(

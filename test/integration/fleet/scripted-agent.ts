@@ -5,7 +5,12 @@
  * replaces it end to end.
  */
 import { randomBytes } from 'node:crypto';
-import { type ContainerState, type NodeMetrics, type RegisterRequest, type RegisterResponse } from '../../../protocol/messages.js';
+import {
+  type ContainerState,
+  type NodeMetrics,
+  type RegisterRequest,
+  type RegisterResponse,
+} from '../../../protocol/messages.js';
 import { commandEnvelope, HOST_EXEC, type CommandEnvelope } from '../../../protocol/commands.js';
 import { scanNetwork, type ScanOptions } from '../../../agent/network-scan.js';
 import { ExecDisabledError } from '../../../agent/executor.js';
@@ -47,6 +52,8 @@ export interface AgentOptions {
   address?: string;
   /** Answer container.start with a failure. */
   failStarts?: boolean;
+  /** Answer this many container.remove commands with a failure, the container kept. */
+  failRemoves?: number;
   labels?: Record<string, string>;
   /** network.scan runs the agent's real scanner with these settings. */
   networkScan?: ScanOptions;
@@ -54,7 +61,11 @@ export interface AgentOptions {
   allowExec?: boolean;
 }
 
-export type ScriptedResult = { status: 'succeeded' | 'failed'; output: Record<string, unknown>; error?: string };
+export type ScriptedResult = {
+  status: 'succeeded' | 'failed';
+  output: Record<string, unknown>;
+  error?: string;
+};
 
 let nextPort = 32000;
 
@@ -69,6 +80,7 @@ export class ScriptedAgent {
   /** What the next disk.audit reports as the engine's root. */
   engineRoot = '/var/lib/docker';
   private running = false;
+  private removesFailed = 0;
   private loop?: Promise<void>;
 
   constructor(
@@ -114,7 +126,13 @@ export class ScriptedAgent {
 
   /** `headers`: the credential to register with (API key, join token, a node token); none by default. */
   async register(headers: Record<string, string> = {}): Promise<RegisterResponse> {
-    const res = await call<RegisterResponse>(this.base, 'POST', '/agent/register', this.registerBody(), headers);
+    const res = await call<RegisterResponse>(
+      this.base,
+      'POST',
+      '/agent/register',
+      this.registerBody(),
+      headers,
+    );
     if (res.status !== 200) throw new Error(`register: ${res.status} ${JSON.stringify(res.body)}`);
     this.registration = res.body;
     this.nodeId = res.body.nodeId;
@@ -212,6 +230,10 @@ export class ScriptedAgent {
         return { status: 'succeeded', output: {} };
       }
       case 'container.remove':
+        if ((this.options.failRemoves ?? 0) > this.removesFailed) {
+          this.removesFailed++;
+          return { status: 'failed', output: {}, error: 'engine busy' };
+        }
         this.containers.delete(c.instanceId);
         return { status: 'succeeded', output: {} };
       case 'container.update':
@@ -219,7 +241,10 @@ export class ScriptedAgent {
       case 'container.logs': {
         const ct = this.containers.get(c.instanceId);
         if (!ct) return { status: 'failed', output: {}, error: `no container for instance ${c.instanceId}` };
-        return { status: 'succeeded', output: { logs: `${ct.name} line 1\n${ct.name} line 2\n`, truncated: false } };
+        return {
+          status: 'succeeded',
+          output: { logs: `${ct.name} line 1\n${ct.name} line 2\n`, truncated: false },
+        };
       }
       case 'container.restart': {
         const ct = this.containers.get(c.instanceId);
@@ -230,7 +255,11 @@ export class ScriptedAgent {
       case 'network.scan':
         return scanNetwork(c.subnet, c.ports, this.options.networkScan).then(
           (output) => ({ status: 'succeeded' as const, output: { ...output } }),
-          (error: Error) => ({ status: 'failed' as const, output: { errorType: error.name }, error: error.message }),
+          (error: Error) => ({
+            status: 'failed' as const,
+            output: { errorType: error.name },
+            error: error.message,
+          }),
         );
       case 'engine.prune': {
         // As the agent: stopped containers go, running ones stay.
@@ -257,8 +286,19 @@ export class ScriptedAgent {
           status: 'succeeded',
           output: {
             filesystems: [
-              { role: 'engine_root', path: this.engineRoot, totalBytes: 100e9, usedBytes: 30e9, freeBytes: 70e9, usedPercent: 30 },
-              { role: 'state_dir', path: '/home/op/.fleet-agent', error: 'cannot read it from the agent: EACCES' },
+              {
+                role: 'engine_root',
+                path: this.engineRoot,
+                totalBytes: 100e9,
+                usedBytes: 30e9,
+                freeBytes: 70e9,
+                usedPercent: 30,
+              },
+              {
+                role: 'state_dir',
+                path: '/home/op/.fleet-agent',
+                error: 'cannot read it from the agent: EACCES',
+              },
             ],
             engine: {
               name: 'docker',
