@@ -6,18 +6,14 @@
  * resumes from its checkpoint folder on a second rented instance and completes; the instance is
  * given back; the day's spend cap then stops another burst with its reason.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startNovitaRig, type NovitaRig } from '../integration/novita/harness.js';
-import { AgentProcess, REPO_ROOT, eventually } from './harness.js';
-
-const run = promisify(execFile);
+import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -68,9 +64,7 @@ describe('burst to rented Novita instances that join the fleet', () => {
     checkpointRoot = join(root, 'checkpoints');
     await mkdir(checkpointRoot);
     const assets = join(root, 'assets');
-    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', join(assets, 'agent.mjs')], {
-      cwd: REPO_ROOT,
-    });
+    await buildAgentBundle(join(assets, 'agent.mjs'));
     // Rented instances are told the control plane's URL (INSTALL_CONTROL_PLANE_URL): its port is chosen first.
     const port = await freePort();
     rig = await startNovitaRig(

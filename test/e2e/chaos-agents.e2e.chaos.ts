@@ -10,11 +10,9 @@
  * CHAOS_KILLS set the volume (defaults 150 agent commands, 20 kills: about 3 minutes on a loaded
  * 2-core machine; the issue's 500 is CHAOS_COMMANDS=500).
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fleetKeys } from '../../functions/core/keys.js';
@@ -26,8 +24,8 @@ import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
   AgentProcess,
+  buildAgentBundle,
   call,
-  REPO_ROOT,
   engineContainers,
   eventually,
   removeNodeContainers,
@@ -41,7 +39,6 @@ import {
 } from './harness.js';
 import { seededRandom } from './chaos-random.js';
 
-const run = promisify(execFile);
 const TARGET_COMMANDS = Number(process.env.CHAOS_COMMANDS ?? 150);
 const TARGET_KILLS = Number(process.env.CHAOS_KILLS ?? 20);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -83,7 +80,7 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
     stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
     // The bundle starts in a fraction of tsx's time: restarts are most of this suite's work.
     const bundle = join(stateRoot, 'agent.mjs');
-    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', bundle], { cwd: REPO_ROOT });
+    await buildAgentBundle(bundle);
     agents = nodeNames.map(
       (name) =>
         new AgentProcess({

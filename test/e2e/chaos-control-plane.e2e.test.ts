@@ -9,13 +9,11 @@
  * Seeded: CHAOS_SEED repeats a run's kill moments (the seed is printed).
  */
 import type { ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fleetKeys } from '../../functions/core/keys.js';
@@ -28,9 +26,9 @@ import { startLocalProcess } from '../harness/local-process.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
   AgentProcess,
+  buildAgentBundle,
   engineContainers,
   eventually,
-  REPO_ROOT,
   removeNodeContainers,
   RUN_UNTIL_TERM,
   sleep,
@@ -39,7 +37,6 @@ import {
 } from './harness.js';
 import { seededRandom } from './chaos-random.js';
 
-const run = promisify(execFile);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const ROUNDS = Number(process.env.CHAOS_CP_ROUNDS ?? 3);
 const API_KEY = `chaos-key-${'0123456789abcdef'.repeat(2)}`;
@@ -113,7 +110,7 @@ describeWith(engineStatus, 'chaos: the control plane SIGKILLed mid-command (npm 
     port = await freePort();
     await start();
     const bundle = join(dataDir, 'agent.mjs');
-    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', bundle], { cwd: REPO_ROOT });
+    await buildAgentBundle(bundle);
     agent = new AgentProcess({
       url,
       name: nodeName,

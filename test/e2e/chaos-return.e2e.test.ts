@@ -6,11 +6,9 @@
  * all on B), the stale command it finds runs and its result is taken without changing anything,
  * and every command has exactly one outcome.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
@@ -23,10 +21,10 @@ import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
   AgentProcess,
+  buildAgentBundle,
   call,
   engineContainers,
   eventually,
-  REPO_ROOT,
   removeNodeContainers,
   RUN_UNTIL_TERM,
   startControlPlane,
@@ -35,7 +33,6 @@ import {
   type ControlPlane,
 } from './harness.js';
 
-const run = promisify(execFile);
 const OFFLINE_AFTER_S = 4;
 
 const engineStatus = requireEngine();
@@ -68,7 +65,7 @@ describeWith(engineStatus, 'chaos: a node returns after its work moved (embedded
     });
     stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
     const bundle = join(stateRoot, 'agent.mjs');
-    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', bundle], { cwd: REPO_ROOT });
+    await buildAgentBundle(bundle);
     agents = nodeNames.map(
       (name) =>
         new AgentProcess({

@@ -3,15 +3,22 @@
  * under `node --import tsx`, or a bundle), HTTP calls, bounded polling, and engine queries by the
  * agent's labels.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import type { AppContext } from '../../functions/core/context.js';
 import { LABELS } from '../../protocol/messages.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Bundles the agent to `out` as installs ship it (agent/build.ts): it starts far faster than under tsx. */
+export async function buildAgentBundle(out: string): Promise<string> {
+  await promisify(execFile)(process.execPath, ['--import', 'tsx', 'agent/build.ts', out], { cwd: REPO_ROOT });
+  return out;
+}
 
 /** A container command that runs until stopped and exits at once on SIGTERM (busybox sh as PID 1 ignores it). */
 export const RUN_UNTIL_TERM = ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 1; done"];

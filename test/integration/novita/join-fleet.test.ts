@@ -4,18 +4,14 @@
  * here, served by the runtime's /install/agent.mjs) starts with the process driver and joins with
  * the instance's own join token. The instance shows its node, the node its instance.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findLiveJoinToken, issueJoinToken } from '../../../functions/nodes/join-tokens.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
-import { AgentProcess, REPO_ROOT } from '../../e2e/harness.js';
+import { AgentProcess, buildAgentBundle } from '../../e2e/harness.js';
 import { createBody, eventually, startNovitaRig, type NovitaRig } from './harness.js';
-
-const run = promisify(execFile);
 
 const registerBody = (nodeName: string) => ({
   nodeName,
@@ -39,9 +35,7 @@ describe('Novita instances that join the fleet', () => {
     checkpointRoot = join(root, 'checkpoints');
     await mkdir(checkpointRoot);
     const assets = join(root, 'assets');
-    await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', join(assets, 'agent.mjs')], {
-      cwd: REPO_ROOT,
-    });
+    await buildAgentBundle(join(assets, 'agent.mjs'));
     rig = await startNovitaRig({ INSTALL_ASSETS_DIR: assets, NODE_OFFLINE_AFTER_SECONDS: '6' });
     rig.fake.runStartup = {
       env: (id) => ({
