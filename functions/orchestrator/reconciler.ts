@@ -5,7 +5,7 @@ import { emit } from '../core/events.js';
 import { dispatchCommand } from '../nodes/commands.js';
 import { isCordoned, isDraining, isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
-import { ConditionFailedError, updateIf } from '../ports/store.js';
+import { ConditionFailedError, putIf, updateIf } from '../ports/store.js';
 import {
   allInstances,
   instanceName,
@@ -224,15 +224,12 @@ async function refreshGlobalCounts(
     );
     if (count === s.desiredCount) continue;
     const { version, ...item } = s;
-    try {
-      await ctx.store.put(
-        { ...item, desiredCount: count, version: (version ?? 1) + 1 },
-        { version: version ?? 1 },
-      );
-    } catch (error) {
-      // Changed meanwhile: the next reconcile counts again.
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    // Changed meanwhile (false): the next reconcile counts again.
+    await putIf(
+      ctx.store,
+      { ...item, desiredCount: count, version: (version ?? 1) + 1 },
+      { version: version ?? 1 },
+    );
   }
 }
 
