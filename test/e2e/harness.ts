@@ -160,6 +160,8 @@ export interface AgentProcessOptions {
   env?: NodeJS.ProcessEnv;
   /** How node runs the agent; default `--import tsx agent/main.ts` from the repository root. */
   entry?: string[];
+  /** The program that runs node and its first arguments (an emulator); default this process's node. */
+  exec?: string[];
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -202,7 +204,8 @@ export class AgentProcess {
       '--log-level',
       o.logLevel ?? 'info',
     ];
-    const child = spawn(process.execPath, args, {
+    const [program, ...programArgs] = o.exec ?? [process.execPath];
+    const child = spawn(program!, [...programArgs, ...args], {
       cwd: REPO_ROOT,
       env: o.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,6 +6,7 @@
  * is a failure: CI must never go green by skipping everything.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import Docker from 'dockerode';
 import { describe } from 'vitest';
 import { loadConfig, type Config } from '../../functions/core/config.js';
@@ -53,6 +54,22 @@ export function requireEngineAndRegistry(): ServiceStatus {
   const engine = requireEngine();
   const registry = requireRegistry();
   return engine.available ? registry : engine;
+}
+
+/**
+ * The aarch64 leg (`.ci/arm64.sh`): qemu-user and the arm64 Node.js archive and libraries. Throws
+ * under CI when they are missing.
+ */
+export function requireArm64(dir: string): ServiceStatus {
+  const missing = [
+    '/usr/bin/qemu-aarch64-static',
+    `${dir}/node-aarch64.tar.gz`,
+    `${dir}/root/lib/ld-linux-aarch64.so.1`,
+  ].filter((path) => !existsSync(path));
+  if (!missing.length) return { available: true, reason: '' };
+  const reason = `no ${missing.join(', ')} (apt-get install qemu-user-static; .ci/arm64.sh)`;
+  if (inCi) throw new Error(`CI=true and ${reason}. CI must run these suites, not skip them.`);
+  return { available: false, reason };
 }
 
 type SuiteBody = () => void;
