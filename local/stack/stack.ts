@@ -1,22 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { EventBridgeScheduler } from '../../functions/adapters/eventbridge-scheduler.js';
-import { ScheduleDriver } from '../schedule-driver.js';
+import type { ScheduleDriver } from '../schedule-driver.js';
 import { functionAssetDir, readAssembly, synthesize, type LoadedAssembly } from './assembly.js';
-import { SqsEventSource } from './event-sources.js';
-import { createHttpApi, type CorsConfiguration, type HttpRoute } from './http-api.js';
+import type { SqsEventSource } from './event-sources.js';
+import { createApis } from './apis.js';
 import { LambdaFunction, type InvokeResult } from './lambda.js';
-import { connectionArn, formatDenials, startAwsCallChecker, type AwsCallChecker } from './iam/checker.js';
+import { formatDenials, startAwsCallChecker, type AwsCallChecker } from './iam/checker.js';
 import { createResources } from './resources.js';
-import type { PhysicalResource, Resolver, TemplateResource } from './resolver.js';
-import { createWebSocketApi } from './websocket-api.js';
+import type { PhysicalResource, Resolver } from './resolver.js';
+import { byType, startEventSources, startScheduleDriver } from './triggers.js';
 
 /** The endpoint and credentials a function's AWS SDK uses. */
 export interface AwsAccess {
@@ -82,9 +80,6 @@ const TASK_ROOT = '/var/task';
 
 /** `stk-<time>-<random>`: valid in queue, table, bucket, schedule group and SSM names. */
 export const newPrefix = () => `stk-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
-
-const byType = (resources: Record<string, TemplateResource>, type: string) =>
-  Object.entries(resources).filter(([, r]) => r.Type === type);
 
 /**
  * The synthesized stack, run locally: its resources created on the emulator at AWS_ENDPOINT_URL,
@@ -271,96 +266,16 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     }
 
     // ---------------------------------------------------------------- APIs
-    const integrations = new Map<string, { functionId?: string; payload: string; timeoutMs: number }>();
-    for (const [id, resource] of byType(resources, 'AWS::ApiGatewayV2::Integration')) {
-      const p = resolver.resolve<Record<string, unknown>>(resource.Properties ?? {});
-      integrations.set(physical[id]!.ref, {
-        functionId: functionOf(p.IntegrationUri),
-        payload: String(p.PayloadFormatVersion ?? '1.0'),
-        timeoutMs: Number(p.TimeoutInMillis ?? 30_000),
-      });
-    }
-    const routesOf = (apiId: string) =>
-      byType(resources, 'AWS::ApiGatewayV2::Route')
-        .map(([, r]) => resolver.resolve<Record<string, unknown>>(r.Properties ?? {}))
-        .filter((p) => p.ApiId === apiId)
-        .map((p) => ({
-          routeKey: String(p.RouteKey),
-          integration: integrations.get(String(p.Target ?? '').replace(/^integrations\//, '')),
-        }));
-    const stageOf = (apiId: string) =>
-      byType(resources, 'AWS::ApiGatewayV2::Stage')
-        .map(([, r]) => resolver.resolve<Record<string, unknown>>(r.Properties ?? {}))
-        .find((p) => p.ApiId === apiId)?.StageName as string | undefined;
-
-    const apis = byType(resources, 'AWS::ApiGatewayV2::Api').map(([id, r]) => ({
-      id,
-      props: resolver.resolve<Record<string, unknown>>(r.Properties ?? {}),
-    }));
-    const httpApi = apis.find((a) => a.props.ProtocolType === 'HTTP');
-    const wsApi = apis.find((a) => a.props.ProtocolType === 'WEBSOCKET');
-    let httpHandler: ReturnType<typeof createHttpApi> | undefined;
-    let httpStage = '$default';
-    if (httpApi) {
-      const apiId = physical[httpApi.id]!.ref;
-      httpStage = stageOf(apiId) ?? '$default';
-      const routes: HttpRoute[] = [];
-      for (const route of routesOf(apiId)) {
-        const target = route.integration;
-        if (!target?.functionId)
-          throw new Error(`HTTP route ${route.routeKey} has no Lambda integration the local stack can run`);
-        if (target.payload !== '2.0')
-          throw new Error(`HTTP route ${route.routeKey}: payload format ${target.payload} is not served`);
-        routes.push({
-          routeKey: route.routeKey,
-          functionLogicalId: target.functionId,
-          payloadFormatVersion: target.payload,
-          timeoutMs: target.timeoutMs,
-        });
-      }
-      httpHandler = createHttpApi({
-        apiId,
-        accountId: resolver.pseudo.accountId,
-        stage: httpStage,
-        routes,
-        cors: httpApi.props.CorsConfiguration as CorsConfiguration | undefined,
-        invoke,
-      });
-    }
-    let webSocket: ReturnType<typeof createWebSocketApi> | undefined;
-    let wsStage = '';
-    if (wsApi) {
-      const apiId = physical[wsApi.id]!.ref;
-      wsStage = stageOf(apiId) ?? 'live';
-      const routes: Record<string, string> = {};
-      for (const route of routesOf(apiId))
-        if (route.integration?.functionId) routes[route.routeKey] = route.integration.functionId;
-      webSocket = createWebSocketApi({
-        apiId,
-        stage: wsStage,
-        routes,
-        routeSelectionExpression: wsApi.props.RouteSelectionExpression as string | undefined,
-        invoke,
-        ...(checker
-          ? {
-              authorize: async (req: IncomingMessage, connectionId: string) => {
-                const method = (req.method ?? 'POST') as 'POST' | 'GET' | 'DELETE';
-                const arn = connectionArn({
-                  region,
-                  account: resolver.pseudo.accountId,
-                  apiId,
-                  stage: wsStage,
-                  method,
-                  connectionId,
-                });
-                const caller = checker.callerOf(req.headers, req.url) ?? '(unknown caller)';
-                return (await checker.checkManagementApiCall(caller, arn)).allowed;
-              },
-            }
-          : {}),
-      });
-      stops.push(() => webSocket?.stop());
-    }
+    const { httpHandler, httpStage, webSocket, wsStage, wsApi } = createApis({
+      resources,
+      physical,
+      resolver,
+      region,
+      functionOf,
+      invoke,
+      checker,
+    });
+    if (webSocket) stops.push(() => webSocket.stop());
     server.on('request', (req, res) => {
       void (async () => {
         if (webSocket && (await webSocket.management(req, res))) return;
@@ -393,97 +308,19 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
       ssm.destroy();
     }
 
-    // ---------------------------------------------------------------- event sources
-    const eventSources: SqsEventSource[] = [];
-    for (const [, resource] of byType(resources, 'AWS::Lambda::EventSourceMapping')) {
-      const p = resolver.resolve<Record<string, unknown>>(resource.Properties ?? {});
-      if (p.Enabled === false) continue;
-      const sourceArn = String(p.EventSourceArn ?? '');
-      const queueId = Object.keys(physical).find(
-        (id) => physical[id]!.arn === sourceArn && resources[id]!.Type === 'AWS::SQS::Queue',
-      );
-      const functionId = functionOf(p.FunctionName);
-      if (!queueId || !functionId) {
-        log(
-          `event source ${sourceArn} → ${String(p.FunctionName)}: only SQS queues of this stack are polled`,
-        );
-        continue;
-      }
-      const source = new SqsEventSource({
-        functionLogicalId: functionId,
-        queueUrl: physical[queueId]!.ref,
-        queueArn: sourceArn,
-        region,
-        endpoint,
-        batchSize: Number(p.BatchSize ?? 10),
-        maximumBatchingWindowSeconds: Number(p.MaximumBatchingWindowInSeconds ?? 0),
-        reportBatchItemFailures: ((p.FunctionResponseTypes as string[] | undefined) ?? []).includes(
-          'ReportBatchItemFailures',
-        ),
-        concurrency: Number(
-          (p.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2,
-        ),
-        invoke,
-        onError: (error) => log(`event source ${sourceArn}: ${String(error)}`),
-      });
-      source.start();
-      eventSources.push(source);
-      stops.push(() => source.stop());
-    }
-
-    // ---------------------------------------------------------------- schedules
+    // ---------------------------------------------------------------- event sources, schedules
+    const triggerContext = { resources, physical, resolver, region, endpoint, functionOf, invoke, log };
+    const eventSources = startEventSources(triggerContext);
+    for (const source of eventSources) stops.push(() => source.stop());
     // EventBridge Scheduler fires schedules; the emulator only stores them: the driver plays the service.
     groups.push(...byType(resources, 'AWS::Scheduler::ScheduleGroup').map(([id]) => physical[id]!.ref));
     const runtimeGroup = deploymentSetting('SCHEDULE_GROUP');
     if (runtimeGroup && !groups.includes(runtimeGroup)) groups.push(runtimeGroup);
-    let driver: ScheduleDriver | undefined;
-    if (groups.length) {
-      const sqs = new SQSClient({ region, endpoint });
-      const schedulers = groups.map(
-        (group) =>
-          new EventBridgeScheduler({
-            AWS_REGION: region,
-            AWS_ENDPOINT_URL: endpoint,
-            QUEUE_PREFIX: '',
-            SCHEDULE_GROUP: group,
-            SCHEDULE_TARGET_ARN: undefined,
-            SCHEDULE_ROLE_ARN: undefined,
-          }),
-      );
-      const urls = new Map<string, string>();
-      driver = new ScheduleDriver({
-        scheduler: {
-          list: async () =>
-            (await Promise.all(schedulers.map((s) => s.list())))
-              .flat()
-              .map((s) => ({ ...s, name: `${s.group}/${s.name}` })),
-          upsert: () => Promise.reject(new Error('read-only')),
-          get: () => Promise.reject(new Error('read-only')),
-          delete: () => Promise.reject(new Error('read-only')),
-          ping: () => Promise.resolve(),
-        },
-        refreshMs: options.scheduleRefreshMs,
-        fire: async (schedule) => {
-          const arn = schedule.target;
-          const [, , service, , account, name] = arn.split(':');
-          if (service !== 'sqs' || !name)
-            throw new Error(`schedule ${schedule.name}: target ${arn} is not an SQS queue`);
-          let url = urls.get(arn);
-          if (!url) {
-            url = (
-              await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }))
-            ).QueueUrl!;
-            urls.set(arn, url);
-          }
-          await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: schedule.payload }));
-        },
-      });
-      driver.start();
-      stops.push(() => {
-        driver?.stop();
-        sqs.destroy();
-      });
-    }
+    const schedules = groups.length
+      ? startScheduleDriver(groups, { region, endpoint, refreshMs: options.scheduleRefreshMs })
+      : undefined;
+    if (schedules) stops.push(schedules.stop);
+    const driver = schedules?.driver;
 
     const outputs: Record<string, string> = {};
     for (const [key, output] of Object.entries(assembly.template.Outputs ?? {}))
