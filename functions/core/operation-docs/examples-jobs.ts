@@ -1,5 +1,5 @@
 /**
- * Response examples (console helper's block, issue 13): training jobs and Novita operations.
+ * Response examples: training jobs and Novita operations.
  * Merged into OPERATION_DOCS where an entry has no `response` of its own; each is held to its
  * route's response schema by test/unit/core/openapi.test.ts.
  */

@@ -1,5 +1,5 @@
 /**
- * Response examples (console helper's block, issue 13): the Cluster Manager (workers, tasks,
+ * Response examples: the Cluster Manager (workers, tasks,
  * models) and vision operations. Merged into OPERATION_DOCS where an entry
  * has no `response` of its own; each is held to its route's schema by test/unit/core/openapi.test.ts.
  */

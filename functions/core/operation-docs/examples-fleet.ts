@@ -1,5 +1,5 @@
 /**
- * Response examples (console helper's block, issue 13): system, agent, containers, nodes,
+ * Response examples: system, agent, containers, nodes,
  * clusters and swarm operations.
  * Merged into OPERATION_DOCS where an entry has no `response` of its own; each is held to its
  * route's response schema by test/unit/core/openapi.test.ts.

@@ -1,5 +1,5 @@
 /**
- * Response examples (console helper's block, issue 13): vault, AI, builds, network, installs,
+ * Response examples: vault, AI, builds, network, installs,
  * maintenance and access operations. Merged into OPERATION_DOCS where an entry has no `response`
  * of its own; each is held to its route's response schema by test/unit/core/openapi.test.ts.
  */
