@@ -15,11 +15,13 @@ export function createControlPlane(app: App): ControlPlaneStack {
     routes,
     description: 'GPU fleet control plane: HTTP API, functions, table, queues, schedules, artifacts',
   });
-  // The console's files, CDN and config.json (the URLs above), in a stack of its own.
+  // The console's files and the API behind one CloudFront distribution, in a stack of its own.
   new ConsoleStack(app, CONSOLE_STACK_NAME, {
-    apiUrl: stack.apiUrl,
+    httpApiEndpoint: stack.httpApiEndpoint,
     wsUrl: stack.webSocket.stage.url,
-    description: 'GPU fleet console: S3 behind CloudFront, configured with the control plane URLs',
+    apiPaths: routes.map((r) => r.path),
+    ...(stack.originSecretName ? { originSecretName: stack.originSecretName } : {}),
+    description: 'GPU fleet console and API: S3 and the HTTP API behind one CloudFront distribution',
   });
   // What install.sh downloads, put in the control plane's install bucket at deploy time.
   new InstallAssetsStack(app, INSTALL_ASSETS_STACK_NAME, {

@@ -1,6 +1,7 @@
-import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 // cdk-nag's own rendering of a policy resource, so acknowledgements match its finding ids.
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import type { Construct } from 'constructs';
@@ -8,7 +9,6 @@ import type { Config } from '../functions/core/config.js';
 import type { RouteGroup, TableRoute } from '../functions/core/route.js';
 import { AgentIdentity } from './agent-identity.js';
 import { Api } from './api.js';
-import { ApiFirewall } from './firewall.js';
 import { DOCS_ASSETS_SUBDIR, LAMBDA_TASK_ROOT, docsAssetsHooks, writeOpenApiFile } from './bundling.js';
 import { Data } from './data.js';
 import { InstallAssetsBucket } from './install-assets.js';
@@ -36,8 +36,15 @@ export class ControlPlaneStack extends Stack {
   readonly functions: Record<RouteGroup | 'events' | 'websocket', ControlPlaneFunction>;
   readonly webSocket: WebSocket;
   readonly monitoring: Monitoring;
-  /** The HTTP API's URL (the `ApiUrl` output). */
-  readonly apiUrl: string;
+  /** The HTTP API's endpoint, `https://<id>.execute-api.<region>.amazonaws.com`: the front's origin. */
+  readonly httpApiEndpoint: string;
+  /**
+   * With `apiWaf`: the secret CloudFront sends as `x-fleet-origin` (lib/console.ts) and the HTTP
+   * functions require, so the execute-api URL cannot go round the web ACL.
+   */
+  readonly originSecret?: Secret;
+  /** Its name (`<ssmPrefix without the leading slash>origin-secret`), which CloudFront resolves at deploy. */
+  readonly originSecretName?: string;
   /** Where the install files live (filled by the InstallAssetsStack). */
   readonly installAssets: InstallAssetsBucket;
 
@@ -69,6 +76,13 @@ export class ControlPlaneStack extends Stack {
     } satisfies Partial<Record<keyof Config, string>>;
     const shared = { logLevel: settings.logLevel, logRetention: settings.logRetention };
 
+    // Behind the web ACL, HTTP requests must carry the secret only CloudFront adds (functions/core/origin.ts).
+    this.originSecretName = settings.apiWaf ? `${settings.ssmPrefix.slice(1)}origin-secret` : undefined;
+    this.originSecret = this.originSecretName ? originSecret(this, this.originSecretName) : undefined;
+    const originEnvironment = this.originSecretName
+      ? { ORIGIN_SECRET_PARAMETER: `/aws/reference/secretsmanager/${this.originSecretName}` }
+      : {};
+
     const openapiFile = writeOpenApiFile(props.routes);
     const http = byGroup((group) => {
       const isSystem = group === 'system';
@@ -80,12 +94,13 @@ export class ControlPlaneStack extends Stack {
         environment: isSystem
           ? {
               ...environment,
+              ...originEnvironment,
               DOCS_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}`,
               // install.sh travels with the docs assets; the agent, runtimes and images are objects.
               INSTALL_ASSETS_DIR: `${LAMBDA_TASK_ROOT}/${DOCS_ASSETS_SUBDIR}`,
               INSTALL_ASSETS_BUCKET: this.installAssets.bucket.bucketName,
             }
-          : environment,
+          : { ...environment, ...originEnvironment },
         ...(isSystem ? { commandHooks: docsAssetsHooks(openapiFile) } : {}),
       });
     });
@@ -134,13 +149,10 @@ export class ControlPlaneStack extends Stack {
       logRetention: settings.logRetention,
       throttle: { rateLimit: settings.apiThrottleRate, burstLimit: settings.apiThrottleBurst },
     });
-    const firewall = settings.apiWaf
-      ? new ApiFirewall(this, 'ApiFirewall', {
-          api: api.api,
-          rateLimit: settings.wafRateLimit,
-          ...(settings.wafWebAclArn ? { webAclArn: settings.wafWebAclArn } : {}),
-        })
-      : undefined;
+    this.httpApiEndpoint = api.api.apiEndpoint;
+    if (this.originSecret && this.originSecretName)
+      for (const f of Object.values(http))
+        grantOriginSecret(f.role, this.originSecret, this.originSecretName);
     reserveConcurrency(this.functions, settings.reservedConcurrency);
 
     // Only the events worker pushes (log lines, the live-push schedule, first frames after $connect).
@@ -162,9 +174,13 @@ export class ControlPlaneStack extends Stack {
       ...(settings.alarmEmail ? { alarmEmail: settings.alarmEmail } : {}),
     });
 
-    // Behind the firewall, callers are given its URL.
-    this.apiUrl = firewall?.url ?? api.stage.url;
-    new CfnOutput(this, 'ApiUrl', { value: this.apiUrl });
+    // Behind the web ACL the execute-api URL refuses callers: the console stack's ApiUrl is the one.
+    if (!this.originSecret)
+      new CfnOutput(this, 'ApiUrl', {
+        value: api.stage.url,
+        description:
+          'The execute-api URL; agents, the CLI and the console use the GpuFleetConsole stack ApiUrl',
+      });
     new CfnOutput(this, 'WebSocketUrl', {
       value: this.webSocket.stage.url,
       description:
@@ -191,6 +207,48 @@ function jwtEnvironment(jwt: Settings['jwt']): Partial<Record<keyof Config, stri
     ...(jwt.roleMap ? { JWT_ROLE_MAP: jwt.roleMap } : {}),
     ...(jwt.jwksUrl ? { JWT_JWKS_URL: jwt.jwksUrl } : {}),
   };
+}
+
+/** The origin secret: generated by Secrets Manager, named after the deployment's SSM prefix. */
+function originSecret(scope: Construct, secretName: string): Secret {
+  const secret = new Secret(scope, 'OriginSecret', {
+    secretName,
+    description:
+      'GPU fleet: the x-fleet-origin value CloudFront sends the HTTP API (the functions refuse requests without it)',
+    generateSecretString: { passwordLength: 48, excludePunctuation: true },
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  Validations.of(secret).acknowledge({
+    id: 'AwsSolutions-SMG4',
+    reason:
+      'CloudFront takes the value at deploy (a dynamic reference), so a rotation lands with the next deploy of both stacks; the functions re-read it every 5 minutes.',
+  });
+  return secret;
+}
+
+/** Read the origin secret, through Parameter Store's reference to Secrets Manager, nothing more. */
+function grantOriginSecret(role: Role, secret: Secret, secretName: string): void {
+  const stack = Stack.of(role);
+  role.addToPrincipalPolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['ssm:GetParameter'],
+      resources: [
+        stack.formatArn({
+          service: 'ssm',
+          resource: 'parameter',
+          resourceName: `aws/reference/secretsmanager/${secretName}`,
+        }),
+      ],
+    }),
+  );
+  role.addToPrincipalPolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [secret.secretArn],
+    }),
+  );
 }
 
 /** Post to and delete the connections of the WebSocket stage, nothing else of API Gateway. */

@@ -30,11 +30,14 @@ export class SsmSecrets implements Secrets {
   }
 
   async get(name: string): Promise<string | undefined> {
+    return this.getAbsolute(this.parameterName(name));
+  }
+
+  /** A parameter by its full name, outside the prefix (`/aws/reference/secretsmanager/<secret>`). */
+  async getAbsolute(parameter: string): Promise<string | undefined> {
     const { client, m } = await this.api();
     try {
-      const out = await client.send(
-        new m.GetParameterCommand({ Name: this.parameterName(name), WithDecryption: true }),
-      );
+      const out = await client.send(new m.GetParameterCommand({ Name: parameter, WithDecryption: true }));
       return out.Parameter?.Value;
     } catch (err) {
       if (isNotFound(err)) return undefined;

@@ -23,6 +23,7 @@ export function createAwsContext(
 ): AppContext {
   const now = options.now ?? Date.now;
   const secrets = new SsmSecrets(config);
+  const originParameter = config.ORIGIN_SECRET_PARAMETER;
   return {
     config,
     store: new DynamoStore(dynamoDbClient(config), config.TABLE_NAME),
@@ -42,6 +43,7 @@ export function createAwsContext(
     ...(config.INSTALL_ASSETS_BUCKET
       ? { installFiles: new S3InstallFiles(config, config.INSTALL_ASSETS_BUCKET, INSTALL_ASSETS_PREFIX) }
       : {}),
+    ...(originParameter ? { originSecret: () => secrets.getAbsolute(originParameter) } : {}),
     // Only the functions that push get the stage's callback URL (and the grant to post to it).
     ...(config.WS_CALLBACK_URL
       ? { connections: new ApiGatewayConnections(config.WS_CALLBACK_URL, config.AWS_REGION) }

@@ -50,7 +50,10 @@ export const configSchema = z.object({
     .string()
     .default('')
     .refine(
-      (text) => text.split(',').every((pair) => !pair.trim() || /^[^=]+=\s*(viewer|operator|admin)\s*$/.test(pair.trim())),
+      (text) =>
+        text
+          .split(',')
+          .every((pair) => !pair.trim() || /^[^=]+=\s*(viewer|operator|admin)\s*$/.test(pair.trim())),
       'value=viewer|operator|admin pairs, comma-separated',
     ),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
@@ -127,7 +130,11 @@ export const configSchema = z.object({
   /** How often the agent uploads a running job's changed checkpoint files to the artifacts store. */
   TRAINING_CHECKPOINT_SYNC_SECONDS: z.coerce.number().int().positive().default(60),
   /** Largest checkpoint stored per job (sum of its files); a bigger one is refused and the listing says why. */
-  TRAINING_CHECKPOINT_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 ** 3),
+  TRAINING_CHECKPOINT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * 1024 ** 3),
   /** Lifetime of the presigned URLs a node gets for its run's checkpoint chunks (S3). */
   TRAINING_CHECKPOINT_URL_SECONDS: z.coerce.number().int().min(60).max(3600).default(900),
   /** First retry delay of a failed run; doubles per retry up to the maximum. */
@@ -239,6 +246,12 @@ export const configSchema = z.object({
   CLOUD_BURST_MAX_INSTANCES: z.coerce.number().int().min(0).default(2),
   /** Spend cap per UTC day for bursts, in Novita's price units; each instance counts at least one hour. */
   CLOUD_BURST_MAX_SPEND_PER_DAY: z.coerce.number().min(0).default(1_000_000),
+  /**
+   * SSM parameter holding the secret CloudFront adds as `x-fleet-origin` (functions/core/origin.ts);
+   * set by the stack when the WAF fronts the API (`/aws/reference/secretsmanager/<name>`). When set,
+   * HTTP requests without it are refused with 403.
+   */
+  ORIGIN_SECRET_PARAMETER: z.string().startsWith('/').optional(),
   /** The control plane URL new hosts are given; default: the URL the installing agent uses. */
   INSTALL_CONTROL_PLANE_URL: z.string().url().optional(),
 });

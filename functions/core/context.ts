@@ -39,6 +39,8 @@ export interface AppContext {
   novita: NovitaCloud;
   /** How training runs reach the fleet; the fleet itself unless set (tests and the bench put their own). */
   launcher?: RunLauncher;
+  /** Reads ORIGIN_SECRET_PARAMETER (functions/core/origin.ts); absent where none is set or no SSM is wired. */
+  originSecret?: () => Promise<string | undefined>;
   /** install.sh's downloads on AWS (INSTALL_ASSETS_BUCKET); absent: served from INSTALL_ASSETS_DIR. */
   installFiles?: InstallFiles;
 }

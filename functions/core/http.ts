@@ -19,6 +19,7 @@ import type { AnyRoute, HookOut, ResponseOut } from './route.js';
 import { UnstorableError } from '../ports/store.js';
 import { Router, styleForPath } from './router.js';
 import { logRequest } from './request-log.js';
+import { assertThroughFront } from './origin.js';
 import { countHttpRequest } from '../observability/counters.js';
 import { parseOrThrow } from './validation.js';
 import { addToLogContext, currentLogContext, withLogContext } from './log-context.js';
@@ -140,6 +141,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     const method = event.requestContext.http.method.toUpperCase();
     const path = event.rawPath || event.requestContext.http.path;
     const headers = lowerHeaders(event.headers);
+    await assertThroughFront(ctx, headers);
 
     if (method === 'OPTIONS') return { statusCode: 204, headers: preflightHeaders() };
 

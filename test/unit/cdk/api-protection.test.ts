@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -11,27 +11,27 @@ import { routes } from '../../../functions/routes.js';
 import type { RouteGroup } from '../../../functions/core/route.js';
 import { Api } from '../../../lib/api.js';
 import { PROJECT_ROOT } from '../../../lib/bundling.js';
-import { ApiFirewall, RATE_RULE_NAME } from '../../../lib/firewall.js';
 import { reserveConcurrency } from '../../../lib/function.js';
 import { readSettings } from '../../../lib/settings.js';
 
 /**
  * The deployed API's protections, on the real Api construct and the route table with stand-in
- * functions (inline code, so nothing is bundled): stage throttling, the optional WAF in front of
- * it, and reserved concurrency; cdk-nag clean for what these constructs add.
+ * functions (inline code, so nothing is bundled): stage throttling and reserved concurrency;
+ * cdk-nag clean for what these constructs add. The optional WAF is on the console's distribution
+ * (front.test.ts).
  */
 const outdirs: string[] = [];
 afterAll(() => {
   for (const d of outdirs) rmSync(d, { recursive: true, force: true });
 });
 
-function synth(context: Record<string, unknown>, region = 'us-east-1') {
+function synth(context: Record<string, unknown>) {
   const cache = join(PROJECT_ROOT, 'node_modules', '.cache');
   mkdirSync(cache, { recursive: true });
   const outdir = mkdtempSync(join(cache, 'cdk-api-protection-'));
   outdirs.push(outdir);
   const app = new App({ outdir, context });
-  const stack = new Stack(app, 'Protected', { env: { account: '123456789012', region } });
+  const stack = new Stack(app, 'Protected', { env: { account: '123456789012', region: 'us-east-1' } });
   const settings = readSettings(stack);
   const functions = Object.fromEntries(
     ROUTE_GROUPS.map((group) => {
@@ -48,7 +48,7 @@ function synth(context: Record<string, unknown>, region = 'us-east-1') {
       return [group, { fn }];
     }),
   ) as Record<RouteGroup, { fn: LambdaFunction }>;
-  const api = new Api(stack, 'Api', {
+  new Api(stack, 'Api', {
     routes,
     functions: Object.fromEntries(ROUTE_GROUPS.map((g) => [g, functions[g].fn])) as Record<
       RouteGroup,
@@ -58,13 +58,6 @@ function synth(context: Record<string, unknown>, region = 'us-east-1') {
     logRetention: RetentionDays.ONE_WEEK,
     throttle: { rateLimit: settings.apiThrottleRate, burstLimit: settings.apiThrottleBurst },
   });
-  const firewall = settings.apiWaf
-    ? new ApiFirewall(stack, 'ApiFirewall', {
-        api: api.api,
-        rateLimit: settings.wafRateLimit,
-        ...(settings.wafWebAclArn ? { webAclArn: settings.wafWebAclArn } : {}),
-      })
-    : undefined;
   reserveConcurrency(functions, settings.reservedConcurrency);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   const assembly = app.synth();
@@ -78,7 +71,7 @@ function synth(context: Record<string, unknown>, region = 'us-east-1') {
   const findings = report.pluginReports.flatMap((r) =>
     r.violations.flatMap((v) => v.violatingResources.map((res) => `${v.ruleName} ${res.resourceLogicalId}`)),
   );
-  return { template, findings, firewall };
+  return { template, findings };
 }
 
 describe('HTTP API stage throttling', () => {
@@ -102,65 +95,6 @@ describe('HTTP API stage throttling', () => {
   it('refuses settings that are not counts', () => {
     expect(() => synth({ apiThrottleRate: '-1' })).toThrow(/apiThrottleRate must be a number >= 0/);
     expect(() => synth({ apiThrottleBurst: '2.5' })).toThrow(/apiThrottleBurst must be a whole number/);
-  });
-});
-
-describe('the optional WAF in front of the HTTP API', () => {
-  it('serves the API through CloudFront carrying a web ACL with a rate-based rule per client address', () => {
-    const { template, findings, firewall } = synth({ apiWaf: 'true', wafRateLimit: '1000' });
-    template.hasResourceProperties('AWS::WAFv2::WebACL', {
-      Scope: 'CLOUDFRONT',
-      DefaultAction: { Allow: {} },
-      Rules: [
-        Match.objectLike({
-          Name: RATE_RULE_NAME,
-          Action: { Block: {} },
-          Statement: {
-            RateBasedStatement: { Limit: 1000, AggregateKeyType: 'IP', EvaluationWindowSec: 300 },
-          },
-        }),
-      ],
-    });
-    template.hasResourceProperties('AWS::CloudFront::Distribution', {
-      DistributionConfig: Match.objectLike({
-        WebACLId: { 'Fn::GetAtt': [Match.stringLikeRegexp('WebAcl'), 'Arn'] },
-        DefaultCacheBehavior: Match.objectLike({
-          ViewerProtocolPolicy: 'https-only',
-          AllowedMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE'],
-        }),
-        Origins: [
-          Match.objectLike({
-            CustomOriginConfig: Match.objectLike({
-              OriginProtocolPolicy: 'https-only',
-              OriginSSLProtocols: ['TLSv1.2'],
-            }),
-          }),
-        ],
-      }),
-    });
-    // The stage throttle still guards the execute-api URL.
-    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
-      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
-    });
-    // A deploy outside us-east-1 stops at a template rule that says why.
-    expect(JSON.stringify(template.toJSON().Rules)).toContain('apiWaf creates a CloudFront (global) web ACL');
-    expect(firewall?.url).toMatch(/^https:\/\//);
-    expect(findings).toEqual([]);
-  });
-
-  it('uses a given web ACL instead of creating one, in any region', () => {
-    const arn = 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/fleet/0a1b2c3d';
-    const { template, findings } = synth({ apiWaf: 'true', wafWebAclArn: arn }, 'eu-west-1');
-    template.resourceCountIs('AWS::WAFv2::WebACL', 0);
-    template.hasResourceProperties('AWS::CloudFront::Distribution', {
-      DistributionConfig: Match.objectLike({ WebACLId: arn }),
-    });
-    expect(findings).toEqual([]);
-  });
-
-  it('refuses to create a CloudFront web ACL outside us-east-1, and rate limits WAF cannot count', () => {
-    expect(() => synth({ apiWaf: 'true' }, 'eu-west-1')).toThrow(/us-east-1 only.*wafWebAclArn/);
-    expect(() => synth({ apiWaf: 'true', wafRateLimit: '5' })).toThrow(/wafRateLimit must be from 10/);
   });
 });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../../lib/bundling.js';
 import { ConsoleStack } from '../../../lib/console.js';
 
-const API = 'https://abc123.execute-api.eu-west-1.amazonaws.com/';
+const API = 'https://abc123.execute-api.eu-west-1.amazonaws.com';
 const WS = 'wss://ws456.execute-api.eu-west-1.amazonaws.com/live';
 
 let template: Template;
@@ -22,8 +22,9 @@ beforeAll(() => {
   const app = new App({ outdir });
   // Tokens, as the control plane stack's outputs are.
   const stack = new ConsoleStack(app, 'Console', {
-    apiUrl: Lazy.string({ produce: () => API }),
+    httpApiEndpoint: Lazy.string({ produce: () => API }),
     wsUrl: Lazy.string({ produce: () => WS }),
+    apiPaths: ['/api/nodes', '/agent/register', '/health', '/install.sh', '/install/{file}'],
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   const assembly = app.synth();
@@ -61,7 +62,7 @@ describe('ConsoleStack', () => {
       DistributionConfig: Match.objectLike({
         DefaultRootObject: 'index.html',
         DefaultCacheBehavior: Match.objectLike({ ViewerProtocolPolicy: 'redirect-to-https' }),
-        Origins: [Match.objectLike({ OriginAccessControlId: Match.anyValue() })],
+        Origins: Match.arrayWith([Match.objectLike({ OriginAccessControlId: Match.anyValue() })]),
         Logging: Match.objectLike({ Prefix: 'cloudfront/' }),
       }),
     });
@@ -82,7 +83,7 @@ describe('ConsoleStack', () => {
     expect(JSON.stringify(reads[0]!.Condition)).toContain('AWS:SourceArn');
   });
 
-  it('answers with security headers, the CSP naming only this origin and the two APIs', () => {
+  it('answers with security headers, the CSP naming only this origin and the WebSocket API', () => {
     const policy = Object.values(resources).find((r) => r.Type === 'AWS::CloudFront::ResponseHeadersPolicy');
     const config = policy?.Properties.ResponseHeadersPolicyConfig as {
       SecurityHeadersConfig: Record<string, Record<string, unknown>>;
@@ -100,14 +101,18 @@ describe('ConsoleStack', () => {
     expect(csp).toContain("frame-ancestors 'none'");
     expect(csp).toContain('connect-src');
     expect(csp).not.toContain('*');
+    expect(csp).toContain('wss://');
+    // The API is this origin now: no other https host.
+    expect(csp).not.toContain('https://');
   });
 
-  it('deploys the built console and a config.json of the API and WebSocket URLs, then invalidates the cache', () => {
+  it('deploys the built console and a config.json of the WebSocket URL (the API is this origin), then invalidates the cache', () => {
     const deploy = Object.values(resources).find((r) => r.Type === 'Custom::CDKBucketDeployment');
     expect(deploy?.Properties).toMatchObject({ DistributionPaths: ['/*'], Prune: true });
     const markers = JSON.stringify(deploy?.Properties.SourceMarkers);
-    expect(markers).toContain(API);
+    expect(markers).not.toContain(API);
     expect(markers).toContain(WS);
     template.hasOutput('ConsoleUrl', Match.objectLike({}));
+    template.hasOutput('ApiUrl', Match.objectLike({}));
   });
 });
