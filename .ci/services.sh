@@ -209,6 +209,8 @@ export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1
 export REGISTRY_URL=http://${REGISTRY_ADDR}
+# The registry is on loopback: the control plane refuses it at start unless the allowlist names it.
+export OUTBOUND_ALLOWLIST=${OUTBOUND_ALLOWLIST:-${REGISTRY_ADDR%:*}}
 export CONTAINERS_REGISTRIES_CONF=${FLEET_STATE}/registries.conf
 EOF
 }

@@ -1,5 +1,6 @@
 import type { Construct } from 'constructs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { loadConfig } from '../functions/core/config.js';
 import { ROUTE_GROUPS } from '../functions/groups/index.js';
 import { parseLambdaMemory, parseReservedConcurrency } from './lambda-settings.js';
 
@@ -49,6 +50,13 @@ export interface Settings {
    * JWT_* settings of the functions.
    */
   jwt?: { issuer: string; audience?: string; roleClaim?: string; roleMap?: string; jwksUrl?: string };
+  /** The Build API's registry, `-c registryUrl=https://registry.example.com` (the functions' REGISTRY_URL). */
+  registryUrl?: string;
+  /**
+   * `-c outboundAllowlist=10.0.0.0/8,hooks.lan` (OUTBOUND_ALLOWLIST): what outbound URLs may reach
+   * although loopback, private, link-local, metadata or multicast. `registryUrl` is checked against it at synth.
+   */
+  outboundAllowlist?: string;
 }
 
 const DEFAULTS: Settings = {
@@ -108,6 +116,26 @@ function jwtSettings(ctx: (key: string) => unknown): NonNullable<Settings['jwt']
   };
 }
 
+/** registryUrl and outboundAllowlist, checked as the functions check them at start (functions/core/config.ts). */
+function outboundSettings(
+  ctx: (key: string) => unknown,
+): Pick<Settings, 'registryUrl' | 'outboundAllowlist'> {
+  const registryUrl = ctx('registryUrl') ? String(ctx('registryUrl')) : undefined;
+  const outboundAllowlist = ctx('outboundAllowlist') ? String(ctx('outboundAllowlist')) : undefined;
+  try {
+    loadConfig({ REGISTRY_URL: registryUrl, OUTBOUND_ALLOWLIST: outboundAllowlist });
+  } catch (error) {
+    const issues = (error as Error).message.replace(/^Invalid configuration:\n/, '');
+    throw new Error(
+      `context registryUrl / outboundAllowlist (the functions' REGISTRY_URL and OUTBOUND_ALLOWLIST): ${issues}`,
+    );
+  }
+  return {
+    ...(registryUrl ? { registryUrl } : {}),
+    ...(outboundAllowlist ? { outboundAllowlist } : {}),
+  };
+}
+
 /** The functions a deployment may size: every route group, the events worker and the WebSocket function. */
 export const SIZABLE_FUNCTIONS = [...ROUTE_GROUPS, 'events', 'websocket'] as const;
 
@@ -163,6 +191,7 @@ export function readSettings(scope: Construct): Settings {
     wafRateLimit: wafRateLimit(ctx('wafRateLimit')),
     ...(ctx('wafWebAclArn') ? { wafWebAclArn: String(ctx('wafWebAclArn')) } : {}),
     ...(ctx('jwtIssuer') ? { jwt: jwtSettings(ctx) } : {}),
+    ...outboundSettings(ctx),
     ...(ctx('alarmTopicArn') ? { alarmTopicArn: String(ctx('alarmTopicArn')) } : {}),
     ...(ctx('alarmEmail') ? { alarmEmail: String(ctx('alarmEmail')) } : {}),
   };

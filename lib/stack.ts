@@ -73,6 +73,8 @@ export class ControlPlaneStack extends Stack {
       API_AUTH: String(settings.apiAuth),
       METRICS_FLUSH_SECONDS: String(settings.metricsFlushSeconds),
       ...jwtEnvironment(settings.jwt),
+      ...(settings.registryUrl ? { REGISTRY_URL: settings.registryUrl } : {}),
+      ...(settings.outboundAllowlist ? { OUTBOUND_ALLOWLIST: settings.outboundAllowlist } : {}),
     } satisfies Partial<Record<keyof Config, string>>;
     const shared = { logLevel: settings.logLevel, logRetention: settings.logRetention };
 

@@ -256,7 +256,10 @@ export const configSchema = z.object({
   INSTALL_CONTROL_PLANE_URL: z.string().url().optional(),
 });
 
-/** Webhook receivers named by address (or `localhost`) are checked at start; names are resolved at delivery. */
+/**
+ * Outbound URLs from settings (webhook receivers, the registry) named by address (or `localhost`)
+ * are checked at start, against OUTBOUND_ALLOWLIST; names are resolved at delivery.
+ */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   try {
     parseAllowlist(c.OUTBOUND_ALLOWLIST);
@@ -268,6 +271,13 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
     const why = url ? staticUrlRefusal(url, c.OUTBOUND_ALLOWLIST) : undefined;
     if (why) ctx.addIssue({ code: 'custom', path: ['TRAINING_WEBHOOK_URLS'], message: `${url}: ${why}` });
   }
+  const registryRefusal = c.REGISTRY_URL && staticUrlRefusal(c.REGISTRY_URL, c.OUTBOUND_ALLOWLIST);
+  if (registryRefusal)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['REGISTRY_URL'],
+      message: `${c.REGISTRY_URL} is refused: ${registryRefusal}`,
+    });
 });
 
 export type Config = z.output<typeof configSchema>;

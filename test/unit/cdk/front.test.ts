@@ -121,7 +121,7 @@ describe('the CloudFront function on the API behaviours', () => {
 describe('one distribution for the console and the API (no web ACL)', () => {
   let s: ReturnType<typeof synth>;
   beforeAll(() => {
-    s = synth({});
+    s = synth({ registryUrl: 'https://registry.example.com', outboundAllowlist: '10.0.0.0/8' });
   }, 180_000);
 
   it('serves the console from S3 by default and every API path from the HTTP API, uncached, every method', () => {
@@ -162,6 +162,14 @@ describe('one distribution for the console and the API (no web ACL)', () => {
     s.controlPlane.hasOutput('ApiUrl', Match.objectLike({}));
     s.controlPlane.resourceCountIs('AWS::SecretsManager::Secret', 0);
     for (const fn of functionsOf(s.controlPlane)) expect(envOf(fn).ORIGIN_SECRET_PARAMETER).toBeUndefined();
+  });
+
+  it('gives the functions the registry and allowlist settings', () => {
+    for (const fn of functionsOf(s.controlPlane))
+      expect(envOf(fn)).toMatchObject({
+        REGISTRY_URL: 'https://registry.example.com',
+        OUTBOUND_ALLOWLIST: '10.0.0.0/8',
+      });
   });
 
   it('is cdk-nag clean', () => {

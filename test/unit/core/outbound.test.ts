@@ -83,6 +83,28 @@ describe('checks against the resolved address', () => {
 });
 
 describe('settings', () => {
+  it('REGISTRY_URL: refused at start at a special address or localhost unless OUTBOUND_ALLOWLIST names it', () => {
+    expect(() => loadConfig({ REGISTRY_URL: 'http://127.0.0.1:5000' })).toThrow(
+      'REGISTRY_URL: http://127.0.0.1:5000 is refused: 127.0.0.1 is a loopback address (OUTBOUND_ALLOWLIST may name it)',
+    );
+    expect(() => loadConfig({ REGISTRY_URL: 'http://10.1.2.3:5000' })).toThrow(
+      /REGISTRY_URL: .* 10\.1\.2\.3 is a private address \(OUTBOUND_ALLOWLIST may name it\)/,
+    );
+    expect(() => loadConfig({ REGISTRY_URL: 'http://localhost:5000' })).toThrow(
+      /REGISTRY_URL: .*loopback name/,
+    );
+    expect(() => loadConfig({ REGISTRY_URL: 'http://169.254.169.254' })).toThrow(
+      /REGISTRY_URL: .*cloud metadata/,
+    );
+    expect(
+      loadConfig({ REGISTRY_URL: 'http://127.0.0.1:5000', OUTBOUND_ALLOWLIST: '127.0.0.0/8' }).REGISTRY_URL,
+    ).toBe('http://127.0.0.1:5000');
+    // A public name is resolved (and checked) per call, not at start.
+    expect(loadConfig({ REGISTRY_URL: 'https://registry.example.com' }).REGISTRY_URL).toBe(
+      'https://registry.example.com',
+    );
+  });
+
   it('TRAINING_WEBHOOK_URLS: receivers at special addresses or localhost need OUTBOUND_ALLOWLIST', () => {
     expect(() => loadConfig({ TRAINING_WEBHOOK_URLS: 'http://127.0.0.1:9/x' })).toThrow(
       /TRAINING_WEBHOOK_URLS: http:\/\/127\.0\.0\.1:9\/x: 127\.0\.0\.1 is a loopback address/,
