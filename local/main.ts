@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { SecretsFileError } from '../functions/adapters/local-secrets.js';
-import { startRuntime } from './runtime.js';
+import { ConfigError, loadConfig } from '../functions/core/config.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +24,15 @@ if (values.help) {
   process.exit(0);
 }
 
+// Settings first: some modules read them as they load, and a refused one is the operator's to fix.
+try {
+  loadConfig();
+} catch (error) {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+}
+const { startRuntime } = await import('./runtime.js');
+
 const runtime = await startRuntime({
   port: Number(values.port),
   host: values.host,
@@ -34,7 +43,10 @@ const runtime = await startRuntime({
   process.exit(1);
 });
 
-const mode = runtime.ctx.mode === 'embedded' ? 'embedded (dynalite, in-process queue and scheduler)' : `AWS APIs at ${runtime.ctx.config.AWS_ENDPOINT_URL}`;
+const mode =
+  runtime.ctx.mode === 'embedded'
+    ? 'embedded (dynalite, in-process queue and scheduler)'
+    : `AWS APIs at ${runtime.ctx.config.AWS_ENDPOINT_URL}`;
 console.log(`GPU fleet control plane listening on ${runtime.url}
   mode:     ${mode}
   API docs: ${runtime.url}/docs  (ReDoc: ${runtime.url}/redoc, OpenAPI: ${runtime.url}/openapi.json)`);
@@ -60,11 +72,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     Promise.resolve(agent?.stop())
       .then(() => runtime.stop())
       .then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
+        () => process.exit(0),
+        (error: unknown) => {
+          console.error(error);
+          process.exit(1);
+        },
+      );
   });
 }

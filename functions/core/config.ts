@@ -294,6 +294,11 @@ const CREDENTIAL_VARIABLES = [
 export const awsCredentialsInEnv = (env: Record<string, string | undefined>): boolean =>
   CREDENTIAL_VARIABLES.some((v) => !!env[v]);
 
+/** A setting that does not validate: the message names each variable and why. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty variable means unset, as shells and .env files commonly write it.
   const present: Record<string, string | undefined> = Object.fromEntries(
@@ -303,7 +308,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const result = checkedConfigSchema.safeParse(present);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data;
 }

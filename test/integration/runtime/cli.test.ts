@@ -27,4 +27,26 @@ describe('npm start (local/main.ts)', () => {
     expect(code).toBe(0);
     expect(out).toContain('SIGTERM: shutting down');
   }, 60_000);
+
+  it('stops at start with a clear message when REGISTRY_URL is refused, naming OUTBOUND_ALLOWLIST', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'local/main.ts', '--memory', '--port', '0'], {
+      cwd: new URL('../../..', import.meta.url).pathname,
+      env: {
+        ...process.env,
+        AWS_ENDPOINT_URL: '',
+        LOG_LEVEL: 'SILENT',
+        REGISTRY_URL: 'http://127.0.0.1:5999',
+        OUTBOUND_ALLOWLIST: '',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(out.trim()).toBe(
+      'Invalid configuration:\nREGISTRY_URL: http://127.0.0.1:5999 is refused: 127.0.0.1 is a loopback address (OUTBOUND_ALLOWLIST may name it)',
+    );
+  }, 60_000);
 });
