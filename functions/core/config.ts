@@ -257,7 +257,7 @@ export const configSchema = z.object({
 });
 
 /**
- * Outbound URLs from settings (webhook receivers, the registry) named by address (or `localhost`)
+ * Outbound URLs from settings (webhook receivers, the registry, the JWT issuer's keys) named by address (or `localhost`)
  * are checked at start, against OUTBOUND_ALLOWLIST; names are resolved at delivery.
  */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
@@ -271,6 +271,15 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
     const why = url ? staticUrlRefusal(url, c.OUTBOUND_ALLOWLIST) : undefined;
     if (why) ctx.addIssue({ code: 'custom', path: ['TRAINING_WEBHOOK_URLS'], message: `${url}: ${why}` });
   }
+  // The JWT issuer's keys, when read over the network (a JWKS file is read instead when given).
+  const jwks = c.JWT_JWKS_FILE ? undefined : (c.JWT_JWKS_URL ?? c.JWT_ISSUER);
+  const jwksRefusal = jwks && staticUrlRefusal(jwks, c.OUTBOUND_ALLOWLIST);
+  if (jwksRefusal)
+    ctx.addIssue({
+      code: 'custom',
+      path: [c.JWT_JWKS_URL ? 'JWT_JWKS_URL' : 'JWT_ISSUER'],
+      message: `${jwks} is refused: ${jwksRefusal}`,
+    });
   const registryRefusal = c.REGISTRY_URL && staticUrlRefusal(c.REGISTRY_URL, c.OUTBOUND_ALLOWLIST);
   if (registryRefusal)
     ctx.addIssue({

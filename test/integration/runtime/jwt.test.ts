@@ -241,7 +241,7 @@ describe('JWT sign-in with the JWKS in a file; an issuer on loopback needs OUTBO
     expect((await call(rt.url, 'GET', '/api/whoami', undefined, bearer(token))).body.role).toBe('operator');
   });
 
-  it('does not fetch keys from a loopback issuer the allowlist does not name', async () => {
+  it('does not start with keys on a loopback issuer the allowlist does not name, and fetches nothing', async () => {
     let asked = 0;
     const server = createServer((_req, res) => {
       asked++;
@@ -250,9 +250,12 @@ describe('JWT sign-in with the JWKS in a file; an issuer on loopback needs OUTBO
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const port = (server.address() as { port: number }).port;
-      const rt = await start({ JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` });
-      const res = await call(rt.url, 'GET', '/api/whoami', undefined, bearer(signJwt(ec, claims())));
-      expect(res.status).toBe(401);
+      await expect(start({ JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` })).rejects.toThrow(
+        `JWT_JWKS_URL: http://127.0.0.1:${port}/jwks.json is refused: 127.0.0.1 is a loopback address (OUTBOUND_ALLOWLIST may name it)`,
+      );
+      await expect(start({ JWT_ISSUER: `http://127.0.0.1:${port}/pool` })).rejects.toThrow(
+        /JWT_ISSUER: .* is refused: .*OUTBOUND_ALLOWLIST/,
+      );
       expect(asked).toBe(0);
     } finally {
       await new Promise((resolve) => server.close(resolve));
