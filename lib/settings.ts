@@ -120,14 +120,21 @@ function jwtSettings(ctx: (key: string) => unknown): NonNullable<Settings['jwt']
 function outboundSettings(
   ctx: (key: string) => unknown,
 ): Pick<Settings, 'registryUrl' | 'outboundAllowlist'> {
-  const registryUrl = ctx('registryUrl') ? String(ctx('registryUrl')) : undefined;
-  const outboundAllowlist = ctx('outboundAllowlist') ? String(ctx('outboundAllowlist')) : undefined;
+  const text = (key: string) => (ctx(key) ? String(ctx(key)) : undefined);
+  const registryUrl = text('registryUrl');
+  const outboundAllowlist = text('outboundAllowlist');
   try {
-    loadConfig({ REGISTRY_URL: registryUrl, OUTBOUND_ALLOWLIST: outboundAllowlist });
+    // With the JWT issuer's keys URL, which the functions check at start the same way.
+    loadConfig({
+      REGISTRY_URL: registryUrl,
+      OUTBOUND_ALLOWLIST: outboundAllowlist,
+      JWT_ISSUER: text('jwtIssuer'),
+      JWT_JWKS_URL: text('jwtJwksUrl'),
+    });
   } catch (error) {
     const issues = (error as Error).message.replace(/^Invalid configuration:\n/, '');
     throw new Error(
-      `context registryUrl / outboundAllowlist (the functions' REGISTRY_URL and OUTBOUND_ALLOWLIST): ${issues}`,
+      `context registryUrl / outboundAllowlist / jwt* (the functions' REGISTRY_URL, OUTBOUND_ALLOWLIST, JWT_*): ${issues}`,
     );
   }
   return {
