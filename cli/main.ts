@@ -6,6 +6,7 @@ import { Client, assertCommands, makeUi } from './client.js';
 import { configPath, resolveTarget, writeSaved } from './config.js';
 import { CliError, EXIT } from './errors.js';
 import { details, newLines, printJson, shellJoin, table } from './output.js';
+import { LogStream, resolveWsUrl } from './stream.js';
 
 declare const FLEET_CLI_VERSION: string;
 const VERSION = typeof FLEET_CLI_VERSION === 'string' ? FLEET_CLI_VERSION : 'dev';
@@ -13,6 +14,7 @@ const VERSION = typeof FLEET_CLI_VERSION === 'string' ? FLEET_CLI_VERSION : 'dev
 interface Globals {
   url?: string;
   apiKey?: string;
+  wsUrl?: string;
   json?: boolean;
   timeout: number;
 }
@@ -23,6 +25,10 @@ const program = new Program('fleet')
   .option('--url <url>', 'control plane URL (default: FLEET_URL, the login file, http://127.0.0.1:8000)')
   .option('--api-key <key>', 'API key (default: FLEET_API_KEY, the login file)')
   .option('--json', 'print the API’s JSON document instead of a table')
+  .option(
+    '--ws-url <url>',
+    'WebSocket API URL for -f (default: FLEET_WS_URL, the console’s config.json, the control plane’s /ws)',
+  )
   .addOption(
     new Option('--timeout <seconds>', 'how long to follow pending commands, tasks and runs')
       .default(120)
@@ -73,7 +79,13 @@ async function session() {
     ...(g.apiKey ? { apiKey: g.apiKey } : {}),
   });
   const ui = makeUi(!!g.json);
-  return { client: new Client(target, ui), json: !!g.json, timeoutMs: g.timeout * 1000 };
+  const wsUrl = g.wsUrl ?? process.env['FLEET_WS_URL'];
+  return {
+    client: new Client(target, ui),
+    json: !!g.json,
+    timeoutMs: g.timeout * 1000,
+    ...(wsUrl ? { wsUrl } : {}),
+  };
 }
 
 const enc = encodeURIComponent;
@@ -378,17 +390,117 @@ async function followLogs(
   }
 }
 
+/** Statuses in which a container still writes output. */
+const WRITING = new Set(['pending', 'running', 'stopping']);
+
+/**
+ * `fleet logs -f`: one logs-channel WebSocket per container (the opt-in `?container=`), plus the
+ * node's own log lines when no container is named. The tail each connection answers is matched
+ * against what was printed, so a reconnect repeats nothing. The container list is read again every
+ * few seconds: new containers are followed, ended ones get a last read over HTTP and are closed.
+ * Ends on Ctrl-C, or when the one named container has ended.
+ */
+async function followStreams(
+  client: Client,
+  node: NodeRow,
+  list: () => Promise<ContainerRow[]>,
+  o: { container?: string; tail: number; timeoutMs: number; wsUrl?: string },
+): Promise<void> {
+  const target = {
+    wsUrl: await resolveWsUrl(client.target.url, o.wsUrl),
+    ...(client.target.apiKey ? { apiKey: client.target.apiKey } : {}),
+  };
+  const prefix = !o.container;
+  const streams = new Map<string, { stream: LogStream; name: string }>();
+  const status = new Map<string, string>();
+  const ending = new Set<string>();
+  let stopping = false;
+  const refresh = async () => {
+    for (const c of await list()) status.set(c.id, c.status);
+  };
+  const start = (id: string, name: string, container: string | undefined) => {
+    const stream = new LogStream(target, node.id, container, {
+      line: (l) => console.log(prefix ? `${name} | ${l}` : l),
+      note: (t) => console.error(`fleet: ${name}: ${t}`),
+      alive: async () => {
+        if (!container) return !stopping;
+        await refresh();
+        return !stopping && WRITING.has(status.get(container) ?? '');
+      },
+    });
+    streams.set(id, { stream, name });
+  };
+  /** A container that ended: its last lines over HTTP (those the stream may have missed), then closed. */
+  const finish = async (id: string) => {
+    const s = streams.get(id);
+    if (!s || ending.has(id)) return;
+    ending.add(id);
+    try {
+      s.stream.catchUp(splitLines(await containerLogs(client, id, o.tail, o.timeoutMs)));
+    } catch {
+      // Removed already: what the stream showed is all there is.
+    }
+    s.stream.close();
+  };
+  const sync = async () => {
+    const now = await list();
+    for (const c of now) {
+      status.set(c.id, c.status);
+      if (!streams.has(c.id) && WRITING.has(c.status)) start(c.id, c.name, c.id);
+      else if (streams.has(c.id) && !WRITING.has(c.status)) await finish(c.id);
+    }
+    for (const id of streams.keys()) if (id !== node.id && !now.some((c) => c.id === id)) await finish(id);
+  };
+  if (!o.container) start(node.id, node.name, undefined);
+  await sync();
+  if (o.container && !streams.size) {
+    // Not writing any more: its last lines, as without -f.
+    const [c] = await list();
+    if (c) console.log(splitLines(await containerLogs(client, c.id, o.tail, o.timeoutMs)).join('\n'));
+    return;
+  }
+  const stopAll = () => {
+    stopping = true;
+    for (const s of streams.values()) s.stream.close();
+  };
+  process.once('SIGINT', stopAll);
+  process.once('SIGTERM', stopAll);
+  const poller = setInterval(() => {
+    if (!stopping) void sync().catch(() => undefined);
+  }, 5000);
+  try {
+    // A refusal (401, bad request, no stream at that URL) rejects and ends the command with its code.
+    for (;;) {
+      const open = [...streams.values()].map((s) => s.stream.done);
+      await Promise.all(open);
+      if (stopping || o.container || streams.size === open.length) break;
+    }
+  } catch (error) {
+    stopAll();
+    throw error;
+  } finally {
+    clearInterval(poller);
+    process.off('SIGINT', stopAll);
+    process.off('SIGTERM', stopAll);
+  }
+}
+
 program
   .command('logs')
-  .description('the last lines of a node’s containers (or one with --container); -f follows')
+  .description(
+    'the last lines of a node’s containers (or one with --container); -f follows them live, with the node’s own log lines',
+  )
   .argument('<node>', 'node id or name')
   .option('--container <id>', 'only this container (id or name)')
-  .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+  .option(
+    '-f, --follow',
+    'keep printing new lines (WebSocket stream) until Ctrl-C, or until the container ends',
+  )
   .option('--tail <n>', 'lines to read per container', positiveInt, 100)
   .action(async (ref: string, o: { container?: string; follow?: boolean; tail: number }) => {
-    const { client, json, timeoutMs } = await session();
+    const { client, json, timeoutMs, wsUrl } = await session();
     const node = await findNode(client, ref);
-    const sources = async () => {
+    const list = async () => {
       const { containers } = await client.get<{ containers: ContainerRow[] }>('/containers');
       const mine = containers.filter(
         (c) => c.node_id === node.id && (!o.container || c.id === o.container || c.name === o.container),
@@ -399,12 +511,21 @@ program
     };
     if (json) {
       const out = [];
-      for (const s of await sources())
+      for (const s of await list())
         out.push({ id: s.id, name: s.name, logs: await containerLogs(client, s.id, o.tail, timeoutMs) });
       return printJson({ node_id: node.id, containers: out });
     }
-    await followLogs(sources, (id) => containerLogs(client, id, o.tail, timeoutMs), {
-      ...o,
+    if (o.follow) {
+      const named = o.container ? (await list())[0]?.id : undefined;
+      return followStreams(client, node, list, {
+        ...(named ? { container: named } : {}),
+        tail: o.tail,
+        timeoutMs,
+        ...(wsUrl ? { wsUrl } : {}),
+      });
+    }
+    await followLogs(list, (id) => containerLogs(client, id, o.tail, timeoutMs), {
+      tail: o.tail,
       prefix: !o.container,
     });
   });
