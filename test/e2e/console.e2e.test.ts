@@ -415,6 +415,54 @@ describeWith(
       await page.getByRole('link', { name: 'Cloud GPUs', exact: true }).click();
       const row = page.locator(`tr[data-instance="${created.body.instanceId as string}"]`);
       await expect.poll(() => row.locator('.status').textContent(), { timeout: 30_000 }).toBe('running');
+      // Cost: the API's price per GPU hour × GPUs (Novita bills per card), and what was spent so far.
+      const { instances } = (await call('GET', '/api/instances')).body as unknown as {
+        instances: {
+          id: string;
+          status: string;
+          gpuNum: number;
+          pricePerHour: number;
+          createdAt: string;
+          terminatedAt?: string;
+        }[];
+      };
+      const mine = instances.find((i) => i.id === created.body.instanceId)!;
+      expect(mine.pricePerHour).toBeGreaterThan(0);
+      const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 2 });
+      // One read of the figures and the instant they were computed for (the page refreshes on its own).
+      const shown = await page.evaluate((id) => {
+        // Runs in the page (this file's types have no DOM).
+        const document = (
+          globalThis as unknown as {
+            document: {
+              querySelector(
+                s: string,
+              ): { textContent: string | null; getAttribute(n: string): string | null } | null;
+            };
+          }
+        ).document;
+        const cell = (name: string) =>
+          document.querySelector(`tr[data-instance="${id}"] [data-cell="${name}"]`)?.textContent;
+        return {
+          asof: Number(document.querySelector('[data-testid="cloud-cost"]')?.getAttribute('data-asof')),
+          price: cell('price'),
+          cost: cell('cost'),
+          spent: cell('spent'),
+          costTotal: document.querySelector('[data-testid="cost-total"]')?.textContent,
+          spentTotal: document.querySelector('[data-testid="spent-total"]')?.textContent,
+        };
+      }, mine.id);
+      const hours = (i: { createdAt: string }) => (shown.asof - Date.parse(i.createdAt)) / 3_600_000;
+      const billed = instances.filter((i) => ['creating', 'starting', 'running'].includes(i.status));
+      expect(billed.map((i) => i.id)).toEqual([mine.id]);
+      expect(shown).toEqual({
+        asof: shown.asof,
+        price: fmt(mine.pricePerHour),
+        cost: fmt(mine.pricePerHour * mine.gpuNum),
+        spent: fmt(mine.pricePerHour * mine.gpuNum * hours(mine)),
+        costTotal: fmt(billed.reduce((sum, i) => sum + i.pricePerHour * i.gpuNum, 0)),
+        spentTotal: fmt(billed.reduce((sum, i) => sum + i.pricePerHour * i.gpuNum * hours(i), 0)),
+      });
       await row.getByRole('button', { name: `Timeline of ${nodeName}-gpu` }).click();
       const steps = page.getByTestId('timeline').locator('li');
       await expect.poll(() => steps.count(), { timeout: 15_000 }).toBe(2);
