@@ -345,6 +345,99 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
+    it("shows the node's own policy, and the start form refuses host mounts no online node allows", async () => {
+      const { nodes } = (await call('GET', '/api/nodes/')).body as unknown as {
+        nodes: {
+          name: string;
+          policy: {
+            allow_host_paths: string[];
+            allow_privileged: boolean;
+            allow_engine_socket: boolean;
+            allow_host_network: boolean;
+            allow_host_pid: boolean;
+            allow_capabilities: string[];
+          } | null;
+        }[];
+      };
+      const policy = nodes.find((n) => n.name === nodeName)!.policy!;
+      expect(policy.allow_privileged).toBe(false);
+      const { page, errors } = await signIn(ADMIN_KEY);
+      await page.locator(`tr[data-node="${nodeName}"] a`).click();
+      const rows = page.getByTestId('policy').locator('tbody tr');
+      await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(6);
+      const shown = await rows.evaluateAll((trs) =>
+        trs.map((tr) => [
+          tr.querySelector('th')!.textContent,
+          tr.getAttribute('data-allowed'),
+          tr.querySelector('td')!.textContent,
+        ]),
+      );
+      // What the API reports, rule by rule.
+      expect(shown).toEqual([
+        [
+          'Privileged containers',
+          String(policy.allow_privileged),
+          policy.allow_privileged ? 'allowed' : 'refused',
+        ],
+        [
+          'Host folder mounts',
+          String(policy.allow_host_paths.length > 0),
+          policy.allow_host_paths.length ? `only under ${policy.allow_host_paths.join(', ')}` : 'none',
+        ],
+        [
+          'Engine socket mount',
+          String(policy.allow_engine_socket),
+          policy.allow_engine_socket ? 'allowed (whoever holds it owns the host)' : 'refused',
+        ],
+        [
+          'Host network',
+          String(policy.allow_host_network),
+          policy.allow_host_network ? 'allowed' : 'refused',
+        ],
+        ['Host PID namespace', String(policy.allow_host_pid), policy.allow_host_pid ? 'allowed' : 'refused'],
+        [
+          'Added capabilities',
+          String(policy.allow_capabilities.length > 0),
+          policy.allow_capabilities.join(', ') || 'none',
+        ],
+      ]);
+      await record(page, 'node-policy');
+
+      await page.getByRole('link', { name: 'Services' }).click();
+      const form = page.getByRole('form', { name: 'Start containers' });
+      const before = (await call('GET', '/api/swarm/services')).body as unknown as unknown[];
+      await form.getByLabel('Image').fill(BUSYBOX_IMAGE);
+      await form.getByLabel('Service name').fill(`${nodeName}-mounts`);
+      const hint = form.locator('#start-mounts-hint');
+      const start = form.getByRole('button', { name: 'Start' });
+      // A folder outside what the node allows: said at once, and nothing can be sent.
+      await form.getByLabel('Host folder mounts').fill('/etc:/host-etc:ro');
+      await expect
+        .poll(() => hint.textContent())
+        .toBe(
+          `No online node allows this: ${nodeName}: /etc is outside the folders it allows (${policy.allow_host_paths.join(', ') || 'none'})`,
+        );
+      expect(await start.isDisabled()).toBe(true);
+      await form.getByLabel('Host folder mounts').fill('/:/host');
+      await expect
+        .poll(() => hint.textContent())
+        .toBe(`No online node allows this: ${nodeName}: mounting the host's root folder / is never allowed`);
+      await form.getByLabel('Host folder mounts').fill('/var/run/docker.sock:/var/run/docker.sock');
+      await expect
+        .poll(() => hint.textContent())
+        .toContain(`${nodeName}: mounting the engine socket (/var/run/docker.sock) is not allowed`);
+      expect(await start.isDisabled()).toBe(true);
+      // Under a folder the node allows: offered.
+      await form.getByLabel('Host folder mounts').fill(`${policy.allow_host_paths[0]}/data:/data`);
+      await expect.poll(() => start.isDisabled()).toBe(false);
+      expect(await hint.textContent()).toBe(
+        'optional, /host:/container[:ro]; only where a node’s policy allows it',
+      );
+      expect((await call('GET', '/api/swarm/services')).body).toEqual(before);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }, 120_000);
+
     it('shows the inference queue by priority, tasks by state and the model servers of the node, live', async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
       await page.getByRole('link', { name: 'Inference', exact: true }).click();
