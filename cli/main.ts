@@ -827,7 +827,27 @@ program
     );
     if (json) return printJson(body);
     const rows = Array.isArray(body) ? body : (body.instances ?? []);
-    console.log(table(rows, ['id', 'name', 'status', 'productName', 'region', 'gpuNum', 'createdAt']));
+    // Novita bills its products list's price per GPU hour × GPUs: the cost column is that product.
+    const withCost = rows.map((r) => ({
+      ...r,
+      costPerHour:
+        typeof r['pricePerHour'] === 'number' && typeof r['gpuNum'] === 'number'
+          ? r['pricePerHour'] * r['gpuNum']
+          : null,
+    }));
+    console.log(
+      table(withCost, [
+        'id',
+        'name',
+        'status',
+        'region',
+        'gpuNum',
+        'pricePerHour',
+        'costPerHour',
+        'spot',
+        'createdAt',
+      ]),
+    );
   });
 
 program
