@@ -217,6 +217,45 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     await eventually('3 running copies', async () => expect((await running()).length).toBe(3), 60_000);
   });
 
+  it('fleet logs NODE -f follows every container of the node, each line once under its name, and the node’s own lines; Ctrl-C ends it', async () => {
+    const { containers } = await json<{ containers: { name: string; status: string }[] }>([
+      'ps',
+      '--node',
+      nodeName,
+    ]);
+    const names = containers.filter((c) => c.status === 'running').map((c) => c.name);
+    expect(names.length).toBe(3);
+    const child = spawn(process.execPath, [bundle, 'logs', nodeName, '-f'], {
+      env: cliEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const ticksOf = (name: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${name} | tick `))
+        .map((l) => Number(l.slice(`${name} | tick `.length)));
+    await eventually(
+      'two live lines of each container',
+      () => {
+        for (const name of names) {
+          const t = ticksOf(name);
+          expect(t.length, name).toBeGreaterThan(1);
+          expect(
+            t.slice(1).every((n, i) => n === t[i]! + 1),
+            `${name}: ${t.join(',')}`,
+          ).toBe(true);
+        }
+      },
+      30_000,
+    );
+    expect(text).toContain(`${nodeName} | [info] Streaming the logs of node ${nodeName}`);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+
   it('fleet logs reads a container’s lines; -f follows the WebSocket stream, in order and once each across a dropped connection, and ends with the container', async () => {
     const [first] = (await json<{ containers: { id: string; status: string }[] }>(['ps', '--node', nodeName]))
       .containers;
