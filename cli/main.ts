@@ -574,6 +574,7 @@ interface JobRow {
 interface RunRow {
   run_id: string;
   status: string;
+  node_id?: string | null;
   attempt: number | null;
   exit_code: number | null;
   [k: string]: unknown;
@@ -683,7 +684,7 @@ jobs
   .option('-f, --follow', 'keep printing until the run ends; exit 8 if it failed')
   .option('--tail <n>', 'lines to read', positiveInt, 1000)
   .action(async (jobId: string, o: { run?: string; follow?: boolean; tail: number }) => {
-    const { client, json, timeoutMs } = await session();
+    const { client, json, timeoutMs, wsUrl } = await session();
     const runs = async () => (await client.get<{ runs: RunRow[] }>(`/jobs/${enc(jobId)}/runs`)).runs;
     const pick = async (): Promise<RunRow | undefined> => {
       const all = (await runs()).filter((r) => r.attempt !== null);
@@ -715,14 +716,59 @@ jobs
     };
     if (json) return printJson({ job_id: jobId, run_id: runId, logs: await read(runId) });
     let last = run;
-    await followLogs(async () => [{ id: runId, name: runId }], read, {
-      ...o,
-      prefix: false,
-      until: async () => {
-        last = (await runs()).find((r) => r.run_id === runId) ?? last;
-        return !RUN_ACTIVE.has(last.status);
-      },
-    });
+    const refresh = async () => (last = (await runs()).find((r) => r.run_id === runId) ?? last);
+    if (o.follow && RUN_ACTIVE.has(last.status) && !last.node_id) {
+      // Not placed yet: its node is where its output will stream from.
+      const spinner = client.ui.spinner(`waiting for run ${runId} to be placed`);
+      const deadline = Date.now() + timeoutMs;
+      try {
+        while (RUN_ACTIVE.has(last.status) && !last.node_id && Date.now() < deadline) {
+          await sleep(1000);
+          await refresh();
+        }
+      } finally {
+        spinner.stop();
+      }
+    }
+    if (o.follow && RUN_ACTIVE.has(last.status) && last.node_id) {
+      // Live over the logs stream (the run's container opt-in), the kept lines read once it ended.
+      const target = {
+        wsUrl: await resolveWsUrl(client.target.url, wsUrl),
+        ...(client.target.apiKey ? { apiKey: client.target.apiKey } : {}),
+      };
+      const stream = new LogStream(target, last.node_id, runId, {
+        line: (l) => console.log(l),
+        note: (t) => console.error(`fleet: ${t}`),
+        alive: async () => RUN_ACTIVE.has((await refresh()).status),
+      });
+      const stop = () => stream.close();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let ending = false;
+      const poller = setInterval(() => {
+        if (ending) return;
+        ending = true;
+        void refresh()
+          .then(async (r) => {
+            if (RUN_ACTIVE.has(r.status)) return void (ending = false);
+            stream.catchUp(splitLines(await read(runId).catch(() => '')));
+            stream.close();
+          })
+          .catch(() => (ending = false));
+      }, 2000);
+      try {
+        await stream.done;
+      } finally {
+        clearInterval(poller);
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    } else
+      await followLogs(async () => [{ id: runId, name: runId }], read, {
+        ...o,
+        prefix: false,
+        until: async () => !RUN_ACTIVE.has((await refresh()).status),
+      });
     if (o.follow) {
       // One last read: lines written between the previous read and the end.
       if (!RUN_ACTIVE.has(last.status)) {

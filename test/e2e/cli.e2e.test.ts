@@ -360,10 +360,13 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
       'echo epoch 1 loss 0.9; while [ ! -d /tmp/release ]; do sleep 1; done; echo epoch 2 loss 0.5',
     ]);
     expect(created.name).toBe(name);
-    const child = spawn(process.execPath, [bundle, 'jobs', 'logs', created.job_id, '-f'], {
-      env: cliEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // Through a proxy that counts connections: the live lines come over the logs stream.
+    const proxy = await tcpProxy(Number(new URL(url).port));
+    const child = spawn(
+      process.execPath,
+      [bundle, '--ws-url', `ws://127.0.0.1:${proxy.port}/ws`, 'jobs', 'logs', created.job_id, '-f'],
+      { env: cliEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let text = '';
     let errText = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
@@ -381,6 +384,8 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect(await exited, errText).toBe(0);
     expect(text.split('\n').filter(Boolean)).toEqual(['epoch 1 loss 0.9', 'epoch 2 loss 0.5']);
     expect(errText).toMatch(/succeeded \(exit 0\)/);
+    expect(proxy.connections()).toBeGreaterThanOrEqual(1);
+    await proxy.close();
     const runs = await json<{
       runs: { status: string; exit_code: number | null; log_tail: string | null }[];
     }>(['jobs', 'runs', created.job_id]);
