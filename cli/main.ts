@@ -165,9 +165,33 @@ interface ContainerRow {
   [k: string]: unknown;
 }
 
+interface PolicyRow {
+  allow_host_paths: string[];
+  allow_engine_socket: boolean;
+  allow_privileged: boolean;
+  allow_host_network: boolean;
+  allow_host_pid: boolean;
+  allow_capabilities: string[];
+}
+
+/** The node's own policy in one line (GET /api/nodes/ `policy`; null: its agent reports none). */
+function policyText(p: unknown): string {
+  if (!p || typeof p !== 'object') return 'not reported (the agent judges each start itself)';
+  const r = p as PolicyRow;
+  const yes = (b: boolean) => (b ? 'allowed' : 'refused');
+  return [
+    `privileged ${yes(r.allow_privileged)}`,
+    `host folders ${r.allow_host_paths.length ? r.allow_host_paths.join(', ') : 'none'}`,
+    `engine socket ${yes(r.allow_engine_socket)}`,
+    `host network ${yes(r.allow_host_network)}`,
+    `host PID ${yes(r.allow_host_pid)}`,
+    `capabilities ${r.allow_capabilities.length ? r.allow_capabilities.join(', ') : 'none'}`,
+  ].join('; ');
+}
+
 program
   .command('node')
-  .description('one node (id or name): its metrics, labels and containers')
+  .description('one node (id or name): its metrics, labels, policy and containers')
   .argument('<node>', 'node id or name')
   .action(async (ref: string) => {
     const { client, json } = await session();
@@ -179,7 +203,7 @@ program
     const labels = swarm.find((s) => s.id === node.id)?.labels ?? {};
     const mine = containers.containers.filter((c) => c.node_id === node.id);
     if (json) return printJson({ ...node, labels, containers: mine });
-    console.log(details({ ...node, labels }));
+    console.log(details({ ...node, labels, policy: policyText(node['policy']) }));
     console.log('');
     console.log(mine.length ? table(mine, ['id', 'name', 'image', 'status', 'ports']) : 'no containers');
   });

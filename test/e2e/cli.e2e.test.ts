@@ -175,6 +175,11 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     const one = await json<{ name: string; containers: unknown[]; labels: object }>(['node', nodeName]);
     expect(one.name).toBe(nodeName);
     expect(one.containers).toEqual([]);
+    // The node's own policy, as its agent reported it (everything off but the checkpoint folder).
+    const shown = await fleet(['node', nodeName]);
+    expect(shown.stdout).toMatch(
+      /^policy: +privileged refused; host folders \/\S+; engine socket refused; host network refused; host PID refused; capabilities none$/m,
+    );
     const missing = await fleet(['node', 'no-such-node']);
     expect(missing.code).toBe(5);
   });
