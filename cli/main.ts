@@ -440,7 +440,10 @@ async function followStreams(
   const ending = new Set<string>();
   let stopping = false;
   const refresh = async () => {
-    for (const c of await list()) status.set(c.id, c.status);
+    const now = await list();
+    // One no longer listed (removed) is not writing.
+    status.clear();
+    for (const c of now) status.set(c.id, c.status);
   };
   const start = (id: string, name: string, container: string | undefined) => {
     const stream = new LogStream(target, node.id, container, {
@@ -468,6 +471,7 @@ async function followStreams(
   };
   const sync = async () => {
     const now = await list();
+    status.clear();
     for (const c of now) {
       status.set(c.id, c.status);
       if (!streams.has(c.id) && WRITING.has(c.status)) start(c.id, c.name, c.id);

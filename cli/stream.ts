@@ -173,8 +173,11 @@ export class LogStream {
           ),
         );
       }
-      void this.hooks.alive().then(
-        (alive) => {
+      // A failed check (the API briefly unreachable) is no reason to stop: tried again after the wait.
+      void this.hooks
+        .alive()
+        .catch(() => true)
+        .then((alive) => {
           if (this.closed) return;
           if (!alive) return this.close();
           const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.attempt++);
@@ -182,9 +185,7 @@ export class LogStream {
             if (this.attempt === 1) this.hooks.note(`waiting for the node to report it (${reason})`);
           } else this.hooks.note(`log stream dropped (${code}${reason ? ` ${reason}` : ''}); reconnecting`);
           this.timer = setTimeout(() => this.open(), wait);
-        },
-        (error: unknown) => this.fail(error as Error),
-      );
+        });
     });
   }
 
