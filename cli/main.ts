@@ -6,6 +6,7 @@ import { Client, assertCommands, makeUi } from './client.js';
 import { configPath, resolveTarget, writeSaved } from './config.js';
 import { CliError, EXIT } from './errors.js';
 import { details, newLines, printJson, shellJoin, table } from './output.js';
+import { LogStream, resolveWsUrl } from './stream.js';
 
 declare const FLEET_CLI_VERSION: string;
 const VERSION = typeof FLEET_CLI_VERSION === 'string' ? FLEET_CLI_VERSION : 'dev';
@@ -13,6 +14,7 @@ const VERSION = typeof FLEET_CLI_VERSION === 'string' ? FLEET_CLI_VERSION : 'dev
 interface Globals {
   url?: string;
   apiKey?: string;
+  wsUrl?: string;
   json?: boolean;
   timeout: number;
 }
@@ -23,6 +25,10 @@ const program = new Program('fleet')
   .option('--url <url>', 'control plane URL (default: FLEET_URL, the login file, http://127.0.0.1:8000)')
   .option('--api-key <key>', 'API key (default: FLEET_API_KEY, the login file)')
   .option('--json', 'print the API’s JSON document instead of a table')
+  .option(
+    '--ws-url <url>',
+    'WebSocket API URL for -f (default: FLEET_WS_URL, the console’s config.json, the control plane’s /ws)',
+  )
   .addOption(
     new Option('--timeout <seconds>', 'how long to follow pending commands, tasks and runs')
       .default(120)
@@ -73,7 +79,13 @@ async function session() {
     ...(g.apiKey ? { apiKey: g.apiKey } : {}),
   });
   const ui = makeUi(!!g.json);
-  return { client: new Client(target, ui), json: !!g.json, timeoutMs: g.timeout * 1000 };
+  const wsUrl = g.wsUrl ?? process.env['FLEET_WS_URL'];
+  return {
+    client: new Client(target, ui),
+    json: !!g.json,
+    timeoutMs: g.timeout * 1000,
+    ...(wsUrl ? { wsUrl } : {}),
+  };
 }
 
 const enc = encodeURIComponent;
@@ -153,9 +165,33 @@ interface ContainerRow {
   [k: string]: unknown;
 }
 
+interface PolicyRow {
+  allow_host_paths: string[];
+  allow_engine_socket: boolean;
+  allow_privileged: boolean;
+  allow_host_network: boolean;
+  allow_host_pid: boolean;
+  allow_capabilities: string[];
+}
+
+/** The node's own policy in one line (GET /api/nodes/ `policy`; null: its agent reports none). */
+function policyText(p: unknown): string {
+  if (!p || typeof p !== 'object') return 'not reported (the agent judges each start itself)';
+  const r = p as PolicyRow;
+  const yes = (b: boolean) => (b ? 'allowed' : 'refused');
+  return [
+    `privileged ${yes(r.allow_privileged)}`,
+    `host folders ${r.allow_host_paths.length ? r.allow_host_paths.join(', ') : 'none'}`,
+    `engine socket ${yes(r.allow_engine_socket)}`,
+    `host network ${yes(r.allow_host_network)}`,
+    `host PID ${yes(r.allow_host_pid)}`,
+    `capabilities ${r.allow_capabilities.length ? r.allow_capabilities.join(', ') : 'none'}`,
+  ].join('; ');
+}
+
 program
   .command('node')
-  .description('one node (id or name): its metrics, labels and containers')
+  .description('one node (id or name): its metrics, labels, policy and containers')
   .argument('<node>', 'node id or name')
   .action(async (ref: string) => {
     const { client, json } = await session();
@@ -167,7 +203,7 @@ program
     const labels = swarm.find((s) => s.id === node.id)?.labels ?? {};
     const mine = containers.containers.filter((c) => c.node_id === node.id);
     if (json) return printJson({ ...node, labels, containers: mine });
-    console.log(details({ ...node, labels }));
+    console.log(details({ ...node, labels, policy: policyText(node['policy']) }));
     console.log('');
     console.log(mine.length ? table(mine, ['id', 'name', 'image', 'status', 'ports']) : 'no containers');
   });
@@ -378,17 +414,121 @@ async function followLogs(
   }
 }
 
+/** Statuses in which a container still writes output. */
+const WRITING = new Set(['pending', 'running', 'stopping']);
+
+/**
+ * `fleet logs -f`: one logs-channel WebSocket per container (the opt-in `?container=`), plus the
+ * node's own log lines when no container is named. The tail each connection answers is matched
+ * against what was printed, so a reconnect repeats nothing. The container list is read again every
+ * few seconds: new containers are followed, ended ones get a last read over HTTP and are closed.
+ * Ends on Ctrl-C, or when the one named container has ended.
+ */
+async function followStreams(
+  client: Client,
+  node: NodeRow,
+  list: () => Promise<ContainerRow[]>,
+  o: { container?: string; tail: number; timeoutMs: number; wsUrl?: string },
+): Promise<void> {
+  const target = {
+    wsUrl: await resolveWsUrl(client.target.url, o.wsUrl),
+    ...(client.target.apiKey ? { apiKey: client.target.apiKey } : {}),
+  };
+  const prefix = !o.container;
+  const streams = new Map<string, { stream: LogStream; name: string }>();
+  const status = new Map<string, string>();
+  const ending = new Set<string>();
+  let stopping = false;
+  const refresh = async () => {
+    const now = await list();
+    // One no longer listed (removed) is not writing.
+    status.clear();
+    for (const c of now) status.set(c.id, c.status);
+  };
+  const start = (id: string, name: string, container: string | undefined) => {
+    const stream = new LogStream(target, node.id, container, {
+      line: (l) => console.log(prefix ? `${name} | ${l}` : l),
+      note: (t) => console.error(`fleet: ${name}: ${t}`),
+      alive: async () => {
+        if (!container) return !stopping;
+        await refresh();
+        return !stopping && WRITING.has(status.get(container) ?? '');
+      },
+    });
+    streams.set(id, { stream, name });
+  };
+  /** A container that ended: its last lines over HTTP (those the stream may have missed), then closed. */
+  const finish = async (id: string) => {
+    const s = streams.get(id);
+    if (!s || ending.has(id)) return;
+    ending.add(id);
+    try {
+      s.stream.catchUp(splitLines(await containerLogs(client, id, o.tail, o.timeoutMs)));
+    } catch {
+      // Removed already: what the stream showed is all there is.
+    }
+    s.stream.close();
+  };
+  const sync = async () => {
+    const now = await list();
+    status.clear();
+    for (const c of now) {
+      status.set(c.id, c.status);
+      if (!streams.has(c.id) && WRITING.has(c.status)) start(c.id, c.name, c.id);
+      else if (streams.has(c.id) && !WRITING.has(c.status)) await finish(c.id);
+    }
+    for (const id of streams.keys()) if (id !== node.id && !now.some((c) => c.id === id)) await finish(id);
+  };
+  if (!o.container) start(node.id, node.name, undefined);
+  await sync();
+  if (o.container && !streams.size) {
+    // Not writing any more: its last lines, as without -f.
+    const [c] = await list();
+    if (c) console.log(splitLines(await containerLogs(client, c.id, o.tail, o.timeoutMs)).join('\n'));
+    return;
+  }
+  const stopAll = () => {
+    stopping = true;
+    for (const s of streams.values()) s.stream.close();
+  };
+  process.once('SIGINT', stopAll);
+  process.once('SIGTERM', stopAll);
+  const poller = setInterval(() => {
+    if (!stopping) void sync().catch(() => undefined);
+  }, 5000);
+  try {
+    // A refusal (401, bad request, no stream at that URL) rejects and ends the command with its code.
+    for (;;) {
+      const open = [...streams.values()].map((s) => s.stream.done);
+      await Promise.all(open);
+      if (stopping || o.container || streams.size === open.length) break;
+    }
+  } catch (error) {
+    stopAll();
+    throw error;
+  } finally {
+    clearInterval(poller);
+    process.off('SIGINT', stopAll);
+    process.off('SIGTERM', stopAll);
+  }
+}
+
 program
   .command('logs')
-  .description('the last lines of a node’s containers (or one with --container); -f follows')
+  .description(
+    'the last lines of a node’s containers (or one with --container); -f follows them live, with the node’s own log lines',
+  )
   .argument('<node>', 'node id or name')
   .option('--container <id>', 'only this container (id or name)')
-  .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+  .option(
+    '-f, --follow',
+    'keep printing new lines (WebSocket stream) until Ctrl-C, or until the container ends',
+  )
   .option('--tail <n>', 'lines to read per container', positiveInt, 100)
   .action(async (ref: string, o: { container?: string; follow?: boolean; tail: number }) => {
-    const { client, json, timeoutMs } = await session();
+    const { client, json, timeoutMs, wsUrl } = await session();
     const node = await findNode(client, ref);
-    const sources = async () => {
+    const list = async () => {
       const { containers } = await client.get<{ containers: ContainerRow[] }>('/containers');
       const mine = containers.filter(
         (c) => c.node_id === node.id && (!o.container || c.id === o.container || c.name === o.container),
@@ -399,12 +539,21 @@ program
     };
     if (json) {
       const out = [];
-      for (const s of await sources())
+      for (const s of await list())
         out.push({ id: s.id, name: s.name, logs: await containerLogs(client, s.id, o.tail, timeoutMs) });
       return printJson({ node_id: node.id, containers: out });
     }
-    await followLogs(sources, (id) => containerLogs(client, id, o.tail, timeoutMs), {
-      ...o,
+    if (o.follow) {
+      const named = o.container ? (await list())[0]?.id : undefined;
+      return followStreams(client, node, list, {
+        ...(named ? { container: named } : {}),
+        tail: o.tail,
+        timeoutMs,
+        ...(wsUrl ? { wsUrl } : {}),
+      });
+    }
+    await followLogs(list, (id) => containerLogs(client, id, o.tail, timeoutMs), {
+      tail: o.tail,
       prefix: !o.container,
     });
   });
@@ -453,6 +602,7 @@ interface JobRow {
 interface RunRow {
   run_id: string;
   status: string;
+  node_id?: string | null;
   attempt: number | null;
   exit_code: number | null;
   [k: string]: unknown;
@@ -562,7 +712,7 @@ jobs
   .option('-f, --follow', 'keep printing until the run ends; exit 8 if it failed')
   .option('--tail <n>', 'lines to read', positiveInt, 1000)
   .action(async (jobId: string, o: { run?: string; follow?: boolean; tail: number }) => {
-    const { client, json, timeoutMs } = await session();
+    const { client, json, timeoutMs, wsUrl } = await session();
     const runs = async () => (await client.get<{ runs: RunRow[] }>(`/jobs/${enc(jobId)}/runs`)).runs;
     const pick = async (): Promise<RunRow | undefined> => {
       const all = (await runs()).filter((r) => r.attempt !== null);
@@ -594,14 +744,59 @@ jobs
     };
     if (json) return printJson({ job_id: jobId, run_id: runId, logs: await read(runId) });
     let last = run;
-    await followLogs(async () => [{ id: runId, name: runId }], read, {
-      ...o,
-      prefix: false,
-      until: async () => {
-        last = (await runs()).find((r) => r.run_id === runId) ?? last;
-        return !RUN_ACTIVE.has(last.status);
-      },
-    });
+    const refresh = async () => (last = (await runs()).find((r) => r.run_id === runId) ?? last);
+    if (o.follow && RUN_ACTIVE.has(last.status) && !last.node_id) {
+      // Not placed yet: its node is where its output will stream from.
+      const spinner = client.ui.spinner(`waiting for run ${runId} to be placed`);
+      const deadline = Date.now() + timeoutMs;
+      try {
+        while (RUN_ACTIVE.has(last.status) && !last.node_id && Date.now() < deadline) {
+          await sleep(1000);
+          await refresh();
+        }
+      } finally {
+        spinner.stop();
+      }
+    }
+    if (o.follow && RUN_ACTIVE.has(last.status) && last.node_id) {
+      // Live over the logs stream (the run's container opt-in), the kept lines read once it ended.
+      const target = {
+        wsUrl: await resolveWsUrl(client.target.url, wsUrl),
+        ...(client.target.apiKey ? { apiKey: client.target.apiKey } : {}),
+      };
+      const stream = new LogStream(target, last.node_id, runId, {
+        line: (l) => console.log(l),
+        note: (t) => console.error(`fleet: ${t}`),
+        alive: async () => RUN_ACTIVE.has((await refresh()).status),
+      });
+      const stop = () => stream.close();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let ending = false;
+      const poller = setInterval(() => {
+        if (ending) return;
+        ending = true;
+        void refresh()
+          .then(async (r) => {
+            if (RUN_ACTIVE.has(r.status)) return void (ending = false);
+            stream.catchUp(splitLines(await read(runId).catch(() => '')));
+            stream.close();
+          })
+          .catch(() => (ending = false));
+      }, 2000);
+      try {
+        await stream.done;
+      } finally {
+        clearInterval(poller);
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    } else
+      await followLogs(async () => [{ id: runId, name: runId }], read, {
+        ...o,
+        prefix: false,
+        until: async () => !RUN_ACTIVE.has((await refresh()).status),
+      });
     if (o.follow) {
       // One last read: lines written between the previous read and the end.
       if (!RUN_ACTIVE.has(last.status)) {
@@ -706,7 +901,27 @@ program
     );
     if (json) return printJson(body);
     const rows = Array.isArray(body) ? body : (body.instances ?? []);
-    console.log(table(rows, ['id', 'name', 'status', 'productName', 'region', 'gpuNum', 'createdAt']));
+    // Novita bills its products list's price per GPU hour × GPUs: the cost column is that product.
+    const withCost = rows.map((r) => ({
+      ...r,
+      costPerHour:
+        typeof r['pricePerHour'] === 'number' && typeof r['gpuNum'] === 'number'
+          ? r['pricePerHour'] * r['gpuNum']
+          : null,
+    }));
+    console.log(
+      table(withCost, [
+        'id',
+        'name',
+        'status',
+        'region',
+        'gpuNum',
+        'pricePerHour',
+        'costPerHour',
+        'spot',
+        'createdAt',
+      ]),
+    );
   });
 
 program

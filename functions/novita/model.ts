@@ -119,7 +119,9 @@ export function instanceView(item: NovitaInstanceItem) {
     ...(item.error ? { error: item.error } : {}),
     ...(item.originalInstanceId ? { originalInstanceId: item.originalInstanceId } : {}),
     ...(item.migratedTo ? { migratedTo: item.migratedTo } : {}),
-    ...(item.joinFleet ? { joinFleet: true, pricePerHour: item.price, spot: item.billingMode === 'spot' } : {}),
+    ...(item.joinFleet ? { joinFleet: true } : {}),
+    pricePerHour: item.price,
+    spot: item.billingMode === 'spot',
     ...(item.burstFor ? { burstFor: item.burstFor } : {}),
     ...(item.terminatedAt ? { terminatedAt: item.terminatedAt } : {}),
   };
@@ -134,6 +136,11 @@ export function instanceSummary(item: NovitaInstanceItem) {
     region: item.region,
     createdAt: item.createdAt,
     ...(item.readyAt ? { readyAt: item.readyAt } : {}),
+    // What the console's cost columns need: the product's price (Novita's units, per GPU hour) and when billing stopped.
+    pricePerHour: item.price,
+    spot: item.billingMode === 'spot',
+    ...(item.failedAt ? { failedAt: item.failedAt } : {}),
+    ...(item.terminatedAt ? { terminatedAt: item.terminatedAt } : {}),
   };
 }
 

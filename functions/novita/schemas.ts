@@ -55,8 +55,9 @@ export const instanceResponse = z.object({
   originalInstanceId: z.string().optional(),
   migratedTo: z.string().optional(),
   joinFleet: z.boolean().optional(),
-  pricePerHour: z.number().optional(),
-  spot: z.boolean().optional(),
+  /** The product's price per GPU hour, in Novita's units (its products list's `price`, or `spotPrice` for spot). */
+  pricePerHour: z.number(),
+  spot: z.boolean(),
   /** The training job a burst rented it for. */
   burstFor: z.string().optional(),
   /** When the control plane gave it back (burst: the job ended or its node was lost). */
@@ -82,6 +83,11 @@ export const listResponse = z.object({
       region: z.string(),
       createdAt: z.string(),
       readyAt: z.string().optional(),
+      /** The product's price per GPU hour, in Novita's units (its products list's `price`, or `spotPrice` for spot). */
+      pricePerHour: z.number(),
+      spot: z.boolean(),
+      failedAt: z.string().optional(),
+      terminatedAt: z.string().optional(),
     }),
   ),
   total: z.number(),

@@ -5,6 +5,7 @@
  * this suite's node name; afterAll removes them.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer, connect, type Socket } from 'node:net';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,40 @@ const TICKER = [
   '-c',
   "trap 'exit 0' TERM; i=0; while true; i=$((i+1)); do echo tick $i; sleep 1; done",
 ];
+
+/** A loopback TCP proxy whose connections the test can cut. */
+async function tcpProxy(upstreamPort: number) {
+  const pairs = new Set<[Socket, Socket]>();
+  let accepted = 0;
+  const server = createServer((client) => {
+    accepted++;
+    const upstream = connect(upstreamPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    for (const s of pair) s.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    /** Cuts every open connection; answers how many there were. */
+    drop: () => {
+      const n = pairs.size;
+      for (const [a, b] of [...pairs]) {
+        a.destroy();
+        b.destroy();
+      }
+      return n;
+    },
+    connections: () => accepted,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 interface Out {
   code: number;
@@ -140,6 +175,11 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     const one = await json<{ name: string; containers: unknown[]; labels: object }>(['node', nodeName]);
     expect(one.name).toBe(nodeName);
     expect(one.containers).toEqual([]);
+    // The node's own policy, as its agent reported it (everything off but the checkpoint folder).
+    const shown = await fleet(['node', nodeName]);
+    expect(shown.stdout).toMatch(
+      /^policy: +privileged refused; host folders \/\S+; engine socket refused; host network refused; host PID refused; capabilities none$/m,
+    );
     const missing = await fleet(['node', 'no-such-node']);
     expect(missing.code).toBe(5);
   });
@@ -182,7 +222,46 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     await eventually('3 running copies', async () => expect((await running()).length).toBe(3), 60_000);
   });
 
-  it('fleet logs reads a container’s lines, and -f keeps printing new ones until Ctrl-C', async () => {
+  it('fleet logs NODE -f follows every container of the node, each line once under its name, and the node’s own lines; Ctrl-C ends it', async () => {
+    const { containers } = await json<{ containers: { name: string; status: string }[] }>([
+      'ps',
+      '--node',
+      nodeName,
+    ]);
+    const names = containers.filter((c) => c.status === 'running').map((c) => c.name);
+    expect(names.length).toBe(3);
+    const child = spawn(process.execPath, [bundle, 'logs', nodeName, '-f'], {
+      env: cliEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const ticksOf = (name: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${name} | tick `))
+        .map((l) => Number(l.slice(`${name} | tick `.length)));
+    await eventually(
+      'two live lines of each container',
+      () => {
+        for (const name of names) {
+          const t = ticksOf(name);
+          expect(t.length, name).toBeGreaterThan(1);
+          expect(
+            t.slice(1).every((n, i) => n === t[i]! + 1),
+            `${name}: ${t.join(',')}`,
+          ).toBe(true);
+        }
+      },
+      30_000,
+    );
+    expect(text).toContain(`${nodeName} | [info] Streaming the logs of node ${nodeName}`);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+
+  it('fleet logs reads a container’s lines; -f follows the WebSocket stream, in order and once each across a dropped connection, and ends with the container', async () => {
     const [first] = (await json<{ containers: { id: string; status: string }[] }>(['ps', '--node', nodeName]))
       .containers;
     await eventually('a tick line', async () => {
@@ -190,31 +269,70 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
       expect(out.code, out.stderr).toBe(0);
       expect(out.stdout).toMatch(/^tick 1$/m);
     });
-    const child = spawn(process.execPath, [bundle, 'logs', nodeName, '--container', first!.id, '-f'], {
-      env: cliEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // The stream goes through a loopback proxy that the test can cut, as a network drop would.
+    const proxy = await tcpProxy(Number(new URL(url).port));
+    const child = spawn(
+      process.execPath,
+      [
+        bundle,
+        '--ws-url',
+        `ws://127.0.0.1:${proxy.port}/ws`,
+        'logs',
+        nodeName,
+        '--container',
+        first!.id,
+        '-f',
+      ],
+      { env: cliEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let text = '';
+    let errText = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (errText += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    // Lines that were not there at the first read arrive while following.
-    const seenFirst = await eventually('the first read', () => {
-      const ticks = [...text.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
-      expect(ticks.length).toBeGreaterThan(0);
-      return Math.max(...ticks);
+    const ticks = () => [...text.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+    /** Every line once and in order: each tick is the one before plus one. */
+    const inOrderOnce = () => {
+      const t = ticks();
+      expect(t.length).toBeGreaterThan(0);
+      expect(
+        t.slice(1).every((n, i) => n === t[i]! + 1),
+        t.join(','),
+      ).toBe(true);
+      expect(text.split('\n').filter(Boolean).length).toBe(t.length);
+    };
+    const seenFirst = await eventually('the tail on connect', () => {
+      expect(ticks().length).toBeGreaterThan(0);
+      return Math.max(...ticks());
     });
-    await eventually(
-      'a newer tick while following',
+    const beforeDrop = await eventually(
+      'newer ticks, live',
       () => {
-        const ticks = [...text.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
-        expect(Math.max(...ticks)).toBeGreaterThan(seenFirst);
-        // Each line once: the follow prints only what it had not printed.
-        expect(new Set(ticks).size).toBe(ticks.length);
+        expect(Math.max(...ticks())).toBeGreaterThan(seenFirst);
+        return Math.max(...ticks());
       },
       30_000,
     );
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    expect(proxy.drop()).toBe(1);
+    await eventually(
+      'the stream reconnected',
+      () => expect(errText).toContain('log stream reconnected'),
+      30_000,
+    );
+    expect(errText).toMatch(/log stream dropped \(1006\); reconnecting/);
+    await eventually(
+      'ticks after the reconnect',
+      () => expect(Math.max(...ticks())).toBeGreaterThan(beforeDrop + 1),
+      30_000,
+    );
+    inOrderOnce();
+    expect(proxy.connections()).toBe(2);
+    // The container stopped through the API: the follow ends by itself, with its last lines.
+    const stop = await fleet(['stop', first!.id]);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await exited, errText).toBe(0);
+    inOrderOnce();
+    await proxy.close();
   });
 
   it('fleet exec runs a command on the node and exits with its status', async () => {
@@ -225,7 +343,8 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
 
   it('fleet stop --image stops every copy', async () => {
     const out = await json<{ stopped: { stopped: boolean }[] }>(['stop', '--image', BUSYBOX_IMAGE]);
-    expect(out.stopped.map((s) => s.stopped)).toEqual([true, true, true]);
+    // Three copies, one stopped by the logs test.
+    expect(out.stopped.map((s) => s.stopped)).toEqual([true, true]);
     expect((await running()).length).toBe(0);
   });
 
@@ -246,10 +365,13 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
       'echo epoch 1 loss 0.9; while [ ! -d /tmp/release ]; do sleep 1; done; echo epoch 2 loss 0.5',
     ]);
     expect(created.name).toBe(name);
-    const child = spawn(process.execPath, [bundle, 'jobs', 'logs', created.job_id, '-f'], {
-      env: cliEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // Through a proxy that counts connections: the live lines come over the logs stream.
+    const proxy = await tcpProxy(Number(new URL(url).port));
+    const child = spawn(
+      process.execPath,
+      [bundle, '--ws-url', `ws://127.0.0.1:${proxy.port}/ws`, 'jobs', 'logs', created.job_id, '-f'],
+      { env: cliEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let text = '';
     let errText = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
@@ -267,6 +389,8 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect(await exited, errText).toBe(0);
     expect(text.split('\n').filter(Boolean)).toEqual(['epoch 1 loss 0.9', 'epoch 2 loss 0.5']);
     expect(errText).toMatch(/succeeded \(exit 0\)/);
+    expect(proxy.connections()).toBeGreaterThanOrEqual(1);
+    await proxy.close();
     const runs = await json<{
       runs: { status: string; exit_code: number | null; log_tail: string | null }[];
     }>(['jobs', 'runs', created.job_id]);

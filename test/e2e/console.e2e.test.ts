@@ -345,6 +345,99 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
+    it("shows the node's own policy, and the start form refuses host mounts no online node allows", async () => {
+      const { nodes } = (await call('GET', '/api/nodes/')).body as unknown as {
+        nodes: {
+          name: string;
+          policy: {
+            allow_host_paths: string[];
+            allow_privileged: boolean;
+            allow_engine_socket: boolean;
+            allow_host_network: boolean;
+            allow_host_pid: boolean;
+            allow_capabilities: string[];
+          } | null;
+        }[];
+      };
+      const policy = nodes.find((n) => n.name === nodeName)!.policy!;
+      expect(policy.allow_privileged).toBe(false);
+      const { page, errors } = await signIn(ADMIN_KEY);
+      await page.locator(`tr[data-node="${nodeName}"] a`).click();
+      const rows = page.getByTestId('policy').locator('tbody tr');
+      await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(6);
+      const shown = await rows.evaluateAll((trs) =>
+        trs.map((tr) => [
+          tr.querySelector('th')!.textContent,
+          tr.getAttribute('data-allowed'),
+          tr.querySelector('td')!.textContent,
+        ]),
+      );
+      // What the API reports, rule by rule.
+      expect(shown).toEqual([
+        [
+          'Privileged containers',
+          String(policy.allow_privileged),
+          policy.allow_privileged ? 'allowed' : 'refused',
+        ],
+        [
+          'Host folder mounts',
+          String(policy.allow_host_paths.length > 0),
+          policy.allow_host_paths.length ? `only under ${policy.allow_host_paths.join(', ')}` : 'none',
+        ],
+        [
+          'Engine socket mount',
+          String(policy.allow_engine_socket),
+          policy.allow_engine_socket ? 'allowed (whoever holds it owns the host)' : 'refused',
+        ],
+        [
+          'Host network',
+          String(policy.allow_host_network),
+          policy.allow_host_network ? 'allowed' : 'refused',
+        ],
+        ['Host PID namespace', String(policy.allow_host_pid), policy.allow_host_pid ? 'allowed' : 'refused'],
+        [
+          'Added capabilities',
+          String(policy.allow_capabilities.length > 0),
+          policy.allow_capabilities.join(', ') || 'none',
+        ],
+      ]);
+      await record(page, 'node-policy');
+
+      await page.getByRole('link', { name: 'Services' }).click();
+      const form = page.getByRole('form', { name: 'Start containers' });
+      const before = (await call('GET', '/api/swarm/services')).body as unknown as unknown[];
+      await form.getByLabel('Image').fill(BUSYBOX_IMAGE);
+      await form.getByLabel('Service name').fill(`${nodeName}-mounts`);
+      const hint = form.locator('#start-mounts-hint');
+      const start = form.getByRole('button', { name: 'Start' });
+      // A folder outside what the node allows: said at once, and nothing can be sent.
+      await form.getByLabel('Host folder mounts').fill('/etc:/host-etc:ro');
+      await expect
+        .poll(() => hint.textContent())
+        .toBe(
+          `No online node allows this: ${nodeName}: /etc is outside the folders it allows (${policy.allow_host_paths.join(', ') || 'none'})`,
+        );
+      expect(await start.isDisabled()).toBe(true);
+      await form.getByLabel('Host folder mounts').fill('/:/host');
+      await expect
+        .poll(() => hint.textContent())
+        .toBe(`No online node allows this: ${nodeName}: mounting the host's root folder / is never allowed`);
+      await form.getByLabel('Host folder mounts').fill('/var/run/docker.sock:/var/run/docker.sock');
+      await expect
+        .poll(() => hint.textContent())
+        .toContain(`${nodeName}: mounting the engine socket (/var/run/docker.sock) is not allowed`);
+      expect(await start.isDisabled()).toBe(true);
+      // Under a folder the node allows: offered.
+      await form.getByLabel('Host folder mounts').fill(`${policy.allow_host_paths[0]}/data:/data`);
+      await expect.poll(() => start.isDisabled()).toBe(false);
+      expect(await hint.textContent()).toBe(
+        'optional, /host:/container[:ro]; only where a node’s policy allows it',
+      );
+      expect((await call('GET', '/api/swarm/services')).body).toEqual(before);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }, 120_000);
+
     it('shows the inference queue by priority, tasks by state and the model servers of the node, live', async () => {
       const { page, errors } = await signIn(ADMIN_KEY);
       await page.getByRole('link', { name: 'Inference', exact: true }).click();
@@ -415,6 +508,54 @@ describeWith(
       await page.getByRole('link', { name: 'Cloud GPUs', exact: true }).click();
       const row = page.locator(`tr[data-instance="${created.body.instanceId as string}"]`);
       await expect.poll(() => row.locator('.status').textContent(), { timeout: 30_000 }).toBe('running');
+      // Cost: the API's price per GPU hour × GPUs (Novita bills per card), and what was spent so far.
+      const { instances } = (await call('GET', '/api/instances')).body as unknown as {
+        instances: {
+          id: string;
+          status: string;
+          gpuNum: number;
+          pricePerHour: number;
+          createdAt: string;
+          terminatedAt?: string;
+        }[];
+      };
+      const mine = instances.find((i) => i.id === created.body.instanceId)!;
+      expect(mine.pricePerHour).toBeGreaterThan(0);
+      const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 2 });
+      // One read of the figures and the instant they were computed for (the page refreshes on its own).
+      const shown = await page.evaluate((id) => {
+        // Runs in the page (this file's types have no DOM).
+        const document = (
+          globalThis as unknown as {
+            document: {
+              querySelector(
+                s: string,
+              ): { textContent: string | null; getAttribute(n: string): string | null } | null;
+            };
+          }
+        ).document;
+        const cell = (name: string) =>
+          document.querySelector(`tr[data-instance="${id}"] [data-cell="${name}"]`)?.textContent;
+        return {
+          asof: Number(document.querySelector('[data-testid="cloud-cost"]')?.getAttribute('data-asof')),
+          price: cell('price'),
+          cost: cell('cost'),
+          spent: cell('spent'),
+          costTotal: document.querySelector('[data-testid="cost-total"]')?.textContent,
+          spentTotal: document.querySelector('[data-testid="spent-total"]')?.textContent,
+        };
+      }, mine.id);
+      const hours = (i: { createdAt: string }) => (shown.asof - Date.parse(i.createdAt)) / 3_600_000;
+      const billed = instances.filter((i) => ['creating', 'starting', 'running'].includes(i.status));
+      expect(billed.map((i) => i.id)).toEqual([mine.id]);
+      expect(shown).toEqual({
+        asof: shown.asof,
+        price: fmt(mine.pricePerHour),
+        cost: fmt(mine.pricePerHour * mine.gpuNum),
+        spent: fmt(mine.pricePerHour * mine.gpuNum * hours(mine)),
+        costTotal: fmt(billed.reduce((sum, i) => sum + i.pricePerHour * i.gpuNum, 0)),
+        spentTotal: fmt(billed.reduce((sum, i) => sum + i.pricePerHour * i.gpuNum * hours(i), 0)),
+      });
       await row.getByRole('button', { name: `Timeline of ${nodeName}-gpu` }).click();
       const steps = page.getByTestId('timeline').locator('li');
       await expect.poll(() => steps.count(), { timeout: 15_000 }).toBe(2);

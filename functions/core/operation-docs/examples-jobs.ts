@@ -35,6 +35,8 @@ const instance = {
   region: 'us-dallas-nas-2',
   createdAt: T0,
   readyAt: '2026-01-15T10:03:12Z',
+  pricePerHour: 35000,
+  spot: false,
 };
 
 export const JOB_RESPONSE_EXAMPLES: Record<string, unknown> = {

@@ -10,10 +10,14 @@ interface Instance {
   region: string;
   createdAt: string;
   readyAt?: string;
+  /** The product's price per GPU hour, in Novita's units. */
+  pricePerHour?: number;
+  spot?: boolean;
+  failedAt?: string;
+  terminatedAt?: string;
 }
 interface InstanceDetail extends Instance {
   productName?: string;
-  failedAt?: string;
   error?: { code: string; message: string };
   originalInstanceId?: string;
   migratedTo?: string;
@@ -43,6 +47,30 @@ interface Step {
   state: string;
   detail?: string;
 }
+
+const BILLED = new Set(['creating', 'starting', 'running']);
+const HOUR_MS = 3_600_000;
+
+/** Novita bills price × GPUs × time: this instance's cost per hour, when its price is known. */
+export const costPerHour = (i: Instance) =>
+  i.pricePerHour === undefined ? undefined : i.pricePerHour * i.gpuNum;
+
+/**
+ * Spent so far, at `now`: billed from creation (Novita starts at pulling) until it was given back or
+ * failed, or until now while it runs. Unknown for one stopped with no record of when.
+ */
+export function spent(i: Instance, now: number): number | undefined {
+  const cost = costPerHour(i);
+  if (cost === undefined) return undefined;
+  const end = i.terminatedAt ?? (BILLED.has(i.status) ? undefined : i.failedAt);
+  const until = end ? Date.parse(end) : BILLED.has(i.status) ? now : undefined;
+  if (until === undefined) return undefined;
+  return (cost * Math.max(0, until - Date.parse(i.createdAt))) / HOUR_MS;
+}
+
+/** Prices as Novita's products list gives them (its own units, not converted). */
+export const money = (n: number | undefined) =>
+  n === undefined ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: 2 });
 
 /** The instance's state changes and migrations, oldest first. */
 export function timeline(i: InstanceDetail, executions: Execution[]): Step[] {
@@ -122,10 +150,30 @@ export function CloudPage() {
   const [open, setOpen] = useState<string>();
   const executions = history.data?.executions ?? [];
   const list = instances.data?.instances ?? [];
+  // One instant for every figure of this render, written on the table so a reader can check them.
+  const now = Date.now();
+  const running = list.filter((i) => BILLED.has(i.status));
+  const runningCost = running.reduce((sum, i) => sum + (costPerHour(i) ?? 0), 0);
+  const known = list.map((i) => spent(i, now)).filter((n): n is number => n !== undefined);
   return (
     <>
       <Section title="Novita GPU instances">
         <ErrorNote error={instances.error} />
+        {list.length ? (
+          <p data-testid="cloud-cost" data-asof={now}>
+            {running.length} billed now, costing{' '}
+            <strong data-testid="cost-total">{money(runningCost)}</strong> per hour; spent so far{' '}
+            <strong data-testid="spent-total">{money(known.reduce((a, b) => a + b, 0))}</strong>
+            <span class="muted small">
+              {' '}
+              (Novita’s price units: its products list’s price per GPU hour × GPUs × hours billed
+              {known.length < list.length
+                ? `; ${list.length - known.length} without a known end left out`
+                : ''}
+              )
+            </span>
+          </p>
+        ) : null}
         {list.length ? (
           <div class="table-wrap">
             <table data-testid="instances">
@@ -134,6 +182,9 @@ export function CloudPage() {
                   <th scope="col">Name</th>
                   <th scope="col">Status</th>
                   <th scope="col">GPUs</th>
+                  <th scope="col">Price / GPU·h</th>
+                  <th scope="col">Cost / h</th>
+                  <th scope="col">Spent</th>
                   <th scope="col">Region</th>
                   <th scope="col">Created</th>
                   <th scope="col">Ready</th>
@@ -148,6 +199,12 @@ export function CloudPage() {
                       <Status value={i.status} />
                     </td>
                     <td>{i.gpuNum}</td>
+                    <td data-cell="price">
+                      {money(i.pricePerHour)}
+                      {i.spot ? <span class="muted small"> spot</span> : null}
+                    </td>
+                    <td data-cell="cost">{money(costPerHour(i))}</td>
+                    <td data-cell="spent">{money(spent(i, now))}</td>
                     <td>{i.region}</td>
                     <td>{i.createdAt}</td>
                     <td>{i.readyAt ?? '–'}</td>

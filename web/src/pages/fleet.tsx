@@ -1,3 +1,4 @@
+import type { NodePolicy } from '../policy.js';
 import { useMemo, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useAction, useApi, useStream } from '../hooks.js';
@@ -17,6 +18,9 @@ export interface NodeRow {
   temperature: number | null;
   disk: number;
   last_seen: string | null;
+  cordoned?: boolean;
+  /** The node's own policy (issue 11); null: its agent reports none. */
+  policy?: NodePolicy | null;
 }
 export interface LiveEntry {
   cpu: number;

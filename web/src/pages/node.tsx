@@ -3,6 +3,7 @@ import { api } from '../api.js';
 import { Chart, type Series } from '../chart.js';
 import { useAction, useApi, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, Facts, fmt, Records, Section, Status } from '../ui.js';
+import { PolicySection } from '../policy.js';
 import type { NodeRow } from './fleet.js';
 
 /** A copy waiting out its restart or pull backoff (GET /containers `backoff`): why, which attempt, when next. */
@@ -269,6 +270,7 @@ export function NodePage({ nodeId }: { nodeId: string }) {
             }
           />
         </Section>
+        <PolicySection policy={node.policy} />
         <Labels nodeId={node.id} labels={labels} reload={swarm.reload} />
         <Logs nodeId={node.id} />
       </div>

@@ -2,7 +2,9 @@ import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useAction, useApi } from '../hooks.js';
 import { ContainerOutput } from '../output.js';
+import { mountRefusal } from '../policy.js';
 import { Can, Empty, ErrorNote, Note, Section, Status } from '../ui.js';
+import type { NodeRow } from './fleet.js';
 
 interface Service {
   id: string;
@@ -42,11 +44,67 @@ export interface StartForm {
   gpus: string;
   ports: string;
   command: string;
+  mounts: string;
+  name: string;
+}
+
+export interface Mount {
+  source: string;
+  target: string;
+  read_only: boolean;
+}
+
+/** `/host:/container[:ro]`, comma-separated; undefined when one is not of that form. */
+export function parseMounts(text: string): Mount[] | undefined {
+  if (!text.trim()) return [];
+  const out: Mount[] = [];
+  for (const m of text.split(',').map((x) => x.trim())) {
+    const [source, target, mode, ...rest] = m.split(':');
+    if (rest.length || !source?.startsWith('/') || !target?.startsWith('/')) return undefined;
+    if (mode !== undefined && mode !== 'ro' && mode !== 'rw') return undefined;
+    out.push({ source, target, read_only: mode === 'ro' });
+  }
+  return out;
+}
+
+/**
+ * What the nodes that could take the copies (online, not cordoned) say of the mounts: the nodes
+ * whose own policy allows every one, and why each of the others refuses. A node that reports no
+ * policy judges for itself: counted as allowing, as the control plane does.
+ */
+export function mountVerdict(mounts: readonly Mount[], nodes: readonly NodeRow[]) {
+  const eligible = nodes.filter((n) => n.status === 'online' && !n.cordoned);
+  const allowing: string[] = [];
+  const refusing: string[] = [];
+  for (const n of eligible) {
+    const why = mounts.map((m) => mountRefusal(m.source, n.policy)).find(Boolean);
+    if (why) refusing.push(`${n.name}: ${why}`);
+    else allowing.push(n.name);
+  }
+  return { eligible: eligible.length, allowing, refusing };
 }
 
 /** Field → message for what the API would refuse; empty when the form can be sent. */
-export function validateStart(f: StartForm): Partial<Record<keyof StartForm, string>> {
+export function validateStart(
+  f: StartForm,
+  nodes?: readonly NodeRow[],
+): Partial<Record<keyof StartForm, string>> {
   const e: Partial<Record<keyof StartForm, string>> = {};
+  const mounts = parseMounts(f.mounts);
+  if (!mounts) e.mounts = 'Mounts as /host/folder:/container/folder[:ro], comma-separated';
+  else if (mounts.length) {
+    if (mounts.length > 32) e.mounts = 'At most 32 mounts';
+    else if (nodes) {
+      const v = mountVerdict(mounts, nodes);
+      if (!v.allowing.length)
+        e.mounts = v.eligible
+          ? `No online node allows this: ${v.refusing.join('; ')}`
+          : 'No online node to run it';
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(f.name.trim()))
+      e.name = 'A service name (letters, digits, ".", "_", "-") is needed with mounts';
+    if (f.command.trim()) e.command = 'A service with mounts runs the image’s own command';
+  }
   if (!f.image.trim()) e.image = 'An image is required';
   else if (f.image.length > 512 || !IMAGE.test(f.image.trim()))
     e.image = 'Not an image reference (e.g. nginx:alpine)';
@@ -90,6 +148,22 @@ function startBody(f: StartForm) {
   };
 }
 
+/** With mounts: a named service (POST /api/swarm/services), the only start that takes host folders. */
+function serviceBody(f: StartForm, mounts: Mount[]) {
+  return {
+    name: f.name.trim(),
+    image: f.image.trim(),
+    replicas: Number(f.count),
+    ports: f.ports.trim() ? f.ports.split(',').map((p) => ({ target_port: Number(p.trim()) })) : [],
+    mounts,
+    resources: {
+      ...(f.cpu.trim() ? { cpu_limit: f.cpu.trim() } : {}),
+      ...(f.memory.trim() ? { memory_limit: f.memory.trim() } : {}),
+      ...(f.gpus.trim() ? { gpu: Number(f.gpus) } : {}),
+    },
+  };
+}
+
 const FIELDS: { name: keyof StartForm; label: string; hint: string }[] = [
   { name: 'image', label: 'Image', hint: 'e.g. nginx:alpine' },
   { name: 'count', label: 'Count', hint: '1 to 100 copies' },
@@ -98,9 +172,16 @@ const FIELDS: { name: keyof StartForm; label: string; hint: string }[] = [
   { name: 'gpus', label: 'GPUs', hint: '0 to 16' },
   { name: 'ports', label: 'Ports', hint: 'container ports, e.g. 80, 443' },
   { name: 'command', label: 'Command', hint: 'optional, run with sh -c' },
+  {
+    name: 'mounts',
+    label: 'Host folder mounts',
+    hint: 'optional, /host:/container[:ro]; only where a node’s policy allows it',
+  },
+  { name: 'name', label: 'Service name', hint: 'needed with mounts' },
 ];
 
 function StartContainer({ done }: { done: () => void }) {
+  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
   const [f, setF] = useState<StartForm>({
     image: '',
     count: '1',
@@ -109,16 +190,34 @@ function StartContainer({ done }: { done: () => void }) {
     gpus: '',
     ports: '',
     command: '',
+    mounts: '',
+    name: '',
   });
   const [tried, setTried] = useState(false);
   const act = useAction();
-  const errors = validateStart(f);
-  const show = tried ? errors : {};
+  const errors = validateStart(f, nodes.data?.nodes);
+  const mounts = parseMounts(f.mounts) ?? [];
+  // Policy verdicts show at once, not only after a first try: nothing any node would refuse is sent.
+  const show = tried ? errors : errors.mounts && mounts.length ? { mounts: errors.mounts } : {};
+  const verdict = mounts.length && nodes.data ? mountVerdict(mounts, nodes.data.nodes) : undefined;
+  const hints: Partial<Record<keyof StartForm, string>> =
+    verdict && verdict.allowing.length && verdict.refusing.length
+      ? {
+          mounts: `Only ${verdict.allowing.join(', ')} allow this; refused by ${verdict.refusing.join('; ')}`,
+        }
+      : {};
   const submit = (e: Event) => {
     e.preventDefault();
     setTried(true);
     if (Object.keys(errors).length) return;
-    void act.run(`Start ${f.image.trim()}`, () => api('POST', '/start/container', startBody(f)), done);
+    void act.run(
+      `Start ${f.image.trim()}`,
+      () =>
+        mounts.length
+          ? api('POST', '/api/swarm/services', serviceBody(f, mounts))
+          : api('POST', '/start/container', startBody(f)),
+      done,
+    );
   };
   return (
     <Section title="Start containers">
@@ -135,11 +234,11 @@ function StartContainer({ done }: { done: () => void }) {
               onInput={(e) => setF({ ...f, [name]: e.currentTarget.value })}
             />
             <small id={`start-${name}-hint`} class={show[name] ? 'field-error' : 'muted'}>
-              {show[name] ?? hint}
+              {show[name] ?? hints[name] ?? hint}
             </small>
           </div>
         ))}
-        <button type="submit" disabled={!!act.busy}>
+        <button type="submit" disabled={!!act.busy || !!(show.mounts && mounts.length)}>
           {act.busy ? 'Starting…' : 'Start'}
         </button>
       </form>
