@@ -21,9 +21,9 @@ const check = await build({
 
 /**
  * Requires that only some engines or commands need, made lazy: docker-modem's SSH transport
- * (ssh2 sets up a WebAssembly module and its crypto tables when loaded) and dockerode's BuildKit
- * session (gRPC and protobuf). Bundled CommonJS modules run on first require, so moving the
- * require into the function keeps them out of an agent that never uses them.
+ * (ssh2 sets up a WebAssembly module and its crypto tables when loaded). Bundled CommonJS modules
+ * run on first require, so moving the require into the function keeps them out of an agent that
+ * never uses them.
  */
 const LAZY: { file: RegExp; from: string; to: string }[] = [
   // docker-modem's redirect wrapper of node:https: loading https initialises OpenSSL (5 MB resident)
@@ -38,17 +38,26 @@ const LAZY: { file: RegExp; from: string; to: string }[] = [
     from: "ssh = require('./ssh'),",
     to: "ssh = function () { return require('./ssh').apply(this, arguments); },",
   },
+  // BuildKit sessions (gRPC and protobuf, a quarter of the bundle's source) serve only builds with
+  // `version: "2"`, which the agent never asks for: left out, so V8 does not hold their source.
   {
     file: /dockerode[\\/]lib[\\/]docker\.js$/,
     from: "withSession = require('./session'),",
-    to: "withSession = function () { return require('./session').apply(this, arguments); },",
+    to: "withSession = function (_d, _a, callback) { callback(new Error('BuildKit sessions are not in the agent bundle')); },",
+  },
+  // The build context's tar, gzip and .dockerignore serve image builds only (tar-fs brings its own
+  // copy of Node's streams).
+  {
+    file: /dockerode[\\/]lib[\\/]util\.js$/,
+    from: "var DockerIgnore = require('@balena/dockerignore');\nvar fs = require('fs');\nvar path = require('path');\nvar tar = require('tar-fs');\nvar zlib = require('zlib');",
+    to: "var DockerIgnore = function (o) { var m = require('@balena/dockerignore'); return (m.default || m)(o); };\nvar fs = require('fs');\nvar path = require('path');\nvar tar = { pack: function () { var t = require('tar-fs'); return t.pack.apply(t, arguments); } };\nvar zlib = { createGzip: function () { return require('zlib').createGzip.apply(null, arguments); } };",
   },
 ];
 
 const lazyRequires: Plugin = {
   name: 'lazy-requires',
   setup(b) {
-    b.onLoad({ filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker|http)\.js$/ }, async (args) => {
+    b.onLoad({ filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker|http|util)\.js$/ }, async (args) => {
       const rule = LAZY.find((r) => r.file.test(args.path));
       const source = await readFile(args.path, 'utf8');
       if (!rule) return { contents: source, loader: 'js' };

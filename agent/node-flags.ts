@@ -9,8 +9,14 @@
  *   --no-opt --no-maglev      no optimizing compilers: their code (7 MB of the binary) is never paged
  *                             in and their compile zones never grow the malloc heap
  *   --optimize-for-size       V8's memory-over-speed choices (smaller inline caches, eager shrinking)
+ *   --single-threaded         no V8 background threads at all (GC and compiles on the main thread)
+ *   --bytecode-old-age=1      bytecode (and baseline code: --flush-baseline-code) of functions not run
+ *   --flush-baseline-code     since the last full GC is dropped: what only ran at start (module
+ *                             set-up, schema building) does not stay; a later call compiles it again
  * The interpreter and baseline compiler stay: --jitless (and --lite-mode) refuse WebAssembly and
- * regular expression compilation. MALLOC_ARENA_MAX=1: one glibc malloc arena for all threads.
+ * regular expression compilation. MALLOC_ARENA_MAX=1: one glibc malloc arena for all threads;
+ * MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ fixed at 128 KB: glibc otherwise raises both
+ * after the first large free (up to 32 MB and 64 MB) and keeps the freed memory of start-up.
  * NODE_COMPILE_CACHE (COMPILE_CACHE, in the state folder): V8's code cache of the bundle, written on
  * the first start (install.sh warms it with `--version`); later starts deserialize the bundle
  * instead of parsing its 1.6 MB, whose parser zones (13 MB of malloc) would stay in glibc's heap.
@@ -22,9 +28,16 @@ export const AGENT_NODE_FLAGS = [
   '--no-opt',
   '--no-maglev',
   '--optimize-for-size',
+  '--single-threaded',
+  '--bytecode-old-age=1',
+  '--flush-baseline-code',
 ] as const;
 
-export const AGENT_ENV = { MALLOC_ARENA_MAX: '1' } as const;
+export const AGENT_ENV = {
+  MALLOC_ARENA_MAX: '1',
+  MALLOC_TRIM_THRESHOLD_: '131072',
+  MALLOC_MMAP_THRESHOLD_: '131072',
+} as const;
 
 /** NODE_COMPILE_CACHE's folder inside the agent's state folder. */
 export const COMPILE_CACHE = 'compile-cache';
