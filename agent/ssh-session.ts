@@ -42,15 +42,28 @@ export interface Exec {
   stderr: string;
 }
 
-export function exec(conn: Client, command: string, stdin?: string): Promise<Exec> {
+/** Runs `command`; `onLine` sees each complete line of its stderr as it comes (progress). */
+export function exec(
+  conn: Client,
+  command: string,
+  stdin?: string,
+  onLine?: (line: string) => void,
+): Promise<Exec> {
   return new Promise((res, rej) => {
     conn.exec(command, (err, ch: ClientChannel) => {
       if (err) return rej(err);
       let stdout = '';
       let stderr = '';
+      let seen = 0;
       ch.on('error', rej);
       ch.on('data', (d: Buffer) => (stdout += d.toString()));
-      ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      ch.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const end = stderr.lastIndexOf('\n');
+        if (!onLine || end < seen) return;
+        for (const line of stderr.slice(seen, end).split('\n')) onLine(line);
+        seen = end + 1;
+      });
       ch.on('close', (code: number | null) => res({ code, stdout, stderr }));
       if (stdin !== undefined) ch.end(stdin);
       else ch.end();

@@ -2,12 +2,16 @@ import * as z from 'zod';
 
 /**
  * Onboarding a host over SSH (host.install): an online agent on the host's network connects with
- * a vault credential it fetches for the command, checks the host, copies and starts the agent
- * there with a one-use join token, and reports each step. Schemas only, shared by both sides.
+ * a vault credential it fetches for the command, checks the host, runs the agent installer there
+ * (install.sh) with a one-use join token, and reports each step. Schemas only, shared by both sides.
  */
 
-/** The steps, in order; a failed install names the one that failed. */
-export const INSTALL_STEPS = ['connect', 'check', 'upload', 'start', 'register'] as const;
+/**
+ * The steps, in order; a failed install names the one that failed. A login that can be root runs
+ * the agent installer (`install`); one that cannot gets the agent copied to its home (`upload`,
+ * `start`).
+ */
+export const INSTALL_STEPS = ['connect', 'check', 'install', 'upload', 'start', 'register'] as const;
 export type InstallStep = (typeof INSTALL_STEPS)[number];
 
 /** Node names and host names the installer puts into remote paths and commands. */

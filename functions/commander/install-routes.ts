@@ -10,19 +10,18 @@ import {
 } from '../../protocol/install.js';
 import { authenticateAgent } from '../nodes/auth.js';
 import {
-  autoJoinAll,
   clearFinished,
   forgetHostKey,
   installCredentialFor,
   jobDetail,
   jobView,
-  joinRemote,
   queueInstall,
   queueView,
   recordInstallSteps,
   retryFailed,
   retryJob,
 } from './install-queue.js';
+import { autoJoinAll, joinRemote } from './install-queue-join.js';
 
 /** An IPv4 address or a host name, as SSH takes it. */
 const host = z

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startLocalProcess } from '../harness/local-process.js';
 import { describeWith, inCi, type ServiceStatus } from '../harness/services.js';
-import { buildAgentBundle, eventually } from './harness.js';
+import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
 
 /**
  * The one-line install under a real systemd: a Podman container boots /sbin/init (this machine's own
@@ -48,12 +48,32 @@ function systemdInPodman(): ServiceStatus {
 let dir: string;
 let server: { child: ChildProcess; url: string };
 let engineProxy: Server;
+let assets: string;
+let installer: AgentProcess | undefined;
 const container = `fleet-systemd-${randomBytes(4).toString('hex')}`;
 const nodeName = `sysd-${randomBytes(3).toString('hex')}`;
 
-async function api(path: string) {
-  const res = await fetch(server.url + path, { headers: { authorization: `Bearer ${API_KEY}` } });
-  return (await res.json()) as Record<string, unknown>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
+async function api(path: string, method = 'GET', body?: unknown): Promise<any> {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return res.json();
+}
+
+/** A TCP port free on loopback now (the container shares this machine's network). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 async function nodeNamed(name: string) {
@@ -126,7 +146,7 @@ describeWith(systemdInPodman(), 'install.sh under systemd (Podman container boot
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-systemd-'));
     await chmod(dir, 0o755);
-    const assets = join(dir, 'assets');
+    assets = join(dir, 'assets');
     const data = join(dir, 'data');
     const root = join(dir, 'root');
     await Promise.all([mkdir(assets), mkdir(data), mkdir(root)]);
@@ -168,6 +188,7 @@ describeWith(systemdInPodman(), 'install.sh under systemd (Podman container boot
   }, 240_000);
 
   afterAll(async () => {
+    await installer?.kill('SIGTERM').catch(() => undefined);
     await run('podman', ['rm', '-f', '-t', '0', container]).catch(() => undefined);
     engineProxy?.close();
     server?.child.kill('SIGTERM');
@@ -266,4 +287,86 @@ describeWith(systemdInPodman(), 'install.sh under systemd (Podman container boot
     expect((await inside('test', '-e', '/var/lib/fleet-agent')).code).toBe(1);
     expect((await inside('id', 'fleet-agent')).code).not.toBe(0);
   }, 60_000);
+
+  it('host.install over SSH: a real agent logs in to the host as root and runs install.sh there; the new node registers', async () => {
+    // The host's sshd: root with a password, on a loopback port of its own.
+    const port = await freePort();
+    const password = `root-${randomBytes(9).toString('base64url')}`;
+    const setup = await inside(
+      'sh',
+      '-c',
+      // The engine where a host has it, for the host check and install.sh to find.
+      `set -e; ln -sf /srv/engine/docker.sock /run/docker.sock
+echo "root:${password}" | chpasswd; mkdir -p /run/sshd; rm -f /etc/ssh/fleet_host_key*
+ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/fleet_host_key
+/usr/sbin/sshd -f /dev/null -o ListenAddress=127.0.0.1 -o Port=${port} -o HostKey=/etc/ssh/fleet_host_key \
+  -o PermitRootLogin=yes -o PasswordAuthentication=yes -o KbdInteractiveAuthentication=no -o UsePAM=no \
+  -o PidFile=/run/sshd-fleet.pid -o 'Subsystem=sftp internal-sftp'`,
+    );
+    expect(setup.code, setup.out).toBe(0);
+
+    installer = new AgentProcess({
+      url: server.url,
+      name: `${nodeName}-installer`,
+      stateDir: join(dir, 'installer-state'),
+      entry: [join(assets, 'agent.mjs')],
+      env: { ...process.env, FLEET_API_KEY: API_KEY, FLEET_URL: '', FLEET_NODE_NAME: '' },
+    });
+    await installer.start(60_000);
+    const cred = await api('/api/vault/', 'POST', { name: `${nodeName}-root`, username: 'root', password });
+    const newName = `${nodeName}-ssh`;
+    const queued = await api('/api/install-queue/queue', 'POST', {
+      host: '127.0.0.1',
+      port,
+      credential_id: cred.id,
+      cluster: 'edge',
+      name: newName,
+      node_id: installer.name,
+    });
+    expect(queued.job_id, JSON.stringify(queued)).toEqual(expect.any(String));
+    const job = await eventually(
+      'the install job to end',
+      async () => {
+        const j = await api(`/api/install-queue/queue/${queued.job_id}`);
+        if (!['joined', 'failed'].includes(j.state)) throw new Error(JSON.stringify(j));
+        return j;
+      },
+      240_000,
+      1_000,
+    );
+    expect(job, JSON.stringify(job)).toMatchObject({
+      state: 'joined',
+      error: null,
+      joined_node_name: newName,
+    });
+    expect(job.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
+      ['connect', 'ok'],
+      ['check', 'ok'],
+      ['install', 'ok'],
+      ['register', 'ok'],
+    ]);
+    expect(job.facts).toMatchObject({ arch: 'x86_64', sudo: 'root' });
+    expect(job.steps[2].detail).toContain('the agent runs as the service fleet-agent');
+    const shown = JSON.stringify(await api('/api/install-queue/queue'));
+    expect(shown).not.toContain(password);
+    expect(shown).not.toContain('FLEETJT-1-');
+
+    // Installed by install.sh: the systemd service, its user, the cluster; the used token gone.
+    expect((await inside('systemctl', 'is-active', 'fleet-agent')).out).toBe('active');
+    const env = (await inside('cat', '/etc/fleet-agent/agent.env')).out;
+    expect(env).toContain(`FLEET_NODE_NAME=${newName}`);
+    expect(env).toContain('FLEET_CLUSTER=edge');
+    expect(env).not.toContain('FLEET_JOIN_TOKEN');
+    const node = await eventually(
+      'the new node online',
+      async () => {
+        const n = await nodeNamed(newName);
+        if (n?.status !== 'online') throw new Error(JSON.stringify(n));
+        return n;
+      },
+      60_000,
+      500,
+    );
+    expect(node.id).toBe(job.joined_node_id);
+  }, 360_000);
 });
