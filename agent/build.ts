@@ -57,14 +57,37 @@ const LAZY: { file: RegExp; from: string; to: string }[] = [
 const lazyRequires: Plugin = {
   name: 'lazy-requires',
   setup(b) {
-    b.onLoad({ filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker|http|util)\.js$/ }, async (args) => {
-      const rule = LAZY.find((r) => r.file.test(args.path));
-      const source = await readFile(args.path, 'utf8');
-      if (!rule) return { contents: source, loader: 'js' };
-      if (!source.includes(rule.from))
-        throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
-      return { contents: source.replace(rule.from, rule.to), loader: 'js' };
-    });
+    b.onLoad(
+      { filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker|http|util)\.js$/ },
+      async (args) => {
+        const rule = LAZY.find((r) => r.file.test(args.path));
+        const source = await readFile(args.path, 'utf8');
+        if (!rule) return { contents: source, loader: 'js' };
+        if (!source.includes(rule.from))
+          throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
+        return { contents: source.replace(rule.from, rule.to), loader: 'js' };
+      },
+    );
+  },
+};
+
+/**
+ * Node's built-in modules as CommonJS requires: an ES module bundle hoists every `import` of a
+ * built-in to its top, so those of modules loaded on first use (the AWS SDK's zlib, the network
+ * scan's dns and net) would load at start. A require runs where the importing module starts.
+ */
+const lazyBuiltins: Plugin = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) =>
+      args.kind === 'import-statement' || args.kind === 'dynamic-import'
+        ? { path: args.path, namespace: 'builtin' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
   },
 };
 
@@ -79,7 +102,7 @@ await build({
   charset: 'ascii',
   outfile,
   external: ['cpu-features', '*.node'],
-  plugins: [lazyRequires],
+  plugins: [lazyRequires, lazyBuiltins],
   banner: {
     js: `${check.outputFiles[0]!.text.trim()}\nimport{createRequire}from'module';const require=createRequire(import.meta.url);`,
   },
