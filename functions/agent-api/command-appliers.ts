@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import type { CommandItem, CompletedCommand } from '../nodes/commands.js';
-import { applyHostInstallResult } from '../commander/install-queue.js';
+import { applyHostInstallResult } from '../commander/install-queue-agent.js';
 import { applyNetworkScanResult } from '../commander/network.js';
 import { applyCommandResult } from '../orchestrator/observation.js';
 import { COMMANDS, type CommandType } from '../../protocol/commands.js';

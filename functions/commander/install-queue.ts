@@ -12,17 +12,10 @@ import {
   putIf,
 } from '../ports/store.js';
 import { cidrContains, parseCidr } from '../../protocol/network.js';
-import {
-  hostInstallOutput,
-  type HostFacts,
-  type InstallCredential,
-  type InstallStep,
-  type InstallStepReport,
-} from '../../protocol/install.js';
-import { dispatchCommand, getCommand, type CommandItem } from '../nodes/commands.js';
-import { issueJoinToken } from '../nodes/join-tokens.js';
+import { type HostFacts, type InstallStep, type InstallStepReport } from '../../protocol/install.js';
+import { dispatchCommand } from '../nodes/commands.js';
 import { getNode, isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
-import { findCredentialById, secretName, type CredentialItem } from './vault.js';
+import { findCredentialById, type CredentialItem } from './vault.js';
 import { fleetClusterKeys } from '../core/keys.js';
 
 /**
@@ -34,7 +27,7 @@ import { fleetClusterKeys } from '../core/keys.js';
  */
 
 export type InstallState = 'queued' | 'connecting' | 'installing' | 'joined' | 'failed';
-const ACTIVE: InstallState[] = ['connecting', 'installing'];
+export const ACTIVE: InstallState[] = ['connecting', 'installing'];
 export const FINISHED: InstallState[] = ['joined', 'failed'];
 
 export interface InstallJobItem extends StoreItem {
@@ -72,37 +65,12 @@ export const inlineSecretName = (jobId: string) => `install/${jobId}`;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function jobView(j: InstallJobItem) {
-  return {
-    job_id: j.jobId,
-    host: j.host,
-    port: j.port,
-    cluster: j.cluster ?? null,
-    node_name: j.nodeName ?? null,
-    credential_id: j.credentialId ?? null,
-    installer_node_id: j.nodeId ?? null,
-    state: j.state,
-    step: j.step ?? null,
-    error: j.error ?? null,
-    steps: j.steps.map((s) => ({ name: s.name, status: s.status, detail: s.detail, at: s.at })),
-    facts: j.facts ?? null,
-    joined_node_id: j.joinedNodeId ?? null,
-    joined_node_name: j.joinedNodeName ?? null,
-    attempts: j.attempts,
-    created_at: j.createdAt,
-    updated_at: j.updatedAt,
-    started_at: j.startedAt ?? null,
-    finished_at: j.finishedAt ?? null,
-  };
-}
-export type JobView = ReturnType<typeof jobView>;
-
 export async function getJob(ctx: AppContext, jobId: string): Promise<InstallJobItem | undefined> {
   const k = installKeys.job(jobId);
   return ctx.store.get<InstallJobItem>(k.pk, k.sk);
 }
 
-async function requireJob(ctx: AppContext, jobId: string): Promise<InstallJobItem> {
+export async function requireJob(ctx: AppContext, jobId: string): Promise<InstallJobItem> {
   const job = await getJob(ctx, jobId);
   if (!job) throw new NotFoundError(`Install job ${jobId} not found`);
   return job;
@@ -327,7 +295,7 @@ async function startJob(ctx: AppContext, job: InstallJobItem, slot: string): Pro
 }
 
 /** Ends a job (conditional on its command), drops an inline secret, and lets the node's next job start. */
-async function finish(
+export async function finish(
   ctx: AppContext,
   job: InstallJobItem,
   end: { state: 'joined' | 'failed'; step?: InstallStep; error?: string; set?: Record<string, unknown> },
@@ -357,125 +325,6 @@ async function finish(
     await pumpNode(ctx, job.nodeId);
   }
   return true;
-}
-
-/** Command-result hook: ends the job of a host.install (and stores the host key on first use). */
-export async function applyHostInstallResult(ctx: AppContext, command: CommandItem): Promise<void> {
-  if (command.command.type !== 'host.install' || command.status === 'pending') return;
-  const job = await getJob(ctx, command.command.jobId);
-  if (!job || job.commandId !== command.commandId || !ACTIVE.includes(job.state)) return;
-  if (command.status === 'failed') {
-    await finish(ctx, job, {
-      state: 'failed',
-      step: job.step ?? 'connect',
-      error: command.error ?? 'the agent could not run the install',
-    });
-    return;
-  }
-  const out = hostInstallOutput.safeParse(command.output ?? {});
-  if (!out.success) {
-    await finish(ctx, job, {
-      state: 'failed',
-      step: 'register',
-      error: 'the agent answered an unreadable install result',
-    });
-    return;
-  }
-  const o = out.data;
-  if (o.hostKey) {
-    const hk = installKeys.hostKey(job.host, job.port);
-    // Trusted already: never replaced here.
-    await putIfAbsent(ctx.store, {
-      ...hk,
-      host: job.host,
-      port: job.port,
-      key: o.hostKey,
-      firstSeen: iso(ctx.now()),
-    });
-  }
-  const set = { steps: o.steps, ...(o.facts ? { facts: o.facts } : {}) };
-  if (o.outcome === 'joined' && o.nodeId && (await getNode(ctx, o.nodeId))) {
-    await finish(ctx, job, {
-      state: 'joined',
-      set: { ...set, joinedNodeId: o.nodeId, joinedNodeName: o.nodeName },
-    });
-  } else {
-    await finish(ctx, job, {
-      state: 'failed',
-      step: o.failedStep ?? 'register',
-      error: o.reason ?? `the agent reported node ${o.nodeId ?? '?'}, which is not registered`,
-      set,
-    });
-  }
-}
-
-/** The running host.install command `commandId` of this node, and its job; 404 for anything else. */
-async function runningInstall(ctx: AppContext, node: NodeItem, commandId: string) {
-  const command = await getCommand(ctx, commandId);
-  if (
-    !command ||
-    command.nodeId !== node.nodeId ||
-    command.command.type !== 'host.install' ||
-    command.status !== 'pending'
-  )
-    throw new NotFoundError(`No install ${commandId} is running on this node`);
-  const job = await getJob(ctx, command.command.jobId);
-  if (!job || job.commandId !== commandId || !ACTIVE.includes(job.state))
-    throw new NotFoundError(`No install ${commandId} is running on this node`);
-  return job;
-}
-
-/** POST /agent/install/{commandId}/credential: the login and a one-use join token, for the node running that install only. */
-export async function installCredentialFor(
-  ctx: AppContext,
-  node: NodeItem,
-  commandId: string,
-): Promise<InstallCredential> {
-  const job = await runningInstall(ctx, node, commandId);
-  let username: string;
-  let password: string | undefined;
-  if (job.inline) {
-    username = job.inline.username;
-    password = await ctx.secrets.get(inlineSecretName(job.jobId));
-  } else {
-    const cred = job.credentialId ? await findCredentialById(ctx, job.credentialId) : undefined;
-    if (!cred) throw new NotFoundError(`The credential of install job ${job.jobId} was deleted`);
-    username = cred.username;
-    password = await ctx.secrets.get(secretName(cred.credId));
-  }
-  if (password === undefined) throw new NotFoundError(`The password of install job ${job.jobId} is gone`);
-  const { token } = await issueJoinToken(ctx, 'worker', {
-    maxUses: 1,
-    ttlSeconds: ctx.config.INSTALL_JOIN_TIMEOUT_SECONDS + 600,
-  });
-  return { username, password, joinToken: token };
-}
-
-/** POST /agent/install/{commandId}/steps: progress; `installing` once the host answered. */
-export async function recordInstallSteps(
-  ctx: AppContext,
-  node: NodeItem,
-  commandId: string,
-  steps: InstallStepReport[],
-): Promise<void> {
-  const job = await runningInstall(ctx, node, commandId);
-  const connected = steps.some((s) => s.name === 'connect' && s.status === 'ok');
-  const last = steps.at(-1);
-  // Ended meanwhile: nothing to record.
-  await updateIf(
-    ctx.store,
-    job.pk,
-    job.sk,
-    {
-      set: {
-        steps,
-        updatedAt: iso(ctx.now()),
-        ...(connected ? { state: 'installing' } : {}),
-        ...(last ? { step: last.name } : {}),
-      },
-    },
-    { equals: { commandId, state: ACTIVE } },
-  );
 }
 
 /** Puts a failed job back in the queue (on its node if still online, else on another). */
@@ -512,11 +361,11 @@ export async function retryJob(ctx: AppContext, jobId: string): Promise<InstallJ
 }
 
 export async function retryFailed(ctx: AppContext) {
-  const retried: JobView[] = [];
+  const retried: InstallJobItem[] = [];
   const skipped: { job_id: string; host: string; reason: string }[] = [];
   for (const job of (await listJobs(ctx)).filter((j) => j.state === 'failed')) {
     try {
-      retried.push(jobView(await retryJob(ctx, job.jobId)));
+      retried.push(await retryJob(ctx, job.jobId));
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       skipped.push({ job_id: job.jobId, host: job.host, reason: error.message });
@@ -534,22 +383,6 @@ export async function clearFinished(ctx: AppContext) {
   }
   const remaining = (await listJobs(ctx)).length;
   return { status: 'cleared' as const, cleared: cleared.length, job_ids: cleared, remaining };
-}
-
-export async function queueView(ctx: AppContext) {
-  const jobs = await listJobs(ctx);
-  const counts = { queued: 0, connecting: 0, installing: 0, joined: 0, failed: 0 };
-  for (const j of jobs) counts[j.state]++;
-  return {
-    jobs: jobs.map(jobView),
-    total: jobs.length,
-    counts,
-    concurrency_per_node: ctx.config.INSTALL_CONCURRENCY_PER_NODE,
-  };
-}
-
-export async function jobDetail(ctx: AppContext, jobId: string) {
-  return jobView(await requireJob(ctx, jobId));
 }
 
 /** Forgets the stored host key, so the next install trusts whatever key the host presents. */

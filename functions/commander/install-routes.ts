@@ -9,19 +9,10 @@ import {
   installStepsRequest,
 } from '../../protocol/install.js';
 import { authenticateAgent } from '../nodes/auth.js';
-import {
-  clearFinished,
-  forgetHostKey,
-  installCredentialFor,
-  jobDetail,
-  jobView,
-  queueInstall,
-  queueView,
-  recordInstallSteps,
-  retryFailed,
-  retryJob,
-} from './install-queue.js';
+import { clearFinished, forgetHostKey, queueInstall, retryFailed, retryJob } from './install-queue.js';
+import { installCredentialFor, recordInstallSteps } from './install-queue-agent.js';
 import { autoJoinAll, joinRemote } from './install-queue-join.js';
+import { jobDetail, jobView, queueView } from './install-queue-view.js';
 
 /** An IPv4 address or a host name, as SSH takes it. */
 const host = z
@@ -175,7 +166,10 @@ export function installRoutes(): AnyRoute[] {
         retried: z.array(installJob),
         skipped: z.array(z.object({ job_id: z.string(), host: z.string(), reason: z.string() })),
       }),
-      handler: async (_req, ctx) => retryFailed(ctx),
+      handler: async (_req, ctx) => {
+        const { retried, skipped } = await retryFailed(ctx);
+        return { retried: retried.map(jobView), skipped };
+      },
     }),
     route({
       ...common,
