@@ -3,10 +3,12 @@
  * command as a local process group, so rented instances run the real agent bundle with the process
  * driver), and one fleet node (a real agent, process driver). The fleet is full; a job with
  * `cloud` rents an instance that joins and takes the run; the double reclaims it mid-run; the run
- * resumes from its checkpoint folder on a second rented instance and completes; the instance is
- * given back; the day's spend cap then stops another burst with its reason.
+ * resumes on a second rented instance from the checkpoint the first one synced to the artifacts
+ * store (each instance keeps checkpoints in a folder of its own, so step 5 can only come through
+ * the store) and completes; the instance is given back; the day's spend cap then stops another
+ * burst with its reason.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -29,6 +31,21 @@ const STEPS_UNTIL_RELEASED = [
   'sh',
   '-c',
   'n=$(cat "$CHECKPOINT_DIR/step" 2>/dev/null || echo 0); echo "resumed from $n"; echo "$TRAINING_ATTEMPT" >> "$CHECKPOINT_DIR/attempts"; while [ ! -f "$CHECKPOINT_DIR/release" ]; do n=$((n + 1)); echo "$n" > "$CHECKPOINT_DIR/step"; sleep 0.2; done; echo done',
+];
+
+/** Resumes from `$CHECKPOINT_DIR/step`; attempt 1 stops moving at step 5, later ones go on to 8. */
+const TRAIN = [
+  'sh',
+  '-c',
+  [
+    's=$(cat "$CHECKPOINT_DIR/step" 2>/dev/null || echo 0)',
+    'echo "attempt $TRAINING_ATTEMPT resumed from $s"',
+    'echo "$s" > "$CHECKPOINT_DIR/resumed-a$TRAINING_ATTEMPT"',
+    'while [ "$s" -lt 8 ]; do s=$((s + 1)); echo "$s" > "$CHECKPOINT_DIR/step"',
+    'if [ "$s" -eq 5 ] && [ "$TRAINING_ATTEMPT" = 1 ]; then echo 5 > "$CHECKPOINT_DIR/reached-5"; while true; do sleep 1; done; fi',
+    'done',
+    'echo done',
+  ].join('; '),
 ];
 
 const CLOUD = { product: 'RTX 4090 24GB', region: 'CN-HK-01', max_price_per_hour: 20000, spot: true };
@@ -58,6 +75,11 @@ describe('burst to rented Novita instances that join the fleet', () => {
     return res.body.job_id as string;
   };
   const rentedNode = (novitaId: string) => rig.fake.processes.get(novitaId);
+  const instanceCheckpoints = (novitaId: string) => join(root, 'instances', novitaId, 'checkpoints');
+  const stored = async (id: string) =>
+    ((await api('GET', `/jobs/${id}/checkpoint`)).body.files as { name: string; attempt: number }[]).map(
+      (f) => [f.name, f.attempt],
+    );
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'burst-'));
@@ -75,6 +97,7 @@ describe('burst to rented Novita instances that join the fleet', () => {
         CLOUD_BURST_TEMPLATE_ID: 'template-123',
         CLOUD_BURST_MAX_INSTANCES: '2',
         CLOUD_BURST_MAX_SPEND_PER_DAY: '50000',
+        TRAINING_CHECKPOINT_SYNC_SECONDS: '1',
       },
       { port },
     );
@@ -90,7 +113,9 @@ describe('burst to rented Novita instances that join the fleet', () => {
         HOME: root,
         FLEET_AGENT_HOME: join(root, 'instances', id),
         FLEET_HEARTBEAT: '1',
-        FLEET_ALLOW_HOST_PATHS: checkpointRoot,
+        // Each instance its own checkpoint folder, allowed by its own policy.
+        FLEET_CHECKPOINT_ROOT: instanceCheckpoints(id),
+        FLEET_ALLOW_HOST_PATHS: instanceCheckpoints(id),
       }),
     };
     fleet = new AgentProcess({
@@ -125,7 +150,7 @@ describe('burst to rented Novita instances that join the fleet', () => {
     );
 
     // A job with `cloud` rents an instance; it joins and takes the run.
-    const id = await createJob('bursty', { cloud: CLOUD });
+    const id = await createJob('bursty', { cloud: CLOUD, command: TRAIN });
     expect((await job(id)).cloud).toEqual({ ...CLOUD, always: false });
     const first = await eventually(
       'the run on the first rented node',
@@ -146,55 +171,64 @@ describe('burst to rented Novita instances that join the fleet', () => {
       joinFleet: true,
       node: { id: first.node_id, status: 'online' },
     });
-    const folder = join(checkpointRoot, id);
+
+    // The process driver syncs the run's folder while it runs: step 5 is in the store.
     await eventually(
-      'steps written',
-      async () => expect(Number(await readFile(join(folder, 'step'), 'utf8'))).toBeGreaterThan(2),
+      'step 5 stored by attempt 1',
+      async () =>
+        expect(await stored(id)).toEqual([
+          ['reached-5', 1],
+          ['resumed-a1', 1],
+          ['step', 1],
+        ]),
       30_000,
     );
+    expect(await readFile(join(instanceCheckpoints(novitaA.id), id, 'step'), 'utf8')).toBe('5\n');
 
     // Novita reclaims it; the migration service sees it: a preemption, a second instance.
     rig.fake.reclaim(novitaA.id);
     expect((await api('POST', '/api/migration/trigger', {})).status).toBe(202);
-    const second = await eventually(
-      'the run resumed on the second rented node',
-      async () => {
-        const r = (await runs(id)).find((x) => x.attempt === 2)!;
-        expect(r, JSON.stringify(await runs(id))).toMatchObject({ status: 'running' });
-        return r;
-      },
-      60_000,
-    );
-    expect(second.node_id).not.toBe(first.node_id);
-    expect(second.node_id).not.toBe(fleetNode);
-    expect((await runs(id)).find((x) => x.attempt === 1)).toMatchObject({
-      status: 'failed',
-      preempted: true,
-    });
-    expect(rig.fake.creates()).toHaveLength(2);
-    expect(rig.fake.deletes().map((d) => (d.body as { instanceId: string }).instanceId)).toEqual([
-      novitaA.id,
-    ]);
-    expect((await api('GET', `/api/instances/${instanceA}`)).body.terminatedAt).toEqual(expect.any(String));
-
-    await writeFile(join(folder, 'release'), '');
     const done = await eventually(
-      'the job completed',
+      'the job completed on the second rented node',
       async () => {
         const j = await job(id);
-        expect(j.status).toBe('completed');
+        expect(j.status, JSON.stringify(await runs(id))).toBe('completed');
         return j;
       },
-      30_000,
+      90_000,
     );
     expect(done).toMatchObject({ retry_count: 0, preemption_count: 1, error_message: null });
-    const last = (await runs(id)).find((x) => x.attempt === 2)!;
-    expect(last).toMatchObject({ status: 'succeeded', exit_code: 0 });
-    expect(String(last.log_tail)).toMatch(/resumed from [1-9]\d*/);
-    expect(await readFile(join(folder, 'attempts'), 'utf8')).toBe('1\n2\n');
+    const all = await runs(id);
+    const second = all.find((x) => x.attempt === 2)!;
+    expect(second).toMatchObject({ status: 'succeeded', exit_code: 0 });
+    expect(second.node_id).not.toBe(first.node_id);
+    expect(second.node_id).not.toBe(fleetNode);
+    expect(all.find((x) => x.attempt === 1)).toMatchObject({ status: 'failed', preempted: true });
+    expect(String(second.log_tail)).toContain('attempt 2 resumed from 5');
+    expect(rig.fake.creates()).toHaveLength(2);
+    const novitaB = [...rig.fake.instances.values()].at(-1)!;
+    expect(novitaB.id).not.toBe(novitaA.id);
+    expect(rig.fake.deletes()[0]?.body).toMatchObject({ instanceId: novitaA.id });
+    expect((await api('GET', `/api/instances/${instanceA}`)).body.terminatedAt).toEqual(expect.any(String));
+
+    // Step 5 came to the second instance's own folder through the store; the first never saw step 8.
+    const folderB = join(instanceCheckpoints(novitaB.id), id);
+    expect(await readFile(join(folderB, 'resumed-a2'), 'utf8')).toBe('5\n');
+    expect(await readFile(join(folderB, 'step'), 'utf8')).toBe('8\n');
+    expect((await readdir(join(instanceCheckpoints(novitaA.id), id))).sort()).toEqual([
+      'reached-5',
+      'resumed-a1',
+      'step',
+    ]);
+    // The upload after the exit: step 8 and attempt 2's own file, by attempt 2.
+    expect(await stored(id)).toEqual([
+      ['reached-5', 1],
+      ['resumed-a1', 1],
+      ['resumed-a2', 2],
+      ['step', 2],
+    ]);
 
     // The second instance is given back once the job has ended.
-    const novitaB = [...rig.fake.instances.values()].at(-1)!;
     await eventually('the second instance deleted', async () =>
       expect(rig.fake.deletes().map((d) => (d.body as { instanceId: string }).instanceId)).toEqual([
         novitaA.id,
