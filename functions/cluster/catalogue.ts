@@ -5,6 +5,7 @@ import { taskQueueKeys, keys } from '../core/keys.js';
 import { LABELS } from '../../protocol/messages.js';
 import { type ContainerSpec } from '../../protocol/commands.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
+import { cloudBurst } from '../training/schemas.js';
 
 /**
  * The model catalogue: what each model id means to the fleet (the container image that serves
@@ -41,16 +42,34 @@ const modelFields = z.object({
   /** Rough time to load the weights, for estimates until real load times are measured. */
   loadSeconds: z.number().positive().default(45),
   env: z.record(z.string(), z.string()).default({}),
+  /**
+   * The server as a process (argv), for nodes without a container engine (process driver): with it
+   * the model can be served by a rented node. Container nodes run the image as it is.
+   */
+  command: z.array(z.string().min(1).max(4096)).min(1).max(64).optional(),
+  /** Burst: rent a Novita instance that joins the fleet when no fleet node can serve the queue. */
+  cloud: cloudBurst.optional(),
 });
 
 const stepsInOrder = (m: { minSteps?: number | undefined; maxSteps?: number | undefined }) =>
   m.minSteps === undefined || m.maxSteps === undefined || m.minSteps <= m.maxSteps;
 const stepsMessage = { message: 'minSteps must not exceed maxSteps', path: ['minSteps'] };
+// A rented node has the process driver only: it serves the model from its command.
+const cloudNeedsCommand = (m: { cloud?: unknown; command?: unknown }) => !m.cloud || !!m.command;
+const cloudMessage = {
+  message: 'cloud needs command: rented nodes run the model server as a process',
+  path: ['command'],
+};
 
-export const modelSpec = modelFields.refine(stepsInOrder, stepsMessage);
+export const modelSpec = modelFields
+  .refine(stepsInOrder, stepsMessage)
+  .refine(cloudNeedsCommand, cloudMessage);
 export type ModelSpec = z.output<typeof modelSpec>;
 /** PUT /models/catalog/{model_id} body: the id comes from the path. */
-export const modelDeclaration = modelFields.omit({ id: true }).refine(stepsInOrder, stepsMessage);
+export const modelDeclaration = modelFields
+  .omit({ id: true })
+  .refine(stepsInOrder, stepsMessage)
+  .refine(cloudNeedsCommand, cloudMessage);
 
 /** The vision document's default model. */
 export const DEFAULT_VISION_MODEL = 'SDXL_4GB_FP8.safetensors';
@@ -193,14 +212,19 @@ export function modelInstanceId(nodeId: string, modelId: string): string {
   return `msrv-${slug}-${hash}`;
 }
 
-/** The container spec the agent starts (or reuses) to serve `model` on `nodeId`. */
-export function serverSpec(model: ModelSpec, nodeId: string): ContainerSpec {
+/** The container spec the agent starts (or reuses) to serve `model` on `nodeId` (a process on a process node). */
+export function serverSpec(
+  model: ModelSpec,
+  nodeId: string,
+  driver?: 'container' | 'process',
+): ContainerSpec {
   const instanceId = modelInstanceId(nodeId, model.id);
   return {
     instanceId,
     imageId: model.image,
     name: instanceId,
     kind: 'model',
+    ...(driver === 'process' && model.command ? { command: model.command } : {}),
     env: { MODEL_ID: model.id, ...model.env },
     ports: [{ containerPort: model.port, hostPort: 0, protocol: 'tcp' }],
     volumes: [],

@@ -9,6 +9,7 @@ import {
   removeDeclaredModel,
   MODEL_ID_PATTERN,
 } from './catalogue.js';
+import { modelBurstState } from '../novita/model-burst.js';
 import { workerStats } from './metrics.js';
 import { assignModel, loadFleet, unloadModel } from './model-ops.js';
 import { tasksSince } from './tasks.js';
@@ -84,7 +85,13 @@ export function clusterModelRoutes(): AnyRoute[] {
       summary: 'The model catalogue (ours): built-in models and declared ones',
       response: z.object({ models: z.array(S.catalogueModelOut) }),
       handler: async (_req, ctx) => ({
-        models: (await listModels(ctx)).map((m) => catalogueView(m, isBuiltIn(m.id))),
+        models: await Promise.all(
+          (await listModels(ctx)).map(async (m) => ({
+            ...catalogueView(m, isBuiltIn(m.id)),
+            // A model with `cloud`: its rented instance, or why the last burst was refused.
+            ...(m.cloud ? { burst: await modelBurstState(ctx, m.id) } : {}),
+          })),
+        ),
       }),
     }),
     route({

@@ -30,6 +30,7 @@ import {
   type Worker,
 } from './workers.js';
 import { clearFree } from '../nodes/node-records.js';
+import { cloudOnlyModels, loadModelBursts, modelBursts, withRentedNodes } from '../novita/model-burst.js';
 
 /**
  * The placement runner (`placement.run`): repairs held slots (tasks on offline nodes go back to
@@ -220,6 +221,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
 
   const full = options.fullRepair ?? options.sample ?? false;
   const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
+  // Models with `cloud`: their rented nodes (read only when the catalogue has such a model).
+  const bursts = await loadModelBursts(ctx, catalogue);
   // The scheduled run reads the whole fleet (repairs every slot, rebuilds the free-capacity index);
   // a run on an event reads the queue and then only candidates (workers.ts loadCandidates).
   let queue: TaskItem[] | undefined;
@@ -237,7 +240,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   if (full) workers = await loadWorkers(ctx, []);
   else {
     queue = await queuedTasks(ctx);
-    workers = await candidatesFor(queue, options.include);
+    const include = [...(options.include ?? []), ...(bursts?.nodes.keys() ?? [])];
+    workers = await candidatesFor(queue, include.length ? include : undefined);
   }
   const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
   if (!full && repair.requeued.length) {
@@ -267,18 +271,35 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   // capacity, or the scheduled one.
   if (!full && !workers.some((w) => w.online && w.running.length < w.maxConcurrency)) {
     report.planned = false;
+    await modelBursts(ctx, bursts, {
+      catalogue,
+      waiting: countByModel(queue ?? []),
+      busyNodes: new Set(repair.live.map((s) => s.nodeId)),
+    });
     return report;
   }
   // Read after the repair, so requeued tasks are in it.
   if (queue === undefined || (full && repair.requeued.length)) queue = await queuedTasks(ctx);
   const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
   const models: SchedModel[] = catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb }));
-  const plan = planPlacements({
+  // Cloud-only models' tasks go to their rented nodes only (withRentedNodes).
+  const cloudOnly = cloudOnlyModels(catalogue);
+  const fleetPlan = planPlacements({
     nodes: workers.map(toSchedNode),
     models,
-    queue: queue.map(toSchedTask),
+    queue: queue.filter((t) => !cloudOnly.has(t.model)).map(toSchedTask),
     now,
   });
+  const plan = bursts
+    ? withRentedNodes(fleetPlan, {
+        bursts,
+        workers,
+        models,
+        cloudOnly: queue.filter((t) => cloudOnly.has(t.model)).map(toSchedTask),
+        tasks: new Map(queue.map((t) => [t.taskId, toSchedTask(t)] as const)),
+        now,
+      })
+    : fleetPlan;
   report.stillQueued = plan.stillQueued.length;
 
   for (const id of plan.timedOut) {
@@ -350,7 +371,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       type: 'task.run',
       taskId: task.taskId,
       model: task.model,
-      server: serverSpec(spec, p.nodeId),
+      server: serverSpec(spec, p.nodeId, worker.node.driver),
       request: modelRequest(spec, task),
       timeoutSeconds: runTimeoutFor(task, now),
     });
@@ -369,6 +390,11 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     });
   }
 
+  await modelBursts(ctx, bursts, {
+    catalogue,
+    waiting: countByModel(plan.stillQueued.map((id) => taskById.get(id)!)),
+    busyNodes: new Set(workers.filter((w) => w.running.length > 0).map((w) => w.id)),
+  });
   if (options.sample)
     await recordSample(ctx, workers, catalogue, queue).catch((error: unknown) =>
       ctx.logger.warn('sample failed', { error: error as Error }),
@@ -386,3 +412,9 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   }
   return report;
 }
+
+const countByModel = (tasks: Pick<TaskItem, 'model'>[]): Map<string, number> => {
+  const out = new Map<string, number>();
+  for (const t of tasks) out.set(t.model, (out.get(t.model) ?? 0) + 1);
+  return out;
+};

@@ -201,6 +201,8 @@ export function catalogueView(m: ModelSpec, builtIn: boolean) {
     min_steps: m.minSteps ?? null,
     max_steps: m.maxSteps ?? null,
     load_seconds: m.loadSeconds,
+    command: m.command ?? null,
+    cloud: m.cloud ?? null,
     built_in: builtIn,
   };
 }

@@ -252,6 +252,8 @@ export const configSchema = z.object({
    * HTTP requests without it are refused with 403.
    */
   ORIGIN_SECRET_PARAMETER: z.string().startsWith('/').optional(),
+  /** A model burst's instance is given back once its model had nothing queued or running this long. */
+  CLOUD_BURST_MODEL_IDLE_SECONDS: z.coerce.number().int().min(1).default(600),
   /** The control plane URL new hosts are given; default: the URL the installing agent uses. */
   INSTALL_CONTROL_PLANE_URL: z.string().url().optional(),
 });

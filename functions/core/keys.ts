@@ -149,6 +149,8 @@ export const novitaKeys = {
   /** Counters: `MIGRATIONS` (finished executions); requests are the control plane's counters (observabilityKeys). */
   stats: (name: 'REQUESTS' | 'MIGRATIONS') => ({ pk: 'NOVITASTATS', sk: name }),
   /** One rate-limit window of one client and bucket; gone by TTL after the window. */
+  /** A model burst: the instance rented for the model's queue, or why none is. */
+  modelBurst: (modelId: string) => ({ pk: `NOVITAMODELBURST#${modelId}`, sk: 'META' }),
   rateWindow: (bucket: string, ip: string, windowStart: number) => ({
     pk: `NOVITARATE#${bucket}#${ip}`,
     sk: String(windowStart),

@@ -37,6 +37,8 @@ export interface CreateOptions {
   baseUrl?: string;
   /** A burst's: the training job it is rented for. */
   burstFor?: string;
+  /** A model burst's: the model whose queue it serves. */
+  burstModel?: string;
   /** Refuse when the cheapest offer costs more per hour. */
   maxPricePerHour?: number;
 }
@@ -174,6 +176,7 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
         }
       : {}),
     ...(options.burstFor ? { burstFor: options.burstFor } : {}),
+    ...(options.burstModel ? { burstModel: options.burstModel } : {}),
     createdAt,
   };
   await ctx.store.put(item, { notExists: true });

@@ -1,5 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { keys, novitaKeys } from '../core/keys.js';
+import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';
 import { ConditionFailedError } from '../ports/store.js';
@@ -51,12 +52,15 @@ export async function linkInstanceNode(
 ): Promise<void> {
   const k = novitaKeys.instance(instanceId);
   try {
-    await ctx.store.update(
+    const item = await ctx.store.update<NovitaInstanceItem>(
       k.pk,
       k.sk,
       { set: { nodeId, nodeName, joinedAt: new Date(ctx.now()).toISOString() } },
       { exists: true },
     );
+    // Rented for a model's queue: its tasks are placed now, not at the next scheduled run.
+    if (item.burstModel)
+      await emit(ctx, { type: 'placement.run', reason: 'rented node joined', requestedAt: Date.now() });
   } catch (error) {
     if (!(error instanceof ConditionFailedError)) throw error;
     ctx.logger.warn('a node joined for an instance that is gone', { instanceId, nodeId });

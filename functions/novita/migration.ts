@@ -326,5 +326,5 @@ async function reportReclaim(ctx: AppContext, item: NovitaInstanceItem): Promise
   await setCordon(ctx, item.nodeId!, { cordoned: true });
   await emit(ctx, { type: 'cloud.instance.reclaimed', instanceId: item.instanceId, nodeId: item.nodeId! });
   // A burst's instance is given back at once; the run rents another if it still needs one.
-  if (item.burstFor) await terminateInstance(ctx, item, 'spot reclaim');
+  if (item.burstFor || item.burstModel) await terminateInstance(ctx, item, 'spot reclaim');
 }

@@ -63,6 +63,10 @@ export interface NovitaInstanceItem extends StoreItem {
   joinTokenId?: string;
   /** Rented by a burst for this training job (functions/training/burst.ts). */
   burstFor?: string;
+  /** Rented by a model burst to serve this model's queue (functions/novita/model-burst.ts). */
+  burstModel?: string;
+  /** A model burst's: when its node last had a task of the model queued or running. */
+  lastActiveAt?: string;
   terminatedAt?: string;
   /** Its spot reclaim was reported (once) to what ran on its node. */
   reclaimedAt?: string;
@@ -123,6 +127,7 @@ export function instanceView(item: NovitaInstanceItem) {
     pricePerHour: item.price,
     spot: item.billingMode === 'spot',
     ...(item.burstFor ? { burstFor: item.burstFor } : {}),
+    ...(item.burstModel ? { burstModel: item.burstModel } : {}),
     ...(item.terminatedAt ? { terminatedAt: item.terminatedAt } : {}),
   };
 }

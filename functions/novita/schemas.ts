@@ -60,6 +60,8 @@ export const instanceResponse = z.object({
   spot: z.boolean(),
   /** The training job a burst rented it for. */
   burstFor: z.string().optional(),
+  /** The model whose queue a model burst rented it for. */
+  burstModel: z.string().optional(),
   /** When the control plane gave it back (burst: the job ended or its node was lost). */
   terminatedAt: z.string().optional(),
   /** The node it registered as (join_fleet); null until it has. */

@@ -1,0 +1,169 @@
+/**
+ * Model burst end to end: the local runtime, the loopback Novita double (each instance's startup
+ * command runs as a local process group: the real agent bundle, process driver), and one fleet
+ * node (a real agent, process driver: it serves no model). A model declared with `cloud` and a
+ * `command` gets a queued task no fleet node takes: an instance is rented, joins, serves the task
+ * with the model server run as a process; once the model has been idle for
+ * CLOUD_BURST_MODEL_IDLE_SECONDS the instance is given back. A later task finds the day's spend
+ * cap reached: no second instance, and the catalogue says why.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emit } from '../../functions/core/events.js';
+import { SERVER_SCRIPT } from '../harness/model-server-image.js';
+import { startNovitaRig, type NovitaRig } from '../integration/novita/harness.js';
+import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const CLOUD = { product: 'RTX 4090 24GB', region: 'CN-HK-01', max_price_per_hour: 20000, spot: true };
+const MODEL = 'burst-model-e2e';
+
+describe('a model whose queue the fleet cannot serve bursts to a rented instance', () => {
+  let rig: NovitaRig;
+  let root: string;
+  let fleet: AgentProcess;
+  let fleetNode: string;
+  let serverPort: number;
+
+  const api = (method: string, path: string, body?: unknown) => rig.api(method, path, body);
+  const submit = async () => {
+    const res = await api('POST', '/tasks', {
+      task_type: 'image_generation',
+      model_name: MODEL,
+      parameters: { prompt: 'a lighthouse', width: 64, height: 64, steps: 2 },
+    });
+    expect(res.status, res.text).toBe(200);
+    return res.body.task_id as string;
+  };
+  const placementRun = () => emit(rig.rt.ctx, { type: 'placement.run', reason: 'test' });
+  const catalogued = async () =>
+    ((await api('GET', '/models/catalog')).body.models as Record<string, unknown>[]).find(
+      (m) => m.id === MODEL,
+    )!;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'model-burst-'));
+    const assets = join(root, 'assets');
+    await buildAgentBundle(join(assets, 'agent.mjs'));
+    const port = await freePort();
+    serverPort = await freePort();
+    rig = await startNovitaRig(
+      {
+        INSTALL_CONTROL_PLANE_URL: `http://127.0.0.1:${port}`,
+        INSTALL_ASSETS_DIR: assets,
+        NODE_OFFLINE_AFTER_SECONDS: '6',
+        CLOUD_BURST_TEMPLATE_ID: 'template-123',
+        CLOUD_BURST_MAX_INSTANCES: '2',
+        // One instance at 18000 an hour (an hour at least) plus up to 20000 passes it.
+        CLOUD_BURST_MAX_SPEND_PER_DAY: '30000',
+        CLOUD_BURST_MODEL_IDLE_SECONDS: '2',
+      },
+      { port },
+    );
+    rig.fake.runStartup = {
+      env: (id) => ({
+        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+        HOME: root,
+        FLEET_AGENT_HOME: join(root, 'instances', id),
+        FLEET_HEARTBEAT: '1',
+      }),
+    };
+    fleet = new AgentProcess({
+      url: rig.rt.url,
+      name: 'fleet-a',
+      stateDir: join(root, 'fleet-a'),
+      heartbeatSeconds: 1,
+      env: { ...process.env, FLEET_API_KEY: '', FLEET_DRIVER: 'process' },
+    });
+    fleetNode = await fleet.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await fleet?.kill('SIGKILL');
+    for (const id of [...(rig?.fake.processes.keys() ?? [])]) rig.fake.kill(id);
+    await rig?.stop();
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it('rents for the queue, serves it on the rented node, gives the instance back when idle, and the spend cap stops the next', async () => {
+    const declaration = {
+      kind: 'image',
+      image: 'unused:latest',
+      port: serverPort,
+      protocol: 'vision-generate',
+      path: '/generate',
+      gpuMemoryMb: 0,
+      loadSeconds: 2,
+      env: { PORT: String(serverPort), STEP_MS: '5' },
+      cloud: CLOUD,
+    };
+    // A rented node runs processes only: `cloud` without `command` is refused, and nothing is stored.
+    const refused = await api('PUT', `/models/catalog/${MODEL}`, declaration);
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.text).toContain('cloud needs command');
+    expect((await catalogued()) ?? null).toBeNull();
+    const declared = await api('PUT', `/models/catalog/${MODEL}`, {
+      ...declaration,
+      command: [process.execPath, SERVER_SCRIPT],
+    });
+    expect(declared.status, declared.text).toBe(200);
+    expect(declared.body).toMatchObject({ cloud: { ...CLOUD, always: false } });
+
+    // The fleet's one node runs no model server: the task's model bursts.
+    const first = await submit();
+    const done = await eventually(
+      'the task done on the rented node',
+      async () => {
+        const t = (await api('GET', `/tasks/${first}`)).body;
+        expect(t.status, JSON.stringify(t)).toBe('completed');
+        return t;
+      },
+      90_000,
+    );
+    expect(rig.fake.creates()).toHaveLength(1);
+    const novita = [...rig.fake.instances.values()].at(-1)!;
+    expect(novita.billingMode).toBe('spot');
+    const instanceId = (await api('GET', '/api/instances')).body.instances[0].id as string;
+    const view = (await api('GET', `/api/instances/${instanceId}`)).body;
+    expect(view).toMatchObject({ burstModel: MODEL, joinFleet: true, node: { status: 'online' } });
+    const rentedNode = view.node.id as string;
+    expect(rentedNode).not.toBe(fleetNode);
+    expect(done.assigned_worker).toBe(rentedNode);
+    expect(await catalogued()).toMatchObject({ burst: { instanceId, reason: null } });
+
+    // Nothing queued or running for the idle setting: the instance goes back.
+    await eventually('the idle instance deleted', async () => {
+      await placementRun();
+      expect(rig.fake.deletes().map((d) => (d.body as { instanceId: string }).instanceId)).toEqual([
+        novita.id,
+      ]);
+    });
+    expect((await api('GET', `/api/instances/${instanceId}`)).body.terminatedAt).toEqual(expect.any(String));
+    expect(rig.fake.processes.get(novita.id)).toBeUndefined();
+
+    // The next task would need a second instance: the day's spend cap refuses it.
+    const second = await submit();
+    await eventually('the burst refused by the spend cap', async () => {
+      await placementRun();
+      expect(await catalogued()).toMatchObject({
+        burst: {
+          reason: expect.stringContaining(
+            "burst refused: today's burst spend 18000 plus up to 20000 for an hour would pass CLOUD_BURST_MAX_SPEND_PER_DAY (30000)",
+          ),
+        },
+      });
+    });
+    expect(rig.fake.creates()).toHaveLength(1);
+    expect((await api('GET', `/tasks/${second}`)).body).toMatchObject({ status: 'queued' });
+  }, 240_000);
+});
