@@ -118,7 +118,12 @@ export class S3Blobs implements Blobs {
    * A SigV4 query-signed URL for this one key, signed with the function's own (temporary)
    * credentials: its holder can do that one request until it expires, and nothing else.
    */
-  async presign(method: 'GET' | 'PUT', key: string, expiresSeconds: number): Promise<PresignedUrl> {
+  async presign(
+    method: 'GET' | 'PUT',
+    key: string,
+    expiresSeconds: number,
+    options: { sha256?: string } = {},
+  ): Promise<PresignedUrl> {
     const { client } = await this.api();
     const { SignatureV4 } = await import('@smithy/signature-v4');
     const region = await client.config.region();
@@ -137,6 +142,15 @@ export class S3Blobs implements Blobs {
       uriEscapePath: false,
       applyChecksum: false,
     });
+    // The body's SHA-256 as signed headers (kept headers, not hoisted to the query): the holder
+    // must send them as they are, and S3 refuses a body whose SHA-256 is another (BadDigest).
+    const checksum: Record<string, string> =
+      method === 'PUT' && options.sha256
+        ? {
+            'x-amz-checksum-sha256': Buffer.from(options.sha256, 'hex').toString('base64'),
+            'x-amz-sdk-checksum-algorithm': 'SHA256',
+          }
+        : {};
     const signed = await signer.presign(
       {
         method,
@@ -146,15 +160,15 @@ export class S3Blobs implements Blobs {
         path: url.pathname,
         query: {},
         // The body is not known when signing: S3's documented marker for presigned uploads.
-        headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+        headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...checksum },
       },
-      { expiresIn: expiresSeconds },
+      { expiresIn: expiresSeconds, unhoistableHeaders: new Set(Object.keys(checksum)) },
     );
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(signed.query ?? {}))
       for (const one of Array.isArray(v) ? v : [v]) if (one !== null) query.append(k, one);
     url.search = query.toString();
-    return { url: url.toString(), headers: {} };
+    return { url: url.toString(), headers: checksum };
   }
 
   async ping(): Promise<void> {

@@ -14,8 +14,15 @@ export interface Blobs {
   /**
    * A URL that lets its holder GET or PUT this one key for `expiresSeconds`, without credentials
    * of its own (S3 presigned URLs). Absent where the store has no such URLs (the local folder).
+   * `sha256` (hex) on a PUT: the body's SHA-256 is signed into the URL, so the store refuses any
+   * other body (S3's x-amz-checksum-sha256).
    */
-  presign?(method: 'GET' | 'PUT', key: string, expiresSeconds: number): Promise<PresignedUrl>;
+  presign?(
+    method: 'GET' | 'PUT',
+    key: string,
+    expiresSeconds: number,
+    options?: { sha256?: string },
+  ): Promise<PresignedUrl>;
 }
 
 export interface PresignedUrl {

@@ -95,7 +95,13 @@ async function transfer(
 ): Promise<ChunkTransfer> {
   const key = chunkKey(jobId, hash);
   if (ctx.blobs.presign) {
-    const signed = await ctx.blobs.presign(method, key, trainingSettings(ctx).checkpointUrlSeconds);
+    // An upload's URL carries the chunk's SHA-256: S3 stores no other body under its name.
+    const signed = await ctx.blobs.presign(
+      method,
+      key,
+      trainingSettings(ctx).checkpointUrlSeconds,
+      method === 'PUT' ? { sha256: hash } : {},
+    );
     return { hash, url: signed.url, headers: signed.headers };
   }
   return {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -307,6 +308,92 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
     120_000,
   );
 
+  it.skipIf(mode.skip)(
+    'a chunk changed in the store is refused on restore: nothing is written',
+    async () => {
+      const jobId = await createJob();
+      const spec = await startOf(jobId, 1);
+      const sync = new CheckpointSync({ api: clientOf(agent), logger, root: join(root, 'tamper-a') });
+      const placed = sync.place(spec);
+      await sync.restore(placed);
+      const body = Buffer.from('step 7\n');
+      await writeFile(join(root, 'tamper-a', jobId, 'step'), body);
+      expect(await sync.sync(spec.instanceId)).toBe('stored');
+      const hash = createHash('sha256').update(body).digest('hex');
+      const key = `checkpoints/${jobId}/chunks/${hash}`;
+      expect((await rt.ctx.blobs.list(`checkpoints/${jobId}/chunks/`)).map((b) => b.key)).toEqual([key]);
+
+      // Someone with access to the bucket swaps the chunk's bytes (same length).
+      await rt.ctx.blobs.put(key, Buffer.from('step 9\n'));
+      const other = new CheckpointSync({ api: clientOf(agent), logger, root: join(root, 'tamper-b') });
+      await expect(other.restore(other.place(spec))).rejects.toThrow(`chunk ${hash} arrived corrupt`);
+      expect(await readdir(join(root, 'tamper-b', jobId))).toEqual([]);
+      await agent.events([
+        {
+          type: 'container.exited',
+          instanceId: spec.instanceId,
+          kind: 'run',
+          exitCode: 0,
+          logTail: 'ok',
+          at: new Date().toISOString(),
+        },
+      ]);
+    },
+    60_000,
+  );
+
+  // S3 only: the presigned upload itself.
+  (mode.presigned ? it.skipIf(mode.skip) : undefined)?.(
+    'another body sent through a chunk’s presigned URL is refused by S3, or by the restore where the store took it',
+    async () => {
+      const jobId = await createJob();
+      const spec = await startOf(jobId, 1);
+      const body = Buffer.from('step 3\n');
+      const hash = createHash('sha256').update(body).digest('hex');
+      const client = clientOf(agent);
+      const [upload] = (
+        await client.checkpointUploads(jobId, {
+          instanceId: spec.instanceId,
+          totalBytes: body.length,
+          chunks: [{ hash, size: body.length }],
+        })
+      ).uploads;
+      // A broken (or hostile) uploader sends other bytes with the signed checksum headers.
+      const wrong = await fetch(upload!.url, {
+        method: 'PUT',
+        headers: upload!.headers,
+        body: Buffer.from('step 4\n'),
+      });
+      // AWS S3 answers 400 BadDigest. moto 5.2.6 stores the body as it came (its PutObject keeps
+      // the x-amz-checksum-sha256 value it is given unverified, and does not check presigned
+      // signatures): then the sync sees the chunk as present, and the restore must refuse it.
+      const sync = new CheckpointSync({ api: client, logger, root: join(root, 'digest-a') });
+      await sync.restore(sync.place(spec));
+      await writeFile(join(root, 'digest-a', jobId, 'step'), body);
+      expect(await sync.sync(spec.instanceId)).toBe('stored');
+      const other = new CheckpointSync({ api: client, logger, root: join(root, 'digest-b') });
+      if (wrong.ok) {
+        await expect(other.restore(other.place(spec))).rejects.toThrow(`chunk ${hash} arrived corrupt`);
+        expect(await readdir(join(root, 'digest-b', jobId))).toEqual([]);
+      } else {
+        expect(wrong.status).toBe(400);
+        expect(await other.restore(other.place(spec))).toEqual({ files: 1, bytes: body.length });
+        expect(await readFile(join(root, 'digest-b', jobId, 'step'))).toEqual(body);
+      }
+      await agent.events([
+        {
+          type: 'container.exited',
+          instanceId: spec.instanceId,
+          kind: 'run',
+          exitCode: 0,
+          logTail: 'ok',
+          at: new Date().toISOString(),
+        },
+      ]);
+    },
+    60_000,
+  );
+
   // Only S3 hands out URLs: the embedded mode has no such test (rather than a skipped one).
   const onS3 = mode.presigned ? it.skipIf(mode.skip) : undefined;
   onS3?.(
@@ -335,6 +422,14 @@ describe.each(modes)('training checkpoints in the artifacts store, $name', (mode
       expect(Object.keys(res.body)).toEqual(['uploads']);
       expect([...url.searchParams.keys()].every((k) => k.toLowerCase().startsWith('x-amz-'))).toBe(true);
       expect(JSON.stringify(res.body)).not.toMatch(/secret|sessionToken/i);
+      // The chunk's SHA-256 is signed into the upload: the agent must send it, and S3 refuses another body.
+      expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe(
+        'host;x-amz-checksum-sha256;x-amz-sdk-checksum-algorithm',
+      );
+      expect(res.body.uploads[0].headers).toEqual({
+        'x-amz-checksum-sha256': Buffer.from('a'.repeat(64), 'hex').toString('base64'),
+        'x-amz-sdk-checksum-algorithm': 'SHA256',
+      });
       await agent.events([
         {
           type: 'container.exited',
