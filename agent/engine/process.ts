@@ -1,13 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
-import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContainerSpec } from '../../protocol/commands.js';
-import { LABELS } from '../../protocol/messages.js';
 import type { Logger } from '../log.js';
-import { writeFileAtomic } from '../state.js';
-import { ContainerNotFoundError, DiskLimitUnsupportedError, EngineError } from './errors.js';
+import { DiskLimitUnsupportedError, EngineError } from './errors.js';
+import { alive, groupUsage, killGroup, signalNumber, startTicks, usageStats } from './process-host.js';
+import {
+  checkRunnable,
+  newMeta,
+  NO_DISK_QUOTA,
+  ProcessRecords,
+  toManaged,
+  type ProcessMeta,
+} from './process-record.js';
 import type { LogTail } from './logs.js';
 import type {
   ContainerStats,
@@ -23,6 +30,8 @@ import type {
   UpdateOutcome,
 } from './types.js';
 
+export { gpuVisible, hostPathOf, ProcessDriverRefusal } from './process-record.js';
+
 /**
  * The process driver (Nomad's `exec`, reduced): for hosts without a container engine, such as a
  * rented cloud instance that is itself a container. A "container" here is a process group: the
@@ -34,36 +43,9 @@ import type {
  * group killed with SIGKILL past it, exit 137 as the kernel's OOM kill gives); CPU is booked by
  * placement only; a disk limit is refused. GPUs: CUDA_VISIBLE_DEVICES from the ask. Volumes are
  * the host folders themselves: env values naming a volume's container path get its host path.
- * Ports cannot be remapped: a port is published on its own number.
+ * Ports cannot be remapped: a port is published on its own number. The record of a process and
+ * what a start becomes: process-record.ts; what is read of /proc: process-host.ts.
  */
-
-/** Raised for what a process node cannot run (no command, a remapped port): a refusal, not a dead copy. */
-export class ProcessDriverRefusal extends Error {
-  override name = 'ProcessDriverRefusal';
-}
-
-interface ProcessMeta {
-  id: string;
-  name: string;
-  instanceId: string;
-  kind: ContainerSpec['kind'];
-  imageId: string;
-  labels: Record<string, string>;
-  spec: ContainerSpec;
-  env: Record<string, string>;
-  cwd: string;
-  state: 'created' | 'running' | 'exited';
-  pid: number | null;
-  /** /proc/<pid>/stat start time, so a reused pid is never taken for ours. */
-  startTicks: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-  exitCode: number | null;
-  restartCount: number;
-  memoryLimitMb: number | null;
-  cpuLimit: number | null;
-  oomKilled?: boolean;
-}
 
 export interface ProcessEngineOptions {
   nodeName: string;
@@ -78,7 +60,6 @@ export interface ProcessEngineOptions {
 
 // $1: the exit file. A trapped TERM/INT/HUP waits for the command, so its own status is recorded.
 const WRAPPER = 'f=$1; shift; trap : TERM INT HUP; "$@"; echo $? > "$f"';
-const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LD_LIBRARY_PATH'];
 
 export class ProcessEngine implements EngineDriver {
   private readonly log: Logger;
@@ -89,8 +70,11 @@ export class ProcessEngine implements EngineDriver {
   /** Running groups that are not our children (started before a restart): their exits are polled. */
   private readonly following = new Set<string>();
 
+  private readonly records: ProcessRecords;
+
   constructor(private readonly options: ProcessEngineOptions) {
     this.log = options.logger.child({ component: 'process-driver' });
+    this.records = new ProcessRecords(options.root);
     this.exits.setMaxListeners(0);
   }
 
@@ -106,7 +90,7 @@ export class ProcessEngine implements EngineDriver {
       apiVersion: '1',
       storageDriver: 'none',
       backingFilesystem: null,
-      diskLimit: { supported: false, reason: 'the process driver has no per-process disk quota' },
+      diskLimit: { supported: false, reason: NO_DISK_QUOTA },
       gpuMode: 'none',
       gpuRuntime: gpus,
       runtimes: [],
@@ -119,68 +103,17 @@ export class ProcessEngine implements EngineDriver {
   }
 
   async createAndStart(spec: ContainerSpec, options: StartOptions = {}): Promise<ManagedContainer> {
-    if (!spec.command?.length) {
-      throw new ProcessDriverRefusal(
-        `this node runs processes (no container engine): the start of ${spec.imageId} gives no command`,
-      );
-    }
-    if (spec.diskLimitGb !== undefined) {
-      throw new DiskLimitUnsupportedError(
-        spec.diskLimitGb,
-        'the process driver has no per-process disk quota',
-      );
-    }
-    const remapped = spec.ports.find((p) => p.hostPort !== 0 && p.hostPort !== p.containerPort);
-    if (remapped) {
-      throw new ProcessDriverRefusal(
-        `a process cannot have port ${remapped.containerPort} published as ${remapped.hostPort}`,
-      );
-    }
+    checkRunnable(spec);
     const existing = await this.findByInstance(spec.instanceId);
     if (existing) {
       if (existing.running) return existing;
       await this.remove(existing.id, true);
     }
     const id = `proc-${randomUUID().replaceAll('-', '')}`;
-    const dir = this.dir(id);
-    const cwd = join(dir, 'work');
+    const cwd = join(this.records.dir(id), 'work');
     await mkdir(cwd, { recursive: true, mode: 0o700 });
-    const env: Record<string, string> = {};
-    for (const k of BASE_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    for (const [k, v] of Object.entries(spec.env)) env[k] = hostPathOf(v, spec.volumes);
     for (const v of spec.volumes) await mkdir(v.hostPath, { recursive: true });
-    const gpus = gpuVisible(spec);
-    if (gpus !== null) env['CUDA_VISIBLE_DEVICES'] = env['NVIDIA_VISIBLE_DEVICES'] = gpus;
-    const meta: ProcessMeta = {
-      id,
-      name: spec.name,
-      instanceId: spec.instanceId,
-      kind: spec.kind,
-      imageId: spec.imageId,
-      labels: {
-        ...spec.labels,
-        [LABELS.managed]: 'true',
-        [LABELS.node]: this.options.nodeName,
-        [LABELS.instance]: spec.instanceId,
-        [LABELS.image]: spec.imageId,
-        [LABELS.kind]: spec.kind,
-        ...(options.commandId ? { [LABELS.command]: options.commandId } : {}),
-        ...(options.model ? { [LABELS.model]: options.model } : {}),
-      },
-      spec,
-      env,
-      cwd,
-      state: 'created',
-      pid: null,
-      startTicks: null,
-      startedAt: null,
-      finishedAt: null,
-      exitCode: null,
-      restartCount: 0,
-      memoryLimitMb: spec.memoryLimitMb ?? null,
-      cpuLimit: spec.cpuLimit ?? null,
-    };
-    await this.save(meta);
+    await this.save(newMeta(spec, { id, cwd, nodeName: this.options.nodeName }, options));
     await this.start(id);
     return this.inspect(id);
   }
@@ -269,20 +202,13 @@ export class ProcessEngine implements EngineDriver {
   }
 
   /** No stamps on a process's lines: each stream's tail, stdout then stderr. */
-  async logTail(id: string, tail: number): Promise<LogTail> {
-    await this.load(id);
-    const read = async (name: string) => lastLines(await readTail(join(this.dir(id), name)), tail);
-    const [stdout, stderr] = await Promise.all([read('stdout.log'), read('stderr.log')]);
-    const text = lastLines([stdout, stderr].filter(Boolean).join('\n'), tail);
-    return { text, stdout, stderr };
+  logTail(id: string, tail: number): Promise<LogTail> {
+    return this.records.logTail(id, tail);
   }
 
   async updateLimits(id: string, limits: ResourceLimits): Promise<UpdateOutcome> {
     if (limits.diskLimitGb !== undefined) {
-      throw new DiskLimitUnsupportedError(
-        limits.diskLimitGb,
-        'the process driver has no per-process disk quota',
-      );
+      throw new DiskLimitUnsupportedError(limits.diskLimitGb, NO_DISK_QUOTA);
     }
     const meta = await this.load(id);
     if (limits.memoryLimitMb !== undefined) meta.memoryLimitMb = limits.memoryLimitMb;
@@ -308,29 +234,12 @@ export class ProcessEngine implements EngineDriver {
 
   async stats(id: string): Promise<ContainerStats> {
     const meta = await this.load(id);
-    if (meta.state !== 'running' || meta.pid === null) {
-      return {
-        cpuPercent: null,
-        memoryUsageMb: null,
-        memoryLimitMb: meta.memoryLimitMb,
-        memoryPercent: null,
-      };
-    }
-    const usage = await groupUsage(meta.pid);
+    const running = meta.state === 'running' && meta.pid !== null;
+    const usage = running ? await groupUsage(meta.pid!) : null;
     const now = Date.now();
     const before = this.cpuSamples.get(id);
-    this.cpuSamples.set(id, { ticks: usage.cpuTicks, at: now });
-    const cpuPercent =
-      before && now > before.at
-        ? (((usage.cpuTicks - before.ticks) / CLOCK_TICKS) * 100_000) / (now - before.at)
-        : null;
-    const memoryUsageMb = usage.rssBytes / (1024 * 1024);
-    return {
-      cpuPercent: cpuPercent === null ? null : Math.max(0, cpuPercent),
-      memoryUsageMb,
-      memoryLimitMb: meta.memoryLimitMb,
-      memoryPercent: meta.memoryLimitMb ? (memoryUsageMb / meta.memoryLimitMb) * 100 : null,
-    };
+    if (usage) this.cpuSamples.set(id, { ticks: usage.cpuTicks, at: now });
+    return usageStats(usage, before, now, meta.memoryLimitMb);
   }
 
   async wait(id: string, signal?: AbortSignal): Promise<{ exitCode: number | null }> {
@@ -385,22 +294,15 @@ export class ProcessEngine implements EngineDriver {
   // ------------------------------------------------------------ internals
 
   private dir(id: string): string {
-    if (!/^proc-[0-9a-f]{32}$/.test(id))
-      throw new ContainerNotFoundError('process.inspect', `no process ${id}`, 404);
-    return join(this.options.root, id);
+    return this.records.dir(id);
   }
 
-  private async load(id: string): Promise<ProcessMeta> {
-    try {
-      return JSON.parse(await readFile(join(this.dir(id), 'meta.json'), 'utf8')) as ProcessMeta;
-    } catch (error) {
-      if (error instanceof ContainerNotFoundError) throw error;
-      throw new ContainerNotFoundError('process.inspect', `no process ${id}`, 404, { cause: error });
-    }
+  private load(id: string): Promise<ProcessMeta> {
+    return this.records.load(id);
   }
 
   private save(meta: ProcessMeta): Promise<void> {
-    return writeFileAtomic(join(this.dir(meta.id), 'meta.json'), JSON.stringify(meta));
+    return this.records.save(meta);
   }
 
   private waitExit(id: string, signal?: AbortSignal): Promise<{ exitCode: number | null }> {
@@ -438,8 +340,7 @@ export class ProcessEngine implements EngineDriver {
     const done = (async () => {
       const meta = await this.load(id).catch(() => null);
       if (!meta || meta.state !== 'running') return meta;
-      const written = await readFile(join(this.dir(id), 'exit'), 'utf8').catch(() => '');
-      const code = /^\d+\s*$/.test(written) ? Number(written) : observed;
+      const code = (await this.records.writtenExit(id)) ?? observed;
       // The group may outlive its leader (a daemonised child): it goes with it.
       if (meta.pid !== null) killGroup(meta.pid, 'SIGKILL');
       Object.assign(meta, {
@@ -496,112 +397,4 @@ export class ProcessEngine implements EngineDriver {
       this.watchTimer = null;
     }
   }
-}
-
-function toManaged(meta: ProcessMeta): ManagedContainer {
-  return {
-    id: meta.id,
-    name: meta.name,
-    instanceId: meta.instanceId,
-    kind: meta.kind,
-    imageId: meta.imageId,
-    state: meta.state,
-    running: meta.state === 'running',
-    exitCode: meta.exitCode,
-    startedAt: meta.startedAt,
-    finishedAt: meta.finishedAt,
-    restartCount: meta.restartCount,
-    ports: meta.spec.ports.map((p) => ({
-      containerPort: p.containerPort,
-      hostPort: p.containerPort,
-      protocol: p.protocol,
-    })),
-    labels: meta.labels,
-  };
-}
-
-/** An env value naming a volume's container path (or a path below it) gets the host path. */
-export function hostPathOf(value: string, volumes: ContainerSpec['volumes']): string {
-  for (const v of volumes) {
-    const at = v.containerPath.replace(/\/+$/, '');
-    if (value === at || value === `${at}/`) return v.hostPath;
-    if (value.startsWith(`${at}/`)) return `${v.hostPath.replace(/\/+$/, '')}${value.slice(at.length)}`;
-  }
-  return value;
-}
-
-/** CUDA_VISIBLE_DEVICES for the ask; null leaves the host's GPUs as they are. */
-export function gpuVisible(spec: Pick<ContainerSpec, 'gpus' | 'gpuDeviceIds'>): string | null {
-  if (spec.gpuDeviceIds?.length) return spec.gpuDeviceIds.join(',');
-  if (spec.gpus === undefined || spec.gpus === 'all') return null;
-  return Array.from({ length: spec.gpus }, (_, i) => String(i)).join(',');
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // gone already
-  }
-}
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
-const signalNumber = (signal: NodeJS.Signals) => SIGNALS[signal] ?? 15;
-
-/** Linux's USER_HZ. */
-const CLOCK_TICKS = 100;
-
-/** Fields of /proc/<pid>/stat after the command name (which may hold spaces). */
-async function statFields(pid: number | string): Promise<string[] | null> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
-  if (!text) return null;
-  return text.slice(text.lastIndexOf(')') + 2).split(' ');
-}
-
-async function startTicks(pid: number): Promise<string | null> {
-  return (await statFields(pid))?.[19] ?? null;
-}
-
-async function alive(pid: number, ticks: string | null): Promise<boolean> {
-  const fields = await statFields(pid);
-  if (!fields || fields[0] === 'Z') return false;
-  return ticks === null || fields[19] === ticks;
-}
-
-/** Resident memory and CPU ticks of every process whose group is `pgid`. */
-async function groupUsage(pgid: number): Promise<{ rssBytes: number; cpuTicks: number }> {
-  let rssBytes = 0;
-  let cpuTicks = 0;
-  const entries = await readdir('/proc').catch(() => [] as string[]);
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const f = await statFields(entry);
-    if (!f || Number(f[2]) !== pgid) continue;
-    cpuTicks += Number(f[11]) + Number(f[12]);
-    rssBytes += Number(f[21]) * 4096;
-  }
-  return { rssBytes, cpuTicks };
-}
-
-const TAIL_BYTES = 256 * 1024;
-
-async function readTail(path: string): Promise<string> {
-  const size = await stat(path).then(
-    (s) => s.size,
-    () => 0,
-  );
-  if (size === 0) return '';
-  const handle = await open(path, 'r');
-  try {
-    const length = Math.min(size, TAIL_BYTES);
-    const { buffer } = await handle.read(Buffer.alloc(length), 0, length, size - length);
-    return buffer.toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
-
-function lastLines(text: string, n: number): string {
-  const lines = text.replace(/\n$/, '').split('\n');
-  return text ? lines.slice(-n).join('\n') : '';
 }
