@@ -1,8 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { lstat, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
-  isSafeCheckpointName,
   type CheckpointFileIn,
   type CheckpointRestoreResponse,
   type CheckpointSpec,
@@ -12,7 +10,10 @@ import {
 import type { ContainerSpec } from '../protocol/commands.js';
 import { sleep } from './backoff.js';
 import { ControlPlaneError } from './client.js';
+import { downloadFile, hashFile, listFiles, readChunk, safeTarget, sha256 } from './checkpoint-files.js';
 import { inNewOperation, type Logger } from './log.js';
+
+export { hashFile, listFiles } from './checkpoint-files.js';
 
 /**
  * Keeps a training run's checkpoint folder in the artifacts store: restored before the container
@@ -21,7 +22,9 @@ import { inNewOperation, type Logger } from './log.js';
  * manifest are read again, only chunks the store lacks are sent, and the manifest is committed
  * last (by the control plane, which checks every chunk is there), so a sync cut short leaves the
  * previous checkpoint whole. Symbolic links are neither followed nor written through: what a
- * container leaves in the folder cannot make the agent read or write elsewhere on the host.
+ * container leaves in the folder cannot make the agent read or write elsewhere on the host. The
+ * same for every driver: the executor runs it around a start on Docker/Podman and on the process
+ * driver alike. Reading and writing the folder's files: checkpoint-files.ts.
  */
 
 /** The control plane's checkpoint calls (ControlPlaneClient). */
@@ -77,7 +80,6 @@ export interface CheckpointSyncOptions {
 }
 
 const UPLOADS_PER_REQUEST = 5_000;
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const printOf = (files: { name: string; size: number; chunks: string[] }[]) =>
   JSON.stringify(files.map((f) => [f.name, f.size, f.chunks]).sort());
 
@@ -129,7 +131,7 @@ export class CheckpointSync {
       const path = await safeTarget(t.dir, f.name);
       const local = await hashFile(path, manifest.chunkBytes).catch(() => null);
       if (!local || local.size !== f.size || local.chunks.join() !== f.chunks.join()) {
-        await this.download(path, f.chunks, where);
+        await downloadFile((c) => this.options.api.checkpointChunk(c), path, f.chunks, where);
         bytes += f.size;
       }
       const s = await lstat(path);
@@ -337,98 +339,5 @@ export class CheckpointSync {
       });
       return 'failed';
     }
-  }
-
-  private async download(path: string, chunks: string[], where: Map<string, ChunkTransfer>): Promise<void> {
-    await mkdir(dirname(path), { recursive: true });
-    const temp = `${path}.fleet-${randomBytes(4).toString('hex')}.part`;
-    const fh = await open(temp, 'wx', 0o644);
-    try {
-      for (const hash of chunks) {
-        const t = where.get(hash);
-        if (!t) throw new Error(`no download offered for chunk ${hash}`);
-        const bytes = await this.options.api.checkpointChunk(t);
-        if (sha256(bytes) !== hash) throw new Error(`chunk ${hash} arrived corrupt`);
-        await fh.write(bytes);
-      }
-      await fh.close();
-      // rename replaces a link at the target instead of following it.
-      await rename(temp, path);
-    } catch (error) {
-      await fh.close().catch(() => undefined);
-      await rm(temp, { force: true });
-      throw error;
-    }
-  }
-}
-
-/** Regular files under `dir`, as `/`-separated relative names; links and odd names are left out. */
-export async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const full = join(d, e.name);
-      const name = relative(dir, full).split(sep).join('/');
-      if (e.isDirectory()) await walk(full);
-      else if (e.isFile() && isSafeCheckpointName(name) && !/\.fleet-[0-9a-f]{8}\.part$/.test(name))
-        out.push(name);
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-/** The path a stored name is restored to; refused when a folder on the way is a link. */
-async function safeTarget(dir: string, name: string): Promise<string> {
-  if (!isSafeCheckpointName(name)) throw new Error(`unsafe checkpoint file name: ${name}`);
-  const parts = name.split('/');
-  let at = dir;
-  for (const p of parts.slice(0, -1)) {
-    at = join(at, p);
-    const s = await lstat(at).catch(() => null);
-    if (s && !s.isDirectory())
-      throw new Error(`checkpoint path ${name} goes through ${p}, which is not a folder`);
-  }
-  return join(dir, ...parts);
-}
-
-export async function hashFile(
-  path: string,
-  chunkBytes: number,
-): Promise<{ size: number; chunks: string[] }> {
-  const s = await lstat(path);
-  if (!s.isFile()) throw new Error(`${path} is not a regular file`);
-  const fh = await open(path, 'r');
-  try {
-    const chunks: string[] = [];
-    const buf = Buffer.alloc(chunkBytes);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, chunkBytes, size);
-      if (bytesRead === 0) break;
-      chunks.push(sha256(buf.subarray(0, bytesRead)));
-      size += bytesRead;
-      if (bytesRead < chunkBytes) break;
-    }
-    return { size, chunks };
-  } finally {
-    await fh.close();
-  }
-}
-
-async function readChunk(path: string, offset: number, size: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(size);
-    const { bytesRead } = await fh.read(buf, 0, size, offset);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
   }
 }
