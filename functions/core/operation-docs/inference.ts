@@ -79,11 +79,11 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
   'GET /models/assignments': { description: 'Which models each worker has loaded or is loading.' },
   'GET /models/catalog': {
     description:
-      'The model catalogue: built-in models and declared ones, with server image, port and GPU memory (MB).',
+      'The model catalogue: built-in models and declared ones, with server image, port and GPU memory (MB). A model with `cloud` also shows `burst`: `instanceId` (the instance rented for its queue) and `reason` (why the last burst was refused), or null before its first burst.',
   },
   'PUT /models/catalog/{model_id}': {
     description:
-      'Declares a model: its server image, API port and protocol, GPU memory it needs in MB, and for image models the size and step limits. `loadSeconds` (default 45) is the expected load time the scheduler weighs.',
+      'Declares a model: its server image, API port and protocol, GPU memory it needs in MB, and for image models the size and step limits. `loadSeconds` (default 45) is the expected load time the scheduler weighs. `command` (argv) runs the server as a process on a node without a container engine. `cloud` (`product`, `region`, `max_price_per_hour`, `spot`, `always`; needs `command`): when queued tasks of the model find no fleet node (or always), a Novita instance is rented that joins the fleet and serves the model only; it is terminated once the model has had nothing queued or running there for CLOUD_BURST_MODEL_IDLE_SECONDS. The training bursts’ caps apply (CLOUD_BURST_MAX_INSTANCES, CLOUD_BURST_MAX_SPEND_PER_DAY).',
     params: { model_id: 'llama-3.1-8b' },
     request: {
       kind: 'text',

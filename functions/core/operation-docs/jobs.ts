@@ -143,7 +143,7 @@ export const JOB_DOCS: Record<string, OperationDoc> = {
   },
   'GET /api/instances/{instanceId}': {
     description:
-      'One instance: status, port mappings, connection details and cost per hour. A `join_fleet` instance also shows `pricePerHour`, `spot`, `node` (the node it registered as, null until then), `burstFor` (the training job a burst rented it for) and `terminatedAt`.',
+      'One instance: status, port mappings, connection details and cost per hour. A `join_fleet` instance also shows `pricePerHour`, `spot`, `node` (the node it registered as, null until then), `burstFor` (the training job a burst rented it for), `burstModel` (the model whose queue a model burst rented it for) and `terminatedAt`.',
     params: { instanceId: 'inst-0123456789' },
   },
   'GET /api/metrics': {
