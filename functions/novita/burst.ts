@@ -37,22 +37,33 @@ export async function rentBurstInstance(
   input: RentInput,
   fleetReason: string,
 ): Promise<RentOutcome> {
-  const templateId = ctx.config.CLOUD_BURST_TEMPLATE_ID;
-  if (!templateId) return { refused: `${fleetReason}; no burst: CLOUD_BURST_TEMPLATE_ID is not set` };
+  const refused = await burstRefusal(ctx, input.cloud, fleetReason);
+  if (refused) return { refused };
+  return rentNow(ctx, input, fleetReason);
+}
+
+/** Why a burst may not rent now (no template, a cap reached), or null. */
+export async function burstRefusal(
+  ctx: AppContext,
+  cloud: BurstCloud,
+  fleetReason: string,
+): Promise<string | null> {
+  if (!ctx.config.CLOUD_BURST_TEMPLATE_ID)
+    return `${fleetReason}; no burst: CLOUD_BURST_TEMPLATE_ID is not set`;
   const rented = (await burstInstances(ctx)).filter((i) => !i.terminatedAt && i.status !== 'failed');
   const maxInstances = ctx.config.CLOUD_BURST_MAX_INSTANCES;
-  if (rented.length >= maxInstances) {
-    return {
-      refused: `${fleetReason}; burst refused: ${rented.length} rented instance${rented.length === 1 ? '' : 's'} already, the most CLOUD_BURST_MAX_INSTANCES (${maxInstances}) allows`,
-    };
-  }
+  if (rented.length >= maxInstances)
+    return `${fleetReason}; burst refused: ${rented.length} rented instance${rented.length === 1 ? '' : 's'} already, the most CLOUD_BURST_MAX_INSTANCES (${maxInstances}) allows`;
   const spent = await spendToday(ctx);
   const cap = ctx.config.CLOUD_BURST_MAX_SPEND_PER_DAY;
-  if (spent + input.cloud.max_price_per_hour > cap) {
-    return {
-      refused: `${fleetReason}; burst refused: today's burst spend ${round(spent)} plus up to ${input.cloud.max_price_per_hour} for an hour would pass CLOUD_BURST_MAX_SPEND_PER_DAY (${cap})`,
-    };
-  }
+  if (spent + cloud.max_price_per_hour > cap)
+    return `${fleetReason}; burst refused: today's burst spend ${round(spent)} plus up to ${cloud.max_price_per_hour} for an hour would pass CLOUD_BURST_MAX_SPEND_PER_DAY (${cap})`;
+  return null;
+}
+
+/** Rents without checking the caps (burstRefusal said yes). */
+export async function rentNow(ctx: AppContext, input: RentInput, fleetReason: string): Promise<RentOutcome> {
+  const templateId = ctx.config.CLOUD_BURST_TEMPLATE_ID!;
   try {
     const { instanceId } = await createInstance(
       ctx,

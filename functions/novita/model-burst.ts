@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { novitaKeys } from '../core/keys.js';
 import { isCordoned } from '../nodes/nodes.js';
@@ -10,7 +11,7 @@ import {
   type SchedModel,
   type SchedTask,
 } from '../task-planner/index.js';
-import { burstInstances, burstLost, rentBurstInstance } from './burst.js';
+import { burstInstances, burstLost, burstRefusal, rentNow } from './burst.js';
 import { terminateInstance } from './join.js';
 import { getInstanceItem, isoNow, type NovitaInstanceItem } from './model.js';
 
@@ -30,6 +31,8 @@ interface ModelBurstItem extends StoreItem {
   instanceId?: string;
   /** Why the last burst was refused. */
   reason?: string;
+  /** A run is renting for the model since then. */
+  claimedAt?: string;
   updatedAt: string;
 }
 
@@ -147,6 +150,9 @@ export async function modelBursts(
   }
 }
 
+/** A claim to rent older than this was left by a run that died: another run may rent. */
+const CLAIM_MS = 5 * 60_000;
+
 async function rentForModel(ctx: AppContext, model: ModelSpec, waiting: number): Promise<void> {
   const k = novitaKeys.modelBurst(model.id);
   const record = await ctx.store.get<ModelBurstItem>(k.pk, k.sk);
@@ -155,8 +161,26 @@ async function rentForModel(ctx: AppContext, model: ModelSpec, waiting: number):
     // Rented by a run that raced this one, not yet in the list it read.
     if (current && !current.terminatedAt && !(await burstLost(ctx, current))) return;
   }
+  // Another run is renting for this model now.
+  if (record?.claimedAt && ctx.now() - Date.parse(record.claimedAt) < CLAIM_MS) return;
   const fleetReason = `${waiting} task${waiting === 1 ? '' : 's'} of model ${model.id} queued and no fleet node takes ${waiting === 1 ? 'it' : 'them'}`;
-  const outcome = await rentBurstInstance(
+  const refused = await burstRefusal(ctx, model.cloud!, fleetReason);
+  if (refused) {
+    // The same refusal again: nothing new to record or say.
+    if (record?.reason === refused && !record.instanceId) return;
+    await putRecord(ctx, { modelId: model.id, reason: refused }, record).catch(ignoreGone);
+    ctx.logger.warn('model burst refused', { model: model.id, reason: refused });
+    return;
+  }
+  // Claimed first (a conditional write), so two placement runs never rent twice for one model.
+  let claim: ModelBurstItem;
+  try {
+    claim = await putRecord(ctx, { modelId: model.id, claimedAt: isoNow(ctx) }, record);
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return;
+    throw error;
+  }
+  const outcome = await rentNow(
     ctx,
     {
       cloud: model.cloud!,
@@ -167,33 +191,35 @@ async function rentForModel(ctx: AppContext, model: ModelSpec, waiting: number):
     },
     fleetReason,
   );
-  // The same refusal again: nothing new to record or say.
-  if ('refused' in outcome && record && !record.instanceId && record.reason === outcome.refused) return;
-  const at = isoNow(ctx);
-  const next: ModelBurstItem = {
-    ...k,
-    modelId: model.id,
-    updatedAt: at,
-    ...('instanceId' in outcome ? { instanceId: outcome.instanceId } : { reason: outcome.refused }),
-  };
-  try {
-    await ctx.store.put(next, record ? { equals: { updatedAt: record.updatedAt } } : { notExists: true });
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-    // Another run got there first: an instance rented here goes back.
-    if ('instanceId' in outcome) {
-      const extra = await getInstanceItem(ctx, outcome.instanceId);
-      if (extra) await terminateInstance(ctx, extra, `rented twice for model ${model.id}`);
-    }
-    return;
-  }
+  await putRecord(
+    ctx,
+    'instanceId' in outcome
+      ? { modelId: model.id, instanceId: outcome.instanceId }
+      : { modelId: model.id, reason: outcome.refused },
+    claim,
+  ).catch(ignoreGone);
   if ('instanceId' in outcome)
     ctx.logger.info('burst: rented an instance for a model', {
       model: model.id,
       instanceId: outcome.instanceId,
     });
-  else if (record?.reason !== outcome.refused)
-    ctx.logger.warn('model burst refused', { model: model.id, reason: outcome.refused });
+  else ctx.logger.warn('model burst failed', { model: model.id, reason: outcome.refused });
+}
+
+/** Replaces the model's burst record, only if it is still `previous` (or there was none). */
+async function putRecord(
+  ctx: AppContext,
+  fields: { modelId: string; instanceId?: string; reason?: string; claimedAt?: string },
+  previous: ModelBurstItem | undefined,
+): Promise<ModelBurstItem> {
+  const next: ModelBurstItem = {
+    ...novitaKeys.modelBurst(fields.modelId),
+    ...fields,
+    // Distinct per write, so the condition tells two writers apart.
+    updatedAt: `${isoNow(ctx)}#${randomBytes(4).toString('hex')}`,
+  };
+  await ctx.store.put(next, previous ? { equals: { updatedAt: previous.updatedAt } } : { notExists: true });
+  return next;
 }
 
 /** Why the model's last burst was refused, and the instance rented for it (the catalogue view). */
