@@ -6,6 +6,7 @@ import { ConditionFailedError, type StoreItem } from '../ports/store.js';
 import type { ModelSpec } from '../cluster/catalogue.js';
 import { toSchedNode, type Worker } from '../cluster/workers.js';
 import {
+  isTimedOut,
   planPlacements,
   type PlacementPlan,
   type SchedModel,
@@ -94,10 +95,8 @@ export function withRentedNodes(
     for (const p of rented.placements) placed.add(p.taskId);
     for (const id of rented.timedOut) timedOut.add(id);
   }
-  const cloudOnlyTimedOut = input.cloudOnly.filter(
-    (t) => t.timeoutMs !== undefined && input.now > t.enqueuedAt + t.timeoutMs,
-  );
-  for (const t of cloudOnlyTimedOut) timedOut.add(t.id);
+  // The fleet pass never saw the cloud-only tasks: their queue timeouts are enforced here.
+  for (const t of input.cloudOnly) if (isTimedOut(t, input.now)) timedOut.add(t.id);
   return {
     ...plan,
     placements,

@@ -78,7 +78,7 @@ describe('model bursts', () => {
       bursts,
       workers: [fleet, rentedM, rentedOnly],
       models,
-      cloudOnly: [task('c1', 'only'), task('c2', 'only')],
+      cloudOnly: [task('c1', 'only'), task('c2', 'only'), { ...task('c3', 'only'), timeoutMs: 1 }],
       tasks: new Map(queued.map((t) => [t.id, t])),
       now: 2,
     });
@@ -87,9 +87,10 @@ describe('model bursts', () => {
       ['t2', 'rented-m'],
       ['c1', 'rented-only'],
     ]);
-    // `other` has no rented node; the second cloud-only task waits for its node's slot.
+    // `other` has no rented node; the second cloud-only task waits for its node's slot; the third
+    // (the fleet pass never saw it) is past its queue timeout.
     expect(plan.stillQueued.sort()).toEqual(['c2', 't3']);
-    expect(plan.timedOut).toEqual([]);
+    expect(plan.timedOut).toEqual(['c3']);
   });
 
   it('cloud-only models are those with cloud.always', () => {
