@@ -137,7 +137,8 @@ describe('burst to rented Novita instances that join the fleet', () => {
     await fleet?.kill('SIGKILL');
     for (const id of [...(rig?.fake.processes.keys() ?? [])]) rig.fake.kill(id);
     await rig?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
+    // Killed agents may still be writing a moment: retried.
+    if (root) await rm(root, { recursive: true, force: true, maxRetries: 5 });
   });
 
   it('bursts when the fleet is full, survives a reclaim, gives the instance back, and the spend cap stops the next burst', async () => {

@@ -94,7 +94,8 @@ describe('a model whose queue the fleet cannot serve bursts to a rented instance
     await fleet?.kill('SIGKILL');
     for (const id of [...(rig?.fake.processes.keys() ?? [])]) rig.fake.kill(id);
     await rig?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
+    // Killed agents may still be writing a moment: retried.
+    if (root) await rm(root, { recursive: true, force: true, maxRetries: 5 });
   });
 
   it('rents for the queue, serves it on the rented node, gives the instance back when idle; the instance and spend caps stop other bursts', async () => {
