@@ -8,6 +8,7 @@ import { POLL_EVENT } from './model.js';
 import { pollInstance, revivePolls } from './lifecycle.js';
 import { RUN_EVENT, runMigration, triggerMigration } from './migration.js';
 import { SCHEDULE_EVENT } from './schedules.js';
+import { sweepModelBursts } from './model-burst.js';
 import type { NovitaInstanceItem } from './model.js';
 import { WEBHOOK_EVENT, deliver, deliverEvent } from './webhooks.js';
 
@@ -50,6 +51,7 @@ async function onSchedule(ctx: AppContext): Promise<void> {
   const managed = await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' });
   const revived = await revivePolls(ctx, managed);
   if (revived) ctx.logger.info('re-queued quiet instance watches', { revived });
+  await sweepModelBursts(ctx);
   try {
     await triggerMigration(ctx, { dryRun: ctx.config.NOVITA_MIGRATION_DRY_RUN, triggeredBy: 'schedule' });
   } catch (error) {

@@ -3,7 +3,8 @@ import type { AppContext } from '../core/context.js';
 import { novitaKeys } from '../core/keys.js';
 import { isCordoned } from '../nodes/nodes.js';
 import { ConditionFailedError, type StoreItem } from '../ports/store.js';
-import type { ModelSpec } from '../cluster/catalogue.js';
+import { listModels, type ModelSpec } from '../cluster/catalogue.js';
+import { heldSlots } from '../cluster/slots.js';
 import { toSchedNode, type Worker } from '../cluster/workers.js';
 import {
   isTimedOut,
@@ -46,12 +47,16 @@ export interface ModelBursts {
 
 /** Read once per placement run, and only when a catalogue model has `cloud`. */
 export async function loadModelBursts(ctx: AppContext, catalogue: ModelSpec[]): Promise<ModelBursts | null> {
-  if (!catalogue.some((m) => m.cloud)) return null;
+  const cloud = cloudModels(catalogue);
+  if (!cloud.size) return null;
   const instances = (await burstInstances(ctx)).filter((i) => i.burstModel && !i.terminatedAt);
   const nodes = new Map<string, string>();
-  for (const i of instances) if (i.nodeId) nodes.set(i.nodeId, i.burstModel!);
+  // Only for a model still declared with `cloud` (and so a `command`): its server can start there.
+  for (const i of instances) if (i.nodeId && cloud.has(i.burstModel!)) nodes.set(i.nodeId, i.burstModel!);
   return { instances, nodes };
 }
+
+const cloudModels = (catalogue: ModelSpec[]) => new Set(catalogue.filter((m) => m.cloud).map((m) => m.id));
 
 /** Models whose tasks only rented nodes take (`cloud.always`). */
 export const cloudOnlyModels = (catalogue: ModelSpec[]): Set<string> =>
@@ -116,17 +121,46 @@ export async function modelBursts(
   input: { catalogue: ModelSpec[]; waiting: Map<string, number>; busyNodes: Set<string> },
 ): Promise<void> {
   if (!bursts) return;
+  const cloud = cloudModels(input.catalogue);
+  const waiting = (model: string) => (cloud.has(model) ? (input.waiting.get(model) ?? 0) : 0);
+  const serving = await keepOrGiveBack(ctx, bursts.instances, waiting, input.busyNodes);
+  for (const model of input.catalogue) {
+    if (!model.cloud || (input.waiting.get(model.id) ?? 0) === 0 || serving.has(model.id)) continue;
+    await rentForModel(ctx, model, input.waiting.get(model.id)!);
+  }
+}
+
+/**
+ * From the Novita schedule: instances rented for a model no longer declared with `cloud` (placement
+ * runs do not read them then) go back once nothing runs on their node for the idle setting.
+ */
+export async function sweepModelBursts(ctx: AppContext): Promise<void> {
+  const cloud = cloudModels(await listModels(ctx));
+  const orphans = (await burstInstances(ctx)).filter(
+    (i) => i.burstModel && !i.terminatedAt && !cloud.has(i.burstModel),
+  );
+  if (!orphans.length) return;
+  const busyNodes = new Set((await heldSlots(ctx)).map((s) => s.nodeId));
+  await keepOrGiveBack(ctx, orphans, () => 0, busyNodes);
+}
+
+/** Gives back the lost and the idle; the rest, by model, serve on. */
+async function keepOrGiveBack(
+  ctx: AppContext,
+  instances: NovitaInstanceItem[],
+  waiting: (model: string) => number,
+  busyNodes: Set<string>,
+): Promise<Map<string, NovitaInstanceItem>> {
   const now = ctx.now();
   const idleMs = ctx.config.CLOUD_BURST_MODEL_IDLE_SECONDS * 1000;
   const serving = new Map<string, NovitaInstanceItem>();
-  for (const item of bursts.instances) {
+  for (const item of instances) {
     const model = item.burstModel!;
     if (await burstLost(ctx, item)) {
       await terminateInstance(ctx, item, 'its node was lost');
       continue;
     }
-    const busy =
-      (input.waiting.get(model) ?? 0) > 0 || (item.nodeId !== undefined && input.busyNodes.has(item.nodeId));
+    const busy = waiting(model) > 0 || (item.nodeId !== undefined && busyNodes.has(item.nodeId));
     const since = Date.parse(item.lastActiveAt ?? item.joinedAt ?? item.createdAt);
     if (busy) {
       serving.set(model, item);
@@ -143,10 +177,7 @@ export async function modelBursts(
     }
     serving.set(model, item);
   }
-  for (const model of input.catalogue) {
-    if (!model.cloud || (input.waiting.get(model.id) ?? 0) === 0 || serving.has(model.id)) continue;
-    await rentForModel(ctx, model, input.waiting.get(model.id)!);
-  }
+  return serving;
 }
 
 /** A claim to rent older than this was left by a run that died: another run may rent. */
