@@ -37,7 +37,7 @@ export async function rentBurstInstance(
   input: RentInput,
   fleetReason: string,
 ): Promise<RentOutcome> {
-  const refused = await burstRefusal(ctx, input.cloud, fleetReason);
+  const refused = await burstRefusal(ctx, input.cloud, fleetReason, input.gpus);
   if (refused) return { refused };
   return rentNow(ctx, input, fleetReason);
 }
@@ -47,6 +47,7 @@ export async function burstRefusal(
   ctx: AppContext,
   cloud: BurstCloud,
   fleetReason: string,
+  gpus = 1,
 ): Promise<string | null> {
   if (!ctx.config.CLOUD_BURST_TEMPLATE_ID)
     return `${fleetReason}; no burst: CLOUD_BURST_TEMPLATE_ID is not set`;
@@ -56,8 +57,10 @@ export async function burstRefusal(
     return `${fleetReason}; burst refused: ${rented.length} rented instance${rented.length === 1 ? '' : 's'} already, the most CLOUD_BURST_MAX_INSTANCES (${maxInstances}) allows`;
   const spent = await spendToday(ctx);
   const cap = ctx.config.CLOUD_BURST_MAX_SPEND_PER_DAY;
-  if (spent + cloud.max_price_per_hour > cap)
-    return `${fleetReason}; burst refused: today's burst spend ${round(spent)} plus up to ${cloud.max_price_per_hour} for an hour would pass CLOUD_BURST_MAX_SPEND_PER_DAY (${cap})`;
+  // Prices are per GPU hour (Novita bills each card).
+  const nextHour = cloud.max_price_per_hour * Math.max(1, gpus);
+  if (spent + nextHour > cap)
+    return `${fleetReason}; burst refused: today's burst spend ${round(spent)} plus up to ${round(nextHour)} for an hour would pass CLOUD_BURST_MAX_SPEND_PER_DAY (${cap})`;
   return null;
 }
 
@@ -109,7 +112,7 @@ export async function burstInstances(ctx: AppContext): Promise<NovitaInstanceIte
 const HOUR_MS = 3_600_000;
 const round = (n: number) => Math.round(n * 100) / 100;
 
-/** Today's (UTC) burst spend: each instance's hours today at its price, at least one hour each. */
+/** Today's (UTC) burst spend: each instance's hours today at its price per GPU hour times its GPUs, at least one hour each. */
 export async function spendToday(ctx: AppContext): Promise<number> {
   const now = ctx.now();
   const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
@@ -118,7 +121,7 @@ export async function spendToday(ctx: AppContext): Promise<number> {
     const end = i.terminatedAt ? Date.parse(i.terminatedAt) : now;
     if (end < dayStart) continue;
     const from = Math.max(Date.parse(i.createdAt), dayStart);
-    total += i.price * Math.max(1, (end - from) / HOUR_MS);
+    total += i.price * Math.max(1, i.gpuNum) * Math.max(1, (end - from) / HOUR_MS);
   }
   return total;
 }
