@@ -12,6 +12,8 @@ export interface Delivery {
   /** A CommandEnvelope as JSON text. */
   body: string;
   ack(): Promise<void>;
+  /** Told once the executor is done with it, acknowledged or left to come back (a leased delivery stops renewing). */
+  settled?(): void;
 }
 
 /** Where commands come from: the control plane's long-poll route or the node's SQS queue. */
@@ -122,7 +124,7 @@ export async function runCommandLoop(options: CommandLoopOptions, signal: AbortS
       failures = 0;
       backoff.reset();
       // In order: per-instance locks keep start-before-stop when both arrive in one batch.
-      for (const d of deliveries) void inNewOperation(() => options.dispatch(d));
+      for (const d of deliveries) void inNewOperation(() => options.dispatch(d).finally(() => d.settled?.()));
     } catch (error) {
       if (signal.aborted) break;
       failures++;

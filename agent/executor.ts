@@ -9,6 +9,7 @@ import {
   type CommandType,
 } from '../protocol/commands.js';
 import { EXEC_DISABLED } from '../protocol/agent-api.js';
+import { LABELS } from '../protocol/messages.js';
 import { retry } from './backoff.js';
 import type { Delivery } from './channel.js';
 import type { OutputFollower } from './follow.js';
@@ -26,8 +27,17 @@ import type { ScanOptions } from './network-scan.js';
 import type { TaskRunner } from './tasks.js';
 import type { CheckpointSync } from './checkpoints.js';
 
+/** Set when a process of this agent began the command and died before its result was recorded. */
+interface Resumed {
+  beganAt: number;
+}
+
 type CommandHandlers = {
-  [T in CommandType]: (command: CommandOf<T>, commandId: string) => Promise<CommandOutput<T>>;
+  [T in CommandType]: (
+    command: CommandOf<T>,
+    commandId: string,
+    resumed?: Resumed,
+  ) => Promise<CommandOutput<T>>;
 };
 
 /** Hooks around command execution (Nomad's runner hooks, reduced to what the agent needs). */
@@ -187,8 +197,23 @@ export class CommandExecutor {
   }
 
   private async executeAndRecord(envelope: CommandEnvelope, log: Logger): Promise<CommandResult> {
-    log.info('executing command');
-    const result = await this.execute(envelope);
+    const { journal } = this.options;
+    const begun = journal.begun(envelope.commandId);
+    let resumed: Resumed | undefined;
+    if (begun) {
+      // Not executed again: each handler finishes what the engine shows was left undone.
+      resumed = { beganAt: Date.parse(begun.startedAt) };
+      log.warn('resuming a command begun before this agent restarted', { beganAt: begun.startedAt });
+    } else {
+      await journal
+        .begin(envelope.commandId, envelope.command.type)
+        .catch((error: unknown) =>
+          log.error('journal write failed; a crash now would run it again', { error }),
+        );
+      // Logged once it is on disk: a process killed before this line never touched the engine.
+      log.info('executing command');
+    }
+    const result = await this.execute(envelope, resumed);
     log[result.status === 'succeeded' ? 'info' : 'warn']('command done', {
       status: result.status,
       ...(result.error ? { error: result.error } : {}),
@@ -203,7 +228,7 @@ export class CommandExecutor {
   }
 
   /** Runs one command; never throws: failures become a `failed` result with the reason. */
-  async execute(envelope: CommandEnvelope): Promise<CommandResult> {
+  async execute(envelope: CommandEnvelope, resumed?: Resumed): Promise<CommandResult> {
     if (envelope.nodeId !== this.options.nodeId()) {
       return {
         status: 'failed',
@@ -212,7 +237,7 @@ export class CommandExecutor {
       };
     }
     try {
-      const output = await this.run(envelope.command, envelope.commandId);
+      const output = await this.run(envelope.command, envelope.commandId, resumed);
       return { status: 'succeeded', output };
     } catch (error) {
       return {
@@ -236,12 +261,13 @@ export class CommandExecutor {
     return caps ? `${engineTitle(caps)}: ${message}` : message;
   }
 
-  private run(command: Command, commandId: string): Promise<Record<string, unknown>> {
+  private run(command: Command, commandId: string, resumed?: Resumed): Promise<Record<string, unknown>> {
     const handle = this.handlers[command.type] as (
       c: Command,
       id: string,
+      resumed?: Resumed,
     ) => Promise<Record<string, unknown>>;
-    return handle(command, commandId);
+    return handle(command, commandId, resumed);
   }
 
   /** The agent's half of every command of protocol/commands.ts; the compiler checks none is missing. */
@@ -290,20 +316,26 @@ export class CommandExecutor {
         return { found: true, removed: true, containerId: c.id, instanceId: command.instanceId };
       }),
 
-    'container.restart': (command) =>
+    'container.restart': (command, _commandId, resumed) =>
       this.mutex.run(command.instanceId, async () => {
         const { engine, hooks } = this.options;
         const c = await requireContainer(engine, command.instanceId);
+        // Started again since the interrupted attempt began: that attempt got as far as the end.
+        if (resumed && c.running && c.startedAt && Date.parse(c.startedAt) >= resumed.beganAt)
+          return describe(c);
         hooks?.expectExit?.(c.id);
         if (c.state === 'running') await engine.stop(c.id, command.timeoutSeconds);
         await engine.start(c.id);
         return describe(await engine.inspect(c.id));
       }),
 
-    'container.update': (command, commandId) =>
+    'container.update': (command, commandId, resumed) =>
       this.mutex.run(command.instanceId, async () => {
         const { engine, hooks } = this.options;
         const c = await requireContainer(engine, command.instanceId);
+        // The interrupted attempt recreated it already (the new container carries this command's id).
+        if (resumed && c.labels[LABELS.command] === commandId)
+          return { ...describe(c), method: 'recreate' as const, previousContainerId: c.id };
         const limits = {
           ...(command.cpuLimit !== undefined ? { cpuLimit: command.cpuLimit } : {}),
           ...(command.memoryLimitMb !== undefined ? { memoryLimitMb: command.memoryLimitMb } : {}),

@@ -18,6 +18,10 @@ export type JournalEntry = z.infer<typeof journalEntry>;
 const taskEntry = z.object({ taskId: z.string(), commandId: z.string(), startedAt: z.string() });
 export type TaskEntry = z.infer<typeof taskEntry>;
 
+const begunEntry = z.object({ commandId: z.string(), type: z.string(), startedAt: z.string() });
+/** A command this agent began executing and has no result for yet. */
+export type BegunEntry = z.infer<typeof begunEntry>;
+
 const journalFile = z.object({
   version: z.literal(1),
   commands: z.array(journalEntry).default([]),
@@ -25,6 +29,8 @@ const journalFile = z.object({
   exits: z.array(z.object({ key: z.string(), at: z.string() })).default([]),
   /** task.run commands whose task has not reported task.finished yet. */
   tasks: z.array(taskEntry).default([]),
+  /** Commands begun without a result yet: found here after a restart, they were interrupted. */
+  begun: z.array(begunEntry).default([]),
 });
 
 /**
@@ -52,6 +58,7 @@ export class CommandJournal {
   private readonly commands = new Map<string, JournalEntry>();
   private readonly exits = new Map<string, string>();
   private readonly tasks = new Map<string, TaskEntry>();
+  private readonly begunCommands = new Map<string, BegunEntry>();
   private writing: Promise<void> = Promise.resolve();
   private readonly maxCommands: number;
   private readonly maxExits: number;
@@ -80,6 +87,7 @@ export class CommandJournal {
         for (const e of parsed.data.commands) journal.commands.set(e.commandId, e);
         for (const e of parsed.data.exits) journal.exits.set(e.key, e.at);
         for (const t of parsed.data.tasks) journal.tasks.set(t.taskId, t);
+        for (const b of parsed.data.begun) journal.begunCommands.set(b.commandId, b);
       } else {
         // Keep the evidence, start empty: refusing to start would strand the node.
         const aside = `${path}.corrupt-${Date.now()}`;
@@ -94,6 +102,18 @@ export class CommandJournal {
     return this.commands.get(commandId);
   }
 
+  /** Whether (and when) a process of this agent began the command and never recorded its result. */
+  begun(commandId: string): BegunEntry | undefined {
+    return this.begunCommands.get(commandId);
+  }
+
+  /** On disk before the command touches anything: a redelivery after a crash then knows it was begun. */
+  async begin(commandId: string, type: string): Promise<void> {
+    this.begunCommands.set(commandId, { commandId, type, startedAt: this.now().toISOString() });
+    trim(this.begunCommands, this.maxCommands);
+    await this.flush();
+  }
+
   async record(commandId: string, type: string, result: CommandResult): Promise<JournalEntry> {
     const entry: JournalEntry = {
       commandId,
@@ -104,6 +124,7 @@ export class CommandJournal {
     };
     this.commands.delete(commandId);
     this.commands.set(commandId, entry);
+    this.begunCommands.delete(commandId);
     trim(this.commands, this.maxCommands);
     await this.flush();
     return entry;
@@ -152,6 +173,7 @@ export class CommandJournal {
         commands: [...this.commands.values()],
         exits: [...this.exits].map(([key, at]) => ({ key, at })),
         tasks: [...this.tasks.values()],
+        begun: [...this.begunCommands.values()],
       };
       await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`);
     };

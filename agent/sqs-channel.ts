@@ -1,4 +1,9 @@
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { CommandChannel, Delivery } from './channel.js';
 import type { VendedCredentialsProvider } from './credentials.js';
 
@@ -14,9 +19,15 @@ export interface SqsChannelOptions {
   client?: SQSClient;
   waitSeconds?: number;
   max?: number;
-  /** Longer than the slowest command to report, so a message is not redelivered mid-execution. */
+  /**
+   * The lease a received message gets, renewed while its command runs. Short, so what an agent
+   * killed mid-poll or mid-command received comes back soon (a poll open when it died still takes
+   * messages), instead of after the queue's visibility timeout.
+   */
   visibilityTimeoutSeconds?: number;
 }
+
+const LEASE_SECONDS = 30;
 
 /** SQS refused the credentials themselves (expired, revoked, or narrowed to another queue). */
 const CREDENTIAL_ERRORS = new Set([
@@ -56,9 +67,7 @@ export class SqsCommandChannel implements CommandChannel {
           QueueUrl: this.options.queueUrl,
           WaitTimeSeconds: this.options.waitSeconds ?? 20,
           MaxNumberOfMessages: this.options.max ?? 10,
-          ...(this.options.visibilityTimeoutSeconds
-            ? { VisibilityTimeout: this.options.visibilityTimeoutSeconds }
-            : {}),
+          VisibilityTimeout: this.lease,
         }),
         { abortSignal: signal },
       );
@@ -73,16 +82,47 @@ export class SqsCommandChannel implements CommandChannel {
     }
     return (out.Messages ?? [])
       .filter((m) => m.ReceiptHandle !== undefined)
-      .map((m) => ({
-        receiptHandle: m.ReceiptHandle!,
-        body: m.Body ?? '',
-        ack: async () => {
-          await this.sqs.send(
-            new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: m.ReceiptHandle! }),
-            { abortSignal: AbortSignal.timeout(15_000) },
-          );
-        },
-      }));
+      .map((m) => {
+        const stop = this.keepLeased(m.ReceiptHandle!);
+        return {
+          receiptHandle: m.ReceiptHandle!,
+          body: m.Body ?? '',
+          ack: async () => {
+            stop();
+            await this.sqs.send(
+              new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: m.ReceiptHandle! }),
+              { abortSignal: AbortSignal.timeout(15_000) },
+            );
+          },
+          settled: stop,
+        };
+      });
+  }
+
+  private get lease(): number {
+    return this.options.visibilityTimeoutSeconds ?? LEASE_SECONDS;
+  }
+
+  /** Renews the message's lease at a third of it until the returned function is called. */
+  private keepLeased(receiptHandle: string): () => void {
+    const timer = setInterval(
+      () => {
+        this.sqs
+          .send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: this.options.queueUrl,
+              ReceiptHandle: receiptHandle,
+              VisibilityTimeout: this.lease,
+            }),
+            { abortSignal: AbortSignal.timeout(10_000) },
+          )
+          // A missed renewal at worst lets the command come back, which the journal makes harmless.
+          .catch(() => undefined);
+      },
+      (this.lease * 1000) / 3,
+    );
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   close(): void {

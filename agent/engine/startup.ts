@@ -1,6 +1,7 @@
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { ContainerSpec } from '../../protocol/commands.js';
+import { LABELS } from '../../protocol/messages.js';
 import type { EngineDriver, ManagedContainer, StartOptions } from './types.js';
 
 /** The NVIDIA Container Toolkit's hook is what makes Docker honour DeviceRequests with driver nvidia. */
@@ -30,6 +31,13 @@ export async function ensureStarted(
 ): Promise<{ container: ManagedContainer; reused: boolean }> {
   const existing = await engine.findByInstance(spec.instanceId);
   if (existing) {
+    // This very start created it and it has run: its work is done (a later stop may have ended it,
+    // or it exited at once), and starting it again would undo that.
+    const ranForThisCommand =
+      options.commandId !== undefined &&
+      existing.labels[LABELS.command] === options.commandId &&
+      existing.startedAt !== null;
+    if (ranForThisCommand) return { container: existing, reused: true };
     if (!existing.running) await engine.start(existing.id);
     return { container: existing.running ? existing : await engine.inspect(existing.id), reused: true };
   }

@@ -200,7 +200,13 @@ export async function stopInstance(
   if (inst.status === 'removing') throw new ConflictError(`Instance ${instanceId} is being removed`);
   if (inst.status !== 'stopping') {
     const held = await holdsSlot(ctx, inst);
-    const locked = await transitionInstance(ctx, instanceId, STOPPABLE, 'stopping');
+    const locked = await transitionInstance(
+      ctx,
+      instanceId,
+      STOPPABLE,
+      'stopping',
+      held ? { countedOff: true } : {},
+    );
     if (!locked) throw new ConflictError(`Instance ${instanceId} changed concurrently; retry`);
     inst = locked;
     await giveUpSlot(ctx, inst, held);
@@ -245,7 +251,13 @@ export async function deleteContainer(ctx: AppContext, idOrName: string, force: 
     throw new ConflictError(`Container ${inst.name} is running: stop it first or delete with force=true`);
   }
   const held = await holdsSlot(ctx, inst);
-  const locked = await transitionInstance(ctx, inst.instanceId, [inst.status], 'removing');
+  const locked = await transitionInstance(
+    ctx,
+    inst.instanceId,
+    [inst.status],
+    'removing',
+    held ? { countedOff: true } : {},
+  );
   if (!locked) throw new ConflictError(`Container ${inst.name} changed concurrently; retry`);
   await giveUpSlot(ctx, locked, held);
   await instanceEndpointsDown(ctx, locked);

@@ -71,6 +71,11 @@ export interface InstanceItem extends StoreItem {
   updatingSince?: number;
   /** Dead (failed or exited) and waiting before its replacement (orchestrator/backoff.ts). */
   backoff?: Backoff;
+  /**
+   * A user's stop or delete took this copy off the desired count (it held a place then). One that
+   * held none (already replaced, or stopped before) changes no count: each copy is counted off once.
+   */
+  countedOff?: boolean;
 }
 
 /** An update older than this no longer shields the instance (its command was lost). */

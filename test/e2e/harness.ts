@@ -163,6 +163,8 @@ export interface AgentProcessOptions {
   /** The program that runs node and its first arguments (an emulator); default this process's node. */
   exec?: string[];
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Sees every log line of every run of this agent (`lines` keeps only the last few hundred). */
+  onLine?: (line: string) => void;
 }
 
 /**
@@ -217,6 +219,7 @@ export class AgentProcess {
     const ready = new Promise<string>((resolve) => (running = resolve));
     const onLine = (line: string) => {
       if (!line.trim()) return;
+      o.onLine?.(line);
       this.lines.push(line);
       if (this.lines.length > 400) this.lines.splice(0, this.lines.length - 400);
       if (line.includes('"agent running"')) {

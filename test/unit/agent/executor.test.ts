@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AgentEvent } from '../../../protocol/messages.js';
 import type { CommandEnvelope, CommandResult } from '../../../protocol/commands.js';
 import { LABELS } from '../../../protocol/messages.js';
@@ -153,6 +153,70 @@ describe('CommandExecutor: at-most-once', () => {
     });
   });
 
+  it('a start redelivered after its process died resumes: the container it made and that ran is not started again', async () => {
+    // Prepare: the killed process created and started the container; a stop then ended it.
+    const a = await setup();
+    await a.journal.begin('cmd-1', 'container.start');
+    const made = a.engine.add({
+      instanceId: 'inst-1',
+      state: 'exited',
+      running: false,
+      startedAt: '2026-01-01T00:00:00Z',
+      labels: { [LABELS.managed]: 'true', [LABELS.instance]: 'inst-1', [LABELS.command]: 'cmd-1' },
+    });
+    const b = await setup();
+    b.engine.containers.set(made.id, { ...made });
+    // Act
+    await b.executor.handle(delivery(startEnvelope('cmd-1')));
+    // Assess
+    expect(b.engine.calls.filter((c) => c.startsWith('start') || c.startsWith('createAndStart'))).toEqual([]);
+    expect(b.reported[0]!.result).toMatchObject({
+      status: 'succeeded',
+      output: { containerId: made.id, reused: true, state: 'exited' },
+    });
+    expect(b.journal.begun('cmd-1')).toBeUndefined();
+  });
+
+  it('a restart redelivered after its process died is not done twice; one it never got to is done', async () => {
+    // Prepare
+    const a = await setup();
+    const beganAt = Date.now();
+    await a.journal.begin('rs-done', 'container.restart');
+    await a.journal.begin('rs-undone', 'container.restart');
+    const b = await setup();
+    const restarted = b.engine.add({
+      instanceId: 'inst-1',
+      startedAt: new Date(beganAt + 1000).toISOString(),
+    });
+    const untouched = b.engine.add({
+      instanceId: 'inst-2',
+      startedAt: new Date(beganAt - 60_000).toISOString(),
+    });
+    const base = { nodeId: 'node-id-1', issuedAt: '' };
+    // Act
+    await b.executor.handle(
+      delivery({
+        ...base,
+        commandId: 'rs-done',
+        command: { type: 'container.restart', instanceId: 'inst-1' },
+      }),
+    );
+    await b.executor.handle(
+      delivery({
+        ...base,
+        commandId: 'rs-undone',
+        command: { type: 'container.restart', instanceId: 'inst-2' },
+      }),
+    );
+    // Assess
+    expect(b.engine.calls.filter((c) => c.startsWith('stop') || c.startsWith('start '))).toEqual([
+      `stop ${untouched.id}`,
+      `start ${untouched.id}`,
+    ]);
+    expect(b.reported.map((r) => r.result.status)).toEqual(['succeeded', 'succeeded']);
+    expect(b.reported[0]!.result.output).toMatchObject({ containerId: restarted.id, state: 'running' });
+  });
+
   it('a failing command becomes a failed result, still journalled and acked', async () => {
     const { engine, executor, reported, journal } = await setup();
     engine.failCreate = new Error('port is already allocated');
@@ -290,7 +354,11 @@ describe('CommandExecutor: image.build', () => {
     });
     return { engine, executor, reported };
   }
-  const buildEnvelope = (commandId: string, dockerfilePath: string, extra: Record<string, unknown> = {}): CommandEnvelope => ({
+  const buildEnvelope = (
+    commandId: string,
+    dockerfilePath: string,
+    extra: Record<string, unknown> = {},
+  ): CommandEnvelope => ({
     commandId,
     nodeId: 'node-id-1',
     issuedAt: new Date().toISOString(),
@@ -319,11 +387,20 @@ describe('CommandExecutor: image.build', () => {
     await executor.handle(delivery(buildEnvelope('b-1', 'app/Dockerfile')));
     expect(reported[0]!.result.status, reported[0]!.result.error).toBe('succeeded');
     expect(engine.builds).toEqual([
-      expect.objectContaining({ contextDir: await realpath(join(root, 'app')), dockerfile: 'Dockerfile', tag: '127.0.0.1:5000/team/app:v1', buildArgs: { GREETING: 'hi' } }),
+      expect.objectContaining({
+        contextDir: await realpath(join(root, 'app')),
+        dockerfile: 'Dockerfile',
+        tag: '127.0.0.1:5000/team/app:v1',
+        buildArgs: { GREETING: 'hi' },
+      }),
     ]);
     expect(engine.pushes).toEqual([{ ref: '127.0.0.1:5000/team/app:v1', insecure: true }]);
     const out = reported[0]!.result.output;
-    expect(out).toMatchObject({ image: '127.0.0.1:5000/team/app:v1', imageId: engine.images.get('127.0.0.1:5000/team/app:v1'), pushed: true });
+    expect(out).toMatchObject({
+      image: '127.0.0.1:5000/team/app:v1',
+      imageId: engine.images.get('127.0.0.1:5000/team/app:v1'),
+      pushed: true,
+    });
     expect(out['digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(out['logTail']).toContain('Step 1/1 : FROM base');
   });
@@ -344,14 +421,23 @@ describe('CommandExecutor: image.build', () => {
   it('is refused without a build root, saying how to enable builds', async () => {
     const { engine, executor, reported } = await buildSetup(undefined);
     await executor.handle(delivery(buildEnvelope('b-3', 'app/Dockerfile')));
-    expect(reported[0]!.result).toMatchObject({ status: 'failed', output: { errorType: 'BuildDisabledError' } });
+    expect(reported[0]!.result).toMatchObject({
+      status: 'failed',
+      output: { errorType: 'BuildDisabledError' },
+    });
     expect(reported[0]!.result.error).toMatch(/--build-root/);
     expect(engine.builds).toHaveLength(0);
   });
 
   it('refuses Dockerfiles outside the root: absolute, by "..", through a symlink, or missing', async () => {
     const { engine, executor, reported } = await buildSetup(root);
-    const paths = [join(dir, 'Dockerfile'), '../Dockerfile', 'app/sub/Dockerfile', 'app/none/Dockerfile', 'app'];
+    const paths = [
+      join(dir, 'Dockerfile'),
+      '../Dockerfile',
+      'app/sub/Dockerfile',
+      'app/none/Dockerfile',
+      'app',
+    ];
     for (const [i, p] of paths.entries()) await executor.handle(delivery(buildEnvelope(`p-${i}`, p)));
     expect(reported.map((r) => r.result.output['errorType'])).toEqual(paths.map(() => 'BuildPathError'));
     expect(reported.map((r) => r.result.error)).toEqual([
@@ -368,7 +454,10 @@ describe('CommandExecutor: image.build', () => {
     const { engine, executor, reported } = await buildSetup(root);
     engine.failBuild = 'RUN exited with 3';
     await executor.handle(delivery(buildEnvelope('f-1', 'app/Dockerfile')));
-    expect(reported[0]!.result).toMatchObject({ status: 'failed', output: { errorType: 'BuildFailedError' } });
+    expect(reported[0]!.result).toMatchObject({
+      status: 'failed',
+      output: { errorType: 'BuildFailedError' },
+    });
     expect(reported[0]!.result.error).toContain('RUN exited with 3');
     expect(engine.pushes).toHaveLength(0);
 
@@ -376,7 +465,9 @@ describe('CommandExecutor: image.build', () => {
     engine.failPush = 'connection refused';
     await executor.handle(delivery(buildEnvelope('f-2', 'app/Dockerfile')));
     expect(reported[1]!.result).toMatchObject({ status: 'failed', output: { errorType: 'PushFailedError' } });
-    expect(reported[1]!.result.error).toMatch(/was built \(sha256:[0-9a-f]+\) but not pushed: push failed: connection refused/);
+    expect(reported[1]!.result.error).toMatch(
+      /was built \(sha256:[0-9a-f]+\) but not pushed: push failed: connection refused/,
+    );
   });
 });
 
@@ -438,7 +529,10 @@ describe('CommandExecutor: network.scan', () => {
   it('a subnet over /22 fails with NetworkScanError, whatever the control plane checked', async () => {
     const { executor, reported } = await scanSetup();
     await executor.handle(delivery(scanEnvelope('s-2', '10.0.0.0/16', [22])));
-    expect(reported[0]!.result).toMatchObject({ status: 'failed', output: { errorType: 'NetworkScanError' } });
+    expect(reported[0]!.result).toMatchObject({
+      status: 'failed',
+      output: { errorType: 'NetworkScanError' },
+    });
     expect(reported[0]!.result.error).toMatch(/65536 addresses/);
   });
 
@@ -463,10 +557,22 @@ describe('CommandExecutor: engine.prune', () => {
     // Prepare
     const { engine, executor, reported, journal } = await setup();
     const running = engine.add({ instanceId: 'run-1' });
-    const exited = engine.add({ instanceId: 'svc-1', state: 'exited', running: false, exitCode: 1, finishedAt: 't1' });
+    const exited = engine.add({
+      instanceId: 'svc-1',
+      state: 'exited',
+      running: false,
+      exitCode: 1,
+      finishedAt: 't1',
+    });
     const dead = engine.add({ instanceId: 'svc-2', state: 'dead', running: false, finishedAt: 't2' });
     const created = engine.add({ instanceId: 'svc-3', state: 'created', running: false });
-    const unreported = engine.add({ instanceId: 'run-2', kind: 'run', state: 'exited', running: false, finishedAt: 't3' });
+    const unreported = engine.add({
+      instanceId: 'run-2',
+      kind: 'run',
+      state: 'exited',
+      running: false,
+      finishedAt: 't3',
+    });
     const refused = engine.add({ instanceId: 'svc-4', state: 'exited', running: false, finishedAt: 't4' });
     for (const c of [exited, dead, refused]) await journal.recordExit(exitKey(c));
     engine.refuseRemove.add(refused.id);
@@ -483,12 +589,18 @@ describe('CommandExecutor: engine.prune', () => {
       ],
       containersSkipped: [
         { containerId: unreported.id, name: unreported.name, reason: 'its exit is not reported yet' },
-        { containerId: refused.id, name: refused.name, reason: `the engine refused: cannot remove ${refused.id}` },
+        {
+          containerId: refused.id,
+          name: refused.name,
+          reason: `the engine refused: cannot remove ${refused.id}`,
+        },
       ],
       imagesDeleted: ['sha256:aaa', 'sha256:bbb'],
       spaceReclaimedBytes: 2000,
     });
-    expect([...engine.containers.keys()].sort()).toEqual([running.id, created.id, unreported.id, refused.id].sort());
+    expect([...engine.containers.keys()].sort()).toEqual(
+      [running.id, created.id, unreported.id, refused.id].sort(),
+    );
     // Never forced: a container the engine restarted meanwhile is refused, not killed.
     expect(engine.calls.filter((c) => c.startsWith('remove'))).toEqual([
       `remove ${exited.id}`,
@@ -501,11 +613,29 @@ describe('CommandExecutor: engine.prune', () => {
     const { engine, executor, reported, journal } = await setup();
     const old = engine.add({ instanceId: 'inst-1', state: 'exited', running: false, finishedAt: 't1' });
     await journal.recordExit(exitKey(old));
-    // Both in one batch: the start (reusing the stopped container) holds the instance's lock first.
-    await Promise.all([
-      executor.dispatch(delivery(startEnvelope('s1', 'inst-1'), 'a')),
-      executor.dispatch(delivery(envelopeOf('p1', { type: 'engine.prune' }), 'b')),
-    ]);
+    // The start (reusing the stopped container) holds the instance's lock, inside the engine's start,
+    // while the prune lists the container as stopped and waits for that lock.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const start = engine.start.bind(engine);
+    engine.start = async (id) => {
+      await gate;
+      return start(id);
+    };
+    let listed!: () => void;
+    const pruneListed = new Promise<void>((resolve) => (listed = resolve));
+    const list = engine.list.bind(engine);
+    engine.list = async () => {
+      const all = await list();
+      listed();
+      return all;
+    };
+    const starting = executor.dispatch(delivery(startEnvelope('s1', 'inst-1'), 'a'));
+    await vi.waitFor(() => expect(engine.calls).toContain('findByInstance inst-1'));
+    const pruning = executor.dispatch(delivery(envelopeOf('p1', { type: 'engine.prune' }), 'b'));
+    await pruneListed;
+    release();
+    await Promise.all([starting, pruning]);
     expect(engine.containers.get(old.id)?.state).toBe('running');
     expect(reported.find((r) => r.commandId === 'p1')!.result.output).toMatchObject({
       containersRemoved: [],
@@ -529,7 +659,13 @@ describe('CommandExecutor: disk.audit', () => {
     engine.rootDir = join(dir, 'no-such-folder');
     await executor.handle(delivery(envelopeOf('d1', { type: 'disk.audit' })));
     const out = reported[0]!.result.output as {
-      filesystems: { role: string; path: string; totalBytes?: number; usedPercent?: number; error?: string }[];
+      filesystems: {
+        role: string;
+        path: string;
+        totalBytes?: number;
+        usedPercent?: number;
+        error?: string;
+      }[];
       engine: unknown;
     };
     expect(reported[0]!.result.status).toBe('succeeded');
@@ -542,7 +678,11 @@ describe('CommandExecutor: disk.audit', () => {
     expect(out.filesystems[1]!.totalBytes).toBeGreaterThan(0);
     expect(out.filesystems[1]!.usedPercent).toBeGreaterThanOrEqual(0);
     expect(out.filesystems[1]!.usedPercent).toBeLessThanOrEqual(100);
-    expect(out.engine).toMatchObject({ name: 'fake', rootDir: join(dir, 'no-such-folder'), images: { count: 1 } });
+    expect(out.engine).toMatchObject({
+      name: 'fake',
+      rootDir: join(dir, 'no-such-folder'),
+      images: { count: 1 },
+    });
   });
 });
 
@@ -610,7 +750,11 @@ describe('CommandExecutor: host.exec', () => {
     await executor.handle(
       delivery(exec('x1', 'i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done; echo tail >&2')),
     );
-    const out = reported[0]!.result.output as { stdout: string; stderr: string; truncated: { stdout: boolean; stderr: boolean } };
+    const out = reported[0]!.result.output as {
+      stdout: string;
+      stderr: string;
+      truncated: { stdout: boolean; stderr: boolean };
+    };
     expect(Buffer.byteLength(out.stdout)).toBeLessThanOrEqual(1024);
     expect(out.stdout.endsWith('line-499\n')).toBe(true);
     expect(out.stdout.startsWith('line-')).toBe(false);

@@ -34,6 +34,19 @@ describe('CommandJournal', () => {
     expect(second.activeTasks()).toMatchObject([{ taskId: 'task-1', commandId: 'cmd-2' }]);
   });
 
+  it('remembers a command begun without a result across a reopen, until its result is recorded', async () => {
+    const path = join(dir, 'journal.json');
+    const first = await CommandJournal.open(path);
+    await first.begin('cmd-1', 'container.restart');
+    await first.begin('cmd-2', 'container.stop');
+    await first.record('cmd-2', 'container.stop', { status: 'succeeded', output: {} });
+    const second = await CommandJournal.open(path);
+    expect(second.begun('cmd-1')).toMatchObject({ commandId: 'cmd-1', type: 'container.restart' });
+    expect(second.begun('cmd-2')).toBeUndefined();
+    await second.record('cmd-1', 'container.restart', { status: 'succeeded', output: {} });
+    expect((await CommandJournal.open(path)).begun('cmd-1')).toBeUndefined();
+  });
+
   it('writes atomically: no temp files left, content is whole JSON after concurrent records', async () => {
     const path = join(dir, 'journal.json');
     const j = await CommandJournal.open(path);
@@ -67,7 +80,11 @@ describe('CommandJournal', () => {
     await j.markReported('exec-1');
     await j.markReported('stop-1');
     const reopened = await CommandJournal.open(path);
-    expect(reopened.get('exec-1')).toMatchObject({ reported: true, outputDropped: true, result: { status: 'succeeded', output: {} } });
+    expect(reopened.get('exec-1')).toMatchObject({
+      reported: true,
+      outputDropped: true,
+      result: { status: 'succeeded', output: {} },
+    });
     expect(reopened.get('stop-1')!.result.output).toEqual({ found: true });
     expect((await readFile(path, 'utf8')).includes('xxxx')).toBe(false);
   });
