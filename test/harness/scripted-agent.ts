@@ -301,9 +301,13 @@ export class ScriptedAgent {
   }
 
   async events(events: unknown[]): Promise<HttpAnswer> {
-    const res = await call(this.base, 'POST', '/agent/events', { events }, this.auth);
+    return call(this.base, 'POST', '/agent/events', { events }, this.auth);
+  }
+
+  /** Task events, as the agent's task runner sends them: a refusal is the test's failure. */
+  private async taskEvents(events: unknown[]): Promise<void> {
+    const res = await this.events(events);
     if (res.status !== 200) throw new Error(`events: ${res.status} ${JSON.stringify(res.body)}`);
-    return res;
   }
 
   /** Ends a running task the way the real agent reports it. */
@@ -313,7 +317,7 @@ export class ScriptedAgent {
     this.running.delete(taskId);
     clearTimeout(r.timer);
     const at = new Date().toISOString();
-    await this.events([
+    await this.taskEvents([
       { type: 'task.progress', taskId, progress: 100, at },
       status === 'completed'
         ? {
@@ -489,7 +493,7 @@ export class ScriptedAgent {
     const r: RunningTask = { taskId: c.taskId, model: c.model, commandId };
     this.running.set(c.taskId, r);
     const at = new Date().toISOString();
-    await this.events([
+    await this.taskEvents([
       { type: 'task.progress', taskId: c.taskId, progress: 0, at },
       { type: 'task.progress', taskId: c.taskId, progress: 30, at },
     ]);
@@ -505,7 +509,7 @@ export class ScriptedAgent {
     if (r) {
       this.running.delete(taskId);
       clearTimeout(r.timer);
-      await this.events([
+      await this.taskEvents([
         {
           type: 'task.finished',
           taskId,
@@ -547,7 +551,7 @@ export class ScriptedAgent {
         } catch {
           // The runtime may be stopping under us.
         }
-        if (!wait || !this.beating) await new Promise((r) => setTimeout(r, 20));
+        if (!wait || !this.beating) await new Promise((r) => setTimeout(r, 50));
       }
     })();
   }
