@@ -17,8 +17,6 @@ import { ProcessDriverRefusal } from './engine/process.js';
 import { errorFields, type Logger } from './log.js';
 import { KeyedMutex } from './mutex.js';
 
-export { ExecDisabledError } from './command-handlers.js';
-
 /** Hooks around command execution (Nomad's runner hooks, reduced to what the agent needs). */
 export interface ExecutorHooks extends HandlerHooks {
   /** After a result is known (executed now, or the stored one for a duplicate delivery). */

@@ -18,7 +18,7 @@ import {
 } from '../../protocol/messages.js';
 import { commandEnvelope, HOST_EXEC, type CommandEnvelope } from '../../protocol/commands.js';
 import { scanNetwork, type ScanOptions } from '../../agent/network-scan.js';
-import { ExecDisabledError } from '../../agent/executor.js';
+import { ExecDisabledError } from '../../agent/command-handlers.js';
 import { runHostCommand } from '../../agent/host-exec.js';
 
 export interface HttpAnswer<T = unknown> {
