@@ -89,7 +89,7 @@ export function swarmNodeRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const nodes = await listNodes(ctx);
         return {
-          is_manager: true,
+          is_manager: true as const,
           // Stable per deployment: its table and region.
           swarm_id: createHash('sha256')
             .update(`${ctx.config.AWS_REGION}/${ctx.config.TABLE_NAME}`)

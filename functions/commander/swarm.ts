@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import { route, type AnyRoute } from '../core/route.js';
+import { route, type AnyRoute, unchecked } from '../core/route.js';
 import {
   findContainer,
   restartContainer,
@@ -125,7 +125,7 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/services',
       summary: 'Create a named service; waits for its copies like the orchestrator’s starts',
       body: serviceBody,
-      response: settledServiceOut,
+      response: unchecked(settledServiceOut),
       successStatus: 201,
       responses: {
         202: pending202('Agents have not answered yet: pending command ids'),
@@ -169,7 +169,7 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'Set the number of copies (id or name)',
       params: serviceParams,
       body: z.object({ replicas: z.number().int().min(0).max(MAX_REPLICAS) }),
-      response: settledServiceOut,
+      response: unchecked(settledServiceOut),
       responses: { ...waits, 404: 'Unknown service', 409: 'No node can run more copies' },
       handler: async (req, ctx) => scaleNamedService(ctx, req.params.service_id, req.body.replicas),
     }),
@@ -193,7 +193,7 @@ export function swarmRoutes(): AnyRoute[] {
       response: z.object({ status: z.literal('deleted'), id: z.string(), name: z.string() }),
       responses: { 404: 'Unknown service' },
       handler: async (req, ctx) => ({
-        status: 'deleted',
+        status: 'deleted' as const,
         ...(await deleteNamedService(ctx, req.params.service_id)),
       }),
     }),
@@ -293,7 +293,7 @@ export function swarmRoutes(): AnyRoute[] {
         if (!inst || inst.status === 'removed')
           throw new NotFoundError(`Container ${req.params.container_id} not found`);
         if (inst.status === 'running' || inst.status === 'pending')
-          return { started: true, container_id: inst.instanceId, status: inst.status };
+          return { started: true as const, container_id: inst.instanceId, status: inst.status };
         throw new ConflictError(
           `Container ${inst.name} is ${inst.status}: stopped copies are not restarted; scale ${inst.imageId} up (POST /api/swarm/services/{service_id}/scale) for a new one`,
         );
