@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
-import { FakeBedrock } from '../integration/fleet/fake-bedrock.js';
+import { FakeBedrock } from '../integration/commander/fake-bedrock.js';
 import { call, GPU_WORKER, ScriptedAgent } from '../harness/scripted-agent.js';
 import { documentExamples, missingKeys, type DocumentedExample } from './examples.js';
 
