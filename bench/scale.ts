@@ -22,7 +22,7 @@ import { loadNodeRecords } from './cost/load-nodes.js';
 import { resetPlacementRunner } from '../functions/cluster/placement.js';
 import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
 import type { Store, StoreItem } from '../functions/ports/store.js';
-import { call } from '../test/integration/cluster/sim-agent.js';
+import { call } from '../test/harness/scripted-agent.js';
 import { collectNodeMetrics } from '../agent/node.js';
 import { silentLogger } from '../agent/log.js';
 import { fixtureCollectors } from './cost/sim-node.js';

@@ -6,7 +6,7 @@
 // (eventWorkers: event batches handled at once, as Lambda runs several for the events queue).
 import { eventHandlers } from '../functions/event-handlers.js';
 import { startRuntime } from '../local/runtime.js';
-import { SimAgent, call } from '../test/integration/cluster/sim-agent.js';
+import { GPU_WORKER, ScriptedAgent, call } from '../test/harness/scripted-agent.js';
 
 const TASKS = Number(process.argv[2] ?? 400);
 const NODES = Number(process.argv[3] ?? 8);
@@ -39,10 +39,11 @@ const rt = await startRuntime({
   env: { LOG_LEVEL: 'SILENT', AWS_ENDPOINT_URL: undefined },
   eventWorkers: EVENT_WORKERS,
 });
-const agents: SimAgent[] = [];
+const agents: ScriptedAgent[] = [];
 try {
   for (let i = 0; i < NODES; i++) {
-    const a = new SimAgent(rt.url, `bench-${i}`, {
+    const a = new ScriptedAgent(rt.url, `bench-${i}`, {
+      ...GPU_WORKER,
       models: [MODELS[i % 2]!],
       maxConcurrency: SLOTS,
       runMs: RUN_MS,

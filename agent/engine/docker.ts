@@ -10,7 +10,8 @@ import {
   nanoCpus,
   toManagedContainer,
 } from './create-options.js';
-import { diskLimitSupport, summarizeDiskUsage } from './disk.js';
+import { summarizeDiskUsage } from './disk.js';
+import { readCapabilities } from './capabilities.js';
 import {
   ContainerNotFoundError,
   DiskLimitUnsupportedError,
@@ -20,9 +21,8 @@ import {
 } from './errors.js';
 import { watchEngineEvents } from './events.js';
 import { DockerImages } from './images.js';
-import { followContainerLogs } from './follow.js';
-import { orderedTail, parseStampedLogs, type LogTail } from './logs.js';
-import { nvidiaHookOnPath } from './startup.js';
+import { followContainerLogs, readLogTail } from './follow.js';
+import type { LogTail } from './logs.js';
 import { computeStats, type CpuSample, type RawStats } from './stats.js';
 import type {
   ContainerStats,
@@ -30,7 +30,6 @@ import type {
   EngineDiskUsage,
   EngineDriver,
   EngineEvent,
-  GpuMode,
   ImageBuildInput,
   ImagePruneOutcome,
   ManagedContainer,
@@ -50,8 +49,6 @@ export interface DockerEngineOptions {
   /** Grace period when the update fallback stops a container to recreate it (Docker's default 10 s). */
   recreateStopSeconds?: number;
 }
-
-const LOG_MARGIN_LINES = 32;
 
 // Status codes with which engines say "this route does not exist here" (Podman 4.3 says 404).
 const UPDATE_UNSUPPORTED = new Set([404, 405, 501]);
@@ -82,45 +79,13 @@ export class DockerEngine implements EngineDriver {
   }
 
   capabilities(): Promise<EngineCapabilities> {
-    this.caps ??= this.readCapabilities().catch((error: unknown) => {
-      this.caps = null; // try again next time rather than cache a failure
-      throw error;
-    });
+    this.caps ??= readCapabilities(this.loose, this.timeouts, this.options, this.log).catch(
+      (error: unknown) => {
+        this.caps = null; // try again next time rather than cache a failure
+        throw error;
+      },
+    );
     return this.caps;
-  }
-
-  private async readCapabilities(): Promise<EngineCapabilities> {
-    const [version, info] = await Promise.all([
-      engineCall('version', this.timeouts.inspectMs, (s) => this.loose.version({ abortSignal: s })),
-      engineCall('info', this.timeouts.inspectMs, (s) => this.loose.info({ abortSignal: s })),
-    ]);
-    const podman = (version.Components ?? []).some((c) => /podman/i.test(c.Name));
-    const runtimes = Object.keys(info.Runtimes ?? {});
-    const nvidiaRuntime = runtimes.includes('nvidia');
-    let gpuMode: GpuMode;
-    if (this.options.jetson || (podman && nvidiaRuntime)) gpuMode = nvidiaRuntime ? 'nvidia-runtime' : 'none';
-    else if (podman)
-      gpuMode = 'none'; // Podman's compat API starts containers with DeviceRequests and no GPU (seen on 4.3)
-    else
-      gpuMode =
-        nvidiaRuntime || (await (this.options.hasNvidiaHook ?? nvidiaHookOnPath)())
-          ? 'device-requests'
-          : 'none';
-    const disk = diskLimitSupport(info);
-    const caps: EngineCapabilities = {
-      name: podman ? 'podman' : 'docker',
-      version: version.Version,
-      apiVersion: version.ApiVersion,
-      storageDriver: info.Driver ?? 'unknown',
-      backingFilesystem: (info.DriverStatus ?? []).find((r) => r[0] === 'Backing Filesystem')?.[1] ?? null,
-      diskLimit: disk,
-      gpuMode,
-      gpuRuntime: gpuMode !== 'none',
-      runtimes,
-      rootDir: info.DockerRootDir || null,
-    };
-    this.log.info('engine capabilities', { ...caps });
-    return caps;
   }
 
   ensureImage(ref: string): Promise<{ pulled: boolean }> {
@@ -282,26 +247,8 @@ export class DockerEngine implements EngineDriver {
     return followContainerLogs(this.docker, id, onLine, signal);
   }
 
-  async logTail(id: string, tail: number): Promise<LogTail> {
-    // A few lines more than asked: the engine cuts its tail in its own order, which may have put a
-    // line of the other stream just before the cut.
-    const buffer = await engineCall('container.logs', this.timeouts.logsMs, (s) =>
-      this.docker.getContainer(id).logs({
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        tail: tail + LOG_MARGIN_LINES,
-        follow: false,
-        abortSignal: s,
-      }),
-    );
-    // A container removed while its logs are read can answer a JSON object instead of a stream.
-    const raw = Buffer.isBuffer(buffer)
-      ? buffer
-      : typeof buffer === 'string'
-        ? Buffer.from(buffer)
-        : Buffer.alloc(0);
-    return orderedTail(parseStampedLogs(raw), tail);
+  logTail(id: string, tail: number): Promise<LogTail> {
+    return readLogTail(this.docker, id, tail, this.timeouts.logsMs);
   }
 
   async updateLimits(id: string, limits: ResourceLimits, options: StartOptions = {}): Promise<UpdateOutcome> {

@@ -1,5 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
+import { engineCall } from './call.js';
+import { orderedTail, parseStampedLogs, type LogTail } from './logs.js';
 
 /**
  * Follows a container's output from now on (no earlier lines), calling `onLine` per complete line
@@ -63,4 +65,35 @@ export async function followContainerLogs(
     raw.on('end', end);
     raw.on('error', end);
   });
+}
+
+/** Lines read beyond the asked tail: the engine cuts its tail in its own order (see {@link readLogTail}). */
+const LOG_MARGIN_LINES = 32;
+
+/** The last `tail` lines of a container, stdout and stderr in the order they were written. */
+export async function readLogTail(
+  docker: Docker,
+  id: string,
+  tail: number,
+  timeoutMs: number,
+): Promise<LogTail> {
+  // A few lines more than asked: the engine cuts its tail in its own order, which may have put a
+  // line of the other stream just before the cut.
+  const buffer = await engineCall('container.logs', timeoutMs, (s) =>
+    docker.getContainer(id).logs({
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      tail: tail + LOG_MARGIN_LINES,
+      follow: false,
+      abortSignal: s,
+    }),
+  );
+  // A container removed while its logs are read can answer a JSON object instead of a stream.
+  const raw = Buffer.isBuffer(buffer)
+    ? buffer
+    : typeof buffer === 'string'
+      ? Buffer.from(buffer)
+      : Buffer.alloc(0);
+  return orderedTail(parseStampedLogs(raw), tail);
 }

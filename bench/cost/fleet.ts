@@ -34,7 +34,7 @@ import type { TableRoute } from '../../functions/core/route.js';
 import { Router } from '../../functions/core/router.js';
 import { routes } from '../../functions/routes.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
-import { call } from '../../test/integration/cluster/sim-agent.js';
+import { call } from '../../test/harness/scripted-agent.js';
 import {
   LAMBDA_MEMORY_MB,
   LAMBDA_SYSTEM_LOG_BYTES,

@@ -1,5 +1,5 @@
 /**
- * A simulated node for the cost model: the cluster suite's SimAgent (register, heartbeat, long-poll
+ * A simulated node for the cost model: the suites' ScriptedAgent (register, heartbeat, long-poll
  * commands, results, task events over HTTP) with what the agent itself sends: the register request
  * and every heartbeat are built by the agent's own code (agent/node.ts, agent/heartbeat.ts, the
  * real ControlPlaneClient) from collectors that replay the recorded probes in test/fixtures.
@@ -15,8 +15,13 @@ import { collectJetsonInfo } from '../../agent/collectors/jetson.js';
 import { parseNvidiaSmi, type GpuInfo } from '../../agent/collectors/nvidia-smi.js';
 import type { SystemInfo } from '../../agent/collectors/system.js';
 import { parseTegrastats } from '../../agent/collectors/tegrastats.js';
-import { LABELS } from '../../protocol/messages.js';
-import { SimAgent, type SimOptions } from '../../test/integration/cluster/sim-agent.js';
+import { LABELS, type RegisterResponse } from '../../protocol/messages.js';
+import {
+  GPU_WORKER,
+  ScriptedAgent,
+  type AgentOptions,
+  type HttpAnswer,
+} from '../../test/harness/scripted-agent.js';
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures/agent');
 
@@ -79,7 +84,7 @@ export async function fixtureCollectors(hardware: Hardware): Promise<Collectors>
   };
 }
 
-export class SimNode extends SimAgent {
+export class SimNode extends ScriptedAgent {
   heartbeatIntervalSeconds = 0;
   private readonly client: ControlPlaneClient;
   private readonly beat: Heartbeat;
@@ -89,9 +94,9 @@ export class SimNode extends SimAgent {
     name: string,
     private readonly collectors: Collectors,
     private readonly jetson: boolean,
-    options: SimOptions = {},
+    options: AgentOptions = {},
   ) {
-    super(base, name, options);
+    super(base, name, { ...GPU_WORKER, ...options });
     this.client = new ControlPlaneClient({ baseUrl: base, logger: silentLogger });
     // The heartbeat reads only list() and stats() of the engine: the model servers this node runs.
     const engine = {
@@ -122,7 +127,7 @@ export class SimNode extends SimAgent {
     });
   }
 
-  override async register(): Promise<void> {
+  override async register(): Promise<RegisterResponse> {
     const request = await buildRegisterRequest(
       {
         nodeName: this.name,
@@ -147,10 +152,11 @@ export class SimNode extends SimAgent {
     this.heartbeatIntervalSeconds = res.heartbeatIntervalSeconds;
     // The background loop (busy profile) beats at the interval the control plane asked for.
     this.options.heartbeatMs = res.heartbeatIntervalSeconds * 1000;
+    return res;
   }
 
-  override async heartbeat(): Promise<number> {
+  override async heartbeat(): Promise<HttpAnswer> {
     await this.beat.beat(AbortSignal.timeout(15_000));
-    return 200;
+    return { status: 200, body: undefined };
   }
 }

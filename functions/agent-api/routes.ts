@@ -154,9 +154,9 @@ export function agentRoutes(): AnyRoute[] {
         // A node back (its orphans can go) or a copy dead (it needs a replacement).
         if (cameOnline || died) await emit(ctx, { type: 'reconcile' });
         return {
-          ok: true,
+          ok: true as const,
           nodeId: node.nodeId,
-          status: 'online',
+          status: 'online' as const,
           heartbeatIntervalSeconds: heartbeatIntervalSeconds(ctx),
         };
       },
@@ -198,7 +198,7 @@ export function agentRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
         await ctx.queue.deleteBatch(nodeQueue(node.nodeId), req.body.receiptHandles);
-        return { ok: true, acknowledged: req.body.receiptHandles.length };
+        return { ok: true as const, acknowledged: req.body.receiptHandles.length };
       },
     }),
     route({
@@ -249,7 +249,7 @@ export function agentRoutes(): AnyRoute[] {
           // Checked by the agent.* schemas (functions/nodes/events.ts) before any handler sees it.
           await emit(ctx, event as AppEventInput<`agent.${typeof e.type}`>);
         }
-        return { ok: true, accepted: req.body.events.length };
+        return { ok: true as const, accepted: req.body.events.length };
       },
     }),
   ];

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { resolveNode } from '../nodes/nodes.js';
-import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel } from './catalogue.js';
 import { formatDuration, formatMemory, formatUptime, round1 } from './format.js';
@@ -49,7 +49,7 @@ export function clusterRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/cluster/status',
       summary: 'Cluster status: workers, queue, GPU utilisation and memory',
-      response: S.clusterStatusOut,
+      response: unchecked(S.clusterStatusOut),
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         const queued = await queuedTasks(ctx);
@@ -131,7 +131,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/workers/{worker_id}',
       summary: 'One worker: GPU, system, loaded models, task history and metrics from its task records',
       params: workerIdParams,
-      response: S.workerDetailOut,
+      response: unchecked(S.workerDetailOut),
       responses: { 404: 'Unknown worker' },
       handler: async (req, ctx) => {
         const view = await loadFleet(ctx);
@@ -227,7 +227,8 @@ export function clusterRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const { status, worker_id, limit, offset } = req.query;
         // A worker by its id or its name; an unknown one has no tasks.
-        const nodeId = worker_id === undefined ? undefined : ((await resolveNode(ctx, worker_id))?.nodeId ?? worker_id);
+        const nodeId =
+          worker_id === undefined ? undefined : ((await resolveNode(ctx, worker_id))?.nodeId ?? worker_id);
         const matching = (await allTasks(ctx)).filter(
           (t) => (!status || t.status === status) && (!nodeId || t.nodeId === nodeId),
         );
@@ -267,7 +268,7 @@ export function clusterRoutes(): AnyRoute[] {
         force: z.boolean().default(false),
         dry_run: z.boolean().default(false),
       }),
-      response: S.rebalanceOut,
+      response: unchecked(S.rebalanceOut),
       handler: async (req, ctx) => rebalance(ctx, req.body),
     }),
     route({

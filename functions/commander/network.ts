@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, NotFoundError, UpstreamError } from '../core/errors.js';
 import { reply, type Reply } from '../core/http.js';
 import { networkKeys } from '../core/keys.js';
-import { ConditionFailedError, type StoreItem, updateIf } from '../ports/store.js';
+import { type StoreItem, updateIf, putIf } from '../ports/store.js';
 import { dispatchCommand, waitForCommands, type CommandItem } from '../nodes/commands.js';
 import {
   cidrContains,
@@ -82,14 +82,18 @@ async function scanNode(ctx: AppContext, ref: string | undefined, cidr: Cidr): P
   if (ref !== undefined) {
     const node = await resolveNode(ctx, ref);
     if (!node) throw new NotFoundError(`Node ${ref} not found`);
-    if (!isOnline(node, ctx)) throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot scan`, 'NODE_OFFLINE');
+    if (!isOnline(node, ctx))
+      throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot scan`, 'NODE_OFFLINE');
     return node;
   }
   const now = ctx.now();
-  const online = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now)).sort((a, b) => a.nodeName.localeCompare(b.nodeName));
+  const online = (await listNodes(ctx))
+    .filter((n) => isOnline(n, ctx, now))
+    .sort((a, b) => a.nodeName.localeCompare(b.nodeName));
   const inside = online.find((n) => (n.addresses ?? []).some((a) => cidrContains(cidr, a)));
   const node = inside ?? online[0];
-  if (!node) throw new ConflictError('No node is online to scan from: start an agent on that network', 'NO_NODE');
+  if (!node)
+    throw new ConflictError('No node is online to scan from: start an agent on that network', 'NO_NODE');
   return node;
 }
 
@@ -100,13 +104,18 @@ async function deviceViews(ctx: AppContext, devices: ScannedDevice[]): Promise<D
   const jetsons = nodes.filter((n) => n.jetson);
   const jetsonAddresses = new Set(jetsons.flatMap((n) => n.addresses ?? []));
   const shortName = (h: string) => h.toLowerCase().split('.')[0]!;
-  const jetsonNames = new Set(jetsons.flatMap((n) => [shortName(n.nodeName), shortName(n.hostname ?? '')]).filter(Boolean));
+  const jetsonNames = new Set(
+    jetsons.flatMap((n) => [shortName(n.nodeName), shortName(n.hostname ?? '')]).filter(Boolean),
+  );
   return devices.map((d) => ({
     ip: d.ip,
     hostname: d.hostname,
     mac: d.mac,
     vendor: d.vendor,
-    is_jetson: d.isJetson || jetsonAddresses.has(d.ip) || (d.hostname !== null && jetsonNames.has(shortName(d.hostname))),
+    is_jetson:
+      d.isJetson ||
+      jetsonAddresses.has(d.ip) ||
+      (d.hostname !== null && jetsonNames.has(shortName(d.hostname))),
     in_swarm: addresses.has(d.ip),
     ports: d.ports,
   }));
@@ -117,13 +126,22 @@ async function scanView(ctx: AppContext, devices: ScannedDevice[], scanTime: str
 }
 
 /** Claims the subnet's item for a new scan (one conditional write) and sends network.scan. */
-async function startScan(ctx: AppContext, input: ScanInput, current: ScanItem | undefined): Promise<ScanItem> {
+async function startScan(
+  ctx: AppContext,
+  input: ScanInput,
+  current: ScanItem | undefined,
+): Promise<ScanItem> {
   const node = await scanNode(ctx, input.node_id, input.subnet);
   const now = ctx.now();
   const item: ScanItem = {
     ...networkKeys.scan(input.subnet.cidr),
     ...(current?.devices
-      ? { devices: current.devices, scanTime: current.scanTime, scanTimeMs: current.scanTimeMs, devicesPorts: current.devicesPorts }
+      ? {
+          devices: current.devices,
+          scanTime: current.scanTime,
+          scanTimeMs: current.scanTimeMs,
+          devicesPorts: current.devicesPorts,
+        }
       : {}),
     subnet: input.subnet.cidr,
     commandId: randomUUID(),
@@ -133,14 +151,20 @@ async function startScan(ctx: AppContext, input: ScanInput, current: ScanItem | 
     startedAt: isoSeconds(now),
     startedAtMs: now,
   };
-  try {
-    await ctx.store.put(item, current ? { equals: { commandId: current.commandId } } : { notExists: true });
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
+  if (
+    !(await putIf(
+      ctx.store,
+      item,
+      current ? { equals: { commandId: current.commandId } } : { notExists: true },
+    ))
+  ) {
     // Another call started one a moment ago: follow it instead of scanning twice.
     const winner = await getScan(ctx, input.subnet.cidr);
     if (winner?.status === 'scanning' && samePorts(winner.ports, input.ports)) return winner;
-    throw new ConflictError(`Another scan of ${input.subnet.cidr} started at the same moment: try again`, 'SCAN_RACE');
+    throw new ConflictError(
+      `Another scan of ${input.subnet.cidr} started at the same moment: try again`,
+      'SCAN_RACE',
+    );
   }
   await ctx.store.put<LatestItem>({ ...networkKeys.latest(), subnet: input.subnet.cidr });
   try {
@@ -158,7 +182,13 @@ async function startScan(ctx: AppContext, input: ScanInput, current: ScanItem | 
 }
 
 async function markFailed(ctx: AppContext, item: ScanItem, reason: string): Promise<void> {
-  await updateIf(ctx.store, item.pk, item.sk, { set: { status: 'failed', error: reason, completedAt: isoSeconds(ctx.now()) } }, { equals: { commandId: item.commandId } });
+  await updateIf(
+    ctx.store,
+    item.pk,
+    item.sk,
+    { set: { status: 'failed', error: reason, completedAt: isoSeconds(ctx.now()) } },
+    { equals: { commandId: item.commandId } },
+  );
 }
 
 /**
@@ -203,9 +233,12 @@ export async function scanSubnet(ctx: AppContext, input: ScanInput): Promise<unk
   // The result route applied it already; again here in case that report is still on its way.
   await applyNetworkScanResult(ctx, command);
   if (command.status !== 'succeeded')
-    throw new UpstreamError(`The scan of ${scan.subnet} failed on node ${scan.nodeId}: ${command.error ?? 'no reason given'}`);
+    throw new UpstreamError(
+      `The scan of ${scan.subnet} failed on node ${scan.nodeId}: ${command.error ?? 'no reason given'}`,
+    );
   const out = networkScanOutput.safeParse(command.output ?? {});
-  if (!out.success) throw new UpstreamError(`The agent of node ${scan.nodeId} answered an unreadable scan result`);
+  if (!out.success)
+    throw new UpstreamError(`The agent of node ${scan.nodeId} answered an unreadable scan result`);
   return scanView(ctx, out.data.devices, isoSeconds(Date.parse(command.completedAt ?? '') || ctx.now()));
 }
 
@@ -237,7 +270,13 @@ export async function applyNetworkScanResult(ctx: AppContext, command: CommandIt
         error: out ? 'the agent answered an unreadable scan result' : (command.error ?? 'failed'),
       };
   // A newer scan of the subnet took over: this result is not its.
-  await updateIf(ctx.store, k.pk, k.sk, { set, ...(out?.success ? { remove: ['error'] } : {}) }, { equals: { commandId: command.commandId } });
+  await updateIf(
+    ctx.store,
+    k.pk,
+    k.sk,
+    { set, ...(out?.success ? { remove: ['error'] } : {}) },
+    { equals: { commandId: command.commandId } },
+  );
 }
 
 /** GET /api/network/scan-status: the latest scan started, of any subnet. */
@@ -263,6 +302,8 @@ export async function scanStatus(ctx: AppContext) {
     started_at: scan.startedAt,
     completed_at: scan.completedAt ?? null,
     devices_found: scan.status === 'completed' ? (scan.devicesFound ?? 0) : 0,
-    error: stale ? `no result from node ${scan.nodeId} within ${SCAN_STALE_MS / 1000} s` : (scan.error ?? null),
+    error: stale
+      ? `no result from node ${scan.nodeId} within ${SCAN_STALE_MS / 1000} s`
+      : (scan.error ?? null),
   };
 }

@@ -15,7 +15,9 @@ import { CORS_EXPOSE_HEADERS, preflightHeaders } from './cors.js';
 import { invalidInputStatus } from './documents.js';
 import { HttpError, ValidationError, renderError, type ErrorStyle } from './errors.js';
 import { findLimitIssue } from './limits.js';
-import type { AnyRoute, HookOut, ResponseOut } from './route.js';
+import { Reply, type AnyRoute, type HookOut, type ResponseOut } from './route.js';
+
+export { Reply };
 import { UnstorableError } from '../ports/store.js';
 import { Router, styleForPath } from './router.js';
 import { logRequest } from './request-log.js';
@@ -27,16 +29,6 @@ import { annotateTrace } from './tracing.js';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
-
-/** A handler's explicit response: status, headers, or a raw body. Anything else returned is the JSON body. */
-export class Reply implements ResponseOut {
-  constructor(
-    readonly status: number,
-    readonly body?: unknown,
-    readonly headers?: Record<string, string>,
-    readonly raw?: Buffer | string,
-  ) {}
-}
 
 export const reply = (status: number, body?: unknown, headers?: Record<string, string>) =>
   new Reply(status, body, headers);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConditionFailedError, type StoreItem, deleteIf } from '../ports/store.js';
+import { type StoreItem, deleteIf, putIfAbsent, putIf, updateIf } from '../ports/store.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -58,35 +58,35 @@ export async function claimName<G extends StoreItem>(
   const lease = options.leaseMs ?? DEFAULT_LEASE_MS;
   let claimed = false;
   for (let attempt = 0; attempt < 3 && !claimed; attempt++) {
-    try {
-      await ctx.store.put(item(), { notExists: true });
+    if (await putIfAbsent(ctx.store, item())) {
       claimed = true;
       break;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
     }
     const held = await ctx.store.get<G & Partial<NameGuardItem>>(key.pk, key.sk);
     if (!held) continue; // released meanwhile: claim again
     const inFlight = held.state === 'pending' && ctx.now() - (held.claimedAt ?? 0) < lease;
     if (inFlight || (await options.alive(held))) throw options.conflict();
-    try {
-      await ctx.store.put({ ...item(), version: (held.version ?? 1) + 1 }, { version: held.version ?? 1 });
-      claimed = true;
-    } catch (error) {
-      if (error instanceof ConditionFailedError) throw options.conflict();
-      throw error;
-    }
+    if (
+      !(await putIf(
+        ctx.store,
+        { ...item(), version: (held.version ?? 1) + 1 },
+        { version: held.version ?? 1 },
+      ))
+    )
+      throw options.conflict();
+    claimed = true;
   }
   if (!claimed) throw options.conflict();
   return {
     bind: async () => {
-      try {
-        await ctx.store.update(key.pk, key.sk, { set: { state: 'bound' } }, { equals: { claim } });
-        return true;
-      } catch (error) {
-        if (error instanceof ConditionFailedError) return false;
-        throw error;
-      }
+      const bound = await updateIf(
+        ctx.store,
+        key.pk,
+        key.sk,
+        { set: { state: 'bound' } },
+        { equals: { claim } },
+      );
+      return bound !== undefined;
     },
     release: async () => {
       await deleteIf(ctx.store, key.pk, key.sk, { equals: { claim } });

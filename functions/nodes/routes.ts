@@ -43,7 +43,7 @@ export function nodeView(node: NodeItem, ctx: AppContext, now = ctx.now(), clust
     name: node.nodeName,
     hostname: node.hostname,
     ip: node.addresses[0] ?? null,
-    status: isOnline(node, ctx, now) ? 'online' : 'offline',
+    status: isOnline(node, ctx, now) ? ('online' as const) : ('offline' as const),
     cluster: clusters?.get(node.nodeId) ?? node.cluster ?? null,
     cpu: r1(m?.cpuPercent ?? 0),
     memory: memTotal && m?.memoryUsedMb != null ? r1((m.memoryUsedMb / memTotal) * 100) : 0,

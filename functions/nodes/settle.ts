@@ -1,16 +1,16 @@
 import type { AppContext } from '../core/context.js';
-import { reply } from '../core/http.js';
+import { reply, type Reply } from '../core/http.js';
 import { waitForCommands, type CommandItem } from './commands.js';
 
 /** Waiting on dispatched commands within a request: the answer once they are done, 202 past the wait. */
 
 /** 200 with the body once every command is done; past COMMAND_WAIT_MS, 202 with what is still pending. */
-export async function settle(
+export async function settle<T>(
   ctx: AppContext,
   commandIds: string[],
-  done: (commands: CommandItem[]) => Promise<unknown>,
+  done: (commands: CommandItem[]) => Promise<T>,
   pendingExtras: Record<string, unknown> = {},
-): Promise<unknown> {
+): Promise<T | Reply> {
   const outcome = await waitForCommands(ctx, commandIds);
   if (outcome.pending.length)
     return reply(202, { status: 'pending', pending_commands: outcome.pending, ...pendingExtras });

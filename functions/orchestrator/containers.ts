@@ -191,7 +191,7 @@ export async function stopInstance(
   imageId: string,
   instanceId: string,
   timeoutSeconds = 10,
-): Promise<unknown> {
+) {
   let inst = await getInstance(ctx, instanceId);
   if (!inst || inst.imageId !== imageId || inst.status === 'removed') {
     throw new NotFoundError(`Instance ${instanceId} not found for image ${imageId}`);
@@ -281,7 +281,7 @@ export async function deleteContainer(ctx: AppContext, idOrName: string, force: 
 }
 
 /** Restarts a running copy in place (same container, same slot); heartbeats meanwhile are not a death. */
-export async function restartContainer(ctx: AppContext, idOrName: string): Promise<unknown> {
+export async function restartContainer(ctx: AppContext, idOrName: string) {
   const inst = await findContainer(ctx, idOrName);
   if (!inst || inst.status === 'removed') throw new NotFoundError(`Container ${idOrName} not found`);
   if (inst.status !== 'running')
@@ -301,7 +301,7 @@ export async function restartContainer(ctx: AppContext, idOrName: string): Promi
     async (commands) => {
       const failed = failures(commands);
       if (failed.length) throw new UpstreamError(`Failed to restart ${inst.name}: ${failed[0]!.error}`);
-      return { restarted: true, container_id: inst.instanceId, name: inst.name };
+      return { restarted: true as const, container_id: inst.instanceId, name: inst.name };
     },
     { container_id: inst.instanceId, name: inst.name },
   );

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
 import { keys } from '../core/keys.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { putIf, putIfAbsent } from '../ports/store.js';
 import { getService, type ServiceItem } from './model.js';
 import { planReconcile } from './plan.js';
 import { loadState, planInput, startSpec, toPlanService } from './reconciler.js';
@@ -96,14 +96,9 @@ async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Pr
 /** Writes the service: created if new, else replaced if nobody changed it since it was read. False when someone did. */
 async function saveService(ctx: AppContext, next: ServiceItem, existed: boolean): Promise<boolean> {
   const { version, ...item } = next;
-  try {
-    if (existed) await ctx.store.put({ ...item, version: (version ?? 1) + 1 }, { version: version ?? 1 });
-    else await ctx.store.put(item, { notExists: true });
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return false;
-    throw error;
-  }
+  return existed
+    ? putIf(ctx.store, { ...item, version: (version ?? 1) + 1 }, { version: version ?? 1 })
+    : putIfAbsent(ctx.store, item);
 }
 
 /** Read, check, write the service; concurrent requests for the same image retry on the version. */

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem, updateIf, deleteIf } from '../ports/store.js';
+import { queryAll, type StoreItem, updateIf, deleteIf } from '../ports/store.js';
 import type { Backoff } from './backoff.js';
 import type { InstanceStatus } from './plan.js';
 import type { InstanceResources, Reservation } from './resources.js';
@@ -209,16 +209,14 @@ export async function adjustDesired(
     const service = await getService(ctx, imageId);
     if (!service) return undefined;
     const desiredCount = Math.max(0, service.desiredCount + delta);
-    try {
-      return await ctx.store.update<ServiceItem>(
-        service.pk,
-        service.sk,
-        { set: { desiredCount, updatedAt: new Date(ctx.now()).toISOString() } },
-        { version: service.version ?? 1 },
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    const updated = await updateIf<ServiceItem>(
+      ctx.store,
+      service.pk,
+      service.sk,
+      { set: { desiredCount, updatedAt: new Date(ctx.now()).toISOString() } },
+      { version: service.version ?? 1 },
+    );
+    if (updated) return updated;
   }
   throw new Error(`Could not update the desired count of ${imageId}: too many concurrent changes`);
 }

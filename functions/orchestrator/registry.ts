@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { getNode, isOnline, type NodeItem } from '../nodes/nodes.js';
-import { ConditionFailedError, queryAll, type StoreItem, conditional } from '../ports/store.js';
+import { queryAll, type StoreItem, conditional, updateIf } from '../ports/store.js';
 import { getInstance, type InstanceItem } from './model.js';
 import { cpuCap, memCap, port } from './resources.js';
 
@@ -101,15 +101,11 @@ export async function deleteEndpoint(ctx: AppContext, id: string): Promise<void>
 
 export async function setEndpointStatus(ctx: AppContext, id: string, status: EndpointStatus) {
   const k = keys.endpoint(id);
-  try {
-    const e = await ctx.store.update<EndpointItem>(k.pk, k.sk, {
-      set: { status, last_heartbeat: new Date(ctx.now()).toISOString() },
-    });
-    return viewOf(ctx, e);
-  } catch (error) {
-    if (error instanceof ConditionFailedError) throw new NotFoundError(`Endpoint ${id} not found`);
-    throw error;
-  }
+  const e = await updateIf<EndpointItem>(ctx.store, k.pk, k.sk, {
+    set: { status, last_heartbeat: new Date(ctx.now()).toISOString() },
+  });
+  if (!e) throw new NotFoundError(`Endpoint ${id} not found`);
+  return viewOf(ctx, e);
 }
 
 export async function listEndpoints(ctx: AppContext, imageId?: string) {

@@ -83,7 +83,7 @@ async function unnameService(ctx: AppContext, imageId: string, name?: string): P
 }
 
 /** The name guard first, then the service, then the guard bound; then the reconciler places the copies and the call waits for them. */
-export async function createNamedService(ctx: AppContext, input: NamedServiceInput): Promise<unknown> {
+export async function createNamedService(ctx: AppContext, input: NamedServiceInput) {
   const claim = await claimServiceName(ctx, input.name, input.imageId);
   try {
     await changeService(ctx, input.imageId, async (current) => {
@@ -158,7 +158,7 @@ async function placeAndWait(ctx: AppContext, imageId: string, created?: string):
   );
 }
 
-export async function scaleNamedService(ctx: AppContext, ref: string, replicas: number): Promise<unknown> {
+export async function scaleNamedService(ctx: AppContext, ref: string, replicas: number) {
   const found = await findService(ctx, ref);
   if (!found) throw new NotFoundError(`Service ${ref} not found`);
   if (found.global)
@@ -237,7 +237,7 @@ async function readLogs(ctx: AppContext, copies: InstanceItem[], tail: number) {
 }
 
 /** The last `tail` lines of every running or exited copy of a service. */
-export async function serviceLogs(ctx: AppContext, ref: string, tail: number): Promise<unknown> {
+export async function serviceLogs(ctx: AppContext, ref: string, tail: number) {
   const found = await findService(ctx, ref);
   if (!found) throw new NotFoundError(`Service ${ref} not found`);
   const copies = (await imageInstances(ctx, found.imageId)).filter(
@@ -252,7 +252,7 @@ export async function serviceLogs(ctx: AppContext, ref: string, tail: number): P
 }
 
 /** The last `tail` lines of one copy. */
-export async function containerLogs(ctx: AppContext, inst: InstanceItem, tail: number): Promise<unknown> {
+export async function containerLogs(ctx: AppContext, inst: InstanceItem, tail: number) {
   const { commandIds, collect } = await readLogs(ctx, [inst], tail);
   return settle(ctx, commandIds, async (commands) => {
     const [entry] = collect(commands);

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
-import { SimAgent } from '../integration/cluster/sim-agent.js';
-import { FakeBedrock } from '../integration/fleet/fake-bedrock.js';
-import { call, ScriptedAgent } from '../integration/fleet/scripted-agent.js';
+import { FakeBedrock } from '../integration/commander/fake-bedrock.js';
+import { call, GPU_WORKER, ScriptedAgent } from '../harness/scripted-agent.js';
 import { documentExamples, missingKeys, type DocumentedExample } from './examples.js';
 
 /**
@@ -166,7 +165,12 @@ describe.each(DOCUMENTS)('the examples of %s, as written', (file) => {
       agents.push(a);
     }
     for (const name of ['worker-001', 'worker-002']) {
-      const w = new SimAgent(rt.url, name, { models: [SDXL, REALVIS], runMs: 50, heartbeatMs: 300 });
+      const w = new ScriptedAgent(rt.url, name, {
+        ...GPU_WORKER,
+        models: [SDXL, REALVIS],
+        runMs: 50,
+        heartbeatMs: 300,
+      });
       await w.register();
       await w.heartbeat();
       w.start();

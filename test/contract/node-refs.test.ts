@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
 import { OPERATION_DOCS } from '../../functions/core/operation-docs.js';
 import { routes } from '../../functions/routes.js';
-import { call, ScriptedAgent } from '../integration/fleet/scripted-agent.js';
+import { call, ScriptedAgent } from '../harness/scripted-agent.js';
 
 /**
  * "A node is accepted everywhere by its name or its id": every operation that names a node (in

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AppContext } from '../../core/context.js';
 import { maintenanceKeys } from '../../core/keys.js';
 import { allInstances, type InstanceItem } from '../../orchestrator/model.js';
-import { ConditionFailedError, queryAll, type StoreItem, deleteIf } from '../../ports/store.js';
+import { queryAll, type StoreItem, deleteIf, putIfAbsent } from '../../ports/store.js';
 import { isOnline, listNodes, type NodeItem } from '../../nodes/nodes.js';
 
 /**
@@ -217,12 +217,8 @@ export async function currentProblems(
         type: p.type,
         detectedAt: new Date(now).toISOString(),
       };
-      try {
-        await ctx.store.put(record, { notExists: true });
-      } catch (error) {
-        if (!(error instanceof ConditionFailedError)) throw error;
+      if (!(await putIfAbsent(ctx.store, record)))
         record = (await ctx.store.get<ProblemRecord>(record.pk, record.sk)) ?? record;
-      }
     }
     problems.push({ ...p, detectedAt: record.detectedAt });
   }

@@ -22,7 +22,7 @@ describeWithMoto('agent sqs command channel', () => {
   let sqs: SQSClient;
   let queueUrl: string;
   // Stands in for the control plane's credentials route (the emulator accepts any key); the real
-  // route is exercised in test/integration/aws/node-credentials.test.ts.
+  // route is exercised in test/integration/adapters/node-credentials.test.ts.
   let vendor: Server;
   let vendorUrl: string;
   const credentialCalls: (string | undefined)[] = [];

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { PNG_1x1, SimAgent, call, eventually } from './sim-agent.js';
+import { PNG_1x1, ScriptedAgent, call, eventually, GPU_WORKER } from '../../harness/scripted-agent.js';
 
 /**
  * What a node sends about a task only lands where that task's outputs go: task ids are checked,
@@ -10,10 +10,10 @@ import { PNG_1x1, SimAgent, call, eventually } from './sim-agent.js';
  */
 describe('task files from agents (embedded runtime)', () => {
   let rt: Runtime;
-  const agents: SimAgent[] = [];
+  const agents: ScriptedAgent[] = [];
   let taskId = '';
-  let owner: SimAgent;
-  let other: SimAgent;
+  let owner: ScriptedAgent;
+  let other: ScriptedAgent;
   const at = new Date().toISOString();
   // Past the 200 KiB inline limit: the agent routes park such files in blobs first.
   const big = Buffer.concat([PNG_1x1, Buffer.alloc(250 * 1024, 0x41)]).toString('base64');
@@ -25,7 +25,7 @@ describe('task files from agents (embedded runtime)', () => {
       env: { ...process.env, AWS_ENDPOINT_URL: undefined, LOG_LEVEL: 'SILENT' },
     });
     for (const name of ['files-a', 'files-b']) {
-      const a = new SimAgent(rt.url, name, { heartbeatMs: 200 });
+      const a = new ScriptedAgent(rt.url, name, { ...GPU_WORKER, heartbeatMs: 200 });
       await a.register();
       await a.heartbeat();
       a.start();
@@ -47,7 +47,7 @@ describe('task files from agents (embedded runtime)', () => {
   });
 
   const allKeys = async () => (await rt.ctx.blobs.list('')).map((b) => b.key);
-  const events = (a: SimAgent, list: unknown[]) =>
+  const events = (a: ScriptedAgent, list: unknown[]) =>
     call(rt.url, 'POST', '/agent/events', { events: list }, a.auth);
 
   it('refuses task ids with path separators or ".." (422) and stores nothing', async () => {

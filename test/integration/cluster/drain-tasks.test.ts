@@ -1,13 +1,19 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { SimAgent, call, eventually, type SimOptions } from './sim-agent.js';
+import {
+  ScriptedAgent,
+  call,
+  eventually,
+  type AgentOptions,
+  GPU_WORKER,
+} from '../../harness/scripted-agent.js';
 
 const X = 'SDXL_4GB_FP8.safetensors';
 
 /** Inference tasks and cordoned or drained nodes (embedded runtime, simulated GPU agents). */
 describe('inference tasks on cordoned and drained nodes', () => {
   let rt: Runtime | undefined;
-  let agents: SimAgent[] = [];
+  let agents: ScriptedAgent[] = [];
   afterEach(async () => {
     for (const a of agents) await a.stop();
     agents = [];
@@ -26,8 +32,8 @@ describe('inference tasks on cordoned and drained nodes', () => {
       },
     });
   }
-  async function agent(name: string, options: SimOptions = {}): Promise<SimAgent> {
-    const a = new SimAgent(rt!.url, name, { heartbeatMs: 200, ...options });
+  async function agent(name: string, options: AgentOptions = {}): Promise<ScriptedAgent> {
+    const a = new ScriptedAgent(rt!.url, name, { ...GPU_WORKER, heartbeatMs: 200, ...options });
     await a.register();
     await a.heartbeat();
     a.start();

@@ -9,7 +9,14 @@ import {
 } from '../../../functions/task-planner/index.js';
 import { runPlacement } from '../../../functions/cluster/placement.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { PNG_1x1, SimAgent, call, eventually, type SimOptions } from './sim-agent.js';
+import {
+  PNG_1x1,
+  ScriptedAgent,
+  call,
+  eventually,
+  type AgentOptions,
+  GPU_WORKER,
+} from '../../harness/scripted-agent.js';
 
 const moto = process.env.AWS_ENDPOINT_URL;
 if (!moto && process.env.CI === 'true')
@@ -38,7 +45,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe.each(modes)('task queue over simulated agents, $name', (mode) => {
   const skip = mode.name.startsWith('emulator') && !moto;
   let rt: Runtime | undefined;
-  let agents: SimAgent[] = [];
+  let agents: ScriptedAgent[] = [];
 
   afterEach(async () => {
     for (const a of agents) await a.stop();
@@ -64,8 +71,8 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
     return rt;
   }
 
-  async function agent(name: string, options: SimOptions = {}): Promise<SimAgent> {
-    const a = new SimAgent(rt!.url, name, { heartbeatMs: 200, ...options });
+  async function agent(name: string, options: AgentOptions = {}): Promise<ScriptedAgent> {
+    const a = new ScriptedAgent(rt!.url, name, { ...GPU_WORKER, heartbeatMs: 200, ...options });
     await a.register();
     await a.heartbeat();
     a.start();
@@ -101,7 +108,7 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
     return { id: res.body.task_id, createdAtMs: Date.parse(res.body.created_at) };
   }
 
-  const runningOn = (a: SimAgent) => [...a.running.keys()].sort();
+  const runningOn = (a: ScriptedAgent) => [...a.running.keys()].sort();
   const whoRan = (taskId: string) => agents.find((a) => a.runs.some((r) => r.taskId === taskId));
 
   it.skipIf(skip)(
@@ -201,8 +208,18 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
       const tasks = [];
       for (let i = 0; i < 6; i++) tasks.push(await generate(X));
       await sleep(2_000); // the runs those submissions asked for are done: only the racing ones below place
-      const a = new SimAgent(rt!.url, 'race-a', { models: [X], maxConcurrency: 2, heartbeatMs: 200 });
-      const b = new SimAgent(rt!.url, 'race-b', { models: [X], maxConcurrency: 2, heartbeatMs: 200 });
+      const a = new ScriptedAgent(rt!.url, 'race-a', {
+        ...GPU_WORKER,
+        models: [X],
+        maxConcurrency: 2,
+        heartbeatMs: 200,
+      });
+      const b = new ScriptedAgent(rt!.url, 'race-b', {
+        ...GPU_WORKER,
+        models: [X],
+        maxConcurrency: 2,
+        heartbeatMs: 200,
+      });
       for (const x of [a, b]) {
         await x.register();
         await x.heartbeat();
@@ -336,7 +353,7 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
       expect(workers.body.workers.map((w: { worker_id: string }) => w.worker_id)).toEqual([first.nodeId]);
 
       // The node comes back: it hears task.cancel, and its late report changes nothing.
-      const restarted = new SimAgent(rt!.url, first.name, { heartbeatMs: 200 });
+      const restarted = new ScriptedAgent(rt!.url, first.name, { ...GPU_WORKER, heartbeatMs: 200 });
       restarted.running.set(t.id, { taskId: t.id, model: X, commandId: 'old' });
       await first.stop();
       agents = agents.filter((x) => x !== first);
@@ -411,7 +428,7 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
       const b = await agent('gpu-r2', { models: [X] });
       await sleep(300);
       const before = (await api('GET', '/models/assignments')).body;
-      const commandsBefore = a.commands.length + b.commands.length;
+      const commandsBefore = a.seen.length + b.seen.length;
 
       const dry = await api('POST', '/cluster/rebalance', { strategy: 'memory_optimized', dry_run: true });
       expect(dry.status).toBe(200);
@@ -425,7 +442,7 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
         },
       ]);
       await sleep(500);
-      expect(a.commands.length + b.commands.length).toBe(commandsBefore);
+      expect(a.seen.length + b.seen.length).toBe(commandsBefore);
       expect((await api('GET', '/models/assignments')).body).toEqual(before);
       expect((await api('GET', '/tasks')).body.total).toBe(0);
 
@@ -435,9 +452,7 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
         affected_workers: [dry.body.operations[0].worker_id],
       });
       const target = [a, b].find((x) => x.nodeId === dry.body.operations[0].worker_id)!;
-      await eventually(() =>
-        expect(target.commands.map((c) => c.command.type)).toContain('container.remove'),
-      );
+      await eventually(() => expect(target.seen.map((c) => c.command.type)).toContain('container.remove'));
       await eventually(() => expect([...target.servers.keys()]).toEqual([]));
       expect((await api('POST', '/cluster/rebalance', { strategy: 'sideways' })).status).toBe(400);
     },
@@ -574,9 +589,9 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
       expect(offlineOnly.body).toMatchObject({ total: offlineOnly.body.workers.length, online: 0 });
       const onlineOnly = await api('GET', '/workers?status=online');
       expect(onlineOnly.body.total).toBe(onlineOnly.body.workers.length);
-      expect(onlineOnly.body.workers.map((w: { performance_score: number }) => typeof w.performance_score)).not.toContain(
-        'object',
-      );
+      expect(
+        onlineOnly.body.workers.map((w: { performance_score: number }) => typeof w.performance_score),
+      ).not.toContain('object');
       const metrics = await api('GET', '/cluster/metrics?timeframe=1h');
       expect(metrics.body).toMatchObject({
         timeframe: '1h',

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
-import { call } from '../cluster/sim-agent.js';
+import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { SHARDS, freeKey, liveKey } from '../../../functions/nodes/node-records.js';
 import { sweepShard } from '../../../functions/nodes/nodes.js';

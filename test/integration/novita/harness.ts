@@ -5,7 +5,7 @@ import { deploymentNames, uniqueName } from '../../harness/services.js';
 import { NOVITA_KEY_SECRET } from '../../../functions/ports/novita-cloud.js';
 import { FakeNovita } from './fake-novita.js';
 
-export { eventually } from '../fleet/scripted-agent.js';
+export { eventually } from '../../harness/scripted-agent.js';
 export { webhookReceiver } from '../training/harness.js';
 
 export interface Answer {

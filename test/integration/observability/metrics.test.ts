@@ -11,7 +11,7 @@ import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { AgentProcess, RUN_UNTIL_TERM, removeNodeContainers } from '../../e2e/harness.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../../harness/images.js';
 import { describeWithEngine, engine as dockerClient, uniqueName } from '../../harness/services.js';
-import { ScriptedAgent, call, eventually } from '../fleet/scripted-agent.js';
+import { ScriptedAgent, call, eventually } from '../../harness/scripted-agent.js';
 
 const API_KEY = 'metrics-suite-admin-key-0123456789';
 const fixture = (path: string) => readFile(new URL(`../../fixtures/agent/${path}`, import.meta.url), 'utf8');

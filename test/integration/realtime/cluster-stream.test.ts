@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { emit } from '../../../functions/core/events.js';
 import { CLUSTER_STREAM_EVENTS } from '../../../functions/realtime/cluster-stream.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { SimAgent, call, eventually } from '../cluster/sim-agent.js';
+import { ScriptedAgent, call, eventually, GPU_WORKER } from '../../harness/scripted-agent.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames are loosely typed JSON
 type Frame = any;
@@ -16,7 +16,7 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
   let rt: Runtime;
   let ws: WebSocket;
   const frames: Frame[] = [];
-  const agents: SimAgent[] = [];
+  const agents: ScriptedAgent[] = [];
   const X = 'SDXL_4GB_FP8.safetensors';
   const next = (match: (f: Frame) => boolean) =>
     eventually(async () => {
@@ -72,7 +72,7 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
   });
 
   it('worker_status_changed, model_loaded and task_completed as a worker joins and runs a task', async () => {
-    const a = new SimAgent(rt.url, 'stream-a', { heartbeatMs: 200, runMs: 50 });
+    const a = new ScriptedAgent(rt.url, 'stream-a', { ...GPU_WORKER, heartbeatMs: 200, runMs: 50 });
     agents.push(a);
     await a.register();
     await a.heartbeat();
@@ -94,7 +94,7 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
   });
 
   it('task_failed with the reason when a worker reports a failure', async () => {
-    const b = new SimAgent(rt.url, 'stream-b', { heartbeatMs: 200, models: [X] });
+    const b = new ScriptedAgent(rt.url, 'stream-b', { ...GPU_WORKER, heartbeatMs: 200, models: [X] });
     agents.push(b);
     await b.register();
     await b.heartbeat();
@@ -120,7 +120,7 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
   });
 
   it('gpu_alert once when a GPU crosses the temperature threshold, and worker_status_changed offline when it goes silent', async () => {
-    const c = new SimAgent(rt.url, 'stream-hot', { heartbeatMs: 200 });
+    const c = new ScriptedAgent(rt.url, 'stream-hot', { ...GPU_WORKER, heartbeatMs: 200 });
     agents.push(c);
     await c.register();
     const beat = (celsius: number) =>
@@ -173,8 +173,8 @@ describe('cluster event stream WS /ws (embedded runtime)', () => {
   });
 
   it('cluster_rebalance_started when a rebalance changes placements', async () => {
-    const d1 = new SimAgent(rt.url, 'stream-r1', { heartbeatMs: 200, models: [X] });
-    const d2 = new SimAgent(rt.url, 'stream-r2', { heartbeatMs: 200, models: [X] });
+    const d1 = new ScriptedAgent(rt.url, 'stream-r1', { ...GPU_WORKER, heartbeatMs: 200, models: [X] });
+    const d2 = new ScriptedAgent(rt.url, 'stream-r2', { ...GPU_WORKER, heartbeatMs: 200, models: [X] });
     for (const d of [d1, d2]) {
       agents.push(d);
       await d.register();

@@ -19,7 +19,7 @@ import { LABELS } from '../../../protocol/messages.js';
 import { AgentProcess, removeNodeContainers } from '../../e2e/harness.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../../harness/images.js';
 import { describeWithEngine, engine as dockerClient, uniqueName } from '../../harness/services.js';
-import { call, eventually } from '../fleet/scripted-agent.js';
+import { call, eventually } from '../../harness/scripted-agent.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames are loosely typed JSON
 type Frame = any;

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_FRAME_BYTES, metricsFrames } from '../../../functions/realtime/messages.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { ScriptedAgent } from '../fleet/scripted-agent.js';
+import { ScriptedAgent } from '../../harness/scripted-agent.js';
 
 describe('/ws/metrics frames', () => {
   let rt: Runtime;

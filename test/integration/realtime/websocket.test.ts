@@ -8,7 +8,7 @@ import {
 } from '../../../functions/realtime/connections.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { describeWithMoto, emulatorDeployment, uniqueName } from '../../harness/services.js';
-import { call, eventually, ScriptedAgent } from '../fleet/scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames are loosely typed JSON
 type Frame = any;

@@ -7,7 +7,7 @@ import { resetApiKeyCache } from '../../../functions/core/http.js';
 import type { AnyRoute } from '../../../functions/core/route.js';
 import { routes } from '../../../functions/routes.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, ScriptedAgent } from '../fleet/scripted-agent.js';
+import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 import { jwks, signJwt, testKey } from '../../harness/jwt.js';
 
 const BOOTSTRAP = 'matrix-bootstrap-key-0123456789';

@@ -7,7 +7,7 @@ import { WebSocket } from 'ws';
 import { resetJwksCache } from '../../../functions/core/jwt.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { jwks, signJwt, testKey, type TestKey } from '../../harness/jwt.js';
-import { call } from '../fleet/scripted-agent.js';
+import { call } from '../../harness/scripted-agent.js';
 
 /**
  * Signed-in users through a JWT issuer's keys, on the embedded runtime with API_AUTH=true: tokens

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call } from '../fleet/scripted-agent.js';
+import { call } from '../../harness/scripted-agent.js';
 
 const API_KEY = 'unasked-api-key-0123456789';
 const MAX_BODY = 64 * 1024;

@@ -11,7 +11,7 @@ import type { ChunkTransfer } from '../../../protocol/checkpoints.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';
 import { requireMoto } from '../../harness/services.js';
-import { ScriptedAgent } from '../fleet/scripted-agent.js';
+import { ScriptedAgent } from '../../harness/scripted-agent.js';
 import { call, embeddedEnv, emulatorEnv, eventually, jobBody, startTrainingRuntime } from './harness.js';
 
 /**

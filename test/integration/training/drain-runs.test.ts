@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';
-import { ScriptedAgent } from '../fleet/scripted-agent.js';
+import { ScriptedAgent } from '../../harness/scripted-agent.js';
 import { call, embeddedEnv, eventually, jobBody, startTrainingRuntime } from './harness.js';
 
 /** A training run on a drained node ends its attempt there; the retry runs on another node. */

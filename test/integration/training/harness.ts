@@ -9,7 +9,7 @@ import type { Placement, RunAsk, RunLauncher } from '../../../functions/ports/ru
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { uniqueName } from '../../harness/services.js';
 
-export { call, eventually } from '../fleet/scripted-agent.js';
+export { call, eventually } from '../../harness/scripted-agent.js';
 
 const quiet = { LOG_LEVEL: 'SILENT' };
 

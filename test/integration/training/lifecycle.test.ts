@@ -3,7 +3,7 @@ import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { sign, SIGNING_SECRET } from '../../../functions/training/notify.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';
-import { ScriptedAgent } from '../fleet/scripted-agent.js';
+import { ScriptedAgent } from '../../harness/scripted-agent.js';
 import {
   call,
   embeddedEnv,

@@ -4,7 +4,7 @@ import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { repairJobs } from '../../../functions/training/repair.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';
-import { ScriptedAgent } from '../fleet/scripted-agent.js';
+import { ScriptedAgent } from '../../harness/scripted-agent.js';
 import { call, embeddedEnv, eventually, jobBody, startTrainingRuntime } from './harness.js';
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeRequest, s3Target, type RawRequest } from '../../../local/stack/iam/requests.js';
 
-// What the real SDK clients send is covered by test/integration/aws/aws-call-checker.test.ts; these
+// What the real SDK clients send is covered by test/integration/adapters/aws-call-checker.test.ts; these
 // are the shapes those clients do not make here: AWS hosts, the SQS query protocol, presigned URLs.
 const ACCOUNT = '123456789012';
 const auth = (service: string, region = 'eu-west-1') =>

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { FakeBedrock } from './fake-bedrock.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const MODEL_ID = 'anthropic.claude-3-haiku-20240307-v1:0';
 const SECRET_IN_ERROR = 'hunter2-registry-pass';

@@ -8,7 +8,7 @@ import { Registrar } from '../../../agent/register.js';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
 import { JOIN_TOKEN_PREFIX } from '../../../functions/nodes/join-tokens.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, ScriptedAgent } from './scripted-agent.js';
+import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const API_KEY = 'test-api-key-0123456789';
 const TTL_SECONDS = 60;

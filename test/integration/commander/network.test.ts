@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const env = {
   ...process.env,
@@ -100,7 +100,11 @@ describe('Network API: scans by a node’s agent (embedded runtime, real scanner
       ['subnet=127.0.0.0/29&refresh=maybe', 'refresh', /valid boolean/],
       ['subnet=127.0.0.0/29&ports=22,x', 'ports', /comma-separated/],
       ['subnet=127.0.0.0/29&ports=0', 'ports', /1 to 65535/],
-      [`subnet=127.0.0.0/29&ports=${Array.from({ length: 33 }, (_, i) => i + 1).join(',')}`, 'ports', /at most 32/],
+      [
+        `subnet=127.0.0.0/29&ports=${Array.from({ length: 33 }, (_, i) => i + 1).join(',')}`,
+        'ports',
+        /at most 32/,
+      ],
     ];
     for (const [query, field, msg] of bad) {
       const res = await api(`/api/network/scan?${query}`);
@@ -123,7 +127,15 @@ describe('Network API: scans by a node’s agent (embedded runtime, real scanner
     expect(Object.keys(res.body).sort()).toEqual(['devices', 'scan_time']);
     expect(res.body.scan_time).toMatch(ISO_SECONDS);
     expect(res.body.devices).toEqual([
-      { ip: '127.0.0.2', hostname: null, mac: null, vendor: null, is_jetson: false, in_swarm: false, ports: [p] },
+      {
+        ip: '127.0.0.2',
+        hostname: null,
+        mac: null,
+        vendor: null,
+        is_jetson: false,
+        in_swarm: false,
+        ports: [p],
+      },
       {
         ip: '127.0.0.3',
         hostname: null,
@@ -178,9 +190,19 @@ describe('Network API: scans by a node’s agent (embedded runtime, real scanner
     const res = await api(`/api/network/scan?subnet=127.0.0.3/32&ports=${q}&node_id=aaa-far`);
     expect(res.status).toBe(200);
     expect(res.body.devices).toEqual([
-      { ip: '127.0.0.3', hostname: null, mac: null, vendor: null, is_jetson: true, in_swarm: true, ports: [q] },
+      {
+        ip: '127.0.0.3',
+        hostname: null,
+        mac: null,
+        vendor: null,
+        is_jetson: true,
+        in_swarm: true,
+        ports: [q],
+      },
     ]);
-    expect(scansSeen(far).map((e) => e.command)).toEqual([{ type: 'network.scan', subnet: '127.0.0.3/32', ports: [q] }]);
+    expect(scansSeen(far).map((e) => e.command)).toEqual([
+      { type: 'network.scan', subnet: '127.0.0.3/32', ports: [q] },
+    ]);
   });
 
   it('past COMMAND_WAIT_MS: 202 scanning; the result is stored when the agent reports it (failed, then completed)', async () => {
@@ -212,7 +234,11 @@ describe('Network API: scans by a node’s agent (embedded runtime, real scanner
     expect(again.body.command_id).not.toBe(pending.body.command_id);
     await slow.serveOnce();
     await eventually(async () =>
-      expect((await api('/api/network/scan-status')).body).toMatchObject({ status: 'completed', devices_found: 0, error: null }),
+      expect((await api('/api/network/scan-status')).body).toMatchObject({
+        status: 'completed',
+        devices_found: 0,
+        error: null,
+      }),
     );
     // 127.0.0.0/30 probes .1 and .2 only: nothing listens there on q any more.
     const stored = await api(`/api/network/scan?subnet=127.0.0.0/30&ports=${q}`);

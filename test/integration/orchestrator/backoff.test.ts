@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { getInstance } from '../../../functions/orchestrator/model.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 /**
  * Restart and pull backoff instead of hot loops: a copy that failed to pull or exited waits

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetClusterKeys, keys, swarmKeys } from '../../../functions/core/keys.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { emulatorDeployment, requireMoto, uniqueName } from '../../harness/services.js';
-import { call, ScriptedAgent } from './scripted-agent.js';
+import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 /**
  * Unique names hold under concurrency: one create of a name wins, every other answers 409, and a

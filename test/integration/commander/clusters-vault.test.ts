@@ -6,7 +6,7 @@ import { fleetClusterKeys } from '../../../functions/core/keys.js';
 import { secretName } from '../../../functions/commander/vault.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { describeWith, emulatorDeployment, requireMoto, uniqueName } from '../../harness/services.js';
-import { call, ScriptedAgent } from './scripted-agent.js';
+import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const quiet = { ...process.env, LOG_LEVEL: 'SILENT', NODE_OFFLINE_AFTER_SECONDS: '2' };
 
@@ -65,7 +65,10 @@ describe('Fleet Commander clusters (embedded runtime)', () => {
     // /api/nodes/ shows the cluster a node was put in here.
     const nodes = (await api('GET', '/api/nodes/')).body.nodes as { name: string; cluster: string | null }[];
     expect(
-      nodes.filter((n) => ['agx0', 'agx1', 'agx2'].includes(n.name)).map((n) => [n.name, n.cluster]).sort(),
+      nodes
+        .filter((n) => ['agx0', 'agx1', 'agx2'].includes(n.name))
+        .map((n) => [n.name, n.cluster])
+        .sort(),
     ).toEqual([
       ['agx0', 'vision'],
       ['agx1', 'vision'],

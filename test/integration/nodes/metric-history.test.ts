@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, ScriptedAgent } from './scripted-agent.js';
+import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 /** GET /api/nodes/{node_id}/metrics and GET /api/whoami through the local runtime's HTTP server. */
 describe('metric history route (embedded runtime)', () => {

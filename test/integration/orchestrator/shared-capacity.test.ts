@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { jobBody } from '../training/harness.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const env = {
   ...process.env,

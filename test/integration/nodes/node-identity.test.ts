@@ -12,7 +12,7 @@ import { hashToken } from '../../../functions/core/tokens.js';
 import { dispatchCommand } from '../../../functions/nodes/commands.js';
 import { JOIN_TOKEN_PREFIX } from '../../../functions/nodes/join-tokens.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, ScriptedAgent } from './scripted-agent.js';
+import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const API_KEY = 'identity-api-key-0123456789';
 const TTL_SECONDS = 3600;

@@ -4,7 +4,7 @@ import { eventHandlers } from '../../../functions/event-handlers.js';
 import { dispatchCommand, getCommand } from '../../../functions/nodes/commands.js';
 import { getNode } from '../../../functions/nodes/nodes.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const env = {
   ...process.env,

@@ -3,7 +3,7 @@ import { emit } from '../../../functions/core/events.js';
 import { transitionInstance } from '../../../functions/orchestrator/model.js';
 import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const env = {
   ...process.env,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
-import { call, eventually, ScriptedAgent } from './scripted-agent.js';
+import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const env = {
   ...process.env,
