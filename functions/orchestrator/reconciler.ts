@@ -201,12 +201,12 @@ export interface CandidateReads {
  * false once the index is read through. Undefined for a global service (it runs on every eligible
  * node, so it reads the fleet) or one that is gone.
  */
-async function imageState(
+export async function imageState(
   ctx: AppContext,
-  imageId: string,
-): Promise<{ state: FleetState; more: () => Promise<boolean>; read: CandidateReads } | undefined> {
-  const service = await getService(ctx, imageId);
+  service: ServiceItem | undefined,
+): Promise<ImageState | undefined> {
   if (!service || service.global) return undefined;
+  const imageId = service.imageId;
   const [own, slots, runs] = await Promise.all([
     imageInstances(ctx, imageId),
     serviceSlots(ctx, imageId),
@@ -269,17 +269,23 @@ async function imageState(
   return { state, more, read };
 }
 
-/** Plans and applies. Safe to run concurrently with itself: every write is conditional. */
-export async function reconcile(
+export interface ImageState {
+  state: FleetState;
+  more: () => Promise<boolean>;
+  read: CandidateReads;
+}
+
+/**
+ * Plans `planned` over the state, reading more pages of eligible nodes while copies are left
+ * unplaced for want of a node (not for a backoff) and the index has more.
+ */
+export async function planPaged(
   ctx: AppContext,
-  /** `retryNow`: a person asked for the dead copies back (a quick fix): their backoff is skipped. */
-  options: { imageId?: string; retryNow?: boolean } = {},
-): Promise<ReconcileOutcome> {
-  // One image: its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
-  const targeted = options.imageId ? await imageState(ctx, options.imageId) : undefined;
-  const state = targeted?.state ?? (await loadState(ctx, options.imageId));
-  await recordBackoffs(ctx, state);
-  const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
+  image: ImageState | undefined,
+  state: FleetState,
+  planned: ServiceItem[],
+  options: { retryNow?: boolean } = {},
+): Promise<{ input: PlanInput; plan: ReturnType<typeof planReconcile> }> {
   const planFor = () => {
     const input = planInput(
       ctx,
@@ -289,14 +295,27 @@ export async function reconcile(
     );
     return { input, plan: planReconcile(input) };
   };
-  let { input, plan } = planFor();
+  let out = planFor();
+  while (image && out.plan.unplaced.some((u) => !u.reason.startsWith('backing off')) && (await image.more()))
+    out = planFor();
+  return out;
+}
+
+/** Plans and applies. Safe to run concurrently with itself: every write is conditional. */
+export async function reconcile(
+  ctx: AppContext,
+  /** `retryNow`: a person asked for the dead copies back (a quick fix): their backoff is skipped. */
+  options: { imageId?: string; retryNow?: boolean } = {},
+): Promise<ReconcileOutcome> {
+  // One image: its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
+  const targeted = options.imageId
+    ? await imageState(ctx, await getService(ctx, options.imageId))
+    : undefined;
+  const state = targeted?.state ?? (await loadState(ctx, options.imageId));
+  await recordBackoffs(ctx, state);
+  const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
   // Copies the candidates could not take (capacity, constraints, policy): the next page may.
-  while (
-    targeted &&
-    plan.unplaced.some((u) => !u.reason.startsWith('backing off')) &&
-    (await targeted.more())
-  )
-    ({ input, plan } = planFor());
+  const { input, plan } = await planPaged(ctx, targeted, state, planned, options);
   await refreshGlobalCounts(ctx, input, planned);
   const outcome: ReconcileOutcome = {
     placed: [],
