@@ -87,6 +87,7 @@ export const fleetKeys = {
   /** The sweep's fleet aggregate: one record per shard and link of its chain (`<shard>#<link>`). */
   fleetAggPk: 'FLEETAGG',
   fleetAgg: (shard: number, link: number) => ({ pk: 'FLEETAGG', sk: `${shard}#${String(link).padStart(4, '0')}` }),
+  fleetAggAll: { pk: 'FLEETAGG', sk: 'ALL' },
   endpointsPk: 'ENDPOINTS',
   /** gsi1 partition of an image's instances. */
   imageInstancesPk: (imageId: string) => `IMAGE#${imageId}`,

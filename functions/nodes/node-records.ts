@@ -259,13 +259,17 @@ export function sumParts(parts: FleetPart[]): FleetPart {
 }
 
 interface FleetPartItem extends StoreItem, FleetPart {
+  /** The shard it covers; -1: every shard (a sweep that fitted one invocation). */
   shard: number;
   /** When the sweep these parts belong to began (one per sweep, passed along its chain). */
   sweep: number;
   atMs: number;
 }
 
-/** One record per shard and link of the sweep's chain, overwritten by the next sweep. */
+/**
+ * One record per shard and link of the sweep's chain, overwritten by the next sweep; `shard` -1:
+ * one record for the whole fleet (a sweep that fitted one invocation: one write a minute).
+ */
 export async function storePart(
   ctx: AppContext,
   shard: number,
@@ -274,7 +278,7 @@ export async function storePart(
   part: FleetPart,
 ): Promise<void> {
   await ctx.store.put<FleetPartItem>({
-    ...fleetKeys.fleetAgg(shard, link),
+    ...(shard < 0 ? fleetKeys.fleetAggAll : fleetKeys.fleetAgg(shard, link)),
     ...part,
     shard,
     sweep,
@@ -293,5 +297,9 @@ export async function fleetAggregate(ctx: AppContext, maxAgeMs: number): Promise
   if (!fresh.length) return undefined;
   const latest = new Map<number, number>();
   for (const i of fresh) latest.set(i.shard, Math.max(latest.get(i.shard) ?? 0, i.sweep));
-  return sumParts(fresh.filter((i) => i.sweep === latest.get(i.shard)));
+  // The whole-fleet record when it is the newest; else each shard's latest chain.
+  const whole = latest.get(-1);
+  if (whole !== undefined && [...latest.values()].every((s) => s <= whole))
+    return sumParts(fresh.filter((i) => i.shard === -1 && i.sweep === whole));
+  return sumParts(fresh.filter((i) => i.shard >= 0 && i.sweep === latest.get(i.shard)));
 }

@@ -4,7 +4,7 @@ import { emit } from '../core/events.js';
 import { retireSilentNodes } from '../nodes/drain.js';
 import { SWEEP_ITEMS_PER_INVOCATION, getNode, sweepShard } from '../nodes/nodes.js';
 import type { AppContext } from '../core/context.js';
-import { SHARDS, storePart } from '../nodes/node-records.js';
+import { SHARDS, storePart, sumParts, type FleetPart } from '../nodes/node-records.js';
 import { nodeInstances } from './model.js';
 import { reconcile } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
@@ -80,12 +80,14 @@ async function sweepFrom(
 ): Promise<void> {
   let left = budget;
   let changed = false;
+  let fannedOut = false;
+  const parts: { shard: number; link: number; part: FleetPart }[] = [];
   const shards = fanOut ? SHARDS.slice(first) : [first];
   for (const [i, shard] of shards.entries()) {
     const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left);
     left -= part.read;
     const link = shard === first ? chain.link : 0;
-    await storePart(ctx, shard, link, chain.sweep, part.part);
+    parts.push({ shard, link, part: part.part });
     for (const nodeId of part.wentOffline) {
       for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);
     }
@@ -108,8 +110,12 @@ async function sweepFrom(
           link: link + 1,
         });
       for (const s of rest) await emit(ctx, { type: 'nodes.sweep.shard', shard: s, budget, sweep, link: 0 });
+      fannedOut = true;
       break;
     }
   }
+  // The fleet sample's input: one record when this invocation swept the whole fleet, else one per shard and link.
+  if (fanOut && !fannedOut) await storePart(ctx, -1, 0, chain.sweep, sumParts(parts.map((p) => p.part)));
+  else for (const p of parts) await storePart(ctx, p.shard, p.link, chain.sweep, p.part);
   if (changed && !fanOut) await emit(ctx, { type: 'reconcile' });
 }
