@@ -534,9 +534,14 @@ async function repairIndexes(
   let repaired = 0;
   for (const id of [...upIds, ...freeBy.keys()]) {
     if (online.has(id)) continue;
-    if (upIds.delete(id)) await ctx.store.delete(upKey(id).pk, upKey(id).sk);
-    if (freeBy.delete(id)) await clearFree(ctx, id);
-    repaired++;
+    if (upIds.delete(id)) {
+      await clearUp(ctx, id);
+      repaired++;
+    }
+    if (freeBy.delete(id)) {
+      await clearFree(ctx, id);
+      repaired++;
+    }
   }
   for (const id of online) {
     const resident = [...(samples.get(id)?.loadedModels ?? [])].sort()[0];
@@ -565,6 +570,20 @@ async function repairIndexes(
 const MODEL_SETTLED_MS = 60_000;
 
 /**
+ * The indexes are written where liveness and cordon change; the repair is the safety net for a
+ * lost write, so a shard's is done at most this often per process, not on every sweep.
+ */
+export const INDEX_REPAIR_EVERY_MS = 5 * 60_000;
+let lastRepair = 0;
+/** Whether the sweep starting now repairs the indexes (its whole chain does, the flag travels with it). */
+export function indexRepairDue(): boolean {
+  const now = Date.now();
+  if (now - lastRepair < INDEX_REPAIR_EVERY_MS) return false;
+  lastRepair = now;
+  return true;
+}
+
+/**
  * One invocation's share of the sweep: up to `budget` records of one shard from `cursor`, so a
  * fleet of any size is swept by invocations of bounded work (one chain per shard, each link under
  * the function's timeout). Flips silent online nodes offline, conditional on the heartbeat it
@@ -575,6 +594,8 @@ export async function sweepShard(
   shard: number,
   cursor?: string,
   budget = SWEEP_ITEMS_PER_INVOCATION,
+  /** Repair the eligible-node and free-capacity indexes of what it reads. */
+  repair = false,
 ): Promise<ShardSweep> {
   const now = ctx.now();
   const retireAfter = ctx.config.NODE_RETIRE_AFTER_SECONDS;
@@ -595,7 +616,7 @@ export async function sweepShard(
     );
     for (const live of lives)
       if (isOnline(live, ctx, now)) addToPart(out.part, live, samples.get(live.nodeId));
-    out.repaired += await repairIndexes(ctx, shard, lives, samples, now);
+    if (repair) out.repaired += await repairIndexes(ctx, shard, lives, samples, now);
     for (const r of page.items) {
       if (!r.sk.endsWith(fleetKeys.nodeLiveSuffix)) continue;
       const live = r as LiveRecord;

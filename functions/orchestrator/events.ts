@@ -2,7 +2,7 @@ import * as z from 'zod';
 import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { emit } from '../core/events.js';
 import { retireSilentNodes } from '../nodes/drain.js';
-import { SWEEP_ITEMS_PER_INVOCATION, getNode, sweepShard } from '../nodes/nodes.js';
+import { SWEEP_ITEMS_PER_INVOCATION, getNode, indexRepairDue, sweepShard } from '../nodes/nodes.js';
 import type { AppContext } from '../core/context.js';
 import { SHARDS, storePart, sumParts, type FleetPart } from '../nodes/node-records.js';
 import { nodeInstances } from './model.js';
@@ -24,6 +24,8 @@ export const nodesSweepShard = z.object({
   /** When the sweep began, and this invocation's place in its shard's chain: its part of the fleet aggregate. */
   sweep: z.number().optional(),
   link: z.number().int().nonnegative().optional(),
+  /** This sweep repairs the eligible-node and free-capacity indexes (at most every 5 minutes). */
+  repair: z.boolean().optional(),
 });
 
 export const orchestratorEvents = {
@@ -50,7 +52,11 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
    * that fans the rest out (`nodes.sweep.shard`, one chain per shard). Then the minute's full reconcile.
    */
   'nodes.sweep': async (event, ctx) => {
-    await sweepFrom(ctx, 0, undefined, event.budget, true, { sweep: ctx.now(), link: 0 });
+    await sweepFrom(ctx, 0, undefined, event.budget, true, {
+      sweep: ctx.now(),
+      link: 0,
+      repair: indexRepairDue(),
+    });
     await emit(ctx, { type: 'reconcile' });
     await publishFleetGauges(ctx).catch((error: unknown) =>
       ctx.logger.warn('fleet gauges failed', { error: error as Error }),
@@ -61,6 +67,7 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
     await sweepFrom(ctx, event.shard, event.cursor, event.budget, false, {
       sweep: event.sweep ?? ctx.now(),
       link: event.link ?? 0,
+      repair: event.repair ?? false,
     });
   },
 };
@@ -76,7 +83,7 @@ async function sweepFrom(
   cursor: string | undefined,
   budget = SWEEP_ITEMS_PER_INVOCATION,
   fanOut: boolean,
-  chain: { sweep: number; link: number },
+  chain: { sweep: number; link: number; repair: boolean },
 ): Promise<void> {
   let left = budget;
   let changed = false;
@@ -84,7 +91,7 @@ async function sweepFrom(
   const parts: { shard: number; link: number; part: FleetPart }[] = [];
   const shards = fanOut ? SHARDS.slice(first) : [first];
   for (const [i, shard] of shards.entries()) {
-    const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left);
+    const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left, chain.repair);
     left -= part.read;
     const link = shard === first ? chain.link : 0;
     parts.push({ shard, link, part: part.part });
@@ -99,7 +106,7 @@ async function sweepFrom(
     changed ||= part.wentOffline.length > 0 || retired.length > 0;
     const rest = shards.slice(i + 1);
     if (part.cursor || (left <= 0 && rest.length)) {
-      const { sweep } = chain;
+      const { sweep, repair } = chain;
       if (part.cursor)
         await emit(ctx, {
           type: 'nodes.sweep.shard',
@@ -108,8 +115,10 @@ async function sweepFrom(
           budget,
           sweep,
           link: link + 1,
+          repair,
         });
-      for (const s of rest) await emit(ctx, { type: 'nodes.sweep.shard', shard: s, budget, sweep, link: 0 });
+      for (const s of rest)
+        await emit(ctx, { type: 'nodes.sweep.shard', shard: s, budget, sweep, link: 0, repair });
       fannedOut = true;
       break;
     }

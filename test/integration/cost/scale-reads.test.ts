@@ -14,7 +14,7 @@ import {
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { SHARDS, freeKey, liveKey } from '../../../functions/nodes/node-records.js';
+import { SHARDS, freeKey, liveKey, upKey } from '../../../functions/nodes/node-records.js';
 import { sweepShard } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { fleetKeys } from '../../../functions/core/keys.js';
@@ -160,6 +160,33 @@ describe('reads per operation independent of the fleet size', () => {
       expect(await ctx.store.get(k.pk, k.sk)).toBeUndefined();
     }
   }, 180_000);
+
+  it('a repairing sweep puts back lost index entries and drops those of silent nodes', async () => {
+    fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    const { ids } = await loadNodeRecords(fleet, 60, 'repair');
+    const lost = ids.filter((_, i) => i % 5 === 0);
+    const silent = ids.filter((_, i) => i % 5 === 1);
+    for (const id of lost) for (const k of [upKey(id), freeKey(id)]) await ctx.store.delete(k.pk, k.sk);
+    for (const id of silent) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now() - 600_000 } });
+    }
+    let repaired = 0;
+    for (const shard of SHARDS)
+      repaired += (await sweepShard(ctx, shard, undefined, undefined, true)).repaired;
+    // Each lost node gets both entries back; each silent one loses its entry in each index.
+    expect(repaired).toBe(2 * lost.length + 2 * silent.length);
+    for (const id of lost)
+      for (const k of [upKey(id), freeKey(id)]) expect(await ctx.store.get(k.pk, k.sk)).toBeDefined();
+    for (const id of silent)
+      for (const k of [upKey(id), freeKey(id)]) expect(await ctx.store.get(k.pk, k.sk)).toBeUndefined();
+    // A sweep that does not repair reads no index.
+    fleet.meter.reset();
+    await fleet.meter.within('plain sweep', () => sweepShard(ctx, 0));
+    const calls = operationUnits(fleet.meter.total((e) => e.label === 'plain sweep')).dynamo_calls;
+    expect(calls).toBe(1);
+  }, 120_000);
 
   it('the scheduled sweep runs in one invocation while the fleet fits its budget, and fans out past it', async () => {
     fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
