@@ -12,6 +12,8 @@
  * - the node sweep at the full fleet in its bounded invocations (records each read, duration on
  *   dynalite, units) and the placement of one submitted task (units: it reads candidates from the
  *   free-capacity index, not the fleet);
+ * - a container start's planning and the scheduled placement run (units: pages of the indexes and
+ *   the sweep's per-shard aggregate, not the fleet);
  * - the /ws/metrics frames (count, largest);
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
@@ -23,6 +25,9 @@ import { resetPlacementRunner } from '../functions/cluster/placement.js';
 import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
 import type { Store, StoreItem } from '../functions/ports/store.js';
 import { call } from '../test/harness/scripted-agent.js';
+import { EVENTS_QUEUE } from '../functions/core/events.js';
+import { changeService, nextService } from '../functions/orchestrator/desired-state.js';
+import { reconcile } from '../functions/orchestrator/reconciler.js';
 import { collectNodeMetrics } from '../agent/node.js';
 import { silentLogger } from '../agent/log.js';
 import { fixtureCollectors } from './cost/sim-node.js';
@@ -176,6 +181,36 @@ async function main(): Promise<object> {
       fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
     );
     const task = await call(fleet.rt.url, 'GET', `/tasks/${String(submitted.body.task_id)}`);
+    // A container start's planning (preflight, reconcile of its image, dispatch): pages of the
+    // eligible-node index, not the fleet.
+    fleet.meter.reset();
+    const image = 'scale/web:1';
+    const [placed, startS] = await seconds(() =>
+      fleet.meter.within('container start', async () => {
+        await changeService(ctx, image, async (current) => ({
+          next: nextService(ctx, image, current, 1, {}),
+          wanted: 1,
+        }));
+        return (await reconcile(ctx, { imageId: image })).placed;
+      }),
+    );
+    const startUnits = operationUnits(fleet.meter.total((e) => e.label === 'container start'));
+    await fleet.settle();
+    // The scheduled placement run (its fleet sample from the sweep's aggregate), after a sweep.
+    await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+    await fleet.settle();
+    resetPlacementRunner();
+    fleet.meter.reset();
+    const [, runS] = await seconds(async () => {
+      await ctx.queue.send(
+        EVENTS_QUEUE,
+        JSON.stringify({ type: 'placement.run', reason: 'schedule', sample: true }),
+      );
+      await fleet.settle();
+    });
+    const runUnits = operationUnits(
+      fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
+    );
     const [frames, framesS] = await seconds(() => metricsFrames(ctx));
     const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
 
@@ -209,6 +244,8 @@ async function main(): Promise<object> {
         units: placementUnits,
         timeout_seconds: EVENTS_TIMEOUT_S,
       },
+      container_start: { seconds: startS, placed: placed.length, units: startUnits },
+      scheduled_placement_run: { seconds: runS, units: runUnits, timeout_seconds: EVENTS_TIMEOUT_S },
       ws_metrics: {
         frames: frames.length,
         largest_bytes: Math.max(...frameBytes),
