@@ -19,7 +19,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/nodes/nodes.js';
-import { SHARDS } from '../functions/nodes/node-records.js';
+import { SHARDS, liveKey } from '../functions/nodes/node-records.js';
 import { loadNodeRecords } from './cost/load-nodes.js';
 import { resetPlacementRunner } from '../functions/cluster/placement.js';
 import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
@@ -123,6 +123,14 @@ async function main(): Promise<object> {
       loadedModels: [],
     };
     const picked = [...ids].sort(() => Math.random() - 0.5).slice(0, SAMPLE);
+    // A fleet beating at its rate: each sampled node's last beat was one interval ago (loading
+    // thousands takes minutes, past the offline window: their beats would all bring nodes back).
+    for (const id of picked) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, {
+        set: { lastHeartbeatMs: ctx.now() - interval * 1000, status: 'online' },
+      });
+    }
     fleet.meter.reset();
     counter.on = true;
     const [, windowS] = await seconds(() =>
@@ -133,7 +141,8 @@ async function main(): Promise<object> {
           });
         // A reset connection (a loaded machine) is retried once, as the agent would at its next beat.
         const res = await beat().catch(beat);
-        if (res.status !== 200) throw new Error(`heartbeat ${nodeId}: ${res.status}`);
+        if (res.status !== 200)
+          throw new Error(`heartbeat ${nodeId}: ${res.status} ${JSON.stringify(res.body)}`);
       }),
     );
     counter.on = false;
