@@ -60,7 +60,11 @@ describe('units per operation (the cost model)', () => {
     expect(m.task_placement.index_write_units).toBeLessThanOrEqual(6);
     // A container start reads its image's nodes and the eligible-node index (8 shard lookups at
     // this size, by the preflight and again by the reconcile) with each candidate's copies.
-    expect(m.container_start).toEqual({ read_units: 27, write_units: 9, index_write_units: 4 });
+    // Which shard the page starts from moves a lookup (0.5) between runs: 27 or 27.5 as measured.
+    expect(m.container_start.read_units).toBeGreaterThanOrEqual(27);
+    expect(m.container_start.read_units).toBeLessThanOrEqual(28);
+    expect(m.container_start.write_units).toBe(9);
+    expect(m.container_start.index_write_units).toBe(4);
   }, 120_000);
 
   it('a heartbeat, a task submit, a task placement and a container start flat from 10 to 50 nodes', async () => {
