@@ -102,6 +102,9 @@ async function main(): Promise<object> {
     nodes: 10,
     profile: 'idle',
     hardware: { kind: 'gpu', gpus: GPUS },
+    // Loading thousands of nodes takes minutes: an hour's offline window keeps the loaded fleet
+    // online through the bench, as a fleet beating at its rate is (beats stay every 30 s).
+    env: { NODE_HEARTBEAT_SECONDS: '30', NODE_OFFLINE_AFTER_SECONDS: '3600' },
   });
   try {
     const ctx = fleet.rt.ctx;
