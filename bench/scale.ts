@@ -12,17 +12,22 @@
  * - the node sweep at the full fleet in its bounded invocations (records each read, duration on
  *   dynalite, units) and the placement of one submitted task (units: it reads candidates from the
  *   free-capacity index, not the fleet);
+ * - a container start's planning and the scheduled placement run (units: pages of the indexes and
+ *   the sweep's per-shard aggregate, not the fleet);
  * - the /ws/metrics frames (count, largest);
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
 import { parseArgs } from 'node:util';
 import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/nodes/nodes.js';
-import { SHARDS } from '../functions/nodes/node-records.js';
+import { SHARDS, liveKey } from '../functions/nodes/node-records.js';
 import { loadNodeRecords } from './cost/load-nodes.js';
 import { resetPlacementRunner } from '../functions/cluster/placement.js';
 import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
 import type { Store, StoreItem } from '../functions/ports/store.js';
 import { call } from '../test/harness/scripted-agent.js';
+import { EVENTS_QUEUE } from '../functions/core/events.js';
+import { changeService, nextService } from '../functions/orchestrator/desired-state.js';
+import { reconcile } from '../functions/orchestrator/reconciler.js';
 import { collectNodeMetrics } from '../agent/node.js';
 import { silentLogger } from '../agent/log.js';
 import { fixtureCollectors } from './cost/sim-node.js';
@@ -97,6 +102,9 @@ async function main(): Promise<object> {
     nodes: 10,
     profile: 'idle',
     hardware: { kind: 'gpu', gpus: GPUS },
+    // Loading thousands of nodes takes minutes: an hour's offline window keeps the loaded fleet
+    // online through the bench, as a fleet beating at its rate is (beats stay every 30 s).
+    env: { NODE_HEARTBEAT_SECONDS: '30', NODE_OFFLINE_AFTER_SECONDS: '3600' },
   });
   try {
     const ctx = fleet.rt.ctx;
@@ -118,6 +126,14 @@ async function main(): Promise<object> {
       loadedModels: [],
     };
     const picked = [...ids].sort(() => Math.random() - 0.5).slice(0, SAMPLE);
+    // A fleet beating at its rate: each sampled node's last beat was one interval ago (loading
+    // thousands takes minutes, past the offline window: their beats would all bring nodes back).
+    for (const id of picked) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, {
+        set: { lastHeartbeatMs: ctx.now() - interval * 1000, status: 'online' },
+      });
+    }
     fleet.meter.reset();
     counter.on = true;
     const [, windowS] = await seconds(() =>
@@ -128,7 +144,8 @@ async function main(): Promise<object> {
           });
         // A reset connection (a loaded machine) is retried once, as the agent would at its next beat.
         const res = await beat().catch(beat);
-        if (res.status !== 200) throw new Error(`heartbeat ${nodeId}: ${res.status}`);
+        if (res.status !== 200)
+          throw new Error(`heartbeat ${nodeId}: ${res.status} ${JSON.stringify(res.body)}`);
       }),
     );
     counter.on = false;
@@ -176,6 +193,36 @@ async function main(): Promise<object> {
       fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
     );
     const task = await call(fleet.rt.url, 'GET', `/tasks/${String(submitted.body.task_id)}`);
+    // A container start's planning (preflight, reconcile of its image, dispatch): pages of the
+    // eligible-node index, not the fleet.
+    fleet.meter.reset();
+    const image = 'scale/web:1';
+    const [placed, startS] = await seconds(() =>
+      fleet.meter.within('container start', async () => {
+        await changeService(ctx, image, async (current) => ({
+          next: nextService(ctx, image, current, 1, {}),
+          wanted: 1,
+        }));
+        return (await reconcile(ctx, { imageId: image })).placed;
+      }),
+    );
+    const startUnits = operationUnits(fleet.meter.total((e) => e.label === 'container start'));
+    await fleet.settle();
+    // The scheduled placement run (its fleet sample from the sweep's aggregate), after a sweep.
+    await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+    await fleet.settle();
+    resetPlacementRunner();
+    fleet.meter.reset();
+    const [, runS] = await seconds(async () => {
+      await ctx.queue.send(
+        EVENTS_QUEUE,
+        JSON.stringify({ type: 'placement.run', reason: 'schedule', sample: true }),
+      );
+      await fleet.settle();
+    });
+    const runUnits = operationUnits(
+      fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
+    );
     const [frames, framesS] = await seconds(() => metricsFrames(ctx));
     const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
 
@@ -209,6 +256,8 @@ async function main(): Promise<object> {
         units: placementUnits,
         timeout_seconds: EVENTS_TIMEOUT_S,
       },
+      container_start: { seconds: startS, placed: placed.length, units: startUnits },
+      scheduled_placement_run: { seconds: runS, units: runUnits, timeout_seconds: EVENTS_TIMEOUT_S },
       ws_metrics: {
         frames: frames.length,
         largest_bytes: Math.max(...frameBytes),

@@ -7,6 +7,13 @@
 export const LAMBDA_MEMORY_MB = 1024;
 
 /**
+ * Functions sized apart by default: the agent routes (heartbeats, command acks) do a few small
+ * reads and writes each and run most often (one heartbeat a node every 30 s), so half a GB halves
+ * their GB-seconds. `-c lambdaMemory=agent=1024` restores the common size.
+ */
+export const LAMBDA_MEMORY_DEFAULTS: Readonly<Record<string, number>> = { agent: 512 };
+
+/**
  * Lambda's own log lines (system logs, JSON format) at WARN: the START and REPORT lines it writes at
  * INFO for every invocation (about 300 bytes, most of a heartbeat's log volume) are not ingested;
  * timeouts and crashes still are. Duration and memory stay in the CloudWatch metrics.
@@ -27,11 +34,13 @@ export type FunctionName = string;
 
 /**
  * `agent=512,events=768`: memory per function, from `-c lambdaMemory=...` (cdk) or
- * `npm run cost -- --memory ...`. Functions not named keep LAMBDA_MEMORY_MB.
+ * `npm run cost -- --memory ...`, over LAMBDA_MEMORY_DEFAULTS. Functions not named keep LAMBDA_MEMORY_MB.
  */
 export function parseLambdaMemory(value: unknown, known: readonly string[]): Record<FunctionName, number> {
-  if (value === undefined || value === '') return {};
-  const out: Record<string, number> = {};
+  const out: Record<string, number> = Object.fromEntries(
+    Object.entries(LAMBDA_MEMORY_DEFAULTS).filter(([name]) => known.includes(name)),
+  );
+  if (value === undefined || value === '') return out;
   for (const part of String(value).split(',')) {
     const [name, mb] = part.split('=').map((s) => s.trim());
     const n = Number(mb);

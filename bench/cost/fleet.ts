@@ -30,6 +30,8 @@ import {
   type MeteredStore,
 } from '../../functions/metering/metered-ports.js';
 import { APP_SCHEDULES } from '../../functions/schedules.js';
+import { getNode } from '../../functions/nodes/nodes.js';
+import { recordMetricHistory } from '../../functions/nodes/metric-history.js';
 import type { TableRoute } from '../../functions/core/route.js';
 import { Router } from '../../functions/core/router.js';
 import { routes } from '../../functions/routes.js';
@@ -83,6 +85,8 @@ export interface CostReport {
   items: Record<string, number>;
   units_per_operation: {
     heartbeat: OperationUnits;
+    /** The metric history a heartbeat writes, per minute. */
+    metric_history_minute: OperationUnits;
     task_submit?: OperationUnits;
     task_placement?: OperationUnits;
     /** Everything one task costs from submit to its result, heartbeats aside. */
@@ -225,10 +229,44 @@ async function registerNodes(url: string, options: CostOptions, nodes: SimNode[]
 
 /** One heartbeat from every node, one after another; units per heartbeat. */
 export async function measureHeartbeat(fleet: Fleet): Promise<Units> {
+  // The first beat of a node's minute also writes its metric history point (measureHistory counts
+  // it, per minute): of two rounds back to back at most one meets a minute boundary, the one
+  // that writes less is the beat alone.
+  const round = async () => {
+    fleet.meter.reset();
+    for (const n of fleet.nodes) await n.heartbeat();
+    await fleet.settle();
+    return divide(fleet.meter.total(awsCharged), fleet.nodes.length);
+  };
+  const first = await round();
+  const second = await round();
+  return second.writeUnits < first.writeUnits ? second : first;
+}
+
+/**
+ * The metric history a heartbeat writes once a minute (a point in the node's hour item, and each
+ * 5 minutes the closed bucket's average in its 6-hour item), per minute: an hour of points written
+ * minute by minute as the first beats of their minutes do, so each write is charged at the item's
+ * size then (an update costs the larger of the item before and after).
+ */
+export async function measureHistory(fleet: Fleet): Promise<Units> {
+  const ctx = fleet.rt.ctx;
+  const node = (await getNode(ctx, fleet.nodes[0]!.nodeId))!;
+  const metrics = node.metrics!;
+  // A whole hour and its buckets, from the start of the next UTC hour (an item of its own).
+  const hour = Math.ceil(ctx.now() / 3_600_000) * 3_600_000 + 3_600_000;
   fleet.meter.reset();
-  for (const n of fleet.nodes) await n.heartbeat();
-  await fleet.settle();
-  return divide(fleet.meter.total(awsCharged), fleet.nodes.length);
+  await fleet.meter.within('metric history', async () => {
+    for (let m = 0; m < 60; m++) {
+      const at = hour + m * 60_000 + 1_000;
+      const at0 = { ...ctx, now: () => at };
+      await recordMetricHistory(at0, { ...node, lastHeartbeatMs: at - 60_000, metrics }, metrics);
+    }
+  });
+  return divide(
+    fleet.meter.total((e) => e.label === 'metric history'),
+    60,
+  );
 }
 
 /** Each app schedule fired once, as EventBridge Scheduler delivers it (an SQS message to the events queue). */
@@ -363,6 +401,7 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
     const interval = fleet.nodes[0]!.heartbeatIntervalSeconds;
     const storedBytes = fleet.store.storedBytes();
     let heartbeat = await measureHeartbeat(fleet);
+    const history = await measureHistory(fleet);
     const sweeps = await measureSweeps(fleet);
     let busy: BusySample | undefined;
     if (options.profile === 'busy') {
@@ -374,10 +413,12 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
     const ops: Record<string, number> = {
       heartbeats: SECONDS_PER_MONTH / interval,
       command_channel_polls: SECONDS_PER_MONTH / COMMAND_POLL_SECONDS,
+      metric_history_minutes: SECONDS_PER_MONTH / 60,
     };
     const month = zeroUnits();
     addUnits(month, heartbeat, ops.heartbeats);
     addUnits(month, { sqsRequests: 1 }, ops.command_channel_polls);
+    addUnits(month, history, ops.metric_history_minutes);
     for (const s of APP_SCHEDULES) {
       const firings = firingsPerMonth(s.expression);
       ops[`sweep ${s.name} (per fleet)`] = firings;
@@ -404,6 +445,7 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
       items: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, round(v, 4)])),
       units_per_operation: {
         heartbeat: operationUnits(heartbeat),
+        metric_history_minute: operationUnits(history),
         ...(busy
           ? {
               task_submit: operationUnits(busy.submit),

@@ -1,6 +1,6 @@
 /**
  * Loads node records straight into the store, as registration and a heartbeat of a registered node
- * leave them (META, liveness, metrics, free-capacity entry), so a fleet of thousands exists in
+ * leave them (META, liveness, metrics, free-capacity and eligible-node entries), so a fleet of thousands exists in
  * seconds: bench:scale and the read-count suites measure operations against it.
  */
 import { keys } from '../../functions/core/keys.js';
@@ -9,6 +9,7 @@ import {
   freeKey,
   liveKey,
   metricsKey,
+  upKey,
   type FreeRecord,
   type LiveRecord,
   type MetricsRecord,
@@ -54,6 +55,7 @@ export async function loadNodeRecords(
     await ctx.store.put({ ...live, ...liveKey(nodeId), nodeId, lastHeartbeatMs: ctx.now() });
     await ctx.store.put({ ...sample, ...metricsKey(nodeId), nodeId });
     await ctx.store.put<FreeRecord>({ ...freeKey(nodeId), nodeId });
+    await ctx.store.put<FreeRecord>({ ...upKey(nodeId), nodeId });
   });
   return { ids, tokens };
 }

@@ -1,5 +1,6 @@
 /**
- * `npm run cost -- --nodes N --profile idle|busy --gpus G [--jetson] [--tasks K] [--containers C] [--json]`:
+ * `npm run cost -- --nodes N --profile idle|busy --gpus G [--jetson] [--tasks K] [--containers C]
+ *   [--heartbeat S --offline S] [--json]`:
  * what one node costs a month on AWS, measured from the code's own calls (bench/cost/fleet.ts).
  */
 import { parseArgs } from 'node:util';
@@ -18,6 +19,9 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     /** `agent=512,events=768`: the stack's lambdaMemory setting. */
     memory: { type: 'string', default: '' },
+    /** NODE_HEARTBEAT_SECONDS and NODE_OFFLINE_AFTER_SECONDS of the deployment (defaults 30 and 90). */
+    heartbeat: { type: 'string' },
+    offline: { type: 'string' },
   },
 });
 
@@ -41,6 +45,10 @@ const report = await runCostModel({
   taskSamples: positive('tasks', values.tasks),
   containerSamples: positive('containers', values.containers),
   memory: parseLambdaMemory(values.memory, [...ROUTE_GROUPS, 'events', 'websocket']),
+  env: {
+    ...(values.heartbeat ? { NODE_HEARTBEAT_SECONDS: String(positive('heartbeat', values.heartbeat)) } : {}),
+    ...(values.offline ? { NODE_OFFLINE_AFTER_SECONDS: String(positive('offline', values.offline)) } : {}),
+  },
 });
 
 if (values.json) console.log(JSON.stringify(report, null, 2));

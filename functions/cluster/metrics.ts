@@ -5,7 +5,9 @@ import type { ModelSpec } from './catalogue.js';
 import { formatDuration, percent, round1 } from './format.js';
 import { readDurations, type Durations } from './task-stats.js';
 import { tasksSince, type TaskItem } from './tasks.js';
-import type { Worker } from './workers.js';
+import { loadWorkers, type Worker } from './workers.js';
+import type { SlotItem } from './slots.js';
+import { fleetAggregate, type FleetPart } from '../nodes/node-records.js';
 
 /**
  * Figures computed from real records: task items (durations, outcomes) and fleet samples
@@ -83,20 +85,55 @@ export function takeSample(
 
 const minuteKey = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 
-/** One sample per minute; a second runner in the same minute writes nothing. */
+/** How old the sweep's parts may be for a sample (the sweep runs every minute). */
+const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
+
+/** The fleet sample from the sweep's per-shard aggregate, the held slots and the queue. */
+export function sampleFromAggregate(
+  agg: FleetPart,
+  catalogue: ModelSpec[],
+  queuedModels: string[],
+  running: SlotItem[],
+  now: number,
+): Sample {
+  const memOf = new Map(catalogue.map((m) => [m.id, m.gpuMemoryMb] as const));
+  const wanted = new Set([...queuedModels, ...running.map((s) => s.model)]);
+  let resident = 0;
+  let useful = 0;
+  for (const [m, nodes] of Object.entries(agg.resident)) {
+    const mb = (memOf.get(m) ?? 0) * nodes;
+    resident += mb;
+    if (wanted.has(m)) useful += mb;
+  }
+  return {
+    at: now,
+    gpuUtilization: agg.utilCount ? round1(agg.utilSum / agg.utilCount) : null,
+    memoryUsedPercent: agg.memTotalMb > 0 ? percent(agg.memUsedMb, agg.memTotalMb) : null,
+    efficiency: resident > 0 ? percent(useful, resident) : null,
+    onlineNodes: agg.onlineNodes,
+    slots: agg.slots,
+    runningTasks: running.length,
+    queuedTasks: queuedModels.length,
+  };
+}
+
+/**
+ * One sample per minute; a second runner in the same minute writes nothing. From the sweep's
+ * aggregate (one record per shard: nothing that grows with the fleet), else (no sweep yet) from
+ * the fleet itself.
+ */
 export async function recordSample(
   ctx: AppContext,
-  workers: Worker[],
   catalogue: ModelSpec[],
   queue: TaskItem[],
+  running: SlotItem[],
 ): Promise<void> {
   const now = ctx.now();
-  const sample = takeSample(
-    workers,
-    catalogue,
-    queue.map((t) => t.model),
-    now,
-  );
+  const queued = queue.map((t) => t.model);
+  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  const sample = agg
+    ? sampleFromAggregate(agg, catalogue, queued, running, now)
+    : takeSample(await loadWorkers(ctx, running), catalogue, queued, now);
   await putIfAbsent(ctx.store, {
     ...taskQueueKeys.clusterSample(minuteKey(now)),
     ...sample,

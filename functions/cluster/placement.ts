@@ -21,14 +21,7 @@ import {
   toSchedTask,
   type TaskItem,
 } from './tasks.js';
-import {
-  loadCandidates,
-  loadWorkers,
-  setNodeModels,
-  syncFreeIndex,
-  toSchedNode,
-  type Worker,
-} from './workers.js';
+import { loadCandidates, setNodeModels, toSchedNode, type Worker } from './workers.js';
 import { clearFree } from '../nodes/node-records.js';
 import { cloudOnlyModels, loadModelBursts, modelBursts, withRentedNodes } from '../novita/model-burst.js';
 
@@ -223,9 +216,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
   // Models with `cloud`: their rented nodes (read only when the catalogue has such a model).
   const bursts = await loadModelBursts(ctx, catalogue);
-  // The scheduled run reads the whole fleet (repairs every slot, rebuilds the free-capacity index);
-  // a run on an event reads the queue and then only candidates (workers.ts loadCandidates).
-  let queue: TaskItem[] | undefined;
+  // Every run reads the queue and then only candidates (workers.ts loadCandidates), never the fleet.
+  let queue: TaskItem[];
   let workers: Worker[];
   const candidatesFor = async (tasks: TaskItem[], include?: string[]) => {
     const demand = new Map<string, number>();
@@ -237,14 +229,19 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     };
     return c.workers;
   };
-  if (full) workers = await loadWorkers(ctx, []);
-  else {
-    queue = await queuedTasks(ctx);
-    const include = [...(options.include ?? []), ...(bursts?.nodes.keys() ?? [])];
-    workers = await candidatesFor(queue, include.length ? include : undefined);
-  }
+  queue = await queuedTasks(ctx);
+  // The scheduled run checks every held slot, so it reads the nodes holding them (the fleet's work,
+  // not its size); the sweep repairs the indexes and aggregates the fleet for the sample.
+  const include = [
+    ...new Set([
+      ...(full ? slots.map((s) => s.nodeId) : []),
+      ...(options.include ?? []),
+      ...(bursts?.nodes.keys() ?? []),
+    ]),
+  ];
+  workers = await candidatesFor(queue, include.length ? include : undefined);
   const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
-  if (!full && repair.requeued.length) {
+  if (repair.requeued.length) {
     // Tasks back in the queue need candidates of their own (their node just left).
     queue = await queuedTasks(ctx);
     const requeued = new Set(repair.requeued);
@@ -266,20 +263,17 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const workerById = new Map(workers.map((w) => [w.id, w] as const));
   const modelById = new Map(catalogue.map((m) => [m.id, m] as const));
 
-  if (full) await syncFreeIndex(ctx, workers);
   // Nothing can start without a free slot. Queue timeouts are then enforced by the next run with
   // capacity, or the scheduled one.
   if (!full && !workers.some((w) => w.online && w.running.length < w.maxConcurrency)) {
     report.planned = false;
     await modelBursts(ctx, bursts, {
       catalogue,
-      waiting: countByModel(queue ?? []),
+      waiting: countByModel(queue),
       busyNodes: new Set(repair.live.map((s) => s.nodeId)),
     });
     return report;
   }
-  // Read after the repair, so requeued tasks are in it.
-  if (queue === undefined || (full && repair.requeued.length)) queue = await queuedTasks(ctx);
   const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
   const models: SchedModel[] = catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb }));
   // Cloud-only models' tasks go to their rented nodes only (withRentedNodes).
@@ -396,7 +390,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     busyNodes: new Set(workers.filter((w) => w.running.length > 0).map((w) => w.id)),
   });
   if (options.sample)
-    await recordSample(ctx, workers, catalogue, queue).catch((error: unknown) =>
+    await recordSample(ctx, catalogue, queue, repair.live).catch((error: unknown) =>
       ctx.logger.warn('sample failed', { error: error as Error }),
     );
   if (report.placed.length || report.requeued.length || report.timedOut.length || report.failed.length) {

@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys, taskQueueKeys } from '../core/keys.js';
 import type { SchedNode } from '../task-planner/index.js';
 import { getNode, isCordoned, isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
-import { NODE_SHARDS, clearFree, markFree, type FreeRecord } from '../nodes/node-records.js';
+import { NODE_SHARDS, clearFree, maxConcurrencyOf, type FreeRecord } from '../nodes/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { SlotItem } from './slots.js';
 
@@ -11,8 +11,7 @@ import type { SlotItem } from './slots.js';
  * GPU memory, resident models, running tasks, concurrency.
  */
 
-/** Node label that sets how many tasks a node runs at once (default 1: one generation per GPU). */
-export const MAX_CONCURRENCY_LABEL = 'max-concurrency';
+export { MAX_CONCURRENCY_LABEL, maxConcurrencyOf } from '../nodes/node-records.js';
 
 /**
  * How long the control plane's own record of a node's models wins over the heartbeat after it
@@ -51,11 +50,6 @@ const sum = (xs: (number | null | undefined)[]): number | undefined => {
   return vs.length ? vs.reduce((a, b) => a + b, 0) : undefined;
 };
 
-export function maxConcurrencyOf(node: NodeItem): number {
-  const raw = node.labels?.[MAX_CONCURRENCY_LABEL];
-  const n = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(n) && n >= 0 && n <= 64 ? n : 1;
-}
 
 /** The control plane's record while it is fresh, else the heartbeat. */
 export function residentModels(node: NodeItem, record: NodeModelsItem | undefined): string[] {
@@ -242,38 +236,4 @@ export async function loadCandidates(
     await readNodes(ids);
   }
   return { workers: [...workers.values()], read };
-}
-
-/**
- * Brings the free-capacity index in line with the whole fleet (the scheduled placement run, which
- * reads it anyway): an entry under its resident model for each node that may take a task, none for
- * those that cannot. Writes only what drifted (a lost write, a node from before the index, a model
- * the node loaded or dropped on its own).
- */
-export async function syncFreeIndex(
-  ctx: AppContext,
-  workers: Worker[],
-): Promise<{ added: number; removed: number }> {
-  const indexed = new Map<string, FreeRecord>();
-  const shards = await Promise.all(
-    Array.from({ length: NODE_SHARDS }, (_, s) => queryAll<FreeRecord>(ctx.store, fleetKeys.nodeFreePk(s))),
-  );
-  for (const r of shards.flat()) indexed.set(r.nodeId, r);
-  let added = 0;
-  let removed = 0;
-  const free = new Set<string>();
-  for (const w of workers) {
-    if (!w.online || isCordoned(w.node) || w.running.length >= w.maxConcurrency) continue;
-    free.add(w.id);
-    // Missing, or under another model than the node now has resident (heartbeats do not write the index).
-    if (indexed.has(w.id) && indexed.get(w.id)!.model === w.resident[0]) continue;
-    await markFree(ctx, w.id, w.resident[0] ? { model: w.resident[0] } : {});
-    added++;
-  }
-  for (const id of indexed.keys()) {
-    if (free.has(id)) continue;
-    await clearFree(ctx, id);
-    removed++;
-  }
-  return { added, removed };
 }

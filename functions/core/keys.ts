@@ -78,6 +78,16 @@ export const fleetKeys = {
   nodeFreePk: (shard: number) => `NODEFREE#${shard}`,
   nodeFreeModelIndex: (nodeId: string, model: string) => ({ gsi1pk: `NODEFREEMODEL#${model}`, gsi1sk: nodeId }),
   nodeFreeModelPk: (model: string) => `NODEFREEMODEL#${model}`,
+  /**
+   * The eligible-node index: a node that may take a new container (online, not cordoned), in one of
+   * the shards. A container start reads a page of it, not the fleet.
+   */
+  nodeUp: (nodeId: string, shard: number) => ({ pk: `NODEUP#${shard}`, sk: nodeId }),
+  nodeUpPk: (shard: number) => `NODEUP#${shard}`,
+  /** The sweep's fleet aggregate: one record per shard and link of its chain (`<shard>#<link>`). */
+  fleetAggPk: 'FLEETAGG',
+  fleetAgg: (shard: number, link: number) => ({ pk: 'FLEETAGG', sk: `${shard}#${String(link).padStart(4, '0')}` }),
+  fleetAggAll: { pk: 'FLEETAGG', sk: 'ALL' },
   endpointsPk: 'ENDPOINTS',
   /** gsi1 partition of an image's instances. */
   imageInstancesPk: (imageId: string) => `IMAGE#${imageId}`,

@@ -37,6 +37,28 @@ export interface LiveRecord extends StoreItem {
   status: 'online' | 'offline';
   lastHeartbeat: string;
   lastHeartbeatMs: number;
+  /** Task slots (the max-concurrency label) as of this beat: the sweep's fleet aggregate needs no META read. */
+  slots?: number;
+  /** A Jetson's memory (its GPU shares it), for the same aggregate. */
+  unifiedMb?: number;
+}
+
+/** Node label that sets how many tasks a node runs at once (default 1: one generation per GPU). */
+export const MAX_CONCURRENCY_LABEL = 'max-concurrency';
+
+export function maxConcurrencyOf(node: { labels?: Record<string, string> }): number {
+  const raw = node.labels?.[MAX_CONCURRENCY_LABEL];
+  const n = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(n) && n >= 0 && n <= 64 ? n : 1;
+}
+
+/** What a liveness record carries of META for the sweep's aggregate (a few bytes, still one write unit). */
+export function liveFacts(node: {
+  labels?: Record<string, string>;
+  jetson?: unknown;
+  memoryMb: number;
+}): Pick<LiveRecord, 'slots' | 'unifiedMb'> {
+  return { slots: maxConcurrencyOf(node), ...(node.jetson ? { unifiedMb: node.memoryMb } : {}) };
 }
 
 export interface MetricsSample {
@@ -151,4 +173,133 @@ export async function markFree(
 export async function clearFree(ctx: AppContext, nodeId: string): Promise<void> {
   const k = freeKey(nodeId);
   await ctx.store.delete(k.pk, k.sk);
+}
+
+/**
+ * The eligible-node index (`NODEUP#<shard>`/`<nodeId>`): online and not cordoned, so a container
+ * start reads a page of candidates instead of the fleet. Written where liveness and cordon change,
+ * beside the free-capacity index; the start checks each candidate it reads, and the sweep repairs
+ * what drifted.
+ */
+export const upKey = (nodeId: string) => fleetKeys.nodeUp(nodeId, nodeShard(nodeId));
+
+export async function markUp(ctx: AppContext, nodeId: string): Promise<void> {
+  await ctx.store.put({ ...upKey(nodeId), nodeId });
+}
+
+export async function clearUp(ctx: AppContext, nodeId: string): Promise<void> {
+  const k = upKey(nodeId);
+  await ctx.store.delete(k.pk, k.sk);
+}
+
+/**
+ * A sweep invocation's share of the fleet sample: what the online nodes of the records it read
+ * report. The scheduled placement run sums the latest of each shard (`fleetAggregate`) instead of
+ * reading every node.
+ */
+export interface FleetPart {
+  onlineNodes: number;
+  slots: number;
+  /** Sum and count of the per-node mean GPU utilisation. */
+  utilSum: number;
+  utilCount: number;
+  memUsedMb: number;
+  memTotalMb: number;
+  /** Nodes with each model resident. */
+  resident: Record<string, number>;
+}
+
+export const emptyPart = (): FleetPart => ({
+  onlineNodes: 0,
+  slots: 0,
+  utilSum: 0,
+  utilCount: 0,
+  memUsedMb: 0,
+  memTotalMb: 0,
+  resident: {},
+});
+
+/** Adds one online node (its liveness and its last stored sample) to a part. */
+export function addToPart(part: FleetPart, live: LiveRecord, sample: MetricsRecord | undefined): void {
+  part.onlineNodes++;
+  part.slots += live.slots ?? 1;
+  const gpus = sample?.metrics?.gpus ?? [];
+  const utils = gpus.map((g) => g.utilizationGpu).filter((u): u is number => typeof u === 'number');
+  if (utils.length) {
+    part.utilSum += utils.reduce((a, b) => a + b, 0) / utils.length;
+    part.utilCount++;
+  }
+  const totals = gpus.map((g) => g.memoryTotalMiB).filter((t): t is number => typeof t === 'number');
+  const used = gpus.map((g) => g.memoryUsedMiB).filter((u): u is number => typeof u === 'number');
+  const total = totals.length ? totals.reduce((a, b) => a + b, 0) : live.unifiedMb;
+  const inUse = used.length
+    ? used.reduce((a, b) => a + b, 0)
+    : live.unifiedMb !== undefined
+      ? (sample?.metrics?.memoryUsedMb ?? undefined)
+      : undefined;
+  if (total !== undefined && total > 0 && inUse !== undefined && inUse !== null) {
+    part.memUsedMb += inUse;
+    part.memTotalMb += total;
+  }
+  for (const m of sample?.loadedModels ?? []) part.resident[m] = (part.resident[m] ?? 0) + 1;
+}
+
+export function sumParts(parts: FleetPart[]): FleetPart {
+  const out = emptyPart();
+  for (const p of parts) {
+    out.onlineNodes += p.onlineNodes;
+    out.slots += p.slots;
+    out.utilSum += p.utilSum;
+    out.utilCount += p.utilCount;
+    out.memUsedMb += p.memUsedMb;
+    out.memTotalMb += p.memTotalMb;
+    for (const [m, n] of Object.entries(p.resident)) out.resident[m] = (out.resident[m] ?? 0) + n;
+  }
+  return out;
+}
+
+interface FleetPartItem extends StoreItem, FleetPart {
+  /** The shard it covers; -1: every shard (a sweep that fitted one invocation). */
+  shard: number;
+  /** When the sweep these parts belong to began (one per sweep, passed along its chain). */
+  sweep: number;
+  atMs: number;
+}
+
+/**
+ * One record per shard and link of the sweep's chain, overwritten by the next sweep; `shard` -1:
+ * one record for the whole fleet (a sweep that fitted one invocation: one write a minute).
+ */
+export async function storePart(
+  ctx: AppContext,
+  shard: number,
+  link: number,
+  sweep: number,
+  part: FleetPart,
+): Promise<void> {
+  await ctx.store.put<FleetPartItem>({
+    ...(shard < 0 ? fleetKeys.fleetAggAll : fleetKeys.fleetAgg(shard, link)),
+    ...part,
+    shard,
+    sweep,
+    atMs: ctx.now(),
+  });
+}
+
+/**
+ * The fleet as the latest sweep of each shard saw it (parts younger than `maxAgeMs`); undefined
+ * when no sweep has run yet. Reads one partition of one record per shard and sweep invocation.
+ */
+export async function fleetAggregate(ctx: AppContext, maxAgeMs: number): Promise<FleetPart | undefined> {
+  const { items } = await ctx.store.query<FleetPartItem>(fleetKeys.fleetAggPk);
+  const now = ctx.now();
+  const fresh = items.filter((i) => now - i.atMs <= maxAgeMs);
+  if (!fresh.length) return undefined;
+  const latest = new Map<number, number>();
+  for (const i of fresh) latest.set(i.shard, Math.max(latest.get(i.shard) ?? 0, i.sweep));
+  // The whole-fleet record when it is the newest; else each shard's latest chain.
+  const whole = latest.get(-1);
+  if (whole !== undefined && [...latest.values()].every((s) => s <= whole))
+    return sumParts(fresh.filter((i) => i.shard === -1 && i.sweep === whole));
+  return sumParts(fresh.filter((i) => i.shard >= 0 && i.sweep === latest.get(i.shard)));
 }

@@ -2,16 +2,25 @@ import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, ForbiddenError, UnauthenticatedError } from '../core/errors.js';
 import { emit } from '../core/events.js';
-import { fleetKeys, keys } from '../core/keys.js';
+import { fleetKeys, keys, taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import {
   SHARDS,
   clearFree,
+  clearUp,
   freeKey,
   liveKey,
   markFree,
+  markUp,
+  maxConcurrencyOf,
   metricsDue,
   metricsKey,
+  upKey,
+  addToPart,
+  emptyPart,
+  liveFacts,
+  type FleetPart,
+  type FreeRecord,
   type LiveRecord,
   type MetricsRecord,
 } from './node-records.js';
@@ -269,9 +278,14 @@ export async function registerNode(
   if (!nodeId) {
     const use = access.kind === 'join' ? await consumeJoinTokenUse(ctx, access.token) : undefined;
     if (access.kind === 'join' && !use) {
-      throw new UnauthenticatedError('Join token expired, revoked or used up', 'AUTHENTICATION_ERROR', undefined, {
-        'www-authenticate': 'Bearer',
-      });
+      throw new UnauthenticatedError(
+        'Join token expired, revoked or used up',
+        'AUTHENTICATION_ERROR',
+        undefined,
+        {
+          'www-authenticate': 'Bearer',
+        },
+      );
     }
     if (use?.nodeName !== undefined && use.nodeName !== req.nodeName) {
       await refundJoinTokenUse(ctx, use);
@@ -341,6 +355,7 @@ export async function registerNode(
     status: wasOnline ? 'online' : 'offline',
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
+    ...liveFacts(facts),
   };
   let node: NodeItem;
   try {
@@ -366,7 +381,8 @@ export async function registerNode(
     if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
   await ctx.store.put(live);
-  if (live.status === 'online' && !node.cordoned) await markFree(ctx, nodeId, { keep: true });
+  if (live.status === 'online' && !node.cordoned)
+    await Promise.all([markFree(ctx, nodeId, { keep: true }), markUp(ctx, nodeId)]);
   return {
     node: assemble(node, live),
     token,
@@ -436,6 +452,7 @@ export async function recordHeartbeat(
     status: 'online',
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
+    ...liveFacts(node),
   };
   const before = assemble(node, live, stored);
   const due = metricsDue(ctx, stored, fresh, now) || (mustStore?.(before) ?? false);
@@ -446,7 +463,11 @@ export async function recordHeartbeat(
   await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
   const model = [...hb.loadedModels].sort()[0];
   if (!wasOnline) {
-    if (!node.cordoned) await markFree(ctx, node.nodeId, { keep: true, ...(model ? { model } : {}) });
+    if (!node.cordoned)
+      await Promise.all([
+        markFree(ctx, node.nodeId, { keep: true, ...(model ? { model } : {}) }),
+        markUp(ctx, node.nodeId),
+      ]);
     await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
   }
   // Readers of this heartbeat's node see what it reported, stored or not.
@@ -483,6 +504,83 @@ export interface ShardSweep {
   toRetire: LiveRecord[];
   /** Where the next invocation goes on; absent when the shard is done. */
   cursor?: string;
+  /** The online nodes it read, for the fleet sample (node-records.ts FleetPart). */
+  part: FleetPart;
+  /** Index entries it wrote or removed because they drifted from the liveness records. */
+  repaired: number;
+}
+
+/**
+ * Brings the eligible-node and free-capacity indexes of the nodes in one page in line with their
+ * liveness records (a lost write, nodes from before the indexes): reads each index over the page's
+ * node id range, one query each, and only the META (and held slots) of nodes that drifted.
+ */
+async function repairIndexes(
+  ctx: AppContext,
+  shard: number,
+  lives: LiveRecord[],
+  samples: Map<string, MetricsRecord>,
+  now: number,
+): Promise<number> {
+  if (!lives.length) return 0;
+  const range: [string, string] = [lives[0]!.nodeId, lives[lives.length - 1]!.nodeId];
+  const [up, free] = await Promise.all([
+    queryAll<FreeRecord>(ctx.store, fleetKeys.nodeUpPk(shard), { between: range }),
+    queryAll<FreeRecord>(ctx.store, fleetKeys.nodeFreePk(shard), { between: range }),
+  ]);
+  const upIds = new Set(up.map((r) => r.nodeId));
+  const freeBy = new Map(free.map((r) => [r.nodeId, r] as const));
+  const online = new Set(lives.filter((l) => isOnline(l, ctx, now)).map((l) => l.nodeId));
+  let repaired = 0;
+  for (const id of [...upIds, ...freeBy.keys()]) {
+    if (online.has(id)) continue;
+    if (upIds.delete(id)) {
+      await clearUp(ctx, id);
+      repaired++;
+    }
+    if (freeBy.delete(id)) {
+      await clearFree(ctx, id);
+      repaired++;
+    }
+  }
+  for (const id of online) {
+    const resident = [...(samples.get(id)?.loadedModels ?? [])].sort()[0];
+    const entry = freeBy.get(id);
+    const modelDrift =
+      entry !== undefined &&
+      entry.model !== resident &&
+      now - (samples.get(id)?.storedAtMs ?? now) >= MODEL_SETTLED_MS;
+    if (upIds.has(id) && entry && !modelDrift) continue;
+    const meta = await getNodeRecord(ctx, id);
+    if (!meta || meta.cordoned) continue;
+    if (!upIds.has(id)) {
+      await markUp(ctx, id);
+      repaired++;
+    }
+    if (entry && !modelDrift) continue;
+    const held = await ctx.store.query(taskQueueKeys.nodeSlot(id, 0).pk);
+    if (held.items.length >= maxConcurrencyOf(meta)) continue;
+    await markFree(ctx, id, resident ? { model: resident } : {});
+    repaired++;
+  }
+  return repaired;
+}
+
+/** A model the node loaded or dropped on its own is trusted over the index after this (placement's settle time). */
+const MODEL_SETTLED_MS = 60_000;
+
+/**
+ * The indexes are written where liveness and cordon change; the repair is the safety net for a
+ * lost write, so a shard's is done at most this often per process, not on every sweep.
+ */
+export const INDEX_REPAIR_EVERY_MS = 5 * 60_000;
+let lastRepair = 0;
+/** Whether the sweep starting now repairs the indexes (its whole chain does, the flag travels with it). */
+export function indexRepairDue(): boolean {
+  const now = Date.now();
+  if (now - lastRepair < INDEX_REPAIR_EVERY_MS) return false;
+  lastRepair = now;
+  return true;
 }
 
 /**
@@ -496,10 +594,12 @@ export async function sweepShard(
   shard: number,
   cursor?: string,
   budget = SWEEP_ITEMS_PER_INVOCATION,
+  /** Repair the eligible-node and free-capacity indexes of what it reads. */
+  repair = false,
 ): Promise<ShardSweep> {
   const now = ctx.now();
   const retireAfter = ctx.config.NODE_RETIRE_AFTER_SECONDS;
-  const out: ShardSweep = { read: 0, wentOffline: [], toRetire: [] };
+  const out: ShardSweep = { read: 0, wentOffline: [], toRetire: [], part: emptyPart(), repaired: 0 };
   let next = cursor;
   do {
     const page = await ctx.store.query<LiveRecord | MetricsRecord>(fleetKeys.nodeStatePk(shard), {
@@ -508,6 +608,15 @@ export async function sweepShard(
     });
     out.read += page.items.length;
     next = page.cursor;
+    const lives = page.items.filter((r): r is LiveRecord => r.sk.endsWith(fleetKeys.nodeLiveSuffix));
+    const samples = new Map(
+      page.items
+        .filter((r): r is MetricsRecord => !r.sk.endsWith(fleetKeys.nodeLiveSuffix))
+        .map((r) => [r.nodeId, r] as const),
+    );
+    for (const live of lives)
+      if (isOnline(live, ctx, now)) addToPart(out.part, live, samples.get(live.nodeId));
+    if (repair) out.repaired += await repairIndexes(ctx, shard, lives, samples, now);
     for (const r of page.items) {
       if (!r.sk.endsWith(fleetKeys.nodeLiveSuffix)) continue;
       const live = r as LiveRecord;
@@ -525,7 +634,7 @@ export async function sweepShard(
         throw error;
       }
       out.wentOffline.push(live.nodeId);
-      await clearFree(ctx, live.nodeId);
+      await Promise.all([clearFree(ctx, live.nodeId), clearUp(ctx, live.nodeId)]);
       await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
     }
   } while (next && out.read < budget);
@@ -572,8 +681,11 @@ export async function setCordon(
       await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true }),
     );
     const model = [...node.loadedModels].sort()[0];
-    if (state.cordoned) await clearFree(ctx, nodeId);
-    else await markFree(ctx, nodeId, { keep: true, ...(model ? { model } : {}) });
+    if (state.cordoned) await Promise.all([clearFree(ctx, nodeId), clearUp(ctx, nodeId)]);
+    else {
+      await markFree(ctx, nodeId, { keep: true, ...(model ? { model } : {}) });
+      if (isOnline(node, ctx)) await markUp(ctx, nodeId);
+    }
     return node;
   } catch (error) {
     if (error instanceof ConditionFailedError) return undefined;
@@ -592,7 +704,7 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
   const guard = keys.nodeName(node.nodeName);
   await deleteIf(ctx.store, guard.pk, guard.sk, { equals: { nodeId: node.nodeId } });
   // Its liveness and metrics records go with it (they live in the sharded state partitions).
-  for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId), freeKey(node.nodeId)])
+  for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId), freeKey(node.nodeId), upKey(node.nodeId)])
     await ctx.store.delete(key.pk, key.sk);
   await ctx.queue.remove(nodeQueue(node.nodeId));
   return true;

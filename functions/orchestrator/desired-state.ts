@@ -4,7 +4,7 @@ import { keys } from '../core/keys.js';
 import { putIf, putIfAbsent } from '../ports/store.js';
 import { getService, type ServiceItem } from './model.js';
 import { planReconcile } from './plan.js';
-import { loadState, planInput, startSpec, toPlanService } from './reconciler.js';
+import { imageState, loadState, planInput, planPaged, startSpec, toPlanService } from './reconciler.js';
 import { satisfies } from './constraints.js';
 import { refuseUnlessAllowed } from '../nodes/node-policy.js';
 import type { InstanceResources } from './resources.js';
@@ -62,10 +62,13 @@ export function nextService(
 /** Refuses a start nothing can run, before anything is written (the request changes nothing). */
 async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Promise<void> {
   if (wanted <= 0) return;
-  const state = await loadState(ctx, next.imageId);
+  // One image: its nodes and pages of eligible ones until a copy can be placed (a global service reads the fleet).
+  const image = await imageState(ctx, next);
+  const state = image?.state ?? (await loadState(ctx, next.imageId));
+  const { plan: paged } = await planPaged(ctx, image, state, [next]);
   const service = toPlanService(next, state.nodes);
   const input = planInput(ctx, state, [service]);
-  if (service.refusedBy) {
+  if (service.refusedBy && !paged.actions.some((a) => a.type === 'place')) {
     // Nodes that could take it by state and constraints, but whose owners do not allow it: a 422.
     const candidates = new Set(
       input.nodes
@@ -85,7 +88,7 @@ async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Pr
       next.serviceName ?? next.imageId,
     );
   }
-  const plan = planReconcile(input);
+  const plan = image ? paged : planReconcile(input);
   const places = plan.actions.filter((a) => a.type === 'place').length;
   if (places === 0) {
     const why = plan.unplaced[0]?.reason ?? 'no online node';

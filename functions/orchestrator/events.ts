@@ -2,9 +2,9 @@ import * as z from 'zod';
 import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
 import { emit } from '../core/events.js';
 import { retireSilentNodes } from '../nodes/drain.js';
-import { SWEEP_ITEMS_PER_INVOCATION, getNode, sweepShard } from '../nodes/nodes.js';
+import { SWEEP_ITEMS_PER_INVOCATION, getNode, indexRepairDue, sweepShard } from '../nodes/nodes.js';
 import type { AppContext } from '../core/context.js';
-import { SHARDS } from '../nodes/node-records.js';
+import { SHARDS, storePart, sumParts, type FleetPart } from '../nodes/node-records.js';
 import { nodeInstances } from './model.js';
 import { reconcile } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
@@ -21,6 +21,11 @@ export const nodesSweepShard = z.object({
   shard: z.number().int().nonnegative(),
   cursor: z.string().optional(),
   budget,
+  /** When the sweep began, and this invocation's place in its shard's chain: its part of the fleet aggregate. */
+  sweep: z.number().optional(),
+  link: z.number().int().nonnegative().optional(),
+  /** This sweep repairs the eligible-node and free-capacity indexes (at most every 5 minutes). */
+  repair: z.boolean().optional(),
 });
 
 export const orchestratorEvents = {
@@ -47,7 +52,11 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
    * that fans the rest out (`nodes.sweep.shard`, one chain per shard). Then the minute's full reconcile.
    */
   'nodes.sweep': async (event, ctx) => {
-    await sweepFrom(ctx, 0, undefined, event.budget, true);
+    await sweepFrom(ctx, 0, undefined, event.budget, true, {
+      sweep: ctx.now(),
+      link: 0,
+      repair: indexRepairDue(),
+    });
     await emit(ctx, { type: 'reconcile' });
     await publishFleetGauges(ctx).catch((error: unknown) =>
       ctx.logger.warn('fleet gauges failed', { error: error as Error }),
@@ -55,7 +64,11 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
   },
   /** One shard's part of a sweep that outgrew one invocation, from where the last one stopped. */
   'nodes.sweep.shard': async (event, ctx) => {
-    await sweepFrom(ctx, event.shard, event.cursor, event.budget, false);
+    await sweepFrom(ctx, event.shard, event.cursor, event.budget, false, {
+      sweep: event.sweep ?? ctx.now(),
+      link: event.link ?? 0,
+      repair: event.repair ?? false,
+    });
   },
 };
 
@@ -70,13 +83,18 @@ async function sweepFrom(
   cursor: string | undefined,
   budget = SWEEP_ITEMS_PER_INVOCATION,
   fanOut: boolean,
+  chain: { sweep: number; link: number; repair: boolean },
 ): Promise<void> {
   let left = budget;
   let changed = false;
+  let fannedOut = false;
+  const parts: { shard: number; link: number; part: FleetPart }[] = [];
   const shards = fanOut ? SHARDS.slice(first) : [first];
   for (const [i, shard] of shards.entries()) {
-    const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left);
+    const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left, chain.repair);
     left -= part.read;
+    const link = shard === first ? chain.link : 0;
+    parts.push({ shard, link, part: part.part });
     for (const nodeId of part.wentOffline) {
       for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);
     }
@@ -88,10 +106,25 @@ async function sweepFrom(
     changed ||= part.wentOffline.length > 0 || retired.length > 0;
     const rest = shards.slice(i + 1);
     if (part.cursor || (left <= 0 && rest.length)) {
-      if (part.cursor) await emit(ctx, { type: 'nodes.sweep.shard', shard, cursor: part.cursor, budget });
-      for (const s of rest) await emit(ctx, { type: 'nodes.sweep.shard', shard: s, budget });
+      const { sweep, repair } = chain;
+      if (part.cursor)
+        await emit(ctx, {
+          type: 'nodes.sweep.shard',
+          shard,
+          cursor: part.cursor,
+          budget,
+          sweep,
+          link: link + 1,
+          repair,
+        });
+      for (const s of rest)
+        await emit(ctx, { type: 'nodes.sweep.shard', shard: s, budget, sweep, link: 0, repair });
+      fannedOut = true;
       break;
     }
   }
+  // The fleet sample's input: one record when this invocation swept the whole fleet, else one per shard and link.
+  if (fanOut && !fannedOut) await storePart(ctx, -1, 0, chain.sweep, sumParts(parts.map((p) => p.part)));
+  else for (const p of parts) await storePart(ctx, p.shard, p.link, chain.sweep, p.part);
   if (changed && !fanOut) await emit(ctx, { type: 'reconcile' });
 }

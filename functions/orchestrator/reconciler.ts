@@ -3,12 +3,24 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { emit } from '../core/events.js';
 import { dispatchCommand } from '../nodes/commands.js';
-import { isCordoned, isDraining, isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
+import {
+  getNode,
+  isCordoned,
+  isDraining,
+  isOnline,
+  listNodes,
+  nodeLabels,
+  type NodeItem,
+} from '../nodes/nodes.js';
+import { NODE_SHARDS, clearUp, type FreeRecord } from '../nodes/node-records.js';
 import type { ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError, putIf, updateIf } from '../ports/store.js';
 import {
   allInstances,
+  getService,
+  imageInstances,
   instanceName,
+  nodeInstances,
   listServices,
   serviceSlots,
   transitionInstance,
@@ -172,23 +184,139 @@ export function startSpec(service: ServiceItem, instanceId: string): ContainerSp
   };
 }
 
+/** The most eligible nodes one read of the index takes (a start that needs more reads the next page). */
+export const NODE_PAGE = 16;
+
+/** What a reconcile of one image read for its nodes: lookups of the eligible-node index and nodes read. */
+export interface CandidateReads {
+  lookups: number;
+  nodes: number;
+}
+
+/**
+ * One image's state for a reconcile that does not read the fleet: the service, its slots and
+ * copies, the nodes they are on (and its pinned node), and a page of the eligible-node index
+ * (`NODEUP#<shard>`, from a random shard on), each candidate with the copies it already runs (their
+ * reservations count). `more()` reads the next page, for when the plan could not place every copy;
+ * false once the index is read through. Undefined for a global service (it runs on every eligible
+ * node, so it reads the fleet) or one that is gone.
+ */
+export async function imageState(
+  ctx: AppContext,
+  service: ServiceItem | undefined,
+): Promise<ImageState | undefined> {
+  if (!service || service.global) return undefined;
+  const imageId = service.imageId;
+  const [own, slots, runs] = await Promise.all([
+    imageInstances(ctx, imageId),
+    serviceSlots(ctx, imageId),
+    activeRuns(ctx),
+  ]);
+  const state: FleetState = {
+    nodes: [],
+    services: [service],
+    instances: [...own],
+    slots,
+    held: runs.flatMap((r) => (r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : [])),
+  };
+  const read: CandidateReads = { lookups: 0, nodes: 0 };
+  const known = new Set<string>();
+  const seenInstances = new Set(own.map((i) => i.instanceId));
+  const addNodes = async (ids: string[], fromIndex: boolean) => {
+    const fresh = [...new Set(ids)].filter((id) => !known.has(id));
+    for (const id of fresh) known.add(id);
+    read.nodes += fresh.length;
+    const loaded = await Promise.all(
+      fresh.map(async (id) => [id, await getNode(ctx, id), await nodeInstances(ctx, id)] as const),
+    );
+    const now = ctx.now();
+    for (const [id, node, instances] of loaded) {
+      if (node) state.nodes.push(node);
+      for (const i of instances)
+        if (!seenInstances.has(i.instanceId)) {
+          seenInstances.add(i.instanceId);
+          state.instances.push(i);
+        }
+      // A stale entry (gone, offline, cordoned) leaves the index; the next liveness change writes it back.
+      if (fromIndex && (!node || !isOnline(node, ctx, now) || isCordoned(node))) await clearUp(ctx, id);
+    }
+  };
+  await addNodes(
+    [...own.map((i) => i.nodeId), ...slots.map((s) => s.nodeId), ...(service.nodeId ? [service.nodeId] : [])],
+    false,
+  );
+  // Pinned: its node is the only place it may go.
+  const start = Math.floor(Math.random() * NODE_SHARDS);
+  let visited = service.nodeId ? NODE_SHARDS : 0;
+  let cursor: string | undefined;
+  const more = async (): Promise<boolean> => {
+    const ids: string[] = [];
+    while (visited < NODE_SHARDS && ids.length < NODE_PAGE) {
+      read.lookups++;
+      const page = await ctx.store.query<FreeRecord>(fleetKeys.nodeUpPk((start + visited) % NODE_SHARDS), {
+        limit: NODE_PAGE - ids.length,
+        ...(cursor ? { cursor } : {}),
+      });
+      ids.push(...page.items.map((r) => r.nodeId).filter((id) => !known.has(id)));
+      cursor = page.cursor;
+      if (!cursor) visited++;
+    }
+    if (!ids.length) return false;
+    await addNodes(ids, true);
+    return true;
+  };
+  await more();
+  return { state, more, read };
+}
+
+export interface ImageState {
+  state: FleetState;
+  more: () => Promise<boolean>;
+  read: CandidateReads;
+}
+
+/**
+ * Plans `planned` over the state, reading more pages of eligible nodes while copies are left
+ * unplaced for want of a node (not for a backoff) and the index has more.
+ */
+export async function planPaged(
+  ctx: AppContext,
+  image: ImageState | undefined,
+  state: FleetState,
+  planned: ServiceItem[],
+  options: { retryNow?: boolean } = {},
+): Promise<{ input: PlanInput; plan: ReturnType<typeof planReconcile> }> {
+  const planFor = () => {
+    const input = planInput(
+      ctx,
+      state,
+      planned.map((s) => toPlanService(s, state.nodes)),
+      options,
+    );
+    return { input, plan: planReconcile(input) };
+  };
+  let out = planFor();
+  while (image && out.plan.unplaced.some((u) => !u.reason.startsWith('backing off')) && (await image.more()))
+    out = planFor();
+  return out;
+}
+
 /** Plans and applies. Safe to run concurrently with itself: every write is conditional. */
 export async function reconcile(
   ctx: AppContext,
   /** `retryNow`: a person asked for the dead copies back (a quick fix): their backoff is skipped. */
   options: { imageId?: string; retryNow?: boolean } = {},
 ): Promise<ReconcileOutcome> {
-  const state = await loadState(ctx, options.imageId);
+  // One image: its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
+  const targeted = options.imageId
+    ? await imageState(ctx, await getService(ctx, options.imageId))
+    : undefined;
+  const state = targeted?.state ?? (await loadState(ctx, options.imageId));
   await recordBackoffs(ctx, state);
   const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
-  const input = planInput(
-    ctx,
-    state,
-    planned.map((s) => toPlanService(s, state.nodes)),
-    options,
-  );
+  // Copies the candidates could not take (capacity, constraints, policy): the next page may.
+  const { input, plan } = await planPaged(ctx, targeted, state, planned, options);
   await refreshGlobalCounts(ctx, input, planned);
-  const plan = planReconcile(input);
   const outcome: ReconcileOutcome = {
     placed: [],
     released: 0,

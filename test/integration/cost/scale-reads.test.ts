@@ -4,14 +4,22 @@
  * simulated nodes; every port is metered. Counts, never timings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import {
+  awsCharged,
+  fireSchedule,
+  operationUnits,
+  startFleet,
+  type Fleet,
+} from '../../../bench/cost/fleet.js';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { SHARDS, freeKey, liveKey } from '../../../functions/nodes/node-records.js';
+import { SHARDS, freeKey, liveKey, upKey } from '../../../functions/nodes/node-records.js';
 import { sweepShard } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { fleetKeys } from '../../../functions/core/keys.js';
+import { changeService, nextService } from '../../../functions/orchestrator/desired-state.js';
+import { reconcile } from '../../../functions/orchestrator/reconciler.js';
 
 describe('reads per operation independent of the fleet size', () => {
   let fleet: Fleet | undefined;
@@ -55,6 +63,63 @@ describe('reads per operation independent of the fleet size', () => {
     expect(large.units.read_units).toBeLessThanOrEqual(10);
   }, 180_000);
 
+  /**
+   * A container start's planning (the preflight, the reconcile of its image and the dispatch, without
+   * the request's wait on the agent, whose polls follow the clock) and then the scheduled placement
+   * run after a sweep, at a fleet of `extra` loaded nodes plus two registered ones.
+   */
+  async function startAndScheduledRunAt(extra: number) {
+    fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    await loadNodeRecords(fleet, extra, 'start');
+    await fleet.settle();
+    const image = 'reads/web:1';
+    fleet.meter.reset();
+    const placed = await fleet.meter.within('container start', async () => {
+      await changeService(ctx, image, async (current) => ({
+        next: nextService(ctx, image, current, 1, {}),
+        wanted: 1,
+      }));
+      return (await reconcile(ctx, { imageId: image })).placed;
+    });
+    const start = operationUnits(fleet.meter.total((e) => e.label === 'container start'));
+    await fleet.settle();
+    // A sweep first (the every-minute schedule): the placement run's fleet sample sums its parts.
+    await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+    await fleet.settle();
+    fleet.meter.reset();
+    await fireSchedule(fleet, 'placement-run');
+    const run = operationUnits(fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'));
+    const [sample] = (
+      await ctx.store.query<{ pk: string; sk: string; onlineNodes: number }>('CLUSTERSAMPLES', {
+        ascending: false,
+        limit: 1,
+      })
+    ).items;
+    await fleet.stop();
+    fleet = undefined;
+    return { placed: placed.length, start, run, onlineNodes: sample?.onlineNodes };
+  }
+
+  it('a container start and the scheduled placement run read the same at 200 and at 800 nodes', async () => {
+    const small = await startAndScheduledRunAt(198);
+    const large = await startAndScheduledRunAt(798);
+    expect(small.placed).toBe(1);
+    expect(large.placed).toBe(1);
+    // The image's nodes (none yet) and one page of the eligible-node index (16 nodes), each candidate
+    // with its copies, read by the preflight and again by the reconcile: 70 read units at both sizes.
+    expect(large.start.dynamo_calls).toBe(small.start.dynamo_calls);
+    expect(large.start.read_units).toBe(small.start.read_units);
+    expect(large.start.read_units).toBeLessThanOrEqual(80);
+    // The queue, the held slots, the catalogue and the sweep's per-shard parts: not the nodes.
+    expect(large.run.dynamo_calls).toBe(small.run.dynamo_calls);
+    expect(large.run.read_units).toBe(small.run.read_units);
+    expect(large.run.read_units).toBeLessThanOrEqual(10);
+    // The sample still counts every node, from the parts.
+    expect(small.onlineNodes).toBe(200);
+    expect(large.onlineNodes).toBe(800);
+  }, 240_000);
+
   it('a sweep invocation reads at most its budget; the chain of one shard covers it and flips silent nodes offline', async () => {
     fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
     const ctx = fleet.rt.ctx;
@@ -95,6 +160,33 @@ describe('reads per operation independent of the fleet size', () => {
       expect(await ctx.store.get(k.pk, k.sk)).toBeUndefined();
     }
   }, 180_000);
+
+  it('a repairing sweep puts back lost index entries and drops those of silent nodes', async () => {
+    fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    const { ids } = await loadNodeRecords(fleet, 60, 'repair');
+    const lost = ids.filter((_, i) => i % 5 === 0);
+    const silent = ids.filter((_, i) => i % 5 === 1);
+    for (const id of lost) for (const k of [upKey(id), freeKey(id)]) await ctx.store.delete(k.pk, k.sk);
+    for (const id of silent) {
+      const k = liveKey(id);
+      await ctx.store.update(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now() - 600_000 } });
+    }
+    let repaired = 0;
+    for (const shard of SHARDS)
+      repaired += (await sweepShard(ctx, shard, undefined, undefined, true)).repaired;
+    // Each lost node gets both entries back; each silent one loses its entry in each index.
+    expect(repaired).toBe(2 * lost.length + 2 * silent.length);
+    for (const id of lost)
+      for (const k of [upKey(id), freeKey(id)]) expect(await ctx.store.get(k.pk, k.sk)).toBeDefined();
+    for (const id of silent)
+      for (const k of [upKey(id), freeKey(id)]) expect(await ctx.store.get(k.pk, k.sk)).toBeUndefined();
+    // A sweep that does not repair reads no index.
+    fleet.meter.reset();
+    await fleet.meter.within('plain sweep', () => sweepShard(ctx, 0));
+    const calls = operationUnits(fleet.meter.total((e) => e.label === 'plain sweep')).dynamo_calls;
+    expect(calls).toBe(1);
+  }, 120_000);
 
   it('the scheduled sweep runs in one invocation while the fleet fits its budget, and fans out past it', async () => {
     fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
