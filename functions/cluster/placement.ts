@@ -6,7 +6,7 @@ import { dispatchCommand } from '../nodes/commands.js';
 import type { Command } from '../../protocol/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { recordSample } from './metrics.js';
-import { countPlacement } from '../observability/counters.js';
+import { countModelSwitch, countPlacement } from '../observability/counters.js';
 import { claimSlot, freeSlots, heldSlots, releaseSlot, type SlotItem } from './slots.js';
 import {
   closeQueued,
@@ -360,6 +360,9 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       }
       await setNodeModels(ctx, p.nodeId, [p.switchModel.to]);
       report.switches++;
+      await countModelSwitch(ctx).catch((error: unknown) =>
+        ctx.logger.warn('placement count failed', { error: error as Error }),
+      );
     }
     const commandId = await tryDispatch(ctx, p.nodeId, {
       type: 'task.run',

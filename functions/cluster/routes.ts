@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
+import { readPlacementCounts } from '../observability/counters.js';
 import { NotFoundError } from '../core/errors.js';
 import { resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
@@ -51,8 +52,11 @@ export function clusterRoutes(): AnyRoute[] {
       summary: 'Cluster status: workers, queue, GPU utilisation and memory',
       response: unchecked(S.clusterStatusOut),
       handler: async (_req, ctx) => {
-        const view = await loadFleet(ctx);
-        const queued = await queuedTasks(ctx);
+        const [view, queued, counts] = await Promise.all([
+          loadFleet(ctx),
+          queuedTasks(ctx),
+          readPlacementCounts(ctx),
+        ]);
         const online = view.workers.filter((w) => w.online);
         const sample = takeSample(
           view.workers,
@@ -88,6 +92,13 @@ export function clusterRoutes(): AnyRoute[] {
           total_memory: formatMemory(total),
           available_memory: formatMemory(Math.max(0, total - used)),
           uptime: formatUptime(ctx.now() - firstSeen),
+          placements: {
+            placed: counts.placed,
+            model_switches: counts.switched,
+            requeued: counts.requeued,
+            lost: counts.lost,
+            failed: counts.failed,
+          },
         };
       },
     }),

@@ -27,6 +27,17 @@ export const clusterStatusOut = z.object({
   total_memory: memory,
   available_memory: memory,
   uptime: z.string(),
+  placements: z
+    .object({
+      placed: z.number().int(),
+      model_switches: z.number().int().describe('Placements that switched a node to another model first'),
+      requeued: z.number().int(),
+      lost: z.number().int(),
+      failed: z.number().int(),
+    })
+    .describe(
+      'Placement decisions since the deployment began (stored counters, every API instance adds to them)',
+    ),
 });
 
 const workerItem = z.looseObject({

@@ -139,6 +139,38 @@ export function countPlacement(
   ]);
 }
 
+const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+
+/** A placement that switched a node to the task's model (unloading what it held): counted beside `placed`. */
+export function countModelSwitch(ctx: AppContext): Promise<void> {
+  return count(ctx, observabilityKeys.placements, { switched: 1 }, [['ModelSwitches', MetricUnit.Count, 1]]);
+}
+
+export interface PlacementCounts {
+  placed: number;
+  /** Placements that switched a node's model first (a subset of `placed`). */
+  switched: number;
+  lost: number;
+  failed: number;
+  requeued: number;
+}
+
+const placementCounts = (item: CounterItem | undefined): PlacementCounts => ({
+  placed: n(item?.['placed']),
+  switched: n(item?.['switched']),
+  lost: n(item?.['lost']),
+  failed: n(item?.['failed']),
+  requeued: n(item?.['requeued']),
+});
+
+/** The placement counters alone: one item read (this process's buffer flushed first). */
+export async function readPlacementCounts(ctx: AppContext): Promise<PlacementCounts> {
+  await flushCounters(ctx);
+  return placementCounts(
+    await ctx.store.get<CounterItem>(observabilityKeys.pk, observabilityKeys.placements),
+  );
+}
+
 /** A Novita cache lookup (product list, templates). */
 export function countCacheLookup(ctx: AppContext, hit: boolean): Promise<void> {
   return count(ctx, observabilityKeys.novitaCache, { [hit ? 'hits' : 'misses']: 1 });
@@ -164,11 +196,12 @@ export interface StoredCounters {
   http: { method: string; route: string; byStatus: Map<number, number>; durationMs: number }[];
   commands: Map<string, CounterItem>;
   tasks: Map<string, CounterItem>;
+  /** Placement outcomes (placed, lost, failed, requeued). */
   placements: Record<string, number>;
+  /** Placements that switched a node's model first. */
+  modelSwitches: number;
   novitaCache: { hits: number; misses: number };
 }
-
-const n = (v: unknown) => (typeof v === 'number' ? v : 0);
 
 /** Every stored counter item (this process's buffer flushed first): one query of one partition. */
 export async function readCounters(ctx: AppContext): Promise<StoredCounters> {
@@ -179,6 +212,7 @@ export async function readCounters(ctx: AppContext): Promise<StoredCounters> {
     commands: new Map(),
     tasks: new Map(),
     placements: {},
+    modelSwitches: 0,
     novitaCache: { hits: 0, misses: 0 },
   };
   for (const item of items) {
@@ -198,9 +232,11 @@ export async function readCounters(ctx: AppContext): Promise<StoredCounters> {
       });
     } else if (kind === 'CMD') out.commands.set(rest, item);
     else if (kind === 'TASK') out.tasks.set(rest, item);
-    else if (item.sk === observabilityKeys.placements)
-      for (const k of ['placed', 'lost', 'failed', 'requeued']) out.placements[k] = n(item[k]);
-    else if (item.sk === observabilityKeys.novitaCache)
+    else if (item.sk === observabilityKeys.placements) {
+      const { switched, ...outcomes } = placementCounts(item);
+      out.placements = outcomes;
+      out.modelSwitches = switched;
+    } else if (item.sk === observabilityKeys.novitaCache)
       out.novitaCache = { hits: n(item['hits']), misses: n(item['misses']) };
   }
   return out;

@@ -250,6 +250,11 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
     'outcome',
   ] as const);
   for (const [outcome, n] of Object.entries(counters.placements)) placements.inc({ outcome }, n);
+  counter(
+    'fleet_model_switches_total',
+    'Placements that switched a node to another model first (unloading what it held).',
+    [] as const,
+  ).inc(counters.modelSwitches);
 
   return { contentType: registry.contentType, body: await registry.metrics() };
 }

@@ -482,6 +482,15 @@ describeWith(
       expect(await queued.count()).toBe(2);
       expect(await queued.locator('td:nth-child(2)').allTextContents()).toEqual(['high', 'low']);
       await record(page, 'inference');
+      // The placement counters as /cluster/status gives them.
+      const { placements } = (await call('GET', '/cluster/status')).body as {
+        placements: { placed: number; model_switches: number; requeued: number };
+      };
+      await expect
+        .poll(() => page.getByTestId('placement-counts').textContent(), { timeout: 20_000 })
+        .toContain(
+          `${placements.placed} placed · ${placements.model_switches} model switches · ${placements.requeued} requeued`,
+        );
       // Cancelled through the API: the page follows without a reload.
       for (const t of (await call('GET', '/tasks')).body.tasks as { task_id: string }[])
         expect((await call('DELETE', `/tasks/${t.task_id}`)).status).toBe(200);

@@ -49,6 +49,7 @@ export const WORKLOAD_RESPONSE_EXAMPLES: Record<string, unknown> = {
     total_memory: '240GB',
     available_memory: '118GB',
     uptime: '3d 4h 12m',
+    placements: { placed: 1284, model_switches: 37, requeued: 3, lost: 5, failed: 1 },
   },
   'GET /workers': {
     workers: [

@@ -196,6 +196,14 @@ describe.each(modes)('task queue over simulated agents, $name', (mode) => {
       }
       const list = await api('GET', '/tasks?status=completed&limit=100');
       expect(list.body.total).toBe(8);
+      // The stored counters saw the same: 8 placements, the predicted switches among them.
+      expect((await api('GET', '/cluster/status')).body.placements).toEqual({
+        placed: 8,
+        model_switches: predictedSwitches,
+        requeued: 0,
+        lost: expect.any(Number),
+        failed: 0,
+      });
     },
     60_000,
   );

@@ -14,6 +14,7 @@ interface ClusterStatus {
   gpu_utilization: number;
   total_memory: string | null;
   available_memory: string | null;
+  placements?: { placed: number; model_switches: number; requeued: number; lost: number; failed: number };
 }
 interface QueueView {
   queue: {
@@ -175,6 +176,15 @@ export function InferencePage() {
                 {s.available_memory ?? '–'} free of {s.total_memory ?? '–'}
               </dd>
             </div>
+            {s.placements ? (
+              <div data-testid="placement-counts">
+                <dt>placements</dt>
+                <dd>
+                  {s.placements.placed} placed · {s.placements.model_switches} model switches ·{' '}
+                  {s.placements.requeued} requeued · {s.placements.lost + s.placements.failed} not placed
+                </dd>
+              </div>
+            ) : null}
           </dl>
         ) : (
           <Empty text="Loading…" />
