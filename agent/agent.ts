@@ -146,6 +146,7 @@ export async function runAgent(
             ...(config.policy ?? DEFAULT_POLICY),
             ...(engineSocket ? { engineSocket } : {}),
             ...(config.checkpointRoot ? { checkpointRoot: config.checkpointRoot } : {}),
+            allowExec: config.allowExec === true,
           },
         },
         collectors,

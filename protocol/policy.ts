@@ -26,6 +26,8 @@ export const reportedPolicy = nodePolicy.extend({
   engineSocket: z.string().max(4096).optional(),
   /** The node's own checkpoint root (FLEET_CHECKPOINT_ROOT): a run's checkpoint folder is `<it>/<job_id>` there. */
   checkpointRoot: z.string().max(4096).optional(),
+  /** Host commands (host.exec) run here: the agent's --allow-exec. Absent from older agents. */
+  allowExec: z.boolean().optional(),
 });
 export type ReportedPolicy = z.infer<typeof reportedPolicy>;
 

@@ -28,6 +28,11 @@ export const execBody = z.object({
   timeout: z.number().int().min(1).max(HOST_EXEC.maxTimeoutSeconds).default(HOST_EXEC.defaultTimeoutSeconds),
 });
 
+const execDisabled = (nodeName: string) =>
+  new ForbiddenError(
+    `Remote execution is disabled on node ${nodeName}: restart its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it`,
+  );
+
 export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody>): Promise<unknown> {
   const node = await resolveNode(ctx, body.node_id);
   if (!node) throw new NotFoundError(`Node ${body.node_id} not found`);
@@ -36,6 +41,8 @@ export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody
       `Node ${node.nodeName} is offline (last heartbeat ${node.lastHeartbeat ?? 'never'}): its agent cannot run the command`,
       'NODE_OFFLINE',
     );
+  // Refused up front when the node said so at registration: nothing is queued in vain.
+  if (node.policy?.allowExec === false) throw execDisabled(node.nodeName);
   const host = node.addresses[0] ?? node.hostname;
   const commandId = await dispatchCommand(ctx, node.nodeId, {
     type: 'host.exec',
@@ -47,10 +54,7 @@ export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody
     [commandId],
     async ([c]) => {
       if (!c || c.status === 'failed') {
-        if (c?.output?.['errorType'] === EXEC_DISABLED)
-          throw new ForbiddenError(
-            `Remote execution is disabled on node ${node.nodeName}: restart its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it`,
-          );
+        if (c?.output?.['errorType'] === EXEC_DISABLED) throw execDisabled(node.nodeName);
         throw new UpstreamError(`The command could not run on ${node.nodeName}: ${c?.error ?? 'no result'}`);
       }
       const out = hostExecOutput.safeParse(c.output ?? {});

@@ -80,6 +80,7 @@ function policyView(node: NodeItem) {
     allow_host_network: p.allowHostNetwork,
     allow_host_pid: p.allowHostPid,
     allow_capabilities: p.allowCapabilities,
+    allow_exec: p.allowExec ?? null,
   };
 }
 
@@ -119,6 +120,12 @@ const nodeOut = z.object({
       allow_host_network: z.boolean(),
       allow_host_pid: z.boolean(),
       allow_capabilities: z.array(z.string()),
+      allow_exec: z
+        .boolean()
+        .nullable()
+        .describe(
+          'Host commands (POST /api/ssh/exec-node) run here: the agent was started with --allow-exec. Null: its agent does not say',
+        ),
     })
     .nullable()
     .describe(

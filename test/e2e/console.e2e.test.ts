@@ -356,6 +356,7 @@ describeWith(
             allow_host_network: boolean;
             allow_host_pid: boolean;
             allow_capabilities: string[];
+            allow_exec: boolean | null;
           } | null;
         }[];
       };
@@ -364,7 +365,7 @@ describeWith(
       const { page, errors } = await signIn(ADMIN_KEY);
       await page.locator(`tr[data-node="${nodeName}"] a`).click();
       const rows = page.getByTestId('policy').locator('tbody tr');
-      await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(6);
+      await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(7);
       const shown = await rows.evaluateAll((trs) =>
         trs.map((tr) => [
           tr.querySelector('th')!.textContent,
@@ -400,6 +401,7 @@ describeWith(
           String(policy.allow_capabilities.length > 0),
           policy.allow_capabilities.join(', ') || 'none',
         ],
+        ['Host commands (exec)', String(policy.allow_exec), policy.allow_exec ? 'allowed' : 'refused'],
       ]);
       await record(page, 'node-policy');
 

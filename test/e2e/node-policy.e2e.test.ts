@@ -95,7 +95,7 @@ describeWith(
         name: names.open,
         stateDir: join(root, 'open'),
         heartbeatSeconds: 1,
-        env: { ...agentEnv, FLEET_ALLOW_HOST_PATHS: `${shared},${checkpointRoot}` },
+        env: { ...agentEnv, FLEET_ALLOW_HOST_PATHS: `${shared},${checkpointRoot}`, FLEET_ALLOW_EXEC: 'true' },
       });
       await Promise.all([agents.strict.start(), agents.open.start()]);
     }, 120_000);
@@ -124,9 +124,33 @@ describeWith(
         allow_host_pid: false,
         allow_capabilities: [],
       };
-      expect(view('strict')?.policy).toEqual({ allow_host_paths: ['/var/lib/fleet/checkpoints'], ...off });
-      expect(view('open')?.policy).toEqual({ allow_host_paths: [shared, checkpointRoot], ...off });
+      expect(view('strict')?.policy).toEqual({
+        allow_host_paths: ['/var/lib/fleet/checkpoints'],
+        ...off,
+        allow_exec: false,
+      });
+      expect(view('open')?.policy).toEqual({
+        allow_host_paths: [shared, checkpointRoot],
+        ...off,
+        allow_exec: true,
+      });
     });
+
+    it('host commands: refused at the API where the node said no (403, nothing queued), run where it allows them', async () => {
+      const before = await commandCount();
+      const refused = await api('POST', '/api/ssh/exec-node', { node_id: names.strict, command: 'id' });
+      expect(refused.status, refused.text).toBe(403);
+      expect(refused.text).toContain(
+        `Remote execution is disabled on node ${names.strict}: restart its agent with --allow-exec`,
+      );
+      expect(await commandCount()).toBe(before);
+      const ran = await api('POST', '/api/ssh/exec-node', {
+        node_id: names.open,
+        command: 'echo allowed here',
+      });
+      expect(ran.status, ran.text).toBe(200);
+      expect(ran.body).toMatchObject({ stdout: 'allowed here\n', exit_status: 0 });
+    }, 60_000);
 
     it('a service mounting what no node allows is refused at the API: 422, nothing stored, nothing queued', async () => {
       const before = await commandCount();

@@ -8,6 +8,8 @@ export interface NodePolicy {
   allow_host_network: boolean;
   allow_host_pid: boolean;
   allow_capabilities: string[];
+  /** Null: an agent that does not say. */
+  allow_exec?: boolean | null;
 }
 
 interface Rule {
@@ -59,6 +61,16 @@ export function policyRules(p: NodePolicy): Rule[] {
       detail: p.allow_capabilities.length ? p.allow_capabilities.join(', ') : 'none',
       how: 'the node owner lists them with --allow-capabilities (FLEET_ALLOW_CAPABILITIES)',
     },
+    ...(typeof p.allow_exec === 'boolean'
+      ? [
+          {
+            rule: 'Host commands (exec)',
+            allowed: p.allow_exec,
+            detail: p.allow_exec ? 'allowed' : 'refused',
+            how: flag(p.allow_exec, 'allow-exec', 'FLEET_ALLOW_EXEC'),
+          },
+        ]
+      : []),
   ];
 }
 
@@ -68,8 +80,7 @@ export function PolicySection({ policy }: { policy: NodePolicy | null | undefine
       {policy ? (
         <>
           <p class="small muted">
-            Set by the node’s owner on the node; the control plane places only what it allows. Host commands
-            (exec) need the agent’s --allow-exec, which it does not report.
+            Set by the node’s owner on the node; the control plane places only what it allows.
           </p>
           <table data-testid="policy">
             <thead>

@@ -178,6 +178,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
             allow_host_network: false,
             allow_host_pid: false,
             allow_capabilities: [],
+            allow_exec: false,
           },
           driver: 'container',
           cloud_instance: null,
