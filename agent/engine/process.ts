@@ -58,6 +58,9 @@ export interface ProcessEngineOptions {
   watchMs?: number;
 }
 
+/** How long a dead child's own exit event is awaited before its record is finished without it. */
+const EXIT_EVENT_GRACE_MS = 500;
+
 // $1: the exit file. A trapped TERM/INT/HUP waits for the command, so its own status is recorded.
 const WRAPPER = 'f=$1; shift; trap : TERM INT HUP; "$@"; echo $? > "$f"';
 
@@ -320,14 +323,23 @@ export class ProcessEngine implements EngineDriver {
     });
   }
 
-  /** A group started before the agent restarted is not our child: its liveness is read from /proc. */
+  /**
+   * A running record checked against /proc: a group started before the agent restarted is not our
+   * child, and a child's exit event can be missed (seen under qemu-user on a loaded host), so a
+   * leader that is gone or a zombie is finished here too; the wrapper's exit file gives its code.
+   */
   private async refresh(meta: ProcessMeta): Promise<ProcessMeta> {
-    if (meta.state !== 'running' || meta.pid === null || this.children.has(meta.id)) return meta;
+    if (meta.state !== 'running' || meta.pid === null) return meta;
+    const ours = this.children.has(meta.id);
     if (await alive(meta.pid, meta.startTicks)) {
-      this.following.add(meta.id);
-      this.ensureWatch();
+      if (!ours) {
+        this.following.add(meta.id);
+        this.ensureWatch();
+      }
       return meta;
     }
+    // Our child just died: its exit event, with the signal that killed it, normally follows at once.
+    if (ours) await new Promise((resolve) => setTimeout(resolve, EXIT_EVENT_GRACE_MS));
     return (await this.finish(meta.id, null)) ?? meta;
   }
 

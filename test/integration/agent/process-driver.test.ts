@@ -165,6 +165,24 @@ describe('process driver', () => {
     expect(hostPathOf('/checkpointsX', volumes)).toBe('/checkpointsX');
   });
 
+  it('an exit whose event never came is found when the record is next read (the exit file gives the code)', async () => {
+    const c = await engine.createAndStart(
+      spec({ instanceId: 'run-5', command: ['sh', '-c', 'sleep 0.3; exit 5'] }),
+    );
+    // What a lost SIGCHLD looks like to the driver: the child's exit event never fires.
+    const child = (engine as unknown as { children: Map<string, NodeJS.EventEmitter> }).children.get(c.id)!;
+    child.removeAllListeners('exit');
+    const { pid } = JSON.parse(await readFile(join(root, 'processes', c.id, 'meta.json'), 'utf8')) as {
+      pid: number;
+    };
+    // Gone, or a zombie nobody reaps: no event will say so.
+    await expect.poll(() => alive(pid), { timeout: 10_000, interval: 50 }).toBe(false);
+    expect(await engine.inspect(c.id)).toMatchObject({ state: 'exited', exitCode: 5, running: false });
+    expect(events.filter((e) => e.containerId === c.id)).toEqual([
+      expect.objectContaining({ action: 'die', exitCode: 5 }),
+    ]);
+  }, 30_000);
+
   it('a group started before a restart is found, followed and its exit code read from the wrapper', async () => {
     const c = await engine.createAndStart(
       spec({ instanceId: 'run-4', command: ['sh', '-c', 'sleep 1; exit 4'] }),
