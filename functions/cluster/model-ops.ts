@@ -176,7 +176,18 @@ export async function unloadModel(
       );
   if (!targets.length && !view.catalogue.some((m) => m.id === input.model_name))
     throw unknownModel('model_name', input.model_name);
-  const busy = targets.filter((w) => w.running.some((s) => s.model === input.model_name));
+  // By the tasks' own state: a slot outlives its task's end by the moment its release takes.
+  const busy: typeof targets = [];
+  for (const w of targets)
+    if (
+      (
+        await activeTasksOf(
+          ctx,
+          w.running.filter((s) => s.model === input.model_name),
+        )
+      ).length
+    )
+      busy.push(w);
   if (busy.length && !input.force)
     throw new ConflictError(
       `${input.model_name} has running tasks on ${busy.map((w) => w.id).join(', ')}; pass force to requeue them`,
