@@ -1,5 +1,4 @@
 import Docker from 'dockerode';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { CommandChannel as ChannelConfig } from '../protocol/messages.js';
 import { Backoff, sleep } from './backoff.js';
 import { createChannel, runCommandLoop, sameChannel, type CommandChannel } from './channel.js';
@@ -23,13 +22,14 @@ import { DEFAULT_POLICY } from './policy.js';
 import { AGENT_VERSION } from './version.js';
 import { ExitWatcher } from './watcher.js';
 import { CheckpointSync } from './checkpoints.js';
+import type { SqsApi } from './sqs-client.js';
 
 export interface AgentDeps {
   /** Defaults to dockerode's own resolution: DOCKER_HOST, else /var/run/docker.sock. */
   docker?: Docker;
   collectors?: Collectors;
   logger?: Logger;
-  sqsClient?: SQSClient;
+  sqsClient?: SqsApi;
   /** Safety-net scan interval of the exit watcher. */
   watchPollMs?: number;
   /** Called once everything runs (tests wait on it). */

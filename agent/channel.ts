@@ -1,9 +1,9 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { CommandChannel as ChannelConfig } from '../protocol/messages.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { ControlPlaneClient } from './client.js';
 import { vendedCredentials } from './credentials.js';
 import type { SqsChannelOptions } from './sqs-channel.js';
+import type { SqsApi } from './sqs-client.js';
 import { inNewOperation, type Logger } from './log.js';
 
 /** One received command; `ack` removes it from the channel (after its result was reported). */
@@ -52,8 +52,8 @@ export class HttpCommandChannel implements CommandChannel {
 }
 
 /**
- * The SQS channel, loaded on first use: the AWS SDK is a fifth of the bundle and an agent on the
- * HTTP channel (the embedded runtime) never needs it.
+ * The SQS channel, loaded on first use: an agent on the HTTP channel (the embedded runtime) never
+ * needs its signer.
  */
 class DeferredSqsChannel implements CommandChannel {
   readonly type = 'sqs' as const;
@@ -77,7 +77,7 @@ class DeferredSqsChannel implements CommandChannel {
 export function createChannel(
   config: ChannelConfig,
   client: ControlPlaneClient,
-  sqsClient?: SQSClient,
+  sqsClient?: SqsApi,
 ): CommandChannel {
   if (config.type === 'http') return new HttpCommandChannel(client);
   return new DeferredSqsChannel({

@@ -1,11 +1,6 @@
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
 import type { CommandChannel, Delivery } from './channel.js';
 import type { VendedCredentialsProvider } from './credentials.js';
+import { SqsClient, type SqsApi } from './sqs-client.js';
 
 /** The node's own SQS queue as the command channel (channel.ts loads this module on first use). */
 
@@ -15,8 +10,8 @@ export interface SqsChannelOptions {
   endpoint?: string;
   /** Vended by the control plane (POST /agent/credentials); the node's environment is never asked. */
   credentials: VendedCredentialsProvider;
-  /** Injected in tests; otherwise built with `credentials`. */
-  client?: SQSClient;
+  /** Injected in tests; otherwise signed with `credentials`. */
+  client?: SqsApi;
   waitSeconds?: number;
   max?: number;
   /**
@@ -45,39 +40,36 @@ const isCredentialError = (error: unknown) =>
 
 export class SqsCommandChannel implements CommandChannel {
   readonly type = 'sqs' as const;
-  private sqs: SQSClient;
+  private readonly sqs: SqsApi;
 
   constructor(private readonly options: SqsChannelOptions) {
-    this.sqs = options.client ?? this.newClient();
-  }
-
-  private newClient(): SQSClient {
-    return new SQSClient({
-      region: this.options.region,
-      ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
-      credentials: this.options.credentials,
-    });
+    this.sqs =
+      options.client ??
+      new SqsClient({
+        region: options.region,
+        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        credentials: options.credentials,
+      });
   }
 
   async receive(signal: AbortSignal): Promise<Delivery[]> {
     let out;
     try {
+      const waitSeconds = this.options.waitSeconds ?? 20;
       out = await this.sqs.send(
-        new ReceiveMessageCommand({
+        'ReceiveMessage',
+        {
           QueueUrl: this.options.queueUrl,
-          WaitTimeSeconds: this.options.waitSeconds ?? 20,
+          WaitTimeSeconds: waitSeconds,
           MaxNumberOfMessages: this.options.max ?? 10,
           VisibilityTimeout: this.lease,
-        }),
-        { abortSignal: signal },
+        },
+        // A poll that never answers (a half-open connection) ends well after SQS's own wait.
+        AbortSignal.any([signal, AbortSignal.timeout((waitSeconds + 20) * 1000)]),
       );
     } catch (error) {
-      // The SDK keeps an identity until it nears expiry: a new client asks the provider again.
-      if (isCredentialError(error) && !this.options.client) {
-        this.options.credentials.invalidate();
-        this.sqs.destroy();
-        this.sqs = this.newClient();
-      }
+      // The provider keeps credentials until they near expiry: refused ones are asked for again.
+      if (isCredentialError(error)) this.options.credentials.invalidate();
       throw error;
     }
     return (out.Messages ?? [])
@@ -90,8 +82,9 @@ export class SqsCommandChannel implements CommandChannel {
           ack: async () => {
             stop();
             await this.sqs.send(
-              new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: m.ReceiptHandle! }),
-              { abortSignal: AbortSignal.timeout(15_000) },
+              'DeleteMessage',
+              { QueueUrl: this.options.queueUrl, ReceiptHandle: m.ReceiptHandle! },
+              AbortSignal.timeout(15_000),
             );
           },
           settled: stop,
@@ -109,12 +102,9 @@ export class SqsCommandChannel implements CommandChannel {
       () => {
         this.sqs
           .send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: this.options.queueUrl,
-              ReceiptHandle: receiptHandle,
-              VisibilityTimeout: this.lease,
-            }),
-            { abortSignal: AbortSignal.timeout(10_000) },
+            'ChangeMessageVisibility',
+            { QueueUrl: this.options.queueUrl, ReceiptHandle: receiptHandle, VisibilityTimeout: this.lease },
+            AbortSignal.timeout(10_000),
           )
           // A missed renewal at worst lets the command come back, which the journal makes harmless.
           .catch(() => undefined);
@@ -125,7 +115,5 @@ export class SqsCommandChannel implements CommandChannel {
     return () => clearInterval(timer);
   }
 
-  close(): void {
-    this.sqs.destroy();
-  }
+  close(): void {}
 }

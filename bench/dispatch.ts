@@ -17,7 +17,9 @@
 // bare `node` (--agent tsx runs the sources under tsx instead, which costs more memory).
 //
 // Run: eval "$(bash .ci/services.sh)"; npx tsx bench/dispatch.ts [--starts 50] [--idle-seconds 60]
-//        [--agent bundle|tsx] [--node-args='--max-semi-space-size=1'] [--bare] [--https]
+//        [--agent bundle|tsx] [--node-args='--max-semi-space-size=1'] [--bare] [--https] [--sqs]
+// --sqs runs the runtime against the AWS emulator at AWS_ENDPOINT_URL (moto, a deployment named for
+// this run), so the agent takes its commands from its SQS queue, as on AWS.
 // --https puts a TLS proxy in front of the runtime (a certificate made here for 127.0.0.1, given to
 // the agent with NODE_EXTRA_CA_CERTS), so the agent talks https as it does to a control plane on AWS.
 // The agent runs with the flags, environment and warmed code cache it is installed with (agent/node-flags.ts);
@@ -35,7 +37,7 @@ import { AGENT_ENV, AGENT_NODE_FLAGS, COMPILE_CACHE } from '../agent/node-flags.
 import { heartbeatIntervalSeconds } from '../functions/nodes/nodes.js';
 import { startRuntime } from '../local/runtime.js';
 import { ensureBusyboxImage } from '../test/harness/images.js';
-import { engine as dockerClient } from '../test/harness/services.js';
+import { engine as dockerClient, emulatorDeployment, uniqueName } from '../test/harness/services.js';
 import {
   AgentProcess,
   call,
@@ -57,6 +59,7 @@ const { values } = parseArgs({
     /** Without the installed flags and environment (agent/node-flags.ts). */
     bare: { type: 'boolean', default: false },
     https: { type: 'boolean', default: false },
+    sqs: { type: 'boolean', default: false },
   },
 });
 const STARTS = Number(values.starts);
@@ -121,7 +124,9 @@ if (AGENT_FORM === 'bundle') {
 
 const rt = await startRuntime({
   port: 0,
-  env: { ...process.env, AWS_ENDPOINT_URL: undefined, LOG_LEVEL: 'SILENT' },
+  env: values.sqs
+    ? { ...process.env, LOG_LEVEL: 'SILENT', ...emulatorDeployment(uniqueName('bench')) }
+    : { ...process.env, AWS_ENDPOINT_URL: undefined, LOG_LEVEL: 'SILENT' },
 });
 /** A TLS proxy in front of the runtime, with a certificate for 127.0.0.1 made here (--https). */
 async function tlsFront(target: string): Promise<{ url: string; ca: string; close(): void }> {
@@ -240,7 +245,7 @@ try {
   const last = samples.at(-1)!;
   const engineName = engineVersion.Components?.[0]?.Name ?? 'engine';
   console.log(
-    `dispatch bench: embedded local runtime${front ? ' behind a TLS proxy (the agent on https)' : ' (the agent on http)'}, one agent (${AGENT_FORM === 'bundle' ? 'bundled agent/main.ts under node' : 'agent/main.ts under tsx'}, node ${process.version}${NODE_ARGS.length ? ` ${NODE_ARGS.join(' ')}` : ''}${
+    `dispatch bench: ${values.sqs ? 'local runtime on the AWS emulator (commands over SQS)' : 'embedded local runtime'}${front ? ' behind a TLS proxy (the agent on https)' : ' (the agent on http)'}, one agent (${AGENT_FORM === 'bundle' ? 'bundled agent/main.ts under node' : 'agent/main.ts under tsx'}, node ${process.version}${NODE_ARGS.length ? ` ${NODE_ARGS.join(' ')}` : ''}${
       values.bare
         ? ''
         : `, ${Object.entries(AGENT_ENV)

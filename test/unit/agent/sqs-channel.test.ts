@@ -1,14 +1,14 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqsCommandChannel } from '../../../agent/sqs-channel.js';
+import type { SqsApi } from '../../../agent/sqs-client.js';
 
 /** Records what the channel asks SQS; hands out two messages on the first receive. */
 function fakeSqs() {
   const sent: { name: string; input: Record<string, unknown> }[] = [];
   const client = {
-    send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
-      sent.push({ name: command.constructor.name, input: command.input });
-      if (command.constructor.name === 'ReceiveMessageCommand')
+    send: async (name: string, input: object) => {
+      sent.push({ name, input: input as Record<string, unknown> });
+      if (name === 'ReceiveMessage')
         return {
           Messages: [
             { ReceiptHandle: 'rh-1', Body: '{}' },
@@ -17,9 +17,8 @@ function fakeSqs() {
         };
       return {};
     },
-    destroy: () => undefined,
   };
-  return { sent, client: client as unknown as SQSClient };
+  return { sent, client: client as SqsApi };
 }
 
 afterEach(() => {
@@ -44,13 +43,13 @@ describe('SqsCommandChannel', () => {
     second!.settled!();
     await vi.advanceTimersByTimeAsync(60_000);
     // Assess
-    expect(sent[0]).toMatchObject({ name: 'ReceiveMessageCommand', input: { VisibilityTimeout: 30 } });
-    const renewals = sent.filter((s) => s.name === 'ChangeMessageVisibilityCommand');
+    expect(sent[0]).toMatchObject({ name: 'ReceiveMessage', input: { VisibilityTimeout: 30 } });
+    const renewals = sent.filter((s) => s.name === 'ChangeMessageVisibility');
     expect(renewals.map((r) => r.input)).toEqual([
       expect.objectContaining({ ReceiptHandle: 'rh-1', VisibilityTimeout: 30 }),
       expect.objectContaining({ ReceiptHandle: 'rh-2', VisibilityTimeout: 30 }),
     ]);
-    expect(sent.filter((s) => s.name === 'DeleteMessageCommand').map((s) => s.input.ReceiptHandle)).toEqual([
+    expect(sent.filter((s) => s.name === 'DeleteMessage').map((s) => s.input.ReceiptHandle)).toEqual([
       'rh-1',
     ]);
   });
