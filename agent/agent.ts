@@ -23,6 +23,7 @@ import { AGENT_VERSION } from './version.js';
 import { ExitWatcher } from './watcher.js';
 import { CheckpointSync } from './checkpoints.js';
 import type { SqsApi } from './sqs-client.js';
+import { IdleCollector } from './idle-gc.js';
 
 export interface AgentDeps {
   /** Defaults to dockerode's own resolution: DOCKER_HOST, else /var/run/docker.sock. */
@@ -247,6 +248,9 @@ export async function runAgent(
     );
   }
   deps.onReady?.({ nodeId: registration.nodeId, engine: caps });
+  const idle = new IdleCollector(() => executor.pending > 0);
+  // Start-up's garbage (module set-up, registration) goes before the agent idles.
+  idle.kick(0);
   await Promise.all([
     events.run(signal),
     heartbeat.run(signal),
@@ -254,7 +258,7 @@ export async function runAgent(
     runCommandLoop(
       {
         channel: () => channel!,
-        dispatch: (d) => executor.dispatch(d),
+        dispatch: (d) => executor.dispatch(d).finally(() => idle.kick()),
         pending: () => executor.pending,
         logger: log,
       },
@@ -263,6 +267,7 @@ export async function runAgent(
   ]);
 
   log.info('agent stopping; containers keep running');
+  idle.stop();
   checkpoints.close();
   await tasks.shutdown(5_000);
   await executor.drain(10_000);

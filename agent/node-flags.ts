@@ -13,6 +13,9 @@
  *   --bytecode-old-age=1      bytecode (and baseline code: --flush-baseline-code) of functions not run
  *   --flush-baseline-code     since the last full GC is dropped: what only ran at start (module
  *                             set-up, schema building) does not stay; a later call compiles it again
+ *   --expose-gc               the agent collects its garbage once it falls idle after start-up and
+ *                             after a burst of commands (agent/idle-gc.ts), instead of holding it
+ *                             until V8's memory reducer gets to it tens of seconds later
  * The interpreter and baseline compiler stay: --jitless (and --lite-mode) refuse WebAssembly and
  * regular expression compilation. MALLOC_ARENA_MAX=1: one glibc malloc arena for all threads;
  * MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ fixed at 128 KB: glibc otherwise raises both
@@ -31,6 +34,7 @@ export const AGENT_NODE_FLAGS = [
   '--single-threaded',
   '--bytecode-old-age=1',
   '--flush-baseline-code',
+  '--expose-gc',
 ] as const;
 
 export const AGENT_ENV = {
