@@ -1,13 +1,15 @@
 import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { retry } from './backoff.js';
 import { call } from './http.js';
 
 /**
  * The three SQS calls the agent makes (receive, delete, renew a lease), in SQS's JSON protocol,
  * signed with SigV4 over the agent's own HTTP client. The AWS SDK's SQS client does the same with
  * its middleware stack, endpoint rules and retry strategy: about 10 MB more resident in an idle agent.
- * The command loop backs off and retries on its own; a failed call rejects.
+ * As the SDK does, a call is tried up to 3 times when the connection fails (a keep-alive socket the
+ * endpoint closed) or SQS answers 5xx or throttles; then it rejects (the command loop backs off).
  */
 
 export interface SqsMessage {
@@ -95,6 +97,8 @@ function errorOf(
   return new SqsError(code, body.message ?? body.Message ?? '', status);
 }
 
+const THROTTLED = new Set(['RequestThrottled', 'ThrottlingException', 'Throttling']);
+
 export interface SqsClientOptions {
   region: string;
   /** The emulator's URL; otherwise the queue URL's own origin (as the SDK addresses SQS). */
@@ -113,7 +117,22 @@ export class SqsClient implements SqsApi {
     });
   }
 
-  async send<A extends keyof SqsCalls>(
+  send<A extends keyof SqsCalls>(
+    action: A,
+    input: SqsCalls[A]['input'],
+    signal: AbortSignal,
+  ): Promise<SqsCalls[A]['output']> {
+    return retry(() => this.once(action, input, signal), {
+      signal,
+      maxAttempts: 3,
+      baseMs: 100,
+      maxMs: 1_000,
+      shouldRetry: (error) =>
+        !(error instanceof SqsError) || error.$metadata.httpStatusCode >= 500 || THROTTLED.has(error.name),
+    });
+  }
+
+  private async once<A extends keyof SqsCalls>(
     action: A,
     input: SqsCalls[A]['input'],
     signal: AbortSignal,
