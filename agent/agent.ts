@@ -268,6 +268,12 @@ export async function runAgent(
 
   log.info('agent stopping; containers keep running');
   idle.stop();
+  // Said first (the heartbeats have ended), so nothing new is placed here while what runs finishes.
+  // Best effort: a control plane out of reach sees the node offline after its heartbeats stop.
+  const told = client.stopping({ signal: AbortSignal.timeout(5_000) }).then(
+    () => log.info('control plane told: the node is offline until the agent starts again'),
+    (error: unknown) => log.warn('could not tell the control plane the node is stopping', { error }),
+  );
   checkpoints.close();
   await tasks.shutdown(5_000);
   await executor.drain(10_000);
@@ -275,5 +281,6 @@ export async function runAgent(
   await events.flush(5_000);
   (channel as CommandChannel | null)?.close();
   await journal.flush().catch(() => undefined);
+  await told;
   log.info('agent stopped');
 }

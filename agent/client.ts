@@ -97,6 +97,17 @@ export class ControlPlaneClient extends CheckpointCalls {
     );
   }
 
+  /**
+   * Tells the control plane the agent is stopping (POST /agent/stopping): the node reads offline at
+   * once. One try, and no re-registration on a 401: a stopping agent must not enrol the node again.
+   */
+  async stopping(options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.send('stopping', 'POST', '/agent/stopping', {
+      timeoutMs: this.timeouts.heartbeatMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
   async pollCommands(waitSeconds: number, max: number, options: CallOptions = {}): Promise<PolledMessage[]> {
     const res = await this.withRetry('commands.poll', { attempts: 1, ...options }, (signal) =>
       this.send('commands.poll', 'GET', `/agent/commands?wait=${waitSeconds}&max=${max}`, {

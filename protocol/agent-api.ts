@@ -129,3 +129,10 @@ export const START_REFUSALS: readonly string[] = [
   'NodePolicyError',
   'ProcessDriverRefusal',
 ];
+
+/** POST /agent/stopping: the node reads offline until its agent registers again. */
+export const stoppingResponse = z.object({
+  ok: z.literal(true),
+  nodeId: z.string(),
+  status: z.literal('offline'),
+});

@@ -23,6 +23,7 @@ import {
 } from '../nodes/nodes.js';
 import { emitHeartbeatSignals, heartbeatSignals, type HeartbeatSignals } from './heartbeat-signals.js';
 import { queueCredentialsRoute } from './queue-credentials.js';
+import { stoppingRoute } from './stopping.js';
 import {
   agentEventsRequest,
   heartbeatRequest,
@@ -162,6 +163,7 @@ export function agentRoutes(): AnyRoute[] {
       },
     }),
     queueCredentialsRoute(common),
+    stoppingRoute(common),
     route({
       ...common,
       method: 'GET',

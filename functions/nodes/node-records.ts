@@ -37,6 +37,8 @@ export interface LiveRecord extends StoreItem {
   status: 'online' | 'offline';
   lastHeartbeat: string;
   lastHeartbeatMs: number;
+  /** The agent said it is stopping (POST /agent/stopping): offline to readers until it registers or beats again. */
+  stoppedAtMs?: number;
   /** Task slots (the max-concurrency label) as of this beat: the sweep's fleet aggregate needs no META read. */
   slots?: number;
   /** A Jetson's memory (its GPU shares it), for the same aggregate. */

@@ -85,6 +85,8 @@ export interface NodeItem extends StoreItem {
   status: 'online' | 'offline';
   lastHeartbeat?: string;
   lastHeartbeatMs?: number;
+  /** Its agent said it is stopping (node-stop.ts): offline at once, not after NODE_OFFLINE_AFTER_SECONDS. */
+  stoppedAtMs?: number;
   metrics?: NodeMetrics;
   loadedModels: string[];
   containerStats: Record<string, ContainerSample>;
@@ -117,10 +119,18 @@ export function heartbeatIntervalSeconds(ctx: AppContext): number {
   return Math.min(ctx.config.NODE_HEARTBEAT_SECONDS, third);
 }
 
-/** Online is computed from the last heartbeat on every read; the stored status may lag until the sweep. */
-export function isOnline(node: Pick<NodeItem, 'lastHeartbeatMs'>, ctx: AppContext, now = ctx.now()): boolean {
+/**
+ * Online is computed from the last heartbeat on every read (and the agent's word that it stopped);
+ * the stored status may lag until the sweep.
+ */
+export function isOnline(
+  node: Pick<NodeItem, 'lastHeartbeatMs' | 'stoppedAtMs'>,
+  ctx: AppContext,
+  now = ctx.now(),
+): boolean {
   return (
     node.lastHeartbeatMs !== undefined &&
+    node.stoppedAtMs === undefined &&
     now - node.lastHeartbeatMs <= ctx.config.NODE_OFFLINE_AFTER_SECONDS * 1000
   );
 }
@@ -141,6 +151,7 @@ function assemble(meta: NodeItem, live?: LiveRecord, sample?: MetricsRecord): No
     node.lastHeartbeatMs = beat.lastHeartbeatMs;
     node.lastHeartbeat = beat.lastHeartbeat;
   }
+  if (live?.stoppedAtMs !== undefined) node.stoppedAtMs = live.stoppedAtMs;
   const metrics = sample?.metrics ?? meta.metrics;
   if (metrics) node.metrics = metrics;
   return node;

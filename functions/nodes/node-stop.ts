@@ -1,0 +1,40 @@
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { ConditionFailedError } from '../ports/store.js';
+import { clearFree, clearUp, liveKey, type LiveRecord } from './node-records.js';
+
+/**
+ * The agent is stopping (systemctl stop, a container stop): the node goes offline now, as the
+ * sweep would take it offline once its heartbeats had been silent for NODE_OFFLINE_AFTER_SECONDS
+ * (status, the eligible-node and free-capacity indexes, `node.offline` and what it sets moving),
+ * and reads offline (`isOnline`) until its agent registers again. Its queue, credential, cordon
+ * state and records stay (a stop is not a retire): commands sent meanwhile wait on its queue, and
+ * its next registration and heartbeat bring it back online. False when it has no liveness record.
+ */
+export async function markNodeStopped(ctx: AppContext, nodeId: string): Promise<boolean> {
+  const k = liveKey(nodeId);
+  const stoppedAtMs = ctx.now();
+  let live: LiveRecord;
+  try {
+    live = await ctx.store.update<LiveRecord>(
+      k.pk,
+      k.sk,
+      { set: { status: 'offline', stoppedAtMs } },
+      { equals: { status: 'online' } },
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    // Already offline (swept, or a second word): marked, nothing more to set moving.
+    try {
+      await ctx.store.update<LiveRecord>(k.pk, k.sk, { set: { stoppedAtMs } }, { exists: true });
+      return true;
+    } catch (again) {
+      if (again instanceof ConditionFailedError) return false;
+      throw again;
+    }
+  }
+  await Promise.all([clearFree(ctx, nodeId), clearUp(ctx, nodeId)]);
+  await emit(ctx, { type: 'node.offline', nodeId, lastHeartbeat: live.lastHeartbeat });
+  ctx.logger.info('node offline: its agent is stopping', { nodeId });
+  return true;
+}
