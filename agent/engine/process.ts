@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
-import { mkdir, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContainerSpec } from '../../protocol/commands.js';
 import type { Logger } from '../log.js';
@@ -16,6 +16,7 @@ import {
   type ProcessMeta,
 } from './process-record.js';
 import type { LogTail } from './logs.js';
+import { spawnGroup } from './process-spawn.js';
 import type {
   ContainerStats,
   EngineCapabilities,
@@ -44,7 +45,8 @@ export { gpuVisible, hostPathOf, ProcessDriverRefusal } from './process-record.j
  * placement only; a disk limit is refused. GPUs: CUDA_VISIBLE_DEVICES from the ask. Volumes are
  * the host folders themselves: env values naming a volume's container path get its host path.
  * Ports cannot be remapped: a port is published on its own number. The record of a process and
- * what a start becomes: process-record.ts; what is read of /proc: process-host.ts.
+ * what a start becomes: process-record.ts; what is read of /proc: process-host.ts; the spawn
+ * under its exit-code wrapper: process-spawn.ts.
  */
 
 export interface ProcessEngineOptions {
@@ -60,9 +62,6 @@ export interface ProcessEngineOptions {
 
 /** How long a dead child's own exit event is awaited before its record is finished without it. */
 const EXIT_EVENT_GRACE_MS = 500;
-
-// $1: the exit file. A trapped TERM/INT/HUP waits for the command, so its own status is recorded.
-const WRAPPER = 'f=$1; shift; trap : TERM INT HUP; "$@"; echo $? > "$f"';
 
 export class ProcessEngine implements EngineDriver {
   private readonly log: Logger;
@@ -133,28 +132,8 @@ export class ProcessEngine implements EngineDriver {
   async start(id: string): Promise<void> {
     const meta = await this.refresh(await this.load(id));
     if (meta.state === 'running') return;
-    const dir = this.dir(id);
-    const exitFile = join(dir, 'exit');
-    await rm(exitFile, { force: true });
-    const out = await open(join(dir, 'stdout.log'), 'a', 0o600);
-    const err = await open(join(dir, 'stderr.log'), 'a', 0o600);
-    let child: ChildProcess;
-    try {
-      child = spawn('/bin/sh', ['-c', WRAPPER, 'fleet-process', exitFile, ...meta.spec.command!], {
-        cwd: meta.cwd,
-        env: meta.env,
-        detached: true,
-        stdio: ['ignore', out.fd, err.fd],
-      });
-      await once(child, 'spawn');
-    } catch (error) {
-      throw new EngineError('process.start', `could not start ${meta.spec.command![0]}: ${String(error)}`);
-    } finally {
-      await out.close();
-      await err.close();
-    }
     // Listened to at once: a command may end before the record below is written.
-    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    const { child, exited } = await spawnGroup(this.dir(id), meta);
     child.unref();
     const pid = child.pid!;
     this.children.set(id, child);
