@@ -16,7 +16,7 @@ import { createLogger, type Logger } from './log.js';
 import { KeyedMutex } from './mutex.js';
 import { buildRegisterRequest, collectNodeMetrics, defaultCollectors, type Collectors } from './node.js';
 import { Registrar } from './register.js';
-import { statePaths } from './state.js';
+import { statePaths, takeRestartMarker } from './state.js';
 import { TaskRunner } from './tasks.js';
 import { DEFAULT_POLICY } from './policy.js';
 import { AGENT_VERSION } from './version.js';
@@ -270,10 +270,13 @@ export async function runAgent(
   idle.stop();
   // Said first (the heartbeats have ended), so nothing new is placed here while what runs finishes.
   // Best effort: a control plane out of reach sees the node offline after its heartbeats stop.
-  const told = client.stopping({ signal: AbortSignal.timeout(5_000) }).then(
-    () => log.info('control plane told: the node is offline until the agent starts again'),
-    (error: unknown) => log.warn('could not tell the control plane the node is stopping', { error }),
-  );
+  // Not for an announced restart (an upgrade): the agent is back before the node would go offline.
+  const told = (await takeRestartMarker(config.stateDir))
+    ? Promise.resolve(log.info('restart announced: the node stays online'))
+    : client.stopping({ signal: AbortSignal.timeout(5_000) }).then(
+        () => log.info('control plane told: the node is offline until the agent starts again'),
+        (error: unknown) => log.warn('could not tell the control plane the node is stopping', { error }),
+      );
   checkpoints.close();
   await tasks.shutdown(5_000);
   await executor.drain(10_000);

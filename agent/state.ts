@@ -60,12 +60,34 @@ export const storedRegistration = z.object({
 export type StoredRegistration = z.infer<typeof storedRegistration>;
 
 /** Paths under the agent's state folder. */
-export function statePaths(stateDir: string): { registration: string; journal: string; processes: string } {
+export function statePaths(stateDir: string): {
+  registration: string;
+  journal: string;
+  processes: string;
+  restarting: string;
+} {
   return {
     registration: join(stateDir, 'registration.json'),
     journal: join(stateDir, 'journal.json'),
     processes: join(stateDir, 'processes'),
+    restarting: join(stateDir, RESTART_MARKER),
   };
+}
+
+/**
+ * Left in the state folder by whoever restarts the agent on purpose (install.sh's upgrade): the
+ * agent that stops next does not take its node offline, since it is back within seconds.
+ */
+export const RESTART_MARKER = 'restarting';
+
+/** Whether a restart was announced (the marker is removed: it holds for one stop). */
+export async function takeRestartMarker(stateDir: string): Promise<boolean> {
+  try {
+    await rm(statePaths(stateDir).restarting);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The last registration, or null when none was stored or it is unreadable (then register afresh). */

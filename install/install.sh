@@ -446,6 +446,8 @@ EOF
 	systemctl daemon-reload
 	[ "$restart_podman_socket" -eq 0 ] || systemctl restart podman.socket
 	systemctl enable "$SERVICE" >/dev/null 2>&1
+	# An upgrade restarts a running agent: the marker tells it not to take its node offline (agent/state.ts).
+	! systemctl is-active --quiet "$SERVICE" || touch "$STATE/restarting" || true
 	systemctl restart "$SERVICE"
 	say "the agent runs as the service $SERVICE (journalctl -u $SERVICE -f)"
 }

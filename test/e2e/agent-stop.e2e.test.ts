@@ -8,11 +8,12 @@
  *
  * Containers are found by label fleet.node = this suite's node name; afterAll removes them.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RESTART_MARKER } from '../../agent/state.js';
 import { LABELS } from '../../protocol/messages.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
@@ -154,5 +155,19 @@ for (const mode of modes) {
       );
       expect(await running()).toEqual([]);
     }, 120_000);
+
+    it('an announced restart (install.sh upgrading it) leaves the node online', async () => {
+      // Prepare: the marker install.sh leaves before `systemctl restart`
+      const marker = join(stateRoot, nodeName, RESTART_MARKER);
+      await writeFile(marker, '');
+      const nodeId = agent.nodeId;
+      // Act
+      await agent.kill('SIGTERM');
+      // Assess: still online (its last heartbeat is seconds old), the marker used up
+      expect(agent.child!.exitCode, agent.logTail()).toBe(0);
+      expect(agent.lines.some((l) => l.includes('restart announced'))).toBe(true);
+      expect(await nodeView()).toMatchObject({ id: nodeId, status: 'online' });
+      await expect(access(marker)).rejects.toThrow();
+    }, 60_000);
   });
 }
