@@ -273,6 +273,9 @@ describeWith(systemdInPodman(), 'install.sh under systemd (Podman container boot
     expect(await unitProperty('ExecMainStatus')).toBe('0');
     const journal = await inside('journalctl', '-u', 'fleet-agent', '--no-pager', '-o', 'cat');
     expect(journal.out).toContain('agent stopping; containers keep running');
+    // It told the control plane on its way out: the node is offline now, not after the window.
+    expect(journal.out).toContain('control plane told');
+    expect(await nodeNamed(nodeName)).toMatchObject({ status: 'offline' });
     // Stopped is not crashed: systemd does not start it again.
     expect(await unitProperty('NRestarts')).toBe('1');
   }, 60_000);
