@@ -291,5 +291,7 @@ describeWithEngine('agent end to end (stand-in control plane, real engine)', () 
     expect(info.State.Running).toBe(true);
     expect(cp.invalid).toEqual([]);
     expect(logs.some((l) => l.includes('"message":"agent stopped"'))).toBe(true);
+    // It told the control plane once, on its way out.
+    expect(cp.stopping).toBe(1);
   });
 });

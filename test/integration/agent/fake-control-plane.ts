@@ -1,6 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { agentEventsRequest, heartbeatRequest, registerRequest, type AgentEvent, type HeartbeatRequest, type RegisterRequest } from '../../../protocol/messages.js';
+import {
+  agentEventsRequest,
+  heartbeatRequest,
+  registerRequest,
+  type AgentEvent,
+  type HeartbeatRequest,
+  type RegisterRequest,
+} from '../../../protocol/messages.js';
 import { commandResult, type CommandEnvelope, type CommandResult } from '../../../protocol/commands.js';
 
 /**
@@ -17,6 +24,8 @@ export class FakeControlPlane {
   results: Array<{ commandId: string; result: CommandResult }> = [];
   events: AgentEvent[] = [];
   acks: string[] = [];
+  /** POST /agent/stopping calls (the agent's word on its way out). */
+  stopping = 0;
   queue: Array<{ receiptHandle: string; body: string }> = [];
   unauthorized: string[] = [];
   invalid: string[] = [];
@@ -89,6 +98,10 @@ export class FakeControlPlane {
       const r = parse<CommandResult>(commandResult);
       if (r) this.results.push({ commandId: decodeURIComponent(result[1]!), result: r });
       return this.json(res, 200, {});
+    }
+    if (url.pathname === '/agent/stopping' && req.method === 'POST') {
+      this.stopping++;
+      return this.json(res, 200, { ok: true, nodeId: 'node-e2e', status: 'offline' });
     }
     if (url.pathname === '/agent/events') {
       const e = parse<{ events: AgentEvent[] }>(agentEventsRequest);
