@@ -14,6 +14,8 @@
  *   free-capacity index, not the fleet);
  * - a container start's planning and the scheduled placement run (units: pages of the indexes and
  *   the sweep's per-shard aggregate, not the fleet);
+ * - the minute's reconcile (every image, fanned out per image) and the fleet gauges (from the
+ *   sweep's aggregate): units, not the fleet;
  * - the /ws/metrics frames (count, largest);
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
@@ -27,7 +29,8 @@ import type { Store, StoreItem } from '../functions/ports/store.js';
 import { call } from '../test/harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../functions/core/events.js';
 import { changeService, nextService } from '../functions/orchestrator/desired-state.js';
-import { reconcile } from '../functions/orchestrator/reconciler.js';
+import { reconcile, reconcileFanOut } from '../functions/orchestrator/reconciler.js';
+import { fleetGauges } from '../functions/observability/fleet-gauges.js';
 import { collectNodeMetrics } from '../agent/node.js';
 import { silentLogger } from '../agent/log.js';
 import { fixtureCollectors } from './cost/sim-node.js';
@@ -126,13 +129,15 @@ async function main(): Promise<object> {
       loadedModels: [],
     };
     const picked = [...ids].sort(() => Math.random() - 0.5).slice(0, SAMPLE);
-    // A fleet beating at its rate: each sampled node's last beat was one interval ago (loading
-    // thousands takes minutes, past the offline window: their beats would all bring nodes back).
+    // A fleet beating at its rate: each sampled node online with a previous beat. That beat is put
+    // in the window's minute (the window starts just past a minute boundary): a node's first beat
+    // of a minute also writes its metric-history point, which the cost model counts once a minute
+    // on its own (`metric_history_minute`), and the 10-node figure is a beat without it too.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 2_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
     for (const id of picked) {
       const k = liveKey(id);
-      await ctx.store.update(k.pk, k.sk, {
-        set: { lastHeartbeatMs: ctx.now() - interval * 1000, status: 'online' },
-      });
+      await ctx.store.update(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now(), status: 'online' } });
     }
     fleet.meter.reset();
     counter.on = true;
@@ -223,6 +228,17 @@ async function main(): Promise<object> {
     const runUnits = operationUnits(
       fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'),
     );
+    // The minute's reconcile (the sweep's `reconcile` event: each image, its nodes and a page of
+    // candidates) and the fleet gauges the sweep publishes (its aggregate and the queue).
+    await fleet.settle();
+    fleet.meter.reset();
+    const [fan, minuteS] = await seconds(() =>
+      fleet.meter.within('minute reconcile', () => reconcileFanOut(ctx)),
+    );
+    const minuteUnits = operationUnits(fleet.meter.total((e) => e.label === 'minute reconcile'));
+    fleet.meter.reset();
+    const [gauges, gaugesS] = await seconds(() => fleet.meter.within('fleet gauges', () => fleetGauges(ctx)));
+    const gaugeUnits = operationUnits(fleet.meter.total((e) => e.label === 'fleet gauges'));
     const [frames, framesS] = await seconds(() => metricsFrames(ctx));
     const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
 
@@ -258,6 +274,14 @@ async function main(): Promise<object> {
       },
       container_start: { seconds: startS, placed: placed.length, units: startUnits },
       scheduled_placement_run: { seconds: runS, units: runUnits, timeout_seconds: EVENTS_TIMEOUT_S },
+      minute_reconcile: {
+        seconds: minuteS,
+        images_here: fan.here,
+        images_emitted: fan.emitted,
+        units: minuteUnits,
+        timeout_seconds: EVENTS_TIMEOUT_S,
+      },
+      fleet_gauges: { seconds: gaugesS, values: gauges ?? null, units: gaugeUnits },
       ws_metrics: {
         frames: frames.length,
         largest_bytes: Math.max(...frameBytes),

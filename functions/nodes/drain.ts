@@ -7,7 +7,7 @@ import { getTask, requeue } from '../cluster/tasks.js';
 import { heldSlots, releaseSlot } from '../cluster/slots.js';
 import { LIVE } from '../orchestrator/plan.js';
 import { nodeInstances, releaseSlotsOf, transitionInstance } from '../orchestrator/model.js';
-import { reconcile } from '../orchestrator/reconciler.js';
+import { reconcileImages } from '../orchestrator/reconciler.js';
 import { instanceEndpointsDown } from '../orchestrator/registry.js';
 import { activeRuns, getJob, runKey, type RunItem } from '../training/model.js';
 import { endAttempt } from '../training/runs.js';
@@ -56,7 +56,11 @@ export async function drainNode(ctx: AppContext, node: NodeItem): Promise<DrainR
 
   const copies = (await nodeInstances(ctx, node.nodeId)).filter((i) => LIVE.has(i.status));
   if (copies.length) {
-    const outcome = await reconcile(ctx);
+    // The images of its copies, each reading its own nodes and candidates, not the fleet.
+    const outcome = await reconcileImages(
+      ctx,
+      copies.map((i) => i.imageId),
+    );
     for (const inst of copies) {
       const placed = outcome.placed.find((p) => p.imageId === inst.imageId && p.ordinal === inst.ordinal);
       if (outcome.retired.includes(inst.instanceId) && placed) {

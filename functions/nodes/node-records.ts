@@ -201,6 +201,8 @@ export async function clearUp(ctx: AppContext, nodeId: string): Promise<void> {
  */
 export interface FleetPart {
   onlineNodes: number;
+  /** Every node whose liveness record it read, online or not (the gauges' offline count); absent on older parts. */
+  nodes?: number;
   slots: number;
   /** Sum and count of the per-node mean GPU utilisation. */
   utilSum: number;
@@ -213,6 +215,7 @@ export interface FleetPart {
 
 export const emptyPart = (): FleetPart => ({
   onlineNodes: 0,
+  nodes: 0,
   slots: 0,
   utilSum: 0,
   utilCount: 0,
@@ -250,6 +253,7 @@ export function sumParts(parts: FleetPart[]): FleetPart {
   const out = emptyPart();
   for (const p of parts) {
     out.onlineNodes += p.onlineNodes;
+    out.nodes = (out.nodes ?? 0) + (p.nodes ?? p.onlineNodes);
     out.slots += p.slots;
     out.utilSum += p.utilSum;
     out.utilCount += p.utilCount;

@@ -625,6 +625,7 @@ export async function sweepShard(
         .filter((r): r is MetricsRecord => !r.sk.endsWith(fleetKeys.nodeLiveSuffix))
         .map((r) => [r.nodeId, r] as const),
     );
+    out.part.nodes = (out.part.nodes ?? 0) + lives.length;
     for (const live of lives)
       if (isOnline(live, ctx, now)) addToPart(out.part, live, samples.get(live.nodeId));
     if (repair) out.repaired += await repairIndexes(ctx, shard, lives, samples, now);

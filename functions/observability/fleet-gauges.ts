@@ -1,7 +1,34 @@
 import type { AppContext } from '../core/context.js';
-import { isOnline, listNodes } from '../nodes/nodes.js';
+import { fleetAggregate } from '../nodes/node-records.js';
 import { queuedTasks } from '../cluster/tasks.js';
 import { emitFleetGauges, emfEnabled } from './counters.js';
+
+/** Parts older than this are a sweep that stopped running: no gauge rather than a stale one. */
+const GAUGE_MAX_AGE_MS = 3 * 60_000;
+
+export interface FleetGauges {
+  online: number;
+  offline: number;
+  queueDepth: number;
+  /** Mean of the online nodes' mean GPU utilisation; absent when none reports one. */
+  gpuUtilization?: number;
+}
+
+/**
+ * The fleet gauges from the sweep's aggregate (`FLEETAGG`: one record per shard and link of the
+ * latest sweep, node-records.ts `fleetAggregate`) and the queue, never the node records; undefined
+ * before a sweep has written its parts.
+ */
+export async function fleetGauges(ctx: AppContext): Promise<FleetGauges | undefined> {
+  const [agg, queued] = await Promise.all([fleetAggregate(ctx, GAUGE_MAX_AGE_MS), queuedTasks(ctx)]);
+  if (!agg) return undefined;
+  return {
+    online: agg.onlineNodes,
+    offline: Math.max(0, (agg.nodes ?? agg.onlineNodes) - agg.onlineNodes),
+    queueDepth: queued.length,
+    ...(agg.utilCount ? { gpuUtilization: agg.utilSum / agg.utilCount } : {}),
+  };
+}
 
 /**
  * Nodes online and offline, mean GPU utilisation and the queue depth as EMF values, once per
@@ -10,16 +37,6 @@ import { emitFleetGauges, emfEnabled } from './counters.js';
  */
 export async function publishFleetGauges(ctx: AppContext): Promise<void> {
   if (!emfEnabled(ctx)) return;
-  const now = ctx.now();
-  const [nodes, queued] = await Promise.all([listNodes(ctx), queuedTasks(ctx)]);
-  const online = nodes.filter((n) => isOnline(n, ctx, now));
-  const utils = online.flatMap((n) =>
-    (n.metrics?.gpus ?? []).flatMap((g) => (typeof g.utilizationGpu === 'number' ? [g.utilizationGpu] : [])),
-  );
-  emitFleetGauges(ctx, {
-    online: online.length,
-    offline: nodes.length - online.length,
-    queueDepth: queued.length,
-    ...(utils.length ? { gpuUtilization: utils.reduce((a, b) => a + b, 0) / utils.length } : {}),
-  });
+  const gauges = await fleetGauges(ctx);
+  if (gauges) emitFleetGauges(ctx, gauges);
 }

@@ -6,7 +6,7 @@ import { SWEEP_ITEMS_PER_INVOCATION, getNode, indexRepairDue, sweepShard } from 
 import type { AppContext } from '../core/context.js';
 import { SHARDS, storePart, sumParts, type FleetPart } from '../nodes/node-records.js';
 import { nodeInstances } from './model.js';
-import { reconcile } from './reconciler.js';
+import { reconcile, reconcileFanOut } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
 import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
@@ -44,8 +44,10 @@ declare module '../core/events.js' {
 
 /** Event types the orchestrator consumes. All idempotent: SQS delivers at least once. */
 export const orchestratorEventHandlers: AreaEventHandlers = {
+  /** One image; without one, the whole fleet's reconcile fans out per image (reconcileFanOut). */
   reconcile: async (event, ctx) => {
-    await reconcile(ctx, event.imageId ? { imageId: event.imageId } : {});
+    if (event.imageId) await reconcile(ctx, { imageId: event.imageId });
+    else await reconcileFanOut(ctx);
   },
   /**
    * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than

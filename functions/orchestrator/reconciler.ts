@@ -3,46 +3,22 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { emit } from '../core/events.js';
 import { dispatchCommand } from '../nodes/commands.js';
-import {
-  getNode,
-  isCordoned,
-  isDraining,
-  isOnline,
-  listNodes,
-  nodeLabels,
-  type NodeItem,
-} from '../nodes/nodes.js';
-import { NODE_SHARDS, clearUp, type FreeRecord } from '../nodes/node-records.js';
-import type { ContainerSpec } from '../../protocol/commands.js';
 import { ConditionFailedError, putIf, updateIf } from '../ports/store.js';
 import {
-  allInstances,
   getService,
-  imageInstances,
   instanceName,
-  nodeInstances,
   listServices,
-  serviceSlots,
   transitionInstance,
   type InstanceItem,
   type ServiceItem,
   type SlotItem,
 } from './model.js';
 import { nextBackoff } from './backoff.js';
-import {
-  BACKING_OFF,
-  globalCount,
-  planReconcile,
-  type PlanAction,
-  type PlanInput,
-  type PlanService,
-  type Unplaced,
-} from './plan.js';
-import { parseConstraint } from './constraints.js';
+import { BACKING_OFF, globalCount, type PlanAction, type PlanInput, type Unplaced } from './plan.js';
 import { instanceEndpointsDown } from './registry.js';
-import { toReservation, type Reservation } from './resources.js';
-import { activeRuns } from '../training/model.js';
-import { policyRefusalOn } from '../nodes/node-policy.js';
+import { toReservation } from './resources.js';
+import { imageState, loadState, type FleetState } from './fleet-state.js';
+import { planPaged, startSpec, toPlanService } from './plan-input.js';
 
 export interface Placed {
   imageId: string;
@@ -62,269 +38,93 @@ export interface ReconcileOutcome {
   lost: number;
 }
 
-export interface FleetState {
-  nodes: NodeItem[];
-  services: ServiceItem[];
-  instances: InstanceItem[];
-  slots: SlotItem[];
-  /** What training runs hold on their nodes: one capacity model for both workloads. */
-  held: { nodeId: string; reserve: Reservation }[];
-}
-
-/** `nodes`: those whose own policy refuses the service's containers are left out of its placement. */
-export const toPlanService = (s: ServiceItem, nodes: readonly NodeItem[] = []): PlanService => ({
-  ...refusedBy(s, nodes),
-  imageId: s.imageId,
-  desiredCount: s.desiredCount,
-  reserve: toReservation(s.resources),
-  ...(s.nodeId ? { nodeId: s.nodeId } : {}),
-  ...(Object.keys(s.hostPorts ?? {}).length ? { onePerNode: true } : {}),
-  ...(s.global ? { global: true } : {}),
-  ...(s.command?.length ? { hasCommand: true } : {}),
-  // Stored constraints were validated when written; one that no longer parses matches nothing.
-  ...(s.constraints?.length
-    ? {
-        constraints: s.constraints.map((c) => {
-          const parsed = parseConstraint(c);
-          return typeof parsed === 'string' ? { field: 'id', op: '==' as const, value: '' } : parsed;
-        }),
-      }
-    : {}),
+const emptyOutcome = (): ReconcileOutcome => ({
+  placed: [],
+  released: 0,
+  retired: [],
+  orphaned: [],
+  unplaced: [],
+  lost: 0,
 });
-
-function refusedBy(s: ServiceItem, nodes: readonly NodeItem[]): { refusedBy?: Set<string> } {
-  if (!s.volumes?.length) return {}; // nothing else a service asks is ruled on by a policy
-  const spec = startSpec(s, 'policy-check');
-  const refused = new Set(nodes.filter((n) => policyRefusalOn(n, spec)).map((n) => n.nodeId));
-  return refused.size ? { refusedBy: refused } : {};
-}
-
-/**
- * Reads what the planner needs. Instances are read before slots: an instance is written after
- * its slot is claimed, so every instance this view holds has its claim in the later slot view,
- * and an instance is never retired for a claim this reader missed.
- */
-export async function loadState(ctx: AppContext, imageId?: string): Promise<FleetState> {
-  const [nodes, services] = await Promise.all([listNodes(ctx), listServices(ctx)]);
-  const instances = await allInstances(ctx, services);
-  const planned = imageId ? services.filter((s) => s.imageId === imageId) : services;
-  const slots = (await Promise.all(planned.map((s) => serviceSlots(ctx, s.imageId)))).flat();
-  const held = (await activeRuns(ctx)).flatMap((r) =>
-    r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : [],
-  );
-  return { nodes, services, instances, slots, held };
-}
-
-export function planInput(
-  ctx: AppContext,
-  state: FleetState,
-  planned: PlanService[],
-  options: { retryNow?: boolean } = {},
-): PlanInput {
-  const now = ctx.now();
-  return {
-    now,
-    nodes: state.nodes.map((n) => ({
-      id: n.nodeId,
-      online: isOnline(n, ctx, now),
-      ...(isCordoned(n) ? { cordoned: true } : {}),
-      ...(isDraining(n) ? { draining: true } : {}),
-      ...(n.driver === 'process' ? { processOnly: true } : {}),
-      capacity: { cpu: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb, gpus: n.gpus.length },
-      facts: { id: n.nodeId, hostname: n.hostname, labels: nodeLabels(n), arch: n.arch, os: n.os },
-    })),
-    services: planned,
-    slots: state.slots.map((s) => ({
-      imageId: s.imageId,
-      ordinal: s.ordinal,
-      instanceId: s.instanceId,
-      nodeId: s.nodeId,
-      claimedAt: s.claimedAt,
-      ...(!options.retryNow && s.backoffFor === s.instanceId && s.backoffUntil !== undefined
-        ? { backoffUntil: s.backoffUntil }
-        : {}),
-    })),
-    instances: state.instances.map((i) => ({
-      instanceId: i.instanceId,
-      imageId: i.imageId,
-      nodeId: i.nodeId,
-      status: i.status,
-      reserve: i.reserve,
-    })),
-    held: state.held,
-  };
-}
 
 /** Docker-style short id: what the orchestrator API calls a container id. */
 const newInstanceId = () => randomBytes(6).toString('hex');
 
-export function startSpec(service: ServiceItem, instanceId: string): ContainerSpec {
-  const r = toReservation(service.resources);
-  return {
-    instanceId,
-    imageId: service.imageId,
-    name: instanceName(instanceId),
-    kind: 'service',
-    ...(service.command?.length ? { command: service.command } : {}),
-    env: service.env ?? {},
-    ports: (service.ports ?? []).map((containerPort) => ({
-      containerPort,
-      hostPort: service.hostPorts?.[String(containerPort)] ?? 0,
-      protocol: 'tcp' as const,
-      ...(service.hostIp ? { hostIp: service.hostIp } : {}),
-    })),
-    volumes: service.volumes ?? [],
-    ...(r.cpu ? { cpuLimit: r.cpu } : {}),
-    ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
-    ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
-    ...(r.gpus ? { gpus: r.gpus } : {}),
-    labels: {},
-    // The control plane replaces dead containers (maybe elsewhere); the engine must not restart them behind its back.
-    restart: 'no',
-  };
-}
-
-/** The most eligible nodes one read of the index takes (a start that needs more reads the next page). */
-export const NODE_PAGE = 16;
-
-/** What a reconcile of one image read for its nodes: lookups of the eligible-node index and nodes read. */
-export interface CandidateReads {
-  lookups: number;
-  nodes: number;
-}
-
 /**
- * One image's state for a reconcile that does not read the fleet: the service, its slots and
- * copies, the nodes they are on (and its pinned node), and a page of the eligible-node index
- * (`NODEUP#<shard>`, from a random shard on), each candidate with the copies it already runs (their
- * reservations count). `more()` reads the next page, for when the plan could not place every copy;
- * false once the index is read through. Undefined for a global service (it runs on every eligible
- * node, so it reads the fleet) or one that is gone.
+ * Plans and applies, for one image or, without `imageId`, each image in turn (never the whole
+ * fleet at once: each reads its own nodes and pages of eligible ones). Safe to run concurrently
+ * with itself: every write is conditional.
  */
-export async function imageState(
-  ctx: AppContext,
-  service: ServiceItem | undefined,
-): Promise<ImageState | undefined> {
-  if (!service || service.global) return undefined;
-  const imageId = service.imageId;
-  const [own, slots, runs] = await Promise.all([
-    imageInstances(ctx, imageId),
-    serviceSlots(ctx, imageId),
-    activeRuns(ctx),
-  ]);
-  const state: FleetState = {
-    nodes: [],
-    services: [service],
-    instances: [...own],
-    slots,
-    held: runs.flatMap((r) => (r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : [])),
-  };
-  const read: CandidateReads = { lookups: 0, nodes: 0 };
-  const known = new Set<string>();
-  const seenInstances = new Set(own.map((i) => i.instanceId));
-  const addNodes = async (ids: string[], fromIndex: boolean) => {
-    const fresh = [...new Set(ids)].filter((id) => !known.has(id));
-    for (const id of fresh) known.add(id);
-    read.nodes += fresh.length;
-    const loaded = await Promise.all(
-      fresh.map(async (id) => [id, await getNode(ctx, id), await nodeInstances(ctx, id)] as const),
-    );
-    const now = ctx.now();
-    for (const [id, node, instances] of loaded) {
-      if (node) state.nodes.push(node);
-      for (const i of instances)
-        if (!seenInstances.has(i.instanceId)) {
-          seenInstances.add(i.instanceId);
-          state.instances.push(i);
-        }
-      // A stale entry (gone, offline, cordoned) leaves the index; the next liveness change writes it back.
-      if (fromIndex && (!node || !isOnline(node, ctx, now) || isCordoned(node))) await clearUp(ctx, id);
-    }
-  };
-  await addNodes(
-    [...own.map((i) => i.nodeId), ...slots.map((s) => s.nodeId), ...(service.nodeId ? [service.nodeId] : [])],
-    false,
-  );
-  // Pinned: its node is the only place it may go.
-  const start = Math.floor(Math.random() * NODE_SHARDS);
-  let visited = service.nodeId ? NODE_SHARDS : 0;
-  let cursor: string | undefined;
-  const more = async (): Promise<boolean> => {
-    const ids: string[] = [];
-    while (visited < NODE_SHARDS && ids.length < NODE_PAGE) {
-      read.lookups++;
-      const page = await ctx.store.query<FreeRecord>(fleetKeys.nodeUpPk((start + visited) % NODE_SHARDS), {
-        limit: NODE_PAGE - ids.length,
-        ...(cursor ? { cursor } : {}),
-      });
-      ids.push(...page.items.map((r) => r.nodeId).filter((id) => !known.has(id)));
-      cursor = page.cursor;
-      if (!cursor) visited++;
-    }
-    if (!ids.length) return false;
-    await addNodes(ids, true);
-    return true;
-  };
-  await more();
-  return { state, more, read };
-}
-
-export interface ImageState {
-  state: FleetState;
-  more: () => Promise<boolean>;
-  read: CandidateReads;
-}
-
-/**
- * Plans `planned` over the state, reading more pages of eligible nodes while copies are left
- * unplaced for want of a node (not for a backoff) and the index has more.
- */
-export async function planPaged(
-  ctx: AppContext,
-  image: ImageState | undefined,
-  state: FleetState,
-  planned: ServiceItem[],
-  options: { retryNow?: boolean } = {},
-): Promise<{ input: PlanInput; plan: ReturnType<typeof planReconcile> }> {
-  const planFor = () => {
-    const input = planInput(
-      ctx,
-      state,
-      planned.map((s) => toPlanService(s, state.nodes)),
-      options,
-    );
-    return { input, plan: planReconcile(input) };
-  };
-  let out = planFor();
-  while (image && out.plan.unplaced.some((u) => !u.reason.startsWith('backing off')) && (await image.more()))
-    out = planFor();
-  return out;
-}
-
-/** Plans and applies. Safe to run concurrently with itself: every write is conditional. */
 export async function reconcile(
   ctx: AppContext,
   /** `retryNow`: a person asked for the dead copies back (a quick fix): their backoff is skipped. */
   options: { imageId?: string; retryNow?: boolean } = {},
 ): Promise<ReconcileOutcome> {
-  // One image: its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
-  const targeted = options.imageId
-    ? await imageState(ctx, await getService(ctx, options.imageId))
-    : undefined;
-  const state = targeted?.state ?? (await loadState(ctx, options.imageId));
+  const images = options.imageId ? [options.imageId] : (await listServices(ctx)).map((s) => s.imageId);
+  return reconcileImages(ctx, images, options);
+}
+
+/** Reconciles each image in turn; one outcome for all. */
+export async function reconcileImages(
+  ctx: AppContext,
+  imageIds: readonly string[],
+  options: { retryNow?: boolean } = {},
+): Promise<ReconcileOutcome> {
+  const outcome = emptyOutcome();
+  for (const imageId of new Set(imageIds)) {
+    const one = await reconcileImage(ctx, imageId, options);
+    outcome.placed.push(...one.placed);
+    outcome.released += one.released;
+    outcome.retired.push(...one.retired);
+    outcome.orphaned.push(...one.orphaned);
+    outcome.unplaced.push(...one.unplaced);
+    outcome.lost += one.lost;
+  }
+  return outcome;
+}
+
+/**
+ * The images the minute's reconcile covers in one invocation; the rest go on as one `reconcile`
+ * event each, so an invocation's work stays bounded whatever the number of images.
+ */
+export const RECONCILE_IMAGES_PER_INVOCATION = 16;
+
+/**
+ * The whole fleet's reconcile (the minute's safety net, a node back online): the first
+ * RECONCILE_IMAGES_PER_INVOCATION images here, the others (and every global service, which reads
+ * the eligible nodes it runs on) as their own events. Reads the service list, not the nodes.
+ */
+export async function reconcileFanOut(ctx: AppContext): Promise<{ here: number; emitted: number }> {
+  const services = await listServices(ctx);
+  const here = services.filter((s) => !s.global).slice(0, RECONCILE_IMAGES_PER_INVOCATION);
+  const inline = new Set(here.map((s) => s.imageId));
+  let emitted = 0;
+  for (const s of services)
+    if (!inline.has(s.imageId)) {
+      await emit(ctx, { type: 'reconcile', imageId: s.imageId });
+      emitted++;
+    }
+  await reconcileImages(ctx, [...inline]);
+  return { here: inline.size, emitted };
+}
+
+async function reconcileImage(
+  ctx: AppContext,
+  imageId: string,
+  options: { retryNow?: boolean },
+): Promise<ReconcileOutcome> {
+  const service = await getService(ctx, imageId);
+  // Gone: nothing to plan (its copies were retired when it was removed).
+  if (!service) return emptyOutcome();
+  // Its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
+  const targeted = await imageState(ctx, service);
+  const state = targeted?.state ?? (await loadState(ctx, imageId));
   await recordBackoffs(ctx, state);
-  const planned = state.services.filter((s) => !options.imageId || s.imageId === options.imageId);
+  const planned = state.services.filter((s) => s.imageId === imageId);
   // Copies the candidates could not take (capacity, constraints, policy): the next page may.
   const { input, plan } = await planPaged(ctx, targeted, state, planned, options);
   await refreshGlobalCounts(ctx, input, planned);
-  const outcome: ReconcileOutcome = {
-    placed: [],
-    released: 0,
-    retired: [],
-    orphaned: [],
-    unplaced: plan.unplaced,
-    lost: 0,
-  };
+  const outcome: ReconcileOutcome = { ...emptyOutcome(), unplaced: plan.unplaced };
   const services = new Map(state.services.map((s) => [s.imageId, s]));
   for (const action of plan.actions) {
     try {
