@@ -251,6 +251,10 @@ async function main(): Promise<object> {
         sampled_beats: SAMPLE,
         seconds: windowS,
         fleet_beats_per_second: Math.round(beatsPerSecond),
+        // A beat that crossed into a new minute also wrote the node's metric-history point.
+        history_point_writes: [...counter.counts]
+          .filter(([key]) => key.startsWith('table NODEMETRICS#'))
+          .reduce((sum, [, n]) => sum + n, 0),
       },
       heartbeat_units: { at_10_nodes: small, at_full_fleet: large },
       hottest_partition_keys: perKey.slice(0, 5),

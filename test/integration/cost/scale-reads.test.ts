@@ -19,7 +19,8 @@ import { sweepShard } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { fleetKeys } from '../../../functions/core/keys.js';
 import { changeService, nextService } from '../../../functions/orchestrator/desired-state.js';
-import { reconcile } from '../../../functions/orchestrator/reconciler.js';
+import { reconcile, reconcileFanOut } from '../../../functions/orchestrator/reconciler.js';
+import { fleetGauges } from '../../../functions/observability/fleet-gauges.js';
 
 describe('reads per operation independent of the fleet size', () => {
   let fleet: Fleet | undefined;
@@ -96,9 +97,26 @@ describe('reads per operation independent of the fleet size', () => {
         limit: 1,
       })
     ).items;
+    // The minute's reconcile (what the sweep's `reconcile` event runs) and the fleet gauges.
+    await fleet.settle();
+    fleet.meter.reset();
+    const fan = await fleet.meter.within('minute reconcile', () => reconcileFanOut(ctx));
+    const minute = operationUnits(fleet.meter.total((e) => e.label === 'minute reconcile'));
+    fleet.meter.reset();
+    const gauges = await fleet.meter.within('gauges', () => fleetGauges(ctx));
+    const gaugeUnits = operationUnits(fleet.meter.total((e) => e.label === 'gauges'));
     await fleet.stop();
     fleet = undefined;
-    return { placed: placed.length, start, run, onlineNodes: sample?.onlineNodes };
+    return {
+      placed: placed.length,
+      start,
+      run,
+      onlineNodes: sample?.onlineNodes,
+      fan,
+      minute,
+      gauges,
+      gaugeUnits,
+    };
   }
 
   it('a container start and the scheduled placement run read the same at 200 and at 800 nodes', async () => {
@@ -118,6 +136,16 @@ describe('reads per operation independent of the fleet size', () => {
     // The sample still counts every node, from the parts.
     expect(small.onlineNodes).toBe(200);
     expect(large.onlineNodes).toBe(800);
+    // The minute's reconcile of the one image: its node and a page of candidates, not the fleet.
+    expect(large.fan).toEqual({ here: 1, emitted: 0 });
+    expect(large.minute.dynamo_calls).toBe(small.minute.dynamo_calls);
+    expect(large.minute.read_units).toBe(small.minute.read_units);
+    expect(large.minute.write_units).toBe(0);
+    // The gauges count every node from the sweep's aggregate and the queue: two queries.
+    expect(small.gauges).toMatchObject({ online: 200, offline: 0, queueDepth: 0 });
+    expect(large.gauges).toMatchObject({ online: 800, offline: 0, queueDepth: 0 });
+    expect(large.gaugeUnits.dynamo_calls).toBe(2);
+    expect(large.gaugeUnits.read_units).toBe(small.gaugeUnits.read_units);
   }, 240_000);
 
   it('a sweep invocation reads at most its budget; the chain of one shard covers it and flips silent nodes offline', async () => {
@@ -218,5 +246,7 @@ describe('reads per operation independent of the fleet size', () => {
         'offline',
       );
     }
+    // The gauges sum the fanned-out chain's parts: every node counted once, the silent ones offline.
+    expect(await fleetGauges(ctx)).toMatchObject({ online: 102 - silent.length, offline: silent.length });
   }, 120_000);
 });
