@@ -5,8 +5,6 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
-import type { MemoryQueue } from '../../../functions/adapters/memory-queue.js';
-import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { keys } from '../../../functions/core/keys.js';
 import { changeService, nextService } from '../../../functions/orchestrator/desired-state.js';
 import { serviceSlots } from '../../../functions/orchestrator/model.js';
@@ -39,17 +37,14 @@ describe('the whole fleet reconcile, image by image', () => {
     await ctx.store.update(g.pk, g.sk, { set: { global: true } });
     for (const image of [...plain, global]) expect(await serviceSlots(ctx, image)).toHaveLength(0);
 
-    const queue = ctx.queue as MemoryQueue;
-    const before = queue.depth(EVENTS_QUEUE);
+    await fleet.settle();
+    fleet.meter.reset();
     const fan = await reconcileFanOut(ctx);
     expect(fan).toEqual({ here: RECONCILE_IMAGES_PER_INVOCATION, emitted: 2 });
-    expect(queue.depth(EVENTS_QUEUE) - before).toBe(2);
-    // Those reconciled here have their copy claimed already; the rest once their events ran.
-    const claimed = async () =>
-      (await Promise.all(plain.map((image) => serviceSlots(ctx, image)))).map((s) => s.length);
-    expect((await claimed()).filter((n) => n === 1)).toHaveLength(RECONCILE_IMAGES_PER_INVOCATION);
     await fleet.settle();
-    expect(await claimed()).toEqual(plain.map(() => 1));
+    // One event invocation for each image not reconciled here (one plain, the global one).
+    expect(fleet.meter.total((e) => e.label === 'event reconcile').lambdaInvocations).toBe(2);
+    for (const image of plain) expect(await serviceSlots(ctx, image)).toHaveLength(1);
     // The global service: one copy on each of the two nodes.
     const globalSlots = await serviceSlots(ctx, global);
     expect(new Set(globalSlots.map((s) => s.nodeId)).size).toBe(2);
