@@ -19,6 +19,7 @@
  * - the /ws/metrics frames (count, largest);
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
+import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/nodes/nodes.js';
 import { SHARDS, liveKey } from '../functions/nodes/node-records.js';
@@ -42,6 +43,8 @@ const { values } = parseArgs({
     sample: { type: 'string', default: '1000' },
     gpus: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
+    /** A file each phase's start is appended to (the runtime swallows output while it runs). */
+    progress: { type: 'string' },
   },
 });
 const N = Number(values.nodes);
@@ -50,6 +53,9 @@ const GPUS = Number(values.gpus);
 const EVENTS_TIMEOUT_S = 60; // lib/stack.ts EVENTS_TIMEOUT
 const API_DEFAULT_RPS = 10_000;
 const KEY_LIMIT_WPS = 1_000;
+const progress = (phase: string) => {
+  if (values.progress) appendFileSync(values.progress, `${new Date().toISOString()} ${phase}\n`);
+};
 
 /** Counts writes per partition key: the table's and each GSI key the written item carries. */
 class KeyCounter {
@@ -111,6 +117,10 @@ async function main(): Promise<object> {
   });
   try {
     const ctx = fleet.rt.ctx;
+    // A sweep of a large fleet runs as a chain of events past the fleet's 30 s settle.
+    const settleAll = async () => {
+      for (let i = 0; i < 20; i++) await fleet.settle();
+    };
     const interval = fleet.nodes[0]!.heartbeatIntervalSeconds;
     const small = operationUnits(await measureHeartbeat(fleet));
 
@@ -128,6 +138,7 @@ async function main(): Promise<object> {
       containers: [],
       loadedModels: [],
     };
+    progress('loaded; heartbeat window');
     const picked = [...ids].sort(() => Math.random() - 0.5).slice(0, SAMPLE);
     // A fleet beating at its rate: each sampled node online with a previous beat. That beat is put
     // in the window's minute (the window starts just past a minute boundary): a node's first beat
@@ -161,6 +172,7 @@ async function main(): Promise<object> {
       .map(([key, n]) => ({ key, writes_per_second: Math.round((n * beatsPerSecond) / SAMPLE) }))
       .sort((a, b) => b.writes_per_second - a.writes_per_second);
 
+    progress('sweep');
     // The sweep at the full fleet, one bounded invocation at a time (as nodes.sweep.shard runs it).
     fleet.meter.reset();
     const invocations: { read: number; seconds: number }[] = [];
@@ -179,8 +191,18 @@ async function main(): Promise<object> {
       }),
     );
     const sweepUnits = operationUnits(fleet.meter.total(awsCharged));
+    // The steady state a submit meets: a sweep's aggregate and the per-minute fleet sample the
+    // scheduled placement run writes (without a recent one a wait estimate reads the fleet).
+    progress('warm-up sweep and placement run');
+    await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+    await settleAll();
+    await ctx.queue.send(
+      EVENTS_QUEUE,
+      JSON.stringify({ type: 'placement.run', reason: 'schedule', sample: true }),
+    );
+    await settleAll();
+    progress('task placement');
     // One task placed on an event (what a submit triggers), against the full fleet's free-capacity index.
-    await fleet.settle();
     resetPlacementRunner();
     fleet.meter.reset();
     const [submitted, placementS] = await seconds(async () => {
@@ -215,7 +237,7 @@ async function main(): Promise<object> {
     await fleet.settle();
     // The scheduled placement run (its fleet sample from the sweep's aggregate), after a sweep.
     await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
-    await fleet.settle();
+    await settleAll();
     resetPlacementRunner();
     fleet.meter.reset();
     const [, runS] = await seconds(async () => {
@@ -239,6 +261,7 @@ async function main(): Promise<object> {
     fleet.meter.reset();
     const [gauges, gaugesS] = await seconds(() => fleet.meter.within('fleet gauges', () => fleetGauges(ctx)));
     const gaugeUnits = operationUnits(fleet.meter.total((e) => e.label === 'fleet gauges'));
+    progress('ws frames');
     const [frames, framesS] = await seconds(() => metricsFrames(ctx));
     const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
 
