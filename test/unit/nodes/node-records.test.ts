@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   NODE_SHARDS,
+  emptyPart,
   metricsDue,
+  sumParts,
   nodeShard,
   sampleChange,
   type MetricsRecord,
@@ -90,5 +92,13 @@ describe('node records', () => {
     for (let i = 0; i < 8_000; i++) counts[nodeShard(`node-${i}-${(i * 2654435761) % 65_536}`)]!++;
     expect(counts.every((c) => c > 800 && c < 1_200)).toBe(true);
     expect(nodeShard('gpu-a-1f2e3d4c')).toBe(nodeShard('gpu-a-1f2e3d4c'));
+  });
+
+  it('sums every node read and the online ones across parts; a part from before the count counts its online nodes', () => {
+    const a = { ...emptyPart(), onlineNodes: 3, nodes: 5 };
+    const b = { ...emptyPart(), onlineNodes: 2, nodes: 2 };
+    const older = { ...emptyPart(), onlineNodes: 4 };
+    delete older.nodes;
+    expect(sumParts([a, b, older])).toMatchObject({ onlineNodes: 9, nodes: 11 });
   });
 });
