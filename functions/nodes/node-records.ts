@@ -270,6 +270,9 @@ interface FleetPartItem extends StoreItem, FleetPart {
   /** When the sweep these parts belong to began (one per sweep, passed along its chain). */
   sweep: number;
   atMs: number;
+  /** Its place in the shard's chain, and whether the chain ended with it (absent on older parts). */
+  link?: number;
+  done?: boolean;
 }
 
 /**
@@ -282,6 +285,8 @@ export async function storePart(
   link: number,
   sweep: number,
   part: FleetPart,
+  /** The shard's chain ends with this link. */
+  done = true,
 ): Promise<void> {
   await ctx.store.put<FleetPartItem>({
     ...(shard < 0 ? fleetKeys.fleetAggAll : fleetKeys.fleetAgg(shard, link)),
@@ -289,7 +294,27 @@ export async function storePart(
     shard,
     sweep,
     atMs: ctx.now(),
+    link,
+    done,
   });
+}
+
+/**
+ * A shard's parts: one record per link, each from the sweep that last wrote it. While a sweep's
+ * chain is part way, its first links are new and the rest still the last finished sweep's (the
+ * same key ranges): both count, so the shard is never counted short. Links past the end of the
+ * last finished chain (a fleet that shrank) do not. Parts from before `done` was written: the
+ * latest sweep's alone.
+ */
+function shardParts(items: FleetPartItem[]): FleetPartItem[] {
+  const ends = items.filter((i) => i.done === true);
+  if (!ends.length) {
+    const newest = Math.max(...items.map((i) => i.sweep));
+    return items.filter((i) => i.sweep === newest);
+  }
+  // Every link up to the last finished chain's end holds that chain's part or a later sweep's.
+  const end = Math.max(...ends.map((i) => i.sweep));
+  return items.filter((i) => i.sweep >= end);
 }
 
 /**
@@ -307,5 +332,7 @@ export async function fleetAggregate(ctx: AppContext, maxAgeMs: number): Promise
   const whole = latest.get(-1);
   if (whole !== undefined && [...latest.values()].every((s) => s <= whole))
     return sumParts(fresh.filter((i) => i.shard === -1 && i.sweep === whole));
-  return sumParts(fresh.filter((i) => i.shard >= 0 && i.sweep === latest.get(i.shard)));
+  const byShard = new Map<number, FleetPartItem[]>();
+  for (const i of fresh) if (i.shard >= 0) byShard.set(i.shard, [...(byShard.get(i.shard) ?? []), i]);
+  return sumParts([...byShard.values()].flatMap(shardParts));
 }

@@ -90,13 +90,13 @@ async function sweepFrom(
   let left = budget;
   let changed = false;
   let fannedOut = false;
-  const parts: { shard: number; link: number; part: FleetPart }[] = [];
+  const parts: { shard: number; link: number; part: FleetPart; done: boolean }[] = [];
   const shards = fanOut ? SHARDS.slice(first) : [first];
   for (const [i, shard] of shards.entries()) {
     const part = await sweepShard(ctx, shard, shard === first ? cursor : undefined, left, chain.repair);
     left -= part.read;
     const link = shard === first ? chain.link : 0;
-    parts.push({ shard, link, part: part.part });
+    parts.push({ shard, link, part: part.part, done: !part.cursor });
     for (const nodeId of part.wentOffline) {
       for (const inst of await nodeInstances(ctx, nodeId)) await instanceEndpointsDown(ctx, inst);
     }
@@ -127,6 +127,6 @@ async function sweepFrom(
   }
   // The fleet sample's input: one record when this invocation swept the whole fleet, else one per shard and link.
   if (fanOut && !fannedOut) await storePart(ctx, -1, 0, chain.sweep, sumParts(parts.map((p) => p.part)));
-  else for (const p of parts) await storePart(ctx, p.shard, p.link, chain.sweep, p.part);
+  else for (const p of parts) await storePart(ctx, p.shard, p.link, chain.sweep, p.part, p.done);
   if (changed && !fanOut) await emit(ctx, { type: 'reconcile' });
 }

@@ -14,7 +14,15 @@ import {
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { SHARDS, freeKey, liveKey, upKey } from '../../../functions/nodes/node-records.js';
+import {
+  SHARDS,
+  emptyPart,
+  fleetAggregate,
+  freeKey,
+  liveKey,
+  storePart,
+  upKey,
+} from '../../../functions/nodes/node-records.js';
 import { sweepShard } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { fleetKeys } from '../../../functions/core/keys.js';
@@ -249,4 +257,18 @@ describe('reads per operation independent of the fleet size', () => {
     // The gauges sum the fanned-out chain's parts: every node counted once, the silent ones offline.
     expect(await fleetGauges(ctx)).toMatchObject({ online: 102 - silent.length, offline: silent.length });
   }, 120_000);
+
+  it("a shard's aggregate while its sweep is part way: the new links and the rest of the last finished chain", async () => {
+    fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    const part = (n: number) => ({ ...emptyPart(), onlineNodes: n, nodes: n });
+    // An older, longer chain's last link (the shard shrank since): stale.
+    await storePart(ctx, 0, 3, 100, part(1_000), true);
+    // The last finished chain: three links.
+    for (const link of [0, 1, 2]) await storePart(ctx, 0, link, 200, part(10 ** link), link === 2);
+    expect((await fleetAggregate(ctx, 60_000))?.onlineNodes).toBe(111);
+    // The next sweep has written its first link only (20 online there now).
+    await storePart(ctx, 0, 0, 300, part(20), false);
+    expect(await fleetAggregate(ctx, 60_000)).toMatchObject({ onlineNodes: 130, nodes: 130 });
+  }, 60_000);
 });
