@@ -127,10 +127,10 @@ export async function nodeCommands(ctx: AppContext, nodeId: string, limit = 50):
 }
 
 /**
- * Puts every pending command's envelope on its node's queue again; how many. For a queue that
- * kept nothing across a restart (the embedded runtime's, in memory): a command recorded but never
- * delivered, or delivered to an agent that died with it, would otherwise stay pending forever.
- * The agent's journal makes a second delivery of one it did run harmless.
+ * Puts every pending command's envelope on its node's queue again; how many. Run when the local
+ * runtime starts: the embedded queue kept nothing across the restart, and on any queue a process
+ * killed between recording a command and sending it left one that no agent will ever see. Either
+ * would stay pending forever. The agent's journal makes a second delivery of one it did run harmless.
  */
 export async function redeliverPendingCommands(ctx: AppContext): Promise<number> {
   const nodeIds = (
@@ -146,8 +146,17 @@ export async function redeliverPendingCommands(ctx: AppContext): Promise<number>
         issuedAt: c.issuedAt,
         command: c.command,
       };
-      await ctx.queue.send(nodeQueue(nodeId), JSON.stringify(envelope));
-      sent++;
+      try {
+        await ctx.queue.send(nodeQueue(nodeId), JSON.stringify(envelope));
+        sent++;
+      } catch (error) {
+        // A node whose queue is gone (deregistered): its commands cannot go anywhere.
+        ctx.logger.warn('pending command not redelivered', {
+          commandId: c.commandId,
+          nodeId,
+          error: error as Error,
+        });
+      }
     }
   }
   if (sent) ctx.logger.info('pending commands redelivered', { commands: sent });
