@@ -15,7 +15,15 @@ const journalEntry = z.object({
 });
 export type JournalEntry = z.infer<typeof journalEntry>;
 
-const taskEntry = z.object({ taskId: z.string(), commandId: z.string(), startedAt: z.string() });
+const taskEntry = z.object({
+  taskId: z.string(),
+  commandId: z.string(),
+  startedAt: z.string(),
+  /** How it ended on this node, while task.finished was still on its way (not delivered yet). */
+  outcome: z
+    .object({ status: z.enum(['completed', 'failed', 'cancelled']), error: z.string().optional() })
+    .optional(),
+});
 export type TaskEntry = z.infer<typeof taskEntry>;
 
 const begunEntry = z.object({ commandId: z.string(), type: z.string(), startedAt: z.string() });
@@ -27,7 +35,7 @@ const journalFile = z.object({
   commands: z.array(journalEntry).default([]),
   /** Container exits already reported, keyed `containerId@finishedAt`. */
   exits: z.array(z.object({ key: z.string(), at: z.string() })).default([]),
-  /** task.run commands whose task has not reported task.finished yet. */
+  /** task.run commands whose task.finished the control plane has not accepted yet. */
   tasks: z.array(taskEntry).default([]),
   /** Commands begun without a result yet: found here after a restart, they were interrupted. */
   begun: z.array(begunEntry).default([]),
@@ -157,6 +165,14 @@ export class CommandJournal {
 
   async taskStarted(taskId: string, commandId: string): Promise<void> {
     this.tasks.set(taskId, { taskId, commandId, startedAt: this.now().toISOString() });
+    await this.flush();
+  }
+
+  /** The task ended here; it stays in flight until its task.finished is delivered (then taskEnded). */
+  async taskFinished(taskId: string, outcome: NonNullable<TaskEntry['outcome']>): Promise<void> {
+    const task = this.tasks.get(taskId);
+    if (!task) return;
+    this.tasks.set(taskId, { ...task, outcome });
     await this.flush();
   }
 

@@ -61,12 +61,8 @@ export class TaskRunner {
     const controller = new AbortController();
     const entry: RunningTask = { controller, done: Promise.resolve() };
     this.running.set(command.taskId, entry);
-    entry.done = this.run(command, controller.signal).finally(async () => {
-      this.running.delete(command.taskId);
-      await this.options.journal
-        .taskEnded(command.taskId)
-        .catch((error: unknown) => this.log.warn('journal write failed', { taskId: command.taskId, error }));
-    });
+    // The journal keeps the task in flight until its task.finished is delivered (run's finish).
+    entry.done = this.run(command, controller.signal).finally(() => this.running.delete(command.taskId));
     return { taskId: command.taskId, accepted: true, alreadyRunning: false };
   }
 
@@ -82,9 +78,11 @@ export class TaskRunner {
   }
 
   /**
-   * Tasks the journal says were running when the agent last stopped are gone: say so. Only those
-   * whose task.run result was recorded; without one the command was never acknowledged and its
-   * redelivery will run the task again.
+   * Tasks the journal says were in flight when the agent last stopped: running then, or ended
+   * with their task.finished not yet delivered. Each is reported once more (failed when it was
+   * running, or when its result went with the process; a failure or cancellation as it was).
+   * Only those whose task.run result was recorded; without one the command was never
+   * acknowledged and its redelivery will run the task again.
    */
   async reportOrphans(): Promise<number> {
     let count = 0;
@@ -94,18 +92,43 @@ export class TaskRunner {
         await this.options.journal.taskEnded(task.taskId);
         continue;
       }
-      this.emit({
+      const outcome = task.outcome;
+      this.finished({
         type: 'task.finished',
         taskId: task.taskId,
-        status: 'failed',
+        status: outcome?.status === 'cancelled' ? 'cancelled' : 'failed',
         files: [],
-        error: 'the agent restarted while the task was running',
+        error:
+          outcome === undefined
+            ? 'the agent restarted while the task was running'
+            : outcome.status === 'completed'
+              ? 'the task completed, but the agent restarted before it delivered the result: its outputs are lost'
+              : (outcome.error ?? outcome.status),
         at: this.now().toISOString(),
       });
-      await this.options.journal.taskEnded(task.taskId);
       count++;
     }
     return count;
+  }
+
+  /** Sends task.finished; the task leaves the journal once the control plane accepted it. */
+  private finished(event: Extract<AgentEvent, { type: 'task.finished' }>): void {
+    this.options.events.send(event, () =>
+      this.options.journal
+        .taskEnded(event.taskId)
+        .catch((error: unknown) => this.log.warn('journal write failed', { taskId: event.taskId, error })),
+    );
+  }
+
+  /** Notes the outcome in the journal (a restart before delivery still knows it), then sends it. */
+  private async finish(event: Extract<AgentEvent, { type: 'task.finished' }>): Promise<void> {
+    await this.options.journal
+      .taskFinished(event.taskId, {
+        status: event.status,
+        ...(event.error !== undefined ? { error: event.error } : {}),
+      })
+      .catch((error: unknown) => this.log.warn('journal write failed', { taskId: event.taskId, error }));
+    this.finished(event);
   }
 
   /** Aborts running tasks (they report failed) and waits for them to wind down. */
@@ -153,7 +176,7 @@ export class TaskRunner {
       }
       const { result, files } = splitModelResponse(parseBody(text));
       this.progress(taskId, 100);
-      this.emit({
+      await this.finish({
         type: 'task.finished',
         taskId,
         status: 'completed',
@@ -173,7 +196,7 @@ export class TaskRunner {
             : error instanceof Error
               ? error.message
               : String(error);
-      this.emit({
+      await this.finish({
         type: 'task.finished',
         taskId,
         status: cancelled ? 'cancelled' : 'failed',

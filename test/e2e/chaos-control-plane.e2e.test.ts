@@ -11,6 +11,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,6 +50,8 @@ import { seededRandom } from './chaos-random.js';
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const ROUNDS = Number(process.env.CHAOS_CP_ROUNDS ?? 3);
 const API_KEY = `chaos-key-${'0123456789abcdef'.repeat(2)}`;
+/** A folder to keep the control plane's and the agent's logs in (info level); none keeps them silent. */
+const LOG_DIR = process.env.CHAOS_LOG_DIR;
 
 const engineStatus = requireEngine();
 const motoStatus = requireMoto();
@@ -88,18 +91,25 @@ describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (
     let url = '';
     let agent: AgentProcess;
 
+    /** Every answer of 500 or more any call got: none may come from any request. */
+    const serverErrors: string[] = [];
     const start = async () => {
       ({ child, url } = await startLocalProcess(
         dataDir,
         {
           ...modeEnv(),
-          LOG_LEVEL: 'SILENT',
+          LOG_LEVEL: LOG_DIR ? 'INFO' : 'SILENT',
           COMMAND_WAIT_MS: '20000',
           NODE_OFFLINE_AFTER_SECONDS: '60',
           RESTART_BACKOFF_SECONDS: '1',
         },
         port,
       ));
+      if (LOG_DIR) {
+        const log = createWriteStream(join(LOG_DIR, `${runId}-control-plane.log`), { flags: 'a' });
+        child.stdout!.pipe(log, { end: false });
+        child.stderr!.pipe(log, { end: false });
+      }
     };
     const killControlPlane = async () => {
       const c = child!;
@@ -116,6 +126,7 @@ describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (
         signal: AbortSignal.timeout(60_000),
       });
       const text = await res.text();
+      if (res.status >= 500) serverErrors.push(`${method} ${path} → ${res.status} ${text.slice(0, 500)}`);
       // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
       const parsed: any = text ? JSON.parse(text) : undefined;
       return {
@@ -143,6 +154,12 @@ describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (
         heartbeatSeconds: 1,
         entry: [bundle],
         env: { ...process.env, FLEET_API_KEY: API_KEY, FLEET_URL: '', FLEET_NODE_NAME: '' },
+        ...(LOG_DIR
+          ? (() => {
+              const log = createWriteStream(join(LOG_DIR, `${runId}-agent.log`), { flags: 'a' });
+              return { onLine: (line: string) => void log.write(`${line}\n`) };
+            })()
+          : {}),
       });
       await agent.start();
     }, 120_000);
@@ -242,6 +259,7 @@ describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (
           500,
         );
       }
+      expect(serverErrors, 'no call answered 500 or more').toEqual([]);
       const finalImages = await api('GET', '/images');
       console.log(`chaos-control-plane: ${ROUNDS} kills; ${JSON.stringify(finalImages.body.images)}`);
 

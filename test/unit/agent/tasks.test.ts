@@ -66,14 +66,20 @@ const command = (overrides: Partial<TaskRunCommand> = {}): TaskRunCommand => ({
   ...overrides,
 });
 
-async function setup() {
+/** `deliver: false`: the control plane never accepts the events (it is down, then the agent dies). */
+async function setup(options: { deliver?: boolean } = {}) {
   const engine = new FakeEngine();
   const journal = await CommandJournal.open(join(dir, 'journal.json'));
   const events: AgentEvent[] = [];
   const runner = new TaskRunner({
     engine,
     journal,
-    events: { send: (e) => events.push(e) },
+    events: {
+      send: (e, onDelivered) => {
+        events.push(e);
+        if (options.deliver !== false) void onDelivered?.();
+      },
+    },
     logger: silentLogger,
     readyPollMs: 20,
   });
@@ -188,7 +194,39 @@ describe('TaskRunner', () => {
     await journal.taskStarted('will-be-redelivered', 'cmd-unrecorded');
     expect(await runner.reportOrphans()).toBe(1);
     expect(events).toMatchObject([{ type: 'task.finished', taskId: 'lost', status: 'failed' }]);
+    await new Promise((r) => setTimeout(r, 20));
     expect(journal.activeTasks()).toEqual([]);
+  });
+
+  it('keeps a finished task in flight until its task.finished is delivered; a restart reports it, never runs it again', async () => {
+    // Prepare: the task completes while nothing is delivered (the control plane is down)
+    handler = (_req, _body, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ seed: 7 }));
+    const first = await setup({ deliver: false });
+    await first.runner.accept(command(), 'cmd-1');
+    await first.journal.record('cmd-1', 'task.run', { status: 'succeeded', output: {} });
+    expect(await first.finished()).toMatchObject({ status: 'completed' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(first.journal.activeTasks()).toMatchObject([
+      { taskId: 'task-1', commandId: 'cmd-1', outcome: { status: 'completed' } },
+    ]);
+    // Act: the agent restarts on the same journal (its queued event died with it)
+    await first.journal.flush();
+    const second = await setup();
+    const posts = seen.filter((s) => s.method === 'POST').length;
+    expect(await second.runner.reportOrphans()).toBe(1);
+    // Assess: reported once, saying what happened; not run again; gone from the journal once delivered
+    expect(second.events).toEqual([
+      expect.objectContaining({
+        type: 'task.finished',
+        taskId: 'task-1',
+        status: 'failed',
+        error: expect.stringMatching(/completed, but the agent restarted before it delivered the result/),
+      }),
+    ]);
+    expect(seen.filter((s) => s.method === 'POST')).toHaveLength(posts);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(second.journal.activeTasks()).toEqual([]);
   });
 });
 
