@@ -11,9 +11,10 @@ import type { Config } from '../functions/core/config.js';
 import type { AppContext } from '../functions/core/context.js';
 import { createLogger } from '../functions/core/logger.js';
 import { startEmbeddedDynamo } from './embedded-dynamo.js';
+import { repairIndexes } from './embedded-repair.js';
 import { LocalSockets } from './websocket-server.js';
 import { tmpdir } from 'node:os';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 
 /** The embedded adapters: dynalite, an in-process queue, table-backed schedules, a local folder. */
 export async function createEmbeddedContext(
@@ -28,9 +29,24 @@ export async function createEmbeddedContext(
     credentials: dynamo.credentials,
   });
   const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
+  // Present while a process has the folder's table open: found at start, the last one was killed.
+  const openMarker = options.dataDir ? join(options.dataDir, 'db.open') : undefined;
+  const logger = createLogger(config);
   try {
     await secrets.open();
     await ensureTable(client, config.TABLE_NAME);
+    if (openMarker) {
+      if (
+        await stat(openMarker).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        const repaired = await repairIndexes(client, config.TABLE_NAME);
+        if (repaired) logger.warn('index entries left by a killed process repaired', { items: repaired });
+      }
+      await writeFile(openMarker, `${process.pid}\n`);
+    }
   } catch (error) {
     client.destroy();
     await dynamo.stop();
@@ -46,7 +62,7 @@ export async function createEmbeddedContext(
     scheduler: new StoreScheduler(store, config.SCHEDULE_GROUP),
     secrets,
     blobs: new LocalBlobs(join(scratch, 'artifacts')),
-    logger: createLogger(config),
+    logger,
     now,
     startedAt: now(),
     mode: 'embedded',
@@ -62,6 +78,7 @@ export async function createEmbeddedContext(
     stop: async () => {
       client.destroy();
       await dynamo.stop();
+      if (openMarker) await rm(openMarker, { force: true });
     },
   };
 }
