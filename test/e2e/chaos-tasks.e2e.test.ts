@@ -1,17 +1,21 @@
 /**
- * Chaos for inference tasks: two REAL agents on Podman running the fake model server, each
- * SIGKILLed at random moments and restarted at once, while tasks are submitted through the
- * cluster API of the embedded control plane.
+ * Chaos for inference tasks and training jobs: two REAL agents on Podman running the fake model
+ * server, each SIGKILLed at random moments and restarted at once, while tasks are submitted through
+ * the cluster API of the embedded control plane and training jobs (busybox, a few seconds each,
+ * retries allowed) through the jobs API.
  *
  * Afterwards:
  * - every task submitted has its record, in a terminal state (`completed`, or `failed` /
  *   `cancelled` with a reason): none lost, none left active;
  * - none ran twice: every task.run command was executed once by the agents' own account (each
  *   process logs `executing command` before it runs one), a task has no more task.run commands than
- *   attempts, and a completed task's result is that of its own request (its seed).
+ *   attempts, and a completed task's result is that of its own request (its seed);
+ * - every job ends `completed`, or `failed` with its error message; each of its attempts ran at
+ *   most once (the run writes its attempt number in its checkpoint folder), never more than its
+ *   retries allow.
  *
- * Seeded: CHAOS_SEED repeats a run's choices (the seed is printed). CHAOS_TASKS and CHAOS_TASK_KILLS
- * set the volume (defaults: 40 tasks, 6 kills).
+ * Seeded: CHAOS_SEED repeats a run's choices (the seed is printed). CHAOS_TASKS, CHAOS_TASK_KILLS
+ * and CHAOS_JOBS set the volume (defaults: 40 tasks, 6 kills, 6 jobs).
  *
  * Then `npm start` SIGKILLed while a task runs (held on its model server by a gate) and started
  * again on its folder and port: the task, finished on the node while the control plane was down,
@@ -20,7 +24,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +36,8 @@ import { getTask, TERMINAL, type TaskItem } from '../../functions/cluster/tasks.
 import { fleetKeys } from '../../functions/core/keys.js';
 import type { CommandItem } from '../../functions/nodes/commands.js';
 import { queryAll } from '../../functions/ports/store.js';
+import { overrideTrainingSettings } from '../../functions/training/settings.js';
+import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -48,6 +54,9 @@ import {
 import { seededRandom } from './chaos-random.js';
 
 const TASKS = Number(process.env.CHAOS_TASKS ?? 40);
+const JOBS = Number(process.env.CHAOS_JOBS ?? 6);
+/** A training run: notes its attempt in the checkpoint folder, trains a moment, ends well. */
+const TRAIN = ['sh', '-c', 'echo "$TRAINING_ATTEMPT" >> "$CHECKPOINT_DIR/attempts"; sleep 2; echo done'];
 const KILLS = Number(process.env.CHAOS_TASK_KILLS ?? 6);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
@@ -58,11 +67,12 @@ const MODEL = `${runId}-painter`;
 
 describeWith(
   engineStatus,
-  'chaos: agents SIGKILLed at random while inference tasks run (embedded, Podman)',
+  'chaos: agents SIGKILLed at random while inference tasks and training jobs run (embedded, Podman)',
   () => {
     let docker: Docker;
     let rt: ControlPlane;
     let stateRoot: string;
+    let checkpointRoot: string;
     let agents: AgentProcess[] = [];
     const agentLines: string[] = [];
     const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
@@ -71,6 +81,7 @@ describeWith(
       console.log(`chaos-tasks seed ${SEED} (CHAOS_SEED=${SEED} repeats its choices)`);
       docker = dockerClient();
       const image = await ensureModelServerImage(docker);
+      await ensureBusyboxImage(docker);
       rt = await startControlPlane({
         env: {
           ...process.env,
@@ -83,6 +94,15 @@ describeWith(
         moto: false,
       });
       stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
+      checkpointRoot = join(stateRoot, 'checkpoints');
+      await mkdir(checkpointRoot);
+      // Short retry backoff; the checkpoint root is a folder the test reads.
+      overrideTrainingSettings(rt.ctx, {
+        retry: { baseSeconds: 1, maxSeconds: 2 },
+        checkpointRoot,
+        placementRetrySeconds: 1,
+        webhooks: [],
+      });
       const bundle = join(stateRoot, 'agent.mjs');
       await buildAgentBundle(bundle);
       agents = nodeNames.map(
@@ -93,7 +113,15 @@ describeWith(
             stateDir: join(stateRoot, name),
             heartbeatSeconds: 1,
             entry: [bundle],
-            env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '', FLEET_LABELS: '' },
+            env: {
+              ...process.env,
+              FLEET_API_KEY: '',
+              FLEET_URL: '',
+              FLEET_NODE_NAME: '',
+              FLEET_LABELS: '',
+              // The node's owner lets job containers mount the checkpoint root.
+              FLEET_ALLOW_HOST_PATHS: checkpointRoot,
+            },
             onLine: (line) => agentLines.push(line),
           }),
       );
@@ -122,7 +150,7 @@ describeWith(
       if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
     }, 60_000);
 
-    it(`${KILLS} kills during ${TASKS} tasks: each ends once, with a reason when not completed; none lost, none run twice`, async () => {
+    it(`${KILLS} kills during ${TASKS} tasks and ${JOBS} jobs: each ends once, with a reason when not completed; none lost, none run twice`, async () => {
       const random = seededRandom(SEED);
       const nodeIds = agents.map((a) => a.nodeId);
       const submitted: { id: string; seed: number }[] = [];
@@ -162,7 +190,23 @@ describeWith(
           await agent.start();
         }
       })();
-      await Promise.all([submitter, killer]);
+      const jobs: string[] = [];
+      const creator = (async () => {
+        for (let i = 0; i < JOBS; i++) {
+          await sleep(random.int(4000));
+          const res = await api('POST', '/jobs', {
+            name: `${runId}-job${i}`,
+            image: BUSYBOX_IMAGE,
+            command: TRAIN,
+            schedule: null,
+            max_retries: 2,
+          });
+          if (res.status >= 500) serverErrors.push(res.text);
+          expect(res.status, res.text).toBe(201);
+          jobs.push(res.body.job_id as string);
+        }
+      })();
+      await Promise.all([submitter, killer, creator]);
       expect(submitting).toBe(false);
 
       const records = await eventually(
@@ -182,6 +226,37 @@ describeWith(
         150_000,
         1000,
       );
+
+      // Jobs: each ended, with its reason when failed; each attempt ran at most once, within its retries.
+      const jobRecords = await eventually(
+        'every job ended',
+        async () => {
+          const all = await Promise.all(jobs.map(async (id) => (await api('GET', `/jobs/${id}`)).body));
+          expect(
+            all
+              .filter((j) => !['completed', 'failed'].includes(j.status))
+              .map((j) => `${j.job_id}: ${j.status}`),
+          ).toEqual([]);
+          return all as {
+            job_id: string;
+            status: string;
+            retry_count: number;
+            error_message: string | null;
+          }[];
+        },
+        120_000,
+        1000,
+      );
+      for (const j of jobRecords) {
+        if (j.status === 'failed')
+          expect(j.error_message, `${j.job_id} failed without a reason`).toBeTruthy();
+        const attempts = (await readFile(join(checkpointRoot, j.job_id, 'attempts'), 'utf8').catch(() => ''))
+          .split('\n')
+          .filter(Boolean);
+        expect(new Set(attempts).size, `${j.job_id}: attempts ${attempts.join(',')}`).toBe(attempts.length);
+        expect(attempts.length, `${j.job_id}: attempts ${attempts.join(',')}`).toBeLessThanOrEqual(3);
+        if (j.status === 'completed') expect(attempts.length).toBe(j.retry_count + 1);
+      }
 
       // Each terminal state has its reason; a completed task carries its own request's result.
       const bySeed = new Map(submitted.map((s) => [s.id, s.seed]));
@@ -229,9 +304,15 @@ describeWith(
         const key = t.status === 'completed' ? 'completed' : `${t.status}: ${t.error}`;
         outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
       }
+      const jobOutcomes = new Map<string, number>();
+      for (const j of jobRecords) {
+        const key = `${j.status} after ${j.retry_count} retries${j.error_message ? `: ${j.error_message}` : ''}`;
+        jobOutcomes.set(key, (jobOutcomes.get(key) ?? 0) + 1);
+      }
       console.log(
-        `chaos-tasks: ${kills} kills, ${records.length} tasks, ${runs.length} task.run commands; ${JSON.stringify(Object.fromEntries(outcomes))}`,
+        `chaos-tasks: ${kills} kills, ${records.length} tasks, ${runs.length} task.run commands; ${JSON.stringify(Object.fromEntries(outcomes))}; ${jobRecords.length} jobs: ${JSON.stringify(Object.fromEntries(jobOutcomes))}`,
       );
+      expect(jobRecords).toHaveLength(JOBS);
       expect(records).toHaveLength(TASKS);
       expect(kills).toBe(KILLS);
     }, 600_000);
