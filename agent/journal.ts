@@ -169,15 +169,22 @@ export class CommandJournal {
   }
 
   /** The task ended here; it stays in flight until its task.finished is delivered (then taskEnded). */
-  async taskFinished(taskId: string, outcome: NonNullable<TaskEntry['outcome']>): Promise<void> {
+  async taskFinished(
+    taskId: string,
+    commandId: string,
+    outcome: NonNullable<TaskEntry['outcome']>,
+  ): Promise<void> {
     const task = this.tasks.get(taskId);
-    if (!task) return;
+    if (task?.commandId !== commandId) return;
     this.tasks.set(taskId, { ...task, outcome });
     await this.flush();
   }
 
-  async taskEnded(taskId: string): Promise<void> {
-    if (!this.tasks.delete(taskId)) return;
+  /** `commandId`: only that run's entry (a later run of the same task may have replaced it). */
+  async taskEnded(taskId: string, commandId?: string): Promise<void> {
+    const task = this.tasks.get(taskId);
+    if (!task || (commandId !== undefined && task.commandId !== commandId)) return;
+    this.tasks.delete(taskId);
     await this.flush();
   }
 

@@ -62,7 +62,9 @@ export class TaskRunner {
     const entry: RunningTask = { controller, done: Promise.resolve() };
     this.running.set(command.taskId, entry);
     // The journal keeps the task in flight until its task.finished is delivered (run's finish).
-    entry.done = this.run(command, controller.signal).finally(() => this.running.delete(command.taskId));
+    entry.done = this.run(command, commandId, controller.signal).finally(() =>
+      this.running.delete(command.taskId),
+    );
     return { taskId: command.taskId, accepted: true, alreadyRunning: false };
   }
 
@@ -93,7 +95,7 @@ export class TaskRunner {
         continue;
       }
       const outcome = task.outcome;
-      this.finished({
+      this.finished(task.commandId, {
         type: 'task.finished',
         taskId: task.taskId,
         status: outcome?.status === 'cancelled' ? 'cancelled' : 'failed',
@@ -112,23 +114,26 @@ export class TaskRunner {
   }
 
   /** Sends task.finished; the task leaves the journal once the control plane accepted it. */
-  private finished(event: Extract<AgentEvent, { type: 'task.finished' }>): void {
+  private finished(commandId: string, event: Extract<AgentEvent, { type: 'task.finished' }>): void {
     this.options.events.send(event, () =>
       this.options.journal
-        .taskEnded(event.taskId)
+        .taskEnded(event.taskId, commandId)
         .catch((error: unknown) => this.log.warn('journal write failed', { taskId: event.taskId, error })),
     );
   }
 
   /** Notes the outcome in the journal (a restart before delivery still knows it), then sends it. */
-  private async finish(event: Extract<AgentEvent, { type: 'task.finished' }>): Promise<void> {
+  private async finish(
+    commandId: string,
+    event: Extract<AgentEvent, { type: 'task.finished' }>,
+  ): Promise<void> {
     await this.options.journal
-      .taskFinished(event.taskId, {
+      .taskFinished(event.taskId, commandId, {
         status: event.status,
         ...(event.error !== undefined ? { error: event.error } : {}),
       })
       .catch((error: unknown) => this.log.warn('journal write failed', { taskId: event.taskId, error }));
-    this.finished(event);
+    this.finished(commandId, event);
   }
 
   /** Aborts running tasks (they report failed) and waits for them to wind down. */
@@ -146,7 +151,7 @@ export class TaskRunner {
     this.emit({ type: 'task.progress', taskId, progress, at: this.now().toISOString() });
   }
 
-  private async run(command: TaskRunCommand, cancel: AbortSignal): Promise<void> {
+  private async run(command: TaskRunCommand, commandId: string, cancel: AbortSignal): Promise<void> {
     const { taskId } = command;
     const deadline = AbortSignal.timeout(command.timeoutSeconds * 1000);
     const signal = AbortSignal.any([cancel, deadline]);
@@ -176,7 +181,7 @@ export class TaskRunner {
       }
       const { result, files } = splitModelResponse(parseBody(text));
       this.progress(taskId, 100);
-      await this.finish({
+      await this.finish(commandId, {
         type: 'task.finished',
         taskId,
         status: 'completed',
@@ -196,7 +201,7 @@ export class TaskRunner {
             : error instanceof Error
               ? error.message
               : String(error);
-      await this.finish({
+      await this.finish(commandId, {
         type: 'task.finished',
         taskId,
         status: cancelled ? 'cancelled' : 'failed',

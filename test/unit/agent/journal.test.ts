@@ -98,4 +98,24 @@ describe('CommandJournal', () => {
     expect(asidePath).toMatch(/journal\.json\.corrupt-/);
     expect((await readdir(dir)).some((f) => f.startsWith('journal.json.corrupt-'))).toBe(true);
   });
+  it("keeps a task's outcome across a reopen until its delivery ends it, and only that run's delivery", async () => {
+    const path = join(dir, 'journal.json');
+    const first = await CommandJournal.open(path);
+    await first.taskStarted('task-1', 'cmd-1');
+    await first.taskFinished('task-1', 'cmd-1', { status: 'failed', error: 'model server answered 500' });
+    const second = await CommandJournal.open(path);
+    expect(second.activeTasks()).toMatchObject([
+      {
+        taskId: 'task-1',
+        commandId: 'cmd-1',
+        outcome: { status: 'failed', error: 'model server answered 500' },
+      },
+    ]);
+    // A later run of the same task: the first run's delivery no longer ends it.
+    await second.taskStarted('task-1', 'cmd-2');
+    await second.taskEnded('task-1', 'cmd-1');
+    expect(second.activeTasks()).toMatchObject([{ taskId: 'task-1', commandId: 'cmd-2' }]);
+    await second.taskEnded('task-1', 'cmd-2');
+    expect((await CommandJournal.open(path)).activeTasks()).toEqual([]);
+  });
 });
