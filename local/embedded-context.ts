@@ -28,6 +28,7 @@ export async function createEmbeddedContext(
     // Its own, made at start (they also keep the SDK from searching the machine for real ones).
     credentials: dynamo.credentials,
   });
+  const calls = trackCalls(client);
   const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
   // Present while a process has the folder's table open: found at start, the last one was killed.
   const openMarker = options.dataDir ? join(options.dataDir, 'db.open') : undefined;
@@ -76,9 +77,45 @@ export async function createEmbeddedContext(
   return {
     ctx,
     stop: async () => {
+      await calls.close();
       client.destroy();
       await dynamo.stop();
       if (openMarker) await rm(openMarker, { force: true });
+    },
+  };
+}
+
+/**
+ * dynalite throws (uncaught, from a LevelDB callback) when its database closes under a request it
+ * is still working on. At stop no new table call starts, and the table closes once the calls in
+ * flight (handlers of requests still running) have ended, or after a few seconds.
+ */
+function trackCalls(client: DynamoDBClient) {
+  let inFlight = 0;
+  let closing = false;
+  let idle: (() => void) | undefined;
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      if (closing) throw new Error('the embedded table is closed: the runtime is stopping');
+      inFlight++;
+      try {
+        return await next(args);
+      } finally {
+        if (--inFlight === 0) idle?.();
+      }
+    },
+    { step: 'initialize', name: 'embeddedCallsInFlight' },
+  );
+  return {
+    close: async () => {
+      closing = true;
+      if (!inFlight) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (idle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000))),
+      ]);
+      clearTimeout(timer);
     },
   };
 }

@@ -7,7 +7,7 @@ import { createHttpHandler } from '../functions/core/http.js';
 import { eventHandlers } from '../functions/event-handlers.js';
 import { routes } from '../functions/routes.js';
 import { redeliverPendingCommands } from '../functions/nodes/commands.js';
-import { resumeUndispatchedStarts } from '../functions/orchestrator/resume.js';
+import { resumeInterruptedCopies } from '../functions/orchestrator/resume.js';
 import { ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
@@ -76,7 +76,7 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
     // recorded but not yet sent (any queue) would stay pending; a copy recorded without its start
     // command would wait forever. Both are sent now, before anything else writes.
     await redeliverPendingCommands(ctx);
-    await resumeUndispatchedStarts(ctx);
+    await resumeInterruptedCopies(ctx);
     await ctx.queue.ensure({ name: EVENTS_QUEUE, visibilityTimeoutSeconds: 60, maxReceiveCount: 5 });
     // Events in flight died with a previous run's in-process queue: one full reconcile catches up.
     if (!config.AWS_ENDPOINT_URL) await emit(ctx, { type: 'reconcile' });

@@ -1,41 +1,92 @@
 import type { AppContext } from '../core/context.js';
-import { dispatchCommand, getCommand } from '../nodes/commands.js';
-import { ConditionFailedError } from '../ports/store.js';
-import { allInstances, listServices, transitionInstance } from './model.js';
+import { fleetKeys } from '../core/keys.js';
+import { dispatchCommand, getCommand, type CommandItem } from '../nodes/commands.js';
+import type { Command } from '../../protocol/commands.js';
+import { ConditionFailedError, queryAll } from '../ports/store.js';
+import { allInstances, listServices, transitionInstance, type InstanceItem } from './model.js';
+import { applyCommandResult } from './observation.js';
 import { startSpec } from './reconciler.js';
 
+/** The command a copy in this state waits on. */
+const AWAITS = {
+  pending: 'container.start',
+  stopping: 'container.stop',
+  removing: 'container.remove',
+} as const;
+
 /**
- * Copies a killed control plane placed without their start command: a placement writes the copy
- * (`pending`, with its start command's id) and then the command, so a process that died between
- * the two left a copy that holds its slot and waits for a result that can never come. Run when
- * the control plane starts, before anything else writes: each such copy gets its start command
- * now, under the id it already names (a writer that got there first wins; the agent runs an id
- * once). Returns the copies resumed.
+ * Copies a killed control plane left waiting on a command it never recorded, or on a result it
+ * stored but never applied. A change of a copy writes the copy first (`pending` with its start
+ * command's id, or `stopping` / `removing`) and then its command, and a result is stored before it
+ * is applied: a process that died in between left a copy that would wait forever. Run when the
+ * control plane starts, before anything else writes: a start is sent under the id the copy
+ * already names, a stop or remove is sent again unless one was recorded for the copy since it
+ * changed (the agent runs an id once; a second stop or remove finds nothing left to do), and a
+ * stored result is applied. Returns the copies resumed.
  */
-export async function resumeUndispatchedStarts(ctx: AppContext): Promise<number> {
+export async function resumeInterruptedCopies(ctx: AppContext): Promise<number> {
   const services = await listServices(ctx);
   const byImage = new Map(services.map((s) => [s.imageId, s]));
+  const nodeCommands = new Map<string, Promise<CommandItem[]>>();
+  const commandsOf = (nodeId: string) => {
+    let got = nodeCommands.get(nodeId);
+    if (!got) {
+      got = queryAll<CommandItem>(ctx.store, fleetKeys.nodeCommandsPk(nodeId), { index: 'gsi1' });
+      nodeCommands.set(nodeId, got);
+    }
+    return got;
+  };
   let resumed = 0;
   for (const inst of await allInstances(ctx, services)) {
-    if (inst.status !== 'pending' || !inst.startCommandId) continue;
-    if (await getCommand(ctx, inst.startCommandId)) continue;
-    const service = byImage.get(inst.imageId)!;
-    try {
-      await dispatchCommand(
-        ctx,
-        inst.nodeId,
-        { type: 'container.start', spec: startSpec(service, inst.instanceId) },
-        { commandId: inst.startCommandId, instanceId: inst.instanceId },
+    if (!(inst.status in AWAITS)) continue;
+    const type = AWAITS[inst.status as keyof typeof AWAITS];
+    const named = inst.status === 'pending' ? inst.startCommandId : inst.lastCommandId;
+    let command = named ? await getCommand(ctx, named) : undefined;
+    if (command?.type !== type && inst.status !== 'pending')
+      // Recorded, but the copy was not told its id before the process died.
+      command = (await commandsOf(inst.nodeId)).find(
+        (c) => c.instanceId === inst.instanceId && c.type === type && c.issuedAt >= inst.updatedAt,
       );
-      resumed++;
-    } catch (error) {
-      if (error instanceof ConditionFailedError) continue;
-      // Not deliverable now: failed, so the reconciler replaces it rather than waiting on it.
-      await transitionInstance(ctx, inst.instanceId, ['pending'], 'failed', {
-        lastError: `start not dispatched: ${(error as Error).message}`,
-      });
-    }
+    if (command?.type === type) {
+      if (command.status === 'pending') continue; // sent again with every pending command
+      await applyCommandResult(ctx, command);
+    } else if (!(await sendAgain(ctx, inst, type, byImage.get(inst.imageId)))) continue;
+    resumed++;
   }
-  if (resumed) ctx.logger.info('copies placed without their start command resumed', { copies: resumed });
+  if (resumed)
+    ctx.logger.info('copies left mid-change by a stopped control plane resumed', { copies: resumed });
   return resumed;
+}
+
+async function sendAgain(
+  ctx: AppContext,
+  inst: InstanceItem,
+  type: (typeof AWAITS)[keyof typeof AWAITS],
+  service: Parameters<typeof startSpec>[0] | undefined,
+): Promise<boolean> {
+  const command: Command =
+    type === 'container.start'
+      ? { type, spec: startSpec(service!, inst.instanceId) }
+      : type === 'container.stop'
+        ? { type, instanceId: inst.instanceId, timeoutSeconds: 10 }
+        : { type, instanceId: inst.instanceId, force: true };
+  try {
+    const commandId = await dispatchCommand(ctx, inst.nodeId, command, {
+      ...(type === 'container.start' ? { commandId: inst.startCommandId } : {}),
+      instanceId: inst.instanceId,
+    });
+    if (type !== 'container.start')
+      await transitionInstance(ctx, inst.instanceId, [inst.status], inst.status, {
+        lastCommandId: commandId,
+      });
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    if (type !== 'container.start') throw error;
+    // Not deliverable now: failed, so the reconciler replaces it rather than waiting on it.
+    await transitionInstance(ctx, inst.instanceId, ['pending'], 'failed', {
+      lastError: `start not dispatched: ${(error as Error).message}`,
+    });
+    return false;
+  }
 }

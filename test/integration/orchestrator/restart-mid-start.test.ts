@@ -1,7 +1,7 @@
 /**
- * The control plane (embedded, and on moto) stopped dead at a chosen write of a container start, then started
- * again on the same data folder and port while its agent keeps polling: the start completes, with
- * one copy running and one start command for it. Each case stalls one write forever (the process
+ * The control plane (embedded, and on moto) stopped dead at a chosen write of a container start,
+ * and (embedded) of a stop or a delete, then started again on the same data folder and port while
+ * its agent keeps polling: the change completes, with one command for it. Each case stalls one write forever (the process
  * never gets past it, as under SIGKILL) and throws the runtime away.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -148,3 +148,94 @@ describe.each(modes)(
     );
   },
 );
+
+const isCommand = (item: StoreItem, type: string) =>
+  item.sk === 'META' && item.pk.startsWith('CMD#') && item.type === type;
+const copyUpdate = (s: StoreItem | string, status: string) =>
+  typeof s !== 'string' && s.pk.startsWith('INSTANCE#') && s.status === status;
+
+const changes: {
+  name: string;
+  act: 'stop' | 'delete';
+  stall: Stall;
+}[] = [
+  {
+    name: "a stop: after the copy is marked stopping, before its stop command's record",
+    act: 'stop',
+    stall: (op, s) => op === 'put' && typeof s !== 'string' && isCommand(s, 'container.stop'),
+  },
+  {
+    name: 'a stop: after its command is recorded, before the copy names it',
+    act: 'stop',
+    stall: (op, s) =>
+      op === 'update' && copyUpdate(s, 'stopping') && (s as StoreItem).lastCommandId !== undefined,
+  },
+  {
+    name: "a stop: after the agent's result is stored, before the copy is marked stopped",
+    act: 'stop',
+    stall: (op, s) => op === 'update' && copyUpdate(s, 'stopped'),
+  },
+  {
+    name: "a delete: after the copy is marked removing, before its remove command's record",
+    act: 'delete',
+    stall: (op, s) => op === 'put' && typeof s !== 'string' && isCommand(s, 'container.remove'),
+  },
+];
+
+describe('the embedded control plane stopped dead in a stop or delete, restarted', () => {
+  let dir = '';
+  let rt: Runtime | undefined;
+  let agent: ScriptedAgent | undefined;
+  afterEach(async () => {
+    await agent?.stop();
+    await rt?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each(changes)('$name: it completes after the restart, with one command', async ({ act, stall }) => {
+    const env = modes[0]!.env();
+    dir = await mkdtemp(join(tmpdir(), 'restart-mid-change-'));
+    const port = await freePort();
+    const stalled = stallAt(stall);
+    const first = await startRuntime({ port, dataDir: dir, env, instrument: { context: stalled.context } });
+    rt = first;
+    agent = new ScriptedAgent(first.url, 'mid-change');
+    await agent.register();
+    agent.start(200);
+    const started = await call(first.url, 'POST', '/containers/mid:2/start', { count: 1 });
+    expect(started.status).toBe(200);
+    const [copy] = started.body.started as string[];
+    const request = (
+      act === 'stop'
+        ? call(first.url, 'POST', '/containers/mid:2/stop', { instanceId: copy })
+        : call(first.url, 'DELETE', `/containers/${copy}?force=true`)
+    ).catch(() => undefined);
+    await stalled.hit;
+    await first.stop();
+    rt = undefined;
+    await request;
+
+    rt = await startRuntime({ port, dataDir: dir, env });
+    await eventually(async () => {
+      const res = await call(rt!.url, 'GET', '/containers/mid:2/instances');
+      expect(res.status).toBe(200);
+      const left = (res.body.instances as { id: string; status: string }[]).filter(
+        (i) => i.status !== 'removed',
+      );
+      expect(left.map((i) => `${i.id} ${i.status}`)).toEqual(act === 'stop' ? [`${copy} exited`] : []);
+    }, 20_000);
+    expect(agent.containers.get(copy!)?.state).toBe(act === 'stop' ? 'exited' : undefined);
+    const commands = await queryAll<CommandItem>(rt.ctx.store, fleetKeys.nodeCommandsPk(agent.nodeId), {
+      index: 'gsi1',
+    });
+    const type = act === 'stop' ? 'container.stop' : 'container.remove';
+    expect(commands.filter((c) => c.type === type).map((c) => [c.instanceId, c.status])).toEqual([
+      [copy, 'succeeded'],
+    ]);
+    const images = (await call(rt.url, 'GET', '/images')).body.images as {
+      image: string;
+      desired_count: number;
+    }[];
+    expect(images.find((i) => i.image === 'mid:2')?.desired_count ?? 0).toBe(0);
+  });
+});
