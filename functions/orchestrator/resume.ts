@@ -5,7 +5,7 @@ import type { Command } from '../../protocol/commands.js';
 import { ConditionFailedError, queryAll } from '../ports/store.js';
 import { allInstances, listServices, transitionInstance, type InstanceItem } from './model.js';
 import { applyCommandResult } from './observation.js';
-import { startSpec } from './reconciler.js';
+import { startSpec } from './plan-input.js';
 
 /** The command a copy in this state waits on. */
 const AWAITS = {
