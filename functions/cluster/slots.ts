@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem, putIfAbsent } from '../ports/store.js';
+import { conditional, queryAll, type StoreItem, putIfAbsent } from '../ports/store.js';
 import { markFree } from '../nodes/node-records.js';
 
 /**
@@ -58,16 +58,12 @@ export async function releaseSlot(
   taskId: string,
 ): Promise<boolean> {
   const k = taskQueueKeys.nodeSlot(nodeId, slot);
-  try {
-    const held = await ctx.store.delete<SlotItem>(k.pk, k.sk, { equals: { taskId } });
-    if (held === undefined) return false;
-    // A slot is free again: back in the free-capacity index, with the model the task left resident.
-    await markFree(ctx, nodeId, { model: held.model });
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return false;
-    throw error;
-  }
+  // Undefined when the slot was free already or holds another task.
+  const held = await conditional(ctx.store.delete<SlotItem>(k.pk, k.sk, { equals: { taskId } }));
+  if (held === undefined) return false;
+  // A slot is free again: back in the free-capacity index, with the model the task left resident.
+  await markFree(ctx, nodeId, { model: held.model });
+  return true;
 }
 
 /** Free slot numbers of a node, lowest first. */

@@ -2,15 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
 import { installKeys } from '../core/keys.js';
-import {
-  ConditionFailedError,
-  queryAll,
-  type StoreItem,
-  deleteIf,
-  putIfAbsent,
-  updateIf,
-  putIf,
-} from '../ports/store.js';
+import { queryAll, type StoreItem, deleteIf, putIfAbsent, updateIf, putIf } from '../ports/store.js';
 import { cidrContains, parseCidr } from '../../protocol/network.js';
 import { type HostFacts, type InstallStep, type InstallStepReport } from '../../protocol/install.js';
 import { dispatchCommand } from '../nodes/commands.js';
@@ -342,20 +334,17 @@ export async function retryJob(ctx: AppContext, jobId: string): Promise<InstallJ
     );
   const node = await installerNode(ctx, job.host, job.requestedNodeId);
   const now = iso(ctx.now());
-  try {
-    await ctx.store.update(
-      job.pk,
-      job.sk,
-      {
-        set: { state: 'queued', nodeId: node.nodeId, updatedAt: now, steps: [] },
-        remove: ['error', 'step', 'finishedAt', 'commandId', 'slot'],
-      },
-      { equals: { state: 'failed', version: job.version } },
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-    throw new ConflictError(`Install job ${jobId} changed meanwhile: try again`, 'RACE');
-  }
+  const requeued = await updateIf(
+    ctx.store,
+    job.pk,
+    job.sk,
+    {
+      set: { state: 'queued', nodeId: node.nodeId, updatedAt: now, steps: [] },
+      remove: ['error', 'step', 'finishedAt', 'commandId', 'slot'],
+    },
+    { equals: { state: 'failed', version: job.version } },
+  );
+  if (!requeued) throw new ConflictError(`Install job ${jobId} changed meanwhile: try again`, 'RACE');
   await pumpNode(ctx, node.nodeId);
   return requireJob(ctx, jobId);
 }

@@ -3,7 +3,7 @@ import { keys, novitaKeys } from '../core/keys.js';
 import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
 import { novitaCloud } from './settings.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { updateIf } from '../ports/store.js';
 
 /**
  * A Novita instance that joins the fleet: its startup command fetches the agent from this control
@@ -51,20 +51,20 @@ export async function linkInstanceNode(
   nodeName: string,
 ): Promise<void> {
   const k = novitaKeys.instance(instanceId);
-  try {
-    const item = await ctx.store.update<NovitaInstanceItem>(
-      k.pk,
-      k.sk,
-      { set: { nodeId, nodeName, joinedAt: new Date(ctx.now()).toISOString() } },
-      { exists: true },
-    );
-    // Rented for a model's queue: its tasks are placed now, not at the next scheduled run.
-    if (item.burstModel)
-      await emit(ctx, { type: 'placement.run', reason: 'rented node joined', requestedAt: Date.now() });
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
+  const item = await updateIf<NovitaInstanceItem>(
+    ctx.store,
+    k.pk,
+    k.sk,
+    { set: { nodeId, nodeName, joinedAt: new Date(ctx.now()).toISOString() } },
+    { exists: true },
+  );
+  if (!item) {
     ctx.logger.warn('a node joined for an instance that is gone', { instanceId, nodeId });
+    return;
   }
+  // Rented for a model's queue: its tasks are placed now, not at the next scheduled run.
+  if (item.burstModel)
+    await emit(ctx, { type: 'placement.run', reason: 'rented node joined', requestedAt: Date.now() });
 }
 
 /**
@@ -76,29 +76,23 @@ export async function terminateInstance(
   item: NovitaInstanceItem,
   why: string,
 ): Promise<void> {
-  try {
-    await ctx.store.update(
-      item.pk,
-      item.sk,
-      { set: { terminatedAt: new Date(ctx.now()).toISOString() } },
-      { absent: ['terminatedAt'] },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return;
-    throw error;
-  }
+  const first = await updateIf(
+    ctx.store,
+    item.pk,
+    item.sk,
+    { set: { terminatedAt: new Date(ctx.now()).toISOString() } },
+    { absent: ['terminatedAt'] },
+  );
+  if (!first) return;
   if (item.nodeId) {
     const k = keys.node(item.nodeId);
-    await ctx.store
-      .update(
-        k.pk,
-        k.sk,
-        { set: { cordoned: true, cordonedAt: new Date(ctx.now()).toISOString() } },
-        { exists: true },
-      )
-      .catch((error: unknown) => {
-        if (!(error instanceof ConditionFailedError)) throw error;
-      });
+    await updateIf(
+      ctx.store,
+      k.pk,
+      k.sk,
+      { set: { cordoned: true, cordonedAt: new Date(ctx.now()).toISOString() } },
+      { exists: true },
+    );
   }
   if (!item.novitaInstanceId) return;
   try {

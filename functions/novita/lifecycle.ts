@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { ConditionFailedError, updateIf } from '../ports/store.js';
+import { updateIf } from '../ports/store.js';
 import type { NovitaInstance } from '../ports/novita-cloud.js';
 import { POLL_EVENT } from './model.js';
 import { connectionDetails, getInstanceItem, isoNow, statusFields, type NovitaInstanceItem } from './model.js';
@@ -18,44 +18,36 @@ function timeoutMessage(seconds: number): string {
 
 /** Fails a starting instance once; the winner of the conditional write sends instance.failed. */
 export async function failInstance(ctx: AppContext, item: NovitaInstanceItem, code: string, message: string): Promise<void> {
-  let updated: NovitaInstanceItem;
-  try {
-    updated = await ctx.store.update<NovitaInstanceItem>(
-      item.pk,
-      item.sk,
-      { set: { ...statusFields(item, 'failed'), failedAt: isoNow(ctx), error: { code, message } } },
-      { equals: { status: STARTING } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return;
-    throw error;
-  }
+  const updated = await updateIf<NovitaInstanceItem>(
+    ctx.store,
+    item.pk,
+    item.sk,
+    { set: { ...statusFields(item, 'failed'), failedAt: isoNow(ctx), error: { code, message } } },
+    { equals: { status: STARTING } },
+  );
+  if (!updated) return;
   ctx.logger.warn('novita instance failed', { instanceId: item.instanceId, code });
   await notify(ctx, updated, failedPayload(updated));
 }
 
 async function markReady(ctx: AppContext, item: NovitaInstanceItem, novita: NovitaInstance): Promise<void> {
-  let updated: NovitaInstanceItem;
-  try {
-    updated = await ctx.store.update<NovitaInstanceItem>(
-      item.pk,
-      item.sk,
-      {
-        set: {
-          ...statusFields(item, 'running'),
-          novitaStatus: novita.status,
-          readyAt: isoNow(ctx),
-          lastPolledAt: isoNow(ctx),
-          portMappings: novita.portMappings,
-          connectionDetails: connectionDetails(novita),
-        },
+  const updated = await updateIf<NovitaInstanceItem>(
+    ctx.store,
+    item.pk,
+    item.sk,
+    {
+      set: {
+        ...statusFields(item, 'running'),
+        novitaStatus: novita.status,
+        readyAt: isoNow(ctx),
+        lastPolledAt: isoNow(ctx),
+        portMappings: novita.portMappings,
+        connectionDetails: connectionDetails(novita),
       },
-      { equals: { status: STARTING } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return;
-    throw error;
-  }
+    },
+    { equals: { status: STARTING } },
+  );
+  if (!updated) return;
   ctx.logger.info('novita instance ready', { instanceId: item.instanceId });
   await notify(ctx, updated, updated.originalInstanceId ? migratedPayload(updated) : readyPayload(updated));
 }

@@ -4,7 +4,7 @@ import { ConflictError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
-import { ConditionFailedError, queryAll } from '../ports/store.js';
+import { conditional, queryAll, updateIf } from '../ports/store.js';
 import type { NovitaInstance } from '../ports/novita-cloud.js';
 import type { ExecutionStatus, MigrationItem, MigrationSummary } from './migration-model.js';
 import { POLL_EVENT } from './model.js';
@@ -117,17 +117,15 @@ type MigrateResult = { ok: true; newInstanceId: string } | { ok: false; skipped:
 async function migrateOne(ctx: AppContext, exec: MigrationItem, item: NovitaInstanceItem): Promise<MigrateResult> {
   const claim = item.migrationClaim;
   if (claim && claim.jobId !== exec.jobId && ctx.now() - Date.parse(claim.at) < LEASE_MS) return { ok: false, skipped: true };
-  try {
-    item = await ctx.store.update<NovitaInstanceItem>(
-      item.pk,
-      item.sk,
-      { set: { migrationClaim: { jobId: exec.jobId, at: isoNow(ctx) } } },
-      { version: item.version ?? 0, absent: ['migratedTo'] },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return { ok: false, skipped: true };
-    throw error;
-  }
+  const claimed = await updateIf<NovitaInstanceItem>(
+    ctx.store,
+    item.pk,
+    item.sk,
+    { set: { migrationClaim: { jobId: exec.jobId, at: isoNow(ctx) } } },
+    { version: item.version ?? 0, absent: ['migratedTo'] },
+  );
+  if (!claimed) return { ok: false, skipped: true };
+  item = claimed;
   let newNovitaId: string;
   try {
     ({ id: newNovitaId } = await novitaCloud(ctx).migrateInstance(item.novitaInstanceId!));
@@ -255,38 +253,39 @@ export async function runMigration(ctx: AppContext, jobId: string): Promise<void
   const completedAt = isoNow(ctx);
   const duration = Date.parse(completedAt) - Date.parse(startedAt);
   try {
-    await setExecution(
-      ctx,
-      exec,
-      {
-        status: failed ? 'failed' : 'completed',
-        completedAt,
-        duration,
-        summary,
-        errors,
-        ...(exec.dryRun ? { plan } : { migrations }),
-      },
-      ['running'],
+    // Undefined when another delivery finished it first.
+    const finished = await conditional(
+      setExecution(
+        ctx,
+        exec,
+        {
+          status: failed ? 'failed' : 'completed',
+          completedAt,
+          duration,
+          summary,
+          errors,
+          ...(exec.dryRun ? { plan } : { migrations }),
+        },
+        ['running'],
+      ),
     );
     const s = novitaKeys.stats('MIGRATIONS');
-    await ctx.store.update(
-      s.pk,
-      s.sk,
-      {
-        add: {
-          totalExecutions: 1,
-          successfulExecutions: failed ? 0 : 1,
-          failedExecutions: failed ? 1 : 0,
-          totalInstancesProcessed: summary.totalInstances,
-          totalMigrations: summary.migratedInstances,
-          totalDurationMs: duration,
+    if (finished)
+      await ctx.store.update(
+        s.pk,
+        s.sk,
+        {
+          add: {
+            totalExecutions: 1,
+            successfulExecutions: failed ? 0 : 1,
+            failedExecutions: failed ? 1 : 0,
+            totalInstancesProcessed: summary.totalInstances,
+            totalMigrations: summary.migratedInstances,
+            totalDurationMs: duration,
+          },
         },
-      },
-      {},
-    );
-  } catch (error) {
-    // Another delivery finished it first.
-    if (!(error instanceof ConditionFailedError)) throw error;
+        {},
+      );
   } finally {
     await releaseLock(ctx, jobId);
   }
@@ -299,28 +298,21 @@ async function refreshStatus(ctx: AppContext, item: NovitaInstanceItem, n: Novit
   if (!mapped || item.status === 'creating' || item.status === 'starting' || item.status === 'failed') return item;
   if (mapped === 'creating' || mapped === 'starting') return item;
   if (mapped === item.status && item.novitaStatus === n.status) return item;
-  try {
-    return await ctx.store.update<NovitaInstanceItem>(
-      item.pk,
-      item.sk,
-      { set: { ...statusFields(item, mapped), novitaStatus: n.status } },
-      { equals: { status: item.status } },
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-    // Changed meanwhile: the claim's version check will see the current item.
-    return (await ctx.store.get<NovitaInstanceItem>(item.pk, item.sk)) ?? item;
-  }
+  const refreshed = await updateIf<NovitaInstanceItem>(
+    ctx.store,
+    item.pk,
+    item.sk,
+    { set: { ...statusFields(item, mapped), novitaStatus: n.status } },
+    { equals: { status: item.status } },
+  );
+  // Changed meanwhile: the claim's version check will see the current item.
+  return refreshed ?? (await ctx.store.get<NovitaInstanceItem>(item.pk, item.sk)) ?? item;
 }
 
 /** Once per instance: the reclaim goes to the areas that had work on its node. */
 async function reportReclaim(ctx: AppContext, item: NovitaInstanceItem): Promise<void> {
-  try {
-    await ctx.store.update(item.pk, item.sk, { set: { reclaimedAt: isoNow(ctx) } }, { absent: ['reclaimedAt'] });
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return;
-    throw error;
-  }
+  if (!(await updateIf(ctx.store, item.pk, item.sk, { set: { reclaimedAt: isoNow(ctx) } }, { absent: ['reclaimedAt'] })))
+    return;
   ctx.logger.warn('a fleet node’s spot instance was reclaimed', { instanceId: item.instanceId, nodeId: item.nodeId });
   // Its heartbeats may linger a moment: nothing new is placed there meanwhile.
   await setCordon(ctx, item.nodeId!, { cordoned: true });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { novitaKeys } from '../core/keys.js';
 import { isCordoned } from '../nodes/nodes.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { conditional, updateIf, type StoreItem } from '../ports/store.js';
 import { listModels, type ModelSpec } from '../cluster/catalogue.js';
 import { heldSlots } from '../cluster/slots.js';
 import { toSchedNode, type Worker } from '../cluster/workers.js';
@@ -166,9 +166,7 @@ async function keepOrGiveBack(
       serving.set(model, item);
       // Written now and then, not on every run: the idle clock needs no finer grain.
       if (!item.lastActiveAt || now - since >= Math.min(idleMs / 10, 30_000))
-        await ctx.store
-          .update(item.pk, item.sk, { set: { lastActiveAt: isoNow(ctx) } }, { exists: true })
-          .catch(ignoreGone);
+        await updateIf(ctx.store, item.pk, item.sk, { set: { lastActiveAt: isoNow(ctx) } }, { exists: true });
       continue;
     }
     if (now - since >= idleMs) {
@@ -198,18 +196,13 @@ async function rentForModel(ctx: AppContext, model: ModelSpec, waiting: number):
   if (refused) {
     // The same refusal again: nothing new to record or say.
     if (record?.reason === refused && !record.instanceId) return;
-    await putRecord(ctx, { modelId: model.id, reason: refused }, record).catch(ignoreGone);
+    await conditional(putRecord(ctx, { modelId: model.id, reason: refused }, record));
     ctx.logger.warn('model burst refused', { model: model.id, reason: refused });
     return;
   }
   // Claimed first (a conditional write), so two placement runs never rent twice for one model.
-  let claim: ModelBurstItem;
-  try {
-    claim = await putRecord(ctx, { modelId: model.id, claimedAt: isoNow(ctx) }, record);
-  } catch (error) {
-    if (error instanceof ConditionFailedError) return;
-    throw error;
-  }
+  const claim = await conditional(putRecord(ctx, { modelId: model.id, claimedAt: isoNow(ctx) }, record));
+  if (!claim) return;
   const outcome = await rentNow(
     ctx,
     {
@@ -221,13 +214,15 @@ async function rentForModel(ctx: AppContext, model: ModelSpec, waiting: number):
     },
     fleetReason,
   );
-  await putRecord(
-    ctx,
-    'instanceId' in outcome
-      ? { modelId: model.id, instanceId: outcome.instanceId }
-      : { modelId: model.id, reason: outcome.refused },
-    claim,
-  ).catch(ignoreGone);
+  await conditional(
+    putRecord(
+      ctx,
+      'instanceId' in outcome
+        ? { modelId: model.id, instanceId: outcome.instanceId }
+        : { modelId: model.id, reason: outcome.refused },
+      claim,
+    ),
+  );
   if ('instanceId' in outcome)
     ctx.logger.info('burst: rented an instance for a model', {
       model: model.id,
@@ -261,7 +256,3 @@ export async function modelBurstState(
   const record = await ctx.store.get<ModelBurstItem>(k.pk, k.sk);
   return record ? { instanceId: record.instanceId ?? null, reason: record.reason ?? null } : null;
 }
-
-const ignoreGone = (error: unknown) => {
-  if (!(error instanceof ConditionFailedError)) throw error;
-};

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { novitaKeys } from '../core/keys.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { putIfAbsent, updateIf, type StoreItem } from '../ports/store.js';
 
 /** The documented limits: creation and status queries per minute, everything else per hour. */
 export type RateBucket = 'create' | 'status' | 'general';
@@ -49,16 +49,10 @@ export async function takeToken(ctx: AppContext, bucket: RateBucket, ip: string)
     const current = await ctx.store.get<WindowItem>(k.pk, k.sk);
     const count = current?.count ?? 0;
     if (count >= limit) return verdict(count, false);
-    try {
-      if (!current) {
-        await ctx.store.put<WindowItem>({ ...k, count: 1, version: 1, expiresAt: reset + 60 }, { notExists: true });
-      } else {
-        await ctx.store.update(k.pk, k.sk, { add: { count: 1 } }, { version: current.version ?? 0 });
-      }
-      return verdict(count + 1, true);
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    const counted = current
+      ? (await updateIf(ctx.store, k.pk, k.sk, { add: { count: 1 } }, { version: current.version ?? 0 })) !== undefined
+      : await putIfAbsent(ctx.store, { ...k, count: 1, version: 1, expiresAt: reset + 60 } satisfies WindowItem);
+    if (counted) return verdict(count + 1, true);
   }
   // Heavy contention on one client's window: refuse rather than count past the limit.
   return verdict(limit, false);

@@ -3,7 +3,7 @@ import { keys } from '../core/keys.js';
 import { burstLost, rentBurstInstance } from '../novita/burst.js';
 import { terminateInstance } from '../novita/join.js';
 import { getInstanceItem } from '../novita/model.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { updateIf } from '../ports/store.js';
 import type { JobItem, RunItem } from './model.js';
 
 /**
@@ -47,17 +47,16 @@ export async function burst(
   if ('refused' in outcome) return outcome.refused;
   const { instanceId } = outcome;
   const k = keys.job(job.jobId);
-  try {
-    await ctx.store.update(
-      k.pk,
-      k.sk,
-      { set: { burstInstanceId: instanceId } },
-      job.burstInstanceId
-        ? { equals: { burstInstanceId: job.burstInstanceId } }
-        : { absent: ['burstInstanceId'] },
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
+  const recorded = await updateIf(
+    ctx.store,
+    k.pk,
+    k.sk,
+    { set: { burstInstanceId: instanceId } },
+    job.burstInstanceId
+      ? { equals: { burstInstanceId: job.burstInstanceId } }
+      : { absent: ['burstInstanceId'] },
+  );
+  if (!recorded) {
     // Another launch rented one first: this one goes back.
     const extra = await getInstanceItem(ctx, instanceId);
     if (extra) await terminateInstance(ctx, extra, 'rented twice for one run');

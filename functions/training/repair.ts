@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { keys, trainingKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll } from '../ports/store.js';
+import { queryAll, updateIf } from '../ports/store.js';
 import type { ScheduleSpec, StoredSchedule } from '../ports/scheduler.js';
 import { isOnline, listNodes } from '../nodes/nodes.js';
 import { activeRuns, getRun, parseRunKey, runKey, type JobItem } from './model.js';
@@ -84,12 +84,13 @@ export async function repairJobs(ctx: AppContext): Promise<RepairReport> {
       if (!pending && drifted) {
         // Marked pending first (if unchanged since read), so a concurrent PUT's newer schedule wins.
         const k = keys.job(job.jobId);
-        pending = await ctx.store
-          .update<JobItem>(k.pk, k.sk, { set: { scheduleState: 'pending' } }, { version: job.version })
-          .catch((error: unknown) => {
-            if (error instanceof ConditionFailedError) return undefined;
-            throw error;
-          });
+        pending = await updateIf<JobItem>(
+          ctx.store,
+          k.pk,
+          k.sk,
+          { set: { scheduleState: 'pending' } },
+          { version: job.version },
+        );
       }
       if (!pending) return;
       await syncJobSchedule(ctx, pending);

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { keys } from '../core/keys.js';
 import { toReservation } from '../orchestrator/resources.js';
-import { ConditionFailedError, type Condition, type UpdateSpec } from '../ports/store.js';
+import { putIfAbsent, updateIf, type Condition, type UpdateSpec } from '../ports/store.js';
 import type { RunAsk } from '../ports/run-launcher.js';
 import { instanceIdOf, runItemKey, skipItemKey, type JobItem, type RunItem } from './model.js';
 import { notifyStatus } from './notify.js';
@@ -13,7 +13,6 @@ import { canTransition, lastLines, type AttemptOutcome, type JobStatus } from '.
 const RUN_LOG_LINES = 50;
 
 export const iso = (ms: number) => new Date(ms).toISOString();
-export const isConditionFailed = (e: unknown) => e instanceof ConditionFailedError;
 
 /**
  * One conditional status change of a job, with its status index and notification. The stored
@@ -30,27 +29,23 @@ export async function transitionJob(
   if (changed && !canTransition(job.status, to))
     throw new Error(`job ${job.jobId}: ${job.status} → ${to} is not a transition`);
   const k = keys.job(job.jobId);
-  let updated: JobItem;
-  try {
-    updated = await ctx.store.update<JobItem>(
-      k.pk,
-      k.sk,
-      {
-        set: {
-          ...spec.set,
-          status: to,
-          updatedAt: iso(ctx.now()),
-          ...(changed ? keys.jobIndexes(job.createdAt, job.jobId, to) : {}),
-        },
-        ...(spec.remove ? { remove: spec.remove } : {}),
-        add: { ...spec.add, ...(changed ? { statusSeq: 1 } : {}) },
+  const updated = await updateIf<JobItem>(
+    ctx.store,
+    k.pk,
+    k.sk,
+    {
+      set: {
+        ...spec.set,
+        status: to,
+        updatedAt: iso(ctx.now()),
+        ...(changed ? keys.jobIndexes(job.createdAt, job.jobId, to) : {}),
       },
-      { ...condition, equals: { ...condition.equals, status: job.status } },
-    );
-  } catch (error) {
-    if (isConditionFailed(error)) return undefined;
-    throw error;
-  }
+      ...(spec.remove ? { remove: spec.remove } : {}),
+      add: { ...spec.add, ...(changed ? { statusSeq: 1 } : {}) },
+    },
+    { ...condition, equals: { ...condition.equals, status: job.status } },
+  );
+  if (!updated) return undefined;
   await notifyStatus(ctx, job.status, updated);
   return updated;
 }
@@ -80,38 +75,25 @@ export async function ensureRunItem(
     ...(avoid.length ? { avoid } : {}),
     createdAt: iso(ctx.now()),
   };
-  try {
-    await ctx.store.put(item, { notExists: true });
-  } catch (error) {
-    if (!isConditionFailed(error)) throw error;
-  }
+  await putIfAbsent(ctx.store, item);
 }
 
 /** A firing while the previous run still goes: recorded once, as a skipped run. */
 export async function recordSkip(ctx: AppContext, job: JobItem, slot: string): Promise<void> {
-  try {
-    await ctx.store.put(
-      {
-        ...skipItemKey(job.jobId, slot),
-        jobId: job.jobId,
-        slot,
-        attempt: 0,
-        instanceId: '',
-        status: 'skipped',
-        notBefore: 0,
-        error: `previous run ${job.currentRun ?? ''} still active`,
-        createdAt: iso(ctx.now()),
-      } satisfies RunItem,
-      { notExists: true },
-    );
-  } catch (error) {
-    if (isConditionFailed(error)) return; // this firing was recorded already
-    throw error;
-  }
+  const recorded = await putIfAbsent(ctx.store, {
+    ...skipItemKey(job.jobId, slot),
+    jobId: job.jobId,
+    slot,
+    attempt: 0,
+    instanceId: '',
+    status: 'skipped',
+    notBefore: 0,
+    error: `previous run ${job.currentRun ?? ''} still active`,
+    createdAt: iso(ctx.now()),
+  } satisfies RunItem);
+  if (!recorded) return; // this firing was recorded already
   const k = keys.job(job.jobId);
-  await ctx.store.update(k.pk, k.sk, { add: { skippedFirings: 1 } }).catch((error: unknown) => {
-    if (!isConditionFailed(error)) throw error;
-  });
+  await updateIf(ctx.store, k.pk, k.sk, { add: { skippedFirings: 1 } });
   ctx.logger.info('job firing skipped: previous run still active', { jobId: job.jobId, slot });
 }
 
@@ -125,25 +107,21 @@ export async function finishRun(
   const k = runItemKey(run.jobId, run.slot, run.attempt);
   // Bounded: items stop at 400 KB, and the tail is for people, not archives.
   const logTail = lastLines(outcome.logTail, RUN_LOG_LINES).slice(-16_384);
-  try {
-    return await ctx.store.update<RunItem>(
-      k.pk,
-      k.sk,
-      {
-        set: {
-          status,
-          endedAt: iso(ctx.now()),
-          exitCode: outcome.exitCode,
-          logTail,
-          ...(outcome.reason ? { error: outcome.reason } : {}),
-          ...(outcome.preempted ? { preempted: true } : {}),
-        },
-        remove: ['gsi1pk', 'gsi1sk'],
+  return updateIf<RunItem>(
+    ctx.store,
+    k.pk,
+    k.sk,
+    {
+      set: {
+        status,
+        endedAt: iso(ctx.now()),
+        exitCode: outcome.exitCode,
+        logTail,
+        ...(outcome.reason ? { error: outcome.reason } : {}),
+        ...(outcome.preempted ? { preempted: true } : {}),
       },
-      { equals: { status: 'running', nodeId: run.nodeId } },
-    );
-  } catch (error) {
-    if (!isConditionFailed(error)) throw error;
-    return undefined;
-  }
+      remove: ['gsi1pk', 'gsi1sk'],
+    },
+    { equals: { status: 'running', nodeId: run.nodeId } },
+  );
 }

@@ -1,19 +1,12 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { trainingKeys } from '../core/keys.js';
+import { updateIf } from '../ports/store.js';
 import { latestFiring } from '../core/schedule-expressions.js';
 import { launcherFor } from './launcher.js';
 import { getJob, getRun, parseRunKey, runItemKey, runKey, type JobItem, type RunItem } from './model.js';
 import { containerSpec, startCommandId } from './run-container.js';
-import {
-  ensureRunItem,
-  finishRun,
-  isConditionFailed,
-  iso,
-  recordSkip,
-  reservation,
-  transitionJob,
-} from './run-records.js';
+import { ensureRunItem, finishRun, iso, recordSkip, reservation, transitionJob } from './run-records.js';
 import { jobScheduleName, retryScheduleName } from './schedules.js';
 import { trainingSettings } from './settings.js';
 import { getNode } from '../nodes/nodes.js';
@@ -153,34 +146,32 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
   const k = runItemKey(jobId, slot, attempt);
   if ('reason' in placement) {
     const waiting = job.cloud ? await burst(ctx, job, run, placement.reason) : placement.reason;
-    await ctx.store
-      .update(k.pk, k.sk, { set: { waiting, checkedAt: now } }, { equals: { status: 'pending' } })
-      .catch((error: unknown) => {
-        if (!isConditionFailed(error)) throw error;
-      });
+    await updateIf(
+      ctx.store,
+      k.pk,
+      k.sk,
+      { set: { waiting, checkedAt: now } },
+      { equals: { status: 'pending' } },
+    );
     await scheduleLaunch(ctx, jobId, key, settings.placementRetrySeconds);
     return 'waiting';
   }
-  let claimed: RunItem;
-  try {
-    claimed = await ctx.store.update<RunItem>(
-      k.pk,
-      k.sk,
-      {
-        set: {
-          status: 'running',
-          nodeId: placement.nodeId,
-          startedAt: iso(now),
-          ...trainingKeys.activeRunIndex(placement.nodeId, run.instanceId),
-        },
-        remove: ['waiting'],
+  const claimed = await updateIf<RunItem>(
+    ctx.store,
+    k.pk,
+    k.sk,
+    {
+      set: {
+        status: 'running',
+        nodeId: placement.nodeId,
+        startedAt: iso(now),
+        ...trainingKeys.activeRunIndex(placement.nodeId, run.instanceId),
       },
-      { equals: { status: 'pending' } },
-    );
-  } catch (error) {
-    if (isConditionFailed(error)) return 'stale'; // another launcher won
-    throw error;
-  }
+      remove: ['waiting'],
+    },
+    { equals: { status: 'pending' } },
+  );
+  if (!claimed) return 'stale'; // another launcher won
   await markStarted(ctx, job, claimed);
   return 'started';
 }

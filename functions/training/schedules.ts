@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { keys } from '../core/keys.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { updateIf } from '../ports/store.js';
 import type { ScheduleSpec } from '../ports/scheduler.js';
 import { scheduleExpression } from '../core/schedule-expressions.js';
 import { getJob, type JobItem } from './model.js';
@@ -63,16 +63,14 @@ export async function syncJobSchedule(ctx: AppContext, job: JobItem): Promise<Jo
   for (let tries = 0; ; tries++) {
     if (target.schedule) await ctx.scheduler.upsert(jobScheduleSpec(target));
     else await ctx.scheduler.delete(jobScheduleName(target.jobId));
-    try {
-      return await ctx.store.update<JobItem>(
-        k.pk,
-        k.sk,
-        { set: { scheduleState: target.schedule ? 'synced' : 'none' } },
-        { equals: { scheduleRev: target.scheduleRev, scheduleState: 'pending' } },
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    const synced = await updateIf<JobItem>(
+      ctx.store,
+      k.pk,
+      k.sk,
+      { set: { scheduleState: target.schedule ? 'synced' : 'none' } },
+      { equals: { scheduleRev: target.scheduleRev, scheduleState: 'pending' } },
+    );
+    if (synced) return synced;
     const current = await getJob(ctx, job.jobId);
     if (!current) {
       // Deleted while we wrote: the delete may have run before our upsert, so remove it again.
