@@ -239,7 +239,7 @@ export async function switchModel(ctx: AppContext, nodeIdOrName: string, modelId
   return {
     node_id: w.name,
     model: model.id,
-    status: previous.length || !w.reported.includes(model.id) ? 'switching' : 'loaded',
+    status: previous.length || !w.reported.includes(model.id) ? ('switching' as const) : ('loaded' as const),
     previous_models: previous,
     estimated_time: formatDuration(estimate(model, w.id)),
   };
@@ -275,7 +275,7 @@ export async function restartWorker(ctx: AppContext, workerId: string) {
 function operationView(op: RebalanceOperation) {
   if (op.type === 'move')
     return {
-      type: 'model_migration',
+      type: 'model_migration' as const,
       from_worker: op.fromNodeId,
       to_worker: op.toNodeId,
       model: op.model,
@@ -283,9 +283,9 @@ function operationView(op: RebalanceOperation) {
       ...(op.interruptsTasks ? { interrupts_tasks: op.interruptsTasks } : {}),
     };
   if (op.type === 'load')
-    return { type: 'model_load', worker_id: op.nodeId, model: op.model, reason: op.reason };
+    return { type: 'model_load' as const, worker_id: op.nodeId, model: op.model, reason: op.reason };
   return {
-    type: 'model_unload',
+    type: 'model_unload' as const,
     worker_id: op.nodeId,
     model: op.model,
     reason: op.reason,
@@ -363,7 +363,11 @@ export async function rebalance(
   }
   return {
     rebalance_id: rebalanceId,
-    status: input.dry_run ? 'dry_run' : plan.operations.length ? 'initiated' : 'balanced',
+    status: input.dry_run
+      ? ('dry_run' as const)
+      : plan.operations.length
+        ? ('initiated' as const)
+        : ('balanced' as const),
     strategy: plan.strategy,
     dry_run: input.dry_run,
     estimated_duration: formatDuration(Math.max(0, ...perNode.values())),

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { NotFoundError } from '../core/errors.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import {
   declareModel,
   isBuiltIn,
@@ -67,7 +67,7 @@ export function clusterModelRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/models/assignments',
       summary: 'Models per worker',
-      response: unchecked(S.assignmentsOut),
+      response: S.assignmentsOut,
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         const recent = await tasksSince(ctx, ctx.now() - DAY_MS);

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { readPlacementCounts } from '../observability/counters.js';
 import { NotFoundError } from '../core/errors.js';
 import { resolveNode } from '../nodes/nodes.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel } from './catalogue.js';
 import { formatDuration, formatMemory, formatUptime, round1 } from './format.js';
@@ -50,7 +50,7 @@ export function clusterRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/cluster/status',
       summary: 'Cluster status: workers, queue, GPU utilisation and memory',
-      response: unchecked(S.clusterStatusOut),
+      response: S.clusterStatusOut,
       handler: async (_req, ctx) => {
         const [view, queued, counts] = await Promise.all([
           loadFleet(ctx),
@@ -73,7 +73,7 @@ export function clusterRoutes(): AnyRoute[] {
           ...view.workers.map((w) => Date.parse(w.node.registeredAt)).filter(Number.isFinite),
           ctx.startedAt,
         );
-        const status =
+        const status: z.output<typeof S.clusterStatusOut>['status'] =
           view.workers.length === 0
             ? 'no_workers'
             : online.length === 0
@@ -82,7 +82,7 @@ export function clusterRoutes(): AnyRoute[] {
                 ? 'degraded'
                 : 'operational';
         return {
-          cluster_id: clusters.length === 1 ? clusters[0] : ctx.config.SERVICE_NAME,
+          cluster_id: (clusters.length === 1 ? clusters[0] : undefined) ?? ctx.config.SERVICE_NAME,
           status,
           total_workers: view.workers.length,
           active_workers: online.length,
@@ -142,7 +142,7 @@ export function clusterRoutes(): AnyRoute[] {
       path: '/workers/{worker_id}',
       summary: 'One worker: GPU, system, loaded models, task history and metrics from its task records',
       params: workerIdParams,
-      response: unchecked(S.workerDetailOut),
+      response: S.workerDetailOut,
       responses: { 404: 'Unknown worker' },
       handler: async (req, ctx) => {
         const view = await loadFleet(ctx);
@@ -279,7 +279,7 @@ export function clusterRoutes(): AnyRoute[] {
         force: z.boolean().default(false),
         dry_run: z.boolean().default(false),
       }),
-      response: unchecked(S.rebalanceOut),
+      response: S.rebalanceOut,
       handler: async (req, ctx) => rebalance(ctx, req.body),
     }),
     route({

@@ -65,7 +65,12 @@ export function visionJobView(t: TaskItem, nodeName: (id: string) => string, que
     case 'processing':
       return { ...base, progress: t.progress, node_id: t.nodeId ? nodeName(t.nodeId) : null };
     case 'completed': {
-      const seed = typeof t.result?.seed === 'number' ? t.result.seed : (t.parameters.seed ?? null);
+      const seed =
+        typeof t.result?.seed === 'number'
+          ? t.result.seed
+          : typeof t.parameters.seed === 'number'
+            ? t.parameters.seed
+            : null;
       const reported = typeof t.result?.generation_time === 'number' ? t.result.generation_time : undefined;
       return {
         ...base,
@@ -151,12 +156,12 @@ export function workerDetail(w: Worker, stats: WorkerStats, catalogue: ModelSpec
     performance_score: stats.performanceScore,
     task_history: {
       completed_today: stats.completedToday,
-      average_duration: formatDuration(stats.averageDurationS ?? 0),
+      average_duration: formatDuration(stats.averageDurationS ?? 0) ?? '0s',
       success_rate: stats.successRate,
     },
     metrics: {
       tasks_per_hour: stats.tasksPerHour,
-      average_response_time: formatDuration(stats.averageResponseS ?? 0),
+      average_response_time: formatDuration(stats.averageResponseS ?? 0) ?? '0s',
       error_rate: stats.errorRate,
     },
   };
@@ -177,7 +182,11 @@ export function assignmentsView(
         online: w.online,
         models: [...new Set([...w.resident, ...w.reported])].sort().map((m) => ({
           name: m,
-          status: w.reported.includes(m) ? 'loaded' : w.resident.includes(m) ? 'loading' : 'unloading',
+          status: w.reported.includes(m)
+            ? ('loaded' as const)
+            : w.resident.includes(m)
+              ? ('loading' as const)
+              : ('unloading' as const),
           memory_usage: formatMemory(catalogue.find((c) => c.id === m)?.gpuMemoryMb),
           load_time: formatDuration(loadTimes.get(w.id)?.get(m)),
         })),

@@ -129,7 +129,7 @@ export async function joinRemote(
     cluster?: string | undefined;
     node_id?: string | undefined;
   },
-): Promise<unknown> {
+) {
   const queued = await queueInstall(ctx, {
     host: body.node_ip,
     port: 22,

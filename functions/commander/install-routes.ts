@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { reply } from '../core/http.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import {
   INSTALL_NAME,
   INSTALL_STEPS,
@@ -249,15 +249,13 @@ export function installRoutes(): AnyRoute[] {
           node_id: nodeRef.optional(),
         })
         .strict(),
-      response: unchecked(
-        z.object({
-          status: z.literal('success'),
-          message: z.string(),
-          node_id: z.string(),
-          cluster: z.string().nullable(),
-          job_id: z.string(),
-        }),
-      ),
+      response: z.object({
+        status: z.literal('success'),
+        message: z.string(),
+        node_id: z.string(),
+        cluster: z.string().nullable(),
+        job_id: z.string(),
+      }),
       responses: {
         202: {
           description: 'Still installing; follow GET /api/install-queue/queue/{job_id}',

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { boolQuery } from '../core/query.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { CidrError, NETWORK_SCAN, parseCidr, type Cidr } from '../../protocol/network.js';
 import { scanStatus, scanSubnet } from './network.js';
 
@@ -64,7 +64,7 @@ export function networkRoutes(): AnyRoute[] {
         /** The node whose agent scans (id or name); default: the first online node with an address in the subnet, else the first online. */
         node_id: z.string().min(1).optional(),
       }),
-      response: unchecked(z.object({ devices: z.array(device), scan_time: z.string() })),
+      response: z.object({ devices: z.array(device), scan_time: z.string() }),
       responses: {
         202: {
           description:

@@ -195,7 +195,7 @@ async function markFailed(ctx: AppContext, item: ScanItem, reason: string): Prom
  * GET /api/network/scan: the stored scan while fresh (unless refresh), else a scan by a node's
  * agent, waited for like the orchestrator's calls (202 past COMMAND_WAIT_MS).
  */
-export async function scanSubnet(ctx: AppContext, input: ScanInput): Promise<unknown> {
+export async function scanSubnet(ctx: AppContext, input: ScanInput) {
   const current = await getScan(ctx, input.subnet.cidr);
   const now = ctx.now();
   let scan: ScanItem;

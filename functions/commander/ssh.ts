@@ -7,7 +7,7 @@ import {
   TimedOutError,
   UpstreamError,
 } from '../core/errors.js';
-import { route, type AnyRoute, unchecked } from '../core/route.js';
+import { route, type AnyRoute } from '../core/route.js';
 import { settle } from '../nodes/settle.js';
 import { dispatchCommand } from '../nodes/commands.js';
 import { isOnline, resolveNode } from '../nodes/nodes.js';
@@ -33,7 +33,7 @@ const execDisabled = (nodeName: string) =>
     `Remote execution is disabled on node ${nodeName}: restart its agent with --allow-exec (or FLEET_ALLOW_EXEC=true) to allow it`,
   );
 
-export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody>): Promise<unknown> {
+export async function execOnNode(ctx: AppContext, body: z.output<typeof execBody>) {
   const node = await resolveNode(ctx, body.node_id);
   if (!node) throw new NotFoundError(`Node ${body.node_id} not found`);
   if (!isOnline(node, ctx))
@@ -88,15 +88,13 @@ export function sshRoutes(): AnyRoute[] {
       summary:
         'Run a shell command on a node through its agent (/bin/sh -c, timeout 30 s by default, at most 120; 64 KiB of each output, the end kept)',
       body: execBody,
-      response: unchecked(
-        z.object({
-          node_id: z.string(),
-          host: z.string(),
-          stdout: z.string(),
-          stderr: z.string(),
-          exit_status: z.number().int().nullable(),
-        }),
-      ),
+      response: z.object({
+        node_id: z.string(),
+        host: z.string(),
+        stdout: z.string(),
+        stderr: z.string(),
+        exit_status: z.number().int().nullable(),
+      }),
       responses: {
         202: pending202(
           'The agent has not answered within COMMAND_WAIT_MS: the pending command id (GET /commands/{command_id})',

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import { route, type AnyRoute, unchecked } from '../core/route.js';
+import { route, type AnyRoute } from '../core/route.js';
 import {
   findContainer,
   restartContainer,
@@ -125,10 +125,11 @@ export function swarmRoutes(): AnyRoute[] {
       path: '/api/swarm/services',
       summary: 'Create a named service; waits for its copies like the orchestrator’s starts',
       body: serviceBody,
-      response: unchecked(settledServiceOut),
+      response: settledServiceOut,
       successStatus: 201,
       responses: {
         202: pending202('Agents have not answered yet: pending command ids'),
+        404: 'The service was deleted while its copies started',
         409: 'Name or image taken, or no node can run it',
         422: 'The node refused every copy (its own policy: a mount of /, the engine socket or a host path it does not allow; or a limit it cannot enforce); nothing was kept',
       },
@@ -169,8 +170,12 @@ export function swarmRoutes(): AnyRoute[] {
       summary: 'Set the number of copies (id or name)',
       params: serviceParams,
       body: z.object({ replicas: z.number().int().min(0).max(MAX_REPLICAS) }),
-      response: unchecked(settledServiceOut),
-      responses: { ...waits, 404: 'Unknown service', 409: 'No node can run more copies' },
+      response: settledServiceOut,
+      responses: {
+        ...waits,
+        404: 'Unknown service, or deleted while its copies started',
+        409: 'No node can run more copies',
+      },
       handler: async (req, ctx) => scaleNamedService(ctx, req.params.service_id, req.body.replicas),
     }),
     route({

@@ -72,7 +72,7 @@ async function startFailed(ctx: AppContext, imageId: string, commands: CommandIt
 }
 
 /** POST /containers/{imageId}/start: `count` more copies. */
-export async function startContainers(ctx: AppContext, imageId: string, input: StartInput): Promise<unknown> {
+export async function startContainers(ctx: AppContext, imageId: string, input: StartInput) {
   const nodeId = await nodeIdFor(ctx, input.node_id, ['body', 'node_id']);
   await changeService(ctx, imageId, async (current) => ({
     next: nextService(ctx, imageId, current, (current?.desiredCount ?? 0) + input.count, input, nodeId),
@@ -98,7 +98,7 @@ export async function startContainers(ctx: AppContext, imageId: string, input: S
 }
 
 /** POST /start/container: at least `count` copies of the image; reuse one when they already run. */
-export async function startOrReuse(ctx: AppContext, imageId: string, input: StartInput): Promise<unknown> {
+export async function startOrReuse(ctx: AppContext, imageId: string, input: StartInput) {
   const nodeId = await nodeIdFor(ctx, input.node_id, ['body', 'node_id']);
   let reuse: InstanceItem | undefined;
   await changeService(ctx, imageId, async (current) => {
@@ -122,8 +122,8 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
   if (reuse) {
     const r = reuse;
     return {
-      ok: true,
-      action: 'reused',
+      ok: true as const,
+      action: 'reused' as const,
       image: imageId,
       container_id: r.instanceId,
       name: r.name,
@@ -142,8 +142,8 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
       if (mine?.status === 'failed') throw await startFailed(ctx, imageId, [mine]);
       const inst = (await getInstance(ctx, first.instanceId))!;
       return {
-        ok: true,
-        action: 'created',
+        ok: true as const,
+        action: 'created' as const,
         image: imageId,
         container_id: inst.instanceId,
         name: inst.name,
@@ -152,8 +152,8 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
       };
     },
     {
-      ok: true,
-      action: 'created',
+      ok: true as const,
+      action: 'created' as const,
       image: imageId,
       container_id: first.instanceId,
       name: instanceName(first.instanceId),
@@ -244,7 +244,7 @@ export async function findContainer(ctx: AppContext, idOrName: string): Promise<
 }
 
 /** DELETE /containers/{idOrName}?force= */
-export async function deleteContainer(ctx: AppContext, idOrName: string, force: boolean): Promise<unknown> {
+export async function deleteContainer(ctx: AppContext, idOrName: string, force: boolean) {
   const inst = await findContainer(ctx, idOrName);
   if (!inst || inst.status === 'removed') throw new NotFoundError(`Container ${idOrName} not found`);
   if (!force && (inst.status === 'pending' || inst.status === 'running' || inst.status === 'stopping')) {
@@ -310,11 +310,7 @@ export async function restartContainer(ctx: AppContext, idOrName: string) {
 // ---------------------------------------------------------------- resources
 
 /** PUT /containers/{imageId}/resources: new limits for the image and every running copy. */
-export async function updateResources(
-  ctx: AppContext,
-  imageId: string,
-  changes: InstanceResources,
-): Promise<unknown> {
+export async function updateResources(ctx: AppContext, imageId: string, changes: InstanceResources) {
   let resources: InstanceResources = {};
   await changeService(ctx, imageId, async (current) => {
     if (!current) throw new NotFoundError(`Image ${imageId} not found`);

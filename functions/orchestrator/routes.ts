@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { NotFoundError, ValidationError } from '../core/errors.js';
 import { reply } from '../core/http.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { commandView, getCommand } from '../nodes/commands.js';
 import {
   deleteContainer,
@@ -144,19 +144,17 @@ export function orchestratorRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/test/integration',
       summary: 'Integration self-test against the table and the node agents',
-      response: unchecked(
-        z.object({
-          timestamp: z.string(),
-          tests: z.object({
-            docker_connection: checkOut,
-            container_listing: checkOut,
-            database: checkOut,
-            system_resources: checkOut,
-            health_monitoring: checkOut,
-          }),
-          overall_status: z.enum(['PASSED', 'FAILED']),
+      response: z.object({
+        timestamp: z.string(),
+        tests: z.object({
+          docker_connection: checkOut,
+          container_listing: checkOut,
+          database: checkOut,
+          system_resources: checkOut,
+          health_monitoring: checkOut,
         }),
-      ),
+        overall_status: z.enum(['PASSED', 'FAILED']),
+      }),
       handler: async (_req, ctx) => integrationTest(ctx),
     }),
     route({
@@ -208,7 +206,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/start/container',
       summary: 'Start, or reuse, a container of an image',
       body: startContainerBody,
-      response: unchecked(startedOut),
+      response: startedOut,
       responses: { ...changeResponses, ...startFailures, 409: 'No online node can run it' },
       handler: async (req, ctx) => {
         const { image, ...resources } = req.body.resources;
@@ -268,7 +266,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       params: imageParams,
       // Every StartBody field is optional, the body itself too.
       body: startBody.optional(),
-      response: unchecked(z.object({ started: z.array(z.string()) }).or(pendingOut)),
+      response: z.object({ started: z.array(z.string()) }).or(pendingOut),
       responses: { ...changeResponses, ...startFailures, 409: 'No online node can run it' },
       handler: async (req, ctx) => startContainers(ctx, req.params.imageId, req.body ?? { count: 1 }),
     }),
@@ -301,9 +299,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       summary: 'Delete a container by id, name or engine container id',
       params: z.object({ idOrName: z.string().min(1) }),
       query: z.object({ force: boolQuery.default(false) }),
-      response: unchecked(
-        z.object({ deleted: z.boolean(), container_id: z.string(), name: z.string() }).or(pendingOut),
-      ),
+      response: z.object({ deleted: z.boolean(), container_id: z.string(), name: z.string() }).or(pendingOut),
       responses: {
         ...changeResponses,
         404: 'Unknown container',
@@ -322,7 +318,7 @@ export function orchestratorRoutes(): AnyRoute[] {
       body: instanceResources.refine((r) => Object.values(r).some((v) => v !== undefined), {
         message: 'at least one of cpu_limit, memory_limit, disk_limit is required',
       }),
-      response: unchecked(z.object({ updated: z.array(z.string()) }).or(pendingOut)),
+      response: z.object({ updated: z.array(z.string()) }).or(pendingOut),
       responses: { ...changeResponses, 404: 'Unknown image' },
       handler: async (req, ctx) => updateResources(ctx, req.params.imageId, req.body),
     }),
@@ -368,11 +364,11 @@ export function orchestratorRoutes(): AnyRoute[] {
       path: '/registry/endpoints/{endpoint_id}',
       summary: 'Delete an endpoint',
       params: z.object({ endpoint_id: z.string().min(1) }),
-      response: unchecked(z.object({ ok: z.literal(true) })),
+      response: z.object({ ok: z.literal(true) }),
       responses: { 404: 'Unknown endpoint' },
       handler: async (req, ctx) => {
         await deleteEndpoint(ctx, req.params.endpoint_id);
-        return { ok: true };
+        return { ok: true as const };
       },
     }),
     route({

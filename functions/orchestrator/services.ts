@@ -125,11 +125,9 @@ export async function createNamedService(ctx: AppContext, input: NamedServiceInp
 }
 
 /** Runs the reconciler for the image and waits for the starts it sent (202 past COMMAND_WAIT_MS). */
-async function placeAndWait(ctx: AppContext, imageId: string, created?: string): Promise<unknown> {
+async function placeAndWait(ctx: AppContext, imageId: string, created?: string) {
   const outcome = await reconcile(ctx, { imageId });
   const placed = outcome.placed.filter((p) => p.imageId === imageId);
-  const service = await getService(ctx, imageId);
-  const view = async () => (service ? serviceView(ctx, service) : undefined);
   return settle(
     ctx,
     placed.map((p) => p.commandId),
@@ -149,8 +147,11 @@ async function placeAndWait(ctx: AppContext, imageId: string, created?: string):
           'START_REFUSED',
         );
       }
+      // Deleted while its copies started: there is no service left to show.
+      const service = await getService(ctx, imageId);
+      if (!service) throw new NotFoundError(`Service ${created ?? serviceId(imageId)} was deleted meanwhile`);
       return {
-        ...(await view()),
+        ...(await serviceView(ctx, service)),
         ...(failures(commands).length ? { failed: failures(commands) } : {}),
       };
     },

@@ -164,8 +164,8 @@ export async function integrationTest(ctx: AppContext) {
   const samples =
     online.filter((n) => n.metrics).length +
     online.reduce((k, n) => k + Object.keys(n.containerStats ?? {}).length, 0);
-  const pass = (message: string) => ({ status: 'PASS', message });
-  const fail = (message: string) => ({ status: 'FAIL', message });
+  const pass = (message: string) => ({ status: 'PASS' as const, message });
+  const fail = (message: string) => ({ status: 'FAIL' as const, message });
   const tests = {
     docker_connection: !nodes.ok
       ? fail(nodes.error)
@@ -183,6 +183,8 @@ export async function integrationTest(ctx: AppContext) {
       ? pass(`Health data available: ${samples} recent records`)
       : fail('No recent health data'),
   };
-  const overall = Object.values(tests).every((x) => x.status === 'PASS') ? 'PASSED' : 'FAILED';
+  const overall = Object.values(tests).every((x) => x.status === 'PASS')
+    ? ('PASSED' as const)
+    : ('FAILED' as const);
   return { timestamp: new Date(now).toISOString(), tests, overall_status: overall };
 }

@@ -1,5 +1,5 @@
 import { reply } from '../core/http.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import {
   createJob,
   deleteJob,
@@ -134,7 +134,7 @@ export function trainingRoutes(): AnyRoute[] {
       summary: 'Output of one run: live from its node while it runs, the kept last lines once it ended',
       params: runLogsParams,
       query: runLogsQuery,
-      response: unchecked(runLogsOut),
+      response: runLogsOut,
       responses: {
         202: pending202('The node has not answered within COMMAND_WAIT_MS: the pending command id'),
         404: 'No such job or run',

@@ -29,7 +29,7 @@ const noRun = (jobId: string, runId: string) =>
  * A run's output: while it runs, the last `tail` lines read from its container on its node
  * (container.logs, as a service copy's); once it ended, the lines kept with the run.
  */
-export async function runLogs(ctx: AppContext, jobId: string, runId: string, tail: number): Promise<unknown> {
+export async function runLogs(ctx: AppContext, jobId: string, runId: string, tail: number) {
   const parsed = parseInstanceId(runId);
   if (!parsed || parsed.jobId !== jobId) throw noRun(jobId, runId);
   const run = await getRun(ctx, jobId, parsed.slot, parsed.attempt);

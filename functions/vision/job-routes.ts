@@ -23,7 +23,7 @@ import {
 import { fromVisionStatus, visionJobView, visionStatus, type VisionStatus } from '../cluster/views.js';
 import type { Worker } from '../cluster/workers.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import * as S from './schemas.js';
 import { findLora, listLoras } from './loras.js';
 
@@ -95,7 +95,7 @@ export function visionJobRoutes(): AnyRoute[] {
       path: '/api/vision/generate',
       summary: 'Queue an image generation job',
       body: generateRequest,
-      response: unchecked(S.generatedOut),
+      response: S.generatedOut,
       responses: {
         422: 'Invalid parameters: unknown model or LoRA, size not a multiple of 8 or over the model limit, steps out of range',
       },
@@ -131,7 +131,7 @@ export function visionJobRoutes(): AnyRoute[] {
         const position = order.findIndex((t) => t.taskId === task.taskId) + 1;
         return {
           job_id: task.taskId,
-          status: 'queued',
+          status: 'queued' as const,
           queue_position: position || null,
           target_model: model.id,
         };
@@ -144,7 +144,7 @@ export function visionJobRoutes(): AnyRoute[] {
       summary:
         'Job status: queue position while queued, progress and node while processing, result when done',
       params: jobParams,
-      response: unchecked(S.jobOut),
+      response: S.jobOut,
       responses: { 404: 'Unknown job' },
       handler: async (req, ctx) => {
         const t = await getTask(ctx, req.params.job_id);
@@ -168,7 +168,7 @@ export function visionJobRoutes(): AnyRoute[] {
         limit: z.coerce.number().int().min(1).max(1000).default(50),
         offset: z.coerce.number().int().min(0).default(0),
       }),
-      response: unchecked(S.jobsOut),
+      response: S.jobsOut,
       handler: async (req, ctx) => {
         const wanted = req.query.status ? fromVisionStatus(req.query.status as VisionStatus) : undefined;
         const jobs = (await allTasks(ctx)).filter(
@@ -183,7 +183,7 @@ export function visionJobRoutes(): AnyRoute[] {
         return {
           jobs: page.map((t) => ({
             ...visionJobView(t, names, positions.get(t.taskId)),
-            prompt: t.parameters.prompt ?? null,
+            prompt: typeof t.parameters.prompt === 'string' ? t.parameters.prompt : null,
           })),
           total: jobs.length,
           limit: req.query.limit,
@@ -261,7 +261,7 @@ export function visionJobRoutes(): AnyRoute[] {
             model: t.model,
             priority: t.priorityInput,
             task_type: t.taskType,
-            prompt: t.parameters.prompt ?? null,
+            prompt: typeof t.parameters.prompt === 'string' ? t.parameters.prompt : null,
             created_at: t.createdAt,
           })),
           length: order.length,

@@ -15,7 +15,7 @@ import {
 import { ASPECT_RATIOS, SCHEDULERS, assertSafeFilename, isSafeFilename } from '../cluster/validation.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { rawReply } from '../core/http.js';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import * as S from './schemas.js';
 import { visionJobRoutes } from './job-routes.js';
 import { findLora, listLoras, LORA_EXTENSIONS, LORA_MAX_BYTES } from './loras.js';
@@ -65,7 +65,7 @@ export function visionRoutes(): AnyRoute[] {
       summary: 'Switch the model a node serves (refused while it runs jobs)',
       params: z.object({ node_id: z.string().min(1) }),
       body: z.object({ model: z.string().min(1) }),
-      response: unchecked(S.switchOut),
+      response: S.switchOut,
       responses: { 404: 'Unknown node', 409: 'Node offline or busy', 422: 'Unknown model' },
       handler: async (req, ctx) => switchModel(ctx, req.params.node_id, req.body.model),
     }),

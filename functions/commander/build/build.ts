@@ -114,7 +114,7 @@ export async function buildImage(ctx: AppContext, input: BuildInput): Promise<Bu
 export const clusterConstraint = (cluster: string) => `node.labels.cluster==${cluster}`;
 
 /** Creates the named service, or scales it when it already runs this image where asked. */
-export async function deployImage(ctx: AppContext, input: DeployInput): Promise<unknown> {
+export async function deployImage(ctx: AppContext, input: DeployInput) {
   const constraints = input.cluster ? [clusterConstraint(input.cluster)] : [];
   const existing = await findService(ctx, input.service_name);
   let out: unknown;
@@ -153,7 +153,7 @@ export async function deployImage(ctx: AppContext, input: DeployInput): Promise<
 export async function buildAndDeploy(
   ctx: AppContext,
   input: BuildInput & Omit<DeployInput, 'image'>,
-): Promise<unknown> {
+) {
   const built = await buildImage(ctx, input);
   if (built instanceof Reply) {
     // The build outlived the wait: nothing is deployed; the client deploys once it succeeded.

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../../core/route.js';
 import { imageRef } from '../../orchestrator/resources.js';
 import { buildAndDeploy, buildImage, deployImage } from './build.js';
 import { RegistryClient } from './registry.js';
@@ -141,7 +141,7 @@ export function buildRoutes(): AnyRoute[] {
       summary:
         'Create the named swarm service of an image, or scale it; cluster adds node.labels.cluster==<cluster>',
       body: deployBody,
-      response: unchecked(deployOut),
+      response: deployOut,
       responses: {
         201: { description: 'Created the service', schema: deployOut },
         202: pending202('Agents have not answered yet: pending command ids', deployPendingOut),
@@ -155,7 +155,7 @@ export function buildRoutes(): AnyRoute[] {
       path: '/api/build/build-and-deploy',
       summary: 'Build and push, then deploy the pushed image; a failed build deploys nothing',
       body: buildAndDeployBody,
-      response: unchecked(z.object({ build: buildOut, deploy: deployOut })),
+      response: z.object({ build: buildOut, deploy: deployOut }),
       responses: {
         ...buildResponses,
         201: {

@@ -54,7 +54,7 @@ function auditView(node: NodeItem, commandId: string, command: CommandItem | und
 }
 
 /** POST /api/maintenance/disk/audit: one node, or every online node; 202 with what is done when some have not answered. */
-export async function diskAudit(ctx: AppContext, nodeRef: string | undefined): Promise<unknown> {
+export async function diskAudit(ctx: AppContext, nodeRef: string | undefined) {
   let targets: NodeItem[];
   if (nodeRef !== undefined) {
     const node = await resolveNode(ctx, nodeRef);

@@ -10,10 +10,18 @@ import { isOnline, resolveNode, type NodeItem } from '../../nodes/nodes.js';
 
 /** The automatic fixes, applied through the node's agent: a quick fix, or a maintenance run's. */
 
+/** A fix's answer: what it did on the node, with fields of its own per fix type. */
+export interface FixResult {
+  node_id: string;
+  fix_type: FixType;
+  status: 'completed' | 'partial' | 'pending' | 'failed';
+  [field: string]: unknown;
+}
+
 export interface StartedFix {
   commandIds: string[];
   /** The fix's answer once every command is done; throws the HTTP error a quick fix answers with. */
-  finish(commands: CommandItem[]): Promise<Record<string, unknown>>;
+  finish(commands: CommandItem[]): Promise<FixResult>;
   /** What a 202 carries besides the pending command ids. */
   pendingExtras: Record<string, unknown>;
 }
@@ -50,7 +58,7 @@ async function startCleanup(ctx: AppContext, node: NodeItem): Promise<StartedFix
       const out = agentOutput(node, 'docker_cleanup', command, enginePruneOutput);
       return {
         ...head,
-        status: 'completed',
+        status: 'completed' as const,
         containers_removed: out.containersRemoved.map((c) => ({
           container_id: c.containerId,
           name: c.name,
@@ -138,7 +146,11 @@ async function startRestartExited(ctx: AppContext, node: NodeItem): Promise<Star
         if (replaced.every((r) => r.status === 'unplaced')) throw new ConflictError(detail, 'NO_CAPACITY');
         throw new UpstreamError(detail);
       }
-      return { ...head, status: ok === replaced.length ? 'completed' : 'partial', replaced };
+      return {
+        ...head,
+        status: ok === replaced.length ? ('completed' as const) : ('partial' as const),
+        replaced,
+      };
     },
   };
 }
@@ -149,7 +161,7 @@ export async function startFix(ctx: AppContext, node: NodeItem, fix: FixType): P
 }
 
 /** POST /api/maintenance/quick-fix: one fix on one node, answered like the orchestrator's calls (202 past COMMAND_WAIT_MS). */
-export async function quickFix(ctx: AppContext, nodeRef: string, fix: FixType): Promise<unknown> {
+export async function quickFix(ctx: AppContext, nodeRef: string, fix: FixType) {
   const node = await resolveNode(ctx, nodeRef);
   if (!node) throw new NotFoundError(`Node ${nodeRef} not found`);
   const started = await startFix(ctx, node, fix);

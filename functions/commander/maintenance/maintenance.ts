@@ -5,9 +5,9 @@ import { ConflictError } from '../../core/errors.js';
 import type { AreaEventHandlers, AreaEvents } from '../../core/events.js';
 import { maintenanceKeys } from '../../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../../core/lease.js';
-import { ConditionFailedError, type StoreItem } from '../../ports/store.js';
+import { ConditionFailedError, putIfAbsent, type StoreItem } from '../../ports/store.js';
 import { waitForCommands } from '../../nodes/commands.js';
-import { startFix } from './fixes.js';
+import { startFix, type FixResult } from './fixes.js';
 import { currentProblems, problemView, type FixType } from './problems.js';
 import { MAINTENANCE_RUN_EVENT, nextMaintenanceRun } from './schedule.js';
 import type { NodeItem } from '../../nodes/nodes.js';
@@ -48,13 +48,9 @@ async function saveState(ctx: AppContext, set: Partial<StateItem>): Promise<Stat
     } catch (error) {
       if (!(error instanceof ConditionFailedError) || attempt > 0) throw error;
     }
-    try {
-      const item: StateItem = { ...k, enabled: false, ...set, updatedAt: at };
-      await ctx.store.put(item, { notExists: true });
-      return item;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error; // created meanwhile: update it
-    }
+    const item: StateItem = { ...k, enabled: false, ...set, updatedAt: at };
+    if (await putIfAbsent(ctx.store, item)) return item;
+    // Created meanwhile: update it.
   }
 }
 
@@ -109,7 +105,7 @@ export async function runMaintenance(ctx: AppContext, trigger: 'schedule' | 'man
       started.flatMap((s) => s.started?.commandIds ?? []),
     );
     const done = new Map(waited.done.map((c) => [c.commandId, c]));
-    const fixes = [];
+    const fixes: FixResult[] = [];
     for (const s of started) {
       const head = { node_id: s.node.nodeId, fix_type: s.fix };
       if (!s.started) {

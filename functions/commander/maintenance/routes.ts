@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { route, type AnyRoute, type RouteSpec, unchecked } from '../../core/route.js';
+import { route, type AnyRoute, type RouteSpec } from '../../core/route.js';
 import { maintenanceStatus, runMaintenance, setMaintenanceEnabled } from './maintenance.js';
 import { diskAudit } from './disk-audit.js';
 import { quickFix } from './fixes.js';
@@ -50,7 +50,7 @@ const auditOut = z.object({
     .array(
       z.object({
         role: z.string(),
-        path: z.string(),
+        path: z.string().nullable(),
         total_bytes: bytes,
         used_bytes: bytes,
         free_bytes: bytes,
@@ -114,16 +114,14 @@ export function maintenanceRoutes(): AnyRoute[] {
       path: '/api/maintenance/run-now',
       summary:
         'Detect problems and apply the automatic fixes now, waiting for the agents up to COMMAND_WAIT_MS',
-      response: unchecked(
-        z.object({
-          run_id: z.string(),
-          trigger: z.string(),
-          started_at: z.string(),
-          finished_at: z.string(),
-          problems: z.array(problemOut),
-          fixes: z.array(fixOut),
-        }),
-      ),
+      response: z.object({
+        run_id: z.string(),
+        trigger: z.string(),
+        started_at: z.string(),
+        finished_at: z.string(),
+        problems: z.array(problemOut),
+        fixes: z.array(fixOut),
+      }),
       responses: { 409: 'A maintenance run is already in progress' },
       handler: async (_req, ctx) => runMaintenance(ctx, 'manual'),
     }),
@@ -134,7 +132,7 @@ export function maintenanceRoutes(): AnyRoute[] {
       summary:
         'One fix on one node: docker_cleanup (stopped fleet containers and dangling images) or restart_exited (replace the orchestrator’s exited copies)',
       body: z.object({ node_id: z.string().min(1), fix_type: fixType }),
-      response: unchecked(fixOut),
+      response: fixOut,
       responses: {
         ...waits,
         404: 'Unknown node',
@@ -150,7 +148,7 @@ export function maintenanceRoutes(): AnyRoute[] {
       summary:
         'Filesystem usage of the engine root and the agent state folder, and the engine’s own disk usage, of one node or every online node',
       body: z.object({ node_id: z.string().min(1).optional() }).optional(),
-      response: unchecked(z.object({ nodes: z.array(auditOut) })),
+      response: z.object({ nodes: z.array(auditOut) }),
       responses: {
         ...waits,
         202: pending202(
