@@ -8,22 +8,15 @@
  * the store) and completes; the instance is given back; the day's spend cap then stops another
  * burst with its reason.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
-import { startNovitaRig, type NovitaRig } from '../integration/novita/harness.js';
-import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
+import type { NovitaRig } from '../integration/novita/harness.js';
+import { startBurstRig, type BurstRig } from '../harness/burst-rig.js';
+import { eventually } from './harness.js';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 const CPUS = String(cpus().length);
 
 /** Counts steps into its checkpoint folder until released; says where it resumed from. */
@@ -51,10 +44,10 @@ const TRAIN = [
 const CLOUD = { product: 'RTX 4090 24GB', region: 'CN-HK-01', max_price_per_hour: 20000, spot: true };
 
 describe('burst to rented Novita instances that join the fleet', () => {
+  let burstRig: BurstRig | undefined;
   let rig: NovitaRig;
   let root: string;
   let checkpointRoot: string;
-  let fleet: AgentProcess;
   let fleetNode: string;
 
   const api = (method: string, path: string, body?: unknown) => rig.api(method, path, body);
@@ -82,63 +75,39 @@ describe('burst to rented Novita instances that join the fleet', () => {
     );
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'burst-'));
-    checkpointRoot = join(root, 'checkpoints');
-    await mkdir(checkpointRoot);
-    const assets = join(root, 'assets');
-    await buildAgentBundle(join(assets, 'agent.mjs'));
-    // Rented instances are told the control plane's URL (INSTALL_CONTROL_PLANE_URL): its port is chosen first.
-    const port = await freePort();
-    rig = await startNovitaRig(
-      {
-        INSTALL_CONTROL_PLANE_URL: `http://127.0.0.1:${port}`,
-        INSTALL_ASSETS_DIR: assets,
+    burstRig = await startBurstRig({
+      prefix: 'burst-',
+      env: {
         NODE_OFFLINE_AFTER_SECONDS: '6',
         CLOUD_BURST_TEMPLATE_ID: 'template-123',
         CLOUD_BURST_MAX_INSTANCES: '2',
         CLOUD_BURST_MAX_SPEND_PER_DAY: '50000',
         TRAINING_CHECKPOINT_SYNC_SECONDS: '1',
       },
-      { port },
-    );
-    overrideTrainingSettings(rig.rt.ctx, {
-      retry: { baseSeconds: 1, maxSeconds: 1 },
-      checkpointRoot,
-      placementRetrySeconds: 1,
-      webhooks: [],
-    });
-    rig.fake.runStartup = {
-      env: (id) => ({
-        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-        HOME: root,
-        FLEET_AGENT_HOME: join(root, 'instances', id),
-        FLEET_HEARTBEAT: '1',
-        // Each instance its own checkpoint folder, allowed by its own policy.
+      prepare: async (dir) => {
+        root = dir;
+        checkpointRoot = join(dir, 'checkpoints');
+        await mkdir(checkpointRoot);
+      },
+      configure: (started) =>
+        overrideTrainingSettings(started.rt.ctx, {
+          retry: { baseSeconds: 1, maxSeconds: 1 },
+          checkpointRoot,
+          placementRetrySeconds: 1,
+          webhooks: [],
+        }),
+      // Each instance its own checkpoint folder, allowed by its own policy.
+      instanceEnv: (_dir, id) => ({
         FLEET_CHECKPOINT_ROOT: instanceCheckpoints(id),
         FLEET_ALLOW_HOST_PATHS: instanceCheckpoints(id),
       }),
-    };
-    fleet = new AgentProcess({
-      url: rig.rt.url,
-      name: 'fleet-a',
-      stateDir: join(root, 'fleet-a'),
-      heartbeatSeconds: 1,
-      env: {
-        ...process.env,
-        FLEET_API_KEY: '',
-        FLEET_DRIVER: 'process',
-        FLEET_ALLOW_HOST_PATHS: checkpointRoot,
-      },
+      fleetEnv: () => ({ FLEET_ALLOW_HOST_PATHS: checkpointRoot }),
     });
-    fleetNode = await fleet.start();
+    ({ rig, fleetNode } = burstRig);
   }, 120_000);
 
   afterAll(async () => {
-    await fleet?.kill('SIGKILL');
-    for (const id of [...(rig?.fake.processes.keys() ?? [])]) rig.fake.kill(id);
-    await rig?.stop();
-    // Killed agents may still be writing a moment: retried.
-    if (root) await rm(root, { recursive: true, force: true, maxRetries: 5 });
+    await burstRig?.stop();
   });
 
   it('bursts when the fleet is full, survives a reclaim, gives the instance back, and the spend cap stops the next burst', async () => {

@@ -8,32 +8,21 @@
  * cap reached: no second instance, and the catalogue says why (as it said the instance cap while
  * the first instance was busy).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
+import { startBurstRig, type BurstRig } from '../harness/burst-rig.js';
+import { freePort } from '../harness/free-port.js';
 import { SERVER_SCRIPT } from '../harness/model-server-image.js';
-import { startNovitaRig, type NovitaRig } from '../integration/novita/harness.js';
-import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import type { NovitaRig } from '../integration/novita/harness.js';
+import { eventually } from './harness.js';
 
 const CLOUD = { product: 'RTX 4090 24GB', region: 'CN-HK-01', max_price_per_hour: 20000, spot: true };
 const MODEL = 'burst-model-e2e';
 const OTHER = 'burst-model-e2e-other';
 
 describe('a model whose queue the fleet cannot serve bursts to a rented instance', () => {
+  let burstRig: BurstRig | undefined;
   let rig: NovitaRig;
-  let root: string;
-  let fleet: AgentProcess;
   let fleetNode: string;
   let serverPort: number;
 
@@ -54,15 +43,10 @@ describe('a model whose queue the fleet cannot serve bursts to a rented instance
     )!;
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'model-burst-'));
-    const assets = join(root, 'assets');
-    await buildAgentBundle(join(assets, 'agent.mjs'));
-    const port = await freePort();
     serverPort = await freePort();
-    rig = await startNovitaRig(
-      {
-        INSTALL_CONTROL_PLANE_URL: `http://127.0.0.1:${port}`,
-        INSTALL_ASSETS_DIR: assets,
+    burstRig = await startBurstRig({
+      prefix: 'model-burst-',
+      env: {
         NODE_OFFLINE_AFTER_SECONDS: '6',
         CLOUD_BURST_TEMPLATE_ID: 'template-123',
         CLOUD_BURST_MAX_INSTANCES: '1',
@@ -70,32 +54,12 @@ describe('a model whose queue the fleet cannot serve bursts to a rented instance
         CLOUD_BURST_MAX_SPEND_PER_DAY: '30000',
         CLOUD_BURST_MODEL_IDLE_SECONDS: '2',
       },
-      { port },
-    );
-    rig.fake.runStartup = {
-      env: (id) => ({
-        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-        HOME: root,
-        FLEET_AGENT_HOME: join(root, 'instances', id),
-        FLEET_HEARTBEAT: '1',
-      }),
-    };
-    fleet = new AgentProcess({
-      url: rig.rt.url,
-      name: 'fleet-a',
-      stateDir: join(root, 'fleet-a'),
-      heartbeatSeconds: 1,
-      env: { ...process.env, FLEET_API_KEY: '', FLEET_DRIVER: 'process' },
     });
-    fleetNode = await fleet.start();
+    ({ rig, fleetNode } = burstRig);
   }, 120_000);
 
   afterAll(async () => {
-    await fleet?.kill('SIGKILL');
-    for (const id of [...(rig?.fake.processes.keys() ?? [])]) rig.fake.kill(id);
-    await rig?.stop();
-    // Killed agents may still be writing a moment: retried.
-    if (root) await rm(root, { recursive: true, force: true, maxRetries: 5 });
+    await burstRig?.stop();
   });
 
   it('rents for the queue, serves it on the rented node, gives the instance back when idle; the instance and spend caps stop other bursts', async () => {
