@@ -1,14 +1,15 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, chown, cp, mkdir, mkdtemp, readdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type Server } from 'node:net';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from '../harness/free-port.js';
+import { capture, engineSocketAt, ENGINE_SOCKET, useCiContainersConf } from '../harness/install-host.js';
 import { startLocalProcess } from '../harness/local-process.js';
 import { describeWith, inCi, type ServiceStatus } from '../harness/services.js';
 import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
@@ -22,12 +23,9 @@ import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
  */
 const run = promisify(execFile);
 const API_KEY = 'install-systemd-key-0123456789abcdef';
-const ENGINE_SOCKET = (process.env.DOCKER_HOST ?? 'unix:///tmp/fleet-engine.sock').replace(/^unix:\/\//, '');
 /** The engine socket's group inside the container: no group there has it, install.sh adds one. */
 const ENGINE_GID = 4243;
-const CI_CONTAINERS_CONF = fileURLToPath(new URL('../../.ci/state/containers.conf', import.meta.url));
-if (!process.env.CONTAINERS_CONF && existsSync(CI_CONTAINERS_CONF))
-  process.env.CONTAINERS_CONF = CI_CONTAINERS_CONF;
+useCiContainersConf();
 
 function systemdInPodman(): ServiceStatus {
   const missing =
@@ -66,30 +64,15 @@ async function api(path: string, method = 'GET', body?: unknown): Promise<any> {
   return res.json();
 }
 
-/** A TCP port free on loopback now (the container shares this machine's network). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 async function nodeNamed(name: string) {
   const { nodes } = (await api('/api/nodes/')) as { nodes: { id: string; name: string; status: string }[] };
   return nodes.find((n) => n.name === name);
 }
 
 /** A command inside the container; resolves with its exit code and output whatever the code. */
-function inside(...command: string[]) {
-  return new Promise<{ code: number; out: string }>((resolve) => {
-    const child = spawn('podman', ['exec', container, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, out: out.trim() }));
-  });
+async function inside(...command: string[]) {
+  const { code, out } = await capture('podman', ['exec', container, ...command]);
+  return { code, out: out.trim() };
 }
 
 const unitProperty = async (name: string) =>
@@ -127,21 +110,6 @@ async function rootFilesystem(root: string): Promise<void> {
   await rm(join(root, 'etc/fleet-agent'), { recursive: true, force: true });
 }
 
-/** A socket (group ENGINE_GID, 0660) that passes every connection to the shared engine. */
-async function engineSocketAt(path: string): Promise<Server> {
-  const proxy = createServer((client) => {
-    const upstream = createConnection(ENGINE_SOCKET);
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  proxy.listen(path);
-  await once(proxy, 'listening');
-  await chown(path, 0, ENGINE_GID);
-  await chmod(path, 0o660);
-  return proxy;
-}
-
 describeWith(systemdInPodman(), 'install.sh under systemd (Podman container booting systemd)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-systemd-'));
@@ -159,7 +127,7 @@ describeWith(systemdInPodman(), 'install.sh under systemd (Podman container boot
       INSTALL_ASSETS_DIR: assets,
     });
     await rootFilesystem(root);
-    engineProxy = await engineSocketAt(join(root, 'srv/engine/docker.sock'));
+    engineProxy = await engineSocketAt(join(root, 'srv/engine/docker.sock'), ENGINE_GID);
     await run('podman', [
       'run',
       '-d',

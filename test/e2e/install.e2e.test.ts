@@ -1,25 +1,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { once } from 'node:events';
-import {
-  chmod,
-  chown,
-  copyFile,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
-import { createConnection, createServer, type Server } from 'node:net';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { capture, engineSocketAt, ENGINE_SOCKET, useCiContainersConf } from '../harness/install-host.js';
 import { startLocalProcess } from '../harness/local-process.js';
 import { AGENT_IMAGE, buildAgentImage, copyLibraries } from '../../scripts/agent-image.js';
 import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
@@ -34,14 +22,9 @@ import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
  */
 const run = promisify(execFile);
 const API_KEY = 'install-test-key-0123456789abcdef';
-const ENGINE_SOCKET = (process.env.DOCKER_HOST ?? 'unix:///tmp/fleet-engine.sock').replace(/^unix:\/\//, '');
 /** The engine socket's group in the scratch root: no group on this machine has it. */
 const ENGINE_GID = 4242;
-// The podman CLI (image build, and install.sh where no docker CLI is installed) needs the engine
-// settings .ci/services.sh wrote for the shared engine (runc, cgroupfs): crun fails on these machines.
-const CI_CONTAINERS_CONF = fileURLToPath(new URL('../../.ci/state/containers.conf', import.meta.url));
-if (!process.env.CONTAINERS_CONF && existsSync(CI_CONTAINERS_CONF))
-  process.env.CONTAINERS_CONF = CI_CONTAINERS_CONF;
+useCiContainersConf();
 const SCRIPT_ENV = {
   PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
   DOCKER_HOST: `unix://${ENGINE_SOCKET}`,
@@ -86,34 +69,11 @@ async function tokenUses(id: string) {
 }
 
 /** Runs a shell line as root; resolves with its exit code and output whatever the code. */
-function sh(line: string, env: Record<string, string> = SCRIPT_ENV) {
-  return new Promise<{ code: number; out: string }>((resolve) => {
-    const child = spawn('sh', ['-c', line], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, out }));
-  });
-}
+const sh = (line: string, env: Record<string, string> = SCRIPT_ENV) => capture('sh', ['-c', line], env);
 
 /** The pasted line, as a root shell runs it (no sudo needed), with extra flags for the test. */
 const asRoot = (installCommand: string, extra: string) =>
   `${installCommand.replace('| sudo sh', '| sh')} ${extra}`;
-
-/** A socket at `path` (group ENGINE_GID, 0660) that passes every connection to the shared engine. */
-async function engineSocketAt(path: string): Promise<Server> {
-  const proxy = createServer((client) => {
-    const upstream = createConnection(ENGINE_SOCKET);
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  proxy.listen(path);
-  await once(proxy, 'listening');
-  await chown(path, 0, ENGINE_GID);
-  await chmod(path, 0o660);
-  return proxy;
-}
 
 /** Every path under `root`, relative. */
 async function tree(root: string): Promise<string[]> {
@@ -340,7 +300,7 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
 
   beforeAll(async () => {
     root = await scratchRoot();
-    proxy = await engineSocketAt(join(root, 'run/engine.sock'));
+    proxy = await engineSocketAt(join(root, 'run/engine.sock'), ENGINE_GID);
     // The host's C library, which the scratch root stands for (the script brings node, not libc).
     const node = join(dir, 'probe-node');
     await copyFile(process.execPath, node);
@@ -476,7 +436,7 @@ describe('the agent container image (hosts without systemd or with an old glibc)
     const saved = await buildAgentImage({ save: assets });
     expect(saved).toBe(join(assets, `agent-image-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.tar`));
     root = await scratchRoot();
-    proxy = await engineSocketAt(join(root, 'run/engine.sock'));
+    proxy = await engineSocketAt(join(root, 'run/engine.sock'), ENGINE_GID);
     before = await tree(root);
   }, 180_000);
   afterAll(async () => {
