@@ -9,8 +9,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../harness/free-port.js';
-import { capture, engineSocketAt, ENGINE_SOCKET, useCiContainersConf } from '../harness/install-host.js';
-import { startLocalProcess } from '../harness/local-process.js';
+import {
+  capture,
+  engineSocketAt,
+  ENGINE_SOCKET,
+  startInstallServer,
+  useCiContainersConf,
+} from '../harness/install-host.js';
 import { describeWith, inCi, type ServiceStatus } from '../harness/services.js';
 import { AgentProcess, buildAgentBundle, eventually } from './harness.js';
 
@@ -115,17 +120,10 @@ describeWith(systemdInPodman(), 'install.sh under systemd (Podman container boot
     dir = await mkdtemp(join(tmpdir(), 'fleet-systemd-'));
     await chmod(dir, 0o755);
     assets = join(dir, 'assets');
-    const data = join(dir, 'data');
     const root = join(dir, 'root');
-    await Promise.all([mkdir(assets), mkdir(data), mkdir(root)]);
+    await Promise.all([mkdir(assets), mkdir(root)]);
     await buildAgentBundle(join(assets, 'agent.mjs'));
-    await writeFile(join(data, 'secrets.json'), JSON.stringify({ 'api-key': API_KEY }), { mode: 0o600 });
-    server = await startLocalProcess(data, {
-      AWS_ENDPOINT_URL: '',
-      API_AUTH: 'true',
-      LOG_LEVEL: 'WARN',
-      INSTALL_ASSETS_DIR: assets,
-    });
+    server = await startInstallServer(dir, assets, API_KEY);
     await rootFilesystem(root);
     engineProxy = await engineSocketAt(join(root, 'srv/engine/docker.sock'), ENGINE_GID);
     await run('podman', [

@@ -7,8 +7,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capture, engineSocketAt, ENGINE_SOCKET, useCiContainersConf } from '../harness/install-host.js';
-import { startLocalProcess } from '../harness/local-process.js';
+import {
+  capture,
+  engineSocketAt,
+  ENGINE_SOCKET,
+  startInstallServer,
+  useCiContainersConf,
+} from '../harness/install-host.js';
 import { AGENT_IMAGE, buildAgentImage, copyLibraries } from '../../scripts/agent-image.js';
 import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 
@@ -204,15 +209,7 @@ beforeAll(async () => {
   assets = join(dir, 'assets');
   await mkdir(assets);
   await run(process.execPath, ['--import', 'tsx', 'agent/build.ts', join(assets, 'agent.mjs')]);
-  const data = join(dir, 'data');
-  await mkdir(data);
-  await writeFile(join(data, 'secrets.json'), JSON.stringify({ 'api-key': API_KEY }), { mode: 0o600 });
-  server = await startLocalProcess(data, {
-    AWS_ENDPOINT_URL: '',
-    API_AUTH: 'true',
-    LOG_LEVEL: 'WARN',
-    INSTALL_ASSETS_DIR: assets,
-  });
+  server = await startInstallServer(dir, assets, API_KEY);
 }, 180_000);
 
 afterAll(async () => {

@@ -11,6 +11,16 @@ import { startNovitaRig, type NovitaRig } from '../integration/novita/harness.js
 import { AgentProcess, buildAgentBundle } from '../e2e/harness.js';
 import { freePort } from './free-port.js';
 
+/** A rented instance's agent: its image has a shell, curl and a node runtime on PATH; its home under `root`. */
+export function rentedAgentEnv(root: string, novitaId: string): Record<string, string> {
+  return {
+    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    HOME: root,
+    FLEET_AGENT_HOME: join(root, 'instances', novitaId),
+    FLEET_HEARTBEAT: '1',
+  };
+}
+
 export interface BurstRig {
   rig: NovitaRig;
   /** The suite's temporary folder: agent homes, the bundle, whatever the suite adds. */
@@ -57,13 +67,7 @@ export async function startBurstRig(options: BurstRigOptions): Promise<BurstRig>
     );
     options.configure?.(rig, root);
     rig.fake.runStartup = {
-      env: (id) => ({
-        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-        HOME: root,
-        FLEET_AGENT_HOME: join(root, 'instances', id),
-        FLEET_HEARTBEAT: '1',
-        ...options.instanceEnv?.(root, id),
-      }),
+      env: (id) => ({ ...rentedAgentEnv(root, id), ...options.instanceEnv?.(root, id) }),
     };
     fleet = new AgentProcess({
       url: rig.rt.url,

@@ -5,9 +5,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, chown } from 'node:fs/promises';
+import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startLocalProcess } from './local-process.js';
 
 export const ENGINE_SOCKET = (process.env.DOCKER_HOST ?? 'unix:///tmp/fleet-engine.sock').replace(
   /^unix:\/\//,
@@ -52,5 +54,18 @@ export function capture(
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+
+/** The control plane install.sh talks to: a local process with API keys on, serving `assets`. */
+export async function startInstallServer(dir: string, assets: string, apiKey: string) {
+  const data = join(dir, 'data');
+  await mkdir(data, { recursive: true });
+  await writeFile(join(data, 'secrets.json'), JSON.stringify({ 'api-key': apiKey }), { mode: 0o600 });
+  return startLocalProcess(data, {
+    AWS_ENDPOINT_URL: '',
+    API_AUTH: 'true',
+    LOG_LEVEL: 'WARN',
+    INSTALL_ASSETS_DIR: assets,
   });
 }

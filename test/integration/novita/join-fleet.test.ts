@@ -6,11 +6,12 @@
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findLiveJoinToken, issueJoinToken } from '../../../functions/nodes/join-tokens.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import { AgentProcess, buildAgentBundle } from '../../e2e/harness.js';
+import { rentedAgentEnv } from '../../harness/burst-rig.js';
 import { createBody, eventually, startNovitaRig, type NovitaRig } from './harness.js';
 
 const registerBody = (nodeName: string) => ({
@@ -38,14 +39,7 @@ describe('Novita instances that join the fleet', () => {
     await buildAgentBundle(join(assets, 'agent.mjs'));
     rig = await startNovitaRig({ INSTALL_ASSETS_DIR: assets, NODE_OFFLINE_AFTER_SECONDS: '6' });
     rig.fake.runStartup = {
-      env: (id) => ({
-        // The instance's image: a shell, curl and a node runtime on PATH.
-        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-        HOME: root,
-        FLEET_AGENT_HOME: join(root, 'instances', id),
-        FLEET_HEARTBEAT: '1',
-        FLEET_ALLOW_HOST_PATHS: checkpointRoot,
-      }),
+      env: (id) => ({ ...rentedAgentEnv(root, id), FLEET_ALLOW_HOST_PATHS: checkpointRoot }),
     };
     overrideTrainingSettings(rig.rt.ctx, {
       retry: { baseSeconds: 1, maxSeconds: 1 },
