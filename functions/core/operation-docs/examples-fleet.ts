@@ -59,6 +59,7 @@ export const FLEET_RESPONSE_EXAMPLES: Record<string, unknown> = {
     status: 'online',
     heartbeatIntervalSeconds: 15,
   },
+  'POST /agent/stopping': { ok: true, nodeId: 'gpu-01-7c1e9a2b', status: 'offline' },
   'POST /agent/credentials': {
     accessKeyId: 'ASIAEXAMPLEKEYID0001',
     secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',

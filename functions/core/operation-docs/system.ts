@@ -83,9 +83,13 @@ export const SYSTEM_DOCS: Record<string, OperationDoc> = {
     description:
       'Agent only: replaces the node credential presented with a fresh one, returned once. The old one stops working at once.',
   },
+  'POST /agent/stopping': {
+    description:
+      'Agent only, sent once when its service or container is stopped (SIGTERM): the node reads offline at once instead of after NODE_OFFLINE_AFTER_SECONDS, its copies are replaced elsewhere as for any offline node, and commands sent meanwhile wait on its queue. Not a retire: the node keeps its credential and records, and its next registration brings it back online. An upgrade by install.sh does not send it.',
+  },
   'POST /agent/heartbeat': {
     description:
-      'Agent only, every HEARTBEAT_SECONDS (10 s by default): host metrics (`cpuPercent` in %, memory in MB, disk in GB), GPU metrics and the state of every managed container. The answer carries the interval the agent should keep.',
+      'Agent only, every NODE_HEARTBEAT_SECONDS (30 s by default): host metrics (`cpuPercent` in %, memory in MB, disk in GB), GPU metrics and the state of every managed container. The answer carries the interval the agent should keep.',
     request: {
       metrics: {
         cpuPercent: 12.5,
