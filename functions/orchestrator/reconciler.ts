@@ -19,6 +19,7 @@ import { instanceEndpointsDown } from './registry.js';
 import { toReservation } from './resources.js';
 import { imageState, loadState, type FleetState } from './fleet-state.js';
 import { planPaged, startSpec, toPlanService } from './plan-input.js';
+import { resumeStaleCopies } from './resume.js';
 
 export interface Placed {
   imageId: string;
@@ -119,6 +120,11 @@ async function reconcileImage(
   // Its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
   const targeted = await imageState(ctx, service);
   const state = targeted?.state ?? (await loadState(ctx, imageId));
+  await resumeStaleCopies(
+    ctx,
+    state.instances.filter((i) => i.imageId === imageId),
+    service,
+  );
   await recordBackoffs(ctx, state);
   const planned = state.services.filter((s) => s.imageId === imageId);
   // Copies the candidates could not take (capacity, constraints, policy): the next page may.

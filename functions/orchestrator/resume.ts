@@ -27,8 +27,43 @@ const AWAITS = {
 export async function resumeInterruptedCopies(ctx: AppContext): Promise<number> {
   const services = await listServices(ctx);
   const byImage = new Map(services.map((s) => [s.imageId, s]));
+  const commandsOf = nodeCommandsReader(ctx);
+  let resumed = 0;
+  for (const inst of await allInstances(ctx, services))
+    if (await resumeCopy(ctx, inst, byImage.get(inst.imageId), commandsOf)) resumed++;
+  if (resumed)
+    ctx.logger.info('copies left mid-change by a stopped control plane resumed', { copies: resumed });
+  return resumed;
+}
+
+/**
+ * How long a copy may wait on its change before the minute's reconcile takes it for one a dead
+ * invocation left half done. Lambda has no start-up step: an invocation cut off (timeout, crash)
+ * between a copy's write and its command's is found here instead. Far above any invocation's
+ * timeout, so no live writer is raced.
+ */
+export const RESUME_AFTER_MS = 5 * 60_000;
+
+/** The minute's reconcile of one image: resumes its copies waiting on a change longer than RESUME_AFTER_MS. */
+export async function resumeStaleCopies(
+  ctx: AppContext,
+  instances: InstanceItem[],
+  service: Parameters<typeof startSpec>[0],
+): Promise<number> {
+  const before = ctx.now() - RESUME_AFTER_MS;
+  const stale = instances.filter((i) => i.status in AWAITS && Date.parse(i.updatedAt) < before);
+  if (!stale.length) return 0;
+  const commandsOf = nodeCommandsReader(ctx);
+  let resumed = 0;
+  for (const inst of stale) if (await resumeCopy(ctx, inst, service, commandsOf)) resumed++;
+  if (resumed)
+    ctx.logger.warn('copies left mid-change resumed', { imageId: service.imageId, copies: resumed });
+  return resumed;
+}
+
+function nodeCommandsReader(ctx: AppContext): (nodeId: string) => Promise<CommandItem[]> {
   const nodeCommands = new Map<string, Promise<CommandItem[]>>();
-  const commandsOf = (nodeId: string) => {
+  return (nodeId) => {
     let got = nodeCommands.get(nodeId);
     if (!got) {
       got = queryAll<CommandItem>(ctx.store, fleetKeys.nodeCommandsPk(nodeId), { index: 'gsi1' });
@@ -36,26 +71,30 @@ export async function resumeInterruptedCopies(ctx: AppContext): Promise<number> 
     }
     return got;
   };
-  let resumed = 0;
-  for (const inst of await allInstances(ctx, services)) {
-    if (!(inst.status in AWAITS)) continue;
-    const type = AWAITS[inst.status as keyof typeof AWAITS];
-    const named = inst.status === 'pending' ? inst.startCommandId : inst.lastCommandId;
-    let command = named ? await getCommand(ctx, named) : undefined;
-    if (command?.type !== type && inst.status !== 'pending')
-      // Recorded, but the copy was not told its id before the process died.
-      command = (await commandsOf(inst.nodeId)).find(
-        (c) => c.instanceId === inst.instanceId && c.type === type && c.issuedAt >= inst.updatedAt,
-      );
-    if (command?.type === type) {
-      if (command.status === 'pending') continue; // sent again with every pending command
-      await applyCommandResult(ctx, command);
-    } else if (!(await sendAgain(ctx, inst, type, byImage.get(inst.imageId)))) continue;
-    resumed++;
+}
+
+/** One copy: its missing command sent, or its stored result applied. False when it waits on nothing lost. */
+async function resumeCopy(
+  ctx: AppContext,
+  inst: InstanceItem,
+  service: Parameters<typeof startSpec>[0] | undefined,
+  commandsOf: (nodeId: string) => Promise<CommandItem[]>,
+): Promise<boolean> {
+  if (!(inst.status in AWAITS)) return false;
+  const type = AWAITS[inst.status as keyof typeof AWAITS];
+  const named = inst.status === 'pending' ? inst.startCommandId : inst.lastCommandId;
+  let command = named ? await getCommand(ctx, named) : undefined;
+  if (command?.type !== type && inst.status !== 'pending')
+    // Recorded, but the copy was not told its id before the process died.
+    command = (await commandsOf(inst.nodeId)).find(
+      (c) => c.instanceId === inst.instanceId && c.type === type && c.issuedAt >= inst.updatedAt,
+    );
+  if (command?.type === type) {
+    if (command.status === 'pending') return false; // sent, or sent again with every pending command
+    await applyCommandResult(ctx, command);
+    return true;
   }
-  if (resumed)
-    ctx.logger.info('copies left mid-change by a stopped control plane resumed', { copies: resumed });
-  return resumed;
+  return sendAgain(ctx, inst, type, service);
 }
 
 async function sendAgain(
