@@ -11,6 +11,7 @@ import {
   metricsDue,
   metricsKey,
   liveFacts,
+  type HistoryBuffer,
   type LiveRecord,
   type MetricsRecord,
 } from './node-records.js';
@@ -27,6 +28,11 @@ export async function recordHeartbeat(
   hb: HeartbeatRequest,
   /** Stores the sample whatever it moved, when this says so of the node as it was (a signal fired on it). */
   mustStore?: (before: NodeItem) => boolean,
+  /**
+   * The metric history points the liveness record carries after this beat, from those it carried
+   * (metric-history.ts advanceHistory): they ride on the write the beat makes anyway.
+   */
+  history?: (buffer: HistoryBuffer | undefined) => Promise<HistoryBuffer | undefined>,
 ): Promise<{ node: NodeItem; before: NodeItem; cameOnline: boolean }> {
   const now = ctx.now();
   const lk = liveKey(node.nodeId);
@@ -45,6 +51,7 @@ export async function recordHeartbeat(
     };
   }
   const fresh = { metrics: hb.metrics, loadedModels: hb.loadedModels, containerStats };
+  const buffer = history ? await history(live?.history) : live?.history;
   const beat: LiveRecord = {
     ...lk,
     nodeId: node.nodeId,
@@ -52,6 +59,7 @@ export async function recordHeartbeat(
     lastHeartbeat: new Date(now).toISOString(),
     lastHeartbeatMs: now,
     ...liveFacts(node),
+    ...(buffer ? { history: buffer } : {}),
   };
   const before = assemble(node, live, stored);
   const due = metricsDue(ctx, stored, fresh, now) || (mustStore?.(before) ?? false);

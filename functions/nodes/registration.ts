@@ -198,7 +198,9 @@ export async function registerNode(
     await ctx.store.put(node, { notExists: true });
     if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
-  await ctx.store.put(live);
+  // An update (creating the record when it is new), not a put: the metric history points it carries stay.
+  const { pk: livePk, sk: liveSk, ...liveFields } = live;
+  await ctx.store.update(livePk, liveSk, { set: liveFields }, {});
   if (live.status === 'online' && !node.cordoned)
     await Promise.all([markFree(ctx, nodeId, { keep: true }), markUp(ctx, nodeId)]);
   return {
