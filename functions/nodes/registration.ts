@@ -200,7 +200,8 @@ export async function registerNode(
   }
   // An update (creating the record when it is new), not a put: the metric history points it carries stay.
   const { pk: livePk, sk: liveSk, ...liveFields } = live;
-  await ctx.store.update(livePk, liveSk, { set: liveFields }, {});
+  const stale = live.unifiedMb === undefined ? { remove: ['unifiedMb'] } : {};
+  await ctx.store.update(livePk, liveSk, { set: liveFields, ...stale }, {});
   if (live.status === 'online' && !node.cordoned)
     await Promise.all([markFree(ctx, nodeId, { keep: true }), markUp(ctx, nodeId)]);
   return {

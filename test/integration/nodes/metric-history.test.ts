@@ -34,6 +34,14 @@ describe('metric history route (embedded runtime)', () => {
     expect(byName.body).toMatchObject({ node_id: agent.nodeId, step: 300, points: [] });
   });
 
+  it('keeps the points a node carries when it registers again (its agent restarted)', async () => {
+    const before = await call(rt.url, 'GET', `/api/nodes/${agent.nodeId}/metrics`);
+    expect(before.body.points).toHaveLength(1);
+    await agent.register();
+    const after = await call(rt.url, 'GET', `/api/nodes/${agent.nodeId}/metrics`);
+    expect(after.body.points).toEqual(before.body.points);
+  });
+
   it('refuses a bad range or step with 400 and an unknown node with 404', async () => {
     const now = Date.now();
     const iso = (ms: number) => new Date(ms).toISOString();
