@@ -1,6 +1,6 @@
 /**
- * Heartbeat ingestion: a beat writes the node's small liveness record, and its metrics sample only
- * when it moved (node-records.ts).
+ * Heartbeat ingestion: a beat writes the node's small liveness record (with the metric history
+ * points it carries), and its metrics sample only when it moved (node-records.ts).
  */
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
