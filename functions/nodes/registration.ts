@@ -200,8 +200,9 @@ export async function registerNode(
   }
   // An update (creating the record when it is new), not a put: the metric history points it carries stay.
   const { pk: livePk, sk: liveSk, ...liveFields } = live;
-  const stale = live.unifiedMb === undefined ? { remove: ['unifiedMb'] } : {};
-  await ctx.store.update(livePk, liveSk, { set: liveFields, ...stale }, {});
+  // What a put would have dropped: the agent's word that it stopped, a Jetson's memory no longer reported.
+  const remove = ['stoppedAtMs', ...(live.unifiedMb === undefined ? ['unifiedMb'] : [])];
+  await ctx.store.update(livePk, liveSk, { set: liveFields, remove }, {});
   if (live.status === 'online' && !node.cordoned)
     await Promise.all([markFree(ctx, nodeId, { keep: true }), markUp(ctx, nodeId)]);
   return {
