@@ -1,12 +1,12 @@
 /**
  * `npm run cost -- --nodes N --profile idle|busy --gpus G [--jetson] [--tasks K] [--containers C]
  *   [--heartbeat S --offline S] [--json]`:
- * what one node costs a month on AWS, measured from the code's own calls (bench/cost/fleet.ts).
+ * what one node costs a month on AWS, measured from the code's own calls (bench/cost/model.ts).
  */
 import { parseArgs } from 'node:util';
 import { ROUTE_GROUPS } from '../../functions/groups/index.js';
 import { parseLambdaMemory } from '../../lib/lambda-settings.js';
-import { runCostModel, type CostReport } from './fleet.js';
+import { runCostModel, type CostReport } from './model.js';
 
 const { values } = parseArgs({
   options: {

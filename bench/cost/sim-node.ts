@@ -15,7 +15,7 @@ import { collectJetsonInfo } from '../../agent/collectors/jetson.js';
 import { parseNvidiaSmi, type GpuInfo } from '../../agent/collectors/nvidia-smi.js';
 import type { SystemInfo } from '../../agent/collectors/system.js';
 import { parseTegrastats } from '../../agent/collectors/tegrastats.js';
-import { LABELS, type RegisterResponse } from '../../protocol/messages.js';
+import { LABELS, type HeartbeatRequest, type RegisterResponse } from '../../protocol/messages.js';
 import {
   GPU_WORKER,
   ScriptedAgent,
@@ -153,6 +153,11 @@ export class SimNode extends ScriptedAgent {
     // The background loop (busy profile) beats at the interval the control plane asked for.
     this.options.heartbeatMs = res.heartbeatIntervalSeconds * 1000;
     return res;
+  }
+
+  /** The heartbeat body the agent's code builds now. */
+  heartbeatRequest(): Promise<HeartbeatRequest> {
+    return this.beat.build();
   }
 
   override async heartbeat(): Promise<HttpAnswer> {

@@ -33,7 +33,7 @@ import {
 } from '../../protocol/messages.js';
 import { commandEnvelope, commandResult, type CommandResult } from '../../protocol/commands.js';
 import { dlqName } from '../ports/queue.js';
-import { recordMetricHistory } from '../nodes/metric-history.js';
+import { advanceHistory } from '../nodes/metric-history.js';
 import { ackRequest, heartbeatResponse, pollQuery, pollResponse } from '../../protocol/agent-api.js';
 import { commandOut } from '../core/responses.js';
 
@@ -147,9 +147,8 @@ export function agentRoutes(): AnyRoute[] {
           node,
           req.body,
           (was) => (signals = heartbeatSignals(was, req.body)).hot.length > 0,
+          (buffer) => advanceHistory(ctx, node, buffer, req.body.metrics),
         );
-        // History reads the node as it was before this beat (its last beat's minute).
-        await recordMetricHistory(ctx, before, req.body.metrics);
         const died = await applyContainerStates(ctx, updated, req.body.containers, cameOnline);
         await emitHeartbeatSignals(ctx, node.nodeId, signals ?? heartbeatSignals(before, req.body));
         // A node back (its orphans can go) or a copy dead (it needs a replacement).

@@ -264,10 +264,15 @@ export const installKeys = {
 const utcHour = (ms: number) => new Date(ms).toISOString().slice(0, 13);
 
 /**
- * Metric history (appended): one partition a node; an item an hour of 1-minute points (`M1#`) and
- * an item six hours of 5-minute points (`M5#`), named by their start (UTC hour) so ranges read in order.
+ * Metric history (appended): one partition a node; an item 10 minutes of 1-minute points (`F#`, by
+ * the window's UTC minute) and an item an hour of 5-minute averages (`A#`, by UTC hour), so ranges
+ * read in order. `M1#` (an hour of 1-minute points) and `M5#` (six hours of 5-minute points):
+ * the layout before, read until it expires.
  */
+const utcMinute = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 export const metricHistoryKeys = {
+  points: (nodeId: string, windowStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `F#${utcMinute(windowStartMs)}` }),
+  averages: (nodeId: string, hourStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `A#${utcHour(hourStartMs)}` }),
   fine: (nodeId: string, hourStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M1#${utcHour(hourStartMs)}` }),
   coarse: (nodeId: string, spanStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M5#${utcHour(spanStartMs)}` }),
 } as const;

@@ -2,9 +2,9 @@
  * How a node is stored: three records, so that what changes every heartbeat is small and on no index.
  * - META (`NODE#<id>`/`META`): what registration declares, the credential hash, labels; on gsi1
  *   `NODES` by name. Written at registration and label changes, never by a heartbeat.
- * - LIVE (`NODESTATE#<shard>`/`LIVE#<id>`): status and last heartbeat, about 150 bytes, one write
- *   unit a beat.
- * - METRICS (`NODESTATE#<shard>`/`METRICS#<id>`): the last stored sample (metrics, models,
+ * - LIVE (`NODESTATE#<shard>`/`<id>#LIVE`): status and last heartbeat, with the metric history
+ *   points of the current 5 minutes (metric-history.ts), under 500 bytes: one write unit a beat.
+ * - METRICS (`NODESTATE#<shard>`/`<id>#METRICS`): the last stored sample (metrics, models,
  *   containers), rewritten only when it moved (see `metricsDue`).
  * The shard spreads what heartbeats write over NODE_SHARDS partition keys: at 100,000 nodes beating
  * every 30 s, 3,333 liveness writes a second plus at most as many metrics writes, under 1,000 per key.
@@ -43,6 +43,17 @@ export interface LiveRecord extends StoreItem {
   slots?: number;
   /** A Jetson's memory (its GPU shares it), for the same aggregate. */
   unifiedMb?: number;
+  /** Metric history points not yet written out (metric-history.ts). */
+  history?: HistoryBuffer;
+}
+
+/**
+ * The 1-minute history points of one 5-minute bucket, carried on the liveness record until the
+ * bucket closes: `b` the bucket's start (epoch ms), `p` its points as [minute in the bucket, ...fields].
+ */
+export interface HistoryBuffer {
+  b: number;
+  p: (number | null)[][];
 }
 
 /** Node label that sets how many tasks a node runs at once (default 1: one generation per GPU). */

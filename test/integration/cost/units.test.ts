@@ -8,6 +8,7 @@ import {
   fireSchedule,
   measureBusy,
   measureHeartbeat,
+  measureHistory,
   operationUnits,
   startFleet,
   type Fleet,
@@ -29,11 +30,13 @@ describe('units per operation (the cost model)', () => {
   async function measure(nodes: number, gpus: number, tasks: number, containers: number) {
     fleet = await startFleet({ nodes, profile: 'busy', hardware: { kind: 'gpu', gpus } });
     const idleBeat = operationUnits(await measureHeartbeat(fleet));
+    const history = operationUnits((await measureHistory(fleet)).perMinute);
     // A deployment up for a minute: the scheduled placement run has written its fleet sample.
     await fireSchedule(fleet, 'placement-run');
     const busy = await measureBusy(fleet, tasks, containers);
     const out = {
       heartbeat: dynamo(idleBeat),
+      metric_history_minute: dynamo(history),
       task_submit: dynamo(operationUnits(busy.submit)),
       task_placement: dynamo(operationUnits(busy.placement)),
       container_start: dynamo(operationUnits(busy.containerStart)),
@@ -48,6 +51,10 @@ describe('units per operation (the cost model)', () => {
     // A heartbeat writes only the node's liveness record (one unit, on no index): its metrics did not
     // move, so they are not stored again. It reads the node (credential) and its liveness and metrics.
     expect(m.heartbeat).toEqual({ read_units: 2, write_units: 1, index_write_units: 0 });
+    // Metric history rides on that write (the points of 10 minutes on the liveness record, which
+    // stays one unit); every 10 minutes they are written out in one item and their two 5-minute
+    // averages into the hour's item: 2 units in 10 minutes, no read (1.617 a minute before).
+    expect(m.metric_history_minute).toEqual({ read_units: 0, write_units: 0.2, index_write_units: 0 });
     // A submit and a container start each write one audit record (a state-changing user call);
     // the fixed floor of the sharded node list (9 queries) shows in small fleets.
     expect(m.task_submit).toEqual({ read_units: 3, write_units: 4, index_write_units: 2 });
@@ -77,6 +84,7 @@ describe('units per operation (the cost model)', () => {
     // Issue 16: nothing a heartbeat or a submit reads grows with the fleet (the submit's wait
     // estimate reads the latest fleet sample and the task-stats counters, not the nodes or a day of tasks).
     expect(large.heartbeat).toEqual(small.heartbeat);
+    expect(large.metric_history_minute).toEqual(small.metric_history_minute);
     expect(large.task_submit.read_units).toBe(small.task_submit.read_units);
     // A placement reads candidates from the free-capacity index (here the node with the model
     // resident), not the fleet: flat.

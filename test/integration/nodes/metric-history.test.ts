@@ -34,6 +34,28 @@ describe('metric history route (embedded runtime)', () => {
     expect(byName.body).toMatchObject({ node_id: agent.nodeId, step: 300, points: [] });
   });
 
+  it('keeps the points a node carries when it registers again (its agent restarted)', async () => {
+    const before = await call(rt.url, 'GET', `/api/nodes/${agent.nodeId}/metrics`);
+    expect(before.body.points).toHaveLength(1);
+    await agent.register();
+    const after = await call(rt.url, 'GET', `/api/nodes/${agent.nodeId}/metrics`);
+    expect(after.body.points).toEqual(before.body.points);
+  });
+
+  it('is online again once it registers after saying it was stopping (its word does not outlive the registration)', async () => {
+    const node = async () =>
+      ((await call(rt.url, 'GET', '/api/nodes/')).body.nodes as { id: string; status: string }[]).find(
+        (n) => n.id === agent.nodeId,
+      )!;
+    const stopped = await call(rt.url, 'POST', '/agent/stopping', undefined, agent.auth);
+    expect(stopped.status).toBe(200);
+    expect((await node()).status).toBe('offline');
+    await agent.register();
+    expect((await node()).status).toBe('online');
+    // The history points the liveness record carries stayed through both.
+    expect((await call(rt.url, 'GET', `/api/nodes/${agent.nodeId}/metrics`)).body.points).toHaveLength(1);
+  });
+
   it('refuses a bad range or step with 400 and an unknown node with 404', async () => {
     const now = Date.now();
     const iso = (ms: number) => new Date(ms).toISOString();

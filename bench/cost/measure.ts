@@ -1,0 +1,188 @@
+/**
+ * The operations of the cost model, each measured alone on the metered fleet (fleet.ts): a
+ * heartbeat, an hour of metric history, each schedule's sweep, a sample of tasks and container commands.
+ */
+import { EVENTS_QUEUE } from '../../functions/core/events.js';
+import {
+  addUnits,
+  zeroUnits,
+  type Meter,
+  type MeterEntry,
+  type Units,
+} from '../../functions/metering/meter.js';
+import { APP_SCHEDULES } from '../../functions/schedules.js';
+import { getNodeRecord, recordHeartbeat } from '../../functions/nodes/nodes.js';
+import { advanceHistory } from '../../functions/nodes/metric-history.js';
+import { liveKey, type LiveRecord } from '../../functions/nodes/node-records.js';
+import { itemSize } from '../../functions/core/item-size.js';
+import { call } from '../../test/harness/scripted-agent.js';
+import { awsCharged, divide } from './charges.js';
+import type { Fleet } from './fleet.js';
+
+/** One heartbeat from every node, one after another; units per heartbeat. */
+export async function measureHeartbeat(fleet: Fleet): Promise<Units> {
+  // The first beat of a node's 5 minutes also writes its metric history out (measureHistory counts
+  // it, per minute): of two rounds back to back at most one meets a 5-minute boundary, the one
+  // that writes less is the beat alone.
+  const round = async () => {
+    fleet.meter.reset();
+    for (const n of fleet.nodes) await n.heartbeat();
+    await fleet.settle();
+    return divide(fleet.meter.total(awsCharged), fleet.nodes.length);
+  };
+  const first = await round();
+  const second = await round();
+  return second.writeUnits < first.writeUnits ? second : first;
+}
+
+export interface HistorySample {
+  /** What metric history adds to the heartbeats, per minute. */
+  perMinute: Units;
+  /** Bytes one node's history holds once it is full (24 h of points, 30 days of averages). */
+  storedBytes: number;
+}
+
+const HOUR_MS = 3_600_000;
+/** DynamoDB's storage overhead per item. */
+const ITEM_OVERHEAD = 100;
+
+/**
+ * What metric history adds to a node's heartbeats: an hour of one node's heartbeats at its
+ * interval on a clock moved on (the heartbeat's store path, as the route calls it, with the
+ * agent's own heartbeat body), each metered alone. The cheapest beat is a beat without history;
+ * whatever the hour's beats spent beyond that many cheapest beats is history (the points written
+ * out every 5 minutes, and any growth of the liveness record they ride on), per minute.
+ */
+export async function measureHistory(fleet: Fleet): Promise<HistorySample> {
+  const ctx = fleet.rt.ctx;
+  const sim = fleet.nodes[0]!;
+  const node = (await getNodeRecord(ctx, sim.nodeId))!;
+  const body = await sim.heartbeatRequest();
+  const lk = liveKey(sim.nodeId);
+  const saved = (await ctx.store.get<LiveRecord>(lk.pk, lk.sk))!;
+  const interval = sim.heartbeatIntervalSeconds * 1000;
+  const beats = Math.round(HOUR_MS / interval);
+  const each: Units[] = [];
+  for (let i = 1; i <= beats; i++) {
+    const at = saved.lastHeartbeatMs + i * interval;
+    const shifted = { ...ctx, now: () => at };
+    fleet.meter.reset();
+    await fleet.meter.within('metric history', () =>
+      recordHeartbeat(shifted, node, body, undefined, (buffer) =>
+        advanceHistory(shifted, node, buffer, body.metrics),
+      ),
+    );
+    each.push(fleet.meter.total((e) => e.label === 'metric history'));
+  }
+  const total = zeroUnits();
+  for (const u of each) addUnits(total, u);
+  const cheapest = zeroUnits();
+  for (const name of Object.keys(cheapest) as (keyof Units)[])
+    cheapest[name] = Math.min(...each.map((u) => u[name]));
+  const perMinute = divide(addUnits(total, cheapest, -beats), (beats * interval) / 60_000);
+
+  // A full bucket item and a full hour of averages, as stored; kept 24 h and 30 days.
+  const { items } = await ctx.store.query(`NODEMETRICS#${sim.nodeId}`);
+  const size = (prefix: string) =>
+    Math.max(0, ...items.filter((i) => i.sk.startsWith(prefix)).map((i) => itemSize(i))) + ITEM_OVERHEAD;
+  const storedBytes = size('F#') * (24 * 12 + 1) + size('A#') * (30 * 24 + 1);
+  // The node as it was: its liveness record back, nothing of the hour counted elsewhere.
+  await ctx.store.put(saved);
+  fleet.meter.reset();
+  return { perMinute, storedBytes };
+}
+
+/** Each app schedule fired once, as EventBridge Scheduler delivers it (an SQS message to the events queue). */
+export async function measureSweeps(fleet: Fleet): Promise<Record<string, Units>> {
+  const out: Record<string, Units> = {};
+  for (const s of APP_SCHEDULES) {
+    fleet.meter.reset();
+    await fleet.meter.within(`schedule ${s.name}`, async () => {
+      fleet.meter.add('scheduler.invoke', { schedulerInvocations: 1 });
+      await fleet.rt.ctx.queue.send(EVENTS_QUEUE, s.payload);
+    });
+    await fleet.settle();
+    out[s.name] = fleet.meter.total(awsCharged);
+  }
+  return out;
+}
+
+/** Fires one app schedule as EventBridge Scheduler would and waits for what follows (not metered apart). */
+export async function fireSchedule(fleet: Fleet, name: string): Promise<void> {
+  const s = APP_SCHEDULES.find((x) => x.name === name);
+  if (!s) throw new Error(`no schedule ${name}`);
+  await fleet.rt.ctx.queue.send(EVENTS_QUEUE, s.payload);
+  await fleet.settle();
+}
+
+export interface BusySample {
+  perTask: Units;
+  submit: Units;
+  placement: Units;
+  perContainerCommand: Units;
+  containerStart: Units;
+}
+
+const labelled = (meter: Meter, test: (label: string) => boolean) =>
+  meter.total((e) => awsCharged(e) && test(e.label));
+
+/** Runs `tasks` tasks and `containers` container start/stop pairs one at a time through the nodes. */
+export async function measureBusy(fleet: Fleet, tasks: number, containers: number): Promise<BusySample> {
+  const api = (method: string, path: string, body?: unknown) => call(fleet.rt.url, method, path, body);
+  const notHeartbeat = (e: MeterEntry) => awsCharged(e) && e.label !== 'POST /agent/heartbeat';
+  for (const n of fleet.nodes) n.start();
+  try {
+    fleet.meter.reset();
+    const finished = () => fleet.nodes.reduce((s, n) => s + n.finished, 0);
+    const base = finished();
+    for (let i = 0; i < tasks; i++) {
+      const res = await api('POST', '/tasks', {
+        task_type: 'image_generation',
+        model_name: 'SDXL_4GB_FP8.safetensors',
+        parameters: { prompt: 'a lighthouse at dusk', width: 512, height: 512, steps: 10 },
+        priority: 'normal',
+      });
+      if (res.status !== 200) throw new Error(`POST /tasks: ${res.status} ${JSON.stringify(res.body)}`);
+      const deadline = Date.now() + 30_000;
+      while (finished() < base + i + 1) {
+        if (Date.now() > deadline) throw new Error(`task ${String(res.body.task_id)} did not finish`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await fleet.settle();
+    }
+    const perTask = divide(fleet.meter.total(notHeartbeat), tasks);
+    const submit = divide(
+      labelled(fleet.meter, (l) => l === 'POST /tasks'),
+      tasks,
+    );
+    const placement = divide(
+      labelled(fleet.meter, (l) => l === 'event placement.run'),
+      tasks,
+    );
+
+    fleet.meter.reset();
+    const image = 'cost-bench/web:1';
+    const startLabel = `POST /containers/${image}/start`;
+    // 202: the node had not confirmed within the route's wait (a loaded machine); the command goes on.
+    const accepted = (status: number) => status === 200 || status === 202;
+    for (let i = 0; i < containers; i++) {
+      const started = await api('POST', `/containers/${image}/start`, { count: 1 });
+      if (!accepted(started.status))
+        throw new Error(`start: ${started.status} ${JSON.stringify(started.body)}`);
+      await fleet.settle();
+      const [instanceId] = started.body.started as string[];
+      const stopped = await api('POST', `/containers/${image}/stop`, { instanceId });
+      if (!accepted(stopped.status))
+        throw new Error(`stop: ${stopped.status} ${JSON.stringify(stopped.body)}`);
+      await fleet.settle();
+    }
+    const perContainerCommand = divide(fleet.meter.total(notHeartbeat), 2 * containers);
+    const containerStart = divide(
+      labelled(fleet.meter, (l) => l === startLabel),
+      containers,
+    );
+    return { perTask, submit, placement, perContainerCommand, containerStart };
+  } finally {
+    await Promise.all(fleet.nodes.map((n) => n.stop()));
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Liveness sweep and the eligible-node index: flips silent nodes offline shard by shard in bounded
+ * invocations, keeps the eligible-node and free-capacity indexes (node-records.ts) in line with
+ * liveness and cordon, and repairs what drifted.
+ */
+import type { AppContext } from '../core/context.js';
+import { emit } from '../core/events.js';
+import { fleetKeys, keys, taskQueueKeys } from '../core/keys.js';
+import { ConditionFailedError, queryAll } from '../ports/store.js';
+import {
+  SHARDS,
+  clearFree,
+  clearUp,
+  markFree,
+  markUp,
+  maxConcurrencyOf,
+  addToPart,
+  emptyPart,
+  type FleetPart,
+  type FreeRecord,
+  type LiveRecord,
+  type MetricsRecord,
+} from './node-records.js';
+import { getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
+
+/**
+ * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
+ * it an event others act on). Reads only the liveness records. Conditional on the heartbeat it
+ * judged, so a heartbeat that lands meanwhile wins.
+ */
+export async function sweepNodes(ctx: AppContext): Promise<string[]> {
+  const wentOffline: string[] = [];
+  for (const shard of SHARDS) {
+    let cursor: string | undefined;
+    do {
+      const part = await sweepShard(ctx, shard, cursor);
+      wentOffline.push(...part.wentOffline);
+      cursor = part.cursor;
+    } while (cursor);
+  }
+  return wentOffline;
+}
+
+/** Records one sweep invocation reads at most: the events function's timeout holds at any fleet size. */
+export const SWEEP_ITEMS_PER_INVOCATION = 10_000;
+const SWEEP_PAGE_ITEMS = 1_000;
+
+export interface ShardSweep {
+  /** Records read (liveness and metrics: they share the shard's partition). */
+  read: number;
+  wentOffline: string[];
+  /** Nodes silent past NODE_RETIRE_AFTER_SECONDS (their liveness records), for the caller to retire. */
+  toRetire: LiveRecord[];
+  /** Where the next invocation goes on; absent when the shard is done. */
+  cursor?: string;
+  /** The online nodes it read, for the fleet sample (node-records.ts FleetPart). */
+  part: FleetPart;
+  /** Index entries it wrote or removed because they drifted from the liveness records. */
+  repaired: number;
+}
+
+/**
+ * Brings the eligible-node and free-capacity indexes of the nodes in one page in line with their
+ * liveness records (a lost write, nodes from before the indexes): reads each index over the page's
+ * node id range, one query each, and only the META (and held slots) of nodes that drifted.
+ */
+async function repairIndexes(
+  ctx: AppContext,
+  shard: number,
+  lives: LiveRecord[],
+  samples: Map<string, MetricsRecord>,
+  now: number,
+): Promise<number> {
+  if (!lives.length) return 0;
+  const range: [string, string] = [lives[0]!.nodeId, lives[lives.length - 1]!.nodeId];
+  const [up, free] = await Promise.all([
+    queryAll<FreeRecord>(ctx.store, fleetKeys.nodeUpPk(shard), { between: range }),
+    queryAll<FreeRecord>(ctx.store, fleetKeys.nodeFreePk(shard), { between: range }),
+  ]);
+  const upIds = new Set(up.map((r) => r.nodeId));
+  const freeBy = new Map(free.map((r) => [r.nodeId, r] as const));
+  const online = new Set(lives.filter((l) => isOnline(l, ctx, now)).map((l) => l.nodeId));
+  let repaired = 0;
+  for (const id of [...upIds, ...freeBy.keys()]) {
+    if (online.has(id)) continue;
+    if (upIds.delete(id)) {
+      await clearUp(ctx, id);
+      repaired++;
+    }
+    if (freeBy.delete(id)) {
+      await clearFree(ctx, id);
+      repaired++;
+    }
+  }
+  for (const id of online) {
+    const resident = [...(samples.get(id)?.loadedModels ?? [])].sort()[0];
+    const entry = freeBy.get(id);
+    const modelDrift =
+      entry !== undefined &&
+      entry.model !== resident &&
+      now - (samples.get(id)?.storedAtMs ?? now) >= MODEL_SETTLED_MS;
+    if (upIds.has(id) && entry && !modelDrift) continue;
+    const meta = await getNodeRecord(ctx, id);
+    if (!meta || meta.cordoned) continue;
+    if (!upIds.has(id)) {
+      await markUp(ctx, id);
+      repaired++;
+    }
+    if (entry && !modelDrift) continue;
+    const held = await ctx.store.query(taskQueueKeys.nodeSlot(id, 0).pk);
+    if (held.items.length >= maxConcurrencyOf(meta)) continue;
+    await markFree(ctx, id, resident ? { model: resident } : {});
+    repaired++;
+  }
+  return repaired;
+}
+
+/** A model the node loaded or dropped on its own is trusted over the index after this (placement's settle time). */
+const MODEL_SETTLED_MS = 60_000;
+
+/**
+ * The indexes are written where liveness and cordon change; the repair is the safety net for a
+ * lost write, so a shard's is done at most this often per process, not on every sweep.
+ */
+export const INDEX_REPAIR_EVERY_MS = 5 * 60_000;
+let lastRepair = 0;
+/** Whether the sweep starting now repairs the indexes (its whole chain does, the flag travels with it). */
+export function indexRepairDue(): boolean {
+  const now = Date.now();
+  if (now - lastRepair < INDEX_REPAIR_EVERY_MS) return false;
+  lastRepair = now;
+  return true;
+}
+
+/**
+ * One invocation's share of the sweep: up to `budget` records of one shard from `cursor`, so a
+ * fleet of any size is swept by invocations of bounded work (one chain per shard, each link under
+ * the function's timeout). Flips silent online nodes offline, conditional on the heartbeat it
+ * judged so a heartbeat that lands meanwhile wins, and names those silent past retirement.
+ */
+export async function sweepShard(
+  ctx: AppContext,
+  shard: number,
+  cursor?: string,
+  budget = SWEEP_ITEMS_PER_INVOCATION,
+  /** Repair the eligible-node and free-capacity indexes of what it reads. */
+  repair = false,
+): Promise<ShardSweep> {
+  const now = ctx.now();
+  const retireAfter = ctx.config.NODE_RETIRE_AFTER_SECONDS;
+  const out: ShardSweep = { read: 0, wentOffline: [], toRetire: [], part: emptyPart(), repaired: 0 };
+  let next = cursor;
+  do {
+    const page = await ctx.store.query<LiveRecord | MetricsRecord>(fleetKeys.nodeStatePk(shard), {
+      limit: Math.min(SWEEP_PAGE_ITEMS, budget - out.read),
+      ...(next ? { cursor: next } : {}),
+    });
+    out.read += page.items.length;
+    next = page.cursor;
+    const lives = page.items.filter((r): r is LiveRecord => r.sk.endsWith(fleetKeys.nodeLiveSuffix));
+    const samples = new Map(
+      page.items
+        .filter((r): r is MetricsRecord => !r.sk.endsWith(fleetKeys.nodeLiveSuffix))
+        .map((r) => [r.nodeId, r] as const),
+    );
+    out.part.nodes = (out.part.nodes ?? 0) + lives.length;
+    for (const live of lives)
+      if (isOnline(live, ctx, now)) addToPart(out.part, live, samples.get(live.nodeId));
+    if (repair) out.repaired += await repairIndexes(ctx, shard, lives, samples, now);
+    for (const r of page.items) {
+      if (!r.sk.endsWith(fleetKeys.nodeLiveSuffix)) continue;
+      const live = r as LiveRecord;
+      if (retireAfter && now - live.lastHeartbeatMs > retireAfter * 1000) out.toRetire.push(live);
+      if (live.status !== 'online' || isOnline(live, ctx, now)) continue;
+      try {
+        await ctx.store.update(
+          live.pk,
+          live.sk,
+          { set: { status: 'offline' } },
+          { equals: { status: 'online', lastHeartbeatMs: live.lastHeartbeatMs } },
+        );
+      } catch (error) {
+        if (error instanceof ConditionFailedError) continue;
+        throw error;
+      }
+      out.wentOffline.push(live.nodeId);
+      await Promise.all([clearFree(ctx, live.nodeId), clearUp(ctx, live.nodeId)]);
+      await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
+    }
+  } while (next && out.read < budget);
+  if (next) out.cursor = next;
+  return out;
+}
+
+/** Cordons (optionally for a drain) or uncordons; undefined when the node is gone. */
+export async function setCordon(
+  ctx: AppContext,
+  nodeId: string,
+  state: { cordoned: boolean; draining?: boolean },
+): Promise<NodeItem | undefined> {
+  const k = keys.node(nodeId);
+  const set = state.cordoned
+    ? { cordoned: true, draining: state.draining === true, cordonedAt: new Date(ctx.now()).toISOString() }
+    : { cordoned: false, draining: false };
+  try {
+    // Cordon state is registry state: it lives on META, and readers get the node with its liveness.
+    const node = await withState(
+      ctx,
+      await ctx.store.update<NodeItem>(k.pk, k.sk, { set }, { exists: true }),
+    );
+    const model = [...node.loadedModels].sort()[0];
+    if (state.cordoned) await Promise.all([clearFree(ctx, nodeId), clearUp(ctx, nodeId)]);
+    else {
+      await markFree(ctx, nodeId, { keep: true, ...(model ? { model } : {}) });
+      if (isOnline(node, ctx)) await markUp(ctx, nodeId);
+    }
+    return node;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return undefined;
+    throw error;
+  }
+}
