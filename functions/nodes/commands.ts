@@ -24,6 +24,8 @@ export interface CommandItem extends StoreItem {
   status: CommandStatus;
   issuedAt: string;
   completedAt?: string;
+  /** When a command left pending long after it was issued was last sent again (resume.ts). */
+  resentAt?: string;
   output?: Record<string, unknown>;
   error?: string;
   /** The container the command acts on, when it acts on one. */
@@ -139,28 +141,32 @@ export async function redeliverPendingCommands(ctx: AppContext): Promise<number>
   let sent = 0;
   for (const nodeId of nodeIds) {
     const all = await queryAll<CommandItem>(ctx.store, fleetKeys.nodeCommandsPk(nodeId), { index: 'gsi1' });
-    for (const c of all.filter((c) => c.status === 'pending')) {
-      const envelope: CommandEnvelope = {
-        commandId: c.commandId,
-        nodeId,
-        issuedAt: c.issuedAt,
-        command: c.command,
-      };
-      try {
-        await ctx.queue.send(nodeQueue(nodeId), JSON.stringify(envelope));
-        sent++;
-      } catch (error) {
-        // A node whose queue is gone (deregistered): its commands cannot go anywhere.
-        ctx.logger.warn('pending command not redelivered', {
-          commandId: c.commandId,
-          nodeId,
-          error: error as Error,
-        });
-      }
-    }
+    for (const c of all.filter((c) => c.status === 'pending')) if (await resendCommand(ctx, c)) sent++;
   }
   if (sent) ctx.logger.info('pending commands redelivered', { commands: sent });
   return sent;
+}
+
+/** Sends a recorded command to its node's queue again (agents run an id once). False when the queue is gone. */
+export async function resendCommand(ctx: AppContext, c: CommandItem): Promise<boolean> {
+  const envelope: CommandEnvelope = {
+    commandId: c.commandId,
+    nodeId: c.nodeId,
+    issuedAt: c.issuedAt,
+    command: c.command,
+  };
+  try {
+    await ctx.queue.send(nodeQueue(c.nodeId), JSON.stringify(envelope));
+    return true;
+  } catch (error) {
+    // A node whose queue is gone (deregistered): its commands cannot go anywhere.
+    ctx.logger.warn('pending command not redelivered', {
+      commandId: c.commandId,
+      nodeId: c.nodeId,
+      error: error as Error,
+    });
+    return false;
+  }
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { AppContext } from '../core/context.js';
-import { fleetKeys } from '../core/keys.js';
-import { dispatchCommand, getCommand, type CommandItem } from '../nodes/commands.js';
+import { fleetKeys, keys } from '../core/keys.js';
+import { dispatchCommand, getCommand, resendCommand, type CommandItem } from '../nodes/commands.js';
 import type { Command } from '../../protocol/commands.js';
-import { ConditionFailedError, queryAll } from '../ports/store.js';
+import { ConditionFailedError, queryAll, updateIf } from '../ports/store.js';
 import { allInstances, listServices, transitionInstance, type InstanceItem } from './model.js';
 import { applyCommandResult } from './observation.js';
 import { startSpec } from './plan-input.js';
@@ -55,7 +55,7 @@ export async function resumeStaleCopies(
   if (!stale.length) return 0;
   const commandsOf = nodeCommandsReader(ctx);
   let resumed = 0;
-  for (const inst of stale) if (await resumeCopy(ctx, inst, service, commandsOf)) resumed++;
+  for (const inst of stale) if (await resumeCopy(ctx, inst, service, commandsOf, before)) resumed++;
   if (resumed)
     ctx.logger.warn('copies left mid-change resumed', { imageId: service.imageId, copies: resumed });
   return resumed;
@@ -79,6 +79,8 @@ async function resumeCopy(
   inst: InstanceItem,
   service: Parameters<typeof startSpec>[0] | undefined,
   commandsOf: (nodeId: string) => Promise<CommandItem[]>,
+  /** Set by the minute's reconcile: a command still pending that was sent before this is sent again. */
+  resendBefore?: number,
 ): Promise<boolean> {
   if (!(inst.status in AWAITS)) return false;
   const type = AWAITS[inst.status as keyof typeof AWAITS];
@@ -90,7 +92,22 @@ async function resumeCopy(
       (c) => c.instanceId === inst.instanceId && c.type === type && c.issuedAt >= inst.updatedAt,
     );
   if (command?.type === type) {
-    if (command.status === 'pending') return false; // sent, or sent again with every pending command
+    if (command.status === 'pending') {
+      // Sent with every pending command at a local start; on Lambda, one recorded by an
+      // invocation that died before sending it is sent again here, once per RESUME_AFTER_MS.
+      if (resendBefore === undefined) return false;
+      if (Date.parse(command.resentAt ?? command.issuedAt) >= resendBefore) return false;
+      const marked = await updateIf<CommandItem>(
+        ctx.store,
+        keys.command(command.commandId).pk,
+        keys.command(command.commandId).sk,
+        { set: { resentAt: new Date(ctx.now()).toISOString() } },
+        command.resentAt
+          ? { equals: { status: 'pending', resentAt: command.resentAt } }
+          : { equals: { status: 'pending' }, absent: ['resentAt'] },
+      );
+      return marked !== undefined && (await resendCommand(ctx, marked));
+    }
     await applyCommandResult(ctx, command);
     return true;
   }

@@ -251,47 +251,50 @@ describe('an invocation cut off in a start, with no restart to follow (as on Lam
     await rt?.stop();
   });
 
-  it("the minute's reconcile sends the missing start once the copy has waited past RESUME_AFTER_MS", async () => {
-    let offset = 0;
-    const stalled = stallAt((op, s) => op === 'put' && typeof s !== 'string' && isStartCommand(s));
-    rt = await startRuntime({
-      port: await freePort(),
-      env: modes[0]!.env(),
-      now: () => Date.now() + offset,
-      instrument: { context: stalled.context },
-    });
-    agent = new ScriptedAgent(rt.url, 'cut-off');
-    await agent.register();
-    agent.start(200);
-    const request = call(rt.url, 'POST', '/containers/cut:1/start', { count: 1 }).catch(() => undefined);
-    await stalled.hit;
-    const ctx = rt.ctx;
-    const [service] = await listServices(ctx);
-    const waiting = async () =>
-      (await call(rt!.url, 'GET', '/containers/cut:1/instances')).body.instances as {
-        id: string;
-        status: string;
-      }[];
+  it.each(cases.slice(0, 2))(
+    "$name: the minute's reconcile sends the start once the copy has waited past RESUME_AFTER_MS",
+    async ({ stall }) => {
+      let offset = 0;
+      const stalled = stallAt(stall);
+      rt = await startRuntime({
+        port: await freePort(),
+        env: modes[0]!.env(),
+        now: () => Date.now() + offset,
+        instrument: { context: stalled.context },
+      });
+      agent = new ScriptedAgent(rt.url, 'cut-off');
+      await agent.register();
+      agent.start(200);
+      const request = call(rt.url, 'POST', '/containers/cut:1/start', { count: 1 }).catch(() => undefined);
+      await stalled.hit;
+      const ctx = rt.ctx;
+      const [service] = await listServices(ctx);
+      const waiting = async () =>
+        (await call(rt!.url, 'GET', '/containers/cut:1/instances')).body.instances as {
+          id: string;
+          status: string;
+        }[];
 
-    // A reconcile inside the grace leaves it alone: a live invocation may still be writing.
-    await reconcileImages(ctx, [service!.imageId]);
-    expect((await waiting()).map((i) => i.status)).toEqual(['created']);
-    expect(agent.containers.size).toBe(0);
+      // A reconcile inside the grace leaves it alone: a live invocation may still be writing.
+      await reconcileImages(ctx, [service!.imageId]);
+      expect((await waiting()).map((i) => i.status)).toEqual(['created']);
+      expect(agent.containers.size).toBe(0);
 
-    offset = RESUME_AFTER_MS + 60_000;
-    await reconcileImages(ctx, [service!.imageId]);
-    const live = await eventually(async () => {
-      const copies = (await waiting()).filter((i) => i.status !== 'removed');
-      expect(copies.map((i) => i.status)).toEqual(['running']);
-      return copies;
-    }, 20_000);
-    expect([...agent.containers.keys()]).toEqual(live.map((i) => i.id));
-    const commands = await queryAll<CommandItem>(ctx.store, fleetKeys.nodeCommandsPk(agent.nodeId), {
-      index: 'gsi1',
-    });
-    expect(commands.filter((c) => c.type === 'container.start').map((c) => [c.instanceId, c.status])).toEqual(
-      [[live[0]!.id, 'succeeded']],
-    );
-    void request;
-  });
+      offset = RESUME_AFTER_MS + 60_000;
+      await reconcileImages(ctx, [service!.imageId]);
+      const live = await eventually(async () => {
+        const copies = (await waiting()).filter((i) => i.status !== 'removed');
+        expect(copies.map((i) => i.status)).toEqual(['running']);
+        return copies;
+      }, 20_000);
+      expect([...agent.containers.keys()]).toEqual(live.map((i) => i.id));
+      const commands = await queryAll<CommandItem>(ctx.store, fleetKeys.nodeCommandsPk(agent.nodeId), {
+        index: 'gsi1',
+      });
+      expect(
+        commands.filter((c) => c.type === 'container.start').map((c) => [c.instanceId, c.status]),
+      ).toEqual([[live[0]!.id, 'succeeded']]);
+      void request;
+    },
+  );
 });
