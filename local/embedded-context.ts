@@ -28,6 +28,9 @@ export async function createEmbeddedContext(
     // Its own, made at start (they also keep the SDK from searching the machine for real ones).
     credentials: dynamo.credentials,
   });
+  // It only feeds the client's logger, which is none: its walk of every input and output for
+  // sensitive fields is a fifth of a store call's CPU here.
+  client.middlewareStack.remove('loggerMiddleware');
   const calls = trackCalls(client);
   const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
   // Present while a process has the folder's table open: found at start, the last one was killed.
