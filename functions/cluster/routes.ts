@@ -199,7 +199,7 @@ export function clusterRoutes(): AnyRoute[] {
         return {
           task_id: task.taskId,
           status: task.status,
-          estimated_wait_time: await estimateWait(ctx, task.taskId, model.id),
+          estimated_wait_time: await estimateWait(ctx, task),
           assigned_worker: null,
           created_at: task.createdAt,
         };

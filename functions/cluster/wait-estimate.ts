@@ -3,7 +3,8 @@ import { fleetAggregate } from '../nodes/node-records.js';
 import { formatDuration, round1 } from './format.js';
 import { latestSample, recentDurations } from './metrics.js';
 import { heldSlots } from './slots.js';
-import { queuedTasks, queueOrder } from './tasks.js';
+import { queuePosition } from './queue-position.js';
+import type { TaskItem } from './tasks.js';
 
 /** How old the per-minute fleet sample (or the sweep's aggregate) may be for a wait estimate. */
 const CAPACITY_MAX_AGE_MS = 3 * 60_000;
@@ -48,16 +49,18 @@ async function capacity(ctx: AppContext): Promise<Capacity | undefined> {
 
 /**
  * Queue position over free slots, times the model's recent mean run time: zero when a slot is
- * free for it now. Reads the queue, one fleet sample (or the sweep's aggregate and the held
- * slots) and the task-stats counters, the last two shared by an instance's submits for a few
- * seconds: nothing that grows with the fleet.
+ * free for it now. Counts the queue ahead of the task (queue-position.ts) and reads one fleet
+ * sample (or the sweep's aggregate and the held slots) and the task-stats counters, the last two
+ * shared by an instance's submits for a few seconds: nothing that grows with the fleet.
  */
-export async function estimateWait(ctx: AppContext, taskId: string, model: string): Promise<string> {
-  const [cap, queued, durations] = await Promise.all([capacity(ctx), queuedTasks(ctx), recentDurations(ctx)]);
-  const order = queueOrder(queued, ctx.now());
-  const position = order.findIndex((t) => t.taskId === taskId) + 1;
+export async function estimateWait(ctx: AppContext, task: TaskItem): Promise<string> {
+  const [cap, position, durations] = await Promise.all([
+    capacity(ctx),
+    queuePosition(ctx, task),
+    recentDurations(ctx),
+  ]);
   if (position <= 0) return '0s';
-  const mean = durations.perModel.get(model) ?? durations.fleet ?? 30;
+  const mean = durations.perModel.get(task.model) ?? durations.fleet ?? 30;
   // Nothing known of the fleet yet (no sample, no sweep), or no slot online: one task at a time.
   if (!cap || cap.slots === 0) return formatDuration(position * mean)!;
   const waves = Math.ceil(Math.max(0, position - cap.free) / cap.slots);
