@@ -164,13 +164,6 @@ export function queueOrder(queued: readonly TaskItem[], now: number): TaskItem[]
   return plan.stillQueued.map((id) => byId.get(id)!);
 }
 
-/** 1-based; undefined when the task is not queued. */
-export async function queuePosition(ctx: AppContext, taskId: string): Promise<number | undefined> {
-  const order = queueOrder(await queuedTasks(ctx), ctx.now());
-  const i = order.findIndex((t) => t.taskId === taskId);
-  return i < 0 ? undefined : i + 1;
-}
-
 /** Run timeout the agent gets: what is left of the deadline, else the default. */
 export function runTimeoutFor(t: TaskItem, now: number): number {
   if (t.timeoutSeconds === undefined) return t.runTimeoutSeconds;
