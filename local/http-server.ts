@@ -85,12 +85,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; 
 }
 
 /** An API Gateway HTTP API (payload 2.0) event for a Node request, as Lambda would receive it. */
-export function toEvent(req: IncomingMessage, body: Buffer): HttpEvent {
+export function toEvent(req: IncomingMessage, body: Buffer, seen?: Record<string, string>): HttpEvent {
   const url = new URL(req.url ?? '/', 'http://localhost');
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
-  }
+  // `seen`: the headers the gate checked, passed on as they are (its checks are keyed by them).
+  const headers: Record<string, string> = seen ?? {};
+  if (!seen)
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+    }
   const query: Record<string, string> = {};
   url.searchParams.forEach((v, k) => (query[k] = k in query ? `${query[k]},${v}` : v));
   const isText = TEXT_TYPES.test(headers['content-type'] ?? '');
@@ -149,13 +151,17 @@ export type LambdaHttpHandler = (event: HttpEvent, context: Context) => Promise<
 export type StaticFiles = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 /** Serves HTTP by calling the same handler that runs in Lambda. */
-export function createLocalServer(handler: LambdaHttpHandler, gate?: BodyGate, statics?: StaticFiles): Server {
+export function createLocalServer(
+  handler: LambdaHttpHandler,
+  gate?: BodyGate,
+  statics?: StaticFiles,
+): Server {
   return createServer(async (req: IncomingMessage, res: ServerResponse) => {
     try {
       if (statics && (await statics(req, res))) return;
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers))
-        if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+        if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
       const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
       const decision = gate
         ? await gate(req.method ?? 'GET', rawPath, headers)
@@ -190,7 +196,9 @@ export function createLocalServer(handler: LambdaHttpHandler, gate?: BodyGate, s
       res.on('close', () => {
         if (!res.writableFinished) gone.abort();
       });
-      const result = await withClientSignal(gone.signal, () => handler(toEvent(req, body), lambdaContext()));
+      const result = await withClientSignal(gone.signal, () =>
+        handler(toEvent(req, body, headers), lambdaContext()),
+      );
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(result.headers ?? {})) out[k] = String(v);
       const hasBody =

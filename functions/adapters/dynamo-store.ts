@@ -24,6 +24,7 @@ import {
   ConditionFailedError,
   UnstorableError,
   type Condition,
+  type CountOptions,
   type Page,
   type QueryOptions,
   type Store,
@@ -222,11 +223,12 @@ export class DynamoStore implements Store {
     }
   }
 
-  async query<T extends StoreItem>(pk: string, options: QueryOptions = {}): Promise<Page<T>> {
+  /** The key condition of a query; undefined when no stored key can match. */
+  private keyCondition(pk: string, options: QueryOptions) {
     // No stored key can be that long, or start with a prefix that long.
-    if (!keyFits(pk, options.prefix || undefined)) return { items: [] };
+    if (!keyFits(pk, options.prefix || undefined)) return undefined;
     // Bounds come from ids in requests: one past the key size matches no stored key.
-    if (options.between && !options.between.every((b) => keyFits(pk, b))) return { items: [] };
+    if (options.between && !options.between.every((b) => keyFits(pk, b))) return undefined;
     const index = options.index ? TABLE_KEYS.indexes.find((i) => i.name === options.index) : undefined;
     const pkField = index?.partitionKey ?? TABLE_KEYS.partitionKey;
     const skField = index?.sortKey ?? TABLE_KEYS.sortKey;
@@ -238,12 +240,16 @@ export class DynamoStore implements Store {
       const f = expr.name(skField);
       keyCondition += ` AND ${f} BETWEEN ${expr.value(options.between[0])} AND ${expr.value(options.between[1])}`;
     }
+    return { IndexName: index?.name, KeyConditionExpression: keyCondition, ...expr.attributes };
+  }
+
+  async query<T extends StoreItem>(pk: string, options: QueryOptions = {}): Promise<Page<T>> {
+    const key = this.keyCondition(pk, options);
+    if (!key) return { items: [] };
     const out = await this.doc.send(
       new QueryCommand({
         TableName: this.table,
-        IndexName: index?.name,
-        KeyConditionExpression: keyCondition,
-        ...expr.attributes,
+        ...key,
         Limit: options.limit,
         ScanIndexForward: options.ascending ?? true,
         ExclusiveStartKey: options.cursor ? decodeCursor(options.cursor) : undefined,
@@ -271,6 +277,21 @@ export class DynamoStore implements Store {
         requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
       }
     }
+  }
+
+  async count(pk: string, options: CountOptions = {}): Promise<number> {
+    const key = this.keyCondition(pk, options);
+    if (!key) return 0;
+    let n = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({ TableName: this.table, ...key, Select: 'COUNT', ExclusiveStartKey: start }),
+      );
+      n += out.Count ?? 0;
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return n;
   }
 
   async ping(): Promise<void> {

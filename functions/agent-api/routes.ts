@@ -225,7 +225,20 @@ export function agentRoutes(): AnyRoute[] {
       response: z.object({ ok: z.literal(true), accepted: z.number().int() }),
       handler: async (req, ctx) => {
         const node = await authenticateAgent(ctx, req.headers);
-        for (const e of req.body.events) {
+        const events = req.body.events;
+        for (const [i, e] of events.entries()) {
+          // A progress report a later one in the same request carries (same task, no lower) adds nothing.
+          if (
+            e.type === 'task.progress' &&
+            events.some(
+              (later, j) =>
+                j > i &&
+                later.type === 'task.progress' &&
+                later.taskId === e.taskId &&
+                later.progress >= e.progress,
+            )
+          )
+            continue;
           // The orchestrator's own copies are marked dead at once; everything is also forwarded.
           if (e.type === 'container.exited') await containerExited(ctx, node.nodeId, e);
           // `type` last: spreading the agent's event after it would put back the bare type.

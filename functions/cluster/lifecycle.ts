@@ -10,6 +10,7 @@ import {
   getTask,
   markCancelledWhileActive,
   markFinished,
+  markStarted,
   recordProgress,
   requestPlacement,
   requeue,
@@ -20,6 +21,9 @@ import {
 
 /** `agent.task.progress`: the first report marks the task running. */
 export async function onTaskProgress(e: AppEvent<'agent.task.progress'>, ctx: AppContext): Promise<void> {
+  // The usual first report: the task is still `assigned` on this node, so what to write is known
+  // without reading it (placement cleared its start and progress).
+  if (await markStarted(ctx, e.taskId, e.nodeId, e.progress)) return;
   const task = await getTask(ctx, e.taskId);
   if (!task || task.nodeId !== e.nodeId || !ACTIVE.includes(task.status)) return;
   await recordProgress(ctx, task, e.nodeId, e.progress);
@@ -73,12 +77,7 @@ export async function onCommandCompleted(e: AppEvent<'command.completed'>, ctx: 
   const command = await getCommand(ctx, e.commandId);
   if (command?.command.type !== 'task.run') return;
   const task = await getTask(ctx, command.command.taskId);
-  if (
-    !task ||
-    task.nodeId !== e.nodeId ||
-    task.runCommandId !== e.commandId ||
-    !ACTIVE.includes(task.status)
-  )
+  if (!task || task.nodeId !== e.nodeId || task.runCommandId !== e.commandId || !ACTIVE.includes(task.status))
     return;
   if (
     await markFinished(ctx, task, e.nodeId, {

@@ -1,49 +1,25 @@
 import type { ScheduleSpec } from '../ports/scheduler.js';
 import type { AppContext } from '../core/context.js';
-import { taskQueueKeys } from '../core/keys.js';
 import { planPlacements, type Placement, type SchedModel } from '../task-planner/index.js';
-import { dispatchCommand } from '../nodes/commands.js';
-import type { Command } from '../../protocol/commands.js';
-import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
+import { listModels } from './catalogue.js';
 import { recordSample } from './metrics.js';
-import { countModelSwitch, countPlacement } from '../observability/counters.js';
-import { claimSlot, freeSlots, heldSlots, releaseSlot, type SlotItem } from './slots.js';
-import {
-  closeQueued,
-  getTask,
-  markAssigned,
-  markFinished,
-  queuedTasks,
-  requeue,
-  runDeadlineMs,
-  runTimeoutFor,
-  setRunCommand,
-  toSchedTask,
-  type TaskItem,
-} from './tasks.js';
-import { loadCandidates, setNodeModels, toSchedNode, type Worker } from './workers.js';
-import { clearFree } from '../nodes/node-records.js';
+import { heldSlots, type SlotItem } from './slots.js';
+import { closeQueued, queuedTasks, toSchedTask, type TaskItem } from './tasks.js';
+import { loadCandidates, toSchedNode, type Worker } from './workers.js';
 import { cloudOnlyModels, loadModelBursts, modelBursts, withRentedNodes } from '../novita/model-burst.js';
+import { applyPlacement } from './placement-apply.js';
+import { repairSlots } from './placement-repair.js';
 
 /**
  * The placement runner (`placement.run`): repairs held slots (tasks on offline nodes go back to
  * the queue, lost runs time out), plans with the scheduler module, and applies each placement
- * as slot claim → conditional queued→assigned write → task.run dispatch. Every step is a
+ * as slot claim → conditional queued→assigned write → task.run dispatch (placement-apply.ts). Every step is a
  * conditional write, so runners may overlap (Lambda, a retry, the schedule) and a task is still
  * placed once and a node never takes more tasks than its slots.
  */
 
-const counted = (ctx: AppContext, outcome: Parameters<typeof countPlacement>[1]) =>
-  countPlacement(ctx, outcome).catch((error: unknown) =>
-    ctx.logger.warn('placement count failed', { error: error as Error }),
-  );
-
 export const PLACEMENT_SCHEDULE = 'placement-run';
 
-/** A slot claimed by a runner that died before assigning the task is freed after this. */
-const CLAIM_GRACE_MS = 30_000;
-/** A task cancelled while running keeps its slot until the agent confirms, at most this long. */
-const CANCEL_GRACE_MS = 30_000;
 /**
  * A run that started this long after a request answers for it (it saw the state that request
  * was about); the margin covers clock skew between the emitting and the running process.
@@ -99,99 +75,6 @@ export const PLACEMENT_SCHEDULES: ScheduleSpec[] = [
 
 export async function ensurePlacementSchedule(ctx: AppContext): Promise<void> {
   for (const spec of PLACEMENT_SCHEDULES) await ctx.scheduler.upsert(spec);
-}
-
-/** The request the model server gets for this task, by the model's protocol. */
-export function modelRequest(model: ModelSpec, task: TaskItem): { path: string; body: unknown } {
-  // Both protocols take the task's parameters as the JSON body; they differ in what comes back
-  // (vision-generate: `images: [{name, contentType, base64}]`, which the agent turns into files).
-  return { path: model.path, body: { model: model.id, ...task.parameters } };
-}
-
-async function tryDispatch(ctx: AppContext, nodeId: string, command: Command): Promise<string | undefined> {
-  try {
-    return await dispatchCommand(ctx, nodeId, command);
-  } catch (error) {
-    ctx.logger.warn('dispatch failed', { nodeId, type: command.type, error: error as Error });
-    return undefined;
-  }
-}
-
-interface Repair {
-  live: SlotItem[];
-  requeued: string[];
-  failed: string[];
-  released: number;
-}
-
-/**
- * Checks held slots against their tasks and nodes. A quick pass reads only the tasks of offline
- * nodes and of slots past their deadline; the full pass (the scheduled run) reads every one,
- * which also frees slots a crashed writer left behind.
- */
-async function repairSlots(
-  ctx: AppContext,
-  slots: SlotItem[],
-  workers: Map<string, Worker>,
-  now: number,
-  full: boolean,
-): Promise<Repair> {
-  const out: Repair = { live: [], requeued: [], failed: [], released: 0 };
-  const release = async (s: SlotItem) => {
-    if (await releaseSlot(ctx, s.nodeId, s.slot, s.taskId)) out.released++;
-  };
-  for (const s of slots) {
-    const known = workers.get(s.nodeId);
-    // A quick pass reads only candidates: a node it did not read counts as online (its going
-    // offline runs a pass that reads it; the scheduled pass reads every node).
-    const online = known ? known.online : !full;
-    if (!full && online && (s.deadlineMs === undefined || now <= s.deadlineMs)) {
-      out.live.push(s);
-      continue;
-    }
-    const task = await getTask(ctx, s.taskId);
-    const onThisSlot = task !== undefined && task.nodeId === s.nodeId && task.slot === s.slot;
-    if (!onThisSlot || task.status === 'queued') {
-      // Claimed by a runner that has not written the task yet, or that died doing so.
-      if (now - s.claimedAtMs > CLAIM_GRACE_MS) await release(s);
-      else out.live.push(s);
-      continue;
-    }
-    if (task.status === 'assigned' || task.status === 'running') {
-      if (!online) {
-        if (await requeue(ctx, task, s.nodeId, 'node offline')) {
-          out.requeued.push(task.taskId);
-          await release(s);
-          // Delivered if the node comes back, so it does not finish work nobody waits for.
-          await tryDispatch(ctx, s.nodeId, { type: 'task.cancel', taskId: task.taskId });
-        }
-        continue;
-      }
-      const deadline = runDeadlineMs(task);
-      if (deadline !== undefined && now > deadline) {
-        if (
-          await markFinished(ctx, task, s.nodeId, {
-            status: 'failed',
-            error: 'timed out: the node reported no result',
-          })
-        ) {
-          out.failed.push(task.taskId);
-          await release(s);
-          await tryDispatch(ctx, s.nodeId, { type: 'task.cancel', taskId: task.taskId });
-        }
-        continue;
-      }
-      out.live.push(s);
-      continue;
-    }
-    // Terminal. Cancelled while running: hold the GPU until the agent confirms, or the grace ends.
-    if (task.status === 'cancelled' && online && now - (task.completedAtMs ?? 0) < CANCEL_GRACE_MS) {
-      out.live.push(s);
-      continue;
-    }
-    await release(s);
-  }
-  return out;
 }
 
 export interface RunOptions {
@@ -302,90 +185,38 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       report.timedOut.push(id);
   }
 
+  // Nodes apply their placements at once, each node's in plan order: every step is a conditional
+  // write of its own task and slot, so only the wait for the store overlaps.
+  const byNode = new Map<string, Placement[]>();
   for (const p of plan.placements) {
-    const task = taskById.get(p.taskId)!;
-    const worker = workerById.get(p.nodeId)!;
-    const deadlineMs = runDeadlineMs({ ...task, assignedAtMs: now });
-    const slot = await claimSlot(
-      ctx,
-      p.nodeId,
-      freeSlots(worker.maxConcurrency, worker.running),
-      task.taskId,
-      task.model,
-      deadlineMs,
-    );
-    if (slot === undefined) {
-      report.lost++;
-      await counted(ctx, 'lost');
-      continue;
-    }
-    const held: SlotItem = {
-      ...taskQueueKeys.nodeSlot(p.nodeId, slot),
-      nodeId: p.nodeId,
-      slot,
-      taskId: task.taskId,
-      model: task.model,
-      claimedAtMs: now,
-      deadlineMs,
-    };
-    worker.running = [...worker.running, held];
-    if (worker.running.length >= worker.maxConcurrency) await clearFree(ctx, p.nodeId);
-    const assigned = await markAssigned(ctx, task.taskId, p.nodeId, slot, p.switchModel !== undefined);
-    if (!assigned) {
-      await releaseSlot(ctx, p.nodeId, slot, task.taskId);
-      worker.running = worker.running.filter((s) => s.slot !== slot);
-      report.lost++;
-      continue;
-    }
-    const spec = modelById.get(task.model);
-    if (!spec) {
-      // Declared when submitted, removed from the catalogue since: nothing can serve it.
-      await markFinished(ctx, assigned, p.nodeId, {
-        status: 'failed',
-        error: `model ${task.model} is no longer in the catalogue`,
-      });
-      await releaseSlot(ctx, p.nodeId, slot, task.taskId);
-      report.failed.push(task.taskId);
-      await counted(ctx, 'failed');
-      continue;
-    }
-    if (p.switchModel) {
-      // A switch unloads every resident model (the scheduler's rule), then the task loads its own.
-      for (const m of p.switchModel.from) {
-        await tryDispatch(ctx, p.nodeId, {
-          type: 'container.remove',
-          instanceId: modelInstanceId(p.nodeId, m),
-          force: true,
-        });
-      }
-      await setNodeModels(ctx, p.nodeId, [p.switchModel.to]);
-      report.switches++;
-      await countModelSwitch(ctx).catch((error: unknown) =>
-        ctx.logger.warn('placement count failed', { error: error as Error }),
-      );
-    }
-    const commandId = await tryDispatch(ctx, p.nodeId, {
-      type: 'task.run',
-      taskId: task.taskId,
-      model: task.model,
-      server: serverSpec(spec, p.nodeId, worker.node.driver),
-      request: modelRequest(spec, task),
-      timeoutSeconds: runTimeoutFor(task, now),
-    });
-    if (commandId === undefined) {
-      if (await requeue(ctx, assigned, p.nodeId, 'dispatch failed'))
-        await releaseSlot(ctx, p.nodeId, slot, task.taskId);
-      await counted(ctx, 'requeued');
-      continue;
-    }
-    await setRunCommand(ctx, task.taskId, p.nodeId, commandId);
-    await counted(ctx, 'placed');
-    report.placed.push({
-      taskId: task.taskId,
-      nodeId: p.nodeId,
-      ...(p.switchModel ? { switchModel: p.switchModel } : {}),
-    });
+    const list = byNode.get(p.nodeId);
+    if (list) list.push(p);
+    else byNode.set(p.nodeId, [p]);
   }
+  await Promise.all(
+    [...byNode.values()].map(async (ps) => {
+      for (const p of ps) {
+        const task = taskById.get(p.taskId)!;
+        const worker = workerById.get(p.nodeId)!;
+        const { outcome, switched } = await applyPlacement(ctx, {
+          p,
+          task,
+          worker,
+          spec: modelById.get(task.model),
+          now,
+        });
+        if (switched) report.switches++;
+        if (outcome === 'placed')
+          report.placed.push({
+            taskId: task.taskId,
+            nodeId: p.nodeId,
+            ...(p.switchModel ? { switchModel: p.switchModel } : {}),
+          });
+        else if (outcome === 'lost') report.lost++;
+        else if (outcome === 'failed') report.failed.push(task.taskId);
+      }
+    }),
+  );
 
   await modelBursts(ctx, bursts, {
     catalogue,

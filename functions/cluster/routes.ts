@@ -1,18 +1,15 @@
 import * as z from 'zod';
-import type { AppContext } from '../core/context.js';
 import { readPlacementCounts } from '../observability/counters.js';
 import { NotFoundError } from '../core/errors.js';
 import { resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel } from './catalogue.js';
-import { formatDuration, formatMemory, formatUptime, round1 } from './format.js';
+import { formatMemory, formatUptime } from './format.js';
 import { cancelTask } from './lifecycle.js';
 import {
   fleetAverageDuration,
   loadClusterMetrics,
-  latestSample,
-  recentDurations,
   takeSample,
   TIMEFRAMES,
   workerStats,
@@ -20,7 +17,8 @@ import {
 } from './metrics.js';
 import { loadFleet, rebalance, restartWorker } from './model-ops.js';
 import { clusterModelRoutes } from './model-routes.js';
-import { allTasks, getTask, queuedTasks, queueOrder, submitTask, tasksSince } from './tasks.js';
+import { allTasks, getTask, queuedTasks, submitTask, tasksSince } from './tasks.js';
+import { estimateWait } from './wait-estimate.js';
 import {
   imageParameterIssues,
   clusterPriority,
@@ -201,7 +199,7 @@ export function clusterRoutes(): AnyRoute[] {
         return {
           task_id: task.taskId,
           status: task.status,
-          estimated_wait_time: await estimateWait(ctx, task.taskId, model.id),
+          estimated_wait_time: await estimateWait(ctx, task),
           assigned_worker: null,
           created_at: task.createdAt,
         };
@@ -305,39 +303,4 @@ export function clusterRoutes(): AnyRoute[] {
       },
     }),
   ];
-}
-
-/** How old the per-minute fleet sample may be for a wait estimate (the scheduled run writes one a minute). */
-const CAPACITY_SAMPLE_MAX_AGE_MS = 3 * 60_000;
-
-/** Online task slots and how many are free: the latest fleet sample, else (no recent sample) the fleet itself. */
-async function capacity(ctx: AppContext): Promise<{ slots: number; free: number }> {
-  const sample = await latestSample(ctx, CAPACITY_SAMPLE_MAX_AGE_MS);
-  if (sample?.slots !== undefined)
-    return { slots: sample.slots, free: Math.max(0, sample.slots - sample.runningTasks) };
-  const online = (await loadFleet(ctx)).workers.filter((w) => w.online && w.maxConcurrency > 0);
-  return {
-    slots: online.reduce((s, w) => s + w.maxConcurrency, 0),
-    free: online.reduce((s, w) => s + Math.max(0, w.maxConcurrency - w.running.length), 0),
-  };
-}
-
-/**
- * Queue position over free slots, times the model's recent mean run time: zero when a slot is
- * free for it now. Reads the queue, one fleet sample and the task-stats counters: nothing that
- * grows with the fleet.
- */
-async function estimateWait(ctx: AppContext, taskId: string, model: string): Promise<string> {
-  const [{ slots, free }, queued, durations] = await Promise.all([
-    capacity(ctx),
-    queuedTasks(ctx),
-    recentDurations(ctx),
-  ]);
-  const order = queueOrder(queued, ctx.now());
-  const position = order.findIndex((t) => t.taskId === taskId) + 1;
-  if (position <= 0) return '0s';
-  const mean = durations.perModel.get(model) ?? durations.fleet ?? 30;
-  if (slots === 0) return formatDuration(position * mean)!;
-  const waves = Math.ceil(Math.max(0, position - free) / slots);
-  return formatDuration(round1(waves * mean))!;
 }

@@ -164,13 +164,6 @@ export function queueOrder(queued: readonly TaskItem[], now: number): TaskItem[]
   return plan.stillQueued.map((id) => byId.get(id)!);
 }
 
-/** 1-based; undefined when the task is not queued. */
-export async function queuePosition(ctx: AppContext, taskId: string): Promise<number | undefined> {
-  const order = queueOrder(await queuedTasks(ctx), ctx.now());
-  const i = order.findIndex((t) => t.taskId === taskId);
-  return i < 0 ? undefined : i + 1;
-}
-
 /** Run timeout the agent gets: what is left of the deadline, else the default. */
 export function runTimeoutFor(t: TaskItem, now: number): number {
   if (t.timeoutSeconds === undefined) return t.runTimeoutSeconds;
@@ -196,13 +189,17 @@ const finishedFields = (ctx: AppContext) => {
   };
 };
 
-/** queued → assigned. Undefined when another writer changed the task first. */
+/**
+ * queued → assigned, with the id of the task.run command about to go out. Undefined when another
+ * writer changed the task first.
+ */
 export async function markAssigned(
   ctx: AppContext,
   taskId: string,
   nodeId: string,
   slot: number,
   switchedModel: boolean,
+  runCommandId: string,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(taskId);
   return conditional(
@@ -210,28 +207,19 @@ export async function markAssigned(
       k.pk,
       k.sk,
       {
-        set: { status: 'assigned', nodeId, slot, assignedAtMs: ctx.now(), switchedModel, progress: 0 },
+        set: {
+          status: 'assigned',
+          nodeId,
+          slot,
+          assignedAtMs: ctx.now(),
+          switchedModel,
+          runCommandId,
+          progress: 0,
+        },
         add: { attempts: 1 },
         remove: ['gsi1pk', 'gsi1sk', 'startedAt', 'startedAtMs', 'serverReadyAtMs'],
       },
       { equals: { status: 'queued' } },
-    ),
-  );
-}
-
-export async function setRunCommand(
-  ctx: AppContext,
-  taskId: string,
-  nodeId: string,
-  commandId: string,
-): Promise<void> {
-  const k = keys.task(taskId);
-  await conditional(
-    ctx.store.update(
-      k.pk,
-      k.sk,
-      { set: { runCommandId: commandId } },
-      { equals: { nodeId, status: ACTIVE } },
     ),
   );
 }
@@ -289,6 +277,33 @@ export async function recordProgress(
   if (task.serverReadyAtMs === undefined && progress >= 30) set.serverReadyAtMs = now;
   const k = keys.task(task.taskId);
   return conditional(ctx.store.update<TaskItem>(k.pk, k.sk, { set }, { equals: { status: ACTIVE, nodeId } }));
+}
+
+/** assigned on `nodeId` → running: the first progress report. Undefined when the task is not so. */
+export async function markStarted(
+  ctx: AppContext,
+  taskId: string,
+  nodeId: string,
+  progress: number,
+): Promise<TaskItem | undefined> {
+  const now = ctx.now();
+  const k = keys.task(taskId);
+  return conditional(
+    ctx.store.update<TaskItem>(
+      k.pk,
+      k.sk,
+      {
+        set: {
+          status: 'running',
+          progress,
+          startedAt: new Date(now).toISOString(),
+          startedAtMs: now,
+          ...(progress >= 30 ? { serverReadyAtMs: now } : {}),
+        },
+      },
+      { equals: { status: 'assigned', nodeId } },
+    ),
+  );
 }
 
 export interface Outcome {

@@ -61,6 +61,11 @@ function clientRequestId(headers: HttpEvent['headers']): string | undefined {
 }
 
 function lowerHeaders(headers: HttpEvent['headers']): Record<string, string> {
+  // Already lower-case (the local server's): the same object, so what a check before the body
+  // noted about these headers (the agent's node: nodes/auth.ts) serves the handler too.
+  const entries = Object.entries(headers ?? {});
+  if (headers && entries.every(([k, v]) => v !== undefined && k === k.toLowerCase()))
+    return headers as Record<string, string>;
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers ?? {})) if (v !== undefined) out[k.toLowerCase()] = v;
   return out;

@@ -51,6 +51,9 @@ export interface QueryOptions {
   ascending?: boolean;
 }
 
+/** What a count may narrow by: the partition, an index, a sort key prefix or range. */
+export type CountOptions = Pick<QueryOptions, 'index' | 'prefix' | 'between'>;
+
 export interface Page<T> {
   items: T[];
   /** Present when more items may follow. */
@@ -66,6 +69,8 @@ export interface Store {
   /** Deletes; returns the old item, undefined when there was none. Throws ConditionFailedError. */
   delete<T extends StoreItem>(pk: string, sk: string, condition?: Condition): Promise<T | undefined>;
   query<T extends StoreItem>(pk: string, options?: QueryOptions): Promise<Page<T>>;
+  /** How many items a query would return, without returning them (absent: countItems reads them). */
+  count?(pk: string, options?: CountOptions): Promise<number>;
   /** Confirms the table answers; used by /health. */
   ping(): Promise<void>;
 }
@@ -144,6 +149,12 @@ export class UnstorableError extends Error {
 }
 
 /** Reads every page of a query; for small partitions only. */
+/** The items a query matches, counted by the store where it can (DynamoDB's Select COUNT). */
+export async function countItems(store: Store, pk: string, options: CountOptions = {}): Promise<number> {
+  if (store.count) return store.count(pk, options);
+  return (await queryAll(store, pk, options)).length;
+}
+
 export async function queryAll<T extends StoreItem>(
   store: Store,
   pk: string,

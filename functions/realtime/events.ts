@@ -94,8 +94,11 @@ export const realtimeEventHandlers: AreaEventHandlers = {
     const nodeId = e.nodeId;
     const ok = e.status === 'succeeded';
     const error = e.error;
-    const failed = (what: string) =>
-      notifyNodeLog(ctx, nodeId, 'error', `${what} failed${error ? `: ${error}` : ''}`);
+    const failed = (what: string | (() => Promise<string>)) =>
+      notifyNodeLog(ctx, nodeId, 'error', async () => {
+        const text = typeof what === 'string' ? what : await what();
+        return `${text} failed${error ? `: ${error}` : ''}`;
+      });
     const instanceId = e.instanceId;
     const commandId = e.commandId;
     switch (e.commandType) {
@@ -121,12 +124,14 @@ export const realtimeEventHandlers: AreaEventHandlers = {
           : failed(`Container ${name} ${e.commandType.slice(10)}`);
       }
       case 'task.run': {
-        const cmd = commandId ? await getCommand(ctx, commandId).catch(() => undefined) : undefined;
-        const task =
-          cmd?.command.type === 'task.run'
+        // The command is read only when the node's log stream has a listener.
+        const task = async () => {
+          const cmd = commandId ? await getCommand(ctx, commandId).catch(() => undefined) : undefined;
+          return cmd?.command.type === 'task.run'
             ? `Task ${cmd.command.taskId} (model ${cmd.command.model})`
             : 'Task';
-        return ok ? notifyNodeLog(ctx, nodeId, 'info', `${task} started`) : failed(`${task}`);
+        };
+        return ok ? notifyNodeLog(ctx, nodeId, 'info', async () => `${await task()} started`) : failed(task);
       }
       default:
         return undefined; // logs reads and cancels are not lifecycle happenings

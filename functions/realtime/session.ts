@@ -173,12 +173,16 @@ export async function notifyNodeLog(
   ctx: AppContext,
   nodeId: string,
   level: LogLevel,
-  message: string,
+  message: string | (() => Promise<string>),
 ): Promise<void> {
   try {
     await broadcast(ctx, channelKey({ channel: 'logs', nodeId }), async () => {
-      const node = await getNode(ctx, nodeId);
-      return logMessage(ctx, nodeId, node?.nodeName ?? nodeId, level, message);
+      // Built only when someone watches (a function: what it reads is read only then).
+      const [node, text] = await Promise.all([
+        getNode(ctx, nodeId),
+        typeof message === 'string' ? message : message(),
+      ]);
+      return logMessage(ctx, nodeId, node?.nodeName ?? nodeId, level, text);
     });
   } catch (error) {
     ctx.logger.warn('node log push failed', { nodeId, error: error as Error });

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import * as z from 'zod';
 import { getModel } from '../cluster/catalogue.js';
 import { cancelTask } from '../cluster/lifecycle.js';
+import { queuePosition } from '../cluster/queue-position.js';
 import { loadFleet } from '../cluster/model-ops.js';
 import { LORAS_PREFIX } from '../cluster/outputs.js';
 import {
@@ -127,8 +128,7 @@ export function visionJobRoutes(): AnyRoute[] {
           priority: visionPriority(priority),
           priorityInput: priority,
         });
-        const order = queueOrder(await queuedTasks(ctx), ctx.now());
-        const position = order.findIndex((t) => t.taskId === task.taskId) + 1;
+        const position = await queuePosition(ctx, task);
         return {
           job_id: task.taskId,
           status: 'queued' as const,
@@ -150,10 +150,7 @@ export function visionJobRoutes(): AnyRoute[] {
         const t = await getTask(ctx, req.params.job_id);
         if (!t) throw new NotFoundError(`Job ${req.params.job_id} not found`);
         let position: number | undefined;
-        if (t.status === 'queued') {
-          const order = queueOrder(await queuedTasks(ctx), ctx.now());
-          position = order.findIndex((q) => q.taskId === t.taskId) + 1 || undefined;
-        }
+        if (t.status === 'queued') position = (await queuePosition(ctx, t)) || undefined;
         const view = t.nodeId ? await loadFleet(ctx) : undefined;
         return visionJobView(t, nameResolver(view?.workers ?? []), position);
       },

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queuePosition } from '../../../functions/cluster/queue-position.js';
+import { closeQueued, queuedTasks, queueOrder, submitTask } from '../../../functions/cluster/tasks.js';
+import { loadConfig } from '../../../functions/core/config.js';
+import type { AppContext } from '../../../functions/core/context.js';
+import { taskQueueKeys } from '../../../functions/core/keys.js';
+import { countItems, type Store } from '../../../functions/ports/store.js';
+import { createEmbeddedContext } from '../../../local/embedded-context.js';
+
+// Queue positions counted on the index (one count per priority level) against the order the
+// scheduler serves, over real DynamoDB semantics (dynalite): priorities, ages past the aging
+// steps, ties at one instant, and tasks that left the queue.
+describe('queue position from counts (embedded store)', () => {
+  let ctx: AppContext;
+  let stop: () => Promise<void>;
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+
+  beforeAll(async () => {
+    const made = await createEmbeddedContext(loadConfig({ LOG_LEVEL: 'SILENT' }), { now: () => clock });
+    ctx = made.ctx;
+    stop = made.stop;
+  });
+  afterAll(async () => stop());
+
+  it('matches the scheduler order for every queued task', async () => {
+    // Deterministic spread over 50 minutes (aging lifts a task one level every 10).
+    let seed = 11;
+    const rand = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      // Some share an instant with the one before (FIFO then id decides).
+      if (rand() > 0.2) clock += Math.floor(rand() * 100_000);
+      const priority = Math.floor(rand() * 4) - 1;
+      const t = await submitTask(ctx, {
+        source: 'cluster',
+        taskType: 'image_generation',
+        model: 'm',
+        parameters: {},
+        priority,
+        priorityInput: priority,
+      });
+      ids.push(t.taskId);
+    }
+    // Tasks that left the queue count for nobody.
+    for (const id of ids.slice(5, 10)) await closeQueued(ctx, id, 'cancelled', 'cancelled');
+
+    const queued = await queuedTasks(ctx);
+    expect(queued).toHaveLength(55);
+    const order = queueOrder(queued, clock);
+    const counted = await Promise.all(order.map((t) => queuePosition(ctx, t)));
+    expect(counted).toEqual(order.map((_, i) => i + 1));
+    // Distinct levels and ages really interleave: the order is not the submission order.
+    expect(order.map((t) => t.taskId)).not.toEqual(ids.filter((id) => !ids.slice(5, 10).includes(id)));
+  });
+
+  it('counts without the store count the same as with it', async () => {
+    const store = ctx.store as Store;
+    const withCount = await countItems(store, taskQueueKeys.queuePk, { index: 'gsi1' });
+    const plain: Store = { ...store, query: store.query.bind(store), count: undefined };
+    expect(await countItems(plain, taskQueueKeys.queuePk, { index: 'gsi1' })).toBe(withCount);
+    expect(withCount).toBe(55);
+  });
+});
