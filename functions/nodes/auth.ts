@@ -6,7 +6,9 @@ import { hashToken } from '../core/tokens.js';
 import type { NodeItem } from './nodes.js';
 
 function unauthorized(message: string): HttpError {
-  return new UnauthenticatedError(message, 'AUTHENTICATION_ERROR', undefined, { 'www-authenticate': 'Bearer' });
+  return new UnauthenticatedError(message, 'AUTHENTICATION_ERROR', undefined, {
+    'www-authenticate': 'Bearer',
+  });
 }
 
 /** The node a credential belongs to, or undefined; the hashes are compared in constant time. */

@@ -6,7 +6,7 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { fleetKeys, keys, taskQueueKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll } from '../ports/store.js';
+import { ConditionFailedError, queryAll, updateIf } from '../ports/store.js';
 import {
   SHARDS,
   clearFree,
@@ -172,17 +172,14 @@ export async function sweepShard(
       const live = r as LiveRecord;
       if (retireAfter && now - live.lastHeartbeatMs > retireAfter * 1000) out.toRetire.push(live);
       if (live.status !== 'online' || isOnline(live, ctx, now)) continue;
-      try {
-        await ctx.store.update(
-          live.pk,
-          live.sk,
-          { set: { status: 'offline' } },
-          { equals: { status: 'online', lastHeartbeatMs: live.lastHeartbeatMs } },
-        );
-      } catch (error) {
-        if (error instanceof ConditionFailedError) continue;
-        throw error;
-      }
+      const swept = await updateIf(
+        ctx.store,
+        live.pk,
+        live.sk,
+        { set: { status: 'offline' } },
+        { equals: { status: 'online', lastHeartbeatMs: live.lastHeartbeatMs } },
+      );
+      if (!swept) continue;
       out.wentOffline.push(live.nodeId);
       await Promise.all([clearFree(ctx, live.nodeId), clearUp(ctx, live.nodeId)]);
       await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });

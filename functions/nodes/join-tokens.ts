@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { joinTokenKeys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem, updateIf } from '../ports/store.js';
+import { queryAll, type StoreItem, updateIf } from '../ports/store.js';
 import { hashToken } from '../core/tokens.js';
 
 /**
@@ -117,19 +117,17 @@ export async function consumeJoinTokenUse(
   for (let attempt = 0; attempt < 5; attempt++) {
     const item = await findLiveJoinToken(ctx, token);
     if (!item) return undefined;
-    try {
-      return await ctx.store.update<JoinTokenItem>(
-        item.pk,
-        item.sk,
-        { add: { uses: 1 } },
-        // Tokens issued before uses were counted carry no count yet.
-        item.uses === undefined
-          ? { exists: true, absent: ['uses'] }
-          : { exists: true, equals: { uses: item.uses } },
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
+    const taken = await updateIf<JoinTokenItem>(
+      ctx.store,
+      item.pk,
+      item.sk,
+      { add: { uses: 1 } },
+      // Tokens issued before uses were counted carry no count yet.
+      item.uses === undefined
+        ? { exists: true, absent: ['uses'] }
+        : { exists: true, equals: { uses: item.uses } },
+    );
+    if (taken) return taken;
   }
   return undefined;
 }

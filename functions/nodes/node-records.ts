@@ -12,7 +12,7 @@
  */
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, type StoreItem } from '../ports/store.js';
+import { putIfAbsent, type StoreItem } from '../ports/store.js';
 import type { NodeMetrics } from '../../protocol/messages.js';
 
 export const NODE_SHARDS = 8;
@@ -176,11 +176,8 @@ export async function markFree(
       ? { model: options.model, ...fleetKeys.nodeFreeModelIndex(nodeId, options.model) }
       : {}),
   };
-  try {
-    await ctx.store.put(item, options.keep ? { notExists: true } : undefined);
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-  }
+  // keep: an entry already there (a claim's own) stays as it is.
+  await (options.keep ? putIfAbsent(ctx.store, item) : ctx.store.put(item));
 }
 
 export async function clearFree(ctx: AppContext, nodeId: string): Promise<void> {

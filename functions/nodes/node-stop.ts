@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { ConditionFailedError } from '../ports/store.js';
+import { updateIf } from '../ports/store.js';
 import { clearFree, clearUp, liveKey, type LiveRecord } from './node-records.js';
 
 /**
@@ -14,25 +14,19 @@ import { clearFree, clearUp, liveKey, type LiveRecord } from './node-records.js'
 export async function markNodeStopped(ctx: AppContext, nodeId: string): Promise<boolean> {
   const k = liveKey(nodeId);
   const stoppedAtMs = ctx.now();
-  let live: LiveRecord;
-  try {
-    live = await ctx.store.update<LiveRecord>(
-      k.pk,
-      k.sk,
-      { set: { status: 'offline', stoppedAtMs } },
-      { equals: { status: 'online' } },
+  const live = await updateIf<LiveRecord>(
+    ctx.store,
+    k.pk,
+    k.sk,
+    { set: { status: 'offline', stoppedAtMs } },
+    { equals: { status: 'online' } },
+  );
+  // Already offline (swept, or a second word): marked, nothing more to set moving.
+  if (!live)
+    return (
+      (await updateIf<LiveRecord>(ctx.store, k.pk, k.sk, { set: { stoppedAtMs } }, { exists: true })) !==
+      undefined
     );
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
-    // Already offline (swept, or a second word): marked, nothing more to set moving.
-    try {
-      await ctx.store.update<LiveRecord>(k.pk, k.sk, { set: { stoppedAtMs } }, { exists: true });
-      return true;
-    } catch (again) {
-      if (again instanceof ConditionFailedError) return false;
-      throw again;
-    }
-  }
   await Promise.all([clearFree(ctx, nodeId), clearUp(ctx, nodeId)]);
   await emit(ctx, { type: 'node.offline', nodeId, lastHeartbeat: live.lastHeartbeat });
   ctx.logger.info('node offline: its agent is stopping', { nodeId });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, ForbiddenError, UnauthenticatedError } from '../core/errors.js';
 import { keys } from '../core/keys.js';
-import { ConditionFailedError, type StoreItem, deleteIf } from '../ports/store.js';
+import { type StoreItem, deleteIf, putIfAbsent, updateIf } from '../ports/store.js';
 import {
   freeKey,
   liveKey,
@@ -113,11 +113,9 @@ export async function registerNode(
     }
     joined = use;
     const candidate = newNodeId(req.nodeName);
-    try {
-      await ctx.store.put({ ...guard, nodeId: candidate, nodeName: req.nodeName }, { notExists: true });
+    if (await putIfAbsent(ctx.store, { ...guard, nodeId: candidate, nodeName: req.nodeName }))
       nodeId = candidate;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
+    else {
       if (use) {
         await refundJoinTokenUse(ctx, use);
         throw nameTaken(req.nodeName);
@@ -175,15 +173,12 @@ export async function registerNode(
     lastHeartbeatMs: now,
     ...liveFacts(facts),
   };
-  let node: NodeItem;
-  try {
-    // A node re-registering as itself: only while its credential is still the stored one.
-    const condition = access.kind === 'node' ? { equals: { tokenHash: access.tokenHash } } : undefined;
-    // An agent that reports no policy (an older one) leaves no stale policy behind.
-    const update = { set: facts, ...(req.policy ? {} : { remove: ['policy'] }) };
-    node = await ctx.store.update<NodeItem>(k.pk, k.sk, update, condition);
-  } catch (error) {
-    if (!(error instanceof ConditionFailedError)) throw error;
+  // A node re-registering as itself: only while its credential is still the stored one.
+  const condition = access.kind === 'node' ? { equals: { tokenHash: access.tokenHash } } : undefined;
+  // An agent that reports no policy (an older one) leaves no stale policy behind.
+  const update = { set: facts, ...(req.policy ? {} : { remove: ['policy'] }) };
+  let node = await updateIf<NodeItem>(ctx.store, k.pk, k.sk, update, condition);
+  if (!node) {
     if (access.kind === 'node') throw credentialSuperseded();
     node = {
       ...k,
@@ -226,17 +221,14 @@ const nameTaken = (name: string) =>
 export async function rotateNodeToken(ctx: AppContext, node: NodeItem): Promise<string> {
   const token = newToken(node.nodeId);
   const k = keys.node(node.nodeId);
-  try {
-    await ctx.store.update(
-      k.pk,
-      k.sk,
-      { set: { tokenHash: hashToken(token) } },
-      { equals: { tokenHash: node.tokenHash } },
-    );
-  } catch (error) {
-    if (error instanceof ConditionFailedError) throw credentialSuperseded();
-    throw error;
-  }
+  const rotated = await updateIf(
+    ctx.store,
+    k.pk,
+    k.sk,
+    { set: { tokenHash: hashToken(token) } },
+    { equals: { tokenHash: node.tokenHash } },
+  );
+  if (!rotated) throw credentialSuperseded();
   return token;
 }
 
