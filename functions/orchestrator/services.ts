@@ -57,7 +57,8 @@ export async function findService(ctx: AppContext, ref: string): Promise<Service
   }
   const all = await listServices(ctx);
   return (
-    all.find((s) => serviceId(s.imageId) === ref) ??
+    // By id, a service the Swarm list shows: one deleted (unnamed, none wanted) is gone.
+    all.find((s) => serviceId(s.imageId) === ref && (s.desiredCount > 0 || s.serviceName !== undefined)) ??
     all.find((s) => !s.serviceName && s.imageId === ref && s.desiredCount > 0)
   );
 }

@@ -292,13 +292,19 @@ describe('Fleet Commander Swarm API over the orchestrator (embedded runtime)', (
     expect((await api('POST', `${path}/scale`, { replicas: 1 })).status).toBe(404);
   });
 
-  it('deletes a service: its copies go, its name is free again', async () => {
+  it('deletes a service: its copies go, its name is free again, its id answers 404', async () => {
+    const id = ((await api('GET', '/api/swarm/services')).body as { name: string; id: string }[]).find(
+      (s) => s.name === 'vision-sdxl',
+    )!.id;
     const del = await api('DELETE', '/api/swarm/services/vision-sdxl');
     expect(del.status).toBe(200);
     expect(del.body).toMatchObject({ status: 'deleted', name: 'vision-sdxl' });
     await eventually(async () => expect(runningOn(SDXL)).toEqual([]));
     expect((await api('GET', '/api/swarm/services')).body).toEqual([]);
     expect((await api('DELETE', '/api/swarm/services/vision-sdxl')).status).toBe(404);
+    // Found by schemathesis: the deleted service's logs still answered 200 by its id.
+    expect((await api('GET', `/api/swarm/services/${id}/logs`)).status).toBe(404);
+    expect((await api('DELETE', `/api/swarm/services/${id}`)).status).toBe(404);
     const again = await api('POST', '/api/swarm/services', { name: 'vision-sdxl', image: 'nginx:alpine' });
     expect(again.status).toBe(201);
   });
