@@ -27,6 +27,7 @@ import type { CommandItem } from '../../functions/nodes/commands.js';
 import { imageInstances, getService, serviceSlots } from '../../functions/orchestrator/model.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { LABELS } from '../../protocol/messages.js';
+import { agentLogTails, agentProcesses, startAgents, stopAgents } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -76,7 +77,7 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
   /** Every line every agent process logged, kills and restarts included. */
   const agentLines: string[] = [];
   const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
-  const agentLogs = () => agents.map((a) => `--- ${a.name} (pid ${a.pid})\n${a.logTail(30)}`).join('\n');
+  const agentLogs = () => agentLogTails(agents, 30);
 
   beforeAll(async () => {
     console.log(`chaos-agents seed ${SEED} (CHAOS_SEED=${SEED} repeats its choices)`);
@@ -120,24 +121,19 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
     // The bundle starts in a fraction of tsx's time: restarts are most of this suite's work.
     const bundle = join(stateRoot, 'agent.mjs');
     await buildAgentBundle(bundle);
-    agents = nodeNames.map(
-      (name) =>
-        new AgentProcess({
-          url: rt.url,
-          name,
-          stateDir: join(stateRoot, name),
-          heartbeatSeconds: 1,
-          entry: [bundle],
-          env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
-          onLine: (line) => agentLines.push(line),
-        }),
-    );
-    await Promise.all(agents.map((a) => a.start()));
+    agents = agentProcesses({
+      url: rt.url,
+      names: nodeNames,
+      stateRoot,
+      entry: [bundle],
+      onLine: (line) => agentLines.push(line),
+    });
+    await startAgents(agents);
   }, 120_000);
 
   afterAll(async () => {
     events?.destroy();
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+    await stopAgents(agents);
     if (docker) await removeNodeContainers(docker, nodeNames);
     await rt?.stop();
     if (stateRoot) await rm(stateRoot, { recursive: true, force: true });

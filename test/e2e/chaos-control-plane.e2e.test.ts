@@ -10,10 +10,8 @@
  * Seeded: CHAOS_SEED repeats a run's kill moments (the seed is printed).
  */
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -24,7 +22,9 @@ import { queryAll } from '../../functions/ports/store.js';
 import { startRuntime } from '../../local/runtime.js';
 import { LABELS } from '../../protocol/messages.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
-import { startLocalProcess } from '../harness/local-process.js';
+import { agentEnv } from '../harness/fleet.js';
+import { freePort } from '../harness/free-port.js';
+import { killLocalProcess, startLocalProcess } from '../harness/local-process.js';
 import {
   describeWith,
   emulatorDeployment,
@@ -66,14 +66,6 @@ const modes = [
   },
 ];
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (mode) => {
   const runId = uniqueName(mode.moto ? 'chaoscps' : 'chaoscp');
   const IMAGE = `localhost/${runId}:cp`;
@@ -111,13 +103,7 @@ describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (
         child.stderr!.pipe(log, { end: false });
       }
     };
-    const killControlPlane = async () => {
-      const c = child!;
-      if (c.exitCode !== null || c.signalCode !== null) return;
-      const exited = once(c, 'exit');
-      c.kill('SIGKILL');
-      await exited;
-    };
+    const killControlPlane = () => killLocalProcess(child!);
     const api = async (method: string, path: string, body?: unknown, key = API_KEY) => {
       const res = await fetch(`${url}${path}`, {
         method,
@@ -153,7 +139,7 @@ describe.each(modes)('chaos: the control plane SIGKILLed mid-command ($name)', (
         stateDir: join(dataDir, 'agent'),
         heartbeatSeconds: 1,
         entry: [bundle],
-        env: { ...process.env, FLEET_API_KEY: API_KEY, FLEET_URL: '', FLEET_NODE_NAME: '' },
+        env: agentEnv({ FLEET_API_KEY: API_KEY }),
         ...(LOG_DIR
           ? (() => {
               const log = createWriteStream(join(LOG_DIR, `${runId}-agent.log`), { flags: 'a' });

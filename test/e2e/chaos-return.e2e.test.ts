@@ -17,6 +17,7 @@ import type { CommandItem } from '../../functions/nodes/commands.js';
 import { getInstance } from '../../functions/orchestrator/model.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { LABELS } from '../../protocol/messages.js';
+import { agentLogTails, agentProcesses, awaitNodeStatus, startAgents, stopAgents } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -46,7 +47,7 @@ describeWith(engineStatus, 'chaos: a node returns after its work moved (embedded
   let stateRoot: string;
   let agents: AgentProcess[] = [];
   const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
-  const agentLogs = () => agents.map((a) => `--- ${a.name} (pid ${a.pid})\n${a.logTail(30)}`).join('\n');
+  const agentLogs = () => agentLogTails(agents, 30);
 
   beforeAll(async () => {
     docker = dockerClient();
@@ -66,22 +67,12 @@ describeWith(engineStatus, 'chaos: a node returns after its work moved (embedded
     stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
     const bundle = join(stateRoot, 'agent.mjs');
     await buildAgentBundle(bundle);
-    agents = nodeNames.map(
-      (name) =>
-        new AgentProcess({
-          url: rt.url,
-          name,
-          stateDir: join(stateRoot, name),
-          heartbeatSeconds: 1,
-          entry: [bundle],
-          env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
-        }),
-    );
-    await Promise.all(agents.map((a) => a.start()));
+    agents = agentProcesses({ url: rt.url, names: nodeNames, stateRoot, entry: [bundle] });
+    await startAgents(agents);
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+    await stopAgents(agents);
     if (docker) await removeNodeContainers(docker, nodeNames);
     await rt?.stop();
     if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
@@ -105,15 +96,7 @@ describeWith(engineStatus, 'chaos: a node returns after its work moved (embedded
     const restartCommand = restart.body.pending_commands[0] as string;
 
     // Offline past the threshold; the sweep (every minute) is fired now instead of waited for.
-    await eventually(
-      `${a.name} offline`,
-      async () => {
-        const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-        expect(nodes.find((n) => n.id === a.nodeId)?.status).toBe('offline');
-      },
-      (OFFLINE_AFTER_S + 15) * 1000,
-      250,
-    );
+    await awaitNodeStatus(rt.url, [a.nodeId], 'offline', (OFFLINE_AFTER_S + 15) * 1000, 250);
     await emit(rt.ctx, { type: 'nodes.sweep' });
     await eventually(
       'both copies running on B',
@@ -172,15 +155,7 @@ describeWith(engineStatus, 'chaos: a node returns after its work moved (embedded
     const images = (await api('GET', '/images')).body.images as { image: string }[];
     expect(images.find((i) => i.image === IMAGE)).toMatchObject({ desired_count: 2, current_running: 2 });
     // Several heartbeats later: still two, none on A.
-    await eventually(
-      'A heartbeating again',
-      async () => {
-        const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-        expect(nodes.find((n) => n.id === a.nodeId)?.status).toBe('online');
-      },
-      10_000,
-      250,
-    );
+    await awaitNodeStatus(rt.url, [a.nodeId], 'online', 10_000, 250);
     const final = await engineContainers(docker, nodeNames, { [LABELS.image]: IMAGE });
     expect(final.map((c) => [c.labels[LABELS.node], c.state])).toEqual([
       [b.name, 'running'],

@@ -23,15 +23,15 @@
  * the outcome, the task still ends (failed, saying so), once, and is not run again.
  */
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../protocol/messages.js';
-import { startLocalProcess } from '../harness/local-process.js';
+import { killLocalProcess, startLocalProcess } from '../harness/local-process.js';
+import { freePort } from '../harness/free-port.js';
+import { agentEnv, agentProcesses, putModelServer, startAgents, stopAgents } from '../harness/fleet.js';
 import { getTask, TERMINAL, type TaskItem } from '../../functions/cluster/tasks.js';
 import { fleetKeys } from '../../functions/core/keys.js';
 import type { CommandItem } from '../../functions/nodes/commands.js';
@@ -105,46 +105,24 @@ describeWith(
       });
       const bundle = join(stateRoot, 'agent.mjs');
       await buildAgentBundle(bundle);
-      agents = nodeNames.map(
-        (name) =>
-          new AgentProcess({
-            url: rt.url,
-            name,
-            stateDir: join(stateRoot, name),
-            heartbeatSeconds: 1,
-            entry: [bundle],
-            env: {
-              ...process.env,
-              FLEET_API_KEY: '',
-              FLEET_URL: '',
-              FLEET_NODE_NAME: '',
-              FLEET_LABELS: '',
-              // The node's owner lets job containers mount the checkpoint root.
-              FLEET_ALLOW_HOST_PATHS: checkpointRoot,
-            },
-            onLine: (line) => agentLines.push(line),
-          }),
-      );
-      await Promise.all(agents.map((a) => a.start()));
-      const res = await api('PUT', `/models/catalog/${MODEL}`, {
-        kind: 'image',
-        image,
-        port: MODEL_SERVER_PORT,
-        protocol: 'vision-generate',
-        path: '/generate',
-        gpuMemoryMb: 0,
-        maxWidth: 1024,
-        maxHeight: 1024,
-        minSteps: 1,
-        maxSteps: 50,
-        loadSeconds: 2,
-        env: { STEP_MS: '5' },
+      agents = agentProcesses({
+        url: rt.url,
+        names: nodeNames,
+        stateRoot,
+        entry: [bundle],
+        env: agentEnv({
+          FLEET_LABELS: '',
+          // The node's owner lets job containers mount the checkpoint root.
+          FLEET_ALLOW_HOST_PATHS: checkpointRoot,
+        }),
+        onLine: (line) => agentLines.push(line),
       });
-      expect(res.status, res.text).toBe(200);
+      await startAgents(agents);
+      await putModelServer(rt.url, MODEL, image);
     }, 180_000);
 
     afterAll(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+      await stopAgents(agents);
       if (docker) await removeNodeContainers(docker, nodeNames);
       await rt?.stop();
       if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
@@ -319,14 +297,6 @@ describeWith(
   },
 );
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describeWith(engineStatus, 'chaos: npm start SIGKILLed while a task runs (embedded, Podman)', () => {
   const cpRunId = uniqueName('chaostcp');
   const nodeName = `${cpRunId}-a`;
@@ -347,13 +317,7 @@ describeWith(engineStatus, 'chaos: npm start SIGKILLed while a task runs (embedd
       port,
     ));
   };
-  const killControlPlane = async () => {
-    const c = child!;
-    if (c.exitCode !== null || c.signalCode !== null) return;
-    const exited = once(c, 'exit');
-    c.kill('SIGKILL');
-    await exited;
-  };
+  const killControlPlane = () => killLocalProcess(child!);
   /** The node's model server, by its published port. */
   const server = async () => {
     const [c] = (await engineContainers(docker, [nodeName], { [LABELS.kind]: 'model' })).filter(
@@ -406,25 +370,11 @@ describeWith(engineStatus, 'chaos: npm start SIGKILLed while a task runs (embedd
       stateDir: join(dataDir, 'agent'),
       heartbeatSeconds: 1,
       entry: [bundle],
-      env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '', FLEET_LABELS: '' },
+      env: agentEnv({ FLEET_LABELS: '' }),
       onLine: (line) => lines.push(line),
     });
     await agent.start();
-    const res = await api('PUT', `/models/catalog/${model}`, {
-      kind: 'image',
-      image,
-      port: MODEL_SERVER_PORT,
-      protocol: 'vision-generate',
-      path: '/generate',
-      gpuMemoryMb: 0,
-      maxWidth: 1024,
-      maxHeight: 1024,
-      minSteps: 1,
-      maxSteps: 50,
-      loadSeconds: 2,
-      env: { STEP_MS: '5' },
-    });
-    expect(res.status, res.text).toBe(200);
+    await putModelServer(url, model, image);
   }, 180_000);
 
   afterAll(async () => {

@@ -19,6 +19,15 @@ import { getTask } from '../../functions/cluster/tasks.js';
 import { emit } from '../../functions/core/events.js';
 import { compareStrings } from '../../functions/task-planner/compare.js';
 import { LABELS } from '../../protocol/messages.js';
+import {
+  agentEnv,
+  agentLogTails,
+  agentProcesses,
+  expectAgentChannel,
+  putModelServer,
+  startAgents,
+  stopAgents,
+} from '../harness/fleet.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
 import {
   describeWith,
@@ -87,7 +96,7 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
     const nodeNames = [`${runId}-a`, `${runId}-b`];
 
     const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
-    const agentLogs = () => agents.map((a) => `--- ${a.name} (pid ${a.pid})\n${a.logTail(25)}`).join('\n');
+    const agentLogs = () => agentLogTails(agents, 25);
     const agentOf = (nodeId: string | undefined) => {
       const a = agents.find((x) => x.nodeId === nodeId);
       if (!a) throw new Error(`no agent of this suite has node id ${nodeId}`);
@@ -205,20 +214,14 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
       rt = await startControlPlane({ env, moto: mode.moto });
       expect(rt.ctx.mode).toBe(mode.moto ? 'emulator' : 'embedded');
       stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
-      agents = nodeNames.map(
-        (name) =>
-          new AgentProcess({
-            url: rt.url,
-            name,
-            stateDir: join(stateRoot, name),
-            heartbeatSeconds: 1,
-            env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '', FLEET_LABELS: '' },
-          }),
-      );
-      await Promise.all(agents.map((a) => a.start()));
-      const channel = mode.moto ? 'sqs' : 'http';
-      for (const a of agents)
-        expect(a.lines.join('\n')).toMatch(new RegExp(`"agent running".*"channel":"${channel}"`));
+      agents = agentProcesses({
+        url: rt.url,
+        names: nodeNames,
+        stateRoot,
+        env: agentEnv({ FLEET_LABELS: '' }),
+      });
+      await startAgents(agents);
+      expectAgentChannel(agents, mode.moto ? 'sqs' : 'http');
       await eventually('both workers online', async () => {
         const res = await api('GET', '/workers');
         const workers = res.body.workers as { worker_id: string; status: string; max_concurrency: number }[];
@@ -229,27 +232,11 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
           });
       });
       // Two models served by the same test image; 0 MB of GPU memory: these nodes have no GPU.
-      for (const id of [X, Y]) {
-        const res = await api('PUT', `/models/catalog/${id}`, {
-          kind: 'image',
-          image,
-          port: MODEL_SERVER_PORT,
-          protocol: 'vision-generate',
-          path: '/generate',
-          gpuMemoryMb: 0,
-          maxWidth: 1024,
-          maxHeight: 1024,
-          minSteps: 1,
-          maxSteps: 50,
-          loadSeconds: 2,
-          env: { STEP_MS: '5' },
-        });
-        expect(res.status, res.text).toBe(200);
-      }
+      for (const id of [X, Y]) await putModelServer(rt.url, id, image);
     }, 120_000);
 
     afterAll(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+      await stopAgents(agents);
       if (docker) await removeNodeContainers(docker, nodeNames);
       await rt?.stop();
       if (stateRoot) await rm(stateRoot, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../protocol/messages.js';
+import { agentLogTails, agentProcesses, startAgents, stopAgents } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -41,7 +42,7 @@ describeWith(engineStatus, 'drain and retire end to end: local runtime, two real
   const api = (method: string, path: string, body?: unknown) => call(rt.url, method, path, body);
   const running = async (node: string) =>
     (await engineContainers(docker, [node], { [LABELS.image]: image })).filter((c) => c.state === 'running');
-  const logs = () => agents.map((a) => `--- ${a.name}\n${a.logTail(20)}`).join('\n');
+  const logs = () => agentLogTails(agents, 20);
 
   beforeAll(async () => {
     docker = dockerClient();
@@ -58,21 +59,12 @@ describeWith(engineStatus, 'drain and retire end to end: local runtime, two real
       moto: false,
     });
     stateRoot = await mkdtemp(join(tmpdir(), `${runId}-`));
-    agents = nodeNames.map(
-      (name) =>
-        new AgentProcess({
-          url: rt.url,
-          name,
-          stateDir: join(stateRoot, name),
-          heartbeatSeconds: 1,
-          env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
-        }),
-    );
-    await Promise.all(agents.map((a) => a.start()));
+    agents = agentProcesses({ url: rt.url, names: nodeNames, stateRoot });
+    await startAgents(agents);
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+    await stopAgents(agents);
     if (docker) {
       await removeNodeContainers(docker, nodeNames);
       await untagImage(docker, image);

@@ -15,6 +15,15 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
 import { LABELS } from '../../protocol/messages.js';
+import {
+  agentEnv,
+  agentLogTails,
+  agentProcesses,
+  awaitNodeStatus,
+  expectAgentChannel,
+  startAgents,
+  stopAgents,
+} from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
   describeWith,
@@ -112,7 +121,7 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
       if (!a) throw new Error(`no agent of this suite is named ${name}`);
       return a;
     };
-    const agentLogs = () => agents.map((a) => `--- ${a.name} (pid ${a.pid})\n${a.logTail(25)}`).join('\n');
+    const agentLogs = () => agentLogTails(agents, 25);
     /** The one container of an instance on the engine, inspected. */
     const containerOf = async (instanceId: string) => {
       const found = await mine({ [LABELS.instance]: instanceId });
@@ -149,35 +158,23 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
         );
       proxy = new EngineProxy(join(stateRoot, 'engine.sock'), engineSocket);
       await proxy.listen();
-      agents = nodeNames.map(
-        (name) =>
-          new AgentProcess({
-            url: rt.url,
-            name,
-            stateDir: join(stateRoot, name),
-            heartbeatSeconds: 1,
-            env: {
-              ...process.env,
-              DOCKER_HOST: proxy.dockerHost,
-              FLEET_API_KEY: '',
-              FLEET_URL: '',
-              FLEET_NODE_NAME: '',
-            },
-          }),
-      );
-      await Promise.all(agents.map((a) => a.start()));
-      // Both registered and heartbeating, with the channel this mode gives them.
-      const channel = mode.moto ? 'sqs' : 'http';
-      for (const a of agents)
-        expect(a.lines.join('\n')).toMatch(new RegExp(`"agent running".*"channel":"${channel}"`));
-      await eventually('both nodes online', async () => {
-        const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-        for (const a of agents) expect(nodes.find((n) => n.id === a.nodeId)?.status).toBe('online');
+      agents = agentProcesses({
+        url: rt.url,
+        names: nodeNames,
+        stateRoot,
+        env: agentEnv({ DOCKER_HOST: proxy.dockerHost }),
       });
+      await startAgents(agents);
+      // Both registered and heartbeating, with the channel this mode gives them.
+      expectAgentChannel(agents, mode.moto ? 'sqs' : 'http');
+      await awaitNodeStatus(
+        rt.url,
+        agents.map((a) => a.nodeId),
+      );
     }, 120_000);
 
     afterAll(async () => {
-      await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+      await stopAgents(agents);
       if (docker) await removeNodeContainers(docker, nodeNames);
       await rt?.stop();
       await proxy?.close();
@@ -566,15 +563,7 @@ describe.each(modes)('orchestrator end to end: $name', (mode) => {
       const survivor = agents.find((a) => a !== victim)!;
 
       // Silent past NODE_OFFLINE_AFTER_SECONDS; the every-minute sweep is fired now instead of waited for.
-      await eventually(
-        `${victim.name} offline`,
-        async () => {
-          const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-          expect(nodes.find((n) => n.id === victim.nodeId)?.status).toBe('offline');
-        },
-        (OFFLINE_AFTER_S + 10) * 1000,
-        250,
-      );
+      await awaitNodeStatus(rt.url, [victim.nodeId], 'offline', (OFFLINE_AFTER_S + 10) * 1000, 250);
       await emit(rt.ctx, { type: 'nodes.sweep' });
       await eventually(
         'a replacement running on the other node',

@@ -17,8 +17,18 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { MAINTENANCE_SCHEDULE } from '../../functions/commander/maintenance/schedule.js';
 import { LABELS } from '../../protocol/messages.js';
+import {
+  agentEnv,
+  agentLogTails,
+  agentProcesses,
+  awaitNodeStatus,
+  expectAgentChannel,
+  putModelServer,
+  startAgents,
+  stopAgents,
+} from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
-import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
+import { ensureModelServerImage } from '../harness/model-server-image.js';
 import {
   describeWith,
   engine as dockerClient,
@@ -57,7 +67,7 @@ describeWith(status, 'the synthesized stack on moto (start:stack), two real agen
 
   const api = (method: string, path: string, body?: unknown) => call(cp.url, method, path, body);
   const mine = (labels: Record<string, string> = {}) => engineContainers(docker, nodeNames, labels);
-  const agentLogs = () => agents.map((a) => `--- ${a.name}\n${a.logTail(20)}`).join('\n');
+  const agentLogs = () => agentLogTails(agents, 20);
 
   beforeAll(async () => {
     docker = dockerClient();
@@ -78,30 +88,22 @@ describeWith(status, 'the synthesized stack on moto (start:stack), two real agen
       },
     });
     expect(cp.kind).toBe('stack');
-    agents = nodeNames.map(
-      (name) =>
-        new AgentProcess({
-          url: cp.url,
-          name,
-          stateDir: join(stateRoot, name),
-          heartbeatSeconds: 1,
-          env: {
-            ...process.env,
-            FLEET_API_KEY: '',
-            FLEET_URL: '',
-            FLEET_NODE_NAME: '',
-            FLEET_LABELS: '',
-            // The node's own policy lets runs mount this suite's checkpoint root (not the default one).
-            FLEET_ALLOW_HOST_PATHS: checkpointRoot,
-          },
-        }),
-    );
-    await Promise.all(agents.map((a) => a.start(90_000)));
-    for (const a of agents) expect(a.lines.join('\n')).toMatch(/"agent running".*"channel":"sqs"/);
+    agents = agentProcesses({
+      url: cp.url,
+      names: nodeNames,
+      stateRoot,
+      env: agentEnv({
+        FLEET_LABELS: '',
+        // The node's own policy lets runs mount this suite's checkpoint root (not the default one).
+        FLEET_ALLOW_HOST_PATHS: checkpointRoot,
+      }),
+    });
+    await startAgents(agents, 90_000);
+    expectAgentChannel(agents, 'sqs');
   }, 240_000);
 
   afterAll(async () => {
-    await Promise.all(agents.map((a) => a.kill('SIGKILL')));
+    await stopAgents(agents);
     if (docker) await removeNodeContainers(docker, nodeNames);
     await cp?.stop();
     if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
@@ -109,14 +111,10 @@ describeWith(status, 'the synthesized stack on moto (start:stack), two real agen
   }, 90_000);
 
   it('fleet: both nodes register through the agent function and are online in /api/nodes/', async () => {
-    await eventually(
-      'both nodes online',
-      async () => {
-        const res = await api('GET', '/api/nodes/');
-        expect(res.status, res.text).toBe(200);
-        const nodes = res.body.nodes as { id: string; status: string }[];
-        for (const a of agents) expect(nodes.find((n) => n.id === a.nodeId)?.status).toBe('online');
-      },
+    await awaitNodeStatus(
+      cp.url,
+      agents.map((a) => a.nodeId),
+      'online',
       30_000,
     );
   });
@@ -185,21 +183,7 @@ describeWith(status, 'the synthesized stack on moto (start:stack), two real agen
   }, 120_000);
 
   it('task queue: a task through the cluster API and one through the vision API run on a model server', async () => {
-    const catalog = await api('PUT', `/models/catalog/${MODEL}`, {
-      kind: 'image',
-      image: modelImage,
-      port: MODEL_SERVER_PORT,
-      protocol: 'vision-generate',
-      path: '/generate',
-      gpuMemoryMb: 0,
-      maxWidth: 1024,
-      maxHeight: 1024,
-      minSteps: 1,
-      maxSteps: 50,
-      loadSeconds: 2,
-      env: { STEP_MS: '5' },
-    });
-    expect(catalog.status, catalog.text).toBe(200);
+    await putModelServer(cp.url, MODEL, modelImage);
     const task = await api('POST', '/tasks', {
       task_type: 'image_generation',
       model_name: MODEL,

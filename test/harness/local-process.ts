@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,4 +33,12 @@ export async function startLocalProcess(
   child.stdout!.resume();
   child.stderr!.resume();
   return { child, url };
+}
+
+/** SIGKILLs such a process and waits until it is gone; nothing when it already is. */
+export async function killLocalProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
 }
