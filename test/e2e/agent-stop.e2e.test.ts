@@ -15,15 +15,16 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RESTART_MARKER } from '../../agent/state.js';
 import { LABELS } from '../../protocol/messages.js';
+import { agentEnv, expectAgentChannel } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
+  bothServices,
   describeWith,
   emulatorDeployment,
   engine as dockerClient,
   requireEngine,
   requireMoto,
   uniqueName,
-  type ServiceStatus,
 } from '../harness/services.js';
 import {
   AgentProcess,
@@ -40,14 +41,14 @@ import {
 
 const engineStatus = requireEngine();
 const motoStatus = requireMoto();
-const both = (a: ServiceStatus, b: ServiceStatus): ServiceStatus =>
-  a.available && b.available
-    ? { available: true, reason: '' }
-    : { available: false, reason: [a.reason, b.reason].filter(Boolean).join('; ') };
 
 const modes = [
   { name: 'embedded control plane, HTTP command channel', moto: false, status: engineStatus },
-  { name: 'control plane on moto, SQS command queue', moto: true, status: both(engineStatus, motoStatus) },
+  {
+    name: 'control plane on moto, SQS command queue',
+    moto: true,
+    status: bothServices(engineStatus, motoStatus),
+  },
 ];
 
 interface NodeView {
@@ -94,12 +95,10 @@ for (const mode of modes) {
         name: nodeName,
         stateDir: join(stateRoot, nodeName),
         heartbeatSeconds: 1,
-        env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '', FLEET_LABELS: '' },
+        env: agentEnv({ FLEET_LABELS: '' }),
       });
       await agent.start();
-      expect(agent.lines.join('\n')).toMatch(
-        new RegExp(`"agent running".*"channel":"${mode.moto ? 'sqs' : 'http'}"`),
-      );
+      expectAgentChannel([agent], mode.moto ? 'sqs' : 'http');
     }, 120_000);
 
     afterAll(async () => {

@@ -10,9 +10,22 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
+import { agentEnv, awaitNodeStatus } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
-import { describeWith, engine as dockerClient, requireEngineAndRegistry, uniqueName } from '../harness/services.js';
-import { AgentProcess, call, engineContainers, eventually, removeNodeContainers, untagImage } from './harness.js';
+import {
+  describeWith,
+  engine as dockerClient,
+  requireEngineAndRegistry,
+  uniqueName,
+} from '../harness/services.js';
+import {
+  AgentProcess,
+  call,
+  engineContainers,
+  eventually,
+  removeNodeContainers,
+  untagImage,
+} from './harness.js';
 
 const status = requireEngineAndRegistry();
 
@@ -65,24 +78,15 @@ describeWith(status, 'Build API end to end: local runtime, a real agent, Podman,
       name: nodeName,
       stateDir: join(root, 'state'),
       heartbeatSeconds: 1,
-      env: {
-        ...process.env,
-        FLEET_API_KEY: '',
-        FLEET_URL: '',
-        FLEET_NODE_NAME: '',
-        FLEET_BUILD_ROOT: buildRoot,
-        FLEET_LABELS: 'cluster=vision',
-      },
+      env: agentEnv({ FLEET_BUILD_ROOT: buildRoot, FLEET_LABELS: 'cluster=vision' }),
     });
     await agent.start();
-    await eventually('the node online', async () => {
-      const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-      expect(nodes.find((n) => n.id === agent.nodeId)?.status).toBe('online');
-    });
+    await awaitNodeStatus(rt.url, [agent.nodeId]);
   }, 120_000);
 
   afterAll(async () => {
-    for (const name of [`${runId}-svc`, `${runId}-bd`]) await api('DELETE', `/api/swarm/services/${name}`).catch(() => undefined);
+    for (const name of [`${runId}-svc`, `${runId}-bd`])
+      await api('DELETE', `/api/swarm/services/${name}`).catch(() => undefined);
     await agent?.kill('SIGTERM').catch(() => undefined);
     await rt?.stop();
     if (docker) {
@@ -112,7 +116,11 @@ describeWith(status, 'Build API end to end: local runtime, a real agent, Podman,
     const listing = await api('GET', '/api/build/registry/images');
     expect(listing.status, listing.text).toBe(200);
     expect(listing.body.registry).toBe(registryHost());
-    expect(listing.body.images).toContainEqual({ name: repo, tags: ['v1'], full_image: `${registryHost()}/${repo}` });
+    expect(listing.body.images).toContainEqual({
+      name: repo,
+      tags: ['v1'],
+      full_image: `${registryHost()}/${repo}`,
+    });
   });
 
   it('refuses a Dockerfile outside the build root with 403, and pushes nothing', async () => {
@@ -130,9 +138,20 @@ describeWith(status, 'Build API end to end: local runtime, a real agent, Podman,
 
   it('deploys the built image as a service on the cluster; its container runs that image', async () => {
     const image = `${registryHost()}/${repo}:v1`;
-    const res = await api('POST', '/api/build/deploy', { image, service_name: `${runId}-svc`, cluster: 'vision', replicas: 1 });
+    const res = await api('POST', '/api/build/deploy', {
+      image,
+      service_name: `${runId}-svc`,
+      cluster: 'vision',
+      replicas: 1,
+    });
     expect(res.status, `${res.text}\n${agent.logTail(20)}`).toBe(201);
-    expect(res.body).toMatchObject({ name: `${runId}-svc`, image, replicas: 1, action: 'created', constraints: ['node.labels.cluster==vision'] });
+    expect(res.body).toMatchObject({
+      name: `${runId}-svc`,
+      image,
+      replicas: 1,
+      action: 'created',
+      constraints: ['node.labels.cluster==vision'],
+    });
     const [c] = await eventually('the service container running', async () => {
       const found = await engineContainers(docker, [nodeName]);
       expect(found.filter((x) => x.state === 'running')).toHaveLength(1);
@@ -146,11 +165,21 @@ describeWith(status, 'Build API end to end: local runtime, a real agent, Podman,
       expect(logs).toContain(`from the build context of ${runId}`);
     });
     // Deploying again scales the same service.
-    const again = await api('POST', '/api/build/deploy', { image, service_name: `${runId}-svc`, cluster: 'vision', replicas: 2 });
+    const again = await api('POST', '/api/build/deploy', {
+      image,
+      service_name: `${runId}-svc`,
+      cluster: 'vision',
+      replicas: 2,
+    });
     expect(again.status, again.text).toBe(200);
     expect(again.body).toMatchObject({ action: 'scaled', replicas: 2 });
     // Another cluster than the service's: refused, nothing changed.
-    const moved = await api('POST', '/api/build/deploy', { image, service_name: `${runId}-svc`, cluster: 'other', replicas: 1 });
+    const moved = await api('POST', '/api/build/deploy', {
+      image,
+      service_name: `${runId}-svc`,
+      cluster: 'other',
+      replicas: 1,
+    });
     expect(moved.status, moved.text).toBe(409);
     const services = (await api('GET', '/api/swarm/services')).body as { name: string; replicas: number }[];
     expect(services.find((s) => s.name === `${runId}-svc`)?.replicas).toBe(2);
@@ -173,11 +202,15 @@ describeWith(status, 'Build API end to end: local runtime, a real agent, Podman,
     expect(res.body.deploy).toMatchObject({ name: `${runId}-bd`, image, action: 'created' });
     await eventually('the v2 container running', async () => {
       const found = (await engineContainers(docker, [nodeName])).filter((x) => x.state === 'running');
-      const images = await Promise.all(found.map(async (x) => (await docker.getContainer(x.id).inspect()).Config.Image));
+      const images = await Promise.all(
+        found.map(async (x) => (await docker.getContainer(x.id).inspect()).Config.Image),
+      );
       expect(images).toContain(image);
     });
     const listing = await api('GET', '/api/build/registry/images');
-    expect((listing.body.images as { name: string; tags: string[] }[]).find((i) => i.name === repo)?.tags.sort()).toEqual(['v1', 'v2']);
+    expect(
+      (listing.body.images as { name: string; tags: string[] }[]).find((i) => i.name === repo)?.tags.sort(),
+    ).toEqual(['v1', 'v2']);
 
     await writeFile(join(root, 'builds', 'app', 'Dockerfile.bad'), `FROM ${BUSYBOX_IMAGE}\nRUN exit 3\n`);
     const bad = await api('POST', '/api/build/build-and-deploy', {

@@ -26,13 +26,13 @@ import { agentEnv } from '../harness/fleet.js';
 import { freePort } from '../harness/free-port.js';
 import { killLocalProcess, startLocalProcess } from '../harness/local-process.js';
 import {
+  bothServices,
   describeWith,
   emulatorDeployment,
   engine as dockerClient,
   requireEngine,
   requireMoto,
   uniqueName,
-  type ServiceStatus,
 } from '../harness/services.js';
 import {
   AgentProcess,
@@ -55,14 +55,12 @@ const LOG_DIR = process.env.CHAOS_LOG_DIR;
 
 const engineStatus = requireEngine();
 const motoStatus = requireMoto();
-const both = (a: ServiceStatus, b: ServiceStatus): ServiceStatus =>
-  !a.available ? a : !b.available ? b : { available: true, reason: '' };
 const modes = [
   { name: 'npm start, Podman', moto: false, status: engineStatus },
   {
     name: 'npm start on moto, SQS command queues, Podman',
     moto: true,
-    status: both(engineStatus, motoStatus),
+    status: bothServices(engineStatus, motoStatus),
   },
 ];
 

@@ -16,8 +16,10 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../functions/core/events.js';
+import { agentEnv, awaitNodeStatus } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
+  bothServices,
   describeWith,
   engine as dockerClient,
   emulatorDeployment,
@@ -61,10 +63,7 @@ const modes: { name: string; moto: boolean; status: ServiceStatus }[] = [
   {
     name: `${E2E_RUNTIME === 'stack' ? 'the synthesized stack' : 'control plane'} on moto, presigned S3 URLs`,
     moto: true,
-    status:
-      engineStatus.available && motoStatus.available
-        ? { available: true, reason: '' }
-        : { available: false, reason: [engineStatus.reason, motoStatus.reason].filter(Boolean).join('; ') },
+    status: bothServices(engineStatus, motoStatus),
   },
 ];
 
@@ -85,27 +84,15 @@ describe.each(modes)('checkpoints follow the job: $name', (mode) => {
         name: node === 'a' ? names[0]! : names[1]!,
         stateDir: join(root, `agent-${node}`),
         heartbeatSeconds: 1,
-        env: {
-          ...process.env,
-          FLEET_API_KEY: '',
-          FLEET_URL: '',
-          FLEET_NODE_NAME: '',
+        env: agentEnv({
           // Each node its own folder, allowed by its own policy.
           FLEET_CHECKPOINT_ROOT: join(root, `ckpt-${node}`),
           FLEET_ALLOW_HOST_PATHS: join(root, `ckpt-${node}`),
-        },
+        }),
       });
     const logs = () => agents.map((a) => `--- ${a.name}\n${a.logTail(15)}`).join('\n');
     const online = (nodeId: string, status: string) =>
-      eventually(
-        `node ${nodeId} ${status}`,
-        async () => {
-          const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-          expect(nodes.find((n) => n.id === nodeId)?.status).toBe(status);
-        },
-        (OFFLINE_AFTER_S + 15) * 1000,
-        250,
-      );
+      awaitNodeStatus(rt.url, [nodeId], status, (OFFLINE_AFTER_S + 15) * 1000, 250);
 
     beforeAll(async () => {
       docker = dockerClient();

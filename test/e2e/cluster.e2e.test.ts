@@ -30,6 +30,7 @@ import {
 } from '../harness/fleet.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
 import {
+  bothServices,
   describeWith,
   emulatorDeployment,
   engine as dockerClient,
@@ -56,10 +57,6 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 const engineStatus = requireEngine();
 const motoStatus = requireMoto();
-const both = (a: ServiceStatus, b: ServiceStatus): ServiceStatus =>
-  a.available && b.available
-    ? { available: true, reason: '' }
-    : { available: false, reason: [a.reason, b.reason].filter(Boolean).join('; ') };
 
 interface Mode {
   name: string;
@@ -72,7 +69,7 @@ const modes: Mode[] = [
   {
     name: `${E2E_RUNTIME === 'stack' ? 'the synthesized stack (start:stack)' : 'control plane'} on moto, SQS command queues, S3 artifacts`,
     moto: true,
-    status: both(engineStatus, motoStatus),
+    status: bothServices(engineStatus, motoStatus),
   },
 ];
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
+import { agentEnv } from '../harness/fleet.js';
 import { describeWith, requireEngine, uniqueName } from '../harness/services.js';
 import { AgentProcess, call, eventually } from './harness.js';
 
@@ -42,18 +43,27 @@ describeWith(status, 'Network API end to end: local runtime and a real agent sca
     q = await listen('127.0.0.3', 0);
     rt = await startRuntime({
       port: 0,
-      env: { ...process.env, LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'SILENT', COMMAND_WAIT_MS: '25000', AWS_ENDPOINT_URL: undefined },
+      env: {
+        ...process.env,
+        LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'SILENT',
+        COMMAND_WAIT_MS: '25000',
+        AWS_ENDPOINT_URL: undefined,
+      },
     });
     agent = new AgentProcess({
       url: rt.url,
       name: nodeName,
       stateDir: join(root, 'state'),
       heartbeatSeconds: 1,
-      env: { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' },
+      env: agentEnv(),
     });
     await agent.start();
     const node = await eventually('the node online', async () => {
-      const nodes = (await api('/api/nodes/')).body.nodes as { id: string; status: string; ip: string | null }[];
+      const nodes = (await api('/api/nodes/')).body.nodes as {
+        id: string;
+        status: string;
+        ip: string | null;
+      }[];
       const n = nodes.find((x) => x.id === agent.nodeId);
       expect(n?.status).toBe('online');
       return n!;
@@ -71,7 +81,13 @@ describeWith(status, 'Network API end to end: local runtime and a real agent sca
   it('the agent finds the loopback listeners, each with its port; the scan is stored', async () => {
     const res = await api(`/api/network/scan?subnet=127.0.0.0/29&ports=${p},${q}&refresh=true`);
     expect(res.status, `${res.text}\n${agent.logTail(20)}`).toBe(200);
-    const devices = res.body.devices as { ip: string; hostname: string | null; ports: number[]; in_swarm: boolean; mac: string | null }[];
+    const devices = res.body.devices as {
+      ip: string;
+      hostname: string | null;
+      ports: number[];
+      in_swarm: boolean;
+      mac: string | null;
+    }[];
     expect(devices.map((d) => [d.ip, d.ports])).toEqual([
       ['127.0.0.2', [p]],
       ['127.0.0.3', [q]],
@@ -83,7 +99,13 @@ describeWith(status, 'Network API end to end: local runtime and a real agent sca
       expect(d.hostname === null || typeof d.hostname === 'string').toBe(true);
     }
     const scanStatus = (await api('/api/network/scan-status')).body;
-    expect(scanStatus).toMatchObject({ status: 'completed', subnet: '127.0.0.0/29', node_id: agent.nodeId, devices_found: 2, error: null });
+    expect(scanStatus).toMatchObject({
+      status: 'completed',
+      subnet: '127.0.0.0/29',
+      node_id: agent.nodeId,
+      devices_found: 2,
+      error: null,
+    });
     // refresh=false: the stored scan, unchanged.
     expect((await api(`/api/network/scan?subnet=127.0.0.0/29&ports=${p},${q}`)).body).toEqual(res.body);
   });

@@ -13,6 +13,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { nodeCommands } from '../../functions/nodes/commands.js';
 import { LABELS } from '../../protocol/messages.js';
+import { agentEnv } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -82,20 +83,19 @@ describeWith(
           TRAINING_CHECKPOINT_ROOT: checkpointRoot,
         },
       });
-      const agentEnv = { ...process.env, FLEET_API_KEY: '', FLEET_URL: '', FLEET_NODE_NAME: '' };
       agents.strict = new AgentProcess({
         url: rt.url,
         name: names.strict,
         stateDir: join(root, 'strict'),
         heartbeatSeconds: 1,
-        env: { ...agentEnv, FLEET_ALLOW_HOST_PATHS: '' },
+        env: agentEnv({ FLEET_ALLOW_HOST_PATHS: '' }),
       });
       agents.open = new AgentProcess({
         url: rt.url,
         name: names.open,
         stateDir: join(root, 'open'),
         heartbeatSeconds: 1,
-        env: { ...agentEnv, FLEET_ALLOW_HOST_PATHS: `${shared},${checkpointRoot}`, FLEET_ALLOW_EXEC: 'true' },
+        env: agentEnv({ FLEET_ALLOW_HOST_PATHS: `${shared},${checkpointRoot}`, FLEET_ALLOW_EXEC: 'true' }),
       });
       await Promise.all([agents.strict.start(), agents.open.start()]);
     }, 120_000);

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getJob } from '../../functions/commander/install-queue.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
+import { agentEnv } from '../harness/fleet.js';
 import { requireEngine, uniqueName, describeWith } from '../harness/services.js';
 import { loopbackPair, requireSshd, Sshd, TestUser } from '../harness/sshd.js';
 import { AgentProcess, call, EngineProxy, eventually, REPO_ROOT } from './harness.js';
@@ -83,13 +84,7 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
       name: `${runId}-installer`,
       stateDir: join(root, 'installer-state'),
       heartbeatSeconds: 1,
-      env: {
-        ...process.env,
-        FLEET_API_KEY: '',
-        FLEET_URL: '',
-        FLEET_NODE_NAME: '',
-        FLEET_AGENT_BUNDLE: join(root, 'agent.mjs'),
-      },
+      env: agentEnv({ FLEET_AGENT_BUNDLE: join(root, 'agent.mjs') }),
     });
     await installer.start();
     const saved = await api('POST', '/api/vault/', {

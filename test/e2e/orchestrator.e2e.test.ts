@@ -26,6 +26,7 @@ import {
 } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import {
+  bothServices,
   describeWith,
   dockerOptions,
   emulatorDeployment,
@@ -61,10 +62,6 @@ const COMMAND_WAIT_MS = 8_000;
 
 const engineStatus = requireEngine();
 const motoStatus = requireMoto();
-const both = (a: ServiceStatus, b: ServiceStatus): ServiceStatus =>
-  a.available && b.available
-    ? { available: true, reason: '' }
-    : { available: false, reason: [a.reason, b.reason].filter(Boolean).join('; ') };
 
 /** One tag of the busybox test image per scenario (each its own image, i.e. service, in the API); unique to this run. */
 const TAG_REPO = `localhost/${uniqueName('fleet-e2e')}`;
@@ -88,7 +85,7 @@ const modes: Mode[] = [
   {
     name: `${E2E_RUNTIME === 'stack' ? 'the synthesized stack (start:stack)' : 'control plane'} on moto, SQS command queues`,
     moto: true,
-    status: both(engineStatus, motoStatus),
+    status: bothServices(engineStatus, motoStatus),
   },
 ];
 

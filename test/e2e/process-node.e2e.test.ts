@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
+import { agentEnv } from '../harness/fleet.js';
 import { uniqueName } from '../harness/services.js';
 import { AgentProcess, call, eventually } from './harness.js';
 
@@ -58,16 +59,12 @@ describe('a process node (agent --driver process) in the local runtime', () => {
       name: `${runId}-p`,
       stateDir: join(root, 'agent'),
       heartbeatSeconds: 1,
-      env: {
-        ...process.env,
-        FLEET_API_KEY: '',
-        FLEET_URL: '',
-        FLEET_NODE_NAME: '',
+      env: agentEnv({
         FLEET_DRIVER: 'process',
         // No engine at all: a DOCKER_HOST must not matter.
         DOCKER_HOST: 'unix:///nonexistent.sock',
         FLEET_ALLOW_HOST_PATHS: checkpointRoot,
-      },
+      }),
     });
     await agent.start();
   }, 120_000);

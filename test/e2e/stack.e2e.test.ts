@@ -30,6 +30,7 @@ import {
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { ensureModelServerImage } from '../harness/model-server-image.js';
 import {
+  bothServices,
   describeWith,
   engine as dockerClient,
   requireEngine,
@@ -49,10 +50,7 @@ import {
 
 const engineStatus = requireEngine();
 const motoStatus = requireMoto();
-const status =
-  engineStatus.available && motoStatus.available
-    ? engineStatus
-    : { available: false, reason: [engineStatus.reason, motoStatus.reason].filter(Boolean).join('; ') };
+const status = bothServices(engineStatus, motoStatus);
 
 describeWith(status, 'the synthesized stack on moto (start:stack), two real agents, Podman', () => {
   const runId = uniqueName('e2e-stk');

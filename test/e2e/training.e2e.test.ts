@@ -20,6 +20,7 @@ import { LABELS } from '../../protocol/messages.js';
 import { repairJobs } from '../../functions/training/repair.js';
 import { overrideTrainingSettings } from '../../functions/training/settings.js';
 import { startRuntime, type Runtime } from '../../local/runtime.js';
+import { agentEnv, awaitNodeStatus } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import { AgentProcess, call, engineContainers, eventually, removeNodeContainers, sleep } from './harness.js';
@@ -120,19 +121,10 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
       stateDir: join(root, 'agent'),
       heartbeatSeconds: 1,
       // The node's owner lets containers mount the checkpoint root (the agent's policy refuses other host paths).
-      env: {
-        ...process.env,
-        FLEET_API_KEY: '',
-        FLEET_URL: '',
-        FLEET_NODE_NAME: '',
-        FLEET_ALLOW_HOST_PATHS: checkpointRoot,
-      },
+      env: agentEnv({ FLEET_ALLOW_HOST_PATHS: checkpointRoot }),
     });
     await agent.start();
-    await eventually('the node online', async () => {
-      const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-      expect(nodes.find((n) => n.id === agent.nodeId)?.status).toBe('online');
-    });
+    await awaitNodeStatus(rt.url, [agent.nodeId]);
   }, 120_000);
 
   afterAll(async () => {
@@ -310,15 +302,7 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
     // Silent past NODE_OFFLINE_AFTER_SECONDS; the every-minute sweep is fired now instead of waited for.
     await agent.kill('SIGKILL');
     const killedAt = Date.now();
-    await eventually(
-      'the node offline',
-      async () => {
-        const nodes = (await api('GET', '/api/nodes/')).body.nodes as { id: string; status: string }[];
-        expect(nodes.find((n) => n.id === nodeId)?.status).toBe('offline');
-      },
-      (OFFLINE_AFTER_S + 10) * 1000,
-      250,
-    );
+    await awaitNodeStatus(rt.url, [nodeId], 'offline', (OFFLINE_AFTER_S + 10) * 1000, 250);
     await emit(rt.ctx, { type: 'nodes.sweep' });
     const retrying = await statusOf(id, 'retrying', 20_000);
     expect(retrying).toMatchObject({

@@ -49,6 +49,13 @@ export function requireRegistry(): ServiceStatus {
   return requireService('REGISTRY_URL', 'image registry', servicesHint);
 }
 
+/** Both services available; a skip names each one missing. */
+export function bothServices(a: ServiceStatus, b: ServiceStatus): ServiceStatus {
+  return a.available && b.available
+    ? { available: true, reason: '' }
+    : { available: false, reason: [a.reason, b.reason].filter(Boolean).join('; ') };
+}
+
 /** Engine and registry both: builds need the first, pushes the second. */
 export function requireEngineAndRegistry(): ServiceStatus {
   const engine = requireEngine();
