@@ -16,7 +16,7 @@
  * Seeded: CHAOS_SEED repeats a run's choices (the seed is printed). CHAOS_COMMANDS and CHAOS_KILLS
  * set the volume (defaults: 500 commands, 20 kills).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -27,7 +27,7 @@ import type { CommandItem } from '../../functions/nodes/commands.js';
 import { imageInstances, getService, serviceSlots } from '../../functions/orchestrator/model.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { LABELS } from '../../protocol/messages.js';
-import { agentLogTails, agentProcesses, startAgents, stopAgents } from '../harness/fleet.js';
+import { agentLogTails, agentProcesses, startAgents, tearDownFleet } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -36,7 +36,6 @@ import {
   call,
   engineContainers,
   eventually,
-  removeNodeContainers,
   RUN_UNTIL_TERM,
   sleep,
   startControlPlane,
@@ -133,10 +132,7 @@ describeWith(engineStatus, 'chaos: agents SIGKILLed at random while commands flo
 
   afterAll(async () => {
     events?.destroy();
-    await stopAgents(agents);
-    if (docker) await removeNodeContainers(docker, nodeNames);
-    await rt?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+    await tearDownFleet({ agents, docker, nodeNames, controlPlane: rt, stateRoot });
     if (docker) for (const ref of IMAGES) await untagImage(docker, ref);
   }, 60_000);
 

@@ -6,7 +6,7 @@
  * all on B), the stale command it finds runs and its result is taken without changing anything,
  * and every command has exactly one outcome.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -17,7 +17,13 @@ import type { CommandItem } from '../../functions/nodes/commands.js';
 import { getInstance } from '../../functions/orchestrator/model.js';
 import { queryAll } from '../../functions/ports/store.js';
 import { LABELS } from '../../protocol/messages.js';
-import { agentLogTails, agentProcesses, awaitNodeStatus, startAgents, stopAgents } from '../harness/fleet.js';
+import {
+  agentLogTails,
+  agentProcesses,
+  awaitNodeStatus,
+  startAgents,
+  tearDownFleet,
+} from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { describeWith, engine as dockerClient, requireEngine, uniqueName } from '../harness/services.js';
 import {
@@ -26,7 +32,6 @@ import {
   call,
   engineContainers,
   eventually,
-  removeNodeContainers,
   RUN_UNTIL_TERM,
   startControlPlane,
   tagImage,
@@ -72,10 +77,7 @@ describeWith(engineStatus, 'chaos: a node returns after its work moved (embedded
   }, 120_000);
 
   afterAll(async () => {
-    await stopAgents(agents);
-    if (docker) await removeNodeContainers(docker, nodeNames);
-    await rt?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+    await tearDownFleet({ agents, docker, nodeNames, controlPlane: rt, stateRoot });
     if (docker) await untagImage(docker, IMAGE);
   }, 60_000);
 

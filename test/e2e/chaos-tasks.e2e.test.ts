@@ -31,7 +31,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../protocol/messages.js';
 import { killLocalProcess, startLocalProcess } from '../harness/local-process.js';
 import { freePort } from '../harness/free-port.js';
-import { agentEnv, agentProcesses, putModelServer, startAgents, stopAgents } from '../harness/fleet.js';
+import { agentEnv, agentProcesses, putModelServer, startAgents, tearDownFleet } from '../harness/fleet.js';
 import { getTask, TERMINAL, type TaskItem } from '../../functions/cluster/tasks.js';
 import { fleetKeys } from '../../functions/core/keys.js';
 import type { CommandItem } from '../../functions/nodes/commands.js';
@@ -122,10 +122,7 @@ describeWith(
     }, 180_000);
 
     afterAll(async () => {
-      await stopAgents(agents);
-      if (docker) await removeNodeContainers(docker, nodeNames);
-      await rt?.stop();
-      if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+      await tearDownFleet({ agents, docker, nodeNames, controlPlane: rt, stateRoot });
     }, 60_000);
 
     it(`${KILLS} kills during ${TASKS} tasks and ${JOBS} jobs: each ends once, with a reason when not completed; none lost, none run twice`, async () => {

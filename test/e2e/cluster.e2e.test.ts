@@ -10,7 +10,7 @@
  * predicted step by step. Containers are found by label fleet.node = this suite's node names;
  * afterAll removes every one of them.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -26,7 +26,7 @@ import {
   expectAgentChannel,
   putModelServer,
   startAgents,
-  stopAgents,
+  tearDownFleet,
 } from '../harness/fleet.js';
 import { ensureModelServerImage, MODEL_SERVER_PORT } from '../harness/model-server-image.js';
 import {
@@ -44,7 +44,6 @@ import {
   call,
   engineContainers,
   eventually,
-  removeNodeContainers,
   startControlPlane,
   E2E_RUNTIME,
   type ControlPlane,
@@ -233,10 +232,7 @@ describe.each(modes)('task queue end to end: $name', (mode) => {
     }, 120_000);
 
     afterAll(async () => {
-      await stopAgents(agents);
-      if (docker) await removeNodeContainers(docker, nodeNames);
-      await rt?.stop();
-      if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+      await tearDownFleet({ agents, docker, nodeNames, controlPlane: rt, stateRoot });
       if (docker) expect(await engineContainers(docker, nodeNames)).toEqual([]);
     }, 60_000);
 

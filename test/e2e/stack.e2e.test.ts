@@ -9,7 +9,7 @@
  * FLEET_E2E_RUNTIME=stack (npm run test:e2e:stack). With FLEET_E2E_STACK_OUTPUTS=<file written by
  * `cdk deploy --outputs-file`> this suite runs against that deployment instead.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -25,7 +25,7 @@ import {
   expectAgentChannel,
   putModelServer,
   startAgents,
-  stopAgents,
+  tearDownFleet,
 } from '../harness/fleet.js';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../harness/images.js';
 import { ensureModelServerImage } from '../harness/model-server-image.js';
@@ -42,7 +42,6 @@ import {
   call,
   engineContainers,
   eventually,
-  removeNodeContainers,
   RUN_UNTIL_TERM,
   startControlPlane,
   type ControlPlane,
@@ -101,10 +100,7 @@ describeWith(status, 'the synthesized stack on moto (start:stack), two real agen
   }, 240_000);
 
   afterAll(async () => {
-    await stopAgents(agents);
-    if (docker) await removeNodeContainers(docker, nodeNames);
-    await cp?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+    await tearDownFleet({ agents, docker, nodeNames, controlPlane: cp, stateRoot });
     if (docker) expect(await mine()).toEqual([]);
   }, 90_000);
 

@@ -4,9 +4,18 @@
  * the model catalogue. Each helper fails the test as the suites' own lines did: an agent that does
  * not run fails it with its log, a node that does not come online with its status.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type Docker from 'dockerode';
 import { expect } from 'vitest';
-import { AgentProcess, call, eventually, type AgentProcessOptions } from '../e2e/harness.js';
+import {
+  AgentProcess,
+  call,
+  eventually,
+  removeNodeContainers,
+  type AgentProcessOptions,
+  type ControlPlane,
+} from '../e2e/harness.js';
 import { MODEL_SERVER_PORT } from './model-server-image.js';
 
 /** An agent's environment: this process's, less the machine's own key, URL and node name, plus `extra`. */
@@ -48,6 +57,24 @@ export async function stopAgents(
   signal: NodeJS.Signals = 'SIGKILL',
 ): Promise<void> {
   await Promise.all(agents.map((a) => a?.kill(signal)));
+}
+
+/**
+ * A suite's fleet taken down, in this order: its agents SIGKILLed, their containers removed from
+ * the engine, the control plane stopped (the stack's stop fails on calls its roles do not allow),
+ * the state folder deleted. A part the set-up never reached is passed over.
+ */
+export async function tearDownFleet(fleet: {
+  agents: readonly (AgentProcess | undefined)[];
+  docker: Docker | undefined;
+  nodeNames: readonly string[];
+  controlPlane: ControlPlane | undefined;
+  stateRoot: string | undefined;
+}): Promise<void> {
+  await stopAgents(fleet.agents);
+  if (fleet.docker) await removeNodeContainers(fleet.docker, fleet.nodeNames);
+  await fleet.controlPlane?.stop();
+  if (fleet.stateRoot) await rm(fleet.stateRoot, { recursive: true, force: true });
 }
 
 /** The last `lines` log lines of each agent, for failure messages. */
