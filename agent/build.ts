@@ -45,6 +45,13 @@ const LAZY: { file: RegExp; from: string; to: string }[] = [
     from: "withSession = require('./session'),",
     to: "withSession = function (_d, _a, callback) { callback(new Error('BuildKit sessions are not in the agent bundle')); },",
   },
+  // BuildKit's progress decoder (protobufjs and its schema: 95 KB of source) serves
+  // docker.followProgress, which the agent never calls (it follows pulls with the modem's).
+  {
+    file: /dockerode[\\/]lib[\\/]docker\.js$/,
+    from: "var buildkit = require('./buildkit');",
+    to: "throw new Error('BuildKit progress is not in the agent bundle');",
+  },
   // The build context's tar, gzip and .dockerignore serve image builds only (tar-fs brings its own
   // copy of Node's streams).
   {
@@ -60,12 +67,13 @@ const lazyRequires: Plugin = {
     b.onLoad(
       { filter: /(docker-modem|dockerode)[\\/]lib[\\/](modem|docker|http|util)\.js$/ },
       async (args) => {
-        const rule = LAZY.find((r) => r.file.test(args.path));
-        const source = await readFile(args.path, 'utf8');
-        if (!rule) return { contents: source, loader: 'js' };
-        if (!source.includes(rule.from))
-          throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
-        return { contents: source.replace(rule.from, rule.to), loader: 'js' };
+        let source = await readFile(args.path, 'utf8');
+        for (const rule of LAZY.filter((r) => r.file.test(args.path))) {
+          if (!source.includes(rule.from))
+            throw new Error(`lazy-requires: ${args.path} no longer has ${rule.from}`);
+          source = source.replace(rule.from, rule.to);
+        }
+        return { contents: source, loader: 'js' };
       },
     );
   },

@@ -415,7 +415,7 @@ Environment=MALLOC_ARENA_MAX=1
 Environment=MALLOC_TRIM_THRESHOLD_=131072
 Environment=MALLOC_MMAP_THRESHOLD_=131072
 Environment=NODE_COMPILE_CACHE=/var/lib/fleet-agent/compile-cache
-ExecStart=/opt/fleet-agent/bin/node --max-semi-space-size=1 --max-old-space-size=128 --v8-pool-size=1 --no-opt --no-maglev --optimize-for-size --single-threaded --bytecode-old-age=1 --flush-baseline-code --expose-gc /opt/fleet-agent/agent.mjs
+ExecStart=/opt/fleet-agent/bin/node --max-semi-space-size=1 --max-old-space-size=128 --v8-pool-size=1 --no-opt --no-maglev --optimize-for-size --single-threaded --bytecode-old-age=1 --no-sparkplug --expose-gc /opt/fleet-agent/agent.mjs
 Restart=on-failure
 RestartSec=5
 StandardOutput=journal
