@@ -1,12 +1,16 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 /**
- * Bundles the agent into one ES module file that runs with a bare `node dist/agent.mjs`.
- * ssh2 (pulled in by docker-modem for ssh:// engines) has optional native parts it loads inside
- * try/catch: they stay external, and the bundle runs without them.
+ * Bundles the agent into an ES module file that runs with a bare `node dist/agent.mjs`, and ssh2
+ * into a second file beside it, `agent-ssh2.cjs` (SSH_FILE), which only host.install (and an
+ * ssh:// engine) loads: the idle agent's heap would otherwise hold ssh2's 340 KB of source. The
+ * agent runs without that file; host.install then fails saying it is missing. ssh2 has optional
+ * native parts it loads inside try/catch: they stay external, and it runs without them.
  */
 const outfile = process.argv[2] ?? 'dist/agent.mjs';
+const SSH_FILE = 'agent-ssh2.cjs';
 // The runtime check goes first, as plain old syntax: the bundle's own code may not run on the Node.js it refuses.
 const check = await build({
   entryPoints: ['agent/runtime-check.ts'],
@@ -79,6 +83,14 @@ const lazyRequires: Plugin = {
   },
 };
 
+/** ssh2, imported by agent/ssh-session.ts and required by docker-modem's SSH transport: the file beside the bundle. */
+const sshApart: Plugin = {
+  name: 'ssh2-apart',
+  setup(b) {
+    b.onResolve({ filter: /^ssh2$/ }, () => ({ path: `./${SSH_FILE}`, external: true }));
+  },
+};
+
 /**
  * Node's built-in modules as CommonJS requires: an ES module bundle hoists every `import` of a
  * built-in to its top, so those of modules loaded on first use (the AWS SDK's zlib, the network
@@ -110,10 +122,22 @@ await build({
   charset: 'ascii',
   outfile,
   external: ['cpu-features', '*.node'],
-  plugins: [lazyRequires, lazyBuiltins],
+  plugins: [lazyRequires, lazyBuiltins, sshApart],
   banner: {
     js: `${check.outputFiles[0]!.text.trim()}\nimport{createRequire}from'module';const require=createRequire(import.meta.url);`,
   },
   logLevel: 'warning',
 });
-console.log(`bundled ${outfile}`);
+await build({
+  entryPoints: ['ssh2'],
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  minify: true,
+  charset: 'ascii',
+  outfile: join(dirname(outfile), SSH_FILE),
+  external: ['cpu-features', '*.node'],
+  logLevel: 'warning',
+});
+console.log(`bundled ${outfile} and ${SSH_FILE} beside it`);

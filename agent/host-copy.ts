@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { createReadStream, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from 'ssh2';
 import type { InstallStep } from '../protocol/install.js';
@@ -31,6 +31,9 @@ function sha256File(path: string): Promise<string> {
   }
   return p;
 }
+
+/** ssh2 bundled apart, beside agent.mjs (agent/build.ts). */
+export const SSH2_FILE = 'agent-ssh2.cjs';
 
 export function defaultBundlePath(): string {
   const self = fileURLToPath(import.meta.url);
@@ -78,6 +81,12 @@ export async function deliverAgent(
       }
       await fastPut(sftp, d.bundlePath, `${dir}/bin/agent.mjs.tmp`);
       await rename(sftp, `${dir}/bin/agent.mjs.tmp`, `${dir}/bin/agent.mjs`);
+      // ssh2's file beside the bundle (agent/build.ts), so that agent can install hosts in turn.
+      const ssh2 = join(dirname(d.bundlePath), SSH2_FILE);
+      if (existsSync(ssh2)) {
+        await fastPut(sftp, ssh2, `${dir}/bin/${SSH2_FILE}.tmp`);
+        await rename(sftp, `${dir}/bin/${SSH2_FILE}.tmp`, `${dir}/bin/${SSH2_FILE}`);
+      }
       const envText = Object.entries(d.env)
         .map(([k, v]) => `${k}=${shQuote(v)}\n`)
         .join('');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import type { InstallCredential } from '../protocol/install.js';
 
 /**
@@ -117,13 +117,34 @@ function connectReason(
   return `could not connect to ${target}: ${error.message}`;
 }
 
+type Ssh2 = typeof import('ssh2');
+
+/**
+ * ssh2 loads on the first session, not at start: only host.install needs it. In the agent bundle
+ * it is a file of its own beside agent.mjs (agent-ssh2.cjs, agent/build.ts), so the idle agent's
+ * heap does not hold its source either. A CommonJS module's namespace holds it as `default`.
+ */
+export async function loadSsh2(): Promise<Ssh2> {
+  try {
+    const m = (await import('ssh2')) as Ssh2 & { default?: Ssh2 };
+    return m.default ?? m;
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error(
+      'SSH is not installed with this agent: agent-ssh2.cjs must be beside agent.mjs (npm run build:agent writes both; install.sh installs both)',
+      { cause: error },
+    );
+  }
+}
+
 /** Opens the session, refusing a host key other than the stored one. */
-export function connect(
+export async function connect(
   command: SshTarget,
   cred: InstallCredential,
   timeoutMs: number,
 ): Promise<{ conn: Client; hostKey: string }> {
   const target = `${command.host}:${command.port}`;
+  const { Client } = await loadSsh2();
   return new Promise((res, rej) => {
     const conn = new Client();
     let presented: string | undefined;

@@ -337,6 +337,8 @@ install_container() {
 install_systemd() {
 	say "downloading the agent and the Node.js runtime for $ARCH"
 	fetch "$URL/install/agent.mjs" "$TMP/agent.mjs"
+	# ssh2, bundled apart: loaded by host.install only (agent/build.ts).
+	fetch "$URL/install/agent-ssh2.cjs" "$TMP/agent-ssh2.cjs"
 	fetch_runtime
 	mkdir -p "$TMP/node"
 	tar -xzf "$TMP/node.tar.gz" -C "$TMP/node"
@@ -389,8 +391,9 @@ install_systemd() {
 	mkdir -p "$OPT/bin" "$ETC" "$STATE" "$(dirname "$UNIT")"
 	cp "$node_bin" "$OPT/bin/node.new" && mv "$OPT/bin/node.new" "$OPT/bin/node"
 	cp "$TMP/agent.mjs" "$OPT/agent.mjs.new" && mv "$OPT/agent.mjs.new" "$OPT/agent.mjs"
+	cp "$TMP/agent-ssh2.cjs" "$OPT/agent-ssh2.cjs.new" && mv "$OPT/agent-ssh2.cjs.new" "$OPT/agent-ssh2.cjs"
 	chmod 755 "$OPT/bin/node"
-	chmod 644 "$OPT/agent.mjs"
+	chmod 644 "$OPT/agent.mjs" "$OPT/agent-ssh2.cjs"
 	chown "$AGENT_USER:$AGENT_USER" "$STATE" 2>/dev/null ||
 		chown "$(awk -F: -v u="$AGENT_USER" '$1 == u { print $3 ":" $4 }' "$ROOT/etc/passwd")" "$STATE"
 	chmod 700 "$STATE"

@@ -49,7 +49,7 @@ export class InstallAssetsBucket extends Construct {
 }
 
 /**
- * Writes what the bucket holds into `out`: the agent bundle (built now), and from `assetsDir` the
+ * Writes what the bucket holds into `out`: the agent bundle and its ssh2 file (built now), and from `assetsDir` the
  * runtimes and image archives an operator put there (`node-<arch>.tar.gz`, `agent-image-<arch>.tar`);
  * the runtime of this machine's architecture is made from the pinned `node` package when missing.
  */

@@ -6,6 +6,7 @@ import { route, type AnyRoute } from '../core/route.js';
 import {
   agentBundle,
   agentImage,
+  agentSsh2,
   assetsDir,
   baseUrlOf,
   INSTALL_ARCHES,
@@ -20,6 +21,7 @@ const INSTALL_URL_SECONDS = 900;
 const common = { tags: ['Install'], errorStyle: 'fastapi' as const, scope: 'public' as const };
 const INSTALL_FILES = [
   'agent.mjs',
+  'agent-ssh2.cjs',
   ...INSTALL_ARCHES.map((a) => `node-${a}.tar.gz` as const),
   ...INSTALL_ARCHES.map((a) => `agent-image-${a}.tar` as const),
 ] as [string, ...string[]];
@@ -47,7 +49,7 @@ export function installRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/install/{file}',
       summary:
-        "What install.sh downloads: agent.mjs (npm run build:agent), node-<arch>.tar.gz (the pinned `node` package's runtime), agent-image-<arch>.tar (npm run build:agent-image); arch is x86_64 or aarch64",
+        "What install.sh downloads: agent.mjs and agent-ssh2.cjs (npm run build:agent), node-<arch>.tar.gz (the pinned `node` package's runtime), agent-image-<arch>.tar (npm run build:agent-image); arch is x86_64 or aarch64",
       params: z.object({ file: z.enum(INSTALL_FILES) }),
       produces: ['text/javascript', 'application/gzip', 'application/x-tar'],
       responses: {
@@ -64,8 +66,8 @@ export function installRoutes(): AnyRoute[] {
           return rawReply(302, '', 'text/plain; charset=utf-8', { location, 'cache-control': 'no-store' });
         }
         const dir = assetsDir(ctx.config.INSTALL_ASSETS_DIR);
-        if (name === 'agent.mjs') {
-          const file = await agentBundle(dir);
+        if (name === 'agent.mjs' || name === 'agent-ssh2.cjs') {
+          const file = await (name === 'agent.mjs' ? agentBundle : agentSsh2)(dir);
           if (!file) throw new NotFoundError('The agent bundle is not built here: run npm run build:agent');
           return rawReply(200, await readFile(file), 'text/javascript; charset=utf-8', {
             'cache-control': 'no-store',

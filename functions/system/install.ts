@@ -62,6 +62,9 @@ const fileIfThere = async (path: string) =>
 /** The agent bundle's path, or undefined when it was not built. */
 export const agentBundle = (dir: string) => fileIfThere(join(dir, 'agent.mjs'));
 
+/** ssh2, bundled apart beside agent.mjs (agent/build.ts): host.install loads it. */
+export const agentSsh2 = (dir: string) => fileIfThere(join(dir, 'agent-ssh2.cjs'));
+
 /** The agent image archive (`podman save`) for an architecture, when built. */
 export const agentImage = (dir: string, arch: InstallArch) =>
   fileIfThere(join(dir, `agent-image-${arch}.tar`));

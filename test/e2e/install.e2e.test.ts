@@ -259,6 +259,12 @@ describe('GET /install.sh and what it downloads', () => {
     expect(Buffer.from(await bundle.arrayBuffer()).equals(await readFile(join(assets, 'agent.mjs')))).toBe(
       true,
     );
+    // ssh2, bundled apart (host.install loads it): served beside the bundle.
+    const ssh2 = await fetch(`${server.url}/install/agent-ssh2.cjs`);
+    expect(ssh2.status).toBe(200);
+    expect(Buffer.from(await ssh2.arrayBuffer()).equals(await readFile(join(assets, 'agent-ssh2.cjs')))).toBe(
+      true,
+    );
 
     const local = process.arch === 'x64' ? 'x86_64' : 'aarch64';
     const other = local === 'x86_64' ? 'aarch64' : 'x86_64';
@@ -322,6 +328,9 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
     expect(unit.get('SupplementaryGroups')).toBe('fleet-engine');
     expect(unit.get('ExecStart')).toBe(
       ['/opt/fleet-agent/bin/node', ...AGENT_NODE_FLAGS, '/opt/fleet-agent/agent.mjs'].join(' '),
+    );
+    expect(await readFile(join(root, 'opt/fleet-agent/agent-ssh2.cjs'))).toEqual(
+      await readFile(join(assets, 'agent-ssh2.cjs')),
     );
     expect(unit.get('Restart')).toBe('on-failure');
     expect(unit.get('StandardOutput')).toBe('journal');

@@ -2,8 +2,9 @@
  * Onboarding over SSH end to end: the local runtime (embedded), a REAL agent that installs, and a
  * REAL sshd (openssh-server) on a loopback address of this run's own as the target host, with a
  * throwaway login whose profile points DOCKER_HOST at the engine (through a socket it may use,
- * as a member of the docker group would). The installed agent is the bundle (npm run
- * build:agent) with this Node runtime, copied over SFTP; it registers with the runtime.
+ * as a member of the docker group would). The installing agent and the installed one are the bundle
+ * (npm run build:agent: ssh2 is a file of its own beside it, which host.install loads) with this
+ * Node runtime; the installed one is copied over SFTP and registers with the runtime.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -79,10 +80,12 @@ describeWith(status, 'Onboarding over SSH: a real agent installs the agent on a 
         AWS_ENDPOINT_URL: undefined,
       },
     });
+    // The installer runs as installed: the bundle, whose host.install loads ssh2 from the file beside it.
     installer = new AgentProcess({
       url: rt.url,
       name: `${runId}-installer`,
       stateDir: join(root, 'installer-state'),
+      entry: [join(root, 'agent.mjs')],
       heartbeatSeconds: 1,
       env: agentEnv({ FLEET_AGENT_BUNDLE: join(root, 'agent.mjs') }),
     });

@@ -42,7 +42,7 @@ export const SYSTEM_DOCS: Record<string, OperationDoc> = {
   },
   'GET /install/{file}': {
     description:
-      'Public. What install.sh downloads: `agent.mjs` (npm run build:agent), `node-<arch>.tar.gz` (the pinned Node.js runtime) and `agent-image-<arch>.tar` (npm run build:agent-image), `<arch>` x86_64 or aarch64; 404 for one not built here.',
+      'Public. What install.sh downloads: `agent.mjs` and `agent-ssh2.cjs` (npm run build:agent), `node-<arch>.tar.gz` (the pinned Node.js runtime) and `agent-image-<arch>.tar` (npm run build:agent-image), `<arch>` x86_64 or aarch64; 404 for one not built here.',
     params: { file: 'agent.mjs' },
   },
 

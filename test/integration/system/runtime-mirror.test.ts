@@ -117,6 +117,7 @@ afterAll(async () => {
 function serve(shasums: string, mirror = '/dist') {
   files = new Map<string, Buffer | string>([
     ['/install/agent.mjs', '// the agent bundle\n'],
+    ['/install/agent-ssh2.cjs', '// ssh2, bundled apart\n'],
     [`${mirror}/v${VERSION}/${TARBALL}`, tarball],
     [`${mirror}/v${VERSION}/SHASUMS256.txt`, shasums],
   ]);
@@ -143,6 +144,7 @@ describe('install.sh: the Node.js runtime from a mirror', () => {
     expect(code, out).toBe(0);
     expect(requested).toEqual([
       '/install/agent.mjs',
+      '/install/agent-ssh2.cjs',
       `/install/node-${INSTALL_ARCH}.tar.gz`,
       `/dist/v${VERSION}/SHASUMS256.txt`,
       `/dist/v${VERSION}/${TARBALL}`,
@@ -188,7 +190,11 @@ describe('install.sh: the Node.js runtime from a mirror', () => {
     const root = await scratchRoot();
     const { code, out } = await install(root, ['--node-mirror', `${base}/dist`, '--node-version', VERSION]);
     expect(code, out).toBe(0);
-    expect(requested).toEqual(['/install/agent.mjs', `/install/node-${INSTALL_ARCH}.tar.gz`]);
+    expect(requested).toEqual([
+      '/install/agent.mjs',
+      '/install/agent-ssh2.cjs',
+      `/install/node-${INSTALL_ARCH}.tar.gz`,
+    ]);
     expect(await readFile(join(root, 'opt/fleet-agent/bin/node'), 'utf8')).toBe(FAKE_NODE);
   });
 

@@ -135,7 +135,7 @@ describe('install files on AWS', () => {
     });
   });
 
-  it("builds the asset: the agent bundle and this machine's pinned runtime, nothing else", () => {
-    expect(assetFiles).toEqual(['agent.mjs', 'node-x86_64.tar.gz']);
+  it("builds the asset: the agent bundle, its ssh2 file and this machine's pinned runtime, nothing else", () => {
+    expect(assetFiles).toEqual(['agent-ssh2.cjs', 'agent.mjs', 'node-x86_64.tar.gz']);
   });
 });
