@@ -18,6 +18,8 @@ export const JOIN_STARTUP_COMMAND = [
   'd="${FLEET_AGENT_HOME:-/opt/fleet-agent}"',
   'mkdir -p "$d"',
   'curl -fsSL --retry 3 -o "$d/agent.mjs" "$FLEET_URL/install/agent.mjs"',
+  // ssh2 is bundled apart (agent/build.ts): only host.install loads it.
+  'curl -fsSL --retry 3 -o "$d/agent-ssh2.cjs" "$FLEET_URL/install/agent-ssh2.cjs"',
   'if ! command -v node >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$d/node.tar.gz" "$FLEET_URL/install/node-$(uname -m).tar.gz"; mkdir -p "$d/node"; tar -xzf "$d/node.tar.gz" -C "$d/node"; PATH="$d/node/bin:$d/node/package/bin:$PATH"; fi',
   'exec node "$d/agent.mjs" --driver process --state-dir "$d/state"',
 ].join('; ');

@@ -4,7 +4,7 @@
  * here, served by the runtime's /install/agent.mjs) starts with the process driver and joins with
  * the instance's own join token. The instance shows its node, the node its instance.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +91,11 @@ describe('Novita instances that join the fleet', () => {
       return res.body;
     }, 45_000);
     expect(view).toMatchObject({ joinFleet: true, pricePerHour: 18000, spot: true });
+    // The startup command fetched both files of the agent (ssh2 is bundled apart for host.install).
+    const home = join(root, 'instances', novita.id);
+    expect((await readdir(home)).filter((f) => f.startsWith('agent'))).toEqual(
+      expect.arrayContaining(['agent.mjs', 'agent-ssh2.cjs']),
+    );
 
     const nodes = (await rig.api('GET', '/api/nodes/')).body.nodes as Record<string, unknown>[];
     expect(nodes.filter((n) => n.name === id)).toEqual([
