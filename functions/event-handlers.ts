@@ -7,6 +7,7 @@ import { novitaEventHandlers, novitaEvents } from './novita/events.js';
 import { orchestratorEventHandlers, orchestratorEvents } from './orchestrator/events.js';
 import { realtimeEventHandlers, realtimeEvents } from './realtime/events.js';
 import { trainingEventHandlers, trainingEvents } from './training/events.js';
+import { minuteEventHandlers, minuteEvents } from './minute.js';
 
 /**
  * Every internal event's schema, joined from the areas that declare them; the compiler fails
@@ -20,6 +21,7 @@ export const EVENT_SCHEMAS = {
   ...novitaEvents,
   ...maintenanceEvents,
   ...realtimeEvents,
+  ...minuteEvents,
 } satisfies { [T in keyof AppEventSchemas]: AppEventSchemas[T] };
 
 /** Every event type the workers handle. Areas register their handlers here. */
@@ -68,3 +70,5 @@ register(maintenanceEventHandlers);
 // WebSocket API: /ws/logs lines of node and container happenings, the live push and first frames
 // on AWS. Last and never throwing, so a push never makes an event redeliver.
 register(realtimeEventHandlers);
+// The minute schedule: the node sweep, the placement safety net and the live push in one invocation.
+register(minuteEventHandlers);

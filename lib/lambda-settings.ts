@@ -9,9 +9,12 @@ export const LAMBDA_MEMORY_MB = 1024;
 /**
  * Functions sized apart by default: the agent routes (heartbeats, command acks) do a few small
  * reads and writes each and run most often (one heartbeat a node every 30 s), so half a GB halves
- * their GB-seconds. `-c lambdaMemory=agent=1024` restores the common size.
+ * their GB-seconds. The events worker runs the minute schedule and event handlers, waiting on the
+ * table far more than computing; its largest unit of work is bounded (a sweep invocation reads at
+ * most 10,000 records, about 5 s at 1 GB on dynalite, well inside its 60 s). `-c lambdaMemory=agent=1024,events=1024`
+ * restores the common size.
  */
-export const LAMBDA_MEMORY_DEFAULTS: Readonly<Record<string, number>> = { agent: 512 };
+export const LAMBDA_MEMORY_DEFAULTS: Readonly<Record<string, number>> = { agent: 512, events: 512 };
 
 /**
  * Lambda's own log lines (system logs, JSON format) at WARN: the START and REPORT lines it writes at

@@ -1,4 +1,3 @@
-import type { ScheduleSpec } from '../ports/scheduler.js';
 import type { AppContext } from '../core/context.js';
 import { planPlacements, type Placement, type SchedModel } from '../task-planner/index.js';
 import { listModels } from './catalogue.js';
@@ -17,8 +16,6 @@ import { repairSlots } from './placement-repair.js';
  * conditional write, so runners may overlap (Lambda, a retry, the schedule) and a task is still
  * placed once and a node never takes more tasks than its slots.
  */
-
-export const PLACEMENT_SCHEDULE = 'placement-run';
 
 /**
  * A run that started this long after a request answers for it (it saw the state that request
@@ -62,20 +59,6 @@ const emptyReport = (skipped: boolean): PlacementReport => ({
   lost: 0,
   stillQueued: 0,
 });
-
-/** The safety net: a run every minute catches lost events, timeouts and silent nodes (in APP_SCHEDULES). */
-export const PLACEMENT_SCHEDULES: ScheduleSpec[] = [
-  {
-    name: PLACEMENT_SCHEDULE,
-    expression: 'rate(1 minute)',
-    payload: JSON.stringify({ type: 'placement.run', reason: 'schedule', sample: true }),
-    description: 'Places queued inference tasks, requeues tasks of offline nodes, records a fleet sample',
-  },
-];
-
-export async function ensurePlacementSchedule(ctx: AppContext): Promise<void> {
-  for (const spec of PLACEMENT_SCHEDULES) await ctx.scheduler.upsert(spec);
-}
 
 export interface RunOptions {
   /** `Date.now()` when the run was asked for; a run that started after it answers for it. */

@@ -207,6 +207,8 @@ export const realtimeKeys = {
   follow: (nodeId: string, instanceId: string) => ({ pk: 'WSFOLLOW', sk: `${nodeId}#${instanceId}` }),
   /** API Gateway closes a WebSocket after 2 hours at most; a record a little older is surely dead. */
   connectionTtlSeconds: 2 * 3600 + 600,
+  /** Until when a connection can be open (the latest connection's expiry): the minute's push reads it, not the channels. */
+  liveUntil: { pk: 'WSLIVE', sk: 'META' },
 } as const;
 
 /** Network scans (appended): the last scan of each subnet, and which subnet was scanned last. */

@@ -12,7 +12,7 @@ import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
 /** Plan and apply, for one image or all. */
 export const reconcileEvent = z.object({ imageId: z.string().optional() });
-/** The periodic sweep (the nodes-sweep schedule). */
+/** The periodic sweep (the minute schedule runs it, functions/minute.ts). */
 /** Records one invocation reads (default SWEEP_ITEMS_PER_INVOCATION); passed on to its continuations. */
 const budget = z.number().int().positive().optional();
 export const nodesSweep = z.looseObject({ budget });
@@ -53,17 +53,7 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
    * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than
    * that fans the rest out (`nodes.sweep.shard`, one chain per shard). Then the minute's full reconcile.
    */
-  'nodes.sweep': async (event, ctx) => {
-    await sweepFrom(ctx, 0, undefined, event.budget, true, {
-      sweep: ctx.now(),
-      link: 0,
-      repair: indexRepairDue(),
-    });
-    await emit(ctx, { type: 'reconcile' });
-    await publishFleetGauges(ctx).catch((error: unknown) =>
-      ctx.logger.warn('fleet gauges failed', { error: error as Error }),
-    );
-  },
+  'nodes.sweep': async (event, ctx) => sweepNodes(ctx, { budget: event.budget, reconcile: 'emit' }),
   /** One shard's part of a sweep that outgrew one invocation, from where the last one stopped. */
   'nodes.sweep.shard': async (event, ctx) => {
     await sweepFrom(ctx, event.shard, event.cursor, event.budget, false, {
@@ -73,6 +63,27 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
     });
   },
 };
+
+/**
+ * The minute's sweep: the node state shard after shard, then the full reconcile, as an event of its
+ * own (`emit`) or in this invocation (`inline`: the minute schedule, one invocation less), then the
+ * fleet gauges.
+ */
+export async function sweepNodes(
+  ctx: AppContext,
+  options: { budget?: number; reconcile: 'emit' | 'inline' },
+): Promise<void> {
+  await sweepFrom(ctx, 0, undefined, options.budget, true, {
+    sweep: ctx.now(),
+    link: 0,
+    repair: indexRepairDue(),
+  });
+  if (options.reconcile === 'inline') await reconcileFanOut(ctx);
+  else await emit(ctx, { type: 'reconcile' });
+  await publishFleetGauges(ctx).catch((error: unknown) =>
+    ctx.logger.warn('fleet gauges failed', { error: error as Error }),
+  );
+}
 
 /**
  * Silent nodes go offline (their endpoints DOWN), nodes silent past NODE_RETIRE_AFTER_SECONDS are

@@ -304,16 +304,3 @@ async function apply(
     }
   }
 }
-
-/**
- * The periodic safety net (a lost event, a node that went quiet): every minute the sweep flips
- * silent nodes offline and asks for a full reconcile. Run once at startup; upsert is idempotent.
- */
-export async function ensureReconcileSchedule(ctx: AppContext): Promise<void> {
-  await ctx.scheduler.upsert({
-    name: 'reconcile',
-    expression: 'rate(1 minute)',
-    payload: JSON.stringify({ type: 'nodes.sweep' }),
-    description: 'Marks silent nodes offline, then reconciles every image against its desired count',
-  });
-}

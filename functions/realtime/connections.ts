@@ -43,7 +43,22 @@ export async function saveConnection(
     expiresAt: Math.floor(now / 1000) + realtimeKeys.connectionTtlSeconds,
   };
   await ctx.store.put(item);
+  // Connections are saved in time order with one TTL: the latest save's expiry bounds them all.
+  await ctx.store.put({ ...realtimeKeys.liveUntil, expiresAt: item.expiresAt });
   return item;
+}
+
+/**
+ * Whether any connection record can still be live: one read instead of a query per channel, so a
+ * deployment nobody watches pushes nothing. Never wrong the other way: every record expires by then.
+ */
+export async function anyLiveConnection(ctx: AppContext): Promise<boolean> {
+  // A query of the one item: eventually consistent, half a read unit (a get reads strongly).
+  const { items } = await ctx.store.query<StoreItem & { expiresAt?: number }>(realtimeKeys.liveUntil.pk, {
+    limit: 1,
+  });
+  const until = items[0]?.expiresAt;
+  return until !== undefined && until > Math.floor(ctx.now() / 1000);
 }
 
 export async function getConnection(

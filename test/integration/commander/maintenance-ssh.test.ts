@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
 import { transitionInstance } from '../../../functions/orchestrator/model.js';
+import { MINUTE_SCHEDULE } from '../../../functions/minute.js';
 import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
@@ -44,8 +45,8 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
 
   beforeAll(async () => {
     rt = await startRuntime({ port: 0, env, scheduleRefreshMs: 200 });
-    // The minute sweep would replace the exited copy this suite makes by hand before the quick fix does.
-    await rt.ctx.scheduler.delete('nodes-sweep');
+    // The minute schedule's sweep would replace the exited copy this suite makes by hand before the quick fix does.
+    await rt.ctx.scheduler.delete(MINUTE_SCHEDULE);
     a = new ScriptedAgent(rt.url, 'agx0', { allowExec: true, address: '192.168.1.182', cpuCount: 8 });
     b = new ScriptedAgent(rt.url, 'agx1', { address: '192.168.1.183' });
     gone = new ScriptedAgent(rt.url, 'agx2', { address: '192.168.1.184' });

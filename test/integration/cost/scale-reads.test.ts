@@ -97,7 +97,7 @@ describe('reads per operation independent of the fleet size', () => {
     await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
     await fleet.settle();
     fleet.meter.reset();
-    await fireSchedule(fleet, 'placement-run');
+    await fireSchedule(fleet, 'minute');
     const run = operationUnits(fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'));
     const [sample] = (
       await ctx.store.query<{ pk: string; sk: string; onlineNodes: number }>('CLUSTERSAMPLES', {

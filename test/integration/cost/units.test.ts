@@ -32,7 +32,7 @@ describe('units per operation (the cost model)', () => {
     const idleBeat = operationUnits(await measureHeartbeat(fleet));
     const history = operationUnits((await measureHistory(fleet)).perMinute);
     // A deployment up for a minute: the scheduled placement run has written its fleet sample.
-    await fireSchedule(fleet, 'placement-run');
+    await fireSchedule(fleet, 'minute');
     const busy = await measureBusy(fleet, tasks, containers);
     const out = {
       heartbeat: dynamo(idleBeat),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
+import { MINUTE_SCHEDULE } from '../../../functions/minute.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
@@ -146,12 +147,12 @@ describe('pending commands, offline nodes and failover (embedded runtime)', () =
     await b.stop();
   });
 
-  it('exposes the every-minute reconcile schedule', async () => {
-    const { ensureReconcileSchedule } = await import('../../../functions/orchestrator/reconciler.js');
-    await ensureReconcileSchedule(rt.ctx);
-    await ensureReconcileSchedule(rt.ctx);
-    const s = await rt.ctx.scheduler.get('nodes-sweep');
-    expect(s).toMatchObject({ name: 'nodes-sweep', expression: 'rate(1 minute)', enabled: true });
-    expect(JSON.parse(s!.payload)).toEqual({ type: 'nodes.sweep' });
+  it('exposes the every-minute schedule that sweeps, places and pushes in one invocation', async () => {
+    const s = await rt.ctx.scheduler.get(MINUTE_SCHEDULE);
+    expect(s).toMatchObject({ name: MINUTE_SCHEDULE, expression: 'rate(1 minute)', enabled: true });
+    expect(JSON.parse(s!.payload)).toEqual({ type: 'minute.tick' });
+    // The three schedules it replaced are gone: nothing else fires every minute.
+    for (const name of ['nodes-sweep', 'placement-run', 'live-push'])
+      expect(await rt.ctx.scheduler.get(name)).toBeUndefined();
   });
 });

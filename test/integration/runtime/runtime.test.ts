@@ -120,7 +120,7 @@ describe('local runtime state', () => {
         expect(stored, spec.name).toMatchObject({ expression: spec.expression, payload: spec.payload });
       }
       const types = APP_SCHEDULES.map((s) => (JSON.parse(s.payload) as { type: string }).type);
-      expect(types).toEqual(expect.arrayContaining(['nodes.sweep', 'placement.run', 'jobs.repair']));
+      expect(types).toEqual(expect.arrayContaining(['minute.tick', 'jobs.repair']));
     } finally {
       await rt.stop();
     }

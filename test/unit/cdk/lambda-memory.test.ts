@@ -7,8 +7,8 @@ describe('lambdaMemory setting', () => {
   it('sizes the named functions and leaves the rest to the default', () => {
     const app = new App({ context: { lambdaMemory: 'agent=1024, events=768' } });
     expect(readSettings(app).lambdaMemory).toEqual({ agent: 1024, events: 768 });
-    // The agent routes default to 512 MB (LAMBDA_MEMORY_DEFAULTS); the rest to LAMBDA_MEMORY_MB.
-    expect(readSettings(new App()).lambdaMemory).toEqual({ agent: 512 });
+    // The agent routes and the events worker default to 512 MB (LAMBDA_MEMORY_DEFAULTS); the rest to LAMBDA_MEMORY_MB.
+    expect(readSettings(new App()).lambdaMemory).toEqual({ agent: 512, events: 512 });
   });
 
   it('refuses unknown functions and sizes Lambda does not offer', () => {

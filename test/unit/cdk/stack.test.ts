@@ -614,12 +614,16 @@ describe('ControlPlaneStack WebSocket API', () => {
     expect(JSON.stringify(outputs.WebSocketUrl?.Value)).toContain('wss://');
   });
 
-  it('creates the live-push schedule every minute', () => {
+  it('creates one every-minute schedule: the sweep, the placement safety net and the live push in one firing', () => {
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
-      Name: 'live-push',
+      Name: 'minute',
       ScheduleExpression: 'rate(1 minute)',
-      Target: Match.objectLike({ Input: JSON.stringify({ type: 'ws.push' }) }),
+      Target: Match.objectLike({ Input: JSON.stringify({ type: 'minute.tick' }) }),
     });
+    const everyMinute = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::Scheduler::Schedule' && r.Properties.ScheduleExpression === 'rate(1 minute)',
+    );
+    expect(everyMinute).toHaveLength(1);
   });
 });
 

@@ -1,0 +1,104 @@
+/**
+ * The every-minute schedule (functions/minute.ts): one firing, one invocation, and in it the node
+ * sweep with its reconcile, the placement safety net with the minute's fleet sample, and the live
+ * push; the cost model counts that one schedule.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { fireSchedule, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { runCostModel } from '../../../bench/cost/model.js';
+import { samplesSince } from '../../../functions/cluster/metrics.js';
+import { MINUTE_SCHEDULE, RETIRED_SCHEDULES, runMinute } from '../../../functions/minute.js';
+import { getNode } from '../../../functions/nodes/nodes.js';
+import { liveKey, type LiveRecord } from '../../../functions/nodes/node-records.js';
+import { APP_SCHEDULES } from '../../../functions/schedules.js';
+import { eventually } from '../../harness/scripted-agent.js';
+
+const EVERY_MINUTE = 'rate(1 minute)';
+
+describe('the minute schedule', () => {
+  let fleet: Fleet | undefined;
+  afterEach(async () => {
+    await fleet?.stop();
+    fleet = undefined;
+  });
+
+  it('is the only app schedule every minute, and the runtime holds none of the three it replaced', async () => {
+    expect(APP_SCHEDULES.filter((s) => s.expression === EVERY_MINUTE).map((s) => s.name)).toEqual([
+      MINUTE_SCHEDULE,
+    ]);
+    fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    expect(await fleet.rt.ctx.scheduler.get(MINUTE_SCHEDULE)).toMatchObject({ expression: EVERY_MINUTE });
+    for (const name of RETIRED_SCHEDULES) expect(await fleet.rt.ctx.scheduler.get(name)).toBeUndefined();
+  }, 60_000);
+
+  it('sweeps a silent node offline, reconciles, places and samples in one invocation', async () => {
+    fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    const [silent, beating] = fleet.nodes.map((n) => n.nodeId) as [string, string];
+    // One node last beat 10 minutes ago (offline after 90 s).
+    const k = liveKey(silent);
+    await ctx.store.update<LiveRecord>(k.pk, k.sk, { set: { lastHeartbeatMs: ctx.now() - 600_000 } });
+    const since = ctx.now() - 60_000;
+    expect(await samplesSince(ctx, since)).toHaveLength(0);
+
+    fleet.meter.reset();
+    await fireSchedule(fleet, MINUTE_SCHEDULE);
+
+    // One invocation of the minute's event, none of the three schedules' events nor a separate reconcile.
+    expect(fleet.meter.count('event minute.tick', 'event')).toBe(1);
+    for (const type of ['nodes.sweep', 'reconcile', 'placement.run', 'ws.push'])
+      expect(fleet.meter.count(`event ${type}`, 'event'), type).toBe(0);
+    // The sweep: the silent node went offline (and its node.offline event ran), the other stayed.
+    const status = async (id: string) => (await getNode(ctx, id))?.status;
+    expect(await status(silent)).toBe('offline');
+    expect(await status(beating)).toBe('online');
+    expect(fleet.meter.count('event node.offline', 'event')).toBe(1);
+    // The placement safety net: the minute's fleet sample, counting the one node online.
+    const samples = await samplesSince(ctx, since);
+    expect(samples).toHaveLength(1);
+    expect(samples[0]).toMatchObject({ onlineNodes: 1, queuedTasks: 0, runningTasks: 0 });
+  }, 60_000);
+
+  it('pushes /ws/metrics frames on Lambda only while a connection can be open', async () => {
+    // The local server's own push timer out of the way: only the minute's push sends.
+    fleet = await startFleet({
+      nodes: 1,
+      profile: 'idle',
+      hardware: { kind: 'gpu', gpus: 1 },
+      env: { WS_PUSH_INTERVAL_SECONDS: '3600', API_AUTH: 'false' },
+    });
+    const onLambda = { ...fleet.rt.ctx, mode: 'lambda' as const };
+    // Nobody has connected: no frame is built, no channel is queried.
+    expect(await runMinute(onLambda)).toEqual({ sweep: 'done', placement: 'done', push: 'skipped' });
+
+    const frames: { type?: string }[] = [];
+    const ws = new WebSocket(`${fleet.rt.url.replace(/^http/, 'ws')}/ws/metrics`);
+    ws.on('message', (data) => frames.push(JSON.parse(String(data)) as { type?: string }));
+    try {
+      await eventually(async () => expect(frames.length).toBeGreaterThanOrEqual(1), 10_000);
+      const before = frames.length;
+      // Off Lambda the local timer pushes, not the minute.
+      expect((await runMinute(fleet.rt.ctx)).push).toBe('off lambda');
+      expect(await runMinute(onLambda)).toEqual({ sweep: 'done', placement: 'done', push: 'done' });
+      await eventually(async () => expect(frames.length).toBeGreaterThan(before), 10_000);
+      expect(frames.at(-1)).toMatchObject({ type: frames[0]!.type });
+    } finally {
+      ws.close();
+    }
+  }, 60_000);
+
+  it('the cost model counts one every-minute schedule, from APP_SCHEDULES', async () => {
+    const report = await runCostModel({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    expect(report.every_minute_schedules).toEqual([MINUTE_SCHEDULE]);
+    const perFleet = Object.keys(report.operations_per_node_month).filter((k) => k.startsWith('sweep '));
+    expect(perFleet.sort()).toEqual(APP_SCHEDULES.map((s) => `sweep ${s.name} (per fleet)`).sort());
+    expect(report.operations_per_node_month[`sweep ${MINUTE_SCHEDULE} (per fleet)`]).toBe(43_200);
+    // One firing: one Scheduler invocation, one SQS message (send, receive, delete), one Lambda invocation.
+    expect(report.units_per_operation.sweeps[MINUTE_SCHEDULE]).toMatchObject({
+      sqs_requests: 3,
+      lambda_invocations: 1,
+    });
+    expect(Object.keys(report.schedules_usd_per_deployment_month)).toContain(MINUTE_SCHEDULE);
+  }, 120_000);
+});
