@@ -34,6 +34,7 @@ import {
   LAMBDA_SYSTEM_LOG_LEVEL,
 } from '../../lib/lambda-settings.js';
 import { SimNode, fixtureCollectors, type Hardware } from './sim-node.js';
+import { loadNodeRecords } from './load-nodes.js';
 
 export { awsCharged, operationUnits, type OperationUnits } from './charges.js';
 export { fireSchedule, measureBusy, measureHeartbeat, measureHistory, measureSweeps } from './measure.js';
@@ -51,7 +52,17 @@ export interface CostOptions {
   env?: Record<string, string>;
   /** Memory (MB) per function, as the stack's `lambdaMemory` setting; the rest LAMBDA_MEMORY_MB. */
   memory?: Record<string, number>;
+  /**
+   * Nodes registered through the API and beating (default all): the rest of `nodes` are loaded as
+   * records (load-nodes.ts), so a fleet of 100,000 exists in minutes, not hours. Idle profile only.
+   */
+  live?: number;
+  /** Progress lines of a long run (loading), to a file: the runtime swallows output while it runs. */
+  progress?: (line: string) => void;
 }
+
+/** The offline window of a fleet with loaded nodes: they never beat, and must stay online while measured. */
+export const LOADED_FLEET_OFFLINE_SECONDS = 6 * 3600;
 
 export interface Fleet {
   rt: Runtime;
@@ -81,12 +92,26 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
   let store: MeteredStore | undefined;
   let events: MemoryQueue | undefined;
   const id = randomUUID().slice(0, 8);
+  const live = Math.min(options.nodes, options.live ?? options.nodes);
+  // Loaded nodes take work too (they sit in the placement indexes) but no agent runs it.
+  if (live < options.nodes && options.profile === 'busy')
+    throw new Error(
+      'the busy profile needs every node live (a loaded node would be given tasks it never runs)',
+    );
+  const loaded = options.nodes - live;
   const restoreLogs = meter.captureLogs({ swallow: true });
   let rt: Runtime;
   try {
     rt = await startRuntime({
       port: 0,
-      env: { LOG_LEVEL: 'INFO', TABLE_NAME: `cost-${id}`, SCHEDULE_GROUP: `cost${id}`, ...options.env },
+      env: {
+        LOG_LEVEL: 'INFO',
+        TABLE_NAME: `cost-${id}`,
+        SCHEDULE_GROUP: `cost${id}`,
+        // Loaded nodes never beat: a wide window keeps them online (the interval stays the lesser of 30 s and a third of it).
+        ...(loaded ? { NODE_OFFLINE_AFTER_SECONDS: String(LOADED_FLEET_OFFLINE_SECONDS) } : {}),
+        ...options.env,
+      },
       instrument: {
         context: (ctx) => {
           events = ctx.queue as MemoryQueue;
@@ -103,8 +128,10 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
   // Schedules fire only when the model fires them, one at a time.
   rt.driver.stop();
 
+  // A sweep of a large fleet runs as a chain of invocations (10,000 records each, seconds apiece here).
+  const settleMs = Math.max(30_000, options.nodes * 5);
   const settle = async () => {
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + settleMs;
     while (events!.depth(EVENTS_QUEUE) > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 5));
   };
@@ -115,14 +142,21 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
     await rt.stop();
     restoreLogs();
   };
+  const fleet: Fleet = { rt, meter, store: store!, nodes, settle, stop };
   try {
-    await registerNodes(rt.url, options, nodes);
+    await registerNodes(rt.url, { ...options, nodes: live }, nodes);
     await settle();
+    if (loaded) {
+      const started = Date.now();
+      options.progress?.(`loading ${loaded} node records`);
+      await loadNodeRecords(fleet, loaded, 'loaded', { progress: options.progress });
+      options.progress?.(`loaded ${loaded} node records in ${Math.round((Date.now() - started) / 1000)} s`);
+    }
   } catch (error) {
     await stop();
     throw error;
   }
-  return { rt, meter, store: store!, nodes, settle, stop };
+  return fleet;
 }
 
 async function registerNodes(url: string, options: CostOptions, nodes: SimNode[]): Promise<void> {

@@ -35,6 +35,7 @@ export async function loadNodeRecords(
   fleet: Fleet,
   count: number,
   prefix = 'scale',
+  options: { progress?: (line: string) => void } = {},
 ): Promise<{ ids: string[]; tokens: Map<string, string> }> {
   const ctx = fleet.rt.ctx;
   const templateId = fleet.nodes[0]!.nodeId;
@@ -63,16 +64,26 @@ export async function loadNodeRecords(
       { ...upKey(nodeId), nodeId } satisfies FreeRecord,
     ];
   };
+  let done = 0;
+  const tick = (n: number) => {
+    const before = Math.floor(done / 10_000);
+    done += n;
+    if (Math.floor(done / 10_000) > before) options.progress?.(`loaded ${done} of ${count}`);
+  };
   const table = dynamoBeneath(ctx.store);
   if (table) {
     // Batches of 100 nodes (20 BatchWriteItem calls), a few in flight.
     const batches = Array.from({ length: Math.ceil(ids.length / 100) }, (_, i) =>
       ids.slice(i * 100, i * 100 + 100),
     );
-    await pool(batches, 4, (batch) => table.putBatch(batch.flatMap(items)));
+    await pool(batches, 4, async (batch) => {
+      await table.putBatch(batch.flatMap(items));
+      tick(batch.length);
+    });
   } else
     await pool(ids, 64, async (nodeId) => {
       for (const item of items(nodeId)) await ctx.store.put(item);
+      tick(1);
     });
   return { ids, tokens };
 }

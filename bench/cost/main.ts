@@ -1,8 +1,10 @@
 /**
  * `npm run cost -- --nodes N --profile idle|busy --gpus G [--jetson] [--tasks K] [--containers C]
- *   [--heartbeat S --offline S] [--json]`:
+ *   [--heartbeat S --offline S] [--live L] [--progress FILE] [--json]`:
  * what one node costs a month on AWS, measured from the code's own calls (bench/cost/model.ts).
+ * Idle fleets past 1,000 nodes register 1,000 (`--live`) and load the rest as records (bench/cost/fleet.ts).
  */
+import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ROUTE_GROUPS } from '../../functions/groups/index.js';
 import { parseLambdaMemory } from '../../lib/lambda-settings.js';
@@ -22,8 +24,14 @@ const { values } = parseArgs({
     /** NODE_HEARTBEAT_SECONDS and NODE_OFFLINE_AFTER_SECONDS of the deployment (defaults 30 and 90). */
     heartbeat: { type: 'string' },
     offline: { type: 'string' },
+    /** Nodes registered and beating through the API (idle: default up to 1,000); the rest loaded as records. */
+    live: { type: 'string' },
+    progress: { type: 'string' },
   },
 });
+
+/** Idle fleets past this many nodes register this many and load the rest. */
+const DEFAULT_LIVE = 1000;
 
 const positive = (name: string, v: string | undefined): number => {
   const n = Number(v);
@@ -38,8 +46,19 @@ if (values.profile !== 'idle' && values.profile !== 'busy') {
   process.exit(2);
 }
 
+const nodes = positive('nodes', values.nodes);
 const report = await runCostModel({
-  nodes: positive('nodes', values.nodes),
+  nodes,
+  live: values.live
+    ? positive('live', values.live)
+    : values.profile === 'idle'
+      ? Math.min(nodes, DEFAULT_LIVE)
+      : nodes,
+  ...(values.progress
+    ? {
+        progress: (line: string) => appendFileSync(values.progress!, `${new Date().toISOString()} ${line}\n`),
+      }
+    : {}),
   profile: values.profile,
   hardware: values.jetson ? { kind: 'jetson' } : { kind: 'gpu', gpus: positive('gpus', values.gpus) },
   taskSamples: positive('tasks', values.tasks),
@@ -57,7 +76,7 @@ else console.log(table(report));
 function table(r: CostReport): string {
   const usd = (v: number) => `$${v.toFixed(4)}`;
   const lines = [
-    `${r.nodes} nodes, ${r.profile}, ${r.hardware}, heartbeat every ${r.heartbeat_interval_seconds} s`,
+    `${r.nodes} nodes (${r.live_nodes} live), ${r.profile}, ${r.hardware}, heartbeat every ${r.heartbeat_interval_seconds} s`,
     '',
     'per node-month',
     ...Object.entries(r.items)
@@ -77,6 +96,13 @@ function table(r: CostReport): string {
   const ops = r.units_per_operation;
   for (const [name, u] of Object.entries(ops)) if (name !== 'sweeps' && u) lines.push(row(name, u as never));
   for (const [name, u] of Object.entries(ops.sweeps)) lines.push(row(`sweep ${name}`, u));
+  lines.push(
+    '',
+    'schedules, per deployment-month',
+    ...Object.entries(r.schedules_usd_per_deployment_month).map(
+      ([k, v]) => `  ${k.padEnd(46)} ${usd(v).padStart(10)}`,
+    ),
+  );
   lines.push('', ...r.notes.map((n) => `note: ${n}`));
   return lines.join('\n');
 }

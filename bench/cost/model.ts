@@ -33,6 +33,12 @@ export interface CostReport {
     sweeps: Record<string, OperationUnits>;
   };
   operations_per_node_month: Record<string, number>;
+  /** Each app schedule's month for the whole deployment, whatever its size (the per-node items hold it divided by the fleet). */
+  schedules_usd_per_deployment_month: Record<string, number>;
+  /** The app schedules that fire every minute (one: functions/minute.ts). */
+  every_minute_schedules: string[];
+  /** Nodes registered and beating through the API; the rest of the fleet loaded as records (fleet.ts). */
+  live_nodes: number;
   notes: string[];
 }
 
@@ -62,10 +68,16 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
     addUnits(month, heartbeat, ops.heartbeats);
     addUnits(month, { sqsRequests: 1 }, ops.command_channel_polls);
     addUnits(month, history.perMinute, ops.metric_history_minutes);
+    const deployment: Record<string, number> = {};
     for (const s of APP_SCHEDULES) {
       const firings = firingsPerMonth(s.expression);
       ops[`sweep ${s.name} (per fleet)`] = firings;
-      addUnits(month, sweeps[s.name]!, firings / n);
+      addUnits(month, sweeps[s.name]!.perFiring, firings / n);
+      const perMonth = Object.values(price(addUnits(zeroUnits(), sweeps[s.name]!.perFiring, firings), 0));
+      deployment[s.name] = round(
+        perMonth.reduce((a, b) => a + b, 0),
+        4,
+      );
     }
     if (busy) {
       ops.tasks = BUSY_PER_NODE_PER_DAY.tasks * 30;
@@ -73,7 +85,8 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
       addUnits(month, busy.perTask, ops.tasks);
       addUnits(month, busy.perContainerCommand, ops.container_commands);
     }
-    const items = price(month, storedBytes / n + history.storedBytes);
+    // Loaded nodes are written beneath the meter: the registered ones stand for every node.
+    const items = price(month, storedBytes / fleet.nodes.length + history.storedBytes);
     const total = Object.values(items).reduce((s, v) => s + v, 0);
     return {
       nodes: n,
@@ -98,9 +111,14 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
               container_command_all_in: operationUnits(busy.perContainerCommand),
             }
           : {}),
-        sweeps: Object.fromEntries(Object.entries(sweeps).map(([k, u]) => [k, operationUnits(u)])),
+        sweeps: Object.fromEntries(Object.entries(sweeps).map(([k, u]) => [k, operationUnits(u.perFiring)])),
       },
       operations_per_node_month: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, round(v, 1)])),
+      schedules_usd_per_deployment_month: deployment,
+      every_minute_schedules: APP_SCHEDULES.filter(
+        (s) => firingsPerMonth(s.expression) >= SECONDS_PER_MONTH / 60,
+      ).map((s) => s.name),
+      live_nodes: fleet.nodes.length,
       notes: [
         'us-east-1 list prices, no free tier (bench/cost/prices.ts)',
         `Lambda ${LAMBDA_MEMORY_MB} MB arm64${
@@ -114,6 +132,12 @@ export async function runCostModel(options: CostOptions): Promise<CostReport> {
         'each event handled counts as one Lambda invocation (SQS batches of up to 10 would share one)',
         `the agent's SQS command channel: one receive every ${COMMAND_POLL_SECONDS} s; the events queue poller is a per-deployment cost, left out`,
         `storage: the items after registration and one heartbeat, and a node's full metric history (${Math.round(history.storedBytes / 1024)} KB); task history is not counted`,
+        "each schedule fired twice, each firing metered alone: the sweep repairs the node indexes at most every 5 minutes, so a fifth of the minute schedule's firings are charged as the repairing one",
+        ...(fleet.nodes.length < n
+          ? [
+              `${fleet.nodes.length} nodes registered and live (their heartbeats, history and work measured); the other ${n - fleet.nodes.length} loaded as the records registration and a heartbeat leave (BatchWriteItem, not metered), online throughout (offline window ${fleet.rt.ctx.config.NODE_OFFLINE_AFTER_SECONDS} s: the interval stays ${interval} s), swept, indexed and counted by every schedule`,
+            ]
+          : []),
         ...(options.profile === 'busy'
           ? [
               'busy: units per task and per container command measured on a sample run one at a time, after one scheduled placement run (its fleet sample answers the wait estimates)',
