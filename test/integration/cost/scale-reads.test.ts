@@ -6,12 +6,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   awsCharged,
-  fireSchedule,
   operationUnits,
   startFleet,
   type Fleet,
 } from '../../../bench/cost/fleet.js';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
+import { runPlacement } from '../../../functions/cluster/placement.js';
 import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import {
@@ -97,8 +97,10 @@ describe('reads per operation independent of the fleet size', () => {
     await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
     await fleet.settle();
     fleet.meter.reset();
-    await fireSchedule(fleet, 'minute');
-    const run = operationUnits(fleet.meter.total((e) => awsCharged(e) && e.label === 'event placement.run'));
+    // The minute schedule's placement part (functions/minute.ts): a run that records the fleet sample.
+    await fleet.meter.within('scheduled placement', () => runPlacement(ctx, { sample: true }));
+    await fleet.settle();
+    const run = operationUnits(fleet.meter.total((e) => awsCharged(e) && e.label === 'scheduled placement'));
     const [sample] = (
       await ctx.store.query<{ pk: string; sk: string; onlineNodes: number }>('CLUSTERSAMPLES', {
         ascending: false,
