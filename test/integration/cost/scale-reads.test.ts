@@ -4,12 +4,7 @@
  * simulated nodes; every port is metered. Counts, never timings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  awsCharged,
-  operationUnits,
-  startFleet,
-  type Fleet,
-} from '../../../bench/cost/fleet.js';
+import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { runPlacement } from '../../../functions/cluster/placement.js';
 import { call } from '../../harness/scripted-agent.js';
