@@ -157,7 +157,7 @@ export class ControlPlaneStack extends Stack {
         grantOriginSecret(f.role, this.originSecret, this.originSecretName);
     reserveConcurrency(this.functions, settings.reservedConcurrency);
 
-    // Only the events worker pushes (log lines, the live-push schedule, first frames after $connect).
+    // Only the events worker pushes (log lines, the minute schedule's push, first frames after $connect).
     this.webSocket = new WebSocket(this, 'WebSocket', {
       handler: websocket.fn,
       logRetention: settings.logRetention,

@@ -26,7 +26,7 @@ export class LocalSockets implements ConnectionSender {
 /**
  * The WebSocket API on the local HTTP server's port: `upgrade` requests under /ws become
  * connections recorded in the table (as API Gateway's `$connect` does), frames go through the
- * same port as on AWS, and a timer plays the `live-push` schedule.
+ * same port as on AWS, and a timer plays the minute schedule's push.
  */
 export function attachWebSockets(server: Server, ctx: AppContext, sockets: LocalSockets): { stop: () => Promise<void> } {
   const wss = new WebSocketServer({ noServer: true });

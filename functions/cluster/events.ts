@@ -5,7 +5,7 @@ import { runPlacement } from './placement.js';
 
 /**
  * One placement pass: produced here on submit, finish, cancel confirm and model changes, and by
- * the placement-run schedule (`sample`: also record the fleet sample of the minute).
+ * the minute schedule (`sample`: also record the fleet sample of the minute; functions/minute.ts).
  */
 export const placementRun = z.object({
   reason: z.string().optional(),

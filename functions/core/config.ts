@@ -199,7 +199,7 @@ export const configSchema = z.object({
   AWS_CREDENTIALS_IN_ENV: bool.default(false),
 
   // WebSocket API (functions/realtime).
-  /** Local runtime: how often /ws/metrics and /ws/doctor push (on AWS the `live-push` schedule fires every minute). */
+  /** Local runtime: how often /ws/metrics and /ws/doctor push (on AWS the `minute` schedule pushes every minute). */
   WS_PUSH_INTERVAL_SECONDS: z.coerce.number().int().positive().max(3600).default(5),
   /** API Gateway Management API endpoint of the WebSocket stage (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`); set by the stack. */
   WS_CALLBACK_URL: z.string().url().optional(),

@@ -42,7 +42,7 @@ const KIND_LABEL: Record<string, string> = {
  * events, command results, online/offline transitions), as log lines of their node. Each only
  * pushes (never throws); the domain handlers of the same types run before it.
  */
-/** The live-push schedule (AWS): metrics and doctor frames to every subscriber. */
+/** The live push (AWS: the minute schedule runs it, functions/minute.ts): metrics and doctor frames to every subscriber. */
 export const wsPush = z.looseObject({});
 /** Sent by `$connect` on AWS, delayed: the first frame of a new connection. */
 export const wsConnected = z.object({ connectionId: z.string().min(1) });
