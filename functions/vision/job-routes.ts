@@ -174,19 +174,13 @@ export function visionJobRoutes(): AnyRoute[] {
           pageFrom(read, req.query.limit, req.query.offset, req.query.cursor),
           readTaskCounts(ctx),
         ]);
-        // Each queued job's place is counted on the queue index (queue-position.ts), page by page.
-        const positions = new Map(
-          await Promise.all(
-            page.items
-              .filter((t) => t.status === 'queued')
-              .map(async (t) => [t.taskId, (await queuePosition(ctx, t)) || undefined] as const),
-          ),
-        );
         const names = nameResolver(page.items.some((t) => t.nodeId) ? (await loadFleet(ctx)).workers : []);
         const byType = counts.byType.get(IMAGE_TASK_TYPE);
         return {
           jobs: page.items.map((t) => ({
-            ...visionJobView(t, names, positions.get(t.taskId)),
+            // A queued job's place costs a count of the queue ahead of it: GET /api/vision/jobs/{id}
+            // answers it, /api/vision/queue pages the queue in order; a listing does neither.
+            ...visionJobView(t, names, undefined),
             prompt: typeof t.parameters.prompt === 'string' ? t.parameters.prompt : null,
           })),
           // Counted, not read (task-counts.ts).
