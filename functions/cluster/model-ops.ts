@@ -301,7 +301,7 @@ export async function rebalance(
 ) {
   const view = await loadFleet(ctx);
   // Demand per model is counted, not read (task-counts.ts).
-  const demand = Object.fromEntries((await readTaskCounts(ctx)).queuedByModel);
+  const demand = Object.fromEntries((await readTaskCounts(ctx, { finished: false })).queuedByModel);
   const assignments: SchedAssignment[] = view.slots.map((s) => ({
     nodeId: s.nodeId,
     model: s.model,

@@ -54,7 +54,7 @@ export function clusterRoutes(): AnyRoute[] {
       handler: async (_req, ctx) => {
         const [view, taskCounts, counts] = await Promise.all([
           loadFleet(ctx),
-          readTaskCounts(ctx),
+          readTaskCounts(ctx, { finished: false }),
           readPlacementCounts(ctx),
         ]);
         const online = view.workers.filter((w) => w.online);
@@ -245,7 +245,7 @@ export function clusterRoutes(): AnyRoute[] {
             : taskPage(ctx, { limit, cursor: from, match });
         const [page, counts] = await Promise.all([
           pageFrom(read, limit, offset, cursor),
-          readTaskCounts(ctx),
+          readTaskCounts(ctx, { finished: true }),
         ]);
         return {
           tasks: page.items.map(taskListItem),
@@ -301,7 +301,7 @@ export function clusterRoutes(): AnyRoute[] {
       }),
       response: S.clusterMetricsOut,
       handler: async (req, ctx) => {
-        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx)]);
+        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
         const live = takeSample(view.workers, view.catalogue, counts.queuedByModel, ctx.now());
         return loadClusterMetrics(ctx, req.query.timeframe, live);
       },

@@ -134,9 +134,13 @@ function settle(r: Raw): StatusCounts {
 const readShards = async (ctx: AppContext, between: [string, string]) =>
   (await Promise.all(SHARDS.map((s) => queryAll<StoreItem>(ctx.store, taskCountPk(s), { between })))).flat();
 
-/** The counters summed over their shards: 8 queries, each of a few small items of one partition. */
-export async function readTaskCounts(ctx: AppContext): Promise<TaskCounts> {
-  const items = await readShards(ctx, [dayKey(ctx.now() - (FINISHED_DAYS - 1) * DAY_MS), LIVE_SK]);
+/** The LIVE record of each shard: 8 single-item reads. */
+const readLive = async (ctx: AppContext) =>
+  (await Promise.all(SHARDS.map((s) => ctx.store.get<StoreItem>(taskCountPk(s), LIVE_SK)))).filter(
+    (i): i is StoreItem => i !== undefined,
+  );
+
+function sum(items: readonly StoreItem[]): TaskCounts {
   const states = rawZero();
   const byType = new Map<string, Raw>();
   const queuedByModel = new Map<string, number>();
@@ -169,24 +173,43 @@ export async function readTaskCounts(ctx: AppContext): Promise<TaskCounts> {
 }
 
 /**
- * Tasks queued, assigned and running now, and those finished in the last 24 hours (by the hour:
- * the current one and the 23 before): 8 reads of one item and 8 queries of at most 24 small items.
+ * The counters summed over their shards. With `finished` (a listing's `total`): 8 queries, each of
+ * the LIVE record and the day records of one partition; without (queue lengths and depths, which
+ * leave the finished counts at zero): 8 single-item reads.
  */
-export async function readRecentCounts(ctx: AppContext): Promise<StatusCounts> {
+export async function readTaskCounts(ctx: AppContext, opts: { finished: boolean }): Promise<TaskCounts> {
+  if (!opts.finished) return sum(await readLive(ctx));
+  return sum(await readShards(ctx, [dayKey(ctx.now() - (FINISHED_DAYS - 1) * DAY_MS), LIVE_SK]));
+}
+
+/**
+ * The live counts, and tasks queued, assigned and running now with those finished in the last 24
+ * hours (by the hour: the current one and the 23 before): 8 single-item reads and 8 queries of
+ * at most 24 small items.
+ */
+export async function readRecentCounts(ctx: AppContext): Promise<{ live: TaskCounts; recent: StatusCounts }> {
   const now = ctx.now();
   const [hours, lives] = await Promise.all([
     readShards(ctx, [hourKey(now - 23 * HOUR_MS), 'T#\uffff']),
-    Promise.all(SHARDS.map((s) => ctx.store.get<StoreItem>(taskCountPk(s), LIVE_SK))),
+    readLive(ctx),
   ]);
-  const raw = rawZero();
-  for (const item of [...hours, ...lives]) {
-    if (!item) continue;
-    for (const s of item.sk === LIVE_SK ? (['queued', 'active', 'running'] as const) : FINISHED) {
+  const live = sum(lives);
+  const finished = rawZero();
+  for (const item of hours)
+    for (const s of FINISHED) {
       const v = item[s];
-      if (typeof v === 'number') raw[s] += v;
+      if (typeof v === 'number') finished[s] += v;
     }
-  }
-  return settle(raw);
+  const done = settle(finished);
+  return {
+    live,
+    recent: {
+      ...live.states,
+      completed: done.completed,
+      failed: done.failed,
+      cancelled: done.cancelled,
+    },
+  };
 }
 
 /** Tasks in one status, or in all (`undefined`). */

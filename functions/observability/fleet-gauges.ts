@@ -20,7 +20,10 @@ export interface FleetGauges {
  * before a sweep has written its parts.
  */
 export async function fleetGauges(ctx: AppContext): Promise<FleetGauges | undefined> {
-  const [agg, counts] = await Promise.all([fleetAggregate(ctx, GAUGE_MAX_AGE_MS), readTaskCounts(ctx)]);
+  const [agg, counts] = await Promise.all([
+    fleetAggregate(ctx, GAUGE_MAX_AGE_MS),
+    readTaskCounts(ctx, { finished: false }),
+  ]);
   if (!agg) return undefined;
   return {
     online: agg.onlineNodes,

@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { allInstances } from '../orchestrator/model.js';
 import { isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
-import { readRecentCounts, readTaskCounts } from '../cluster/task-counts.js';
+import { readRecentCounts } from '../cluster/task-counts.js';
 import { jobStats } from '../training/jobs.js';
 import { detectProblems } from '../commander/maintenance/problems.js';
 import { cumulativeBuckets, histogramSum, readCounters, type CounterItem } from './counters.js';
@@ -62,10 +62,9 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
     new Gauge<K[number]>({ name, help, labelNames: [...labelNames], registers: [registry] });
 
   const now = ctx.now();
-  const [nodes, instances, queued, recent, jobs, counters] = await Promise.all([
+  const [nodes, instances, { live: queued, recent }, jobs, counters] = await Promise.all([
     listNodes(ctx),
     allInstances(ctx),
-    readTaskCounts(ctx),
     readRecentCounts(ctx),
     jobStats(ctx),
     readCounters(ctx),

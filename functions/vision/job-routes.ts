@@ -57,7 +57,7 @@ export function visionJobRoutes(): AnyRoute[] {
         'Vision cluster: nodes online, busy, switching models, offline; queue length; models loaded where',
       response: S.visionStatusOut,
       handler: async (_req, ctx) => {
-        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx)]);
+        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
         const online = view.workers.filter((w) => w.online);
         // Switching: running a task whose placement switched the model, before the server answered.
         const switching = new Set<string>();
@@ -172,7 +172,7 @@ export function visionJobRoutes(): AnyRoute[] {
             : taskPage(ctx, { limit, cursor: from, match });
         const [page, counts] = await Promise.all([
           pageFrom(read, req.query.limit, req.query.offset, req.query.cursor),
-          readTaskCounts(ctx),
+          readTaskCounts(ctx, { finished: true }),
         ]);
         const names = nameResolver(page.items.some((t) => t.nodeId) ? (await loadFleet(ctx)).workers : []);
         const byType = counts.byType.get(IMAGE_TASK_TYPE);
@@ -263,7 +263,7 @@ export function visionJobRoutes(): AnyRoute[] {
           queuePage(ctx, { limit, cursor: from, order: 'schedule' });
         const [page, counts, view] = await Promise.all([
           pageFrom(read, req.query.limit, 0, req.query.cursor),
-          readTaskCounts(ctx),
+          readTaskCounts(ctx, { finished: false }),
           loadFleet(ctx),
         ]);
         const names = nameResolver(view.workers);
