@@ -74,18 +74,22 @@ export async function countTransition(
   for (const [f, v] of Object.entries(live(to, task, 1))) delta[f] = (delta[f] ?? 0) + v;
   for (const f of Object.keys(delta)) if (delta[f] === 0) delete delta[f];
   try {
-    // No condition: the first transition creates each record.
-    if (Object.keys(delta).length) await ctx.store.update(pk, LIVE_SK, { add: delta }, {});
-    if (isFinished(to)) {
-      const expires = (days: number) => ({ expiresAt: Math.floor(now / 1000) + days * 86_400 });
-      await ctx.store.update(
-        pk,
-        dayKey(now),
-        { set: expires(FINISHED_DAYS + 2), add: { [to]: 1, [`${to}:t:${task.taskType}`]: 1 } },
-        {},
-      );
-      await ctx.store.update(pk, hourKey(now), { set: expires(2), add: { [to]: 1 } }, {});
-    }
+    // No condition: the first transition creates each record. The writes are independent.
+    const expires = (days: number) => ({ expiresAt: Math.floor(now / 1000) + days * 86_400 });
+    await Promise.all([
+      Object.keys(delta).length ? ctx.store.update(pk, LIVE_SK, { add: delta }, {}) : undefined,
+      ...(isFinished(to)
+        ? [
+            ctx.store.update(
+              pk,
+              dayKey(now),
+              { set: expires(FINISHED_DAYS + 2), add: { [to]: 1, [`${to}:t:${task.taskType}`]: 1 } },
+              {},
+            ),
+            ctx.store.update(pk, hourKey(now), { set: expires(2), add: { [to]: 1 } }, {}),
+          ]
+        : []),
+    ]);
   } catch (error) {
     ctx.logger.warn('task count failed', { from, to, error: error as Error });
   }
