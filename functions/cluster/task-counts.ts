@@ -14,7 +14,8 @@
  * Whether an active task leaving was assigned or running is what the caller read of it: a race
  * with its first progress report can move one count between the two (active stays exact).
  * The counter write follows the task's write; a process that dies between the two leaves a count
- * one off (clamped at zero when read).
+ * one off (clamped at zero when read). Only tasks submitted with the counters (`counted`) move
+ * them: tasks a deployment stored before are left out of the counts until they are gone.
  */
 import type { AppContext } from '../core/context.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
@@ -33,7 +34,7 @@ const LIVE_SK = 'LIVE';
 const dayKey = (ms: number) => 'DAY#' + new Date(ms).toISOString().slice(0, 10);
 const hourKey = (ms: number) => 'T#' + new Date(ms).toISOString().slice(0, 13);
 
-type Counted = Pick<TaskItem, 'model' | 'priority' | 'taskType'>;
+type Counted = Pick<TaskItem, 'model' | 'priority' | 'taskType' | 'counted'>;
 const FINISHED = ['completed', 'failed', 'cancelled'] as const;
 type Finished = (typeof FINISHED)[number];
 const isFinished = (s: TaskStatus): s is Finished => (FINISHED as readonly string[]).includes(s);
@@ -66,6 +67,8 @@ export async function countTransition(
   from: TaskStatus | undefined,
   to: TaskStatus,
 ): Promise<void> {
+  // A task stored before the counters existed was never added: moving it would put them off for good.
+  if (!task.counted) return;
   const now = ctx.now();
   const shard = Math.floor(Math.random() * TASK_COUNT_SHARDS);
   const pk = taskCountPk(shard);

@@ -65,6 +65,8 @@ export interface TaskItem extends StoreItem {
   outputs?: string[];
   /** Nodes it was taken off (offline, restart), oldest first. */
   requeuedFrom?: string[];
+  /** In the task counters since its submit (task-counts.ts); tasks stored before them are not. */
+  counted?: boolean;
 }
 
 export const DEFAULT_RUN_TIMEOUT_SECONDS = 600;
@@ -114,6 +116,7 @@ export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskI
     runTimeoutSeconds: input.runTimeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
     attempts: 0,
     progress: 0,
+    counted: true,
   };
   await ctx.store.put(item, { notExists: true });
   await countTransition(ctx, item, undefined, 'queued');

@@ -9,7 +9,7 @@ import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../ben
 import { call, type HttpAnswer } from '../../harness/scripted-agent.js';
 import { keys } from '../../../functions/core/keys.js';
 import { countTransition } from '../../../functions/cluster/task-counts.js';
-import { queueOrder, type TaskItem, type TaskStatus } from '../../../functions/cluster/tasks.js';
+import { closeQueued, queueOrder, type TaskItem, type TaskStatus } from '../../../functions/cluster/tasks.js';
 import { operationLabel } from '../../../functions/metering/metered-lambda.js';
 import type { MeterEntry } from '../../../functions/metering/meter.js';
 
@@ -51,6 +51,7 @@ async function loadTasks(fleet: Fleet, n: number, finishedShare: number): Promis
       runTimeoutSeconds: 600,
       attempts: 0,
       progress: finished ? 100 : 0,
+      counted: true,
       ...(finished ? { completedAt: new Date(now).toISOString(), completedAtMs: now } : {}),
     };
   });
@@ -245,6 +246,27 @@ describe('paging with a cursor', () => {
     expect(res.body.detail).toEqual([
       expect.objectContaining({ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor' }),
     ]);
+  });
+
+  it('a task stored before the counters moves none of them (they would be off for good)', async () => {
+    const ctx = fleet.rt.ctx;
+    const before = (await call(fleet.rt.url, 'GET', '/api/vision/queue?limit=1')).body.length as number;
+    const { counted: _counted, ...old } = tasks.find((t) => t.status === 'queued')!;
+    const taskId = randomUUID();
+    const createdAt = new Date(ctx.now()).toISOString();
+    await ctx.store.put({
+      ...old,
+      ...keys.task(taskId),
+      ...keys.taskIndexes(taskId, createdAt),
+      ...keys.queuedIndex(old.priority, createdAt, taskId),
+      taskId,
+      createdAt,
+      createdAtMs: ctx.now(),
+    });
+    const listed = await call(fleet.rt.url, 'GET', '/tasks?status=queued&limit=1');
+    expect(listed.body.tasks[0].task_id).toBe(taskId);
+    expect(await closeQueued(ctx, taskId, 'cancelled')).toMatchObject({ status: 'cancelled' });
+    expect((await call(fleet.rt.url, 'GET', '/api/vision/queue?limit=1')).body.length).toBe(before);
   });
 
   it('a cursor of one listing is refused by another', async () => {
