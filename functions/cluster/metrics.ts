@@ -48,9 +48,12 @@ const mean = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a
 export function takeSample(
   workers: Worker[],
   catalogue: ModelSpec[],
-  queuedModels: string[],
+  /** One model a queued task, or the queued count by model (task-counts.ts). */
+  queued: string[] | ReadonlyMap<string, number>,
   now: number,
 ): Sample {
+  const queuedModels = Array.isArray(queued) ? queued : [...queued.keys()];
+  const queuedCount = Array.isArray(queued) ? queued.length : [...queued.values()].reduce((a, b) => a + b, 0);
   const online = workers.filter((w) => w.online);
   const utils = online.map((w) => w.gpuUtilization).filter((u): u is number => u !== undefined);
   let used = 0;
@@ -79,7 +82,7 @@ export function takeSample(
     onlineNodes: online.length,
     slots: online.reduce((n, w) => n + w.maxConcurrency, 0),
     runningTasks: online.reduce((n, w) => n + w.running.length, 0),
-    queuedTasks: queuedModels.length,
+    queuedTasks: queuedCount,
   };
 }
 

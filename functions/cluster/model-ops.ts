@@ -13,7 +13,8 @@ import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catal
 import { formatDuration } from './format.js';
 import { requeueTasks } from './lifecycle.js';
 import { heldSlots, type SlotItem } from './slots.js';
-import { getTask, queuedTasks, requestPlacement, tasksSince, type TaskItem } from './tasks.js';
+import { getTask, requestPlacement, tasksSince, type TaskItem } from './tasks.js';
+import { readTaskCounts } from './task-counts.js';
 import { findWorker, loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
 import { workerStats } from './metrics.js';
 import { unknownModel } from './validation.js';
@@ -299,9 +300,8 @@ export async function rebalance(
   input: { strategy: RebalanceStrategy; force: boolean; dry_run: boolean },
 ) {
   const view = await loadFleet(ctx);
-  const queue = await queuedTasks(ctx);
-  const demand: Record<string, number> = {};
-  for (const t of queue) demand[t.model] = (demand[t.model] ?? 0) + 1;
+  // Demand per model is counted, not read (task-counts.ts).
+  const demand = Object.fromEntries((await readTaskCounts(ctx, { finished: false })).queuedByModel);
   const assignments: SchedAssignment[] = view.slots.map((s) => ({
     nodeId: s.nodeId,
     model: s.model,

@@ -17,7 +17,9 @@ import {
 } from './metrics.js';
 import { loadFleet, rebalance, restartWorker } from './model-ops.js';
 import { clusterModelRoutes } from './model-routes.js';
-import { allTasks, getTask, queuedTasks, submitTask, tasksSince } from './tasks.js';
+import { getTask, submitTask, tasksSince, type TaskItem } from './tasks.js';
+import { countOf, readTaskCounts } from './task-counts.js';
+import { MAX_OFFSET, pageFrom, queuePage, taskPage } from './task-pages.js';
 import { estimateWait } from './wait-estimate.js';
 import {
   imageParameterIssues,
@@ -50,18 +52,13 @@ export function clusterRoutes(): AnyRoute[] {
       summary: 'Cluster status: workers, queue, GPU utilisation and memory',
       response: S.clusterStatusOut,
       handler: async (_req, ctx) => {
-        const [view, queued, counts] = await Promise.all([
+        const [view, taskCounts, counts] = await Promise.all([
           loadFleet(ctx),
-          queuedTasks(ctx),
+          readTaskCounts(ctx, { finished: false }),
           readPlacementCounts(ctx),
         ]);
         const online = view.workers.filter((w) => w.online);
-        const sample = takeSample(
-          view.workers,
-          view.catalogue,
-          queued.map((t) => t.model),
-          ctx.now(),
-        );
+        const sample = takeSample(view.workers, view.catalogue, taskCounts.queuedByModel, ctx.now());
         const total = online.reduce((s, w) => s + w.gpuMemoryTotalMb, 0);
         const used = online.reduce((s, w) => s + (w.gpuMemoryUsedMb ?? 0), 0);
         const clusters = [
@@ -84,7 +81,7 @@ export function clusterRoutes(): AnyRoute[] {
           status,
           total_workers: view.workers.length,
           active_workers: online.length,
-          queued_tasks: queued.length,
+          queued_tasks: taskCounts.states.queued,
           running_tasks: view.slots.length,
           gpu_utilization: sample.gpuUtilization ?? 0,
           total_memory: formatMemory(total),
@@ -230,22 +227,35 @@ export function clusterRoutes(): AnyRoute[] {
         status: z.enum(['queued', 'assigned', 'running', 'completed', 'failed', 'cancelled']).optional(),
         worker_id: z.string().min(1).optional(),
         limit: z.coerce.number().int().min(1).max(1000).default(50),
-        offset: z.coerce.number().int().min(0).default(0),
+        offset: z.coerce.number().int().min(0).max(MAX_OFFSET).default(0),
+        cursor: z.string().min(1).max(4096).optional(),
       }),
       response: S.tasksOut,
+      responses: { 400: 'Invalid pagination cursor' },
       handler: async (req, ctx) => {
-        const { status, worker_id, limit, offset } = req.query;
+        const { status, worker_id, limit, offset, cursor } = req.query;
         // A worker by its id or its name; an unknown one has no tasks.
         const nodeId =
           worker_id === undefined ? undefined : ((await resolveNode(ctx, worker_id))?.nodeId ?? worker_id);
-        const matching = (await allTasks(ctx)).filter(
-          (t) => (!status || t.status === status) && (!nodeId || t.nodeId === nodeId),
-        );
+        const match = (t: TaskItem) => (!status || t.status === status) && (!nodeId || t.nodeId === nodeId);
+        // Queued tasks are on no worker; alone they are read from the queue index, newest first.
+        const read = (limit: number, from?: string) =>
+          status === 'queued' && !nodeId
+            ? queuePage(ctx, { limit, cursor: from, order: 'newest' })
+            : taskPage(ctx, { limit, cursor: from, match });
+        const [page, counts] = await Promise.all([
+          pageFrom(read, limit, offset, cursor),
+          readTaskCounts(ctx, { finished: true }),
+        ]);
         return {
-          tasks: matching.slice(offset, offset + limit).map(taskListItem),
-          total: matching.length,
+          tasks: page.items.map(taskListItem),
+          // Counted, not read: with a worker, the tasks listed so far (and one more when a page follows).
+          total: nodeId
+            ? page.offset + page.items.length + (page.cursor ? 1 : 0)
+            : countOf(counts.states, status),
           limit,
-          offset,
+          offset: page.offset,
+          cursor: page.cursor ?? null,
         };
       },
     }),
@@ -291,14 +301,8 @@ export function clusterRoutes(): AnyRoute[] {
       }),
       response: S.clusterMetricsOut,
       handler: async (req, ctx) => {
-        const view = await loadFleet(ctx);
-        const queued = await queuedTasks(ctx);
-        const live = takeSample(
-          view.workers,
-          view.catalogue,
-          queued.map((t) => t.model),
-          ctx.now(),
-        );
+        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
+        const live = takeSample(view.workers, view.catalogue, counts.queuedByModel, ctx.now());
         return loadClusterMetrics(ctx, req.query.timeframe, live);
       },
     }),

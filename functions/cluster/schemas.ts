@@ -132,6 +132,7 @@ export const tasksOut = z.object({
   total: z.number().int(),
   limit: z.number().int(),
   offset: z.number().int(),
+  cursor: z.string().nullable().describe('Pass as ?cursor= for the next page; null on the last'),
 });
 
 export const taskCancelledOut = z.object({ message: z.string(), task_id: z.string(), status: taskStatus });

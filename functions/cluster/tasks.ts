@@ -6,6 +6,7 @@ import { planPlacements, type SchedTask } from '../task-planner/index.js';
 import { conditional, queryAll, type StoreItem } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
 import { recordCompletion } from './task-stats.js';
+import { countTransition } from './task-counts.js';
 
 /**
  * One task record serves both APIs: a cluster task (POST /tasks) and a vision job
@@ -64,6 +65,8 @@ export interface TaskItem extends StoreItem {
   outputs?: string[];
   /** Nodes it was taken off (offline, restart), oldest first. */
   requeuedFrom?: string[];
+  /** In the task counters since its submit (task-counts.ts); tasks stored before them are not. */
+  counted?: boolean;
 }
 
 export const DEFAULT_RUN_TIMEOUT_SECONDS = 600;
@@ -113,8 +116,10 @@ export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskI
     runTimeoutSeconds: input.runTimeoutSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS,
     attempts: 0,
     progress: 0,
+    counted: true,
   };
   await ctx.store.put(item, { notExists: true });
+  await countTransition(ctx, item, undefined, 'queued');
   await requestPlacement(ctx, 'submitted');
   return item;
 }
@@ -202,7 +207,7 @@ export async function markAssigned(
   runCommandId: string,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(taskId);
-  return conditional(
+  const assigned = await conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -222,6 +227,8 @@ export async function markAssigned(
       { equals: { status: 'queued' } },
     ),
   );
+  if (assigned) await countTransition(ctx, assigned, 'queued', 'assigned');
+  return assigned;
 }
 
 /** assigned|running on `nodeId` → queued again, keeping its place (priority and age). */
@@ -232,7 +239,7 @@ export async function requeue(
   why: string,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(task.taskId);
-  return conditional(
+  const queued = await conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -258,6 +265,8 @@ export async function requeue(
       { equals: { status: ACTIVE, nodeId } },
     ),
   );
+  if (queued) await countTransition(ctx, queued, task.status, 'queued');
+  return queued;
 }
 
 /** Progress from the agent; the first report marks the start. Stale nodes are ignored. */
@@ -288,7 +297,7 @@ export async function markStarted(
 ): Promise<TaskItem | undefined> {
   const now = ctx.now();
   const k = keys.task(taskId);
-  return conditional(
+  const started = await conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -304,6 +313,8 @@ export async function markStarted(
       { equals: { status: 'assigned', nodeId } },
     ),
   );
+  if (started) await countTransition(ctx, started, 'assigned', 'running');
+  return started;
 }
 
 export interface Outcome {
@@ -342,6 +353,7 @@ export async function markFinished(
       { equals: { status: ACTIVE, nodeId } },
     ),
   );
+  if (finished) await countTransition(ctx, finished, task.status, finished.status);
   if (finished)
     await countTaskFinished(ctx, outcome.status, Math.max(0, (now - task.createdAtMs) / 1000)).catch(
       (error: unknown) =>
@@ -365,7 +377,7 @@ export async function closeQueued(
   error?: string,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(taskId);
-  return conditional(
+  const closed = await conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -373,6 +385,8 @@ export async function closeQueued(
       { equals: { status: 'queued' } },
     ),
   );
+  if (closed) await countTransition(ctx, closed, 'queued', status);
+  return closed;
 }
 
 /**
@@ -384,7 +398,7 @@ export async function markCancelledWhileActive(
   task: TaskItem,
 ): Promise<TaskItem | undefined> {
   const k = keys.task(task.taskId);
-  return conditional(
+  const cancelled = await conditional(
     ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
@@ -392,4 +406,6 @@ export async function markCancelledWhileActive(
       { equals: { status: ACTIVE, nodeId: task.nodeId } },
     ),
   );
+  if (cancelled) await countTransition(ctx, cancelled, task.status, 'cancelled');
+  return cancelled;
 }

@@ -1,6 +1,6 @@
 import type { AppContext } from '../core/context.js';
 import { fleetAggregate } from '../nodes/node-records.js';
-import { queuedTasks } from '../cluster/tasks.js';
+import { readTaskCounts } from '../cluster/task-counts.js';
 import { emitFleetGauges, emfEnabled } from './counters.js';
 
 /** Parts older than this are a sweep that stopped running: no gauge rather than a stale one. */
@@ -16,16 +16,19 @@ export interface FleetGauges {
 
 /**
  * The fleet gauges from the sweep's aggregate (`FLEETAGG`: one record per shard and link of the
- * latest sweep, node-records.ts `fleetAggregate`) and the queue, never the node records; undefined
+ * latest sweep, node-records.ts `fleetAggregate`) and the queue's counters, never the node records or tasks; undefined
  * before a sweep has written its parts.
  */
 export async function fleetGauges(ctx: AppContext): Promise<FleetGauges | undefined> {
-  const [agg, queued] = await Promise.all([fleetAggregate(ctx, GAUGE_MAX_AGE_MS), queuedTasks(ctx)]);
+  const [agg, counts] = await Promise.all([
+    fleetAggregate(ctx, GAUGE_MAX_AGE_MS),
+    readTaskCounts(ctx, { finished: false }),
+  ]);
   if (!agg) return undefined;
   return {
     online: agg.onlineNodes,
     offline: Math.max(0, (agg.nodes ?? agg.onlineNodes) - agg.onlineNodes),
-    queueDepth: queued.length,
+    queueDepth: counts.states.queued,
     ...(agg.utilCount ? { gpuUtilization: agg.utilSum / agg.utilCount } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { allInstances } from '../orchestrator/model.js';
 import { isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
-import { queuedTasks, tasksSince } from '../cluster/tasks.js';
+import { readRecentCounts } from '../cluster/task-counts.js';
 import { jobStats } from '../training/jobs.js';
 import { detectProblems } from '../commander/maintenance/problems.js';
 import { cumulativeBuckets, histogramSum, readCounters, type CounterItem } from './counters.js';
@@ -62,11 +62,10 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
     new Gauge<K[number]>({ name, help, labelNames: [...labelNames], registers: [registry] });
 
   const now = ctx.now();
-  const [nodes, instances, queued, recent, jobs, counters] = await Promise.all([
+  const [nodes, instances, { live: queued, recent }, jobs, counters] = await Promise.all([
     listNodes(ctx),
     allInstances(ctx),
-    queuedTasks(ctx),
-    tasksSince(ctx, now - 24 * 3600_000),
+    readRecentCounts(ctx),
     jobStats(ctx),
     readCounters(ctx),
   ]);
@@ -188,14 +187,16 @@ export async function renderMetrics(ctx: AppContext): Promise<{ contentType: str
     'priority',
   ] as const);
   for (const p of ['low', 'normal', 'high', 'critical']) depth.set({ priority: p }, 0);
-  for (const t of queued) depth.inc({ priority: priorityName(t.priority) });
+  for (const [p, n] of queued.queuedByPriority) depth.inc({ priority: priorityName(p) }, n);
 
-  const tasks = gauge('fleet_tasks_last_24h', 'Tasks created in the last 24 hours, by status.', [
-    'status',
-  ] as const);
+  const tasks = gauge(
+    'fleet_tasks_last_24h',
+    'Tasks queued, assigned and running now, and those finished in the last 24 hours, by status.',
+    ['status'] as const,
+  );
   for (const s of ['queued', 'assigned', 'running', 'completed', 'failed', 'cancelled'])
     tasks.set({ status: s }, 0);
-  for (const t of recent) tasks.inc({ status: t.status });
+  for (const [status, n] of Object.entries(recent)) tasks.set({ status }, n);
 
   const trainingJobs = gauge('fleet_training_jobs', 'Training jobs by status.', ['status'] as const);
   for (const [status, n] of Object.entries(jobs))

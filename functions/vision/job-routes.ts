@@ -5,15 +5,10 @@ import { cancelTask } from '../cluster/lifecycle.js';
 import { queuePosition } from '../cluster/queue-position.js';
 import { loadFleet } from '../cluster/model-ops.js';
 import { LORAS_PREFIX } from '../cluster/outputs.js';
-import {
-  ACTIVE,
-  allTasks,
-  getTask,
-  queuedTasks,
-  queueOrder,
-  submitTask,
-  type TaskItem,
-} from '../cluster/tasks.js';
+import { ACTIVE, getTask, submitTask, type TaskItem } from '../cluster/tasks.js';
+import { heldSlots } from '../cluster/slots.js';
+import { countOf, readTaskCounts } from '../cluster/task-counts.js';
+import { MAX_OFFSET, pageFrom, queuePage, taskPage } from '../cluster/task-pages.js';
 import {
   generateRequest,
   modelLimitIssues,
@@ -62,8 +57,7 @@ export function visionJobRoutes(): AnyRoute[] {
         'Vision cluster: nodes online, busy, switching models, offline; queue length; models loaded where',
       response: S.visionStatusOut,
       handler: async (_req, ctx) => {
-        const view = await loadFleet(ctx);
-        const queued = await queuedTasks(ctx);
+        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
         const online = view.workers.filter((w) => w.online);
         // Switching: running a task whose placement switched the model, before the server answered.
         const switching = new Set<string>();
@@ -85,7 +79,7 @@ export function visionJobRoutes(): AnyRoute[] {
           busy_nodes: online.filter((w) => w.running.length > 0).length,
           switching_nodes: online.filter((w) => switching.has(w.id)).length,
           offline_nodes: view.workers.length - online.length,
-          queue_length: queued.length,
+          queue_length: counts.states.queued,
           models_loaded: modelsLoaded,
         };
       },
@@ -163,28 +157,37 @@ export function visionJobRoutes(): AnyRoute[] {
       query: z.object({
         status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']).optional(),
         limit: z.coerce.number().int().min(1).max(1000).default(50),
-        offset: z.coerce.number().int().min(0).default(0),
+        offset: z.coerce.number().int().min(0).max(MAX_OFFSET).default(0),
+        cursor: z.string().min(1).max(4096).optional(),
       }),
       response: S.jobsOut,
+      responses: { 400: 'Invalid pagination cursor' },
       handler: async (req, ctx) => {
         const wanted = req.query.status ? fromVisionStatus(req.query.status as VisionStatus) : undefined;
-        const jobs = (await allTasks(ctx)).filter(
-          (t) => isImageJob(t) && (!wanted || wanted.includes(t.status)),
-        );
-        const page = jobs.slice(req.query.offset, req.query.offset + req.query.limit);
-        const order = page.some((t) => t.status === 'queued')
-          ? queueOrder(await queuedTasks(ctx), ctx.now())
-          : [];
-        const positions = new Map(order.map((t, i) => [t.taskId, i + 1] as const));
-        const names = nameResolver(page.some((t) => t.nodeId) ? (await loadFleet(ctx)).workers : []);
+        const match = (t: TaskItem) => isImageJob(t) && (!wanted || wanted.includes(t.status));
+        // Queued jobs alone are read from the queue index, newest first.
+        const read = (limit: number, from?: string) =>
+          req.query.status === 'queued'
+            ? queuePage(ctx, { limit, cursor: from, order: 'newest', match })
+            : taskPage(ctx, { limit, cursor: from, match });
+        const [page, counts] = await Promise.all([
+          pageFrom(read, req.query.limit, req.query.offset, req.query.cursor),
+          readTaskCounts(ctx, { finished: true }),
+        ]);
+        const names = nameResolver(page.items.some((t) => t.nodeId) ? (await loadFleet(ctx)).workers : []);
+        const byType = counts.byType.get(IMAGE_TASK_TYPE);
         return {
-          jobs: page.map((t) => ({
-            ...visionJobView(t, names, positions.get(t.taskId)),
+          jobs: page.items.map((t) => ({
+            // A queued job's place costs a count of the queue ahead of it: GET /api/vision/jobs/{id}
+            // answers it, /api/vision/queue pages the queue in order; a listing does neither.
+            ...visionJobView(t, names, undefined),
             prompt: typeof t.parameters.prompt === 'string' ? t.parameters.prompt : null,
           })),
-          total: jobs.length,
+          // Counted, not read (task-counts.ts).
+          total: byType ? (wanted ?? [undefined]).reduce((n, s) => n + countOf(byType, s), 0) : 0,
           limit: req.query.limit,
-          offset: req.query.offset,
+          offset: page.offset,
+          cursor: page.cursor ?? null,
         };
       },
     }),
@@ -208,9 +211,24 @@ export function visionJobRoutes(): AnyRoute[] {
       summary: 'Cancel every queued and processing image job',
       response: S.stopAllOut,
       handler: async (_req, ctx) => {
-        const live = (await allTasks(ctx)).filter(
-          (t) => isImageJob(t) && (t.status === 'queued' || ACTIVE.includes(t.status)),
-        );
+        // The queued jobs a page at a time and the running ones by their held slots: what it reads
+        // grows with what it stops, not with the tasks stored.
+        const live: TaskItem[] = [];
+        let from: string | undefined;
+        do {
+          const page = await queuePage(ctx, {
+            limit: 1000,
+            cursor: from,
+            order: 'schedule',
+            match: isImageJob,
+          });
+          live.push(...page.items);
+          from = page.cursor;
+        } while (from);
+        for (const s of await heldSlots(ctx)) {
+          const t = await getTask(ctx, s.taskId);
+          if (t && isImageJob(t) && ACTIVE.includes(t.status)) live.push(t);
+        }
         const cancelled: string[] = [];
         for (const t of live) {
           try {
@@ -234,10 +252,20 @@ export function visionJobRoutes(): AnyRoute[] {
       path: '/api/vision/queue',
       summary:
         'The shared queue in scheduling order (priority with aging, then FIFO), and what is processing',
+      query: z.object({
+        limit: z.coerce.number().int().min(1).max(1000).default(50),
+        cursor: z.string().min(1).max(4096).optional(),
+      }),
       response: S.queueOut,
-      handler: async (_req, ctx) => {
-        const order = queueOrder(await queuedTasks(ctx), ctx.now());
-        const view = await loadFleet(ctx);
+      responses: { 400: 'Invalid pagination cursor' },
+      handler: async (req, ctx) => {
+        const read = (limit: number, from?: string) =>
+          queuePage(ctx, { limit, cursor: from, order: 'schedule' });
+        const [page, counts, view] = await Promise.all([
+          pageFrom(read, req.query.limit, 0, req.query.cursor),
+          readTaskCounts(ctx, { finished: false }),
+          loadFleet(ctx),
+        ]);
         const names = nameResolver(view.workers);
         const processing = [];
         for (const s of view.slots) {
@@ -252,8 +280,8 @@ export function visionJobRoutes(): AnyRoute[] {
             });
         }
         return {
-          queue: order.map((t, i) => ({
-            position: i + 1,
+          queue: page.items.map((t, i) => ({
+            position: page.offset + i + 1,
             job_id: t.taskId,
             model: t.model,
             priority: t.priorityInput,
@@ -261,7 +289,10 @@ export function visionJobRoutes(): AnyRoute[] {
             prompt: typeof t.parameters.prompt === 'string' ? t.parameters.prompt : null,
             created_at: t.createdAt,
           })),
-          length: order.length,
+          // The whole queue's length, counted (task-counts.ts); `queue` is one page of it.
+          length: counts.states.queued,
+          limit: req.query.limit,
+          cursor: page.cursor ?? null,
           processing,
         };
       },

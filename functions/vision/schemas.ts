@@ -43,9 +43,12 @@ export const jobOut = z.object({
 
 const page = { total: z.number().int(), limit: z.number().int(), offset: z.number().int() };
 
+const nextCursor = z.string().nullable().describe('Pass as ?cursor= for the next page; null on the last');
+
 export const jobsOut = z.object({
   jobs: z.array(jobOut.extend({ prompt: z.string().nullable() })),
   ...page,
+  cursor: nextCursor,
 });
 
 export const jobCancelledOut = z.object({ job_id: z.string(), status: visionStatus, message: z.string() });
@@ -69,6 +72,8 @@ export const queueOut = z.object({
     }),
   ),
   length: z.number().int(),
+  limit: z.number().int(),
+  cursor: nextCursor,
   processing: z.array(
     z.object({
       job_id: z.string(),

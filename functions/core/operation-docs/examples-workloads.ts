@@ -116,6 +116,7 @@ export const WORKLOAD_RESPONSE_EXAMPLES: Record<string, unknown> = {
     total: 2,
     limit: 50,
     offset: 0,
+    cursor: null,
   },
   'DELETE /tasks/{task_id}': {
     message: 'Task cancelled',
@@ -196,6 +197,7 @@ export const WORKLOAD_RESPONSE_EXAMPLES: Record<string, unknown> = {
     total: 1,
     limit: 50,
     offset: 0,
+    cursor: null,
   },
   'POST /api/vision/jobs/{job_id}/cancel': {
     job_id: 'vis-20260115-8f2a',
@@ -220,6 +222,8 @@ export const WORKLOAD_RESPONSE_EXAMPLES: Record<string, unknown> = {
       },
     ],
     length: 1,
+    limit: 50,
+    cursor: null,
     processing: [
       {
         job_id: 'vis-20260115-8f2a',

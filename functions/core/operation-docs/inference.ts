@@ -40,7 +40,8 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
     },
   },
   'GET /tasks': {
-    description: 'Tasks, newest first; filter by status and worker, page with limit and offset.',
+    description:
+      'Tasks, newest first; filter by status and worker. Page with `cursor` (from the last page; null on the last), or `limit` and `offset`. `total` is counted, not read.',
   },
   'GET /tasks/{task_id}': {
     description:
@@ -133,7 +134,8 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
     params: { job_id: 'task-20260115-abc123' },
   },
   'GET /api/vision/jobs': {
-    description: 'Image jobs, newest first; filter by status, page with limit and offset.',
+    description:
+      'Image jobs, newest first; filter by status. Page with `cursor` (from the last page; null on the last), or `limit` and `offset`. A listed queued job has no `queue_position`: GET /api/vision/jobs/{job_id} counts it.',
   },
   'POST /api/vision/jobs/{job_id}/cancel': {
     description: 'Cancels an image job; a running one gets `task.cancel` on its node.',
@@ -142,7 +144,7 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
   'POST /api/vision/jobs/stop-all': { description: 'Cancels every queued and processing image job.' },
   'GET /api/vision/queue': {
     description:
-      'The shared queue in scheduling order (priority with aging, then first in first out) and what is processing.',
+      'The shared queue in scheduling order (priority with aging, then first in first out), `limit` jobs a page (default 50; `cursor` for the next), its whole `length`, and what is processing.',
   },
   'GET /api/vision/models/available': {
     description: 'Image models of the catalogue and the nodes they are loaded on.',

@@ -1,0 +1,226 @@
+/**
+ * How many tasks are in each state, kept as counters so that a queue length, a queue depth by
+ * priority or model, or a listing's `total` reads a few small records instead of the tasks.
+ *
+ * Each transition in tasks.ts that wins its conditional write adds to one record of a random
+ * shard (`TASKCOUNT#<0-7>`), so no partition key takes more than an eighth of the fleet's
+ * transitions; a reader sums the shards (8 queries of one partition each, a few items).
+ *  - `LIVE`: tasks queued (in all, by model, priority and task type), active (assigned or
+ *    running) and running (in all and by task type): +1 in, -1 out.
+ *  - `DAY#<yyyy-mm-dd>`: tasks finished that UTC day by outcome (and by task type). Finished tasks
+ *    are deleted by TTL 31 days after they finish, so the records of the last 31 days count the
+ *    finished tasks still stored (to within the day at that edge), and expire themselves after.
+ *  - `T#<yyyy-mm-ddThh>`: tasks finished in that UTC hour by outcome, for "the last 24 hours".
+ * Whether an active task leaving was assigned or running is what the caller read of it: a race
+ * with its first progress report can move one count between the two (active stays exact).
+ * The counter write follows the task's write; a process that dies between the two leaves a count
+ * one off (clamped at zero when read). Only tasks submitted with the counters (`counted`) move
+ * them: tasks a deployment stored before are left out of the counts until they are gone.
+ */
+import type { AppContext } from '../core/context.js';
+import { queryAll, type StoreItem } from '../ports/store.js';
+import type { TaskItem, TaskStatus } from './tasks.js';
+
+export const TASK_COUNT_SHARDS = 8;
+const SHARDS = Array.from({ length: TASK_COUNT_SHARDS }, (_, i) => i);
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+/** How long finished tasks stay (tasks.ts FINISHED_TTL_SECONDS), in days. */
+const FINISHED_DAYS = 31;
+
+export const taskCountPk = (shard: number) => `TASKCOUNT#${shard}`;
+// Sort order: DAY# < LIVE < T#, so one range reads the days and LIVE, another LIVE and the hours.
+const LIVE_SK = 'LIVE';
+const dayKey = (ms: number) => 'DAY#' + new Date(ms).toISOString().slice(0, 10);
+const hourKey = (ms: number) => 'T#' + new Date(ms).toISOString().slice(0, 13);
+
+type Counted = Pick<TaskItem, 'model' | 'priority' | 'taskType' | 'counted'>;
+const FINISHED = ['completed', 'failed', 'cancelled'] as const;
+type Finished = (typeof FINISHED)[number];
+const isFinished = (s: TaskStatus): s is Finished => (FINISHED as readonly string[]).includes(s);
+
+function live(status: TaskStatus, t: Counted, delta: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const add = (field: string) => {
+    out[field] = delta;
+    out[`${field}:t:${t.taskType}`] = delta;
+  };
+  if (status === 'queued') {
+    add('queued');
+    out[`queued:m:${t.model}`] = delta;
+    out[`queued:p:${t.priority}`] = delta;
+  } else if (status === 'assigned') add('active');
+  else if (status === 'running') {
+    add('active');
+    add('running');
+  }
+  return out;
+}
+
+/**
+ * Counts one transition (`from` undefined: a new task; else its status as the caller knew it).
+ * Failures are logged, never thrown: the task's own write has happened.
+ */
+export async function countTransition(
+  ctx: AppContext,
+  task: Counted,
+  from: TaskStatus | undefined,
+  to: TaskStatus,
+): Promise<void> {
+  // A task stored before the counters existed was never added: moving it would put them off for good.
+  if (!task.counted) return;
+  const now = ctx.now();
+  const shard = Math.floor(Math.random() * TASK_COUNT_SHARDS);
+  const pk = taskCountPk(shard);
+  const delta: Record<string, number> = {};
+  for (const [f, v] of Object.entries(from ? live(from, task, -1) : {})) delta[f] = (delta[f] ?? 0) + v;
+  for (const [f, v] of Object.entries(live(to, task, 1))) delta[f] = (delta[f] ?? 0) + v;
+  for (const f of Object.keys(delta)) if (delta[f] === 0) delete delta[f];
+  try {
+    // No condition: the first transition creates each record. The writes are independent.
+    const expires = (days: number) => ({ expiresAt: Math.floor(now / 1000) + days * 86_400 });
+    await Promise.all([
+      Object.keys(delta).length ? ctx.store.update(pk, LIVE_SK, { add: delta }, {}) : undefined,
+      ...(isFinished(to)
+        ? [
+            ctx.store.update(
+              pk,
+              dayKey(now),
+              { set: expires(FINISHED_DAYS + 2), add: { [to]: 1, [`${to}:t:${task.taskType}`]: 1 } },
+              {},
+            ),
+            ctx.store.update(pk, hourKey(now), { set: expires(2), add: { [to]: 1 } }, {}),
+          ]
+        : []),
+    ]);
+  } catch (error) {
+    ctx.logger.warn('task count failed', { from, to, error: error as Error });
+  }
+}
+
+export type StatusCounts = Record<TaskStatus, number>;
+
+export interface TaskCounts {
+  /** Tasks in each status (finished ones: of the last 31 days, which is what is stored). */
+  states: StatusCounts;
+  /** The same by task type. */
+  byType: Map<string, StatusCounts>;
+  /** Queued tasks by model. */
+  queuedByModel: Map<string, number>;
+  /** Queued tasks by normalised priority. */
+  queuedByPriority: Map<number, number>;
+}
+
+const zero = (): StatusCounts => ({
+  queued: 0,
+  assigned: 0,
+  running: 0,
+  completed: 0,
+  failed: 0,
+  cancelled: 0,
+});
+
+/** Raw sums: `active` carries assigned + running until `settle`. */
+type Raw = StatusCounts & { active: number };
+const rawZero = (): Raw => ({ ...zero(), active: 0 });
+const FIELDS = ['queued', 'active', 'running', ...FINISHED] as const;
+
+function settle(r: Raw): StatusCounts {
+  const active = Math.max(0, r.active);
+  const running = Math.min(active, Math.max(0, r.running));
+  return {
+    queued: Math.max(0, r.queued),
+    assigned: active - running,
+    running,
+    completed: Math.max(0, r.completed),
+    failed: Math.max(0, r.failed),
+    cancelled: Math.max(0, r.cancelled),
+  };
+}
+
+const readShards = async (ctx: AppContext, between: [string, string]) =>
+  (await Promise.all(SHARDS.map((s) => queryAll<StoreItem>(ctx.store, taskCountPk(s), { between })))).flat();
+
+/** The LIVE record of each shard: 8 single-item reads. */
+const readLive = async (ctx: AppContext) =>
+  (await Promise.all(SHARDS.map((s) => ctx.store.get<StoreItem>(taskCountPk(s), LIVE_SK)))).filter(
+    (i): i is StoreItem => i !== undefined,
+  );
+
+function sum(items: readonly StoreItem[]): TaskCounts {
+  const states = rawZero();
+  const byType = new Map<string, Raw>();
+  const queuedByModel = new Map<string, number>();
+  const queuedByPriority = new Map<number, number>();
+  const add = <K>(m: Map<K, number>, k: K, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  for (const item of items) {
+    for (const [field, value] of Object.entries(item)) {
+      if (typeof value !== 'number') continue;
+      const [state, kind, ...rest] = field.split(':');
+      const s = FIELDS.find((f) => f === state);
+      if (!s) continue;
+      const name = rest.join(':');
+      if (kind === undefined) states[s] += value;
+      else if (kind === 't') (byType.get(name) ?? byType.set(name, rawZero()).get(name)!)[s] += value;
+      else if (kind === 'm' && s === 'queued') add(queuedByModel, name, value);
+      else if (kind === 'p' && s === 'queued') add(queuedByPriority, Number(name), value);
+    }
+  }
+  // A count one off (a lost counter write) never shows as negative.
+  const positive = <K>(m: Map<K, number>) => {
+    for (const [k, v] of m) if (v <= 0) m.delete(k);
+    return m;
+  };
+  return {
+    states: settle(states),
+    byType: new Map([...byType].map(([t, r]) => [t, settle(r)] as const)),
+    queuedByModel: positive(queuedByModel),
+    queuedByPriority: positive(queuedByPriority),
+  };
+}
+
+/**
+ * The counters summed over their shards. With `finished` (a listing's `total`): 8 queries, each of
+ * the LIVE record and the day records of one partition; without (queue lengths and depths, which
+ * leave the finished counts at zero): 8 single-item reads.
+ */
+export async function readTaskCounts(ctx: AppContext, opts: { finished: boolean }): Promise<TaskCounts> {
+  if (!opts.finished) return sum(await readLive(ctx));
+  return sum(await readShards(ctx, [dayKey(ctx.now() - (FINISHED_DAYS - 1) * DAY_MS), LIVE_SK]));
+}
+
+/**
+ * The live counts, and tasks queued, assigned and running now with those finished in the last 24
+ * hours (by the hour: the current one and the 23 before): 8 single-item reads and 8 queries of
+ * at most 24 small items.
+ */
+export async function readRecentCounts(ctx: AppContext): Promise<{ live: TaskCounts; recent: StatusCounts }> {
+  const now = ctx.now();
+  const [hours, lives] = await Promise.all([
+    readShards(ctx, [hourKey(now - 23 * HOUR_MS), 'T#\uffff']),
+    readLive(ctx),
+  ]);
+  const live = sum(lives);
+  const finished = rawZero();
+  for (const item of hours)
+    for (const s of FINISHED) {
+      const v = item[s];
+      if (typeof v === 'number') finished[s] += v;
+    }
+  const done = settle(finished);
+  return {
+    live,
+    recent: {
+      ...live.states,
+      completed: done.completed,
+      failed: done.failed,
+      cancelled: done.cancelled,
+    },
+  };
+}
+
+/** Tasks in one status, or in all (`undefined`). */
+export function countOf(counts: StatusCounts, status?: TaskStatus): number {
+  if (status === undefined) return Object.values(counts).reduce((n, v) => n + v, 0);
+  return counts[status];
+}

@@ -1,0 +1,225 @@
+/**
+ * Task listings a page at a time: what a request reads grows with the page it returns, never with
+ * the tasks stored or queued.
+ *
+ *  - All tasks, newest first: gsi2 `TASKS` read backwards from the cursor's sort key, with a
+ *    Limit; a filter (status, worker, task type) is applied to what is read, and a request reads
+ *    at most SCAN_BUDGET records, so a page with a rare filter may hold fewer than asked while its
+ *    cursor says more may follow.
+ *  - The queue: gsi1 `QUEUE` holds one sorted run per priority level (FIFO inside it). The
+ *    scheduler's order (effective priority with aging, then FIFO) is a merge of the four runs by
+ *    created − level × (time to gain a level), which does not depend on the time now
+ *    (queue-position.ts), so consecutive pages are consistent; each run is read from where the
+ *    cursor left it, a small chunk at a time.
+ * Cursors are opaque to callers (base64url JSON of sort keys and how many items came before) and
+ * checked when decoded: a malformed one is the caller's mistake (InvalidCursorError).
+ */
+import type { AppContext } from '../core/context.js';
+import { ValidationError } from '../core/errors.js';
+import { keys, taskQueueKeys } from '../core/keys.js';
+import { DEFAULT_AGING_PER_MINUTE, PRIORITY_CRITICAL, PRIORITY_LOW } from '../task-planner/priority.js';
+import type { TaskItem } from './tasks.js';
+
+/** Most task records one listing request reads when a filter skips what it reads. */
+export const SCAN_BUDGET = 500;
+const LEVELS = Array.from({ length: PRIORITY_CRITICAL - PRIORITY_LOW + 1 }, (_, i) => PRIORITY_LOW + i);
+const LEVEL_MS = 60_000 / DEFAULT_AGING_PER_MINUTE;
+const MAX_KEY = 400;
+/** `offset` without a cursor reads the tasks it skips: bounded here (a cursor reads none). */
+export const MAX_OFFSET = 10_000;
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('Invalid pagination cursor');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+export interface TaskPage {
+  items: TaskItem[];
+  /** Items returned by the pages before this one. */
+  offset: number;
+  /** For the next page; absent on the last. */
+  cursor?: string;
+}
+
+const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+function decode(cursor: string): Record<string, unknown> {
+  try {
+    if (cursor.length > 4096 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new InvalidCursorError();
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new InvalidCursorError();
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isKey = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_KEY;
+
+/** gsi2 sort keys are `<created ISO>#<task id>`. */
+const TASKS_KEY = /^\d{4}-\d{2}-\d{2}T[\d:.]+Z#.+$/;
+
+/** Tasks newest first that `match`, `limit` of them from `cursor`. */
+export async function taskPage(
+  ctx: AppContext,
+  opts: { limit: number; cursor?: string; match?: (t: TaskItem) => boolean },
+): Promise<TaskPage> {
+  let after: string | undefined;
+  let offset = 0;
+  if (opts.cursor !== undefined) {
+    const c = decode(opts.cursor);
+    if (!isKey(c.k) || !TASKS_KEY.test(c.k) || !isCount(c.n)) throw new InvalidCursorError();
+    after = c.k;
+    offset = c.n;
+  }
+  const items: TaskItem[] = [];
+  let scanned = 0;
+  let more = true;
+  while (items.length < opts.limit && scanned < Math.max(SCAN_BUDGET, opts.limit)) {
+    const want = Math.min(1000, Math.max(opts.limit - items.length, 25));
+    const page = await ctx.store.query<TaskItem>(taskQueueKeys.tasksPk, {
+      index: 'gsi2',
+      ascending: false,
+      // Inclusive bound: the cursor's own item comes back first and is dropped.
+      ...(after !== undefined ? { between: ['0', after] as [string, string] } : {}),
+      limit: want + (after !== undefined ? 1 : 0),
+    });
+    const read = page.items.filter((t) => t.gsi2sk !== after);
+    more = page.items.length >= want + (after !== undefined ? 1 : 0) && page.cursor !== undefined;
+    for (const t of read) {
+      if (items.length >= opts.limit) {
+        more = true;
+        break;
+      }
+      scanned++;
+      after = t.gsi2sk;
+      if (!opts.match || opts.match(t)) items.push(t);
+    }
+    if (!more) break;
+  }
+  return {
+    items,
+    offset,
+    ...(more && after !== undefined ? { cursor: encode({ k: after, n: offset + items.length }) } : {}),
+  };
+}
+
+/** Sort key range of one priority level's run on gsi1 QUEUE. */
+const levelPrefix = (q: number) => keys.queuedIndex(q, '', '').gsi1sk.slice(0, -2) + '#';
+
+/** Scheduling order (queue-position.ts): earlier virtual enqueue time first, then FIFO, then id. */
+const virtual = (t: TaskItem) => t.createdAtMs - t.priority * LEVEL_MS;
+const bySchedule = (a: TaskItem, b: TaskItem) =>
+  virtual(a) - virtual(b) ||
+  a.createdAtMs - b.createdAtMs ||
+  (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0);
+const byNewest = (a: TaskItem, b: TaskItem) =>
+  b.createdAtMs - a.createdAtMs || (a.taskId < b.taskId ? 1 : a.taskId > b.taskId ? -1 : 0);
+
+interface Run {
+  level: number;
+  after?: string;
+  buf: TaskItem[];
+  done: boolean;
+}
+
+/**
+ * Queued tasks, `limit` of them from `cursor`: in the order the scheduler serves them
+ * (`schedule`), or newest first (`newest`). Reads about `limit` tasks plus a chunk per level.
+ */
+export async function queuePage(
+  ctx: AppContext,
+  opts: {
+    limit: number;
+    cursor?: string;
+    order: 'schedule' | 'newest';
+    /** Only these; what it skips counts against SCAN_BUDGET. */
+    match?: (t: TaskItem) => boolean;
+  },
+): Promise<TaskPage> {
+  const ascending = opts.order === 'schedule';
+  const runs: Run[] = LEVELS.map((level) => ({ level, buf: [], done: false }));
+  let offset = 0;
+  if (opts.cursor !== undefined) {
+    const c = decode(opts.cursor);
+    const at = c.l;
+    if (!isCount(c.n) || c.o !== opts.order || !at || typeof at !== 'object' || Array.isArray(at))
+      throw new InvalidCursorError();
+    for (const [level, sk] of Object.entries(at as Record<string, unknown>)) {
+      const run = runs.find((r) => String(r.level) === level);
+      if (!run || !isKey(sk) || !sk.startsWith(levelPrefix(run.level))) throw new InvalidCursorError();
+      run.after = sk;
+    }
+    offset = c.n;
+  }
+  const chunk = Math.min(250, Math.max(5, Math.ceil(opts.limit / LEVELS.length) + 1));
+  const fill = async (run: Run) => {
+    const prefix = levelPrefix(run.level);
+    const bound = run.after;
+    const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
+      index: 'gsi1',
+      ascending,
+      between: ascending ? [bound ?? prefix, prefix + '\uffff'] : [prefix, bound ?? prefix + '\uffff'],
+      limit: chunk + (bound !== undefined ? 1 : 0),
+    });
+    run.buf = page.items.filter((t) => t.gsi1sk !== bound);
+    if (page.items.length < chunk + (bound !== undefined ? 1 : 0) || !page.cursor) run.done = true;
+  };
+  const compare = ascending ? bySchedule : byNewest;
+  const items: TaskItem[] = [];
+  let skipped = 0;
+  while (items.length < opts.limit && skipped < SCAN_BUDGET) {
+    await Promise.all(runs.filter((r) => !r.buf.length && !r.done).map(fill));
+    let best: Run | undefined;
+    for (const r of runs) if (r.buf.length && (!best || compare(r.buf[0]!, best.buf[0]!) < 0)) best = r;
+    if (!best) break;
+    const t = best.buf.shift()!;
+    best.after = t.gsi1sk;
+    if (!opts.match || opts.match(t)) items.push(t);
+    else skipped++;
+  }
+  const more = runs.some((r) => r.buf.length || !r.done);
+  const at: Record<string, string> = {};
+  for (const r of runs) if (r.after !== undefined) at[String(r.level)] = r.after;
+  return {
+    items,
+    offset,
+    ...(more ? { cursor: encode({ o: opts.order, l: at, n: offset + items.length }) } : {}),
+  };
+}
+
+/**
+ * One page of a listing from `cursor`, or after skipping `offset` items without one (read a
+ * page at a time); a malformed cursor is a 400 in the route's error shape.
+ */
+export async function pageFrom(
+  read: (limit: number, cursor?: string) => Promise<TaskPage>,
+  limit: number,
+  offset: number,
+  cursor: string | undefined,
+): Promise<TaskPage> {
+  try {
+    let from = cursor;
+    if (from === undefined && offset > 0) {
+      let skipped = 0;
+      // At most 20 reads: past that the page starts where they reached (its `offset` says so).
+      for (let i = 0; skipped < offset && i < 20; i++) {
+        const skip = await read(Math.min(1000, offset - skipped), from);
+        skipped += skip.items.length;
+        from = skip.cursor;
+        if (!from) return { items: [], offset: skipped };
+      }
+    }
+    return await read(limit, from);
+  } catch (error) {
+    if (!(error instanceof InvalidCursorError)) throw error;
+    throw new ValidationError(
+      [{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
+      400,
+    );
+  }
+}
