@@ -53,6 +53,8 @@ export interface ShardSweep {
   toRetire: LiveRecord[];
   /** Where the next invocation goes on; absent when the shard is done. */
   cursor?: string;
+  /** Online nodes whose last sample lists a training run's container (for the stray-container check). */
+  runHolders: string[];
   /** The online nodes it read, for the fleet sample (node-records.ts FleetPart). */
   part: FleetPart;
   /** Index entries it wrote or removed because they drifted from the liveness records. */
@@ -148,7 +150,14 @@ export async function sweepShard(
 ): Promise<ShardSweep> {
   const now = ctx.now();
   const retireAfter = ctx.config.NODE_RETIRE_AFTER_SECONDS;
-  const out: ShardSweep = { read: 0, wentOffline: [], toRetire: [], part: emptyPart(), repaired: 0 };
+  const out: ShardSweep = {
+    read: 0,
+    wentOffline: [],
+    toRetire: [],
+    part: emptyPart(),
+    repaired: 0,
+    runHolders: [],
+  };
   let next = cursor;
   do {
     const page = await ctx.store.query<LiveRecord | MetricsRecord>(fleetKeys.nodeStatePk(shard), {
@@ -164,8 +173,13 @@ export async function sweepShard(
         .map((r) => [r.nodeId, r] as const),
     );
     out.part.nodes = (out.part.nodes ?? 0) + lives.length;
-    for (const live of lives)
-      if (isOnline(live, ctx, now)) addToPart(out.part, live, samples.get(live.nodeId));
+    for (const live of lives) {
+      if (!isOnline(live, ctx, now)) continue;
+      const sample = samples.get(live.nodeId);
+      addToPart(out.part, live, sample);
+      if (Object.values(sample?.containerStats ?? {}).some((c) => c.kind === 'run'))
+        out.runHolders.push(live.nodeId);
+    }
     if (repair) out.repaired += await repairIndexes(ctx, shard, lives, samples, now);
     for (const r of page.items) {
       if (!r.sk.endsWith(fleetKeys.nodeLiveSuffix)) continue;

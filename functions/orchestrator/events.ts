@@ -10,6 +10,9 @@ import { reconcile, reconcileFanOut } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
 import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
+/** Node ids per `training.strays` event (an event stays far under SQS's 256 KB). */
+const STRAY_CHECK_NODES_PER_EVENT = 500;
+
 /** Plan and apply, for one image or all. */
 export const reconcileEvent = z.object({ imageId: z.string().optional() });
 /** The periodic sweep (the minute schedule runs it, functions/minute.ts). */
@@ -117,6 +120,14 @@ async function sweepFrom(
       silent.filter((n) => n !== undefined),
     );
     changed ||= part.wentOffline.length > 0 || retired.length > 0;
+    // Every fifth minute (with the index repair), nodes holding run containers are checked for
+    // strays by training, so no other sweep reads the fleet for them.
+    if (chain.repair)
+      for (let at = 0; at < part.runHolders.length; at += STRAY_CHECK_NODES_PER_EVENT)
+        await emit(ctx, {
+          type: 'training.strays',
+          nodeIds: part.runHolders.slice(at, at + STRAY_CHECK_NODES_PER_EVENT),
+        });
     const rest = shards.slice(i + 1);
     if (part.cursor || (left <= 0 && rest.length)) {
       const { sweep, repair } = chain;

@@ -1,13 +1,13 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import type { AppEvent, AreaEventHandlers, AreaEvents } from '../core/events.js';
-import { getNode } from '../nodes/nodes.js';
+import { getNode, isOnline } from '../nodes/nodes.js';
 import { activeRuns, getRun, parseInstanceId } from './model.js';
 import { deliver, deliverEvent } from './notify.js';
 import { repairJobs } from './repair.js';
 import { endAttempt, fireJob, launchRun, nodeLostOutcome } from './runs.js';
 import { retryScheduleName } from './schedules.js';
-import { removeStrayRunContainers } from './strays.js';
+import { removeStrayRunContainers, STRAY_GRACE_MS } from './strays.js';
 
 /**
  * Event types training consumes. All idempotent (SQS delivers at least once).
@@ -20,17 +20,21 @@ import { removeStrayRunContainers } from './strays.js';
  *   command.completed       {commandType, status, instanceId, nodeId, error?}   a refused container.start
  *   node.offline            {nodeId}               the fleet's sweep: runs there are lost
  *   node.online             {nodeId}               back: containers of runs that ended meanwhile go
+ *   training.strays         {nodeIds}              the node sweep, every fifth minute: online nodes
+ *                                                  listing run containers; those of ended runs go
  *   webhook.deliver         {url, format, payload, attempt, delivery_id}
  */
 
 export const jobFire = z.object({ job_id: z.string(), slot: z.iso.datetime().optional() });
 export const jobLaunch = z.object({ job_id: z.string(), run: z.string(), via: z.string().optional() });
 export const jobsRepair = z.looseObject({});
+export const trainingStrays = z.object({ nodeIds: z.array(z.string()).max(500) });
 
 export const trainingEvents = {
   'job.fire': jobFire,
   'job.launch': jobLaunch,
   'jobs.repair': jobsRepair,
+  'training.strays': trainingStrays,
   'webhook.deliver': deliverEvent,
 } satisfies AreaEvents;
 
@@ -39,6 +43,7 @@ declare module '../core/events.js' {
     'job.fire': typeof jobFire;
     'job.launch': typeof jobLaunch;
     'jobs.repair': typeof jobsRepair;
+    'training.strays': typeof trainingStrays;
     'webhook.deliver': typeof deliverEvent;
   }
 }
@@ -106,6 +111,12 @@ export const trainingEventHandlers: AreaEventHandlers = {
   'jobs.repair': async (_event, ctx) => {
     const report = await repairJobs(ctx);
     ctx.logger.info('training repair sweep', { ...report });
+  },
+  'training.strays': async (e, ctx) => {
+    for (const nodeId of e.nodeIds) {
+      const node = await getNode(ctx, nodeId);
+      if (node && isOnline(node, ctx)) await removeStrayRunContainers(ctx, node, STRAY_GRACE_MS);
+    }
   },
   'agent.container.exited': onExited,
   'command.completed': onCommandCompleted,

@@ -2,10 +2,8 @@ import type { AppContext } from '../core/context.js';
 import { keys, trainingKeys } from '../core/keys.js';
 import { queryAll, updateIf } from '../ports/store.js';
 import type { ScheduleSpec, StoredSchedule } from '../ports/scheduler.js';
-import { isOnline, listNodes } from '../nodes/nodes.js';
 import { activeRuns, getRun, parseRunKey, runKey, type JobItem } from './model.js';
 import { endAttempt, fireJob, resumeJob } from './runs.js';
-import { removeStrayRunContainers } from './strays.js';
 import {
   JOB_SCHEDULE_PREFIX,
   jobScheduleName,
@@ -22,7 +20,8 @@ import {
  *   - firings asked for and never claimed are fired; runs stuck between steps are moved on; runs
  *     on nodes gone offline count as failed attempts; active runs no job is on are cancelled;
  *   - one-time retry schedules no longer needed are deleted;
- *   - containers of ended runs that online nodes still report are removed (again).
+ * Containers of ended runs that online nodes still report are not its job: the node sweep hands
+ * the nodes listing run containers to `training.strays` (no sweep here reads the fleet).
  */
 
 /** Gives queued events (a delayed launch, a firing just asked for) this long before the sweep steps in. */
@@ -37,7 +36,6 @@ export interface RepairReport {
   firingsRequested: string[];
   runsResumed: string[];
   runsCancelled: string[];
-  strayContainersRemoved: string[];
   errors: number;
 }
 
@@ -56,7 +54,6 @@ export async function repairJobs(ctx: AppContext): Promise<RepairReport> {
     firingsRequested: [],
     runsResumed: [],
     runsCancelled: [],
-    strayContainersRemoved: [],
     errors: 0,
   };
   const guarded = async (what: string, fn: () => Promise<void>) => {
@@ -155,12 +152,5 @@ export async function repairJobs(ctx: AppContext): Promise<RepairReport> {
     });
   }
 
-  // Containers of ended runs still on online nodes: their removal is queued again.
-  for (const node of await listNodes(ctx)) {
-    if (!isOnline(node, ctx, now)) continue;
-    await guarded(`stray containers on ${node.nodeId}`, async () => {
-      report.strayContainersRemoved.push(...(await removeStrayRunContainers(ctx, node, GRACE_MS)));
-    });
-  }
   return report;
 }

@@ -29,7 +29,11 @@ export function containerSpec(
     },
     ports: [],
     volumes: [
-      { hostPath: checkpointFolder(settings.checkpointRoot, job.jobId), containerPath: mount, readOnly: false },
+      {
+        hostPath: checkpointFolder(settings.checkpointRoot, job.jobId),
+        containerPath: mount,
+        readOnly: false,
+      },
     ],
     // The agent restores this folder from the artifacts store before the start and uploads it while it runs.
     checkpoint: {

@@ -8,8 +8,12 @@ import { getRun, parseInstanceId, type RunItem } from './model.js';
  * went offline) has its container removal queued once; that command can be lost (taken by the
  * dead agent's last long poll, dropped to the DLQ), and the container then keeps training next to
  * the retry, on the same checkpoint folder. The node's heartbeats list its containers, so the
- * removal is queued again: when the node comes back online, and from the repair sweep.
+ * removal is queued again: when the node comes back online, and every fifth minute for the
+ * online nodes the node sweep saw listing run containers (`training.strays`).
  */
+
+/** How long after its run ended a container may still be there (its removal had its chance). */
+export const STRAY_GRACE_MS = 60_000;
 
 /**
  * Whether a container the node reports for this run should go: the run is over (or gone with its

@@ -279,8 +279,11 @@ describeWith(requireEngine(), 'training jobs end to end: local runtime, one real
     // Past the heartbeat grace (10 s here), a sweep leaves the retry alone: its heartbeats list it.
     await sleep(12_000);
     const report = await repairJobs(rt.ctx);
-    expect(report).toMatchObject({ errors: 0, runsCancelled: [], strayContainersRemoved: [] });
+    expect(report).toMatchObject({ errors: 0, runsCancelled: [] });
+    // So does the stray check the node sweep hands it to.
+    await emit(rt.ctx, { type: 'training.strays', nodeIds: [agent.nodeId] });
     expect((await runsOf(id)).runs[0]).toMatchObject({ attempt: 2, status: 'running' });
+    expect((await mine({ 'fleet.job': id })).map((x) => x.state)).toEqual(['running']);
 
     await writeFile(checkpointFile(id, 'release'), '');
     expect(await statusOf(id, 'completed', 30_000)).toMatchObject({ retry_count: 1, error_message: null });

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emit } from '../../../functions/core/events.js';
 import type { CommandEnvelope } from '../../../protocol/commands.js';
 import { repairJobs } from '../../../functions/training/repair.js';
+import { sweepShard } from '../../../functions/nodes/nodes.js';
+import { SHARDS } from '../../../functions/nodes/node-records.js';
 import { overrideTrainingSettings } from '../../../functions/training/settings.js';
 import type { Runtime } from '../../../local/runtime.js';
 import { ScriptedAgent } from '../../harness/scripted-agent.js';
@@ -148,6 +150,7 @@ describe('containers of runs that ended while their node was away (embedded runt
       return s as CommandEnvelope & { command: { type: 'container.start' } };
     });
     const old = first.command.spec.instanceId;
+    const oldContainer = agent.containers.get(old)!;
 
     // The node falls silent past NODE_OFFLINE_AFTER_SECONDS: the attempt is lost, the job retries
     clock += 31_000;
@@ -180,7 +183,29 @@ describe('containers of runs that ended while their node was away (embedded runt
     const running = [...agent.containers.values()].filter((c) => c.kind === 'run').map((c) => c.instanceId);
     expect(running).toEqual([old.replace(/-a1$/, '-a2')]);
 
-    // The repair sweep leaves a running run's container alone
-    expect((await repairJobs(rt.ctx)).strayContainersRemoved).toEqual([]);
+    // The sweep hands the node to the stray check, which leaves a running run's container alone
+    const holders = async () =>
+      (await Promise.all(SHARDS.map((s) => sweepShard(rt.ctx, s)))).flatMap((p) => p.runHolders);
+    expect(await holders()).toEqual([agent.nodeId]);
+    await emit(rt.ctx, { type: 'training.strays', nodeIds: [agent.nodeId] });
+    expect(commandsFor(running[0]!, 'container.remove')).toHaveLength(0);
+
+    // The ended run's container is back while the node stays online (engine state restored):
+    // after the grace, the stray check removes it again, and only it
+    agent.containers.set(old, oldContainer);
+    for (let beat = 0; beat < 4; beat++) {
+      // Beats inside NODE_OFFLINE_AFTER_SECONDS: the node never goes offline and back.
+      clock += 20_000;
+      expect((await agent.heartbeat()).status).toBe(200);
+    }
+    expect(await holders()).toEqual([agent.nodeId]);
+    await emit(rt.ctx, { type: 'training.strays', nodeIds: [agent.nodeId] });
+    await eventually(async () => {
+      await agent.serveOnce();
+      expect(agent.containers.has(old)).toBe(false);
+    });
+    expect(commandsFor(old, 'container.remove')).toHaveLength(2);
+    expect(commandsFor(running[0]!, 'container.remove')).toHaveLength(0);
+    expect([...agent.containers.keys()]).toContain(running[0]);
   });
 });
