@@ -25,6 +25,8 @@ export async function createEmbeddedContext(
   const client = new DynamoDBClient({
     endpoint: dynamo.endpoint,
     region: config.AWS_REGION,
+    // Requests go to the engine in this process, not over loopback HTTP: no socket, no parsing.
+    requestHandler: dynamo.requestHandler,
     // Its own, made at start (they also keep the SDK from searching the machine for real ones).
     credentials: dynamo.credentials,
     // The embedded engine checks the key id a request names and nothing else (embedded-dynamo.ts):
@@ -41,6 +43,10 @@ export async function createEmbeddedContext(
   // It only feeds the client's logger, which is none: its walk of every input and output for
   // sensitive fields is a fifth of a store call's CPU here.
   client.middlewareStack.remove('loggerMiddleware');
+  // The engine in this process reads no user agent or trace header: building them is work for
+  // nothing on every call.
+  for (const name of ['getUserAgentMiddleware', 'recursionDetectionMiddleware'])
+    client.middlewareStack.remove(name);
   const calls = trackCalls(client);
   const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
   // Present while a process has the folder's table open: found at start, the last one was killed.
