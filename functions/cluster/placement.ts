@@ -54,8 +54,6 @@ export interface PlacementReport {
 
 /** Queued tasks a quick run reads at once, in placement order. */
 export const QUEUE_PAGE = 25;
-/** What a quick run may read of the queue for each free slot it found, while slots stay free. */
-const QUEUE_READ_PER_FREE_SLOT = 4;
 
 const freeSlots = (workers: Worker[]): number =>
   workers.reduce(
@@ -190,21 +188,21 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   let fleetPlan = planFleet();
   if (reader) {
     // The plan of a prefix of the queue places its tasks as the plan of the whole queue would
-    // (the planner serves in this order and a decision only uses capacity up): read on while
-    // slots stay free, up to a budget that follows the free slots (tasks nobody can take yet
-    // must not make a run read the whole queue).
-    const free = freeSlots(workers);
-    let budget = Math.max(QUEUE_PAGE, free * QUEUE_READ_PER_FREE_SLOT) - queue.length;
-    while (!reader.done && budget > 0 && fleetPlan.placements.length < free) {
-      const more = await reader.next(Math.min(QUEUE_PAGE, budget));
-      budget -= more.length;
+    // (the planner serves in this order and a decision only uses capacity up): read on only while
+    // the plan leaves a candidate's slot free. Tasks no free slot fits (a model or GPU type
+    // nobody free serves) keep it reading, as far as the whole queue: none is passed over.
+    let free = freeSlots(workers);
+    while (!reader.done && fleetPlan.placements.length < free) {
+      const more = await reader.next();
       if (!more.length) break;
       queue = [...queue, ...more];
       const known = new Set(workers.map((w) => w.id));
       const seen = new Set(queue.slice(0, -more.length).map((t) => t.model));
       const fresh = more.filter((t) => !seen.has(t.model));
-      if (fresh.length)
+      if (fresh.length) {
         workers = [...workers, ...withRunning((await candidatesFor(fresh)).filter((w) => !known.has(w.id)))];
+        free = freeSlots(workers);
+      }
       fleetPlan = planFleet();
     }
     report.queueRead = queue.length;

@@ -25,8 +25,11 @@ describe('a placement run with a deep queue', () => {
     rt = undefined;
   });
 
-  /** `depth` queued tasks over two models and four priority levels, then one node with 2 free slots. */
-  async function deepQueue(depth: number) {
+  /**
+   * `depth` queued tasks over two models and four priority levels (the first `blocked` of them,
+   * the oldest, for a GPU type no node has), then one node with 2 free slots.
+   */
+  async function deepQueue(depth: number, blocked = 0) {
     const meter = new Meter();
     // Runs the events bring are held back: the test runs the one it measures itself.
     const hold = (handlers: Record<string, EventHandler>) => ({
@@ -53,8 +56,9 @@ describe('a placement run with a deep queue', () => {
               taskType: 'image_generation',
               model: (i + j) % 3 ? X : Y,
               parameters: { prompt: `deep ${i + j}` },
-              priority,
+              priority: i + j < blocked ? 2 : priority,
               priorityInput: priority,
+              ...(i + j < blocked ? { requirements: { gpuType: 'none here' } } : {}),
             },
           );
         }),
@@ -63,7 +67,9 @@ describe('a placement run with a deep queue', () => {
     agent = new ScriptedAgent(rt.url, `deep-${depth}`, { ...GPU_WORKER, models: [X, Y], maxConcurrency: 2 });
     await agent.register();
     await agent.heartbeat();
-    const expected = queueOrder(await queuedTasks(ctx), ctx.now()).slice(0, 2);
+    const expected = queueOrder(await queuedTasks(ctx), ctx.now())
+      .filter((t) => !t.requirements)
+      .slice(0, 2);
     meter.reset();
     const report = await meter.within('run', () => runPlacement(ctx));
     return { report, expected, units: meter.total((e) => e.label === 'run') };
@@ -87,5 +93,12 @@ describe('a placement run with a deep queue', () => {
     expect(deep.units.readUnits).toBe(shallow.units.readUnits);
     expect(deep.units.dynamoCalls).toBe(shallow.units.dynamoCalls);
     expect(deep.units.readUnits).toBeLessThan(20);
+  }, 180_000);
+
+  it('reads on past tasks no free slot fits, and places the first ones that fit', async () => {
+    // 60 critical tasks for a GPU type nobody has head the queue: the run reads past them.
+    const run = await deepQueue(200, 60);
+    expect(run.report.placed.map((p) => p.taskId).sort()).toEqual(run.expected.map((t) => t.taskId).sort());
+    expect(run.report.queueRead).toBe(3 * QUEUE_PAGE);
   }, 180_000);
 });
