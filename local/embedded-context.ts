@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { createNovitaCloud } from '../functions/adapters/http-novita-cloud.js';
 import { BedrockChatModel } from '../functions/adapters/bedrock-chat-model.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { EmbeddedDocument } from './embedded-document.js';
 import { DynamoStore, ensureTable } from '../functions/adapters/dynamo-store.js';
 import { LocalBlobs } from '../functions/adapters/local-blobs.js';
 import { LocalSecrets } from '../functions/adapters/local-secrets.js';
@@ -72,7 +74,12 @@ export async function createEmbeddedContext(
     await dynamo.stop();
     throw error;
   }
-  const store = new DynamoStore(client, config.TABLE_NAME);
+  // Item reads and writes go to the engine as DynamoDB JSON, without the SDK's per-call middleware.
+  const store = new DynamoStore(
+    client,
+    config.TABLE_NAME,
+    new EmbeddedDocument(dynamo.call, calls.track) as unknown as Pick<DynamoDBDocumentClient, 'send'>,
+  );
   const now = options.now ?? Date.now;
   const scratch = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fleet-')));
   const ctx: AppContext = {
@@ -113,19 +120,21 @@ function trackCalls(client: DynamoDBClient) {
   let inFlight = 0;
   let closing = false;
   let idle: (() => void) | undefined;
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      if (closing) throw new Error('the embedded table is closed: the runtime is stopping');
-      inFlight++;
-      try {
-        return await next(args);
-      } finally {
-        if (--inFlight === 0) idle?.();
-      }
-    },
-    { step: 'initialize', name: 'embeddedCallsInFlight' },
-  );
+  const track = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (closing) throw new Error('the embedded table is closed: the runtime is stopping');
+    inFlight++;
+    try {
+      return await work();
+    } finally {
+      if (--inFlight === 0) idle?.();
+    }
+  };
+  client.middlewareStack.add((next) => (args) => track(() => next(args)), {
+    step: 'initialize',
+    name: 'embeddedCallsInFlight',
+  });
   return {
+    track,
     close: async () => {
       closing = true;
       if (!inFlight) return;

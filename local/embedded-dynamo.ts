@@ -4,6 +4,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { createServer, type Server } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import dynalite from 'dynalite';
+import type { EngineCall } from './embedded-document.js';
 
 export interface EmbeddedDynamo {
   endpoint: string;
@@ -14,6 +15,8 @@ export interface EmbeddedDynamo {
    * engine's request listener in this process (the credential check included), no HTTP on the way.
    */
   requestHandler: InProcessHandler;
+  /** One DynamoDB JSON request (`GetItem`, ...) to the same listener, signed with the key id. */
+  call: EngineCall;
   stop(): Promise<void>;
 }
 
@@ -79,6 +82,7 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
     );
   };
   server.on('request', guarded);
+  const handler = inProcess(guarded);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -86,7 +90,26 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
   return {
     endpoint: `http://${host}:${port}`,
     credentials,
-    requestHandler: inProcess(guarded),
+    requestHandler: handler,
+    call: async (operation, body) => {
+      const { response } = await handler.handle({
+        method: 'POST',
+        path: '/',
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': `DynamoDB_20120810.${operation}`,
+          'x-amz-date': new Date().toISOString().replace(/[-:]|\.\d{3}/g, ''),
+          authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/embedded/dynamodb/aws4_request, SignedHeaders=host, Signature=unverified`,
+        },
+        body: JSON.stringify(body),
+      });
+      const text = Buffer.from(
+        response.body.buffer,
+        response.body.byteOffset,
+        response.body.byteLength,
+      ).toString();
+      return { status: response.statusCode, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
