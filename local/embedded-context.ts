@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { createNovitaCloud } from '../functions/adapters/http-novita-cloud.js';
 import { BedrockChatModel } from '../functions/adapters/bedrock-chat-model.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { EmbeddedDocument } from './embedded-document.js';
 import { DynamoStore, ensureTable } from '../functions/adapters/dynamo-store.js';
 import { LocalBlobs } from '../functions/adapters/local-blobs.js';
 import { LocalSecrets } from '../functions/adapters/local-secrets.js';
@@ -25,6 +27,8 @@ export async function createEmbeddedContext(
   const client = new DynamoDBClient({
     endpoint: dynamo.endpoint,
     region: config.AWS_REGION,
+    // Requests go to the engine in this process, not over loopback HTTP: no socket, no parsing.
+    requestHandler: dynamo.requestHandler,
     // Its own, made at start (they also keep the SDK from searching the machine for real ones).
     credentials: dynamo.credentials,
     // The embedded engine checks the key id a request names and nothing else (embedded-dynamo.ts):
@@ -41,6 +45,10 @@ export async function createEmbeddedContext(
   // It only feeds the client's logger, which is none: its walk of every input and output for
   // sensitive fields is a fifth of a store call's CPU here.
   client.middlewareStack.remove('loggerMiddleware');
+  // The engine in this process reads no user agent or trace header: building them is work for
+  // nothing on every call.
+  for (const name of ['getUserAgentMiddleware', 'recursionDetectionMiddleware'])
+    client.middlewareStack.remove(name);
   const calls = trackCalls(client);
   const secrets = new LocalSecrets(options.dataDir ? join(options.dataDir, 'secrets.json') : undefined);
   // Present while a process has the folder's table open: found at start, the last one was killed.
@@ -66,7 +74,12 @@ export async function createEmbeddedContext(
     await dynamo.stop();
     throw error;
   }
-  const store = new DynamoStore(client, config.TABLE_NAME);
+  // Item reads and writes go to the engine as DynamoDB JSON, without the SDK's per-call middleware.
+  const store = new DynamoStore(
+    client,
+    config.TABLE_NAME,
+    new EmbeddedDocument(dynamo.call, calls.track) as unknown as Pick<DynamoDBDocumentClient, 'send'>,
+  );
   const now = options.now ?? Date.now;
   const scratch = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'fleet-')));
   const ctx: AppContext = {
@@ -107,19 +120,21 @@ function trackCalls(client: DynamoDBClient) {
   let inFlight = 0;
   let closing = false;
   let idle: (() => void) | undefined;
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      if (closing) throw new Error('the embedded table is closed: the runtime is stopping');
-      inFlight++;
-      try {
-        return await next(args);
-      } finally {
-        if (--inFlight === 0) idle?.();
-      }
-    },
-    { step: 'initialize', name: 'embeddedCallsInFlight' },
-  );
+  const track = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (closing) throw new Error('the embedded table is closed: the runtime is stopping');
+    inFlight++;
+    try {
+      return await work();
+    } finally {
+      if (--inFlight === 0) idle?.();
+    }
+  };
+  client.middlewareStack.add((next) => (args) => track(() => next(args)), {
+    step: 'initialize',
+    name: 'embeddedCallsInFlight',
+  });
   return {
+    track,
     close: async () => {
       closing = true;
       if (!inFlight) return;

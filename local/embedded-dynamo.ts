@@ -1,14 +1,36 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, RequestListener } from 'node:http';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import dynalite from 'dynalite';
+import type { EngineCall } from './embedded-document.js';
 
 export interface EmbeddedDynamo {
   endpoint: string;
   /** The only credentials it serves: made at start, kept in this process. */
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * The same engine without a socket: an SDK request handler that hands each request to the
+   * engine's request listener in this process (the credential check included), no HTTP on the way.
+   */
+  requestHandler: InProcessHandler;
+  /** One DynamoDB JSON request (`GetItem`, ...) to the same listener, signed with the key id. */
+  call: EngineCall;
   stop(): Promise<void>;
+}
+
+/** What the SDK's clients take as `requestHandler` (its HttpHandler shape, structurally). */
+export interface InProcessHandler {
+  handle(request: {
+    method: string;
+    path: string;
+    headers: Record<string, string>;
+    body?: unknown;
+  }): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Uint8Array } }>;
+  updateHttpClientConfig(): void;
+  httpHandlerConfigs(): Record<string, never>;
+  destroy(): void;
 }
 
 /** The access key id a SigV4 `Authorization` header signs with. */
@@ -45,7 +67,7 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
   };
   const serve = server.listeners('request') as RequestListener[];
   server.removeAllListeners('request');
-  server.on('request', (req: IncomingMessage, res: Parameters<RequestListener>[1]) => {
+  const guarded = (req: IncomingMessage, res: ServerResponse) => {
     if (signedKeyId(req) === credentials.accessKeyId) {
       for (const listener of serve) listener(req, res);
       return;
@@ -58,7 +80,9 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
         message: 'The security token included in the request is invalid.',
       }),
     );
-  });
+  };
+  server.on('request', guarded);
+  const handler = inProcess(guarded);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -66,6 +90,26 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
   return {
     endpoint: `http://${host}:${port}`,
     credentials,
+    requestHandler: handler,
+    call: async (operation, body) => {
+      const { response } = await handler.handle({
+        method: 'POST',
+        path: '/',
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': `DynamoDB_20120810.${operation}`,
+          'x-amz-date': new Date().toISOString().replace(/[-:]|\.\d{3}/g, ''),
+          authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/embedded/dynamodb/aws4_request, SignedHeaders=host, Signature=unverified`,
+        },
+        body: JSON.stringify(body),
+      });
+      const text = Buffer.from(
+        response.body.buffer,
+        response.body.byteOffset,
+        response.body.byteLength,
+      ).toString();
+      return { status: response.statusCode, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -73,5 +117,57 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
         const db = (server as unknown as { db?: { close?: (cb: () => void) => void } }).db;
         db?.close?.(() => undefined);
       }),
+  };
+}
+
+/**
+ * Runs the engine's request listener on a request object in memory: the listener reads the
+ * method, url, headers and body events and answers through setHeader/writeHead/end, which is
+ * all it needs of node:http. The SDK serialises and parses as it would over a socket.
+ */
+function inProcess(listener: (req: IncomingMessage, res: ServerResponse) => void): InProcessHandler {
+  return {
+    handle: (request) =>
+      new Promise((resolve, reject) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v;
+        const req = Object.assign(new EventEmitter(), {
+          method: request.method,
+          url: request.path || '/',
+          headers,
+          resume: () => req,
+        });
+        const out: Record<string, string> = {};
+        const res = {
+          statusCode: 200,
+          contentType: undefined as string | undefined,
+          setHeader: (name: string, value: unknown) => {
+            out[name.toLowerCase()] = String(value);
+          },
+          writeHead: (status: number, head?: Record<string, string>) => {
+            res.statusCode = status;
+            for (const [k, v] of Object.entries(head ?? {})) out[k.toLowerCase()] = v;
+          },
+          end: (body?: string | Uint8Array) => {
+            const bytes = typeof body === 'string' ? Buffer.from(body) : (body ?? new Uint8Array());
+            resolve({ response: { statusCode: res.statusCode, headers: out, body: bytes } });
+          },
+        };
+        try {
+          listener(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+        } catch (error) {
+          reject(error as Error);
+          return;
+        }
+        const body = request.body;
+        // A view of the SDK's bytes, not a copy (Buffer.from would first turn its adapter into a string).
+        if (body instanceof Uint8Array) {
+          if (body.byteLength) req.emit('data', Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+        } else if (typeof body === 'string' && body) req.emit('data', Buffer.from(body));
+        req.emit('end');
+      }),
+    updateHttpClientConfig: () => undefined,
+    httpHandlerConfigs: () => ({}),
+    destroy: () => undefined,
   };
 }

@@ -98,10 +98,13 @@ export class DynamoStore implements Store {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly table: string,
+    /** Sends the item commands instead of the SDK's document client (the embedded engine's own). */
+    doc?: Pick<DynamoDBDocumentClient, 'send'>,
   ) {
-    this.doc = DynamoDBDocumentClient.from(client, {
-      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
-    });
+    this.doc = (doc ??
+      DynamoDBDocumentClient.from(client, {
+        marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+      })) as DynamoDBDocumentClient;
   }
 
   /** Turns a failed condition into a domain error carrying the stored item (read back where the engine does not return it, as dynalite). */

@@ -22,9 +22,10 @@ import {
 /** `agent.task.progress`: the first report marks the task running. */
 export async function onTaskProgress(e: AppEvent<'agent.task.progress'>, ctx: AppContext): Promise<void> {
   // The usual first report: the task is still `assigned` on this node, so what to write is known
-  // without reading it (placement cleared its start and progress).
-  if (await markStarted(ctx, e.taskId, e.nodeId, e.progress)) return;
-  const task = await getTask(ctx, e.taskId);
+  // without reading it (placement cleared its start and progress). Else the lost condition says
+  // what is stored.
+  const { started, current: task } = await markStarted(ctx, e.taskId, e.nodeId, e.progress);
+  if (started) return;
   if (!task || task.nodeId !== e.nodeId || !ACTIVE.includes(task.status)) return;
   await recordProgress(ctx, task, e.nodeId, e.progress);
 }

@@ -3,7 +3,7 @@ import { planPlacements, type Placement, type SchedModel } from '../task-planner
 import { listModels } from './catalogue.js';
 import { recordSample } from './metrics.js';
 import { heldSlots, type SlotItem } from './slots.js';
-import { closeQueued, queuedTasks, toSchedTask, type TaskItem } from './tasks.js';
+import { closeQueued, queuedTasks, queueReader, toSchedTask, type TaskItem } from './tasks.js';
 import { loadCandidates, toSchedNode, type Worker } from './workers.js';
 import { cloudOnlyModels, loadModelBursts, modelBursts, withRentedNodes } from '../novita/model-burst.js';
 import { applyPlacement } from './placement-apply.js';
@@ -45,7 +45,18 @@ export interface PlacementReport {
   stillQueued: number;
   /** A quick run's reads for its candidates (lookups of the free-capacity index, nodes read). */
   candidates?: { lookups: number; nodes: number };
+  /** Queued tasks a quick run read (a page at a time); absent where it read the whole queue. */
+  queueRead?: number;
 }
+
+/** Queued tasks a quick run reads at once, in placement order. */
+export const QUEUE_PAGE = 25;
+
+const freeSlots = (workers: Worker[]): number =>
+  workers.reduce(
+    (n, w) => n + (toSchedNode(w).online ? Math.max(0, w.maxConcurrency - w.running.length) : 0),
+    0,
+  );
 
 const emptyReport = (skipped: boolean): PlacementReport => ({
   skipped,
@@ -95,7 +106,13 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     };
     return c.workers;
   };
-  queue = await queuedTasks(ctx);
+  // A quick run reads the queue a page at a time in placement order and stops once the plan fills
+  // every free slot of its candidates (what it reads follows free capacity, not the queue's depth).
+  // The scheduled run reads it all (queue deadlines anywhere in it, the sample's counts), as does a
+  // run with rented model nodes (their waiting counts).
+  const paged = !full && !bursts;
+  let reader = paged ? queueReader(ctx, QUEUE_PAGE) : undefined;
+  queue = reader ? await reader.next() : await queuedTasks(ctx);
   // The scheduled run checks every held slot, so it reads the nodes holding them (the fleet's work,
   // not its size); the sweep repairs the indexes and aggregates the fleet for the sample.
   const include = [
@@ -109,7 +126,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
   if (repair.requeued.length) {
     // Tasks back in the queue need candidates of their own (their node just left).
-    queue = await queuedTasks(ctx);
+    reader = paged ? queueReader(ctx, QUEUE_PAGE) : undefined;
+    queue = reader ? await reader.next() : await queuedTasks(ctx);
     const requeued = new Set(repair.requeued);
     const known = new Set(workers.map((w) => w.id));
     const more = await candidatesFor(queue.filter((t) => requeued.has(t.taskId)));
@@ -125,8 +143,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     if (list) list.push(s);
     else bySlotNode.set(s.nodeId, [s]);
   }
-  workers = workers.map((w) => ({ ...w, running: bySlotNode.get(w.id) ?? [] }));
-  const workerById = new Map(workers.map((w) => [w.id, w] as const));
+  const withRunning = (ws: Worker[]) => ws.map((w) => ({ ...w, running: bySlotNode.get(w.id) ?? [] }));
+  workers = withRunning(workers);
   const modelById = new Map(catalogue.map((m) => [m.id, m] as const));
 
   // Nothing can start without a free slot. Queue timeouts are then enforced by the next run with
@@ -140,16 +158,40 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     });
     return report;
   }
-  const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
   const models: SchedModel[] = catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb }));
   // Cloud-only models' tasks go to their rented nodes only (withRentedNodes).
   const cloudOnly = cloudOnlyModels(catalogue);
-  const fleetPlan = planPlacements({
-    nodes: workers.map(toSchedNode),
-    models,
-    queue: queue.filter((t) => !cloudOnly.has(t.model)).map(toSchedTask),
-    now,
-  });
+  const planFleet = () =>
+    planPlacements({
+      nodes: workers.map(toSchedNode),
+      models,
+      queue: queue.filter((t) => !cloudOnly.has(t.model)).map(toSchedTask),
+      now,
+    });
+  let fleetPlan = planFleet();
+  if (reader) {
+    // The plan of a prefix of the queue places its tasks as the plan of the whole queue would
+    // (the planner serves in this order and a decision only uses capacity up): read on only while
+    // the plan leaves a candidate's slot free. Tasks no free slot fits (a model or GPU type
+    // nobody free serves) keep it reading, as far as the whole queue: none is passed over.
+    let free = freeSlots(workers);
+    while (!reader.done && fleetPlan.placements.length < free) {
+      const more = await reader.next();
+      if (!more.length) break;
+      queue = [...queue, ...more];
+      const known = new Set(workers.map((w) => w.id));
+      const seen = new Set(queue.slice(0, -more.length).map((t) => t.model));
+      const fresh = more.filter((t) => !seen.has(t.model));
+      if (fresh.length) {
+        workers = [...workers, ...withRunning((await candidatesFor(fresh)).filter((w) => !known.has(w.id)))];
+        free = freeSlots(workers);
+      }
+      fleetPlan = planFleet();
+    }
+    report.queueRead = queue.length;
+  }
+  const workerById = new Map(workers.map((w) => [w.id, w] as const));
+  const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
   const plan = bursts
     ? withRentedNodes(fleetPlan, {
         bursts,

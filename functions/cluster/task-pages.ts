@@ -6,24 +6,20 @@
  *    Limit; a filter (status, worker, task type) is applied to what is read, and a request reads
  *    at most SCAN_BUDGET records, so a page with a rare filter may hold fewer than asked while its
  *    cursor says more may follow.
- *  - The queue: gsi1 `QUEUE` holds one sorted run per priority level (FIFO inside it). The
- *    scheduler's order (effective priority with aging, then FIFO) is a merge of the four runs by
- *    created − level × (time to gain a level), which does not depend on the time now
- *    (queue-position.ts), so consecutive pages are consistent; each run is read from where the
- *    cursor left it, a small chunk at a time.
+ *  - The queue: gsi1 `QUEUE` sorts in the scheduler's order (effective priority with aging, then
+ *    FIFO: keys.queuedIndex), which does not depend on the time now, so consecutive pages are
+ *    consistent; a page reads on from the cursor's sort key. Newest first, the queue is the
+ *    all-tasks index's queued tasks.
  * Cursors are opaque to callers (base64url JSON of sort keys and how many items came before) and
  * checked when decoded: a malformed one is the caller's mistake (InvalidCursorError).
  */
 import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
-import { keys, taskQueueKeys } from '../core/keys.js';
-import { DEFAULT_AGING_PER_MINUTE, PRIORITY_CRITICAL, PRIORITY_LOW } from '../task-planner/priority.js';
+import { taskQueueKeys } from '../core/keys.js';
 import type { TaskItem } from './tasks.js';
 
 /** Most task records one listing request reads when a filter skips what it reads. */
 export const SCAN_BUDGET = 500;
-const LEVELS = Array.from({ length: PRIORITY_CRITICAL - PRIORITY_LOW + 1 }, (_, i) => PRIORITY_LOW + i);
-const LEVEL_MS = 60_000 / DEFAULT_AGING_PER_MINUTE;
 const MAX_KEY = 400;
 /** `offset` without a cursor reads the tasks it skips: bounded here (a cursor reads none). */
 export const MAX_OFFSET = 10_000;
@@ -108,28 +104,13 @@ export async function taskPage(
   };
 }
 
-/** Sort key range of one priority level's run on gsi1 QUEUE. */
-const levelPrefix = (q: number) => keys.queuedIndex(q, '', '').gsi1sk.slice(0, -2) + '#';
-
-/** Scheduling order (queue-position.ts): earlier virtual enqueue time first, then FIFO, then id. */
-const virtual = (t: TaskItem) => t.createdAtMs - t.priority * LEVEL_MS;
-const bySchedule = (a: TaskItem, b: TaskItem) =>
-  virtual(a) - virtual(b) ||
-  a.createdAtMs - b.createdAtMs ||
-  (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0);
-const byNewest = (a: TaskItem, b: TaskItem) =>
-  b.createdAtMs - a.createdAtMs || (a.taskId < b.taskId ? 1 : a.taskId > b.taskId ? -1 : 0);
-
-interface Run {
-  level: number;
-  after?: string;
-  buf: TaskItem[];
-  done: boolean;
-}
+/** gsi1 QUEUE sort keys (keys.queuedIndex): `Q#<placement time>#<created ISO>#<task id>`. */
+const QUEUE_KEY = /^Q#\d{15}#\d{4}-\d{2}-\d{2}T[\d:.]+Z#.+$/;
 
 /**
  * Queued tasks, `limit` of them from `cursor`: in the order the scheduler serves them
- * (`schedule`), or newest first (`newest`). Reads about `limit` tasks plus a chunk per level.
+ * (`schedule`: the queue index's own order), or newest first (`newest`: the all-tasks index,
+ * queued ones only). Reads about `limit` tasks, at most SCAN_BUDGET where `match` skips some.
  */
 export async function queuePage(
   ctx: AppContext,
@@ -141,54 +122,66 @@ export async function queuePage(
     match?: (t: TaskItem) => boolean;
   },
 ): Promise<TaskPage> {
-  const ascending = opts.order === 'schedule';
-  const runs: Run[] = LEVELS.map((level) => ({ level, buf: [], done: false }));
+  if (opts.order === 'newest') {
+    // The all-tasks listing's cursor inside one of its own: neither listing takes the other's.
+    let inner: string | undefined;
+    if (opts.cursor !== undefined) {
+      const c = decode(opts.cursor);
+      if (c.o !== 'newest' || typeof c.t !== 'string') throw new InvalidCursorError();
+      inner = c.t;
+    }
+    const match = opts.match;
+    const page = await taskPage(ctx, {
+      limit: opts.limit,
+      ...(inner !== undefined ? { cursor: inner } : {}),
+      match: (t) => t.status === 'queued' && (!match || match(t)),
+    });
+    return {
+      items: page.items,
+      offset: page.offset,
+      ...(page.cursor !== undefined ? { cursor: encode({ o: 'newest', t: page.cursor }) } : {}),
+    };
+  }
+  let after: string | undefined;
   let offset = 0;
   if (opts.cursor !== undefined) {
     const c = decode(opts.cursor);
-    const at = c.l;
-    if (!isCount(c.n) || c.o !== opts.order || !at || typeof at !== 'object' || Array.isArray(at))
+    if (c.o !== 'schedule' || !isKey(c.k) || !QUEUE_KEY.test(c.k) || !isCount(c.n))
       throw new InvalidCursorError();
-    for (const [level, sk] of Object.entries(at as Record<string, unknown>)) {
-      const run = runs.find((r) => String(r.level) === level);
-      if (!run || !isKey(sk) || !sk.startsWith(levelPrefix(run.level))) throw new InvalidCursorError();
-      run.after = sk;
-    }
+    after = c.k;
     offset = c.n;
   }
-  const chunk = Math.min(250, Math.max(5, Math.ceil(opts.limit / LEVELS.length) + 1));
-  const fill = async (run: Run) => {
-    const prefix = levelPrefix(run.level);
-    const bound = run.after;
+  const items: TaskItem[] = [];
+  let scanned = 0;
+  let more = true;
+  while (items.length < opts.limit && scanned < Math.max(SCAN_BUDGET, opts.limit)) {
+    const want = Math.min(1000, Math.max(opts.limit - items.length, 25));
     const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
       index: 'gsi1',
-      ascending,
-      between: ascending ? [bound ?? prefix, prefix + '\uffff'] : [prefix, bound ?? prefix + '\uffff'],
-      limit: chunk + (bound !== undefined ? 1 : 0),
+      ascending: true,
+      // Inclusive bound: the cursor's own item comes back first and is dropped.
+      ...(after !== undefined ? { between: [after, '\uffff'] as [string, string] } : {}),
+      limit: want + (after !== undefined ? 1 : 0),
     });
-    run.buf = page.items.filter((t) => t.gsi1sk !== bound);
-    if (page.items.length < chunk + (bound !== undefined ? 1 : 0) || !page.cursor) run.done = true;
-  };
-  const compare = ascending ? bySchedule : byNewest;
-  const items: TaskItem[] = [];
-  let skipped = 0;
-  while (items.length < opts.limit && skipped < SCAN_BUDGET) {
-    await Promise.all(runs.filter((r) => !r.buf.length && !r.done).map(fill));
-    let best: Run | undefined;
-    for (const r of runs) if (r.buf.length && (!best || compare(r.buf[0]!, best.buf[0]!) < 0)) best = r;
-    if (!best) break;
-    const t = best.buf.shift()!;
-    best.after = t.gsi1sk;
-    if (!opts.match || opts.match(t)) items.push(t);
-    else skipped++;
+    const read = page.items.filter((t) => t.gsi1sk !== after);
+    more = page.items.length >= want + (after !== undefined ? 1 : 0) && page.cursor !== undefined;
+    for (const t of read) {
+      if (items.length >= opts.limit) {
+        more = true;
+        break;
+      }
+      scanned++;
+      after = t.gsi1sk;
+      if (!opts.match || opts.match(t)) items.push(t);
+    }
+    if (!more) break;
   }
-  const more = runs.some((r) => r.buf.length || !r.done);
-  const at: Record<string, string> = {};
-  for (const r of runs) if (r.after !== undefined) at[String(r.level)] = r.after;
   return {
     items,
     offset,
-    ...(more ? { cursor: encode({ o: opts.order, l: at, n: offset + items.length }) } : {}),
+    ...(more && after !== undefined
+      ? { cursor: encode({ o: 'schedule', k: after, n: offset + items.length }) }
+      : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { taskQueueKeys, keys } from '../core/keys.js';
 import { planPlacements, type SchedTask } from '../task-planner/index.js';
-import { conditional, queryAll, type StoreItem } from '../ports/store.js';
+import { conditional, isConditionFailed, queryAll, type StoreItem } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
 import { recordCompletion } from './task-stats.js';
 import { countTransition } from './task-counts.js';
@@ -127,6 +127,31 @@ export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskI
 /** Every queued task (gsi1 QUEUE is sparse: only queued tasks carry it). */
 export async function queuedTasks(ctx: AppContext): Promise<TaskItem[]> {
   return queryAll<TaskItem>(ctx.store, taskQueueKeys.queuePk, { index: 'gsi1' });
+}
+
+/**
+ * The queue a page at a time in the order placement serves it (the index sorts so: keys.queuedIndex).
+ * `next` reads at most `limit` more tasks; `done` once the index had no more.
+ */
+export function queueReader(ctx: AppContext, pageSize: number) {
+  let cursor: string | undefined;
+  let done = false;
+  return {
+    get done() {
+      return done;
+    },
+    async next(limit = pageSize): Promise<TaskItem[]> {
+      if (done) return [];
+      const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
+        index: 'gsi1',
+        limit,
+        ...(cursor ? { cursor } : {}),
+      });
+      cursor = page.cursor;
+      done = !cursor;
+      return page.items;
+    },
+  };
 }
 
 /** Tasks created in [fromMs, now], newest first (gsi2 TASKS, sorted by creation). */
@@ -288,17 +313,21 @@ export async function recordProgress(
   return conditional(ctx.store.update<TaskItem>(k.pk, k.sk, { set }, { equals: { status: ACTIVE, nodeId } }));
 }
 
-/** assigned on `nodeId` → running: the first progress report. Undefined when the task is not so. */
+/**
+ * assigned on `nodeId` → running: the first progress report. When the task is not so: `started`
+ * absent and `current`, the task as stored where the store says (undefined: it does not exist).
+ */
 export async function markStarted(
   ctx: AppContext,
   taskId: string,
   nodeId: string,
   progress: number,
-): Promise<TaskItem | undefined> {
+): Promise<{ started?: TaskItem; current?: TaskItem }> {
   const now = ctx.now();
   const k = keys.task(taskId);
-  const started = await conditional(
-    ctx.store.update<TaskItem>(
+  let started: TaskItem;
+  try {
+    started = await ctx.store.update<TaskItem>(
       k.pk,
       k.sk,
       {
@@ -311,10 +340,14 @@ export async function markStarted(
         },
       },
       { equals: { status: 'assigned', nodeId } },
-    ),
-  );
-  if (started) await countTransition(ctx, started, 'assigned', 'running');
-  return started;
+    );
+  } catch (error) {
+    if (!isConditionFailed(error)) throw error;
+    // The lost condition carries the stored item (read back where the engine does not return it).
+    return { current: error.current as TaskItem | undefined };
+  }
+  await countTransition(ctx, started, 'assigned', 'running');
+  return { started };
 }
 
 export interface Outcome {

@@ -1,3 +1,8 @@
+/** How long a queued task waits to gain one priority level (the planner's default aging, 0.1 a minute). */
+export const QUEUE_LEVEL_MS = 600_000;
+/** Sort keys of the queue index in placement order start with this. */
+export const QUEUE_KEY_PREFIX = 'Q#';
+
 /**
  * Every key of the single table, built in one place. docs/architecture.md lists the same design.
  * `gsi1`/`gsi2` are sparse: an item appears in an index only while it carries that index's keys.
@@ -48,12 +53,18 @@ export const keys = {
   run: (jobId: string, startedAt: string, runId: string) => ({ pk: `JOB#${jobId}`, sk: `RUN#${startedAt}#${runId}` }),
 
   task: (taskId: string) => ({ pk: `TASK#${taskId}`, sk: 'META' }),
-  /** gsi1 (sparse, queued tasks only): priority first, then FIFO. gsi2: all tasks by creation. */
+  /** gsi1 (sparse, queued tasks only): in the order placement serves them. gsi2: all tasks by creation. */
   taskIndexes: (taskId: string, createdAt: string) => ({ gsi2pk: 'TASKS', gsi2sk: `${createdAt}#${taskId}` }),
+  /**
+   * Placement serves the highest effective priority first (level + one level per 10 minutes
+   * waited), then the oldest: that is the earliest creation time minus 10 minutes a level, a
+   * number fixed at submit, so an ascending query reads the queue in placement order (shifted by
+   * 10 levels: never negative). `Q#` sorts after the keys of the layout before (`997#…`, priority
+   * first), left by tasks queued before: those are the oldest, read first.
+   */
   queuedIndex: (priority: number, enqueuedAt: string, taskId: string) => ({
     gsi1pk: 'QUEUE',
-    // Higher priority first: invert so an ascending query reads the most urgent task first.
-    gsi1sk: `${String(999 - priority).padStart(3, '0')}#${enqueuedAt}#${taskId}`,
+    gsi1sk: `${QUEUE_KEY_PREFIX}${String(Date.parse(enqueuedAt) + (10 - priority) * QUEUE_LEVEL_MS).padStart(15, '0')}#${enqueuedAt}#${taskId}`,
   }),
   model: (modelId: string) => ({ pk: `MODEL#${modelId}`, sk: 'META' }),
   modelsIndex: (modelId: string) => ({ gsi1pk: 'MODELS', gsi1sk: modelId }),

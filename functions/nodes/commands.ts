@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
-import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, UnstorableError, queryAll, type StoreItem } from '../ports/store.js';
 import { nodeQueue } from './nodes.js';
 import { countCommandResult } from '../observability/counters.js';
 import { annotateTrace } from '../core/tracing.js';
@@ -179,10 +179,9 @@ export async function completeCommand(
   commandId: string,
   result: CommandResult,
 ): Promise<{ command: CommandItem; first: boolean }> {
-  const current = await getCommand(ctx, commandId);
-  if (!current || current.nodeId !== nodeId) throw new NotFoundError(`Command ${commandId} not found`);
-  if (current.status !== 'pending') return { command: current, first: false };
   const k = keys.command(commandId);
+  // No read first: the write's condition checks the node and that it is pending, and a lost
+  // condition carries the stored record (none: no such command).
   try {
     const command = await ctx.store.update<CommandItem>(
       k.pk,
@@ -195,7 +194,7 @@ export async function completeCommand(
           ...(result.error !== undefined ? { error: result.error } : {}),
         },
       },
-      { equals: { status: 'pending' } },
+      { equals: { status: 'pending', nodeId } },
     );
     await countCommandResult(
       ctx,
@@ -207,8 +206,13 @@ export async function completeCommand(
     );
     return { command, first: true };
   } catch (error) {
+    // An id too long to be a key names no command.
+    if (error instanceof UnstorableError && error.reason === 'key_too_long')
+      throw new NotFoundError(`Command ${commandId} not found`);
     if (!(error instanceof ConditionFailedError)) throw error;
-    return { command: (await getCommand(ctx, commandId))!, first: false };
+    const current = error.current as CommandItem | undefined;
+    if (!current || current.nodeId !== nodeId) throw new NotFoundError(`Command ${commandId} not found`);
+    return { command: current, first: false };
   }
 }
 

@@ -1,14 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queuePosition } from '../../../functions/cluster/queue-position.js';
-import { closeQueued, queuedTasks, queueOrder, submitTask } from '../../../functions/cluster/tasks.js';
+import {
+  closeQueued,
+  queuedTasks,
+  queueOrder,
+  submitTask,
+  type TaskItem,
+} from '../../../functions/cluster/tasks.js';
 import { loadConfig } from '../../../functions/core/config.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import { taskQueueKeys } from '../../../functions/core/keys.js';
 import { countItems, type Store } from '../../../functions/ports/store.js';
 import { createEmbeddedContext } from '../../../local/embedded-context.js';
 
-// Queue positions counted on the index (one count per priority level) against the order the
-// scheduler serves, over real DynamoDB semantics (dynalite): priorities, ages past the aging
+// Queue positions counted on the index (one count: it sorts in placement order) against the
+// order the scheduler serves, over real DynamoDB semantics (dynalite): priorities, ages past the aging
 // steps, ties at one instant, and tasks that left the queue.
 describe('queue position from counts (embedded store)', () => {
   let ctx: AppContext;
@@ -51,6 +57,22 @@ describe('queue position from counts (embedded store)', () => {
     expect(counted).toEqual(order.map((_, i) => i + 1));
     // Distinct levels and ages really interleave: the order is not the submission order.
     expect(order.map((t) => t.taskId)).not.toEqual(ids.filter((id) => !ids.slice(5, 10).includes(id)));
+  });
+
+  it('keeps the queue index in the order placement serves it, page after page', async () => {
+    const order = queueOrder(await queuedTasks(ctx), clock).map((t) => t.taskId);
+    const read: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
+        index: 'gsi1',
+        limit: 7,
+        ...(cursor ? { cursor } : {}),
+      });
+      read.push(...page.items.map((t) => t.taskId));
+      cursor = page.cursor;
+    } while (cursor);
+    expect(read).toEqual(order);
   });
 
   it('counts without the store count the same as with it', async () => {

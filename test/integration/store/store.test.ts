@@ -13,11 +13,12 @@ import {
   updateIf,
   type StoreItem,
 } from '../../../functions/ports/store.js';
+import { EmbeddedDocument } from '../../../local/embedded-document.js';
 import { startEmbeddedDynamo, type EmbeddedDynamo } from '../../../local/embedded-dynamo.js';
 
 interface Backend {
   name: string;
-  setup(): Promise<{ client: DynamoDBClient; stop(): Promise<void> }>;
+  setup(): Promise<{ client: DynamoDBClient; doc?: EmbeddedDocument; stop(): Promise<void> }>;
 }
 
 const moto = process.env.AWS_ENDPOINT_URL;
@@ -34,6 +35,20 @@ const backends: Backend[] = [
         credentials: engine.credentials,
       });
       return { client, stop: async () => (client.destroy(), engine.stop()) };
+    },
+  },
+  {
+    // What the embedded runtime uses: item commands straight to the engine's listener, no SDK.
+    name: 'dynalite (embedded, in-process document client)',
+    async setup() {
+      const engine: EmbeddedDynamo = await startEmbeddedDynamo();
+      const client = new DynamoDBClient({
+        endpoint: engine.endpoint,
+        region: 'us-east-1',
+        credentials: engine.credentials,
+        requestHandler: engine.requestHandler,
+      });
+      return { client, doc: new EmbeddedDocument(engine.call), stop: async () => (client.destroy(), engine.stop()) };
     },
   },
   {
@@ -56,11 +71,11 @@ describe.each(backends)('DynamoStore on $name', (backend) => {
 
   beforeAll(async () => {
     if (skip) return;
-    const { client, stop: s } = await backend.setup();
+    const { client, doc, stop: s } = await backend.setup();
     stop = s;
     const table = `store-test-${randomUUID().slice(0, 8)}`;
     await ensureTable(client, table);
-    store = new DynamoStore(client, table);
+    store = new DynamoStore(client, table, doc as ConstructorParameters<typeof DynamoStore>[2]);
   });
   afterAll(async () => {
     if (!skip) await stop();

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { queueOrder, runTimeoutFor, type TaskItem } from '../../../functions/cluster/tasks.js';
+import { QUEUE_LEVEL_MS, keys } from '../../../functions/core/keys.js';
+import { DEFAULT_AGING_PER_MINUTE } from '../../../functions/task-planner/priority.js';
 
 const task = (over: Partial<TaskItem>): TaskItem => ({
   pk: 'p',
@@ -39,5 +41,31 @@ describe('queue order', () => {
     expect(runTimeoutFor(task({}), 10_000)).toBe(600);
     expect(runTimeoutFor(task({ timeoutSeconds: 300 }), 100_000)).toBe(200);
     expect(runTimeoutFor(task({ timeoutSeconds: 300 }), 400_000)).toBe(1);
+  });
+});
+
+describe('the queue index key', () => {
+  it('sorts as the scheduler serves (priority with aging, then age, then id), whatever the clock', () => {
+    // Levels -1..2 over 40 minutes (aging: a level every 10), ties at one instant, from the epoch on.
+    const tasks: TaskItem[] = [];
+    for (let i = 0; i < 80; i++) {
+      const createdAtMs = Math.floor(i / 3) * 90_000 + (i % 2) * 7;
+      tasks.push(
+        task({
+          taskId: `t${String((i * 37) % 80).padStart(2, '0')}`,
+          priority: (i % 4) - 1,
+          createdAtMs,
+          createdAt: new Date(createdAtMs).toISOString(),
+        }),
+      );
+    }
+    const now = 50 * 60_000;
+    const byKey = [...tasks].sort((a, b) => {
+      const ka = keys.queuedIndex(a.priority, a.createdAt, a.taskId).gsi1sk;
+      const kb = keys.queuedIndex(b.priority, b.createdAt, b.taskId).gsi1sk;
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+    expect(byKey.map((t) => t.taskId)).toEqual(queueOrder(tasks, now).map((t) => t.taskId));
+    expect(QUEUE_LEVEL_MS).toBe(60_000 / DEFAULT_AGING_PER_MINUTE);
   });
 });
