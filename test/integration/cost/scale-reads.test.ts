@@ -131,8 +131,13 @@ describe('reads per operation independent of the fleet size', () => {
     expect(large.placed).toBe(1);
     // The image's nodes (none yet) and one page of the eligible-node index (16 nodes), each candidate
     // with its copies, read by the preflight and again by the reconcile: 70 read units at both sizes.
-    expect(large.start.dynamo_calls).toBe(small.start.dynamo_calls);
-    expect(large.start.read_units).toBe(small.start.read_units);
+    // The index is read from a random shard on: a first page that holds the image's own node (known
+    // already) takes one more query to fill, at either size.
+    const flat = (a: { dynamo_calls: number; read_units: number }, b: typeof a) => {
+      expect(Math.abs(a.dynamo_calls - b.dynamo_calls)).toBeLessThanOrEqual(1);
+      expect(Math.abs(a.read_units - b.read_units)).toBeLessThanOrEqual(0.5);
+    };
+    flat(large.start, small.start);
     expect(large.start.read_units).toBeLessThanOrEqual(80);
     // The queue, the held slots, the catalogue and the sweep's per-shard parts: not the nodes.
     expect(large.run.dynamo_calls).toBe(small.run.dynamo_calls);
@@ -143,8 +148,7 @@ describe('reads per operation independent of the fleet size', () => {
     expect(large.onlineNodes).toBe(800);
     // The minute's reconcile of the one image: its node and a page of candidates, not the fleet.
     expect(large.fan).toEqual({ here: 1, emitted: 0 });
-    expect(large.minute.dynamo_calls).toBe(small.minute.dynamo_calls);
-    expect(large.minute.read_units).toBe(small.minute.read_units);
+    flat(large.minute, small.minute);
     expect(large.minute.write_units).toBe(0);
     // The gauges count every node from the sweep's aggregate (one query) and the queue from its
     // counters (one record of each of the 8 shards, task-counts.ts): nine calls, whatever the queue.
