@@ -43,6 +43,8 @@ export interface LiveRecord extends StoreItem {
   slots?: number;
   /** A Jetson's memory (its GPU shares it), for the same aggregate. */
   unifiedMb?: number;
+  /** The node's name (META's), so the live pushes read the shard alone; absent on older records. */
+  name?: string;
   /** Metric history points not yet written out (metric-history.ts). */
   history?: HistoryBuffer;
 }
@@ -70,8 +72,13 @@ export function liveFacts(node: {
   labels?: Record<string, string>;
   jetson?: unknown;
   memoryMb: number;
-}): Pick<LiveRecord, 'slots' | 'unifiedMb'> {
-  return { slots: maxConcurrencyOf(node), ...(node.jetson ? { unifiedMb: node.memoryMb } : {}) };
+  nodeName?: string;
+}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name'> {
+  return {
+    slots: maxConcurrencyOf(node),
+    ...(node.jetson ? { unifiedMb: node.memoryMb } : {}),
+    ...(node.nodeName ? { name: node.nodeName } : {}),
+  };
 }
 
 export interface MetricsSample {
