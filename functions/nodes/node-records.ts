@@ -226,7 +226,15 @@ export interface FleetPart {
   memTotalMb: number;
   /** Nodes with each model resident. */
   resident: Record<string, number>;
+  /**
+   * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS
+   * node-state records begins: the page boundaries of `GET /metrics?shard=&page=`. Absent on older parts.
+   */
+  starts?: Record<string, string[]>;
 }
+
+/** Node-state records (two a node) of one per-node page of `GET /metrics`. */
+export const METRICS_PAGE_RECORDS = 500;
 
 export const emptyPart = (): FleetPart => ({
   onlineNodes: 0,
@@ -275,7 +283,11 @@ export function sumParts(parts: FleetPart[]): FleetPart {
     out.memUsedMb += p.memUsedMb;
     out.memTotalMb += p.memTotalMb;
     for (const [m, n] of Object.entries(p.resident)) out.resident[m] = (out.resident[m] ?? 0) + n;
+    for (const [shard, list] of Object.entries(p.starts ?? {}))
+      (out.starts ??= {})[shard] = [...(out.starts[shard] ?? []), ...list];
   }
+  for (const [shard, list] of Object.entries(out.starts ?? {}))
+    out.starts![shard] = [...new Set(list)].sort();
   return out;
 }
 
