@@ -14,7 +14,6 @@ import {
   markFree,
   markUp,
   maxConcurrencyOf,
-  METRICS_PAGE_RECORDS,
   addToPart,
   emptyPart,
   type FleetPart,
@@ -169,7 +168,7 @@ export async function sweepShard(
     const starts = ((out.part.starts ??= {})[String(shard)] ??= []);
     let wantStart = false;
     page.items.forEach((r, i) => {
-      if ((out.read + i) % METRICS_PAGE_RECORDS === 0) wantStart = true;
+      if ((out.read + i) % ctx.config.METRICS_PAGE_RECORDS === 0) wantStart = true;
       if (wantStart && r.sk.endsWith(fleetKeys.nodeLiveSuffix)) {
         starts.push(r.sk.slice(0, -fleetKeys.nodeLiveSuffix.length + 1));
         wantStart = false;

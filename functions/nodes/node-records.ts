@@ -227,14 +227,11 @@ export interface FleetPart {
   /** Nodes with each model resident. */
   resident: Record<string, number>;
   /**
-   * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS
+   * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS (config)
    * node-state records begins: the page boundaries of `GET /metrics?shard=&page=`. Absent on older parts.
    */
   starts?: Record<string, string[]>;
 }
-
-/** Node-state records (two a node) of one per-node page of `GET /metrics`. */
-export const METRICS_PAGE_RECORDS = 500;
 
 export const emptyPart = (): FleetPart => ({
   onlineNodes: 0,

@@ -2,13 +2,7 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { allInstances } from '../orchestrator/model.js';
 import { assemble, getNodeRecord, isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
-import {
-  METRICS_PAGE_RECORDS,
-  SHARDS,
-  fleetAggregate,
-  type LiveRecord,
-  type MetricsRecord,
-} from '../nodes/node-records.js';
+import { SHARDS, fleetAggregate, type LiveRecord, type MetricsRecord } from '../nodes/node-records.js';
 import { fleetKeys } from '../core/keys.js';
 import { readRecentCounts } from '../cluster/task-counts.js';
 import { jobStats } from '../training/jobs.js';
@@ -57,10 +51,10 @@ function nodeLabelValues(n: NodeItem): Labels<typeof NODE_LABELS> {
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-/** Node-state records `GET /metrics` reads to learn whether the fleet fits one scrape (METRICS_PAGE_RECORDS a page past that). */
-export const METRICS_INLINE_RECORDS = 2 * METRICS_PAGE_RECORDS;
+/** Node-state records `GET /metrics` serves inline (two pages of METRICS_PAGE_RECORDS); past that, per-node series are paged. */
+const inlineRecords = (ctx: AppContext) => 2 * ctx.config.METRICS_PAGE_RECORDS;
 /** A page reads at most this many records however far the fleet grew since the sweep cut the pages. */
-const PAGE_READ_LIMIT = 4 * METRICS_PAGE_RECORDS;
+const pageReadLimit = (ctx: AppContext) => 4 * ctx.config.METRICS_PAGE_RECORDS;
 /** The sweep's parts older than this no longer cut pages or count nodes. */
 const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
@@ -85,11 +79,12 @@ async function nodePage(ctx: AppContext, shard: number, page: number): Promise<N
   const starts = agg?.starts?.[String(shard)] ?? [];
   const pages = Math.max(1, starts.length);
   if (page >= pages) return [];
-  const from = page === 0 ? '' : starts[page]!;
+  // Sort keys are `<nodeId>#...`: a space sorts before any node id.
+  const from = page === 0 ? ' ' : starts[page]!;
   const to = page + 1 < starts.length ? starts[page + 1]! : '\uffff';
   const { items } = await ctx.store.query<LiveRecord | MetricsRecord>(fleetKeys.nodeStatePk(shard), {
     between: [from, to],
-    limit: PAGE_READ_LIMIT,
+    limit: pageReadLimit(ctx),
   });
   const lives = items.filter((r): r is LiveRecord => r.sk.endsWith(fleetKeys.nodeLiveSuffix) && r.sk < to);
   const samples = new Map(
@@ -108,7 +103,7 @@ async function nodePage(ctx: AppContext, shard: number, page: number): Promise<N
  * queue, tasks of the last 24 hours, training jobs). Readings of offline nodes are left out, as
  * an exporter on a dead host would be; `fleet_node_up` says which.
  *
- * Bounded at any fleet size: while the node-state records fit METRICS_INLINE_RECORDS the per-node
+ * Bounded at any fleet size: while the node-state records fit two pages (METRICS_PAGE_RECORDS) the per-node
  * series come with the rest; past that the fleet series come from the sweep's aggregate and the
  * per-node series from `?shard=S&page=P` (pages of about 250 nodes the sweep cuts, counted by
  * `fleet_node_series_pages`), each page its own scrape target with only those series.
@@ -131,7 +126,7 @@ export async function renderMetrics(
   // The sweep's count first; a probe of at most METRICS_INLINE_RECORDS records when it has none or a small one.
   const latest = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
   const counted = latest ? 2 * (latest.nodes ?? latest.onlineNodes) : 0;
-  const paged = counted > METRICS_INLINE_RECORDS || !(await fleetFits(ctx, METRICS_INLINE_RECORDS));
+  const paged = counted > inlineRecords(ctx) || !(await fleetFits(ctx, inlineRecords(ctx)));
   const agg = paged ? latest : undefined;
   const [nodes, instances, { live: queued, recent }, jobs, counters] = await Promise.all([
     paged ? ([] as NodeItem[]) : listNodes(ctx),

@@ -69,7 +69,8 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
     const service = await getService(ctx, event.imageId);
     if (!service?.global) return;
     const { type: _type, imageId: _image, ...link } = event;
-    await reconcileGlobalFrom(ctx, service, link, false);
+    const { next } = await reconcileGlobalFrom(ctx, service, link, false);
+    if (next) await emit(ctx, { type: 'reconcile.global', imageId: event.imageId, ...next });
   },
   /**
    * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than

@@ -59,6 +59,8 @@ export interface GlobalOutcome {
   eligible: number;
   /** Node-state records read. */
   read: number;
+  /** One link alone: where its shard's chain goes on. */
+  next?: GlobalLink;
 }
 
 /**
@@ -192,8 +194,12 @@ export async function reconcileGlobal(
     const counted = (first ? start.counted : 0) + eligible;
     const link = first ? start.link : 0;
     const base = { type: 'reconcile.global' as const, imageId: service.imageId, budget: start.budget };
-    if (page.cursor) await emit(ctx, { ...base, shard, cursor: page.cursor, link: link + 1, counted });
-    else await recordCount(ctx, service.imageId, shard, counted);
+    if (page.cursor) {
+      const next = { shard, cursor: page.cursor, link: link + 1, counted, budget: start.budget };
+      // One link alone: its caller sends the next (the `reconcile.global` handler does).
+      if (!fanOut) return { ...total, next };
+      await emit(ctx, { ...base, ...next });
+    } else await recordCount(ctx, service.imageId, shard, counted);
     const rest = shards.slice(i + 1);
     if (page.cursor || (left <= 1 && rest.length)) {
       for (const s of rest) await emit(ctx, { ...base, shard: s, link: 0, counted: 0 });

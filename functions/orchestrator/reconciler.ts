@@ -158,7 +158,7 @@ export async function reconcileGlobalFrom(
   start: Omit<GlobalLink, 'budget'> & { budget?: number },
   fanOut: boolean,
   options: { retryNow?: boolean } = {},
-): Promise<ReconcileOutcome & { read: number }> {
+): Promise<ReconcileOutcome & { read: number; next?: GlobalLink }> {
   const outcome = emptyOutcome();
   const services = new Map([[service.imageId, service]]);
   const applyNode: ApplyFn = async (state, plan, slotKey) => {
@@ -179,14 +179,14 @@ export async function reconcileGlobalFrom(
       }
     }
   };
-  const { read } = await reconcileGlobal(
+  const { read, next } = await reconcileGlobal(
     ctx,
     service,
     { ...start, budget: start.budget ?? GLOBAL_ITEMS_PER_INVOCATION },
     fanOut,
     applyNode,
   );
-  return { ...outcome, read };
+  return { ...outcome, read, ...(next ? { next } : {}) };
 }
 
 /** Keeps a global service's stored count at the number of nodes it runs on, for every view. */

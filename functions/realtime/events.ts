@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
+import { emit, type AreaEventHandlers, type AreaEvents } from '../core/events.js';
 import { keys } from '../core/keys.js';
 import { getCommand } from '../nodes/commands.js';
 import type { InstanceItem } from '../orchestrator/model.js';
@@ -185,9 +185,12 @@ export const realtimeEventHandlers: AreaEventHandlers = {
   /** A link of a push that outgrew one invocation, in either runtime. Never throws: a push is not redelivered. */
   'ws.push.shard': async (e, ctx) => {
     const { type: _type, ...link } = e;
-    await pushShard(ctx, link).catch((error: unknown) =>
-      ctx.logger.warn('websocket push failed', { shard: e.shard, error: error as Error }),
-    );
+    try {
+      const { next } = await pushShard(ctx, link);
+      if (next) await emit(ctx, { type: 'ws.push.shard', ...next });
+    } catch (error) {
+      ctx.logger.warn('websocket push failed', { shard: e.shard, error: error as Error });
+    }
   },
   'ws.connected': async (e, ctx) => {
     const connectionId = e.connectionId;

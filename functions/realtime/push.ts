@@ -164,25 +164,22 @@ export async function pushLive(
   return { read, frames, fannedOut };
 }
 
-/** One link of a fanned-out push: up to its budget of one shard from `cursor`, its frames, the next link. */
-export async function pushShard(
-  ctx: AppContext,
-  link: PushChain & { shard: number; cursor?: string; link: number },
-): Promise<PushOutcome & { cursor?: string }> {
+export type PushLink = PushChain & { shard: number; cursor?: string; link: number };
+
+/**
+ * One link of a fanned-out push: up to its budget of one shard from `cursor`, and its frames.
+ * Returns the next link, if any, for the caller to send (the `ws.push.shard` handler does).
+ */
+export async function pushShard(ctx: AppContext, link: PushLink): Promise<PushOutcome & { next?: PushLink }> {
   const targets = await listeners(ctx, link);
   // Everyone left: the chain stops.
   if (!targets.size) return { read: 0, frames: 0, fannedOut: false };
   const seg = await readNodeState(ctx, link.shard, link.cursor, link.budget);
-  if (seg.cursor)
-    await emit(ctx, {
-      type: 'ws.push.shard',
-      ...link,
-      channels: [...targets.keys()],
-      cursor: seg.cursor,
-      link: link.link + 1,
-    });
+  const next = seg.cursor
+    ? { ...link, channels: [...targets.keys()], cursor: seg.cursor, link: link.link + 1 }
+    : undefined;
   const frames = await sendSegments(ctx, link, targets, [
     { nodes: seg.nodes, tag: { shard: link.shard, link: link.link, last: !seg.cursor } },
   ]);
-  return { read: seg.read, frames, fannedOut: false, ...(seg.cursor ? { cursor: seg.cursor } : {}) };
+  return { read: seg.read, frames, fannedOut: false, ...(next ? { next } : {}) };
 }
