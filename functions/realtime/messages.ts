@@ -151,7 +151,7 @@ async function readAll(ctx: AppContext): Promise<NodeItem[]> {
       cursor = seg.cursor;
     } while (cursor);
   }
-  return out;
+  return out.sort((a, b) => (a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0));
 }
 
 /**

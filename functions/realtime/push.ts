@@ -69,6 +69,8 @@ async function deliver(ctx: AppContext, ids: string[], frames: object[], direct:
   );
 }
 
+const byName = (a: NodeItem, b: NodeItem) => (a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0);
+
 interface Segment {
   nodes: NodeItem[];
   tag?: FrameTag;
@@ -84,6 +86,8 @@ async function sendSegments(
   const timestamp = new Date(chain.at).toISOString();
   const now = ctx.now();
   let sent = 0;
+  // By name, as the node list shows them.
+  for (const s of segments) s.nodes.sort(byName);
   const metricsTo = targets.get('metrics');
   if (metricsTo) {
     const frames = segments.flatMap((s) => packMetrics(ctx, s.nodes, timestamp, MAX_FRAME_BYTES, s.tag));
@@ -139,6 +143,7 @@ export async function pushLive(
   let read = 0;
   const segments: (Segment & { shard: number; done: boolean })[] = [];
   let fannedOut = false;
+  const continuations: PushLink[] = [];
   for (const [i, shard] of SHARDS.entries()) {
     const seg = await readNodeState(ctx, shard, undefined, left);
     left -= seg.read;
@@ -146,9 +151,8 @@ export async function pushLive(
     segments.push({ nodes: seg.nodes, shard, done: !seg.cursor });
     const rest = SHARDS.slice(i + 1);
     if (seg.cursor || (left <= 0 && rest.length)) {
-      if (seg.cursor)
-        await emit(ctx, { type: 'ws.push.shard', ...chain, shard, cursor: seg.cursor, link: 1 });
-      for (const s of rest) await emit(ctx, { type: 'ws.push.shard', ...chain, shard: s, link: 0 });
+      if (seg.cursor) continuations.push({ ...chain, shard, cursor: seg.cursor, link: 1 });
+      for (const s of rest) continuations.push({ ...chain, shard: s, link: 0 });
       fannedOut = true;
       break;
     }
@@ -161,6 +165,8 @@ export async function pushLive(
       ? segments.map((s) => ({ nodes: s.nodes, tag: { shard: s.shard, link: 0, last: s.done } }))
       : [{ nodes: segments.flatMap((s) => s.nodes) }],
   );
+  // The chains go on once this invocation's frames are out.
+  for (const link of continuations) await emit(ctx, { type: 'ws.push.shard', ...link });
   return { read, frames, fannedOut };
 }
 
