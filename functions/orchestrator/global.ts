@@ -9,10 +9,10 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { fleetKeys } from '../core/keys.js';
 import { deleteIf, putIf, putIfAbsent, queryAll } from '../ports/store.js';
-import { SHARDS, type LiveRecord, type MetricsRecord } from '../nodes/node-records.js';
+import { SHARDS, nodeShard, type LiveRecord, type MetricsRecord } from '../nodes/node-records.js';
 import { assemble, getNodeRecord, type NodeItem } from '../nodes/nodes.js';
 import { activeRuns } from '../training/model.js';
-import { getService, nodeInstances, type ServiceItem, type SlotItem } from './model.js';
+import { getInstance, getService, nodeInstances, type ServiceItem, type SlotItem } from './model.js';
 import { LIVE, globalCount, planReconcile } from './plan.js';
 import { planInput, toPlanService } from './plan-input.js';
 import type { FleetState } from './fleet-state.js';
@@ -158,13 +158,25 @@ async function recordCount(ctx: AppContext, imageId: string, shard: number, coun
   );
 }
 
-/** Slots of the layout before (by ordinal) that a global service no longer uses: a page of them each run. */
+/**
+ * Slots of the layout before (by ordinal) that a global service no longer uses: a page of them
+ * each run, each once its copy holds its node's slot (adopted) or none does.
+ */
 async function dropOrdinalSlots(ctx: AppContext, imageId: string): Promise<void> {
   const { items } = await ctx.store.query<SlotItem>(`SERVICE#${imageId}`, {
     between: ['SLOT#0', 'SLOT#9~'],
     limit: 100,
   });
-  for (const s of items) await deleteIf(ctx.store, s.pk, s.sk, { equals: { instanceId: s.instanceId } });
+  for (const s of items) {
+    const k = fleetKeys.globalSlot(imageId, nodeShard(s.nodeId), s.nodeId);
+    const own = await ctx.store.get<SlotItem>(k.pk, k.sk);
+    if (!own) {
+      const copy = await getInstance(ctx, s.instanceId);
+      // Still running and not yet adopted: its node's next page adopts it first.
+      if (copy && LIVE.has(copy.status)) continue;
+    }
+    await deleteIf(ctx.store, s.pk, s.sk, { equals: { instanceId: s.instanceId } });
+  }
 }
 
 /**

@@ -11,11 +11,18 @@ import { operationUnits, startFleet, type Fleet } from '../../../bench/cost/flee
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { SHARDS } from '../../../functions/nodes/node-records.js';
+import { SHARDS, nodeShard } from '../../../functions/nodes/node-records.js';
 import { pushLive, pushShard, type PushLink } from '../../../functions/realtime/push.js';
 import type { MetricsMessage, DoctorMessage } from '../../../functions/realtime/messages.js';
 import { changeService, nextService } from '../../../functions/orchestrator/desired-state.js';
-import { getService, imageInstances, type ServiceItem } from '../../../functions/orchestrator/model.js';
+import {
+  getService,
+  imageInstances,
+  serviceSlots,
+  type ServiceItem,
+  type SlotItem,
+} from '../../../functions/orchestrator/model.js';
+import { fleetKeys } from '../../../functions/core/keys.js';
 import { reconcileGlobalFrom } from '../../../functions/orchestrator/reconciler.js';
 import { renderMetrics } from '../../../functions/observability/prometheus.js';
 
@@ -196,6 +203,39 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     expect(large.again.maxRead).toBe(small.again.maxRead);
     expect(large.first.maxRead).toBe(small.first.maxRead);
   }, 300_000);
+
+  it('a global service placed under ordinal slots before: its copies are adopted, not replaced, and the old slots go', async () => {
+    fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const ctx = fleet.rt.ctx;
+    await loadNodeRecords(fleet, 18, 'adopt');
+    const image = 'reads/adopt:1';
+    await changeService(ctx, image, async (current) => ({
+      next: { ...nextService(ctx, image, current, 1, {}), global: true },
+      wanted: 0,
+    }));
+    const service = (await getService(ctx, image)) as ServiceItem;
+    const first = await reconcileGlobalFrom(ctx, service, { shard: 0, link: 0, counted: 0 }, true);
+    expect(first.placed).toHaveLength(20);
+    // As the layout before left them: one slot per ordinal, none per node.
+    const copies = await imageInstances(ctx, image);
+    for (const [i, c] of copies.entries()) {
+      const own = fleetKeys.globalSlot(image, nodeShard(c.nodeId), c.nodeId);
+      const slot = (await ctx.store.get<SlotItem>(own.pk, own.sk))!;
+      await ctx.store.delete(own.pk, own.sk);
+      await ctx.store.put({ ...slot, ...fleetKeys.serviceSlot(image, i), ordinal: i });
+    }
+    const again = await reconcileGlobalFrom(ctx, service, { shard: 0, link: 0, counted: 0 }, true);
+    expect(again.placed).toEqual([]);
+    expect(again.retired).toEqual([]);
+    expect((await imageInstances(ctx, image)).map((c) => c.instanceId).sort()).toEqual(
+      copies.map((c) => c.instanceId).sort(),
+    );
+    // Each copy holds its node's slot again; the next run drops the ordinal slots.
+    await reconcileGlobalFrom(ctx, service, { shard: 0, link: 0, counted: 0 }, true);
+    const slots = await serviceSlots(ctx, image);
+    expect(slots).toHaveLength(20);
+    expect(slots.every((s) => s.sk.startsWith('SLOT#N#'))).toBe(true);
+  }, 120_000);
 
   async function scrapeAt(extra: number) {
     fleet = await startFleet({
