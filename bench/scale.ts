@@ -16,7 +16,10 @@
  *   the sweep's per-shard aggregate, not the fleet);
  * - the minute's reconcile (every image, fanned out per image) and the fleet gauges (from the
  *   sweep's aggregate): units, not the fleet;
- * - the /ws/metrics frames (count, largest);
+ * - a /ws/metrics and /ws/doctor push with a subscriber on each: its first invocation and every
+ *   link of the shards' chains (records, seconds, frames, the largest frame), every node named once;
+ * - GET /metrics: the main target (fleet series) and each per-node page of shard 0 (seconds, bytes);
+ * - a global service's reconcile: one link (a page of nodes, a copy placed on each), then again;
  * - heartbeat requests per second against API Gateway's default 10,000 requests/s.
  */
 import { appendFileSync } from 'node:fs';
@@ -25,12 +28,17 @@ import { SWEEP_ITEMS_PER_INVOCATION, sweepShard } from '../functions/nodes/nodes
 import { SHARDS, liveKey } from '../functions/nodes/node-records.js';
 import { loadNodeRecords } from './cost/load-nodes.js';
 import { resetPlacementRunner } from '../functions/cluster/placement.js';
-import { metricsFrames, MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
+import { WebSocket } from 'ws';
+import { MAX_FRAME_BYTES } from '../functions/realtime/messages.js';
+import { PUSH_ITEMS_PER_INVOCATION, pushLive, pushShard, type PushLink } from '../functions/realtime/push.js';
+import { renderMetrics } from '../functions/observability/prometheus.js';
+import { GLOBAL_ITEMS_PER_INVOCATION } from '../functions/orchestrator/global.js';
+import { getService } from '../functions/orchestrator/model.js';
 import type { Store, StoreItem } from '../functions/ports/store.js';
 import { call } from '../test/harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../functions/core/events.js';
 import { changeService, nextService } from '../functions/orchestrator/desired-state.js';
-import { reconcile, reconcileFanOut } from '../functions/orchestrator/reconciler.js';
+import { reconcile, reconcileFanOut, reconcileGlobalFrom } from '../functions/orchestrator/reconciler.js';
 import { fleetGauges } from '../functions/observability/fleet-gauges.js';
 import { collectNodeMetrics } from '../agent/node.js';
 import { silentLogger } from '../agent/log.js';
@@ -100,6 +108,150 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): 
   );
 }
 
+/** A WebSocket subscriber that keeps the frames it gets. */
+async function subscribe(fleet: Fleet, path: string) {
+  const ws = new WebSocket(`${fleet.rt.url.replace(/^http/, 'ws')}${path}`);
+  const frames: string[] = [];
+  ws.on('message', (m) => frames.push(String(m)));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return { ws, frames };
+}
+
+/**
+ * A /ws/metrics and /ws/doctor push with a subscriber on each: the push's first invocation, then
+ * every link of every shard's chain one at a time (as `ws.push.shard` runs them), each timed.
+ */
+async function measurePush(fleet: Fleet, settleAll: () => Promise<void>) {
+  const ctx = fleet.rt.ctx;
+  const metrics = await subscribe(fleet, '/ws/metrics');
+  const doctor = await subscribe(fleet, '/ws/doctor');
+  // Their first frames are a push of their own: let it finish.
+  await settleAll();
+  fleet.meter.reset();
+  const [root, rootS] = await seconds(() => fleet.meter.within('push root', () => pushLive(ctx)));
+  const rootUnits = operationUnits(fleet.meter.total((e) => e.label === 'push root'));
+  await settleAll();
+  metrics.frames.length = 0;
+  doctor.frames.length = 0;
+  const links: { read: number; seconds: number; frames: number }[] = [];
+  const at = ctx.now();
+  fleet.meter.reset();
+  for (const shard of SHARDS) {
+    let link: PushLink | undefined = {
+      shard,
+      link: 0,
+      at,
+      channels: ['metrics', 'doctor'],
+      budget: PUSH_ITEMS_PER_INVOCATION,
+    };
+    while (link) {
+      const current: PushLink = link;
+      const [out, s] = await seconds(() => fleet.meter.within('push link', () => pushShard(ctx, current)));
+      links.push({ read: out.read, seconds: s, frames: out.frames });
+      link = out.next;
+    }
+  }
+  const linkUnits = operationUnits(
+    fleet.meter.total((e) => e.label === 'push link'),
+    links.length,
+  );
+  const named = new Set<string>();
+  let entries = 0;
+  for (const f of metrics.frames) {
+    const keys = Object.keys((JSON.parse(f) as { nodes: object }).nodes);
+    entries += keys.length;
+    for (const k of keys) named.add(k);
+  }
+  const bytes = [...metrics.frames, ...doctor.frames].map((f) => Buffer.byteLength(f));
+  metrics.ws.close();
+  doctor.ws.close();
+  return {
+    first_invocation: { seconds: rootS, records: root.read, fanned_out: root.fannedOut, units: rootUnits },
+    links: links.length,
+    largest_link_records: Math.max(...links.map((l) => l.read)),
+    records_per_invocation_limit: PUSH_ITEMS_PER_INVOCATION,
+    slowest_link_seconds: Math.max(...links.map((l) => l.seconds)),
+    units_per_link: linkUnits,
+    metrics_frames: metrics.frames.length,
+    doctor_frames: doctor.frames.length,
+    nodes_named: named.size,
+    node_entries: entries,
+    largest_frame_bytes: Math.max(...bytes),
+  };
+}
+
+/** GET /metrics: the main target (fleet series) and every per-node page of shard 0, each timed and metered. */
+async function measureScrape(fleet: Fleet) {
+  const ctx = fleet.rt.ctx;
+  fleet.meter.reset();
+  const [main, mainS] = await seconds(() => fleet.meter.within('scrape', () => renderMetrics(ctx)));
+  const mainUnits = operationUnits(fleet.meter.total((e) => e.label === 'scrape'));
+  const pages = SHARDS.map((shard) =>
+    Number(new RegExp(`fleet_node_series_pages\\{shard="${shard}"\\} (\\d+)`).exec(main.body)?.[1] ?? 0),
+  );
+  const timed: { seconds: number; bytes: number; nodes: number }[] = [];
+  fleet.meter.reset();
+  for (let page = 0; page < (pages[0] ?? 0); page++) {
+    const [out, s] = await seconds(() =>
+      fleet.meter.within('scrape page', () => renderMetrics(ctx, { shard: 0, page })),
+    );
+    timed.push({
+      seconds: s,
+      bytes: Buffer.byteLength(out.body),
+      nodes: out.body.match(/^fleet_node_up\{/gm)?.length ?? 0,
+    });
+  }
+  return {
+    main: {
+      seconds: mainS,
+      bytes: Buffer.byteLength(main.body),
+      units: mainUnits,
+      paged: pages.some((p) => p > 0),
+    },
+    pages_per_shard: pages,
+    shard0_pages: {
+      count: timed.length,
+      slowest_seconds: Math.max(0, ...timed.map((t) => t.seconds)),
+      largest_bytes: Math.max(0, ...timed.map((t) => t.bytes)),
+      largest_nodes: Math.max(0, ...timed.map((t) => t.nodes)),
+      units_per_page: operationUnits(
+        fleet.meter.total((e) => e.label === 'scrape page'),
+        Math.max(1, timed.length),
+      ),
+    },
+  };
+}
+
+/** A global service's reconcile: the first link of shard 0 (places a copy on each node of its page), timed, then the same link again. */
+async function measureGlobal(fleet: Fleet) {
+  const ctx = fleet.rt.ctx;
+  const image = 'scale/exporter:1';
+  await changeService(ctx, image, async (current) => ({
+    next: { ...nextService(ctx, image, current, 1, {}), global: true },
+    wanted: 0,
+  }));
+  const service = (await getService(ctx, image))!;
+  const link = { shard: 0, link: 0, counted: 0, budget: GLOBAL_ITEMS_PER_INVOCATION };
+  fleet.meter.reset();
+  const [first, firstS] = await seconds(() =>
+    fleet.meter.within('global link', () => reconcileGlobalFrom(ctx, service, link, false)),
+  );
+  const firstUnits = operationUnits(fleet.meter.total((e) => e.label === 'global link'));
+  fleet.meter.reset();
+  const [again, againS] = await seconds(() =>
+    fleet.meter.within('global again', () => reconcileGlobalFrom(ctx, service, link, false)),
+  );
+  const againUnits = operationUnits(fleet.meter.total((e) => e.label === 'global again'));
+  return {
+    records_per_invocation_limit: GLOBAL_ITEMS_PER_INVOCATION,
+    first_link: { seconds: firstS, records: first.read, placed: first.placed.length, units: firstUnits },
+    steady_link: { seconds: againS, records: again.read, placed: again.placed.length, units: againUnits },
+  };
+}
+
 const seconds = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
   const t = performance.now();
   const out = await fn();
@@ -113,7 +265,12 @@ async function main(): Promise<object> {
     hardware: { kind: 'gpu', gpus: GPUS },
     // Loading thousands of nodes takes minutes: an hour's offline window keeps the loaded fleet
     // online through the bench, as a fleet beating at its rate is (beats stay every 30 s).
-    env: { NODE_HEARTBEAT_SECONDS: '30', NODE_OFFLINE_AFTER_SECONDS: '3600' },
+    // The local runtime's own push timer is left out: the bench drives the pushes it measures.
+    env: {
+      NODE_HEARTBEAT_SECONDS: '30',
+      NODE_OFFLINE_AFTER_SECONDS: '3600',
+      WS_PUSH_INTERVAL_SECONDS: '3600',
+    },
   });
   try {
     const ctx = fleet.rt.ctx;
@@ -261,9 +418,15 @@ async function main(): Promise<object> {
     fleet.meter.reset();
     const [gauges, gaugesS] = await seconds(() => fleet.meter.within('fleet gauges', () => fleetGauges(ctx)));
     const gaugeUnits = operationUnits(fleet.meter.total((e) => e.label === 'fleet gauges'));
-    progress('ws frames');
-    const [frames, framesS] = await seconds(() => metricsFrames(ctx));
-    const frameBytes = frames.map((f) => Buffer.byteLength(JSON.stringify(f)));
+    progress('ws push');
+    const push = await measurePush(fleet, settleAll);
+    progress('metrics scrape');
+    // A fresh sweep first, as every minute: its parts count the nodes and cut the pages.
+    await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+    await settleAll();
+    const scrape = await measureScrape(fleet);
+    progress('global service reconcile');
+    const global = await measureGlobal(fleet);
 
     const report = {
       nodes: N,
@@ -309,12 +472,9 @@ async function main(): Promise<object> {
         timeout_seconds: EVENTS_TIMEOUT_S,
       },
       fleet_gauges: { seconds: gaugesS, values: gauges ?? null, units: gaugeUnits },
-      ws_metrics: {
-        frames: frames.length,
-        largest_bytes: Math.max(...frameBytes),
-        limit_bytes: MAX_FRAME_BYTES,
-        build_seconds: framesS,
-      },
+      ws_push: { ...push, limit_bytes: MAX_FRAME_BYTES, timeout_seconds: EVENTS_TIMEOUT_S },
+      metrics_scrape: scrape,
+      global_reconcile: { ...global, timeout_seconds: EVENTS_TIMEOUT_S },
       notes: [
         'durations on dynalite in one process on a shared 2-core machine: indicative only; units are exact',
         'per-key writes/s extrapolate the sampled window to the fleet rate (nodes / interval); a beat whose metrics did not move writes only its liveness record',

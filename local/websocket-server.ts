@@ -28,7 +28,11 @@ export class LocalSockets implements ConnectionSender {
  * connections recorded in the table (as API Gateway's `$connect` does), frames go through the
  * same port as on AWS, and a timer plays the minute schedule's push.
  */
-export function attachWebSockets(server: Server, ctx: AppContext, sockets: LocalSockets): { stop: () => Promise<void> } {
+export function attachWebSockets(
+  server: Server,
+  ctx: AppContext,
+  sockets: LocalSockets,
+): { stop: () => Promise<void> } {
   const wss = new WebSocketServer({ noServer: true });
   const removals = new Set<Promise<void>>();
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -41,7 +45,9 @@ export function attachWebSockets(server: Server, ctx: AppContext, sockets: Local
   };
   const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
     const connectionId = randomUUID();
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
+    );
     let opened: Awaited<ReturnType<typeof openConnection>>;
     try {
       opened = await openConnection(ctx, connectionId, {
@@ -70,7 +76,7 @@ export function attachWebSockets(server: Server, ctx: AppContext, sockets: Local
         removals.add(removal);
       });
       ws.on('error', () => ws.terminate());
-      void snapshot(ctx, subscription)
+      void snapshot(ctx, subscription, connectionId)
         .then(async (frames) => {
           for (const frame of frames) await sockets.send(connectionId, JSON.stringify(frame));
         })

@@ -58,7 +58,7 @@ export async function loadNodeRecords(
         nodeName: nodeId,
         tokenHash: hashToken(token),
       },
-      { ...live, ...liveKey(nodeId), nodeId, lastHeartbeatMs: ctx.now() },
+      { ...live, ...liveKey(nodeId), nodeId, name: nodeId, lastHeartbeatMs: ctx.now() },
       { ...sample, ...metricsKey(nodeId), nodeId },
       { ...freeKey(nodeId), nodeId } satisfies FreeRecord,
       { ...upKey(nodeId), nodeId } satisfies FreeRecord,

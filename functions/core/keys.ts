@@ -39,7 +39,10 @@ export const keys = {
   }),
 
   endpoint: (endpointId: string) => ({ pk: `ENDPOINT#${endpointId}`, sk: 'META' }),
-  endpointsIndex: (serviceName: string, endpointId: string) => ({ gsi1pk: 'ENDPOINTS', gsi1sk: `${serviceName}#${endpointId}` }),
+  endpointsIndex: (serviceName: string, endpointId: string) => ({
+    gsi1pk: 'ENDPOINTS',
+    gsi1sk: `${serviceName}#${endpointId}`,
+  }),
 
   job: (jobId: string) => ({ pk: `JOB#${jobId}`, sk: 'META' }),
   jobName: (name: string) => ({ pk: `JOBNAME#${name}`, sk: 'NAME' }),
@@ -50,7 +53,10 @@ export const keys = {
     gsi2pk: `JOBSTATUS#${status}`,
     gsi2sk: `${createdAt}#${jobId}`,
   }),
-  run: (jobId: string, startedAt: string, runId: string) => ({ pk: `JOB#${jobId}`, sk: `RUN#${startedAt}#${runId}` }),
+  run: (jobId: string, startedAt: string, runId: string) => ({
+    pk: `JOB#${jobId}`,
+    sk: `RUN#${startedAt}#${runId}`,
+  }),
 
   task: (taskId: string) => ({ pk: `TASK#${taskId}`, sk: 'META' }),
   /** gsi1 (sparse, queued tasks only): in the order placement serves them. gsi2: all tasks by creation. */
@@ -73,8 +79,20 @@ export const keys = {
 /** Fleet and orchestrator keys (appended). */
 export const fleetKeys = {
   /** One desired copy of an image: claimed with a conditional write so concurrent reconcilers place it once. */
-  serviceSlot: (imageId: string, ordinal: number) => ({ pk: `SERVICE#${imageId}`, sk: `SLOT#${String(ordinal).padStart(5, '0')}` }),
+  serviceSlot: (imageId: string, ordinal: number) => ({
+    pk: `SERVICE#${imageId}`,
+    sk: `SLOT#${String(ordinal).padStart(5, '0')}`,
+  }),
   serviceSlotPrefix: 'SLOT#',
+  /** A global service's copy on one node (one slot a node, by shard so a page of a shard reads its slots in one query). */
+  globalSlot: (imageId: string, shard: number, nodeId: string) => ({
+    pk: `SERVICE#${imageId}`,
+    sk: `SLOT#N#${shard}#${nodeId}`,
+  }),
+  globalSlotPrefix: (shard: number) => `SLOT#N#${shard}#`,
+  /** A global service's eligible nodes in one shard, as its last reconcile chain counted them. */
+  globalCount: (imageId: string, shard: number) => ({ pk: `SERVICE#${imageId}`, sk: `GCOUNT#${shard}` }),
+  globalCountPrefix: 'GCOUNT#',
   servicesPk: 'SERVICES',
   nodesPk: 'NODES',
   /** Liveness and metrics records of the nodes in one shard: `<nodeId>#LIVE`, `<nodeId>#METRICS`, side by side. */
@@ -87,7 +105,10 @@ export const fleetKeys = {
    */
   nodeFree: (nodeId: string, shard: number) => ({ pk: `NODEFREE#${shard}`, sk: nodeId }),
   nodeFreePk: (shard: number) => `NODEFREE#${shard}`,
-  nodeFreeModelIndex: (nodeId: string, model: string) => ({ gsi1pk: `NODEFREEMODEL#${model}`, gsi1sk: nodeId }),
+  nodeFreeModelIndex: (nodeId: string, model: string) => ({
+    gsi1pk: `NODEFREEMODEL#${model}`,
+    gsi1sk: nodeId,
+  }),
   nodeFreeModelPk: (model: string) => `NODEFREEMODEL#${model}`,
   /**
    * The eligible-node index: a node that may take a new container (online, not cordoned), in one of
@@ -97,7 +118,10 @@ export const fleetKeys = {
   nodeUpPk: (shard: number) => `NODEUP#${shard}`,
   /** The sweep's fleet aggregate: one record per shard and link of its chain (`<shard>#<link>`). */
   fleetAggPk: 'FLEETAGG',
-  fleetAgg: (shard: number, link: number) => ({ pk: 'FLEETAGG', sk: `${shard}#${String(link).padStart(4, '0')}` }),
+  fleetAgg: (shard: number, link: number) => ({
+    pk: 'FLEETAGG',
+    sk: `${shard}#${String(link).padStart(4, '0')}`,
+  }),
   fleetAggAll: { pk: 'FLEETAGG', sk: 'ALL' },
   endpointsPk: 'ENDPOINTS',
   /** gsi1 partition of an image's instances. */
@@ -118,11 +142,22 @@ export const taskQueueKeys = {
    * put, so two placement runners never put more tasks on a node than it has slots.
    * gsi1 (sparse, held slots only): every running task of the fleet in one query.
    */
-  nodeSlot: (nodeId: string, slot: number) => ({ pk: `TASKSLOT#${nodeId}`, sk: `SLOT#${String(slot).padStart(3, '0')}` }),
-  heldSlotIndex: (nodeId: string, slot: number) => ({ gsi1pk: 'TASKSLOTS', gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}` }),
+  nodeSlot: (nodeId: string, slot: number) => ({
+    pk: `TASKSLOT#${nodeId}`,
+    sk: `SLOT#${String(slot).padStart(3, '0')}`,
+  }),
+  heldSlotIndex: (nodeId: string, slot: number) => ({
+    gsi1pk: 'TASKSLOTS',
+    gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}`,
+  }),
   heldSlotsPk: 'TASKSLOTS',
   /** Models the control plane has put on a node (its own view, ahead of the heartbeat); gsi1: all of them. */
-  nodeModels: (nodeId: string) => ({ pk: `NODEMODELS#${nodeId}`, sk: 'STATE', gsi1pk: 'NODEMODELS', gsi1sk: nodeId }),
+  nodeModels: (nodeId: string) => ({
+    pk: `NODEMODELS#${nodeId}`,
+    sk: 'STATE',
+    gsi1pk: 'NODEMODELS',
+    gsi1sk: nodeId,
+  }),
   nodeModelsPk: 'NODEMODELS',
   /** One fleet sample per minute (GPU utilisation, memory) for /cluster/metrics. */
   clusterSample: (minute: string) => ({ pk: 'CLUSTERSAMPLES', sk: minute }),
@@ -138,7 +173,10 @@ export const trainingKeys = {
   /** Sort key prefix of a job's runs (same partition as the job). */
   runPrefix: 'RUN#',
   /** gsi1 (sparse, running runs only): every run in flight, by node, for capacity and node loss. */
-  activeRunIndex: (nodeId: string, instanceId: string) => ({ gsi1pk: 'TRAINRUNS', gsi1sk: `${nodeId}#${instanceId}` }),
+  activeRunIndex: (nodeId: string, instanceId: string) => ({
+    gsi1pk: 'TRAINRUNS',
+    gsi1sk: `${nodeId}#${instanceId}`,
+  }),
   activeRunsPk: 'TRAINRUNS',
 } as const;
 
@@ -211,7 +249,10 @@ export const joinTokenKeys = {
 export const realtimeKeys = {
   connection: (connectionId: string) => ({ pk: `WSCONN#${connectionId}`, sk: 'META' }),
   /** gsi1: the connections of one channel (`metrics`, `doctor`, `logs#<nodeId>`), for fan-out. */
-  channelIndex: (channel: string, connectionId: string) => ({ gsi1pk: `WSCHANNEL#${channel}`, gsi1sk: connectionId }),
+  channelIndex: (channel: string, connectionId: string) => ({
+    gsi1pk: `WSCHANNEL#${channel}`,
+    gsi1sk: connectionId,
+  }),
   channelPk: (channel: string) => `WSCHANNEL#${channel}`,
   /** One item per followed container (`?container=` subscriptions): when its agent lease is next renewed. */
   followPk: 'WSFOLLOW',
@@ -245,7 +286,10 @@ export const maintenanceKeys = {
 /** Access control (appended): API keys by id (listing on gsi1), the audit log in one partition by time. */
 export const accessKeys = {
   apiKey: (keyId: string) => ({ pk: `APIKEY#${keyId}`, sk: 'META' }),
-  apiKeysIndex: (createdAt: string, keyId: string) => ({ gsi1pk: 'APIKEYS', gsi1sk: `${createdAt}#${keyId}` }),
+  apiKeysIndex: (createdAt: string, keyId: string) => ({
+    gsi1pk: 'APIKEYS',
+    gsi1sk: `${createdAt}#${keyId}`,
+  }),
   apiKeysPk: 'APIKEYS',
   auditPk: 'AUDIT',
   /** Time first: a query reads a time range, newest first. */
@@ -266,12 +310,18 @@ export const observabilityKeys = {
 export const installKeys = {
   job: (jobId: string) => ({ pk: `INSTALLJOB#${jobId}`, sk: 'META' }),
   /** gsi1: every job by creation (the queue's order). */
-  jobsIndex: (createdAt: string, jobId: string) => ({ gsi1pk: 'INSTALLJOBS', gsi1sk: `${createdAt}#${jobId}` }),
+  jobsIndex: (createdAt: string, jobId: string) => ({
+    gsi1pk: 'INSTALLJOBS',
+    gsi1sk: `${createdAt}#${jobId}`,
+  }),
   jobsPk: 'INSTALLJOBS',
   /** The SSH host key first seen at `host:port`; a different one is refused until this is deleted. */
   hostKey: (host: string, port: number) => ({ pk: `HOSTKEY#${host.toLowerCase()}:${port}`, sk: 'META' }),
   /** One of a node's INSTALL_CONCURRENCY_PER_NODE install slots, held by the job running in it. */
-  slot: (nodeId: string, n: number) => ({ pk: `INSTALLSLOT#${nodeId}`, sk: `SLOT#${String(n).padStart(2, '0')}` }),
+  slot: (nodeId: string, n: number) => ({
+    pk: `INSTALLSLOT#${nodeId}`,
+    sk: `SLOT#${String(n).padStart(2, '0')}`,
+  }),
 } as const;
 
 const utcHour = (ms: number) => new Date(ms).toISOString().slice(0, 13);
@@ -284,8 +334,20 @@ const utcHour = (ms: number) => new Date(ms).toISOString().slice(0, 13);
  */
 const utcMinute = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 export const metricHistoryKeys = {
-  points: (nodeId: string, windowStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `F#${utcMinute(windowStartMs)}` }),
-  averages: (nodeId: string, hourStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `A#${utcHour(hourStartMs)}` }),
-  fine: (nodeId: string, hourStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M1#${utcHour(hourStartMs)}` }),
-  coarse: (nodeId: string, spanStartMs: number) => ({ pk: `NODEMETRICS#${nodeId}`, sk: `M5#${utcHour(spanStartMs)}` }),
+  points: (nodeId: string, windowStartMs: number) => ({
+    pk: `NODEMETRICS#${nodeId}`,
+    sk: `F#${utcMinute(windowStartMs)}`,
+  }),
+  averages: (nodeId: string, hourStartMs: number) => ({
+    pk: `NODEMETRICS#${nodeId}`,
+    sk: `A#${utcHour(hourStartMs)}`,
+  }),
+  fine: (nodeId: string, hourStartMs: number) => ({
+    pk: `NODEMETRICS#${nodeId}`,
+    sk: `M1#${utcHour(hourStartMs)}`,
+  }),
+  coarse: (nodeId: string, spanStartMs: number) => ({
+    pk: `NODEMETRICS#${nodeId}`,
+    sk: `M5#${utcHour(spanStartMs)}`,
+  }),
 } as const;

@@ -164,6 +164,16 @@ export async function sweepShard(
       limit: Math.min(SWEEP_PAGE_ITEMS, budget - out.read),
       ...(next ? { cursor: next } : {}),
     });
+    // Page boundaries for GET /metrics: the first liveness record of each run of METRICS_PAGE_RECORDS.
+    const starts = ((out.part.starts ??= {})[String(shard)] ??= []);
+    let wantStart = false;
+    page.items.forEach((r, i) => {
+      if ((out.read + i) % ctx.config.METRICS_PAGE_RECORDS === 0) wantStart = true;
+      if (wantStart && r.sk.endsWith(fleetKeys.nodeLiveSuffix)) {
+        starts.push(r.sk.slice(0, -fleetKeys.nodeLiveSuffix.length + 1));
+        wantStart = false;
+      }
+    });
     out.read += page.items.length;
     next = page.cursor;
     const lives = page.items.filter((r): r is LiveRecord => r.sk.endsWith(fleetKeys.nodeLiveSuffix));

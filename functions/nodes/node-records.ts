@@ -43,6 +43,8 @@ export interface LiveRecord extends StoreItem {
   slots?: number;
   /** A Jetson's memory (its GPU shares it), for the same aggregate. */
   unifiedMb?: number;
+  /** The node's name (META's), so the live pushes read the shard alone; absent on older records. */
+  name?: string;
   /** Metric history points not yet written out (metric-history.ts). */
   history?: HistoryBuffer;
 }
@@ -70,8 +72,13 @@ export function liveFacts(node: {
   labels?: Record<string, string>;
   jetson?: unknown;
   memoryMb: number;
-}): Pick<LiveRecord, 'slots' | 'unifiedMb'> {
-  return { slots: maxConcurrencyOf(node), ...(node.jetson ? { unifiedMb: node.memoryMb } : {}) };
+  nodeName?: string;
+}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name'> {
+  return {
+    slots: maxConcurrencyOf(node),
+    ...(node.jetson ? { unifiedMb: node.memoryMb } : {}),
+    ...(node.nodeName ? { name: node.nodeName } : {}),
+  };
 }
 
 export interface MetricsSample {
@@ -219,6 +226,11 @@ export interface FleetPart {
   memTotalMb: number;
   /** Nodes with each model resident. */
   resident: Record<string, number>;
+  /**
+   * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS (config)
+   * node-state records begins: the page boundaries of `GET /metrics?shard=&page=`. Absent on older parts.
+   */
+  starts?: Record<string, string[]>;
 }
 
 export const emptyPart = (): FleetPart => ({
@@ -268,7 +280,11 @@ export function sumParts(parts: FleetPart[]): FleetPart {
     out.memUsedMb += p.memUsedMb;
     out.memTotalMb += p.memTotalMb;
     for (const [m, n] of Object.entries(p.resident)) out.resident[m] = (out.resident[m] ?? 0) + n;
+    for (const [shard, list] of Object.entries(p.starts ?? {}))
+      (out.starts ??= {})[shard] = [...(out.starts[shard] ?? []), ...list];
   }
+  for (const [shard, list] of Object.entries(out.starts ?? {}))
+    out.starts![shard] = [...new Set(list)].sort();
   return out;
 }
 

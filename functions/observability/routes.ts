@@ -1,7 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { rawReply } from '../core/http.js';
+import { HttpError } from '../core/errors.js';
 import type { AppContext } from '../core/context.js';
 import { route, type AnyRoute } from '../core/route.js';
+import * as z from 'zod';
+import { NODE_SHARDS } from '../nodes/node-records.js';
 import { renderMetrics } from './prometheus.js';
 
 /** The Secrets port name of the token a Prometheus server may scrape with instead of an API key. */
@@ -30,8 +33,23 @@ export function observabilityRoutes(): AnyRoute[] {
       scope: 'user',
       altAuth: scrapeTokenAuth,
       produces: 'text/plain',
-      handler: async (_req, ctx) => {
-        const { body, contentType } = await renderMetrics(ctx);
+      query: z.object({
+        shard: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(NODE_SHARDS - 1)
+          .optional(),
+        page: z.coerce.number().int().min(0).max(1_000_000).optional(),
+      }),
+      handler: async (req, ctx) => {
+        const { shard, page } = req.query;
+        if ((shard === undefined) !== (page === undefined))
+          throw new HttpError(400, 'shard and page go together: /metrics?shard=<0-7>&page=<n>');
+        const { body, contentType } = await renderMetrics(
+          ctx,
+          shard !== undefined && page !== undefined ? { shard, page } : undefined,
+        );
         return rawReply(200, body, contentType, { 'cache-control': 'no-store' });
       },
     }),

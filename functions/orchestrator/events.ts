@@ -5,8 +5,8 @@ import { retireSilentNodes } from '../nodes/drain.js';
 import { SWEEP_ITEMS_PER_INVOCATION, getNode, indexRepairDue, sweepShard } from '../nodes/nodes.js';
 import type { AppContext } from '../core/context.js';
 import { SHARDS, storePart, sumParts, type FleetPart } from '../nodes/node-records.js';
-import { nodeInstances } from './model.js';
-import { reconcile, reconcileFanOut } from './reconciler.js';
+import { reconcile, reconcileFanOut, reconcileGlobalFrom } from './reconciler.js';
+import { getService, nodeInstances } from './model.js';
 import { instanceEndpointsDown } from './registry.js';
 import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
@@ -31,8 +31,19 @@ export const nodesSweepShard = z.object({
   repair: z.boolean().optional(),
 });
 
+/** One link of a global service's reconcile that outgrew one invocation (global.ts). */
+export const reconcileGlobalEvent = z.object({
+  imageId: z.string().min(1),
+  shard: z.number().int().nonnegative(),
+  cursor: z.string().optional(),
+  link: z.number().int().nonnegative(),
+  counted: z.number().int().nonnegative(),
+  budget: z.number().int().positive(),
+});
+
 export const orchestratorEvents = {
   reconcile: reconcileEvent,
+  'reconcile.global': reconcileGlobalEvent,
   'nodes.sweep': nodesSweep,
   'nodes.sweep.shard': nodesSweepShard,
 } satisfies AreaEvents;
@@ -40,6 +51,7 @@ export const orchestratorEvents = {
 declare module '../core/events.js' {
   interface AppEventSchemas {
     reconcile: typeof reconcileEvent;
+    'reconcile.global': typeof reconcileGlobalEvent;
     'nodes.sweep': typeof nodesSweep;
     'nodes.sweep.shard': typeof nodesSweepShard;
   }
@@ -51,6 +63,14 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
   reconcile: async (event, ctx) => {
     if (event.imageId) await reconcile(ctx, { imageId: event.imageId });
     else await reconcileFanOut(ctx);
+  },
+  /** A link of a global service's reconcile chain; a service gone or no longer global ends it. */
+  'reconcile.global': async (event, ctx) => {
+    const service = await getService(ctx, event.imageId);
+    if (!service?.global) return;
+    const { type: _type, imageId: _image, ...link } = event;
+    const { next } = await reconcileGlobalFrom(ctx, service, link, false);
+    if (next) await emit(ctx, { type: 'reconcile.global', imageId: event.imageId, ...next });
   },
   /**
    * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than

@@ -20,6 +20,7 @@ import { toReservation } from './resources.js';
 import { imageState, loadState, type FleetState } from './fleet-state.js';
 import { planPaged, startSpec, toPlanService } from './plan-input.js';
 import { resumeStaleCopies } from './resume.js';
+import { GLOBAL_ITEMS_PER_INVOCATION, reconcileGlobal, type ApplyFn, type GlobalLink } from './global.js';
 
 export interface Placed {
   imageId: string;
@@ -117,7 +118,10 @@ async function reconcileImage(
   const service = await getService(ctx, imageId);
   // Gone: nothing to plan (its copies were retired when it was removed).
   if (!service) return emptyOutcome();
-  // Its nodes and pages of eligible ones, not the fleet (a global service reads the fleet).
+  // One copy a node: a page of nodes at a time, each with its own slot (global.ts).
+  if (service.global)
+    return reconcileGlobalFrom(ctx, service, { shard: 0, link: 0, counted: 0 }, true, options);
+  // Its nodes and pages of eligible ones, not the fleet.
   const targeted = await imageState(ctx, service);
   const state = targeted?.state ?? (await loadState(ctx, imageId));
   await resumeStaleCopies(
@@ -142,6 +146,47 @@ async function reconcileImage(
   }
   if (plan.unplaced.length) ctx.logger.info('reconcile left copies unplaced', { unplaced: plan.unplaced });
   return outcome;
+}
+
+/**
+ * A global service's reconcile from `start` (global.ts): each node of each page planned and
+ * applied on its own; one outcome for what this invocation did.
+ */
+export async function reconcileGlobalFrom(
+  ctx: AppContext,
+  service: ServiceItem,
+  start: Omit<GlobalLink, 'budget'> & { budget?: number },
+  fanOut: boolean,
+  options: { retryNow?: boolean } = {},
+): Promise<ReconcileOutcome & { read: number; next?: GlobalLink }> {
+  const outcome = emptyOutcome();
+  const services = new Map([[service.imageId, service]]);
+  const applyNode: ApplyFn = async (state, plan, slotKey) => {
+    await resumeStaleCopies(
+      ctx,
+      state.instances.filter((i) => i.imageId === service.imageId),
+      service,
+    );
+    await recordBackoffs(ctx, state);
+    const { actions, unplaced } = plan(options);
+    outcome.unplaced.push(...unplaced);
+    for (const action of actions) {
+      try {
+        await apply(ctx, action, services, outcome, slotKey);
+      } catch (error) {
+        if (!(error instanceof ConditionFailedError)) throw error;
+        outcome.lost++;
+      }
+    }
+  };
+  const { read, next } = await reconcileGlobal(
+    ctx,
+    service,
+    { ...start, budget: start.budget ?? GLOBAL_ITEMS_PER_INVOCATION },
+    fanOut,
+    applyNode,
+  );
+  return { ...outcome, read, ...(next ? { next } : {}) };
 }
 
 /** Keeps a global service's stored count at the number of nodes it runs on, for every view. */
@@ -186,11 +231,10 @@ async function recordBackoffs(ctx: AppContext, state: FleetState): Promise<void>
       diedAt: Number.isFinite(diedAt) ? Math.min(diedAt, ctx.now()) : ctx.now(),
       baseMs: ctx.config.RESTART_BACKOFF_SECONDS * 1000,
     });
-    const k = fleetKeys.serviceSlot(slot.imageId, slot.ordinal);
     const written = await updateIf(
       ctx.store,
-      k.pk,
-      k.sk,
+      slot.pk,
+      slot.sk,
       { set: { failures: backoff.attempt, backoffUntil: backoff.nextTryAt, backoffFor: inst.instanceId } },
       { equals: { instanceId: inst.instanceId } },
     );
@@ -214,6 +258,9 @@ async function apply(
   action: PlanAction,
   services: Map<string, ServiceItem>,
   outcome: ReconcileOutcome,
+  /** Where a slot is kept: by ordinal, or a global service's one slot on the node (global.ts). */
+  slotKey: (ordinal: number) => { pk: string; sk: string } = (ordinal) =>
+    fleetKeys.serviceSlot(action.imageId, ordinal),
 ): Promise<void> {
   switch (action.type) {
     case 'place': {
@@ -221,7 +268,7 @@ async function apply(
       const instanceId = newInstanceId();
       const commandId = randomUUID();
       const now = ctx.now();
-      const slot = fleetKeys.serviceSlot(action.imageId, action.ordinal);
+      const slot = slotKey(action.ordinal);
       const claim = { instanceId, nodeId: action.nodeId, claimedAt: now };
       // The claim decides who places this copy; everything after it is this writer's alone.
       if (action.replaces) {
@@ -274,7 +321,7 @@ async function apply(
       return;
     }
     case 'release': {
-      const slot = fleetKeys.serviceSlot(action.imageId, action.ordinal);
+      const slot = slotKey(action.ordinal);
       await ctx.store.delete(slot.pk, slot.sk, { equals: { instanceId: action.instanceId } });
       outcome.released++;
       return;

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
+import { emit, type AreaEventHandlers, type AreaEvents } from '../core/events.js';
 import { keys } from '../core/keys.js';
 import { getCommand } from '../nodes/commands.js';
 import type { InstanceItem } from '../orchestrator/model.js';
@@ -13,6 +13,7 @@ import {
 } from './cluster-stream.js';
 import { onContainerOutput } from './output.js';
 import { notifyNodeLog, pushPeriodic, sendSnapshot } from './session.js';
+import { pushShard } from './push.js';
 
 /** A container's name for a log line: from its command, else its instance record, else its id. */
 async function containerName(
@@ -42,16 +43,31 @@ const KIND_LABEL: Record<string, string> = {
  * events, command results, online/offline transitions), as log lines of their node. Each only
  * pushes (never throws); the domain handlers of the same types run before it.
  */
-/** The live push (AWS: the minute schedule runs it, functions/minute.ts): metrics and doctor frames to every subscriber. */
-export const wsPush = z.looseObject({});
+/** The live push (AWS: the minute schedule runs it, functions/minute.ts): metrics and doctor frames to every subscriber. `budget`: records an invocation reads (push.ts). */
+export const wsPush = z.looseObject({ budget: z.number().int().positive().optional() });
+/** One link of a push that outgrew one invocation: a shard from `cursor` (push.ts). */
+export const wsPushShard = z.object({
+  shard: z.number().int().nonnegative(),
+  cursor: z.string().optional(),
+  link: z.number().int().nonnegative(),
+  at: z.number(),
+  channels: z.array(z.enum(['metrics', 'doctor'])).min(1),
+  to: z.string().min(1).optional(),
+  budget: z.number().int().positive(),
+});
 /** Sent by `$connect` on AWS, delayed: the first frame of a new connection. */
 export const wsConnected = z.object({ connectionId: z.string().min(1) });
 
-export const realtimeEvents = { 'ws.push': wsPush, 'ws.connected': wsConnected } satisfies AreaEvents;
+export const realtimeEvents = {
+  'ws.push': wsPush,
+  'ws.push.shard': wsPushShard,
+  'ws.connected': wsConnected,
+} satisfies AreaEvents;
 
 declare module '../core/events.js' {
   interface AppEventSchemas {
     'ws.push': typeof wsPush;
+    'ws.push.shard': typeof wsPushShard;
     'ws.connected': typeof wsConnected;
   }
 }
@@ -160,11 +176,21 @@ export const realtimeEventHandlers: AreaEventHandlers = {
     await taskFinished(ctx, e);
   },
   /** Off Lambda the local runtime's timer pushes instead, more often. */
-  'ws.push': async (_e, ctx) => {
+  'ws.push': async (e, ctx) => {
     if (ctx.mode !== 'lambda') return;
-    await pushPeriodic(ctx).catch((error: unknown) =>
+    await pushPeriodic(ctx, e.budget).catch((error: unknown) =>
       ctx.logger.warn('websocket push failed', { error: error as Error }),
     );
+  },
+  /** A link of a push that outgrew one invocation, in either runtime. Never throws: a push is not redelivered. */
+  'ws.push.shard': async (e, ctx) => {
+    const { type: _type, ...link } = e;
+    try {
+      const { next } = await pushShard(ctx, link);
+      if (next) await emit(ctx, { type: 'ws.push.shard', ...next });
+    } catch (error) {
+      ctx.logger.warn('websocket push failed', { shard: e.shard, error: error as Error });
+    }
   },
   'ws.connected': async (e, ctx) => {
     const connectionId = e.connectionId;

@@ -12,7 +12,8 @@ import {
 } from './connections.js';
 import { clusterHello } from './cluster-stream.js';
 import { outputSnapshot, renewFollows } from './output.js';
-import { doctorMessage, metricsFrames, type LogLevel, type LogMessage } from './messages.js';
+import type { LogLevel, LogMessage } from './messages.js';
+import { pushLive } from './push.js';
 
 /** What a connect request carries, in either runtime. */
 export interface ConnectRequest {
@@ -111,10 +112,16 @@ export async function openConnection(
 
 export const closeConnection = removeConnection;
 
-/** The first frames of a connection: the current metrics or health, or a log line saying what is streamed. */
-export async function snapshot(ctx: AppContext, sub: Subscription): Promise<object[]> {
-  if (sub.channel === 'metrics') return metricsFrames(ctx);
-  if (sub.channel === 'doctor') return [await doctorMessage(ctx)];
+/**
+ * The first frames of a connection: the current metrics or health, or a log line saying what is
+ * streamed. Metrics and health are sent to `connectionId` by a push of their own (bounded links,
+ * push.ts), so nothing is returned for them.
+ */
+export async function snapshot(ctx: AppContext, sub: Subscription, connectionId: string): Promise<object[]> {
+  if (sub.channel === 'metrics' || sub.channel === 'doctor') {
+    await pushLive(ctx, { channels: [sub.channel], to: connectionId });
+    return [];
+  }
   if (sub.channel === 'cluster') return [await clusterHello(ctx)];
   if (sub.instanceId) return outputSnapshot(ctx, sub);
   const node = await getNode(ctx, sub.nodeId!);
@@ -137,14 +144,16 @@ export async function sendSnapshot(ctx: AppContext, connectionId: string): Promi
   const conn = await getConnection(ctx, connectionId);
   if (!conn || !ctx.connections) return;
   // Not pruned on failure: a connection still completing its handshake looks gone; TTL and the next fan-out clean up.
-  for (const frame of await snapshot(ctx, conn))
+  for (const frame of await snapshot(ctx, conn, connectionId))
     await ctx.connections.send(connectionId, JSON.stringify(frame));
 }
 
-/** The periodic push of `/ws/metrics` and `/ws/doctor`; each frame is built only when someone listens. */
-export async function pushPeriodic(ctx: AppContext): Promise<void> {
-  await broadcast(ctx, channelKey({ channel: 'metrics' }), () => metricsFrames(ctx));
-  await broadcast(ctx, channelKey({ channel: 'doctor' }), () => doctorMessage(ctx));
+/**
+ * The periodic push of `/ws/metrics` and `/ws/doctor` (read only when someone listens, in bounded
+ * invocations: push.ts), and the container-output leases.
+ */
+export async function pushPeriodic(ctx: AppContext, budget?: number): Promise<void> {
+  await pushLive(ctx, budget ? { budget } : {});
   await renewFollows(ctx);
 }
 

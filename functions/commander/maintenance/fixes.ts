@@ -97,14 +97,16 @@ async function startRestartExited(ctx: AppContext, node: NodeItem): Promise<Star
   for (const imageId of images) {
     const mine = exited.filter((i) => i.imageId === imageId);
     const before = await serviceSlots(ctx, imageId);
-    const ordinals = new Map(
-      mine.map((i) => [i.instanceId, before.find((s) => s.instanceId === i.instanceId)?.ordinal]),
+    // By the slot's key: a global service's slots are one a node, not by ordinal.
+    const heldBy = new Map(
+      mine.map((i) => [i.instanceId, before.find((s) => s.instanceId === i.instanceId)]),
     );
     const { unplaced } = await reconcile(ctx, { imageId, retryNow: true });
     const after = await serviceSlots(ctx, imageId);
     for (const inst of mine) {
-      const ordinal = ordinals.get(inst.instanceId);
-      const slot = ordinal === undefined ? undefined : after.find((s) => s.ordinal === ordinal);
+      const held = heldBy.get(inst.instanceId);
+      const ordinal = held?.ordinal;
+      const slot = held === undefined ? undefined : after.find((s) => s.sk === held.sk);
       if (!slot) {
         copies.push({ inst, outcome: 'released' });
       } else if (slot.instanceId === inst.instanceId) {
