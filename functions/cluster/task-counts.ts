@@ -19,7 +19,7 @@
  */
 import type { AppContext } from '../core/context.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
-import type { TaskItem, TaskStatus } from './tasks.js';
+import type { TaskItem, TaskStatus } from './task-model.js';
 
 export const TASK_COUNT_SHARDS = 8;
 const SHARDS = Array.from({ length: TASK_COUNT_SHARDS }, (_, i) => i);

@@ -3,7 +3,7 @@ import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { taskQueueKeys, keys } from '../core/keys.js';
 import { planPlacements, type SchedTask } from '../task-planner/index.js';
-import { conditional, isConditionFailed, queryAll, type StoreItem } from '../ports/store.js';
+import { conditional, isConditionFailed, queryAll } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
 import { recordCompletion } from './task-stats.js';
 import { countTransition } from './task-counts.js';
@@ -20,54 +20,11 @@ import { countTransition } from './task-counts.js';
  *     └──cancel / queue timeout──> cancelled | failed
  */
 
-export type TaskStatus = 'queued' | 'assigned' | 'running' | 'completed' | 'failed' | 'cancelled';
-export const ACTIVE: TaskStatus[] = ['assigned', 'running'];
-export const TERMINAL: TaskStatus[] = ['completed', 'failed', 'cancelled'];
+export { ACTIVE, TERMINAL, type TaskItem, type TaskStatus } from './task-model.js';
+import { ACTIVE, type TaskItem } from './task-model.js';
 
 /** Finished tasks stay a little longer than the longest metrics window (30 d). */
 const FINISHED_TTL_SECONDS = 31 * 24 * 3600;
-
-export interface TaskItem extends StoreItem {
-  taskId: string;
-  /** Which API submitted it (views differ, the queue does not). */
-  source: 'cluster' | 'vision';
-  taskType: string;
-  model: string;
-  parameters: Record<string, unknown>;
-  /** Normalised (-1..2); `priorityInput` is what the caller sent. */
-  priority: number;
-  priorityInput: string | number;
-  requirements?: { gpuType?: string; labels?: Record<string, string> };
-  status: TaskStatus;
-  createdAt: string;
-  createdAtMs: number;
-  /** Deadline from submission (queue + run), when the caller gave one. */
-  timeoutSeconds?: number;
-  /** What the agent gets when no deadline is set. */
-  runTimeoutSeconds: number;
-  attempts: number;
-  nodeId?: string;
-  slot?: number;
-  assignedAtMs?: number;
-  runCommandId?: string;
-  /** The placement that put it on its node switched the node's model. */
-  switchedModel?: boolean;
-  startedAt?: string;
-  startedAtMs?: number;
-  /** First progress >= 30: the agent's model server answered (load time = this - start). */
-  serverReadyAtMs?: number;
-  completedAt?: string;
-  completedAtMs?: number;
-  progress: number;
-  result?: Record<string, unknown>;
-  error?: string;
-  /** Output file names (under blobs `outputs/`). */
-  outputs?: string[];
-  /** Nodes it was taken off (offline, restart), oldest first. */
-  requeuedFrom?: string[];
-  /** In the task counters since its submit (task-counts.ts); tasks stored before them are not. */
-  counted?: boolean;
-}
 
 export const DEFAULT_RUN_TIMEOUT_SECONDS = 600;
 
