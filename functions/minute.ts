@@ -1,9 +1,11 @@
 /**
  * The control plane's every-minute schedule: one firing, one invocation, three safety nets in
- * turn (the node sweep with its full reconcile, the task placement run, the live push). Three
- * schedules cost three Scheduler invocations, three SQS messages and three Lambda invocations a
- * minute whatever the fleet's size (about $0.05 a node-month in a 10-node fleet); one costs a third.
- * The old event types (`nodes.sweep`, `placement.run`, `ws.push`) keep their handlers for other producers.
+ * turn (the node sweep with its full reconcile, the task placement run, the live push), and on
+ * every 5th minute the training repair sweep, on every NOVITA_MIGRATION_INTERVAL_MINUTES-th the
+ * Novita spot migration. Each schedule costs a Scheduler invocation, SQS messages and a Lambda
+ * invocation per firing whatever the fleet's size; one schedule costs the least.
+ * The old event types (`nodes.sweep`, `placement.run`, `ws.push`, `jobs.repair`,
+ * `novita.migration.schedule`) keep their handlers for other producers.
  */
 import * as z from 'zod';
 import type { AppContext } from './core/context.js';
@@ -13,6 +15,8 @@ import { runPlacement } from './cluster/placement.js';
 import { sweepNodes } from './orchestrator/events.js';
 import { anyLiveConnection } from './realtime/connections.js';
 import { pushPeriodic } from './realtime/session.js';
+import { runNovitaSchedule } from './novita/events.js';
+import { repairJobs } from './training/repair.js';
 
 export const MINUTE_SCHEDULE = 'minute';
 
@@ -22,14 +26,50 @@ export const MINUTE_SCHEDULES: ScheduleSpec[] = [
     expression: 'rate(1 minute)',
     payload: JSON.stringify({ type: 'minute.tick' }),
     description:
-      'Marks silent nodes offline and reconciles every image; places queued tasks and requeues those of offline nodes; pushes /ws/metrics and /ws/doctor frames',
+      'Marks silent nodes offline and reconciles every image; places queued tasks and requeues those of offline nodes; pushes /ws/metrics and /ws/doctor frames; every 5th minute repairs training schedules and runs, every 15th migrates reclaimed Novita spot instances',
   },
 ];
 
 /** Schedules the minute schedule replaced: the local runtime deletes them from a kept data folder. */
-export const RETIRED_SCHEDULES = ['nodes-sweep', 'placement-run', 'live-push'] as const;
+export const RETIRED_SCHEDULES = [
+  'nodes-sweep',
+  'placement-run',
+  'live-push',
+  'training-repair',
+  'novita-spot-migration',
+] as const;
 
-export const minuteTick = z.looseObject({});
+/** Work the tick runs only on some minutes: on those whose number since the epoch divides by `every`. */
+export interface MinutePart {
+  name: 'training-repair' | 'novita-spot-migration';
+  every: (ctx: Pick<AppContext, 'config'>) => number;
+  run: (ctx: AppContext) => Promise<void>;
+}
+
+export const MINUTE_PARTS: MinutePart[] = [
+  {
+    name: 'training-repair',
+    every: () => 5,
+    run: async (ctx) => {
+      const report = await repairJobs(ctx);
+      ctx.logger.info('training repair sweep', { ...report });
+    },
+  },
+  {
+    name: 'novita-spot-migration',
+    every: (ctx) => ctx.config.NOVITA_MIGRATION_INTERVAL_MINUTES,
+    run: runNovitaSchedule,
+  },
+];
+
+/** The parts due at `at` (ms): by the firing's minute, so a redelivery within it runs them again (each is idempotent). */
+export function duePartsAt(ctx: Pick<AppContext, 'config'>, at: number): MinutePart[] {
+  const minute = Math.floor(at / 60_000);
+  return MINUTE_PARTS.filter((p) => minute % p.every(ctx) === 0);
+}
+
+/** `at`: the firing's time in ms (tests and the cost model name one); a schedule's firing leaves it out. */
+export const minuteTick = z.looseObject({ at: z.number().int().nonnegative().optional() });
 export const minuteEvents = { 'minute.tick': minuteTick } satisfies AreaEvents;
 
 declare module './core/events.js' {
@@ -47,6 +87,8 @@ export interface MinuteReport {
   placement: 'done' | 'failed';
   /** Skipped: no connection can be open; off Lambda the local WebSocket server's timer pushes. */
   push: 'done' | 'skipped' | 'off lambda';
+  /** The parts due this minute, each 'done' or 'failed'. */
+  parts: Partial<Record<MinutePart['name'], 'done' | 'failed'>>;
 }
 
 /**
@@ -54,9 +96,9 @@ export interface MinuteReport {
  * then fails the invocation (SQS redelivers it; every part is idempotent), as its own schedule did.
  * The push never throws, as before.
  */
-export async function runMinute(ctx: AppContext): Promise<MinuteReport> {
+export async function runMinute(ctx: AppContext, at = ctx.now()): Promise<MinuteReport> {
   const failures: string[] = [];
-  const report: MinuteReport = { sweep: 'done', placement: 'done', push: 'skipped' };
+  const report: MinuteReport = { sweep: 'done', placement: 'done', push: 'skipped', parts: {} };
   try {
     await sweepNodes(ctx, { reconcile: 'inline' });
   } catch (error) {
@@ -81,10 +123,20 @@ export async function runMinute(ctx: AppContext): Promise<MinuteReport> {
       );
     }
   }
+  for (const part of duePartsAt(ctx, at)) {
+    try {
+      await part.run(ctx);
+      report.parts[part.name] = 'done';
+    } catch (error) {
+      report.parts[part.name] = 'failed';
+      failures.push(part.name);
+      ctx.logger.error(`minute: ${part.name} failed`, { error: error as Error });
+    }
+  }
   if (failures.length) throw new Error(`minute: ${failures.join(' and ')} failed`);
   return report;
 }
 
 export const minuteEventHandlers: AreaEventHandlers = {
-  'minute.tick': async (_event, ctx) => void (await runMinute(ctx)),
+  'minute.tick': async (event, ctx) => void (await runMinute(ctx, event.at)),
 };

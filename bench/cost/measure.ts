@@ -11,6 +11,7 @@ import {
   type Units,
 } from '../../functions/metering/meter.js';
 import { APP_SCHEDULES } from '../../functions/schedules.js';
+import { MINUTE_PARTS, MINUTE_SCHEDULE, duePartsAt } from '../../functions/minute.js';
 import { getNodeRecord, recordHeartbeat } from '../../functions/nodes/nodes.js';
 import { advanceHistory } from '../../functions/nodes/metric-history.js';
 import { liveKey, type LiveRecord } from '../../functions/nodes/node-records.js';
@@ -106,33 +107,70 @@ export interface ScheduleSample {
   repairShare: number;
 }
 
+/** The first minute (since the epoch) at which exactly `parts` of the minute schedule's parts are due. */
+function minuteWith(fleet: Fleet, parts: string[]): number {
+  for (let m = 1; ; m++) {
+    const due = duePartsAt(fleet.rt.ctx, m * 60_000).map((p) => p.name);
+    if (due.length === parts.length && parts.every((p) => due.includes(p as (typeof due)[number])))
+      return m * 60_000;
+  }
+}
+
+/** `a - b`, none below zero (a duration measured twice may come out shorter). */
+function minus(a: Units, b: Units): Units {
+  const out = zeroUnits();
+  for (const k of Object.keys(out) as (keyof Units)[]) out[k] = Math.max(0, a[k] - b[k]);
+  return out;
+}
+
 /**
  * Each app schedule fired twice, as EventBridge Scheduler delivers it (an SQS message to the events
  * queue), each firing metered alone. The sweep repairs the node indexes on its first run in a
  * process and then at most every INDEX_REPAIR_EVERY_MS: of two firings back to back the costlier is
  * the repairing one, the other the plain one, weighted by how many of a month's firings repair.
+ * The minute schedule is fired at a minute with no part due; each part (functions/minute.ts
+ * MINUTE_PARTS) is then measured as a firing at a minute where only it is due, less a plain one,
+ * and added at its share of firings (1 in `every`). Each part is listed as `minute/<part>`.
  */
 export async function measureSweeps(fleet: Fleet): Promise<Record<string, ScheduleSample>> {
   const out: Record<string, ScheduleSample> = {};
-  const once = async (s: ScheduleSpec) => {
+  const once = async (s: ScheduleSpec, payload = s.payload) => {
     fleet.meter.reset();
     await fleet.meter.within(`schedule ${s.name}`, async () => {
       fleet.meter.add('scheduler.invoke', { schedulerInvocations: 1 });
-      await fleet.rt.ctx.queue.send(EVENTS_QUEUE, s.payload);
+      await fleet.rt.ctx.queue.send(EVENTS_QUEUE, payload);
     });
     await fleet.settle();
     return fleet.meter.total(awsCharged);
   };
+  const tick = (at: number) => JSON.stringify({ ...(JSON.parse(MINUTE_SCHEDULE_PAYLOAD()) as object), at });
   for (const s of APP_SCHEDULES) {
-    const [a, b] = [await once(s), await once(s)];
+    const isMinute = s.name === MINUTE_SCHEDULE;
+    const payload = isMinute ? tick(minuteWith(fleet, [])) : s.payload;
+    const [a, b] = [await once(s, payload), await once(s, payload)];
     const [repair, plain] = a.readUnits >= b.readUnits ? [a, b] : [b, a];
     const periodMs = (SECONDS_PER_MONTH * 1000) / firingsPerMonth(s.expression);
     const repairShare = Math.min(1, periodMs / INDEX_REPAIR_EVERY_MS);
     const perFiring = addUnits(addUnits(zeroUnits(), repair, repairShare), plain, 1 - repairShare);
+    if (isMinute) {
+      for (const part of MINUTE_PARTS) {
+        const marginal = minus(await once(s, tick(minuteWith(fleet, [part.name]))), plain);
+        const share = 1 / part.every(fleet.rt.ctx);
+        addUnits(perFiring, marginal, share);
+        out[`${s.name}/${part.name}`] = {
+          perFiring: marginal,
+          repair: marginal,
+          plain: marginal,
+          repairShare: share,
+        };
+      }
+    }
     out[s.name] = { perFiring, repair, plain, repairShare };
   }
   return out;
 }
+
+const MINUTE_SCHEDULE_PAYLOAD = () => APP_SCHEDULES.find((s) => s.name === MINUTE_SCHEDULE)!.payload;
 
 /** Fires one app schedule as EventBridge Scheduler would and waits for what follows (not metered apart). */
 export async function fireSchedule(fleet: Fleet, name: string): Promise<void> {

@@ -16,7 +16,7 @@ import { WEBHOOK_EVENT, deliver, deliverEvent } from './webhooks.js';
  * Event types the Novita area consumes, all idempotent:
  *
  *   novita.instance.poll        {instanceId}            one status read of a starting instance
- *   novita.migration.schedule   {}                      the novita-spot-migration schedule
+ *   novita.migration.schedule   {}                      a spot migration run (the minute schedule runs it itself)
  *   novita.migration.run        {jobId}                 a queued migration execution
  *   novita.webhook.deliver      {url, payload, attempt, deliveryId}
  */
@@ -46,12 +46,18 @@ declare module '../core/events.js' {
   }
 }
 
-async function onSchedule(ctx: AppContext): Promise<void> {
+/**
+ * The spot migration's periodic run (the minute schedule's part, or the `novita.migration.schedule`
+ * event). With no rented instance on record a migration could act on none: no execution is recorded.
+ */
+export async function runNovitaSchedule(ctx: AppContext): Promise<void> {
   if (!ctx.config.NOVITA_MIGRATION_ENABLED) return;
   const managed = await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' });
   const revived = await revivePolls(ctx, managed);
   if (revived) ctx.logger.info('re-queued quiet instance watches', { revived });
   await sweepModelBursts(ctx);
+  // The same test the migration makes before it acts on an instance (functions/novita/migration.ts).
+  if (!managed.some((m) => m.novitaInstanceId && !m.migratedTo)) return;
   try {
     await triggerMigration(ctx, { dryRun: ctx.config.NOVITA_MIGRATION_DRY_RUN, triggeredBy: 'schedule' });
   } catch (error) {
@@ -62,7 +68,7 @@ async function onSchedule(ctx: AppContext): Promise<void> {
 
 export const novitaEventHandlers: AreaEventHandlers = {
   [POLL_EVENT]: async (e, ctx) => void (await pollInstance(ctx, e.instanceId)),
-  [SCHEDULE_EVENT]: async (_event, ctx) => onSchedule(ctx),
+  [SCHEDULE_EVENT]: async (_event, ctx) => runNovitaSchedule(ctx),
   [RUN_EVENT]: async (e, ctx) => void (await runMigration(ctx, e.jobId)),
   [WEBHOOK_EVENT]: async (e, ctx) => void (await deliver(ctx, e)),
 };

@@ -15,7 +15,7 @@ import { removeStrayRunContainers, STRAY_GRACE_MS } from './strays.js';
  *   job.fire                {job_id, slot?}        the job's schedule (no slot), POST /jobs without
  *                                                  schedule and POST /retry (explicit slot)
  *   job.launch              {job_id, run, via?}    a retry after its backoff, a run waiting for a node
- *   jobs.repair             {}                     the training-repair schedule, every 5 minutes
+ *   jobs.repair             {}                     the repair sweep (the minute schedule runs it every 5th minute)
  *   agent.container.exited  {nodeId, instanceId, kind, exitCode, logTail}   re-emitted by the agent routes
  *   command.completed       {commandType, status, instanceId, nodeId, error?}   a refused container.start
  *   node.offline            {nodeId}               the fleet's sweep: runs there are lost

@@ -13,7 +13,7 @@ import {
 } from './schedules.js';
 
 /**
- * The `jobs.repair` sweep (every 5 minutes, `training-repair`): puts right what a crash between
+ * The `jobs.repair` sweep (the minute schedule, every 5th minute): puts right what a crash between
  * two writes, or a lost event, left behind.
  *   - jobs whose schedule write is pending, or whose schedule differs from or is missing on the
  *     scheduler, are synced; `job-*` schedules without a job are deleted;

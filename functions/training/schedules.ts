@@ -10,7 +10,7 @@ import { getJob, type JobItem } from './model.js';
  * is `{"type":"job.fire","job_id":…}`. There is no transaction over the table and the scheduler,
  * so the job is written first with `scheduleState: 'pending'`, the schedule second, and the job
  * marked `synced` third; a crash in between leaves a pending job that the repair sweep
- * (`jobs.repair`) finishes, and a schedule whose job is gone is deleted by the same sweep.
+ * (`jobs.repair`, every 5 minutes) finishes, and a schedule whose job is gone is deleted by the same sweep.
  */
 
 export const JOB_SCHEDULE_PREFIX = 'job-';
@@ -19,22 +19,6 @@ export const jobScheduleName = (jobId: string) => `${JOB_SCHEDULE_PREFIX}${jobId
 /** One-time schedules for retries too far off for an SQS delay (900 s). */
 export const RETRY_SCHEDULE_PREFIX = 'jobretry-';
 export const retryScheduleName = (jobId: string) => `${RETRY_SCHEDULE_PREFIX}${jobId}`;
-
-export const REPAIR_SCHEDULE = 'training-repair';
-
-/** The control plane's own training schedules, for APP_SCHEDULES and the CDK stack. */
-export const TRAINING_SCHEDULES: ScheduleSpec[] = [
-  {
-    name: REPAIR_SCHEDULE,
-    expression: 'rate(5 minutes)',
-    payload: JSON.stringify({ type: 'jobs.repair' }),
-    description: 'Finishes half-done job schedule writes, removes orphan job schedules, restarts stuck runs',
-  },
-];
-
-export async function ensureTrainingSchedules(ctx: AppContext): Promise<void> {
-  for (const spec of TRAINING_SCHEDULES) await ctx.scheduler.upsert(spec);
-}
 
 export const firePayload = (jobId: string) => JSON.stringify({ type: 'job.fire', job_id: jobId });
 

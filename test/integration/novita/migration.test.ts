@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { novitaEventHandlers } from '../../../functions/novita/events.js';
+import { runMinute } from '../../../functions/minute.js';
 import { createBody, eventually, startNovitaRig, webhookReceiver, type NovitaRig } from './harness.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -42,16 +42,21 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     rig.fake.reclaim(a.novitaId);
     Object.assign(rig.fake.instances.get(b.novitaId)!, { status: 'exited', spotReclaimTime: '0' });
     // Reclaimed too, but not created through this service: never touched.
-    rig.fake.seed({ id: 'outsider', status: 'exited', spotStatus: 'reclaimed', spotReclaimTime: '1704067200' });
+    rig.fake.seed({
+      id: 'outsider',
+      status: 'exited',
+      spotStatus: 'reclaimed',
+      spotReclaimTime: '1704067200',
+    });
   });
   afterAll(async () => {
     await hook?.close();
     await rig?.stop();
   });
 
-  it('declares the every-15-minutes schedule and reports the service before any run', async () => {
-    const schedule = await rig.rt.ctx.scheduler.get('novita-spot-migration');
-    expect(schedule).toMatchObject({ expression: 'rate(15 minutes)', payload: JSON.stringify({ type: 'novita.migration.schedule' }) });
+  it('runs from the minute schedule (no schedule of its own) and reports the service before any run', async () => {
+    expect(await rig.rt.ctx.scheduler.get('novita-spot-migration')).toBeUndefined();
+    expect(await rig.rt.ctx.scheduler.get('minute')).toMatchObject({ expression: 'rate(1 minute)' });
     const res = await rig.api('GET', '/api/migration/status');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
@@ -104,7 +109,14 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
       startedAt: expect.stringMatching(ISO),
       completedAt: expect.stringMatching(ISO),
       duration: expect.any(Number),
-      summary: { totalInstances: 3, exitedInstances: 3, eligibleInstances: 1, migratedInstances: 0, skippedInstances: 2, errorCount: 0 },
+      summary: {
+        totalInstances: 3,
+        exitedInstances: 3,
+        eligibleInstances: 1,
+        migratedInstances: 0,
+        skippedInstances: 2,
+        errorCount: 0,
+      },
       errors: [],
       plan: [{ instanceId: a.id, novitaInstanceId: a.novitaId, name: 'spot-a' }],
     });
@@ -150,7 +162,11 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
         expect(got.status).toBe('running');
         return got;
       }, 15_000);
-      expect(fresh).toMatchObject({ name: 'spot-a', originalInstanceId: a.id, readyAt: expect.stringMatching(ISO) });
+      expect(fresh).toMatchObject({
+        name: 'spot-a',
+        originalInstanceId: a.id,
+        readyAt: expect.stringMatching(ISO),
+      });
       const migrated = await eventually(async () => {
         const m = hook.received.map((r) => JSON.parse(r.body)).find((p) => p.event === 'instance.migrated');
         expect(m).toBeDefined();
@@ -162,7 +178,11 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
         originalInstanceId: a.id,
         status: 'running',
         timestamp: fresh.readyAt,
-        migration: { reason: 'spot_reclaim', triggeredBy: 'manual_trigger', migrationTime: expect.any(Number) },
+        migration: {
+          reason: 'spot_reclaim',
+          triggeredBy: 'manual_trigger',
+          migrationTime: expect.any(Number),
+        },
         instance: { id: newId, name: 'spot-a', connectionDetails: fresh.connectionDetails },
       });
       expect(migrated.migration.migrationTime).toBeGreaterThanOrEqual(0);
@@ -184,7 +204,13 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     const failed = await migrate({});
     expect(failed.status).toBe('failed');
     expect(failed.summary).toMatchObject({ eligibleInstances: 1, migratedInstances: 0, errorCount: 1 });
-    expect(failed.errors).toEqual([{ instanceId: c.id, code: 'MIGRATION_ERROR', message: expect.stringContaining('migration backend busy') }]);
+    expect(failed.errors).toEqual([
+      {
+        instanceId: c.id,
+        code: 'MIGRATION_ERROR',
+        message: expect.stringContaining('migration backend busy'),
+      },
+    ]);
     expect((await instance(c.id)).migratedTo).toBeUndefined();
     const retried = await migrate({ maxMigrations: 1 });
     expect(retried.status).toBe('completed');
@@ -192,8 +218,12 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     expect((await instance(c.id)).migratedTo).toBe(retried.migrations[0].newInstanceId);
   });
 
-  it('runs from the schedule event as an automatic execution', async () => {
-    await novitaEventHandlers['novita.migration.schedule']!({ type: 'novita.migration.schedule' }, rig.rt.ctx);
+  it('runs from the minute schedule on a 15th minute as an automatic execution, and not on another', async () => {
+    const before = (await history()).total as number;
+    expect((await runMinute(rig.rt.ctx, 16 * 60_000)).parts).toEqual({});
+    expect((await history()).total).toBe(before);
+    const report = await runMinute(rig.rt.ctx, 15 * 60_000);
+    expect(report.parts).toMatchObject({ 'novita-spot-migration': 'done' });
     const e = await eventually(async () => {
       const latest = (await history()).executions[0];
       expect(latest).toMatchObject({ triggeredBy: 'schedule', status: 'completed' });
@@ -209,7 +239,9 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     const defaults = await history();
     expect(defaults).toMatchObject({ limit: 20, offset: 0, total: 6 });
     const page = await history('?limit=2&offset=1');
-    expect(page.executions.map((e: { jobId: string }) => e.jobId)).toEqual(all.executions.slice(1, 3).map((e: { jobId: string }) => e.jobId));
+    expect(page.executions.map((e: { jobId: string }) => e.jobId)).toEqual(
+      all.executions.slice(1, 3).map((e: { jobId: string }) => e.jobId),
+    );
     const failed = await history('?status=failed');
     expect(failed.total).toBe(1);
     expect(failed.executions[0].status).toBe('failed');
@@ -223,13 +255,50 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
 
   it('sums the executions in status, metrics and /health', async () => {
     const status = (await rig.api('GET', '/api/migration/status')).body;
-    expect(status.statistics).toMatchObject({ totalExecutions: 6, successfulExecutions: 5, failedExecutions: 1, totalMigrations: 2 });
+    expect(status.statistics).toMatchObject({
+      totalExecutions: 6,
+      successfulExecutions: 5,
+      failedExecutions: 1,
+      totalMigrations: 2,
+    });
     expect(status.statistics.totalInstancesProcessed).toBeGreaterThanOrEqual(18);
-    expect(status.lastExecution).toMatchObject({ status: 'completed', startedAt: expect.stringMatching(ISO) });
+    expect(status.lastExecution).toMatchObject({
+      status: 'completed',
+      startedAt: expect.stringMatching(ISO),
+    });
     const metrics = (await rig.api('GET', '/api/metrics')).body;
     expect(metrics.jobs).toMatchObject({ pending: 0, failed: 1 });
     expect(metrics.instances.exited).toBe(3);
     const health = (await rig.api('GET', '/health')).body;
-    expect(health.migrationService).toMatchObject({ enabled: true, lastExecution: expect.stringMatching(ISO), status: 'healthy', recentErrors: 1 });
+    expect(health.migrationService).toMatchObject({
+      enabled: true,
+      lastExecution: expect.stringMatching(ISO),
+      status: 'healthy',
+      recentErrors: 1,
+    });
+  });
+});
+
+describe('Novita spot migration with nothing rented', () => {
+  let rig: NovitaRig;
+  beforeAll(async () => {
+    rig = await startNovitaRig({ NOVITA_BILLING_MODE: 'spot' });
+  });
+  afterAll(async () => rig?.stop());
+
+  it('records no execution from the minute schedule', async () => {
+    // An instance on Novita not created through this service: nothing a migration may touch.
+    rig.fake.seed({
+      id: 'outsider',
+      status: 'exited',
+      spotStatus: 'reclaimed',
+      spotReclaimTime: '1704067200',
+    });
+    const report = await runMinute(rig.rt.ctx, 30 * 60_000);
+    expect(report.parts).toEqual({ 'training-repair': 'done', 'novita-spot-migration': 'done' });
+    const res = await rig.api('GET', '/api/migration/history');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ total: 0, executions: [] });
+    expect(rig.fake.instances.get('outsider')).toMatchObject({ status: 'exited' });
   });
 });

@@ -3,7 +3,7 @@ import { emit } from '../../../functions/core/events.js';
 import { keys } from '../../../functions/core/keys.js';
 import { getJob } from '../../../functions/training/model.js';
 import { repairJobs } from '../../../functions/training/repair.js';
-import { ensureTrainingSchedules } from '../../../functions/training/schedules.js';
+import { runMinute } from '../../../functions/minute.js';
 import type { Runtime } from '../../../local/runtime.js';
 import { requireMoto } from '../../harness/services.js';
 import {
@@ -86,13 +86,25 @@ describe.each(modes)('job schedules on the scheduler port, $name', (mode) => {
     expect(await schedule(job_id)).toBeUndefined();
   });
 
-  it.skipIf(mode.skip)('keeps the training-repair schedule', async () => {
-    await ensureTrainingSchedules(rt.ctx);
-    expect(await rt.ctx.scheduler.get('training-repair')).toMatchObject({
-      expression: 'rate(5 minutes)',
-      payload: JSON.stringify({ type: 'jobs.repair' }),
-    });
-  });
+  it.skipIf(mode.skip)(
+    'runs the repair sweep from the minute schedule on every 5th minute only',
+    async () => {
+      // Prepare: a schedule whose job is gone
+      const orphan = 'job-train-0ddba11';
+      await rt.ctx.scheduler.upsert({
+        name: orphan,
+        expression: 'cron(0 3 * * ? *)',
+        timezone: 'UTC',
+        payload: JSON.stringify({ type: 'job.fire', job_id: 'train-0ddba11' }),
+      });
+      // Act and assess: minute 7 runs no part; minute 10 the repair (not the 15-minute migration)
+      expect((await runMinute(rt.ctx, 7 * 60_000)).parts).toEqual({});
+      expect(await rt.ctx.scheduler.get(orphan)).toBeDefined();
+      expect((await runMinute(rt.ctx, 10 * 60_000)).parts).toEqual({ 'training-repair': 'done' });
+      expect(await rt.ctx.scheduler.get(orphan)).toBeUndefined();
+      expect(await rt.ctx.scheduler.get('training-repair')).toBeUndefined();
+    },
+  );
 
   it.skipIf(mode.skip)('repairs a schedule write that failed after the job write', async () => {
     // Prepare: the scheduler fails once, between the job write and the schedule write
@@ -129,7 +141,7 @@ describe.each(modes)('job schedules on the scheduler port, $name', (mode) => {
     });
     const { job_id } = (await api('POST', '/jobs', jobBody({ schedule: '0 5 * * 0' }))).body;
     await rt.ctx.scheduler.delete(`job-${job_id}`);
-    // Act: through the events queue, as the training-repair schedule delivers it
+    // Act: through the events queue, as the jobs.repair event arrives
     await emit(rt.ctx, { type: 'jobs.repair' });
     // Assess
     await eventually(async () => {
