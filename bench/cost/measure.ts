@@ -107,13 +107,13 @@ export interface ScheduleSample {
   repairShare: number;
 }
 
-/** The first minute (since the epoch) at which exactly `parts` of the minute schedule's parts are due. */
-function minuteWith(fleet: Fleet, parts: string[]): number {
-  for (let m = 1; ; m++) {
-    const due = duePartsAt(fleet.rt.ctx, m * 60_000).map((p) => p.name);
-    if (due.length === parts.length && parts.every((p) => due.includes(p as (typeof due)[number])))
-      return m * 60_000;
+/** The first minute (in ms since the epoch, within a day) at which exactly `parts` are due. */
+function minuteWith(fleet: Fleet, parts: string[]): number | undefined {
+  for (let m = 1; m <= 1440; m++) {
+    const due = duePartsAt(fleet.rt.ctx, m * 60_000).map((p) => p.name as string);
+    if (due.length === parts.length && parts.every((p) => due.includes(p))) return m * 60_000;
   }
+  return undefined;
 }
 
 /** `a - b`, none below zero (a duration measured twice may come out shorter). */
@@ -146,7 +146,7 @@ export async function measureSweeps(fleet: Fleet): Promise<Record<string, Schedu
   const tick = (at: number) => JSON.stringify({ ...(JSON.parse(MINUTE_SCHEDULE_PAYLOAD()) as object), at });
   for (const s of APP_SCHEDULES) {
     const isMinute = s.name === MINUTE_SCHEDULE;
-    const payload = isMinute ? tick(minuteWith(fleet, [])) : s.payload;
+    const payload = isMinute ? tick(minuteWith(fleet, []) ?? 0) : s.payload;
     const [a, b] = [await once(s, payload), await once(s, payload)];
     const [repair, plain] = a.readUnits >= b.readUnits ? [a, b] : [b, a];
     const periodMs = (SECONDS_PER_MONTH * 1000) / firingsPerMonth(s.expression);
@@ -154,7 +154,18 @@ export async function measureSweeps(fleet: Fleet): Promise<Record<string, Schedu
     const perFiring = addUnits(addUnits(zeroUnits(), repair, repairShare), plain, 1 - repairShare);
     if (isMinute) {
       for (const part of MINUTE_PARTS) {
-        const marginal = minus(await once(s, tick(minuteWith(fleet, [part.name]))), plain);
+        // A minute where the part is due with the fewest others, less one where only those others are.
+        const every = part.every(fleet.rt.ctx);
+        const withIt = Array.from({ length: 1440 / every }, (_, i) => (i + 1) * every * 60_000)
+          .map((at) => duePartsAt(fleet.rt.ctx, at).map((p) => p.name as string))
+          .sort((x, y) => x.length - y.length)[0]!;
+        const at = minuteWith(fleet, withIt)!;
+        const without = minuteWith(
+          fleet,
+          withIt.filter((n) => n !== part.name),
+        );
+        if (without === undefined) throw new Error(`no minute without ${part.name} to measure it against`);
+        const marginal = minus(await once(s, tick(at)), await once(s, tick(without)));
         const share = 1 / part.every(fleet.rt.ctx);
         addUnits(perFiring, marginal, share);
         out[`${s.name}/${part.name}`] = {
