@@ -70,7 +70,13 @@ describe('the minute schedule', () => {
     });
     const onLambda = { ...fleet.rt.ctx, mode: 'lambda' as const };
     // Nobody has connected: no frame is built, no channel is queried.
-    expect(await runMinute(onLambda)).toEqual({ sweep: 'done', placement: 'done', push: 'skipped' });
+    // Minute 1 since the epoch: no training repair or spot migration due.
+    expect(await runMinute(onLambda, 60_000)).toEqual({
+      sweep: 'done',
+      placement: 'done',
+      push: 'skipped',
+      parts: {},
+    });
 
     const frames: { type?: string }[] = [];
     const ws = new WebSocket(`${fleet.rt.url.replace(/^http/, 'ws')}/ws/metrics`);
@@ -80,7 +86,12 @@ describe('the minute schedule', () => {
       const before = frames.length;
       // Off Lambda the local timer pushes, not the minute.
       expect((await runMinute(fleet.rt.ctx)).push).toBe('off lambda');
-      expect(await runMinute(onLambda)).toEqual({ sweep: 'done', placement: 'done', push: 'done' });
+      expect(await runMinute(onLambda, 60_000)).toEqual({
+        sweep: 'done',
+        placement: 'done',
+        push: 'done',
+        parts: {},
+      });
       await eventually(async () => expect(frames.length).toBeGreaterThan(before), 10_000);
       expect(frames.at(-1)).toMatchObject({ type: frames[0]!.type });
     } finally {
@@ -100,5 +111,11 @@ describe('the minute schedule', () => {
       lambda_invocations: 1,
     });
     expect(Object.keys(report.schedules_usd_per_deployment_month)).toContain(MINUTE_SCHEDULE);
+    // The training repair and the spot migration run inside the tick: no Scheduler, SQS or Lambda of their own.
+    for (const part of ['training-repair', 'novita-spot-migration'])
+      expect(report.units_per_operation.sweeps[`${MINUTE_SCHEDULE}/${part}`]).toMatchObject({
+        sqs_requests: 0,
+        lambda_invocations: 0,
+      });
   }, 120_000);
 });

@@ -42,12 +42,7 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     rig.fake.reclaim(a.novitaId);
     Object.assign(rig.fake.instances.get(b.novitaId)!, { status: 'exited', spotReclaimTime: '0' });
     // Reclaimed too, but not created through this service: never touched.
-    rig.fake.seed({
-      id: 'outsider',
-      status: 'exited',
-      spotStatus: 'reclaimed',
-      spotReclaimTime: '1704067200',
-    });
+    rig.fake.seed({ id: 'outsider', status: 'exited', spotStatus: 'reclaimed', spotReclaimTime: '1704067200' });
   });
   afterAll(async () => {
     await hook?.close();
@@ -109,14 +104,7 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
       startedAt: expect.stringMatching(ISO),
       completedAt: expect.stringMatching(ISO),
       duration: expect.any(Number),
-      summary: {
-        totalInstances: 3,
-        exitedInstances: 3,
-        eligibleInstances: 1,
-        migratedInstances: 0,
-        skippedInstances: 2,
-        errorCount: 0,
-      },
+      summary: { totalInstances: 3, exitedInstances: 3, eligibleInstances: 1, migratedInstances: 0, skippedInstances: 2, errorCount: 0 },
       errors: [],
       plan: [{ instanceId: a.id, novitaInstanceId: a.novitaId, name: 'spot-a' }],
     });
@@ -162,11 +150,7 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
         expect(got.status).toBe('running');
         return got;
       }, 15_000);
-      expect(fresh).toMatchObject({
-        name: 'spot-a',
-        originalInstanceId: a.id,
-        readyAt: expect.stringMatching(ISO),
-      });
+      expect(fresh).toMatchObject({ name: 'spot-a', originalInstanceId: a.id, readyAt: expect.stringMatching(ISO) });
       const migrated = await eventually(async () => {
         const m = hook.received.map((r) => JSON.parse(r.body)).find((p) => p.event === 'instance.migrated');
         expect(m).toBeDefined();
@@ -178,11 +162,7 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
         originalInstanceId: a.id,
         status: 'running',
         timestamp: fresh.readyAt,
-        migration: {
-          reason: 'spot_reclaim',
-          triggeredBy: 'manual_trigger',
-          migrationTime: expect.any(Number),
-        },
+        migration: { reason: 'spot_reclaim', triggeredBy: 'manual_trigger', migrationTime: expect.any(Number) },
         instance: { id: newId, name: 'spot-a', connectionDetails: fresh.connectionDetails },
       });
       expect(migrated.migration.migrationTime).toBeGreaterThanOrEqual(0);
@@ -204,13 +184,7 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     const failed = await migrate({});
     expect(failed.status).toBe('failed');
     expect(failed.summary).toMatchObject({ eligibleInstances: 1, migratedInstances: 0, errorCount: 1 });
-    expect(failed.errors).toEqual([
-      {
-        instanceId: c.id,
-        code: 'MIGRATION_ERROR',
-        message: expect.stringContaining('migration backend busy'),
-      },
-    ]);
+    expect(failed.errors).toEqual([{ instanceId: c.id, code: 'MIGRATION_ERROR', message: expect.stringContaining('migration backend busy') }]);
     expect((await instance(c.id)).migratedTo).toBeUndefined();
     const retried = await migrate({ maxMigrations: 1 });
     expect(retried.status).toBe('completed');
@@ -239,9 +213,7 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
     const defaults = await history();
     expect(defaults).toMatchObject({ limit: 20, offset: 0, total: 6 });
     const page = await history('?limit=2&offset=1');
-    expect(page.executions.map((e: { jobId: string }) => e.jobId)).toEqual(
-      all.executions.slice(1, 3).map((e: { jobId: string }) => e.jobId),
-    );
+    expect(page.executions.map((e: { jobId: string }) => e.jobId)).toEqual(all.executions.slice(1, 3).map((e: { jobId: string }) => e.jobId));
     const failed = await history('?status=failed');
     expect(failed.total).toBe(1);
     expect(failed.executions[0].status).toBe('failed');
@@ -255,27 +227,14 @@ describe('Novita spot migration (embedded runtime, fake Novita on loopback)', ()
 
   it('sums the executions in status, metrics and /health', async () => {
     const status = (await rig.api('GET', '/api/migration/status')).body;
-    expect(status.statistics).toMatchObject({
-      totalExecutions: 6,
-      successfulExecutions: 5,
-      failedExecutions: 1,
-      totalMigrations: 2,
-    });
+    expect(status.statistics).toMatchObject({ totalExecutions: 6, successfulExecutions: 5, failedExecutions: 1, totalMigrations: 2 });
     expect(status.statistics.totalInstancesProcessed).toBeGreaterThanOrEqual(18);
-    expect(status.lastExecution).toMatchObject({
-      status: 'completed',
-      startedAt: expect.stringMatching(ISO),
-    });
+    expect(status.lastExecution).toMatchObject({ status: 'completed', startedAt: expect.stringMatching(ISO) });
     const metrics = (await rig.api('GET', '/api/metrics')).body;
     expect(metrics.jobs).toMatchObject({ pending: 0, failed: 1 });
     expect(metrics.instances.exited).toBe(3);
     const health = (await rig.api('GET', '/health')).body;
-    expect(health.migrationService).toMatchObject({
-      enabled: true,
-      lastExecution: expect.stringMatching(ISO),
-      status: 'healthy',
-      recentErrors: 1,
-    });
+    expect(health.migrationService).toMatchObject({ enabled: true, lastExecution: expect.stringMatching(ISO), status: 'healthy', recentErrors: 1 });
   });
 });
 
@@ -288,12 +247,7 @@ describe('Novita spot migration with nothing rented', () => {
 
   it('records no execution from the minute schedule', async () => {
     // An instance on Novita not created through this service: nothing a migration may touch.
-    rig.fake.seed({
-      id: 'outsider',
-      status: 'exited',
-      spotStatus: 'reclaimed',
-      spotReclaimTime: '1704067200',
-    });
+    rig.fake.seed({ id: 'outsider', status: 'exited', spotStatus: 'reclaimed', spotReclaimTime: '1704067200' });
     const report = await runMinute(rig.rt.ctx, 30 * 60_000);
     expect(report.parts).toEqual({ 'training-repair': 'done', 'novita-spot-migration': 'done' });
     const res = await rig.api('GET', '/api/migration/history');

@@ -112,7 +112,7 @@ describe('local runtime state', () => {
     }
   });
 
-  it('holds every app schedule after start: sweeps, task placement, training repair, spot migration', async () => {
+  it('holds every app schedule after start: the minute tick (sweeps, placement, training repair, spot migration), maintenance', async () => {
     const rt = await startRuntime({ port: 0, env: { ...quiet, AWS_ENDPOINT_URL: undefined } });
     try {
       for (const spec of APP_SCHEDULES) {
@@ -120,7 +120,8 @@ describe('local runtime state', () => {
         expect(stored, spec.name).toMatchObject({ expression: spec.expression, payload: spec.payload });
       }
       const types = APP_SCHEDULES.map((s) => (JSON.parse(s.payload) as { type: string }).type);
-      expect(types).toEqual(expect.arrayContaining(['minute.tick', 'jobs.repair']));
+      expect(types).toEqual(expect.arrayContaining(['minute.tick', 'maintenance.run']));
+      for (const retired of ['training-repair', 'novita-spot-migration']) expect(await rt.ctx.scheduler.get(retired)).toBeUndefined();
     } finally {
       await rt.stop();
     }
