@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import dynalite from 'dynalite';
 import type { EngineCall } from './embedded-document.js';
 
@@ -60,7 +61,7 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
   if (path) await mkdir(path, { recursive: true });
   const host = '127.0.0.1';
   const port = await freePort(host);
-  const server: Server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const { server, direct } = openEngine({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   const credentials = {
     accessKeyId: `EMBEDDED${randomBytes(16).toString('hex').toUpperCase()}`,
     secretAccessKey: randomBytes(30).toString('base64url'),
@@ -91,25 +92,7 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
     endpoint: `http://${host}:${port}`,
     credentials,
     requestHandler: handler,
-    call: async (operation, body) => {
-      const { response } = await handler.handle({
-        method: 'POST',
-        path: '/',
-        headers: {
-          'content-type': 'application/x-amz-json-1.0',
-          'x-amz-target': `DynamoDB_20120810.${operation}`,
-          'x-amz-date': new Date().toISOString().replace(/[-:]|\.\d{3}/g, ''),
-          authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/embedded/dynamodb/aws4_request, SignedHeaders=host, Signature=unverified`,
-        },
-        body: JSON.stringify(body),
-      });
-      const text = Buffer.from(
-        response.body.buffer,
-        response.body.byteOffset,
-        response.body.byteLength,
-      ).toString();
-      return { status: response.statusCode, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-    },
+    call: direct,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -118,6 +101,67 @@ export async function startEmbeddedDynamo(path?: string): Promise<EmbeddedDynamo
         db?.close?.(() => undefined);
       }),
   };
+}
+
+type EngineError = { statusCode?: number; body?: Record<string, unknown> };
+interface EngineModules {
+  db: { create(options: object): unknown };
+  validations: {
+    toLowerFirst(s: string): string;
+    checkTypes(data: unknown, types: unknown): unknown;
+    checkValidations(data: unknown, types: unknown, custom: unknown, store: unknown): void;
+  };
+}
+
+/**
+ * dynalite's server, and a call into the same store that runs what its request listener runs for
+ * a signed item request (the type checks, the validations, the action) without the HTTP framing
+ * around it: no URL parse, request id, CRC or JSON text of the request and the answer. Only code
+ * in this process can reach it; the socket keeps the credential check.
+ */
+function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; direct: EngineCall } {
+  const require = createRequire(import.meta.url);
+  const { db, validations } = {
+    db: require('dynalite/db'),
+    validations: require('dynalite/validations'),
+  } as EngineModules;
+  // The listener closes over the store dynalite makes; the same module's create hands it out too.
+  const create = db.create;
+  let store: unknown;
+  db.create = (o: object) => (store = create.call(db, o));
+  let server: Server;
+  try {
+    server = dynalite(options);
+  } finally {
+    db.create = create;
+  }
+  const actions = new Map<string, { run: Function; types: unknown; custom: unknown }>();
+  const action = (operation: string) => {
+    let a = actions.get(operation);
+    if (!a) {
+      const name = validations.toLowerFirst(operation);
+      const v = require(`dynalite/validations/${name}`) as { types: unknown; custom: unknown };
+      a = { run: require(`dynalite/actions/${name}`) as Function, types: v.types, custom: v.custom };
+      actions.set(operation, a);
+    }
+    return a;
+  };
+  const direct: EngineCall = (operation, body) =>
+    new Promise((resolve, reject) => {
+      const refused = (error: EngineError) =>
+        error.statusCode ? resolve({ status: error.statusCode, body: error.body ?? {} }) : reject(error);
+      try {
+        const a = action(operation);
+        const data = validations.checkTypes(body, a.types);
+        validations.checkValidations(data, a.types, a.custom, store);
+        a.run(store, data, (error: EngineError | null, out?: Record<string, unknown>) =>
+          error ? refused(error) : resolve({ status: 200, body: out ?? {} }),
+        );
+      } catch (error) {
+        refused(error as EngineError);
+      }
+    });
+  return { server, direct };
 }
 
 /**
