@@ -135,13 +135,15 @@ function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; 
   } finally {
     db.create = create;
   }
-  const actions = new Map<string, { run: Function; types: unknown; custom: unknown }>();
+  type Done = (error: EngineError | null, out?: Record<string, unknown>) => void;
+  type Action = (store: unknown, data: unknown, done: Done) => void;
+  const actions = new Map<string, { run: Action; types: unknown; custom: unknown }>();
   const action = (operation: string) => {
     let a = actions.get(operation);
     if (!a) {
       const name = validations.toLowerFirst(operation);
       const v = require(`dynalite/validations/${name}`) as { types: unknown; custom: unknown };
-      a = { run: require(`dynalite/actions/${name}`) as Function, types: v.types, custom: v.custom };
+      a = { run: require(`dynalite/actions/${name}`) as Action, types: v.types, custom: v.custom };
       actions.set(operation, a);
     }
     return a;
@@ -154,7 +156,7 @@ function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; 
         const a = action(operation);
         const data = validations.checkTypes(body, a.types);
         validations.checkValidations(data, a.types, a.custom, store);
-        a.run(store, data, (error: EngineError | null, out?: Record<string, unknown>) =>
+        a.run(store, data, (error, out) =>
           error ? refused(error) : resolve({ status: 200, body: out ?? {} }),
         );
       } catch (error) {
