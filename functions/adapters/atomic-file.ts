@@ -14,10 +14,9 @@ export const isTempName = (name: string): boolean => TMP_NAME.test(name);
  * rename itself survives a power cut.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}${TMP_SUFFIX}`;
   try {
-    const handle = await open(tmp, 'w', mode);
+    const handle = await openMakingDir(tmp, mode);
     try {
       await handle.writeFile(data);
       await handle.sync();
@@ -30,6 +29,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw error;
   }
   await syncDir(dirname(path));
+}
+
+/** Opens a new file, making its folder (0700) only when missing: most writes go to a folder that exists. */
+async function openMakingDir(file: string, mode: number) {
+  try {
+    return await open(file, 'w', mode);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    return open(file, 'w', mode);
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {
