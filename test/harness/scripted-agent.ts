@@ -20,7 +20,6 @@ import { commandEnvelope, HOST_EXEC, type CommandEnvelope } from '../../protocol
 import { scanNetwork, type ScanOptions } from '../../agent/network-scan.js';
 import { ExecDisabledError } from '../../agent/command-handlers.js';
 import { runHostCommand } from '../../agent/host-exec.js';
-import { call as agentHttp } from '../../agent/http.js';
 
 export interface HttpAnswer<T = unknown> {
   status: number;
@@ -49,32 +48,6 @@ export async function call<T = any>(
     // not JSON: keep the text
   }
   return { status: res.status, body: parsed as T };
-}
-
-/**
- * A call of the agent protocol through the agent's own HTTP client (node:http, keep-alive), as
- * the real agent sends it; the answer in `call`'s shape.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
-async function agentCall<T = any>(
-  base: string,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<HttpAnswer<T>> {
-  const res = await agentHttp(`${base}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  let parsed: unknown = res.text;
-  try {
-    parsed = res.text ? JSON.parse(res.text) : undefined;
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: res.statusCode, body: parsed as T };
 }
 
 /** Retries an assertion until it passes or the time is up. */
@@ -249,7 +222,7 @@ export class ScriptedAgent {
 
   /** `headers`: the credential to register with (API key, join token, a node token); none by default. */
   async register(headers: Record<string, string> = {}): Promise<RegisterResponse> {
-    const res = await agentCall<RegisterResponse>(
+    const res = await call<RegisterResponse>(
       this.base,
       'POST',
       '/agent/register',
@@ -280,7 +253,7 @@ export class ScriptedAgent {
         ports: [{ containerPort: 8080, hostPort: 40000, protocol: 'tcp' }],
         labels: { [LABELS.model]: model, [LABELS.managed]: 'true' },
       });
-    return agentCall(
+    return call(
       this.base,
       'POST',
       '/agent/heartbeat',
@@ -302,7 +275,7 @@ export class ScriptedAgent {
   }
 
   async poll(wait = 0, max = 10): Promise<{ receiptHandle: string; envelope: CommandEnvelope }[]> {
-    const res = await agentCall<{ messages: { receiptHandle: string; body: string }[] }>(
+    const res = await call<{ messages: { receiptHandle: string; body: string }[] }>(
       this.base,
       'GET',
       `/agent/commands?wait=${wait}&max=${max}`,
@@ -320,15 +293,15 @@ export class ScriptedAgent {
     commandId: string,
     result: { status: 'succeeded' | 'failed'; output?: Record<string, unknown>; error?: string },
   ): Promise<HttpAnswer> {
-    return agentCall(this.base, 'POST', `/agent/commands/${commandId}/result`, result, this.auth);
+    return call(this.base, 'POST', `/agent/commands/${commandId}/result`, result, this.auth);
   }
 
   async ack(receiptHandles: string[]): Promise<HttpAnswer> {
-    return agentCall(this.base, 'POST', '/agent/commands/ack', { receiptHandles }, this.auth);
+    return call(this.base, 'POST', '/agent/commands/ack', { receiptHandles }, this.auth);
   }
 
   async events(events: unknown[]): Promise<HttpAnswer> {
-    return agentCall(this.base, 'POST', '/agent/events', { events }, this.auth);
+    return call(this.base, 'POST', '/agent/events', { events }, this.auth);
   }
 
   /** Task events, as the agent's task runner sends them: a refusal is the test's failure. */
