@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { rawReply } from '../core/http.js';
-import { HttpError } from '../core/errors.js';
+import { ValidationError } from '../core/errors.js';
 import type { AppContext } from '../core/context.js';
 import { route, type AnyRoute } from '../core/route.js';
 import * as z from 'zod';
@@ -45,7 +45,14 @@ export function observabilityRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const { shard, page } = req.query;
         if ((shard === undefined) !== (page === undefined))
-          throw new HttpError(400, 'shard and page go together: /metrics?shard=<0-7>&page=<n>');
+          // 422 with the missing one named, as for any other query parameter the schema refuses.
+          throw new ValidationError([
+            {
+              loc: ['query', shard === undefined ? 'shard' : 'page'],
+              msg: 'shard and page go together: /metrics?shard=<0-7>&page=<n>',
+              type: 'missing',
+            },
+          ]);
         const { body, contentType } = await renderMetrics(
           ctx,
           shard !== undefined && page !== undefined ? { shard, page } : undefined,

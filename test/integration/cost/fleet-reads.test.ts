@@ -278,7 +278,7 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     // Through the route: a page, and the two parameters only together.
     const res = await call(f.rt.url, 'GET', '/metrics?shard=0&page=0');
     expect(res.status).toBe(200);
-    expect((await call(f.rt.url, 'GET', '/metrics?shard=0')).status).toBe(400);
+    expect((await call(f.rt.url, 'GET', '/metrics?shard=0')).status).toBe(422);
     expect((await call(f.rt.url, 'GET', '/metrics?shard=9&page=0')).status).toBe(422);
     return { total: extra + 2, ids, main: main.body, mainUnits, seen, maxRead, pages };
   }
