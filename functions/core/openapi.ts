@@ -95,6 +95,11 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
     if (bodyType === 'json') {
       responses[415] ??= { description: 'Content-Type is not application/json', content: errorContent };
     }
+    // Answered by the HTTP server itself, before any route: no body.
+    responses[431] ??= {
+      description:
+        'The request line and headers exceed the server’s limit (16 KB here; API Gateway’s own on AWS)',
+    };
     // A body the schema needs (no `undefined` accepted) is a required request body.
     const bodyRequired = bodyType === 'multipart' || (!!r.body && !r.body.safeParse(undefined).success);
     registry.registerPath({
