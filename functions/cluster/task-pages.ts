@@ -59,6 +59,51 @@ const isKey = (v: unknown): v is string => typeof v === 'string' && v.length > 0
 /** gsi2 sort keys are `<created ISO>#<task id>`. */
 const TASKS_KEY = /^\d{4}-\d{2}-\d{2}T[\d:.]+Z#.+$/;
 
+/**
+ * Up to `limit` tasks matching `match` from one index partition after the sort key `after`
+ * (gsi2 `TASKS` newest first, gsi1 `QUEUE` in placement order), reading at most SCAN_BUDGET
+ * (or `limit`) records; `after` is the last sort key read, `more` whether any may follow.
+ */
+async function readIndex(
+  ctx: AppContext,
+  pk: string,
+  index: 'gsi1' | 'gsi2',
+  from: string | undefined,
+  opts: { limit: number; match?: (t: TaskItem) => boolean },
+): Promise<{ items: TaskItem[]; after: string | undefined; more: boolean }> {
+  const ascending = index === 'gsi1';
+  const sortKey = (t: TaskItem) => (ascending ? t.gsi1sk : t.gsi2sk) as string;
+  const items: TaskItem[] = [];
+  let after = from;
+  let scanned = 0;
+  let more = true;
+  while (items.length < opts.limit && scanned < Math.max(SCAN_BUDGET, opts.limit)) {
+    const want = Math.min(1000, Math.max(opts.limit - items.length, 25));
+    const page = await ctx.store.query<TaskItem>(pk, {
+      index,
+      ascending,
+      // Inclusive bound: the cursor's own item comes back first and is dropped.
+      ...(after !== undefined
+        ? { between: (ascending ? [after, '\uffff'] : ['0', after]) as [string, string] }
+        : {}),
+      limit: want + (after !== undefined ? 1 : 0),
+    });
+    const read = page.items.filter((t) => sortKey(t) !== after);
+    more = page.items.length >= want + (after !== undefined ? 1 : 0) && page.cursor !== undefined;
+    for (const t of read) {
+      if (items.length >= opts.limit) {
+        more = true;
+        break;
+      }
+      scanned++;
+      after = sortKey(t);
+      if (!opts.match || opts.match(t)) items.push(t);
+    }
+    if (!more) break;
+  }
+  return { items, after, more };
+}
+
 /** Tasks newest first that `match`, `limit` of them from `cursor`. */
 export async function taskPage(
   ctx: AppContext,
@@ -72,35 +117,13 @@ export async function taskPage(
     after = c.k;
     offset = c.n;
   }
-  const items: TaskItem[] = [];
-  let scanned = 0;
-  let more = true;
-  while (items.length < opts.limit && scanned < Math.max(SCAN_BUDGET, opts.limit)) {
-    const want = Math.min(1000, Math.max(opts.limit - items.length, 25));
-    const page = await ctx.store.query<TaskItem>(taskQueueKeys.tasksPk, {
-      index: 'gsi2',
-      ascending: false,
-      // Inclusive bound: the cursor's own item comes back first and is dropped.
-      ...(after !== undefined ? { between: ['0', after] as [string, string] } : {}),
-      limit: want + (after !== undefined ? 1 : 0),
-    });
-    const read = page.items.filter((t) => t.gsi2sk !== after);
-    more = page.items.length >= want + (after !== undefined ? 1 : 0) && page.cursor !== undefined;
-    for (const t of read) {
-      if (items.length >= opts.limit) {
-        more = true;
-        break;
-      }
-      scanned++;
-      after = t.gsi2sk;
-      if (!opts.match || opts.match(t)) items.push(t);
-    }
-    if (!more) break;
-  }
+  const read = await readIndex(ctx, taskQueueKeys.tasksPk, 'gsi2', after, opts);
   return {
-    items,
+    items: read.items,
     offset,
-    ...(more && after !== undefined ? { cursor: encode({ k: after, n: offset + items.length }) } : {}),
+    ...(read.more && read.after !== undefined
+      ? { cursor: encode({ k: read.after, n: offset + read.items.length }) }
+      : {}),
   };
 }
 
@@ -151,36 +174,12 @@ export async function queuePage(
     after = c.k;
     offset = c.n;
   }
-  const items: TaskItem[] = [];
-  let scanned = 0;
-  let more = true;
-  while (items.length < opts.limit && scanned < Math.max(SCAN_BUDGET, opts.limit)) {
-    const want = Math.min(1000, Math.max(opts.limit - items.length, 25));
-    const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
-      index: 'gsi1',
-      ascending: true,
-      // Inclusive bound: the cursor's own item comes back first and is dropped.
-      ...(after !== undefined ? { between: [after, '\uffff'] as [string, string] } : {}),
-      limit: want + (after !== undefined ? 1 : 0),
-    });
-    const read = page.items.filter((t) => t.gsi1sk !== after);
-    more = page.items.length >= want + (after !== undefined ? 1 : 0) && page.cursor !== undefined;
-    for (const t of read) {
-      if (items.length >= opts.limit) {
-        more = true;
-        break;
-      }
-      scanned++;
-      after = t.gsi1sk;
-      if (!opts.match || opts.match(t)) items.push(t);
-    }
-    if (!more) break;
-  }
+  const read = await readIndex(ctx, taskQueueKeys.queuePk, 'gsi1', after, opts);
   return {
-    items,
+    items: read.items,
     offset,
-    ...(more && after !== undefined
-      ? { cursor: encode({ o: 'schedule', k: after, n: offset + items.length }) }
+    ...(read.more && read.after !== undefined
+      ? { cursor: encode({ o: 'schedule', k: read.after, n: offset + read.items.length }) }
       : {}),
   };
 }
