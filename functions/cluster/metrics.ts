@@ -3,16 +3,23 @@ import { taskQueueKeys } from '../core/keys.js';
 import { queryAll, type StoreItem, putIfAbsent } from '../ports/store.js';
 import type { ModelSpec } from './catalogue.js';
 import { formatDuration, percent, round1 } from './format.js';
-import { readDurations, type Durations } from './task-stats.js';
-import { tasksSince, type TaskItem } from './tasks.js';
+import {
+  readDurations,
+  readFleetFinished,
+  type Durations,
+  type FleetFinished,
+  type StatsBucket,
+} from './task-stats.js';
+import type { TaskItem } from './tasks.js';
 import { loadWorkers, type Worker } from './workers.js';
 import type { SlotItem } from './slots.js';
 import { fleetAggregate, type FleetPart } from '../nodes/node-records.js';
 
 /**
- * Figures computed from real records: task items (durations, outcomes) and fleet samples
- * (GPU utilisation and memory from the nodes' heartbeats, one sample a minute, written by the
- * scheduled placement run).
+ * Figures computed from real records: the finished-task statistics kept by the hour
+ * (task-stats.ts: outcomes, durations, per minute completions) and fleet samples (GPU utilisation
+ * and memory from the nodes' heartbeats, one sample a minute, written by the scheduled placement
+ * run). No figure reads the tasks.
  */
 
 export const TIMEFRAMES = {
@@ -162,38 +169,28 @@ function stats(xs: (number | null)[]): Stats {
   return { average: round1(mean(vs)!), peak: round1(Math.max(...vs)), minimum: round1(Math.min(...vs)) };
 }
 
-/** Completions per minute bucket, the busiest bucket. */
-function peakPerMinute(tasks: TaskItem[]): number {
-  const buckets = new Map<number, number>();
-  for (const t of tasks) {
-    if (t.status !== 'completed' || t.completedAtMs === undefined) continue;
-    const b = Math.floor(t.completedAtMs / 60_000);
-    buckets.set(b, (buckets.get(b) ?? 0) + 1);
-  }
-  return buckets.size ? Math.max(...buckets.values()) : 0;
-}
-
-/** GET /cluster/metrics body: tasks created in the window, samples taken in it (plus one taken now). */
-export function clusterMetrics(timeframe: Timeframe, tasks: TaskItem[], samples: Sample[]) {
-  const completed = tasks.filter((t) => t.status === 'completed');
-  const failed = tasks.filter((t) => t.status === 'failed');
-  const response = mean(
-    completed
-      .filter((t) => t.completedAtMs !== undefined)
-      .map((t) => (t.completedAtMs! - t.createdAtMs) / 1000),
-  );
+/**
+ * GET /cluster/metrics body: the tasks finished in the window (by the minute for 1h, else by the
+ * hour) and those queued or running now (`inFlight`); samples taken in it (plus one taken now).
+ */
+export function clusterMetrics(
+  timeframe: Timeframe,
+  finished: FleetFinished,
+  inFlight: number,
+  samples: Sample[],
+) {
   const gpu = stats(samples.map((s) => s.gpuUtilization));
   const mem = stats(samples.map((s) => s.memoryUsedPercent));
   const efficiency = mean(samples.map((s) => s.efficiency).filter((e): e is number => e !== null));
   return {
     timeframe,
     metrics: {
-      total_tasks: tasks.length,
-      successful_tasks: completed.length,
-      failed_tasks: failed.length,
-      success_rate: percent(completed.length, completed.length + failed.length),
-      average_response_time: formatDuration(response ?? undefined),
-      peak_throughput: `${peakPerMinute(tasks)} tasks/min`,
+      total_tasks: finished.completed + finished.failed + finished.cancelled + inFlight,
+      successful_tasks: finished.completed,
+      failed_tasks: finished.failed,
+      success_rate: percent(finished.completed, finished.completed + finished.failed),
+      average_response_time: formatDuration(finished.responseS ?? undefined),
+      peak_throughput: `${finished.peakPerMinute} tasks/min`,
       gpu_utilization: gpu,
       memory_usage: {
         average: mem.average === null ? null : `${Math.round(mem.average)}%`,
@@ -205,10 +202,17 @@ export function clusterMetrics(timeframe: Timeframe, tasks: TaskItem[], samples:
   };
 }
 
-export async function loadClusterMetrics(ctx: AppContext, timeframe: Timeframe, live: Sample) {
-  const from = ctx.now() - TIMEFRAMES[timeframe];
-  const [tasks, samples] = await Promise.all([tasksSince(ctx, from), samplesSince(ctx, from)]);
-  return clusterMetrics(timeframe, tasks, [...samples, live]);
+export async function loadClusterMetrics(
+  ctx: AppContext,
+  timeframe: Timeframe,
+  live: Sample,
+  inFlight: number,
+) {
+  const [finished, samples] = await Promise.all([
+    readFleetFinished(ctx, TIMEFRAMES[timeframe]),
+    samplesSince(ctx, ctx.now() - TIMEFRAMES[timeframe]),
+  ]);
+  return clusterMetrics(timeframe, finished, inFlight, [...samples, live]);
 }
 
 export interface WorkerStats {
@@ -224,66 +228,61 @@ export interface WorkerStats {
   loadTimeS: Map<string, number>;
 }
 
-/** A node's record over the tasks given (the caller passes the last 24 h). */
+const hourStart = (sk: string) => Date.parse(`${sk.slice(2)}:00:00Z`);
+
+/** A node's record from its hour records (task-stats.ts; the caller reads the last 24 hours). */
 export function workerStats(
-  nodeId: string,
-  tasks: TaskItem[],
+  hours: readonly StatsBucket[],
   now: number,
   fleetAverageDurationS: number | null,
 ): WorkerStats {
-  const mine = tasks.filter((t) => t.nodeId === nodeId);
-  const done = mine.filter((t) => t.status === 'completed' && t.completedAtMs !== undefined);
-  const failed = mine.filter((t) => t.status === 'failed');
   const midnight = new Date(now);
   midnight.setUTCHours(0, 0, 0, 0);
-  const durations = done
-    .filter((t) => t.startedAtMs !== undefined)
-    .map((t) => (t.completedAtMs! - t.startedAtMs!) / 1000);
-  const averageDurationS = mean(durations);
-  const finished = done.length + failed.length;
-  const successRatio = finished ? done.length / finished : null;
+  // The current minute and the 59 before.
+  const lastHourFrom = Math.floor(now / 60_000) * 60_000 - 59 * 60_000;
+  let completed = 0;
+  let failed = 0;
+  let runMs = 0;
+  let respMs = 0;
+  let completedToday = 0;
+  let tasksPerHour = 0;
   const lastUsed = new Map<string, number>();
   const loadTimeS = new Map<string, number>();
-  // Newest first: the first seen per model is the latest.
-  for (const t of [...mine].sort((a, b) => (b.completedAtMs ?? 0) - (a.completedAtMs ?? 0))) {
-    if (t.completedAtMs !== undefined && !lastUsed.has(t.model)) lastUsed.set(t.model, t.completedAtMs);
-    if (
-      t.switchedModel &&
-      t.serverReadyAtMs !== undefined &&
-      t.startedAtMs !== undefined &&
-      !loadTimeS.has(t.model)
-    )
-      loadTimeS.set(t.model, (t.serverReadyAtMs - t.startedAtMs) / 1000);
+  // Oldest first: a later hour's load time replaces an earlier one.
+  for (const h of [...hours].sort((a, b) => (a.sk < b.sk ? -1 : 1))) {
+    const start = hourStart(h.sk);
+    completed += h.completed ?? 0;
+    failed += h.failed ?? 0;
+    runMs += h.runMs ?? 0;
+    respMs += h.respMs ?? 0;
+    if (start >= midnight.getTime()) completedToday += h.completed ?? 0;
+    for (const [field, value] of Object.entries(h)) {
+      if (typeof value !== 'number') continue;
+      if (/^c\d\d$/.test(field) && start + Number(field.slice(1)) * 60_000 >= lastHourFrom)
+        tasksPerHour += value;
+      else if (field.startsWith('u:'))
+        lastUsed.set(field.slice(2), Math.max(value, lastUsed.get(field.slice(2)) ?? 0));
+      else if (field.startsWith('l:')) loadTimeS.set(field.slice(2), value);
+    }
   }
+  const averageDurationS = completed ? runMs / completed / 1000 : null;
+  const finished = completed + failed;
   // 10 for a node that never fails and is at least as fast as the fleet average. A node with
   // nothing finished in the window has failed nothing and been slow at nothing: 10, 100 %, 0.
+  const ratio = finished ? completed / finished : 1;
   const speed =
     averageDurationS && fleetAverageDurationS ? Math.min(1, fleetAverageDurationS / averageDurationS) : 1;
-  const ratio = successRatio ?? 1;
   return {
-    completedToday: done.filter((t) => t.completedAtMs! >= midnight.getTime()).length,
+    completedToday,
     averageDurationS,
     successRate: round1(ratio * 100),
-    tasksPerHour: done.filter((t) => now - t.completedAtMs! <= 3_600_000).length,
-    averageResponseS: mean(done.map((t) => (t.completedAtMs! - t.createdAtMs) / 1000)),
+    tasksPerHour,
+    averageResponseS: completed ? respMs / completed / 1000 : null,
     errorRate: Math.round((1 - ratio) * 1000) / 1000,
     performanceScore: round1(10 * ratio * speed),
     lastUsed,
     loadTimeS,
   };
-}
-
-export function fleetAverageDuration(tasks: TaskItem[]): number | null {
-  return mean(
-    tasks
-      .filter((t) => t.status === 'completed' && t.startedAtMs !== undefined && t.completedAtMs !== undefined)
-      .map((t) => (t.completedAtMs! - t.startedAtMs!) / 1000),
-  );
-}
-
-/** Mean run time of recent completions of one model, for wait estimates. */
-export function averageDurationOf(model: string, tasks: TaskItem[]): number | null {
-  return fleetAverageDuration(tasks.filter((t) => t.model === model));
 }
 
 /** The latest per-minute fleet sample, when it is younger than `maxAgeMs`. */

@@ -13,7 +13,8 @@ import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catal
 import { formatDuration } from './format.js';
 import { requeueTasks } from './lifecycle.js';
 import { heldSlots, type SlotItem } from './slots.js';
-import { getTask, requestPlacement, tasksSince, type TaskItem } from './tasks.js';
+import { getTask, requestPlacement, type TaskItem } from './tasks.js';
+import { readNodeHours } from './task-stats.js';
 import { readTaskCounts } from './task-counts.js';
 import { findWorker, loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
 import { workerStats } from './metrics.js';
@@ -66,18 +67,31 @@ async function removeServer(ctx: AppContext, nodeId: string, model: string): Pro
   });
 }
 
-/** Measured load time of the model (its last switch-in on any node), else the catalogue's guess. */
+/**
+ * Measured load times per model of the nodes (the last switch-in of each model on that node in the
+ * last 24 hours): one query of its own hour records per node, whatever the tasks.
+ */
+export async function loadTimesOf(
+  ctx: AppContext,
+  nodeIds: Iterable<string>,
+): Promise<Map<string, Map<string, number>>> {
+  const now = ctx.now();
+  return new Map(
+    await Promise.all(
+      [...new Set(nodeIds)].map(
+        async (id) => [id, workerStats(await readNodeHours(ctx, id), now, null).loadTimeS] as const,
+      ),
+    ),
+  );
+}
+
+/** Measured load time of the model on the node (its last switch-in there), else the catalogue's guess. */
 async function loadEstimates(
   ctx: AppContext,
-  view: FleetView,
-): Promise<(model: ModelSpec, nodeId?: string) => number> {
-  const recent = await tasksSince(ctx, ctx.now() - 86_400_000);
-  const measured = new Map<string, number>();
-  for (const w of view.workers) {
-    for (const [m, s] of workerStats(w.id, recent, ctx.now(), null).loadTimeS)
-      measured.set(`${w.id}\u0000${m}`, s);
-  }
-  return (model, nodeId) => measured.get(`${nodeId}\u0000${model.id}`) ?? model.loadSeconds;
+  nodeIds: Iterable<string>,
+): Promise<(model: ModelSpec, nodeId: string) => number> {
+  const measured = await loadTimesOf(ctx, nodeIds);
+  return (model, nodeId) => measured.get(nodeId)?.get(model.id) ?? model.loadSeconds;
 }
 
 export interface AssignInput {
@@ -96,7 +110,6 @@ export interface AssignInput {
 export async function assignModel(ctx: AppContext, input: AssignInput) {
   const view = await loadFleet(ctx);
   const model = requireModel(view, input.model_name, 'model_name');
-  const estimate = await loadEstimates(ctx, view);
   const plans: { w: Worker; evict: string[]; already: boolean }[] = [];
   for (const id of [...new Set(input.worker_ids)]) {
     const w = requireWorker(view, id);
@@ -129,6 +142,10 @@ export async function assignModel(ctx: AppContext, input: AssignInput) {
     }
     plans.push({ w, evict, already: false });
   }
+  const estimate = await loadEstimates(
+    ctx,
+    plans.filter((p) => !p.already).map((p) => p.w.id),
+  );
   const assignments = [];
   for (const { w, evict, already } of plans) {
     if (already) {
@@ -236,7 +253,7 @@ export async function switchModel(ctx: AppContext, nodeIdOrName: string, modelId
   await startServer(ctx, w, model);
   await setNodeModels(ctx, w.id, [model.id]);
   await requestPlacement(ctx, 'model switched');
-  const estimate = await loadEstimates(ctx, view);
+  const estimate = await loadEstimates(ctx, [w.id]);
   return {
     node_id: w.name,
     model: model.id,
@@ -256,7 +273,7 @@ export async function restartWorker(ctx: AppContext, workerId: string) {
   for (const m of models) await removeServer(ctx, w.id, m);
   await setNodeModels(ctx, w.id, []);
   await requestPlacement(ctx, 'worker restarted');
-  const estimate = await loadEstimates(ctx, view);
+  const estimate = await loadEstimates(ctx, [w.id]);
   const downtime = Math.max(
     30,
     ...models.map((m) => {
@@ -314,7 +331,12 @@ export async function rebalance(
     input.strategy,
     { demand, force: input.force },
   );
-  const estimate = await loadEstimates(ctx, view);
+  const estimate = await loadEstimates(
+    ctx,
+    plan.operations.flatMap((op) =>
+      op.type === 'move' ? [op.toNodeId] : op.type === 'load' ? [op.nodeId] : [],
+    ),
+  );
   // Nodes work in parallel; one node's loads run one after another.
   const perNode = new Map<string, number>();
   for (const op of plan.operations) {

@@ -10,9 +10,7 @@ import {
   MODEL_ID_PATTERN,
 } from './catalogue.js';
 import { modelBurstState } from '../novita/model-burst.js';
-import { workerStats } from './metrics.js';
-import { assignModel, loadFleet, unloadModel } from './model-ops.js';
-import { tasksSince } from './tasks.js';
+import { assignModel, loadFleet, loadTimesOf, unloadModel } from './model-ops.js';
 import { CLUSTER_PRIORITIES } from './validation.js';
 import { assignmentsView, catalogueView } from './views.js';
 import * as S from './schemas.js';
@@ -21,7 +19,6 @@ const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
   errorStyle: 'fastapi',
   scope: 'user',
 };
-const DAY_MS = 86_400_000;
 
 /** The Cluster Manager's Models API: assignments to workers, and the model catalogue. */
 export function clusterModelRoutes(): AnyRoute[] {
@@ -70,11 +67,16 @@ export function clusterModelRoutes(): AnyRoute[] {
       response: S.assignmentsOut,
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
-        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
-        const loadTimes = new Map(
-          view.workers.map((w) => [w.id, workerStats(w.id, recent, ctx.now(), null).loadTimeS] as const),
+        // Load times of the workers listed (those holding a model) only.
+        const holding = view.workers.filter((w) => w.resident.length || w.reported.length);
+        return assignmentsView(
+          view.workers,
+          view.catalogue,
+          await loadTimesOf(
+            ctx,
+            holding.map((w) => w.id),
+          ),
         );
-        return assignmentsView(view.workers, view.catalogue, loadTimes);
       },
     }),
     route({

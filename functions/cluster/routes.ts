@@ -4,12 +4,12 @@ import { NotFoundError } from '../core/errors.js';
 import { resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
-import { getModel } from './catalogue.js';
+import { getModel, listModels } from './catalogue.js';
 import { formatMemory, formatUptime } from './format.js';
 import { cancelTask } from './lifecycle.js';
 import {
-  fleetAverageDuration,
   loadClusterMetrics,
+  recentDurations,
   takeSample,
   TIMEFRAMES,
   workerStats,
@@ -17,7 +17,8 @@ import {
 } from './metrics.js';
 import { loadFleet, rebalance, restartWorker } from './model-ops.js';
 import { clusterModelRoutes } from './model-routes.js';
-import { getTask, submitTask, tasksSince, type TaskItem } from './tasks.js';
+import { getTask, submitTask, type TaskItem } from './tasks.js';
+import { readNodeHours } from './task-stats.js';
 import { countOf, readTaskCounts } from './task-counts.js';
 import { MAX_OFFSET, pageFrom, queuePage, taskPage } from './task-pages.js';
 import { estimateWait } from './wait-estimate.js';
@@ -28,15 +29,14 @@ import {
   throwIfIssues,
   unknownModel,
 } from './validation.js';
-import { clusterTaskView, taskListItem, workerDetail, workerListItem } from './views.js';
-import { findWorker } from './workers.js';
+import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStatus } from './views.js';
+import { loadWorker } from './workers.js';
 import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
   errorStyle: 'fastapi',
   scope: 'user',
 };
-const DAY_MS = 86_400_000;
 
 const workerIdParams = z.object({ worker_id: z.string().min(1) });
 const taskIdParams = z.object({ task_id: z.string().min(1) });
@@ -109,17 +109,19 @@ export function clusterRoutes(): AnyRoute[] {
       }),
       response: S.workersOut,
       handler: async (req, ctx) => {
-        const view = await loadFleet(ctx);
-        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
-        const fleetAvg = fleetAverageDuration(recent);
+        const [view, durations] = await Promise.all([loadFleet(ctx), recentDurations(ctx)]);
         const gpu = req.query.gpu_type?.toLowerCase();
-        const all = view.workers.map((w) =>
-          workerListItem(w, workerStats(w.id, recent, ctx.now(), fleetAvg)),
-        );
-        const workers = all.filter(
+        const listed = view.workers.filter(
           (w) =>
-            (!req.query.status || w.status === req.query.status) &&
-            (!gpu || (w.gpu_info.model ?? '').toLowerCase().includes(gpu)),
+            (!req.query.status || workerStatus(w) === req.query.status) &&
+            (!gpu || (w.gpuType ?? '').toLowerCase().includes(gpu)),
+        );
+        // One query of its own hour records per listed worker, whatever the tasks.
+        const now = ctx.now();
+        const workers = await Promise.all(
+          listed.map(async (w) =>
+            workerListItem(w, workerStats(await readNodeHours(ctx, w.id), now, durations.fleet)),
+          ),
         );
         // Counts of the list returned, filters applied.
         return {
@@ -140,15 +142,15 @@ export function clusterRoutes(): AnyRoute[] {
       response: S.workerDetailOut,
       responses: { 404: 'Unknown worker' },
       handler: async (req, ctx) => {
-        const view = await loadFleet(ctx);
-        const w = findWorker(view.workers, req.params.worker_id);
+        // Its own records only: the node, its slots and hour records; the fleet's mean run time.
+        const w = await loadWorker(ctx, req.params.worker_id);
         if (!w) throw new NotFoundError(`Worker ${req.params.worker_id} not found`);
-        const recent = await tasksSince(ctx, ctx.now() - DAY_MS);
-        return workerDetail(
-          w,
-          workerStats(w.id, recent, ctx.now(), fleetAverageDuration(recent)),
-          view.catalogue,
-        );
+        const [hours, durations, catalogue] = await Promise.all([
+          readNodeHours(ctx, w.id),
+          recentDurations(ctx),
+          listModels(ctx),
+        ]);
+        return workerDetail(w, workerStats(hours, ctx.now(), durations.fleet), catalogue);
       },
     }),
     route({
@@ -303,7 +305,8 @@ export function clusterRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
         const live = takeSample(view.workers, view.catalogue, counts.queuedByModel, ctx.now());
-        return loadClusterMetrics(ctx, req.query.timeframe, live);
+        const { queued, assigned, running } = counts.states;
+        return loadClusterMetrics(ctx, req.query.timeframe, live, queued + assigned + running);
       },
     }),
   ];

@@ -5,7 +5,7 @@ import { taskQueueKeys, keys } from '../core/keys.js';
 import { planPlacements, type SchedTask } from '../task-planner/index.js';
 import { conditional, isConditionFailed, queryAll } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
-import { recordCompletion } from './task-stats.js';
+import { recordFinish } from './task-stats.js';
 import { countTransition } from './task-counts.js';
 
 /**
@@ -349,13 +349,8 @@ export async function markFinished(
       (error: unknown) =>
         ctx.logger.warn('task count failed', { taskId: task.taskId, error: error as Error }),
     );
-  // Wait estimates read these counters, not the tasks (task-stats.ts).
-  if (
-    finished?.status === 'completed' &&
-    finished.startedAtMs !== undefined &&
-    finished.completedAtMs !== undefined
-  )
-    await recordCompletion(ctx, finished.model, (finished.completedAtMs - finished.startedAtMs) / 1000);
+  // Wait estimates, worker figures and /cluster/metrics read these, not the tasks (task-stats.ts).
+  if (finished) await recordFinish(ctx, finished);
   return finished;
 }
 
@@ -376,6 +371,7 @@ export async function closeQueued(
     ),
   );
   if (closed) await countTransition(ctx, closed, 'queued', status);
+  if (closed) await recordFinish(ctx, closed);
   return closed;
 }
 
@@ -397,5 +393,6 @@ export async function markCancelledWhileActive(
     ),
   );
   if (cancelled) await countTransition(ctx, cancelled, task.status, 'cancelled');
+  if (cancelled) await recordFinish(ctx, cancelled);
   return cancelled;
 }

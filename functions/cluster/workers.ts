@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, taskQueueKeys } from '../core/keys.js';
 import type { SchedNode } from '../task-planner/index.js';
-import { getNode, isCordoned, isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
+import { getNode, isCordoned, isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { NODE_SHARDS, clearFree, maxConcurrencyOf, type FreeRecord } from '../nodes/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import type { SlotItem } from './slots.js';
@@ -49,7 +49,6 @@ const sum = (xs: (number | null | undefined)[]): number | undefined => {
   const vs = xs.filter((x): x is number => typeof x === 'number');
   return vs.length ? vs.reduce((a, b) => a + b, 0) : undefined;
 };
-
 
 /** The control plane's record while it is fresh, else the heartbeat. */
 export function residentModels(node: NodeItem, record: NodeModelsItem | undefined): string[] {
@@ -140,6 +139,17 @@ export function toSchedNode(w: Worker): SchedNode {
     ...(w.gpuType !== undefined ? { gpuType: w.gpuType } : {}),
     labels: w.node.labels ?? {},
   };
+}
+
+/** One worker by node id or name from its own records (node, models, held slots): no fleet read. */
+export async function loadWorker(ctx: AppContext, idOrName: string): Promise<Worker | undefined> {
+  const node = await resolveNode(ctx, idOrName);
+  if (!node) return undefined;
+  const [record, running] = await Promise.all([
+    getNodeModels(ctx, node.nodeId),
+    queryAll<SlotItem>(ctx.store, taskQueueKeys.nodeSlot(node.nodeId, 0).pk),
+  ]);
+  return toWorker(ctx, node, record, running);
 }
 
 /** By node id or node name (Fleet Commander names nodes like `agx0`). */

@@ -351,3 +351,18 @@ export const metricHistoryKeys = {
     sk: `M5#${utcHour(spanStartMs)}`,
   }),
 } as const;
+
+/**
+ * Task statistics by the hour (appended; functions/cluster/task-stats.ts), written when a task
+ * finishes: a node's own (`NODESTATS#<nodeId>`), and the fleet's in shards (`TASKRATE#<0-7>`), by
+ * UTC hour (`H#`) and minute (`M#`) so a range reads in order.
+ */
+export const statsKeys = {
+  nodePk: (nodeId: string) => `NODESTATS#${nodeId}`,
+  nodeHour: (nodeId: string, ms: number) => ({ pk: `NODESTATS#${nodeId}`, sk: `H#${utcHour(ms)}` }),
+  fleetPk: (shard: number) => `TASKRATE#${shard}`,
+  fleetHour: (shard: number, ms: number) => ({ pk: `TASKRATE#${shard}`, sk: `H#${utcHour(ms)}` }),
+  fleetMinute: (shard: number, ms: number) => ({ pk: `TASKRATE#${shard}`, sk: `M#${utcMinute(ms)}` }),
+  hourSk: (ms: number) => `H#${utcHour(ms)}`,
+  minuteSk: (ms: number) => `M#${utcMinute(ms)}`,
+} as const;

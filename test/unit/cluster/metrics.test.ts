@@ -3,11 +3,18 @@ import {
   clusterMetrics,
   recentDurations,
   resetDurationCache,
+  TIMEFRAMES,
   workerStats,
   type Sample,
 } from '../../../functions/cluster/metrics.js';
 import type { AppContext } from '../../../functions/core/context.js';
-import { TASK_STATS_SHARDS } from '../../../functions/cluster/task-stats.js';
+import type { QueryOptions, StoreItem, UpdateSpec } from '../../../functions/ports/store.js';
+import {
+  readFleetFinished,
+  readNodeHours,
+  recordFinish,
+  TASK_STATS_SHARDS,
+} from '../../../functions/cluster/task-stats.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
 
 const T0 = Date.parse('2026-05-30T10:00:00Z');
@@ -44,51 +51,98 @@ const sample = (gpu: number | null, mem: number | null, eff: number | null): Sam
   queuedTasks: 0,
 });
 
+/** A store of plain maps with what the task statistics use: update (set, add) and a range query. */
+function statsContext(clock: { now: number }) {
+  const parts = new Map<string, Map<string, StoreItem>>();
+  const store = {
+    update: async (pk: string, sk: string, spec: UpdateSpec) => {
+      const part = parts.get(pk) ?? parts.set(pk, new Map()).get(pk)!;
+      const item: StoreItem = { ...(part.get(sk) ?? { pk, sk }), ...spec.set };
+      for (const [f, v] of Object.entries(spec.add ?? {}))
+        item[f] = ((item[f] as number | undefined) ?? 0) + v;
+      part.set(sk, item);
+      return item;
+    },
+    query: async (pk: string, options: QueryOptions = {}) => {
+      const [from, to] = options.between ?? ['', '\uffff'];
+      const items = [...(parts.get(pk)?.values() ?? [])]
+        .filter((i) => i.sk >= from && i.sk <= to)
+        .sort((x, y) => (x.sk < y.sk ? -1 : 1));
+      return { items };
+    },
+  };
+  const ctx = { now: () => clock.now, store, logger: { warn: () => undefined } } as unknown as AppContext;
+  /** Records finished tasks in the order they finished, each at its own completion time. */
+  const finish = async (...tasks: TaskItem[]) => {
+    for (const t of [...tasks].sort((x, y) => x.completedAtMs! - y.completedAtMs!)) {
+      clock.now = t.completedAtMs!;
+      await recordFinish(ctx, t);
+    }
+  };
+  return { ctx, finish };
+}
+
 describe('cluster metrics', () => {
-  it('computes outcomes, response time, peak throughput and sampled GPU and memory', () => {
-    const tasks = [
+  it('computes outcomes, response time, peak throughput and sampled GPU and memory', async () => {
+    const clock = { now: T0 };
+    const { ctx, finish } = statsContext(clock);
+    await finish(
       task('a', { startedAtMs: T0 + 1_000, completedAtMs: T0 + 3_000 }),
       task('b', { startedAtMs: T0 + 1_000, completedAtMs: T0 + 5_000 }),
       task('c', { startedAtMs: T0 + 1_000, completedAtMs: T0 + 61_000 }),
       task('d', { status: 'failed', completedAtMs: T0 + 2_000 }),
-      task('e', { status: 'queued', nodeId: undefined }),
-    ];
-    const out = clusterMetrics('24h', tasks, [
-      sample(50, 70, 80),
-      sample(90, 90, null),
-      sample(10, null, 100),
-    ]);
-    expect(out).toEqual({
+      // Three hours before: in the last 24 hours, not in the last hour.
+      task('old', { createdAtMs: T0 - 3 * 3_600_000, completedAtMs: T0 - 3 * 3_600_000 + 1_000 }),
+    );
+    clock.now = T0 + 120_000;
+    const samples = [sample(50, 70, 80), sample(90, 90, null), sample(10, null, 100)];
+    // One task queued now ('e').
+    const day = clusterMetrics('24h', await readFleetFinished(ctx, TIMEFRAMES['24h']), 1, samples);
+    expect(day).toEqual({
       timeframe: '24h',
       metrics: {
-        total_tasks: 5,
-        successful_tasks: 3,
+        total_tasks: 6,
+        successful_tasks: 4,
         failed_tasks: 1,
-        success_rate: 75,
-        average_response_time: '23s',
+        success_rate: 80,
+        average_response_time: '17.5s',
         peak_throughput: '2 tasks/min',
         gpu_utilization: { average: 50, peak: 90, minimum: 10 },
         memory_usage: { average: '80%', peak: '90%', efficiency: 90 },
         samples: 3,
       },
     });
+    // The last hour, by the minute.
+    const hour = clusterMetrics('1h', await readFleetFinished(ctx, TIMEFRAMES['1h']), 1, samples);
+    expect(hour.metrics).toMatchObject({
+      total_tasks: 5,
+      successful_tasks: 3,
+      failed_tasks: 1,
+      success_rate: 75,
+      average_response_time: '23s',
+      peak_throughput: '2 tasks/min',
+    });
   });
 
-  it('says null rather than inventing figures when there is nothing to measure', () => {
-    const out = clusterMetrics('1h', [], []);
+  it('says null rather than inventing figures when there is nothing to measure', async () => {
+    const { ctx } = statsContext({ now: T0 });
+    const out = clusterMetrics('1h', await readFleetFinished(ctx, TIMEFRAMES['1h']), 0, []);
     expect(out.metrics).toMatchObject({
       total_tasks: 0,
       success_rate: 0,
       average_response_time: null,
+      peak_throughput: '0 tasks/min',
       gpu_utilization: { average: null },
     });
   });
 });
 
 describe('worker stats', () => {
-  it("reads a worker's history from its task records", () => {
-    const now = T0 + 30 * 60_000;
-    const tasks = [
+  it("reads a worker's history from its hour records", async () => {
+    const clock = { now: T0 };
+    const { ctx, finish } = statsContext(clock);
+    const yesterday = T0 - 11 * 3_600_000;
+    await finish(
       task('a', {
         startedAtMs: T0,
         completedAtMs: T0 + 2_000,
@@ -98,21 +152,33 @@ describe('worker stats', () => {
       task('b', { startedAtMs: T0, completedAtMs: T0 + 4_000 }),
       task('c', { status: 'failed', completedAtMs: T0 + 1_000 }),
       task('d', { nodeId: 'w2', startedAtMs: T0, completedAtMs: T0 + 1_000 }),
-    ];
-    const s = workerStats('w1', tasks, now, 1.5);
+      // Yesterday (UTC) but in the last 24 hours; and one older than 24 hours, left out.
+      task('y', {
+        createdAtMs: yesterday - 3_000,
+        startedAtMs: yesterday - 3_000,
+        completedAtMs: yesterday,
+      }),
+      task('z', { createdAtMs: T0 - 25 * 3_600_000, completedAtMs: T0 - 25 * 3_600_000 + 9_000 }),
+    );
+    const now = T0 + 30 * 60_000;
+    clock.now = now;
+    const s = workerStats(await readNodeHours(ctx, 'w1'), now, 1.5);
     expect(s).toMatchObject({
       completedToday: 2,
       averageDurationS: 3,
-      successRate: 66.7,
+      successRate: 75,
       tasksPerHour: 2,
       averageResponseS: 3,
-      errorRate: 0.333,
-      performanceScore: 3.3, // 10 x 2/3 success x (1.5 s fleet / 3 s here)
+      errorRate: 0.25,
+      performanceScore: 3.8, // 10 x 3/4 success x (1.5 s fleet / 3 s here)
     });
     expect(s.loadTimeS.get('llama-2-7b')).toBe(1.5);
     expect(s.lastUsed.get('llama-2-7b')).toBe(T0 + 4_000);
+    // An hour and a minute later, the last hour holds none of them.
+    clock.now = T0 + 61 * 60_000 + 5_000;
+    expect(workerStats(await readNodeHours(ctx, 'w1'), clock.now, 1.5).tasksPerHour).toBe(0);
     // Nothing finished: nothing failed and nothing slow, so the figures are those of a clean record.
-    expect(workerStats('idle', tasks, now, 1.5)).toMatchObject({
+    expect(workerStats(await readNodeHours(ctx, 'idle'), now, 1.5)).toMatchObject({
       completedToday: 0,
       averageDurationS: null,
       successRate: 100,
