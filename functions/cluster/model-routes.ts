@@ -68,15 +68,9 @@ export function clusterModelRoutes(): AnyRoute[] {
       handler: async (_req, ctx) => {
         const view = await loadFleet(ctx);
         // Load times of the workers listed (those holding a model) only.
-        const holding = view.workers.filter((w) => w.resident.length || w.reported.length);
-        return assignmentsView(
-          view.workers,
-          view.catalogue,
-          await loadTimesOf(
-            ctx,
-            holding.map((w) => w.id),
-          ),
-        );
+        const holding = view.workers.filter((w) => w.resident.length || w.reported.length).map((w) => w.id);
+        const loadTimes = await loadTimesOf(ctx, holding);
+        return assignmentsView(view.workers, view.catalogue, loadTimes);
       },
     }),
     route({

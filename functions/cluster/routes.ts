@@ -137,7 +137,8 @@ export function clusterRoutes(): AnyRoute[] {
       tags: ['Workers'],
       method: 'GET',
       path: '/workers/{worker_id}',
-      summary: 'One worker: GPU, system, loaded models, task history and metrics from its task records',
+      summary:
+        'One worker: GPU, system, loaded models, task history and metrics from its hourly task statistics',
       params: workerIdParams,
       response: S.workerDetailOut,
       responses: { 404: 'Unknown worker' },
@@ -297,7 +298,8 @@ export function clusterRoutes(): AnyRoute[] {
       tags: ['Cluster'],
       method: 'GET',
       path: '/cluster/metrics',
-      summary: 'Task outcomes and throughput from task records; GPU and memory from per-minute fleet samples',
+      summary:
+        'Task outcomes and throughput from task statistics; GPU and memory from per-minute fleet samples',
       query: z.object({
         timeframe: z.enum(Object.keys(TIMEFRAMES) as [Timeframe, ...Timeframe[]]).default('24h'),
       }),

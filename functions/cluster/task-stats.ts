@@ -110,7 +110,7 @@ const FLEET_MINUTE_TTL_SECONDS = 3 * 3_600;
 /** A window up to this long is read by the minute. */
 const BY_MINUTE_MS = 2 * HOUR_MS;
 
-export const minuteField = (ms: number) => `c${new Date(ms).toISOString().slice(14, 16)}`;
+const minuteField = (ms: number) => `c${new Date(ms).toISOString().slice(14, 16)}`;
 const num = (v: unknown) => (typeof v === 'number' ? v : 0);
 
 /**

@@ -13,7 +13,7 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
   },
   'GET /workers/{worker_id}': {
     description:
-      'One worker: GPU, system, loaded models, today’s task counts and metrics from its task records.',
+      'One worker: GPU, system, loaded models, today’s task counts and its last 24 hours’ metrics, from statistics kept by the hour as its tasks finish.',
     params: { worker_id: 'gpu-01' },
   },
   'POST /workers/{worker_id}/restart': {
@@ -107,7 +107,7 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
   },
   'GET /cluster/metrics': {
     description:
-      'Task outcomes and throughput over `timeframe` (1h, 24h, 7d) from task records; GPU (%) and memory from per-minute fleet samples.',
+      'Tasks finished over `timeframe` (1h by the minute; 24h, 7d, 30d by the hour) plus those queued or running now, success rate, response time and peak throughput from statistics kept as tasks finish; GPU (%) and memory from per-minute fleet samples.',
   },
 
   // ------------------------------------------------------------------ vision
