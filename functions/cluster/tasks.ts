@@ -111,20 +111,6 @@ export function queueReader(ctx: AppContext, pageSize: number) {
   };
 }
 
-/** Tasks created in [fromMs, now], newest first (gsi2 TASKS, sorted by creation). */
-export async function tasksSince(ctx: AppContext, fromMs: number): Promise<TaskItem[]> {
-  const from = new Date(Math.max(0, fromMs)).toISOString();
-  return queryAll<TaskItem>(ctx.store, taskQueueKeys.tasksPk, {
-    index: 'gsi2',
-    between: [from, '\uffff'],
-    ascending: false,
-  });
-}
-
-export async function allTasks(ctx: AppContext): Promise<TaskItem[]> {
-  return queryAll<TaskItem>(ctx.store, taskQueueKeys.tasksPk, { index: 'gsi2', ascending: false });
-}
-
 export const toSchedTask = (t: TaskItem): SchedTask => ({
   id: t.taskId,
   model: t.model,
