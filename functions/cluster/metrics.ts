@@ -102,12 +102,12 @@ const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 export function sampleFromAggregate(
   agg: FleetPart,
   catalogue: ModelSpec[],
-  queuedModels: string[],
+  queued: ReadonlyMap<string, number>,
   running: SlotItem[],
   now: number,
 ): Sample {
   const memOf = new Map(catalogue.map((m) => [m.id, m.gpuMemoryMb] as const));
-  const wanted = new Set([...queuedModels, ...running.map((s) => s.model)]);
+  const wanted = new Set([...queued.keys(), ...running.map((s) => s.model)]);
   let resident = 0;
   let useful = 0;
   for (const [m, nodes] of Object.entries(agg.resident)) {
@@ -123,7 +123,7 @@ export function sampleFromAggregate(
     onlineNodes: agg.onlineNodes,
     slots: agg.slots,
     runningTasks: running.length,
-    queuedTasks: queuedModels.length,
+    queuedTasks: [...queued.values()].reduce((a, b) => a + b, 0),
   };
 }
 
@@ -135,11 +135,11 @@ export function sampleFromAggregate(
 export async function recordSample(
   ctx: AppContext,
   catalogue: ModelSpec[],
-  queue: TaskItem[],
+  /** Queued tasks by model (task-counts.ts). */
+  queued: ReadonlyMap<string, number>,
   running: SlotItem[],
 ): Promise<void> {
   const now = ctx.now();
-  const queued = queue.map((t) => t.model);
   const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
   const sample = agg
     ? sampleFromAggregate(agg, catalogue, queued, running, now)

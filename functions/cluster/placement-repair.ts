@@ -1,8 +1,9 @@
 import type { AppContext } from '../core/context.js';
 import { dispatchCommand, type DispatchOptions } from '../nodes/commands.js';
 import type { Command } from '../../protocol/commands.js';
+import { dropDeadline, dueDeadlines, recheckDeadline } from './queue-deadlines.js';
 import { releaseSlot, type SlotItem } from './slots.js';
-import { getTask, markFinished, requeue, runDeadlineMs } from './tasks.js';
+import { closeQueued, getTask, markFinished, requeue, runDeadlineMs, TERMINAL } from './tasks.js';
 import type { Worker } from './workers.js';
 
 /** A slot claimed by a runner that died before assigning the task is freed after this. */
@@ -100,4 +101,29 @@ export async function repairSlots(
     await release(s);
   }
   return out;
+}
+
+/**
+ * The scheduled run's queue timeouts, from the deadline records past due (queue-deadlines.ts): a
+ * task still queued fails, one active is looked at again a minute on, the others' records go.
+ * Reads the records due and their tasks, never the queue. The ids of the tasks it failed.
+ */
+export async function closePastDue(ctx: AppContext, now: number): Promise<string[]> {
+  const timedOut: string[] = [];
+  for await (const page of dueDeadlines(ctx, now)) {
+    await Promise.all(
+      page.map(async (d) => {
+        const task = await getTask(ctx, d.taskId);
+        const error = `timed out after ${d.timeoutSeconds} s in the queue`;
+        if (task?.status === 'queued' && (await closeQueued(ctx, d.taskId, 'failed', error))) {
+          timedOut.push(d.taskId);
+          await dropDeadline(ctx, d);
+        } else if (task && !TERMINAL.includes(task.status)) {
+          // Active (or placed just now): it may come back to the queue past its deadline.
+          await recheckDeadline(ctx, d, now);
+        } else await dropDeadline(ctx, d);
+      }),
+    );
+  }
+  return timedOut;
 }

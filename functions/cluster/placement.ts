@@ -3,11 +3,13 @@ import { planPlacements, type Placement, type SchedModel } from '../task-planner
 import { listModels } from './catalogue.js';
 import { recordSample } from './metrics.js';
 import { heldSlots, type SlotItem } from './slots.js';
-import { closeQueued, queuedTasks, queueReader, toSchedTask, type TaskItem } from './tasks.js';
+import { closeQueued, queueReader, toSchedTask, type TaskItem } from './tasks.js';
+import { readLiveCounts, recountQueued } from './task-counts.js';
+import { isCordoned } from '../nodes/nodes.js';
 import { loadCandidates, toSchedNode, type Worker } from './workers.js';
 import { cloudOnlyModels, loadModelBursts, modelBursts, withRentedNodes } from '../novita/model-burst.js';
 import { applyPlacement } from './placement-apply.js';
-import { repairSlots } from './placement-repair.js';
+import { closePastDue, repairSlots } from './placement-repair.js';
 
 /**
  * The placement runner (`placement.run`): repairs held slots (tasks on offline nodes go back to
@@ -42,14 +44,15 @@ export interface PlacementReport {
   releasedSlots: number;
   /** Placements another runner got to first. */
   lost: number;
+  /** Of the tasks it read. */
   stillQueued: number;
   /** A quick run's reads for its candidates (lookups of the free-capacity index, nodes read). */
   candidates?: { lookups: number; nodes: number };
-  /** Queued tasks a quick run read (a page at a time); absent where it read the whole queue. */
+  /** Queued tasks the run read (a page at a time); absent when no node had a free slot. */
   queueRead?: number;
 }
 
-/** Queued tasks a quick run reads at once, in placement order. */
+/** Queued tasks a run reads at once, in placement order. */
 export const QUEUE_PAGE = 25;
 
 const freeSlots = (workers: Worker[]): number =>
@@ -93,8 +96,14 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
   // Models with `cloud`: their rented nodes (read only when the catalogue has such a model).
   const bursts = await loadModelBursts(ctx, catalogue);
-  // Every run reads the queue and then only candidates (workers.ts loadCandidates), never the fleet.
-  let queue: TaskItem[];
+  // Queue timeouts from the deadlines past due (queue-deadlines.ts), not from the whole queue.
+  if (full) report.timedOut.push(...(await closePastDue(ctx, now)));
+  // The queue's counts by model (8 small records), for the sample and the rented nodes' waiting.
+  const live = options.sample || bursts ? await readLiveCounts(ctx) : undefined;
+  const queuedOf = (model: string) => live?.counts.queuedByModel.get(model) ?? 0;
+  // Every run reads the queue a page at a time in placement order and then only candidates
+  // (workers.ts loadCandidates), never the fleet: what it reads follows free capacity, not the
+  // queue's depth.
   let workers: Worker[];
   const candidatesFor = async (tasks: TaskItem[], include?: string[]) => {
     const demand = new Map<string, number>();
@@ -106,13 +115,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     };
     return c.workers;
   };
-  // A quick run reads the queue a page at a time in placement order and stops once the plan fills
-  // every free slot of its candidates (what it reads follows free capacity, not the queue's depth).
-  // The scheduled run reads it all (queue deadlines anywhere in it, the sample's counts), as does a
-  // run with rented model nodes (their waiting counts).
-  const paged = !full && !bursts;
-  let reader = paged ? queueReader(ctx, QUEUE_PAGE) : undefined;
-  queue = reader ? await reader.next() : await queuedTasks(ctx);
+  let reader = queueReader(ctx, QUEUE_PAGE);
+  let queue = await reader.next();
   // The scheduled run checks every held slot, so it reads the nodes holding them (the fleet's work,
   // not its size); the sweep repairs the indexes and aggregates the fleet for the sample.
   const include = [
@@ -126,8 +130,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
   if (repair.requeued.length) {
     // Tasks back in the queue need candidates of their own (their node just left).
-    reader = paged ? queueReader(ctx, QUEUE_PAGE) : undefined;
-    queue = reader ? await reader.next() : await queuedTasks(ctx);
+    reader = queueReader(ctx, QUEUE_PAGE);
+    queue = await reader.next();
     const requeued = new Set(repair.requeued);
     const known = new Set(workers.map((w) => w.id));
     const more = await candidatesFor(queue.filter((t) => requeued.has(t.taskId)));
@@ -146,62 +150,97 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const withRunning = (ws: Worker[]) => ws.map((w) => ({ ...w, running: bySlotNode.get(w.id) ?? [] }));
   workers = withRunning(workers);
   const modelById = new Map(catalogue.map((m) => [m.id, m] as const));
+  // What a cloud model waits with (modelBursts reads only theirs): its tasks left queued, or its
+  // queued count less what this run placed or failed, the tasks it did not read included.
+  const waiting = (left: TaskItem[], gone: TaskItem[]) => {
+    const out = countByModel(left);
+    const goneOf = countByModel(gone);
+    for (const m of catalogue)
+      if (m.cloud) out.set(m.id, Math.max(out.get(m.id) ?? 0, queuedOf(m.id) - (goneOf.get(m.id) ?? 0)));
+    return out;
+  };
+  const finish = async (busyNodes: Set<string>, left: TaskItem[], gone: TaskItem[]) => {
+    await modelBursts(ctx, bursts, { catalogue, waiting: waiting(left, gone), busyNodes });
+    if (!options.sample || !live) return;
+    await recordSample(ctx, catalogue, live.counts.queuedByModel, repair.live).catch((error: unknown) =>
+      ctx.logger.warn('sample failed', { error: error as Error }),
+    );
+    // A run that moved the queue leaves the recount to a quiet minute.
+    if (!report.placed.length && !report.requeued.length && !report.timedOut.length)
+      await recountQueued(ctx, live.records).catch((error: unknown) =>
+        ctx.logger.warn('task recount failed', { error: error as Error }),
+      );
+  };
 
   // Nothing can start without a free slot. Queue timeouts are then enforced by the next run with
   // capacity, or the scheduled one.
-  if (!full && !workers.some((w) => w.online && w.running.length < w.maxConcurrency)) {
+  if (!workers.some((w) => w.online && w.running.length < w.maxConcurrency)) {
     report.planned = false;
-    await modelBursts(ctx, bursts, {
-      catalogue,
-      waiting: countByModel(queue),
-      busyNodes: new Set(repair.live.map((s) => s.nodeId)),
-    });
+    await finish(new Set(repair.live.map((s) => s.nodeId)), queue, []);
     return report;
   }
   const models: SchedModel[] = catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb }));
   // Cloud-only models' tasks go to their rented nodes only (withRentedNodes).
   const cloudOnly = cloudOnlyModels(catalogue);
-  const planFleet = () =>
-    planPlacements({
+  const planAll = () => {
+    const fleet = planPlacements({
       nodes: workers.map(toSchedNode),
       models,
       queue: queue.filter((t) => !cloudOnly.has(t.model)).map(toSchedTask),
       now,
     });
-  let fleetPlan = planFleet();
-  if (reader) {
-    // The plan of a prefix of the queue places its tasks as the plan of the whole queue would
-    // (the planner serves in this order and a decision only uses capacity up): read on only while
-    // the plan leaves a candidate's slot free. Tasks no free slot fits (a model or GPU type
-    // nobody free serves) keep it reading, as far as the whole queue: none is passed over.
-    let free = freeSlots(workers);
-    while (!reader.done && fleetPlan.placements.length < free) {
-      const more = await reader.next();
-      if (!more.length) break;
-      queue = [...queue, ...more];
-      const known = new Set(workers.map((w) => w.id));
-      const seen = new Set(queue.slice(0, -more.length).map((t) => t.model));
-      const fresh = more.filter((t) => !seen.has(t.model));
-      if (fresh.length) {
-        workers = [...workers, ...withRunning((await candidatesFor(fresh)).filter((w) => !known.has(w.id)))];
-        free = freeSlots(workers);
-      }
-      fleetPlan = planFleet();
+    const plan = bursts
+      ? withRentedNodes(fleet, {
+          bursts,
+          workers,
+          models,
+          cloudOnly: queue.filter((t) => cloudOnly.has(t.model)).map(toSchedTask),
+          tasks: new Map(queue.map((t) => [t.taskId, toSchedTask(t)] as const)),
+          now,
+        })
+      : fleet;
+    return { fleet, plan };
+  };
+  // A rented node with a free slot wants more of the queue while its model's count (the counters)
+  // says more of its tasks are queued than were read.
+  const rentedWant = (plan: { placements: Placement[] }) => {
+    if (!bursts) return false;
+    const read = countByModel(queue);
+    const placedOn = new Map<string, number>();
+    for (const p of plan.placements) placedOn.set(p.nodeId, (placedOn.get(p.nodeId) ?? 0) + 1);
+    return workers.some((w) => {
+      const model = bursts.nodes.get(w.id);
+      return (
+        model !== undefined &&
+        w.online &&
+        !isCordoned(w.node) &&
+        w.running.length + (placedOn.get(w.id) ?? 0) < w.maxConcurrency &&
+        queuedOf(model) > (read.get(model) ?? 0)
+      );
+    });
+  };
+  let { fleet: fleetPlan, plan } = planAll();
+  // The plan of a prefix of the queue places its tasks as the plan of the whole queue would (the
+  // planner serves in this order and a decision only uses capacity up): read on only while the
+  // plan leaves a candidate's slot free. Tasks no free slot fits (a model or GPU type nobody free
+  // serves) keep it reading, as far as the whole queue: none is passed over.
+  let free = freeSlots(workers);
+  while (!reader.done && (fleetPlan.placements.length < free || rentedWant(plan))) {
+    const more = await reader.next();
+    if (!more.length) break;
+    queue = [...queue, ...more];
+    const known = new Set(workers.map((w) => w.id));
+    const seen = new Set(queue.slice(0, -more.length).map((t) => t.model));
+    const fresh = more.filter((t) => !seen.has(t.model));
+    if (fresh.length) {
+      workers = [...workers, ...withRunning((await candidatesFor(fresh)).filter((w) => !known.has(w.id)))];
+      free = freeSlots(workers);
     }
-    report.queueRead = queue.length;
+    ({ fleet: fleetPlan, plan } = planAll());
   }
+  report.queueRead = queue.length;
   const workerById = new Map(workers.map((w) => [w.id, w] as const));
   const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
-  const plan = bursts
-    ? withRentedNodes(fleetPlan, {
-        bursts,
-        workers,
-        models,
-        cloudOnly: queue.filter((t) => cloudOnly.has(t.model)).map(toSchedTask),
-        tasks: new Map(queue.map((t) => [t.taskId, toSchedTask(t)] as const)),
-        now,
-      })
-    : fleetPlan;
   report.stillQueued = plan.stillQueued.length;
 
   for (const id of plan.timedOut) {
@@ -243,15 +282,11 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     }),
   );
 
-  await modelBursts(ctx, bursts, {
-    catalogue,
-    waiting: countByModel(plan.stillQueued.map((id) => taskById.get(id)!)),
-    busyNodes: new Set(workers.filter((w) => w.running.length > 0).map((w) => w.id)),
-  });
-  if (options.sample)
-    await recordSample(ctx, catalogue, queue, repair.live).catch((error: unknown) =>
-      ctx.logger.warn('sample failed', { error: error as Error }),
-    );
+  await finish(
+    new Set(workers.filter((w) => w.running.length > 0).map((w) => w.id)),
+    plan.stillQueued.map((id) => taskById.get(id)!),
+    [...plan.placements.map((p) => taskById.get(p.taskId)!), ...plan.timedOut.map((id) => taskById.get(id)!)],
+  );
   if (report.placed.length || report.requeued.length || report.timedOut.length || report.failed.length) {
     ctx.logger.info('placement run', {
       placed: report.placed.length,

@@ -14,11 +14,14 @@
  * Whether an active task leaving was assigned or running is what the caller read of it: a race
  * with its first progress report can move one count between the two (active stays exact).
  * The counter write follows the task's write; a process that dies between the two leaves a count
- * one off (clamped at zero when read). Only tasks submitted with the counters (`counted`) move
- * them: tasks a deployment stored before are left out of the counts until they are gone.
+ * one off (clamped at zero when read) until recountQueued puts the queued counts right. Only tasks
+ * submitted with the counters (`counted`) move them: tasks a deployment stored before are left
+ * out of the counts until they are gone.
  */
+import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
-import { queryAll, type StoreItem } from '../ports/store.js';
+import { taskQueueKeys } from '../core/keys.js';
+import { queryAll, updateIf, type StoreItem } from '../ports/store.js';
 import type { TaskItem, TaskStatus } from './task-model.js';
 
 export const TASK_COUNT_SHARDS = 8;
@@ -31,6 +34,8 @@ const FINISHED_DAYS = 31;
 export const taskCountPk = (shard: number) => `TASKCOUNT#${shard}`;
 // Sort order: DAY# < LIVE < T#, so one range reads the days and LIVE, another LIVE and the hours.
 const LIVE_SK = 'LIVE';
+/** LIVE field summing the counted transitions into and out of the queue. */
+const MOVES = 'queuedMoves';
 const dayKey = (ms: number) => 'DAY#' + new Date(ms).toISOString().slice(0, 10);
 const hourKey = (ms: number) => 'T#' + new Date(ms).toISOString().slice(0, 13);
 
@@ -76,6 +81,8 @@ export async function countTransition(
   for (const [f, v] of Object.entries(from ? live(from, task, -1) : {})) delta[f] = (delta[f] ?? 0) + v;
   for (const [f, v] of Object.entries(live(to, task, 1))) delta[f] = (delta[f] ?? 0) + v;
   for (const f of Object.keys(delta)) if (delta[f] === 0) delete delta[f];
+  // Tells recountQueued the queue moved (this field is no count: sum() leaves it out).
+  if ((from === 'queued') !== (to === 'queued')) delta[MOVES] = 1;
   try {
     // No condition: the first transition creates each record. The writes are independent.
     const expires = (days: number) => ({ expiresAt: Math.floor(now / 1000) + days * 86_400 });
@@ -188,6 +195,89 @@ export async function readTaskCounts(ctx: AppContext, opts: { finished: boolean 
   if (!opts.finished) return sum(await readLive(ctx));
   return sum(await readShards(ctx, [dayKey(ctx.now() - (FINISHED_DAYS - 1) * DAY_MS), LIVE_SK]));
 }
+
+/** The live counts, and the LIVE records they sum (for recountQueued). */
+export async function readLiveCounts(ctx: AppContext): Promise<{ counts: TaskCounts; records: StoreItem[] }> {
+  const records = await readLive(ctx);
+  return { counts: sum(records), records };
+}
+
+/**
+ * The queued counts (in all and by model, priority and task type) recounted from the queue, a
+ * bounded read once a minute (the scheduled placement run), so a count a dead process left one
+ * off (or below zero) comes right. The queue moves while it is read, so a recount only counts a
+ * queue that did not move: no counted transition in or out (`queuedMoves` unchanged) from a
+ * minute before the read (the index may lag its table) to a minute after (a transition whose
+ * counter write was still on its way would otherwise count twice). A run reads the LIVE records
+ * (`records`, which it has for its own counts), the recount record, and, in a quiet minute, the
+ * queue when it holds at most RECOUNT_PAGE tasks (a longer queue is recounted once it is short);
+ * the next run adds the difference to one shard if the queue was still quiet. Runs that overlap
+ * claim the record first: one of them corrects. Active, running and finished counts are not
+ * recounted.
+ */
+export async function recountQueued(
+  ctx: AppContext,
+  records: readonly StoreItem[],
+): Promise<{ read: number; corrected?: Record<string, number> }> {
+  const k = taskQueueKeys.taskCountRecount;
+  const moves = records.reduce((n, r) => n + (typeof r[MOVES] === 'number' ? r[MOVES] : 0), 0);
+  const last = await ctx.store.get<RecountItem>(k.pk, k.sk);
+  const token = () => randomBytes(6).toString('hex');
+  const quiet = last?.moves === moves;
+  let corrected: Record<string, number> | undefined;
+  if (quiet && last.counts) {
+    const stored = queuedFields(records);
+    const diff: Record<string, number> = {};
+    for (const f of new Set([...Object.keys(last.counts), ...Object.keys(stored)])) {
+      const d = (last.counts[f] ?? 0) - (stored[f] ?? 0);
+      if (d) diff[f] = d;
+    }
+    if (
+      Object.keys(diff).length &&
+      (await updateIf(ctx.store, k.pk, k.sk, { set: { token: token() }, remove: ['counts'] }, { equals: { token: last.token } }))
+    ) {
+      const shard = Math.floor(Math.random() * TASK_COUNT_SHARDS);
+      await ctx.store.update(taskCountPk(shard), LIVE_SK, { add: diff }, {});
+      corrected = diff;
+      ctx.logger.warn('task counters recounted', { diff });
+    }
+  }
+  if (!quiet) {
+    await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
+    return { read: 0 };
+  }
+  const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, { index: 'gsi1', limit: RECOUNT_PAGE + 1 });
+  if (page.items.length > RECOUNT_PAGE || page.cursor) {
+    if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
+    return { read: page.items.length, ...(corrected ? { corrected } : {}) };
+  }
+  const counts: Record<string, number> = {};
+  for (const t of page.items)
+    if (t.counted) for (const [f, v] of Object.entries(live('queued', t, 1))) counts[f] = (counts[f] ?? 0) + v;
+  if (corrected || JSON.stringify(counts) !== JSON.stringify(last.counts))
+    await ctx.store.put<RecountItem>({ ...k, moves, counts, token: token() });
+  return { read: page.items.length, ...(corrected ? { corrected } : {}) };
+}
+
+/** Queued tasks a recount reads at most. */
+export const RECOUNT_PAGE = 200;
+
+interface RecountItem extends StoreItem {
+  /** `queuedMoves` summed when it was written. */
+  moves: number;
+  /** The queued counts read then (absent: the queue moved, or was too long). */
+  counts?: Record<string, number>;
+  /** Changed by every claim. */
+  token: string;
+}
+
+const queuedFields = (records: readonly StoreItem[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const r of records)
+    for (const [f, v] of Object.entries(r))
+      if (typeof v === 'number' && f.split(':')[0] === 'queued') out[f] = (out[f] ?? 0) + v;
+  return out;
+};
 
 /**
  * The live counts, and tasks queued, assigned and running now with those finished in the last 24

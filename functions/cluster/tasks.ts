@@ -7,6 +7,7 @@ import { conditional, isConditionFailed, queryAll } from '../ports/store.js';
 import { countTaskFinished } from '../observability/counters.js';
 import { recordFinish } from './task-stats.js';
 import { countTransition } from './task-counts.js';
+import { recordQueueDeadline } from './queue-deadlines.js';
 
 /**
  * One task record serves both APIs: a cluster task (POST /tasks) and a vision job
@@ -75,7 +76,8 @@ export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskI
     progress: 0,
     counted: true,
   };
-  await ctx.store.put(item, { notExists: true });
+  // Its queue deadline's record beside it (queue-deadlines.ts): the scheduled run reads those, not the queue.
+  await Promise.all([ctx.store.put(item, { notExists: true }), recordQueueDeadline(ctx, item)]);
   await countTransition(ctx, item, undefined, 'queued');
   await requestPlacement(ctx, 'submitted');
   return item;

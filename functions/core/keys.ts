@@ -162,6 +162,17 @@ export const taskQueueKeys = {
   /** One fleet sample per minute (GPU utilisation, memory) for /cluster/metrics. */
   clusterSample: (minute: string) => ({ pk: 'CLUSTERSAMPLES', sk: minute }),
   clusterSamplesPk: 'CLUSTERSAMPLES',
+  /**
+   * A queued task's queue deadline (creation + its `timeout`), written at submit beside the task:
+   * the scheduled placement run reads only those past due, oldest first (queue-deadlines.ts).
+   */
+  queueDeadline: (deadlineMs: number, taskId: string) => ({
+    pk: 'QDEADLINES',
+    sk: `${String(Math.max(0, deadlineMs)).padStart(15, '0')}#${taskId}`,
+  }),
+  queueDeadlinesPk: 'QDEADLINES',
+  /** The task counters' recount state (task-counts.ts recountQueued). */
+  taskCountRecount: { pk: 'TASKCOUNT#RECOUNT', sk: 'QUEUED' },
 } as const;
 
 /** Training job keys (appended). Jobs and runs use `keys.job*` / `keys.run` above. */
