@@ -210,7 +210,7 @@ export async function readLiveCounts(ctx: AppContext): Promise<{ counts: TaskCou
  * minute before the read (the index may lag its table) to a minute after (a transition whose
  * counter write was still on its way would otherwise count twice). A run reads the LIVE records
  * (`records`, which it has for its own counts), the recount record, and, in a quiet minute, the
- * queue when it holds at most RECOUNT_PAGE tasks (a longer queue is recounted once it is short);
+ * queue when it is counted at most RECOUNT_PAGE tasks (a longer one is recounted once it is short);
  * the next run adds the difference to one shard if the queue was still quiet. Runs that overlap
  * claim the record first: one of them corrects. Active, running and finished counts are not
  * recounted.
@@ -245,6 +245,11 @@ export async function recountQueued(
   if (!quiet) {
     await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
     return { read: 0 };
+  }
+  // Counted longer than a page (a drift is one or a few): left for when it is short.
+  if ((queuedFields(records).queued ?? 0) > RECOUNT_PAGE) {
+    if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
+    return { read: 0, ...(corrected ? { corrected } : {}) };
   }
   const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, { index: 'gsi1', limit: RECOUNT_PAGE + 1 });
   if (page.items.length > RECOUNT_PAGE || page.cursor) {

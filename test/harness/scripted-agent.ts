@@ -107,6 +107,8 @@ export interface AgentOptions {
   networkScan?: ScanOptions;
   /** host.exec runs the command for real (the agent's own runner), as an agent started with --allow-exec. */
   allowExec?: boolean;
+  /** Registered driver (container when absent). */
+  driver?: RegisterRequest['driver'];
 }
 
 /** A GPU worker of the Cluster Manager: one RTX 4090, 16 cores, 64 GiB, one task slot. */
@@ -217,6 +219,7 @@ export class ScriptedAgent {
       },
       cluster: 'vision',
       agentVersion: 'test',
+      ...(o.driver ? { driver: o.driver } : {}),
     };
   }
 

@@ -4,9 +4,12 @@
  * Metered through the store (functions/metering), over the embedded runtime with a simulated node.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { declareModel, modelSpec } from '../../../functions/cluster/catalogue.js';
 import { QUEUE_PAGE, runPlacement } from '../../../functions/cluster/placement.js';
-import { queuedTasks, queueOrder, submitTask } from '../../../functions/cluster/tasks.js';
+import { queuedTasks, queueOrder, submitTask, type NewTask } from '../../../functions/cluster/tasks.js';
+import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
+import { novitaKeys, taskQueueKeys } from '../../../functions/core/keys.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { meterContext } from '../../../functions/metering/metered-ports.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
@@ -14,22 +17,75 @@ import { GPU_WORKER, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const X = 'SDXL_4GB_FP8.safetensors';
 const Y = 'RealVisXL_V5_Turbo.safetensors';
+/** A model only rented nodes serve. */
+const Z = 'rented-only-model';
+const CLOUD_MODEL = {
+  id: Z,
+  kind: 'image',
+  image: 'server:1',
+  port: 8080,
+  protocol: 'vision-generate',
+  gpuMemoryMb: 0,
+  command: ['serve'],
+  cloud: { product: 'RTX 4090 24GB', max_price_per_hour: 1, always: true },
+};
+
+const newTask = (prompt: string, model: string, priority: number): NewTask => ({
+  source: 'cluster',
+  taskType: 'image_generation',
+  model,
+  parameters: { prompt },
+  priority,
+  priorityInput: priority,
+});
+
+/** The instance a model burst rented for Z, joined as `nodeId` (what functions/novita rents). */
+async function putRentedInstance(ctx: AppContext, nodeId: string) {
+  const at = new Date(ctx.now()).toISOString();
+  await ctx.store.put({
+    ...novitaKeys.instance('inst-z'),
+    ...novitaKeys.instanceIndexes(at, 'inst-z', 'running'),
+    instanceId: 'inst-z',
+    name: 'burst-model-z',
+    status: 'running',
+    createdAt: at,
+    joinedAt: at,
+    lastActiveAt: at,
+    nodeId,
+    burstModel: Z,
+  });
+}
+
+const samples = async (ctx: AppContext) =>
+  (
+    await ctx.store.query<{ pk: string; sk: string; queuedTasks: number }>(taskQueueKeys.clusterSamplesPk, {
+      ascending: false,
+    })
+  ).items;
 
 describe('a placement run with a deep queue', () => {
   let rt: Runtime | undefined;
   let agent: ScriptedAgent | undefined;
-  afterEach(async () => {
-    await agent?.stop();
-    agent = undefined;
-    await rt?.stop();
-    rt = undefined;
-  });
+  let rented: ScriptedAgent | undefined;
+  afterEach(() => stop());
+
+  interface QueueOptions {
+    /** The first this many tasks (the oldest) for a GPU type no node has. */
+    blocked?: number;
+    /** Run as the minute schedule does (the fleet sample, every held slot, queue deadlines). */
+    scheduled?: boolean;
+    /** A cloud-only model's rented node (one slot) serves every fifth task. */
+    rented?: boolean;
+    /** Tasks past their queue deadline, besides the queue (the others' deadlines are a day away). */
+    due?: number;
+  }
 
   /**
-   * `depth` queued tasks over two models and four priority levels (the first `blocked` of them,
-   * the oldest, for a GPU type no node has), then one node with 2 free slots.
+   * `depth` queued tasks over two models and four priority levels, then one node with 2 free
+   * slots, and the run measured.
    */
-  async function deepQueue(depth: number, blocked = 0) {
+  async function deepQueue(depth: number, opts: QueueOptions = {}) {
+    const blocked = opts.blocked ?? 0;
     const meter = new Meter();
     // Runs the events bring are held back: the test runs the one it measures itself.
     const hold = (handlers: Record<string, EventHandler>) => ({
@@ -42,23 +98,32 @@ describe('a placement run with a deep queue', () => {
       instrument: { context: (ctx) => void meterContext(ctx, meter), events: hold },
     });
     const ctx = rt.ctx;
+    if (opts.rented) await declareModel(ctx, modelSpec.parse(CLOUD_MODEL));
     let clock = ctx.now() - 3 * 3_600_000;
+    const due: string[] = [];
+    for (let i = 0; i < (opts.due ?? 0); i++) {
+      const at = (clock += 1_000);
+      const task = await submitTask(
+        { ...ctx, now: () => at },
+        { ...newTask(`due ${i}`, X, 0), timeoutSeconds: 60 },
+      );
+      due.push(task.taskId);
+    }
     for (let i = 0; i < depth; i += 50) {
       // Spread over hours so aging interleaves the levels; in parallel batches to load quickly.
       await Promise.all(
         Array.from({ length: Math.min(50, depth - i) }, (_, j) => {
-          const priority = ((i + j) % 4) - 1;
+          const n = i + j;
+          const priority = (n % 4) - 1;
           const at = (clock += 5_000);
+          const model = opts.rented && n % 5 === 0 ? Z : n % 3 ? X : Y;
           return submitTask(
             { ...ctx, now: () => at },
             {
-              source: 'cluster',
-              taskType: 'image_generation',
-              model: (i + j) % 3 ? X : Y,
-              parameters: { prompt: `deep ${i + j}` },
-              priority: i + j < blocked ? 2 : priority,
+              ...newTask(`deep ${n}`, model, n < blocked ? 2 : priority),
               priorityInput: priority,
-              ...(i + j < blocked ? { requirements: { gpuType: 'none here' } } : {}),
+              ...(opts.due !== undefined ? { timeoutSeconds: 86_400 } : {}),
+              ...(n < blocked ? { requirements: { gpuType: 'none here' } } : {}),
             },
           );
         }),
@@ -67,12 +132,28 @@ describe('a placement run with a deep queue', () => {
     agent = new ScriptedAgent(rt.url, `deep-${depth}`, { ...GPU_WORKER, models: [X, Y], maxConcurrency: 2 });
     await agent.register();
     await agent.heartbeat();
+    if (opts.rented) {
+      rented = new ScriptedAgent(rt.url, `rented-${depth}`, { ...GPU_WORKER, driver: 'process', models: [Z] });
+      await rented.register();
+      await rented.heartbeat();
+      await putRentedInstance(ctx, rented.nodeId!);
+    }
+    const dueIds = new Set(due);
     const expected = queueOrder(await queuedTasks(ctx), ctx.now())
-      .filter((t) => !t.requirements)
+      .filter((t) => !t.requirements && !dueIds.has(t.taskId) && t.model !== Z)
       .slice(0, 2);
     meter.reset();
-    const report = await meter.within('run', () => runPlacement(ctx));
-    return { report, expected, units: meter.total((e) => e.label === 'run') };
+    const report = await meter.within('run', () => runPlacement(ctx, opts.scheduled ? { sample: true } : {}));
+    return { report, expected, due, units: meter.total((e) => e.label === 'run') };
+  }
+
+  async function stop() {
+    await agent?.stop();
+    agent = undefined;
+    await rented?.stop();
+    rented = undefined;
+    await rt?.stop();
+    rt = undefined;
   }
 
   it('reads a page of 2,000 queued tasks for 2 free slots, and places the first two in order', async () => {
@@ -80,10 +161,7 @@ describe('a placement run with a deep queue', () => {
     // The two tasks placement serves first (priority with aging, then age) are the two placed.
     expect(deep.report.placed.map((p) => p.taskId).sort()).toEqual(deep.expected.map((t) => t.taskId).sort());
     expect(deep.report.queueRead).toBe(QUEUE_PAGE);
-    await agent!.stop();
-    agent = undefined;
-    await rt!.stop();
-    rt = undefined;
+    await stop();
 
     const shallow = await deepQueue(50);
     expect(shallow.report.placed).toHaveLength(2);
@@ -97,8 +175,50 @@ describe('a placement run with a deep queue', () => {
 
   it('reads on past tasks no free slot fits, and places the first ones that fit', async () => {
     // 60 critical tasks for a GPU type nobody has head the queue: the run reads past them.
-    const run = await deepQueue(200, 60);
+    const run = await deepQueue(200, { blocked: 60 });
     expect(run.report.placed.map((p) => p.taskId).sort()).toEqual(run.expected.map((t) => t.taskId).sort());
     expect(run.report.queueRead).toBe(3 * QUEUE_PAGE);
   }, 180_000);
+
+  it('the scheduled run reads the same with 50 and 2,000 queued: deadlines past due, counts, a page', async () => {
+    // Every queued task has a queue deadline (a day away); five more are past theirs.
+    const deep = await deepQueue(2_000, { scheduled: true, due: 5 });
+    expect(deep.report.timedOut.sort()).toEqual([...deep.due].sort());
+    expect(deep.report.placed.map((p) => p.taskId).sort()).toEqual(deep.expected.map((t) => t.taskId).sort());
+    expect(deep.report.queueRead).toBe(QUEUE_PAGE);
+    const [deepSample] = await samples(rt!.ctx);
+    await stop();
+
+    const shallow = await deepQueue(50, { scheduled: true, due: 5 });
+    expect(shallow.report.timedOut.sort()).toEqual([...shallow.due].sort());
+    expect(shallow.report.placed).toHaveLength(2);
+    expect(shallow.report.queueRead).toBe(QUEUE_PAGE);
+    const [shallowSample] = await samples(rt!.ctx);
+    // The sample's queue length comes from the counters (taken before this run placed).
+    expect(deepSample?.queuedTasks).toBe(2_000);
+    expect(shallowSample?.queuedTasks).toBe(50);
+    // The five deadline records past due and their tasks, the counters, the first page of the
+    // queue, the held slots, the catalogue, the node: the same at both depths.
+    expect(deep.units.readUnits).toBe(shallow.units.readUnits);
+    expect(deep.units.dynamoCalls).toBe(shallow.units.dynamoCalls);
+    expect(deep.units.readUnits).toBeLessThan(40);
+  }, 240_000);
+
+  it('a run with a rented model node reads the same with 50 and 2,000 queued', async () => {
+    const deep = await deepQueue(2_000, { rented: true });
+    const onRented = (r: typeof deep) => r.report.placed.filter((p) => p.nodeId === rented!.nodeId);
+    expect(deep.report.placed).toHaveLength(3);
+    expect(onRented(deep)).toHaveLength(1);
+    expect(deep.report.queueRead).toBe(QUEUE_PAGE);
+    await stop();
+
+    const shallow = await deepQueue(50, { rented: true });
+    expect(shallow.report.placed).toHaveLength(3);
+    expect(onRented(shallow)).toHaveLength(1);
+    expect(shallow.report.queueRead).toBe(QUEUE_PAGE);
+    // The rented node's model waits with its queued count from the counters, not the queue.
+    expect(deep.units.readUnits).toBe(shallow.units.readUnits);
+    expect(deep.units.dynamoCalls).toBe(shallow.units.dynamoCalls);
+    expect(deep.units.readUnits).toBeLessThan(30);
+  }, 240_000);
 });
