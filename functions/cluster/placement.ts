@@ -79,7 +79,7 @@ export interface RunOptions {
   requestedAt?: number;
   /** Record the per-minute fleet sample (the scheduled run). */
   sample?: boolean;
-  /** Read the task of every held slot (default: on the scheduled run). */
+  /** Read the task of every held slot, and fail the queued past their deadline (default: on the scheduled run). */
   fullRepair?: boolean;
   /** Nodes a quick run reads whatever the free-capacity index says (one that just went offline). */
   include?: string[];
@@ -172,8 +172,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
       );
   };
 
-  // Nothing can start without a free slot. Queue timeouts are then enforced by the next run with
-  // capacity, or the scheduled one.
+  // Nothing can start without a free slot. Queue timeouts are then the deadline records' (above),
+  // or the next run with capacity that reads the task.
   if (!workers.some((w) => w.online && w.running.length < w.maxConcurrency)) {
     report.planned = false;
     await finish(new Set(repair.live.map((s) => s.nodeId)), queue, []);

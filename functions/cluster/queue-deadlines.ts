@@ -40,7 +40,9 @@ const record = (taskId: string, deadlineMs: number, timeoutSeconds: number): Dea
 /** The deadline record of a task submitted with a `timeout` (none without one). */
 export async function recordQueueDeadline(ctx: AppContext, task: TaskItem): Promise<void> {
   if (task.timeoutSeconds === undefined) return;
-  await ctx.store.put(record(task.taskId, task.createdAtMs + task.timeoutSeconds * 1000, task.timeoutSeconds));
+  await ctx.store.put(
+    record(task.taskId, task.createdAtMs + task.timeoutSeconds * 1000, task.timeoutSeconds),
+  );
 }
 
 /** Up to DEADLINE_PAGES pages of records due at `now`, oldest deadline first. */

@@ -155,7 +155,9 @@ const readShards = async (ctx: AppContext, between: [string, string]) =>
 const readLive = async (ctx: AppContext) =>
   (
     await Promise.all(
-      SHARDS.map((s) => ctx.store.query<StoreItem>(taskCountPk(s), { between: [LIVE_SK, LIVE_SK], limit: 1 })),
+      SHARDS.map((s) =>
+        ctx.store.query<StoreItem>(taskCountPk(s), { between: [LIVE_SK, LIVE_SK], limit: 1 }),
+      ),
     )
   ).flatMap((page) => page.items);
 
@@ -239,7 +241,13 @@ export async function recountQueued(
     }
     if (
       Object.keys(diff).length &&
-      (await updateIf(ctx.store, k.pk, k.sk, { set: { token: token() }, remove: ['counts'] }, { equals: { token: last.token } }))
+      (await updateIf(
+        ctx.store,
+        k.pk,
+        k.sk,
+        { set: { token: token() }, remove: ['counts'] },
+        { equals: { token: last.token } },
+      ))
     ) {
       const shard = Math.floor(Math.random() * TASK_COUNT_SHARDS);
       await ctx.store.update(taskCountPk(shard), LIVE_SK, { add: diff }, {});
@@ -256,14 +264,18 @@ export async function recountQueued(
     if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
     return { read: 0, ...(corrected ? { corrected } : {}) };
   }
-  const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, { index: 'gsi1', limit: RECOUNT_PAGE + 1 });
+  const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
+    index: 'gsi1',
+    limit: RECOUNT_PAGE + 1,
+  });
   if (page.items.length > RECOUNT_PAGE || page.cursor) {
     if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
     return { read: page.items.length, ...(corrected ? { corrected } : {}) };
   }
   const counts: Record<string, number> = {};
   for (const t of page.items)
-    if (t.counted) for (const [f, v] of Object.entries(live('queued', t, 1))) counts[f] = (counts[f] ?? 0) + v;
+    if (t.counted)
+      for (const [f, v] of Object.entries(live('queued', t, 1))) counts[f] = (counts[f] ?? 0) + v;
   if (corrected || JSON.stringify(counts) !== JSON.stringify(last.counts))
     await ctx.store.put<RecountItem>({ ...k, moves, counts, token: token() });
   return { read: page.items.length, ...(corrected ? { corrected } : {}) };

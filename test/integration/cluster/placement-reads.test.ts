@@ -133,7 +133,11 @@ describe('a placement run with a deep queue', () => {
     await agent.register();
     await agent.heartbeat();
     if (opts.rented) {
-      rented = new ScriptedAgent(rt.url, `rented-${depth}`, { ...GPU_WORKER, driver: 'process', models: [Z] });
+      rented = new ScriptedAgent(rt.url, `rented-${depth}`, {
+        ...GPU_WORKER,
+        driver: 'process',
+        models: [Z],
+      });
       await rented.register();
       await rented.heartbeat();
       await putRentedInstance(ctx, rented.nodeId!);

@@ -8,13 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runPlacement } from '../../../functions/cluster/placement.js';
 import { closePastDue } from '../../../functions/cluster/placement-repair.js';
 import type { DeadlineItem } from '../../../functions/cluster/queue-deadlines.js';
-import {
-  closeQueued,
-  getTask,
-  markAssigned,
-  requeue,
-  submitTask,
-} from '../../../functions/cluster/tasks.js';
+import { closeQueued, getTask, markAssigned, requeue, submitTask } from '../../../functions/cluster/tasks.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
 import { taskQueueKeys } from '../../../functions/core/keys.js';
