@@ -10,7 +10,6 @@ import {
   type FleetFinished,
   type StatsBucket,
 } from './task-stats.js';
-import type { TaskItem } from './tasks.js';
 import { loadWorkers, type Worker } from './workers.js';
 import type { SlotItem } from './slots.js';
 import { fleetAggregate, type FleetPart } from '../nodes/node-records.js';
