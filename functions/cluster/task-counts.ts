@@ -215,7 +215,8 @@ export async function readLiveCounts(ctx: AppContext): Promise<{ counts: TaskCou
  * off (or below zero) comes right. The queue moves while it is read, so a recount only counts a
  * queue that did not move: no counted transition in or out (`queuedMoves` unchanged) from a
  * minute before the read (the index may lag its table) to a minute after (a transition whose
- * counter write was still on its way would otherwise count twice). A run reads the LIVE records
+ * counter write was still on its way would otherwise count twice); runs less than QUIET_MS apart
+ * leave the record as it is. A run reads the LIVE records
  * (`records`, which it has for its own counts), the recount record, and, in a quiet minute, the
  * queue when it is counted at most RECOUNT_PAGE tasks (a longer one is recounted once it is short);
  * the next run adds the difference to one shard if the queue was still quiet. Runs that overlap
@@ -230,6 +231,9 @@ export async function recountQueued(
   const moves = records.reduce((n, r) => n + (typeof r[MOVES] === 'number' ? r[MOVES] : 0), 0);
   const last = await ctx.store.get<RecountItem>(k.pk, k.sk);
   const token = () => randomBytes(6).toString('hex');
+  const at = ctx.now();
+  // A run soon after the last one (a retry, an overlap) cannot tell a still queue: it leaves the record.
+  if (last?.moves === moves && at - last.at < QUIET_MS) return { read: 0 };
   const quiet = last?.moves === moves;
   let corrected: Record<string, number> | undefined;
   if (quiet && last.counts) {
@@ -256,12 +260,12 @@ export async function recountQueued(
     }
   }
   if (!quiet) {
-    await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
+    await ctx.store.put<RecountItem>({ ...k, moves, at, token: token() });
     return { read: 0 };
   }
   // Counted longer than a page (a drift is one or a few): left for when it is short.
   if ((queuedFields(records).queued ?? 0) > RECOUNT_PAGE) {
-    if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
+    if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, at, token: token() });
     return { read: 0, ...(corrected ? { corrected } : {}) };
   }
   const page = await ctx.store.query<TaskItem>(taskQueueKeys.queuePk, {
@@ -269,7 +273,7 @@ export async function recountQueued(
     limit: RECOUNT_PAGE + 1,
   });
   if (page.items.length > RECOUNT_PAGE || page.cursor) {
-    if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, token: token() });
+    if (last.counts) await ctx.store.put<RecountItem>({ ...k, moves, at, token: token() });
     return { read: page.items.length, ...(corrected ? { corrected } : {}) };
   }
   const counts: Record<string, number> = {};
@@ -277,16 +281,19 @@ export async function recountQueued(
     if (t.counted)
       for (const [f, v] of Object.entries(live('queued', t, 1))) counts[f] = (counts[f] ?? 0) + v;
   if (corrected || JSON.stringify(counts) !== JSON.stringify(last.counts))
-    await ctx.store.put<RecountItem>({ ...k, moves, counts, token: token() });
+    await ctx.store.put<RecountItem>({ ...k, moves, at, counts, token: token() });
   return { read: page.items.length, ...(corrected ? { corrected } : {}) };
 }
 
 /** Queued tasks a recount reads at most. */
 export const RECOUNT_PAGE = 200;
+/** How long the queue must stand still on either side of a recount's read (runs are a minute apart). */
+const QUIET_MS = 50_000;
 
 interface RecountItem extends StoreItem {
-  /** `queuedMoves` summed when it was written. */
+  /** `queuedMoves` summed when it was written, and when. */
   moves: number;
+  at: number;
   /** The queued counts read then (absent: the queue moved, or was too long). */
   counts?: Record<string, number>;
   /** Changed by every claim. */

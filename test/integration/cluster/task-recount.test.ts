@@ -59,7 +59,12 @@ describe('the queued counters recount', () => {
       set: { status: 'cancelled' },
       remove: ['gsi1pk', 'gsi1sk'],
     });
-  const recount = async (ctx: AppContext) => recountQueued(ctx, (await readLiveCounts(ctx)).records);
+  /** A recount as the scheduled run does it, a minute after the one before. */
+  let minutes = 0;
+  const recount = async (ctx: AppContext) => {
+    const at = ctx.now() + ++minutes * 60_000;
+    return recountQueued({ ...ctx, now: () => at }, (await readLiveCounts(ctx)).records);
+  };
   const queued = async (ctx: AppContext) => {
     const c = await readTaskCounts(ctx, { finished: false });
     return { all: c.states.queued, byModel: Object.fromEntries(c.queuedByModel) };
@@ -120,7 +125,16 @@ describe('the queued counters recount', () => {
     const [x] = await submit(ctx, X, 4);
     await leaveUncounted(ctx, x!);
     // No node: nothing placed, so each run may recount (a run that moved the queue leaves it).
-    for (let i = 0; i < 3; i++) await runPlacement(ctx, { sample: true });
+    const minute = (i: number): AppContext => ({ ...ctx, now: () => Date.now() + i * 60_000 });
+    for (let i = 0; i < 3; i++) await runPlacement(minute(i), { sample: true });
+    expect(await queued(ctx)).toEqual({ all: 3, byModel: { [X]: 3 } });
+    // A second run within the same minute (a retry) leaves the record as it is.
+    await leaveUncounted(ctx, (await submit(ctx, Y, 1))[0]!);
+    await runPlacement(minute(3), { sample: true });
+    await runPlacement(minute(4), { sample: true });
+    await runPlacement(minute(4), { sample: true });
+    expect(await queued(ctx)).toEqual({ all: 4, byModel: { [X]: 3, [Y]: 1 } });
+    await runPlacement(minute(5), { sample: true });
     expect(await queued(ctx)).toEqual({ all: 3, byModel: { [X]: 3 } });
   }, 60_000);
 });
