@@ -221,6 +221,15 @@ export const novitaKeys = {
   /** One rate-limit window of one client and bucket; gone by TTL after the window. */
   /** A model burst: the instance rented for the model's queue, or why none is. */
   modelBurst: (modelId: string) => ({ pk: `NOVITAMODELBURST#${modelId}`, sk: 'META' }),
+  /**
+   * A burst's instance not given back yet (written before its record, removed after it is
+   * terminated): what placement runs and the caps read, however many instances bursts ever rented.
+   */
+  liveBurst: (instanceId: string) => ({ pk: 'NOVITABURSTS', sk: instanceId }),
+  liveBurstsPk: 'NOVITABURSTS',
+  /** A burst's instance given back on that UTC day (`YYYY-MM-DD`): what that day's spend still counts. */
+  endedBurst: (day: string, instanceId: string) => ({ pk: `NOVITABURSTENDED#${day}`, sk: instanceId }),
+  endedBurstsPk: (day: string) => `NOVITABURSTENDED#${day}`,
   rateWindow: (bucket: string, ip: string, windowStart: number) => ({
     pk: `NOVITARATE#${bucket}#${ip}`,
     sk: String(windowStart),

@@ -1,8 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { HttpError } from '../core/errors.js';
-import { novitaKeys } from '../core/keys.js';
 import { getNode, isCordoned, isOnline } from '../nodes/nodes.js';
-import { queryAll } from '../ports/store.js';
+import { endedBurstsToday, liveBurstInstances } from './burst-index.js';
 import { createInstance } from './instances.js';
 import type { NovitaInstanceItem } from './model.js';
 
@@ -51,11 +50,12 @@ export async function burstRefusal(
 ): Promise<string | null> {
   if (!ctx.config.CLOUD_BURST_TEMPLATE_ID)
     return `${fleetReason}; no burst: CLOUD_BURST_TEMPLATE_ID is not set`;
-  const rented = (await burstInstances(ctx)).filter((i) => !i.terminatedAt && i.status !== 'failed');
+  const live = await liveBurstInstances(ctx);
+  const rented = live.filter((i) => i.status !== 'failed');
   const maxInstances = ctx.config.CLOUD_BURST_MAX_INSTANCES;
   if (rented.length >= maxInstances)
     return `${fleetReason}; burst refused: ${rented.length} rented instance${rented.length === 1 ? '' : 's'} already, the most CLOUD_BURST_MAX_INSTANCES (${maxInstances}) allows`;
-  const spent = await spendToday(ctx);
+  const spent = await spendToday(ctx, live);
   const cap = ctx.config.CLOUD_BURST_MAX_SPEND_PER_DAY;
   // Prices are per GPU hour (Novita bills each card).
   const nextHour = cloud.max_price_per_hour * Math.max(1, gpus);
@@ -103,21 +103,23 @@ export async function burstLost(ctx: AppContext, item: NovitaInstanceItem): Prom
   return !node || !isOnline(node, ctx) || isCordoned(node);
 }
 
-/** Every instance a burst rented (training or model), given back or not. */
-export async function burstInstances(ctx: AppContext): Promise<NovitaInstanceItem[]> {
-  const all = await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' });
-  return all.filter((i) => i.burstFor !== undefined || i.burstModel !== undefined);
-}
-
 const HOUR_MS = 3_600_000;
 const round = (n: number) => Math.round(n * 100) / 100;
 
-/** Today's (UTC) burst spend: each instance's hours today at its price per GPU hour times its GPUs, at least one hour each. */
-export async function spendToday(ctx: AppContext): Promise<number> {
+/**
+ * Today's (UTC) burst spend: each instance's hours today at its price per GPU hour times its GPUs,
+ * at least one hour each. Reads the live instances (or takes them, read already) and those given
+ * back today, never the days before.
+ */
+export async function spendToday(ctx: AppContext, live?: NovitaInstanceItem[]): Promise<number> {
   const now = ctx.now();
   const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
+  const running = live ?? (await liveBurstInstances(ctx));
+  const ended = await endedBurstsToday(ctx);
+  // Given back between the two reads: counted once, as ended.
+  const endedIds = new Set(ended.map((e) => e.instanceId));
   let total = 0;
-  for (const i of await burstInstances(ctx)) {
+  for (const i of [...running.filter((r) => !endedIds.has(r.instanceId)), ...ended]) {
     const end = i.terminatedAt ? Date.parse(i.terminatedAt) : now;
     if (end < dayStart) continue;
     const from = Math.max(Date.parse(i.createdAt), dayStart);

@@ -6,6 +6,7 @@ import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll } from '../ports/store.js';
 import type { NovitaProduct, NovitaTemplate } from '../ports/novita-cloud.js';
+import { isBurst, markLiveBurst, unmarkLiveBurst } from './burst-index.js';
 import { noteCache } from './metrics.js';
 import { asHttp, getInstanceItem, isoNow, type NovitaInstanceItem } from './model.js';
 import { chooseProduct } from './products.js';
@@ -179,6 +180,8 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
     ...(options.burstModel ? { burstModel: options.burstModel } : {}),
     createdAt,
   };
+  // A burst's marker first: a crash before the record leaves a marker readers drop, never a hidden instance.
+  if (isBurst(item)) await markLiveBurst(ctx, instanceId, createdAt);
   await ctx.store.put(item, { notExists: true });
   let novitaId: string;
   try {
@@ -214,9 +217,18 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
     }));
   } catch (error) {
     // Novita refused: nothing was created, so nothing stays.
-    await ctx.store.delete(item.pk, item.sk, { absent: ['novitaInstanceId'] }).catch((e: unknown) =>
-      ctx.logger.warn('could not remove a refused instance record; the poller fails it', { instanceId, error: e as Error }),
+    const removed = await ctx.store.delete(item.pk, item.sk, { absent: ['novitaInstanceId'] }).then(
+      () => true,
+      (e: unknown) => {
+        ctx.logger.warn('could not remove a refused instance record; the poller fails it', { instanceId, error: e as Error });
+        return false;
+      },
     );
+    // Left behind on a failure: readers drop a marker whose record never came.
+    if (removed && isBurst(item))
+      await unmarkLiveBurst(ctx, instanceId).catch((e: unknown) =>
+        ctx.logger.warn('could not remove a refused burst marker', { instanceId, error: e as Error }),
+      );
     throw asHttp(error);
   }
   await ctx.store.update(item.pk, item.sk, { set: { novitaInstanceId: novitaId } });

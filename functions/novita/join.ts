@@ -2,6 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { keys, novitaKeys } from '../core/keys.js';
 import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
+import { isBurst, settleEndedBurst } from './burst-index.js';
 import { novitaCloud } from './settings.js';
 import { updateIf } from '../ports/store.js';
 
@@ -78,13 +79,8 @@ export async function terminateInstance(
   item: NovitaInstanceItem,
   why: string,
 ): Promise<void> {
-  const first = await updateIf(
-    ctx.store,
-    item.pk,
-    item.sk,
-    { set: { terminatedAt: new Date(ctx.now()).toISOString() } },
-    { absent: ['terminatedAt'] },
-  );
+  const terminatedAt = new Date(ctx.now()).toISOString();
+  const first = await updateIf(ctx.store, item.pk, item.sk, { set: { terminatedAt } }, { absent: ['terminatedAt'] });
   if (!first) return;
   if (item.nodeId) {
     const k = keys.node(item.nodeId);
@@ -96,16 +92,17 @@ export async function terminateInstance(
       { exists: true },
     );
   }
-  if (!item.novitaInstanceId) return;
+  if (item.novitaInstanceId) await deleteAtNovita(ctx, item.novitaInstanceId, item.instanceId, why);
+  // Last, so nothing above waits on it: a crash before it is finished by the next read of the live bursts.
+  if (isBurst(item)) await settleEndedBurst(ctx, { ...item, terminatedAt });
+}
+
+async function deleteAtNovita(ctx: AppContext, novitaInstanceId: string, instanceId: string, why: string) {
   try {
-    await novitaCloud(ctx).deleteInstance(item.novitaInstanceId);
-    ctx.logger.info('rented instance terminated', { instanceId: item.instanceId, why });
+    await novitaCloud(ctx).deleteInstance(novitaInstanceId);
+    ctx.logger.info('rented instance terminated', { instanceId, why });
   } catch (error) {
     // Recorded as terminated either way: a failed delete is for a person to see in the log.
-    ctx.logger.error('could not delete a rented instance at Novita', {
-      instanceId: item.instanceId,
-      why,
-      error: (error as Error).message,
-    });
+    ctx.logger.error('could not delete a rented instance at Novita', { instanceId, why, error: (error as Error).message });
   }
 }

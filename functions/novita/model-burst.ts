@@ -13,7 +13,8 @@ import {
   type SchedModel,
   type SchedTask,
 } from '../task-planner/index.js';
-import { burstInstances, burstLost, burstRefusal, rentNow } from './burst.js';
+import { burstLost, burstRefusal, rentNow } from './burst.js';
+import { liveBurstInstances } from './burst-index.js';
 import { terminateInstance } from './join.js';
 import { getInstanceItem, isoNow, type NovitaInstanceItem } from './model.js';
 
@@ -49,7 +50,7 @@ export interface ModelBursts {
 export async function loadModelBursts(ctx: AppContext, catalogue: ModelSpec[]): Promise<ModelBursts | null> {
   const cloud = cloudModels(catalogue);
   if (!cloud.size) return null;
-  const instances = (await burstInstances(ctx)).filter((i) => i.burstModel && !i.terminatedAt);
+  const instances = (await liveBurstInstances(ctx)).filter((i) => i.burstModel);
   const nodes = new Map<string, string>();
   // Only for a model still declared with `cloud` (and so a `command`): its server can start there.
   for (const i of instances) if (i.nodeId && cloud.has(i.burstModel!)) nodes.set(i.nodeId, i.burstModel!);
@@ -136,8 +137,8 @@ export async function modelBursts(
  */
 export async function sweepModelBursts(ctx: AppContext): Promise<void> {
   const cloud = cloudModels(await listModels(ctx));
-  const orphans = (await burstInstances(ctx)).filter(
-    (i) => i.burstModel && !i.terminatedAt && !cloud.has(i.burstModel),
+  const orphans = (await liveBurstInstances(ctx)).filter(
+    (i) => i.burstModel && !cloud.has(i.burstModel),
   );
   if (!orphans.length) return;
   const busyNodes = new Set((await heldSlots(ctx)).map((s) => s.nodeId));
