@@ -49,7 +49,10 @@ export async function unmarkLiveBurst(ctx: AppContext, instanceId: string): Prom
 }
 
 /** After the record is marked terminated: the ended marker first, then the live one goes. Idempotent. */
-export async function settleEndedBurst(ctx: AppContext, item: NovitaInstanceItem & { terminatedAt: string }): Promise<void> {
+export async function settleEndedBurst(
+  ctx: AppContext,
+  item: NovitaInstanceItem & { terminatedAt: string },
+): Promise<void> {
   const endedAt = Date.parse(item.terminatedAt);
   const ended: EndedBurstItem = {
     ...novitaKeys.endedBurst(utcDay(endedAt), item.instanceId),
@@ -70,11 +73,14 @@ export async function liveBurstInstances(ctx: AppContext): Promise<NovitaInstanc
   if (!markers.some((m) => m.sk === INDEXED)) return indexLiveBursts(ctx);
   const live: NovitaInstanceItem[] = [];
   const items = await Promise.all(
-    markers.filter((m) => m.sk !== INDEXED).map(async (m) => [m, await getInstanceItem(ctx, m.instanceId)] as const),
+    markers
+      .filter((m) => m.sk !== INDEXED)
+      .map(async (m) => [m, await getInstanceItem(ctx, m.instanceId)] as const),
   );
   for (const [marker, item] of items) {
     if (!item) {
-      if (ctx.now() - Date.parse(marker.createdAt) >= ORPHAN_MS) await unmarkLiveBurst(ctx, marker.instanceId);
+      if (ctx.now() - Date.parse(marker.createdAt) >= ORPHAN_MS)
+        await unmarkLiveBurst(ctx, marker.instanceId);
       continue;
     }
     // A give-back that stopped after marking the record: finished here.
