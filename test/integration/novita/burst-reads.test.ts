@@ -13,7 +13,7 @@ import { novitaKeys } from '../../../functions/core/keys.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { meterContext } from '../../../functions/metering/metered-ports.js';
 import { spendToday } from '../../../functions/novita/burst.js';
-import { markLiveBurst } from '../../../functions/novita/burst-index.js';
+import { liveBurstInstances, markLiveBurst } from '../../../functions/novita/burst-index.js';
 import { listInstances } from '../../../functions/novita/instances.js';
 import { terminateInstance } from '../../../functions/novita/join.js';
 import { getInstanceItem, type NovitaInstanceItem } from '../../../functions/novita/model.js';
@@ -53,6 +53,17 @@ describe('burst reads with many instances given back before', () => {
     createdAtMs: number,
     extra: Partial<NovitaInstanceItem> = {},
   ) {
+    await markLiveBurst(ctx, id, new Date(createdAtMs).toISOString());
+    return record(ctx, id, createdAtMs, extra);
+  }
+
+  /** The instance record alone (as one rented before the markers existed leaves it). */
+  async function record(
+    ctx: AppContext,
+    id: string,
+    createdAtMs: number,
+    extra: Partial<NovitaInstanceItem> = {},
+  ) {
     const createdAt = new Date(createdAtMs).toISOString();
     const item: NovitaInstanceItem = {
       ...novitaKeys.instance(id),
@@ -75,7 +86,6 @@ describe('burst reads with many instances given back before', () => {
       createdAt,
       ...extra,
     };
-    await markLiveBurst(ctx, id, createdAt);
     await ctx.store.put(item);
     return item;
   }
@@ -192,4 +202,43 @@ describe('burst reads with many instances given back before', () => {
     expect(many.spendUnits.readUnits).toBeLessThanOrEqual(3);
     expect(many.runUnits.writeUnits).toBe(few.runUnits.writeUnits);
   }, 180_000);
+
+  it('finishes or drops what a crash left half-way, and indexes instances rented before the markers once', async () => {
+    rt = await startRuntime({
+      port: 0,
+      env: { LOG_LEVEL: 'SILENT', AWS_ENDPOINT_URL: undefined, CLOUD_BURST_TEMPLATE_ID: 't' },
+    });
+    const ctx = rt.ctx;
+    const now = Math.floor(Date.now() / DAY) * DAY + 12 * HOUR;
+    ctx.now = () => now;
+    // Rented before the markers: live, given back today, given back yesterday.
+    await record(ctx, 'inst-old-live', now - 2 * HOUR);
+    await record(ctx, 'inst-old-today', now - 3 * HOUR, { terminatedAt: new Date(now - HOUR).toISOString() });
+    await record(ctx, 'inst-old-yesterday', now - 30 * HOUR, {
+      terminatedAt: new Date(now - 20 * HOUR).toISOString(),
+    });
+    expect((await liveBurstInstances(ctx)).map((i) => i.instanceId)).toEqual(['inst-old-live']);
+    expect(await spendToday(ctx)).toBe(1 + 1);
+
+    // A give-back that stopped after marking its record; a create that died before its record,
+    // 11 minutes ago; one whose record is being written now.
+    const halfway = await rent(ctx, 'inst-halfway', now - 2 * HOUR);
+    await ctx.store.update(halfway.pk, halfway.sk, { set: { terminatedAt: new Date(now).toISOString() } });
+    await markLiveBurst(ctx, 'inst-died', new Date(now - 11 * 60_000).toISOString());
+    await markLiveBurst(ctx, 'inst-creating', new Date(now - 60_000).toISOString());
+
+    const markers = async (pk: string) =>
+      (await ctx.store.query<{ pk: string; sk: string }>(pk)).items.map((m) => m.sk).sort();
+    expect((await liveBurstInstances(ctx)).map((i) => i.instanceId)).toEqual(['inst-old-live']);
+    expect(await markers(novitaKeys.liveBurstsPk)).toEqual(['#INDEXED', 'inst-creating', 'inst-old-live']);
+    expect(await markers(novitaKeys.endedBurstsPk(new Date(now).toISOString().slice(0, 10)))).toEqual([
+      'inst-halfway',
+      'inst-old-today',
+    ]);
+    // The half-way give-back counts its 2 hours, once; retried, the give-back changes nothing.
+    expect(await spendToday(ctx)).toBe(1 + 1 + 1);
+    await terminateInstance(ctx, halfway, 'retried');
+    expect(await spendToday(ctx)).toBe(1 + 1 + 1);
+    expect((await listInstances(ctx, { limit: 50, offset: 0 })).total).toBe(4);
+  }, 60_000);
 });
