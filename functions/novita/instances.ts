@@ -220,7 +220,10 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
     const removed = await ctx.store.delete(item.pk, item.sk, { absent: ['novitaInstanceId'] }).then(
       () => true,
       (e: unknown) => {
-        ctx.logger.warn('could not remove a refused instance record; the poller fails it', { instanceId, error: e as Error });
+        ctx.logger.warn('could not remove a refused instance record; the poller fails it', {
+          instanceId,
+          error: e as Error,
+        });
         return false;
       },
     );

@@ -80,7 +80,13 @@ export async function terminateInstance(
   why: string,
 ): Promise<void> {
   const terminatedAt = new Date(ctx.now()).toISOString();
-  const first = await updateIf(ctx.store, item.pk, item.sk, { set: { terminatedAt } }, { absent: ['terminatedAt'] });
+  const first = await updateIf(
+    ctx.store,
+    item.pk,
+    item.sk,
+    { set: { terminatedAt } },
+    { absent: ['terminatedAt'] },
+  );
   if (!first) return;
   if (item.nodeId) {
     const k = keys.node(item.nodeId);
@@ -103,6 +109,10 @@ async function deleteAtNovita(ctx: AppContext, novitaInstanceId: string, instanc
     ctx.logger.info('rented instance terminated', { instanceId, why });
   } catch (error) {
     // Recorded as terminated either way: a failed delete is for a person to see in the log.
-    ctx.logger.error('could not delete a rented instance at Novita', { instanceId, why, error: (error as Error).message });
+    ctx.logger.error('could not delete a rented instance at Novita', {
+      instanceId,
+      why,
+      error: (error as Error).message,
+    });
   }
 }
