@@ -69,6 +69,7 @@ export interface Fleet {
   meter: Meter;
   store: MeteredStore;
   nodes: SimNode[];
+  hardware: Hardware;
   /** Waits until the events queue is empty (every event handled, follow-ups included). */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -142,7 +143,7 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
     await rt.stop();
     restoreLogs();
   };
-  const fleet: Fleet = { rt, meter, store: store!, nodes, settle, stop };
+  const fleet: Fleet = { rt, meter, store: store!, nodes, hardware: options.hardware, settle, stop };
   try {
     await registerNodes(rt.url, { ...options, nodes: live }, nodes);
     await settle();

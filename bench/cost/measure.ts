@@ -22,6 +22,7 @@ import { SECONDS_PER_MONTH } from './prices.js';
 import { INDEX_REPAIR_EVERY_MS } from '../../functions/nodes/eligible-index.js';
 import type { ScheduleSpec } from '../../functions/ports/scheduler.js';
 import type { Fleet } from './fleet.js';
+import { startAgentsApart } from './agents-apart.js';
 
 /** One heartbeat from every node, one after another; units per heartbeat. */
 export async function measureHeartbeat(fleet: Fleet): Promise<Units> {
@@ -206,10 +207,11 @@ const labelled = (meter: Meter, test: (label: string) => boolean) =>
 export async function measureBusy(fleet: Fleet, tasks: number, containers: number): Promise<BusySample> {
   const api = (method: string, path: string, body?: unknown) => call(fleet.rt.url, method, path, body);
   const notHeartbeat = (e: MeterEntry) => awsCharged(e) && e.label !== 'POST /agent/heartbeat';
-  for (const n of fleet.nodes) n.start();
+  // The agents run apart (agents-apart.ts): measured durations are the control plane's own.
+  const agents = await startAgentsApart(fleet, fleet.hardware);
   try {
     fleet.meter.reset();
-    const finished = () => fleet.nodes.reduce((s, n) => s + n.finished, 0);
+    const finished = () => agents.finished();
     const base = finished();
     for (let i = 0; i < tasks; i++) {
       const res = await api('POST', '/tasks', {
@@ -259,6 +261,6 @@ export async function measureBusy(fleet: Fleet, tasks: number, containers: numbe
     );
     return { perTask, submit, placement, perContainerCommand, containerStart };
   } finally {
-    await Promise.all(fleet.nodes.map((n) => n.stop()));
+    await agents.stop();
   }
 }
