@@ -1,5 +1,6 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnSchedule, CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -47,7 +48,8 @@ export class Messaging extends Construct {
 
     // Scheduler assumes this role to deliver firings; only for schedules of our group in our account.
     this.schedulerRole = new Role(this, 'SchedulerRole', {
-      description: 'EventBridge Scheduler delivers control-plane schedule firings to the events queue',
+      description:
+        'EventBridge Scheduler delivers control-plane schedule firings to the events queue or the events function',
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
           StringEquals: { 'aws:SourceAccount': account },
@@ -58,18 +60,43 @@ export class Messaging extends Construct {
       }),
     });
     this.events.grantSendMessages(this.schedulerRole);
+  }
 
-    // The app's own sweeps; schedules of jobs are created at runtime by the functions.
+  /**
+   * The app's own sweeps (schedules of jobs are created at runtime by the functions). A `direct`
+   * one (the minute schedule) invokes the events function itself, no SQS message a firing: the
+   * role may invoke that function only; Scheduler retries a failed delivery for up to a minute
+   * (a later firing supersedes it), then leaves it in the events dead-letter queue. What the
+   * function then fails, Lambda retries twice and sends to the same queue (lib/stack.ts).
+   */
+  addAppSchedules(eventsFunction: IFunction): void {
+    const group = this.scheduleGroup.name!;
+    const direct = APP_SCHEDULES.some((s) => s.direct);
+    if (direct) {
+      this.schedulerRole.addToPolicy(
+        new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [eventsFunction.functionArn] }),
+      );
+      this.deadLetters.grantSendMessages(this.schedulerRole);
+    }
     for (const spec of APP_SCHEDULES) {
+      const target: CfnSchedule.TargetProperty = spec.direct
+        ? {
+            arn: eventsFunction.functionArn,
+            roleArn: this.schedulerRole.roleArn,
+            input: spec.payload,
+            retryPolicy: { maximumEventAgeInSeconds: 60, maximumRetryAttempts: 2 },
+            deadLetterConfig: { arn: this.deadLetters.queueArn },
+          }
+        : { arn: this.events.queueArn, roleArn: this.schedulerRole.roleArn, input: spec.payload };
       const schedule = new CfnSchedule(this, `Schedule-${spec.name}`, {
         name: spec.name,
-        groupName: props.scheduleGroup,
+        groupName: group,
         description: spec.description,
         scheduleExpression: spec.expression,
         scheduleExpressionTimezone: spec.timezone ?? 'UTC',
         flexibleTimeWindow: { mode: 'OFF' },
         state: 'ENABLED',
-        target: { arn: this.events.queueArn, roleArn: this.schedulerRole.roleArn, input: spec.payload },
+        target,
       });
       schedule.addDependency(this.scheduleGroup);
     }

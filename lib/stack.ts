@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 // cdk-nag's own rendering of a policy resource, so acknowledgements match its finding ids.
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
@@ -118,6 +119,14 @@ export class ControlPlaneStack extends Stack {
     events.fn.addEventSource(
       new SqsEventSource(messaging.events, { batchSize: 10, reportBatchItemFailures: true }),
     );
+    // The minute schedule invokes it directly (asynchronously): two retries within the next
+    // minutes, then the record of the failed firing in the events dead-letter queue.
+    events.fn.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: Duration.minutes(10),
+      onFailure: new SqsDestination(messaging.deadLetters),
+    });
+    messaging.addAppSchedules(events.fn);
     const websocket = new ControlPlaneFunction(this, 'WebSocketFunction', {
       ...shared,
       entry: WEBSOCKET_ENTRY,

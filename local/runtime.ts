@@ -1,20 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { awsCredentialsInEnv, loadConfig } from '../functions/core/config.js';
 import type { AppContext } from '../functions/core/context.js';
-import { emit, EVENTS_QUEUE } from '../functions/core/events.js';
+import { emit, EVENTS_QUEUE, processDirectEvent } from '../functions/core/events.js';
 import { createHttpHandler } from '../functions/core/http.js';
 import { eventHandlers } from '../functions/event-handlers.js';
 import { routes } from '../functions/routes.js';
 import { redeliverPendingCommands } from '../functions/nodes/commands.js';
 import { resumeInterruptedCopies } from '../functions/orchestrator/resume.js';
-import { ensureAppSchedules } from '../functions/schedules.js';
+import { APP_SCHEDULES, ensureAppSchedules } from '../functions/schedules.js';
 import { createEmbeddedContext } from './embedded-context.js';
 import { EventPump } from './event-pump.js';
 import { createLocalServer, routeGate, type LambdaHttpHandler } from './http-server.js';
 import { consoleStatic } from './console-static.js';
 import { ScheduleDriver } from './schedule-driver.js';
 import type { EventHandler } from '../functions/core/events.js';
+import type { ScheduleSpec } from '../functions/ports/scheduler.js';
 import { LocalSockets, attachWebSockets } from './websocket-server.js';
 
 export interface RuntimeOptions {
@@ -45,6 +47,11 @@ export interface Runtime {
   url: string;
   ctx: AppContext;
   driver: ScheduleDriver;
+  /**
+   * Delivers one firing as EventBridge Scheduler does: an app schedule marked `direct` invokes the
+   * event handler at once (a failure throws), any other schedule is a message on the events queue.
+   */
+  deliver(schedule: Pick<ScheduleSpec, 'name' | 'payload'>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -116,14 +123,18 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
       stops.unshift(() => pump.stop());
     }
 
+    const direct = new Set(APP_SCHEDULES.filter((s) => s.direct).map((s) => s.name));
+    const deliver = async (schedule: Pick<ScheduleSpec, 'name' | 'payload'>) => {
+      if (direct.has(schedule.name))
+        await processDirectEvent(JSON.parse(schedule.payload), randomUUID(), handlers, ctx);
+      else await ctx.queue.send(EVENTS_QUEUE, schedule.payload);
+    };
     const driver = new ScheduleDriver({
       scheduler: ctx.scheduler,
       now: ctx.now,
       logger: ctx.logger,
       refreshMs: options.scheduleRefreshMs,
-      fire: async (schedule) => {
-        await ctx.queue.send(EVENTS_QUEUE, schedule.payload);
-      },
+      fire: deliver,
     });
     driver.start();
     stops.unshift(async () => driver.stop());
@@ -134,6 +145,7 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Runtim
       url: `http://${host}:${address.port}`,
       ctx,
       driver,
+      deliver,
       stop: async () => {
         for (const stop of stops) await stop();
       },

@@ -2,7 +2,6 @@
  * The operations of the cost model, each measured alone on the metered fleet (fleet.ts): a
  * heartbeat, an hour of metric history, each schedule's sweep, a sample of tasks and container commands.
  */
-import { EVENTS_QUEUE } from '../../functions/core/events.js';
 import {
   addUnits,
   zeroUnits,
@@ -125,8 +124,8 @@ function minus(a: Units, b: Units): Units {
 }
 
 /**
- * Each app schedule fired twice, as EventBridge Scheduler delivers it (an SQS message to the events
- * queue), each firing metered alone. The sweep repairs the node indexes on its first run in a
+ * Each app schedule fired twice, as EventBridge Scheduler delivers it (the minute schedule straight
+ * into the events function, the others as an SQS message to the events queue), each firing metered alone. The sweep repairs the node indexes on its first run in a
  * process and then at most every INDEX_REPAIR_EVERY_MS: of two firings back to back the costlier is
  * the repairing one, the other the plain one, weighted by how many of a month's firings repair.
  * The minute schedule is fired at a minute with no part due; each part (functions/minute.ts
@@ -139,7 +138,7 @@ export async function measureSweeps(fleet: Fleet): Promise<Record<string, Schedu
     fleet.meter.reset();
     await fleet.meter.within(`schedule ${s.name}`, async () => {
       fleet.meter.add('scheduler.invoke', { schedulerInvocations: 1 });
-      await fleet.rt.ctx.queue.send(EVENTS_QUEUE, payload);
+      await fleet.rt.deliver({ name: s.name, payload });
     });
     await fleet.settle();
     return fleet.meter.total(awsCharged);
@@ -188,7 +187,7 @@ const MINUTE_SCHEDULE_PAYLOAD = () => APP_SCHEDULES.find((s) => s.name === MINUT
 export async function fireSchedule(fleet: Fleet, name: string): Promise<void> {
   const s = APP_SCHEDULES.find((x) => x.name === name);
   if (!s) throw new Error(`no schedule ${name}`);
-  await fleet.rt.ctx.queue.send(EVENTS_QUEUE, s.payload);
+  await fleet.rt.deliver(s);
   await fleet.settle();
 }
 

@@ -42,6 +42,37 @@ export type AreaEvents = { [T in AppEventType]?: AppEventSchemas[T] };
 
 export const EVENTS_QUEUE = 'events';
 
+/**
+ * Runs one event's handler; `requestId` names it in the logs. An event that can never succeed
+ * (malformed, or of no known type) is dropped loudly rather than retried to the dead-letter queue;
+ * what the handler throws is thrown.
+ */
+async function handleEvent(
+  body: unknown,
+  requestId: string,
+  handlers: Record<string, EventHandler>,
+  ctx: AppContext,
+): Promise<void> {
+  const parsed = eventEnvelope.safeParse(body);
+  if (!parsed.success) {
+    ctx.logger.error('dropping malformed event', { messageId: requestId });
+    return;
+  }
+  const handler = handlers[parsed.data.type];
+  if (!handler) {
+    ctx.logger.warn('no handler for event type', { type: parsed.data.type, messageId: requestId });
+    return;
+  }
+  const data = parsed.data as { type: string; commandId?: unknown };
+  const ids = { requestId, ...(typeof data.commandId === 'string' ? { commandId: data.commandId } : {}) };
+  await withLogContext(ids, () =>
+    traceSpan(`event ${data.type}`, async () => {
+      annotateTrace({ ...ids, eventType: data.type });
+      await handler(parsed.data, ctx);
+    }),
+  );
+}
+
 /** Processes one batch; failed records are reported back so only they are redelivered. */
 export async function processEventBatch(
   event: SQSEvent,
@@ -51,34 +82,33 @@ export async function processEventBatch(
   const failures: SQSBatchResponse['batchItemFailures'] = [];
   for (const record of event.Records) {
     try {
-      const parsed = eventEnvelope.safeParse(JSON.parse(record.body));
-      if (!parsed.success) {
-        // A malformed message can never succeed: drop it loudly rather than loop to the DLQ.
-        ctx.logger.error('dropping malformed event', { messageId: record.messageId });
-        continue;
-      }
-      const handler = handlers[parsed.data.type];
-      if (!handler) {
-        ctx.logger.warn('no handler for event type', { type: parsed.data.type, messageId: record.messageId });
-        continue;
-      }
-      const data = parsed.data as { type: string; commandId?: unknown };
-      const ids = {
-        requestId: record.messageId,
-        ...(typeof data.commandId === 'string' ? { commandId: data.commandId } : {}),
-      };
-      await withLogContext(ids, () =>
-        traceSpan(`event ${data.type}`, async () => {
-          annotateTrace({ ...ids, eventType: data.type });
-          await handler(parsed.data, ctx);
-        }),
-      );
+      await handleEvent(JSON.parse(record.body), record.messageId, handlers, ctx);
     } catch (error) {
       ctx.logger.error('event failed', { messageId: record.messageId, error: error as Error });
       failures.push({ itemIdentifier: record.messageId });
     }
   }
   return { batchItemFailures: failures };
+}
+
+/**
+ * One event delivered straight to the events function, not through the queue: an EventBridge
+ * Scheduler firing whose target is the function (the minute schedule: no SQS message a minute).
+ * A failure throws, so Lambda's asynchronous retries and then its on-failure destination (the
+ * events dead-letter queue, lib/stack.ts) take it, as the queue's redrive did.
+ */
+export async function processDirectEvent(
+  event: unknown,
+  requestId: string,
+  handlers: Record<string, EventHandler>,
+  ctx: AppContext,
+): Promise<void> {
+  try {
+    await handleEvent(event, requestId, handlers, ctx);
+  } catch (error) {
+    ctx.logger.error('event failed', { messageId: requestId, error: error as Error });
+    throw error;
+  }
 }
 
 /** Sends a declared event to the events queue. */

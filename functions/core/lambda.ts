@@ -1,10 +1,10 @@
-import type { SQSEvent } from 'aws-lambda';
+import type { Context, SQSEvent } from 'aws-lambda';
 import middy from '@middy/core';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { loadConfig } from './config.js';
 import type { AppContext } from './context.js';
-import { processEventBatch, type EventHandler } from './events.js';
+import { processDirectEvent, processEventBatch, type EventHandler } from './events.js';
 import { createHttpHandler } from './http.js';
 import type { AnyRoute } from './route.js';
 import { createAwsContext } from './aws-context.js';
@@ -60,9 +60,15 @@ export function websocketEntry<E, R>(fn: (event: E) => Promise<R>) {
   return middy(fn).use(captureLambdaHandler(tracer, { captureResponse: false }));
 }
 
-/** A Lambda entry point for the events queue (SQS event source with reportBatchItemFailures). */
+/**
+ * A Lambda entry point for the events queue (SQS event source with reportBatchItemFailures) and for
+ * the schedules that invoke the function directly (an event `{type, ...}` of its own).
+ */
 export function eventsEntry(handlers: Record<string, EventHandler>) {
-  return middy(async function handleEvents(event: SQSEvent) {
-    return processEventBatch(event, handlers, await lambdaContext());
+  return middy(async function handleEvents(event: SQSEvent | { type?: unknown }, context: Context) {
+    const ctx = await lambdaContext();
+    if ('Records' in event) return processEventBatch(event, handlers, ctx);
+    await processDirectEvent(event, context.awsRequestId, handlers, ctx);
+    return undefined;
   }).use(captureLambdaHandler(tracer, { captureResponse: false }));
 }

@@ -9,6 +9,11 @@ export interface ScheduleSpec {
   payload: string;
   enabled?: boolean;
   description?: string;
+  /**
+   * An app schedule (functions/schedules.ts) fired straight into the events function, as EventBridge
+   * Scheduler's Lambda target does, rather than through the events queue: no SQS message a firing.
+   */
+  direct?: boolean;
 }
 
 export interface StoredSchedule extends ScheduleSpec {

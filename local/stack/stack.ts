@@ -317,7 +317,14 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
     const runtimeGroup = deploymentSetting('SCHEDULE_GROUP');
     if (runtimeGroup && !groups.includes(runtimeGroup)) groups.push(runtimeGroup);
     const schedules = groups.length
-      ? startScheduleDriver(groups, { region, endpoint, refreshMs: options.scheduleRefreshMs })
+      ? startScheduleDriver(groups, {
+          region,
+          endpoint,
+          refreshMs: options.scheduleRefreshMs,
+          functionOf,
+          invoke,
+          log,
+        })
       : undefined;
     if (schedules) stops.push(schedules.stop);
     const driver = schedules?.driver;

@@ -64,12 +64,19 @@ export function startEventSources(ctx: TriggerContext): SqsEventSource[] {
   return eventSources;
 }
 
-/** Fires the schedules of `groups` into their SQS targets, as EventBridge Scheduler does. */
+/**
+ * Fires the schedules of `groups` into their targets, as EventBridge Scheduler does: an SQS queue
+ * gets the payload as a message, a function of the stack is invoked with it (asynchronously on AWS;
+ * a failed invocation is logged here, Lambda's retries are not played).
+ */
 export function startScheduleDriver(
   groups: string[],
-  options: { region: string; endpoint: string; refreshMs?: number | undefined },
+  options: { region: string; endpoint: string; refreshMs?: number | undefined } & Pick<
+    TriggerContext,
+    'functionOf' | 'invoke' | 'log'
+  >,
 ): { driver: ScheduleDriver; stop: () => void } {
-  const { region, endpoint } = options;
+  const { region, endpoint, functionOf, invoke, log } = options;
   const sqs = new SQSClient({ region, endpoint });
   const schedulers = groups.map(
     (group) =>
@@ -98,8 +105,14 @@ export function startScheduleDriver(
     fire: async (schedule) => {
       const arn = schedule.target;
       const [, , service, , account, name] = arn.split(':');
+      const fn = service === 'lambda' ? functionOf(arn) : undefined;
+      if (fn) {
+        const result = await invoke(fn, JSON.parse(schedule.payload));
+        if (!result.ok) log(`schedule ${schedule.name} → ${fn}: ${result.error.errorMessage}`);
+        return;
+      }
       if (service !== 'sqs' || !name)
-        throw new Error(`schedule ${schedule.name}: target ${arn} is not an SQS queue`);
+        throw new Error(`schedule ${schedule.name}: target ${arn} is neither an SQS queue nor a function of the stack`);
       let url = urls.get(arn);
       if (!url) {
         url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account })))

@@ -12,6 +12,7 @@ import { MINUTE_SCHEDULE, RETIRED_SCHEDULES, runMinute } from '../../../function
 import { getNode } from '../../../functions/nodes/nodes.js';
 import { liveKey, type LiveRecord } from '../../../functions/nodes/node-records.js';
 import { APP_SCHEDULES } from '../../../functions/schedules.js';
+import { startRuntime } from '../../../local/runtime.js';
 import { eventually } from '../../harness/scripted-agent.js';
 
 const EVERY_MINUTE = 'rate(1 minute)';
@@ -30,6 +31,47 @@ describe('the minute schedule', () => {
     fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
     expect(await fleet.rt.ctx.scheduler.get(MINUTE_SCHEDULE)).toMatchObject({ expression: EVERY_MINUTE });
     for (const name of RETIRED_SCHEDULES) expect(await fleet.rt.ctx.scheduler.get(name)).toBeUndefined();
+  }, 60_000);
+
+  it('is fired into the events function directly, not through the events queue; a failed tick throws', async () => {
+    const minute = APP_SCHEDULES.find((s) => s.name === MINUTE_SCHEDULE)!;
+    expect(minute.direct).toBe(true);
+    fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const sent: string[] = [];
+    const queue = fleet.rt.ctx.queue;
+    const send = queue.send.bind(queue);
+    queue.send = async (name, body, options) => {
+      sent.push(body);
+      return send(name, body, options);
+    };
+    fleet.meter.reset();
+    await fleet.rt.deliver(minute);
+    expect(fleet.meter.count('event minute.tick', 'event')).toBe(1);
+    expect(sent.filter((b) => b.includes('minute.tick'))).toEqual([]);
+    // The maintenance schedule still goes through the queue (its Lambda retries are SQS redeliveries).
+    const maintenance = APP_SCHEDULES.find((s) => !s.direct)!;
+    await fleet.rt.deliver(maintenance);
+    expect(sent).toContain(maintenance.payload);
+    await fleet.stop();
+    fleet = undefined;
+
+    // A tick that fails rejects the delivery (on AWS: Lambda's retries, then the dead-letter queue).
+    const rt = await startRuntime({
+      port: 0,
+      env: { LOG_LEVEL: 'SILENT' },
+      instrument: {
+        events: (handlers) => ({
+          ...handlers,
+          'minute.tick': () => Promise.reject(new Error('the sweep failed')),
+        }),
+      },
+    });
+    try {
+      rt.driver.stop();
+      await expect(rt.deliver(minute)).rejects.toThrow('the sweep failed');
+    } finally {
+      await rt.stop();
+    }
   }, 60_000);
 
   it('sweeps a silent node offline, reconciles, places and samples in one invocation', async () => {
@@ -105,9 +147,10 @@ describe('the minute schedule', () => {
     const perFleet = Object.keys(report.operations_per_node_month).filter((k) => k.startsWith('sweep '));
     expect(perFleet.sort()).toEqual(APP_SCHEDULES.map((s) => `sweep ${s.name} (per fleet)`).sort());
     expect(report.operations_per_node_month[`sweep ${MINUTE_SCHEDULE} (per fleet)`]).toBe(43_200);
-    // One firing: one Scheduler invocation, one SQS message (send, receive, delete), one Lambda invocation.
+    // One firing: one Scheduler invocation and one Lambda invocation; no SQS message (it targets
+    // the events function itself: the send, receive and delete of the events queue before).
     expect(report.units_per_operation.sweeps[MINUTE_SCHEDULE]).toMatchObject({
-      sqs_requests: 3,
+      sqs_requests: 0,
       lambda_invocations: 1,
     });
     expect(Object.keys(report.schedules_usd_per_deployment_month)).toContain(MINUTE_SCHEDULE);

@@ -437,6 +437,31 @@ describeWithMoto('local stack: the Lambda, API Gateway, SQS and Scheduler contra
     );
   }, 60_000);
 
+  it('fires a schedule whose target is a function of the stack by invoking it with the Input', async () => {
+    const scheduler = new SchedulerClient({
+      endpoint: process.env.AWS_ENDPOINT_URL,
+      region: process.env.AWS_REGION ?? 'us-east-1',
+    });
+    await scheduler.send(
+      new CreateScheduleCommand({
+        Name: 'runtime-function',
+        GroupName: stack.physical.Group!.ref,
+        ScheduleExpression: atIn(3_000),
+        ScheduleExpressionTimezone: 'UTC',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: {
+          Arn: stack.physical[FN]!.arn!,
+          RoleArn: 'arn:aws:iam::123456789012:role/scheduler',
+          Input: '{"scheduled":"function"}',
+          RetryPolicy: { MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 2 },
+        },
+      }),
+    );
+    scheduler.destroy();
+    const fired = await noteWhere('the scheduled invocation', (n) => n.kind === 'scheduled', 45_000);
+    expect(fired.event).toEqual({ scheduled: 'function' });
+  }, 60_000);
+
   it('runs $connect (refusing on a non-2xx answer), routes frames by action, pushes through the Management API, runs $disconnect', async () => {
     const refused = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(`${stack.wsUrl}?refuse=1`);

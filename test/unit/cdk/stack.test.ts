@@ -625,6 +625,35 @@ describe('ControlPlaneStack WebSocket API', () => {
     );
     expect(everyMinute).toHaveLength(1);
   });
+
+  it('fires the minute schedule into the events function itself, with a retry policy and the dead-letter queue', () => {
+    const events = functionId('events');
+    const [schedule] = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::Scheduler::Schedule' && r.Properties.Name === 'minute',
+    );
+    const target = schedule!.Properties.Target as Record<string, unknown>;
+    expect(target.Arn).toEqual({ 'Fn::GetAtt': [events, 'Arn'] });
+    expect(target.RetryPolicy).toEqual({ MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 2 });
+    const dlq = Object.entries(resources).find(
+      ([, r]) => r.Type === 'AWS::SQS::Queue' && !r.Properties.RedrivePolicy,
+    )![0];
+    expect(target.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [dlq, 'Arn'] } });
+    // The role Scheduler assumes may invoke that one function, and nothing else of Lambda.
+    const roleId = JSON.stringify(target.RoleArn).match(/"([A-Za-z0-9]+)","Arn"/)![1]!;
+    const invokes = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`))
+      .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+      .filter((st) => [st.Action].flat().some((a) => a.startsWith('lambda:')));
+    expect(invokes).toEqual([
+      expect.objectContaining({ Action: 'lambda:InvokeFunction', Resource: { 'Fn::GetAtt': [events, 'Arn'] } }),
+    ]);
+    // What the function then fails: two retries, then the record of the firing in the dead-letter queue.
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: events },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [dlq, 'Arn'] } } },
+    });
+  });
 });
 
 describe('ControlPlaneStack agent identity', () => {
