@@ -40,9 +40,7 @@ process.on('message', (m: HostToAgents) => {
         nodes.push(node);
         const beatMs = n.interval * 1000;
         const beat = () => void node.heartbeat().catch(() => undefined);
-        timers.push(
-          setTimeout(() => timers.push(setInterval(beat, beatMs)), Math.random() * beatMs),
-        );
+        timers.push(setTimeout(() => timers.push(setInterval(beat, beatMs)), Math.random() * beatMs));
         void serve(node);
       }
       timers.push(

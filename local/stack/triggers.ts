@@ -112,7 +112,9 @@ export function startScheduleDriver(
         return;
       }
       if (service !== 'sqs' || !name)
-        throw new Error(`schedule ${schedule.name}: target ${arn} is neither an SQS queue nor a function of the stack`);
+        throw new Error(
+          `schedule ${schedule.name}: target ${arn} is neither an SQS queue nor a function of the stack`,
+        );
       let url = urls.get(arn);
       if (!url) {
         url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account })))

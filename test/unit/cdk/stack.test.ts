@@ -641,11 +641,16 @@ describe('ControlPlaneStack WebSocket API', () => {
     // The role Scheduler assumes may invoke that one function, and nothing else of Lambda.
     const roleId = JSON.stringify(target.RoleArn).match(/"([A-Za-z0-9]+)","Arn"/)![1]!;
     const invokes = Object.values(resources)
-      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`))
+      .filter(
+        (r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(`"${roleId}"`),
+      )
       .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
       .filter((st) => [st.Action].flat().some((a) => a.startsWith('lambda:')));
     expect(invokes).toEqual([
-      expect.objectContaining({ Action: 'lambda:InvokeFunction', Resource: { 'Fn::GetAtt': [events, 'Arn'] } }),
+      expect.objectContaining({
+        Action: 'lambda:InvokeFunction',
+        Resource: { 'Fn::GetAtt': [events, 'Arn'] },
+      }),
     ]);
     // What the function then fails: two retries, then the record of the firing in the dead-letter queue.
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
