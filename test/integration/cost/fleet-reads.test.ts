@@ -22,7 +22,7 @@ import {
   type ServiceItem,
   type SlotItem,
 } from '../../../functions/orchestrator/model.js';
-import { fleetKeys } from '../../../functions/core/keys.js';
+import { fleetKeys, keys } from '../../../functions/core/keys.js';
 import { reconcileGlobalFrom } from '../../../functions/orchestrator/reconciler.js';
 import { renderMetrics } from '../../../functions/observability/prometheus.js';
 
@@ -237,7 +237,32 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     expect(slots.every((s) => s.sk.startsWith('SLOT#N#'))).toBe(true);
   }, 120_000);
 
-  async function scrapeAt(extra: number) {
+  /** `perNode` running service containers on each loaded node, as the orchestrator stores them. */
+  async function loadInstances(f: Fleet, ids: string[], perNode: number) {
+    const image = 'metrics-bench/web:1';
+    const items = ids.flatMap((nodeId) =>
+      Array.from({ length: perNode }, (_, i) => {
+        const instanceId = `inst-${nodeId}-${i}`;
+        return {
+          ...keys.instance(instanceId),
+          ...keys.instanceIndexes(image, nodeId, instanceId),
+          instanceId,
+          imageId: image,
+          nodeId,
+          name: `web-${i}`,
+          status: 'running',
+          ordinal: i,
+        };
+      }),
+    );
+    // Their service, which the main target once listed to read every copy of.
+    if (perNode)
+      await f.rt.ctx.store.put({ ...keys.service(image), ...keys.servicesIndex(image), imageId: image });
+    for (let i = 0; i < items.length; i += 50)
+      await Promise.all(items.slice(i, i + 50).map((item) => f.rt.ctx.store.put(item)));
+  }
+
+  async function scrapeAt(extra: number, instancesPerNode = 0) {
     fleet = await startFleet({
       nodes: 2,
       profile: 'idle',
@@ -248,6 +273,7 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     const f = fleet;
     const ctx = f.rt.ctx;
     const { ids } = await loadNodeRecords(f, extra, 'prom');
+    await loadInstances(f, ids, instancesPerNode);
     await f.settle();
     // The sweep cuts the pages.
     await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
@@ -260,6 +286,7 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     const seen: string[] = [];
     let maxRead = 0;
     let pages = 0;
+    let running = 0;
     for (const shard of SHARDS) {
       const n = pagesOf(shard);
       expect(n).toBeGreaterThan(0);
@@ -273,6 +300,8 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
         if (page === n) expect(up).toEqual([]);
         else pages++;
         seen.push(...up);
+        for (const m of body.matchAll(/^fleet_node_containers\{[^}]*state="running"\} (\d+)$/gm))
+          running += Number(m[1]);
       }
     }
     // Through the route: a page, and the two parameters only together.
@@ -280,12 +309,17 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     expect(res.status).toBe(200);
     expect((await call(f.rt.url, 'GET', '/metrics?shard=0')).status).toBe(422);
     expect((await call(f.rt.url, 'GET', '/metrics?shard=9&page=0')).status).toBe(422);
-    return { total: extra + 2, ids, main: main.body, mainUnits, seen, maxRead, pages };
+    return { total: extra + 2, ids, main: main.body, mainUnits, seen, maxRead, pages, running };
   }
 
   it('GET /metrics: fleet series from the aggregate, per-node series in pages the sweep cut, each node once', async () => {
-    const small = await scrapeAt(198);
-    const large = await scrapeAt(798);
+    const bare = await scrapeAt(198);
+    await fleet!.stop();
+    fleet = undefined;
+    const small = await scrapeAt(198, 2);
+    await fleet!.stop();
+    fleet = undefined;
+    const large = await scrapeAt(798, 2);
     for (const run of [small, large]) {
       expect(new Set(run.seen).size).toBe(run.total);
       expect(run.seen).toHaveLength(run.total);
@@ -295,6 +329,13 @@ describe('reads per invocation independent of the fleet size: pushes, global rec
     }
     expect(large.pages).toBeGreaterThan(small.pages);
     expect(large.mainUnits.read_units).toBe(small.mainUnits.read_units);
+    // Service containers follow the node pages: the main target reads none (0, 396 or 1,596 of
+    // them, the same units), each page reads its nodes' own, and every one is counted once.
+    expect(small.mainUnits.read_units).toBe(bare.mainUnits.read_units);
+    expect(small.main).not.toMatch(/^fleet_containers\{/m);
+    expect(bare.running).toBe(0);
+    expect(small.running).toBe(2 * 198);
+    expect(large.running).toBe(2 * 798);
     // A page: its share of a shard and those nodes' META, the same whatever the fleet.
     expect(large.maxRead).toBe(small.maxRead);
     expect(large.seen).toContain(large.ids[0]);
