@@ -35,6 +35,9 @@ import {
 } from '../../lib/lambda-settings.js';
 import { SimNode, fixtureCollectors, type Hardware } from './sim-node.js';
 import { loadNodeRecords } from './load-nodes.js';
+import { CANDIDATE_PAGE } from '../../functions/cluster/workers.js';
+import { NODE_PAGE } from '../../functions/orchestrator/fleet-state.js';
+import { SHARDS, nodeShard } from '../../functions/nodes/node-records.js';
 
 export { awsCharged, operationUnits, type OperationUnits } from './charges.js';
 export { fireSchedule, measureBusy, measureHeartbeat, measureHistory, measureSweeps } from './measure.js';
@@ -54,7 +57,8 @@ export interface CostOptions {
   memory?: Record<string, number>;
   /**
    * Nodes registered through the API and beating (default all): the rest of `nodes` are loaded as
-   * records (load-nodes.ts), so a fleet of 100,000 exists in minutes, not hours. Idle profile only.
+   * records (load-nodes.ts), so a fleet of 100,000 exists in minutes, not hours. Busy: every shard
+   * needs a candidate page of live nodes (livePagesFirst).
    */
   live?: number;
   /** Progress lines of a long run (loading), to a file: the runtime swallows output while it runs. */
@@ -94,11 +98,6 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
   let events: MemoryQueue | undefined;
   const id = randomUUID().slice(0, 8);
   const live = Math.min(options.nodes, options.live ?? options.nodes);
-  // Loaded nodes take work too (they sit in the placement indexes) but no agent runs it.
-  if (live < options.nodes && options.profile === 'busy')
-    throw new Error(
-      'the busy profile needs every node live (a loaded node would be given tasks it never runs)',
-    );
   const loaded = options.nodes - live;
   const restoreLogs = meter.captureLogs({ swallow: true });
   let rt: Runtime;
@@ -147,10 +146,11 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
   try {
     await registerNodes(rt.url, { ...options, nodes: live }, nodes);
     await settle();
+    if (loaded && options.profile === 'busy') livePagesFirst(nodes);
     if (loaded) {
       const started = Date.now();
       options.progress?.(`loading ${loaded} node records`);
-      await loadNodeRecords(fleet, loaded, 'loaded', { progress: options.progress });
+      await loadNodeRecords(fleet, loaded, LOADED_PREFIX, { progress: options.progress });
       options.progress?.(`loaded ${loaded} node records in ${Math.round((Date.now() - started) / 1000)} s`);
     }
   } catch (error) {
@@ -158,6 +158,29 @@ export async function startFleet(options: CostOptions): Promise<Fleet> {
     throw error;
   }
   return fleet;
+}
+
+/**
+ * Loaded node ids: after every registered one (`node-…`) in a shard's node-id order, which is the
+ * order the placement's free-capacity pages and a container start's eligible-node pages read in.
+ */
+const LOADED_PREFIX = 'zz-loaded';
+
+/**
+ * A busy fleet with loaded nodes: a task or container must go to a node whose agent runs it. The
+ * candidate pages (CANDIDATE_PAGE and NODE_PAGE nodes, from a shard's start) then hold live nodes
+ * only when every shard has that many live nodes before its loaded ones; the pages read the same
+ * units whoever is on them.
+ */
+function livePagesFirst(nodes: SimNode[]): void {
+  const page = Math.max(CANDIDATE_PAGE, NODE_PAGE);
+  for (const shard of SHARDS) {
+    const here = nodes.filter((n) => nodeShard(n.nodeId) === shard).length;
+    if (here < page)
+      throw new Error(
+        `a busy fleet with loaded nodes needs ${page} live nodes in every shard (shard ${shard} has ${here}): raise --live`,
+      );
+  }
 }
 
 async function registerNodes(url: string, options: CostOptions, nodes: SimNode[]): Promise<void> {

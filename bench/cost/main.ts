@@ -2,7 +2,7 @@
  * `npm run cost -- --nodes N --profile idle|busy --gpus G [--jetson] [--tasks K] [--containers C]
  *   [--heartbeat S --offline S] [--live L] [--progress FILE] [--json]`:
  * what one node costs a month on AWS, measured from the code's own calls (bench/cost/model.ts).
- * Idle fleets past 1,000 nodes register 1,000 (`--live`) and load the rest as records (bench/cost/fleet.ts).
+ * Fleets past 1,000 nodes register 1,000 (`--live`) and load the rest as records (bench/cost/fleet.ts).
  */
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -24,13 +24,13 @@ const { values } = parseArgs({
     /** NODE_HEARTBEAT_SECONDS and NODE_OFFLINE_AFTER_SECONDS of the deployment (defaults 30 and 90). */
     heartbeat: { type: 'string' },
     offline: { type: 'string' },
-    /** Nodes registered and beating through the API (idle: default up to 1,000); the rest loaded as records. */
+    /** Nodes registered and beating through the API (default up to 1,000); the rest loaded as records. */
     live: { type: 'string' },
     progress: { type: 'string' },
   },
 });
 
-/** Idle fleets past this many nodes register this many and load the rest. */
+/** Fleets past this many nodes register this many and load the rest. */
 const DEFAULT_LIVE = 1000;
 
 const positive = (name: string, v: string | undefined): number => {
@@ -49,11 +49,7 @@ if (values.profile !== 'idle' && values.profile !== 'busy') {
 const nodes = positive('nodes', values.nodes);
 const report = await runCostModel({
   nodes,
-  live: values.live
-    ? positive('live', values.live)
-    : values.profile === 'idle'
-      ? Math.min(nodes, DEFAULT_LIVE)
-      : nodes,
+  live: values.live ? positive('live', values.live) : Math.min(nodes, DEFAULT_LIVE),
   ...(values.progress
     ? {
         progress: (line: string) => appendFileSync(values.progress!, `${new Date().toISOString()} ${line}\n`),
