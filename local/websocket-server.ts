@@ -9,6 +9,12 @@ import { closeConnection, openConnection, pushPeriodic, snapshot } from '../func
 /** The local adapter of the send port: this process's open sockets by connection id. */
 export class LocalSockets implements ConnectionSender {
   readonly sockets = new Map<string, WebSocket>();
+  /** Upgrades between their record's save and their socket's entry here. */
+  opening = 0;
+
+  idle(): boolean {
+    return this.sockets.size === 0 && this.opening === 0;
+  }
 
   async send(connectionId: string, data: string): Promise<void> {
     const ws = this.sockets.get(connectionId);
@@ -49,6 +55,8 @@ export function attachWebSockets(
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
     );
     let opened: Awaited<ReturnType<typeof openConnection>>;
+    // From before its record is saved until its socket is in the map: a broadcast meanwhile looks.
+    sockets.opening++;
     try {
       opened = await openConnection(ctx, connectionId, {
         path: url.pathname,
@@ -56,11 +64,19 @@ export function attachWebSockets(
         headers,
       });
     } catch (error) {
+      sockets.opening--;
       ctx.logger.error('websocket connect failed', { error: error as Error });
       socket.end('HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
+    let settled = false;
+    const settle = () => {
+      if (!settled) sockets.opening--;
+      settled = true;
+    };
+    socket.once('close', settle);
     wss.handleUpgrade(req, socket, head, (ws) => {
+      settle();
       // A refusal completes the handshake so the client can read the close code (4404 ...) and reason.
       if (!opened.ok) {
         ws.close(opened.closeCode, opened.reason);

@@ -8,6 +8,12 @@ export interface ConnectionSender {
   send(connectionId: string, data: string): Promise<void>;
   /** Closes a connection (the close code only where the runtime can set one: locally). */
   close(connectionId: string, code: number, reason: string): Promise<void>;
+  /**
+   * True when this runtime serves every connection itself and none is open or opening (the local
+   * server), so a publisher need not look its channel up. Absent where connections live elsewhere
+   * (API Gateway): the records in the table are then the only answer.
+   */
+  idle?(): boolean;
 }
 
 /** The connection is gone (API Gateway's GoneException, a closed socket): its record can go. */

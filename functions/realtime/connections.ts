@@ -115,14 +115,16 @@ export async function sendTo(
 
 /**
  * The publisher: one frame to every connection of a channel, in parallel, pruning the dead ones.
- * A function as message is called only when someone listens (building a frame costs reads).
+ * A function as message is called only when someone listens (building a frame costs reads). A
+ * runtime that holds its connections and has none open is not asked the table (records left by
+ * a previous process are pruned by the periodic push, push.ts).
  */
 export async function broadcast(
   ctx: AppContext,
   channel: string,
   message: object | (() => Promise<object | object[]>),
 ): Promise<FanOut> {
-  if (!ctx.connections) return { delivered: 0, pruned: 0 };
+  if (!ctx.connections || ctx.connections.idle?.()) return { delivered: 0, pruned: 0 };
   const targets = await channelConnections(ctx, channel);
   if (!targets.length) return { delivered: 0, pruned: 0 };
   const built = typeof message === 'function' ? await message() : message;

@@ -2,11 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { emit } from '../../../functions/core/events.js';
 import {
+  broadcast,
   channelConnections,
   getConnection,
   saveConnection,
 } from '../../../functions/realtime/connections.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
+import type { LocalSockets } from '../../../local/websocket-server.js';
 import { describeWithMoto, emulatorDeployment, uniqueName } from '../../harness/services.js';
 import { call, eventually, ScriptedAgent } from '../../harness/scripted-agent.js';
 
@@ -171,6 +173,34 @@ describe('WebSocket API: metrics, doctor, refusals, pruning (embedded runtime)',
     // As left by a previous process: a record with no socket behind it.
     await saveConnection(rt.ctx, 'left-over', { channel: 'metrics' });
     await eventually(async () => expect(await getConnection(rt.ctx, 'left-over')).toBeUndefined());
+  });
+
+  it('a broadcast with no socket open reads nothing; a client that connects later gets the next one', async () => {
+    for (const c of clients) c.ws.terminate();
+    await eventually(() => expect((rt.ctx.connections as LocalSockets).idle()).toBe(true));
+    const store = rt.ctx.store;
+    const query = store.query.bind(store);
+    const channels: string[] = [];
+    store.query = (pk, options) => {
+      if (pk.startsWith('WSCHANNEL#')) channels.push(pk);
+      return query(pk, options);
+    };
+    try {
+      let built = 0;
+      const frame = async () => ({ type: 'log', n: ++built });
+      expect(await broadcast(rt.ctx, 'logs#n1', frame)).toEqual({ delivered: 0, pruned: 0 });
+      expect(channels).toEqual([]);
+      expect(built).toBe(0);
+
+      const client = open('/ws/doctor');
+      await client.next((f) => f.type === 'doctor');
+      expect(await broadcast(rt.ctx, 'doctor', frame)).toEqual({ delivered: 1, pruned: 0 });
+      expect(channels).toEqual(['WSCHANNEL#doctor']);
+      await client.next((f) => f.type === 'log' && f.n === 1);
+      await client.close();
+    } finally {
+      store.query = query;
+    }
   });
 });
 
