@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import dynalite from 'dynalite';
 import type { EngineCall } from './embedded-document.js';
+import { installBatchedQuery } from './embedded-query.js';
 
 export interface EmbeddedDynamo {
   endpoint: string;
@@ -135,6 +136,8 @@ function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; 
   } finally {
     db.create = create;
   }
+  installBatchedQuery();
+  const itemStore = cachedTables(store as EngineStore);
   type Done = (error: EngineError | null, out?: Record<string, unknown>) => void;
   type Action = (store: unknown, data: unknown, done: Done) => void;
   const actions = new Map<string, { run: Action; types: unknown; custom: unknown }>();
@@ -155,8 +158,8 @@ function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; 
       try {
         const a = action(operation);
         const data = validations.checkTypes(body, a.types);
-        validations.checkValidations(data, a.types, a.custom, store);
-        a.run(store, data, (error, out) =>
+        validations.checkValidations(data, a.types, a.custom, itemStore);
+        a.run(itemStore, data, (error, out) =>
           error ? refused(error) : resolve({ status: 200, body: out ?? {} }),
         );
       } catch (error) {
@@ -164,6 +167,38 @@ function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; 
       }
     });
   return { server, direct };
+}
+
+type TableCallback = (error: unknown, table?: { TableStatus?: string }) => void;
+interface EngineStore {
+  tableDb: Record<'put' | 'del' | 'batch', (...args: unknown[]) => unknown>;
+  getTable(name: string, checkStatus: boolean | TableCallback, cb?: TableCallback): void;
+}
+
+/**
+ * The store as the item calls see it: every item action first reads its table's description (a
+ * LevelDB get and a JSON decode of the whole schema); an active table's stays here until a table
+ * action writes any description (they all write through `tableDb`). Item actions only read it.
+ */
+function cachedTables(store: EngineStore): EngineStore {
+  const active = new Map<string, { TableStatus?: string }>();
+  for (const method of ['put', 'del', 'batch'] as const) {
+    const write = store.tableDb[method];
+    store.tableDb[method] = (...args: unknown[]) => {
+      active.clear();
+      return write.apply(store.tableDb, args);
+    };
+  }
+  const getTable: EngineStore['getTable'] = (name, checkStatus, cb) => {
+    const done = (typeof checkStatus === 'function' ? checkStatus : cb)!;
+    const known = active.get(name);
+    if (known) return done(null, known);
+    store.getTable(name, Boolean(checkStatus), (error, table) => {
+      if (!error && table?.TableStatus === 'ACTIVE') active.set(name, table);
+      done(error, table);
+    });
+  };
+  return Object.create(store, { getTable: { value: getTable } }) as EngineStore;
 }
 
 /**

@@ -1,22 +1,70 @@
 import type { AppContext } from '../core/context.js';
-import { keys, taskQueueKeys } from '../core/keys.js';
-import { countItems } from '../ports/store.js';
-import type { TaskItem } from './tasks.js';
+import { keys, QUEUE_KEY_PREFIX, QUEUE_LEVEL_MS, taskQueueKeys } from '../core/keys.js';
+import { conditional, countItems, queryAll, type StoreItem } from '../ports/store.js';
+import type { TaskItem, TaskStatus } from './task-model.js';
+
+/**
+ * Queue positions without reading the queue ahead. The queue index sorts in the order placement
+ * serves (keys.queuedIndex: priority with aging, then age, as one placement-order time), and a
+ * counter record per second of that time (`QUEUECOUNT`, `B#<second>`) holds how many queued
+ * tasks fall in it: +1 when a task enters the queue, -1 when it leaves (tasks.ts), gone when back
+ * at zero. A task's place is the sum of the records of the seconds before its own plus a count of
+ * its own second up to its key: small records (never more than the queued tasks ahead, usually far
+ * fewer) and the tasks of one second, whatever the queue's depth.
+ */
+const BUCKET_MS = 1000;
+
+type Placed = Pick<TaskItem, 'taskId' | 'priority' | 'createdAt'>;
+
+/** The start of the second of placement-order time the task sorts in (what keys.queuedIndex sorts by). */
+const bucketOf = (t: Placed) => {
+  const placementMs = Date.parse(t.createdAt) + (10 - t.priority) * QUEUE_LEVEL_MS;
+  return Math.floor(placementMs / BUCKET_MS) * BUCKET_MS;
+};
+
+type CountRecord = StoreItem & { n?: number };
+
+/**
+ * Moves the task's second by one as it enters (`to` queued) or leaves (`from` queued) the queue;
+ * tasks submitted before these records (`queueCounted` absent) move nothing. Failures are logged,
+ * never thrown: the task's own write has happened (a count left one off is off until it empties).
+ */
+export async function countQueueMove(
+  ctx: AppContext,
+  task: Placed & Pick<TaskItem, 'queueCounted'>,
+  from: TaskStatus | undefined,
+  to: TaskStatus,
+): Promise<void> {
+  const delta = (to === 'queued' ? 1 : 0) - (from === 'queued' ? 1 : 0);
+  if (!task.queueCounted || !delta) return;
+  const k = taskQueueKeys.queueCount(bucketOf(task));
+  try {
+    const after = await ctx.store.update<CountRecord>(k.pk, k.sk, { add: { n: delta } }, {});
+    // Whoever brings it to zero removes it, only while it is still zero (adds commute; a move in
+    // between keeps it).
+    if (after.n === 0) await conditional(ctx.store.delete(k.pk, k.sk, { equals: { n: 0 } }));
+  } catch (error) {
+    ctx.logger.warn('queue count failed', { taskId: task.taskId, from, to, error: error as Error });
+  }
+}
 
 /**
  * A queued task's 1-based place in the order the scheduler serves (effective priority, then
- * FIFO), counted on the queue index instead of reading it: the index sorts in that order
- * (keys.queuedIndex), so the place is how many queued tasks sort up to the task's own key, one
- * count whatever the queue's depth or the fleet's size. Keys of the layout before (tasks queued
- * before it, the oldest) sort first and count as ahead. A task past its queue deadline counts
- * until the next placement run fails it.
+ * FIFO), itself included: the counted tasks of the seconds before its own, plus every queued task
+ * of its own second that sorts up to it. Tasks queued before the counter records are counted only
+ * in their own second. A task past its queue deadline counts until the next placement run fails it.
  */
-export async function queuePosition(
-  ctx: AppContext,
-  task: Pick<TaskItem, 'taskId' | 'priority' | 'createdAt' | 'createdAtMs'>,
-): Promise<number> {
+export async function queuePosition(ctx: AppContext, task: Placed): Promise<number> {
+  const bucket = bucketOf(task);
   const own = keys.queuedIndex(task.priority, task.createdAt, task.taskId).gsi1sk;
-  // '0' sorts before every key of both layouts (`Q#…`, and `997#`…`1000#` before it).
-  // With itself while it is queued.
-  return countItems(ctx.store, taskQueueKeys.queuePk, { index: 'gsi1', between: ['0', own] });
+  const [before, inSecond] = await Promise.all([
+    queryAll<CountRecord>(ctx.store, taskQueueKeys.queueCountPk, {
+      between: ['B#', taskQueueKeys.queueCount(bucket - 1).sk],
+    }),
+    countItems(ctx.store, taskQueueKeys.queuePk, {
+      index: 'gsi1',
+      between: [`${QUEUE_KEY_PREFIX}${String(bucket).padStart(15, '0')}`, own],
+    }),
+  ]);
+  return before.reduce((n, r) => n + Math.max(0, r.n ?? 0), 0) + inSecond;
 }

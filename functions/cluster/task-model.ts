@@ -45,4 +45,6 @@ export interface TaskItem extends StoreItem {
   requeuedFrom?: string[];
   /** In the task counters since its submit (task-counts.ts); tasks stored before them are not. */
   counted?: boolean;
+  /** In the queue's per-second counts since its submit (queue-position.ts); tasks stored before them are not. */
+  queueCounted?: boolean;
 }

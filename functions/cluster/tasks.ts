@@ -8,6 +8,7 @@ import { countTaskFinished } from '../observability/counters.js';
 import { recordFinish } from './task-stats.js';
 import { countTransition } from './task-counts.js';
 import { recordQueueDeadline } from './queue-deadlines.js';
+import { countQueueMove } from './queue-position.js';
 
 /**
  * One task record serves both APIs: a cluster task (POST /tasks) and a vision job
@@ -75,10 +76,12 @@ export async function submitTask(ctx: AppContext, input: NewTask): Promise<TaskI
     attempts: 0,
     progress: 0,
     counted: true,
+    queueCounted: true,
   };
   // Its queue deadline's record beside it (queue-deadlines.ts): the scheduled run reads those, not the queue.
   await Promise.all([ctx.store.put(item, { notExists: true }), recordQueueDeadline(ctx, item)]);
   await countTransition(ctx, item, undefined, 'queued');
+  await countQueueMove(ctx, item, undefined, 'queued');
   await requestPlacement(ctx, 'submitted');
   return item;
 }
@@ -198,6 +201,7 @@ export async function markAssigned(
     ),
   );
   if (assigned) await countTransition(ctx, assigned, 'queued', 'assigned');
+  if (assigned) await countQueueMove(ctx, assigned, 'queued', 'assigned');
   return assigned;
 }
 
@@ -236,6 +240,7 @@ export async function requeue(
     ),
   );
   if (queued) await countTransition(ctx, queued, task.status, 'queued');
+  if (queued) await countQueueMove(ctx, queued, task.status, 'queued');
   return queued;
 }
 
@@ -360,6 +365,7 @@ export async function closeQueued(
   );
   if (closed) await countTransition(ctx, closed, 'queued', status);
   if (closed) await recordFinish(ctx, closed);
+  if (closed) await countQueueMove(ctx, closed, 'queued', status);
   return closed;
 }
 

@@ -173,6 +173,9 @@ export const taskQueueKeys = {
   queueDeadlinesPk: 'QDEADLINES',
   /** The task counters' recount state (task-counts.ts recountQueued). */
   taskCountRecount: { pk: 'TASKCOUNT#RECOUNT', sk: 'QUEUED' },
+  /** Queued tasks whose placement-order time falls in one second (queue-position.ts). */
+  queueCount: (bucketMs: number) => ({ pk: 'QUEUECOUNT', sk: `B#${String(bucketMs).padStart(15, '0')}` }),
+  queueCountPk: 'QUEUECOUNT',
 } as const;
 
 /** Training job keys (appended). Jobs and runs use `keys.job*` / `keys.run` above. */

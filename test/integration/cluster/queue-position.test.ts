@@ -9,13 +9,16 @@ import {
 } from '../../../functions/cluster/tasks.js';
 import { loadConfig } from '../../../functions/core/config.js';
 import type { AppContext } from '../../../functions/core/context.js';
-import { taskQueueKeys } from '../../../functions/core/keys.js';
-import { countItems, type Store } from '../../../functions/ports/store.js';
+import { keys, taskQueueKeys } from '../../../functions/core/keys.js';
+import { Meter } from '../../../functions/metering/meter.js';
+import { MeteredStore } from '../../../functions/metering/metered-ports.js';
+import { countItems, queryAll, type Store, type StoreItem } from '../../../functions/ports/store.js';
 import { createEmbeddedContext } from '../../../local/embedded-context.js';
 
-// Queue positions counted on the index (one count: it sorts in placement order) against the
-// order the scheduler serves, over real DynamoDB semantics (dynalite): priorities, ages past the aging
-// steps, ties at one instant, and tasks that left the queue.
+// Queue positions from the per-second counter records and a count of the task's own second
+// (the index sorts in placement order) against the order the scheduler serves, over real DynamoDB
+// semantics (dynalite): priorities, ages past the aging steps, ties at one instant, and tasks that
+// left the queue.
 describe('queue position from counts (embedded store)', () => {
   let ctx: AppContext;
   let stop: () => Promise<void>;
@@ -57,6 +60,10 @@ describe('queue position from counts (embedded store)', () => {
     expect(counted).toEqual(order.map((_, i) => i + 1));
     // Distinct levels and ages really interleave: the order is not the submission order.
     expect(order.map((t) => t.taskId)).not.toEqual(ids.filter((id) => !ids.slice(5, 10).includes(id)));
+    // The records hold the queue, a second's record gone once its tasks left.
+    const records = await queryAll<StoreItem & { n: number }>(ctx.store, taskQueueKeys.queueCountPk);
+    expect(records.reduce((n, r) => n + r.n, 0)).toBe(55);
+    expect(records.every((r) => r.n > 0)).toBe(true);
   });
 
   it('keeps the queue index in the order placement serves it, page after page', async () => {
@@ -82,4 +89,49 @@ describe('queue position from counts (embedded store)', () => {
     expect(await countItems(plain, taskQueueKeys.queuePk, { index: 'gsi1' })).toBe(withCount);
     expect(withCount).toBe(55);
   });
+});
+
+describe('queue position reads (embedded store, metered)', () => {
+  let ctx: AppContext;
+  let stop: () => Promise<void>;
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+
+  beforeAll(async () => {
+    const made = await createEmbeddedContext(loadConfig({ LOG_LEVEL: 'SILENT' }), { now: () => clock });
+    ctx = made.ctx;
+    stop = made.stop;
+  });
+  afterAll(async () => stop());
+
+  it("reads the records of the seconds ahead and its own second's tasks, not every task ahead", async () => {
+    // 1,200 queued: 40 a second over 30 seconds, two priority levels; the newest is of the lower.
+    const tasks: TaskItem[] = [];
+    for (let i = 0; i < 1200; i++) {
+      clock += 25;
+      tasks.push(
+        await submitTask(ctx, {
+          source: 'vision',
+          taskType: 'image_generation',
+          model: 'm',
+          parameters: { prompt: `task ${i}` },
+          priority: (i + 1) % 2,
+          priorityInput: (i + 1) % 2,
+        }),
+      );
+    }
+    const meter = new Meter();
+    const metered = { ...ctx, store: new MeteredStore(ctx.store, meter) };
+    const newest = tasks.at(-1)!;
+    expect(await queuePosition(metered, newest)).toBe(1200);
+    const position = meter.total().readUnits;
+    // What one count of the tasks ahead read (the way before).
+    meter.reset();
+    const own = keys.queuedIndex(newest.priority, newest.createdAt, newest.taskId).gsi1sk;
+    expect(await countItems(metered.store, taskQueueKeys.queuePk, { index: 'gsi1', between: ['0', own] })).toBe(1200);
+    const counted = meter.total().readUnits;
+    // 59 records of about 60 bytes (the seconds of both levels ahead) and the 20 tasks of its own
+    // second: two queries of half a unit. The count read 72.5 units.
+    expect(position).toBe(1);
+    expect(counted).toBeGreaterThan(50 * position);
+  }, 60_000);
 });

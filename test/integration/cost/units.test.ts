@@ -58,12 +58,13 @@ describe('units per operation (the cost model)', () => {
     expect(m.metric_history_minute).toEqual({ read_units: 0, write_units: 0.2, index_write_units: 0 });
     // A submit and a container start each write one audit record (a state-changing user call);
     // the fixed floor of the sharded node list (9 queries) shows in small fleets.
-    // Its queue position is one count on the queue index, which sorts in placement order (four,
-    // one per priority level, 4.5 units in all, before), and its wait estimate's capacity the
-    // fleet sample, else the sweep's aggregate and the held slots: no node is read. One write unit
-    // is the queue's counter (task-counts.ts), which lets queue lengths and depths read 8 small
-    // records instead of the queue.
-    expect(m.task_submit).toEqual({ read_units: 3, write_units: 5, index_write_units: 2 });
+    // Its queue position reads the per-second queue records ahead and a count of its own second
+    // (queue-position.ts: one count of every task ahead before, 3 units here, growing with the
+    // queue), and its wait estimate's capacity the fleet sample, else the sweep's aggregate and
+    // the held slots: no node is read. One write unit is the queue's counter (task-counts.ts),
+    // which lets queue lengths and depths read 8 small records instead of the queue; one its
+    // second's queue record (placement takes it off again).
+    expect(m.task_submit).toEqual({ read_units: 3.5, write_units: 6, index_write_units: 2 });
     // A placement reads the queue, the held slots, the catalogue and its candidates from the
     // free-capacity index (13 read units when it read every node). Which runs find the resident
     // node's slot free again moves a lookup (0.5) between runs; the free-capacity index adds the
