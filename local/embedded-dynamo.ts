@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import dynalite from 'dynalite';
 import type { EngineCall } from './embedded-document.js';
-import { installBatchedQuery } from './embedded-query.js';
+import { installBatchedQuery, installExpressionCache } from './embedded-engine.js';
 
 export interface EmbeddedDynamo {
   endpoint: string;
@@ -137,6 +137,7 @@ function openEngine(options: Parameters<typeof dynalite>[0]): { server: Server; 
     db.create = create;
   }
   installBatchedQuery();
+  installExpressionCache();
   const itemStore = cachedTables(store as EngineStore);
   type Done = (error: EngineError | null, out?: Record<string, unknown>) => void;
   type Action = (store: unknown, data: unknown, done: Done) => void;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTable } from '../../../functions/adapters/dynamo-store.js';
 import { startEmbeddedDynamo, type EmbeddedDynamo } from '../../../local/embedded-dynamo.js';
 
-// The embedded engine's Query (local/embedded-query.ts reads the range in batches instead of
+// The embedded engine's Query (local/embedded-engine.ts reads the range in batches instead of
 // dynalite's streams) keeps DynamoDB's answers: order both ways, Limit and LastEvaluatedKey,
 // the 1 MB page, a filter after the read (ScannedCount), COUNT, and consumed capacity.
 describe('embedded engine Query (DynamoDB JSON, in process)', () => {

@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module';
 
+const require = createRequire(import.meta.url);
+
 /**
  * dynalite's `queryTable` (what its Query action runs once it has checked the request and turned
  * the key condition into a LevelDB range) without the streams around the read: its own walks the
@@ -62,7 +64,7 @@ const PAGE_BYTES = 1024 * 1024;
 const BATCH = 64;
 
 export function installBatchedQuery(): void {
-  const db = createRequire(import.meta.url)('dynalite/db') as DbModule;
+  const db = require('dynalite/db') as DbModule;
   if (db.queryTable.batched) return;
   const streamed = db.queryTable;
   const batched: QueryTable = (store, table, data, opts, isLocal, fetchFromItemDb, startKeyNames, cb) => {
@@ -157,4 +159,52 @@ export function installBatchedQuery(): void {
     }
     return result;
   }
+}
+
+type Parsed = Record<'_updates' | '_condition' | '_keyCondition' | '_filter' | '_projection', unknown>;
+const PARSED = ['_updates', '_condition', '_keyCondition', '_filter', '_projection'] as const;
+const EXPRESSIONS = [
+  'UpdateExpression',
+  'ConditionExpression',
+  'KeyConditionExpression',
+  'FilterExpression',
+  'ProjectionExpression',
+  'ExpressionAttributeNames',
+  'ExpressionAttributeValues',
+] as const;
+const MAX_PARSED = 5000;
+
+/**
+ * dynalite parses a request's expressions (a PEG parser, with its names and values resolved into
+ * the tree) on every call: a tenth of the engine's CPU here. The control plane sends the same few
+ * dozen expressions, most with the same names and values again (a counter's `ADD`, a status
+ * condition, a partition's key condition): a request whose expressions, names and values all
+ * match an earlier valid one gets a copy of that one's trees (dynalite's update writes into its
+ * tree, so never the cached one). Anything else, and every invalid request, is parsed as before.
+ */
+export function installExpressionCache(): void {
+  const validations = require('dynalite/validations') as {
+    validateExpressions: ((data: Record<string, unknown>, ...rest: unknown[]) => string | undefined) & {
+      cached?: true;
+    };
+  };
+  if (validations.validateExpressions.cached) return;
+  const parse = validations.validateExpressions;
+  const known = new Map<string, Parsed>();
+  const cached = (data: Record<string, unknown>, ...rest: unknown[]) => {
+    const key = JSON.stringify([EXPRESSIONS.map((e) => data[e]), rest]);
+    const hit = known.get(key);
+    if (hit) {
+      const copy = structuredClone(hit);
+      for (const field of PARSED) if (copy[field] !== undefined) data[field] = copy[field];
+      return undefined;
+    }
+    const error = parse(data, ...rest);
+    if (error === undefined) {
+      if (known.size >= MAX_PARSED) known.clear();
+      known.set(key, structuredClone(Object.fromEntries(PARSED.map((f) => [f, data[f]])) as Parsed));
+    }
+    return error;
+  };
+  validations.validateExpressions = Object.assign(cached, { cached: true as const });
 }
