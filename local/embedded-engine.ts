@@ -161,7 +161,7 @@ export function installBatchedQuery(): void {
   }
 }
 
-type Parsed = Record<'_updates' | '_condition' | '_keyCondition' | '_filter' | '_projection', unknown>;
+type Parsed = Partial<Record<'_updates' | '_condition' | '_keyCondition' | '_filter' | '_projection', unknown>>;
 const PARSED = ['_updates', '_condition', '_keyCondition', '_filter', '_projection'] as const;
 const EXPRESSIONS = [
   'UpdateExpression',
@@ -179,8 +179,9 @@ const MAX_PARSED = 5000;
  * the tree) on every call: a tenth of the engine's CPU here. The control plane sends the same few
  * dozen expressions, most with the same names and values again (a counter's `ADD`, a status
  * condition, a partition's key condition): a request whose expressions, names and values all
- * match an earlier valid one gets a copy of that one's trees (dynalite's update writes into its
- * tree, so never the cached one). Anything else, and every invalid request, is parsed as before.
+ * match an earlier valid one gets that one's trees. dynalite only reads them, except that an
+ * update replaces each section's `val` with what it resolved to: those sections are copies.
+ * Anything else, and every invalid request, is parsed as before.
  */
 export function installExpressionCache(): void {
   const validations = require('dynalite/validations') as {
@@ -195,14 +196,20 @@ export function installExpressionCache(): void {
     const key = JSON.stringify([EXPRESSIONS.map((e) => data[e]), rest]);
     const hit = known.get(key);
     if (hit) {
-      const copy = structuredClone(hit);
-      for (const field of PARSED) if (copy[field] !== undefined) data[field] = copy[field];
+      Object.assign(data, hit);
+      const updates = hit._updates as { sections: object[] } | undefined;
+      if (updates) data._updates = { ...updates, sections: updates.sections.map((section) => ({ ...section })) };
       return undefined;
     }
     const error = parse(data, ...rest);
     if (error === undefined) {
       if (known.size >= MAX_PARSED) known.clear();
-      known.set(key, structuredClone(Object.fromEntries(PARSED.map((f) => [f, data[f]])) as Parsed));
+      const parsed: Parsed = {};
+      for (const field of PARSED) if (data[field] !== undefined) parsed[field] = data[field];
+      const updates = parsed._updates as { sections: object[] } | undefined;
+      // Kept before this request's update resolves its sections.
+      if (updates) parsed._updates = { ...updates, sections: updates.sections.map((section) => ({ ...section })) };
+      known.set(key, parsed);
     }
     return error;
   };

@@ -131,4 +131,42 @@ describe('embedded engine Query (DynamoDB JSON, in process)', () => {
     });
     expect(keysOf(next.Items)).toEqual([sk(4)]);
   });
+
+  // Repeated expressions reuse their parsed trees (local/embedded-engine.ts): each call still
+  // resolves against its own item, and what is invalid stays refused.
+  it('applies a repeated update expression to each item anew', async () => {
+    const bump = (key: string) =>
+      engine.call('UpdateItem', {
+        TableName,
+        Key: { pk: s('C'), sk: s(key) },
+        UpdateExpression: 'SET #n = if_not_exists(#n, :zero) + :one, #l = list_append(if_not_exists(#l, :empty), :item)',
+        ExpressionAttributeNames: { '#n': 'n', '#l': 'l' },
+        ExpressionAttributeValues: { ':zero': { N: '0' }, ':one': { N: '1' }, ':empty': { L: [] }, ':item': { L: [s('x')] } },
+        ReturnValues: 'ALL_NEW',
+      });
+    for (let i = 0; i < 3; i++) await bump('a');
+    const b = await bump('b');
+    const a = await bump('a');
+    expect(b.body.Attributes).toMatchObject({ n: { N: '1' }, l: { L: [s('x')] } });
+    expect(a.body.Attributes).toMatchObject({ n: { N: '4' }, l: { L: [s('x'), s('x'), s('x'), s('x')] } });
+  });
+
+  it('still refuses an invalid expression after a valid one of the same text', async () => {
+    const condition = (values: Record<string, unknown>) =>
+      engine.call('PutItem', {
+        TableName,
+        Item: { pk: s('C'), sk: s('c') },
+        ConditionExpression: 'attribute_not_exists(#p) OR #p = :v',
+        ExpressionAttributeNames: { '#p': 'pk' },
+        ExpressionAttributeValues: values,
+      });
+    expect((await condition({ ':v': s('C') })).status).toBe(200);
+    expect((await condition({ ':v': s('C') })).status).toBe(200);
+    const unused = await condition({ ':v': s('C'), ':w': s('D') });
+    expect(unused.status).toBe(400);
+    expect(String(unused.body.message)).toMatch(/unused in expressions/);
+    const missing = await condition({ ':w': s('D') });
+    expect(missing.status).toBe(400);
+    expect(String(missing.body.message)).toMatch(/attribute value used in expression is not defined/);
+  });
 });
