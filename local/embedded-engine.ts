@@ -161,7 +161,9 @@ export function installBatchedQuery(): void {
   }
 }
 
-type Parsed = Partial<Record<'_updates' | '_condition' | '_keyCondition' | '_filter' | '_projection', unknown>>;
+type Parsed = Partial<
+  Record<'_updates' | '_condition' | '_keyCondition' | '_filter' | '_projection', unknown>
+>;
 const PARSED = ['_updates', '_condition', '_keyCondition', '_filter', '_projection'] as const;
 const EXPRESSIONS = [
   'UpdateExpression',
@@ -198,7 +200,8 @@ export function installExpressionCache(): void {
     if (hit) {
       Object.assign(data, hit);
       const updates = hit._updates as { sections: object[] } | undefined;
-      if (updates) data._updates = { ...updates, sections: updates.sections.map((section) => ({ ...section })) };
+      if (updates)
+        data._updates = { ...updates, sections: updates.sections.map((section) => ({ ...section })) };
       return undefined;
     }
     const error = parse(data, ...rest);
@@ -208,7 +211,8 @@ export function installExpressionCache(): void {
       for (const field of PARSED) if (data[field] !== undefined) parsed[field] = data[field];
       const updates = parsed._updates as { sections: object[] } | undefined;
       // Kept before this request's update resolves its sections.
-      if (updates) parsed._updates = { ...updates, sections: updates.sections.map((section) => ({ ...section })) };
+      if (updates)
+        parsed._updates = { ...updates, sections: updates.sections.map((section) => ({ ...section })) };
       known.set(key, parsed);
     }
     return error;

@@ -127,7 +127,9 @@ describe('queue position reads (embedded store, metered)', () => {
     // What one count of the tasks ahead read (the way before).
     meter.reset();
     const own = keys.queuedIndex(newest.priority, newest.createdAt, newest.taskId).gsi1sk;
-    expect(await countItems(metered.store, taskQueueKeys.queuePk, { index: 'gsi1', between: ['0', own] })).toBe(1200);
+    expect(
+      await countItems(metered.store, taskQueueKeys.queuePk, { index: 'gsi1', between: ['0', own] }),
+    ).toBe(1200);
     const counted = meter.total().readUnits;
     // 59 records of about 60 bytes (the seconds of both levels ahead) and the 20 tasks of its own
     // second: two queries of half a unit. The count read 72.5 units.

@@ -139,9 +139,15 @@ describe('embedded engine Query (DynamoDB JSON, in process)', () => {
       engine.call('UpdateItem', {
         TableName,
         Key: { pk: s('C'), sk: s(key) },
-        UpdateExpression: 'SET #n = if_not_exists(#n, :zero) + :one, #l = list_append(if_not_exists(#l, :empty), :item)',
+        UpdateExpression:
+          'SET #n = if_not_exists(#n, :zero) + :one, #l = list_append(if_not_exists(#l, :empty), :item)',
         ExpressionAttributeNames: { '#n': 'n', '#l': 'l' },
-        ExpressionAttributeValues: { ':zero': { N: '0' }, ':one': { N: '1' }, ':empty': { L: [] }, ':item': { L: [s('x')] } },
+        ExpressionAttributeValues: {
+          ':zero': { N: '0' },
+          ':one': { N: '1' },
+          ':empty': { L: [] },
+          ':item': { L: [s('x')] },
+        },
         ReturnValues: 'ALL_NEW',
       });
     for (let i = 0; i < 3; i++) await bump('a');
