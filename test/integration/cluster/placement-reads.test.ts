@@ -148,7 +148,10 @@ describe('a placement run with a deep queue', () => {
       .slice(0, 2);
     meter.reset();
     const report = await meter.within('run', () => runPlacement(ctx, opts.scheduled ? { sample: true } : {}));
-    return { report, expected, due, units: meter.total((e) => e.label === 'run') };
+    // A queue-count record goes when the run empties its second (queue-position.ts): whether it
+    // does depends on which seconds the loaded tasks share, not on the depth.
+    const deletes = meter.total((e) => e.label === 'run' && e.kind === 'dynamo.delete').dynamoCalls;
+    return { report, expected, due, units: meter.total((e) => e.label === 'run'), deletes };
   }
 
   async function stop() {
@@ -204,7 +207,7 @@ describe('a placement run with a deep queue', () => {
     // The five deadline records past due and their tasks, the counters, the first page of the
     // queue, the held slots, the catalogue, the node: the same at both depths.
     expect(deep.units.readUnits).toBe(shallow.units.readUnits);
-    expect(deep.units.dynamoCalls).toBe(shallow.units.dynamoCalls);
+    expect(deep.units.dynamoCalls - deep.deletes).toBe(shallow.units.dynamoCalls - shallow.deletes);
     expect(deep.units.readUnits).toBeLessThanOrEqual(26);
   }, 240_000);
 
