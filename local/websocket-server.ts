@@ -74,7 +74,9 @@ export function attachWebSockets(
       if (!settled) sockets.opening--;
       settled = true;
     };
-    socket.once('close', settle);
+    // A client gone during the save never upgrades: its close (already past, or to come) ends it.
+    if (socket.destroyed) settle();
+    else socket.once('close', settle);
     wss.handleUpgrade(req, socket, head, (ws) => {
       settle();
       // A refusal completes the handshake so the client can read the close code (4404 ...) and reason.
