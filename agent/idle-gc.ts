@@ -35,6 +35,8 @@ export class IdleCollector {
   watchScavenges(): void {
     if (!this.collect || this.scavenges) return;
     this.scavenges = new PerformanceObserver((list) => {
+      // A collection already due (start-up's, a burst's) is not put off.
+      if (this.timer) return;
       if (list.getEntries().some((e) => (e as { detail?: { kind?: number } }).detail?.kind === GC_MINOR))
         this.kick();
     });
