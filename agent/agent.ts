@@ -251,6 +251,7 @@ export async function runAgent(
   const idle = new IdleCollector(() => executor.pending > 0);
   // Start-up's garbage (module set-up, registration) goes before the agent idles.
   idle.kick(0);
+  idle.watchScavenges();
   await Promise.all([
     events.run(signal),
     heartbeat.run(signal),

@@ -19,6 +19,13 @@
  *   --expose-gc               the agent collects its garbage once it falls idle after start-up and
  *                             after a burst of commands (agent/idle-gc.ts), instead of holding it
  *                             until V8's memory reducer gets to it tens of seconds later
+ *   --use-openssl-ca          trust the host's CA store where OpenSSL looks for it (/etc/ssl/certs,
+ *                             one file per CA read when a connection needs it; /etc/ssl/cert.pem;
+ *                             SSL_CERT_DIR and SSL_CERT_FILE), instead of Node.js's ~150 bundled
+ *                             roots, which loading node:tls parses and keeps (0.7 MB less on https);
+ *                             install.sh names the host's bundle where it is elsewhere, the image
+ *                             holds Node.js's roots that way; a control plane's own CA goes in
+ *                             NODE_EXTRA_CA_CERTS
  * The interpreter stays the one tier: --jitless (and --lite-mode) would also refuse WebAssembly
  * (ssh2) and regular expression compilation. MALLOC_ARENA_MAX=1: one glibc malloc arena for all threads;
  * MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ fixed at 128 KB: glibc otherwise raises both
@@ -38,6 +45,7 @@ export const AGENT_NODE_FLAGS = [
   '--bytecode-old-age=1',
   '--no-sparkplug',
   '--expose-gc',
+  '--use-openssl-ca',
 ] as const;
 
 export const AGENT_ENV = {

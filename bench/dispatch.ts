@@ -175,13 +175,16 @@ async function tlsFront(target: string): Promise<{ url: string; ca: string; clos
 }
 const front = values.https ? await tlsFront(rt.url) : undefined;
 
+// As installed: the unit's environment holds no CA settings of the shell's (a bundle in SSL_CERT_FILE
+// would be read whole), only the TLS proxy's certificate when there is one.
+const { SSL_CERT_FILE: _file, SSL_CERT_DIR: _dir, NODE_EXTRA_CA_CERTS: _extra, ...shellEnv } = process.env;
 const agent = new AgentProcess({
   url: front?.url ?? rt.url,
   name: nodeName,
   stateDir: join(scratch, 'state'),
   entry,
   env: {
-    ...process.env,
+    ...shellEnv,
     ...(values.bare ? {} : { ...AGENT_ENV, NODE_COMPILE_CACHE: join(scratch, 'state', COMPILE_CACHE) }),
     FLEET_API_KEY: '',
     FLEET_URL: '',

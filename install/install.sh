@@ -334,6 +334,26 @@ install_container() {
 	say "the agent runs in the container $CONTAINER ($cli logs -f $CONTAINER)"
 }
 
+# The agent trusts the host's CA certificates (--use-openssl-ca, agent/node-flags.ts) where its
+# OpenSSL looks for them: /etc/ssl/certs, one file per CA read when a connection needs it (Debian,
+# Ubuntu, JetPack, SUSE, Arch), and /etc/ssl/cert.pem. Prints the unit's line naming the host's bundle
+# when it is elsewhere (RHEL, Amazon Linux), or Node.js's own roots, written beside the agent, when
+# the host has none.
+ca_store() {
+	if ls "$ROOT"/etc/ssl/certs/*.0 >/dev/null 2>&1 || [ -e "$ROOT/etc/ssl/cert.pem" ]; then
+		return
+	fi
+	for f in /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/certs/ca-certificates.crt /etc/ssl/ca-bundle.pem; do
+		if [ -f "$ROOT$f" ]; then
+			echo "Environment=SSL_CERT_FILE=$f"
+			return
+		fi
+	done
+	"$OPT/bin/node" -p "require('tls').rootCertificates.join('\\n')" >"$OPT/ca.pem"
+	chmod 644 "$OPT/ca.pem"
+	echo "Environment=SSL_CERT_FILE=/opt/fleet-agent/ca.pem"
+}
+
 install_systemd() {
 	say "downloading the agent and the Node.js runtime for $ARCH"
 	fetch "$URL/install/agent.mjs" "$TMP/agent.mjs"
@@ -399,6 +419,7 @@ install_systemd() {
 	chmod 700 "$STATE"
 	write_env "$ETC/agent.env" /var/lib/fleet-agent "$SOCKET"
 	chmod 600 "$ETC/agent.env"
+	ca_env=$(ca_store)
 
 	cat >"$UNIT" <<EOF
 [Unit]
@@ -418,7 +439,8 @@ Environment=MALLOC_ARENA_MAX=1
 Environment=MALLOC_TRIM_THRESHOLD_=131072
 Environment=MALLOC_MMAP_THRESHOLD_=131072
 Environment=NODE_COMPILE_CACHE=/var/lib/fleet-agent/compile-cache
-ExecStart=/opt/fleet-agent/bin/node --max-semi-space-size=1 --max-old-space-size=128 --v8-pool-size=1 --no-opt --no-maglev --optimize-for-size --single-threaded --bytecode-old-age=1 --no-sparkplug --expose-gc /opt/fleet-agent/agent.mjs
+${ca_env}
+ExecStart=/opt/fleet-agent/bin/node --max-semi-space-size=1 --max-old-space-size=128 --v8-pool-size=1 --no-opt --no-maglev --optimize-for-size --single-threaded --bytecode-old-age=1 --no-sparkplug --expose-gc --use-openssl-ca /opt/fleet-agent/agent.mjs
 Restart=on-failure
 RestartSec=5
 StandardOutput=journal

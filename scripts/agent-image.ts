@@ -22,6 +22,7 @@
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { rootCertificates } from 'node:tls';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -45,7 +46,19 @@ export async function copyLibraries(binary: string, root: string): Promise<void>
   }
 }
 
-/** Writes the image's root filesystem under `root`: node, its libraries, the bundle, a passwd. */
+/**
+ * The image's CA store: Node.js's own roots, one file each in /etc/ssl/certs named by its subject's
+ * hash (`openssl rehash`), where the agent's OpenSSL looks for the one a connection needs
+ * (--use-openssl-ca, agent/node-flags.ts) instead of holding them all.
+ */
+export async function writeCaStore(root: string): Promise<void> {
+  const dir = join(root, 'etc/ssl/certs');
+  await mkdir(dir, { recursive: true });
+  await Promise.all(rootCertificates.map((pem, i) => writeFile(join(dir, `node-root-${i}.pem`), `${pem}\n`)));
+  await run('openssl', ['rehash', dir]);
+}
+
+/** Writes the image's root filesystem under `root`: node, its libraries, the bundle, a passwd, the CA store. */
 export async function agentRootfs(root: string): Promise<void> {
   const node = pinnedNode();
   if (!node) throw new Error('the pinned node package is not installed (npm ci)');
@@ -62,6 +75,7 @@ export async function agentRootfs(root: string): Promise<void> {
   );
   await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\n');
   await writeFile(join(root, 'etc/group'), 'root:x:0:\n');
+  await writeCaStore(root);
 }
 
 /** install.sh's architecture names → the OCI platform's. */
@@ -147,6 +161,7 @@ async function foreignRootfs(root: string, inputs: ForeignInputs): Promise<void>
   );
   await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\n');
   await writeFile(join(root, 'etc/group'), 'root:x:0:\n');
+  await writeCaStore(root);
 }
 
 /**

@@ -4,6 +4,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -332,6 +333,11 @@ describe('install.sh as root into a scratch root (systemd service)', () => {
     expect(await readFile(join(root, 'opt/fleet-agent/agent-ssh2.cjs'))).toEqual(
       await readFile(join(assets, 'agent-ssh2.cjs')),
     );
+    // The scratch root has no CA store where OpenSSL looks (--use-openssl-ca): the agent gets
+    // Node.js's roots beside it, named in the unit.
+    expect(unitText.split('\n')).toContain('Environment=SSL_CERT_FILE=/opt/fleet-agent/ca.pem');
+    const roots = await readFile(join(root, 'opt/fleet-agent/ca.pem'), 'utf8');
+    expect(roots.match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(rootCertificates.length);
     expect(unit.get('Restart')).toBe('on-failure');
     expect(unit.get('StandardOutput')).toBe('journal');
     expect(unit.get('WantedBy')).toBe('multi-user.target');

@@ -61,4 +61,35 @@ describe('IdleCollector', () => {
     expect(collections).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('collects once quiet after young-generation collections, and no more once stopped', async () => {
+    // Real timers: V8 reports its collections to the observer.
+    let collections = 0;
+    const idle = new IdleCollector(
+      () => false,
+      20,
+      () => collections++,
+    );
+    idle.watchScavenges();
+    // Act: short-lived garbage, enough for several scavenges
+    churn();
+    for (let i = 0; i < 100 && collections === 0; i++) await sleep(20);
+    await sleep(100);
+    const afterScavenges = collections;
+    idle.stop();
+    churn();
+    await sleep(200);
+    // Assess: one collection for the lot, none after stop
+    expect(afterScavenges).toBe(1);
+    expect(collections).toBe(1);
+  });
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** About 100 MB of objects that die young (kept a moment in a ring, so none is optimised away). */
+function churn(): void {
+  const ring: { i: number }[] = new Array<{ i: number }>(1024);
+  for (let i = 0; i < 4_000_000; i++) ring[i & 1023] = { i };
+  expect(ring[(4_000_000 - 1) & 1023]!.i).toBe(3_999_999);
+}
