@@ -15,6 +15,7 @@ import {
   markUp,
   maxConcurrencyOf,
   addToPart,
+  countInPart,
   emptyPart,
   type FleetPart,
   type FreeRecord,
@@ -182,8 +183,8 @@ export async function sweepShard(
         .filter((r): r is MetricsRecord => !r.sk.endsWith(fleetKeys.nodeLiveSuffix))
         .map((r) => [r.nodeId, r] as const),
     );
-    out.part.nodes = (out.part.nodes ?? 0) + lives.length;
     for (const live of lives) {
+      countInPart(out.part, live);
       if (!isOnline(live, ctx, now)) continue;
       const sample = samples.get(live.nodeId);
       addToPart(out.part, live, sample);

@@ -45,6 +45,9 @@ export interface LiveRecord extends StoreItem {
   unifiedMb?: number;
   /** The node's name (META's), so the live pushes read the shard alone; absent on older records. */
   name?: string;
+  /** META's cluster and registration time (epoch ms), for the aggregate's clusters and first registration. */
+  cluster?: string;
+  since?: number;
   /** Metric history points not yet written out (metric-history.ts). */
   history?: HistoryBuffer;
 }
@@ -73,11 +76,16 @@ export function liveFacts(node: {
   jetson?: unknown;
   memoryMb: number;
   nodeName?: string;
-}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name'> {
+  cluster?: string | undefined;
+  registeredAt?: string;
+}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name' | 'cluster' | 'since'> {
+  const since = node.registeredAt ? Date.parse(node.registeredAt) : NaN;
   return {
     slots: maxConcurrencyOf(node),
     ...(node.jetson ? { unifiedMb: node.memoryMb } : {}),
     ...(node.nodeName ? { name: node.nodeName } : {}),
+    ...(node.cluster ? { cluster: node.cluster } : {}),
+    ...(Number.isFinite(since) ? { since } : {}),
   };
 }
 
@@ -226,6 +234,9 @@ export interface FleetPart {
   memTotalMb: number;
   /** Nodes with each model resident. */
   resident: Record<string, number>;
+  /** Every node read, online or not: nodes in each cluster, and the earliest registration (ms). Absent on older parts. */
+  clusters?: Record<string, number>;
+  since?: number;
   /**
    * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS (config)
    * node-state records begins: the page boundaries of `GET /metrics?shard=&page=`. Absent on older parts.
@@ -269,6 +280,13 @@ export function addToPart(part: FleetPart, live: LiveRecord, sample: MetricsReco
   for (const m of sample?.loadedModels ?? []) part.resident[m] = (part.resident[m] ?? 0) + 1;
 }
 
+/** Adds one node, online or not, to a part's node count, clusters and earliest registration. */
+export function countInPart(part: FleetPart, live: LiveRecord): void {
+  part.nodes = (part.nodes ?? 0) + 1;
+  if (live.cluster) (part.clusters ??= {})[live.cluster] = (part.clusters[live.cluster] ?? 0) + 1;
+  if (live.since !== undefined) part.since = Math.min(part.since ?? live.since, live.since);
+}
+
 export function sumParts(parts: FleetPart[]): FleetPart {
   const out = emptyPart();
   for (const p of parts) {
@@ -280,6 +298,9 @@ export function sumParts(parts: FleetPart[]): FleetPart {
     out.memUsedMb += p.memUsedMb;
     out.memTotalMb += p.memTotalMb;
     for (const [m, n] of Object.entries(p.resident)) out.resident[m] = (out.resident[m] ?? 0) + n;
+    for (const [c, n] of Object.entries(p.clusters ?? {}))
+      (out.clusters ??= {})[c] = (out.clusters[c] ?? 0) + n;
+    if (p.since !== undefined) out.since = Math.min(out.since ?? p.since, p.since);
     for (const [shard, list] of Object.entries(p.starts ?? {}))
       (out.starts ??= {})[shard] = [...(out.starts[shard] ?? []), ...list];
   }
