@@ -43,10 +43,15 @@ const jobParams = z.object({ job_id: z.string().min(1) });
 const isImageJob = (t: TaskItem) => t.taskType === IMAGE_TASK_TYPE;
 
 /** Names of the given nodes, one META read each (not the fleet); an unknown id names itself. */
-async function nameResolver(ctx: AppContext, ids: Iterable<string | undefined>): Promise<(id: string) => string> {
+async function nameResolver(
+  ctx: AppContext,
+  ids: Iterable<string | undefined>,
+): Promise<(id: string) => string> {
   const wanted = [...new Set(ids)].filter((id): id is string => !!id);
   const names = new Map(
-    await Promise.all(wanted.map(async (id) => [id, (await getNodeRecord(ctx, id))?.nodeName ?? id] as const)),
+    await Promise.all(
+      wanted.map(async (id) => [id, (await getNodeRecord(ctx, id))?.nodeName ?? id] as const),
+    ),
   );
   return (id) => names.get(id) ?? id;
 }
