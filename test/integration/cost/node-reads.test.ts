@@ -14,6 +14,7 @@ import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
 import { operationLabel } from '../../../functions/metering/metered-lambda.js';
 import type { MeterEntry } from '../../../functions/metering/meter.js';
+import { fleetLauncher } from '../../../functions/training/launcher.js';
 
 const SMALL = 200;
 const LARGE = 800;
@@ -64,6 +65,17 @@ const REQUESTS = [
   ['POST', '/workers/{second}/restart'],
 ] as const;
 
+/** Read units and read calls (gets and queries) of the meter entries `mine` picks. */
+function readsOf(f: Fleet, mine: (e: MeterEntry) => boolean): { read: number; calls: number } {
+  return {
+    read: operationUnits(f.meter.total(mine)).read_units,
+    calls: f.meter
+      .list()
+      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
+      .reduce((n, e) => n + e.calls, 0),
+  };
+}
+
 type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
 
 describe('requests about a few nodes or the fleet in figures read the same at 200 and 800 nodes', () => {
@@ -96,13 +108,24 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
           status: res.status,
           // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
           body: res.body as Record<string, any>,
-          read: operationUnits(f.meter.total(mine)).read_units,
-          calls: f.meter
-            .list()
-            .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-            .reduce((n, e) => n + e.calls, 0),
+          ...readsOf(f, mine),
         });
         await f.settle();
+      }
+      // A training run's placement and policy check, through the fleet's launcher.
+      const launcher = fleetLauncher(ctx);
+      const runs: [string, () => Promise<unknown>][] = [
+        ['launcher.choose', () => launcher.choose({ gpus: 1, cpu: 1, memoryMb: 1024, diskGb: 1 }, [])],
+        ['launcher.refusal', () => launcher.refusal!({ volumes: [] })],
+      ];
+      for (const [key, run] of runs) {
+        f.meter.reset();
+        const answer = await f.meter.within(key, run);
+        out.set(key, {
+          status: 200,
+          body: { answer },
+          ...readsOf(f, (e) => e.label === key),
+        });
       }
       measured.set(total, out);
       return { first, second };
@@ -117,7 +140,7 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
     ids = await measureAt(LARGE);
   }, 300_000);
 
-  it.each(REQUESTS.map(([method, path]) => `${method} ${path}`))(
+  it.each([...REQUESTS.map(([method, path]) => `${method} ${path}`), 'launcher.choose', 'launcher.refusal'])(
     '%s reads no more at 800 nodes than at 200',
     (key) => {
       const small = measured.get(SMALL)!.get(key)!;
@@ -154,5 +177,8 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
     expect(large.get('POST /models/unload')!.body).toMatchObject({ affected_workers: [ids.first] });
     expect(large.get('POST /api/vision/models/switch/{second}')!.body).toMatchObject({ model: OTHER });
     expect(large.get('POST /workers/{second}/restart')!.body).toMatchObject({ worker_id: ids.second });
+    // A node of the first group fits the run, and every node allows its container.
+    expect(large.get('launcher.choose')!.body.answer).toMatchObject({ nodeId: expect.any(String) });
+    expect(large.get('launcher.refusal')!.body.answer).toBeUndefined();
   });
 });
