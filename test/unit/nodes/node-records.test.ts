@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   NODE_SHARDS,
+  countInPart,
   emptyPart,
+  liveFacts,
   metricsDue,
   sumParts,
   nodeShard,
   sampleChange,
+  type LiveRecord,
   type MetricsRecord,
   type MetricsSample,
 } from '../../../functions/nodes/node-records.js';
@@ -100,5 +103,30 @@ describe('node records', () => {
     const older = { ...emptyPart(), onlineNodes: 4 };
     delete older.nodes;
     expect(sumParts([a, b, older])).toMatchObject({ onlineNodes: 9, nodes: 11 });
+  });
+
+  it('counts nodes by cluster and keeps the earliest registration, from what the liveness record carries', () => {
+    const live = (nodeId: string, node: Parameters<typeof liveFacts>[0]): LiveRecord => ({
+      pk: 'p',
+      sk: `${nodeId}#LIVE`,
+      nodeId,
+      status: 'offline',
+      lastHeartbeat: '',
+      lastHeartbeatMs: 0,
+      ...liveFacts(node),
+    });
+    const a = emptyPart();
+    countInPart(a, live('a', { memoryMb: 1, cluster: 'lab', registeredAt: '2026-01-02T00:00:00Z' }));
+    countInPart(a, live('b', { memoryMb: 1, cluster: 'lab' }));
+    const b = emptyPart();
+    countInPart(b, live('c', { memoryMb: 1, cluster: 'edge', registeredAt: '2026-01-01T00:00:00Z' }));
+    // A record from before these facts: counted, no cluster, no registration.
+    countInPart(b, live('d', { memoryMb: 1 }));
+    expect(sumParts([a, b])).toMatchObject({
+      nodes: 4,
+      clusters: { lab: 2, edge: 1 },
+      since: Date.parse('2026-01-01T00:00:00Z'),
+    });
+    expect(sumParts([emptyPart()]).since).toBeUndefined();
   });
 });
