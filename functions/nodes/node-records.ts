@@ -48,6 +48,10 @@ export interface LiveRecord extends StoreItem {
   /** META's cluster and registration time (epoch ms), for the aggregate's clusters and first registration. */
   cluster?: string;
   since?: number;
+  /** META's CPU cores, memory and disk, for the aggregate's host sums when a sample lacks them. */
+  cores?: number;
+  memoryMb?: number;
+  diskGb?: number;
   /** Metric history points not yet written out (metric-history.ts). */
   history?: HistoryBuffer;
 }
@@ -78,10 +82,14 @@ export function liveFacts(node: {
   nodeName?: string;
   cluster?: string | undefined;
   registeredAt?: string;
-}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name' | 'cluster' | 'since'> {
+  cpuCount?: number;
+  diskGb?: number;
+}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name' | 'cluster' | 'since' | 'cores' | 'memoryMb' | 'diskGb'> {
   const since = node.registeredAt ? Date.parse(node.registeredAt) : NaN;
   return {
     slots: maxConcurrencyOf(node),
+    ...(node.cpuCount !== undefined ? { cores: node.cpuCount, memoryMb: node.memoryMb } : {}),
+    ...(node.diskGb !== undefined ? { diskGb: node.diskGb } : {}),
     ...(node.jetson ? { unifiedMb: node.memoryMb } : {}),
     ...(node.nodeName ? { name: node.nodeName } : {}),
     ...(node.cluster ? { cluster: node.cluster } : {}),
@@ -237,11 +245,67 @@ export interface FleetPart {
   /** Every node read, online or not: nodes in each cluster, and the earliest registration (ms). Absent on older parts. */
   clusters?: Record<string, number>;
   since?: number;
+  /** The online nodes' hosts summed; absent on older parts. */
+  host?: HostPart;
   /**
    * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS (config)
    * node-state records begins: the page boundaries of `GET /metrics?shard=&page=`. Absent on older parts.
    */
   starts?: Record<string, string[]>;
+}
+
+/** The online nodes' CPU, memory, disk and running containers, summed (GET /system/resources). */
+export interface HostPart {
+  cores: number;
+  /** Each node's CPU percent times its cores, summed. */
+  cpuWeighted: number;
+  memTotalMb: number;
+  memUsedMb: number;
+  diskTotalGb: number;
+  diskUsedGb: number;
+  containersRunning: number;
+  containerCpu: number;
+  containerMemMb: number;
+  /** Samples stored: a node's metrics and each of its containers' stats. */
+  samples: number;
+}
+
+export const emptyHost = (): HostPart => ({
+  cores: 0,
+  cpuWeighted: 0,
+  memTotalMb: 0,
+  memUsedMb: 0,
+  diskTotalGb: 0,
+  diskUsedGb: 0,
+  containersRunning: 0,
+  containerCpu: 0,
+  containerMemMb: 0,
+  samples: 0,
+});
+
+/** Adds one node's host to `host`: the sample's figures, else what registration declared. */
+export function addHost(
+  host: HostPart,
+  node: { cores: number; memoryMb: number; diskGb: number },
+  sample: Pick<MetricsSample, 'metrics' | 'containerStats'> | undefined,
+): void {
+  const m = sample?.metrics;
+  host.cores += node.cores;
+  host.cpuWeighted += node.cores * (m?.cpuPercent ?? 0);
+  const memTotal = m?.memoryTotalMb ?? node.memoryMb;
+  host.memTotalMb += memTotal;
+  host.memUsedMb += Math.min(m?.memoryUsedMb ?? 0, memTotal);
+  const diskTotal = m?.diskTotalGb ?? node.diskGb;
+  host.diskTotalGb += diskTotal;
+  host.diskUsedGb += Math.min(m?.diskUsedGb ?? 0, diskTotal);
+  const containers = Object.values(sample?.containerStats ?? {});
+  host.samples += (m ? 1 : 0) + containers.length;
+  for (const c of containers) {
+    if (c.state !== 'running') continue;
+    host.containersRunning += 1;
+    host.containerCpu += c.cpuPercent ?? 0;
+    host.containerMemMb += c.memoryUsageMb ?? 0;
+  }
 }
 
 export const emptyPart = (): FleetPart => ({
@@ -253,6 +317,7 @@ export const emptyPart = (): FleetPart => ({
   memUsedMb: 0,
   memTotalMb: 0,
   resident: {},
+  host: emptyHost(),
 });
 
 /** Adds one online node (its liveness and its last stored sample) to a part. */
@@ -278,6 +343,10 @@ export function addToPart(part: FleetPart, live: LiveRecord, sample: MetricsReco
     part.memTotalMb += total;
   }
   for (const m of sample?.loadedModels ?? []) part.resident[m] = (part.resident[m] ?? 0) + 1;
+  // A liveness record from before the host facts: no host sums this sweep (readers read the nodes).
+  if (live.cores === undefined) delete part.host;
+  else if (part.host)
+    addHost(part.host, { cores: live.cores, memoryMb: live.memoryMb ?? 0, diskGb: live.diskGb ?? 0 }, sample);
 }
 
 /** Adds one node, online or not, to a part's node count, clusters and earliest registration. */
@@ -301,6 +370,9 @@ export function sumParts(parts: FleetPart[]): FleetPart {
     for (const [c, n] of Object.entries(p.clusters ?? {}))
       (out.clusters ??= {})[c] = (out.clusters[c] ?? 0) + n;
     if (p.since !== undefined) out.since = Math.min(out.since ?? p.since, p.since);
+    // Host sums only when every part has them (a part from before them would count short).
+    if (!p.host) delete out.host;
+    else if (out.host) for (const k of Object.keys(out.host) as (keyof HostPart)[]) out.host[k] += p.host[k];
     for (const [shard, list] of Object.entries(p.starts ?? {}))
       (out.starts ??= {})[shard] = [...(out.starts[shard] ?? []), ...list];
   }

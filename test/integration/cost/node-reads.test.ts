@@ -63,6 +63,9 @@ const REQUESTS = [
   ['POST', '/models/unload', { model_name: MODEL, worker_ids: ['{first}'] }],
   ['POST', '/api/vision/models/switch/{second}', { model: OTHER }],
   ['POST', '/workers/{second}/restart'],
+  ['GET', '/system/resources'],
+  ['GET', '/health/detailed'],
+  ['GET', '/test/integration'],
 ] as const;
 
 /** Read units and read calls (gets and queries) of the meter entries `mine` picks. */
@@ -177,6 +180,16 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
     expect(large.get('POST /models/unload')!.body).toMatchObject({ affected_workers: [ids.first] });
     expect(large.get('POST /api/vision/models/switch/{second}')!.body).toMatchObject({ model: OTHER });
     expect(large.get('POST /workers/{second}/restart')!.body).toMatchObject({ worker_id: ids.second });
+    // Every node's host summed: as many cores a node at both sizes; every check passes.
+    const cores = (n: number) =>
+      (measured.get(n)!.get('GET /system/resources')!.body as { system: { cpu: { total_cores: number } } })
+        .system.cpu.total_cores / n;
+    expect(cores(LARGE)).toBe(cores(SMALL));
+    expect(cores(LARGE)).toBeGreaterThan(0);
+    expect(large.get('GET /health/detailed')!.body.components).toMatchObject({
+      docker: { status: 'OK', message: `Connected: ${LARGE} of ${LARGE} nodes online` },
+    });
+    expect(large.get('GET /test/integration')!.body).toMatchObject({ overall_status: 'PASSED' });
     // A node of the first group fits the run, and every node allows its container.
     expect(large.get('launcher.choose')!.body.answer).toMatchObject({ nodeId: expect.any(String) });
     expect(large.get('launcher.refusal')!.body.answer).toBeUndefined();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   NODE_SHARDS,
+  addToPart,
   countInPart,
   emptyPart,
   liveFacts,
@@ -128,5 +129,56 @@ describe('node records', () => {
       since: Date.parse('2026-01-01T00:00:00Z'),
     });
     expect(sumParts([emptyPart()]).since).toBeUndefined();
+  });
+
+  it("sums the online nodes' hosts: the sample's figures, else what registration declared; none with an older record", () => {
+    const live = (nodeId: string, facts: Partial<LiveRecord>): LiveRecord => ({
+      pk: 'p',
+      sk: `${nodeId}#LIVE`,
+      nodeId,
+      status: 'online',
+      lastHeartbeat: '',
+      lastHeartbeatMs: 0,
+      ...facts,
+    });
+    const sampled: MetricsRecord = {
+      pk: 'p',
+      sk: 'a#METRICS',
+      nodeId: 'a',
+      storedAtMs: 0,
+      loadedModels: [],
+      metrics: {
+        cpuPercent: 50,
+        memoryUsedMb: 1024,
+        memoryTotalMb: 4096,
+        diskUsedGb: 10,
+        diskTotalGb: 100,
+        gpus: [],
+      },
+      containerStats: {
+        c1: { state: 'running', kind: 'service', cpuPercent: 20, memoryPercent: 1, memoryUsageMb: 300 },
+        c2: { state: 'exited', kind: 'run', cpuPercent: null, memoryPercent: null, memoryUsageMb: null },
+      },
+    };
+    const part = emptyPart();
+    addToPart(part, live('a', { cores: 4, memoryMb: 8192, diskGb: 500 }), sampled);
+    addToPart(part, live('b', { cores: 2, memoryMb: 2048, diskGb: 50 }), undefined);
+    expect(part.host).toEqual({
+      cores: 6,
+      cpuWeighted: 200,
+      memTotalMb: 4096 + 2048,
+      memUsedMb: 1024,
+      diskTotalGb: 150,
+      diskUsedGb: 10,
+      containersRunning: 1,
+      containerCpu: 20,
+      containerMemMb: 300,
+      samples: 3,
+    });
+    expect(sumParts([part, part]).host?.cores).toBe(12);
+    const older = emptyPart();
+    addToPart(older, live('c', {}), undefined);
+    expect(older.host).toBeUndefined();
+    expect(sumParts([part, older]).host).toBeUndefined();
   });
 });
