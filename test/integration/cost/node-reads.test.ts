@@ -66,6 +66,8 @@ const REQUESTS = [
   ['GET', '/system/resources'],
   ['GET', '/health/detailed'],
   ['GET', '/test/integration'],
+  ['POST', '/api/clusters/', { name: 'reads', node_ids: ['{first}', '{second}'] }],
+  ['GET', '/api/clusters/'],
 ] as const;
 
 /** Read units and read calls (gets and queries) of the meter entries `mine` picks. */
@@ -148,8 +150,8 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
     (key) => {
       const small = measured.get(SMALL)!.get(key)!;
       const large = measured.get(LARGE)!.get(key)!;
-      expect(small.status).toBe(200);
-      expect(large.status).toBe(200);
+      expect([200, 201]).toContain(small.status);
+      expect([200, 201]).toContain(large.status);
       expect(large.read).toBe(small.read);
       expect(large.calls).toBe(small.calls);
     },
@@ -190,6 +192,14 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
       docker: { status: 'OK', message: `Connected: ${LARGE} of ${LARGE} nodes online` },
     });
     expect(large.get('GET /test/integration')!.body).toMatchObject({ overall_status: 'PASSED' });
+    // A cluster of two named nodes: its members by name, both online.
+    expect(large.get('GET /api/clusters/')!.body).toEqual([
+      expect.objectContaining({
+        name: 'reads',
+        status: 'active',
+        node_ids: [expect.any(String), expect.any(String)],
+      }),
+    ]);
     // A node of the first group fits the run, and every node allows its container.
     expect(large.get('launcher.choose')!.body.answer).toMatchObject({ nodeId: expect.any(String) });
     expect(large.get('launcher.refusal')!.body.answer).toBeUndefined();
