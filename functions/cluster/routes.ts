@@ -359,10 +359,7 @@ export function clusterRoutes(): AnyRoute[] {
         const { queued, assigned, running } = counts.states;
         // The sweep's aggregate; the fleet itself only before the first sweep.
         const live = agg
-          ? {
-              ...sampleFromAggregate(agg, catalogue, [...counts.queuedByModel.keys()], slots, ctx.now()),
-              queuedTasks: queued,
-            }
+          ? sampleFromAggregate(agg, catalogue, counts.queuedByModel, slots, ctx.now())
           : takeSample(await loadWorkers(ctx, slots), catalogue, counts.queuedByModel, ctx.now());
         return loadClusterMetrics(ctx, req.query.timeframe, live, queued + assigned + running);
       },
