@@ -22,7 +22,7 @@ import {
   type LiveRecord,
   type MetricsRecord,
 } from './node-records.js';
-import { getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
+import { getNode, getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
 
 /**
  * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
@@ -241,4 +241,34 @@ export async function setCordon(
     if (error instanceof ConditionFailedError) return undefined;
     throw error;
   }
+}
+
+/** Eligible nodes a group holds before a caller chooses among them (the last group may hold fewer). */
+export const ELIGIBLE_GROUP = 16;
+
+/**
+ * Online, uncordoned nodes from the eligible-node index, shards in order (the same fleet gives the
+ * same groups), in groups of at least ELIGIBLE_GROUP: each entry's node is read and checked, stale
+ * entries skipped (the sweep repairs the index). A caller that stops early reads no further.
+ */
+export async function* eligibleGroups(ctx: AppContext): AsyncGenerator<NodeItem[]> {
+  const schedulable = (n: NodeItem | undefined): n is NodeItem =>
+    !!n && !n.cordoned && isOnline(n, ctx, ctx.now());
+  let group: NodeItem[] = [];
+  for (const shard of SHARDS) {
+    let cursor: string | undefined;
+    do {
+      const page = await ctx.store.query<FreeRecord>(fleetKeys.nodeUpPk(shard), {
+        limit: ELIGIBLE_GROUP,
+        ...(cursor ? { cursor } : {}),
+      });
+      cursor = page.cursor;
+      group.push(...(await Promise.all(page.items.map((r) => getNode(ctx, r.nodeId)))).filter(schedulable));
+      if (group.length >= ELIGIBLE_GROUP) {
+        yield group;
+        group = [];
+      }
+    } while (cursor);
+  }
+  if (group.length) yield group;
 }

@@ -9,14 +9,13 @@ import {
   isSchedulable,
   nodeQueue,
   resolveNode,
+  eligibleGroups,
   type NodeItem,
 } from '../nodes/nodes.js';
 import type { CommandEnvelope } from '../../protocol/commands.js';
 import { conditional } from '../ports/store.js';
 import { activeRuns } from './model.js';
 import { nodeInstances } from '../orchestrator/model.js';
-import { fleetKeys } from '../core/keys.js';
-import { SHARDS, type FreeRecord } from '../nodes/node-records.js';
 import { OCCUPYING } from '../orchestrator/plan.js';
 import { policyRefusalOn, refusalAcross } from '../nodes/node-policy.js';
 
@@ -30,7 +29,9 @@ export function fleetLauncher(ctx: AppContext): RunLauncher {
       const seen = { schedulable: 0, runnable: 0, allowed: 0 };
       const fitting: { n: NodeItem; u: RunAsk & { runs: number } }[] = [];
       const spec = start.spec;
-      for await (const group of eligibleGroups(ctx, start.onlyNodeName)) {
+      const groups =
+        start.onlyNodeName === undefined ? eligibleGroups(ctx) : onlyNode(ctx, start.onlyNodeName);
+      for await (const group of groups) {
         seen.schedulable += group.length;
         const runnable = group.filter((n) => canRun(n, start));
         seen.runnable += runnable.length;
@@ -184,39 +185,10 @@ export function describeAsk(ask: RunAsk): string {
   return parts.join(', ');
 }
 
-/** Eligible nodes a group holds before a choice is made among them (the last group may hold fewer). */
-export const RUN_NODE_GROUP = 16;
-
-/**
- * Online, uncordoned nodes from the eligible-node index (node-records.ts), shards in order (the
- * same fleet gives the same choice), in groups of at least RUN_NODE_GROUP: each entry's node is
- * read and checked, stale entries skipped (the sweep repairs the index). `onlyNodeName`: that
- * node alone, by its name.
- */
-async function* eligibleGroups(ctx: AppContext, onlyNodeName?: string): AsyncGenerator<NodeItem[]> {
-  const schedulable = (n: NodeItem | undefined): n is NodeItem => !!n && isSchedulable(n, ctx, ctx.now());
-  if (onlyNodeName !== undefined) {
-    const node = await resolveNode(ctx, onlyNodeName);
-    yield [node].filter(schedulable).filter((n) => n.nodeName === onlyNodeName);
-    return;
-  }
-  let group: NodeItem[] = [];
-  for (const shard of SHARDS) {
-    let cursor: string | undefined;
-    do {
-      const page = await ctx.store.query<FreeRecord>(fleetKeys.nodeUpPk(shard), {
-        limit: RUN_NODE_GROUP,
-        ...(cursor ? { cursor } : {}),
-      });
-      cursor = page.cursor;
-      group.push(...(await Promise.all(page.items.map((r) => getNode(ctx, r.nodeId)))).filter(schedulable));
-      if (group.length >= RUN_NODE_GROUP) {
-        yield group;
-        group = [];
-      }
-    } while (cursor);
-  }
-  if (group.length) yield group;
+/** A run pinned to its rented node: that node alone, by its name, when it may take work. */
+async function* onlyNode(ctx: AppContext, name: string): AsyncGenerator<NodeItem[]> {
+  const node = await resolveNode(ctx, name);
+  yield node && node.nodeName === name && isSchedulable(node, ctx) ? [node] : [];
 }
 
 /** This context's launcher: the fleet, unless the context carries another (tests, the bench). */
