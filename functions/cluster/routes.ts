@@ -34,7 +34,7 @@ import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStat
 import { loadWorker, loadWorkers } from './workers.js';
 import { heldSlots } from './slots.js';
 import type { AppContext } from '../core/context.js';
-import { fleetAggregate } from '../nodes/node-records.js';
+import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/node-records.js';
 import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
@@ -44,9 +44,6 @@ const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
 
 const workerIdParams = z.object({ worker_id: z.string().min(1) });
 const taskIdParams = z.object({ task_id: z.string().min(1) });
-
-/** How old the sweep's aggregate may be for a reply (the sweep runs every minute). */
-const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
 interface FleetSummary {
   nodes: number;

@@ -8,7 +8,9 @@ import { emit } from '../core/events.js';
 import { fleetKeys, keys, taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, updateIf } from '../ports/store.js';
 import {
+  AGGREGATE_MAX_AGE_MS,
   SHARDS,
+  fleetAggregate,
   clearFree,
   clearUp,
   markFree,
@@ -22,7 +24,7 @@ import {
   type LiveRecord,
   type MetricsRecord,
 } from './node-records.js';
-import { getNode, getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
+import { getNode, getNodeRecord, isOnline, listNodes, withState, type NodeItem } from './node-model.js';
 
 /**
  * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
@@ -271,4 +273,13 @@ export async function* eligibleGroups(ctx: AppContext): AsyncGenerator<NodeItem[
     } while (cursor);
   }
   if (group.length) yield group;
+}
+
+/** Nodes registered and online: the sweep's aggregate, else (no sweep yet) every node counted. */
+export async function fleetCounts(ctx: AppContext): Promise<{ nodes: number; online: number }> {
+  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  if (agg) return { nodes: agg.nodes ?? agg.onlineNodes, online: agg.onlineNodes };
+  const now = ctx.now();
+  const nodes = await listNodes(ctx);
+  return { nodes: nodes.length, online: nodes.filter((n) => isOnline(n, ctx, now)).length };
 }

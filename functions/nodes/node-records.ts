@@ -434,6 +434,9 @@ function shardParts(items: FleetPartItem[]): FleetPartItem[] {
   return items.filter((i) => i.sweep >= end);
 }
 
+/** How old the sweep's aggregate may be for a reader (the sweep runs every minute). */
+export const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
+
 /**
  * The fleet as the latest sweep of each shard saw it (parts younger than `maxAgeMs`); undefined
  * when no sweep has run yet. Reads one partition of one record per shard and sweep invocation.

@@ -2,7 +2,13 @@ import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { allInstances } from './model.js';
-import { addHost, emptyHost, fleetAggregate, type HostPart } from '../nodes/node-records.js';
+import {
+  AGGREGATE_MAX_AGE_MS,
+  addHost,
+  emptyHost,
+  fleetAggregate,
+  type HostPart,
+} from '../nodes/node-records.js';
 
 /**
  * The orchestrator's host-level views, read across the fleet: "docker" is the nodes' engines
@@ -22,9 +28,6 @@ function totals(nodes: NodeItem[]): Totals {
   for (const n of nodes) addHost(host, { cores: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb }, n);
   return withCpu(host);
 }
-
-/** How old the sweep's aggregate may be for a reply (the sweep runs every minute). */
-const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
 /**
  * The online nodes summed and the fleet counted: from the sweep's aggregate (a record per shard,

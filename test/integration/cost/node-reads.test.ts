@@ -15,6 +15,7 @@ import type { TaskItem } from '../../../functions/cluster/tasks.js';
 import { operationLabel } from '../../../functions/metering/metered-lambda.js';
 import type { MeterEntry } from '../../../functions/metering/meter.js';
 import { fleetLauncher } from '../../../functions/training/launcher.js';
+import { fleetContext } from '../../../functions/commander/ai.js';
 
 const SMALL = 200;
 const LARGE = 800;
@@ -68,6 +69,7 @@ const REQUESTS = [
   ['GET', '/test/integration'],
   ['POST', '/api/clusters/', { name: 'reads', node_ids: ['{first}', '{second}'] }],
   ['GET', '/api/clusters/'],
+  ['GET', '/api/swarm/containers'],
 ] as const;
 
 /** Read units and read calls (gets and queries) of the meter entries `mine` picks. */
@@ -122,6 +124,8 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
       const runs: [string, () => Promise<unknown>][] = [
         ['launcher.choose', () => launcher.choose({ gpus: 1, cpu: 1, memoryMb: 1024, diskGb: 1 }, [])],
         ['launcher.refusal', () => launcher.refusal!({ volumes: [] })],
+        // The AI assistant's fleet context: the fleet counted and its first nodes by name.
+        ['fleetContext', () => fleetContext(ctx)],
       ];
       for (const [key, run] of runs) {
         f.meter.reset();
@@ -145,17 +149,19 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
     ids = await measureAt(LARGE);
   }, 300_000);
 
-  it.each([...REQUESTS.map(([method, path]) => `${method} ${path}`), 'launcher.choose', 'launcher.refusal'])(
-    '%s reads no more at 800 nodes than at 200',
-    (key) => {
-      const small = measured.get(SMALL)!.get(key)!;
-      const large = measured.get(LARGE)!.get(key)!;
-      expect([200, 201]).toContain(small.status);
-      expect([200, 201]).toContain(large.status);
-      expect(large.read).toBe(small.read);
-      expect(large.calls).toBe(small.calls);
-    },
-  );
+  it.each([
+    ...REQUESTS.map(([method, path]) => `${method} ${path}`),
+    'launcher.choose',
+    'launcher.refusal',
+    'fleetContext',
+  ])('%s reads no more at 800 nodes than at 200', (key) => {
+    const small = measured.get(SMALL)!.get(key)!;
+    const large = measured.get(LARGE)!.get(key)!;
+    expect([200, 201]).toContain(small.status);
+    expect([200, 201]).toContain(large.status);
+    expect(large.read).toBe(small.read);
+    expect(large.calls).toBe(small.calls);
+  });
 
   it('answers with the fleet and the named nodes', () => {
     const large = measured.get(LARGE)!;
@@ -200,6 +206,12 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
         node_ids: [expect.any(String), expect.any(String)],
       }),
     ]);
+    expect(large.get('GET /api/swarm/containers')!.body.server).toBe(
+      `control plane (${LARGE} of ${LARGE} nodes online)`,
+    );
+    const context = large.get('fleetContext')!.body.answer as { fleet: unknown; nodes: unknown[] };
+    expect(context.fleet).toEqual({ nodes_total: LARGE, nodes_online: LARGE, nodes_offline: 0 });
+    expect(context.nodes).toHaveLength(50);
     // A node of the first group fits the run, and every node allows its container.
     expect(large.get('launcher.choose')!.body.answer).toMatchObject({ nodeId: expect.any(String) });
     expect(large.get('launcher.refusal')!.body.answer).toBeUndefined();
