@@ -74,6 +74,9 @@ export function maxConcurrencyOf(node: { labels?: Record<string, string> }): num
   return Number.isInteger(n) && n >= 0 && n <= 64 ? n : 1;
 }
 
+/** The longest cluster name a liveness record carries (as an install's); a longer one counts under none. */
+export const MAX_LIVE_CLUSTER = 128;
+
 /** What a liveness record carries of META for the sweep's aggregate (a few bytes, still one write unit). */
 export function liveFacts(node: {
   labels?: Record<string, string>;
@@ -92,7 +95,8 @@ export function liveFacts(node: {
     ...(node.diskGb !== undefined ? { diskGb: node.diskGb } : {}),
     ...(node.jetson ? { unifiedMb: node.memoryMb } : {}),
     ...(node.nodeName ? { name: node.nodeName } : {}),
-    ...(node.cluster ? { cluster: node.cluster } : {}),
+    // A longer name (registration does not bound it) would cost write units every beat.
+    ...(node.cluster && node.cluster.length <= MAX_LIVE_CLUSTER ? { cluster: node.cluster } : {}),
     ...(Number.isFinite(since) ? { since } : {}),
   };
 }
