@@ -16,7 +16,7 @@ import { heldSlots, type SlotItem } from './slots.js';
 import { getTask, requestPlacement, type TaskItem } from './tasks.js';
 import { readNodeHours } from './task-stats.js';
 import { readTaskCounts } from './task-counts.js';
-import { findWorker, loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
+import { loadWorker, loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
 import { workerStats } from './metrics.js';
 import { unknownModel } from './validation.js';
 
@@ -37,9 +37,10 @@ export async function loadFleet(ctx: AppContext): Promise<FleetView> {
   return { workers: await loadWorkers(ctx, slots), catalogue, slots };
 }
 
-function requireWorker(view: FleetView, id: string): Worker {
-  const w = findWorker(view.workers, id);
-  if (!w) throw new NotFoundError(`Worker ${id} not found`);
+/** A named worker from its own records (node, models, held slots): no fleet read. */
+async function requireWorker(ctx: AppContext, id: string, what = 'Worker'): Promise<Worker> {
+  const w = await loadWorker(ctx, id);
+  if (!w) throw new NotFoundError(`${what} ${id} not found`);
   return w;
 }
 
@@ -47,13 +48,13 @@ function requireOnline(w: Worker): void {
   if (!w.online) throw new ConflictError(`Worker ${w.id} is offline`);
 }
 
-function requireModel(view: FleetView, id: string, field: string): ModelSpec {
-  const m = view.catalogue.find((x) => x.id === id);
+function requireModel(catalogue: ModelSpec[], id: string, field: string): ModelSpec {
+  const m = catalogue.find((x) => x.id === id);
   if (!m) throw unknownModel(field, id);
   return m;
 }
 
-const memOf = (view: FleetView, id: string) => view.catalogue.find((m) => m.id === id)?.gpuMemoryMb ?? 0;
+const memOf = (catalogue: ModelSpec[], id: string) => catalogue.find((m) => m.id === id)?.gpuMemoryMb ?? 0;
 
 async function startServer(ctx: AppContext, w: Worker, model: ModelSpec): Promise<void> {
   await dispatchCommand(ctx, w.id, { type: 'container.start', spec: serverSpec(model, w.id) });
@@ -108,11 +109,11 @@ export interface AssignInput {
  * models; lower ones are refused.
  */
 export async function assignModel(ctx: AppContext, input: AssignInput) {
-  const view = await loadFleet(ctx);
-  const model = requireModel(view, input.model_name, 'model_name');
+  const catalogue = await listModels(ctx);
+  const model = requireModel(catalogue, input.model_name, 'model_name');
   const plans: { w: Worker; evict: string[]; already: boolean }[] = [];
   for (const id of [...new Set(input.worker_ids)]) {
-    const w = requireWorker(view, id);
+    const w = await requireWorker(ctx, id);
     requireOnline(w);
     if (w.resident.includes(model.id)) {
       plans.push({ w, evict: [], already: true });
@@ -122,7 +123,7 @@ export async function assignModel(ctx: AppContext, input: AssignInput) {
       throw new ConflictError(
         `${model.id} needs ${model.gpuMemoryMb} MB of GPU memory; worker ${w.id} has ${w.gpuMemoryTotalMb} MB`,
       );
-    let free = w.gpuMemoryTotalMb - w.resident.reduce((s, m) => s + memOf(view, m), 0);
+    let free = w.gpuMemoryTotalMb - w.resident.reduce((s, m) => s + memOf(catalogue, m), 0);
     const evict: string[] = [];
     if (free < model.gpuMemoryMb) {
       if (input.priority !== 'high' && input.priority !== 'critical')
@@ -132,10 +133,10 @@ export async function assignModel(ctx: AppContext, input: AssignInput) {
       const busy = new Set(w.running.map((s) => s.model));
       for (const m of [...w.resident]
         .filter((m) => !busy.has(m))
-        .sort((a, b) => memOf(view, b) - memOf(view, a))) {
+        .sort((a, b) => memOf(catalogue, b) - memOf(catalogue, a))) {
         if (free >= model.gpuMemoryMb) break;
         evict.push(m);
-        free += memOf(view, m);
+        free += memOf(catalogue, m);
       }
       if (free < model.gpuMemoryMb)
         throw new ConflictError(`${model.id} does not fit on worker ${w.id} without stopping running tasks`);
@@ -186,13 +187,14 @@ export async function unloadModel(
   ctx: AppContext,
   input: { model_name: string; worker_ids?: string[] | undefined; force: boolean },
 ) {
-  const view = await loadFleet(ctx);
+  const catalogue = await listModels(ctx);
+  // Named workers: their own records. None named: every holder, which takes the fleet.
   const targets = input.worker_ids?.length
-    ? [...new Set(input.worker_ids)].map((id) => requireWorker(view, id))
-    : view.workers.filter(
+    ? await Promise.all([...new Set(input.worker_ids)].map((id) => requireWorker(ctx, id)))
+    : (await loadWorkers(ctx, await heldSlots(ctx))).filter(
         (w) => w.resident.includes(input.model_name) || w.reported.includes(input.model_name),
       );
-  if (!targets.length && !view.catalogue.some((m) => m.id === input.model_name))
+  if (!targets.length && !catalogue.some((m) => m.id === input.model_name))
     throw unknownModel('model_name', input.model_name);
   // By the tasks' own state: a slot outlives its task's end by the moment its release takes.
   const busy: typeof targets = [];
@@ -237,10 +239,8 @@ export async function unloadModel(
 
 /** Vision's switch: the node serves only `model` from now on. Refused while the node runs tasks. */
 export async function switchModel(ctx: AppContext, nodeIdOrName: string, modelId: string) {
-  const view = await loadFleet(ctx);
-  const w = findWorker(view.workers, nodeIdOrName);
-  if (!w) throw new NotFoundError(`Node ${nodeIdOrName} not found`);
-  const model = requireModel(view, modelId, 'model');
+  const [w, catalogue] = await Promise.all([requireWorker(ctx, nodeIdOrName, 'Node'), listModels(ctx)]);
+  const model = requireModel(catalogue, modelId, 'model');
   requireOnline(w);
   if (w.running.length)
     throw new ConflictError(`Node ${w.name} is busy with ${w.running.length} task(s); cancel them or wait`);
@@ -265,8 +265,7 @@ export async function switchModel(ctx: AppContext, nodeIdOrName: string, modelId
 
 /** Restarts a worker's serving stack: its tasks go back to the queue, its model servers go. */
 export async function restartWorker(ctx: AppContext, workerId: string) {
-  const view = await loadFleet(ctx);
-  const w = requireWorker(view, workerId);
+  const [w, catalogue] = await Promise.all([requireWorker(ctx, workerId), listModels(ctx)]);
   requireOnline(w);
   const requeued = await requeueTasks(ctx, await activeTasksOf(ctx, w.running), 'worker restart');
   const models = [...new Set([...w.resident, ...w.reported])];
@@ -277,7 +276,7 @@ export async function restartWorker(ctx: AppContext, workerId: string) {
   const downtime = Math.max(
     30,
     ...models.map((m) => {
-      const spec = view.catalogue.find((c) => c.id === m);
+      const spec = catalogue.find((c) => c.id === m);
       return spec ? estimate(spec, w.id) : 0;
     }),
   );

@@ -5,11 +5,12 @@ import { resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel, listModels } from './catalogue.js';
-import { formatMemory, formatUptime } from './format.js';
+import { formatMemory, formatUptime, round1 } from './format.js';
 import { cancelTask } from './lifecycle.js';
 import {
   loadClusterMetrics,
   recentDurations,
+  sampleFromAggregate,
   takeSample,
   TIMEFRAMES,
   workerStats,
@@ -30,7 +31,10 @@ import {
   unknownModel,
 } from './validation.js';
 import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStatus } from './views.js';
-import { loadWorker } from './workers.js';
+import { loadWorker, loadWorkers } from './workers.js';
+import { heldSlots } from './slots.js';
+import type { AppContext } from '../core/context.js';
+import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/node-records.js';
 import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
@@ -40,6 +44,52 @@ const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
 
 const workerIdParams = z.object({ worker_id: z.string().min(1) });
 const taskIdParams = z.object({ task_id: z.string().min(1) });
+
+interface FleetSummary {
+  nodes: number;
+  online: number;
+  gpuUtilization: number | null;
+  memTotalMb: number;
+  memUsedMb: number;
+  clusters: Record<string, number>;
+  since: number | undefined;
+}
+
+/**
+ * The fleet in figures: from the sweep's aggregate (one record per shard, whatever the fleet);
+ * from every node only before the first sweep. The aggregate's memory counts the online nodes that
+ * report both total and used GPU memory.
+ */
+async function fleetSummary(ctx: AppContext): Promise<FleetSummary> {
+  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  if (agg)
+    return {
+      nodes: agg.nodes ?? agg.onlineNodes,
+      online: agg.onlineNodes,
+      gpuUtilization: agg.utilCount ? round1(agg.utilSum / agg.utilCount) : null,
+      memTotalMb: agg.memTotalMb,
+      memUsedMb: agg.memUsedMb,
+      clusters: agg.clusters ?? {},
+      since: agg.since,
+    };
+  const workers = await loadWorkers(ctx, []);
+  const online = workers.filter((w) => w.online);
+  const clusters: Record<string, number> = {};
+  for (const w of workers) if (w.node.cluster) clusters[w.node.cluster] = (clusters[w.node.cluster] ?? 0) + 1;
+  const since = workers
+    .map((w) => Date.parse(w.node.registeredAt))
+    .filter(Number.isFinite)
+    .reduce<number | undefined>((a, b) => Math.min(a ?? b, b), undefined);
+  return {
+    nodes: workers.length,
+    online: online.length,
+    gpuUtilization: takeSample(workers, [], [], ctx.now()).gpuUtilization,
+    memTotalMb: online.reduce((s, w) => s + w.gpuMemoryTotalMb, 0),
+    memUsedMb: online.reduce((s, w) => s + (w.gpuMemoryUsedMb ?? 0), 0),
+    clusters,
+    since,
+  };
+}
 
 /** The Cluster Manager API over the shared task queue and the fleet's nodes. */
 export function clusterRoutes(): AnyRoute[] {
@@ -52,40 +102,32 @@ export function clusterRoutes(): AnyRoute[] {
       summary: 'Cluster status: workers, queue, GPU utilisation and memory',
       response: S.clusterStatusOut,
       handler: async (_req, ctx) => {
-        const [view, taskCounts, counts] = await Promise.all([
-          loadFleet(ctx),
+        const [fleet, taskCounts, counts] = await Promise.all([
+          fleetSummary(ctx),
           readTaskCounts(ctx, { finished: false }),
           readPlacementCounts(ctx),
         ]);
-        const online = view.workers.filter((w) => w.online);
-        const sample = takeSample(view.workers, view.catalogue, taskCounts.queuedByModel, ctx.now());
-        const total = online.reduce((s, w) => s + w.gpuMemoryTotalMb, 0);
-        const used = online.reduce((s, w) => s + (w.gpuMemoryUsedMb ?? 0), 0);
-        const clusters = [
-          ...new Set(view.workers.map((w) => w.node.cluster).filter((c): c is string => !!c)),
-        ];
-        const firstSeen = Math.min(
-          ...view.workers.map((w) => Date.parse(w.node.registeredAt)).filter(Number.isFinite),
-          ctx.startedAt,
-        );
+        const clusters = Object.keys(fleet.clusters);
+        const firstSeen = Math.min(fleet.since ?? Infinity, ctx.startedAt);
         const status: z.output<typeof S.clusterStatusOut>['status'] =
-          view.workers.length === 0
+          fleet.nodes === 0
             ? 'no_workers'
-            : online.length === 0
+            : fleet.online === 0
               ? 'down'
-              : online.length * 2 < view.workers.length
+              : fleet.online * 2 < fleet.nodes
                 ? 'degraded'
                 : 'operational';
         return {
           cluster_id: (clusters.length === 1 ? clusters[0] : undefined) ?? ctx.config.SERVICE_NAME,
           status,
-          total_workers: view.workers.length,
-          active_workers: online.length,
+          total_workers: fleet.nodes,
+          active_workers: fleet.online,
           queued_tasks: taskCounts.states.queued,
-          running_tasks: view.slots.length,
-          gpu_utilization: sample.gpuUtilization ?? 0,
-          total_memory: formatMemory(total),
-          available_memory: formatMemory(Math.max(0, total - used)),
+          // Counted, not read: tasks placed and not finished.
+          running_tasks: taskCounts.states.assigned + taskCounts.states.running,
+          gpu_utilization: fleet.gpuUtilization ?? 0,
+          total_memory: formatMemory(fleet.memTotalMb),
+          available_memory: formatMemory(Math.max(0, fleet.memTotalMb - fleet.memUsedMb)),
           uptime: formatUptime(ctx.now() - firstSeen),
           placements: {
             placed: counts.placed,
@@ -305,9 +347,17 @@ export function clusterRoutes(): AnyRoute[] {
       }),
       response: S.clusterMetricsOut,
       handler: async (req, ctx) => {
-        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
-        const live = takeSample(view.workers, view.catalogue, counts.queuedByModel, ctx.now());
+        const [counts, catalogue, slots, agg] = await Promise.all([
+          readTaskCounts(ctx, { finished: false }),
+          listModels(ctx),
+          heldSlots(ctx),
+          fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS),
+        ]);
         const { queued, assigned, running } = counts.states;
+        // The sweep's aggregate; the fleet itself only before the first sweep.
+        const live = agg
+          ? sampleFromAggregate(agg, catalogue, counts.queuedByModel, slots, ctx.now())
+          : takeSample(await loadWorkers(ctx, slots), catalogue, counts.queuedByModel, ctx.now());
         return loadClusterMetrics(ctx, req.query.timeframe, live, queued + assigned + running);
       },
     }),

@@ -5,7 +5,7 @@ import { listServices, nodeInstances } from '../orchestrator/model.js';
 import type { ChatModel, ChatReply } from '../ports/chat-model.js';
 import type { JobItem, RunItem } from '../training/model.js';
 import type { CommandItem } from '../nodes/commands.js';
-import { isOnline, listNodes, nodeLabels, type NodeItem } from '../nodes/nodes.js';
+import { fleetCounts, isOnline, nodeLabels, withState, type NodeItem } from '../nodes/nodes.js';
 import { nodeView } from '../nodes/routes.js';
 
 /**
@@ -197,15 +197,21 @@ async function recentRuns(ctx: AppContext): Promise<RunItem[]> {
 /** The whole fleet in brief, for questions not about one node. */
 export async function fleetContext(ctx: AppContext) {
   const now = ctx.now();
-  const [nodes, services, tasks] = await Promise.all([
-    listNodes(ctx),
+  // The fleet counted and its first nodes by name: not every node.
+  const [counts, firstNodes, services, tasks] = await Promise.all([
+    fleetCounts(ctx),
+    ctx.store.query<NodeItem>(fleetKeys.nodesPk, { index: 'gsi1', limit: MAX_NODES_IN_SUMMARY }),
     listServices(ctx),
     ctx.store.query<TaskItem>(taskQueueKeys.tasksPk, { index: 'gsi2', ascending: false, limit: 100 }),
   ]);
-  const online = nodes.filter((n) => isOnline(n, ctx, now)).length;
+  const nodes = await Promise.all(firstNodes.items.map((m) => withState(ctx, m)));
   return {
-    fleet: { nodes_total: nodes.length, nodes_online: online, nodes_offline: nodes.length - online },
-    nodes: nodes.slice(0, MAX_NODES_IN_SUMMARY).map((n) => ({
+    fleet: {
+      nodes_total: counts.nodes,
+      nodes_online: counts.online,
+      nodes_offline: counts.nodes - counts.online,
+    },
+    nodes: nodes.map((n) => ({
       ...nodeView(n, ctx, now),
       gpus: n.metrics?.gpus.map((g) => ({
         index: g.index,

@@ -7,7 +7,7 @@ import { claimName, releaseName } from '../core/name-guard.js';
 import { boolQuery } from '../core/query.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { ConditionFailedError, queryAll, type StoreItem } from '../ports/store.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { getNode, isOnline, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { nodeView } from '../nodes/routes.js';
 
 /**
@@ -88,8 +88,11 @@ function view(c: ClusterItem, nodes: Map<string, NodeItem>, ctx: AppContext, now
   };
 }
 
-async function nodesById(ctx: AppContext): Promise<Map<string, NodeItem>> {
-  return new Map((await listNodes(ctx)).map((n) => [n.nodeId, n]));
+/** The clusters' members, each read by id: what a view reads grows with its members, not the fleet. */
+async function nodesById(ctx: AppContext, clusters: ClusterItem[]): Promise<Map<string, NodeItem>> {
+  const ids = [...new Set(clusters.flatMap((c) => c.nodeIds))];
+  const nodes = await Promise.all(ids.map((id) => getNode(ctx, id)));
+  return new Map(nodes.filter((n): n is NodeItem => !!n).map((n) => [n.nodeId, n]));
 }
 
 /** Node ids or names to stored node ids; an unknown one is a 422 naming its position. */
@@ -207,10 +210,10 @@ export function fleetClusterRoutes(): AnyRoute[] {
       response: z.array(clusterOut),
       handler: async (_req, ctx) => {
         const now = ctx.now();
-        const [clusters, nodes] = await Promise.all([
-          queryAll<ClusterItem>(ctx.store, fleetClusterKeys.clustersPk, { index: 'gsi1' }),
-          nodesById(ctx),
-        ]);
+        const clusters = await queryAll<ClusterItem>(ctx.store, fleetClusterKeys.clustersPk, {
+          index: 'gsi1',
+        });
+        const nodes = await nodesById(ctx, clusters);
         return clusters.map((c) => view(c, nodes, ctx, now));
       },
     }),
@@ -225,7 +228,7 @@ export function fleetClusterRoutes(): AnyRoute[] {
       responses: { 409: 'A cluster of that name exists' },
       handler: async (req, ctx) => {
         const created = await createCluster(ctx, req.body);
-        return view(created, await nodesById(ctx), ctx, ctx.now());
+        return view(created, await nodesById(ctx, [created]), ctx, ctx.now());
       },
     }),
     route({
@@ -238,7 +241,8 @@ export function fleetClusterRoutes(): AnyRoute[] {
       responses: { 404: 'Unknown cluster' },
       handler: async (req, ctx) => {
         const now = ctx.now();
-        const [c, nodes] = await Promise.all([getCluster(ctx, req.params.cluster_id), nodesById(ctx)]);
+        const c = await getCluster(ctx, req.params.cluster_id);
+        const nodes = await nodesById(ctx, [c]);
         const members = c.nodeIds.map((id) => {
           const n = nodes.get(id);
           const v = n ? nodeView(n, ctx, now) : undefined;
@@ -274,7 +278,7 @@ export function fleetClusterRoutes(): AnyRoute[] {
           nodeIds: c.nodeIds.includes(node.nodeId) ? c.nodeIds : [...c.nodeIds, node.nodeId],
           managerNodeId: c.managerNodeId ?? node.nodeId,
         }));
-        return view(updated, await nodesById(ctx), ctx, ctx.now());
+        return view(updated, await nodesById(ctx, [updated]), ctx, ctx.now());
       },
     }),
     route({
@@ -294,7 +298,7 @@ export function fleetClusterRoutes(): AnyRoute[] {
           const nodeIds = c.nodeIds.filter((id) => id !== ref);
           return { nodeIds, managerNodeId: c.managerNodeId === ref ? (nodeIds[0] ?? null) : c.managerNodeId };
         });
-        return view(updated, await nodesById(ctx), ctx, ctx.now());
+        return view(updated, await nodesById(ctx, [updated]), ctx, ctx.now());
       },
     }),
     route({

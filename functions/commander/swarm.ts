@@ -19,7 +19,7 @@ import {
   serviceLogs,
   serviceView,
 } from '../orchestrator/services.js';
-import { isOnline, listNodes } from '../nodes/nodes.js';
+import { fleetCounts } from '../nodes/nodes.js';
 import { pending202 } from '../core/responses.js';
 import { swarmCommon as common, swarmNodeRoutes } from './swarm-nodes.js';
 
@@ -223,8 +223,7 @@ export function swarmRoutes(): AnyRoute[] {
         server: z.string(),
       }),
       handler: async (_req, ctx) => {
-        const [instances, nodes] = await Promise.all([allInstances(ctx), listNodes(ctx)]);
-        const now = ctx.now();
+        const [instances, nodes] = await Promise.all([allInstances(ctx), fleetCounts(ctx)]);
         return {
           containers: instances.map((i) => ({
             id: i.instanceId,
@@ -240,7 +239,7 @@ export function swarmRoutes(): AnyRoute[] {
             ),
           })),
           total: instances.length,
-          server: `control plane (${nodes.filter((n) => isOnline(n, ctx, now)).length} of ${nodes.length} nodes online)`,
+          server: `control plane (${nodes.online} of ${nodes.nodes} nodes online)`,
         };
       },
     }),

@@ -8,20 +8,23 @@ import { emit } from '../core/events.js';
 import { fleetKeys, keys, taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, updateIf } from '../ports/store.js';
 import {
+  AGGREGATE_MAX_AGE_MS,
   SHARDS,
+  fleetAggregate,
   clearFree,
   clearUp,
   markFree,
   markUp,
   maxConcurrencyOf,
   addToPart,
+  countInPart,
   emptyPart,
   type FleetPart,
   type FreeRecord,
   type LiveRecord,
   type MetricsRecord,
 } from './node-records.js';
-import { getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
+import { getNode, getNodeRecord, isOnline, listNodes, withState, type NodeItem } from './node-model.js';
 
 /**
  * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
@@ -182,8 +185,8 @@ export async function sweepShard(
         .filter((r): r is MetricsRecord => !r.sk.endsWith(fleetKeys.nodeLiveSuffix))
         .map((r) => [r.nodeId, r] as const),
     );
-    out.part.nodes = (out.part.nodes ?? 0) + lives.length;
     for (const live of lives) {
+      countInPart(out.part, live);
       if (!isOnline(live, ctx, now)) continue;
       const sample = samples.get(live.nodeId);
       addToPart(out.part, live, sample);
@@ -240,4 +243,43 @@ export async function setCordon(
     if (error instanceof ConditionFailedError) return undefined;
     throw error;
   }
+}
+
+/** Eligible nodes a group holds before a caller chooses among them (the last group may hold fewer). */
+export const ELIGIBLE_GROUP = 16;
+
+/**
+ * Online, uncordoned nodes from the eligible-node index, shards in order (the same fleet gives the
+ * same groups), in groups of at least ELIGIBLE_GROUP: each entry's node is read and checked, stale
+ * entries skipped (the sweep repairs the index). A caller that stops early reads no further.
+ */
+export async function* eligibleGroups(ctx: AppContext): AsyncGenerator<NodeItem[]> {
+  const schedulable = (n: NodeItem | undefined): n is NodeItem =>
+    !!n && !n.cordoned && isOnline(n, ctx, ctx.now());
+  let group: NodeItem[] = [];
+  for (const shard of SHARDS) {
+    let cursor: string | undefined;
+    do {
+      const page = await ctx.store.query<FreeRecord>(fleetKeys.nodeUpPk(shard), {
+        limit: ELIGIBLE_GROUP,
+        ...(cursor ? { cursor } : {}),
+      });
+      cursor = page.cursor;
+      group.push(...(await Promise.all(page.items.map((r) => getNode(ctx, r.nodeId)))).filter(schedulable));
+      if (group.length >= ELIGIBLE_GROUP) {
+        yield group;
+        group = [];
+      }
+    } while (cursor);
+  }
+  if (group.length) yield group;
+}
+
+/** Nodes registered and online: the sweep's aggregate, else (no sweep yet) every node counted. */
+export async function fleetCounts(ctx: AppContext): Promise<{ nodes: number; online: number }> {
+  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  if (agg) return { nodes: agg.nodes ?? agg.onlineNodes, online: agg.onlineNodes };
+  const now = ctx.now();
+  const nodes = await listNodes(ctx);
+  return { nodes: nodes.length, online: nodes.filter((n) => isOnline(n, ctx, now)).length };
 }

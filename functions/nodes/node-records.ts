@@ -45,6 +45,13 @@ export interface LiveRecord extends StoreItem {
   unifiedMb?: number;
   /** The node's name (META's), so the live pushes read the shard alone; absent on older records. */
   name?: string;
+  /** META's cluster and registration time (epoch ms), for the aggregate's clusters and first registration. */
+  cluster?: string;
+  since?: number;
+  /** META's CPU cores, memory and disk, for the aggregate's host sums when a sample lacks them. */
+  cores?: number;
+  memoryMb?: number;
+  diskGb?: number;
   /** Metric history points not yet written out (metric-history.ts). */
   history?: HistoryBuffer;
 }
@@ -67,17 +74,30 @@ export function maxConcurrencyOf(node: { labels?: Record<string, string> }): num
   return Number.isInteger(n) && n >= 0 && n <= 64 ? n : 1;
 }
 
+/** The longest cluster name a liveness record carries (as an install's); a longer one counts under none. */
+export const MAX_LIVE_CLUSTER = 128;
+
 /** What a liveness record carries of META for the sweep's aggregate (a few bytes, still one write unit). */
 export function liveFacts(node: {
   labels?: Record<string, string>;
   jetson?: unknown;
   memoryMb: number;
   nodeName?: string;
-}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name'> {
+  cluster?: string | undefined;
+  registeredAt?: string;
+  cpuCount?: number;
+  diskGb?: number;
+}): Pick<LiveRecord, 'slots' | 'unifiedMb' | 'name' | 'cluster' | 'since' | 'cores' | 'memoryMb' | 'diskGb'> {
+  const since = node.registeredAt ? Date.parse(node.registeredAt) : NaN;
   return {
     slots: maxConcurrencyOf(node),
+    ...(node.cpuCount !== undefined ? { cores: node.cpuCount, memoryMb: node.memoryMb } : {}),
+    ...(node.diskGb !== undefined ? { diskGb: node.diskGb } : {}),
     ...(node.jetson ? { unifiedMb: node.memoryMb } : {}),
     ...(node.nodeName ? { name: node.nodeName } : {}),
+    // A longer name (registration does not bound it) would cost write units every beat.
+    ...(node.cluster && node.cluster.length <= MAX_LIVE_CLUSTER ? { cluster: node.cluster } : {}),
+    ...(Number.isFinite(since) ? { since } : {}),
   };
 }
 
@@ -226,11 +246,70 @@ export interface FleetPart {
   memTotalMb: number;
   /** Nodes with each model resident. */
   resident: Record<string, number>;
+  /** Every node read, online or not: nodes in each cluster, and the earliest registration (ms). Absent on older parts. */
+  clusters?: Record<string, number>;
+  since?: number;
+  /** The online nodes' hosts summed; absent on older parts. */
+  host?: HostPart;
   /**
    * By shard, the sort-key prefixes (`<nodeId>#`) where each run of about METRICS_PAGE_RECORDS (config)
    * node-state records begins: the page boundaries of `GET /metrics?shard=&page=`. Absent on older parts.
    */
   starts?: Record<string, string[]>;
+}
+
+/** The online nodes' CPU, memory, disk and running containers, summed (GET /system/resources). */
+export interface HostPart {
+  cores: number;
+  /** Each node's CPU percent times its cores, summed. */
+  cpuWeighted: number;
+  memTotalMb: number;
+  memUsedMb: number;
+  diskTotalGb: number;
+  diskUsedGb: number;
+  containersRunning: number;
+  containerCpu: number;
+  containerMemMb: number;
+  /** Samples stored: a node's metrics and each of its containers' stats. */
+  samples: number;
+}
+
+export const emptyHost = (): HostPart => ({
+  cores: 0,
+  cpuWeighted: 0,
+  memTotalMb: 0,
+  memUsedMb: 0,
+  diskTotalGb: 0,
+  diskUsedGb: 0,
+  containersRunning: 0,
+  containerCpu: 0,
+  containerMemMb: 0,
+  samples: 0,
+});
+
+/** Adds one node's host to `host`: the sample's figures, else what registration declared. */
+export function addHost(
+  host: HostPart,
+  node: { cores: number; memoryMb: number; diskGb: number },
+  sample: Pick<MetricsSample, 'metrics' | 'containerStats'> | undefined,
+): void {
+  const m = sample?.metrics;
+  host.cores += node.cores;
+  host.cpuWeighted += node.cores * (m?.cpuPercent ?? 0);
+  const memTotal = m?.memoryTotalMb ?? node.memoryMb;
+  host.memTotalMb += memTotal;
+  host.memUsedMb += Math.min(m?.memoryUsedMb ?? 0, memTotal);
+  const diskTotal = m?.diskTotalGb ?? node.diskGb;
+  host.diskTotalGb += diskTotal;
+  host.diskUsedGb += Math.min(m?.diskUsedGb ?? 0, diskTotal);
+  const containers = Object.values(sample?.containerStats ?? {});
+  host.samples += (m ? 1 : 0) + containers.length;
+  for (const c of containers) {
+    if (c.state !== 'running') continue;
+    host.containersRunning += 1;
+    host.containerCpu += c.cpuPercent ?? 0;
+    host.containerMemMb += c.memoryUsageMb ?? 0;
+  }
 }
 
 export const emptyPart = (): FleetPart => ({
@@ -242,6 +321,7 @@ export const emptyPart = (): FleetPart => ({
   memUsedMb: 0,
   memTotalMb: 0,
   resident: {},
+  host: emptyHost(),
 });
 
 /** Adds one online node (its liveness and its last stored sample) to a part. */
@@ -267,6 +347,17 @@ export function addToPart(part: FleetPart, live: LiveRecord, sample: MetricsReco
     part.memTotalMb += total;
   }
   for (const m of sample?.loadedModels ?? []) part.resident[m] = (part.resident[m] ?? 0) + 1;
+  // A liveness record from before the host facts: no host sums this sweep (readers read the nodes).
+  if (live.cores === undefined) delete part.host;
+  else if (part.host)
+    addHost(part.host, { cores: live.cores, memoryMb: live.memoryMb ?? 0, diskGb: live.diskGb ?? 0 }, sample);
+}
+
+/** Adds one node, online or not, to a part's node count, clusters and earliest registration. */
+export function countInPart(part: FleetPart, live: LiveRecord): void {
+  part.nodes = (part.nodes ?? 0) + 1;
+  if (live.cluster) (part.clusters ??= {})[live.cluster] = (part.clusters[live.cluster] ?? 0) + 1;
+  if (live.since !== undefined) part.since = Math.min(part.since ?? live.since, live.since);
 }
 
 export function sumParts(parts: FleetPart[]): FleetPart {
@@ -280,6 +371,12 @@ export function sumParts(parts: FleetPart[]): FleetPart {
     out.memUsedMb += p.memUsedMb;
     out.memTotalMb += p.memTotalMb;
     for (const [m, n] of Object.entries(p.resident)) out.resident[m] = (out.resident[m] ?? 0) + n;
+    for (const [c, n] of Object.entries(p.clusters ?? {}))
+      (out.clusters ??= {})[c] = (out.clusters[c] ?? 0) + n;
+    if (p.since !== undefined) out.since = Math.min(out.since ?? p.since, p.since);
+    // Host sums only when every part has them (a part from before them would count short).
+    if (!p.host) delete out.host;
+    else if (out.host) for (const k of Object.keys(out.host) as (keyof HostPart)[]) out.host[k] += p.host[k];
     for (const [shard, list] of Object.entries(p.starts ?? {}))
       (out.starts ??= {})[shard] = [...(out.starts[shard] ?? []), ...list];
   }
@@ -340,6 +437,9 @@ function shardParts(items: FleetPartItem[]): FleetPartItem[] {
   const end = Math.max(...ends.map((i) => i.sweep));
   return items.filter((i) => i.sweep >= end);
 }
+
+/** How old the sweep's aggregate may be for a reader (the sweep runs every minute). */
+export const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
 /**
  * The fleet as the latest sweep of each shard saw it (parts younger than `maxAgeMs`); undefined

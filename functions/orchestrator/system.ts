@@ -2,6 +2,13 @@ import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { allInstances } from './model.js';
+import {
+  AGGREGATE_MAX_AGE_MS,
+  addHost,
+  emptyHost,
+  fleetAggregate,
+  type HostPart,
+} from '../nodes/node-records.js';
 
 /**
  * The orchestrator's host-level views, read across the fleet: "docker" is the nodes' engines
@@ -10,69 +17,45 @@ import { allInstances } from './model.js';
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
 
-interface Totals {
-  cores: number;
+interface Totals extends HostPart {
   cpuPercent: number;
-  memTotalMb: number;
-  memUsedMb: number;
-  diskTotalGb: number;
-  diskUsedGb: number;
-  containersRunning: number;
-  containerCpu: number;
-  containerMemMb: number;
 }
 
+const withCpu = (h: HostPart): Totals => ({ ...h, cpuPercent: h.cores ? h.cpuWeighted / h.cores : 0 });
+
 function totals(nodes: NodeItem[]): Totals {
-  const t: Totals = {
-    cores: 0,
-    cpuPercent: 0,
-    memTotalMb: 0,
-    memUsedMb: 0,
-    diskTotalGb: 0,
-    diskUsedGb: 0,
-    containersRunning: 0,
-    containerCpu: 0,
-    containerMemMb: 0,
-  };
-  let weightedCpu = 0;
-  for (const n of nodes) {
-    const m = n.metrics;
-    t.cores += n.cpuCount;
-    weightedCpu += n.cpuCount * (m?.cpuPercent ?? 0);
-    const memTotal = m?.memoryTotalMb ?? n.memoryMb;
-    t.memTotalMb += memTotal;
-    t.memUsedMb += Math.min(m?.memoryUsedMb ?? 0, memTotal);
-    const diskTotal = m?.diskTotalGb ?? n.diskGb;
-    t.diskTotalGb += diskTotal;
-    t.diskUsedGb += Math.min(m?.diskUsedGb ?? 0, diskTotal);
-    for (const s of Object.values(n.containerStats ?? {})) {
-      if (s.state !== 'running') continue;
-      t.containersRunning += 1;
-      t.containerCpu += s.cpuPercent ?? 0;
-      t.containerMemMb += s.memoryUsageMb ?? 0;
-    }
-  }
-  t.cpuPercent = t.cores ? weightedCpu / t.cores : 0;
-  return t;
+  const host = emptyHost();
+  for (const n of nodes) addHost(host, { cores: n.cpuCount, memoryMb: n.memoryMb, diskGb: n.diskGb }, n);
+  return withCpu(host);
+}
+
+/**
+ * The online nodes summed and the fleet counted: from the sweep's aggregate (a record per shard,
+ * whatever the fleet), else (no sweep yet, or parts from before the host sums) from every node.
+ */
+async function fleetTotals(ctx: AppContext): Promise<{ nodes: number; online: number; totals: Totals }> {
+  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  if (agg?.host)
+    return { nodes: agg.nodes ?? agg.onlineNodes, online: agg.onlineNodes, totals: withCpu(agg.host) };
+  const now = ctx.now();
+  const nodes = await listNodes(ctx);
+  const online = nodes.filter((n) => isOnline(n, ctx, now));
+  return { nodes: nodes.length, online: online.length, totals: totals(online) };
 }
 
 const pct = (used: number, total: number) => (total > 0 ? r1((used / total) * 100) : 0);
 
 /** GET /system/resources: every online node summed, or one node (`?node_id=`, id or name). */
 export async function systemResources(ctx: AppContext, nodeRef?: string) {
-  let nodes: NodeItem[];
+  let t: Totals;
   if (nodeRef !== undefined) {
     const node = await resolveNode(ctx, nodeRef);
     if (!node)
       throw new ValidationError([
         { loc: ['query', 'node_id'], msg: `Unknown node: ${nodeRef}`, type: 'value_error' },
       ]);
-    nodes = [node];
-  } else {
-    const now = ctx.now();
-    nodes = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now));
-  }
-  const t = totals(nodes);
+    t = totals([node]);
+  } else t = (await fleetTotals(ctx)).totals;
   return {
     system: {
       cpu: {
@@ -121,19 +104,19 @@ export function storeName(ctx: AppContext): string {
 export async function detailedHealth(ctx: AppContext) {
   const now = ctx.now();
   const db = await attempt(() => ctx.store.ping());
-  const nodes = await attempt(() => listNodes(ctx));
+  const fleet = await attempt(() => fleetTotals(ctx));
   const containers = await attempt(() => allInstances(ctx));
-  const online = nodes.ok ? nodes.value.filter((n) => isOnline(n, ctx, now)) : [];
-  const t = totals(online);
+  const online = fleet.ok ? fleet.value.online : 0;
+  const t = fleet.ok ? fleet.value.totals : totals([]);
   const components = {
-    docker: !nodes.ok
-      ? { status: 'ERROR', message: nodes.error }
-      : online.length
-        ? { status: 'OK', message: `Connected: ${online.length} of ${nodes.value.length} nodes online` }
+    docker: !fleet.ok
+      ? { status: 'ERROR', message: fleet.error }
+      : online
+        ? { status: 'OK', message: `Connected: ${online} of ${fleet.value.nodes} nodes online` }
         : {
             status: 'WARNING',
-            message: nodes.value.length
-              ? `No node online (${nodes.value.length} registered)`
+            message: fleet.value.nodes
+              ? `No node online (${fleet.value.nodes} registered)`
               : 'No node registered',
           },
     database: db.ok
@@ -157,30 +140,27 @@ export async function detailedHealth(ctx: AppContext) {
 export async function integrationTest(ctx: AppContext) {
   const now = ctx.now();
   const db = await attempt(() => ctx.store.ping());
-  const nodes = await attempt(() => listNodes(ctx));
+  const fleet = await attempt(() => fleetTotals(ctx));
   const containers = await attempt(() => allInstances(ctx));
-  const online = nodes.ok ? nodes.value.filter((n) => isOnline(n, ctx, now)) : [];
-  const t = totals(online);
-  const samples =
-    online.filter((n) => n.metrics).length +
-    online.reduce((k, n) => k + Object.keys(n.containerStats ?? {}).length, 0);
+  const online = fleet.ok ? fleet.value.online : 0;
+  const t = fleet.ok ? fleet.value.totals : totals([]);
   const pass = (message: string) => ({ status: 'PASS' as const, message });
   const fail = (message: string) => ({ status: 'FAIL' as const, message });
   const tests = {
-    docker_connection: !nodes.ok
-      ? fail(nodes.error)
-      : online.length
-        ? pass(`${online.length} node agent(s) connected`)
+    docker_connection: !fleet.ok
+      ? fail(fleet.error)
+      : online
+        ? pass(`${online} node agent(s) connected`)
         : fail('No node agent online'),
     container_listing: containers.ok
       ? pass(`Found ${containers.value.length} managed containers`)
       : fail(containers.error),
     database: db.ok ? pass(`Database connected: ${storeName(ctx)}`) : fail(db.error),
-    system_resources: online.length
+    system_resources: online
       ? pass(`${t.cores} CPU cores, ${r1(t.memTotalMb / 1024)}GB RAM`)
       : fail('No online node reports resources'),
-    health_monitoring: samples
-      ? pass(`Health data available: ${samples} recent records`)
+    health_monitoring: t.samples
+      ? pass(`Health data available: ${t.samples} recent records`)
       : fail('No recent health data'),
   };
   const overall = Object.values(tests).every((x) => x.status === 'PASS')

@@ -7,14 +7,15 @@ import {
   isOnline,
   canRun,
   isSchedulable,
-  listNodes,
   nodeQueue,
+  resolveNode,
+  eligibleGroups,
   type NodeItem,
 } from '../nodes/nodes.js';
 import type { CommandEnvelope } from '../../protocol/commands.js';
 import { conditional } from '../ports/store.js';
 import { activeRuns } from './model.js';
-import { allInstances } from '../orchestrator/model.js';
+import { nodeInstances } from '../orchestrator/model.js';
 import { OCCUPYING } from '../orchestrator/plan.js';
 import { policyRefusalOn, refusalAcross } from '../nodes/node-policy.js';
 
@@ -24,67 +25,85 @@ const EPS = 1e-9;
 export function fleetLauncher(ctx: AppContext): RunLauncher {
   return {
     async choose(ask, avoid, start = {}) {
-      const now = ctx.now();
-      const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
-      if (!schedulable.length) return { reason: 'no online node that is not cordoned' };
-      const runnable = schedulable.filter(
-        (n) => canRun(n, start) && (start.onlyNodeName === undefined || n.nodeName === start.onlyNodeName),
-      );
-      if (!runnable.length)
-        return {
-          reason:
-            start.onlyNodeName !== undefined
-              ? 'it runs on its own rented node only (cloud.always)'
-              : 'no online node can run it: process nodes (no container engine) run only jobs that give a command',
-        };
+      const runs = await activeRuns(ctx);
+      const seen = { schedulable: 0, runnable: 0, allowed: 0 };
+      const fitting: { n: NodeItem; u: RunAsk & { runs: number } }[] = [];
       const spec = start.spec;
-      const nodes = spec ? runnable.filter((n) => !policyRefusalOn(n, spec)) : runnable;
-      if (!nodes.length) return { reason: "every online node's own policy refuses the run's container" };
-      const used = new Map<string, RunAsk & { runs: number }>();
-      const hold = (nodeId: string, r: RunAsk, runs: number) => {
-        const u = used.get(nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
-        used.set(nodeId, {
-          gpus: u.gpus + r.gpus,
-          cpu: u.cpu + r.cpu,
-          memoryMb: u.memoryMb + r.memoryMb,
-          diskGb: u.diskGb + r.diskGb,
-          runs: u.runs + runs,
-        });
-      };
-      for (const run of await activeRuns(ctx)) {
-        if (run.nodeId) hold(run.nodeId, run.reserve ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0 }, 1);
-      }
-      // The orchestrator's copies hold capacity on the same nodes: one capacity model for both.
-      for (const inst of await allInstances(ctx)) {
-        if (OCCUPYING.has(inst.status)) hold(inst.nodeId, inst.reserve, 0);
-      }
-      const fits = (asked: number, usedNow: number, total: number) =>
-        asked <= 0 || usedNow + asked <= total + EPS;
-      const candidates = nodes
-        .map((n) => ({ n, u: used.get(n.nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 } }))
-        .filter(
-          ({ n, u }) =>
-            fits(ask.gpus, u.gpus, n.gpus.length) &&
-            fits(ask.cpu, u.cpu, n.cpuCount) &&
-            fits(ask.memoryMb, u.memoryMb, n.memoryMb) &&
-            fits(ask.diskGb, u.diskGb, n.diskGb),
-        )
-        .sort(
+      const groups =
+        start.onlyNodeName === undefined ? eligibleGroups(ctx) : onlyNode(ctx, start.onlyNodeName);
+      for await (const group of groups) {
+        seen.schedulable += group.length;
+        const runnable = group.filter((n) => canRun(n, start));
+        seen.runnable += runnable.length;
+        const nodes = spec ? runnable.filter((n) => !policyRefusalOn(n, spec)) : runnable;
+        seen.allowed += nodes.length;
+        const used = new Map<string, RunAsk & { runs: number }>();
+        const hold = (nodeId: string, r: RunAsk, count: number) => {
+          const u = used.get(nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 };
+          used.set(nodeId, {
+            gpus: u.gpus + r.gpus,
+            cpu: u.cpu + r.cpu,
+            memoryMb: u.memoryMb + r.memoryMb,
+            diskGb: u.diskGb + r.diskGb,
+            runs: u.runs + count,
+          });
+        };
+        const ids = new Set(nodes.map((n) => n.nodeId));
+        for (const run of runs)
+          if (run.nodeId && ids.has(run.nodeId))
+            hold(run.nodeId, run.reserve ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0 }, 1);
+        // The orchestrator's copies hold capacity on the same nodes: one capacity model for both.
+        for (const copies of await Promise.all(nodes.map((n) => nodeInstances(ctx, n.nodeId))))
+          for (const inst of copies) if (OCCUPYING.has(inst.status)) hold(inst.nodeId, inst.reserve, 0);
+        const fits = (asked: number, usedNow: number, total: number) =>
+          asked <= 0 || usedNow + asked <= total + EPS;
+        fitting.push(
+          ...nodes
+            .map((n) => ({
+              n,
+              u: used.get(n.nodeId) ?? { gpus: 0, cpu: 0, memoryMb: 0, diskGb: 0, runs: 0 },
+            }))
+            .filter(
+              ({ n, u }) =>
+                fits(ask.gpus, u.gpus, n.gpus.length) &&
+                fits(ask.cpu, u.cpu, n.cpuCount) &&
+                fits(ask.memoryMb, u.memoryMb, n.memoryMb) &&
+                fits(ask.diskGb, u.diskGb, n.diskGb),
+            ),
+        );
+        fitting.sort(
           (a, b) =>
             Number(avoid.includes(a.n.nodeId)) - Number(avoid.includes(b.n.nodeId)) ||
             a.u.runs - b.u.runs ||
             b.n.gpus.length - b.u.gpus - (a.n.gpus.length - a.u.gpus) ||
             a.n.nodeId.localeCompare(b.n.nodeId),
         );
-      const best = candidates[0];
-      if (best) return { nodeId: best.n.nodeId };
+        // A node it need not avoid: no further group is read. An avoided one waits for the index's end.
+        const best = fitting[0];
+        if (best && !avoid.includes(best.n.nodeId)) return { nodeId: best.n.nodeId };
+      }
+      if (fitting[0]) return { nodeId: fitting[0].n.nodeId };
+      if (!seen.schedulable && start.onlyNodeName === undefined)
+        return { reason: 'no online node that is not cordoned' };
+      if (!seen.runnable)
+        return {
+          reason:
+            start.onlyNodeName !== undefined
+              ? 'it runs on its own rented node only (cloud.always)'
+              : 'no online node can run it: process nodes (no container engine) run only jobs that give a command',
+        };
+      if (!seen.allowed) return { reason: "every online node's own policy refuses the run's container" };
       return { reason: `no online node has the free capacity asked (${describeAsk(ask)})` };
     },
 
     async refusal(spec) {
-      const now = ctx.now();
-      const schedulable = (await listNodes(ctx)).filter((n) => isSchedulable(n, ctx, now));
-      return refusalAcross(schedulable, spec, 'its runs');
+      // Read until a node allows it: a refusal (the rare case) has read every eligible node.
+      const refusing: NodeItem[] = [];
+      for await (const group of eligibleGroups(ctx)) {
+        if (group.some((n) => !policyRefusalOn(n, spec))) return undefined;
+        refusing.push(...group);
+      }
+      return refusalAcross(refusing, spec, 'its runs');
     },
 
     async start(nodeId, spec, commandId, resendPendingOlderThanMs) {
@@ -164,6 +183,12 @@ export function describeAsk(ask: RunAsk): string {
   if (ask.memoryMb) parts.push(`${ask.memoryMb} MB memory`);
   if (ask.diskGb) parts.push(`${ask.diskGb} GB disk`);
   return parts.join(', ');
+}
+
+/** A run pinned to its rented node: that node alone, by its name, when it may take work. */
+async function* onlyNode(ctx: AppContext, name: string): AsyncGenerator<NodeItem[]> {
+  const node = await resolveNode(ctx, name);
+  yield node && node.nodeName === name && isSchedulable(node, ctx) ? [node] : [];
 }
 
 /** This context's launcher: the fleet, unless the context carries another (tests, the bench). */

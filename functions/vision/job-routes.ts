@@ -17,7 +17,8 @@ import {
   visionPriority,
 } from '../cluster/validation.js';
 import { fromVisionStatus, visionJobView, visionStatus, type VisionStatus } from '../cluster/views.js';
-import type { Worker } from '../cluster/workers.js';
+import type { AppContext } from '../core/context.js';
+import { getNodeRecord } from '../nodes/nodes.js';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import * as S from './schemas.js';
@@ -41,8 +42,17 @@ const jobParams = z.object({ job_id: z.string().min(1) });
 
 const isImageJob = (t: TaskItem) => t.taskType === IMAGE_TASK_TYPE;
 
-function nameResolver(workers: Worker[]): (id: string) => string {
-  const names = new Map(workers.map((w) => [w.id, w.name] as const));
+/** Names of the given nodes, one META read each (not the fleet); an unknown id names itself. */
+async function nameResolver(
+  ctx: AppContext,
+  ids: Iterable<string | undefined>,
+): Promise<(id: string) => string> {
+  const wanted = [...new Set(ids)].filter((id): id is string => !!id);
+  const names = new Map(
+    await Promise.all(
+      wanted.map(async (id) => [id, (await getNodeRecord(ctx, id))?.nodeName ?? id] as const),
+    ),
+  );
   return (id) => names.get(id) ?? id;
 }
 
@@ -145,8 +155,7 @@ export function visionJobRoutes(): AnyRoute[] {
         if (!t) throw new NotFoundError(`Job ${req.params.job_id} not found`);
         let position: number | undefined;
         if (t.status === 'queued') position = (await queuePosition(ctx, t)) || undefined;
-        const view = t.nodeId ? await loadFleet(ctx) : undefined;
-        return visionJobView(t, nameResolver(view?.workers ?? []), position);
+        return visionJobView(t, await nameResolver(ctx, [t.nodeId]), position);
       },
     }),
     route({
@@ -174,7 +183,10 @@ export function visionJobRoutes(): AnyRoute[] {
           pageFrom(read, req.query.limit, req.query.offset, req.query.cursor),
           readTaskCounts(ctx, { finished: true }),
         ]);
-        const names = nameResolver(page.items.some((t) => t.nodeId) ? (await loadFleet(ctx)).workers : []);
+        const names = await nameResolver(
+          ctx,
+          page.items.map((t) => t.nodeId),
+        );
         const byType = counts.byType.get(IMAGE_TASK_TYPE);
         return {
           jobs: page.items.map((t) => ({
@@ -261,14 +273,18 @@ export function visionJobRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const read = (limit: number, from?: string) =>
           queuePage(ctx, { limit, cursor: from, order: 'schedule' });
-        const [page, counts, view] = await Promise.all([
+        const [page, counts, slots] = await Promise.all([
           pageFrom(read, req.query.limit, 0, req.query.cursor),
           readTaskCounts(ctx, { finished: false }),
-          loadFleet(ctx),
+          heldSlots(ctx),
         ]);
-        const names = nameResolver(view.workers);
+        // Names of the nodes running something, not of the fleet.
+        const names = await nameResolver(
+          ctx,
+          slots.map((s) => s.nodeId),
+        );
         const processing = [];
-        for (const s of view.slots) {
+        for (const s of slots) {
           const t = await getTask(ctx, s.taskId);
           if (t && ACTIVE.includes(t.status) && t.nodeId === s.nodeId)
             processing.push({

@@ -3,7 +3,7 @@ import { ConflictError, HttpError, NotFoundError, ForbiddenError, UpstreamError 
 import { Reply } from '../../core/http.js';
 import { BUILD_ERRORS, imageBuildOutput } from '../../../protocol/build.js';
 import { dispatchCommand, type CommandItem } from '../../nodes/commands.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from '../../nodes/nodes.js';
+import { eligibleGroups, isOnline, resolveNode, type NodeItem } from '../../nodes/nodes.js';
 import { settle } from '../../nodes/settle.js';
 import { createNamedService, findService, scaleNamedService } from '../../orchestrator/services.js';
 import { registryTarget } from './registry.js';
@@ -38,7 +38,7 @@ export interface BuildResult {
   command_id: string;
 }
 
-/** The node asked for (online), or the first online node by name. */
+/** The node asked for (online), or the first by name of the eligible-node index's first group (online, not cordoned). */
 async function buildNode(ctx: AppContext, ref: string | undefined): Promise<NodeItem> {
   if (ref !== undefined) {
     const node = await resolveNode(ctx, ref);
@@ -47,10 +47,8 @@ async function buildNode(ctx: AppContext, ref: string | undefined): Promise<Node
       throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot build`, 'NODE_OFFLINE');
     return node;
   }
-  const now = ctx.now();
-  const online = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now)).sort((a, b) => a.nodeName.localeCompare(b.nodeName));
-  if (!online[0]) throw new ConflictError('No node is online to build on: start an agent with --build-root', 'NO_NODE');
-  return online[0];
+  for await (const group of eligibleGroups(ctx)) return group.sort((a, b) => a.nodeName.localeCompare(b.nodeName))[0]!;
+  throw new ConflictError('No node is online to build on: start an agent with --build-root', 'NO_NODE');
 }
 
 function buildError(c: CommandItem | undefined, node: NodeItem, image: string): HttpError {

@@ -4,7 +4,13 @@ import type { AppContext } from '../../../functions/core/context.js';
 import { itemSize } from '../../../functions/core/item-size.js';
 import { metricHistoryKeys } from '../../../functions/core/keys.js';
 import { advanceHistory, readMetricHistory } from '../../../functions/nodes/metric-history.js';
-import { liveKey, type HistoryBuffer, type LiveRecord } from '../../../functions/nodes/node-records.js';
+import {
+  MAX_LIVE_CLUSTER,
+  liveFacts,
+  liveKey,
+  type HistoryBuffer,
+  type LiveRecord,
+} from '../../../functions/nodes/node-records.js';
 import type { NodeItem } from '../../../functions/nodes/nodes.js';
 import type { NodeMetrics } from '../../../protocol/messages.js';
 import { createEmbeddedContext } from '../../../local/embedded-context.js';
@@ -191,7 +197,17 @@ describe('metric history (dynalite table)', () => {
     expect(history!.p).toHaveLength(10);
     const k = liveKey(big.nodeId);
     const live = await ctx.store.get<LiveRecord>(k.pk, k.sk);
-    const record = { ...live!, slots: 64, unifiedMb: 65536, version: 12345 };
+    // With the largest facts it carries for the fleet aggregate (cluster, registration, host).
+    const facts = liveFacts({
+      memoryMb: 4_194_304,
+      cpuCount: 1024,
+      diskGb: 1_000_000,
+      cluster: 'c'.repeat(MAX_LIVE_CLUSTER),
+      registeredAt: new Date(T0).toISOString(),
+    });
+    expect(facts.cluster).toHaveLength(MAX_LIVE_CLUSTER);
+    const record = { ...live!, ...facts, slots: 64, unifiedMb: 65536, version: 12345 };
     expect(itemSize(record)).toBeLessThanOrEqual(1024);
+    expect(liveFacts({ memoryMb: 1, cluster: 'c'.repeat(MAX_LIVE_CLUSTER + 1) }).cluster).toBeUndefined();
   });
 });

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   NODE_SHARDS,
+  addToPart,
+  countInPart,
   emptyPart,
+  liveFacts,
   metricsDue,
   sumParts,
   nodeShard,
   sampleChange,
+  type LiveRecord,
   type MetricsRecord,
   type MetricsSample,
 } from '../../../functions/nodes/node-records.js';
@@ -100,5 +104,81 @@ describe('node records', () => {
     const older = { ...emptyPart(), onlineNodes: 4 };
     delete older.nodes;
     expect(sumParts([a, b, older])).toMatchObject({ onlineNodes: 9, nodes: 11 });
+  });
+
+  it('counts nodes by cluster and keeps the earliest registration, from what the liveness record carries', () => {
+    const live = (nodeId: string, node: Parameters<typeof liveFacts>[0]): LiveRecord => ({
+      pk: 'p',
+      sk: `${nodeId}#LIVE`,
+      nodeId,
+      status: 'offline',
+      lastHeartbeat: '',
+      lastHeartbeatMs: 0,
+      ...liveFacts(node),
+    });
+    const a = emptyPart();
+    countInPart(a, live('a', { memoryMb: 1, cluster: 'lab', registeredAt: '2026-01-02T00:00:00Z' }));
+    countInPart(a, live('b', { memoryMb: 1, cluster: 'lab' }));
+    const b = emptyPart();
+    countInPart(b, live('c', { memoryMb: 1, cluster: 'edge', registeredAt: '2026-01-01T00:00:00Z' }));
+    // A record from before these facts: counted, no cluster, no registration.
+    countInPart(b, live('d', { memoryMb: 1 }));
+    expect(sumParts([a, b])).toMatchObject({
+      nodes: 4,
+      clusters: { lab: 2, edge: 1 },
+      since: Date.parse('2026-01-01T00:00:00Z'),
+    });
+    expect(sumParts([emptyPart()]).since).toBeUndefined();
+  });
+
+  it("sums the online nodes' hosts: the sample's figures, else what registration declared; none with an older record", () => {
+    const live = (nodeId: string, facts: Partial<LiveRecord>): LiveRecord => ({
+      pk: 'p',
+      sk: `${nodeId}#LIVE`,
+      nodeId,
+      status: 'online',
+      lastHeartbeat: '',
+      lastHeartbeatMs: 0,
+      ...facts,
+    });
+    const sampled: MetricsRecord = {
+      pk: 'p',
+      sk: 'a#METRICS',
+      nodeId: 'a',
+      storedAtMs: 0,
+      loadedModels: [],
+      metrics: {
+        cpuPercent: 50,
+        memoryUsedMb: 1024,
+        memoryTotalMb: 4096,
+        diskUsedGb: 10,
+        diskTotalGb: 100,
+        gpus: [],
+      },
+      containerStats: {
+        c1: { state: 'running', kind: 'service', cpuPercent: 20, memoryPercent: 1, memoryUsageMb: 300 },
+        c2: { state: 'exited', kind: 'run', cpuPercent: null, memoryPercent: null, memoryUsageMb: null },
+      },
+    };
+    const part = emptyPart();
+    addToPart(part, live('a', { cores: 4, memoryMb: 8192, diskGb: 500 }), sampled);
+    addToPart(part, live('b', { cores: 2, memoryMb: 2048, diskGb: 50 }), undefined);
+    expect(part.host).toEqual({
+      cores: 6,
+      cpuWeighted: 200,
+      memTotalMb: 4096 + 2048,
+      memUsedMb: 1024,
+      diskTotalGb: 150,
+      diskUsedGb: 10,
+      containersRunning: 1,
+      containerCpu: 20,
+      containerMemMb: 300,
+      samples: 3,
+    });
+    expect(sumParts([part, part]).host?.cores).toBe(12);
+    const older = emptyPart();
+    addToPart(older, live('c', {}), undefined);
+    expect(older.host).toBeUndefined();
+    expect(sumParts([part, older]).host).toBeUndefined();
   });
 });
