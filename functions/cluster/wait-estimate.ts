@@ -2,8 +2,8 @@ import type { AppContext } from '../core/context.js';
 import { fleetAggregate } from '../nodes/node-records.js';
 import { formatDuration, round1 } from './format.js';
 import { latestSample, recentDurations } from './metrics.js';
-import { heldSlots } from './slots.js';
 import { queuePosition } from './queue-position.js';
+import { readTaskCounts } from './task-counts.js';
 import type { TaskItem } from './tasks.js';
 
 /** How old the per-minute fleet sample (or the sweep's aggregate) may be for a wait estimate. */
@@ -15,20 +15,25 @@ interface Capacity {
 
 /**
  * Online task slots and how many are free: the latest fleet sample, else the sweep's aggregate
- * less the held slots (the fleet's running tasks); undefined before either exists. Never the nodes.
+ * less the counted assigned and running tasks (counters, not the held slots: those grow with a
+ * busy fleet); undefined before either exists. Never the nodes.
  */
 async function capacity(ctx: AppContext): Promise<Capacity | undefined> {
   const sample = await latestSample(ctx, CAPACITY_MAX_AGE_MS);
   if (sample?.slots !== undefined)
     return { slots: sample.slots, free: Math.max(0, sample.slots - sample.runningTasks) };
-  const [agg, held] = await Promise.all([fleetAggregate(ctx, CAPACITY_MAX_AGE_MS), heldSlots(ctx)]);
-  return agg ? { slots: agg.slots, free: Math.max(0, agg.slots - held.length) } : undefined;
+  const [agg, counts] = await Promise.all([
+    fleetAggregate(ctx, CAPACITY_MAX_AGE_MS),
+    readTaskCounts(ctx, { finished: false }),
+  ]);
+  const busy = counts.states.assigned + counts.states.running;
+  return agg ? { slots: agg.slots, free: Math.max(0, agg.slots - busy) } : undefined;
 }
 
 /**
  * Queue position over free slots, times the model's recent mean run time: zero when a slot is
  * free for it now. Counts the queue ahead of the task (queue-position.ts) and reads one fleet
- * sample (or the sweep's aggregate and the held slots) and the task-stats counters: nothing that
+ * sample (or the sweep's aggregate and the task counters) and the task-stats counters: nothing that
  * grows with the fleet.
  */
 export async function estimateWait(ctx: AppContext, task: TaskItem): Promise<string> {
