@@ -34,14 +34,17 @@ describe('wait estimate from the aggregate and the task counters (embedded store
 
   // A second apart: the queue serves them in submission order.
   const submit = (): Promise<TaskItem> =>
-    submitTask({ ...ctx, now: () => (clock += 1000) }, {
-      source: 'cluster',
-      taskType: 'image_generation',
-      model: 'wait-m',
-      parameters: {},
-      priority: 0,
-      priorityInput: 0,
-    });
+    submitTask(
+      { ...ctx, now: () => (clock += 1000) },
+      {
+        source: 'cluster',
+        taskType: 'image_generation',
+        model: 'wait-m',
+        parameters: {},
+        priority: 0,
+        priorityInput: 0,
+      },
+    );
 
   it('counts assigned tasks against the slots and reads no held slot', async () => {
     const tasks: TaskItem[] = [];
