@@ -233,6 +233,20 @@ export const novitaKeys = {
   /** A burst's instance given back on that UTC day (`YYYY-MM-DD`): what that day's spend still counts. */
   endedBurst: (day: string, instanceId: string) => ({ pk: `NOVITABURSTENDED#${day}`, sk: instanceId }),
   endedBurstsPk: (day: string) => `NOVITABURSTENDED#${day}`,
+  /**
+   * A managed instance not retired yet (not terminated, migrated away, or gone from Novita), with
+   * what the counts need: the schedule, the migration, the listing's total and /api/metrics read these.
+   */
+  liveInstance: (instanceId: string) => ({ pk: 'NOVITALIVE', sk: instanceId }),
+  liveInstancesPk: 'NOVITALIVE',
+  /** An instance retired at `retiredAt`, not yet folded into the totals (instanceTotals). */
+  retiredInstance: (retiredAt: string, instanceId: string) => ({
+    pk: 'NOVITARETIRED',
+    sk: `${retiredAt}#${instanceId}`,
+  }),
+  retiredInstancesPk: 'NOVITARETIRED',
+  /** Counts of the retired instances folded so far, and the last retired sort key folded. */
+  instanceTotals: { pk: 'NOVITASTATS', sk: 'INSTANCES' },
   rateWindow: (bucket: string, ip: string, windowStart: number) => ({
     pk: `NOVITARATE#${bucket}#${ip}`,
     sk: String(windowStart),

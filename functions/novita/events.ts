@@ -2,14 +2,12 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
 import type { AreaEventHandlers, AreaEvents } from '../core/events.js';
-import { novitaKeys } from '../core/keys.js';
-import { queryAll } from '../ports/store.js';
 import { POLL_EVENT } from './model.js';
 import { pollInstance, revivePolls } from './lifecycle.js';
 import { RUN_EVENT, runMigration, triggerMigration } from './migration.js';
 import { SCHEDULE_EVENT } from './schedules.js';
 import { sweepModelBursts } from './model-burst.js';
-import type { NovitaInstanceItem } from './model.js';
+import { foldRetired, liveInstances } from './live-index.js';
 import { WEBHOOK_EVENT, deliver, deliverEvent } from './webhooks.js';
 
 /**
@@ -51,8 +49,11 @@ declare module '../core/events.js' {
  * event). With no rented instance on record a migration could act on none: no execution is recorded.
  */
 export async function runNovitaSchedule(ctx: AppContext): Promise<void> {
+  const folded = await foldRetired(ctx);
+  if (folded) ctx.logger.info('folded retired instances into the totals', { folded });
   if (!ctx.config.NOVITA_MIGRATION_ENABLED) return;
-  const managed = await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' });
+  // The instances not retired (live-index.ts), not every instance ever managed.
+  const managed = await liveInstances(ctx);
   const revived = await revivePolls(ctx, managed);
   if (revived) ctx.logger.info('re-queued quiet instance watches', { revived });
   await sweepModelBursts(ctx);

@@ -4,9 +4,9 @@ import { ConflictError, NotFoundError, ValidationError, UnavailableError } from 
 import { checkOutboundUrl, OutboundRefusedError } from '../core/outbound.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
-import { queryAll } from '../ports/store.js';
 import type { NovitaProduct, NovitaTemplate } from '../ports/novita-cloud.js';
 import { isBurst, markLiveBurst, unmarkLiveBurst } from './burst-index.js';
+import { instanceCounts, markLive, syncLive, unmarkLive } from './live-index.js';
 import { noteCache } from './metrics.js';
 import { asHttp, getInstanceItem, isoNow, type NovitaInstanceItem } from './model.js';
 import { chooseProduct } from './products.js';
@@ -182,6 +182,7 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
   };
   // A burst's marker first: a crash before the record leaves a marker readers drop, never a hidden instance.
   if (isBurst(item)) await markLiveBurst(ctx, instanceId, createdAt);
+  await markLive(ctx, item);
   await ctx.store.put(item, { notExists: true });
   let novitaId: string;
   try {
@@ -228,13 +229,13 @@ export async function createInstance(ctx: AppContext, input: CreateInput, option
       },
     );
     // Left behind on a failure: readers drop a marker whose record never came.
-    if (removed && isBurst(item))
-      await unmarkLiveBurst(ctx, instanceId).catch((e: unknown) =>
-        ctx.logger.warn('could not remove a refused burst marker', { instanceId, error: e as Error }),
+    if (removed)
+      await Promise.all([unmarkLive(ctx, instanceId), ...(isBurst(item) ? [unmarkLiveBurst(ctx, instanceId)] : [])]).catch(
+        (e: unknown) => ctx.logger.warn('could not remove a refused instance marker', { instanceId, error: e as Error }),
       );
     throw asHttp(error);
   }
-  await ctx.store.update(item.pk, item.sk, { set: { novitaInstanceId: novitaId } });
+  await syncLive(ctx, await ctx.store.update<NovitaInstanceItem>(item.pk, item.sk, { set: { novitaInstanceId: novitaId } }));
   await emit(ctx, { type: POLL_EVENT, instanceId }, ctx.config.NOVITA_POLL_SECONDS);
   ctx.logger.info('novita instance created', { instanceId, novitaInstanceId: novitaId, productId: product.id });
   return {
@@ -251,13 +252,74 @@ export async function requireInstance(ctx: AppContext, instanceId: string): Prom
   return item;
 }
 
-/** Newest first; `total` counts every match, `limit`/`offset` cut the page. */
+/** gsi1/gsi2 sort keys of instances: `<created ISO>#<instance id>`. */
+const LIST_KEY = /^\d{4}-\d{2}-\d{2}T[\d:.]+Z#[\w-]{1,100}$/;
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('Invalid pagination cursor');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+const encodeCursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** A cursor this listing wrote, for the same status filter: `{s, k, n}` (filter, last key, items before). */
+function decodeCursor(cursor: string, status: string): { k: string; n: number } {
+  let c: unknown;
+  try {
+    if (cursor.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new InvalidCursorError();
+    c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidCursorError();
+  }
+  const { s, k, n } = (c ?? {}) as Record<string, unknown>;
+  if (s !== status || typeof k !== 'string' || !LIST_KEY.test(k) || !Number.isSafeInteger(n) || (n as number) < 0)
+    throw new InvalidCursorError();
+  return { k, n: n as number };
+}
+
+/**
+ * Newest first, a page at a time: a Limit query of the index (gsi1, or gsi2 by status) from the
+ * cursor's sort key, or after the `offset` items it skips without one. `total` is counted
+ * (live-index.ts), not read. Reads grow with the page, never with the instances managed.
+ */
 export async function listInstances(
   ctx: AppContext,
-  q: { status?: InstanceStatus; limit: number; offset: number },
-): Promise<{ items: NovitaInstanceItem[]; total: number }> {
-  const all = q.status
-    ? await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instanceStatusPk(q.status), { index: 'gsi2', ascending: false })
-    : await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1', ascending: false });
-  return { items: all.slice(q.offset, q.offset + q.limit), total: all.length };
+  q: { status?: InstanceStatus; limit: number; offset: number; cursor?: string },
+): Promise<{ items: NovitaInstanceItem[]; total: number; offset: number; cursor?: string }> {
+  const from = q.cursor !== undefined ? decodeCursor(q.cursor, q.status ?? '') : undefined;
+  const pk = q.status ? novitaKeys.instanceStatusPk(q.status) : novitaKeys.instancesPk;
+  const index = q.status ? 'gsi2' : 'gsi1';
+  const sortKey = (i: NovitaInstanceItem) => (q.status ? i.gsi2sk : i.gsi1sk) as string;
+  const skip = from ? 0 : q.offset;
+  const want = skip + q.limit;
+  const read = async () => {
+    const items: NovitaInstanceItem[] = [];
+    let cursor: string | undefined;
+    do {
+      // Inclusive bound: the cursor's own item comes back first and is dropped; one more says a page follows.
+      const page = await ctx.store.query<NovitaInstanceItem>(pk, {
+        index,
+        ascending: false,
+        ...(from ? { between: ['0', from.k] as [string, string] } : {}),
+        limit: Math.min(1000, want + 1 - items.length + (from && !cursor ? 1 : 0)),
+        ...(cursor ? { cursor } : {}),
+      });
+      items.push(...page.items.filter((i) => sortKey(i) !== from?.k));
+      cursor = page.cursor;
+    } while (cursor && items.length <= want);
+    return items;
+  };
+  const [items, counts] = await Promise.all([read(), instanceCounts(ctx)]);
+  const pageItems = items.slice(skip, want);
+  const offset = from ? from.n : q.offset;
+  return {
+    items: pageItems,
+    total: q.status ? counts[q.status] : counts.total,
+    offset,
+    ...(items.length > want && pageItems.length
+      ? { cursor: encodeCursor({ s: q.status ?? '', k: sortKey(pageItems.at(-1)!), n: offset + pageItems.length }) }
+      : {}),
+  };
 }

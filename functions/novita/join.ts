@@ -3,6 +3,7 @@ import { keys, novitaKeys } from '../core/keys.js';
 import { emit } from '../core/events.js';
 import type { NovitaInstanceItem } from './model.js';
 import { isBurst, settleEndedBurst } from './burst-index.js';
+import { retireInstance } from './live-index.js';
 import { novitaCloud } from './settings.js';
 import { updateIf } from '../ports/store.js';
 
@@ -80,7 +81,7 @@ export async function terminateInstance(
   why: string,
 ): Promise<void> {
   const terminatedAt = new Date(ctx.now()).toISOString();
-  const first = await updateIf(
+  const first = await updateIf<NovitaInstanceItem>(
     ctx.store,
     item.pk,
     item.sk,
@@ -88,6 +89,8 @@ export async function terminateInstance(
     { absent: ['terminatedAt'] },
   );
   if (!first) return;
+  // Before anything else can fail: a crash after the mark leaves the live marker to the schedule.
+  await retireInstance(ctx, first);
   if (item.nodeId) {
     const k = keys.node(item.nodeId);
     await updateIf(

@@ -4,6 +4,7 @@ import { updateIf } from '../ports/store.js';
 import type { NovitaInstance } from '../ports/novita-cloud.js';
 import { POLL_EVENT } from './model.js';
 import { connectionDetails, getInstanceItem, isoNow, statusFields, type NovitaInstanceItem } from './model.js';
+import { syncLive } from './live-index.js';
 import { novitaCloud } from './settings.js';
 import { startupOutcome } from './status.js';
 import { failedPayload, migratedPayload, notify, readyPayload } from './webhooks.js';
@@ -26,6 +27,7 @@ export async function failInstance(ctx: AppContext, item: NovitaInstanceItem, co
     { equals: { status: STARTING } },
   );
   if (!updated) return;
+  await syncLive(ctx, updated);
   ctx.logger.warn('novita instance failed', { instanceId: item.instanceId, code });
   await notify(ctx, updated, failedPayload(updated));
 }
@@ -48,6 +50,7 @@ async function markReady(ctx: AppContext, item: NovitaInstanceItem, novita: Novi
     { equals: { status: STARTING } },
   );
   if (!updated) return;
+  await syncLive(ctx, updated);
   ctx.logger.info('novita instance ready', { instanceId: item.instanceId });
   await notify(ctx, updated, updated.originalInstanceId ? migratedPayload(updated) : readyPayload(updated));
 }
@@ -81,7 +84,7 @@ export async function pollInstance(ctx: AppContext, instanceId: string): Promise
   if (outcome?.kind === 'failed') return failInstance(ctx, item, outcome.code, outcome.message);
   if (timedOut) return failInstance(ctx, item, 'STARTUP_TIMEOUT', timeoutMessage(limitS));
   const status = outcome?.kind === 'waiting' ? outcome.status : item.status;
-  const written = await updateIf(
+  const written = await updateIf<NovitaInstanceItem>(
     ctx.store,
     item.pk,
     item.sk,
@@ -95,6 +98,7 @@ export async function pollInstance(ctx: AppContext, instanceId: string): Promise
     { equals: { status: STARTING } },
   );
   if (!written) return;
+  if (written.status !== item.status) await syncLive(ctx, written);
   await nextPoll(ctx, instanceId);
 }
 

@@ -2,8 +2,8 @@ import type { AppContext } from '../core/context.js';
 import { novitaKeys } from '../core/keys.js';
 import { queryAll } from '../ports/store.js';
 import { countCacheLookup, readCounters } from '../observability/counters.js';
-import type { MigrationItem } from './migration-model.js';
-import type { NovitaInstanceItem } from './model.js';
+import { instanceCounts } from './live-index.js';
+import type { MigrationItem, MigrationStats } from './migration-model.js';
 import { INSTANCE_STATUSES } from './status.js';
 
 /** A cache lookup, counted with the control plane's other counters. */
@@ -16,20 +16,20 @@ export async function noteCache(ctx: AppContext, hit: boolean): Promise<void> {
 const MB = 1024 * 1024;
 
 /**
- * GET /api/metrics, from the stored counters (every API request, by route and status, as /metrics
- * shows them) and the stored instances and executions.
+ * GET /api/metrics, from stored counters only: every API request by route and status (as /metrics
+ * shows them), the instance counts (live-index.ts), the migration totals and the executions queued
+ * or running. Reads do not grow with the instances or executions ever stored.
  */
 export async function computeMetrics(ctx: AppContext) {
-  const [counters, instances, executions] = await Promise.all([
+  const s = novitaKeys.stats('MIGRATIONS');
+  const [counters, counts, stats, queued, running] = await Promise.all([
     readCounters(ctx),
-    queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' }),
-    queryAll<MigrationItem>(ctx.store, novitaKeys.migrationsPk, { index: 'gsi1' }),
+    instanceCounts(ctx),
+    ctx.store.get<MigrationStats>(s.pk, s.sk),
+    queryAll<MigrationItem>(ctx.store, novitaKeys.migrationStatusPk('queued'), { index: 'gsi2' }),
+    queryAll<MigrationItem>(ctx.store, novitaKeys.migrationStatusPk('running'), { index: 'gsi2' }),
   ]);
-  const byStatus = Object.fromEntries(INSTANCE_STATUSES.map((s) => [s, 0])) as Record<string, number>;
-  for (const i of instances) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
-  const execCount = (s: string) => executions.filter((e) => e.status === s).length;
-  // Jobs: migration executions plus each instance's startup watch (pending until Novita has it).
-  const watching = instances.filter((i) => i.status === 'creating' || i.status === 'starting');
+  const byStatus = Object.fromEntries(INSTANCE_STATUSES.map((st) => [st, counts[st]]));
   let total = 0;
   let failed = 0;
   let durationMs = 0;
@@ -49,12 +49,13 @@ export async function computeMetrics(ctx: AppContext) {
       failed,
       averageResponseTime: total ? Math.round(durationMs / total) : 0,
     },
-    instances: { total: instances.length, ...byStatus },
+    instances: { total: counts.total, ...byStatus },
+    // Jobs: migration executions plus each instance's startup watch (pending until Novita has it).
     jobs: {
-      pending: execCount('queued') + watching.filter((i) => !i.novitaInstanceId).length,
-      processing: execCount('running') + watching.filter((i) => !!i.novitaInstanceId).length,
-      completed: execCount('completed') + instances.filter((i) => !!i.readyAt).length,
-      failed: execCount('failed') + byStatus.failed!,
+      pending: queued.length + counts.watching,
+      processing: running.length + counts.watchingAtNovita,
+      completed: (stats?.successfulExecutions ?? 0) + counts.ready,
+      failed: (stats?.failedExecutions ?? 0) + counts.failed,
     },
     cache: { hits, misses, hitRate: hits + misses ? Math.round((hits / (hits + misses)) * 100) / 100 : 0 },
     system: {

@@ -4,11 +4,12 @@ import { ConflictError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { novitaKeys } from '../core/keys.js';
 import { acquireLease, heldLease, releaseLease, type LeaseSpec } from '../core/lease.js';
-import { conditional, queryAll, updateIf } from '../ports/store.js';
+import { conditional, updateIf } from '../ports/store.js';
 import type { NovitaInstance } from '../ports/novita-cloud.js';
 import type { ExecutionStatus, MigrationItem, MigrationSummary } from './migration-model.js';
 import { POLL_EVENT } from './model.js';
 import { isoNow, statusFields, type NovitaInstanceItem } from './model.js';
+import { liveInstances, markLive, retireInstance, syncLive } from './live-index.js';
 import { novitaCloud } from './settings.js';
 import { setCordon } from '../nodes/nodes.js';
 import { terminateInstance } from './join.js';
@@ -25,6 +26,8 @@ import { isSpotReclaimed, mapNovitaStatus } from './status.js';
 export const RUN_EVENT = 'novita.migration.run';
 const LEASE_MS = 15 * 60_000;
 const PAGE_SIZE = 100;
+/** An instance Novita's complete list lacks is retired once this old (a new one may not be listed yet). */
+const GONE_AFTER_MS = 60 * 60_000;
 const MAX_PAGES = 100;
 /** Executions are kept this long (TTL). */
 const KEEP_S = 30 * 86_400;
@@ -93,16 +96,24 @@ export async function triggerMigration(
   };
 }
 
-async function listAllNovita(ctx: AppContext): Promise<NovitaInstance[]> {
+/** Novita's instances; `complete` when its last page was read (not cut at MAX_PAGES). */
+async function listAllNovita(ctx: AppContext): Promise<{ all: NovitaInstance[]; complete: boolean }> {
   const cloud = novitaCloud(ctx);
   const all: NovitaInstance[] = [];
   for (let pageNum = 1; pageNum <= MAX_PAGES; pageNum++) {
     const page = await cloud.listInstances({ pageNum, pageSize: PAGE_SIZE });
     all.push(...page);
-    if (page.length < PAGE_SIZE) break;
+    if (page.length < PAGE_SIZE) return { all, complete: true };
   }
-  return all;
+  return { all, complete: false };
 }
+
+/** Settled, past GONE_AFTER_MS, and not among Novita's instances: nothing will act on it again. */
+const goneFromNovita = (ctx: AppContext, item: NovitaInstanceItem, listed: Set<string>) =>
+  item.status !== 'creating' &&
+  item.status !== 'starting' &&
+  !(item.novitaInstanceId && listed.has(item.novitaInstanceId)) &&
+  ctx.now() - Date.parse(item.createdAt) >= GONE_AFTER_MS;
 
 async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -164,8 +175,13 @@ async function migrateOne(ctx: AppContext, exec: MigrationItem, item: NovitaInst
       startedAt: now,
     },
   };
+  await markLive(ctx, fresh);
   await ctx.store.put(fresh, { notExists: true });
-  await ctx.store.update(item.pk, item.sk, { set: { migratedTo: newId }, remove: ['migrationClaim'] });
+  const away = await ctx.store.update<NovitaInstanceItem>(item.pk, item.sk, {
+    set: { migratedTo: newId, ...(item.retiredAt ? {} : { retiredAt: now }) },
+    remove: ['migrationClaim'],
+  });
+  await retireInstance(ctx, away);
   await emit(ctx, { type: POLL_EVENT, instanceId: newId }, ctx.config.NOVITA_POLL_SECONDS);
   ctx.logger.info('novita instance migrated', { instanceId: item.instanceId, newInstanceId: newId, jobId: exec.jobId });
   return { ok: true, newInstanceId: newId };
@@ -191,10 +207,12 @@ export async function runMigration(ctx: AppContext, jobId: string): Promise<void
   const migrations: NonNullable<MigrationItem['migrations']> = [];
   let fatal: string | undefined;
   try {
-    const [novita, managed] = await Promise.all([
-      listAllNovita(ctx),
-      queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' }),
-    ]);
+    // The live records only (live-index.ts): terminated and migrated-away ones are never acted on.
+    const [{ all: novita, complete }, managed] = await Promise.all([listAllNovita(ctx), liveInstances(ctx)]);
+    if (complete && !exec.dryRun) {
+      const listed = new Set(novita.map((n) => n.id));
+      for (const m of managed) if (goneFromNovita(ctx, m, listed)) await retireInstance(ctx, m);
+    }
     // Novita id → the live record (a migrated-away record keeps the old id too).
     const byNovitaId = new Map<string, NovitaInstanceItem>();
     for (const m of managed) if (m.novitaInstanceId && !m.migratedTo) byNovitaId.set(m.novitaInstanceId, m);
@@ -305,6 +323,7 @@ async function refreshStatus(ctx: AppContext, item: NovitaInstanceItem, n: Novit
     { set: { ...statusFields(item, mapped), novitaStatus: n.status } },
     { equals: { status: item.status } },
   );
+  if (refreshed) await syncLive(ctx, refreshed);
   // Changed meanwhile: the claim's version check will see the current item.
   return refreshed ?? (await ctx.store.get<NovitaInstanceItem>(item.pk, item.sk)) ?? item;
 }

@@ -68,6 +68,8 @@ export interface NovitaInstanceItem extends StoreItem {
   /** A model burst's: when its node last had a task of the model queued or running. */
   lastActiveAt?: string;
   terminatedAt?: string;
+  /** Terminated, migrated away or gone from Novita: no longer live (functions/novita/live-index.ts). */
+  retiredAt?: string;
   /** Its spot reclaim was reported (once) to what ran on its node. */
   reclaimedAt?: string;
 }

@@ -1,8 +1,8 @@
-import { HttpError } from '../core/errors.js';
+import { HttpError, ValidationError } from '../core/errors.js';
 import { getNode, isOnline } from '../nodes/nodes.js';
 import { baseUrlOf } from '../system/install.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
-import { createInstance, listInstances, requireInstance } from './instances.js';
+import { createInstance, InvalidCursorError, listInstances, requireInstance } from './instances.js';
 import { computeMetrics } from './metrics.js';
 import { triggerMigration } from './migration.js';
 import { executionView, migrationHistory, migrationStatus } from './migration-views.js';
@@ -79,11 +79,16 @@ export function novitaRoutes(): AnyRoute[] {
       summary: 'Managed instances, newest first',
       query: listQuery,
       response: listResponse,
-      responses: limits,
+      responses: { ...limits, 400: 'VALIDATION_ERROR: invalid query, or a cursor this listing did not give' },
       handler: async (req, ctx) => {
-        const { limit, offset, status } = req.query;
-        const { items, total } = await listInstances(ctx, { status, limit, offset });
-        return { instances: items.map(instanceSummary), total, limit, offset };
+        const { limit, offset, status, cursor } = req.query;
+        try {
+          const page = await listInstances(ctx, { status, limit, offset, ...(cursor ? { cursor } : {}) });
+          return { instances: page.items.map(instanceSummary), total: page.total, limit, offset: page.offset, cursor: page.cursor ?? null };
+        } catch (error) {
+          if (!(error instanceof InvalidCursorError)) throw error;
+          throw new ValidationError([{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }], 400);
+        }
       },
     }),
     route({

@@ -73,7 +73,12 @@ const page = (max: number, def: number) => ({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
-export const listQuery = z.object({ status: statusEnum.optional(), ...page(1000, 50) });
+export const listQuery = z.object({
+  status: statusEnum.optional(),
+  ...page(1000, 50),
+  /** The `cursor` of the page before: the next page without reading the instances skipped. */
+  cursor: z.string().min(1).max(1024).optional(),
+});
 
 export const listResponse = z.object({
   instances: z.array(
@@ -95,6 +100,8 @@ export const listResponse = z.object({
   total: z.number(),
   limit: z.number(),
   offset: z.number(),
+  /** Pass as ?cursor= for the next page; null on the last. */
+  cursor: z.string().nullable(),
 });
 
 export const triggerBody = z
