@@ -78,7 +78,7 @@ export async function unmarkLive(ctx: AppContext, instanceId: string): Promise<v
 
 /** After a record's status (or Novita id) changed; never brings back a marker retirement removed. */
 export async function syncLive(ctx: AppContext, item: NovitaInstanceItem): Promise<void> {
-  if (item.retiredAt) return;
+  if (isRetired(item)) return;
   const { pk, sk, ...fields } = markerOf(item);
   await updateIf(ctx.store, pk, sk, { set: fields }, { exists: true }).catch((error: unknown) =>
     ctx.logger.warn('instance marker not updated; the schedule puts it right', {
@@ -112,7 +112,8 @@ async function finishRetired(ctx: AppContext, item: NovitaInstanceItem & { retir
     ...novitaKeys.retiredInstance(item.retiredAt, item.instanceId),
     status: item.status,
     ready: !!item.readyAt,
-    expiresAt: Math.floor(Date.parse(item.retiredAt) / 1000) + RETIRED_TTL_S,
+    // From the write: folded long before (the schedule folds every 15 minutes).
+    expiresAt: Math.floor(ctx.now() / 1000) + RETIRED_TTL_S,
   };
   await ctx.store.put(retired);
   await unmarkLive(ctx, item.instanceId);
@@ -138,8 +139,9 @@ export async function liveInstances(ctx: AppContext): Promise<NovitaInstanceItem
       if (ctx.now() - Date.parse(marker.createdAt) >= ORPHAN_MS) await unmarkLive(ctx, marker.instanceId);
       continue;
     }
-    if (item.retiredAt) {
-      await finishRetired(ctx, { ...item, retiredAt: item.retiredAt });
+    // Terminated or migrated away by a writer that stopped before the retirement: finished here.
+    if (isRetired(item)) {
+      await retireInstance(ctx, item);
       continue;
     }
     if (!same(marker, markerOf(item))) await syncLive(ctx, item);
@@ -188,6 +190,7 @@ async function readTotals(ctx: AppContext): Promise<TotalsItem> {
 
 /** Retired items after `after` up to `until` (inclusive), in order; one page when `limit` is given. */
 async function unfolded(ctx: AppContext, after: string, until: string, limit?: number): Promise<RetiredItem[]> {
+  if (until <= after) return [];
   const opts = { between: [after || ' ', until] as [string, string] };
   const items = limit
     ? (await ctx.store.query<RetiredItem>(novitaKeys.retiredInstancesPk, { ...opts, limit: limit + 1 })).items
@@ -199,7 +202,10 @@ async function unfolded(ctx: AppContext, after: string, until: string, limit?: n
 export async function foldRetired(ctx: AppContext): Promise<number> {
   const totals = await readTotals(ctx);
   // Written first by indexLive (which counts what came before): until then nothing is folded.
-  if (!totals.version) return 0;
+  if (!totals.version) {
+    await liveMarkers(ctx);
+    return 0;
+  }
   const until = new Date(ctx.now() - FOLD_LAG_MS).toISOString();
   const page = await unfolded(ctx, totals.foldedThrough, until, FOLD_PAGE);
   if (!page.length) return 0;
@@ -213,15 +219,20 @@ export async function foldRetired(ctx: AppContext): Promise<number> {
 }
 
 /**
- * Once, for instances managed before the markers: reads every record, marks the live ones, and
- * writes the totals of the retired ones with the fold point at now (retired items written before
- * are in the totals), then the INDEXED marker, last, so a crash before it runs this again.
+ * Once, for instances managed before the markers: reads every record, marks the live ones,
+ * finishes the retirements a crash left, and writes the totals of those retired before
+ * `retiredAt` existed (terminated or migrated away), then the INDEXED marker, last, so a crash
+ * before it runs this again.
  */
 async function indexLive(ctx: AppContext): Promise<LiveInstanceItem[]> {
   const all = await queryAll<NovitaInstanceItem>(ctx.store, novitaKeys.instancesPk, { index: 'gsi1' });
   const live: LiveInstanceItem[] = [];
   const counts: Record<string, number> = {};
   for (const item of all) {
+    if (item.retiredAt) {
+      await finishRetired(ctx, { ...item, retiredAt: item.retiredAt });
+      continue;
+    }
     if (isRetired(item)) {
       add(counts, item.status, !!item.readyAt);
       continue;
@@ -231,7 +242,7 @@ async function indexLive(ctx: AppContext): Promise<LiveInstanceItem[]> {
     live.push(marker);
   }
   const k = novitaKeys.instanceTotals;
-  await ctx.store.put<TotalsItem>({ ...k, version: 1, foldedThrough: `${isoNow(ctx)}#\uffff`, counts });
+  await ctx.store.put<TotalsItem>({ ...k, version: 1, foldedThrough: '', counts });
   await ctx.store.put({ ...novitaKeys.liveInstance(INDEXED), instanceId: INDEXED, createdAt: isoNow(ctx) });
   return live;
 }
