@@ -89,8 +89,6 @@ export async function terminateInstance(
     { absent: ['terminatedAt'] },
   );
   if (!first) return;
-  // Before anything else can fail: a crash after the mark leaves the live marker to the schedule.
-  await retireInstance(ctx, first);
   if (item.nodeId) {
     const k = keys.node(item.nodeId);
     await updateIf(
@@ -102,8 +100,10 @@ export async function terminateInstance(
     );
   }
   if (item.novitaInstanceId) await deleteAtNovita(ctx, item.novitaInstanceId, item.instanceId, why);
-  // Last, so nothing above waits on it: a crash before it is finished by the next read of the live bursts.
+  // Last, so nothing above waits on them: a crash before is finished by the next read of the live
+  // bursts and by the Novita schedule (live-index.ts).
   if (isBurst(item)) await settleEndedBurst(ctx, { ...item, terminatedAt });
+  await retireInstance(ctx, first);
 }
 
 async function deleteAtNovita(ctx: AppContext, novitaInstanceId: string, instanceId: string, why: string) {
