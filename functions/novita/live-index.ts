@@ -132,7 +132,9 @@ async function liveMarkers(ctx: AppContext): Promise<LiveInstanceItem[]> {
  */
 export async function liveInstances(ctx: AppContext): Promise<NovitaInstanceItem[]> {
   const markers = await liveMarkers(ctx);
-  const read = await Promise.all(markers.map(async (m) => [m, await getInstanceItem(ctx, m.instanceId)] as const));
+  const read = await Promise.all(
+    markers.map(async (m) => [m, await getInstanceItem(ctx, m.instanceId)] as const),
+  );
   const live: NovitaInstanceItem[] = [];
   for (const [marker, item] of read) {
     if (!item) {
@@ -189,7 +191,12 @@ async function readTotals(ctx: AppContext): Promise<TotalsItem> {
 }
 
 /** Retired items after `after` up to `until` (inclusive), in order; one page when `limit` is given. */
-async function unfolded(ctx: AppContext, after: string, until: string, limit?: number): Promise<RetiredItem[]> {
+async function unfolded(
+  ctx: AppContext,
+  after: string,
+  until: string,
+  limit?: number,
+): Promise<RetiredItem[]> {
   if (until <= after) return [];
   const opts = { between: [after || ' ', until] as [string, string] };
   const items = limit
@@ -214,7 +221,13 @@ export async function foldRetired(ctx: AppContext): Promise<number> {
   const k = novitaKeys.instanceTotals;
   const next = { foldedThrough: page.at(-1)!.sk, counts };
   // One write, on the fold point read: a concurrent fold of the same items loses it.
-  const written = await updateIf(ctx.store, k.pk, k.sk, { set: next }, { equals: { foldedThrough: totals.foldedThrough } });
+  const written = await updateIf(
+    ctx.store,
+    k.pk,
+    k.sk,
+    { set: next },
+    { equals: { foldedThrough: totals.foldedThrough } },
+  );
   return written ? page.length : 0;
 }
 

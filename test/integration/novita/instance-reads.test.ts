@@ -186,14 +186,20 @@ describe('Novita reads with many instances terminated before', () => {
     expect(other.status).toBe(400);
 
     // Terminated, and the process died before the retirement: counted once, finished by the schedule.
-    await ctx.store.update(items[0]!.pk, items[0]!.sk, { set: { terminatedAt: new Date(now).toISOString() } });
+    await ctx.store.update(items[0]!.pk, items[0]!.sk, {
+      set: { terminatedAt: new Date(now).toISOString() },
+    });
     // Retired, and it died before its marker went.
     await ctx.store.update(items[1]!.pk, items[1]!.sk, { set: { retiredAt: new Date(now).toISOString() } });
     expect((await instanceCounts(ctx)).total).toBe(7);
     await liveInstances(ctx);
-    expect((await liveInstances(ctx)).map((i) => i.instanceId).sort()).toEqual(
-      ['inst-2', 'inst-3', 'inst-4', 'inst-5', 'inst-6'],
-    );
+    expect((await liveInstances(ctx)).map((i) => i.instanceId).sort()).toEqual([
+      'inst-2',
+      'inst-3',
+      'inst-4',
+      'inst-5',
+      'inst-6',
+    ]);
     expect((await instanceCounts(ctx)).total).toBe(7);
     // Folded an hour on, twice: the totals take them once.
     const later = { ...ctx, now: () => now + 2 * HOUR };
