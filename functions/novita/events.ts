@@ -49,11 +49,12 @@ declare module '../core/events.js' {
  * event). With no rented instance on record a migration could act on none: no execution is recorded.
  */
 export async function runNovitaSchedule(ctx: AppContext): Promise<void> {
+  // The instances not retired (live-index.ts), not every instance ever managed; reading them
+  // finishes the retirements a crash left, before the fold (which lags an hour) could pass them.
+  const managed = await liveInstances(ctx);
   const folded = await foldRetired(ctx);
   if (folded) ctx.logger.info('folded retired instances into the totals', { folded });
   if (!ctx.config.NOVITA_MIGRATION_ENABLED) return;
-  // The instances not retired (live-index.ts), not every instance ever managed.
-  const managed = await liveInstances(ctx);
   const revived = await revivePolls(ctx, managed);
   if (revived) ctx.logger.info('re-queued quiet instance watches', { revived });
   await sweepModelBursts(ctx);

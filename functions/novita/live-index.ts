@@ -208,11 +208,9 @@ async function unfolded(
 /** Folds retired items older than FOLD_LAG_MS into the totals, a page at a time; returns how many. */
 export async function foldRetired(ctx: AppContext): Promise<number> {
   const totals = await readTotals(ctx);
-  // Written first by indexLive (which counts what came before): until then nothing is folded.
-  if (!totals.version) {
-    await liveMarkers(ctx);
-    return 0;
-  }
+  // Written first by indexLive (which counts what came before; the schedule reads the markers
+  // first): until then nothing is folded.
+  if (!totals.version) return 0;
   const until = new Date(ctx.now() - FOLD_LAG_MS).toISOString();
   const page = await unfolded(ctx, totals.foldedThrough, until, FOLD_PAGE);
   if (!page.length) return 0;
