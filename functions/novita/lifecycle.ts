@@ -65,7 +65,8 @@ const nextPoll = (ctx: AppContext, instanceId: string) =>
  */
 export async function pollInstance(ctx: AppContext, instanceId: string): Promise<void> {
   const item = await getInstanceItem(ctx, instanceId);
-  if (!item || !STARTING.includes(item.status)) return;
+  // Given back while starting: its status stays as counted when it retired (live-index.ts).
+  if (!item || !STARTING.includes(item.status) || item.retiredAt || item.terminatedAt) return;
   const limitS = ctx.config.NOVITA_STARTUP_TIMEOUT_SECONDS;
   const timedOut = ctx.now() - Date.parse(item.createdAt) >= limitS * 1000;
   if (!item.novitaInstanceId) {
