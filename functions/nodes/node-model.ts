@@ -193,6 +193,65 @@ export async function listNodes(ctx: AppContext): Promise<NodeItem[]> {
   return metas.map((m) => assemble(m, live.get(m.nodeId), sample.get(m.nodeId)));
 }
 
+/** Most nodes one listing page returns (and its default: a small fleet comes back whole). */
+export const NODE_PAGE_MAX = 1000;
+
+export class InvalidNodeCursorError extends Error {
+  constructor() {
+    super('Invalid pagination cursor');
+    this.name = 'InvalidNodeCursorError';
+  }
+}
+
+/** Opaque to callers: base64url JSON of the last node name listed (the node index's sort key). */
+const encodeCursor = (name: string) => Buffer.from(JSON.stringify({ a: name })).toString('base64url');
+
+function decodeCursor(cursor: string): string {
+  try {
+    if (cursor.length <= 4096 && /^[A-Za-z0-9_-]+$/.test(cursor)) {
+      const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+      const a = (parsed as { a?: unknown } | null)?.a;
+      if (typeof a === 'string' && a.length > 0 && a.length <= 400) return a;
+    }
+  } catch {
+    // fall through
+  }
+  throw new InvalidNodeCursorError();
+}
+
+/**
+ * Nodes by name, `limit` of them after `cursor`: a page of the node index (read on past DynamoDB's
+ * 1 MB pages), then each listed node's liveness and metrics (one query each), so a request reads
+ * what it returns, never a whole shard. `cursor` is absent on the last page.
+ */
+export async function nodePage(
+  ctx: AppContext,
+  opts: { limit: number; cursor?: string | undefined },
+): Promise<{ nodes: NodeItem[]; cursor?: string }> {
+  const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+  const metas: NodeItem[] = [];
+  let from: string | undefined;
+  // One more than the page: whether another follows. The inclusive bound returns the cursor's own node first.
+  const want = opts.limit + 1 + (after !== undefined ? 1 : 0);
+  let read = 0;
+  do {
+    const page = await ctx.store.query<NodeItem>(fleetKeys.nodesPk, {
+      index: 'gsi1',
+      ascending: true,
+      ...(after !== undefined ? { between: [after, '\uffff'] as [string, string] } : {}),
+      limit: want - read,
+      ...(from !== undefined ? { cursor: from } : {}),
+    });
+    read += page.items.length;
+    metas.push(...page.items.filter((m) => m.gsi1sk !== after));
+    from = page.cursor;
+  } while (from !== undefined && read < want);
+  const listed = metas.slice(0, opts.limit);
+  const nodes = await Promise.all(listed.map((m) => withState(ctx, m)));
+  const last = listed.at(-1)?.gsi1sk;
+  return { nodes, ...(metas.length > opts.limit && typeof last === 'string' ? { cursor: encodeCursor(last) } : {}) };
+}
+
 /** Cordoned (or draining): nothing new is placed on the node. */
 export const isCordoned = (n: Pick<NodeItem, 'cordoned'>): boolean => n.cordoned === true;
 /** Draining: what runs on the node is moved elsewhere. */
