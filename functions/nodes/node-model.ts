@@ -249,7 +249,10 @@ export async function nodePage(
   const listed = metas.slice(0, opts.limit);
   const nodes = await Promise.all(listed.map((m) => withState(ctx, m)));
   const last = listed.at(-1)?.gsi1sk;
-  return { nodes, ...(metas.length > opts.limit && typeof last === 'string' ? { cursor: encodeCursor(last) } : {}) };
+  return {
+    nodes,
+    ...(metas.length > opts.limit && typeof last === 'string' ? { cursor: encodeCursor(last) } : {}),
+  };
 }
 
 /** Cordoned (or draining): nothing new is placed on the node. */
