@@ -222,7 +222,8 @@ function decodeCursor(cursor: string): string {
 /**
  * Nodes by name, `limit` of them after `cursor`: a page of the node index (read on past DynamoDB's
  * 1 MB pages), then each listed node's liveness and metrics (one query each), so a request reads
- * what it returns, never a whole shard. `cursor` is absent on the last page.
+ * what it returns, not the fleet's shards, unless the page is the whole fleet. `cursor` is absent
+ * on the last page.
  */
 export async function nodePage(
   ctx: AppContext,
@@ -247,7 +248,13 @@ export async function nodePage(
     from = page.cursor;
   } while (from !== undefined && read < want);
   const listed = metas.slice(0, opts.limit);
-  const nodes = await Promise.all(listed.map((m) => withState(ctx, m)));
+  // The whole fleet in one page (at most NODE_PAGE_MAX nodes): its shards cost fewer units than a query a node.
+  const nodes =
+    after === undefined && metas.length <= opts.limit
+      ? await allState(ctx).then(({ live, sample }) =>
+          listed.map((m) => assemble(m, live.get(m.nodeId), sample.get(m.nodeId))),
+        )
+      : await Promise.all(listed.map((m) => withState(ctx, m)));
   const last = listed.at(-1)?.gsi1sk;
   return {
     nodes,
