@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { readPlacementCounts } from '../observability/counters.js';
 import { NotFoundError } from '../core/errors.js';
-import { resolveNode } from '../nodes/nodes.js';
+import { nodePage, nodePageQuery, resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel, listModels } from './catalogue.js';
@@ -31,7 +31,7 @@ import {
   unknownModel,
 } from './validation.js';
 import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStatus } from './views.js';
-import { loadWorker, loadWorkers } from './workers.js';
+import { loadWorker, loadWorkers, pageWorkers } from './workers.js';
 import { heldSlots } from './slots.js';
 import type { AppContext } from '../core/context.js';
 import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/node-records.js';
@@ -148,12 +148,17 @@ export function clusterRoutes(): AnyRoute[] {
       query: z.object({
         status: z.enum(['online', 'offline', 'busy', 'error']).optional(),
         gpu_type: z.string().min(1).optional(),
+        ...nodePageQuery,
       }),
       response: S.workersOut,
+      responses: { 400: 'Invalid pagination cursor' },
       handler: async (req, ctx) => {
-        const [view, durations] = await Promise.all([loadFleet(ctx), recentDurations(ctx)]);
+        const { limit, cursor } = req.query;
+        const [page, durations] = await Promise.all([nodePage(ctx, { limit, cursor }), recentDurations(ctx)]);
+        const all = await pageWorkers(ctx, page.nodes, cursor === undefined && page.cursor === undefined);
         const gpu = req.query.gpu_type?.toLowerCase();
-        const listed = view.workers.filter(
+        // Filters apply within the page: a filtered page may hold fewer than `limit`.
+        const listed = all.filter(
           (w) =>
             (!req.query.status || workerStatus(w) === req.query.status) &&
             (!gpu || (w.gpuType ?? '').toLowerCase().includes(gpu)),
@@ -171,6 +176,7 @@ export function clusterRoutes(): AnyRoute[] {
           total: workers.length,
           online: workers.filter((w) => w.status !== 'offline').length,
           offline: workers.filter((w) => w.status === 'offline').length,
+          next_cursor: page.cursor ?? null,
         };
       },
     }),

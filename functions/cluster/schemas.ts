@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { nextCursorField } from '../nodes/nodes.js';
 
 /** Response schemas of the Cluster Manager API (functions/cluster/routes.ts, views.ts, model-ops.ts). */
 
@@ -59,6 +60,7 @@ export const workersOut = z.object({
   total: z.number().int(),
   online: z.number().int(),
   offline: z.number().int(),
+  next_cursor: nextCursorField,
 });
 
 export const workerDetailOut = z.looseObject({

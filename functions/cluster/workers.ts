@@ -4,7 +4,7 @@ import type { SchedNode } from '../task-planner/index.js';
 import { getNode, isCordoned, isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { NODE_SHARDS, clearFree, maxConcurrencyOf, type FreeRecord } from '../nodes/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
-import type { SlotItem } from './slots.js';
+import { heldSlots, type SlotItem } from './slots.js';
 
 /**
  * Workers are fleet nodes (the fleet's node records), seen through what the scheduler needs:
@@ -112,9 +112,13 @@ export async function setNodeModels(ctx: AppContext, nodeId: string, models: str
   });
 }
 
-/** Every worker with its running tasks (held slots). */
-export async function loadWorkers(ctx: AppContext, slots: SlotItem[]): Promise<Worker[]> {
-  const [nodes, records] = await Promise.all([listNodes(ctx), nodeModelRecords(ctx)]);
+/** Workers of `nodes` from the fleet's model records and held slots. */
+function workersFrom(
+  ctx: AppContext,
+  nodes: NodeItem[],
+  records: Map<string, NodeModelsItem>,
+  slots: SlotItem[],
+): Worker[] {
   const now = ctx.now();
   const byNode = new Map<string, SlotItem[]>();
   for (const s of slots) {
@@ -123,6 +127,33 @@ export async function loadWorkers(ctx: AppContext, slots: SlotItem[]): Promise<W
     else byNode.set(s.nodeId, [s]);
   }
   return nodes.map((n) => toWorker(ctx, n, records.get(n.nodeId), byNode.get(n.nodeId) ?? [], now));
+}
+
+/** Every worker with its running tasks (held slots). */
+export async function loadWorkers(ctx: AppContext, slots: SlotItem[]): Promise<Worker[]> {
+  const [nodes, records] = await Promise.all([listNodes(ctx), nodeModelRecords(ctx)]);
+  return workersFrom(ctx, nodes, records, slots);
+}
+
+/**
+ * The workers of a page of nodes (nodePage): each node's own model record and held slots, or, when
+ * the page is the whole fleet, the fleet's model records and held slots (fewer units than two reads a node).
+ */
+export async function pageWorkers(ctx: AppContext, nodes: NodeItem[], whole: boolean): Promise<Worker[]> {
+  if (whole) {
+    const [records, slots] = await Promise.all([nodeModelRecords(ctx), heldSlots(ctx)]);
+    return workersFrom(ctx, nodes, records, slots);
+  }
+  const now = ctx.now();
+  return Promise.all(
+    nodes.map(async (node) => {
+      const [record, running] = await Promise.all([
+        getNodeModels(ctx, node.nodeId),
+        queryAll<SlotItem>(ctx.store, taskQueueKeys.nodeSlot(node.nodeId, 0).pk),
+      ]);
+      return toWorker(ctx, node, record, running, now);
+    }),
+  );
 }
 
 export function toSchedNode(w: Worker): SchedNode {
@@ -144,12 +175,7 @@ export function toSchedNode(w: Worker): SchedNode {
 /** One worker by node id or name from its own records (node, models, held slots): no fleet read. */
 export async function loadWorker(ctx: AppContext, idOrName: string): Promise<Worker | undefined> {
   const node = await resolveNode(ctx, idOrName);
-  if (!node) return undefined;
-  const [record, running] = await Promise.all([
-    getNodeModels(ctx, node.nodeId),
-    queryAll<SlotItem>(ctx.store, taskQueueKeys.nodeSlot(node.nodeId, 0).pk),
-  ]);
-  return toWorker(ctx, node, record, running);
+  return node ? (await pageWorkers(ctx, [node], false))[0] : undefined;
 }
 
 /** By node id or node name (Fleet Commander names nodes like `agx0`). */

@@ -2,7 +2,9 @@
  * A node as readers see it: the types, the online test, and the reads that put a node's META
  * record together with its liveness and metrics records (node-records.ts).
  */
+import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
+import { ValidationError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import { SHARDS, liveKey, type LiveRecord, type MetricsRecord } from './node-records.js';
@@ -196,14 +198,21 @@ export async function listNodes(ctx: AppContext): Promise<NodeItem[]> {
 /** Most nodes one listing page returns (and its default: a small fleet comes back whole). */
 export const NODE_PAGE_MAX = 1000;
 
-export class InvalidNodeCursorError extends Error {
-  constructor() {
-    super('Invalid pagination cursor');
-    this.name = 'InvalidNodeCursorError';
-  }
-}
+/** The query of a paged node listing (GET /api/nodes/, GET /workers). */
+export const nodePageQuery = {
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(NODE_PAGE_MAX)
+    .default(NODE_PAGE_MAX)
+    .describe('Nodes a page, by name (default 1,000: a small fleet in one page)'),
+  cursor: z.string().min(1).max(4096).optional().describe("A page's `next_cursor`: the nodes after it"),
+};
+/** The field a paged listing adds to its answer. */
+export const nextCursorField = z.string().nullable().describe('For the next page; null on the last');
 
-/** Opaque to callers: base64url JSON of the last node name listed (the node index's sort key). */
+/** Opaque to callers: base64url JSON of the last node name listed (the node index's sort key); a malformed one is a 400. */
 const encodeCursor = (name: string) => Buffer.from(JSON.stringify({ a: name })).toString('base64url');
 
 function decodeCursor(cursor: string): string {
@@ -216,7 +225,10 @@ function decodeCursor(cursor: string): string {
   } catch {
     // fall through
   }
-  throw new InvalidNodeCursorError();
+  throw new ValidationError(
+    [{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
+    400,
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
-import { NotFoundError, ValidationError } from '../core/errors.js';
+import { NotFoundError } from '../core/errors.js';
 import { emit } from '../core/events.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { clusterMembership } from '../commander/cluster-membership.js';
@@ -8,11 +8,11 @@ import { drainNode, retireNode } from './drain.js';
 import {
   isCordoned,
   isDraining,
-  InvalidNodeCursorError,
   isOnline,
   listNodes,
-  NODE_PAGE_MAX,
+  nextCursorField,
   nodePage,
+  nodePageQuery,
   resolveNode,
   setCordon,
   type NodeItem,
@@ -198,27 +198,12 @@ export function fleetNodeRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/nodes/',
       summary: 'List all nodes, by name, a page at a time (1,000 by default: a small fleet in one page)',
-      query: z.object({
-        limit: z.coerce.number().int().min(1).max(NODE_PAGE_MAX).default(NODE_PAGE_MAX),
-        cursor: z.string().min(1).max(4096).optional().describe("A page's `next_cursor`: the nodes after it"),
-      }),
-      response: z.object({
-        nodes: z.array(nodeOut),
-        next_cursor: z.string().nullable().describe('For the next page; null on the last'),
-      }),
+      query: z.object(nodePageQuery),
+      response: z.object({ nodes: z.array(nodeOut), next_cursor: nextCursorField }),
       responses: { 400: 'Invalid pagination cursor' },
       handler: async (req, ctx) => {
         const now = ctx.now();
-        const [page, clusters] = await Promise.all([
-          nodePage(ctx, req.query).catch((error: unknown) => {
-            if (!(error instanceof InvalidNodeCursorError)) throw error;
-            throw new ValidationError(
-              [{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
-              400,
-            );
-          }),
-          clusterMembership(ctx),
-        ]);
+        const [page, clusters] = await Promise.all([nodePage(ctx, req.query), clusterMembership(ctx)]);
         return {
           nodes: page.nodes.map((n) => nodeView(n, ctx, now, clusters)),
           next_cursor: page.cursor ?? null,

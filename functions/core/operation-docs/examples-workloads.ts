@@ -69,6 +69,7 @@ export const WORKLOAD_RESPONSE_EXAMPLES: Record<string, unknown> = {
     total: 1,
     online: 1,
     offline: 0,
+    next_cursor: null,
   },
   'GET /workers/{worker_id}': {
     worker_id: 'gpu-01-7c1e9a2b',

@@ -9,7 +9,7 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
   },
   'GET /workers': {
     description:
-      'Workers (the fleet’s GPU nodes) with their status, GPU and loaded models; filter by status and GPU type.',
+      'Workers (the fleet’s GPU nodes) by name with their status, GPU and loaded models, a page at a time: `limit` (1-1,000, default 1,000) and `cursor` (a page’s `next_cursor`; null on the last). `status` and `gpu_type` filter within the page (a filtered page may hold fewer than `limit`); `total`, `online` and `offline` count the workers returned.',
   },
   'GET /workers/{worker_id}': {
     description:
