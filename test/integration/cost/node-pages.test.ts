@@ -1,6 +1,6 @@
 /**
- * Issue 16: GET /api/nodes/ returns the fleet a page at a time, and a page reads the same at 200
- * and at 800 nodes (node records loaded straight into the store around registered simulated
+ * Issue 16: GET /api/nodes/ and GET /workers return the fleet a page at a time, and a page reads
+ * the same at 200 and at 800 nodes (node records loaded straight into the store around registered simulated
  * nodes; the embedded runtime's ports metered). Walking the pages names every node once. Counts,
  * never timings.
  */
@@ -12,11 +12,14 @@ import { operationLabel } from '../../../functions/metering/metered-lambda.js';
 import type { MeterEntry } from '../../../functions/metering/meter.js';
 
 interface Listing {
-  nodes: { id: string; name: string }[];
+  nodes?: { name: string }[];
+  workers?: { name: string }[];
   next_cursor: string | null;
 }
 
 const PAGE = 50;
+const LISTINGS = ['/api/nodes/', '/workers'] as const;
+const namesOf = (body: Listing) => (body.nodes ?? body.workers ?? []).map((n) => n.name);
 
 async function unitsOf(fleet: Fleet, path: string) {
   fleet.meter.reset();
@@ -27,38 +30,44 @@ async function unitsOf(fleet: Fleet, path: string) {
   return { body: res.body, units: operationUnits(fleet.meter.total(mine)) };
 }
 
-describe('GET /api/nodes/ a page at a time', () => {
+describe('GET /api/nodes/ and GET /workers a page at a time', () => {
   let fleet: Fleet | undefined;
   afterEach(async () => {
     await fleet?.stop();
     fleet = undefined;
   });
 
-  async function listAt(extra: number) {
-    fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    const f = fleet;
-    await loadNodeRecords(f, extra, 'page');
-    await f.settle();
-    const first = await unitsOf(f, `/api/nodes/?limit=${PAGE}`);
+  /** The first two pages metered, every page walked, and the listing without a limit. */
+  async function walk(f: Fleet, path: string) {
+    const first = await unitsOf(f, `${path}?limit=${PAGE}`);
     const second = await unitsOf(
       f,
-      `/api/nodes/?limit=${PAGE}&cursor=${encodeURIComponent(first.body.next_cursor!)}`,
+      `${path}?limit=${PAGE}&cursor=${encodeURIComponent(first.body.next_cursor!)}`,
     );
-    // Every page, in name order.
     const names: string[] = [];
     let pages = 0;
     let cursor: string | null = null;
     do {
       const q: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
-      const res = await call<Listing>(f.rt.url, 'GET', `/api/nodes/?limit=${PAGE}${q}`);
+      const res = await call<Listing>(f.rt.url, 'GET', `${path}?limit=${PAGE}${q}`);
       expect(res.status).toBe(200);
-      expect(res.body.nodes.length).toBeLessThanOrEqual(PAGE);
-      names.push(...res.body.nodes.map((n) => n.name));
+      expect(namesOf(res.body).length).toBeLessThanOrEqual(PAGE);
+      names.push(...namesOf(res.body));
       cursor = res.body.next_cursor;
       pages++;
     } while (cursor !== null);
-    const whole = await call<Listing>(f.rt.url, 'GET', '/api/nodes/');
-    return { total: extra + 2, first, second, names, pages, whole: whole.body };
+    const whole = (await call<Listing>(f.rt.url, 'GET', path)).body;
+    return { first, second, names, pages, whole };
+  }
+
+  async function listAt(extra: number) {
+    fleet = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    const f = fleet;
+    await loadNodeRecords(f, extra, 'page');
+    await f.settle();
+    const out = new Map<string, Awaited<ReturnType<typeof walk>>>();
+    for (const path of LISTINGS) out.set(path, await walk(f, path));
+    return { total: extra + 2, out };
   }
 
   it('a page reads the same at 200 and at 800 nodes; the pages name every node once', async () => {
@@ -66,20 +75,25 @@ describe('GET /api/nodes/ a page at a time', () => {
     await fleet!.stop();
     fleet = undefined;
     const large = await listAt(798);
-    for (const run of [small, large]) {
-      expect(run.first.body.nodes).toHaveLength(PAGE);
-      expect(run.second.body.nodes).toHaveLength(PAGE);
-      expect(run.names).toHaveLength(run.total);
-      expect(new Set(run.names).size).toBe(run.total);
-      expect(run.names).toEqual([...run.names].sort());
-      expect(run.pages).toBe(Math.ceil(run.total / PAGE));
-      // Without a limit, a fleet under 1,000 nodes comes back whole.
-      expect(run.whole.nodes).toHaveLength(run.total);
-      expect(run.whole.next_cursor).toBeNull();
+    for (const path of LISTINGS) {
+      for (const { total, out } of [small, large]) {
+        const run = out.get(path)!;
+        expect(namesOf(run.first.body)).toHaveLength(PAGE);
+        expect(namesOf(run.second.body)).toHaveLength(PAGE);
+        expect(run.names).toHaveLength(total);
+        expect(new Set(run.names).size).toBe(total);
+        expect(run.names).toEqual([...run.names].sort());
+        expect(run.pages).toBe(Math.ceil(total / PAGE));
+        // Without a limit, a fleet under 1,000 nodes comes back whole.
+        expect(namesOf(run.whole)).toHaveLength(total);
+        expect(run.whole.next_cursor).toBeNull();
+      }
+      const s = small.out.get(path)!;
+      const l = large.out.get(path)!;
+      expect(l.first.units.read_units).toBe(s.first.units.read_units);
+      expect(l.second.units.read_units).toBe(s.second.units.read_units);
+      expect(l.first.units.dynamo_calls).toBe(s.first.units.dynamo_calls);
     }
-    expect(large.first.units.read_units).toBe(small.first.units.read_units);
-    expect(large.second.units.read_units).toBe(small.second.units.read_units);
-    expect(large.first.units.dynamo_calls).toBe(small.first.units.dynamo_calls);
   });
 
   it('a bad cursor is a 400 and a limit out of range are 400s, in the documented shape', async () => {
@@ -102,10 +116,14 @@ describe('GET /api/nodes/ a page at a time', () => {
       expect(res.body.detail).toEqual([expect.objectContaining({ loc: ['query', 'limit'] })]);
     }
     // The last page says so; a page of one names the first node by name.
-    const one = await call<Listing>(url, 'GET', '/api/nodes/?limit=1');
-    expect(one.body.nodes).toHaveLength(1);
-    const rest = await call<Listing>(url, 'GET', `/api/nodes/?limit=5&cursor=${one.body.next_cursor!}`);
-    expect(rest.body.nodes).toHaveLength(1);
-    expect(rest.body.next_cursor).toBeNull();
+    for (const path of LISTINGS) {
+      const one = await call<Listing>(url, 'GET', `${path}?limit=1`);
+      expect(namesOf(one.body)).toHaveLength(1);
+      const rest = await call<Listing>(url, 'GET', `${path}?limit=5&cursor=${one.body.next_cursor!}`);
+      expect(namesOf(rest.body)).toHaveLength(1);
+      expect(rest.body.next_cursor).toBeNull();
+    }
+    const bad = await call(url, 'GET', '/workers?cursor=x.y');
+    expect(bad.status).toBe(400);
   });
 });
