@@ -14,6 +14,8 @@ import {
   isOnline,
   listNodes,
   nodeLabels,
+  nodePage,
+  nodePageQuery,
   resolveNode,
   setNodeLabelOverrides,
   type NodeItem,
@@ -107,11 +109,19 @@ export function swarmNodeRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/api/swarm/nodes',
-      summary: 'Nodes with their labels (the agent’s, with labels set here on top)',
+      summary: 'Nodes with their labels (the agent’s, with labels set here on top), a page at a time',
+      query: z.object(nodePageQuery),
       response: z.array(swarmNodeOut),
-      handler: async (_req, ctx) => {
+      responses: { 400: 'Invalid pagination cursor' },
+      handler: async (req, ctx) => {
         const now = ctx.now();
-        return (await listNodes(ctx)).map((n) => swarmNodeView(n, ctx, now));
+        const page = await nodePage(ctx, req.query);
+        // The documented body is an array: the next page's cursor goes in a header.
+        return reply(
+          200,
+          page.nodes.map((n) => swarmNodeView(n, ctx, now)),
+          page.cursor !== undefined ? { 'x-next-cursor': page.cursor } : {},
+        );
       },
     }),
     route({

@@ -9,6 +9,8 @@ export const CORS_EXPOSE_HEADERS = [
   'x-ratelimit-limit',
   'x-ratelimit-remaining',
   'x-ratelimit-reset',
+  // GET /api/swarm/nodes: the next page of an array body.
+  'x-next-cursor',
 ] as const;
 export const CORS_MAX_AGE_SECONDS = 3600;
 

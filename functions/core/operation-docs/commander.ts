@@ -9,7 +9,7 @@ export const COMMANDER_DOCS: Record<string, OperationDoc> = {
   },
   'GET /api/swarm/nodes': {
     description:
-      'Nodes with their effective labels: the agent’s own, with those set by POST …/labels on top.',
+      'Nodes with their effective labels: the agent’s own, with those set by POST …/labels on top. By name, a page at a time: `limit` (1-1,000, default 1,000) and `cursor`; while more follow, the `X-Next-Cursor` response header holds the next page’s cursor.',
     response: [
       {
         id: 'gpu-01-5b1c7e0a',
