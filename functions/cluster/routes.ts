@@ -16,7 +16,7 @@ import {
   workerStats,
   type Timeframe,
 } from './metrics.js';
-import { loadFleet, rebalance, restartWorker } from './model-ops.js';
+import { rebalance, restartWorker } from './model-ops.js';
 import { clusterModelRoutes } from './model-routes.js';
 import { getTask, submitTask, type TaskItem } from './tasks.js';
 import { readNodeHours } from './task-stats.js';
