@@ -20,7 +20,7 @@ program
     const client = new Client(target, makeUi(!!g.json));
     const health = await client.get<{ status?: string }>('/health');
     // A user route: proves the key (or that auth is off) before it is saved.
-    await client.get('/api/nodes/');
+    await client.get('/api/nodes/?limit=1');
     await writeSaved({ url: target.url, ...(target.apiKey ? { apiKey: target.apiKey } : {}) });
     if (g.json) printJson({ url: target.url, config: configPath(), health: health.status ?? null });
     else
@@ -38,8 +38,21 @@ export interface NodeRow {
   [k: string]: unknown;
 }
 
+/** Every node, page after page (the API answers 1,000 at a time). */
+export async function allNodes(client: Client): Promise<NodeRow[]> {
+  const nodes: NodeRow[] = [];
+  let cursor: string | null = null;
+  do {
+    const path: string = cursor === null ? '/api/nodes/' : `/api/nodes/?cursor=${encodeURIComponent(cursor)}`;
+    const page = await client.get<{ nodes: NodeRow[]; next_cursor?: string | null }>(path);
+    nodes.push(...page.nodes);
+    cursor = page.next_cursor ?? null;
+  } while (cursor !== null);
+  return nodes;
+}
+
 export async function findNode(client: Client, ref: string): Promise<NodeRow> {
-  const { nodes } = await client.get<{ nodes: NodeRow[] }>('/api/nodes/');
+  const nodes = await allNodes(client);
   const node = nodes.find((n) => n.id === ref || n.name === ref);
   if (!node) throw new CliError(`no node ${ref} (fleet nodes lists them)`, EXIT.notFound);
   return node;
@@ -50,10 +63,10 @@ program
   .description('every node: status, CPU %, memory %, GPU %, GPU memory %, temperature °C, disk %')
   .action(async () => {
     const { client, json } = await session();
-    const body = await client.get<{ nodes: NodeRow[] }>('/api/nodes/');
-    if (json) return printJson(body);
+    const nodes = await allNodes(client);
+    if (json) return printJson({ nodes });
     console.log(
-      table(body.nodes, [
+      table(nodes, [
         'name',
         'id',
         'status',
