@@ -58,7 +58,7 @@ export const JOB_RESPONSE_EXAMPLES: Record<string, unknown> = {
     message: 'Instance creation initiated',
     estimatedReadyTime: '2026-01-15T10:05:00.000Z',
   },
-  'GET /api/instances': { instances: [instance], total: 1, limit: 20, offset: 0 },
+  'GET /api/instances': { instances: [instance], total: 1, limit: 20, offset: 0, cursor: null },
   'GET /api/instances/{instanceId}': {
     ...instance,
     productName: 'RTX 4090 24GB',
