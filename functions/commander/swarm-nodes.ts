@@ -9,10 +9,10 @@ import { registerRequest } from '../../protocol/messages.js';
 import { baseUrlOf, installCommand } from '../system/install.js';
 import { issueJoinToken, joinTokenView, listJoinTokens, revokeJoinToken } from '../nodes/join-tokens.js';
 import {
+  fleetCounts,
   isCordoned,
   isDraining,
   isOnline,
-  listNodes,
   nodeLabels,
   nodePage,
   nodePageQuery,
@@ -89,7 +89,8 @@ export function swarmNodeRoutes(): AnyRoute[] {
         workers_count: z.number().int(),
       }),
       handler: async (req, ctx) => {
-        const nodes = await listNodes(ctx);
+        // The sweep's fleet counts: one small read, not every node item.
+        const { nodes } = await fleetCounts(ctx);
         return {
           is_manager: true as const,
           // Stable per deployment: its table and region.
@@ -99,9 +100,9 @@ export function swarmNodeRoutes(): AnyRoute[] {
             .slice(0, 25),
           manager_addr: req.headers.host ?? null,
           // The control plane is the one manager (it answers is_manager); every node is a worker.
-          nodes_count: nodes.length + 1,
+          nodes_count: nodes + 1,
           managers_count: 1,
-          workers_count: nodes.length,
+          workers_count: nodes,
         };
       },
     }),
