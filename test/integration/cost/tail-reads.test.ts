@@ -1,0 +1,83 @@
+/**
+ * Issue 16: requests that answer a small thing read the same at 200 and at 800 nodes.
+ * GET /api/swarm/status counts the fleet from the sweep's aggregate; GET /api/nodes/jetpack pages
+ * the node index and stops at the first online Jetson. A fleet of Jetsons: two registered
+ * simulated nodes, the rest loaded as records behind them by name; every port is metered;
+ * counts, never timings.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { awsCharged, operationUnits, startFleet } from '../../../bench/cost/fleet.js';
+import { call } from '../../harness/scripted-agent.js';
+import { EVENTS_QUEUE } from '../../../functions/core/events.js';
+import { operationLabel } from '../../../functions/metering/metered-lambda.js';
+import type { MeterEntry } from '../../../functions/metering/meter.js';
+
+const SMALL = 200;
+const LARGE = 800;
+const PATHS = ['/api/swarm/status', '/api/nodes/jetpack'] as const;
+
+type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
+
+describe('small answers about the fleet read the same at 200 and 800 nodes', () => {
+  const measured = new Map<number, Map<string, Measured>>();
+  let firstJetson = '';
+
+  async function measureAt(total: number): Promise<void> {
+    const f = await startFleet({ nodes: total, live: 2, profile: 'idle', hardware: { kind: 'jetson' } });
+    try {
+      // The sweep writes the fleet aggregate the counts come from.
+      await f.rt.ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+      await f.settle();
+      const out = new Map<string, Measured>();
+      for (const path of PATHS) {
+        f.meter.reset();
+        const res = await call(f.rt.url, 'GET', path);
+        const label = operationLabel('GET', path);
+        const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
+        out.set(path, {
+          status: res.status,
+          body: res.body as Record<string, unknown>,
+          read: operationUnits(f.meter.total(mine)).read_units,
+          calls: f.meter
+            .list()
+            .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
+            .reduce((n, e) => n + e.calls, 0),
+        });
+      }
+      measured.set(total, out);
+      firstJetson = f.nodes.find((n) => n.name === 'node-00000')!.nodeId;
+    } finally {
+      await f.stop();
+    }
+  }
+
+  beforeAll(async () => {
+    await measureAt(SMALL);
+    await measureAt(LARGE);
+  }, 300_000);
+
+  it.each(PATHS)('GET %s reads no more at 800 nodes than at 200', (path) => {
+    const small = measured.get(SMALL)!.get(path)!;
+    const large = measured.get(LARGE)!.get(path)!;
+    expect(small.status).toBe(200);
+    expect(large.status).toBe(200);
+    expect(small.calls).toBeGreaterThan(0);
+    expect(large.read).toBe(small.read);
+    expect(large.calls).toBe(small.calls);
+  });
+
+  it('answers with the fleet counted and an online Jetson', () => {
+    const large = measured.get(LARGE)!;
+    expect(large.get('/api/swarm/status')!.body).toMatchObject({
+      is_manager: true,
+      nodes_count: LARGE + 1,
+      managers_count: 1,
+      workers_count: LARGE,
+    });
+    // The registered Jetsons sort first by name; the first of them is online.
+    expect(large.get('/api/nodes/jetpack')!.body).toMatchObject({
+      node_id: firstJetson,
+      jetpack_version: expect.any(String),
+    });
+  });
+});
