@@ -266,10 +266,14 @@ export async function loadCandidates(
         }),
       )
     : [input.slots ?? []];
-  const busy = [...new Set(running.flat().filter((s) => input.demand.has(s.model)).map((s) => s.nodeId))].slice(
-    0,
-    CANDIDATE_PAGE,
-  );
+  const busy = [
+    ...new Set(
+      running
+        .flat()
+        .filter((s) => input.demand.has(s.model))
+        .map((s) => s.nodeId),
+    ),
+  ].slice(0, CANDIDATE_PAGE);
   await readNodes([...byModel.flat(), ...busy, ...(input.include ?? [])]);
 
   // Tasks no free node with their model resident can take: they need a node that switches.

@@ -142,9 +142,8 @@ export async function sweepModelBursts(ctx: AppContext): Promise<void> {
   );
   if (!orphans.length) return;
   // Only the rented nodes' own slots: what the rest of the fleet runs does not matter here.
-  const busyNodes = new Set(
-    (await slotsOfNodes(ctx, orphans.flatMap((i) => (i.nodeId ? [i.nodeId] : [])))).map((s) => s.nodeId),
-  );
+  const rentedNodes = orphans.flatMap((i) => (i.nodeId ? [i.nodeId] : []));
+  const busyNodes = new Set((await slotsOfNodes(ctx, rentedNodes)).map((s) => s.nodeId));
   await keepOrGiveBack(ctx, orphans, () => 0, busyNodes);
 }
 
