@@ -93,7 +93,9 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const now = ctx.now();
 
   const full = options.fullRepair ?? options.sample ?? false;
-  const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
+  // The scheduled run checks every held slot; a quick run reads only its candidates' own slots
+  // (loadCandidates), so what it reads does not grow with the tasks the fleet runs.
+  const [fleetSlots, catalogue] = await Promise.all([full ? heldSlots(ctx) : undefined, listModels(ctx)]);
   // Models with `cloud`: their rented nodes (read only when the catalogue has such a model).
   const bursts = await loadModelBursts(ctx, catalogue);
   // Queue timeouts from the deadlines past due (queue-deadlines.ts), not from the whole queue.
@@ -108,7 +110,11 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const candidatesFor = async (tasks: TaskItem[], include?: string[]) => {
     const demand = new Map<string, number>();
     for (const t of tasks) demand.set(t.model, (demand.get(t.model) ?? 0) + 1);
-    const c = await loadCandidates(ctx, { demand, slots, ...(include ? { include } : {}) });
+    const c = await loadCandidates(ctx, {
+      demand,
+      ...(fleetSlots ? { slots: fleetSlots } : {}),
+      ...(include ? { include } : {}),
+    });
     report.candidates = {
       lookups: (report.candidates?.lookups ?? 0) + c.read.lookups,
       nodes: (report.candidates?.nodes ?? 0) + c.read.nodes,
@@ -121,13 +127,16 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   // not its size); the sweep repairs the indexes and aggregates the fleet for the sample.
   const include = [
     ...new Set([
-      ...(full ? slots.map((s) => s.nodeId) : []),
+      ...(fleetSlots ?? []).map((s) => s.nodeId),
       ...(options.include ?? []),
       ...(bursts?.nodes.keys() ?? []),
     ]),
   ];
   workers = await candidatesFor(queue, include.length ? include : undefined);
+  const slots = fleetSlots ?? workers.flatMap((w) => w.running);
   const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
+  // Nodes whose slots the repair saw: their running tasks are what it left live.
+  const repaired = new Set([...workers.map((w) => w.id), ...slots.map((s) => s.nodeId)]);
   if (repair.requeued.length) {
     // Tasks back in the queue need candidates of their own (their node just left).
     reader = queueReader(ctx, QUEUE_PAGE);
@@ -147,7 +156,8 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     if (list) list.push(s);
     else bySlotNode.set(s.nodeId, [s]);
   }
-  const withRunning = (ws: Worker[]) => ws.map((w) => ({ ...w, running: bySlotNode.get(w.id) ?? [] }));
+  const withRunning = (ws: Worker[]) =>
+    ws.map((w) => (repaired.has(w.id) ? { ...w, running: bySlotNode.get(w.id) ?? [] } : w));
   workers = withRunning(workers);
   const modelById = new Map(catalogue.map((m) => [m.id, m] as const));
   // What a cloud model waits with (modelBursts reads only theirs): its tasks left queued, or its

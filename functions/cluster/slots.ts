@@ -7,7 +7,8 @@ import { markFree } from '../nodes/node-records.js';
  * Node concurrency guard: a node with max concurrency N has slots 0..N-1; a task holds one while
  * it is assigned or running. A slot is claimed with a conditional put (the item must not exist),
  * so however many placement runners race, a node never holds more tasks than slots. Held slots
- * carry gsi1 keys: one query lists every task running in the fleet.
+ * carry gsi1 keys (one query lists every task running in the fleet: the scheduled run's) and gsi2
+ * keys by model; a placement reads the slots of the nodes it considers from their own partitions.
  */
 export interface SlotItem extends StoreItem {
   nodeId: string;
@@ -21,6 +22,21 @@ export interface SlotItem extends StoreItem {
 
 export async function heldSlots(ctx: AppContext): Promise<SlotItem[]> {
   return queryAll<SlotItem>(ctx.store, taskQueueKeys.heldSlotsPk, { index: 'gsi1' });
+}
+
+/** The slots one node holds: a query of its own partition, whatever the fleet runs. */
+export async function nodeSlots(ctx: AppContext, nodeId: string): Promise<SlotItem[]> {
+  return queryAll<SlotItem>(ctx.store, taskQueueKeys.nodeSlot(nodeId, 0).pk);
+}
+
+/** The slots of these nodes, one query each. */
+export async function slotsOfNodes(ctx: AppContext, nodeIds: Iterable<string>): Promise<SlotItem[]> {
+  return (await Promise.all([...new Set(nodeIds)].map((id) => nodeSlots(ctx, id)))).flat();
+}
+
+/** At most `limit` held slots running `model` (gsi2): busy nodes serving it, not the fleet's slots. */
+export async function slotsRunning(ctx: AppContext, model: string, limit: number): Promise<SlotItem[]> {
+  return (await ctx.store.query<SlotItem>(taskQueueKeys.slotModelPk(model), { index: 'gsi2', limit })).items;
 }
 
 /** Claims the first free slot of `candidates`; undefined when all are taken. */
@@ -37,6 +53,7 @@ export async function claimSlot(
       await putIfAbsent(ctx.store, {
         ...taskQueueKeys.nodeSlot(nodeId, slot),
         ...taskQueueKeys.heldSlotIndex(nodeId, slot),
+        ...taskQueueKeys.slotModelIndex(model, nodeId, slot),
         nodeId,
         slot,
         taskId,

@@ -4,7 +4,7 @@ import type { SchedNode } from '../task-planner/index.js';
 import { getNode, isCordoned, isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { NODE_SHARDS, clearFree, maxConcurrencyOf, type FreeRecord } from '../nodes/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
-import { heldSlots, type SlotItem } from './slots.js';
+import { heldSlots, nodeSlots, slotsRunning, type SlotItem } from './slots.js';
 
 /**
  * Workers are fleet nodes (the fleet's node records), seen through what the scheduler needs:
@@ -203,16 +203,21 @@ export interface Candidates {
  */
 export async function loadCandidates(
   ctx: AppContext,
-  input: { demand: Map<string, number>; slots: SlotItem[]; include?: string[] },
+  input: { demand: Map<string, number>; slots?: SlotItem[]; include?: string[] },
 ): Promise<Candidates> {
   const read = { lookups: 0, nodes: 0 };
   const now = ctx.now();
   const bySlotNode = new Map<string, SlotItem[]>();
-  for (const s of input.slots) {
-    const list = bySlotNode.get(s.nodeId);
-    if (list) list.push(s);
-    else bySlotNode.set(s.nodeId, [s]);
-  }
+  const addSlots = (slots: SlotItem[]) => {
+    for (const s of slots) {
+      const list = bySlotNode.get(s.nodeId);
+      if (list) list.push(s);
+      else bySlotNode.set(s.nodeId, [s]);
+    }
+  };
+  // Without the fleet's held slots (a quick run), each candidate's slots come from its own partition.
+  const own = input.slots === undefined;
+  addSlots(input.slots ?? []);
   const fromIndex = new Set<string>();
   const workers = new Map<string, Worker>();
   const readNodes = async (ids: Iterable<string>) => {
@@ -220,7 +225,12 @@ export async function loadCandidates(
     read.nodes += fresh.length;
     const loaded = await Promise.all(
       fresh.map(async (id) => {
-        const [node, record] = await Promise.all([getNode(ctx, id), getNodeModels(ctx, id)]);
+        const [node, record, slots] = await Promise.all([
+          getNode(ctx, id),
+          getNodeModels(ctx, id),
+          own ? nodeSlots(ctx, id) : undefined,
+        ]);
+        if (slots) addSlots(slots);
         return [id, node, record] as const;
       }),
     );
@@ -248,9 +258,22 @@ export async function loadCandidates(
     models.map((m) => page(fleetKeys.nodeFreeModelPk(m), CANDIDATE_PAGE, 'gsi1')),
   );
   // Busy nodes running a queued model: the plan waits for them rather than switch another node.
-  const busy = [...bySlotNode.keys()]
-    .filter((id) => bySlotNode.get(id)!.some((s) => input.demand.has(s.model)))
-    .slice(0, CANDIDATE_PAGE);
+  const running = own
+    ? await Promise.all(
+        models.map((m) => {
+          read.lookups++;
+          return slotsRunning(ctx, m, CANDIDATE_PAGE);
+        }),
+      )
+    : [input.slots ?? []];
+  const busy = [
+    ...new Set(
+      running
+        .flat()
+        .filter((s) => input.demand.has(s.model))
+        .map((s) => s.nodeId),
+    ),
+  ].slice(0, CANDIDATE_PAGE);
   await readNodes([...byModel.flat(), ...busy, ...(input.include ?? [])]);
 
   // Tasks no free node with their model resident can take: they need a node that switches.

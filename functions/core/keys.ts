@@ -151,6 +151,12 @@ export const taskQueueKeys = {
     gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}`,
   }),
   heldSlotsPk: 'TASKSLOTS',
+  /** gsi2 (held slots only): the slots running a model, so a placement finds the busy nodes serving it. */
+  slotModelIndex: (model: string, nodeId: string, slot: number) => ({
+    gsi2pk: `TASKSLOTMODEL#${model}`,
+    gsi2sk: `${nodeId}#${String(slot).padStart(3, '0')}`,
+  }),
+  slotModelPk: (model: string) => `TASKSLOTMODEL#${model}`,
   /** Models the control plane has put on a node (its own view, ahead of the heartbeat); gsi1: all of them. */
   nodeModels: (nodeId: string) => ({
     pk: `NODEMODELS#${nodeId}`,

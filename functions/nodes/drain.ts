@@ -4,7 +4,7 @@ import { emit } from '../core/events.js';
 import { keys, maintenanceKeys, taskQueueKeys } from '../core/keys.js';
 import { queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import { getTask, requeue } from '../cluster/tasks.js';
-import { heldSlots, releaseSlot } from '../cluster/slots.js';
+import { nodeSlots, releaseSlot } from '../cluster/slots.js';
 import { LIVE } from '../orchestrator/plan.js';
 import { nodeInstances, releaseSlotsOf, transitionInstance } from '../orchestrator/model.js';
 import { reconcileImages } from '../orchestrator/reconciler.js';
@@ -113,7 +113,7 @@ async function moveTasks(
 ): Promise<{ moved: Moved[]; notMoved: NotMoved[] }> {
   const moved: Moved[] = [];
   const notMoved: NotMoved[] = [];
-  for (const s of (await heldSlots(ctx)).filter((x) => x.nodeId === node.nodeId)) {
+  for (const s of await nodeSlots(ctx, node.nodeId)) {
     const task = await getTask(ctx, s.taskId);
     if (!task || task.nodeId !== node.nodeId || (task.status !== 'assigned' && task.status !== 'running')) {
       continue; // finished or claimed meanwhile: the placement runner frees the slot

@@ -4,7 +4,7 @@ import { novitaKeys } from '../core/keys.js';
 import { isCordoned } from '../nodes/nodes.js';
 import { conditional, updateIf, type StoreItem } from '../ports/store.js';
 import { listModels, type ModelSpec } from '../cluster/catalogue.js';
-import { heldSlots } from '../cluster/slots.js';
+import { slotsOfNodes } from '../cluster/slots.js';
 import { toSchedNode, type Worker } from '../cluster/workers.js';
 import {
   isTimedOut,
@@ -141,7 +141,9 @@ export async function sweepModelBursts(ctx: AppContext): Promise<void> {
     (i) => i.burstModel && !cloud.has(i.burstModel),
   );
   if (!orphans.length) return;
-  const busyNodes = new Set((await heldSlots(ctx)).map((s) => s.nodeId));
+  // Only the rented nodes' own slots: what the rest of the fleet runs does not matter here.
+  const rentedNodes = orphans.flatMap((i) => (i.nodeId ? [i.nodeId] : []));
+  const busyNodes = new Set((await slotsOfNodes(ctx, rentedNodes)).map((s) => s.nodeId));
   await keepOrGiveBack(ctx, orphans, () => 0, busyNodes);
 }
 

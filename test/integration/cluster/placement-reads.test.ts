@@ -10,6 +10,7 @@ import { queuedTasks, queueOrder, submitTask, type NewTask } from '../../../func
 import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
 import { novitaKeys, taskQueueKeys } from '../../../functions/core/keys.js';
+import type { SlotItem } from '../../../functions/cluster/slots.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { meterContext } from '../../../functions/metering/metered-ports.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
@@ -78,6 +79,8 @@ describe('a placement run with a deep queue', () => {
     rented?: boolean;
     /** Tasks past their queue deadline, besides the queue (the others' deadlines are a day away). */
     due?: number;
+    /** Held slots of other nodes (the tasks the rest of the fleet runs), loaded straight into the store. */
+    held?: { count: number; model: string };
   }
 
   /**
@@ -142,6 +145,7 @@ describe('a placement run with a deep queue', () => {
       await rented.heartbeat();
       await putRentedInstance(ctx, rented.nodeId!);
     }
+    if (opts.held) await loadHeldSlots(ctx, opts.held.count, opts.held.model);
     const dueIds = new Set(due);
     const expected = queueOrder(await queuedTasks(ctx), ctx.now())
       .filter((t) => !t.requirements && !dueIds.has(t.taskId) && t.model !== Z)
@@ -152,6 +156,27 @@ describe('a placement run with a deep queue', () => {
     // does depends on which seconds the loaded tasks share, not on the depth.
     const deletes = meter.total((e) => e.label === 'run' && e.kind === 'dynamo.delete').dynamoCalls;
     return { report, expected, due, units: meter.total((e) => e.label === 'run'), deletes };
+  }
+
+  /** `count` held slots, one per node of a fleet that is not in the store: as claimSlot writes them. */
+  async function loadHeldSlots(ctx: AppContext, count: number, model: string) {
+    for (let i = 0; i < count; i += 100)
+      await Promise.all(
+        Array.from({ length: Math.min(100, count - i) }, (_, j) => {
+          const nodeId = `busy-${String(i + j).padStart(5, '0')}`;
+          return ctx.store.put<SlotItem>({
+            ...taskQueueKeys.nodeSlot(nodeId, 0),
+            ...taskQueueKeys.heldSlotIndex(nodeId, 0),
+            ...taskQueueKeys.slotModelIndex(model, nodeId, 0),
+            nodeId,
+            slot: 0,
+            taskId: `task-${nodeId}`,
+            model,
+            claimedAtMs: ctx.now(),
+            deadlineMs: ctx.now() + 3_600_000,
+          });
+        }),
+      );
   }
 
   async function stop() {
@@ -226,6 +251,29 @@ describe('a placement run with a deep queue', () => {
     // The rented node's model waits with its queued count from the counters, not the queue.
     expect(deep.units.readUnits).toBe(shallow.units.readUnits);
     expect(deep.units.dynamoCalls).toBe(shallow.units.dynamoCalls);
-    expect(deep.units.readUnits).toBeLessThanOrEqual(20);
+    // The two nodes' own slot partitions and a lookup of the slots running each queued model.
+    expect(deep.units.readUnits).toBeLessThanOrEqual(22);
   }, 240_000);
+
+  it('an event-driven run reads the same with 10 and 1,000 slots held across the fleet', async () => {
+    // Issue 16: a quick run reads its candidates' own slots, not the fleet's held-slot index.
+    const few = await deepQueue(50, { held: { count: 10, model: 'busy-model' } });
+    await stop();
+    const many = await deepQueue(50, { held: { count: 1_000, model: 'busy-model' } });
+    expect(few.report.placed).toHaveLength(2);
+    expect(many.report.placed).toHaveLength(2);
+    expect(many.units.readUnits).toBe(few.units.readUnits);
+    expect(many.units.dynamoCalls).toBe(few.units.dynamoCalls);
+    expect(many.units.readUnits).toBeLessThan(20);
+  }, 180_000);
+
+  it('the busy nodes serving a queued model a run reads are a page, however many run it', async () => {
+    // 20 or 1,000 slots running X: the run reads a page of them (its busy candidates), no more.
+    const few = await deepQueue(50, { held: { count: 20, model: X } });
+    await stop();
+    const many = await deepQueue(50, { held: { count: 1_000, model: X } });
+    expect(many.report.placed).toHaveLength(2);
+    expect(many.units.readUnits).toBe(few.units.readUnits);
+    expect(many.units.dynamoCalls).toBe(few.units.dynamoCalls);
+  }, 180_000);
 });

@@ -65,14 +65,15 @@ describe('units per operation (the cost model)', () => {
     // which lets queue lengths and depths read 8 small records instead of the queue; one its
     // second's queue record (placement takes it off again).
     expect(m.task_submit).toEqual({ read_units: 3.5, write_units: 6, index_write_units: 2 });
-    // A placement reads the queue, the held slots, the catalogue and its candidates from the
+    // A placement reads the queue, the catalogue and its candidates (their own slots) from the
     // free-capacity index (13 read units when it read every node). Which runs find the resident
     // node's slot free again moves a lookup (0.5) between runs; the free-capacity index adds the
     // writes of a node leaving it when full and coming back on release. Taking the task off its
     // second's queue record is one write, and one more when that empties it (each task here has a
-    // second of its own): 10.25 write units before those records.
+    // second of its own): 10.25 write units before those records. The slot's gsi2 copy by model
+    // (busy candidates without the fleet's held slots) is one more: 12.25 before it.
     expect(m.task_placement.read_units).toBeLessThanOrEqual(8);
-    expect(m.task_placement.write_units).toBeLessThanOrEqual(12.5);
+    expect(m.task_placement.write_units).toBeLessThanOrEqual(13.5);
     expect(m.task_placement.index_write_units).toBeLessThanOrEqual(6);
     // A container start reads its image's nodes and the eligible-node index (8 shard lookups at
     // this size, by the preflight and again by the reconcile) with each candidate's copies.
