@@ -71,6 +71,15 @@ export async function api<T = unknown>(
   body?: unknown,
   key = storedKey(),
 ): Promise<T> {
+  return (await send<T>(method, path, body, key)).data;
+}
+
+async function send<T>(
+  method: string,
+  path: string,
+  body: unknown,
+  key: string,
+): Promise<{ data: T; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (key) headers.authorization = `Bearer ${key}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -92,7 +101,39 @@ export async function api<T = unknown>(
     data = text;
   }
   if (!res.ok) throw new ApiError(res.status, errorMessage(data, res.status));
-  return data as T;
+  return { data: data as T, headers: res.headers };
+}
+
+/**
+ * Items per page of the fleet listings: 1,000 (the API's most), or the page's `?page_size=`
+ * (1-1000), so a small fleet can be walked page by page.
+ */
+export function pageSize(): number {
+  const asked = Number(new URLSearchParams(location.search).get('page_size'));
+  return Number.isInteger(asked) && asked >= 1 && asked <= 1000 ? asked : 1000;
+}
+
+/**
+ * One page of a paged listing: `field` of the body (`nodes`, `workers`), or the body itself (an
+ * array) when null; the next cursor is the body's `next_cursor` or the `X-Next-Cursor` header.
+ */
+export async function apiPage<T>(
+  path: string,
+  field: string | null,
+  cursor: string | null,
+): Promise<{ items: T[]; next: string | null }> {
+  const q = new URLSearchParams({ limit: String(pageSize()) });
+  if (cursor) q.set('cursor', cursor);
+  const { data, headers } = await send<Record<string, unknown> | T[]>(
+    'GET',
+    `${path}${path.includes('?') ? '&' : '?'}${q}`,
+    undefined,
+    storedKey(),
+  );
+  const body = data as Record<string, unknown>;
+  const items = (field === null ? data : body[field]) as T[];
+  const next = field === null ? headers.get('x-next-cursor') : (body.next_cursor as string | null);
+  return { items, next: next || null };
 }
 
 export interface Who {

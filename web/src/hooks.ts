@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, isPending, streamUrl } from './api.js';
+import { api, ApiError, apiPage, isPending, streamUrl } from './api.js';
 
 export interface Loaded<T> {
   data: T | undefined;
@@ -30,6 +30,57 @@ export function useApi<T>(path: string | null, everyMs?: number): Loaded<T> {
     };
   }, [path, tick, everyMs]);
   return { data, error, loading, reload };
+}
+
+export interface Paged<T> {
+  /** Every item of the pages read so far; undefined until the first page comes. */
+  items: T[] | undefined;
+  /** Whether the listing has pages not read yet. */
+  more: boolean;
+  error: string | undefined;
+  loading: boolean;
+  loadMore: () => void;
+  reload: () => void;
+}
+
+/**
+ * A paged fleet listing (GET /api/nodes/, /workers, /api/swarm/nodes; see apiPage): its first
+ * page, one more on loadMore(), or every page when `all` (pickers and lookups need the whole
+ * fleet). Every `everyMs` the pages shown are read again from the first.
+ */
+export function usePaged<T>(path: string, field: string | null, everyMs: number, all = false): Paged<T> {
+  const [items, setItems] = useState<T[]>();
+  const [more, setMore] = useState(false);
+  const [error, setError] = useState<string>();
+  const [loading, setLoading] = useState(true);
+  const [pages, setPages] = useState(1);
+  const [tick, setTick] = useState(0);
+  const loadMore = useCallback(() => setPages((p) => p + 1), []);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    const read = async () => {
+      const got: T[] = [];
+      let cursor: string | null = null;
+      for (let n = 0; all || n < pages; n++) {
+        const page: { items: T[]; next: string | null } = await apiPage<T>(path, field, cursor);
+        got.push(...page.items);
+        cursor = page.next;
+        if (!cursor || !live) break;
+      }
+      if (live) (setItems(got), setMore(cursor !== null), setError(undefined));
+    };
+    read()
+      .catch((e: unknown) => live && setError(e instanceof Error ? e.message : String(e)))
+      .finally(() => live && setLoading(false));
+    const timer = setTimeout(() => setTick((t) => t + 1), everyMs);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [path, field, everyMs, all, pages, tick]);
+  return { items, more, error, loading, loadMore, reload };
 }
 
 /** The latest frame of a WebSocket stream (`metrics`, `doctor`), reconnecting after a drop. */

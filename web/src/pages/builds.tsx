@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, isPending } from '../api.js';
-import { useApi, type Command } from '../hooks.js';
+import { useApi, usePaged, type Command } from '../hooks.js';
 import { Can, Empty, ErrorNote, Records, Section, Status } from '../ui.js';
 import type { NodeRow } from './fleet.js';
 
@@ -129,7 +129,7 @@ export function BuildsPage() {
     '/api/build/registry/images',
     60_000,
   );
-  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 60_000);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 60_000, true);
   const [builds, setBuilds] = useState<Build[]>([]);
   const add = (b: Build, body: Record<string, unknown>) => {
     setBuilds((list) => [b, ...list]);
@@ -141,7 +141,7 @@ export function BuildsPage() {
   return (
     <>
       <Can need="operator">
-        <StartBuild nodes={nodes.data?.nodes ?? []} add={add} />
+        <StartBuild nodes={nodes.items ?? []} add={add} />
       </Can>
       <Section title="Builds of this session">
         {builds.length ? (

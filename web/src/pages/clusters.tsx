@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { useAction, useApi } from '../hooks.js';
+import { useAction, useApi, usePaged } from '../hooks.js';
 import { Can, Empty, ErrorNote, fmt, Note, Section, Status } from '../ui.js';
 import type { NodeRow } from './fleet.js';
 
@@ -213,9 +213,9 @@ function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed
 
 export function ClustersPage({ clusterId }: { clusterId?: string | undefined }) {
   const clusters = useApi<Cluster[]>('/api/clusters/', 15_000);
-  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
   const list = clusters.data ?? [];
-  const all = nodes.data?.nodes ?? [];
+  const all = nodes.items ?? [];
   return (
     <>
       <Can need="operator">

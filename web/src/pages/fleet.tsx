@@ -1,7 +1,7 @@
 import type { NodePolicy } from '../policy.js';
 import { useMemo, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { useAction, useApi, useStream } from '../hooks.js';
+import { useAction, useApi, usePaged, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, fmt, Meter, Note, Section, Status } from '../ui.js';
 
 export interface NodeRow {
@@ -57,20 +57,21 @@ const FIX: Record<string, { fix: string; label: string } | undefined> = {
 };
 
 export function FleetPage() {
-  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
-  const labels = useApi<SwarmNode[]>('/api/swarm/nodes', 60_000);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000);
+  // Every page: the label filter and tags need the labels of whichever nodes are loaded.
+  const labels = usePaged<SwarmNode>('/api/swarm/nodes', null, 60_000, true);
   const problems = useApi<{ problems: Problem[] }>('/api/maintenance/problems', 20_000);
   const { frame, connected } = useStream<MetricsFrame>('metrics');
   const [cluster, setCluster] = useState('');
   const [label, setLabel] = useState('');
   const fix = useAction();
 
-  const labelsOf = useMemo(() => new Map((labels.data ?? []).map((n) => [n.id, n.labels])), [labels.data]);
+  const labelsOf = useMemo(() => new Map((labels.items ?? []).map((n) => [n.id, n.labels])), [labels.items]);
   const clusters = [
-    ...new Set((nodes.data?.nodes ?? []).map((n) => n.cluster).filter((c): c is string => !!c)),
+    ...new Set((nodes.items ?? []).map((n) => n.cluster).filter((c): c is string => !!c)),
   ];
   const [lk, lv] = label.split('=').map((s) => s.trim());
-  const rows = (nodes.data?.nodes ?? [])
+  const rows = (nodes.items ?? [])
     .filter((n) => !cluster || n.cluster === cluster)
     .filter((n) => {
       if (!lk) return true;
@@ -177,6 +178,16 @@ export function FleetPage() {
         ) : (
           <Empty text={nodes.loading ? 'Loading nodes…' : 'No node matches. Start an agent to add one.'} />
         )}
+        <p class="filters" aria-live="polite">
+          <span class="muted small" data-testid="nodes-loaded">
+            {nodes.items?.length ?? 0} nodes loaded{nodes.more ? ', more in the fleet' : ', the whole fleet'}
+          </span>
+          {nodes.more ? (
+            <button type="button" disabled={nodes.loading} onClick={nodes.loadMore}>
+              Load more nodes
+            </button>
+          ) : null}
+        </p>
       </Section>
       <Section title="Problems">
         <ErrorNote error={problems.error ?? fix.error} />

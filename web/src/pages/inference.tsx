@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { useAction, useApi, useStream } from '../hooks.js';
+import { useAction, useApi, usePaged, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, Note, Records, Section, Status } from '../ui.js';
 import { ModelServers, type Assignment, type CatalogModel, type Worker } from './model-servers.js';
 
@@ -112,7 +112,7 @@ export function InferencePage() {
   const queue = useApi<QueueView>('/api/vision/queue', 15_000);
   const tasks = useApi<{ tasks: TaskRow[]; total: number }>('/tasks?limit=100', 15_000);
   const models = useApi<{ assignments: Assignment[] }>('/models/assignments', 15_000);
-  const workers = useApi<{ workers: Worker[] }>('/workers', 15_000);
+  const workers = usePaged<Worker>('/workers', 'workers', 15_000, true);
   const catalog = useApi<{ models: CatalogModel[] }>('/models/catalog', 120_000);
   const gallery = useApi<Row>('/api/vision/gallery', 60_000);
   const images = (Object.values(gallery.data ?? {}).find(Array.isArray) ?? []) as Row[];
@@ -193,7 +193,7 @@ export function InferencePage() {
       <Section title="Model servers per node">
         <ErrorNote error={models.error ?? workers.error ?? catalog.error} />
         <ModelServers
-          workers={workers.data?.workers}
+          workers={workers.items}
           assignments={models.data?.assignments ?? []}
           catalog={catalog.data?.models ?? []}
           reload={reload}

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Chart, type Series } from '../chart.js';
-import { useAction, useApi, useStream } from '../hooks.js';
+import { useAction, useApi, usePaged, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, Facts, fmt, Records, Section, Status } from '../ui.js';
 import { PolicySection } from '../policy.js';
 import type { NodeRow } from './fleet.js';
@@ -194,8 +194,8 @@ function Labels({
 }
 
 export function NodePage({ nodeId }: { nodeId: string }) {
-  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
-  const swarm = useApi<{ id: string; labels: Record<string, string> }[]>('/api/swarm/nodes', 60_000);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
+  const swarm = usePaged<{ id: string; labels: Record<string, string> }>('/api/swarm/nodes', null, 60_000, true);
   const containers = useApi<{ containers: { node_id: string; backoff?: Backoff }[] }>('/containers', 15_000);
   const worker = useApi<Worker>(`/workers/${encodeURIComponent(nodeId)}`, 30_000);
   const models = useApi<{ assignments: { worker_id?: string; node_id?: string }[] }>(
@@ -215,10 +215,10 @@ export function NodePage({ nodeId }: { nodeId: string }) {
     return () => void (live = false);
   }, [nodeId]);
 
-  const node = nodes.data?.nodes.find((n) => n.id === nodeId || n.name === nodeId);
+  const node = nodes.items?.find((n) => n.id === nodeId || n.name === nodeId);
   if (!node)
     return nodes.loading ? <p>Loading…</p> : <ErrorNote error={nodes.error ?? `Node ${nodeId} not found`} />;
-  const labels = swarm.data?.find((n) => n.id === node.id)?.labels ?? {};
+  const labels = swarm.items?.find((n) => n.id === node.id)?.labels ?? {};
   return (
     <>
       <h1>

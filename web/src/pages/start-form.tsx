@@ -1,7 +1,7 @@
 /** The start form: its fields, their checks (and the node policies a mount must pass), and the start itself. */
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { useAction, useApi } from '../hooks.js';
+import { useAction, usePaged } from '../hooks.js';
 import { mountRefusal } from '../policy.js';
 import { ErrorNote, Note, Section } from '../ui.js';
 import type { NodeRow } from './fleet.js';
@@ -163,7 +163,7 @@ const FIELDS: { name: keyof StartForm; label: string; hint: string }[] = [
 ];
 
 export function StartContainer({ done }: { done: () => void }) {
-  const nodes = useApi<{ nodes: NodeRow[] }>('/api/nodes/', 30_000);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
   const [f, setF] = useState<StartForm>({
     image: '',
     count: '1',
@@ -177,11 +177,11 @@ export function StartContainer({ done }: { done: () => void }) {
   });
   const [tried, setTried] = useState(false);
   const act = useAction();
-  const errors = validateStart(f, nodes.data?.nodes);
+  const errors = validateStart(f, nodes.items);
   const mounts = parseMounts(f.mounts) ?? [];
   // Policy verdicts show at once, not only after a first try: nothing any node would refuse is sent.
   const show = tried ? errors : errors.mounts && mounts.length ? { mounts: errors.mounts } : {};
-  const verdict = mounts.length && nodes.data ? mountVerdict(mounts, nodes.data.nodes) : undefined;
+  const verdict = mounts.length && nodes.items ? mountVerdict(mounts, nodes.items) : undefined;
   const hints: Partial<Record<keyof StartForm, string>> =
     verdict && verdict.allowing.length && verdict.refusing.length
       ? {
