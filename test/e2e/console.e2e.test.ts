@@ -681,5 +681,65 @@ describeWith(
       expect(checked.length).toBeGreaterThanOrEqual(12);
       await page.context().close();
     }, 120_000);
+
+    it('follows the fleet listing page by page: every node shown after Load more, every node in the pickers', async () => {
+      // Four more nodes (registered, no agent): five in all, three pages of two with ?page_size=2.
+      // Last in the suite, so the other cases see only the real agent's node.
+      const extra = ['a', 'b', 'c', 'd'].map((s) => `${nodeName}-page-${s}`);
+      for (const name of extra) {
+        const res = await call('POST', '/agent/register', {
+          nodeName: name,
+          hostname: `${name}.local`,
+          addresses: ['10.0.0.9'],
+          arch: 'amd64',
+          os: 'linux',
+          cpuCount: 2,
+          memoryMb: 2048,
+          diskGb: 10,
+          agentVersion: 'test',
+        });
+        expect(res.status).toBe(200);
+      }
+      const everyNode = [nodeName, ...extra].sort();
+      const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const listings: URL[] = [];
+      page.on('request', (r) => {
+        const url = new URL(r.url());
+        if (url.pathname === '/api/nodes/') listings.push(url);
+      });
+      await page.goto(`${server.url}/?page_size=2`);
+      await page.getByLabel('API key').fill(ADMIN_KEY);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+
+      const rows = page.locator('table[data-testid="nodes"] tbody tr');
+      const loaded = page.getByTestId('nodes-loaded');
+      const more = page.getByRole('button', { name: 'Load more nodes' });
+      await expect.poll(() => loaded.textContent(), { timeout: 15_000 }).toBe('2 nodes loaded, more in the fleet');
+      expect(await rows.count()).toBe(2);
+      await record(page, 'fleet-pages');
+      await more.click();
+      await expect.poll(() => loaded.textContent(), { timeout: 15_000 }).toBe('4 nodes loaded, more in the fleet');
+      await more.click();
+      await expect.poll(() => loaded.textContent(), { timeout: 15_000 }).toBe('5 nodes loaded, the whole fleet');
+      expect(await more.count()).toBe(0);
+      expect((await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')))).sort()).toEqual(
+        everyNode,
+      );
+      // Each read asked for two, and the later pages carried the cursor the previous one answered.
+      expect(listings.every((u) => u.searchParams.get('limit') === '2')).toBe(true);
+      expect(listings.some((u) => u.searchParams.has('cursor'))).toBe(true);
+
+      // A picker follows every page by itself.
+      await page.getByRole('link', { name: 'Clusters', exact: true }).click();
+      const form = page.getByRole('form', { name: 'Create a cluster' });
+      const picker = form.getByRole('group', { name: 'Nodes' });
+      await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(5);
+      for (const name of everyNode) expect(await picker.getByRole('checkbox', { name, exact: true }).count()).toBe(1);
+      expect(errors).toEqual([]);
+      await context.close();
+    }, 120_000);
   },
 );
