@@ -179,9 +179,11 @@ export function FleetPage() {
           <Empty text={nodes.loading ? 'Loading nodes…' : 'No node matches. Start an agent to add one.'} />
         )}
         <p class="filters" aria-live="polite">
-          <span class="muted small" data-testid="nodes-loaded">
-            {nodes.items?.length ?? 0} nodes loaded{nodes.more ? ', more in the fleet' : ', the whole fleet'}
-          </span>
+          {nodes.items ? (
+            <span class="muted small" data-testid="nodes-loaded">
+              {nodes.items.length} nodes loaded{nodes.more ? ', more in the fleet' : ', the whole fleet'}
+            </span>
+          ) : null}
           {nodes.more ? (
             <button type="button" disabled={nodes.loading} onClick={nodes.loadMore}>
               Load more nodes
