@@ -717,13 +717,19 @@ describeWith(
       const rows = page.locator('table[data-testid="nodes"] tbody tr');
       const loaded = page.getByTestId('nodes-loaded');
       const more = page.getByRole('button', { name: 'Load more nodes' });
-      await expect.poll(() => loaded.textContent(), { timeout: 15_000 }).toBe('2 nodes loaded, more in the fleet');
+      await expect
+        .poll(() => loaded.textContent(), { timeout: 15_000 })
+        .toBe('2 nodes loaded, more in the fleet');
       expect(await rows.count()).toBe(2);
       await record(page, 'fleet-pages');
       await more.click();
-      await expect.poll(() => loaded.textContent(), { timeout: 15_000 }).toBe('4 nodes loaded, more in the fleet');
+      await expect
+        .poll(() => loaded.textContent(), { timeout: 15_000 })
+        .toBe('4 nodes loaded, more in the fleet');
       await more.click();
-      await expect.poll(() => loaded.textContent(), { timeout: 15_000 }).toBe('5 nodes loaded, the whole fleet');
+      await expect
+        .poll(() => loaded.textContent(), { timeout: 15_000 })
+        .toBe('5 nodes loaded, the whole fleet');
       expect(await more.count()).toBe(0);
       expect((await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')))).sort()).toEqual(
         everyNode,
@@ -737,7 +743,8 @@ describeWith(
       const form = page.getByRole('form', { name: 'Create a cluster' });
       const picker = form.getByRole('group', { name: 'Nodes' });
       await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(5);
-      for (const name of everyNode) expect(await picker.getByRole('checkbox', { name, exact: true }).count()).toBe(1);
+      for (const name of everyNode)
+        expect(await picker.getByRole('checkbox', { name, exact: true }).count()).toBe(1);
       expect(errors).toEqual([]);
       await context.close();
     }, 120_000);

@@ -69,7 +69,10 @@ export function usePaged<T>(path: string, field: string | null, everyMs: number,
         cursor = page.next;
         if (!cursor || !live) break;
       }
-      if (live) (setItems(got), setMore(cursor !== null), setError(undefined));
+      if (!live) return;
+      setItems(got);
+      setMore(cursor !== null);
+      setError(undefined);
     };
     read()
       .catch((e: unknown) => live && setError(e instanceof Error ? e.message : String(e)))

@@ -67,9 +67,7 @@ export function FleetPage() {
   const fix = useAction();
 
   const labelsOf = useMemo(() => new Map((labels.items ?? []).map((n) => [n.id, n.labels])), [labels.items]);
-  const clusters = [
-    ...new Set((nodes.items ?? []).map((n) => n.cluster).filter((c): c is string => !!c)),
-  ];
+  const clusters = [...new Set((nodes.items ?? []).map((n) => n.cluster).filter((c): c is string => !!c))];
   const [lk, lv] = label.split('=').map((s) => s.trim());
   const rows = (nodes.items ?? [])
     .filter((n) => !cluster || n.cluster === cluster)

@@ -195,7 +195,12 @@ function Labels({
 
 export function NodePage({ nodeId }: { nodeId: string }) {
   const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
-  const swarm = usePaged<{ id: string; labels: Record<string, string> }>('/api/swarm/nodes', null, 60_000, true);
+  const swarm = usePaged<{ id: string; labels: Record<string, string> }>(
+    '/api/swarm/nodes',
+    null,
+    60_000,
+    true,
+  );
   const containers = useApi<{ containers: { node_id: string; backoff?: Backoff }[] }>('/containers', 15_000);
   const worker = useApi<Worker>(`/workers/${encodeURIComponent(nodeId)}`, 30_000);
   const models = useApi<{ assignments: { worker_id?: string; node_id?: string }[] }>(
