@@ -11,7 +11,8 @@ import {
   type StatsBucket,
 } from './task-stats.js';
 import { loadWorkers, type Worker } from './workers.js';
-import type { SlotItem } from './slots.js';
+import { slotsRunning } from './slots.js';
+import type { TaskCounts } from './task-counts.js';
 import { fleetAggregate, type FleetPart } from '../nodes/node-records.js';
 
 /**
@@ -97,16 +98,16 @@ const minuteKey = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 /** How old the sweep's parts may be for a sample (the sweep runs every minute). */
 const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
-/** The fleet sample from the sweep's per-shard aggregate, the held slots and the queue. */
+/** The fleet sample from the sweep's per-shard aggregate, the running tasks and the queue. */
 export function sampleFromAggregate(
   agg: FleetPart,
   catalogue: ModelSpec[],
   queued: ReadonlyMap<string, number>,
-  running: SlotItem[],
+  running: Running,
   now: number,
 ): Sample {
   const memOf = new Map(catalogue.map((m) => [m.id, m.gpuMemoryMb] as const));
-  const wanted = new Set([...queued.keys(), ...running.map((s) => s.model)]);
+  const wanted = new Set([...queued.keys(), ...running.models]);
   let resident = 0;
   let useful = 0;
   for (const [m, nodes] of Object.entries(agg.resident)) {
@@ -121,28 +122,49 @@ export function sampleFromAggregate(
     efficiency: resident > 0 ? percent(useful, resident) : null,
     onlineNodes: agg.onlineNodes,
     slots: agg.slots,
-    runningTasks: running.length,
+    runningTasks: running.count,
     queuedTasks: [...queued.values()].reduce((a, b) => a + b, 0),
   };
 }
 
+/** Tasks running (assigned or running: they hold a slot), and the models of those that matter. */
+export interface Running {
+  count: number;
+  /** Of the resident models, those some task runs. */
+  models: ReadonlySet<string>;
+}
+
 /**
- * One sample per minute; a second runner in the same minute writes nothing. From the sweep's
- * aggregate (one record per shard: nothing that grows with the fleet), else (no sweep yet) from
- * the fleet itself.
+ * The fleet now, read without the held slots: the sweep's aggregate (one record per shard; before
+ * the first sweep, the fleet itself), the running count from the task counters, and for each
+ * resident model no task queues one lookup of a slot running it (efficiency only weighs those).
  */
-export async function recordSample(
-  ctx: AppContext,
-  catalogue: ModelSpec[],
-  /** Queued tasks by model (task-counts.ts). */
-  queued: ReadonlyMap<string, number>,
-  running: SlotItem[],
-): Promise<void> {
+export async function currentSample(ctx: AppContext, catalogue: ModelSpec[], counts: TaskCounts): Promise<Sample> {
   const now = ctx.now();
+  const queued = counts.queuedByModel;
+  const count = counts.states.assigned + counts.states.running;
   const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
-  const sample = agg
-    ? sampleFromAggregate(agg, catalogue, queued, running, now)
-    : takeSample(await loadWorkers(ctx, running), catalogue, queued, now);
+  const workers = agg ? undefined : await loadWorkers(ctx, []);
+  const resident = agg
+    ? Object.keys(agg.resident)
+    : [...new Set(workers!.filter((w) => w.online).flatMap((w) => w.resident))];
+  const looked = await Promise.all(
+    resident
+      .filter((m) => !queued.has(m))
+      .map(async (m) => ((await slotsRunning(ctx, m, 1)).length ? [m] : [])),
+  );
+  const running: Running = { count, models: new Set(looked.flat()) };
+  if (agg) return sampleFromAggregate(agg, catalogue, queued, running, now);
+  // The workers carry no slots: the running models count as wanted (no queued task) and the
+  // running count is the counters'.
+  const wanted = new Map([...[...running.models].map((m) => [m, 0] as const), ...queued]);
+  return { ...takeSample(workers!, catalogue, wanted, now), runningTasks: count };
+}
+
+/** One sample per minute; a second runner in the same minute writes nothing. */
+export async function recordSample(ctx: AppContext, catalogue: ModelSpec[], counts: TaskCounts): Promise<void> {
+  const now = ctx.now();
+  const sample = await currentSample(ctx, catalogue, counts);
   await putIfAbsent(ctx.store, {
     ...taskQueueKeys.clusterSample(minuteKey(now)),
     ...sample,

@@ -2,7 +2,7 @@ import type { AppContext } from '../core/context.js';
 import { planPlacements, type Placement, type SchedModel } from '../task-planner/index.js';
 import { listModels } from './catalogue.js';
 import { recordSample } from './metrics.js';
-import { heldSlots, type SlotItem } from './slots.js';
+import { sweepSlots, type SlotItem } from './slots.js';
 import { closeQueued, queueReader, toSchedTask, type TaskItem } from './tasks.js';
 import { readLiveCounts, recountQueued } from './task-counts.js';
 import { isCordoned } from '../nodes/nodes.js';
@@ -79,7 +79,7 @@ export interface RunOptions {
   requestedAt?: number;
   /** Record the per-minute fleet sample (the scheduled run). */
   sample?: boolean;
-  /** Read the task of every held slot, and fail the queued past their deadline (default: on the scheduled run). */
+  /** Check held slots a few index pages on (slots.ts sweepSlots), and fail the queued past their deadline (default: on the scheduled run). */
   fullRepair?: boolean;
   /** Nodes a quick run reads whatever the free-capacity index says (one that just went offline). */
   include?: string[];
@@ -93,14 +93,15 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const now = ctx.now();
 
   const full = options.fullRepair ?? options.sample ?? false;
-  // The scheduled run checks every held slot; a quick run reads only its candidates' own slots
-  // (loadCandidates), so what it reads does not grow with the tasks the fleet runs.
-  const [fleetSlots, catalogue] = await Promise.all([full ? heldSlots(ctx) : undefined, listModels(ctx)]);
+  // The scheduled run checks a bounded batch of held slots, the next from a cursor (every slot
+  // within a few minutes); every run reads its candidates' own slots (loadCandidates), so what it
+  // reads does not grow with the tasks the fleet runs.
+  const [swept, catalogue] = await Promise.all([full ? sweepSlots(ctx) : undefined, listModels(ctx)]);
   // Models with `cloud`: their rented nodes (read only when the catalogue has such a model).
   const bursts = await loadModelBursts(ctx, catalogue);
   // Queue timeouts from the deadlines past due (queue-deadlines.ts), not from the whole queue.
   if (full) report.timedOut.push(...(await closePastDue(ctx, now)));
-  // The queue's counts by model (8 small records), for the sample and the rented nodes' waiting.
+  // The queue's counts (8 small records), for the sample and the rented nodes' waiting.
   const live = options.sample || bursts ? await readLiveCounts(ctx) : undefined;
   const queuedOf = (model: string) => live?.counts.queuedByModel.get(model) ?? 0;
   // Every run reads the queue a page at a time in placement order and then only candidates
@@ -110,11 +111,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const candidatesFor = async (tasks: TaskItem[], include?: string[]) => {
     const demand = new Map<string, number>();
     for (const t of tasks) demand.set(t.model, (demand.get(t.model) ?? 0) + 1);
-    const c = await loadCandidates(ctx, {
-      demand,
-      ...(fleetSlots ? { slots: fleetSlots } : {}),
-      ...(include ? { include } : {}),
-    });
+    const c = await loadCandidates(ctx, { demand, ...(include ? { include } : {}) });
     report.candidates = {
       lookups: (report.candidates?.lookups ?? 0) + c.read.lookups,
       nodes: (report.candidates?.nodes ?? 0) + c.read.nodes,
@@ -123,17 +120,18 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   };
   let reader = queueReader(ctx, QUEUE_PAGE);
   let queue = await reader.next();
-  // The scheduled run checks every held slot, so it reads the nodes holding them (the fleet's work,
-  // not its size); the sweep repairs the indexes and aggregates the fleet for the sample.
+  // The scheduled run reads the nodes holding the slots it checks (their own slots with them).
   const include = [
     ...new Set([
-      ...(fleetSlots ?? []).map((s) => s.nodeId),
+      ...(swept ?? []).map((s) => s.nodeId),
       ...(options.include ?? []),
       ...(bursts?.nodes.keys() ?? []),
     ]),
   ];
   workers = await candidatesFor(queue, include.length ? include : undefined);
-  const slots = fleetSlots ?? workers.flatMap((w) => w.running);
+  // The candidates' slots (each node's whole partition), and the swept ones of nodes that are gone.
+  const read = new Set(workers.map((w) => w.id));
+  const slots = [...workers.flatMap((w) => w.running), ...(swept ?? []).filter((s) => !read.has(s.nodeId))];
   const repair = await repairSlots(ctx, slots, new Map(workers.map((w) => [w.id, w] as const)), now, full);
   // Nodes whose slots the repair saw: their running tasks are what it left live.
   const repaired = new Set([...workers.map((w) => w.id), ...slots.map((s) => s.nodeId)]);
@@ -172,7 +170,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
   const finish = async (busyNodes: Set<string>, left: TaskItem[], gone: TaskItem[]) => {
     await modelBursts(ctx, bursts, { catalogue, waiting: waiting(left, gone), busyNodes });
     if (!options.sample || !live) return;
-    await recordSample(ctx, catalogue, live.counts.queuedByModel, repair.live).catch((error: unknown) =>
+    await recordSample(ctx, catalogue, live.counts).catch((error: unknown) =>
       ctx.logger.warn('sample failed', { error: error as Error }),
     );
     // A run that moved the queue leaves the recount to a quiet minute.

@@ -10,7 +10,7 @@ import { cancelTask } from './lifecycle.js';
 import {
   loadClusterMetrics,
   recentDurations,
-  sampleFromAggregate,
+  currentSample,
   takeSample,
   TIMEFRAMES,
   workerStats,
@@ -32,7 +32,6 @@ import {
 } from './validation.js';
 import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStatus } from './views.js';
 import { loadWorker, loadWorkers, pageWorkers } from './workers.js';
-import { heldSlots } from './slots.js';
 import type { AppContext } from '../core/context.js';
 import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/node-records.js';
 import * as S from './schemas.js';
@@ -353,17 +352,9 @@ export function clusterRoutes(): AnyRoute[] {
       }),
       response: S.clusterMetricsOut,
       handler: async (req, ctx) => {
-        const [counts, catalogue, slots, agg] = await Promise.all([
-          readTaskCounts(ctx, { finished: false }),
-          listModels(ctx),
-          heldSlots(ctx),
-          fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS),
-        ]);
+        const [counts, catalogue] = await Promise.all([readTaskCounts(ctx, { finished: false }), listModels(ctx)]);
         const { queued, assigned, running } = counts.states;
-        // The sweep's aggregate; the fleet itself only before the first sweep.
-        const live = agg
-          ? sampleFromAggregate(agg, catalogue, counts.queuedByModel, slots, ctx.now())
-          : takeSample(await loadWorkers(ctx, slots), catalogue, counts.queuedByModel, ctx.now());
+        const live = await currentSample(ctx, catalogue, counts);
         return loadClusterMetrics(ctx, req.query.timeframe, live, queued + assigned + running);
       },
     }),

@@ -7,7 +7,7 @@ import { markFree } from '../nodes/node-records.js';
  * Node concurrency guard: a node with max concurrency N has slots 0..N-1; a task holds one while
  * it is assigned or running. A slot is claimed with a conditional put (the item must not exist),
  * so however many placement runners race, a node never holds more tasks than slots. Held slots
- * carry gsi1 keys (one query lists every task running in the fleet: the scheduled run's) and gsi2
+ * carry gsi1 keys (the fleet's running tasks, which the scheduled run checks a few pages a run) and gsi2
  * keys by model; a placement reads the slots of the nodes it considers from their own partitions.
  */
 export interface SlotItem extends StoreItem {
@@ -22,6 +22,45 @@ export interface SlotItem extends StoreItem {
 
 export async function heldSlots(ctx: AppContext): Promise<SlotItem[]> {
   return queryAll<SlotItem>(ctx.store, taskQueueKeys.heldSlotsPk, { index: 'gsi1' });
+}
+
+/** The scheduled run's check: held slots a few index pages at a time (SWEEP_PAGES of SWEEP_PAGE). */
+export const SWEEP_PAGE = 100;
+export const SWEEP_PAGES = 4;
+
+interface SweepCursor extends StoreItem {
+  cursor?: string;
+}
+
+/**
+ * The next held slots to check, from where the last check stopped (a cursor in one record) to at
+ * most SWEEP_PAGES pages on; at the index's end the next check starts over. Every slot is checked
+ * within (held slots / (SWEEP_PAGES × SWEEP_PAGE)) + 1 runs, and a run reads the same at any scale.
+ */
+export async function sweepSlots(ctx: AppContext): Promise<SlotItem[]> {
+  const key = taskQueueKeys.heldSlotsCursor;
+  const start = (await ctx.store.get<SweepCursor>(key.pk, key.sk))?.cursor;
+  const page = (cursor?: string) =>
+    ctx.store.query<SlotItem>(taskQueueKeys.heldSlotsPk, {
+      index: 'gsi1',
+      limit: SWEEP_PAGE,
+      ...(cursor ? { cursor } : {}),
+    });
+  const out: SlotItem[] = [];
+  let cursor = start;
+  for (let i = 0; i < SWEEP_PAGES; i++) {
+    // A cursor the store no longer takes (a changed key shape): start over.
+    const p = await page(cursor).catch((error: unknown) => {
+      if (cursor === undefined || i > 0) throw error;
+      ctx.logger.warn('held-slot cursor refused, starting over', { error: error as Error });
+      return page();
+    });
+    out.push(...p.items);
+    cursor = p.cursor;
+    if (!cursor) break;
+  }
+  if (cursor !== start) await ctx.store.put<SweepCursor>({ ...key, ...(cursor ? { cursor } : {}) });
+  return out;
 }
 
 /** The slots one node holds: a query of its own partition, whatever the fleet runs. */

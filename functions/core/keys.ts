@@ -151,6 +151,8 @@ export const taskQueueKeys = {
     gsi1sk: `${nodeId}#${String(slot).padStart(3, '0')}`,
   }),
   heldSlotsPk: 'TASKSLOTS',
+  /** Where the scheduled run's check of the held-slot index goes on from (its gsi1 cursor). */
+  heldSlotsCursor: { pk: 'TASKSLOTCURSOR', sk: 'CURSOR' },
   /** gsi2 (held slots only): the slots running a model, so a placement finds the busy nodes serving it. */
   slotModelIndex: (model: string, nodeId: string, slot: number) => ({
     gsi2pk: `TASKSLOTMODEL#${model}`,

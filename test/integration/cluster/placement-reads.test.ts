@@ -6,11 +6,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { declareModel, modelSpec } from '../../../functions/cluster/catalogue.js';
 import { QUEUE_PAGE, runPlacement } from '../../../functions/cluster/placement.js';
-import { queuedTasks, queueOrder, submitTask, type NewTask } from '../../../functions/cluster/tasks.js';
+import { markAssigned, queuedTasks, queueOrder, submitTask, type NewTask } from '../../../functions/cluster/tasks.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
 import { novitaKeys, taskQueueKeys } from '../../../functions/core/keys.js';
-import type { SlotItem } from '../../../functions/cluster/slots.js';
+import { claimSlot, SWEEP_PAGE, SWEEP_PAGES, type SlotItem } from '../../../functions/cluster/slots.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { meterContext } from '../../../functions/metering/metered-ports.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
@@ -81,6 +81,8 @@ describe('a placement run with a deep queue', () => {
     due?: number;
     /** Held slots of other nodes (the tasks the rest of the fleet runs), loaded straight into the store. */
     held?: { count: number; model: string };
+    /** A task assigned to a node that is gone (its slot sorts after the others'): its id in `lost`. */
+    lost?: boolean;
   }
 
   /**
@@ -146,6 +148,7 @@ describe('a placement run with a deep queue', () => {
       await putRentedInstance(ctx, rented.nodeId!);
     }
     if (opts.held) await loadHeldSlots(ctx, opts.held.count, opts.held.model);
+    const lost = opts.lost ? await loseTask(ctx) : undefined;
     const dueIds = new Set(due);
     const expected = queueOrder(await queuedTasks(ctx), ctx.now())
       .filter((t) => !t.requirements && !dueIds.has(t.taskId) && t.model !== Z)
@@ -155,7 +158,16 @@ describe('a placement run with a deep queue', () => {
     // A queue-count record goes when the run empties its second (queue-position.ts): whether it
     // does depends on which seconds the loaded tasks share, not on the depth.
     const deletes = meter.total((e) => e.label === 'run' && e.kind === 'dynamo.delete').dynamoCalls;
-    return { report, expected, due, units: meter.total((e) => e.label === 'run'), deletes };
+    return { report, expected, due, units: meter.total((e) => e.label === 'run'), deletes, lost };
+  }
+
+  /** A task placed on node `zz-gone` (as placement-apply writes it), a node the store does not hold. */
+  async function loseTask(ctx: AppContext): Promise<string> {
+    const task = await submitTask(ctx, newTask('lost', X, 0));
+    const slot = await claimSlot(ctx, 'zz-gone', [0], task.taskId, X, ctx.now() + 3_600_000);
+    expect(slot).toBe(0);
+    expect(await markAssigned(ctx, task.taskId, 'zz-gone', 0, false, 'cmd-lost')).toBeDefined();
+    return task.taskId;
   }
 
   /** `count` held slots, one per node of a fleet that is not in the store: as claimSlot writes them. */
@@ -230,10 +242,11 @@ describe('a placement run with a deep queue', () => {
     expect(deepSample?.queuedTasks).toBe(2_000);
     expect(shallowSample?.queuedTasks).toBe(50);
     // The five deadline records past due and their tasks, the counters, the first page of the
-    // queue, the held slots, the catalogue, the node: the same at both depths.
+    // queue, the held-slot cursor and a page of held slots, the catalogue, the node and a lookup of
+    // the slots running each queued model: the same at both depths.
     expect(deep.units.readUnits).toBe(shallow.units.readUnits);
     expect(deep.units.dynamoCalls - deep.deletes).toBe(shallow.units.dynamoCalls - shallow.deletes);
-    expect(deep.units.readUnits).toBeLessThanOrEqual(26);
+    expect(deep.units.readUnits).toBeLessThanOrEqual(28);
   }, 240_000);
 
   it('a run with a rented model node reads the same with 50 and 2,000 queued', async () => {
@@ -276,4 +289,31 @@ describe('a placement run with a deep queue', () => {
     expect(many.units.readUnits).toBe(few.units.readUnits);
     expect(many.units.dynamoCalls).toBe(few.units.dynamoCalls);
   }, 180_000);
+
+  it('the scheduled run checks the same number of held slots with 500 and 1,000 held', async () => {
+    // Both fleets hold more slots than a run checks (SWEEP_PAGES pages of SWEEP_PAGE): a run reads
+    // that many and their nodes and tasks, whatever the fleet runs.
+    expect(SWEEP_PAGES * SWEEP_PAGE).toBeLessThan(500);
+    const fewer = await deepQueue(50, { scheduled: true, held: { count: 500, model: 'busy-model' } });
+    await stop();
+    const more = await deepQueue(50, { scheduled: true, held: { count: 1_000, model: 'busy-model' } });
+    expect(fewer.report.placed).toHaveLength(2);
+    expect(more.report.placed).toHaveLength(2);
+    expect(more.units.readUnits).toBe(fewer.units.readUnits);
+    expect(more.units.dynamoCalls - more.deletes).toBe(fewer.units.dynamoCalls - fewer.deletes);
+  }, 240_000);
+
+  it('successive scheduled runs reach a lost task past the first pages of 1,000 held slots', async () => {
+    const first = await deepQueue(50, { scheduled: true, held: { count: 1_000, model: 'busy-model' }, lost: true });
+    const lost = first.lost!;
+    const runs = [first.report];
+    // Its slot sorts last: the runs go on from the cursor until one checks it.
+    const needed = Math.ceil(1_001 / (SWEEP_PAGES * SWEEP_PAGE));
+    while (runs.length < needed) runs.push(await runPlacement(rt!.ctx, { sample: true }));
+    expect(runs.slice(0, -1).flatMap((r) => r.requeued)).not.toContain(lost);
+    expect(runs.at(-1)!.requeued).toEqual([lost]);
+    // The next run starts over at the index's first page (the lost task's slot is gone).
+    const again = await runPlacement(rt!.ctx, { sample: true });
+    expect(again.requeued).toEqual([]);
+  }, 240_000);
 });
