@@ -139,7 +139,11 @@ export interface Running {
  * the first sweep, the fleet itself), the running count from the task counters, and for each
  * resident model no task queues one lookup of a slot running it (efficiency only weighs those).
  */
-export async function currentSample(ctx: AppContext, catalogue: ModelSpec[], counts: TaskCounts): Promise<Sample> {
+export async function currentSample(
+  ctx: AppContext,
+  catalogue: ModelSpec[],
+  counts: TaskCounts,
+): Promise<Sample> {
   const now = ctx.now();
   const queued = counts.queuedByModel;
   const count = counts.states.assigned + counts.states.running;
@@ -162,7 +166,11 @@ export async function currentSample(ctx: AppContext, catalogue: ModelSpec[], cou
 }
 
 /** One sample per minute; a second runner in the same minute writes nothing. */
-export async function recordSample(ctx: AppContext, catalogue: ModelSpec[], counts: TaskCounts): Promise<void> {
+export async function recordSample(
+  ctx: AppContext,
+  catalogue: ModelSpec[],
+  counts: TaskCounts,
+): Promise<void> {
   const now = ctx.now();
   const sample = await currentSample(ctx, catalogue, counts);
   await putIfAbsent(ctx.store, {

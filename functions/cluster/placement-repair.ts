@@ -35,8 +35,9 @@ export interface Repair {
 
 /**
  * Checks held slots against their tasks and nodes. A quick pass reads only the tasks of offline
- * nodes and of slots past their deadline; the full pass (the scheduled run) reads every one,
- * which also frees slots a crashed writer left behind.
+ * nodes and of slots past their deadline; the full pass (the scheduled run, over its batch of the
+ * held-slot index and its candidates' slots) reads every one, which also frees slots a crashed
+ * writer left behind.
  */
 export async function repairSlots(
   ctx: AppContext,

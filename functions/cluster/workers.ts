@@ -203,7 +203,7 @@ export interface Candidates {
  */
 export async function loadCandidates(
   ctx: AppContext,
-  input: { demand: Map<string, number>; slots?: SlotItem[]; include?: string[] },
+  input: { demand: Map<string, number>; include?: string[] },
 ): Promise<Candidates> {
   const read = { lookups: 0, nodes: 0 };
   const now = ctx.now();
@@ -215,9 +215,7 @@ export async function loadCandidates(
       else bySlotNode.set(s.nodeId, [s]);
     }
   };
-  // Without the fleet's held slots (a quick run), each candidate's slots come from its own partition.
-  const own = input.slots === undefined;
-  addSlots(input.slots ?? []);
+  // Each candidate's slots come from its own partition.
   const fromIndex = new Set<string>();
   const workers = new Map<string, Worker>();
   const readNodes = async (ids: Iterable<string>) => {
@@ -228,9 +226,9 @@ export async function loadCandidates(
         const [node, record, slots] = await Promise.all([
           getNode(ctx, id),
           getNodeModels(ctx, id),
-          own ? nodeSlots(ctx, id) : undefined,
+          nodeSlots(ctx, id),
         ]);
-        if (slots) addSlots(slots);
+        addSlots(slots);
         return [id, node, record] as const;
       }),
     );
@@ -258,14 +256,12 @@ export async function loadCandidates(
     models.map((m) => page(fleetKeys.nodeFreeModelPk(m), CANDIDATE_PAGE, 'gsi1')),
   );
   // Busy nodes running a queued model: the plan waits for them rather than switch another node.
-  const running = own
-    ? await Promise.all(
-        models.map((m) => {
-          read.lookups++;
-          return slotsRunning(ctx, m, CANDIDATE_PAGE);
-        }),
-      )
-    : [input.slots ?? []];
+  const running = await Promise.all(
+    models.map((m) => {
+      read.lookups++;
+      return slotsRunning(ctx, m, CANDIDATE_PAGE);
+    }),
+  );
   const busy = [
     ...new Set(
       running

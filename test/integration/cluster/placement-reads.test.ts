@@ -6,7 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { declareModel, modelSpec } from '../../../functions/cluster/catalogue.js';
 import { QUEUE_PAGE, runPlacement } from '../../../functions/cluster/placement.js';
-import { markAssigned, queuedTasks, queueOrder, submitTask, type NewTask } from '../../../functions/cluster/tasks.js';
+import {
+  markAssigned,
+  queuedTasks,
+  queueOrder,
+  submitTask,
+  type NewTask,
+} from '../../../functions/cluster/tasks.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
 import { novitaKeys, taskQueueKeys } from '../../../functions/core/keys.js';
@@ -304,7 +310,11 @@ describe('a placement run with a deep queue', () => {
   }, 240_000);
 
   it('successive scheduled runs reach a lost task past the first pages of 1,000 held slots', async () => {
-    const first = await deepQueue(50, { scheduled: true, held: { count: 1_000, model: 'busy-model' }, lost: true });
+    const first = await deepQueue(50, {
+      scheduled: true,
+      held: { count: 1_000, model: 'busy-model' },
+      lost: true,
+    });
     const lost = first.lost!;
     const runs = [first.report];
     // Its slot sorts last: the runs go on from the cursor until one checks it.
