@@ -16,10 +16,11 @@ import {
 import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
 import { novitaKeys, taskQueueKeys } from '../../../functions/core/keys.js';
-import { claimSlot, SWEEP_PAGE, SWEEP_PAGES, type SlotItem } from '../../../functions/cluster/slots.js';
+import { claimSlot, SWEEP_PAGE, SWEEP_PAGES } from '../../../functions/cluster/slots.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { meterContext } from '../../../functions/metering/metered-ports.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
+import { loadHeldSlots } from '../../harness/held-slots.js';
 import { GPU_WORKER, ScriptedAgent } from '../../harness/scripted-agent.js';
 
 const X = 'SDXL_4GB_FP8.safetensors';
@@ -153,7 +154,8 @@ describe('a placement run with a deep queue', () => {
       await rented.heartbeat();
       await putRentedInstance(ctx, rented.nodeId!);
     }
-    if (opts.held) await loadHeldSlots(ctx, opts.held.count, opts.held.model);
+    if (opts.held)
+      await loadHeldSlots(ctx, opts.held.count, opts.held.model, { deadlineMs: ctx.now() + 3_600_000 });
     const lost = opts.lost ? await loseTask(ctx) : undefined;
     const dueIds = new Set(due);
     const expected = queueOrder(await queuedTasks(ctx), ctx.now())
@@ -174,27 +176,6 @@ describe('a placement run with a deep queue', () => {
     expect(slot).toBe(0);
     expect(await markAssigned(ctx, task.taskId, 'zz-gone', 0, false, 'cmd-lost')).toBeDefined();
     return task.taskId;
-  }
-
-  /** `count` held slots, one per node of a fleet that is not in the store: as claimSlot writes them. */
-  async function loadHeldSlots(ctx: AppContext, count: number, model: string) {
-    for (let i = 0; i < count; i += 100)
-      await Promise.all(
-        Array.from({ length: Math.min(100, count - i) }, (_, j) => {
-          const nodeId = `busy-${String(i + j).padStart(5, '0')}`;
-          return ctx.store.put<SlotItem>({
-            ...taskQueueKeys.nodeSlot(nodeId, 0),
-            ...taskQueueKeys.heldSlotIndex(nodeId, 0),
-            ...taskQueueKeys.slotModelIndex(model, nodeId, 0),
-            nodeId,
-            slot: 0,
-            taskId: `task-${nodeId}`,
-            model,
-            claimedAtMs: ctx.now(),
-            deadlineMs: ctx.now() + 3_600_000,
-          });
-        }),
-      );
   }
 
   async function stop() {

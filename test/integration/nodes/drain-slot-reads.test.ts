@@ -3,40 +3,18 @@
  * Held slots of other nodes loaded straight into the store; metered through the store, units only.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SlotItem } from '../../../functions/cluster/slots.js';
 import { submitTask } from '../../../functions/cluster/tasks.js';
-import type { AppContext } from '../../../functions/core/context.js';
 import type { EventHandler } from '../../../functions/core/events.js';
-import { taskQueueKeys } from '../../../functions/core/keys.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { meterContext } from '../../../functions/metering/metered-ports.js';
 import { drainNode } from '../../../functions/nodes/drain.js';
 import { getNode } from '../../../functions/nodes/node-model.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
+import { loadHeldSlots } from '../../harness/held-slots.js';
 import { GPU_WORKER, ScriptedAgent } from '../../harness/scripted-agent.js';
 import { runPlacement } from '../../../functions/cluster/placement.js';
 
 const X = 'SDXL_4GB_FP8.safetensors';
-
-/** `count` held slots, one per node not in the store: as claimSlot writes them. */
-async function loadHeldSlots(ctx: AppContext, count: number) {
-  for (let i = 0; i < count; i += 100)
-    await Promise.all(
-      Array.from({ length: Math.min(100, count - i) }, (_, j) => {
-        const nodeId = `busy-${String(i + j).padStart(5, '0')}`;
-        return ctx.store.put<SlotItem>({
-          ...taskQueueKeys.nodeSlot(nodeId, 0),
-          ...taskQueueKeys.heldSlotIndex(nodeId, 0),
-          ...taskQueueKeys.slotModelIndex(X, nodeId, 0),
-          nodeId,
-          slot: 0,
-          taskId: `task-${nodeId}`,
-          model: X,
-          claimedAtMs: ctx.now(),
-        });
-      }),
-    );
-}
 
 describe('drain reads', () => {
   let rt: Runtime | undefined;
@@ -74,7 +52,7 @@ describe('drain reads', () => {
       priorityInput: 0,
     });
     expect((await runPlacement(ctx)).placed.map((p) => p.taskId)).toEqual([task.taskId]);
-    await loadHeldSlots(ctx, held);
+    await loadHeldSlots(ctx, held, X);
     const node = (await getNode(ctx, agent.nodeId!))!;
     meter.reset();
     const report = await meter.within('drain', () => drainNode(ctx, node));
