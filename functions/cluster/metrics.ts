@@ -13,7 +13,7 @@ import {
 import { loadWorkers, type Worker } from './workers.js';
 import { slotsRunning } from './slots.js';
 import type { TaskCounts } from './task-counts.js';
-import { fleetAggregate, type FleetPart } from '../nodes/node-records.js';
+import { fleetAggregate, type FleetPart } from '../nodes/fleet-aggregate.js';
 
 /**
  * Figures computed from real records: the finished-task statistics kept by the hour

@@ -33,7 +33,7 @@ import {
 import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStatus } from './views.js';
 import { loadWorker, loadWorkers, pageWorkers } from './workers.js';
 import type { AppContext } from '../core/context.js';
-import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/node-records.js';
+import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/fleet-aggregate.js';
 import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
@@ -352,7 +352,10 @@ export function clusterRoutes(): AnyRoute[] {
       }),
       response: S.clusterMetricsOut,
       handler: async (req, ctx) => {
-        const [counts, catalogue] = await Promise.all([readTaskCounts(ctx, { finished: false }), listModels(ctx)]);
+        const [counts, catalogue] = await Promise.all([
+          readTaskCounts(ctx, { finished: false }),
+          listModels(ctx),
+        ]);
         const { queued, assigned, running } = counts.states;
         const live = await currentSample(ctx, catalogue, counts);
         return loadClusterMetrics(ctx, req.query.timeframe, live, queued + assigned + running);

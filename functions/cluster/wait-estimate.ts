@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { fleetAggregate } from '../nodes/node-records.js';
+import { fleetAggregate } from '../nodes/fleet-aggregate.js';
 import { formatDuration, round1 } from './format.js';
 import { latestSample, recentDurations } from './metrics.js';
 import { queuePosition } from './queue-position.js';

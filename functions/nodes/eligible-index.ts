@@ -8,22 +8,24 @@ import { emit } from '../core/events.js';
 import { fleetKeys, keys, taskQueueKeys } from '../core/keys.js';
 import { ConditionFailedError, queryAll, updateIf } from '../ports/store.js';
 import {
-  AGGREGATE_MAX_AGE_MS,
   SHARDS,
-  fleetAggregate,
   clearFree,
   clearUp,
   markFree,
   markUp,
   maxConcurrencyOf,
-  addToPart,
-  countInPart,
-  emptyPart,
-  type FleetPart,
   type FreeRecord,
   type LiveRecord,
   type MetricsRecord,
 } from './node-records.js';
+import {
+  AGGREGATE_MAX_AGE_MS,
+  fleetAggregate,
+  addToPart,
+  countInPart,
+  emptyPart,
+  type FleetPart,
+} from './fleet-aggregate.js';
 import { getNode, getNodeRecord, isOnline, listNodes, withState, type NodeItem } from './node-model.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { fleetAggregate } from '../nodes/node-records.js';
+import { fleetAggregate } from '../nodes/fleet-aggregate.js';
 import { readTaskCounts } from '../cluster/task-counts.js';
 import { emitFleetGauges, emfEnabled } from './counters.js';
 

@@ -8,7 +8,8 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys } from '../core/keys.js';
 import { nodeInstances, type InstanceItem } from '../orchestrator/model.js';
 import { assemble, getNodeRecord, isOnline, nodeLabels, type NodeItem } from '../nodes/nodes.js';
-import { SHARDS, fleetAggregate, type LiveRecord, type MetricsRecord } from '../nodes/node-records.js';
+import { SHARDS, type LiveRecord, type MetricsRecord } from '../nodes/node-records.js';
+import { fleetAggregate } from '../nodes/fleet-aggregate.js';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;

@@ -1,7 +1,8 @@
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
-import { SHARDS, fleetAggregate } from '../nodes/node-records.js';
+import { SHARDS } from '../nodes/node-records.js';
+import { fleetAggregate } from '../nodes/fleet-aggregate.js';
 import { readRecentCounts } from '../cluster/task-counts.js';
 import { jobStats } from '../training/jobs.js';
 import { detectProblems } from '../commander/maintenance/problems.js';

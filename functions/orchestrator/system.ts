@@ -8,7 +8,7 @@ import {
   emptyHost,
   fleetAggregate,
   type HostPart,
-} from '../nodes/node-records.js';
+} from '../nodes/fleet-aggregate.js';
 
 /**
  * The orchestrator's host-level views, read across the fleet: "docker" is the nodes' engines

@@ -6,7 +6,8 @@
  */
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
-import { SHARDS, fleetAggregate } from '../nodes/node-records.js';
+import { SHARDS } from '../nodes/node-records.js';
+import { fleetAggregate } from '../nodes/fleet-aggregate.js';
 import type { NodeItem } from '../nodes/nodes.js';
 import { checkHealth } from '../system/health.js';
 import { channelConnections, channelKey, sendTo } from './connections.js';

@@ -4,7 +4,7 @@ import { estimateWait } from '../../../functions/cluster/wait-estimate.js';
 import { loadConfig } from '../../../functions/core/config.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import { taskQueueKeys } from '../../../functions/core/keys.js';
-import { storePart } from '../../../functions/nodes/node-records.js';
+import { storePart } from '../../../functions/nodes/fleet-aggregate.js';
 import type { Store, StoreItem } from '../../../functions/ports/store.js';
 import { createEmbeddedContext } from '../../../local/embedded-context.js';
 

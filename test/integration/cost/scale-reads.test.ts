@@ -9,15 +9,8 @@ import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { runPlacement } from '../../../functions/cluster/placement.js';
 import { call } from '../../harness/scripted-agent.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import {
-  SHARDS,
-  emptyPart,
-  fleetAggregate,
-  freeKey,
-  liveKey,
-  storePart,
-  upKey,
-} from '../../../functions/nodes/node-records.js';
+import { SHARDS, freeKey, liveKey, upKey } from '../../../functions/nodes/node-records.js';
+import { emptyPart, fleetAggregate, storePart } from '../../../functions/nodes/fleet-aggregate.js';
 import { sweepShard } from '../../../functions/nodes/nodes.js';
 import { queryAll } from '../../../functions/ports/store.js';
 import { fleetKeys } from '../../../functions/core/keys.js';

@@ -1,18 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   NODE_SHARDS,
-  addToPart,
-  countInPart,
-  emptyPart,
   liveFacts,
   metricsDue,
-  sumParts,
   nodeShard,
   sampleChange,
   type LiveRecord,
   type MetricsRecord,
   type MetricsSample,
 } from '../../../functions/nodes/node-records.js';
+import { addToPart, countInPart, emptyPart, sumParts } from '../../../functions/nodes/fleet-aggregate.js';
 import type { AppContext } from '../../../functions/core/context.js';
 
 const gpu = (util: number, memUsed: number) => ({
