@@ -293,12 +293,17 @@ export const joinTokenKeys = {
 /** WebSocket connections (appended): one record per live connection, gone by TTL if never removed. */
 export const realtimeKeys = {
   connection: (connectionId: string) => ({ pk: `WSCONN#${connectionId}`, sk: 'META' }),
-  /** gsi1: the connections of one channel (`metrics`, `doctor`, `logs#<nodeId>`), for fan-out. */
-  channelIndex: (channel: string, connectionId: string) => ({
+  /**
+   * gsi1: the connections of one channel (`metrics`, `doctor`, `logs#<nodeId>`), for fan-out, by
+   * expiry (epoch seconds, ten digits until 2286): a fan-out's key condition leaves expired records unread.
+   */
+  channelIndex: (channel: string, connectionId: string, expiresAt: number) => ({
     gsi1pk: `WSCHANNEL#${channel}`,
-    gsi1sk: connectionId,
+    gsi1sk: `${expiresAt}#${connectionId}`,
   }),
   channelPk: (channel: string) => `WSCHANNEL#${channel}`,
+  /** The lowest gsi1sk of a channel's connection still live at `nowS`. */
+  channelLiveFrom: (nowS: number) => String(nowS + 1),
   /** One item per followed container (`?container=` subscriptions): when its agent lease is next renewed. */
   followPk: 'WSFOLLOW',
   follow: (nodeId: string, instanceId: string) => ({ pk: 'WSFOLLOW', sk: `${nodeId}#${instanceId}` }),

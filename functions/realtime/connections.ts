@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { realtimeKeys } from '../core/keys.js';
 import { GoneConnectionError } from '../ports/connections.js';
-import { queryAll, type StoreItem } from '../ports/store.js';
+import type { StoreItem } from '../ports/store.js';
 
 /** The streams of the WebSocket API; `logs` is per node; `cluster` is the Cluster Manager's bare `/ws`. */
 export type ChannelName = 'metrics' | 'logs' | 'doctor' | 'cluster';
@@ -32,15 +32,16 @@ export async function saveConnection(
   sub: Subscription,
 ): Promise<ConnectionItem> {
   const now = ctx.now();
+  const expiresAt = Math.floor(now / 1000) + realtimeKeys.connectionTtlSeconds;
   const item: ConnectionItem = {
     ...realtimeKeys.connection(connectionId),
-    ...realtimeKeys.channelIndex(channelKey(sub), connectionId),
+    ...realtimeKeys.channelIndex(channelKey(sub), connectionId, expiresAt),
     connectionId,
     channel: sub.channel,
     ...(sub.nodeId ? { nodeId: sub.nodeId } : {}),
     ...(sub.instanceId ? { instanceId: sub.instanceId } : {}),
     connectedAt: new Date(now).toISOString(),
-    expiresAt: Math.floor(now / 1000) + realtimeKeys.connectionTtlSeconds,
+    expiresAt,
   };
   await ctx.store.put(item);
   // Connections are saved in time order with one TTL: the latest save's expiry bounds them all.
@@ -75,11 +76,33 @@ export async function removeConnection(ctx: AppContext, connectionId: string): P
   await ctx.store.delete(k.pk, k.sk);
 }
 
+/** Connection records a fan-out reads, then serves, at a time (about 16 fill a 4 KB read unit). */
+export const FANOUT_PAGE_SIZE = 200;
+
+/**
+ * The live connections of a channel, a page at a time. The key condition starts at the first
+ * unexpired record (TTL deletion lags by days), so a channel nobody watches costs one empty query
+ * (half a read unit) whatever its expired records and the other channels hold.
+ */
+export async function* channelPages(ctx: AppContext, channel: string): AsyncGenerator<ConnectionItem[]> {
+  const from = realtimeKeys.channelLiveFrom(Math.floor(ctx.now() / 1000));
+  let cursor: string | undefined;
+  do {
+    const page = await ctx.store.query<ConnectionItem>(realtimeKeys.channelPk(channel), {
+      index: 'gsi1',
+      between: [from, '\uffff'],
+      limit: FANOUT_PAGE_SIZE,
+      ...(cursor ? { cursor } : {}),
+    });
+    if (page.items.length) yield page.items;
+    cursor = page.cursor;
+  } while (cursor);
+}
+
 export async function channelConnections(ctx: AppContext, channel: string): Promise<ConnectionItem[]> {
-  const nowS = Math.floor(ctx.now() / 1000);
-  const items = await queryAll<ConnectionItem>(ctx.store, realtimeKeys.channelPk(channel), { index: 'gsi1' });
-  // TTL deletion lags by up to days: an expired record is treated as gone already.
-  return items.filter((c) => c.expiresAt === undefined || c.expiresAt > nowS);
+  const all: ConnectionItem[] = [];
+  for await (const page of channelPages(ctx, channel)) all.push(...page);
+  return all;
 }
 
 export interface FanOut {
@@ -114,31 +137,34 @@ export async function sendTo(
 }
 
 /**
- * The publisher: one frame to every connection of a channel, in parallel, pruning the dead ones.
- * A function as message is called only when someone listens (building a frame costs reads). A
- * runtime that holds its connections and has none open is not asked the table (records left by
- * a previous process are pruned by the periodic push, push.ts).
+ * The publisher: one frame to every connection of a channel, a page of connections at a time (in
+ * parallel within it), pruning the dead ones. A function as message is called only when someone
+ * listens (building a frame costs reads). A runtime that holds its connections and has none open
+ * is not asked the table (records left by a previous process are pruned by the periodic push, push.ts).
  */
 export async function broadcast(
   ctx: AppContext,
   channel: string,
   message: object | (() => Promise<object | object[]>),
 ): Promise<FanOut> {
-  if (!ctx.connections || ctx.connections.idle?.()) return { delivered: 0, pruned: 0 };
-  const targets = await channelConnections(ctx, channel);
-  if (!targets.length) return { delivered: 0, pruned: 0 };
-  const built = typeof message === 'function' ? await message() : message;
-  // A message too large for one frame comes as several, sent in order to each connection.
-  const frames = Array.isArray(built) ? built : [built];
-  const outcomes = await Promise.all(
-    targets.map(async (c) => {
-      let outcome: Awaited<ReturnType<typeof sendTo>> = 'sent';
-      for (const frame of frames) if ((outcome = await sendTo(ctx, c.connectionId, frame)) !== 'sent') break;
-      return outcome;
-    }),
-  );
-  return {
-    delivered: outcomes.filter((o) => o === 'sent').length,
-    pruned: outcomes.filter((o) => o === 'gone').length,
-  };
+  const out: FanOut = { delivered: 0, pruned: 0 };
+  if (!ctx.connections || ctx.connections.idle?.()) return out;
+  let frames: object[] | undefined;
+  for await (const targets of channelPages(ctx, channel)) {
+    if (!frames) {
+      const built = typeof message === 'function' ? await message() : message;
+      // A message too large for one frame comes as several, sent in order to each connection.
+      frames = Array.isArray(built) ? built : [built];
+    }
+    const outcomes = await Promise.all(
+      targets.map(async (c) => {
+        let outcome: Awaited<ReturnType<typeof sendTo>> = 'sent';
+        for (const frame of frames!) if ((outcome = await sendTo(ctx, c.connectionId, frame)) !== 'sent') break;
+        return outcome;
+      }),
+    );
+    out.delivered += outcomes.filter((o) => o === 'sent').length;
+    out.pruned += outcomes.filter((o) => o === 'gone').length;
+  }
+  return out;
 }

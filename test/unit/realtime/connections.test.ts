@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../functions/core/config.js';
+import { realtimeKeys } from '../../../functions/core/keys.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import { GoneConnectionError, type ConnectionSender } from '../../../functions/ports/connections.js';
 import {
@@ -77,7 +78,8 @@ describe('WebSocket fan-out (dynalite table, fake sender)', () => {
 
   it('ignores expired records (TTL deletion lags)', async () => {
     const item = await saveConnection(ctx, 'old-1', { channel: 'doctor' });
-    await ctx.store.put({ ...item, expiresAt: Math.floor(ctx.now() / 1000) - 1 });
+    const expiresAt = Math.floor(ctx.now() / 1000) - 1;
+    await ctx.store.put({ ...item, ...realtimeKeys.channelIndex('doctor', 'old-1', expiresAt), expiresAt });
     expect((await channelConnections(ctx, 'doctor')).map((c) => c.connectionId)).toEqual(['doctor-1']);
   });
 });
