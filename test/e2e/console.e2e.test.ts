@@ -682,11 +682,11 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
-    it('follows the fleet listing page by page: every node shown after Load more, every node in the pickers', async () => {
+    it('follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, every node in the pickers', async () => {
       // Four more nodes (registered, no agent): five in all, three pages of two with ?page_size=2.
       // Last in the suite, so the other cases see only the real agent's node.
       const extra = ['a', 'b', 'c', 'd'].map((s) => `${nodeName}-page-${s}`);
-      for (const name of extra) {
+      const register = async (name: string) => {
         const res = await call('POST', '/agent/register', {
           nodeName: name,
           hostname: `${name}.local`,
@@ -699,10 +699,13 @@ describeWith(
           agentVersion: 'test',
         });
         expect(res.status).toBe(200);
-      }
+      };
+      for (const name of extra) await register(name);
       const everyNode = [nodeName, ...extra].sort();
       const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
       const page = await context.newPage();
+      // The page's timers run on a clock the test moves forward: the 30 s refresh comes when told.
+      await page.clock.install();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       const listings: URL[] = [];
@@ -738,11 +741,27 @@ describeWith(
       expect(listings.every((u) => u.searchParams.get('limit') === '2')).toBe(true);
       expect(listings.some((u) => u.searchParams.has('cursor'))).toBe(true);
 
+      // The refresh reads two pages of the three loaded (the first, and one other in turn): a node
+      // added within the first page shows, every other row stays, none twice.
+      const added = `${nodeName}-page-0`;
+      await register(added);
+      everyNode.push(added);
+      everyNode.sort();
+      const before = listings.length;
+      await page.clock.fastForward(30_000);
+      await expect
+        .poll(() => loaded.textContent(), { timeout: 15_000 })
+        .toBe('6 nodes loaded, the whole fleet');
+      await page.waitForLoadState('networkidle');
+      expect(listings.length - before).toBe(2);
+      expect(listings.slice(before).map((u) => u.searchParams.has('cursor'))).toEqual([false, true]);
+      expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')))).toEqual(everyNode);
+
       // A picker follows every page by itself.
       await page.getByRole('link', { name: 'Clusters', exact: true }).click();
       const form = page.getByRole('form', { name: 'Create a cluster' });
       const picker = form.getByRole('group', { name: 'Nodes' });
-      await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(5);
+      await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(6);
       for (const name of everyNode)
         expect(await picker.getByRole('checkbox', { name, exact: true }).count()).toBe(1);
       expect(errors).toEqual([]);

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, apiPage, isPending, streamUrl } from './api.js';
+import { emptyListing, mergePage, withNextPage, type Listing } from './listing.js';
 
 export interface Loaded<T> {
   data: T | undefined;
@@ -44,46 +45,89 @@ export interface Paged<T> {
 }
 
 /**
- * A paged fleet listing (GET /api/nodes/, /workers, /api/swarm/nodes; see apiPage): its first
- * page, one more on loadMore(), or every page when `all` (pickers and lookups need the whole
- * fleet). Every `everyMs` the pages shown are read again from the first.
+ * A paged fleet listing (GET /api/nodes/, /workers, /api/swarm/nodes; see apiPage), sorted by
+ * `by` (the node's name): its first page, one more on loadMore(), or every page when `all`
+ * (pickers and lookups need the whole fleet). Every `everyMs`, and on reload(), it reads two pages
+ * however many are loaded: the first, and one of the others in turn, each put in place of the rows
+ * it now covers (listing.ts). Live figures come from the streams; the rows' other fields are at
+ * most as old as one turn through the pages.
  */
-export function usePaged<T>(path: string, field: string | null, everyMs: number, all = false): Paged<T> {
-  const [items, setItems] = useState<T[]>();
-  const [more, setMore] = useState(false);
+export function usePaged<T>(
+  path: string,
+  field: string | null,
+  by: (row: T) => string,
+  everyMs: number,
+  all = false,
+): Paged<T> {
+  const [listing, setListing] = useState<Listing<T>>();
   const [error, setError] = useState<string>();
-  const [loading, setLoading] = useState(true);
-  const [pages, setPages] = useState(1);
-  const [tick, setTick] = useState(0);
-  const loadMore = useCallback(() => setPages((p) => p + 1), []);
-  const reload = useCallback(() => setTick((t) => t + 1), []);
+  const [busy, setBusy] = useState(0);
+  const control = useRef<{ more: () => void; refresh: () => void } | undefined>(undefined);
+  const key = useRef(by);
+  key.current = by;
   useEffect(() => {
     let live = true;
-    setLoading(true);
-    const read = async () => {
-      const got: T[] = [];
-      let cursor: string | null = null;
-      for (let n = 0; all || n < pages; n++) {
-        const page: { items: T[]; next: string | null } = await apiPage<T>(path, field, cursor);
-        got.push(...page.items);
-        cursor = page.next;
-        if (!cursor || !live) break;
-      }
-      if (!live) return;
-      setItems(got);
-      setMore(cursor !== null);
-      setError(undefined);
+    let current = emptyListing<T>();
+    let turn = 0;
+    let chain = Promise.resolve();
+    let refreshQueued = false;
+    setListing(undefined);
+    const read = async (l: Listing<T>, k: number) =>
+      mergePage(l, k, await apiPage<T>(path, field, l.starts[k]!.cursor), key.current);
+    const next = async () => {
+      if (!current.end) return;
+      const { listing: l, page } = withNextPage(current, current.end);
+      current = await read(l, page);
     };
-    read()
-      .catch((e: unknown) => live && setError(e instanceof Error ? e.message : String(e)))
-      .finally(() => live && setLoading(false));
-    const timer = setTimeout(() => setTick((t) => t + 1), everyMs);
+    const refresh = async () => {
+      if (!current.starts.length) return next();
+      current = await read(current, 0);
+      if (current.starts.length > 1) current = await read(current, 1 + (turn++ % (current.starts.length - 1)));
+    };
+    // One read at a time, each merged into what the previous one left.
+    const run = (op: () => Promise<void>) => {
+      setBusy((b) => b + 1);
+      chain = chain.then(async () => {
+        if (!live) return;
+        try {
+          await op();
+          while (all && current.end && live) await next();
+          if (live) setError(undefined);
+        } catch (e) {
+          if (live) setError(e instanceof Error ? e.message : String(e));
+        }
+        if (!live) return;
+        setListing(current);
+        setBusy((b) => b - 1);
+      });
+    };
+    // Refreshes asked for while one waits (a burst of events) are one.
+    const refreshOnce = () => {
+      if (refreshQueued) return;
+      refreshQueued = true;
+      run(async () => {
+        refreshQueued = false;
+        await refresh();
+      });
+    };
+    control.current = { more: () => run(next), refresh: refreshOnce };
+    run(next);
+    const timer = setInterval(refreshOnce, everyMs);
     return () => {
       live = false;
-      clearTimeout(timer);
+      clearInterval(timer);
     };
-  }, [path, field, everyMs, all, pages, tick]);
-  return { items, more, error, loading, loadMore, reload };
+  }, [path, field, everyMs, all]);
+  const loadMore = useCallback(() => control.current?.more(), []);
+  const reload = useCallback(() => control.current?.refresh(), []);
+  return {
+    items: listing?.rows,
+    more: listing ? listing.end !== null : false,
+    error,
+    loading: busy > 0 || (listing === undefined && error === undefined),
+    loadMore,
+    reload,
+  };
 }
 
 /** The latest frame of a WebSocket stream (`metrics`, `doctor`), reconnecting after a drop. */

@@ -129,7 +129,7 @@ export function BuildsPage() {
     '/api/build/registry/images',
     60_000,
   );
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 60_000, true);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 60_000, true);
   const [builds, setBuilds] = useState<Build[]>([]);
   const add = (b: Build, body: Record<string, unknown>) => {
     setBuilds((list) => [b, ...list]);

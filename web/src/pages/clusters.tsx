@@ -213,7 +213,7 @@ function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed
 
 export function ClustersPage({ clusterId }: { clusterId?: string | undefined }) {
   const clusters = useApi<Cluster[]>('/api/clusters/', 15_000);
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000, true);
   const list = clusters.data ?? [];
   const all = nodes.items ?? [];
   return (

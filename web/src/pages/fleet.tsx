@@ -38,6 +38,7 @@ interface MetricsFrame {
 }
 interface SwarmNode {
   id: string;
+  hostname: string;
   labels: Record<string, string>;
 }
 interface Problem {
@@ -57,9 +58,9 @@ const FIX: Record<string, { fix: string; label: string } | undefined> = {
 };
 
 export function FleetPage() {
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000);
   // Every page: the label filter and tags need the labels of whichever nodes are loaded.
-  const labels = usePaged<SwarmNode>('/api/swarm/nodes', null, 60_000, true);
+  const labels = usePaged<SwarmNode>('/api/swarm/nodes', null, (n) => n.hostname, 60_000, true);
   const problems = useApi<{ problems: Problem[] }>('/api/maintenance/problems', 20_000);
   const { frame, connected } = useStream<MetricsFrame>('metrics');
   const [cluster, setCluster] = useState('');

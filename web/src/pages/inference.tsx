@@ -112,7 +112,7 @@ export function InferencePage() {
   const queue = useApi<QueueView>('/api/vision/queue', 15_000);
   const tasks = useApi<{ tasks: TaskRow[]; total: number }>('/tasks?limit=100', 15_000);
   const models = useApi<{ assignments: Assignment[] }>('/models/assignments', 15_000);
-  const workers = usePaged<Worker>('/workers', 'workers', 15_000, true);
+  const workers = usePaged<Worker>('/workers', 'workers', (w) => w.name, 15_000, true);
   const catalog = useApi<{ models: CatalogModel[] }>('/models/catalog', 120_000);
   const gallery = useApi<Row>('/api/vision/gallery', 60_000);
   const images = (Object.values(gallery.data ?? {}).find(Array.isArray) ?? []) as Row[];

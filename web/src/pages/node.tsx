@@ -194,10 +194,11 @@ function Labels({
 }
 
 export function NodePage({ nodeId }: { nodeId: string }) {
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
-  const swarm = usePaged<{ id: string; labels: Record<string, string> }>(
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000, true);
+  const swarm = usePaged<{ id: string; hostname: string; labels: Record<string, string> }>(
     '/api/swarm/nodes',
     null,
+    (n) => n.hostname,
     60_000,
     true,
   );

@@ -163,7 +163,7 @@ const FIELDS: { name: keyof StartForm; label: string; hint: string }[] = [
 ];
 
 export function StartContainer({ done }: { done: () => void }) {
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', 30_000, true);
+  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000, true);
   const [f, setF] = useState<StartForm>({
     image: '',
     count: '1',
