@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useAction, useApi, usePaged, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, Note, Records, Section, Status } from '../ui.js';
@@ -123,12 +123,18 @@ export function InferencePage() {
     models.reload();
     workers.reload();
   };
-  // The cluster event stream (task finished, worker status, model loaded): each event refreshes the views.
+  // The cluster event stream (task finished, worker status, model loaded) refreshes the views: a
+  // burst of events (tasks finishing together) once a second, not once an event.
   const [events, setEvents] = useState(0);
+  const burst = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(burst.current), []);
   const stream = useStream<{ event?: string }>('cluster', {}, (f) => {
     if (f.event && f.event !== 'connected') {
       setEvents((n) => n + 1);
-      reload();
+      burst.current ??= setTimeout(() => {
+        burst.current = undefined;
+        reload();
+      }, 1000);
     }
   });
   const counts = Object.fromEntries(
