@@ -71,6 +71,7 @@ export function usePaged<T>(
     let turn = 0;
     let chain = Promise.resolve();
     let refreshQueued = false;
+    let pending = 0;
     setListing(undefined);
     const read = async (l: Listing<T>, k: number) =>
       mergePage(l, k, await apiPage<T>(path, field, l.starts[k]!.cursor), key.current);
@@ -86,19 +87,23 @@ export function usePaged<T>(
     };
     // One read at a time, each merged into what the previous one left.
     const run = (op: () => Promise<void>) => {
-      setBusy((b) => b + 1);
+      setBusy(++pending);
       chain = chain.then(async () => {
-        if (!live) return;
         try {
+          if (!live) return;
           await op();
           while (all && current.end && live) await next();
           if (live) setError(undefined);
         } catch (e) {
           if (live) setError(e instanceof Error ? e.message : String(e));
+        } finally {
+          pending--;
+          if (live) {
+            // Nothing read yet (the first read failed): no rows to show.
+            if (current.starts.length) setListing(current);
+            setBusy(pending);
+          }
         }
-        if (!live) return;
-        setListing(current);
-        setBusy((b) => b - 1);
       });
     };
     // Refreshes asked for while one waits (a burst of events) are one.
