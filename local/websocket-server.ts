@@ -86,7 +86,14 @@ export function attachWebSockets(
       }
       const subscription = opened.subscription;
       sockets.sockets.set(connectionId, ws);
+      // As API Gateway: past 2 h a connection's record expires and fan-out no longer reaches it.
+      const limit = setTimeout(
+        () => ws.close(1001, 'connection reached its time limit'),
+        ctx.config.WS_MAX_CONNECTION_SECONDS * 1000,
+      );
+      limit.unref();
       ws.on('close', () => {
+        clearTimeout(limit);
         sockets.sockets.delete(connectionId);
         const removal = closeConnection(ctx, connectionId)
           .catch(() => undefined)

@@ -201,6 +201,8 @@ export const configSchema = z.object({
   // WebSocket API (functions/realtime).
   /** Local runtime: how often /ws/metrics and /ws/doctor push (on AWS the `minute` schedule pushes every minute). */
   WS_PUSH_INTERVAL_SECONDS: z.coerce.number().int().positive().max(3600).default(5),
+  /** Local runtime: a socket is closed after this long, as API Gateway does at 2 h (its record expires 10 min later). */
+  WS_MAX_CONNECTION_SECONDS: z.coerce.number().int().positive().max(7200).default(7200),
   /** Node-state records (two a node) of one per-node page of `GET /metrics?shard=&page=`, as the sweep cuts them. */
   METRICS_PAGE_RECORDS: z.coerce.number().int().min(2).max(10_000).default(500),
   /** API Gateway Management API endpoint of the WebSocket stage (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`); set by the stack. */

@@ -341,3 +341,18 @@ describeWithMoto('WebSocket API connection store on moto (emulator mode)', () =>
     await eventually(async () => expect(await channelConnections(rt.ctx, 'metrics')).toEqual([]));
   });
 });
+
+describe('WebSocket API: the connection time limit (embedded runtime)', () => {
+  it('closes a socket with 1001 at WS_MAX_CONNECTION_SECONDS and removes its record, as API Gateway at 2 h', async () => {
+    const rt = await startRuntime({ port: 0, env: { ...env, WS_MAX_CONNECTION_SECONDS: '1' } });
+    try {
+      const client = new Client(wsUrl(rt, '/ws/doctor'));
+      await client.next((f) => f.type === 'doctor');
+      expect(await channelConnections(rt.ctx, 'doctor')).toHaveLength(1);
+      expect(await client.closed).toEqual({ code: 1001, reason: 'connection reached its time limit' });
+      await eventually(async () => expect(await channelConnections(rt.ctx, 'doctor')).toEqual([]));
+    } finally {
+      await rt.stop();
+    }
+  });
+});
