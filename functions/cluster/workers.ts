@@ -5,6 +5,7 @@ import { getNode, isCordoned, isOnline, listNodes, resolveNode, type NodeItem } 
 import { NODE_SHARDS, clearFree, maxConcurrencyOf, type FreeRecord } from '../nodes/node-records.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import { heldSlots, nodeSlots, slotsRunning, type SlotItem } from './slots.js';
+import { holdersOf, indexResidency } from './model-residency.js';
 
 /**
  * Workers are fleet nodes (the fleet's node records), seen through what the scheduler needs:
@@ -102,14 +103,18 @@ export async function getNodeModels(ctx: AppContext, nodeId: string): Promise<No
   return ctx.store.get<NodeModelsItem>(k.pk, k.sk);
 }
 
-/** Records what the control plane just told the node to serve. */
+/** Records what the control plane just told the node to serve, and its planned entries in the residency index. */
 export async function setNodeModels(ctx: AppContext, nodeId: string, models: string[]): Promise<void> {
+  const before = await getNodeModels(ctx, nodeId);
+  const after = [...new Set(models)].sort();
   await ctx.store.put<NodeModelsItem>({
     ...taskQueueKeys.nodeModels(nodeId),
     nodeId,
-    models: [...new Set(models)].sort(),
+    models: after,
     updatedAtMs: ctx.now(),
   });
+  // Every planned model again (a lost write of an earlier change comes right), the ones gone off.
+  await indexResidency(ctx, nodeId, 'planned', { add: after, drop: before?.models ?? [] });
 }
 
 /** Workers of `nodes` from the fleet's model records and held slots. */
@@ -170,6 +175,30 @@ export function toSchedNode(w: Worker): SchedNode {
     ...(w.gpuType !== undefined ? { gpuType: w.gpuType } : {}),
     labels: w.node.labels ?? {},
   };
+}
+
+/**
+ * The workers the residency index names for any of `models` (model-residency.ts), each from its own
+ * records (node, model record, and with `slots` its held slots): what it reads grows with the
+ * holders, never with the fleet. Entries of nodes gone are skipped.
+ */
+export async function holderWorkers(
+  ctx: AppContext,
+  models: Iterable<string>,
+  opts: { slots: boolean },
+): Promise<Worker[]> {
+  const now = ctx.now();
+  const workers = await Promise.all(
+    (await holdersOf(ctx, models)).map(async (id) => {
+      const [node, record, running] = await Promise.all([
+        getNode(ctx, id),
+        getNodeModels(ctx, id),
+        opts.slots ? nodeSlots(ctx, id) : [],
+      ]);
+      return node && toWorker(ctx, node, record, running, now);
+    }),
+  );
+  return workers.filter((w): w is Worker => w !== undefined);
 }
 
 /** One worker by node id or name from its own records (node, models, held slots): no fleet read. */

@@ -167,6 +167,12 @@ export const taskQueueKeys = {
     gsi1sk: nodeId,
   }),
   nodeModelsPk: 'NODEMODELS',
+  /**
+   * The model residency index (cluster/model-residency.ts): a node that holds a model, as the control
+   * plane planned it or the node reported it, one partition a model. Questions about a model read its holders.
+   */
+  modelNode: (model: string, nodeId: string) => ({ pk: `MODELNODES#${model}`, sk: nodeId }),
+  modelNodesPk: (model: string) => `MODELNODES#${model}`,
   /** One fleet sample per minute (GPU utilisation, memory) for /cluster/metrics. */
   clusterSample: (minute: string) => ({ pk: 'CLUSTERSAMPLES', sk: minute }),
   clusterSamplesPk: 'CLUSTERSAMPLES',

@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { ConflictError } from '../core/errors.js';
 import { emit } from '../core/events.js';
-import { keys, maintenanceKeys, taskQueueKeys } from '../core/keys.js';
+import { keys, maintenanceKeys } from '../core/keys.js';
 import { queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import { getTask, requeue } from '../cluster/tasks.js';
 import { nodeSlots, releaseSlot } from '../cluster/slots.js';
@@ -225,7 +225,6 @@ export async function retireNode(
     await transitionInstance(ctx, inst.instanceId, [inst.status], 'removed');
     await releaseSlotsOf(ctx, inst.imageId, inst.instanceId);
   }
-  await deleteByKey(ctx, taskQueueKeys.nodeModels(node.nodeId));
   const problems = await queryAll<StoreItem & { nodeId?: string }>(ctx.store, maintenanceKeys.pk, {
     prefix: maintenanceKeys.problemPrefix,
   });

@@ -16,6 +16,7 @@ import {
   type MetricsRecord,
 } from './node-records.js';
 import type { HeartbeatRequest } from '../../protocol/messages.js';
+import { indexHeartbeat } from '../cluster/model-residency.js';
 import { assemble, isOnline, stateOf, type ContainerSample, type NodeItem } from './node-model.js';
 
 /**
@@ -62,12 +63,19 @@ export async function recordHeartbeat(
     ...(buffer ? { history: buffer } : {}),
   };
   const before = assemble(node, live, stored);
-  const due = metricsDue(ctx, stored, fresh, now) || (mustStore?.(before) ?? false);
+  // A sample from before the model residency index is stored again, marked, once its models are indexed.
+  const indexed = stored?.indexed === true;
+  const due = !indexed || metricsDue(ctx, stored, fresh, now) || (mustStore?.(before) ?? false);
   const sample: MetricsRecord = due
-    ? { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now }
+    ? { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now, indexed: true }
     : { ...stored!, ...fresh };
-  // Two items, written side by side: the liveness record does not wait for the metrics.
-  await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
+  // Two items, written side by side: the liveness record does not wait for the metrics. The
+  // residency index only when the reported models changed (a change always stores the sample).
+  await Promise.all([
+    ctx.store.put(beat),
+    due ? ctx.store.put(sample) : undefined,
+    indexHeartbeat(ctx, node.nodeId, indexed ? stored.loadedModels : undefined, hb.loadedModels),
+  ]);
   const model = [...hb.loadedModels].sort()[0];
   if (!wasOnline) {
     if (!node.cordoned)

@@ -119,6 +119,8 @@ export interface MetricsSample {
 export interface MetricsRecord extends StoreItem, MetricsSample {
   nodeId: string;
   storedAtMs: number;
+  /** Its models are in the model residency index (absent on samples stored before it). */
+  indexed?: boolean;
 }
 
 /** Below this a change is noise and never stored (percent of the larger value, at least of 100). */

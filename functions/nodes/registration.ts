@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
 import { ConflictError, ForbiddenError, UnauthenticatedError } from '../core/errors.js';
-import { keys } from '../core/keys.js';
+import { keys, taskQueueKeys } from '../core/keys.js';
 import { type StoreItem, deleteIf, putIfAbsent, updateIf } from '../ports/store.js';
 import {
   freeKey,
@@ -16,7 +16,9 @@ import {
   upKey,
   liveFacts,
   type LiveRecord,
+  type MetricsRecord,
 } from './node-records.js';
+import { forgetNode } from '../cluster/model-residency.js';
 import { hashToken, newToken } from '../core/tokens.js';
 import { consumeJoinTokenUse, refundJoinTokenUse, type JoinTokenItem } from './join-tokens.js';
 import { linkInstanceNode } from '../novita/join.js';
@@ -234,7 +236,7 @@ export async function rotateNodeToken(ctx: AppContext, node: NodeItem): Promise<
 
 /**
  * Removes a node's registry side: its record (so its credential stops working at once), its name
- * (free for a new join) and its command queue. Conditional on the credential read, so a node that
+ * (free for a new join), its state and model records, its model residency entries and its command queue. Conditional on the credential read, so a node that
  * re-registered meanwhile keeps its record. False when another caller got there first.
  */
 export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promise<boolean> {
@@ -243,8 +245,19 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
   const guard = keys.nodeName(node.nodeName);
   await deleteIf(ctx.store, guard.pk, guard.sk, { equals: { nodeId: node.nodeId } });
   // Its liveness and metrics records go with it (they live in the sharded state partitions).
-  for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId), freeKey(node.nodeId), upKey(node.nodeId)])
+  for (const key of [liveKey(node.nodeId), freeKey(node.nodeId), upKey(node.nodeId)])
     await ctx.store.delete(key.pk, key.sk);
+  // Its model record and sample too, and the residency index's entries of the models they name.
+  const mk = metricsKey(node.nodeId);
+  const plan = taskQueueKeys.nodeModels(node.nodeId);
+  const [sample, planned] = await Promise.all([
+    ctx.store.delete<MetricsRecord>(mk.pk, mk.sk),
+    ctx.store.delete<StoreItem & { models?: string[] }>(plan.pk, plan.sk),
+  ]);
+  await forgetNode(ctx, node.nodeId, [
+    ...(sample?.loadedModels ?? node.loadedModels ?? []),
+    ...(planned?.models ?? []),
+  ]);
   await ctx.queue.remove(nodeQueue(node.nodeId));
   return true;
 }
