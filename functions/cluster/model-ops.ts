@@ -16,7 +16,14 @@ import { heldSlots, type SlotItem } from './slots.js';
 import { getTask, requestPlacement, type TaskItem } from './tasks.js';
 import { readNodeHours } from './task-stats.js';
 import { readTaskCounts } from './task-counts.js';
-import { loadWorker, loadWorkers, setNodeModels, toSchedNode, type Worker } from './workers.js';
+import {
+  holderWorkers,
+  loadWorker,
+  loadWorkers,
+  setNodeModels,
+  toSchedNode,
+  type Worker,
+} from './workers.js';
 import { workerStats } from './metrics.js';
 import { unknownModel } from './validation.js';
 
@@ -32,6 +39,7 @@ export interface FleetView {
   slots: SlotItem[];
 }
 
+/** Every worker and held slot (rebalance plans the whole fleet); questions about a model read its holders instead. */
 export async function loadFleet(ctx: AppContext): Promise<FleetView> {
   const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
   return { workers: await loadWorkers(ctx, slots), catalogue, slots };
@@ -188,10 +196,10 @@ export async function unloadModel(
   input: { model_name: string; worker_ids?: string[] | undefined; force: boolean },
 ) {
   const catalogue = await listModels(ctx);
-  // Named workers: their own records. None named: every holder, which takes the fleet.
+  // Named workers: their own records. None named: the model's holders (the residency index), online or not.
   const targets = input.worker_ids?.length
     ? await Promise.all([...new Set(input.worker_ids)].map((id) => requireWorker(ctx, id)))
-    : (await loadWorkers(ctx, await heldSlots(ctx))).filter(
+    : (await holderWorkers(ctx, [input.model_name], { slots: true })).filter(
         (w) => w.resident.includes(input.model_name) || w.reported.includes(input.model_name),
       );
   if (!targets.length && !catalogue.some((m) => m.id === input.model_name))

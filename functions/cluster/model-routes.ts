@@ -10,7 +10,8 @@ import {
   MODEL_ID_PATTERN,
 } from './catalogue.js';
 import { modelBurstState } from '../novita/model-burst.js';
-import { assignModel, loadFleet, loadTimesOf, unloadModel } from './model-ops.js';
+import { assignModel, loadTimesOf, unloadModel } from './model-ops.js';
+import { holderWorkers } from './workers.js';
 import { CLUSTER_PRIORITIES } from './validation.js';
 import { assignmentsView, catalogueView } from './views.js';
 import * as S from './schemas.js';
@@ -66,11 +67,17 @@ export function clusterModelRoutes(): AnyRoute[] {
       summary: 'Models per worker',
       response: S.assignmentsOut,
       handler: async (_req, ctx) => {
-        const view = await loadFleet(ctx);
+        // The holders of the catalogue's models (the residency index), not the fleet.
+        const catalogue = await listModels(ctx);
+        const workers = await holderWorkers(
+          ctx,
+          catalogue.map((m) => m.id),
+          { slots: false },
+        );
         // Load times of the workers listed (those holding a model) only.
-        const holding = view.workers.filter((w) => w.resident.length || w.reported.length).map((w) => w.id);
+        const holding = workers.filter((w) => w.resident.length || w.reported.length).map((w) => w.id);
         const loadTimes = await loadTimesOf(ctx, holding);
-        return assignmentsView(view.workers, view.catalogue, loadTimes);
+        return assignmentsView(workers, catalogue, loadTimes);
       },
     }),
     route({

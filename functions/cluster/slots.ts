@@ -73,6 +73,16 @@ export async function slotsOfNodes(ctx: AppContext, nodeIds: Iterable<string>): 
   return (await Promise.all([...new Set(nodeIds)].map((id) => nodeSlots(ctx, id)))).flat();
 }
 
+/** The first `limit` held slots of the fleet's index (by node): a bounded look at what runs. */
+export async function heldSlotPage(ctx: AppContext, limit: number): Promise<SlotItem[]> {
+  return (await ctx.store.query<SlotItem>(taskQueueKeys.heldSlotsPk, { index: 'gsi1', limit })).items;
+}
+
+/** Every held slot running `model` (gsi2): what runs it, not the fleet's slots. */
+export async function slotsOfModel(ctx: AppContext, model: string): Promise<SlotItem[]> {
+  return queryAll<SlotItem>(ctx.store, taskQueueKeys.slotModelPk(model), { index: 'gsi2' });
+}
+
 /** At most `limit` held slots running `model` (gsi2): busy nodes serving it, not the fleet's slots. */
 export async function slotsRunning(ctx: AppContext, model: string, limit: number): Promise<SlotItem[]> {
   return (await ctx.store.query<SlotItem>(taskQueueKeys.slotModelPk(model), { index: 'gsi2', limit })).items;

@@ -1,12 +1,12 @@
 import { randomInt } from 'node:crypto';
 import * as z from 'zod';
-import { getModel } from '../cluster/catalogue.js';
+import { getModel, listModels } from '../cluster/catalogue.js';
 import { cancelTask } from '../cluster/lifecycle.js';
 import { queuePosition } from '../cluster/queue-position.js';
-import { loadFleet } from '../cluster/model-ops.js';
+import { fleetCounts, holderWorkers } from '../cluster/workers.js';
 import { LORAS_PREFIX } from '../cluster/outputs.js';
 import { ACTIVE, getTask, submitTask, type TaskItem } from '../cluster/tasks.js';
-import { heldSlots } from '../cluster/slots.js';
+import { heldSlotPage, slotsOfModel } from '../cluster/slots.js';
 import { countOf, readTaskCounts } from '../cluster/task-counts.js';
 import { MAX_OFFSET, pageFrom, queuePage, taskPage } from '../cluster/task-pages.js';
 import {
@@ -67,11 +67,22 @@ export function visionJobRoutes(): AnyRoute[] {
         'Vision cluster: nodes online, busy, switching models, offline; queue length; models loaded where',
       response: S.visionStatusOut,
       handler: async (_req, ctx) => {
-        const [view, counts] = await Promise.all([loadFleet(ctx), readTaskCounts(ctx, { finished: false })]);
-        const online = view.workers.filter((w) => w.online);
+        const [catalogue, counts, fleet] = await Promise.all([
+          listModels(ctx),
+          readTaskCounts(ctx, { finished: false }),
+          fleetCounts(ctx),
+        ]);
+        // The holders of the catalogue's models (the residency index), each with its slots: a node
+        // runs a task of a model it holds, so the busy and switching nodes are among them.
+        const holders = await holderWorkers(
+          ctx,
+          catalogue.map((m) => m.id),
+          { slots: true },
+        );
+        const online = holders.filter((w) => w.online);
         // Switching: running a task whose placement switched the model, before the server answered.
         const switching = new Set<string>();
-        for (const s of view.slots) {
+        for (const s of online.flatMap((w) => w.running)) {
           const t = await getTask(ctx, s.taskId);
           if (
             t &&
@@ -84,11 +95,13 @@ export function visionJobRoutes(): AnyRoute[] {
         }
         const modelsLoaded: Record<string, string[]> = {};
         for (const w of online) for (const m of w.resident) (modelsLoaded[m] ??= []).push(w.name);
+        // Counted by the sweep's aggregate; never fewer online than the holders seen online now.
+        const onlineNodes = Math.max(fleet.online, online.length);
         return {
-          online_nodes: online.length,
+          online_nodes: onlineNodes,
           busy_nodes: online.filter((w) => w.running.length > 0).length,
-          switching_nodes: online.filter((w) => switching.has(w.id)).length,
-          offline_nodes: view.workers.length - online.length,
+          switching_nodes: switching.size,
+          offline_nodes: Math.max(0, fleet.nodes - onlineNodes),
           queue_length: counts.states.queued,
           models_loaded: modelsLoaded,
         };
@@ -223,8 +236,8 @@ export function visionJobRoutes(): AnyRoute[] {
       summary: 'Cancel every queued and processing image job',
       response: S.stopAllOut,
       handler: async (_req, ctx) => {
-        // The queued jobs a page at a time and the running ones by their held slots: what it reads
-        // grows with what it stops, not with the tasks stored.
+        // The queued jobs a page at a time and the running ones by the held slots of image models:
+        // what it reads grows with what it stops, not with the tasks stored or what else runs.
         const live: TaskItem[] = [];
         let from: string | undefined;
         do {
@@ -237,7 +250,9 @@ export function visionJobRoutes(): AnyRoute[] {
           live.push(...page.items);
           from = page.cursor;
         } while (from);
-        for (const s of await heldSlots(ctx)) {
+        const images = (await listModels(ctx)).filter((m) => m.kind === 'image');
+        const running = (await Promise.all(images.map((m) => slotsOfModel(ctx, m.id)))).flat();
+        for (const s of running) {
           const t = await getTask(ctx, s.taskId);
           if (t && isImageJob(t) && ACTIVE.includes(t.status)) live.push(t);
         }
@@ -273,10 +288,11 @@ export function visionJobRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const read = (limit: number, from?: string) =>
           queuePage(ctx, { limit, cursor: from, order: 'schedule' });
+        // `processing`: the first `limit` running tasks (by node), not every one the fleet runs.
         const [page, counts, slots] = await Promise.all([
           pageFrom(read, req.query.limit, 0, req.query.cursor),
           readTaskCounts(ctx, { finished: false }),
-          heldSlots(ctx),
+          heldSlotPage(ctx, req.query.limit),
         ]);
         // Names of the nodes running something, not of the fleet.
         const names = await nameResolver(

@@ -1,7 +1,8 @@
 import * as z from 'zod';
 import { listModels } from '../cluster/catalogue.js';
 import { formatMemory } from '../cluster/format.js';
-import { loadFleet, switchModel } from '../cluster/model-ops.js';
+import { switchModel } from '../cluster/model-ops.js';
+import { holderWorkers } from '../cluster/workers.js';
 import { parseMultipart } from '../cluster/multipart.js';
 import {
   LORAS_PREFIX,
@@ -40,21 +41,26 @@ export function visionRoutes(): AnyRoute[] {
       summary: 'Image models of the catalogue and the nodes they are loaded on',
       response: S.availableModelsOut,
       handler: async (_req, ctx) => {
-        const view = await loadFleet(ctx);
-        const online = view.workers.filter((w) => w.online);
+        const images = (await listModels(ctx)).filter((m) => m.kind === 'image');
+        // Their holders alone (the residency index), each checked online by its own records.
+        const online = (
+          await holderWorkers(
+            ctx,
+            images.map((m) => m.id),
+            { slots: false },
+          )
+        ).filter((w) => w.online);
         return {
-          models: (await listModels(ctx))
-            .filter((m) => m.kind === 'image')
-            .map((m) => ({
-              name: m.id,
-              type: m.type,
-              size: formatMemory(m.sizeMb ?? m.gpuMemoryMb),
-              gpu_memory: formatMemory(m.gpuMemoryMb),
-              max_width: m.maxWidth ?? null,
-              max_height: m.maxHeight ?? null,
-              steps: { min: m.minSteps ?? 1, max: m.maxSteps ?? null },
-              loaded_on: online.filter((w) => w.resident.includes(m.id)).map((w) => w.name),
-            })),
+          models: images.map((m) => ({
+            name: m.id,
+            type: m.type,
+            size: formatMemory(m.sizeMb ?? m.gpuMemoryMb),
+            gpu_memory: formatMemory(m.gpuMemoryMb),
+            max_width: m.maxWidth ?? null,
+            max_height: m.maxHeight ?? null,
+            steps: { min: m.minSteps ?? 1, max: m.maxSteps ?? null },
+            loaded_on: online.filter((w) => w.resident.includes(m.id)).map((w) => w.name),
+          })),
         };
       },
     }),
