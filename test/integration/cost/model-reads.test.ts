@@ -84,7 +84,10 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
     const figures = Object.fromEntries(
       REQUESTS.map(([m, p]) => [
         `${m} ${p}`,
-        [SMALL, LARGE].map((s) => measured.get(s.nodes)!.get(`${m} ${p}`)!.read),
+        [SMALL, LARGE].map((s) => {
+          const x = measured.get(s.nodes)!.get(`${m} ${p}`)!;
+          return `${x.read} (${x.calls} calls)`;
+        }),
       ]),
     );
     console.log(
