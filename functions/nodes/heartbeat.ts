@@ -69,13 +69,11 @@ export async function recordHeartbeat(
   const sample: MetricsRecord = due
     ? { ...mk, nodeId: node.nodeId, ...fresh, storedAtMs: now, indexed: true }
     : { ...stored!, ...fresh };
-  // Two items, written side by side: the liveness record does not wait for the metrics. The
-  // residency index only when the reported models changed (a change always stores the sample).
-  await Promise.all([
-    ctx.store.put(beat),
-    due ? ctx.store.put(sample) : undefined,
-    indexHeartbeat(ctx, node.nodeId, indexed ? stored.loadedModels : undefined, hb.loadedModels),
-  ]);
+  // The residency index first, only when the reported models changed (a change always stores the
+  // sample): a sample stored after a lost index write would hide the change from the next beat.
+  await indexHeartbeat(ctx, node.nodeId, indexed ? stored.loadedModels : undefined, hb.loadedModels);
+  // Two items, written side by side: the liveness record does not wait for the metrics.
+  await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
   const model = [...hb.loadedModels].sort()[0];
   if (!wasOnline) {
     if (!node.cordoned)
