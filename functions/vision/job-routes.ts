@@ -278,7 +278,7 @@ export function visionJobRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/api/vision/queue',
       summary:
-        'The shared queue in scheduling order (priority with aging, then FIFO), and what is processing',
+        'The shared queue in scheduling order (priority with aging, then FIFO), and what is processing (at most `limit`)',
       query: z.object({
         limit: z.coerce.number().int().min(1).max(1000).default(50),
         cursor: z.string().min(1).max(4096).optional(),

@@ -144,7 +144,7 @@ export const INFERENCE_DOCS: Record<string, OperationDoc> = {
   'POST /api/vision/jobs/stop-all': { description: 'Cancels every queued and processing image job.' },
   'GET /api/vision/queue': {
     description:
-      'The shared queue in scheduling order (priority with aging, then first in first out), `limit` jobs a page (default 50; `cursor` for the next), its whole `length`, and what is processing.',
+      'The shared queue in scheduling order (priority with aging, then first in first out), `limit` jobs a page (default 50; `cursor` for the next), its whole `length`, and what is processing (at most `limit` running tasks, by node).',
   },
   'GET /api/vision/models/available': {
     description: 'Image models of the catalogue and the nodes they are loaded on.',
