@@ -28,7 +28,8 @@ const other = (why: ResidencyWhy): ResidencyWhy => (why === 'planned' ? 'reporte
 
 /**
  * Marks `add` held by the node for `why` and takes `why` off `drop`; an entry left with no reason is
- * deleted (only while no writer has given it one meanwhile).
+ * deleted (only while no writer has given it one meanwhile): one write a model either way, two
+ * when the entry keeps its other reason.
  */
 export async function indexResidency(
   ctx: AppContext,
@@ -45,8 +46,11 @@ export async function indexResidency(
     }),
     ...drop.map(async (model) => {
       const k = taskQueueKeys.modelNode(model, nodeId);
+      // Held for this reason alone: one delete. Else the reason comes off, and an entry another
+      // writer emptied meanwhile goes.
+      if (await deleteIf(ctx.store, k.pk, k.sk, { absent: [other(why)] })) return;
       const left = await updateIf<ResidencyItem>(ctx.store, k.pk, k.sk, { remove: [why] }, { exists: true });
-      if (left && !left[other(why)])
+      if (left && !left.planned && !left.reported)
         await deleteIf(ctx.store, k.pk, k.sk, { absent: ['planned', 'reported'] });
     }),
   ]);

@@ -128,3 +128,47 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
     expect(large.get('POST /models/unload')!.body).toMatchObject({ affected_workers: [secondId] });
   });
 });
+
+describe('a heartbeat writes the residency index only when its models change', () => {
+  it('an unchanged beat writes no entry; a beat that adds or drops a model writes one', async () => {
+    const f = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    try {
+      const sim = f.nodes[0]!;
+      const label = operationLabel('POST', '/agent/heartbeat');
+      /** One beat: its write units, and its writes by kind (the index's are updates and deletes). */
+      const beat = async () => {
+        f.meter.reset();
+        await sim.heartbeat();
+        await f.settle();
+        const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
+        const calls = (kind: string) =>
+          f.meter
+            .list()
+            .filter((e) => mine(e) && e.kind === kind)
+            .reduce((n, e) => n + e.calls, 0);
+        return {
+          writes: operationUnits(f.meter.total(mine)).write_units,
+          updates: calls('dynamo.update'),
+          deletes: calls('dynamo.delete'),
+        };
+      };
+      const same = await beat();
+      sim.servers.set(X, 'server-x');
+      const added = await beat();
+      const again = await beat();
+      sim.servers.delete(X);
+      const dropped = await beat();
+      console.log(`heartbeat writes: ${JSON.stringify({ same, added, again, dropped })}`);
+      expect(same.updates).toBe(0);
+      expect(again.updates).toBe(0);
+      // The entry made, then (the heartbeat its only reason) deleted: one write each.
+      expect(added.updates).toBe(1);
+      expect(dropped.updates).toBe(0);
+      expect(dropped.deletes).toBe(1);
+      expect(added.writes - same.writes).toBeLessThanOrEqual(2);
+      expect(same.deletes).toBe(0);
+    } finally {
+      await f.stop();
+    }
+  }, 60_000);
+});
