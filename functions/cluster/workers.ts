@@ -6,7 +6,6 @@ import { NODE_SHARDS, clearFree, maxConcurrencyOf, type FreeRecord } from '../no
 import { queryAll, type StoreItem } from '../ports/store.js';
 import { heldSlots, nodeSlots, slotsRunning, type SlotItem } from './slots.js';
 import { holdersOf, indexResidency } from './model-residency.js';
-import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/fleet-aggregate.js';
 
 /**
  * Workers are fleet nodes (the fleet's node records), seen through what the scheduler needs:
@@ -200,15 +199,6 @@ export async function holderWorkers(
     }),
   );
   return workers.filter((w): w is Worker => w !== undefined).sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Nodes, and those online: from the sweep's aggregate (a record per shard), else (no sweep yet) every node. */
-export async function fleetCounts(ctx: AppContext): Promise<{ nodes: number; online: number }> {
-  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
-  if (agg) return { nodes: agg.nodes ?? agg.onlineNodes, online: agg.onlineNodes };
-  const now = ctx.now();
-  const nodes = await listNodes(ctx);
-  return { nodes: nodes.length, online: nodes.filter((n) => isOnline(n, ctx, now)).length };
 }
 
 /** One worker by node id or name from its own records (node, models, held slots): no fleet read. */
