@@ -20,6 +20,7 @@ import {
 import { hashToken, newToken } from '../core/tokens.js';
 import { consumeJoinTokenUse, refundJoinTokenUse, type JoinTokenItem } from './join-tokens.js';
 import { linkInstanceNode } from '../novita/join.js';
+import { indexNode, unindexNode } from './address-index.js';
 import type { CommandChannel, RegisterRequest } from '../../protocol/messages.js';
 import {
   COMMAND_MAX_RECEIVES,
@@ -193,6 +194,7 @@ export async function registerNode(
     await ctx.store.put(node, { notExists: true });
     if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
+  await indexNode(ctx, { nodeId, ...facts }, before);
   // An update (creating the record when it is new), not a put: the metric history points it carries stay.
   const { pk: livePk, sk: liveSk, ...liveFields } = live;
   // What a put would have dropped: the agent's word that it stopped, a Jetson's memory no longer reported.
@@ -245,6 +247,7 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
   // Its liveness and metrics records go with it (they live in the sharded state partitions).
   for (const key of [liveKey(node.nodeId), metricsKey(node.nodeId), freeKey(node.nodeId), upKey(node.nodeId)])
     await ctx.store.delete(key.pk, key.sk);
+  await unindexNode(ctx, node);
   await ctx.queue.remove(nodeQueue(node.nodeId));
   return true;
 }
