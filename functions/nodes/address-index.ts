@@ -45,7 +45,8 @@ const kindOf = (node: { jetson?: unknown }) => (node.jetson ? 'J' : 'N');
 /** The short, lowercased form of a host name (`agx0.local` → `agx0`), as scans report them. */
 export const shortName = (host: string) => host.toLowerCase().split('.')[0]!;
 
-function entriesOf(node: IndexedNode): StoreItem[] {
+/** The entries registration leaves for a node. */
+export function addressEntries(node: IndexedNode): StoreItem[] {
   const addresses = [...new Set(node.addresses ?? [])]
     .filter((a) => a.length > 0 && a.length <= MAX_ADDRESS_LENGTH)
     .slice(0, MAX_ADDRESSES);
@@ -72,9 +73,9 @@ const keyOf = (i: StoreItem) => `${i.pk}\n${i.sk}`;
 
 /** Writes a node's entries and drops those of `before` it no longer has (an address it stopped reporting). */
 export async function indexNode(ctx: AppContext, node: IndexedNode, before?: IndexedNode): Promise<void> {
-  const now = entriesOf(node);
+  const now = addressEntries(node);
   const keep = new Set(now.map(keyOf));
-  const stale = before ? entriesOf(before).filter((e) => !keep.has(keyOf(e))) : [];
+  const stale = before ? addressEntries(before).filter((e) => !keep.has(keyOf(e))) : [];
   await Promise.all([
     ...now.map((e) => ctx.store.put(e)),
     ...stale.map((e) => ctx.store.delete(e.pk, e.sk)),
@@ -83,7 +84,7 @@ export async function indexNode(ctx: AppContext, node: IndexedNode, before?: Ind
 
 /** Removes a node's entries (the node is being deleted). */
 export async function unindexNode(ctx: AppContext, node: IndexedNode): Promise<void> {
-  await Promise.all(entriesOf(node).map((e) => ctx.store.delete(e.pk, e.sk)));
+  await Promise.all(addressEntries(node).map((e) => ctx.store.delete(e.pk, e.sk)));
 }
 
 /** Whether any node (`jetson`: any Jetson) has this address: one Limit-1 query. */
@@ -202,13 +203,13 @@ interface IndexedMarker extends StoreItem {
 /**
  * The upgrade path: nodes registered before the index get their entries here, BACKFILL_PAGE of
  * the node index a call from the marker's cursor until the marker says done (one read a call
- * after that). Registration writes a node's own entries at once, so an agent that restarts meanwhile
+ * after that); true once done. Registration writes a node's own entries at once, so an agent that restarts meanwhile
  * is found before its page comes.
  */
-export async function ensureIndexed(ctx: AppContext): Promise<void> {
+export async function ensureIndexed(ctx: AppContext): Promise<boolean> {
   const k = nodeAddressKeys.indexed;
   const marker = await ctx.store.get<IndexedMarker>(k.pk, k.sk);
-  if (marker?.done) return;
+  if (marker?.done) return true;
   const page = await ctx.store.query<NodeItem>(fleetKeys.nodesPk, {
     index: 'gsi1',
     ascending: true,
@@ -222,4 +223,5 @@ export async function ensureIndexed(ctx: AppContext): Promise<void> {
     done: page.cursor === undefined,
     ...(page.cursor !== undefined ? { cursor: page.cursor } : {}),
   });
+  return page.cursor === undefined;
 }
