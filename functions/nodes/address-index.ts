@@ -138,7 +138,8 @@ export async function pickOnlineNode(
     }
     return undefined;
   };
-  if (options.subnet) {
+  // A subnet of a /16 or less is one range of one partition (a scan's is a /22 at most).
+  if (options.subnet && options.subnet.prefix >= 16) {
     const s = options.subnet;
     const { partition } = placeOf(s.cidr.split('/')[0]!);
     const { items } = await ctx.store.query<AddressEntry>(nodeAddressKeys.addressPk(partition), {
