@@ -172,7 +172,7 @@ export const JETSON_CHECKS = 64;
  */
 export async function firstJetson(ctx: AppContext): Promise<NodeItem | undefined> {
   const now = ctx.now();
-  let first: string | undefined;
+  const seen: string[] = [];
   let checked = 0;
   let cursor: string | undefined;
   do {
@@ -182,14 +182,19 @@ export async function firstJetson(ctx: AppContext): Promise<NodeItem | undefined
     });
     for (const e of page.items) {
       checked++;
-      first ??= e.nodeId;
+      seen.push(e.nodeId);
       if (!(await onlineNow(ctx, e.nodeId, now))) continue;
       const node = await getNode(ctx, e.nodeId);
       if (node?.jetson && isOnline(node, ctx, now)) return node;
     }
     cursor = page.cursor;
   } while (cursor !== undefined && checked < JETSON_CHECKS);
-  return first === undefined ? undefined : getNode(ctx, first);
+  // The first whose node is still there (an entry a deletion left behind is skipped).
+  for (const id of seen) {
+    const node = await getNode(ctx, id);
+    if (node?.jetson) return node;
+  }
+  return undefined;
 }
 
 /** Node index entries one call of `ensureIndexed` backfills. */
