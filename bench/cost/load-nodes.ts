@@ -1,6 +1,6 @@
 /**
  * Loads node records straight into the store, as registration and a heartbeat of a registered node
- * leave them (META, liveness, metrics, free-capacity and eligible-node entries), so a fleet of thousands exists in
+ * leave them (META, liveness, metrics, free-capacity and eligible-node entries, address index), so a fleet of thousands exists in
  * seconds: bench:scale and the read-count suites measure operations against it. The items go into
  * the runtime's own table (the store the bench measures) in BatchWriteItem calls of 25, beneath the
  * meter: loading is set-up, not an operation measured.
@@ -17,6 +17,7 @@ import {
   type MetricsRecord,
 } from '../../functions/nodes/node-records.js';
 import type { NodeItem } from '../../functions/nodes/nodes.js';
+import { addressEntries } from '../../functions/nodes/address-index.js';
 import { DynamoStore } from '../../functions/adapters/dynamo-store.js';
 import type { Store, StoreItem } from '../../functions/ports/store.js';
 import type { Fleet } from './fleet.js';
@@ -46,9 +47,12 @@ export async function loadNodeRecords(
   const meta = (await ctx.store.get<NodeItem>(keys.node(templateId).pk, 'META'))!;
   const tokens = new Map<string, string>();
   const ids = Array.from({ length: count }, (_, i) => `${prefix}-${String(i).padStart(6, '0')}`);
-  const items = (nodeId: string): StoreItem[] => {
+  const order = new Map(ids.map((id, i) => [id, i] as const));
+  const items = (nodeId: string, i: number): StoreItem[] => {
     const token = newToken(nodeId);
     tokens.set(nodeId, token);
+    // Each its own address (100.64.0.0/10, apart from the registered nodes'), indexed as registration does.
+    const addresses = [`100.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`];
     return [
       {
         ...meta,
@@ -56,8 +60,11 @@ export async function loadNodeRecords(
         ...keys.nodesIndex(nodeId),
         nodeId,
         nodeName: nodeId,
+        hostname: nodeId,
+        addresses,
         tokenHash: hashToken(token),
       },
+      ...addressEntries({ nodeId, nodeName: nodeId, hostname: nodeId, addresses, jetson: meta.jetson }),
       { ...live, ...liveKey(nodeId), nodeId, name: nodeId, lastHeartbeatMs: ctx.now() },
       { ...sample, ...metricsKey(nodeId), nodeId },
       { ...freeKey(nodeId), nodeId } satisfies FreeRecord,
@@ -72,17 +79,17 @@ export async function loadNodeRecords(
   };
   const table = dynamoBeneath(ctx.store);
   if (table) {
-    // Batches of 100 nodes (20 BatchWriteItem calls), a few in flight.
+    // Batches of 100 nodes (BatchWriteItem calls of 25 items), a few in flight.
     const batches = Array.from({ length: Math.ceil(ids.length / 100) }, (_, i) =>
       ids.slice(i * 100, i * 100 + 100),
     );
     await pool(batches, 4, async (batch) => {
-      await table.putBatch(batch.flatMap(items));
+      await table.putBatch(batch.flatMap((id) => items(id, order.get(id)!)));
       tick(batch.length);
     });
   } else
     await pool(ids, 64, async (nodeId) => {
-      for (const item of items(nodeId)) await ctx.store.put(item);
+      for (const item of items(nodeId, order.get(nodeId)!)) await ctx.store.put(item);
       tick(1);
     });
   return { ids, tokens };

@@ -9,7 +9,8 @@ import {
 import { reply, type Reply } from '../core/http.js';
 import { networkKeys } from '../core/keys.js';
 import type { StoreItem } from '../ports/store.js';
-import { getNode, listNodes } from '../nodes/nodes.js';
+import { getNode } from '../nodes/nodes.js';
+import { ensureIndexed, nodeAt } from '../nodes/address-index.js';
 import {
   FINISHED,
   getJob,
@@ -51,20 +52,17 @@ export async function autoJoinAll(
     scanKey && (await ctx.store.get<StoreItem & { devices?: ScanDevice[] }>(scanKey.pk, scanKey.sk));
   if (!scan?.devices)
     throw new ConflictError('No completed network scan yet: GET /api/network/scan first', 'NO_SCAN');
-  const nodes = await listNodes(ctx);
-  const inFleet = new Set(nodes.flatMap((n) => n.addresses ?? []));
-  const jetsonAddresses = new Set(nodes.filter((n) => n.jetson).flatMap((n) => n.addresses ?? []));
+  await ensureIndexed(ctx);
   const jobs = await listJobs(ctx);
   const queued: { ip: string; job_id: string; state: InstallState }[] = [];
   const skipped: { ip: string; reason: string }[] = [];
   for (const d of scan.devices) {
     const busy = jobs.find((j) => j.host === d.ip && j.port === 22 && !FINISHED.includes(j.state));
+    // A node at the address: one small read (the address index), not the fleet.
+    const inFleet = await nodeAt(ctx, d.ip);
     const looksRight =
-      d.isJetson ||
-      jetsonAddresses.has(d.ip) ||
-      d.vendor === 'NVIDIA' ||
-      GPU_SERVER_NAME.test(d.hostname ?? '');
-    const reason = inFleet.has(d.ip)
+      d.isJetson || d.vendor === 'NVIDIA' || GPU_SERVER_NAME.test(d.hostname ?? '');
+    const reason = inFleet
       ? 'already in the fleet'
       : !d.ports.includes(22)
         ? 'SSH (port 22) is not open'

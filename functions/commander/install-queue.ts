@@ -3,10 +3,11 @@ import type { AppContext } from '../core/context.js';
 import { ConflictError, HttpError, NotFoundError } from '../core/errors.js';
 import { installKeys } from '../core/keys.js';
 import { queryAll, type StoreItem, deleteIf, putIfAbsent, updateIf, putIf } from '../ports/store.js';
-import { cidrContains, parseCidr } from '../../protocol/network.js';
+import { parseCidr } from '../../protocol/network.js';
 import { type HostFacts, type InstallStep, type InstallStepReport } from '../../protocol/install.js';
 import { dispatchCommand } from '../nodes/commands.js';
-import { getNode, isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { getNode, isOnline, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { ensureIndexed, pickOnlineNode } from '../nodes/address-index.js';
 import { findCredentialById, type CredentialItem } from './vault.js';
 import { fleetClusterKeys } from '../core/keys.js';
 
@@ -101,7 +102,7 @@ export async function resolveCredential(ctx: AppContext, ref: string): Promise<C
   throw new NotFoundError(`Credential ${ref} not found`);
 }
 
-/** The node asked for (online); else the first online node with an address in the host's /24; else the first online. */
+/** The node asked for (online); else an online node with an address in the host's /24 (by address); else an online one (address-index.ts). */
 async function installerNode(ctx: AppContext, host: string, ref: string | undefined): Promise<NodeItem> {
   // Never the host itself: its agent would replace itself half-way through.
   const jobs = await queryAll<InstallJobItem>(ctx.store, installKeys.jobsPk, { index: 'gsi1' });
@@ -119,18 +120,14 @@ async function installerNode(ctx: AppContext, host: string, ref: string | undefi
       );
     return node;
   }
-  const now = ctx.now();
-  const online = (await listNodes(ctx))
-    .filter((n) => isOnline(n, ctx, now) && !isTarget(n))
-    .sort((a, b) => a.nodeName.localeCompare(b.nodeName));
   let subnet;
   try {
     subnet = parseCidr(`${host}/24`);
   } catch {
     subnet = undefined; // a name: no subnet to prefer
   }
-  const node =
-    (subnet && online.find((n) => (n.addresses ?? []).some((a) => cidrContains(subnet, a)))) ?? online[0];
+  await ensureIndexed(ctx);
+  const node = await pickOnlineNode(ctx, { subnet, accept: (n) => !isTarget(n) });
   if (!node)
     throw new ConflictError('No node is online to install from: start an agent on that network', 'NO_NODE');
   return node;

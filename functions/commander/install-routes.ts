@@ -83,7 +83,7 @@ const installFields = {
   port: sshPort,
   /** The new node's name; default: the host's hostname. */
   name: z.string().regex(INSTALL_NAME).optional(),
-  /** The node whose agent installs (id or name); default: one with an address in the host's /24, else the first online. */
+  /** The node whose agent installs (id or name); default: an online one with an address in the host's /24 (by address), else an online one. */
   node_id: nodeRef.optional(),
 };
 const queueResponses = {

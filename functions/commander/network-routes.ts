@@ -61,7 +61,7 @@ export function networkRoutes(): AnyRoute[] {
         refresh: boolQuery.default(false),
         /** TCP ports probed (comma-separated); default 22,80,443,5000,8080,8188,8765. */
         ports,
-        /** The node whose agent scans (id or name); default: the first online node with an address in the subnet, else the first online. */
+        /** The node whose agent scans (id or name); default: an online node with an address in the subnet (by address), else an online one. */
         node_id: z.string().min(1).optional(),
       }),
       response: z.object({ devices: z.array(device), scan_time: z.string() }),

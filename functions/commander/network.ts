@@ -6,17 +6,18 @@ import { networkKeys } from '../core/keys.js';
 import { type StoreItem, updateIf, putIf } from '../ports/store.js';
 import { dispatchCommand, waitForCommands, type CommandItem } from '../nodes/commands.js';
 import {
-  cidrContains,
   networkScanOutput,
   parseCidr,
   type Cidr,
   type ScannedDevice,
 } from '../../protocol/network.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { isOnline, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { ensureIndexed, jetsonNamed, nodeAt, pickOnlineNode } from '../nodes/address-index.js';
 
 /**
  * The Network API's scans. The control plane cannot reach a LAN, so a node's agent probes it
- * (network.scan); the result is kept per subnet and served with in_swarm from the node registry.
+ * (network.scan); the result is kept per subnet and served with in_swarm from the node registry
+ * (the address index: a few small reads per device, none of the fleet).
  */
 
 export type ScanStatus = 'scanning' | 'completed' | 'failed';
@@ -77,7 +78,7 @@ async function getScan(ctx: AppContext, cidr: string): Promise<ScanItem | undefi
   return ctx.store.get<ScanItem>(k.pk, k.sk);
 }
 
-/** The node asked for (online); else the first online node with an address in the subnet; else the first online. */
+/** The node asked for (online); else an online node with an address in the subnet (by address); else an online one (address-index.ts). */
 async function scanNode(ctx: AppContext, ref: string | undefined, cidr: Cidr): Promise<NodeItem> {
   if (ref !== undefined) {
     const node = await resolveNode(ctx, ref);
@@ -86,39 +87,39 @@ async function scanNode(ctx: AppContext, ref: string | undefined, cidr: Cidr): P
       throw new ConflictError(`Node ${node.nodeName} is offline: its agent cannot scan`, 'NODE_OFFLINE');
     return node;
   }
-  const now = ctx.now();
-  const online = (await listNodes(ctx))
-    .filter((n) => isOnline(n, ctx, now))
-    .sort((a, b) => a.nodeName.localeCompare(b.nodeName));
-  const inside = online.find((n) => (n.addresses ?? []).some((a) => cidrContains(cidr, a)));
-  const node = inside ?? online[0];
+  await ensureIndexed(ctx);
+  const node = await pickOnlineNode(ctx, { subnet: cidr });
   if (!node)
     throw new ConflictError('No node is online to scan from: start an agent on that network', 'NO_NODE');
   return node;
 }
 
-/** in_swarm from the registry, and is_jetson also for a device that is a registered Jetson. */
+/** Devices looked up at once. */
+const LOOKUPS_AT_ONCE = 16;
+
+/** in_swarm from the address index, and is_jetson also for a device at a Jetson's address or with a Jetson's name. */
 async function deviceViews(ctx: AppContext, devices: ScannedDevice[]): Promise<DeviceView[]> {
-  const nodes = await listNodes(ctx);
-  const addresses = new Set(nodes.flatMap((n) => n.addresses ?? []));
-  const jetsons = nodes.filter((n) => n.jetson);
-  const jetsonAddresses = new Set(jetsons.flatMap((n) => n.addresses ?? []));
-  const shortName = (h: string) => h.toLowerCase().split('.')[0]!;
-  const jetsonNames = new Set(
-    jetsons.flatMap((n) => [shortName(n.nodeName), shortName(n.hostname ?? '')]).filter(Boolean),
-  );
-  return devices.map((d) => ({
-    ip: d.ip,
-    hostname: d.hostname,
-    mac: d.mac,
-    vendor: d.vendor,
-    is_jetson:
+  await ensureIndexed(ctx);
+  const view = async (d: ScannedDevice): Promise<DeviceView> => {
+    const inSwarm = await nodeAt(ctx, d.ip);
+    const isJetson =
       d.isJetson ||
-      jetsonAddresses.has(d.ip) ||
-      (d.hostname !== null && jetsonNames.has(shortName(d.hostname))),
-    in_swarm: addresses.has(d.ip),
-    ports: d.ports,
-  }));
+      (inSwarm && (await nodeAt(ctx, d.ip, true))) ||
+      (d.hostname !== null && (await jetsonNamed(ctx, d.hostname)));
+    return {
+      ip: d.ip,
+      hostname: d.hostname,
+      mac: d.mac,
+      vendor: d.vendor,
+      is_jetson: isJetson,
+      in_swarm: inSwarm,
+      ports: d.ports,
+    };
+  };
+  const out: DeviceView[] = [];
+  for (let i = 0; i < devices.length; i += LOOKUPS_AT_ONCE)
+    out.push(...(await Promise.all(devices.slice(i, i + LOOKUPS_AT_ONCE).map(view))));
+  return out;
 }
 
 async function scanView(ctx: AppContext, devices: ScannedDevice[], scanTime: string) {

@@ -422,3 +422,28 @@ export const statsKeys = {
   hourSk: (ms: number) => `H#${utcHour(ms)}`,
   minuteSk: (ms: number) => `M#${utcMinute(ms)}`,
 } as const;
+
+/**
+ * Node addresses and Jetsons (appended; functions/nodes/address-index.ts), written at registration
+ * and removed with the node, so the Network API, the install queue and GET /api/nodes/jetpack ask
+ * the registry about an address, a subnet or the Jetsons without reading the fleet.
+ */
+export const nodeAddressKeys = {
+  /**
+   * One address of a node. IPv4 by its /16 (`a.b`), sorted by the address as 8 hex digits, so a
+   * scanned subnet (a /22 at most) is one range of one partition; anything else under `other`.
+   */
+  address: (partition: string, sortable: string, nodeId: string) => ({
+    pk: `NODEADDR#${partition}`,
+    sk: `${sortable}#${nodeId}`,
+  }),
+  addressPk: (partition: string) => `NODEADDR#${partition}`,
+  /** A Jetson by node name: GET /api/nodes/jetpack reads the first online. */
+  jetson: (nodeName: string) => ({ pk: 'JETSONS', sk: nodeName }),
+  jetsonsPk: 'JETSONS',
+  /** A Jetson's short node name or host name, lowercased: a scanned device with that name is a Jetson. */
+  jetsonName: (short: string, nodeId: string) => ({ pk: `JETSONNAME#${short}`, sk: nodeId }),
+  jetsonNamePk: (short: string) => `JETSONNAME#${short}`,
+  /** Written once the nodes registered before these keys have theirs (the first reader writes them). */
+  indexed: { pk: 'NODEADDR', sk: 'INDEXED' },
+} as const;

@@ -26,7 +26,7 @@ import {
   emptyPart,
   type FleetPart,
 } from './fleet-aggregate.js';
-import { getNode, getNodeRecord, isOnline, listNodes, withState, type NodeItem } from './node-model.js';
+import { getNode, getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
 
 /**
  * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
@@ -277,11 +277,49 @@ export async function* eligibleGroups(ctx: AppContext): AsyncGenerator<NodeItem[
   if (group.length) yield group;
 }
 
-/** Nodes registered and online: the sweep's aggregate, else (no sweep yet) every node counted. */
+/** Node-state records a count reads when the sweep left no fresh aggregate (two a node: about 1,000 nodes). */
+export const COUNT_PROBE_RECORDS = 2_000;
+
+/** Nodes and online nodes from the liveness records, reading at most `budget` node-state records; undefined past it. */
+async function countFromState(
+  ctx: AppContext,
+  budget: number,
+): Promise<{ nodes: number; online: number } | undefined> {
+  const now = ctx.now();
+  const out = { nodes: 0, online: 0 };
+  let left = budget;
+  for (const shard of SHARDS) {
+    let cursor: string | undefined;
+    do {
+      const page = await ctx.store.query<LiveRecord>(fleetKeys.nodeStatePk(shard), {
+        ...(Number.isFinite(left) ? { limit: left + 1 } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+      left -= page.items.length;
+      if (left < 0) return undefined;
+      for (const r of page.items) {
+        if (!r.sk.endsWith(fleetKeys.nodeLiveSuffix)) continue;
+        out.nodes++;
+        if (isOnline(r, ctx, now)) out.online++;
+      }
+      cursor = page.cursor;
+    } while (cursor);
+  }
+  return out;
+}
+
+/**
+ * Nodes registered and online: the sweep's aggregate. Without a fresh one, a fleet that fits
+ * COUNT_PROBE_RECORDS is counted from its liveness records, a larger one from the last aggregate
+ * however old (the sweep stalled). Only before the first sweep ever (a deployment whose minute
+ * schedule has not fired yet) does it read every liveness record; that sweep writes the aggregate.
+ */
 export async function fleetCounts(ctx: AppContext): Promise<{ nodes: number; online: number }> {
   const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
   if (agg) return { nodes: agg.nodes ?? agg.onlineNodes, online: agg.onlineNodes };
-  const now = ctx.now();
-  const nodes = await listNodes(ctx);
-  return { nodes: nodes.length, online: nodes.filter((n) => isOnline(n, ctx, now)).length };
+  const small = await countFromState(ctx, COUNT_PROBE_RECORDS);
+  if (small) return small;
+  const stale = await fleetAggregate(ctx, Number.POSITIVE_INFINITY);
+  if (stale) return { nodes: stale.nodes ?? stale.onlineNodes, online: stale.onlineNodes };
+  return (await countFromState(ctx, Number.POSITIVE_INFINITY))!;
 }

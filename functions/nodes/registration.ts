@@ -22,6 +22,7 @@ import { forgetNode } from '../cluster/model-residency.js';
 import { hashToken, newToken } from '../core/tokens.js';
 import { consumeJoinTokenUse, refundJoinTokenUse, type JoinTokenItem } from './join-tokens.js';
 import { linkInstanceNode } from '../novita/join.js';
+import { indexNode, unindexNode } from './address-index.js';
 import type { CommandChannel, RegisterRequest } from '../../protocol/messages.js';
 import {
   COMMAND_MAX_RECEIVES,
@@ -195,6 +196,7 @@ export async function registerNode(
     await ctx.store.put(node, { notExists: true });
     if (joined?.cloud) await linkInstanceNode(ctx, joined.cloud.instanceId, nodeId, req.nodeName);
   }
+  await indexNode(ctx, { nodeId, ...facts }, before);
   // An update (creating the record when it is new), not a put: the metric history points it carries stay.
   const { pk: livePk, sk: liveSk, ...liveFields } = live;
   // What a put would have dropped: the agent's word that it stopped, a Jetson's memory no longer reported.
@@ -236,7 +238,8 @@ export async function rotateNodeToken(ctx: AppContext, node: NodeItem): Promise<
 
 /**
  * Removes a node's registry side: its record (so its credential stops working at once), its name
- * (free for a new join), its state and model records, its model residency entries and its command queue. Conditional on the credential read, so a node that
+ * (free for a new join), its state and model records, its model residency and address index entries
+ * and its command queue. Conditional on the credential read, so a node that
  * re-registered meanwhile keeps its record. False when another caller got there first.
  */
 export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promise<boolean> {
@@ -258,6 +261,7 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
     ...(sample?.loadedModels ?? node.loadedModels ?? []),
     ...(planned?.models ?? []),
   ]);
+  await unindexNode(ctx, node);
   await ctx.queue.remove(nodeQueue(node.nodeId));
   return true;
 }

@@ -2,10 +2,10 @@ import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { emit } from '../core/events.js';
-import { fleetKeys } from '../core/keys.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { clusterMembership } from '../commander/cluster-membership.js';
 import { drainNode, retireNode } from './drain.js';
+import { ensureIndexed, firstJetson } from './address-index.js';
 import {
   isCordoned,
   isDraining,
@@ -15,38 +15,8 @@ import {
   nodePageQuery,
   resolveNode,
   setCordon,
-  withState,
   type NodeItem,
 } from './nodes.js';
-
-/** Node index entries read a page at a time while looking for a Jetson. */
-const JETSON_SCAN_PAGE = 100;
-
-/**
- * The first online Jetson by name, else the first Jetson: the node index a page at a time, and
- * the liveness of its Jetsons only, stopping at the first online one (what it reads grows with
- * that Jetson's position by name, not with the fleet).
- */
-async function firstJetson(ctx: AppContext): Promise<NodeItem | undefined> {
-  const now = ctx.now();
-  let first: NodeItem | undefined;
-  let cursor: string | undefined;
-  do {
-    const page = await ctx.store.query<NodeItem>(fleetKeys.nodesPk, {
-      index: 'gsi1',
-      ascending: true,
-      limit: JETSON_SCAN_PAGE,
-      ...(cursor !== undefined ? { cursor } : {}),
-    });
-    for (const meta of page.items.filter((m) => m.jetson)) {
-      const node = await withState(ctx, meta);
-      if (isOnline(node, ctx, now)) return node;
-      first ??= node;
-    }
-    cursor = page.cursor;
-  } while (cursor !== undefined);
-  return first;
-}
 
 const r1 = (n: number) => Math.round(n * 10) / 10;
 const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
@@ -248,6 +218,7 @@ export function fleetNodeRoutes(): AnyRoute[] {
       response: jetpackOut,
       responses: { 404: 'No Jetson node registered' },
       handler: async (_req, ctx) => {
+        await ensureIndexed(ctx);
         const pick = await firstJetson(ctx);
         if (!pick) throw new NotFoundError('No Jetson node registered');
         return jetpackView(pick);

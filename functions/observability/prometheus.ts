@@ -62,6 +62,7 @@ export async function renderMetrics(
   const paged = counted > inlineRecords(ctx) || !(await fleetFits(ctx, inlineRecords(ctx)));
   const agg = paged ? latest : undefined;
   const [nodes, { live: queued, recent }, jobs, counters] = await Promise.all([
+    // Unpaged only when the probe just read every node-state record within inlineRecords: a bounded list.
     paged ? ([] as NodeItem[]) : listNodes(ctx),
     readRecentCounts(ctx),
     jobStats(ctx),

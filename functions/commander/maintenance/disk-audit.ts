@@ -1,10 +1,10 @@
 import type { AppContext } from '../../core/context.js';
-import { NotFoundError } from '../../core/errors.js';
+import { NotFoundError, ValidationError } from '../../core/errors.js';
 import { reply } from '../../core/http.js';
 import { diskAuditOutput, type DiskAuditOutput } from '../../../protocol/agent-api.js';
 import { dispatchCommand, waitForCommands, type CommandItem } from '../../nodes/commands.js';
 import { requireOnline } from './fixes.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from '../../nodes/nodes.js';
+import { NODE_PAGE_MAX, isOnline, nodePage, resolveNode, type NodeItem } from '../../nodes/nodes.js';
 
 /** The disk audit: what fills each node's disks (filesystems, the engine's own accounting), asked of its agent. */
 
@@ -53,18 +53,44 @@ function auditView(node: NodeItem, commandId: string, command: CommandItem | und
   };
 }
 
-/** POST /api/maintenance/disk/audit: one node, or every online node; 202 with what is done when some have not answered. */
-export async function diskAudit(ctx: AppContext, nodeRef: string | undefined) {
+/** Which nodes an audit asks: one by id or name, else a page of the fleet by name (its online nodes). */
+export interface AuditTarget {
+  node_id?: string | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
+}
+
+/** The online nodes of one page of the node index (a request reads its page, not the fleet). */
+async function onlinePage(ctx: AppContext, target: AuditTarget) {
+  let page;
+  try {
+    page = await nodePage(ctx, { limit: target.limit ?? NODE_PAGE_MAX, cursor: target.cursor });
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    throw new ValidationError(
+      [{ loc: ['body', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
+      400,
+    );
+  }
+  const now = ctx.now();
+  return { nodes: page.nodes.filter((n) => isOnline(n, ctx, now)), next: page.cursor ?? null };
+}
+
+/**
+ * POST /api/maintenance/disk/audit: one node, or the online nodes of a page of the fleet by name
+ * (`limit`, default 1,000: a small fleet in one page; `next_cursor` for the next); 202 with what
+ * is done when some have not answered.
+ */
+export async function diskAudit(ctx: AppContext, target: AuditTarget = {}) {
   let targets: NodeItem[];
-  if (nodeRef !== undefined) {
-    const node = await resolveNode(ctx, nodeRef);
-    if (!node) throw new NotFoundError(`Node ${nodeRef} not found`);
+  /** Only a page's answer has it. */
+  let next: string | null | undefined;
+  if (target.node_id !== undefined) {
+    const node = await resolveNode(ctx, target.node_id);
+    if (!node) throw new NotFoundError(`Node ${target.node_id} not found`);
     requireOnline(ctx, node);
     targets = [node];
-  } else {
-    const now = ctx.now();
-    targets = (await listNodes(ctx)).filter((n) => isOnline(n, ctx, now));
-  }
+  } else ({ nodes: targets, next } = await onlinePage(ctx, target));
   const sent = await Promise.all(
     targets.map(async (node) => ({
       node,
@@ -77,7 +103,8 @@ export async function diskAudit(ctx: AppContext, nodeRef: string | undefined) {
   );
   const done = new Map(waited.done.map((c) => [c.commandId, c]));
   const nodes = sent.map((s) => auditView(s.node, s.commandId, done.get(s.commandId)));
+  const page = next === undefined ? {} : { next_cursor: next };
   if (waited.pending.length)
-    return reply(202, { status: 'pending', pending_commands: waited.pending, nodes });
-  return { nodes };
+    return reply(202, { status: 'pending', pending_commands: waited.pending, nodes, ...page });
+  return { nodes, ...page };
 }

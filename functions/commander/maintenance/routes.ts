@@ -5,6 +5,7 @@ import { diskAudit } from './disk-audit.js';
 import { quickFix } from './fixes.js';
 import { currentProblems, FIX_TYPES, problemView } from './problems.js';
 import { pending202, pendingCommandsBody } from '../../core/responses.js';
+import { nextCursorField, nodePageQuery } from '../../nodes/nodes.js';
 
 const common: Pick<RouteSpec, 'tags' | 'errorStyle' | 'scope'> = {
   tags: ['Maintenance'],
@@ -31,6 +32,8 @@ const problemOut = z.object({
 });
 
 const fixType = z.enum(FIX_TYPES);
+/** A disk audit of a page of the fleet (no node_id) answers where the next page starts. */
+const pageCursor = nextCursorField.optional().describe('Without node_id: for the next page; null on the last');
 /** One fix's outcome: its own fields (removed containers, replacements) as the fix type has them. */
 const fixOut = z.looseObject({
   node_id: z.string(),
@@ -146,19 +149,28 @@ export function maintenanceRoutes(): AnyRoute[] {
       method: 'POST',
       path: '/api/maintenance/disk/audit',
       summary:
-        'Filesystem usage of the engine root and the agent state folder, and the engine’s own disk usage, of one node or every online node',
-      body: z.object({ node_id: z.string().min(1).optional() }).optional(),
-      response: z.object({ nodes: z.array(auditOut) }),
+        'Filesystem usage of the engine root and the agent state folder, and the engine’s own disk usage, of one node or the online nodes of a page of the fleet (by name)',
+      body: z
+        .object({
+          node_id: z.string().min(1).optional(),
+          limit: nodePageQuery.limit
+            .optional()
+            .describe('Without node_id: nodes a page, by name (default 1,000: a small fleet in one page)'),
+          cursor: nodePageQuery.cursor,
+        })
+        .optional(),
+      response: z.object({ nodes: z.array(auditOut), next_cursor: pageCursor }),
       responses: {
         ...waits,
         202: pending202(
           'Some agents have not answered within COMMAND_WAIT_MS: their nodes show status pending',
-          pendingCommandsBody.extend({ nodes: z.array(auditOut) }),
+          pendingCommandsBody.extend({ nodes: z.array(auditOut), next_cursor: pageCursor }),
         ),
+        400: 'Invalid pagination cursor',
         404: 'Unknown node',
         409: 'Node offline',
       },
-      handler: async (req, ctx) => diskAudit(ctx, req.body?.node_id),
+      handler: async (req, ctx) => diskAudit(ctx, req.body ?? {}),
     }),
   ];
 }

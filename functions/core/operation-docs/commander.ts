@@ -281,7 +281,7 @@ export const COMMANDER_DOCS: Record<string, OperationDoc> = {
     request: { node_id: 'gpu-01', fix_type: 'docker_cleanup' },
   },
   'POST /api/maintenance/disk/audit': {
-    description: `Filesystem use (bytes and %) of the engine’s root and the agent’s state folder, and the engine’s own disk use, of one node or, without \`node_id\`, every online node. ${WAITS}`,
+    description: `Filesystem use (bytes and %) of the engine’s root and the agent’s state folder, and the engine’s own disk use, of one node or, without \`node_id\`, the online nodes of a page of the fleet by name (\`limit\`, default 1,000: a small fleet in one page; \`cursor\`: a page's \`next_cursor\`). ${WAITS}`,
     request: { node_id: 'gpu-01' },
   },
   'POST /api/ssh/exec-node': {

@@ -247,6 +247,7 @@ export const OPS_RESPONSE_EXAMPLES: Record<string, unknown> = {
         engine: { name: 'podman' },
       },
     ],
+    next_cursor: null,
   },
   'GET /api/whoami': { name: 'ci deploys', key_id: 'key-9b3e1d7a', role: 'operator', auth: true },
   'POST /api/keys': { ...apiKey, key: 'fk_live_9b3e1d7a.x7Qm2Vp4Rt8Ws1Yz3Ab5Cd' },

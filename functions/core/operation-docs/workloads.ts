@@ -231,7 +231,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
   },
   'GET /api/nodes/jetpack': {
     description:
-      'L4T, JetPack, CUDA and cuDNN versions of the first online Jetson node; 404 when there is none.',
+      'L4T, JetPack, CUDA and cuDNN versions of the first online Jetson node by name (among the first 64 Jetsons; else the first Jetson); 404 when there is none.',
   },
   'GET /api/nodes/{node_id}/jetpack': {
     description:
