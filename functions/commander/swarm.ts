@@ -8,7 +8,8 @@ import {
   stopInstance,
 } from '../orchestrator/containers.js';
 import { backoffView } from '../orchestrator/views.js';
-import { allInstances, listServices } from '../orchestrator/model.js';
+import { listServices } from '../orchestrator/model.js';
+import { instancePage, instancePageQuery } from '../orchestrator/instance-pages.js';
 import { imageRef, instanceResources, port } from '../orchestrator/resources.js';
 import {
   checkConstraints,
@@ -19,7 +20,7 @@ import {
   serviceLogs,
   serviceView,
 } from '../orchestrator/services.js';
-import { fleetCounts } from '../nodes/nodes.js';
+import { fleetCounts, nextCursorField } from '../nodes/nodes.js';
 import { pending202 } from '../core/responses.js';
 import { swarmCommon as common, swarmNodeRoutes } from './swarm-nodes.js';
 
@@ -206,7 +207,10 @@ export function swarmRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/api/swarm/containers',
-      summary: 'Every container the control plane runs, fleet-wide',
+      summary:
+        'The containers the control plane runs, fleet-wide, a page at a time (a small fleet in one page)',
+      query: z.object(instancePageQuery),
+      responses: { 400: 'Invalid pagination cursor' },
       response: z.object({
         containers: z.array(
           z.object({
@@ -221,11 +225,12 @@ export function swarmRoutes(): AnyRoute[] {
         ),
         total: z.number().int(),
         server: z.string(),
+        next_cursor: nextCursorField,
       }),
-      handler: async (_req, ctx) => {
-        const [instances, nodes] = await Promise.all([allInstances(ctx), fleetCounts(ctx)]);
+      handler: async (req, ctx) => {
+        const [page, nodes] = await Promise.all([instancePage(ctx, req.query), fleetCounts(ctx)]);
         return {
-          containers: instances.map((i) => ({
+          containers: page.instances.map((i) => ({
             id: i.instanceId,
             name: i.name,
             image: i.imageId,
@@ -238,8 +243,9 @@ export function swarmRoutes(): AnyRoute[] {
                 .map((p) => [`${p.containerPort}/${p.protocol || 'tcp'}`, p.hostPort]),
             ),
           })),
-          total: instances.length,
+          total: page.total,
           server: `control plane (${nodes.online} of ${nodes.nodes} nodes online)`,
+          next_cursor: page.cursor ?? null,
         };
       },
     }),

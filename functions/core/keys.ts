@@ -282,6 +282,26 @@ export const fleetClusterKeys = {
   credentialsPk: 'CREDS',
 } as const;
 
+/**
+ * Container instance lookups and counters (appended; orchestrator/instance-counts.ts), kept where
+ * an instance is created, changes status or its engine id, so no request reads every instance.
+ */
+export const instanceKeys = {
+  /** Instances in each status, fleet-wide, in one of 8 shards (single-item ADDs). */
+  fleetCount: (shard: number) => ({ pk: `INSTCOUNT#${shard}`, sk: 'LIVE' }),
+  /** One image's instances in each status: its 8 shards in one partition, read by one query. */
+  imageCount: (imageId: string, shard: number) => ({ pk: `INSTCOUNT#I#${imageId}`, sk: String(shard) }),
+  imageCountPk: (imageId: string) => `INSTCOUNT#I#${imageId}`,
+  /** An image's counts as its last reconcile read them (the bounded recount). */
+  recount: (imageId: string) => ({ pk: 'INSTCOUNT#RECOUNT', sk: imageId }),
+  /** The engine's container id → the instance; by its first 12 characters (the shortest id a lookup takes). */
+  containerId: (containerId: string) => ({ pk: `CONTAINERID#${containerId.slice(0, 12)}`, sk: containerId }),
+  containerIdPk: (prefix: string) => `CONTAINERID#${prefix.slice(0, 12)}`,
+  /** A copy that died (exited or failed) on its node, while it is: the problems listing reads these. */
+  deadCopy: (nodeId: string, instanceId: string) => ({ pk: 'DEADCOPIES', sk: `${nodeId}#${instanceId}` }),
+  deadCopiesPk: 'DEADCOPIES',
+} as const;
+
 /** Swarm API names of services (appended); the service itself is `keys.service(imageId)`. */
 export const swarmKeys = {
   /** Uniqueness guard: one service per name, pointing at its image. */

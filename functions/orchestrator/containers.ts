@@ -6,10 +6,10 @@ import { isPullFailure } from './backoff.js';
 import { changeService, nextService, type StartInput } from './desired-state.js';
 import {
   adjustDesired,
-  allInstances,
   getInstance,
   getService,
   imageInstances,
+  instanceByContainerId,
   instanceName,
   releaseSlotsOf,
   serviceSlots,
@@ -200,10 +200,12 @@ export async function stopInstance(
   if (inst.status === 'removing') throw new ConflictError(`Instance ${instanceId} is being removed`);
   if (inst.status !== 'stopping') {
     const held = await holdsSlot(ctx, inst);
+    const was = inst.status;
     const locked = await transitionInstance(
       ctx,
       instanceId,
-      STOPPABLE,
+      // The status it was read in first: one write unless it moved meanwhile.
+      [was, ...STOPPABLE.filter((s) => s !== was)],
       'stopping',
       held ? { countedOff: true } : {},
     );
@@ -237,10 +239,7 @@ export async function findContainer(ctx: AppContext, idOrName: string): Promise<
     const byName = await getInstance(ctx, named[1]!);
     if (byName) return byName;
   }
-  if (idOrName.length < 12) return undefined;
-  return (await allInstances(ctx)).find(
-    (i) => i.containerId && (i.containerId === idOrName || i.containerId.startsWith(idOrName)),
-  );
+  return instanceByContainerId(ctx, idOrName);
 }
 
 /** DELETE /containers/{idOrName}?force= */

@@ -1,7 +1,8 @@
 import type { AppContext } from '../core/context.js';
-import { fleetKeys, keys } from '../core/keys.js';
-import { queryAll, type StoreItem, updateIf, deleteIf } from '../ports/store.js';
+import { fleetKeys, instanceKeys, keys } from '../core/keys.js';
+import { queryAll, type StoreItem, updateIf, deleteIf, putIfAbsent } from '../ports/store.js';
 import type { Backoff } from './backoff.js';
+import { countInstance } from './instance-counts.js';
 import type { InstanceStatus } from './plan.js';
 import type { InstanceResources, Reservation } from './resources.js';
 
@@ -56,6 +57,8 @@ export interface InstanceItem extends StoreItem {
   ports: PortBinding[];
   /** The engine's id, once the agent reports it. */
   containerId?: string;
+  /** Its lookup key (`CONTAINERID#`) is written: copies from before the key get it once, from a heartbeat. */
+  containerKeyed?: boolean;
   createdAt: string;
   updatedAt: string;
   /** Epoch ms when the control plane first saw it running. */
@@ -142,12 +145,58 @@ export async function allInstances(ctx: AppContext, services?: ServiceItem[]): P
   return (await Promise.all(list.map((s) => imageInstances(ctx, s.imageId)))).flat();
 }
 
+/** Writes a new instance (false when one has its id) and counts it. */
+export async function putInstance(ctx: AppContext, inst: InstanceItem): Promise<boolean> {
+  const keyed = inst.containerId ? { containerKeyed: true } : {};
+  if (!(await putIfAbsent(ctx.store, { ...inst, ...keyed }))) return false;
+  await countInstance(ctx, inst, undefined, inst.status);
+  if (inst.containerId) await keyContainer(ctx, inst.containerId, inst.instanceId);
+  return true;
+}
+
+interface ContainerKeyItem extends StoreItem {
+  instanceId: string;
+}
+
+/** The lookup from the engine's container id to the instance (findContainer); expiring with a removed one. */
+export async function keyContainer(
+  ctx: AppContext,
+  containerId: string,
+  instanceId: string,
+  expiresAt?: number,
+): Promise<void> {
+  await ctx.store.put<ContainerKeyItem>({
+    ...instanceKeys.containerId(containerId),
+    instanceId,
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+  });
+}
+
+/**
+ * The instance whose engine container id is `id` or starts with it (12 characters at least): one
+ * query of the lookup keys under its first 12 characters, then each match's instance (a key left
+ * by an id the copy no longer has is skipped).
+ */
+export async function instanceByContainerId(ctx: AppContext, id: string): Promise<InstanceItem | undefined> {
+  if (id.length < 12) return undefined;
+  const { items } = await ctx.store.query<ContainerKeyItem>(instanceKeys.containerIdPk(id), {
+    prefix: id,
+    limit: 10,
+  });
+  for (const key of items) {
+    const inst = await getInstance(ctx, key.instanceId);
+    if (inst?.containerId?.startsWith(id)) return inst;
+  }
+  return undefined;
+}
+
 export async function serviceSlots(ctx: AppContext, imageId: string): Promise<SlotItem[]> {
   return queryAll<SlotItem>(ctx.store, keys.service(imageId).pk, { prefix: fleetKeys.serviceSlotPrefix });
 }
 
 /**
- * Moves an instance to a new status if it is still in one of `from`; false when another writer
+ * Moves an instance to a new status if it is still in one of `from` (tried in order: the status
+ * it was read in first), and counts the move (instance-counts.ts); undefined when another writer
  * moved it first (that writer owns the follow-up).
  */
 export async function transitionInstance(
@@ -159,20 +208,31 @@ export async function transitionInstance(
 ): Promise<InstanceItem | undefined> {
   const k = keys.instance(instanceId);
   const now = ctx.now();
-  return updateIf<InstanceItem>(
-    ctx.store,
-    k.pk,
-    k.sk,
-    {
-      set: {
-        ...set,
-        status: to,
-        updatedAt: new Date(now).toISOString(),
-        ...(to === 'removed' ? { expiresAt: Math.floor(now / 1000) + REMOVED_TTL_SECONDS } : {}),
+  const expires = to === 'removed' ? { expiresAt: Math.floor(now / 1000) + REMOVED_TTL_SECONDS } : {};
+  // One status a write, so the count knows which one it left.
+  for (const was of from) {
+    const updated = await updateIf<InstanceItem>(
+      ctx.store,
+      k.pk,
+      k.sk,
+      {
+        set: {
+          ...set,
+          ...(set.containerId ? { containerKeyed: true } : {}),
+          status: to,
+          updatedAt: new Date(now).toISOString(),
+          ...expires,
+        },
       },
-    },
-    { equals: { status: from } },
-  );
+      { equals: { status: was } },
+    );
+    if (!updated) continue;
+    await countInstance(ctx, updated, was, to);
+    if (updated.containerId && (set.containerId || to === 'removed'))
+      await keyContainer(ctx, updated.containerId, instanceId, updated.expiresAt);
+    return updated;
+  }
+  return undefined;
 }
 
 /** Sets fields of an instance whatever its status (and removes `remove`); undefined when the update is refused. */
@@ -183,10 +243,16 @@ export async function setInstance(
   remove: string[] = [],
 ): Promise<InstanceItem | undefined> {
   const k = keys.instance(instanceId);
-  return updateIf<InstanceItem>(ctx.store, k.pk, k.sk, {
-    set: { ...set, updatedAt: new Date(ctx.now()).toISOString() },
+  const updated = await updateIf<InstanceItem>(ctx.store, k.pk, k.sk, {
+    set: {
+      ...set,
+      ...(set.containerId ? { containerKeyed: true } : {}),
+      updatedAt: new Date(ctx.now()).toISOString(),
+    },
     remove,
   });
+  if (updated && set.containerId) await keyContainer(ctx, set.containerId, instanceId);
+  return updated;
 }
 
 /** Deletes the slots that still point at the instance (a user's stop or delete gives the slot up). */

@@ -5,13 +5,15 @@ import { dispatchCommand, type CommandItem } from '../nodes/commands.js';
 import { getNode, heartbeatIntervalSeconds, type NodeItem } from '../nodes/nodes.js';
 import type { AgentEvent, ContainerState } from '../../protocol/messages.js';
 import { containerStartOutput, START_REFUSALS } from '../../protocol/agent-api.js';
-import { putIfAbsent } from '../ports/store.js';
+import { updateIf } from '../ports/store.js';
 import {
   adjustDesired,
   getInstance,
   getService,
   isUpdating,
+  keyContainer,
   nodeInstances,
+  putInstance,
   releaseSlotsOf,
   serviceSlots,
   setInstance,
@@ -188,8 +190,15 @@ export async function applyContainerStates(
           runningSince: inst.runningSince ?? now,
         });
         if (updated) await registerInstanceEndpoints(ctx, updated, node);
-      } else if (cameOnline) {
-        await registerInstanceEndpoints(ctx, inst, node);
+      } else {
+        if (cameOnline) await registerInstanceEndpoints(ctx, inst, node);
+        // A copy from before the container-id lookup: keyed once.
+        const k = keys.instance(inst.instanceId);
+        if (
+          !inst.containerKeyed &&
+          (await updateIf(ctx.store, k.pk, k.sk, { set: { containerKeyed: true } }, { exists: true }))
+        )
+          await keyContainer(ctx, c.containerId, inst.instanceId);
       }
     } else if (isUpdating(inst, now)) {
       // Being recreated with new limits: exited or missing is expected until the result comes.
@@ -235,7 +244,7 @@ export async function applyContainerStates(
       updatedAt: at,
       lastError: 'unknown to the control plane',
     };
-    if (!(await putIfAbsent(ctx.store, tombstone))) continue;
+    if (!(await putInstance(ctx, tombstone))) continue;
     await dispatchCommand(
       ctx,
       node.nodeId,

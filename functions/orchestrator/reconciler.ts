@@ -8,12 +8,14 @@ import {
   getService,
   instanceName,
   listServices,
+  putInstance,
   transitionInstance,
   type InstanceItem,
   type ServiceItem,
   type SlotItem,
 } from './model.js';
 import { nextBackoff } from './backoff.js';
+import { recountImage } from './instance-counts.js';
 import { BACKING_OFF, globalCount, type PlanAction, type PlanInput, type Unplaced } from './plan.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation } from './resources.js';
@@ -124,11 +126,10 @@ async function reconcileImage(
   // Its nodes and pages of eligible ones, not the fleet.
   const targeted = await imageState(ctx, service);
   const state = targeted?.state ?? (await loadState(ctx, imageId));
-  await resumeStaleCopies(
-    ctx,
-    state.instances.filter((i) => i.imageId === imageId),
-    service,
-  );
+  const own = state.instances.filter((i) => i.imageId === imageId);
+  await resumeStaleCopies(ctx, own, service);
+  // Every copy of the image was read: its counters are checked against them.
+  await recountImage(ctx, imageId, own);
   await recordBackoffs(ctx, state);
   const planned = state.services.filter((s) => s.imageId === imageId);
   // Copies the candidates could not take (capacity, constraints, policy): the next page may.
@@ -296,7 +297,7 @@ async function apply(
         startCommandId: commandId,
         lastCommandId: commandId,
       };
-      await ctx.store.put(inst, { notExists: true });
+      if (!(await putInstance(ctx, inst))) throw new ConditionFailedError(inst.pk, inst.sk);
       try {
         await dispatchCommand(
           ctx,

@@ -2,8 +2,14 @@ import type { AppContext } from '../core/context.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { dispatchCommand, getCommand, resendCommand, type CommandItem } from '../nodes/commands.js';
 import type { Command } from '../../protocol/commands.js';
-import { ConditionFailedError, queryAll, updateIf } from '../ports/store.js';
-import { allInstances, listServices, transitionInstance, type InstanceItem } from './model.js';
+import { ConditionFailedError, queryAll, updateIf, type StoreItem } from '../ports/store.js';
+import {
+  getService,
+  nodeInstances,
+  transitionInstance,
+  type InstanceItem,
+  type ServiceItem,
+} from './model.js';
 import { applyCommandResult } from './observation.js';
 import { startSpec } from './plan-input.js';
 
@@ -25,14 +31,40 @@ const AWAITS = {
  * stored result is applied. Returns the copies resumed.
  */
 export async function resumeInterruptedCopies(ctx: AppContext): Promise<number> {
-  const services = await listServices(ctx);
-  const byImage = new Map(services.map((s) => [s.imageId, s]));
-  const commandsOf = nodeCommandsReader(ctx);
   let resumed = 0;
-  for (const inst of await allInstances(ctx, services))
-    if (await resumeCopy(ctx, inst, byImage.get(inst.imageId), commandsOf)) resumed++;
+  let cursor: string | undefined;
+  // Node by node from the node index: one node's copies in memory at a time, never the fleet's.
+  do {
+    const page = await ctx.store.query<StoreItem & { nodeId: string }>(fleetKeys.nodesPk, {
+      index: 'gsi1',
+      limit: NODES_A_READ,
+      ...(cursor !== undefined ? { cursor } : {}),
+    });
+    for (const node of page.items) resumed += await resumeNodeCopies(ctx, node.nodeId);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
   if (resumed)
     ctx.logger.info('copies left mid-change by a stopped control plane resumed', { copies: resumed });
+  return resumed;
+}
+
+/** Nodes one read of the node index takes while resuming. */
+const NODES_A_READ = 100;
+
+/** One node's copies left mid-change (resumeInterruptedCopies): reads that node's copies, and their services. */
+export async function resumeNodeCopies(ctx: AppContext, nodeId: string): Promise<number> {
+  const waiting = (await nodeInstances(ctx, nodeId)).filter((i) => i.status in AWAITS);
+  if (!waiting.length) return 0;
+  const services = new Map<string, Promise<ServiceItem | undefined>>();
+  const serviceOf = (imageId: string) => {
+    let got = services.get(imageId);
+    if (!got) services.set(imageId, (got = getService(ctx, imageId)));
+    return got;
+  };
+  const commandsOf = nodeCommandsReader(ctx);
+  let resumed = 0;
+  for (const inst of waiting)
+    if (await resumeCopy(ctx, inst, await serviceOf(inst.imageId), commandsOf)) resumed++;
   return resumed;
 }
 

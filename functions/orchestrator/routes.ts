@@ -21,6 +21,8 @@ import {
   upsertEndpoint,
 } from './registry.js';
 import { instanceHealth, listContainers, listImageInstances, listImages } from './views.js';
+import { instancePageQuery } from './instance-pages.js';
+import { nextCursorField } from '../nodes/nodes.js';
 import { imageRef, instanceResources, port } from './resources.js';
 import { detailedHealth, integrationTest, systemResources } from './system.js';
 import { boolQuery } from '../core/query.js';
@@ -217,9 +219,15 @@ export function orchestratorRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/containers',
-      summary: 'All managed containers',
-      response: z.object({ containers: z.array(containerOut), total: z.number().int() }),
-      handler: async (_req, ctx) => listContainers(ctx),
+      summary: 'Managed containers, a page at a time (a small fleet in one page)',
+      query: z.object(instancePageQuery),
+      response: z.object({
+        containers: z.array(containerOut),
+        total: z.number().int(),
+        next_cursor: nextCursorField,
+      }),
+      responses: { 400: 'Invalid pagination cursor' },
+      handler: async (req, ctx) => listContainers(ctx, req.query),
     }),
     route({
       ...common,

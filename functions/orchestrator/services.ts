@@ -9,6 +9,7 @@ import { parseConstraint } from './constraints.js';
 import { changeService, nextService } from './desired-state.js';
 import { failures, settle } from '../nodes/settle.js';
 import { getService, imageInstances, listServices, type InstanceItem, type ServiceItem } from './model.js';
+import { imageInstanceCounts } from './instance-counts.js';
 import { allRefused, startRefused } from './observation.js';
 import { reconcile } from './reconciler.js';
 import type { InstanceResources } from './resources.js';
@@ -197,14 +198,15 @@ export async function deleteNamedService(
   return { id: serviceId(found.imageId), name };
 }
 
+/** A service with its running copies as counted (instance-counts.ts: one small query, not its copies). */
 export async function serviceView(ctx: AppContext, s: ServiceItem) {
-  const instances = await imageInstances(ctx, s.imageId);
+  const counts = await imageInstanceCounts(ctx, s.imageId);
   return {
     id: serviceId(s.imageId),
     name: s.serviceName ?? s.imageId,
     image: s.imageId,
     replicas: s.desiredCount,
-    running: instances.filter((i) => i.status === 'running').length,
+    running: counts.running,
     mode: s.global ? ('global' as const) : ('replicated' as const),
   };
 }

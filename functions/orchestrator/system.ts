@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
 import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
-import { allInstances } from './model.js';
+import { fleetInstanceCounts, totalOf } from './instance-counts.js';
 import {
   AGGREGATE_MAX_AGE_MS,
   addHost,
@@ -105,7 +105,7 @@ export async function detailedHealth(ctx: AppContext) {
   const now = ctx.now();
   const db = await attempt(() => ctx.store.ping());
   const fleet = await attempt(() => fleetTotals(ctx));
-  const containers = await attempt(() => allInstances(ctx));
+  const containers = await attempt(async () => totalOf(await fleetInstanceCounts(ctx)));
   const online = fleet.ok ? fleet.value.online : 0;
   const t = fleet.ok ? fleet.value.totals : totals([]);
   const components = {
@@ -123,7 +123,7 @@ export async function detailedHealth(ctx: AppContext) {
       ? { status: 'OK', message: `Connected: ${storeName(ctx)}` }
       : { status: 'ERROR', message: db.error },
     container_manager: containers.ok
-      ? { status: 'OK', message: `Managing ${containers.value.length} containers` }
+      ? { status: 'OK', message: `Managing ${containers.value} containers` }
       : { status: 'ERROR', message: containers.error },
     system_resources: {
       status: Math.max(t.cpuPercent, pct(t.memUsedMb, t.memTotalMb)) > 90 ? 'WARNING' : 'OK',
@@ -141,7 +141,7 @@ export async function integrationTest(ctx: AppContext) {
   const now = ctx.now();
   const db = await attempt(() => ctx.store.ping());
   const fleet = await attempt(() => fleetTotals(ctx));
-  const containers = await attempt(() => allInstances(ctx));
+  const containers = await attempt(async () => totalOf(await fleetInstanceCounts(ctx)));
   const online = fleet.ok ? fleet.value.online : 0;
   const t = fleet.ok ? fleet.value.totals : totals([]);
   const pass = (message: string) => ({ status: 'PASS' as const, message });
@@ -153,7 +153,7 @@ export async function integrationTest(ctx: AppContext) {
         ? pass(`${online} node agent(s) connected`)
         : fail('No node agent online'),
     container_listing: containers.ok
-      ? pass(`Found ${containers.value.length} managed containers`)
+      ? pass(`Found ${containers.value} managed containers`)
       : fail(containers.error),
     database: db.ok ? pass(`Database connected: ${storeName(ctx)}`) : fail(db.error),
     system_resources: online

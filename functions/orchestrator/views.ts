@@ -1,14 +1,9 @@
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
-import { getNode, isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
-import {
-  allInstances,
-  getInstance,
-  imageInstances,
-  listServices,
-  type InstanceItem,
-  type PortBinding,
-} from './model.js';
+import { getNode, isOnline, type NodeItem } from '../nodes/nodes.js';
+import { imageInstanceCounts, totalOf } from './instance-counts.js';
+import { instancePage } from './instance-pages.js';
+import { getInstance, imageInstances, listServices, type InstanceItem, type PortBinding } from './model.js';
 import { BACKING_OFF, type InstanceStatus } from './plan.js';
 import { resourcesView } from './resources.js';
 
@@ -72,10 +67,13 @@ export function endpointUrl(i: InstanceItem, node: NodeItem | undefined): string
   return `http://${host.includes(':') ? `[${host}]` : host}:${p.hostPort}`;
 }
 
-export async function listContainers(ctx: AppContext) {
-  const instances = await allInstances(ctx);
-  instances.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
-  return { containers: instances.map(containerView), total: instances.length };
+/** A page of the fleet's containers (instance-pages.ts), oldest first within the page. */
+export async function listContainers(ctx: AppContext, query: { limit: number; cursor?: string | undefined }) {
+  const page = await instancePage(ctx, query);
+  const instances = [...page.instances].sort((a, b) =>
+    a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0,
+  );
+  return { containers: instances.map(containerView), total: page.total, next_cursor: page.cursor ?? null };
 }
 
 export async function listImageInstances(ctx: AppContext, imageId: string) {
@@ -93,23 +91,23 @@ export async function listImageInstances(ctx: AppContext, imageId: string) {
   };
 }
 
+/**
+ * Each image with its counts (instance-counts.ts: one small query an image, never its copies).
+ * `current_running` counts copies running as last reported: one whose node went offline stops
+ * counting once the reconcile that follows replaces or orphans it.
+ */
 export async function listImages(ctx: AppContext) {
-  const [nodes, services] = await Promise.all([listNodes(ctx), listServices(ctx)]);
-  const state = { nodes, services, instances: await allInstances(ctx, services) };
-  const now = ctx.now();
-  const online = new Set(state.nodes.filter((n) => isOnline(n, ctx, now)).map((n) => n.nodeId));
+  const services = await listServices(ctx);
+  const counts = await Promise.all(services.map((s) => imageInstanceCounts(ctx, s.imageId)));
   return {
-    images: state.services
-      .map((s) => {
-        const mine = state.instances.filter((i) => i.imageId === s.imageId);
-        return {
-          image: s.imageId,
-          desired_count: s.desiredCount,
-          current_running: mine.filter((i) => i.status === 'running' && online.has(i.nodeId)).length,
-          total_instances: mine.length,
-          resources: resourcesOut(s.resources),
-        };
-      })
+    images: services
+      .map((s, n) => ({
+        image: s.imageId,
+        desired_count: s.desiredCount,
+        current_running: counts[n]!.running,
+        total_instances: totalOf(counts[n]!),
+        resources: resourcesOut(s.resources),
+      }))
       .sort((a, b) => (a.image < b.image ? -1 : 1)),
   };
 }

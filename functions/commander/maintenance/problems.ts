@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../../core/context.js';
-import { maintenanceKeys } from '../../core/keys.js';
-import { allInstances, type InstanceItem } from '../../orchestrator/model.js';
+import { instanceKeys, maintenanceKeys } from '../../core/keys.js';
+import { getInstance, type InstanceItem } from '../../orchestrator/model.js';
+import { DEAD } from '../../orchestrator/instance-counts.js';
 import { queryAll, type StoreItem, deleteIf, putIfAbsent } from '../../ports/store.js';
 import { isOnline, listNodes, type NodeItem } from '../../nodes/nodes.js';
 
@@ -191,6 +192,22 @@ export interface ProblemView {
 }
 
 /**
+ * The copies dead now (exited or failed), from their markers (orchestrator/instance-counts.ts):
+ * what they cost follows the dead copies, not the fleet's. A marker whose copy is gone or no
+ * longer dead (its write was lost) is deleted.
+ */
+async function deadCopies(ctx: AppContext): Promise<InstanceItem[]> {
+  const markers = await queryAll<StoreItem & { instanceId: string }>(ctx.store, instanceKeys.deadCopiesPk);
+  const found = await Promise.all(markers.map((m) => getInstance(ctx, m.instanceId)));
+  const dead: InstanceItem[] = [];
+  for (const [n, inst] of found.entries()) {
+    if (inst && DEAD.has(inst.status)) dead.push(inst);
+    else await deleteIf(ctx.store, markers[n]!.pk, markers[n]!.sk);
+  }
+  return dead;
+}
+
+/**
  * Detects, then makes the stored records match: a new problem is recorded with the time it was
  * first seen (a concurrent reader's record wins), a problem gone is forgotten (if it comes back,
  * it is new again). Nothing is written when nothing changed.
@@ -200,7 +217,7 @@ export async function currentProblems(
 ): Promise<{ nodes: NodeItem[]; problems: (DetectedProblem & { detectedAt: string })[] }> {
   const [nodes, instances, stored] = await Promise.all([
     listNodes(ctx),
-    allInstances(ctx),
+    deadCopies(ctx),
     queryAll<ProblemRecord>(ctx.store, maintenanceKeys.pk, { prefix: maintenanceKeys.problemPrefix }),
   ]);
   const now = ctx.now();
