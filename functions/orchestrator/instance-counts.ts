@@ -146,7 +146,7 @@ interface RecountItem extends StoreItem {
  * finds the same difference and no counted move in between: a change whose counter write was on
  * its way when the instances were read would otherwise count twice. The correction is added to
  * one shard of the image's records and of the fleet's. Reads one query of at most 8 records, and
- * the recount record when the counts differ or differed. The difference is against the stored sums,
+ * the recount record when the counts differ. The difference is against the stored sums,
  * so a count a lost write left below zero comes right too.
  */
 export async function recountImage(
@@ -161,13 +161,11 @@ export async function recountImage(
   for (const i of instances) if (i.status !== 'removed') actual[i.status]++;
   const diff: Record<string, number> = {};
   for (const s of COUNTED) if (actual[s] !== counts[s]) diff[s] = actual[s] - counts[s];
+  // Counts right: nothing more read. A record left from a difference gone stays; moves outdate it.
+  if (!Object.keys(diff).length) return undefined;
   const k = instanceKeys.recount(imageId);
   const last = await ctx.store.get<RecountItem>(k.pk, k.sk);
   const now = ctx.now();
-  if (!Object.keys(diff).length) {
-    if (last) await deleteIf(ctx.store, k.pk, k.sk);
-    return undefined;
-  }
   const same =
     last !== undefined && last.moves === moves && JSON.stringify(last.diff) === JSON.stringify(diff);
   if (!same) {
