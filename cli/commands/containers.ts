@@ -4,7 +4,7 @@ import { assertCommands, type Client } from '../client.js';
 import { CliError, EXIT } from '../errors.js';
 import { printJson, table } from '../output.js';
 import { checked, collect, enc, keyValues, program, session } from '../program.js';
-import { findNode, type ContainerRow } from './nodes.js';
+import { allContainers, findNode, type ContainerRow } from './nodes.js';
 
 // ------------------------------------------------------------------ containers
 
@@ -84,9 +84,8 @@ program
   .option('--image <image>', 'only this image’s')
   .action(async (o: { node?: string; image?: string }) => {
     const { client, json } = await session();
-    const body = await client.get<{ containers: ContainerRow[]; total: number }>('/containers');
     const nodeId = o.node ? (await findNode(client, o.node)).id : undefined;
-    const rows = body.containers.filter(
+    const rows = (await allContainers(client, nodeId)).filter(
       (c) => (!nodeId || c.node_id === nodeId) && (!o.image || c.image === o.image),
     );
     if (json) return printJson({ containers: rows, total: rows.length });
@@ -94,8 +93,7 @@ program
   });
 
 async function findContainer(client: Client, ref: string): Promise<ContainerRow> {
-  const { containers } = await client.get<{ containers: ContainerRow[] }>('/containers');
-  const c = containers.find((x) => x.id === ref || x.name === ref);
+  const c = (await allContainers(client)).find((x) => x.id === ref || x.name === ref);
   if (!c) throw new CliError(`no container ${ref} (fleet ps lists them)`, EXIT.notFound);
   return c;
 }

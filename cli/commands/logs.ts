@@ -3,7 +3,7 @@ import { CliError, EXIT } from '../errors.js';
 import { newLines, printJson, shellJoin } from '../output.js';
 import { LogStream, resolveWsUrl } from '../stream.js';
 import { enc, positiveInt, program, session, sleep } from '../program.js';
-import { findNode, type ContainerRow, type NodeRow } from './nodes.js';
+import { allContainers, findNode, type ContainerRow, type NodeRow } from './nodes.js';
 
 // ------------------------------------------------------------------ logs and exec
 
@@ -171,8 +171,7 @@ program
     const { client, json, timeoutMs, wsUrl } = await session();
     const node = await findNode(client, ref);
     const list = async () => {
-      const { containers } = await client.get<{ containers: ContainerRow[] }>('/containers');
-      const mine = containers.filter(
+      const mine = (await allContainers(client, node.id)).filter(
         (c) => c.node_id === node.id && (!o.container || c.id === o.container || c.name === o.container),
       );
       if (o.container && !mine.length)

@@ -51,6 +51,23 @@ export async function allNodes(client: Client): Promise<NodeRow[]> {
   return nodes;
 }
 
+/** Every managed container, page after page (the API answers 1,000 at a time), or one node's. */
+export async function allContainers(client: Client, nodeId?: string): Promise<ContainerRow[]> {
+  if (nodeId !== undefined)
+    return (
+      await client.get<{ containers: ContainerRow[] }>(`/containers?node_id=${encodeURIComponent(nodeId)}`)
+    ).containers;
+  const containers: ContainerRow[] = [];
+  let cursor: string | null = null;
+  do {
+    const path: string = cursor === null ? '/containers' : `/containers?cursor=${encodeURIComponent(cursor)}`;
+    const page = await client.get<{ containers: ContainerRow[]; next_cursor?: string | null }>(path);
+    containers.push(...page.containers);
+    cursor = page.next_cursor ?? null;
+  } while (cursor !== null);
+  return containers;
+}
+
 export async function findNode(client: Client, ref: string): Promise<NodeRow> {
   const nodes = await allNodes(client);
   const node = nodes.find((n) => n.id === ref || n.name === ref);
@@ -124,10 +141,10 @@ program
     const node = await findNode(client, ref);
     const [swarm, containers] = await Promise.all([
       client.get<{ id: string; labels?: Record<string, string> }[]>('/api/swarm/nodes'),
-      client.get<{ containers: ContainerRow[] }>('/containers'),
+      allContainers(client, node.id),
     ]);
     const labels = swarm.find((s) => s.id === node.id)?.labels ?? {};
-    const mine = containers.containers.filter((c) => c.node_id === node.id);
+    const mine = containers;
     if (json) return printJson({ ...node, labels, containers: mine });
     console.log(details({ ...node, labels, policy: policyText(node['policy']) }));
     console.log('');

@@ -220,7 +220,15 @@ export function orchestratorRoutes(): AnyRoute[] {
       method: 'GET',
       path: '/containers',
       summary: 'Managed containers, a page at a time (a small fleet in one page)',
-      query: z.object(instancePageQuery),
+      query: z.object({
+        ...instancePageQuery,
+        node_id: z
+          .string()
+          .min(1)
+          .max(200)
+          .optional()
+          .describe("Only this node's containers (every one, one page)"),
+      }),
       response: z.object({
         containers: z.array(containerOut),
         total: z.number().int(),

@@ -3,7 +3,14 @@ import { NotFoundError } from '../core/errors.js';
 import { getNode, isOnline, type NodeItem } from '../nodes/nodes.js';
 import { imageInstanceCounts, totalOf } from './instance-counts.js';
 import { instancePage } from './instance-pages.js';
-import { getInstance, imageInstances, listServices, type InstanceItem, type PortBinding } from './model.js';
+import {
+  getInstance,
+  imageInstances,
+  listServices,
+  nodeInstances,
+  type InstanceItem,
+  type PortBinding,
+} from './model.js';
 import { BACKING_OFF, type InstanceStatus } from './plan.js';
 import { resourcesView } from './resources.js';
 
@@ -67,9 +74,21 @@ export function endpointUrl(i: InstanceItem, node: NodeItem | undefined): string
   return `http://${host.includes(':') ? `[${host}]` : host}:${p.hostPort}`;
 }
 
-/** A page of the fleet's containers (instance-pages.ts), oldest first within the page. */
-export async function listContainers(ctx: AppContext, query: { limit: number; cursor?: string | undefined }) {
-  const page = await instancePage(ctx, query);
+/**
+ * A page of the fleet's containers (instance-pages.ts), oldest first within the page; with
+ * `node_id`, every copy on that node (its own index: one page, whatever the fleet).
+ */
+export async function listContainers(
+  ctx: AppContext,
+  query: { limit: number; cursor?: string | undefined; node_id?: string | undefined },
+) {
+  const page = query.node_id
+    ? await nodeInstances(ctx, query.node_id).then((instances) => ({
+        instances,
+        total: instances.length,
+        cursor: undefined,
+      }))
+    : await instancePage(ctx, query);
   const instances = [...page.instances].sort((a, b) =>
     a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0,
   );

@@ -31,6 +31,8 @@ const REQUESTS = [
   'GET /images',
   'GET /api/swarm/services',
   'GET /containers?limit=5',
+  // NODE_A: the first registered node, whose copies the answer holds.
+  'GET /containers?node_id=NODE_A',
   'GET /api/swarm/containers?limit=5',
   BY_ENGINE_ID,
   'GET /api/maintenance/problems',
@@ -104,7 +106,7 @@ describe('requests about container instances read the same with 50 and 500 other
     for (const request of REQUESTS) {
       const [method, path] = request.split(' ') as ['GET' | 'POST', string];
       f.meter.reset();
-      const res = await call(f.rt.url, method, path);
+      const res = await call(f.rt.url, method, path.replace('NODE_A', a));
       const label = operationLabel(method, path.split('?')[0]!);
       const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
       out.set(request, {
@@ -212,6 +214,11 @@ describe('requests about container instances read the same with 50 and 500 other
       expect(page.containers).toHaveLength(5);
       expect(page.next_cursor).toEqual(expect.any(String));
     }
+    const onA = large.get('GET /containers?node_id=NODE_A')!.body;
+    expect((onA.containers as { id: string }[]).map((c) => c.id).sort()).toEqual(
+      [0, 1].map((n) => `${TARGET.replace(/\W/g, '')}-${firstNode}-${n}`),
+    );
+    expect(onA).toMatchObject({ total: 2, next_cursor: null });
     expect(large.get(BY_ENGINE_ID)!.body).toEqual({
       started: true,
       container_id: `${TARGET.replace(/\W/g, '')}-${firstNode}-0`,
