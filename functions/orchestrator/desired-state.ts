@@ -3,8 +3,7 @@ import { ConflictError } from '../core/errors.js';
 import { keys } from '../core/keys.js';
 import { putIf, putIfAbsent } from '../ports/store.js';
 import { getService, type ServiceItem } from './model.js';
-import { planReconcile } from './plan.js';
-import { imageState, loadState } from './fleet-state.js';
+import { imageState } from './fleet-state.js';
 import { planInput, planPaged, startSpec, toPlanService } from './plan-input.js';
 import { satisfies } from './constraints.js';
 import { refuseUnlessAllowed } from '../nodes/node-policy.js';
@@ -63,10 +62,14 @@ export function nextService(
 /** Refuses a start nothing can run, before anything is written (the request changes nothing). */
 async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Promise<void> {
   if (wanted <= 0) return;
-  // One image: its nodes and pages of eligible ones until a copy can be placed (a global service reads the fleet).
-  const image = await imageState(ctx, next);
-  const state = image?.state ?? (await loadState(ctx, next.imageId));
-  const { plan: paged } = await planPaged(ctx, image, state, [next]);
+  // One image: its nodes and pages of eligible ones until a copy can be placed. A global service
+  // is read as a replicated one (any eligible node will do for the check), never the fleet.
+  const image = (await imageState(ctx, next.global ? { ...next, global: false } : next))!;
+  const state = image.state;
+  let { plan: paged } = await planPaged(ctx, image, state, [next]);
+  // A page of nodes none of which is eligible leaves nothing unplaced for a global service: the next page may have one.
+  while (next.global && !paged.actions.some((a) => a.type === 'place') && (await image.more()))
+    ({ plan: paged } = await planPaged(ctx, image, state, [next]));
   const service = toPlanService(next, state.nodes);
   const input = planInput(ctx, state, [service]);
   if (service.refusedBy && !paged.actions.some((a) => a.type === 'place')) {
@@ -89,10 +92,9 @@ async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Pr
       next.serviceName ?? next.imageId,
     );
   }
-  const plan = image ? paged : planReconcile(input);
-  const places = plan.actions.filter((a) => a.type === 'place').length;
+  const places = paged.actions.filter((a) => a.type === 'place').length;
   if (places === 0) {
-    const why = plan.unplaced[0]?.reason ?? 'no online node';
+    const why = paged.unplaced[0]?.reason ?? 'no online node';
     throw new ConflictError(`Cannot start ${next.imageId}: ${why}`, 'NO_CAPACITY');
   }
 }

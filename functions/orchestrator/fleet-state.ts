@@ -1,11 +1,9 @@
 import type { AppContext } from '../core/context.js';
 import { fleetKeys } from '../core/keys.js';
-import { getNode, isCordoned, isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
+import { getNode, isCordoned, isOnline, type NodeItem } from '../nodes/nodes.js';
 import { NODE_SHARDS, clearUp, type FreeRecord } from '../nodes/node-records.js';
 import {
-  allInstances,
   imageInstances,
-  listServices,
   nodeInstances,
   serviceSlots,
   type InstanceItem,
@@ -25,22 +23,6 @@ export interface FleetState {
   held: { nodeId: string; reserve: Reservation }[];
 }
 
-/**
- * Reads what the planner needs. Instances are read before slots: an instance is written after
- * its slot is claimed, so every instance this view holds has its claim in the later slot view,
- * and an instance is never retired for a claim this reader missed.
- */
-export async function loadState(ctx: AppContext, imageId?: string): Promise<FleetState> {
-  const [nodes, services] = await Promise.all([listNodes(ctx), listServices(ctx)]);
-  const instances = await allInstances(ctx, services);
-  const planned = imageId ? services.filter((s) => s.imageId === imageId) : services;
-  const slots = (await Promise.all(planned.map((s) => serviceSlots(ctx, s.imageId)))).flat();
-  const held = (await activeRuns(ctx)).flatMap((r) =>
-    r.nodeId && r.reserve ? [{ nodeId: r.nodeId, reserve: r.reserve }] : [],
-  );
-  return { nodes, services, instances, slots, held };
-}
-
 /** The most eligible nodes one read of the index takes (a start that needs more reads the next page). */
 export const NODE_PAGE = 16;
 
@@ -55,8 +37,9 @@ export interface CandidateReads {
  * copies, the nodes they are on (and its pinned node), and a page of the eligible-node index
  * (`NODEUP#<shard>`, from a random shard on), each candidate with the copies it already runs (their
  * reservations count). `more()` reads the next page, for when the plan could not place every copy;
- * false once the index is read through. Undefined for a global service (it runs on every eligible
- * node, so it reads the fleet) or one that is gone.
+ * false once the index is read through. Undefined for a global service (its reconcile reads the
+ * eligible nodes a page at a time: global.ts; a start's preflight reads it as a replicated one)
+ * or one that is gone.
  */
 export async function imageState(
   ctx: AppContext,

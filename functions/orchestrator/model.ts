@@ -140,11 +140,6 @@ export async function nodeInstances(
   return withRemoved ? items : items.filter((i) => i.status !== 'removed');
 }
 
-export async function allInstances(ctx: AppContext, services?: ServiceItem[]): Promise<InstanceItem[]> {
-  const list = services ?? (await listServices(ctx));
-  return (await Promise.all(list.map((s) => imageInstances(ctx, s.imageId)))).flat();
-}
-
 /** Writes a new instance (false when one has its id) and counts it. */
 export async function putInstance(ctx: AppContext, inst: InstanceItem): Promise<boolean> {
   const keyed = inst.containerId ? { containerKeyed: true } : {};

@@ -19,7 +19,7 @@ import { recountImage } from './instance-counts.js';
 import { BACKING_OFF, globalCount, type PlanAction, type PlanInput, type Unplaced } from './plan.js';
 import { instanceEndpointsDown } from './registry.js';
 import { toReservation } from './resources.js';
-import { imageState, loadState, type FleetState } from './fleet-state.js';
+import { imageState, type FleetState } from './fleet-state.js';
 import { planPaged, startSpec, toPlanService } from './plan-input.js';
 import { resumeStaleCopies } from './resume.js';
 import { GLOBAL_ITEMS_PER_INVOCATION, reconcileGlobal, type ApplyFn, type GlobalLink } from './global.js';
@@ -123,9 +123,9 @@ async function reconcileImage(
   // One copy a node: a page of nodes at a time, each with its own slot (global.ts).
   if (service.global)
     return reconcileGlobalFrom(ctx, service, { shard: 0, link: 0, counted: 0 }, true, options);
-  // Its nodes and pages of eligible ones, not the fleet.
-  const targeted = await imageState(ctx, service);
-  const state = targeted?.state ?? (await loadState(ctx, imageId));
+  // Its nodes and pages of eligible ones, not the fleet (defined for a service not global).
+  const targeted = (await imageState(ctx, service))!;
+  const state = targeted.state;
   const own = state.instances.filter((i) => i.imageId === imageId);
   await resumeStaleCopies(ctx, own, service);
   // Every copy of the image was read: its counters are checked against them.
