@@ -297,9 +297,12 @@ export const instanceKeys = {
   /** The engine's container id → the instance; by its first 12 characters (the shortest id a lookup takes). */
   containerId: (containerId: string) => ({ pk: `CONTAINERID#${containerId.slice(0, 12)}`, sk: containerId }),
   containerIdPk: (prefix: string) => `CONTAINERID#${prefix.slice(0, 12)}`,
-  /** A copy that died (exited or failed) on its node, while it is: the problems listing reads these. */
-  deadCopy: (nodeId: string, instanceId: string) => ({ pk: 'DEADCOPIES', sk: `${nodeId}#${instanceId}` }),
-  deadCopiesPk: 'DEADCOPIES',
+  /** A copy that died (exited or failed) on its node, while it is, in its node's shard: the problems listing reads these. */
+  deadCopy: (shard: number, nodeId: string, instanceId: string) => ({
+    pk: `DEADCOPIES#${shard}`,
+    sk: `${nodeId}#${instanceId}`,
+  }),
+  deadCopiesPk: (shard: number) => `DEADCOPIES#${shard}`,
 } as const;
 
 /** Swarm API names of services (appended); the service itself is `keys.service(imageId)`. */

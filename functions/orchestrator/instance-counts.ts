@@ -1,8 +1,9 @@
 /**
  * Container instances in each status, kept as counters so that a fleet count (`/health/detailed`,
  * `/test/integration`, a listing's `total`) and an image's counts (`GET /images`) read a few small
- * records instead of the instances; and the dead copies (exited or failed), kept as markers, so
- * the problems listing reads those instead of every instance.
+ * records instead of the instances; and the dead copies (exited or failed), kept as markers in
+ * their node's shard (`DEADCOPIES#<0-7>`), so the problems listing reads those instead of every
+ * instance.
  *
  * Each status change that wins its conditional write (model.ts `transitionInstance`, and the two
  * puts that create an instance) adds -1 to the status it left and +1 to the one it entered, on
@@ -16,6 +17,7 @@
 import type { AppContext } from '../core/context.js';
 import { instanceKeys } from '../core/keys.js';
 import { deleteIf, queryAll, type StoreItem } from '../ports/store.js';
+import { nodeShard } from '../nodes/node-records.js';
 import type { InstanceStatus } from './plan-model.js';
 
 export const INSTANCE_COUNT_SHARDS = 8;
@@ -58,7 +60,7 @@ export async function countInstance(
   const shard = Math.floor(Math.random() * INSTANCE_COUNT_SHARDS);
   const fleet = instanceKeys.fleetCount(shard);
   const image = instanceKeys.imageCount(inst.imageId, shard);
-  const dead = instanceKeys.deadCopy(inst.nodeId, inst.instanceId);
+  const dead = instanceKeys.deadCopy(nodeShard(inst.nodeId), inst.nodeId, inst.instanceId);
   try {
     await Promise.all([
       Object.keys(delta).length ? ctx.store.update(fleet.pk, fleet.sk, { add: delta }, {}) : undefined,

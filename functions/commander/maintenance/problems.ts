@@ -5,6 +5,7 @@ import { getInstance, type InstanceItem } from '../../orchestrator/model.js';
 import { DEAD } from '../../orchestrator/instance-counts.js';
 import { queryAll, type StoreItem, deleteIf, putIfAbsent } from '../../ports/store.js';
 import { isOnline, listNodes, type NodeItem } from '../../nodes/nodes.js';
+import { SHARDS } from '../../nodes/node-records.js';
 
 /**
  * Maintenance problems: computed from the records on every read (node heartbeats, container
@@ -197,7 +198,13 @@ export interface ProblemView {
  * longer dead (its write was lost) is deleted.
  */
 async function deadCopies(ctx: AppContext): Promise<InstanceItem[]> {
-  const markers = await queryAll<StoreItem & { instanceId: string }>(ctx.store, instanceKeys.deadCopiesPk);
+  const markers = (
+    await Promise.all(
+      SHARDS.map((s) =>
+        queryAll<StoreItem & { instanceId: string }>(ctx.store, instanceKeys.deadCopiesPk(s)),
+      ),
+    )
+  ).flat();
   const found = await Promise.all(markers.map((m) => getInstance(ctx, m.instanceId)));
   const dead: InstanceItem[] = [];
   for (const [n, inst] of found.entries()) {

@@ -10,6 +10,7 @@ import type { AppContext } from '../../../functions/core/context.js';
 import { instanceKeys, keys } from '../../../functions/core/keys.js';
 import { getCommand } from '../../../functions/nodes/commands.js';
 import type { NodeItem } from '../../../functions/nodes/nodes.js';
+import { SHARDS } from '../../../functions/nodes/node-records.js';
 import { queryAll, type StoreItem } from '../../../functions/ports/store.js';
 import {
   fleetInstanceCounts,
@@ -68,7 +69,14 @@ function copy(imageId: string, nodeId: string, instanceId: string, status: Insta
 /** The non-zero counts. */
 const nonZero = (c: Record<string, number>) => Object.fromEntries(Object.entries(c).filter(([, v]) => v));
 const dead = async () =>
-  (await queryAll<StoreItem & { instanceId: string }>(ctx.store, instanceKeys.deadCopiesPk))
+  (
+    await Promise.all(
+      SHARDS.map((s) =>
+        queryAll<StoreItem & { instanceId: string }>(ctx.store, instanceKeys.deadCopiesPk(s)),
+      ),
+    )
+  )
+    .flat()
     .map((m) => m.instanceId)
     .sort();
 
