@@ -65,9 +65,7 @@ export async function countInstance(
     await Promise.all([
       Object.keys(delta).length ? ctx.store.update(fleet.pk, fleet.sk, { add: delta }, {}) : undefined,
       ctx.store.update(image.pk, image.sk, { add: { ...delta, [MOVES]: 1 } }, {}),
-      DEAD.has(to) && !(from && DEAD.has(from))
-        ? ctx.store.put({ ...dead, instanceId: inst.instanceId, imageId: inst.imageId, nodeId: inst.nodeId })
-        : undefined,
+      DEAD.has(to) && !(from && DEAD.has(from)) ? putDeadMarker(ctx, inst) : undefined,
       from && DEAD.has(from) && !DEAD.has(to) ? deleteIf(ctx.store, dead.pk, dead.sk) : undefined,
     ]);
   } catch (error) {
@@ -78,6 +76,15 @@ export async function countInstance(
       error: error as Error,
     });
   }
+}
+
+function putDeadMarker(ctx: AppContext, inst: Counted): Promise<void> {
+  return ctx.store.put({
+    ...instanceKeys.deadCopy(nodeShard(inst.nodeId), inst.nodeId, inst.instanceId),
+    instanceId: inst.instanceId,
+    imageId: inst.imageId,
+    nodeId: inst.nodeId,
+  });
 }
 
 export const zeroCounts = (): InstanceCounts => ({
@@ -154,7 +161,7 @@ interface RecountItem extends StoreItem {
 export async function recountImage(
   ctx: AppContext,
   imageId: string,
-  instances: readonly { status: InstanceStatus }[],
+  instances: readonly (Counted & { status: InstanceStatus })[],
 ): Promise<Record<string, number> | undefined> {
   const items = await queryAll<StoreItem>(ctx.store, instanceKeys.imageCountPk(imageId));
   const counts = sumRecords(items);
@@ -180,9 +187,12 @@ export async function recountImage(
   const shard = Math.floor(Math.random() * INSTANCE_COUNT_SHARDS);
   const fleet = instanceKeys.fleetCount(shard);
   const image = instanceKeys.imageCount(imageId, shard);
+  // Copies the counters missed may miss their dead markers too (stored before them): put again.
+  const deadOnes = diff.exited || diff.failed ? instances.filter((i) => DEAD.has(i.status)) : [];
   await Promise.all([
     ctx.store.update(image.pk, image.sk, { add: diff }, {}),
     ctx.store.update(fleet.pk, fleet.sk, { add: diff }, {}),
+    ...deadOnes.map((i) => putDeadMarker(ctx, i)),
   ]);
   ctx.logger.warn('instance counters recounted', { imageId, diff });
   return diff;

@@ -135,7 +135,10 @@ describe('instance counters and markers', () => {
     clock += 60_000;
     expect(await recountImage(ctx, image, await read())).toBeUndefined();
     clock += 60_000;
+    expect(await dead()).not.toContain('d3');
     expect(await recountImage(ctx, image, await read())).toEqual({ running: 1, exited: 1 });
+    // The dead copy stored before the counters gets its marker with the correction.
+    expect(await dead()).toContain('d3');
     expect(nonZero(await imageInstanceCounts(ctx, image))).toEqual({ pending: 1, running: 2, exited: 1 });
     expect(totalOf(await fleetInstanceCounts(ctx))).toBe(before + 3);
     // Right now: nothing more is corrected.
