@@ -11,6 +11,7 @@ import {
   isDraining,
   isOnline,
   nextCursorField,
+  nodeLabels,
   nodePage,
   nodePageQuery,
   resolveNode,
@@ -135,6 +136,11 @@ const nodeOut = z.object({
       "What the node's owner lets containers do there (set on the node; the control plane places only what it allows). Null: the agent reports none and judges each start itself",
     ),
 });
+const nodeDetailOut = nodeOut.extend({
+  labels: z
+    .record(z.string(), z.string())
+    .describe('The agent’s labels with those set by POST /api/swarm/nodes/{node_id}/labels on top'),
+});
 const jetpackOut = z.object({
   jetpack_version: z.string().nullable(),
   l4t_version: z.string().nullable(),
@@ -222,6 +228,22 @@ export function fleetNodeRoutes(): AnyRoute[] {
         const pick = await firstJetson(ctx);
         if (!pick) throw new NotFoundError('No Jetson node registered');
         return jetpackView(pick);
+      },
+    }),
+    route({
+      ...common,
+      method: 'GET',
+      path: '/api/nodes/{node_id}',
+      summary: 'One node (id or name): the listing’s fields and its labels, from its own records',
+      params: nodeParams,
+      response: nodeDetailOut,
+      responses: { 404: 'Unknown node' },
+      handler: async (req, ctx) => {
+        const [node, clusters] = await Promise.all([
+          mustNode(ctx, req.params.node_id),
+          clusterMembership(ctx),
+        ]);
+        return { ...nodeView(node, ctx, ctx.now(), clusters), labels: nodeLabels(node) };
       },
     }),
     route({

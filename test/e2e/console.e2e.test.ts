@@ -345,6 +345,52 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
+    it("opens a node's page by name reading that node alone: one GET of it, no page of a fleet listing", async () => {
+      const label = await call('POST', `/api/swarm/nodes/${nodeId}/labels`, { labels: { 'console-page': 'yes' } });
+      expect(label.status).toBe(200);
+      const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      const page = await context.newPage();
+      // The page's timers run on a clock the test moves forward: its 30 s refresh comes when told.
+      await page.clock.install();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const gets: URL[] = [];
+      page.on('request', (r) => {
+        if (r.method() === 'GET') gets.push(new URL(r.url()));
+      });
+      const count = (path: string) => gets.filter((u) => u.pathname === path).length;
+      await page.goto(`${server.url}/#/node/${encodeURIComponent(nodeName)}`);
+      await page.getByLabel('API key').fill(ADMIN_KEY);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: new RegExp(nodeName) }).waitFor();
+      // Its labels come with the node.
+      await page.getByRole('region', { name: 'Labels' }).getByText('console-page=yes').waitFor();
+      await expect
+        .poll(() => page.getByRole('region', { name: 'Containers' }).locator('tbody tr').count(), {
+          timeout: 15_000,
+        })
+        .toBeGreaterThanOrEqual(1);
+      await page.waitForLoadState('networkidle');
+      expect(count(`/api/nodes/${nodeName}`)).toBe(1);
+      expect(count('/api/nodes/')).toBe(0);
+      expect(count('/api/swarm/nodes')).toBe(0);
+      expect(count('/models/assignments')).toBe(0);
+      // Its containers: the node's, asked for by id.
+      const containers = gets.filter((u) => u.pathname === '/containers');
+      expect(containers.length).toBeGreaterThanOrEqual(1);
+      expect(containers.every((u) => u.searchParams.get('node_id') === nodeId)).toBe(true);
+      // The refresh reads the node again, and still no listing.
+      await page.clock.fastForward(30_000);
+      await expect.poll(() => count(`/api/nodes/${nodeName}`), { timeout: 15_000 }).toBe(2);
+      await page.waitForLoadState('networkidle');
+      expect(count('/api/nodes/') + count('/api/swarm/nodes') + count('/models/assignments')).toBe(0);
+      expect(errors).toEqual([]);
+      await context.close();
+      expect(
+        (await call('POST', `/api/swarm/nodes/${nodeId}/labels`, { labels: { 'console-page': null } })).status,
+      ).toBe(200);
+    }, 120_000);
+
     it("shows the node's own policy, and the start form refuses host mounts no online node allows", async () => {
       const { nodes } = (await call('GET', '/api/nodes/')).body as unknown as {
         nodes: {

@@ -148,6 +148,15 @@ export const FLEET_RESPONSE_EXAMPLES: Record<string, unknown> = {
     cudnn_version: '8.6',
     node_id: 'jetson-01-2b7d4f9e',
   },
+  'GET /api/nodes/{node_id}': {
+    ...node,
+    cordoned: false,
+    draining: false,
+    policy: null,
+    driver: 'container',
+    cloud_instance: null,
+    labels: { gpu: 'h100', zone: 'rack-2' },
+  },
   'POST /api/nodes/{node_id}/cordon': { ...node, cordoned: true, draining: false, policy: null },
   'POST /api/nodes/{node_id}/uncordon': { ...node, cordoned: false, draining: false, policy: null },
   'GET /api/nodes/{node_id}/jetpack': {

@@ -187,6 +187,11 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
       next_cursor: null,
     },
   },
+  'GET /api/nodes/{node_id}': {
+    description:
+      "One node by id or name, with the listing's fields (`GET /api/nodes/`) and its `labels` (the agent's, with those set by `POST /api/swarm/nodes/{node_id}/labels` on top). It reads that node's records only: the console's node page opens with it. Not in the documents, beside the listing as a client expects; 404 for an unknown node.",
+    params: { node_id: 'gpu-01' },
+  },
   'POST /api/nodes/{node_id}/cordon': {
     description:
       'No new placements on the node (service copies, container starts, inference tasks and model servers, training runs); what runs there stays. The node is named by id or name. Operator role.',

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Chart, type Series } from '../chart.js';
-import { useAction, useApi, usePaged, useStream } from '../hooks.js';
+import { useAction, useApi, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, Facts, fmt, Records, Section, Status } from '../ui.js';
 import { PolicySection } from '../policy.js';
 import type { NodeRow } from './fleet.js';
@@ -25,7 +25,8 @@ interface History {
 interface Worker {
   gpu_info: Record<string, unknown>;
   system_info: Record<string, unknown>;
-  loaded_models: unknown[];
+  /** GET /workers/{worker_id}: the models resident here, one row each. */
+  loaded_models: Record<string, unknown>[];
 }
 interface LogFrame {
   type: 'log';
@@ -193,21 +194,19 @@ function Labels({
   );
 }
 
+/** GET /api/nodes/{node_id}: the listing's fields and the node's labels. */
+type NodeDetail = NodeRow & { labels: Record<string, string> };
+
+/** Reads its node's own records only (issue 16): never a page of the fleet listings. */
 export function NodePage({ nodeId }: { nodeId: string }) {
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000, true);
-  const swarm = usePaged<{ id: string; hostname: string; labels: Record<string, string> }>(
-    '/api/swarm/nodes',
-    null,
-    (n) => n.hostname,
-    60_000,
-    true,
+  const found = useApi<NodeDetail>(`/api/nodes/${encodeURIComponent(nodeId)}`, 30_000);
+  const id = found.data?.id;
+  // `node_id` takes the id: the page may have been opened by name.
+  const containers = useApi<{ containers: { node_id: string; backoff?: Backoff }[] }>(
+    id ? `/containers?node_id=${encodeURIComponent(id)}` : null,
+    15_000,
   );
-  const containers = useApi<{ containers: { node_id: string; backoff?: Backoff }[] }>('/containers', 15_000);
   const worker = useApi<Worker>(`/workers/${encodeURIComponent(nodeId)}`, 30_000);
-  const models = useApi<{ assignments: { worker_id?: string; node_id?: string }[] }>(
-    '/models/assignments',
-    30_000,
-  );
   const jetpack = useApi<Record<string, string | null>>(`/api/nodes/${encodeURIComponent(nodeId)}/jetpack`);
   const [runs, setRuns] = useState<Run[]>();
   useEffect(() => {
@@ -221,10 +220,9 @@ export function NodePage({ nodeId }: { nodeId: string }) {
     return () => void (live = false);
   }, [nodeId]);
 
-  const node = nodes.items?.find((n) => n.id === nodeId || n.name === nodeId);
+  const node = found.data;
   if (!node)
-    return nodes.loading ? <p>Loading…</p> : <ErrorNote error={nodes.error ?? `Node ${nodeId} not found`} />;
-  const labels = swarm.items?.find((n) => n.id === node.id)?.labels ?? {};
+    return found.loading ? <p>Loading…</p> : <ErrorNote error={found.error ?? `Node ${nodeId} not found`} />;
   return (
     <>
       <h1>
@@ -252,11 +250,8 @@ export function NodePage({ nodeId }: { nodeId: string }) {
         </Section>
         <Section title="Model servers">
           <Records
-            rows={
-              (models.data?.assignments ?? []).filter(
-                (a) => (a.worker_id ?? a.node_id) === node.id,
-              ) as unknown as Record<string, unknown>[]
-            }
+            rows={worker.data?.loaded_models}
+            columns={['name', 'memory_usage', 'load_time', 'last_used']}
             empty="No model loaded here."
           />
         </Section>
@@ -277,7 +272,7 @@ export function NodePage({ nodeId }: { nodeId: string }) {
           />
         </Section>
         <PolicySection policy={node.policy} />
-        <Labels nodeId={node.id} labels={labels} reload={swarm.reload} />
+        <Labels nodeId={node.id} labels={node.labels} reload={found.reload} />
         <Logs nodeId={node.id} />
       </div>
     </>
