@@ -346,7 +346,9 @@ describeWith(
     }, 120_000);
 
     it("opens a node's page by name reading that node alone: one GET of it, no page of a fleet listing", async () => {
-      const label = await call('POST', `/api/swarm/nodes/${nodeId}/labels`, { labels: { 'console-page': 'yes' } });
+      const label = await call('POST', `/api/swarm/nodes/${nodeId}/labels`, {
+        labels: { 'console-page': 'yes' },
+      });
       expect(label.status).toBe(200);
       const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
       const page = await context.newPage();
@@ -387,7 +389,8 @@ describeWith(
       expect(errors).toEqual([]);
       await context.close();
       expect(
-        (await call('POST', `/api/swarm/nodes/${nodeId}/labels`, { labels: { 'console-page': null } })).status,
+        (await call('POST', `/api/swarm/nodes/${nodeId}/labels`, { labels: { 'console-page': null } }))
+          .status,
       ).toBe(200);
     }, 120_000);
 
@@ -801,7 +804,9 @@ describeWith(
       await page.waitForLoadState('networkidle');
       expect(listings.length - before).toBe(2);
       expect(listings.slice(before).map((u) => u.searchParams.has('cursor'))).toEqual([false, true]);
-      expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')))).toEqual(everyNode);
+      expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')))).toEqual(
+        everyNode,
+      );
 
       // A picker follows every page by itself.
       await page.getByRole('link', { name: 'Clusters', exact: true }).click();
