@@ -202,7 +202,7 @@ export function NodePage({ nodeId }: { nodeId: string }) {
   const found = useApi<NodeDetail>(`/api/nodes/${encodeURIComponent(nodeId)}`, 30_000);
   const id = found.data?.id;
   // `node_id` takes the id: the page may have been opened by name.
-  const containers = useApi<{ containers: { node_id: string; backoff?: Backoff }[] }>(
+  const containers = useApi<{ containers: { backoff?: Backoff }[] }>(
     id ? `/containers?node_id=${encodeURIComponent(id)}` : null,
     15_000,
   );
@@ -215,7 +215,7 @@ export function NodePage({ nodeId }: { nodeId: string }) {
       .then((j) =>
         Promise.all(j.jobs.slice(0, 10).map((x) => api<{ runs: Run[] }>('GET', `/jobs/${x.job_id}/runs`))),
       )
-      .then((all) => live && setRuns(all.flatMap((r) => r.runs).filter((r) => r.node_id === nodeId)))
+      .then((all) => live && setRuns(all.flatMap((r) => r.runs)))
       .catch(() => live && setRuns([]));
     return () => void (live = false);
   }, [nodeId]);
@@ -237,12 +237,10 @@ export function NodePage({ nodeId }: { nodeId: string }) {
         <Section title="Containers">
           <Records
             rows={
-              (containers.data?.containers ?? [])
-                .filter((c) => c.node_id === node.id)
-                .map((c) => ({ ...c, backoff: backoffText(c.backoff) })) as unknown as Record<
-                string,
-                unknown
-              >[]
+              (containers.data?.containers ?? []).map((c) => ({
+                ...c,
+                backoff: backoffText(c.backoff),
+              })) as unknown as Record<string, unknown>[]
             }
             columns={['name', 'image', 'status', 'backoff', 'ports', 'created_at']}
             empty="No containers on this node."
@@ -257,7 +255,8 @@ export function NodePage({ nodeId }: { nodeId: string }) {
         </Section>
         <Section title="Training runs">
           <Records
-            rows={runs as unknown as Record<string, unknown>[]}
+            // By the node's id: the page may have been opened by name.
+            rows={runs?.filter((r) => r.node_id === node.id) as unknown as Record<string, unknown>[]}
             columns={['run_id', 'status', 'started_at', 'exit_code']}
             empty={runs ? 'No recent run on this node.' : 'Loading…'}
           />
