@@ -97,7 +97,8 @@ export const COMMANDER_DOCS: Record<string, OperationDoc> = {
     params: { service_id: 'web' },
   },
   'GET /api/swarm/containers': {
-    description: 'Every managed container fleet-wide, with its node and published ports.',
+    description:
+      'Managed containers fleet-wide with their node and published ports, a page at a time (`limit`, default 1,000, and `cursor` from `next_cursor`; a small fleet is one page).',
   },
   'POST /api/swarm/containers/{container_id}/restart': {
     description: `Restarts a running copy in place on its node (same container). ${WAITS}`,

@@ -279,6 +279,7 @@ export const FLEET_RESPONSE_EXAMPLES: Record<string, unknown> = {
       },
     ],
     total: 1,
+    next_cursor: null,
     server: 'fleet-control-plane',
   },
   'POST /api/swarm/containers/{container_id}/restart': {

@@ -49,7 +49,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
   },
   'GET /containers': {
     description:
-      'Every managed copy with its image, node, status (`pending`, `running`, `exited`, `backoff` with its reason and next try), published ports and limits.',
+      'Managed copies with their image, node, status (`pending`, `running`, `exited`, `backoff` with its reason and next try), published ports and limits: a page at a time (`limit`, default 1,000, and `cursor` from `next_cursor`; a small fleet is one page), or every copy of one node with `node_id`.',
     response: {
       containers: [
         {
@@ -64,6 +64,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
         },
       ],
       total: 1,
+      next_cursor: null,
     },
   },
   'GET /containers/instances/{instanceId}/health': {
