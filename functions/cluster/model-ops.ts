@@ -12,14 +12,14 @@ import { dispatchCommand } from '../nodes/commands.js';
 import { listModels, modelInstanceId, serverSpec, type ModelSpec } from './catalogue.js';
 import { formatDuration } from './format.js';
 import { requeueTasks } from './lifecycle.js';
-import { heldSlots, type SlotItem } from './slots.js';
+import type { SlotItem } from './slots.js';
 import { getTask, requestPlacement, type TaskItem } from './tasks.js';
 import { readNodeHours } from './task-stats.js';
 import { readTaskCounts } from './task-counts.js';
 import {
   holderWorkers,
   loadWorker,
-  loadWorkers,
+  planWorkers,
   setNodeModels,
   toSchedNode,
   type Worker,
@@ -32,18 +32,6 @@ import { unknownModel } from './validation.js';
  * checks everything first and changes nothing on a refusal; then it dispatches container
  * commands to the agents and records the node's new models, which the scheduler uses at once.
  */
-
-export interface FleetView {
-  workers: Worker[];
-  catalogue: ModelSpec[];
-  slots: SlotItem[];
-}
-
-/** Every worker and held slot (rebalance plans the whole fleet); questions about a model read its holders instead. */
-export async function loadFleet(ctx: AppContext): Promise<FleetView> {
-  const [slots, catalogue] = await Promise.all([heldSlots(ctx), listModels(ctx)]);
-  return { workers: await loadWorkers(ctx, slots), catalogue, slots };
-}
 
 /** A named worker from its own records (node, models, held slots): no fleet read. */
 async function requireWorker(ctx: AppContext, id: string, what = 'Worker'): Promise<Worker> {
@@ -318,14 +306,23 @@ function operationView(op: RebalanceOperation) {
   };
 }
 
-/** Plans with the scheduler module's planRebalance; a dry run returns the plan and changes nothing. */
+/**
+ * Plans with the scheduler module's planRebalance over a window of the fleet (planWorkers: each
+ * model's first holders and a page of free nodes, with their held slots), never the whole fleet;
+ * a dry run returns the plan and changes nothing.
+ */
 export async function rebalance(
   ctx: AppContext,
   input: { strategy: RebalanceStrategy; force: boolean; dry_run: boolean },
 ) {
-  const view = await loadFleet(ctx);
+  const [catalogue, counts] = await Promise.all([listModels(ctx), readTaskCounts(ctx, { finished: false })]);
   // Demand per model is counted, not read (task-counts.ts).
-  const demand = Object.fromEntries((await readTaskCounts(ctx, { finished: false })).queuedByModel);
+  const demand = Object.fromEntries(counts.queuedByModel);
+  const workers = await planWorkers(
+    ctx,
+    catalogue.map((m) => m.id),
+  );
+  const view = { workers, catalogue, slots: workers.flatMap((w) => w.running) };
   const assignments: SchedAssignment[] = view.slots.map((s) => ({
     nodeId: s.nodeId,
     model: s.model,

@@ -66,10 +66,21 @@ export async function forgetNode(ctx: AppContext, nodeId: string, models: Iterab
   );
 }
 
-/** The nodes the index names for any of `models` (one query of each model's partition), in order. */
-export async function holdersOf(ctx: AppContext, models: Iterable<string>): Promise<string[]> {
+/**
+ * The nodes the index names for any of `models` (one query of each model's partition), in order;
+ * with `limit`, the first `limit` of each model's partition (by node id).
+ */
+export async function holdersOf(
+  ctx: AppContext,
+  models: Iterable<string>,
+  limit?: number,
+): Promise<string[]> {
   const lists = await Promise.all(
-    [...new Set(models)].map((m) => queryAll<ResidencyItem>(ctx.store, taskQueueKeys.modelNodesPk(m))),
+    [...new Set(models)].map(async (m) =>
+      limit === undefined
+        ? queryAll<ResidencyItem>(ctx.store, taskQueueKeys.modelNodesPk(m))
+        : (await ctx.store.query<ResidencyItem>(taskQueueKeys.modelNodesPk(m), { limit })).items,
+    ),
   );
   return [...new Set(lists.flat().map((i) => i.nodeId))].sort();
 }

@@ -187,9 +187,19 @@ export async function holderWorkers(
   models: Iterable<string>,
   opts: { slots: boolean },
 ): Promise<Worker[]> {
+  const workers = await workersOf(ctx, await holdersOf(ctx, models), opts);
+  return workers.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Workers of these nodes, each from its own records (node, model record, with `slots` its held slots); gone nodes skipped. */
+async function workersOf(
+  ctx: AppContext,
+  ids: Iterable<string>,
+  opts: { slots: boolean },
+): Promise<Worker[]> {
   const now = ctx.now();
   const workers = await Promise.all(
-    (await holdersOf(ctx, models)).map(async (id) => {
+    [...new Set(ids)].map(async (id) => {
       const [node, record, running] = await Promise.all([
         getNode(ctx, id),
         getNodeModels(ctx, id),
@@ -198,7 +208,41 @@ export async function holderWorkers(
       return node && toWorker(ctx, node, record, running, now);
     }),
   );
-  return workers.filter((w): w is Worker => w !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  return workers.filter((w): w is Worker => w !== undefined);
+}
+
+/** Holders of each model a rebalance plan reads at most (the residency index's first, by node id). */
+export const PLAN_HOLDERS = 16;
+
+/**
+ * The workers a rebalance plans over, a window of the fleet: the first PLAN_HOLDERS holders of each
+ * of `models` (the residency index) and a page of free nodes (the free-capacity index, where a
+ * model in demand can go), each with its own held slots. What it reads grows with the catalogue
+ * and the pages, never with the fleet; a plan run again sees the window its last one left.
+ */
+export async function planWorkers(ctx: AppContext, models: Iterable<string>): Promise<Worker[]> {
+  const [holders, free] = await Promise.all([
+    holdersOf(ctx, models, PLAN_HOLDERS),
+    freeNodeIds(ctx, CANDIDATE_PAGE),
+  ]);
+  return workersOf(ctx, [...holders, ...free.ids], { slots: true });
+}
+
+/**
+ * Up to `limit` nodes of the free-capacity index, shards in order (the same fleet gives the same
+ * nodes), and the lookups that took.
+ */
+async function freeNodeIds(ctx: AppContext, limit: number): Promise<{ ids: string[]; lookups: number }> {
+  const ids: string[] = [];
+  let lookups = 0;
+  for (let shard = 0; shard < NODE_SHARDS && ids.length < limit; shard++) {
+    lookups++;
+    const { items } = await ctx.store.query<FreeRecord>(fleetKeys.nodeFreePk(shard), {
+      limit: limit - ids.length,
+    });
+    ids.push(...items.map((r) => r.nodeId));
+  }
+  return { ids, lookups };
 }
 
 /** One worker by node id or name from its own records (node, models, held slots): no fleet read. */
@@ -273,17 +317,18 @@ export async function loadCandidates(
     }
     await Promise.all(stale.map((id) => clearFree(ctx, id)));
   };
-  const page = async (pk: string, limit: number, index?: 'gsi1') => {
+  const modelPage = async (model: string) => {
     read.lookups++;
-    const { items } = await ctx.store.query<FreeRecord>(pk, { limit, ...(index ? { index } : {}) });
+    const { items } = await ctx.store.query<FreeRecord>(fleetKeys.nodeFreeModelPk(model), {
+      limit: CANDIDATE_PAGE,
+      index: 'gsi1',
+    });
     for (const r of items) fromIndex.add(r.nodeId);
     return items.map((r) => r.nodeId);
   };
 
   const models = [...input.demand.keys()];
-  const byModel = await Promise.all(
-    models.map((m) => page(fleetKeys.nodeFreeModelPk(m), CANDIDATE_PAGE, 'gsi1')),
-  );
+  const byModel = await Promise.all(models.map(modelPage));
   // Busy nodes running a queued model: the plan waits for them rather than switch another node.
   const running = await Promise.all(
     models.map((m) => {
@@ -311,13 +356,12 @@ export async function loadCandidates(
     shortfall += Math.max(0, Math.min(count, CANDIDATE_PAGE) - room);
   }
   if (shortfall > 0) {
-    const limit = Math.min(CANDIDATE_PAGE, shortfall + 1);
-    const ids: string[] = [];
     // Shards in order: the same inputs read the same candidates. Runners that race for one node
     // lose a conditional slot claim, and the task goes in the next run.
-    for (let shard = 0; shard < NODE_SHARDS && ids.length < limit; shard++)
-      ids.push(...(await page(fleetKeys.nodeFreePk(shard), limit - ids.length)));
-    await readNodes(ids);
+    const free = await freeNodeIds(ctx, Math.min(CANDIDATE_PAGE, shortfall + 1));
+    read.lookups += free.lookups;
+    for (const id of free.ids) fromIndex.add(id);
+    await readNodes(free.ids);
   }
   return { workers: [...workers.values()], read };
 }

@@ -1,0 +1,151 @@
+/**
+ * Issue 16: a rebalance plans over a window of the fleet (each model's first holders from the
+ * residency index, a page of free nodes, their own held slots), not the fleet: the same read units
+ * at 200 nodes with 60 tasks running elsewhere as at 800 nodes with 400. Two nodes hold X (the
+ * control plane's record), Y is queued for and resident nowhere; two nodes are registered simulated
+ * agents, the rest loaded as records; every port is metered; counts, never timings.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { awsCharged, operationUnits, startFleet } from '../../../bench/cost/fleet.js';
+import { call } from '../../harness/scripted-agent.js';
+import { loadHeldSlots } from '../../harness/held-slots.js';
+import { EVENTS_QUEUE } from '../../../functions/core/events.js';
+import { setNodeModels } from '../../../functions/cluster/workers.js';
+import { countTransition } from '../../../functions/cluster/task-counts.js';
+import { NODE_SHARDS, nodeShard } from '../../../functions/nodes/node-records.js';
+import { operationLabel } from '../../../functions/metering/metered-lambda.js';
+import type { MeterEntry } from '../../../functions/metering/meter.js';
+
+const SMALL = { nodes: 200, heldElsewhere: 60 };
+const LARGE = { nodes: 800, heldElsewhere: 400 };
+const X = 'SDXL_4GB_FP8.safetensors';
+const Y = 'RealVisXL_V5_Turbo.safetensors';
+/** What the slots elsewhere run: a model outside the catalogue, on nodes outside the store. */
+const TEXT = 'llama-3-8b';
+const QUEUED_Y = 3;
+
+/**
+ * Two loaded nodes (bench/cost/load-nodes.ts ids) of the last shard: outside the free page (shard 0's
+ * first nodes), so the window is the same set of nodes at both sizes whatever the registered nodes' ids.
+ */
+function holders(loaded: number): [string, string] {
+  const ids = Array.from({ length: loaded }, (_, i) => `zz-loaded-${String(i).padStart(6, '0')}`);
+  const [a, b] = ids.filter((id) => nodeShard(id) === NODE_SHARDS - 1);
+  return [a!, b!];
+}
+
+/** Dry runs first, the applied plan last (it changes what a later one would read). */
+const RUNS = [
+  ['memory_optimized, dry run', { strategy: 'memory_optimized', dry_run: true }],
+  ['load_balanced, dry run', { strategy: 'load_balanced', dry_run: true }],
+  ['memory_optimized, applied', { strategy: 'memory_optimized' }],
+] as const;
+
+type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
+
+describe('a rebalance reads the same at 200 nodes as at 800, whatever runs elsewhere', () => {
+  const measured = new Map<number, Map<string, Measured>>();
+  const ids = new Map<number, [string, string]>();
+
+  async function measureAt(size: { nodes: number; heldElsewhere: number }) {
+    const f = await startFleet({
+      nodes: size.nodes,
+      live: 2,
+      profile: 'idle',
+      hardware: { kind: 'gpu', gpus: 1 },
+    });
+    try {
+      const ctx = f.rt.ctx;
+      const [first, second] = holders(size.nodes - 2);
+      await loadHeldSlots(ctx, size.heldElsewhere, TEXT);
+      await ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
+      await f.settle();
+      await setNodeModels(ctx, first, [X]);
+      await setNodeModels(ctx, second, [X]);
+      // Demand as the queue counts it: tasks queued for Y (the counters, not tasks the placement would take).
+      for (let i = 0; i < QUEUED_Y; i++)
+        await countTransition(
+          ctx,
+          { model: Y, priority: 0, taskType: 'inference', counted: true },
+          undefined,
+          'queued',
+        );
+      const out = new Map<string, Measured>();
+      const label = operationLabel('POST', '/cluster/rebalance');
+      const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
+      for (const [name, body] of RUNS) {
+        f.meter.reset();
+        const res = await call(f.rt.url, 'POST', '/cluster/rebalance', body);
+        out.set(name, {
+          status: res.status,
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
+          body: res.body as Record<string, any>,
+          read: operationUnits(f.meter.total(mine)).read_units,
+          calls: f.meter
+            .list()
+            .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
+            .reduce((n, e) => n + e.calls, 0),
+        });
+        await f.settle();
+      }
+      measured.set(size.nodes, out);
+      ids.set(size.nodes, [first, second]);
+    } finally {
+      await f.stop();
+    }
+  }
+
+  beforeAll(async () => {
+    await measureAt(SMALL);
+    await measureAt(LARGE);
+    // The figures for README (issue 16): read units per rebalance at each size.
+    const figures = Object.fromEntries(
+      RUNS.map(([name]) => [
+        name,
+        [SMALL, LARGE].map((s) => {
+          const x = measured.get(s.nodes)!.get(name)!;
+          return `${x.read} (${x.calls} calls)`;
+        }),
+      ]),
+    );
+    console.log(
+      `rebalance reads (read units at ${SMALL.nodes} / ${LARGE.nodes} nodes): ${JSON.stringify(figures)}`,
+    );
+  }, 300_000);
+
+  it.each(RUNS.map(([name]) => name))('%s reads no more at 800 nodes than at 200', (name) => {
+    const small = measured.get(SMALL.nodes)!.get(name)!;
+    const large = measured.get(LARGE.nodes)!.get(name)!;
+    expect(small.status).toBe(200);
+    expect(large.status).toBe(200);
+    expect(small.calls).toBeGreaterThan(0);
+    expect(large.read).toBe(small.read);
+    expect(large.calls).toBe(small.calls);
+  });
+
+  it('plans as before: the idle replica of X goes, Y goes where there is room', () => {
+    for (const size of [SMALL, LARGE]) {
+      const [firstId, secondId] = ids.get(size.nodes)!;
+      const dry = measured.get(size.nodes)!.get('memory_optimized, dry run')!.body;
+      const ops = dry.operations as { type: string; worker_id: string; model: string; reason: string }[];
+      expect(dry).toMatchObject({ status: 'dry_run', dry_run: true, strategy: 'memory_optimized' });
+      expect(ops).toHaveLength(2);
+      // One replica of X stays.
+      expect(ops[0]).toMatchObject({
+        type: 'model_unload',
+        model: X,
+        reason: 'idle replica, nothing queued',
+      });
+      expect([firstId, secondId]).toContain(ops[0]!.worker_id);
+      expect(ops[1]).toMatchObject({ type: 'model_load', model: Y, reason: 'queued for, resident nowhere' });
+      const applied = measured.get(size.nodes)!.get('memory_optimized, applied')!.body;
+      expect(applied).toMatchObject({ status: 'initiated', operations: dry.operations });
+      // load_balanced gives Y, the only model queued for, every node of the window it fits on.
+      const balanced = measured.get(size.nodes)!.get('load_balanced, dry run')!.body;
+      const loads = (balanced.operations as { type: string; model: string }[]).filter(
+        (o) => o.type === 'model_load' && o.model === Y,
+      );
+      expect(loads.length).toBeGreaterThan(1);
+    }
+  });
+});
