@@ -318,9 +318,11 @@ export async function rebalance(
   const [catalogue, counts] = await Promise.all([listModels(ctx), readTaskCounts(ctx, { finished: false })]);
   // Demand per model is counted, not read (task-counts.ts).
   const demand = Object.fromEntries(counts.queuedByModel);
+  // Free nodes only while models are queued for: without, a plan only unloads (the holders are enough).
   const workers = await planWorkers(
     ctx,
     catalogue.map((m) => m.id),
+    { free: catalogue.some((m) => (demand[m.id] ?? 0) > 0) },
   );
   const view = { workers, catalogue, slots: workers.flatMap((w) => w.running) };
   const assignments: SchedAssignment[] = view.slots.map((s) => ({

@@ -216,16 +216,21 @@ export const PLAN_HOLDERS = 16;
 
 /**
  * The workers a rebalance plans over, a window of the fleet: the first PLAN_HOLDERS holders of each
- * of `models` (the residency index) and a page of free nodes (the free-capacity index, where a
- * model in demand can go), each with its own held slots. What it reads grows with the catalogue
- * and the pages, never with the fleet; a plan run again sees the window its last one left.
+ * of `models` (the residency index) and, with `free` (tasks are queued), a page of CANDIDATE_PAGE
+ * nodes of the free-capacity index where queued-for models can go, each with its own held slots.
+ * What it reads grows with the catalogue and the pages, never with the fleet; a plan run again
+ * sees the window its last one left.
  */
-export async function planWorkers(ctx: AppContext, models: Iterable<string>): Promise<Worker[]> {
-  const [holders, free] = await Promise.all([
+export async function planWorkers(
+  ctx: AppContext,
+  models: Iterable<string>,
+  opts: { free: boolean },
+): Promise<Worker[]> {
+  const [holders, page] = await Promise.all([
     holdersOf(ctx, models, PLAN_HOLDERS),
-    freeNodeIds(ctx, CANDIDATE_PAGE),
+    opts.free ? freeNodeIds(ctx, CANDIDATE_PAGE) : { ids: [] },
   ]);
-  return workersOf(ctx, [...holders, ...free.ids], { slots: true });
+  return workersOf(ctx, [...holders, ...page.ids], { slots: true });
 }
 
 /**
