@@ -324,15 +324,15 @@ export async function rebalance(
     catalogue.map((m) => m.id),
     { free: catalogue.some((m) => (demand[m.id] ?? 0) > 0) },
   );
-  const view = { workers, catalogue, slots: workers.flatMap((w) => w.running) };
-  const assignments: SchedAssignment[] = view.slots.map((s) => ({
+  const slots = workers.flatMap((w) => w.running);
+  const assignments: SchedAssignment[] = slots.map((s) => ({
     nodeId: s.nodeId,
     model: s.model,
     taskId: s.taskId,
   }));
   const plan = planRebalance(
-    view.workers.map(toSchedNode),
-    view.catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb })),
+    workers.map(toSchedNode),
+    catalogue.map((m) => ({ id: m.id, gpuMemoryMb: m.gpuMemoryMb })),
     assignments,
     input.strategy,
     { demand, force: input.force },
@@ -348,7 +348,7 @@ export async function rebalance(
   for (const op of plan.operations) {
     if (op.type === 'unload') continue;
     const node = op.type === 'move' ? op.toNodeId : op.nodeId;
-    const spec = view.catalogue.find((m) => m.id === op.model);
+    const spec = catalogue.find((m) => m.id === op.model);
     perNode.set(node, (perNode.get(node) ?? 0) + (spec ? estimate(spec, node) : 0));
   }
   const requeued: string[] = [];
@@ -361,19 +361,19 @@ export async function rebalance(
       affectedWorkers: plan.affectedNodes,
       operations: plan.operations.length,
     });
-    const resident = new Map(view.workers.map((w) => [w.id, new Set(w.resident)] as const));
-    const workerById = new Map(view.workers.map((w) => [w.id, w] as const));
+    const resident = new Map(workers.map((w) => [w.id, new Set(w.resident)] as const));
+    const workerById = new Map(workers.map((w) => [w.id, w] as const));
     const unload = async (nodeId: string, model: string) => {
       const interrupted = await activeTasksOf(
         ctx,
-        view.slots.filter((s) => s.nodeId === nodeId && s.model === model),
+        slots.filter((s) => s.nodeId === nodeId && s.model === model),
       );
       requeued.push(...(await requeueTasks(ctx, interrupted, 'rebalance')));
       await removeServer(ctx, nodeId, model);
       resident.get(nodeId)?.delete(model);
     };
     const load = async (nodeId: string, model: string) => {
-      const spec = view.catalogue.find((m) => m.id === model);
+      const spec = catalogue.find((m) => m.id === model);
       if (spec) await startServer(ctx, workerById.get(nodeId)!, spec);
       resident.get(nodeId)?.add(model);
     };

@@ -212,7 +212,7 @@ async function workersOf(
 }
 
 /** Holders of each model a rebalance plan reads at most (the residency index's first, by node id). */
-export const PLAN_HOLDERS = 16;
+const PLAN_HOLDERS = 16;
 
 /**
  * The workers a rebalance plans over, a window of the fleet: the first PLAN_HOLDERS holders of each

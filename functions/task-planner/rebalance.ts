@@ -11,6 +11,8 @@
 //     models above their target only when it must. A model's last replica with queued tasks is
 //     never surplus, so balancing never strands a queue.
 // Models with running tasks are never unloaded unless `force`; offline nodes are never touched.
+// "Fleet-wide" means the nodes given: the POST /cluster/rebalance route gives a window of the fleet
+// (cluster/workers.ts planWorkers), so a plan never reads every node.
 
 import { compareStrings } from './compare.js';
 import type {
