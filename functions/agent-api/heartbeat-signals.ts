@@ -1,7 +1,7 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import type { HeartbeatRequest } from '../../protocol/messages.js';
-import { gpuTemperatures, THRESHOLDS } from '../commander/maintenance/problems.js';
+import { gpuTemperatures, THRESHOLDS } from '../nodes/node-problems.js';
 import type { NodeItem } from '../nodes/nodes.js';
 
 /**

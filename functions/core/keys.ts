@@ -116,6 +116,9 @@ export const fleetKeys = {
    */
   nodeUp: (nodeId: string, shard: number) => ({ pk: `NODEUP#${shard}`, sk: nodeId }),
   nodeUpPk: (shard: number) => `NODEUP#${shard}`,
+  /** A node with problems of its own (node-problems.ts): the problems listing reads these, not the fleet. */
+  nodeProblems: (nodeId: string, shard: number) => ({ pk: `NODEPROBLEMS#${shard}`, sk: nodeId }),
+  nodeProblemsPk: (shard: number) => `NODEPROBLEMS#${shard}`,
   /** The sweep's fleet aggregate: one record per shard and link of its chain (`<shard>#<link>`). */
   fleetAggPk: 'FLEETAGG',
   fleetAgg: (shard: number, link: number) => ({
@@ -464,6 +467,9 @@ export const nodeAddressKeys = {
   /** A Jetson by node name: GET /api/nodes/jetpack reads the first online. */
   jetson: (nodeName: string) => ({ pk: 'JETSONS', sk: nodeName }),
   jetsonsPk: 'JETSONS',
+  /** An online Jetson by node name (written where its liveness changes): jetpack reads the first. */
+  jetsonUp: (nodeName: string) => ({ pk: 'JETSONSUP', sk: nodeName }),
+  jetsonsUpPk: 'JETSONSUP',
   /** A Jetson's short node name or host name, lowercased: a scanned device with that name is a Jetson. */
   jetsonName: (short: string, nodeId: string) => ({ pk: `JETSONNAME#${short}`, sk: nodeId }),
   jetsonNamePk: (short: string) => `JETSONNAME#${short}`,

@@ -2,13 +2,14 @@
  * The address index (keys.ts `nodeAddressKeys`): a node's addresses and, for a Jetson, its name
  * entries, written at registration (an address it no longer reports is dropped) and removed with
  * the node. The Network API, the install queue and GET /api/nodes/jetpack ask it "is a node (a
- * Jetson) at this address", "which nodes are in this subnet", "the first Jetson by name" and read
- * the liveness of the few nodes it names, never the fleet. Nodes registered before the index get
+ * Jetson) at this address", "which nodes are in this subnet", "the first online Jetson by name"
+ * (`JETSONSUP`, written where a Jetson's liveness changes) and read the liveness of the few nodes it
+ * names, never the fleet. Nodes registered before the index get
  * their entries from `ensureIndexed`, a bounded page of the node index a call until done.
  */
 import type { AppContext } from '../core/context.js';
 import { fleetKeys, nodeAddressKeys } from '../core/keys.js';
-import type { StoreItem } from '../ports/store.js';
+import { deleteIf, type StoreItem } from '../ports/store.js';
 import { ipv4ToNumber, type Cidr } from '../../protocol/network.js';
 import { SHARDS, liveKey, type LiveRecord } from './node-records.js';
 import { getNode, isOnline, type NodeItem } from './node-model.js';
@@ -76,15 +77,32 @@ export async function indexNode(ctx: AppContext, node: IndexedNode, before?: Ind
   const now = addressEntries(node);
   const keep = new Set(now.map(keyOf));
   const stale = before ? addressEntries(before).filter((e) => !keep.has(keyOf(e))) : [];
-  await Promise.all([
-    ...now.map((e) => ctx.store.put(e)),
-    ...stale.map((e) => ctx.store.delete(e.pk, e.sk)),
-  ]);
+  await Promise.all([...now.map((e) => ctx.store.put(e)), ...stale.map((e) => ctx.store.delete(e.pk, e.sk))]);
 }
 
 /** Removes a node's entries (the node is being deleted). */
 export async function unindexNode(ctx: AppContext, node: IndexedNode): Promise<void> {
-  await Promise.all(addressEntries(node).map((e) => ctx.store.delete(e.pk, e.sk)));
+  await Promise.all([
+    ...addressEntries(node).map((e) => ctx.store.delete(e.pk, e.sk)),
+    ...(node.jetson ? [clearJetsonUp(ctx, node)] : []),
+  ]);
+}
+
+/** A Jetson came online (registration, a heartbeat after silence): jetpack finds it by name. */
+export async function markJetsonUp(
+  ctx: AppContext,
+  node: Pick<NodeItem, 'nodeId' | 'nodeName'>,
+): Promise<void> {
+  await ctx.store.put({ ...nodeAddressKeys.jetsonUp(node.nodeName), nodeId: node.nodeId });
+}
+
+/** A Jetson went offline or away; only its own entry goes (a new node may hold the name). */
+export async function clearJetsonUp(
+  ctx: AppContext,
+  node: Pick<NodeItem, 'nodeId' | 'nodeName'>,
+): Promise<void> {
+  const k = nodeAddressKeys.jetsonUp(node.nodeName);
+  await deleteIf(ctx.store, k.pk, k.sk, { equals: { nodeId: node.nodeId } });
 }
 
 /** Whether any node (`jetson`: any Jetson) has this address: one Limit-1 query. */
@@ -162,33 +180,53 @@ export async function pickOnlineNode(
   return undefined;
 }
 
-/** Jetson entries read a page at a time, and most Jetsons whose liveness is checked. */
+/** Jetson entries read a page at a time, and most Jetsons whose liveness is checked from each index. */
 const JETSON_PAGE = 16;
 export const JETSON_CHECKS = 64;
 
-/**
- * The first online Jetson by name among the first JETSON_CHECKS Jetsons, else the first Jetson:
- * the Jetson entries a page at a time and their nodes' liveness, stopping at the first online one.
- */
-export async function firstJetson(ctx: AppContext): Promise<NodeItem | undefined> {
+/** Each entry's node, online and still a Jetson of that name, up to JETSON_CHECKS of the partition. */
+async function* jetsonEntries(
+  ctx: AppContext,
+  pk: string,
+): AsyncGenerator<{ entry: StoreItem & { nodeId: string }; online: NodeItem | undefined }> {
   const now = ctx.now();
-  const seen: string[] = [];
   let checked = 0;
   let cursor: string | undefined;
   do {
-    const page = await ctx.store.query<StoreItem & { nodeId: string }>(nodeAddressKeys.jetsonsPk, {
+    const page = await ctx.store.query<StoreItem & { nodeId: string }>(pk, {
       limit: Math.min(JETSON_PAGE, JETSON_CHECKS - checked),
       ...(cursor !== undefined ? { cursor } : {}),
     });
-    for (const e of page.items) {
+    for (const entry of page.items) {
       checked++;
-      seen.push(e.nodeId);
-      if (!(await onlineNow(ctx, e.nodeId, now))) continue;
-      const node = await getNode(ctx, e.nodeId);
-      if (node?.jetson && isOnline(node, ctx, now)) return node;
+      const node = (await onlineNow(ctx, entry.nodeId, now)) ? await getNode(ctx, entry.nodeId) : undefined;
+      const online =
+        node?.jetson && node.nodeName === entry.sk && isOnline(node, ctx, now) ? node : undefined;
+      yield { entry, online };
     }
     cursor = page.cursor;
   } while (cursor !== undefined && checked < JETSON_CHECKS);
+}
+
+/**
+ * The first online Jetson by name, from the online-Jetson entries (`JETSONSUP`): an entry whose
+ * node is offline, gone or renamed (a lost write) is dropped as read, so offline Jetsons cost
+ * nothing here. None there (no Jetson online, or Jetsons online since before those entries): the
+ * first JETSON_CHECKS Jetsons by name, an online one getting its entry, else the first Jetson.
+ */
+export async function firstJetson(ctx: AppContext): Promise<NodeItem | undefined> {
+  for await (const { entry, online } of jetsonEntries(ctx, nodeAddressKeys.jetsonsUpPk)) {
+    if (online) return online;
+    await deleteIf(ctx.store, entry.pk, entry.sk, { equals: { nodeId: entry.nodeId } });
+  }
+  const seen: string[] = [];
+  for await (const { entry, online } of jetsonEntries(ctx, nodeAddressKeys.jetsonsPk)) {
+    if (online) {
+      await markJetsonUp(ctx, online);
+      return online;
+    }
+    seen.push(entry.nodeId);
+  }
   // The first whose node is still there (an entry a deletion left behind is skipped).
   for (const id of seen) {
     const node = await getNode(ctx, id);

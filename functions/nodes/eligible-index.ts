@@ -27,6 +27,14 @@ import {
   type FleetPart,
 } from './fleet-aggregate.js';
 import { getNode, getNodeRecord, isOnline, withState, type NodeItem } from './node-model.js';
+import {
+  dropStaleMarker,
+  nodeProblemKinds,
+  sameKinds,
+  setProblemMarker,
+  type ProblemMarker,
+} from './node-problems.js';
+import { clearJetsonUp } from './address-index.js';
 
 /**
  * Flips nodes whose heartbeats stopped to offline (readers already see them offline; this makes
@@ -122,6 +130,49 @@ async function repairIndexes(
   return repaired;
 }
 
+/**
+ * Brings the problem markers (node-problems.ts) of the nodes in one page in line with their records:
+ * one query of the markers over the page's node id range, a write only where one drifted (a node
+ * offline, a lost write, nodes from before the markers), and a marker whose node has no liveness
+ * record is dropped. A node whose sample may sit on the next page (its liveness record ends a page
+ * that goes on) is left to its heartbeats.
+ */
+async function syncProblemMarkers(
+  ctx: AppContext,
+  shard: number,
+  lives: LiveRecord[],
+  samples: Map<string, MetricsRecord>,
+  now: number,
+  splitAfter: string | undefined,
+): Promise<void> {
+  if (!lives.length) return;
+  const range: [string, string] = [lives[0]!.nodeId, lives[lives.length - 1]!.nodeId];
+  const markers = await queryAll<ProblemMarker>(ctx.store, fleetKeys.nodeProblemsPk(shard), {
+    between: range,
+  });
+  const have = new Map(markers.map((m) => [m.nodeId, m] as const));
+  for (const live of lives) {
+    const marker = have.get(live.nodeId);
+    have.delete(live.nodeId);
+    const online = isOnline(live, ctx, now);
+    const sample = samples.get(live.nodeId);
+    if (online && !sample && live.nodeId === splitAfter) continue;
+    const kinds = nodeProblemKinds(
+      {
+        containerStats: sample?.containerStats ?? {},
+        ...(sample?.metrics ? { metrics: sample.metrics } : {}),
+        ...(live.diskGb !== undefined ? { diskGb: live.diskGb } : {}),
+        ...((live.memoryMb ?? live.unifiedMb) !== undefined
+          ? { memoryMb: (live.memoryMb ?? live.unifiedMb)! }
+          : {}),
+      },
+      online,
+    );
+    if (!sameKinds(kinds, marker?.kinds ?? [])) await setProblemMarker(ctx, live.nodeId, kinds);
+  }
+  for (const m of have.values()) await dropStaleMarker(ctx, m);
+}
+
 /** A model the node loaded or dropped on its own is trusted over the index after this (placement's settle time). */
 const MODEL_SETTLED_MS = 60_000;
 
@@ -210,9 +261,20 @@ export async function sweepShard(
       );
       if (!swept) continue;
       out.wentOffline.push(live.nodeId);
-      await Promise.all([clearFree(ctx, live.nodeId), clearUp(ctx, live.nodeId)]);
+      await Promise.all([
+        clearFree(ctx, live.nodeId),
+        clearUp(ctx, live.nodeId),
+        // A liveness record from before it carried the name leaves the entry to jetpack's reader.
+        ...(live.unifiedMb !== undefined && live.name
+          ? [clearJetsonUp(ctx, { nodeId: live.nodeId, nodeName: live.name })]
+          : []),
+      ]);
       await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
     }
+    const last = page.items[page.items.length - 1];
+    const split =
+      next && last?.sk.endsWith(fleetKeys.nodeLiveSuffix) ? (last as LiveRecord).nodeId : undefined;
+    await syncProblemMarkers(ctx, shard, lives, samples, now, split);
   } while (next && out.read < budget);
   if (next) out.cursor = next;
   return out;

@@ -18,6 +18,8 @@ import {
 import type { HeartbeatRequest } from '../../protocol/messages.js';
 import { indexHeartbeat } from '../cluster/model-residency.js';
 import { assemble, isOnline, stateOf, type ContainerSample, type NodeItem } from './node-model.js';
+import { nodeProblemKinds, sameKinds, setProblemMarker } from './node-problems.js';
+import { markJetsonUp } from './address-index.js';
 
 /**
  * Stores a heartbeat: the liveness record every time (one write unit), the metrics sample only
@@ -74,13 +76,21 @@ export async function recordHeartbeat(
   await indexHeartbeat(ctx, node.nodeId, indexed ? stored.loadedModels : undefined, hb.loadedModels);
   // Two items, written side by side: the liveness record does not wait for the metrics.
   await Promise.all([ctx.store.put(beat), due ? ctx.store.put(sample) : undefined]);
+  // The problem marker when what readers see of the node changed its problems (node-problems.ts).
+  const kinds = nodeProblemKinds(assemble(node, beat, due ? sample : stored), true);
+  if (!wasOnline || !sameKinds(kinds, nodeProblemKinds(before, true)))
+    await setProblemMarker(ctx, node.nodeId, kinds);
   const model = [...hb.loadedModels].sort()[0];
   if (!wasOnline) {
-    if (!node.cordoned)
-      await Promise.all([
-        markFree(ctx, node.nodeId, { keep: true, ...(model ? { model } : {}) }),
-        markUp(ctx, node.nodeId),
-      ]);
+    await Promise.all([
+      ...(node.cordoned
+        ? []
+        : [
+            markFree(ctx, node.nodeId, { keep: true, ...(model ? { model } : {}) }),
+            markUp(ctx, node.nodeId),
+          ]),
+      ...(node.jetson ? [markJetsonUp(ctx, node)] : []),
+    ]);
     await emit(ctx, { type: 'node.online', nodeId: node.nodeId });
   }
   // Readers of this heartbeat's node see what it reported, stored or not.

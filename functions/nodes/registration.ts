@@ -22,7 +22,8 @@ import { forgetNode } from '../cluster/model-residency.js';
 import { hashToken, newToken } from '../core/tokens.js';
 import { consumeJoinTokenUse, refundJoinTokenUse, type JoinTokenItem } from './join-tokens.js';
 import { linkInstanceNode } from '../novita/join.js';
-import { indexNode, unindexNode } from './address-index.js';
+import { indexNode, markJetsonUp, unindexNode } from './address-index.js';
+import { problemMarkerKey } from './node-problems.js';
 import type { CommandChannel, RegisterRequest } from '../../protocol/messages.js';
 import {
   COMMAND_MAX_RECEIVES,
@@ -204,6 +205,7 @@ export async function registerNode(
   await ctx.store.update(livePk, liveSk, { set: liveFields, remove }, {});
   if (live.status === 'online' && !node.cordoned)
     await Promise.all([markFree(ctx, nodeId, { keep: true }), markUp(ctx, nodeId)]);
+  if (live.status === 'online' && node.jetson) await markJetsonUp(ctx, node);
   return {
     node: assemble(node, live),
     token,
@@ -238,7 +240,8 @@ export async function rotateNodeToken(ctx: AppContext, node: NodeItem): Promise<
 
 /**
  * Removes a node's registry side: its record (so its credential stops working at once), its name
- * (free for a new join), its state and model records, its model residency and address index entries
+ * (free for a new join), its state and model records, its problem marker, its model residency and
+ * address index entries (an online Jetson's too)
  * and its command queue. Conditional on the credential read, so a node that
  * re-registered meanwhile keeps its record. False when another caller got there first.
  */
@@ -248,7 +251,12 @@ export async function deleteNodeRecords(ctx: AppContext, node: NodeItem): Promis
   const guard = keys.nodeName(node.nodeName);
   await deleteIf(ctx.store, guard.pk, guard.sk, { equals: { nodeId: node.nodeId } });
   // Its liveness and metrics records go with it (they live in the sharded state partitions).
-  for (const key of [liveKey(node.nodeId), freeKey(node.nodeId), upKey(node.nodeId)])
+  for (const key of [
+    liveKey(node.nodeId),
+    freeKey(node.nodeId),
+    upKey(node.nodeId),
+    problemMarkerKey(node.nodeId),
+  ])
     await ctx.store.delete(key.pk, key.sk);
   // Its model record and sample too, and the residency index's entries of the models they name.
   const mk = metricsKey(node.nodeId);

@@ -1,29 +1,32 @@
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../../core/context.js';
-import { instanceKeys, maintenanceKeys } from '../../core/keys.js';
+import { fleetKeys, instanceKeys, maintenanceKeys } from '../../core/keys.js';
 import { getInstance, type InstanceItem } from '../../orchestrator/model.js';
 import { DEAD } from '../../orchestrator/instance-counts.js';
 import { queryAll, type StoreItem, deleteIf, putIfAbsent } from '../../ports/store.js';
-import { isOnline, listNodes, type NodeItem } from '../../nodes/nodes.js';
+import { getNode, isOnline, type NodeItem } from '../../nodes/nodes.js';
 import { SHARDS } from '../../nodes/node-records.js';
+import {
+  THRESHOLDS,
+  diskPercent,
+  dropStaleMarker,
+  hotGpus,
+  memoryPercent,
+  nodeProblemKinds,
+  stoppedModels,
+  type ProblemMarker,
+  type ProblemType,
+} from '../../nodes/node-problems.js';
 
 /**
- * Maintenance problems: computed from the records on every read (node heartbeats, container
- * instances); what is stored is only when each was first seen, under a stable id (a hash of node
- * and type), so repeated detections never duplicate.
+ * Maintenance problems: computed on every read from the records of the nodes that may have any
+ * (their problem markers, nodes/node-problems.ts, and their dead copies' markers); what is stored
+ * is only when each was first seen, under a stable id (a hash of node and type), so repeated
+ * detections never duplicate.
  */
 
 // ---------------------------------------------------------------- detection (pure)
 
-export const THRESHOLDS = {
-  diskWarningPercent: 80,
-  diskCriticalPercent: 90,
-  memoryPercent: 90,
-  gpuTemperatureC: 85,
-} as const;
-
-export type ProblemType =
-  'node_offline' | 'disk_space' | 'high_memory' | 'gpu_temperature' | 'container_exited';
 export type Severity = 'warning' | 'critical';
 export const FIX_TYPES = ['docker_cleanup', 'restart_exited'] as const;
 export type FixType = (typeof FIX_TYPES)[number];
@@ -42,27 +45,6 @@ export interface DetectedProblem {
 export const problemId = (nodeId: string, type: ProblemType) =>
   `prob-${createHash('sha256').update(`${nodeId}#${type}`).digest('hex').slice(0, 24)}`;
 
-const percent = (used: number | null | undefined, total: number | null | undefined) =>
-  used != null && total ? (used / total) * 100 : null;
-
-/** GPU readings of the last heartbeat: nvidia-smi's per GPU, and tegrastats' GPU zone on a Jetson. */
-export function gpuTemperatures(
-  metrics: NodeItem['metrics'],
-): { label: string; celsius: number; index?: number }[] {
-  const out: { label: string; celsius: number; index?: number }[] = (metrics?.gpus ?? []).flatMap((g) =>
-    g.temperatureC === null
-      ? []
-      : [{ label: `GPU ${g.index} (${g.name})`, celsius: g.temperatureC, index: g.index }],
-  );
-  const zones = (metrics?.tegrastats as { temperatures?: Record<string, unknown> } | null | undefined)
-    ?.temperatures;
-  for (const [zone, value] of Object.entries(zones ?? {})) {
-    if (/^gpu\d*$/i.test(zone) && typeof value === 'number')
-      out.push({ label: `tegrastats ${zone}`, celsius: value });
-  }
-  return out;
-}
-
 export const EXITED: ReadonlySet<string> = new Set(['exited', 'failed']);
 
 /** `, backing off (crash_loop, attempt 3) until <iso>` for a copy waiting out its restart backoff. */
@@ -70,7 +52,6 @@ const backoffNote = (i: InstanceItem) =>
   i.backoff
     ? `, backing off (${i.backoff.reason}, attempt ${i.backoff.attempt}) until ${new Date(i.backoff.nextTryAt).toISOString()}`
     : '';
-const STOPPED_ENGINE_STATES: ReadonlySet<string> = new Set(['exited', 'dead']);
 
 function listed(names: string[], max = 5): string {
   return names.length > max
@@ -122,7 +103,7 @@ export function detectProblems(
       continue;
     }
     const m = node.metrics;
-    const disk = percent(m?.diskUsedGb, m?.diskTotalGb ?? node.diskGb);
+    const disk = diskPercent(node);
     if (disk !== null && disk >= THRESHOLDS.diskWarningPercent) {
       add(
         'disk_space',
@@ -131,11 +112,11 @@ export function detectProblems(
         'docker_cleanup',
       );
     }
-    const memory = percent(m?.memoryUsedMb, m?.memoryTotalMb ?? node.memoryMb);
+    const memory = memoryPercent(node);
     if (memory !== null && memory >= THRESHOLDS.memoryPercent) {
       add('high_memory', 'warning', `Memory usage at ${Math.round(memory)}% on ${name}`);
     }
-    const hot = gpuTemperatures(node.metrics).filter((t) => t.celsius >= THRESHOLDS.gpuTemperatureC);
+    const hot = hotGpus(node);
     if (hot.length) {
       const max = Math.max(...hot.map((t) => t.celsius));
       add(
@@ -145,9 +126,7 @@ export function detectProblems(
       );
     }
     const copies = instances.filter((i) => i.nodeId === node.nodeId && EXITED.has(i.status));
-    const models = Object.entries(node.containerStats ?? {}).filter(
-      ([, c]) => c.kind === 'model' && STOPPED_ENGINE_STATES.has(c.state),
-    );
+    const models = stoppedModels(node);
     if (copies.length || models.length) {
       const names = [
         ...copies.map(
@@ -215,6 +194,26 @@ async function deadCopies(ctx: AppContext): Promise<InstanceItem[]> {
 }
 
 /**
+ * The nodes that may have problems: those the problem markers name (a marker whose node is gone,
+ * or fine now, is dropped) and those of the dead copies, each read once. What they cost follows
+ * the problems, not the fleet.
+ */
+async function flaggedNodes(ctx: AppContext, dead: InstanceItem[]): Promise<NodeItem[]> {
+  const markers = (
+    await Promise.all(SHARDS.map((s) => queryAll<ProblemMarker>(ctx.store, fleetKeys.nodeProblemsPk(s))))
+  ).flat();
+  const ids = [...new Set([...markers.map((m) => m.nodeId), ...dead.map((i) => i.nodeId)])];
+  const read = await Promise.all(ids.map((id) => getNode(ctx, id)));
+  const byId = new Map(read.flatMap((n) => (n ? [[n.nodeId, n] as const] : [])));
+  const now = ctx.now();
+  for (const m of markers) {
+    const node = byId.get(m.nodeId);
+    if (!node || !nodeProblemKinds(node, isOnline(node, ctx, now)).length) await dropStaleMarker(ctx, m);
+  }
+  return [...byId.values()];
+}
+
+/**
  * Detects, then makes the stored records match: a new problem is recorded with the time it was
  * first seen (a concurrent reader's record wins), a problem gone is forgotten (if it comes back,
  * it is new again). Nothing is written when nothing changed.
@@ -222,11 +221,11 @@ async function deadCopies(ctx: AppContext): Promise<InstanceItem[]> {
 export async function currentProblems(
   ctx: AppContext,
 ): Promise<{ nodes: NodeItem[]; problems: (DetectedProblem & { detectedAt: string })[] }> {
-  const [nodes, instances, stored] = await Promise.all([
-    listNodes(ctx),
+  const [instances, stored] = await Promise.all([
     deadCopies(ctx),
     queryAll<ProblemRecord>(ctx.store, maintenanceKeys.pk, { prefix: maintenanceKeys.problemPrefix }),
   ]);
+  const nodes = await flaggedNodes(ctx, instances);
   const now = ctx.now();
   const detected = detectProblems(nodes, instances, (n) => isOnline(n, ctx, now));
   const known = new Map(stored.map((r) => [r.problemId, r]));
