@@ -126,6 +126,8 @@ describe('Fleet Commander Maintenance and SSH APIs over the agents (embedded run
     };
     // Act
     const list = await eventually(async () => {
+      // A silent node is listed once the sweep takes it offline (the minute schedule is off here).
+      await emit(rt.ctx, { type: 'nodes.sweep' });
       const l = await problems();
       expect(ofNode(l, gone).map((p) => p.type)).toEqual(['node_offline']);
       expect(ofNode(l, a)).toHaveLength(3);

@@ -235,6 +235,8 @@ describe('the sweep retires nodes silent past NODE_RETIRE_AFTER_SECONDS', () => 
     alive.start(200);
     try {
       await eventually(async () => {
+        // Listed once the sweep takes it offline.
+        await emit(rt.ctx, { type: 'nodes.sweep' });
         const problems = (await call(rt.url, 'GET', '/api/maintenance/problems')).body;
         const list = (problems.problems ?? problems) as { node_id: string; type: string }[];
         expect(list.some((p) => p.node_id === silent.nodeId && p.type === 'node_offline')).toBe(true);
