@@ -132,10 +132,10 @@ async function repairIndexes(
 
 /**
  * Brings the problem markers (node-problems.ts) of the nodes in one page in line with their records:
- * one query of the markers over the page's node id range, a write only where one drifted (a node
- * offline, a lost write, nodes from before the markers), and a marker whose node has no liveness
- * record is dropped. A node whose sample may sit on the next page (its liveness record ends a page
- * that goes on) is left to its heartbeats.
+ * one query of the markers over the page's node id range (after `range.after`, up to `range.upTo`),
+ * a write only where one drifted (a node offline, a lost write, nodes from before the markers), and
+ * a marker in the range whose node has no liveness record is dropped. A node whose sample may sit on
+ * the next page (`range.split`: its liveness record ends a page that goes on) is left to its heartbeats.
  */
 async function syncProblemMarkers(
   ctx: AppContext,
@@ -143,20 +143,20 @@ async function syncProblemMarkers(
   lives: LiveRecord[],
   samples: Map<string, MetricsRecord>,
   now: number,
-  splitAfter: string | undefined,
+  range: { after?: string | undefined; upTo: string; split?: string | undefined },
 ): Promise<void> {
-  if (!lives.length) return;
-  const range: [string, string] = [lives[0]!.nodeId, lives[lives.length - 1]!.nodeId];
-  const markers = await queryAll<ProblemMarker>(ctx.store, fleetKeys.nodeProblemsPk(shard), {
-    between: range,
-  });
+  const from = range.after ?? lives[0]?.nodeId;
+  if (from === undefined) return;
+  const markers = (
+    await queryAll<ProblemMarker>(ctx.store, fleetKeys.nodeProblemsPk(shard), { between: [from, range.upTo] })
+  ).filter((m) => range.after === undefined || m.nodeId > range.after);
   const have = new Map(markers.map((m) => [m.nodeId, m] as const));
   for (const live of lives) {
     const marker = have.get(live.nodeId);
     have.delete(live.nodeId);
     const online = isOnline(live, ctx, now);
     const sample = samples.get(live.nodeId);
-    if (online && !sample && live.nodeId === splitAfter) continue;
+    if (online && !sample && live.nodeId === range.split) continue;
     const kinds = nodeProblemKinds(
       {
         containerStats: sample?.containerStats ?? {},
@@ -215,6 +215,8 @@ export async function sweepShard(
     runHolders: [],
   };
   let next = cursor;
+  // The problem markers' range is synced up to here (below every node id when this link starts the shard).
+  let markedUpTo: string | undefined = cursor ? undefined : ' ';
   do {
     const page = await ctx.store.query<LiveRecord | MetricsRecord>(fleetKeys.nodeStatePk(shard), {
       limit: Math.min(SWEEP_PAGE_ITEMS, budget - out.read),
@@ -271,10 +273,13 @@ export async function sweepShard(
       ]);
       await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
     }
-    const last = page.items[page.items.length - 1];
-    const split =
-      next && last?.sk.endsWith(fleetKeys.nodeLiveSuffix) ? (last as LiveRecord).nodeId : undefined;
-    await syncProblemMarkers(ctx, shard, lives, samples, now, split);
+    const last = page.items[page.items.length - 1] as (LiveRecord | MetricsRecord) | undefined;
+    await syncProblemMarkers(ctx, shard, lives, samples, now, {
+      after: markedUpTo,
+      upTo: next ? (last?.nodeId ?? '') : '\uffff',
+      split: next && last?.sk.endsWith(fleetKeys.nodeLiveSuffix) ? last.nodeId : undefined,
+    });
+    markedUpTo = last?.nodeId ?? markedUpTo;
   } while (next && out.read < budget);
   if (next) out.cursor = next;
   return out;
