@@ -1,11 +1,12 @@
 /**
  * Loads node records straight into the store, as registration and a heartbeat of a registered node
- * leave them (META, liveness, metrics, free-capacity and eligible-node entries, address index), so a fleet of thousands exists in
+ * leave them (META, liveness, metrics, free-capacity and eligible-node entries, address index and
+ * online-Jetson entry), so a fleet of thousands exists in
  * seconds: bench:scale and the read-count suites measure operations against it. The items go into
  * the runtime's own table (the store the bench measures) in BatchWriteItem calls of 25, beneath the
  * meter: loading is set-up, not an operation measured.
  */
-import { keys } from '../../functions/core/keys.js';
+import { keys, nodeAddressKeys } from '../../functions/core/keys.js';
 import { hashToken, newToken } from '../../functions/core/tokens.js';
 import {
   freeKey,
@@ -65,6 +66,8 @@ export async function loadNodeRecords(
         tokenHash: hashToken(token),
       },
       ...addressEntries({ nodeId, nodeName: nodeId, hostname: nodeId, addresses, jetson: meta.jetson }),
+      // Online: a Jetson's online-Jetson entry too.
+      ...(meta.jetson ? [{ ...nodeAddressKeys.jetsonUp(nodeId), nodeId }] : []),
       { ...live, ...liveKey(nodeId), nodeId, name: nodeId, lastHeartbeatMs: ctx.now() },
       { ...sample, ...metricsKey(nodeId), nodeId },
       { ...freeKey(nodeId), nodeId } satisfies FreeRecord,
