@@ -168,7 +168,8 @@ async function syncProblemMarkers(
       },
       online,
     );
-    if (!sameKinds(kinds, marker?.kinds ?? [])) await setProblemMarker(ctx, live.nodeId, kinds);
+    // Conditional on the marker read: a heartbeat's write since this page was read wins.
+    if (!sameKinds(kinds, marker?.kinds ?? [])) await setProblemMarker(ctx, live.nodeId, kinds, { marker });
   }
   for (const m of have.values()) await dropStaleMarker(ctx, m);
 }
@@ -274,11 +275,12 @@ export async function sweepShard(
       await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
     }
     const last = page.items[page.items.length - 1] as (LiveRecord | MetricsRecord) | undefined;
-    await syncProblemMarkers(ctx, shard, lives, samples, now, {
-      after: markedUpTo,
-      upTo: next ? (last?.nodeId ?? '') : '\uffff',
-      split: next && last?.sk.endsWith(fleetKeys.nodeLiveSuffix) ? last.nodeId : undefined,
-    });
+    if (last || !next)
+      await syncProblemMarkers(ctx, shard, lives, samples, now, {
+        after: markedUpTo,
+        upTo: next ? last!.nodeId : '\uffff',
+        split: next && last?.sk.endsWith(fleetKeys.nodeLiveSuffix) ? last.nodeId : undefined,
+      });
     markedUpTo = last?.nodeId ?? markedUpTo;
   } while (next && out.read < budget);
   if (next) out.cursor = next;

@@ -9,7 +9,7 @@
  */
 import type { AppContext } from '../core/context.js';
 import { fleetKeys } from '../core/keys.js';
-import { deleteIf, type StoreItem } from '../ports/store.js';
+import { ConditionFailedError, deleteIf, type StoreItem } from '../ports/store.js';
 import { nodeShard } from './node-records.js';
 import type { NodeItem } from './node-model.js';
 
@@ -90,11 +90,28 @@ export const problemMarkerKey = (nodeId: string) => fleetKeys.nodeProblems(nodeI
 export const sameKinds = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && a.every((k, i) => k === b[i]);
 
-/** Puts the node's marker with these kinds, or deletes it when there are none. */
-export async function setProblemMarker(ctx: AppContext, nodeId: string, kinds: ProblemType[]): Promise<void> {
+/**
+ * Puts the node's marker with these kinds, or deletes it when there are none. `read`: only if the
+ * marker is still the one read (none: still absent), so a judgement from older records never
+ * overwrites a heartbeat's newer one; false when it changed meanwhile.
+ */
+export async function setProblemMarker(
+  ctx: AppContext,
+  nodeId: string,
+  kinds: ProblemType[],
+  read?: { marker: ProblemMarker | undefined },
+): Promise<boolean> {
   const k = problemMarkerKey(nodeId);
-  if (kinds.length) await ctx.store.put<ProblemMarker>({ ...k, nodeId, kinds, at: ctx.now() });
-  else await ctx.store.delete(k.pk, k.sk);
+  const condition = read && (read.marker ? { equals: { at: read.marker.at } } : { notExists: true });
+  try {
+    if (kinds.length) await ctx.store.put<ProblemMarker>({ ...k, nodeId, kinds, at: ctx.now() }, condition);
+    else if (read?.marker) return await deleteIf(ctx.store, k.pk, k.sk, { equals: { at: read.marker.at } });
+    else if (!read) await ctx.store.delete(k.pk, k.sk);
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return false;
+    throw error;
+  }
 }
 
 /** Drops a marker read as stale (its node fine or gone), unless it was written again meanwhile. */

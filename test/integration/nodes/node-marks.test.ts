@@ -3,7 +3,11 @@ import { fleetKeys, nodeAddressKeys } from '../../../functions/core/keys.js';
 import { MINUTE_SCHEDULE } from '../../../functions/minute.js';
 import { sweepNodes } from '../../../functions/nodes/eligible-index.js';
 import { nodeShard } from '../../../functions/nodes/node-records.js';
-import { problemMarkerKey, type ProblemMarker } from '../../../functions/nodes/node-problems.js';
+import {
+  problemMarkerKey,
+  setProblemMarker,
+  type ProblemMarker,
+} from '../../../functions/nodes/node-problems.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
 
@@ -126,6 +130,20 @@ describe('node problem markers and online-Jetson entries (embedded runtime)', ()
     expect(await rt.ctx.store.get(orphan.pk, orphan.sk)).toBeUndefined();
     a.metrics = {};
     await a.heartbeat();
+  });
+
+  it('a judgement from older records (the sweep, the listing) does not overwrite a newer marker', async () => {
+    const nodeId = 'zz-raced';
+    const k = problemMarkerKey(nodeId);
+    expect(await setProblemMarker(rt.ctx, nodeId, ['disk_space'], { marker: undefined })).toBe(true);
+    const read = (await rt.ctx.store.get<ProblemMarker>(k.pk, k.sk))!;
+    // A heartbeat writes it again meanwhile (a later time).
+    await rt.ctx.store.put<ProblemMarker>({ ...read, kinds: ['high_memory'], at: read.at + 1 });
+    expect(await setProblemMarker(rt.ctx, nodeId, [], { marker: read })).toBe(false);
+    expect(await setProblemMarker(rt.ctx, nodeId, ['disk_space'], { marker: read })).toBe(false);
+    expect(await setProblemMarker(rt.ctx, nodeId, ['disk_space'], { marker: undefined })).toBe(false);
+    expect(await marker(nodeId)).toEqual(['high_memory']);
+    await rt.ctx.store.delete(k.pk, k.sk);
   });
 
   it('jetpack: the first online Jetson by name; when it goes offline, the next one', async () => {
