@@ -8,6 +8,19 @@ import { allContainers, findNode, type ContainerRow } from './nodes.js';
 
 // ------------------------------------------------------------------ containers
 
+/** Every copy of an image, page after page (a global service has one on each eligible node). */
+async function imageCopies(client: Client, image: string): Promise<ContainerRow[]> {
+  const copies: ContainerRow[] = [];
+  let cursor: string | null = null;
+  do {
+    const path: string = `/containers/${enc(image)}/instances${cursor === null ? '' : `?cursor=${encodeURIComponent(cursor)}`}`;
+    const page = await client.get<{ instances: ContainerRow[]; next_cursor?: string | null }>(path);
+    copies.push(...page.instances);
+    cursor = page.next_cursor ?? null;
+  } while (cursor !== null);
+  return copies;
+}
+
 program
   .command('run')
   .description('start containers of an image on the fleet (the control plane picks nodes)')
@@ -64,9 +77,7 @@ program
         timeoutMs,
       });
       assertCommands(res.commands);
-      const { instances } = await client.get<{ instances: ContainerRow[] }>(
-        `/containers/${enc(image)}/instances`,
-      );
+      const instances = await imageCopies(client, image);
       // A settled start names its copies; after a 202 the image's live copies are shown.
       const started = res.body?.started;
       const rows = instances.filter((i) =>
@@ -107,9 +118,7 @@ program
     const { client, json, timeoutMs } = await session();
     if (!refs.length && !o.image) throw new CliError('name containers to stop, or --image', EXIT.usage);
     const targets = o.image
-      ? (
-          await client.get<{ instances: ContainerRow[] }>(`/containers/${enc(o.image)}/instances`)
-        ).instances.filter((c) => c.status === 'running' || c.status === 'pending')
+      ? (await imageCopies(client, o.image)).filter((c) => c.status === 'running' || c.status === 'pending')
       : await Promise.all(refs.map((r) => findContainer(client, r)));
     const out: { id: string; name: string; stopped: boolean }[] = [];
     for (const c of targets) {

@@ -1,4 +1,5 @@
 import type { AppContext } from '../core/context.js';
+import { fleetKeys } from '../core/keys.js';
 import { ConflictError, HttpError, NotFoundError, ValidationError, UpstreamError } from '../core/errors.js';
 import { dispatchCommand, type CommandItem } from '../nodes/commands.js';
 import { resolveNode } from '../nodes/nodes.js';
@@ -97,12 +98,32 @@ export async function startContainers(ctx: AppContext, imageId: string, input: S
   );
 }
 
+/**
+ * Up to `want` of the image's live copies, a page of its instances at a time: a start that finds
+ * them reads about that many copies, not every one of a global service.
+ */
+async function liveCopies(ctx: AppContext, imageId: string, want: number): Promise<InstanceItem[]> {
+  const live: InstanceItem[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await ctx.store.query<InstanceItem>(fleetKeys.imageInstancesPk(imageId), {
+      index: 'gsi1',
+      limit: want + 1,
+      ...(cursor !== undefined ? { cursor } : {}),
+    });
+    live.push(...page.items.filter((i) => LIVE.has(i.status)));
+    cursor = page.cursor;
+  } while (cursor !== undefined && live.length < want);
+  return live;
+}
+
 /** POST /start/container: at least `count` copies of the image; reuse one when they already run. */
 export async function startOrReuse(ctx: AppContext, imageId: string, input: StartInput) {
   const nodeId = await nodeIdFor(ctx, input.node_id, ['body', 'node_id']);
   let reuse: InstanceItem | undefined;
   await changeService(ctx, imageId, async (current) => {
-    const live = current ? (await imageInstances(ctx, imageId)).filter((i) => LIVE.has(i.status)) : [];
+    // Enough found (or every one read): `wanted` below is exact when it counts.
+    const live = current ? await liveCopies(ctx, imageId, input.count) : [];
     if (current && live.length >= input.count) {
       reuse = live.find((i) => i.status === 'running') ?? live[0]!;
       return undefined;

@@ -40,6 +40,9 @@ export const reconcileGlobalEvent = z.object({
   link: z.number().int().nonnegative(),
   counted: z.number().int().nonnegative(),
   budget: z.number().int().positive(),
+  /** The chain's count of the image's copies by status so far, and the image's moves at its start. */
+  copies: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  moves: z.number().int().optional(),
 });
 
 export const orchestratorEvents = {

@@ -3,7 +3,9 @@
  * state shards are read a page at a time and each node of the page is planned on its own, with
  * its own slot (`SLOT#N#<shard>#<nodeId>`: one a node, so no invocation needs the others'), its
  * copies and what else it runs. A fleet past one invocation's budget goes on as
- * `reconcile.global` events, one chain per shard, as the node sweep does.
+ * `reconcile.global` events, one chain per shard, as the node sweep does. Each chain also counts
+ * the image's copies on the nodes it reads, for the image's counters' recount at its end
+ * (instance-counts.ts `recountGlobalShard`): no read of every copy.
  */
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
@@ -16,6 +18,7 @@ import { getInstance, getService, nodeInstances, type ServiceItem, type SlotItem
 import { LIVE, globalCount, planReconcile } from './plan.js';
 import { planInput, toPlanService } from './plan-input.js';
 import type { FleetState } from './fleet-state.js';
+import { imageMoves, recountGlobalShard } from './instance-counts.js';
 
 /** Node-state records (two a node) one invocation of a global service's reconcile reads at most. */
 export const GLOBAL_ITEMS_PER_INVOCATION = 1_000;
@@ -27,6 +30,10 @@ export interface GlobalLink {
   /** Eligible nodes the shard's chain counted before this link. */
   counted: number;
   budget: number;
+  /** The image's copies by status on the nodes the chain read before this link (its recount). */
+  copies?: Record<string, number>;
+  /** The image's counted moves when the chain began (a chain begun without them recounts nothing). */
+  moves?: number;
 }
 
 /** One page of a shard's node-state records as nodes (with META, for labels, capacity and policy). */
@@ -74,6 +81,8 @@ async function reconcilePage(
   shard: number,
   nodes: NodeItem[],
   apply: ApplyFn,
+  /** Adds the image's copies on these nodes by status, as read before any was changed. */
+  copiesSeen: Record<string, number>,
 ): Promise<number> {
   let eligible = 0;
   if (!nodes.length) return 0;
@@ -96,6 +105,7 @@ async function reconcilePage(
     let slot = slots.get(node.nodeId);
     // A copy placed before slots were kept per node: it takes this node's slot rather than being replaced.
     const mine = here.filter((c) => c.imageId === imageId && LIVE.has(c.status));
+    for (const c of here) if (c.imageId === imageId) copiesSeen[c.status] = (copiesSeen[c.status] ?? 0) + 1;
     if (!slot && mine.length) {
       const adopted: SlotItem = {
         ...key,
@@ -198,20 +208,35 @@ export async function reconcileGlobal(
   for (const [i, shard] of shards.entries()) {
     const first = shard === start.shard;
     // Each page holds whole nodes' pairs of records where it can: an odd budget reads one record fewer.
-    const page = await readPage(ctx, shard, first ? start.cursor : undefined, left - (left % 2));
+    const cursor = first ? start.cursor : undefined;
+    // Read before the chain's first page: the recount at its end needs nothing counted to move meanwhile.
+    const moves = cursor === undefined ? await imageMoves(ctx, service.imageId) : start.moves;
+    const page = await readPage(ctx, shard, cursor, left - (left % 2));
     left -= page.read;
     total.read += page.read;
-    const eligible = await reconcilePage(ctx, service, shard, page.nodes, apply);
+    const copies = { ...(first ? start.copies : {}) };
+    const eligible = await reconcilePage(ctx, service, shard, page.nodes, apply, copies);
     total.eligible += eligible;
     const counted = (first ? start.counted : 0) + eligible;
     const link = first ? start.link : 0;
     const base = { type: 'reconcile.global' as const, imageId: service.imageId, budget: start.budget };
     if (page.cursor) {
-      const next = { shard, cursor: page.cursor, link: link + 1, counted, budget: start.budget };
+      const next = {
+        shard,
+        cursor: page.cursor,
+        link: link + 1,
+        counted,
+        budget: start.budget,
+        copies,
+        ...(moves !== undefined ? { moves } : {}),
+      };
       // One link alone: its caller sends the next (the `reconcile.global` handler does).
       if (!fanOut) return { ...total, next };
       await emit(ctx, { ...base, ...next });
-    } else await recordCount(ctx, service.imageId, shard, counted);
+    } else {
+      await recordCount(ctx, service.imageId, shard, counted);
+      if (moves !== undefined) await recountGlobalShard(ctx, service.imageId, shard, copies, moves);
+    }
     const rest = shards.slice(i + 1);
     if (page.cursor || (left <= 1 && rest.length)) {
       for (const s of rest) await emit(ctx, { ...base, shard: s, link: 0, counted: 0 });

@@ -11,13 +11,14 @@
  * (`INSTCOUNT#I#<imageId>` / `<0-7>`, which also counts its `moves`). `removed` is not counted:
  * removed instances are gone from every view and deleted by TTL a day later. The counter write
  * follows the instance's; a process that dies in between leaves a count one off (clamped at zero
- * when read) until `recountImage`, run by the image's reconcile with the instances it read anyway,
- * puts the image's counts and the fleet's right.
+ * when read) until `recountImage`, run by the image's reconcile with the instances it read anyway
+ * (a global service's: `recountGlobalShard`, from its pages of nodes), puts the image's counts and
+ * the fleet's right.
  */
 import type { AppContext } from '../core/context.js';
 import { instanceKeys } from '../core/keys.js';
 import { deleteIf, queryAll, type StoreItem } from '../ports/store.js';
-import { nodeShard } from '../nodes/node-records.js';
+import { NODE_SHARDS, nodeShard } from '../nodes/node-records.js';
 import type { InstanceStatus } from './plan-model.js';
 
 export const INSTANCE_COUNT_SHARDS = 8;
@@ -151,12 +152,8 @@ interface RecountItem extends StoreItem {
 
 /**
  * The image's counts against `instances` (every one of the image not removed, as its reconcile
- * just read them). A difference is corrected only when the next reconcile, at least QUIET_MS later,
- * finds the same difference and no counted move in between: a change whose counter write was on
- * its way when the instances were read would otherwise count twice. The correction is added to
- * one shard of the image's records and of the fleet's. Reads one query of at most 8 records, and
- * the recount record when the counts differ. The difference is against the stored sums,
- * so a count a lost write left below zero comes right too.
+ * just read them): `correct` below. Reads one query of at most 8 records, and the recount record
+ * when the counts differ.
  */
 export async function recountImage(
   ctx: AppContext,
@@ -164,10 +161,76 @@ export async function recountImage(
   instances: readonly (Counted & { status: InstanceStatus })[],
 ): Promise<Record<string, number> | undefined> {
   const items = await queryAll<StoreItem>(ctx.store, instanceKeys.imageCountPk(imageId));
-  const counts = sumRecords(items);
-  const moves = movesOf(items);
   const actual = zeroCounts();
   for (const i of instances) if (i.status !== 'removed') actual[i.status]++;
+  // Copies the counters missed may miss their dead markers too (stored before them): put again.
+  return correct(ctx, imageId, items, actual, () => instances.filter((i) => DEAD.has(i.status)));
+}
+
+/** The image's counted moves so far: a global service's reconcile chain notes them at its start. */
+export async function imageMoves(ctx: AppContext, imageId: string): Promise<number> {
+  return movesOf(await queryAll<StoreItem>(ctx.store, instanceKeys.imageCountPk(imageId)));
+}
+
+interface PassItem extends StoreItem {
+  /** The shard's copies of the image by status, as the chain read them node by node. */
+  copies: Record<string, number>;
+  /** The image's moves when the chain began, and whether they were the same when it ended. */
+  moves: number;
+  still: boolean;
+}
+
+/**
+ * A global service's recount, from its reconcile's pages of nodes instead of a read of every copy:
+ * each shard's chain counts the image's copies on the nodes it reads and, at its end, stores them
+ * with the image's moves at its start (`movesAtStart`) and whether they stood still through the
+ * chain. Once all 8 shards' counts stand at the moves the counters hold now (nothing counted
+ * moved while any was read), their sum is the image's count, and `correct` takes it as a
+ * replicated image's does. Reads the counter records, the 8 pass records and, on a difference,
+ * the recount record: bounded, whatever the copies. Dead markers are not put here (no copy list).
+ */
+export async function recountGlobalShard(
+  ctx: AppContext,
+  imageId: string,
+  shard: number,
+  copies: Readonly<Record<string, number>>,
+  movesAtStart: number,
+): Promise<Record<string, number> | undefined> {
+  const items = await queryAll<StoreItem>(ctx.store, instanceKeys.imageCountPk(imageId));
+  const moves = movesOf(items);
+  await ctx.store.put<PassItem>({
+    ...instanceKeys.globalPass(imageId, shard),
+    copies: { ...copies },
+    moves: movesAtStart,
+    still: moves === movesAtStart,
+  });
+  const k = instanceKeys.globalPass(imageId, 0);
+  const passes = await queryAll<PassItem>(ctx.store, k.pk, {
+    prefix: instanceKeys.globalPassPrefix(imageId),
+  });
+  if (passes.length < NODE_SHARDS || !passes.every((p) => p.still && p.moves === moves)) return undefined;
+  const actual = zeroCounts();
+  for (const p of passes)
+    for (const s of COUNTED) actual[s] += typeof p.copies[s] === 'number' ? p.copies[s] : 0;
+  return correct(ctx, imageId, items, actual, () => []);
+}
+
+/**
+ * `actual` against the counter records `items` (read just before). A difference is corrected only
+ * when a later look, at least QUIET_MS after, finds the same difference and no counted move in
+ * between: a change whose counter write was on its way when the copies were read would otherwise
+ * count twice. The correction is added to one shard of the image's records and of the fleet's.
+ * The difference is against the stored sums, so a count a lost write left below zero comes right too.
+ */
+async function correct(
+  ctx: AppContext,
+  imageId: string,
+  items: readonly StoreItem[],
+  actual: InstanceCounts,
+  deadOnes: () => readonly Counted[],
+): Promise<Record<string, number> | undefined> {
+  const counts = sumRecords(items);
+  const moves = movesOf(items);
   const diff: Record<string, number> = {};
   for (const s of COUNTED) if (actual[s] !== counts[s]) diff[s] = actual[s] - counts[s];
   // Counts right: nothing more read. A record left from a difference gone stays; moves outdate it.
@@ -187,12 +250,11 @@ export async function recountImage(
   const shard = Math.floor(Math.random() * INSTANCE_COUNT_SHARDS);
   const fleet = instanceKeys.fleetCount(shard);
   const image = instanceKeys.imageCount(imageId, shard);
-  // Copies the counters missed may miss their dead markers too (stored before them): put again.
-  const deadOnes = diff.exited || diff.failed ? instances.filter((i) => DEAD.has(i.status)) : [];
+  const dead = diff.exited || diff.failed ? deadOnes() : [];
   await Promise.all([
     ctx.store.update(image.pk, image.sk, { add: diff }, {}),
     ctx.store.update(fleet.pk, fleet.sk, { add: diff }, {}),
-    ...deadOnes.map((i) => putDeadMarker(ctx, i)),
+    ...dead.map((i) => putDeadMarker(ctx, i)),
   ]);
   ctx.logger.warn('instance counters recounted', { imageId, diff });
   return diff;

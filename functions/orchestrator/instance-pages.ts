@@ -1,4 +1,8 @@
-/** The fleet's container instances a page at a time (GET /containers, GET /api/swarm/containers). */
+/**
+ * Container instances a page at a time: the fleet's (GET /containers, GET /api/swarm/containers)
+ * and one image's (GET /containers/{imageId}/instances: a global service has a copy on every
+ * eligible node).
+ */
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
@@ -42,10 +46,39 @@ function decodeCursor(cursor: string): After {
   } catch {
     // fall through
   }
-  throw new ValidationError(
+  throw invalidCursor();
+}
+
+const invalidCursor = () =>
+  new ValidationError(
     [{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
     400,
   );
+
+/**
+ * Adds the image's instances after `resume` (removed ones left out) to `found` until it holds one
+ * more than `limit` or the image is read through: a Limit query of its gsi1 partition, by id.
+ */
+async function collect(
+  ctx: AppContext,
+  imageId: string,
+  resume: string | undefined,
+  found: InstanceItem[],
+  limit: number,
+): Promise<void> {
+  let from: string | undefined;
+  do {
+    const batch = await ctx.store.query<InstanceItem>(fleetKeys.imageInstancesPk(imageId), {
+      index: 'gsi1',
+      ascending: true,
+      ...(resume !== undefined ? { between: [resume, '\uffff'] as [string, string] } : {}),
+      limit: limit + 1 - found.length + (resume !== undefined ? 1 : 0),
+      ...(from !== undefined ? { cursor: from } : {}),
+    });
+    for (const i of batch.items)
+      if (i.instanceId !== resume && i.status !== 'removed' && found.length <= limit) found.push(i);
+    from = batch.cursor;
+  } while (from !== undefined && found.length <= limit);
 }
 
 /**
@@ -72,20 +105,13 @@ export async function instancePage(
       ...(services !== undefined ? { cursor: services } : {}),
     });
     for (const service of page.items) {
-      const resume = after?.i === service.imageId ? after.a : undefined;
-      let from: string | undefined;
-      do {
-        const batch = await ctx.store.query<InstanceItem>(fleetKeys.imageInstancesPk(service.imageId), {
-          index: 'gsi1',
-          ascending: true,
-          ...(resume !== undefined ? { between: [resume, '\uffff'] as [string, string] } : {}),
-          limit: opts.limit + 1 - found.length + (resume !== undefined ? 1 : 0),
-          ...(from !== undefined ? { cursor: from } : {}),
-        });
-        for (const i of batch.items)
-          if (i.instanceId !== resume && i.status !== 'removed' && !full()) found.push(i);
-        from = batch.cursor;
-      } while (from !== undefined && !full());
+      await collect(
+        ctx,
+        service.imageId,
+        after?.i === service.imageId ? after.a : undefined,
+        found,
+        opts.limit,
+      );
       if (full()) break;
     }
     services = page.cursor;
@@ -97,5 +123,29 @@ export async function instancePage(
     instances: listed,
     total: whole ? listed.length : totalOf(await fleetInstanceCounts(ctx)),
     ...(full() && last ? { cursor: encodeCursor({ i: last.imageId, a: last.instanceId }) } : {}),
+  };
+}
+
+/**
+ * `limit` of one image's instances (removed ones left out) after `cursor`, by instance id: reads
+ * the page (and the removed copies of the day between), never every copy. A cursor of another
+ * image's listing is a 400; `cursor` is absent on the last page.
+ */
+export async function imageInstancePage(
+  ctx: AppContext,
+  imageId: string,
+  opts: { limit: number; cursor?: string | undefined },
+): Promise<{ instances: InstanceItem[]; cursor?: string }> {
+  const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+  if (after && after.i !== imageId) throw invalidCursor();
+  const found: InstanceItem[] = [];
+  await collect(ctx, imageId, after?.a, found, opts.limit);
+  const listed = found.slice(0, opts.limit);
+  const last = listed.at(-1);
+  return {
+    instances: listed,
+    ...(found.length > opts.limit && last
+      ? { cursor: encodeCursor({ i: imageId, a: last.instanceId }) }
+      : {}),
   };
 }

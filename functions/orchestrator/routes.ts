@@ -257,9 +257,15 @@ export function orchestratorRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/containers/{imageId}/instances',
-      summary: 'Instances of one image',
+      summary: 'Instances of one image, a page at a time (a small image in one page)',
       greedy: ['imageId'],
       params: imageParams,
+      query: z.object({
+        ...instancePageQuery,
+        limit: instancePageQuery.limit.describe(
+          'Copies a page, by id (default 1,000: a small image in one page)',
+        ),
+      }),
       response: z.object({
         instances: z.array(
           z.object({
@@ -270,8 +276,10 @@ export function orchestratorRoutes(): AnyRoute[] {
             node_id: z.string(),
           }),
         ),
+        next_cursor: nextCursorField,
       }),
-      handler: async (req, ctx) => listImageInstances(ctx, req.params.imageId),
+      responses: { 400: 'Invalid pagination cursor' },
+      handler: async (req, ctx) => listImageInstances(ctx, req.params.imageId, req.query),
     }),
     route({
       ...common,

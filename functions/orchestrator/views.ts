@@ -1,16 +1,9 @@
 import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
-import { getNode, isOnline, type NodeItem } from '../nodes/nodes.js';
+import { getNode, getNodeRecord, isOnline, type NodeItem } from '../nodes/nodes.js';
 import { imageInstanceCounts, totalOf } from './instance-counts.js';
-import { instancePage } from './instance-pages.js';
-import {
-  getInstance,
-  imageInstances,
-  listServices,
-  nodeInstances,
-  type InstanceItem,
-  type PortBinding,
-} from './model.js';
+import { imageInstancePage, instancePage } from './instance-pages.js';
+import { getInstance, listServices, nodeInstances, type InstanceItem, type PortBinding } from './model.js';
 import { BACKING_OFF, type InstanceStatus } from './plan.js';
 import { resourcesView } from './resources.js';
 
@@ -95,18 +88,29 @@ export async function listContainers(
   return { containers: instances.map(containerView), total: page.total, next_cursor: page.cursor ?? null };
 }
 
-export async function listImageInstances(ctx: AppContext, imageId: string) {
-  const instances = await imageInstances(ctx, imageId);
-  const nodes = new Map<string, NodeItem | undefined>();
-  for (const id of new Set(instances.map((i) => i.nodeId))) nodes.set(id, await getNode(ctx, id));
+/**
+ * A page of one image's copies (instance-pages.ts), each with its endpoint: the page and its
+ * nodes' records are read, never every copy (a global service has one on each eligible node).
+ */
+export async function listImageInstances(
+  ctx: AppContext,
+  imageId: string,
+  query: { limit: number; cursor?: string | undefined },
+) {
+  const page = await imageInstancePage(ctx, imageId, query);
+  const ids = [...new Set(page.instances.map((i) => i.nodeId))];
+  const nodes = new Map(
+    await Promise.all(ids.map(async (id) => [id, await getNodeRecord(ctx, id)] as const)),
+  );
   return {
-    instances: instances.map((i) => ({
+    instances: page.instances.map((i) => ({
       id: i.instanceId,
       status: engineStatus(i.status),
       endpoint: endpointUrl(i, nodes.get(i.nodeId)),
       resources: resourcesOut(i.resources),
       node_id: i.nodeId,
     })),
+    next_cursor: page.cursor ?? null,
   };
 }
 

@@ -73,7 +73,8 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
     params: { instanceId: '3f2a9c1b7d4e' },
   },
   'GET /containers/{imageId}/instances': {
-    description: 'The copies of one image (URL-encode the reference: `nginx%3Aalpine`).',
+    description:
+      'The copies of one image (URL-encode the reference: `nginx%3Aalpine`), a page at a time: `limit` (default 1,000; a small image is one page) and `cursor` from `next_cursor` (a global service has a copy on every eligible node).',
     params: { imageId: 'nginx:alpine' },
     response: {
       instances: [
@@ -85,6 +86,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
           node_id: 'gpu-01-5b1c7e0a',
         },
       ],
+      next_cursor: null,
     },
   },
   'POST /containers/{imageId}/start': {
