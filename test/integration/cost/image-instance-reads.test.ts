@@ -1,0 +1,178 @@
+/**
+ * Issue 16: one image's copies are read a page at a time. A global service has a copy on every
+ * eligible node, so `GET /containers/{imageId}/instances?limit=` and a `POST /start/container` that
+ * reuses a running copy read the same with 50 and with 500 copies of it (one a loaded node).
+ * Copies are written with the orchestrator's own `putInstance`; every port is metered; counts,
+ * never timings. The pages cover every copy once; a bad cursor is a 400 in the documented shape.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
+import { call } from '../../harness/scripted-agent.js';
+import { keys } from '../../../functions/core/keys.js';
+import { operationLabel } from '../../../functions/metering/metered-lambda.js';
+import type { MeterEntry } from '../../../functions/metering/meter.js';
+import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
+
+const SMALL = 50;
+const LARGE = 500;
+const IMAGE = 'pages/exporter:1';
+const PATH = `/containers/${encodeURIComponent(IMAGE)}/instances`;
+const REQUESTS = [
+  { name: 'a page of the global image', method: 'GET' as const, path: `${PATH}?limit=20` },
+  {
+    name: 'a start that reuses a running copy',
+    method: 'POST' as const,
+    path: '/start/container',
+    body: { count: 1, resources: { image: IMAGE } },
+  },
+];
+
+type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
+
+function copy(nodeId: string, n: number): InstanceItem {
+  const instanceId = `gcopy-${String(n).padStart(4, '0')}`;
+  const at = new Date(Date.UTC(2026, 0, 1, 0, 0, n % 60)).toISOString();
+  return {
+    ...keys.instance(instanceId),
+    ...keys.instanceIndexes(IMAGE, nodeId, instanceId),
+    instanceId,
+    imageId: IMAGE,
+    nodeId,
+    name: `container-${instanceId}`,
+    status: 'running',
+    ordinal: 0,
+    resources: { cpu_limit: '0.5' },
+    reserve: { cpu: 0.5, memoryMb: 0, diskGb: 0, gpus: 0 },
+    containerPorts: [9100],
+    ports: [{ containerPort: 9100, hostPort: 9100, protocol: 'tcp' }],
+    containerId: `${instanceId}-engine`,
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
+describe("one image's copies read a page at a time: the same with 50 and 500 copies of a global service", () => {
+  const measured = new Map<number, Map<string, Measured>>();
+  let fleet: Fleet | undefined;
+  let ids: string[] = [];
+  let paged: string[] = [];
+  let whole: Record<string, unknown> = {};
+  const refused: { status: number; body: unknown }[] = [];
+
+  async function measureAt(copies: number): Promise<void> {
+    const f = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
+    fleet = f;
+    const ctx = f.rt.ctx;
+    const loaded = await loadNodeRecords(f, copies, 'gpage');
+    await ctx.store.put({
+      ...keys.service(IMAGE),
+      ...keys.servicesIndex(IMAGE),
+      imageId: IMAGE,
+      desiredCount: copies,
+      global: true,
+      resources: { cpu_limit: '0.5' },
+      ports: [9100],
+      env: {},
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    });
+    const items = loaded.ids.map((nodeId, n) => copy(nodeId, n));
+    for (let i = 0; i < items.length; i += 50)
+      await Promise.all(items.slice(i, i + 50).map((inst) => putInstance(ctx, inst)));
+    await f.settle();
+
+    const out = new Map<string, Measured>();
+    for (const r of REQUESTS) {
+      f.meter.reset();
+      const res = await call(f.rt.url, r.method, r.path, r.body);
+      const label = operationLabel(r.method, r.path.split('?')[0]!);
+      const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
+      out.set(r.name, {
+        status: res.status,
+        body: res.body as Record<string, unknown>,
+        read: operationUnits(f.meter.total(mine)).read_units,
+        calls: f.meter
+          .list()
+          .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
+          .reduce((n, e) => n + e.calls, 0),
+      });
+    }
+    measured.set(copies, out);
+
+    if (copies === SMALL) {
+      // Every copy once, page after page; a removed one is left out.
+      await transitionInstance(ctx, items[0]!.instanceId, ['running'], 'removed');
+      let cursor: string | null = null;
+      do {
+        const res = await call(
+          f.rt.url,
+          'GET',
+          `${PATH}?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
+        expect(res.status).toBe(200);
+        paged.push(...(res.body.instances as { id: string }[]).map((c) => c.id));
+        cursor = res.body.next_cursor as string | null;
+      } while (cursor);
+      ids = items.slice(1).map((i) => i.instanceId);
+      whole = (await call(f.rt.url, 'GET', PATH)).body as Record<string, unknown>;
+      // A malformed cursor, and one of another image's listing, are refused.
+      const otherImage = Buffer.from(JSON.stringify({ i: 'other:1', a: 'gcopy-0001' })).toString('base64url');
+      for (const bad of ['not-a-cursor', otherImage]) {
+        const res = await call(f.rt.url, 'GET', `${PATH}?cursor=${encodeURIComponent(bad)}`);
+        refused.push({ status: res.status, body: res.body });
+      }
+    }
+    await f.stop();
+    fleet = undefined;
+  }
+
+  beforeAll(async () => {
+    await measureAt(SMALL);
+    await measureAt(LARGE);
+  }, 300_000);
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it.each(REQUESTS.map((r) => r.name))('%s reads no more with 500 copies than with 50', (name) => {
+    const small = measured.get(SMALL)!.get(name)!;
+    const large = measured.get(LARGE)!.get(name)!;
+    expect(small.status).toBe(200);
+    expect(large.status).toBe(200);
+    expect(small.calls).toBeGreaterThan(0);
+    expect(large.read).toBe(small.read);
+    expect(large.calls).toBe(small.calls);
+  });
+
+  it('answers a page with its cursor, and the reused copy', () => {
+    const page = measured.get(LARGE)!.get('a page of the global image')!.body;
+    const instances = page.instances as Record<string, unknown>[];
+    expect(instances).toHaveLength(20);
+    expect(page.next_cursor).toEqual(expect.any(String));
+    // Every documented field, each copy's endpoint on its own node.
+    expect(instances[0]).toEqual({
+      id: 'gcopy-0000',
+      status: 'running',
+      endpoint: 'http://100.64.0.0:9100',
+      resources: { cpu_limit: '0.5' },
+      node_id: expect.any(String),
+    });
+    expect(new Set(instances.map((i) => i.node_id)).size).toBe(20);
+    const started = measured.get(LARGE)!.get('a start that reuses a running copy')!.body;
+    expect(started).toMatchObject({ ok: true, action: 'reused', image: IMAGE, status: 'running' });
+  });
+
+  it('pages through every copy once; a small image is one page; a bad cursor is a 400', () => {
+    expect(paged).toHaveLength(SMALL - 1);
+    expect([...paged].sort()).toEqual(ids);
+    expect(whole.next_cursor).toBeNull();
+    expect(whole.instances).toHaveLength(SMALL - 1);
+    for (const r of refused) {
+      expect(r.status).toBe(400);
+      expect(r.body).toEqual({
+        detail: [expect.objectContaining({ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor' })],
+      });
+    }
+  });
+});
