@@ -223,7 +223,7 @@ export async function retireNode(
   for (const inst of instances) {
     await instanceEndpointsDown(ctx, inst);
     await transitionInstance(ctx, inst.instanceId, [inst.status], 'removed');
-    await releaseSlotsOf(ctx, inst.imageId, inst.instanceId);
+    await releaseSlotsOf(ctx, inst);
   }
   const problems = await queryAll<StoreItem & { nodeId?: string }>(ctx.store, maintenanceKeys.pk, {
     prefix: maintenanceKeys.problemPrefix,

@@ -13,7 +13,7 @@ import {
   instanceByContainerId,
   instanceName,
   releaseSlotsOf,
-  serviceSlots,
+  slotsHolding,
   setInstance,
   transitionInstance,
   type InstanceItem,
@@ -185,8 +185,7 @@ export async function startOrReuse(ctx: AppContext, imageId: string, input: Star
 // ---------------------------------------------------------------- stopping, deleting
 
 /** Whether the copy holds a place of its service (a replaced or surplus copy holds none). */
-const holdsSlot = async (ctx: AppContext, inst: InstanceItem) =>
-  (await serviceSlots(ctx, inst.imageId)).some((s) => s.instanceId === inst.instanceId);
+const holdsSlot = async (ctx: AppContext, inst: InstanceItem) => (await slotsHolding(ctx, inst)).length > 0;
 
 /**
  * The slot goes with the user's intent: one copy fewer wanted, this one's ordinal free. `held` is
@@ -198,7 +197,7 @@ async function giveUpSlot(ctx: AppContext, inst: InstanceItem, held: boolean): P
   if (!held) return;
   // Desired first: a reconciler in between sees one slot too many and releases the locked one.
   await adjustDesired(ctx, inst.imageId, -1);
-  await releaseSlotsOf(ctx, inst.imageId, inst.instanceId);
+  await releaseSlotsOf(ctx, inst);
 }
 
 const STOPPABLE: InstanceStatus[] = ['pending', 'running', 'exited', 'failed', 'orphaned'];

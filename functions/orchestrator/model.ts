@@ -3,6 +3,7 @@ import { fleetKeys, instanceKeys, keys } from '../core/keys.js';
 import { queryAll, type StoreItem, updateIf, deleteIf, putIfAbsent } from '../ports/store.js';
 import type { Backoff } from './backoff.js';
 import { countInstance } from './instance-counts.js';
+import { nodeShard } from '../nodes/node-records.js';
 import type { InstanceStatus } from './plan.js';
 import type { InstanceResources, Reservation } from './resources.js';
 
@@ -250,13 +251,26 @@ export async function setInstance(
   return updated;
 }
 
+/** What finds a copy's slot: its image, node and ordinal. */
+type SlotOwner = Pick<InstanceItem, 'imageId' | 'instanceId' | 'nodeId' | 'ordinal'>;
+
+/**
+ * The slots that hold the copy: a copy is placed in its ordinal's slot, or in its node's (a global
+ * service's, global.ts), so two reads find it, never every slot of the image (one a node for a
+ * global service).
+ */
+export async function slotsHolding(ctx: AppContext, inst: SlotOwner): Promise<SlotItem[]> {
+  const at = [fleetKeys.globalSlot(inst.imageId, nodeShard(inst.nodeId), inst.nodeId)];
+  if (inst.ordinal >= 0) at.push(fleetKeys.serviceSlot(inst.imageId, inst.ordinal));
+  const found = await Promise.all(at.map((k) => ctx.store.get<SlotItem>(k.pk, k.sk)));
+  return found.filter((s): s is SlotItem => s?.instanceId === inst.instanceId);
+}
+
 /** Deletes the slots that still point at the instance (a user's stop or delete gives the slot up). */
-export async function releaseSlotsOf(ctx: AppContext, imageId: string, instanceId: string): Promise<number> {
+export async function releaseSlotsOf(ctx: AppContext, inst: SlotOwner): Promise<number> {
   let released = 0;
-  for (const slot of await serviceSlots(ctx, imageId)) {
-    if (slot.instanceId !== instanceId) continue;
-    if (await deleteIf(ctx.store, slot.pk, slot.sk, { equals: { instanceId } })) released++;
-  }
+  for (const slot of await slotsHolding(ctx, inst))
+    if (await deleteIf(ctx.store, slot.pk, slot.sk, { equals: { instanceId: inst.instanceId } })) released++;
   return released;
 }
 

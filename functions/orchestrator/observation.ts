@@ -15,8 +15,8 @@ import {
   nodeInstances,
   putInstance,
   releaseSlotsOf,
-  serviceSlots,
   setInstance,
+  slotsHolding,
   transitionInstance,
   type InstanceItem,
   type PortBinding,
@@ -312,11 +312,11 @@ export function allRefused(commands: CommandItem[]): boolean {
 export async function startRefused(ctx: AppContext, instanceId: string, error: string): Promise<void> {
   const gone = await transitionInstance(ctx, instanceId, ['pending'], 'removed', { lastError: error });
   if (!gone) return;
-  const held = (await serviceSlots(ctx, gone.imageId)).some((s) => s.instanceId === instanceId);
+  const held = (await slotsHolding(ctx, gone)).length > 0;
   if (held) {
     // Desired first: a reconciler in between sees one slot too many and releases the locked one.
     await adjustDesired(ctx, gone.imageId, -1);
-    await releaseSlotsOf(ctx, gone.imageId, instanceId);
+    await releaseSlotsOf(ctx, gone);
   }
   await deleteInstanceEndpoints(ctx, gone).catch(() => undefined);
 }

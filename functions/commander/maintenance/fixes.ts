@@ -1,6 +1,12 @@
 import type { AppContext } from '../../core/context.js';
 import { ConflictError, NotFoundError, UpstreamError } from '../../core/errors.js';
-import { getInstance, nodeInstances, serviceSlots, type InstanceItem } from '../../orchestrator/model.js';
+import {
+  getInstance,
+  nodeInstances,
+  slotsHolding,
+  type InstanceItem,
+  type SlotItem,
+} from '../../orchestrator/model.js';
 import { reconcile } from '../../orchestrator/reconciler.js';
 import { settle } from '../../nodes/settle.js';
 import { enginePruneOutput } from '../../../protocol/agent-api.js';
@@ -96,17 +102,15 @@ async function startRestartExited(ctx: AppContext, node: NodeItem): Promise<Star
   const copies: ExitedCopy[] = [];
   for (const imageId of images) {
     const mine = exited.filter((i) => i.imageId === imageId);
-    const before = await serviceSlots(ctx, imageId);
-    // By the slot's key: a global service's slots are one a node, not by ordinal.
+    // By the slot's key: a global service's slots are one a node, not by ordinal (never all of them read).
     const heldBy = new Map(
-      mine.map((i) => [i.instanceId, before.find((s) => s.instanceId === i.instanceId)]),
+      await Promise.all(mine.map(async (i) => [i.instanceId, (await slotsHolding(ctx, i))[0]] as const)),
     );
     const { unplaced } = await reconcile(ctx, { imageId, retryNow: true });
-    const after = await serviceSlots(ctx, imageId);
     for (const inst of mine) {
       const held = heldBy.get(inst.instanceId);
       const ordinal = held?.ordinal;
-      const slot = held === undefined ? undefined : after.find((s) => s.sk === held.sk);
+      const slot = held === undefined ? undefined : await ctx.store.get<SlotItem>(held.pk, held.sk);
       if (!slot) {
         copies.push({ inst, outcome: 'released' });
       } else if (slot.instanceId === inst.instanceId) {
