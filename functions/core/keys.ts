@@ -297,12 +297,8 @@ export const instanceKeys = {
   imageCountPk: (imageId: string) => `INSTCOUNT#I#${imageId}`,
   /** An image's counts as its last reconcile read them (the bounded recount). */
   recount: (imageId: string) => ({ pk: 'INSTCOUNT#RECOUNT', sk: imageId }),
-  /** A global service's copies on one node shard, as its reconcile chain of that shard counted them. */
-  globalPass: (imageId: string, shard: number) => ({
-    pk: 'INSTCOUNT#RECOUNT',
-    sk: `${imageId}#PASS#${shard}`,
-  }),
-  globalPassPrefix: (imageId: string) => `${imageId}#PASS#`,
+  /** A global service's copies on one node shard as its reconcile's chain counted them, beside its counters. */
+  imagePass: (imageId: string, shard: number) => ({ pk: `INSTCOUNT#I#${imageId}`, sk: `PASS#${shard}` }),
   /** The engine's container id → the instance; by its first 12 characters (the shortest id a lookup takes). */
   containerId: (containerId: string) => ({ pk: `CONTAINERID#${containerId.slice(0, 12)}`, sk: containerId }),
   containerIdPk: (prefix: string) => `CONTAINERID#${prefix.slice(0, 12)}`,

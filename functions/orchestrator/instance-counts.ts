@@ -132,7 +132,7 @@ export async function fleetInstanceCounts(ctx: AppContext): Promise<InstanceCoun
   return toCounts(pages.flatMap((p) => p.items));
 }
 
-/** One image's counts: one query of at most 8 small records. */
+/** One image's counts: one query of at most 8 small records (16 for a global service: its passes' too). */
 export async function imageInstanceCounts(ctx: AppContext, imageId: string): Promise<InstanceCounts> {
   return toCounts(await queryAll<StoreItem>(ctx.store, instanceKeys.imageCountPk(imageId)));
 }
@@ -152,8 +152,8 @@ interface RecountItem extends StoreItem {
 
 /**
  * The image's counts against `instances` (every one of the image not removed, as its reconcile
- * just read them): `correct` below. Reads one query of at most 8 records, and the recount record
- * when the counts differ.
+ * just read them): `correct` below. Reads one query of the image's small records, and the recount
+ * record when the counts differ.
  */
 export async function recountImage(
   ctx: AppContext,
@@ -175,19 +175,23 @@ export async function imageMoves(ctx: AppContext, imageId: string): Promise<numb
 interface PassItem extends StoreItem {
   /** The shard's copies of the image by status, as the chain read them node by node. */
   copies: Record<string, number>;
-  /** The image's moves when the chain began, and whether they were the same when it ended. */
-  moves: number;
+  /** The image's moves when the chain began (not `moves`: the image's records sum those). */
+  atMoves: number;
+  /** The moves were the same when the chain ended. */
   still: boolean;
 }
+
+const isPass = (item: StoreItem): item is PassItem => item.sk.startsWith('PASS#');
 
 /**
  * A global service's recount, from its reconcile's pages of nodes instead of a read of every copy:
  * each shard's chain counts the image's copies on the nodes it reads and, at its end, stores them
- * with the image's moves at its start (`movesAtStart`) and whether they stood still through the
- * chain. Once all 8 shards' counts stand at the moves the counters hold now (nothing counted
- * moved while any was read), their sum is the image's count, and `correct` takes it as a
- * replicated image's does. Reads the counter records, the 8 pass records and, on a difference,
- * the recount record: bounded, whatever the copies. Dead markers are not put here (no copy list).
+ * beside the image's counters with the moves at its start (`movesAtStart`) and whether they stood
+ * still through the chain. Once all 8 shards' counts stand at the moves the counters hold now
+ * (nothing counted moved while any was read), their sum is the image's count, and `correct` takes
+ * it as a replicated image's does. Reads one query of the image's records (counters and passes)
+ * and, on a difference, the recount record: bounded, whatever the copies. Dead markers are not put
+ * here (no list of copies).
  */
 export async function recountGlobalShard(
   ctx: AppContext,
@@ -197,22 +201,21 @@ export async function recountGlobalShard(
   movesAtStart: number,
 ): Promise<Record<string, number> | undefined> {
   const items = await queryAll<StoreItem>(ctx.store, instanceKeys.imageCountPk(imageId));
-  const moves = movesOf(items);
-  await ctx.store.put<PassItem>({
-    ...instanceKeys.globalPass(imageId, shard),
+  const counters = items.filter((i) => !isPass(i));
+  const moves = movesOf(counters);
+  const mine: PassItem = {
+    ...instanceKeys.imagePass(imageId, shard),
     copies: { ...copies },
-    moves: movesAtStart,
+    atMoves: movesAtStart,
     still: moves === movesAtStart,
-  });
-  const k = instanceKeys.globalPass(imageId, 0);
-  const passes = await queryAll<PassItem>(ctx.store, k.pk, {
-    prefix: instanceKeys.globalPassPrefix(imageId),
-  });
-  if (passes.length < NODE_SHARDS || !passes.every((p) => p.still && p.moves === moves)) return undefined;
+  };
+  await ctx.store.put<PassItem>(mine);
+  const passes = [mine, ...items.filter(isPass).filter((p) => p.sk !== mine.sk)];
+  if (passes.length < NODE_SHARDS || !passes.every((p) => p.still && p.atMoves === moves)) return undefined;
   const actual = zeroCounts();
   for (const p of passes)
     for (const s of COUNTED) actual[s] += typeof p.copies[s] === 'number' ? p.copies[s] : 0;
-  return correct(ctx, imageId, items, actual, () => []);
+  return correct(ctx, imageId, counters, actual, () => []);
 }
 
 /**
