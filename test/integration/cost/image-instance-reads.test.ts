@@ -56,7 +56,7 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
   const measured = new Map<number, Map<string, Measured>>();
   let fleet: Fleet | undefined;
   let ids: string[] = [];
-  let paged: string[] = [];
+  const paged: string[] = [];
   let whole: Record<string, unknown> = {};
   const refused: { status: number; body: unknown }[] = [];
 
