@@ -26,16 +26,17 @@ export const instancePageQuery = {
   cursor: z.string().min(1).max(4096).optional().describe("A page's `next_cursor`: the containers after it"),
 };
 
-interface After {
-  /** The image and instance id last listed. */
+/** Where a page ends: an image and an id within it (an instance's, an endpoint's). */
+export interface After {
+  /** The image and the id last listed. */
   i: string;
   a: string;
 }
 
 /** Opaque to callers: base64url JSON of the last image and instance listed; a malformed one is a 400. */
-const encodeCursor = (after: After) => Buffer.from(JSON.stringify(after)).toString('base64url');
+export const encodeCursor = (after: After) => Buffer.from(JSON.stringify(after)).toString('base64url');
 
-function decodeCursor(cursor: string): After {
+export function decodeCursor(cursor: string): After {
   try {
     if (/^[A-Za-z0-9_-]+$/.test(cursor)) {
       const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Partial<After> | null;
@@ -49,7 +50,7 @@ function decodeCursor(cursor: string): After {
   throw invalidCursor();
 }
 
-const invalidCursor = () =>
+export const invalidCursor = () =>
   new ValidationError(
     [{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
     400,

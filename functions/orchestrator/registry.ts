@@ -3,8 +3,9 @@ import type { AppContext } from '../core/context.js';
 import { NotFoundError } from '../core/errors.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { getNode, isOnline, type NodeItem } from '../nodes/nodes.js';
-import { queryAll, type StoreItem, conditional, updateIf } from '../ports/store.js';
+import { type StoreItem, conditional, updateIf } from '../ports/store.js';
 import { getInstance, type InstanceItem } from './model.js';
+import { decodeCursor, encodeCursor, invalidCursor } from './instance-pages.js';
 import { cpuCap, memCap, port } from './resources.js';
 
 /** EndpointIn. */
@@ -67,10 +68,14 @@ export function endpointView(
   };
 }
 
-async function viewOf(ctx: AppContext, e: EndpointItem) {
+async function viewOf(
+  ctx: AppContext,
+  e: EndpointItem,
+  nodeOf: (nodeId: string) => Promise<NodeItem | undefined> = (id) => getNode(ctx, id),
+) {
   if (e.source !== 'auto') return endpointView(e, ctx);
   const [node, instance] = await Promise.all([
-    e.nodeId ? getNode(ctx, e.nodeId) : undefined,
+    e.nodeId ? nodeOf(e.nodeId) : undefined,
     e.instanceId ? getInstance(ctx, e.instanceId) : undefined,
   ]);
   return endpointView(e, ctx, node, e.instanceId ? (instance ?? null) : undefined);
@@ -108,12 +113,51 @@ export async function setEndpointStatus(ctx: AppContext, id: string, status: End
   return viewOf(ctx, e);
 }
 
-export async function listEndpoints(ctx: AppContext, imageId?: string) {
-  const items = await queryAll<EndpointItem>(ctx.store, fleetKeys.endpointsPk, {
-    index: 'gsi1',
-    ...(imageId ? { prefix: `${imageId}#` } : {}),
-  });
-  return Promise.all(items.filter((e) => !imageId || e.image_id === imageId).map((e) => viewOf(ctx, e)));
+/**
+ * `limit` endpoints after `cursor` (of one image with `imageId`), by image and id: a Limit query of
+ * the endpoint index and each listed auto endpoint's node and copy (a node read once a page), never
+ * every endpoint (a global service has one on each eligible node). `cursor` is absent on the last
+ * page; a cursor of another image's listing is a 400.
+ */
+export async function listEndpoints(
+  ctx: AppContext,
+  query: { image_id?: string | undefined; limit: number; cursor?: string | undefined },
+) {
+  const { image_id: imageId, limit } = query;
+  const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  if (after && imageId !== undefined && after.i !== imageId) throw invalidCursor();
+  const low = after ? `${after.i}#${after.a}` : imageId !== undefined ? `${imageId}#` : undefined;
+  const high = imageId !== undefined ? `${imageId}#\uffff` : '\uffff';
+  const found: EndpointItem[] = [];
+  let from: string | undefined;
+  do {
+    const page = await ctx.store.query<EndpointItem>(fleetKeys.endpointsPk, {
+      index: 'gsi1',
+      ascending: true,
+      // No empty key value: DynamoDB refuses one, so the whole index has no range.
+      ...(low !== undefined ? { between: [low, high] as [string, string] } : {}),
+      limit: limit + 1 - found.length + (after ? 1 : 0),
+      ...(from !== undefined ? { cursor: from } : {}),
+    });
+    for (const e of page.items) {
+      const resumed = after && e.image_id === after.i && e.id === after.a;
+      if (!resumed && (imageId === undefined || e.image_id === imageId) && found.length <= limit)
+        found.push(e);
+    }
+    from = page.cursor;
+  } while (from !== undefined && found.length <= limit);
+  const listed = found.slice(0, limit);
+  const last = listed.at(-1);
+  const nodes = new Map<string, Promise<NodeItem | undefined>>();
+  const nodeOf = (id: string) => {
+    let got = nodes.get(id);
+    if (!got) nodes.set(id, (got = getNode(ctx, id)));
+    return got;
+  };
+  return {
+    endpoints: await Promise.all(listed.map((e) => viewOf(ctx, e, nodeOf))),
+    next_cursor: found.length > limit && last ? encodeCursor({ i: last.image_id, a: last.id }) : null,
+  };
 }
 
 const autoId = (instanceId: string, containerPort: number) => `${instanceId}-${containerPort}`;

@@ -137,7 +137,7 @@ export const FLEET_RESPONSE_EXAMPLES: Record<string, unknown> = {
     container_id: '3f2a9c1b7d4e',
     name: 'container-3f2a9c1b7d4e',
   },
-  'GET /registry/endpoints': { endpoints: [endpoint] },
+  'GET /registry/endpoints': { endpoints: [endpoint], next_cursor: null },
   'POST /registry/endpoints': endpoint,
   'DELETE /registry/endpoints/{endpoint_id}': { ok: true },
   'PUT /registry/endpoints/{endpoint_id}/status': { ...endpoint, status: 'DOWN' },

@@ -129,7 +129,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
   },
   'GET /registry/endpoints': {
     description:
-      'Service endpoints: one per published port of each running copy (written by the control plane), and those registered by hand.',
+      'Service endpoints: one per published port of each running copy (written by the control plane), and those registered by hand; a page at a time by image and id (`limit`, default 1,000, and `cursor` from `next_cursor`; a global service has one on every eligible node).',
   },
   'POST /registry/endpoints': {
     description:

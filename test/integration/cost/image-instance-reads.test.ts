@@ -1,7 +1,8 @@
 /**
  * Issue 16: one image's copies are read a page at a time. A global service has a copy on every
- * eligible node, so `GET /containers/{imageId}/instances?limit=` and a `POST /start/container` that
- * reuses a running copy read the same with 50 and with 500 copies of it (one a loaded node).
+ * eligible node, so `GET /containers/{imageId}/instances?limit=`, `GET /registry/endpoints?limit=`
+ * and a `POST /start/container` that reuses a running copy read the same with 50 and with 500
+ * copies of it (one a loaded node).
  * Copies are written with the orchestrator's own `putInstance`; every port is metered; counts,
  * never timings. The pages cover every copy once; a bad cursor is a 400 in the documented shape.
  */
@@ -12,14 +13,18 @@ import { call } from '../../harness/scripted-agent.js';
 import { keys } from '../../../functions/core/keys.js';
 import { operationLabel } from '../../../functions/metering/metered-lambda.js';
 import type { MeterEntry } from '../../../functions/metering/meter.js';
+import { getNodeRecord } from '../../../functions/nodes/nodes.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
+import { registerInstanceEndpoints } from '../../../functions/orchestrator/registry.js';
 
 const SMALL = 50;
 const LARGE = 500;
 const IMAGE = 'pages/exporter:1';
 const PATH = `/containers/${encodeURIComponent(IMAGE)}/instances`;
+const ENDPOINTS = `/registry/endpoints?image_id=${encodeURIComponent(IMAGE)}`;
 const REQUESTS = [
   { name: 'a page of the global image', method: 'GET' as const, path: `${PATH}?limit=20` },
+  { name: "a page of the image's endpoints", method: 'GET' as const, path: `${ENDPOINTS}&limit=20` },
   {
     name: 'a start that reuses a running copy',
     method: 'POST' as const,
@@ -56,7 +61,9 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
   const measured = new Map<number, Map<string, Measured>>();
   let fleet: Fleet | undefined;
   let ids: string[] = [];
+  let items0 = '';
   const paged: string[] = [];
+  const endpoints: string[] = [];
   let whole: Record<string, unknown> = {};
   const refused: { status: number; body: unknown }[] = [];
 
@@ -78,8 +85,12 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
       updatedAt: '2026-01-01T00:00:00.000Z',
     });
     const items = loaded.ids.map((nodeId, n) => copy(nodeId, n));
-    for (let i = 0; i < items.length; i += 50)
-      await Promise.all(items.slice(i, i + 50).map((inst) => putInstance(ctx, inst)));
+    // Each copy running with its published port's endpoint, as a start's result leaves it.
+    const withEndpoint = async (inst: InstanceItem) => {
+      await putInstance(ctx, inst);
+      await registerInstanceEndpoints(ctx, inst, (await getNodeRecord(ctx, inst.nodeId))!);
+    };
+    for (let i = 0; i < items.length; i += 50) await Promise.all(items.slice(i, i + 50).map(withEndpoint));
     await f.settle();
 
     const out = new Map<string, Measured>();
@@ -101,6 +112,17 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
     measured.set(copies, out);
 
     if (copies === SMALL) {
+      let after: string | null = null;
+      do {
+        const res = await call(
+          f.rt.url,
+          'GET',
+          `${ENDPOINTS}&limit=7${after ? `&cursor=${encodeURIComponent(after)}` : ''}`,
+        );
+        expect(res.status).toBe(200);
+        endpoints.push(...(res.body.endpoints as { id: string }[]).map((e) => e.id));
+        after = res.body.next_cursor as string | null;
+      } while (after);
       // Every copy once, page after page; a removed one is left out.
       await transitionInstance(ctx, items[0]!.instanceId, ['running'], 'removed');
       let cursor: string | null = null;
@@ -115,13 +137,15 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
         cursor = res.body.next_cursor as string | null;
       } while (cursor);
       ids = items.slice(1).map((i) => i.instanceId);
+      items0 = items[0]!.instanceId;
       whole = (await call(f.rt.url, 'GET', PATH)).body as Record<string, unknown>;
       // A malformed cursor, and one of another image's listing, are refused.
       const otherImage = Buffer.from(JSON.stringify({ i: 'other:1', a: 'gcopy-0001' })).toString('base64url');
-      for (const bad of ['not-a-cursor', otherImage]) {
-        const res = await call(f.rt.url, 'GET', `${PATH}?cursor=${encodeURIComponent(bad)}`);
-        refused.push({ status: res.status, body: res.body });
-      }
+      for (const bad of ['not-a-cursor', otherImage])
+        for (const path of [`${PATH}?`, `${ENDPOINTS}&`]) {
+          const res = await call(f.rt.url, 'GET', `${path}cursor=${encodeURIComponent(bad)}`);
+          refused.push({ status: res.status, body: res.body });
+        }
     }
     await f.stop();
     fleet = undefined;
@@ -159,6 +183,16 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
       node_id: expect.any(String),
     });
     expect(new Set(instances.map((i) => i.node_id)).size).toBe(20);
+    const eps = measured.get(LARGE)!.get("a page of the image's endpoints")!.body;
+    expect(eps.endpoints).toHaveLength(20);
+    expect(eps.next_cursor).toEqual(expect.any(String));
+    expect((eps.endpoints as Record<string, unknown>[])[0]).toMatchObject({
+      id: 'gcopy-0000-9100',
+      image_id: IMAGE,
+      host: '100.64.0.0',
+      port: 9100,
+      status: 'UP',
+    });
     const started = measured.get(LARGE)!.get('a start that reuses a running copy')!.body;
     expect(started).toMatchObject({ ok: true, action: 'reused', image: IMAGE, status: 'running' });
   });
@@ -167,6 +201,8 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
     expect(paged).toHaveLength(SMALL - 1);
     expect([...paged].sort()).toEqual(ids);
     expect(whole.next_cursor).toBeNull();
+    // Endpoints stay until their copy's removal is confirmed: every copy's, once.
+    expect([...endpoints].sort()).toEqual([items0, ...ids].map((id) => `${id}-9100`));
     expect(whole.instances).toHaveLength(SMALL - 1);
     for (const r of refused) {
       expect(r.status).toBe(400);
