@@ -6,10 +6,9 @@
  * port metered; counts, never timings.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { startFleet } from '../../../bench/cost/fleet.js';
 import { call } from '../../harness/scripted-agent.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
+import { measureRequest, measureRun, type Measured } from '../../harness/read-units.js';
 import { networkKeys } from '../../../functions/core/keys.js';
 import { parseCidr } from '../../../protocol/network.js';
 import { JETSON_CHECKS, ensureIndexed, pickOnlineNode } from '../../../functions/nodes/address-index.js';
@@ -31,46 +30,6 @@ const DEVICES = [
   { ip: '100.65.0.254', hostname: 'printer.lan', mac: null, vendor: null, isJetson: false, ports: [80] },
   { ip: '100.65.0.253', hostname: null, mac: null, vendor: 'NVIDIA', isJetson: false, ports: [443] },
 ];
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
-
-async function measureCall(
-  f: Fleet,
-  method: 'GET' | 'POST',
-  path: string,
-  route: string,
-  body?: unknown,
-): Promise<Measured> {
-  f.meter.reset();
-  const res = await call(f.rt.url, method, path, body);
-  const label = operationLabel(method, route);
-  const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-  return {
-    status: res.status,
-    body: res.body as Record<string, unknown>,
-    read: operationUnits(f.meter.total(mine)).read_units,
-    calls: f.meter
-      .list()
-      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-      .reduce((n, e) => n + e.calls, 0),
-  };
-}
-
-async function measureFn<T>(f: Fleet, label: string, run: () => Promise<T>): Promise<Measured & { out: T }> {
-  f.meter.reset();
-  const out = await f.meter.within(label, run);
-  const mine = (e: MeterEntry) => e.label === label;
-  return {
-    status: 0,
-    body: {},
-    out,
-    read: operationUnits(f.meter.total(mine)).read_units,
-    calls: f.meter
-      .list()
-      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-      .reduce((n, e) => n + e.calls, 0),
-  };
-}
 
 describe('the Network API, the install queue, the disk audit and jetpack read the same at 200 and 800 nodes', () => {
   const at = new Map<number, Map<string, Measured>>();
@@ -114,35 +73,26 @@ describe('the Network API, the install queue, the disk audit and jetpack read th
       });
       const credId = (cred.body as { id: string }).id;
 
-      out.set(
-        'scan (stored)',
-        await measureCall(f, 'GET', `/api/network/scan?subnet=${SUBNET}&ports=22,80,443`, '/api/network/scan'),
+      const request = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+        measureRequest(f.meter, f.rt.url, method, path, { body });
+      out.set('scan (stored)', await request('GET', `/api/network/scan?subnet=${SUBNET}&ports=22,80,443`));
+      const pick = await measureRun(f.meter, 'pick', () =>
+        pickOnlineNode(ctx, { subnet: parseCidr(SUBNET) }),
       );
-      const pick = await measureFn(f, 'pick', () => pickOnlineNode(ctx, { subnet: parseCidr(SUBNET) }));
-      out.set('scan node pick', { ...pick, body: { node: pick.out?.nodeName ?? null } });
+      out.set('scan node pick', { ...pick, status: 0, body: { node: pick.out?.nodeName ?? null } });
       out.set(
         'auto-join-all',
-        await measureCall(f, 'POST', '/api/network/auto-join-all', '/api/network/auto-join-all', {
-          credential_id: credId,
-        }),
+        await request('POST', '/api/network/auto-join-all', { credential_id: credId }),
       );
       out.set(
         'install queue',
-        await measureCall(f, 'POST', '/api/install-queue/queue', '/api/install-queue/queue', {
-          host: '100.64.0.3',
-          credential_id: credId,
-        }),
+        await request('POST', '/api/install-queue/queue', { host: '100.64.0.3', credential_id: credId }),
       );
-      out.set(
-        'disk audit page',
-        await measureCall(f, 'POST', '/api/maintenance/disk/audit', '/api/maintenance/disk/audit', {
-          limit: 20,
-        }),
-      );
-      out.set('jetpack (no Jetson)', await measureCall(f, 'GET', '/api/nodes/jetpack', '/api/nodes/jetpack'));
+      out.set('disk audit page', await request('POST', '/api/maintenance/disk/audit', { limit: 20 }));
+      out.set('jetpack (no Jetson)', await request('GET', '/api/nodes/jetpack'));
       // No sweep has run: the counts come from the liveness records.
-      const counts = await measureFn(f, 'counts', () => fleetCounts(ctx));
-      out.set('fleet counts (no sweep)', { ...counts, body: counts.out });
+      const counts = await measureRun(f.meter, 'counts', () => fleetCounts(ctx));
+      out.set('fleet counts (no sweep)', { ...counts, status: 0, body: counts.out });
     } finally {
       await f.stop();
     }
@@ -219,7 +169,7 @@ describe('jetpack with no Jetson online reads the same at 200 and 800 Jetsons', 
       while (!(await ensureIndexed(f.rt.ctx)));
       // Nothing beats: every node is offline past the window.
       await new Promise((r) => setTimeout(r, 1_500));
-      reads.set(total, await measureCall(f, 'GET', '/api/nodes/jetpack', '/api/nodes/jetpack'));
+      reads.set(total, await measureRequest(f.meter, f.rt.url, 'GET', '/api/nodes/jetpack'));
     } finally {
       await f.stop();
     }

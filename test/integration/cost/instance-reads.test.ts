@@ -7,11 +7,10 @@
  * and keyed as a placement's are); every port is metered; counts, never timings.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { call } from '../../harness/scripted-agent.js';
+import { measureRequest, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
 import type { InstanceStatus } from '../../../functions/orchestrator/plan.js';
 import { resumeNodeCopies } from '../../../functions/orchestrator/resume.js';
@@ -37,8 +36,6 @@ const REQUESTS = [
   BY_ENGINE_ID,
   'GET /api/maintenance/problems',
 ] as const;
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
 
 function instance(imageId: string, nodeId: string, n: number, status: InstanceStatus): InstanceItem {
   const instanceId = `${imageId.replace(/\W/g, '')}-${nodeId}-${n}`;
@@ -105,19 +102,7 @@ describe('requests about container instances read the same with 50 and 500 other
     const out = new Map<string, Measured>();
     for (const request of REQUESTS) {
       const [method, path] = request.split(' ') as ['GET' | 'POST', string];
-      f.meter.reset();
-      const res = await call(f.rt.url, method, path.replace('NODE_A', a));
-      const label = operationLabel(method, path.split('?')[0]!);
-      const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-      out.set(request, {
-        status: res.status,
-        body: res.body as Record<string, unknown>,
-        read: operationUnits(f.meter.total(mine)).read_units,
-        calls: f.meter
-          .list()
-          .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-          .reduce((n, e) => n + e.calls, 0),
-      });
+      out.set(request, await measureRequest(f.meter, f.rt.url, method, path.replace('NODE_A', a)));
     }
     measured.set(others, out);
 

@@ -4,13 +4,11 @@
  * rest are loaded as records; every port is metered; counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet } from '../../../bench/cost/fleet.js';
-import { call } from '../../harness/scripted-agent.js';
+import { operationUnits, startFleet } from '../../../bench/cost/fleet.js';
 import { loadHeldSlots } from '../../harness/held-slots.js';
+import { chargedTo, measureRequest, type Measured } from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 
 /** Both past the queue's page of 50 running tasks (its `processing` list reads one page of them). */
 const SMALL = { nodes: 200, heldElsewhere: 60 };
@@ -29,8 +27,6 @@ const REQUESTS = [
   ['POST', '/api/vision/jobs/stop-all'],
   ['POST', '/models/unload', { model_name: Y }],
 ] as const;
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
 
 describe('questions about models read the same at 200 nodes as at 800, whatever runs elsewhere', () => {
   const measured = new Map<number, Map<string, Measured>>();
@@ -54,20 +50,7 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
       await setNodeModels(ctx, second.nodeId, [Y]);
       const out = new Map<string, Measured>();
       for (const [method, path, body] of REQUESTS) {
-        f.meter.reset();
-        const res = await call(f.rt.url, method, path, body);
-        const label = operationLabel(method, path);
-        const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-        out.set(`${method} ${path}`, {
-          status: res.status,
-          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
-          body: res.body as Record<string, any>,
-          read: operationUnits(f.meter.total(mine)).read_units,
-          calls: f.meter
-            .list()
-            .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-            .reduce((n, e) => n + e.calls, 0),
-        });
+        out.set(`${method} ${path}`, await measureRequest(f.meter, f.rt.url, method, path, { body }));
         await f.settle();
       }
       measured.set(size.nodes, out);
@@ -134,13 +117,12 @@ describe('a heartbeat writes the residency index only when its models change', (
     const f = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
     try {
       const sim = f.nodes[0]!;
-      const label = operationLabel('POST', '/agent/heartbeat');
+      const mine = chargedTo('POST', '/agent/heartbeat');
       /** One beat: its write units, and its writes by kind (the index's are updates and deletes). */
       const beat = async () => {
         f.meter.reset();
         await sim.heartbeat();
         await f.settle();
-        const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
         const calls = (kind: string) =>
           f.meter
             .list()

@@ -4,15 +4,11 @@
  * records; every port is metered; counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet } from '../../../bench/cost/fleet.js';
-import { call } from '../../harness/scripted-agent.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
+import { startFleet } from '../../../bench/cost/fleet.js';
+import { measureRequest, type Measured } from '../../harness/read-units.js';
 
 const SIZES = [200, 800] as const;
 const REFS = ['id', 'name'] as const;
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
 
 describe('one node reads the same at 200 and 800 nodes', () => {
   const measured = new Map<string, Measured>();
@@ -29,20 +25,9 @@ describe('one node reads the same at 200 and 800 nodes', () => {
         await f.settle();
         const node = f.nodes[0]!;
         for (const ref of REFS) {
-          f.meter.reset();
           const path = `/api/nodes/${ref === 'id' ? node.nodeId : node.name}`;
-          const res = await call(f.rt.url, 'GET', path);
-          const label = operationLabel('GET', path);
-          const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-          measured.set(`${total} ${ref}`, {
-            status: res.status,
-            body: { ...(res.body as Record<string, unknown>), expected: node.nodeId },
-            read: operationUnits(f.meter.total(mine)).read_units,
-            calls: f.meter
-              .list()
-              .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-              .reduce((n, e) => n + e.calls, 0),
-          });
+          const m = await measureRequest(f.meter, f.rt.url, 'GET', path);
+          measured.set(`${total} ${ref}`, { ...m, body: { ...m.body, expected: node.nodeId } });
         }
       } finally {
         await f.stop();

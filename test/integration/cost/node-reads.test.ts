@@ -7,13 +7,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
-import { call } from '../../harness/scripted-agent.js';
+import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { measureRequest, measureRun, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 import { fleetLauncher } from '../../../functions/training/launcher.js';
 import { fleetContext } from '../../../functions/commander/ai.js';
 
@@ -72,19 +70,6 @@ const REQUESTS = [
   ['GET', '/api/swarm/containers'],
 ] as const;
 
-/** Read units and read calls (gets and queries) of the meter entries `mine` picks. */
-function readsOf(f: Fleet, mine: (e: MeterEntry) => boolean): { read: number; calls: number } {
-  return {
-    read: operationUnits(f.meter.total(mine)).read_units,
-    calls: f.meter
-      .list()
-      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-      .reduce((n, e) => n + e.calls, 0),
-  };
-}
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
-
 describe('requests about a few nodes or the fleet in figures read the same at 200 and 800 nodes', () => {
   const measured = new Map<number, Map<string, Measured>>();
 
@@ -106,17 +91,11 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
         s.replace('{first}', first).replace('{second}', second).replace('{job}', job);
       const out = new Map<string, Measured>();
       for (const [method, path, body] of REQUESTS) {
-        const real = fill(path);
-        f.meter.reset();
-        const res = await call(f.rt.url, method, real, body && JSON.parse(fill(JSON.stringify(body))));
-        const label = operationLabel(method, real.split('?')[0]!);
-        const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-        out.set(`${method} ${path}`, {
-          status: res.status,
-          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
-          body: res.body as Record<string, any>,
-          ...readsOf(f, mine),
-        });
+        const sent = body && JSON.parse(fill(JSON.stringify(body)));
+        out.set(
+          `${method} ${path}`,
+          await measureRequest(f.meter, f.rt.url, method, fill(path), { body: sent }),
+        );
         await f.settle();
       }
       // A training run's placement and policy check, through the fleet's launcher.
@@ -128,13 +107,8 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
         ['fleetContext', () => fleetContext(ctx)],
       ];
       for (const [key, run] of runs) {
-        f.meter.reset();
-        const answer = await f.meter.within(key, run);
-        out.set(key, {
-          status: 200,
-          body: { answer },
-          ...readsOf(f, (e) => e.label === key),
-        });
+        const { out: answer, ...reads } = await measureRun(f.meter, key, run);
+        out.set(key, { status: 200, body: { answer }, ...reads });
       }
       measured.set(total, out);
       return { first, second };

@@ -5,13 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { call, type HttpAnswer } from '../../harness/scripted-agent.js';
+import { measureRequest, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { countTransition } from '../../../functions/cluster/task-counts.js';
 import { closeQueued, queueOrder, type TaskItem, type TaskStatus } from '../../../functions/cluster/tasks.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 
 /** A response object or a listed item, as JSON. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
@@ -69,23 +68,6 @@ async function loadTasks(fleet: Fleet, n: number, finishedShare: number): Promis
   return items;
 }
 
-async function unitsOf(fleet: Fleet, path: string) {
-  fleet.meter.reset();
-  const res = await call(fleet.rt.url, 'GET', path);
-  expect(res.status).toBe(200);
-  const label = operationLabel('GET', path.split('?')[0]!);
-  const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-  return {
-    body: res.body,
-    units: operationUnits(fleet.meter.total(mine)),
-    // Gets and queries (a request may also flush the HTTP counters, a write on a timer).
-    readCalls: fleet.meter
-      .list()
-      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-      .reduce((n, e) => n + e.calls, 0),
-  };
-}
-
 const READS = [
   '/tasks',
   '/tasks?status=queued',
@@ -98,14 +80,18 @@ const READS = [
 ] as const;
 
 describe('task listings and queue counts read the same whatever the queue holds', () => {
-  const measured = new Map<number, Map<string, Awaited<ReturnType<typeof unitsOf>>>>();
+  const measured = new Map<number, Map<string, Measured>>();
 
   async function measureAt(n: number) {
     const fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
     try {
       await loadTasks(fleet, n, 0.3);
-      const out = new Map<string, Awaited<ReturnType<typeof unitsOf>>>();
-      for (const path of READS) out.set(path, await unitsOf(fleet, path));
+      const out = new Map<string, Measured>();
+      for (const path of READS) {
+        const m = await measureRequest(fleet.meter, fleet.rt.url, 'GET', path);
+        expect(m.status).toBe(200);
+        out.set(path, m);
+      }
       measured.set(n, out);
     } finally {
       await fleet.stop();
@@ -121,8 +107,8 @@ describe('task listings and queue counts read the same whatever the queue holds'
     const small = measured.get(SMALL)!.get(path)!;
     const large = measured.get(LARGE)!.get(path)!;
     // A page of 50 is read either way; the counts are a few records of 8 shards.
-    expect(large.units.read_units).toBe(small.units.read_units);
-    expect(large.readCalls).toBe(small.readCalls);
+    expect(large.read).toBe(small.read);
+    expect(large.calls).toBe(small.calls);
   });
 
   it('counts the queue and the tasks from the counters', () => {

@@ -6,15 +6,13 @@
  * agents, the rest loaded as records; every port is metered; counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet } from '../../../bench/cost/fleet.js';
-import { call } from '../../harness/scripted-agent.js';
+import { startFleet } from '../../../bench/cost/fleet.js';
 import { loadHeldSlots } from '../../harness/held-slots.js';
+import { measureRequest, type Measured } from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
 import { countTransition } from '../../../functions/cluster/task-counts.js';
 import { NODE_SHARDS, nodeShard } from '../../../functions/nodes/node-records.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 
 const SMALL = { nodes: 200, heldElsewhere: 60 };
 const LARGE = { nodes: 800, heldElsewhere: 400 };
@@ -43,8 +41,6 @@ const RUNS = [
   ['memory_optimized, applied', { strategy: 'memory_optimized' }],
 ] as const;
 
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
-
 describe('a rebalance reads the same at 200 nodes as at 800, whatever runs elsewhere', () => {
   const measured = new Map<number, Map<string, Measured>>();
   const ids = new Map<number, [string, string]>();
@@ -65,8 +61,6 @@ describe('a rebalance reads the same at 200 nodes as at 800, whatever runs elsew
       await setNodeModels(ctx, first, [X]);
       await setNodeModels(ctx, second, [X]);
       const out = new Map<string, Measured>();
-      const label = operationLabel('POST', '/cluster/rebalance');
-      const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
       for (const [name, body] of RUNS) {
         if (name === RUNS[1][0]) {
           // Demand as the queue counts it: tasks queued for Y (the counters, not tasks the placement would take).
@@ -78,18 +72,7 @@ describe('a rebalance reads the same at 200 nodes as at 800, whatever runs elsew
               'queued',
             );
         }
-        f.meter.reset();
-        const res = await call(f.rt.url, 'POST', '/cluster/rebalance', body);
-        out.set(name, {
-          status: res.status,
-          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
-          body: res.body as Record<string, any>,
-          read: operationUnits(f.meter.total(mine)).read_units,
-          calls: f.meter
-            .list()
-            .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-            .reduce((n, e) => n + e.calls, 0),
-        });
+        out.set(name, await measureRequest(f.meter, f.rt.url, 'POST', '/cluster/rebalance', { body }));
         await f.settle();
       }
       measured.set(size.nodes, out);

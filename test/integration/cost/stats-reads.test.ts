@@ -7,14 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
-import { call } from '../../harness/scripted-agent.js';
+import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { measureRequest, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { recordFinish, TASK_STATS_SHARDS } from '../../../functions/cluster/task-stats.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 
 const MINUTE = 60_000;
 const SMALL = 200;
@@ -76,23 +74,6 @@ async function loadFinished(fleet: Fleet, n: number): Promise<void> {
   for (const id of nodes) await setNodeModels(ctx, id, [MODEL]);
 }
 
-async function unitsOf(fleet: Fleet, path: string) {
-  fleet.meter.reset();
-  const res = await call(fleet.rt.url, 'GET', path);
-  expect(res.status).toBe(200);
-  const label = operationLabel('GET', path.split('?')[0]!);
-  const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-  return {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
-    body: res.body as Record<string, any>,
-    units: operationUnits(fleet.meter.total(mine)),
-    readCalls: fleet.meter
-      .list()
-      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-      .reduce((n, e) => n + e.calls, 0),
-  };
-}
-
 const READS = [
   '/workers',
   '/workers/{first}',
@@ -103,13 +84,17 @@ const READS = [
 ] as const;
 
 describe('worker figures and cluster metrics read the same whatever the tasks finished', () => {
-  const measured = new Map<number, Map<string, Awaited<ReturnType<typeof unitsOf>>>>();
+  const measured = new Map<number, Map<string, Measured>>();
   async function measureAt(n: number) {
     const f = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
     try {
       await loadFinished(f, n);
-      const out = new Map<string, Awaited<ReturnType<typeof unitsOf>>>();
-      for (const path of READS) out.set(path, await unitsOf(f, path.replace('{first}', f.nodes[0]!.nodeId)));
+      const out = new Map<string, Measured>();
+      for (const path of READS) {
+        const m = await measureRequest(f.meter, f.rt.url, 'GET', path.replace('{first}', f.nodes[0]!.nodeId));
+        expect(m.status).toBe(200);
+        out.set(path, m);
+      }
       measured.set(n, out);
     } finally {
       await f.stop();
@@ -124,8 +109,8 @@ describe('worker figures and cluster metrics read the same whatever the tasks fi
   it.each(READS)('%s reads no more with 1,000 finished tasks than with 200', (path) => {
     const small = measured.get(SMALL)!.get(path)!;
     const large = measured.get(LARGE)!.get(path)!;
-    expect(large.units.read_units).toBe(small.units.read_units);
-    expect(large.readCalls).toBe(small.readCalls);
+    expect(large.read).toBe(small.read);
+    expect(large.calls).toBe(small.calls);
   });
 
   it('answers from the statistics: outcomes, throughput, worker figures and load times', () => {

@@ -6,18 +6,14 @@
  * counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet } from '../../../bench/cost/fleet.js';
-import { call } from '../../harness/scripted-agent.js';
+import { startFleet } from '../../../bench/cost/fleet.js';
+import { measureRequest, type Measured } from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 import { ensureIndexed } from '../../../functions/nodes/address-index.js';
 
 const SMALL = 200;
 const LARGE = 800;
 const PATHS = ['/api/swarm/status', '/api/nodes/jetpack'] as const;
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
 
 describe('small answers about the fleet read the same at 200 and 800 nodes', () => {
   const measured = new Map<number, Map<string, Measured>>();
@@ -32,21 +28,7 @@ describe('small answers about the fleet read the same at 200 and 800 nodes', () 
       // The address index's upgrade pass (nodes registered before it) is done once, before measuring.
       while (!(await ensureIndexed(f.rt.ctx)));
       const out = new Map<string, Measured>();
-      for (const path of PATHS) {
-        f.meter.reset();
-        const res = await call(f.rt.url, 'GET', path);
-        const label = operationLabel('GET', path);
-        const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-        out.set(path, {
-          status: res.status,
-          body: res.body as Record<string, unknown>,
-          read: operationUnits(f.meter.total(mine)).read_units,
-          calls: f.meter
-            .list()
-            .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-            .reduce((n, e) => n + e.calls, 0),
-        });
-      }
+      for (const path of PATHS) out.set(path, await measureRequest(f.meter, f.rt.url, 'GET', path));
       measured.set(total, out);
       firstJetson = f.nodes.find((n) => n.name === 'node-00000')!.nodeId;
     } finally {

@@ -1,0 +1,65 @@
+/**
+ * What the read-unit suites (test/integration/cost/*-reads.test.ts) measure of one request or one
+ * run over a metered fleet: its read units and its read calls, to compare at two sizes.
+ */
+import { awsCharged, operationUnits } from '../../bench/cost/fleet.js';
+import { operationLabel } from '../../functions/metering/metered-lambda.js';
+import type { Meter, MeterEntry } from '../../functions/metering/meter.js';
+import { call } from './scripted-agent.js';
+
+export interface Reads {
+  read: number;
+  /** Gets and queries: a request may also write (counters flushed on a timer). */
+  calls: number;
+}
+
+export interface Measured extends Reads {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON bodies
+  body: Record<string, any>;
+}
+
+/** Read units and read calls of the meter entries `mine` picks. */
+export function readsOf(meter: Meter, mine: (e: MeterEntry) => boolean): Reads {
+  return {
+    read: operationUnits(meter.total(mine)).read_units,
+    calls: meter
+      .list()
+      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
+      .reduce((n, e) => n + e.calls, 0),
+  };
+}
+
+/** The entries AWS charges to one API request's invocation (its label is the route's). */
+export function chargedTo(method: string, route: string): (e: MeterEntry) => boolean {
+  const label = operationLabel(method, route);
+  return (e) => awsCharged(e) && e.label === label;
+}
+
+/** One request from a reset meter; `route` defaults to the path without its query. */
+export async function measureRequest(
+  meter: Meter,
+  url: string,
+  method: string,
+  path: string,
+  opts: { route?: string; body?: unknown } = {},
+): Promise<Measured> {
+  meter.reset();
+  const res = await call(url, method, path, opts.body);
+  return {
+    status: res.status,
+    body: res.body as Measured['body'],
+    ...readsOf(meter, chargedTo(method, opts.route ?? path.split('?')[0]!)),
+  };
+}
+
+/** One in-process run from a reset meter, under its own label. */
+export async function measureRun<T>(
+  meter: Meter,
+  label: string,
+  run: () => Promise<T>,
+): Promise<Reads & { out: T }> {
+  meter.reset();
+  const out = await meter.within(label, run);
+  return { out, ...readsOf(meter, (e) => e.label === label) };
+}
