@@ -1,11 +1,34 @@
 /**
- * What the read-unit suites (test/integration/cost/*-reads.test.ts) measure of one request or one
- * run over a metered fleet: its read units and its read calls, to compare at two sizes.
+ * The read-unit suites' (test/integration/cost/*-reads.test.ts) one way to measure: a metered fleet,
+ * the read units and read calls of one request or one run from a reset meter, and the check that
+ * two sizes read the same.
  */
-import { awsCharged, operationUnits } from '../../bench/cost/fleet.js';
+import { expect } from 'vitest';
+import {
+  awsCharged,
+  operationUnits,
+  startFleet,
+  type CostOptions,
+  type Fleet,
+} from '../../bench/cost/fleet.js';
 import { operationLabel } from '../../functions/metering/metered-lambda.js';
 import type { Meter, MeterEntry } from '../../functions/metering/meter.js';
 import { call } from './scripted-agent.js';
+
+/** `nodes` idle nodes of one GPU each: two registered simulated nodes, the rest loaded as records. */
+export function loadedFleet(nodes: number, more: Partial<CostOptions> = {}): CostOptions {
+  return { nodes, live: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 }, ...more };
+}
+
+/** Starts a metered fleet, hands it to `use`, and stops it whatever `use` does. */
+export async function withFleet<T>(options: CostOptions, use: (f: Fleet) => Promise<T>): Promise<T> {
+  const f = await startFleet(options);
+  try {
+    return await use(f);
+  } finally {
+    await f.stop();
+  }
+}
 
 export interface Reads {
   read: number;
@@ -62,4 +85,13 @@ export async function measureRun<T>(
   meter.reset();
   const out = await meter.within(label, run);
   return { out, ...readsOf(meter, (e) => e.label === label) };
+}
+
+/** The same request at two sizes: answered, read something, and read the same. */
+export function expectSameReads(small: Measured, large: Measured): void {
+  expect(small.status).toBe(200);
+  expect(large.status).toBe(200);
+  expect(small.calls).toBeGreaterThan(0);
+  expect(large.read).toBe(small.read);
+  expect(large.calls).toBe(small.calls);
 }

@@ -6,9 +6,14 @@
  * port metered; counts, never timings.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFleet } from '../../../bench/cost/fleet.js';
 import { call } from '../../harness/scripted-agent.js';
-import { measureRequest, measureRun, type Measured } from '../../harness/read-units.js';
+import {
+  loadedFleet,
+  measureRequest,
+  measureRun,
+  withFleet,
+  type Measured,
+} from '../../harness/read-units.js';
 import { networkKeys } from '../../../functions/core/keys.js';
 import { parseCidr } from '../../../protocol/network.js';
 import { JETSON_CHECKS, ensureIndexed, pickOnlineNode } from '../../../functions/nodes/address-index.js';
@@ -35,15 +40,8 @@ describe('the Network API, the install queue, the disk audit and jetpack read th
   const at = new Map<number, Map<string, Measured>>();
 
   async function measureAt(total: number): Promise<void> {
-    const f = await startFleet({
-      nodes: total,
-      live: 2,
-      profile: 'idle',
-      hardware: { kind: 'gpu', gpus: 1 },
-      env: { COMMAND_WAIT_MS: '100' },
-    });
     const out = new Map<string, Measured>();
-    try {
+    await withFleet(loadedFleet(total, { env: { COMMAND_WAIT_MS: '100' } }), async (f) => {
       const ctx = f.rt.ctx;
       // The upgrade pass over nodes registered before the index, once, before measuring.
       while (!(await ensureIndexed(ctx)));
@@ -93,9 +91,7 @@ describe('the Network API, the install queue, the disk audit and jetpack read th
       // No sweep has run: the counts come from the liveness records.
       const counts = await measureRun(f.meter, 'counts', () => fleetCounts(ctx));
       out.set('fleet counts (no sweep)', { ...counts, status: 0, body: counts.out });
-    } finally {
-      await f.stop();
-    }
+    });
     at.set(total, out);
   }
 
@@ -158,21 +154,16 @@ describe('jetpack with no Jetson online reads the same at 200 and 800 Jetsons', 
   const reads = new Map<number, Measured>();
 
   async function measureAt(total: number): Promise<void> {
-    const f = await startFleet({
-      nodes: total,
-      live: 2,
-      profile: 'idle',
+    const options = loadedFleet(total, {
       hardware: { kind: 'jetson' },
       env: { NODE_OFFLINE_AFTER_SECONDS: '1' },
     });
-    try {
+    await withFleet(options, async (f) => {
       while (!(await ensureIndexed(f.rt.ctx)));
       // Nothing beats: every node is offline past the window.
       await new Promise((r) => setTimeout(r, 1_500));
       reads.set(total, await measureRequest(f.meter, f.rt.url, 'GET', '/api/nodes/jetpack'));
-    } finally {
-      await f.stop();
-    }
+    });
   }
 
   beforeAll(async () => {

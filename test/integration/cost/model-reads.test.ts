@@ -4,9 +4,16 @@
  * rest are loaded as records; every port is metered; counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { operationUnits, startFleet } from '../../../bench/cost/fleet.js';
+import { operationUnits } from '../../../bench/cost/fleet.js';
 import { loadHeldSlots } from '../../harness/held-slots.js';
-import { chargedTo, measureRequest, type Measured } from '../../harness/read-units.js';
+import {
+  expectSameReads,
+  chargedTo,
+  loadedFleet,
+  measureRequest,
+  withFleet,
+  type Measured,
+} from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
 
@@ -33,13 +40,7 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
   const names = new Map<number, [string, string, string, string]>();
 
   async function measureAt(size: { nodes: number; heldElsewhere: number }) {
-    const f = await startFleet({
-      nodes: size.nodes,
-      live: 2,
-      profile: 'idle',
-      hardware: { kind: 'gpu', gpus: 1 },
-    });
-    try {
+    await withFleet(loadedFleet(size.nodes), async (f) => {
       const ctx = f.rt.ctx;
       const [first, second] = f.nodes as [(typeof f.nodes)[0], (typeof f.nodes)[0]];
       await loadHeldSlots(ctx, size.heldElsewhere, TEXT);
@@ -55,9 +56,7 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
       }
       measured.set(size.nodes, out);
       names.set(size.nodes, [first.name, second.name, first.nodeId, second.nodeId]);
-    } finally {
-      await f.stop();
-    }
+    });
   }
 
   beforeAll(async () => {
@@ -81,11 +80,7 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
   it.each(REQUESTS.map(([m, p]) => `${m} ${p}`))('%s reads no more at 800 nodes than at 200', (key) => {
     const small = measured.get(SMALL.nodes)!.get(key)!;
     const large = measured.get(LARGE.nodes)!.get(key)!;
-    expect(small.status).toBe(200);
-    expect(large.status).toBe(200);
-    expect(small.calls).toBeGreaterThan(0);
-    expect(large.read).toBe(small.read);
-    expect(large.calls).toBe(small.calls);
+    expectSameReads(small, large);
   });
 
   it('answers with the holders and the fleet counted', () => {
@@ -114,8 +109,7 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
 
 describe('a heartbeat writes the residency index only when its models change', () => {
   it('an unchanged beat writes no entry; a beat that adds or drops a model writes one', async () => {
-    const f = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    try {
+    await withFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (f) => {
       const sim = f.nodes[0]!;
       const mine = chargedTo('POST', '/agent/heartbeat');
       /** One beat: its write units, and its writes by kind (the index's are updates and deletes). */
@@ -149,8 +143,6 @@ describe('a heartbeat writes the residency index only when its models change', (
       expect(dropped.deletes).toBe(1);
       expect(added.writes - same.writes).toBeLessThanOrEqual(2);
       expect(same.deletes).toBe(0);
-    } finally {
-      await f.stop();
-    }
+    });
   }, 60_000);
 });

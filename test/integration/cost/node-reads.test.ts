@@ -7,8 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
-import { measureRequest, measureRun, type Measured } from '../../harness/read-units.js';
+import type { Fleet } from '../../../bench/cost/fleet.js';
+import {
+  loadedFleet,
+  measureRequest,
+  measureRun,
+  withFleet,
+  type Measured,
+} from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';
@@ -74,13 +80,7 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
   const measured = new Map<number, Map<string, Measured>>();
 
   async function measureAt(total: number) {
-    const f = await startFleet({
-      nodes: total,
-      live: 2,
-      profile: 'idle',
-      hardware: { kind: 'gpu', gpus: 1 },
-    });
-    try {
+    return withFleet(loadedFleet(total), async (f) => {
       const ctx = f.rt.ctx;
       const [first, second] = f.nodes.map((n) => n.nodeId) as [string, string];
       const job = await putJob(f, first);
@@ -112,9 +112,7 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
       }
       measured.set(total, out);
       return { first, second };
-    } finally {
-      await f.stop();
-    }
+    });
   }
 
   let ids: { first: string; second: string };

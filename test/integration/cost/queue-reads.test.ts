@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { call, type HttpAnswer } from '../../harness/scripted-agent.js';
-import { measureRequest, type Measured } from '../../harness/read-units.js';
+import { measureRequest, withFleet, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { countTransition } from '../../../functions/cluster/task-counts.js';
 import { closeQueued, queueOrder, type TaskItem, type TaskStatus } from '../../../functions/cluster/tasks.js';
@@ -83,8 +83,7 @@ describe('task listings and queue counts read the same whatever the queue holds'
   const measured = new Map<number, Map<string, Measured>>();
 
   async function measureAt(n: number) {
-    const fleet = await startFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    try {
+    await withFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (fleet) => {
       await loadTasks(fleet, n, 0.3);
       const out = new Map<string, Measured>();
       for (const path of READS) {
@@ -93,9 +92,7 @@ describe('task listings and queue counts read the same whatever the queue holds'
         out.set(path, m);
       }
       measured.set(n, out);
-    } finally {
-      await fleet.stop();
-    }
+    });
   }
 
   beforeAll(async () => {

@@ -7,8 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
-import { measureRequest, type Measured } from '../../harness/read-units.js';
+import type { Fleet } from '../../../bench/cost/fleet.js';
+import { measureRequest, withFleet, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { recordFinish, TASK_STATS_SHARDS } from '../../../functions/cluster/task-stats.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
@@ -86,8 +86,7 @@ const READS = [
 describe('worker figures and cluster metrics read the same whatever the tasks finished', () => {
   const measured = new Map<number, Map<string, Measured>>();
   async function measureAt(n: number) {
-    const f = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    try {
+    await withFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (f) => {
       await loadFinished(f, n);
       const out = new Map<string, Measured>();
       for (const path of READS) {
@@ -96,9 +95,7 @@ describe('worker figures and cluster metrics read the same whatever the tasks fi
         out.set(path, m);
       }
       measured.set(n, out);
-    } finally {
-      await f.stop();
-    }
+    });
   }
 
   beforeAll(async () => {
