@@ -76,6 +76,21 @@ export async function measureRequest(
   };
 }
 
+/** A GET of each of `paths` (`fill` makes the path sent), each answered 200, by path. */
+export async function measureGets(
+  f: Fleet,
+  paths: readonly string[],
+  fill: (path: string) => string = (path) => path,
+): Promise<Map<string, Measured>> {
+  const out = new Map<string, Measured>();
+  for (const path of paths) {
+    const m = await measureRequest(f.meter, f.rt.url, 'GET', fill(path));
+    expect(m.status).toBe(200);
+    out.set(path, m);
+  }
+  return out;
+}
+
 /** One in-process run from a reset meter, under its own label. */
 export async function measureRun<T>(
   meter: Meter,

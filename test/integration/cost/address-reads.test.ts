@@ -7,13 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../../harness/scripted-agent.js';
-import {
-  loadedFleet,
-  measureRequest,
-  measureRun,
-  withFleet,
-  type Measured,
-} from '../../harness/read-units.js';
+import { loadedFleet, measureRequest, measureRun, withFleet } from '../../harness/read-units.js';
+import type { Measured } from '../../harness/read-units.js';
 import { networkKeys } from '../../../functions/core/keys.js';
 import { parseCidr } from '../../../protocol/network.js';
 import { JETSON_CHECKS, ensureIndexed, pickOnlineNode } from '../../../functions/nodes/address-index.js';

@@ -7,8 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { operationUnits } from '../../../bench/cost/fleet.js';
 import { loadHeldSlots } from '../../harness/held-slots.js';
 import {
-  expectSameReads,
   chargedTo,
+  expectSameReads,
   loadedFleet,
   measureRequest,
   withFleet,

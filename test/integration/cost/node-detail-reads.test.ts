@@ -4,13 +4,8 @@
  * records; every port is metered; counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  expectSameReads,
-  loadedFleet,
-  measureRequest,
-  withFleet,
-  type Measured,
-} from '../../harness/read-units.js';
+import { expectSameReads, loadedFleet, measureRequest, withFleet } from '../../harness/read-units.js';
+import type { Measured } from '../../harness/read-units.js';
 
 const SIZES = [200, 800] as const;
 const REFS = ['id', 'name'] as const;

@@ -8,13 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Fleet } from '../../../bench/cost/fleet.js';
-import {
-  loadedFleet,
-  measureRequest,
-  measureRun,
-  withFleet,
-  type Measured,
-} from '../../harness/read-units.js';
+import { loadedFleet, measureRequest, measureRun, withFleet } from '../../harness/read-units.js';
+import type { Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import type { TaskItem } from '../../../functions/cluster/tasks.js';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { call, type HttpAnswer } from '../../harness/scripted-agent.js';
-import { measureRequest, withFleet, type Measured } from '../../harness/read-units.js';
+import { measureGets, withFleet, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { countTransition } from '../../../functions/cluster/task-counts.js';
 import { closeQueued, queueOrder, type TaskItem, type TaskStatus } from '../../../functions/cluster/tasks.js';
@@ -85,13 +85,7 @@ describe('task listings and queue counts read the same whatever the queue holds'
   async function measureAt(n: number) {
     await withFleet({ nodes: 1, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (fleet) => {
       await loadTasks(fleet, n, 0.3);
-      const out = new Map<string, Measured>();
-      for (const path of READS) {
-        const m = await measureRequest(fleet.meter, fleet.rt.url, 'GET', path);
-        expect(m.status).toBe(200);
-        out.set(path, m);
-      }
-      measured.set(n, out);
+      measured.set(n, await measureGets(fleet, READS));
     });
   }
 

@@ -7,13 +7,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadHeldSlots } from '../../harness/held-slots.js';
-import {
-  expectSameReads,
-  loadedFleet,
-  measureRequest,
-  withFleet,
-  type Measured,
-} from '../../harness/read-units.js';
+import { expectSameReads, loadedFleet, measureRequest, withFleet } from '../../harness/read-units.js';
+import type { Measured } from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
 import { countTransition } from '../../../functions/cluster/task-counts.js';

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Fleet } from '../../../bench/cost/fleet.js';
-import { measureRequest, withFleet, type Measured } from '../../harness/read-units.js';
+import { measureGets, withFleet, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { recordFinish, TASK_STATS_SHARDS } from '../../../functions/cluster/task-stats.js';
 import { setNodeModels } from '../../../functions/cluster/workers.js';
@@ -88,13 +88,7 @@ describe('worker figures and cluster metrics read the same whatever the tasks fi
   async function measureAt(n: number) {
     await withFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (f) => {
       await loadFinished(f, n);
-      const out = new Map<string, Measured>();
-      for (const path of READS) {
-        const m = await measureRequest(f.meter, f.rt.url, 'GET', path.replace('{first}', f.nodes[0]!.nodeId));
-        expect(m.status).toBe(200);
-        out.set(path, m);
-      }
-      measured.set(n, out);
+      measured.set(n, await measureGets(f, READS, (path) => path.replace('{first}', f.nodes[0]!.nodeId)));
     });
   }
 

@@ -6,13 +6,8 @@
  * counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  expectSameReads,
-  loadedFleet,
-  measureRequest,
-  withFleet,
-  type Measured,
-} from '../../harness/read-units.js';
+import { expectSameReads, loadedFleet, measureRequest, withFleet } from '../../harness/read-units.js';
+import type { Measured } from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { ensureIndexed } from '../../../functions/nodes/address-index.js';
 
