@@ -43,7 +43,7 @@ export interface Measured extends Reads {
 }
 
 /** Read units and read calls of the meter entries `mine` picks. */
-export function readsOf(meter: Meter, mine: (e: MeterEntry) => boolean): Reads {
+function readsOf(meter: Meter, mine: (e: MeterEntry) => boolean): Reads {
   return {
     read: operationUnits(meter.total(mine)).read_units,
     calls: meter
@@ -59,20 +59,20 @@ export function chargedTo(method: string, route: string): (e: MeterEntry) => boo
   return (e) => awsCharged(e) && e.label === label;
 }
 
-/** One request from a reset meter; `route` defaults to the path without its query. */
+/** One request from a reset meter (its route: the path without its query). */
 export async function measureRequest(
   meter: Meter,
   url: string,
   method: string,
   path: string,
-  opts: { route?: string; body?: unknown } = {},
+  body?: unknown,
 ): Promise<Measured> {
   meter.reset();
-  const res = await call(url, method, path, opts.body);
+  const res = await call(url, method, path, body);
   return {
     status: res.status,
     body: res.body as Measured['body'],
-    ...readsOf(meter, chargedTo(method, opts.route ?? path.split('?')[0]!)),
+    ...readsOf(meter, chargedTo(method, path.split('?')[0]!)),
   };
 }
 

@@ -67,7 +67,7 @@ describe('the Network API, the install queue, the disk audit and jetpack read th
       const credId = (cred.body as { id: string }).id;
 
       const request = (method: 'GET' | 'POST', path: string, body?: unknown) =>
-        measureRequest(f.meter, f.rt.url, method, path, { body });
+        measureRequest(f.meter, f.rt.url, method, path, body);
       out.set('scan (stored)', await request('GET', `/api/network/scan?subnet=${SUBNET}&ports=22,80,443`));
       const pick = await measureRun(f.meter, 'pick', () =>
         pickOnlineNode(ctx, { subnet: parseCidr(SUBNET) }),

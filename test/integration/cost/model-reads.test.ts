@@ -51,7 +51,7 @@ describe('questions about models read the same at 200 nodes as at 800, whatever 
       await setNodeModels(ctx, second.nodeId, [Y]);
       const out = new Map<string, Measured>();
       for (const [method, path, body] of REQUESTS) {
-        out.set(`${method} ${path}`, await measureRequest(f.meter, f.rt.url, method, path, { body }));
+        out.set(`${method} ${path}`, await measureRequest(f.meter, f.rt.url, method, path, body));
         await f.settle();
       }
       measured.set(size.nodes, out);

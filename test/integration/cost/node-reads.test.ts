@@ -87,10 +87,7 @@ describe('requests about a few nodes or the fleet in figures read the same at 20
       const out = new Map<string, Measured>();
       for (const [method, path, body] of REQUESTS) {
         const sent = body && JSON.parse(fill(JSON.stringify(body)));
-        out.set(
-          `${method} ${path}`,
-          await measureRequest(f.meter, f.rt.url, method, fill(path), { body: sent }),
-        );
+        out.set(`${method} ${path}`, await measureRequest(f.meter, f.rt.url, method, fill(path), sent));
         await f.settle();
       }
       // A training run's placement and policy check, through the fleet's launcher.

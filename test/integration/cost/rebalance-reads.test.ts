@@ -66,7 +66,7 @@ describe('a rebalance reads the same at 200 nodes as at 800, whatever runs elsew
               'queued',
             );
         }
-        out.set(name, await measureRequest(f.meter, f.rt.url, 'POST', '/cluster/rebalance', { body }));
+        out.set(name, await measureRequest(f.meter, f.rt.url, 'POST', '/cluster/rebalance', body));
         await f.settle();
       }
       measured.set(size.nodes, out);
