@@ -3,14 +3,13 @@
  * The listing reads the problem markers (8 queries) and the few nodes they name, not the fleet;
  * jetpack reads the online-Jetson entries by name, so 100 offline Jetsons before the online one
  * cost nothing. Registered simulated nodes, the rest loaded as records behind them; every port
- * metered; counts, never timings. (May move to the shared measuring helper of the read suites.)
+ * metered; counts, never timings.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
-import { call, ScriptedAgent } from '../../harness/scripted-agent.js';
+import type { Fleet } from '../../../bench/cost/fleet.js';
+import { ScriptedAgent } from '../../harness/scripted-agent.js';
+import { loadedFleet, measureRequest, withFleet, type Measured } from '../../harness/read-units.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 import { ensureIndexed } from '../../../functions/nodes/address-index.js';
 import { markNodeStopped } from '../../../functions/nodes/node-stop.js';
 import { registerNode } from '../../../functions/nodes/registration.js';
@@ -20,22 +19,7 @@ const LARGE = 800;
 const OFFLINE_JETSONS = 100;
 const JETSON = { l4t: '35.4.1', jetpack: '5.1.2', cuda: '11.4', cudnn: '8.6.0', model: 'Jetson AGX Orin' };
 
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
-
-async function measureGet(f: Fleet, path: string): Promise<Measured> {
-  f.meter.reset();
-  const res = await call(f.rt.url, 'GET', path);
-  const mine = (e: MeterEntry) => awsCharged(e) && e.label === operationLabel('GET', path);
-  return {
-    status: res.status,
-    body: res.body as Record<string, unknown>,
-    read: operationUnits(f.meter.total(mine)).read_units,
-    calls: f.meter
-      .list()
-      .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-      .reduce((n, e) => n + e.calls, 0),
-  };
-}
+const measureGet = (f: Fleet, path: string) => measureRequest(f.meter, f.rt.url, 'GET', path);
 
 const sweep = async (f: Fleet) => {
   await f.rt.ctx.queue.send(EVENTS_QUEUE, JSON.stringify({ type: 'nodes.sweep' }));
@@ -46,32 +30,27 @@ describe('the problems listing reads the same at 200 and 800 nodes', () => {
   const at = new Map<number, { listing: Measured; stopped: string; disky: string }>();
 
   async function measureAt(total: number): Promise<void> {
-    const f = await startFleet({
-      nodes: total,
-      live: 2,
-      profile: 'idle',
-      hardware: { kind: 'gpu', gpus: 1 },
+    await withFleet(loadedFleet(total), async (f) => {
+      const disky = new ScriptedAgent(f.rt.url, 'disky');
+      try {
+        // One node stopped (offline), one with a full disk; every other node is fine.
+        const stopped = f.nodes[1]!.nodeId;
+        await markNodeStopped(f.rt.ctx, stopped);
+        await disky.register();
+        disky.metrics = { diskUsedGb: 95, diskTotalGb: 100 };
+        await disky.heartbeat();
+        await sweep(f);
+        // The first listing records when each was first seen; the second is what every later one reads.
+        await measureGet(f, '/api/maintenance/problems');
+        at.set(total, {
+          listing: await measureGet(f, '/api/maintenance/problems'),
+          stopped,
+          disky: disky.nodeId,
+        });
+      } finally {
+        await disky.stop();
+      }
     });
-    const disky = new ScriptedAgent(f.rt.url, 'disky');
-    try {
-      // One node stopped (offline), one with a full disk; every other node is fine.
-      const stopped = f.nodes[1]!.nodeId;
-      await markNodeStopped(f.rt.ctx, stopped);
-      await disky.register();
-      disky.metrics = { diskUsedGb: 95, diskTotalGb: 100 };
-      await disky.heartbeat();
-      await sweep(f);
-      // The first listing records when each was first seen; the second is what every later one reads.
-      await measureGet(f, '/api/maintenance/problems');
-      at.set(total, {
-        listing: await measureGet(f, '/api/maintenance/problems'),
-        stopped,
-        disky: disky.nodeId,
-      });
-    } finally {
-      await disky.stop();
-      await f.stop();
-    }
   }
 
   beforeAll(async () => {
@@ -104,8 +83,7 @@ describe('jetpack finds the online Jetson behind 100 offline ones, reading the s
   const at = new Map<number, { jetpack: Measured; online: string }>();
 
   async function measureAt(total: number): Promise<void> {
-    const f = await startFleet({ nodes: total, live: 1, profile: 'idle', hardware: { kind: 'jetson' } });
-    try {
+    await withFleet({ nodes: total, live: 1, profile: 'idle', hardware: { kind: 'jetson' } }, async (f) => {
       const ctx = f.rt.ctx;
       // Jetsons that sort before the online one (node-00000) by name, all offline.
       for (let i = 0; i < OFFLINE_JETSONS; i++) {
@@ -118,9 +96,7 @@ describe('jetpack finds the online Jetson behind 100 offline ones, reading the s
       }
       while (!(await ensureIndexed(ctx)));
       at.set(total, { jetpack: await measureGet(f, '/api/nodes/jetpack'), online: f.nodes[0]!.nodeId });
-    } finally {
-      await f.stop();
-    }
+    });
   }
 
   beforeAll(async () => {
