@@ -7,12 +7,11 @@
  * never timings. The pages cover every copy once; a bad cursor is a 400 in the documented shape.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsCharged, operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
+import { expectSameReads, measureRequest, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
-import { operationLabel } from '../../../functions/metering/metered-lambda.js';
-import type { MeterEntry } from '../../../functions/metering/meter.js';
 import { getNodeRecord } from '../../../functions/nodes/nodes.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
 import { registerInstanceEndpoints } from '../../../functions/orchestrator/registry.js';
@@ -32,8 +31,6 @@ const REQUESTS = [
     body: { count: 1, resources: { image: IMAGE } },
   },
 ];
-
-type Measured = { status: number; body: Record<string, unknown>; read: number; calls: number };
 
 function copy(nodeId: string, n: number): InstanceItem {
   const instanceId = `gcopy-${String(n).padStart(4, '0')}`;
@@ -94,21 +91,8 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
     await f.settle();
 
     const out = new Map<string, Measured>();
-    for (const r of REQUESTS) {
-      f.meter.reset();
-      const res = await call(f.rt.url, r.method, r.path, r.body);
-      const label = operationLabel(r.method, r.path.split('?')[0]!);
-      const mine = (e: MeterEntry) => awsCharged(e) && e.label === label;
-      out.set(r.name, {
-        status: res.status,
-        body: res.body as Record<string, unknown>,
-        read: operationUnits(f.meter.total(mine)).read_units,
-        calls: f.meter
-          .list()
-          .filter((e) => mine(e) && /^dynamo\.(get|query)/.test(e.kind))
-          .reduce((n, e) => n + e.calls, 0),
-      });
-    }
+    for (const r of REQUESTS)
+      out.set(r.name, await measureRequest(f.meter, f.rt.url, r.method, r.path, r.body));
     measured.set(copies, out);
 
     if (copies === SMALL) {
@@ -162,11 +146,7 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
   it.each(REQUESTS.map((r) => r.name))('%s reads no more with 500 copies than with 50', (name) => {
     const small = measured.get(SMALL)!.get(name)!;
     const large = measured.get(LARGE)!.get(name)!;
-    expect(small.status).toBe(200);
-    expect(large.status).toBe(200);
-    expect(small.calls).toBeGreaterThan(0);
-    expect(large.read).toBe(small.read);
-    expect(large.calls).toBe(small.calls);
+    expectSameReads(small, large);
   });
 
   it('answers a page with its cursor, and the reused copy', () => {
