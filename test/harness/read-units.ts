@@ -1,7 +1,7 @@
 /**
  * The read-unit suites' (test/integration/cost/*-reads.test.ts) one way to measure: a metered fleet,
- * the read units and read calls of one request or one run from a reset meter, and the check that
- * two sizes read the same.
+ * the read units and read calls of one request or one run from a reset meter, the check that two
+ * sizes read the same, and a listing read page after page.
  */
 import { expect } from 'vitest';
 import {
@@ -100,6 +100,19 @@ export async function measureRun<T>(
   meter.reset();
   const out = await meter.within(label, run);
   return { out, ...readsOf(meter, (e) => e.label === label) };
+}
+
+/** The ids a listing's `field` holds, page after page from `path` (its query set), each page answered 200. */
+export async function pagedIds(url: string, path: string, field: string): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const res = await call(url, 'GET', `${path}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    expect(res.status).toBe(200);
+    ids.push(...(res.body[field] as { id: string }[]).map((c) => c.id));
+    cursor = res.body.next_cursor as string | null;
+  } while (cursor);
+  return ids;
 }
 
 /** The same request at two sizes: answered, read something, and read the same. */

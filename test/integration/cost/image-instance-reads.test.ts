@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
-import { expectSameReads, measureRequest, type Measured } from '../../harness/read-units.js';
+import { expectSameReads, measureRequest, pagedIds, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { getNodeRecord } from '../../../functions/nodes/nodes.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
@@ -96,30 +96,10 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
     measured.set(copies, out);
 
     if (copies === SMALL) {
-      let after: string | null = null;
-      do {
-        const res = await call(
-          f.rt.url,
-          'GET',
-          `${ENDPOINTS}&limit=7${after ? `&cursor=${encodeURIComponent(after)}` : ''}`,
-        );
-        expect(res.status).toBe(200);
-        endpoints.push(...(res.body.endpoints as { id: string }[]).map((e) => e.id));
-        after = res.body.next_cursor as string | null;
-      } while (after);
+      endpoints.push(...(await pagedIds(f.rt.url, `${ENDPOINTS}&limit=7`, 'endpoints')));
       // Every copy once, page after page; a removed one is left out.
       await transitionInstance(ctx, items[0]!.instanceId, ['running'], 'removed');
-      let cursor: string | null = null;
-      do {
-        const res = await call(
-          f.rt.url,
-          'GET',
-          `${PATH}?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-        );
-        expect(res.status).toBe(200);
-        paged.push(...(res.body.instances as { id: string }[]).map((c) => c.id));
-        cursor = res.body.next_cursor as string | null;
-      } while (cursor);
+      paged.push(...(await pagedIds(f.rt.url, `${PATH}?limit=7`, 'instances')));
       ids = items.slice(1).map((i) => i.instanceId);
       items0 = items[0]!.instanceId;
       whole = (await call(f.rt.url, 'GET', PATH)).body as Record<string, unknown>;

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
 import { call } from '../../harness/scripted-agent.js';
-import { expectSameReads, measureRequest, type Measured } from '../../harness/read-units.js';
+import { expectSameReads, measureRequest, pagedIds, type Measured } from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
 import type { InstanceStatus } from '../../../functions/orchestrator/plan.js';
@@ -110,19 +110,7 @@ describe('requests about container instances read the same with 50 and 500 other
       // Every copy once, page after page (a removed one is left out), on both listings.
       await transitionInstance(ctx, bulk[0]!.instanceId, ['running'], 'removed');
       for (const path of ['/containers', '/api/swarm/containers']) {
-        const ids: string[] = [];
-        let cursor: string | null = null;
-        do {
-          const res = await call(
-            f.rt.url,
-            'GET',
-            `${path}?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-          );
-          expect(res.status).toBe(200);
-          ids.push(...(res.body.containers as { id: string }[]).map((c) => c.id));
-          cursor = res.body.next_cursor as string | null;
-        } while (cursor);
-        paged.set(path, ids);
+        paged.set(path, await pagedIds(f.rt.url, `${path}?limit=7`, 'containers'));
         expect((await call(f.rt.url, 'GET', `${path}?cursor=not-a-cursor`)).status).toBe(400);
       }
       expected = [...bulk.slice(1), ...target].map((i) => i.instanceId).sort();
