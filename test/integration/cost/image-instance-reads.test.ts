@@ -6,11 +6,16 @@
  * Copies are written with the orchestrator's own `putInstance`; every port is metered; counts,
  * never timings. The pages cover every copy once; a bad cursor is a 400 in the documented shape.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadNodeRecords } from '../../../bench/cost/load-nodes.js';
 import { call } from '../../harness/scripted-agent.js';
-import { expectSameReads, measureRequest, pagedIds, type Measured } from '../../harness/read-units.js';
+import {
+  expectSameReads,
+  measureRequest,
+  pagedIds,
+  withFleet,
+  type Measured,
+} from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { getNodeRecord } from '../../../functions/nodes/nodes.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
@@ -56,7 +61,6 @@ function copy(nodeId: string, n: number): InstanceItem {
 
 describe("one image's copies read a page at a time: the same with 50 and 500 copies of a global service", () => {
   const measured = new Map<number, Map<string, Measured>>();
-  let fleet: Fleet | undefined;
   let ids: string[] = [];
   let items0 = '';
   const paged: string[] = [];
@@ -65,63 +69,60 @@ describe("one image's copies read a page at a time: the same with 50 and 500 cop
   const refused: { status: number; body: unknown }[] = [];
 
   async function measureAt(copies: number): Promise<void> {
-    const f = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    fleet = f;
-    const ctx = f.rt.ctx;
-    const loaded = await loadNodeRecords(f, copies, 'gpage');
-    await ctx.store.put({
-      ...keys.service(IMAGE),
-      ...keys.servicesIndex(IMAGE),
-      imageId: IMAGE,
-      desiredCount: copies,
-      global: true,
-      resources: { cpu_limit: '0.5' },
-      ports: [9100],
-      env: {},
-      createdAt: '2026-01-01T00:00:00.000Z',
-      updatedAt: '2026-01-01T00:00:00.000Z',
+    await withFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (f) => {
+      const ctx = f.rt.ctx;
+      const loaded = await loadNodeRecords(f, copies, 'gpage');
+      await ctx.store.put({
+        ...keys.service(IMAGE),
+        ...keys.servicesIndex(IMAGE),
+        imageId: IMAGE,
+        desiredCount: copies,
+        global: true,
+        resources: { cpu_limit: '0.5' },
+        ports: [9100],
+        env: {},
+        createdAt: '2026-01-01T00:00:00.000Z',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+      });
+      const items = loaded.ids.map((nodeId, n) => copy(nodeId, n));
+      // Each copy running with its published port's endpoint, as a start's result leaves it.
+      const withEndpoint = async (inst: InstanceItem) => {
+        await putInstance(ctx, inst);
+        await registerInstanceEndpoints(ctx, inst, (await getNodeRecord(ctx, inst.nodeId))!);
+      };
+      for (let i = 0; i < items.length; i += 50) await Promise.all(items.slice(i, i + 50).map(withEndpoint));
+      await f.settle();
+
+      const out = new Map<string, Measured>();
+      for (const r of REQUESTS)
+        out.set(r.name, await measureRequest(f.meter, f.rt.url, r.method, r.path, r.body));
+      measured.set(copies, out);
+
+      if (copies === SMALL) {
+        endpoints.push(...(await pagedIds(f.rt.url, `${ENDPOINTS}&limit=7`, 'endpoints')));
+        // Every copy once, page after page; a removed one is left out.
+        await transitionInstance(ctx, items[0]!.instanceId, ['running'], 'removed');
+        paged.push(...(await pagedIds(f.rt.url, `${PATH}?limit=7`, 'instances')));
+        ids = items.slice(1).map((i) => i.instanceId);
+        items0 = items[0]!.instanceId;
+        whole = (await call(f.rt.url, 'GET', PATH)).body as Record<string, unknown>;
+        // A malformed cursor, and one of another image's listing, are refused.
+        const otherImage = Buffer.from(JSON.stringify({ i: 'other:1', a: 'gcopy-0001' })).toString(
+          'base64url',
+        );
+        for (const bad of ['not-a-cursor', otherImage])
+          for (const path of [`${PATH}?`, `${ENDPOINTS}&`]) {
+            const res = await call(f.rt.url, 'GET', `${path}cursor=${encodeURIComponent(bad)}`);
+            refused.push({ status: res.status, body: res.body });
+          }
+      }
     });
-    const items = loaded.ids.map((nodeId, n) => copy(nodeId, n));
-    // Each copy running with its published port's endpoint, as a start's result leaves it.
-    const withEndpoint = async (inst: InstanceItem) => {
-      await putInstance(ctx, inst);
-      await registerInstanceEndpoints(ctx, inst, (await getNodeRecord(ctx, inst.nodeId))!);
-    };
-    for (let i = 0; i < items.length; i += 50) await Promise.all(items.slice(i, i + 50).map(withEndpoint));
-    await f.settle();
-
-    const out = new Map<string, Measured>();
-    for (const r of REQUESTS)
-      out.set(r.name, await measureRequest(f.meter, f.rt.url, r.method, r.path, r.body));
-    measured.set(copies, out);
-
-    if (copies === SMALL) {
-      endpoints.push(...(await pagedIds(f.rt.url, `${ENDPOINTS}&limit=7`, 'endpoints')));
-      // Every copy once, page after page; a removed one is left out.
-      await transitionInstance(ctx, items[0]!.instanceId, ['running'], 'removed');
-      paged.push(...(await pagedIds(f.rt.url, `${PATH}?limit=7`, 'instances')));
-      ids = items.slice(1).map((i) => i.instanceId);
-      items0 = items[0]!.instanceId;
-      whole = (await call(f.rt.url, 'GET', PATH)).body as Record<string, unknown>;
-      // A malformed cursor, and one of another image's listing, are refused.
-      const otherImage = Buffer.from(JSON.stringify({ i: 'other:1', a: 'gcopy-0001' })).toString('base64url');
-      for (const bad of ['not-a-cursor', otherImage])
-        for (const path of [`${PATH}?`, `${ENDPOINTS}&`]) {
-          const res = await call(f.rt.url, 'GET', `${path}cursor=${encodeURIComponent(bad)}`);
-          refused.push({ status: res.status, body: res.body });
-        }
-    }
-    await f.stop();
-    fleet = undefined;
   }
 
   beforeAll(async () => {
     await measureAt(SMALL);
     await measureAt(LARGE);
   }, 300_000);
-  afterAll(async () => {
-    await fleet?.stop();
-  });
 
   it.each(REQUESTS.map((r) => r.name))('%s reads no more with 500 copies than with 50', (name) => {
     const small = measured.get(SMALL)!.get(name)!;

@@ -6,10 +6,16 @@
  * other images). Copies are written with the orchestrator's own `putInstance` (so they are counted
  * and keyed as a placement's are); every port is metered; counts, never timings.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { operationUnits, startFleet, type Fleet } from '../../../bench/cost/fleet.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { operationUnits } from '../../../bench/cost/fleet.js';
 import { call } from '../../harness/scripted-agent.js';
-import { expectSameReads, measureRequest, pagedIds, type Measured } from '../../harness/read-units.js';
+import {
+  expectSameReads,
+  measureRequest,
+  pagedIds,
+  withFleet,
+  type Measured,
+} from '../../harness/read-units.js';
 import { keys } from '../../../functions/core/keys.js';
 import { putInstance, transitionInstance, type InstanceItem } from '../../../functions/orchestrator/model.js';
 import type { InstanceStatus } from '../../../functions/orchestrator/plan.js';
@@ -62,75 +68,69 @@ function instance(imageId: string, nodeId: string, n: number, status: InstanceSt
 describe('requests about container instances read the same with 50 and 500 other copies', () => {
   const measured = new Map<number, Map<string, Measured>>();
   const resumed = new Map<number, { read: number; calls: number; resumed: number }>();
-  let fleet: Fleet | undefined;
   let firstNode = '';
   const paged = new Map<string, string[]>();
   let expected: string[] = [];
 
   async function measureAt(others: number): Promise<void> {
-    const f = await startFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } });
-    fleet = f;
-    const ctx = f.rt.ctx;
-    const [a, b] = f.nodes.map((n) => n.nodeId) as [string, string];
-    firstNode = a;
-    for (const image of [...BULK_IMAGES, TARGET])
-      await ctx.store.put({
-        ...keys.service(image),
-        ...keys.servicesIndex(image),
-        imageId: image,
-        desiredCount: 1,
-        resources: {},
-        ports: [],
-        env: {},
-        createdAt: '2026-01-01T00:00:00.000Z',
-        updatedAt: '2026-01-01T00:00:00.000Z',
-      });
-    // The target: two copies on `a` (one dead), one on `b`; the others on nodes no agent runs.
-    const target = [
-      { ...instance(TARGET, a, 0, 'running'), containerId: ENGINE_ID },
-      instance(TARGET, a, 1, 'exited'),
-      instance(TARGET, b, 2, 'running'),
-    ];
-    const bulk = Array.from({ length: others }, (_, n) =>
-      instance(BULK_IMAGES[n % BULK_IMAGES.length]!, `other-${n % 25}`, n, 'running'),
-    );
-    for (let i = 0; i < bulk.length; i += 50)
-      await Promise.all(bulk.slice(i, i + 50).map((inst) => putInstance(ctx, inst)));
-    for (const inst of target) await putInstance(ctx, inst);
-    await f.settle();
+    await withFleet({ nodes: 2, profile: 'idle', hardware: { kind: 'gpu', gpus: 1 } }, async (f) => {
+      const ctx = f.rt.ctx;
+      const [a, b] = f.nodes.map((n) => n.nodeId) as [string, string];
+      firstNode = a;
+      for (const image of [...BULK_IMAGES, TARGET])
+        await ctx.store.put({
+          ...keys.service(image),
+          ...keys.servicesIndex(image),
+          imageId: image,
+          desiredCount: 1,
+          resources: {},
+          ports: [],
+          env: {},
+          createdAt: '2026-01-01T00:00:00.000Z',
+          updatedAt: '2026-01-01T00:00:00.000Z',
+        });
+      // The target: two copies on `a` (one dead), one on `b`; the others on nodes no agent runs.
+      const target = [
+        { ...instance(TARGET, a, 0, 'running'), containerId: ENGINE_ID },
+        instance(TARGET, a, 1, 'exited'),
+        instance(TARGET, b, 2, 'running'),
+      ];
+      const bulk = Array.from({ length: others }, (_, n) =>
+        instance(BULK_IMAGES[n % BULK_IMAGES.length]!, `other-${n % 25}`, n, 'running'),
+      );
+      for (let i = 0; i < bulk.length; i += 50)
+        await Promise.all(bulk.slice(i, i + 50).map((inst) => putInstance(ctx, inst)));
+      for (const inst of target) await putInstance(ctx, inst);
+      await f.settle();
 
-    const out = new Map<string, Measured>();
-    for (const request of REQUESTS) {
-      const [method, path] = request.split(' ') as ['GET' | 'POST', string];
-      out.set(request, await measureRequest(f.meter, f.rt.url, method, path.replace('NODE_A', a)));
-    }
-    measured.set(others, out);
-
-    if (others === SMALL) {
-      // Every copy once, page after page (a removed one is left out), on both listings.
-      await transitionInstance(ctx, bulk[0]!.instanceId, ['running'], 'removed');
-      for (const path of ['/containers', '/api/swarm/containers']) {
-        paged.set(path, await pagedIds(f.rt.url, `${path}?limit=7`, 'containers'));
-        expect((await call(f.rt.url, 'GET', `${path}?cursor=not-a-cursor`)).status).toBe(400);
+      const out = new Map<string, Measured>();
+      for (const request of REQUESTS) {
+        const [method, path] = request.split(' ') as ['GET' | 'POST', string];
+        out.set(request, await measureRequest(f.meter, f.rt.url, method, path.replace('NODE_A', a)));
       }
-      expected = [...bulk.slice(1), ...target].map((i) => i.instanceId).sort();
-    }
+      measured.set(others, out);
 
-    f.meter.reset();
-    const n = await f.meter.within('resume', () => resumeNodeCopies(ctx, a));
-    const units = operationUnits(f.meter.total((e) => e.label === 'resume'));
-    resumed.set(others, { read: units.read_units, calls: units.dynamo_calls, resumed: n });
-    await f.stop();
-    fleet = undefined;
+      if (others === SMALL) {
+        // Every copy once, page after page (a removed one is left out), on both listings.
+        await transitionInstance(ctx, bulk[0]!.instanceId, ['running'], 'removed');
+        for (const path of ['/containers', '/api/swarm/containers']) {
+          paged.set(path, await pagedIds(f.rt.url, `${path}?limit=7`, 'containers'));
+          expect((await call(f.rt.url, 'GET', `${path}?cursor=not-a-cursor`)).status).toBe(400);
+        }
+        expected = [...bulk.slice(1), ...target].map((i) => i.instanceId).sort();
+      }
+
+      f.meter.reset();
+      const n = await f.meter.within('resume', () => resumeNodeCopies(ctx, a));
+      const units = operationUnits(f.meter.total((e) => e.label === 'resume'));
+      resumed.set(others, { read: units.read_units, calls: units.dynamo_calls, resumed: n });
+    });
   }
 
   beforeAll(async () => {
     await measureAt(SMALL);
     await measureAt(LARGE);
   }, 300_000);
-  afterAll(async () => {
-    await fleet?.stop();
-  });
 
   it.each(REQUESTS)('%s reads no more with 500 other copies than with 50', (request) => {
     const small = measured.get(SMALL)!.get(request)!;
