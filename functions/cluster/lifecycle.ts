@@ -21,11 +21,17 @@ import {
 
 /** `agent.task.progress`: the first report marks the task running. */
 export async function onTaskProgress(e: AppEvent<'agent.task.progress'>, ctx: AppContext): Promise<void> {
-  // The usual first report: the task is still `assigned` on this node, so what to write is known
-  // without reading it (placement cleared its start and progress). Else the lost condition says
-  // what is stored.
-  const { started, current: task } = await markStarted(ctx, e.taskId, e.nodeId, e.progress);
-  if (started) return;
+  // The agent's first report is 0 (agent/tasks.ts) and finds the task still `assigned` on this
+  // node, so what to write is known without reading it (placement cleared its start and progress);
+  // else the lost condition says what is stored. A later report finds it running: one read unit
+  // rather than markStarted's lost condition, a write unit.
+  let task = e.progress > 0 ? await getTask(ctx, e.taskId) : undefined;
+  if (e.progress > 0 && !task) return;
+  if (task?.status !== 'running') {
+    const { started, current } = await markStarted(ctx, e.taskId, e.nodeId, e.progress);
+    if (started) return;
+    task = current;
+  }
   if (!task || task.nodeId !== e.nodeId || !ACTIVE.includes(task.status)) return;
   await recordProgress(ctx, task, e.nodeId, e.progress);
 }

@@ -34,9 +34,17 @@ export interface Applied {
  */
 export async function applyPlacement(
   ctx: AppContext,
-  input: { p: Placement; task: TaskItem; worker: Worker; spec: ModelSpec | undefined; now: number },
+  input: {
+    p: Placement;
+    task: TaskItem;
+    worker: Worker;
+    spec: ModelSpec | undefined;
+    now: number;
+    /** The task was alone in its queue second as the run read it (queue-position.ts). */
+    aloneInSecond?: boolean;
+  },
 ): Promise<Applied> {
-  const { p, task, worker, spec, now } = input;
+  const { p, task, worker, spec, now, aloneInSecond } = input;
   const deadlineMs = runDeadlineMs({ ...task, assignedAtMs: now });
   const slot = await claimSlot(
     ctx,
@@ -63,7 +71,7 @@ export async function applyPlacement(
   // The command's id is on the task from the start: one write where there were two.
   const commandId = randomUUID();
   const [assigned] = await Promise.all([
-    markAssigned(ctx, task.taskId, p.nodeId, slot, p.switchModel !== undefined, commandId),
+    markAssigned(ctx, task.taskId, p.nodeId, slot, p.switchModel !== undefined, commandId, { aloneInSecond }),
     worker.running.length >= worker.maxConcurrency ? clearFree(ctx, p.nodeId) : undefined,
   ]);
   if (!assigned) {

@@ -10,6 +10,7 @@ import { loadCandidates, toSchedNode, type Worker } from './workers.js';
 import { cloudOnlyModels, loadModelBursts, modelBursts, withRentedNodes } from '../novita/model-burst.js';
 import { applyPlacement } from './placement-apply.js';
 import { closePastDue, repairSlots } from './placement-repair.js';
+import { aloneInSecond } from './queue-position.js';
 
 /**
  * The placement runner (`placement.run`): repairs held slots (tasks on offline nodes go back to
@@ -247,6 +248,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
     ({ fleet: fleetPlan, plan } = planAll());
   }
   report.queueRead = queue.length;
+  const alone = aloneInSecond(queue, reader.done);
   const workerById = new Map(workers.map((w) => [w.id, w] as const));
   const taskById = new Map(queue.map((t) => [t.taskId, t] as const));
   report.stillQueued = plan.stillQueued.length;
@@ -276,6 +278,7 @@ export async function runPlacement(ctx: AppContext, options: RunOptions = {}): P
           worker,
           spec: modelById.get(task.model),
           now,
+          aloneInSecond: alone.has(task.taskId),
         });
         if (switched) report.switches++;
         if (outcome === 'placed')

@@ -34,11 +34,18 @@ export async function countQueueMove(
   task: Placed & Pick<TaskItem, 'queueCounted'>,
   from: TaskStatus | undefined,
   to: TaskStatus,
+  options: { aloneInSecond?: boolean } = {},
 ): Promise<void> {
   const delta = (to === 'queued' ? 1 : 0) - (from === 'queued' ? 1 : 0);
   if (!task.queueCounted || !delta) return;
   const k = taskQueueKeys.queueCount(bucketOf(task));
   try {
+    // Leaving a second it was read alone in: one conditional delete instead of a decrement and a
+    // delete. A task that joined it since fails the condition, and the decrement follows.
+    if (delta < 0 && options.aloneInSecond) {
+      const gone = await conditional(ctx.store.delete<CountRecord>(k.pk, k.sk, { equals: { n: 1 } }));
+      if (gone) return;
+    }
     const after = await ctx.store.update<CountRecord>(k.pk, k.sk, { add: { n: delta } }, {});
     // Whoever brings it to zero removes it, only while it is still zero (adds commute; a move in
     // between keeps it).
@@ -46,6 +53,22 @@ export async function countQueueMove(
   } catch (error) {
     ctx.logger.warn('queue count failed', { taskId: task.taskId, from, to, error: error as Error });
   }
+}
+
+/**
+ * The tasks of `queue` (read from the queue's head in placement order; `whole`: to its end) that
+ * were alone in their second of placement-order time as read: the tasks of a second sort together.
+ */
+export function aloneInSecond(queue: Placed[], whole: boolean): Set<string> {
+  const out = new Set<string>();
+  queue.forEach((t, i) => {
+    const b = bucketOf(t);
+    const prev = queue[i - 1];
+    const next = queue[i + 1];
+    if (prev && bucketOf(prev) === b) return;
+    if (next ? bucketOf(next) !== b : whole) out.add(t.taskId);
+  });
+  return out;
 }
 
 /**

@@ -178,6 +178,7 @@ export async function markAssigned(
   slot: number,
   switchedModel: boolean,
   runCommandId: string,
+  queue: { aloneInSecond?: boolean } = {},
 ): Promise<TaskItem | undefined> {
   const k = keys.task(taskId);
   const assigned = await conditional(
@@ -201,7 +202,7 @@ export async function markAssigned(
     ),
   );
   if (assigned) await countTransition(ctx, assigned, 'queued', 'assigned');
-  if (assigned) await countQueueMove(ctx, assigned, 'queued', 'assigned');
+  if (assigned) await countQueueMove(ctx, assigned, 'queued', 'assigned', queue);
   return assigned;
 }
 
