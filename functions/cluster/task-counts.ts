@@ -10,7 +10,8 @@
  *  - `DAY#<yyyy-mm-dd>`: tasks finished that UTC day by outcome (and by task type). Finished tasks
  *    are deleted by TTL 31 days after they finish, so the records of the last 31 days count the
  *    finished tasks still stored (to within the day at that edge), and expire themselves after.
- *  - `T#<yyyy-mm-ddThh>`: tasks finished in that UTC hour by outcome, for "the last 24 hours".
+ * "The last 24 hours" reads the fleet's hour records of task-stats.ts (`TASKRATE#<shard>`), which
+ * count the same finishes by outcome: no hour record of its own here.
  * Whether an active task leaving was assigned or running is what the caller read of it: a race
  * with its first progress report can move one count between the two (active stays exact).
  * The counter write follows the task's write; a process that dies between the two leaves a count
@@ -23,6 +24,7 @@ import type { AppContext } from '../core/context.js';
 import { taskQueueKeys } from '../core/keys.js';
 import { queryAll, updateIf, type StoreItem } from '../ports/store.js';
 import type { TaskItem, TaskStatus } from './task-model.js';
+import { readFleetFinished } from './task-stats.js';
 
 export const TASK_COUNT_SHARDS = 8;
 const SHARDS = Array.from({ length: TASK_COUNT_SHARDS }, (_, i) => i);
@@ -32,12 +34,11 @@ const HOUR_MS = 3_600_000;
 const FINISHED_DAYS = 31;
 
 export const taskCountPk = (shard: number) => `TASKCOUNT#${shard}`;
-// Sort order: DAY# < LIVE < T#, so one range reads the days and LIVE, another LIVE and the hours.
+// Sort order: DAY# < LIVE, so one range reads the days and LIVE.
 const LIVE_SK = 'LIVE';
 /** LIVE field summing the counted transitions into and out of the queue. */
 const MOVES = 'queuedMoves';
 const dayKey = (ms: number) => 'DAY#' + new Date(ms).toISOString().slice(0, 10);
-const hourKey = (ms: number) => 'T#' + new Date(ms).toISOString().slice(0, 13);
 
 type Counted = Pick<TaskItem, 'model' | 'priority' | 'taskType' | 'counted'>;
 const FINISHED = ['completed', 'failed', 'cancelled'] as const;
@@ -96,7 +97,6 @@ export async function countTransition(
               { set: expires(FINISHED_DAYS + 2), add: { [to]: 1, [`${to}:t:${task.taskType}`]: 1 } },
               {},
             ),
-            ctx.store.update(pk, hourKey(now), { set: expires(2), add: { [to]: 1 } }, {}),
           ]
         : []),
     ]);
@@ -310,23 +310,12 @@ const queuedFields = (records: readonly StoreItem[]): Record<string, number> => 
 
 /**
  * The live counts, and tasks queued, assigned and running now with those finished in the last 24
- * hours (by the hour: the current one and the 23 before): 8 single-item queries and 8 queries of
- * at most 24 small items.
+ * hours (the fleet's hour records: the current one and the 23 before): 8 single-item queries and
+ * 8 queries of at most 24 small items.
  */
 export async function readRecentCounts(ctx: AppContext): Promise<{ live: TaskCounts; recent: StatusCounts }> {
-  const now = ctx.now();
-  const [hours, lives] = await Promise.all([
-    readShards(ctx, [hourKey(now - 23 * HOUR_MS), 'T#\uffff']),
-    readLive(ctx),
-  ]);
+  const [done, lives] = await Promise.all([readFleetFinished(ctx, 24 * HOUR_MS), readLive(ctx)]);
   const live = sum(lives);
-  const finished = rawZero();
-  for (const item of hours)
-    for (const s of FINISHED) {
-      const v = item[s];
-      if (typeof v === 'number') finished[s] += v;
-    }
-  const done = settle(finished);
   return {
     live,
     recent: {
