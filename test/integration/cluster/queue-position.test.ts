@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queuePosition } from '../../../functions/cluster/queue-position.js';
+import { aloneInSecond, queuePosition } from '../../../functions/cluster/queue-position.js';
 import {
   closeQueued,
+  markAssigned,
   queuedTasks,
   queueOrder,
   submitTask,
@@ -9,7 +10,7 @@ import {
 } from '../../../functions/cluster/tasks.js';
 import { loadConfig } from '../../../functions/core/config.js';
 import type { AppContext } from '../../../functions/core/context.js';
-import { keys, taskQueueKeys } from '../../../functions/core/keys.js';
+import { keys, QUEUE_LEVEL_MS, taskQueueKeys } from '../../../functions/core/keys.js';
 import { Meter } from '../../../functions/metering/meter.js';
 import { MeteredStore } from '../../../functions/metering/metered-ports.js';
 import { countItems, queryAll, type Store, type StoreItem } from '../../../functions/ports/store.js';
@@ -64,6 +65,56 @@ describe('queue position from counts (embedded store)', () => {
     const records = await queryAll<StoreItem & { n: number }>(ctx.store, taskQueueKeys.queueCountPk);
     expect(records.reduce((n, r) => n + r.n, 0)).toBe(55);
     expect(records.every((r) => r.n > 0)).toBe(true);
+  });
+
+  it('takes a task read alone in its second off with one conditional delete, a joiner with a decrement', async () => {
+    clock += 3_600_000;
+    const submit = () =>
+      submitTask(ctx, {
+        source: 'cluster',
+        taskType: 'image_generation',
+        model: 'alone',
+        parameters: {},
+        priority: 0,
+        priorityInput: 0,
+      });
+    const lone = await submit();
+    clock += 5_000;
+    const first = await submit();
+    const joiner = await submit();
+    const queue = (await queuedTasks(ctx)).filter((t) => t.model === 'alone');
+    // Read to the queue's end: the second holding two is not alone.
+    expect([...aloneInSecond(queue, true)]).toEqual([lone.taskId]);
+    // Read as a prefix ending at `first`: what follows it is unknown.
+    expect([...aloneInSecond(queue.slice(0, 2), false)]).toEqual([lone.taskId]);
+    const meter = new Meter();
+    const metered = { ...ctx, store: new MeteredStore(ctx.store, meter) };
+    // Writes by kind: two updates are the task's own and its live counter (task-counts.ts).
+    const writes = () =>
+      Object.fromEntries(
+        meter
+          .list()
+          .filter((e) => e.units.writeUnits > 0)
+          .map((e) => [e.kind, e.calls]),
+      );
+    const record = async (t: TaskItem) => {
+      const k = taskQueueKeys.queueCount(
+        Math.floor(Date.parse(t.createdAt) / 1000) * 1000 + 10 * QUEUE_LEVEL_MS,
+      );
+      return ctx.store.get<StoreItem & { n: number }>(k.pk, k.sk);
+    };
+    expect((await record(lone))?.n).toBe(1);
+    await markAssigned(metered, lone.taskId, 'n1', 0, false, 'c1', { aloneInSecond: true });
+    expect(await record(lone)).toBeUndefined();
+    // Its second's record: one delete (a decrement to zero and a delete before).
+    expect(writes()).toEqual({ 'dynamo.update': 2, 'dynamo.delete': 1 });
+    // Read alone, joined since: the condition fails and the decrement follows.
+    meter.reset();
+    await markAssigned(metered, first.taskId, 'n1', 1, false, 'c2', { aloneInSecond: true });
+    expect((await record(joiner))?.n).toBe(1);
+    expect(writes()).toEqual({ 'dynamo.update': 3, 'dynamo.delete.failed': 1 });
+    await closeQueued(ctx, joiner.taskId, 'cancelled', 'cancelled');
+    expect(await record(joiner)).toBeUndefined();
   });
 
   it('keeps the queue index in the order placement serves it, page after page', async () => {
