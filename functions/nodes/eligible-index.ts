@@ -41,12 +41,12 @@ import { clearJetsonUp } from './address-index.js';
  * it an event others act on). Reads only the liveness records. Conditional on the heartbeat it
  * judged, so a heartbeat that lands meanwhile wins.
  */
-export async function sweepNodes(ctx: AppContext): Promise<string[]> {
+export async function sweepNodes(ctx: AppContext, repair = false): Promise<string[]> {
   const wentOffline: string[] = [];
   for (const shard of SHARDS) {
     let cursor: string | undefined;
     do {
-      const part = await sweepShard(ctx, shard, cursor);
+      const part = await sweepShard(ctx, shard, cursor, undefined, repair);
       wentOffline.push(...part.wentOffline);
       cursor = part.cursor;
     } while (cursor);
@@ -267,6 +267,8 @@ export async function sweepShard(
       await Promise.all([
         clearFree(ctx, live.nodeId),
         clearUp(ctx, live.nodeId),
+        // Written here, not by the marker sync, which runs with the index repair only.
+        setProblemMarker(ctx, live.nodeId, nodeProblemKinds({ containerStats: {} }, false)),
         // A liveness record from before it carried the name leaves the entry to jetpack's reader.
         ...(live.unifiedMb !== undefined && live.name
           ? [clearJetsonUp(ctx, { nodeId: live.nodeId, nodeName: live.name })]
@@ -275,7 +277,9 @@ export async function sweepShard(
       await emit(ctx, { type: 'node.offline', nodeId: live.nodeId, lastHeartbeat: live.lastHeartbeat });
     }
     const last = page.items[page.items.length - 1] as (LiveRecord | MetricsRecord) | undefined;
-    if (last || !next)
+    // The markers are kept where a node's problems change (heartbeat, offline flip, stop): the sync
+    // is the safety net for a lost write, at the index repair's pace (one query a page, 8+ a sweep).
+    if (repair && (last || !next))
       await syncProblemMarkers(ctx, shard, lives, samples, now, {
         after: markedUpTo,
         upTo: next ? last!.nodeId : '\uffff',
