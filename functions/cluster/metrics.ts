@@ -13,7 +13,8 @@ import {
 import { loadWorkers, type Worker } from './workers.js';
 import { slotsRunning } from './slots.js';
 import type { TaskCounts } from './task-counts.js';
-import { fleetAggregate, type FleetPart } from '../nodes/fleet-aggregate.js';
+import type { FleetPart } from '../nodes/fleet-aggregate.js';
+import { readerAggregate } from '../nodes/nodes.js';
 
 /**
  * Figures computed from real records: the finished-task statistics kept by the hour
@@ -95,9 +96,6 @@ export function takeSample(
 
 const minuteKey = (ms: number) => new Date(ms).toISOString().slice(0, 16);
 
-/** How old the sweep's parts may be for a sample (the sweep runs every minute). */
-const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
-
 /** The fleet sample from the sweep's per-shard aggregate, the running tasks and the queue. */
 export function sampleFromAggregate(
   agg: FleetPart,
@@ -147,7 +145,7 @@ export async function currentSample(
   const now = ctx.now();
   const queued = counts.queuedByModel;
   const count = counts.states.assigned + counts.states.running;
-  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  const agg = await readerAggregate(ctx);
   const workers = agg ? undefined : await loadWorkers(ctx, []);
   const resident = agg
     ? Object.keys(agg.resident)

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { readPlacementCounts } from '../observability/counters.js';
 import { NotFoundError } from '../core/errors.js';
-import { nodePage, nodePageQuery, resolveNode } from '../nodes/nodes.js';
+import { nodePage, nodePageQuery, readerAggregate, resolveNode } from '../nodes/nodes.js';
 import { route, type AnyRoute, type RouteSpec } from '../core/route.js';
 import { REBALANCE_STRATEGIES } from '../task-planner/index.js';
 import { getModel, listModels } from './catalogue.js';
@@ -33,7 +33,6 @@ import {
 import { clusterTaskView, taskListItem, workerDetail, workerListItem, workerStatus } from './views.js';
 import { loadWorker, loadWorkers, pageWorkers } from './workers.js';
 import type { AppContext } from '../core/context.js';
-import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/fleet-aggregate.js';
 import * as S from './schemas.js';
 
 const common: Pick<RouteSpec, 'errorStyle' | 'scope'> = {
@@ -60,7 +59,7 @@ interface FleetSummary {
  * report both total and used GPU memory.
  */
 async function fleetSummary(ctx: AppContext): Promise<FleetSummary> {
-  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  const agg = await readerAggregate(ctx);
   if (agg)
     return {
       nodes: agg.nodes ?? agg.onlineNodes,

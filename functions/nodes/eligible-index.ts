@@ -382,6 +382,19 @@ async function countFromState(
 }
 
 /**
+ * The sweep's aggregate for a reader that would otherwise read the fleet: a fresh one; without it
+ * (the sweep stalled), the last one however old when it counted a fleet past COUNT_PROBE_RECORDS
+ * node-state records (an old figure, never a read of every node of a large fleet); undefined for a
+ * smaller fleet (the caller's read of it is bounded) and before the first sweep ever.
+ */
+export async function readerAggregate(ctx: AppContext): Promise<FleetPart | undefined> {
+  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  if (agg) return agg;
+  const last = await fleetAggregate(ctx, Number.POSITIVE_INFINITY);
+  return last && 2 * (last.nodes ?? last.onlineNodes) > COUNT_PROBE_RECORDS ? last : undefined;
+}
+
+/**
  * Nodes registered and online: the sweep's aggregate. Without a fresh one, a fleet that fits
  * COUNT_PROBE_RECORDS is counted from its liveness records, a larger one from the last aggregate
  * however old (the sweep stalled). Only before the first sweep ever (a deployment whose minute

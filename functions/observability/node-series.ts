@@ -9,7 +9,7 @@ import { fleetKeys } from '../core/keys.js';
 import { nodeInstances, type InstanceItem } from '../orchestrator/model.js';
 import { assemble, getNodeRecord, isOnline, nodeLabels, type NodeItem } from '../nodes/nodes.js';
 import { SHARDS, type LiveRecord, type MetricsRecord } from '../nodes/node-records.js';
-import { fleetAggregate } from '../nodes/fleet-aggregate.js';
+import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/fleet-aggregate.js';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -48,8 +48,6 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 export const inlineRecords = (ctx: AppContext) => 2 * ctx.config.METRICS_PAGE_RECORDS;
 /** A page reads at most this many records however far the fleet grew since the sweep cut the pages. */
 const pageReadLimit = (ctx: AppContext) => 4 * ctx.config.METRICS_PAGE_RECORDS;
-/** The sweep's parts older than this no longer cut pages or count nodes. */
-export const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
 /** Whether every shard's node-state records fit `budget` (read in bounded pages, never the fleet). */
 export async function fleetFits(ctx: AppContext, budget: number): Promise<boolean> {

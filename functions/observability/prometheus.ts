@@ -2,21 +2,13 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { AppContext } from '../core/context.js';
 import { isOnline, listNodes, type NodeItem } from '../nodes/nodes.js';
 import { SHARDS } from '../nodes/node-records.js';
-import { fleetAggregate } from '../nodes/fleet-aggregate.js';
+import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/fleet-aggregate.js';
 import { readRecentCounts } from '../cluster/task-counts.js';
 import { jobStats } from '../training/jobs.js';
 import { detectProblems } from '../commander/maintenance/problems.js';
 import { cumulativeBuckets, histogramSum, readCounters, type CounterItem } from './counters.js';
 import { PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW } from '../task-planner/priority.js';
-import {
-  AGGREGATE_MAX_AGE_MS,
-  addNodeSeries,
-  fleetFits,
-  inlineRecords,
-  instancesOf,
-  nodeGauges,
-  nodePage,
-} from './node-series.js';
+import { addNodeSeries, fleetFits, inlineRecords, instancesOf, nodeGauges, nodePage } from './node-series.js';
 
 /** The bucket of a normalised task priority (-1..2) as the Cluster Manager names it. */
 function priorityName(p: number): string {

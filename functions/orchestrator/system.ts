@@ -1,14 +1,8 @@
 import type { AppContext } from '../core/context.js';
 import { ValidationError } from '../core/errors.js';
-import { isOnline, listNodes, resolveNode, type NodeItem } from '../nodes/nodes.js';
+import { isOnline, listNodes, readerAggregate, resolveNode, type NodeItem } from '../nodes/nodes.js';
 import { fleetInstanceCounts, totalOf } from './instance-counts.js';
-import {
-  AGGREGATE_MAX_AGE_MS,
-  addHost,
-  emptyHost,
-  fleetAggregate,
-  type HostPart,
-} from '../nodes/fleet-aggregate.js';
+import { addHost, emptyHost, type HostPart } from '../nodes/fleet-aggregate.js';
 
 /**
  * The orchestrator's host-level views, read across the fleet: "docker" is the nodes' engines
@@ -34,7 +28,7 @@ function totals(nodes: NodeItem[]): Totals {
  * whatever the fleet), else (no sweep yet, or parts from before the host sums) from every node.
  */
 async function fleetTotals(ctx: AppContext): Promise<{ nodes: number; online: number; totals: Totals }> {
-  const agg = await fleetAggregate(ctx, AGGREGATE_MAX_AGE_MS);
+  const agg = await readerAggregate(ctx);
   if (agg?.host)
     return { nodes: agg.nodes ?? agg.onlineNodes, online: agg.onlineNodes, totals: withCpu(agg.host) };
   const now = ctx.now();

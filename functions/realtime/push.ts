@@ -7,7 +7,7 @@
 import type { AppContext } from '../core/context.js';
 import { emit } from '../core/events.js';
 import { SHARDS } from '../nodes/node-records.js';
-import { fleetAggregate } from '../nodes/fleet-aggregate.js';
+import { AGGREGATE_MAX_AGE_MS, fleetAggregate } from '../nodes/fleet-aggregate.js';
 import type { NodeItem } from '../nodes/nodes.js';
 import { checkHealth } from '../system/health.js';
 import { channelConnections, channelKey, sendTo } from './connections.js';
@@ -25,9 +25,6 @@ export const LIVE_CHANNELS: readonly LiveChannel[] = ['metrics', 'doctor'];
 
 /** Node-state records (two a node) one push invocation reads at most: its work holds at any fleet size. */
 export const PUSH_ITEMS_PER_INVOCATION = 10_000;
-
-/** Parts of the sweep's aggregate older than this do not say whether nodes are offline. */
-const AGGREGATE_MAX_AGE_MS = 3 * 60_000;
 
 export interface PushChain {
   /** When the push began: every frame of it carries this timestamp. */
