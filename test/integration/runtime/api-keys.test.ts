@@ -4,6 +4,7 @@ import { accessKeys } from '../../../functions/core/keys.js';
 import { resetApiKeyCache } from '../../../functions/core/http.js';
 import { startRuntime, type Runtime } from '../../../local/runtime.js';
 import { deploymentNames, uniqueName } from '../../harness/services.js';
+import { eventually } from '../../harness/scripted-agent.js';
 
 const BOOTSTRAP = 'keys-bootstrap-key-0123456789';
 
@@ -167,7 +168,13 @@ describe.each(modes)('API keys and the audit log ($name, API_AUTH=true)', (mode)
     'records every state-changing call: who, what, targets, outcome, request id; pages newest first',
     async () => {
       const auditor = await issue('auditor', 'operator');
-      const start = new Date(Date.now() + clockOffsetMs).toISOString();
+      // From just after the issue's own entry: it may carry the same millisecond as a clock read here.
+      const issued = await eventually(async () => {
+        const newest = (await api('GET', '/api/audit?limit=1', BOOTSTRAP)).body.entries[0];
+        expect(newest).toMatchObject({ method: 'POST', route: '/api/keys', status: 201 });
+        return newest as { at: string };
+      });
+      const start = new Date(Date.parse(issued.at) + 1).toISOString();
       const denied = await api('POST', '/api/keys', auditor.key, { name: 'nope', role: 'admin' });
       const made = await api('POST', '/api/swarm/services', auditor.key, {
         name: 'audited',
