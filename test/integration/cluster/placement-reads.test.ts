@@ -233,7 +233,8 @@ describe('a placement run with a deep queue', () => {
     // the slots running each queued model: the same at both depths.
     expect(deep.units.readUnits).toBe(shallow.units.readUnits);
     expect(deep.units.dynamoCalls - deep.deletes).toBe(shallow.units.dynamoCalls - shallow.deletes);
-    expect(deep.units.readUnits).toBeLessThanOrEqual(28);
+    // No sweep ran here: the sample also looks for the last aggregate (readerAggregate, half a unit).
+    expect(deep.units.readUnits).toBeLessThanOrEqual(28.5);
   }, 240_000);
 
   it('a run with a rented model node reads the same with 50 and 2,000 queued', async () => {
