@@ -9,6 +9,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { operationUnits } from '../../../bench/cost/fleet.js';
 import { call } from '../../harness/scripted-agent.js';
+import { instanceItem } from '../../harness/instances.js';
 import {
   expectSameReads,
   measureRequest,
@@ -47,21 +48,8 @@ function instance(imageId: string, nodeId: string, n: number, status: InstanceSt
   const instanceId = `${imageId.replace(/\W/g, '')}-${nodeId}-${n}`;
   const at = new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
   return {
-    ...keys.instance(instanceId),
-    ...keys.instanceIndexes(imageId, nodeId, instanceId),
-    instanceId,
-    imageId,
-    nodeId,
-    name: `container-${instanceId}`,
-    status,
-    ordinal: n,
-    resources: {},
-    reserve: { cpu: 0, memoryMb: 0, diskGb: 0, gpus: 0 },
-    containerPorts: [],
-    ports: [],
+    ...instanceItem({ imageId, nodeId, instanceId, status, ordinal: n, at }),
     containerId: `${instanceId}-engine`,
-    createdAt: at,
-    updatedAt: at,
   };
 }
 

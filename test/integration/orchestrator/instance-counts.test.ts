@@ -5,6 +5,7 @@
  * Embedded store, a clock moved by hand.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instanceItem } from '../../harness/instances.js';
 import { loadConfig } from '../../../functions/core/config.js';
 import type { AppContext } from '../../../functions/core/context.js';
 import { instanceKeys, keys } from '../../../functions/core/keys.js';
@@ -25,7 +26,6 @@ import {
   putInstance,
   setInstance,
   transitionInstance,
-  type InstanceItem,
 } from '../../../functions/orchestrator/model.js';
 import { applyContainerStates } from '../../../functions/orchestrator/observation.js';
 import type { InstanceStatus } from '../../../functions/orchestrator/plan.js';
@@ -44,26 +44,11 @@ beforeAll(async () => {
 afterAll(async () => stop());
 
 function copy(imageId: string, nodeId: string, instanceId: string, status: InstanceStatus = 'pending') {
-  const at = new Date(clock).toISOString();
-  const item: InstanceItem = {
-    ...keys.instance(instanceId),
-    ...keys.instanceIndexes(imageId, nodeId, instanceId),
-    instanceId,
-    imageId,
-    nodeId,
-    name: `container-${instanceId}`,
-    status,
-    ordinal: 0,
-    resources: {},
-    reserve: { cpu: 0, memoryMb: 0, diskGb: 0, gpus: 0 },
-    containerPorts: [],
-    ports: [],
-    createdAt: at,
-    updatedAt: at,
+  return {
+    ...instanceItem({ imageId, nodeId, instanceId, status, ordinal: 0, at: new Date(clock).toISOString() }),
     startCommandId: `start-${instanceId}`,
     lastCommandId: `start-${instanceId}`,
   };
-  return item;
 }
 
 /** The non-zero counts. */
