@@ -7,3 +7,4 @@ export * from './node-model.js';
 export * from './registration.js';
 export * from './heartbeat.js';
 export * from './eligible-index.js';
+export * from './fleet-counts.js';

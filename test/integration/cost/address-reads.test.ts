@@ -12,7 +12,7 @@ import type { Measured } from '../../harness/read-units.js';
 import { networkKeys } from '../../../functions/core/keys.js';
 import { parseCidr } from '../../../protocol/network.js';
 import { JETSON_CHECKS, ensureIndexed, pickOnlineNode } from '../../../functions/nodes/address-index.js';
-import { fleetCounts } from '../../../functions/nodes/eligible-index.js';
+import { fleetCounts } from '../../../functions/nodes/fleet-counts.js';
 
 const SMALL = 200;
 const LARGE = 800;

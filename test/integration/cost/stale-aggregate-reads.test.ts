@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fleetKeys } from '../../../functions/core/keys.js';
 import { emptyPart } from '../../../functions/nodes/fleet-aggregate.js';
-import { COUNT_PROBE_RECORDS } from '../../../functions/nodes/eligible-index.js';
+import { COUNT_PROBE_RECORDS } from '../../../functions/nodes/fleet-counts.js';
 import { loadedFleet, measureRequest, withFleet, type Measured } from '../../harness/read-units.js';
 
 /**
