@@ -184,7 +184,7 @@ export function commandHandlers(deps: HandlerDeps, mutex: KeyedMutex, log: Logge
 
     'task.cancel': async (command) => ({
       taskId: command.taskId,
-      cancelled: deps.tasks.cancel(command.taskId),
+      cancelled: deps.tasks.cancel(command.taskId, command.runCommandId),
     }),
 
     // Commands only some nodes run load their modules on first use (ssh2 alone sets up a 16 MB

@@ -26,9 +26,13 @@ export interface TaskRunnerOptions {
 }
 
 interface RunningTask {
+  commandId: string;
   controller: AbortController;
   done: Promise<void>;
 }
+
+/** Runs cancelled before they arrived, remembered this long (by count) for their late task.run. */
+const EARLY_CANCELS = 1_000;
 
 /** Cancellation reasons, so the finished event says which way the task ended. */
 class TaskCancelled extends Error {
@@ -42,6 +46,8 @@ class TaskCancelled extends Error {
  */
 export class TaskRunner {
   private readonly running = new Map<string, RunningTask>();
+  /** task.run command ids whose task.cancel came first (commands to a node are not ordered). */
+  private readonly cancelledRuns = new Set<string>();
   private readonly log: Logger;
   private readonly now: () => Date;
 
@@ -58,8 +64,21 @@ export class TaskRunner {
     if (this.running.has(command.taskId))
       return { taskId: command.taskId, accepted: true, alreadyRunning: true };
     await this.options.journal.taskStarted(command.taskId, commandId);
+    if (this.cancelledRuns.delete(commandId)) {
+      // Its cancel came first: it ends as cancelled without starting a server or a request.
+      this.log.info('task cancelled before it started', { taskId: command.taskId });
+      await this.finish(commandId, {
+        type: 'task.finished',
+        taskId: command.taskId,
+        status: 'cancelled',
+        files: [],
+        error: 'cancelled',
+        at: this.now().toISOString(),
+      });
+      return { taskId: command.taskId, accepted: true, alreadyRunning: false };
+    }
     const controller = new AbortController();
-    const entry: RunningTask = { controller, done: Promise.resolve() };
+    const entry: RunningTask = { commandId, controller, done: Promise.resolve() };
     this.running.set(command.taskId, entry);
     // The journal keeps the task in flight until its task.finished is delivered (run's finish).
     entry.done = this.run(command, commandId, controller.signal).finally(() =>
@@ -68,11 +87,22 @@ export class TaskRunner {
     return { taskId: command.taskId, accepted: true, alreadyRunning: false };
   }
 
-  cancel(taskId: string): boolean {
+  /**
+   * Cancels the task, or only its run `runCommandId` when named: a cancel of an earlier run
+   * leaves a later one running, and a cancel whose run has not arrived yet is kept for it.
+   */
+  cancel(taskId: string, runCommandId?: string): boolean {
     const task = this.running.get(taskId);
-    if (!task) return false;
-    task.controller.abort(new TaskCancelled('cancelled by task.cancel'));
-    return true;
+    if (task && (runCommandId === undefined || task.commandId === runCommandId)) {
+      task.controller.abort(new TaskCancelled('cancelled by task.cancel'));
+      return true;
+    }
+    if (runCommandId !== undefined) {
+      this.cancelledRuns.add(runCommandId);
+      if (this.cancelledRuns.size > EARLY_CANCELS)
+        this.cancelledRuns.delete(this.cancelledRuns.values().next().value as string);
+    }
+    return false;
   }
 
   isRunning(taskId: string): boolean {
@@ -113,9 +143,12 @@ export class TaskRunner {
     return count;
   }
 
-  /** Sends task.finished; the task leaves the journal once the control plane accepted it. */
+  /**
+   * Sends task.finished, naming its run; the task leaves the journal once the control plane
+   * accepted it.
+   */
   private finished(commandId: string, event: Extract<AgentEvent, { type: 'task.finished' }>): void {
-    this.options.events.send(event, () =>
+    this.options.events.send({ ...event, runCommandId: commandId }, () =>
       this.options.journal
         .taskEnded(event.taskId, commandId)
         .catch((error: unknown) => this.log.warn('journal write failed', { taskId: event.taskId, error })),

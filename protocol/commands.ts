@@ -164,7 +164,14 @@ export const COMMANDS = {
   ),
   'task.cancel': declare(
     'task.cancel',
-    { taskId: z.string() },
+    {
+      taskId: z.string(),
+      /**
+       * The task.run it cancels. Commands to a node are not ordered: a cancel that arrives before
+       * its run keeps that run from starting, and never touches a later run of the same task.
+       */
+      runCommandId: z.string().optional(),
+    },
     z.object({ taskId: z.string(), cancelled: z.boolean() }),
   ),
   /**

@@ -245,6 +245,8 @@ export const agentEvent = z.discriminatedUnion('type', [
     /** Files produced (images), uploaded separately as base64 here for the embedded case. */
     files: z.array(taskFile).default([]),
     error: z.string().optional(),
+    /** The task.run this outcome ends: the control plane ignores the outcome of an earlier run. */
+    runCommandId: z.string().optional(),
     at: z.string(),
   }),
 ]);

@@ -4,6 +4,7 @@ import type { AppEvent } from '../core/events.js';
 import { dispatchCommand, getCommand } from '../nodes/commands.js';
 import { agentEventBlobKey, outputName, outputUrl, putOutput } from './outputs.js';
 import { releaseSlot } from './slots.js';
+import { cancelRun } from './task-model.js';
 import {
   ACTIVE,
   closeQueued,
@@ -41,6 +42,10 @@ export async function onTaskFinished(e: AppEvent<'agent.task.finished'>, ctx: Ap
   const task = await getTask(ctx, e.taskId);
   // A node the task was taken off (it went offline and came back) has nothing to say about it.
   if (!task || task.nodeId !== e.nodeId) return;
+  // An earlier run of the task on this node (cancelled before it arrived, or taken off and placed
+  // here again) has nothing to say about the current one.
+  if (e.runCommandId !== undefined && task.runCommandId !== undefined && e.runCommandId !== task.runCommandId)
+    return;
   if (ACTIVE.includes(task.status)) {
     const outputs: string[] = [];
     if (e.status === 'completed') {
@@ -116,7 +121,7 @@ export async function cancelTask(ctx: AppContext, taskId: string): Promise<TaskI
     }
     const done = await markCancelledWhileActive(ctx, task);
     if (!done) continue;
-    await dispatchCommand(ctx, task.nodeId!, { type: 'task.cancel', taskId });
+    await dispatchCommand(ctx, task.nodeId!, cancelRun(task));
     return done;
   }
   throw new ConflictError(`Task ${taskId} changed while cancelling; try again`);
@@ -129,7 +134,7 @@ export async function requeueTasks(ctx: AppContext, tasks: TaskItem[], why: stri
     if (!task.nodeId || !ACTIVE.includes(task.status)) continue;
     if (!(await requeue(ctx, task, task.nodeId, why))) continue;
     if (task.slot !== undefined) await releaseSlot(ctx, task.nodeId, task.slot, task.taskId);
-    await dispatchCommand(ctx, task.nodeId, { type: 'task.cancel', taskId: task.taskId }).catch(
+    await dispatchCommand(ctx, task.nodeId, cancelRun(task)).catch(
       () => undefined,
     );
     out.push(task.taskId);

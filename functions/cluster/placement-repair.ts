@@ -4,6 +4,7 @@ import type { Command } from '../../protocol/commands.js';
 import { dropDeadline, dueDeadlines, recheckDeadline } from './queue-deadlines.js';
 import { releaseSlot, type SlotItem } from './slots.js';
 import { closeQueued, getTask, markFinished, requeue, runDeadlineMs, TERMINAL } from './tasks.js';
+import { cancelRun } from './task-model.js';
 import type { Worker } from './workers.js';
 
 /** A slot claimed by a runner that died before assigning the task is freed after this. */
@@ -73,7 +74,7 @@ export async function repairSlots(
           out.requeued.push(task.taskId);
           await release(s);
           // Delivered if the node comes back, so it does not finish work nobody waits for.
-          await tryDispatch(ctx, s.nodeId, { type: 'task.cancel', taskId: task.taskId });
+          await tryDispatch(ctx, s.nodeId, cancelRun(task));
         }
         continue;
       }
@@ -87,7 +88,7 @@ export async function repairSlots(
         ) {
           out.failed.push(task.taskId);
           await release(s);
-          await tryDispatch(ctx, s.nodeId, { type: 'task.cancel', taskId: task.taskId });
+          await tryDispatch(ctx, s.nodeId, cancelRun(task));
         }
         continue;
       }

@@ -1,3 +1,4 @@
+import type { Command } from '../../protocol/commands.js';
 import type { StoreItem } from '../ports/store.js';
 
 /** A task's record and states (tasks.ts moves them; task-counts.ts counts them). */
@@ -48,3 +49,10 @@ export interface TaskItem extends StoreItem {
   /** In the queue's per-second counts since its submit (queue-position.ts); tasks stored before them are not. */
   queueCounted?: boolean;
 }
+
+/** The task.cancel of the task's current run: it never stops a later run of the same task. */
+export const cancelRun = (task: TaskItem): Extract<Command, { type: 'task.cancel' }> => ({
+  type: 'task.cancel',
+  taskId: task.taskId,
+  ...(task.runCommandId !== undefined ? { runCommandId: task.runCommandId } : {}),
+});

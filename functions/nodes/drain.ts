@@ -4,6 +4,7 @@ import { emit } from '../core/events.js';
 import { keys, maintenanceKeys } from '../core/keys.js';
 import { queryAll, type StoreItem, deleteIf } from '../ports/store.js';
 import { getTask, requeue } from '../cluster/tasks.js';
+import { cancelRun } from '../cluster/task-model.js';
 import { nodeSlots, releaseSlot } from '../cluster/slots.js';
 import { LIVE } from '../orchestrator/plan.js';
 import { nodeInstances, releaseSlotsOf, transitionInstance } from '../orchestrator/model.js';
@@ -121,7 +122,7 @@ async function moveTasks(
     if (await requeue(ctx, task, node.nodeId, why)) {
       await releaseSlot(ctx, node.nodeId, s.slot, task.taskId);
       moved.push({ kind: 'task', id: task.taskId, to_node: null, replacement: null });
-      await dispatchCommand(ctx, node.nodeId, { type: 'task.cancel', taskId: task.taskId }).catch(
+      await dispatchCommand(ctx, node.nodeId, cancelRun(task)).catch(
         () => undefined,
       );
     } else {

@@ -66,6 +66,8 @@ export const agentTaskFinished = z.object({
       ]),
     )
     .default([]),
+  /** The run it ends (agents before it name none). */
+  runCommandId: z.string().optional(),
   at: z.string(),
 });
 

@@ -156,6 +156,8 @@ export class ScriptedAgent {
   /** task.run commands in arrival order; `load`: the model had no server here, so one started. */
   readonly runs: { taskId: string; model: string; load: boolean; at: number }[] = [];
   readonly cancels: string[] = [];
+  /** Runs whose cancel came first (as agent/tasks.ts): they end cancelled when they arrive. */
+  private readonly cancelledRuns = new Set<string>();
   /** Server starts caused by a task for a model not being served (the cost a switch pays). */
   loads = 0;
   finished = 0;
@@ -329,9 +331,18 @@ export class ScriptedAgent {
             status,
             result: { seed: 42, generation_time: 0.5 },
             files: [{ name: 'image_0.png', contentType: 'image/png', base64: PNG_1x1.toString('base64') }],
+            runCommandId: r.commandId,
             at,
           }
-        : { type: 'task.finished', taskId, status, files: [], error: 'model server answered 500', at },
+        : {
+            type: 'task.finished',
+            taskId,
+            status,
+            files: [],
+            error: 'model server answered 500',
+            runCommandId: r.commandId,
+            at,
+          },
     ]);
     this.finished++;
   }
@@ -408,7 +419,7 @@ export class ScriptedAgent {
       case 'task.run':
         return this.runTask(env.commandId, c);
       case 'task.cancel':
-        return this.cancelTask(c.taskId);
+        return this.cancelTask(c.taskId, c.runCommandId);
       case 'network.scan':
         return scanNetwork(c.subnet, c.ports, this.options.networkScan).then(
           (output) => ok({ ...output }),
@@ -486,6 +497,20 @@ export class ScriptedAgent {
       output: { taskId: c.taskId, accepted: true, alreadyRunning },
     });
     if (this.running.has(c.taskId)) return ok(true);
+    if (this.cancelledRuns.delete(commandId)) {
+      await this.taskEvents([
+        {
+          type: 'task.finished',
+          taskId: c.taskId,
+          status: 'cancelled',
+          files: [],
+          error: 'cancelled',
+          runCommandId: commandId,
+          at: new Date().toISOString(),
+        },
+      ]);
+      return ok(false);
+    }
     // The real agent: this model's server if one runs, else start one.
     const loaded = this.servers.has(c.model);
     if (!loaded) {
@@ -506,9 +531,11 @@ export class ScriptedAgent {
     return ok(false);
   }
 
-  private async cancelTask(taskId: string): Promise<ScriptedResult> {
+  private async cancelTask(taskId: string, runCommandId?: string): Promise<ScriptedResult> {
     this.cancels.push(taskId);
-    const r = this.running.get(taskId);
+    let r = this.running.get(taskId);
+    if (r && runCommandId !== undefined && r.commandId !== runCommandId) r = undefined;
+    if (!r && runCommandId !== undefined) this.cancelledRuns.add(runCommandId);
     if (r) {
       this.running.delete(taskId);
       clearTimeout(r.timer);
@@ -519,6 +546,7 @@ export class ScriptedAgent {
           status: 'cancelled',
           files: [],
           error: 'cancelled',
+          runCommandId: r.commandId,
           at: new Date().toISOString(),
         },
       ]);

@@ -167,6 +167,44 @@ describe('TaskRunner', () => {
     expect(runner.cancel('task-1')).toBe(false);
   });
 
+  it('a cancel that arrives before its run: the run ends cancelled without a server or a request', async () => {
+    // Prepare: commands to a node are not ordered; the cancel of run cmd-1 comes first.
+    handler = (_req, _body, res) => res.writeHead(200).end('{"ok":true}');
+    const { engine, journal, events, runner, finished } = await setup();
+    expect(runner.cancel('task-1', 'cmd-1')).toBe(false);
+    // Act
+    const accepted = await runner.accept(command(), 'cmd-1');
+    const done = await finished();
+    // Assess
+    expect(accepted).toEqual({ taskId: 'task-1', accepted: true, alreadyRunning: false });
+    expect(done).toMatchObject({ status: 'cancelled', error: 'cancelled', runCommandId: 'cmd-1' });
+    expect(events.filter((e) => e.type === 'task.progress')).toEqual([]);
+    expect(engine.calls).toEqual([]);
+    expect(seen).toEqual([]);
+    expect(runner.isRunning('task-1')).toBe(false);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(journal.activeTasks()).toEqual([]);
+  });
+
+  it('a cancel of an earlier run leaves the later run of the task running; its own cancel stops it', async () => {
+    handler = () => undefined; // never answers
+    const { runner, events, finished } = await setup();
+    await runner.accept(command(), 'cmd-2');
+    await new Promise<void>((r) => {
+      const t = setInterval(() => {
+        if (seen.some((s) => s.method === 'POST')) {
+          clearInterval(t);
+          r();
+        }
+      }, 5);
+    });
+    expect(runner.cancel('task-1', 'cmd-1')).toBe(false);
+    expect(runner.isRunning('task-1')).toBe(true);
+    expect(events.filter((e) => e.type === 'task.finished')).toEqual([]);
+    expect(runner.cancel('task-1', 'cmd-2')).toBe(true);
+    expect(await finished()).toMatchObject({ status: 'cancelled', runCommandId: 'cmd-2' });
+  });
+
   it('a task past its deadline fails as timed out, and the request to the server is aborted', async () => {
     let aborted = false;
     handler = (req) => req.socket.once('close', () => (aborted = true)); // never answers
