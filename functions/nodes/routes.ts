@@ -205,13 +205,14 @@ export function fleetNodeRoutes(): AnyRoute[] {
       path: '/api/nodes/',
       summary: 'List all nodes, by name, a page at a time (1,000 by default: a small fleet in one page)',
       query: z.object(nodePageQuery),
-      response: z.object({ nodes: z.array(nodeOut), next_cursor: nextCursorField }),
+      // Labels too (beyond the document): the console filters and tags the page it shows by them.
+      response: z.object({ nodes: z.array(nodeDetailOut), next_cursor: nextCursorField }),
       responses: { 400: 'Invalid pagination cursor' },
       handler: async (req, ctx) => {
         const now = ctx.now();
         const [page, clusters] = await Promise.all([nodePage(ctx, req.query), clusterMembership(ctx)]);
         return {
-          nodes: page.nodes.map((n) => nodeView(n, ctx, now, clusters)),
+          nodes: page.nodes.map((n) => ({ ...nodeView(n, ctx, now, clusters), labels: nodeLabels(n) })),
           next_cursor: page.cursor ?? null,
         };
       },

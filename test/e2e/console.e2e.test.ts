@@ -748,8 +748,14 @@ describeWith(
           agentVersion: 'test',
         });
         expect(res.status).toBe(200);
+        return res.body.nodeId as string;
       };
-      for (const name of extra) await register(name);
+      const ids: string[] = [];
+      for (const name of extra) ids.push(await register(name));
+      // A label on one node: the page filters by the labels its own listing carries.
+      expect(
+        (await call('POST', `/api/swarm/nodes/${ids[2]}/labels`, { labels: { 'fleet-page': 'c' } })).status,
+      ).toBe(200);
       const everyNode = [nodeName, ...extra].sort();
       const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
       const page = await context.newPage();
@@ -758,9 +764,11 @@ describeWith(
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       const listings: URL[] = [];
+      const swarmListings: URL[] = [];
       page.on('request', (r) => {
         const url = new URL(r.url());
         if (url.pathname === '/api/nodes/') listings.push(url);
+        if (url.pathname === '/api/swarm/nodes') swarmListings.push(url);
       });
       await page.goto(`${server.url}/?page_size=2`);
       await page.getByLabel('API key').fill(ADMIN_KEY);
@@ -789,6 +797,15 @@ describeWith(
       // Each read asked for two, and the later pages carried the cursor the previous one answered.
       expect(listings.every((u) => u.searchParams.get('limit') === '2')).toBe(true);
       expect(listings.some((u) => u.searchParams.has('cursor'))).toBe(true);
+      // The label filter keeps the labelled node, from the rows loaded: no other listing read.
+      const filter = page.getByLabel('Filter by label (key or key=value)');
+      await filter.fill('fleet-page=c');
+      await expect.poll(() => rows.count()).toBe(1);
+      expect(await rows.first().getAttribute('data-node')).toBe(extra[2]);
+      await expect.poll(() => rows.first().textContent()).toContain('fleet-page=c');
+      await filter.fill('');
+      await expect.poll(() => rows.count()).toBe(5);
+      expect(swarmListings).toEqual([]);
 
       // The refresh reads two pages of the three loaded (the first, and one other in turn): a node
       // added within the first page shows, every other row stays, none twice.

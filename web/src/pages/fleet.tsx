@@ -1,5 +1,5 @@
 import type { NodePolicy } from '../policy.js';
-import { useMemo, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useAction, useApi, usePaged, useStream } from '../hooks.js';
 import { Can, Empty, ErrorNote, fmt, Meter, Note, Section, Status } from '../ui.js';
@@ -21,6 +21,8 @@ export interface NodeRow {
   cordoned?: boolean;
   /** The node's own policy (issue 11); null: its agent reports none. */
   policy?: NodePolicy | null;
+  /** The agent's labels with the API's on top (GET /api/nodes/ lists them). */
+  labels?: Record<string, string>;
 }
 export interface LiveEntry {
   cpu: number;
@@ -35,11 +37,6 @@ interface MetricsFrame {
   type: 'metrics';
   nodes: Record<string, LiveEntry>;
   timestamp: string;
-}
-interface SwarmNode {
-  id: string;
-  hostname: string;
-  labels: Record<string, string>;
 }
 interface Problem {
   id: string;
@@ -59,22 +56,19 @@ const FIX: Record<string, { fix: string; label: string } | undefined> = {
 
 export function FleetPage() {
   const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000);
-  // Every page: the label filter and tags need the labels of whichever nodes are loaded.
-  const labels = usePaged<SwarmNode>('/api/swarm/nodes', null, (n) => n.hostname, 60_000, true);
   const problems = useApi<{ problems: Problem[] }>('/api/maintenance/problems', 20_000);
   const { frame, connected } = useStream<MetricsFrame>('metrics');
   const [cluster, setCluster] = useState('');
   const [label, setLabel] = useState('');
   const fix = useAction();
 
-  const labelsOf = useMemo(() => new Map((labels.items ?? []).map((n) => [n.id, n.labels])), [labels.items]);
   const clusters = [...new Set((nodes.items ?? []).map((n) => n.cluster).filter((c): c is string => !!c))];
   const [lk, lv] = label.split('=').map((s) => s.trim());
   const rows = (nodes.items ?? [])
     .filter((n) => !cluster || n.cluster === cluster)
     .filter((n) => {
       if (!lk) return true;
-      const l = labelsOf.get(n.id) ?? {};
+      const l = n.labels ?? {};
       return lv === undefined ? lk in l : l[lk] === lv;
     })
     .map((n) => ({ ...n, live: frame?.nodes[n.name] }));
@@ -162,7 +156,7 @@ export function FleetPage() {
                       </td>
                       <td class="small">
                         {n.cluster ? <span class="tag">cluster {n.cluster}</span> : null}
-                        {Object.entries(labelsOf.get(n.id) ?? {}).map(([k, val]) => (
+                        {Object.entries(n.labels ?? {}).map(([k, val]) => (
                           <span class="tag" key={k}>
                             {k}={val}
                           </span>
