@@ -731,7 +731,7 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
-    it('follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, every node in the pickers', async () => {
+    it('follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, the inference page\'s workers a page at a time, every node in the pickers', async () => {
       // Four more nodes (registered, no agent): five in all, three pages of two with ?page_size=2.
       // Last in the suite, so the other cases see only the real agent's node.
       const extra = ['a', 'b', 'c', 'd'].map((s) => `${nodeName}-page-${s}`);
@@ -765,10 +765,12 @@ describeWith(
       page.on('pageerror', (e) => errors.push(e.message));
       const listings: URL[] = [];
       const swarmListings: URL[] = [];
+      const workerListings: URL[] = [];
       page.on('request', (r) => {
         const url = new URL(r.url());
         if (url.pathname === '/api/nodes/') listings.push(url);
         if (url.pathname === '/api/swarm/nodes') swarmListings.push(url);
+        if (url.pathname === '/workers') workerListings.push(url);
       });
       await page.goto(`${server.url}/?page_size=2`);
       await page.getByLabel('API key').fill(ADMIN_KEY);
@@ -824,6 +826,25 @@ describeWith(
       expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')))).toEqual(
         everyNode,
       );
+
+      // The inference page's model servers: a page of workers, the next ones on request.
+      await page.getByRole('link', { name: 'Inference', exact: true }).click();
+      const workersLoaded = page.getByTestId('workers-loaded');
+      const moreWorkers = page.getByRole('button', { name: 'Load more nodes' });
+      await expect
+        .poll(() => workersLoaded.textContent(), { timeout: 15_000 })
+        .toBe('2 nodes loaded, more in the fleet');
+      await moreWorkers.click();
+      await expect
+        .poll(() => workersLoaded.textContent(), { timeout: 15_000 })
+        .toBe('4 nodes loaded, more in the fleet');
+      await moreWorkers.click();
+      await expect
+        .poll(() => workersLoaded.textContent(), { timeout: 15_000 })
+        .toBe('6 nodes loaded, the whole fleet');
+      expect(await page.locator('table[data-testid="model-servers"] tbody tr').count()).toBe(6);
+      expect(workerListings.length).toBeGreaterThan(0);
+      expect(workerListings.every((u) => u.searchParams.get('limit') === '2')).toBe(true);
 
       // A picker follows every page by itself.
       await page.getByRole('link', { name: 'Clusters', exact: true }).click();

@@ -112,7 +112,8 @@ export function InferencePage() {
   const queue = useApi<QueueView>('/api/vision/queue', 15_000);
   const tasks = useApi<{ tasks: TaskRow[]; total: number }>('/tasks?limit=100', 15_000);
   const models = useApi<{ assignments: Assignment[] }>('/models/assignments', 15_000);
-  const workers = usePaged<Worker>('/workers', 'workers', (w) => w.name, 15_000, true);
+  // A page at a time (Load more): every page every 15 s would read the whole fleet's records.
+  const workers = usePaged<Worker>('/workers', 'workers', (w) => w.name, 15_000);
   const catalog = useApi<{ models: CatalogModel[] }>('/models/catalog', 120_000);
   const gallery = useApi<Row>('/api/vision/gallery', 60_000);
   const images = (Object.values(gallery.data ?? {}).find(Array.isArray) ?? []) as Row[];
@@ -200,6 +201,9 @@ export function InferencePage() {
         <ErrorNote error={models.error ?? workers.error ?? catalog.error} />
         <ModelServers
           workers={workers.items}
+          more={workers.more}
+          loading={workers.loading}
+          loadMore={workers.loadMore}
           assignments={models.data?.assignments ?? []}
           catalog={catalog.data?.models ?? []}
           reload={reload}

@@ -23,14 +23,21 @@ export interface CatalogModel {
   gpu_memory_mb: number;
 }
 
-/** A node's model servers, with load, unload and (image models) switch. */
+/** The loaded pages' nodes' model servers, with load, unload and (image models) switch. */
 export function ModelServers({
   workers,
+  more,
+  loading,
+  loadMore,
   assignments,
   catalog,
   reload,
 }: {
   workers: Worker[] | undefined;
+  /** The fleet has pages not loaded yet. */
+  more: boolean;
+  loading: boolean;
+  loadMore: () => void;
   assignments: Assignment[];
   catalog: CatalogModel[];
   reload: () => void;
@@ -39,7 +46,7 @@ export function ModelServers({
   const [pick, setPick] = useState<Record<string, string>>({});
   if (!workers) return <Empty text="Loading…" />;
   if (!workers.length) return <Empty text="No worker registered." />;
-  // Every worker; the models of those with servers come with their load state.
+  // Every loaded worker; the models of those with servers come with their load state.
   const rows: Assignment[] = workers.map(
     (w) =>
       assignments.find((a) => a.worker_id === w.worker_id) ?? {
@@ -168,6 +175,16 @@ export function ModelServers({
           </tbody>
         </table>
       </div>
+      <p class="filters" aria-live="polite">
+        <span class="muted small" data-testid="workers-loaded">
+          {workers.length} nodes loaded{more ? ', more in the fleet' : ', the whole fleet'}
+        </span>
+        {more ? (
+          <button type="button" disabled={loading} onClick={loadMore}>
+            Load more nodes
+          </button>
+        ) : null}
+      </p>
     </>
   );
 }
