@@ -731,7 +731,7 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
-    it('follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, the inference page\'s workers a page at a time, every node in the pickers', async () => {
+    it("follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, the inference page's workers a page at a time, every node in the pickers", async () => {
       // Four more nodes (registered, no agent): five in all, three pages of two with ?page_size=2.
       // Last in the suite, so the other cases see only the real agent's node.
       const extra = ['a', 'b', 'c', 'd'].map((s) => `${nodeName}-page-${s}`);
