@@ -151,9 +151,13 @@ export function clusterRoutes(): AnyRoute[] {
       response: S.workersOut,
       responses: { 400: 'Invalid pagination cursor' },
       handler: async (req, ctx) => {
-        const { limit, cursor } = req.query;
-        const [page, durations] = await Promise.all([nodePage(ctx, { limit, cursor }), recentDurations(ctx)]);
-        const all = await pageWorkers(ctx, page.nodes, cursor === undefined && page.cursor === undefined);
+        const { limit, cursor, name_prefix } = req.query;
+        const [page, durations] = await Promise.all([
+          nodePage(ctx, { limit, cursor, name_prefix }),
+          recentDurations(ctx),
+        ]);
+        const wholeFleet = cursor === undefined && name_prefix === undefined && page.cursor === undefined;
+        const all = await pageWorkers(ctx, page.nodes, wholeFleet);
         const gpu = req.query.gpu_type?.toLowerCase();
         // Filters apply within the page: a filtered page may hold fewer than `limit`.
         const listed = all.filter(

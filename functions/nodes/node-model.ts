@@ -208,6 +208,12 @@ export const nodePageQuery = {
     .default(NODE_PAGE_MAX)
     .describe('Nodes a page, by name (default 1,000: a small fleet in one page)'),
   cursor: z.string().min(1).max(4096).optional().describe("A page's `next_cursor`: the nodes after it"),
+  name_prefix: z
+    .string()
+    .min(1)
+    .max(253)
+    .optional()
+    .describe('Only nodes whose name begins with this (as registered: case counts), e.g. a picker’s search'),
 };
 /** The field a paged listing adds to its answer. */
 export const nextCursorField = z.string().nullable().describe('For the next page; null on the last');
@@ -239,9 +245,17 @@ function decodeCursor(cursor: string): string {
  */
 export async function nodePage(
   ctx: AppContext,
-  opts: { limit: number; cursor?: string | undefined },
+  opts: { limit: number; cursor?: string | undefined; name_prefix?: string | undefined },
 ): Promise<{ nodes: NodeItem[]; cursor?: string }> {
   const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+  const prefix = opts.name_prefix;
+  // Names sort by code unit: a prefix is the range from it to it followed by the highest one.
+  const range: [string, string] | undefined =
+    prefix !== undefined
+      ? [after !== undefined && after > prefix ? after : prefix, `${prefix}\uffff`]
+      : after !== undefined
+        ? [after, '\uffff']
+        : undefined;
   const metas: NodeItem[] = [];
   let from: string | undefined;
   // One more than the page: whether another follows. The inclusive bound returns the cursor's own node first.
@@ -251,7 +265,7 @@ export async function nodePage(
     const page = await ctx.store.query<NodeItem>(fleetKeys.nodesPk, {
       index: 'gsi1',
       ascending: true,
-      ...(after !== undefined ? { between: [after, '\uffff'] as [string, string] } : {}),
+      ...(range ? { between: range } : {}),
       limit: want - read,
       ...(from !== undefined ? { cursor: from } : {}),
     });
@@ -262,7 +276,7 @@ export async function nodePage(
   const listed = metas.slice(0, opts.limit);
   // The whole fleet in one page (at most NODE_PAGE_MAX nodes): its shards cost fewer units than a query a node.
   const nodes =
-    after === undefined && metas.length <= opts.limit
+    after === undefined && prefix === undefined && metas.length <= opts.limit
       ? await allState(ctx).then(({ live, sample }) =>
           listed.map((m) => assemble(m, live.get(m.nodeId), sample.get(m.nodeId))),
         )

@@ -11,6 +11,8 @@ import { operationLabel } from '../../../functions/metering/metered-lambda.js';
 import type { MeterEntry } from '../../../functions/metering/meter.js';
 
 const PAGE = 50;
+/** Names the loaded nodes page-000120 to page-000129 begin with. */
+const SEARCH = 'page-00012';
 const LISTINGS = ['/api/nodes/', '/workers', '/api/swarm/nodes'] as const;
 
 interface Named {
@@ -67,7 +69,20 @@ describe('fleet listings a page at a time', () => {
       pages++;
     } while (cursor !== null);
     const whole = await get(f.rt.url, path);
-    return { first, second, names, pages, whole };
+    // A search by name: a page of the nodes whose name begins with it, paged the same way.
+    const search = await unitsOf(f, at(path, `name_prefix=${SEARCH}&limit=4`));
+    const found = [...search.names];
+    for (let next = search.next; next !== null;) {
+      const res = await get(
+        f.rt.url,
+        at(path, `name_prefix=${SEARCH}&limit=4&cursor=${encodeURIComponent(next)}`),
+      );
+      expect(res.names.length).toBeLessThanOrEqual(4);
+      found.push(...res.names);
+      next = res.next;
+    }
+    const none = await get(f.rt.url, at(path, 'name_prefix=nowhere'));
+    return { first, second, names, pages, whole, search, found, none };
   }
 
   async function listAt(extra: number) {
@@ -101,6 +116,17 @@ describe('fleet listings a page at a time', () => {
       expect(l.first.units.read_units).toBe(s.first.units.read_units);
       expect(l.second.units.read_units).toBe(s.second.units.read_units);
       expect(l.first.units.dynamo_calls).toBe(s.first.units.dynamo_calls);
+      // The search finds the same ten nodes at both sizes, for the same read units.
+      const ten = Array.from({ length: 10 }, (_, i) => `page-00012${i}`);
+      for (const run of [s, l]) {
+        expect(run.found).toEqual(ten);
+        expect(run.search.names).toHaveLength(4);
+        expect(run.none.status).toBe(200);
+        expect(run.none.names).toEqual([]);
+        expect(run.none.next).toBeNull();
+      }
+      expect(l.search.units.read_units).toBe(s.search.units.read_units);
+      expect(l.search.units.read_units).toBeLessThan(l.first.units.read_units);
     }
     // By name.
     const names = large.out.get('/api/nodes/')!.names;
@@ -126,6 +152,11 @@ describe('fleet listings a page at a time', () => {
         const res = await get(url, at(path, `limit=${limit}`));
         expect(res.status).toBe(400);
         expect(res.body.detail).toEqual([expect.objectContaining({ loc: ['query', 'limit'] })]);
+      }
+      for (const prefix of ['', 'x'.repeat(254)]) {
+        const res = await get(url, at(path, `name_prefix=${prefix}`));
+        expect(res.status).toBe(400);
+        expect(res.body.detail).toEqual([expect.objectContaining({ loc: ['query', 'name_prefix'] })]);
       }
       const one = await get(url, at(path, 'limit=1'));
       expect(one.names).toHaveLength(1);
