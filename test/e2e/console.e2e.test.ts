@@ -731,7 +731,7 @@ describeWith(
       await page.context().close();
     }, 120_000);
 
-    it("follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, the inference page's workers a page at a time, every node in the pickers", async () => {
+    it("follows the fleet listing page by page: every node shown after Load more, a refresh of two pages, the inference page's workers a page at a time, pickers that search by name, a start form judging a page", async () => {
       // Four more nodes (registered, no agent): five in all, three pages of two with ?page_size=2.
       // Last in the suite, so the other cases see only the real agent's node.
       const extra = ['a', 'b', 'c', 'd'].map((s) => `${nodeName}-page-${s}`);
@@ -846,13 +846,37 @@ describeWith(
       expect(workerListings.length).toBeGreaterThan(0);
       expect(workerListings.every((u) => u.searchParams.get('limit') === '2')).toBe(true);
 
-      // A picker follows every page by itself.
+      // A picker searches by name: one small page of the nodes whose name begins with the text.
       await page.getByRole('link', { name: 'Clusters', exact: true }).click();
       const form = page.getByRole('form', { name: 'Create a cluster' });
       const picker = form.getByRole('group', { name: 'Nodes' });
       await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(6);
-      for (const name of everyNode)
+      const searched = listings.length;
+      const prefix = `${nodeName}-page-`;
+      await picker.getByLabel('Find nodes').fill(prefix);
+      await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(5);
+      for (const name of everyNode.filter((n) => n.startsWith(prefix)))
         expect(await picker.getByRole('checkbox', { name, exact: true }).count()).toBe(1);
+      const search = listings.slice(searched).at(-1)!;
+      expect(search.searchParams.get('name_prefix')).toBe(prefix);
+      expect(search.searchParams.get('limit')).toBe('20');
+      // A node chosen stays chosen while the search shows others.
+      await picker.getByRole('checkbox', { name: extra[0]!, exact: true }).check();
+      await picker.getByLabel('Find nodes').fill(extra[1]!);
+      await expect.poll(() => picker.getByRole('checkbox').count(), { timeout: 15_000 }).toBe(1);
+      expect(await picker.getByTestId('cluster-chosen').textContent()).toBe(`Chosen: ${extra[0]}`);
+
+      // The start form judges mounts by the nodes it loaded (a page): with more in the fleet, a
+      // refusal by all of them is said, and the control plane judges the rest.
+      await page.getByRole('link', { name: 'Services' }).click();
+      const start = page.getByRole('form', { name: 'Start containers' });
+      await start.getByLabel('Image').fill(BUSYBOX_IMAGE);
+      await start.getByLabel('Service name').fill(`${nodeName}-paged-mounts`);
+      await start.getByLabel('Host folder mounts').fill('/:/host');
+      await expect
+        .poll(() => start.locator('#start-mounts-hint').textContent(), { timeout: 15_000 })
+        .toBe('None of the 2 nodes loaded allows this; the rest of the fleet is judged when it is placed');
+      expect(await start.getByRole('button', { name: 'Start' }).isDisabled()).toBe(false);
       expect(errors).toEqual([]);
       await context.close();
     }, 120_000);

@@ -46,18 +46,17 @@ export interface Paged<T> {
 
 /**
  * A paged fleet listing (GET /api/nodes/, /workers, /api/swarm/nodes; see apiPage), sorted by
- * `by` (the node's name): its first page, one more on loadMore(), or every page when `all`
- * (pickers and lookups need the whole fleet). Every `everyMs`, and on reload(), it reads two pages
+ * `by` (the node's name): its first page, and one more on loadMore() (pickers search by name
+ * instead: node-search.tsx). Every `everyMs`, and on reload(), it reads two pages
  * however many are loaded: the first, and one of the others in turn, each put in place of the rows
  * it now covers (listing.ts). Live figures come from the streams; the rows' other fields are at
- * most as old as one turn through the pages.
+ * most as old as one turn through the pages. A null `path` reads nothing.
  */
 export function usePaged<T>(
-  path: string,
+  path: string | null,
   field: string | null,
   by: (row: T) => string,
   everyMs: number,
-  all = false,
 ): Paged<T> {
   const [listing, setListing] = useState<Listing<T>>();
   const [error, setError] = useState<string>();
@@ -73,6 +72,7 @@ export function usePaged<T>(
     let refreshQueued = false;
     let pending = 0;
     setListing(undefined);
+    if (path === null) return;
     const read = async (l: Listing<T>, k: number) =>
       mergePage(l, k, await apiPage<T>(path, field, l.starts[k]!.cursor), key.current);
     const next = async () => {
@@ -92,7 +92,6 @@ export function usePaged<T>(
         try {
           if (!live) return;
           await op();
-          while (all && current.end && live) await next();
           if (live) setError(undefined);
         } catch (e) {
           if (live) setError(e instanceof Error ? e.message : String(e));
@@ -122,7 +121,7 @@ export function usePaged<T>(
       live = false;
       clearInterval(timer);
     };
-  }, [path, field, everyMs, all]);
+  }, [path, field, everyMs]);
   const loadMore = useCallback(() => control.current?.more(), []);
   const reload = useCallback(() => control.current?.refresh(), []);
   return {

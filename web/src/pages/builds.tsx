@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
 import { api, isPending } from '../api.js';
-import { useApi, usePaged, type Command } from '../hooks.js';
+import { useApi, type Command } from '../hooks.js';
+import { NodeSearchField, useNodeSearch } from '../node-search.js';
 import { Can, Empty, ErrorNote, Records, Section, Status } from '../ui.js';
-import type { NodeRow } from './fleet.js';
 
 interface Build {
   key: number;
@@ -65,17 +65,16 @@ async function runBuild(body: Record<string, unknown>, update: (b: Partial<Build
   }
 }
 
-function StartBuild({
-  nodes,
-  add,
-}: {
-  nodes: NodeRow[];
-  add: (b: Build, body: Record<string, unknown>) => void;
-}) {
+function StartBuild({ add }: { add: (b: Build, body: Record<string, unknown>) => void }) {
   const [name, setName] = useState('');
   const [tag, setTag] = useState('latest');
   const [path, setPath] = useState('');
   const [node, setNode] = useState('');
+  const [find, setFind] = useState('');
+  const search = useNodeSearch(find);
+  const nodes = search.nodes ?? [];
+  // A node the search no longer shows is not the one a build goes to.
+  const chosen = nodes.some((n) => n.id === node) ? node : '';
   return (
     <Section title="Build an image">
       <form
@@ -90,7 +89,7 @@ function StartBuild({
               image_name: name.trim(),
               tag: tag || 'latest',
               dockerfile_path: path.trim(),
-              ...(node ? { node_id: node } : {}),
+              ...(chosen ? { node_id: chosen } : {}),
             },
           );
         }}
@@ -109,7 +108,8 @@ function StartBuild({
         </div>
         <div class="field">
           <label for="build-node">Node</label>
-          <select id="build-node" value={node} onChange={(e) => setNode(e.currentTarget.value)}>
+          <NodeSearchField id="build-node-find" value={find} onInput={setFind} more={search.more} />
+          <select id="build-node" value={chosen} onChange={(e) => setNode(e.currentTarget.value)}>
             <option value="">first online node</option>
             {nodes.map((n) => (
               <option key={n.id} value={n.id}>
@@ -129,7 +129,6 @@ export function BuildsPage() {
     '/api/build/registry/images',
     60_000,
   );
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 60_000, true);
   const [builds, setBuilds] = useState<Build[]>([]);
   const add = (b: Build, body: Record<string, unknown>) => {
     setBuilds((list) => [b, ...list]);
@@ -141,7 +140,7 @@ export function BuildsPage() {
   return (
     <>
       <Can need="operator">
-        <StartBuild nodes={nodes.items ?? []} add={add} />
+        <StartBuild add={add} />
       </Can>
       <Section title="Builds of this session">
         {builds.length ? (

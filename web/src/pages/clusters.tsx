@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { useAction, useApi, usePaged } from '../hooks.js';
+import { useAction, useApi } from '../hooks.js';
+import { NodeSearchField, useNodeSearch } from '../node-search.js';
 import { Can, Empty, ErrorNote, fmt, Note, Section, Status } from '../ui.js';
-import type { NodeRow } from './fleet.js';
 
 interface Cluster {
   id: string;
@@ -20,9 +20,11 @@ interface ClusterStatus {
   total_count: number;
 }
 
-function CreateCluster({ nodes, done }: { nodes: NodeRow[]; done: (id?: string) => void }) {
+function CreateCluster({ done }: { done: (id?: string) => void }) {
   const [name, setName] = useState('');
-  const [members, setMembers] = useState<string[]>([]);
+  const [members, setMembers] = useState<{ id: string; name: string }[]>([]);
+  const [find, setFind] = useState('');
+  const search = useNodeSearch(find);
   const act = useAction();
   return (
     <Section title="Create a cluster">
@@ -34,7 +36,11 @@ function CreateCluster({ nodes, done }: { nodes: NodeRow[]; done: (id?: string) 
           if (!name.trim() || !members.length) return;
           void act.run(
             `Create cluster ${name}`,
-            () => api<Cluster>('POST', '/api/clusters/', { name: name.trim(), node_ids: members }),
+            () =>
+              api<Cluster>('POST', '/api/clusters/', {
+                name: name.trim(),
+                node_ids: members.map((m) => m.id),
+              }),
             (c) => {
               setName('');
               done((c as Cluster | undefined)?.id);
@@ -48,15 +54,19 @@ function CreateCluster({ nodes, done }: { nodes: NodeRow[]; done: (id?: string) 
         </div>
         <fieldset class="field wide">
           <legend class="label">Nodes</legend>
+          <NodeSearchField id="cluster-find" value={find} onInput={setFind} more={search.more} />
+          <ErrorNote error={search.error} />
           <span class="inline">
-            {nodes.map((n) => (
+            {(search.nodes ?? []).map((n) => (
               <label key={n.id} class="inline">
                 <input
                   type="checkbox"
-                  checked={members.includes(n.id)}
+                  checked={members.some((m) => m.id === n.id)}
                   onChange={(e) =>
                     setMembers(
-                      e.currentTarget.checked ? [...members, n.id] : members.filter((m) => m !== n.id),
+                      e.currentTarget.checked
+                        ? [...members, { id: n.id, name: n.name }]
+                        : members.filter((m) => m.id !== n.id),
                     )
                   }
                 />
@@ -64,6 +74,11 @@ function CreateCluster({ nodes, done }: { nodes: NodeRow[]; done: (id?: string) 
               </label>
             ))}
           </span>
+          {members.length ? (
+            <small class="muted" data-testid="cluster-chosen">
+              Chosen: {members.map((m) => m.name).join(', ')}
+            </small>
+          ) : null}
         </fieldset>
         <button type="submit" disabled={!!act.busy || !members.length}>
           Create cluster
@@ -75,14 +90,17 @@ function CreateCluster({ nodes, done }: { nodes: NodeRow[]; done: (id?: string) 
   );
 }
 
-function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed: () => void }) {
+function Members({ id, changed }: { id: string; changed: () => void }) {
   const status = useApi<ClusterStatus>(`/api/clusters/${encodeURIComponent(id)}/status`, 10_000);
   const act = useAction();
   const [add, setAdd] = useState('');
-  // The cluster views name members by node name; the fleet by id and name.
-  const name = (member: string) => nodes.find((n) => n.id === member || n.name === member)?.name ?? member;
+  const [find, setFind] = useState('');
+  const search = useNodeSearch(find);
+  // The cluster views name members by node name (the API takes a name where it takes an id).
   const s = status.data;
-  const outside = nodes.filter((n) => !s?.cluster.node_ids.some((m) => m === n.id || m === n.name));
+  const outside = (search.nodes ?? []).filter(
+    (n) => !s?.cluster.node_ids.some((m) => m === n.id || m === n.name),
+  );
   const done = () => {
     status.reload();
     changed();
@@ -136,9 +154,9 @@ function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed
               </thead>
               <tbody>
                 {s.nodes.map((m) => (
-                  <tr key={m.node_id} data-member={name(m.node_id)}>
+                  <tr key={m.node_id} data-member={m.node_id}>
                     <td>
-                      <a href={`#/node/${encodeURIComponent(m.node_id)}`}>{name(m.node_id)}</a>
+                      <a href={`#/node/${encodeURIComponent(m.node_id)}`}>{m.node_id}</a>
                     </td>
                     <td>{m.is_manager ? 'manager' : 'worker'}</td>
                     <td>
@@ -152,10 +170,10 @@ function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed
                         <button
                           type="button"
                           disabled={!!act.busy}
-                          aria-label={`Remove ${name(m.node_id)}`}
+                          aria-label={`Remove ${m.node_id}`}
                           onClick={() =>
                             act.run(
-                              `Remove ${name(m.node_id)}`,
+                              `Remove ${m.node_id}`,
                               () =>
                                 api(
                                   'DELETE',
@@ -180,16 +198,17 @@ function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed
               aria-label="Add a node"
               onSubmit={(e) => {
                 e.preventDefault();
-                const pick = add || outside[0]?.id;
+                const pick = outside.some((n) => n.id === add) ? add : outside[0]?.id;
                 if (!pick) return;
                 void act.run(
-                  `Add ${name(pick)}`,
+                  `Add ${outside.find((n) => n.id === pick)?.name ?? pick}`,
                   () =>
                     api('POST', `/api/clusters/${encodeURIComponent(id)}/nodes/${encodeURIComponent(pick)}`),
                   done,
                 );
               }}
             >
+              <NodeSearchField id="cluster-add-find" value={find} onInput={setFind} more={search.more} />
               <label for="cluster-add">Add node</label>
               <select id="cluster-add" value={add} onChange={(e) => setAdd(e.currentTarget.value)}>
                 {outside.map((n) => (
@@ -213,14 +232,11 @@ function Members({ id, nodes, changed }: { id: string; nodes: NodeRow[]; changed
 
 export function ClustersPage({ clusterId }: { clusterId?: string | undefined }) {
   const clusters = useApi<Cluster[]>('/api/clusters/', 15_000);
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000, true);
   const list = clusters.data ?? [];
-  const all = nodes.items ?? [];
   return (
     <>
       <Can need="operator">
         <CreateCluster
-          nodes={all}
           done={(id) => {
             clusters.reload();
             if (id) location.hash = `#/clusters/${encodeURIComponent(id)}`;
@@ -253,11 +269,7 @@ export function ClustersPage({ clusterId }: { clusterId?: string | undefined }) 
                     </td>
                     <td>{c.cluster_type}</td>
                     <td>{c.node_ids.length}</td>
-                    <td>
-                      {c.manager_node_id
-                        ? (all.find((n) => n.id === c.manager_node_id)?.name ?? c.manager_node_id)
-                        : '–'}
-                    </td>
+                    <td>{c.manager_node_id ?? '–'}</td>
                     <td>{c.created_at}</td>
                   </tr>
                 ))}
@@ -269,7 +281,7 @@ export function ClustersPage({ clusterId }: { clusterId?: string | undefined }) 
         )}
       </Section>
       {clusterId && list.some((c) => c.id === clusterId) ? (
-        <Members id={clusterId} nodes={all} changed={clusters.reload} />
+        <Members id={clusterId} changed={clusters.reload} />
       ) : null}
     </>
   );

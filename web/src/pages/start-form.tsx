@@ -163,7 +163,6 @@ const FIELDS: { name: keyof StartForm; label: string; hint: string }[] = [
 ];
 
 export function StartContainer({ done }: { done: () => void }) {
-  const nodes = usePaged<NodeRow>('/api/nodes/', 'nodes', (n) => n.name, 30_000, true);
   const [f, setF] = useState<StartForm>({
     image: '',
     count: '1',
@@ -177,8 +176,12 @@ export function StartContainer({ done }: { done: () => void }) {
   });
   const [tried, setTried] = useState(false);
   const act = useAction();
-  const errors = validateStart(f, nodes.items);
   const mounts = parseMounts(f.mounts) ?? [];
+  // The nodes' policies judge mounts only: read while some are asked for, a page at a time.
+  const nodes = usePaged<NodeRow>(mounts.length ? '/api/nodes/' : null, 'nodes', (n) => n.name, 30_000);
+  // A refusal by every node blocks the form only when every node is loaded; else the control
+  // plane judges the rest of the fleet.
+  const errors = validateStart(f, nodes.more ? undefined : nodes.items);
   // Policy verdicts show at once, not only after a first try: nothing any node would refuse is sent.
   const show = tried ? errors : errors.mounts && mounts.length ? { mounts: errors.mounts } : {};
   const verdict = mounts.length && nodes.items ? mountVerdict(mounts, nodes.items) : undefined;
@@ -187,11 +190,15 @@ export function StartContainer({ done }: { done: () => void }) {
       ? {
           mounts: `Only ${verdict.allowing.join(', ')} allow this; refused by ${verdict.refusing.join('; ')}`,
         }
-      : {};
+      : verdict && nodes.more && !verdict.allowing.length
+        ? {
+            mounts: `None of the ${nodes.items?.length ?? 0} nodes loaded allows this; the rest of the fleet is judged when it is placed`,
+          }
+        : {};
   const submit = (e: Event) => {
     e.preventDefault();
     setTried(true);
-    if (Object.keys(errors).length) return;
+    if (Object.keys(errors).length || (mounts.length && !nodes.items)) return;
     void act.run(
       `Start ${f.image.trim()}`,
       () =>
@@ -220,7 +227,10 @@ export function StartContainer({ done }: { done: () => void }) {
             </small>
           </div>
         ))}
-        <button type="submit" disabled={!!act.busy || !!(show.mounts && mounts.length)}>
+        <button
+          type="submit"
+          disabled={!!act.busy || !!(show.mounts && mounts.length) || (mounts.length > 0 && !nodes.items)}
+        >
           {act.busy ? 'Starting…' : 'Start'}
         </button>
       </form>
