@@ -155,7 +155,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
   // ------------------------------------------------------------------ nodes and clusters
   'GET /api/nodes/': {
     description:
-      "Registered nodes by name, a page at a time: `limit` (1-1,000, default 1,000, so a fleet of up to 1,000 nodes comes back whole) and `cursor` (a page's `next_cursor`; null on the last page). A page reads its own nodes' records, never the whole fleet. `cpu`, `memory`, `gpu` (utilisation), `gpu_memory` and `disk` are percentages (0-100) from the last heartbeat; `temperature` is the hottest GPU in °C; `status` is `online` while heartbeats arrive; `policy` is what the node's owner lets containers do there, as its agent reported it (null for an agent that reports none). `driver`: `container` (Docker/Podman) or `process` (no container engine: runs only starts that give a command; model servers only on a model burst’s rented node). `cloud_instance`: the rented instance a node is (its id, price per hour in Novita’s units, spot or not), else null.",
+      "Registered nodes by name, a page at a time: `limit` (1-1,000, default 1,000, so a fleet of up to 1,000 nodes comes back whole) and `cursor` (a page's `next_cursor`; null on the last page); `name_prefix` (beyond the documents) lists only nodes whose name begins with it, a node picker's search. Each node carries its `labels` (beyond the documents: the agent's, with those set by `POST /api/swarm/nodes/{node_id}/labels` on top). A page reads its own nodes' records, never the whole fleet. `cpu`, `memory`, `gpu` (utilisation), `gpu_memory` and `disk` are percentages (0-100) from the last heartbeat; `temperature` is the hottest GPU in °C; `status` is `online` while heartbeats arrive; `policy` is what the node's owner lets containers do there, as its agent reported it (null for an agent that reports none). `driver`: `container` (Docker/Podman) or `process` (no container engine: runs only starts that give a command; model servers only on a model burst’s rented node). `cloud_instance`: the rented instance a node is (its id, price per hour in Novita’s units, spot or not), else null.",
     response: {
       nodes: [
         {
@@ -185,6 +185,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
           },
           driver: 'container',
           cloud_instance: null,
+          labels: { zone: 'rack-1', nvidia: 'true' },
         },
       ],
       next_cursor: null,
