@@ -36,7 +36,10 @@ export function nodeRunRoutes(): AnyRoute[] {
       handler: async (req, ctx) => {
         const node = await resolveNode(ctx, req.params.node_id);
         if (!node) throw new NotFoundError(`Node ${req.params.node_id} not found`);
-        const page = await nodeRunPage(ctx, node.nodeId, { limit: req.query.limit, cursor: req.query.cursor });
+        const page = await nodeRunPage(ctx, node.nodeId, {
+          limit: req.query.limit,
+          cursor: req.query.cursor,
+        });
         return { node_id: node.nodeId, runs: page.runs.map(runView), next_cursor: page.cursor ?? null };
       },
     }),

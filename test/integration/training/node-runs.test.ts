@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainingEventHandlers } from '../../../functions/training/events.js';
 import type { Runtime } from '../../../local/runtime.js';
 import { ScriptedAgent } from '../../harness/scripted-agent.js';
-import { call, embeddedEnv, eventually, jobBody, RecordingLauncher, startTrainingRuntime } from './harness.js';
+import {
+  call,
+  embeddedEnv,
+  eventually,
+  jobBody,
+  RecordingLauncher,
+  startTrainingRuntime,
+} from './harness.js';
 
 interface RunRow {
   run_id: string;
