@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Chart, type Series } from '../chart.js';
 import { useAction, useApi, useStream } from '../hooks.js';
@@ -210,13 +210,18 @@ function TrainingRuns({ nodeId }: { nodeId: string }) {
   const [error, setError] = useState<string>();
   // Older pages follow the first page's last run: when a new run moves it, they start again from there.
   const boundary = first.data?.runs.at(-1)?.run_id;
+  const current = useRef(boundary);
+  current.current = boundary;
   useEffect(() => setOlder(undefined), [path, boundary]);
   const next = older ? older.next_cursor : (first.data?.next_cursor ?? null);
   const more = () => {
     if (!next) return;
+    const asked = boundary;
     setBusy(true);
     api<RunPage>('GET', `${path}&cursor=${encodeURIComponent(next)}`)
       .then((p) => {
+        // A page asked for before the first page moved follows rows no longer shown: dropped.
+        if (current.current !== asked) return;
         setOlder((o) => ({ runs: [...(o?.runs ?? []), ...p.runs], next_cursor: p.next_cursor }));
         setError(undefined);
       })
