@@ -209,6 +209,12 @@ export const trainingKeys = {
     gsi1sk: `${nodeId}#${instanceId}`,
   }),
   activeRunsPk: 'TRAINRUNS',
+  /** gsi2 (runs placed on a node, kept after they end): one node's runs, latest start first. */
+  nodeRunIndex: (nodeId: string, startedAt: string, instanceId: string) => ({
+    gsi2pk: `NODERUNS#${nodeId}`,
+    gsi2sk: `${startedAt}#${instanceId}`,
+  }),
+  nodeRunsPk: (nodeId: string) => `NODERUNS#${nodeId}`,
 } as const;
 
 /** Novita GPU instance keys (appended). */

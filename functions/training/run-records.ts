@@ -1,5 +1,5 @@
 import type { AppContext } from '../core/context.js';
-import { keys } from '../core/keys.js';
+import { keys, trainingKeys } from '../core/keys.js';
 import { toReservation } from '../orchestrator/resources.js';
 import { putIfAbsent, updateIf, type Condition, type UpdateSpec } from '../ports/store.js';
 import type { RunAsk } from '../ports/run-launcher.js';
@@ -119,6 +119,10 @@ export async function finishRun(
         logTail,
         ...(outcome.reason ? { error: outcome.reason } : {}),
         ...(outcome.preempted ? { preempted: true } : {}),
+        // A run placed before the node-run index existed joins it as it ends.
+        ...(run.nodeId && run.startedAt
+          ? trainingKeys.nodeRunIndex(run.nodeId, run.startedAt, run.instanceId)
+          : {}),
       },
       remove: ['gsi1pk', 'gsi1sk'],
     },

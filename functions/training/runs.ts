@@ -166,6 +166,7 @@ export async function launchRun(ctx: AppContext, jobId: string, key: string): Pr
         nodeId: placement.nodeId,
         startedAt: iso(now),
         ...trainingKeys.activeRunIndex(placement.nodeId, run.instanceId),
+        ...trainingKeys.nodeRunIndex(placement.nodeId, iso(now), run.instanceId),
       },
       remove: ['waiting'],
     },

@@ -70,9 +70,11 @@ describeWith(
         headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
+      // A 204 (a delete) has no body.
+      const text = await res.text();
       return {
         status: res.status,
-        body: (await res.json()) as Record<string, unknown> & { [k: string]: unknown },
+        body: (text ? JSON.parse(text) : {}) as Record<string, unknown> & { [k: string]: unknown },
       };
     };
 
@@ -350,6 +352,25 @@ describeWith(
         labels: { 'console-page': 'yes' },
       });
       expect(label.status).toBe(200);
+      // The training test's first job, then ten newer ones (scheduled, not run yet): its run is
+      // on this node, and its job is no longer among the 10 latest.
+      const jobs = (await call('GET', '/jobs?page_size=100')).body.jobs as { job_id: string; name: string }[];
+      const oldJob = jobs.find((j) => j.name === `${nodeName}-train`)!.job_id;
+      const oldRun = ((await call('GET', `/jobs/${oldJob}/runs`)).body.runs as { run_id: string }[])[0]!
+        .run_id;
+      const newer: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const made = await call('POST', '/jobs', {
+          name: `${nodeName}-later-${i}`,
+          image: BUSYBOX_IMAGE,
+          command: ['true'],
+          schedule: '0 2 1 1 *',
+        });
+        expect(made.status).toBe(201);
+        newer.push(made.body.job_id as string);
+      }
+      const latest = (await call('GET', '/jobs?page_size=10')).body.jobs as { job_id: string }[];
+      expect(latest.map((j) => j.job_id)).not.toContain(oldJob);
       const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
       const page = await context.newPage();
       // The page's timers run on a clock the test moves forward: its 30 s refresh comes when told.
@@ -377,6 +398,10 @@ describeWith(
       expect(count('/api/nodes/')).toBe(0);
       expect(count('/api/swarm/nodes')).toBe(0);
       expect(count('/models/assignments')).toBe(0);
+      // Its training runs, the old job's among them: one request, no read of the jobs.
+      await page.getByRole('region', { name: 'Training runs' }).getByText(oldRun).waitFor();
+      expect(count(`/api/nodes/${nodeId}/runs`)).toBe(1);
+      expect(gets.filter((u) => u.pathname === '/jobs' || u.pathname.startsWith('/jobs/'))).toEqual([]);
       // Its containers: the node's, asked for by id.
       const containers = gets.filter((u) => u.pathname === '/containers');
       expect(containers.length).toBeGreaterThanOrEqual(1);
@@ -388,6 +413,7 @@ describeWith(
       expect(count('/api/nodes/') + count('/api/swarm/nodes') + count('/models/assignments')).toBe(0);
       expect(errors).toEqual([]);
       await context.close();
+      for (const id of newer) expect((await call('DELETE', `/jobs/${id}`)).status).toBe(204);
       expect(
         (await call('POST', `/api/swarm/nodes/${nodeId}/labels`, { labels: { 'console-page': null } }))
           .status,

@@ -110,6 +110,32 @@ export const JOB_DOCS: Record<string, OperationDoc> = {
       page_size: 20,
     },
   },
+  'GET /api/nodes/{node_id}/runs': {
+    description:
+      "The training runs placed on one node (id or name), of any job, latest start first, `limit` a page (1-100, default 20) with `next_cursor` for the next (`null` on the last); a bad limit or cursor is a 400, an unknown node a 404. It reads the node's own run index, so a page costs the same however many jobs and runs the fleet holds: the console's node page lists them with it. Not in the documents. A run placed before this index existed joins it when it ends; runs that had ended before are listed by their job only (`GET /jobs/{job_id}/runs`).",
+    params: { node_id: 'gpu-01' },
+    response: {
+      node_id: 'gpu-01-5b1c7e0a',
+      runs: [
+        {
+          run_id: 'train-3f2a9c1b-20260115020000000-a1',
+          job_id: 'train-3f2a9c1b',
+          attempt: 1,
+          status: 'succeeded',
+          node_id: 'gpu-01-5b1c7e0a',
+          scheduled_at: '2026-01-15T02:00:00Z',
+          started_at: '2026-01-15T02:00:04Z',
+          ended_at: '2026-01-15T03:12:40Z',
+          exit_code: 0,
+          error: null,
+          waiting_reason: null,
+          log_tail: 'epoch 10 loss 0.081\ntraining done\n',
+          preempted: false,
+        },
+      ],
+      next_cursor: null,
+    },
+  },
   'GET /jobs/{job_id}/runs/{run_id}/logs': {
     description: `The output of one run (\`run_id\` from GET /jobs/{job_id}/runs): while it runs, the last \`tail\` lines (default 100, at most 10000) read from its container on its node (\`source: node\`); once it ended, the last 50 lines kept with the run (\`source: log_tail\`). \`fleet jobs logs JOB -f\` follows it. ${WAITS}`,
     params: { job_id: 'train-3f2a9c1b', run_id: 'train-3f2a9c1b-20260115020000000-a1' },

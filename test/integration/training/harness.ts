@@ -55,11 +55,13 @@ export interface Launch {
   commandId: string;
 }
 
-/** Places every run on `node-1` (or nowhere, while `full`) and records the starts. */
+/** Places every run on `node-1` (or `on`, when set; or nowhere, while `full`) and records the starts. */
 export class RecordingLauncher implements RunLauncher {
   readonly launches: Launch[] = [];
   readonly removed: string[] = [];
   full = false;
+  /** A registered node to place on, for the suites that read runs by node. */
+  on: string | undefined;
   readonly offline = new Set<string>();
   private readonly sent = new Set<string>();
 
@@ -67,6 +69,7 @@ export class RecordingLauncher implements RunLauncher {
 
   async choose(_ask: RunAsk, avoid: readonly string[]): Promise<Placement> {
     if (this.full) return { reason: 'no online node has the free capacity asked (1 GPU)' };
+    if (this.on) return { nodeId: this.on };
     return { nodeId: avoid.includes('node-1') ? 'node-2' : 'node-1' };
   }
 

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Chart, type Series } from '../chart.js';
 import { useAction, useApi, useStream } from '../hooks.js';
@@ -194,6 +194,58 @@ function Labels({
   );
 }
 
+/** GET /api/nodes/{node_id}/runs: a page of the node's runs of any job, latest start first. */
+interface RunPage {
+  runs: Run[];
+  next_cursor: string | null;
+}
+const RUNS_PAGE = 20;
+
+/** The node's training runs: one request a page, its first read again on a timer, older ones on demand. */
+function TrainingRuns({ nodeId }: { nodeId: string }) {
+  const path = `/api/nodes/${encodeURIComponent(nodeId)}/runs?limit=${RUNS_PAGE}`;
+  const first = useApi<RunPage>(path, 30_000);
+  const [older, setOlder] = useState<RunPage>();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  // Older pages follow the first page's last run: when a new run moves it, they start again from there.
+  const boundary = first.data?.runs.at(-1)?.run_id;
+  const current = useRef(boundary);
+  current.current = boundary;
+  useEffect(() => setOlder(undefined), [path, boundary]);
+  const next = older ? older.next_cursor : (first.data?.next_cursor ?? null);
+  const more = () => {
+    if (!next) return;
+    const asked = boundary;
+    setBusy(true);
+    api<RunPage>('GET', `${path}&cursor=${encodeURIComponent(next)}`)
+      .then((p) => {
+        // A page asked for before the first page moved follows rows no longer shown: dropped.
+        if (current.current !== asked) return;
+        setOlder((o) => ({ runs: [...(o?.runs ?? []), ...p.runs], next_cursor: p.next_cursor }));
+        setError(undefined);
+      })
+      .catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)))
+      .finally(() => setBusy(false));
+  };
+  const rows = first.data ? [...first.data.runs, ...(older?.runs ?? [])] : undefined;
+  return (
+    <Section title="Training runs">
+      <ErrorNote error={first.error ?? error} />
+      <Records
+        rows={rows as unknown as Record<string, unknown>[] | undefined}
+        columns={['run_id', 'job_id', 'status', 'started_at', 'exit_code']}
+        empty={first.data ? 'No run on this node.' : 'Loading…'}
+      />
+      {next ? (
+        <button type="button" disabled={busy} onClick={more}>
+          Load more runs
+        </button>
+      ) : null}
+    </Section>
+  );
+}
+
 /** GET /api/nodes/{node_id}: the listing's fields and the node's labels. */
 type NodeDetail = NodeRow & { labels: Record<string, string> };
 
@@ -208,18 +260,6 @@ export function NodePage({ nodeId }: { nodeId: string }) {
   );
   const worker = useApi<Worker>(`/workers/${encodeURIComponent(nodeId)}`, 30_000);
   const jetpack = useApi<Record<string, string | null>>(`/api/nodes/${encodeURIComponent(nodeId)}/jetpack`);
-  const [runs, setRuns] = useState<Run[]>();
-  useEffect(() => {
-    let live = true;
-    void api<{ jobs: { job_id: string }[] }>('GET', '/jobs?page_size=10')
-      .then((j) =>
-        Promise.all(j.jobs.slice(0, 10).map((x) => api<{ runs: Run[] }>('GET', `/jobs/${x.job_id}/runs`))),
-      )
-      .then((all) => live && setRuns(all.flatMap((r) => r.runs)))
-      .catch(() => live && setRuns([]));
-    return () => void (live = false);
-  }, [nodeId]);
-
   const node = found.data;
   if (!node)
     return found.loading ? <p>Loading…</p> : <ErrorNote error={found.error ?? `Node ${nodeId} not found`} />;
@@ -253,14 +293,7 @@ export function NodePage({ nodeId }: { nodeId: string }) {
             empty="No model loaded here."
           />
         </Section>
-        <Section title="Training runs">
-          <Records
-            // By the node's id: the page may have been opened by name.
-            rows={runs?.filter((r) => r.node_id === node.id) as unknown as Record<string, unknown>[]}
-            columns={['run_id', 'status', 'started_at', 'exit_code']}
-            empty={runs ? 'No recent run on this node.' : 'Loading…'}
-          />
-        </Section>
+        <TrainingRuns nodeId={node.id} />
         <Section title="Hardware and driver">
           <Facts
             data={
