@@ -17,11 +17,12 @@ import {
   createNamedService,
   deleteNamedService,
   scaleNamedService,
+  SERVICE_LOGS_PAGE_MAX,
   serviceLogs,
   serviceView,
 } from '../orchestrator/services.js';
 import { fleetCounts, nextCursorField } from '../nodes/nodes.js';
-import { pending202 } from '../core/responses.js';
+import { pendingCommandsBody, pending202 } from '../core/responses.js';
 import { swarmCommon as common, swarmNodeRoutes } from './swarm-nodes.js';
 
 /**
@@ -183,12 +184,36 @@ export function swarmRoutes(): AnyRoute[] {
       ...common,
       method: 'GET',
       path: '/api/swarm/services/{service_id}/logs',
-      summary: 'The last lines of every copy, read from its node',
+      summary: 'The last lines of a page of copies (running or exited), each read from its node',
       params: serviceParams,
-      query: tailQuery,
-      response: z.object({ id: z.string(), name: z.string(), logs: z.array(copyLogsOut) }),
-      responses: { ...waits, 404: 'Unknown service', 502: 'A node could not read the logs' },
-      handler: async (req, ctx) => serviceLogs(ctx, req.params.service_id, req.query.tail),
+      query: tailQuery.extend({
+        limit: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(SERVICE_LOGS_PAGE_MAX)
+          .default(SERVICE_LOGS_PAGE_MAX)
+          .describe(
+            `Copies a page, by id (1-${SERVICE_LOGS_PAGE_MAX}, default ${SERVICE_LOGS_PAGE_MAX}: a small service in one page); copies neither running nor exited are passed over`,
+          ),
+        cursor: instancePageQuery.cursor.describe("A page's `next_cursor`: the copies after it"),
+      }),
+      response: z.object({
+        id: z.string(),
+        name: z.string(),
+        logs: z.array(copyLogsOut),
+        next_cursor: nextCursorField,
+      }),
+      responses: {
+        202: pending202(
+          "Agents have not answered within COMMAND_WAIT_MS: pending command ids (GET /commands/{command_id}), the page's `containers` and its `next_cursor`",
+          pendingCommandsBody.extend({ containers: z.array(z.string()), next_cursor: nextCursorField }),
+        ),
+        400: 'Invalid pagination cursor',
+        404: 'Unknown service',
+        502: 'A node could not read the logs',
+      },
+      handler: async (req, ctx) => serviceLogs(ctx, req.params.service_id, req.query),
     }),
     route({
       ...common,

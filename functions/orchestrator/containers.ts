@@ -9,7 +9,6 @@ import {
   adjustDesired,
   getInstance,
   getService,
-  imageInstances,
   instanceByContainerId,
   instanceName,
   releaseSlotsOf,
@@ -21,7 +20,8 @@ import {
 import { LIVE, type InstanceStatus } from './plan.js';
 import { reconcile, type Placed } from './reconciler.js';
 import { instanceEndpointsDown } from './registry.js';
-import { toReservation, type InstanceResources } from './resources.js';
+import type { InstanceResources } from './resources.js';
+import { copiesLeft, newRollout, rolloutPage } from './rollout.js';
 import { failures, settle } from '../nodes/settle.js';
 import { engineStatus, portsView } from './views.js';
 import { allRefused, startRefused } from './observation.js';
@@ -328,46 +328,34 @@ export async function restartContainer(ctx: AppContext, idOrName: string) {
 
 // ---------------------------------------------------------------- resources
 
-/** PUT /containers/{imageId}/resources: new limits for the image and every running copy. */
+/**
+ * PUT /containers/{imageId}/resources: new limits for the image, then for its copies a page at a
+ * time (rollout.ts): this request updates the first page and answers for it; `pending` copies are
+ * left to the rollout's background links.
+ */
 export async function updateResources(ctx: AppContext, imageId: string, changes: InstanceResources) {
-  let resources: InstanceResources = {};
-  await changeService(ctx, imageId, async (current) => {
+  const saved = await changeService(ctx, imageId, async (current) => {
     if (!current) throw new NotFoundError(`Image ${imageId} not found`);
-    resources = { ...current.resources, ...changes };
+    const resources = { ...current.resources, ...changes };
+    const next = { ...current, resources, rollout: newRollout(ctx), updatedAt: new Date(ctx.now()).toISOString() };
     // Limits only: nothing new is placed, so nothing to check against capacity.
-    return { next: { ...current, resources, updatedAt: new Date(ctx.now()).toISOString() }, wanted: 0 };
+    return { next, wanted: 0 };
   });
-  const r = toReservation(resources);
-  const running = (await imageInstances(ctx, imageId)).filter((i) => i.status === 'running');
-  const dispatched: { instanceId: string; commandId: string }[] = [];
-  for (const inst of running) {
-    // Shield first: a fast agent may recreate the container before the dispatch call returns.
-    await setInstance(ctx, inst.instanceId, { updatingSince: ctx.now() });
-    const commandId = await dispatchCommand(
-      ctx,
-      inst.nodeId,
-      {
-        type: 'container.update',
-        instanceId: inst.instanceId,
-        ...(r.cpu ? { cpuLimit: r.cpu } : {}),
-        ...(r.memoryMb ? { memoryLimitMb: r.memoryMb } : {}),
-        ...(r.diskGb ? { diskLimitGb: r.diskGb } : {}),
-      },
-      { instanceId: inst.instanceId },
-    );
-    dispatched.push({ instanceId: inst.instanceId, commandId });
-  }
-  const all = dispatched.map((d) => d.instanceId);
+  const service = saved!;
+  const page = await rolloutPage(ctx, { ...service, rollout: service.rollout! }, undefined);
+  const pending = await copiesLeft(ctx, imageId, page);
+  const all = page.copies.map((c) => c.instanceId);
   return settle(
     ctx,
-    dispatched.map((d) => d.commandId),
+    page.copies.flatMap((c) => (c.commandId ? [c.commandId] : [])),
     async (commands) => {
       const failed = failures(commands);
       return {
         updated: all.filter((id) => !failed.some((f) => f.id === id)),
         ...(failed.length ? { failed } : {}),
+        pending,
       };
     },
-    { updated: all },
+    { updated: all, pending },
   );
 }

@@ -51,6 +51,8 @@ export function nextService(
     ...(current?.volumes ? { volumes: current.volumes } : {}),
     ...(current?.hostPorts ? { hostPorts: current.hostPorts } : {}),
     ...(current?.serviceName ? { serviceName: current.serviceName } : {}),
+    // A change of count leaves a limits rollout under way going.
+    ...(base?.rollout ? { rollout: base.rollout } : {}),
     // Stopping a global service (count 0) ends its global mode; any other change keeps it.
     ...(current?.global && desiredCount > 0 ? { global: true } : {}),
     createdAt: current?.createdAt ?? at,

@@ -9,6 +9,7 @@ import { storePart, sumParts, type FleetPart } from '../nodes/fleet-aggregate.js
 import { reconcile, reconcileFanOut, reconcileGlobalFrom } from './reconciler.js';
 import { getService, nodeInstances } from './model.js';
 import { instanceEndpointsDown } from './registry.js';
+import { rolloutLink } from './rollout.js';
 import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
 /** Node ids per `training.strays` event (an event stays far under SQS's 256 KB). */
@@ -45,9 +46,17 @@ export const reconcileGlobalEvent = z.object({
   moves: z.number().int().optional(),
 });
 
+/** One page of a limits change's copies past the request's (rollout.ts), from `cursor`. */
+export const resourcesRolloutEvent = z.object({
+  imageId: z.string().min(1),
+  rollout: z.string().min(1),
+  cursor: z.string().min(1),
+});
+
 export const orchestratorEvents = {
   reconcile: reconcileEvent,
   'reconcile.global': reconcileGlobalEvent,
+  'resources.rollout': resourcesRolloutEvent,
   'nodes.sweep': nodesSweep,
   'nodes.sweep.shard': nodesSweepShard,
 } satisfies AreaEvents;
@@ -56,6 +65,7 @@ declare module '../core/events.js' {
   interface AppEventSchemas {
     reconcile: typeof reconcileEvent;
     'reconcile.global': typeof reconcileGlobalEvent;
+    'resources.rollout': typeof resourcesRolloutEvent;
     'nodes.sweep': typeof nodesSweep;
     'nodes.sweep.shard': typeof nodesSweepShard;
   }
@@ -76,6 +86,8 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
     const { next } = await reconcileGlobalFrom(ctx, service, link, false);
     if (next) await emit(ctx, { type: 'reconcile.global', imageId: event.imageId, ...next });
   },
+  /** A page of a limits rollout; each link sends the next (a rollout superseded or gone ends it). */
+  'resources.rollout': async (event, ctx) => rolloutLink(ctx, event),
   /**
    * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than
    * that fans the rest out (`nodes.sweep.shard`, one chain per shard). Then the minute's full reconcile.

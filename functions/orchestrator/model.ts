@@ -33,8 +33,22 @@ export interface ServiceItem extends StoreItem {
   global?: boolean;
   /** The name a Swarm API client gave it; unique (guard item). */
   serviceName?: string;
+  /** The last change of its limits as it reaches the copies (rollout.ts). */
+  rollout?: RolloutState;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A limits change on its way to an image's copies, a page at a time (rollout.ts). */
+export interface RolloutState {
+  /** Names the change: a later one starts afresh, and this one's links stop. */
+  id: string;
+  startedAt: string;
+  /** Copies given the limits so far (sent an update, or found with them). */
+  copies: number;
+  /** Where the next link starts (a page's `next_cursor`); absent once finished. */
+  cursor?: string;
+  finishedAt?: string;
 }
 
 export interface PortBinding {

@@ -23,7 +23,7 @@ import {
 } from './model.js';
 import { LIVE } from './plan.js';
 import { deleteInstanceEndpoints, instanceEndpointsDown, registerInstanceEndpoints } from './registry.js';
-import { toReservation } from './resources.js';
+import { engineLimits, sameLimits, toReservation, type EngineLimits } from './resources.js';
 
 /** What agents report about service copies (command results, heartbeats, exit events), applied to instance records. */
 
@@ -97,14 +97,16 @@ export async function applyCommandResult(ctx: AppContext, command: CommandItem):
       const inst = await getInstance(ctx, instanceId);
       const service = inst && (await getService(ctx, inst.imageId));
       if (!inst || !service) return;
+      // The image's limits only when this command set them: an update overtaken by a later change
+      // leaves the copy to that change's rollout (rollout.ts), which sees it differ.
+      const current = sameLimits(command.command as EngineLimits, engineLimits(service.resources));
       // Engines without in-place update (Podman) recreate the container: new id, maybe new ports.
       const updated = await setInstance(
         ctx,
         instanceId,
         {
           ...engineFacts(command.output).set,
-          resources: service.resources,
-          reserve: toReservation(service.resources),
+          ...(current ? { resources: service.resources, reserve: toReservation(service.resources) } : {}),
         },
         ['updatingSince'],
       );

@@ -123,3 +123,22 @@ export function resourcesView(r: InstanceResources): Record<string, string | num
   if (r.gpus) out.gpus = r.gpus;
   return out;
 }
+
+/** The limits a container.update sets (gpus are placed, not limited): those the resources give. */
+export interface EngineLimits {
+  cpuLimit?: number;
+  memoryLimitMb?: number;
+  diskLimitGb?: number;
+}
+
+export function engineLimits(r: InstanceResources): EngineLimits {
+  const res = toReservation(r);
+  return {
+    ...(res.cpu ? { cpuLimit: res.cpu } : {}),
+    ...(res.memoryMb ? { memoryLimitMb: res.memoryMb } : {}),
+    ...(res.diskGb ? { diskLimitGb: res.diskGb } : {}),
+  };
+}
+
+export const sameLimits = (a: EngineLimits, b: EngineLimits) =>
+  a.cpuLimit === b.cpuLimit && a.memoryLimitMb === b.memoryLimitMb && a.diskLimitGb === b.diskLimitGb;

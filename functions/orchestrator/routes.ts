@@ -197,6 +197,14 @@ export function orchestratorRoutes(): AnyRoute[] {
             current_running: z.number(),
             total_instances: z.number(),
             resources: resourcesOut,
+            rollout: z
+              .object({
+                started_at: z.string(),
+                updated: z.number().int().describe('Copies given the limits so far'),
+                finished_at: z.string().nullable(),
+              })
+              .optional()
+              .describe('The last limits change (PUT /containers/{imageId}/resources) as it reaches the copies'),
           }),
         ),
       }),
@@ -342,7 +350,16 @@ export function orchestratorRoutes(): AnyRoute[] {
       body: instanceResources.refine((r) => Object.values(r).some((v) => v !== undefined), {
         message: 'at least one of cpu_limit, memory_limit, disk_limit is required',
       }),
-      response: z.object({ updated: z.array(z.string()) }).or(pendingOut),
+      response: z
+        .object({
+          updated: z.array(z.string()).describe("This request's page of copies with the new limits"),
+          failed: z.array(z.object({ id: z.string(), error: z.string() })).optional(),
+          pending: z
+            .number()
+            .int()
+            .describe('About how many copies the rollout updates in the background (GET /images `rollout`)'),
+        })
+        .or(pendingOut.extend({ updated: z.array(z.string()), pending: z.number().int() })),
       responses: { ...changeResponses, 404: 'Unknown image' },
       handler: async (req, ctx) => updateResources(ctx, req.params.imageId, req.body),
     }),

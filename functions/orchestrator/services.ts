@@ -10,6 +10,7 @@ import { changeService, nextService } from './desired-state.js';
 import { failures, settle } from '../nodes/settle.js';
 import { getService, imageInstances, listServices, type InstanceItem, type ServiceItem } from './model.js';
 import { imageInstanceCounts } from './instance-counts.js';
+import { imageInstancePage } from './instance-pages.js';
 import { allRefused, startRefused } from './observation.js';
 import { reconcile } from './reconciler.js';
 import type { InstanceResources } from './resources.js';
@@ -240,19 +241,36 @@ async function readLogs(ctx: AppContext, copies: InstanceItem[], tail: number) {
   };
 }
 
-/** The last `tail` lines of every running or exited copy of a service. */
-export async function serviceLogs(ctx: AppContext, ref: string, tail: number) {
+/** Copies a page of a service's logs holds at most (and by default: a small service in one page). */
+export const SERVICE_LOGS_PAGE_MAX = 50;
+
+/**
+ * The last `tail` lines of the running or exited copies of a page of a service's copies by id
+ * (`limit` after `cursor`; copies in other states are passed over, so a page may hold fewer): a
+ * global service has a copy on every node, and one request reads and asks a page of them.
+ */
+export async function serviceLogs(
+  ctx: AppContext,
+  ref: string,
+  query: { tail: number; limit: number; cursor?: string | undefined },
+) {
   const found = await findService(ctx, ref);
   if (!found) throw new NotFoundError(`Service ${ref} not found`);
-  const copies = (await imageInstances(ctx, found.imageId)).filter(
-    (i) => i.status === 'running' || i.status === 'exited',
+  const page = await imageInstancePage(ctx, found.imageId, query);
+  const copies = page.instances.filter((i) => i.status === 'running' || i.status === 'exited');
+  const { commandIds, collect } = await readLogs(ctx, copies, query.tail);
+  const next_cursor = page.cursor ?? null;
+  return settle(
+    ctx,
+    commandIds,
+    async (commands) => ({
+      id: serviceId(found.imageId),
+      name: found.serviceName ?? found.imageId,
+      logs: collect(commands),
+      next_cursor,
+    }),
+    { containers: copies.map((c) => c.instanceId), next_cursor },
   );
-  const { commandIds, collect } = await readLogs(ctx, copies, tail);
-  return settle(ctx, commandIds, async (commands) => ({
-    id: serviceId(found.imageId),
-    name: found.serviceName ?? found.imageId,
-    logs: collect(commands),
-  }));
 }
 
 /** The last `tail` lines of one copy. */

@@ -130,6 +130,15 @@ export async function listImages(ctx: AppContext) {
         current_running: counts[n]!.running,
         total_instances: totalOf(counts[n]!),
         resources: resourcesOut(s.resources),
+        ...(s.rollout
+          ? {
+              rollout: {
+                started_at: s.rollout.startedAt,
+                updated: s.rollout.copies,
+                finished_at: s.rollout.finishedAt ?? null,
+              },
+            }
+          : {}),
       }))
       .sort((a, b) => (a.image < b.image ? -1 : 1)),
   };

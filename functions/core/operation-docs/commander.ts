@@ -88,7 +88,7 @@ export const COMMANDER_DOCS: Record<string, OperationDoc> = {
     },
   },
   'GET /api/swarm/services/{service_id}/logs': {
-    description: `The last \`tail\` lines (default 100, at most 10000) of every copy of a service, read from their nodes. ${WAITS}`,
+    description: `The last \`tail\` lines (default 100, at most 10000) of the running or exited copies of a service, read from their nodes, a page of copies at a time: \`limit\` (1-50, default 50: a small service in one page; copies in other states are passed over, so a page may list fewer) and \`cursor\` (a page's \`next_cursor\`, \`null\` on the last). ${WAITS} A 202 also lists the page's \`containers\` and its \`next_cursor\`.`,
     params: { service_id: 'web' },
   },
   'DELETE /api/swarm/services/{service_id}': {

@@ -265,6 +265,7 @@ export const FLEET_RESPONSE_EXAMPLES: Record<string, unknown> = {
         error: 'node gpu-02 did not answer within 20 s',
       },
     ],
+    next_cursor: null,
   },
   'DELETE /api/swarm/services/{service_id}': { status: 'deleted', id: 'svc-web', name: 'web' },
   'GET /api/swarm/containers': {

@@ -16,7 +16,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
   },
   'GET /images': {
     description:
-      'Every image the orchestrator knows, with its desired count (what it keeps running), the running copies and the resources each copy gets.',
+      'Every image the orchestrator knows, with its desired count (what it keeps running), the running copies and the resources each copy gets; `rollout`, once its limits were changed: when that change began, how many copies have the new limits, and when it reached the last copy (`null` while under way).',
     response: {
       images: [
         {
@@ -25,6 +25,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
           current_running: 2,
           total_instances: 2,
           resources: { cpu_limit: '0.5', memory_limit: '512m' },
+          rollout: { started_at: '2026-01-15T10:00:00.000Z', updated: 2, finished_at: '2026-01-15T10:00:00.000Z' },
         },
       ],
     },
@@ -106,10 +107,10 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
     params: { idOrName: 'container-3f2a9c1b7d4e' },
   },
   'PUT /containers/{imageId}/resources': {
-    description: `New limits for the image: running copies are updated in place where the engine allows it. At least one of cpu_limit, memory_limit, disk_limit. ${RESOURCES} ${WAITS}`,
+    description: `New limits for the image (copies started from then on get them), then for its running and pending copies, updated in place where the engine allows it: this request updates a page of 50 copies by id and answers for those (\`updated\`); the rest (\`pending\`, about how many) are updated in the background a page at a time, their progress in \`GET /images\` (\`rollout\`) and each copy's limits in \`GET /containers/{imageId}/instances\`. At least one of cpu_limit, memory_limit, disk_limit. ${RESOURCES} ${WAITS}`,
     params: { imageId: 'nginx:alpine' },
     request: { cpu_limit: '1', memory_limit: '1g' },
-    response: { updated: ['3f2a9c1b7d4e'] },
+    response: { updated: ['3f2a9c1b7d4e'], pending: 0 },
   },
   'GET /commands/{command_id}': {
     description:
