@@ -337,7 +337,12 @@ export async function updateResources(ctx: AppContext, imageId: string, changes:
   const saved = await changeService(ctx, imageId, async (current) => {
     if (!current) throw new NotFoundError(`Image ${imageId} not found`);
     const resources = { ...current.resources, ...changes };
-    const next = { ...current, resources, rollout: newRollout(ctx), updatedAt: new Date(ctx.now()).toISOString() };
+    const next = {
+      ...current,
+      resources,
+      rollout: newRollout(ctx),
+      updatedAt: new Date(ctx.now()).toISOString(),
+    };
     // Limits only: nothing new is placed, so nothing to check against capacity.
     return { next, wanted: 0 };
   });

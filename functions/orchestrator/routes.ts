@@ -204,7 +204,9 @@ export function orchestratorRoutes(): AnyRoute[] {
                 finished_at: z.string().nullable(),
               })
               .optional()
-              .describe('The last limits change (PUT /containers/{imageId}/resources) as it reaches the copies'),
+              .describe(
+                'The last limits change (PUT /containers/{imageId}/resources) as it reaches the copies',
+              ),
           }),
         ),
       }),

@@ -8,7 +8,7 @@ import type { StoreItem } from '../ports/store.js';
 import { parseConstraint } from './constraints.js';
 import { changeService, nextService } from './desired-state.js';
 import { failures, settle } from '../nodes/settle.js';
-import { getService, imageInstances, listServices, type InstanceItem, type ServiceItem } from './model.js';
+import { getService, listServices, type InstanceItem, type ServiceItem } from './model.js';
 import { imageInstanceCounts } from './instance-counts.js';
 import { imageInstancePage } from './instance-pages.js';
 import { allRefused, startRefused } from './observation.js';

@@ -25,7 +25,11 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
           current_running: 2,
           total_instances: 2,
           resources: { cpu_limit: '0.5', memory_limit: '512m' },
-          rollout: { started_at: '2026-01-15T10:00:00.000Z', updated: 2, finished_at: '2026-01-15T10:00:00.000Z' },
+          rollout: {
+            started_at: '2026-01-15T10:00:00.000Z',
+            updated: 2,
+            finished_at: '2026-01-15T10:00:00.000Z',
+          },
         },
       ],
     },
