@@ -101,12 +101,21 @@ async function preflight(ctx: AppContext, next: ServiceItem, wanted: number): Pr
   }
 }
 
-/** Writes the service: created if new, else replaced if nobody changed it since it was read. False when someone did. */
-async function saveService(ctx: AppContext, next: ServiceItem, existed: boolean): Promise<boolean> {
+/**
+ * Writes the service: created if new, else replaced if nobody changed it since it was read. The
+ * item as stored (its new version), or undefined when someone did.
+ */
+async function saveService(
+  ctx: AppContext,
+  next: ServiceItem,
+  existed: boolean,
+): Promise<ServiceItem | undefined> {
   const { version, ...item } = next;
-  return existed
-    ? putIf(ctx.store, { ...item, version: (version ?? 1) + 1 }, { version: version ?? 1 })
-    : putIfAbsent(ctx.store, item);
+  const stored = { ...item, version: existed ? (version ?? 1) + 1 : 1 };
+  const saved = existed
+    ? await putIf(ctx.store, stored, { version: version ?? 1 })
+    : await putIfAbsent(ctx.store, item);
+  return saved ? stored : undefined;
 }
 
 /** Read, check, write the service; concurrent requests for the same image retry on the version. */
@@ -128,7 +137,8 @@ export async function changeService(
       if (error instanceof ConflictError && now?.version !== current?.version) continue;
       throw error;
     }
-    if (await saveService(ctx, change.next, current !== undefined)) return change.next;
+    const saved = await saveService(ctx, change.next, current !== undefined);
+    if (saved) return saved;
   }
   throw new ConflictError(`Image ${imageId} is changing concurrently; retry`);
 }

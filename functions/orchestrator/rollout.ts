@@ -98,7 +98,7 @@ async function recordProgress(
       copies: rest.copies + copies,
       ...(next ? { cursor: next } : { finishedAt: new Date(ctx.now()).toISOString() }),
     };
-    const on = service.version === undefined ? { absent: ['version'] } : { version: service.version };
+    const on = { version: service.version ?? 1 };
     if (await updateIf(ctx.store, k.pk, k.sk, { set: { rollout } }, on)) return;
     service = await getService(ctx, read.imageId);
   }
