@@ -9,7 +9,7 @@ import { storePart, sumParts, type FleetPart } from '../nodes/fleet-aggregate.js
 import { reconcile, reconcileFanOut, reconcileGlobalFrom } from './reconciler.js';
 import { getService, nodeInstances } from './model.js';
 import { instanceEndpointsDown } from './registry.js';
-import { rolloutLink } from './rollout.js';
+import { rolloutCopy, rolloutLink } from './rollout.js';
 import { publishFleetGauges } from '../observability/fleet-gauges.js';
 
 /** Node ids per `training.strays` event (an event stays far under SQS's 256 KB). */
@@ -53,10 +53,19 @@ export const resourcesRolloutEvent = z.object({
   cursor: z.string().min(1),
 });
 
+/** A rollout's pending copy, looked at again until it runs (rollout.ts); `look` counts the looks. */
+export const resourcesRolloutCopyEvent = z.object({
+  imageId: z.string().min(1),
+  rollout: z.string().min(1),
+  instanceId: z.string().min(1),
+  look: z.number().int().positive(),
+});
+
 export const orchestratorEvents = {
   reconcile: reconcileEvent,
   'reconcile.global': reconcileGlobalEvent,
   'resources.rollout': resourcesRolloutEvent,
+  'resources.rollout.copy': resourcesRolloutCopyEvent,
   'nodes.sweep': nodesSweep,
   'nodes.sweep.shard': nodesSweepShard,
 } satisfies AreaEvents;
@@ -66,6 +75,7 @@ declare module '../core/events.js' {
     reconcile: typeof reconcileEvent;
     'reconcile.global': typeof reconcileGlobalEvent;
     'resources.rollout': typeof resourcesRolloutEvent;
+    'resources.rollout.copy': typeof resourcesRolloutCopyEvent;
     'nodes.sweep': typeof nodesSweep;
     'nodes.sweep.shard': typeof nodesSweepShard;
   }
@@ -88,6 +98,7 @@ export const orchestratorEventHandlers: AreaEventHandlers = {
   },
   /** A page of a limits rollout; each link sends the next (a rollout superseded or gone ends it). */
   'resources.rollout': async (event, ctx) => rolloutLink(ctx, event),
+  'resources.rollout.copy': async (event, ctx) => rolloutCopy(ctx, event),
   /**
    * Sweeps the node state shard after shard within one invocation's budget; a fleet larger than
    * that fans the rest out (`nodes.sweep.shard`, one chain per shard). Then the minute's full reconcile.

@@ -2,7 +2,8 @@
  * A change of an image's limits reaches its copies a page at a time. `PUT /containers/{imageId}/resources`
  * writes the limits on the image's record first (copies placed from then on get them), updates the
  * first ROLLOUT_PAGE copies by id itself and hands the rest to `resources.rollout` events, one page
- * a link, so no invocation reads or commands every copy of a global service. A copy that has the
+ * a link, so no invocation reads or commands every copy of a global service. A copy still starting
+ * gets its update once it runs (`resources.rollout.copy`, a look every few seconds). A copy that has the
  * limits already (started since, or updated by an earlier delivery of the same link) is not sent
  * them again; a redelivered link sends the others again, which the agent applies idempotently. The
  * image's record carries the rollout's progress (`rollout`), shown by `GET /images`.
@@ -15,8 +16,15 @@ import { dispatchCommand } from '../nodes/commands.js';
 import { updateIf } from '../ports/store.js';
 import { imageInstanceCounts } from './instance-counts.js';
 import { imageInstancePage } from './instance-pages.js';
-import { getService, setInstance, type RolloutState, type ServiceItem } from './model.js';
-import { engineLimits, sameLimits } from './resources.js';
+import {
+  getInstance,
+  getService,
+  setInstance,
+  type InstanceItem,
+  type RolloutState,
+  type ServiceItem,
+} from './model.js';
+import { engineLimits, sameLimits, type EngineLimits } from './resources.js';
 
 /** Copies one invocation (the request, then each link) reads and updates at most. */
 export const ROLLOUT_PAGE = 50;
@@ -28,17 +36,35 @@ export const newRollout = (ctx: AppContext): RolloutState => ({
   copies: 0,
 });
 
+/** Seconds between looks at a pending copy whose limits wait for its start, and how many looks. */
+export const PENDING_LOOK_SECONDS = 5;
+const PENDING_LOOKS = 60;
+
 export interface RolloutPage {
-  /** The page's running and pending copies, each with its update's command id when one was sent. */
+  /** The page's running copies, each with its update's command id when one was sent. */
   copies: { instanceId: string; commandId?: string }[];
+  /** Pending copies with the old limits: each sent its update once started (`resources.rollout.copy`). */
+  deferred: string[];
   /** Where the next link starts; absent on the last page. */
   cursor?: string;
 }
 
+/** Shields the copy (an engine without in-place update recreates it) and sends it the limits. */
+async function sendUpdate(ctx: AppContext, inst: InstanceItem, limits: EngineLimits): Promise<string> {
+  // Shield first: a fast agent may recreate the container before the dispatch call returns.
+  await setInstance(ctx, inst.instanceId, { updatingSince: ctx.now() });
+  return dispatchCommand(
+    ctx,
+    inst.nodeId,
+    { type: 'container.update', instanceId: inst.instanceId, ...limits },
+    { instanceId: inst.instanceId },
+  );
+}
+
 /**
- * One page of the image's copies from `cursor`: each running or pending copy whose limits differ
- * from the image's is shielded (an engine without in-place update recreates it) and sent a
- * container.update (the agent runs it after a pending copy's start). Then the record's progress,
+ * One page of the image's copies from `cursor`: each running copy whose limits differ from the
+ * image's is sent them; a pending one (placed before the change, its start on the way: an update
+ * could reach the agent before it) is looked at again until it runs. Then the record's progress,
  * then the next link: a crash before the link is sent fails the event, and its redelivery resumes.
  */
 export async function rolloutPage(
@@ -49,31 +75,45 @@ export async function rolloutPage(
   const limits = engineLimits(service.resources);
   const page = await imageInstancePage(ctx, service.imageId, { limit: ROLLOUT_PAGE, cursor });
   const copies: RolloutPage['copies'] = [];
+  const deferred: string[] = [];
+  const link = { imageId: service.imageId, rollout: service.rollout.id };
   for (const inst of page.instances) {
     if (inst.status !== 'running' && inst.status !== 'pending') continue;
-    if (sameLimits(engineLimits(inst.resources), limits)) {
-      copies.push({ instanceId: inst.instanceId });
-      continue;
+    if (sameLimits(engineLimits(inst.resources), limits)) copies.push({ instanceId: inst.instanceId });
+    else if (inst.status === 'running')
+      copies.push({ instanceId: inst.instanceId, commandId: await sendUpdate(ctx, inst, limits) });
+    else {
+      deferred.push(inst.instanceId);
+      await emit(
+        ctx,
+        { type: 'resources.rollout.copy', ...link, instanceId: inst.instanceId, look: 1 },
+        PENDING_LOOK_SECONDS,
+      );
     }
-    // Shield first: a fast agent may recreate the container before the dispatch call returns.
-    await setInstance(ctx, inst.instanceId, { updatingSince: ctx.now() });
-    const commandId = await dispatchCommand(
-      ctx,
-      inst.nodeId,
-      { type: 'container.update', instanceId: inst.instanceId, ...limits },
-      { instanceId: inst.instanceId },
-    );
-    copies.push({ instanceId: inst.instanceId, commandId });
   }
-  await recordProgress(ctx, service, cursor, copies.length, page.cursor);
-  if (page.cursor)
-    await emit(ctx, {
-      type: 'resources.rollout',
-      imageId: service.imageId,
-      rollout: service.rollout.id,
-      cursor: page.cursor,
-    });
-  return { copies, ...(page.cursor ? { cursor: page.cursor } : {}) };
+  await recordProgress(ctx, service, cursor, copies.length + deferred.length, page.cursor);
+  if (page.cursor) await emit(ctx, { type: 'resources.rollout', ...link, cursor: page.cursor });
+  return { copies, deferred, ...(page.cursor ? { cursor: page.cursor } : {}) };
+}
+
+/**
+ * A pending copy of a rollout, looked at again: sent the limits once it runs (or after the last
+ * look, when the agent runs the update after its start anyway); nothing once it has them, is gone
+ * or dead, or the rollout was overtaken (the later one's pages find it).
+ */
+export async function rolloutCopy(
+  ctx: AppContext,
+  event: { imageId: string; rollout: string; instanceId: string; look: number },
+): Promise<void> {
+  const service = await getService(ctx, event.imageId);
+  if (service?.rollout?.id !== event.rollout) return;
+  const inst = await getInstance(ctx, event.instanceId);
+  if (!inst || (inst.status !== 'running' && inst.status !== 'pending')) return;
+  const limits = engineLimits(service.resources);
+  if (sameLimits(engineLimits(inst.resources), limits)) return;
+  if (inst.status === 'pending' && event.look < PENDING_LOOKS)
+    await emit(ctx, { type: 'resources.rollout.copy', ...event, look: event.look + 1 }, PENDING_LOOK_SECONDS);
+  else await sendUpdate(ctx, inst, limits);
 }
 
 /**
@@ -106,10 +146,10 @@ async function recordProgress(
 
 /**
  * About how many live copies a rollout has left after its first page: the image's counted running
- * and pending copies less the page's (copies started since have the limits already).
+ * and pending copies less the page's running ones (copies started since have the limits already).
  */
 export async function copiesLeft(ctx: AppContext, imageId: string, page: RolloutPage): Promise<number> {
-  if (!page.cursor) return 0;
+  if (!page.cursor) return page.deferred.length;
   const counts = await imageInstanceCounts(ctx, imageId);
   return Math.max(0, counts.running + counts.pending - page.copies.length);
 }

@@ -111,7 +111,7 @@ export const WORKLOAD_DOCS: Record<string, OperationDoc> = {
     params: { idOrName: 'container-3f2a9c1b7d4e' },
   },
   'PUT /containers/{imageId}/resources': {
-    description: `New limits for the image (copies started from then on get them), then for its running and pending copies, updated in place where the engine allows it: this request updates a page of 50 copies by id and answers for those (\`updated\`); the rest (\`pending\`, about how many) are updated in the background a page at a time, their progress in \`GET /images\` (\`rollout\`) and each copy's limits in \`GET /containers/{imageId}/instances\`. At least one of cpu_limit, memory_limit, disk_limit. ${RESOURCES} ${WAITS}`,
+    description: `New limits for the image (copies started from then on get them), then for its running copies (a copy still starting once it runs), updated in place where the engine allows it: this request updates a page of 50 copies by id and answers for those (\`updated\`); the rest (\`pending\`, about how many) are updated in the background a page at a time, their progress in \`GET /images\` (\`rollout\`) and each copy's limits in \`GET /containers/{imageId}/instances\`. At least one of cpu_limit, memory_limit, disk_limit. ${RESOURCES} ${WAITS}`,
     params: { imageId: 'nginx:alpine' },
     request: { cpu_limit: '1', memory_limit: '1g' },
     response: { updated: ['3f2a9c1b7d4e'], pending: 0 },

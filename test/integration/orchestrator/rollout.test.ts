@@ -12,7 +12,7 @@ import type { MemoryQueue } from '../../../functions/adapters/memory-queue.js';
 import { EVENTS_QUEUE } from '../../../functions/core/events.js';
 import { encodeCursor } from '../../../functions/orchestrator/instance-pages.js';
 import { getService } from '../../../functions/orchestrator/model.js';
-import { ROLLOUT_PAGE, rolloutLink } from '../../../functions/orchestrator/rollout.js';
+import { PENDING_LOOK_SECONDS, ROLLOUT_PAGE, rolloutLink } from '../../../functions/orchestrator/rollout.js';
 import { serviceId } from '../../../functions/orchestrator/services.js';
 
 const env = {
@@ -153,6 +153,45 @@ describe('a limits change over more copies than one page (embedded runtime, scri
       expect(mine.filter((c) => c.cpuLimit === 0.3).length).toBeLessThanOrEqual(1);
     }
   }, 60_000);
+
+  it('a copy still starting gets the limits once it runs, after its start', async () => {
+    const PENDING = 'rollout/starting:1';
+    const w1 = agents[0]!;
+    await w1.stop();
+    // Placed on the stopped agent: its start stays unanswered until the agent polls again.
+    const starting = call(rt.url, 'POST', `/containers/${enc(PENDING)}/start`, {
+      count: 1,
+      resources: { cpu_limit: '0.1' },
+      node_id: w1.nodeId,
+    });
+    const copy = await eventually(async () => {
+      const res = await call(rt.url, 'GET', `/containers/${enc(PENDING)}/instances`);
+      // A pending copy shows as the engine's `created`.
+      expect(res.body.instances).toEqual([expect.objectContaining({ status: 'created' })]);
+      return res.body.instances[0] as Instance;
+    });
+    const res = await call(rt.url, 'PUT', `/containers/${enc(PENDING)}/resources`, { cpu_limit: '0.6' });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ updated: [], pending: 1 });
+    w1.start(300);
+    expect([200, 202]).toContain((await starting).status);
+    await eventually(
+      async () => {
+        const res = await call(rt.url, 'GET', `/containers/${enc(PENDING)}/instances`);
+        expect(res.body.instances).toEqual([
+          expect.objectContaining({ id: copy.id, status: 'running', resources: { cpu_limit: '0.6' } }),
+        ]);
+      },
+      (PENDING_LOOK_SECONDS + 10) * 1000,
+    );
+    const mine = w1.seen.filter(
+      (e) =>
+        (e.command.type === 'container.start' && e.command.spec.instanceId === copy.id) ||
+        (e.command.type === 'container.update' && e.command.instanceId === copy.id),
+    );
+    expect(mine.map((e) => e.command.type)).toEqual(['container.start', 'container.update']);
+    expect(mine[1]!.command).toMatchObject({ cpuLimit: 0.6 });
+  }, 40_000);
 
   it("pages through the service's logs, every copy once", async () => {
     const logs: { container_id: string; logs?: string }[] = [];
