@@ -2,11 +2,11 @@
  * A change of an image's limits reaches its copies a page at a time. `PUT /containers/{imageId}/resources`
  * writes the limits on the image's record first (copies placed from then on get them), updates the
  * first ROLLOUT_PAGE copies by id itself and hands the rest to `resources.rollout` events, one page
- * a link, so no invocation reads or commands every copy of a global service. A copy still starting
- * gets its update once it runs (`resources.rollout.copy`, a look every few seconds). A copy that has the
- * limits already (started since, or updated by an earlier delivery of the same link) is not sent
- * them again; a redelivered link sends the others again, which the agent applies idempotently. The
- * image's record carries the rollout's progress (`rollout`), shown by `GET /images`.
+ * a link, so no invocation reads or commands every copy of a global service. A copy still
+ * starting gets its update once it runs (`resources.rollout.copy`, a look every few seconds). A
+ * copy that has the limits already (started since, or updated by an earlier delivery of the same
+ * link) is not sent them again; a redelivered link sends the others again, which the agent applies
+ * idempotently. The image's record carries the rollout's progress (`rollout`), in `GET /images`.
  */
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../core/context.js';
