@@ -259,8 +259,10 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect(text).toContain(`${nodeName} | [info] Streaming the logs of node ${nodeName}`);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-  });
+  }, 60_000);
 
+  // Live follows wait on lines a container prints each second (each wait up to 30 s on a loaded
+  // machine), so these cases get more than the default 30 s in all.
   it('fleet logs reads a container’s lines; -f follows the WebSocket stream, in order and once each across a dropped connection, and ends with the container', async () => {
     const [first] = (await json<{ containers: { id: string; status: string }[] }>(['ps', '--node', nodeName]))
       .containers;
@@ -333,7 +335,7 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect(await exited, errText).toBe(0);
     inOrderOnce();
     await proxy.close();
-  });
+  }, 120_000);
 
   it('fleet exec runs a command on the node and exits with its status', async () => {
     const out = await fleet(['exec', nodeName, '--', 'sh', '-c', 'echo hello from $0; exit 3', 'the node']);
@@ -398,7 +400,7 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     expect(runs.runs[0]!.log_tail).toContain('epoch 2 loss 0.5');
     const list = await fleet(['jobs', 'list']);
     expect(list.stdout).toContain(name);
-  });
+  }, 120_000);
 
   it('fleet jobs logs -f exits 8 when the run fails', async () => {
     const created = await json<{ job_id: string }>([
@@ -418,7 +420,7 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     const logs = await fleet(['jobs', 'logs', created.job_id, '-f']);
     expect(logs.code).toBe(8);
     expect(logs.stderr).toMatch(/exit 3/);
-  });
+  }, 60_000);
 
   it('fleet join-command prints the install line with a fresh join token', async () => {
     const out = await fleet(['join-command', '--max-uses', '1', '--name', 'gpu-02']);
