@@ -1,6 +1,23 @@
 /** /openapi.json's descriptions and examples for training jobs and Novita instances (see ../operation-docs.ts). */
 import { WAITS, type OperationDoc } from './shared.js';
 
+/** One run as the job's and the node's run listings show it. */
+const RUN = {
+  run_id: 'train-3f2a9c1b-20260115020000000-a1',
+  job_id: 'train-3f2a9c1b',
+  attempt: 1,
+  status: 'succeeded',
+  node_id: 'gpu-01-5b1c7e0a',
+  scheduled_at: '2026-01-15T02:00:00Z',
+  started_at: '2026-01-15T02:00:04Z',
+  ended_at: '2026-01-15T03:12:40Z',
+  exit_code: 0,
+  error: null,
+  waiting_reason: null,
+  log_tail: 'epoch 10 loss 0.081\ntraining done\n',
+  preempted: false,
+};
+
 export const JOB_DOCS: Record<string, OperationDoc> = {
   // ------------------------------------------------------------------ training
   'POST /jobs': {
@@ -88,23 +105,7 @@ export const JOB_DOCS: Record<string, OperationDoc> = {
     params: { job_id: 'train-3f2a9c1b' },
     response: {
       job_id: 'train-3f2a9c1b',
-      runs: [
-        {
-          run_id: 'train-3f2a9c1b-20260115020000000-a1',
-          job_id: 'train-3f2a9c1b',
-          attempt: 1,
-          status: 'succeeded',
-          node_id: 'gpu-01-5b1c7e0a',
-          scheduled_at: '2026-01-15T02:00:00Z',
-          started_at: '2026-01-15T02:00:04Z',
-          ended_at: '2026-01-15T03:12:40Z',
-          exit_code: 0,
-          error: null,
-          waiting_reason: null,
-          log_tail: 'epoch 10 loss 0.081\ntraining done\n',
-          preempted: false,
-        },
-      ],
+      runs: [RUN],
       total: 1,
       page: 1,
       page_size: 20,
@@ -116,23 +117,7 @@ export const JOB_DOCS: Record<string, OperationDoc> = {
     params: { node_id: 'gpu-01' },
     response: {
       node_id: 'gpu-01-5b1c7e0a',
-      runs: [
-        {
-          run_id: 'train-3f2a9c1b-20260115020000000-a1',
-          job_id: 'train-3f2a9c1b',
-          attempt: 1,
-          status: 'succeeded',
-          node_id: 'gpu-01-5b1c7e0a',
-          scheduled_at: '2026-01-15T02:00:00Z',
-          started_at: '2026-01-15T02:00:04Z',
-          ended_at: '2026-01-15T03:12:40Z',
-          exit_code: 0,
-          error: null,
-          waiting_reason: null,
-          log_tail: 'epoch 10 loss 0.081\ntraining done\n',
-          preempted: false,
-        },
-      ],
+      runs: [RUN],
       next_cursor: null,
     },
   },

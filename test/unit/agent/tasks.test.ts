@@ -98,6 +98,17 @@ async function setup(options: { deliver?: boolean } = {}) {
   return { engine, journal, events, runner, finished };
 }
 
+/** Until the model server got the task's request. */
+const posted = () =>
+  new Promise<void>((r) => {
+    const t = setInterval(() => {
+      if (seen.some((s) => s.method === 'POST')) {
+        clearInterval(t);
+        r();
+      }
+    }, 5);
+  });
+
 describe('TaskRunner', () => {
   it('starts the model server, waits for its port, posts the request, reports progress and files', async () => {
     // Prepare
@@ -153,14 +164,7 @@ describe('TaskRunner', () => {
     handler = () => undefined; // never answers
     const { runner, finished } = await setup();
     await runner.accept(command(), 'cmd-1');
-    await new Promise<void>((r) => {
-      const t = setInterval(() => {
-        if (seen.some((s) => s.method === 'POST')) {
-          clearInterval(t);
-          r();
-        }
-      }, 5);
-    });
+    await posted();
     expect(runner.cancel('task-1')).toBe(true);
     const done = await finished();
     expect(done).toMatchObject({ status: 'cancelled', error: 'cancelled' });
@@ -190,14 +194,7 @@ describe('TaskRunner', () => {
     handler = () => undefined; // never answers
     const { runner, events, finished } = await setup();
     await runner.accept(command(), 'cmd-2');
-    await new Promise<void>((r) => {
-      const t = setInterval(() => {
-        if (seen.some((s) => s.method === 'POST')) {
-          clearInterval(t);
-          r();
-        }
-      }, 5);
-    });
+    await posted();
     expect(runner.cancel('task-1', 'cmd-1')).toBe(false);
     expect(runner.isRunning('task-1')).toBe(true);
     expect(events.filter((e) => e.type === 'task.finished')).toEqual([]);
