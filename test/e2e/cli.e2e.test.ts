@@ -220,7 +220,7 @@ describeWith(requireEngine(), 'fleet CLI (bundled) against npm start and a real 
     const out = await fleet(['scale', BUSYBOX_IMAGE, '3']);
     expect(out.code, out.stderr).toBe(0);
     await eventually('3 running copies', async () => expect((await running()).length).toBe(3), 60_000);
-  });
+  }, 90_000);
 
   it('fleet logs NODE -f follows every container of the node, each line once under its name, and the node’s own lines; Ctrl-C ends it', async () => {
     const { containers } = await json<{ containers: { name: string; status: string }[] }>([
