@@ -4,7 +4,7 @@
  */
 import * as z from 'zod';
 import type { AppContext } from '../core/context.js';
-import { ValidationError } from '../core/errors.js';
+import { decodeKeyCursor, keyPage } from '../core/key-pages.js';
 import { fleetKeys, keys } from '../core/keys.js';
 import { queryAll, type StoreItem } from '../ports/store.js';
 import { SHARDS, liveKey, type LiveRecord, type MetricsRecord } from './node-records.js';
@@ -218,25 +218,6 @@ export const nodePageQuery = {
 /** The field a paged listing adds to its answer. */
 export const nextCursorField = z.string().nullable().describe('For the next page; null on the last');
 
-/** Opaque to callers: base64url JSON of the last node name listed (the node index's sort key); a malformed one is a 400. */
-const encodeCursor = (name: string) => Buffer.from(JSON.stringify({ a: name })).toString('base64url');
-
-function decodeCursor(cursor: string): string {
-  try {
-    if (cursor.length <= 4096 && /^[A-Za-z0-9_-]+$/.test(cursor)) {
-      const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-      const a = (parsed as { a?: unknown } | null)?.a;
-      if (typeof a === 'string' && a.length > 0 && a.length <= 400) return a;
-    }
-  } catch {
-    // fall through
-  }
-  throw new ValidationError(
-    [{ loc: ['query', 'cursor'], msg: 'Invalid pagination cursor', type: 'value_error' }],
-    400,
-  );
-}
-
 /**
  * Nodes by name, `limit` of them after `cursor`: a page of the node index (read on past DynamoDB's
  * 1 MB pages), then each listed node's liveness and metrics (one query each), so a request reads
@@ -247,7 +228,10 @@ export async function nodePage(
   ctx: AppContext,
   opts: { limit: number; cursor?: string | undefined; name_prefix?: string | undefined },
 ): Promise<{ nodes: NodeItem[]; cursor?: string }> {
-  const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+  const after =
+    opts.cursor === undefined
+      ? undefined
+      : decodeKeyCursor(opts.cursor, (name) => name.length > 0 && name.length <= 400);
   const prefix = opts.name_prefix;
   // Names sort by code unit: a prefix is the range from it to it followed by the highest one.
   const range: [string, string] | undefined =
@@ -256,36 +240,21 @@ export async function nodePage(
       : after !== undefined
         ? [after, '\uffff']
         : undefined;
-  const metas: NodeItem[] = [];
-  let from: string | undefined;
-  // One more than the page: whether another follows. The inclusive bound returns the cursor's own node first.
-  const want = opts.limit + 1 + (after !== undefined ? 1 : 0);
-  let read = 0;
-  do {
-    const page = await ctx.store.query<NodeItem>(fleetKeys.nodesPk, {
-      index: 'gsi1',
-      ascending: true,
-      ...(range ? { between: range } : {}),
-      limit: want - read,
-      ...(from !== undefined ? { cursor: from } : {}),
-    });
-    read += page.items.length;
-    metas.push(...page.items.filter((m) => m.gsi1sk !== after));
-    from = page.cursor;
-  } while (from !== undefined && read < want);
-  const listed = metas.slice(0, opts.limit);
+  const page = await keyPage<NodeItem>(ctx, fleetKeys.nodesPk, {
+    index: 'gsi1',
+    ascending: true,
+    limit: opts.limit,
+    after,
+    range,
+  });
   // The whole fleet in one page (at most NODE_PAGE_MAX nodes): its shards cost fewer units than a query a node.
   const nodes =
-    after === undefined && prefix === undefined && metas.length <= opts.limit
+    after === undefined && prefix === undefined && page.cursor === undefined
       ? await allState(ctx).then(({ live, sample }) =>
-          listed.map((m) => assemble(m, live.get(m.nodeId), sample.get(m.nodeId))),
+          page.items.map((m) => assemble(m, live.get(m.nodeId), sample.get(m.nodeId))),
         )
-      : await Promise.all(listed.map((m) => withState(ctx, m)));
-  const last = listed.at(-1)?.gsi1sk;
-  return {
-    nodes,
-    ...(metas.length > opts.limit && typeof last === 'string' ? { cursor: encodeCursor(last) } : {}),
-  };
+      : await Promise.all(page.items.map((m) => withState(ctx, m)));
+  return { nodes, ...(page.cursor !== undefined ? { cursor: page.cursor } : {}) };
 }
 
 /** Cordoned (or draining): nothing new is placed on the node. */
